@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine:
+#   make test   create .venv if missing, install, run the test suite
+#   make demo   same set-up, then run every experiment's quick preset and start the dashboard
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo install app clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, pinned: the CPU build lies on disk here; plain `torch` would pull CUDA.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/interp demo
+
+app: $(STAMP)
+	$(BIN)/interp app
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,59 @@
+"""interp: a mechanistic-interpretability workbench.
+
+Public API (see README.md and ../shared/DESIGN.md)::
+
+    import interp
+    m = interp.load_model("zoo:code-lm-tiny")
+    out, acts = interp.trace(m, "def f(x):", capture=["blocks.0.hook_resid_post"])
+    store = interp.collect(m, dataset, hooks=["blocks.0.hook_resid_post"])
+    result = interp.analyses.get("model_report").run(config)
+
+Heavy dependencies (torch, transformer-lens, nnsight) are imported lazily, so that
+``interp --help`` and ``import interp`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it. The one place the public API is declared.
+_PUBLIC = {
+    "load_model": "interp.tracing.load",
+    "wrap": "interp.tracing.load",
+    "Model": "interp.tracing.model",
+    "trace": "interp.tracing.trace",
+    "collect": "interp.tracing.collect",
+    "ActivationStore": "interp.tracing.store",
+    "Result": "interp.results",
+    "Criterion": "interp.results",
+}
+_SUBMODULES = {"analyses", "models", "tracing", "data", "plotting", "runs", "utils"}
+
+__all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from interp import analyses, data, models, plotting, runs, tracing, utils
+    from interp.results import Criterion, Result
+    from interp.tracing.collect import collect
+    from interp.tracing.load import load_model, wrap
+    from interp.tracing.model import Model
+    from interp.tracing.store import ActivationStore
+    from interp.tracing.trace import trace
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"interp.{name}")
+    else:
+        raise AttributeError(f"module 'interp' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

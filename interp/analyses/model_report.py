@@ -1,0 +1,219 @@
+"""Model report: logit lens, attention patterns and per-head ablation on any transformer.
+
+The spine's end-to-end analysis. On held-out text it measures, per layer, how well the
+residual stream already predicts the next token when read through the final norm and
+unembedding (logit lens), scores every head as previous-token / first-token attention,
+and ablates each head in turn (mean or zero ablation of ``hook_z``) to measure the loss
+it carries. Sanity criteria check the tracing itself: the lens at the last layer equals
+the model's logits, an identity edit changes nothing, attention rows sum to one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+
+from interp.analyses import register
+from interp.results import Result
+
+log = logging.getLogger(__name__)
+
+
+class Config(BaseModel):
+    """Settings of the model report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "zoo:code-lm-tiny"
+    corpus: str = "stdlib"
+    n_prompts: int = 32
+    seq_len: int = 48
+    prompt: str = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\n"
+    ablation: Literal["mean", "zero"] = "mean"
+    batch_size: int = 16
+    device: str = "auto"
+    seed: int = 0
+
+
+def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Tensor:
+    """``[n, seq_len]`` windows of held-out text (BOS first), or random tokens without a tokenizer."""
+    g = torch.Generator().manual_seed(seed)
+    if m.tokenizer is None:
+        return torch.randint(0, m.cfg.d_vocab, (n, seq_len), generator=g)
+    from interp.data.corpus import load_corpus
+
+    docs = load_corpus(corpus, max_chars=400_000, seed=0).heldout
+    ids = m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"]
+    stream = torch.tensor(ids, dtype=torch.long)
+    if len(stream) < seq_len:
+        raise ValueError(f"held-out text of {corpus!r} has only {len(stream)} tokens; need {seq_len}")
+    starts = torch.randint(0, len(stream) - seq_len + 1, (n,), generator=g)
+    windows = torch.stack([stream[s : s + seq_len - 1] for s in starts.tolist()])
+    bos = m.tokenizer.bos_token_id if m.tokenizer.bos_token_id is not None else windows[:, :1]
+    return torch.cat([torch.full((n, 1), bos) if isinstance(bos, int) else bos, windows], dim=1)
+
+
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits[:, :-1]`` against ``tokens[:, 1:]``."""
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1))
+
+
+def logit_lens(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Per-layer next-token loss and top-1 accuracy of the residual stream read through
+    ``ln_final`` + ``unembed``. Row 0 is the embedding (``blocks.0.hook_resid_pre``),
+    row ``l+1`` is ``blocks.{l}.hook_resid_post``. Also returns the max |lens - logits| at
+    the last layer (must be ~0)."""
+    from interp.tracing.trace import trace
+
+    L = m.n_layers
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]
+    loss = np.zeros(L + 1)
+    acc = np.zeros(L + 1)
+    final_gap = 0.0
+    n = 0
+    for i in range(0, len(tokens), batch_size):
+        x = tokens[i : i + batch_size].to(m.device)
+        out, acts = trace(m, x, capture=names)
+        with torch.no_grad():
+            for j, name in enumerate(names):
+                lens = m.module.unembed(m.module.ln_final(acts[name]))  # [batch, pos, vocab]
+                loss[j] += next_token_loss(lens, x).item() * len(x)
+                acc[j] += (lens[:, :-1].argmax(-1) == x[:, 1:]).float().mean().item() * len(x)
+            final_gap = max(final_gap, (lens - out).abs().max().item())
+        n += len(x)
+    return {"loss": loss / n, "accuracy": acc / n, "final_gap": np.array(final_gap)}
+
+
+def head_attention_scores(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Per head ``[layer, head]``: mean attention to the previous token and to position 0,
+    and the max deviation of attention row sums from 1."""
+    from interp.tracing.trace import trace
+
+    L, H = m.n_layers, m.cfg.n_heads
+    names = [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
+    prev = np.zeros((L, H))
+    first = np.zeros((L, H))
+    row_err = 0.0
+    n = 0
+    for i in range(0, len(tokens), batch_size):
+        x = tokens[i : i + batch_size].to(m.device)
+        _, acts = trace(m, x, capture=names)
+        for l, name in enumerate(names):
+            p = acts[name].float()  # [batch, head, query, key]
+            row_err = max(row_err, (p.sum(-1) - 1).abs().max().item())
+            prev[l] += p.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2)).cpu().numpy() * len(x)
+            first[l] += p[:, :, 1:, 0].mean(dim=(0, 2)).cpu().numpy() * len(x)
+        n += len(x)
+    return {"prev_token": prev / n, "first_token": first / n, "row_sum_error": np.array(row_err)}
+
+
+def head_ablation(m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Loss increase ``[layer, head]`` when each head's ``hook_z`` is mean- or zero-ablated,
+    plus the clean loss and the largest output change under an identity edit (must be 0)."""
+    from interp.tracing.trace import edit_heads, trace
+
+    L, H = m.n_layers, m.cfg.n_heads
+    z_names = [f"blocks.{l}.attn.hook_z" for l in range(L)]
+    batches = [tokens[i : i + batch_size].to(m.device) for i in range(0, len(tokens), batch_size)]
+    means = {}
+    clean, identity_gap, n = 0.0, 0.0, 0
+    for x in batches:
+        out, acts = trace(m, x, capture=z_names)
+        clean += next_token_loss(out, x).item() * len(x)
+        for name in z_names:
+            means[name] = means.get(name, 0) + acts[name].float().sum(dim=(0, 1))  # [head, d_head]
+        n += x.shape[0]
+        out_id, _ = trace(m, x, edits={name: (lambda a: a) for name in z_names})
+        identity_gap = max(identity_gap, (out_id - out).abs().max().item())
+    n_pos = n * tokens.shape[1]
+    means = {k: v / n_pos for k, v in means.items()}
+    clean /= n
+    delta = np.zeros((L, H))
+    for l, name in enumerate(z_names):
+        for h in range(H):
+            if how == "mean":
+                fn = (lambda mu: (lambda a: mu.to(a.dtype).expand_as(a).clone()))(means[name][h])
+            else:
+                fn = torch.zeros_like
+            total = 0.0
+            for x in batches:
+                out, _ = trace(m, x, edits={name: edit_heads([h], fn)})
+                total += next_token_loss(out, x).item() * len(x)
+            delta[l, h] = total / n - clean
+    return {"loss_increase": delta, "clean_loss": np.array(clean), "identity_gap": np.array(identity_gap)}
+
+
+def unigram_loss(m, tokens: torch.Tensor) -> float:
+    """Cross-entropy of the best unigram predictor fitted on ``tokens`` themselves (a floor
+    for "has the model learned anything beyond token frequencies")."""
+    t = tokens[:, 1:].reshape(-1)
+    counts = torch.bincount(t, minlength=int(t.max()) + 1).float()
+    p = counts / counts.sum()
+    return float(-(p[t].log()).mean())
+
+
+@register("model_report", Config, title="Model report: logit lens, attention, head ablation",
+          figure_order=("logit_lens", "head_ablation", "head_scores", "attention"))
+def run(config: Config) -> Result:
+    """Logit lens, attention patterns and per-head ablation on a transformer."""
+    import interp
+    from interp.plotting import report as plots
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    m = interp.load_model(config.model, device=config.device)
+    if m.kind != "transformer" or not m.n_layers:
+        raise ValueError(f"model_report needs a transformer with blocks; {config.model} is a {m.kind}")
+    log.info("model %s: %d layers x %d heads", m.model_id, m.n_layers, m.cfg.n_heads)
+    tokens = heldout_tokens(m, config.corpus, config.n_prompts, config.seq_len, config.seed)
+
+    lens = logit_lens(m, tokens, config.batch_size)
+    scores = head_attention_scores(m, tokens, config.batch_size)
+    abl = head_ablation(m, tokens, config.ablation, config.batch_size)
+    uni = unigram_loss(m, tokens)
+
+    prompt_tokens = m.to_tokens(config.prompt)[:, : m.cfg.n_ctx]
+    _, acts = interp.trace(m, prompt_tokens, capture=[f"blocks.{l}.attn.hook_pattern" for l in range(m.n_layers)])
+    patterns = torch.stack([acts[f"blocks.{l}.attn.hook_pattern"][0] for l in range(m.n_layers)]).cpu().numpy()
+    str_tokens = m.to_str_tokens(prompt_tokens[0]) if m.tokenizer is not None else [str(t) for t in prompt_tokens[0].tolist()]
+
+    result = Result("model_report")
+    result.metrics.update({
+        "model": m.model_id, "n_layers": m.n_layers, "n_heads": m.cfg.n_heads,
+        "clean_loss": float(abl["clean_loss"]), "unigram_loss": uni,
+        "logit_lens_loss": lens["loss"].tolist(), "logit_lens_accuracy": lens["accuracy"].tolist(),
+        "top_ablation_heads": _top_heads(abl["loss_increase"], 3), "prompt_tokens": str_tokens,
+    })
+    result.add_criterion("lens_final_equals_logits", float(lens["final_gap"]), "<=", 1e-4, kind="sanity",
+                         description="max |logit lens at the last layer - model logits|")
+    result.add_criterion("identity_edit_changes_nothing", float(abl["identity_gap"]), "<=", 0.0, kind="sanity",
+                         description="max |logits with identity edits on every hook_z - clean logits|")
+    result.add_criterion("attention_rows_sum_to_one", float(scores["row_sum_error"]), "<=", 1e-5, kind="sanity",
+                         description="max |sum over keys of hook_pattern - 1|")
+    result.add_criterion("model_beats_unigram", uni - float(abl["clean_loss"]), ">", 0.0, kind="claim",
+                         description="unigram loss minus model loss on held-out text (nats): the model learned context")
+    result.add_criterion("lens_improves_with_depth", float(lens["loss"][0] - lens["loss"][-1]), ">", 0.0,
+                         kind="claim", description="logit-lens loss at the embedding minus at the last layer (nats)")
+    result.arrays.update({
+        "logit_lens_loss": lens["loss"], "logit_lens_accuracy": lens["accuracy"],
+        "prev_token_score": scores["prev_token"], "first_token_score": scores["first_token"],
+        "head_loss_increase": abl["loss_increase"], "prompt_patterns": patterns,
+    })
+    result.figures.update({
+        "logit_lens": plots.logit_lens_figure(lens["loss"], lens["accuracy"], uni),
+        "head_ablation": plots.head_heatmap(abl["loss_increase"], f"Loss increase when a head is {config.ablation}-ablated (nats)"),
+        "head_scores": plots.head_scores_figure(scores["prev_token"], scores["first_token"]),
+        "attention": plots.attention_grid(patterns, str_tokens),
+    })
+    return result
+
+
+def _top_heads(delta: np.ndarray, k: int) -> list[dict]:
+    flat = np.argsort(delta, axis=None)[::-1][:k]
+    return [{"layer": int(i // delta.shape[1]), "head": int(i % delta.shape[1]),
+             "loss_increase": float(delta.flat[i])} for i in flat]

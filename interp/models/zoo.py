@@ -1,0 +1,109 @@
+"""The model zoo: named, seeded recipes that train once and then load from the cache.
+
+A recipe is a pydantic config plus a ``build(config) -> Model`` function, registered with
+:func:`recipe`. Its identity is a hash of its config: change the recipe and it retrains.
+Modules in ``interp/models/`` that define recipes are imported automatically, so adding a
+recipe means writing one decorated function, nothing else.
+
+Cache layout: ``<cache>/zoo/<name>-<hash>/`` as written by :func:`interp.models.io.save_model`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from interp.utils import cache_dir, config_hash, unknown_name_error
+
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    config: BaseModel
+    build: Callable[[BaseModel], Any]
+    description: str
+
+    @property
+    def key(self) -> str:
+        return config_hash({"name": self.name, "config": self.config.model_dump(mode="json"), "v": RECIPE_VERSION})
+
+    @property
+    def path(self) -> Path:
+        return cache_dir() / "zoo" / f"{self.name}-{self.key}"
+
+
+_RECIPES: dict[str, Recipe] = {}
+_LOADED = False
+
+
+def recipe(name: str, config: BaseModel, description: str = ""):
+    """Register ``build(config) -> interp.Model`` as zoo recipe ``name``."""
+
+    def deco(build: Callable[[BaseModel], Any]):
+        if name in _RECIPES and _RECIPES[name].build is not build:
+            raise ValueError(f"zoo recipe {name!r} is registered twice")
+        _RECIPES[name] = Recipe(name, config, build, description or (build.__doc__ or "").strip().split("\n")[0])
+        return build
+
+    return deco
+
+
+def _discover() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    import interp.models as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("recipes") or info.name.endswith("_recipes"):
+            importlib.import_module(f"interp.models.{info.name}")
+    _LOADED = True
+
+
+def names() -> list[str]:
+    _discover()
+    return sorted(_RECIPES)
+
+
+def get(name: str) -> Recipe:
+    _discover()
+    if name not in _RECIPES:
+        raise unknown_name_error("zoo recipe", name, sorted(_RECIPES))
+    return _RECIPES[name]
+
+
+def is_built(name: str) -> bool:
+    from interp.models.io import MODEL_FILE
+
+    return (get(name).path / MODEL_FILE).exists()
+
+
+def load(name: str, *, device: Any = None, rebuild: bool = False):
+    """Load recipe ``name`` from the cache, training it first if needed."""
+    from interp.models.io import MODEL_FILE, load_model_dir, save_model
+
+    r = get(name)
+    if rebuild and r.path.exists():
+        shutil.rmtree(r.path)
+    if not (r.path / MODEL_FILE).exists():
+        model = r.build(r.config)
+        model.model_id = f"zoo:{name}"
+        save_model(model, r.path, extra={"recipe": name, "recipe_key": r.key,
+                                         "recipe_config": r.config.model_dump(mode="json")})
+    return load_model_dir(r.path, device=device, model_id=f"zoo:{name}")
+
+
+def scratch_dir(name: str) -> Path:
+    """A per-recipe working directory (checkpoints of an interrupted build live here)."""
+    r = get(name)
+    path = cache_dir() / "zoo" / ".work" / f"{r.name}-{r.key}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

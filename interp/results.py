@@ -1,0 +1,154 @@
+"""Results: plain objects of metrics, arrays and figures that save, load and compare.
+
+A :class:`Result` holds no model. ``metrics["criteria"]`` lists the paper's pass criteria
+in one shape (:class:`Criterion`), read by the dashboard, the demo summary and outside checks.
+On disk (a run directory)::
+
+    config.json  metrics.json  arrays/<name>.npy  figures/<name>.json (plotly)
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from interp.utils import atomic_path, read_json, unknown_name_error, write_json
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+
+
+class Criterion(BaseModel):
+    """One pass criterion: ``value op threshold``; ``kind`` is "sanity" (must hold) or "claim"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    value: Optional[float]
+    threshold: Optional[float]
+    op: Literal[">=", "<=", ">", "<", "=="]
+    holds: bool
+    kind: Literal["sanity", "claim"]
+    description: str = ""
+
+    @classmethod
+    def check(cls, name: str, value: Any, op: str, threshold: float, *, kind: str, description: str = "") -> "Criterion":
+        """Build a criterion and decide ``holds`` from the numbers (NaN/None never holds)."""
+        v = None if value is None else float(value)
+        ok = v is not None and not math.isnan(v) and bool(_OPS[op](v, threshold))
+        return cls(name=name, value=None if v is None or math.isnan(v) else v, threshold=float(threshold), op=op,
+                   holds=ok, kind=kind, description=description)
+
+    def verdict(self) -> str:
+        return "holds" if self.holds else ("FAILS (implementation?)" if self.kind == "sanity" else "does not hold")
+
+
+class Result:
+    """What an analysis returns: ``metrics`` (JSON), ``arrays`` (numpy), ``figures`` (plotly)."""
+
+    def __init__(self, analysis: str, config: dict | None = None, metrics: dict | None = None,
+                 arrays: dict[str, np.ndarray] | None = None, figures: dict[str, Any] | None = None):
+        self.analysis = analysis
+        self.config = dict(config or {})
+        self.metrics = dict(metrics or {})
+        self.metrics.setdefault("criteria", [])
+        self.arrays = {k: np.asarray(v) for k, v in (arrays or {}).items()}
+        self.figures = dict(figures or {})
+
+    def __repr__(self) -> str:
+        crit = self.criteria
+        ok = sum(c.holds for c in crit)
+        return (f"Result({self.analysis!r}, criteria {ok}/{len(crit)} hold, arrays={sorted(self.arrays)}, "
+                f"figures={sorted(self.figures)})")
+
+    # ------------------------------------------------------------- criteria
+    @property
+    def criteria(self) -> list[Criterion]:
+        return [c if isinstance(c, Criterion) else Criterion(**c) for c in self.metrics.get("criteria", [])]
+
+    def add_criterion(self, name: str, value: Any, op: str, threshold: float, *, kind: str,
+                      description: str = "") -> Criterion:
+        c = Criterion.check(name, value, op, threshold, kind=kind, description=description)
+        self.metrics["criteria"] = [x for x in self.metrics["criteria"] if _cname(x) != name] + [c.model_dump()]
+        return c
+
+    def summary(self) -> str:
+        """A plain-text table of the criteria."""
+        rows = [f"{'criterion':<44} {'kind':<7} {'value':>10} {'op':>3} {'threshold':>10}  verdict"]
+        for c in self.criteria:
+            v = "n/a" if c.value is None else f"{c.value:.4g}"
+            t = "" if c.threshold is None else f"{c.threshold:.4g}"
+            rows.append(f"{c.name:<44} {c.kind:<7} {v:>10} {c.op:>3} {t:>10}  {c.verdict()}")
+        return "\n".join(rows)
+
+    # ------------------------------------------------------------- figures
+    def figure(self, name: str):
+        """A plotly ``Figure`` by name."""
+        import plotly.graph_objects as go
+        import plotly.io as pio
+
+        if name not in self.figures:
+            raise unknown_name_error("figure", name, sorted(self.figures))
+        fig = self.figures[name]
+        if isinstance(fig, go.Figure):
+            return fig
+        return pio.from_json(fig if isinstance(fig, str) else _dumps(fig))
+
+    # ------------------------------------------------------------- save/load
+    def save(self, path: str | Path) -> Path:
+        """Write the result directory atomically (a crash never leaves a half result)."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            self._write(tmp)
+        return path
+
+    def _write(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(directory / "config.json", {"analysis": self.analysis, **self.config})
+        write_json(directory / "metrics.json", self.metrics)
+        (directory / "arrays").mkdir(exist_ok=True)
+        for name, arr in self.arrays.items():
+            np.save(directory / "arrays" / f"{name}.npy", arr, allow_pickle=False)
+        (directory / "figures").mkdir(exist_ok=True)
+        for name, fig in self.figures.items():
+            text = fig.to_json() if hasattr(fig, "to_json") else (fig if isinstance(fig, str) else _dumps(fig))
+            (directory / "figures" / f"{name}.json").write_text(text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Result":
+        """Read a result directory; a missing or corrupted file raises a clear error."""
+        import json
+
+        path = Path(path)
+        if not (path / "metrics.json").exists():
+            raise FileNotFoundError(f"{path} is not a result directory (no metrics.json)")
+        config = read_json(path / "config.json") if (path / "config.json").exists() else {}
+        analysis = config.pop("analysis", "unknown")
+        metrics = read_json(path / "metrics.json")
+        arrays = {}
+        for f in sorted((path / "arrays").glob("*.npy")) if (path / "arrays").is_dir() else []:
+            try:
+                arrays[f.stem] = np.load(f, allow_pickle=False)
+            except (ValueError, OSError) as e:
+                raise ValueError(f"array file {f} is corrupted: {e}") from None
+        figures = {}
+        for f in sorted((path / "figures").glob("*.json")) if (path / "figures").is_dir() else []:
+            try:
+                figures[f.stem] = json.loads(f.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"figure file {f} is corrupted: {e}") from None
+        return cls(analysis, config, metrics, arrays, figures)
+
+
+def _cname(c: Any) -> str:
+    return c.name if isinstance(c, Criterion) else c["name"]
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj)

@@ -1,0 +1,240 @@
+"""Experiments and run directories.
+
+An experiment is ``experiments/<name>.yaml``: the analysis it runs and its presets::
+
+    analysis: model_report
+    description: ...
+    presets:
+      quick: {model: "zoo:code-lm-tiny", n_prompts: 16}
+      full:  {model: "zoo:code-lm", n_prompts: 256}
+
+``interp run <experiment> --preset quick --set seed=3`` validates the preset plus overrides
+against the analysis's ``Config``, runs it, and writes atomically::
+
+    runs/<experiment>/<YYYYmmdd-HHMMSS>-<hash>/
+        config.json  metrics.json  arrays/*.npy  figures/*.json  log.txt  run.json
+
+A crash leaves only a hidden ``.tmp`` directory, never a half run that looks complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from interp.utils import REPO_ROOT, atomic_path, config_hash, read_json, runs_dir, unknown_name_error, write_json
+
+log = logging.getLogger("interp")
+
+
+def experiments_dir() -> Path:
+    """``$INTERP_EXPERIMENTS`` or ``<repo>/experiments``."""
+    return Path(os.environ.get("INTERP_EXPERIMENTS", REPO_ROOT / "experiments"))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    analysis: str
+    description: str
+    presets: dict[str, dict]
+    path: Path
+
+
+def experiments() -> dict[str, Experiment]:
+    """Every experiment config in the experiments directory, by name."""
+    import yaml
+
+    out = {}
+    for f in sorted(experiments_dir().glob("*.yaml")):
+        try:
+            data = yaml.safe_load(f.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"experiment file {f} is not valid YAML: {e}") from None
+        if "analysis" not in data:
+            raise ValueError(f"experiment file {f} has no 'analysis' key")
+        out[f.stem] = Experiment(f.stem, data["analysis"], data.get("description", ""), data.get("presets") or {}, f)
+    return out
+
+
+def get_experiment(name: str) -> Experiment:
+    exps = experiments()
+    if name not in exps:
+        raise unknown_name_error("experiment", name, sorted(exps))
+    return exps[name]
+
+
+# ------------------------------------------------------------------ config building
+def field_paths(Config: type) -> list[str]:
+    """Dotted names of every settable field of a pydantic config (nested models expanded)."""
+    from pydantic import BaseModel
+
+    paths = []
+    for name, f in Config.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            paths += [f"{name}.{sub}" for sub in field_paths(ann)]
+        paths.append(name)
+    return paths
+
+
+def parse_sets(items: list[str] | dict | None) -> dict[str, Any]:
+    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b.c": "x"}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    if isinstance(items, dict):
+        return dict(items)
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def build_config(experiment: str | Experiment, preset: str = "quick", overrides: Any = None):
+    """The validated analysis Config for ``experiment``'s ``preset`` plus ``overrides``."""
+    from pydantic import ValidationError
+
+    import interp.analyses as analyses
+
+    exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
+    if preset not in exp.presets:
+        raise unknown_name_error("preset", preset, sorted(exp.presets))
+    analysis = analyses.get(exp.analysis)
+    values = _nested(dict(exp.presets[preset]))
+    valid = field_paths(analysis.Config)
+    for key, value in parse_sets(overrides).items():
+        if key not in valid:
+            err = unknown_name_error("config key", key, valid)
+            raise KeyError(f"--set {key}=...: {err.args[0]} (experiment {exp.name!r}, analysis {exp.analysis!r})")
+        _assign(values, key.split("."), value)
+    try:
+        return analysis.Config(**values)
+    except ValidationError as e:
+        lines = [f"  {'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})" for err in e.errors()]
+        raise ValueError(f"invalid config for experiment {exp.name!r} (preset {preset!r}):\n" + "\n".join(lines)) from None
+
+
+def _nested(values: dict) -> dict:
+    out: dict = {}
+    for k, v in values.items():
+        _assign(out, k.split("."), v)
+    return out
+
+
+def _assign(d: dict, keys: list[str], value: Any) -> None:
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+# ------------------------------------------------------------------ running
+def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, root: Optional[Path] = None) -> Path:
+    """Run an experiment and write its run directory atomically; return its path."""
+    import interp.analyses as analyses
+
+    exp = get_experiment(name)
+    cfg = build_config(exp, preset, overrides)
+    analysis = analyses.get(exp.analysis)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dump = cfg.model_dump(mode="json")
+    run_path = Path(root or runs_dir()) / name / f"{stamp}-{config_hash(dump, 6)}"
+    with atomic_path(run_path) as tmp:
+        tmp.mkdir(parents=True)
+        handler = logging.FileHandler(tmp / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        old_level = log.level
+        log.setLevel(logging.INFO)
+        t0 = time.time()
+        try:
+            log.info("experiment %s preset %s analysis %s config %s", name, preset, exp.analysis, dump)
+            result = analysis.run(cfg)
+            seconds = time.time() - t0
+            result.metrics.setdefault("wall_seconds", seconds)
+            log.info("done in %.1f s\n%s", seconds, result.summary())
+        except BaseException:
+            log.exception("run failed")
+            raise
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+            log.setLevel(old_level)
+        result._write(tmp)
+        write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": exp.analysis,
+                                      "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds})
+    return run_path
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    path: Path
+    experiment: str
+    analysis: str
+    preset: str
+    created: str
+    n_criteria: int
+    n_hold: int
+    sanity_failures: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.experiment}/{self.path.name}"
+
+
+def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None) -> list[RunInfo]:
+    """Complete runs, newest first (incomplete ``.tmp`` directories are skipped)."""
+    root = Path(root or runs_dir())
+    out = []
+    if not root.is_dir():
+        return out
+    for exp_dir in sorted(root.iterdir()):
+        if not exp_dir.is_dir() or exp_dir.name.startswith(".") or (experiment and exp_dir.name != experiment):
+            continue
+        for run in exp_dir.iterdir():
+            if run.name.startswith(".") or not (run / "run.json").exists():
+                continue
+            try:
+                meta = read_json(run / "run.json")
+                crit = read_json(run / "metrics.json").get("criteria", [])
+            except (ValueError, FileNotFoundError):
+                continue  # a corrupted run is listed by nobody rather than crashing everybody
+            out.append(RunInfo(run, meta.get("experiment", exp_dir.name), meta.get("analysis", "?"),
+                               meta.get("preset", "?"), meta.get("created", run.name[:15]), len(crit),
+                               sum(bool(c.get("holds")) for c in crit),
+                               sum(c.get("kind") == "sanity" and not c.get("holds") for c in crit)))
+    return sorted(out, key=lambda r: r.path.name, reverse=True)
+
+
+def find_run(ref: str, *, root: Optional[Path] = None) -> Path:
+    """A run by path, ``<experiment>/<run>``, ``<experiment>`` (its latest) or a unique run-name prefix."""
+    p = Path(ref)
+    if (p / "metrics.json").exists():
+        return p
+    runs = list_runs(root=root)
+    for r in runs:
+        if r.id == ref or r.path.name == ref:
+            return r.path
+    latest = [r for r in runs if r.experiment == ref]
+    if latest:
+        return latest[0].path
+    pref = [r for r in runs if r.path.name.startswith(ref) or r.id.startswith(ref)]
+    if len(pref) == 1:
+        return pref[0].path
+    raise unknown_name_error("run", ref, [r.id for r in runs])
+
+
+def load_run(ref: str | Path, *, root: Optional[Path] = None):
+    """The :class:`interp.Result` of a run."""
+    from interp.results import Result
+
+    return Result.load(find_run(str(ref), root=root))

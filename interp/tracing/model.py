@@ -1,0 +1,290 @@
+"""One model wrapper for every backend, with one hook-name scheme.
+
+Backends:
+
+- ``"tl"``: a TransformerLens ``TransformerBridge`` (zoo transformers via
+  ``boot_native``, Hugging Face models via ``boot_transformers``) or a
+  ``HookedRootModule`` (our RNNs). Activations are ``HookPoint`` modules named by
+  TransformerLens (``blocks.0.hook_resid_post``, ``blocks.0.attn.hook_z``, ...).
+- ``"nnsight"``: any other ``nn.Module``. Every submodule ``path`` offers
+  ``path.hook_in`` (its first input) and ``path.hook_out`` (its output), the names the
+  bridge uses for its own components.
+
+Hooks that fire once per time step (RNN cells, ``HookPoint.per_step = True``) are
+stacked along dim 1 when captured, so an RNN's ``rnn.hook_h`` reads ``[batch, time, hidden]``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from interp.utils import unknown_name_error
+
+EditFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class StopForward(Exception):
+    """Raised inside a hook to end a forward pass early (after the last needed layer)."""
+
+
+class Model:
+    """A traceable model: ``module`` plus its tokenizer, hook names and provenance.
+
+    Build one with :func:`interp.load_model` or :func:`interp.wrap`.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        backend: str,
+        tokenizer: Any = None,
+        model_id: str = "module",
+        kind: str = "transformer",
+        spec: dict | None = None,
+        example_input: Any = None,
+    ):
+        if backend not in ("tl", "nnsight"):
+            raise ValueError(f"backend must be 'tl' or 'nnsight', got {backend!r}")
+        self.module = module
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.kind = kind
+        self.spec = spec or {}
+        self.example_input = example_input
+        self._hook_names: list[str] | None = None
+        self._nnsight = None
+        self._layer_of: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ basics
+    def __repr__(self) -> str:
+        return f"Model({self.model_id!r}, kind={self.kind}, backend={self.backend}, hooks={len(self.hook_names)})"
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.module.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.module.parameters():
+            return p.dtype
+        return torch.float32
+
+    def to(self, device: Any) -> "Model":
+        self.module.to(device)
+        return self
+
+    def eval(self) -> "Model":
+        self.module.eval()
+        return self
+
+    @property
+    def cfg(self) -> Any:
+        """TransformerLens config of a transformer (``n_layers``, ``n_heads``, ...)."""
+        return getattr(self.module, "cfg", None)
+
+    @property
+    def n_layers(self) -> int:
+        cfg = self.cfg
+        return int(getattr(cfg, "n_layers", 0) or 0)
+
+    def __call__(self, inputs: Any) -> torch.Tensor:
+        return self.forward(self.prepare(inputs))
+
+    def forward(self, x: Any) -> torch.Tensor:
+        if self.backend == "nnsight":
+            return self._raw_module()(x)
+        return self.module(x)
+
+    # ----------------------------------------------------------------- inputs
+    def prepare(self, inputs: Any) -> Any:
+        """Turn text (a string or list of strings) into tokens; move tensors to the device."""
+        if isinstance(inputs, str) or (
+            isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str)
+        ):
+            return self.to_tokens(inputs)
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple)):
+            inputs = torch.tensor(inputs)
+        if isinstance(inputs, torch.Tensor):
+            return inputs.to(self.device)
+        return inputs
+
+    def to_tokens(self, text: str | Sequence[str], prepend_bos: bool = True) -> torch.Tensor:
+        """Tokens ``[batch, pos]`` for text; right-padded if lengths differ."""
+        if self.tokenizer is None:
+            raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
+        if hasattr(self.module, "to_tokens") and self.kind == "transformer":
+            return self.module.to_tokens(text, prepend_bos=prepend_bos).to(self.device)
+        texts = [text] if isinstance(text, str) else list(text)
+        ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        if prepend_bos and bos is not None:
+            ids = [[bos, *x] for x in ids]
+        pad = getattr(self.tokenizer, "pad_token_id", None) or 0
+        width = max(len(x) for x in ids)
+        out = torch.full((len(ids), width), pad, dtype=torch.long)
+        for i, x in enumerate(ids):
+            out[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        return out.to(self.device)
+
+    def to_string(self, tokens: Any) -> str | list[str]:
+        if self.tokenizer is None:
+            raise ValueError(f"{self.model_id} has no tokenizer")
+        if isinstance(tokens, torch.Tensor):
+            tokens = tokens.tolist()
+        if tokens and isinstance(tokens[0], list):
+            return [self.tokenizer.decode(t) for t in tokens]
+        return self.tokenizer.decode(tokens)
+
+    def to_str_tokens(self, tokens: Any) -> list[str]:
+        if isinstance(tokens, torch.Tensor):
+            tokens = tokens.reshape(-1).tolist()
+        return [self.tokenizer.decode([t]) for t in tokens]
+
+    # ------------------------------------------------------------------ hooks
+    @property
+    def hook_names(self) -> list[str]:
+        """Every capturable activation name, in execution order."""
+        if self._hook_names is None:
+            self._hook_names = self._discover_hook_names()
+        return list(self._hook_names)
+
+    def check_names(self, names: Sequence[str]) -> None:
+        """Raise ``KeyError`` naming the closest valid names for any unknown name."""
+        valid = set(self.hook_names)
+        for name in names:
+            if name not in valid:
+                raise unknown_name_error("hook name", name, self.hook_names)
+
+    def _hook_points(self) -> dict[str, nn.Module]:
+        return dict(self.module.hook_dict)
+
+    def _discover_hook_names(self) -> list[str]:
+        if self.backend == "nnsight":
+            names = []
+            for path, _ in self._raw_module().named_modules():
+                if path:
+                    names += [f"{path}.hook_in", f"{path}.hook_out"]
+            return names
+        points = self._hook_points()
+        order: dict[int, int] = {}
+        if self.example_input is not None or self.kind == "transformer":
+            order = self._firing_order(points)
+        # Names of hooks that fired, in firing order; aliases share their target's slot.
+        # Hooks that never fire for this model (e.g. hook_result when not enabled) are
+        # not capturable and are left out.
+        if not order:
+            return list(points)
+        ranked = [(order[id(hp)], i, name) for i, (name, hp) in enumerate(points.items()) if id(hp) in order]
+        return [name for _, _, name in sorted(ranked)]
+
+    def _firing_order(self, points: dict[str, nn.Module]) -> dict[int, int]:
+        order: dict[int, int] = {}
+        handles = []
+        for hp in {id(h): h for h in points.values()}.values():
+            def record(mod, args, out, _id=id(hp)):
+                order.setdefault(_id, len(order))
+            handles.append(hp.register_forward_hook(record))
+        try:
+            x = self.example_input
+            if x is None:
+                x = torch.zeros(1, 4, dtype=torch.long)
+            x = x.to(self.device)
+            with torch.no_grad():
+                self.module(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return order
+
+    def layer_of(self, name: str) -> int | None:
+        """Block index a hook belongs to (``blocks.3.…`` -> 3), or None."""
+        parts = name.split(".")
+        if len(parts) > 1 and parts[0] == "blocks" and parts[1].isdigit():
+            return int(parts[1])
+        return None
+
+    @contextmanager
+    def hooked(
+        self,
+        capture: Sequence[str] = (),
+        edits: dict[str, EditFn] | None = None,
+        *,
+        store: dict[str, Any] | None = None,
+        stop_after: str | None = None,
+        detach: bool = True,
+    ) -> Iterator[dict[str, Any]]:
+        """Context in which forwards of ``self.module`` capture and edit activations.
+
+        ``store`` (returned) maps each captured name to its tensor after the forward.
+        ``stop_after``: raise :class:`StopForward` once that hook has fired, ending the
+        forward early; callers catch it (``trace`` and ``collect`` do).
+        TL backend only; the nnsight backend is driven by :func:`interp.trace`.
+        """
+        if self.backend != "tl":
+            raise RuntimeError("Model.hooked is for TransformerLens-backed models; use interp.trace")
+        edits = dict(edits or {})
+        capture = list(dict.fromkeys(capture))
+        self.check_names([*capture, *edits])
+        store = {} if store is None else store
+        points = self._hook_points()
+        fwd = []
+        for name in dict.fromkeys([*edits, *capture]):
+            per_step = bool(getattr(points[name], "per_step", False))
+            fwd.append((name, _make_hook(name, edits.get(name), name in capture, store, per_step,
+                                         stop=(name == stop_after), detach=detach)))
+        with self.module.hooks(fwd_hooks=fwd):
+            yield store
+        for name in capture:
+            value = store.get(name)
+            if isinstance(value, list):  # per-step hook: [batch, ...] x T -> [batch, T, ...]
+                store[name] = torch.stack(value, dim=1)
+
+    # ---------------------------------------------------------------- nnsight
+    def _raw_module(self) -> nn.Module:
+        return self.module
+
+    def nnsight_model(self):
+        """The nnsight wrapper of ``module`` (built on first use)."""
+        if self._nnsight is None:
+            from nnsight import NNsight
+
+            self._nnsight = NNsight(self.module)
+        return self._nnsight
+
+    # ------------------------------------------------------------------ save
+    def save(self, path: Any) -> None:
+        """Save weights, spec and tokenizer so that ``interp.load_model(path)`` restores it."""
+        from interp.models.io import save_model
+
+        save_model(self, path)
+
+
+def _make_hook(name, edit, keep, store, per_step, stop, detach):
+    def hook(act, hook):
+        if edit is not None:
+            new = edit(act)
+            if new is not None:
+                if new.shape != act.shape:
+                    raise ValueError(
+                        f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"
+                    )
+                act = new
+        if keep:
+            value = act.detach() if detach else act
+            if per_step:
+                store.setdefault(name, []).append(value)
+            else:
+                store[name] = value
+        if stop:
+            raise StopForward(name)
+        return act
+
+    return hook
