@@ -177,7 +177,8 @@ def run(config: Config) -> Result:
     abl = head_ablation(m, tokens, config.ablation, config.batch_size)
     uni = unigram_loss(m, tokens)
 
-    prompt_tokens = m.to_tokens(config.prompt)[:, : m.cfg.n_ctx]
+    # Without a tokenizer the first held-out sequence stands in for the typed prompt.
+    prompt_tokens = (m.to_tokens(config.prompt) if m.tokenizer is not None else tokens[:1])[:, : m.cfg.n_ctx]
     _, acts = interp.trace(m, prompt_tokens, capture=[f"blocks.{l}.attn.hook_pattern" for l in range(m.n_layers)])
     patterns = torch.stack([acts[f"blocks.{l}.attn.hook_pattern"][0] for l in range(m.n_layers)]).cpu().numpy()
     str_tokens = m.to_str_tokens(prompt_tokens[0]) if m.tokenizer is not None else [str(t) for t in prompt_tokens[0].tolist()]

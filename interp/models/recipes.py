@@ -80,7 +80,7 @@ def train_lm(cfg: LMRecipe):
         return {"heldout_loss": lm_loss(module, held_batch).item()}
 
     log = train(native, lm_batches(stream, spec.n_ctx, cfg.train.batch_size, cfg.seed), lm_loss, cfg.train,
-                checkpoint_dir=scratch_dir(cfg.name), eval_fn=evaluate, desc=f"zoo:{cfg.name}")
+                checkpoint_dir=scratch_dir(cfg.name, cfg), eval_fn=evaluate, desc=f"zoo:{cfg.name}")
     model = Model(bridge, backend="tl", tokenizer=tokenizer, model_id=f"zoo:{cfg.name}", kind="transformer",
                   spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
     model.train_log = log

@@ -101,9 +101,9 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
     return load_model_dir(r.path, device=device, model_id=f"zoo:{name}")
 
 
-def scratch_dir(name: str) -> Path:
-    """A per-recipe working directory (checkpoints of an interrupted build live here)."""
-    r = get(name)
-    path = cache_dir() / "zoo" / ".work" / f"{r.name}-{r.key}"
+def scratch_dir(name: str, config: BaseModel) -> Path:
+    """A working directory per (recipe name, config): an interrupted build's checkpoint lives here."""
+    key = config_hash({"name": name, "config": config.model_dump(mode="json"), "v": RECIPE_VERSION})
+    path = cache_dir() / "zoo" / ".work" / f"{name}-{key}"
     path.mkdir(parents=True, exist_ok=True)
     return path

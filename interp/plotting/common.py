@@ -1,0 +1,126 @@
+"""Figure and table helpers shared by the dashboard, the demo summary and notebooks.
+
+Plotting consumes data and returns plain structures (lists of dicts, pandas frames,
+plotly figures); it never trains, traces or loads a model. Nothing here imports
+streamlit, so the helpers work in notebooks and tests too.
+
+    rows = criteria_rows(result.criteria)      # list of dicts, one per criterion
+    frame = criteria_frame(result.criteria)    # the same as a pandas DataFrame
+    flat = flatten_metrics(result.metrics)     # {"loss.train": 0.3, ...}, criteria left out
+    names = ordered_figures(result.figures, analysis.figure_order)
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable, Mapping, Sequence
+
+# Verdicts as the dashboard words them: a sanity failure means the code is wrong,
+# a claim that does not hold is an honest finding at our scale.
+VERDICT_HOLDS = "✅ holds"
+VERDICT_SANITY_FAILS = "❌ FAILS: implementation problem"
+VERDICT_CLAIM_FAILS = "⚠️ does not hold"
+
+CRITERIA_COLUMNS = ("verdict", "kind", "name", "value", "op", "threshold", "description")
+RUN_COLUMNS = ("experiment", "analysis", "preset", "date", "criteria held", "sanity failures", "run")
+
+
+def verdict(criterion: Any) -> str:
+    """The plain-words verdict of a :class:`interp.Criterion` (or its dict form)."""
+    holds, kind = _get(criterion, "holds"), _get(criterion, "kind")
+    if holds:
+        return VERDICT_HOLDS
+    return VERDICT_SANITY_FAILS if kind == "sanity" else VERDICT_CLAIM_FAILS
+
+
+def criteria_rows(criteria: Iterable[Any]) -> list[dict[str, Any]]:
+    """One dict per criterion with the columns of :data:`CRITERIA_COLUMNS`; sanity checks first."""
+    rows = [{"verdict": verdict(c), "kind": _get(c, "kind"), "name": _get(c, "name"), "value": _get(c, "value"),
+             "op": _get(c, "op"), "threshold": _get(c, "threshold"), "description": _get(c, "description") or ""}
+            for c in criteria]
+    return sorted(rows, key=lambda r: r["kind"] != "sanity")  # stable: keeps each kind's order
+
+
+def criteria_frame(criteria: Iterable[Any]):
+    """:func:`criteria_rows` as a pandas DataFrame (empty, with the columns, when there are none)."""
+    import pandas as pd
+
+    return pd.DataFrame(criteria_rows(criteria), columns=list(CRITERIA_COLUMNS))
+
+
+def criteria_counts(criteria: Iterable[Any]) -> dict[str, int]:
+    """``{"n": ..., "hold": ..., "sanity_failures": ..., "claims_not_holding": ...}``."""
+    crit = list(criteria)
+    return {"n": len(crit), "hold": sum(bool(_get(c, "holds")) for c in crit),
+            "sanity_failures": sum(_get(c, "kind") == "sanity" and not _get(c, "holds") for c in crit),
+            "claims_not_holding": sum(_get(c, "kind") == "claim" and not _get(c, "holds") for c in crit)}
+
+
+def flatten_metrics(metrics: Mapping[str, Any], *, skip: Sequence[str] = ("criteria",)) -> dict[str, float]:
+    """Numeric scalars of a metrics dict, nested keys joined by dots; ``skip`` keys left out.
+
+    Booleans, strings, lists and arrays are left out: only numbers that fit in a table
+    cell. NaN and infinities are kept (they are findings, too).
+    """
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, bool):
+            return
+        elif isinstance(value, numbers.Real):  # int, float and numpy scalars
+            out[prefix] = float(value)
+
+    for key, value in metrics.items():
+        if key not in skip:
+            walk(str(key), value)
+    return out
+
+
+def metrics_frame(metrics: Mapping[str, Any]):
+    """:func:`flatten_metrics` as a two-column pandas DataFrame (``metric``, ``value``)."""
+    import pandas as pd
+
+    flat = flatten_metrics(metrics)
+    return pd.DataFrame({"metric": list(flat), "value": list(flat.values())}, columns=["metric", "value"])
+
+
+def ordered_figures(figures: Iterable[str], order: Sequence[str] = ()) -> list[str]:
+    """Figure names: those in ``order`` first (in that order, if present), then the rest alphabetically."""
+    names = set(figures)
+    first = [n for n in dict.fromkeys(order) if n in names]
+    return first + sorted(names - set(first))
+
+
+def format_stamp(stamp: str) -> str:
+    """``"20240131-094501"`` -> ``"2024-01-31 09:45:01"``; anything else unchanged."""
+    s = str(stamp)
+    if len(s) >= 15 and s[8] == "-" and s[:8].isdigit() and s[9:15].isdigit():
+        return f"{s[:4]}-{s[4:6]}-{s[6:8]} {s[9:11]}:{s[11:13]}:{s[13:15]}"
+    return s
+
+
+def run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
+    """One dict per :class:`interp.runs.RunInfo` with the columns of :data:`RUN_COLUMNS`."""
+    return [{"experiment": r.experiment, "analysis": r.analysis, "preset": r.preset, "date": format_stamp(r.created),
+             "criteria held": f"{r.n_hold}/{r.n_criteria}", "sanity failures": r.sanity_failures, "run": r.id}
+            for r in runs]
+
+
+def runs_frame(runs: Iterable[Any]):
+    """:func:`run_rows` as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(run_rows(runs), columns=list(RUN_COLUMNS))
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+
+__all__ = ["VERDICT_HOLDS", "VERDICT_SANITY_FAILS", "VERDICT_CLAIM_FAILS", "CRITERIA_COLUMNS", "RUN_COLUMNS",
+           "verdict", "criteria_rows", "criteria_frame", "criteria_counts", "flatten_metrics", "metrics_frame",
+           "ordered_figures", "format_stamp", "run_rows", "runs_frame"]

@@ -1,0 +1,39 @@
+"""model_report end to end at tiny size, on two different models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import interp
+
+
+@pytest.mark.parametrize("spec_kw", [dict(), dict(n_layers=3, n_heads=2, attn_only=True)])
+def test_model_report_on_tiny_models(tmp_path, spec_kw):
+    from interp.models.transformer import build_transformer
+    from interp.tracing.model import Model
+    from tests.conftest import build_spec
+
+    spec = build_spec(**spec_kw)
+    m = Model(build_transformer(spec), backend="tl", kind="transformer",
+              spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    m.save(tmp_path / "m")
+    analysis = interp.analyses.get("model_report")
+    result = analysis.run({"model": str(tmp_path / "m"), "n_prompts": 6, "seq_len": 10, "batch_size": 4})
+    sanity = [c for c in result.criteria if c.kind == "sanity"]
+    assert len(sanity) == 3 and all(c.holds for c in sanity), result.summary()
+    L, H = spec.n_layers, spec.n_heads
+    assert result.arrays["head_loss_increase"].shape == (L, H)
+    assert result.arrays["logit_lens_loss"].shape == (L + 1,)
+    assert result.arrays["prompt_patterns"].shape[:2] == (L, H)
+    assert np.all((result.arrays["prev_token_score"] >= 0) & (result.arrays["prev_token_score"] <= 1))
+    # the lens at the last layer is the model itself: same loss as the clean run
+    assert result.arrays["logit_lens_loss"][-1] == pytest.approx(result.metrics["clean_loss"], rel=1e-4)
+    result.save(tmp_path / "run")
+    assert interp.Result.load(tmp_path / "run").figure("logit_lens") is not None
+
+
+def test_model_report_rejects_an_rnn(tmp_path, tiny_rnn):
+    tiny_rnn.save(tmp_path / "rnn")
+    with pytest.raises(ValueError, match="transformer"):
+        interp.analyses.get("model_report").run({"model": str(tmp_path / "rnn")})

@@ -1,0 +1,270 @@
+"""The dashboard, driven with streamlit's AppTest against fake runs in a temporary runs root.
+
+A fake analysis is registered in this process; AppTest runs the app script in the same
+process, so the app sees it (and gives it a page) exactly as it would a real one. Pages
+are switched the way a user does it: the home page's "Open the <analysis> page" button
+calls ``st.switch_page``. Single pages are also rendered through tiny scripts
+(``AppTest.from_function``) that call ``views.analysis_page``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from pydantic import BaseModel
+from streamlit.testing.v1 import AppTest
+
+import interp.analyses as analyses
+from interp.results import Result
+from interp.utils import write_json
+
+APP_DIR = Path(__file__).resolve().parents[2] / "app"
+HOME = str(APP_DIR / "Home.py")
+TIMEOUT = 30
+CUSTOM_PANEL_TEXT = "fake custom panel: 3 arrays entries"
+
+
+class FakeConfig(BaseModel):
+    seed: int = 0
+
+
+def fake_run(config: FakeConfig) -> Result:
+    """A fake analysis used only by the dashboard tests."""
+    return Result("fake_analysis")
+
+
+def dashboard(result, st):
+    """The custom-panel hook: this module defines fake_run, so its page calls this."""
+    st.markdown(f"fake custom panel: {int(result.arrays['x'].sum())} arrays entries")
+
+
+@pytest.fixture
+def fake_analysis():
+    assert "fake_analysis" not in analyses.names()
+    analyses.register("fake_analysis", FakeConfig, title="Fake analysis", figure_order=("second",))(fake_run)
+    yield analyses.get("fake_analysis")
+    analyses._REGISTRY.pop("fake_analysis", None)
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    runs, exps = tmp_path / "runs", tmp_path / "experiments"
+    exps.mkdir()
+    (exps / "fake_exp.yaml").write_text("analysis: fake_analysis\npresets:\n  quick: {seed: 1}\n")
+    monkeypatch.setenv("INTERP_RUNS", str(runs))
+    monkeypatch.setenv("INTERP_EXPERIMENTS", str(exps))
+    return runs
+
+
+def make_run(root: Path, stamp: str = "20240131-094501-abcdef", *, analysis: str = "fake_analysis",
+             sanity_ok: bool = True, claim_value: float = 0.12, experiment: str = "fake_exp") -> Path:
+    result = Result(analysis, {"seed": 1}, {"loss": {"train": 0.25, "note": "text"}, "n_heads": 4, "flag": True})
+    result.add_criterion("exact_identity", 0.0 if sanity_ok else 3.0, "<=", 1e-6, kind="sanity",
+                         description="an identity edit changes nothing")
+    result.add_criterion("transformer_beats_lstm", claim_value, ">=", 0.05, kind="claim",
+                         description="transformer accuracy minus LSTM accuracy")
+    result.add_criterion("deeper_is_better", -0.5, ">", 0.0, kind="claim", description="loss drop with depth")
+    result.arrays["x"] = np.ones(3)
+    result.figures["first"] = go.Figure(go.Scatter(x=[0, 1], y=[1, 2]), layout={"title": "first figure"})
+    result.figures["second"] = go.Figure(go.Heatmap(z=[[1, 2], [3, 4]]), layout={"title": "second figure"})
+    path = root / experiment / stamp
+    result.save(path)
+    write_json(path / "run.json", {"experiment": experiment, "preset": "quick", "analysis": analysis,
+                                   "created": stamp[:15]})
+    return path
+
+
+def _page_script(name: str, app_dir: str) -> None:
+    import sys
+
+    sys.path.insert(0, app_dir)
+    import views
+
+    views.analysis_page(name)
+
+
+def analysis_page(name: str = "fake_analysis") -> AppTest:
+    return AppTest.from_function(_page_script, args=(name, str(APP_DIR)), default_timeout=TIMEOUT).run()
+
+
+def texts(at: AppTest) -> str:
+    """Every piece of text the page shows, joined (markdown, titles, alerts, captions, code)."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "code"):
+        parts += [str(el.value) for el in at.get(kind)]
+    return "\n".join(parts)
+
+
+def frames(at: AppTest) -> list:
+    return [el.value for el in at.dataframe]
+
+
+# ------------------------------------------------------------------ home page
+def test_home_lists_runs_and_shows_criteria(roots, fake_analysis):
+    make_run(roots)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert not at.error
+    assert at.title[0].value == "interp dashboard"
+    runs = frames(at)[0]
+    assert list(runs["run"]) == ["fake_exp/20240131-094501-abcdef"]
+    assert list(runs["criteria held"]) == ["2/3"] and list(runs["sanity failures"]) == [0]
+    assert list(runs["date"]) == ["2024-01-31 09:45:01"]
+    crit = frames(at)[1]
+    assert set(crit["name"]) == {"exact_identity", "transformer_beats_lstm", "deeper_is_better"}
+    assert "does not hold" in texts(at)  # the failing claim is said plainly
+    assert at.button[0].label == "Open the fake_analysis page for this run"  # the registry gave it a page
+
+
+def test_home_without_runs_says_how_to_make_one(roots, fake_analysis):
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value and "make demo" in at.info[0].value
+    assert "interp run model_report --preset quick" in at.info[0].value
+
+
+def test_home_reports_corrupted_metrics(roots, fake_analysis):
+    good = make_run(roots, "20240101-000000-aaaaaa")
+    bad = make_run(roots, "20240102-000000-bbbbbb")
+    (bad / "metrics.json").write_text("{not json")
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert len(at.error) == 1 and str(bad) in at.error[0].value and "corrupted" in at.error[0].value
+    assert list(frames(at)[0]["run"]) == [f"fake_exp/{good.name}"]
+
+
+# ------------------------------------------------------------------ analysis pages
+def test_switch_from_home_to_analysis_page(roots, fake_analysis):
+    make_run(roots)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.button(key="open_analysis").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Fake analysis"
+    assert "A fake analysis used only by the dashboard tests." in texts(at)
+    _check_fake_run_page(at)
+
+
+def test_analysis_page_renders_criteria_metrics_figures_and_panel(roots, fake_analysis):
+    make_run(roots)
+    at = analysis_page()
+    assert not at.exception
+    _check_fake_run_page(at)
+
+
+def _check_fake_run_page(at: AppTest) -> None:
+    assert not at.error
+    crit, metrics = frames(at)
+    row = crit.set_index("name").loc["transformer_beats_lstm"]
+    assert row["value"] == pytest.approx(0.12) and row["threshold"] == pytest.approx(0.05)
+    assert row["verdict"] == "✅ holds"
+    assert crit.set_index("name").loc["deeper_is_better", "verdict"] == "⚠️ does not hold"
+    assert [w.value for w in at.warning] == [
+        "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 (loss drop with depth)."]
+    assert dict(zip(metrics["metric"], metrics["value"])) == {"loss.train": 0.25, "n_heads": 4.0}
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    body = texts(at)
+    assert body.index("**second**") < body.index("**first**")  # figure_order first, then alphabetical
+    assert json.loads(charts[0].proto.spec)["layout"]["title"]["text"] == "second figure"
+    assert CUSTOM_PANEL_TEXT in body
+
+
+def test_analysis_page_selects_among_runs_newest_first(roots, fake_analysis):
+    make_run(roots, "20240101-000000-aaaaaa", claim_value=0.01)
+    make_run(roots, "20240202-000000-bbbbbb", claim_value=0.3)
+    at = analysis_page()
+    box = at.selectbox[0]
+    assert box.options[0].startswith("fake_exp/20240202-000000-bbbbbb")
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.3)
+    box.set_value("fake_exp/20240101-000000-aaaaaa").run()
+    assert not at.exception
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.01)
+    assert "`transformer_beats_lstm` does not hold" in texts(at)
+
+
+def test_analysis_page_flags_sanity_failure_as_implementation_problem(roots, fake_analysis):
+    make_run(roots, sanity_ok=False)
+    at = analysis_page()
+    assert not at.exception
+    assert len(at.error) == 1 and "sanity check(s) FAILED" in at.error[0].value
+    assert "implementation problem" in at.error[0].value
+    assert frames(at)[0].set_index("name").loc["exact_identity", "verdict"] == "❌ FAILS: implementation problem"
+
+
+def test_analysis_page_without_runs_names_the_experiment(roots, fake_analysis):
+    at = analysis_page()
+    assert not at.exception
+    assert "No runs of `fake_analysis` yet" in at.info[0].value
+    assert at.code[0].value == "interp run fake_exp --preset quick"
+
+
+def test_analysis_page_reports_corrupted_metrics(roots, fake_analysis):
+    path = make_run(roots)
+    (path / "metrics.json").write_text("{truncated")
+    at = analysis_page()
+    assert not at.exception
+    assert any(str(path) in e.value and "not valid JSON" in e.value for e in at.error)
+
+
+def test_analysis_page_reports_corrupted_figure(roots, fake_analysis):
+    path = make_run(roots)
+    (path / "figures" / "first.json").write_text('{"data": [')
+    at = analysis_page()
+    assert not at.exception
+    assert len(at.error) == 1 and "figure file" in at.error[0].value and "corrupted" in at.error[0].value
+
+
+def test_metrics_rewritten_after_load_are_reread(roots, fake_analysis):
+    """The cache is keyed by metrics.json's mtime: a rewritten run shows its new values."""
+    path = make_run(roots, claim_value=0.12)
+    at = analysis_page()
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.12)
+    make_run(roots, path.name, claim_value=0.5)
+    at.run()
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.5)
+
+
+def _missing_run_script(app_dir: str, path: str) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, app_dir)
+    import views
+    from interp.runs import RunInfo
+
+    views.render_run(RunInfo(Path(path), "fake_exp", "fake_analysis", "quick", "20240101-000000", 1, 1, 0))
+
+
+def test_missing_run_directory_is_an_error_not_a_traceback(tmp_path):
+    at = AppTest.from_function(_missing_run_script, args=(str(APP_DIR), str(tmp_path / "gone")),
+                               default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "does not exist" in at.error[0].value
+
+
+def test_failing_custom_panel_keeps_generic_content(roots, fake_analysis, monkeypatch):
+    def broken(result, st):
+        raise RuntimeError("panel exploded")
+
+    monkeypatch.setattr(sys.modules[__name__], "dashboard", broken)
+    make_run(roots)
+    at = analysis_page()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2
+    assert [e.value for e in at.error] == ["The custom panel of 'fake_analysis' failed: RuntimeError: panel exploded"]
+
+
+def test_model_report_page_with_a_fake_result(roots):
+    """The real model_report analysis gets a page from the registry and shows a saved run."""
+    if "model_report" not in analyses.names():
+        pytest.skip("model_report is not registered")
+    make_run(roots, analysis="model_report", experiment="model_report")
+    at = analysis_page("model_report")
+    assert not at.exception and not at.error
+    assert at.title[0].value == analyses.get("model_report").title
+    assert len(at.get("plotly_chart")) == 2

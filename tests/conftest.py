@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny models built in code, isolated cache and runs directories.
+
+Everything runs offline on CPU. ``INTERP_CACHE`` and ``INTERP_RUNS`` point at a session
+temp dir, so tests never touch a user's cache and zoo models built here are built once.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["INTERP_QUIET"] = "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_dirs(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    runs = tmp_path_factory.mktemp("runs")
+    old = {k: os.environ.get(k) for k in ("INTERP_CACHE", "INTERP_RUNS")}
+    os.environ["INTERP_CACHE"] = str(cache)
+    os.environ["INTERP_RUNS"] = str(runs)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def build_spec(**overrides):
+    """A tiny transformer spec with any field overridden."""
+    from interp.models.transformer import TransformerSpec
+
+    base = dict(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50, init_seed=0)
+    base.update(overrides)
+    return TransformerSpec(**base)
+
+
+@pytest.fixture
+def tiny_gpt():
+    """A 2-layer, 4-head, d_model 32 random transformer as an ``interp.Model``."""
+    from interp.models.transformer import build_transformer
+    from interp.tracing.model import Model
+
+    spec = build_spec()
+    return Model(build_transformer(spec), backend="tl", kind="transformer", model_id="tiny_gpt",
+                 spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+
+
+@pytest.fixture
+def tiny_rnn():
+    """A tanh RNN (hidden 16, vocab 20) as an ``interp.Model``."""
+    import interp
+    from interp.models.rnn import HookedRNN, RNNSpec
+
+    spec = RNNSpec(cell="tanh", d_hidden=16, d_vocab=20)
+    m = interp.wrap(HookedRNN(spec), model_id="tiny_rnn")
+    m.spec = {"builder": "rnn", "spec": spec.model_dump(mode="json")}
+    return m
+
+
+@pytest.fixture
+def tokens():
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 20, (6, 12), generator=g)

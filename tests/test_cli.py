@@ -1,0 +1,68 @@
+"""The CLI: fast help, clear errors with valid choices, and a real run end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from interp.cli import app
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_torch():
+    code = "import sys, interp.cli; assert 'torch' not in sys.modules, 'torch imported'; " \
+           "assert 'transformer_lens' not in sys.modules; assert 'nnsight' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0 and "run" in res.output and "zoo" in res.output
+
+
+def test_list_shows_registered_experiments():
+    res = runner.invoke(app, ["list"])
+    assert res.exit_code == 0 and "model_report" in res.output
+
+
+def test_bad_set_key_fails_with_valid_keys():
+    res = runner.invoke(app, ["run", "model_report", "--set", "sed=3"])
+    assert res.exit_code == 2
+    assert "seed" in res.output and "n_prompts" in res.output
+
+
+def test_bad_set_value_and_unknown_experiment():
+    res = runner.invoke(app, ["run", "model_report", "--set", "n_prompts=lots"])
+    assert res.exit_code == 2 and "n_prompts" in res.output
+    res = runner.invoke(app, ["run", "model_reprot"])
+    assert res.exit_code == 2 and "model_report" in res.output
+    res = runner.invoke(app, ["run", "model_report", "--preset", "huge"])
+    assert res.exit_code == 2 and "quick" in res.output
+
+
+def test_zoo_list_and_unknown_recipe():
+    res = runner.invoke(app, ["zoo", "list"])
+    assert res.exit_code == 0 and "code-lm-tiny" in res.output
+    res = runner.invoke(app, ["zoo", "build", "code-lm-tinny"])
+    assert res.exit_code == 2 and "code-lm-tiny" in res.output
+
+
+@pytest.mark.slow
+def test_run_model_report_quick_writes_a_complete_run_directory():
+    """The real quick preset: trains zoo:code-lm-tiny (once per session cache) and reports."""
+    from interp.runs import find_run, list_runs
+
+    res = runner.invoke(app, ["run", "model_report", "--preset", "quick", "--set", "n_prompts=8"])
+    assert res.exit_code == 0, res.output
+    path = find_run("model_report")
+    names = {p.name for p in path.iterdir()}
+    assert {"config.json", "metrics.json", "arrays", "figures", "log.txt", "run.json"} <= names
+    assert {p.stem for p in (path / "figures").iterdir()} >= {"logit_lens", "head_ablation", "attention"}
+    assert "done in" in (path / "log.txt").read_text()
+    run = list_runs("model_report")[0]
+    assert run.sanity_failures == 0
+    res = runner.invoke(app, ["runs", "show", "model_report"])
+    assert res.exit_code == 0 and "lens_final_equals_logits" in res.output
+    res = runner.invoke(app, ["runs"])
+    assert res.exit_code == 0 and "model_report/" in res.output

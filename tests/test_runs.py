@@ -1,0 +1,96 @@
+"""Run directories: config building, --set validation, atomic writes, listing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interp import runs
+from interp.results import Criterion, Result
+
+
+def test_criterion_check_decides_holds():
+    assert Criterion.check("a", 0.95, ">=", 0.9, kind="claim").holds
+    assert not Criterion.check("a", 0.85, ">=", 0.9, kind="claim").holds
+    assert not Criterion.check("a", float("nan"), "<=", 1.0, kind="sanity").holds
+    assert Criterion.check("a", 0.0, "<=", 0.0, kind="sanity").holds
+
+
+def test_result_round_trip(tmp_path):
+    import numpy as np
+    import plotly.graph_objects as go
+
+    r = Result("model_report", {"seed": 1}, {"x": 1.5}, {"a": np.arange(6).reshape(2, 3)},
+               {"f": go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))})
+    r.add_criterion("c", 1.0, ">", 0.5, kind="claim", description="d")
+    r.save(tmp_path / "res")
+    back = Result.load(tmp_path / "res")
+    assert back.analysis == "model_report" and back.config == {"seed": 1}
+    assert back.metrics["x"] == 1.5 and back.criteria[0].holds
+    np.testing.assert_array_equal(back.arrays["a"], r.arrays["a"])
+    assert list(back.figure("f").data[0].y) == [3, 4]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_corrupted_metrics_is_a_clear_error(tmp_path):
+    Result("model_report").save(tmp_path / "r")
+    (tmp_path / "r" / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupted"):
+        Result.load(tmp_path / "r")
+
+
+def test_build_config_applies_sets_and_rejects_bad_ones():
+    cfg = runs.build_config("model_report", "quick", ["seed=7", "n_prompts=4"])
+    assert cfg.seed == 7 and cfg.n_prompts == 4
+    with pytest.raises(KeyError, match="seed"):
+        runs.build_config("model_report", "quick", ["seeed=7"])
+    with pytest.raises(ValueError, match="n_prompts"):
+        runs.build_config("model_report", "quick", ["n_prompts=many"])
+    with pytest.raises(KeyError, match="quick"):
+        runs.build_config("model_report", "quik")
+    with pytest.raises(ValueError, match="key=value"):
+        runs.parse_sets(["seed"])
+
+
+def test_every_experiment_preset_is_valid_and_seedable():
+    import interp.analyses as analyses
+
+    for name, exp in runs.experiments().items():
+        assert exp.analysis in analyses.names()
+        assert {"quick", "full"} <= set(exp.presets), name
+        for preset in exp.presets:
+            assert runs.build_config(name, preset, ["seed=123"]).seed == 123
+
+
+def test_failed_run_leaves_no_run_directory(tmp_path, monkeypatch):
+    import interp.analyses as analyses
+
+    def boom(cfg):
+        raise RuntimeError("boom")
+
+    a = analyses.get("model_report")
+    monkeypatch.setitem(analyses._REGISTRY, "model_report", type(a)(a.name, a.Config, boom, a.title, a.description))
+    with pytest.raises(RuntimeError):
+        runs.run_experiment("model_report", "quick", root=tmp_path)
+    leftovers = list((tmp_path / "model_report").iterdir()) if (tmp_path / "model_report").exists() else []
+    assert runs.list_runs(root=tmp_path) == []
+    assert all(p.name.startswith(".") is False for p in leftovers) and not leftovers
+
+
+def test_list_and_find_runs(tmp_path):
+    for i, stamp in enumerate(["20260101-000000-aaaaaa", "20260102-000000-bbbbbb"]):
+        d = tmp_path / "exp" / stamp
+        r = Result("model_report", metrics={"criteria": []})
+        r.add_criterion("ok", 1, ">", 0, kind="sanity")
+        r.add_criterion("bad", 0, ">", 1, kind="sanity")
+        r.save(d)
+        (d / "run.json").write_text(json.dumps({"experiment": "exp", "preset": "quick", "analysis": "model_report"}))
+    (tmp_path / "exp" / ".half.tmp").mkdir()
+    rows = runs.list_runs(root=tmp_path)
+    assert [r.path.name for r in rows] == ["20260102-000000-bbbbbb", "20260101-000000-aaaaaa"]
+    assert rows[0].n_hold == 1 and rows[0].sanity_failures == 1
+    assert runs.find_run("exp", root=tmp_path).name == "20260102-000000-bbbbbb"
+    assert runs.find_run("exp/20260101-000000-aaaaaa", root=tmp_path).name.startswith("20260101")
+    with pytest.raises(KeyError, match="run"):
+        runs.find_run("nope", root=tmp_path)

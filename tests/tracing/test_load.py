@@ -1,0 +1,79 @@
+"""load_model: interp directories, save_pretrained directories (GPT-2, BERT), errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp
+from interp.data.tokenizer import word_tokenizer
+
+
+def _check_hidden_states(m, hf, ids, n_layers, final_is_normed):
+    with torch.no_grad():
+        ref = hf(ids, output_hidden_states=True)
+    names = [f"blocks.{l}.hook_resid_post" for l in range(n_layers)]
+    out, acts = interp.trace(m, ids, capture=["blocks.0.hook_resid_pre", *names])
+    torch.testing.assert_close(out, ref.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(acts["blocks.0.hook_resid_pre"], ref.hidden_states[0], atol=1e-5, rtol=0)
+    # HF's last hidden state of GPT-2 is after the final LayerNorm; BERT's is the block output.
+    last = n_layers - 1 if final_is_normed else n_layers
+    for l in range(last):
+        torch.testing.assert_close(acts[names[l]], ref.hidden_states[l + 1], atol=1e-5, rtol=0)
+
+
+def test_gpt2_save_pretrained_matches_hf(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = word_tokenizer(list("abcdefghij"))
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=3, n_head=4, n_positions=32,
+                                    bos_token_id=0, eos_token_id=2)).eval()
+    hf.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    m = interp.load_model(str(tmp_path))
+    assert m.kind == "transformer" and m.tokenizer is not None
+    ids = torch.tensor([[0, 5, 6, 7, 8, 9, 10, 11]])
+    _check_hidden_states(m, hf, ids, 3, final_is_normed=True)
+    assert "blocks.2.attn.hook_z" in m.hook_names
+
+
+def test_bert_save_pretrained_matches_hf(tmp_path):
+    from transformers import BertConfig, BertForMaskedLM
+
+    tok = word_tokenizer(list("abcdefgh"))
+    torch.manual_seed(0)
+    hf = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=64, max_position_embeddings=32)).eval()
+    hf.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    m = interp.load_model(str(tmp_path))
+    ids = torch.tensor([[0, 5, 6, 7, 8, 9, 2]])
+    _check_hidden_states(m, hf, ids, 2, final_is_normed=False)
+
+
+def test_interp_dir_round_trip_transformer_and_rnn(tmp_path, tiny_gpt, tiny_rnn, tokens):
+    tiny_gpt.save(tmp_path / "gpt")
+    tiny_rnn.save(tmp_path / "rnn")
+    g2 = interp.load_model(str(tmp_path / "gpt"))
+    r2 = interp.load_model(str(tmp_path / "rnn"))
+    assert torch.equal(g2(tokens), tiny_gpt(tokens))
+    assert torch.equal(r2(tokens), tiny_rnn(tokens))
+    assert r2.kind == "rnn" and "rnn.hook_h" in r2.hook_names
+
+
+def test_corrupted_weights_are_a_clear_error(tmp_path, tiny_gpt):
+    tiny_gpt.save(tmp_path / "gpt")
+    (tmp_path / "gpt" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="model.safetensors"):
+        interp.load_model(str(tmp_path / "gpt"))
+
+
+def test_bad_names_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="zoo"):
+        interp.load_model("no/such/dir")
+    with pytest.raises(KeyError, match="code-lm-tiny"):
+        interp.load_model("zoo:code-lm-tinny")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="config.json"):
+        interp.load_model(str(tmp_path / "empty"))
