@@ -55,7 +55,7 @@ INTRO = (
 # ------------------------------------------------------------------ app
 def main() -> None:
     """Build the pages from the registry and run the selected one (the entry point calls this)."""
-    st.set_page_config(page_title="interp dashboard", page_icon="🔬", layout="wide")
+    st.set_page_config(page_title="interp dashboard", layout="wide")
     pages: dict[str, Any] = {}
     import_error: Optional[str] = None
     try:
@@ -66,14 +66,19 @@ def main() -> None:
     def home() -> None:
         home_page(pages, import_error)
 
-    home_entry = st.Page(home, title="Home", icon="🏠", url_path="home", default=True)
+    home_entry = st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True)
     for name in names:
         title = name
         with contextlib.suppress(Exception):
             title = analyses.get(name).title
-        pages[name] = st.Page(_analysis_page_fn(name), title=title, icon="📊", url_path=name)
+        pages[name] = st.Page(_analysis_page_fn(name), title=title, icon=":material/analytics:", url_path=name)
+    from compare import compare_page
+    from explorer import explorer_page
+
+    tools = [st.Page(explorer_page, title="Explore a model", icon=":material/search:", url_path="explore"),
+             st.Page(compare_page, title="Compare runs", icon=":material/compare:", url_path="compare")]
     st.sidebar.caption(f"Runs read from `{runs_dir()}`")
-    st.navigation({"": [home_entry], "Analyses": list(pages.values())}).run()
+    st.navigation({"": [home_entry], "Tools": tools, "Analyses": list(pages.values())}).run()
 
 
 def _analysis_page_fn(name: str) -> Callable[[], None]:

@@ -143,7 +143,9 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
     module.eval()
     if device is not None:
         module.to(device)
-    return Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id or meta.get("model_id", str(path)),
+    saved_id = meta.get("model_id", "")
+    model_id = model_id or (saved_id if saved_id.startswith("zoo:") else str(path))
+    return Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
                  kind=kind, spec={"builder": meta["builder"], "spec": meta["spec"]},
                  example_input=_example_input(kind, meta["spec"]))
 

@@ -1,0 +1,118 @@
+"""Real-browser test: start `interp app`, drive headless Chromium through three pages.
+
+Uses Debian's chromium (/usr/bin/chromium) through Playwright's Python driver. Skipped
+where either is missing, except under CI (``CI=true``), where .ci/run installs both and
+a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.slow
+
+
+def _need_browser():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("playwright is not installed (it is in the dev extras)")
+        pytest.skip("playwright not installed")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served_app(tmp_path):
+    """`interp app` on a free loopback port, with one model_report run and a saved tiny model."""
+    from interp.data.tokenizer import word_tokenizer
+    from interp.models.transformer import build_transformer
+    from interp.tracing.model import Model
+    from tests.app.test_app import make_run
+    from tests.conftest import build_spec
+
+    runs = tmp_path / "runs"
+    make_run(runs, "20260101-120000-abcdef", analysis="model_report", experiment="model_report")
+    tok = word_tokenizer("def add a b return x = 1 2 :".split())
+    spec = build_spec(d_vocab=len(tok))
+    model_dir = tmp_path / "tiny-model"
+    Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
+          spec={"builder": "transformer", "spec": spec.model_dump(mode="json")}).save(model_dir)
+    port = _free_port()
+    env = {**os.environ, "INTERP_RUNS": str(runs), "INTERP_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "app", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the dashboard did not answer its health endpoint within 60 s")
+        yield url, model_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_dashboard_in_a_real_browser(served_app, tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    url, model_dir = served_app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        try:
+            # home page: the runs table shows our run
+            page.goto(url)
+            page.get_by_text("interp dashboard").first.wait_for()
+            page.get_by_text("Runs where every criterion holds").first.wait_for()
+            # analysis page: criteria rendered from the run
+            page.goto(f"{url}/model_report")
+            page.get_by_text("criteria hold").first.wait_for()
+            body = page.inner_text("body")
+            assert "Model report" in body
+            assert "does not hold" in body  # the fake run's failing claim is said plainly
+            # explorer: load the saved tiny model from its directory and run the default prompt
+            page.goto(f"{url}/explore")
+            page.get_by_text("Explore a model").first.wait_for()
+            box = page.get_by_label("Directory saved by interp or save_pretrained")
+            box.fill(str(model_dir))
+            box.press("Enter")
+            page.get_by_text("Next-token predictions").first.wait_for()
+            page.get_by_text("Attention patterns").first.wait_for()
+            assert "Traceback" not in page.inner_text("body")
+        finally:
+            page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+            browser.close()
