@@ -142,7 +142,11 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
     load_canonical_state_dict(weights(module), state)
     module.eval()
     if device is not None:
-        module.to(device)
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):  # TransformerLens prints "Moving model to device"
+            module.to(device)
     saved_id = meta.get("model_id", "")
     model_id = model_id or (saved_id if saved_id.startswith("zoo:") else str(path))
     return Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
