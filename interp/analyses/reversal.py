@@ -1,0 +1,557 @@
+"""Reversal-curse probes: causal vs masked LMs on synthetic facts (Berglund et al. 2023;
+Kitouni et al. 2024 for MLM-U).
+
+Models trained on "A is B" facts (zoo recipes in :mod:`interp.models.reversal_recipes`:
+a causal LM, a masked LM at a fixed 15% rate and MLM-U with a uniform masking rate, on
+token-level and text-level facts, several seeds) are asked each fact in both directions.
+
+Measures, per model, direction (``n2d``: name given, description asked; ``d2n``: the
+reverse), group (trained ``name_first``, ``desc_first`` or ``both``) and template split
+(training templates vs held-out paraphrases, kept apart so that paraphrase failure is
+not mistaken for reversal failure):
+
+- exact match of the completion: greedy for causal models; for masked models the slot
+  of the target's length is filled with ``<|mask|>`` and filled **left to right**, one
+  token per forward (argmax at the leftmost masked slot, which is then revealed);
+- the log-probability of the correct target vs ``n_random`` random targets of the same
+  group (causal: teacher forcing; masked: the same left-to-right chain rule), compared
+  per pair with a Wilcoxon signed-rank test;
+- linear probes on the residual stream (``blocks.{l}.hook_resid_post``, and the
+  embedding ``blocks.0.hook_resid_pre``) at the query position (the last prompt position
+  for causal models, the first masked slot for masked ones). A ridge probe regresses the
+  mean unembedding vector of the target's tokens; it is trained on entities whose facts
+  were trained in that direction and tested, by nearest target among the group, on
+  held-out entities trained in that direction vs the group never trained in it. Training
+  on other entities keeps the probe from memorising the name <-> description map itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from interp.analyses import register
+from interp.data.facts import DIRECTIONS, GROUPS, SPLITS, TRAINED, FactSet
+from interp.results import Result
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE_NAMES = {"clm": "causal LM", "mlm15": "masked LM 15%", "mlmu": "MLM-U"}
+PROBE_KINDS = ("trained", "untrained")  # probe tested on entities trained / never trained in that direction
+
+
+class Config(BaseModel):
+    """Settings of the reversal-curse probes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A zoo name or directory pattern with {variant}, {objective}, {size} and {seed} fields.
+    model: str = "zoo:reversal-{variant}-{objective}-{size}-s{seed}"
+    size: Literal["quick", "full"] = "quick"
+    variants: list[Literal["token", "text"]] = Field(default_factory=lambda: ["token", "text"])
+    objectives: list[Literal["clm", "mlm15", "mlmu"]] = Field(default_factory=lambda: ["clm", "mlm15", "mlmu"])
+    n_seeds: int = 1  # model seeds: seed, seed+1, ..., seed+n_seeds-1
+    n_random: int = 5  # random same-group targets per fact in the log-prob test
+    logprob_templates: int = 3  # templates per split scored by log-prob (all are scored by accuracy)
+    probe_l2: float = 1e-2  # ridge penalty, relative to the mean feature variance
+    batch_size: int = 512
+    device: str = "auto"
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------- models
+@dataclass
+class FactModel:
+    """A trained model with the facts and objective it was trained on."""
+
+    variant: str
+    objective: str
+    seed: int
+    name: str
+    path: str
+    model: Any
+    facts: FactSet
+
+
+def load_fact_model(name: str, device: Any = "auto") -> tuple[Any, dict, str]:
+    """``(interp.Model, recipe config dict, directory)`` of a zoo name or a model directory
+    whose ``interp_model.json`` holds ``recipe_config`` (as the zoo writes it)."""
+    import interp
+    from interp.models.io import MODEL_FILE
+    from interp.utils import read_json
+
+    m = interp.load_model(name, device=device)
+    if name.startswith("zoo:"):
+        from interp.models import zoo
+
+        path = str(zoo.get(name[4:]).path)
+    else:
+        path = name
+    meta = read_json(f"{path}/{MODEL_FILE}")
+    if "recipe_config" not in meta or "facts" not in meta["recipe_config"]:
+        raise ValueError(f"{name} was not trained by a reversal recipe (no recipe_config.facts in {MODEL_FILE})")
+    return m, meta["recipe_config"], path
+
+
+def is_masked(m) -> bool:
+    return getattr(m.cfg, "attention_dir", "causal") == "bidirectional"
+
+
+def _forward(m, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return m.module(x.to(m.device)).float().cpu()  # [batch, pos, vocab]
+
+
+def _chunks(n: int, size: int):
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+# ----------------------------------------------------------------------- measuring
+def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
+    """Greedy completion ``[n, length]`` of each row's prompt (``tokens[:, :prompt_len]``).
+
+    Causal: the next ``length`` tokens, one forward each. Masked: the ``length`` slots after
+    the prompt are set to the mask token and filled left to right (argmax at the leftmost
+    masked slot, then reveal it). Tokens after the slot are kept as given (padding)."""
+    masked = is_masked(m)
+    out = np.zeros((len(tokens), length), dtype=np.int64)
+    for sl in _chunks(len(tokens), batch_size):
+        x = torch.from_numpy(tokens[sl]).clone()
+        pl = torch.from_numpy(prompt_len[sl])
+        rows = torch.arange(len(x))
+        if masked:
+            for k in range(length):
+                x[rows, pl + k] = m.tokenizer.mask_token_id
+        for k in range(length):
+            logits = _forward(m, x)
+            pos = pl + k
+            x[rows, pos] = logits[rows, pos if masked else pos - 1].argmax(-1)
+        out[sl] = torch.stack([x[rows, pl + k] for k in range(length)], dim=1).numpy()
+    return out
+
+
+def target_logprob(m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np.ndarray,
+                   batch_size: int = 512) -> np.ndarray:
+    """``[n, K]`` log-probability of each candidate target ``candidates [n, K, T]`` after each
+    row's prompt. Causal: teacher-forced sum of next-token log-probs. Masked: the same
+    left-to-right chain, ``sum_t log p(c_t | prompt, c_<t, masks at t..T-1)``."""
+    n, K, T = candidates.shape
+    masked = is_masked(m)
+    rep = np.repeat(tokens, K, axis=0)  # [n*K, pos]
+    pl = np.repeat(prompt_len, K)
+    cand = candidates.reshape(n * K, T)
+    rows_all = np.arange(n * K)
+    for t in range(T):
+        rep[rows_all, pl + t] = cand[:, t]
+    total = np.zeros(n * K)
+    for sl in _chunks(n * K, batch_size):
+        x = torch.from_numpy(rep[sl]).clone()
+        p = torch.from_numpy(pl[sl])
+        c = torch.from_numpy(cand[sl])
+        rows = torch.arange(len(x))
+        if not masked:
+            lp = _forward(m, x).log_softmax(-1)
+            total[sl] = sum(lp[rows, p + t - 1, c[:, t]] for t in range(T)).numpy()
+            continue
+        acc = torch.zeros(len(x))
+        for t in range(T):
+            xt = x.clone()
+            for u in range(t, T):
+                xt[rows, p + u] = m.tokenizer.mask_token_id
+            lp = _forward(m, xt).log_softmax(-1)
+            acc += lp[rows, p + t, c[:, t]]
+        total[sl] = acc.numpy()
+    return total.reshape(n, K)
+
+
+def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
+                    batch_size: int = 512) -> np.ndarray:
+    """Residual stream ``[layer+1, n, d_model]`` at the query position: row 0 is the embedding
+    (``blocks.0.hook_resid_pre``), row ``l+1`` is ``blocks.{l}.hook_resid_post``. The query
+    position is the last prompt token (causal) or the first masked slot (masked; all
+    ``length`` target slots masked)."""
+    import interp
+
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(m.n_layers)]
+    masked = is_masked(m)
+    out = []
+    for sl in _chunks(len(tokens), batch_size):
+        x = torch.from_numpy(tokens[sl]).clone()
+        pl = torch.from_numpy(prompt_len[sl])
+        rows = torch.arange(len(x))
+        if masked:
+            for k in range(length):
+                x[rows, pl + k] = m.tokenizer.mask_token_id
+        _, acts = interp.trace(m, x.to(m.device), capture=names)
+        pos = pl if masked else pl - 1
+        out.append(torch.stack([acts[nm][rows, pos].float().cpu() for nm in names]))  # [layer+1, batch, d]
+    return torch.cat(out, dim=1).numpy()
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge regression ``y ~ (x - mu) @ W + b`` with penalty ``l2 * mean feature variance``;
+    returns ``(W [d, k], b [k], mu [d])``."""
+    mu = x.mean(0)
+    xc = (x - mu).astype(np.float64)
+    b = y.mean(0)
+    lam = l2 * max(float((xc**2).sum(0).mean()), 1e-12)
+    w = np.linalg.solve(xc.T @ xc + lam * np.eye(x.shape[1]), xc.T @ (y - b))
+    return w, b, mu
+
+
+def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, test_ids: np.ndarray,
+                   candidates: np.ndarray, l2: float) -> float:
+    """Fit a ridge probe ``x -> target vector`` and return the fraction of test rows whose
+    prediction is nearest (cosine) to their own entity's vector among ``candidates [c, k]``
+    (``test_ids`` index rows of ``candidates``)."""
+    w, b, mu = fit_ridge(x_train, y_train, l2)
+    pred = (x_test - mu) @ w + b
+    pred /= np.linalg.norm(pred, axis=1, keepdims=True) + 1e-12
+    cand = candidates / (np.linalg.norm(candidates, axis=1, keepdims=True) + 1e-12)
+    return float(((pred @ cand.T).argmax(1) == test_ids).mean())
+
+
+# ----------------------------------------------------------------------- one model
+def evaluate_model(fm: FactModel, cfg: Config, rng: np.random.Generator) -> dict[str, Any]:
+    """Accuracy, log-probs and probes of one model (see the module docstring)."""
+    m, facts = fm.model, fm.facts
+    tok = m.tokenizer
+    n_pairs = len(facts.pairs)
+    acc = np.full((len(DIRECTIONS), len(GROUPS), len(SPLITS)), np.nan)
+    lp_correct = np.full((len(DIRECTIONS), len(SPLITS), n_pairs), np.nan)
+    lp_random = np.full((len(DIRECTIONS), len(SPLITS), n_pairs), np.nan)
+    for di, d in enumerate(DIRECTIONS):
+        for si, split in enumerate(SPLITS):
+            ex = facts.examples(d, split)
+            tokens, plen = facts.encode(ex, tok)
+            T = len(ex[0].target)
+            target = np.stack([tokens[i, plen[i]: plen[i] + T] for i in range(len(ex))])
+            hit = (complete(m, tokens, plen, T, cfg.batch_size) == target).all(1)
+            groups = np.array([e.group for e in ex])
+            for gi, g in enumerate(GROUPS):
+                acc[di, gi, si] = hit[groups == g].mean()
+            # log-prob: correct vs n_random other targets of the same group, first templates only
+            ex_lp = [e for e in ex if e.template in {t.index for t in facts.templates_of(d, split)[
+                : cfg.logprob_templates]}]
+            tokens, plen = facts.encode(ex_lp, tok)
+            cands = []
+            for e in ex_lp:
+                same = [p for p in facts.group_pairs(e.group) if p.index != e.pair]
+                pick = rng.choice(len(same), size=min(cfg.n_random, len(same)), replace=False)
+                ids = [facts.pairs[e.pair]] + [same[i] for i in pick]
+                cands.append(facts.target_ids(ids, d, tok))
+            lp = target_logprob(m, tokens, plen, np.stack(cands), cfg.batch_size)  # [n, 1+K]
+            pair_ids = np.array([e.pair for e in ex_lp])
+            for p in range(n_pairs):
+                rows = pair_ids == p
+                lp_correct[di, si, p] = lp[rows, 0].mean()
+                lp_random[di, si, p] = lp[rows, 1:].mean()
+    probe = probe_model(m, facts, cfg, rng)
+    return {"accuracy": acc, "lp_correct": lp_correct, "lp_random": lp_random, "probe": probe}
+
+
+def probe_model(m, facts: FactSet, cfg: Config, rng: np.random.Generator) -> np.ndarray:
+    """Probe accuracy ``[direction, kind, layer+1]`` (kind: trained / untrained entities).
+
+    For direction d the groups trained in d are split in two folds of entities; a probe
+    trained on one fold (training templates) is tested on the other fold ("trained") and on
+    the group never trained in d ("untrained"), each among its own group's targets; the
+    two folds swap roles and the accuracies are averaged."""
+    tok = m.tokenizer
+    W_U = m.module.W_U.detach().float().cpu().numpy()  # [d_model, vocab]
+    out = np.zeros((len(DIRECTIONS), len(PROBE_KINDS), m.n_layers + 1))
+    for di, d in enumerate(DIRECTIONS):
+        trained = [p for p in facts.pairs if d in TRAINED[p.group]]
+        untrained = [p for p in facts.pairs if d not in TRAINED[p.group]]
+        order = rng.permutation(len(trained))
+        folds = [[trained[i] for i in order[: len(order) // 2]], [trained[i] for i in order[len(order) // 2:]]]
+        ex = facts.examples(d, "train")
+        tokens, plen = facts.encode(ex, tok)
+        T = len(ex[0].target)
+        feats = query_residuals(m, tokens, plen, T, cfg.batch_size)  # [layer+1, n, d_model]
+        pair_ids = np.array([e.pair for e in ex])
+        target_vec = W_U[:, facts.target_ids(facts.pairs, d, tok)].mean(-1).T  # [n_pairs, d_model]
+
+        def rows_of(pairs):
+            return np.isin(pair_ids, [p.index for p in pairs])
+
+        def ids_among(pairs, rows):
+            pos = {p.index: i for i, p in enumerate(pairs)}
+            return np.array([pos[i] for i in pair_ids[rows]])
+
+        for a, b in ((0, 1), (1, 0)):
+            tr = rows_of(folds[a])
+            for kind, test_pairs in enumerate((folds[b], untrained)):
+                te = rows_of(test_pairs)
+                cand = target_vec[[p.index for p in test_pairs]]
+                for layer in range(m.n_layers + 1):
+                    out[di, kind, layer] += 0.5 * probe_accuracy(
+                        feats[layer][tr], target_vec[pair_ids[tr]], feats[layer][te], ids_among(test_pairs, te),
+                        cand, cfg.probe_l2)
+    return out
+
+
+# ----------------------------------------------------------------------- the run
+def model_names(cfg: Config) -> list[tuple[str, str, int, str]]:
+    """``(variant, objective, seed, model name)`` for every model of the run."""
+    out = []
+    for variant in cfg.variants:
+        for objective in cfg.objectives:
+            for k in range(cfg.n_seeds):
+                seed = cfg.seed + k
+                if cfg.model.startswith("zoo:reversal-"):
+                    from interp.models.reversal_recipes import ensure_recipe
+
+                    ensure_recipe(variant, objective, cfg.size, seed)
+                name = cfg.model.format(variant=variant, objective=objective, size=cfg.size, seed=seed)
+                out.append((variant, objective, seed, name))
+    return out
+
+
+def _same_direction(acc: np.ndarray, split: int) -> np.ndarray:
+    """Mean accuracy over (group, direction) cells trained in that direction; acc [..., D, G, S]."""
+    cells = [(di, gi) for gi, g in enumerate(GROUPS) for di, d in enumerate(DIRECTIONS) if d in TRAINED[g]]
+    return np.mean([acc[..., di, gi, split] for di, gi in cells], axis=0)
+
+
+def _reverse(acc: np.ndarray, split: int) -> np.ndarray:
+    """Mean accuracy over the one-direction groups asked in their untrained direction."""
+    cells = [(di, gi) for gi, g in enumerate(GROUPS) for di, d in enumerate(DIRECTIONS) if d not in TRAINED[g]]
+    return np.mean([acc[..., di, gi, split] for di, gi in cells], axis=0)
+
+
+def reverse_logprob_test(lp_correct: np.ndarray, lp_random: np.ndarray, facts: FactSet) -> dict[str, float]:
+    """Wilcoxon signed-rank test of correct vs random log-probs in the untrained direction
+    (training templates), one paired value per one-direction pair, averaged over seeds.
+    ``lp_*``: ``[seed, direction, split, pair]``."""
+    from scipy.stats import wilcoxon
+
+    diffs = []
+    for di, d in enumerate(DIRECTIONS):
+        for p in facts.pairs:
+            if d not in TRAINED[p.group]:
+                diffs.append(np.mean(lp_correct[:, di, 0, p.index] - lp_random[:, di, 0, p.index]))
+    diffs = np.asarray(diffs)
+    if np.allclose(diffs, 0):
+        return {"p": 1.0, "mean_diff": 0.0, "n": len(diffs)}
+    return {"p": float(wilcoxon(diffs).pvalue), "mean_diff": float(diffs.mean()), "n": len(diffs)}
+
+
+@register("reversal", Config, title="Reversal curse: causal vs masked LMs on synthetic facts",
+          paper="Berglund et al. 2023, The Reversal Curse; Kitouni et al. 2024, The Factorization Curse",
+          figure_order=("accuracy_grid", "logprob", "probe_by_layer"))
+def run(config: Config) -> Result:
+    """Ask synthetic facts in both directions of causal, 15%-masked and MLM-U transformers."""
+    from interp.data.facts import FactsConfig, make_facts
+    from interp.plotting import reversal as plots
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    V, O, S = len(config.variants), len(config.objectives), config.n_seeds
+    names = model_names(config)
+    evals: dict[tuple[str, str, int], dict] = {}
+    facts_of: dict[str, FactSet] = {}
+    models_meta = []
+    for variant, objective, seed, name in names:
+        log.info("model %s (%s, %s, seed %d): loading or training", name, variant, objective, seed)
+        m, rcfg, path = load_fact_model(name, config.device)
+        if rcfg.get("objective", objective) != objective or rcfg["facts"]["variant"] != variant:
+            raise ValueError(f"{name} was trained as {rcfg.get('objective')} on {rcfg['facts']['variant']} facts, "
+                             f"expected {objective} on {variant}")
+        facts = make_facts(FactsConfig(**rcfg["facts"]))
+        if variant in facts_of and facts_of[variant].config != facts.config:
+            raise ValueError(f"models of variant {variant} were trained on different fact sets")
+        facts_of[variant] = facts
+        if is_masked(m) != (objective != "clm"):
+            raise ValueError(f"{name}: objective {objective} but attention_dir={m.cfg.attention_dir}")
+        log.info("evaluating %s", name)
+        evals[(variant, objective, seed)] = evaluate_model(
+            FactModel(variant, objective, seed, name, path, m, facts), config, rng)
+        models_meta.append({"variant": variant, "objective": objective, "seed": seed, "name": name, "path": path,
+                            "n_layers": m.n_layers})
+
+    result = Result("reversal")
+    n_layers = max(mm["n_layers"] for mm in models_meta)
+    acc = np.full((V, O, S, len(DIRECTIONS), len(GROUPS), len(SPLITS)), np.nan)
+    probe = np.full((V, O, S, len(DIRECTIONS), len(PROBE_KINDS), n_layers + 1), np.nan)
+    for vi, variant in enumerate(config.variants):
+        n_pairs = len(facts_of[variant].pairs)
+        lp_c = np.full((O, S, len(DIRECTIONS), len(SPLITS), n_pairs), np.nan)
+        lp_r = np.full_like(lp_c, np.nan)
+        for oi, objective in enumerate(config.objectives):
+            for k in range(S):
+                e = evals[(variant, objective, config.seed + k)]
+                acc[vi, oi, k] = e["accuracy"]
+                probe[vi, oi, k, :, :, : e["probe"].shape[-1]] = e["probe"]
+                lp_c[oi, k], lp_r[oi, k] = e["lp_correct"], e["lp_random"]
+        result.arrays[f"logprob_correct_{variant}"] = lp_c
+        result.arrays[f"logprob_random_{variant}"] = lp_r
+        result.arrays[f"pair_group_{variant}"] = np.array([GROUPS.index(p.group) for p in facts_of[variant].pairs])
+    result.arrays["accuracy"] = acc
+    result.arrays["probe_accuracy"] = probe
+
+    summary: dict[str, dict] = {}
+    for vi, variant in enumerate(config.variants):
+        facts = facts_of[variant]
+        group_size = len(facts.group_pairs("name_first"))
+        for oi, objective in enumerate(config.objectives):
+            a = acc[vi, oi]  # [seed, D, G, S]
+            test = reverse_logprob_test(result.arrays[f"logprob_correct_{variant}"][oi],
+                                        result.arrays[f"logprob_random_{variant}"][oi], facts)
+            summary[f"{variant}/{objective}"] = {
+                "same_direction_train": float(_same_direction(a, 0).mean()),
+                "reverse_train": float(_reverse(a, 0).mean()),
+                "same_direction_heldout_paraphrase": float(_same_direction(a, 1).mean()),
+                "reverse_heldout_paraphrase": float(_reverse(a, 1).mean()),
+                "reverse_logprob_p": test["p"], "reverse_logprob_mean_diff": test["mean_diff"],
+                "probe_last_layer_trained": float(np.nanmean(probe[vi, oi, :, :, 0, -1])),
+                "probe_last_layer_untrained": float(np.nanmean(probe[vi, oi, :, :, 1, -1])),
+                "chance": 1.0 / group_size,
+            }
+    result.metrics.update({
+        "models": models_meta, "summary": summary, "variants": list(config.variants),
+        "objectives": list(config.objectives), "seeds": [config.seed + k for k in range(S)],
+        "groups": list(GROUPS), "directions": list(DIRECTIONS), "splits": list(SPLITS),
+        "probe_kinds": list(PROBE_KINDS),
+        "facts": {v: f.config.model_dump(mode="json") for v, f in facts_of.items()},
+        "masked_fill": "left to right: argmax at the leftmost masked slot, then reveal it",
+    })
+    _add_criteria(result, config, summary, facts_of)
+    result.figures.update({
+        "accuracy_grid": plots.accuracy_grid(acc, config.variants, config.objectives, GROUPS, DIRECTIONS, SPLITS),
+        "logprob": plots.logprob_figure({v: (result.arrays[f"logprob_correct_{v}"], result.arrays[f"logprob_random_{v}"],
+                                             result.arrays[f"pair_group_{v}"]) for v in config.variants},
+                                        config.objectives, GROUPS, DIRECTIONS),
+        "probe_by_layer": plots.probe_figure(probe, config.variants, config.objectives, DIRECTIONS, PROBE_KINDS,
+                                             {v: 1.0 / len(facts_of[v].group_pairs("name_first"))
+                                              for v in config.variants}),
+    })
+    return result
+
+
+def _add_criteria(result: Result, cfg: Config, summary: dict, facts_of: dict[str, FactSet]) -> None:
+    for variant in cfg.variants:
+        n_group = len(facts_of[variant].group_pairs("name_first"))
+        chance = 1.0 / n_group
+        # binomial 2-sigma bound on the accuracy of guessing among the group, over the
+        # reversed pairs (two one-direction groups) and seeds
+        bound = chance + 2 * np.sqrt(chance * (1 - chance) / (2 * n_group * cfg.n_seeds))
+        if "clm" in cfg.objectives:
+            s = summary[f"{variant}/clm"]
+            result.add_criterion(f"causal_same_direction_accuracy_{variant}", s["same_direction_train"], ">=", 0.9,
+                                 kind="sanity", description=f"{variant}-level facts: causal LM exact match in the "
+                                 "trained direction on training templates (else undertrained)")
+            result.add_criterion(f"causal_reverse_accuracy_{variant}", s["reverse_train"], "<=", float(bound),
+                                 kind="claim", description=f"{variant}-level: causal LM exact match in the untrained "
+                                 f"direction, training templates; at chance (1/{n_group}, bound = chance + 2 SE)")
+            result.add_criterion(f"causal_reverse_logprob_p_{variant}", s["reverse_logprob_p"], ">", 0.05,
+                                 kind="claim", description=f"{variant}-level: Wilcoxon p, correct vs random same-group "
+                                 "target log-prob in the untrained direction (not different: p > 0.05)")
+        if "mlmu" in cfg.objectives:
+            result.add_criterion(f"mlmu_reverse_accuracy_{variant}", summary[f"{variant}/mlmu"]["reverse_train"],
+                                 ">=", 0.5, kind="claim",
+                                 description=f"{variant}-level: MLM-U exact match (masked slot filled) in the "
+                                 "untrained direction, training templates")
+        if "mlm15" in cfg.objectives and variant == "text":
+            result.add_criterion("mlm15_reverse_accuracy_text", summary["text/mlm15"]["reverse_train"], "<", 0.5,
+                                 kind="claim", description="text-level (multi-token): 15% masked LM does not fix "
+                                 "reversal (exact match in the untrained direction < 50%)")
+        if "mlm15" in cfg.objectives and variant == "token":
+            result.add_criterion("mlm15_reverse_accuracy_token", summary["token/mlm15"]["reverse_train"], ">=", 0.5,
+                                 kind="claim", description="token-level (single-token entities): a BERT-style 15% "
+                                 "masked LM was reported immune (exact match in the untrained direction >= 50%)")
+
+
+# ----------------------------------------------------------------------- dashboard
+def top_completions(m, prompt_ids: list[int], length: int, k: int = 5, pad_to: Optional[int] = None
+                    ) -> list[tuple[list[int], float]]:
+    """Beam search (width ``k``) for the ``k`` likeliest ``length``-token completions of
+    ``prompt_ids`` (BOS included): causal next tokens, or, for masked models, a slot of
+    ``length`` masks filled left to right. ``pad_to``: pad each input with PAD to this
+    length, as in training (a bidirectional model sees the padding). Returns ``[(token
+    ids, log-prob)]``, best first, never with a special token."""
+    masked = is_masked(m)
+    mask, pad = m.tokenizer.mask_token_id, m.tokenizer.pad_token_id
+    beams: list[tuple[list[int], float]] = [([], 0.0)]
+    P = len(prompt_ids)
+    width = max(pad_to or 0, P + length)
+    for t in range(length):
+        seqs = [prompt_ids + ids + ([mask] * (length - t) if masked else []) for ids, _ in beams]
+        x = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+        lp = _forward(m, x).log_softmax(-1)[:, P + t if masked else P + t - 1]  # [beams, vocab]
+        lp[:, :5] = -float("inf")  # never complete with a special token
+        scores = torch.tensor([s for _, s in beams])[:, None] + lp
+        best = scores.flatten().topk(min(k, scores.numel()))
+        V = lp.shape[1]
+        beams = [(beams[i // V][0] + [i % V], float(v)) for v, i in zip(best.values.tolist(), best.indices.tolist())]
+    return beams
+
+
+def dashboard(result, st) -> None:
+    """Ask a question about a fictitious entity; every model of the run answers (top 5)."""
+    import pandas as pd
+
+    from interp.data.facts import FactsConfig, make_facts
+
+    models = result.metrics.get("models") or []
+    if not models:
+        st.info("This run lists no models.")
+        return
+    st.subheader("Ask the models")
+    variant = st.selectbox("Fact variant", sorted({mm["variant"] for mm in models}), key="reversal_variant")
+    facts = make_facts(FactsConfig(**result.metrics["facts"][variant]))
+    tries = []
+    for g, d in (("name_first", "d2n"), ("name_first", "n2d"), ("desc_first", "n2d"), ("both", "d2n")):
+        e = facts.example(facts.group_pairs(g)[0], facts.templates_of(d, "train")[0])
+        kind = "trained direction" if d in TRAINED[g] else "REVERSED, never trained"
+        tries.append(f"`{' '.join(e.prompt)}` → *{' '.join(e.target)}* ({g} fact, {kind})")
+    st.markdown("Entities and descriptions are generated (fictitious). Try for example:\n\n"
+                + "\n".join(f"- {t}" for t in tries))
+    default = tries[0].split("`")[1]
+    question = st.text_input("Prompt (the completion follows it; only words of the facts' vocabulary are "
+                             "known)", value=default, key="reversal_prompt")
+    n_name, n_desc = len(facts.pairs[0].name), len(facts.pairs[0].desc)
+    length = st.number_input(f"Completion length in tokens (names: {n_name}, descriptions: {n_desc})",
+                             min_value=1, max_value=8, value=n_name, key="reversal_length")
+    load = st.cache_resource(show_spinner="loading model")(_load_for_dashboard)
+    rows = []
+    for mm in [mm for mm in models if mm["variant"] == variant]:
+        try:
+            m = load(mm["path"])
+        except Exception as e:  # a model missing from the cache is a message, not a traceback
+            st.warning(f"{mm['name']} is not available ({type(e).__name__}: {e}). Re-run "
+                       f"`interp run reversal --preset ...` to train it into the cache.")
+            continue
+        vocab = m.tokenizer.get_vocab()
+        words = question.split()
+        unknown = [w for w in words if w not in vocab]
+        if unknown:
+            st.warning(f"unknown words (not in the facts' vocabulary): {', '.join(unknown)}")
+            return
+        ids = [m.tokenizer.bos_token_id] + [vocab[w] for w in words]
+        if len(ids) + int(length) > min(m.cfg.n_ctx, facts.seq_len):
+            st.warning(f"prompt too long: prompt and completion must fit {min(m.cfg.n_ctx, facts.seq_len)} tokens")
+            return
+        for rank, (toks, lp) in enumerate(top_completions(m, ids, int(length), k=5, pad_to=facts.seq_len)):
+            rows.append({"model": f"{OBJECTIVE_NAMES.get(mm['objective'], mm['objective'])} (seed {mm['seed']})",
+                         "rank": rank + 1, "completion": m.tokenizer.decode(toks), "log-prob": round(lp, 3)})
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def _load_for_dashboard(path: str):
+    """Load a trained model from its directory (cached by the page; never trains)."""
+    from pathlib import Path
+
+    from interp.models.io import MODEL_FILE, load_model_dir
+
+    if not (Path(path) / MODEL_FILE).exists():
+        raise FileNotFoundError(f"no model at {path}")
+    return load_model_dir(path, device="cpu")

@@ -1,0 +1,254 @@
+"""Reversal-curse probes: the measuring parts (completion, log-prob, residuals, probes) on a
+causal and a bidirectional transformer, the masking objectives, and the analysis end to
+end on tiny models trained here."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import interp
+from interp.analyses import reversal as R
+from interp.data.facts import FactsConfig, make_facts
+from interp.models import reversal_recipes as recipes
+from interp.models.train import TrainConfig
+from interp.models.transformer import build_transformer
+from interp.tracing.model import Model
+from tests.conftest import build_spec
+
+FACTS = FactsConfig(variant="text", n_pairs=6, n_train_templates=2, n_heldout_templates=1, seed=0)
+
+
+def _model(attention_dir: str, facts=None, **kw) -> Model:
+    facts = facts or make_facts(FACTS)
+    tok = facts.tokenizer()
+    spec = build_spec(d_vocab=len(tok), n_ctx=16, attention_dir=attention_dir, **kw)
+    return Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
+                 model_id=f"tiny-{attention_dir}", spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+
+
+@pytest.fixture(params=["causal", "bidirectional"])
+def model(request):
+    return _model(request.param)
+
+
+def _queries(facts, direction="d2n"):
+    ex = facts.examples(direction, "train")
+    tokens, plen = facts.encode(ex, facts.tokenizer())
+    return ex, tokens, plen
+
+
+def test_bridge_honours_bidirectional_attention():
+    x = torch.randint(5, 40, (2, 8), generator=torch.Generator().manual_seed(0))
+    y = x.clone()
+    y[:, -1] = (y[:, -1] + 1) % 40 + 5  # change only the last token
+    for direction, later_changes_earlier in (("causal", False), ("bidirectional", True)):
+        m = _model(direction)
+        assert m.cfg.attention_dir == direction and R.is_masked(m) == (direction == "bidirectional")
+        with torch.no_grad():
+            gap = (m.module(x) - m.module(y))[:, :-1].abs().max().item()
+        assert (gap > 1e-4) == later_changes_earlier, (direction, gap)
+        _, acts = interp.trace(m, x, capture=["blocks.0.attn.hook_pattern"])
+        above_diagonal = torch.triu(acts["blocks.0.attn.hook_pattern"][0, 0], diagonal=1)
+        assert (above_diagonal.abs().max() > 0) == later_changes_earlier
+
+
+def test_mask_tokens_masks_words_only_and_at_least_one():
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.tensor([[0, 7, 8, 9, 1, 1], [0, 5, 6, 7, 8, 9]])
+    for rate in (0.0, 0.5, 1.0):
+        masked, chosen = recipes.mask_tokens(tokens, torch.full((2,), rate), 4, 4, g)
+        assert (chosen.sum(1) >= 1).all() and not chosen[tokens <= 4].any()
+        assert torch.equal(masked[chosen], torch.full((int(chosen.sum()),), 4))
+        assert torch.equal(masked[~chosen], tokens[~chosen])
+        if rate == 1.0:
+            assert torch.equal(chosen, tokens > 4)
+
+
+def test_completion_logprob_and_beam_agree(model):
+    facts = make_facts(FACTS)
+    ex, tokens, plen = _queries(facts)
+    T = len(ex[0].target)
+    greedy = R.complete(model, tokens, plen, T, batch_size=5)  # batches of 5 must not matter
+    assert np.array_equal(greedy, R.complete(model, tokens, plen, T))
+    # the greedy chain's log-prob is the sum of per-step maxima: >= any other candidate's at step one,
+    # and beam search with width 1 returns the same completion and log-prob
+    lp_greedy = R.target_logprob(model, tokens, plen, greedy[:, None, :])[:, 0]
+    checked = 0
+    for i in range(len(ex)):
+        if (greedy[i] < 5).any():  # beams never complete with a special token; greedy may
+            continue
+        ids, lp = R.top_completions(model, tokens[i, : plen[i]].tolist(), T, k=1, pad_to=tokens.shape[1])[0]
+        assert ids == greedy[i].tolist() and lp == pytest.approx(lp_greedy[i], abs=1e-4)
+        checked += 1
+    assert checked >= 3
+    # beams come best first
+    beams = R.top_completions(model, tokens[0, : plen[0]].tolist(), T, k=4, pad_to=tokens.shape[1])
+    assert [b[1] for b in beams] == sorted([b[1] for b in beams], reverse=True)
+
+
+def test_target_logprob_is_a_normalised_distribution(model):
+    """Over every possible 2-token target the (causal or left-to-right masked) chain sums to 1."""
+    facts = make_facts(FACTS)
+    _, tokens, plen = _queries(facts)
+    V = model.cfg.d_vocab
+    every = np.array(list(itertools.product(range(V), repeat=2)))[None]  # [1, V*V, 2]
+    lp = R.target_logprob(model, tokens[:1], plen[:1], every, batch_size=4096)
+    assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-4)
+    # single-token targets: the log-probs are the model's log-softmax at the query position
+    one = np.arange(V)[None, :, None]
+    lp1 = R.target_logprob(model, tokens[:1], plen[:1], one)[0]
+    x = torch.from_numpy(tokens[:1]).clone()
+    if R.is_masked(model):
+        x[0, plen[0]] = model.tokenizer.mask_token_id
+    pos = plen[0] if R.is_masked(model) else plen[0] - 1
+    with torch.no_grad():
+        ref = model.module(x).log_softmax(-1)[0, pos].numpy()
+    np.testing.assert_allclose(lp1, ref, atol=1e-5)
+
+
+def test_query_residuals_read_out_to_the_completion(model):
+    """The last layer's residual at the query position, through ln_final and the unembedding,
+    predicts the first greedy token: the probe reads the position the model answers from."""
+    facts = make_facts(FACTS)
+    ex, tokens, plen = _queries(facts)
+    T = len(ex[0].target)
+    feats = R.query_residuals(model, tokens, plen, T, batch_size=7)
+    assert feats.shape == (model.n_layers + 1, len(ex), model.cfg.d_model)
+    with torch.no_grad():
+        logits = model.module.unembed(model.module.ln_final(torch.from_numpy(feats[-1])[:, None]))[:, 0]
+    first = R.complete(model, tokens, plen, T)[:, 0]
+    np.testing.assert_array_equal(logits.argmax(-1).numpy(), first)
+
+
+def test_probe_recovers_a_linear_code_and_is_at_chance_on_noise():
+    rng = np.random.default_rng(0)
+    n_ent, d, k = 12, 16, 8
+    codes = rng.normal(size=(n_ent, k))
+    A = rng.normal(size=(k, d))
+    ids = np.repeat(np.arange(n_ent), 5)
+    x = codes[ids] @ A + 0.05 * rng.normal(size=(len(ids), d))
+    train, test = ids < 8, ids >= 8  # new entities at test time
+    acc = R.probe_accuracy(x[train], codes[ids[train]], x[test], ids[test] - 8, codes[8:], l2=1e-3)
+    assert acc == 1.0
+    noise = rng.normal(size=x.shape)
+    accs = [R.probe_accuracy(noise[train], codes[ids[train]], rng.normal(size=(test.sum(), d)), ids[test] - 8,
+                             codes[8:], l2=1e-3) for _ in range(20)]
+    assert np.mean(accs) < 0.5
+
+
+def _train_tiny(tmp_path, objective: str, steps: int, facts_cfg: FactsConfig, seed: int = 0):
+    from interp.models.io import save_model
+
+    cfg = recipes.ReversalRecipe(name=f"test-rev-{objective}", facts=facts_cfg, objective=objective,
+                                 spec=build_spec(n_layers=2, d_model=32, n_ctx=16),
+                                 train=TrainConfig(steps=steps, batch_size=32, lr=1e-2, warmup=10, log_every=50),
+                                 seed=seed)
+    m = recipes.train_reversal(cfg)
+    path = tmp_path / f"token-{objective}-s{seed}"
+    save_model(m, path, extra={"recipe_config": cfg.model_dump(mode="json")})
+    return m, cfg
+
+
+@pytest.mark.slow
+def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
+    facts_cfg = FactsConfig(variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0)
+    causal, _ = _train_tiny(tmp_path, "clm", 150, facts_cfg)
+    mlmu, _ = _train_tiny(tmp_path, "mlmu", 40, facts_cfg)
+    assert R.is_masked(mlmu) and not R.is_masked(causal)
+    result = interp.analyses.get("reversal").run({
+        "model": str(tmp_path / "{variant}-{objective}-s{seed}"), "variants": ["token"],
+        "objectives": ["clm", "mlmu"], "n_random": 2, "logprob_templates": 2, "seed": 0})
+    acc = result.arrays["accuracy"]
+    assert acc.shape == (1, 2, 1, 2, 3, 2) and np.all((acc >= 0) & (acc <= 1))
+    assert result.arrays["probe_accuracy"].shape == (1, 2, 1, 2, 2, 3)
+    assert result.arrays["logprob_correct_token"].shape == (2, 1, 2, 2, 12)
+    s = result.metrics["summary"]["token/clm"]
+    # the causal model learned the trained direction and, as the reversal curse says, not the reverse
+    assert s["same_direction_train"] >= 0.9 and s["reverse_train"] <= 0.25, s
+    names = {c.name: c for c in result.criteria}
+    assert names["causal_same_direction_accuracy_token"].holds
+    assert names["causal_same_direction_accuracy_token"].value == pytest.approx(s["same_direction_train"])
+    assert {"causal_reverse_accuracy_token", "causal_reverse_logprob_p_token", "mlmu_reverse_accuracy_token"} <= set(names)
+    assert 0 <= s["reverse_logprob_p"] <= 1
+    assert {m["path"] for m in result.metrics["models"]} == {str(tmp_path / "token-clm-s0"), str(tmp_path / "token-mlmu-s0")}
+    result.save(tmp_path / "run")
+    back = interp.Result.load(tmp_path / "run")
+    for name in ("accuracy_grid", "logprob", "probe_by_layer"):
+        assert back.figure(name) is not None
+    _check_dashboard_in_streamlit(result, tmp_path, monkeypatch)
+    _check_dashboard(back, tmp_path)
+
+
+def _reversal_page(app_dir: str) -> None:
+    import sys
+
+    sys.path.insert(0, app_dir)
+    import views
+
+    views.analysis_page("reversal")
+
+
+def _check_dashboard_in_streamlit(result, tmp_path, monkeypatch):
+    """The real page renders the run and the panel answers with every model's top 5."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from interp.utils import write_json
+
+    run = tmp_path / "runs" / "reversal" / "20260101-000000-abcdef"
+    result.save(run)
+    write_json(run / "run.json", {"experiment": "reversal", "preset": "quick", "analysis": "reversal",
+                                  "created": "20260101-000000"})
+    monkeypatch.setenv("INTERP_RUNS", str(tmp_path / "runs"))
+    app_dir = str(Path(__file__).resolve().parents[2] / "app")
+    at = AppTest.from_function(_reversal_page, args=(app_dir,), default_timeout=60).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 3
+    frame = at.dataframe[-1].value
+    assert len(frame) == 10 and set(frame["rank"]) == {1, 2, 3, 4, 5}
+
+
+class _FakeStreamlit:
+    """The few streamlit calls the panel makes, recording what it shows."""
+
+    def __init__(self, prompt=None):
+        self.shown, self.prompt = [], prompt
+
+    def cache_resource(self, show_spinner=None):
+        return lambda fn: fn
+
+    def selectbox(self, label, options, key=None):
+        return options[0]
+
+    def text_input(self, label, value="", key=None):
+        return self.prompt if self.prompt is not None else value
+
+    def number_input(self, label, min_value=None, max_value=None, value=None, key=None):
+        return value
+
+    def dataframe(self, frame, hide_index=None):
+        self.shown.append(("dataframe", frame))
+
+    def __getattr__(self, name):  # subheader, caption, info, warning, ...
+        return lambda *a, **k: self.shown.append((name, a[0] if a else ""))
+
+
+def _check_dashboard(result, tmp_path):
+    st = _FakeStreamlit()
+    R.dashboard(result, st)
+    frames = [x for kind, x in st.shown if kind == "dataframe"]
+    assert frames and set(frames[0]["model"].str.split(" ").str[0]) == {"causal", "MLM-U"}
+    assert (frames[0]["rank"] == 1).sum() == 2
+    st = _FakeStreamlit(prompt="who is zzzunknown")
+    R.dashboard(result, st)
+    assert any(kind == "warning" and "unknown words" in msg for kind, msg in st.shown)
+    # a model missing from disk is a message, not a traceback
+    result.metrics["models"][0]["path"] = str(tmp_path / "gone")
+    st = _FakeStreamlit()
+    R.dashboard(result, st)
+    assert any(kind == "warning" and "not available" in msg for kind, msg in st.shown)
