@@ -2,6 +2,7 @@
 
     interp list                                   registered experiments
     interp run EXPERIMENT [--preset quick|full] [--set key=value]...
+    interp bench [NAME] [--preset quick|full]     the benchmark (= interp run bench)
     interp runs [list|show RUN]                   saved runs
     interp zoo list | interp zoo build NAME       model zoo
     interp app [--port N]                         the Streamlit dashboard
@@ -67,6 +68,19 @@ def run(
     typer.echo(f"\nrun written to {path}")
 
 
+@app.command("bench")
+def bench(
+    name: Optional[str] = typer.Argument(None, help="One benchmark item (collection, memory, disk, ...); default all."),
+    preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick or full."),
+) -> None:
+    """Run the performance benchmark (the same as `interp run bench`); ratios vs PERFORMANCE.md."""
+    from interp.results import Result
+    from interp.runs import run_experiment
+
+    path = run_experiment("bench", preset, [f"only=[{name}]"] if name else None)
+    typer.echo(f"{Result.load(path).summary()}\n\nrun written to {path}")
+
+
 @runs_app.callback()
 def runs_main(ctx: typer.Context, experiment: Optional[str] = typer.Option(None, "--experiment", "-e")) -> None:
     """List saved runs (newest first)."""
@@ -106,14 +120,22 @@ def runs_show(run: str = typer.Argument(..., help="A run path, <experiment>/<run
 
 
 @zoo_app.command("list")
-def zoo_list() -> None:
-    """List zoo recipes and whether each is built."""
+def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per recipe (seed variants too).")) -> None:
+    """List zoo recipes and whether each is built (seed variants `<name>-s<N>` share a line)."""
+    import re
+
     from interp.models import zoo
 
+    groups: dict[str, list[str]] = {}
     for name in zoo.names():
-        r = zoo.get(name)
-        state = "built" if zoo.is_built(name) else "not built"
-        typer.echo(f"{name:<22} {state:<10} {r.description}")
+        base = name if all_seeds else re.sub(r"-s\d+$", "", name)
+        groups.setdefault(base, []).append(name)
+    for base, members in groups.items():
+        built = sum(zoo.is_built(n) for n in members)
+        seeds = [m.group(1) for n in members if (m := re.search(r"-s(\d+)$", n)) and n != base]
+        label = base if not seeds else f"{base}-s{{{','.join(seeds)}}}" + (f" (and {base})" if base in members else "")
+        state = ("built" if built else "not built") if len(members) == 1 else f"{built}/{len(members)} built"
+        typer.echo(f"{label:<40} {state:<11} {zoo.get(members[0]).description}")
 
 
 @zoo_app.command("build")
@@ -148,26 +170,37 @@ def run_app(port: int = typer.Option(8501, help="Port to serve on."),
 def demo(
     serve: bool = typer.Option(True, help="Start the dashboard after the runs."),
     port: int = typer.Option(8501),
-    only: List[str] = typer.Option([], "--only", help="Run only these experiments."),
+    only: List[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
 ) -> None:
-    """Run every registered experiment's quick preset, print a verdict table, start the dashboard."""
+    """Run every registered experiment's quick preset, print a verdict table, start the dashboard.
+
+    Models come from the zoo cache when they were built before, so a second demo is fast.
+    One experiment that fails is reported in the table and does not stop the others.
+    """
+    import time
+
     from interp.results import Result
     from interp.runs import experiments, run_experiment
 
-    exps = [e for e in experiments() if not only or e in only]
-    summary = []
-    for i, name in enumerate(exps, 1):
-        typer.secho(f"[{i}/{len(exps)}] {name} (quick)", bold=True)
+    names = [e for e in experiments() if not only or e in only]
+    rows = []
+    t_all = time.time()
+    for i, name in enumerate(names, 1):
+        typer.secho(f"\n[{i}/{len(names)}] {name} (quick)  elapsed {time.time() - t_all:.0f} s", bold=True)
+        t0 = time.time()
         try:
-            result = Result.load(run_experiment(name, "quick"))
-            crit = result.criteria
-            summary.append((name, sum(c.holds for c in crit), len(crit),
-                            sum(c.kind == "sanity" and not c.holds for c in crit), ""))
+            crit = Result.load(run_experiment(name, "quick")).criteria
+            sanity = [c for c in crit if c.kind == "sanity"]
+            claims = [c for c in crit if c.kind == "claim"]
+            rows.append((name, f"{sum(c.holds for c in sanity)}/{len(sanity)}",
+                         f"{sum(c.holds for c in claims)}/{len(claims)}", time.time() - t0, ""))
         except Exception as e:  # one broken experiment must not hide the others
-            summary.append((name, 0, 0, 0, f"{type(e).__name__}: {e}"))
-    typer.echo("\nexperiment            criteria held   sanity failures")
-    for name, ok, n, bad, err in summary:
-        typer.echo(f"{name:<22}{ok:>3}/{n:<12}{bad:>3}   {err}")
+            rows.append((name, "-", "-", time.time() - t0, f"{type(e).__name__}: {e}"))
+    typer.secho(f"\n{'experiment':<16} {'sanity held':>11} {'claims held':>11} {'seconds':>8}", bold=True)
+    for name, sanity, claims, secs, err in rows:
+        line = f"{name:<16} {sanity:>11} {claims:>11} {secs:>8.0f}"
+        typer.secho(line + (f"  FAILED: {err}" if err else ""), fg=typer.colors.RED if err else None)
+    typer.echo(f"total {time.time() - t_all:.0f} s. Details: `interp runs`, or the dashboard.")
     if serve:
         run_app(port=port, address="127.0.0.1", headless=True)
 
