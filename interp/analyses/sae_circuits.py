@@ -1,0 +1,301 @@
+"""Circuit discovery with discrete SAE codes vs patching baselines (O'Neill & Bui 2024).
+
+For each model and task (paired prompts from :mod:`interp.data.circuits`):
+
+- ground truth: patch each head's ``hook_z`` from the paired counterfactual on many held-out
+  prompts; the per-head effect is the fraction of the clean-minus-corrupt metric gap it
+  carries (kept per head, and thresholded at several top fractions for ROC AUC);
+- methods, each on the same ``n_prompts`` positive prompts and their counterfactuals, over
+  ``n_seeds`` draws: the paper's node and edge scores from one SAE shared by all heads,
+  our code-shift scorer (permutation-tested chi-squared of code vs label), activation
+  patching, attribution patching, random scores; plus the null control (labels flipped
+  within pairs at random);
+- metrics: ROC AUC per threshold, Spearman with |effect|, precision/recall at the best
+  threshold, wall time per method; AUC vs number of SAE training prompts.
+
+Sanity criteria check the implementation (null near 0.5, attribution = activation patching
+to first order, SAE fast and faithful); claims are the paper's numbers at our scale.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from interp.analyses import register
+from interp.results import Result
+
+log = logging.getLogger(__name__)
+
+METHODS = ("paper_node", "paper_edge", "ours", "act_patch", "attr_patch", "random")
+NULLS = ("paper_node", "ours")
+
+
+class Config(BaseModel):
+    """Settings of the SAE circuit-discovery comparison."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(default_factory=lambda: ["zoo:circuit-lm-s0", "zoo:circuit-lm-s1", "zoo:circuit-lm-s2"])
+    tasks: list[str] = Field(default_factory=lambda: ["induction", "ioi"])
+    n_prompts: int = 50  # positive prompts (each with its counterfactual) every method scores on
+    n_sae_prompts: int = 10  # of those 2 * n_prompts, how many (drawn at random) train the SAE
+    prompt_sweep: list[int] = Field(default_factory=lambda: [5, 10, 20])  # values of n_sae_prompts
+    sweep_seeds: int = 3
+    n_seeds: int = 10
+    n_gt_prompts: int = 100
+    gt_fractions: list[float] = Field(default_factory=lambda: [0.25, 0.375, 0.5])
+    d_sae: int = 200
+    sae_kind: str = "relu"
+    sparsity: float = 0.02
+    sae_lr: float = 1e-3
+    sae_steps: int = 500
+    # The paper's loss is F.mse_loss on raw head outputs (sae_mse="mean", sae_normalise=False).
+    # Our heads write vectors of norm ~1 in d_model=64, where that loss lets L1 win (FVU 0.35-0.5,
+    # half the latents dead); scaling inputs to E|x|^2 = 1 and summing the error keeps lambda's
+    # meaning scale-free and the SAE faithful (FVU ~0.01-0.03).
+    sae_mse: Literal["mean", "sum"] = "sum"
+    sae_normalise: bool = True
+    n_perm: int = 200
+    statistic: Literal["chi2", "mi"] = "chi2"
+    check_alpha: float = 0.01  # activation patching at this interpolation must match attribution
+    batch_size: int = 64
+    device: str = "cpu"
+    seed: int = 0
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
+
+
+def ground_truth(m, ps, batch_size: int) -> dict[str, np.ndarray]:
+    """Per-head fraction of the clean->corrupt metric gap carried by the head (``[layers*heads]``),
+    plus the task's clean/corrupt metric and clean accuracy."""
+    from interp.tracing.patching import activation_patching
+    from interp.tracing.trace import trace
+
+    metric = ps.metric_fn()
+    idx = torch.arange(len(ps))
+    with torch.no_grad():
+        out_c, _ = trace(m, ps.clean)
+        out_k, _ = trace(m, ps.corrupt)
+    mc, mk = metric(out_c, idx).float(), metric(out_k, idx).float()
+    gap = float((mk - mc).mean())
+    eff = activation_patching(m, ps.clean, metric, corrupt=ps.corrupt, batch_size=batch_size)  # [n, L, H]
+    frac = (eff.mean(0) / gap).flatten().numpy() if abs(gap) > 1e-9 else np.zeros(eff[0].numel())
+    acc = float((out_c[idx, ps.answer_pos].argmax(-1) == ps.answer).float().mean()) if ps.metric != "prob_diff" else float("nan")
+    return {"effect": frac, "clean_metric": float(mc.mean()), "corrupt_metric": float(mk.mean()), "accuracy": acc}
+
+
+def score_methods(m, ps, cfg: Config, seed: int, layer_of: np.ndarray, n_sae: int | None = None) -> dict:
+    """Every method's head scores on the paired prompts ``ps``, with wall times and SAE stats.
+    The SAE trains on ``n_sae`` of the ``2 * len(ps)`` prompts, drawn at random (the paper's
+    num_sae_examples); codes, and so scores, cover all prompts."""
+    from interp.sae.circuits import (Timer, code_shift_scores, paper_edge_scores, paper_node_scores, sae_codes,
+                                     shuffled_labels)
+    from interp.tracing.patching import activation_patching, attribution_patching, head_results
+
+    n = len(ps)
+    metric = ps.metric_fn()
+    labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    pairs = np.r_[np.arange(n), np.arange(n)]
+    scores, times = {}, {}
+    with Timer() as t_feat:
+        feats = torch.cat([head_results(m, ps.clean, cfg.batch_size), head_results(m, ps.corrupt, cfg.batch_size)])
+    rows = np.random.default_rng(seed).permutation(2 * n)[: n_sae or cfg.n_sae_prompts]
+    with Timer() as t_sae:
+        codes, rep = sae_codes(feats, {"d_sae": cfg.d_sae, "kind": cfg.sae_kind, "init_seed": seed},
+                               {"steps": cfg.sae_steps, "lr": cfg.sae_lr, "sparsity": cfg.sparsity, "seed": seed,
+                                "mse": cfg.sae_mse, "normalise": cfg.sae_normalise}, train_rows=rows)
+    with Timer() as t:
+        scores["paper_node"] = paper_node_scores(codes, labels)
+    times["paper_node"] = t_feat.seconds + t_sae.seconds + t.seconds
+    with Timer() as t:
+        per_layer = int(np.sum(layer_of == layer_of[0]))
+        scores["paper_edge"] = paper_edge_scores(codes, labels, top_k=per_layer ** 2 // 2)[0]
+    times["paper_edge"] = t_feat.seconds + t_sae.seconds + t.seconds
+    with Timer() as t:
+        scores["ours"] = code_shift_scores(codes, labels, pairs, cfg.n_perm, cfg.statistic, seed)["z"]
+    times["ours"] = t_feat.seconds + t_sae.seconds + t.seconds
+    with Timer() as t:
+        scores["act_patch"] = activation_patching(m, ps.clean, metric, corrupt=ps.corrupt,
+                                                  batch_size=cfg.batch_size).mean(0).abs().flatten().numpy()
+    times["act_patch"] = t.seconds
+    with Timer() as t:
+        scores["attr_patch"] = attribution_patching(m, ps.clean, metric, corrupt=ps.corrupt,
+                                                    batch_size=cfg.batch_size).mean(0).abs().flatten().numpy()
+    times["attr_patch"] = t.seconds
+    scores["random"] = np.random.default_rng(seed).random(len(layer_of))
+    times["random"] = 0.0
+    null_labels = shuffled_labels(labels, pairs, seed + 1)
+    null = {"paper_node": paper_node_scores(codes, null_labels),
+            "ours": code_shift_scores(codes, null_labels, pairs, cfg.n_perm, cfg.statistic, seed + 2)["z"]}
+    n_codes = np.array([len(set(codes[:, h])) for h in range(codes.shape[1])])
+    return {"scores": scores, "null": null, "times": times, "fvu": rep["fvu"], "l0": rep["l0"],
+            "dead_frac": rep["dead_frac"], "n_codes": n_codes}
+
+
+def attribution_check(m, ps, alpha: float, batch_size: int) -> dict[str, float]:
+    """Pearson r between activation patching at small ``alpha`` (divided by alpha) and
+    attribution patching: first order, they must agree. Also r at alpha = 1 (how linear the
+    model is on the real counterfactuals)."""
+    from interp.tracing.patching import activation_patching, attribution_patching
+
+    metric = ps.metric_fn()
+    attr = attribution_patching(m, ps.clean, metric, corrupt=ps.corrupt, batch_size=batch_size).flatten()
+    small = activation_patching(m, ps.clean, metric, corrupt=ps.corrupt, alpha=alpha, batch_size=batch_size).flatten() / alpha
+    full = activation_patching(m, ps.clean, metric, corrupt=ps.corrupt, batch_size=batch_size).flatten()
+    r = lambda a, b: float(np.corrcoef(a.numpy(), b.numpy())[0, 1])
+    return {"r_small_alpha": r(small, attr), "r_full": r(full, attr),
+            "max_rel_err_small_alpha": float((small - attr).abs().max() / attr.abs().max().clamp_min(1e-12))}
+
+
+@register("sae_circuits", Config, title="Circuit discovery with discrete SAEs vs patching",
+          paper="O'Neill & Bui 2024, Sparse autoencoders for dense text... circuit discovery (charlieoneill11/sae-circuits)",
+          figure_order=("auc_summary", "heatmaps", "roc", "auc_vs_prompts", "null_control", "runtime"))
+def run(config: Config) -> Result:
+    """Paper's SAE node/edge scores, our code-shift scorer, activation/attribution patching vs ground truth."""
+    import interp
+    from interp.data.circuits import make_task
+    from interp.plotting import sae_circuits as plots
+    from interp.sae.circuits import best_f1, roc_auc, roc_curve, spearman, top_fraction
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    t_start = time.time()
+    n_thr = len(config.gt_fractions)
+    M, T, S = len(config.models), len(config.tasks), config.n_seeds
+    auc = np.full((M, T, S, len(METHODS), n_thr), np.nan)
+    null_auc = np.full((M, T, S, len(NULLS), n_thr), np.nan)
+    rho = np.full((M, T, S, len(METHODS)), np.nan)
+    prec = np.full((M, T, S, len(METHODS)), np.nan)
+    rec = np.full((M, T, S, len(METHODS)), np.nan)
+    times = np.full((M, T, S, len(METHODS)), np.nan)
+    fvu = np.full((M, T, S), np.nan)
+    l0 = np.full((M, T, S), np.nan)
+    dead = np.full((M, T, S), np.nan)
+    sweep = np.full((M, T, len(config.prompt_sweep), config.sweep_seeds, 2), np.nan)  # paper_node, ours
+    task_info, gts, mean_scores, rocs, checks, shapes = {}, {}, {}, {}, [], {}
+    mid = n_thr // 2
+
+    for mi, name in enumerate(config.models):
+        m = interp.load_model(name, device=config.device)
+        L, H = m.n_layers, m.cfg.n_heads
+        shapes[name] = (L, H)
+        layer_of = np.repeat(np.arange(L), H)
+        log.info("model %s: %d layers x %d heads", m.model_id, L, H)
+        for ti, task in enumerate(config.tasks):
+            gt_ps = make_task(task, m.tokenizer, config.n_gt_prompts, _seed(config.seed, name, task, "gt"))
+            gt = ground_truth(m, gt_ps, config.batch_size)
+            effect = np.abs(gt["effect"])
+            gts[(name, task)] = gt["effect"]
+            task_info[f"{name}/{task}"] = {k: v for k, v in gt.items() if k != "effect"}
+            truths = [top_fraction(effect, f) for f in config.gt_fractions]
+            log.info("%s %s: clean %.3f corrupt %.3f acc %.2f; top heads %s", name, task, gt["clean_metric"],
+                     gt["corrupt_metric"], gt["accuracy"], np.argsort(-effect)[:4].tolist())
+            if ti == 0:
+                chk_ps = make_task(task, m.tokenizer, min(config.n_prompts, 16), _seed(config.seed, name, task, "chk"))
+                checks.append(attribution_check(m, chk_ps, config.check_alpha, config.batch_size))
+            acc_scores = {k: np.zeros(L * H) for k in METHODS}
+            for s in range(S):
+                ps = make_task(task, m.tokenizer, config.n_prompts, _seed(config.seed, name, task, s))
+                res = score_methods(m, ps, config, _seed(config.seed, name, task, s, "m"), layer_of)
+                fvu[mi, ti, s], l0[mi, ti, s], dead[mi, ti, s] = res["fvu"], res["l0"], res["dead_frac"]
+                for k, meth in enumerate(METHODS):
+                    sc = res["scores"][meth]
+                    acc_scores[meth] += sc / S
+                    times[mi, ti, s, k] = res["times"][meth]
+                    auc[mi, ti, s, k] = [roc_auc(sc, tr) for tr in truths]
+                    rho[mi, ti, s, k] = spearman(sc, effect)
+                    pr = best_f1(sc, truths[mid])
+                    prec[mi, ti, s, k], rec[mi, ti, s, k] = pr["precision"], pr["recall"]
+                for k, meth in enumerate(NULLS):
+                    null_auc[mi, ti, s, k] = [roc_auc(res["null"][meth], tr) for tr in truths]
+            mean_scores[(name, task)] = acc_scores
+            rocs[(name, task)] = {meth: roc_curve(acc_scores[meth], truths[mid]) for meth in METHODS}
+            for pi, n_p in enumerate(config.prompt_sweep):
+                for s in range(config.sweep_seeds):
+                    ps = make_task(task, m.tokenizer, config.n_prompts, _seed(config.seed, name, task, s))
+                    res = score_methods(m, ps, config, _seed(config.seed, name, task, s, "sweep", n_p), layer_of, n_p)
+                    sweep[mi, ti, pi, s] = [np.mean([roc_auc(res["scores"][k], tr) for tr in truths])
+                                            for k in ("paper_node", "ours")]
+            log.info("%s %s: mean AUC %s", name, task, {meth: round(float(np.nanmean(auc[mi, ti, :, k])), 3)
+                                                         for k, meth in enumerate(METHODS)})
+
+    result = Result("sae_circuits")
+    mean_auc = {meth: float(np.nanmean(auc[..., k, :])) for k, meth in enumerate(METHODS)}
+    auc_thr = {meth: [float(np.nanmean(auc[..., k, j])) for j in range(n_thr)] for k, meth in enumerate(METHODS)}
+    null_mean = {meth: float(np.nanmean(null_auc[..., k, :])) for k, meth in enumerate(NULLS)}
+    m_time = {meth: float(np.nanmean(times[..., k])) for k, meth in enumerate(METHODS)}
+    sae_pipeline_max = float(np.nanmax(times[..., METHODS.index("paper_node")]))
+    per_task = {f"{mod}/{task}": {meth: float(np.nanmean(auc[mi, ti, :, k, :])) for k, meth in enumerate(METHODS)}
+                for mi, mod in enumerate(config.models) for ti, task in enumerate(config.tasks)}
+    result.metrics.update({
+        "models": config.models, "tasks": config.tasks, "methods": list(METHODS),
+        "gt_fractions": config.gt_fractions, "auc_mean": mean_auc, "auc_by_threshold": auc_thr,
+        "auc_by_model_task": per_task,
+        "auc_sd_over_seeds": {meth: float(np.nanmean(np.nanstd(auc[..., k, :], axis=2))) for k, meth in enumerate(METHODS)},
+        "spearman_mean": {meth: float(np.nanmean(rho[..., k])) for k, meth in enumerate(METHODS)},
+        "precision_at_best_f1": {meth: float(np.nanmean(prec[..., k])) for k, meth in enumerate(METHODS)},
+        "recall_at_best_f1": {meth: float(np.nanmean(rec[..., k])) for k, meth in enumerate(METHODS)},
+        "seconds_mean": m_time, "null_auc": null_mean,
+        "sae_fvu_mean": float(np.nanmean(fvu)), "sae_fvu_max": float(np.nanmax(fvu)),
+        "sae_l0_mean": float(np.nanmean(l0)), "sae_dead_frac_mean": float(np.nanmean(dead)),
+        "attribution_check": checks, "tasks_info": task_info,
+        "auc_vs_prompts": {str(n): {"paper_node": float(np.nanmean(sweep[:, :, i, :, 0])),
+                                    "ours": float(np.nanmean(sweep[:, :, i, :, 1]))}
+                           for i, n in enumerate(config.prompt_sweep)},
+        "total_seconds": time.time() - t_start,
+    })
+    result.add_criterion("null_control_auc_near_half", abs(null_mean["ours"] - 0.5), "<=", 0.15, kind="sanity",
+                         description="|AUC - 0.5| of our scorer with positive/negative labels flipped at random "
+                                     "within pairs (mean over models, tasks, seeds, thresholds)")
+    result.add_criterion("attribution_matches_activation_patching", min(c["r_small_alpha"] for c in checks), ">=", 0.99,
+                         kind="sanity", description="Pearson r of attribution patching vs activation patching at "
+                         f"alpha={config.check_alpha} (/alpha), per prompt and head (min over models)")
+    result.add_criterion("sae_pipeline_seconds", sae_pipeline_max, "<", 60.0, kind="sanity",
+                         description="max wall time of one SAE pipeline: head features + SAE training + scores")
+    result.add_criterion("sae_fvu", float(np.nanmax(fvu)), "<", 0.3, kind="sanity",
+                         description="max fraction of variance unexplained of the SAE on its training vectors")
+    result.add_criterion("paper_node_auc", mean_auc["paper_node"], ">=", 0.8, kind="claim",
+                         description=f"paper node score ROC AUC (mean over {M} models, {T} tasks, {S} seeds, "
+                                     f"{n_thr} thresholds); paper: 0.86-0.87")
+    result.add_criterion("paper_node_vs_attribution", abs(mean_auc["paper_node"] - mean_auc["attr_patch"]), "<=", 0.05,
+                         kind="claim", description="|AUC paper node score - AUC attribution patching|")
+    result.add_criterion("ours_beats_paper_node", mean_auc["ours"] - mean_auc["paper_node"], ">=", 0.0, kind="claim",
+                         description="AUC of our code-shift scorer minus AUC of the paper node score")
+    result.add_criterion("paper_edge_auc", mean_auc["paper_edge"], ">=", 0.8, kind="claim",
+                         description="paper edge-based head score ROC AUC; paper: 0.84-0.90")
+
+    result.arrays.update({"auc": auc, "null_auc": null_auc, "spearman": rho, "precision": prec, "recall": rec,
+                          "seconds": times, "sae_fvu": fvu, "sae_l0": l0, "sae_dead_frac": dead, "auc_vs_prompts": sweep})
+    for (mod, task), eff in gts.items():
+        key = f"m{config.models.index(mod)}__{task}"  # model index: names may be paths
+        result.arrays[f"gt_effect__{key}"] = eff
+        for meth in METHODS:
+            result.arrays[f"score__{meth}__{key}"] = mean_scores[(mod, task)][meth]
+    first = config.models[0]
+    L, H = shapes[first]
+    result.figures.update({
+        "auc_summary": plots.auc_summary(auc_thr, config.gt_fractions),
+        "heatmaps": plots.head_heatmaps({meth: mean_scores[(first, config.tasks[0])][meth].reshape(L, H) for meth in METHODS},
+                                        np.abs(gts[(first, config.tasks[0])]).reshape(L, H), f"{first} / {config.tasks[0]}"),
+        "roc": plots.roc_figure(rocs[(first, config.tasks[0])], f"{first} / {config.tasks[0]}, top "
+                                f"{config.gt_fractions[mid]:.0%} of heads"),
+        "auc_vs_prompts": plots.auc_vs_prompts(config.prompt_sweep, {k: [result.metrics["auc_vs_prompts"][str(n)][k]
+                                                                        for n in config.prompt_sweep]
+                                                                    for k in ("paper_node", "ours")}),
+        "null_control": plots.null_control({k: mean_auc[k] for k in NULLS}, null_mean),
+        "runtime": plots.runtime_bars(m_time),
+    })
+    for ti, task in enumerate(config.tasks[1:], 1):
+        result.figures[f"heatmaps_{task}"] = plots.head_heatmaps(
+            {meth: mean_scores[(first, task)][meth].reshape(L, H) for meth in METHODS},
+            np.abs(gts[(first, task)]).reshape(L, H), f"{first} / {task}")
+    return result

@@ -1,0 +1,11 @@
+"""Sparse autoencoders: ReLU+L1, TopK and JumpReLU kinds, a trainer, SAELens-style files.
+
+    from interp.sae import SAE, SAEConfig, SAETrainConfig, train_sae, KINDS
+    sae, report = train_sae(x, SAEConfig(d_in=x.shape[-1], d_sae=200, kind="relu"))
+    sae.save(path); SAE.load(path)
+"""
+
+from interp.sae.model import KINDS, SAE, SAEConfig, register_kind
+from interp.sae.train import SAETrainConfig, evaluate_sae, resample_dead, train_sae
+
+__all__ = ["KINDS", "SAE", "SAEConfig", "SAETrainConfig", "evaluate_sae", "register_kind", "resample_dead", "train_sae"]

@@ -1,0 +1,240 @@
+"""Sparse autoencoders: one module, several activation kinds, SAELens-style files.
+
+``x_hat = decode(encode(x))`` with a tied pre-bias ``b_dec`` (subtracted before the
+encoder, added back after the decoder) and a decoder whose rows (one per latent) have unit
+norm, so latent magnitudes carry the scale and an L1 penalty cannot be dodged by shrinking
+codes and growing the decoder.
+
+Kinds (registry :data:`KINDS`, extend with :func:`register_kind`):
+
+- ``relu``: ``f = relu(W_enc (x - b_dec) + b_enc)``; sparsity by an L1 penalty (the paper's SAE).
+- ``topk``: keep the ``k`` largest pre-activations (after ReLU); sparsity by construction.
+- ``jumprelu``: ``f = z * [z > theta]`` with a learned threshold per latent, trained with
+  straight-through estimators and an L0 penalty (Rajamanoharan et al. 2024).
+
+On disk (:meth:`SAE.save`): ``sae_weights.safetensors`` (``W_enc [d_in, d_sae]``,
+``W_dec [d_sae, d_in]``, ``b_enc``, ``b_dec``, ``log_threshold`` for jumprelu) and
+``cfg.json`` (``d_in``, ``d_sae``, ``architecture``, ...), the layout SAELens reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+WEIGHTS_FILE = "sae_weights.safetensors"
+CFG_FILE = "cfg.json"
+
+
+class SAEConfig(BaseModel):
+    """Architecture of an SAE."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    d_in: int
+    d_sae: int = 200
+    kind: str = "relu"
+    k: int = 8  # topk: active latents per input
+    threshold_init: float = 0.01  # jumprelu: initial threshold
+    bandwidth: float = 0.01  # jumprelu: straight-through kernel width
+    input_scale: float = 1.0  # inputs are multiplied by this before encoding (see normalise_scale)
+    init_seed: int = 0
+    hook_name: Optional[str] = None  # provenance, kept in cfg.json
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+# ------------------------------------------------------------------ kinds
+class _Kind:
+    """How a kind turns pre-activations into codes, and its sparsity penalty."""
+
+    def __init__(self, activate: Callable[["SAE", torch.Tensor], torch.Tensor],
+                 penalty: Callable[["SAE", torch.Tensor, torch.Tensor], torch.Tensor]):
+        self.activate = activate
+        self.penalty = penalty
+
+
+KINDS: dict[str, _Kind] = {}
+
+
+def register_kind(name: str, activate, penalty) -> None:
+    """Add an SAE kind: ``activate(sae, pre) -> codes``; ``penalty(sae, pre, codes) -> [batch]``."""
+    KINDS[name] = _Kind(activate, penalty)
+
+
+def _relu(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+    return torch.relu(pre)
+
+
+def _l1(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    # Decoder rows have unit norm, so |f|_1 is the L1 norm of the decoded contributions.
+    return f.abs().sum(-1)
+
+
+def _topk(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+    k = min(sae.cfg.k, pre.shape[-1])
+    vals, idx = torch.relu(pre).topk(k, dim=-1)
+    return torch.zeros_like(pre).scatter(-1, idx, vals)
+
+
+def _no_penalty(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(f.shape[:-1], device=f.device, dtype=f.dtype)
+
+
+def _rect(x: torch.Tensor) -> torch.Tensor:
+    return ((x > -0.5) & (x < 0.5)).to(x.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    """``z * [z > theta]``; d/dtheta by a rectangle-kernel straight-through estimator."""
+
+    @staticmethod
+    def forward(ctx, z, theta, bandwidth):
+        ctx.save_for_backward(z, theta)
+        ctx.bandwidth = bandwidth
+        return z * (z > theta).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        z, theta = ctx.saved_tensors
+        eps = ctx.bandwidth
+        gz = g * (z > theta).to(z.dtype)
+        gtheta = -(theta / eps) * _rect((z - theta) / eps) * g
+        return gz, gtheta.sum(dim=tuple(range(gtheta.ndim - 1))), None
+
+
+class _Step(torch.autograd.Function):
+    """Heaviside ``[z > theta]``; gradient to theta only (straight-through), for the L0 penalty."""
+
+    @staticmethod
+    def forward(ctx, z, theta, bandwidth):
+        ctx.save_for_backward(z, theta)
+        ctx.bandwidth = bandwidth
+        return (z > theta).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        z, theta = ctx.saved_tensors
+        eps = ctx.bandwidth
+        gtheta = -(1.0 / eps) * _rect((z - theta) / eps) * g
+        return torch.zeros_like(z), gtheta.sum(dim=tuple(range(gtheta.ndim - 1))), None
+
+
+def _jumprelu(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+    return _JumpReLU.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth)
+
+
+def _l0(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return _Step.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth).sum(-1)
+
+
+register_kind("relu", _relu, _l1)
+register_kind("topk", _topk, _no_penalty)
+register_kind("jumprelu", _jumprelu, _l0)
+
+
+# ------------------------------------------------------------------ module
+class SAE(nn.Module):
+    """A sparse autoencoder over ``d_in``-dim vectors with ``d_sae`` latents."""
+
+    def __init__(self, cfg: SAEConfig):
+        super().__init__()
+        if cfg.kind not in KINDS:
+            from interp.utils import unknown_name_error
+
+            raise unknown_name_error("SAE kind", cfg.kind, sorted(KINDS))
+        self.cfg = cfg
+        dtype = getattr(torch, cfg.dtype)
+        g = torch.Generator().manual_seed(cfg.init_seed)
+        w_dec = torch.randn(cfg.d_sae, cfg.d_in, generator=g, dtype=dtype)
+        w_dec = w_dec / w_dec.norm(dim=-1, keepdim=True)
+        self.W_dec = nn.Parameter(w_dec)  # [d_sae, d_in], unit-norm rows
+        self.W_enc = nn.Parameter(w_dec.T.clone())  # [d_in, d_sae]
+        self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae, dtype=dtype))
+        self.b_dec = nn.Parameter(torch.zeros(cfg.d_in, dtype=dtype))  # tied pre-bias
+        if cfg.kind == "jumprelu":
+            self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(cfg.threshold_init), dtype=dtype))
+
+    @property
+    def kind(self) -> _Kind:
+        return KINDS[self.cfg.kind]
+
+    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., d_sae]`` pre-activations of inputs ``[..., d_in]`` (already scaled)."""
+        return (x - self.b_dec) @ self.W_enc + self.b_enc
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes ``[..., d_sae]`` of raw inputs ``[..., d_in]``."""
+        return self.kind.activate(self, self.pre_acts(x * self.cfg.input_scale))
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``[..., d_in]`` in the raw input scale."""
+        return (f @ self.W_dec + self.b_dec) / self.cfg.input_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, x: torch.Tensor, sparsity: float, mse: str = "sum") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean over the batch of ``err + sparsity * penalty`` in scaled units; ``err`` is
+        ``|x - x_hat|^2`` summed (``mse="sum"``) or averaged (``"mean"``) over features."""
+        return self.scaled_loss(x * self.cfg.input_scale, sparsity, mse)
+
+    def scaled_loss(self, xs: torch.Tensor, sparsity: float, mse: str = "sum") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`loss` of inputs already multiplied by ``input_scale``."""
+        pre = self.pre_acts(xs)
+        f = self.kind.activate(self, pre)
+        x_hat = f @ self.W_dec + self.b_dec
+        err = (x_hat - xs).pow(2)
+        mse = err.mean(-1) if mse == "mean" else err.sum(-1)
+        pen = self.kind.penalty(self, pre, f)
+        return (mse + sparsity * pen).mean(), {"mse": mse.mean(), "penalty": pen.mean()}
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        """Rescale each decoder row to unit norm (and the encoder column inversely, so codes'
+        reconstructions are unchanged)."""
+        norms = self.W_dec.norm(dim=-1).clamp_min(1e-8)  # [d_sae]
+        self.W_dec.div_(norms[:, None])
+        self.W_enc.mul_(norms[None, :])
+        self.b_enc.mul_(norms)
+        if self.cfg.kind == "jumprelu":
+            self.log_threshold.add_(norms.log())
+
+    # -------------------------------------------------------------- files
+    def save(self, path: str | Path) -> Path:
+        """Write ``sae_weights.safetensors`` and ``cfg.json`` (SAELens layout) to ``path``."""
+        from safetensors.torch import save_file
+
+        from interp.utils import atomic_path
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp))
+        cfg = self.cfg.model_dump(mode="json")
+        # SAELens names, so its loaders find what they look for.
+        cfg.update({"architecture": {"relu": "standard"}.get(self.cfg.kind, self.cfg.kind),
+                    "apply_b_dec_to_input": True, "normalize_activations": "none",
+                    "activation_fn_str": "relu" if self.cfg.kind != "topk" else "topk",
+                    "activation_fn_kwargs": {"k": self.cfg.k} if self.cfg.kind == "topk" else {}})
+        with atomic_path(path / CFG_FILE) as tmp:
+            Path(tmp).write_text(json.dumps(cfg, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SAE":
+        """Load an SAE written by :meth:`save`."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        raw = json.loads((path / CFG_FILE).read_text())
+        cfg = SAEConfig(**{k: v for k, v in raw.items() if k in SAEConfig.model_fields})
+        sae = cls(cfg)
+        sae.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        return sae

@@ -1,0 +1,188 @@
+"""Activation patching and attribution patching per attention head (and position).
+
+Works on any TransformerLens-backed :class:`interp.Model` with ``blocks.{l}.attn.hook_z``
+(zoo transformers, ``hf:`` models, save_pretrained directories). A *metric* is
+``fn(logits [b, pos, vocab], idx [b]) -> [b]``, where ``idx`` are the indices of the prompts
+in the batch (so it can look up each prompt's answer); effects are
+``metric(patched) - metric(clean)`` per prompt.
+
+Sources (what a head's output is replaced by):
+
+- ``"counterfactual"``: the same head on the paired ``corrupt`` prompt (same shape);
+- ``"zero"``: zeros; ``"mean"``: the mean over the clean prompts at each position.
+
+``alpha`` interpolates: the patched value is ``clean + alpha * (source - clean)``; small
+``alpha`` is the regime where attribution patching (a first-order Taylor expansion, Nanda
+2023; EAP, Syed et al. 2023) must agree with activation patching (``alpha`` times).
+
+Activation patching is batched over heads: each forward carries one copy of the prompts per
+head of a layer, each copy with a different head patched.
+
+    eff = activation_patching(m, clean, metric, corrupt=corrupt)      # [n, layers, heads]
+    att = attribution_patching(m, clean, metric, corrupt=corrupt)     # [n, layers, heads]
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, Optional
+
+import torch
+
+from interp.tracing.model import Model
+from interp.tracing.trace import trace
+
+Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Source = Literal["counterfactual", "zero", "mean"]
+
+
+def z_names(m: Model) -> list[str]:
+    """``blocks.{l}.attn.hook_z`` for every layer."""
+    return [f"blocks.{l}.attn.hook_z" for l in range(m.n_layers)]
+
+
+def _z(m: Model, tokens: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+    out: dict[str, list[torch.Tensor]] = {}
+    for i in range(0, len(tokens), batch_size):
+        _, acts = trace(m, tokens[i : i + batch_size], capture=z_names(m))
+        for k, v in acts.items():
+            out.setdefault(k, []).append(v)
+    return {k: torch.cat(v) for k, v in out.items()}  # each [n, pos, head, d_head]
+
+
+def sources(m: Model, clean: torch.Tensor, source: Source = "counterfactual", corrupt: Optional[torch.Tensor] = None,
+            batch_size: int = 64) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(clean_z, source_z)``: per layer ``hook_z`` ``[n, pos, head, d_head]`` on the clean
+    prompts and the values that patching puts in their place."""
+    clean_z = _z(m, clean, batch_size)
+    if source == "counterfactual":
+        if corrupt is None or corrupt.shape != clean.shape:
+            raise ValueError("counterfactual patching needs `corrupt` prompts shaped like `clean`")
+        src = _z(m, corrupt, batch_size)
+    elif source == "zero":
+        src = {k: torch.zeros_like(v) for k, v in clean_z.items()}
+    elif source == "mean":
+        src = {k: v.mean(0, keepdim=True).expand_as(v).clone() for k, v in clean_z.items()}
+    else:
+        raise ValueError(f"unknown patching source {source!r}: counterfactual, zero or mean")
+    return clean_z, src
+
+
+def _metric_on(m: Model, tokens: torch.Tensor, metric: Metric, idx: torch.Tensor, edits=None) -> torch.Tensor:
+    out, _ = trace(m, tokens, edits=edits)
+    return metric(out, idx).detach().float().cpu()
+
+
+def activation_patching(
+    m: Model,
+    clean: torch.Tensor,
+    metric: Metric,
+    *,
+    corrupt: Optional[torch.Tensor] = None,
+    source: Source = "counterfactual",
+    per_position: bool = False,
+    alpha: float = 1.0,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Effect of patching each head (or head x position) on ``metric``, per prompt.
+
+    Returns ``[n, layers, heads]`` (or ``[n, layers, heads, pos]`` with ``per_position``)."""
+    clean = m.prepare(clean)
+    corrupt = None if corrupt is None else m.prepare(corrupt)
+    n, T = clean.shape[:2]
+    L, H = m.n_layers, m.cfg.n_heads
+    clean_z, src_z = sources(m, clean, source, corrupt, batch_size)
+    idx_all = torch.arange(n)
+    base = torch.cat([_metric_on(m, clean[i : i + batch_size], metric, idx_all[i : i + batch_size])
+                      for i in range(0, n, batch_size)])  # [n]
+    positions: list[Optional[int]] = list(range(T)) if per_position else [None]
+    out = torch.zeros(n, L, H, len(positions))
+    per_chunk = max(1, batch_size // H)
+    eye = torch.eye(H, device=clean.device)  # copy c patches head c
+    for l, name in enumerate(z_names(m)):
+        for j, p in enumerate(positions):
+            for i in range(0, n, per_chunk):
+                sl = slice(i, i + per_chunk)
+                b = len(idx_all[sl])
+                x = clean[sl].repeat(H, 1)  # [H*b, pos]: copy c of the prompts patches head c
+                src = clean_z[name][sl] + alpha * (src_z[name][sl] - clean_z[name][sl])  # [b, pos, head, d]
+                mask = eye[:, None, None, :, None].expand(H, 1, T, H, 1).clone()  # [copy, 1, pos, head, 1]
+                if p is not None:
+                    keep = torch.zeros(T, device=clean.device)
+                    keep[p] = 1
+                    mask = mask * keep[None, None, :, None, None]
+
+                def edit(act, src=src, mask=mask, b=b):
+                    a = act.view(H, b, *act.shape[1:])  # [copy, b, pos, head, d_head]
+                    m_ = mask.to(act.dtype)
+                    return (a * (1 - m_) + src.to(act.dtype)[None] * m_).view_as(act)
+
+                vals = _metric_on(m, x, metric, idx_all[sl].repeat(H), edits={name: edit})  # [H*b]
+                out[sl, l, :, j] = vals.view(H, b).T - base[sl, None]
+    return out if per_position else out[..., 0]
+
+
+def attribution_patching(
+    m: Model,
+    clean: torch.Tensor,
+    metric: Metric,
+    *,
+    corrupt: Optional[torch.Tensor] = None,
+    source: Source = "counterfactual",
+    per_position: bool = False,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """First-order estimate of :func:`activation_patching` from one forward and backward:
+    ``(source_z - clean_z) . d metric / d clean_z`` per head (and position).
+
+    Returns ``[n, layers, heads]`` (or ``[n, layers, heads, pos]``)."""
+    clean = m.prepare(clean)
+    corrupt = None if corrupt is None else m.prepare(corrupt)
+    n = len(clean)
+    names = z_names(m)
+    _, src_z = sources(m, clean, source, corrupt, batch_size) if source != "zero" else (None, None)
+    rows = []
+    for i in range(0, n, batch_size):
+        x = clean[i : i + batch_size]
+        idx = torch.arange(i, i + len(x))
+        # hook_z must be in the graph even if the weights are frozen; it must NOT be detached
+        # when it already is (that would cut the paths from earlier heads through later ones).
+        leaf = {name: (lambda a: a if a.requires_grad else a.detach().requires_grad_(True)) for name in names}
+        out, acts = trace(m, x, capture=names, edits=leaf, grad=True)
+        grads = torch.autograd.grad(metric(out, idx).sum(), [acts[k] for k in names])
+        per_layer = []
+        for name, g in zip(names, grads):
+            z = acts[name].detach()
+            delta = -z if source == "zero" else src_z[name][i : i + len(x)].to(z.dtype) - z
+            eff = (delta * g).sum(-1)  # [b, pos, head]
+            per_layer.append(eff.transpose(1, 2) if per_position else eff.sum(1))
+        rows.append(torch.stack(per_layer, 1).float().cpu())  # [b, layers, heads(, pos)]
+    return torch.cat(rows)
+
+
+def head_results(m: Model, tokens: torch.Tensor, batch_size: int = 64, upto: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """What each head writes to the residual stream (``hook_z @ W_O``, no bias), averaged over
+    positions: ``[n, layers * heads, d_model]`` (layer-major). ``upto`` ``[n]``: average only
+    positions ``<= upto[i]`` (e.g. the answer position of right-padded prompts)."""
+    tokens = m.prepare(tokens)
+    W_O = _w_o(m)  # [layers, heads, d_head, d_model]
+    zs = _z(m, tokens, batch_size)
+    T = tokens.shape[1]
+    if upto is None:
+        w = torch.full((len(tokens), T), 1.0 / T)
+    else:
+        keep = (torch.arange(T)[None] <= upto.cpu()[:, None]).float()
+        w = keep / keep.sum(1, keepdim=True)
+    w = w.to(W_O.device, W_O.dtype)
+    outs = []
+    for l, name in enumerate(z_names(m)):
+        zbar = torch.einsum("bphd,bp->bhd", zs[name].to(W_O.dtype), w)  # [n, head, d_head]
+        outs.append(torch.einsum("bhd,hdm->bhm", zbar, W_O[l]))  # [n, head, d_model]
+    return torch.cat(outs, 1).detach().float().cpu()
+
+
+def _w_o(m: Model) -> torch.Tensor:
+    """Stacked output weights ``[layers, heads, d_head, d_model]``."""
+    W = getattr(m.module, "W_O", None)
+    if isinstance(W, torch.Tensor) and W.ndim == 4:
+        return W.detach()
+    return torch.stack([m.module.blocks[l].attn.W_O.detach() for l in range(m.n_layers)])
