@@ -91,7 +91,9 @@ register_builder("rnn", _build_rnn, kind="rnn")
 
 def builder_for(name: str):
     if name not in _BUILDERS:
-        import interp.models.zoo  # noqa: F401  (recipe modules register their builders)
+        from interp.models import zoo
+
+        zoo.names()  # imports the recipe modules, which register their builders
     if name not in _BUILDERS:
         raise unknown_name_error("model builder", name, _BUILDERS)
     return _BUILDERS[name]
