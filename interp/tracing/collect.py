@@ -6,14 +6,30 @@
     store["blocks.0.hook_resid_post"]          # [N, T, d_model]
     store = interp.collect(m, texts, hooks=[...], positions="last", out="acts/run1")
 
-How it stays fast and small (see PERFORMANCE.md): hooks only on the named activations
-(``Model.hooked``); the forward ends (``StopForward``) right after the requested hook
-that fires last, unless a per-step (RNN) hook is requested; position selection and the
-dtype cast run on the model's device before the copy; in memory, one preallocated
-``[N, ...]`` tensor per hook (pinned on CUDA, non-blocking copies); to disk, one reused
-shard buffer per hook, each full shard written atomically as ``.npy`` with its sha256
-and the manifest rewritten after it, so an interrupted run resumes from the first
-missing shard. On out-of-memory the batch is halved and collection goes on.
+How it stays fast and small (targets and measurements: ../shared/PERFORMANCE.md,
+``interp bench``):
+
+- Plain torch hooks on plain modules. A zoo transformer (a TransformerLens bridge over a
+  ``NativeModel``) runs its *native* module tree, with the bridge wrappers peeled off
+  (same parameters), and each requested TransformerLens name is read off the native
+  module that computes it, through :data:`ADAPTERS` (plain data: name -> module path,
+  input or output, tuple index, head reshape). Our ``HookedRootModule`` RNNs get plain
+  hooks on their ``HookPoint`` modules. Any other model, or a name no adapter lists,
+  uses the bridge's own hooks (``Model.hooked``) or nnsight.
+- The forward ends (``StopForward``) right after the requested activation that comes
+  last, unless that one fires once per time step.
+- Position selection and the dtype cast run inside the hook, on the model's device,
+  before anything is copied or held.
+- In memory: one preallocated ``[N, ...]`` tensor per hook, filled from inside the hooks
+  on the CPU (nothing of a batch is held past the layer that made it). To disk: shard
+  buffers per hook, double buffered; a full shard is written (atomically, with its sha256, then the
+  manifest) by a background thread while the next shard fills, so an interrupted run
+  resumes from the first missing shard.
+- On CUDA: activations go to the host through two pinned staging buffers, copied on a
+  side stream, so batch ``i``'s copy overlaps batch ``i+1``'s forward; ``autocast=``
+  runs the forward in bf16/fp16; on out-of-memory the batch is halved and collection
+  goes on.
+- Multi-process (``torchrun``): :mod:`interp.tracing.distributed`.
 """
 
 from __future__ import annotations
@@ -26,14 +42,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from interp.tracing.model import Model, StopForward
+from interp.tracing.runners import PlainRunner, Reducer, is_oom, make_runner, positions_key, run_batch
+from interp.tracing.sinks import DiskSink, HostTransfer, MemorySink, Sink
+from interp.tracing.model import Model
 from interp.tracing.store import (
-    MANIFEST, TOKENS_DIR, ActivationStore, ArrayInfo, Manifest, remove_store, sanitize, shard_file,
-    storage_dtype_name, to_numpy, torch_dtype_name, write_shard,
+    ActivationStore, to_numpy, torch_dtype_name,
 )
-from interp.utils import progress, read_json, resolve_device, resolve_dtype, write_json
+from interp.utils import progress, resolve_device, resolve_dtype
 
-SHARD_BYTES = 256 * 2**20  # default shard size: about this many bytes (all hooks together)
 
 
 def collect(
@@ -49,6 +65,7 @@ def collect(
     shard_size: int | None = None,
     lengths: torch.Tensor | Sequence[int] | None = None,
     overwrite: bool = False,
+    autocast: Any = None,
 ) -> ActivationStore:
     """Run ``m`` over ``dataset`` in batches; return the named activations as a store.
 
@@ -75,6 +92,7 @@ def collect(
         shard_size: items per shard on disk (default: about 256 MiB per shard).
         lengths: ``[N]`` valid (unpadded) length of each item, for right-padded tokens.
         overwrite: replace an existing store in ``out`` instead of resuming it.
+        autocast: run the forward under ``torch.autocast`` with this dtype ("bf16", ...).
 
     Returns:
         An :class:`ActivationStore`; ``store[name]`` is ``[N, ...]`` as above.
@@ -83,143 +101,76 @@ def collect(
     if not hooks:
         raise ValueError("collect needs at least one hook name (see m.hook_names)")
     m.check_names(hooks)
-    pos_key = _positions_key(positions)
-    dtype = resolve_dtype(dtype)
+    pos_key = positions_key(positions)
+    dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
     if device is None or device == "auto":
         dev = m.device
     else:
         dev = resolve_device(device)
         m.to(dev)
-    x, lens = _prepare_dataset(m, dataset, lengths)
+    x, lens = prepare_dataset(m, dataset, lengths)
     n = len(x)
     if n == 0:
         raise ValueError("dataset is empty")
-    pin = dev.type == "cuda"
+    cuda = dev.type == "cuda"
     ident = dict(
         model_id=str(m.model_id), hooks=hooks, positions=pos_key,
         dtype=torch_dtype_name(dtype) if dtype is not None else None, n_items=n,
-        n_tokens=_n_tokens(x, lens), dataset_sha256=_fingerprint(x, lens),
+        n_tokens=n_tokens(x, lens), dataset_sha256=fingerprint(x, lens),
     )
     tokens = x if not x.dtype.is_floating_point else None
     if out is None:
-        sink: _Sink = _MemorySink(ident, tokens, pin)
+        sink: Sink = MemorySink(ident, tokens)
     else:
-        sink = _DiskSink(Path(out), ident, tokens, pin, shard_size, overwrite)
+        sink = DiskSink(Path(out), ident, tokens, shard_size, overwrite)
         if sink.done is not None:
             return sink.done
-
-    order = {name: i for i, name in enumerate(m.hook_names)}
-    ordered = sorted(hooks, key=order.__getitem__)  # the stop hook is registered last
-    per_step = [h for h in hooks if m.backend == "tl" and getattr(m.module.hook_dict[h], "per_step", False)]
-    stop_after = ordered[-1] if (m.backend == "tl" and not per_step) else None
-    if lens is not None:
-        lens = lens.to(dev)
-
-    bs = int(batch_size) if batch_size != "auto" else min(n, 256 if pin else 64)
+    if cuda:
+        x = x.pin_memory()
+    reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
+    bs = int(batch_size) if batch_size != "auto" else min(n, 256 if cuda else 64)
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size!r}")
     i = sink.start
-    acts: dict[str, Any] = {}
+    runner = make_runner(m, hooks, reduce)
+    transfer = HostTransfer(sink) if cuda else sink
+    # On the CPU into memory, plain hooks copy each activation into its [N, ...] buffer as
+    # it is computed: nothing of a batch is held past the layer that made it.
+    direct = not cuda and isinstance(sink, MemorySink) and isinstance(runner, PlainRunner)
+    if direct:
+        runner.attach(sink)
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.no_grad())
-        if m.backend == "tl":
-            stack.enter_context(m.hooked(ordered, store=acts, stop_after=stop_after))
+        if autocast is not None:
+            stack.enter_context(torch.autocast(dev.type, dtype=autocast))
+        stack.callback(sink.close)
+        stack.enter_context(runner)
         bar = stack.enter_context(progress(total=n, initial=i, desc=f"collect {len(hooks)} hooks", unit="item"))
         while i < n:
             k = min(bs, n - i)
+            reduce.select(i, k)
+            runner.at = i
             try:
-                raw = _run_batch(m, x[i:i + k].to(dev, non_blocking=pin), hooks, per_step, acts)
-                batch = {h: _reduce(raw[h], h, positions, None if lens is None else lens[i:i + k], dtype)
-                         for h in hooks}
+                xb = x[i:i + k] if dev.type == "cpu" else x[i:i + k].to(dev, non_blocking=cuda)
+                batch = run_batch(m, xb, runner)
             except Exception as e:  # noqa: BLE001 - only out-of-memory is handled
-                if not _is_oom(e) or k == 1:
+                if not is_oom(e) or k == 1:
                     raise
-                acts.clear()
                 bs = max(1, k // 2)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 continue
-            raw = None
-            acts.clear()
-            sink.put(i, batch)
+            if not direct:
+                transfer.put(i, batch)
             i += k
             bar.update(k)
+        if transfer is not sink:
+            transfer.flush()
     return sink.finish()
 
 
-# ---------------------------------------------------------------- batches
-def _run_batch(m: Model, xb: torch.Tensor, hooks: list[str], per_step: list[str], acts: dict) -> dict:
-    if m.backend != "tl":
-        from interp.tracing.trace import trace
-
-        _, got = trace(m, xb, capture=hooks)
-    else:
-        acts.clear()
-        try:
-            m.module(xb)
-        except StopForward:
-            pass
-        got = dict(acts)
-        for h in per_step:  # per-step hook: [batch, ...] x T -> [batch, T, ...]
-            got[h] = torch.stack(got[h], dim=1)
-    for h in hooks:
-        if h not in got:
-            raise RuntimeError(f"hook {h!r} did not fire during the forward pass")
-        if not isinstance(got[h], torch.Tensor):
-            raise TypeError(f"hook {h!r} gave a {type(got[h]).__name__}, not a tensor; capture a tensor-valued hook")
-    return got
-
-
-def _pos_dim(name: str) -> int:
-    return 2 if name.endswith(("hook_pattern", "hook_attn_scores")) else 1
-
-
-def _reduce(a: torch.Tensor, name: str, positions: Any, lens: torch.Tensor | None, dtype) -> torch.Tensor:
-    """Select positions of ``a`` ``[B, T, ...]`` (on its device) and cast to ``dtype``."""
-    if positions != "all":
-        pd = _pos_dim(name)
-        if a.ndim <= pd:
-            raise ValueError(f"{name} has shape {tuple(a.shape)}: no position dim {pd} for positions={positions!r}")
-        a = a.movedim(pd, 1)
-        B, T = a.shape[:2]
-        if isinstance(positions, slice):
-            a = a[:, positions].movedim(1, pd)
-        elif isinstance(positions, int):
-            a = a[:, positions]
-        elif positions == "last":
-            idx = torch.full((B,), T - 1, device=a.device) if lens is None else (lens - 1).clamp(0, T - 1)
-            a = a[torch.arange(B, device=a.device), idx]
-        else:  # mean, over valid positions; accumulate low precision in float32
-            src = a.float() if a.dtype in (torch.float16, torch.bfloat16) else a
-            if lens is None:
-                red = src.mean(1)
-            else:
-                mask = (torch.arange(T, device=a.device)[None] < lens[:, None]).to(src.dtype)
-                mask = mask.view(B, T, *([1] * (a.ndim - 2)))
-                red = (src * mask).sum(1) / lens.clamp(min=1).to(src.dtype).view(B, *([1] * (a.ndim - 2)))
-            a = red.to(a.dtype)
-    if dtype is not None:
-        a = a.to(dtype)
-    return a.contiguous()
-
-
-def _positions_key(p: Any) -> str:
-    if isinstance(p, str) and p in ("all", "last", "mean"):
-        return p
-    if isinstance(p, int) and not isinstance(p, bool):
-        return str(p)
-    if isinstance(p, slice):
-        return f"slice({p.start}, {p.stop}, {p.step})"
-    raise ValueError(f"positions must be 'all', 'last', 'mean', an int or a slice; got {p!r}")
-
-
-def _is_oom(e: BaseException) -> bool:
-    oom = getattr(torch.cuda, "OutOfMemoryError", ())
-    return (bool(oom) and isinstance(e, oom)) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
-
-
 # ---------------------------------------------------------------- dataset
-def _prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs ``[N, ...]`` on the CPU, and valid lengths ``[N]`` (or None: no padding known)."""
     text = False
     if isinstance(dataset, str):
@@ -263,159 +214,15 @@ def _is_texts(d: Any) -> bool:
     return isinstance(d, (list, tuple)) and len(d) > 0 and all(isinstance(t, str) for t in d)
 
 
-def _n_tokens(x: torch.Tensor, lens: torch.Tensor | None) -> int:
+def n_tokens(x: torch.Tensor, lens: torch.Tensor | None) -> int:
     if lens is not None:
         return int(lens.sum())
     return len(x) * (x.shape[1] if x.ndim >= 2 else 1)
 
 
-def _fingerprint(x: torch.Tensor, lens: torch.Tensor | None) -> str:
+def fingerprint(x: torch.Tensor, lens: torch.Tensor | None) -> str:
     h = hashlib.sha256(str((tuple(x.shape), str(x.dtype))).encode())
     h.update(memoryview(to_numpy(x).reshape(-1).view(np.uint8)))
     if lens is not None:
         h.update(lens.numpy().tobytes())
     return h.hexdigest()
-
-
-# ------------------------------------------------------------------ sinks
-class _Sink:
-    start = 0
-
-    def __init__(self, ident: dict, tokens: torch.Tensor | None, pin: bool):
-        self.ident, self.tokens, self.pin = ident, tokens, pin
-        self.bufs: dict[str, torch.Tensor] = {}
-
-    def _alloc(self, rows: int, batch: dict[str, torch.Tensor]) -> None:
-        self.bufs = {h: torch.empty((rows, *a.shape[1:]), dtype=a.dtype, pin_memory=self.pin)
-                     for h, a in batch.items()}
-
-    def _sync(self) -> None:
-        if self.pin:
-            torch.cuda.synchronize()
-
-    def _arrays(self, shapes: dict[str, tuple], dtypes: dict[str, torch.dtype]) -> dict[str, ArrayInfo]:
-        dirs = [sanitize(h) for h in self.ident["hooks"]]
-        if len(set(dirs)) < len(dirs) or TOKENS_DIR in dirs:
-            raise ValueError(f"hook names {self.ident['hooks']} map to clashing directories {dirs}")
-        return {h: ArrayInfo(dir=sanitize(h), shape=list(shapes[h]), dtype=torch_dtype_name(dtypes[h]),
-                             storage_dtype=storage_dtype_name(dtypes[h])) for h in self.ident["hooks"]}
-
-    def _tokens_info(self) -> ArrayInfo | None:
-        t = self.tokens
-        if t is None:
-            return None
-        return ArrayInfo(dir=TOKENS_DIR, shape=list(t.shape[1:]), dtype=torch_dtype_name(t.dtype),
-                         storage_dtype=storage_dtype_name(t.dtype))
-
-
-class _MemorySink(_Sink):
-    """Fills one preallocated ``[N, ...]`` tensor per hook."""
-
-    def put(self, i: int, batch: dict[str, torch.Tensor]) -> None:
-        if not self.bufs:
-            self._alloc(self.ident["n_items"], batch)
-        k = next(iter(batch.values())).shape[0]
-        for h, a in batch.items():
-            self.bufs[h][i:i + k].copy_(a, non_blocking=self.pin)
-
-    def finish(self) -> ActivationStore:
-        self._sync()
-        arrays = self._arrays({h: b.shape[1:] for h, b in self.bufs.items()},
-                              {h: b.dtype for h, b in self.bufs.items()})
-        manifest = Manifest(**self.ident, arrays=arrays, tokens=self._tokens_info(), shard_size=self.ident["n_items"], complete=True)
-        return ActivationStore(manifest, tensors=self.bufs, tokens=self.tokens)
-
-
-class _DiskSink(_Sink):
-    """Fills one shard buffer per hook; writes each full shard and the manifest atomically."""
-
-    def __init__(self, root: Path, ident: dict, tokens, pin: bool, shard_size: int | None, overwrite: bool):
-        super().__init__(ident, tokens, pin)
-        self.root, self.shard_size, self.done = root, shard_size, None
-        if shard_size is not None and shard_size < 1:
-            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-        self.manifest: Manifest | None = None
-        self.filled = 0
-        if overwrite:
-            remove_store(root)
-        if (root / MANIFEST).exists():
-            old = Manifest.model_validate(read_json(root / MANIFEST))
-            self._check_same(old)
-            if old.complete:
-                self.done = ActivationStore(old, path=root)
-                return
-            self.manifest = old
-            self.shard_size = old.shard_size
-            self.start = old.items_done()
-            for info in self._infos():  # drop anything past the resume point
-                info.shards = [s for s in info.shards if s.stop <= self.start]
-        elif root.exists() and any(p.is_file() for p in root.rglob("*")):
-            raise ValueError(f"{root} holds files but no {MANIFEST}: not an activation store. "
-                             "Choose a new directory.")
-
-    def _check_same(self, old: Manifest) -> None:
-        new = dict(self.ident, hooks=sorted(self.ident["hooks"]))
-        had = dict(old.model_dump(include=set(self.ident)), hooks=sorted(old.hooks))
-        if self.shard_size is not None:
-            new["shard_size"], had["shard_size"] = self.shard_size, old.shard_size
-        diff = [f"{k}: store has {had[k]!r}, this call has {new[k]!r}" for k in new if had.get(k) != new[k]]
-        if diff:
-            raise ValueError(f"{self.root} already holds a different activation store ("
-                             + "; ".join(d if not d.startswith("dataset_sha256") else "the dataset differs"
-                                         for d in diff)
-                             + "). Use a new out directory, or overwrite=True to replace it.")
-
-    def _infos(self) -> list[ArrayInfo]:
-        m = self.manifest
-        return [*m.arrays.values(), *([m.tokens] if m.tokens is not None else [])]
-
-    def _begin(self, batch: dict[str, torch.Tensor]) -> None:
-        if self.manifest is None:
-            if self.shard_size is None:
-                item = sum(a[0].numel() * a.element_size() for a in batch.values())
-                self.shard_size = int(max(1, min(self.ident["n_items"], SHARD_BYTES // max(item, 1))))
-            arrays = self._arrays({h: a.shape[1:] for h, a in batch.items()}, {h: a.dtype for h, a in batch.items()})
-            self.manifest = Manifest(**self.ident, arrays=arrays, tokens=self._tokens_info(),
-                                     shard_size=self.shard_size)
-            self.root.mkdir(parents=True, exist_ok=True)
-            write_json(self.root / MANIFEST, self.manifest.model_dump())
-        for h, a in batch.items():
-            info = self.manifest.arrays[h]
-            if list(a.shape[1:]) != info.shape or torch_dtype_name(a.dtype) != info.dtype:
-                raise ValueError(f"{h}: got items {list(a.shape[1:])} {a.dtype}, the store in {self.root} "
-                                 f"has {info.shape} {info.dtype}")
-        self._alloc(min(self.shard_size, self.ident["n_items"]), batch)
-
-    def put(self, i: int, batch: dict[str, torch.Tensor]) -> None:
-        if not self.bufs:
-            self._begin(batch)
-        size, n = self.shard_size, self.ident["n_items"]
-        k = next(iter(batch.values())).shape[0]
-        off = 0
-        while off < k:  # a batch may cross shard boundaries
-            item = i + off
-            s = item // size
-            a, b = s * size, min((s + 1) * size, n)
-            take = min(k - off, b - item)
-            for h, t in batch.items():
-                self.bufs[h][item - a:item - a + take].copy_(t[off:off + take], non_blocking=self.pin)
-            off += take
-            if item + take == b:
-                self._flush(s)
-
-    def _flush(self, s: int) -> None:
-        """Write shard ``s`` of every array, then the manifest (which makes the shard count)."""
-        self._sync()
-        size, n = self.shard_size, self.ident["n_items"]
-        a, b = s * size, min((s + 1) * size, n)
-        for h, info in self.manifest.arrays.items():
-            info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.bufs[h][:b - a], a, b))
-        if self.manifest.tokens is not None:
-            info = self.manifest.tokens
-            info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b))
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
-
-    def finish(self) -> ActivationStore:
-        self.manifest.complete = True
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
-        return ActivationStore(self.manifest, path=self.root)

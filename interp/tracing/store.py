@@ -9,7 +9,11 @@ On-disk layout (one directory)::
 
 Each hook's directory name is the hook name with characters outside ``[A-Za-z0-9._-]``
 replaced by ``_`` (hook names are dotted identifiers, so usually unchanged). Every shard
-is a plain ``.npy`` file written atomically, with its sha256 in the manifest.
+is a plain ``.npy`` file written atomically, with its sha256 in the manifest (computed
+from the bytes in memory as they are written, not by reading the file back). A shard's
+``file`` may lie in a subdirectory: a multi-process collection
+(:mod:`interp.tracing.distributed`) lists every rank's ``rank<r>/<hook>/shard_*.npy``
+in one merged manifest.
 
 dtypes: activations keep their torch dtype. ``bfloat16`` has no numpy dtype, so it is
 stored bit-exactly as ``int16`` (same bytes, no precision lost) and viewed back as
@@ -23,6 +27,7 @@ writing to it never changes the file); several shards are concatenated (one copy
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import shutil
@@ -121,6 +126,7 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
+@functools.lru_cache(maxsize=None)
 def storage_dtype_name(dtype: torch.dtype) -> str:
     return "int16" if dtype == torch.bfloat16 else str(to_numpy(torch.empty(0, dtype=dtype)).dtype)
 
@@ -141,10 +147,17 @@ def sha256_file(path: Path, chunk: int = 1 << 23) -> str:
 def write_shard(root: Path, rel: str, t: torch.Tensor, start: int, stop: int) -> ShardInfo:
     """Write items ``[start, stop)`` (``t``: ``[stop - start, ...]``) to ``root/rel`` atomically."""
     path = root / rel
+    arr = np.ascontiguousarray(to_numpy(t))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, to_numpy(t))
-    return ShardInfo(file=rel, start=start, stop=stop, sha256=sha256_file(path), nbytes=path.stat().st_size)
+            np.save(f, arr)
+            size = f.tell()
+        # The checksum of what was written, without reading the data back: the .npy
+        # header (small) from the file, then the array's bytes from memory.
+        with open(tmp, "rb") as f:
+            h = hashlib.sha256(f.read(size - arr.nbytes))
+        h.update(memoryview(arr).cast("B"))
+    return ShardInfo(file=rel, start=start, stop=stop, sha256=h.hexdigest(), nbytes=size)
 
 
 # --------------------------------------------------------------------- store

@@ -9,7 +9,9 @@ from torch.testing import assert_close
 import interp
 from interp.models.rnn import HookedRNN, RNNSpec
 from interp.models.transformer import TransformerSpec, build_transformer
+from interp.tracing import adapters as adapters_mod
 from interp.tracing import collect as collect_mod
+from interp.tracing import runners as runners_mod
 from interp.tracing.model import Model
 
 N, T = 13, 8
@@ -119,22 +121,28 @@ def test_text_input_pads_and_last_is_last_real_token():
     assert store.manifest.n_tokens == sum(len(t) for t in texts)
 
 
-def test_early_stop_skips_later_blocks(tf, toks):
+def _block_leaves(m: Model, layer: int) -> list[torch.nn.Module]:
+    """The plain ``nn.Linear`` leaves of one block: both the bridge and the native path call them."""
+    return [mod for mod in m.module.blocks[layer].modules() if type(mod) is torch.nn.Linear]
+
+
+@pytest.mark.parametrize("extra", [[], ["blocks.0.attn.hook_attn_scores"]], ids=["native", "bridge"])
+def test_early_stop_skips_later_blocks(tf, toks, extra):
     fired = []
-    hp = tf.module.hook_dict["blocks.1.hook_resid_post"]
-    handle = hp.register_forward_hook(lambda mod, args, out: fired.append(1))
+    handles = [leaf.register_forward_hook(lambda mod, args, out: fired.append(1)) for leaf in _block_leaves(tf, 1)]
     try:
-        hooks = ["blocks.0.hook_resid_post", "blocks.0.attn.hook_z"]
+        hooks = ["blocks.0.hook_resid_post", "blocks.0.attn.hook_z", *extra]
         store = interp.collect(tf, toks, hooks, batch_size=4)
         assert fired == []
         _, traced = interp.trace(tf, toks, capture=hooks)
         for h in hooks:
             assert_close(store[h], traced[h])
         fired.clear()
-        interp.collect(tf, toks, ["blocks.1.hook_resid_post"], batch_size=N)
+        interp.collect(tf, toks, ["blocks.1.hook_resid_post", *extra], batch_size=N)
         assert fired  # control: capturing block 1 does run it
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
 
 
 def test_dtype_cast(tf, toks):
@@ -170,7 +178,7 @@ def test_nnsight_backend():
 def test_oom_halves_batch(tf, toks, monkeypatch):
     h = "blocks.0.hook_resid_post"
     want = interp.collect(tf, toks, [h])[h]
-    real = collect_mod._run_batch
+    real = collect_mod.run_batch
     sizes = []
 
     def flaky(m, xb, *args):
@@ -179,7 +187,7 @@ def test_oom_halves_batch(tf, toks, monkeypatch):
             raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
         return real(m, xb, *args)
 
-    monkeypatch.setattr(collect_mod, "_run_batch", flaky)
+    monkeypatch.setattr(collect_mod, "run_batch", flaky)
     got = interp.collect(tf, toks, [h], batch_size="auto")
     assert_close(got[h], want)
     assert max(sizes) == N and 3 in sizes
@@ -193,3 +201,73 @@ def test_unknown_hook_and_bad_args(tf, toks):
     store = interp.collect(tf, toks, ["blocks.0.hook_resid_post"])
     with pytest.raises(KeyError, match="Did you mean: blocks.0.hook_resid_post"):
         store["blocks.0.hook_resid_pots"]
+
+
+@pytest.mark.parametrize("arch", [{}, {"positional_embedding_type": "rotary", "normalization_type": "RMS"},
+                                  {"attn_only": True, "act_fn": "relu"}], ids=["ln", "rotary-rms", "attn-only"])
+def test_native_adapter_matches_bridge_hooks(arch, toks):
+    """Every name an adapter maps reads the same tensor on the native tree as the bridge's hook."""
+    m = Model(build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50, **arch)),
+              backend="tl", kind="transformer")
+    table = adapters_mod.ADAPTERS["NativeModel"]
+    mapped = [h for h in m.hook_names if adapters_mod.adapter_point(table, h) is not None]
+    runner = runners_mod.make_runner(m, mapped, runners_mod.Reducer("all", None, None))
+    assert isinstance(runner, runners_mod.PlainRunner)  # the fast path serves all of them
+    assert {"blocks.1.attn.hook_z", "blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post"} <= set(mapped)
+    store = interp.collect(m, toks, mapped, batch_size=5)
+    _, traced = interp.trace(m, toks, capture=mapped)
+    for h in mapped:
+        assert_close(store[h], traced[h], msg=h)
+    # a name no adapter lists falls back to the bridge's hooks, with the same result
+    slow = interp.collect(m, toks, ["blocks.0.attn.hook_attn_scores", "blocks.1.hook_resid_post"], batch_size=5)
+    assert_close(slow["blocks.1.hook_resid_post"], store["blocks.1.hook_resid_post"])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_rnn_plain_hooks_match_trace(cell, toks):
+    m = interp.wrap(HookedRNN(RNNSpec(cell=cell, d_hidden=12, d_vocab=20)))
+    hooks = [h for h in m.hook_names]
+    store = interp.collect(m, toks, hooks, batch_size=4)
+    _, traced = interp.trace(m, toks, capture=hooks)
+    for h in hooks:
+        assert_close(store[h], traced[h], msg=h)
+    only_h = interp.collect(m, toks, ["rnn.hook_h"], batch_size=4)  # the adapter's shortcut, with early stop
+    assert_close(only_h["rnn.hook_h"], traced["rnn.hook_h"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_pipeline_equals_cpu(toks):
+    m = Model(build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50)),
+              backend="tl", kind="transformer")
+    hooks = ["blocks.0.attn.hook_z", "blocks.1.hook_resid_post"]
+    cpu = interp.collect(m, toks, hooks, batch_size=3)
+    gpu = interp.collect(m, toks, hooks, batch_size=3, device="cuda")
+    for h in hooks:
+        assert gpu[h].device.type == "cpu"
+        assert_close(gpu[h], cpu[h], atol=1e-4, rtol=1e-4)
+    half = interp.collect(m, toks, hooks, batch_size=4, device="cuda", autocast="bf16")
+    for h in hooks:
+        assert_close(half[h].float(), cpu[h], atol=0.1, rtol=0.1)
+    m.to("cpu")
+
+
+def test_autocast_runs_the_forward_in_low_precision(tf, toks):
+    h = "blocks.1.mlp.hook_pre"  # a linear layer's output: bf16 under autocast
+    full = interp.collect(tf, toks, [h])[h]
+    low = interp.collect(tf, toks, [h], autocast="bf16", batch_size=5)[h]
+    assert low.dtype == torch.bfloat16  # computed under autocast, stored as computed
+    assert_close(low.float(), full, atol=0.1, rtol=0.05)
+
+
+def test_capture_sees_a_users_persistent_hook_edit(rnn, toks):
+    """A module with hooks of its own gets torch hooks after them: collect sees the edited value."""
+    h = "hook_logits"
+    clean = interp.collect(rnn, toks, [h])[h]
+    handle = rnn.module.hook_dict[h].register_forward_hook(lambda mod, args, out: out * 2)
+    try:
+        edited = interp.collect(rnn, toks, [h], batch_size=5)[h]
+    finally:
+        handle.remove()
+    assert_close(edited, 2 * clean)
+    assert "forward" not in rnn.module.hook_dict[h].__dict__  # wrappers are removed afterwards
+    assert_close(interp.collect(rnn, toks, [h])[h], clean)

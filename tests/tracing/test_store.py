@@ -10,6 +10,7 @@ from torch.testing import assert_close
 import interp
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.tracing import collect as collect_mod
+from interp.tracing import sinks as sinks_mod
 from interp.tracing.model import Model
 from interp.tracing.store import ActivationStore, StoreCorruptedError
 
@@ -35,14 +36,17 @@ def toks() -> torch.Tensor:
 
 
 class _ItemCounter:
-    """Counts items the model is run on (a pre-hook: the early stop skips forward hooks)."""
+    """Counts items the model is run on (wraps ``collect``'s per-batch step)."""
 
-    def __init__(self, m: Model):
+    def __init__(self, monkeypatch):
         self.n = 0
-        self.handle = m.module.register_forward_pre_hook(self._count)
+        real = collect_mod.run_batch
 
-    def _count(self, mod, args):
-        self.n += len(args[0])
+        def counting(m, xb, *args):
+            self.n += len(xb)
+            return real(m, xb, *args)
+
+        monkeypatch.setattr(collect_mod, "run_batch", counting)
 
 
 def test_stored_equals_traced(tf, toks, tmp_path):
@@ -73,14 +77,14 @@ def test_single_shard_is_a_memory_map(tf, toks, tmp_path):
 
 def test_resume_after_interruption(tf, toks, tmp_path, monkeypatch):
     want = interp.collect(tf, toks, HOOKS, positions="last")
-    real_flush = collect_mod._DiskSink._flush
+    real_flush = sinks_mod.DiskSink._flush
 
     def dying_flush(self, s):
         if s == 2:
             raise KeyboardInterrupt("killed")
         real_flush(self, s)
 
-    monkeypatch.setattr(collect_mod._DiskSink, "_flush", dying_flush)
+    monkeypatch.setattr(sinks_mod.DiskSink, "_flush", dying_flush)
     with pytest.raises(KeyboardInterrupt):
         interp.collect(tf, toks, HOOKS, positions="last", out=tmp_path / "s", shard_size=3, batch_size=2)
     monkeypatch.undo()
@@ -90,21 +94,15 @@ def test_resume_after_interruption(tf, toks, tmp_path, monkeypatch):
     part = ActivationStore.open(tmp_path / "s", allow_incomplete=True)
     assert part.manifest.items_done() == 6
 
-    counter = _ItemCounter(tf)
-    try:
-        store = interp.collect(tf, toks, HOOKS, positions="last", out=tmp_path / "s", shard_size=3, batch_size=2)
-    finally:
-        counter.handle.remove()
+    counter = _ItemCounter(monkeypatch)
+    store = interp.collect(tf, toks, HOOKS, positions="last", out=tmp_path / "s", shard_size=3, batch_size=2)
     assert counter.n == N - 6  # the two complete shards were not recomputed
     for s in (store, ActivationStore.open(tmp_path / "s")):
         for h in HOOKS:
             assert_close(s[h], want[h])
 
-    counter = _ItemCounter(tf)  # a complete store is returned as is
-    try:
-        again = interp.collect(tf, toks, HOOKS, positions="last", out=tmp_path / "s")
-    finally:
-        counter.handle.remove()
+    counter = _ItemCounter(monkeypatch)  # a complete store is returned as is
+    again = interp.collect(tf, toks, HOOKS, positions="last", out=tmp_path / "s")
     assert counter.n == 0 and again.manifest.complete
 
 
