@@ -15,7 +15,6 @@ command needs them, so ``interp --help`` stays fast.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -162,8 +161,11 @@ def run_app(port: int = typer.Option(8501, help="Port to serve on."),
     cmd = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(port),
            "--server.address", address, "--server.headless", str(headless).lower(),
            "--browser.gatherUsageStats", "false"]
-    typer.echo(f"dashboard at http://{address}:{port}")
-    raise typer.Exit(subprocess.call(cmd))
+    typer.echo(f"dashboard at http://{address}:{port}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Replace this process by streamlit: stopping `interp app` (Ctrl-C, SIGTERM) stops the server.
+    os.execv(sys.executable, cmd)
 
 
 @app.command("demo")
