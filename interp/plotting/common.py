@@ -17,9 +17,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 # Verdicts as the dashboard words them: a sanity failure means the code is wrong,
 # a claim that does not hold is an honest finding at our scale.
-VERDICT_HOLDS = "✅ holds"
-VERDICT_SANITY_FAILS = "❌ FAILS: implementation problem"
-VERDICT_CLAIM_FAILS = "⚠️ does not hold"
+VERDICT_HOLDS = "holds"
+VERDICT_SANITY_FAILS = "FAILS (sanity: implementation problem)"
+VERDICT_CLAIM_FAILS = "does not hold (claim)"
 
 CRITERIA_COLUMNS = ("verdict", "kind", "name", "value", "op", "threshold", "description")
 RUN_COLUMNS = ("experiment", "analysis", "preset", "date", "criteria held", "sanity failures", "run")

@@ -161,8 +161,8 @@ def _check_fake_run_page(at: AppTest) -> None:
     crit, metrics = frames(at)
     row = crit.set_index("name").loc["transformer_beats_lstm"]
     assert row["value"] == pytest.approx(0.12) and row["threshold"] == pytest.approx(0.05)
-    assert row["verdict"] == "✅ holds"
-    assert crit.set_index("name").loc["deeper_is_better", "verdict"] == "⚠️ does not hold"
+    assert row["verdict"] == "holds"
+    assert crit.set_index("name").loc["deeper_is_better", "verdict"] == "does not hold (claim)"
     assert [w.value for w in at.warning] == [
         "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 (loss drop with depth)."]
     assert dict(zip(metrics["metric"], metrics["value"])) == {"loss.train": 0.25, "n_heads": 4.0}
@@ -193,7 +193,7 @@ def test_analysis_page_flags_sanity_failure_as_implementation_problem(roots, fak
     assert not at.exception
     assert len(at.error) == 1 and "sanity check(s) FAILED" in at.error[0].value
     assert "implementation problem" in at.error[0].value
-    assert frames(at)[0].set_index("name").loc["exact_identity", "verdict"] == "❌ FAILS: implementation problem"
+    assert frames(at)[0].set_index("name").loc["exact_identity", "verdict"] == "FAILS (sanity: implementation problem)"
 
 
 def test_analysis_page_without_runs_names_the_experiment(roots, fake_analysis):
