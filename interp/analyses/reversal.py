@@ -113,6 +113,19 @@ def _chunks(n: int, size: int):
 
 
 # ----------------------------------------------------------------------- measuring
+def _slot_batches(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int, masked: bool):
+    """Yield ``(slice, tokens [b, T], prompt lengths [b], row ids [b])`` per batch; for a masked
+    model the ``length`` target slot after each prompt is filled with the mask token."""
+    for sl in _chunks(len(tokens), batch_size):
+        x = torch.from_numpy(tokens[sl]).clone()
+        pl = torch.from_numpy(prompt_len[sl])
+        rows = torch.arange(len(x))
+        if masked:
+            for k in range(length):
+                x[rows, pl + k] = m.tokenizer.mask_token_id
+        yield sl, x, pl, rows
+
+
 def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
     """Greedy completion ``[n, length]`` of each row's prompt (``tokens[:, :prompt_len]``).
 
@@ -121,13 +134,7 @@ def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_s
     masked slot, then reveal it). Tokens after the slot are kept as given (padding)."""
     masked = is_masked(m)
     out = np.zeros((len(tokens), length), dtype=np.int64)
-    for sl in _chunks(len(tokens), batch_size):
-        x = torch.from_numpy(tokens[sl]).clone()
-        pl = torch.from_numpy(prompt_len[sl])
-        rows = torch.arange(len(x))
-        if masked:
-            for k in range(length):
-                x[rows, pl + k] = m.tokenizer.mask_token_id
+    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
         for k in range(length):
             logits = _forward(m, x)
             pos = pl + k
@@ -181,13 +188,7 @@ def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(m.n_layers)]
     masked = is_masked(m)
     out = []
-    for sl in _chunks(len(tokens), batch_size):
-        x = torch.from_numpy(tokens[sl]).clone()
-        pl = torch.from_numpy(prompt_len[sl])
-        rows = torch.arange(len(x))
-        if masked:
-            for k in range(length):
-                x[rows, pl + k] = m.tokenizer.mask_token_id
+    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
         _, acts = interp.trace(m, x.to(m.device), capture=names)
         pos = pl if masked else pl - 1
         out.append(torch.stack([acts[nm][rows, pos].float().cpu() for nm in names]))  # [layer+1, batch, d]
