@@ -173,10 +173,23 @@ def tiny_vlm_dir(tmp_path_factory):
 
     tok = vqa_tokenizer()
     spec = VLMSpec(decoder=TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=80, d_vocab=len(tok)),
-                   d_vision=16, image_token_id=tok.convert_tokens_to_ids("<image>"))
+                   d_vision=16, patch_pos="sincos2d", image_token_id=tok.convert_tokens_to_ids("<image>"))
     path = tmp_path_factory.mktemp("vlm") / "tiny-vlm"
     wrap_vlm(build_vlm(spec, tok), tok, model_id="tiny-vlm").save(path)
     return path
+
+
+def test_sincos_2d_codes_row_and_column_separately():
+    from interp.models.vlm import sincos_2d
+
+    table = sincos_2d(8, 16).reshape(8, 8, 16)
+    rows, cols = table[..., :8], table[..., 8:]
+    assert torch.equal(rows, rows[:, :1].expand_as(rows))  # row half: constant along a row
+    assert torch.equal(cols, cols[:1].expand_as(cols))  # column half: constant down a column
+    flat = table.reshape(64, 16)
+    assert torch.cdist(flat, flat).fill_diagonal_(1.0).min() > 0.1  # every patch has its own code
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_2d(8, 18)
 
 
 def test_vlm_image_reaches_hook_embed_and_roundtrips(tiny_vlm_dir):
@@ -219,6 +232,8 @@ def test_crossmodal_runs_end_to_end_on_a_tiny_vlm(tiny_vlm_dir, tmp_path):
     assert crit["nothing_blocked_is_zero"].holds
     assert crit["kv_reuse_equals_full_recompute"].holds
     assert crit["lens_final_equals_logits"].holds
+    assert crit["all_to_last_output_ignores_input"].holds
+    assert np.isfinite(r.metrics["all_to_last_info_free_reference"])
     assert r.arrays["edge_scores"].shape == (7, 2)
     assert r.arrays["sample_images"].shape == (2, 32, 32, 3)
     assert r.arrays["sample_scores"].shape == (2, 7, 2)
@@ -243,6 +258,16 @@ def test_crossmodal_runs_end_to_end_on_a_tiny_vlm(tiny_vlm_dir, tmp_path):
     assert len(figs) == 2
     curves = figs[1]
     assert np.allclose(np.asarray(curves.data[0].y, float), loaded.arrays["sample_scores"][1, 0], equal_nan=True)
+
+
+def test_info_free_reference_is_the_answer_frequency_within_each_length():
+    from interp.analyses.attention_knockout import _info_free_reference
+
+    answers = np.array([7, 7, 8, 8, 9, 9, 9, 9])  # length 9: half 7 / half 8; length 10: all 9
+    p_base = np.full(8, 0.8)
+    ref = _info_free_reference({9: [0, 1, 2, 3], 10: [4, 5, 6, 7]}, answers, p_base)
+    assert np.allclose(ref[:4], (0.5 - 0.8) / 0.8 * 100)
+    assert np.allclose(ref[4:], (1.0 - 0.8) / 0.8 * 100)
 
 
 # ------------------------------------------------------------ Hugging Face LLaVA path
