@@ -21,7 +21,7 @@ embedding stands in for the image).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -40,40 +40,15 @@ class VLMSpec(BaseModel):
     d_vision: int = 64
     image_token_id: int = 5
     n_image_tokens: int = 64
-    # Patch positions: a learned table, or the fixed 2-D sine-cosine table of MAE-style ViTs
-    # (half the channels code the row, half the column), which makes "left of" linear early.
-    patch_pos: Literal["learned", "sincos2d"] = "learned"
-
-
-def sincos_2d(grid: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
-    """``[grid * grid, dim]`` fixed 2-D sine-cosine position table (row-major patches): the
-    first half of the channels codes the row, the second half the column (MAE's ViT table)."""
-    if dim % 4:
-        raise ValueError(f"sincos2d positions need d_vision divisible by 4; got {dim}")
-    omega = 1.0 / temperature ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
-    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
-                                indexing="ij")
-
-    def code(pos: torch.Tensor) -> torch.Tensor:
-        angle = pos.reshape(-1, 1) * omega[None]
-        return torch.cat([angle.sin(), angle.cos()], dim=1)
-
-    return torch.cat([code(rows), code(cols)], dim=1).float()
 
 
 class PatchProjector(nn.Module):
     """Linear patch embedding followed by LLaVA-1.5's 2-layer MLP projector."""
 
-    def __init__(self, patch_dim: int, d_vision: int, d_model: int, n_patches: int, pos: str = "learned"):
+    def __init__(self, patch_dim: int, d_vision: int, d_model: int, n_patches: int):
         super().__init__()
         self.patch_embed = nn.Linear(patch_dim, d_vision)
-        if pos == "learned":
-            self.patch_pos = nn.Parameter(torch.zeros(n_patches, d_vision))
-        else:
-            grid = int(round(n_patches ** 0.5))
-            if grid * grid != n_patches:
-                raise ValueError(f"sincos2d positions need a square patch grid; got {n_patches} patches")
-            self.register_buffer("patch_pos", sincos_2d(grid, d_vision), persistent=False)
+        self.patch_pos = nn.Parameter(torch.zeros(n_patches, d_vision))
         self.proj_in = nn.Linear(d_vision, d_model)
         self.proj_out = nn.Linear(d_model, d_model)
 
@@ -139,8 +114,7 @@ def build_vlm(spec: VLMSpec | dict, tokenizer: Any = None):
     g = torch.random.fork_rng()
     with g:
         torch.manual_seed(spec.decoder.init_seed + 1)
-        native.vision = PatchProjector(spec.patch_dim, spec.d_vision, spec.decoder.d_model, spec.n_image_tokens,
-                                       pos=spec.patch_pos)
+        native.vision = PatchProjector(spec.patch_dim, spec.d_vision, spec.decoder.d_model, spec.n_image_tokens)
     bridge.__class__ = _vlm_class(type(bridge))
     bridge.vlm_spec = spec
     bridge.eval()

@@ -30,7 +30,6 @@ class VLMRecipe(BaseModel):
     d_model: int = 64
     n_heads: int = 4
     d_vision: int = 64
-    patch_pos: str = "learned"
     n_train: int = 20000
     n_test: int = 600
     # Auxiliary loss (weight) on the image positions: predict the shape word of the object
@@ -70,7 +69,7 @@ def train_vlm(cfg: VLMRecipe):
     spec = VLMSpec(
         decoder=TransformerSpec(n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, n_ctx=80,
                                 d_vocab=len(tok), init_seed=cfg.seed),
-        d_vision=cfg.d_vision, patch_pos=cfg.patch_pos, image_token_id=tok.convert_tokens_to_ids("<image>"),
+        d_vision=cfg.d_vision, image_token_id=tok.convert_tokens_to_ids("<image>"),
     )
     bridge = build_vlm(spec, tok)
     n = len(data.train)

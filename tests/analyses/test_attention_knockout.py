@@ -173,23 +173,10 @@ def tiny_vlm_dir(tmp_path_factory):
 
     tok = vqa_tokenizer()
     spec = VLMSpec(decoder=TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=80, d_vocab=len(tok)),
-                   d_vision=16, patch_pos="sincos2d", image_token_id=tok.convert_tokens_to_ids("<image>"))
+                   d_vision=16, image_token_id=tok.convert_tokens_to_ids("<image>"))
     path = tmp_path_factory.mktemp("vlm") / "tiny-vlm"
     wrap_vlm(build_vlm(spec, tok), tok, model_id="tiny-vlm").save(path)
     return path
-
-
-def test_sincos_2d_codes_row_and_column_separately():
-    from interp.models.vlm import sincos_2d
-
-    table = sincos_2d(8, 16).reshape(8, 8, 16)
-    rows, cols = table[..., :8], table[..., 8:]
-    assert torch.equal(rows, rows[:, :1].expand_as(rows))  # row half: constant along a row
-    assert torch.equal(cols, cols[:1].expand_as(cols))  # column half: constant down a column
-    flat = table.reshape(64, 16)
-    assert torch.cdist(flat, flat).fill_diagonal_(1.0).min() > 0.1  # every patch has its own code
-    with pytest.raises(ValueError, match="divisible by 4"):
-        sincos_2d(8, 18)
 
 
 def test_vlm_image_reaches_hook_embed_and_roundtrips(tiny_vlm_dir):
