@@ -96,6 +96,23 @@ def position_groups(batch: dict, samples) -> dict[str, torch.Tensor]:
             "object": obj, "nonobject": image & ~obj}
 
 
+def types_at_chance(samples, correct: torch.Tensor, alpha: float = 0.01) -> list[str]:
+    """Question types whose accuracy is not significantly above guessing (one-sided binomial
+    test at ``alpha`` against :data:`interp.data.vqa.CHANCE`)."""
+    from scipy.stats import binomtest
+
+    from interp.data.vqa import CHANCE, QUESTION_TYPES
+
+    out = []
+    for t in QUESTION_TYPES:
+        idx = [i for i, s in enumerate(samples) if s.qtype == t]
+        if idx:
+            k = int(correct[idx].sum())
+            if binomtest(k, len(idx), CHANCE[t], alternative="greater").pvalue > alpha:
+                out.append(t)
+    return out
+
+
 def _info_free_reference(by_len: dict[int, list[int]], answers: np.ndarray, p_base: np.ndarray) -> np.ndarray:
     """Per-sample score of the best input-free guess: for each question length (the only thing
     the last position still sees when every edge into it is cut: its own token and position)
@@ -235,6 +252,10 @@ def run(config: Config) -> Result:
     acc_type = {t: float(correct[[i for i, s in enumerate(test) if s.qtype == t]].float().mean())
                 for t in QUESTION_TYPES if any(s.qtype == t for s in test)}
     log.info("test accuracy %.3f %s", accuracy, acc_type)
+    at_chance = types_at_chance(test, correct)
+    if at_chance:
+        log.warning("question types answered no better than chance (their knockout curves reflect guesses): %s",
+                    ", ".join(at_chance))
 
     # correctly answered samples, grouped by question length (one template per group)
     kept = [i for i in range(len(test)) if correct[i] or not config.only_correct]
@@ -318,7 +339,8 @@ def run(config: Config) -> Result:
     peak_ql = int(np.argmin(edge["question->last"]))
     result.metrics.update({
         "model": m.model_id, "n_layers": L, "window": k, "n_test": len(test), "n_correct": len(kept),
-        "accuracy": accuracy, "accuracy_by_type": acc_type, "test_scenes_disjoint_verified": keys is not None,
+        "accuracy": accuracy, "accuracy_by_type": acc_type,
+        "types_at_chance": at_chance, "test_scenes_disjoint_verified": keys is not None,
         "mean_score_by_edge": {n: v.round(3).tolist() for n, v in edge.items()},
         "peak_layer": {n: int(np.argmin(v)) for n, v in edge.items()},
         "largest_drop_by_type": {t: {n: round(float(-np.nanmin(by_type[ti, e])), 2) for e, n in enumerate(EDGE_NAMES)}

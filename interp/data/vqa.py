@@ -50,6 +50,9 @@ COLORS = {
 SHAPES = ("square", "circle", "triangle", "cross")
 BACKGROUND = (0.25, 0.25, 0.28)
 QUESTION_TYPES = ("query_attr", "choose_attr", "logical_obj", "compare_attr", "choose_rel", "choose_cat")
+# Accuracy of guessing among the answers a question of each type allows (query_attr: any colour).
+CHANCE = {"query_attr": 1 / 6, "choose_attr": 0.5, "logical_obj": 0.5, "compare_attr": 0.5, "choose_rel": 0.5,
+          "choose_cat": 0.5}
 IMAGE_TOKEN = "<image>"
 FUNCTION_WORDS = ("what", "color", "is", "the", "?", "or", "there", "a", "are", "and", "same", "of", "object", "both",
                   "yes", "no", "left", "right")

@@ -247,6 +247,16 @@ def test_crossmodal_runs_end_to_end_on_a_tiny_vlm(tiny_vlm_dir, tmp_path):
     assert np.allclose(np.asarray(curves.data[0].y, float), loaded.arrays["sample_scores"][1, 0], equal_nan=True)
 
 
+def test_types_at_chance_flags_only_guessing_types():
+    from types import SimpleNamespace
+
+    from interp.analyses.attention_knockout import types_at_chance
+
+    samples = [SimpleNamespace(qtype="choose_rel")] * 100 + [SimpleNamespace(qtype="query_attr")] * 100
+    correct = torch.tensor([i % 2 == 0 for i in range(100)] + [i % 10 != 0 for i in range(100)])
+    assert types_at_chance(samples, correct) == ["choose_rel"]  # 50% of a yes/no-like choice; 90% of colours
+
+
 def test_info_free_reference_is_the_answer_frequency_within_each_length():
     from interp.analyses.attention_knockout import _info_free_reference
 
