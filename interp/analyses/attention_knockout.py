@@ -367,8 +367,8 @@ def run(config: Config) -> Result:
                                for t in types}})
     result.add_criterion("all_to_last_is_minus_100", abs(all_cut + 100), "<=", 5.0, kind="sanity",
                          description=f"|mean score + 100| when every position->last edge is blocked in every layer "
-                                     f"at once (mean score {all_cut:.1f}%; a predictor that knows only the question "
-                                     f"length and answers with the test answers' frequencies scores {ref:.1f}%)")
+                                     f"at once (mean score {all_cut:.1f}%; guessing from the question length alone, with the "
+                                     f"frequencies of the model's answers at that length, scores {ref:.1f}%)")
     result.add_criterion("all_to_last_output_ignores_input", cut_spread, "<=", 1e-6, kind="sanity",
                          description="max |last-position logit difference| between test questions of one length "
                                      "with every position->last edge blocked in every layer (nothing from the image "
@@ -427,6 +427,10 @@ def dashboard(result, st) -> None:
     from interp.plotting import crossmodal as plots
 
     a = result.arrays
+    at_chance = result.metrics.get("types_at_chance") or []
+    if at_chance:
+        st.warning(f"Answered no better than chance: {', '.join(at_chance)}. The knockout curves of these question "
+                   "types describe guesses, not knowledge.")
     if "sample_questions" not in a or len(a["sample_questions"]) == 0:
         st.info("This run stored no samples.")
         return

@@ -241,6 +241,7 @@ def test_crossmodal_runs_end_to_end_on_a_tiny_vlm(tiny_vlm_dir, tmp_path):
     col.slider.return_value = 1
     st.columns.return_value = [col, col]
     dashboard(loaded, st)
+    assert st.warning.called == bool(loaded.metrics["types_at_chance"])  # an untrained model guesses
     figs = [c.args[0] for c in col.plotly_chart.call_args_list]
     assert len(figs) == 2
     curves = figs[1]
