@@ -445,11 +445,11 @@ def dashboard(result, st) -> None:
     cols[0].plotly_chart(plots.attention_on_image(a["sample_images"][i], a["sample_last_attention"][i],
                                                   str(a["sample_questions"][i]), layer=layer,
                                                   object_patches=a["sample_object_patches"][i]),
-                         use_container_width=True)
+                         width="stretch")
     names = [str(n) for n in a["edge_names"]]
     cols[1].plotly_chart(plots.edge_curves(a["sample_scores"][i], names, int(result.config.get("window", 1)),
                                            title=f"Knockout curves for this question"),
-                         use_container_width=True)
+                         width="stretch")
 
 
 # ---------------------------------------------------------------- Hugging Face LLaVA
