@@ -414,12 +414,9 @@ def bench_sae(b: Bench, config: Config, tf) -> None:
 
     name = "sae_store_rate_over_memory_rate"
     desc = "SAE training steps/s reading a stored activation set from disk / on tensors already in memory"
-    try:
-        from interp.sae.model import SAEConfig
-        from interp.sae.train import SAETrainConfig, train_sae
-    except ImportError as e:
-        b.not_measured(name, desc, f"interp.sae missing ({e})")
-        return
+    from interp.sae.model import SAEConfig
+    from interp.sae.train import SAETrainConfig, train_sae
+
     B, T = config.compute_batch
     hook = f"blocks.{tf.n_layers - 1}.hook_resid_post"
     x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
@@ -455,12 +452,8 @@ def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
                ("fixed_point_iterations_per_host_sync", "finder iterations per host sync"),
                ("jacobian_batched_speedup", "per-point Jacobian loop / batched Jacobians"),
                ("eigvals_speedup_over_numpy", "numpy eig / the finder's eigenvalue step")]
-    try:
-        from interp.analyses import fixed_points as fp
-    except ImportError as e:
-        for name, desc in targets:
-            b.not_measured(name, desc, f"interp/analyses/fixed_points.py missing ({e})")
-        return
+    from interp.analyses import fixed_points as fp
+
     cell = rnn.module.rnn
     H = cell.W_hh.shape[1]
     g = torch.Generator().manual_seed(config.seed)
@@ -561,12 +554,8 @@ def bench_knockout(b: Bench, config: Config, tf) -> None:
                 "1-layer window / one clean forward (T >= 32)"),
                ("knockout_speedup_over_full_recompute", "one full forward per window / the last-row sweep"),
                ("knockout_max_abs_logit_error", "max |last-row logits - full recompute logits| over the windows")]
-    try:
-        from interp.tracing import knockout as ko
-    except ImportError as e:
-        for name, desc in targets:
-            b.not_measured(name, desc, f"interp/tracing/knockout.py missing ({e})")
-        return
+    from interp.tracing import knockout as ko
+
     B, T = config.compute_batch[0], min(max(32, config.compute_batch[1]), tf.cfg.n_ctx)
     x = _tokens(tf.cfg.d_vocab, (B, T), config.seed)
     pos = torch.arange(T)
@@ -601,11 +590,8 @@ def bench_attribution(b: Bench, config: Config, tf) -> None:
     import torch
 
     name, desc = "attribution_patching_over_forward", "attribution patching / one forward on the same batch"
-    try:
-        from interp.tracing import patching
-    except ImportError as e:
-        b.not_measured(name, desc, f"interp/tracing/patching.py missing ({e})")
-        return
+    from interp.tracing import patching
+
     B, T = config.compute_batch
     clean = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed)
     corrupt = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed + 1)
