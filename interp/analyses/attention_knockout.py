@@ -75,7 +75,10 @@ def _training_keys(model_name: str) -> Optional[set]:
             cfg = read_json(path).get("recipe_config")
     if not cfg or "n_train" not in cfg:
         return None
-    return train_scene_keys(cfg["n_train"], cfg["seed"])
+    from interp.data.vqa import QUESTION_TYPES
+    from interp.models.vlm_recipes import training_extra_types
+
+    return train_scene_keys(cfg["n_train"], cfg["seed"], (*QUESTION_TYPES, *training_extra_types(cfg)))
 
 
 def position_groups(batch: dict, samples) -> dict[str, torch.Tensor]:

@@ -16,6 +16,9 @@ choose_rel     is the circle left or right of the square ?     left / right
 choose_cat     is the red object a circle or a square ?        one of the two
 =============  =============================================  ================
 
+A training-only seventh type, ``choose_side`` ("is the circle left or right ?": which half of
+the image the object is in), can be mixed into training sets (:data:`AUX_QUESTION_TYPES`).
+
 Scenes are drawn from a seeded stream; the split is by scene (train scenes come from one
 seed stream, test scenes from another and any test scene identical to a train scene is
 dropped). Each question type has a fixed length, so a batch of one type needs no padding.
@@ -50,6 +53,10 @@ COLORS = {
 SHAPES = ("square", "circle", "triangle", "cross")
 BACKGROUND = (0.25, 0.25, 0.28)
 QUESTION_TYPES = ("query_attr", "choose_attr", "logical_obj", "compare_attr", "choose_rel", "choose_cat")
+# Training-only question types (never in test sets or analyses). choose_side asks which half
+# of the image one object is in: it teaches the model to read where an object is, which
+# choose_rel needs and which the six types alone never taught a CPU-sized model.
+AUX_QUESTION_TYPES = ("choose_side",)
 # Accuracy of guessing among the answers a question of each type allows (query_attr: any colour).
 CHANCE = {"query_attr": 1 / 6, "choose_attr": 0.5, "logical_obj": 0.5, "compare_attr": 0.5, "choose_rel": 0.5,
           "choose_cat": 0.5}
@@ -209,6 +216,9 @@ def make_question(scene: Scene, qtype: str, rng: np.random.Generator) -> tuple[s
         o1, o2 = pairs[rng.integers(len(pairs))]
         answer = "left" if o1.slot[1] < o2.slot[1] else "right"
         return f"is the {o1.shape} left or right of the {o2.shape} ?", answer, [o1, o2]
+    if qtype == "choose_side":
+        o = objs[rng.integers(len(objs))]
+        return f"is the {o.shape} left or right ?", "left" if o.slot[1] < SLOTS // 2 else "right", [o]
     if qtype == "choose_cat":
         counts = {c: sum(o.color == c for o in objs) for c in colors}
         unique = [o for o in objs if counts[o.color] == 1]
@@ -218,7 +228,7 @@ def make_question(scene: Scene, qtype: str, rng: np.random.Generator) -> tuple[s
         other = [s for s in SHAPES if s != o.shape][rng.integers(len(SHAPES) - 1)]
         a, b = (o.shape, other) if rng.random() < 0.5 else (other, o.shape)
         return f"is the {o.color} object a {a} or a {b} ?", o.shape, [o]
-    raise ValueError(f"unknown question type {qtype!r}; choose from {QUESTION_TYPES}")
+    raise ValueError(f"unknown question type {qtype!r}; choose from {QUESTION_TYPES + AUX_QUESTION_TYPES}")
 
 
 def _balanced_compare(scene: Scene, rng: np.random.Generator) -> Scene:
@@ -290,9 +300,10 @@ def make_samples(n: int, seed: int, split: str, qtypes: Sequence[str] = QUESTION
 
 
 def make_vqa(n_train: int = 2000, n_test: int = 300, seed: int = 0,
-             qtypes: Sequence[str] = QUESTION_TYPES) -> VQAData:
-    """Train and test samples on disjoint scenes."""
-    train, keys = make_samples(n_train, seed, "train", qtypes)
+             qtypes: Sequence[str] = QUESTION_TYPES, train_extra: Sequence[str] = ()) -> VQAData:
+    """Train and test samples on disjoint scenes; ``train_extra`` adds training-only question
+    types (:data:`AUX_QUESTION_TYPES`) to the training mixture."""
+    train, keys = make_samples(n_train, seed, "train", (*qtypes, *train_extra))
     test, _ = make_samples(n_test, seed, "test", qtypes, exclude=keys)
     return VQAData(train, test, keys)
 

@@ -151,9 +151,12 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
             module.to(device)
     saved_id = meta.get("model_id", "")
     model_id = model_id or (saved_id if saved_id.startswith("zoo:") else str(path))
-    return Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
-                 kind=kind, spec={"builder": meta["builder"], "spec": meta["spec"]},
-                 example_input=_example_input(kind, meta["spec"]))
+    model = Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
+                  kind=kind, spec={"builder": meta["builder"], "spec": meta["spec"]},
+                  example_input=_example_input(kind, meta["spec"]))
+    if meta.get("train_log") is not None:  # zoo models keep the loss (and eval) log of their training
+        model.train_log = meta["train_log"]
+    return model
 
 
 def _example_input(kind: str, spec: dict):

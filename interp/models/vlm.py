@@ -2,7 +2,8 @@
 
 Layout (as in LLaVA): ``[BOS] [64 image tokens] [question tokens]``. Each image token is a
 4x4x3 pixel patch, embedded linearly and mapped into the decoder's residual width by a
-2-layer MLP projector (LLaVA-1.5's projector). The decoder is an ordinary zoo transformer
+2-layer MLP projector (LLaVA-1.5's projector), optionally followed by a LayerNorm that keeps
+image embeddings near the scale of text embeddings (``VLMSpec.image_norm_gain``). The decoder is an ordinary zoo transformer
 (:func:`interp.models.transformer.build_transformer`), so every TransformerLens hook name
 works unchanged (``hook_embed``, ``blocks.{l}.attn.hook_pattern``, ...).
 
@@ -40,21 +41,33 @@ class VLMSpec(BaseModel):
     d_vision: int = 64
     image_token_id: int = 5
     n_image_tokens: int = 64
+    # If set, the projector ends in a LayerNorm whose gain starts at this value, so image
+    # embeddings stay near the scale of text embeddings. Without it the projected patches grew
+    # to ~20x the norm of the decoder's position embeddings in training (vlm-tiny: 24 vs 1.2),
+    # and where a patch sits, the only cue to an object's location, was drowned out.
+    image_norm_gain: Optional[float] = None
 
 
 class PatchProjector(nn.Module):
     """Linear patch embedding followed by LLaVA-1.5's 2-layer MLP projector."""
 
-    def __init__(self, patch_dim: int, d_vision: int, d_model: int, n_patches: int):
+    def __init__(self, patch_dim: int, d_vision: int, d_model: int, n_patches: int,
+                 norm_gain: Optional[float] = None):
         super().__init__()
         self.patch_embed = nn.Linear(patch_dim, d_vision)
         self.patch_pos = nn.Parameter(torch.zeros(n_patches, d_vision))
         self.proj_in = nn.Linear(d_vision, d_model)
         self.proj_out = nn.Linear(d_model, d_model)
+        self.out_norm = None
+        if norm_gain is not None:
+            self.out_norm = nn.LayerNorm(d_model)
+            with torch.no_grad():
+                self.out_norm.weight.fill_(norm_gain)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:  # [B, P, patch_dim] -> [B, P, d_model]
         x = self.patch_embed(patches) + self.patch_pos
-        return self.proj_out(torch.nn.functional.gelu(self.proj_in(x)))
+        x = self.proj_out(torch.nn.functional.gelu(self.proj_in(x)))
+        return x if self.out_norm is None else self.out_norm(x)
 
 
 def _vlm_forward(self, input: Any = None, *args, **kwargs):
@@ -114,7 +127,8 @@ def build_vlm(spec: VLMSpec | dict, tokenizer: Any = None):
     g = torch.random.fork_rng()
     with g:
         torch.manual_seed(spec.decoder.init_seed + 1)
-        native.vision = PatchProjector(spec.patch_dim, spec.d_vision, spec.decoder.d_model, spec.n_image_tokens)
+        native.vision = PatchProjector(spec.patch_dim, spec.d_vision, spec.decoder.d_model, spec.n_image_tokens,
+                                       spec.image_norm_gain)
     bridge.__class__ = _vlm_class(type(bridge))
     bridge.vlm_spec = spec
     bridge.eval()

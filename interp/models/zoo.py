@@ -97,7 +97,8 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
         model = r.build(r.config)
         model.model_id = f"zoo:{name}"
         save_model(model, r.path, extra={"recipe": name, "recipe_key": r.key,
-                                         "recipe_config": r.config.model_dump(mode="json")})
+                                         "recipe_config": r.config.model_dump(mode="json"),
+                                         "train_log": getattr(model, "train_log", None)})
     return load_model_dir(r.path, device=device, model_id=f"zoo:{name}")
 
 

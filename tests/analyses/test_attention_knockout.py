@@ -173,7 +173,7 @@ def tiny_vlm_dir(tmp_path_factory):
 
     tok = vqa_tokenizer()
     spec = VLMSpec(decoder=TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=80, d_vocab=len(tok)),
-                   d_vision=16, image_token_id=tok.convert_tokens_to_ids("<image>"))
+                   d_vision=16, image_token_id=tok.convert_tokens_to_ids("<image>"), image_norm_gain=0.2)
     path = tmp_path_factory.mktemp("vlm") / "tiny-vlm"
     wrap_vlm(build_vlm(spec, tok), tok, model_id="tiny-vlm").save(path)
     return path
@@ -185,9 +185,12 @@ def test_vlm_image_reaches_hook_embed_and_roundtrips(tiny_vlm_dir):
 
     m = interp.load_model(str(tiny_vlm_dir))
     assert m.kind == "vlm" and "blocks.1.attn.hook_pattern" in m.hook_names
+    assert m.module.original_model.vision.out_norm is not None  # the projector's LayerNorm survived the round trip
     samples, _ = make_samples(3, 0, "test")
     b = encode(m.tokenizer, samples)
     out, acts = interp.trace(m, {"tokens": b["tokens"], "pixels": b["pixels"]}, capture=["hook_embed"])
+    # the LayerNorm keeps image embeddings at a fixed scale: ~gain * sqrt(d_model) at init
+    assert torch.allclose(acts["hook_embed"][:, 1:65].norm(dim=-1), torch.full((3, 64), 0.2 * 32 ** 0.5), rtol=0.05)
     out_text, acts_text = interp.trace(m, b["tokens"], capture=["hook_embed"])
     diff = (acts["hook_embed"] - acts_text["hook_embed"]).abs().amax(-1)
     assert (diff[:, 1:65] > 0).all() and (diff[:, 65:] == 0).all() and (diff[:, 0] == 0).all()

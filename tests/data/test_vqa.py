@@ -74,3 +74,28 @@ def test_encode_layout_and_patches(data):
         assert set(shapes[~torch.from_numpy(s.all_object_patches)].tolist()) == {-100}
         words = {tok.convert_ids_to_tokens(int(t)) for t in shapes[torch.from_numpy(s.all_object_patches)]}
         assert words <= set(vqa.SHAPES) and len(words) == s.all_object_patches.sum() // 4
+
+
+def test_training_only_side_questions_stay_out_of_the_test_split():
+    d = vqa.make_vqa(n_train=140, n_test=60, seed=3, train_extra=vqa.AUX_QUESTION_TYPES)
+    side = [s for s in d.train if s.qtype == "choose_side"]
+    assert len(side) == 20 and {s.qtype for s in d.test} <= set(vqa.QUESTION_TYPES)
+    for s in side:
+        (o,) = [o for o in _scene_objects(s) if o[0] == s.question.split()[2]]
+        assert s.answer == ("left" if o[1] < 16 else "right")  # object box x0 in pixels: left half of 32
+    # the analysis rebuilds the training scenes from the recipe config to keep its test set disjoint
+    from interp.analyses.attention_knockout import _training_keys  # noqa: F401  (import check)
+    from interp.models.vlm_recipes import training_extra_types
+    extra = training_extra_types({"side_questions": True})
+    assert vqa.train_scene_keys(140, 3, (*vqa.QUESTION_TYPES, *extra)) == d.train_scene_keys
+    assert vqa.train_scene_keys(140, 3) != d.train_scene_keys
+
+
+def _scene_objects(s):
+    """(shape, x0) of each object of a sample, from its patch labels."""
+    out = []
+    for k, shape in enumerate(vqa.SHAPES):
+        idx = np.where(s.patch_shapes == k)[0]
+        if len(idx):
+            out.append((shape, int((idx % vqa.GRID).min()) * vqa.PATCH))
+    return out

@@ -41,6 +41,7 @@ def test_recipe_trains_once_then_loads_from_cache(tmp_path, monkeypatch):
         x = m1.to_tokens("def f(x):\n    return x")
         assert torch.equal(m1(x), m2(x))
         assert m2.model_id == "zoo:test-tiny-lm" and m2.tokenizer is not None
+        assert [e["step"] for e in m2.train_log] == [0, 5, 9]  # the training log is kept with the weights
         # a changed recipe has a new identity and retrains
         old_path = zoo.get("test-tiny-lm").path
         zoo._RECIPES.pop("test-tiny-lm")
