@@ -430,6 +430,16 @@ def dashboard(result, st) -> None:
     from interp.plotting import crossmodal as plots
 
     a = result.arrays
+    crit = {c.name: c for c in result.criteria}
+    minus_100, cut_free = crit.get("all_to_last_is_minus_100"), crit.get("all_to_last_output_ignores_input")
+    if minus_100 and cut_free and not minus_100.holds and cut_free.holds:
+        ref = result.metrics.get("all_to_last_info_free_reference")
+        st.info(f"About the failed `all_to_last_is_minus_100`: with every edge into the last position cut, its "
+                f"output depends on nothing from the image or the question (`all_to_last_output_ignores_input` "
+                f"holds), so the knockout itself is complete. What is left is the model's input-free guess over "
+                f"its closed answer vocabulary, which keeps part of the probability on the right answer: the best "
+                f"such guess scores {ref:.1f}% here. -100% needs a model whose cut output is not an answer word "
+                f"(an open-vocabulary LM such as LLaVA).")
     at_chance = result.metrics.get("types_at_chance") or []
     if at_chance:
         st.warning(f"Answered no better than chance: {', '.join(at_chance)}. The knockout curves of these question "

@@ -245,6 +245,11 @@ def test_crossmodal_runs_end_to_end_on_a_tiny_vlm(tiny_vlm_dir, tmp_path):
     st.columns.return_value = [col, col]
     dashboard(loaded, st)
     assert st.warning.called == bool(loaded.metrics["types_at_chance"])  # an untrained model guesses
+    # the failed -100% check is explained exactly when the cut is complete but the score misses -100
+    explain = any("all_to_last_is_minus_100" in str(c.args[0]) for c in st.info.call_args_list)
+    loaded_crit = {c.name: c for c in loaded.criteria}
+    assert explain == (not loaded_crit["all_to_last_is_minus_100"].holds
+                       and loaded_crit["all_to_last_output_ignores_input"].holds)
     figs = [c.args[0] for c in col.plotly_chart.call_args_list]
     assert len(figs) == 2
     curves = figs[1]
