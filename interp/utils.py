@@ -136,6 +136,8 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "tolist"):  # tensors (e.g. in training logs)
+        return obj.detach().cpu().tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 

@@ -94,3 +94,16 @@ def test_list_and_find_runs(tmp_path):
     assert runs.find_run("exp/20260101-000000-aaaaaa", root=tmp_path).name.startswith("20260101")
     with pytest.raises(KeyError, match="run"):
         runs.find_run("nope", root=tmp_path)
+
+
+def test_write_json_takes_numpy_and_torch_scalars_and_arrays(tmp_path):
+    import numpy as np
+    import torch
+
+    from interp.utils import read_json, write_json
+
+    write_json(tmp_path / "x.json", {"np": np.float32(0.5), "arr": np.arange(2), "t": torch.tensor(1.5),
+                                     "tv": torch.ones(2)})
+    assert read_json(tmp_path / "x.json") == {"np": 0.5, "arr": [0, 1], "t": 1.5, "tv": [1.0, 1.0]}
+    with pytest.raises(TypeError, match="cannot serialise"):
+        write_json(tmp_path / "y.json", {"bad": object()})
