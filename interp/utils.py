@@ -11,6 +11,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -136,7 +137,8 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
-    if type(obj).__module__.startswith("torch") and hasattr(obj, "tolist"):  # tensors (e.g. in training logs)
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported; never import it here
+    if torch is not None and isinstance(obj, torch.Tensor):
         return obj.detach().cpu().tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 

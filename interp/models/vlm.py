@@ -3,9 +3,9 @@
 Layout (as in LLaVA): ``[BOS] [64 image tokens] [question tokens]``. Each image token is a
 4x4x3 pixel patch, embedded linearly and mapped into the decoder's residual width by a
 2-layer MLP projector (LLaVA-1.5's projector), optionally followed by a LayerNorm that keeps
-image embeddings near the scale of text embeddings (``VLMSpec.image_norm_gain``). The decoder is an ordinary zoo transformer
-(:func:`interp.models.transformer.build_transformer`), so every TransformerLens hook name
-works unchanged (``hook_embed``, ``blocks.{l}.attn.hook_pattern``, ...).
+image embeddings near the scale of text embeddings (``VLMSpec.image_norm_gain``). The decoder
+is an ordinary zoo transformer (:func:`interp.models.transformer.build_transformer`), so every
+TransformerLens hook name works unchanged (``hook_embed``, ``blocks.{l}.attn.hook_pattern``, ...).
 
 How the image gets in: the token ids carry an ``<image>`` placeholder at each image
 position; while the bridge runs on a ``{"tokens", "pixels"}`` batch, a forward hook on the

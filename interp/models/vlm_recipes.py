@@ -101,16 +101,16 @@ def train_vlm(cfg: VLMRecipe):
         image_norm_gain=cfg.image_norm_gain,
     )
     bridge = build_vlm(spec, tok)
-    n = len(data.train)
-    side = torch.tensor([i for i, s in enumerate(data.train) if s.qtype == "choose_side"])
+    every = torch.arange(len(data.train))
+    side = torch.tensor([i for i, s in enumerate(data.train) if s.qtype == "choose_side"], dtype=torch.long)
     if cfg.side_stage is not None and not len(side):
         raise ValueError("side_stage needs side_questions=True")
 
-    def batches(pool: torch.Tensor | None, batch_size: int, salt: int):
+    def batches(pool: torch.Tensor, batch_size: int, salt: int):
+        """Seeded batches drawn from the training samples in ``pool``."""
         def batch_fn(step: int) -> dict:
             g = np.random.default_rng([cfg.seed, salt, step])
-            idx = torch.from_numpy(g.integers(0, n if pool is None else len(pool), batch_size))
-            idx = idx if pool is None else pool[idx]
+            idx = pool[torch.from_numpy(g.integers(0, len(pool), batch_size))]
             return {k: v[idx] for k, v in train_batch.items()}
         return batch_fn
 
@@ -128,9 +128,9 @@ def train_vlm(cfg: VLMRecipe):
         return {"test_accuracy": vqa_accuracy(bridge, test_batch)}
 
     work = scratch_dir(cfg.name, cfg)
+    done = work / "side_stage.pt"  # the finished first stage, so a resumed build goes straight to stage 2
     log: list[dict] = []
     if cfg.side_stage is not None:
-        done = work / "side_stage.pt"  # stage 1 is kept, so a resumed build goes straight to stage 2
         if done.exists():
             state = torch.load(done, map_location="cpu", weights_only=False)
             bridge.original_model.load_state_dict(state["model"])
@@ -141,10 +141,9 @@ def train_vlm(cfg: VLMRecipe):
                          checkpoint_dir=work / "side", desc=f"zoo:{cfg.name} (choose_side stage)")]
             with atomic_path(done) as tmp:
                 torch.save({"model": bridge.original_model.state_dict(), "log": log}, tmp)
-    log += train(bridge.original_model, batches(None, cfg.train.batch_size, 0), loss_fn, cfg.train,
+    log += train(bridge.original_model, batches(every, cfg.train.batch_size, 0), loss_fn, cfg.train,
                  checkpoint_dir=work, eval_fn=evaluate, eval_every=max(cfg.train.steps // 4, 1), desc=f"zoo:{cfg.name}")
-    if cfg.side_stage is not None:
-        (work / "side_stage.pt").unlink(missing_ok=True)
+    done.unlink(missing_ok=True)
     model = wrap_vlm(bridge, tok, model_id=f"zoo:{cfg.name}")
     model.train_log = log
     return model
