@@ -11,11 +11,10 @@ import streamlit as st
 
 def compare_page() -> None:
     import pandas as pd
+    import views
 
     from interp.runs import list_runs
     from interp.utils import runs_dir
-
-    import views
 
     st.title("Compare runs")
     with views.guard("The list of runs could not be read"):

@@ -29,13 +29,13 @@ def built_models() -> list[str]:
 
 @st.cache_data(show_spinner="Tracing…", max_entries=32)
 def _probe(name: str, prompt: str, target: str, ablate: bool):
-    from interp.analyses.prompt_probe import probe_prompt
+    from interp.methods.prompt_probe import probe_prompt
 
     return probe_prompt(get_model(name), prompt, target or None, ablate=ablate)
 
 
 def explorer_page() -> None:
-    from interp.plotting import explore as plots
+    from interp.plotting import explorer as plots
 
     st.title("Explore a model")
     st.markdown("Pick a trained model, type a prompt, and see its tokens, predictions, attention patterns, "
@@ -84,7 +84,7 @@ def explorer_page() -> None:
 
 @st.fragment
 def attention_panel(probe) -> None:
-    from interp.plotting import explore as plots
+    from interp.plotting import explorer as plots
 
     st.subheader("Attention patterns")
     L, H = probe.patterns.shape[:2]
@@ -97,7 +97,7 @@ def attention_panel(probe) -> None:
 
 @st.fragment
 def ablation_panel(name: str, prompt: str, target: str) -> None:
-    from interp.plotting import explore as plots
+    from interp.plotting import explorer as plots
 
     st.subheader("Per-head ablation")
     if not st.toggle("Zero-ablate each head and measure the target's logit", value=False, key="ablate"):

@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 
 # name -> module that defines it. The one place the public API is declared.
 _PUBLIC = {
-    "load_model": "interp.tracing.load",
-    "wrap": "interp.tracing.load",
+    "load_model": "interp.models.load",
+    "wrap": "interp.tracing.model",
     "Model": "interp.tracing.model",
     "trace": "interp.tracing.trace",
     "collect": "interp.tracing.collect",
@@ -36,10 +36,10 @@ __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from interp import analyses, data, models, plotting, runs, tracing, utils
+    from interp.models.load import load_model
     from interp.results import Criterion, Result
     from interp.tracing.collect import collect
-    from interp.tracing.load import load_model, wrap
-    from interp.tracing.model import Model
+    from interp.tracing.model import Model, wrap
     from interp.tracing.store import ActivationStore
     from interp.tracing.trace import trace
 

@@ -2,7 +2,7 @@
 
     interp list                                   registered experiments
     interp run EXPERIMENT [--preset quick|full] [--set key=value]...
-    interp bench [NAME] [--preset quick|full]     the benchmark (= interp run bench)
+    interp bench [NAME] [--preset quick|full]     the performance benchmark (not an analysis)
     interp runs [list|show RUN]                   saved runs
     interp zoo list | interp zoo build NAME       model zoo
     interp app [--port N]                         the Streamlit dashboard
@@ -72,11 +72,14 @@ def bench(
     name: Optional[str] = typer.Argument(None, help="One benchmark item (collection, memory, disk, ...); default all."),
     preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick or full."),
 ) -> None:
-    """Run the performance benchmark (the same as `interp run bench`); ratios vs PERFORMANCE.md."""
+    """Run the performance benchmark: ratios vs the performance targets (docs/performance.md)."""
+    from interp.bench import run_bench
     from interp.results import Result
-    from interp.runs import run_experiment
 
-    path = run_experiment("bench", preset, [f"only=[{name}]"] if name else None)
+    try:
+        path = run_bench(preset, [f"only=[{name}]"] if name else None)
+    except (KeyError, ValueError) as e:
+        _fail(e.args[0] if e.args else str(e))
     typer.echo(f"{Result.load(path).summary()}\n\nrun written to {path}")
 
 
@@ -106,8 +109,8 @@ def runs_show(run: str = typer.Argument(..., help="A run path, <experiment>/<run
     """Show a run's config and criteria."""
     import json
 
-    from interp.runs import find_run
     from interp.results import Result
+    from interp.runs import find_run
 
     try:
         path = find_run(run)
@@ -202,7 +205,8 @@ def demo(
     for name, sanity, claims, secs, err in rows:
         line = f"{name:<16} {sanity:>11} {claims:>11} {secs:>8.0f}"
         typer.secho(line + (f"  FAILED: {err}" if err else ""), fg=typer.colors.RED if err else None)
-    typer.echo(f"total {time.time() - t_all:.0f} s. Details: `interp runs`, or the dashboard.")
+    typer.echo(f"total {time.time() - t_all:.0f} s. Details: `interp runs`, or the dashboard. "
+               "The performance benchmark is separate: `interp bench`.")
     if serve:
         run_app(port=port, address="127.0.0.1", headless=True)
 

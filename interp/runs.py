@@ -102,26 +102,32 @@ def parse_sets(items: list[str] | dict | None) -> dict[str, Any]:
 
 def build_config(experiment: str | Experiment, preset: str = "quick", overrides: Any = None):
     """The validated analysis Config for ``experiment``'s ``preset`` plus ``overrides``."""
-    from pydantic import ValidationError
-
     import interp.analyses as analyses
 
     exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
-    if preset not in exp.presets:
-        raise unknown_name_error("preset", preset, sorted(exp.presets))
-    analysis = analyses.get(exp.analysis)
-    values = _nested(dict(exp.presets[preset]))
-    valid = field_paths(analysis.Config)
+    return config_from_presets(analyses.get(exp.analysis).Config, exp.presets, preset, overrides,
+                               what=f"experiment {exp.name!r}, analysis {exp.analysis!r}")
+
+
+def config_from_presets(Config: type, presets: dict[str, dict], preset: str, overrides: Any = None, *,
+                        what: str = "config"):
+    """``Config`` validated from ``presets[preset]`` plus ``--set`` style ``overrides``."""
+    from pydantic import ValidationError
+
+    if preset not in presets:
+        raise unknown_name_error("preset", preset, sorted(presets))
+    values = _nested(dict(presets[preset]))
+    valid = field_paths(Config)
     for key, value in parse_sets(overrides).items():
         if key not in valid:
             err = unknown_name_error("config key", key, valid)
-            raise KeyError(f"--set {key}=...: {err.args[0]} (experiment {exp.name!r}, analysis {exp.analysis!r})")
+            raise KeyError(f"--set {key}=...: {err.args[0]} ({what})")
         _assign(values, key.split("."), value)
     try:
-        return analysis.Config(**values)
+        return Config(**values)
     except ValidationError as e:
         lines = [f"  {'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})" for err in e.errors()]
-        raise ValueError(f"invalid config for experiment {exp.name!r} (preset {preset!r}):\n" + "\n".join(lines)) from None
+        raise ValueError(f"invalid config ({what}, preset {preset!r}):\n" + "\n".join(lines)) from None
 
 
 def _nested(values: dict) -> dict:
@@ -144,7 +150,12 @@ def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, r
 
     exp = get_experiment(name)
     cfg = build_config(exp, preset, overrides)
-    analysis = analyses.get(exp.analysis)
+    return write_run(name, preset, overrides, cfg, analyses.get(exp.analysis).run, exp.analysis, root=root)
+
+
+def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysis: str, *,
+              root: Optional[Path] = None) -> Path:
+    """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dump = cfg.model_dump(mode="json")
     run_path = Path(root or runs_dir()) / name / f"{stamp}-{config_hash(dump, 6)}"
@@ -157,8 +168,9 @@ def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, r
         log.setLevel(logging.INFO)
         t0 = time.time()
         try:
-            log.info("experiment %s preset %s analysis %s config %s", name, preset, exp.analysis, dump)
-            result = analysis.run(cfg)
+            log.info("experiment %s preset %s analysis %s config %s", name, preset, analysis, dump)
+            result = fn(cfg)
+            result.config = result.config or dump
             seconds = time.time() - t0
             result.metrics.setdefault("wall_seconds", seconds)
             log.info("done in %.1f s\n%s", seconds, result.summary())
@@ -170,7 +182,7 @@ def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, r
             handler.close()
             log.setLevel(old_level)
         result._write(tmp)
-        write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": exp.analysis,
+        write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
                                       "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds})
     return run_path
 

@@ -62,6 +62,9 @@ def register(name: str, Config: type[BaseModel], *, title: str | None = None, pa
         raise TypeError(f"analysis {name!r}: its Config must have a 'seed' field (every run is seeded)")
 
     def deco(fn: Callable[[Any], Any]):
+        if name in _REGISTRY:
+            raise ValueError(f"analysis {name!r} is registered twice ({_REGISTRY[name].fn.__module__} and "
+                             f"{fn.__module__})")
         doc = (fn.__doc__ or Config.__doc__ or "").strip().split("\n")[0]
         _REGISTRY[name] = Analysis(name, Config, fn, title or name, doc, paper, tuple(figure_order))
         return fn

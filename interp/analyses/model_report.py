@@ -162,7 +162,7 @@ def unigram_loss(m, tokens: torch.Tensor) -> float:
 def run(config: Config) -> Result:
     """Logit lens, attention patterns and per-head ablation on a transformer."""
     import interp
-    from interp.plotting import report as plots
+    from interp.plotting import model_report as plots
     from interp.utils import seed_everything
 
     seed_everything(config.seed)

@@ -2,7 +2,7 @@
 (Akyurek et al. 2024, "In-context language learning: architectures and algorithms";
 code: berlino/seq_icl).
 
-Models trained on prompts of strings from random DFAs (see :mod:`interp.data.dfa`) are
+Models trained on prompts of strings from random DFAs (see :mod:`interp.data.ngram_heads`) are
 tested on prompts from DFAs whose languages never occurred in training. Per model:
 
 - accuracy: the greedy next token is a valid transition of the DFA from the current
@@ -34,8 +34,18 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
-from interp.data.dfa import (N_SYMBOLS, PAD, TOKEN_STRINGS, DFA, DFATables, PromptConfig, dfa_set,
-                             sample_prompts, scored_positions, valid_mask)
+from interp.data.ngram_heads import (
+    DFA,
+    N_SYMBOLS,
+    PAD,
+    TOKEN_STRINGS,
+    DFATables,
+    PromptConfig,
+    dfa_set,
+    sample_prompts,
+    scored_positions,
+    valid_mask,
+)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -68,7 +78,7 @@ class Config(BaseModel):
 # --------------------------------------------------------------------------- data
 def training_dfa_keys(model_name: str) -> Optional[set[bytes]]:
     """Canonical forms of the DFAs a zoo/directory model was trained on (None if unknown)."""
-    from interp.data.dfa import DFADataConfig
+    from interp.data.ngram_heads import DFADataConfig
 
     data = None
     if model_name.startswith("zoo:"):
@@ -92,7 +102,7 @@ _KEY_CACHE: dict[tuple, set[bytes]] = {}
 
 
 def _keys_of(n: int, seed: int, dfa_cfg_json: str) -> set[bytes]:
-    from interp.data.dfa import DFAConfig
+    from interp.data.ngram_heads import DFAConfig
 
     k = (n, seed, dfa_cfg_json)
     if k not in _KEY_CACHE:

@@ -1,7 +1,7 @@
 """Reversal-curse probes: causal vs masked LMs on synthetic facts (Berglund et al. 2023;
 Kitouni et al. 2024 for MLM-U).
 
-Models trained on "A is B" facts (zoo recipes in :mod:`interp.models.reversal_recipes`:
+Models trained on "A is B" facts (zoo recipes in :mod:`interp.models.recipes.reversal`:
 a causal LM, a masked LM at a fixed 15% rate and MLM-U with a uniform masking rate, on
 token-level and text-level facts, several seeds) are asked each fact in both directions.
 
@@ -36,7 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
-from interp.data.facts import DIRECTIONS, GROUPS, SPLITS, TRAINED, FactSet
+from interp.data.reversal import DIRECTIONS, GROUPS, SPLITS, TRAINED, FactSet
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ def model_names(cfg: Config) -> list[tuple[str, str, int, str]]:
             for k in range(cfg.n_seeds):
                 seed = cfg.seed + k
                 if cfg.model.startswith("zoo:reversal-"):
-                    from interp.models.reversal_recipes import ensure_recipe
+                    from interp.models.recipes.reversal import ensure_recipe
 
                     ensure_recipe(variant, objective, cfg.size, seed)
                 name = cfg.model.format(variant=variant, objective=objective, size=cfg.size, seed=seed)
@@ -349,7 +349,7 @@ def reverse_logprob_test(lp_correct: np.ndarray, lp_random: np.ndarray, facts: F
           figure_order=("accuracy_grid", "logprob", "probe_by_layer"))
 def run(config: Config) -> Result:
     """Ask synthetic facts in both directions of causal, 15%-masked and MLM-U transformers."""
-    from interp.data.facts import FactsConfig, make_facts
+    from interp.data.reversal import FactsConfig, make_facts
     from interp.plotting import reversal as plots
     from interp.utils import seed_everything
 
@@ -499,7 +499,7 @@ def dashboard(result, st) -> None:
     """Ask a question about a fictitious entity; every model of the run answers (top 5)."""
     import pandas as pd
 
-    from interp.data.facts import FactsConfig, make_facts
+    from interp.data.reversal import FactsConfig, make_facts
 
     models = result.metrics.get("models") or []
     if not models:
@@ -551,7 +551,8 @@ def _load_for_dashboard(path: str):
     """Load a trained model from its directory (cached by the page; never trains)."""
     from pathlib import Path
 
-    from interp.models.io import MODEL_FILE, load_model_dir
+    from interp.models.builders import load_model_dir
+    from interp.models.io import MODEL_FILE
 
     if not (Path(path) / MODEL_FILE).exists():
         raise FileNotFoundError(f"no model at {path}")

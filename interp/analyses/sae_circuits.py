@@ -1,6 +1,6 @@
 """Circuit discovery with discrete SAE codes vs patching baselines (O'Neill & Bui 2024).
 
-For each model and task (paired prompts from :mod:`interp.data.circuits`):
+For each model and task (paired prompts from :mod:`interp.data.sae_circuits`):
 
 - ground truth: patch each head's ``hook_z`` from the paired counterfactual on many held-out
   prompts; the per-head effect is the fraction of the clean-minus-corrupt metric gap it
@@ -77,7 +77,7 @@ def _seed(*parts) -> int:
 def ground_truth(m, ps, batch_size: int) -> dict[str, np.ndarray]:
     """Per-head fraction of the clean->corrupt metric gap carried by the head (``[layers*heads]``),
     plus the task's clean/corrupt metric and clean accuracy."""
-    from interp.tracing.patching import activation_patching
+    from interp.methods.patching import activation_patching
     from interp.tracing.trace import trace
 
     metric = ps.metric_fn()
@@ -97,9 +97,15 @@ def score_methods(m, ps, cfg: Config, seed: int, layer_of: np.ndarray, n_sae: in
     """Every method's head scores on the paired prompts ``ps``, with wall times and SAE stats.
     The SAE trains on ``n_sae`` of the ``2 * len(ps)`` prompts, drawn at random (the paper's
     num_sae_examples); codes, and so scores, cover all prompts."""
-    from interp.sae.circuits import (Timer, code_shift_scores, paper_edge_scores, paper_node_scores, sae_codes,
-                                     shuffled_labels)
-    from interp.tracing.patching import activation_patching, attribution_patching, head_results
+    from interp.methods.patching import activation_patching, attribution_patching, head_results
+    from interp.methods.sae_scores import (
+        Timer,
+        code_shift_scores,
+        paper_edge_scores,
+        paper_node_scores,
+        sae_codes,
+        shuffled_labels,
+    )
 
     n = len(ps)
     metric = ps.metric_fn()
@@ -145,7 +151,7 @@ def attribution_check(m, ps, alpha: float, batch_size: int) -> dict[str, float]:
     """Pearson r between activation patching at small ``alpha`` (divided by alpha) and
     attribution patching: first order, they must agree. Also r at alpha = 1 (how linear the
     model is on the real counterfactuals)."""
-    from interp.tracing.patching import activation_patching, attribution_patching
+    from interp.methods.patching import activation_patching, attribution_patching
 
     metric = ps.metric_fn()
     attr = attribution_patching(m, ps.clean, metric, corrupt=ps.corrupt, batch_size=batch_size).flatten()
@@ -162,9 +168,9 @@ def attribution_check(m, ps, alpha: float, batch_size: int) -> dict[str, float]:
 def run(config: Config) -> Result:
     """Paper's SAE node/edge scores, our code-shift scorer, activation/attribution patching vs ground truth."""
     import interp
-    from interp.data.circuits import make_task
+    from interp.data.sae_circuits import make_task
+    from interp.methods.sae_scores import best_f1, roc_auc, roc_curve, spearman, top_fraction
     from interp.plotting import sae_circuits as plots
-    from interp.sae.circuits import best_f1, roc_auc, roc_curve, spearman, top_fraction
     from interp.utils import seed_everything
 
     seed_everything(config.seed)

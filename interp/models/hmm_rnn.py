@@ -84,7 +84,7 @@ class HMMRNN(HookedRNN):
 
 
 def build_hmm_rnn(spec: dict, tokenizer=None) -> HMMRNN:
-    """Builder for ``interp.models.io.register_builder``."""
+    """The ``hmm_rnn`` row of :data:`interp.models.builders.BUILDERS`."""
     return HMMRNN(HMMRNNSpec(**spec))
 
 

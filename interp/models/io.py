@@ -1,43 +1,24 @@
-"""Save and load models: ``model.safetensors`` + ``interp_model.json`` + ``tokenizer/``.
+"""The saved-model directory format: ``model.safetensors`` + ``interp_model.json`` + ``tokenizer/``.
 
-``interp_model.json`` names the builder (``transformer``, ``rnn`` or one a module registers
-with :func:`register_builder`) and its spec, so a directory is self-describing.
+``interp_model.json`` names the builder (a key of :data:`interp.models.builders.BUILDERS`)
+and its spec, so a directory is self-describing. This module writes directories and holds
+the state-dict helpers; :func:`interp.models.builders.load_model_dir` reads them. It imports
+nothing of ``interp`` but :mod:`interp.utils`, so ``Model.save`` can use it without a cycle.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from interp.utils import atomic_path, read_json, unknown_name_error
+from interp.utils import atomic_path, write_json
 
 MODEL_FILE = "interp_model.json"
 FORMAT = 1
 
-# builder name -> (spec dict -> nn.Module or bridge, how to reach the weights, kind)
-_BUILDERS: dict[str, tuple[Callable[[dict, Any], Any], Callable[[Any], Any], str]] = {}
-
-
-def register_builder(name: str, build: Callable[[dict, Any], Any], weights: Callable[[Any], Any] = lambda m: m,
-                     kind: str = "transformer") -> None:
-    """Teach ``load_model`` a new architecture: ``build(spec, tokenizer)`` makes it untrained;
-    ``weights(module)`` is the ``nn.Module`` whose state dict is saved."""
-    _BUILDERS[name] = (build, weights, kind)
-
-
-def _build_transformer(spec: dict, tokenizer: Any):
-    from interp.models.transformer import TransformerSpec, build_transformer
-
-    return build_transformer(TransformerSpec(**spec), tokenizer=tokenizer)
-
-
-def _build_rnn(spec: dict, tokenizer: Any):
-    from interp.models.rnn import HookedRNN, RNNSpec
-
-    return HookedRNN(RNNSpec(**spec))
-
 
 def _native(module: Any) -> Any:
+    """The module whose weights are saved: a bridge's native model, or the module itself."""
     return getattr(module, "original_model", module)
 
 
@@ -85,20 +66,6 @@ def load_canonical_state_dict(module: Any, state: dict) -> None:
     module.load_state_dict(full)
 
 
-register_builder("transformer", _build_transformer, _native, kind="transformer")
-register_builder("rnn", _build_rnn, kind="rnn")
-
-
-def builder_for(name: str):
-    if name not in _BUILDERS:
-        from interp.models import zoo
-
-        zoo.names()  # imports the recipe modules, which register their builders
-    if name not in _BUILDERS:
-        raise unknown_name_error("model builder", name, _BUILDERS)
-    return _BUILDERS[name]
-
-
 def save_model(model: Any, path: Any, *, extra: dict | None = None) -> Path:
     """Write ``model`` (an :class:`interp.Model` built from a registered builder) atomically."""
     from safetensors.torch import save_file
@@ -107,61 +74,13 @@ def save_model(model: Any, path: Any, *, extra: dict | None = None) -> Path:
     builder = model.spec.get("builder")
     if builder is None:
         raise ValueError(f"{model.model_id} was not built from a registered builder; save its module yourself")
-    _, weights, _ = builder_for(builder)
-    state = {k: v.detach().cpu().contiguous() for k, v in canonical_state_dict(weights(model.module)).items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in canonical_state_dict(_native(model.module)).items()}
     with atomic_path(path) as tmp:
         tmp.mkdir()
         save_file(state, str(tmp / "model.safetensors"))
         meta = {"format": FORMAT, "builder": builder, "spec": model.spec["spec"], "model_id": model.model_id,
                 **(extra or {})}
-        from interp.utils import write_json
-
         write_json(tmp / MODEL_FILE, meta)
         if model.tokenizer is not None:
             model.tokenizer.save_pretrained(str(tmp / "tokenizer"))
     return path
-
-
-def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
-    """Load a directory written by :func:`save_model`."""
-    from safetensors.torch import load_file
-
-    from interp.tracing.model import Model
-
-    path = Path(path)
-    meta = read_json(path / MODEL_FILE)
-    build, weights, kind = builder_for(meta["builder"])
-    tokenizer = None
-    if (path / "tokenizer").is_dir():
-        from transformers import PreTrainedTokenizerFast
-
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path / "tokenizer"))
-    module = build(meta["spec"], tokenizer)
-    try:
-        state = load_file(str(path / "model.safetensors"))
-    except Exception as e:  # safetensors raises its own error types
-        raise ValueError(f"cannot read weights {path / 'model.safetensors'}: {e}") from None
-    load_canonical_state_dict(weights(module), state)
-    module.eval()
-    if device is not None:
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()):  # TransformerLens prints "Moving model to device"
-            module.to(device)
-    saved_id = meta.get("model_id", "")
-    model_id = model_id or (saved_id if saved_id.startswith("zoo:") else str(path))
-    model = Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
-                  kind=kind, spec={"builder": meta["builder"], "spec": meta["spec"]},
-                  example_input=_example_input(kind, meta["spec"]))
-    if meta.get("train_log") is not None:  # zoo models keep the loss (and eval) log of their training
-        model.train_log = meta["train_log"]
-    return model
-
-
-def _example_input(kind: str, spec: dict):
-    import torch
-
-    if kind == "rnn" and spec.get("d_input"):
-        return torch.zeros(1, 3, spec["d_input"])
-    return torch.zeros(1, 4, dtype=torch.long)

@@ -44,7 +44,7 @@ def tiny_llava(vocab_size: int, image_token_id: int, seed: int = 0):
 def load_llava(name: str, device: str = "cpu", seed: int = 0):
     """``(hf_model, processor_or_None, tokenizer)`` for ``tiny-random`` or a hub name / directory."""
     if name == "tiny-random":
-        from interp.data.vqa import IMAGE_TOKEN, vqa_tokenizer
+        from interp.data.crossmodal import IMAGE_TOKEN, vqa_tokenizer
 
         tok = vqa_tokenizer()
         return tiny_llava(len(tok), tok.convert_tokens_to_ids(IMAGE_TOKEN), seed).to(device), None, tok
@@ -122,7 +122,7 @@ def synthetic_inputs(model: Any, processor: Any, tokenizer: Any, samples: Sequen
 
     tiny-random: ``[BOS] <image>x64 question`` with the VQA tokenizer. A real LLaVA: its chat
     prompt through its processor (images upscaled), one sample per batch recommended."""
-    from interp.data.vqa import GRID, encode
+    from interp.data.crossmodal import GRID, encode
 
     if processor is None:
         b = encode(tokenizer, samples)

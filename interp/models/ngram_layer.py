@@ -29,13 +29,11 @@ training does not pay for the Python unroll.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
-from transformer_lens.HookedRootModule import HookedRootModule
 from transformer_lens.hook_points import HookPoint
+from transformer_lens.HookedRootModule import HookedRootModule
 
 from interp.models.rnn import RNNCell, RNNSpec
 
@@ -139,11 +137,3 @@ class NgramLSTM(HookedRootModule):
 def build_ngram_lstm(spec: dict, tokenizer=None) -> NgramLSTM:
     return NgramLSTM(NgramLSTMSpec(**spec))
 
-
-def _register() -> None:
-    from interp.models.io import register_builder
-
-    register_builder("ngram_lstm", build_ngram_lstm, kind="rnn")
-
-
-_register()

@@ -17,13 +17,13 @@ Hook names (module tree, TransformerLens style)::
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
-from transformer_lens.HookedRootModule import HookedRootModule
 from transformer_lens.hook_points import HookPoint
+from transformer_lens.HookedRootModule import HookedRootModule
 
 
 class RNNSpec(BaseModel):
@@ -150,3 +150,8 @@ class HookedRNN(HookedRootModule):
         hs = self.rnn(e, h0)  # [batch, time, d_hidden]
         logits = self.hook_logits(self.readout(hs))
         return (logits, hs) if return_hidden else logits
+
+
+def build_rnn(spec: RNNSpec | dict, tokenizer: Any = None) -> HookedRNN:
+    """The ``rnn`` row of :data:`interp.models.builders.BUILDERS`: an untrained :class:`HookedRNN`."""
+    return HookedRNN(spec if isinstance(spec, RNNSpec) else RNNSpec(**spec))

@@ -42,8 +42,9 @@ class TransformerSpec(BaseModel):
         return self
 
 
-def build_transformer(spec: TransformerSpec, tokenizer: Any = None, device: Any = None):
+def build_transformer(spec: TransformerSpec | dict, tokenizer: Any = None, device: Any = None):
     """A randomly initialised ``TransformerBridge`` for ``spec`` (seeded by ``init_seed``)."""
+    spec = spec if isinstance(spec, TransformerSpec) else TransformerSpec(**spec)
     import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boot_native)
     from transformer_lens.config import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge

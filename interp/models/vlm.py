@@ -15,7 +15,7 @@ multimodal forward. A plain token tensor runs the text-only decoder (the placeho
 embedding stands in for the image).
 
     m = interp.load_model("zoo:vlm-tiny")
-    batch = encode(m.tokenizer, samples)                 # interp.data.vqa.encode
+    batch = encode(m.tokenizer, samples)                 # interp.data.crossmodal.encode
     logits = m({"tokens": batch["tokens"], "pixels": batch["pixels"]})
 """
 
@@ -135,14 +135,6 @@ def build_vlm(spec: VLMSpec | dict, tokenizer: Any = None):
     return bridge
 
 
-def _build(spec: dict, tokenizer: Any):
-    return build_vlm(VLMSpec(**spec), tokenizer)
-
-
-def _native(module: Any) -> Any:
-    return module.original_model
-
-
 def wrap_vlm(bridge: Any, tokenizer: Any = None, model_id: str = "vlm"):
     """An ``interp.Model`` around a VLM bridge (saveable with ``save_model``)."""
     from interp.tracing.model import Model
@@ -151,11 +143,3 @@ def wrap_vlm(bridge: Any, tokenizer: Any = None, model_id: str = "vlm"):
                  spec={"builder": "vlm", "spec": bridge.vlm_spec.model_dump(mode="json")},
                  example_input=torch.zeros(1, 4, dtype=torch.long))
 
-
-def register() -> None:
-    from interp.models.io import register_builder
-
-    register_builder("vlm", _build, _native, kind="vlm")
-
-
-register()

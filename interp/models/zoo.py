@@ -2,16 +2,14 @@
 
 A recipe is a pydantic config plus a ``build(config) -> Model`` function, registered with
 :func:`recipe`. Its identity is a hash of its config: change the recipe and it retrains.
-Modules in ``interp/models/`` that define recipes are imported automatically, so adding a
-recipe means writing one decorated function, nothing else.
+Recipes live in :mod:`interp.models.recipes`, one module per family, listed in its
+``FAMILIES`` (imported explicitly, on first use of the registry).
 
 Cache layout: ``<cache>/zoo/<name>-<hash>/`` as written by :func:`interp.models.io.save_model`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +46,9 @@ def recipe(name: str, config: BaseModel, description: str = ""):
     """Register ``build(config) -> interp.Model`` as zoo recipe ``name``."""
 
     def deco(build: Callable[[BaseModel], Any]):
-        if name in _RECIPES and _RECIPES[name].build is not build:
-            raise ValueError(f"zoo recipe {name!r} is registered twice")
+        if name in _RECIPES:
+            raise ValueError(f"zoo recipe {name!r} is registered twice "
+                             f"({_RECIPES[name].build.__module__} and {build.__module__})")
         _RECIPES[name] = Recipe(name, config, build, description or (build.__doc__ or "").strip().split("\n")[0])
         return build
 
@@ -60,11 +59,9 @@ def _discover() -> None:
     global _LOADED
     if _LOADED:
         return
-    import interp.models as pkg
+    from interp.models.recipes import import_all
 
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith("recipes") or info.name.endswith("_recipes"):
-            importlib.import_module(f"interp.models.{info.name}")
+    import_all()
     _LOADED = True
 
 
@@ -88,7 +85,8 @@ def is_built(name: str) -> bool:
 
 def load(name: str, *, device: Any = None, rebuild: bool = False):
     """Load recipe ``name`` from the cache, training it first if needed."""
-    from interp.models.io import MODEL_FILE, load_model_dir, save_model
+    from interp.models.builders import load_model_dir
+    from interp.models.io import MODEL_FILE, save_model
 
     r = get(name)
     if rebuild and r.path.exists():

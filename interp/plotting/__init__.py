@@ -1,7 +1,7 @@
 """Plotting: figures and tables made from results (never from a model).
 
 Shared helpers live in :mod:`interp.plotting.common` and are re-exported here.
-Analysis-specific figure modules (e.g. ``interp.plotting.report``) are imported by
+Analysis-specific figure modules (e.g. ``interp.plotting.model_report``) are imported by
 their full path, so ``import interp.plotting`` stays light (no torch, no streamlit).
 """
 

@@ -64,6 +64,8 @@ KINDS: dict[str, _Kind] = {}
 
 def register_kind(name: str, activate, penalty) -> None:
     """Add an SAE kind: ``activate(sae, pre) -> codes``; ``penalty(sae, pre, codes) -> [batch]``."""
+    if name in KINDS:
+        raise ValueError(f"SAE kind {name!r} is registered already; registered: {sorted(KINDS)}")
     KINDS[name] = _Kind(activate, penalty)
 
 

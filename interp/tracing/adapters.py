@@ -18,6 +18,7 @@ from torch import nn
 
 from interp.tracing.model import Model
 
+
 class Point(NamedTuple):
     """Where a named activation flows in a plain module tree."""
 

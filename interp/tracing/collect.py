@@ -42,14 +42,15 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from interp.tracing.model import Model
 from interp.tracing.runners import PlainRunner, Reducer, is_oom, make_runner, positions_key, run_batch
 from interp.tracing.sinks import DiskSink, HostTransfer, MemorySink, Sink
-from interp.tracing.model import Model
 from interp.tracing.store import (
-    ActivationStore, to_numpy, torch_dtype_name,
+    ActivationStore,
+    to_numpy,
+    torch_dtype_name,
 )
 from interp.utils import progress, resolve_device, resolve_dtype
-
 
 
 def collect(

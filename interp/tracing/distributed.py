@@ -42,7 +42,7 @@ from typing import Any, Sequence
 
 import torch
 
-from interp.tracing.collect import fingerprint, n_tokens, prepare_dataset, collect
+from interp.tracing.collect import collect, fingerprint, n_tokens, prepare_dataset
 from interp.tracing.model import Model
 from interp.tracing.store import MANIFEST, ActivationStore, ArrayInfo, Manifest, ShardInfo
 from interp.utils import read_json, write_json

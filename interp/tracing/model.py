@@ -267,6 +267,24 @@ class Model:
         save_model(self, path)
 
 
+def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = None) -> Model:
+    """Wrap any ``nn.Module`` for tracing with nnsight.
+
+    Hook names are ``<submodule path>.hook_in`` / ``.hook_out`` (the first input / the
+    output of that submodule), in module-definition order.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"wrap takes a torch.nn.Module, got {type(module).__name__}")
+    from transformer_lens.HookedRootModule import HookedRootModule
+
+    if isinstance(module, HookedRootModule) or hasattr(module, "hook_dict"):
+        kind = "rnn" if module.__class__.__name__.lower().find("rnn") >= 0 else "transformer"
+        return Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id or type(module).__name__,
+                     kind=kind)
+    return Model(module, backend="nnsight", tokenizer=tokenizer, model_id=model_id or type(module).__name__,
+                 kind="module")
+
+
 def _make_hook(name, edit, keep, store, per_step, stop, detach):
     def hook(act, hook):
         if edit is not None:

@@ -12,8 +12,8 @@ from torch import nn
 
 from interp.tracing import adapters
 from interp.tracing.adapters import Point, plain_module
-from interp.tracing.sinks import MemorySink
 from interp.tracing.model import Model, StopForward
+from interp.tracing.sinks import MemorySink
 
 
 def make_runner(m: Model, hooks: list[str], reduce: "Reducer"):

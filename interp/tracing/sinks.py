@@ -12,10 +12,20 @@ from typing import Any
 import torch
 
 from interp.tracing.store import (
-    MANIFEST, TOKENS_DIR, ActivationStore, ArrayInfo, Manifest, remove_store, sanitize, shard_file,
-    storage_dtype_name, torch_dtype_name, write_shard,
+    MANIFEST,
+    TOKENS_DIR,
+    ActivationStore,
+    ArrayInfo,
+    Manifest,
+    remove_store,
+    sanitize,
+    shard_file,
+    storage_dtype_name,
+    torch_dtype_name,
+    write_shard,
 )
 from interp.utils import read_json, write_json
+
 
 # ------------------------------------------------------------------ transfer
 class HostTransfer:

@@ -7,9 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from interp.analyses.ngram_heads import (ablation_edits, head_means, model_head_scores, next_token_metrics,
-                                         ngram_baseline, ngram_baseline_loop, ngram_head_scores, ridge_probe_r2)
-from interp.data.dfa import PAD, VOCAB_SIZE, DFATables, dfa_set, from_string, pad_batch, sample_prompts
+from interp.analyses.ngram_heads import (
+    ablation_edits,
+    head_means,
+    model_head_scores,
+    next_token_metrics,
+    ngram_baseline,
+    ngram_baseline_loop,
+    ngram_head_scores,
+    ridge_probe_r2,
+)
+from interp.data.ngram_heads import PAD, VOCAB_SIZE, DFATables, dfa_set, from_string, pad_batch, sample_prompts
 from interp.models.ngram_layer import NgramLSTM, NgramLSTMSpec, ngram_pattern
 
 

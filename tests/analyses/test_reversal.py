@@ -12,8 +12,8 @@ import torch
 
 import interp
 from interp.analyses import reversal as R
-from interp.data.facts import FactsConfig, make_facts
-from interp.models import reversal_recipes as recipes
+from interp.data.reversal import FactsConfig, make_facts
+from interp.models.recipes import reversal as recipes
 from interp.models.train import TrainConfig
 from interp.models.transformer import build_transformer
 from interp.tracing.model import Model

@@ -10,8 +10,17 @@ import pytest
 import torch
 
 import interp
-from interp.sae.circuits import (best_f1, code_shift_scores, paper_edge_scores, paper_node_scores, roc_auc,
-                                 roc_curve, shuffled_labels, spearman, top_fraction)
+from interp.methods.sae_scores import (
+    best_f1,
+    code_shift_scores,
+    paper_edge_scores,
+    paper_node_scores,
+    roc_auc,
+    roc_curve,
+    shuffled_labels,
+    spearman,
+    top_fraction,
+)
 
 
 def test_paper_node_score_counts_codes_seen_only_in_positives():
@@ -100,7 +109,7 @@ def test_null_control_sits_near_half():
 def _save_models(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from interp.data.circuits import template_vocab
+    from interp.data.sae_circuits import template_vocab
     from interp.data.tokenizer import word_tokenizer
     from interp.models.transformer import build_transformer
     from interp.tracing.model import Model

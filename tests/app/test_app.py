@@ -235,6 +235,7 @@ def _missing_run_script(app_dir: str, path: str) -> None:
 
     sys.path.insert(0, app_dir)
     import views
+
     from interp.runs import RunInfo
 
     views.render_run(RunInfo(Path(path), "fake_exp", "fake_analysis", "quick", "20240101-000000", 1, 1, 0))

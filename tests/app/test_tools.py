@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from pydantic import BaseModel
 from streamlit.testing.v1 import AppTest
 
@@ -45,7 +44,6 @@ def explorer_model(tmp_path, monkeypatch):
 def _explorer_script():
     import sys
 
-    from tests.app.test_app import APP_DIR
 
     sys.path.insert(0, str(APP_DIR))
     from explorer import explorer_page
@@ -55,7 +53,7 @@ def _explorer_script():
 
 def test_probe_prompt_invariants(explorer_model):
     import interp
-    from interp.analyses.prompt_probe import probe_prompt
+    from interp.methods.prompt_probe import probe_prompt
 
     m = interp.load_model(explorer_model)
     p = probe_prompt(m, "def add a b : return a + b", target="x")
@@ -71,8 +69,8 @@ def test_probe_prompt_invariants(explorer_model):
 
 def test_probe_prompt_on_an_rnn_gives_predictions_only(tmp_path):
     import interp
-    from interp.analyses.prompt_probe import probe_prompt
     from interp.data.tokenizer import word_tokenizer
+    from interp.methods.prompt_probe import probe_prompt
     from interp.models.rnn import HookedRNN, RNNSpec
 
     tok = word_tokenizer(WORDS)
@@ -112,7 +110,6 @@ def test_explorer_without_models_says_how_to_build(tmp_path, monkeypatch):
 def _compare_script():
     import sys
 
-    from tests.app.test_app import APP_DIR
 
     sys.path.insert(0, str(APP_DIR))
     from compare import compare_page
@@ -136,9 +133,8 @@ def test_compare_page_shows_runs_side_by_side(tmp_path, monkeypatch, fake_analys
 
 @pytest.fixture
 def fake_analysis():
-    from tests.app.test_app import FakeConfig, fake_run
-
     import interp.analyses as analyses
+    from tests.app.test_app import FakeConfig, fake_run
 
     analyses.register("fake_analysis", FakeConfig, title="Fake analysis")(fake_run)
     yield

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 import interp
 from interp.models import zoo
-from interp.models.recipes import LMRecipe, train_lm
+from interp.models.recipes.code_lm import LMRecipe, train_lm
 from interp.models.train import TrainConfig
 from interp.models.transformer import TransformerSpec
 

@@ -1,0 +1,588 @@
+"""RNNs emulating HMMs (Torre et al. 2025): emission fidelity, orbit, fixed points, kick neurons.
+
+A noise-driven ReLU RNN trained (zoo recipe, Sinkhorn loss) to emit sequences of an HMM
+is measured as the paper does:
+
+* emission fidelity: output frequencies, one-step output transition matrix, switch rate
+  and the Sinkhorn divergence to fresh HMM samples, against an HMM-vs-HMM baseline;
+* dynamics: with no input, runs from orbit states and the fixed/slow-point finder
+  (:mod:`interp.methods.fixed_points`); with noise, the PCA orbit, residency time per state
+  (steps until the argmax output changes) splitting states into clusters (RT > 8), kick
+  zones (2-8) and transitions (< 2), noise sensitivity (spread of fresh-noise
+  continuations from cluster vs transition states), the speed q(h) and Jacobian spectra
+  along the orbit;
+* kick neurons: candidates from connectivity (outgoing ``W_hh`` weights that excite the
+  other cluster's population and inhibit their own, weighted by activity in the kick
+  zone) and from activity just before switches, ablated at ``rnn.hook_h`` every step and
+  compared with random triples of active neurons (switch-rate change);
+* the same metrics on snapshots saved during training.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from interp.analyses import register
+from interp.results import Result
+
+log = logging.getLogger(__name__)
+
+REQUIRED_HOOKS = ("rnn.hook_pre", "rnn.hook_h", "hook_logits")
+RT_KICK, RT_CLUSTER = 2, 8  # transition: RT < 2; kick zone: 2 <= RT <= 8; cluster: RT > 8
+
+
+class Config(BaseModel):
+    """Settings of the RNN-emulates-HMM analysis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "zoo:hmm-chain2-h50"
+    # more trainings of the same task (other seeds), each counted as trained or failed
+    seed_models: list[str] = Field(default_factory=list)
+    hmm_kind: Optional[Literal["chain", "fully_connected", "cyclic"]] = None  # default: from the zoo recipe
+    n_states: Optional[int] = None
+    T: Optional[int] = None
+    n_eval: int = 5000
+    n_long: int = 16  # long noisy trajectories for the orbit / residency analysis
+    long_T: int = 600
+    n_fixed_init: int = 128
+    fixed_iters: int = 500  # Adam iterations before Newton polishing
+    noise_trials: int = 32
+    n_ablation: int = 2000  # sequences per ablation condition
+    n_kick: int = 3
+    n_random_triples: int = 10
+    row_min_count: int = 500
+    row_tol: float = 0.05
+    switch_tol: float = 0.01
+    freq_tol: float = 0.05
+    gate_kick: bool = False  # gate (claim) the kick-neuron ablation; reported either way
+    training_metrics: bool = True
+    n_train_eval: int = 1000
+    device: str = "cpu"
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------ helpers
+def check_model(m) -> None:
+    """Raise a clear error unless ``m`` is a noise-driven RNN with the needed hooks and methods."""
+    names = set(m.hook_names) if m.backend == "tl" else set()
+    missing = [h for h in REQUIRED_HOOKS if h not in names]
+    if missing:
+        raise ValueError(f"rnn_hmm needs an RNN with hooks {list(REQUIRED_HOOKS)}; {m.model_id} lacks {missing} "
+                         f"(use a zoo:hmm-* model or an interp.models.hmm_rnn.HMMRNN)")
+    for attr in ("cell", "noise", "sample_outputs"):
+        if not callable(getattr(m.module, attr, None)):
+            raise ValueError(f"rnn_hmm needs a noise-driven RNN module with .{attr}(); {m.model_id} "
+                             f"({type(m.module).__name__}) has none")
+
+
+def resolve_hmm(config: Config):
+    from interp.data.rnn_hmm import make_hmm
+    from interp.models.recipes.rnn_hmm import recipe_config
+
+    rc = recipe_config(config.model) if config.model.startswith("zoo:") else None
+    kind = config.hmm_kind or (rc.hmm_kind if rc else None)
+    M = config.n_states or (rc.n_states if rc else None)
+    T = config.T or (rc.T if rc else None)
+    if kind is None or T is None or (kind == "chain" and M is None):
+        raise ValueError(f"{config.model} is not an HMM zoo recipe: give hmm_kind, n_states and T")
+    return make_hmm(kind, M or 3), T, rc
+
+
+def rollout(m, n: int, T: int, seed: int, edits: Optional[dict] = None, h_capture: bool = True):
+    """Run the RNN on fresh noise; returns (noise, hidden [n,T,H], logits, sampled outputs [n,T])."""
+    from interp.tracing.trace import trace
+
+    g = torch.Generator().manual_seed(seed)
+    x = m.module.noise(n, T, g)
+    out, acts = trace(m, x, capture=["rnn.hook_h"] if h_capture else [], edits=edits)
+    with torch.no_grad():
+        y = m.module.sample_outputs(x, generator=g, logits=out).argmax(-1)
+    return x, acts.get("rnn.hook_h"), out, y
+
+
+def fidelity(y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequent: list[int]) -> dict:
+    """Output frequencies, one-step transition rows (with >= ``row_min`` RNN samples) and switch
+    rates of RNN outputs ``y`` vs HMM outputs ``hmm_y``. The gated switch rate counts pairs of
+    frequent outputs only (the rare 1% middle output of the chains is noise, as its row);
+    ``switch_*_all`` counts every pair."""
+    from interp.data.rnn_hmm import output_frequencies, output_transitions, switch_rate
+
+    fr, fh = output_frequencies(y, K), output_frequencies(hmm_y, K)
+    Pr, rows = output_transitions(y, K)
+    Ph, _ = output_transitions(hmm_y, K)
+    ok = rows >= row_min
+    row_err = float(np.nanmax(np.abs(Pr - Ph)[ok])) if ok.any() else float("nan")
+    return {"freq_rnn": fr, "freq_hmm": fh, "freq_error": float(np.abs(fr - fh).max()), "P_rnn": Pr, "P_hmm": Ph,
+            "row_counts": rows, "row_error": row_err, "rows_checked": np.where(ok)[0].tolist(),
+            "switch_rnn": switch_rate(y, frequent), "switch_hmm": switch_rate(hmm_y, frequent),
+            "switch_error": abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
+            "switch_rnn_all": switch_rate(y), "switch_hmm_all": switch_rate(hmm_y)}
+
+
+def pca(X: np.ndarray, k: int = 3):
+    """(mean, components [k, d], explained variance ratio [k]) of rows of X."""
+    mu = X.mean(0)
+    U, S, Vt = np.linalg.svd(X - mu, full_matrices=False)
+    var = S**2 / max(1, len(X) - 1)
+    return mu, Vt[:k], var[:k] / var.sum()
+
+
+def residency(y: np.ndarray) -> np.ndarray:
+    """Residency time per step [n, T]: steps until the output changes (NaN when it never does)."""
+    n, T = y.shape
+    rt = np.full((n, T), np.nan)
+    for i in range(n):
+        nxt = np.nan
+        for t in range(T - 2, -1, -1):
+            if y[i, t + 1] != y[i, t]:
+                nxt = t + 1
+            rt[i, t] = nxt - t
+    return rt
+
+
+def regions(rt: np.ndarray) -> np.ndarray:
+    """0 transition (RT < 2), 1 kick zone (2..8), 2 cluster (RT > 8), -1 unknown (censored)."""
+    r = np.full(rt.shape, -1)
+    r[rt < RT_KICK] = 0
+    r[(rt >= RT_KICK) & (rt <= RT_CLUSTER)] = 1
+    r[rt > RT_CLUSTER] = 2
+    return r
+
+
+def orbit_geometry(H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int]) -> dict:
+    """PCA of orbit states, one cluster per frequent output (nearest-centroid purity of the
+    cluster-region states in the top-2 PC plane) and the loop test: separation of 0->2 and
+    2->0 switch states perpendicular to the axis joining the two cluster centroids."""
+    flatH, flaty, flatr = H.reshape(-1, H.shape[-1]), y.reshape(-1), reg.reshape(-1)
+    mu, comps, evr = pca(flatH, 3)
+    Z = (flatH - mu) @ comps.T
+    out = {"mu": mu, "components": comps, "evr": evr, "Z": Z, "pc1": float(evr[0])}
+    cl = flatr == 2
+    cents = {k: Z[cl & (flaty == k), :2].mean(0) for k in frequent if (cl & (flaty == k)).sum() > 5}
+    if len(cents) == len(frequent) and len(frequent) > 1:
+        keys = list(cents)
+        C = np.stack([cents[k] for k in keys])
+        sel = cl & np.isin(flaty, keys)
+        d = ((Z[sel, None, :2] - C[None]) ** 2).sum(-1)
+        pred = np.asarray(keys)[d.argmin(1)]
+        out["cluster_purity"] = float((pred == flaty[sel]).mean())
+        spread = np.mean([Z[cl & (flaty == k), :2].std(0).mean() for k in keys])
+        out["cluster_separation"] = float(np.linalg.norm(C[0] - C[-1]) / max(spread, 1e-12))
+    else:
+        out["cluster_purity"], out["cluster_separation"] = float("nan"), float("nan")
+    # switch states (first step with the new output), per direction, between the extreme outputs
+    a, b = (frequent[0], frequent[-1]) if len(frequent) > 1 else (0, 0)
+    prev = np.concatenate([np.full((y.shape[0], 1), -1), y[:, :-1]], 1).reshape(-1)
+    s_ab = (prev == a) & (flaty == b)
+    s_ba = (prev == b) & (flaty == a)
+    out["n_switch_ab"], out["n_switch_ba"] = int(s_ab.sum()), int(s_ba.sum())
+    if a in cents and b in cents and s_ab.sum() > 3 and s_ba.sum() > 3:
+        axis = cents[b] - cents[a]
+        perp = np.array([-axis[1], axis[0]]) / max(np.linalg.norm(axis), 1e-12)
+        pa, pb = Z[s_ab, :2] @ perp, Z[s_ba, :2] @ perp
+        pooled = np.sqrt(0.5 * (pa.var() + pb.var()))
+        out["loop_separation"] = float(abs(pa.mean() - pb.mean()) / max(pooled, 1e-12))
+        out["switch_paths"] = (Z[s_ab, :2].mean(0), Z[s_ba, :2].mean(0))
+    else:
+        out["loop_separation"] = float("nan")
+    return out
+
+
+def jacobian_spectra(module, H: torch.Tensor, X: torch.Tensor) -> np.ndarray:
+    """Eigenvalues [n, d] (by decreasing modulus) of dF/dh at states H [n, d] with inputs X [n, d_in]."""
+    from interp.methods.fixed_points import jacobians
+
+    J = jacobians(lambda h, x: module.cell(h, x), H.detach(), X.detach()).detach().double()
+    ev = torch.linalg.eigvals(J).numpy()
+    return np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1), axis=1)
+
+
+def kick_candidates(W_hh: np.ndarray, H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int],
+                    k: int) -> dict:
+    """Kick-neuron candidates for switches between the two extreme frequent outputs.
+
+    Populations: neurons more active in one cluster than the other (top quarter by the
+    difference of mean activity). Connectivity score of neuron j for a -> b:
+    ``act_kick_a(j) * (mean W_hh[pop_b, j] - mean W_hh[pop_a, j])`` (it fires in a's kick zone
+    and pushes the state toward b's population, away from a's). Activity score: mean
+    activity in the 3 steps before a switch minus the mean in the cluster it leaves."""
+    a, b = frequent[0], frequent[-1]
+    Hf, yf, rf = H.reshape(-1, H.shape[-1]), y.reshape(-1), reg.reshape(-1)
+    mean = lambda mask: Hf[mask].mean(0) if mask.any() else np.zeros(Hf.shape[1])  # noqa: E731
+    ca, cb = mean((rf == 2) & (yf == a)), mean((rf == 2) & (yf == b))
+    diff = ca - cb
+    q = max(1, H.shape[-1] // 4)
+    pop_a, pop_b = np.argsort(-diff)[:q], np.argsort(diff)[:q]
+    conn = np.zeros((2, H.shape[-1]))
+    for d, (src, dst, P_src, P_dst) in enumerate(((a, b, pop_a, pop_b), (b, a, pop_b, pop_a))):
+        act = mean((rf == 1) & (yf == src))
+        conn[d] = act * (W_hh[P_dst].mean(0) - W_hh[P_src].mean(0))
+    conn_score = conn.max(0)
+    # activity before switches
+    n, T = y.shape
+    pre = np.zeros(H.shape[-1])
+    cnt = 0
+    for i, t in zip(*np.where(y[:, 1:] != y[:, :-1])):
+        t = t + 1
+        if t >= 3 and y[i, t - 1] in (a, b) and y[i, t] in (a, b):
+            base = ca if y[i, t - 1] == a else cb
+            pre += H[i, t - 3 : t].mean(0) - base
+            cnt += 1
+    act_score = pre / max(cnt, 1)
+    return {"connectivity": np.argsort(-conn_score)[:k].tolist(), "activity": np.argsort(-act_score)[:k].tolist(),
+            "conn_score": conn_score, "act_score": act_score, "pop_a": pop_a.tolist(), "pop_b": pop_b.tolist(),
+            "n_switches": cnt}
+
+
+def ablate_units(units: list[int]):
+    idx = torch.as_tensor(list(units), dtype=torch.long)
+
+    def edit(h: torch.Tensor) -> torch.Tensor:
+        out = h.clone()
+        out[:, idx] = 0
+        return out
+
+    return edit
+
+
+# ---------------------------------------------------------------------------- run
+@register("rnn_hmm", Config, title="RNNs emulating HMMs: orbits, fixed points, kick neurons",
+          paper="Torre et al. 2025 (EliaTorre/hmmrnn)",
+          figure_order=("orbit", "transition_matrices", "fixed_points", "speed", "jacobian_spectra",
+                        "residency", "ablation", "training"))
+def run(config: Config) -> Result:
+    """Emission fidelity, orbit geometry, fixed points and kick neurons of an RNN trained on an HMM."""
+    import copy
+
+    import interp
+    from interp.data.rnn_hmm import expected_statistics, output_frequencies, output_transitions, sample, switch_rate
+    from interp.methods.fixed_points import find_fixed_points, speed
+    from interp.models.hmm_rnn import sinkhorn_loss
+    from interp.plotting import rnn_hmm as plots
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    hmm, T, rc = resolve_hmm(config)
+    m = interp.load_model(config.model, device=config.device)
+    check_model(m)
+    mod = m.module
+    K = hmm.n_outputs
+    if mod.readout.out_features != K:
+        raise ValueError(f"{config.model} emits {mod.readout.out_features} outputs; the HMM has {K}")
+    result = Result("rnn_hmm")
+    s = config.seed * 1000
+
+    # ---------------------------------------------------------------- fidelity
+    _, hmm_y = sample(hmm, config.n_eval, T, seed=s + 1)
+    _, hmm_y2 = sample(hmm, config.n_eval, T, seed=s + 2)
+    x, H, logits, y = rollout(m, config.n_eval, T, s + 3)
+    exp = expected_statistics(hmm)
+    frequent = [int(k) for k in np.where(exp["frequencies"] > 0.1)[0]]
+    exp = expected_statistics(hmm, among=frequent)
+    fid = fidelity(y, hmm_y, K, config.row_min_count, frequent)
+    base = fidelity(hmm_y2, hmm_y, K, config.row_min_count, frequent)
+    sk = sinkhorn_loss()
+    ns = min(1000, config.n_eval)
+    oh = lambda t: F.one_hot(t[:ns], K).float()  # noqa: E731
+    with torch.no_grad():
+        d_rnn = float(sk(oh(y), oh(hmm_y)))
+        d_base = float(sk(oh(hmm_y2), oh(hmm_y)))
+    log.info("fidelity: freq err %.3f, row err %.3f, switch %.4f vs %.4f; sinkhorn %.3f (HMM-HMM %.3f)",
+             fid["freq_error"], fid["row_error"], fid["switch_rnn"], fid["switch_hmm"], d_rnn, d_base)
+
+    # ------------------------------------------------------------ long orbit
+    xl, Hl, logits_l, yl_s = rollout(m, config.n_long, config.long_T, s + 4)
+    Hn = Hl.numpy()
+    yl = logits_l.argmax(-1).numpy()  # residency uses the argmax output, as the paper
+    rt = residency(yl)
+    reg = regions(rt)
+    burn = 20
+    Hn_b, yl_b, reg_b, rt_b = Hn[:, burn:], yl[:, burn:], reg[:, burn:], rt[:, burn:]
+    geo = orbit_geometry(Hn_b, yl_b, reg_b, frequent)
+    known = reg_b >= 0
+    region_frac = {name: float((reg_b[known] == i).mean()) for i, name in enumerate(("transition", "kick", "cluster"))}
+    log.info("orbit: PC1 %.2f, purity %.3f, loop separation %.2f, regions %s", geo["pc1"], geo["cluster_purity"],
+             geo["loop_separation"], region_frac)
+
+    # --------------------------------------------------------- no-input dynamics
+    gen = torch.Generator().manual_seed(s + 5)
+    flatH = Hl[:, burn:].reshape(-1, Hl.shape[-1])
+    init = flatH[torch.randint(0, len(flatH), (config.n_fixed_init,), generator=gen)].double()
+    def cell(h, xx):
+        return mod.cell(h.to(mod.W_hh.dtype), None if xx is None else xx.to(mod.W_hh.dtype)).to(h.dtype)
+
+    mod_d = copy.deepcopy(mod).double()
+    cell_d = lambda h, xx: mod_d.cell(h, xx)  # noqa: E731
+    fps = find_fixed_points(cell_d, init, None, max_iters=config.fixed_iters)
+    with torch.no_grad():
+        h = init.double()
+        norms = []
+        for _ in range(300):
+            h = mod_d.cell(h, None)
+            norms.append(h.norm(dim=-1))
+        collapse_spread = float((h - h.mean(0)).norm(dim=-1).max())
+        collapse_norm = float(h.norm(dim=-1).max())
+        # contraction per step over the last 50 steps (< 1: the no-input state decays to 0)
+        alive = norms[-51] > 1e-250
+        collapse_rate = float(((norms[-1][alive] / norms[-51][alive]) ** (1 / 50)).median()) if alive.any() else 0.0
+        # the ReLU map is not differentiable at h = 0: the Jacobian there depends on which units
+        # are active, so report the one seen along the collapse (active set of its last step)
+        # and the all-active one (W_hh) instead of a single spectrum.
+        act = (h @ mod_d.W_hh.T > 0).double()  # [n, H] active units at the last step
+        J_path = act[:, :, None] * mod_d.W_hh[None]
+        radius_path = float(torch.linalg.eigvals(J_path).abs().max(-1).values.median())
+        radius_all = float(torch.linalg.eigvals(mod_d.W_hh.detach()).abs().max())
+    kinks = []
+    for i, p in enumerate(fps.points):  # fixed points on a ReLU kink (some pre-activation ~ 0)
+        pre = mod_d.W_hh.detach().numpy() @ p
+        if (np.abs(pre) <= 1e-9 * max(1.0, np.abs(p).max())).any():
+            kinks.append(i)
+    fps.stability = fps.stability.astype("<U16")
+    fps.stability[kinks] = "kink"
+    # sanity: fixed points are fixed under the hooked forward (one step, zero input, h0 = point)
+    fixed_gap = 0.0
+    if len(fps):
+        P = torch.from_numpy(fps.points).float()
+        with torch.no_grad():
+            out1 = mod(torch.zeros(len(P), 1, mod.hmm_spec.d_input), h0=P, return_hidden=True)[1][:, 0]
+        fixed_gap = float((out1 - P).norm(dim=-1).max() / max(1.0, float(P.norm(dim=-1).max())))
+    with torch.no_grad():  # the cell used for fixed points and Jacobians reproduces the hooked orbit
+        step_gap = float((mod.cell(Hl[:, :-1], xl[:, 1:]) - Hl[:, 1:]).abs().max() / max(1.0, float(Hl.abs().max())))
+    fixed_gap = max(fixed_gap, step_gap)
+    fp_summary = {"n_points": len(fps), "n_fixed": int(fps.is_fixed.sum()), "stability": fps.stability.tolist(),
+                  "norms": np.linalg.norm(fps.points, axis=1).round(6).tolist(), "max_modulus": fps.max_modulus.round(4).tolist(),
+                  "q": fps.q.tolist(), "meta": fps.meta,
+                  "kink_points": kinks, "collapse_rate": collapse_rate,
+                  "zero_point_radius_along_collapse": radius_path, "zero_point_radius_all_active": radius_all,
+                  "top_eigs": [[[float(v.real), float(v.imag)] for v in ev_i[:6]] for ev_i in fps.eigenvalues]}
+
+    # ------------------------------------------------- speed and Jacobians along the orbit
+    with torch.no_grad():
+        q_orbit = speed(cell, flatH, None).numpy()
+    flat_reg = reg_b.reshape(-1)
+    q_by_region = {name: float(np.median(q_orbit[flat_reg == i])) if (flat_reg == i).any() else float("nan")
+                   for i, name in enumerate(("transition", "kick", "cluster"))}
+    pick = torch.randint(0, len(flatH), (min(400, len(flatH)),), generator=gen)
+    # Jacobian at h_t of the step it takes: F(h, x_{t+1})
+    t_idx = pick % (config.long_T - burn) + burn
+    b_idx = pick // (config.long_T - burn)
+    nxt = (t_idx + 1).clamp_max(config.long_T - 1)
+    Hs = Hl[b_idx, t_idx]
+    ev = jacobian_spectra(mod, Hs, xl[b_idx, nxt])
+    lead = ev[:, 0]
+    unstable = np.abs(lead) > 1
+    complex_lead = np.abs(lead.imag) > 1e-6
+    reg_s = reg[b_idx.numpy(), t_idx.numpy()]
+    jac_by_region = {name: {"frac_unstable": float(unstable[reg_s == i].mean()) if (reg_s == i).any() else float("nan"),
+                            "frac_complex_leading": float(complex_lead[reg_s == i].mean()) if (reg_s == i).any() else float("nan")}
+                     for i, name in enumerate(("transition", "kick", "cluster"))}
+
+    # ------------------------------------------------------------- noise sensitivity
+    def spread_from(points: np.ndarray, steps: int = 5) -> float:
+        if len(points) == 0:
+            return float("nan")
+        g2 = torch.Generator().manual_seed(s + 6)
+        out = []
+        for bi, ti in points[:20]:
+            h = Hl[bi, ti].expand(config.noise_trials, -1).clone()
+            with torch.no_grad():
+                for _ in range(steps):
+                    h = mod.cell(h, torch.randn(config.noise_trials, mod.hmm_spec.d_input, generator=g2))
+            out.append(float((h - h.mean(0)).norm(dim=-1).mean()))
+        return float(np.mean(out))
+
+    scale = float(np.sqrt(geo["Z"][:, :2].var(0).sum()))
+    cl_pts = np.argwhere(reg_b == 2) + [0, burn]
+    tr_pts = np.argwhere(reg_b == 0) + [0, burn]
+    rng = np.random.default_rng(s + 7)
+    cl_pts = cl_pts[rng.permutation(len(cl_pts))]
+    tr_pts = tr_pts[rng.permutation(len(tr_pts))]
+    noise_cluster = spread_from(cl_pts) / max(scale, 1e-12)
+    noise_transition = spread_from(tr_pts) / max(scale, 1e-12)
+
+    # ------------------------------------------------------------------ kick neurons
+    W = mod.W_hh.detach().numpy()
+    kick = kick_candidates(W, Hn_b, yl_b, reg_b, frequent, config.n_kick) if len(frequent) > 1 else None
+    abl = {}
+    if kick is not None:
+        base_y = rollout(m, config.n_ablation, T, s + 8, h_capture=False)[3]
+        base_sw = switch_rate(base_y)
+
+        def delta(units):
+            yy = rollout(m, config.n_ablation, T, s + 8, edits={"rnn.hook_h": ablate_units(units)}, h_capture=False)[3]
+            return (switch_rate(yy) - base_sw) / max(base_sw, 1e-12)
+
+        active = np.where(Hn_b.reshape(-1, Hn_b.shape[-1]).mean(0) > 1e-6)[0]
+        rand_sets = [sorted(rng.choice(active, size=min(config.n_kick, len(active)), replace=False).tolist())
+                     for _ in range(config.n_random_triples)]
+        identity_y = rollout(m, config.n_ablation, T, s + 8, edits={"rnn.hook_h": lambda a: a}, h_capture=False)[3]
+        abl = {"base_switch_rate": base_sw, "connectivity_units": kick["connectivity"],
+               "activity_units": kick["activity"], "connectivity_delta": delta(kick["connectivity"]),
+               "activity_delta": delta(kick["activity"]), "random_units": rand_sets,
+               "random_deltas": [delta(u) for u in rand_sets],
+               "identity_edit_changes": int((identity_y != base_y).sum())}
+        log.info("kick ablation: connectivity %s %+.3f, activity %s %+.3f, random %s", kick["connectivity"],
+                 abl["connectivity_delta"], kick["activity"], abl["activity_delta"],
+                 np.round(abl["random_deltas"], 3).tolist())
+
+    # ------------------------------------------------------------- seeds
+    seed_fail = []
+    for i, name in enumerate([config.model, *config.seed_models]):
+        if i == 0:
+            f = fid
+        else:
+            ms = interp.load_model(name, device=config.device)
+            check_model(ms)
+            f = fidelity(rollout(ms, config.n_eval, T, s + 9, h_capture=False)[3], hmm_y, K, config.row_min_count,
+                         frequent)
+        ok = f["row_error"] <= config.row_tol and f["switch_error"] <= config.switch_tol and f["freq_error"] <= config.freq_tol
+        seed_fail.append({"model": name, "trained": bool(ok), "row_error": f["row_error"],
+                          "switch_error": f["switch_error"], "freq_error": f["freq_error"]})
+    n_failed = sum(not r["trained"] for r in seed_fail)
+
+    # ------------------------------------------------------------- over training
+    training = []
+    if config.training_metrics and rc is not None:
+        from interp.models.recipes.rnn_hmm import load_snapshots
+
+        snaps = load_snapshots(rc)
+        work = copy.deepcopy(mod)
+        mw = interp.wrap(work, model_id="snapshot")
+        for step in sorted(snaps):
+            work.load_state_dict(snaps[step])
+            _, _, _, ys = rollout(mw, config.n_train_eval, T, s + 10, h_capture=False)
+            fs = fidelity(ys, hmm_y, K, min(config.row_min_count, config.n_train_eval // 10), frequent)
+            _, Hs2, lg2, _ = rollout(mw, 4, config.long_T, s + 11)
+            y2 = lg2.argmax(-1).numpy()
+            g2 = orbit_geometry(Hs2.numpy()[:, burn:], y2[:, burn:], regions(residency(y2))[:, burn:], frequent)
+            sel = torch.randint(0, 4 * (config.long_T - burn), (100,), generator=gen)
+            Hsel = Hs2[:, burn:].reshape(-1, Hs2.shape[-1])[sel]
+            ev2 = jacobian_spectra(work, Hsel, torch.zeros(len(sel), mod.hmm_spec.d_input))
+            training.append({"step": int(step), "freq_error": fs["freq_error"], "row_error": fs["row_error"],
+                             "switch_error": fs["switch_error"], "pc1": g2["pc1"],
+                             "cluster_purity": g2["cluster_purity"], "loop_separation": g2["loop_separation"],
+                             "frac_unstable_jacobian": float((np.abs(ev2[:, 0]) > 1).mean()),
+                             "frac_complex_leading": float((np.abs(ev2[:, 0].imag) > 1e-6).mean())})
+
+    # ------------------------------------------------------------- criteria
+    result.add_criterion("transition_rows_match", fid["row_error"], "<=", config.row_tol, kind="claim",
+                         description=f"max |P_rnn - P_hmm| over output-transition rows with >= {config.row_min_count} "
+                                     f"RNN samples (rows {fid['rows_checked']})")
+    result.add_criterion("switch_rate_matches", fid["switch_error"], "<=", config.switch_tol, kind="claim",
+                         description=f"|switch rate RNN {fid['switch_rnn']:.4f} - HMM {fid['switch_hmm']:.4f}| between "
+                                     f"frequent outputs {frequent} (all outputs: RNN {fid['switch_rnn_all']:.4f}, "
+                                     f"HMM {fid['switch_hmm_all']:.4f})")
+    result.add_criterion("output_frequencies_match", fid["freq_error"], "<=", config.freq_tol, kind="claim",
+                         description="max |output frequency RNN - HMM|")
+    result.add_criterion("orbit_pc1_over_half", geo["pc1"], ">", 0.5, kind="claim",
+                         description="fraction of orbit variance explained by PC1 (noisy dynamics)")
+    result.add_criterion("one_cluster_per_frequent_output", geo["cluster_purity"], ">=", 0.95, kind="claim",
+                         description=f"nearest-centroid purity (PC1-2) of cluster states (RT > 8) labelled by output "
+                                     f"{frequent}; centroid separation {geo['cluster_separation']:.2f} spreads")
+    result.add_criterion("switch_paths_form_loop", geo["loop_separation"], ">", 1.0, kind="claim",
+                         description=f"|mean {frequent[0]}->{frequent[-1]} minus {frequent[-1]}->{frequent[0]} switch "
+                                     f"state| perpendicular to the cluster axis, in pooled SDs (line: ~0)")
+    result.add_criterion("n_seeds_failed_to_train", n_failed, "<=", 0, kind="claim",
+                         description=f"{n_failed} of {len(seed_fail)} trained models miss the fidelity tolerances")
+    if abl:
+        value = abl["connectivity_delta"] - min(abl["random_deltas"])
+        if config.gate_kick:
+            result.add_criterion("kick_ablation_beats_random", value, "<", 0.0, kind="claim",
+                                 description="relative switch-rate change when zeroing the top-3 connectivity kick "
+                                             "neurons minus the most negative change over random active triples "
+                                             "(paper: kick neurons start switches, so ablation lowers the rate)")
+        result.add_criterion("identity_edit_changes_nothing", abl["identity_edit_changes"], "==", 0, kind="sanity",
+                             description="outputs changed by an identity edit at rnn.hook_h (same noise)")
+    result.add_criterion("hmm_sampler_frequencies", float(np.abs(output_frequencies(hmm_y, K) - exp["frequencies"]).max()),
+                         "<=", 0.03, kind="sanity", description="max |sampled - exact| HMM output frequency")
+    Ph_s, rows_h = output_transitions(hmm_y, K)
+    okh = rows_h >= 100
+    se = np.sqrt(exp["transitions"] * (1 - exp["transitions"]) / np.maximum(rows_h, 1)[:, None]) + 1e-4
+    z = np.abs(Ph_s - exp["transitions"]) / se
+    result.add_criterion("hmm_sampler_transitions", float(z[okh].max()) if okh.any() else float("nan"), "<=", 5.0,
+                         kind="sanity", description="max |sampled - exact| HMM output-transition entry in binomial "
+                                                    "standard errors (rows with >= 100 samples)")
+    result.add_criterion("hmm_sampler_switch_rate", max(abs(switch_rate(hmm_y) - float(exp["switch_rate"])),
+                                                        abs(switch_rate(hmm_y, frequent) - float(exp["switch_rate_among"]))),
+                         "<=", 0.005, kind="sanity", description="|sampled - exact| HMM switch rate (all and frequent pairs)")
+    result.add_criterion("fixed_points_are_fixed", float(fps.q[fps.is_fixed].max()) if fps.is_fixed.any() else float("nan"),
+                         "<=", fps.fixed_tol, kind="sanity", description="max q(h) at points reported as fixed (no input)")
+    result.add_criterion("cell_matches_hooked_forward", fixed_gap, "<=", 1e-4, kind="sanity",
+                         description="max relative gap between cell(h_t, x_t+1) and the hooked h_t+1 along the orbit, "
+                                     "and between the hooked one-step forward of each fixed point and the point")
+
+    result.metrics.update({
+        "model": m.model_id, "hmm": hmm.name, "T": T, "d_hidden": int(mod.W_hh.shape[0]),
+        "output_frequencies_rnn": fid["freq_rnn"].tolist(), "output_frequencies_hmm": fid["freq_hmm"].tolist(),
+        "output_frequencies_exact": exp["frequencies"].tolist(),
+        "transition_matrix_rnn": np.nan_to_num(fid["P_rnn"], nan=-1).round(4).tolist(),
+        "transition_matrix_hmm": fid["P_hmm"].round(4).tolist(), "transition_row_counts": fid["row_counts"].tolist(),
+        "switch_rate_rnn": fid["switch_rnn"], "switch_rate_hmm": fid["switch_hmm"],
+        "switch_rate_exact": float(exp["switch_rate_among"]), "switch_rate_frequent_outputs": frequent,
+        "switch_rate_all_outputs_rnn": fid["switch_rnn_all"], "switch_rate_all_outputs_hmm": fid["switch_hmm_all"],
+        "switch_rate_all_outputs_exact": float(exp["switch_rate"]),
+        "sinkhorn_rnn_vs_hmm": d_rnn, "sinkhorn_hmm_vs_hmm": d_base,
+        "hmm_vs_hmm_row_error": base["row_error"], "hmm_vs_hmm_freq_error": base["freq_error"],
+        "orbit_explained_variance": geo["evr"].tolist(), "cluster_purity": geo["cluster_purity"],
+        "cluster_separation": geo["cluster_separation"], "loop_separation": geo["loop_separation"],
+        "n_switch_states": [geo["n_switch_ab"], geo["n_switch_ba"]],
+        "region_fractions": region_frac, "speed_median_by_region": q_by_region, "jacobian_by_region": jac_by_region,
+        "no_input_fixed_points": fp_summary, "no_input_collapse_spread": collapse_spread,
+        "no_input_collapse_norm": collapse_norm,
+        "noise_spread_cluster": noise_cluster, "noise_spread_transition": noise_transition,
+        "kick_ablation": abl, "kick_populations": ({"pop_a": kick["pop_a"], "pop_b": kick["pop_b"],
+                                                    "n_switches": kick["n_switches"]} if kick else None),
+        "seeds": seed_fail, "seeds_failed": f"{n_failed}/{len(seed_fail)}", "training": training,
+    })
+    Z = geo["Z"]
+    result.arrays.update({
+        "orbit_pcs": Z[:, :3].astype(np.float32), "orbit_outputs": yl_b.reshape(-1).astype(np.int8),
+        "orbit_residency": rt_b.reshape(-1).astype(np.float32), "orbit_speed": q_orbit.astype(np.float32),
+        "fixed_points": fps.points, "fixed_point_eigenvalues": fps.eigenvalues,
+        "orbit_jacobian_eigenvalues": ev, "transition_matrix_rnn": fid["P_rnn"], "transition_matrix_hmm": fid["P_hmm"],
+    })
+    fp_pcs = (fps.points - geo["mu"]) @ geo["components"].T if len(fps) else np.zeros((0, 3))
+    result.figures.update({
+        "orbit": plots.orbit_figure(Z, yl_b.reshape(-1), rt_b.reshape(-1), geo.get("switch_paths")),
+        "transition_matrices": plots.transition_matrices_figure(fid["P_rnn"], fid["P_hmm"]),
+        "fixed_points": plots.fixed_points_figure(Z, fp_pcs, fps.stability.tolist()),
+        "speed": plots.speed_figure(Z, q_orbit),
+        "jacobian_spectra": plots.spectra_figure(ev, reg_s),
+        "residency": plots.residency_figure(rt_b.reshape(-1)),
+    })
+    if abl:
+        result.figures["ablation"] = plots.ablation_figure(abl)
+    if training:
+        result.figures["training"] = plots.training_figure(training)
+    return result
+
+
+def dashboard(result, st) -> None:
+    """Custom panel: fidelity table, kick-neuron ablation and metrics over training (reads the result only)."""
+    m = result.metrics
+    st.subheader("Emission fidelity")
+    st.table([{"quantity": f"frequency of output {k}", "RNN": r, "HMM": h}
+              for k, (r, h) in enumerate(zip(m.get("output_frequencies_rnn", []), m.get("output_frequencies_hmm", [])))]
+             + [{"quantity": f"switch rate (outputs {m.get('switch_rate_frequent_outputs')})",
+                 "RNN": m.get("switch_rate_rnn"), "HMM": m.get("switch_rate_hmm")},
+                {"quantity": "switch rate (all outputs)", "RNN": m.get("switch_rate_all_outputs_rnn"),
+                 "HMM": m.get("switch_rate_all_outputs_hmm")},
+                {"quantity": "Sinkhorn divergence to fresh HMM samples", "RNN": m.get("sinkhorn_rnn_vs_hmm"),
+                 "HMM": m.get("sinkhorn_hmm_vs_hmm")}])
+    abl = m.get("kick_ablation") or {}
+    if abl:
+        st.subheader("Kick neurons")
+        st.write(f"Connectivity candidates {abl['connectivity_units']}: switch rate {abl['connectivity_delta']:+.1%}; "
+                 f"activity candidates {abl['activity_units']}: {abl['activity_delta']:+.1%}; random triples: "
+                 f"{min(abl['random_deltas']):+.1%} to {max(abl['random_deltas']):+.1%}.")
+    if m.get("training"):
+        st.subheader("Metrics over training")
+        st.dataframe(m["training"])
+    st.caption(f"Seeds failed to train: {m.get('seeds_failed')}")

@@ -1,0 +1,241 @@
+"""Collection items: ``collect`` vs bare forwards, TransformerLens and nnsight; memory held;
+early stop; disk vs memory."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+from interp.bench.core import Bench, Config, _models, _tf_hooks, _tokens, interleaved, paired_ratio
+
+log = logging.getLogger("interp.bench")
+
+
+# ----------------------------------------------------------------- collection
+def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
+    import torch
+
+    import interp
+    from interp.tracing.adapters import plain_module
+
+    native = plain_module(tf)
+    tf_hooks = _tf_hooks(tf)
+    nn_tf = _nnsight(native)
+    nn_rnn = _nnsight(rnn.module)
+    for which, m, hooks in (("transformer", tf, tf_hooks), ("rnn", rnn, ["rnn.hook_h"])):
+        x = _tokens(config.d_vocab, (3, min(8, tf.cfg.n_ctx)), config.seed)
+        got = interp.collect(m, x, hooks, batch_size=2)
+        _, want = interp.trace(m, x, capture=hooks)
+        gap = max(float((got[h] - want[h]).abs().max()) for h in hooks)
+        b.result.add_criterion(f"collect_equals_trace_{which}", gap, "<=", 1e-4, kind="sanity",
+                               description=f"max |collect - trace| over {len(hooks)} hooks (the timed path is right)")
+    for regime, (B, T), n_batches, rounds in (
+            ("compute", config.compute_batch, config.compute_batches, config.repeats),
+            ("overhead", config.overhead_batch, config.overhead_batches, config.overhead_repeats)):
+        for which, m, hooks in (("transformer", tf, tf_hooks), ("rnn", rnn, ["rnn.hook_h"])):
+            vocab = tf.cfg.d_vocab if which == "transformer" else config.d_vocab
+            x = _tokens(vocab, (B * n_batches, min(T, tf.cfg.n_ctx)), config.seed)
+            batches = list(x.split(B))
+            names = set(hooks)
+            bare = native if which == "transformer" else m.module
+            variants = {
+                "bare": lambda bare=bare: [bare(xb) for xb in batches],
+                "collect": lambda m=m, hooks=hooks: interp.collect(m, x, hooks, batch_size=B),
+                "tl_filtered": lambda m=m: [m.module.run_with_cache(xb, names_filter=lambda n: n in names)
+                                            for xb in batches],
+            }
+            if regime == "overhead":  # all-hooks caching has a target only here; it is slow at 16x128
+                variants["tl_all"] = lambda m=m: [m.module.run_with_cache(xb) for xb in batches]
+            if which == "transformer":
+                if regime == "overhead":
+                    variants["bridge"] = lambda: [tf.module(xb) for xb in batches]
+                variants["nnsight"] = lambda: [_nnsight_tf_saves(nn_tf, xb, tf.n_layers) for xb in batches]
+            else:
+                variants["nnsight"] = lambda: [_nnsight_rnn_saves(nn_rnn, xb) for xb in batches]
+            with torch.no_grad():
+                times = interleaved(variants, rounds)
+            case = f"{which} {regime} {n_batches}x[{B}x{x.shape[1]}]"
+            b.times("collection", case, times)
+            vs_bare = paired_ratio(times, "collect", "bare")
+            vs_filt = paired_ratio(times, "tl_filtered", "collect")
+            for other in ("bridge", "nnsight"):
+                if other in times:
+                    b.result.metrics[f"{which}_{regime}_{other}_over_bare"] = paired_ratio(times, other, "bare")
+            b.result.metrics[f"{which}_{regime}_nnsight_over_collect"] = paired_ratio(times, "nnsight", "collect")
+            what = f"{which}, {case}: collect {len(hooks)} hooks"
+            if regime == "compute":
+                b.target(f"collect_over_bare_{which}_compute", vs_bare,
+                         f"{what} / bare forward of the plain module (collect stops after its last hook; the "
+                         "bare forward runs on to the logits)")
+                b.target(f"collect_over_tl_filtered_{which}_compute", 1.0 / vs_filt,
+                         f"{what} / TL run_with_cache(names_filter): no slower")
+            else:
+                b.target(f"collect_over_bare_{which}_overhead", vs_bare,
+                         f"{what} / bare forward of the plain module")
+                b.target(f"tl_filtered_over_collect_{which}_overhead", vs_filt,
+                         f"TL run_with_cache(names_filter) / {what}: speed-up")
+                b.target(f"tl_all_over_collect_{which}_overhead", paired_ratio(times, "tl_all", "collect"),
+                         f"TL run_with_cache(all hooks) / {what}: speed-up")
+    b.not_measured("cuda_collect_to_host_over_bare",
+                   "collect to host memory on CUDA (pinned double buffers, side-stream copies) / bare forward",
+                   "no CUDA device here; tests/tracing/test_collect.py::test_cuda_pipeline_equals_cpu checks it on one")
+
+
+def _nnsight(module):
+    from nnsight import NNsight
+
+    return NNsight(module)
+
+
+def _nnsight_tf_saves(nn_model, xb, n_layers: int) -> list:
+    saved = []
+    with nn_model.trace(xb):
+        for l in range(n_layers):  # in execution order: hook_z (input of o), then resid_post
+            saved.append(nn_model.layers[l].attn.o.input.save())
+            saved.append(nn_model.layers[l].output[0].save())
+    return saved
+
+
+def _nnsight_rnn_saves(nn_model, xb) -> Any:
+    with nn_model.trace(xb):
+        h = nn_model.rnn.output.save()  # the stacked hidden states, as rnn.hook_h
+    return h
+
+
+# ----------------------------------------------------------------- memory
+def bench_memory(b: Bench, config: Config) -> None:
+    B, T = config.compute_batch
+    spec = {"config": config.model_dump(mode="json"), "n": config.memory_items, "B": B, "T": T}
+    code = f"from interp.bench import memory_probe; memory_probe({json.dumps(json.dumps(spec))})"
+    # glibc returns blocks above the mmap threshold to the system when freed: resident
+    # memory then follows live memory instead of the allocator's high-water mark
+    env = {**os.environ, "INTERP_QUIET": "1", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    if out.returncode != 0:
+        b.not_measured("memory_held_over_selected_bytes", "peak memory held while collecting / "
+                       "bytes of the selected activations", f"probe failed: {out.stderr.strip()[-300:]}")
+        return
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    b.result.metrics["memory"] = got
+    b.rows.append({"item": "memory", "case": f"{config.memory_items}x{T} tokens", "variant": "selected MiB",
+                   "median_ms": got["selected_bytes"] / 2**20})
+    b.target("memory_held_over_selected_bytes", got["held_bytes"] / got["selected_bytes"],
+             f"(rise of peak RSS while collecting - rise while running the same bare forward loop) / bytes of "
+             f"{got['hooks']} hooks "
+             f"({got['selected_bytes'] / 2**20:.0f} MiB); fresh subprocess, glibc mmap threshold 64 KiB")
+
+
+def memory_probe(spec_json: str) -> None:
+    """Run in a fresh process: print peak-RSS figures of a bare loop, then of ``collect``."""
+
+    import torch
+
+    import interp
+    from interp.tracing.adapters import plain_module
+
+    spec = json.loads(spec_json)
+    cfg = Config(**spec["config"])
+    tf, _ = _models(cfg)
+    x = _tokens(tf.cfg.d_vocab, (spec["n"], min(spec["T"], tf.cfg.n_ctx)), cfg.seed)
+    hooks = [f"blocks.{l}.hook_resid_post" for l in range(tf.n_layers)]
+    native = plain_module(tf)
+
+    def reset_peak() -> int:  # Linux: clear the peak resident set (VmHWM); return resident bytes now
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _status_kib("VmRSS") * 1024
+
+    with torch.no_grad():
+        interp.collect(tf, x[:1], hooks, positions="last")  # warm the code paths; holds ~nothing
+        for xb in x.split(spec["B"]):
+            native(xb)
+        gc.collect()
+        start = reset_peak()
+        for xb in x.split(spec["B"]):
+            native(xb)
+        bare_rise = _status_kib("VmHWM") * 1024 - start
+        gc.collect()
+        start = reset_peak()
+        store = interp.collect(tf, x, hooks, batch_size=spec["B"])
+        collect_rise = _status_kib("VmHWM") * 1024 - start
+    selected = sum(store[h].numel() * store[h].element_size() for h in hooks)
+    print(json.dumps({"bare_peak_rise": bare_rise, "collect_peak_rise": collect_rise,
+                      "held_bytes": collect_rise - bare_rise, "selected_bytes": selected, "hooks": len(hooks)}))
+
+
+def _status_kib(field: str) -> int:
+    """A ``/proc/self/status`` figure in KiB (VmRSS: resident now; VmHWM: peak since reset)."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+# ----------------------------------------------------------------- early stop
+def bench_early_stop(b: Bench, config: Config, tf) -> None:
+    import torch
+
+    import interp
+    from interp.tracing.adapters import plain_module
+
+    native = plain_module(tf)
+    B, T = config.compute_batch
+    x = _tokens(tf.cfg.d_vocab, (B * config.compute_batches, min(T, tf.cfg.n_ctx)), config.seed)
+    L = tf.n_layers
+    layers = sorted({0, L // 2 - 1} - {-1})
+    variants: dict[str, Callable] = {"full": lambda: [native(xb) for xb in x.split(B)]}
+    for l in layers:
+        variants[f"upto_{l}"] = lambda l=l: interp.collect(tf, x, [f"blocks.{l}.hook_resid_post"], batch_size=B)
+    with torch.no_grad():
+        times = interleaved(variants, config.repeats)
+    b.times("early_stop", f"{len(x)}x{x.shape[1]}", times)
+    for l in layers:
+        b.target(f"early_stop_layer{l}_over_full", paired_ratio(times, f"upto_{l}", "full"),
+                 f"collect blocks.{l}.hook_resid_post / full bare forward ({L} layers; target (l+1)/L + 0.05)",
+                 op="<=", threshold=(l + 1) / L + 0.05)
+
+
+# ----------------------------------------------------------------- disk
+def bench_disk(b: Bench, config: Config, tf) -> None:
+    import torch
+
+    import interp
+
+    B, T = config.compute_batch
+    x = _tokens(tf.cfg.d_vocab, (config.memory_items, min(T, tf.cfg.n_ctx)), config.seed)
+    hooks = [f"blocks.{l}.hook_resid_post" for l in range(tf.n_layers)]
+    root = Path(tempfile.mkdtemp(prefix="interp-bench-disk-"))
+    shard = max(1, config.memory_items // 4)
+    count = iter(range(10**6))
+    try:
+        def to_disk():
+            out = root / f"s{next(count)}"
+            interp.collect(tf, x, hooks, batch_size=B, out=out, shard_size=shard)
+            shutil.rmtree(out)
+
+        with torch.no_grad():
+            times = interleaved({"memory": lambda: interp.collect(tf, x, hooks, batch_size=B), "disk": to_disk},
+                                config.repeats)
+        with torch.no_grad():
+            mem = interp.collect(tf, x, hooks, batch_size=B)
+            interp.collect(tf, x, hooks, batch_size=B, out=root / "check", shard_size=shard)
+            gap = max(float((mem[h] - interp.ActivationStore.open(root / "check")[h]).abs().max()) for h in hooks)
+        b.result.add_criterion("disk_store_equals_memory", gap, "==", 0.0, kind="sanity",
+                               description="max |store on disk (reopened, checksums verified) - in memory|")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    b.times("disk", f"{len(x)}x{x.shape[1]}, {len(hooks)} hooks, shards of {shard}", times)
+    b.target("disk_rate_over_memory_rate", paired_ratio(times, "memory", "disk"),
+             "items/s collecting to a sharded store on disk / items/s in memory")
+
+
+# ----------------------------------------------------------------- SAE

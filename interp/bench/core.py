@@ -1,0 +1,157 @@
+"""What the benchmark measures against: the targets, the sizes (:class:`Config`), interleaved
+timing and the :class:`Bench` that turns ratios into target criteria."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import statistics
+import time
+from typing import Any, Callable, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from interp.results import Result
+
+log = logging.getLogger(__name__)
+
+# Every fixed target of PERFORMANCE.md: criterion name -> (op, threshold). Early stop adds
+# ``early_stop_layer{l}_over_full`` (<= (l+1)/L + 0.05) per measured layer.
+TARGETS: dict[str, tuple[str, float]] = {
+    "collect_over_bare_transformer_compute": ("<=", 1.05),
+    "collect_over_tl_filtered_transformer_compute": ("<=", 1.0),
+    "collect_over_bare_rnn_compute": ("<=", 1.05),
+    "collect_over_tl_filtered_rnn_compute": ("<=", 1.0),
+    "collect_over_bare_transformer_overhead": ("<=", 1.10),
+    "tl_filtered_over_collect_transformer_overhead": (">=", 1.5),
+    "tl_all_over_collect_transformer_overhead": (">=", 2.0),
+    "collect_over_bare_rnn_overhead": ("<=", 1.10),
+    "tl_filtered_over_collect_rnn_overhead": (">=", 1.5),
+    "tl_all_over_collect_rnn_overhead": (">=", 2.0),
+    "cuda_collect_to_host_over_bare": ("<=", 1.10),
+    "memory_held_over_selected_bytes": ("<=", 1.05),
+    "disk_rate_over_memory_rate": (">=", 0.8),
+    "sae_store_rate_over_memory_rate": (">=", 0.8),
+    "fixed_point_iteration_over_fwd_bwd": ("<=", 1.1),
+    "fixed_point_iterations_per_host_sync": (">=", 50.0),
+    "jacobian_batched_speedup": (">=", 50.0),
+    "eigvals_speedup_over_numpy": (">=", 2.0),
+    "knockout_sweep_over_clean_forward": ("<=", 2.0),
+    "knockout_speedup_over_full_recompute": (">=", 10.0),
+    "knockout_max_abs_logit_error": ("<=", 1e-5),
+    "attribution_patching_over_forward": ("<=", 4.5),
+    "import_seconds_interp_help": ("<", 1.0),
+}
+
+ITEMS = ("collection", "memory", "early_stop", "disk", "sae", "fixed_points", "knockout", "attribution", "import")
+
+
+class Config(BaseModel):
+    """What to measure and at which sizes (quick: minutes on a shared CPU)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "spec"  # "spec": untrained models built from the sizes below; or a zoo name / directory
+    n_layers: int = 4  # the transformer (PERFORMANCE.md: 4 layers, d_model 256)
+    d_model: int = 256
+    n_heads: int = 4
+    n_ctx: int = 128
+    d_vocab: int = 512
+    rnn_cell: Literal["tanh", "relu", "gru", "lstm"] = "gru"  # the RNN (fixed points: GRU, 128 units)
+    rnn_hidden: int = 128
+    only: list[str] = Field(default_factory=list)  # items to run (empty: all); see ITEMS
+    repeats: int = 5  # interleaved timing rounds after one warm-up round
+    overhead_repeats: int = 11  # rounds at the overhead-bound batch (short calls: more rounds, steadier medians)
+    compute_batch: tuple[int, int] = (16, 128)  # [batch, pos]: compute-bound
+    overhead_batch: tuple[int, int] = (1, 8)  # [batch, pos]: overhead-bound (like a fast GPU)
+    compute_batches: int = 2  # batches per timed call, compute-bound
+    overhead_batches: int = 32  # batches per timed call, overhead-bound
+    memory_items: int = 128  # sequences of compute_batch's length for memory / disk / early stop
+    sae_steps: int = 100
+    sae_batch: int = 1024
+    fp_states: int = 256  # fixed-point finder: initial states of the RNN cell
+    fp_iters: int = 100
+    import_runs: int = 5
+    seed: int = 0
+
+
+# ----------------------------------------------------------------- timing
+def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each variant, rounds interleaved: A B C, A B C, ..."""
+    for _ in range(warmup):
+        for fn in variants.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of ``time(a) / time(b)`` (same round: same machine load)."""
+    return float(statistics.median(x / y for x, y in zip(times[a], times[b])))
+
+
+class Bench:
+    """Collects rows (printed table) and criteria (metrics.json) of one benchmark run."""
+
+    def __init__(self, result: Result):
+        self.result = result
+        self.rows: list[dict] = []
+
+    def times(self, item: str, label: str, times: dict[str, list[float]]) -> None:
+        for name, ts in times.items():
+            self.rows.append({"item": item, "case": label, "variant": name, "median_ms": 1e3 * statistics.median(ts)})
+
+    def target(self, name: str, value: Optional[float], description: str, *, op: Optional[str] = None,
+               threshold: Optional[float] = None) -> None:
+        """Record ``value`` against the target ``name`` (op and threshold from :data:`TARGETS`)."""
+        if op is None or threshold is None:
+            op, threshold = TARGETS[name]
+        self.result.add_criterion(name, value, op, threshold, kind="target", description=description)
+        shown = "not measured" if value is None else f"{value:.3f}"
+        log.info("%-48s %12s %2s %-8.3g %s", name, shown, op, threshold, description[:90])
+
+    def not_measured(self, name: str, description: str, why: str) -> None:
+        self.target(name, None, f"{description} [not measured: {why}]")
+
+
+# ----------------------------------------------------------------- models
+def _models(config: Config):
+    """(transformer Model, rnn Model) for the benchmark."""
+    import torch
+
+    import interp
+    from interp.models.rnn import HookedRNN, RNNSpec
+    from interp.models.transformer import TransformerSpec, build_transformer
+    from interp.tracing.model import Model
+
+    if config.model != "spec":
+        tf = interp.load_model(config.model, device="cpu")
+    else:
+        spec = TransformerSpec(n_layers=config.n_layers, d_model=config.d_model, n_heads=config.n_heads,
+                               n_ctx=config.n_ctx, d_vocab=config.d_vocab, init_seed=config.seed)
+        tf = Model(build_transformer(spec), backend="tl", kind="transformer", model_id="bench-transformer",
+                   spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    rnn_spec = RNNSpec(cell=config.rnn_cell, d_hidden=config.rnn_hidden, d_vocab=config.d_vocab, init_seed=config.seed)
+    rnn = interp.wrap(HookedRNN(rnn_spec), model_id="bench-rnn")
+    for m in (tf, rnn):
+        m.module.eval()
+    torch.manual_seed(config.seed)
+    return tf, rnn
+
+
+def _tokens(vocab: int, shape: tuple[int, ...], seed: int):
+    import torch
+
+    return torch.randint(0, vocab, shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _tf_hooks(m) -> list[str]:
+    """The benchmark's chosen hooks: resid_post and hook_z of every layer."""
+    return [f"blocks.{l}.{h}" for l in range(m.n_layers) for h in ("attn.hook_z", "hook_resid_post")]
+

@@ -1,0 +1,244 @@
+"""Items of the other parts: SAE training from a store, the fixed-point finder, attention
+knockout, attribution patching, and import time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+from interp.bench.core import Bench, Config, _tokens, interleaved, paired_ratio
+
+log = logging.getLogger("interp.bench")
+
+
+# ----------------------------------------------------------------- SAE
+def bench_sae(b: Bench, config: Config, tf) -> None:
+    import torch
+
+    import interp
+
+    name = "sae_store_rate_over_memory_rate"
+    desc = "SAE training steps/s reading a stored activation set from disk / on tensors already in memory"
+    from interp.sae.model import SAEConfig
+    from interp.sae.train import SAETrainConfig, train_sae
+
+    B, T = config.compute_batch
+    hook = f"blocks.{tf.n_layers - 1}.hook_resid_post"
+    x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
+    root = Path(tempfile.mkdtemp(prefix="interp-bench-sae-"))
+    try:
+        with torch.no_grad():
+            store = interp.collect(tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4))
+            mem = store[hook].clone()
+        sae_cfg = SAEConfig(d_in=tf.cfg.d_model, d_sae=4 * tf.cfg.d_model, init_seed=config.seed)
+        tc = SAETrainConfig(steps=config.sae_steps, batch_size=config.sae_batch, resample_every=0,
+                            log_every=10**9, seed=config.seed)
+
+        def from_store():
+            train_sae(interp.ActivationStore.open(root / "s"), sae_cfg, tc, hook=hook)
+
+        times = interleaved({"memory": lambda: train_sae(mem, sae_cfg, tc), "store": from_store}, config.repeats)
+    except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
+        b.not_measured(name, desc, f"{type(e).__name__}: {e}")
+        return
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    b.times("sae", f"{config.sae_steps} steps x {config.sae_batch} rows (interp.sae.train_sae)", times)
+    b.target(name, paired_ratio(times, "memory", "store"),
+             desc + " (interp.sae.train_sae; the store opened with checksum verification)")
+
+
+# ----------------------------------------------------------------- fixed points
+def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
+    import torch
+
+    targets = [("fixed_point_iteration_over_fwd_bwd", "one finder iteration / one batched forward+backward of "
+                "the cell"),
+               ("fixed_point_iterations_per_host_sync", "finder iterations per host sync"),
+               ("jacobian_batched_speedup", "per-point Jacobian loop / batched Jacobians"),
+               ("eigvals_speedup_over_numpy", "numpy eig / the finder's eigenvalue step")]
+    from interp.methods import fixed_points as fp
+
+    cell = rnn.module.rnn
+    H = cell.W_hh.shape[1]
+    g = torch.Generator().manual_seed(config.seed)
+    h0 = torch.randn(config.fp_states, H, generator=g) * 0.5
+    x_in = torch.zeros(cell.W_ih.shape[1])
+
+    def F(h, x):
+        xw = (x @ cell.W_ih.T + (cell.b_ih if cell.b_ih is not None else 0)).expand(h.shape[0], -1)
+        return cell.step(x.expand(h.shape[0], -1), h, None, xw)[0]
+
+    for p in cell.parameters():
+        p.requires_grad_(False)
+    n_it = config.fp_iters
+
+    def finder(iters: int = n_it):
+        return fp.find_fixed_points(F, h0, x_in, max_iters=iters, fixed_tol=0.0, slow_tol=float("inf"),
+                                    newton_steps=0, compute_jacobians=False, lr=1e-3)
+
+    def fwd_bwd():
+        h = h0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([h], lr=1e-3)
+        for _ in range(n_it):
+            opt.zero_grad(set_to_none=True)
+            fp.speed(F, h, x_in).sum().backward()
+            opt.step()
+        return h
+
+    try:
+        times = interleaved({"finder": finder, "adam_fwd_bwd": fwd_bwd}, config.repeats)
+        b.times("fixed_points", f"{config.fp_states} states x {n_it} iterations, GRU {H}", times)
+        b.target(targets[0][0], paired_ratio(times, "finder", "adam_fwd_bwd"),
+                 targets[0][1] + " (Adam step included in both; finder also dedups and labels)")
+        # syncs per iteration: the difference between runs of n and 2n iterations
+        # (the bookkeeping after the loop is the same in both)
+        (s1, it1), (s2, it2) = (_count_host_syncs(lambda k=k: finder(k)) for k in (n_it, 2 * n_it))
+        per_sync = (it2 - it1) / max(s2 - s1, 1)
+        b.target(targets[1][0], per_sync,
+                 f"{targets[1][1]}: {s2 - s1} more syncs (item/tolist/bool/float/int/cpu/numpy outside torch.optim) "
+                 f"in {it2 - it1} more iterations")
+        pts = h0[: min(32, len(h0))]
+
+        def per_point():
+            return [torch.autograd.functional.jacobian(lambda hi: F(hi[None], x_in)[0], p) for p in pts]
+
+        jt = interleaved({"loop": per_point, "batched": lambda: fp.jacobians(F, pts, x_in)}, config.repeats)
+        b.times("fixed_points", f"Jacobians of {len(pts)} points", jt)
+        b.target(targets[2][0], paired_ratio(jt, "loop", "batched"), targets[2][1])
+        J = fp.jacobians(F, h0, x_in).detach().double()
+        Jn = J.numpy()
+        et = interleaved({"numpy": lambda: np.linalg.eigvals(Jn), "torch": lambda: torch.linalg.eigvals(J)},
+                         config.repeats)
+        b.times("fixed_points", f"eigenvalues of {len(J)}x{H}x{H}", et)
+        b.target(targets[3][0], paired_ratio(et, "numpy", "torch"),
+                 targets[3][1] + " (torch.linalg.eigvals, float64, on all points: dedup only shrinks it)")
+    except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
+        for name, desc in targets:
+            if not any(c["name"] == name for c in b.result.metrics["criteria"]):
+                b.not_measured(name, desc, f"{type(e).__name__}: {e}")
+    finally:
+        for p in cell.parameters():
+            p.requires_grad_(True)
+
+
+def _count_host_syncs(fn: Callable[[], Any]) -> tuple[int, int]:
+    """(calls that make the host wait for tensor data, iterations) while ``fn()`` runs.
+
+    Counted: ``item``/``tolist``/``bool``/``float``/``int``/``cpu``/``numpy`` on tensors,
+    except from ``torch.optim`` (Adam reads its step counter, a host tensor, every step)."""
+    import torch
+
+    count = 0
+    names = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")
+    saved = {n: getattr(torch.Tensor, n) for n in names}
+
+    def counting(real):
+        def wrapper(self, *a, **k):
+            nonlocal count
+            if "torch/optim" not in sys._getframe(1).f_code.co_filename.replace(os.sep, "/"):
+                count += 1
+            return real(self, *a, **k)
+        return wrapper
+
+    try:
+        for n in names:
+            setattr(torch.Tensor, n, counting(saved[n]))
+        out = fn()
+    finally:
+        for n, f in saved.items():
+            setattr(torch.Tensor, n, f)
+    return count, int(out.meta.get("iterations", 0))
+
+
+# ----------------------------------------------------------------- knockout / attribution
+def bench_knockout(b: Bench, config: Config, tf) -> None:
+    import torch
+
+    targets = [("knockout_sweep_over_clean_forward", "attention-knockout sweep onto the last position, every "
+                "1-layer window / one clean forward (T >= 32)"),
+               ("knockout_speedup_over_full_recompute", "one full forward per window / the last-row sweep"),
+               ("knockout_max_abs_logit_error", "max |last-row logits - full recompute logits| over the windows")]
+    from interp.methods import knockout as ko
+
+    B, T = config.compute_batch[0], min(max(32, config.compute_batch[1]), tf.cfg.n_ctx)
+    x = _tokens(tf.cfg.d_vocab, (B, T), config.seed)
+    pos = torch.arange(T)
+    groups = {"context": (pos < T // 2).expand(B, T), "last": (pos == T - 1).expand(B, T)}
+    answer = _tokens(tf.cfg.d_vocab, (B,), config.seed + 1)
+    edges = [("context", "last")]
+    try:
+        why = ko.supports_fast_path(tf)
+        if why:
+            raise NotImplementedError(why)
+        with torch.no_grad():
+            times = interleaved({"clean_forward": lambda: tf.module(x),
+                                 "sweep_last_row": lambda: ko.sweep(tf, x, groups, edges, answer, fast=True),
+                                 "sweep_full": lambda: ko.sweep(tf, x, groups, edges, answer, fast=False)},
+                                config.repeats)
+            cache = ko.clean_cache(tf, x)
+            err = max(float((ko.last_row_knockout(tf, cache, groups["context"], [l])
+                             - ko.knockout_logits(tf, x, ko.edge_block(groups["last"], groups["context"]), [l])[:, -1]
+                             ).abs().max()) for l in range(tf.n_layers))
+    except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
+        for name, desc in targets:
+            b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
+        return
+    b.times("knockout", f"[{B}x{T}], {tf.n_layers} windows, edge context->last", times)
+    b.target(targets[0][0], paired_ratio(times, "sweep_last_row", "clean_forward"),
+             targets[0][1] + " (interp.methods.knockout.sweep, fast=True; bridge forward)")
+    b.target(targets[1][0], paired_ratio(times, "sweep_full", "sweep_last_row"), targets[1][1])
+    b.target(targets[2][0], err, targets[2][1])
+
+
+def bench_attribution(b: Bench, config: Config, tf) -> None:
+    import torch
+
+    name, desc = "attribution_patching_over_forward", "attribution patching / one forward on the same batch"
+    from interp.methods import patching
+
+    B, T = config.compute_batch
+    clean = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed)
+    corrupt = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed + 1)
+    answer = clean[:, -1]
+
+    def metric(logits, idx):  # interp.methods.patching's metric: (logits [b, pos, vocab], idx [b]) -> [b]
+        return logits[torch.arange(len(logits)), -1, answer[idx]]
+
+    try:
+        times = interleaved({"forward": lambda: tf.module(clean),
+                             "attribution": lambda: patching.attribution_patching(tf, clean, metric, corrupt=corrupt)},
+                            config.repeats)
+    except Exception as e:  # noqa: BLE001 - another part's API; say what failed
+        b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
+        return
+    b.times("attribution", f"[{B}x{clean.shape[1]}]", times)
+    b.target(name, paired_ratio(times, "attribution", "forward"), desc + " (bridge forward)")
+
+
+# ----------------------------------------------------------------- import time
+def bench_import(b: Bench, config: Config) -> None:
+    exe = Path(sys.executable).with_name("interp")
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "interp.cli", "--help"]
+    times = []
+    for _ in range(config.import_runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True, timeout=120)
+        times.append(time.perf_counter() - t0)
+    b.times("import", "interp --help", {"subprocess": times})
+    b.target("import_seconds_interp_help", statistics.median(times),
+             f"`interp --help` wall seconds, median of {len(times)} fresh processes")
+
+
+# ----------------------------------------------------------------- run

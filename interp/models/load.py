@@ -1,0 +1,94 @@
+"""``load_model``: every way to get an :class:`interp.Model` from a name.
+
+- ``"zoo:<recipe>"``: trains once from a seeded recipe, then loads from the cache.
+- ``"hf:<hub-name>"``: TransformerLens ``boot_transformers`` (needs network on first use).
+- ``"<dir>"``: a directory written by ``Model.save`` / the zoo, or by Hugging Face
+  ``save_pretrained`` (loaded offline through ``boot_transformers``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from interp.tracing.model import Model
+from interp.utils import resolve_device, resolve_dtype
+
+
+def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: Any) -> Model:
+    """Load a model by name: ``zoo:<recipe>``, ``hf:<hub-name>`` or a directory."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"load_model takes a name like 'zoo:code-lm-tiny', 'hf:gpt2' or a directory, got {name!r}")
+    dev = resolve_device(device)
+    if name.startswith("zoo:"):
+        from interp.models import zoo
+
+        model = zoo.load(name[4:], device=dev)
+    elif name.startswith("hf:"):
+        model = _load_hf(name[3:], device=dev, **kwargs)
+    else:
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no model {name!r}: not 'zoo:<recipe>' or 'hf:<name>', and no such directory. "
+                f"Zoo recipes: {', '.join(_zoo_names())}"
+            )
+        from interp.models.builders import load_model_dir
+        from interp.models.io import MODEL_FILE
+
+        if (path / MODEL_FILE).exists():
+            model = load_model_dir(path, device=dev)
+        elif (path / "config.json").exists():
+            model = _load_hf(str(path), device=dev, local=True, **kwargs)
+        else:
+            raise ValueError(f"{path} has neither {MODEL_FILE} (interp) nor config.json (save_pretrained)")
+    if dtype is not None:
+        model.module.to(resolve_dtype(dtype))
+    return model
+
+
+def _zoo_names() -> list[str]:
+    from interp.models import zoo
+
+    return zoo.names()
+
+
+def _load_hf(name: str, *, device: Any, local: bool = False, hf_model: Any = None, tokenizer: Any = None,
+             **kwargs: Any) -> Model:
+    """Boot a Hugging Face model through TransformerLens 4's ``boot_transformers``."""
+    import torch
+    import transformer_lens.model_bridge.sources.transformers  # noqa: F401  (attaches boot_transformers)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if local:
+        hf_model, tokenizer = _local_hf(name, hf_model, tokenizer)
+    bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer, device=device,
+                                                 **kwargs)
+    bridge.eval()
+    example = torch.zeros(1, 4, dtype=torch.long)
+    return Model(bridge, backend="tl", tokenizer=getattr(bridge, "tokenizer", tokenizer),
+                 model_id=name if local else f"hf:{name}", kind="transformer", example_input=example)
+
+
+def _local_hf(path: str, hf_model: Any, tokenizer: Any):
+    """Load weights and tokenizer of a ``save_pretrained`` directory without the hub."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if hf_model is None:
+        import transformers
+
+        config = AutoConfig.from_pretrained(path)
+        arch = (config.architectures or [None])[0]
+        cls = getattr(transformers, arch, None) if arch else None
+        if cls is None:
+            from transformers import AutoModelForCausalLM
+
+            cls = AutoModelForCausalLM
+        hf_model = cls.from_pretrained(path)
+    hf_model.eval()  # a fresh HF model may be in train mode (dropout): outputs would differ
+    if tokenizer is None:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError):
+            tokenizer = None
+    return hf_model, tokenizer

@@ -1,0 +1,183 @@
+"""Zoo recipes of the reversal-curse probes: one transformer per (fact variant, objective,
+size, seed), all trained with the shared loop on the same synthetic facts.
+
+Objectives:
+
+- ``clm``: causal LM, next-token cross-entropy on every real token;
+- ``mlm15``: masked LM (bidirectional attention), each word masked with probability 0.15
+  (at least one per sentence), loss on the masked tokens (BERT-style, always ``<|mask|>``);
+- ``mlmu``: masked LM with a masking rate drawn uniformly from (0, 1) per sentence
+  (MLM-U, Kitouni et al. 2024), so whole multi-token entities are sometimes masked.
+
+Recipe names: ``reversal-{variant}-{objective}-{size}-s{seed}``; seeds 0..2 are registered
+at import, :func:`ensure_recipe` registers any other seed on demand. The recipe's config
+holds the :class:`~interp.data.reversal.FactsConfig`, so an analysis regenerates exactly the
+facts a model was trained on from ``zoo.get(name).config.facts``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+
+from interp.data.reversal import FactsConfig, FactSet, make_facts
+from interp.models.train import TrainConfig, train
+from interp.models.transformer import TransformerSpec, build_transformer
+from interp.models.zoo import _RECIPES, recipe, scratch_dir
+
+OBJECTIVES = ("clm", "mlm15", "mlmu")
+VARIANTS = ("token", "text")
+SIZES = ("quick", "full")
+
+
+class ReversalRecipe(BaseModel):
+    """A transformer trained on a synthetic fact set with one objective."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    facts: FactsConfig
+    objective: Literal["clm", "mlm15", "mlmu"]
+    mask_rate: float = 0.15  # used by mlm15 only
+    spec: TransformerSpec
+    train: TrainConfig
+    seed: int = 0
+
+
+def training_tensors(facts: FactSet, tokenizer) -> torch.Tensor:
+    """All training sentences ``[n, seq_len]`` (BOS first, PAD-padded)."""
+    tokens, _ = facts.encode(facts.training_examples(), tokenizer)
+    return torch.from_numpy(tokens)
+
+
+def mask_tokens(tokens: torch.Tensor, rate: torch.Tensor, mask_id: int, special_max: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask each word of ``tokens [batch, pos]`` with probability ``rate [batch]``; at least one
+    word per row. Returns ``(masked tokens, bool mask [batch, pos])``. Specials (ids <=
+    ``special_max``: BOS, PAD, ...) are never masked."""
+    words = tokens > special_max  # [batch, pos]
+    u = torch.rand(tokens.shape, generator=generator)
+    chosen = (u < rate[:, None]) & words
+    # guarantee one masked word per row: the word with the smallest draw
+    first = torch.where(words, u, torch.full_like(u, 2.0)).argmin(dim=1)  # [batch]
+    chosen[torch.arange(len(tokens)), first] = True
+    return tokens.masked_fill(chosen, mask_id), chosen
+
+
+def make_objective(objective: str, mask_rate: float, mask_id: int, pad_id: int, special_max: int, seed: int):
+    """``(prepare(tokens, step) -> batch, loss_fn(module, batch))`` for one objective."""
+
+    def prepare(tokens: torch.Tensor, step: int):
+        if objective == "clm":
+            return tokens, None
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step + 17)
+        if objective == "mlm15":
+            rate = torch.full((len(tokens),), mask_rate)
+        else:
+            rate = torch.rand(len(tokens), generator=g)
+        return mask_tokens(tokens, rate, mask_id, special_max, g) + (tokens,)
+
+    def loss_fn(module: torch.nn.Module, batch) -> torch.Tensor:
+        if objective == "clm":
+            tokens, _ = batch
+            logits = module(tokens)  # [batch, pos, vocab]
+            targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == pad_id, -100)
+            return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                   ignore_index=-100)
+        masked, chosen, tokens = batch
+        logits = module(masked)  # [batch, pos, vocab]
+        targets = tokens.masked_fill(~chosen, -100)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+    return prepare, loss_fn
+
+
+def train_reversal(cfg: ReversalRecipe):
+    """Build the fact set and the transformer of ``cfg``, train it; return an ``interp.Model``."""
+    from interp.tracing.model import Model
+    from interp.utils import seed_everything
+
+    seed_everything(cfg.seed)
+    facts = make_facts(cfg.facts)
+    tok = facts.tokenizer()
+    attention = "causal" if cfg.objective == "clm" else "bidirectional"
+    spec = cfg.spec.model_copy(update={"d_vocab": len(tok), "n_ctx": max(cfg.spec.n_ctx, facts.seq_len),
+                                       "attention_dir": attention, "init_seed": cfg.seed})
+    bridge = build_transformer(spec, tokenizer=tok)
+    data = training_tensors(facts, tok)
+    prepare, loss_fn = make_objective(cfg.objective, cfg.mask_rate, tok.mask_token_id, tok.pad_token_id,
+                                      special_max=4, seed=cfg.seed)
+
+    def batch_fn(step: int):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        idx = torch.randint(0, len(data), (cfg.train.batch_size,), generator=g)
+        return prepare(data[idx], step)
+
+    log = train(bridge.original_model, batch_fn, loss_fn, cfg.train, checkpoint_dir=scratch_dir(cfg.name, cfg),
+                desc=f"zoo:{cfg.name}")
+    model = Model(bridge, backend="tl", tokenizer=tok, model_id=f"zoo:{cfg.name}", kind="transformer",
+                  spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    model.train_log = log
+    return model
+
+
+# Sizes: "quick" fits the whole quick preset (6 models) in minutes on a CPU; "full" is the
+# paper-scale setting (30 training + 10 held-out paraphrases per pair and direction).
+_FACTS = {
+    "quick": dict(n_pairs=36, n_train_templates=8, n_heldout_templates=3),
+    "full": dict(n_pairs=99, n_train_templates=30, n_heldout_templates=10),
+}
+_SPEC = {
+    "quick": TransformerSpec(n_layers=2, d_model=64, n_heads=4, n_ctx=16, d_vocab=512),
+    "full": TransformerSpec(n_layers=4, d_model=128, n_heads=4, n_ctx=16, d_vocab=512),
+}
+_BATCH = {"quick": 32, "full": 64}
+_STEPS = {  # (clm steps, masked-LM steps): masked objectives see each fact's slots less often
+    "quick": (500, 1500),
+    "full": (4000, 8000),
+}
+
+
+def recipe_name(variant: str, objective: str, size: str, seed: int) -> str:
+    return f"reversal-{variant}-{objective}-{size}-s{seed}"
+
+
+def recipe_config(variant: str, objective: str, size: str, seed: int) -> ReversalRecipe:
+    """The recipe config of one reversal model (facts seed 0 always: seeds vary the model only)."""
+    if variant not in VARIANTS or objective not in OBJECTIVES or size not in SIZES:
+        raise ValueError(f"unknown reversal model {variant}/{objective}/{size}: variants {VARIANTS}, "
+                         f"objectives {OBJECTIVES}, sizes {SIZES}")
+    steps = _STEPS[size][0 if objective == "clm" else 1]
+    return ReversalRecipe(
+        name=recipe_name(variant, objective, size, seed),
+        facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]),
+        objective=objective,
+        spec=_SPEC[size],
+        train=TrainConfig(steps=steps, batch_size=_BATCH[size], lr=3e-3 if size == "quick" else 2e-3,
+                          warmup=50 if size == "quick" else 200, weight_decay=0.01, log_every=100,
+                          checkpoint_every=500),
+        seed=seed,
+    )
+
+
+def _build(cfg: ReversalRecipe):
+    return train_reversal(cfg)
+
+
+def ensure_recipe(variant: str, objective: str, size: str, seed: int) -> str:
+    """Register the recipe of one reversal model if it is not yet; return its zoo name."""
+    name = recipe_name(variant, objective, size, seed)
+    if name not in _RECIPES:
+        cfg = recipe_config(variant, objective, size, seed)
+        recipe(name, cfg, f"reversal-curse {objective} on {variant}-level facts ({size}, seed {seed})")(_build)
+    return name
+
+
+for _size in SIZES:
+    for _variant in VARIANTS:
+        for _objective in OBJECTIVES:
+            for _seed in range(3):
+                ensure_recipe(_variant, _objective, _size, _seed)

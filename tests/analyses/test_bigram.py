@@ -1,0 +1,116 @@
+"""bigram analysis end to end at tiny size, on two different models, plus its measuring parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import interp
+from interp.analyses import bigram as bigram_subnetwork
+from interp.analyses.bigram import pearson_finite, ridge_fit
+
+CODE = '''def add(a, b):
+    """Add two numbers."""
+    return a + b
+
+
+class Counter:
+    def __init__(self, start=0):
+        self.value = start
+
+    def step(self, n=1):
+        self.value += n
+        return self.value
+
+
+for i in range(10):
+    x = add(i, i * 2)
+    if x % 3 == 0:
+        print("fizz", x)
+    else:
+        print(x)
+'''
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    for i in range(8):
+        (d / f"mod{i}.py").write_text(CODE.replace("add", f"add{i}").replace("Counter", f"Counter{i}") * 3)
+    return d
+
+
+def lm_with_tokenizer(path, corpus_dir, **spec_kw):
+    from interp.data.corpus import load_corpus
+    from interp.data.tokenizer import train_bpe
+    from interp.models.transformer import build_transformer
+    from interp.tracing.model import Model
+    from tests.conftest import build_spec
+
+    tok = train_bpe(load_corpus(str(corpus_dir)).train, vocab_size=120)
+    spec = build_spec(d_vocab=len(tok), **spec_kw)
+    m = Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
+              spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    m.save(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec_kw", [dict(), dict(n_layers=3, n_heads=2, attn_only=True)])
+def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
+    path = lm_with_tokenizer(tmp_path / "m", corpus_dir, **spec_kw)
+    other = [str(lm_with_tokenizer(tmp_path / "other", corpus_dir, n_layers=3))] if not spec_kw else []
+    cfg = {"model": str(path), "corpus": str(corpus_dir), "size_models": other, "lambdas": [0.5, 5.0], "mask_steps": 20, "batch_size": 4,
+           "seq_len": 16, "n_null": 200, "n_random": 2, "n_eval": 6, "n_resid": 8, "recall_k": 1,
+           "temperature_growth": 1.05}
+    result = interp.analyses.get("bigram").run(cfg)
+    sanity = [c for c in result.criteria if c.kind == "sanity"]
+    assert len(sanity) == 6 and all(c.holds for c in sanity), result.summary()
+    names = {c.name for c in result.criteria}
+    assert {"sparse_subnetwork_r", "layer0_mlp_densest", "subnetwork_far_below_random",
+            "removal_hurts_more_than_random", "overlap_with_pruning_mask_p"} <= names
+    L = 3 if spec_kw else 2
+    assert len(result.metrics["sweep"]) == 2
+    assert all(0 <= p["kept_fraction"] <= 1 and -1 <= p["r_soft"] <= 1 for p in result.metrics["sweep"])
+    assert result.arrays["overlap_null"].shape == (200,)
+    assert 0 < result.metrics["overlap"]["p_value"] <= 1
+    for who in ("full", "subnetwork", "random"):
+        assert result.arrays[f"resid_{who}_recall"].shape == (L + 1,)
+        assert np.all((result.arrays[f"resid_{who}_recall"] >= 0) & (result.arrays[f"resid_{who}_recall"] <= 1))
+    # the last residual stream maps to itself: its read-out equals the real surprisals
+    assert result.arrays["resid_full_final_r"][-1] > 0.99
+    assert result.arrays["density_layer_matrix"].shape == (L, 4 if spec_kw else 6)
+    table = result.metrics["surprisal"]
+    assert set(table) >= {"full", "subnetwork", "random_subnetwork", "complement", "random_complement"}
+    if other:  # the first-MLP check at a second size
+        (sp,) = result.metrics["size_models"]
+        assert sp["n_layers"] == 3 and 0 <= sp["kept_fraction"] <= 1
+        assert any(c.name == f"layer0_mlp_densest@{other[0]}" for c in result.criteria)
+    result.save(tmp_path / "run")
+    seen = []
+
+    class FakeStreamlit:
+        def __getattr__(self, name):
+            return lambda *a, **k: seen.append(name)
+
+    bigram_subnetwork.dashboard(interp.Result.load(tmp_path / "run"), FakeStreamlit())
+    assert seen.count("dataframe") == 2
+    back = interp.Result.load(tmp_path / "run")
+    assert back.figure("sweep") is not None and back.figure("residual") is not None
+
+
+def test_pearson_drops_infinite_entries():
+    a = np.array([1.0, 2.0, 3.0, np.inf, 5.0])
+    b = np.array([2.0, 4.0, 6.0, 1.0, np.inf])
+    assert pearson_finite(a, b) == pytest.approx(1.0)
+    assert np.isnan(pearson_finite(np.ones(5), b))
+
+
+def test_ridge_recovers_a_linear_map():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(500, 6, generator=g)
+    W = torch.randn(6, 3, generator=g)
+    Y = X @ W + 2.0
+    pred = ridge_fit(X, Y, alpha=1e-8)
+    assert torch.allclose(pred(X), Y, atol=1e-3)

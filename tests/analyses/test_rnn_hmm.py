@@ -1,0 +1,217 @@
+"""The rnn_hmm analysis: model, training recipe, measuring parts and end to end on tiny RNNs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interp.analyses import get
+from interp.analyses.rnn_hmm import ablate_units, check_model, kick_candidates, orbit_geometry, regions, residency
+from interp.models.hmm_rnn import HMMRNN, HMMRNNSpec, sinkhorn_loss
+
+
+def _model(d_hidden=16, d_input=4, seed=0):
+    from interp.tracing.model import Model
+
+    spec = HMMRNNSpec(d_hidden=d_hidden, d_input=d_input, init_seed=seed)
+    return Model(HMMRNN(spec), backend="tl", kind="rnn", model_id=f"hmm_rnn_{d_hidden}",
+                 spec={"builder": "hmm_rnn", "spec": spec.model_dump()}, example_input=torch.zeros(1, 3, d_input))
+
+
+def test_model_hooks_cell_and_outputs():
+    import interp
+    import interp.models.recipes.rnn_hmm  # noqa: F401  (registers the builder)
+
+    m = _model()
+    for name in ("rnn.hook_pre", "rnn.hook_h", "hook_logits"):
+        assert name in m.hook_names
+    g = torch.Generator().manual_seed(0)
+    x = m.module.noise(5, 7, g)
+    out, acts = interp.trace(m, x, capture=["rnn.hook_h", "rnn.hook_pre"])
+    assert acts["rnn.hook_h"].shape == (5, 7, 16)
+    assert torch.allclose(acts["rnn.hook_h"], torch.relu(acts["rnn.hook_pre"]))
+    # the cell reproduces the hooked forward step by step
+    h = torch.zeros(5, 16)
+    for t in range(7):
+        h = m.module.cell(h, x[:, t])
+        assert torch.allclose(h, acts["rnn.hook_h"][:, t], atol=1e-6)
+    y = m.module.sample_outputs(x, generator=g, logits=out)
+    assert torch.allclose(y.sum(-1), torch.ones(5, 7)) and set(y.unique().tolist()) <= {0.0, 1.0}
+    # straight-through: gradients reach the weights
+    y = m.module.sample_outputs(x, generator=g)
+    (y * torch.arange(3.0)).sum().backward()
+    assert m.module.rnn.W_hh.grad is not None and m.module.rnn.W_hh.grad.abs().sum() > 0
+    # zeroing every unit at rnn.hook_h leaves zero logits (no readout bias)
+    out0, _ = interp.trace(m, x, edits={"rnn.hook_h": ablate_units(list(range(16)))})
+    assert torch.equal(out0, torch.zeros_like(out0))
+
+
+def test_save_load_roundtrip(tmp_path):
+    import interp
+    import interp.models.recipes.rnn_hmm  # noqa: F401
+
+    m = _model(d_hidden=8, d_input=3, seed=2)
+    m.save(tmp_path / "m")
+    back = interp.load_model(str(tmp_path / "m"))
+    x = torch.randn(2, 4, 3)
+    assert isinstance(back.module, HMMRNN) and torch.allclose(back.module(x), m.module(x))
+
+
+def test_sinkhorn_loss_is_a_divergence():
+    import torch.nn.functional as F
+
+    loss = sinkhorn_loss()
+    g = torch.Generator().manual_seed(0)
+    a = F.one_hot(torch.randint(0, 3, (64, 10), generator=g), 3).float()
+    b = F.one_hot(torch.zeros(64, 10, dtype=torch.long), 3).float()
+    assert abs(loss(a, a).item()) < 1e-3
+    assert loss(a, b).item() > 1.0
+
+
+def test_training_recipe_runs_and_keeps_snapshots():
+    from interp.models.recipes.rnn_hmm import HMMRecipe, load_snapshots, snapshot_steps, train_hmm_rnn
+
+    cfg = HMMRecipe(name="test-hmm-tiny", T=8, spec=HMMRNNSpec(d_hidden=8, d_input=3), batch_size=32, steps=6,
+                    n_snapshots=3)
+    m = train_hmm_rnn(cfg)
+    assert m.spec["builder"] == "hmm_rnn" and len(m.train_log) >= 2
+    assert all(np.isfinite(e["loss"]) for e in m.train_log)
+    assert [e["lr"] for e in m.train_log][-1] < cfg.lr  # decayed in the last third
+    snaps = load_snapshots(cfg)
+    assert sorted(snaps) == snapshot_steps(cfg) == [1, 3, 5]
+    assert torch.equal(snaps[5]["rnn.W_hh"], m.module.rnn.W_hh)
+
+
+def test_residency_and_regions():
+    y = np.array([[0, 0, 0, 2, 2, 0]])
+    rt = residency(y)
+    assert rt[0, :5].tolist() == [3, 2, 1, 2, 1] and np.isnan(rt[0, 5])
+    assert regions(np.array([1.0, 2, 8, 9, np.nan])).tolist() == [0, 1, 1, 2, -1]
+
+
+def _synthetic_orbit(loop: bool, seed=0):
+    """Two clusters at (+-3, 0) in a 5-d space; switches pass through (0, +-1) (loop) or (0, 0) (line)."""
+    rng = np.random.default_rng(seed)
+    H, Y = [], []
+    for _ in range(40):
+        for a, b in ((0, 2), (2, 0)):
+            ca, cb = (-3 if a == 0 else 3), (-3 if b == 0 else 3)
+            mid = (1.0 if a == 0 else -1.0) if loop else 0.0
+            pts = [[ca, 0]] * 12 + [[0.5 * (ca + cb) * 0.3, mid]] + [[cb, 0]] * 12
+            labels = [a] * 12 + [b] * 13
+            H.append(np.asarray(pts) + 0.1 * rng.standard_normal((25, 2)))
+            Y.append(labels)
+    H = np.stack(H)
+    H = np.concatenate([H, 0.01 * rng.standard_normal(H.shape[:2] + (3,))], -1)
+    y = np.asarray(Y)
+    return H, y, regions(residency(y))
+
+
+def test_orbit_geometry_tells_a_loop_from_a_line():
+    H, y, reg = _synthetic_orbit(loop=True)
+    loop = orbit_geometry(H, y, reg, [0, 2])
+    H2, y2, reg2 = _synthetic_orbit(loop=False)
+    line = orbit_geometry(H2, y2, reg2, [0, 2])
+    assert loop["pc1"] > 0.5 and loop["cluster_purity"] == 1.0
+    assert loop["loop_separation"] > 5 and line["loop_separation"] < 1
+
+
+def test_kick_candidates_find_planted_neurons():
+    # units 0-3: population of output 0, units 4-7: population of output 2; unit 8 fires in
+    # the kick zone of output 0 and projects to population 2; unit 9 is a bystander.
+    rng = np.random.default_rng(0)
+    y = np.array([[0] * 12 + [2] * 12] * 6)
+    reg = regions(residency(y))
+    H = np.zeros(y.shape + (10,))
+    H[..., :4] = (y == 0)[..., None] * 1.0
+    H[..., 4:8] = (y == 2)[..., None] * 1.0
+    H[..., 8] = ((reg == 1) & (y == 0)) * 1.0
+    H[..., 9] = 0.5
+    H += 0.01 * rng.random(H.shape)
+    W = np.zeros((10, 10))
+    W[4:8, 8] = 1.0
+    W[:4, 8] = -1.0
+    out = kick_candidates(W, H, y, reg, [0, 2], 1)
+    assert out["connectivity"] == [8]
+    assert out["activity"] == [8] or 8 in np.argsort(-out["act_score"])[:2]
+
+
+def test_models_without_the_needed_hooks_are_refused(tiny_rnn, tmp_path):
+    import interp
+    from interp.models.rnn import HookedRNN, RNNSpec
+
+    with pytest.raises(ValueError, match="needs a noise-driven RNN"):
+        check_model(tiny_rnn)  # has the hooks, no noise input
+    gru = interp.wrap(HookedRNN(RNNSpec(cell="gru", d_hidden=8, d_input=3, d_out=3)), model_id="gru")
+    gru.example_input = torch.zeros(1, 3, 3)
+    with pytest.raises(ValueError, match="lacks"):
+        check_model(gru)
+    plain = interp.wrap(torch.nn.Linear(3, 3), model_id="plain")
+    with pytest.raises(ValueError, match="lacks"):
+        check_model(plain)
+    gm = interp.wrap(HookedRNN(RNNSpec(cell="gru", d_hidden=8, d_input=3, d_out=3)), model_id="gru")
+    gm.spec = {"builder": "rnn", "spec": gm.module.spec.model_dump()}
+    gm.save(tmp_path / "gru")
+    with pytest.raises(ValueError, match="lacks"):
+        get("rnn_hmm").run({"model": str(tmp_path / "gru"), "hmm_kind": "chain", "n_states": 2, "T": 5})
+    with pytest.raises(ValueError, match="give hmm_kind"):
+        get("rnn_hmm").run({"model": str(tmp_path / "gru")})
+
+
+TINY = dict(n_eval=300, n_long=4, long_T=150, n_fixed_init=24, fixed_iters=200, noise_trials=6, n_ablation=150,
+            n_random_triples=3, row_min_count=50, n_train_eval=100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_states,d_hidden,source", [(2, 16, "dir"), (3, 12, "zoo")])
+def test_end_to_end_on_two_tiny_rnns(tmp_path, n_states, d_hidden, source):
+    from interp.models import zoo
+    from interp.models.recipes.rnn_hmm import HMMRecipe, train_hmm_rnn
+
+    if source == "dir":
+        m = _model(d_hidden=d_hidden, d_input=4, seed=n_states)
+        m.save(tmp_path / "m")
+        cfg = {"model": str(tmp_path / "m"), "hmm_kind": "chain", "n_states": n_states, "T": 20}
+    else:  # a (barely trained) zoo recipe: HMM and T come from the recipe, snapshots give metrics over training
+        name = "test-hmm-chain3-tiny"
+        zoo.recipe(name, HMMRecipe(name=name, n_states=n_states, T=20, spec=HMMRNNSpec(d_hidden=d_hidden, d_input=4),
+                                   batch_size=32, steps=6, n_snapshots=2), "test")(train_hmm_rnn)
+        cfg = {"model": f"zoo:{name}"}
+    r = get("rnn_hmm").run({**cfg, "gate_kick": True, **TINY})
+    crit = {c.name: c for c in r.criteria}
+    for name in ("transition_rows_match", "switch_rate_matches", "output_frequencies_match", "orbit_pc1_over_half",
+                 "one_cluster_per_frequent_output", "switch_paths_form_loop", "n_seeds_failed_to_train",
+                 "kick_ablation_beats_random"):
+        assert crit[name].kind == "claim"
+    sanity = [c for c in r.criteria if c.kind == "sanity"]
+    assert len(sanity) >= 5 and all(c.holds for c in sanity), [c for c in sanity if not c.holds]
+    # an untrained RNN does not emulate the HMM: the fidelity claims must be able to fail
+    assert not crit["switch_rate_matches"].holds or not crit["output_frequencies_match"].holds
+    assert r.metrics["seeds_failed"] == "1/1"
+    assert r.metrics["no_input_fixed_points"]["n_fixed"] >= 1
+    assert r.metrics["hmm"] == f"chain{n_states}" and r.metrics["T"] == 20
+    assert {"orbit", "transition_matrices", "fixed_points", "speed", "jacobian_spectra", "ablation"} <= set(r.figures)
+    assert r.arrays["orbit_pcs"].shape[1] == 3
+    if source == "zoo":
+        assert [row["step"] for row in r.metrics["training"]] == [2, 5] and "training" in r.figures
+    r.save(tmp_path / "run")
+
+
+def test_dashboard_panel_reads_a_saved_result():
+    from interp.analyses.rnn_hmm import dashboard
+    from interp.results import Result
+
+    calls = []
+
+    class St:
+        def __getattr__(self, name):
+            return lambda *a, **k: calls.append(name)
+
+    r = Result("rnn_hmm", metrics={"output_frequencies_rnn": [0.5, 0, 0.5], "output_frequencies_hmm": [0.5, 0.01, 0.49],
+                                   "kick_ablation": {"connectivity_units": [1, 2, 3], "connectivity_delta": -0.5,
+                                                     "activity_units": [4, 5, 6], "activity_delta": 0.1,
+                                                     "random_deltas": [0.1, 0.2]},
+                                   "training": [{"step": 1, "row_error": 0.1}], "seeds_failed": "0/1"})
+    dashboard(r, St())
+    assert calls.count("subheader") == 3 and "table" in calls and "dataframe" in calls

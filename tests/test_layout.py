@@ -1,0 +1,142 @@
+"""The layout rules a newcomer relies on: one name per analysis, no import circle, small
+modules, explicit registries, and no pointer to files the repository does not have."""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted([*(ROOT / "interp").rglob("*.py"), *(ROOT / "app").rglob("*.py")])
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    if parts[0] == "app":  # the dashboard's files import each other as top-level modules
+        parts = parts[1:] or ["app"]
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in SOURCES}
+
+
+def _resolve(name: str) -> str | None:
+    """The project module that ``import name`` loads (a submodule, else its package)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every import between project modules, module-level and inside functions alike."""
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for mod, path in MODULES.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+            for t in targets:
+                r = _resolve(t)
+                # an import of a package's own submodule from its __init__ is not a cycle edge back
+                if r and r != mod and not (path.name != "__init__.py" and r == package and t != package):
+                    graph[mod].add(r)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (c := visit(m)):
+                return c
+        state[n] = 2
+        stack.pop()
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (c := visit(n)):
+            return c
+    return None
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_circle_between_project_modules():
+    graph = import_graph()
+    assert "interp.models.io" in graph["interp.tracing.model"]  # the graph sees lazy imports
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_no_module_over_600_lines():
+    big = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 600}
+    assert not big, big
+
+
+def test_nothing_points_outside_the_repository():
+    pattern = re.compile(r"\.\./shared|\b(PAPERS|DESIGN|STYLE|PERFORMANCE)\.md\b")
+    files = [p for p in ROOT.rglob("*") if p.is_file() and p.suffix in {".py", ".md", ".yaml", ".ipynb", ".toml"}
+             and not {".venv", "runs", "cache", ".git", ".pytest_cache"} & set(p.relative_to(ROOT).parts)]
+    hits = [str(p.relative_to(ROOT)) for p in files if p != Path(__file__) and pattern.search(p.read_text())]
+    assert not hits, hits
+
+
+def test_recipe_families_list_every_module_of_the_package():
+    import interp.models.recipes as recipes
+
+    modules = {m.name for m in pkgutil.iter_modules(recipes.__path__)}
+    assert modules == set(recipes.FAMILIES)
+
+
+@pytest.mark.parametrize("name", ["model_report", "bigram", "ngram_heads", "rnn_hmm", "sae_circuits", "crossmodal",
+                                  "reversal"])
+def test_one_name_per_analysis(name):
+    import interp
+
+    assert name in interp.analyses.names()
+    for part in (f"interp/analyses/{name}.py", f"interp/plotting/{name}.py", f"app/panels/{name}.py",
+                 f"tests/analyses/test_{name}.py", f"experiments/{name}.yaml", f"experiments/notebooks/{name}.ipynb"):
+        assert (ROOT / part).exists(), part
+    if name != "model_report":  # model_report reads the shared code corpus; the others generate their data
+        assert (ROOT / f"interp/data/{name}.py").exists()
+
+
+def test_registries_refuse_a_duplicate_name():
+    from pydantic import BaseModel
+
+    import interp
+    from interp.models import builders, zoo
+    from interp.sae.model import register_kind
+
+    class C(BaseModel):
+        seed: int = 0
+
+    with pytest.raises(ValueError, match="registered twice"):
+        interp.analyses.register("bigram", C)(lambda cfg: None)
+    with pytest.raises(ValueError, match="registered twice"):
+        zoo.recipe("code-lm-tiny", C())(lambda cfg: None)
+    with pytest.raises(ValueError, match="registered already"):
+        register_kind("relu", None, None)
+    with pytest.raises(ValueError, match="exists already"):
+        builders.register_builder("transformer", lambda spec, tok: None)
