@@ -204,6 +204,49 @@ class Model:
                 h.remove()
         return order
 
+    # Short names of the per-layer activations -> their place under ``blocks.{layer}``.
+    LAYER_HOOKS = {
+        "resid_pre": "hook_resid_pre",  # [batch, pos, d_model]
+        "resid_mid": "hook_resid_mid",  # [batch, pos, d_model]
+        "resid_post": "hook_resid_post",  # [batch, pos, d_model]
+        "attn_in": "attn.hook_in",  # [batch, pos, d_model]
+        "attn_out": "hook_attn_out",  # [batch, pos, d_model]
+        "mlp_out": "hook_mlp_out",  # [batch, pos, d_model]
+        "q": "attn.hook_q",  # [batch, pos, head, d_head]
+        "k": "attn.hook_k",  # [batch, pos, head, d_head]
+        "v": "attn.hook_v",  # [batch, pos, head, d_head]
+        "z": "attn.hook_z",  # [batch, pos, head, d_head]
+        "scores": "attn.hook_attn_scores",  # [batch, head, query_pos, key_pos]
+        "pattern": "attn.hook_pattern",  # [batch, head, query_pos, key_pos]
+        "result": "attn.hook_result",  # [batch, pos, head, d_model]
+        "mlp_pre": "mlp.hook_pre",  # [batch, pos, d_mlp]
+        "mlp_post": "mlp.hook_post",  # [batch, pos, d_mlp]
+    }
+
+    def hook(self, kind: str, layer: int | None = None) -> str:
+        """The hook name of activation ``kind`` in block ``layer``: ``m.hook("resid_post", 3)``
+        -> ``"blocks.3.hook_resid_post"``; ``m.hook("embed")`` -> ``"hook_embed"``. Checked
+        against :attr:`hook_names`; a negative layer counts from the end."""
+        if layer is None:
+            name = kind if kind.startswith("hook_") or "." in kind else f"hook_{kind}"
+        else:
+            if kind not in self.LAYER_HOOKS:
+                raise unknown_name_error("per-layer activation", kind, sorted(self.LAYER_HOOKS))
+            L = self.n_layers
+            if not -L <= layer < L:
+                raise IndexError(f"layer {layer} is out of range: {self.model_id} has {L} layers")
+            name = f"blocks.{layer % L}.{self.LAYER_HOOKS[kind]}"
+        self.check_names([name])
+        return name
+
+    def resid_names(self) -> list[str]:
+        """The residual stream from input to output: the embedding (``blocks.0.hook_resid_pre``)
+        then each block's ``hook_resid_post``; ``L + 1`` names for a transformer."""
+        if self.kind in ("transformer", "vlm") and self.n_layers:
+            return [self.hook("resid_pre", 0)] + [self.hook("resid_post", l) for l in range(self.n_layers)]
+        names = self.hook_names
+        return [h for h in names if h == "hook_embed" or (h.endswith("hook_out") and "rnn" not in h)]
+
     def layer_of(self, name: str) -> int | None:
         """Block index a hook belongs to (``blocks.3.…`` -> 3), or None."""
         parts = name.split(".")
