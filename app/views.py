@@ -28,8 +28,6 @@ never a traceback.
 from __future__ import annotations
 
 import contextlib
-import inspect
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -299,9 +297,12 @@ def criteria_section(result: Result) -> None:
 
 
 def custom_panel(analysis: analyses.Analysis) -> Optional[Callable[[Result, Any], None]]:
-    """``dashboard(result, st)`` from the module that defines ``analysis.fn``, if it has one."""
-    module = sys.modules.get(getattr(analysis.fn, "__module__", "") or "") or inspect.getmodule(analysis.fn)
-    hook = getattr(module, "dashboard", None)
+    """``dashboard(result, st)`` of ``app/panels/<analysis>.py``, if the analysis has a panel."""
+    import importlib
+
+    if not (Path(__file__).resolve().parent / "panels" / f"{analysis.name}.py").exists():
+        return None
+    hook = getattr(importlib.import_module(f"panels.{analysis.name}"), "dashboard", None)
     return hook if callable(hook) else None
 
 

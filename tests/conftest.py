@@ -68,3 +68,16 @@ def tiny_rnn():
 def tokens():
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, 20, (6, 12), generator=g)
+
+
+def load_panel(name: str):
+    """``dashboard(result, st)`` of ``app/panels/<name>.py`` (the app's folder on sys.path, as
+    ``streamlit run`` has it)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    app_dir = str(Path(__file__).resolve().parents[1] / "app")
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    return importlib.import_module(f"panels.{name}").dashboard

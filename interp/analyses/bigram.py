@@ -419,19 +419,3 @@ def _size_point(name: str, config: Config, lam: float, cfg) -> dict:
     others = [v for c, v in comp.items() if c != "L0.mlp"]
     return {"model": name, "n_layers": m.n_layers, "kept_fraction": res.mask.kept_fraction, "r": r,
             "by_component": comp, "l0_mlp_margin": comp.get("L0.mlp", float("nan")) - max(others, default=float("nan"))}
-
-
-def dashboard(result, st) -> None:
-    """Tables of the lambda sweep and the necessity/sufficiency comparison (read-only)."""
-    from interp.plotting import bigram as plots
-
-    st.subheader("Lambda sweep")
-    st.dataframe(plots.sweep_rows(result.metrics.get("sweep", [])))
-    st.subheader("Necessity and sufficiency")
-    st.dataframe(plots.surprisal_rows(result.metrics.get("surprisal", {})))
-    overlap = result.metrics.get("overlap") or {}
-    if overlap:
-        st.write(f"Overlap with the optimal-pruning mask: {overlap['observed']} weights "
-                 f"({overlap['observed_frac_of_subnetwork']:.1%} of the subnetwork); row-shuffle null "
-                 f"{overlap['null_mean']:.1f} ± {overlap['null_std']:.1f}, p = {overlap['p_value']:.2g} "
-                 f"({overlap['n_null']} shuffles)")

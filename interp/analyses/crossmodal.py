@@ -425,46 +425,6 @@ def run(config: Config) -> Result:
     return result
 
 
-def dashboard(result, st) -> None:
-    """Pick a test sample and see its image, question and knockout curves."""
-    from interp.plotting import crossmodal as plots
-
-    a = result.arrays
-    crit = {c.name: c for c in result.criteria}
-    minus_100, cut_free = crit.get("all_to_last_is_minus_100"), crit.get("all_to_last_output_ignores_input")
-    if minus_100 and cut_free and not minus_100.holds and cut_free.holds:
-        ref = result.metrics.get("all_to_last_info_free_reference")
-        st.info(f"About the failed `all_to_last_is_minus_100`: with every edge into the last position cut, its "
-                f"output depends on nothing from the image or the question (`all_to_last_output_ignores_input` "
-                f"holds), so the knockout itself is complete. What is left is the model's input-free guess over "
-                f"its closed answer vocabulary, which keeps part of the probability on the right answer: the best "
-                f"such guess scores {ref:.1f}% here. -100% needs a model whose cut output is not an answer word "
-                f"(an open-vocabulary LM such as LLaVA).")
-    at_chance = result.metrics.get("types_at_chance") or []
-    if at_chance:
-        st.warning(f"Answered no better than chance: {', '.join(at_chance)}. The knockout curves of these question "
-                   "types describe guesses, not knowledge.")
-    if "sample_questions" not in a or len(a["sample_questions"]) == 0:
-        st.info("This run stored no samples.")
-        return
-    st.subheader("One test question")
-    labels = [f"{i}: [{t}] {q} -> {ans}" for i, (t, q, ans) in
-              enumerate(zip(a["sample_types"], a["sample_questions"], a["sample_answers"]))]
-    choice = st.selectbox("test sample", labels, index=0)
-    i = labels.index(choice)
-    cols = st.columns(2)
-    L = a["sample_last_attention"].shape[1]
-    layer = cols[0].slider("layer (attention of the last position)", 0, L - 1, 0) if L > 1 else 0
-    cols[0].plotly_chart(plots.attention_on_image(a["sample_images"][i], a["sample_last_attention"][i],
-                                                  str(a["sample_questions"][i]), layer=layer,
-                                                  object_patches=a["sample_object_patches"][i]),
-                         width="stretch")
-    names = [str(n) for n in a["edge_names"]]
-    cols[1].plotly_chart(plots.edge_curves(a["sample_scores"][i], names, int(result.config.get("window", 1)),
-                                           title="Knockout curves for this question"),
-                         width="stretch")
-
-
 # ---------------------------------------------------------------- Hugging Face LLaVA
 def run_llava(config: Config) -> Result:
     """The knockout sweep on a Hugging Face LLaVA (``model: hf-llava:<hub name | directory | tiny-random>``).

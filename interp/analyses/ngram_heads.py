@@ -630,23 +630,3 @@ def _criteria(result: Result, acc, tvd, best, drop_top, drop_random, overlap, or
         description="accuracy drop when the top n-gram heads are ablated minus the mean drop for random heads")
     add("ngram_layer_lifts_lstm", acc["lstm_ngram"] - acc["lstm"], ">=", 0.05, kind="claim",
         description="accuracy of LSTM + n-gram layers minus the plain LSTM")
-
-
-def dashboard(result: Result, st) -> None:
-    """Custom panel: the per-model table (accuracy, true TVD, the paper's 2x TVD) and the best head."""
-    m = result.metrics
-    if "accuracy" not in m:
-        return
-    st.subheader("Models and baselines on unseen DFAs")
-    st.caption(m.get("tvd_note", ""))
-    rows = [{"model": k, "accuracy": m["accuracy"][k], "TVD": m["tvd"][k],
-             "2x TVD (as the paper's code)": m["tvd_l1_as_in_paper"][k]} for k in m["accuracy"]]
-    st.dataframe(rows)
-    best = m.get("best_ngram_head") or {}
-    if "layer" in best:
-        st.markdown(f"Best n-gram head in layers >= 1: **L{best['layer']}H{best['head']}** ({best['n']}-gram), "
-                    f"attention mass {best['mass']:.2f}, {best['ratio']:.2f}x uniform causal attention.")
-    abl = m.get("ablation") or {}
-    if abl:
-        st.markdown(f"Ablating the top heads {abl['top_heads']} ({abl['how']}) drops accuracy by "
-                    f"{abl['drop_top']:.3f}; random head sets by {abl['drop_random_mean']:.3f} on average.")

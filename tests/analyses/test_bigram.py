@@ -94,7 +94,9 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
         def __getattr__(self, name):
             return lambda *a, **k: seen.append(name)
 
-    bigram_subnetwork.dashboard(interp.Result.load(tmp_path / "run"), FakeStreamlit())
+    from tests.conftest import load_panel
+
+    load_panel("bigram")(interp.Result.load(tmp_path / "run"), FakeStreamlit())
     assert seen.count("dataframe") == 2
     back = interp.Result.load(tmp_path / "run")
     assert back.figure("sweep") is not None and back.figure("residual") is not None

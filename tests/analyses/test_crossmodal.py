@@ -233,7 +233,9 @@ def test_crossmodal_runs_end_to_end_on_a_tiny_vlm(tiny_vlm_dir, tmp_path):
     # the dashboard panel reads the saved result and draws the chosen sample's curves
     from unittest.mock import MagicMock
 
-    from interp.analyses.crossmodal import dashboard
+    from tests.conftest import load_panel
+
+    dashboard = load_panel("crossmodal")
     from interp.results import Result
 
     r.save(tmp_path / "run")

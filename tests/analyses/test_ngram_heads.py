@@ -191,7 +191,9 @@ def test_ngram_heads_end_to_end_tiny():
                                    "probe"}
     assert result.arrays["head_mass_2gram"].shape == (2, 2)
     # the dashboard panel only reads the result
-    from interp.analyses.ngram_heads import dashboard
+    from tests.conftest import load_panel
+
+    dashboard = load_panel("ngram_heads")
 
     calls = []
 

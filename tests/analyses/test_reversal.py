@@ -239,16 +239,19 @@ class _FakeStreamlit:
 
 
 def _check_dashboard(result, tmp_path):
+    from tests.conftest import load_panel
+
+    dashboard = load_panel("reversal")
     st = _FakeStreamlit()
-    R.dashboard(result, st)
+    dashboard(result, st)
     frames = [x for kind, x in st.shown if kind == "dataframe"]
     assert frames and set(frames[0]["model"].str.split(" ").str[0]) == {"causal", "MLM-U"}
     assert (frames[0]["rank"] == 1).sum() == 2
     st = _FakeStreamlit(prompt="who is zzzunknown")
-    R.dashboard(result, st)
+    dashboard(result, st)
     assert any(kind == "warning" and "unknown words" in msg for kind, msg in st.shown)
     # a model missing from disk is a message, not a traceback
     result.metrics["models"][0]["path"] = str(tmp_path / "gone")
     st = _FakeStreamlit()
-    R.dashboard(result, st)
+    dashboard(result, st)
     assert any(kind == "warning" and "not available" in msg for kind, msg in st.shown)

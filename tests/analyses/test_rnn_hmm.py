@@ -199,7 +199,9 @@ def test_end_to_end_on_two_tiny_rnns(tmp_path, n_states, d_hidden, source):
 
 
 def test_dashboard_panel_reads_a_saved_result():
-    from interp.analyses.rnn_hmm import dashboard
+    from tests.conftest import load_panel
+
+    dashboard = load_panel("rnn_hmm")
     from interp.results import Result
 
     calls = []

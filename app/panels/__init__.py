@@ -1,0 +1,1 @@
+"""Dashboard panels, one per analysis (``panels/<analysis>.py``), each ``dashboard(result, st)``."""
