@@ -1,6 +1,6 @@
 """interp: a mechanistic-interpretability workbench.
 
-Public API (see README.md and ../shared/DESIGN.md)::
+Public API (see README.md and docs/architecture.md)::
 
     import interp
     m = interp.load_model("zoo:code-lm-tiny")

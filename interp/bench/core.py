@@ -15,7 +15,7 @@ from interp.results import Result
 
 log = logging.getLogger(__name__)
 
-# Every fixed target of PERFORMANCE.md: criterion name -> (op, threshold). Early stop adds
+# Every fixed performance target (docs/performance.md): criterion name -> (op, threshold). Early stop adds
 # ``early_stop_layer{l}_over_full`` (<= (l+1)/L + 0.05) per measured layer.
 TARGETS: dict[str, tuple[str, float]] = {
     "collect_over_bare_transformer_compute": ("<=", 1.05),
@@ -52,7 +52,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "spec"  # "spec": untrained models built from the sizes below; or a zoo name / directory
-    n_layers: int = 4  # the transformer (PERFORMANCE.md: 4 layers, d_model 256)
+    n_layers: int = 4  # the transformer (docs/performance.md: 4 layers, d_model 256)
     d_model: int = 256
     n_heads: int = 4
     n_ctx: int = 128

@@ -2,7 +2,7 @@
 
 ``collect`` runs a zoo transformer's native module tree (bridge wrappers peeled off, same
 parameters) and reads each requested name off the module listed here. One registration
-point (STYLE.md rule 4); tests/tracing/test_collect.py checks every entry against the
+point (docs/architecture.md, adapters); tests/tracing/test_collect.py checks every entry against the
 bridge's own hooks.
 """
 
@@ -30,7 +30,7 @@ class Point(NamedTuple):
 
 
 # TransformerLens hook name -> native module, per native model class. "{l}" is a layer.
-# The one registration point (STYLE.md rule 4); tests/tracing/test_collect.py checks
+# The one registration point (docs/architecture.md, adapters); tests/tracing/test_collect.py checks
 # every entry against the bridge's own hooks on several architectures.
 ADAPTERS: dict[str, dict[str, Point]] = {
     "NativeModel": {  # TransformerBridge.boot_native: the zoo transformers

@@ -6,7 +6,7 @@
     store["blocks.0.hook_resid_post"]          # [N, T, d_model]
     store = interp.collect(m, texts, hooks=[...], positions="last", out="acts/run1")
 
-How it stays fast and small (targets and measurements: ../shared/PERFORMANCE.md,
+How it stays fast and small (targets and measurements: docs/performance.md,
 ``interp bench``):
 
 - Plain torch hooks on plain modules. A zoo transformer (a TransformerLens bridge over a

@@ -6,7 +6,7 @@ hard-wired n-gram layers (m = 1, 2). The loss is next-token cross-entropy on sym
 targets only: targets that are the separator (when a string ends is random) or padding
 are masked. Batches are packed by prompt length (:func:`interp.data.ngram_heads.packed_batch_fn`).
 
-Sizes follow PAPERS.md section 2's scale-down: 2,400 steps of batch 32 (the transformer's
+Sizes follow the scale-down in docs/analyses/ngram_heads.md: 2,400 steps of batch 32 (the transformer's
 n-gram heads formed at steps ~900-1,300 in a probe), 2,500 training DFAs; ``-full``
 recipes train longer on 5,000 DFAs; ``-tiny`` recipes exist for tests.
 """
