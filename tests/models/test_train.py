@@ -87,4 +87,4 @@ def test_a_planted_checkpoint_is_refused_and_never_run(tmp_path):
         train(torch.nn.Linear(5, 1), batch_fn, loss_fn, TrainConfig(steps=5), checkpoint_dir=tmp_path)
     assert not marker.exists()
     # the plant is real: the file calls a global outside the allowed set (read without running it)
-    assert any("touch" in g for g in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "train_state.pt"))
+    assert "builtins.getattr" in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "train_state.pt")
