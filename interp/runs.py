@@ -11,10 +11,11 @@ An experiment is ``experiments/<name>.yaml``: the analysis it runs and its prese
 ``interp run <experiment> --preset quick --set seed=3`` validates the preset plus overrides
 against the analysis's ``Config``, runs it, and writes atomically::
 
-    runs/<experiment>/<YYYYmmdd-HHMMSS>-<hash>/
+    runs/<experiment>/<YYYYmmdd-HHMMSS>.<microseconds>-<config hash>-<random>/
         config.json  metrics.json  arrays/*.npy  figures/*.json  log.txt  run.json
 
-A crash leaves only a hidden ``.tmp`` directory, never a half run that looks complete.
+A crash leaves only a hidden ``.tmp`` directory, never a half run that looks complete (stale
+ones are removed after a day). Two runs never share a directory, and no run replaces another.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from interp.utils import REPO_ROOT, atomic_path, config_hash, read_json, runs_dir, unknown_name_error, write_json
+from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_json, runs_dir, unknown_name_error,
+                          write_json)
 
 log = logging.getLogger("interp")
 
@@ -156,10 +158,16 @@ def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, r
 def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysis: str, *,
               root: Optional[Path] = None) -> Path:
     """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    import secrets
+
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     dump = cfg.model_dump(mode="json")
-    run_path = Path(root or runs_dir()) / name / f"{stamp}-{config_hash(dump, 6)}"
-    with atomic_path(run_path) as tmp:
+    # microseconds + randomness: two identical runs started together get two directories
+    run_id = f"{stamp}.{int(now % 1 * 1e6):06d}-{config_hash(dump, 6)}-{secrets.token_hex(2)}"
+    run_path = Path(root or runs_dir()) / name / run_id
+    clean_stale_tmp(run_path.parent)
+    with atomic_path(run_path, replace=False) as tmp:
         tmp.mkdir(parents=True)
         handler = logging.FileHandler(tmp / "log.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
