@@ -118,6 +118,8 @@ def collect(
         model_id=str(m.model_id), hooks=hooks, positions=pos_key,
         dtype=torch_dtype_name(dtype) if dtype is not None else None, n_items=n,
         n_tokens=n_tokens(x, lens), dataset_sha256=fingerprint(x, lens),
+        # only a store on disk can be resumed, so only it pays for hashing the weights
+        weights_sha256=weights_fingerprint(m) if out is not None else "",
     )
     tokens = x if not x.dtype.is_floating_point else None
     if out is None:
@@ -226,4 +228,21 @@ def fingerprint(x: torch.Tensor, lens: torch.Tensor | None) -> str:
     h.update(memoryview(to_numpy(x).reshape(-1).view(np.uint8)))
     if lens is not None:
         h.update(lens.numpy().tobytes())
+    return h.hexdigest()
+
+
+def weights_fingerprint(m: Any) -> str:
+    """sha256 over every parameter and buffer (names, shapes, dtypes, bytes) of ``m.module``: a
+    store remembers which weights made it, so a resume with changed weights is refused.
+    About a second per GB of weights; each tensor is read once, on the CPU."""
+    h = hashlib.sha256()
+    module = getattr(m, "module", m)
+    seen = set()
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t.data_ptr() in seen:  # a bridge aliases each weight under several names
+            continue
+        seen.add(t.data_ptr())
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
     return h.hexdigest()
