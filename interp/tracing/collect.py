@@ -113,6 +113,9 @@ def collect(
     n = len(x)
     if n == 0:
         raise ValueError("dataset is empty")
+    if not x.dtype.is_floating_point or m.d_vocab is not None:
+        m.check_tokens(x)
+    check_positions(positions, x)
     cuda = dev.type == "cuda"
     ident = dict(
         model_id=str(m.model_id), hooks=hooks, positions=pos_key,
@@ -131,6 +134,8 @@ def collect(
     if cuda:
         x = x.pin_memory()
     reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
+    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))):
+        raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
     bs = int(batch_size) if batch_size != "auto" else min(n, 256 if cuda else 64)
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size!r}")
@@ -173,9 +178,24 @@ def collect(
 
 
 # ---------------------------------------------------------------- dataset
+def check_positions(positions: Any, x: torch.Tensor) -> None:
+    """An int position (or a slice's ends) must index the sequence dimension of ``x``."""
+    if x.ndim < 2 or isinstance(positions, str):
+        return
+    T = x.shape[1]
+    ends = [positions] if isinstance(positions, int) else (
+        [p for p in (positions.start, positions.stop) if p is not None] if isinstance(positions, slice) else [])
+    for p in ends:
+        if isinstance(positions, int) and not -T <= p < T:
+            raise ValueError(f"positions={positions} is outside the sequence: inputs have {T} positions "
+                             f"(valid: {-T}..{T - 1}, 'all', 'last', 'mean' or a slice)")
+
+
 def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs ``[N, ...]`` on the CPU, and valid lengths ``[N]`` (or None: no padding known)."""
     text = False
+    if isinstance(dataset, (list, tuple)) and len(dataset) == 0:
+        raise ValueError("dataset is empty: pass texts, token ids [N, pos] or a list of batches")
     if isinstance(dataset, str):
         dataset = [dataset]
     if isinstance(dataset, np.ndarray):
