@@ -77,6 +77,12 @@ def get(name: str) -> Recipe:
     return _RECIPES[name]
 
 
+def unknown(name: str) -> str:
+    """The message for an unknown recipe name (close matches first)."""
+    _discover()
+    return unknown_name_error("zoo recipe", name, sorted(_RECIPES)).args[0]
+
+
 def is_built(name: str) -> bool:
     from interp.models.io import MODEL_FILE
 
