@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from interp.utils import cache_dir, config_hash, file_lock, unknown_name_error
+from interp.utils import cache_dir, clean_stale_tmp, config_hash, file_lock, unknown_name_error
 
 RECIPE_VERSION = 1
 
@@ -97,6 +97,7 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
     r = get(name)
     # one builder at a time per recipe: a second process waits here, then loads what the first built
     with file_lock(r.path.parent / ".locks" / f"{r.path.name}.lock"):
+        clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed over a day ago
         if rebuild and r.path.exists():
             shutil.rmtree(r.path)
         if not (r.path / MODEL_FILE).exists():
