@@ -81,24 +81,6 @@ def _training_keys(model_name: str) -> Optional[set]:
     return train_scene_keys(cfg["n_train"], cfg["seed"], (*QUESTION_TYPES, *training_extra_types(cfg)))
 
 
-def position_groups(batch: dict, samples) -> dict[str, torch.Tensor]:
-    """``[B, T]`` bool groups for one batch of equal-length questions (last = final position)."""
-    from interp.data.crossmodal import N_PATCHES
-
-    tokens = batch["tokens"]
-    B, T = tokens.shape
-    if not bool((batch["last"] == T - 1).all()):
-        raise ValueError("position_groups needs questions of one length (last token at the final position)")
-    pos = torch.arange(T)[None].expand(B, T)
-    image = (pos >= 1) & (pos < 1 + N_PATCHES)
-    last = pos == T - 1
-    question = (pos >= 1 + N_PATCHES) & ~last
-    obj = torch.zeros(B, T, dtype=torch.bool)
-    obj[:, 1 : 1 + N_PATCHES] = torch.from_numpy(np.stack([s.object_patches for s in samples]))
-    return {"image": image, "question": question, "last": last, "all": pos <= T - 1,
-            "object": obj, "nonobject": image & ~obj}
-
-
 def types_at_chance(samples, correct: torch.Tensor, alpha: float = 0.01) -> list[str]:
     """Question types whose accuracy is not significantly above guessing (one-sided binomial
     test at ``alpha`` against :data:`interp.data.crossmodal.CHANCE`)."""
@@ -232,7 +214,7 @@ def knockout_sweeps(m, test, clean: dict, config: Config) -> dict:
     """Every edge and window on every analysed sample (one batch per question length at a time),
     with the everything-cut run, the logit lens and the fast-path checks along the way.
     Per-sample arrays have one row per test question (NaN where not analysed)."""
-    from interp.data.crossmodal import encode
+    from interp.data.crossmodal import encode, position_groups
     from interp.methods.knockout import (answer_prob, clean_cache, fast_vs_full_gap, last_row_knockout,
                                          nothing_blocked_gap, relative_change, sweep)
 
@@ -461,39 +443,16 @@ def run_llava(config: Config) -> Result:
     model's own answers are analysed whatever ``only_correct`` says."""
     import interp
     from interp.data.crossmodal import QUESTION_TYPES, make_samples
-    from interp.methods.knockout import answer_prob, edge_block, relative_change, window
-    from interp.models.llava import hf_knockout_logits, load_llava, synthetic_inputs
+    from interp.models.llava import decoder_layers, load_llava
 
     name = config.model.split(":", 1)[1]
     model, processor, tok = load_llava(name, config.device, config.seed)
     m = interp.wrap(model, tokenizer=tok, model_id=config.model)  # nnsight-traceable handle
-    from interp.models.llava import decoder_layers
-
     L, k = len(decoder_layers(model)), config.window
     test, _ = make_samples(config.n_test, config.seed, "test")
     edges = [(s, d) for s, d in EDGES if (s, d) != ("all", "last")] + [("allbutlast", "last")]
     names = [f"{s}->{d}" for s, d in edges]
-    by_len: dict[int, list[int]] = {}
-    for i, s in enumerate(test):
-        by_len.setdefault(len(s.question.split()), []).append(i)
-    scores = np.full((len(test), len(edges), L), np.nan)
-    correct = np.zeros(len(test), bool)
-    for _, idx in sorted(by_len.items()):
-        for part in _batches(idx, config.batch_size):
-            samples = [test[i] for i in part]
-            inputs, groups = synthetic_inputs(model, processor, tok, samples, config.device)
-            groups["allbutlast"] = groups["all"] & ~groups["last"]
-            B, T = inputs["input_ids"].shape
-            clean = hf_knockout_logits(model, inputs, torch.zeros(B, T, T, dtype=torch.bool), [])
-            answer = clean.argmax(-1).cpu()
-            words = [tok.decode([int(a)]).strip().lower() for a in answer]
-            correct[part] = [w == s.answer for w, s in zip(words, samples)]
-            p_base = answer_prob(clean.cpu(), answer)
-            for e, (src, dst) in enumerate(edges):
-                block = edge_block(groups[dst], groups[src])
-                for l in range(L):
-                    p = answer_prob(hf_knockout_logits(model, inputs, block, window(l, k, L)).cpu(), answer)
-                    scores[part, e, l] = relative_change(p, p_base).numpy()
+    scores, correct = llava_sweep(model, processor, tok, test, edges, config)
     use = [i for i in range(len(test)) if correct[i] or not config.only_correct or name == "tiny-random"]
     if not use:
         raise ValueError(f"{config.model} answered none of the {len(test)} questions correctly")
@@ -524,3 +483,34 @@ def run_llava(config: Config) -> Result:
     result.figures.update({"knockout_edges": plots.edge_curves(mean, names, k),
                            "knockout_by_type": plots.edges_by_type(by_type, names, types, k)})
     return result
+
+
+def llava_sweep(model, processor, tok, test, edges: list, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``[n_test, E, L]`` of every edge and window (full recomputes with the additive-mask
+    edit) and whether each of the model's own answers is correct ``[n_test]``."""
+    from interp.methods.knockout import answer_prob, edge_block, relative_change, window
+    from interp.models.llava import decoder_layers, hf_knockout_logits, synthetic_inputs
+
+    L, k = len(decoder_layers(model)), config.window
+    by_len: dict[int, list[int]] = {}
+    for i, s in enumerate(test):
+        by_len.setdefault(len(s.question.split()), []).append(i)
+    scores = np.full((len(test), len(edges), L), np.nan)
+    correct = np.zeros(len(test), bool)
+    for _, idx in sorted(by_len.items()):
+        for part in _batches(idx, config.batch_size):
+            samples = [test[i] for i in part]
+            inputs, groups = synthetic_inputs(model, processor, tok, samples, config.device)
+            groups["allbutlast"] = groups["all"] & ~groups["last"]
+            B, T = inputs["input_ids"].shape
+            clean = hf_knockout_logits(model, inputs, torch.zeros(B, T, T, dtype=torch.bool), [])
+            answer = clean.argmax(-1).cpu()
+            words = [tok.decode([int(a)]).strip().lower() for a in answer]
+            correct[part] = [w == s.answer for w, s in zip(words, samples)]
+            p_base = answer_prob(clean.cpu(), answer)
+            for e, (src, dst) in enumerate(edges):
+                block = edge_block(groups[dst], groups[src])
+                for l in range(L):
+                    p = answer_prob(hf_knockout_logits(model, inputs, block, window(l, k, L)).cpu(), answer)
+                    scores[part, e, l] = relative_change(p, p_base).numpy()
+    return scores, correct
