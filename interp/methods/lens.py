@@ -3,8 +3,10 @@
 One reader for every caller (the model report, the cross-modal analysis, the bigram
 residual maps, the live explorer). It uses the bridge's ``ln_final`` and ``unembed``
 components, i.e. the very modules the forward pass ends with, so the lens at the last
-residual stream *is* the model's logits (bit for bit on a TransformerLens bridge: zoo
-transformers, our VLM, Hugging Face models booted with ``boot_transformers``).
+residual stream *is* the model's logits on a TransformerLens bridge (zoo transformers, our
+VLM, Hugging Face models booted with ``boot_transformers``): bit for bit when read at every
+position, up to float rounding (~1e-7) when a few positions are read alone, since the
+matrix products then run on other shapes than in the forward.
 
     stream = residual_stream(m, tokens)              # m.resid_names(), captured in one forward
     logits = lens_logits(m, stream)                  # [L + 1, batch, pos, vocab]
