@@ -263,12 +263,12 @@ def lambda_sweep(su: Setup, config: Config) -> tuple[list[dict], list]:
     from interp.models.recipes.code_lm import lm_batches
 
     m, table = su.m, su.table
+    target_fn = lambda tokens: table[tokens]  # noqa: E731  [batch, pos, vocab]
     sweep, masks = [], []
     for i, lam in enumerate(config.lambdas):
         t0 = time.time()
         res = train_mask(m, lm_batches(su.train_stream, su.seq_len, config.batch_size, config.seed * 1000 + i),
-                         lambda tokens: table[tokens], mask_config(config, lam), sites=su.sites,  # [batch, pos, vocab]
-                         desc=f"bigram mask lambda={lam}")
+                         target_fn, mask_config(config, lam), sites=su.sites, desc=f"bigram mask lambda={lam}")
         sub_s = surprisals(m, su.eval_tokens, res.mask)
         res.logits.train()  # the soft mask sigmoid(T*s) at the final T, for the soft/hard gap
         soft_s = surprisals(m, su.eval_tokens, _SoftMask(res.logits))
