@@ -173,7 +173,7 @@ def load_vlm(config: Config):
     return m
 
 
-def test_questions(config: Config) -> tuple[list, Optional[set]]:
+def unseen_questions(config: Config) -> tuple[list, Optional[set]]:
     """The test questions (scenes disjoint from the model's training set where it is known)
     and the training scene keys (None: unknown)."""
     from interp.data.crossmodal import make_samples
@@ -317,7 +317,7 @@ def run(config: Config) -> Result:
     if config.model.startswith("hf-llava:"):
         return run_llava(config)
     m = load_vlm(config)
-    test, keys = test_questions(config)
+    test, keys = unseen_questions(config)
     clean = clean_answers(m, test, config)
     sw = knockout_sweeps(m, test, clean, config)
     fast_gap64 = fast_vs_full_float64(m, sw["checks"], config.window)
