@@ -30,7 +30,7 @@ Positions = Union[None, int, Sequence[int]]
 
 def unembed(m: Any, resid: torch.Tensor, *, norm: bool = True) -> torch.Tensor:
     """Logits ``[..., d_vocab]`` read from residual vectors ``resid [..., d_model]`` through the
-    model's final norm (``norm=True``; skipped when False) and its unembedding."""
+    model's final norm (``norm=True``; skipped when False) and its unembedding (no autograd graph)."""
     bridge = m.module
     if not (hasattr(bridge, "unembed") and hasattr(bridge, "ln_final")):
         raise TypeError(f"the logit lens needs a TransformerLens bridge with ln_final and unembed; "
