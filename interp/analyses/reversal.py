@@ -36,7 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
-from interp.data.reversal import DIRECTIONS, GROUPS, OBJECTIVE_NAMES, SPLITS, TRAINED, FactSet
+from interp.data.reversal import DIRECTIONS, GROUPS, OBJECTIVE_NAMES, SPLITS, TRAINED, FactSet  # noqa: F401 (OBJECTIVE_NAMES: for the dashboard)
 from interp.results import Result
 
 log = logging.getLogger(__name__)

@@ -101,10 +101,11 @@ def rollout(m, n: int, T: int, seed: int, edits: Optional[dict] = None, h_captur
 
     g = torch.Generator().manual_seed(seed)
     x = m.module.noise(n, T, g)
-    out, acts = trace(m, x, capture=["rnn.hook_h"] if h_capture else [], edits=edits)
+    name = m.hook("rnn.hook_h")
+    out, acts = trace(m, x, capture=[name] if h_capture else [], edits=edits)
     with torch.no_grad():
         y = m.module.sample_outputs(x, generator=g, logits=out).argmax(-1)
-    return x, acts.get("rnn.hook_h"), out, y
+    return x, acts.get(name), out, y
 
 
 def pca(X: np.ndarray, k: int = 3):
