@@ -109,7 +109,11 @@ def rollout(m, n: int, T: int, seed: int, edits: Optional[dict] = None, h_captur
 
 
 def pca(X: np.ndarray, k: int = 3):
-    """(mean, components [k, d], explained variance ratio [k]) of rows of X."""
+    """(mean, components [k, d], explained variance ratio [k]) of rows of X.
+
+    numpy's SVD rather than ``sklearn.decomposition.PCA``: sklearn flips component signs
+    (``svd_flip``), which would mirror the stored orbit PCs and the figures, and its float32
+    explained-variance ratio differs by ~1e-7 from this one (the PC1 criterion's value)."""
     mu = X.mean(0)
     U, S, Vt = np.linalg.svd(X - mu, full_matrices=False)
     var = S**2 / max(1, len(X) - 1)
