@@ -140,6 +140,21 @@ def test_probe_recovers_a_linear_code_and_is_at_chance_on_noise():
     assert np.mean(accs) < 0.5
 
 
+def test_probe_penalty_is_l2_times_the_mean_feature_variance():
+    """The probe is the closed-form ridge on centred features with penalty l2 * sum of the
+    feature variances / d (times n), intercept unpenalised."""
+    from interp.methods.probes import fit_ridge
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 10)) * rng.uniform(0.1, 4, 10) + 2.0
+    y = rng.normal(size=(60, 4))
+    l2 = 0.05
+    xc = x - x.mean(0)
+    w = np.linalg.solve(xc.T @ xc + l2 * (xc**2).sum(0).mean() * np.eye(10), xc.T @ (y - y.mean(0)))
+    x_new = rng.normal(size=(7, 10))
+    np.testing.assert_allclose(fit_ridge(x, y, l2).predict(x_new), (x_new - x.mean(0)) @ w + y.mean(0), rtol=1e-9)
+
+
 def _train_tiny(tmp_path, objective: str, steps: int, facts_cfg: FactsConfig, seed: int = 0):
     from interp.models.io import save_model
 
