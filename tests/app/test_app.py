@@ -344,3 +344,100 @@ def test_model_report_page_with_a_fake_result(roots):
     assert not at.exception and not at.error
     assert at.title[0].value == analyses.get("model_report").title
     assert len(at.get("plotly_chart")) == 2
+
+
+# ------------------------------------------------------------------ benchmark runs
+def make_bench_run(root: Path, stamp: str = "20240301-000000-cccccc") -> Path:
+    """A run as ``interp bench`` writes it: analysis "bench", target criteria only."""
+    result = Result("bench", {"preset": "quick"}, {"table": [{"item": "collection", "median_ms": 1.0}]})
+    result.add_criterion("collect_vs_bare_forward", 1.05, "<=", 1.1, kind="target", description="ratio")
+    result.add_criterion("disk_vs_memory", 3.0, "<=", 2.0, kind="target", description="ratio")
+    path = root / "bench" / stamp
+    result.save(path)
+    write_json(path / "run.json", {"experiment": "bench", "preset": "quick", "analysis": "bench",
+                                   "created": stamp[:15]})
+    return path
+
+
+def test_home_lists_a_benchmark_run_with_its_targets(roots, fake_analysis):
+    make_run(roots)
+    make_bench_run(roots)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    assert list(frames(at)[0]["run"]) == ["bench/20240301-000000-cccccc", "fake_exp/20240131-094501-abcdef"]
+    body = texts(at)  # the newest run (the benchmark) is selected
+    assert "Performance targets: 1 of 2 met" in body and "missed: `disk_vs_memory`" in body
+    assert "The performance target `disk_vs_memory` is missed in this run: 3, needed <= 2 (ratio)." in body
+    assert "Paper claims" not in body and "sanity check(s) FAILED" not in body  # a target is not a claim
+    verdicts = frames(at)[1].set_index("name")["verdict"]
+    assert verdicts.to_dict() == {"collect_vs_bare_forward": "met (target)", "disk_vs_memory": "missed (performance target)"}
+    assert "has no page" in body and not at.button  # no analysis page to open
+    at.selectbox[0].set_value("fake_exp/20240131-094501-abcdef").run()
+    assert not at.exception and at.button[0].label == "Open the fake_analysis page for this run"
+
+
+def test_benchmark_runs_are_not_on_analysis_pages(roots, fake_analysis):
+    make_bench_run(roots)
+    at = analysis_page()
+    assert not at.exception and not at.error
+    assert "No runs of `fake_analysis` yet" in at.info[0].value
+
+
+# ------------------------------------------------------------------ panels
+ANALYSES = ("model_report", "bigram", "ngram_heads", "rnn_hmm", "sae_circuits", "crossmodal", "reversal")
+
+
+class RecordingSt:
+    """Enough of streamlit for a panel: records every call, returns the first option / default."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, tuple]] = []
+
+    def columns(self, spec, **kw):
+        return [self] * (spec if isinstance(spec, int) else len(spec))
+
+    def selectbox(self, label, options, index=0, **kw):
+        return list(options)[index]
+
+    def slider(self, label, lo, hi, value=None, **kw):
+        return lo if value is None else value
+
+    def __getattr__(self, name):
+        return lambda *a, **k: self.calls.append((name, a))
+
+
+@pytest.mark.parametrize("name", ANALYSES)
+def test_every_analysis_has_a_panel_that_reads_a_bare_result(name):
+    """``app/panels/<name>.py`` exists, and its panel survives a result with no metrics."""
+    from tests.conftest import load_panel
+
+    assert (APP_DIR / "panels" / f"{name}.py").exists()
+    load_panel(name)(Result(name), RecordingSt())
+
+
+def test_reversal_panel_reads_the_result_and_loads_no_model(monkeypatch):
+    """The reversal panel names the run's models and example questions, and sends the user to the
+    Explore page: loading a model here would raise."""
+    import interp
+    import interp.models.builders as builders
+    from interp.data.reversal import FactsConfig
+    from tests.conftest import load_panel
+
+    def no_model(*a, **k):
+        raise AssertionError("a panel loaded a model")
+
+    monkeypatch.setattr(interp, "load_model", no_model)
+    monkeypatch.setattr(builders, "load_model_dir", no_model)
+    facts = FactsConfig(variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0)
+    result = Result("reversal", {}, {
+        "models": [{"variant": "token", "objective": o, "seed": 0, "name": f"zoo:rev-{o}", "path": "/nowhere"}
+                   for o in ("clm", "mlmu")],
+        "summary": {"token/clm": {"same_direction_train": 1.0, "reverse_train": 0.0, "chance": 0.25}},
+        "facts": {"token": facts.model_dump(mode="json")}})
+    st = RecordingSt()
+    load_panel("reversal")(result, st)
+    shown = [a[0] for kind, a in st.calls if a]
+    table = next(a for kind, a in st.calls if kind == "dataframe")[0]
+    assert [r["objective"] for r in table] == ["causal LM", "MLM-U"] and table[0]["reversed (acc.)"] == 0.0
+    text = "\n".join(str(x) for x in shown)
+    assert "Explore a model" in text and "never trained" in text
