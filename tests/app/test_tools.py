@@ -285,7 +285,6 @@ def fact_model_dir(tmp_path):
 
 def test_explorer_asks_a_fact_model_on_request(fact_model_dir, tmp_path, monkeypatch):
     import interp
-    import interp.analyses.reversal as R
     from interp.models.recipes.reversal import example_questions
 
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "empty-cache"))
@@ -304,12 +303,17 @@ def test_explorer_asks_a_fact_model_on_request(fact_model_dir, tmp_path, monkeyp
     assert not at.exception and not at.warning
     frame = at.dataframe[0].value
     assert list(frame["rank"]) == [1, 2, 3, 4, 5] and list(frame["log-prob"]) == sorted(frame["log-prob"], reverse=True)
-    # one-token names: the likeliest completion is the greedy one
+    # one-token names: the likeliest completion is the argmax next token (specials excluded)
+    import torch
+
     m = interp.load_model(str(path), device="cpu")
     ids = [m.tokenizer.bos_token_id] + [m.tokenizer.get_vocab()[w] for w in questions[0][0].split()]
-    padded = np.array([ids + [m.tokenizer.pad_token_id] * (facts.seq_len - len(ids))])  # [1, seq_len]
-    greedy = R.complete(m, padded, np.array([len(ids)]), 1)[0]
-    assert frame["completion"][0] == m.tokenizer.decode(greedy.tolist())
+    padded = torch.tensor([ids + [m.tokenizer.pad_token_id] * (facts.seq_len - len(ids))])  # [1, seq_len]
+    with torch.no_grad():
+        lp = m.module(padded)[0, len(ids) - 1].log_softmax(-1)  # [vocab]
+    lp[: len(m.tokenizer.all_special_ids)] = -float("inf")
+    assert frame["completion"][0] == m.tokenizer.decode([int(lp.argmax())])
+    assert frame["log-prob"][0] == pytest.approx(float(lp.max()), abs=1e-3)
     box.set_value("who is zzzunknown").run()
     at.button(key="fact_go").click().run()
     assert not at.exception and any("unknown words" in w.value for w in at.warning)
