@@ -132,7 +132,8 @@ def verdict_strip(result: Result) -> None:
         col.markdown(f"{mark} **{part['text'][0].upper()}{part['text'][1:]}**")
         failing = [c.name for c in crit if c.kind == part["kind"] and not c.holds]
         if failing:
-            shown = ", ".join(f"`{n}`" for n in failing[:3]) + (f" and {len(failing) - 3} more" if len(failing) > 3 else "")
+            more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
+            shown = ", ".join(f"`{n}`" for n in failing[:3]) + more
             col.caption(f"{_FAILING_WORDS[part['kind']]}: {shown}")
     bad_sanity = [c for c in crit if c.kind == "sanity" and not c.holds]
     if bad_sanity:

@@ -370,7 +370,8 @@ def test_home_lists_a_benchmark_run_with_its_targets(roots, fake_analysis):
     assert "The performance target `disk_vs_memory` is missed in this run: 3, needed <= 2 (ratio)." in body
     assert "Paper claims" not in body and "sanity check(s) FAILED" not in body  # a target is not a claim
     verdicts = frames(at)[1].set_index("name")["verdict"]
-    assert verdicts.to_dict() == {"collect_vs_bare_forward": "met (target)", "disk_vs_memory": "missed (performance target)"}
+    assert verdicts.to_dict() == {"collect_vs_bare_forward": "met (target)",
+                                  "disk_vs_memory": "missed (performance target)"}
     assert "has no page" in body and not at.button  # no analysis page to open
     at.selectbox[0].set_value("fake_exp/20240131-094501-abcdef").run()
     assert not at.exception and at.button[0].label == "Open the fake_analysis page for this run"
