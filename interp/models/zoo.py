@@ -51,6 +51,8 @@ def recipe(name: str, config: BaseModel, description: str = "", prompts: Sequenc
     inputs the model reads well (the explorer's default prompt is the first)."""
 
     def deco(build: Callable[[BaseModel], Any]):
+        if not str(build.__module__).startswith("interp.models.recipes."):
+            _discover()  # user code: compare with every zoo recipe, not only those imported so far
         if name in _RECIPES:
             raise ValueError(f"zoo recipe {name!r} is registered twice "
                              f"({_RECIPES[name].build.__module__} and {build.__module__})")
