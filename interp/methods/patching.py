@@ -1,9 +1,9 @@
 """Activation patching and attribution patching per attention head (and position).
 
 Works on any TransformerLens-backed :class:`interp.Model` with a per-layer ``hook_z``
-(``m.hook("z", l)``; zoo transformers, ``hf:`` models, save_pretrained directories). A *metric* is
-``fn(logits [b, pos, vocab], idx [b]) -> [b]``, where ``idx`` are the indices of the prompts
-in the batch (so it can look up each prompt's answer); effects are
+(``m.hook("z", l)``: zoo transformers, ``hf:`` models, save_pretrained directories). A
+*metric* is ``fn(logits [b, pos, vocab], idx [b]) -> [b]``, where ``idx`` are the indices of
+the prompts in the batch (so it can look up each prompt's answer); effects are
 ``metric(patched) - metric(clean)`` per prompt.
 
 Sources (what a head's output is replaced by):
@@ -35,6 +35,7 @@ from interp.tracing.trace import trace
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Source = Literal["counterfactual", "zero", "mean"]
 Tokens = Union[Int[torch.Tensor, "n pos"], Sequence[str]]  # token ids, or text that Model.prepare tokenizes
+HookZ = Float[torch.Tensor, "n pos head d_head"]  # one layer's hook_z over n prompts
 HeadEffects = Union[Float[torch.Tensor, "n layers heads"], Float[torch.Tensor, "n layers heads pos"]]
 
 
@@ -55,7 +56,7 @@ def _z(m: Model, tokens: torch.Tensor, batch_size: int) -> dict[str, torch.Tenso
 
 def sources(m: Model, clean: Int[torch.Tensor, "n pos"], source: Source = "counterfactual",
             corrupt: Optional[Int[torch.Tensor, "n pos"]] = None, batch_size: int = 64
-            ) -> tuple[dict[str, Float[torch.Tensor, "n pos head d_head"]], dict[str, Float[torch.Tensor, "n pos head d_head"]]]:
+            ) -> tuple[dict[str, HookZ], dict[str, HookZ]]:
     """``(clean_z, source_z)``: per layer ``hook_z`` ``[n, pos, head, d_head]`` on the clean
     prompts and the values that patching puts in their place."""
     clean_z = _z(m, clean, batch_size)

@@ -147,7 +147,8 @@ def code_shift_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
     return {"z": z, "stat": stat, "p": p}
 
 
-def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]], seed: int) -> Bool[np.ndarray, " n"]:
+def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]],
+                    seed: int) -> Bool[np.ndarray, " n"]:
     """Null-control labels: flipped within each pair at random (or permuted)."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels, dtype=bool)
