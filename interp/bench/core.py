@@ -152,6 +152,10 @@ def _tokens(vocab: int, shape: tuple[int, ...], seed: int):
 
 
 def _tf_hooks(m) -> list[str]:
-    """The benchmark's chosen hooks: resid_post and hook_z of every layer."""
-    return [f"blocks.{l}.{h}" for l in range(m.n_layers) for h in ("attn.hook_z", "hook_resid_post")]
+    """The benchmark's chosen hooks: hook_z and resid_post of every layer, in execution order."""
+    return [m.hook(kind, l) for l in range(m.n_layers) for kind in ("z", "resid_post")]
 
+
+def _resid_hooks(m) -> list[str]:
+    """Every block's ``hook_resid_post`` (memory, disk: one activation per layer)."""
+    return [m.hook("resid_post", l) for l in range(m.n_layers)]
