@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from interp.utils import cache_dir, config_hash, unknown_name_error
+from interp.utils import cache_dir, clean_stale_tmp, config_hash, file_lock, unknown_name_error
 
 RECIPE_VERSION = 1
 
@@ -77,6 +77,12 @@ def get(name: str) -> Recipe:
     return _RECIPES[name]
 
 
+def unknown(name: str) -> str:
+    """The message for an unknown recipe name (close matches first)."""
+    _discover()
+    return unknown_name_error("zoo recipe", name, sorted(_RECIPES)).args[0]
+
+
 def is_built(name: str) -> bool:
     from interp.models.io import MODEL_FILE
 
@@ -89,14 +95,17 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
     from interp.models.io import MODEL_FILE, save_model
 
     r = get(name)
-    if rebuild and r.path.exists():
-        shutil.rmtree(r.path)
-    if not (r.path / MODEL_FILE).exists():
-        model = r.build(r.config)
-        model.model_id = f"zoo:{name}"
-        save_model(model, r.path, extra={"recipe": name, "recipe_key": r.key,
-                                         "recipe_config": r.config.model_dump(mode="json"),
-                                         "train_log": getattr(model, "train_log", None)})
+    # one builder at a time per recipe: a second process waits here, then loads what the first built
+    with file_lock(r.path.parent / ".locks" / f"{r.path.name}.lock"):
+        clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed over a day ago
+        if rebuild and r.path.exists():
+            shutil.rmtree(r.path)
+        if not (r.path / MODEL_FILE).exists():
+            model = r.build(r.config)
+            model.model_id = f"zoo:{name}"
+            save_model(model, r.path, extra={"recipe": name, "recipe_key": r.key,
+                                             "recipe_config": r.config.model_dump(mode="json"),
+                                             "train_log": getattr(model, "train_log", None)})
     return load_model_dir(r.path, device=device, model_id=f"zoo:{name}")
 
 

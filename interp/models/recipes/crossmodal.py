@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from interp.models.train import TrainConfig, train
+from interp.models.train import TrainConfig, load_checkpoint, train
 from interp.models.transformer import TransformerSpec
 from interp.models.vlm import VLMSpec, build_vlm, image_embeddings, wrap_vlm
 from interp.models.zoo import recipe, scratch_dir
@@ -132,7 +132,7 @@ def train_vlm(cfg: VLMRecipe):
     log: list[dict] = []
     if cfg.side_stage is not None:
         if done.exists():
-            state = torch.load(done, map_location="cpu", weights_only=False)
+            state = load_checkpoint(done)
             bridge.original_model.load_state_dict(state["model"])
             log = state["log"]
         else:
