@@ -27,13 +27,15 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Literal
+from typing import Annotated, Literal
 
+import annotated_types as at
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from interp.analyses import register
+from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -42,37 +44,72 @@ METHODS = ("paper_node", "paper_edge", "ours", "act_patch", "attr_patch", "rando
 NULLS = ("paper_node", "ours")
 
 
+def _check_task(name: str) -> str:
+    from interp.data.sae_circuits import TASKS
+    from interp.utils import unknown_name_error
+
+    if name not in TASKS:
+        raise ValueError(unknown_name_error("task", name, sorted(TASKS)).args[0])
+    return name
+
+
+def _check_sae_kind(kind: str) -> str:
+    from interp.sae.model import KINDS
+    from interp.utils import unknown_name_error
+
+    if kind not in KINDS:
+        raise ValueError(unknown_name_error("SAE kind", kind, sorted(KINDS)).args[0])
+    return kind
+
+
+Task = Annotated[str, AfterValidator(_check_task)]  # a key of interp.data.sae_circuits.TASKS
+SAEKind = Annotated[str, AfterValidator(_check_sae_kind)]  # a registered SAE kind (interp.sae.KINDS)
+# list items: bounds as annotated_types (a pydantic Field inside a list item hides them from inspection)
+ItemCount = Annotated[int, at.Ge(1), at.Le(MAX_COUNT)]
+ItemFraction = Annotated[float, at.Ge(0.0), at.Le(1.0)]
+
+
 class Config(BaseModel):
     """Settings of the SAE circuit-discovery comparison."""
 
     model_config = ConfigDict(extra="forbid")
 
-    models: list[str] = Field(default_factory=lambda: ["zoo:circuit-lm-s0", "zoo:circuit-lm-s1", "zoo:circuit-lm-s2"])
-    tasks: list[str] = Field(default_factory=lambda: ["induction", "ioi"])
-    n_prompts: int = 50  # positive prompts (each with its counterfactual) every method scores on
-    n_sae_prompts: int = 10  # of those 2 * n_prompts, how many (drawn at random) train the SAE
-    prompt_sweep: list[int] = Field(default_factory=lambda: [5, 10, 20])  # values of n_sae_prompts
-    sweep_seeds: int = 3
-    n_seeds: int = 10
-    n_gt_prompts: int = 100
-    gt_fractions: list[float] = Field(default_factory=lambda: [0.25, 0.375, 0.5])
-    d_sae: int = 200
-    sae_kind: str = "relu"
-    sparsity: float = 0.02
-    sae_lr: float = 1e-3
-    sae_steps: int = 500
+    models: list[ModelName] = Field(default_factory=lambda: ["zoo:circuit-lm-s0", "zoo:circuit-lm-s1",
+                                                             "zoo:circuit-lm-s2"], min_length=1)
+    tasks: list[Task] = Field(default_factory=lambda: ["induction", "ioi"], min_length=1)
+    n_prompts: Count = 50  # positive prompts (each with its counterfactual) every method scores on
+    n_sae_prompts: Count = 10  # of those 2 * n_prompts, how many (drawn at random) train the SAE
+    prompt_sweep: list[ItemCount] = Field(default_factory=lambda: [5, 10, 20])  # values of n_sae_prompts
+    sweep_seeds: Count = 3
+    n_seeds: Count = 10
+    n_gt_prompts: Count = 100
+    gt_fractions: list[ItemFraction] = Field(default_factory=lambda: [0.25, 0.375, 0.5], min_length=1)
+    d_sae: Count = 200
+    sae_kind: SAEKind = "relu"
+    sparsity: Annotated[float, Field(ge=0.0, le=100.0)] = 0.02
+    sae_lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    sae_steps: Count = 500
     # The paper's loss is F.mse_loss on raw head outputs (sae_mse="mean", sae_normalise=False).
     # Our heads write vectors of norm ~1 in d_model=64, where that loss lets L1 win (FVU 0.35-0.5,
     # half the latents dead); scaling inputs to E|x|^2 = 1 and summing the error keeps lambda's
     # meaning scale-free and the SAE faithful (FVU ~0.01-0.03).
     sae_mse: Literal["mean", "sum"] = "sum"
     sae_normalise: bool = True
-    n_perm: int = 200
+    n_perm: Count = 200
     statistic: Literal["chi2", "mi"] = "chi2"
-    check_alpha: float = 0.01  # activation patching at this interpolation must match attribution
-    batch_size: int = 64
-    device: str = "cpu"
-    seed: int = 0
+    check_alpha: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01  # activation patching here must match attribution
+    batch_size: Count = 64
+    device: Device = "cpu"
+    seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _sae_prompts_exist(self) -> "Config":
+        # the SAE trains on prompts drawn from the 2 * n_prompts scored ones; more would be cut silently
+        too_many = [n for n in [self.n_sae_prompts, *self.prompt_sweep] if n > 2 * self.n_prompts]
+        if too_many:
+            raise ValueError(f"n_sae_prompts / prompt_sweep {too_many} exceed the 2 * n_prompts = "
+                             f"{2 * self.n_prompts} prompts the SAE can train on")
+        return self
 
 
 def _seed(*parts) -> int:
