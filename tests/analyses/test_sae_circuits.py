@@ -15,7 +15,7 @@ from interp.results import Result
 
 def _synthetic(seed=0):
     """A config of 2 models x 2 tasks and grids of known random values, shaped as score_all's."""
-    cfg = Config(models=["a", "b"], tasks=["t", "u"], n_seeds=3, prompt_sweep=[4, 8], sweep_seeds=2)
+    cfg = Config(models=["hf:a", "hf:b"], tasks=["ioi", "induction"], n_seeds=3, prompt_sweep=[4, 8], sweep_seeds=2)
     rng = np.random.default_rng(seed)
     M, T, S, K, J = 2, 2, 3, len(METHODS), len(cfg.gt_fractions)
     shapes = {"auc": (S, K, J), "null_auc": (S, len(NULLS), J), "spearman": (S, K), "precision": (S, K),
@@ -24,7 +24,7 @@ def _synthetic(seed=0):
     assert set(shapes) == set(GRIDS)
     grids = {k: rng.random((M, T, *shapes[k])) for k in GRIDS}
     cells = {(m, t): {"gt": {"effect": rng.random(4), "clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9,
-                             "truths": []}, **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "t" else {})}
+                             "truths": []}, **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "ioi" else {})}
              for mi, m in enumerate(cfg.models) for t in cfg.tasks}
     return cfg, grids, cells
 
@@ -35,10 +35,10 @@ def test_summary_and_criteria_read_the_grids():
     ours = METHODS.index("ours")
     assert metrics["auc_mean"]["ours"] == pytest.approx(grids["auc"][..., ours, :].mean())
     assert metrics["auc_by_threshold"]["ours"][1] == pytest.approx(grids["auc"][..., ours, 1].mean())
-    assert metrics["auc_by_model_task"]["b/t"]["ours"] == pytest.approx(grids["auc"][1, 0, :, ours].mean())
+    assert metrics["auc_by_model_task"]["hf:b/ioi"]["ours"] == pytest.approx(grids["auc"][1, 0, :, ours].mean())
     assert metrics["null_auc"]["ours"] == pytest.approx(grids["null_auc"][..., NULLS.index("ours"), :].mean())
     assert metrics["auc_vs_prompts"]["8"]["ours"] == pytest.approx(grids["auc_vs_prompts"][:, :, 1, :, 1].mean())
-    assert metrics["tasks_info"]["a/u"] == {"clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9}
+    assert metrics["tasks_info"]["hf:a/induction"] == {"clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9}
     assert [c["r_small_alpha"] for c in metrics["attribution_check"]] == [0.995, 0.996]  # one per model
     result = Result("sae_circuits", metrics=metrics)
     add_criteria(result, cfg, grids)
@@ -51,6 +51,16 @@ def test_summary_and_criteria_read_the_grids():
     assert crit["sae_pipeline_seconds"].value == grids["seconds"][..., METHODS.index("paper_node")].max()
     assert crit["ours_beats_paper_node"].value == pytest.approx(
         metrics["auc_mean"]["ours"] - metrics["auc_mean"]["paper_node"])
+
+
+def test_config_refuses_what_would_fail_or_be_cut_later():
+    with pytest.raises(ValueError, match="ioi"):
+        Config(tasks=["iio"])  # the valid tasks are named
+    with pytest.raises(ValueError, match="relu"):
+        Config(sae_kind="rellu")
+    with pytest.raises(ValueError, match="n_sae_prompts"):
+        Config(n_prompts=4, n_sae_prompts=10)  # only 8 prompts to train the SAE on
+    assert Config(n_prompts=5, n_sae_prompts=10, prompt_sweep=[5, 10]).n_sae_prompts == 10
 
 
 def _save_models(tmp_path):
