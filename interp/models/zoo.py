@@ -2,6 +2,9 @@
 
 A recipe is a pydantic config plus a ``build(config) -> Model`` function, registered with
 :func:`recipe`. Its identity is a hash of its config: change the recipe and it retrains.
+A recipe also carries example prompts (inputs the model was trained to read: Python code
+for a code LM, template sentences for a circuit LM, ...), kept outside the config so that
+they never change the hash; the dashboard's explorer opens on the first one.
 Recipes live in :mod:`interp.models.recipes`, one module per family, listed in its
 ``FAMILIES`` (imported explicitly, on first use of the registry).
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel
 
@@ -28,6 +31,7 @@ class Recipe:
     config: BaseModel
     build: Callable[[BaseModel], Any]
     description: str
+    prompts: tuple[str, ...] = ()  # example inputs in the model's own language (not part of the key)
 
     @property
     def key(self) -> str:
@@ -42,14 +46,16 @@ _RECIPES: dict[str, Recipe] = {}
 _LOADED = False
 
 
-def recipe(name: str, config: BaseModel, description: str = ""):
-    """Register ``build(config) -> interp.Model`` as zoo recipe ``name``."""
+def recipe(name: str, config: BaseModel, description: str = "", prompts: Sequence[str] = ()):
+    """Register ``build(config) -> interp.Model`` as zoo recipe ``name``; ``prompts`` are example
+    inputs the model reads well (the explorer's default prompt is the first)."""
 
     def deco(build: Callable[[BaseModel], Any]):
         if name in _RECIPES:
             raise ValueError(f"zoo recipe {name!r} is registered twice "
                              f"({_RECIPES[name].build.__module__} and {build.__module__})")
-        _RECIPES[name] = Recipe(name, config, build, description or (build.__doc__ or "").strip().split("\n")[0])
+        _RECIPES[name] = Recipe(name, config, build, description or (build.__doc__ or "").strip().split("\n")[0],
+                                tuple(prompts))
         return build
 
     return deco
