@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+import annotated_types as at
+from pydantic import AfterValidator
 
 MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is a typo
 
@@ -57,9 +58,11 @@ def check_device(device: str) -> str:
 
 ModelName = Annotated[str, AfterValidator(check_model_name)]
 Device = Annotated[str, AfterValidator(check_device)]
-Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]  # how many of something: at least one
-NonNegInt = Annotated[int, Field(ge=0, le=MAX_COUNT)]  # zero allowed (e.g. optional extras)
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy takes seeds in [0, 2^32)
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+# Bounds as annotated-types constraints, so they hold for a field and for the items of a list.
+# NaN fails every bound, and so does infinity.
+Count = Annotated[int, at.Ge(1), at.Le(MAX_COUNT)]  # how many of something: at least one
+NonNegInt = Annotated[int, at.Ge(0), at.Le(MAX_COUNT)]  # zero allowed (e.g. optional extras)
+Seed = Annotated[int, at.Ge(0), at.Le(2**32 - 1)]  # numpy takes seeds in [0, 2^32)
+Fraction = Annotated[float, at.Ge(0.0), at.Le(1.0)]
+PositiveFloat = Annotated[float, at.Gt(0.0), at.Le(1e6)]
+NonNegFloat = Annotated[float, at.Ge(0.0), at.Le(1e6)]

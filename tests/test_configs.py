@@ -46,7 +46,8 @@ def test_random_bad_values_give_a_clean_validation_error(experiment, data):
 
 
 def _has_bounds(metadata) -> bool:
-    kinds = {type(m).__name__ for m in metadata}
+    flat = [x for m in metadata for x in (getattr(m, "metadata", None) or [m])]  # Field(...) holds its own
+    kinds = {type(m).__name__ for m in flat}
     return bool(kinds & {"Ge", "Gt"}) and bool(kinds & {"Le", "Lt"}) or bool(kinds & {"Interval"})
 
 

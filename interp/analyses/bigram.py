@@ -24,14 +24,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
+import annotated_types as at
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
+from interp.fields import MAX_COUNT, Count, Device, Fraction, ModelName, NonNegFloat, PositiveFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -42,28 +44,28 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "zoo:code-lm-tiny"
-    size_models: list[str] = Field(default_factory=list)  # more LMs: one mask each at the chosen lambda
+    model: ModelName = "zoo:code-lm-tiny"
+    size_models: list[ModelName] = Field(default_factory=list)  # more LMs: one mask each at the chosen lambda
     corpus: Optional[str] = None  # None: the zoo recipe's corpus (else stdlib)
-    max_chars: Optional[int] = None  # None: the zoo recipe's (else 400k)
-    corpus_seed: Optional[int] = None  # None: the zoo recipe's seed (so held-out files are the model's)
-    lambdas: list[float] = Field(default_factory=lambda: [1.0, 5.0, 20.0])
-    mask_steps: int = 1000
-    batch_size: int = 16
-    seq_len: int = 128  # clipped to the model's n_ctx
-    lr: float = 1e-2
-    init_logit: float = 0.1
-    temperature_growth: float = 1.004  # paper 1.001; 1.004 lets soft and hard masks agree in ~1k steps
-    max_kept: float = 0.10  # "sparse" for the r criterion and for choosing the main subnetwork
+    max_chars: Optional[Count] = None  # None: the zoo recipe's (else 400k)
+    corpus_seed: Optional[Seed] = None  # None: the zoo recipe's seed (so held-out files are the model's)
+    lambdas: list[PositiveFloat] = Field(default_factory=lambda: [1.0, 5.0, 20.0])
+    mask_steps: Count = 1000
+    batch_size: Count = 16
+    seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 128  # clipped to the model's n_ctx
+    lr: PositiveFloat = 1e-2
+    init_logit: Annotated[float, at.Ge(-100.0), at.Le(100.0)] = 0.1
+    temperature_growth: Annotated[float, at.Ge(1.0), at.Le(2.0)] = 1.004  # paper 1.001; 1.004 lets soft and hard masks agree in ~1k steps
+    max_kept: Fraction = 0.10  # "sparse" for the r criterion and for choosing the main subnetwork
     pruning_mask: bool = True
-    n_null: int = 10_000
-    n_random: int = 3  # random same-structure subnetworks averaged
-    n_eval: int = 64  # held-out sequences for surprisals
-    n_resid: int = 48  # held-out sequences for the residual-stream maps
-    ridge_alpha: float = 1e-2  # relative to the mean eigenvalue of X^T X
-    recall_k: int = 10
-    device: str = "auto"
-    seed: int = 0
+    n_null: Count = 10_000
+    n_random: Count = 3  # random same-structure subnetworks averaged
+    n_eval: Count = 64  # held-out sequences for surprisals
+    n_resid: Annotated[int, at.Ge(4), at.Le(MAX_COUNT)] = 48  # held-out sequences for the residual-stream maps
+    ridge_alpha: NonNegFloat = 1e-2  # relative to the mean eigenvalue of X^T X
+    recall_k: Count = 10
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 # ------------------------------------------------------------------ data

@@ -29,6 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
+from interp.fields import Count, Device, ModelName, NonNegInt, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,15 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "zoo:vlm-tiny"
-    n_test: int = 300
-    window: int = 1
-    batch_size: int = 64
-    n_dashboard_samples: int = 12
+    model: ModelName = "zoo:vlm-tiny"
+    n_test: Count = 300
+    window: Count = 1
+    batch_size: Count = 64
+    n_dashboard_samples: NonNegInt = 12
     only_correct: bool = True  # the paper analyses correctly answered questions only (False: all, for untrained models)
-    check_batches: int = 1  # batches per question type whose fast sweep is compared with a full recompute
-    device: str = "cpu"
-    seed: int = 0
+    check_batches: NonNegInt = 1  # batches per question type whose fast sweep is compared with a full recompute
+    device: Device = "cpu"
+    seed: Seed = 0
 
 
 # ---------------------------------------------------------------- data
@@ -215,8 +216,15 @@ def knockout_sweeps(m, test, clean: dict, config: Config) -> dict:
     with the everything-cut run, the logit lens and the fast-path checks along the way.
     Per-sample arrays have one row per test question (NaN where not analysed)."""
     from interp.data.crossmodal import encode, position_groups
-    from interp.methods.knockout import (answer_prob, clean_cache, fast_vs_full_gap, last_row_knockout,
-                                         nothing_blocked_gap, relative_change, sweep)
+    from interp.methods.knockout import (
+        answer_prob,
+        clean_cache,
+        fast_vs_full_gap,
+        last_row_knockout,
+        nothing_blocked_gap,
+        relative_change,
+        sweep,
+    )
 
     L, k, n = m.n_layers, config.window, len(test)
     out = {"scores": np.full((n, len(EDGES), L), np.nan), "p_base": np.full(n, np.nan),

@@ -11,14 +11,16 @@ the model's logits, an identity edit changes nothing, attention rows sum to one.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Annotated, Literal
 
+import annotated_types as at
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
+from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -29,15 +31,15 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "zoo:code-lm-tiny"
+    model: ModelName = "zoo:code-lm-tiny"
     corpus: str = "stdlib"
-    n_prompts: int = 32
-    seq_len: int = 48
+    n_prompts: Count = 32
+    seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 48
     prompt: str = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\n"
     ablation: Literal["mean", "zero"] = "mean"
-    batch_size: int = 16
-    device: str = "auto"
-    seed: int = 0
+    batch_size: Count = 16
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Tensor:

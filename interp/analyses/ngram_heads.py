@@ -47,6 +47,7 @@ from interp.data.ngram_heads import (
     scored_positions,
     valid_mask,
 )
+from interp.fields import Count, Device, ModelName, NonNegFloat, Seed
 from interp.methods.heads import (
     ablation_edits,
     best_ngram_head,
@@ -72,20 +73,20 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transformer: str = "zoo:icll-transformer"
-    lstm: str = "zoo:icll-lstm"
-    lstm_ngram: str = "zoo:icll-lstm-ngram"
-    n_test_dfas: int = 500
+    transformer: ModelName = "zoo:icll-transformer"
+    lstm: ModelName = "zoo:icll-lstm"
+    lstm_ngram: ModelName = "zoo:icll-lstm-ngram"
+    n_test_dfas: Count = 500
     prompt: PromptConfig = Field(default_factory=PromptConfig)
-    top_heads: int = 2  # heads ablated together
-    random_draws: int = 8  # random head sets of the same size
+    top_heads: Count = 2  # heads ablated together
+    random_draws: Count = 8  # random head sets of the same size
     ablation: Literal["mean", "zero"] = "mean"
-    n_ablation_prompts: int = 250
-    probe_ridge: float = 1e-2  # probe penalty ridge * n_train on the weights (not scaled by their variance)
-    max_probe_positions: int = 20000
-    batch_size: int = 64
-    device: str = "auto"
-    seed: int = 0
+    n_ablation_prompts: Count = 250
+    probe_ridge: NonNegFloat = 1e-2  # probe penalty ridge * n_train on the weights (not scaled by their variance)
+    max_probe_positions: Count = 20000
+    batch_size: Count = 64
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 # --------------------------------------------------------------------------- data

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
 from interp.data.reversal import DIRECTIONS, GROUPS, OBJECTIVE_NAMES, SPLITS, TRAINED, FactSet  # noqa: F401 (OBJECTIVE_NAMES: for the dashboard)
+from interp.fields import Count, Device, ModelName, NonNegFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,17 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # A zoo name or directory pattern with {variant}, {objective}, {size} and {seed} fields.
-    model: str = "zoo:reversal-{variant}-{objective}-{size}-s{seed}"
+    model: ModelName = "zoo:reversal-{variant}-{objective}-{size}-s{seed}"
     size: Literal["quick", "full"] = "quick"
     variants: list[Literal["token", "text"]] = Field(default_factory=lambda: ["token", "text"])
     objectives: list[Literal["clm", "mlm15", "mlmu"]] = Field(default_factory=lambda: ["clm", "mlm15", "mlmu"])
-    n_seeds: int = 1  # model seeds: seed, seed+1, ..., seed+n_seeds-1
-    n_random: int = 5  # random same-group targets per fact in the log-prob test
-    logprob_templates: int = 3  # templates per split scored by log-prob (all are scored by accuracy)
-    probe_l2: float = 1e-2  # ridge penalty, relative to the mean feature variance
-    batch_size: int = 512
-    device: str = "auto"
-    seed: int = 0
+    n_seeds: Count = 1  # model seeds: seed, seed+1, ..., seed+n_seeds-1
+    n_random: Count = 5  # random same-group targets per fact in the log-prob test
+    logprob_templates: Count = 3  # templates per split scored by log-prob (all are scored by accuracy)
+    probe_l2: NonNegFloat = 1e-2  # ridge penalty, relative to the mean feature variance
+    batch_size: Count = 512
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 # ----------------------------------------------------------------------- models

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
 from interp.data.rnn_hmm import REGION_NAMES, fidelity, regions, residency
+from interp.fields import Count, Device, Fraction, ModelName, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -42,30 +43,30 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "zoo:hmm-chain2-h50"
+    model: ModelName = "zoo:hmm-chain2-h50"
     # more trainings of the same task (other seeds), each counted as trained or failed
-    seed_models: list[str] = Field(default_factory=list)
+    seed_models: list[ModelName] = Field(default_factory=list)
     hmm_kind: Optional[Literal["chain", "fully_connected", "cyclic"]] = None  # default: from the zoo recipe
-    n_states: Optional[int] = None
-    T: Optional[int] = None
-    n_eval: int = 5000
-    n_long: int = 16  # long noisy trajectories for the orbit / residency analysis
-    long_T: int = 600
-    n_fixed_init: int = 128
-    fixed_iters: int = 500  # Adam iterations before Newton polishing
-    noise_trials: int = 32
-    n_ablation: int = 2000  # sequences per ablation condition
-    n_kick: int = 3
-    n_random_triples: int = 10
-    row_min_count: int = 500
-    row_tol: float = 0.05
-    switch_tol: float = 0.01
-    freq_tol: float = 0.05
+    n_states: Optional[Count] = None
+    T: Optional[Count] = None
+    n_eval: Count = 5000
+    n_long: Count = 16  # long noisy trajectories for the orbit / residency analysis
+    long_T: Count = 600
+    n_fixed_init: Count = 128
+    fixed_iters: Count = 500  # Adam iterations before Newton polishing
+    noise_trials: Count = 32
+    n_ablation: Count = 2000  # sequences per ablation condition
+    n_kick: Count = 3
+    n_random_triples: Count = 10
+    row_min_count: Count = 500
+    row_tol: Fraction = 0.05
+    switch_tol: Fraction = 0.01
+    freq_tol: Fraction = 0.05
     gate_kick: bool = False  # gate (claim) the kick-neuron ablation; reported either way
     training_metrics: bool = True
-    n_train_eval: int = 1000
-    device: str = "cpu"
-    seed: int = 0
+    n_train_eval: Count = 1000
+    device: Device = "cpu"
+    seed: Seed = 0
 
 
 # ------------------------------------------------------------------------ helpers
