@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import interp
-from interp.analyses import bigram as bigram_subnetwork
 from interp.analyses.bigram import pearson_finite, ridge_fit
 
 CODE = '''def add(a, b):
