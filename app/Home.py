@@ -1,7 +1,8 @@
 """Entry point of the dashboard: ``streamlit run app/Home.py`` (or ``interp app``).
 
-The pages are built in :mod:`views` (next to this file) from the analysis registry;
-see its docstring for the ``dashboard(result, st)`` hook an analysis can provide.
+The pages are built in :mod:`views` (next to this file) from the analysis registry; each
+analysis's own panel is ``panels/<analysis>.py`` (see :mod:`views`), the helpers every page
+shares are in :mod:`common`, and the live model explorer is :mod:`explorer`.
 """
 
 import sys

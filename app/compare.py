@@ -1,27 +1,27 @@
 """The run comparison page: two or more runs of one experiment, side by side.
 
 Shows criteria values and verdicts per run, config differences, and each figure the
-runs share in columns. Reads run directories only.
+runs share in columns. Reads run directories only (benchmark runs compare like any other).
 """
 
 from __future__ import annotations
 
 import streamlit as st
+from common import NO_RUNS, guard, load_result, num, plain
 
 
 def compare_page() -> None:
     import pandas as pd
-    import views
 
     from interp.runs import list_runs
     from interp.utils import runs_dir
 
     st.title("Compare runs")
-    with views.guard("The list of runs could not be read"):
+    with guard("The list of runs could not be read"):
         runs = list_runs(root=runs_dir())
         experiments = sorted({r.experiment for r in runs})
         if not experiments:
-            st.info(views.NO_RUNS)
+            st.info(NO_RUNS)
             return
         exp = st.selectbox("Experiment", experiments)
         mine = [r for r in runs if r.experiment == exp]
@@ -35,9 +35,9 @@ def compare_page() -> None:
         results = {}
         for rid in chosen:
             try:
-                results[rid] = views.load_result(by_id[rid].path)
+                results[rid] = load_result(by_id[rid].path)
             except Exception as e:
-                st.error(f"Run {rid} could not be read: {views._plain(e)}")
+                st.error(f"Run {rid} could not be read: {plain(e)}")
         if len(results) < 2:
             return
         st.subheader("Criteria")
@@ -47,7 +47,7 @@ def compare_page() -> None:
             row = {"criterion": name}
             for rid, res in results.items():
                 c = next((c for c in res.criteria if c.name == name), None)
-                row[rid.split("/")[-1]] = "—" if c is None else f"{views._num(c.value)} ({'holds' if c.holds else 'fails'})"
+                row[rid.split("/")[-1]] = "—" if c is None else f"{num(c.value)} ({c.verdict()})"
             rows.append(row)
         st.dataframe(pd.DataFrame(rows), hide_index=True)
         st.subheader("Config differences")
@@ -66,5 +66,5 @@ def compare_page() -> None:
             for col, (rid, res) in zip(cols, results.items()):
                 with col:
                     st.caption(rid)
-                    with views.guard(f"Figure {fig_name!r} of {rid} could not be drawn"):
+                    with guard(f"Figure {fig_name!r} of {rid} could not be drawn"):
                         st.plotly_chart(res.figure(fig_name), key=f"cmp-{rid}-{fig_name}")

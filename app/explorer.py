@@ -1,17 +1,29 @@
 """The live "Explore a model" page: type a prompt, see what a model does with it.
 
-Models load once per server process (``st.cache_resource``) and only from the cache or
-a local directory: this page never trains. Heavy panels run in ``st.fragment`` so that
-changing one control reruns only that panel.
+This is the one page that runs models, and only when the user picks one: models load once
+per server process (``st.cache_resource``) and only from the cache or a local directory
+(this page never trains). Heavy panels run in ``st.fragment`` so that changing one control
+reruns only that panel.
+
+The prompt opens on an example the chosen model reads well: the zoo recipe's ``prompts``
+(Python for a code LM, template sentences for a circuit LM, fact questions for a reversal
+model), or for a saved directory its recipe's prompts, else words of its own vocabulary.
+A reversal fact model (a zoo reversal recipe, or a directory whose ``interp_model.json``
+holds ``recipe_config.facts``) also gets "Ask the fact model": the likeliest completions
+of a question by beam search, run when the user presses the button.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import streamlit as st
+from common import plain
 
 DEFAULT_PROMPT = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\nprint(x)\n"
+LOCAL = "a local directory…"
+N_FALLBACK_WORDS = 12  # a word-level model without example prompts opens on its first words
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
@@ -21,12 +33,91 @@ def get_model(name: str) -> Any:
     return interp.load_model(name)
 
 
-def built_models() -> list[str]:
+# ------------------------------------------------------------------ which model, which prompt
+def _zoo_recipe(name: str):
     from interp.models import zoo
 
-    return [f"zoo:{n}" for n in zoo.names() if zoo.is_built(n)]
+    if name.startswith("zoo:") and name[4:] in zoo.names():
+        return zoo.get(name[4:])
+    return None
 
 
+def _saved_meta(name: str) -> dict:
+    """``interp_model.json`` of a model directory ({} when there is none or it is unreadable)."""
+    from interp.models.io import MODEL_FILE
+    from interp.utils import read_json
+
+    try:
+        return read_json(Path(name).expanduser() / MODEL_FILE)
+    except (OSError, ValueError):
+        return {}
+
+
+def built_models() -> list[str]:
+    """Built zoo models; those with example prompts first, so the page opens on a model that
+    reads text (alphabetical within each group)."""
+    from interp.models import zoo
+
+    built = [n for n in zoo.names() if zoo.is_built(n)]
+    return [f"zoo:{n}" for n in sorted(built, key=lambda n: (not zoo.get(n).prompts, n))]
+
+
+def recipe_prompts(name: str) -> list[str]:
+    """Example prompts of a zoo model, or of the recipe a saved directory was built from."""
+    r = _zoo_recipe(name)
+    if r is None:
+        recipe = _saved_meta(name).get("recipe")
+        r = _zoo_recipe(f"zoo:{recipe}") if isinstance(recipe, str) else None
+    return list(r.prompts) if r is not None else []
+
+
+def fact_config(name: str) -> Optional[dict]:
+    """The ``FactsConfig`` (as a dict) a reversal fact model was trained on, else None."""
+    from interp.data.reversal import FactsConfig
+
+    r = _zoo_recipe(name)
+    if r is not None:
+        facts = getattr(r.config, "facts", None)
+        return facts.model_dump(mode="json") if isinstance(facts, FactsConfig) else None
+    facts = (_saved_meta(name).get("recipe_config") or {}).get("facts")
+    try:
+        return FactsConfig(**facts).model_dump(mode="json") if isinstance(facts, dict) else None
+    except ValueError:
+        return None
+
+
+def unknown_tokens(tokenizer, text: str) -> list[str]:
+    """Pieces of ``text`` the tokenizer maps to its unknown token (in order)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return []
+    try:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    except NotImplementedError:  # a slow (Python) tokenizer has no offsets: name the token only
+        return [str(tokenizer.unk_token)] * tokenizer.encode(text, add_special_tokens=False).count(unk)
+    return [text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
+
+
+def example_prompts(name: str, tokenizer) -> list[str]:
+    """Prompts to offer for model ``name``: its recipe's, or its fact questions, or (a model
+    without either) :data:`DEFAULT_PROMPT` when it tokenizes without unknown tokens, else the
+    first words of the model's vocabulary."""
+    prompts = recipe_prompts(name)
+    if not prompts and (facts := fact_config(name)) is not None:
+        from interp.data.reversal import FactsConfig
+        from interp.models.recipes.reversal import example_questions
+
+        prompts = [q for q, _ in example_questions(FactsConfig(**facts))]
+    if prompts or tokenizer is None:
+        return prompts
+    if not unknown_tokens(tokenizer, DEFAULT_PROMPT):
+        return [DEFAULT_PROMPT]
+    special = set(tokenizer.all_special_ids)
+    words = [w for w, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]) if i not in special]
+    return [" ".join(words[:N_FALLBACK_WORDS])]
+
+
+# ------------------------------------------------------------------ the page
 @st.cache_data(show_spinner="Tracing…", max_entries=32)
 def _probe(name: str, prompt: str, target: str, ablate: bool):
     from interp.methods.prompt_probe import probe_prompt
@@ -43,9 +134,9 @@ def explorer_page() -> None:
                 "be built first (`interp zoo build code-lm-tiny`).")
     options = built_models()
     c1, c2 = st.columns([2, 3])
-    choice = c1.selectbox("Model", options + ["a local directory…"], index=0)
+    choice = c1.selectbox("Model", options + [LOCAL], index=0)
     name = choice
-    if choice == "a local directory…":
+    if choice == LOCAL:
         name = c2.text_input("Directory saved by interp or save_pretrained", "")
         if not name:
             st.info("Enter a directory to load." if options else
@@ -55,18 +146,32 @@ def explorer_page() -> None:
     try:
         m = get_model(name)
     except Exception as e:
-        st.error(f"Could not load {name!r}: {type(e).__name__}: {e}")
-        return
-    if m.tokenizer is None:
-        st.error(f"{m.model_id} has no tokenizer, so it cannot read a typed prompt.")
+        st.error(f"Could not load {name!r}: {plain(e)}")
         return
     st.caption(repr(m))
-    prompt = st.text_area("Prompt", DEFAULT_PROMPT, height=140)
+    prompts = example_prompts(name, m.tokenizer)
+    if m.tokenizer is None:
+        st.error(f"{m.model_id} has no tokenizer, so it cannot read a typed prompt."
+                 + (" It reads token ids; inputs it was trained on look like: " + ", ".join(f"`{p}`" for p in prompts)
+                    if prompts else ""))
+        return
+    facts = fact_config(name)
+    if facts is not None:
+        fact_panel(name, facts)
+    pick = 0
+    if len(prompts) > 1:
+        pick = st.selectbox("Example prompts for this model", range(len(prompts)), key=f"example-{name}",
+                            format_func=lambda i: prompts[i].replace("\n", " ⏎ ")[:80])
+    prompt = st.text_area("Prompt", prompts[pick] if prompts else "", height=140, key=f"prompt-{name}-{pick}")
+    unknown = unknown_tokens(m.tokenizer, prompt)
+    if unknown:
+        st.warning(f"{len(unknown)} piece(s) of the prompt are unknown to this model's tokenizer and read as "
+                   f"{m.tokenizer.unk_token!r}: {', '.join(repr(u) for u in unknown[:8])}. Try an example prompt.")
     target = st.text_input("Target token to track (empty: the model's top prediction)", "")
     try:
         probe = _probe(name, prompt, target, ablate=False)
     except Exception as e:
-        st.error(f"Could not run the prompt: {type(e).__name__}: {e}")
+        st.error(f"Could not run the prompt: {plain(e)}")
         return
     st.subheader("Tokens")
     st.code(" | ".join(repr(t)[1:-1] for t in probe.tokens), language=None)
@@ -106,6 +211,63 @@ def ablation_panel(name: str, prompt: str, target: str) -> None:
     try:
         probe = _probe(name, prompt, target, ablate=True)
     except Exception as e:
-        st.error(f"Ablation failed: {type(e).__name__}: {e}")
+        st.error(f"Ablation failed: {plain(e)}")
         return
     st.plotly_chart(plots.head_effect_figure(probe.head_effect, probe.target), key="ablation")
+
+
+# ------------------------------------------------------------------ reversal fact models
+@st.cache_data(show_spinner="Searching completions…", max_entries=32)
+def fact_completions(name: str, facts: dict, question: str, length: int, k: int = 5) -> list[dict]:
+    """The ``k`` likeliest ``length``-token completions of ``question`` (beam search; a masked
+    model fills a slot of masks left to right). Raises ValueError on words outside the facts'
+    vocabulary or a question too long for the model."""
+    from interp.analyses.reversal import top_completions
+    from interp.data.reversal import FactsConfig, make_facts
+
+    m = get_model(name)
+    seq_len = make_facts(FactsConfig(**facts)).seq_len
+    vocab = m.tokenizer.get_vocab()
+    words = question.split()
+    unknown = [w for w in words if w not in vocab]
+    if unknown:
+        raise ValueError(f"unknown words (not in the facts' vocabulary): {', '.join(unknown)}")
+    if not words:
+        raise ValueError("type a question first")
+    ids = [m.tokenizer.bos_token_id] + [vocab[w] for w in words]
+    room = min(m.cfg.n_ctx, seq_len)
+    if len(ids) + length > room:
+        raise ValueError(f"question too long: question and completion must fit {room} tokens")
+    return [{"rank": rank + 1, "completion": m.tokenizer.decode(toks), "log-prob": round(lp, 3)}
+            for rank, (toks, lp) in enumerate(top_completions(m, ids, length, k=k, pad_to=seq_len))]
+
+
+@st.fragment
+def fact_panel(name: str, facts: dict) -> None:
+    """"Ask the fact model": example questions (trained direction and reversed), a question box
+    and a button that runs the beam search."""
+    import pandas as pd
+
+    from interp.data.reversal import FactsConfig, make_facts
+    from interp.models.recipes.reversal import example_questions
+
+    st.subheader("Ask the fact model")
+    fs = make_facts(FactsConfig(**facts))
+    examples = example_questions(fs.config)
+    st.markdown("This model was trained on generated (fictitious) facts in one direction only for some "
+                "entities (the reversal-curse analysis). Try a fact in its trained direction and reversed:\n\n"
+                + "\n".join(f"- `{q}` ({what})" for q, what in examples))
+    question = st.text_input("Question (only words of the facts' vocabulary are known)", examples[0][0],
+                             key=f"fact-q-{name}")
+    n_name, n_desc = len(fs.pairs[0].name), len(fs.pairs[0].desc)
+    length = st.number_input(f"Completion length in tokens (names: {n_name}, descriptions: {n_desc})",
+                             min_value=1, max_value=8, value=n_name, key=f"fact-len-{name}")
+    if not st.button("Find the 5 likeliest completions", key="fact_go"):
+        st.caption("Runs a beam search of width 5 on this model.")
+        return
+    try:
+        rows = fact_completions(name, facts, question, int(length))
+    except Exception as e:
+        st.warning(plain(e))
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -95,11 +95,14 @@ def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e
     """List saved runs (newest first)."""
     from interp.runs import list_runs
 
-    rows = list_runs(experiment)
+    rows = list_runs(experiment, include_damaged=True)
     if not rows:
         typer.echo("no runs yet: try `interp run model_report --preset quick`")
         return
     for r in rows:
+        if r.damaged:
+            typer.secho(f"{r.id:<48} DAMAGED: {r.damaged}", fg=typer.colors.RED)
+            continue
         flag = f"  SANITY FAILURES: {r.sanity_failures}" if r.sanity_failures else ""
         typer.echo(f"{r.id:<48} {r.preset:<6} criteria {r.n_hold}/{r.n_criteria} hold{flag}")
 

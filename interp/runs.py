@@ -11,10 +11,11 @@ An experiment is ``experiments/<name>.yaml``: the analysis it runs and its prese
 ``interp run <experiment> --preset quick --set seed=3`` validates the preset plus overrides
 against the analysis's ``Config``, runs it, and writes atomically::
 
-    runs/<experiment>/<YYYYmmdd-HHMMSS>-<hash>/
+    runs/<experiment>/<YYYYmmdd-HHMMSS>.<microseconds>-<config hash>-<random>/
         config.json  metrics.json  arrays/*.npy  figures/*.json  log.txt  run.json
 
-A crash leaves only a hidden ``.tmp`` directory, never a half run that looks complete.
+A crash leaves only a hidden ``.tmp`` directory, never a half run that looks complete (stale
+ones are removed after a day). Two runs never share a directory, and no run replaces another.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from interp.utils import REPO_ROOT, atomic_path, config_hash, read_json, runs_dir, unknown_name_error, write_json
+from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_json, runs_dir, unknown_name_error,
+                          write_json)
 
 log = logging.getLogger("interp")
 
@@ -156,10 +158,16 @@ def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, r
 def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysis: str, *,
               root: Optional[Path] = None) -> Path:
     """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    import secrets
+
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     dump = cfg.model_dump(mode="json")
-    run_path = Path(root or runs_dir()) / name / f"{stamp}-{config_hash(dump, 6)}"
-    with atomic_path(run_path) as tmp:
+    # microseconds + randomness: two identical runs started together get two directories
+    run_id = f"{stamp}.{int(now % 1 * 1e6):06d}-{config_hash(dump, 6)}-{secrets.token_hex(2)}"
+    run_path = Path(root or runs_dir()) / name / run_id
+    clean_stale_tmp(run_path.parent)
+    with atomic_path(run_path, replace=False) as tmp:
         tmp.mkdir(parents=True)
         handler = logging.FileHandler(tmp / "log.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
@@ -197,14 +205,18 @@ class RunInfo:
     n_criteria: int
     n_hold: int
     sanity_failures: int
+    damaged: str = ""  # why the run cannot be read ("<file>: <reason>"), or "" for a sound run
 
     @property
     def id(self) -> str:
         return f"{self.experiment}/{self.path.name}"
 
 
-def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None) -> list[RunInfo]:
-    """Complete runs, newest first (incomplete ``.tmp`` directories are skipped)."""
+def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None,
+              include_damaged: bool = False) -> list[RunInfo]:
+    """Complete runs, newest first (incomplete ``.tmp`` directories are skipped). A run whose
+    ``run.json`` or ``metrics.json`` cannot be read is left out, or with ``include_damaged``
+    listed with ``damaged`` saying which file and why."""
     root = Path(root or runs_dir())
     out = []
     if not root.is_dir():
@@ -218,8 +230,13 @@ def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None) 
             try:
                 meta = read_json(run / "run.json")
                 crit = read_json(run / "metrics.json").get("criteria", [])
-            except (ValueError, FileNotFoundError):
-                continue  # a corrupted run is listed by nobody rather than crashing everybody
+                if not isinstance(crit, list):
+                    raise ValueError(f"{run / 'metrics.json'}: 'criteria' is not a list")
+            except (ValueError, FileNotFoundError, AttributeError) as e:
+                if include_damaged:
+                    out.append(RunInfo(run, exp_dir.name, "?", "?", run.name[:15], 0, 0, 0,
+                                       damaged=str(e.args[0] if e.args else e)))
+                continue
             out.append(RunInfo(run, meta.get("experiment", exp_dir.name), meta.get("analysis", "?"),
                                meta.get("preset", "?"), meta.get("created", run.name[:15]), len(crit),
                                sum(bool(c.get("holds")) for c in crit),
@@ -232,12 +249,16 @@ def find_run(ref: str, *, root: Optional[Path] = None) -> Path:
     p = Path(ref)
     if (p / "metrics.json").exists():
         return p
-    runs = list_runs(root=root)
+    runs = list_runs(root=root, include_damaged=True)
     for r in runs:
         if r.id == ref or r.path.name == ref:
             return r.path
     latest = [r for r in runs if r.experiment == ref]
     if latest:
+        if latest[0].damaged:  # never call an older run "latest" without a word
+            older = [r.id for r in latest[1:] if not r.damaged][:3]
+            raise ValueError(f"the latest run of {ref!r}, {latest[0].id}, is damaged ({latest[0].damaged}). "
+                             + (f"Older runs: {', '.join(older)}" if older else "It has no older sound run."))
         return latest[0].path
     pref = [r for r in runs if r.path.name.startswith(ref) or r.id.startswith(ref)]
     if len(pref) == 1:

@@ -93,11 +93,13 @@ def unknown_name_error(kind: str, name: str, valid: Iterable[str]) -> KeyError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success.
 
     Works for files and directories. A crash leaves only a hidden ``.tmp`` sibling,
-    never a half-written ``path``.
+    never a half-written ``path``. With ``replace=False`` an existing ``path`` is never
+    touched: the rename fails with ``FileExistsError`` instead (run directories use this,
+    so one run can never delete another).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,11 +107,55 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = tmp / path.name
     try:
         yield target
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(target, path)
+        if not replace:
+            if path.exists() or path.is_symlink():
+                raise FileExistsError(f"{path} exists already; it is left as it is")
+            os.rename(target, path)  # a directory: fails rather than replace a non-empty one
+        else:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing), held for the ``with`` block:
+    a second process waits until the first is done. No-op where ``fcntl`` is missing (Windows)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the machines we test
+        yield
+        return
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def clean_stale_tmp(directory: str | os.PathLike, max_age_s: float = 24 * 3600) -> list[Path]:
+    """Remove hidden ``.*.tmp`` siblings that crashed writes left in ``directory`` more than
+    ``max_age_s`` ago (a write under way is younger); return what was removed."""
+    import time
+
+    directory = Path(directory)
+    removed = []
+    if not directory.is_dir():
+        return removed
+    now = time.time()
+    for p in directory.glob(".*.tmp"):
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
+                removed.append(p)
+        except FileNotFoundError:  # another process cleaned it first
+            continue
+    return removed
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

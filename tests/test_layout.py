@@ -140,3 +140,13 @@ def test_registries_refuse_a_duplicate_name():
         register_kind("relu", None, None)
     with pytest.raises(ValueError, match="exists already"):
         builders.register_builder("transformer", lambda spec, tok: None)
+
+
+def test_analysis_steps_are_short():
+    """Each analysis's run() reads as a list of named steps; no function there grows past 80 lines."""
+    long = []
+    for p in sorted((ROOT / "interp" / "analyses").glob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{p.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

@@ -107,3 +107,38 @@ def test_write_json_takes_numpy_and_torch_scalars_and_arrays(tmp_path):
     assert read_json(tmp_path / "x.json") == {"np": 0.5, "arr": [0, 1], "t": 1.5, "tv": [1.0, 1.0]}
     with pytest.raises(TypeError, match="cannot serialise"):
         write_json(tmp_path / "y.json", {"bad": object()})
+
+
+def test_a_damaged_run_is_listed_as_damaged_and_never_skipped_silently(tmp_path):
+    for stamp in ["20260101-000000-aaaaaa", "20260102-000000-bbbbbb"]:
+        d = tmp_path / "exp" / stamp
+        Result("model_report", metrics={"criteria": []}).save(d)
+        (d / "run.json").write_text(json.dumps({"experiment": "exp", "preset": "quick", "analysis": "model_report"}))
+    (tmp_path / "exp" / "20260102-000000-bbbbbb" / "metrics.json").write_text("{not json")
+    assert [r.path.name for r in runs.list_runs(root=tmp_path)] == ["20260101-000000-aaaaaa"]
+    rows = runs.list_runs(root=tmp_path, include_damaged=True)
+    assert [r.path.name for r in rows] == ["20260102-000000-bbbbbb", "20260101-000000-aaaaaa"]
+    assert "metrics.json" in rows[0].damaged and "not valid JSON" in rows[0].damaged
+    with pytest.raises(ValueError, match=r"latest run of 'exp'.*is damaged.*20260101-000000-aaaaaa"):
+        runs.find_run("exp", root=tmp_path)  # an older run is never passed off as the latest
+
+
+def test_two_identical_runs_started_together_both_land(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        from pydantic import BaseModel
+        from interp.results import Result
+        from interp.runs import write_run
+
+        class C(BaseModel):
+            seed: int = 0
+
+        print(write_run("twin", "quick", None, C(), lambda cfg: Result("twin"), "twin", root={str(tmp_path)!r}))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    paths = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    assert len(set(paths)) == 4 and len(runs.list_runs(root=tmp_path)) == 4

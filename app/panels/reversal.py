@@ -1,57 +1,39 @@
-"""Dashboard panel of the ``reversal`` analysis: reads a saved result, never a model."""
+"""Dashboard panel of the ``reversal`` analysis: reads a saved result, never a model.
+
+Asking the models questions is live work (beam search on a loaded model), so it lives on
+the Explore page, which offers it for every reversal fact model; this panel shows what to
+ask and how each model did."""
 
 from __future__ import annotations
 
-from interp.analyses.reversal import OBJECTIVE_NAMES, TRAINED, _load_for_dashboard, top_completions
+from interp.analyses.reversal import OBJECTIVE_NAMES
 
 
 def dashboard(result, st) -> None:
-    """Ask a question about a fictitious entity; every model of the run answers (top 5)."""
-    import pandas as pd
-
-    from interp.data.reversal import FactsConfig, make_facts
+    """The run's models with their headline accuracies, and example questions to ask them on
+    the Explore page (regenerated from the facts config the run saved)."""
+    from interp.data.reversal import FactsConfig
+    from interp.models.recipes.reversal import example_questions
 
     models = result.metrics.get("models") or []
     if not models:
         st.info("This run lists no models.")
         return
-    st.subheader("Ask the models")
-    variant = st.selectbox("Fact variant", sorted({mm["variant"] for mm in models}), key="reversal_variant")
-    facts = make_facts(FactsConfig(**result.metrics["facts"][variant]))
-    tries = []
-    for g, d in (("name_first", "d2n"), ("name_first", "n2d"), ("desc_first", "n2d"), ("both", "d2n")):
-        e = facts.example(facts.group_pairs(g)[0], facts.templates_of(d, "train")[0])
-        kind = "trained direction" if d in TRAINED[g] else "REVERSED, never trained"
-        tries.append(f"`{' '.join(e.prompt)}` → *{' '.join(e.target)}* ({g} fact, {kind})")
-    st.markdown("Entities and descriptions are generated (fictitious). Try for example:\n\n"
-                + "\n".join(f"- {t}" for t in tries))
-    default = tries[0].split("`")[1]
-    question = st.text_input("Prompt (the completion follows it; only words of the facts' vocabulary are "
-                             "known)", value=default, key="reversal_prompt")
-    n_name, n_desc = len(facts.pairs[0].name), len(facts.pairs[0].desc)
-    length = st.number_input(f"Completion length in tokens (names: {n_name}, descriptions: {n_desc})",
-                             min_value=1, max_value=8, value=n_name, key="reversal_length")
-    load = st.cache_resource(show_spinner="loading model")(_load_for_dashboard)
+    summary = result.metrics.get("summary") or {}
+    st.subheader("Models of this run")
     rows = []
-    for mm in [mm for mm in models if mm["variant"] == variant]:
-        try:
-            m = load(mm["path"])
-        except Exception as e:  # a model missing from the cache is a message, not a traceback
-            st.warning(f"{mm['name']} is not available ({type(e).__name__}: {e}). Re-run "
-                       f"`interp run reversal --preset ...` to train it into the cache.")
-            continue
-        vocab = m.tokenizer.get_vocab()
-        words = question.split()
-        unknown = [w for w in words if w not in vocab]
-        if unknown:
-            st.warning(f"unknown words (not in the facts' vocabulary): {', '.join(unknown)}")
-            return
-        ids = [m.tokenizer.bos_token_id] + [vocab[w] for w in words]
-        if len(ids) + int(length) > min(m.cfg.n_ctx, facts.seq_len):
-            st.warning(f"prompt too long: prompt and completion must fit {min(m.cfg.n_ctx, facts.seq_len)} tokens")
-            return
-        for rank, (toks, lp) in enumerate(top_completions(m, ids, int(length), k=5, pad_to=facts.seq_len)):
-            rows.append({"model": f"{OBJECTIVE_NAMES.get(mm['objective'], mm['objective'])} (seed {mm['seed']})",
-                         "rank": rank + 1, "completion": m.tokenizer.decode(toks), "log-prob": round(lp, 3)})
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    for mm in models:
+        s = summary.get(f"{mm['variant']}/{mm['objective']}", {})
+        rows.append({"model": mm["name"], "objective": OBJECTIVE_NAMES.get(mm["objective"], mm["objective"]),
+                     "facts": mm["variant"], "seed": mm["seed"],
+                     "trained direction (acc.)": s.get("same_direction_train"),
+                     "reversed (acc.)": s.get("reverse_train"), "chance": s.get("chance")})
+    st.dataframe(rows, hide_index=True)
+    st.subheader("Ask the models")
+    lines = []
+    for variant, facts in (result.metrics.get("facts") or {}).items():
+        for q, what in example_questions(FactsConfig(**facts)):
+            lines.append(f"- `{q}` ({variant}-level; {what})")
+    st.markdown("Entities and descriptions are generated (fictitious). Ask the models of this run these "
+                "questions on the **Explore a model** page (pick one of the models above; it answers with "
+                "its five likeliest completions):\n\n" + "\n".join(lines))

@@ -62,6 +62,8 @@ def register(name: str, Config: type[BaseModel], *, title: str | None = None, pa
         raise TypeError(f"analysis {name!r}: its Config must have a 'seed' field (every run is seeded)")
 
     def deco(fn: Callable[[Any], Any]):
+        if not str(fn.__module__).startswith(__name__ + "."):
+            _discover()  # user code: compare with every built-in analysis, not only those imported so far
         if name in _REGISTRY:
             raise ValueError(f"analysis {name!r} is registered twice ({_REGISTRY[name].fn.__module__} and "
                              f"{fn.__module__})")

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Optional
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional
 
+import annotated_types as at
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
+from interp.fields import MAX_COUNT, Count, Device, Fraction, ModelName, NonNegFloat, PositiveFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -41,28 +44,28 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "zoo:code-lm-tiny"
-    size_models: list[str] = Field(default_factory=list)  # more LMs: one mask each at the chosen lambda
+    model: ModelName = "zoo:code-lm-tiny"
+    size_models: list[ModelName] = Field(default_factory=list)  # more LMs: one mask each at the chosen lambda
     corpus: Optional[str] = None  # None: the zoo recipe's corpus (else stdlib)
-    max_chars: Optional[int] = None  # None: the zoo recipe's (else 400k)
-    corpus_seed: Optional[int] = None  # None: the zoo recipe's seed (so held-out files are the model's)
-    lambdas: list[float] = Field(default_factory=lambda: [1.0, 5.0, 20.0])
-    mask_steps: int = 1000
-    batch_size: int = 16
-    seq_len: int = 128  # clipped to the model's n_ctx
-    lr: float = 1e-2
-    init_logit: float = 0.1
-    temperature_growth: float = 1.004  # paper 1.001; 1.004 lets soft and hard masks agree in ~1k steps
-    max_kept: float = 0.10  # "sparse" for the r criterion and for choosing the main subnetwork
+    max_chars: Optional[Count] = None  # None: the zoo recipe's (else 400k)
+    corpus_seed: Optional[Seed] = None  # None: the zoo recipe's seed (so held-out files are the model's)
+    lambdas: list[PositiveFloat] = Field(default_factory=lambda: [1.0, 5.0, 20.0])
+    mask_steps: Count = 1000
+    batch_size: Count = 16
+    seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 128  # clipped to the model's n_ctx
+    lr: PositiveFloat = 1e-2
+    init_logit: Annotated[float, at.Ge(-100.0), at.Le(100.0)] = 0.1
+    temperature_growth: Annotated[float, at.Ge(1.0), at.Le(2.0)] = 1.004  # paper 1.001; 1.004 lets soft and hard masks agree in ~1k steps
+    max_kept: Fraction = 0.10  # "sparse" for the r criterion and for choosing the main subnetwork
     pruning_mask: bool = True
-    n_null: int = 10_000
-    n_random: int = 3  # random same-structure subnetworks averaged
-    n_eval: int = 64  # held-out sequences for surprisals
-    n_resid: int = 48  # held-out sequences for the residual-stream maps
-    ridge_alpha: float = 1e-2  # relative to the mean eigenvalue of X^T X
-    recall_k: int = 10
-    device: str = "auto"
-    seed: int = 0
+    n_null: Count = 10_000
+    n_random: Count = 3  # random same-structure subnetworks averaged
+    n_eval: Count = 64  # held-out sequences for surprisals
+    n_resid: Annotated[int, at.Ge(4), at.Le(MAX_COUNT)] = 48  # held-out sequences for the residual-stream maps
+    ridge_alpha: NonNegFloat = 1e-2  # relative to the mean eigenvalue of X^T X
+    recall_k: Count = 10
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 # ------------------------------------------------------------------ data
@@ -116,73 +119,80 @@ def surprisals(m, tokens: torch.Tensor, mask=None, complement: bool = False, bat
 
 
 def pearson_finite(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r over entries where both are finite."""
+    """Pearson r (``scipy.stats.pearsonr``) over entries where both are finite; NaN with fewer
+    than 3 such entries or a constant side."""
+    from scipy.stats import pearsonr
+
     a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 3 or a[ok].std() == 0 or b[ok].std() == 0:
         return float("nan")
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+    return float(pearsonr(a[ok], b[ok]).statistic)
 
 
 def ridge_fit(X: torch.Tensor, Y: torch.Tensor, alpha: float):
-    """Ridge map with intercept: returns ``predict(X') -> Y'``. ``alpha`` is relative to the
-    mean eigenvalue of the centred ``X^T X``."""
-    X, Y = X.double(), Y.double()
-    mx, my = X.mean(0), Y.mean(0)
-    Xc, Yc = X - mx, Y - my
-    G = Xc.T @ Xc  # [d, d]
-    reg = alpha * torch.trace(G) / G.shape[0]
-    W = torch.linalg.solve(G + reg * torch.eye(G.shape[0], dtype=G.dtype), Xc.T @ Yc)  # [d_in, d_out]
-    return lambda Z: ((Z.double() - mx) @ W + my).float()
+    """Ridge map with intercept (:func:`interp.methods.probes.fit_ridge`: ``alpha`` is relative to
+    the mean eigenvalue of the centred ``X^T X``); returns ``predict(X') -> Y'`` (float32 tensors)."""
+    from interp.methods.probes import fit_ridge
+
+    model = fit_ridge(X, Y, alpha)
+    return lambda Z: torch.from_numpy(model.predict(Z.detach().cpu().double().numpy())).float()
+
+
+@torch.no_grad()
+def capture_resid(m, tokens: torch.Tensor, mask=None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every residual stream ``R x [n, pos, d_model]`` and the logits ``[n, pos, vocab]`` of
+    ``tokens`` (float32, CPU), under ``mask`` if given."""
+    import contextlib
+
+    from interp.methods.lens import residual_stream
+
+    names = m.resid_names()
+    acts: list[list[torch.Tensor]] = [[] for _ in names]
+    logits = []
+    with mask.apply(m) if mask is not None else contextlib.nullcontext():
+        for i in range(0, len(tokens), 16):
+            stream = residual_stream(m, tokens[i : i + 16])
+            logits.append(stream.output.float().cpu())
+            for j, r in enumerate(stream.resid):
+                acts[j].append(r.float().cpu())
+    return [torch.cat(a) for a in acts], torch.cat(logits)
 
 
 @torch.no_grad()
 def residual_maps(m, tokens: torch.Tensor, mask=None, *, alpha: float, k: int, seed: int) -> dict[str, np.ndarray]:
     """Per residual stream (embedding, then after each layer): recall@k of the current token
     from a ridge map to the embedding space, and Pearson r between the real surprisals and
-    those read from a ridge map to the final residual stream. Maps are fitted on half of the
-    sequences and scored on the other half."""
-    import contextlib
+    those read from a ridge map to the final residual stream through the logit lens (masks never
+    touch the final norm or the unembedding). Maps are fitted on half of the sequences and
+    scored on the other half."""
+    from interp.methods.lens import unembed
 
-    from interp.tracing.trace import trace
-
-    L = m.n_layers
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]
-    ctx = mask.apply(m) if mask is not None else contextlib.nullcontext()
-    acts = {n: [] for n in names}
-    logits = []
-    with ctx:
-        for i in range(0, len(tokens), 16):
-            out, a = trace(m, tokens[i : i + 16], capture=names)
-            logits.append(out.float().cpu())
-            for n in names:
-                acts[n].append(a[n].float().cpu())
-        W_E = m.module.W_E.detach().float().cpu()  # [vocab, d_model]
-        ln_final, unembed = m.module.ln_final, m.module.unembed
-        g = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(tokens), generator=g)
-        tr, te = order[: len(tokens) // 2], order[len(tokens) // 2 :]
-        tok = tokens[:, 1:-1]  # skip BOS-like position 0 and the last (no next token)
-        nxt = tokens[:, 2:]
-        logits = torch.cat(logits)[:, 1:-1]
-        real = -F.log_softmax(logits[te], -1).gather(-1, nxt[te, :, None]).squeeze(-1).reshape(-1)
-        final = torch.cat(acts[names[-1]])[:, 1:-1]  # [n, pos, d]
-        E_unit = F.normalize(W_E, dim=-1)
-        recall, final_r = np.zeros(L + 1), np.zeros(L + 1)
-        d = final.shape[-1]
-        for j, n in enumerate(names):
-            X = torch.cat(acts[n])[:, 1:-1]  # [n, pos, d]
-            # current token: map to its input embedding, rank all tokens by cosine
-            to_tok = ridge_fit(X[tr].reshape(-1, d), W_E[tok[tr].reshape(-1)], alpha)
-            sims = F.normalize(to_tok(X[te].reshape(-1, d)), dim=-1) @ E_unit.T  # [N, vocab]
-            true = sims.gather(-1, tok[te].reshape(-1, 1))
-            recall[j] = float(((sims > true).sum(-1) < k).float().mean())
-            # next token: map to the final residual, read it out through ln_final + unembed
-            to_fin = ridge_fit(X[tr].reshape(-1, d), final[tr].reshape(-1, d), alpha)
-            pred = to_fin(X[te].reshape(-1, d)).to(m.dtype).to(m.device)
-            lp = F.log_softmax(unembed(ln_final(pred[None]))[0].float().cpu(), -1)
-            s = -lp.gather(-1, nxt[te].reshape(-1, 1)).squeeze(-1)
-            final_r[j] = pearson_finite(s.numpy(), real.numpy())
+    resid, logits = capture_resid(m, tokens, mask)
+    W_E = m.module.W_E.detach().float().cpu()  # [vocab, d_model]
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(tokens), generator=g)
+    tr, te = order[: len(tokens) // 2], order[len(tokens) // 2 :]
+    tok = tokens[:, 1:-1]  # skip BOS-like position 0 and the last (no next token)
+    nxt = tokens[:, 2:]
+    real = -F.log_softmax(logits[:, 1:-1][te], -1).gather(-1, nxt[te, :, None]).squeeze(-1).reshape(-1)
+    final = resid[-1][:, 1:-1]  # [n, pos, d]
+    E_unit = F.normalize(W_E, dim=-1)
+    recall, final_r = np.zeros(len(resid)), np.zeros(len(resid))
+    d = final.shape[-1]
+    for j, acts in enumerate(resid):
+        X = acts[:, 1:-1]  # [n, pos, d]
+        # current token: map to its input embedding, rank all tokens by cosine
+        to_tok = ridge_fit(X[tr].reshape(-1, d), W_E[tok[tr].reshape(-1)], alpha)
+        sims = F.normalize(to_tok(X[te].reshape(-1, d)), dim=-1) @ E_unit.T  # [N, vocab]
+        true = sims.gather(-1, tok[te].reshape(-1, 1))
+        recall[j] = float(((sims > true).sum(-1) < k).float().mean())
+        # next token: map to the final residual, read it out through the logit lens
+        to_fin = ridge_fit(X[tr].reshape(-1, d), final[tr].reshape(-1, d), alpha)
+        pred = to_fin(X[te].reshape(-1, d)).to(m.dtype).to(m.device)
+        lp = F.log_softmax(unembed(m, pred[None])[0].float().cpu(), -1)
+        s = -lp.gather(-1, nxt[te].reshape(-1, 1)).squeeze(-1)
+        final_r[j] = pearson_finite(s.numpy(), real.numpy())
     return {"recall": recall, "final_r": final_r}
 
 
@@ -200,56 +210,73 @@ class _SoftMask:
         return masked(m, self.logits.sites, self.logits.mask)
 
 
-# ------------------------------------------------------------------ the run
-@register("bigram", Config, title="Bigram subnetworks (continuous-sparsification masks)",
-          paper="Chang & Bergen 2025, Bigram subnetworks: mapping to next tokens in transformer language models",
-          figure_order=("sweep", "density", "surprisal_table", "residual", "overlap_null", "head_density"))
-def run(config: Config) -> Result:
-    """Lambda sweep of bigram masks, necessity/sufficiency, pruning overlap, residual maps."""
+# ------------------------------------------------------------------ steps of the run
+@dataclass
+class Setup:
+    """The model, its corpus split, the bigram model and the held-out windows of one run."""
+
+    m: Any
+    seq_len: int
+    train_stream: np.ndarray
+    held_stream: np.ndarray
+    src: dict  # corpus, max_chars, seed
+    table: torch.Tensor  # [vocab, vocab] P(next | prev), on the model's device
+    eval_tokens: torch.Tensor  # [n_eval, seq_len]
+    resid_tokens: torch.Tensor  # [n_resid, seq_len]
+    bigram_s: np.ndarray  # [n_eval, seq_len - 1] bigram surprisals (inf where unseen)
+    sites: list
+    base_state: dict  # the base weights before any mask, to check that none is written
+
+
+def setup(config: Config) -> Setup:
+    """Load the LM, read its corpus split, count bigrams, draw the held-out windows."""
     import interp
     from interp.data.bigram import Bigram
-    from interp.methods.masks import Mask, MaskTrainConfig, find_sites, native, row_shuffle_null, train_mask
-    from interp.models.recipes.code_lm import lm_batches
-    from interp.plotting import bigram as plots
-    from interp.utils import seed_everything
+    from interp.methods.masks import find_sites, native
 
-    t_start = time.time()
-    seed_everything(config.seed)
     m = interp.load_model(config.model, device=config.device)
     if m.kind != "transformer" or m.tokenizer is None:
         raise ValueError(f"bigram needs a transformer LM with a tokenizer; {config.model} is a {m.kind}")
-    V, seq_len = m.cfg.d_vocab, min(config.seq_len, m.cfg.n_ctx)
+    seq_len = min(config.seq_len, m.cfg.n_ctx)
     train_stream, held_stream, src = corpus_streams(config, m)
     log.info("model %s; corpus %s: %d train / %d held-out tokens", m.model_id, src, len(train_stream), len(held_stream))
-    bigram = Bigram.from_tokens(train_stream, vocab_size=V)
-    table = bigram.dense().to(m.device)  # [vocab, vocab] P(next | prev)
-    target_fn = lambda tokens: table[tokens]  # noqa: E731  [batch, pos, vocab]
+    bigram = Bigram.from_tokens(train_stream, vocab_size=m.cfg.d_vocab)
     eval_tokens = windows(held_stream, config.n_eval, seq_len, config.seed + 1)
     resid_tokens = windows(held_stream, config.n_resid, seq_len, config.seed + 2)
-    bigram_s = bigram.surprisal(eval_tokens)
-    root = native(m)
-    base_state = {k: v.detach().clone() for k, v in root.state_dict().items()}
+    base_state = {k: v.detach().clone() for k, v in native(m).state_dict().items()}
     sites = find_sites(m)
-    n_mask = sum(s.size for s in sites)
-    log.info("%d maskable matrices, %d weights", len(sites), n_mask)
+    log.info("%d maskable matrices, %d weights", len(sites), sum(s.size for s in sites))
+    return Setup(m, seq_len, train_stream, held_stream, src, bigram.dense().to(m.device), eval_tokens, resid_tokens,
+                 bigram.surprisal(eval_tokens), sites, base_state)
 
-    def mask_cfg(lam: float) -> MaskTrainConfig:
-        return MaskTrainConfig(lam=lam, steps=config.mask_steps, lr=config.lr, init_logit=config.init_logit,
-                               temperature_growth=config.temperature_growth)
 
-    # ---- lambda sweep
-    full_s = surprisals(m, eval_tokens)
+def mask_config(config: Config, lam: float):
+    """The mask-training settings at density penalty ``lam``."""
+    from interp.methods.masks import MaskTrainConfig
+
+    return MaskTrainConfig(lam=lam, steps=config.mask_steps, lr=config.lr, init_logit=config.init_logit,
+                           temperature_growth=config.temperature_growth)
+
+
+def lambda_sweep(su: Setup, config: Config) -> tuple[list[dict], list]:
+    """One bigram mask per lambda: its sweep point (kept fraction, r of hard and soft mask, ...)
+    and the hard mask."""
+    from interp.methods.masks import train_mask
+    from interp.models.recipes.code_lm import lm_batches
+
+    m, table = su.m, su.table
+    target_fn = lambda tokens: table[tokens]  # noqa: E731  [batch, pos, vocab]
     sweep, masks = [], []
     for i, lam in enumerate(config.lambdas):
         t0 = time.time()
-        res = train_mask(m, lm_batches(train_stream, seq_len, config.batch_size, config.seed * 1000 + i), target_fn,
-                         mask_cfg(lam), sites=sites, desc=f"bigram mask lambda={lam}")
-        sub_s = surprisals(m, eval_tokens, res.mask)
+        res = train_mask(m, lm_batches(su.train_stream, su.seq_len, config.batch_size, config.seed * 1000 + i),
+                         target_fn, mask_config(config, lam), sites=su.sites, desc=f"bigram mask lambda={lam}")
+        sub_s = surprisals(m, su.eval_tokens, res.mask)
         res.logits.train()  # the soft mask sigmoid(T*s) at the final T, for the soft/hard gap
-        soft_s = surprisals(m, eval_tokens, _SoftMask(res.logits))
+        soft_s = surprisals(m, su.eval_tokens, _SoftMask(res.logits))
         res.logits.eval()
-        point = {"lambda": lam, "kept_fraction": res.mask.kept_fraction, "r": pearson_finite(sub_s, bigram_s),
-                 "r_soft": pearson_finite(soft_s, bigram_s), "final_temperature": res.logits.temperature,
+        point = {"lambda": lam, "kept_fraction": res.mask.kept_fraction, "r": pearson_finite(sub_s, su.bigram_s),
+                 "r_soft": pearson_finite(soft_s, su.bigram_s), "final_temperature": res.logits.temperature,
                  "loss": float(sub_s.mean()), "steps": res.steps, "stopped_early": res.stopped_early,
                  "final_undecided": res.log[-1]["undecided"] if res.log else None, "seconds": time.time() - t0,
                  "by_component": res.mask.by_component()}
@@ -258,100 +285,149 @@ def run(config: Config) -> Result:
         res.mask.meta["name"] = f"bigram_lambda_{lam:g}"
         sweep.append(point)
         masks.append(res.mask)
-    sparse_ok = [i for i, p in enumerate(sweep) if p["kept_fraction"] <= config.max_kept]
+    return sweep, masks
+
+
+def choose(sweep: list[dict], max_kept: float) -> tuple[int, list[int]]:
+    """Index of the main subnetwork (best r among sparse masks, else the sparsest) and the
+    indices of the sparse ones."""
+    sparse_ok = [i for i, p in enumerate(sweep) if p["kept_fraction"] <= max_kept]
     best = (max(sparse_ok, key=lambda i: np.nan_to_num(sweep[i]["r"], nan=-1)) if sparse_ok
             else min(range(len(sweep)), key=lambda i: sweep[i]["kept_fraction"]))
-    mask, lam = masks[best], config.lambdas[best]
-    log.info("chosen subnetwork: lambda %g (%s)", lam, mask)
+    return best, sparse_ok
 
-    # ---- necessity / sufficiency
-    randoms = [mask.shuffled(config.seed * 7919 + j) for j in range(config.n_random)]
+
+def surprisal_table(su: Setup, full_s: np.ndarray, mask, randoms: list) -> tuple[dict, dict]:
+    """Necessity and sufficiency: mean held-out surprisal of the full model, the subnetwork, random
+    same-structure subnetworks, the complement and random complements; and of the bigram model."""
+    m, x = su.m, su.eval_tokens
     rows = {
         "full": float(full_s.mean()),
-        "subnetwork": float(surprisals(m, eval_tokens, mask).mean()),
-        "random_subnetwork": float(np.mean([surprisals(m, eval_tokens, r).mean() for r in randoms])),
-        "complement": float(surprisals(m, eval_tokens, mask, complement=True).mean()),
-        "random_complement": float(np.mean([surprisals(m, eval_tokens, r, complement=True).mean() for r in randoms])),
+        "subnetwork": float(surprisals(m, x, mask).mean()),
+        "random_subnetwork": float(np.mean([surprisals(m, x, r).mean() for r in randoms])),
+        "complement": float(surprisals(m, x, mask, complement=True).mean()),
+        "random_complement": float(np.mean([surprisals(m, x, r, complement=True).mean() for r in randoms])),
     }
-    finite = np.isfinite(bigram_s)
-    rows_extra = {"bigram_model_finite": float(bigram_s[finite].mean()), "bigram_infinite_frac": float(1 - finite.mean())}
+    finite = np.isfinite(su.bigram_s)
+    extra = {"bigram_model_finite": float(su.bigram_s[finite].mean()), "bigram_infinite_frac": float(1 - finite.mean())}
     log.info("surprisal table: %s", rows)
+    return rows, extra
 
-    # ---- overlap with the optimal pruning mask
-    overlap = {}
-    null = np.zeros(0)
-    if config.pruning_mask:
-        t0 = time.time()
-        prune = train_mask(m, lm_batches(train_stream, seq_len, config.batch_size, config.seed * 1000 + 999), "self",
-                           mask_cfg(lam), sites=sites, desc="pruning mask").mask
-        observed = mask.overlap(prune)
-        null = row_shuffle_null(mask, prune, config.n_null, config.seed + 3)
-        p = (1 + int((null >= observed).sum())) / (1 + len(null))
-        overlap = {"pruning_kept_fraction": prune.kept_fraction, "observed": observed,
-                   "observed_frac_of_subnetwork": observed / max(1, mask.n_kept),
-                   "null_mean": float(null.mean()), "null_std": float(null.std()), "p_value": p,
-                   "n_null": len(null), "pruning_loss": float(surprisals(m, eval_tokens, prune).mean()),
-                   "seconds": time.time() - t0}
-        log.info("pruning overlap: %s", overlap)
 
-    # ---- residual stream maps
-    resid = {name: residual_maps(m, resid_tokens, mk, alpha=config.ridge_alpha, k=config.recall_k,
+def pruning_overlap(su: Setup, config: Config, mask, lam: float) -> tuple[dict, np.ndarray]:
+    """Overlap of the subnetwork with an optimal-pruning mask (target: the model's own softmax)
+    against within-matrix row shuffles, with a one-sided p-value; and the null draws."""
+    from interp.methods.masks import row_shuffle_null, train_mask
+    from interp.models.recipes.code_lm import lm_batches
+
+    if not config.pruning_mask:
+        return {}, np.zeros(0)
+    t0 = time.time()
+    prune = train_mask(su.m, lm_batches(su.train_stream, su.seq_len, config.batch_size, config.seed * 1000 + 999),
+                       "self", mask_config(config, lam), sites=su.sites, desc="pruning mask").mask
+    observed = mask.overlap(prune)
+    null = row_shuffle_null(mask, prune, config.n_null, config.seed + 3)
+    p = (1 + int((null >= observed).sum())) / (1 + len(null))
+    overlap = {"pruning_kept_fraction": prune.kept_fraction, "observed": observed,
+               "observed_frac_of_subnetwork": observed / max(1, mask.n_kept),
+               "null_mean": float(null.mean()), "null_std": float(null.std()), "p_value": p,
+               "n_null": len(null), "pruning_loss": float(surprisals(su.m, su.eval_tokens, prune).mean()),
+               "seconds": time.time() - t0}
+    log.info("pruning overlap: %s", overlap)
+    return overlap, null
+
+
+@torch.no_grad()
+def mask_sanity(su: Setup, mask, randoms: list) -> dict[str, float]:
+    """Masks leave the base alone and compose as specified: all-ones = base, all-zeros = zeroed
+    weights, base weights unchanged, random masks of the same size per matrix, complement partitions."""
+    from interp.methods.masks import Mask, native
+
+    root, sites = native(su.m), su.sites
+    x = su.eval_tokens[:8].to(su.m.device)
+    base_logits = root(x)
+    with Mask.ones(sites).apply(su.m):
+        ones_gap = float((root(x) - base_logits).abs().max())
+    with Mask.zeros(sites).apply(su.m):
+        zeros_logits = root(x)
+    saved = {s.key: root.get_submodule(s.path).weight.detach().clone() for s in sites}
+    try:
+        for s in sites:
+            root.get_submodule(s.path).weight.zero_()
+        zeros_gap = float((root(x) - zeros_logits).abs().max())
+    finally:
+        for s in sites:
+            root.get_submodule(s.path).weight.copy_(saved[s.key])
+    base_gap = max(float((v - su.base_state[k]).abs().max())
+                   for k, v in root.state_dict().items() if v.is_floating_point())
+    return {"ones": ones_gap, "zeros": zeros_gap, "base": base_gap,
+            "size": sum(abs(int(r.values[k].sum()) - int(mask.values[k].sum())) for r in randoms for k in mask.values),
+            "partition": mask.n_kept + mask.complement().n_kept - sum(s.size for s in sites)}
+
+
+# ------------------------------------------------------------------ the run
+@register("bigram", Config, title="Bigram subnetworks (continuous-sparsification masks)",
+          paper="Chang & Bergen 2025, Bigram subnetworks: mapping to next tokens in transformer language models",
+          figure_order=("sweep", "density", "surprisal_table", "residual", "overlap_null", "head_density"))
+def run(config: Config) -> Result:
+    """Lambda sweep of bigram masks, necessity/sufficiency, pruning overlap, residual maps."""
+    from interp.utils import seed_everything
+
+    t_start = time.time()
+    seed_everything(config.seed)
+    su = setup(config)
+    full_s = surprisals(su.m, su.eval_tokens)
+    sweep, masks = lambda_sweep(su, config)
+    best, sparse_ok = choose(sweep, config.max_kept)
+    mask, lam = masks[best], config.lambdas[best]
+    log.info("chosen subnetwork: lambda %g (%s)", lam, mask)
+    randoms = [mask.shuffled(config.seed * 7919 + j) for j in range(config.n_random)]
+    rows, rows_extra = surprisal_table(su, full_s, mask, randoms)
+    overlap, null = pruning_overlap(su, config, mask, lam)
+    resid = {name: residual_maps(su.m, su.resid_tokens, mk, alpha=config.ridge_alpha, k=config.recall_k,
                                  seed=config.seed + 4)
              for name, mk in (("full", None), ("subnetwork", mask), ("random", randoms[0]))}
+    gaps = mask_sanity(su, mask, randoms)
+    sizes = [_size_point(name, config, lam, mask_config(config, lam)) for name in config.size_models]
+    measured = {"full_s": full_s, "sweep": sweep, "best": best, "sparse_ok": sparse_ok, "mask": mask, "lam": lam,
+                "rows": rows, "rows_extra": rows_extra, "overlap": overlap, "null": null, "resid": resid,
+                "gaps": gaps, "sizes": sizes, "seconds": time.time() - t_start}
+    result = Result("bigram")
+    add_metrics_and_criteria(result, su, config, measured)
+    add_arrays_and_figures(result, su, config, measured)
+    return result
 
-    # ---- sanity: masks leave the base alone and compose as specified
-    x = eval_tokens[:8].to(m.device)
-    with torch.no_grad():
-        base_logits = root(x)
-        with Mask.ones(sites).apply(m):
-            ones_gap = float((root(x) - base_logits).abs().max())
-        with Mask.zeros(sites).apply(m):
-            zeros_logits = root(x)
-        saved = {s.key: root.get_submodule(s.path).weight.detach().clone() for s in sites}
-        try:
-            for s in sites:
-                root.get_submodule(s.path).weight.zero_()
-            zeros_gap = float((root(x) - zeros_logits).abs().max())
-        finally:
-            for s in sites:
-                root.get_submodule(s.path).weight.copy_(saved[s.key])
-    base_gap = max(float((v - base_state[k]).abs().max()) for k, v in root.state_dict().items() if v.is_floating_point())
-    size_gap = sum(abs(int(r.values[k].sum()) - int(mask.values[k].sum())) for r in randoms for k in mask.values)
-    partition_gap = mask.n_kept + mask.complement().n_kept - n_mask
 
-    # ---- other model sizes: the first-MLP finding
-    sizes = []
-    for name in config.size_models:
-        sizes.append(_size_point(name, config, lam, mask_cfg(lam)))
-
-    density_table, layers, mats = mask.layer_matrix_table()
+def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict) -> None:
+    """The run's metrics and its sanity and claim criteria."""
+    m, mask, sweep, rows, overlap, gaps = su.m, d["mask"], d["sweep"], d["rows"], d["overlap"], d["gaps"]
     comp = mask.by_component()
     l0_mlp = comp.get("L0.mlp", float("nan"))
     others = [v for c, v in comp.items() if c != "L0.mlp"]
-    result = Result("bigram")
     result.metrics.update({
-        "model": m.model_id, "corpus": src, "n_maskable": n_mask, "n_sites": len(sites), "vocab": V,
-        "seq_len": seq_len, "train_tokens": int(len(train_stream)), "heldout_tokens": int(len(held_stream)),
-        "sweep": sweep, "chosen_lambda": lam, "chosen_kept_fraction": mask.kept_fraction,
-        "chosen_r": sweep[best]["r"], "full_model_r": pearson_finite(full_s, bigram_s),
-        "surprisal": {**rows, **rows_extra}, "overlap": overlap, "kept_by_component": comp,
+        "model": m.model_id, "corpus": su.src, "n_maskable": sum(s.size for s in su.sites), "n_sites": len(su.sites),
+        "vocab": m.cfg.d_vocab, "seq_len": su.seq_len, "train_tokens": int(len(su.train_stream)),
+        "heldout_tokens": int(len(su.held_stream)),
+        "sweep": sweep, "chosen_lambda": d["lam"], "chosen_kept_fraction": mask.kept_fraction,
+        "chosen_r": sweep[d["best"]]["r"], "full_model_r": pearson_finite(d["full_s"], su.bigram_s),
+        "surprisal": {**rows, **d["rows_extra"]}, "overlap": overlap, "kept_by_component": comp,
         "kept_by_layer": {str(k): v for k, v in mask.by_layer().items()}, "kept_by_matrix": mask.by_matrix(),
-        "residual": {k: {kk: vv.tolist() for kk, vv in v.items()} for k, v in resid.items()},
-        "size_models": sizes, "temperature_growth": config.temperature_growth, "seconds": time.time() - t_start,
+        "residual": {k: {kk: vv.tolist() for kk, vv in v.items()} for k, v in d["resid"].items()},
+        "size_models": d["sizes"], "temperature_growth": config.temperature_growth, "seconds": d["seconds"],
     })
-    sparse_r = max([sweep[i]["r"] for i in sparse_ok], default=float("nan"))
-    result.add_criterion("hard_ones_mask_equals_base", ones_gap, "<=", 0.0, kind="sanity",
+    sparse_r = max([sweep[i]["r"] for i in d["sparse_ok"]], default=float("nan"))
+    result.add_criterion("hard_ones_mask_equals_base", gaps["ones"], "<=", 0.0, kind="sanity",
                          description="max |logits with an all-ones hard mask - base logits|")
-    result.add_criterion("zeros_mask_equals_zeroed_weights", zeros_gap, "<=", 0.0, kind="sanity",
+    result.add_criterion("zeros_mask_equals_zeroed_weights", gaps["zeros"], "<=", 0.0, kind="sanity",
                          description="max |logits with an all-zeros mask - logits with those matrices zeroed|")
-    result.add_criterion("base_weights_unchanged", base_gap, "<=", 0.0, kind="sanity",
+    result.add_criterion("base_weights_unchanged", gaps["base"], "<=", 0.0, kind="sanity",
                          description="max |base weight after the run - before| (masks never write weights)")
-    result.add_criterion("random_masks_same_size_per_matrix", size_gap, "==", 0, kind="sanity",
+    result.add_criterion("random_masks_same_size_per_matrix", gaps["size"], "==", 0, kind="sanity",
                          description="sum over matrices of |kept(random) - kept(subnetwork)|")
-    result.add_criterion("complement_partitions_weights", partition_gap, "==", 0, kind="sanity",
+    result.add_criterion("complement_partitions_weights", gaps["partition"], "==", 0, kind="sanity",
                          description="kept(subnetwork) + kept(complement) - |M|")
-    result.add_criterion("bigram_rows_sum_to_one", float((table.sum(-1) - 1).abs().max()), "<=", 1e-4, kind="sanity",
-                         description="max |sum_next P(next | prev) - 1| over the vocabulary")
+    result.add_criterion("bigram_rows_sum_to_one", float((su.table.sum(-1) - 1).abs().max()), "<=", 1e-4,
+                         kind="sanity", description="max |sum_next P(next | prev) - 1| over the vocabulary")
     result.add_criterion("sparse_subnetwork_r", sparse_r, ">=", 0.9, kind="claim",
                          description=f"best surprisal r with the bigram model among lambdas keeping <= "
                                      f"{config.max_kept:.0%} of maskable weights")
@@ -368,32 +444,39 @@ def run(config: Config) -> Result:
     if overlap:
         result.add_criterion("overlap_with_pruning_mask_p", overlap["p_value"], "<", 0.01, kind="claim",
                              description=f"one-sided p of the overlap with the optimal-pruning mask against "
-                                         f"{len(null)} within-matrix row shuffles")
-    for sp in sizes:
+                                         f"{len(d['null'])} within-matrix row shuffles")
+    for sp in d["sizes"]:
         result.add_criterion(f"layer0_mlp_densest@{sp['model']}", sp["l0_mlp_margin"], ">", 0.0, kind="claim",
-                             description=f"layer-0 MLP density margin for {sp['model']} (one mask at lambda {lam:g})")
+                             description=f"layer-0 MLP density margin for {sp['model']} (one mask at lambda "
+                                         f"{d['lam']:g})")
 
+
+def add_arrays_and_figures(result: Result, su: Setup, config: Config, d: dict) -> None:
+    """The sweep, density, null and residual-map arrays, the mask bits, and the figures."""
+    from interp.plotting import bigram as plots
+
+    mask, sweep, resid, overlap = d["mask"], d["sweep"], d["resid"], d["overlap"]
+    density_table, layers, mats = mask.layer_matrix_table()
     result.arrays.update({
         "sweep_kept_fraction": np.array([p["kept_fraction"] for p in sweep]),
         "sweep_r": np.array([p["r"] for p in sweep]), "sweep_lambda": np.array(config.lambdas, dtype=float),
-        "density_layer_matrix": density_table, "overlap_null": null,
-        "subnetwork_mask_bits": np.packbits(np.concatenate([mask.values[s.key].numpy().ravel() for s in sites])),
+        "density_layer_matrix": density_table, "overlap_null": d["null"],
+        "subnetwork_mask_bits": np.packbits(np.concatenate([mask.values[s.key].numpy().ravel() for s in su.sites])),
         **{f"resid_{k}_{kk}": vv for k, v in resid.items() for kk, vv in v.items()},
     })
     heads = mask.by_head()
     result.figures.update({
         "sweep": plots.sweep_figure(result.arrays["sweep_kept_fraction"], result.arrays["sweep_r"], config.lambdas,
-                                    chosen=best, r_soft=[p["r_soft"] for p in sweep]),
+                                    chosen=d["best"], r_soft=[p["r_soft"] for p in sweep]),
         "density": plots.density_heatmap(density_table, layers, mats),
-        "surprisal_table": plots.surprisal_bars(rows, rows_extra.get("bigram_model_finite")),
+        "surprisal_table": plots.surprisal_bars(d["rows"], d["rows_extra"].get("bigram_model_finite")),
         "residual": plots.residual_figure({k: v["recall"] for k, v in resid.items()},
                                           {k: v["final_r"] for k, v in resid.items()}, config.recall_k),
     })
     if heads:
         result.figures["head_density"] = plots.head_density(heads)
     if overlap:
-        result.figures["overlap_null"] = plots.null_histogram(null, overlap["observed"], overlap["p_value"])
-    return result
+        result.figures["overlap_null"] = plots.null_histogram(d["null"], overlap["observed"], overlap["p_value"])
 
 
 def _size_point(name: str, config: Config, lam: float, cfg) -> dict:

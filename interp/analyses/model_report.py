@@ -11,14 +11,16 @@ the model's logits, an identity edit changes nothing, attention rows sum to one.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Annotated, Literal
 
+import annotated_types as at
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
+from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -29,15 +31,15 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "zoo:code-lm-tiny"
+    model: ModelName = "zoo:code-lm-tiny"
     corpus: str = "stdlib"
-    n_prompts: int = 32
-    seq_len: int = 48
+    n_prompts: Count = 32
+    seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 48
     prompt: str = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\n"
     ablation: Literal["mean", "zero"] = "mean"
-    batch_size: int = 16
-    device: str = "auto"
-    seed: int = 0
+    batch_size: Count = 16
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Tensor:
@@ -63,28 +65,26 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1))
 
 
-def logit_lens(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
-    """Per-layer next-token loss and top-1 accuracy of the residual stream read through
-    ``ln_final`` + ``unembed``. Row 0 is the embedding (``blocks.0.hook_resid_pre``),
-    row ``l+1`` is ``blocks.{l}.hook_resid_post``. Also returns the max |lens - logits| at
-    the last layer (must be ~0)."""
-    from interp.tracing.trace import trace
+def lens_by_layer(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Per-layer next-token loss and top-1 accuracy of the logit lens
+    (:mod:`interp.methods.lens`: the residual stream read through the model's final norm and
+    unembedding). Row 0 is the embedding, row ``l+1`` the stream after block ``l``. Also
+    returns the max |lens - logits| at the last layer (must be ~0)."""
+    from interp.methods.lens import residual_stream, unembed
 
-    L = m.n_layers
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]
-    loss = np.zeros(L + 1)
-    acc = np.zeros(L + 1)
+    R = len(m.resid_names())
+    loss = np.zeros(R)
+    acc = np.zeros(R)
     final_gap = 0.0
     n = 0
     for i in range(0, len(tokens), batch_size):
         x = tokens[i : i + batch_size].to(m.device)
-        out, acts = trace(m, x, capture=names)
-        with torch.no_grad():
-            for j, name in enumerate(names):
-                lens = m.module.unembed(m.module.ln_final(acts[name]))  # [batch, pos, vocab]
-                loss[j] += next_token_loss(lens, x).item() * len(x)
-                acc[j] += (lens[:, :-1].argmax(-1) == x[:, 1:]).float().mean().item() * len(x)
-            final_gap = max(final_gap, (lens - out).abs().max().item())
+        stream = residual_stream(m, x)
+        for j, resid in enumerate(stream.resid):
+            lens = unembed(m, resid)  # [batch, pos, vocab]; one layer at a time (vocab x pos can be large)
+            loss[j] += next_token_loss(lens, x).item() * len(x)
+            acc[j] += (lens[:, :-1].argmax(-1) == x[:, 1:]).float().mean().item() * len(x)
+        final_gap = max(final_gap, (lens - stream.output).abs().max().item())
         n += len(x)
     return {"loss": loss / n, "accuracy": acc / n, "final_gap": np.array(final_gap)}
 
@@ -95,7 +95,7 @@ def head_attention_scores(m, tokens: torch.Tensor, batch_size: int = 16) -> dict
     from interp.tracing.trace import trace
 
     L, H = m.n_layers, m.cfg.n_heads
-    names = [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
+    names = [m.hook("pattern", l) for l in range(L)]
     prev = np.zeros((L, H))
     first = np.zeros((L, H))
     row_err = 0.0
@@ -118,7 +118,7 @@ def head_ablation(m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 
     from interp.tracing.trace import edit_heads, trace
 
     L, H = m.n_layers, m.cfg.n_heads
-    z_names = [f"blocks.{l}.attn.hook_z" for l in range(L)]
+    z_names = [m.hook("z", l) for l in range(L)]
     batches = [tokens[i : i + batch_size].to(m.device) for i in range(0, len(tokens), batch_size)]
     means = {}
     clean, identity_gap, n = 0.0, 0.0, 0
@@ -157,31 +157,52 @@ def unigram_loss(m, tokens: torch.Tensor) -> float:
     return float(-(p[t].log()).mean())
 
 
-@register("model_report", Config, title="Model report: logit lens, attention, head ablation",
-          figure_order=("logit_lens", "head_ablation", "head_scores", "attention"))
-def run(config: Config) -> Result:
-    """Logit lens, attention patterns and per-head ablation on a transformer."""
+def load_transformer(config: Config):
+    """The configured model; it must be a transformer with blocks."""
     import interp
-    from interp.plotting import model_report as plots
-    from interp.utils import seed_everything
 
-    seed_everything(config.seed)
     m = interp.load_model(config.model, device=config.device)
     if m.kind != "transformer" or not m.n_layers:
         raise ValueError(f"model_report needs a transformer with blocks; {config.model} is a {m.kind}")
     log.info("model %s: %d layers x %d heads", m.model_id, m.n_layers, m.cfg.n_heads)
-    tokens = heldout_tokens(m, config.corpus, config.n_prompts, config.seq_len, config.seed)
+    return m
 
-    lens = logit_lens(m, tokens, config.batch_size)
+
+def prompt_patterns(m, prompt: str, tokens: torch.Tensor) -> tuple[np.ndarray, list[str]]:
+    """Attention patterns ``[layer, head, query, key]`` on ``prompt`` and its string tokens.
+    Without a tokenizer the first held-out sequence stands in for the typed prompt."""
+    from interp.tracing.trace import trace
+
+    prompt_tokens = (m.to_tokens(prompt) if m.tokenizer is not None else tokens[:1])[:, : m.cfg.n_ctx]
+    names = [m.hook("pattern", l) for l in range(m.n_layers)]
+    _, acts = trace(m, prompt_tokens, capture=names)
+    patterns = torch.stack([acts[n][0] for n in names]).cpu().numpy()
+    if m.tokenizer is not None:
+        return patterns, m.to_str_tokens(prompt_tokens[0])
+    return patterns, [str(t) for t in prompt_tokens[0].tolist()]
+
+
+@register("model_report", Config, title="Model report: logit lens, attention, head ablation",
+          figure_order=("logit_lens", "head_ablation", "head_scores", "attention"))
+def run(config: Config) -> Result:
+    """Logit lens, attention patterns and per-head ablation on a transformer."""
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    m = load_transformer(config)
+    tokens = heldout_tokens(m, config.corpus, config.n_prompts, config.seq_len, config.seed)
+    lens = lens_by_layer(m, tokens, config.batch_size)
     scores = head_attention_scores(m, tokens, config.batch_size)
     abl = head_ablation(m, tokens, config.ablation, config.batch_size)
     uni = unigram_loss(m, tokens)
+    patterns, str_tokens = prompt_patterns(m, config.prompt, tokens)
+    return report(config, m, lens, scores, abl, uni, patterns, str_tokens)
 
-    # Without a tokenizer the first held-out sequence stands in for the typed prompt.
-    prompt_tokens = (m.to_tokens(config.prompt) if m.tokenizer is not None else tokens[:1])[:, : m.cfg.n_ctx]
-    _, acts = interp.trace(m, prompt_tokens, capture=[f"blocks.{l}.attn.hook_pattern" for l in range(m.n_layers)])
-    patterns = torch.stack([acts[f"blocks.{l}.attn.hook_pattern"][0] for l in range(m.n_layers)]).cpu().numpy()
-    str_tokens = m.to_str_tokens(prompt_tokens[0]) if m.tokenizer is not None else [str(t) for t in prompt_tokens[0].tolist()]
+
+def report(config: Config, m, lens: dict, scores: dict, abl: dict, uni: float, patterns: np.ndarray,
+           str_tokens: list[str]) -> Result:
+    """The result: metrics, criteria, arrays and figures of the measured parts."""
+    from interp.plotting import model_report as plots
 
     result = Result("model_report")
     result.metrics.update({
@@ -207,7 +228,8 @@ def run(config: Config) -> Result:
     })
     result.figures.update({
         "logit_lens": plots.logit_lens_figure(lens["loss"], lens["accuracy"], uni),
-        "head_ablation": plots.head_heatmap(abl["loss_increase"], f"Loss increase when a head is {config.ablation}-ablated (nats)"),
+        "head_ablation": plots.head_heatmap(abl["loss_increase"],
+                                            f"Loss increase when a head is {config.ablation}-ablated (nats)"),
         "head_scores": plots.head_scores_figure(scores["prev_token"], scores["first_token"]),
         "attention": plots.attention_grid(patterns, str_tokens),
     })

@@ -14,18 +14,19 @@ tested on prompts from DFAs whose languages never occurred in training. Per mode
 Baselines: in-context 2-gram and 3-gram predictors with backoff (3-gram -> 2-gram ->
 unigram counts of the prompt so far).
 
-n-gram heads (:func:`ngram_head_scores`, any model's ``hook_pattern``): for query ``i``
-the attention mass on keys ``j`` with ``x_{j-1} = x_i`` (2-gram) and also
+n-gram heads (:func:`interp.methods.heads.ngram_head_scores`, any model's ``hook_pattern``):
+for query ``i`` the attention mass on keys ``j`` with ``x_{j-1} = x_i`` (2-gram) and also
 ``x_{j-2} = x_{i-1}`` (3-gram), against the mass uniform causal attention would put
 there. The best head in layers >= 1 is reported; the top n-gram heads are ablated (their
-``hook_z`` mean-ablated) against random heads; linear probes read the in-context 2-gram
-statistics from each layer's residual stream; the hard-wired n-gram layer's effect on the
-LSTM is its accuracy gain.
+``hook_z`` mean-ablated, :mod:`interp.methods.heads`) against random heads; ridge probes
+(:mod:`interp.methods.probes`) read the in-context 2-gram statistics from each layer's
+residual stream; the hard-wired n-gram layer's effect on the LSTM is its accuracy gain.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
@@ -46,6 +47,19 @@ from interp.data.ngram_heads import (
     scored_positions,
     valid_mask,
 )
+from interp.fields import Count, Device, ModelName, NonNegFloat, Seed
+from interp.methods.heads import (
+    ablation_edits,
+    best_ngram_head,
+    empty_head_edits,
+    head_means,
+    length_batches,
+    model_head_scores,
+    ngram_head_scores,
+    pattern_hooks,
+    rank_ngram_heads,
+)
+from interp.methods.probes import ridge_r2
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -59,20 +73,20 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transformer: str = "zoo:icll-transformer"
-    lstm: str = "zoo:icll-lstm"
-    lstm_ngram: str = "zoo:icll-lstm-ngram"
-    n_test_dfas: int = 500
+    transformer: ModelName = "zoo:icll-transformer"
+    lstm: ModelName = "zoo:icll-lstm"
+    lstm_ngram: ModelName = "zoo:icll-lstm-ngram"
+    n_test_dfas: Count = 500
     prompt: PromptConfig = Field(default_factory=PromptConfig)
-    top_heads: int = 2  # heads ablated together
-    random_draws: int = 8  # random head sets of the same size
+    top_heads: Count = 2  # heads ablated together
+    random_draws: Count = 8  # random head sets of the same size
     ablation: Literal["mean", "zero"] = "mean"
-    n_ablation_prompts: int = 250
-    probe_ridge: float = 1e-2
-    max_probe_positions: int = 20000
-    batch_size: int = 64
-    device: str = "auto"
-    seed: int = 0
+    n_ablation_prompts: Count = 250
+    probe_ridge: NonNegFloat = 1e-2  # probe penalty ridge * n_train on the weights (not scaled by their variance)
+    max_probe_positions: Count = 20000
+    batch_size: Count = 64
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 # --------------------------------------------------------------------------- data
@@ -123,12 +137,6 @@ def test_prompts(dfas: Sequence[DFA], seed: int, cfg: PromptConfig) -> tuple[tor
         tokens[i, : len(p)] = torch.as_tensor(p)
         valid[i, : len(p)] = torch.as_tensor(valid_mask(d, p))
     return tokens, lengths, valid
-
-
-def _batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Row indices grouped by similar length (less padding)."""
-    order = np.argsort(lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]  # numpy index arrays
 
 
 # --------------------------------------------------------------------------- metrics
@@ -203,7 +211,7 @@ def model_probs(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
     from interp.tracing.trace import trace
 
     out = torch.zeros(*tokens.shape, len(TOKEN_STRINGS))
-    for idx in _batches(lengths, batch_size):
+    for idx in length_batches(lengths, batch_size):
         T = int(lengths[idx].max())
         idx = torch.as_tensor(idx)
         logits, _ = trace(m, tokens[idx, :T], edits=edits)
@@ -211,154 +219,16 @@ def model_probs(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
     return out
 
 
-# --------------------------------------------------------------------------- n-gram heads
-def ngram_head_scores(tokens: torch.Tensor, patterns: torch.Tensor, n: int,
-                      query_mask: Optional[torch.Tensor] = None) -> dict[str, np.ndarray]:
-    """n-gram head scores of one layer's attention.
-
-    Args:
-        tokens: ``[batch, T]`` token ids.
-        patterns: ``[batch, head, query, key]`` attention (any model's ``hook_pattern``).
-        n: 2 (keys ``j`` with ``x_{j-1} = x_i``) or 3 (also ``x_{j-2} = x_{i-1}``).
-        query_mask: ``[batch, T]`` queries to score (default: every non-PAD token). Queries
-            without any matching key are left out.
-
-    Returns per head ``[head]``: ``mass`` (mean attention on matching keys), ``uniform``
-    (the mean mass uniform causal attention would give), ``ratio = mass / uniform``, and the
-    sums they came from (``mass_sum``, ``uniform_sum``, ``count``) for pooling batches.
-    """
-    from interp.models.ngram_layer import ngram_pattern
-
-    patterns = patterns.float().cpu()
-    tokens = tokens.cpu()
-    B, H, T, _ = patterns.shape
-    match = (ngram_pattern(tokens[:, :T], n - 1) > 0).float()  # [batch, query, key], j <= i
-    q = (tokens[:, :T] != PAD) if query_mask is None else query_mask[:, :T].cpu().bool()
-    q = q & (match.sum(-1) > 0)  # [batch, query]
-    mass = (patterns * match[:, None]).sum(-1)  # [batch, head, query]
-    uniform = match.sum(-1) / torch.arange(1, T + 1).float()  # [batch, query]
-    qf = q.float()
-    mass_sum = (mass * qf[:, None]).sum((0, 2)).numpy()
-    uni_sum = float((uniform * qf).sum())
-    count = float(qf.sum())
-    return _finish_scores(mass_sum, np.full(H, uni_sum), np.full(H, count))
-
-
-def _finish_scores(mass_sum: np.ndarray, uniform_sum: np.ndarray, count: np.ndarray) -> dict[str, np.ndarray]:
-    c = np.maximum(count, 1e-12)
-    mass, uni = mass_sum / c, uniform_sum / c
-    return {"mass": mass, "uniform": uni, "ratio": mass / np.maximum(uni, 1e-12),
-            "mass_sum": mass_sum, "uniform_sum": uniform_sum, "count": count}
-
-
-def pattern_hooks(m) -> list[str]:
-    """Every attention-pattern hook of a model (``blocks.{l}.attn.hook_pattern``, n-gram layers)."""
-    return [h for h in m.hook_names if h.endswith("hook_pattern")]
-
-
-def model_head_scores(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
-                      ns: Sequence[int] = (2, 3)) -> dict[int, dict[str, np.ndarray]]:
-    """``{n: {"mass"|"uniform"|"ratio": [n_pattern_hooks, head]}}`` pooled over the test prompts."""
-    from interp.tracing.trace import trace
-
-    names = pattern_hooks(m)
-    sums: dict[int, dict[str, list]] = {}
-    for idx in _batches(lengths, batch_size):
-        T = int(lengths[idx].max())
-        x = tokens[torch.as_tensor(idx), :T]
-        _, acts = trace(m, x, capture=names)
-        for n in ns:
-            for li, name in enumerate(names):
-                s = ngram_head_scores(x, acts[name], n)
-                acc = sums.setdefault(n, {}).setdefault(li, [0.0, 0.0, 0.0])
-                acc[0] = acc[0] + s["mass_sum"]
-                acc[1] = acc[1] + s["uniform_sum"]
-                acc[2] = acc[2] + s["count"]
-    out = {}
-    for n in ns:
-        rows = [_finish_scores(*sums[n][li]) for li in range(len(names))]
-        out[n] = {k: np.stack([r[k] for r in rows]) for k in ("mass", "uniform", "ratio")}
-    return out
-
-
-def best_ngram_head(scores: dict[int, dict[str, np.ndarray]], min_layer: int = 1, mass_at: float = 0.5,
-                    ratio_at: float = 3.0) -> dict[str, Any]:
-    """The head in layers >= ``min_layer`` closest to (or furthest past) the criterion
-    "mass >= mass_at and ratio >= ratio_at" for 2- or 3-grams: its score is
-    ``min(mass / mass_at, ratio / ratio_at)`` (>= 1 means both hold)."""
-    best = {"score": -np.inf}
-    for n, s in scores.items():
-        both = np.minimum(s["mass"] / mass_at, s["ratio"] / ratio_at)
-        for l in range(min_layer, both.shape[0]):
-            for h in range(both.shape[1]):
-                if both[l, h] > best["score"]:
-                    best = {"score": float(both[l, h]), "layer": l, "head": h, "n": n,
-                            "mass": float(s["mass"][l, h]), "ratio": float(s["ratio"][l, h])}
-    return best
-
-
-# --------------------------------------------------------------------------- ablation
-def head_means(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int) -> dict[str, torch.Tensor]:
-    """Mean ``hook_z`` ``[head, d_head]`` per layer over the non-PAD positions."""
-    from interp.tracing.trace import trace
-
-    names = [f"blocks.{l}.attn.hook_z" for l in range(m.n_layers)]
-    sums = {n: 0.0 for n in names}
-    count = 0
-    for idx in _batches(lengths, batch_size):
-        T = int(lengths[idx].max())
-        x = tokens[torch.as_tensor(idx), :T]
-        keep = (x != PAD).float()[..., None, None].to(m.device)
-        _, acts = trace(m, x, capture=names)
-        for n in names:
-            sums[n] = sums[n] + (acts[n].float() * keep).sum((0, 1))
-        count += int(keep.sum())
-    return {n: (s / count) for n, s in sums.items()}
-
-
-def ablation_edits(heads: Sequence[tuple[int, int]], means: dict[str, torch.Tensor], how: str) -> dict:
-    """``hook_z`` edits replacing the given ``(layer, head)`` outputs by their mean (or zero)."""
-    from interp.tracing.trace import edit_heads
-
-    by_layer: dict[int, list[int]] = {}
-    for l, h in heads:
-        by_layer.setdefault(l, []).append(h)
-    edits = {}
-    for l, hs in by_layer.items():
-        name = f"blocks.{l}.attn.hook_z"
-        mu = means[name][hs]  # [k, d_head]
-        fn = (lambda mu: (lambda a: mu.to(a.dtype).expand_as(a).clone()))(mu) if how == "mean" else torch.zeros_like
-        edits[name] = edit_heads(hs, fn)
-    return edits
-
-
 # --------------------------------------------------------------------------- probes
-def ridge_probe_r2(X: np.ndarray, Y: np.ndarray, train: np.ndarray, ridge: float) -> float:
-    """R^2 on the held-out rows of a ridge regression ``Y ~ X`` (with bias) fitted on ``train``."""
-    X = np.concatenate([X, np.ones((len(X), 1))], 1)
-    Xt, Yt = X[train], Y[train]
-    W = np.linalg.solve(Xt.T @ Xt + ridge * len(Xt) * np.eye(X.shape[1]), Xt.T @ Yt)
-    Xe, Ye = X[~train], Y[~train]
-    sse = ((Xe @ W - Ye) ** 2).sum()
-    sst = ((Ye - Yt.mean(0)) ** 2).sum()
-    return float(1 - sse / max(sst, 1e-12))
-
-
-def probe_hooks(m) -> list[str]:
-    """Residual-stream reads of a model, input to output."""
-    if m.kind == "transformer" and m.n_layers:
-        return ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(m.n_layers)]
-    names = m.hook_names
-    return [h for h in names if h == "hook_embed" or (h.endswith("hook_out") and "rnn" not in h)]
-
-
 def ngram_count_probe(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, ridge: float,
                       max_positions: int, seed: int) -> dict[str, float]:
-    """Linear probes from each residual read to the in-context 2-gram successor distribution
-    of the current token (normalised counts); R^2 on held-out prompts, per hook."""
+    """Ridge probes from each residual read (``m.resid_names()``) to the in-context 2-gram
+    successor distribution of the current token (normalised counts); R^2 on held-out
+    prompts, per hook (:func:`interp.methods.probes.ridge_r2`: unpenalised intercept,
+    penalty ``ridge * n_train`` on the weights)."""
     from interp.tracing.trace import trace
 
-    names = probe_hooks(m)
+    names = m.resid_names()
     counts = ngram_counts(tokens, 2)  # [n, T, sym]
     tot = counts.sum(-1)
     use = scored_positions(tokens) & (tot > 0)  # [n, T]
@@ -370,7 +240,7 @@ def ngram_count_probe(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: 
     target = (counts / tot.clamp_min(1)[..., None])[pos[:, 0], pos[:, 1]].numpy()
     feats = {n: [] for n in names}
     rows = []
-    for idx in _batches(lengths, batch_size):
+    for idx in length_batches(lengths, batch_size):
         sel = np.isin(pos[:, 0], idx)
         if not sel.any():
             continue
@@ -384,10 +254,24 @@ def ngram_count_probe(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: 
         rows.append(np.flatnonzero(sel))
     order = np.concatenate(rows)
     train = train_prompt[pos[order, 0]]
-    return {n: ridge_probe_r2(np.concatenate(feats[n]), target[order], train, ridge) for n in names}
+    out = {}
+    for n in names:
+        X = np.concatenate(feats[n])
+        out[n] = ridge_r2(X, target[order], train, absolute_ridge_alpha(X[train], ridge))
+    return out
 
 
-# --------------------------------------------------------------------------- run
+def absolute_ridge_alpha(X: np.ndarray, ridge: float) -> float:
+    """The :mod:`interp.methods.probes` ``alpha`` whose penalty is ``ridge * n`` for the
+    ``n`` training rows ``X [n, d]``: this analysis penalises the probe weights by an amount
+    that does not scale with the activations (probes' ``alpha`` is relative to the mean
+    feature variance), so its R^2 values stay those it always reported."""
+    X = X.astype(np.float64)
+    scale = max(float(((X - X.mean(0)) ** 2).sum() / X.shape[1]), 1e-12)  # probes' trace(Xc^T Xc) / d
+    return ridge * len(X) / scale
+
+
+# --------------------------------------------------------------------------- steps of the run
 def _mean(x: torch.Tensor) -> float:
     return float(torch.nanmean(x.double()))
 
@@ -396,25 +280,28 @@ def _by_position(x: torch.Tensor) -> np.ndarray:
     return torch.nanmean(x, dim=0).numpy()  # NaN where no prompt is scored
 
 
-@register("ngram_heads", Config, title="In-context language learning: n-gram heads (transformers vs LSTMs)",
-          paper="Akyurek et al. 2024, In-context language learning: architectures and algorithms",
-          figure_order=("accuracy_tvd", "accuracy_by_position", "head_scores", "attention", "ablation", "probe"))
-def run(config: Config) -> Result:
-    """Accuracy and TVD of a transformer, an LSTM and an LSTM with n-gram layers on unseen
-    random DFAs; n-gram head scores, head ablation and probes."""
+@dataclass
+class PromptSet:
+    """The test prompts, one per unseen DFA, with the oracle's answers."""
+
+    tokens: torch.Tensor  # [n, T] PAD-padded
+    lengths: np.ndarray  # [n]
+    valid: torch.Tensor  # [n, T, vocab] valid next symbols
+    scored: torch.Tensor  # [n, T] positions that are scored
+    n_dfas: int = 0
+    n_excluded: int = 0  # training DFA languages kept out of the test set
+    overlap: int = 0  # test languages among them (must be 0)
+
+    def first(self, n: int) -> "PromptSet":
+        return PromptSet(self.tokens[:n], self.lengths[:n], self.valid[:n], self.scored[:n], n)
+
+
+def unseen_prompts(config: Config, names: dict[str, str]) -> PromptSet:
+    """Test DFAs whose languages none of the models was trained on, one prompt each."""
     import warnings
 
-    import interp
-    from interp.plotting import ngram_heads as plots
-    from interp.utils import seed_everything
-
-    seed_everything(config.seed)
-    result = Result("ngram_heads")
-    names = {"transformer": config.transformer, "lstm": config.lstm, "lstm_ngram": config.lstm_ngram}
-
-    # ---- test DFAs: languages none of the models was trained on
     exclude: set[bytes] = set()
-    for key, name in names.items():
+    for name in names.values():
         keys = training_dfa_keys(name)
         if keys is None:
             warnings.warn(f"training DFAs of {name} unknown: test DFAs cannot be checked against them")
@@ -426,12 +313,16 @@ def run(config: Config) -> Result:
     tokens, lengths, valid = test_prompts(test_dfas, config.seed, config.prompt)
     scored = scored_positions(tokens)
     log.info("%d test prompts, %d scored positions", len(tokens), int(scored.sum()))
+    return PromptSet(tokens, lengths, valid, scored, len(test_dfas), len(exclude), overlap)
 
-    # ---- oracle and baselines
+
+def baselines(ps: PromptSet) -> tuple[dict[str, dict], dict[str, float]]:
+    """Metrics of the oracle and the in-context 2-/3-gram baselines, and the checks of the
+    metric code (the oracle accepts the prompts; the 2-gram baseline computed two ways)."""
+    tokens, lengths, valid, scored = ps.tokens, ps.lengths, ps.valid, ps.scored
     targets = torch.full_like(tokens, PAD)
     targets[:, :-1] = tokens[:, 1:]
     target_valid = valid.gather(-1, targets.clamp_max(valid.shape[-1] - 1)[..., None])[..., 0]
-    oracle_valid_frac = float(target_valid[scored].float().mean())
     oracle_probs = valid.float() / valid.float().sum(-1, keepdim=True).clamp_min(1)
     evals = {"oracle": next_token_metrics(oracle_probs, valid, scored)}
     evals["2gram"] = next_token_metrics(ngram_baseline(tokens, 2), valid, scored)
@@ -445,146 +336,19 @@ def run(config: Config) -> Result:
             if scored[i, t]:
                 loop_correct.append(p is not None and bool(valid[i, t, p]))
                 disagree += int(p != int(vec_pred[i, t]))
-    bigram_loop_acc = float(np.mean(loop_correct))
+    checks = {"oracle_valid_frac": float(target_valid[scored].float().mean()),
+              "bigram_loop_acc": float(np.mean(loop_correct)), "bigram_disagree": disagree}
+    return evals, checks
 
-    # ---- models
-    models = {}
-    for key, name in names.items():
-        models[key] = interp.load_model(name, device=config.device)
-        log.info("loaded %s: %r", key, models[key])
-    probs = {}
+
+def model_evals(models: dict, ps: PromptSet, batch_size: int) -> dict[str, dict]:
+    """Accuracy and TVD per position of each model."""
+    evals = {}
     for key, m in models.items():
-        probs[key] = model_probs(m, tokens, lengths, config.batch_size)
-        evals[key] = next_token_metrics(probs[key], valid, scored)
+        probs = model_probs(m, ps.tokens, ps.lengths, batch_size)
+        evals[key] = next_token_metrics(probs, ps.valid, ps.scored)
         log.info("%s: accuracy %.3f, TVD %.3f", key, _mean(evals[key]["correct"]), _mean(evals[key]["tvd"]))
-    acc = {k: _mean(v["correct"]) for k, v in evals.items()}
-    tvd = {k: _mean(v["tvd"]) for k, v in evals.items()}
-
-    # ---- n-gram heads of the transformer
-    tf = models["transformer"]
-    scores = model_head_scores(tf, tokens, lengths, config.batch_size)
-    best = best_ngram_head(scores, min_layer=1 if tf.n_layers > 1 else 0)
-    log.info("best n-gram head in layers >= 1: %s", best)
-    # the scorer on patterns whose answer is known, on these very prompts
-    known = torch.stack([(ngram_pattern_uniform(tokens[:16], 1)), _causal_uniform(tokens[:16])], 1)
-    hand = ngram_head_scores(tokens[:16], known, 2)
-    hand_err = max(abs(hand["mass"][0] - 1.0), abs(hand["ratio"][1] - 1.0))
-    ngram_layer_err = None
-    lstm_ng = models["lstm_ngram"]
-    layer_scores = None
-    if pattern_hooks(lstm_ng):
-        layer_scores = model_head_scores(lstm_ng, tokens, lengths, config.batch_size)
-        orders = getattr(lstm_ng.module, "spec", None)
-        orders = list(getattr(orders, "ngram_orders", []))
-        if 1 in orders:
-            ngram_layer_err = abs(float(layer_scores[2]["mass"][orders.index(1), 0]) - 1.0)
-
-    # ---- ablation: top n-gram heads vs random heads
-    n_abl = min(config.n_ablation_prompts, len(tokens))
-    a_tok, a_len, a_valid, a_scored = tokens[:n_abl], lengths[:n_abl], valid[:n_abl], scored[:n_abl]
-    means = head_means(tf, a_tok, a_len, config.batch_size)
-    H = tf.cfg.n_heads
-    rank = np.maximum(*[np.minimum(scores[n]["mass"] / 0.5, scores[n]["ratio"] / 3.0) for n in (2, 3)])
-    order = np.argsort(rank, axis=None)[::-1]
-    top = [(int(i // H), int(i % H)) for i in order[: config.top_heads]]
-    others = [(int(i // H), int(i % H)) for i in order[config.top_heads :]]
-
-    def acc_with(edits):
-        p = model_probs(tf, a_tok, a_len, config.batch_size, edits=edits)
-        return _mean(next_token_metrics(p, a_valid, a_scored)["correct"]), p
-
-    clean_acc, clean_p = acc_with(None)
-    from interp.tracing.trace import edit_heads
-
-    _, noop_p = acc_with({f"blocks.{l}.attn.hook_z": edit_heads([], torch.zeros_like) for l in range(tf.n_layers)})
-    noop_gap = float((noop_p - clean_p).abs().max())
-    top_acc, _ = acc_with(ablation_edits(top, means, config.ablation))
-    rng = np.random.default_rng([config.seed, 3])
-    random_sets, random_accs = [], []
-    for _ in range(config.random_draws):
-        pick = rng.choice(len(others), size=min(config.top_heads, len(others)), replace=False)
-        heads = [others[i] for i in pick]
-        random_sets.append(heads)
-        random_accs.append(acc_with(ablation_edits(heads, means, config.ablation))[0])
-    drop_top = clean_acc - top_acc
-    drop_random = [clean_acc - a for a in random_accs]
-    log.info("ablation: top heads %s drop %.3f; random drop %.3f", top, drop_top, float(np.mean(drop_random)))
-
-    # ---- fused LSTM path equals the unrolled, hooked one
-    lstm_gap = None
-    x = tokens[:8, : int(lengths[:8].max())]
-    for key in ("lstm", "lstm_ngram"):
-        m = models[key]
-        h_names = [h for h in m.hook_names if h.endswith("rnn.hook_h")]
-        if h_names:
-            out_fused, _ = interp.trace(m, x)
-            out_unrolled, _ = interp.trace(m, x, capture=h_names)
-            gap = float((out_fused - out_unrolled).abs().max())
-            lstm_gap = gap if lstm_gap is None else max(lstm_gap, gap)
-
-    # ---- probes for in-context 2-gram statistics
-    probe = {key: ngram_count_probe(m, tokens, lengths, config.batch_size, config.probe_ridge,
-                                    config.max_probe_positions, config.seed) for key, m in models.items()}
-
-    # ---- results
-    result.metrics.update({
-        "models": names,
-        "accuracy": acc, "tvd": tvd, "tvd_l1_as_in_paper": {k: 2 * v for k, v in tvd.items()},
-        "tvd_note": TVD_NOTE,
-        "bigram_baseline_accuracy_loop": bigram_loop_acc,
-        "n_test_dfas": len(test_dfas), "n_training_dfas_excluded": len(exclude),
-        "n_scored_positions": int(scored.sum()),
-        "best_ngram_head": best,
-        "ngram_head_scores": {str(n): {k: v.tolist() for k, v in s.items()} for n, s in scores.items()},
-        "ablation": {"how": config.ablation, "top_heads": top, "clean_accuracy": clean_acc,
-                     "top_accuracy": top_acc, "drop_top": drop_top, "random_heads": random_sets,
-                     "drop_random": drop_random, "drop_random_mean": float(np.mean(drop_random))},
-        "probe_r2": probe,
-        "ngram_layer_scores": None if layer_scores is None else
-        {str(n): {k: v.tolist() for k, v in s.items()} for n, s in layer_scores.items()},
-    })
-    _criteria(result, acc, tvd, best, drop_top, drop_random, overlap, oracle_valid_frac, bigram_loop_acc, disagree,
-              hand_err, ngram_layer_err, noop_gap, lstm_gap, exclude)
-
-    # ---- arrays and figures
-    curves = {k: _by_position(evals[k]["correct"]) for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")}
-    tvd_curves = {k: _by_position(evals[k]["tvd"]) for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")}
-    for k, v in curves.items():
-        result.arrays[f"accuracy_by_position_{k}"] = v
-        result.arrays[f"tvd_by_position_{k}"] = tvd_curves[k]
-    for n, s in scores.items():
-        for k, v in s.items():
-            result.arrays[f"head_{k}_{n}gram"] = v
-    show = int(np.argsort(np.abs(lengths - np.median(lengths)))[0])  # a prompt of typical length
-    Ts = int(min(lengths[show], 64))
-    _, pacts = interp.trace(tf, tokens[show : show + 1, :Ts], capture=[f"blocks.{best['layer']}.attn.hook_pattern"])
-    pattern = pacts[f"blocks.{best['layer']}.attn.hook_pattern"][0, best["head"]].float().cpu().numpy()
-    from interp.models.ngram_layer import ngram_pattern
-
-    matches = (ngram_pattern(tokens[show : show + 1, :Ts], best["n"] - 1)[0] > 0).numpy()
-    result.arrays["example_pattern"] = pattern
-    result.arrays["example_matches"] = matches
-    str_tokens = [TOKEN_STRINGS[t] for t in tokens[show, :Ts].tolist()]
-    labels = {"transformer": "transformer", "lstm": "LSTM", "lstm_ngram": "LSTM + n-gram",
-              "2gram": "in-context 2-gram", "3gram": "in-context 3-gram", "oracle": "oracle"}
-    result.figures.update({
-        "accuracy_tvd": plots.accuracy_tvd_bars({labels[k]: acc[k] for k in labels}, {labels[k]: tvd[k] for k in labels}),
-        "accuracy_by_position": plots.by_position({labels[k]: v for k, v in curves.items()},
-                                                  {labels[k]: v for k, v in tvd_curves.items()}),
-        "head_scores": plots.head_score_heatmaps(scores),
-        "attention": plots.attention_with_matches(pattern, matches, str_tokens,
-                                                  f"L{best['layer']}H{best['head']} ({best['n']}-gram matches marked)"),
-        "ablation": plots.ablation_bars(drop_top, drop_random, top),
-        "probe": plots.probe_r2({labels[k]: v for k, v in probe.items()}),
-    })
-    return result
-
-
-def ngram_pattern_uniform(tokens: torch.Tensor, m: int) -> torch.Tensor:
-    """A hand-made "perfect n-gram head": uniform over the matching keys ``[batch, query, key]``."""
-    from interp.models.ngram_layer import ngram_pattern
-
-    return ngram_pattern(tokens, m)
+    return evals
 
 
 def _causal_uniform(tokens: torch.Tensor) -> torch.Tensor:
@@ -593,29 +357,195 @@ def _causal_uniform(tokens: torch.Tensor) -> torch.Tensor:
     return (p / p.sum(-1, keepdim=True)).expand(tokens.shape[0], T, T)
 
 
-def _criteria(result: Result, acc, tvd, best, drop_top, drop_random, overlap, oracle_valid_frac, bigram_loop_acc,
-              bigram_disagree, hand_err, ngram_layer_err, noop_gap, lstm_gap, exclude) -> None:
+def ngram_heads_of(tf, lstm_ng, ps: PromptSet, batch_size: int) -> dict[str, Any]:
+    """n-gram head scores of the transformer (and of the LSTM's hard-wired n-gram layers),
+    the best head in layers >= 1, and the scorer's error on patterns whose answer is known."""
+    from interp.models.ngram_layer import ngram_pattern
+
+    scores = model_head_scores(tf, ps.tokens, ps.lengths, batch_size, pad_id=PAD)
+    best = best_ngram_head(scores, min_layer=1 if tf.n_layers > 1 else 0)
+    log.info("best n-gram head in layers >= 1: %s", best)
+    # a perfect 2-gram head and uniform causal attention, on these very prompts
+    x = ps.tokens[:16]
+    known = torch.stack([ngram_pattern(x, 1), _causal_uniform(x)], 1)  # [16, 2 heads, T, T]
+    hand = ngram_head_scores(x, known, 2, pad_id=PAD)
+    out = {"scores": scores, "best": best, "layer_scores": None, "ngram_layer_err": None,
+           "hand_err": max(abs(hand["mass"][0] - 1.0), abs(hand["ratio"][1] - 1.0))}
+    if pattern_hooks(lstm_ng):
+        out["layer_scores"] = layer_scores = model_head_scores(lstm_ng, ps.tokens, ps.lengths, batch_size, pad_id=PAD)
+        orders = list(getattr(getattr(lstm_ng.module, "spec", None), "ngram_orders", []))
+        if 1 in orders:
+            out["ngram_layer_err"] = abs(float(layer_scores[2]["mass"][orders.index(1), 0]) - 1.0)
+    return out
+
+
+def head_ablation(tf, ps: PromptSet, scores: dict, config: Config) -> dict[str, Any]:
+    """Accuracy drop when the top n-gram heads are ablated vs random head sets of the same
+    size, and the largest change from edits that ablate nothing."""
+    a = ps.first(min(config.n_ablation_prompts, len(ps.tokens)))
+    means = head_means(tf, a.tokens, a.lengths, config.batch_size, pad_id=PAD)
+    ranked = rank_ngram_heads(scores)
+    top, others = ranked[: config.top_heads], ranked[config.top_heads :]
+
+    def acc_with(edits):
+        p = model_probs(tf, a.tokens, a.lengths, config.batch_size, edits=edits)
+        return _mean(next_token_metrics(p, a.valid, a.scored)["correct"]), p
+
+    clean_acc, clean_p = acc_with(None)
+    _, noop_p = acc_with(empty_head_edits(tf))
+    top_acc, _ = acc_with(ablation_edits(tf, top, means, config.ablation))
+    rng = np.random.default_rng([config.seed, 3])
+    random_sets, random_accs = [], []
+    for _ in range(config.random_draws):
+        pick = rng.choice(len(others), size=min(config.top_heads, len(others)), replace=False)
+        heads = [others[i] for i in pick]
+        random_sets.append(heads)
+        random_accs.append(acc_with(ablation_edits(tf, heads, means, config.ablation))[0])
+    drop_random = [clean_acc - acc for acc in random_accs]
+    log.info("ablation: top heads %s drop %.3f; random drop %.3f", top, clean_acc - top_acc, float(np.mean(drop_random)))
+    return {"how": config.ablation, "top_heads": top, "clean_accuracy": clean_acc, "top_accuracy": top_acc,
+            "drop_top": clean_acc - top_acc, "random_heads": random_sets, "drop_random": drop_random,
+            "drop_random_mean": float(np.mean(drop_random)), "noop_gap": float((noop_p - clean_p).abs().max())}
+
+
+def lstm_fused_gap(models: dict, ps: PromptSet) -> Optional[float]:
+    """Max |logits| gap between the fused LSTM path and the unrolled, hooked one."""
+    import interp
+
+    gap = None
+    x = ps.tokens[:8, : int(ps.lengths[:8].max())]
+    for key in ("lstm", "lstm_ngram"):
+        m = models[key]
+        h_names = [h for h in m.hook_names if h.endswith("rnn.hook_h")]
+        if h_names:
+            out_fused, _ = interp.trace(m, x)
+            out_unrolled, _ = interp.trace(m, x, capture=h_names)
+            g = float((out_fused - out_unrolled).abs().max())
+            gap = g if gap is None else max(gap, g)
+    return gap
+
+
+def example_attention(tf, ps: PromptSet, best: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The best head's pattern ``[query, key]`` on a prompt of typical length (at most 64
+    tokens), its n-gram matches and the token strings."""
+    import interp
+    from interp.models.ngram_layer import ngram_pattern
+
+    show = int(np.argsort(np.abs(ps.lengths - np.median(ps.lengths)))[0])
+    Ts = int(min(ps.lengths[show], 64))
+    x = ps.tokens[show : show + 1, :Ts]
+    name = tf.hook("pattern", best["layer"])
+    _, acts = interp.trace(tf, x, capture=[name])
+    pattern = acts[name][0, best["head"]].float().cpu().numpy()
+    matches = (ngram_pattern(x, best["n"] - 1)[0] > 0).numpy()
+    return pattern, matches, [TOKEN_STRINGS[t] for t in x[0].tolist()]
+
+
+# --------------------------------------------------------------------------- run
+@register("ngram_heads", Config, title="In-context language learning: n-gram heads (transformers vs LSTMs)",
+          paper="Akyurek et al. 2024, In-context language learning: architectures and algorithms",
+          figure_order=("accuracy_tvd", "accuracy_by_position", "head_scores", "attention", "ablation", "probe"))
+def run(config: Config) -> Result:
+    """Accuracy and TVD of a transformer, an LSTM and an LSTM with n-gram layers on unseen
+    random DFAs; n-gram head scores, head ablation and probes."""
+    import interp
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    result = Result("ngram_heads")
+    names = {"transformer": config.transformer, "lstm": config.lstm, "lstm_ngram": config.lstm_ngram}
+    ps = unseen_prompts(config, names)
+    evals, checks = baselines(ps)
+    models = {key: interp.load_model(name, device=config.device) for key, name in names.items()}
+    evals.update(model_evals(models, ps, config.batch_size))
+    heads = ngram_heads_of(models["transformer"], models["lstm_ngram"], ps, config.batch_size)
+    abl = head_ablation(models["transformer"], ps, heads["scores"], config)
+    checks["lstm_gap"] = lstm_fused_gap(models, ps)
+    probe = {key: ngram_count_probe(m, ps.tokens, ps.lengths, config.batch_size, config.probe_ridge,
+                                    config.max_probe_positions, config.seed) for key, m in models.items()}
+    acc = {k: _mean(v["correct"]) for k, v in evals.items()}
+    tvd = {k: _mean(v["tvd"]) for k, v in evals.items()}
+    result.metrics.update(_metrics(names, acc, tvd, checks, ps, heads, abl, probe))
+    _criteria(result, acc, tvd, checks, ps, heads, abl)
+    _arrays_and_figures(result, evals, acc, tvd, heads, abl, probe,
+                        example_attention(models["transformer"], ps, heads["best"]))
+    return result
+
+
+def _scores_json(scores: Optional[dict]) -> Optional[dict]:
+    return None if scores is None else {str(n): {k: v.tolist() for k, v in s.items()} for n, s in scores.items()}
+
+
+def _metrics(names, acc, tvd, checks, ps: PromptSet, heads, abl, probe) -> dict[str, Any]:
+    return {
+        "models": names,
+        "accuracy": acc, "tvd": tvd, "tvd_l1_as_in_paper": {k: 2 * v for k, v in tvd.items()},
+        "tvd_note": TVD_NOTE,
+        "bigram_baseline_accuracy_loop": checks["bigram_loop_acc"],
+        "n_test_dfas": ps.n_dfas, "n_training_dfas_excluded": ps.n_excluded,
+        "n_scored_positions": int(ps.scored.sum()),
+        "best_ngram_head": heads["best"],
+        "ngram_head_scores": _scores_json(heads["scores"]),
+        "ablation": {k: v for k, v in abl.items() if k != "noop_gap"},
+        "probe_r2": probe,
+        "ngram_layer_scores": _scores_json(heads["layer_scores"]),
+    }
+
+
+LABELS = {"transformer": "transformer", "lstm": "LSTM", "lstm_ngram": "LSTM + n-gram",
+          "2gram": "in-context 2-gram", "3gram": "in-context 3-gram", "oracle": "oracle"}
+
+
+def _arrays_and_figures(result: Result, evals, acc, tvd, heads, abl, probe, example) -> None:
+    from interp.plotting import ngram_heads as plots
+
+    curves = {k: _by_position(evals[k]["correct"]) for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")}
+    tvd_curves = {k: _by_position(evals[k]["tvd"]) for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")}
+    for k, v in curves.items():
+        result.arrays[f"accuracy_by_position_{k}"] = v
+        result.arrays[f"tvd_by_position_{k}"] = tvd_curves[k]
+    scores, best = heads["scores"], heads["best"]
+    for n, s in scores.items():
+        for k, v in s.items():
+            result.arrays[f"head_{k}_{n}gram"] = v
+    pattern, matches, str_tokens = example
+    result.arrays["example_pattern"] = pattern
+    result.arrays["example_matches"] = matches
+    result.figures.update({
+        "accuracy_tvd": plots.accuracy_tvd_bars({LABELS[k]: acc[k] for k in LABELS}, {LABELS[k]: tvd[k] for k in LABELS}),
+        "accuracy_by_position": plots.by_position({LABELS[k]: v for k, v in curves.items()},
+                                                  {LABELS[k]: v for k, v in tvd_curves.items()}),
+        "head_scores": plots.head_score_heatmaps(scores),
+        "attention": plots.attention_with_matches(pattern, matches, str_tokens,
+                                                  f"L{best['layer']}H{best['head']} ({best['n']}-gram matches marked)"),
+        "ablation": plots.ablation_bars(abl["drop_top"], abl["drop_random"], abl["top_heads"]),
+        "probe": plots.probe_r2({LABELS[k]: v for k, v in probe.items()}),
+    })
+
+
+def _criteria(result: Result, acc, tvd, checks, ps: PromptSet, heads, abl) -> None:
     add = result.add_criterion
+    best, drop_top, drop_random = heads["best"], abl["drop_top"], abl["drop_random"]
     # sanity: the implementation
-    if exclude:
-        add("test_dfas_disjoint_from_training", overlap, "==", 0, kind="sanity",
+    if ps.n_excluded:
+        add("test_dfas_disjoint_from_training", ps.overlap, "==", 0, kind="sanity",
             description="test DFA languages (canonical minimal form) also among the models' training DFAs")
-    add("oracle_accepts_test_prompts", oracle_valid_frac, ">=", 1.0, kind="sanity",
+    add("oracle_accepts_test_prompts", checks["oracle_valid_frac"], ">=", 1.0, kind="sanity",
         description="fraction of scored next symbols in the test prompts that the oracle calls valid")
     add("oracle_scores_perfectly", (1 - acc["oracle"]) + tvd["oracle"], "<=", 1e-9, kind="sanity",
         description="(1 - accuracy) + TVD of the oracle's own distribution under the metric code")
-    add("bigram_baseline_two_ways", abs(acc["2gram"] - bigram_loop_acc) + bigram_disagree, "<=", 1e-12,
-        kind="sanity", description="|accuracy of the in-context 2-gram baseline: vectorised counts - plain Python "
-        "loop| + number of scored positions where their greedy predictions differ")
-    add("head_scorer_on_known_patterns", hand_err, "<=", 1e-5, kind="sanity",
+    add("bigram_baseline_two_ways", abs(acc["2gram"] - checks["bigram_loop_acc"]) + checks["bigram_disagree"], "<=",
+        1e-12, kind="sanity", description="|accuracy of the in-context 2-gram baseline: vectorised counts - plain "
+        "Python loop| + number of scored positions where their greedy predictions differ")
+    add("head_scorer_on_known_patterns", heads["hand_err"], "<=", 1e-5, kind="sanity",
         description="max(|2-gram mass of a hand-made perfect 2-gram head - 1|, |ratio of uniform causal attention - 1|)")
-    if ngram_layer_err is not None:
-        add("ngram_layer_pattern_is_2gram_head", ngram_layer_err, "<=", 1e-5, kind="sanity",
+    if heads["ngram_layer_err"] is not None:
+        add("ngram_layer_pattern_is_2gram_head", heads["ngram_layer_err"], "<=", 1e-5, kind="sanity",
             description="|2-gram mass of the LSTM's hard-wired m=1 n-gram layer (its hook_pattern) - 1|")
-    add("ablating_nothing_changes_nothing", noop_gap, "<=", 0.0, kind="sanity",
+    add("ablating_nothing_changes_nothing", abl["noop_gap"], "<=", 0.0, kind="sanity",
         description="max |probabilities with empty head edits on every hook_z - clean probabilities|")
-    if lstm_gap is not None:
-        add("lstm_fused_equals_unrolled", lstm_gap, "<=", 1e-4, kind="sanity",
+    if checks["lstm_gap"] is not None:
+        add("lstm_fused_equals_unrolled", checks["lstm_gap"], "<=", 1e-4, kind="sanity",
             description="max |logits of the fused LSTM path - the unrolled, hooked path|")
     # claims: the paper's findings at our scale
     add("transformer_beats_lstm_accuracy", acc["transformer"] - acc["lstm"], ">=", 0.05, kind="claim",

@@ -16,8 +16,8 @@ not mistaken for reversal failure):
 - the log-probability of the correct target vs ``n_random`` random targets of the same
   group (causal: teacher forcing; masked: the same left-to-right chain rule), compared
   per pair with a Wilcoxon signed-rank test;
-- linear probes on the residual stream (``blocks.{l}.hook_resid_post``, and the
-  embedding ``blocks.0.hook_resid_pre``) at the query position (the last prompt position
+- linear probes on the residual stream (``m.resid_names()``: the embedding, then each
+  block's output) at the query position (the last prompt position
   for causal models, the first masked slot for masked ones). A ridge probe regresses the
   mean unembedding vector of the target's tokens; it is trained on entities whose facts
   were trained in that direction and tested, by nearest target among the group, on
@@ -36,12 +36,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
-from interp.data.reversal import DIRECTIONS, GROUPS, SPLITS, TRAINED, FactSet
+from interp.data.reversal import DIRECTIONS, GROUPS, OBJECTIVE_NAMES, SPLITS, TRAINED, FactSet  # noqa: F401 (OBJECTIVE_NAMES: for the dashboard)
+from interp.fields import Count, Device, ModelName, NonNegFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
 
-OBJECTIVE_NAMES = {"clm": "causal LM", "mlm15": "masked LM 15%", "mlmu": "MLM-U"}
 PROBE_KINDS = ("trained", "untrained")  # probe tested on entities trained / never trained in that direction
 
 
@@ -51,17 +51,17 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # A zoo name or directory pattern with {variant}, {objective}, {size} and {seed} fields.
-    model: str = "zoo:reversal-{variant}-{objective}-{size}-s{seed}"
+    model: ModelName = "zoo:reversal-{variant}-{objective}-{size}-s{seed}"
     size: Literal["quick", "full"] = "quick"
     variants: list[Literal["token", "text"]] = Field(default_factory=lambda: ["token", "text"])
     objectives: list[Literal["clm", "mlm15", "mlmu"]] = Field(default_factory=lambda: ["clm", "mlm15", "mlmu"])
-    n_seeds: int = 1  # model seeds: seed, seed+1, ..., seed+n_seeds-1
-    n_random: int = 5  # random same-group targets per fact in the log-prob test
-    logprob_templates: int = 3  # templates per split scored by log-prob (all are scored by accuracy)
-    probe_l2: float = 1e-2  # ridge penalty, relative to the mean feature variance
-    batch_size: int = 512
-    device: str = "auto"
-    seed: int = 0
+    n_seeds: Count = 1  # model seeds: seed, seed+1, ..., seed+n_seeds-1
+    n_random: Count = 5  # random same-group targets per fact in the log-prob test
+    logprob_templates: Count = 3  # templates per split scored by log-prob (all are scored by accuracy)
+    probe_l2: NonNegFloat = 1e-2  # ridge penalty, relative to the mean feature variance
+    batch_size: Count = 512
+    device: Device = "auto"
+    seed: Seed = 0
 
 
 # ----------------------------------------------------------------------- models
@@ -179,13 +179,14 @@ def target_logprob(m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np
 
 def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
                     batch_size: int = 512) -> np.ndarray:
-    """Residual stream ``[layer+1, n, d_model]`` at the query position: row 0 is the embedding
-    (``blocks.0.hook_resid_pre``), row ``l+1`` is ``blocks.{l}.hook_resid_post``. The query
+    """Residual stream ``[layer+1, n, d_model]`` at the query position, ``m.resid_names()``:
+    row 0 is the embedding (``m.hook("resid_pre", 0)``), row ``l+1`` is
+    ``m.hook("resid_post", l)``. The query
     position is the last prompt token (causal) or the first masked slot (masked; all
     ``length`` target slots masked)."""
     import interp
 
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(m.n_layers)]
+    names = m.resid_names()
     masked = is_masked(m)
     out = []
     for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
@@ -195,27 +196,15 @@ def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
     return torch.cat(out, dim=1).numpy()
 
 
-def fit_ridge(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ridge regression ``y ~ (x - mu) @ W + b`` with penalty ``l2 * mean feature variance``;
-    returns ``(W [d, k], b [k], mu [d])``."""
-    mu = x.mean(0)
-    xc = (x - mu).astype(np.float64)
-    b = y.mean(0)
-    lam = l2 * max(float((xc**2).sum(0).mean()), 1e-12)
-    w = np.linalg.solve(xc.T @ xc + lam * np.eye(x.shape[1]), xc.T @ (y - b))
-    return w, b, mu
-
-
 def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, test_ids: np.ndarray,
                    candidates: np.ndarray, l2: float) -> float:
-    """Fit a ridge probe ``x -> target vector`` and return the fraction of test rows whose
-    prediction is nearest (cosine) to their own entity's vector among ``candidates [c, k]``
-    (``test_ids`` index rows of ``candidates``)."""
-    w, b, mu = fit_ridge(x_train, y_train, l2)
-    pred = (x_test - mu) @ w + b
-    pred /= np.linalg.norm(pred, axis=1, keepdims=True) + 1e-12
-    cand = candidates / (np.linalg.norm(candidates, axis=1, keepdims=True) + 1e-12)
-    return float(((pred @ cand.T).argmax(1) == test_ids).mean())
+    """Fit a ridge probe ``x -> target vector`` (:func:`interp.methods.probes.fit_ridge`: penalty
+    ``l2`` times the mean feature variance, unpenalised intercept) and return the fraction of
+    test rows whose prediction is nearest (cosine) to their own entity's vector among
+    ``candidates [c, k]`` (``test_ids`` index rows of ``candidates``)."""
+    from interp.methods.probes import fit_ridge, nearest_candidate_accuracy
+
+    return nearest_candidate_accuracy(fit_ridge(x_train, y_train, l2), x_test, test_ids, candidates)
 
 
 # ----------------------------------------------------------------------- one model
@@ -344,23 +333,15 @@ def reverse_logprob_test(lp_correct: np.ndarray, lp_random: np.ndarray, facts: F
     return {"p": float(wilcoxon(diffs).pvalue), "mean_diff": float(diffs.mean()), "n": len(diffs)}
 
 
-@register("reversal", Config, title="Reversal curse: causal vs masked LMs on synthetic facts",
-          paper="Berglund et al. 2023, The Reversal Curse; Kitouni et al. 2024, The Factorization Curse",
-          figure_order=("accuracy_grid", "logprob", "probe_by_layer"))
-def run(config: Config) -> Result:
-    """Ask synthetic facts in both directions of causal, 15%-masked and MLM-U transformers."""
+def evaluate_models(config: Config, rng: np.random.Generator) -> tuple[dict, dict[str, FactSet], list[dict]]:
+    """Load (or train) every model of the run and evaluate it: ``(evals by (variant,
+    objective, seed), the fact set of each variant, one row per model)``."""
     from interp.data.reversal import FactsConfig, make_facts
-    from interp.plotting import reversal as plots
-    from interp.utils import seed_everything
 
-    seed_everything(config.seed)
-    rng = np.random.default_rng(config.seed)
-    V, O, S = len(config.variants), len(config.objectives), config.n_seeds
-    names = model_names(config)
     evals: dict[tuple[str, str, int], dict] = {}
     facts_of: dict[str, FactSet] = {}
     models_meta = []
-    for variant, objective, seed, name in names:
+    for variant, objective, seed, name in model_names(config):
         log.info("model %s (%s, %s, seed %d): loading or training", name, variant, objective, seed)
         m, rcfg, path = load_fact_model(name, config.device)
         if rcfg.get("objective", objective) != objective or rcfg["facts"]["variant"] != variant:
@@ -377,9 +358,16 @@ def run(config: Config) -> Result:
             FactModel(variant, objective, seed, name, path, m, facts), config, rng)
         models_meta.append({"variant": variant, "objective": objective, "seed": seed, "name": name, "path": path,
                             "n_layers": m.n_layers})
+    return evals, facts_of, models_meta
 
-    result = Result("reversal")
-    n_layers = max(mm["n_layers"] for mm in models_meta)
+
+def stack_arrays(config: Config, evals: dict, facts_of: dict[str, FactSet], n_layers: int) -> dict[str, np.ndarray]:
+    """The run's arrays: ``accuracy [variant, objective, seed, direction, group, split]``,
+    ``probe_accuracy [variant, objective, seed, direction, kind, layer+1]`` and, per variant,
+    ``logprob_correct_* / logprob_random_* [objective, seed, direction, split, pair]`` and
+    ``pair_group_* [pair]``."""
+    V, O, S = len(config.variants), len(config.objectives), config.n_seeds
+    arrays = {}
     acc = np.full((V, O, S, len(DIRECTIONS), len(GROUPS), len(SPLITS)), np.nan)
     probe = np.full((V, O, S, len(DIRECTIONS), len(PROBE_KINDS), n_layers + 1), np.nan)
     for vi, variant in enumerate(config.variants):
@@ -392,20 +380,26 @@ def run(config: Config) -> Result:
                 acc[vi, oi, k] = e["accuracy"]
                 probe[vi, oi, k, :, :, : e["probe"].shape[-1]] = e["probe"]
                 lp_c[oi, k], lp_r[oi, k] = e["lp_correct"], e["lp_random"]
-        result.arrays[f"logprob_correct_{variant}"] = lp_c
-        result.arrays[f"logprob_random_{variant}"] = lp_r
-        result.arrays[f"pair_group_{variant}"] = np.array([GROUPS.index(p.group) for p in facts_of[variant].pairs])
-    result.arrays["accuracy"] = acc
-    result.arrays["probe_accuracy"] = probe
+        arrays[f"logprob_correct_{variant}"] = lp_c
+        arrays[f"logprob_random_{variant}"] = lp_r
+        arrays[f"pair_group_{variant}"] = np.array([GROUPS.index(p.group) for p in facts_of[variant].pairs])
+    arrays["accuracy"] = acc
+    arrays["probe_accuracy"] = probe
+    return arrays
 
+
+def summarise(config: Config, arrays: dict[str, np.ndarray], facts_of: dict[str, FactSet]) -> dict[str, dict]:
+    """Per ``variant/objective``: accuracy in the trained and the reverse direction (training
+    templates, held-out paraphrases), the reverse log-prob test, last-layer probes, chance."""
+    acc, probe = arrays["accuracy"], arrays["probe_accuracy"]
     summary: dict[str, dict] = {}
     for vi, variant in enumerate(config.variants):
         facts = facts_of[variant]
         group_size = len(facts.group_pairs("name_first"))
         for oi, objective in enumerate(config.objectives):
             a = acc[vi, oi]  # [seed, D, G, S]
-            test = reverse_logprob_test(result.arrays[f"logprob_correct_{variant}"][oi],
-                                        result.arrays[f"logprob_random_{variant}"][oi], facts)
+            test = reverse_logprob_test(arrays[f"logprob_correct_{variant}"][oi],
+                                        arrays[f"logprob_random_{variant}"][oi], facts)
             summary[f"{variant}/{objective}"] = {
                 "same_direction_train": float(_same_direction(a, 0).mean()),
                 "reverse_train": float(_reverse(a, 0).mean()),
@@ -416,25 +410,48 @@ def run(config: Config) -> Result:
                 "probe_last_layer_untrained": float(np.nanmean(probe[vi, oi, :, :, 1, -1])),
                 "chance": 1.0 / group_size,
             }
+    return summary
+
+
+@register("reversal", Config, title="Reversal curse: causal vs masked LMs on synthetic facts",
+          paper="Berglund et al. 2023, The Reversal Curse; Kitouni et al. 2024, The Factorization Curse",
+          figure_order=("accuracy_grid", "logprob", "probe_by_layer"))
+def run(config: Config) -> Result:
+    """Ask synthetic facts in both directions of causal, 15%-masked and MLM-U transformers."""
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    evals, facts_of, models_meta = evaluate_models(config, rng)
+    result = Result("reversal")
+    result.arrays.update(stack_arrays(config, evals, facts_of, max(mm["n_layers"] for mm in models_meta)))
+    summary = summarise(config, result.arrays, facts_of)
     result.metrics.update({
         "models": models_meta, "summary": summary, "variants": list(config.variants),
-        "objectives": list(config.objectives), "seeds": [config.seed + k for k in range(S)],
+        "objectives": list(config.objectives), "seeds": [config.seed + k for k in range(config.n_seeds)],
         "groups": list(GROUPS), "directions": list(DIRECTIONS), "splits": list(SPLITS),
         "probe_kinds": list(PROBE_KINDS),
         "facts": {v: f.config.model_dump(mode="json") for v, f in facts_of.items()},
         "masked_fill": "left to right: argmax at the leftmost masked slot, then reveal it",
     })
     _add_criteria(result, config, summary, facts_of)
-    result.figures.update({
-        "accuracy_grid": plots.accuracy_grid(acc, config.variants, config.objectives, GROUPS, DIRECTIONS, SPLITS),
-        "logprob": plots.logprob_figure({v: (result.arrays[f"logprob_correct_{v}"], result.arrays[f"logprob_random_{v}"],
-                                             result.arrays[f"pair_group_{v}"]) for v in config.variants},
-                                        config.objectives, GROUPS, DIRECTIONS),
-        "probe_by_layer": plots.probe_figure(probe, config.variants, config.objectives, DIRECTIONS, PROBE_KINDS,
-                                             {v: 1.0 / len(facts_of[v].group_pairs("name_first"))
-                                              for v in config.variants}),
-    })
+    result.figures.update(_figures(config, result.arrays, facts_of))
     return result
+
+
+def _figures(config: Config, arrays: dict[str, np.ndarray], facts_of: dict[str, FactSet]) -> dict:
+    from interp.plotting import reversal as plots
+
+    return {
+        "accuracy_grid": plots.accuracy_grid(arrays["accuracy"], config.variants, config.objectives, GROUPS,
+                                             DIRECTIONS, SPLITS),
+        "logprob": plots.logprob_figure({v: (arrays[f"logprob_correct_{v}"], arrays[f"logprob_random_{v}"],
+                                             arrays[f"pair_group_{v}"]) for v in config.variants},
+                                        config.objectives, GROUPS, DIRECTIONS),
+        "probe_by_layer": plots.probe_figure(arrays["probe_accuracy"], config.variants, config.objectives, DIRECTIONS,
+                                             PROBE_KINDS, {v: 1.0 / len(facts_of[v].group_pairs("name_first"))
+                                                           for v in config.variants}),
+    }
 
 
 def _add_criteria(result: Result, cfg: Config, summary: dict, facts_of: dict[str, FactSet]) -> None:

@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-log = logging.getLogger(__name__)
-from interp.bench.core import Bench, Config, _models, _tf_hooks, _tokens, interleaved, paired_ratio
+from interp.bench.core import Bench, Config, _models, _resid_hooks, _tf_hooks, _tokens, interleaved, paired_ratio
 
 log = logging.getLogger("interp.bench")
 
@@ -29,9 +28,10 @@ def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
 
     native = plain_module(tf)
     tf_hooks = _tf_hooks(tf)
+    rnn_hooks = [rnn.module.rnn.hook_h.name]  # the cell's hidden state, stacked over time
     nn_tf = _nnsight(native)
     nn_rnn = _nnsight(rnn.module)
-    for which, m, hooks in (("transformer", tf, tf_hooks), ("rnn", rnn, ["rnn.hook_h"])):
+    for which, m, hooks in (("transformer", tf, tf_hooks), ("rnn", rnn, rnn_hooks)):
         x = _tokens(config.d_vocab, (3, min(8, tf.cfg.n_ctx)), config.seed)
         got = interp.collect(m, x, hooks, batch_size=2)
         _, want = interp.trace(m, x, capture=hooks)
@@ -41,7 +41,7 @@ def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
     for regime, (B, T), n_batches, rounds in (
             ("compute", config.compute_batch, config.compute_batches, config.repeats),
             ("overhead", config.overhead_batch, config.overhead_batches, config.overhead_repeats)):
-        for which, m, hooks in (("transformer", tf, tf_hooks), ("rnn", rnn, ["rnn.hook_h"])):
+        for which, m, hooks in (("transformer", tf, tf_hooks), ("rnn", rnn, rnn_hooks)):
             vocab = tf.cfg.d_vocab if which == "transformer" else config.d_vocab
             x = _tokens(vocab, (B * n_batches, min(T, tf.cfg.n_ctx)), config.seed)
             batches = list(x.split(B))
@@ -146,7 +146,7 @@ def memory_probe(spec_json: str) -> None:
     cfg = Config(**spec["config"])
     tf, _ = _models(cfg)
     x = _tokens(tf.cfg.d_vocab, (spec["n"], min(spec["T"], tf.cfg.n_ctx)), cfg.seed)
-    hooks = [f"blocks.{l}.hook_resid_post" for l in range(tf.n_layers)]
+    hooks = _resid_hooks(tf)
     native = plain_module(tf)
 
     def reset_peak() -> int:  # Linux: clear the peak resident set (VmHWM); return resident bytes now
@@ -192,15 +192,16 @@ def bench_early_stop(b: Bench, config: Config, tf) -> None:
     x = _tokens(tf.cfg.d_vocab, (B * config.compute_batches, min(T, tf.cfg.n_ctx)), config.seed)
     L = tf.n_layers
     layers = sorted({0, L // 2 - 1} - {-1})
+    upto = {l: tf.hook("resid_post", l) for l in layers}
     variants: dict[str, Callable] = {"full": lambda: [native(xb) for xb in x.split(B)]}
     for l in layers:
-        variants[f"upto_{l}"] = lambda l=l: interp.collect(tf, x, [f"blocks.{l}.hook_resid_post"], batch_size=B)
+        variants[f"upto_{l}"] = lambda l=l: interp.collect(tf, x, [upto[l]], batch_size=B)
     with torch.no_grad():
         times = interleaved(variants, config.repeats)
     b.times("early_stop", f"{len(x)}x{x.shape[1]}", times)
     for l in layers:
         b.target(f"early_stop_layer{l}_over_full", paired_ratio(times, f"upto_{l}", "full"),
-                 f"collect blocks.{l}.hook_resid_post / full bare forward ({L} layers; target (l+1)/L + 0.05)",
+                 f"collect {upto[l]} / full bare forward ({L} layers; target (l+1)/L + 0.05)",
                  op="<=", threshold=(l + 1) / L + 0.05)
 
 
@@ -212,7 +213,7 @@ def bench_disk(b: Bench, config: Config, tf) -> None:
 
     B, T = config.compute_batch
     x = _tokens(tf.cfg.d_vocab, (config.memory_items, min(T, tf.cfg.n_ctx)), config.seed)
-    hooks = [f"blocks.{l}.hook_resid_post" for l in range(tf.n_layers)]
+    hooks = _resid_hooks(tf)
     root = Path(tempfile.mkdtemp(prefix="interp-bench-disk-"))
     shard = max(1, config.memory_items // 4)
     count = iter(range(10**6))
@@ -236,6 +237,3 @@ def bench_disk(b: Bench, config: Config, tf) -> None:
     b.times("disk", f"{len(x)}x{x.shape[1]}, {len(hooks)} hooks, shards of {shard}", times)
     b.target("disk_rate_over_memory_rate", paired_ratio(times, "memory", "disk"),
              "items/s collecting to a sharded store on disk / items/s in memory")
-
-
-# ----------------------------------------------------------------- SAE

@@ -9,8 +9,9 @@ import statistics
 import time
 from typing import Any, Callable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from interp.fields import Count, Seed, check_model_name
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -52,27 +53,42 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "spec"  # "spec": untrained models built from the sizes below; or a zoo name / directory
-    n_layers: int = 4  # the transformer (docs/performance.md: 4 layers, d_model 256)
-    d_model: int = 256
-    n_heads: int = 4
-    n_ctx: int = 128
-    d_vocab: int = 512
+    n_layers: Count = 4  # the transformer (docs/performance.md: 4 layers, d_model 256)
+    d_model: Count = 256
+    n_heads: Count = 4
+    n_ctx: Count = 128
+    d_vocab: Count = 512
     rnn_cell: Literal["tanh", "relu", "gru", "lstm"] = "gru"  # the RNN (fixed points: GRU, 128 units)
-    rnn_hidden: int = 128
+    rnn_hidden: Count = 128
     only: list[str] = Field(default_factory=list)  # items to run (empty: all); see ITEMS
-    repeats: int = 5  # interleaved timing rounds after one warm-up round
-    overhead_repeats: int = 11  # rounds at the overhead-bound batch (short calls: more rounds, steadier medians)
-    compute_batch: tuple[int, int] = (16, 128)  # [batch, pos]: compute-bound
-    overhead_batch: tuple[int, int] = (1, 8)  # [batch, pos]: overhead-bound (like a fast GPU)
-    compute_batches: int = 2  # batches per timed call, compute-bound
-    overhead_batches: int = 32  # batches per timed call, overhead-bound
-    memory_items: int = 128  # sequences of compute_batch's length for memory / disk / early stop
-    sae_steps: int = 100
-    sae_batch: int = 1024
-    fp_states: int = 256  # fixed-point finder: initial states of the RNN cell
-    fp_iters: int = 100
-    import_runs: int = 5
-    seed: int = 0
+    repeats: Count = 5  # interleaved timing rounds after one warm-up round
+    overhead_repeats: Count = 11  # rounds at the overhead-bound batch (short calls: more rounds, steadier medians)
+    compute_batch: tuple[Count, Count] = (16, 128)  # [batch, pos]: compute-bound
+    overhead_batch: tuple[Count, Count] = (1, 8)  # [batch, pos]: overhead-bound (like a fast GPU)
+    compute_batches: Count = 2  # batches per timed call, compute-bound
+    overhead_batches: Count = 32  # batches per timed call, overhead-bound
+    memory_items: Count = 128  # sequences of compute_batch's length for memory / disk / early stop
+    sae_steps: Count = 100
+    sae_batch: Count = 1024
+    fp_states: Count = 256  # fixed-point finder: initial states of the RNN cell
+    fp_iters: Count = 100
+    import_runs: Count = 5
+    seed: Seed = 0
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, name: str) -> str:
+        return name if name == "spec" else check_model_name(name)
+
+    @field_validator("only")
+    @classmethod
+    def _items(cls, only: list[str]) -> list[str]:
+        from interp.utils import unknown_name_error
+
+        for item in only:
+            if item not in ITEMS:
+                raise ValueError(unknown_name_error("benchmark item", item, ITEMS).args[0])
+        return only
 
 
 # ----------------------------------------------------------------- timing
@@ -152,6 +168,10 @@ def _tokens(vocab: int, shape: tuple[int, ...], seed: int):
 
 
 def _tf_hooks(m) -> list[str]:
-    """The benchmark's chosen hooks: resid_post and hook_z of every layer."""
-    return [f"blocks.{l}.{h}" for l in range(m.n_layers) for h in ("attn.hook_z", "hook_resid_post")]
+    """The benchmark's chosen hooks: hook_z and resid_post of every layer, in execution order."""
+    return [m.hook(kind, l) for l in range(m.n_layers) for kind in ("z", "resid_post")]
 
+
+def _resid_hooks(m) -> list[str]:
+    """Every block's ``hook_resid_post`` (memory, disk: one activation per layer)."""
+    return [m.hook("resid_post", l) for l in range(m.n_layers)]

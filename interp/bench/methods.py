@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-log = logging.getLogger(__name__)
 from interp.bench.core import Bench, Config, _tokens, interleaved, paired_ratio
 
 log = logging.getLogger("interp.bench")
@@ -34,7 +33,7 @@ def bench_sae(b: Bench, config: Config, tf) -> None:
     from interp.sae.train import SAETrainConfig, train_sae
 
     B, T = config.compute_batch
-    hook = f"blocks.{tf.n_layers - 1}.hook_resid_post"
+    hook = tf.hook("resid_post", -1)
     x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
     root = Path(tempfile.mkdtemp(prefix="interp-bench-sae-"))
     try:
@@ -239,6 +238,3 @@ def bench_import(b: Bench, config: Config) -> None:
     b.times("import", "interp --help", {"subprocess": times})
     b.target("import_seconds_interp_help", statistics.median(times),
              f"`interp --help` wall seconds, median of {len(times)} fresh processes")
-
-
-# ----------------------------------------------------------------- run

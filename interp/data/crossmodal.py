@@ -348,3 +348,23 @@ def encode(tokenizer, samples: Sequence[Sample]) -> dict:
     shape_ids = torch.tensor([tokenizer.convert_tokens_to_ids(w) for w in SHAPES] + [-100])
     patch_shape = shape_ids[torch.from_numpy(np.stack([s.patch_shapes for s in samples]))]  # -1 -> -100
     return {"tokens": tokens, "pixels": pixels, "last": last, "answer": answer, "patch_shape": patch_shape}
+
+
+def position_groups(batch: dict, samples) -> dict[str, torch.Tensor]:
+    """``[B, T]`` bool position groups of one :func:`encode` batch of equal-length questions:
+    ``image`` (the 64 patches), ``question`` (every question token but the last), ``last`` (the
+    final position), ``all``, ``object`` (patches covered by an object) and ``nonobject``."""
+    import torch
+
+    tokens = batch["tokens"]
+    B, T = tokens.shape
+    if not bool((batch["last"] == T - 1).all()):
+        raise ValueError("position_groups needs questions of one length (last token at the final position)")
+    pos = torch.arange(T)[None].expand(B, T)
+    image = (pos >= 1) & (pos < 1 + N_PATCHES)
+    last = pos == T - 1
+    question = (pos >= 1 + N_PATCHES) & ~last
+    obj = torch.zeros(B, T, dtype=torch.bool)
+    obj[:, 1 : 1 + N_PATCHES] = torch.from_numpy(np.stack([s.object_patches for s in samples]))
+    return {"image": image, "question": question, "last": last, "all": pos <= T - 1,
+            "object": obj, "nonobject": image & ~obj}

@@ -40,6 +40,7 @@ GROUPS = ("name_first", "desc_first", "both")
 DIRECTIONS = ("n2d", "d2n")  # n2d: name given, description asked; d2n: the reverse
 SPLITS = ("train", "heldout")
 TRAINED = {"name_first": ("n2d",), "desc_first": ("d2n",), "both": ("n2d", "d2n")}
+OBJECTIVE_NAMES = {"clm": "causal LM", "mlm15": "masked LM 15%", "mlmu": "MLM-U"}  # training objectives, for labels
 
 PREFIXES = ("", "it is known that", "everyone says", "as we know", "in fact", "reportedly", "they say",
             "of course", "indeed", "famously", "truly", "some say")
@@ -255,4 +256,4 @@ def make_facts(config: FactsConfig) -> FactSet:
 
 
 __all__ = ["FactsConfig", "FactSet", "Pair", "Template", "Example", "make_facts", "GROUPS", "DIRECTIONS",
-           "SPLITS", "TRAINED"]
+           "SPLITS", "TRAINED", "OBJECTIVE_NAMES"]

@@ -6,7 +6,8 @@ construction (square, non-negative, rows summing to one, shapes agreeing). Build
 the paper's families (:func:`linear_chain`, :func:`fully_connected`, :func:`cyclic`);
 :func:`sample` draws batches of sequences, :func:`forward_filter` computes belief states,
 and the statistics helpers (:func:`output_frequencies`, :func:`output_transitions`,
-:func:`switch_rate`) are shared by the HMM and the RNN so both are measured the same way.
+:func:`switch_rate`, :func:`residency` and its :func:`regions`) are shared by the HMM and the
+RNN so both are measured the same way.
 :func:`expected_statistics` gives their exact stationary values for an HMM.
 """
 
@@ -19,6 +20,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, model_validator
 
 ROW_TOL = 1e-6
+RT_KICK, RT_CLUSTER = 2, 8  # transition: RT < 2; kick zone: 2 <= RT <= 8; cluster: RT > 8
+REGION_NAMES = ("transition", "kick", "cluster")  # the codes 0, 1, 2 of regions()
 
 
 class HMMSpec(BaseModel):
@@ -186,6 +189,45 @@ def switch_rate(outputs: torch.Tensor, among: Optional[list[int]] = None) -> flo
     allowed = torch.as_tensor(list(among), device=o.device)
     keep = torch.isin(a, allowed) & torch.isin(b, allowed)
     return float((a != b)[keep].double().mean()) if keep.any() else float("nan")
+
+
+def fidelity(y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequent: list[int]) -> dict:
+    """Output frequencies, one-step transition rows (with >= ``row_min`` RNN samples) and switch
+    rates of RNN outputs ``y`` vs HMM outputs ``hmm_y``. The gated switch rate counts pairs of
+    frequent outputs only (the rare 1% middle output of the chains is noise, as its row);
+    ``switch_*_all`` counts every pair."""
+    fr, fh = output_frequencies(y, K), output_frequencies(hmm_y, K)
+    Pr, rows = output_transitions(y, K)
+    Ph, _ = output_transitions(hmm_y, K)
+    ok = rows >= row_min
+    row_err = float(np.nanmax(np.abs(Pr - Ph)[ok])) if ok.any() else float("nan")
+    return {"freq_rnn": fr, "freq_hmm": fh, "freq_error": float(np.abs(fr - fh).max()), "P_rnn": Pr, "P_hmm": Ph,
+            "row_counts": rows, "row_error": row_err, "rows_checked": np.where(ok)[0].tolist(),
+            "switch_rnn": switch_rate(y, frequent), "switch_hmm": switch_rate(hmm_y, frequent),
+            "switch_error": abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
+            "switch_rnn_all": switch_rate(y), "switch_hmm_all": switch_rate(hmm_y)}
+
+
+def residency(y: np.ndarray) -> np.ndarray:
+    """Residency time per step [n, T]: steps until the output changes (NaN when it never does)."""
+    n, T = y.shape
+    rt = np.full((n, T), np.nan)
+    for i in range(n):
+        nxt = np.nan
+        for t in range(T - 2, -1, -1):
+            if y[i, t + 1] != y[i, t]:
+                nxt = t + 1
+            rt[i, t] = nxt - t
+    return rt
+
+
+def regions(rt: np.ndarray) -> np.ndarray:
+    """0 transition (RT < 2), 1 kick zone (2..8), 2 cluster (RT > 8), -1 unknown (censored)."""
+    r = np.full(rt.shape, -1)
+    r[rt < RT_KICK] = 0
+    r[(rt >= RT_KICK) & (rt <= RT_CLUSTER)] = 1
+    r[rt > RT_CLUSTER] = 2
+    return r
 
 
 def expected_statistics(spec: HMMSpec, among: Optional[list[int]] = None) -> dict[str, np.ndarray]:

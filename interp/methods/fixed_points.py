@@ -54,6 +54,12 @@ def jacobians(F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor] = None) -> t
     return vmap(jacrev(fx))(h, x)
 
 
+def eigenvalues_by_modulus(J: torch.Tensor) -> np.ndarray:
+    """Eigenvalues ``[n, d]`` (complex, float64) of Jacobians ``J [n, d, d]``, by decreasing modulus."""
+    ev = torch.linalg.eigvals(J.detach().double()).cpu().numpy()
+    return np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1), axis=1)
+
+
 def stability_labels(eigenvalues: np.ndarray, eps: float = 1e-6) -> list[str]:
     """Discrete-time map labels from eigenvalues [n, d]: ``stable`` (all |l| < 1), ``unstable``
     (all |l| > 1), ``saddle`` (some above, some below), ``marginal`` (largest |l| = 1 +- eps)."""
@@ -148,6 +154,50 @@ def _dedup(points: np.ndarray, q: np.ndarray, tol: float) -> tuple[np.ndarray, n
     return np.asarray(keep, dtype=int), np.asarray(counts, dtype=int)
 
 
+def _adam_descent(F: CellFn, h0: torch.Tensor, x: Optional[torch.Tensor], max_iters: int, lr: float,
+                  lr_final_frac: float, check_every: int, q_tol: float, grad_tol: float
+                  ) -> tuple[torch.Tensor, int, float]:
+    """Minimise ``q`` from every row of ``h0`` at once with Adam (exponentially decaying
+    learning rate); stop once every ``q <= q_tol`` or ``|grad q| <= grad_tol``. Returns the
+    points, the iterations run and the final learning rate."""
+    h = h0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([h], lr=lr, betas=(0.9, 0.9))
+    decay = lr_final_frac ** (1.0 / max(1, max_iters))
+    it = 0
+    for it in range(1, max_iters + 1):
+        opt.zero_grad(set_to_none=True)
+        q = speed(F, h, x)
+        q.sum().backward()
+        if it % check_every == 0:
+            with torch.no_grad():
+                done = (q.detach() <= q_tol).all() | (h.grad.norm(dim=-1).max() <= grad_tol)
+            if done.item():  # the one host sync per check
+                break
+        opt.step()
+        opt.param_groups[0]["lr"] *= decay
+    return h.detach(), it, float(opt.param_groups[0]["lr"])
+
+
+def _newton_polish(F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor], steps: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched Newton steps on ``F(h) - h = 0``, each accepted per point only where it lowers
+    ``q``; returns the points and their ``q``."""
+    with torch.no_grad():
+        q = speed(F, h, x)
+    for _ in range(steps):
+        J = jacobians(F, h, x)
+        eye = torch.eye(h.shape[1], dtype=h.dtype, device=h.device)
+        with torch.no_grad():
+            r = F(h, x) - h
+            sol = torch.linalg.lstsq(J - eye, -r.unsqueeze(-1)).solution.squeeze(-1)
+            cand = h + torch.nan_to_num(sol, nan=0.0, posinf=0.0, neginf=0.0)
+            qc = speed(F, cand, x)
+            better = torch.isfinite(qc) & (qc < q)
+            h = torch.where(better[:, None], cand, h)
+            q = torch.where(better, qc, q)
+    return h, q
+
+
 def find_fixed_points(
     F: CellFn,
     h0: torch.Tensor,
@@ -192,35 +242,9 @@ def find_fixed_points(
         out = F(h0[:1], None if x is None else (x if x.ndim == 1 else x[:1]))
     if out.shape != h0[:1].shape:
         raise ValueError(f"F must map [n, {h0.shape[1]}] to the same shape, got {tuple(out.shape)}")
-    h = h0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([h], lr=lr, betas=(0.9, 0.9))
-    decay = lr_final_frac ** (1.0 / max(1, max_iters))
-    it = 0
-    for it in range(1, max_iters + 1):
-        opt.zero_grad(set_to_none=True)
-        q = speed(F, h, x)
-        q.sum().backward()
-        if it % check_every == 0:
-            with torch.no_grad():
-                done = (q.detach() <= max(fixed_tol, newton_tol)).all() | (h.grad.norm(dim=-1).max() <= grad_tol)
-            if done.item():  # the one host sync per check
-                break
-        opt.step()
-        opt.param_groups[0]["lr"] *= decay
-    h = h.detach()
-    with torch.no_grad():
-        q = speed(F, h, x)
-    for _ in range(newton_steps):
-        J = jacobians(F, h, x)
-        eye = torch.eye(h.shape[1], dtype=h.dtype, device=h.device)
-        with torch.no_grad():
-            r = F(h, x) - h
-            sol = torch.linalg.lstsq(J - eye, -r.unsqueeze(-1)).solution.squeeze(-1)
-            cand = h + torch.nan_to_num(sol, nan=0.0, posinf=0.0, neginf=0.0)
-            qc = speed(F, cand, x)
-            better = torch.isfinite(qc) & (qc < q)
-            h = torch.where(better[:, None], cand, h)
-            q = torch.where(better, qc, q)
+    h, it, final_lr = _adam_descent(F, h0, x, max_iters, lr, lr_final_frac, check_every,
+                                    max(fixed_tol, newton_tol), grad_tol)
+    h, q = _newton_polish(F, h, x, newton_steps)
     pts = h.cpu().double().numpy()
     qs = q.cpu().double().numpy()
     init = h0.cpu().double().numpy()
@@ -231,7 +255,7 @@ def find_fixed_points(
     slow = finite & ~outlier & (qs <= slow_tol)
     meta = {"n_init": int(len(init)), "iterations": int(it), "n_converged_fixed": int((finite & (qs <= fixed_tol)).sum()),
             "n_slow_or_fixed": int(slow.sum()), "n_outliers": int(outlier.sum()), "n_nonfinite": int((~finite).sum()),
-            "final_lr": float(opt.param_groups[0]["lr"])}
+            "final_lr": final_lr}
     idx = np.where(slow)[0]
     keep, counts = _dedup(pts[idx], qs[idx], dedup_tol)
     idx = idx[keep]
@@ -239,8 +263,7 @@ def find_fixed_points(
     if compute_jacobians and len(idx):
         xi = x if (x is None or x.ndim == 1) else x[torch.as_tensor(idx, device=x.device)]
         J = jacobians(F, h[torch.as_tensor(idx, device=h.device)], xi).detach()
-        ev = torch.linalg.eigvals(J.double()).cpu().numpy()
-        ev = np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1), axis=1)
+        ev = eigenvalues_by_modulus(J)
         Jn = J.cpu().double().numpy()
     else:
         ev = np.zeros((len(idx), 0), dtype=complex)

@@ -6,7 +6,7 @@ kept (blocked entries are only ever removed, never added). A knockout is given a
 boolean ``block`` tensor ``[batch, query, key]`` (True = blocked).
 
 How the edge is cut. The paper sets the blocked entries of the attention mask to the
-dtype minimum before the softmax. Here the edit is on ``blocks.{l}.attn.hook_pattern``
+dtype minimum before the softmax. Here the edit is on ``m.hook("pattern", l)``
 (after the softmax): blocked entries are zeroed and each edited row is renormalised over
 its remaining keys. For every row with at least one key left this is *exactly* the same
 distribution as masking the scores with -inf (``softmax`` restricted to the kept keys), so
@@ -68,22 +68,21 @@ def block_pattern(pattern: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     return torch.where(edited, renorm, pattern)
 
 
-def pattern_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.attn.hook_pattern"
+def pattern_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict:
+    """``trace`` edits that apply ``block`` to ``m``'s attention pattern in ``layers``."""
+    return {m.hook("pattern", l): (lambda p, b=block: block_pattern(p, b)) for l in layers}
 
 
-def knockout_edits(block: torch.Tensor, layers: Sequence[int], hook_name=pattern_hook_name) -> dict:
-    """``trace`` edits that apply ``block`` in ``layers`` (no edit at all when nothing is blocked)."""
-    if not bool(block.any()):
-        return {}
-    return {hook_name(l): (lambda p, b=block: block_pattern(p, b)) for l in layers}
+def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict:
+    """:func:`pattern_edits`, but no edit at all when nothing is blocked."""
+    return pattern_edits(m, block, layers) if bool(block.any()) else {}
 
 
 def knockout_logits(m: Model, inputs: Any, block: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
     """Full recompute: logits ``[B, T, V]`` of ``m`` with ``block`` applied in ``layers``."""
     from interp.tracing.trace import trace
 
-    out, _ = trace(m, inputs, edits=knockout_edits(block, layers))
+    out, _ = trace(m, inputs, edits=knockout_edits(m, block, layers))
     return out
 
 
@@ -97,7 +96,7 @@ class CleanCache:
     """What the last-row fast path reuses from one clean run: the residual stream entering
     each layer at the last position, and every layer's keys and values."""
 
-    resid_last: list[torch.Tensor]  # L x [B, d_model]: blocks.{l}.hook_resid_pre at the last position
+    resid_last: list[torch.Tensor]  # L x [B, d_model]: each layer's resid_pre at the last position
     keys: list[torch.Tensor]  # L x [B, T, H, d_head]
     values: list[torch.Tensor]  # L x [B, T, H, d_head]
     logits: torch.Tensor  # [B, T, V] clean logits
@@ -125,11 +124,11 @@ def clean_cache(m: Model, inputs: Any) -> CleanCache:
     from interp.tracing.trace import trace
 
     L = m.n_layers
-    names = [f"blocks.{l}.{h}" for l in range(L) for h in ("hook_resid_pre", "attn.hook_k", "attn.hook_v")]
+    names = [m.hook(kind, l) for l in range(L) for kind in ("resid_pre", "k", "v")]
     out, acts = trace(m, inputs, capture=names)
-    return CleanCache([acts[f"blocks.{l}.hook_resid_pre"][:, -1] for l in range(L)],
-                      [acts[f"blocks.{l}.attn.hook_k"] for l in range(L)],
-                      [acts[f"blocks.{l}.attn.hook_v"] for l in range(L)], out)
+    return CleanCache([acts[m.hook("resid_pre", l)][:, -1] for l in range(L)],
+                      [acts[m.hook("k", l)] for l in range(L)],
+                      [acts[m.hook("v", l)] for l in range(L)], out)
 
 
 def last_row_knockout(m: Model, cache: CleanCache, key_block: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
@@ -215,3 +214,44 @@ def sweep(m: Model, inputs: Any, groups: dict[str, torch.Tensor], edges: Sequenc
         p_out[name] = rows
         s_out[name] = relative_change(rows, p_base.cpu()[None])
     return {"p_base": p_base.cpu(), "p": p_out, "score": s_out}
+
+
+# ---------------------------------------------------------------- checks
+def nothing_blocked_gap(m: Model, inputs: Any, clean_logits: torch.Tensor) -> float:
+    """Largest |logit change| when every layer's pattern goes through the knockout edit with an
+    all-False block (must be exactly 0: rows with nothing blocked are untouched)."""
+    from interp.tracing.trace import trace
+
+    B, T = inputs["tokens"].shape if isinstance(inputs, dict) else inputs.shape
+    empty = torch.zeros(B, T, T, dtype=torch.bool)
+    out, _ = trace(m, inputs, edits=pattern_edits(m, empty, range(m.n_layers)))
+    return float((out - clean_logits).abs().max())
+
+
+def fast_vs_full_gap(m: Model, inputs: Any, groups: dict[str, torch.Tensor], cache: CleanCache, k: int,
+                     edges: Sequence[tuple[str, str]]) -> tuple[float, dict]:
+    """Largest |logit difference| at the last position between :func:`last_row_knockout` and a
+    full recompute, over every edge of ``edges`` into ``"last"`` and every window of ``k``
+    layers; also the seconds each took and one clean forward's."""
+    import time
+
+    from interp.tracing.trace import trace
+
+    gap, t_fast, t_full = 0.0, 0.0, 0.0
+    L = m.n_layers
+    t0 = time.perf_counter()
+    trace(m, inputs)
+    t_clean = time.perf_counter() - t0
+    for src, dst in edges:
+        if dst != "last":
+            continue
+        for l in range(L):
+            layers = window(l, k, L)
+            t0 = time.perf_counter()
+            fast = last_row_knockout(m, cache, groups[src], layers)
+            t1 = time.perf_counter()
+            full = knockout_logits(m, inputs, edge_block(groups["last"], groups[src]), layers)[:, -1]
+            t_full += time.perf_counter() - t1
+            t_fast += t1 - t0
+            gap = max(gap, float((fast - full).abs().max()))
+    return gap, {"clean_forward_s": t_clean, "fast_sweep_s": t_fast, "full_sweep_s": t_full}

@@ -1,9 +1,9 @@
 """Activation patching and attribution patching per attention head (and position).
 
-Works on any TransformerLens-backed :class:`interp.Model` with ``blocks.{l}.attn.hook_z``
-(zoo transformers, ``hf:`` models, save_pretrained directories). A *metric* is
-``fn(logits [b, pos, vocab], idx [b]) -> [b]``, where ``idx`` are the indices of the prompts
-in the batch (so it can look up each prompt's answer); effects are
+Works on any TransformerLens-backed :class:`interp.Model` with a per-layer ``hook_z``
+(``m.hook("z", l)``: zoo transformers, ``hf:`` models, save_pretrained directories). A
+*metric* is ``fn(logits [b, pos, vocab], idx [b]) -> [b]``, where ``idx`` are the indices of
+the prompts in the batch (so it can look up each prompt's answer); effects are
 ``metric(patched) - metric(clean)`` per prompt.
 
 Sources (what a head's output is replaced by):
@@ -24,33 +24,39 @@ head of a layer, each copy with a different head patched.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional
+from typing import Callable, Literal, Optional, Sequence, Union
 
 import torch
+from jaxtyping import Float, Int
 
 from interp.tracing.model import Model
 from interp.tracing.trace import trace
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Source = Literal["counterfactual", "zero", "mean"]
+Tokens = Union[Int[torch.Tensor, "n pos"], Sequence[str]]  # token ids, or text that Model.prepare tokenizes
+HookZ = Float[torch.Tensor, "n pos head d_head"]  # one layer's hook_z over n prompts
+HeadEffects = Union[Float[torch.Tensor, "n layers heads"], Float[torch.Tensor, "n layers heads pos"]]
 
 
 def z_names(m: Model) -> list[str]:
-    """``blocks.{l}.attn.hook_z`` for every layer."""
-    return [f"blocks.{l}.attn.hook_z" for l in range(m.n_layers)]
+    """Every layer's ``hook_z`` (``m.hook("z", l)``: ``[batch, pos, head, d_head]``)."""
+    return [m.hook("z", l) for l in range(m.n_layers)]
 
 
 def _z(m: Model, tokens: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
     out: dict[str, list[torch.Tensor]] = {}
+    names = z_names(m)
     for i in range(0, len(tokens), batch_size):
-        _, acts = trace(m, tokens[i : i + batch_size], capture=z_names(m))
+        _, acts = trace(m, tokens[i : i + batch_size], capture=names)
         for k, v in acts.items():
             out.setdefault(k, []).append(v)
     return {k: torch.cat(v) for k, v in out.items()}  # each [n, pos, head, d_head]
 
 
-def sources(m: Model, clean: torch.Tensor, source: Source = "counterfactual", corrupt: Optional[torch.Tensor] = None,
-            batch_size: int = 64) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def sources(m: Model, clean: Int[torch.Tensor, "n pos"], source: Source = "counterfactual",
+            corrupt: Optional[Int[torch.Tensor, "n pos"]] = None, batch_size: int = 64
+            ) -> tuple[dict[str, HookZ], dict[str, HookZ]]:
     """``(clean_z, source_z)``: per layer ``hook_z`` ``[n, pos, head, d_head]`` on the clean
     prompts and the values that patching puts in their place."""
     clean_z = _z(m, clean, batch_size)
@@ -74,15 +80,15 @@ def _metric_on(m: Model, tokens: torch.Tensor, metric: Metric, idx: torch.Tensor
 
 def activation_patching(
     m: Model,
-    clean: torch.Tensor,
+    clean: Tokens,
     metric: Metric,
     *,
-    corrupt: Optional[torch.Tensor] = None,
+    corrupt: Optional[Tokens] = None,
     source: Source = "counterfactual",
     per_position: bool = False,
     alpha: float = 1.0,
     batch_size: int = 64,
-) -> torch.Tensor:
+) -> HeadEffects:
     """Effect of patching each head (or head x position) on ``metric``, per prompt.
 
     Returns ``[n, layers, heads]`` (or ``[n, layers, heads, pos]`` with ``per_position``)."""
@@ -123,14 +129,14 @@ def activation_patching(
 
 def attribution_patching(
     m: Model,
-    clean: torch.Tensor,
+    clean: Tokens,
     metric: Metric,
     *,
-    corrupt: Optional[torch.Tensor] = None,
+    corrupt: Optional[Tokens] = None,
     source: Source = "counterfactual",
     per_position: bool = False,
     batch_size: int = 64,
-) -> torch.Tensor:
+) -> HeadEffects:
     """First-order estimate of :func:`activation_patching` from one forward and backward:
     ``(source_z - clean_z) . d metric / d clean_z`` per head (and position).
 
@@ -159,7 +165,8 @@ def attribution_patching(
     return torch.cat(rows)
 
 
-def head_results(m: Model, tokens: torch.Tensor, batch_size: int = 64, upto: Optional[torch.Tensor] = None) -> torch.Tensor:
+def head_results(m: Model, tokens: Tokens, batch_size: int = 64, upto: Optional[Int[torch.Tensor, " n"]] = None
+                 ) -> Float[torch.Tensor, "n layers_x_heads d_model"]:
     """What each head writes to the residual stream (``hook_z @ W_O``, no bias), averaged over
     positions: ``[n, layers * heads, d_model]`` (layer-major). ``upto`` ``[n]``: average only
     positions ``<= upto[i]`` (e.g. the answer position of right-padded prompts)."""
@@ -180,7 +187,7 @@ def head_results(m: Model, tokens: torch.Tensor, batch_size: int = 64, upto: Opt
     return torch.cat(outs, 1).detach().float().cpu()
 
 
-def _w_o(m: Model) -> torch.Tensor:
+def _w_o(m: Model) -> Float[torch.Tensor, "layers heads d_head d_model"]:
     """Stacked output weights ``[layers, heads, d_head, d_model]``."""
     W = getattr(m.module, "W_O", None)
     if isinstance(W, torch.Tensor) and W.ndim == 4:

@@ -35,7 +35,8 @@ def probe_prompt(m, prompt: str, target: Optional[str] = None, top_k: int = 10, 
     ``target``: a string whose first token is tracked (default: the model's top prediction).
     Transformers get every panel; other models get tokens and predictions only.
     """
-    from interp.tracing.trace import trace, zero_heads
+    from interp.methods.lens import logit_lens
+    from interp.tracing.trace import trace
 
     if not prompt:
         raise ValueError("type a prompt first")
@@ -43,39 +44,56 @@ def probe_prompt(m, prompt: str, target: Optional[str] = None, top_k: int = 10, 
     if m.cfg is not None and tokens.shape[1] > m.cfg.n_ctx:
         raise ValueError(f"the prompt has {tokens.shape[1]} tokens; this model's context is {m.cfg.n_ctx}")
     is_tf = m.kind == "transformer" and m.n_layers > 0
-    L = m.n_layers if is_tf else 0
-    resid = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]
-    pats = [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
-    out, acts = trace(m, tokens, capture=[*resid, *pats] if is_tf else [])
+    lens = logit_lens(m, tokens) if is_tf else None
+    out = lens.output if is_tf else trace(m, tokens)[0]
     probs = out[0, -1].float().softmax(-1)
     top = probs.topk(top_k)
-    if target:
-        ids = m.tokenizer.encode(target, add_special_tokens=False)
-        if not ids:
-            raise ValueError(f"target {target!r} has no tokens")
-        target_id = ids[0]
-    else:
-        target_id = int(top.indices[0])
-    str_tokens = m.to_str_tokens(tokens[0])
-    probe = PromptProbe(str_tokens, m.to_str_tokens(top.indices), top.values.cpu().numpy(),
+    target_id = _target_id(m, target) if target else int(top.indices[0])
+    probe = PromptProbe(m.to_str_tokens(tokens[0]), m.to_str_tokens(top.indices), top.values.cpu().numpy(),
                         m.tokenizer.decode([target_id]), target_id, None, None, None, None, None)
     if not is_tf:
         return probe
-    probe.patterns = torch.stack([acts[p][0] for p in pats]).float().cpu().numpy()
-    with torch.no_grad():
-        lens = torch.stack([m.module.unembed(m.module.ln_final(acts[r]))[0] for r in resid]).float().softmax(-1)
-    nxt = tokens[0, 1:]
-    probe.lens_probs = np.concatenate(
-        [lens[:, :-1].gather(-1, nxt.expand(L + 1, -1).unsqueeze(-1)).squeeze(-1).cpu().numpy(),
-         np.full((L + 1, 1), np.nan)], axis=1)
-    probe.lens_target_prob = lens[:, -1, target_id].cpu().numpy()
-    probe.lens_top = [m.to_str_tokens(lens[j].argmax(-1)) for j in range(L + 1)]
+    probe.patterns = attention_patterns(m, tokens)
+    probe.lens_probs, probe.lens_target_prob, probe.lens_top = _lens_readout(m, lens, tokens, target_id)
     if ablate:
-        clean = out[0, -1, target_id].item()
-        effect = np.zeros((L, m.cfg.n_heads))
-        for l in range(L):
-            for h in range(m.cfg.n_heads):
-                o, _ = trace(m, tokens, edits={f"blocks.{l}.attn.hook_z": zero_heads([h])})
-                effect[l, h] = o[0, -1, target_id].item() - clean
-        probe.head_effect = effect
+        probe.head_effect = head_effects(m, tokens, target_id, float(out[0, -1, target_id]))
     return probe
+
+
+def _target_id(m, target: str) -> int:
+    ids = m.tokenizer.encode(target, add_special_tokens=False)
+    if not ids:
+        raise ValueError(f"target {target!r} has no tokens")
+    return ids[0]
+
+
+def attention_patterns(m, tokens: torch.Tensor) -> np.ndarray:
+    """``[layer, head, query, key]`` attention patterns of the first prompt in ``tokens``."""
+    from interp.tracing.trace import trace
+
+    names = [m.hook("pattern", l) for l in range(m.n_layers)]
+    _, acts = trace(m, tokens, capture=names)
+    return torch.stack([acts[n][0] for n in names]).float().cpu().numpy()
+
+
+def _lens_readout(m, lens, tokens: torch.Tensor, target_id: int):
+    """Lens probability of each next token ``[R, pos]`` (NaN at the last position), of the
+    target at the last position ``[R]``, and the lens's top-1 token ``[R][pos]``."""
+    probs = lens.probs()[:, 0]  # [R, pos, vocab]
+    R = probs.shape[0]
+    nxt = tokens[0, 1:]
+    next_prob = probs[:, :-1].gather(-1, nxt.expand(R, -1).unsqueeze(-1)).squeeze(-1).cpu().numpy()
+    lens_probs = np.concatenate([next_prob, np.full((R, 1), np.nan)], axis=1)
+    return lens_probs, probs[:, -1, target_id].cpu().numpy(), [m.to_str_tokens(probs[j].argmax(-1)) for j in range(R)]
+
+
+def head_effects(m, tokens: torch.Tensor, target_id: int, clean: float) -> np.ndarray:
+    """``[layer, head]`` change of the target's last-position logit when one head's ``z`` is zeroed."""
+    from interp.tracing.trace import trace, zero_heads
+
+    effect = np.zeros((m.n_layers, m.cfg.n_heads))
+    for l in range(m.n_layers):
+        for h in range(m.cfg.n_heads):
+            o, _ = trace(m, tokens, edits={m.hook("z", l): zero_heads([h])})
+            effect[l, h] = o[0, -1, target_id].item() - clean
+    return effect

@@ -17,8 +17,11 @@ Pipeline on any TransformerLens model and paired prompts (:mod:`interp.data.sae_
      positives and negatives? A chi-squared (or mutual-information) statistic against a
      paired permutation null (labels flipped within pairs), reported as a z-score.
 
-Metrics: :func:`roc_auc` (ties get half credit: midranks), :func:`roc_curve`,
-:func:`spearman`, :func:`best_f1`.
+Metrics, thin wrappers over scikit-learn and scipy: :func:`roc_auc` (ties get half credit),
+:func:`roc_curve`, :func:`spearman`, :func:`best_f1`. The permutation null of
+:func:`code_shift_scores` is ours: it scores every permutation and head in one array
+operation (its chi-squared and mutual information equal ``scipy.stats.chi2_contingency``
+without continuity correction and ``sklearn.metrics.mutual_info_score``; the tests check).
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ from typing import Literal, Optional
 
 import numpy as np
 import torch
+from jaxtyping import Bool, Float, Int, Real
 
 from interp.sae.model import SAEConfig
 from interp.sae.train import SAETrainConfig, train_sae
 
 
 # ------------------------------------------------------------------ codes
-def sae_codes(features: torch.Tensor, sae_cfg: SAEConfig | dict | None = None,
-              train_cfg: SAETrainConfig | dict | None = None, train_rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict]:
+def sae_codes(features: Float[torch.Tensor, "n heads d"], sae_cfg: SAEConfig | dict | None = None,
+              train_cfg: SAETrainConfig | dict | None = None, train_rows: Optional[Int[np.ndarray, " rows"]] = None
+              ) -> tuple[Int[np.ndarray, "n heads"], dict]:
     """Train one SAE (shared by all heads) on ``features[train_rows]`` (``[n, heads, d]``; all
     prompts when None) and return the argmax codes of *all* prompts ``[n, heads]`` and the
     SAE's training report (FVU etc. on its training vectors)."""
@@ -54,7 +59,7 @@ def sae_codes(features: torch.Tensor, sae_cfg: SAEConfig | dict | None = None,
 
 
 # ------------------------------------------------------------------ paper scores
-def paper_node_scores(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def paper_node_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"]) -> Float[np.ndarray, " heads"]:
     """``[heads]``: softmax across heads of |codes in positives, never in negatives|."""
     labels = np.asarray(labels, dtype=bool)
     counts = np.array([len(set(codes[labels, h]) - set(codes[~labels, h])) for h in range(codes.shape[1])], float)
@@ -62,7 +67,8 @@ def paper_node_scores(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def paper_edge_scores(codes: np.ndarray, labels: np.ndarray, top_k: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+def paper_edge_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"], top_k: Optional[int] = None
+                      ) -> tuple[Float[np.ndarray, " heads"], Float[np.ndarray, "heads heads"]]:
     """Edge-based head scores: ``(head_scores [heads], edge_counts [heads, heads])``.
 
     ``edge_counts[i, j]`` (i != j) counts the code pairs ``(c_i, c_j)`` seen together on a
@@ -109,7 +115,8 @@ def _stat(pos: np.ndarray, tot: np.ndarray, n_pos: int, n: int, kind: str) -> np
     return (terms[0] + terms[1]).sum(-1)
 
 
-def code_shift_scores(codes: np.ndarray, labels: np.ndarray, pairs: Optional[np.ndarray] = None,
+def code_shift_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"],
+                      pairs: Optional[Int[np.ndarray, " n"]] = None,
                       n_perm: int = 200, statistic: Literal["chi2", "mi"] = "chi2",
                       seed: int = 0) -> dict[str, np.ndarray]:
     """Per head: does its code distribution differ between positives and negatives?
@@ -140,7 +147,8 @@ def code_shift_scores(codes: np.ndarray, labels: np.ndarray, pairs: Optional[np.
     return {"z": z, "stat": stat, "p": p}
 
 
-def shuffled_labels(labels: np.ndarray, pairs: Optional[np.ndarray], seed: int) -> np.ndarray:
+def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]],
+                    seed: int) -> Bool[np.ndarray, " n"]:
     """Null-control labels: flipped within each pair at random (or permuted)."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels, dtype=bool)
@@ -150,58 +158,59 @@ def shuffled_labels(labels: np.ndarray, pairs: Optional[np.ndarray], seed: int) 
 
 
 # ------------------------------------------------------------------ metrics
-def _midranks(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
+# Thin wrappers over scikit-learn / scipy that keep this module's conventions: ``(scores,
+# truth)`` argument order, NaN (not an exception or a warning) when a metric is undefined.
+def roc_auc(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]) -> float:
+    """Area under the ROC curve; tied scores count half (Mann-Whitney with midranks, which is
+    what ``sklearn.metrics.roc_auc_score`` computes). NaN when one class is empty."""
+    from sklearn.metrics import roc_auc_score
 
-    return rankdata(x, method="average")
-
-
-def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
-    """Area under the ROC curve; tied scores count half (Mann-Whitney with midranks)."""
     truth = np.asarray(truth, dtype=bool)
-    n1, n0 = truth.sum(), (~truth).sum()
-    if n1 == 0 or n0 == 0:
+    if truth.all() or not truth.any():
         return float("nan")
-    r = _midranks(np.asarray(scores, float))
-    return float((r[truth].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return float(roc_auc_score(truth, np.asarray(scores, float)))
 
 
-def roc_curve(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(fpr, tpr)`` over all thresholds, tied scores taken together."""
-    truth = np.asarray(truth, dtype=bool)
-    s = np.asarray(scores, float)
-    thr = np.unique(s)[::-1]
-    tpr = [0.0] + [float((s[truth] >= t).mean()) for t in thr]
-    fpr = [0.0] + [float((s[~truth] >= t).mean()) for t in thr]
-    return np.array(fpr), np.array(tpr)
+def roc_curve(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]
+              ) -> tuple[Float[np.ndarray, " points"], Float[np.ndarray, " points"]]:
+    """``(fpr, tpr)`` from (0, 0) over every distinct threshold, tied scores taken together."""
+    from sklearn.metrics import roc_curve as _roc_curve
+
+    fpr, tpr, _ = _roc_curve(np.asarray(truth, dtype=bool), np.asarray(scores, float), drop_intermediate=False)
+    return fpr, tpr
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (NaN if either is constant)."""
-    ra, rb = _midranks(np.asarray(a, float)), _midranks(np.asarray(b, float))
-    if ra.std() == 0 or rb.std() == 0:
+def spearman(a: Real[np.ndarray, " n"], b: Real[np.ndarray, " n"]) -> float:
+    """Spearman rank correlation (``scipy.stats.spearmanr``); NaN if either is constant."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:  # scipy also gives NaN, with a warning
         return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).statistic)
 
 
-def best_f1(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Precision and recall at the score threshold with the best F1."""
+def best_f1(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]) -> dict[str, float]:
+    """Precision and recall at the score threshold with the best F1 (the lowest such threshold
+    on ties; F1 0 and threshold inf when no threshold finds a true head)."""
+    from sklearn.metrics import precision_recall_curve
+
     truth = np.asarray(truth, dtype=bool)
-    s = np.asarray(scores, float)
     best = {"f1": 0.0, "precision": 0.0, "recall": 0.0, "threshold": float("inf")}
-    for t in np.unique(s):
-        pred = s >= t
-        tp = (pred & truth).sum()
-        if tp == 0:
-            continue
-        prec, rec = tp / pred.sum(), tp / truth.sum()
-        f1 = 2 * prec * rec / (prec + rec)
-        if f1 > best["f1"]:
-            best = {"f1": float(f1), "precision": float(prec), "recall": float(rec), "threshold": float(t)}
+    if not truth.any():
+        return best
+    # thresholds ascending; the last (precision, recall) = (1, 0) point has no threshold
+    prec, rec, thr = precision_recall_curve(truth, np.asarray(scores, float))
+    prec, rec = prec[:-1], rec[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+    k = int(np.argmax(f1))
+    if f1[k] > 0:
+        best = {"f1": float(f1[k]), "precision": float(prec[k]), "recall": float(rec[k]), "threshold": float(thr[k])}
     return best
 
 
-def top_fraction(effects: np.ndarray, frac: float) -> np.ndarray:
+def top_fraction(effects: Float[np.ndarray, " heads"], frac: float) -> Bool[np.ndarray, " heads"]:
     """Ground-truth circuit: the ``ceil(frac * heads)`` heads with the largest ``effects``."""
     k = max(1, int(np.ceil(frac * len(effects))))
     truth = np.zeros(len(effects), dtype=bool)

@@ -25,6 +25,9 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
 
         model = zoo.load(name[4:], device=dev)
     elif name.startswith("hf:"):
+        if not name[3:].strip():
+            raise ValueError("load_model('hf:'): no Hugging Face name after 'hf:' (e.g. 'hf:gpt2', "
+                             "'hf:EleutherAI/pythia-70m')")
         model = _load_hf(name[3:], device=dev, **kwargs)
     else:
         path = Path(name).expanduser()
@@ -84,7 +87,10 @@ def _local_hf(path: str, hf_model: Any, tokenizer: Any):
             from transformers import AutoModelForCausalLM
 
             cls = AutoModelForCausalLM
-        hf_model = cls.from_pretrained(path)
+        try:
+            hf_model = cls.from_pretrained(path)
+        except Exception as e:  # transformers / safetensors raise many types; name the file that is bad
+            raise ValueError(f"cannot load the Hugging Face checkpoint in {path}: {_bad_weight_file(path) or e}") from None
     hf_model.eval()  # a fresh HF model may be in train mode (dropout): outputs would differ
     if tokenizer is None:
         try:
@@ -92,3 +98,17 @@ def _local_hf(path: str, hf_model: Any, tokenizer: Any):
         except (OSError, ValueError):
             tokenizer = None
     return hf_model, tokenizer
+
+
+def _bad_weight_file(path: str) -> str:
+    """The first weight file of a ``save_pretrained`` directory that cannot be read, with why."""
+    from safetensors import safe_open
+
+    for f in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                for key in fh.keys():
+                    fh.get_slice(key)
+        except Exception as e:  # noqa: BLE001 - safetensors' own error types
+            return f"{f.name} is damaged or truncated ({type(e).__name__}: {e})"
+    return ""

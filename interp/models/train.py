@@ -49,6 +49,18 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * scale)
 
 
+def load_checkpoint(path: Any) -> Any:
+    """Read a training checkpoint (``torch.save`` of tensors, numbers, strings, lists, dicts).
+
+    ``weights_only=True``: torch's restricted unpickler, which builds no other object, so a
+    file planted in the cache cannot run code. A file it refuses is reported, never executed."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError / RuntimeError with its own text
+        raise ValueError(f"refusing to read checkpoint {path}: it is not plain tensors and data "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Delete it to rebuild.") from None
+
+
 def train(
     module: torch.nn.Module,
     batch_fn: Callable[[int], Any],
@@ -74,7 +86,7 @@ def train(
     start = 0
     ckpt = Path(checkpoint_dir) / "train_state.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, log = state["step"], state["log"]

@@ -2,6 +2,9 @@
 
 A recipe is a pydantic config plus a ``build(config) -> Model`` function, registered with
 :func:`recipe`. Its identity is a hash of its config: change the recipe and it retrains.
+A recipe also carries example prompts (inputs the model was trained to read: Python code
+for a code LM, template sentences for a circuit LM, ...), kept outside the config so that
+they never change the hash; the dashboard's explorer opens on the first one.
 Recipes live in :mod:`interp.models.recipes`, one module per family, listed in its
 ``FAMILIES`` (imported explicitly, on first use of the registry).
 
@@ -13,11 +16,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel
 
-from interp.utils import cache_dir, config_hash, unknown_name_error
+from interp.utils import cache_dir, clean_stale_tmp, config_hash, file_lock, unknown_name_error
 
 RECIPE_VERSION = 1
 
@@ -28,6 +31,7 @@ class Recipe:
     config: BaseModel
     build: Callable[[BaseModel], Any]
     description: str
+    prompts: tuple[str, ...] = ()  # example inputs in the model's own language (not part of the key)
 
     @property
     def key(self) -> str:
@@ -42,14 +46,18 @@ _RECIPES: dict[str, Recipe] = {}
 _LOADED = False
 
 
-def recipe(name: str, config: BaseModel, description: str = ""):
-    """Register ``build(config) -> interp.Model`` as zoo recipe ``name``."""
+def recipe(name: str, config: BaseModel, description: str = "", prompts: Sequence[str] = ()):
+    """Register ``build(config) -> interp.Model`` as zoo recipe ``name``; ``prompts`` are example
+    inputs the model reads well (the explorer's default prompt is the first)."""
 
     def deco(build: Callable[[BaseModel], Any]):
+        if not str(build.__module__).startswith("interp.models.recipes."):
+            _discover()  # user code: compare with every zoo recipe, not only those imported so far
         if name in _RECIPES:
             raise ValueError(f"zoo recipe {name!r} is registered twice "
                              f"({_RECIPES[name].build.__module__} and {build.__module__})")
-        _RECIPES[name] = Recipe(name, config, build, description or (build.__doc__ or "").strip().split("\n")[0])
+        _RECIPES[name] = Recipe(name, config, build, description or (build.__doc__ or "").strip().split("\n")[0],
+                                tuple(prompts))
         return build
 
     return deco
@@ -77,6 +85,12 @@ def get(name: str) -> Recipe:
     return _RECIPES[name]
 
 
+def unknown(name: str) -> str:
+    """The message for an unknown recipe name (close matches first)."""
+    _discover()
+    return unknown_name_error("zoo recipe", name, sorted(_RECIPES)).args[0]
+
+
 def is_built(name: str) -> bool:
     from interp.models.io import MODEL_FILE
 
@@ -89,14 +103,17 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
     from interp.models.io import MODEL_FILE, save_model
 
     r = get(name)
-    if rebuild and r.path.exists():
-        shutil.rmtree(r.path)
-    if not (r.path / MODEL_FILE).exists():
-        model = r.build(r.config)
-        model.model_id = f"zoo:{name}"
-        save_model(model, r.path, extra={"recipe": name, "recipe_key": r.key,
-                                         "recipe_config": r.config.model_dump(mode="json"),
-                                         "train_log": getattr(model, "train_log", None)})
+    # one builder at a time per recipe: a second process waits here, then loads what the first built
+    with file_lock(r.path.parent / ".locks" / f"{r.path.name}.lock"):
+        clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed over a day ago
+        if rebuild and r.path.exists():
+            shutil.rmtree(r.path)
+        if not (r.path / MODEL_FILE).exists():
+            model = r.build(r.config)
+            model.model_id = f"zoo:{name}"
+            save_model(model, r.path, extra={"recipe": name, "recipe_key": r.key,
+                                             "recipe_config": r.config.model_dump(mode="json"),
+                                             "train_log": getattr(model, "train_log", None)})
     return load_model_dir(r.path, device=device, model_id=f"zoo:{name}")
 
 

@@ -6,6 +6,7 @@ streamlit, so the helpers work in notebooks and tests too.
 
     rows = criteria_rows(result.criteria)      # list of dicts, one per criterion
     frame = criteria_frame(result.criteria)    # the same as a pandas DataFrame
+    strip = verdict_strip(result.criteria)     # one plain sentence per kind: "sanity checks: 3 of 3 hold"
     flat = flatten_metrics(result.metrics)     # {"loss.train": 0.3, ...}, criteria left out
     names = ordered_figures(result.figures, analysis.figure_order)
 """
@@ -16,10 +17,18 @@ import numbers
 from typing import Any, Iterable, Mapping, Sequence
 
 # Verdicts as the dashboard words them: a sanity failure means the code is wrong,
-# a claim that does not hold is an honest finding at our scale.
+# a claim that does not hold is an honest finding at our scale, and a performance
+# target (the benchmark's kind) is met or missed, never "a claim".
 VERDICT_HOLDS = "holds"
 VERDICT_SANITY_FAILS = "FAILS (sanity: implementation problem)"
 VERDICT_CLAIM_FAILS = "does not hold (claim)"
+VERDICT_TARGET_MET = "met (target)"
+VERDICT_TARGET_MISSED = "missed (performance target)"
+
+KINDS = ("sanity", "claim", "target")  # the order tables and strips list them in
+# How a verdict strip names each kind and what "held" means for it.
+KIND_WORDS = {"sanity": ("sanity checks", "hold"), "claim": ("paper claims", "hold"),
+              "target": ("performance targets", "met")}
 
 CRITERIA_COLUMNS = ("verdict", "kind", "name", "value", "op", "threshold", "description")
 RUN_COLUMNS = ("experiment", "analysis", "preset", "date", "criteria held", "sanity failures", "run")
@@ -28,17 +37,24 @@ RUN_COLUMNS = ("experiment", "analysis", "preset", "date", "criteria held", "san
 def verdict(criterion: Any) -> str:
     """The plain-words verdict of a :class:`interp.Criterion` (or its dict form)."""
     holds, kind = _get(criterion, "holds"), _get(criterion, "kind")
+    if kind == "target":
+        return VERDICT_TARGET_MET if holds else VERDICT_TARGET_MISSED
     if holds:
         return VERDICT_HOLDS
     return VERDICT_SANITY_FAILS if kind == "sanity" else VERDICT_CLAIM_FAILS
 
 
+def _kind_rank(kind: Any) -> int:
+    return KINDS.index(kind) if kind in KINDS else len(KINDS)
+
+
 def criteria_rows(criteria: Iterable[Any]) -> list[dict[str, Any]]:
-    """One dict per criterion with the columns of :data:`CRITERIA_COLUMNS`; sanity checks first."""
+    """One dict per criterion with the columns of :data:`CRITERIA_COLUMNS`: sanity checks first,
+    then claims, then performance targets."""
     rows = [{"verdict": verdict(c), "kind": _get(c, "kind"), "name": _get(c, "name"), "value": _get(c, "value"),
              "op": _get(c, "op"), "threshold": _get(c, "threshold"), "description": _get(c, "description") or ""}
             for c in criteria]
-    return sorted(rows, key=lambda r: r["kind"] != "sanity")  # stable: keeps each kind's order
+    return sorted(rows, key=lambda r: _kind_rank(r["kind"]))  # stable: keeps each kind's order
 
 
 def criteria_frame(criteria: Iterable[Any]):
@@ -49,11 +65,46 @@ def criteria_frame(criteria: Iterable[Any]):
 
 
 def criteria_counts(criteria: Iterable[Any]) -> dict[str, int]:
-    """``{"n": ..., "hold": ..., "sanity_failures": ..., "claims_not_holding": ...}``."""
+    """``{"n", "hold", "sanity_failures", "claims_not_holding", "targets_missed"}``."""
     crit = list(criteria)
+
+    def failing(kind: str) -> int:
+        return sum(_get(c, "kind") == kind and not _get(c, "holds") for c in crit)
+
     return {"n": len(crit), "hold": sum(bool(_get(c, "holds")) for c in crit),
-            "sanity_failures": sum(_get(c, "kind") == "sanity" and not _get(c, "holds") for c in crit),
-            "claims_not_holding": sum(_get(c, "kind") == "claim" and not _get(c, "holds") for c in crit)}
+            "sanity_failures": failing("sanity"), "claims_not_holding": failing("claim"),
+            "targets_missed": failing("target")}
+
+
+def verdict_strip(criteria: Iterable[Any]) -> list[dict[str, Any]]:
+    """One entry per kind of criterion present, in :data:`KINDS` order:
+    ``{"kind", "held", "n", "ok", "text"}`` with ``text`` in plain words, e.g.
+    ``"sanity checks: all 3 hold"``, ``"paper claims: 1 of 3 hold"``,
+    ``"performance targets: 4 of 6 met"``. ``ok``: every criterion of the kind holds."""
+    crit = list(criteria)
+    out = []
+    for kind in KINDS:
+        mine = [c for c in crit if _get(c, "kind") == kind]
+        if not mine:
+            continue
+        held, n = sum(bool(_get(c, "holds")) for c in mine), len(mine)
+        noun, verb = KIND_WORDS[kind]
+        if held == n:
+            text = f"{noun}: all {n} {verb}" if n > 1 else f"{noun}: 1 of 1 {_singular(verb)}"
+        else:
+            text = f"{noun}: {held} of {n} {verb}"
+        out.append({"kind": kind, "held": held, "n": n, "ok": held == n, "text": text})
+    return out
+
+
+def _singular(verb: str) -> str:
+    return {"hold": "holds", "met": "met"}.get(verb, verb)
+
+
+def headline_figure(figures: Iterable[str], order: Sequence[str] = ()) -> str | None:
+    """The figure a page leads with: the first of ``order`` present, else the first by name."""
+    names = ordered_figures(figures, order)
+    return names[0] if names else None
 
 
 def flatten_metrics(metrics: Mapping[str, Any], *, skip: Sequence[str] = ("criteria",)) -> dict[str, float]:
@@ -121,6 +172,7 @@ def _get(obj: Any, name: str) -> Any:
 
 
 
-__all__ = ["VERDICT_HOLDS", "VERDICT_SANITY_FAILS", "VERDICT_CLAIM_FAILS", "CRITERIA_COLUMNS", "RUN_COLUMNS",
-           "verdict", "criteria_rows", "criteria_frame", "criteria_counts", "flatten_metrics", "metrics_frame",
-           "ordered_figures", "format_stamp", "run_rows", "runs_frame"]
+__all__ = ["VERDICT_HOLDS", "VERDICT_SANITY_FAILS", "VERDICT_CLAIM_FAILS", "VERDICT_TARGET_MET",
+           "VERDICT_TARGET_MISSED", "KINDS", "CRITERIA_COLUMNS", "RUN_COLUMNS", "verdict", "criteria_rows",
+           "criteria_frame", "criteria_counts", "verdict_strip", "headline_figure", "flatten_metrics",
+           "metrics_frame", "ordered_figures", "format_stamp", "run_rows", "runs_frame"]

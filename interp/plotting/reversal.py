@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-_TRAINED = {"name_first": ("n2d",), "desc_first": ("d2n",), "both": ("n2d", "d2n")}
-_LABELS = {"clm": "causal LM", "mlm15": "masked LM 15%", "mlmu": "MLM-U"}
+from interp.data.reversal import OBJECTIVE_NAMES, TRAINED
+
 _DIR = {"n2d": "name→desc", "d2n": "desc→name"}
 
 
@@ -24,8 +24,8 @@ def accuracy_grid(acc: np.ndarray, variants: Sequence[str], objectives: Sequence
     fig = make_subplots(rows=len(variants), cols=len(splits), subplot_titles=titles, vertical_spacing=0.18)
     cols = [(di, gi) for di in range(len(directions)) for gi in range(len(groups))]
     x = [f"{_DIR.get(directions[di], directions[di])}<br>{groups[gi]}"
-         + ("" if directions[di] in _TRAINED.get(groups[gi], directions) else " (reverse)") for di, gi in cols]
-    y = [_LABELS.get(o, o) for o in objectives]
+         + ("" if directions[di] in TRAINED.get(groups[gi], directions) else " (reverse)") for di, gi in cols]
+    y = [OBJECTIVE_NAMES.get(o, o) for o in objectives]
     for vi in range(len(variants)):
         for si in range(len(splits)):
             z = np.array([[mean[vi, oi, di, gi, si] for di, gi in cols] for oi in range(len(objectives))])
@@ -54,11 +54,11 @@ def logprob_figure(data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], o
             xs, ys = [], []
             for oi, o in enumerate(objectives):
                 for di, d in enumerate(directions):
-                    trained = np.array([d in _TRAINED.get(groups[g], ()) for g in pair_group])
+                    trained = np.array([d in TRAINED.get(groups[g], ()) for g in pair_group])
                     sel = trained if kind == "trained direction" else ~trained
                     vals = diff[oi, di, sel]
                     ys += vals.tolist()
-                    xs += [_LABELS.get(o, o)] * len(vals)
+                    xs += [OBJECTIVE_NAMES.get(o, o)] * len(vals)
             fig.add_trace(go.Box(x=xs, y=ys, name=kind, marker_color=color, boxpoints="all", jitter=0.4,
                                  pointpos=0, legendgroup=kind, showlegend=vi == 0), row=1, col=vi + 1)
     fig.add_hline(y=0, line_dash="dot")
@@ -81,7 +81,7 @@ def probe_figure(probe: np.ndarray, variants: Sequence[str], objectives: Sequenc
         for oi, o in enumerate(objectives):
             for ki, kind in enumerate(kinds):
                 y = np.nanmean(probe[vi, oi, :, :, ki], axis=(0, 1))
-                fig.add_trace(go.Scatter(x=layers, y=y, mode="lines+markers", name=f"{_LABELS.get(o, o)}, {kind}",
+                fig.add_trace(go.Scatter(x=layers, y=y, mode="lines+markers", name=f"{OBJECTIVE_NAMES.get(o, o)}, {kind}",
                                          line=dict(color=palette[oi % len(palette)], dash="solid" if ki == 0 else "dash"),
                                          legendgroup=f"{o}{kind}", showlegend=vi == 0), row=1, col=vi + 1)
         fig.add_hline(y=chance[v], line_dash="dot", annotation_text="chance", row=1, col=vi + 1)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Literal, Optional
 
 import torch
+from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
@@ -166,27 +167,30 @@ class SAE(nn.Module):
     def kind(self) -> _Kind:
         return KINDS[self.cfg.kind]
 
-    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+    def pre_acts(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_sae"]:
         """``[..., d_sae]`` pre-activations of inputs ``[..., d_in]`` (already scaled)."""
         return (x - self.b_dec) @ self.W_enc + self.b_enc
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_sae"]:
         """Codes ``[..., d_sae]`` of raw inputs ``[..., d_in]``."""
         return self.kind.activate(self, self.pre_acts(x * self.cfg.input_scale))
 
-    def decode(self, f: torch.Tensor) -> torch.Tensor:
+    def decode(self, f: Float[torch.Tensor, "*batch d_sae"]) -> Float[torch.Tensor, "*batch d_in"]:
         """Reconstruction ``[..., d_in]`` in the raw input scale."""
         return (f @ self.W_dec + self.b_dec) / self.cfg.input_scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_in"]:
+        """Reconstruction of raw inputs: ``decode(encode(x))``."""
         return self.decode(self.encode(x))
 
-    def loss(self, x: torch.Tensor, sparsity: float, mse: str = "sum") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, x: Float[torch.Tensor, "batch d_in"], sparsity: float, mse: str = "sum"
+             ) -> tuple[Float[torch.Tensor, ""], dict[str, Float[torch.Tensor, ""]]]:
         """Mean over the batch of ``err + sparsity * penalty`` in scaled units; ``err`` is
         ``|x - x_hat|^2`` summed (``mse="sum"``) or averaged (``"mean"``) over features."""
         return self.scaled_loss(x * self.cfg.input_scale, sparsity, mse)
 
-    def scaled_loss(self, xs: torch.Tensor, sparsity: float, mse: str = "sum") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def scaled_loss(self, xs: Float[torch.Tensor, "batch d_in"], sparsity: float, mse: str = "sum"
+                    ) -> tuple[Float[torch.Tensor, ""], dict[str, Float[torch.Tensor, ""]]]:
         """:meth:`loss` of inputs already multiplied by ``input_scale``."""
         pre = self.pre_acts(xs)
         f = self.kind.activate(self, pre)

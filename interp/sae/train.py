@@ -17,12 +17,16 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import torch
+from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict
 
 from interp.sae.model import SAE, SAEConfig
+
+if TYPE_CHECKING:
+    from interp.tracing.store import ActivationStore
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class SAETrainConfig(BaseModel):
     progress: bool = False  # show the shared loop's progress bar (noise when training many small SAEs)
 
 
-def as_matrix(data: Any, hook: Optional[str] = None) -> torch.Tensor:
+def as_matrix(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None) -> Float[torch.Tensor, "n d"]:
     """``[n, d]`` float rows from a tensor (any leading dims) or an ActivationStore + hook name."""
     from interp.tracing.store import ActivationStore
 
@@ -62,7 +66,7 @@ def as_matrix(data: Any, hook: Optional[str] = None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_sae(sae: SAE, x: torch.Tensor, chunk: int = 8192) -> dict[str, float]:
+def evaluate_sae(sae: SAE, x: Float[torch.Tensor, "n d_in"], chunk: int = 8192) -> dict[str, float]:
     """FVU, L0 (mean active latents) and dead fraction of ``sae`` on rows ``x [n, d_in]``."""
     x = x.to(sae.W_dec.dtype)
     err = 0.0
@@ -80,7 +84,7 @@ def evaluate_sae(sae: SAE, x: torch.Tensor, chunk: int = 8192) -> dict[str, floa
 
 
 @torch.no_grad()
-def resample_dead(sae: SAE, xs: torch.Tensor, g: torch.Generator) -> int:
+def resample_dead(sae: SAE, xs: Float[torch.Tensor, "n d_in"], g: torch.Generator) -> int:
     """Re-initialise latents that fire on no row of ``xs`` (scaled inputs); return how many."""
     f = sae.kind.activate(sae, sae.pre_acts(xs))
     dead = (f == 0).all(0).nonzero().flatten()
@@ -117,7 +121,7 @@ def _quiet(on: bool):
                 os.environ["INTERP_QUIET"] = old
 
 
-def train_sae(data: Any, cfg: SAEConfig | dict | None = None, train_cfg: SAETrainConfig | dict | None = None,
+def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cfg: SAEConfig | dict | None = None, train_cfg: SAETrainConfig | dict | None = None,
               *, hook: Optional[str] = None) -> tuple[SAE, dict[str, Any]]:
     """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``).
 

@@ -113,11 +113,16 @@ def collect(
     n = len(x)
     if n == 0:
         raise ValueError("dataset is empty")
+    if not x.dtype.is_floating_point or m.d_vocab is not None:
+        m.check_tokens(x)
+    check_positions(positions, x)
     cuda = dev.type == "cuda"
     ident = dict(
         model_id=str(m.model_id), hooks=hooks, positions=pos_key,
         dtype=torch_dtype_name(dtype) if dtype is not None else None, n_items=n,
         n_tokens=n_tokens(x, lens), dataset_sha256=fingerprint(x, lens),
+        # only a store on disk can be resumed, so only it pays for hashing the weights
+        weights_sha256=weights_fingerprint(m) if out is not None else "",
     )
     tokens = x if not x.dtype.is_floating_point else None
     if out is None:
@@ -129,6 +134,8 @@ def collect(
     if cuda:
         x = x.pin_memory()
     reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
+    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))):
+        raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
     bs = int(batch_size) if batch_size != "auto" else min(n, 256 if cuda else 64)
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size!r}")
@@ -171,9 +178,24 @@ def collect(
 
 
 # ---------------------------------------------------------------- dataset
+def check_positions(positions: Any, x: torch.Tensor) -> None:
+    """An int position (or a slice's ends) must index the sequence dimension of ``x``."""
+    if x.ndim < 2 or isinstance(positions, str):
+        return
+    T = x.shape[1]
+    ends = [positions] if isinstance(positions, int) else (
+        [p for p in (positions.start, positions.stop) if p is not None] if isinstance(positions, slice) else [])
+    for p in ends:
+        if isinstance(positions, int) and not -T <= p < T:
+            raise ValueError(f"positions={positions} is outside the sequence: inputs have {T} positions "
+                             f"(valid: {-T}..{T - 1}, 'all', 'last', 'mean' or a slice)")
+
+
 def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs ``[N, ...]`` on the CPU, and valid lengths ``[N]`` (or None: no padding known)."""
     text = False
+    if isinstance(dataset, (list, tuple)) and len(dataset) == 0:
+        raise ValueError("dataset is empty: pass texts, token ids [N, pos] or a list of batches")
     if isinstance(dataset, str):
         dataset = [dataset]
     if isinstance(dataset, np.ndarray):
@@ -226,4 +248,21 @@ def fingerprint(x: torch.Tensor, lens: torch.Tensor | None) -> str:
     h.update(memoryview(to_numpy(x).reshape(-1).view(np.uint8)))
     if lens is not None:
         h.update(lens.numpy().tobytes())
+    return h.hexdigest()
+
+
+def weights_fingerprint(m: Any) -> str:
+    """sha256 over every parameter and buffer (names, shapes, dtypes, bytes) of ``m.module``: a
+    store remembers which weights made it, so a resume with changed weights is refused.
+    About a second per GB of weights; each tensor is read once, on the CPU."""
+    h = hashlib.sha256()
+    module = getattr(m, "module", m)
+    seen = set()
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t.data_ptr() in seen:  # a bridge aliases each weight under several names
+            continue
+        seen.add(t.data_ptr())
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
     return h.hexdigest()

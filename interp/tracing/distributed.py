@@ -156,7 +156,7 @@ def _load_inputs(path: str) -> Any:
     if path.endswith(".npy"):
         return torch.from_numpy(np.load(path))
     if path.endswith(".pt"):
-        return torch.load(path)
+        return torch.load(path, map_location="cpu", weights_only=True)  # tensors only: never code
     return [line for line in Path(path).read_text().splitlines() if line.strip()]
 
 

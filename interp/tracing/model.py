@@ -105,7 +105,13 @@ class Model:
 
     # ----------------------------------------------------------------- inputs
     def prepare(self, inputs: Any) -> Any:
-        """Turn text (a string or list of strings) into tokens; move tensors to the device."""
+        """Turn text (a string or list of strings) into tokens; move tensors to the device.
+
+        Token ids are checked first (integers, a non-empty batch, inside the vocabulary), so a
+        bad input is a ``ValueError`` / ``TypeError`` that says what is wrong, not an error from
+        deep inside the forward pass."""
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+            raise ValueError("inputs: an empty list; pass a text, a list of texts or token ids [batch, pos]")
         if isinstance(inputs, str) or (
             isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str)
         ):
@@ -113,8 +119,34 @@ class Model:
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple)):
             inputs = torch.tensor(inputs)
         if isinstance(inputs, torch.Tensor):
+            self.check_tokens(inputs)
             return inputs.to(self.device)
         return inputs
+
+    @property
+    def d_vocab(self) -> int | None:
+        """Size of the token vocabulary, or None for a model that takes vectors (or is unknown)."""
+        spec = getattr(self.module, "spec", None)  # our RNNs
+        if spec is not None and hasattr(spec, "d_vocab"):
+            return spec.d_vocab
+        if self.backend == "tl" and self.kind in ("transformer", "vlm"):
+            return getattr(self.cfg, "d_vocab", None)
+        return None
+
+    def check_tokens(self, x: torch.Tensor) -> None:
+        """Raise a clear error unless ``x`` is a non-empty batch of ids the model can embed."""
+        vocab = self.d_vocab
+        if x.numel() == 0:
+            raise ValueError(f"inputs: an empty batch (shape {list(x.shape)}); pass at least one sequence")
+        if vocab is None:
+            return
+        if x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex():
+            raise TypeError(f"inputs: {self.model_id} takes token ids (an integer tensor [batch, pos]), got a "
+                            f"{str(x.dtype).replace('torch.', '')} tensor of shape {list(x.shape)}")
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi >= vocab:
+            raise ValueError(f"inputs: token ids must lie in [0, {vocab}) (the vocabulary of {self.model_id}); "
+                             f"got ids from {lo} to {hi}")
 
     def to_tokens(self, text: str | Sequence[str], prepend_bos: bool = True) -> torch.Tensor:
         """Tokens ``[batch, pos]`` for text; right-padded if lengths differ."""
@@ -333,6 +365,12 @@ def _make_hook(name, edit, keep, store, per_step, stop, detach):
         if edit is not None:
             new = edit(act)
             if new is not None:
+                if not isinstance(new, torch.Tensor):
+                    raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a tensor "
+                                    f"shaped like its input (or None to keep the activation)")
+                if new.dtype != act.dtype:
+                    raise TypeError(f"edit for {name!r} returned dtype {str(new.dtype).replace('torch.', '')}, "
+                                    f"expected {str(act.dtype).replace('torch.', '')} (cast with .to(act.dtype))")
                 if new.shape != act.shape:
                     raise ValueError(
                         f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"

@@ -5,6 +5,7 @@ a side stream.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ from interp.tracing.store import (
     remove_store,
     sanitize,
     shard_file,
+    shard_problem,
     storage_dtype_name,
     torch_dtype_name,
     write_shard,
 )
 from interp.utils import read_json, write_json
+
+log = logging.getLogger("interp")
 
 
 # ------------------------------------------------------------------ transfer
@@ -164,10 +168,17 @@ class DiskSink(Sink):
             self._check_same(old)
             if old.complete:
                 self.done = ActivationStore(old, path=root)
+                self.done.verify()  # a finished store is returned only if every shard checks out
                 return
             self.manifest = old
             self.shard_size = old.shard_size
             self.start = old.items_done()
+            for info in self._infos():  # resume before the first shard that fails its checksum
+                for s in sorted(info.shards, key=lambda s: s.start):
+                    if s.stop <= self.start and shard_problem(root, s):
+                        log.warning("%s; collecting again from item %d", shard_problem(root, s), s.start)
+                        self.start = min(self.start, s.start)
+                        break
             for info in self._infos():  # drop anything past the resume point
                 info.shards = [s for s in info.shards if s.stop <= self.start]
         elif root.exists() and any(p.is_file() for p in root.rglob("*")):
@@ -179,10 +190,14 @@ class DiskSink(Sink):
         had = dict(old.model_dump(include=set(self.ident)), hooks=sorted(old.hooks))
         if self.shard_size is not None:
             new["shard_size"], had["shard_size"] = self.shard_size, old.shard_size
+        if not old.weights_sha256:  # written before stores kept a weights fingerprint: cannot tell
+            log.warning("%s has no weights fingerprint; it is trusted to come from %s", self.root, old.model_id)
+            new.pop("weights_sha256", None)
         diff = [f"{k}: store has {had[k]!r}, this call has {new[k]!r}" for k in new if had.get(k) != new[k]]
         if diff:
             raise ValueError(f"{self.root} already holds a different activation store ("
-                             + "; ".join(d if not d.startswith("dataset_sha256") else "the dataset differs"
+                             + "; ".join("the dataset differs" if d.startswith("dataset_sha256") else
+                                         "the model's weights differ" if d.startswith("weights_sha256") else d
                                          for d in diff)
                              + "). Use a new out directory, or overwrite=True to replace it.")
 

@@ -89,6 +89,7 @@ class Manifest(BaseModel):
     n_tokens: int  # token positions processed (padding excluded when lengths are known)
     shard_size: int
     dataset_sha256: str = ""  # fingerprint of the input data, to refuse resuming on other data
+    weights_sha256: str = ""  # fingerprint of the model's weights, to refuse mixing two models
     complete: bool = False
 
     def items_done(self) -> int:
@@ -142,6 +143,16 @@ def sha256_file(path: Path, chunk: int = 1 << 23) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def shard_problem(root: Path, s: ShardInfo) -> str:
+    """What is wrong with shard ``s`` under ``root`` ("" when its size and sha256 match)."""
+    f = root / s.file
+    if not f.exists():
+        return f"shard file {f} is missing (listed in {root / MANIFEST})"
+    if f.stat().st_size != s.nbytes or sha256_file(f) != s.sha256:
+        return f"shard file {f} is corrupted: its sha256 does not match the manifest (items {s.start}..{s.stop})"
+    return ""
 
 
 def write_shard(root: Path, rel: str, t: torch.Tensor, start: int, stop: int) -> ShardInfo:
@@ -209,13 +220,9 @@ class ActivationStore:
             return
         for info in self._infos():
             for s in info.shards:
-                f = self.path / s.file
-                if not f.exists():
-                    raise StoreCorruptedError(f"shard file {f} is missing (listed in {self.path / MANIFEST})")
-                if f.stat().st_size != s.nbytes or sha256_file(f) != s.sha256:
-                    raise StoreCorruptedError(
-                        f"shard file {f} is corrupted: its sha256 does not match the manifest "
-                        f"(items {s.start}..{s.stop}); re-collect into a new directory")
+                problem = shard_problem(self.path, s)
+                if problem:
+                    raise StoreCorruptedError(f"{problem}; re-collect into a new directory")
 
     def _infos(self) -> list[ArrayInfo]:
         m = self.manifest

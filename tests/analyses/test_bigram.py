@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import interp
-from interp.analyses import bigram as bigram_subnetwork
 from interp.analyses.bigram import pearson_finite, ridge_fit
 
 CODE = '''def add(a, b):
@@ -116,3 +115,22 @@ def test_ridge_recovers_a_linear_map():
     Y = X @ W + 2.0
     pred = ridge_fit(X, Y, alpha=1e-8)
     assert torch.allclose(pred(X), Y, atol=1e-3)
+
+
+def test_ridge_fit_is_the_closed_form_with_a_relative_penalty():
+    # the penalty is alpha * mean eigenvalue of the centred Gram matrix; the intercept is free
+    g = torch.Generator().manual_seed(1)
+    X, Y = torch.randn(40, 5, generator=g).double(), torch.randn(40, 3, generator=g).double()
+    alpha = 0.3
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    G = Xc.T @ Xc
+    W = torch.linalg.solve(G + alpha * torch.trace(G) / 5 * torch.eye(5, dtype=G.dtype), Xc.T @ Yc)
+    Z = torch.randn(7, 5, generator=g).double()
+    by_hand = (Z - X.mean(0)) @ W + Y.mean(0)
+    assert torch.allclose(ridge_fit(X, Y, alpha)(Z).double(), by_hand, atol=1e-6)
+
+
+def test_pearson_finite_is_the_correlation_coefficient():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    assert pearson_finite(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)

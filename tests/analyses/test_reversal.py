@@ -140,6 +140,21 @@ def test_probe_recovers_a_linear_code_and_is_at_chance_on_noise():
     assert np.mean(accs) < 0.5
 
 
+def test_probe_penalty_is_l2_times_the_mean_feature_variance():
+    """The probe is the closed-form ridge on centred features with penalty l2 * sum of the
+    feature variances / d (times n), intercept unpenalised."""
+    from interp.methods.probes import fit_ridge
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 10)) * rng.uniform(0.1, 4, 10) + 2.0
+    y = rng.normal(size=(60, 4))
+    l2 = 0.05
+    xc = x - x.mean(0)
+    w = np.linalg.solve(xc.T @ xc + l2 * (xc**2).sum(0).mean() * np.eye(10), xc.T @ (y - y.mean(0)))
+    x_new = rng.normal(size=(7, 10))
+    np.testing.assert_allclose(fit_ridge(x, y, l2).predict(x_new), (x_new - x.mean(0)) @ w + y.mean(0), rtol=1e-9)
+
+
 def _train_tiny(tmp_path, objective: str, steps: int, facts_cfg: FactsConfig, seed: int = 0):
     from interp.models.io import save_model
 
@@ -180,7 +195,7 @@ def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
     for name in ("accuracy_grid", "logprob", "probe_by_layer"):
         assert back.figure(name) is not None
     _check_dashboard_in_streamlit(result, tmp_path, monkeypatch)
-    _check_dashboard(back, tmp_path)
+    _check_dashboard(back, tmp_path, monkeypatch)
 
 
 def _reversal_page(app_dir: str) -> None:
@@ -193,7 +208,7 @@ def _reversal_page(app_dir: str) -> None:
 
 
 def _check_dashboard_in_streamlit(result, tmp_path, monkeypatch):
-    """The real page renders the run and the panel answers with every model's top 5."""
+    """The real page renders the run; the panel lists the run's models (asking them is on the Explore page)."""
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
@@ -210,48 +225,36 @@ def _check_dashboard_in_streamlit(result, tmp_path, monkeypatch):
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert len(at.get("plotly_chart")) == 3
     frame = at.dataframe[-1].value
-    assert len(frame) == 10 and set(frame["rank"]) == {1, 2, 3, 4, 5}
+    assert len(frame) == 2 and set(frame["objective"].str.split(" ").str[0]) == {"causal", "MLM-U"}
 
 
 class _FakeStreamlit:
     """The few streamlit calls the panel makes, recording what it shows."""
 
-    def __init__(self, prompt=None):
-        self.shown, self.prompt = [], prompt
-
-    def cache_resource(self, show_spinner=None):
-        return lambda fn: fn
-
-    def selectbox(self, label, options, key=None):
-        return options[0]
-
-    def text_input(self, label, value="", key=None):
-        return self.prompt if self.prompt is not None else value
-
-    def number_input(self, label, min_value=None, max_value=None, value=None, key=None):
-        return value
+    def __init__(self):
+        self.shown = []
 
     def dataframe(self, frame, hide_index=None):
         self.shown.append(("dataframe", frame))
 
-    def __getattr__(self, name):  # subheader, caption, info, warning, ...
+    def __getattr__(self, name):  # subheader, markdown, info, ...
         return lambda *a, **k: self.shown.append((name, a[0] if a else ""))
 
 
-def _check_dashboard(result, tmp_path):
+def _check_dashboard(result, tmp_path, monkeypatch):
+    """The panel reads the saved result only: it works with every model gone from disk and
+    model loading disabled, and points to the Explore page for questions."""
     from tests.conftest import load_panel
 
-    dashboard = load_panel("reversal")
+    def refuse(*a, **k):
+        raise AssertionError("the reversal panel must not load a model")
+
+    monkeypatch.setattr(interp, "load_model", refuse)
+    monkeypatch.setattr(R, "_load_for_dashboard", refuse)
+    for mm in result.metrics["models"]:
+        mm["path"] = str(tmp_path / "gone")
     st = _FakeStreamlit()
-    dashboard(result, st)
-    frames = [x for kind, x in st.shown if kind == "dataframe"]
-    assert frames and set(frames[0]["model"].str.split(" ").str[0]) == {"causal", "MLM-U"}
-    assert (frames[0]["rank"] == 1).sum() == 2
-    st = _FakeStreamlit(prompt="who is zzzunknown")
-    dashboard(result, st)
-    assert any(kind == "warning" and "unknown words" in msg for kind, msg in st.shown)
-    # a model missing from disk is a message, not a traceback
-    result.metrics["models"][0]["path"] = str(tmp_path / "gone")
-    st = _FakeStreamlit()
-    dashboard(result, st)
-    assert any(kind == "warning" and "not available" in msg for kind, msg in st.shown)
+    load_panel("reversal")(result, st)
+    rows = [x for kind, x in st.shown if kind == "dataframe"][0]
+    assert {r["objective"].split(" ")[0] for r in rows} == {"causal", "MLM-U"}
+    assert any(kind == "markdown" and "Explore a model" in msg for kind, msg in st.shown)

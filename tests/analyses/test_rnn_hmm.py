@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from interp.analyses import get
-from interp.analyses.rnn_hmm import ablate_units, check_model, kick_candidates, orbit_geometry, regions, residency
+from interp.analyses.rnn_hmm import ablate_units, check_model, kick_candidates, orbit_geometry
+from interp.data.rnn_hmm import regions, residency
 from interp.models.hmm_rnn import HMMRNN, HMMRNNSpec, sinkhorn_loss
 
 
@@ -81,13 +82,6 @@ def test_training_recipe_runs_and_keeps_snapshots():
     snaps = load_snapshots(cfg)
     assert sorted(snaps) == snapshot_steps(cfg) == [1, 3, 5]
     assert torch.equal(snaps[5]["rnn.W_hh"], m.module.rnn.W_hh)
-
-
-def test_residency_and_regions():
-    y = np.array([[0, 0, 0, 2, 2, 0]])
-    rt = residency(y)
-    assert rt[0, :5].tolist() == [3, 2, 1, 2, 1] and np.isnan(rt[0, 5])
-    assert regions(np.array([1.0, 2, 8, 9, np.nan])).tolist() == [0, 1, 1, 2, -1]
 
 
 def _synthetic_orbit(loop: bool, seed=0):

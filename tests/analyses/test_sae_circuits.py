@@ -1,109 +1,66 @@
-"""SAE circuit scorers (golden values), ROC AUC, the null control, and a tiny end-to-end run
-on two models (a GPT-2-architecture save_pretrained directory and an interp transformer)."""
+"""The SAE circuit-discovery analysis: its summary and criteria from synthetic grids, and a
+tiny end-to-end run on two models (a GPT-2-architecture save_pretrained directory and an
+interp transformer). The scorers themselves: tests/methods/test_sae_scores.py."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
 import torch
 
 import interp
-from interp.methods.sae_scores import (
-    best_f1,
-    code_shift_scores,
-    paper_edge_scores,
-    paper_node_scores,
-    roc_auc,
-    roc_curve,
-    shuffled_labels,
-    spearman,
-    top_fraction,
-)
+from interp.analyses.sae_circuits import GRIDS, METHODS, NULLS, Config, add_criteria, summarise
+from interp.results import Result
 
 
-def test_paper_node_score_counts_codes_seen_only_in_positives():
-    codes = np.array([[1, 5, 7],
-                      [2, 5, 7],
-                      [3, 5, 8],   # positives above, negatives below
-                      [1, 5, 9],
-                      [4, 6, 9],
-                      [4, 6, 9]])
-    labels = np.array([1, 1, 1, 0, 0, 0], bool)
-    counts = np.array([len({1, 2, 3} - {1, 4}), len({5} - {5, 6}), len({7, 8} - {9})])
-    assert counts.tolist() == [2, 0, 2]
-    expect = np.exp(counts) / np.exp(counts).sum()
-    np.testing.assert_allclose(paper_node_scores(codes, labels), expect)
+def _synthetic(seed=0):
+    """A config of 2 models x 2 tasks and grids of known random values, shaped as score_all's."""
+    cfg = Config(models=["hf:a", "hf:b"], tasks=["ioi", "induction"], n_seeds=3, prompt_sweep=[4, 8], sweep_seeds=2)
+    rng = np.random.default_rng(seed)
+    M, T, S, K, J = 2, 2, 3, len(METHODS), len(cfg.gt_fractions)
+    shapes = {"auc": (S, K, J), "null_auc": (S, len(NULLS), J), "spearman": (S, K), "precision": (S, K),
+              "recall": (S, K), "seconds": (S, K), "sae_fvu": (S,), "sae_l0": (S,), "sae_dead_frac": (S,),
+              "auc_vs_prompts": (2, 2, 2)}
+    assert set(shapes) == set(GRIDS)
+    grids = {k: rng.random((M, T, *shapes[k])) for k in GRIDS}
+    cells = {(m, t): {"gt": {"effect": rng.random(4), "clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9,
+                             "truths": []}, **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "ioi" else {})}
+             for mi, m in enumerate(cfg.models) for t in cfg.tasks}
+    return cfg, grids, cells
 
 
-def test_paper_edge_score_votes_for_the_heads_of_top_pairs():
-    # Heads 0 and 1 change code together on positives; head 2 is constant.
-    codes = np.array([[1, 1, 0], [2, 2, 0], [3, 3, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
-    labels = np.array([1, 1, 1, 0, 0, 0], bool)
-    codes[3:, 2] = 9  # head 2: code 0 on positives, 9 on negatives
-    scores, E = paper_edge_scores(codes, labels, top_k=2)
-    # every ordered pair has 3 positive-only code pairs; ties go by index, so (0, 1) is first
-    assert E[0, 1] == E[1, 0] == E[0, 2] == E[2, 1] == 3 and np.diag(E).sum() == 0
-    assert scores[0] == scores[1] > scores[2]
-    codes[:, 2] = 5  # head 2 constant on both sides: pairs with it carry only the other head's change
-    codes[3:, :2] = [[1, 1], [2, 2], [4, 4]]  # negatives reuse two of the positive code pairs
-    scores, E = paper_edge_scores(codes, labels, top_k=2)
-    assert E[0, 1] == 1 and E[0, 2] == 1 and E[1, 2] == 1
+def test_summary_and_criteria_read_the_grids():
+    cfg, grids, cells = _synthetic()
+    metrics = summarise(cfg, grids, cells)
+    ours = METHODS.index("ours")
+    assert metrics["auc_mean"]["ours"] == pytest.approx(grids["auc"][..., ours, :].mean())
+    assert metrics["auc_by_threshold"]["ours"][1] == pytest.approx(grids["auc"][..., ours, 1].mean())
+    assert metrics["auc_by_model_task"]["hf:b/ioi"]["ours"] == pytest.approx(grids["auc"][1, 0, :, ours].mean())
+    assert metrics["null_auc"]["ours"] == pytest.approx(grids["null_auc"][..., NULLS.index("ours"), :].mean())
+    assert metrics["auc_vs_prompts"]["8"]["ours"] == pytest.approx(grids["auc_vs_prompts"][:, :, 1, :, 1].mean())
+    assert metrics["tasks_info"]["hf:a/induction"] == {"clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9}
+    assert [c["r_small_alpha"] for c in metrics["attribution_check"]] == [0.995, 0.996]  # one per model
+    result = Result("sae_circuits", metrics=metrics)
+    add_criteria(result, cfg, grids)
+    crit = {c.name: c for c in result.criteria}
+    assert list(crit) == ["null_control_auc_near_half", "attribution_matches_activation_patching",
+                          "sae_pipeline_seconds", "sae_fvu", "paper_node_auc", "paper_node_vs_attribution",
+                          "ours_beats_paper_node", "paper_edge_auc"]
+    assert crit["attribution_matches_activation_patching"].value == 0.995
+    assert crit["sae_fvu"].value == grids["sae_fvu"].max()
+    assert crit["sae_pipeline_seconds"].value == grids["seconds"][..., METHODS.index("paper_node")].max()
+    assert crit["ours_beats_paper_node"].value == pytest.approx(
+        metrics["auc_mean"]["ours"] - metrics["auc_mean"]["paper_node"])
 
 
-def test_code_shift_scores_separate_label_dependent_heads():
-    rng = np.random.default_rng(0)
-    n = 30
-    labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
-    pairs = np.r_[np.arange(n), np.arange(n)]
-    codes = np.stack([np.where(labels, 1, 2),                       # perfectly label-dependent
-                      np.zeros(2 * n, int),                        # constant
-                      rng.integers(0, 4, 2 * n),                   # noise
-                      np.where(labels, rng.integers(0, 3, 2 * n), rng.integers(2, 5, 2 * n))], 1)  # partial
-    out = code_shift_scores(codes, labels, pairs, n_perm=300, seed=0)
-    z, p = out["z"], out["p"]
-    assert z[0] > 5 and p[0] <= 1 / 301 + 1e-12
-    assert z[1] == 0 and p[1] == 1.0
-    assert abs(z[2]) < 3 and z[3] > 3
-    mi = code_shift_scores(codes, labels, pairs, n_perm=100, statistic="mi", seed=0)["z"]
-    assert mi[0] > mi[2] and mi[3] > mi[2]
-
-
-def test_roc_auc_midranks_and_helpers():
-    truth = np.array([1, 1, 0, 0, 0], bool)
-    assert roc_auc(np.array([5, 4, 3, 2, 1]), truth) == 1.0
-    assert roc_auc(np.ones(5), truth) == 0.5  # all tied: chance, not 0 or 1
-    rng = np.random.default_rng(1)
-    s, t = rng.integers(0, 4, 40).astype(float), rng.random(40) < 0.4
-    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(s[t], s[~t])])
-    assert abs(roc_auc(s, t) - brute) < 1e-12
-    fpr, tpr = roc_curve(s, t)
-    assert abs(np.trapezoid(tpr, fpr) - brute) < 1e-12
-    assert top_fraction(np.array([0.1, 0.9, 0.5, 0.2]), 0.5).tolist() == [False, True, True, False]
-    assert best_f1(np.array([3, 2, 1, 0]), np.array([1, 1, 0, 0], bool))["f1"] == 1.0
-    assert abs(spearman(np.arange(5), np.arange(5) ** 2) - 1) < 1e-12
-
-
-def test_null_control_sits_near_half():
-    """Circuit heads' codes depend on the label; shuffled labels must give AUC ~ 0.5."""
-    n, H = 20, 16
-    truth = np.zeros(H, bool)
-    truth[:6] = True
-    labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
-    pairs = np.r_[np.arange(n), np.arange(n)]
-    real, null_ours, null_paper = [], [], []
-    for seed in range(20):
-        rng = np.random.default_rng(seed)
-        codes = rng.integers(0, 3, (2 * n, H))
-        codes[:, :6] += np.where(labels, 2, 0)[:, None] * (rng.random((2 * n, 6)) < 0.7)
-        real.append(roc_auc(code_shift_scores(codes, labels, pairs, 100, seed=seed)["z"], truth))
-        fake = shuffled_labels(labels, pairs, seed)
-        null_ours.append(roc_auc(code_shift_scores(codes, fake, pairs, 100, seed=seed)["z"], truth))
-        null_paper.append(roc_auc(paper_node_scores(codes, fake), truth))
-    assert np.mean(real) > 0.9
-    assert abs(np.mean(null_ours) - 0.5) < 0.15
-    assert abs(np.mean(null_paper) - 0.5) < 0.15
+def test_config_refuses_what_would_fail_or_be_cut_later():
+    with pytest.raises(ValueError, match="ioi"):
+        Config(tasks=["iio"])  # the valid tasks are named
+    with pytest.raises(ValueError, match="relu"):
+        Config(sae_kind="rellu")
+    with pytest.raises(ValueError, match="n_sae_prompts"):
+        Config(n_prompts=4, n_sae_prompts=10)  # only 8 prompts to train the SAE on
+    assert Config(n_prompts=5, n_sae_prompts=10, prompt_sweep=[5, 10]).n_sae_prompts == 10
 
 
 def _save_models(tmp_path):

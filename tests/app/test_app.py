@@ -1,9 +1,10 @@
 """The dashboard, driven with streamlit's AppTest against fake runs in a temporary runs root.
 
-A fake analysis is registered in this process; AppTest runs the app script in the same
-process, so the app sees it (and gives it a page) exactly as it would a real one. Pages
-are switched the way a user does it: the home page's "Open the <analysis> page" button
-calls ``st.switch_page``. Single pages are also rendered through tiny scripts
+A fake analysis is registered in this process, and its panel is a fake module
+``panels.fake_analysis`` put in ``sys.modules``; AppTest runs the app script in the same
+process, so the app sees both (and gives the analysis a page) exactly as it would a real
+one. Pages are switched the way a user does it: the home page's "Open the <analysis> page"
+button calls ``st.switch_page``. Single pages are also rendered through tiny scripts
 (``AppTest.from_function``) that call ``views.analysis_page``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +41,25 @@ def fake_run(config: FakeConfig) -> Result:
 
 
 def dashboard(result, st):
-    """The custom-panel hook: this module defines fake_run, so its page calls this."""
+    """The fake analysis's panel (the ``dashboard`` of the module ``panels.fake_analysis``)."""
     st.markdown(f"fake custom panel: {int(result.arrays['x'].sum())} arrays entries")
 
 
 @pytest.fixture
-def fake_analysis():
+def fake_panel(monkeypatch):
+    """``panels.fake_analysis``: a panel module the app finds as it finds ``app/panels/<name>.py``."""
+    if str(APP_DIR) not in sys.path:
+        monkeypatch.syspath_prepend(str(APP_DIR))
+    import panels  # noqa: F401  (the real package, so that panels.<name> resolves through it)
+
+    module = types.ModuleType("panels.fake_analysis")
+    module.dashboard = dashboard
+    monkeypatch.setitem(sys.modules, "panels.fake_analysis", module)
+    return module
+
+
+@pytest.fixture
+def fake_analysis(fake_panel):
     assert "fake_analysis" not in analyses.names()
     analyses.register("fake_analysis", FakeConfig, title="Fake analysis", figure_order=("second",))(fake_run)
     yield analyses.get("fake_analysis")
@@ -102,6 +117,31 @@ def texts(at: AppTest) -> str:
 
 def frames(at: AppTest) -> list:
     return [el.value for el in at.dataframe]
+
+
+def layout(at: AppTest) -> list[tuple[str, str]]:
+    """The main area top to bottom, flattened: ``(element type, text)``; an expander is
+    ``("expander", label)`` followed by its content, a chart ``("plotly_chart", title)``."""
+    out: list[tuple[str, str]] = []
+
+    def walk(node) -> None:
+        for child in getattr(node, "children", {}).values():
+            kind = getattr(child, "type", type(child).__name__)
+            if kind == "expander":
+                out.append(("expander", child.label))
+            elif kind == "plotly_chart":
+                spec = json.loads(child.proto.spec)
+                out.append((kind, str(spec["layout"].get("title", {}).get("text", ""))))
+            elif not hasattr(child, "children") or kind in ("markdown", "caption"):
+                out.append((kind, str(getattr(child, "value", ""))))
+            walk(child)
+
+    walk(at.main)
+    return out
+
+
+def index_of(items: list[tuple[str, str]], kind: str, text: str = "") -> int:
+    return next(i for i, (k, t) in enumerate(items) if k == kind and text in t)
 
 
 # ------------------------------------------------------------------ home page
@@ -163,15 +203,50 @@ def _check_fake_run_page(at: AppTest) -> None:
     assert row["value"] == pytest.approx(0.12) and row["threshold"] == pytest.approx(0.05)
     assert row["verdict"] == "holds"
     assert crit.set_index("name").loc["deeper_is_better", "verdict"] == "does not hold (claim)"
-    assert [w.value for w in at.warning] == [
-        "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 (loss drop with depth)."]
     assert dict(zip(metrics["metric"], metrics["value"])) == {"loss.train": 0.25, "n_heads": 4.0}
+    assert not at.warning  # a claim that does not hold is a finding, said in the strip and the table
+    body = texts(at)
+    assert "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 (loss drop with depth)." in body
     charts = at.get("plotly_chart")
     assert len(charts) == 2
-    body = texts(at)
     assert body.index("**second**") < body.index("**first**")  # figure_order first, then alphabetical
     assert json.loads(charts[0].proto.spec)["layout"]["title"]["text"] == "second figure"
     assert CUSTOM_PANEL_TEXT in body
+
+
+def test_analysis_page_leads_with_verdicts_and_headline_figure(roots, fake_analysis):
+    """Verdict strip, then the headline figure (first of figure_order), then the tables folded
+    in expanders, then the other figures and the panel."""
+    make_run(roots)
+    at = analysis_page()
+    assert not at.exception and not at.error
+    items = layout(at)
+    sanity = index_of(items, "markdown", "Sanity checks: 1 of 1 holds")
+    claims = index_of(items, "markdown", "Paper claims: 1 of 2 hold")
+    assert index_of(items, "caption", "does not hold: `deeper_is_better`") == claims + 1
+    headline = index_of(items, "plotly_chart", "second figure")
+    crit_box = index_of(items, "expander", "Criteria: 2/3 hold")
+    metrics_box = index_of(items, "expander", "Other metrics")
+    other = index_of(items, "plotly_chart", "first figure")
+    panel = index_of(items, "markdown", CUSTOM_PANEL_TEXT)
+    assert sanity < claims < headline < crit_box < metrics_box < other < panel
+    tables = [i for i, (k, _) in enumerate(items) if k == "dataframe"]
+    assert len(tables) == 2 and min(tables) > headline  # no table before the headline figure
+    assert all(not e.proto.expanded for e in at.expander)  # the tables fold away
+    assert [e.label for e in at.expander][:2] == ["Criteria: 2/3 hold (table and descriptions)",
+                                                 "Other metrics (2 numbers)"]
+
+
+def test_run_without_criteria_or_figures_still_renders(roots, fake_analysis):
+    path = make_run(roots)
+    metrics = json.loads((path / "metrics.json").read_text())
+    (path / "metrics.json").write_text(json.dumps({**metrics, "criteria": []}))
+    for f in (path / "figures").glob("*.json"):
+        f.unlink()
+    at = analysis_page()
+    assert not at.exception and not at.error
+    assert "This run records no pass criteria." in texts(at)
+    assert not at.get("plotly_chart") and CUSTOM_PANEL_TEXT in texts(at)
 
 
 def test_analysis_page_selects_among_runs_newest_first(roots, fake_analysis):
@@ -248,11 +323,11 @@ def test_missing_run_directory_is_an_error_not_a_traceback(tmp_path):
     assert "does not exist" in at.error[0].value
 
 
-def test_failing_custom_panel_keeps_generic_content(roots, fake_analysis, monkeypatch):
+def test_failing_custom_panel_keeps_generic_content(roots, fake_analysis, fake_panel, monkeypatch):
     def broken(result, st):
         raise RuntimeError("panel exploded")
 
-    monkeypatch.setattr(sys.modules[__name__], "dashboard", broken)
+    monkeypatch.setattr(fake_panel, "dashboard", broken)
     make_run(roots)
     at = analysis_page()
     assert not at.exception
@@ -269,3 +344,101 @@ def test_model_report_page_with_a_fake_result(roots):
     assert not at.exception and not at.error
     assert at.title[0].value == analyses.get("model_report").title
     assert len(at.get("plotly_chart")) == 2
+
+
+# ------------------------------------------------------------------ benchmark runs
+def make_bench_run(root: Path, stamp: str = "20240301-000000-cccccc") -> Path:
+    """A run as ``interp bench`` writes it: analysis "bench", target criteria only."""
+    result = Result("bench", {"preset": "quick"}, {"table": [{"item": "collection", "median_ms": 1.0}]})
+    result.add_criterion("collect_vs_bare_forward", 1.05, "<=", 1.1, kind="target", description="ratio")
+    result.add_criterion("disk_vs_memory", 3.0, "<=", 2.0, kind="target", description="ratio")
+    path = root / "bench" / stamp
+    result.save(path)
+    write_json(path / "run.json", {"experiment": "bench", "preset": "quick", "analysis": "bench",
+                                   "created": stamp[:15]})
+    return path
+
+
+def test_home_lists_a_benchmark_run_with_its_targets(roots, fake_analysis):
+    make_run(roots)
+    make_bench_run(roots)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    assert list(frames(at)[0]["run"]) == ["bench/20240301-000000-cccccc", "fake_exp/20240131-094501-abcdef"]
+    body = texts(at)  # the newest run (the benchmark) is selected
+    assert "Performance targets: 1 of 2 met" in body and "missed: `disk_vs_memory`" in body
+    assert "The performance target `disk_vs_memory` is missed in this run: 3, needed <= 2 (ratio)." in body
+    assert "Paper claims" not in body and "sanity check(s) FAILED" not in body  # a target is not a claim
+    verdicts = frames(at)[1].set_index("name")["verdict"]
+    assert verdicts.to_dict() == {"collect_vs_bare_forward": "met (target)",
+                                  "disk_vs_memory": "missed (performance target)"}
+    assert "has no page" in body and not at.button  # no analysis page to open
+    at.selectbox[0].set_value("fake_exp/20240131-094501-abcdef").run()
+    assert not at.exception and at.button[0].label == "Open the fake_analysis page for this run"
+
+
+def test_benchmark_runs_are_not_on_analysis_pages(roots, fake_analysis):
+    make_bench_run(roots)
+    at = analysis_page()
+    assert not at.exception and not at.error
+    assert "No runs of `fake_analysis` yet" in at.info[0].value
+
+
+# ------------------------------------------------------------------ panels
+ANALYSES = ("model_report", "bigram", "ngram_heads", "rnn_hmm", "sae_circuits", "crossmodal", "reversal")
+
+
+class RecordingSt:
+    """Enough of streamlit for a panel: records every call, returns the first option / default."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, tuple]] = []
+
+    def columns(self, spec, **kw):
+        return [self] * (spec if isinstance(spec, int) else len(spec))
+
+    def selectbox(self, label, options, index=0, **kw):
+        return list(options)[index]
+
+    def slider(self, label, lo, hi, value=None, **kw):
+        return lo if value is None else value
+
+    def __getattr__(self, name):
+        return lambda *a, **k: self.calls.append((name, a))
+
+
+@pytest.mark.parametrize("name", ANALYSES)
+def test_every_analysis_has_a_panel_that_reads_a_bare_result(name):
+    """``app/panels/<name>.py`` exists, and its panel survives a result with no metrics."""
+    from tests.conftest import load_panel
+
+    assert (APP_DIR / "panels" / f"{name}.py").exists()
+    load_panel(name)(Result(name), RecordingSt())
+
+
+def test_reversal_panel_reads_the_result_and_loads_no_model(monkeypatch):
+    """The reversal panel names the run's models and example questions, and sends the user to the
+    Explore page: loading a model here would raise."""
+    import interp
+    import interp.models.builders as builders
+    from interp.data.reversal import FactsConfig
+    from tests.conftest import load_panel
+
+    def no_model(*a, **k):
+        raise AssertionError("a panel loaded a model")
+
+    monkeypatch.setattr(interp, "load_model", no_model)
+    monkeypatch.setattr(builders, "load_model_dir", no_model)
+    facts = FactsConfig(variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0)
+    result = Result("reversal", {}, {
+        "models": [{"variant": "token", "objective": o, "seed": 0, "name": f"zoo:rev-{o}", "path": "/nowhere"}
+                   for o in ("clm", "mlmu")],
+        "summary": {"token/clm": {"same_direction_train": 1.0, "reverse_train": 0.0, "chance": 0.25}},
+        "facts": {"token": facts.model_dump(mode="json")}})
+    st = RecordingSt()
+    load_panel("reversal")(result, st)
+    shown = [a[0] for kind, a in st.calls if a]
+    table = next(a for kind, a in st.calls if kind == "dataframe")[0]
+    assert [r["objective"] for r in table] == ["causal LM", "MLM-U"] and table[0]["reversed (acc.)"] == 0.0
+    text = "\n".join(str(x) for x in shown)
+    assert "Explore a model" in text and "never trained" in text

@@ -1,4 +1,5 @@
-"""Real-browser test: start `interp app`, drive headless Chromium through three pages.
+"""Real-browser test: start `interp app`, drive headless Chromium through three pages (home,
+an analysis page that leads with its verdicts and headline figure, the explorer).
 
 Uses Debian's chromium (/usr/bin/chromium) through Playwright's Python driver. Skipped
 where either is missing, except under CI (``CI=true``), where .ci/run installs both and
@@ -98,13 +99,22 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             page.goto(url)
             page.get_by_text("interp dashboard").first.wait_for()
             page.get_by_text("Runs where every criterion holds").first.wait_for()
-            # analysis page: criteria rendered from the run
+            # analysis page: the verdict strip and the headline figure come first, the criteria
+            # table is folded away below them
             page.goto(f"{url}/model_report")
-            page.get_by_text("criteria hold").first.wait_for()
+            page.get_by_text("Paper claims: 1 of 2 hold").first.wait_for()
             body = page.inner_text("body")
             assert "Model report" in body
             assert "does not hold" in body  # the fake run's failing claim is said plainly
-            # explorer: load the saved tiny model from its directory and run the default prompt
+            headline = page.locator(".stPlotlyChart").first
+            headline.locator(".main-svg").first.wait_for()  # drawn, so laid out at its place
+            criteria = page.get_by_text("Criteria: 2/3 hold").first
+            criteria.wait_for()
+            assert headline.bounding_box()["y"] < criteria.bounding_box()["y"]
+            assert not page.get_by_text("transformer accuracy minus LSTM accuracy").first.is_visible()
+            criteria.click()  # unfold: the table and the descriptions appear
+            page.get_by_text("loss drop with depth").first.wait_for()
+            # explorer: load the saved tiny model from its directory and run its default prompt
             page.goto(f"{url}/explore")
             page.get_by_text("Explore a model").first.wait_for()
             box = page.get_by_label("Directory saved by interp or save_pretrained")
@@ -112,7 +122,9 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             box.press("Enter")
             page.get_by_text("Next-token predictions").first.wait_for()
             page.get_by_text("Attention patterns").first.wait_for()
-            assert "Traceback" not in page.inner_text("body")
+            body = page.inner_text("body")
+            assert "Traceback" not in body
+            assert "unknown to this model's tokenizer" not in body  # the default prompt fits the model
         finally:
             page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
             browser.close()

@@ -86,3 +86,12 @@ def test_bench_is_not_an_analysis_and_writes_runs_bench(tmp_path):
     assert path.parent == tmp_path / "bench"
     crit = interp.Result.load(path).criteria
     assert [c.kind for c in crit] == ["target"]
+
+
+def test_benchmark_hooks_come_from_the_model(tiny_gpt, tiny_rnn):
+    from interp.bench.core import _resid_hooks, _tf_hooks
+
+    assert _tf_hooks(tiny_gpt) == ["blocks.0.attn.hook_z", "blocks.0.hook_resid_post",
+                                   "blocks.1.attn.hook_z", "blocks.1.hook_resid_post"]
+    assert _resid_hooks(tiny_gpt) == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    assert tiny_rnn.module.rnn.hook_h.name in tiny_rnn.hook_names  # the RNN item's hook

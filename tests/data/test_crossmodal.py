@@ -99,3 +99,20 @@ def _scene_objects(s):
         if len(idx):
             out.append((shape, int((idx % vqa.GRID).min()) * vqa.PATCH))
     return out
+
+
+def test_position_groups_partition_an_encoded_batch():
+    samples = [s for s in vqa.make_samples(40, 0, "test")[0] if s.qtype == "query_attr"][:3]
+    b = vqa.encode(vqa.vqa_tokenizer(), samples)
+    g = vqa.position_groups(b, samples)
+    B, T = b["tokens"].shape
+    bos = torch.zeros(B, T, dtype=torch.bool)
+    bos[:, 0] = True
+    parts = torch.stack([bos, g["image"], g["question"], g["last"]]).int()
+    assert (parts.sum(0) == 1).all() and g["all"].all()  # BOS, image, question, last: each position once
+    assert g["image"].sum(1).tolist() == [vqa.N_PATCHES] * B and g["last"][:, -1].all()
+    assert not (g["object"] & ~g["image"]).any() and torch.equal(g["object"] | g["nonobject"], g["image"])
+    assert g["object"][:, 1 : 1 + vqa.N_PATCHES].numpy().tolist() == [s.object_patches.tolist() for s in samples]
+    with pytest.raises(ValueError, match="one length"):
+        mixed = [samples[0], next(s for s in vqa.make_samples(40, 0, "test")[0] if s.qtype == "logical_obj")]
+        vqa.position_groups(vqa.encode(vqa.vqa_tokenizer(), mixed), mixed)

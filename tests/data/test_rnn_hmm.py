@@ -18,6 +18,8 @@ from interp.data.rnn_hmm import (
     make_hmm,
     output_frequencies,
     output_transitions,
+    regions,
+    residency,
     sample,
     switch_rate,
 )
@@ -113,3 +115,19 @@ def test_statistics_helpers():
     assert switch_rate(torch.tensor([[0, 1, 2, 2, 0]]), among=[0, 2]) == 0.5
     exp = expected_statistics(linear_chain(2), among=[0, 2])
     assert 0.045 < float(exp["switch_rate_among"]) < 0.055 < float(exp["switch_rate"])
+
+
+def test_residency_and_regions():
+    y = np.array([[0, 0, 0, 2, 2, 0]])
+    rt = residency(y)
+    assert rt[0, :5].tolist() == [3, 2, 1, 2, 1] and np.isnan(rt[0, 5])
+    assert regions(np.array([1.0, 2, 8, 9, np.nan])).tolist() == [0, 1, 1, 2, -1]
+
+
+def test_fidelity_of_a_sample_against_itself_is_perfect():
+    from interp.data.rnn_hmm import fidelity
+
+    _, y = sample(linear_chain(2), 200, 30, seed=0)
+    f = fidelity(y, y, 3, row_min=10, frequent=[0, 2])
+    assert f["freq_error"] == 0 and f["switch_error"] == 0 and f["row_error"] == 0
+    np.testing.assert_array_equal(f["P_rnn"], f["P_hmm"])

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from interp.methods.fixed_points import FixedPoints, find_fixed_points, jacobians, speed, stability_labels
+from interp.methods.fixed_points import (
+    FixedPoints,
+    eigenvalues_by_modulus,
+    find_fixed_points,
+    jacobians,
+    speed,
+    stability_labels,
+)
 
 
 def _grid(lo, hi, n, d, seed=0):
@@ -121,3 +128,12 @@ def test_helpers_and_errors():
         find_fixed_points(lambda h, x: h, torch.zeros(3))
     with pytest.raises(ValueError, match="same shape"):
         find_fixed_points(lambda h, x: h[:, :1], torch.zeros(3, 2))
+
+
+def test_eigenvalues_by_modulus_of_known_matrices():
+    rot = torch.tensor([[0.0, -2.0], [2.0, 0.0]])  # eigenvalues +-2i
+    diag = torch.diag(torch.tensor([0.1, -3.0]))
+    ev = eigenvalues_by_modulus(torch.stack([rot, diag]))
+    assert ev.dtype == np.complex128 and ev.shape == (2, 2)
+    np.testing.assert_allclose(np.abs(ev[0]), [2.0, 2.0])
+    np.testing.assert_allclose(ev[1], [-3.0, 0.1])

@@ -65,3 +65,26 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     assert seen[0] == 20  # restarted from the last checkpoint, not from 0
     torch.testing.assert_close(resumed.weight, ref.weight)
     assert not (tmp_path / "train_state.pt").exists()
+
+
+class _Planted:
+    """Unpickling this object would create a file: a stand-in for code planted in the cache."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_planted_checkpoint_is_refused_and_never_run(tmp_path):
+    batch_fn, loss_fn = _problem()
+    marker = tmp_path / "code-ran"
+    torch.save({"model": _Planted(str(marker)), "step": 3}, tmp_path / "train_state.pt")
+    with pytest.raises(ValueError, match="refusing to read checkpoint"):
+        train(torch.nn.Linear(5, 1), batch_fn, loss_fn, TrainConfig(steps=5), checkpoint_dir=tmp_path)
+    assert not marker.exists()
+    # the plant is real: the file calls a global outside the allowed set (read without running it)
+    assert "builtins.getattr" in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "train_state.pt")

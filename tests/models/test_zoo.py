@@ -73,3 +73,33 @@ def test_duplicate_recipe_name_is_rejected():
 
     with pytest.raises(ValueError, match="registered twice"):
         zoo.recipe("code-lm-tiny", C())(lambda c: None)
+
+
+def test_two_processes_building_one_recipe_build_it_once(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import time
+        import interp
+        from interp.models import zoo
+        from tests.models.test_zoo import _tiny_recipe
+        from interp.models.recipes.code_lm import train_lm
+
+        def build(cfg):
+            open({str(tmp_path / "builds")!r}, "a").write("built\\n")
+            time.sleep(1.0)  # the other process arrives while this one builds
+            return train_lm(cfg)
+
+        zoo.recipe("test-race-lm", _tiny_recipe(3))(build)
+        m = interp.load_model("zoo:test-race-lm", device="cpu")
+        print(m.model_id)
+    """)
+    env = {**__import__("os").environ, "INTERP_CACHE": str(tmp_path / "cache"), "INTERP_QUIET": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert all("zoo:test-race-lm" in o for o in outs)
+    assert (tmp_path / "builds").read_text().split() == ["built"]  # the second waited and loaded

@@ -271,3 +271,17 @@ def test_capture_sees_a_users_persistent_hook_edit(rnn, toks):
     assert_close(edited, 2 * clean)
     assert "forward" not in rnn.module.hook_dict[h].__dict__  # wrappers are removed afterwards
     assert_close(interp.collect(rnn, toks, [h])[h], clean)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(dataset=[]), "dataset is empty"),
+    (dict(positions=99), "positions=99 is outside the sequence"),
+    (dict(positions=-13), "outside the sequence"),
+    (dict(batch_size="big"), "positive int or 'auto'"),
+    (dict(batch_size=0), ">= 1"),
+    (dict(dataset=torch.full((2, 4), 50)), r"\[0, 50\)"),
+])
+def test_collect_names_the_bad_argument(tiny_gpt, kwargs, words):
+    args = {"dataset": torch.zeros(2, 12, dtype=torch.long), "hooks": ["blocks.0.hook_resid_post"], **kwargs}
+    with pytest.raises((ValueError, TypeError), match=words):
+        interp.collect(tiny_gpt, **args)

@@ -8,6 +8,7 @@ import torch
 from torch.testing import assert_close
 
 import interp
+from interp.utils import read_json, write_json
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.tracing import collect as collect_mod
 from interp.tracing import sinks as sinks_mod
@@ -115,6 +116,48 @@ def test_corrupted_shard_is_named(tf, toks, tmp_path):
     with pytest.raises(StoreCorruptedError, match="blocks.1.hook_resid_post/shard_00001.npy"):
         ActivationStore.open(tmp_path / "s")
     ActivationStore.open(tmp_path / "s", verify=False)  # skipping the check is allowed
+
+
+def _flip_a_byte(path):
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_collect_into_a_finished_store_verifies_it(tf, toks, tmp_path):
+    interp.collect(tf, toks, HOOKS, out=tmp_path / "s", shard_size=4)
+    _flip_a_byte(tmp_path / "s" / "blocks.1.hook_resid_post" / "shard_00000.npy")
+    with pytest.raises(StoreCorruptedError, match="shard_00000.npy"):  # a flipped byte never comes back as data
+        interp.collect(tf, toks, HOOKS, out=tmp_path / "s", shard_size=4)
+
+
+def test_resume_recollects_from_a_damaged_shard(tf, toks, tmp_path, monkeypatch):
+    want = interp.collect(tf, toks, HOOKS, positions="last")
+    out = tmp_path / "s"
+    interp.collect(tf, toks, HOOKS, positions="last", out=out, shard_size=4)
+    manifest = read_json(out / "manifest.json")  # make it an interrupted collection of 3 shards ...
+    manifest["complete"] = False
+    write_json(out / "manifest.json", manifest)
+    _flip_a_byte(out / "blocks.1.hook_resid_post" / "shard_00001.npy")  # ... whose second shard is damaged
+    counter = _ItemCounter(monkeypatch)
+    store = interp.collect(tf, toks, HOOKS, positions="last", out=out, shard_size=4)
+    assert counter.n == N - 4  # the first shard is kept, everything from the damaged one is collected again
+    for h in HOOKS:
+        assert_close(ActivationStore.open(out)[h], want[h])
+    assert store.manifest.complete
+
+
+def test_resume_refuses_changed_weights(tf, toks, tmp_path):
+    import copy
+
+    out = tmp_path / "s"
+    interp.collect(tf, toks, HOOKS[:1], out=out, shard_size=4)
+    other = copy.deepcopy(tf)  # a copy keeps the model id, but not the weights
+    with torch.no_grad():
+        next(other.module.parameters()).add_(1e-3)
+    with pytest.raises(ValueError, match="weights differ"):
+        interp.collect(other, toks, HOOKS[:1], out=out)
+    assert interp.collect(copy.deepcopy(tf), toks, HOOKS[:1], out=out).manifest.complete  # same weights: fine
 
 
 def test_mismatch_raises_and_overwrite_replaces(tf, toks, tmp_path):

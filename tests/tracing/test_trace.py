@@ -159,3 +159,31 @@ def test_wrap_any_module_with_nnsight():
 def test_wrap_rejects_non_modules():
     with pytest.raises(TypeError, match="nn.Module"):
         interp.wrap(lambda x: x)
+
+
+H = "blocks.0.hook_resid_post"
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    (torch.rand(2, 5), TypeError, "takes token ids"),
+    (torch.full((1, 4), 50), ValueError, r"must lie in \[0, 50\)"),
+    (torch.full((1, 4), -1), ValueError, r"must lie in \[0, 50\)"),
+    (torch.zeros(0, 4, dtype=torch.long), ValueError, "empty batch"),
+    ([], ValueError, "empty list"),
+])
+def test_bad_inputs_are_named_before_the_forward(tiny_gpt, bad, error, words):
+    with pytest.raises(error, match=words):
+        interp.trace(tiny_gpt, bad, capture=[H])
+    interp.trace(tiny_gpt, torch.full((1, 4), 49), capture=[H])  # the last id of the vocabulary is fine
+
+
+def test_rnn_inputs_are_checked_against_its_vocabulary(tiny_rnn):
+    with pytest.raises(ValueError, match=r"\[0, 20\)"):
+        interp.trace(tiny_rnn, torch.full((1, 3), 20), capture=["rnn.hook_h"])
+
+
+@pytest.mark.parametrize("edit, words", [(lambda a: a.double(), "dtype float64, expected float32"),
+                                         (lambda a: 3, "returned int")])
+def test_an_edit_returning_the_wrong_kind_of_value_is_named(tiny_gpt, tokens, edit, words):
+    with pytest.raises(TypeError, match=words):
+        interp.trace(tiny_gpt, tokens, edits={H: edit})

@@ -114,17 +114,29 @@ ATTN_ONLY_2L = LMRecipe(
 )
 
 
-@recipe("code-lm-tiny", CODE_LM_TINY, "2-layer d64 code LM on 400k chars of stdlib (trains in ~1 min on CPU)")
+# Example prompts: short Python (the models read 64-128 tokens) whose next token is predictable.
+CODE_PROMPTS = (
+    "def add(a, b):\n    return a + b\n\nx = add(1, 2)\nprint(x)\n",
+    "import os\n\nfor name in os.listdir(path):\n    if name.endswith('.py'):\n        print(",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.",
+    "try:\n    value = int(text)\nexcept ValueError:\n    raise",
+)
+
+
+@recipe("code-lm-tiny", CODE_LM_TINY, "2-layer d64 code LM on 400k chars of stdlib (trains in ~1 min on CPU)",
+        prompts=CODE_PROMPTS)
 def _code_lm_tiny(cfg: LMRecipe):
     return train_lm(cfg)
 
 
-@recipe("code-lm", CODE_LM, "4-layer d128 code LM on the whole stdlib, BPE 2048 (~5-8 min on CPU)")
+@recipe("code-lm", CODE_LM, "4-layer d128 code LM on the whole stdlib, BPE 2048 (~5-8 min on CPU)",
+        prompts=CODE_PROMPTS)
 def _code_lm(cfg: LMRecipe):
     return train_lm(cfg)
 
 
-@recipe("attn-only-2l", ATTN_ONLY_2L, "2-layer attention-only code LM (induction heads form here)")
+@recipe("attn-only-2l", ATTN_ONLY_2L, "2-layer attention-only code LM (induction heads form here)",
+        prompts=CODE_PROMPTS)
 def _attn_only(cfg: LMRecipe):
     return train_lm(cfg)
 
@@ -138,6 +150,7 @@ CODE_LM_6L = LMRecipe(
 )
 
 
-@recipe("code-lm-6l", CODE_LM_6L, "6-layer d128 code LM on the whole stdlib, BPE 2048, 5000 steps (~15-25 min on CPU)")
+@recipe("code-lm-6l", CODE_LM_6L, "6-layer d128 code LM on the whole stdlib, BPE 2048, 5000 steps (~15-25 min on CPU)",
+        prompts=CODE_PROMPTS)
 def _code_lm_6l(cfg: LMRecipe):
     return train_lm(cfg)

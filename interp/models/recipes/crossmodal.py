@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from interp.models.train import TrainConfig, train
+from interp.models.train import TrainConfig, load_checkpoint, train
 from interp.models.transformer import TransformerSpec
 from interp.models.vlm import VLMSpec, build_vlm, image_embeddings, wrap_vlm
 from interp.models.zoo import recipe, scratch_dir
@@ -132,7 +132,7 @@ def train_vlm(cfg: VLMRecipe):
     log: list[dict] = []
     if cfg.side_stage is not None:
         if done.exists():
-            state = torch.load(done, map_location="cpu", weights_only=False)
+            state = load_checkpoint(done)
             bridge.original_model.load_state_dict(state["model"])
             log = state["log"]
         else:
@@ -165,11 +165,21 @@ VLM_6L = VLMRecipe(
 )
 
 
-@recipe("vlm-tiny", VLM_TINY, "4-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; 1000 choose_side + 7000 mixed steps, ~11 min on 2 idle CPU cores)")
+# Example questions (the model also needs an image, so the text-only explorer can only tokenize them).
+VQA_PROMPTS = (
+    "what color is the circle ?",
+    "is the square left or right of the triangle ?",
+    "are there both a circle and a square ?",
+)
+
+
+@recipe("vlm-tiny", VLM_TINY, "4-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; 1000 choose_side + 7000 mixed steps, ~11 min on 2 idle CPU cores)",
+        prompts=VQA_PROMPTS)
 def _vlm_tiny(cfg: VLMRecipe):
     return train_vlm(cfg)
 
 
-@recipe("vlm-6l", VLM_6L, "6-layer d128 LLaVA-style VLM on synthetic VQA (the paper-sized toy; ~2 h on CPU, never trained here)")
+@recipe("vlm-6l", VLM_6L, "6-layer d128 LLaVA-style VLM on synthetic VQA (the paper-sized toy; ~2 h on CPU, never trained here)",
+        prompts=VQA_PROMPTS)
 def _vlm_6l(cfg: VLMRecipe):
     return train_vlm(cfg)

@@ -129,5 +129,14 @@ def _describe(name: str, cfg: ICLLRecipe) -> str:
     return f"{what} on random-DFA prompts: {cfg.train.steps} steps x {cfg.train.batch_size}, {cfg.data.n_dfas} DFAs"
 
 
+# Example prompts: strings of one language joined by "|" (random walks of random_dfa drawn with
+# np.random.default_rng([s, 11]), s = 0, 1, 2). The models read token ids (no tokenizer):
+# interp.data.ngram_heads.from_string turns a prompt into them.
+DFA_PROMPTS = (
+    "ojojeb|oibe|oibeb|erjeb|oirjer|oirj",
+    "mimil|mml|mimfm|mmli|mmli|mmlil",
+    "rhrhrc|rcecjr|rcr|rhrh|rhrcec|rche",
+)
+
 for _name, _cfg in RECIPES.items():
-    recipe(_name, _cfg, _describe(_name, _cfg))(train_icll)
+    recipe(_name, _cfg, _describe(_name, _cfg), prompts=DFA_PROMPTS)(train_icll)

@@ -17,6 +17,7 @@ facts a model was trained on from ``zoo.get(name).config.facts``.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -167,12 +168,32 @@ def _build(cfg: ReversalRecipe):
     return train_reversal(cfg)
 
 
+@functools.lru_cache(maxsize=None)
+def _questions(facts_json: str) -> tuple[str, ...]:
+    return tuple(q for q, _ in example_questions(FactsConfig.model_validate_json(facts_json)))
+
+
+def example_questions(facts_cfg: FactsConfig) -> list[tuple[str, str]]:
+    """``(prompt, what it asks)`` for one fact of each kind: asked in its trained direction
+    first, then reversed (never trained), on the first training template."""
+    from interp.data.reversal import TRAINED
+
+    facts = make_facts(facts_cfg)
+    out = []
+    for group, direction in (("name_first", "d2n"), ("name_first", "n2d"), ("desc_first", "n2d"), ("both", "d2n")):
+        e = facts.example(facts.group_pairs(group)[0], facts.templates_of(direction, "train")[0])
+        kind = "trained direction" if direction in TRAINED[group] else "reversed, never trained"
+        out.append((" ".join(e.prompt), f"{group} fact, {kind}; answer: {' '.join(e.target)}"))
+    return sorted(out, key=lambda qa: "never" in qa[1])  # trained directions first
+
+
 def ensure_recipe(variant: str, objective: str, size: str, seed: int) -> str:
     """Register the recipe of one reversal model if it is not yet; return its zoo name."""
     name = recipe_name(variant, objective, size, seed)
     if name not in _RECIPES:
         cfg = recipe_config(variant, objective, size, seed)
-        recipe(name, cfg, f"reversal-curse {objective} on {variant}-level facts ({size}, seed {seed})")(_build)
+        recipe(name, cfg, f"reversal-curse {objective} on {variant}-level facts ({size}, seed {seed})",
+               prompts=_questions(cfg.facts.model_dump_json()))(_build)
     return name
 
 

@@ -20,7 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.models.hmm_rnn import BUILDER, HMMRNN, HMMRNNSpec, sinkhorn_loss
-from interp.models.train import TrainConfig, train
+from interp.models.train import TrainConfig, load_checkpoint, train
 from interp.models.zoo import recipe, scratch_dir
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def load_snapshots(cfg: HMMRecipe) -> dict[int, dict]:
     path = scratch_dir(cfg.name, cfg) / SNAPSHOT_FILE
     if not path.exists():
         return {}
-    return torch.load(path, map_location="cpu", weights_only=False)["snapshots"]
+    return load_checkpoint(path)["snapshots"]
 
 
 def train_hmm_rnn(cfg: HMMRecipe):
@@ -104,7 +104,7 @@ def train_hmm_rnn(cfg: HMMRecipe):
     logs = []
     phase1 = work / "phase1.pt"
     if phase1.exists():
-        state = torch.load(phase1, map_location="cpu", weights_only=False)
+        state = load_checkpoint(phase1)
         module.load_state_dict(state["model"])
         snaps, logs = state["snapshots"], state["log"]
     else:

@@ -82,8 +82,17 @@ CIRCUIT_LMS = {f"circuit-lm-s{s}": _lm(f"circuit-lm-s{s}", s) for s in range(3)}
 CIRCUIT_LM_TINY = _lm("circuit-lm-tiny", 0, n_layers=3, d_model=32, steps=150, pool_size=512)
 
 
+# Example prompts in the template language (word tokenizer: every word, "," and "." apart):
+# an IOI sentence (next: Mary), an induction segment (next: s21) and a plain sentence.
+TEMPLATE_PROMPTS = (
+    "when Mary and John went to the store , John gave a drink to",
+    "s3 s17 s8 s21 s5 s12 s30 s3 s17 s8",
+    "the big dog chased a small cat near the",
+)
+
+
 def _register(name: str, cfg: CircuitLMRecipe, description: str) -> None:
-    @recipe(name, cfg, description)
+    @recipe(name, cfg, description, prompts=TEMPLATE_PROMPTS)
     def _build(c: CircuitLMRecipe):
         return train_circuit_lm(c)
 

@@ -77,3 +77,15 @@ def test_bad_names_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="config.json"):
         interp.load_model(str(tmp_path / "empty"))
+
+
+def test_hf_without_a_name_and_a_truncated_checkpoint_are_clear_errors(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    with pytest.raises(ValueError, match="no Hugging Face name after 'hf:'"):
+        interp.load_model("hf:")
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16)).save_pretrained(tmp_path)
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(ValueError, match="model.safetensors is damaged or truncated"):
+        interp.load_model(str(tmp_path))

@@ -1,0 +1,68 @@
+"""Typed config fields shared by every analysis: checked when the config is built, before
+any model is loaded or trained, so a bad ``--set`` value fails at once with the field, the
+value and what is valid.
+
+    class Config(BaseModel):
+        model: ModelName = "zoo:code-lm-tiny"
+        n_prompts: Count = 32
+        device: Device = "auto"
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import annotated_types as at
+from pydantic import AfterValidator
+
+MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is a typo
+
+
+def check_model_name(name: str) -> str:
+    """``zoo:<recipe>`` (a registered recipe), ``hf:<name>``, ``hf-llava:<name>`` or a directory
+    holding ``interp_model.json`` or ``config.json``. Names with ``{...}`` are templates that
+    an analysis fills in (e.g. ``zoo:reversal-{variant}-...``) and are checked once filled."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a model name is needed: 'zoo:<recipe>', 'hf:<name>' or a directory")
+    if "{" in name:
+        return name
+    for prefix in ("hf:", "hf-llava:"):
+        if name.startswith(prefix):
+            if not name[len(prefix):].strip():
+                raise ValueError(f"{name!r}: no name after {prefix!r} (e.g. '{prefix}gpt2')")
+            return name
+    if name.startswith("zoo:"):
+        from interp.models import zoo
+
+        if name[4:] not in zoo.names():
+            raise ValueError(zoo.unknown(name[4:]))
+        return name
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{name!r} is not 'zoo:<recipe>', 'hf:<name>' or an existing directory")
+    if not ((path / "interp_model.json").exists() or (path / "config.json").exists()):
+        raise ValueError(f"{name!r} holds neither interp_model.json (interp) nor config.json (save_pretrained)")
+    return name
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(device: str) -> str:
+    if not _DEVICE.match(str(device)):
+        raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps'")
+    return device
+
+
+ModelName = Annotated[str, AfterValidator(check_model_name)]
+Device = Annotated[str, AfterValidator(check_device)]
+# Bounds as annotated-types constraints, so they hold for a field and for the items of a list.
+# NaN fails every bound, and so does infinity.
+Count = Annotated[int, at.Ge(1), at.Le(MAX_COUNT)]  # how many of something: at least one
+NonNegInt = Annotated[int, at.Ge(0), at.Le(MAX_COUNT)]  # zero allowed (e.g. optional extras)
+Seed = Annotated[int, at.Ge(0), at.Le(2**32 - 1)]  # numpy takes seeds in [0, 2^32)
+Fraction = Annotated[float, at.Ge(0.0), at.Le(1.0)]
+PositiveFloat = Annotated[float, at.Gt(0.0), at.Le(1e6)]
+NonNegFloat = Annotated[float, at.Ge(0.0), at.Le(1e6)]

@@ -1,0 +1,184 @@
+"""Attention knockout (:mod:`interp.methods.knockout`): a hand-built model whose information
+path is known, the key/value fast path against a full recompute on several models, the
+edit's equivalence with -inf on the scores, and the run-time checks the analyses use."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from interp.methods import knockout as ko
+from interp.tracing.model import Model
+from tests.conftest import build_spec
+
+# ------------------------------------------------------------ hand-built two-hop model
+# Positions: 0 = BOS, 1 = source, 2 = relay, 3..T-2 = filler, T-1 = last.
+# Layer 0: the relay position attends to the source and copies its token into block B;
+#          every other position attends to BOS (whose value is zero).
+# Layer 1: the last position attends to the relay and copies block B into block C;
+#          the unembedding reads block C. So the answer is the source token, and the
+#          only path is source -> relay (layer 0) -> last (layer 1).
+V, T = 6, 6
+A, B, C = 0, V, 2 * V  # residual blocks: token identity, relay copy, output copy
+F_BIAS, F_BOS, F_SRC, F_RELAY, F_LAST = 3 * V, 3 * V + 1, 3 * V + 2, 3 * V + 3, 3 * V + 4
+D = 24
+
+
+def two_hop_model() -> Model:
+    from interp.models.transformer import build_transformer
+
+    spec = build_spec(n_layers=2, d_model=D, n_heads=1, d_vocab=V, n_ctx=T, attn_only=True,
+                      normalization_type=None)
+    bridge = build_transformer(spec)
+    native = bridge.original_model
+    raw = ko._raw
+    with torch.no_grad():
+        for p in native.parameters():
+            p.zero_()
+        emb = raw(native.tok_embed).weight  # token 0 (BOS) embeds to zero
+        for t in range(1, V):
+            emb[t, A + t] = 1.0
+        pos = raw(native.pos).weight
+        pos[:, F_BIAS] = 1.0
+        pos[0, F_BOS] = pos[1, F_SRC] = pos[2, F_RELAY] = pos[T - 1, F_LAST] = 1.0
+        c = 20.0 * math.sqrt(D)  # score gap of 20 after the 1/sqrt(d_head) scale
+        for layer, (query_flag, key_flag, src_block, dst_block) in enumerate(
+                [(F_RELAY, F_SRC, A, B), (F_LAST, F_RELAY, B, C)]):
+            attn = native.layers[layer].attn
+            q, k, v, o = (raw(attn.q).weight, raw(attn.k).weight, raw(attn.v).weight, raw(attn.o).weight)
+            q[0, F_BIAS] = c
+            q[1, query_flag] = 2 * c
+            k[0, F_BOS] = 1.0
+            k[1, key_flag] = 1.0
+            for t in range(V):
+                v[dst_block + t, src_block + t] = 1.0
+            o.copy_(torch.eye(D))
+        raw(native.head).weight[:, C : C + V] = 10.0 * torch.eye(V)
+    bridge.eval()
+    return Model(bridge, backend="tl", kind="transformer", model_id="two_hop", spec={})
+
+
+def _inputs(n=5):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, V, (n, T), generator=g)
+    x[:, 0] = 0
+    return x
+
+
+def _group(n, positions, length=T):
+    g = torch.zeros(n, length, dtype=torch.bool)
+    g[:, positions] = True
+    return g
+
+
+def test_hand_built_model_routes_source_through_relay():
+    m = two_hop_model()
+    x = _inputs()
+    n = len(x)
+    answer = x[:, 1]
+    logits = m(x)[:, -1]
+    assert (logits.argmax(-1) == answer).all()
+    groups = {"source": _group(n, [1]), "relay": _group(n, [2]), "last": _group(n, [T - 1]),
+              "filler": _group(n, list(range(3, T - 1)))}
+    edges = [("source", "relay"), ("relay", "last"), ("source", "last"), ("filler", "last")]
+    for fast in (True, False):
+        res = ko.sweep(m, x, groups, edges, answer, k=1, fast=fast)
+        s = {name: v.mean(1).numpy() for name, v in res["score"].items()}  # [L]
+        # the known path: source->relay only matters in layer 0, relay->last only in layer 1
+        # cut: the output falls to uniform over the V tokens, p = 1/V
+        chance = (1 / V - 1) * 100
+        assert abs(s["source->relay"][0] - chance) < 1 and abs(s["source->relay"][1]) < 1e-4
+        assert abs(s["relay->last"][1] - chance) < 1 and abs(s["relay->last"][0]) < 1e-4
+        # edges off the path change nothing
+        assert np.abs(s["source->last"]).max() < 1e-4 and np.abs(s["filler->last"]).max() < 1e-4
+    # a window of 2 layers covers both hops' layers
+    res = ko.sweep(m, x, groups, [("relay", "last")], answer, k=2)
+    assert (res["score"]["relay->last"].mean(1) < -80).all()
+
+
+def test_block_pattern_equals_minus_inf_on_scores():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(2, 3, 5, 5, generator=g)
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    block = torch.rand(2, 5, 5, generator=g) < 0.4
+    pattern = torch.softmax(scores.masked_fill(causal, -math.inf), -1)
+    ref = torch.softmax(scores.masked_fill(causal | block[:, None], -math.inf), -1)
+    out = ko.block_pattern(pattern, block & ~causal)
+    full = (block | causal).all(-1)[:, None, :, None].expand_as(out)  # every key blocked -> zero row
+    assert torch.allclose(out[~full], ref[~full], atol=1e-6)
+    assert (out[full] == 0).all()
+    untouched = ~(block & ~causal).any(-1)[:, None, :, None].expand_as(out)
+    assert torch.equal(out[untouched], pattern[untouched])
+
+
+def _random_models():
+    from interp.models.transformer import build_transformer
+
+    specs = [build_spec(), build_spec(n_layers=3, normalization_type="RMS", act_fn="relu"),
+             build_spec(attn_only=True, normalization_type=None, init_seed=2)]
+    return [Model(build_transformer(s), backend="tl", kind="transformer", model_id=f"m{i}", spec={})
+            for i, s in enumerate(specs)]
+
+
+@pytest.mark.parametrize("model_index", [0, 1, 2])
+def test_fast_last_row_equals_full_recompute(model_index):
+    m = _random_models()[model_index]
+    g = torch.Generator().manual_seed(model_index)
+    x = torch.randint(0, 50, (4, 16), generator=g)
+    cache = ko.clean_cache(m, x)
+    last = _group(4, [15], 16)
+    for k in (1, 2):
+        for l in range(m.n_layers):
+            layers = ko.window(l, k, m.n_layers)
+            for src in (torch.rand(4, 16, generator=g) < 0.5, torch.ones(4, 16, dtype=torch.bool), last):
+                fast = ko.last_row_knockout(m, cache, src, layers)
+                full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
+                assert (fast - full).abs().max() < 1e-5
+                assert (full - cache.logits[:, -1]).abs().max() > 1e-4  # the knockout did something
+    # nothing blocked: exactly the clean logits on both paths
+    none = torch.zeros(4, 16, dtype=torch.bool)
+    assert torch.equal(ko.last_row_knockout(m, cache, none, [0]), cache.logits[:, -1])
+    assert torch.equal(ko.knockout_logits(m, x, ko.edge_block(last, none), [0]), cache.logits)
+
+
+def test_window_and_edge_block_keep_causal_mask():
+    assert ko.window(0, 3, 6) == [0, 1] and ko.window(3, 3, 6) == [2, 3, 4] and ko.window(5, 1, 6) == [5]
+    allg = torch.ones(1, 4, dtype=torch.bool)
+    assert torch.equal(ko.edge_block(allg, allg)[0], torch.ones(4, 4, dtype=torch.bool).tril())
+
+
+def test_fast_path_refuses_unsupported_models():
+    from interp.models.transformer import build_transformer
+
+    m = Model(build_transformer(build_spec(positional_embedding_type="rotary")), backend="tl", kind="transformer",
+              spec={})
+    assert ko.supports_fast_path(m) is not None
+    x = torch.randint(0, 50, (2, 8))
+    with pytest.raises(NotImplementedError):
+        ko.last_row_knockout(m, ko.clean_cache(m, x), torch.ones(2, 8, dtype=torch.bool), [0])
+    # the sweep falls back to full recomputes
+    groups = {"all": torch.ones(2, 8, dtype=torch.bool), "last": torch.arange(8)[None].expand(2, 8) == 7}
+    res = ko.sweep(m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True)
+    assert res["score"]["all->last"].shape == (2, 2)
+
+
+def test_nothing_blocked_gap_is_exactly_zero_and_fast_vs_full_agree(tiny_gpt):
+    x = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(4))
+    cache = ko.clean_cache(tiny_gpt, x)
+    assert ko.nothing_blocked_gap(tiny_gpt, x, cache.logits) == 0.0
+    pos = torch.arange(10).expand(3, 10)
+    groups = {"early": pos < 5, "late": (pos >= 5) & (pos < 9), "last": pos == 9}
+    edges = [("early", "last"), ("late", "last"), ("early", "late")]  # the last edge is not into last: skipped
+    gap, seconds = ko.fast_vs_full_gap(tiny_gpt, x, groups, cache, 1, edges)
+    assert gap < 1e-5 and set(seconds) == {"clean_forward_s", "fast_sweep_s", "full_sweep_s"}
+
+
+def test_pattern_edits_name_every_layer_and_knockout_edits_skip_empty_blocks(tiny_gpt):
+    block = torch.zeros(1, 4, 4, dtype=torch.bool)
+    assert ko.knockout_edits(tiny_gpt, block, [0, 1]) == {}
+    assert list(ko.pattern_edits(tiny_gpt, block, [0, 1])) == [tiny_gpt.hook("pattern", 0), tiny_gpt.hook("pattern", 1)]
+    block[0, 3, 1] = True
+    assert list(ko.knockout_edits(tiny_gpt, block, [1])) == [tiny_gpt.hook("pattern", 1)]
