@@ -409,7 +409,7 @@ def figures(config: Config, metrics: dict, cells: dict) -> dict:
 
 
 @register("sae_circuits", Config, title="Circuit discovery with discrete SAEs vs patching",
-          paper="O'Neill & Bui 2024, Sparse autoencoders for dense text... circuit discovery (charlieoneill11/sae-circuits)",
+          paper="O'Neill & Bui 2024, Sparse Autoencoders Enable Scalable and Reliable Circuit Identification in Language Models (charlieoneill11/sae-circuits)",
           figure_order=("auc_summary", "heatmaps", "roc", "auc_vs_prompts", "null_control", "runtime"))
 def run(config: Config) -> Result:
     """Paper's SAE node/edge scores, our code-shift scorer, activation/attribution patching vs ground truth."""

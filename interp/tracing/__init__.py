@@ -1,8 +1,11 @@
 """Tracing: hook naming, trace/edit, batched collection, the activation store.
 
 - ``model.py``: :class:`Model`, one wrapper over TransformerLens bridges, our hooked
-  RNNs and any ``nn.Module`` (through nnsight), with one hook-name scheme.
-- ``load.py``: ``load_model`` (``zoo:``, ``hf:``, directories) and ``wrap``.
+  RNNs and any ``nn.Module`` (through nnsight), with one hook-name scheme
+  (``Model.hook``, ``Model.resid_names``), and ``wrap`` for any module.
 - ``trace.py``: ``trace`` (capture and edit activations on one batch) and edit helpers.
-- ``collect.py`` / ``store.py``: streaming collection into an :class:`ActivationStore`.
+- ``collect.py`` / ``adapters.py`` / ``runners.py`` / ``sinks.py`` / ``store.py``: streaming
+  collection into an :class:`ActivationStore`; ``distributed.py``: several processes.
+
+``load_model`` lives in :mod:`interp.models.load` (loading needs the zoo; tracing does not).
 """
