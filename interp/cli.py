@@ -60,7 +60,12 @@ def run(
     except (KeyError, ValueError) as e:
         _fail(e.args[0] if e.args else str(e))
     typer.echo(f"running {experiment} ({exp.analysis}, preset {preset})")
-    path = run_experiment(experiment, preset, sets)
+    from interp.fields import ConfigError
+
+    try:
+        path = run_experiment(experiment, preset, sets)
+    except ConfigError as e:  # a value only the loaded model shows to be wrong
+        _fail(str(e))
     from interp.results import Result
 
     typer.echo(Result.load(path).summary())

@@ -47,6 +47,20 @@ def check_model_name(name: str) -> str:
     return name
 
 
+class ConfigError(ValueError):
+    """A config value that only the loaded model shows to be wrong (e.g. longer than its context).
+    The CLI reports it like a validation error (exit 2), naming the field."""
+
+
+def check_seq_len(m, seq_len: int, field: str = "seq_len") -> int:
+    """``seq_len`` if the model ``m`` can read that many positions, else :class:`ConfigError`."""
+    n_ctx = getattr(getattr(m, "cfg", None), "n_ctx", None)
+    if n_ctx is not None and seq_len > n_ctx:
+        raise ConfigError(f"{field}={seq_len} is longer than the context of {m.model_id} "
+                          f"(n_ctx={n_ctx}); valid: 2..{n_ctx}")
+    return seq_len
+
+
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 

@@ -96,3 +96,14 @@ def test_cli_exits_2_naming_field_value_and_valid_range():
     assert out.exit_code == 2 and "n_prompts" in out.output and "greater than or equal to 1" in out.output
     out = CliRunner().invoke(app, ["run", "model_report", "--set", "model=zoo:code-lm-tinny"])
     assert out.exit_code == 2 and "code-lm-tiny" in out.output  # the close match is named
+
+
+def test_a_sequence_longer_than_the_loaded_model_reads_exits_2(tiny_gpt, tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    tiny_gpt.save(tmp_path / "m")  # n_ctx 32
+    out = CliRunner().invoke(app, ["run", "model_report", "--set", f"model={tmp_path / 'm'}", "--set", "seq_len=40"])
+    assert out.exit_code == 2, out.output
+    assert "seq_len=40 is longer than the context" in out.output and "n_ctx=32" in out.output

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed
+from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed, check_seq_len
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ def load_transformer(config: Config):
     m = interp.load_model(config.model, device=config.device)
     if m.kind != "transformer" or not m.n_layers:
         raise ValueError(f"model_report needs a transformer with blocks; {config.model} is a {m.kind}")
+    check_seq_len(m, config.seq_len)
     log.info("model %s: %d layers x %d heads", m.model_id, m.n_layers, m.cfg.n_heads)
     return m
 
