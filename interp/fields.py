@@ -39,7 +39,10 @@ def check_model_name(name: str) -> str:
         if name[4:] not in zoo.names():
             raise ValueError(zoo.unknown(name[4:]))
         return name
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:  # "~user" of a user that does not exist
+        raise ValueError(f"{name!r}: no such user's home directory") from None
     if not path.is_dir():
         raise ValueError(f"{name!r} is not 'zoo:<recipe>', 'hf:<name>' or an existing directory")
     if not ((path / "interp_model.json").exists() or (path / "config.json").exists()):

@@ -31,7 +31,7 @@ def _fields(Config: type[BaseModel]) -> list[str]:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_bad_values_give_a_clean_validation_error(experiment, data):
     Config = interp.analyses.get(runs.get_experiment(experiment).analysis).Config

@@ -21,6 +21,7 @@ class C(BaseModel):
     (dict(model="zoo:code-lm-tinny"), "Did you mean: code-lm-tiny"),
     (dict(model="hf:"), "no name after 'hf:'"),
     (dict(model="/no/such/dir"), "existing directory"),
+    (dict(model="~no-such-user-here/m"), "home directory"),  # found by the property test in test_configs
     (dict(models=["zoo:code-lm-tiny", "zoo:nope"]), "unknown zoo recipe 'nope'"),
     (dict(n=0), "greater than or equal to 1"),
     (dict(n=10**12), "less than or equal to"),

@@ -30,7 +30,10 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
                              "'hf:EleutherAI/pythia-70m')")
         model = _load_hf(name[3:], device=dev, **kwargs)
     else:
-        path = Path(name).expanduser()
+        try:
+            path = Path(name).expanduser()
+        except RuntimeError:  # "~user" of a user that does not exist
+            raise FileNotFoundError(f"no model {name!r}: no such user's home directory") from None
         if not path.exists():
             raise FileNotFoundError(
                 f"no model {name!r}: not 'zoo:<recipe>' or 'hf:<name>', and no such directory. "

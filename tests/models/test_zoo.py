@@ -89,7 +89,7 @@ def test_two_processes_building_one_recipe_build_it_once(tmp_path):
 
         def build(cfg):
             open({str(tmp_path / "builds")!r}, "a").write("built\\n")
-            time.sleep(1.0)  # the other process arrives while this one builds
+            time.sleep(0.5)  # the other process arrives while this one builds
             return train_lm(cfg)
 
         zoo.recipe("test-race-lm", _tiny_recipe(3))(build)
