@@ -66,26 +66,59 @@ def _load_hf(name: str, *, device: Any, local: bool = False, hf_model: Any = Non
     import transformer_lens.model_bridge.sources.transformers  # noqa: F401  (attaches boot_transformers)
     from transformer_lens.model_bridge import TransformerBridge
 
+    headless = False
     if local:
-        hf_model, tokenizer = _local_hf(name, hf_model, tokenizer)
-    bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer, device=device,
+        hf_model, tokenizer, headless = _local_hf(name, hf_model, tokenizer)
+    # Without a tokenizer TransformerLens would fetch one by name; it gets a stand-in that
+    # only numbers the vocabulary, and the Model says it has none (token ids only).
+    boot_tokenizer = tokenizer if tokenizer is not None or not local else _id_tokenizer(hf_model.config)
+    bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=boot_tokenizer, device=device,
                                                  **kwargs)
     bridge.eval()
     example = torch.zeros(1, 4, dtype=torch.long)
-    return Model(bridge, backend="tl", tokenizer=getattr(bridge, "tokenizer", tokenizer),
-                 model_id=name if local else f"hf:{name}", kind="transformer", example_input=example)
+    model = Model(bridge, backend="tl", tokenizer=tokenizer if local else getattr(bridge, "tokenizer", tokenizer),
+                  model_id=name if local else f"hf:{name}", kind="transformer", example_input=example)
+    model.has_lm_head = not headless  # a headless encoder's logits come from an untrained head: hidden states only
+    return model
+
+
+# Tokenizer files save_pretrained writes, one of which a directory with a tokenizer has.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                    "spiece.model", "merges.txt")
+
+
+def _id_tokenizer(config: Any):
+    """A word-level tokenizer whose tokens are the ids themselves ("0", "1", ...), for booting a
+    bridge on a checkpoint saved without a tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    n = int(config.vocab_size)
+    tok = Tokenizer(models.WordLevel({str(i): i for i in range(n)}, unk_token="0"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    bos = getattr(config, "bos_token_id", None)
+    bos = str(bos if isinstance(bos, int) and 0 <= bos < n else 0)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, name_or_path="interp-token-ids", bos_token=bos,
+                                   eos_token=bos, unk_token="0", pad_token=bos, add_bos_token=True)
 
 
 def _local_hf(path: str, hf_model: Any, tokenizer: Any):
-    """Load weights and tokenizer of a ``save_pretrained`` directory without the hub."""
+    """Weights and tokenizer of a ``save_pretrained`` directory, without the hub; and whether
+    the checkpoint is a headless encoder (``BertModel``, ``RobertaModel``, ...)."""
     from transformers import AutoConfig, AutoTokenizer
 
+    headless = False
     if hf_model is None:
         import transformers
 
         config = AutoConfig.from_pretrained(path)
         arch = (config.architectures or [None])[0]
         cls = getattr(transformers, arch, None) if arch else None
+        if arch and arch.endswith("Model") and getattr(transformers, arch[:-5] + "ForMaskedLM", None) is not None:
+            # TransformerLens bridges the masked-LM class. Loading the headless checkpoint into
+            # it fills the encoder exactly (hidden states are the checkpoint's own); only the
+            # LM head, which the checkpoint does not have, starts untrained.
+            cls, headless = getattr(transformers, arch[:-5] + "ForMaskedLM"), True
         if cls is None:
             from transformers import AutoModelForCausalLM
 
@@ -95,12 +128,12 @@ def _local_hf(path: str, hf_model: Any, tokenizer: Any):
         except Exception as e:  # transformers / safetensors raise many types; name the file that is bad
             raise ValueError(f"cannot load the Hugging Face checkpoint in {path}: {_bad_weight_file(path) or e}") from None
     hf_model.eval()  # a fresh HF model may be in train mode (dropout): outputs would differ
-    if tokenizer is None:
+    if tokenizer is None and any((Path(path) / f).exists() for f in _TOKENIZER_FILES):
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError):
             tokenizer = None
-    return hf_model, tokenizer
+    return hf_model, tokenizer, headless
 
 
 def _bad_weight_file(path: str) -> str:

@@ -89,3 +89,43 @@ def test_hf_without_a_name_and_a_truncated_checkpoint_are_clear_errors(tmp_path)
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     with pytest.raises(ValueError, match="model.safetensors is damaged or truncated"):
         interp.load_model(str(tmp_path))
+
+
+def test_headless_bert_loads_with_its_hidden_states_exact(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    hf = BertModel(BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                              intermediate_size=64, max_position_embeddings=32)).eval()
+    hf.save_pretrained(tmp_path)  # architecture "BertModel": no MLM head
+    m = interp.load_model(str(tmp_path))
+    assert m.tokenizer is None and m.has_lm_head is False
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9, 2]])
+    with torch.no_grad():
+        ref = hf(ids, output_hidden_states=True).hidden_states
+    _, acts = interp.trace(m, ids, capture=m.resid_names())
+    for name, want in zip(m.resid_names(), ref):
+        torch.testing.assert_close(acts[name], want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "neox"])
+def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, arch):
+    import transformers as T
+
+    torch.manual_seed(0)
+    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                 max_position_embeddings=32)
+    hf = {"llama": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),  # grouped-query
+          "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
+          "gpt2": lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4,
+                                                         n_positions=32))}[arch]().eval()
+    hf.save_pretrained(tmp_path)
+    m = interp.load_model(str(tmp_path))
+    assert m.tokenizer is None and m.has_lm_head
+    ids = torch.tensor([[3, 5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        want = hf(ids).logits
+    out, _ = interp.trace(m, ids)
+    torch.testing.assert_close(out, want, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="no tokenizer"):
+        interp.trace(m, "some text")
