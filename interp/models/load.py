@@ -72,14 +72,38 @@ def _load_hf(name: str, *, device: Any, local: bool = False, hf_model: Any = Non
     # Without a tokenizer TransformerLens would fetch one by name; it gets a stand-in that
     # only numbers the vocabulary, and the Model says it has none (token ids only).
     boot_tokenizer = tokenizer if tokenizer is not None or not local else _id_tokenizer(hf_model.config)
-    bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=boot_tokenizer, device=device,
-                                                 **kwargs)
+    try:
+        bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=boot_tokenizer,
+                                                     device=device, **kwargs)
+    except ValueError as e:
+        if "supported architecture" not in str(e):
+            raise
+        raise _unsupported(name, hf_model) from None
     bridge.eval()
     example = torch.zeros(1, 4, dtype=torch.long)
     model = Model(bridge, backend="tl", tokenizer=tokenizer if local else getattr(bridge, "tokenizer", tokenizer),
                   model_id=name if local else f"hf:{name}", kind="transformer", example_input=example)
     model.has_lm_head = not headless  # a headless encoder's logits come from an untrained head: hidden states only
     return model
+
+
+def _unsupported(name: str, hf_model: Any) -> ValueError:
+    """The error for an architecture TransformerLens cannot bridge: which one, the closest
+    supported ones, and the way to trace it anyway (``interp.wrap``, through nnsight)."""
+    from transformer_lens.model_bridge.supported_architectures import __all__ as adapters
+
+    from interp.utils import close_matches
+
+    config = getattr(hf_model, "config", None)
+    arch = ((getattr(config, "architectures", None) or [None])[0] or type(hf_model).__name__ if hf_model is not None
+            else name)
+    supported = sorted({a.replace("ArchitectureAdapter", "") for a in adapters if a.endswith("ArchitectureAdapter")})
+    close = close_matches(arch.replace("ForCausalLM", "").replace("LMHeadModel", ""), supported, n=5)
+    hint = f" Closest supported: {', '.join(close)}." if close else ""
+    return ValueError(
+        f"{name}: architecture {arch} is not one TransformerLens 4 can bridge ({len(supported)} families are, "
+        f"e.g. GPT2, GPTNeoX, Llama, Bert, Gemma, Mistral, Qwen2).{hint} To trace it anyway, load it with "
+        f"transformers and call interp.wrap(model): nnsight hooks named <submodule>.hook_in / .hook_out.")
 
 
 # Tokenizer files save_pretrained writes, one of which a directory with a tokenizer has.

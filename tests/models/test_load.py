@@ -129,3 +129,12 @@ def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, ar
     torch.testing.assert_close(out, want, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="no tokenizer"):
         interp.trace(m, "some text")
+
+
+def test_an_architecture_transformerlens_cannot_bridge_is_named_with_a_way_out(tmp_path):
+    import transformers as T
+
+    T.XLNetLMHeadModel(T.XLNetConfig(vocab_size=50, d_model=32, n_layer=1, n_head=4, d_inner=64)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"architecture XLNetLMHeadModel is not one TransformerLens 4 can bridge.*"
+                                         r"interp.wrap\(model\)"):
+        interp.load_model(str(tmp_path))
