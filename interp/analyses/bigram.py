@@ -105,7 +105,7 @@ def surprisals(m, tokens: torch.Tensor, mask=None, complement: bool = False, bat
     """``[n, pos-1]`` next-token surprisal (nats) of the model, under ``mask`` if given."""
     import contextlib
 
-    from interp.methods.masks import native
+    from interp.methods.masks import logits_of, native
 
     root = native(m)
     out = []
@@ -113,7 +113,7 @@ def surprisals(m, tokens: torch.Tensor, mask=None, complement: bool = False, bat
     with ctx:
         for i in range(0, len(tokens), batch_size):
             x = tokens[i : i + batch_size].to(m.device)
-            logp = F.log_softmax(root(x).float(), dim=-1)
+            logp = F.log_softmax(logits_of(root(x)).float(), dim=-1)
             out.append(-logp[:, :-1].gather(-1, x[:, 1:, None]).squeeze(-1).cpu().numpy())
     return np.concatenate(out)
 
@@ -341,20 +341,20 @@ def pruning_overlap(su: Setup, config: Config, mask, lam: float) -> tuple[dict, 
 def mask_sanity(su: Setup, mask, randoms: list) -> dict[str, float]:
     """Masks leave the base alone and compose as specified: all-ones = base, all-zeros = zeroed
     weights, base weights unchanged, random masks of the same size per matrix, complement partitions."""
-    from interp.methods.masks import Mask, native
+    from interp.methods.masks import Mask, logits_of, native
 
     root, sites = native(su.m), su.sites
     x = su.eval_tokens[:8].to(su.m.device)
-    base_logits = root(x)
+    base_logits = logits_of(root(x))
     with Mask.ones(sites).apply(su.m):
-        ones_gap = float((root(x) - base_logits).abs().max())
+        ones_gap = float((logits_of(root(x)) - base_logits).abs().max())
     with Mask.zeros(sites).apply(su.m):
-        zeros_logits = root(x)
+        zeros_logits = logits_of(root(x))
     saved = {s.key: root.get_submodule(s.path).weight.detach().clone() for s in sites}
     try:
         for s in sites:
             root.get_submodule(s.path).weight.zero_()
-        zeros_gap = float((root(x) - zeros_logits).abs().max())
+        zeros_gap = float((logits_of(root(x)) - zeros_logits).abs().max())
     finally:
         for s in sites:
             root.get_submodule(s.path).weight.copy_(saved[s.key])

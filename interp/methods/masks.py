@@ -48,9 +48,15 @@ MATRIX_ALIASES = {
     "fc_in": "W_in", "fc1": "W_in", "up_proj": "W_in", "c_fc": "W_in", "in": "W_in",
     "fc_out": "W_out", "fc2": "W_out", "down_proj": "W_out", "out": "W_out",
     "gate": "W_gate", "gate_proj": "W_gate",
+    # fused query/key/value (GPT-2 Conv1D c_attn, GPT-NeoX query_key_value): one site, no head axis yet
+    "c_attn": "W_QKV", "query_key_value": "W_QKV", "qkv_proj": "W_QKV", "Wqkv": "W_QKV",
+    "dense_h_to_4h": "W_in", "dense_4h_to_h": "W_out",
 }
-MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")
+# Names that mean different matrices under attention and under the MLP (GPT-2 c_proj, NeoX dense).
+PARENT_ALIASES = {("attn", "c_proj"): "W_O", ("mlp", "c_proj"): "W_out", ("attention", "dense"): "W_O"}
+MATRICES = ("W_Q", "W_K", "W_V", "W_QKV", "W_O", "W_in", "W_gate", "W_out")
 # nn.Linear weights are [out, in]: the heads of Q/K/V lie along rows, of O along columns.
+# GPT-2's Conv1D stores [in, out], so there the axes swap.
 HEAD_AXIS = {"W_Q": 0, "W_K": 0, "W_V": 0, "W_O": 1}
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|blocks|h|layer)\.(\d+)\.")
 
@@ -79,6 +85,17 @@ class Site:
         return self.shape[0] * self.shape[1]
 
 
+def logits_of(out: Any) -> torch.Tensor:
+    """The logits a native forward returned: a tensor, a Hugging Face ``ModelOutput`` or a tuple."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if getattr(out, "logits", None) is not None:
+        return out.logits
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    raise TypeError(f"cannot find logits in a {type(out).__name__} returned by the model's forward")
+
+
 def native(model: Any) -> nn.Module:
     """The ``nn.Module`` holding the weights: ``Model.module.original_model`` or the module itself."""
     module = getattr(model, "module", model)
@@ -95,32 +112,51 @@ def find_sites(model: Any, matrices: Optional[Sequence[str]] = None,
     d_head = getattr(cfg, "d_head", None)
     sites = []
     for path, mod in root.named_modules():
-        if not isinstance(mod, nn.Linear):
+        conv1d = type(mod).__name__ == "Conv1D" and getattr(mod, "weight", None) is not None  # GPT-2: [in, out]
+        if not (isinstance(mod, nn.Linear) or conv1d):
             continue
         clean = ".".join(p for p in path.split(".") if p != "_original_component")
         hit = _LAYER_RE.search(clean)
         if hit is None:
             continue
         layer = int(hit.group(1))
-        leaf = clean.rsplit(".", 1)[-1]
-        matrix = MATRIX_ALIASES.get(leaf, clean[hit.end():])
+        parts = clean.split(".")
+        leaf, parent = parts[-1], parts[-2] if len(parts) > 1 else ""
+        matrix = PARENT_ALIASES.get((parent, leaf)) or MATRIX_ALIASES.get(leaf, clean[hit.end():])
         if matrices is not None and matrix not in matrices:
             continue
         if layers is not None and layer not in layers:
             continue
         axis = HEAD_AXIS.get(matrix) if d_head else None
+        if axis is not None and conv1d:
+            axis = 1 - axis
         if axis is not None and mod.weight.shape[axis] % d_head:
             axis = None
         sites.append(Site(f"blocks.{layer}.{matrix}", layer, matrix, path, tuple(mod.weight.shape), axis,
                           int(d_head) if axis is not None else None))
+    sites = _without_unused_fused_qkv(sites)
     order = {m: i for i, m in enumerate(MATRICES)}
     sites.sort(key=lambda s: (s.layer, order.get(s.matrix, len(order)), s.key))
     keys = [s.key for s in sites]
     if len(set(keys)) != len(keys):
         raise ValueError(f"two maskable matrices share a key: {keys}")
     if not sites:
-        raise ValueError("no maskable nn.Linear weights found inside numbered blocks")
+        raise ValueError("no maskable nn.Linear or Conv1D weights found inside numbered blocks")
     return sites
+
+
+def _without_unused_fused_qkv(sites: list[Site]) -> list[Site]:
+    """Drop a fused query/key/value weight that sits beside separate Q, K and V weights.
+
+    A TransformerLens bridge over a Hugging Face model splits GPT-2's ``c_attn`` and GPT-NeoX's
+    ``query_key_value`` into per-head ``q``/``k``/``v`` linears, which the forward uses; the
+    fused original stays in the tree as ``qkv`` but computes nothing. Masking it would change
+    nothing and would count its weights as kept or removed."""
+    def parent(s: Site) -> str:
+        return ".".join(p for p in s.path.split(".") if p != "_original_component").rsplit(".", 1)[0]
+
+    split = {(s.layer, parent(s)) for s in sites if s.matrix in ("W_Q", "W_K", "W_V")}
+    return [s for s in sites if not (s.key.endswith(".qkv") or s.matrix == "W_QKV") or (s.layer, parent(s)) not in split]
 
 
 class _MaskParam(nn.Module):
@@ -405,10 +441,10 @@ def train_mask(model: Any, batch_fn: Callable[[int], torch.Tensor],
             if target_fn != "self":
                 raise ValueError(f"target_fn must be a callable or 'self', got {target_fn!r}")
             with torch.no_grad(), module.unmasked():
-                target = F.softmax(root(tokens).float(), dim=-1)
+                target = F.softmax(logits_of(root(tokens)).float(), dim=-1)
         else:
             target = target_fn(tokens).to(_device(root))
-        task = soft_cross_entropy(root(tokens), target)
+        task = soft_cross_entropy(logits_of(root(tokens)), target)
         density = module.soft_density()
         module._last = (task.item(), density.item())
         return task + cfg.lam * density

@@ -39,7 +39,11 @@ def density_heatmap(table: np.ndarray, layers: Sequence[int], matrices: Sequence
 def head_density(by_head: Mapping[str, np.ndarray]) -> go.Figure:
     """Kept fraction per head of each attention matrix (rows ``blocks.l.W_X``)."""
     keys = list(by_head)
-    z = np.stack([np.asarray(by_head[k]) for k in keys]) * 100
+    # grouped-query attention: K and V have fewer heads than Q and O; their rows end in NaN
+    width = max((len(np.asarray(by_head[k])) for k in keys), default=0)
+    z = np.full((len(keys), width), np.nan)
+    for i, k in enumerate(keys):
+        z[i, : len(by_head[k])] = np.asarray(by_head[k]) * 100
     fig = go.Figure(go.Heatmap(z=z, x=[f"H{h}" for h in range(z.shape[1])], y=keys, colorscale="Blues",
                                colorbar=dict(title="% kept")))
     fig.update_layout(title="Kept density per attention head (%)", yaxis=dict(autorange="reversed"))

@@ -134,3 +134,32 @@ def test_pearson_finite_is_the_correlation_coefficient():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=50), rng.normal(size=50)
     assert pearson_finite(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["gpt2", "neox"])
+def test_bigram_analysis_on_hugging_face_shapes(tmp_path, corpus_dir, arch):
+    """GPT-2 (Conv1D weights) and GPT-NeoX (fused query_key_value) checkpoints with their own BPE
+    tokenizer, random weights, saved with save_pretrained: the analysis runs end to end."""
+    import transformers as T
+
+    from interp.data.corpus import load_corpus
+    from interp.data.tokenizer import train_bpe
+
+    tok = train_bpe(load_corpus(str(corpus_dir)).train, vocab_size=120)
+    torch.manual_seed(0)
+    if arch == "gpt2":
+        hf = T.GPT2LMHeadModel(T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=32))
+    else:
+        hf = T.GPTNeoXForCausalLM(T.GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                                                  num_attention_heads=4, intermediate_size=64,
+                                                  max_position_embeddings=32))
+    hf.save_pretrained(tmp_path / arch)
+    tok.save_pretrained(tmp_path / arch)
+    result = interp.analyses.get("bigram").run({
+        "model": str(tmp_path / arch), "corpus": str(corpus_dir), "lambdas": [0.5, 5.0], "mask_steps": 20,
+        "batch_size": 4, "seq_len": 16, "n_null": 200, "n_random": 2, "n_eval": 6, "n_resid": 8, "recall_k": 1,
+        "temperature_growth": 1.05})
+    sanity = [c for c in result.criteria if c.kind == "sanity"]
+    assert len(sanity) == 6 and all(c.holds for c in sanity), result.summary()
+    assert result.arrays["density_layer_matrix"].shape == (2, 6)  # W_Q W_K W_V W_O W_in W_out per layer
