@@ -15,7 +15,8 @@ How it stays fast and small (targets and measurements: docs/performance.md,
   module that computes it, through :data:`ADAPTERS` (plain data: name -> module path,
   input or output, tuple index, head reshape). Our ``HookedRootModule`` RNNs get plain
   hooks on their ``HookPoint`` modules. Any other model, or a name no adapter lists,
-  uses the bridge's own hooks (``Model.hooked``) or nnsight.
+  uses the bridge's own hooks (``Model.hooked``) or nnsight; so does a model with an SAE
+  spliced in (``interp.sae.splice``), whose SAE hook names only the bridge path computes.
 - The forward ends (``StopForward``) right after the requested activation that comes
   last, unless that one fires once per time step.
 - Position selection and the dtype cast run inside the hook, on the model's device,
@@ -265,4 +266,12 @@ def weights_fingerprint(m: Any) -> str:
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
+    # SAEs spliced in (interp.sae.splice) change the activations, so their weights count too;
+    # an unspliced model's fingerprint is as before.
+    for host, s in getattr(m, "_splices", {}).items():
+        h.update(f"splice:{host}:{s.error_term}".encode())
+        for name, t in s.sae.state_dict().items():
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
     return h.hexdigest()

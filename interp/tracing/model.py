@@ -12,11 +12,17 @@ Backends:
 
 Hooks that fire once per time step (RNN cells, ``HookPoint.per_step = True``) are
 stacked along dim 1 when captured, so an RNN's ``rnn.hook_h`` reads ``[batch, time, hidden]``.
+
+While an SAE is spliced in at a hook (:func:`interp.sae.splice.spliced`), that hook's SAE
+names (``<hook>.hook_sae_acts_post``, ...) are hook names too: :attr:`Model.hook_names`
+lists them just before their hook and :meth:`Model.hooked` hands their captures and edits to
+the splice (``_splices``: hook name -> splice; this module knows only its ``names``,
+``per_step`` and ``bound``, so tracing does not import the SAE code).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -60,6 +66,8 @@ class Model:
         self._hook_names: list[str] | None = None
         self._nnsight = None
         self._layer_of: dict[str, int] = {}
+        # hook name -> splice object (interp.sae.splice.Splice), in splicing order
+        self._splices: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
@@ -183,10 +191,28 @@ class Model:
     # ------------------------------------------------------------------ hooks
     @property
     def hook_names(self) -> list[str]:
-        """Every capturable activation name, in execution order."""
+        """Every capturable activation name, in execution order (with the names of spliced
+        SAEs, each just before the hook it replaces)."""
         if self._hook_names is None:
             self._hook_names = self._discover_hook_names()
-        return list(self._hook_names)
+        if not self._splices:
+            return list(self._hook_names)
+        splices = self._splices
+        return [n for host in self._hook_names for n in (*(splices[host].names if host in splices else ()), host)]
+
+    def spliced_name(self, name: str) -> Any:
+        """The splice that computes ``name`` (an SAE hook name such as
+        ``blocks.0.hook_resid_post.hook_sae_acts_post``), or None for a model hook."""
+        host = name.rpartition(".")[0]
+        s = self._splices.get(host)
+        return s if s is not None and name in s.names else None
+
+    def per_step(self, name: str) -> bool:
+        """Whether ``name`` fires once per time step (captures are stacked along dim 1)."""
+        s = self.spliced_name(name) if self._splices else None
+        if s is not None:
+            return bool(s.per_step)
+        return bool(getattr(self._hook_points().get(name), "per_step", False))
 
     def check_names(self, names: Sequence[str]) -> None:
         """Raise ``KeyError`` naming the closest valid names for any unknown name."""
@@ -301,6 +327,7 @@ class Model:
         ``store`` (returned) maps each captured name to its tensor after the forward.
         ``stop_after``: raise :class:`StopForward` once that hook has fired, ending the
         forward early; callers catch it (``trace`` and ``collect`` do).
+        Names of spliced SAEs (``<hook>.hook_sae_*``) are captured and edited inside the splice.
         TL backend only; the nnsight backend is driven by :func:`interp.trace`.
         """
         if self.backend != "tl":
@@ -311,11 +338,21 @@ class Model:
         store = {} if store is None else store
         points = self._hook_points()
         fwd = []
+        by_splice: dict[int, tuple[Any, list[str]]] = {}
         for name in dict.fromkeys([*edits, *capture]):
+            s = self.spliced_name(name) if self._splices else None
+            if s is not None:  # computed inside the splice's hook, not at a HookPoint
+                by_splice.setdefault(id(s), (s, []))[1].append(name)
+                continue
             per_step = bool(getattr(points[name], "per_step", False))
-            fwd.append((name, _make_hook(name, edits.get(name), name in capture, store, per_step,
-                                         stop=(name == stop_after), detach=detach)))
-        with self.module.hooks(fwd_hooks=fwd):
+            fwd.append((name, make_hook(name, edits.get(name), name in capture, store, per_step,
+                                        stop=(name == stop_after), detach=detach)))
+        with ExitStack() as stack:
+            for s, names in by_splice.values():
+                hooks = {n: make_hook(n, edits.get(n), n in capture, store, bool(s.per_step),
+                                      stop=(n == stop_after), detach=detach) for n in names}
+                stack.enter_context(s.bound(hooks))
+            stack.enter_context(self.module.hooks(fwd_hooks=fwd))
             yield store
         for name in capture:
             value = store.get(name)
@@ -360,7 +397,10 @@ def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = Non
                  kind="module")
 
 
-def _make_hook(name, edit, keep, store, per_step, stop, detach):
+def make_hook(name, edit, keep, store, per_step, stop, detach):
+    """A TransformerLens-style hook ``hook(act, hook) -> act`` that applies ``edit`` (checked:
+    a tensor of the input's shape and dtype, or None to keep it), keeps the result in ``store``
+    when ``keep``, and raises :class:`StopForward` when ``stop``."""
     def hook(act, hook):
         if edit is not None:
             new = edit(act)

@@ -17,9 +17,13 @@ from interp.tracing.sinks import MemorySink
 
 
 def make_runner(m: Model, hooks: list[str], reduce: "Reducer"):
-    """The fastest runner for ``m`` and these hooks (see the module docstring)."""
+    """The fastest runner for ``m`` and these hooks (see the module docstring). While an SAE
+    is spliced in, only the bridge's hooks see it (the plain tree has no HookPoints), so a
+    spliced model always takes the bridge-hook path."""
     if m.backend != "tl":
         return NnsightRunner(m, hooks, reduce)
+    if m._splices:
+        return BridgeRunner(m, hooks, reduce)
     root = plain_module(m)
     found = None if root is None else adapters.plan(m, root, tuple(hooks))
     if found is None:
@@ -149,7 +153,7 @@ class BridgeRunner:
         self.m, self.hooks, self.reduce = m, hooks, reduce
         order = {name: i for i, name in enumerate(m.hook_names)}
         ordered = sorted(hooks, key=order.__getitem__)  # the stop hook is registered last
-        self.per_step = [h for h in hooks if getattr(m.module.hook_dict[h], "per_step", False)]
+        self.per_step = [h for h in hooks if m.per_step(h)]
         self.ordered, self.stop = ordered, (ordered[-1] if not self.per_step else None)
         self.acts: dict[str, Any] = {}
         self.ctx = None

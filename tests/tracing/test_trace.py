@@ -187,3 +187,21 @@ def test_rnn_inputs_are_checked_against_its_vocabulary(tiny_rnn):
 def test_an_edit_returning_the_wrong_kind_of_value_is_named(tiny_gpt, tokens, edit, words):
     with pytest.raises(TypeError, match=words):
         interp.trace(tiny_gpt, tokens, edits={H: edit})
+
+
+def test_a_spliced_sae_adds_hook_names_that_trace_takes(tiny_gpt, tokens):
+    from interp.sae.model import SAE, SAEConfig
+    from interp.sae.splice import spliced
+
+    host = tiny_gpt.hook("resid_post", 0)
+    base = tiny_gpt.hook_names
+    with spliced(tiny_gpt, {host: SAE(SAEConfig(d_in=32, d_sae=48))}, error_term=True):
+        names = tiny_gpt.hook_names
+        added = [n for n in names if n not in base]
+        assert added and all(n.startswith(f"{host}.hook_sae_") for n in added)
+        assert [n for n in names if n in base] == base  # the model's own names keep their order
+        _, acts = interp.trace(tiny_gpt, tokens, capture=added)
+        assert set(acts) == set(added)
+        with pytest.raises(KeyError, match="hook_sae_recons"):
+            tiny_gpt.check_names([f"{host}.hook_sae_recon"])
+    assert tiny_gpt.hook_names == base
