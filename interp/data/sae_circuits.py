@@ -136,6 +136,25 @@ def single_tokens(tokenizer, words: Sequence[str], leading_space: bool = True) -
     return out
 
 
+def vocab_symbols(tokenizer) -> list[int]:
+    """Every token id of the vocabulary that is not a special token (in id order): the induction
+    task needs distinct tokens, not words, so any vocabulary serves."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    return [i for i in sorted(tokenizer.get_vocab().values()) if i not in special]
+
+
+def vocab_names(tokenizer, limit: int = 64) -> list[str]:
+    """Capitalised alphabetic words that are one token (with a leading space for BPE), read from the
+    vocabulary: stand-in names for IOI when the tokenizer lacks our list of names."""
+    word_level = _is_word_level(tokenizer)
+    out = []
+    for tok in sorted(tokenizer.get_vocab()):
+        word = tok if word_level else tok[1:] if tok[:1] in ("Ġ", "▁") else None
+        if word and len(word) > 2 and word[0].isupper() and word.isalpha() and word[1:].islower():
+            out.append(word)
+    return list(single_tokens(tokenizer, out[: limit * 4]))[:limit]
+
+
 def _bos(tokenizer) -> list[int]:
     b = getattr(tokenizer, "bos_token_id", None)
     return [] if b is None else [b]
@@ -149,8 +168,10 @@ def make_induction(tokenizer, n: int, seed: int, length: int = 10, symbols: Sequ
     rng = np.random.default_rng(seed)
     sym = single_tokens(tokenizer, symbols or SYMBOLS)
     ids = np.array(list(sym.values()))
+    if len(ids) < length + 2 and symbols is None:  # another tokenizer: any distinct tokens will do
+        ids = np.array(vocab_symbols(tokenizer))
     if len(ids) < length + 2:
-        raise ValueError(f"induction needs >= {length + 2} single-token symbols; the tokenizer has {len(ids)}")
+        raise ValueError(f"induction needs >= {length + 2} distinct non-special tokens; the tokenizer has {len(ids)}")
     bos = _bos(tokenizer)
     clean, corrupt, ans = [], [], []
     for _ in range(n):
@@ -170,8 +191,11 @@ def make_ioi(tokenizer, n: int, seed: int, style: str = "template") -> PromptSet
     rng = np.random.default_rng(seed)
     template = IOI_TEMPLATE if style == "template" else IOI_TEMPLATE_NATURAL
     names = list(single_tokens(tokenizer, NAMES))
+    if len(names) < 3:  # another tokenizer: capitalised single-token words from its vocabulary
+        names = vocab_names(tokenizer)
     if len(names) < 3:
-        raise ValueError("ioi needs at least 3 single-token names in the tokenizer")
+        raise ValueError(f"ioi needs at least 3 single-token names; the tokenizer has {len(names)} of ours "
+                         f"({', '.join(NAMES[:6])}, ...) and no capitalised single-token words to use instead")
     bos = _bos(tokenizer)
     clean, corrupt, ans, wrong, texts = [], [], [], [], []
     width = None

@@ -105,3 +105,25 @@ def test_tiny_end_to_end_on_two_models(tmp_path):
     result.save(tmp_path / "run")
     back = interp.Result.load(tmp_path / "run")
     np.testing.assert_array_equal(back.arrays["auc"], auc)
+
+
+@pytest.mark.slow
+def test_runs_on_a_gpt2_shaped_checkpoint_with_its_own_tokenizer(tmp_path):
+    """A saved Hugging Face GPT-2 (random weights) whose BPE knows none of the template language's
+    symbols: the tasks are built from its own vocabulary and the analysis runs end to end."""
+    import transformers as T
+
+    from interp.data.tokenizer import train_bpe
+
+    tok = train_bpe(["When Quinn and Peter went to the store, Peter gave a book to Quinn. Ursula and Otto sang. " * 5
+                     + " ".join(f"w{i}" for i in range(300))] * 20, vocab_size=400)
+    torch.manual_seed(0)
+    T.GPT2LMHeadModel(T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                   bos_token_id=tok.bos_token_id, eos_token_id=tok.bos_token_id)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    result = interp.analyses.get("sae_circuits").run(dict(
+        models=[str(tmp_path)], tasks=["induction"], n_prompts=8, n_sae_prompts=4, prompt_sweep=[4], sweep_seeds=1,
+        n_seeds=2, n_gt_prompts=8, d_sae=32, sae_steps=20, n_perm=20, batch_size=8))
+    crit = {c.name: c for c in result.criteria}
+    assert crit["attribution_matches_activation_patching"].holds and crit["null_control_auc_near_half"].holds
+    assert {"paper_node_auc", "ours_beats_paper_node"} <= set(crit)

@@ -93,3 +93,24 @@ def test_unknown_task_is_a_clear_error(tok):
     assert {"induction", "ioi", "greater_than"} <= set(TASKS)
     with pytest.raises(KeyError, match="ioi"):
         make_task("iio", tok, 2, 0)
+
+
+def test_tasks_build_from_any_tokenizer_or_say_what_is_missing():
+    from interp.data.sae_circuits import make_induction, make_ioi, vocab_names
+    from interp.data.tokenizer import train_bpe, word_tokenizer
+
+    tok = train_bpe(["When Quinn and Peter went to the store, Peter gave a book to Quinn. Ursula and Otto sang. "
+                     * 5 + " ".join(f"w{i}" for i in range(300))] * 20, vocab_size=400)
+    ind = make_induction(tok, 5, seed=0)  # none of our s0..s31 symbols: any distinct tokens serve
+    assert ind.clean.shape == (5, 12) and (ind.clean[:, -1] == ind.clean[:, 1 if tok.bos_token_id is not None else 0]).all()
+    assert {"Quinn", "Peter", "Ursula", "Otto"} <= set(vocab_names(tok))  # names not in our list, read off the vocabulary
+    ioi = make_ioi(tok, 2, seed=0)  # (a tiny BPE splits the template's other words unevenly: few equal lengths)
+    from interp.data.sae_circuits import single_tokens
+
+    names = set(single_tokens(tok, vocab_names(tok)).values())
+    assert ioi.clean.shape[0] == 2 and set(ioi.answer.tolist()) <= names
+    bare = word_tokenizer(["a", "b", "c"])
+    with pytest.raises(ValueError, match="ioi needs at least 3 single-token names"):
+        make_ioi(bare, 2, seed=0)
+    with pytest.raises(ValueError, match="distinct non-special tokens"):
+        make_induction(bare, 2, seed=0)
