@@ -85,9 +85,43 @@ def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
                          f"TL run_with_cache(names_filter) / {what}: speed-up")
                 b.target(f"tl_all_over_collect_{which}_overhead", paired_ratio(times, "tl_all", "collect"),
                          f"TL run_with_cache(all hooks) / {what}: speed-up")
-    b.not_measured("cuda_collect_to_host_over_bare",
-                   "collect to host memory on CUDA (pinned double buffers, side-stream copies) / bare forward",
-                   "no CUDA device here; tests/tracing/test_collect.py::test_cuda_pipeline_equals_cpu checks it on one")
+    bench_cuda_collect(b, config, tf, native, tf_hooks)
+
+
+def bench_cuda_collect(b: Bench, config: Config, tf, native, hooks: list[str]) -> None:
+    """``collect`` on CUDA into host memory (pinned double buffers, copies on a side stream) vs a bare
+    forward of the same module on the GPU, both ending in a synchronise; the compute-bound batch."""
+    import torch
+
+    import interp
+
+    name = "cuda_collect_to_host_over_bare"
+    desc = "collect to host memory on CUDA (pinned double buffers, side-stream copies) / bare forward"
+    if not torch.cuda.is_available():
+        b.not_measured(name, desc, "no CUDA device here (scripts/gpu_check.sh measures it on one)")
+        return
+    B, T = config.compute_batch
+    x = _tokens(tf.cfg.d_vocab, (B * max(4, config.compute_batches), min(T, tf.cfg.n_ctx)), config.seed)
+    tf.to("cuda")
+    try:
+        xg = x.cuda()
+        batches = list(xg.split(B))
+
+        def bare():
+            with torch.no_grad():
+                for xb in batches:
+                    native(xb)
+            torch.cuda.synchronize()
+
+        def collect():
+            interp.collect(tf, x, hooks, batch_size=B, device="cuda")
+            torch.cuda.synchronize()
+
+        times = interleaved({"bare": bare, "collect": collect}, config.repeats)
+    finally:
+        tf.to("cpu")
+    b.times("cuda", f"transformer [{B}x{x.shape[1]}] x {len(batches)} batches, {len(hooks)} hooks", times)
+    b.target(name, paired_ratio(times, "collect", "bare"), desc + f" ({torch.cuda.get_device_name(0)})")
 
 
 def _nnsight(module):
