@@ -1,6 +1,6 @@
 """SAELens's file layout for our SAEs, both ways: a folder with ``cfg.json`` + ``sae_weights.safetensors``.
 
-    write_saelens(sae, path); sae = read_saelens(path)      # or SAE.save / SAE.load
+    SAE.save(path); SAE.load(path)    # which call write_saelens / read_saelens here
 
 What SAELens (``sae_lens.saes``, format 6) writes, and what it means:
 
@@ -18,10 +18,13 @@ What SAELens (``sae_lens.saes``, format 6) writes, and what it means:
   ReLU; TopK keeps the k largest pre-activations, then ReLU; JumpReLU is
   ``relu(pre) * [pre > threshold]``. Ours are the same (see the kinds in ``model.py``).
 
-Two conversions, both exact in what the SAE computes: our ``input_scale`` is folded into the
-weights (:meth:`SAE.folded`, which our encode/decode use too), and our JumpReLU's
-``log_threshold`` is written as ``threshold = exp(log_threshold)`` and read back as a
-``log_threshold`` whose float ``exp`` is that threshold (:func:`log_of_threshold`).
+Two conversions. Our ``input_scale`` is folded into the weights (:meth:`SAE.folded`, which our
+encode/decode use too), so what we write computes bit for bit what we computed, in SAELens and
+back in here. Our JumpReLU trains ``log_threshold``; we write ``threshold = exp(log_threshold)``
+and read back the float ``log_threshold`` whose ``exp`` is nearest the threshold
+(:func:`log_of_threshold`): exactly it for every file we wrote, and for most of SAELens's;
+float32 ``exp`` skips some float32 values, and there we are a few ulps off (a code changes
+only where a pre-activation lies within those few ulps of its threshold).
 
 Older layouts read too: SAELens's before 6.0 (top-level ``hook_name``, ``activation_fn_str``,
 top-k's ``activation_fn_kwargs.k``) and this project's own before it wrote SAELens's (a
@@ -32,11 +35,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
-from interp.sae.model import KINDS, SAE, SAEConfig
+# model.py's SAE.save / SAE.load call in here, so this module imports nothing from it: it is
+# handed the SAE ("SAE" below is interp.sae.model.SAE) and the kind registry KINDS.
 
 WEIGHTS_FILE = "sae_weights.safetensors"
 CFG_FILE = "cfg.json"
@@ -61,6 +65,8 @@ _HARMLESS_KEYS = {
 }
 # Pre-6.0 keys read into the format-6 ones.
 _OLD_KEYS = {"activation_fn_str", "activation_fn", "activation_fn_kwargs", "finetuning_scaling_factor"}
+# What our save wrote beside SAEConfig's fields before it wrote SAELens's layout.
+_OLD_INTERP_EXTRAS = {"architecture", "normalize_activations", "activation_fn_str", "activation_fn_kwargs"}
 # Our training settings kept in metadata.interp (the rest of SAEConfig is in SAELens's own fields).
 _INTERP_FIELDS = ("kind", "input_scale", "k", "threshold_init", "bandwidth", "init_seed")
 
@@ -72,7 +78,7 @@ def _error(path: Path, what: str) -> ValueError:
 # ------------------------------------------------------------------ thresholds
 def log_of_threshold(threshold: torch.Tensor) -> torch.Tensor:
     """``log_threshold`` (same dtype) whose ``exp()`` is ``threshold`` bit for bit where the
-    float grid allows it, else the nearest (one ulp off); thresholds <= 0 give ``-inf``
+    float grid allows it, else the nearest (a few ulps off); thresholds <= 0 give ``-inf``
     (exp 0: ``relu(pre) * [pre > t]`` is the same for every t <= 0)."""
     t = threshold.clamp_min(0)
     guess = t.double().log().to(t.dtype)  # [d_sae]
@@ -90,13 +96,14 @@ def log_of_threshold(threshold: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ write
-def saelens_cfg(sae: SAE) -> dict[str, Any]:
-    """The ``cfg.json`` dict SAELens's ``SAEConfig.to_dict`` would write for ``sae``."""
+def saelens_cfg(sae: "SAE", kinds: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``cfg.json`` dict SAELens's ``SAEConfig.to_dict`` would write for ``sae``
+    (``kinds``: the registry, for the kinds that have an architecture)."""
     c = sae.cfg
     arch = sae.kind.architecture
     if arch is None:
         raise ValueError(f"SAE kind {c.kind!r} has no SAELens architecture; kinds that have one: "
-                         f"{sorted(k for k, v in KINDS.items() if v.architecture)}")
+                         f"{sorted(k for k, v in kinds.items() if v.architecture)}")
     cfg: dict[str, Any] = {
         "d_in": c.d_in, "d_sae": c.d_sae, "dtype": c.dtype, "device": "cpu",
         "apply_b_dec_to_input": c.apply_b_dec_to_input, "normalize_activations": "none", "reshape_activations": "none",
@@ -109,23 +116,23 @@ def saelens_cfg(sae: SAE) -> dict[str, Any]:
     return cfg
 
 
-def saelens_tensors(sae: SAE) -> dict[str, torch.Tensor]:
+def saelens_tensors(sae: "SAE") -> dict[str, torch.Tensor]:
     """SAELens's tensors for ``sae``, acting on raw inputs (``input_scale`` folded in)."""
     out = {k: v.detach().contiguous().cpu() for k, v in sae.folded().items()}
-    if sae.cfg.kind == "jumprelu":
+    if sae.kind.architecture == "jumprelu":
         # The very values encode compares against.
         out["threshold"] = sae.log_threshold.detach().exp().contiguous().cpu()
     return out
 
 
-def write_saelens(sae: SAE, path: str | Path) -> Path:
+def write_saelens(sae: "SAE", path: str | Path, kinds: Mapping[str, Any]) -> Path:
     """Write ``sae`` to the folder ``path`` in SAELens's layout; returns ``path``."""
     from safetensors.torch import save_file
 
     from interp.utils import atomic_path
 
     path = Path(path)
-    cfg = saelens_cfg(sae)
+    cfg = saelens_cfg(sae, kinds)
     path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / WEIGHTS_FILE) as tmp:
         save_file(saelens_tensors(sae), str(tmp))
@@ -158,8 +165,8 @@ def _modern(raw: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def _config(raw: dict[str, Any], path: Path) -> SAEConfig:
-    """Our SAEConfig for a SAELens cfg.json, or a ValueError naming what we cannot honour."""
+def _config(raw: dict[str, Any], path: Path, kinds: Mapping[str, Any]) -> dict[str, Any]:
+    """Our SAEConfig's fields for a SAELens cfg.json, or a ValueError naming what we cannot honour."""
     cfg = _modern(raw)
     unknown = sorted(set(cfg) - _MATH_KEYS - _HARMLESS_KEYS - _OLD_KEYS - {"_activation_fn"})
     if unknown:
@@ -167,7 +174,7 @@ def _config(raw: dict[str, Any], path: Path) -> SAEConfig:
                            f"provenance and training fields")
     if "_activation_fn" in cfg:
         raise _error(path, f"activation_fn {cfg['_activation_fn']!r} is not supported; valid: 'relu', 'topk'")
-    by_arch = {v.architecture: k for k, v in KINDS.items() if v.architecture}
+    by_arch = {v.architecture: k for k, v in kinds.items() if v.architecture}
     arch = cfg["architecture"]
     if arch not in by_arch:
         raise _error(path, f"unknown architecture {arch!r}; valid: {sorted(by_arch)}")
@@ -187,7 +194,7 @@ def _config(raw: dict[str, Any], path: Path) -> SAEConfig:
     meta = cfg["metadata"]
     ours = dict(meta.get("interp") or {})
     kind = by_arch[arch]
-    if ours.get("kind") in KINDS and KINDS[ours["kind"]].architecture == arch:
+    if ours.get("kind") in kinds and kinds[ours["kind"]].architecture == arch:
         kind = ours["kind"]  # a kind of ours that shares the architecture's math
     fields: dict[str, Any] = {f: ours[f] for f in ("k", "threshold_init", "bandwidth", "init_seed") if f in ours}
     if arch == "topk":
@@ -195,34 +202,36 @@ def _config(raw: dict[str, Any], path: Path) -> SAEConfig:
             raise _error(path, f"topk needs a positive integer k, got {cfg.get('k')!r}")
         fields["k"] = cfg["k"]  # SAELens's field, not ours in metadata, is what SAELens would use
     # input_scale is folded into the tensors on disk, so the SAE we build has 1.
-    return SAEConfig(d_in=cfg["d_in"], d_sae=cfg["d_sae"], kind=kind, dtype=dtype, input_scale=1.0,
-                     hook_name=meta.get("hook_name"), apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
-                     **fields)
+    return dict(d_in=cfg["d_in"], d_sae=cfg["d_sae"], kind=kind, dtype=dtype, input_scale=1.0,
+                hook_name=meta.get("hook_name"), apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
+                **fields)
 
 
-def _tensors(tensors: dict[str, torch.Tensor], cfg: SAEConfig, path: Path) -> dict[str, torch.Tensor]:
+def _tensors(tensors: dict[str, torch.Tensor], cfg: dict[str, Any], arch: str, path: Path) -> dict[str, torch.Tensor]:
     """The state dict of our SAE from SAELens's tensors, checked by name and shape."""
-    shapes = {"W_enc": (cfg.d_in, cfg.d_sae), "W_dec": (cfg.d_sae, cfg.d_in), "b_enc": (cfg.d_sae,), "b_dec": (cfg.d_in,)}
-    if cfg.kind == "jumprelu":
-        shapes["threshold"] = (cfg.d_sae,)
+    d_in, d_sae = cfg["d_in"], cfg["d_sae"]
+    shapes = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    if arch == "jumprelu":
+        shapes["threshold"] = (d_sae,)
     where = path / WEIGHTS_FILE
     if set(tensors) != set(shapes):
-        raise ValueError(f"SAE file {where}: tensors {sorted(tensors)}, but a {KINDS[cfg.kind].architecture} SAE "
+        raise ValueError(f"SAE file {where}: tensors {sorted(tensors)}, but a {arch} SAE "
                          f"has {sorted(shapes)} (missing {sorted(set(shapes) - set(tensors))}, "
                          f"unexpected {sorted(set(tensors) - set(shapes))})")
     for name, shape in shapes.items():
         if tuple(tensors[name].shape) != shape:
             raise ValueError(f"SAE file {where}: tensor {name} has shape {list(tensors[name].shape)}; "
-                             f"d_in={cfg.d_in}, d_sae={cfg.d_sae} need {list(shape)}")
-    dtype = getattr(torch, cfg.dtype)
+                             f"d_in={d_in}, d_sae={d_sae} need {list(shape)}")
+    dtype = getattr(torch, cfg["dtype"])
     out = {k: v.to(dtype) for k, v in tensors.items()}
     if "threshold" in out:
         out["log_threshold"] = log_of_threshold(out.pop("threshold"))
     return out
 
 
-def read_saelens(path: str | Path) -> SAE:
-    """Read the SAE in the folder ``path`` (SAELens's layout, old or new, or our old one)."""
+def read_saelens(path: str | Path, kinds: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(SAEConfig fields, state dict)`` of the SAE in the folder ``path`` (SAELens's layout,
+    old or new, or our old one); ``kinds``: the registry, mapping architectures to kinds."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -230,10 +239,6 @@ def read_saelens(path: str | Path) -> SAE:
     tensors = load_file(str(path / WEIGHTS_FILE))
     if "kind" in raw and "metadata" not in raw:
         # This project's layout before SAELens's: our SAEConfig's fields, log_threshold on disk.
-        sae = SAE(SAEConfig(**{k: v for k, v in raw.items() if k in SAEConfig.model_fields}))
-        sae.load_state_dict(tensors)
-        return sae
-    cfg = _config(raw, path)
-    sae = SAE(cfg)
-    sae.load_state_dict(_tensors(tensors, cfg, path))
-    return sae
+        return {k: v for k, v in raw.items() if k not in _OLD_INTERP_EXTRAS}, tensors
+    cfg = _config(raw, path, kinds)
+    return cfg, _tensors(tensors, cfg, kinds[cfg["kind"]].architecture, path)

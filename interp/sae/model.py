@@ -235,7 +235,7 @@ class SAE(nn.Module):
         (``input_scale`` folded into the weights; see :func:`interp.sae.files.write_saelens`)."""
         from interp.sae.files import write_saelens
 
-        return write_saelens(self, path)
+        return write_saelens(self, path, KINDS)
 
     @classmethod
     def load(cls, path: str | Path) -> "SAE":
@@ -244,4 +244,7 @@ class SAE(nn.Module):
         :func:`interp.sae.files.read_saelens`."""
         from interp.sae.files import read_saelens
 
-        return read_saelens(path)
+        fields, state = read_saelens(path, KINDS)
+        sae = cls(SAEConfig(**fields))
+        sae.load_state_dict(state)
+        return sae
