@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from jaxtyping import Float
 
 # model.py's SAE.save / SAE.load call in here, so this module imports nothing from it: it is
 # handed the SAE ("SAE" below is interp.sae.model.SAE) and the kind registry KINDS.
@@ -76,7 +77,7 @@ def _error(path: Path, what: str) -> ValueError:
 
 
 # ------------------------------------------------------------------ thresholds
-def log_of_threshold(threshold: torch.Tensor) -> torch.Tensor:
+def log_of_threshold(threshold: Float[torch.Tensor, " d_sae"]) -> Float[torch.Tensor, " d_sae"]:
     """``log_threshold`` (same dtype) whose ``exp()`` is ``threshold`` bit for bit where the
     float grid allows it, else the nearest (a few ulps off); thresholds <= 0 give ``-inf``
     (exp 0: ``relu(pre) * [pre > t]`` is the same for every t <= 0)."""

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from interp.sae import KINDS, SAE, SAEConfig
@@ -89,6 +91,20 @@ def test_round_trip_is_exact(kind, input_scale, tmp_path):
     again = load_file(str(back.save(tmp_path / "again") / "sae_weights.safetensors"))
     first = load_file(str(tmp_path / kind / "sae_weights.safetensors"))
     assert all(torch.equal(again[k], first[k]) for k in first)  # a second save writes the same tensors
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(sorted(ARCHITECTURES.values())), st.floats(1e-3, 1e3), st.integers(0, 10**6))
+def test_round_trip_is_exact_for_any_scale_and_weights(kind, input_scale, seed):
+    import tempfile
+
+    sae = _ours(kind, input_scale, seed)
+    x = torch.randn(20, 8, generator=torch.Generator().manual_seed(seed)) / input_scale  # [20, d_in]
+    with tempfile.TemporaryDirectory() as tmp:
+        back = SAE.load(sae.save(tmp))
+    with torch.no_grad():
+        f = sae.encode(x)
+        assert torch.equal(back.encode(x), f) and torch.equal(back.decode(f), sae.decode(f))
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
