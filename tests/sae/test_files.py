@@ -196,7 +196,8 @@ def test_tensor_names_and_shapes_are_checked(tmp_path):
     with pytest.raises(ValueError, match=r"tensor W_enc has shape \[8, 15\]; d_in=8, d_sae=16 need \[8, 16\]"):
         SAE.load(_edited(tmp_path / "a", "standard", tensors=lambda t: t | {"W_enc": t["W_enc"][:, :15].contiguous()}))
     with pytest.raises(ValueError, match=r"missing \['threshold'\]"):
-        SAE.load(_edited(tmp_path / "b", "jumprelu", tensors=lambda t: {k: v for k, v in t.items() if k != "threshold"}))
+        SAE.load(_edited(tmp_path / "b", "jumprelu",
+                         tensors=lambda t: {k: v for k, v in t.items() if k != "threshold"}))
     with pytest.raises(ValueError, match=r"unexpected \['log_threshold'\]"):
         SAE.load(_edited(tmp_path / "c", "standard", tensors=lambda t: t | {"log_threshold": torch.zeros(16)}))
 
