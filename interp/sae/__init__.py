@@ -1,8 +1,8 @@
-"""Sparse autoencoders: ReLU+L1, TopK and JumpReLU kinds, a trainer, SAELens-style files.
+"""Sparse autoencoders: ReLU+L1, TopK and JumpReLU kinds, a trainer, SAELens's files (``files.py``).
 
     from interp.sae import SAE, SAEConfig, SAETrainConfig, train_sae, KINDS
     sae, report = train_sae(x, SAEConfig(d_in=x.shape[-1], d_sae=200, kind="relu"))
-    sae.save(path); SAE.load(path)
+    sae.save(path); SAE.load(path)    # SAELens's cfg.json + sae_weights.safetensors, both ways
 """
 
 from interp.sae.model import KINDS, SAE, SAEConfig, register_kind

@@ -12,14 +12,17 @@ Kinds (registry :data:`KINDS`, extend with :func:`register_kind`):
 - ``jumprelu``: ``f = z * [z > theta]`` with a learned threshold per latent, trained with
   straight-through estimators and an L0 penalty (Rajamanoharan et al. 2024).
 
-On disk (:meth:`SAE.save`): ``sae_weights.safetensors`` (``W_enc [d_in, d_sae]``,
-``W_dec [d_sae, d_in]``, ``b_enc``, ``b_dec``, ``log_threshold`` for jumprelu) and
-``cfg.json`` (``d_in``, ``d_sae``, ``architecture``, ...), the layout SAELens reads.
+``input_scale`` (set by the trainer so that E|x|^2 = 1) multiplies raw inputs; :meth:`SAE.encode`
+and :meth:`SAE.decode` use it folded into the weights (:meth:`SAE.folded`), the form SAELens
+stores, so a saved and reloaded SAE computes bit for bit what this one does.
+
+On disk (:meth:`SAE.save`, :meth:`SAE.load`, :mod:`interp.sae.files`): SAELens's layout,
+``cfg.json`` + ``sae_weights.safetensors`` (``W_enc [d_in, d_sae]``, ``W_dec [d_sae, d_in]``,
+``b_enc``, ``b_dec``, and JumpReLU's ``threshold``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable, Literal, Optional
@@ -28,10 +31,6 @@ import torch
 from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict
 from torch import nn
-
-WEIGHTS_FILE = "sae_weights.safetensors"
-CFG_FILE = "cfg.json"
-
 
 class SAEConfig(BaseModel):
     """Architecture of an SAE."""
@@ -47,6 +46,7 @@ class SAEConfig(BaseModel):
     input_scale: float = 1.0  # inputs are multiplied by this before encoding (see normalise_scale)
     init_seed: int = 0
     hook_name: Optional[str] = None  # provenance, kept in cfg.json
+    apply_b_dec_to_input: bool = True  # subtract b_dec before the encoder (SAELens's flag; off in some files)
     dtype: Literal["float32", "float64"] = "float32"
 
 
@@ -55,19 +55,22 @@ class _Kind:
     """How a kind turns pre-activations into codes, and its sparsity penalty."""
 
     def __init__(self, activate: Callable[["SAE", torch.Tensor], torch.Tensor],
-                 penalty: Callable[["SAE", torch.Tensor, torch.Tensor], torch.Tensor]):
+                 penalty: Callable[["SAE", torch.Tensor, torch.Tensor], torch.Tensor],
+                 architecture: Optional[str] = None):
         self.activate = activate
         self.penalty = penalty
+        self.architecture = architecture  # SAELens's name for the same math; None: no SAELens file
 
 
 KINDS: dict[str, _Kind] = {}
 
 
-def register_kind(name: str, activate, penalty) -> None:
-    """Add an SAE kind: ``activate(sae, pre) -> codes``; ``penalty(sae, pre, codes) -> [batch]``."""
+def register_kind(name: str, activate, penalty, architecture: Optional[str] = None) -> None:
+    """Add an SAE kind: ``activate(sae, pre) -> codes``; ``penalty(sae, pre, codes) -> [batch]``;
+    ``architecture``: the SAELens architecture with the same encode/decode (for its files)."""
     if name in KINDS:
         raise ValueError(f"SAE kind {name!r} is registered already; registered: {sorted(KINDS)}")
-    KINDS[name] = _Kind(activate, penalty)
+    KINDS[name] = _Kind(activate, penalty, architecture)
 
 
 def _relu(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
@@ -80,6 +83,8 @@ def _l1(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 
 def _topk(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+    # SAELens takes the top k of the pre-activations and then ReLUs them; the codes are the same
+    # (a negative pick becomes 0 either way).
     k = min(sae.cfg.k, pre.shape[-1])
     vals, idx = torch.relu(pre).topk(k, dim=-1)
     return torch.zeros_like(pre).scatter(-1, idx, vals)
@@ -129,6 +134,7 @@ class _Step(torch.autograd.Function):
 
 
 def _jumprelu(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+    # SAELens: relu(pre) * [pre > threshold]; the same for threshold = exp(.) > 0.
     return _JumpReLU.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth)
 
 
@@ -136,9 +142,9 @@ def _l0(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return _Step.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth).sum(-1)
 
 
-register_kind("relu", _relu, _l1)
-register_kind("topk", _topk, _no_penalty)
-register_kind("jumprelu", _jumprelu, _l0)
+register_kind("relu", _relu, _l1, architecture="standard")
+register_kind("topk", _topk, _no_penalty, architecture="topk")
+register_kind("jumprelu", _jumprelu, _l0, architecture="jumprelu")
 
 
 # ------------------------------------------------------------------ module
@@ -169,15 +175,27 @@ class SAE(nn.Module):
 
     def pre_acts(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_sae"]:
         """``[..., d_sae]`` pre-activations of inputs ``[..., d_in]`` (already scaled)."""
-        return (x - self.b_dec) @ self.W_enc + self.b_enc
+        xc = x - self.b_dec if self.cfg.apply_b_dec_to_input else x
+        return xc @ self.W_enc + self.b_enc
+
+    def folded(self) -> dict[str, torch.Tensor]:
+        """``W_enc, b_enc, W_dec, b_dec`` acting on raw inputs: ``input_scale`` folded in
+        (SAELens's ``fold_activation_norm_scaling_factor``); the tensors themselves when it is 1."""
+        s = self.cfg.input_scale
+        if s == 1.0:
+            return {"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec, "b_dec": self.b_dec}
+        return {"W_enc": self.W_enc * s, "b_enc": self.b_enc, "W_dec": self.W_dec / s, "b_dec": self.b_dec / s}
 
     def encode(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_sae"]:
         """Codes ``[..., d_sae]`` of raw inputs ``[..., d_in]``."""
-        return self.kind.activate(self, self.pre_acts(x * self.cfg.input_scale))
+        w = self.folded()
+        xc = x - w["b_dec"] if self.cfg.apply_b_dec_to_input else x
+        return self.kind.activate(self, xc @ w["W_enc"] + w["b_enc"])
 
     def decode(self, f: Float[torch.Tensor, "*batch d_sae"]) -> Float[torch.Tensor, "*batch d_in"]:
         """Reconstruction ``[..., d_in]`` in the raw input scale."""
-        return (f @ self.W_dec + self.b_dec) / self.cfg.input_scale
+        w = self.folded()
+        return f @ w["W_dec"] + w["b_dec"]
 
     def forward(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_in"]:
         """Reconstruction of raw inputs: ``decode(encode(x))``."""
@@ -213,34 +231,20 @@ class SAE(nn.Module):
 
     # -------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
-        """Write ``sae_weights.safetensors`` and ``cfg.json`` (SAELens layout) to ``path``."""
-        from safetensors.torch import save_file
+        """Write SAELens's ``cfg.json`` + ``sae_weights.safetensors`` to the folder ``path``
+        (``input_scale`` folded into the weights; see :func:`interp.sae.files.write_saelens`)."""
+        from interp.sae.files import write_saelens
 
-        from interp.utils import atomic_path
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp))
-        cfg = self.cfg.model_dump(mode="json")
-        # SAELens names, so its loaders find what they look for.
-        cfg.update({"architecture": {"relu": "standard"}.get(self.cfg.kind, self.cfg.kind),
-                    "apply_b_dec_to_input": True, "normalize_activations": "none",
-                    "activation_fn_str": "relu" if self.cfg.kind != "topk" else "topk",
-                    "activation_fn_kwargs": {"k": self.cfg.k} if self.cfg.kind == "topk" else {}})
-        with atomic_path(path / CFG_FILE) as tmp:
-            Path(tmp).write_text(json.dumps(cfg, indent=2))
-        return path
+        return write_saelens(self, path, KINDS)
 
     @classmethod
     def load(cls, path: str | Path) -> "SAE":
-        """Load an SAE written by :meth:`save`."""
-        from safetensors.torch import load_file
+        """Read an SAE folder written by SAELens (any architecture we have a kind for), by
+        :meth:`save`, or by this project before it wrote SAELens's layout; see
+        :func:`interp.sae.files.read_saelens`."""
+        from interp.sae.files import read_saelens
 
-        path = Path(path)
-        raw = json.loads((path / CFG_FILE).read_text())
-        cfg = SAEConfig(**{k: v for k, v in raw.items() if k in SAEConfig.model_fields})
-        sae = cls(cfg)
-        sae.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        fields, state = read_saelens(path, KINDS)
+        sae = cls(SAEConfig(**fields))
+        sae.load_state_dict(state)
         return sae
