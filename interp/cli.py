@@ -95,7 +95,7 @@ def check(
     typer.echo(f"checking {model} ({dtype}, device {device})")
     try:
         path = write_run("check", "cli", values, cfg, analysis.run, "check")
-    except (ConfigError, ValueError, FileNotFoundError) as e:  # a model that loads but cannot be checked
+    except (ConfigError, ValueError, OSError) as e:  # a model that cannot be loaded or checked
         _fail(str(e.args[0] if e.args else e))
     from interp.results import Result
 

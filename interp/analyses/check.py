@@ -24,7 +24,9 @@ The first thing to run on a new model (``interp check <model>``). Three parts:
 from __future__ import annotations
 
 import logging
+import os
 import statistics
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import annotated_types as at
@@ -69,7 +71,7 @@ def load_checked_model(config: Config):
 
     m = interp.load_model(config.model, device=config.device, dtype=config.dtype)
     m.eval()
-    if m.kind not in ("transformer", "vlm") or not m.n_layers:
+    if m.kind != "transformer" or not m.n_layers:
         raise ValueError(f"check compares a transformer with its own forward; {config.model} is a {m.kind}")
     check_seq_len(m, config.seq_len)
     return m
@@ -252,14 +254,29 @@ def timing(m, config: Config) -> dict[str, Any]:
     T = min(T, int(getattr(m.cfg, "n_ctx", T) or T))
     x = prompts(m, B * config.timing_batches, T, config.seed + 1).to(m.device)
     batches = list(x.split(B))  # [B, T] each
+    sync = torch.cuda.synchronize if m.device.type == "cuda" else (lambda: None)  # time the work, not the launch
     variants = {
-        "bare": lambda: [bare(xb) for xb in batches],
-        "collect": lambda: interp.collect(m, x, hooks, batch_size=B),
+        "bare": lambda: ([bare(xb) for xb in batches], sync()),
+        "collect": lambda: (interp.collect(m, x, hooks, batch_size=B), sync()),
     }
-    with torch.no_grad():
+    with torch.no_grad(), _quiet():
         times = interleaved(variants, config.repeats)
     return {"times": times, "ratio": paired_ratio(times, "collect", "bare"), "bare_module": bare_what,
             "collect_path": collect_path(m, hooks), "shape": [config.timing_batches, B, T]}
+
+
+@contextmanager
+def _quiet():
+    """No progress bars while timing: the check measures collect, not the terminal."""
+    old = os.environ.get("INTERP_QUIET")
+    os.environ["INTERP_QUIET"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("INTERP_QUIET", None)
+        else:
+            os.environ["INTERP_QUIET"] = old
 
 
 # ----------------------------------------------------------------- the analysis
