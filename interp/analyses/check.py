@@ -93,7 +93,8 @@ def reference_module(m) -> tuple[torch.nn.Module, str]:
     if original is not None and plain is not None:
         return plain, "native"
     raise ValueError(f"{m.model_id}: no plain module to compare the bridge with "
-                     f"({type(original or m.module).__name__} has no adapter and is not a transformers model)")
+                     f"({type(original if original is not None else m.module).__name__} has no adapter and is not a "
+                     "transformers model)")
 
 
 def final_hidden_is_normed(m, source: str) -> bool:
