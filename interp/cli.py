@@ -2,6 +2,7 @@
 
     interp list                                   registered experiments
     interp run EXPERIMENT [--preset quick|full] [--set key=value]...
+    interp check MODEL [--device D] [--dtype T]   check a checkpoint first: parity, hooks, collect speed
     interp bench [NAME] [--preset quick|full]     the performance benchmark (not an analysis)
     interp runs [list|show RUN]                   saved runs
     interp zoo list | interp zoo build NAME       model zoo
@@ -70,6 +71,40 @@ def run(
 
     typer.echo(Result.load(path).summary())
     typer.echo(f"\nrun written to {path}")
+
+
+@app.command("check")
+def check(
+    model: str = typer.Argument(..., help="A checkpoint: a directory, hf:<name> or zoo:<recipe>."),
+    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:<index> or mps."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 (sets the tolerance)."),
+) -> None:
+    """Check a checkpoint before studying it: parity with its own forward, its hooks, collect's speed.
+
+    Writes runs/check/<timestamp>-<hash>/ and exits 1 if a sanity criterion fails."""
+    import interp.analyses as analyses
+    from interp.fields import ConfigError
+    from interp.runs import config_from_presets, write_run
+
+    analysis = analyses.get("check")
+    values = {"model": model, "device": device, "dtype": dtype}
+    try:
+        cfg = config_from_presets(analysis.Config, {"cli": {}}, "cli", values, what="interp check")
+    except (KeyError, ValueError) as e:
+        _fail(e.args[0] if e.args else str(e))
+    typer.echo(f"checking {model} ({dtype}, device {device})")
+    try:
+        path = write_run("check", "cli", values, cfg, analysis.run, "check")
+    except (ConfigError, ValueError, OSError) as e:  # a model that cannot be loaded or checked
+        _fail(str(e.args[0] if e.args else e))
+    from interp.results import Result
+
+    result = Result.load(path)
+    typer.echo(result.summary())
+    typer.echo(f"collect of every resid_post / bare forward: {result.metrics['collect_over_bare']:.2f}x "
+               f"(a timing, not a criterion)\n\nrun written to {path}")
+    if any(c.kind == "sanity" and not c.holds for c in result.criteria):
+        raise typer.Exit(code=1)
 
 
 @app.command("bench")

@@ -66,3 +66,23 @@ def test_run_model_report_quick_writes_a_complete_run_directory():
     assert res.exit_code == 0 and "lens_final_equals_logits" in res.output
     res = runner.invoke(app, ["runs"])
     assert res.exit_code == 0 and "model_report/" in res.output
+
+
+def test_check_runs_on_a_saved_checkpoint_and_refuses_a_bad_name(tmp_path):
+    """`interp check DIR` on a tiny random GPT-2 saved with save_pretrained: a run with its
+    criteria held; a bad name exits 2 naming the field."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from interp.runs import find_run
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)).save_pretrained(tmp_path)
+    res = runner.invoke(app, ["check", str(tmp_path), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "hidden_states_match" in res.output and "logits_match" in res.output and "collect of every" in res.output
+    assert (find_run("check") / "metrics.json").exists()
+    res = runner.invoke(app, ["check", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "model" in res.output and "directory" in res.output
+    res = runner.invoke(app, ["check", str(tmp_path), "--dtype", "int8"])
+    assert res.exit_code == 2 and "dtype" in res.output

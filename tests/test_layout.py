@@ -113,16 +113,22 @@ def test_recipe_families_list_every_module_of_the_package():
     assert modules == set(recipes.FAMILIES)
 
 
+TOOLS = {"check"}  # analyses that are tools, not papers: no data generator, no notebook
+
+
 @pytest.mark.parametrize("name", ["model_report", "bigram", "ngram_heads", "rnn_hmm", "sae_circuits", "crossmodal",
-                                  "reversal"])
+                                  "reversal", "check"])
 def test_one_name_per_analysis(name):
     import interp
 
     assert name in interp.analyses.names()
-    for part in (f"interp/analyses/{name}.py", f"interp/plotting/{name}.py", f"app/panels/{name}.py",
-                 f"tests/analyses/test_{name}.py", f"experiments/{name}.yaml", f"experiments/notebooks/{name}.ipynb"):
+    parts = [f"interp/analyses/{name}.py", f"interp/plotting/{name}.py", f"app/panels/{name}.py",
+             f"tests/analyses/test_{name}.py", f"experiments/{name}.yaml"]
+    if name not in TOOLS:
+        parts.append(f"experiments/notebooks/{name}.ipynb")
+    for part in parts:
         assert (ROOT / part).exists(), part
-    if name != "model_report":  # model_report reads the shared code corpus; the others generate their data
+    if name not in {"model_report", *TOOLS}:  # model_report reads the shared code corpus; the others generate their data
         assert (ROOT / f"interp/data/{name}.py").exists()
 
 

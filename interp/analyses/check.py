@@ -1,0 +1,338 @@
+"""Check a checkpoint before studying it: parity with its own forward, its hooks, collect's speed.
+
+The first thing to run on a new model (``interp check <model>``). Three parts:
+
+1. Parity. The traced model (a TransformerLens bridge) must compute what the model itself
+   computes. For a Hugging Face checkpoint the reference is the Hugging Face model run with
+   ``output_hidden_states=True``: its own module tree, with the bridge wrappers peeled off
+   (same parameters, so the check costs no memory). Its logits (when the model has an LM
+   head; a headless encoder has hidden states only) and its hidden states, layer by layer,
+   are compared with ``interp.trace`` captures of :meth:`Model.resid_names`. Hugging Face's
+   last hidden state follows its convention: after the final norm where the base model has
+   one (GPT-2, GPT-NeoX, Llama), the last block's output where it does not (BERT). For a zoo
+   or ``interp`` directory model the reference is the plain native module
+   (:func:`interp.tracing.adapters.plain_module`), read at the adapter table's modules.
+   The tolerance is per dtype (:data:`TOLERANCE`), scaled by the size of the reference.
+2. The hook list: how many hooks, which per-layer kinds on which layers, and whether
+   ``m.hook(kind, l)`` resolves for the kinds every analysis leans on (:data:`REQUIRED_KINDS`).
+3. Timing: ``interp.collect`` of every ``resid_post`` against a bare forward of the same
+   plain module (the Hugging Face body, without the unembedding that collect skips),
+   interleaved in one process. Reported as metrics and a figure, never as a criterion:
+   a timed assertion fails on a busy machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
+
+import annotated_types as at
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from interp.analyses import register
+from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed, check_seq_len
+from interp.results import Result
+
+log = logging.getLogger(__name__)
+
+# Max abs error allowed, as a fraction of max(1, max |reference|): fp32 keeps ~7 digits and the
+# two paths differ only in the order of a few sums; half precisions keep ~3 digits.
+TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+
+# Per-layer kinds that the analyses and methods address by ``m.hook(kind, l)``.
+REQUIRED_KINDS = ("resid_pre", "resid_post", "pattern", "z")
+
+
+class Config(BaseModel):
+    """Settings of the checkpoint check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName = "zoo:code-lm-tiny"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    n_prompts: Count = 4  # random token sequences for the parity check
+    seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 16
+    timing_batch: tuple[Count, Count] = (8, 32)  # [batch, pos] of each timed batch (pos capped at n_ctx)
+    timing_batches: Count = 4  # batches per timed call
+    repeats: Count = 5  # interleaved timing rounds after one warm-up round
+    device: Device = "auto"
+    seed: Seed = 0
+
+
+# ----------------------------------------------------------------- model and reference
+def load_checked_model(config: Config):
+    """The configured model in the configured dtype; it must be a transformer with blocks."""
+    import interp
+
+    m = interp.load_model(config.model, device=config.device, dtype=config.dtype)
+    m.eval()
+    if m.kind != "transformer" or not m.n_layers:
+        raise ValueError(f"check compares a transformer with its own forward; {config.model} is a {m.kind}")
+    check_seq_len(m, config.seq_len)
+    return m
+
+
+def reference_module(m) -> tuple[torch.nn.Module, str]:
+    """``(module, source)``: the model's own forward, sharing the bridge's parameters.
+    ``source`` is ``"hf"`` (a transformers model, bridge wrappers peeled off) or ``"native"``
+    (a zoo model's plain native module)."""
+    from transformers import PreTrainedModel
+
+    from interp.tracing import adapters
+
+    original = getattr(m.module, "original_model", None)
+    if isinstance(original, PreTrainedModel):
+        # the bridge swaps its components into the HF tree; the original HF modules sit under them
+        return adapters._unwrap(original), "hf"
+    plain = adapters.plain_module(m)
+    if original is not None and plain is not None:
+        return plain, "native"
+    raise ValueError(f"{m.model_id}: no plain module to compare the bridge with "
+                     f"({type(original if original is not None else m.module).__name__} has no adapter and is not a "
+                     "transformers model)")
+
+
+def final_hidden_is_normed(m, source: str) -> bool:
+    """Whether the reference's last hidden state is after the final norm: Hugging Face applies
+    it there when the norm belongs to the base model (GPT-2 ``ln_f``), not when it belongs to a
+    head (BERT's MLM transform). The native reference is read at the blocks themselves."""
+    if source != "hf":
+        return False
+    norm = getattr(m.module, "ln_final", None)
+    base = m.module.original_model.base_model
+    return norm is not None and any(mod is norm for mod in base.modules())
+
+
+def prompts(m, n: int, seq_len: int, seed: int) -> torch.Tensor:
+    """``[n, seq_len]`` random token ids (any checkpoint, with or without a tokenizer)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, int(m.d_vocab or m.cfg.d_vocab), (n, seq_len), generator=g)
+
+
+def reference_forward(m, ref: torch.nn.Module, source: str, ids: torch.Tensor) -> dict[str, Any]:
+    """The reference's ``logits`` (None without an LM head) and ``hidden`` states (``L + 1``
+    tensors ``[batch, pos, d_model]``: the embedding, then one per block)."""
+    ids = ids.to(m.device)
+    with torch.no_grad():
+        if source == "hf":
+            out = ref(ids, output_hidden_states=True)
+            logits = out.logits if getattr(m, "has_lm_head", True) and hasattr(out, "logits") else None
+            return {"logits": logits, "hidden": list(out.hidden_states)}
+        return _native_forward(m, ref, ids)
+
+
+def _native_forward(m, ref: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
+    """Run the plain native module with forward hooks at the adapter table's residual modules."""
+    from interp.tracing import adapters
+
+    names = m.resid_names()
+    found = adapters.plan(m, ref, tuple(names))
+    if found is None:
+        raise ValueError(f"{m.model_id}: the adapter table has no plain route for {names}")
+    points, _ = found
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, p in points.items():
+        def grab(mod, args, out, name=name, p=p):
+            value = args if p.where == "in" else out
+            store[name] = value[p.index] if p.index is not None else value
+        handles.append(ref.get_submodule(p.path).register_forward_hook(grab))
+    try:
+        logits = ref(ids)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"logits": logits, "hidden": [store[n] for n in names]}
+
+
+def bridge_forward(m, ids: torch.Tensor, normed_last: bool) -> dict[str, Any]:
+    """The bridge's logits and ``L + 1`` hidden states named as the reference's: the
+    residual stream, with the final norm's output standing in for the last block's when
+    ``normed_last``."""
+    from interp.tracing.trace import trace
+
+    names = m.resid_names()
+    if normed_last:
+        names = names[:-1] + [m.hook("ln_final.hook_out")]
+    with torch.no_grad():
+        out, acts = trace(m, ids.to(m.device), capture=names)
+    logits = out if getattr(m, "has_lm_head", True) else None
+    return {"logits": logits, "hidden": [acts[n] for n in names], "names": names}
+
+
+def parity(m, ids: torch.Tensor, dtype: str) -> dict[str, Any]:
+    """Per-layer max abs error of the bridge against the model's own forward, the logits'
+    error, and the tolerances they are held to (:data:`TOLERANCE` x max(1, max |reference|))."""
+    ref, source = reference_module(m)
+    normed = final_hidden_is_normed(m, source)
+    want = reference_forward(m, ref, source, ids)
+    got = bridge_forward(m, ids, normed)
+    if len(want["hidden"]) != len(got["hidden"]):
+        raise ValueError(f"{m.model_id}: the reference has {len(want['hidden'])} hidden states, "
+                         f"the bridge {len(got['hidden'])} residual-stream hooks")
+    errors = np.array([_max_abs(a, b) for a, b in zip(got["hidden"], want["hidden"])])
+    scale = max(1.0, max(float(h.float().abs().max()) for h in want["hidden"]))
+    out = {"source": source, "final_hidden_is_normed": normed, "names": got["names"], "hidden_error": errors,
+           "hidden_tolerance": TOLERANCE[dtype] * scale, "logits_error": None, "logits_tolerance": None}
+    if want["logits"] is not None and got["logits"] is not None:
+        logits = _logits(want["logits"])
+        out["logits_error"] = _max_abs(_logits(got["logits"]), logits)
+        out["logits_tolerance"] = TOLERANCE[dtype] * max(1.0, float(logits.float().abs().max()))
+    return out
+
+
+def _logits(x: Any) -> torch.Tensor:
+    return x.logits if hasattr(x, "logits") else x
+
+
+def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape:
+        return float("inf")  # a shape mismatch is as wrong as it gets
+    return float((a.float() - b.float()).abs().max())
+
+
+# ----------------------------------------------------------------- hooks
+def hook_inventory(m) -> dict[str, Any]:
+    """The hook list: how many, per layer; the layers each per-layer kind is found on; and
+    the ``kind@layer`` pairs where a required kind the model has fails to resolve."""
+    names = m.hook_names
+    L = m.n_layers
+    per_layer = [0] * L
+    suffixes: list[set[str]] = [set() for _ in range(L)]
+    for name in names:
+        l = m.layer_of(name)
+        if l is not None and l < L:
+            per_layer[l] += 1
+            suffixes[l].add(name.split(".", 2)[2])
+    kinds = {kind: [l for l in range(L) if suffix in suffixes[l]] for kind, suffix in m.LAYER_HOOKS.items()}
+    unresolved = []
+    for kind in REQUIRED_KINDS:
+        if not kinds[kind]:
+            continue  # the model has no such activation at all (reported under missing_kinds)
+        for l in range(L):
+            try:
+                m.hook(kind, l)
+            except (KeyError, IndexError):
+                unresolved.append(f"{kind}@{l}")
+    return {"n_hooks": len(names), "n_hooks_outside_blocks": len(names) - sum(per_layer),
+            "hooks_per_layer": per_layer, "kinds": kinds,
+            "missing_kinds": [k for k in REQUIRED_KINDS if not kinds[k]], "unresolved": unresolved}
+
+
+# ----------------------------------------------------------------- timing
+def bare_module(ref: torch.nn.Module, source: str) -> tuple[torch.nn.Module, str]:
+    """The module a bare forward runs: the Hugging Face body (the same work as collecting
+    every ``resid_post``, which stops before the unembedding), or the whole native module."""
+    if source == "hf" and getattr(ref, "base_model", ref) is not ref:
+        return ref.base_model, f"{type(ref.base_model).__name__} (the body, without the head)"
+    return ref, f"{type(ref).__name__} (the plain module, to the logits)"
+
+
+def collect_path(m, hooks: list[str]) -> str:
+    """Which path ``collect`` takes for these hooks: plain modules or the bridge's hooks."""
+    from interp.tracing import adapters
+
+    root = adapters.plain_module(m)
+    if root is not None and adapters.plan(m, root, tuple(hooks)) is not None:
+        return "plain modules"
+    return "bridge hooks"
+
+
+def timing(m, config: Config) -> dict[str, Any]:
+    """Seconds per call of a bare forward and of ``collect`` of every ``resid_post``, interleaved."""
+    import interp
+    from interp.bench.core import interleaved, paired_ratio
+
+    ref, source = reference_module(m)
+    bare, bare_what = bare_module(ref, source)
+    hooks = [m.hook("resid_post", l) for l in range(m.n_layers)]
+    B, T = config.timing_batch
+    T = min(T, int(getattr(m.cfg, "n_ctx", T) or T))
+    x = prompts(m, B * config.timing_batches, T, config.seed + 1).to(m.device)
+    batches = list(x.split(B))  # [B, T] each
+    sync = torch.cuda.synchronize if m.device.type == "cuda" else (lambda: None)  # time the work, not the launch
+    variants = {
+        "bare": lambda: ([bare(xb) for xb in batches], sync()),
+        "collect": lambda: (interp.collect(m, x, hooks, batch_size=B), sync()),
+    }
+    with torch.no_grad(), _quiet():
+        times = interleaved(variants, config.repeats)
+    return {"times": times, "ratio": paired_ratio(times, "collect", "bare"), "bare_module": bare_what,
+            "collect_path": collect_path(m, hooks), "shape": [config.timing_batches, B, T]}
+
+
+@contextmanager
+def _quiet():
+    """No progress bars while timing: the check measures collect, not the terminal."""
+    old = os.environ.get("INTERP_QUIET")
+    os.environ["INTERP_QUIET"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("INTERP_QUIET", None)
+        else:
+            os.environ["INTERP_QUIET"] = old
+
+
+# ----------------------------------------------------------------- the analysis
+@register("check", Config, title="Check a checkpoint: parity, hooks, collect speed",
+          figure_order=("parity", "timing"))
+def run(config: Config) -> Result:
+    """Parity of the traced model with its own forward, its hook list, and collect's speed."""
+    from interp.utils import seed_everything
+
+    seed_everything(config.seed)
+    m = load_checked_model(config)
+    ids = prompts(m, config.n_prompts, config.seq_len, config.seed)
+    par = parity(m, ids, config.dtype)
+    hooks = hook_inventory(m)
+    times = timing(m, config)
+    return report(config, m, par, hooks, times)
+
+
+def report(config: Config, m, par: dict, hooks: dict, times: dict) -> Result:
+    """The result: metrics, sanity criteria, arrays and figures of the three parts."""
+    from interp.plotting import check as plots
+
+    result = Result("check")
+    med = {k: 1e3 * statistics.median(v) for k, v in times["times"].items()}
+    result.metrics.update({
+        "model": m.model_id, "n_layers": m.n_layers, "dtype": config.dtype, "device": str(m.device),
+        "reference": "Hugging Face forward" if par["source"] == "hf" else "plain native module",
+        "final_hidden_is_normed": par["final_hidden_is_normed"], "has_lm_head": bool(getattr(m, "has_lm_head", True)),
+        "compared_hooks": par["names"], "hidden_max_abs_error": par["hidden_error"].tolist(),
+        "hidden_tolerance": par["hidden_tolerance"], "logits_max_abs_error": par["logits_error"],
+        "logits_tolerance": par["logits_tolerance"],
+        "n_hooks": hooks["n_hooks"], "n_hooks_outside_blocks": hooks["n_hooks_outside_blocks"],
+        "hooks_per_layer": hooks["hooks_per_layer"], "hook_kinds": hooks["kinds"],
+        "missing_kinds": hooks["missing_kinds"], "unresolved_hooks": hooks["unresolved"],
+        "collect_over_bare": times["ratio"], "bare_ms": med["bare"], "collect_ms": med["collect"],
+        "bare_module": times["bare_module"], "collect_path": times["collect_path"],
+        "timing_shape": times["shape"],
+    })
+    src = "the Hugging Face forward" if par["source"] == "hf" else "the plain native module"
+    if par["logits_error"] is not None:
+        result.add_criterion("logits_match", par["logits_error"], "<=", par["logits_tolerance"], kind="sanity",
+                             description=f"max |bridge logits - logits of {src}| ({config.dtype} tolerance)")
+    result.add_criterion("hidden_states_match", float(par["hidden_error"].max()), "<=", par["hidden_tolerance"],
+                         kind="sanity", description=f"max over layers of |residual stream - hidden states of {src}| "
+                                                    f"({config.dtype} tolerance)")
+    result.add_criterion("layer_hooks_resolve", float(len(hooks["unresolved"])), "<=", 0.0, kind="sanity",
+                         description=f"(kind, layer) pairs of {', '.join(REQUIRED_KINDS)} where m.hook(kind, l) "
+                                     "fails although the model has that kind")
+    result.arrays.update({
+        "hidden_max_abs_error": par["hidden_error"],
+        "bare_seconds": np.array(times["times"]["bare"]), "collect_seconds": np.array(times["times"]["collect"]),
+    })
+    result.figures.update({
+        "parity": plots.parity_figure(par["names"], par["hidden_error"], par["hidden_tolerance"],
+                                      par["logits_error"], par["logits_tolerance"]),
+        "timing": plots.timing_figure(times["times"], times["ratio"], times["bare_module"]),
+    })
+    return result
