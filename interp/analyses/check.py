@@ -88,7 +88,7 @@ def reference_module(m) -> tuple[torch.nn.Module, str]:
     original = getattr(m.module, "original_model", None)
     if isinstance(original, PreTrainedModel):
         # the bridge swaps its components into the HF tree; the original HF modules sit under them
-        return adapters._unwrap(original), "hf"
+        return adapters.unwrap(original), "hf"
     plain = adapters.plain_module(m)
     if original is not None and plain is not None:
         return plain, "native"

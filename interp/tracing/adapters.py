@@ -74,7 +74,7 @@ def plain_module(m: Model) -> nn.Module | None:
     signature = tuple(id(mod) for top in native.children() for mod in (top, *top.children()))
     hit = _PLAIN.get(native)
     if hit is None or hit[0] != signature:
-        hit = _PLAIN[native] = (signature, _unwrap(native))
+        hit = _PLAIN[native] = (signature, unwrap(native))
     return hit[1]
 
 
@@ -82,7 +82,7 @@ _PLAIN: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionar
 
 
 # ------------------------------------------------------------- hooks and runners
-def _unwrap(mod: nn.Module) -> nn.Module:
+def unwrap(mod: nn.Module) -> nn.Module:
     """A copy of ``mod``'s tree with every bridge component replaced by its original.
 
     Modules are shallow copies (parameters and buffers shared, hook tables fresh);
@@ -90,7 +90,7 @@ def _unwrap(mod: nn.Module) -> nn.Module:
     """
     inner = mod._modules.get("_original_component")
     mod = inner if inner is not None else mod
-    kids = {k: (_unwrap(c) if c is not None else None) for k, c in mod._modules.items()}
+    kids = {k: (unwrap(c) if c is not None else None) for k, c in mod._modules.items()}
     if all(kids[k] is c for k, c in mod._modules.items()) and "_original_component" not in mod._modules:
         return mod
     new = copy.copy(mod)
