@@ -7,8 +7,9 @@
         out, acts = interp.trace(m, x, capture=["blocks.0.hook_resid_post.hook_sae_acts_post"])
 """
 
+from interp.sae.metrics import loss_recovered
 from interp.sae.model import KINDS, SAE, SAEConfig, register_kind
 from interp.sae.splice import spliced
 from interp.sae.train import SAETrainConfig, evaluate_sae, resample_dead, train_sae
 
-__all__ = ["KINDS", "SAE", "SAEConfig", "SAETrainConfig", "evaluate_sae", "register_kind", "resample_dead", "spliced", "train_sae"]
+__all__ = ["KINDS", "SAE", "SAEConfig", "SAETrainConfig", "evaluate_sae", "loss_recovered", "register_kind", "resample_dead", "spliced", "train_sae"]
