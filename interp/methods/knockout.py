@@ -88,11 +88,73 @@ def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict
 
 
 def knockout_logits(m: Model, inputs: Any, block: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-    """Full recompute: logits ``[B, T, V]`` of ``m`` with ``block`` applied in ``layers``."""
+    """Full recompute: logits ``[B, T, V]`` of ``m`` with ``block`` applied in ``layers``.
+
+    Layers whose attention runs inside the Hugging Face module (the bridge only reports the
+    pattern afterwards, e.g. BERT) get the block as an additive attention mask instead; there a
+    row with every key blocked is spread uniformly, not zeroed (the only difference)."""
     from interp.tracing.trace import trace
 
-    out, _ = trace(m, inputs, edits=knockout_edits(m, block, layers))
+    delegated = [l for l in layers if _delegates(m, l)] if bool(block.any()) else []
+    edited = [l for l in layers if l not in delegated]
+    with _masked_attention(m, block, delegated):
+        out, _ = trace(m, inputs, edits=knockout_edits(m, block, edited))
     return out
+
+
+def _attention_module(m: Model, layer: int) -> Any:
+    """Layer ``layer``'s attention bridge (the module that owns ``hook_pattern``)."""
+    return m.module.get_submodule(m.hook("pattern", layer).rsplit(".", 1)[0])
+
+
+def _delegates(m: Model, layer: int) -> bool:
+    """True when layer ``layer``'s attention is computed inside the wrapped HF module, so an edit
+    of ``hook_pattern`` is discarded (TransformerLens fires that hook after the fact there)."""
+    try:
+        from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+        attn = _attention_module(m, layer)
+    except (ImportError, AttributeError, KeyError):
+        return False
+    inside = bool(getattr(getattr(attn, "original_component", None), "accepts_pattern_fn", False))
+    return isinstance(attn, AttentionBridge) and type(attn).forward is AttentionBridge.forward and not inside
+
+
+def _additive_mask(existing: Any, block: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[B, 1, T, T]`` additive mask: ``existing`` (None, a ``[B, T]`` key mask, a 4-D bool or
+    additive mask) with the ``block`` ``[B, T, T]`` entries set to the dtype minimum."""
+    lo = torch.finfo(dtype).min
+    B, T, _ = block.shape
+    base = torch.zeros(B, 1, T, T, dtype=dtype, device=block.device)
+    if isinstance(existing, torch.Tensor):
+        e = existing.to(block.device)
+        if e.dim() == 2:  # [B, T] keys: 1 = attend
+            e = e[:, None, None, :].bool()
+        if e.dtype == torch.bool:
+            e = torch.zeros(e.shape, dtype=dtype, device=e.device).masked_fill(~e, lo)
+        base = base + e[..., -T:, -T:].to(dtype)
+    return base.masked_fill(block[:, None], lo)
+
+
+@contextmanager
+def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
+    """While active, the attention modules of ``layers`` get ``block`` in their attention mask."""
+    def pre(module, args, kwargs):
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        b = block.to(hidden.device)
+        if "attention_mask" in kwargs or len(args) < 2:
+            kwargs = dict(kwargs)
+            kwargs["attention_mask"] = _additive_mask(kwargs.get("attention_mask"), b, hidden.dtype)
+        else:
+            args = (args[0], _additive_mask(args[1], b, hidden.dtype), *args[2:])
+        return args, kwargs
+
+    handles = [_attention_module(m, l).register_forward_pre_hook(pre, with_kwargs=True) for l in layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 # ---------------------------------------------------------------- fast path
@@ -149,6 +211,9 @@ def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
         return "sliding-window layers are not implemented in the fast path"
     if any(m.hook("pattern", l) not in m.hook_names for l in range(m.n_layers)):
         return f"{name}: the bridge has no hook_pattern in every layer"
+    if any(_delegates(m, l) for l in range(m.n_layers)):
+        return (f"{name}: its attention runs inside the Hugging Face module, so the bridge cannot edit the "
+                "last row's pattern")
     return None
 
 
@@ -180,8 +245,8 @@ def _tokens_of(inputs: Any) -> torch.Tensor:
 
 
 def _attention_modules(m: Model) -> list:
-    """Each layer's attention bridge (the module that owns ``hook_pattern``)."""
-    return [m.module.get_submodule(m.hook("pattern", l).rsplit(".", 1)[0]) for l in range(m.n_layers)]
+    """Each layer's attention bridge."""
+    return [_attention_module(m, l) for l in range(m.n_layers)]
 
 
 @contextmanager
@@ -208,6 +273,14 @@ def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]):
             h.remove()
 
 
+def _cache_arg(hf: Any) -> str:
+    """The name ``hf.forward`` takes its key/value cache by (``cache`` in newer transformers,
+    where ``past_key_values`` is deprecated on some models)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
+
+
 def _recording_cache() -> Any:
     """A ``DynamicCache`` that stores what each layer gives it but hands back that layer's own
     keys and values: the clean run computes exactly what a run without a cache computes (the
@@ -227,30 +300,57 @@ def _hf_clean_cache(m: Model, inputs: Any) -> CleanCache:
     hf = _hf_model(m)
     tokens = _tokens_of(inputs).to(hf.device)
     with torch.no_grad(), _hf_hooks(m, {}):
-        out = hf(tokens, past_key_values=_recording_cache(), use_cache=True)
-    past = [(layer.keys[:, :, :-1], layer.values[:, :, :-1]) for layer in out.past_key_values.layers]
+        rec = _recording_cache()
+        out = hf(tokens, **{_cache_arg(hf): rec}, use_cache=True)
+    # [B, kv_heads, T, dh] -> the first T - 1 positions (views: the last token is rerun per window)
+    past = [(layer.keys[:, :, :-1], layer.values[:, :, :-1]) for layer in rec.layers]
     return CleanCache([], [], [], out.logits, past=past, last_tokens=tokens[:, -1:])
+
+
+def _join(prefix: torch.Tensor, new: torch.Tensor, W: int) -> torch.Tensor:
+    """``[W*B, h, P+1, dh]``: the clean prefix ``[B, h, P, dh]`` for each of ``W`` windows, then
+    each row's new key/value ``[W*B, h, 1, dh]``; one copy (the cat), none for the repeat."""
+    B, h, P, dh = prefix.shape
+    out = torch.cat([prefix[None].expand(W, B, h, P, dh), new.reshape(W, B, h, 1, dh)], dim=-2)  # [W, B, h, P+1, dh]
+    return out.view(W * B, h, P + 1, dh)
+
+
+def _shared_prefix_cache(past: list[tuple[torch.Tensor, torch.Tensor]], W: int) -> Any:
+    """A ``DynamicCache`` whose layers hold the clean prefix once and hand each of ``W`` windows'
+    rows (``W * B`` in all) that prefix plus their own last token; nothing is stored, so the same
+    clean cache serves every call. Its length is the prefix's, so positions (and rotary phases)
+    of the last token are the model's own."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class SharedPrefix(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+            super().__init__()
+            self.keys, self.values, self.dtype, self.device = keys, values, keys.dtype, keys.device
+            self.is_initialized = True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            return _join(self.keys, key_states, W), _join(self.values, value_states, W)
+
+    kv = DynamicCache()
+    kv.layers = [SharedPrefix(k, v) for k, v in past]
+    return kv
 
 
 def _hf_last_rows(m: Model, cache: CleanCache, key_block: torch.Tensor, windows: Sequence[Sequence[int]]) -> torch.Tensor:
     """Logits ``[W, B, V]`` at the last position, window ``w`` blocking ``key_block`` ``[B, T]`` in
     ``windows[w]``: one single-token forward of ``W * B`` rows against the clean cache."""
-    from transformers import DynamicCache
-
     hf = _hf_model(m)
     W = len(windows)
     B = cache.last_tokens.shape[0]
-    kv = DynamicCache()
-    for l, (k, v) in enumerate(cache.past):
-        # [B, kv_heads, T-1, dh] -> [W*B, kv_heads, T-1, dh]: every window reads the same clean keys
-        kv.update(k.repeat(W, 1, 1, 1), v.repeat(W, 1, 1, 1), l)
+    kv = _shared_prefix_cache(cache.past, W)
     kb = key_block.to(cache.logits.device)[:, None, :]  # [B, 1, T]
     blocks = {}
     for l in sorted({l for w in windows for l in w}):
         on = torch.tensor([l in w for w in windows], device=kb.device)[:, None, None, None]  # [W, 1, 1, 1]
         blocks[l] = (kb[None] & on).reshape(W * B, 1, -1)  # [W*B, 1, T]; rows off the window stay untouched
     with torch.no_grad(), _hf_hooks(m, blocks):
-        logits = hf(cache.last_tokens.repeat(W, 1), past_key_values=kv, use_cache=True).logits[:, -1]
+        logits = hf(cache.last_tokens.repeat(W, 1), **{_cache_arg(hf): kv}, use_cache=True).logits[:, -1]
     return logits.reshape(W, B, -1)
 
 

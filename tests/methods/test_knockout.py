@@ -327,6 +327,16 @@ def test_hf_fast_path_refuses_bidirectional_and_soft_capped_models(hf_models, tm
     groups = {"all": torch.ones(2, 8, dtype=torch.bool), "last": torch.arange(8)[None].expand(2, 8) == 7}
     res = ko.sweep(m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True)  # full recomputes
     assert res["score"]["all->last"].shape == (2, 2)
+    # ... which do cut the edges: BERT's attention runs inside the HF module, so the block goes in as a
+    # mask; blocking some keys for every query in every layer is BERT's own key (padding) mask
+    keys = torch.zeros(2, 8, dtype=torch.bool)
+    keys[:, [2, 5]] = True
+    cut = ko.knockout_logits(m, x, ko.edge_block(torch.ones(2, 8, dtype=torch.bool), keys) | keys[:, None, :],
+                             range(m.n_layers))
+    with torch.no_grad():
+        own = m.module.original_model(x, attention_mask=(~keys).long()).logits
+    torch.testing.assert_close(cut, own, atol=1e-5, rtol=0)
+    assert (cut - m(x)).abs().max() > 1e-3
 
     llama = hf_models["llama"]
     cfg = llama.module.original_model.config
