@@ -32,7 +32,11 @@ made with ``use_cache=True``, its cache cut to the first ``T - 1`` positions, an
 reruns only the last token against that cache (so rotary phases and grouped key/value heads are
 the model's own), with the bridge's ``hook_pattern`` edit on the one query row of the window's
 layers. All windows of an edge go in one batched single-token forward
-(:func:`last_row_knockouts`).
+(:func:`last_row_knockouts`) that shares the clean prefix. Bidirectional encoders (BERT),
+soft-capped and sliding-window attention are refused with a reason (:func:`supports_fast_path`)
+and ``sweep`` recomputes those in full; where the bridge runs attention inside the HF module
+(BERT) the full recompute passes the block as an additive attention mask, since a
+``hook_pattern`` edit would be discarded there.
 
 Windows: the window of ``k`` layers "around" layer ``l`` is
 ``[l - (k - 1) // 2, l - (k - 1) // 2 + k)`` clipped to the model (:func:`window`).
@@ -198,10 +202,12 @@ def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
     name, kind = type(hf).__name__, getattr(cfg, "model_type", "?")
     if getattr(cfg, "is_encoder_decoder", False):
         return f"{name} is an encoder-decoder model; the fast path needs a causal decoder"
-    causal = name in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
-    if not causal or (kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(cfg, "is_decoder", False)):
+    if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(cfg, "is_decoder", False):
         return (f"bidirectional attention ({name}, model_type {kind!r}): blocking into the last position "
                 "changes every other row too")
+    causal = {n for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() for n in ((v,) if isinstance(v, str) else v)}
+    if name not in causal:
+        return f"{name} is not a causal language model (transformers' causal-LM classes), so no last-row path"
     if getattr(m.cfg, "attention_dir", "causal") != "causal":
         return "bidirectional attention: blocking into the last position changes other rows"
     for cap in ("attn_logit_softcapping", "final_logit_softcapping"):

@@ -186,12 +186,10 @@ def test_pattern_edits_name_every_layer_and_knockout_edits_skip_empty_blocks(tin
 
 # ------------------------------------------------------------ Hugging Face models: the model's own cache
 @pytest.fixture(scope="module")
-def hf_models(tmp_path_factory):
+def hf_dirs(tmp_path_factory):
     """GPT-2 (2 layers), GPT-NeoX (3) and a Llama with grouped-query attention and rotary (4),
-    d 32, random weights, saved and loaded the way a user loads a checkpoint."""
+    d 32, random weights, saved with ``save_pretrained`` (no download)."""
     import transformers as tr
-
-    import interp
 
     root = tmp_path_factory.mktemp("ko_hf")
     torch.manual_seed(0)
@@ -199,11 +197,17 @@ def hf_models(tmp_path_factory):
     hf = {"gpt2": tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=64)),
           "neox": tr.GPTNeoXForCausalLM(tr.GPTNeoXConfig(**small, num_hidden_layers=3)),
           "llama": tr.LlamaForCausalLM(tr.LlamaConfig(**small, num_hidden_layers=4, num_key_value_heads=2))}
-    out = {}
     for name, model in hf.items():
         model.save_pretrained(root / name)
-        out[name] = interp.load_model(str(root / name), device="cpu")
-    return out
+    return {name: str(root / name) for name in hf}
+
+
+@pytest.fixture(scope="module")
+def hf_models(hf_dirs):
+    """The checkpoints of ``hf_dirs`` loaded the way a user loads one."""
+    import interp
+
+    return {name: interp.load_model(path, device="cpu") for name, path in hf_dirs.items()}
 
 
 HF_ARCHS = ["gpt2", "neox", "llama"]
@@ -346,3 +350,22 @@ def test_hf_fast_path_refuses_bidirectional_and_soft_capped_models(hf_models, tm
     finally:
         del cfg.attn_logit_softcapping
     assert ko.supports_fast_path(llama) is None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", HF_ARCHS)
+def test_hf_fast_path_on_cuda_equals_full_recompute(hf_dirs, arch):
+    import interp
+
+    m = interp.load_model(hf_dirs[arch], device="cuda")
+    n, T = 4, 32
+    x = torch.randint(1, 50, (n, T), generator=torch.Generator().manual_seed(11)).cuda()
+    pos = torch.arange(T, device="cuda").expand(n, T)
+    src, last = pos < T // 2, pos == T - 1
+    cache = ko.clean_cache(m, x)
+    windows = [ko.window(l, 2, m.n_layers) for l in range(m.n_layers)]
+    fast = ko.last_row_knockouts(m, cache, src, windows)
+    for l, layers in enumerate(windows):
+        full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
+        assert fast[l].device.type == "cuda" and (fast[l] - full).abs().max() < 1e-4  # TF32 matmuls may be on
