@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from interp.bench.core import Bench, Config, _tokens, interleaved, paired_ratio
+from interp.bench.core import TARGETS, Bench, Config, _tokens, interleaved, paired_ratio
 
 log = logging.getLogger("interp.bench")
 
@@ -162,43 +162,89 @@ def _count_host_syncs(fn: Callable[[], Any]) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------- knockout / attribution
+KNOCKOUT_TARGETS = [("knockout_sweep_over_clean_forward", "attention-knockout sweep onto the last position, every "
+                     "1-layer window / one clean forward (T >= 32)"),
+                    ("knockout_speedup_over_full_recompute", "one full forward per window / the last-row sweep"),
+                    ("knockout_max_abs_logit_error", "max |last-row logits - full recompute logits| over the windows")]
+KNOCKOUT_HF = ("gpt2", "llama")  # Hugging Face shapes measured besides the bench transformer: suffix of the names
+
+
 def bench_knockout(b: Bench, config: Config, tf) -> None:
+    """The last-row knockout sweep vs one clean forward and vs a full recompute per window, on the
+    bench transformer and on GPT-2- and Llama-shaped (grouped-query, rotary) Hugging Face models
+    of the same size with random weights, loaded from a local directory (T >= 32 for those)."""
+    _knockout_case(b, config, tf, "", min(max(32, config.compute_batch[1]), tf.cfg.n_ctx), "bridge forward")
+    root = Path(tempfile.mkdtemp(prefix="interp-bench-knockout-"))
+    try:
+        for arch in KNOCKOUT_HF:
+            T = max(32, config.compute_batch[1])
+            try:
+                m = _hf_causal(config, arch, root / arch, T)
+            except Exception as e:  # noqa: BLE001 - loading is another part's API; say what failed
+                for name, desc in KNOCKOUT_TARGETS:
+                    b.not_measured(f"{name}_{arch}", f"{desc} [{arch}-shaped]", f"{type(e).__name__}: {str(e)[:200]}")
+                continue
+            _knockout_case(b, config, m, f"_{arch}", T, f"{arch}-shaped Hugging Face model, its own key/value cache")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _hf_causal(config: Config, arch: str, path: Path, T: int):
+    """A GPT-2- or Llama-shaped causal LM of the bench's sizes, random weights, saved and loaded."""
+    import torch
+    import transformers as tr
+
+    import interp
+
+    torch.manual_seed(config.seed)
+    d, L, H, V = config.d_model, config.n_layers, config.n_heads, config.d_vocab
+    if arch == "gpt2":
+        model = tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=V, n_embd=d, n_layer=L, n_head=H, n_positions=T))
+    else:
+        kv = H // 2 if H % 2 == 0 else H  # grouped-query attention where the head count allows
+        model = tr.LlamaForCausalLM(tr.LlamaConfig(vocab_size=V, hidden_size=d, num_hidden_layers=L,
+                                                   num_attention_heads=H, num_key_value_heads=kv,
+                                                   intermediate_size=4 * d, max_position_embeddings=T))
+    model.save_pretrained(path)
+    return interp.load_model(str(path), device="cpu")
+
+
+def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) -> None:
     import torch
 
-    targets = [("knockout_sweep_over_clean_forward", "attention-knockout sweep onto the last position, every "
-                "1-layer window / one clean forward (T >= 32)"),
-               ("knockout_speedup_over_full_recompute", "one full forward per window / the last-row sweep"),
-               ("knockout_max_abs_logit_error", "max |last-row logits - full recompute logits| over the windows")]
     from interp.methods import knockout as ko
 
-    B, T = config.compute_batch[0], min(max(32, config.compute_batch[1]), tf.cfg.n_ctx)
-    x = _tokens(tf.cfg.d_vocab, (B, T), config.seed)
+    targets = [(name + suffix, desc) for name, desc in KNOCKOUT_TARGETS]
+    B = config.compute_batch[0]
+    x = _tokens(m.cfg.d_vocab, (B, T), config.seed)
     pos = torch.arange(T)
     groups = {"context": (pos < T // 2).expand(B, T), "last": (pos == T - 1).expand(B, T)}
-    answer = _tokens(tf.cfg.d_vocab, (B,), config.seed + 1)
+    answer = _tokens(m.cfg.d_vocab, (B,), config.seed + 1)
     edges = [("context", "last")]
     try:
-        why = ko.supports_fast_path(tf)
+        why = ko.supports_fast_path(m)
         if why:
             raise NotImplementedError(why)
         with torch.no_grad():
-            times = interleaved({"clean_forward": lambda: tf.module(x),
-                                 "sweep_last_row": lambda: ko.sweep(tf, x, groups, edges, answer, fast=True),
-                                 "sweep_full": lambda: ko.sweep(tf, x, groups, edges, answer, fast=False)},
+            times = interleaved({"clean_forward": lambda: m.module(x),
+                                 "sweep_last_row": lambda: ko.sweep(m, x, groups, edges, answer, fast=True),
+                                 "sweep_full": lambda: ko.sweep(m, x, groups, edges, answer, fast=False)},
                                 config.repeats)
-            cache = ko.clean_cache(tf, x)
-            err = max(float((ko.last_row_knockout(tf, cache, groups["context"], [l])
-                             - ko.knockout_logits(tf, x, ko.edge_block(groups["last"], groups["context"]), [l])[:, -1]
-                             ).abs().max()) for l in range(tf.n_layers))
+            cache = ko.clean_cache(m, x)
+            err = max(float((ko.last_row_knockout(m, cache, groups["context"], [l])
+                             - ko.knockout_logits(m, x, ko.edge_block(groups["last"], groups["context"]), [l])[:, -1]
+                             ).abs().max()) for l in range(m.n_layers))
     except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
         for name, desc in targets:
             b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
         return
-    b.times("knockout", f"[{B}x{T}], {tf.n_layers} windows, edge context->last", times)
-    b.target(targets[0][0], paired_ratio(times, "sweep_last_row", "clean_forward"),
-             targets[0][1] + " (interp.methods.knockout.sweep, fast=True; bridge forward)")
-    b.target(targets[1][0], paired_ratio(times, "sweep_full", "sweep_last_row"), targets[1][1])
-    b.target(targets[2][0], err, targets[2][1])
+    b.times("knockout", f"{suffix[1:] or 'transformer'} [{B}x{T}], {m.n_layers} windows, edge context->last", times)
+    values = [paired_ratio(times, "sweep_last_row", "clean_forward"), paired_ratio(times, "sweep_full", "sweep_last_row"),
+              err]
+    notes = [f" (interp.methods.knockout.sweep, fast=True; {what})", f" ({what})", f" ({what})"]
+    for (name, desc), (base, _), value, note in zip(targets, KNOCKOUT_TARGETS, values, notes):
+        op, threshold = TARGETS[base]
+        b.target(name, value, desc + note, op=op, threshold=threshold)
 
 
 def bench_attribution(b: Bench, config: Config, tf) -> None:

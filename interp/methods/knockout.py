@@ -26,12 +26,25 @@ layers, reusing the clean run's keys and values of every earlier position
 (:class:`CleanCache`). It is checked against the full recompute
 (:func:`knockout_logits`) in the tests and in every ``crossmodal`` run.
 
+On a causal Hugging Face model (GPT-2, GPT-NeoX, Llama with rotary positions and grouped-query
+attention, ...) the same idea goes through the model's own key/value cache: the clean run is
+made with ``use_cache=True``, its cache cut to the first ``T - 1`` positions, and each window
+reruns only the last token against that cache (so rotary phases and grouped key/value heads are
+the model's own), with the bridge's ``hook_pattern`` edit on the one query row of the window's
+layers. All windows of an edge go in one batched single-token forward
+(:func:`last_row_knockouts`) that shares the clean prefix. Bidirectional encoders (BERT),
+soft-capped and sliding-window attention are refused with a reason (:func:`supports_fast_path`)
+and ``sweep`` recomputes those in full; where the bridge runs attention inside the HF module
+(BERT) the full recompute passes the block as an additive attention mask, since a
+``hook_pattern`` edit would be discarded there.
+
 Windows: the window of ``k`` layers "around" layer ``l`` is
 ``[l - (k - 1) // 2, l - (k - 1) // 2 + k)`` clipped to the model (:func:`window`).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -79,11 +92,73 @@ def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict
 
 
 def knockout_logits(m: Model, inputs: Any, block: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-    """Full recompute: logits ``[B, T, V]`` of ``m`` with ``block`` applied in ``layers``."""
+    """Full recompute: logits ``[B, T, V]`` of ``m`` with ``block`` applied in ``layers``.
+
+    Layers whose attention runs inside the Hugging Face module (the bridge only reports the
+    pattern afterwards, e.g. BERT) get the block as an additive attention mask instead; there a
+    row with every key blocked is spread uniformly, not zeroed (the only difference)."""
     from interp.tracing.trace import trace
 
-    out, _ = trace(m, inputs, edits=knockout_edits(m, block, layers))
+    delegated = [l for l in layers if _delegates(m, l)] if bool(block.any()) else []
+    edited = [l for l in layers if l not in delegated]
+    with _masked_attention(m, block, delegated):
+        out, _ = trace(m, inputs, edits=knockout_edits(m, block, edited))
     return out
+
+
+def _attention_module(m: Model, layer: int) -> Any:
+    """Layer ``layer``'s attention bridge (the module that owns ``hook_pattern``)."""
+    return m.module.get_submodule(m.hook("pattern", layer).rsplit(".", 1)[0])
+
+
+def _delegates(m: Model, layer: int) -> bool:
+    """True when layer ``layer``'s attention is computed inside the wrapped HF module, so an edit
+    of ``hook_pattern`` is discarded (TransformerLens fires that hook after the fact there)."""
+    try:
+        from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+        attn = _attention_module(m, layer)
+    except (ImportError, AttributeError, KeyError):
+        return False
+    inside = bool(getattr(getattr(attn, "original_component", None), "accepts_pattern_fn", False))
+    return isinstance(attn, AttentionBridge) and type(attn).forward is AttentionBridge.forward and not inside
+
+
+def _additive_mask(existing: Any, block: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[B, 1, T, T]`` additive mask: ``existing`` (None, a ``[B, T]`` key mask, a 4-D bool or
+    additive mask) with the ``block`` ``[B, T, T]`` entries set to the dtype minimum."""
+    lo = torch.finfo(dtype).min
+    B, T, _ = block.shape
+    base = torch.zeros(B, 1, T, T, dtype=dtype, device=block.device)
+    if isinstance(existing, torch.Tensor):
+        e = existing.to(block.device)
+        if e.dim() == 2:  # [B, T] keys: 1 = attend
+            e = e[:, None, None, :].bool()
+        if e.dtype == torch.bool:
+            e = torch.zeros(e.shape, dtype=dtype, device=e.device).masked_fill(~e, lo)
+        base = base + e[..., -T:, -T:].to(dtype)
+    return base.masked_fill(block[:, None], lo)
+
+
+@contextmanager
+def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
+    """While active, the attention modules of ``layers`` get ``block`` in their attention mask."""
+    def pre(module, args, kwargs):
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        b = block.to(hidden.device)
+        if "attention_mask" in kwargs or len(args) < 2:
+            kwargs = dict(kwargs)
+            kwargs["attention_mask"] = _additive_mask(kwargs.get("attention_mask"), b, hidden.dtype)
+        else:
+            args = (args[0], _additive_mask(args[1], b, hidden.dtype), *args[2:])
+        return args, kwargs
+
+    handles = [_attention_module(m, l).register_forward_pre_hook(pre, with_kwargs=True) for l in layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 # ---------------------------------------------------------------- fast path
@@ -100,18 +175,67 @@ class CleanCache:
     keys: list[torch.Tensor]  # L x [B, T, H, d_head]
     values: list[torch.Tensor]  # L x [B, T, H, d_head]
     logits: torch.Tensor  # [B, T, V] clean logits
+    # Hugging Face models only: per layer (keys, values) of the first T - 1 positions, as the
+    # model's cache holds them ([B, kv_heads, T - 1, d_head]), and the last token ids [B, 1]
+    past: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
+    last_tokens: Optional[torch.Tensor] = None
+
+
+def _hf_model(m: Model) -> Any:
+    """The Hugging Face model under ``m``'s bridge, or None (zoo models, RNNs, nnsight)."""
+    native = getattr(m.module, "original_model", None)
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return None
+    return native if isinstance(native, PreTrainedModel) else None
+
+
+def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
+    """Why the cache-based last-row path cannot run on the Hugging Face model ``hf`` (None if it can)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    cfg = hf.config
+    name, kind = type(hf).__name__, getattr(cfg, "model_type", "?")
+    if getattr(cfg, "is_encoder_decoder", False):
+        return f"{name} is an encoder-decoder model; the fast path needs a causal decoder"
+    if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(cfg, "is_decoder", False):
+        return (f"bidirectional attention ({name}, model_type {kind!r}): blocking into the last position "
+                "changes every other row too")
+    causal = {n for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() for n in ((v,) if isinstance(v, str) else v)}
+    if name not in causal:
+        return f"{name} is not a causal language model (transformers' causal-LM classes), so no last-row path"
+    if getattr(m.cfg, "attention_dir", "causal") != "causal":
+        return "bidirectional attention: blocking into the last position changes other rows"
+    for cap in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if float(getattr(cfg, cap, None) or 0) > 0:
+            return f"soft-capped attention or logits ({cap}={getattr(cfg, cap)}) are not implemented in the fast path"
+    if "sliding_attention" in (getattr(cfg, "layer_types", None) or []):
+        return "sliding-window layers are not implemented in the fast path"
+    if any(m.hook("pattern", l) not in m.hook_names for l in range(m.n_layers)):
+        return f"{name}: the bridge has no hook_pattern in every layer"
+    if any(_delegates(m, l) for l in range(m.n_layers)):
+        return (f"{name}: its attention runs inside the Hugging Face module, so the bridge cannot edit the "
+                "last row's pattern")
+    return None
 
 
 def supports_fast_path(m: Model) -> Optional[str]:
     """None if :func:`last_row_knockout` can run on ``m``; otherwise the reason it cannot."""
+    hf = _hf_model(m) if m.backend == "tl" else None
+    if hf is not None:
+        return _hf_refusal(m, hf)
     native = getattr(m.module, "original_model", None)
     if m.backend != "tl" or native is None or not hasattr(native, "layers"):
-        return "not a TransformerLens-native bridge"
+        return "neither a zoo transformer nor a Hugging Face model under a TransformerLens bridge"
     cfg = m.cfg
     if (getattr(cfg, "positional_embedding_type", "standard") or "standard") != "standard":
-        return "rotary positions are not implemented in the fast path"
+        return "rotary positions are not implemented in the zoo fast path"
     if (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads) != cfg.n_heads:
-        return "grouped-query attention is not implemented in the fast path"
+        return "grouped-query attention is not implemented in the zoo fast path"
     if float(getattr(cfg, "attn_scores_soft_cap", -1) or -1) > 0 or float(getattr(cfg, "output_logits_soft_cap", -1) or -1) > 0:
         return "soft caps are not implemented in the fast path"
     if getattr(cfg, "attention_dir", "causal") != "causal":
@@ -119,9 +243,129 @@ def supports_fast_path(m: Model) -> Optional[str]:
     return None
 
 
+# ---------------------------------------------------------------- Hugging Face: the model's own cache
+def _tokens_of(inputs: Any) -> torch.Tensor:
+    if isinstance(inputs, dict):
+        return inputs["tokens"] if "tokens" in inputs else inputs["input_ids"]
+    return inputs
+
+
+def _attention_modules(m: Model) -> list:
+    """Each layer's attention bridge."""
+    return [_attention_module(m, l) for l in range(m.n_layers)]
+
+
+@contextmanager
+def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]):
+    """While active: the attention bridges see the cache whatever HF calls it, and the pattern
+    of layer ``l`` goes through :func:`block_pattern` with ``blocks[l]`` (``[B, 1, T]``)."""
+    def cache_kwarg(module, args, kwargs):
+        # The bridge reads ``past_key_values`` or ``layer_past``; GPT-2 and Llama blocks in
+        # transformers 5 pass the cache as ``cache``, which the bridge would ignore (the
+        # last token would then attend to itself alone).
+        if kwargs.get("past_key_values") is None and kwargs.get("layer_past") is None and kwargs.get("cache") is not None:
+            kwargs = dict(kwargs)
+            kwargs["past_key_values"] = kwargs["cache"]
+        return args, kwargs
+
+    handles = [a.register_forward_pre_hook(cache_kwarg, with_kwargs=True) for a in _attention_modules(m)]
+    for l, blk in blocks.items():
+        hp = m.module.get_submodule(m.hook("pattern", l))
+        handles.append(hp.register_forward_hook(lambda mod, inp, out, b=blk: block_pattern(out, b)))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _cache_arg(hf: Any) -> str:
+    """The name ``hf.forward`` takes its key/value cache by (``cache`` in newer transformers,
+    where ``past_key_values`` is deprecated on some models)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
+
+
+def _recording_cache() -> Any:
+    """A ``DynamicCache`` that stores what each layer gives it but hands back that layer's own
+    keys and values: the clean run computes exactly what a run without a cache computes (the
+    stored copy is contiguous, and GPT-2's scores would otherwise round differently, ~1e-7)."""
+    from transformers import DynamicCache
+
+    class Recording(DynamicCache):
+        def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+            super().update(key_states, value_states, layer_idx, *args, **kwargs)
+            return key_states, value_states
+
+    return Recording()
+
+
+def _hf_clean_cache(m: Model, inputs: Any) -> CleanCache:
+    """One clean forward of the HF model that fills a cache; the cache cut to ``T - 1``."""
+    hf = _hf_model(m)
+    tokens = _tokens_of(inputs).to(hf.device)
+    with torch.no_grad(), _hf_hooks(m, {}):
+        rec = _recording_cache()
+        out = hf(tokens, **{_cache_arg(hf): rec}, use_cache=True)
+    # [B, kv_heads, T, dh] -> the first T - 1 positions (views: the last token is rerun per window)
+    past = [(layer.keys[:, :, :-1], layer.values[:, :, :-1]) for layer in rec.layers]
+    return CleanCache([], [], [], out.logits, past=past, last_tokens=tokens[:, -1:])
+
+
+def _join(prefix: torch.Tensor, new: torch.Tensor, W: int) -> torch.Tensor:
+    """``[W*B, h, P+1, dh]``: the clean prefix ``[B, h, P, dh]`` for each of ``W`` windows, then
+    each row's new key/value ``[W*B, h, 1, dh]``; one copy (the cat), none for the repeat."""
+    B, h, P, dh = prefix.shape
+    out = torch.cat([prefix[None].expand(W, B, h, P, dh), new.reshape(W, B, h, 1, dh)], dim=-2)  # [W, B, h, P+1, dh]
+    return out.view(W * B, h, P + 1, dh)
+
+
+def _shared_prefix_cache(past: list[tuple[torch.Tensor, torch.Tensor]], W: int) -> Any:
+    """A ``DynamicCache`` whose layers hold the clean prefix once and hand each of ``W`` windows'
+    rows (``W * B`` in all) that prefix plus their own last token; nothing is stored, so the same
+    clean cache serves every call. Its length is the prefix's, so positions (and rotary phases)
+    of the last token are the model's own."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class SharedPrefix(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+            super().__init__()
+            self.keys, self.values, self.dtype, self.device = keys, values, keys.dtype, keys.device
+            self.is_initialized = True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            return _join(self.keys, key_states, W), _join(self.values, value_states, W)
+
+    kv = DynamicCache()
+    kv.layers = [SharedPrefix(k, v) for k, v in past]
+    return kv
+
+
+def _hf_last_rows(m: Model, cache: CleanCache, key_block: torch.Tensor, windows: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Logits ``[W, B, V]`` at the last position, window ``w`` blocking ``key_block`` ``[B, T]`` in
+    ``windows[w]``: one single-token forward of ``W * B`` rows against the clean cache."""
+    hf = _hf_model(m)
+    W = len(windows)
+    B = cache.last_tokens.shape[0]
+    kv = _shared_prefix_cache(cache.past, W)
+    kb = key_block.to(cache.logits.device)[:, None, :]  # [B, 1, T]
+    blocks = {}
+    for l in sorted({l for w in windows for l in w}):
+        on = torch.tensor([l in w for w in windows], device=kb.device)[:, None, None, None]  # [W, 1, 1, 1]
+        blocks[l] = (kb[None] & on).reshape(W * B, 1, -1)  # [W*B, 1, T]; rows off the window stay untouched
+    with torch.no_grad(), _hf_hooks(m, blocks):
+        logits = hf(cache.last_tokens.repeat(W, 1), **{_cache_arg(hf): kv}, use_cache=True).logits[:, -1]
+    return logits.reshape(W, B, -1)
+
+
 def clean_cache(m: Model, inputs: Any) -> CleanCache:
     """One clean forward capturing what :func:`last_row_knockout` reuses."""
     from interp.tracing.trace import trace
+
+    if m.backend == "tl" and _hf_model(m) is not None and supports_fast_path(m) is None:
+        return _hf_clean_cache(m, inputs)
 
     L = m.n_layers
     names = [m.hook(kind, l) for l in range(L) for kind in ("resid_pre", "k", "v")]
@@ -141,6 +385,8 @@ def last_row_knockout(m: Model, cache: CleanCache, key_block: torch.Tensor, laye
     layers = sorted(set(layers))
     if not layers or not bool(key_block.any()):
         return cache.logits[:, -1]
+    if cache.past is not None:
+        return _hf_last_rows(m, cache, key_block, [layers])[0]
     native = m.module.original_model
     cfg = m.cfg
     H, dh = cfg.n_heads, cfg.d_head
@@ -169,6 +415,22 @@ def last_row_knockout(m: Model, cache: CleanCache, key_block: torch.Tensor, laye
         return _raw(native.head)(_raw(native.ln_out)(h))
 
 
+def last_row_knockouts(m: Model, cache: CleanCache, key_block: torch.Tensor,
+                       windows: Sequence[Sequence[int]]) -> torch.Tensor:
+    """:func:`last_row_knockout` for every window of ``windows``: logits ``[W, B, V]``. On a
+    Hugging Face model all windows share one batched single-token forward; on a zoo model each
+    window is its own last-row recompute (the numbers of :func:`last_row_knockout`)."""
+    reason = supports_fast_path(m)
+    if reason:
+        raise NotImplementedError(f"last-row knockout on {m.model_id}: {reason}")
+    todo = [w for w in range(len(windows)) if windows[w] and bool(key_block.any())]
+    if cache.past is None or not todo:
+        return torch.stack([last_row_knockout(m, cache, key_block, w) for w in windows])
+    out = cache.logits[:, -1][None].repeat(len(windows), 1, 1)  # windows with nothing blocked: clean
+    out[todo] = _hf_last_rows(m, cache, key_block, [sorted(set(windows[w])) for w in todo]).to(out.dtype)
+    return out
+
+
 # ---------------------------------------------------------------- sweeps
 def answer_prob(logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
     """Probability (softmax over the vocabulary, float32) of ``answer`` ``[B]`` from ``[B, V]`` logits."""
@@ -189,8 +451,9 @@ def sweep(m: Model, inputs: Any, groups: dict[str, torch.Tensor], edges: Sequenc
     edge names ``"src->dst"``. Edges into ``"last"`` use :func:`last_row_knockout` when
     ``fast`` (and the model supports it), all others a full recompute."""
     L = m.n_layers
+    use_fast = fast and supports_fast_path(m) is None
     if cache is None:
-        cache = clean_cache(m, inputs) if fast else None
+        cache = clean_cache(m, inputs) if use_fast else None
     if cache is not None:
         clean_last = cache.logits[:, -1]
     else:
@@ -198,15 +461,16 @@ def sweep(m: Model, inputs: Any, groups: dict[str, torch.Tensor], edges: Sequenc
 
         clean_last = trace(m, inputs)[0][:, -1]
     p_base = answer_prob(clean_last, answer)
-    use_fast = fast and supports_fast_path(m) is None
     p_out, s_out = {}, {}
     for src, dst in edges:
         name = f"{src}->{dst}"
         rows = torch.zeros(L, len(p_base))
+        fast_rows = (last_row_knockouts(m, cache, groups[src], [window(l, k, L) for l in range(L)])
+                     if dst == "last" and use_fast else None)
         for l in range(L):
             layers = window(l, k, L)
-            if dst == "last" and use_fast:
-                logits = last_row_knockout(m, cache, groups[src], layers)
+            if fast_rows is not None:
+                logits = fast_rows[l]
             else:
                 block = edge_block(groups[dst], groups[src])
                 logits = knockout_logits(m, inputs, block, layers)[:, -1]

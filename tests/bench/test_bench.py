@@ -95,3 +95,20 @@ def test_benchmark_hooks_come_from_the_model(tiny_gpt, tiny_rnn):
                                    "blocks.1.attn.hook_z", "blocks.1.hook_resid_post"]
     assert _resid_hooks(tiny_gpt) == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
     assert tiny_rnn.module.rnn.hook_h.name in tiny_rnn.hook_names  # the RNN item's hook
+
+
+def test_knockout_item_measures_the_bench_transformer_and_hf_shapes():
+    """The knockout item reports its three targets on the bench transformer and, suffixed, on a
+    GPT-2- and a Llama-shaped Hugging Face model; only the logit error is checked (a value, not a time)."""
+    from interp.bench.methods import KNOCKOUT_HF, KNOCKOUT_TARGETS
+
+    result = bench.run(bench.Config(**TINY, only=["knockout"]))
+    crit = {c.name: c for c in result.criteria}
+    for suffix in [""] + [f"_{a}" for a in KNOCKOUT_HF]:
+        for base, _ in KNOCKOUT_TARGETS:
+            c = crit[base + suffix]
+            assert c.kind == "target" and (c.op, c.threshold) == bench.TARGETS[base], c.name
+            assert c.value is not None and math.isfinite(c.value) and c.value >= 0, (c.name, c.description)
+        assert crit["knockout_max_abs_logit_error" + suffix].value < 1e-5
+    cases = [r["case"] for r in result.metrics["table"] if r["item"] == "knockout"]
+    assert {c.split()[0] for c in cases} == {"transformer", *KNOCKOUT_HF} and all("x32]" in c for c in cases[3:])

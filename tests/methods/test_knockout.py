@@ -182,3 +182,190 @@ def test_pattern_edits_name_every_layer_and_knockout_edits_skip_empty_blocks(tin
     assert list(ko.pattern_edits(tiny_gpt, block, [0, 1])) == [tiny_gpt.hook("pattern", 0), tiny_gpt.hook("pattern", 1)]
     block[0, 3, 1] = True
     assert list(ko.knockout_edits(tiny_gpt, block, [1])) == [tiny_gpt.hook("pattern", 1)]
+
+
+# ------------------------------------------------------------ Hugging Face models: the model's own cache
+@pytest.fixture(scope="module")
+def hf_dirs(tmp_path_factory):
+    """GPT-2 (2 layers), GPT-NeoX (3) and a Llama with grouped-query attention and rotary (4),
+    d 32, random weights, saved with ``save_pretrained`` (no download)."""
+    import transformers as tr
+
+    root = tmp_path_factory.mktemp("ko_hf")
+    torch.manual_seed(0)
+    small = dict(vocab_size=50, hidden_size=32, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    hf = {"gpt2": tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=64)),
+          "neox": tr.GPTNeoXForCausalLM(tr.GPTNeoXConfig(**small, num_hidden_layers=3)),
+          "llama": tr.LlamaForCausalLM(tr.LlamaConfig(**small, num_hidden_layers=4, num_key_value_heads=2))}
+    for name, model in hf.items():
+        model.save_pretrained(root / name)
+    return {name: str(root / name) for name in hf}
+
+
+@pytest.fixture(scope="module")
+def hf_models(hf_dirs):
+    """The checkpoints of ``hf_dirs`` loaded the way a user loads one."""
+    import interp
+
+    return {name: interp.load_model(path, device="cpu") for name, path in hf_dirs.items()}
+
+
+HF_ARCHS = ["gpt2", "neox", "llama"]
+
+
+@pytest.mark.parametrize("arch", HF_ARCHS)
+def test_hf_fast_last_row_equals_full_recompute(hf_models, arch):
+    m = hf_models[arch]
+    assert ko.supports_fast_path(m) is None
+    n, T = 3, 12
+    g = torch.Generator().manual_seed(7)
+    x = torch.randint(1, 50, (n, T), generator=g)
+    cache = ko.clean_cache(m, x)
+    assert cache.past is not None and len(cache.past) == m.n_layers
+    torch.testing.assert_close(cache.logits, m(x), atol=1e-6, rtol=0)
+    last = _group(n, [T - 1], T)
+    sources = {"random": torch.rand(n, T, generator=g) < 0.5, "every key": torch.ones(n, T, dtype=torch.bool),
+               "all but the last": ~last, "last only": last}
+    for k in (1, 2):
+        windows = [ko.window(l, k, m.n_layers) for l in range(m.n_layers)]
+        for what, src in sources.items():
+            batched = ko.last_row_knockouts(m, cache, src, windows)  # [L, B, V]
+            for l, layers in enumerate(windows):
+                fast = ko.last_row_knockout(m, cache, src, layers)
+                full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
+                assert (fast - full).abs().max() < 1e-5, (what, k, l)
+                assert (batched[l] - full).abs().max() < 1e-5, (what, k, l)
+                assert (full - cache.logits[:, -1]).abs().max() > 1e-4, (what, k, l)  # the knockout did something
+    # nothing blocked: exactly the clean logits
+    none = torch.zeros(n, T, dtype=torch.bool)
+    assert torch.equal(ko.last_row_knockout(m, cache, none, [0]), cache.logits[:, -1])
+    assert torch.equal(ko.last_row_knockouts(m, cache, none, [[0], [1]]), cache.logits[:, -1][None].repeat(2, 1, 1))
+    # the clean cache is not consumed: a second use gives the same numbers
+    again = ko.last_row_knockout(m, cache, ~last, [0])
+    assert torch.equal(again, ko.last_row_knockout(m, cache, ~last, [0]))
+
+
+@pytest.mark.parametrize("arch", HF_ARCHS)
+def test_hf_sweep_fast_equals_full_and_gap_check(hf_models, arch):
+    m = hf_models[arch]
+    n, T = 2, 10
+    x = torch.randint(1, 50, (n, T), generator=torch.Generator().manual_seed(3))
+    pos = torch.arange(T).expand(n, T)
+    groups = {"early": pos < 5, "late": (pos >= 5) & (pos < T - 1), "last": pos == T - 1}
+    edges = [("early", "last"), ("late", "last"), ("early", "late")]
+    answer = x[:, 0]
+    fast = ko.sweep(m, x, groups, edges, answer, k=2, fast=True)
+    full = ko.sweep(m, x, groups, edges, answer, k=2, fast=False)
+    for name in fast["p"]:
+        assert (fast["p"][name] - full["p"][name]).abs().max() < 1e-6, name
+    cache = ko.clean_cache(m, x)
+    gap, seconds = ko.fast_vs_full_gap(m, x, groups, cache, 1, edges)
+    assert gap < 1e-5 and set(seconds) == {"clean_forward_s", "fast_sweep_s", "full_sweep_s"}
+    assert ko.nothing_blocked_gap(m, x, cache.logits) == 0.0
+
+
+def planted_gpt2(root) -> Model:
+    """A 2-layer GPT-2 whose last position copies the token at position 1 (layer 0 attends there,
+    the output projection writes that token's direction into the residual, the tied unembedding
+    reads it); everything else is zero. Blocking position 1 -> last in layer 0 changes the answer."""
+    import transformers as tr
+
+    import interp
+
+    model = tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=16))
+    T, c = 8, 10.0
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.LayerNorm):
+                mod.weight.fill_(1.0)
+        for t in range(1, 9):
+            model.transformer.wte.weight[t, t] = 1.0  # token t -> dim t (tied with the unembedding)
+        model.transformer.wpe.weight[1, 20] = 1.0  # the source position's flag
+        model.transformer.wpe.weight[T - 1, 21] = 1.0  # the last position's flag
+        w = model.transformer.h[0].attn.c_attn.weight  # Conv1D [d, 3d]: x @ w = (q | k | v)
+        w[21, 0] = c  # head 0 query: "I am the last position"
+        w[20, 32] = 1.0  # head 0 key: "I am the source"
+        for j in range(8):
+            w[j + 1, 64 + j] = 1.0  # head 0 value: the token's dims 1..8
+            model.transformer.h[0].attn.c_proj.weight[j, j + 1] = 10.0  # ... written back to dims 1..8
+    model.save_pretrained(root)
+    return interp.load_model(str(root), device="cpu")
+
+
+def test_hf_planted_copy_is_cut_by_blocking_the_source(tmp_path):
+    m = planted_gpt2(tmp_path / "planted")
+    n, T = 6, 8
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(5, 9, (n, T), generator=g)  # fillers: tokens 5..8
+    x[:, 1] = torch.randint(1, 5, (n,), generator=g)  # the source: tokens 1..4, found nowhere else
+    answer = x[:, 1]
+    cache = ko.clean_cache(m, x)
+    assert (cache.logits[:, -1].argmax(-1) == answer).all()
+    src, last = _group(n, [1], T), _group(n, [T - 1], T)
+    for layers, changes in (([0], True), ([1], False)):
+        fast = ko.last_row_knockout(m, cache, src, layers)
+        full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
+        assert (fast - full).abs().max() < 1e-5
+        assert bool((fast.argmax(-1) != answer).all()) is changes
+    res = ko.sweep(m, x, {"source": src, "last": last}, [("source", "last")], answer, k=1)
+    s = res["score"]["source->last"].mean(1)  # [L]
+    assert s[0] < -50 and abs(s[1]) < 1e-3
+
+
+def test_hf_fast_path_refuses_bidirectional_and_soft_capped_models(hf_models, tmp_path):
+    import transformers as tr
+
+    import interp
+
+    bert = tr.BertForMaskedLM(tr.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                            intermediate_size=64, max_position_embeddings=32))
+    bert.save_pretrained(tmp_path / "bert")
+    m = interp.load_model(str(tmp_path / "bert"), device="cpu")
+    reason = ko.supports_fast_path(m)
+    assert reason is not None and "bidirectional" in reason
+    x = torch.randint(1, 50, (2, 8))
+    with pytest.raises(NotImplementedError, match="bidirectional"):
+        ko.last_row_knockout(m, ko.clean_cache(m, x), torch.ones(2, 8, dtype=torch.bool), [0])
+    groups = {"all": torch.ones(2, 8, dtype=torch.bool), "last": torch.arange(8)[None].expand(2, 8) == 7}
+    res = ko.sweep(m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True)  # full recomputes
+    assert res["score"]["all->last"].shape == (2, 2)
+    # ... which do cut the edges: BERT's attention runs inside the HF module, so the block goes in as a
+    # mask; blocking some keys for every query in every layer is BERT's own key (padding) mask
+    keys = torch.zeros(2, 8, dtype=torch.bool)
+    keys[:, [2, 5]] = True
+    cut = ko.knockout_logits(m, x, ko.edge_block(torch.ones(2, 8, dtype=torch.bool), keys) | keys[:, None, :],
+                             range(m.n_layers))
+    with torch.no_grad():
+        own = m.module.original_model(x, attention_mask=(~keys).long()).logits
+    torch.testing.assert_close(cut, own, atol=1e-5, rtol=0)
+    assert (cut - m(x)).abs().max() > 1e-3
+
+    llama = hf_models["llama"]
+    cfg = llama.module.original_model.config
+    cfg.attn_logit_softcapping = 50.0
+    try:
+        assert "soft-capped" in ko.supports_fast_path(llama)
+    finally:
+        del cfg.attn_logit_softcapping
+    assert ko.supports_fast_path(llama) is None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", HF_ARCHS)
+def test_hf_fast_path_on_cuda_equals_full_recompute(hf_dirs, arch):
+    import interp
+
+    m = interp.load_model(hf_dirs[arch], device="cuda")
+    n, T = 4, 32
+    x = torch.randint(1, 50, (n, T), generator=torch.Generator().manual_seed(11)).cuda()
+    pos = torch.arange(T, device="cuda").expand(n, T)
+    src, last = pos < T // 2, pos == T - 1
+    cache = ko.clean_cache(m, x)
+    windows = [ko.window(l, 2, m.n_layers) for l in range(m.n_layers)]
+    fast = ko.last_row_knockouts(m, cache, src, windows)
+    for l, layers in enumerate(windows):
+        full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
+        assert fast[l].device.type == "cuda" and (fast[l] - full).abs().max() < 1e-4  # TF32 matmuls may be on
