@@ -201,15 +201,13 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
             f = sae.encode(x)  # [b, T, d_sae]
             n_tokens += b * T
             flat = f.reshape(b * T, d_sae)  # [b * T, d_sae]
-            pos = flat > 0
-            fires += pos.sum(0)
-            vals = flat[pos]
-            bins = ((vals.log10() - lo) / width).floor().clamp(0, n_bins - 1).long()
-            latent = pos.nonzero()[:, 1]
+            tok, latent = (flat > 0).nonzero().unbind(1)  # the firing entries (sparse)
+            fires += torch.bincount(latent, minlength=d_sae)
+            bins = ((flat[tok, latent].log10() - lo) / width).floor().clamp(0, n_bins - 1).long()
             hist += torch.bincount(latent * n_bins + bins, minlength=d_sae * n_bins)
             kk = min(k, b * T)
-            v, idx = flat.topk(kk, dim=0)  # [kk, d_sae] this batch's best, per latent
-            v, idx = v.T, idx.T  # [d_sae, kk]
+            # top-k along the last, contiguous dim: ~3x faster than topk(dim=0) on [tokens, d_sae]
+            v, idx = flat.T.contiguous().topk(kk, dim=1)  # [d_sae, kk] this batch's best, per latent
             row, p = idx // T, idx % T
             wpos = p[..., None] + offsets  # [d_sae, kk, W]
             inside = (wpos >= 0) & (wpos < T)
