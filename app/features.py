@@ -88,8 +88,8 @@ def choose_latent(pages, query: str) -> Optional[int]:
                    f"promotes{why}.")
         return None
     if len(matches) > 1:
-        st.caption(f"{len(matches)} latents match {query.strip()!r}" + (" (the first shown)" if len(matches) == MAX_MATCHES
-                                                                         else ""))
+        more = f" (the first {MAX_MATCHES} shown)" if len(matches) == MAX_MATCHES else ""
+        st.caption(f"{len(matches)} latents match {query.strip()!r}{more}")
     return int(st.selectbox("Matching latents", matches, key=f"match-{query}"))
 
 

@@ -171,10 +171,11 @@ def histogram_edges(n_bins: int = 40, log_range: tuple[float, float] = (-4.0, 4.
 # ------------------------------------------------------------------ the pass
 @torch.no_grad()
 def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokenizer: Any = None, k: int = 10,
-                  context: int = 8, n_bins: int = 40, n_logit_tokens: int = 10, batch_size: int = 64,
+                  context: int = 8, n_bins: int = 40, n_logit_tokens: int = 10, batch_size: int = 32,
                   log_range: tuple[float, float] = (-4.0, 4.0)) -> FeaturePages:
     """Feature pages of every latent of ``sae`` on ``store[hook]`` (``positions="all"``), in one
-    streaming pass over the store's shards, ``batch_size`` items per encode.
+    streaming pass over the store's shards, ``batch_size`` items per encode (memory: about
+    ``2 * batch_size * T * d_sae`` codes at a time, plus the ``[d_sae, k, W]`` buffers), on the SAE's device.
 
     ``model``: for logit effects (a TransformerLens-bridge :class:`~interp.tracing.model.Model`);
     ``tokenizer`` (default: the model's): token strings (``decode([id])``, a callable, or a list).
@@ -187,16 +188,17 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
     edges = histogram_edges(n_bins, log_range)
     lo, width = log_range[0], (log_range[1] - log_range[0]) / n_bins
     dtype = sae.W_dec.dtype
-    fires = torch.zeros(d_sae, dtype=torch.int64)
-    hist = torch.zeros(d_sae * n_bins, dtype=torch.int64)
-    best = torch.zeros(d_sae, 0, dtype=dtype)  # [d_sae, <= k] buffers, descending
-    best_flat = torch.zeros(d_sae, 0, dtype=torch.int64)  # global flat index item * T + pos
-    best_ctx = torch.zeros(d_sae, 0, W, dtype=dtype)
-    offsets = torch.arange(-context, context + 1)  # [W]
+    dev = sae.W_dec.device  # buffers live beside the SAE (a GPU pass moves only the batches there)
+    fires = torch.zeros(d_sae, dtype=torch.int64, device=dev)
+    hist = torch.zeros(d_sae * n_bins, dtype=torch.int64, device=dev)
+    best = torch.zeros(d_sae, 0, dtype=dtype, device=dev)  # [d_sae, <= k] buffers, descending
+    best_flat = torch.zeros(d_sae, 0, dtype=torch.int64, device=dev)  # global flat index item * T + pos
+    best_ctx = torch.zeros(d_sae, 0, W, dtype=dtype, device=dev)
+    offsets = torch.arange(-context, context + 1, device=dev)  # [W]
     n_tokens = 0
     for start, stop, shard in store.iter_shards(hook):
         for a in range(0, stop - start, batch_size):
-            x = shard[a:a + batch_size].to(dtype)  # [b, T, d_in]
+            x = shard[a:a + batch_size].to(dev, dtype)  # [b, T, d_in]
             b = x.shape[0]
             f = sae.encode(x)  # [b, T, d_sae]
             n_tokens += b * T
@@ -211,10 +213,12 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
             row, p = idx // T, idx % T
             wpos = p[..., None] + offsets  # [d_sae, kk, W]
             inside = (wpos >= 0) & (wpos < T)
-            lat = torch.arange(d_sae)[:, None, None].expand_as(wpos)
+            lat = torch.arange(d_sae, device=dev)[:, None, None].expand_as(wpos)
             ctx = f[row[..., None].expand_as(wpos), wpos.clamp(0, T - 1), lat] * inside  # [d_sae, kk, W]
             g = (start + a + row) * T + p  # [d_sae, kk] global flat index
             best, best_flat, best_ctx = _merge(best, best_flat, best_ctx, v, g, ctx, k)
+    best, best_flat, best_ctx, fires, hist = (t.cpu() for t in (best, best_flat, best_ctx, fires, hist))
+    offsets = offsets.cpu()
     kept = best.shape[1]
     empty = best <= 0
     items = torch.where(empty, -1, best_flat // T)
@@ -231,7 +235,8 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
     strings = np.array([_decode(tokenizer, int(t)) for t in used] if tokenizer is not None else [], dtype=str)
     return FeaturePages(
         hook=hook, n_tokens=n_tokens, context=context, note=note,
-        density=(fires.double() / max(n_tokens, 1)).numpy(), hist_edges=edges, hist_counts=hist.view(d_sae, n_bins).numpy(),
+        density=(fires.double() / max(n_tokens, 1)).numpy(), hist_edges=edges,
+        hist_counts=hist.view(d_sae, n_bins).numpy(),  # [d_sae, n_bins]
         top_acts=_pad(torch.where(empty, 0, best), pad, 0).numpy(), top_items=_pad(items, pad, -1).numpy(),
         top_pos=_pad(pos_, pad, -1).numpy(), ctx_tokens=_pad(ctx_tokens, pad, -1).numpy(),
         ctx_acts=_pad(best_ctx, pad, 0).numpy(), promoted=promoted, promoted_values=pvals,
@@ -261,9 +266,10 @@ def _merge(best, best_flat, best_ctx, v, g, ctx, k):
     ctxs = torch.cat([best_ctx, ctx], 1)
     # Sort by value descending, then by position, so that boundaries never change which tie wins.
     order = torch.argsort(flat, dim=1, stable=True)
-    vals, flat, ctxs = vals.gather(1, order), flat.gather(1, order), ctxs[torch.arange(len(vals))[:, None], order]
+    rows = torch.arange(len(vals), device=vals.device)[:, None]
+    vals, flat, ctxs = vals.gather(1, order), flat.gather(1, order), ctxs[rows, order]
     order = torch.argsort(-vals, dim=1, stable=True)[:, :k]
-    return vals.gather(1, order), flat.gather(1, order), ctxs[torch.arange(len(vals))[:, None], order]
+    return vals.gather(1, order), flat.gather(1, order), ctxs[rows, order]
 
 
 def _pad(t: torch.Tensor, n: int, value: float) -> torch.Tensor:
@@ -279,7 +285,7 @@ def _logit_effects(sae: Any, model: Any, n: int):
     if model is None:
         z = np.zeros((d_sae, 0))
         return z.astype(np.int64), z, z.astype(np.int64), z, NO_MODEL_NOTE
-    effects = logit_effects(sae, model)  # [d_sae, d_vocab]
+    effects = logit_effects(sae, model).cpu()  # [d_sae, d_vocab]
     n = min(n, effects.shape[1])
     up_v, up = effects.topk(n, dim=1)
     down_v, down = (-effects).topk(n, dim=1)
@@ -295,9 +301,9 @@ def logit_effects(sae: Any, model: Any) -> torch.Tensor:
     w_dec = sae.folded()["W_dec"].detach()  # [d_sae, d_in]
     w_u = getattr(model.module, "W_U", None)
     if isinstance(w_u, torch.Tensor):
-        return (w_dec.to(w_u.dtype) @ w_u).float()
+        return (w_dec.to(w_u.device, w_u.dtype) @ w_u.detach()).float()
     # unembed adds b_U: subtracting the logits of the zero vector leaves W_dec @ W_U
-    zero = torch.zeros(1, w_dec.shape[1], dtype=w_dec.dtype)
+    zero = torch.zeros(1, w_dec.shape[1], dtype=w_dec.dtype, device=w_dec.device)
     return (unembed(model, w_dec, norm=False) - unembed(model, zero, norm=False)).float()
 
 
@@ -312,8 +318,8 @@ def _decode(tokenizer: Any, token_id: int) -> str:
 def dense_density(sae: Any, acts: torch.Tensor) -> np.ndarray:
     """``[d_sae]`` fraction of rows of ``acts [..., d_in]`` where each latent is > 0 (a direct check)."""
     with torch.no_grad():
-        f = sae.encode(acts.to(sae.W_dec.dtype)).reshape(-1, sae.cfg.d_sae)  # [rows, d_sae]
-    return (f > 0).double().mean(0).numpy()
+        f = sae.encode(acts.to(sae.W_dec.device, sae.W_dec.dtype)).reshape(-1, sae.cfg.d_sae)  # [rows, d_sae]
+    return (f > 0).double().mean(0).cpu().numpy()
 
 
 __all__ = ["FeaturePages", "feature_pages", "logit_effects", "has_feature_pages", "histogram_edges", "dense_density",

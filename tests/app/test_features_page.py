@@ -52,7 +52,8 @@ def run_with_pages(pages, tmp_path, monkeypatch):
     result = pages.to_result(Result("sae", {"seed": 0}))
     path = runs / "sae" / "20240131-094501-abcdef"
     result.save(path)
-    write_json(path / "run.json", {"experiment": "sae", "preset": "quick", "analysis": "sae", "created": "20240131-094501"})
+    write_json(path / "run.json", {"experiment": "sae", "preset": "quick", "analysis": "sae",
+                                   "created": "20240131-094501"})
     other = runs / "other" / "20240131-094502-abcdef"  # a run without pages is not listed
     Result("other").save(other)
     write_json(other / "run.json", {"experiment": "other", "preset": "quick", "analysis": "other",

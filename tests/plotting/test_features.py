@@ -17,7 +17,8 @@ def test_histogram_draws_the_counts_on_log_bins():
     bar = fig.data[0]
     np.testing.assert_array_equal(np.asarray(bar.y), counts)
     np.testing.assert_allclose(np.asarray(bar.x), [10**-1.5, 10**-0.5, 10**0.5, 10**1.5])
-    assert fig.layout.xaxis.type == "log" and "density 0.25" in fig.layout.title.text and "latent 7" in fig.layout.title.text
+    assert fig.layout.xaxis.type == "log"
+    assert "density 0.25" in fig.layout.title.text and "latent 7" in fig.layout.title.text
 
 
 def test_logit_figure_has_both_panels_in_order():
