@@ -77,9 +77,11 @@ def main() -> None:
         pages[name] = st.Page(_analysis_page_fn(name), title=title, icon=":material/analytics:", url_path=name)
     from compare import compare_page
     from explorer import explorer_page
+    from features import features_page
 
     tools = [st.Page(explorer_page, title="Explore a model", icon=":material/search:", url_path="explore"),
-             st.Page(compare_page, title="Compare runs", icon=":material/compare:", url_path="compare")]
+             st.Page(compare_page, title="Compare runs", icon=":material/compare:", url_path="compare"),
+             st.Page(features_page, title="Features", icon=":material/neurology:", url_path="features")]
     st.sidebar.caption(f"Runs read from `{runs_dir()}`")
     st.navigation({"": [home_entry], "Tools": tools, "Analyses": list(pages.values())}).run()
 

@@ -19,6 +19,7 @@ Items (``only`` selects some; ``interp bench NAME`` runs one):
 - ``early_stop``: capturing up to layer ``l`` vs a full forward.
 - ``disk``: collection to a sharded store on disk vs in memory.
 - ``sae``: SAE training from a stored activation set vs from tensors in memory.
+- ``features``: the SAE feature-page pass over a store vs one plain read that encodes it.
 - ``fixed_points``, ``knockout``, ``attribution``: the targets of modules other parts of
   interp provide (measured when they exist).
 - ``import``: ``interp --help`` wall time (median of fresh subprocesses).
@@ -34,7 +35,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from interp.bench.collection import bench_collection, bench_disk, bench_early_stop, bench_memory, memory_probe
+from interp.bench.collection import (bench_collection, bench_disk, bench_early_stop, bench_features, bench_memory,
+                                    memory_probe)
 from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
 from interp.bench.methods import bench_attribution, bench_fixed_points, bench_import, bench_knockout, bench_sae
 from interp.results import Result
@@ -74,6 +76,7 @@ def run(config: Config) -> Result:
         "early_stop": lambda: bench_early_stop(b, config, tf),
         "disk": lambda: bench_disk(b, config, tf),
         "sae": lambda: bench_sae(b, config, tf),
+        "features": lambda: bench_features(b, config, tf),
         "fixed_points": lambda: bench_fixed_points(b, config, rnn),
         "knockout": lambda: bench_knockout(b, config, tf),
         "attribution": lambda: bench_attribution(b, config, tf),

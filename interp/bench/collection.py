@@ -1,5 +1,5 @@
 """Collection items: ``collect`` vs bare forwards, TransformerLens and nnsight; memory held;
-early stop; disk vs memory."""
+early stop; disk vs memory; the SAE feature-page pass vs one plain read of the store."""
 
 from __future__ import annotations
 
@@ -271,3 +271,56 @@ def bench_disk(b: Bench, config: Config, tf) -> None:
     b.times("disk", f"{len(x)}x{x.shape[1]}, {len(hooks)} hooks, shards of {shard}", times)
     b.target("disk_rate_over_memory_rate", paired_ratio(times, "memory", "disk"),
              "items/s collecting to a sharded store on disk / items/s in memory")
+
+
+# ----------------------------------------------------------------- feature pages
+def bench_features(b: Bench, config: Config, tf) -> None:
+    """The feature-page pass (:func:`interp.sae.features.feature_pages`) over a sharded store on disk
+    vs one plain read of the same store that encodes every batch with the SAE and keeps nothing.
+
+    The plain read with the encode is the floor of any feature pass (every token read and encoded
+    once); the target bounds what the pass adds on top (densities, histograms, top-k buffers and
+    windows, logit effects) at 3x: that bookkeeping is O(tokens x d_sae) against the encode's
+    O(tokens x d_in x d_sae). The ratio to a read alone (no encode) is reported as a metric."""
+    import torch
+
+    import interp
+    from interp.sae.features import dense_density, feature_pages
+    from interp.sae.model import SAE, SAEConfig
+
+    B, T = config.compute_batch
+    hook = tf.hook("resid_post", -1)
+    x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
+    root = Path(tempfile.mkdtemp(prefix="interp-bench-features-"))
+    try:
+        with torch.no_grad():
+            store = interp.collect(tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4))
+        sae = SAE(SAEConfig(d_in=tf.cfg.d_model, d_sae=4 * tf.cfg.d_model, init_seed=config.seed))
+        with torch.no_grad():  # each latent's bias at its 98th percentile: ~2% density, like a trained SAE
+            first = next(store.iter_shards(hook))[2].reshape(-1, tf.cfg.d_model)  # [items * T, d_model]
+            sae.b_enc.copy_(-sae.pre_acts(first).quantile(0.98, dim=0))
+
+        def read(encode: bool) -> None:
+            with torch.no_grad():
+                for _, _, shard in interp.ActivationStore.open(root / "s").iter_shards(hook):
+                    for a in range(0, len(shard), B):
+                        xb = shard[a:a + B].to(sae.W_dec.dtype)  # [B, T, d_model]: the pass's batches
+                        (sae.encode(xb) if encode else xb).sum()
+
+        def pages():
+            return feature_pages(sae, interp.ActivationStore.open(root / "s"), hook, model=tf, batch_size=B)
+
+        times = interleaved({"read": lambda: read(False), "read_encode": lambda: read(True), "pages": pages},
+                            config.repeats)
+        got = pages()
+        want = dense_density(sae, torch.cat([t for _, _, t in store.iter_shards(hook)]))
+        b.result.metrics["features_density_gap"] = float(abs(got.density - want).max())
+        b.result.metrics["features_mean_density"] = float(got.density.mean())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    case = f"{len(x)}x{x.shape[1]} tokens, d_sae {sae.cfg.d_sae}, 4 shards"
+    b.times("features", case, times)
+    b.result.metrics["features_pass_over_plain_read"] = paired_ratio(times, "pages", "read")
+    b.target("features_pass_over_read_and_encode", paired_ratio(times, "pages", "read_encode"),
+             f"feature pages (density, log10 histogram, top-10 contexts, logit effects), {case} / one plain "
+             "read of the store that encodes each batch with the SAE (the floor of any feature pass)")
