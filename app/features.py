@@ -14,9 +14,9 @@ from typing import Optional
 import streamlit as st
 from common import guard, load_result, plain, select_run
 
-HOW_TO = ("No runs with SAE feature pages yet. Make one with `interp run sae --preset quick`, or from Python: "
+HOW_TO = ("No runs with SAE feature pages yet. Make them from Python: "
           "`interp.sae.features.feature_pages(sae, store, hook, model=m).to_result(result)` adds the pages to "
-          "an analysis result before it is saved as a run.")
+          "a result, and `result.save(runs_dir / '<experiment>' / '<run>')` puts it where this page looks.")
 QUERY = "features_query"
 MAX_MATCHES = 50
 

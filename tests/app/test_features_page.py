@@ -103,7 +103,7 @@ def test_an_empty_runs_root_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_RUNS", str(tmp_path / "empty"))
     at = page()
     assert not at.exception
-    assert "interp run sae --preset quick" in _text(at) and "to_result" in _text(at)
+    assert "No runs with SAE feature pages yet" in _text(at) and "to_result" in _text(at)
 
 
 def test_the_app_with_the_features_page_in_its_menu_starts(run_with_pages):
