@@ -113,11 +113,11 @@ def test_recipe_families_list_every_module_of_the_package():
     assert modules == set(recipes.FAMILIES)
 
 
-TOOLS = {"check"}  # analyses that are tools, not papers: no data generator, no notebook
+TOOLS = {"check", "sae"}  # analyses that are tools, not papers: no notebook (check: no data generator either)
 
 
 @pytest.mark.parametrize("name", ["model_report", "bigram", "ngram_heads", "rnn_hmm", "sae_circuits", "crossmodal",
-                                  "reversal", "check"])
+                                  "reversal", "check", "sae"])
 def test_one_name_per_analysis(name):
     import interp
 

@@ -61,6 +61,7 @@ def served_app(tmp_path):
     model_dir = tmp_path / "tiny-model"
     Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
           spec={"builder": "transformer", "spec": spec.model_dump(mode="json")}).save(model_dir)
+    _sae_run(runs, model_dir, tmp_path)
     port = _free_port()
     env = {**os.environ, "INTERP_RUNS": str(runs), "INTERP_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "app", "--port", str(port)], env=env,
@@ -83,6 +84,22 @@ def served_app(tmp_path):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _sae_run(runs, model_dir, tmp_path) -> None:
+    """A tiny run of the sae experiment on the saved model: the Features page has real contexts to show."""
+    import interp
+    from interp.utils import write_json
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(4):
+        (corpus / f"m{i}.py").write_text("def add a b : return a b x = 1 2 \n" * 60)
+    result = interp.analyses.get("sae").run(dict(model=str(model_dir), corpus=str(corpus), n_train=16, n_eval=4,
+                                                 seq_len=12, d_sae=16, k=4, steps=40, batch_size=64, feature_k=3))
+    run = runs / "sae" / "20260101-130000-fedcba"
+    result.save(run)
+    write_json(run / "run.json", {"experiment": "sae", "preset": "quick", "analysis": "sae", "created": "20260101-130000"})
 
 
 def test_dashboard_in_a_real_browser(served_app, tmp_path):
@@ -129,6 +146,11 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             body = page.inner_text("body")
             assert "Traceback" not in body
             assert "unknown to this model's tokenizer" not in body  # the default prompt fits the model
+            # features: the sae run's latents, with their top contexts
+            page.goto(f"{url}/features")
+            page.get_by_text("Top contexts").first.wait_for()
+            body = page.inner_text("body")
+            assert "Traceback" not in body and "Latent 0" in body and "activation" in body
         finally:
             page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
             browser.close()
