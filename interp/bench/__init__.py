@@ -35,8 +35,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from interp.bench.collection import (bench_collection, bench_disk, bench_early_stop, bench_features, bench_memory,
-                                    memory_probe)
+from interp.bench.collection import (
+    bench_collection,
+    bench_disk,
+    bench_early_stop,
+    bench_features,
+    bench_memory,
+    memory_probe,
+)
 from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
 from interp.bench.methods import bench_attribution, bench_fixed_points, bench_import, bench_knockout, bench_sae
 from interp.results import Result

@@ -14,7 +14,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from interp.bench.core import Bench, Config, _models, _resid_hooks, _tf_hooks, _tokens, interleaved, paired_ratio
+from interp.bench.core import (
+    Bench,
+    Config,
+    _models,
+    _resid_hooks,
+    _tf_hooks,
+    _tokens,
+    interleaved,
+    paired_ratio,
+    resid_store,
+)
 
 log = logging.getLogger("interp.bench")
 
@@ -289,12 +299,10 @@ def bench_features(b: Bench, config: Config, tf) -> None:
     from interp.sae.model import SAE, SAEConfig
 
     B, T = config.compute_batch
-    hook = tf.hook("resid_post", -1)
-    x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
     root = Path(tempfile.mkdtemp(prefix="interp-bench-features-"))
     try:
-        with torch.no_grad():
-            store = interp.collect(tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4))
+        hook, store = resid_store(config, tf, root)
+        n, T = len(store), store[hook].shape[1]
         sae = SAE(SAEConfig(d_in=tf.cfg.d_model, d_sae=4 * tf.cfg.d_model, init_seed=config.seed))
         with torch.no_grad():  # each latent's bias at its 98th percentile: ~2% density, like a trained SAE
             first = next(store.iter_shards(hook))[2].reshape(-1, tf.cfg.d_model)  # [items * T, d_model]
@@ -318,7 +326,7 @@ def bench_features(b: Bench, config: Config, tf) -> None:
         b.result.metrics["features_mean_density"] = float(got.density.mean())
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    case = f"{len(x)}x{x.shape[1]} tokens, d_sae {sae.cfg.d_sae}, 4 shards"
+    case = f"{n}x{T} tokens, d_sae {sae.cfg.d_sae}, 4 shards"
     b.times("features", case, times)
     b.result.metrics["features_pass_over_plain_read"] = paired_ratio(times, "pages", "read")
     b.target("features_pass_over_read_and_encode", paired_ratio(times, "pages", "read_encode"),

@@ -177,3 +177,18 @@ def _tf_hooks(m) -> list[str]:
 def _resid_hooks(m) -> list[str]:
     """Every block's ``hook_resid_post`` (memory, disk: one activation per layer)."""
     return [m.hook("resid_post", l) for l in range(m.n_layers)]
+
+
+def resid_store(config: Config, tf, root: Any):
+    """``(hook, store)``: the last block's resid_post of ``memory_items // 2`` sequences, collected
+    into a four-shard store under ``root`` (the input of the SAE and feature-page items)."""
+    import torch
+
+    import interp
+
+    B, T = config.compute_batch
+    hook = tf.hook("resid_post", -1)
+    x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
+    with torch.no_grad():
+        store = interp.collect(tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4))
+    return hook, store

@@ -16,14 +16,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from interp.bench.core import TARGETS, Bench, Config, _tokens, interleaved, paired_ratio
+from interp.bench.core import TARGETS, Bench, Config, _tokens, interleaved, paired_ratio, resid_store
 
 log = logging.getLogger("interp.bench")
 
 
 # ----------------------------------------------------------------- SAE
 def bench_sae(b: Bench, config: Config, tf) -> None:
-    import torch
 
     import interp
 
@@ -32,14 +31,10 @@ def bench_sae(b: Bench, config: Config, tf) -> None:
     from interp.sae.model import SAEConfig
     from interp.sae.train import SAETrainConfig, train_sae
 
-    B, T = config.compute_batch
-    hook = tf.hook("resid_post", -1)
-    x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
     root = Path(tempfile.mkdtemp(prefix="interp-bench-sae-"))
     try:
-        with torch.no_grad():
-            store = interp.collect(tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4))
-            mem = store[hook].clone()
+        hook, store = resid_store(config, tf, root)
+        mem = store[hook].clone()
         sae_cfg = SAEConfig(d_in=tf.cfg.d_model, d_sae=4 * tf.cfg.d_model, init_seed=config.seed)
         tc = SAETrainConfig(steps=config.sae_steps, batch_size=config.sae_batch, resample_every=0,
                             log_every=10**9, seed=config.seed)
