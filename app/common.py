@@ -110,7 +110,7 @@ def select_run(runs: list[RunInfo], label: str) -> RunInfo:
 
     def fmt(run_id: str) -> str:
         r = by_id[run_id]
-        return (f"{r.id}  ·  {r.preset}  ·  {plots.format_stamp(r.created)}  ·  "
+        return (f"{r.id}  ·  {plots.preset_label(r)}  ·  {plots.format_stamp(r.created)}  ·  "
                 f"{r.n_hold}/{r.n_criteria} criteria hold")
 
     choice = st.selectbox(label, ids, index=index, format_func=fmt)

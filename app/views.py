@@ -149,7 +149,42 @@ def analysis_page(name: str) -> None:
             how_to_create(name)
             return
         run = select_run(runs, "Run")
-        render_run(run, analysis)
+        if run.seeds:
+            render_seeds(run, all_runs, analysis)
+        else:
+            part_of = [r for r in runs if run.id in r.seed_runs]
+            if part_of:
+                st.caption(f"One seed of the seeds run `{part_of[0].id}` (choose it above to see, per criterion, "
+                           f"in how many of its {len(part_of[0].seeds)} seeds it holds).")
+            render_run(run, analysis)
+
+
+def render_seeds(run: RunInfo, all_runs: list[RunInfo], analysis: Optional[analyses.Analysis] = None) -> None:
+    """A seeds run (``interp run <experiment> --seeds 0-2``): per criterion, in how many training
+    seeds it holds, each seed's value; then one seed's run in full."""
+    from interp.seeds import seed_label
+
+    try:
+        result = load_result(run.path)
+    except Exception as e:
+        st.error(f"Run {run.id} could not be read: {plain(e)}")
+        return
+    st.caption(f"Seeds run over training seeds {seed_label(run.seeds)} · preset `{run.preset}` · "
+               f"{plots.format_stamp(run.created)} · run directory `{run.path}`")
+    with guard("The verdicts could not be shown"):
+        verdict_strip(result)
+        st.caption("Here a criterion holds when it holds in every seed; the table says in how many it does.")
+    with guard("The criteria could not be shown"):
+        st.dataframe(plots.seeds_frame(result.criteria, run.seeds), hide_index=True)
+    by_id = {r.id: r for r in all_runs}
+    present = [(s, by_id[rid]) for s, rid in zip(run.seeds, run.seed_runs) if rid in by_id]
+    if len(present) < len(run.seeds):
+        missing = [rid for rid in run.seed_runs if rid not in by_id]
+        st.warning(f"{len(missing)} of this seeds run's runs are missing or unreadable: {', '.join(missing)}")
+    if not present:
+        return
+    seed = st.selectbox("Show one seed's run", [s for s, _ in present], key=f"seed-of-{run.id}")
+    render_run(dict(present)[seed], analysis)
 
 
 def how_to_create(name: str) -> None:

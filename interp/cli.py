@@ -51,20 +51,34 @@ def run(
     experiment: str = typer.Argument(..., help="Experiment name (see `interp list`)."),
     preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick (CPU, minutes) or full."),
     sets: List[str] = typer.Option([], "--set", "-s", help="Override a config value: key=value (repeatable)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Run once per training seed, e.g. 0-2 or 0,3,5, "
+                                        "and record per criterion in how many seeds it holds."),
 ) -> None:
-    """Run an experiment and write runs/<experiment>/<timestamp>-<hash>/."""
+    """Run an experiment and write runs/<experiment>/<timestamp>-<hash>/.
+
+    A run's seed also picks its zoo models' training seed (seed 7 uses zoo:<recipe>@7).
+    With --seeds, one run per seed plus a seeds run that counts, per criterion, the seeds where it holds."""
     from interp.runs import build_config, get_experiment, run_experiment
+    from interp.seeds import parse_seeds, run_seeds
 
     try:
         exp = get_experiment(experiment)
-        build_config(exp, preset, sets)  # validate before any heavy work
+        seed_list = parse_seeds(seeds) if seeds is not None else None
+        for s in seed_list or [None]:  # validate every config before any heavy work
+            build_config(exp, preset, list(sets) + ([f"seed={s}"] if s is not None else []))
+        if seed_list is not None and any(x.split("=", 1)[0].strip() == "seed" for x in sets):
+            raise ValueError("--seeds sets each run's seed: drop --set seed=... (or drop --seeds)")
     except (KeyError, ValueError) as e:
         _fail(e.args[0] if e.args else str(e))
-    typer.echo(f"running {experiment} ({exp.analysis}, preset {preset})")
+    what = f", seeds {seeds}" if seed_list is not None else ""
+    typer.echo(f"running {experiment} ({exp.analysis}, preset {preset}{what})")
     from interp.fields import ConfigError
 
     try:
-        path = run_experiment(experiment, preset, sets)
+        if seed_list is None:
+            path = run_experiment(experiment, preset, sets)
+        else:
+            path = run_seeds(experiment, preset, sets, seeds=seed_list)
     except ConfigError as e:  # a value only the loaded model shows to be wrong
         _fail(str(e))
     from interp.results import Result
@@ -185,12 +199,12 @@ def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per r
 
 @zoo_app.command("build")
 def zoo_build(name: str, rebuild: bool = typer.Option(False, "--rebuild", help="Retrain even if cached.")) -> None:
-    """Train (or load from cache) a zoo recipe."""
+    """Train (or load from cache) a zoo recipe; `<recipe>@<N>` trains it with training seed N."""
     from interp.models import zoo
 
     try:
         zoo.get(name)
-    except KeyError as e:
+    except (KeyError, ValueError) as e:
         _fail(e.args[0])
     model = zoo.load(name, rebuild=rebuild)
     typer.echo(f"{model} at {zoo.get(name).path}")

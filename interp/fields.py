@@ -21,7 +21,7 @@ MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is
 
 
 def check_model_name(name: str) -> str:
-    """``zoo:<recipe>`` (a registered recipe), ``hf:<name>``, ``hf-llava:<name>`` or a directory
+    """``zoo:<recipe>`` (a registered recipe, ``zoo:<recipe>@<seed>`` for another training seed), ``hf:<name>``, ``hf-llava:<name>`` or a directory
     holding ``interp_model.json`` or ``config.json``. Names with ``{...}`` are templates that
     an analysis fills in (e.g. ``zoo:reversal-{variant}-...``) and are checked once filled."""
     if not isinstance(name, str) or not name.strip():
@@ -36,8 +36,10 @@ def check_model_name(name: str) -> str:
     if name.startswith("zoo:"):
         from interp.models import zoo
 
-        if name[4:] not in zoo.names():
-            raise ValueError(zoo.unknown(name[4:]))
+        try:
+            zoo.get(name[4:])  # a recipe, or <recipe>@<training seed>
+        except (KeyError, ValueError):
+            raise ValueError(zoo.unknown(name[4:])) from None
         return name
     try:
         path = Path(name).expanduser()

@@ -37,6 +37,10 @@ class Criterion(BaseModel):
     holds: bool
     kind: Literal["sanity", "claim", "target"]
     description: str = ""
+    # a seeds run's criterion (interp.seeds): held in seeds_held of seeds_run seeds, each seed's value
+    seeds_held: Optional[int] = None
+    seeds_run: Optional[int] = None
+    values: Optional[list[Optional[float]]] = None
 
     @classmethod
     def check(cls, name: str, value: Any, op: str, threshold: float, *, kind: str, description: str = "") -> "Criterion":
@@ -47,6 +51,8 @@ class Criterion(BaseModel):
                    holds=ok, kind=kind, description=description)
 
     def verdict(self) -> str:
+        if self.seeds_run is not None:
+            return f"{'holds' if self.kind != 'target' else 'met'} in {self.seeds_held} of {self.seeds_run} seeds"
         if self.holds:
             return "holds" if self.kind != "target" else "met"
         return {"sanity": "FAILS (implementation?)", "claim": "does not hold", "target": "missed"}[self.kind]

@@ -107,8 +107,37 @@ def build_config(experiment: str | Experiment, preset: str = "quick", overrides:
     import interp.analyses as analyses
 
     exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
-    return config_from_presets(analyses.get(exp.analysis).Config, exp.presets, preset, overrides,
-                               what=f"experiment {exp.name!r}, analysis {exp.analysis!r}")
+    cfg = config_from_presets(analyses.get(exp.analysis).Config, exp.presets, preset, overrides,
+                              what=f"experiment {exp.name!r}, analysis {exp.analysis!r}")
+    return with_training_seed(cfg)
+
+
+def with_training_seed(cfg: Any) -> Any:
+    """``cfg`` with its zoo models swapped for those trained with the run's seed.
+
+    A run's ``seed`` picks its models' training seeds too (``--set seed=7`` trains and uses
+    ``zoo:<recipe>@7``; see :func:`interp.models.zoo.seeded_names`), so that a result checked
+    over seeds is checked over trained models, not only over evaluation draws. Seed 0 is the
+    recipes as registered. Pin a model with ``zoo:<recipe>@N`` to keep it whatever the seed."""
+    from pydantic import BaseModel
+
+    seed = getattr(cfg, "seed", None)
+    if not isinstance(cfg, BaseModel) or not isinstance(seed, int) or seed == 0:
+        return cfg
+    values = {k: getattr(cfg, k) for k in type(cfg).model_fields}
+    names = [v for value in values.values() for v in (value if isinstance(value, list) else [value])
+             if isinstance(v, str)]
+    from interp.models import zoo
+
+    swap = zoo.seeded_names(names, seed)
+    if not swap:
+        return cfg
+    update = {k: ([swap.get(v, v) for v in value] if isinstance(value, list) else swap[value])
+              for k, value in values.items()
+              if (isinstance(value, list) and any(isinstance(v, str) and v in swap for v in value))
+              or (isinstance(value, str) and value in swap)}
+    log.info("seed %d: models trained with seed %s", seed, ", ".join(f"{k}={v}" for k, v in update.items()))
+    return type(cfg).model_validate({**cfg.model_dump(), **update})
 
 
 def config_from_presets(Config: type, presets: dict[str, dict], preset: str, overrides: Any = None, *,
@@ -156,8 +185,9 @@ def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, r
 
 
 def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysis: str, *,
-              root: Optional[Path] = None) -> Path:
-    """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log."""
+              root: Optional[Path] = None, extra: Optional[dict] = None) -> Path:
+    """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log
+    (``extra`` goes into ``run.json``, e.g. a seeds run's ``seeds`` and ``runs``)."""
     import secrets
 
     now = time.time()
@@ -191,7 +221,8 @@ def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysi
             log.setLevel(old_level)
         result._write(tmp)
         write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
-                                      "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds})
+                                      "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds,
+                                      **(extra or {})})
     return run_path
 
 
@@ -206,6 +237,8 @@ class RunInfo:
     n_hold: int
     sanity_failures: int
     damaged: str = ""  # why the run cannot be read ("<file>: <reason>"), or "" for a sound run
+    seeds: tuple[int, ...] = ()  # a seeds run (interp.seeds): the seeds it summarises
+    seed_runs: tuple[str, ...] = ()  # ... and their run ids, in the same order
 
     @property
     def id(self) -> str:
@@ -240,7 +273,8 @@ def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None,
             out.append(RunInfo(run, meta.get("experiment", exp_dir.name), meta.get("analysis", "?"),
                                meta.get("preset", "?"), meta.get("created", run.name[:15]), len(crit),
                                sum(bool(c.get("holds")) for c in crit),
-                               sum(c.get("kind") == "sanity" and not c.get("holds") for c in crit)))
+                               sum(c.get("kind") == "sanity" and not c.get("holds") for c in crit),
+                               seeds=tuple(meta.get("seeds") or ()), seed_runs=tuple(meta.get("runs") or ())))
     return sorted(out, key=lambda r: r.path.name, reverse=True)
 
 

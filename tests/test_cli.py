@@ -41,6 +41,15 @@ def test_bad_set_value_and_unknown_experiment():
     assert res.exit_code == 2 and "quick" in res.output
 
 
+def test_bad_seeds_fail_before_any_work():
+    res = runner.invoke(app, ["run", "model_report", "--seeds", "2-0"])
+    assert res.exit_code == 2 and "0-2" in res.output
+    res = runner.invoke(app, ["run", "model_report", "--seeds", "0-1", "--set", "seed=3"])
+    assert res.exit_code == 2 and "drop --set seed" in res.output
+    res = runner.invoke(app, ["run", "model_report", "--set", "model=zoo:code-lm-tiny@x"])
+    assert res.exit_code == 2 and "training seed" in res.output
+
+
 def test_zoo_list_and_unknown_recipe():
     res = runner.invoke(app, ["zoo", "list"])
     assert res.exit_code == 0 and "code-lm-tiny" in res.output

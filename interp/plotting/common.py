@@ -64,6 +64,27 @@ def criteria_frame(criteria: Iterable[Any]):
     return pd.DataFrame(criteria_rows(criteria), columns=list(CRITERIA_COLUMNS))
 
 
+def seeds_rows(criteria: Iterable[Any], seeds: Sequence[Any]) -> list[dict[str, Any]]:
+    """A seeds run's criteria (:mod:`interp.seeds`): one dict per criterion with ``seeds held``
+    ("2 of 3"), kind, name, the median value, op, threshold and one ``seed <s>`` column per seed."""
+    rows = []
+    for c in criteria:
+        held, n, values = _get(c, "seeds_held"), _get(c, "seeds_run"), _get(c, "values") or []
+        row = {"seeds held": f"{held} of {n}" if n is not None else "", "kind": _get(c, "kind"),
+               "name": _get(c, "name"), "median value": _get(c, "value"), "op": _get(c, "op"),
+               "threshold": _get(c, "threshold")}
+        row.update({f"seed {s}": v for s, v in zip(seeds, values)})
+        rows.append(row)
+    return sorted(rows, key=lambda r: _kind_rank(r["kind"]))
+
+
+def seeds_frame(criteria: Iterable[Any], seeds: Sequence[Any]):
+    """:func:`seeds_rows` as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(seeds_rows(criteria, seeds))
+
+
 def criteria_counts(criteria: Iterable[Any]) -> dict[str, int]:
     """``{"n", "hold", "sanity_failures", "claims_not_holding", "targets_missed"}``."""
     crit = list(criteria)
@@ -154,10 +175,20 @@ def format_stamp(stamp: str) -> str:
 
 
 def run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
-    """One dict per :class:`interp.runs.RunInfo` with the columns of :data:`RUN_COLUMNS`."""
-    return [{"experiment": r.experiment, "analysis": r.analysis, "preset": r.preset, "date": format_stamp(r.created),
+    """One dict per :class:`interp.runs.RunInfo` with the columns of :data:`RUN_COLUMNS` (a seeds
+    run's preset reads e.g. ``"quick, seeds 0-2"``)."""
+    return [{"experiment": r.experiment, "analysis": r.analysis, "preset": preset_label(r),
+             "date": format_stamp(r.created),
              "criteria held": f"{r.n_hold}/{r.n_criteria}", "sanity failures": r.sanity_failures, "run": r.id}
             for r in runs]
+
+
+def preset_label(run: Any) -> str:
+    """``"quick"``, or ``"quick, seeds 0-2"`` for a seeds run."""
+    from interp.seeds import seed_label
+
+    seeds = list(getattr(run, "seeds", ()) or ())
+    return f"{run.preset}, seeds {seed_label(seeds)}" if seeds else str(run.preset)
 
 
 def runs_frame(runs: Iterable[Any]):
@@ -174,5 +205,6 @@ def _get(obj: Any, name: str) -> Any:
 
 __all__ = ["VERDICT_HOLDS", "VERDICT_SANITY_FAILS", "VERDICT_CLAIM_FAILS", "VERDICT_TARGET_MET",
            "VERDICT_TARGET_MISSED", "KINDS", "CRITERIA_COLUMNS", "RUN_COLUMNS", "verdict", "criteria_rows",
-           "criteria_frame", "criteria_counts", "verdict_strip", "headline_figure", "flatten_metrics",
-           "metrics_frame", "ordered_figures", "format_stamp", "run_rows", "runs_frame"]
+           "criteria_frame", "criteria_counts", "seeds_rows", "seeds_frame", "preset_label", "verdict_strip",
+           "headline_figure", "flatten_metrics", "metrics_frame", "ordered_figures", "format_stamp", "run_rows",
+           "runs_frame"]

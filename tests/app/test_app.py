@@ -442,3 +442,29 @@ def test_reversal_panel_reads_the_result_and_loads_no_model(monkeypatch):
     assert [r["objective"] for r in table] == ["causal LM", "MLM-U"] and table[0]["reversed (acc.)"] == 0.0
     text = "\n".join(str(x) for x in shown)
     assert "Explore a model" in text and "never trained" in text
+
+
+def test_seeds_run_shows_k_of_n_per_criterion_and_each_seeds_run(roots, fake_analysis):
+    from interp.seeds import aggregate
+
+    stamps = ["20240301-000000-aaaaa0", "20240301-000001-aaaaa1", "20240301-000002-aaaaa2"]
+    paths = [make_run(roots, st, claim_value=v) for st, v in zip(stamps, (0.3, 0.01, 0.2))]
+    summary = aggregate({s: Result.load(p) for s, p in enumerate(paths)}, "fake_analysis")
+    seeds_path = roots / "fake_exp" / "20240301-000009-seedsx"
+    summary.save(seeds_path)
+    write_json(seeds_path / "run.json", {"experiment": "fake_exp", "preset": "quick", "analysis": "fake_analysis",
+                                         "created": "20240301-000009", "seeds": [0, 1, 2],
+                                         "runs": [f"fake_exp/{s}" for s in stamps]})
+    at = analysis_page()
+    assert not at.exception
+    assert "quick, seeds 0-2" in at.selectbox[0].options[0]
+    table = frames(at)[0].set_index("name")
+    assert table.loc["transformer_beats_lstm", "seeds held"] == "2 of 3"
+    assert table.loc["exact_identity", "seeds held"] == "3 of 3"
+    assert table.loc["transformer_beats_lstm", "seed 1"] == pytest.approx(0.01)
+    assert "holds in every seed" in texts(at)
+    at.selectbox[1].set_value(1).run()  # one seed's run in full, below the summary
+    assert not at.exception
+    assert CUSTOM_PANEL_TEXT in texts(at)
+    at.selectbox[0].set_value(f"fake_exp/{stamps[0]}").run()  # a seed's own run says where it belongs
+    assert not at.exception and "One seed of the seeds run" in texts(at)

@@ -174,7 +174,8 @@ def recipe_config(model_name: str) -> Optional[HMMRecipe]:
     from interp.models import zoo
 
     name = model_name[4:] if model_name.startswith("zoo:") else model_name
-    if name not in zoo.names():
+    try:
+        cfg = zoo.get(name).config  # a recipe or <recipe>@<training seed>
+    except (KeyError, ValueError):
         return None
-    cfg = zoo.get(name).config
     return cfg if isinstance(cfg, HMMRecipe) else None
