@@ -230,7 +230,9 @@ def _check_dashboard_in_streamlit(result, tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_RUNS", str(tmp_path / "runs"))
     app_dir = str(Path(__file__).resolve().parents[2] / "app")
     at = AppTest.from_function(_reversal_page, args=(app_dir,), default_timeout=60).run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    # the 40-step MLM-U fails its own same-direction sanity: the page says so, and nothing else goes wrong
+    assert not at.exception and all("mlmu_same_direction_accuracy" in e.value for e in at.error), \
+        [e.value for e in at.error]
     assert len(at.get("plotly_chart")) == 4
     frame = at.dataframe[-1].value
     assert len(frame) == 2 and set(frame["objective"].str.split(" ").str[0]) == {"causal", "MLM-U"}
