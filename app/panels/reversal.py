@@ -27,7 +27,9 @@ def dashboard(result, st) -> None:
         rows.append({"model": mm["name"], "objective": OBJECTIVE_NAMES.get(mm["objective"], mm["objective"]),
                      "facts": mm["variant"], "seed": mm["seed"],
                      "trained direction (acc.)": s.get("same_direction_train"),
-                     "reversed (acc.)": s.get("reverse_train"), "chance": s.get("chance")})
+                     "reversed, order swapped (acc.)": s.get("reverse_train"),
+                     "reversed, in place (acc.)": s.get("reverse_in_place_train"), "chance": s.get("chance"),
+                     "training steps": mm.get("train_steps")})
     st.dataframe(rows, hide_index=True)
     st.subheader("Ask the models")
     lines = []

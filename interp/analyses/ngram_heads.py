@@ -35,21 +35,23 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
-from interp.data.ngram_heads import (
-    DFA,
-    N_SYMBOLS,
+from interp.data.ngram_heads import (  # noqa: F401 (baselines and metrics: re-exported for tests and notebooks)
     PAD,
     TOKEN_STRINGS,
-    DFATables,
     PromptConfig,
+    accuracy_difference,
     dfa_set,
-    sample_prompts,
+    next_token_metrics,
+    ngram_baseline,
+    ngram_baseline_loop,
+    ngram_counts,
     scored_positions,
-    valid_mask,
+    test_prompts,
 )
 from interp.fields import Count, Device, ModelName, NonNegFloat, Seed
 from interp.methods.heads import (
     ablation_edits,
+    ablation_significance,
     best_ngram_head,
     empty_head_edits,
     head_means,
@@ -57,6 +59,7 @@ from interp.methods.heads import (
     model_head_scores,
     ngram_head_scores,
     pattern_hooks,
+    random_head_sets,
     rank_ngram_heads,
 )
 from interp.methods.probes import ridge_r2
@@ -79,7 +82,7 @@ class Config(BaseModel):
     n_test_dfas: Count = 500
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     top_heads: Count = 2  # heads ablated together
-    random_draws: Count = 8  # random head sets of the same size
+    random_draws: Count = 8  # distinct random head sets of the same size (all of them if there are fewer)
     ablation: Literal["mean", "zero"] = "mean"
     n_ablation_prompts: Count = 250
     probe_ridge: NonNegFloat = 1e-2  # probe penalty ridge * n_train on the weights (not scaled by their variance)
@@ -124,87 +127,7 @@ def _keys_of(n: int, seed: int, dfa_cfg_json: str) -> set[bytes]:
     return _KEY_CACHE[k]
 
 
-def test_prompts(dfas: Sequence[DFA], seed: int, cfg: PromptConfig) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
-    """One prompt per DFA: tokens ``[n, T]`` (PAD-padded), lengths ``[n]``, and the oracle's
-    valid-next mask ``[n, T, vocab]``."""
-    rng = np.random.default_rng([seed, 11])
-    prompts = sample_prompts(DFATables(dfas), np.arange(len(dfas)), rng, cfg)
-    lengths = np.array([len(p) for p in prompts])
-    T = int(lengths.max())
-    tokens = torch.full((len(prompts), T), PAD, dtype=torch.long)
-    valid = torch.zeros(len(prompts), T, len(TOKEN_STRINGS), dtype=torch.bool)
-    for i, (p, d) in enumerate(zip(prompts, dfas)):
-        tokens[i, : len(p)] = torch.as_tensor(p)
-        valid[i, : len(p)] = torch.as_tensor(valid_mask(d, p))
-    return tokens, lengths, valid
-
-
 # --------------------------------------------------------------------------- metrics
-def next_token_metrics(probs: torch.Tensor, valid: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per position ``[n, T]``: ``correct`` (greedy next token is valid) and ``tvd`` between
-    ``probs`` ``[n, T, vocab]`` and uniform over the valid symbols; NaN where not scored."""
-    greedy = probs.argmax(-1, keepdim=True)  # first maximum on ties
-    correct = valid.gather(-1, greedy)[..., 0].float()
-    true = valid.float() / valid.float().sum(-1, keepdim=True).clamp_min(1)
-    tvd = 0.5 * (probs - true).abs().sum(-1)
-    nan = torch.tensor(float("nan"))
-    return {"correct": torch.where(scored, correct, nan), "tvd": torch.where(scored, tvd, nan)}
-
-
-def ngram_counts(tokens: torch.Tensor, n: int) -> torch.Tensor:
-    """In-context counts ``[batch, T, N_SYMBOLS]``: how often each symbol followed the
-    current (n-1)-token context earlier in the prompt (positions ``j <= i``). ``n = 1``:
-    unigram counts of the prefix."""
-    from interp.models.ngram_layer import ngram_pattern
-
-    onehot = torch.nn.functional.one_hot(tokens, len(TOKEN_STRINGS))[..., :N_SYMBOLS].float()  # [b, T, sym]
-    if n == 1:
-        return onehot.cumsum(1)
-    match = (ngram_pattern(tokens, n - 1) > 0).float()  # [b, query, key]
-    return match @ onehot
-
-
-def ngram_baseline(tokens: torch.Tensor, n: int) -> torch.Tensor:
-    """In-context n-gram predictor with backoff: next-token distribution ``[batch, T, vocab]``
-    from the highest order ``<= n`` whose context was seen followed by a symbol."""
-    probs = torch.zeros(*tokens.shape, len(TOKEN_STRINGS))
-    filled = torch.zeros(tokens.shape, dtype=torch.bool)
-    for k in range(n, 0, -1):
-        c = ngram_counts(tokens, k)
-        tot = c.sum(-1)
-        use = (tot > 0) & ~filled
-        probs[..., :N_SYMBOLS][use] = (c / tot.clamp_min(1)[..., None])[use]
-        filled |= use
-    return probs
-
-
-def ngram_baseline_loop(prompt: Sequence[int], n: int) -> list[Optional[int]]:
-    """Reference implementation (plain Python) of the greedy in-context n-gram predictor with
-    backoff: the predicted symbol after each prefix ``prompt[: i + 1]`` (lowest id on ties)."""
-    counts: list[dict[tuple, dict[int, int]]] = [dict() for _ in range(n + 1)]
-    out: list[Optional[int]] = []
-    for i, x in enumerate(prompt):
-        x = int(x)
-        if x < N_SYMBOLS:  # record x as the successor of each context ending at i - 1
-            for k in range(1, n + 1):
-                if i - (k - 1) >= 0:
-                    ctx = tuple(int(t) for t in prompt[i - (k - 1) : i])
-                    counts[k].setdefault(ctx, {}).setdefault(x, 0)
-                    counts[k][ctx][x] += 1
-        pred = None
-        for k in range(n, 0, -1):
-            if i - (k - 2) < 0:
-                continue
-            ctx = tuple(int(t) for t in prompt[i - (k - 2) : i + 1]) if k > 1 else ()
-            seen = counts[k].get(ctx)
-            if seen:
-                best = max(seen.values())
-                pred = min(s for s, c in seen.items() if c == best)
-                break
-        out.append(pred)
-    return out
-
-
 def model_probs(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
                 edits: Optional[dict] = None) -> torch.Tensor:
     """Next-token softmax ``[n, T, vocab]`` of model ``m`` on the test prompts."""
@@ -395,16 +318,15 @@ def head_ablation(tf, ps: PromptSet, scores: dict, config: Config) -> dict[str, 
     _, noop_p = acc_with(empty_head_edits(tf))
     top_acc, _ = acc_with(ablation_edits(tf, top, means, config.ablation))
     rng = np.random.default_rng([config.seed, 3])
-    random_sets, random_accs = [], []
-    for _ in range(config.random_draws):
-        pick = rng.choice(len(others), size=min(config.top_heads, len(others)), replace=False)
-        heads = [others[i] for i in pick]
-        random_sets.append(heads)
-        random_accs.append(acc_with(ablation_edits(tf, heads, means, config.ablation))[0])
+    random_sets = random_head_sets(others, config.top_heads, config.random_draws, rng)
+    random_accs = [acc_with(ablation_edits(tf, heads, means, config.ablation))[0] for heads in random_sets]
     drop_random = [clean_acc - acc for acc in random_accs]
-    log.info("ablation: top heads %s drop %.3f; random drop %.3f", top, clean_acc - top_acc, float(np.mean(drop_random)))
+    test = ablation_significance(clean_acc - top_acc, drop_random)
+    log.info("ablation: top heads %s drop %.3f; random drop %.3f (p = %.3g over %d distinct random sets)", top,
+             clean_acc - top_acc, float(np.mean(drop_random)), test["p"], test["n"])
     return {"how": config.ablation, "top_heads": top, "clean_accuracy": clean_acc, "top_accuracy": top_acc,
-            "drop_top": clean_acc - top_acc, "random_heads": random_sets, "drop_random": drop_random,
+            "drop_top": clean_acc - top_acc, "random_heads": [[list(h) for h in hs] for hs in random_sets],
+            "drop_random": drop_random, "significance": test,
             "drop_random_mean": float(np.mean(drop_random)), "noop_gap": float((noop_p - clean_p).abs().max())}
 
 
@@ -465,11 +387,28 @@ def run(config: Config) -> Result:
                                     config.max_probe_positions, config.seed) for key, m in models.items()}
     acc = {k: _mean(v["correct"]) for k, v in evals.items()}
     tvd = {k: _mean(v["tvd"]) for k, v in evals.items()}
+    vs = versus_baselines(evals, acc, config.seed)
     result.metrics.update(_metrics(names, acc, tvd, checks, ps, heads, abl, probe))
-    _criteria(result, acc, tvd, checks, ps, heads, abl)
+    result.metrics["transformer_vs_ngram_baselines"] = vs
+    _criteria(result, acc, tvd, checks, ps, heads, abl, vs)
     _arrays_and_figures(result, evals, acc, tvd, heads, abl, probe,
                         example_attention(models["transformer"], ps, heads["best"]))
     return result
+
+
+def versus_baselines(evals: dict, acc: dict, seed: int) -> dict[str, Any]:
+    """Where the transformer stands against the in-context 2- and 3-gram baselines: accuracy
+    difference with a paired bootstrap interval over test prompts, and a sentence saying it."""
+    out: dict[str, Any] = {}
+    for k in ("2gram", "3gram"):
+        out[k] = accuracy_difference(evals["transformer"]["correct"], evals[k]["correct"], seed=seed)
+    d = out["2gram"]
+    out["statement"] = (
+        f"The transformer ({acc['transformer']:.3f}) is {d['place']} the in-context 2-gram baseline "
+        f"({acc['2gram']:.3f}): difference {d['difference']:+.3f}, {d['confidence']:.0%} CI "
+        f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] over test prompts; against the 3-gram baseline "
+        f"({acc['3gram']:.3f}) it is {out['3gram']['place']} ({out['3gram']['difference']:+.3f}).")
+    return out
 
 
 def _scores_json(scores: Optional[dict]) -> Optional[dict]:
@@ -523,7 +462,7 @@ def _arrays_and_figures(result: Result, evals, acc, tvd, heads, abl, probe, exam
     })
 
 
-def _criteria(result: Result, acc, tvd, checks, ps: PromptSet, heads, abl) -> None:
+def _criteria(result: Result, acc, tvd, checks, ps: PromptSet, heads, abl, vs) -> None:
     add = result.add_criterion
     best, drop_top, drop_random = heads["best"], abl["drop_top"], abl["drop_random"]
     # sanity: the implementation
@@ -558,5 +497,14 @@ def _criteria(result: Result, acc, tvd, checks, ps: PromptSet, heads, abl) -> No
                      "min(mass / 0.5, ratio / 3); >= 1 means >= 0.5 of attention on n-gram matches and >= 3x uniform"))
     add("top_ngram_heads_ablation_beats_random", drop_top - float(np.mean(drop_random)), ">", 0.0, kind="claim",
         description="accuracy drop when the top n-gram heads are ablated minus the mean drop for random heads")
+    sig = abl["significance"]
+    add("top_ngram_heads_ablation_significant", sig["p"], "<", 0.05, kind="claim",
+        description=f"one-sided one-sample t-test p: the {sig['n']} distinct random head sets' drops (mean "
+        f"{float(np.mean(drop_random)):.3f}) are below the top heads' drop ({drop_top:.3f}); the exact "
+        f"permutation p is {sig['p_rank']:.3g} (it cannot go below 1/{sig['n'] + 1})")
+    d = vs["2gram"]
+    add("transformer_above_2gram_baseline", d["ci_low"], ">", 0.0, kind="claim",
+        description=f"lower end of the {d['confidence']:.0%} paired bootstrap CI of transformer minus in-context "
+        f"2-gram accuracy. {vs['statement']}")
     add("ngram_layer_lifts_lstm", acc["lstm_ngram"] - acc["lstm"], ">=", 0.05, kind="claim",
         description="accuracy of LSTM + n-gram layers minus the plain LSTM")

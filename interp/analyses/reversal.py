@@ -10,12 +10,20 @@ reverse), group (trained ``name_first``, ``desc_first`` or ``both``) and templat
 (training templates vs held-out paraphrases, kept apart so that paraphrase failure is
 not mistaken for reversal failure):
 
-- exact match of the completion: greedy for causal models; for masked models the slot
-  of the target's length is filled with ``<|mask|>`` and filled **left to right**, one
-  token per forward (argmax at the leftmost masked slot, which is then revealed);
+- exact match of the completion (:mod:`interp.methods.completion`): greedy for causal
+  models; for masked models the slot of the target's length is filled with ``<|mask|>``
+  and filled **left to right**, one token per forward (argmax at the leftmost masked slot,
+  which is then revealed). The reverse question is asked two ways: **order swapped** (the
+  asked entity ends a sentence of the never-trained order, ``accuracy``) and, for masked
+  models, **in place** (the asked entity masked inside its trained sentence,
+  ``accuracy_in_place``). Failing order swapped but not in place is a failure to transfer
+  the fact to a new sentence order, not the factorization curse (a model that cannot
+  predict an earlier entity from a later one fails both);
 - the log-probability of the correct target vs ``n_random`` random targets of the same
-  group (causal: teacher forcing; masked: the same left-to-right chain rule), compared
-  per pair with a Wilcoxon signed-rank test;
+  group (causal: teacher forcing; masked: the same left-to-right chain rule). "No
+  difference" is an equivalence test: TOST (two one-sided t-tests, scipy) of the per-pair
+  differences against ``+-equivalence_margin`` nats, with the matching 90% confidence
+  interval; a Wilcoxon signed-rank p (difference or not) is reported beside it;
 - linear probes on the residual stream (``m.resid_names()``: the embedding, then each
   block's output) at the query position (the last prompt position
   for causal models, the first masked slot for masked ones). A ridge probe regresses the
@@ -28,16 +36,24 @@ not mistaken for reversal failure):
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
 from interp.data.reversal import DIRECTIONS, GROUPS, OBJECTIVE_NAMES, SPLITS, TRAINED, FactSet  # noqa: F401 (OBJECTIVE_NAMES: for the dashboard)
 from interp.fields import Count, Device, ModelName, NonNegFloat, Seed
+from interp.methods.completion import (  # noqa: F401 (re-exported: the explorer and tests use them from here)
+    complete,
+    is_masked,
+    query_residuals,
+    slot_accuracy,
+    target_logprob,
+    top_completions,
+)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -57,6 +73,10 @@ class Config(BaseModel):
     objectives: list[Literal["clm", "mlm15", "mlmu"]] = Field(default_factory=lambda: ["clm", "mlm15", "mlmu"])
     n_seeds: Count = 1  # model seeds: seed, seed+1, ..., seed+n_seeds-1
     n_random: Count = 5  # random same-group targets per fact in the log-prob test
+    # "no difference" of correct vs random log-probs: the mean difference lies within +-margin nats
+    # (ln 2: the correct target, on average, less than twice as likely as a random one, or half)
+    equivalence_margin: NonNegFloat = math.log(2)
+    same_direction_min: NonNegFloat = 0.9  # a model's reverse accuracy is read only above this forward accuracy
     logprob_templates: Count = 3  # templates per split scored by log-prob (all are scored by accuracy)
     probe_l2: NonNegFloat = 1e-2  # ridge penalty, relative to the mean feature variance
     batch_size: Count = 512
@@ -98,104 +118,6 @@ def load_fact_model(name: str, device: Any = "auto") -> tuple[Any, dict, str]:
     return m, meta["recipe_config"], path
 
 
-def is_masked(m) -> bool:
-    return getattr(m.cfg, "attention_dir", "causal") == "bidirectional"
-
-
-def _forward(m, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return m.module(x.to(m.device)).float().cpu()  # [batch, pos, vocab]
-
-
-def _chunks(n: int, size: int):
-    for i in range(0, n, size):
-        yield slice(i, min(n, i + size))
-
-
-# ----------------------------------------------------------------------- measuring
-def _slot_batches(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int, masked: bool):
-    """Yield ``(slice, tokens [b, T], prompt lengths [b], row ids [b])`` per batch; for a masked
-    model the ``length`` target slot after each prompt is filled with the mask token."""
-    for sl in _chunks(len(tokens), batch_size):
-        x = torch.from_numpy(tokens[sl]).clone()
-        pl = torch.from_numpy(prompt_len[sl])
-        rows = torch.arange(len(x))
-        if masked:
-            for k in range(length):
-                x[rows, pl + k] = m.tokenizer.mask_token_id
-        yield sl, x, pl, rows
-
-
-def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
-    """Greedy completion ``[n, length]`` of each row's prompt (``tokens[:, :prompt_len]``).
-
-    Causal: the next ``length`` tokens, one forward each. Masked: the ``length`` slots after
-    the prompt are set to the mask token and filled left to right (argmax at the leftmost
-    masked slot, then reveal it). Tokens after the slot are kept as given (padding)."""
-    masked = is_masked(m)
-    out = np.zeros((len(tokens), length), dtype=np.int64)
-    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
-        for k in range(length):
-            logits = _forward(m, x)
-            pos = pl + k
-            x[rows, pos] = logits[rows, pos if masked else pos - 1].argmax(-1)
-        out[sl] = torch.stack([x[rows, pl + k] for k in range(length)], dim=1).numpy()
-    return out
-
-
-def target_logprob(m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np.ndarray,
-                   batch_size: int = 512) -> np.ndarray:
-    """``[n, K]`` log-probability of each candidate target ``candidates [n, K, T]`` after each
-    row's prompt. Causal: teacher-forced sum of next-token log-probs. Masked: the same
-    left-to-right chain, ``sum_t log p(c_t | prompt, c_<t, masks at t..T-1)``."""
-    n, K, T = candidates.shape
-    masked = is_masked(m)
-    rep = np.repeat(tokens, K, axis=0)  # [n*K, pos]
-    pl = np.repeat(prompt_len, K)
-    cand = candidates.reshape(n * K, T)
-    rows_all = np.arange(n * K)
-    for t in range(T):
-        rep[rows_all, pl + t] = cand[:, t]
-    total = np.zeros(n * K)
-    for sl in _chunks(n * K, batch_size):
-        x = torch.from_numpy(rep[sl]).clone()
-        p = torch.from_numpy(pl[sl])
-        c = torch.from_numpy(cand[sl])
-        rows = torch.arange(len(x))
-        if not masked:
-            lp = _forward(m, x).log_softmax(-1)
-            total[sl] = sum(lp[rows, p + t - 1, c[:, t]] for t in range(T)).numpy()
-            continue
-        acc = torch.zeros(len(x))
-        for t in range(T):
-            xt = x.clone()
-            for u in range(t, T):
-                xt[rows, p + u] = m.tokenizer.mask_token_id
-            lp = _forward(m, xt).log_softmax(-1)
-            acc += lp[rows, p + t, c[:, t]]
-        total[sl] = acc.numpy()
-    return total.reshape(n, K)
-
-
-def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
-                    batch_size: int = 512) -> np.ndarray:
-    """Residual stream ``[layer+1, n, d_model]`` at the query position, ``m.resid_names()``:
-    row 0 is the embedding (``m.hook("resid_pre", 0)``), row ``l+1`` is
-    ``m.hook("resid_post", l)``. The query
-    position is the last prompt token (causal) or the first masked slot (masked; all
-    ``length`` target slots masked)."""
-    import interp
-
-    names = m.resid_names()
-    masked = is_masked(m)
-    out = []
-    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
-        _, acts = interp.trace(m, x.to(m.device), capture=names)
-        pos = pl if masked else pl - 1
-        out.append(torch.stack([acts[nm][rows, pos].float().cpu() for nm in names]))  # [layer+1, batch, d]
-    return torch.cat(out, dim=1).numpy()
-
-
 def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, test_ids: np.ndarray,
                    candidates: np.ndarray, l2: float) -> float:
     """Fit a ridge probe ``x -> target vector`` (:func:`interp.methods.probes.fit_ridge`: penalty
@@ -214,18 +136,15 @@ def evaluate_model(fm: FactModel, cfg: Config, rng: np.random.Generator) -> dict
     tok = m.tokenizer
     n_pairs = len(facts.pairs)
     acc = np.full((len(DIRECTIONS), len(GROUPS), len(SPLITS)), np.nan)
+    acc_in_place = np.full_like(acc, np.nan)  # NaN for causal models: they cannot fill a slot before its context
     lp_correct = np.full((len(DIRECTIONS), len(SPLITS), n_pairs), np.nan)
     lp_random = np.full((len(DIRECTIONS), len(SPLITS), n_pairs), np.nan)
     for di, d in enumerate(DIRECTIONS):
         for si, split in enumerate(SPLITS):
             ex = facts.examples(d, split)
-            tokens, plen = facts.encode(ex, tok)
-            T = len(ex[0].target)
-            target = np.stack([tokens[i, plen[i]: plen[i] + T] for i in range(len(ex))])
-            hit = (complete(m, tokens, plen, T, cfg.batch_size) == target).all(1)
-            groups = np.array([e.group for e in ex])
-            for gi, g in enumerate(GROUPS):
-                acc[di, gi, si] = hit[groups == g].mean()
+            acc[di, :, si] = _accuracy_by_group(m, facts, ex, cfg.batch_size)
+            if is_masked(m):
+                acc_in_place[di, :, si] = _accuracy_by_group(m, facts, facts.examples_in_place(d, split), cfg.batch_size)
             # log-prob: correct vs n_random other targets of the same group, first templates only
             ex_lp = [e for e in ex if e.template in {t.index for t in facts.templates_of(d, split)[
                 : cfg.logprob_templates]}]
@@ -243,7 +162,16 @@ def evaluate_model(fm: FactModel, cfg: Config, rng: np.random.Generator) -> dict
                 lp_correct[di, si, p] = lp[rows, 0].mean()
                 lp_random[di, si, p] = lp[rows, 1:].mean()
     probe = probe_model(m, facts, cfg, rng)
-    return {"accuracy": acc, "lp_correct": lp_correct, "lp_random": lp_random, "probe": probe}
+    return {"accuracy": acc, "accuracy_in_place": acc_in_place, "lp_correct": lp_correct, "lp_random": lp_random,
+            "probe": probe}
+
+
+def _accuracy_by_group(m, facts: FactSet, ex: list, batch_size: int) -> np.ndarray:
+    """Exact match ``[group]`` of the slot of each example (any slot position)."""
+    tokens, plen = facts.encode(ex, m.tokenizer)
+    hit = slot_accuracy(m, tokens, plen, len(ex[0].target), batch_size)
+    groups = np.array([e.group for e in ex])
+    return np.array([hit[groups == g].mean() for g in GROUPS])
 
 
 def probe_model(m, facts: FactSet, cfg: Config, rng: np.random.Generator) -> np.ndarray:
@@ -316,10 +244,11 @@ def _reverse(acc: np.ndarray, split: int) -> np.ndarray:
     return np.mean([acc[..., di, gi, split] for di, gi in cells], axis=0)
 
 
-def reverse_logprob_test(lp_correct: np.ndarray, lp_random: np.ndarray, facts: FactSet) -> dict[str, float]:
-    """Wilcoxon signed-rank test of correct vs random log-probs in the untrained direction
-    (training templates), one paired value per one-direction pair, averaged over seeds.
-    ``lp_*``: ``[seed, direction, split, pair]``."""
+def reverse_logprob_test(lp_correct: np.ndarray, lp_random: np.ndarray, facts: FactSet, margin: float
+                         ) -> dict[str, float]:
+    """Correct vs random log-probs in the untrained direction (training templates), one paired
+    difference per one-direction pair, averaged over seeds (``lp_*``: ``[seed, direction,
+    split, pair]``): :func:`equivalence_test` within ``+-margin`` and a Wilcoxon p."""
     from scipy.stats import wilcoxon
 
     diffs = []
@@ -328,9 +257,29 @@ def reverse_logprob_test(lp_correct: np.ndarray, lp_random: np.ndarray, facts: F
             if d not in TRAINED[p.group]:
                 diffs.append(np.mean(lp_correct[:, di, 0, p.index] - lp_random[:, di, 0, p.index]))
     diffs = np.asarray(diffs)
-    if np.allclose(diffs, 0):
-        return {"p": 1.0, "mean_diff": 0.0, "n": len(diffs)}
-    return {"p": float(wilcoxon(diffs).pvalue), "mean_diff": float(diffs.mean()), "n": len(diffs)}
+    out = equivalence_test(diffs, margin)
+    out["p"] = 1.0 if np.allclose(diffs, 0) else float(wilcoxon(diffs).pvalue)
+    return out
+
+
+def equivalence_test(diffs: np.ndarray, margin: float, alpha: float = 0.05) -> dict[str, float]:
+    """TOST: two one-sided one-sample t-tests (:func:`scipy.stats.ttest_1samp`) of H0 "mean
+    <= -margin" and H0 "mean >= +margin"; ``p_equivalence`` is the larger p, so p < alpha
+    means the mean lies within the margin. ``ci_low, ci_high``: the matching (1 - 2 alpha)
+    t confidence interval (inside the margin exactly when p < alpha). Identical differences
+    (no spread) are equivalent iff they lie strictly inside the margin."""
+    from scipy import stats
+
+    diffs = np.asarray(diffs, dtype=np.float64)
+    mean, n = float(diffs.mean()), len(diffs)
+    if np.ptp(diffs) == 0:
+        p, low, high = (0.0 if abs(mean) < margin else 1.0), mean, mean
+    else:
+        p = max(float(stats.ttest_1samp(diffs, -margin, alternative="greater").pvalue),
+                float(stats.ttest_1samp(diffs, margin, alternative="less").pvalue))
+        low, high = stats.t.interval(1 - 2 * alpha, n - 1, loc=mean, scale=stats.sem(diffs))
+    return {"p_equivalence": p, "ci_low": float(low), "ci_high": float(high), "ci_level": 1 - 2 * alpha,
+            "margin": float(margin), "mean_diff": mean, "n": n}
 
 
 def evaluate_models(config: Config, rng: np.random.Generator) -> tuple[dict, dict[str, FactSet], list[dict]]:
@@ -357,18 +306,33 @@ def evaluate_models(config: Config, rng: np.random.Generator) -> tuple[dict, dic
         evals[(variant, objective, seed)] = evaluate_model(
             FactModel(variant, objective, seed, name, path, m, facts), config, rng)
         models_meta.append({"variant": variant, "objective": objective, "seed": seed, "name": name, "path": path,
-                            "n_layers": m.n_layers})
+                            "n_layers": m.n_layers, **training_summary(path)})
     return evals, facts_of, models_meta
 
 
+def training_summary(path: str) -> dict[str, Any]:
+    """What the train log of the model at ``path`` says about its end: steps trained, why it
+    stopped and its last forward accuracy (recipes trained until convergence log them)."""
+    from interp.models.io import MODEL_FILE
+    from interp.utils import read_json
+
+    log_ = read_json(f"{path}/{MODEL_FILE}").get("train_log") or []
+    evals = [e for e in log_ if "forward_accuracy" in e]
+    return {"train_steps": (log_[-1]["step"] + 1) if log_ else None,
+            "train_forward_accuracy": evals[-1]["forward_accuracy"] if evals else None,
+            "train_stopped": log_[-1].get("stopped") if log_ else None}
+
+
 def stack_arrays(config: Config, evals: dict, facts_of: dict[str, FactSet], n_layers: int) -> dict[str, np.ndarray]:
-    """The run's arrays: ``accuracy [variant, objective, seed, direction, group, split]``,
+    """The run's arrays: ``accuracy`` and ``accuracy_in_place`` ``[variant, objective, seed,
+    direction, group, split]`` (in place: NaN for causal models),
     ``probe_accuracy [variant, objective, seed, direction, kind, layer+1]`` and, per variant,
     ``logprob_correct_* / logprob_random_* [objective, seed, direction, split, pair]`` and
     ``pair_group_* [pair]``."""
     V, O, S = len(config.variants), len(config.objectives), config.n_seeds
     arrays = {}
     acc = np.full((V, O, S, len(DIRECTIONS), len(GROUPS), len(SPLITS)), np.nan)
+    acc_in_place = np.full_like(acc, np.nan)
     probe = np.full((V, O, S, len(DIRECTIONS), len(PROBE_KINDS), n_layers + 1), np.nan)
     for vi, variant in enumerate(config.variants):
         n_pairs = len(facts_of[variant].pairs)
@@ -378,34 +342,41 @@ def stack_arrays(config: Config, evals: dict, facts_of: dict[str, FactSet], n_la
             for k in range(S):
                 e = evals[(variant, objective, config.seed + k)]
                 acc[vi, oi, k] = e["accuracy"]
+                acc_in_place[vi, oi, k] = e["accuracy_in_place"]
                 probe[vi, oi, k, :, :, : e["probe"].shape[-1]] = e["probe"]
                 lp_c[oi, k], lp_r[oi, k] = e["lp_correct"], e["lp_random"]
         arrays[f"logprob_correct_{variant}"] = lp_c
         arrays[f"logprob_random_{variant}"] = lp_r
         arrays[f"pair_group_{variant}"] = np.array([GROUPS.index(p.group) for p in facts_of[variant].pairs])
     arrays["accuracy"] = acc
+    arrays["accuracy_in_place"] = acc_in_place
     arrays["probe_accuracy"] = probe
     return arrays
 
 
 def summarise(config: Config, arrays: dict[str, np.ndarray], facts_of: dict[str, FactSet]) -> dict[str, dict]:
-    """Per ``variant/objective``: accuracy in the trained and the reverse direction (training
-    templates, held-out paraphrases), the reverse log-prob test, last-layer probes, chance."""
-    acc, probe = arrays["accuracy"], arrays["probe_accuracy"]
+    """Per ``variant/objective``: accuracy in the trained and the reverse direction (order
+    swapped and, for masked models, in place; training templates and held-out paraphrases),
+    the reverse log-prob tests, last-layer probes, chance."""
+    acc, acc_ip, probe = arrays["accuracy"], arrays["accuracy_in_place"], arrays["probe_accuracy"]
     summary: dict[str, dict] = {}
     for vi, variant in enumerate(config.variants):
         facts = facts_of[variant]
         group_size = len(facts.group_pairs("name_first"))
         for oi, objective in enumerate(config.objectives):
-            a = acc[vi, oi]  # [seed, D, G, S]
+            a, ip = acc[vi, oi], acc_ip[vi, oi]  # [seed, D, G, S]
             test = reverse_logprob_test(arrays[f"logprob_correct_{variant}"][oi],
-                                        arrays[f"logprob_random_{variant}"][oi], facts)
+                                        arrays[f"logprob_random_{variant}"][oi], facts, config.equivalence_margin)
             summary[f"{variant}/{objective}"] = {
                 "same_direction_train": float(_same_direction(a, 0).mean()),
                 "reverse_train": float(_reverse(a, 0).mean()),
+                "reverse_in_place_train": None if objective == "clm" else float(_reverse(ip, 0).mean()),
                 "same_direction_heldout_paraphrase": float(_same_direction(a, 1).mean()),
                 "reverse_heldout_paraphrase": float(_reverse(a, 1).mean()),
+                "reverse_in_place_heldout_paraphrase": None if objective == "clm" else float(_reverse(ip, 1).mean()),
                 "reverse_logprob_p": test["p"], "reverse_logprob_mean_diff": test["mean_diff"],
+                "reverse_logprob_equivalence_p": test["p_equivalence"],
+                "reverse_logprob_ci": [test["ci_low"], test["ci_high"]], "reverse_logprob_n": test["n"],
                 "probe_last_layer_trained": float(np.nanmean(probe[vi, oi, :, :, 0, -1])),
                 "probe_last_layer_untrained": float(np.nanmean(probe[vi, oi, :, :, 1, -1])),
                 "chance": 1.0 / group_size,
@@ -415,7 +386,7 @@ def summarise(config: Config, arrays: dict[str, np.ndarray], facts_of: dict[str,
 
 @register("reversal", Config, title="Reversal curse: causal vs masked LMs on synthetic facts",
           paper="Berglund et al. 2023, The Reversal Curse; Kitouni et al. 2024, The Factorization Curse",
-          figure_order=("accuracy_grid", "logprob", "probe_by_layer"))
+          figure_order=("accuracy_grid", "accuracy_in_place", "logprob", "probe_by_layer"))
 def run(config: Config) -> Result:
     """Ask synthetic facts in both directions of causal, 15%-masked and MLM-U transformers."""
     from interp.utils import seed_everything
@@ -433,6 +404,10 @@ def run(config: Config) -> Result:
         "probe_kinds": list(PROBE_KINDS),
         "facts": {v: f.config.model_dump(mode="json") for v, f in facts_of.items()},
         "masked_fill": "left to right: argmax at the leftmost masked slot, then reveal it",
+        "reverse_ways": {"order_swapped": "the asked entity ends a sentence of the never-trained order",
+                         "in_place": "the asked entity masked inside its trained sentence (masked models only)"},
+        "equivalence": {"margin_nats": config.equivalence_margin, "test": "TOST, two one-sided t-tests (scipy)",
+                        "ci_level": 0.9},
     })
     _add_criteria(result, config, summary, facts_of)
     result.figures.update(_figures(config, result.arrays, facts_of))
@@ -442,7 +417,8 @@ def run(config: Config) -> Result:
 def _figures(config: Config, arrays: dict[str, np.ndarray], facts_of: dict[str, FactSet]) -> dict:
     from interp.plotting import reversal as plots
 
-    return {
+    masked = [i for i, o in enumerate(config.objectives) if o != "clm"]
+    figs = {
         "accuracy_grid": plots.accuracy_grid(arrays["accuracy"], config.variants, config.objectives, GROUPS,
                                              DIRECTIONS, SPLITS),
         "logprob": plots.logprob_figure({v: (arrays[f"logprob_correct_{v}"], arrays[f"logprob_random_{v}"],
@@ -452,66 +428,73 @@ def _figures(config: Config, arrays: dict[str, np.ndarray], facts_of: dict[str, 
                                              PROBE_KINDS, {v: 1.0 / len(facts_of[v].group_pairs("name_first"))
                                                            for v in config.variants}),
     }
+    if masked:
+        figs["accuracy_in_place"] = plots.accuracy_grid(
+            arrays["accuracy_in_place"][:, masked], config.variants, [config.objectives[i] for i in masked], GROUPS,
+            DIRECTIONS, SPLITS, title="In place: the asked entity masked where it stands in a sentence of the "
+            "opposite order (reverse cells: the trained sentence itself)")
+    return figs
 
 
 def _add_criteria(result: Result, cfg: Config, summary: dict, facts_of: dict[str, FactSet]) -> None:
+    """Per variant and objective: the model's own same-direction sanity, then its reverse
+    claims, each read only if that sanity holds (else reported with no value)."""
     for variant in cfg.variants:
         n_group = len(facts_of[variant].group_pairs("name_first"))
         chance = 1.0 / n_group
         # binomial 2-sigma bound on the accuracy of guessing among the group, over the
         # reversed pairs (two one-direction groups) and seeds
         bound = chance + 2 * np.sqrt(chance * (1 - chance) / (2 * n_group * cfg.n_seeds))
-        if "clm" in cfg.objectives:
-            s = summary[f"{variant}/clm"]
-            result.add_criterion(f"causal_same_direction_accuracy_{variant}", s["same_direction_train"], ">=", 0.9,
-                                 kind="sanity", description=f"{variant}-level facts: causal LM exact match in the "
-                                 "trained direction on training templates (else undertrained)")
-            result.add_criterion(f"causal_reverse_accuracy_{variant}", s["reverse_train"], "<=", float(bound),
-                                 kind="claim", description=f"{variant}-level: causal LM exact match in the untrained "
-                                 f"direction, training templates; at chance (1/{n_group}, bound = chance + 2 SE)")
-            result.add_criterion(f"causal_reverse_logprob_p_{variant}", s["reverse_logprob_p"], ">", 0.05,
-                                 kind="claim", description=f"{variant}-level: Wilcoxon p, correct vs random same-group "
-                                 "target log-prob in the untrained direction (not different: p > 0.05)")
-        if "mlmu" in cfg.objectives:
-            result.add_criterion(f"mlmu_reverse_accuracy_{variant}", summary[f"{variant}/mlmu"]["reverse_train"],
-                                 ">=", 0.5, kind="claim",
-                                 description=f"{variant}-level: MLM-U exact match (masked slot filled) in the "
-                                 "untrained direction, training templates")
-        if "mlm15" in cfg.objectives and variant == "text":
-            result.add_criterion("mlm15_reverse_accuracy_text", summary["text/mlm15"]["reverse_train"], "<", 0.5,
-                                 kind="claim", description="text-level (multi-token): 15% masked LM does not fix "
-                                 "reversal (exact match in the untrained direction < 50%)")
-        if "mlm15" in cfg.objectives and variant == "token":
-            result.add_criterion("mlm15_reverse_accuracy_token", summary["token/mlm15"]["reverse_train"], ">=", 0.5,
-                                 kind="claim", description="token-level (single-token entities): a BERT-style 15% "
-                                 "masked LM was reported immune (exact match in the untrained direction >= 50%)")
+        for objective in cfg.objectives:
+            s = summary[f"{variant}/{objective}"]
+            prefix = "causal" if objective == "clm" else objective
+            label = OBJECTIVE_NAMES.get(objective, objective)
+            fwd = s["same_direction_train"]
+            result.add_criterion(f"{prefix}_same_direction_accuracy_{variant}", fwd, ">=", cfg.same_direction_min,
+                                 kind="sanity", description=f"{variant}-level facts: {label} exact match in the "
+                                 "trained direction on training templates (else undertrained: its reverse "
+                                 "accuracy is not read)")
+            read = fwd >= cfg.same_direction_min
+            for name, value, op, threshold, text in _reverse_claims(variant, objective, s, float(bound), n_group, cfg):
+                if not read:
+                    value, text = None, f"not read: same-direction accuracy {fwd:.2f} < {cfg.same_direction_min}. {text}"
+                result.add_criterion(name, value, op, threshold, kind="claim", description=text)
+
+
+def _reverse_claims(variant: str, objective: str, s: dict, bound: float, n_group: int, cfg: Config) -> list[tuple]:
+    """``(name, value, op, threshold, description)`` of one model's reverse claims."""
+    swapped = "order swapped: the asked entity ends a sentence of the never-trained order"
+    in_place = "in place: the asked entity masked inside its trained sentence"
+    if objective == "clm":
+        lo, hi = s["reverse_logprob_ci"]
+        return [
+            (f"causal_reverse_accuracy_{variant}", s["reverse_train"], "<=", bound,
+             f"{variant}-level: causal LM exact match in the untrained direction ({swapped}), training templates; "
+             f"at chance (1/{n_group}, bound = chance + 2 SE)"),
+            (f"causal_reverse_logprob_equivalent_{variant}", s["reverse_logprob_equivalence_p"], "<", 0.05,
+             f"{variant}-level: TOST p that the mean log-prob of the correct minus a random same-group target in "
+             f"the untrained direction lies within +-{cfg.equivalence_margin:.3f} nats (n = {s['reverse_logprob_n']} "
+             f"pairs; mean {s['reverse_logprob_mean_diff']:+.3f}, 90% CI [{lo:+.3f}, {hi:+.3f}]; Wilcoxon p "
+             f"{s['reverse_logprob_p']:.3g})"),
+        ]
+    if objective == "mlmu":
+        return [(f"mlmu_reverse_accuracy_{variant}", s["reverse_train"], ">=", 0.5,
+                 f"{variant}-level: MLM-U exact match in the untrained direction ({swapped}), training templates"),
+                (f"mlmu_reverse_in_place_accuracy_{variant}", s["reverse_in_place_train"], ">=", 0.5,
+                 f"{variant}-level: MLM-U exact match in the untrained direction ({in_place}), training templates")]
+    if variant == "text":  # mlm15, multi-token entities
+        return [("mlm15_reverse_accuracy_text", s["reverse_train"], "<", 0.5,
+                 f"text-level (multi-token): 15% masked LM does not fix reversal ({swapped}; < 50%)"),
+                ("mlm15_reverse_in_place_accuracy_text", s["reverse_in_place_train"], "<", 0.5,
+                 f"text-level: 15% masking rarely hides a whole multi-token entity, so it cannot fill one "
+                 f"({in_place}; < 50%: the factorization curse)")]
+    return [("mlm15_reverse_accuracy_token", s["reverse_train"], ">=", 0.5,
+             f"token-level (single-token entities): a BERT-style 15% masked LM was reported immune ({swapped}; >= 50%)"),
+            ("mlm15_reverse_in_place_accuracy_token", s["reverse_in_place_train"], ">=", 0.5,
+             f"token-level: a single-token entity is one masked slot, as in training ({in_place}; >= 50%)")]
 
 
 # ----------------------------------------------------------------------- dashboard
-def top_completions(m, prompt_ids: list[int], length: int, k: int = 5, pad_to: Optional[int] = None
-                    ) -> list[tuple[list[int], float]]:
-    """Beam search (width ``k``) for the ``k`` likeliest ``length``-token completions of
-    ``prompt_ids`` (BOS included): causal next tokens, or, for masked models, a slot of
-    ``length`` masks filled left to right. ``pad_to``: pad each input with PAD to this
-    length, as in training (a bidirectional model sees the padding). Returns ``[(token
-    ids, log-prob)]``, best first, never with a special token."""
-    masked = is_masked(m)
-    mask, pad = m.tokenizer.mask_token_id, m.tokenizer.pad_token_id
-    beams: list[tuple[list[int], float]] = [([], 0.0)]
-    P = len(prompt_ids)
-    width = max(pad_to or 0, P + length)
-    for t in range(length):
-        seqs = [prompt_ids + ids + ([mask] * (length - t) if masked else []) for ids, _ in beams]
-        x = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
-        lp = _forward(m, x).log_softmax(-1)[:, P + t if masked else P + t - 1]  # [beams, vocab]
-        lp[:, :5] = -float("inf")  # never complete with a special token
-        scores = torch.tensor([s for _, s in beams])[:, None] + lp
-        best = scores.flatten().topk(min(k, scores.numel()))
-        V = lp.shape[1]
-        beams = [(beams[i // V][0] + [i % V], float(v)) for v, i in zip(best.values.tolist(), best.indices.tolist())]
-    return beams
-
-
 def _load_for_dashboard(path: str):
     """Load a trained model from its directory (cached by the page; never trains)."""
     from pathlib import Path

@@ -347,6 +347,115 @@ def from_string(text: str) -> np.ndarray:
     return np.asarray([TOKEN_STRINGS.index(c) for c in text.replace(" ", "")], dtype=np.int64)
 
 
+# --------------------------------------------------------------------------- test prompts, baselines, metrics
+def test_prompts(dfas: Sequence[DFA], seed: int, cfg: PromptConfig) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """One prompt per DFA: tokens ``[n, T]`` (PAD-padded), lengths ``[n]``, and the oracle's
+    valid-next mask ``[n, T, vocab]``."""
+    rng = np.random.default_rng([seed, 11])
+    prompts = sample_prompts(DFATables(dfas), np.arange(len(dfas)), rng, cfg)
+    lengths = np.array([len(p) for p in prompts])
+    T = int(lengths.max())
+    tokens = torch.full((len(prompts), T), PAD, dtype=torch.long)
+    valid = torch.zeros(len(prompts), T, len(TOKEN_STRINGS), dtype=torch.bool)
+    for i, (p, d) in enumerate(zip(prompts, dfas)):
+        tokens[i, : len(p)] = torch.as_tensor(p)
+        valid[i, : len(p)] = torch.as_tensor(valid_mask(d, p))
+    return tokens, lengths, valid
+
+
+def next_token_metrics(probs: torch.Tensor, valid: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per position ``[n, T]``: ``correct`` (greedy next token is valid) and ``tvd`` between
+    ``probs`` ``[n, T, vocab]`` and uniform over the valid symbols; NaN where not scored."""
+    greedy = probs.argmax(-1, keepdim=True)  # first maximum on ties
+    correct = valid.gather(-1, greedy)[..., 0].float()
+    true = valid.float() / valid.float().sum(-1, keepdim=True).clamp_min(1)
+    tvd = 0.5 * (probs - true).abs().sum(-1)
+    nan = torch.tensor(float("nan"))
+    return {"correct": torch.where(scored, correct, nan), "tvd": torch.where(scored, tvd, nan)}
+
+
+def ngram_counts(tokens: torch.Tensor, n: int) -> torch.Tensor:
+    """In-context counts ``[batch, T, N_SYMBOLS]``: how often each symbol followed the
+    current (n-1)-token context earlier in the prompt (positions ``j <= i``). ``n = 1``:
+    unigram counts of the prefix."""
+    from interp.models.ngram_layer import ngram_pattern
+
+    onehot = torch.nn.functional.one_hot(tokens, len(TOKEN_STRINGS))[..., :N_SYMBOLS].float()  # [b, T, sym]
+    if n == 1:
+        return onehot.cumsum(1)
+    match = (ngram_pattern(tokens, n - 1) > 0).float()  # [b, query, key]
+    return match @ onehot
+
+
+def ngram_baseline(tokens: torch.Tensor, n: int) -> torch.Tensor:
+    """In-context n-gram predictor with backoff: next-token distribution ``[batch, T, vocab]``
+    from the highest order ``<= n`` whose context was seen followed by a symbol."""
+    probs = torch.zeros(*tokens.shape, len(TOKEN_STRINGS))
+    filled = torch.zeros(tokens.shape, dtype=torch.bool)
+    for k in range(n, 0, -1):
+        c = ngram_counts(tokens, k)
+        tot = c.sum(-1)
+        use = (tot > 0) & ~filled
+        probs[..., :N_SYMBOLS][use] = (c / tot.clamp_min(1)[..., None])[use]
+        filled |= use
+    return probs
+
+
+def ngram_baseline_loop(prompt: Sequence[int], n: int) -> list[Optional[int]]:
+    """Reference implementation (plain Python) of the greedy in-context n-gram predictor with
+    backoff: the predicted symbol after each prefix ``prompt[: i + 1]`` (lowest id on ties)."""
+    counts: list[dict[tuple, dict[int, int]]] = [dict() for _ in range(n + 1)]
+    out: list[Optional[int]] = []
+    for i, x in enumerate(prompt):
+        x = int(x)
+        if x < N_SYMBOLS:  # record x as the successor of each context ending at i - 1
+            for k in range(1, n + 1):
+                if i - (k - 1) >= 0:
+                    ctx = tuple(int(t) for t in prompt[i - (k - 1) : i])
+                    counts[k].setdefault(ctx, {}).setdefault(x, 0)
+                    counts[k][ctx][x] += 1
+        pred = None
+        for k in range(n, 0, -1):
+            if i - (k - 2) < 0:
+                continue
+            ctx = tuple(int(t) for t in prompt[i - (k - 2) : i + 1]) if k > 1 else ()
+            seen = counts[k].get(ctx)
+            if seen:
+                best = max(seen.values())
+                pred = min(s for s, c in seen.items() if c == best)
+                break
+        out.append(pred)
+    return out
+
+
+def accuracy_difference(correct_a: torch.Tensor, correct_b: torch.Tensor, seed: int = 0, n_resamples: int = 2000,
+                        confidence: float = 0.95) -> dict[str, float]:
+    """Pooled accuracy of ``a`` minus that of ``b`` (``correct_* [n, T]``, 1/0 where scored,
+    NaN elsewhere; the same prompts and positions), with a paired bootstrap confidence
+    interval over prompts (:func:`scipy.stats.bootstrap`, percentile; prompts are the
+    independent units: one unseen DFA each). ``place``: ``"above"`` / ``"below"`` when the
+    interval excludes 0, else ``"level with"``."""
+    from scipy.stats import bootstrap
+
+    scored = ~torch.isnan(correct_a)
+    if not torch.equal(scored, ~torch.isnan(correct_b)):
+        raise ValueError("the two predictors must be scored on the same positions")
+    hits_a = torch.nan_to_num(correct_a).sum(1).double().numpy()  # [prompt]
+    hits_b = torch.nan_to_num(correct_b).sum(1).double().numpy()
+    n = scored.sum(1).double().numpy()
+
+    def diff(ha, hb, nn, axis=-1):
+        return (ha.sum(axis) - hb.sum(axis)) / nn.sum(axis)
+
+    value = float(diff(hits_a, hits_b, n))
+    ci = bootstrap((hits_a, hits_b, n), diff, paired=True, vectorized=True, n_resamples=n_resamples,
+                   confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed)
+                   ).confidence_interval
+    low, high = float(ci.low), float(ci.high)
+    place = "above" if low > 0 else "below" if high < 0 else "level with"
+    return {"difference": value, "ci_low": low, "ci_high": high, "confidence": confidence, "place": place}
+
+
 class DFADataConfig(BaseModel):
     """The training DFAs of a model: ``n_dfas`` distinct languages drawn with ``seed``."""
 

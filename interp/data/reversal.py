@@ -22,8 +22,17 @@ words, descriptions four: multi-token, like the paper's). Both use a word-level 
     facts = make_facts(FactsConfig(variant="text", n_pairs=60, seed=0))
     tok = facts.tokenizer()
     train = facts.training_examples()                     # what models are trained on
-    ex = facts.examples("d2n", "train", groups=["name_first"])  # reversed queries
-    tokens, prompt_len = facts.encode(ex, tok)            # [n, seq_len], prompt length per row
+    ex = facts.examples("d2n", "train", groups=["name_first"])  # reversed queries, order swapped
+    ex = facts.examples_in_place("d2n", "train", groups=["name_first"])  # reversed, in place
+    tokens, prompt_len = facts.encode(ex, tok)            # [n, seq_len], slot start per row
+
+Two ways to ask a fact in reverse. **Order swapped** (``examples``): a template whose asked
+entity comes last, so for a one-direction pair the sentence order itself was never
+trained ("<description> is <name>" for a pair trained "<name> is <description>").
+**In place** (``examples_in_place``, masked models only): a sentence in the *trained*
+order with its first entity as the slot ("<slot> is <description>"). A model that answers
+in place but not order swapped can fill an earlier entity from a later one (no
+factorization curse) but does not transfer the fact to a new sentence order.
 """
 
 from __future__ import annotations
@@ -108,7 +117,9 @@ class Template:
 
 @dataclass(frozen=True)
 class Example:
-    """One sentence about one pair: the prompt words and the target words at the end."""
+    """One sentence about one pair: the words before the target, the target and the words
+    after it (``suffix``: empty when the target ends the sentence). ``direction`` is what is
+    asked (``n2d``: the description), whatever the sentence order."""
 
     pair: int
     group: str
@@ -117,10 +128,11 @@ class Example:
     template: int
     prompt: tuple[str, ...]
     target: tuple[str, ...]
+    suffix: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
-        return " ".join((*self.prompt, *self.target))
+        return " ".join((*self.prompt, *self.target, *self.suffix))
 
 
 def _pseudo_words(rng: random.Random, n: int, n_syllables: int, taken: set[str]) -> list[str]:
@@ -167,6 +179,24 @@ class FactSet:
         temps = self.templates_of(direction, split)[:max_templates]
         return [self.example(p, t) for t in temps for p in self.pairs if p.group in groups]
 
+    def in_place_example(self, pair: Pair, template: Template) -> Example:
+        """The sentence of ``template`` with its *first* entity as the target slot: it asks the
+        opposite direction of the template's order, in that order."""
+        first, second = self.source_of(pair, template.direction), self.target_of(pair, template.direction)
+        asked = DIRECTIONS[1 - DIRECTIONS.index(template.direction)]
+        return Example(pair.index, pair.group, asked, template.split, template.index, template.prefix,
+                       tuple(first), (*template.connective, *second))
+
+    def examples_in_place(self, direction: str, split: str, groups: Iterable[str] = GROUPS,
+                          max_templates: int | None = None) -> list[Example]:
+        """``direction`` asked in place: every (pair in ``groups``) x (template of the opposite
+        order / ``split``), the asked entity masked where it stands, template-major. For a
+        one-direction group asked in its untrained direction these are its trained sentences."""
+        groups = list(groups)
+        order = DIRECTIONS[1 - DIRECTIONS.index(direction)]
+        temps = self.templates_of(order, split)[:max_templates]
+        return [self.in_place_example(p, t) for t in temps for p in self.pairs if p.group in groups]
+
     def training_examples(self) -> list[Example]:
         """What every model is trained on: each group in its trained direction(s), training templates."""
         out = []
@@ -202,14 +232,15 @@ class FactSet:
     def encode(self, examples: Sequence[Example], tokenizer, seq_len: int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """``tokens [n, seq_len]`` (BOS, words, then PAD) and ``prompt_len [n]`` (BOS included):
-        the target of row i sits at ``tokens[i, prompt_len[i] : prompt_len[i] + len(target)]``."""
+        the target of row i sits at ``tokens[i, prompt_len[i] : prompt_len[i] + len(target)]``,
+        followed by its suffix, if any."""
         seq_len = seq_len or self.seq_len
         vocab = tokenizer.get_vocab()
         unk = tokenizer.unk_token_id
         out = np.full((len(examples), seq_len), tokenizer.pad_token_id, dtype=np.int64)
         plen = np.zeros(len(examples), dtype=np.int64)
         for i, ex in enumerate(examples):
-            ids = [tokenizer.bos_token_id] + [vocab.get(w, unk) for w in (*ex.prompt, *ex.target)]
+            ids = [tokenizer.bos_token_id] + [vocab.get(w, unk) for w in (*ex.prompt, *ex.target, *ex.suffix)]
             if len(ids) > seq_len:
                 raise ValueError(f"sentence of {len(ids)} tokens does not fit seq_len={seq_len}: {ex.text!r}")
             out[i, : len(ids)] = ids

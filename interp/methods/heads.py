@@ -10,7 +10,9 @@ return one number per head; ablation edits replace chosen heads' outputs (``hook
   :func:`model_head_scores` pools it over a model's every pattern hook and many prompts;
   :func:`best_ngram_head` and :func:`rank_ngram_heads` pick heads from the scores.
 - :func:`head_means`, :func:`ablation_edits`, :func:`empty_head_edits`: mean / zero head
-  ablation as edits for :func:`interp.trace`, and the edits that ablate nothing.
+  ablation as edits for :func:`interp.trace`, and the edits that ablate nothing;
+  :func:`random_head_sets` draws the distinct random head sets of the null and
+  :func:`ablation_significance` tests the chosen heads' accuracy drop against theirs.
 
 Prompts of different lengths are PAD-padded ``[n, T]`` with their ``lengths``; they are
 run in batches of similar length (:func:`length_batches`), and ``pad_id`` marks the
@@ -189,3 +191,48 @@ def empty_head_edits(m) -> dict:
     from interp.tracing.trace import edit_heads
 
     return {m.hook("z", l): edit_heads([], torch.zeros_like) for l in range(m.n_layers)}
+
+
+def random_head_sets(heads: Sequence[tuple[int, int]], size: int, n: int, rng: np.random.Generator
+                     ) -> list[list[tuple[int, int]]]:
+    """Up to ``n`` *distinct* sets of ``size`` heads drawn from ``heads`` (each set in drawing
+    order). Distinct, so that a repeated set does not count twice as evidence; when ``heads``
+    has ``n`` or fewer such sets, every one of them (the null is then exhaustive)."""
+    from itertools import combinations
+    from math import comb
+
+    heads = [tuple(h) for h in heads]
+    size = min(size, len(heads))
+    if comb(len(heads), size) <= n:
+        return [list(c) for c in combinations(heads, size)]
+    seen: set[frozenset] = set()
+    out: list[list[tuple[int, int]]] = []
+    while len(out) < n:
+        pick = [heads[i] for i in rng.choice(len(heads), size=size, replace=False)]
+        if frozenset(pick) not in seen:
+            seen.add(frozenset(pick))
+            out.append(pick)
+    return out
+
+
+def ablation_significance(drop_top: float, drop_random: Sequence[float]) -> dict[str, Any]:
+    """Is ablating the chosen heads costlier than ablating random head sets?
+
+    ``p``: one-sided one-sample t-test (:func:`scipy.stats.ttest_1samp`) of the random sets'
+    drops against the chosen set's drop, H1: their mean is smaller. When every random drop is
+    the same the test is undefined; ``p`` is then 0 if the chosen drop is larger, else 1.
+    ``p_rank``: the exact permutation p-value of the chosen set among the random sets,
+    ``(1 + #{random drop >= chosen drop}) / (1 + n)``; it can never be below ``1 / (1 + n)``
+    (e.g. 1/9 with 8 random sets), so it is reported beside ``p``, not used as the test."""
+    from scipy.stats import ttest_1samp
+
+    d = np.asarray(drop_random, dtype=np.float64)
+    if len(d) < 2:
+        raise ValueError("the test needs at least two random head sets")
+    if np.ptp(d) == 0:
+        p, t = (0.0 if drop_top > d[0] else 1.0), float("nan")
+    else:
+        res = ttest_1samp(d, drop_top, alternative="less")
+        p, t = float(res.pvalue), float(res.statistic)
+    return {"p": p, "t": t, "n": int(len(d)), "p_rank": float((1 + np.sum(d >= drop_top)) / (1 + len(d))),
+            "test": "one-sided one-sample t-test of the random drops against the top drop (scipy.stats.ttest_1samp)"}

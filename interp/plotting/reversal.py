@@ -14,10 +14,12 @@ _DIR = {"n2d": "name→desc", "d2n": "desc→name"}
 
 
 def accuracy_grid(acc: np.ndarray, variants: Sequence[str], objectives: Sequence[str], groups: Sequence[str],
-                  directions: Sequence[str], splits: Sequence[str]) -> go.Figure:
+                  directions: Sequence[str], splits: Sequence[str],
+                  title: str = "Exact-match accuracy by model, direction and training group") -> go.Figure:
     """Exact-match accuracy, mean over seeds: one heatmap per (variant, split), rows =
     models, columns = direction x group (cells the group was never trained in are marked
-    "reverse"). ``acc``: ``[variant, objective, seed, direction, group, split]``."""
+    "reverse"). ``acc``: ``[variant, objective, seed, direction, group, split]``; ``title``
+    names the way the question was asked."""
     mean = np.nanmean(acc, axis=2)  # [V, O, D, G, S]
     titles = [f"{v}-level, {'training templates' if s == 'train' else 'held-out paraphrases'}"
               for v in variants for s in splits]
@@ -32,7 +34,7 @@ def accuracy_grid(acc: np.ndarray, variants: Sequence[str], objectives: Sequence
             fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=0, zmax=1, colorscale="Viridis", showscale=vi == si == 0,
                                      text=np.round(z, 2), texttemplate="%{text}", colorbar=dict(title="acc")),
                           row=vi + 1, col=si + 1)
-    fig.update_layout(title="Exact-match accuracy by model, direction and training group (mean over seeds)",
+    fig.update_layout(title=f"{title} (mean over seeds)",
                       height=320 * len(variants) + 80)
     return fig
 

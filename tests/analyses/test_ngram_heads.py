@@ -134,3 +134,23 @@ def test_ngram_heads_end_to_end_tiny():
 
     dashboard(result, FakeSt())
     assert "dataframe" in calls
+
+
+def test_accuracy_difference_ci_places_a_predictor():
+    from interp.data.ngram_heads import accuracy_difference
+
+    rng = np.random.default_rng(0)
+    scored = torch.from_numpy(rng.random((200, 30)) < 0.8)
+    nan = torch.tensor(float("nan"))
+
+    def correct(p):
+        return torch.where(scored, torch.from_numpy((rng.random((200, 30)) < p).astype(np.float32)), nan)
+
+    a, b = correct(0.9), correct(0.6)
+    d = accuracy_difference(a, b, seed=0)
+    assert d["place"] == "above" and d["ci_low"] > 0.2 and d["ci_low"] <= d["difference"] <= d["ci_high"]
+    assert accuracy_difference(b, a, seed=0)["place"] == "below"
+    same = accuracy_difference(a, a.clone(), seed=0)
+    assert same["place"] == "level with" and same["difference"] == 0
+    with pytest.raises(ValueError):
+        accuracy_difference(a, torch.full_like(a, 1.0))

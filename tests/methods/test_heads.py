@@ -160,3 +160,27 @@ def test_mean_and_zero_ablation_set_the_head(tiny_gpt):
         want = means[z_name][2].expand_as(z[:, :, 2]) if how == "mean" else torch.zeros_like(z[:, :, 2])
         assert torch.allclose(z[:, :, 2], want)
         assert (out - clean).abs().max() > 0
+
+
+def test_random_head_sets_are_distinct_and_exhaustive_when_few():
+    from interp.methods.heads import random_head_sets
+
+    heads = [(l, h) for l in range(3) for h in range(2)]  # 6 heads -> 15 pairs
+    rng = np.random.default_rng(0)
+    some = random_head_sets(heads, 2, 8, rng)
+    assert len(some) == 8 and len({frozenset(s) for s in some}) == 8
+    every = random_head_sets(heads, 2, 20, rng)
+    assert len(every) == 15 and len({frozenset(s) for s in every}) == 15
+
+
+def test_ablation_significance_separates_a_real_effect_from_none():
+    from interp.methods.heads import ablation_significance
+
+    rng = np.random.default_rng(0)
+    drops = rng.normal(0.02, 0.01, size=8)
+    big = ablation_significance(0.3, drops)
+    assert big["p"] < 1e-4 and big["p_rank"] == pytest.approx(1 / 9)
+    typical = ablation_significance(float(np.median(drops)), drops)  # the top set no worse than a random one
+    assert typical["p"] > 0.05 and typical["p_rank"] > 0.4
+    flat = ablation_significance(0.0, [0.0, 0.0, 0.0])
+    assert flat["p"] == 1.0

@@ -9,6 +9,16 @@ Objectives:
 - ``mlmu``: masked LM with a masking rate drawn uniformly from (0, 1) per sentence
   (MLM-U, Kitouni et al. 2024), so whole multi-token entities are sometimes masked.
 
+MLM-U is trained **until its forward accuracy converges** (:class:`PlateauStop`): every
+``eval_every`` steps the model answers every training sentence (the asked entity at the
+end, filled left to right: the "same direction" accuracy the analysis reads); training
+stops at the first evaluation, at or after ``min_steps``, whose forward accuracy is no more
+than ``min_delta`` above the best of the ``patience`` evaluations before it, or at the cap
+``train.steps``. The train log records each evaluation (forward accuracy, and the reverse
+accuracy in place and order swapped, for reading only: they never stop training) and the
+stopping reason. The causal and 15% models train a fixed number of steps (their forward
+accuracy is 1.0 well before the end).
+
 Recipe names: ``reversal-{variant}-{objective}-{size}-s{seed}``; seeds 0..2 are registered
 at import, :func:`ensure_recipe` registers any other seed on demand. The recipe's config
 holds the :class:`~interp.data.reversal.FactsConfig`, so an analysis regenerates exactly the
@@ -18,14 +28,14 @@ facts a model was trained on from ``zoo.get(name).config.facts``.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.data.reversal import FactsConfig, FactSet, make_facts
-from interp.models.train import TrainConfig, train
+from interp.models.train import TrainConfig, lr_at, train
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.models.zoo import _RECIPES, recipe, scratch_dir
 
@@ -46,6 +56,106 @@ class ReversalRecipe(BaseModel):
     spec: TransformerSpec
     train: TrainConfig
     seed: int = 0
+
+
+class PlateauStop(BaseModel):
+    """Stop when the forward accuracy stops improving (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    eval_every: int = 250
+    patience: int = 4  # evaluations looked back on
+    min_delta: float = 0.01  # an improvement smaller than this is no improvement
+    min_steps: int = 1500
+
+
+class ConvergedRecipe(ReversalRecipe):
+    """A reversal recipe trained until its forward accuracy converges (``train.steps``: the cap).
+    A subclass, so that the fixed-step recipes keep their config and their cache key."""
+
+    stop: PlateauStop = PlateauStop()
+
+
+class Converged(Exception):
+    """Raised from the training loop's step hook when the stopping rule says stop."""
+
+
+def plateaued(history: list[float], stop: PlateauStop) -> bool:
+    """Whether the last of ``history`` (forward accuracy per evaluation) is no more than
+    ``min_delta`` above the best of the ``patience`` evaluations before it."""
+    if len(history) <= stop.patience:
+        return False
+    return history[-1] - max(history[-1 - stop.patience: -1]) <= stop.min_delta
+
+
+def fact_accuracies(model, facts: FactSet, tokenizer, batch_size: int = 512) -> dict[str, float]:
+    """Exact match of ``model`` (an ``interp.Model``) on the training sentences:
+    ``forward_accuracy`` (trained direction, asked entity at the end) and, for a masked
+    model, ``reverse_in_place_accuracy`` (one-direction pairs, the other entity masked in its
+    trained sentence); ``reverse_order_swapped_accuracy`` (one-direction pairs asked the
+    untrained way, asked entity at the end)."""
+    from interp.data.reversal import DIRECTIONS, GROUPS, TRAINED
+    from interp.methods.completion import is_masked, slot_accuracy
+
+    def acc(examples) -> float:  # one direction at a time: its targets share one length
+        tokens, plen = facts.encode(examples, tokenizer)
+        return float(slot_accuracy(model, tokens, plen, len(examples[0].target), batch_size).mean())
+
+    fwd = [(acc(ex), len(ex)) for d in DIRECTIONS if (ex := facts.examples(d, "train", [g for g in GROUPS if d in TRAINED[g]]))]
+    out = {"forward_accuracy": float(sum(a * n for a, n in fwd) / sum(n for _, n in fwd))}
+    for name, ask in (("reverse_in_place_accuracy", facts.examples_in_place),
+                      ("reverse_order_swapped_accuracy", facts.examples)):
+        if name.startswith("reverse_in_place") and not is_masked(model):
+            continue  # a causal LM cannot fill a slot before its context
+        hits = [acc(ask(d, "train", [g])) for d in DIRECTIONS for g in GROUPS if d not in TRAINED[g]]
+        out[name] = float(sum(hits) / len(hits))
+    return out
+
+
+def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecipe, facts: FactSet, tok
+                           ) -> list[dict[str, Any]]:
+    """The shared loop with :class:`PlateauStop`: the step hook evaluates and raises
+    :class:`Converged`; the log (loss every ``log_every`` steps, evaluations, the stop) is
+    kept here because the loop's own log is lost when it is left early."""
+    import time
+
+    log: list[dict[str, Any]] = []
+    history: list[float] = []
+    last_loss: dict[str, float] = {}
+    t0 = time.time()
+
+    def logged_loss(mod, batch):
+        loss = loss_fn(mod, batch)
+        last_loss["value"] = loss.item()
+        return loss
+
+    def on_step(step: int, mod) -> None:
+        last = step == cfg.train.steps - 1
+        entry: dict[str, Any] = {"step": step, "loss": last_loss["value"], "lr": lr_at(step, cfg.train),
+                                 "seconds": time.time() - t0}
+        evaluate = (step + 1) % cfg.stop.eval_every == 0 or last
+        if evaluate:
+            mod.eval()
+            entry.update(fact_accuracies(model, facts, tok))
+            mod.train()
+            history.append(entry["forward_accuracy"])
+        if evaluate or step % cfg.train.log_every == 0:
+            log.append(entry)
+        if evaluate and step + 1 >= cfg.stop.min_steps and plateaued(history, cfg.stop):
+            entry["stopped"] = (f"forward accuracy plateaued: {history[-1]:.3f}, best of the "
+                                f"{cfg.stop.patience} evaluations before {max(history[-1 - cfg.stop.patience:-1]):.3f}")
+            raise Converged
+        if last:
+            entry["stopped"] = f"cap of {cfg.train.steps} steps reached (forward accuracy {history[-1]:.3f})"
+
+    ckpt_dir = scratch_dir(cfg.name, cfg)
+    try:
+        train(module, batch_fn, logged_loss, cfg.train, checkpoint_dir=ckpt_dir, on_step=on_step,
+              desc=f"zoo:{cfg.name}")
+    except Converged:
+        module.eval()
+        (ckpt_dir / "train_state.pt").unlink(missing_ok=True)  # the loop removes it only at its own end
+    return log
 
 
 def training_tensors(facts: FactSet, tokenizer) -> torch.Tensor:
@@ -117,10 +227,13 @@ def train_reversal(cfg: ReversalRecipe):
         idx = torch.randint(0, len(data), (cfg.train.batch_size,), generator=g)
         return prepare(data[idx], step)
 
-    log = train(bridge.original_model, batch_fn, loss_fn, cfg.train, checkpoint_dir=scratch_dir(cfg.name, cfg),
-                desc=f"zoo:{cfg.name}")
     model = Model(bridge, backend="tl", tokenizer=tok, model_id=f"zoo:{cfg.name}", kind="transformer",
                   spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    if isinstance(cfg, ConvergedRecipe):
+        log = _train_until_converged(model, bridge.original_model, batch_fn, loss_fn, cfg, facts, tok)
+    else:
+        log = train(bridge.original_model, batch_fn, loss_fn, cfg.train, checkpoint_dir=scratch_dir(cfg.name, cfg),
+                    desc=f"zoo:{cfg.name}")
     model.train_log = log
     return model
 
@@ -140,6 +253,7 @@ _STEPS = {  # (clm steps, masked-LM steps): masked objectives see each fact's sl
     "quick": (500, 1500),
     "full": (4000, 8000),
 }
+_MLMU_CAP = {"quick": 6000, "full": 24000}  # MLM-U: cap of the train-until-converged rule (4x / 3x the floor)
 
 
 def recipe_name(variant: str, objective: str, size: str, seed: int) -> str:
@@ -152,6 +266,14 @@ def recipe_config(variant: str, objective: str, size: str, seed: int) -> Reversa
         raise ValueError(f"unknown reversal model {variant}/{objective}/{size}: variants {VARIANTS}, "
                          f"objectives {OBJECTIVES}, sizes {SIZES}")
     steps = _STEPS[size][0 if objective == "clm" else 1]
+    if objective == "mlmu":  # trained until its forward accuracy converges; the fixed step count is the floor
+        return ConvergedRecipe(
+            name=recipe_name(variant, objective, size, seed),
+            facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]), objective=objective, spec=_SPEC[size],
+            train=TrainConfig(steps=_MLMU_CAP[size], batch_size=_BATCH[size], lr=3e-3 if size == "quick" else 2e-3,
+                              warmup=50 if size == "quick" else 200, weight_decay=0.01, log_every=100,
+                              checkpoint_every=500),
+            stop=PlateauStop(eval_every=250, patience=4, min_delta=0.01, min_steps=steps), seed=seed)
     return ReversalRecipe(
         name=recipe_name(variant, objective, size, seed),
         facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]),

@@ -1,0 +1,153 @@
+"""Completing a slot of a sentence with a causal or a masked (bidirectional) transformer.
+
+A *slot* is ``length`` token positions starting at ``prompt_len`` in each row of ``tokens``;
+whatever follows the slot (the rest of a sentence, or padding) is kept as given. A causal
+model can only complete a slot at the end of its context; a masked model fills a slot
+anywhere, so the same functions ask a fact "in place" (the name masked inside a trained
+sentence) or at the end of a sentence:
+
+- :func:`complete`: greedy. Causal: the next ``length`` tokens. Masked: every slot position
+  is set to the mask token and the slot is filled **left to right**, one token per forward
+  (argmax at the leftmost masked position, which is then revealed).
+- :func:`target_logprob`: the log-probability of given candidates in the slot by the same
+  chain rule (teacher forcing for causal models).
+- :func:`query_residuals`: the residual stream at the position the model answers from.
+- :func:`top_completions`: beam search over completions of one prompt (the live explorer).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+def is_masked(m) -> bool:
+    """Whether ``m`` attends both ways (trained as a masked LM)."""
+    return getattr(m.cfg, "attention_dir", "causal") == "bidirectional"
+
+
+def _forward(m, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return m.module(x.to(m.device)).float().cpu()  # [batch, pos, vocab]
+
+
+def _chunks(n: int, size: int):
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+def _slot_batches(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int, masked: bool):
+    """Yield ``(slice, tokens [b, T], prompt lengths [b], row ids [b])`` per batch; for a masked
+    model the ``length`` slot positions after each prompt are set to the mask token."""
+    for sl in _chunks(len(tokens), batch_size):
+        x = torch.from_numpy(tokens[sl]).clone()
+        pl = torch.from_numpy(prompt_len[sl])
+        rows = torch.arange(len(x))
+        if masked:
+            for k in range(length):
+                x[rows, pl + k] = m.tokenizer.mask_token_id
+        yield sl, x, pl, rows
+
+
+def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
+    """Greedy completion ``[n, length]`` of each row's slot ``tokens[:, prompt_len : prompt_len + length]``.
+
+    Causal: the next ``length`` tokens, one forward each. Masked: the slot is set to the mask
+    token and filled left to right (argmax at the leftmost masked position, then reveal it).
+    Tokens after the slot are kept as given (the rest of the sentence, or padding)."""
+    masked = is_masked(m)
+    out = np.zeros((len(tokens), length), dtype=np.int64)
+    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
+        for k in range(length):
+            logits = _forward(m, x)
+            pos = pl + k
+            x[rows, pos] = logits[rows, pos if masked else pos - 1].argmax(-1)
+        out[sl] = torch.stack([x[rows, pl + k] for k in range(length)], dim=1).numpy()
+    return out
+
+
+def slot_accuracy(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
+    """``[n]`` bool: the greedy completion of each row's slot equals the tokens given there."""
+    target = np.stack([tokens[i, prompt_len[i]: prompt_len[i] + length] for i in range(len(tokens))])
+    return (complete(m, tokens, prompt_len, length, batch_size) == target).all(1)
+
+
+def target_logprob(m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np.ndarray,
+                   batch_size: int = 512) -> np.ndarray:
+    """``[n, K]`` log-probability of each candidate ``candidates [n, K, T]`` in each row's slot.
+    Causal: teacher-forced sum of next-token log-probs. Masked: the same left-to-right chain,
+    ``sum_t log p(c_t | context, c_<t, masks at t..T-1)``."""
+    n, K, T = candidates.shape
+    masked = is_masked(m)
+    rep = np.repeat(tokens, K, axis=0)  # [n*K, pos]
+    pl = np.repeat(prompt_len, K)
+    cand = candidates.reshape(n * K, T)
+    rows_all = np.arange(n * K)
+    for t in range(T):
+        rep[rows_all, pl + t] = cand[:, t]
+    total = np.zeros(n * K)
+    for sl in _chunks(n * K, batch_size):
+        x = torch.from_numpy(rep[sl]).clone()
+        p = torch.from_numpy(pl[sl])
+        c = torch.from_numpy(cand[sl])
+        rows = torch.arange(len(x))
+        if not masked:
+            lp = _forward(m, x).log_softmax(-1)
+            total[sl] = sum(lp[rows, p + t - 1, c[:, t]] for t in range(T)).numpy()
+            continue
+        acc = torch.zeros(len(x))
+        for t in range(T):
+            xt = x.clone()
+            for u in range(t, T):
+                xt[rows, p + u] = m.tokenizer.mask_token_id
+            lp = _forward(m, xt).log_softmax(-1)
+            acc += lp[rows, p + t, c[:, t]]
+        total[sl] = acc.numpy()
+    return total.reshape(n, K)
+
+
+def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
+                    batch_size: int = 512) -> np.ndarray:
+    """Residual stream ``[layer+1, n, d_model]`` at the query position, ``m.resid_names()``:
+    row 0 is the embedding (``m.hook("resid_pre", 0)``), row ``l+1`` is
+    ``m.hook("resid_post", l)``. The query position is the last prompt token (causal) or the
+    first slot position (masked; the whole slot masked)."""
+    import interp
+
+    names = m.resid_names()
+    masked = is_masked(m)
+    out = []
+    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
+        _, acts = interp.trace(m, x.to(m.device), capture=names)
+        pos = pl if masked else pl - 1
+        out.append(torch.stack([acts[nm][rows, pos].float().cpu() for nm in names]))  # [layer+1, batch, d]
+    return torch.cat(out, dim=1).numpy()
+
+
+def top_completions(m, prompt_ids: list[int], length: int, k: int = 5, pad_to: Optional[int] = None
+                    ) -> list[tuple[list[int], float]]:
+    """Beam search (width ``k``) for the ``k`` likeliest ``length``-token completions of
+    ``prompt_ids`` (BOS included): causal next tokens, or, for masked models, a slot of
+    ``length`` masks filled left to right. ``pad_to``: pad each input with PAD to this
+    length, as in training (a bidirectional model sees the padding). Returns ``[(token
+    ids, log-prob)]``, best first, never with a special token."""
+    masked = is_masked(m)
+    mask, pad = m.tokenizer.mask_token_id, m.tokenizer.pad_token_id
+    beams: list[tuple[list[int], float]] = [([], 0.0)]
+    P = len(prompt_ids)
+    width = max(pad_to or 0, P + length)
+    for t in range(length):
+        seqs = [prompt_ids + ids + ([mask] * (length - t) if masked else []) for ids, _ in beams]
+        x = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+        lp = _forward(m, x).log_softmax(-1)[:, P + t if masked else P + t - 1]  # [beams, vocab]
+        lp[:, :5] = -float("inf")  # never complete with a special token
+        scores = torch.tensor([s for _, s in beams])[:, None] + lp
+        best = scores.flatten().topk(min(k, scores.numel()))
+        V = lp.shape[1]
+        beams = [(beams[i // V][0] + [i % V], float(v)) for v, i in zip(best.values.tolist(), best.indices.tolist())]
+    return beams
+
+
+__all__ = ["is_masked", "complete", "slot_accuracy", "target_logprob", "query_residuals", "top_completions"]
