@@ -15,11 +15,17 @@ def dashboard(result, st) -> None:
         st.dataframe([{"model / task": key, **{LABELS.get(k, k): v for k, v in aucs.items()}}
                       for key, aucs in per.items()], hide_index=True)
     if "sae_fvu_mean" in m:
-        st.subheader("SAE quality")
-        cols = st.columns(3)
-        cols[0].metric("variance unexplained (mean)", f"{m['sae_fvu_mean']:.3f}")
-        cols[1].metric("active features per input (L0)", f"{m.get('sae_l0_mean', float('nan')):.1f}")
-        cols[2].metric("dead features", f"{m.get('sae_dead_frac_mean', float('nan')):.1%}")
+        st.subheader("SAE quality, per feature mode")
+        # newer runs keep one value per feature mode; older runs a single number
+        per_mode = lambda v: v if isinstance(v, dict) else {"mean": v}
+        held = per_mode(m.get("sae_fvu_heldout_mean", {}))
+        st.dataframe([{"features": mode, "FVU (train)": fvu, "FVU (held-out prompts)": held.get(mode, float("nan")),
+                       "L0": per_mode(m.get("sae_l0_mean", {})).get(mode, float("nan")),
+                       "dead latents": per_mode(m.get("sae_dead_frac_mean", {})).get(mode, float("nan"))}
+                      for mode, fvu in per_mode(m["sae_fvu_mean"]).items()], hide_index=True)
+    if m.get("planted_auc"):
+        st.caption("Planted positive control (AUC of the planted heads): " + "; ".join(
+            f"{k} {v:.2f}" for k, v in m["planted_auc"].items()))
     checks = m.get("attribution_check") or []
     if checks:
         st.caption("Attribution vs activation patching: " + "; ".join(

@@ -40,8 +40,19 @@ from interp.results import Result
 
 log = logging.getLogger(__name__)
 
-METHODS = ("paper_node", "paper_edge", "ours", "act_patch", "attr_patch", "random")
-NULLS = ("paper_node", "ours")
+# Scorers run once per feature mode (method "<scorer>.<mode>"); raw_diff and the baselines use no SAE.
+PER_FEATURE = ("paper_node", "paper_edge", "ours", "flip", "weighted", "raw_diff")
+BASELINES = ("act_patch", "attr_patch", "random", "ties")
+CALIBRATED = ("ours", "flip", "raw_diff")  # z-scores against their own paired null: shuffled labels must give 0.5
+NEEDS_MODEL = ("weighted", "act_patch", "attr_patch")  # not run on the planted control (no model behind it)
+
+
+def method_names(features) -> list[str]:
+    """Every method of a run: each per-feature scorer on each feature mode, then the baselines."""
+    return [f"{s}.{f}" for f in features for s in PER_FEATURE] + list(BASELINES)
+
+
+METHODS = tuple(method_names(("mean", "answer", "position")))  # the default run's methods
 
 
 def _check_task(name: str) -> str:
@@ -69,6 +80,9 @@ ItemCount = Annotated[int, at.Ge(1), at.Le(MAX_COUNT)]
 ItemFraction = Annotated[float, at.Ge(0.0), at.Le(1.0)]
 
 
+FeatureMode = Literal["mean", "answer", "position"]  # interp.methods.sae_scores.FEATURES
+
+
 class Config(BaseModel):
     """Settings of the SAE circuit-discovery comparison."""
 
@@ -77,11 +91,18 @@ class Config(BaseModel):
     models: list[ModelName] = Field(default_factory=lambda: ["zoo:circuit-lm-s0", "zoo:circuit-lm-s1",
                                                              "zoo:circuit-lm-s2"], min_length=1)
     tasks: list[Task] = Field(default_factory=lambda: ["induction", "ioi"], min_length=1)
+    # where a head's output is read: "mean" over the prompt (the paper), at the "answer" position, or
+    # every "position" apart; every SAE scorer runs on each
+    features: list[FeatureMode] = Field(default_factory=lambda: ["mean", "answer", "position"], min_length=1)
+    primary_features: FeatureMode = "position"  # the features our scorers' claims are judged on
     n_prompts: Count = 50  # positive prompts (each with its counterfactual) every method scores on
     n_sae_prompts: Count = 10  # of those 2 * n_prompts, how many (drawn at random) train the SAE
     prompt_sweep: list[ItemCount] = Field(default_factory=lambda: [5, 10, 20])  # values of n_sae_prompts
     sweep_seeds: Count = 3
     n_seeds: Count = 10
+    planted_seeds: Count = 3  # prompt draws (of the n_seeds) that also run the planted positive control
+    planted_fraction: ItemFraction = 0.25  # of the heads, planted
+    planted_strength: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0  # planted shift / RMS head output
     n_gt_prompts: Count = 100
     gt_fractions: list[ItemFraction] = Field(default_factory=lambda: [0.25, 0.375, 0.5], min_length=1)
     d_sae: Count = 200
@@ -103,13 +124,26 @@ class Config(BaseModel):
     seed: Seed = 0
 
     @model_validator(mode="after")
-    def _sae_prompts_exist(self) -> "Config":
+    def _consistent(self) -> "Config":
         # the SAE trains on prompts drawn from the 2 * n_prompts scored ones; more would be cut silently
         too_many = [n for n in [self.n_sae_prompts, *self.prompt_sweep] if n > 2 * self.n_prompts]
         if too_many:
             raise ValueError(f"n_sae_prompts / prompt_sweep {too_many} exceed the 2 * n_prompts = "
                              f"{2 * self.n_prompts} prompts the SAE can train on")
+        if self.primary_features not in self.features:
+            raise ValueError(f"primary_features {self.primary_features!r} is not among features {self.features}")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"features {self.features} repeat a mode")
         return self
+
+    @property
+    def paper_features(self) -> str:
+        """The features the paper's claims are judged on: its mean over positions when run."""
+        return "mean" if "mean" in self.features else self.primary_features
+
+    @property
+    def sweep_methods(self) -> list[str]:
+        return [f"paper_node.{self.paper_features}", f"ours.{self.primary_features}", f"flip.{self.primary_features}"]
 
 
 def _seed(*parts) -> int:
@@ -135,58 +169,132 @@ def ground_truth(m, ps, batch_size: int) -> dict[str, np.ndarray]:
     return {"effect": frac, "clean_metric": float(mc.mean()), "corrupt_metric": float(mk.mean()), "accuracy": acc}
 
 
-def score_methods(m, ps, cfg: Config, seed: int, layer_of: np.ndarray, n_sae: int | None = None) -> dict:
-    """Every method's head scores on the paired prompts ``ps``, with wall times and SAE stats.
-    The SAE trains on ``n_sae`` of the ``2 * len(ps)`` prompts, drawn at random (the paper's
-    num_sae_examples); codes, and so scores, cover all prompts."""
-    from interp.methods.patching import activation_patching, attribution_patching, head_results
+def pair_data(m, ps, cfg: Config) -> dict:
+    """What every method reads from the model on the paired prompts ``ps`` (clean rows first):
+    head outputs ``[2N, pos, heads, d_model]``, the metric's gradient w.r.t. them on the clean
+    prompts ``[N, pos, heads, d_model]``, per-prompt activation / attribution patching effects
+    ``[N, heads]``, and the seconds each took."""
+    from interp.methods.patching import activation_patching, attribution_patching, head_outputs
+    from interp.methods.sae_scores import Timer, output_grads
+
+    metric, bs = ps.metric_fn(), cfg.batch_size
+    layer_of = torch.as_tensor(np.repeat(np.arange(m.n_layers), m.cfg.n_heads))
+    with Timer() as t_out:
+        outputs = torch.cat([head_outputs(m, ps.clean, bs), head_outputs(m, ps.corrupt, bs)])
+    with Timer() as t_grad:
+        grads = output_grads(m, m.prepare(ps.clean), metric, bs)[:, :, layer_of]  # [N, pos, heads, d_model]
+    with Timer() as t_act:
+        act = activation_patching(m, ps.clean, metric, corrupt=ps.corrupt, batch_size=bs).flatten(1).numpy()
+    with Timer() as t_attr:
+        attr = attribution_patching(m, ps.clean, metric, corrupt=ps.corrupt, batch_size=bs).flatten(1).numpy()
+    return {"outputs": outputs, "grads": grads, "act": act, "attr": attr, "answer_pos": ps.answer_pos,
+            "layer_of": layer_of.numpy(), "seconds": {"outputs": t_out.seconds, "grads": t_grad.seconds,
+                                                      "act_patch": t_act.seconds, "attr_patch": t_attr.seconds}}
+
+
+def code_scores(codes: np.ndarray, feats: torch.Tensor, labels: np.ndarray, pairs: np.ndarray, cfg: Config,
+                seed: int, top_k: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The scorers that read only codes (and raw_diff the features): ``({scorer: [heads]},
+    {scorer: seconds})``. Multi-slot codes are pooled as rows for the row-wise scorers."""
     from interp.methods.sae_scores import (
-        Timer,
-        code_shift_scores,
-        paper_edge_scores,
-        paper_node_scores,
-        sae_codes,
-        shuffled_labels,
+        Timer, code_flip_grams, code_shift_scores, feature_diff_grams, paired_shift_scores, paper_edge_scores,
+        paper_node_scores, pool_positions,
     )
 
-    n = len(ps)
-    metric = ps.metric_fn()
-    labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
-    pairs = np.r_[np.arange(n), np.arange(n)]
-    scores, times = {}, {}
-    with Timer() as t_feat:
-        feats = torch.cat([head_results(m, ps.clean, cfg.batch_size), head_results(m, ps.corrupt, cfg.batch_size)])
-    rows = np.random.default_rng(seed).permutation(2 * n)[: n_sae or cfg.n_sae_prompts]
+    rows, row_labels, row_pairs = pool_positions(codes, labels, pairs)
+    fns = {"paper_node": lambda: paper_node_scores(rows, row_labels),
+           "paper_edge": lambda: paper_edge_scores(rows, row_labels, top_k=top_k)[0],
+           "ours": lambda: code_shift_scores(rows, row_labels, row_pairs, cfg.n_perm, cfg.statistic, seed)["score"],
+           "flip": lambda: paired_shift_scores(code_flip_grams(codes, labels, pairs), cfg.n_perm, seed)["score"],
+           "raw_diff": lambda: paired_shift_scores(feature_diff_grams(feats, labels, pairs), cfg.n_perm, seed)["score"]}
+    scores, secs = {}, {}
+    for k, fn in fns.items():
+        with Timer() as t:
+            scores[k] = fn()
+        secs[k] = t.seconds
+    return scores, secs
+
+
+def _sae(feats: torch.Tensor, cfg: Config, seed: int, n_sae: int):
+    from interp.methods.sae_scores import sae_codes
+
+    rows = np.random.default_rng(seed).permutation(len(feats))[:n_sae]
+    return sae_codes(feats, {"d_sae": cfg.d_sae, "kind": cfg.sae_kind, "init_seed": seed},
+                     {"steps": cfg.sae_steps, "lr": cfg.sae_lr, "sparsity": cfg.sparsity, "seed": seed,
+                      "mse": cfg.sae_mse, "normalise": cfg.sae_normalise}, train_rows=rows)
+
+
+def feature_scores(data: dict, mode: str, cfg: Config, seed: int, n_sae: int, null_labels: np.ndarray) -> dict:
+    """Every per-feature scorer on the ``mode`` features (the SAE trained on ``n_sae`` of the
+    ``2N`` prompts): scores and null-control scores ``{scorer: [heads]}``, seconds, SAE stats."""
+    from interp.methods.sae_scores import Timer, latent_attribution, select_positions
+
+    n2 = len(data["outputs"])
+    N, ap = n2 // 2, data["answer_pos"]
+    labels, pairs = np.r_[np.ones(N, bool), np.zeros(N, bool)], np.r_[np.arange(N), np.arange(N)]
+    feats = select_positions(data["outputs"], mode, torch.cat([ap, ap]))  # [2N, slots, heads, d]
+    top_k = int(np.sum(data["layer_of"] == data["layer_of"][0])) ** 2 // 2
     with Timer() as t_sae:
-        codes, rep = sae_codes(feats, {"d_sae": cfg.d_sae, "kind": cfg.sae_kind, "init_seed": seed},
-                               {"steps": cfg.sae_steps, "lr": cfg.sae_lr, "sparsity": cfg.sparsity, "seed": seed,
-                                "mse": cfg.sae_mse, "normalise": cfg.sae_normalise}, train_rows=rows)
+        codes, rep = _sae(feats, cfg, seed, n_sae)
+    scores, secs = code_scores(codes, feats, labels, pairs, cfg, seed, top_k)
+    null, _ = code_scores(codes, feats, null_labels, pairs, cfg, seed + 2, top_k)
     with Timer() as t:
-        scores["paper_node"] = paper_node_scores(codes, labels)
-    times["paper_node"] = t_feat.seconds + t_sae.seconds + t.seconds
-    with Timer() as t:
-        per_layer = int(np.sum(layer_of == layer_of[0]))
-        scores["paper_edge"] = paper_edge_scores(codes, labels, top_k=per_layer ** 2 // 2)[0]
-    times["paper_edge"] = t_feat.seconds + t_sae.seconds + t.seconds
-    with Timer() as t:
-        scores["ours"] = code_shift_scores(codes, labels, pairs, cfg.n_perm, cfg.statistic, seed)["z"]
-    times["ours"] = t_feat.seconds + t_sae.seconds + t.seconds
-    with Timer() as t:
-        scores["act_patch"] = activation_patching(m, ps.clean, metric, corrupt=ps.corrupt,
-                                                  batch_size=cfg.batch_size).mean(0).abs().flatten().numpy()
-    times["act_patch"] = t.seconds
-    with Timer() as t:
-        scores["attr_patch"] = attribution_patching(m, ps.clean, metric, corrupt=ps.corrupt,
-                                                    batch_size=cfg.batch_size).mean(0).abs().flatten().numpy()
-    times["attr_patch"] = t.seconds
-    scores["random"] = np.random.default_rng(seed).random(len(layer_of))
-    times["random"] = 0.0
+        per_pair = latent_attribution(rep["sae"], feats[:N], feats[N:],
+                                      select_positions(data["grads"], mode, ap, reduce="sum"))  # [N, heads]
+        scores["weighted"] = np.abs(per_pair.mean(0))
+    secs["weighted"] = t.seconds + data["seconds"]["grads"]
+    # swapping a pair flips the sign of its first-order effect: the paired null of an effect score
+    null["weighted"] = np.abs((np.where(null_labels[:N], 1.0, -1.0)[:, None] * per_pair).mean(0))
+    base = data["seconds"]["outputs"] + t_sae.seconds
+    secs = {k: v + (base if k != "raw_diff" else data["seconds"]["outputs"]) for k, v in secs.items()}
+    return {"scores": scores, "null": null, "seconds": secs, "codes": codes, "feats": feats,
+            **{k: rep[k] for k in ("fvu", "fvu_heldout", "l0", "dead_frac")}}
+
+
+def score_methods(data: dict, cfg: Config, seed: int) -> dict:
+    """Every method of :func:`method_names` on one prompt draw: ``scores``, ``null`` (labels
+    flipped at random within pairs) and ``seconds`` by method, SAE stats by feature mode, and
+    each mode's codes and features (for the planted control)."""
+    from interp.methods.sae_scores import shuffled_labels
+
+    N, H = data["act"].shape
+    labels, pairs = np.r_[np.ones(N, bool), np.zeros(N, bool)], np.r_[np.arange(N), np.arange(N)]
     null_labels = shuffled_labels(labels, pairs, seed + 1)
-    null = {"paper_node": paper_node_scores(codes, null_labels),
-            "ours": code_shift_scores(codes, null_labels, pairs, cfg.n_perm, cfg.statistic, seed + 2)["z"]}
-    n_codes = np.array([len(set(codes[:, h])) for h in range(codes.shape[1])])
-    return {"scores": scores, "null": null, "times": times, "fvu": rep["fvu"], "l0": rep["l0"],
-            "dead_frac": rep["dead_frac"], "n_codes": n_codes}
+    flip = np.where(null_labels[:N], 1.0, -1.0)[:, None]
+    rng = np.random.default_rng(seed)
+    out = {"scores": {}, "null": {}, "seconds": {}, "sae": {}}
+    for mode in cfg.features:
+        res = feature_scores(data, mode, cfg, seed, cfg.n_sae_prompts, null_labels)
+        for part in ("scores", "null", "seconds"):
+            out[part].update({f"{k}.{mode}": v for k, v in res[part].items()})
+        out["sae"][mode] = res
+    for k in ("act_patch", "attr_patch"):
+        per = data["act" if k == "act_patch" else "attr"]
+        out["scores"][k], out["null"][k] = np.abs(per.mean(0)), np.abs((flip * per).mean(0))
+        out["seconds"][k] = data["seconds"][k]
+    out["scores"]["random"], out["null"]["random"] = rng.random(H), rng.random(H)
+    out["scores"]["ties"], out["null"]["ties"] = np.zeros(H), np.zeros(H)  # every head tied: AUC must be 0.5
+    out["seconds"]["random"] = out["seconds"]["ties"] = 0.0
+    return out
+
+
+def planted_scores(res: dict, cfg: Config, seed: int, top_k: int) -> dict[str, float]:
+    """The planted positive control on each feature mode's features of one prompt draw: ROC AUC
+    of every scorer that needs no model against the planted heads."""
+    from interp.methods.sae_scores import planted_features, roc_auc
+
+    aucs = {}
+    for mode in cfg.features:
+        feats = res["sae"][mode]["feats"]
+        N = len(feats) // 2
+        labels, pairs = np.r_[np.ones(N, bool), np.zeros(N, bool)], np.r_[np.arange(N), np.arange(N)]
+        planted, truth = planted_features(feats, labels, pairs, cfg.planted_fraction, cfg.planted_strength, seed)
+        codes, _ = _sae(planted, cfg, seed, cfg.n_sae_prompts)
+        scores, _ = code_scores(codes, planted, labels, pairs, cfg, seed, top_k)
+        aucs.update({f"{k}.{mode}": roc_auc(v, truth) for k, v in scores.items()})
+    rng = np.random.default_rng(seed)
+    aucs["random"], aucs["ties"] = roc_auc(rng.random(len(truth)), truth), roc_auc(np.zeros(len(truth)), truth)
+    return aucs
 
 
 def attribution_check(m, ps, alpha: float, batch_size: int) -> dict[str, float]:
@@ -205,8 +313,8 @@ def attribution_check(m, ps, alpha: float, batch_size: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------ one model and task
-GRIDS = ("auc", "null_auc", "spearman", "precision", "recall", "seconds", "sae_fvu", "sae_l0", "sae_dead_frac",
-         "auc_vs_prompts")  # per-(model, task) arrays, stacked to [models, tasks, ...] in the result
+GRIDS = ("auc", "null_auc", "planted_auc", "spearman", "precision", "recall", "seconds", "sae_fvu",
+         "sae_fvu_heldout", "sae_l0", "sae_dead_frac", "auc_vs_prompts")  # stacked to [models, tasks, ...]
 
 
 def task_truth(m, name: str, task: str, config: Config) -> dict:
@@ -223,58 +331,79 @@ def task_truth(m, name: str, task: str, config: Config) -> dict:
     return {**gt, "truths": [top_fraction(effect, f) for f in config.gt_fractions]}
 
 
-def seed_scores(m, name: str, task: str, config: Config, gt: dict, layer_of: np.ndarray) -> dict:
-    """Every method over ``n_seeds`` prompt draws: per seed AUC per threshold ``[seeds, methods,
-    thresholds]`` (and of the null control ``[seeds, nulls, thresholds]``), Spearman, precision,
-    recall, seconds ``[seeds, methods]``, SAE stats ``[seeds]``; the seed-mean scores per method
-    ``[heads]`` and their ROC curves at the middle threshold."""
-    from interp.data.sae_circuits import make_task
-    from interp.methods.sae_scores import best_f1, roc_auc, roc_curve, spearman
+def _record(out: dict, s: int, res: dict, methods: list, truths: list, effect: np.ndarray, cfg: Config) -> None:
+    """Write one prompt draw's metrics into the ``[seeds, ...]`` arrays of :func:`seed_scores`."""
+    from interp.methods.sae_scores import best_f1, roc_auc, spearman
 
-    S, K, truths = config.n_seeds, len(METHODS), gt["truths"]
-    effect, mid = np.abs(gt["effect"]), len(truths) // 2
-    out = {"auc": np.full((S, K, len(truths)), np.nan), "null_auc": np.full((S, len(NULLS), len(truths)), np.nan),
+    mid = len(truths) // 2
+    for k, meth in enumerate(methods):
+        sc = res["scores"][meth]
+        out["mean_scores"][meth] += sc / cfg.n_seeds
+        out["seconds"][s, k] = res["seconds"][meth]
+        out["auc"][s, k] = [roc_auc(sc, tr) for tr in truths]
+        out["null_auc"][s, k] = [roc_auc(res["null"][meth], tr) for tr in truths]
+        out["spearman"][s, k] = spearman(sc, effect)
+        pr = best_f1(sc, truths[mid])
+        out["precision"][s, k], out["recall"][s, k] = pr["precision"], pr["recall"]
+    for f, mode in enumerate(cfg.features):
+        for key in ("fvu", "fvu_heldout", "l0", "dead_frac"):
+            out[f"sae_{key}"][s, f] = res["sae"][mode][key]
+
+
+def seed_scores(m, name: str, task: str, config: Config, gt: dict) -> dict:
+    """Every method over ``n_seeds`` prompt draws: AUC and null-control AUC per threshold ``[seeds,
+    methods, thresholds]``, planted-control AUC ``[planted_seeds, methods]``, Spearman, precision,
+    recall, seconds ``[seeds, methods]``, SAE stats ``[seeds, features]``; the seed-mean scores per
+    method ``[heads]``, their ROC curves at the middle threshold, and the first prompt draws' data
+    (for the prompt sweep)."""
+    from interp.data.sae_circuits import make_task
+    from interp.methods.sae_scores import roc_curve
+
+    methods, S, F, truths = method_names(config.features), config.n_seeds, len(config.features), gt["truths"]
+    K, J, P = len(methods), len(truths), min(config.planted_seeds, config.n_seeds)
+    out = {"auc": np.full((S, K, J), np.nan), "null_auc": np.full((S, K, J), np.nan),
+           "planted_auc": np.full((P, K), np.nan),
            **{k: np.full((S, K), np.nan) for k in ("spearman", "precision", "recall", "seconds")},
-           **{k: np.full(S, np.nan) for k in ("sae_fvu", "sae_l0", "sae_dead_frac")}}
-    mean_scores = {k: np.zeros(len(layer_of)) for k in METHODS}
+           **{f"sae_{k}": np.full((S, F), np.nan) for k in ("fvu", "fvu_heldout", "l0", "dead_frac")},
+           "mean_scores": {k: np.zeros(len(gt["effect"])) for k in methods}, "data": []}
     for s in range(S):
         ps = make_task(task, m.tokenizer, config.n_prompts, _seed(config.seed, name, task, s))
-        res = score_methods(m, ps, config, _seed(config.seed, name, task, s, "m"), layer_of)
-        out["sae_fvu"][s], out["sae_l0"][s], out["sae_dead_frac"][s] = res["fvu"], res["l0"], res["dead_frac"]
-        for k, meth in enumerate(METHODS):
-            sc = res["scores"][meth]
-            mean_scores[meth] += sc / S
-            out["seconds"][s, k] = res["times"][meth]
-            out["auc"][s, k] = [roc_auc(sc, tr) for tr in truths]
-            out["spearman"][s, k] = spearman(sc, effect)
-            pr = best_f1(sc, truths[mid])
-            out["precision"][s, k], out["recall"][s, k] = pr["precision"], pr["recall"]
-        for k, meth in enumerate(NULLS):
-            out["null_auc"][s, k] = [roc_auc(res["null"][meth], tr) for tr in truths]
-    out["mean_scores"] = mean_scores
-    out["roc"] = {meth: roc_curve(mean_scores[meth], truths[mid]) for meth in METHODS}
+        data = pair_data(m, ps, config)
+        seed = _seed(config.seed, name, task, s, "m")
+        res = score_methods(data, config, seed)
+        _record(out, s, res, methods, truths, np.abs(gt["effect"]), config)
+        if s < P:
+            top_k = int(np.sum(data["layer_of"] == 0)) ** 2 // 2
+            aucs = planted_scores(res, config, seed + 3, top_k)
+            out["planted_auc"][s] = [aucs.get(k, np.nan) for k in methods]
+        if s < config.sweep_seeds:
+            out["data"].append(data)
+    out["roc"] = {meth: roc_curve(out["mean_scores"][meth], truths[J // 2]) for meth in methods}
     return out
 
 
-def prompt_sweep(m, name: str, task: str, config: Config, truths: list, layer_of: np.ndarray) -> np.ndarray:
-    """Threshold-mean AUC of the paper's node score and ours when the SAE trains on each
-    ``prompt_sweep`` number of prompts: ``[sweep, sweep_seeds, 2]`` (paper_node, ours)."""
-    from interp.data.sae_circuits import make_task
-    from interp.methods.sae_scores import roc_auc
+def prompt_sweep(name: str, task: str, config: Config, truths: list, datas: list) -> np.ndarray:
+    """Threshold-mean AUC of :attr:`Config.sweep_methods` when the SAE trains on each
+    ``prompt_sweep`` number of prompts: ``[sweep, sweep_seeds, methods]`` (NaN where a sweep
+    seed has no prompt draw)."""
+    from interp.methods.sae_scores import roc_auc, shuffled_labels
 
-    sweep = np.full((len(config.prompt_sweep), config.sweep_seeds, 2), np.nan)
+    meths = config.sweep_methods
+    sweep = np.full((len(config.prompt_sweep), config.sweep_seeds, len(meths)), np.nan)
     for pi, n_p in enumerate(config.prompt_sweep):
-        for s in range(config.sweep_seeds):
-            ps = make_task(task, m.tokenizer, config.n_prompts, _seed(config.seed, name, task, s))
-            res = score_methods(m, ps, config, _seed(config.seed, name, task, s, "sweep", n_p), layer_of, n_p)
-            sweep[pi, s] = [np.mean([roc_auc(res["scores"][k], tr) for tr in truths]) for k in ("paper_node", "ours")]
+        for s, data in enumerate(datas):
+            N = len(data["act"])
+            null = shuffled_labels(np.r_[np.ones(N, bool), np.zeros(N, bool)], np.r_[np.arange(N), np.arange(N)], 1)
+            seed = _seed(config.seed, name, task, s, "sweep", n_p)
+            res = {mode: feature_scores(data, mode, config, seed, n_p, null)["scores"]
+                   for mode in {m.split(".")[1] for m in meths}}
+            sweep[pi, s] = [np.mean([roc_auc(res[k.split(".")[1]][k.split(".")[0]], tr) for tr in truths]) for k in meths]
     return sweep
 
 
 def model_task(m, name: str, task: str, config: Config, check: bool) -> dict:
     """Ground truth, every method over seeds, the SAE-prompt sweep (and, with ``check``, the
     attribution check) on one model and task; the :data:`GRIDS` arrays of this cell among them."""
-    layer_of = np.repeat(np.arange(m.n_layers), m.cfg.n_heads)
     gt = task_truth(m, name, task, config)
     out = {"gt": gt}
     if check:
@@ -282,10 +411,10 @@ def model_task(m, name: str, task: str, config: Config, check: bool) -> dict:
 
         chk_ps = make_task(task, m.tokenizer, min(config.n_prompts, 16), _seed(config.seed, name, task, "chk"))
         out["check"] = attribution_check(m, chk_ps, config.check_alpha, config.batch_size)
-    out.update(seed_scores(m, name, task, config, gt, layer_of))
-    out["auc_vs_prompts"] = prompt_sweep(m, name, task, config, gt["truths"], layer_of)
+    out.update(seed_scores(m, name, task, config, gt))
+    out["auc_vs_prompts"] = prompt_sweep(name, task, config, gt["truths"], out.pop("data"))
     log.info("%s %s: mean AUC %s", name, task, {meth: round(float(np.nanmean(out["auc"][:, k])), 3)
-                                                 for k, meth in enumerate(METHODS)})
+                                                 for k, meth in enumerate(method_names(config.features))})
     return out
 
 
@@ -308,63 +437,88 @@ def score_all(config: Config) -> tuple[dict, dict]:
 
 # ------------------------------------------------------------------ summary
 def summarise(config: Config, grids: dict, cells: dict) -> dict:
-    """``metrics``: means over models, tasks, seeds (and thresholds) per method, SAE stats,
-    the attribution checks, the tasks' metrics and AUC vs SAE training prompts."""
+    """``metrics``: means over models, tasks, seeds (and thresholds) per method, SAE stats by
+    feature mode, the planted control, the attribution checks, the tasks' metrics and AUC vs
+    SAE training prompts."""
+    methods = method_names(config.features)
     auc, n_thr, sweep = grids["auc"], len(config.gt_fractions), grids["auc_vs_prompts"]
-    per_method = lambda key: {meth: float(np.nanmean(grids[key][..., k])) for k, meth in enumerate(METHODS)}
+    per_method = lambda key: {meth: float(np.nanmean(grids[key][..., k])) for k, meth in enumerate(methods)}
+    per_mode = lambda key: {mode: float(np.nanmean(grids[key][..., f])) for f, mode in enumerate(config.features)}
     return {
-        "models": config.models, "tasks": config.tasks, "methods": list(METHODS),
+        "models": config.models, "tasks": config.tasks, "methods": methods, "features": config.features,
         "gt_fractions": config.gt_fractions,
-        "auc_mean": {meth: float(np.nanmean(auc[..., k, :])) for k, meth in enumerate(METHODS)},
+        "n_heads_total": int(sum(c["shape"][0] * c["shape"][1] for (mod, t), c in cells.items() if t == config.tasks[0])),
+        "auc_mean": {meth: float(np.nanmean(auc[..., k, :])) for k, meth in enumerate(methods)},
         "auc_by_threshold": {meth: [float(np.nanmean(auc[..., k, j])) for j in range(n_thr)]
-                             for k, meth in enumerate(METHODS)},
+                             for k, meth in enumerate(methods)},
         "auc_by_model_task": {f"{mod}/{task}": {meth: float(np.nanmean(auc[mi, ti, :, k, :]))
-                                                for k, meth in enumerate(METHODS)}
+                                                for k, meth in enumerate(methods)}
                               for mi, mod in enumerate(config.models) for ti, task in enumerate(config.tasks)},
         "auc_sd_over_seeds": {meth: float(np.nanmean(np.nanstd(auc[..., k, :], axis=2)))
-                              for k, meth in enumerate(METHODS)},
+                              for k, meth in enumerate(methods)},
+        "retest_ceiling_auc": float(np.nanmean(auc[..., methods.index("act_patch"), :])),
         "spearman_mean": per_method("spearman"),
         "precision_at_best_f1": per_method("precision"),
         "recall_at_best_f1": per_method("recall"),
         "seconds_mean": per_method("seconds"),
-        "null_auc": {meth: float(np.nanmean(grids["null_auc"][..., k, :])) for k, meth in enumerate(NULLS)},
-        "sae_fvu_mean": float(np.nanmean(grids["sae_fvu"])), "sae_fvu_max": float(np.nanmax(grids["sae_fvu"])),
-        "sae_l0_mean": float(np.nanmean(grids["sae_l0"])),
-        "sae_dead_frac_mean": float(np.nanmean(grids["sae_dead_frac"])),
+        "null_auc": {meth: float(np.nanmean(grids["null_auc"][..., k, :])) for k, meth in enumerate(methods)},
+        "planted_auc": {meth: float(np.nanmean(grids["planted_auc"][..., k])) for k, meth in enumerate(methods)
+                        if not np.isnan(grids["planted_auc"][..., k]).all()},
+        "sae_fvu_mean": per_mode("sae_fvu"), "sae_fvu_heldout_mean": per_mode("sae_fvu_heldout"),
+        "sae_fvu_heldout_max": float(np.nanmax(grids["sae_fvu_heldout"])),
+        "sae_l0_mean": per_mode("sae_l0"), "sae_dead_frac_mean": per_mode("sae_dead_frac"),
         "attribution_check": [c["check"] for c in cells.values() if "check" in c],
         "tasks_info": {f"{name}/{task}": {k: v for k, v in c["gt"].items() if k not in ("effect", "truths")}
                        for (name, task), c in cells.items()},
-        "auc_vs_prompts": {str(n): {"paper_node": float(np.nanmean(sweep[:, :, i, :, 0])),
-                                    "ours": float(np.nanmean(sweep[:, :, i, :, 1]))}
+        "auc_vs_prompts": {str(n): {meth: float(np.nanmean(sweep[:, :, i, :, j]))
+                                    for j, meth in enumerate(config.sweep_methods)}
                            for i, n in enumerate(config.prompt_sweep)},
     }
 
 
 def add_criteria(result: Result, config: Config, grids: dict) -> None:
     """The sanity checks of the implementation and the paper's claims at our scale."""
-    mt, mean_auc, null_mean = result.metrics, result.metrics["auc_mean"], result.metrics["null_auc"]
+    mt, auc = result.metrics, result.metrics["auc_mean"]
+    methods, P, Q = method_names(config.features), config.primary_features, config.paper_features
     M, T, S, n_thr = len(config.models), len(config.tasks), config.n_seeds, len(config.gt_fractions)
-    result.add_criterion("null_control_auc_near_half", abs(null_mean["ours"] - 0.5), "<=", 0.15, kind="sanity",
-                         description="|AUC - 0.5| of our scorer with positive/negative labels flipped at random "
-                                     "within pairs (mean over models, tasks, seeds, thresholds)")
+    calibrated = [f"{c}.{f}" for c in CALIBRATED for f in config.features] + ["ties"]
+    off = max([abs(mt["null_auc"][k] - 0.5) for k in calibrated] + [abs(auc["ties"] - 0.5)])
+    result.add_criterion("null_control_auc_near_half", off, "<=", 0.15, kind="sanity",
+                         description="max |AUC - 0.5| with positive/negative labels flipped at random within pairs, "
+                                     f"over the z-scored scorers ({', '.join(CALIBRATED)}, every feature mode) and "
+                                     "the all-tied scorer (real labels too); means over models, tasks, seeds, thresholds")
     result.add_criterion("attribution_matches_activation_patching",
                          min(c["r_small_alpha"] for c in mt["attribution_check"]), ">=", 0.99,
                          kind="sanity", description="Pearson r of attribution patching vs activation patching at "
                          f"alpha={config.check_alpha} (/alpha), per prompt and head (min over models)")
-    result.add_criterion("sae_pipeline_seconds", float(np.nanmax(grids["seconds"][..., METHODS.index("paper_node")])),
-                         "<", 60.0, kind="sanity",
-                         description="max wall time of one SAE pipeline: head features + SAE training + scores")
-    result.add_criterion("sae_fvu", float(np.nanmax(grids["sae_fvu"])), "<", 0.3, kind="sanity",
-                         description="max fraction of variance unexplained of the SAE on its training vectors")
-    result.add_criterion("paper_node_auc", mean_auc["paper_node"], ">=", 0.8, kind="claim",
-                         description=f"paper node score ROC AUC (mean over {M} models, {T} tasks, {S} seeds, "
-                                     f"{n_thr} thresholds); paper: 0.86-0.87")
-    result.add_criterion("paper_node_vs_attribution", abs(mean_auc["paper_node"] - mean_auc["attr_patch"]), "<=", 0.05,
-                         kind="claim", description="|AUC paper node score - AUC attribution patching|")
-    result.add_criterion("ours_beats_paper_node", mean_auc["ours"] - mean_auc["paper_node"], ">=", 0.0, kind="claim",
-                         description="AUC of our code-shift scorer minus AUC of the paper node score")
-    result.add_criterion("paper_edge_auc", mean_auc["paper_edge"], ">=", 0.8, kind="claim",
-                         description="paper edge-based head score ROC AUC; paper: 0.84-0.90")
+    sae_cols = [methods.index(f"paper_node.{f}") for f in config.features]
+    result.add_criterion("sae_pipeline_seconds", float(np.nanmax(grids["seconds"][..., sae_cols])), "<", 60.0,
+                         kind="sanity", description="max wall time of one SAE pipeline (any feature mode): head "
+                                                    "outputs + SAE training + the paper's node score")
+    result.add_criterion("sae_fvu_heldout", mt["sae_fvu_heldout_max"], "<", 0.3, kind="sanity",
+                         description="max fraction of variance unexplained of any SAE on the prompts it did not "
+                                     "train on (every mode, model, task, seed)")
+    planted = min(mt["planted_auc"][f"{k}.{P}"] for k in ("ours", "flip"))
+    result.add_criterion("planted_control_recovered", planted, ">=", 0.9, kind="sanity",
+                         description=f"min over our code scorers (ours, flip; {P} features) of the ROC AUC of the "
+                                     "planted heads, label information of the real heads erased (mean over draws)")
+    claims = [("paper_node_auc", auc[f"paper_node.{Q}"], ">=", 0.8,
+               f"paper node score ({Q} features) ROC AUC (mean over {M} models, {T} tasks, {S} seeds, {n_thr} "
+               "thresholds); paper: 0.86-0.87"),
+              ("paper_node_vs_attribution", abs(auc[f"paper_node.{Q}"] - auc["attr_patch"]), "<=", 0.05,
+               "|AUC paper node score - AUC attribution patching|"),
+              ("ours_beats_paper_node", auc[f"ours.{P}"] - auc[f"paper_node.{Q}"], ">=", 0.0,
+               f"AUC of our code-shift scorer ({P} features) minus AUC of the paper node score ({Q})"),
+              ("paper_edge_auc", auc[f"paper_edge.{Q}"], ">=", 0.8,
+               f"paper edge-based head score ({Q} features) ROC AUC; paper: 0.84-0.90"),
+              ("flip_beats_raw_diff", auc[f"flip.{P}"] - auc[f"raw_diff.{P}"], ">=", 0.0,
+               f"what the SAE adds: AUC of the paired code-flip scorer minus the same statistic on raw head-output "
+               f"differences ({P} features)"),
+              ("weighted_beats_attribution", auc[f"weighted.{P}"] - auc["attr_patch"], ">=", 0.0,
+               f"AUC of SAE latent differences weighted by their metric effect ({P} features) minus AUC of "
+               "attribution patching, the baseline to beat")]
+    for name, value, op, thr, desc in claims:
+        result.add_criterion(name, value, op, thr, kind="claim", description=desc)
 
 
 def per_head_arrays(config: Config, cells: dict) -> dict[str, np.ndarray]:
@@ -374,7 +528,7 @@ def per_head_arrays(config: Config, cells: dict) -> dict[str, np.ndarray]:
     for (mod, task), c in cells.items():
         key = f"m{config.models.index(mod)}__{task}"
         out[f"gt_effect__{key}"] = c["gt"]["effect"]
-        for meth in METHODS:
+        for meth in method_names(config.features):
             out[f"score__{meth}__{key}"] = c["mean_scores"][meth]
     return out
 
@@ -386,21 +540,25 @@ def figures(config: Config, metrics: dict, cells: dict) -> dict:
     first, task0 = config.models[0], config.tasks[0]
     L, H = cells[(first, task0)]["shape"]
     mid = len(config.gt_fractions) // 2
+    shown = [f"{s}.{config.primary_features}" for s in PER_FEATURE] + [f"paper_node.{config.paper_features}",
+                                                                       "act_patch", "attr_patch"]
+    shown = list(dict.fromkeys(shown))
 
     def heatmaps(task: str):
         c = cells[(first, task)]
-        return plots.head_heatmaps({meth: c["mean_scores"][meth].reshape(L, H) for meth in METHODS},
+        return plots.head_heatmaps({meth: c["mean_scores"][meth].reshape(L, H) for meth in shown},
                                    np.abs(c["gt"]["effect"]).reshape(L, H), f"{first} / {task}")
 
     sweep = metrics["auc_vs_prompts"]
     figs = {
         "auc_summary": plots.auc_summary(metrics["auc_by_threshold"], config.gt_fractions),
         "heatmaps": heatmaps(task0),
-        "roc": plots.roc_figure(cells[(first, task0)]["roc"], f"{first} / {task0}, top "
+        "roc": plots.roc_figure({k: cells[(first, task0)]["roc"][k] for k in shown}, f"{first} / {task0}, top "
                                 f"{config.gt_fractions[mid]:.0%} of heads"),
         "auc_vs_prompts": plots.auc_vs_prompts(config.prompt_sweep, {k: [sweep[str(n)][k] for n in config.prompt_sweep]
-                                                                    for k in ("paper_node", "ours")}),
-        "null_control": plots.null_control({k: metrics["auc_mean"][k] for k in NULLS}, metrics["null_auc"]),
+                                                                    for k in config.sweep_methods}),
+        "null_control": plots.null_control(metrics["auc_mean"], metrics["null_auc"]),
+        "planted_control": plots.planted_control(metrics["planted_auc"]),
         "runtime": plots.runtime_bars(metrics["seconds_mean"]),
     }
     for task in config.tasks[1:]:
@@ -410,9 +568,10 @@ def figures(config: Config, metrics: dict, cells: dict) -> dict:
 
 @register("sae_circuits", Config, title="Circuit discovery with discrete SAEs vs patching",
           paper="O'Neill & Bui 2024, Sparse Autoencoders Enable Scalable and Reliable Circuit Identification in Language Models (charlieoneill11/sae-circuits)",
-          figure_order=("auc_summary", "heatmaps", "roc", "auc_vs_prompts", "null_control", "runtime"))
+          figure_order=("auc_summary", "heatmaps", "roc", "null_control", "planted_control", "auc_vs_prompts", "runtime"))
 def run(config: Config) -> Result:
-    """Paper's SAE node/edge scores, our code-shift scorer, activation/attribution patching vs ground truth."""
+    """The paper's SAE node/edge scores, our paired scorers and the SAE-free controls on three kinds of
+    head features, against a patching ground truth; activation patching as its retest ceiling."""
     from interp.utils import seed_everything
 
     seed_everything(config.seed)

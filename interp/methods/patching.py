@@ -20,6 +20,7 @@ head of a layer, each copy with a different head patched.
 
     eff = activation_patching(m, clean, metric, corrupt=corrupt)      # [n, layers, heads]
     att = attribution_patching(m, clean, metric, corrupt=corrupt)     # [n, layers, heads]
+    out = head_outputs(m, clean)                                      # [n, pos, layers*heads, d_model]
 """
 
 from __future__ import annotations
@@ -193,3 +194,14 @@ def _w_o(m: Model) -> Float[torch.Tensor, "layers heads d_head d_model"]:
     if isinstance(W, torch.Tensor) and W.ndim == 4:
         return W.detach()
     return torch.stack([m.module.blocks[l].attn.W_O.detach() for l in range(m.n_layers)])
+
+
+def head_outputs(m: Model, tokens: Tokens, batch_size: int = 64) -> Float[torch.Tensor, "n pos layers_x_heads d_model"]:
+    """What each head writes to the residual stream at every position (``hook_z @ W_O``, no
+    bias): ``[n, pos, layers * heads, d_model]`` (layer-major); :func:`head_results` is its
+    mean over positions."""
+    tokens = m.prepare(tokens)
+    W_O = _w_o(m)  # [layers, heads, d_head, d_model]
+    zs = _z(m, tokens, batch_size)
+    outs = [torch.einsum("bphd,hdm->bphm", zs[name].to(W_O.dtype), W_O[l]) for l, name in enumerate(z_names(m))]
+    return torch.cat(outs, 2).detach().float().cpu()  # [n, pos, layers*heads, d_model]

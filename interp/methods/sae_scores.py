@@ -1,11 +1,14 @@
-"""Circuit discovery with discrete SAE codes (O'Neill & Bui 2024), our scorer, and metrics.
+"""Circuit discovery with discrete SAE codes (O'Neill & Bui 2024), our scorers, and metrics.
 
 Pipeline on any TransformerLens model and paired prompts (:mod:`interp.data.sae_circuits`):
 
-1. per (prompt, head): what the head writes to the residual stream, averaged over positions
-   (:func:`interp.methods.patching.head_results`), ``[2N, heads, d_model]``;
-2. one SAE shared by all heads trained on those ``2N * heads`` vectors;
-3. a (prompt, head) *code* is its most active latent (``[2N, heads]`` ints);
+1. per (prompt, position, head): what the head writes to the residual stream
+   (:func:`interp.methods.patching.head_outputs`), read by :func:`select_positions` as the
+   paper does (mean over positions), at the answer position, or per position:
+   ``[2N, slots, heads, d_model]``;
+2. one SAE shared by all heads (and positions) trained on a few prompts' vectors; its FVU is
+   also measured on the prompts it did not see (:func:`sae_codes`);
+3. a (prompt, slot, head) *code* is its most active latent (``[2N, slots, heads]`` ints);
 4. scores per head:
 
    - :func:`paper_node_scores`: number of codes seen in positives and never in negatives,
@@ -15,7 +18,15 @@ Pipeline on any TransformerLens model and paired prompts (:mod:`interp.data.sae_
      scored by how many top-ranked edges it touches (the paper's edge-based head score);
    - :func:`code_shift_scores` (ours): does the head's code distribution differ between
      positives and negatives? A chi-squared (or mutual-information) statistic against a
-     paired permutation null (labels flipped within pairs), reported as a z-score.
+     paired permutation null (labels flipped within pairs), reported as a z-score;
+   - :func:`paired_shift_scores` on :func:`code_flip_grams` (ours, paired): does the head's
+     code flip the same way from each positive to its counterfactual? Sign-flip null; on
+     :func:`feature_diff_grams` the same statistic on the raw output differences (no SAE);
+   - :func:`latent_attribution` (ours): each latent's change weighted by its effect on the
+     metric (decoder row . gradient from :func:`output_grads`).
+
+Multi-slot codes are scored row-wise by :func:`pool_positions` (a code is keyed by its slot).
+:func:`planted_features` builds a positive control whose answer is known.
 
 Metrics, thin wrappers over scikit-learn and scipy: :func:`roc_auc` (ties get half credit),
 :func:`roc_curve`, :func:`spearman`, :func:`best_f1`. The permutation null of
@@ -37,25 +48,64 @@ from interp.sae.model import SAEConfig
 from interp.sae.train import SAETrainConfig, train_sae
 
 
-# ------------------------------------------------------------------ codes
-def sae_codes(features: Float[torch.Tensor, "n heads d"], sae_cfg: SAEConfig | dict | None = None,
+# ------------------------------------------------------------------ features and codes
+FEATURES = ("mean", "answer", "position")  # where a head's output is read (see select_positions)
+
+
+def select_positions(x: Float[torch.Tensor, "n pos heads d"], mode: str, answer_pos: Int[torch.Tensor, " n"],
+                     reduce: Literal["mean", "sum"] = "mean") -> Float[torch.Tensor, "n slots heads d"]:
+    """Head vectors read where ``mode`` says: ``"mean"`` over positions (the paper's features;
+    ``reduce="sum"`` sums instead, which is what a gradient w.r.t. that mean feature needs),
+    at the ``"answer"`` position, or every ``"position"`` kept apart. ``[n, slots, heads, d]``
+    with ``slots`` = 1, 1, ``pos``."""
+    if mode == "mean":
+        return x.mean(1, keepdim=True) if reduce == "mean" else x.sum(1, keepdim=True)
+    if mode == "answer":
+        return x[torch.arange(len(x)), torch.as_tensor(answer_pos, dtype=torch.long)][:, None]
+    if mode == "position":
+        return x
+    raise ValueError(f"unknown feature mode {mode!r}: one of {FEATURES}")
+
+
+def sae_codes(features: Float[torch.Tensor, "n *slots heads d"], sae_cfg: SAEConfig | dict | None = None,
               train_cfg: SAETrainConfig | dict | None = None, train_rows: Optional[Int[np.ndarray, " rows"]] = None
-              ) -> tuple[Int[np.ndarray, "n heads"], dict]:
-    """Train one SAE (shared by all heads) on ``features[train_rows]`` (``[n, heads, d]``; all
-    prompts when None) and return the argmax codes of *all* prompts ``[n, heads]`` and the
-    SAE's training report (FVU etc. on its training vectors)."""
-    n, H, d = features.shape
+              ) -> tuple[Int[np.ndarray, "n *slots heads"], dict]:
+    """Train one SAE (shared by all heads, and positions) on the prompts ``features[train_rows]``
+    (all prompts when None) and return the argmax codes of *all* prompts ``[n, ..., heads]``
+    and the SAE's report: FVU etc. on its training vectors, and ``fvu_heldout`` on the prompts
+    it did not train on (NaN when there are none)."""
+    from interp.sae.train import evaluate_sae
+
+    n, d = features.shape[0], features.shape[-1]
     cfg = SAEConfig.model_validate({"d_in": d, **(dict(sae_cfg) if isinstance(sae_cfg, dict) else
                                                   (sae_cfg.model_dump() if sae_cfg is not None else {}))})
-    train_x = features if train_rows is None else features[torch.as_tensor(train_rows, dtype=torch.long)]
-    sae, report = train_sae(train_x.reshape(-1, d), cfg, train_cfg)
+    rows = torch.arange(n) if train_rows is None else torch.as_tensor(train_rows, dtype=torch.long)
+    sae, report = train_sae(features[rows].reshape(-1, d), cfg, train_cfg)
+    held = torch.ones(n, dtype=torch.bool)
+    held[rows] = False
+    report["fvu_heldout"] = evaluate_sae(sae, features[held].reshape(-1, d))["fvu"] if held.any() else float("nan")
     with torch.no_grad():
-        f = sae.encode(features.reshape(n * H, d).to(sae.W_dec.dtype))  # [n*H, d_sae]
-    codes = f.argmax(-1).view(n, H).cpu().numpy()
+        f = sae.encode(features.reshape(-1, d).to(sae.W_dec.dtype))  # [n*slots*heads, d_sae]
+    codes = f.argmax(-1).view(features.shape[:-1]).cpu().numpy()
     # An input with no active latent gets its own code (-1), not latent 0.
-    codes[(f.max(-1).values <= 0).view(n, H).cpu().numpy()] = -1
+    codes[(f.max(-1).values <= 0).view(features.shape[:-1]).cpu().numpy()] = -1
     report["sae"] = sae
     return codes, report
+
+
+def pool_positions(codes: Int[np.ndarray, "n slots heads"], labels: Bool[np.ndarray, " n"],
+                   pairs: Optional[Int[np.ndarray, " n"]] = None
+                   ) -> tuple[Int[np.ndarray, "rows heads"], Bool[np.ndarray, " rows"], Optional[Int[np.ndarray, " rows"]]]:
+    """Codes of every (prompt, slot) as rows for the row-wise scorers, each code keyed by its slot
+    (so a latent at position 3 and the same latent at position 5 are different codes):
+    ``(codes [n*slots, heads], labels [n*slots], pairs [n*slots])``. A row keeps its prompt's
+    pair id, so a null that flips a pair flips all its positions together. One slot: the codes
+    are only shifted (by one), which changes no score."""
+    n, S, H = codes.shape
+    span = int(codes.max()) + 2  # codes run from -1
+    keyed = (codes + 1) + span * np.arange(S)[None, :, None]  # [n, slots, heads]
+    rep = lambda a: None if a is None else np.repeat(np.asarray(a), S)
+    return keyed.reshape(n * S, H), rep(np.asarray(labels, dtype=bool)), rep(pairs)
 
 
 # ------------------------------------------------------------------ paper scores
@@ -80,12 +130,13 @@ def paper_edge_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
     labels = np.asarray(labels, dtype=bool)
     H = codes.shape[1]
     E = np.zeros((H, H))
+    c = np.asarray(codes, np.int64) - int(codes.min())  # >= 0, so (c_i, c_j) -> c_i * span + c_j is one-to-one
+    span = int(c.max()) + 1
     for i in range(H):
         for j in range(H):
             if i != j:
-                pos = set(zip(codes[labels, i].tolist(), codes[labels, j].tolist()))
-                neg = set(zip(codes[~labels, i].tolist(), codes[~labels, j].tolist()))
-                E[i, j] = len(pos - neg)
+                key = c[:, i] * span + c[:, j]  # [n] one int per code pair
+                E[i, j] = len(np.setdiff1d(key[labels], key[~labels]))
     k = top_k or H
     order = np.lexsort((np.arange(H * H), -E.flatten()))  # by count, descending; ties by index
     ends = np.stack(np.unravel_index(order, E.shape), 1).flatten()[:k]  # h1, h2, h1, h2, ...
@@ -123,16 +174,11 @@ def code_shift_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
 
     ``pairs[i]`` is the pair id of prompt ``i`` (positives and their counterfactuals share
     one); the null flips labels within pairs (or permutes them when ``pairs`` is None).
-    Returns ``{"z": [heads], "stat": [heads], "p": [heads]}``; ``z`` is the score."""
+    Returns :func:`null_summary`'s ``{"z", "stat", "p", "score"}`` per head."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels, dtype=bool)
     n, H = codes.shape
-    uniq, inv = np.unique(codes, return_inverse=True)
-    onehot = np.zeros((n, H, len(uniq)))
-    onehot[np.arange(n)[:, None], np.arange(H)[None, :], inv.reshape(n, H)] = 1
-    tot = onehot.sum(0)  # [heads, codes]
     n_pos = int(labels.sum())
-    stat = _stat(np.einsum("n,nhk->hk", labels.astype(float), onehot), tot, n_pos, n, statistic)
     perm = np.empty((n_perm, n), dtype=bool)
     for b in range(n_perm):
         if pairs is None:
@@ -140,11 +186,38 @@ def code_shift_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
         else:
             flip = rng.random(int(pairs.max()) + 1) < 0.5
             perm[b] = labels ^ flip[pairs]
-    null = _stat(np.einsum("bn,nhk->bhk", perm.astype(float), onehot), tot, n_pos, n, statistic)  # [B, heads]
+    # rows that carry the same label in the data and in every permutation (a prompt's positions)
+    # move together: count them once per group, which keeps the arrays [groups, codes] small
+    history, grp = np.unique(np.c_[labels, perm.T], axis=0, return_inverse=True)  # [groups, 1 + B]
+    grp = grp.reshape(-1)
+    g_lab, g_perm = history[:, 0].astype(float), history[:, 1:].T.astype(float)  # [groups], [B, groups]
+    stat, null = np.zeros(H), np.zeros((n_perm, H))
+    for h in range(H):
+        _, inv = np.unique(codes[:, h], return_inverse=True)
+        C = np.zeros((len(history), int(inv.max()) + 1))  # [groups, codes of this head]
+        np.add.at(C, (grp, inv.reshape(-1)), 1.0)
+        tot = C.sum(0)
+        stat[h] = _stat(g_lab @ C, tot, n_pos, n, statistic)
+        null[:, h] = _stat(g_perm @ C, tot, n_pos, n, statistic)
+    return null_summary(stat, null)
+
+
+def null_summary(stat: Float[np.ndarray, " heads"], null: Float[np.ndarray, "perm heads"]) -> dict[str, np.ndarray]:
+    """A statistic against its permutation null, per head: ``z`` (standardised), ``p`` (one-sided,
+    ``(1 + #null >= stat) / (B + 1)``) and ``score``, the mid-p rank of the statistic in its null
+    (``(#null < stat + #null == stat / 2) / B``, ties broken by ``z``). ``score`` is what the
+    analyses rank heads by: on data with no label information it is uniform on [0, 1] for
+    every head, and exactly 0.5 for a head whose null is degenerate, so no kind of head is
+    favoured; a z-score is not (its null is skewed, and a head that never changes scores 0)."""
     sd = null.std(0)
     z = np.where(sd > 1e-12, (stat - null.mean(0)) / np.where(sd > 1e-12, sd, 1), 0.0)
-    p = (1 + (null >= stat[None] - 1e-12).sum(0)) / (n_perm + 1)
-    return {"z": z, "stat": stat, "p": p}
+    tol = 1e-9 * np.maximum(np.abs(stat), 1.0)[None]
+    equal = np.abs(null - stat[None]) <= tol
+    less = (null < stat[None]) & ~equal
+    p = (1 + (~less).sum(0)) / (len(null) + 1)
+    # tie-break within (-5e-4, 5e-4): below half of the 1/(2B) grid of mid-p values for B < 1000
+    score = (less.sum(0) + 0.5 * equal.sum(0)) / len(null) + 5e-4 * z / (1 + np.abs(z)) * (len(null) < 1000)
+    return {"z": z, "stat": stat, "p": p, "score": score}
 
 
 def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]],
@@ -155,6 +228,122 @@ def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarr
     if pairs is None:
         return rng.permutation(labels)
     return labels ^ (rng.random(int(pairs.max()) + 1) < 0.5)[pairs]
+
+
+# ------------------------------------------------------------------ paired scorers (ours)
+def pair_rows(labels: Bool[np.ndarray, " n"], pairs: Int[np.ndarray, " n"]
+              ) -> tuple[Int[np.ndarray, " n_pairs"], Int[np.ndarray, " n_pairs"]]:
+    """``(pos, neg)``: per pair id (ascending), the row labelled positive and the row labelled
+    negative. Every pair must hold exactly one of each."""
+    labels, pairs = np.asarray(labels, dtype=bool), np.asarray(pairs)
+    ids = np.unique(pairs)
+    pos, neg = np.full(len(ids), -1), np.full(len(ids), -1)
+    where = np.searchsorted(ids, pairs)
+    pos[where[labels]], neg[where[~labels]] = np.flatnonzero(labels), np.flatnonzero(~labels)
+    if (pos < 0).any() or (neg < 0).any() or np.bincount(where, minlength=len(ids)).max() != 2:
+        raise ValueError("each pair id must label exactly one row positive and one negative")
+    return pos, neg
+
+
+def code_flip_grams(codes: Int[np.ndarray, "n slots heads"], labels: Bool[np.ndarray, " n"],
+                    pairs: Int[np.ndarray, " n"]) -> Float[np.ndarray, "heads n_pairs n_pairs"]:
+    """Per head, the Gram matrix ``V V^T`` of the pairs' code flips: ``V[i]`` is the one-hot of
+    the positive's (slot, code)s minus that of its counterfactual's (zero where the code does
+    not flip), summed over slots."""
+    pos, neg = pair_rows(labels, pairs)
+    n, S, H = codes.shape
+    out = np.zeros((H, len(pos), len(pos)))
+    for h in range(H):
+        _, inv = np.unique(codes[:, :, h] + (int(codes.max()) + 2) * np.arange(S)[None], return_inverse=True)
+        inv = inv.reshape(n, S)
+        V = np.zeros((len(pos), int(inv.max()) + 1))  # [pairs, keyed codes]
+        np.add.at(V, (np.arange(len(pos))[:, None], inv[pos]), 1.0)
+        np.add.at(V, (np.arange(len(pos))[:, None], inv[neg]), -1.0)
+        out[h] = V @ V.T
+    return out
+
+
+def feature_diff_grams(features: Float[torch.Tensor, "n slots heads d"], labels: Bool[np.ndarray, " n"],
+                       pairs: Int[np.ndarray, " n"]) -> Float[np.ndarray, "heads n_pairs n_pairs"]:
+    """The same Gram matrices for the raw head-output differences (positive minus counterfactual,
+    all slots concatenated): the SAE-free control of :func:`code_flip_grams`."""
+    pos, neg = pair_rows(labels, pairs)
+    x = torch.as_tensor(features).double()
+    D = (x[pos] - x[neg]).permute(2, 0, 1, 3).flatten(2)  # [heads, pairs, slots*d]
+    return (D @ D.transpose(1, 2)).numpy()
+
+
+def paired_shift_scores(grams: Float[np.ndarray, "heads n_pairs n_pairs"], n_perm: int = 200, seed: int = 0
+                        ) -> dict[str, np.ndarray]:
+    """Does a head's output move the same way from each positive to its counterfactual?
+    Statistic ``|sum_i V_i|^2 = 1' G 1`` per head (``G = V V^T`` from :func:`code_flip_grams`
+    or :func:`feature_diff_grams`); the null flips the sign of each pair's ``V_i`` at random
+    (swaps positive and counterfactual), ``e' G e``. A head whose code flips often but in
+    no consistent direction scores low. Returns :func:`null_summary`'s dict per head."""
+    rng = np.random.default_rng(seed)
+    H, N, _ = grams.shape
+    stat = grams.sum((1, 2))
+    eps = rng.choice([-1.0, 1.0], size=(n_perm, N))
+    null = np.einsum("bn,hnm,bm->bh", eps, grams, eps)  # [B, heads]
+    return null_summary(stat, null)
+
+
+def latent_attribution(sae, clean: Float[torch.Tensor, "N slots heads d"], corrupt: Float[torch.Tensor, "N slots heads d"],
+                       grads: Float[torch.Tensor, "N slots heads d"]) -> Float[np.ndarray, "N heads"]:
+    """Per pair and head: the SAE latents' change from the positive to its counterfactual, each
+    weighted by its effect on the metric (its decoder direction dotted with the metric's
+    gradient w.r.t. the head's output on the positive), summed over latents and slots. The
+    first-order effect of patching the head's *reconstructed* output, the SAE version of
+    attribution patching (which uses the raw output difference)."""
+    with torch.no_grad():
+        W = sae.folded()["W_dec"]  # [d_sae, d]: raw-scale decoder rows
+        dt = W.dtype
+        df = sae.encode(corrupt.to(dt)) - sae.encode(clean.to(dt))  # [N, slots, heads, d_sae]
+        w = grads.to(dt) @ W.T  # [N, slots, heads, d_sae]: metric change per unit of each latent
+        return torch.einsum("nshk,nshk->nh", df, w).double().numpy()
+
+
+def output_grads(m, tokens: Int[torch.Tensor, "n pos"], metric, batch_size: int = 64
+                 ) -> Float[torch.Tensor, "n pos layers d_model"]:
+    """Gradient of ``metric`` w.r.t. each layer's attention output (``m.hook("attn_out", l)``),
+    which is the gradient w.r.t. every head's output in that layer: ``[n, pos, layers, d_model]``."""
+    from interp.tracing.trace import trace
+
+    names = [m.hook("attn_out", l) for l in range(m.n_layers)]
+    rows = []
+    for i in range(0, len(tokens), batch_size):
+        x = tokens[i : i + batch_size]
+        leaf = {k: (lambda a: a if a.requires_grad else a.detach().requires_grad_(True)) for k in names}
+        out, acts = trace(m, x, capture=names, edits=leaf, grad=True)
+        g = torch.autograd.grad(metric(out, torch.arange(i, i + len(x))).sum(), [acts[k] for k in names])
+        rows.append(torch.stack(g, 2).detach().float().cpu())  # [b, pos, layers, d_model]
+    return torch.cat(rows)
+
+
+def planted_features(features: Float[torch.Tensor, "n slots heads d"], labels: Bool[np.ndarray, " n"],
+                     pairs: Int[np.ndarray, " n"], frac: float = 0.25, strength: float = 1.0, seed: int = 0
+                     ) -> tuple[Float[torch.Tensor, "n slots heads d"], Bool[np.ndarray, " heads"]]:
+    """A positive control with a known answer, built from real head features: every head's
+    positive and counterfactual are swapped in a random half of the pairs (independently per
+    head), which erases what the heads really know about the label but keeps their variety;
+    then ``ceil(frac * heads)`` planted heads get a fixed random direction, of ``strength``
+    times the heads' RMS norm, added at one slot of every positive. Returns the features and
+    the planted heads ``[heads]``."""
+    rng = np.random.default_rng(seed)
+    orig = torch.as_tensor(features)
+    x = orig.clone()
+    n, S, H, d = x.shape
+    pos, neg = pair_rows(labels, pairs)
+    for h in range(H):
+        swap = rng.random(len(pos)) < 0.5
+        a, b = pos[swap], neg[swap]
+        x[a, :, h], x[b, :, h] = orig[b, :, h], orig[a, :, h]
+    truth = top_fraction(rng.random(H), frac)
+    rms = float(x.pow(2).sum(-1).mean().sqrt())
+    for h in np.flatnonzero(truth):
+        u = torch.as_tensor(rng.standard_normal(d), dtype=x.dtype)
+        x[pos, int(rng.integers(S)), h] += strength * rms * u / u.norm()
+    return x, truth
 
 
 # ------------------------------------------------------------------ metrics

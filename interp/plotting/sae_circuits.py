@@ -9,12 +9,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 LABELS = {"paper_node": "SAE node (paper)", "paper_edge": "SAE edge (paper)", "ours": "SAE code shift (ours)",
-          "act_patch": "activation patching", "attr_patch": "attribution patching", "random": "random",
+          "flip": "SAE paired code flip (ours)", "weighted": "SAE latents x effect (ours)",
+          "raw_diff": "raw output shift (no SAE)", "act_patch": "activation patching, other prompts (retest ceiling)",
+          "attr_patch": "attribution patching (baseline)", "random": "random", "ties": "all tied",
           "ground_truth": "ground truth |effect|"}
 
 
 def _label(k: str) -> str:
-    return LABELS.get(k, k)
+    """``"flip.position"`` -> ``"SAE paired code flip (ours) [position]"``; plain keys as in LABELS."""
+    scorer, _, mode = k.partition(".")
+    return LABELS.get(scorer, scorer) + (f" [{mode}]" if mode else "")
 
 
 def head_heatmaps(scores: Mapping[str, np.ndarray], truth: np.ndarray, title: str = "") -> go.Figure:
@@ -81,6 +85,15 @@ def null_control(real: Mapping[str, float], null: Mapping[str, float]) -> go.Fig
     fig.add_hrect(y0=0.35, y1=0.65, fillcolor="grey", opacity=0.15, line_width=0)
     fig.update_layout(barmode="group", title="Null control: shuffled positive/negative labels",
                       yaxis_title="ROC AUC", yaxis_range=[0, 1])
+    return fig
+
+
+def planted_control(aucs: Mapping[str, float]) -> go.Figure:
+    """ROC AUC of each scorer against heads planted with a known label-dependent shift."""
+    fig = go.Figure(go.Bar(x=[_label(k) for k in aucs], y=list(aucs.values())))
+    fig.add_hline(y=0.5, line_dash="dot", line_color="grey")
+    fig.update_layout(title="Planted positive control: the real heads' label information erased, a shift planted "
+                            "in some heads' positives", yaxis_title="ROC AUC of the planted heads", yaxis_range=[0, 1])
     return fig
 
 

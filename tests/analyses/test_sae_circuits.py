@@ -9,22 +9,24 @@ import pytest
 import torch
 
 import interp
-from interp.analyses.sae_circuits import GRIDS, METHODS, NULLS, Config, add_criteria, summarise
+from interp.analyses.sae_circuits import GRIDS, Config, add_criteria, method_names, summarise
 from interp.results import Result
 
 
 def _synthetic(seed=0):
     """A config of 2 models x 2 tasks and grids of known random values, shaped as score_all's."""
-    cfg = Config(models=["hf:a", "hf:b"], tasks=["ioi", "induction"], n_seeds=3, prompt_sweep=[4, 8], sweep_seeds=2)
+    cfg = Config(models=["hf:a", "hf:b"], tasks=["ioi", "induction"], n_seeds=3, prompt_sweep=[4, 8], sweep_seeds=2,
+                 planted_seeds=2)
     rng = np.random.default_rng(seed)
-    M, T, S, K, J = 2, 2, 3, len(METHODS), len(cfg.gt_fractions)
-    shapes = {"auc": (S, K, J), "null_auc": (S, len(NULLS), J), "spearman": (S, K), "precision": (S, K),
-              "recall": (S, K), "seconds": (S, K), "sae_fvu": (S,), "sae_l0": (S,), "sae_dead_frac": (S,),
-              "auc_vs_prompts": (2, 2, 2)}
+    M, T, S, K, J, F = 2, 2, 3, len(method_names(cfg.features)), len(cfg.gt_fractions), len(cfg.features)
+    shapes = {"auc": (S, K, J), "null_auc": (S, K, J), "planted_auc": (2, K), "spearman": (S, K), "precision": (S, K),
+              "recall": (S, K), "seconds": (S, K), "sae_fvu": (S, F), "sae_fvu_heldout": (S, F), "sae_l0": (S, F),
+              "sae_dead_frac": (S, F), "auc_vs_prompts": (2, 2, 3)}
     assert set(shapes) == set(GRIDS)
     grids = {k: rng.random((M, T, *shapes[k])) for k in GRIDS}
-    cells = {(m, t): {"gt": {"effect": rng.random(4), "clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9,
-                             "truths": []}, **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "ioi" else {})}
+    cells = {(m, t): {"shape": (1, 4), "gt": {"effect": rng.random(4), "clean_metric": 1.0, "corrupt_metric": 0.5,
+                                              "accuracy": 0.9, "truths": []},
+                      **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "ioi" else {})}
              for mi, m in enumerate(cfg.models) for t in cfg.tasks}
     return cfg, grids, cells
 
@@ -32,25 +34,32 @@ def _synthetic(seed=0):
 def test_summary_and_criteria_read_the_grids():
     cfg, grids, cells = _synthetic()
     metrics = summarise(cfg, grids, cells)
-    ours = METHODS.index("ours")
-    assert metrics["auc_mean"]["ours"] == pytest.approx(grids["auc"][..., ours, :].mean())
-    assert metrics["auc_by_threshold"]["ours"][1] == pytest.approx(grids["auc"][..., ours, 1].mean())
-    assert metrics["auc_by_model_task"]["hf:b/ioi"]["ours"] == pytest.approx(grids["auc"][1, 0, :, ours].mean())
-    assert metrics["null_auc"]["ours"] == pytest.approx(grids["null_auc"][..., NULLS.index("ours"), :].mean())
-    assert metrics["auc_vs_prompts"]["8"]["ours"] == pytest.approx(grids["auc_vs_prompts"][:, :, 1, :, 1].mean())
+    methods = method_names(cfg.features)
+    ours = methods.index("ours.position")
+    assert metrics["auc_mean"]["ours.position"] == pytest.approx(grids["auc"][..., ours, :].mean())
+    assert metrics["auc_by_threshold"]["ours.position"][1] == pytest.approx(grids["auc"][..., ours, 1].mean())
+    assert metrics["auc_by_model_task"]["hf:b/ioi"]["ours.position"] == pytest.approx(grids["auc"][1, 0, :, ours].mean())
+    assert metrics["null_auc"]["ours.position"] == pytest.approx(grids["null_auc"][..., ours, :].mean())
+    assert metrics["auc_vs_prompts"]["8"]["flip.position"] == pytest.approx(grids["auc_vs_prompts"][:, :, 1, :, 2].mean())
     assert metrics["tasks_info"]["hf:a/induction"] == {"clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9}
     assert [c["r_small_alpha"] for c in metrics["attribution_check"]] == [0.995, 0.996]  # one per model
+    assert metrics["n_heads_total"] == 8
     result = Result("sae_circuits", metrics=metrics)
     add_criteria(result, cfg, grids)
     crit = {c.name: c for c in result.criteria}
     assert list(crit) == ["null_control_auc_near_half", "attribution_matches_activation_patching",
-                          "sae_pipeline_seconds", "sae_fvu", "paper_node_auc", "paper_node_vs_attribution",
-                          "ours_beats_paper_node", "paper_edge_auc"]
+                          "sae_pipeline_seconds", "sae_fvu_heldout", "planted_control_recovered", "paper_node_auc",
+                          "paper_node_vs_attribution", "ours_beats_paper_node", "paper_edge_auc",
+                          "flip_beats_raw_diff", "weighted_beats_attribution"]
     assert crit["attribution_matches_activation_patching"].value == 0.995
-    assert crit["sae_fvu"].value == grids["sae_fvu"].max()
-    assert crit["sae_pipeline_seconds"].value == grids["seconds"][..., METHODS.index("paper_node")].max()
+    assert crit["sae_fvu_heldout"].value == grids["sae_fvu_heldout"].max()
     assert crit["ours_beats_paper_node"].value == pytest.approx(
-        metrics["auc_mean"]["ours"] - metrics["auc_mean"]["paper_node"])
+        metrics["auc_mean"]["ours.position"] - metrics["auc_mean"]["paper_node.mean"])
+    # a scorer whose shuffled-label AUC stays high (a broken null) makes the null control fail
+    grids["null_auc"][..., method_names(cfg.features).index("flip.answer"), :] = 0.9
+    broken = Result("sae_circuits", metrics=summarise(cfg, grids, cells))
+    add_criteria(broken, cfg, grids)
+    assert not {c.name: c for c in broken.criteria}["null_control_auc_near_half"].holds
 
 
 def test_config_refuses_what_would_fail_or_be_cut_later():
@@ -91,17 +100,18 @@ def test_tiny_end_to_end_on_two_models(tmp_path):
     result = interp.analyses.get("sae_circuits").run(cfg)
     crit = {c.name: c for c in result.criteria}
     assert {"null_control_auc_near_half", "attribution_matches_activation_patching", "sae_pipeline_seconds",
-            "sae_fvu", "paper_node_auc", "paper_node_vs_attribution", "ours_beats_paper_node"} <= set(crit)
+            "sae_fvu_heldout", "planted_control_recovered", "paper_node_auc", "ours_beats_paper_node"} <= set(crit)
     assert crit["attribution_matches_activation_patching"].holds
     assert crit["sae_pipeline_seconds"].holds
-    assert result.arrays["auc"].shape == (2, 2, 2, 6, 3)
+    assert result.arrays["auc"].shape == (2, 2, 2, len(method_names(["mean", "answer", "position"])), 3)
     auc = result.arrays["auc"]
     assert np.all((auc >= 0) & (auc <= 1))
-    assert {"auc_summary", "heatmaps", "roc", "auc_vs_prompts", "null_control", "runtime"} <= set(result.figures)
+    assert {"auc_summary", "heatmaps", "roc", "auc_vs_prompts", "null_control", "planted_control",
+            "runtime"} <= set(result.figures)
     # the GPT-2 model has 8 heads, the interp one 12: per-model arrays keep their own sizes
     assert result.arrays["gt_effect__m0__ioi"].shape == (8,)
     assert result.arrays["gt_effect__m1__ioi"].shape == (12,)
-    assert result.arrays["score__ours__m1__induction"].shape == (12,)
+    assert result.arrays["score__ours.position__m1__induction"].shape == (12,)
     result.save(tmp_path / "run")
     back = interp.Result.load(tmp_path / "run")
     np.testing.assert_array_equal(back.arrays["auc"], auc)

@@ -14,7 +14,7 @@ def test_head_heatmaps_scale_each_panel_and_keep_raw_values():
     scores = {"ours": np.array([[5.0, 5.0], [5.0, 5.0]]), "act_patch": np.array([[-1.0, 0.0], [1.0, 3.0]])}
     fig = plots.head_heatmaps(scores, truth, "m / t")
     assert [a.text for a in fig.layout.annotations] == ["ground truth |effect|", "SAE code shift (ours)",
-                                                        "activation patching"]
+                                                        "activation patching, other prompts (retest ceiling)"]
     gt, ours, act = fig.data
     np.testing.assert_allclose(np.asarray(gt.z), truth / 4)  # min-max scaled
     np.testing.assert_allclose(np.asarray(gt.customdata), truth)  # hover shows the raw value
@@ -58,5 +58,12 @@ def test_null_control_puts_true_and_shuffled_side_by_side():
 
 def test_runtime_bars_on_a_log_axis():
     fig = plots.runtime_bars({"ours": 2.0, "act_patch": 0.5, "random": 1e-3})
-    assert list(fig.data[0].x) == ["SAE code shift (ours)", "activation patching", "random"]
+    assert list(fig.data[0].x) == ["SAE code shift (ours)", "activation patching, other prompts (retest ceiling)",
+                                   "random"]
     assert list(fig.data[0].y) == pytest.approx([2.0, 0.5, 1e-3]) and fig.layout.yaxis.type == "log"
+
+
+def test_labels_name_the_feature_mode_and_planted_bars_keep_values():
+    fig = plots.planted_control({"flip.position": 0.95, "paper_node.mean": 0.6, "ties": 0.5})
+    assert list(fig.data[0].x) == ["SAE paired code flip (ours) [position]", "SAE node (paper) [mean]", "all tied"]
+    assert list(fig.data[0].y) == [0.95, 0.6, 0.5]
