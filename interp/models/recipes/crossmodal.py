@@ -1,7 +1,8 @@
 """Zoo recipes for the tiny LLaVA-style VLM (:mod:`interp.models.vlm`) on synthetic VQA.
 
 The model sees ``[BOS] [64 image patches] [question]`` and is trained with cross-entropy on
-the answer token, read at the last question position, with the shared
+the answer token, read at the last question position (plus, with ``question_lm_weight``, a
+next-token loss on the question tokens), with the shared
 :func:`interp.models.train.train` loop. Train and test questions come from disjoint scenes
 (:mod:`interp.data.crossmodal`); the recipe records the test accuracy in the saved model's
 ``train_log``.
@@ -195,7 +196,7 @@ VQA_PROMPTS = (
 )
 
 
-@recipe("vlm-tiny", VLM_TINY, "4-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; 1000 choose_side + 7000 mixed steps, ~11 min on 2 idle CPU cores)",
+@recipe("vlm-tiny", VLM_TINY, "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; 500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
         prompts=VQA_PROMPTS)
 def _vlm_tiny(cfg: VLMRecipe):
     return train_vlm(cfg)
