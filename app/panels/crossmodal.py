@@ -8,16 +8,12 @@ def dashboard(result, st) -> None:
     from interp.plotting import crossmodal as plots
 
     a = result.arrays
-    crit = {c.name: c for c in result.criteria}
-    minus_100, cut_free = crit.get("all_to_last_is_minus_100"), crit.get("all_to_last_output_ignores_input")
-    if minus_100 and cut_free and not minus_100.holds and cut_free.holds:
-        ref = result.metrics.get("all_to_last_info_free_reference")
-        st.info(f"About the failed `all_to_last_is_minus_100`: with every edge into the last position cut, its "
-                f"output depends on nothing from the image or the question (`all_to_last_output_ignores_input` "
-                f"holds), so the knockout itself is complete. What is left is the model's input-free guess over "
-                f"its closed answer vocabulary, which keeps part of the probability on the right answer: the best "
-                f"such guess scores {ref:.1f}% here. -100% needs a model whose cut output is not an answer word "
-                f"(an open-vocabulary LM such as LLaVA).")
+    onset, ci = result.metrics.get("onset_layer") or {}, result.metrics.get("onset_layer_ci95") or {}
+    if onset:
+        shown = [n for n in ("image->question", "object->question", "question->last", "image->last") if n in onset]
+        st.caption("Onset layer (first window whose drop reaches half the edge's largest drop), 95% bootstrap "
+                   "interval over the analysed questions: "
+                   + "; ".join(f"{n} {onset[n]:.0f} [{ci[n][0]:.1f}, {ci[n][1]:.1f}]" for n in shown))
     at_chance = result.metrics.get("types_at_chance") or []
     if at_chance:
         st.warning(f"Answered no better than chance: {', '.join(at_chance)}. The knockout curves of these question "

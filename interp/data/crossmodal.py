@@ -350,10 +350,23 @@ def encode(tokenizer, samples: Sequence[Sample]) -> dict:
     return {"tokens": tokens, "pixels": pixels, "last": last, "answer": answer, "patch_shape": patch_shape}
 
 
-def position_groups(batch: dict, samples) -> dict[str, torch.Tensor]:
+def size_matched_patches(object_patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``[B, 64]`` bool: for each row of ``object_patches`` ``[B, 64]``, a uniformly random set of
+    as many image patches (drawn from all 64, so it may overlap the objects): the control the
+    object patches are compared with (more patches cut means more lost, whatever they show)."""
+    out = np.zeros(object_patches.shape, bool)
+    for i, n in enumerate(object_patches.sum(1)):
+        out[i, rng.choice(N_PATCHES, int(n), replace=False)] = True
+    return out
+
+
+def position_groups(batch: dict, samples, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
     """``[B, T]`` bool position groups of one :func:`encode` batch of equal-length questions:
     ``image`` (the 64 patches), ``question`` (every question token but the last), ``last`` (the
-    final position), ``all``, ``object`` (patches covered by an object) and ``nonobject``."""
+    final position), ``all``, ``object`` (patches of the objects the question mentions) and
+    ``nonobject`` (every other patch). With ``rng`` also ``random`` (a random patch set of the
+    size of ``object``, :func:`size_matched_patches`) and ``nonrandom`` (the other patches, the
+    size of ``nonobject``)."""
     import torch
 
     tokens = batch["tokens"]
@@ -364,7 +377,17 @@ def position_groups(batch: dict, samples) -> dict[str, torch.Tensor]:
     image = (pos >= 1) & (pos < 1 + N_PATCHES)
     last = pos == T - 1
     question = (pos >= 1 + N_PATCHES) & ~last
-    obj = torch.zeros(B, T, dtype=torch.bool)
-    obj[:, 1 : 1 + N_PATCHES] = torch.from_numpy(np.stack([s.object_patches for s in samples]))
-    return {"image": image, "question": question, "last": last, "all": pos <= T - 1,
-            "object": obj, "nonobject": image & ~obj}
+
+    def on_image(patches: np.ndarray) -> torch.Tensor:  # [B, 64] -> [B, T]
+        g = torch.zeros(B, T, dtype=torch.bool)
+        g[:, 1 : 1 + N_PATCHES] = torch.from_numpy(patches)
+        return g
+
+    objects = np.stack([s.object_patches for s in samples])
+    obj = on_image(objects)
+    groups = {"image": image, "question": question, "last": last, "all": pos <= T - 1,
+              "object": obj, "nonobject": image & ~obj}
+    if rng is not None:
+        rand = on_image(size_matched_patches(objects, rng))
+        groups.update({"random": rand, "nonrandom": image & ~rand})
+    return groups

@@ -481,6 +481,24 @@ def sweep(m: Model, inputs: Any, groups: dict[str, torch.Tensor], edges: Sequenc
 
 
 # ---------------------------------------------------------------- checks
+def attention_removed_logits(m: Model, inputs: Any, layers: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """Oracle for a complete cut into the last position: last-position logits ``[B, V]`` of a
+    full forward in which the last position's attention output is removed in ``layers`` (all by
+    default). It zeroes the per-head mixed values (``m.hook("z", l)``) of the last query, so only
+    the output projection's bias is added there, exactly what a pattern row with every key
+    blocked gives; it shares no code with the pattern edit or the fast path."""
+    from interp.tracing.trace import trace
+
+    def drop_last(z: torch.Tensor) -> torch.Tensor:  # [B, T, H, d_head]
+        z = z.clone()
+        z[:, -1] = 0.0
+        return z
+
+    layers = range(m.n_layers) if layers is None else layers
+    out, _ = trace(m, inputs, edits={m.hook("z", l): drop_last for l in layers})
+    return out[:, -1]
+
+
 def nothing_blocked_gap(m: Model, inputs: Any, clean_logits: torch.Tensor) -> float:
     """Largest |logit change| when every layer's pattern goes through the knockout edit with an
     all-False block (must be exactly 0: rows with nothing blocked are untouched)."""

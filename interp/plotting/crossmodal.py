@@ -10,7 +10,13 @@ from plotly.subplots import make_subplots
 
 _COLORS = {"image->question": "#1f77b4", "image->last": "#ff7f0e", "question->last": "#2ca02c",
            "last->last": "#d62728", "object->question": "#9467bd", "nonobject->question": "#8c564b",
-           "all->last": "#7f7f7f"}
+           "all->last": "#7f7f7f", "random->question": "#9467bd", "nonrandom->question": "#8c564b"}
+# Size-matched random controls share their patch set's colour, dashed.
+_CONTROLS = ("random->question", "nonrandom->question")
+
+
+def _dash(name: str) -> Optional[str]:
+    return "dot" if name == "all->last" else "dash" if name in _CONTROLS else None
 
 
 def edge_curves(scores: np.ndarray, edges: Sequence[str], window: int, title: Optional[str] = None) -> go.Figure:
@@ -20,7 +26,7 @@ def edge_curves(scores: np.ndarray, edges: Sequence[str], window: int, title: Op
     fig = go.Figure()
     for e, name in enumerate(edges):
         fig.add_trace(go.Scatter(x=layers, y=scores[e], name=str(name), mode="lines+markers",
-                                 line=dict(color=_COLORS.get(str(name)), dash="dot" if name == "all->last" else None)))
+                                 line=dict(color=_COLORS.get(str(name)), dash=_dash(str(name)))))
     fig.add_hline(y=0, line_color="black", line_width=1)
     fig.update_layout(title=title or f"Attention knockout (window {window}): change in answer probability",
                       xaxis_title="layer (window centre)", yaxis_title="(p_new - p_base) / p_base (%)")
@@ -46,17 +52,18 @@ def edges_by_type(scores: np.ndarray, edges: Sequence[str], types: Sequence[str]
     return fig
 
 
-def per_patch_curves(obj: np.ndarray, non: np.ndarray, window: int) -> go.Figure:
-    """Per-patch change (%) when object vs non-object patches are blocked from the question."""
-    layers = list(range(len(obj)))
+def patch_set_curves(scores: np.ndarray, names: Sequence[str], window: int) -> go.Figure:
+    """Change (%) when a patch set is blocked from the question, ``scores`` ``[4, L]``: object
+    patches and a size-matched random set (solid), non-object patches and the rest of the image
+    around that random set (dashed); each pair cuts as many patches."""
+    layers = list(range(scores.shape[1]))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=layers, y=obj, name="object patches -> question", mode="lines+markers",
-                             line=dict(color=_COLORS["object->question"])))
-    fig.add_trace(go.Scatter(x=layers, y=non, name="non-object patches -> question", mode="lines+markers",
-                             line=dict(color=_COLORS["nonobject->question"])))
+    for j, name in enumerate(names):
+        fig.add_trace(go.Scatter(x=layers, y=scores[j], name=str(name), mode="lines+markers",
+                                 line=dict(color=_COLORS.get(str(name)), dash=_dash(str(name)))))
     fig.add_hline(y=0, line_color="black", line_width=1)
-    fig.update_layout(title=f"Object vs non-object patches (window {window}), per blocked patch",
-                      xaxis_title="layer (window centre)", yaxis_title="% change per patch")
+    fig.update_layout(title=f"Object vs non-object patches against size-matched random patch sets (window {window})",
+                      xaxis_title="layer (window centre)", yaxis_title="% change of p(answer)")
     return fig
 
 

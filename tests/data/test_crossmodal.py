@@ -116,3 +116,17 @@ def test_position_groups_partition_an_encoded_batch():
     with pytest.raises(ValueError, match="one length"):
         mixed = [samples[0], next(s for s in vqa.make_samples(40, 0, "test")[0] if s.qtype == "logical_obj")]
         vqa.position_groups(vqa.encode(vqa.vqa_tokenizer(), mixed), mixed)
+
+
+def test_size_matched_random_patch_sets():
+    samples = [s for s in vqa.make_samples(60, 0, "test")[0] if s.qtype == "compare_attr"][:4]
+    b = vqa.encode(vqa.vqa_tokenizer(), samples)
+    g = vqa.position_groups(b, samples, rng=np.random.default_rng(0))
+    assert torch.equal(g["random"].sum(1), g["object"].sum(1))  # as many patches as the object set
+    assert torch.equal(g["nonrandom"].sum(1), g["nonobject"].sum(1))
+    assert not (g["random"] & ~g["image"]).any() and torch.equal(g["random"] | g["nonrandom"], g["image"])
+    assert not torch.equal(g["random"], g["object"])  # drawn, not the objects
+    again = vqa.position_groups(b, samples, rng=np.random.default_rng(0))
+    assert torch.equal(again["random"], g["random"]) and "random" not in vqa.position_groups(b, samples)
+    none = vqa.size_matched_patches(np.zeros((2, vqa.N_PATCHES), bool), np.random.default_rng(1))
+    assert not none.any()

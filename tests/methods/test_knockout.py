@@ -144,6 +144,24 @@ def test_fast_last_row_equals_full_recompute(model_index):
     assert torch.equal(ko.knockout_logits(m, x, ko.edge_block(last, none), [0]), cache.logits)
 
 
+@pytest.mark.parametrize("model_index", [0, 1, 2])
+def test_complete_cut_equals_the_attention_removed_oracle_and_a_partial_cut_does_not(model_index):
+    m = _random_models()[model_index]
+    x = torch.randint(0, 50, (3, 12), generator=torch.Generator().manual_seed(7 + model_index))
+    cache = ko.clean_cache(m, x)
+    every = torch.ones(3, 12, dtype=torch.bool)
+    oracle = ko.attention_removed_logits(m, x)
+    cut = ko.last_row_knockout(m, cache, every, range(m.n_layers))
+    assert (cut - oracle).abs().max() < 1e-5
+    # a cut that misses one key, or one layer, is not the oracle (so the check can fail)
+    missing_key = every.clone()
+    missing_key[:, 0] = False
+    assert (ko.last_row_knockout(m, cache, missing_key, range(m.n_layers)) - oracle).abs().max() > 1e-4
+    assert (ko.last_row_knockout(m, cache, every, range(1, m.n_layers)) - oracle).abs().max() > 1e-4
+    # the oracle of some layers only removes the attention output there
+    assert (ko.attention_removed_logits(m, x, [0]) - ko.last_row_knockout(m, cache, every, [0])).abs().max() < 1e-5
+
+
 def test_window_and_edge_block_keep_causal_mask():
     assert ko.window(0, 3, 6) == [0, 1] and ko.window(3, 3, 6) == [2, 3, 4] and ko.window(5, 1, 6) == [5]
     allg = torch.ones(1, 4, dtype=torch.bool)

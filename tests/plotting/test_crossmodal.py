@@ -27,10 +27,13 @@ def test_edges_by_type_leaves_out_the_sanity_edge():
     assert [t.showlegend for t in fig.data] == [True, True, False, False]
 
 
-def test_per_patch_and_logit_lens_curves():
-    obj, non = np.array([-2.0, -0.5]), np.array([-0.1, 0.0])
-    fig = plots.per_patch_curves(obj, non, window=1)
-    assert np.allclose(fig.data[0].y, obj) and np.allclose(fig.data[1].y, non)
+def test_patch_set_and_logit_lens_curves():
+    names = ("object->question", "random->question", "nonobject->question", "nonrandom->question")
+    scores = np.array([[-20.0, -5.0], [-2.0, -1.0], [-1.0, 0.0], [-9.0, -3.0]])
+    fig = plots.patch_set_curves(scores, names, window=1)
+    assert [t.name for t in fig.data] == list(names) and np.allclose(fig.data[3].y, scores[3])
+    assert [t.line.dash for t in fig.data] == [None, "dash", None, "dash"]  # the random controls dashed
+    assert fig.data[0].line.color == fig.data[1].line.color
     with_norm, without = np.array([0.1, 0.4, 0.9]), np.array([0.05, 0.2, 0.3])
     fig = plots.logit_lens(with_norm, without)
     assert list(fig.data[0].x) == ["embed", "L0", "L1"]

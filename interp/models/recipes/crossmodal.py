@@ -1,7 +1,8 @@
 """Zoo recipes for the tiny LLaVA-style VLM (:mod:`interp.models.vlm`) on synthetic VQA.
 
 The model sees ``[BOS] [64 image patches] [question]`` and is trained with cross-entropy on
-the answer token, read at the last question position, with the shared
+the answer token, read at the last question position (plus, with ``question_lm_weight``, a
+next-token loss on the question tokens), with the shared
 :func:`interp.models.train.train` loop. Train and test questions come from disjoint scenes
 (:mod:`interp.data.crossmodal`); the recipe records the test accuracy in the saved model's
 ``train_log``.
@@ -50,6 +51,11 @@ class VLMRecipe(BaseModel):
     # covering each patch (background ignored), like LLaVA's image-text alignment stage. It
     # makes a CPU-sized model learn shapes in minutes; 0 turns it off.
     patch_aux_weight: float = 0.0
+    # Language-model loss (weight) on the question tokens: each question token predicted from
+    # the positions before it. Predicting "the circle" after "what color is the" needs the image,
+    # so the question positions must read the image; with the answer loss alone a shallow model
+    # routed everything through layer 0 of the last position. 0 turns it off.
+    question_lm_weight: float = 0.0
     # LayerNorm after the projector with this starting gain (VLMSpec.image_norm_gain); None: none.
     image_norm_gain: Optional[float] = None
     # Training-only choose_side questions ("is the circle left or right ?") in the mixture, and
@@ -77,6 +83,21 @@ def vqa_accuracy(bridge, batch: dict, chunk: int = 128) -> float:
             part = {k: v[i : i + chunk] for k, v in batch.items()}
             correct += (answer_logits(bridge, part).argmax(-1) == part["answer"]).sum().item()
     return correct / len(batch["tokens"])
+
+
+def question_lm_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Mean next-token cross-entropy over the question tokens: the logits at question position
+    ``t`` (the first question token up to the one before the last) predict token ``t + 1``; the
+    last position's prediction is the answer loss, padding is ignored."""
+    from interp.data.crossmodal import N_PATCHES
+
+    first = 1 + N_PATCHES  # the first question token
+    T = logits.shape[1]
+    pos = torch.arange(first, T - 1, device=logits.device)  # query positions t
+    target = batch["tokens"][:, first + 1 :].clone()  # [B, T - first - 1]: the token after each t
+    target[pos[None] >= batch["last"][:, None]] = -100  # at and past each row's last question token
+    return F.cross_entropy(logits[:, first : T - 1].reshape(-1, logits.shape[-1]), target.reshape(-1),
+                           ignore_index=-100)
 
 
 def training_extra_types(cfg: dict) -> tuple[str, ...]:
@@ -118,6 +139,8 @@ def train_vlm(cfg: VLMRecipe):
         with image_embeddings(bridge, batch["tokens"], batch["pixels"]):
             logits = native(batch["tokens"])
         loss = F.cross_entropy(logits[torch.arange(len(logits)), batch["last"]], batch["answer"])
+        if cfg.question_lm_weight:
+            loss = loss + cfg.question_lm_weight * question_lm_loss(logits, batch)
         if cfg.patch_aux_weight:
             img = logits[:, 1 : 1 + batch["patch_shape"].shape[1]]
             loss = loss + cfg.patch_aux_weight * F.cross_entropy(img.reshape(-1, img.shape[-1]),
@@ -151,10 +174,10 @@ def train_vlm(cfg: VLMRecipe):
 
 VLM_TINY = VLMRecipe(
     name="vlm-tiny",
-    n_layers=4, d_model=64, n_heads=4,
-    n_train=28000, patch_aux_weight=1.0, image_norm_gain=0.2, side_questions=True,
-    side_stage=TrainConfig(steps=1000, batch_size=32, lr=3e-3, warmup=60, log_every=50),
-    train=TrainConfig(steps=7000, batch_size=32, lr=3e-3, warmup=60, log_every=50),
+    n_layers=6, d_model=64, n_heads=4,
+    n_train=28000, patch_aux_weight=1.0, question_lm_weight=1.0, image_norm_gain=0.2, side_questions=True,
+    side_stage=TrainConfig(steps=500, batch_size=32, lr=3e-3, warmup=60, log_every=50),
+    train=TrainConfig(steps=3500, batch_size=32, lr=3e-3, warmup=60, log_every=50),
 )
 VLM_6L = VLMRecipe(
     name="vlm-6l",
@@ -173,7 +196,7 @@ VQA_PROMPTS = (
 )
 
 
-@recipe("vlm-tiny", VLM_TINY, "4-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; 1000 choose_side + 7000 mixed steps, ~11 min on 2 idle CPU cores)",
+@recipe("vlm-tiny", VLM_TINY, "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; 500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
         prompts=VQA_PROMPTS)
 def _vlm_tiny(cfg: VLMRecipe):
     return train_vlm(cfg)

@@ -46,3 +46,28 @@ def test_side_stage_needs_side_questions(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
     with pytest.raises(ValueError, match="side_questions"):
         train_vlm(_tiny(side_stage=TrainConfig(steps=2, batch_size=4)))
+
+
+def test_question_lm_loss_scores_only_the_question_tokens():
+    import torch
+
+    from interp.data.crossmodal import N_PATCHES, encode, make_samples, vqa_tokenizer
+    from interp.models.recipes.crossmodal import question_lm_loss
+
+    tok = vqa_tokenizer()
+    samples, _ = make_samples(12, 0, "test")
+    b = encode(tok, samples[:4])  # mixed lengths: right-padded
+    B, T = b["tokens"].shape
+    V = len(tok)
+    perfect = torch.full((B, T, V), -30.0)
+    perfect[:, :-1].scatter_(-1, b["tokens"][:, 1:, None], 30.0)  # each position predicts the next token
+    assert float(question_lm_loss(perfect, b)) < 1e-6
+    # wrong predictions at the image, at each row's last token (the answer's place) and past it are ignored
+    off = perfect.clone()
+    for i in range(B):
+        off[i, : 1 + N_PATCHES] = 0.0
+        off[i, int(b["last"][i]) :] = 0.0
+    assert float(question_lm_loss(off, b)) < 1e-6
+    wrong = perfect.clone()
+    wrong[:, 1 + N_PATCHES] = 0.0  # the first question token's prediction of the second
+    assert float(question_lm_loss(wrong, b)) > 0.1
