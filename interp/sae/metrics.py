@@ -6,15 +6,25 @@
 ``loss_recovered = (ce_zero - ce_spliced) / (ce_zero - ce_clean)``: 1 when splicing the SAE's
 reconstruction in costs nothing, 0 when it is as bad as zero-ablating the activation (the
 convention of SAELens's evaluations). Cross-entropy is the next-token loss over every position.
+
+The reconstruction and sparsity measures, streamed over chunks of rows (memory bounded by a chunk)::
+
+    latent_stats(sae, [x[:4096], x[4096:]], dense_above=0.1)
+    # {"fvu": 0.04, "l0": 32.0, "dead_frac": 0.01, "dense_frac": 0.19, "density": array([...]), "n_rows": 8192}
+
+FVU is the summed squared reconstruction error over the rows' total variance about their mean;
+L0 the mean number of active latents per row; a latent is dead when it fires on none of the rows
+and dense when it fires on more than ``dense_above`` of them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from jaxtyping import Int
+from jaxtyping import Float, Int
 
 from interp.sae.splice import spliced
 from interp.tracing.trace import trace
@@ -54,3 +64,33 @@ def loss_recovered(m: Any, sae: Any, hook: str, tokens: Int[torch.Tensor, "n pos
     return {"ce_clean": ce["clean"], "ce_spliced": ce["spliced"], "ce_zero": ce["zero"],
             "loss_recovered": (ce["zero"] - ce["spliced"]) / gap if abs(gap) > 1e-12 else float("nan"),
             "l0": l0 / n_tok}
+
+
+@torch.no_grad()
+def latent_stats(sae: Any, chunks: Iterable[Float[torch.Tensor, "n d_in"]], *, dense_above: float = 0.1
+                 ) -> dict[str, Any]:
+    """FVU, L0, dead and dense fractions and per-latent density of ``sae`` on the rows of ``chunks``
+    (raw inputs, one ``[n, d_in]`` tensor at a time; see the module docstring)."""
+    dtype = sae.W_dec.dtype
+    err, l0, n = 0.0, 0.0, 0
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.float64)
+    sum_x = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
+    sum_sq = 0.0
+    for xb in chunks:
+        xb = xb.to(dtype)
+        f = sae.encode(xb)
+        err += (sae.decode(f) - xb).pow(2).sum().item()
+        active = f != 0
+        l0 += active.sum().item()
+        fired += active.sum(0).cpu().double()
+        x64 = xb.double()
+        sum_x += x64.sum(0).cpu()
+        sum_sq += x64.pow(2).sum().item()
+        n += len(xb)
+    if n == 0:
+        raise ValueError("latent_stats got no rows")
+    # Total variance about the mean, from float64 sums: sum |x|^2 - n |mean|^2.
+    total = sum_sq - float(sum_x.pow(2).sum()) / n
+    density = (fired / n).numpy().astype(np.float64)
+    return {"fvu": err / max(total, 1e-12), "l0": l0 / n, "dead_frac": float((density == 0).mean()),
+            "dense_frac": float((density > dense_above).mean()), "density": density, "n_rows": n}

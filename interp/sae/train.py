@@ -1,34 +1,59 @@
-"""Train an SAE on activations held in memory or in an :class:`interp.ActivationStore`.
-
-The optimisation runs in the shared loop (:func:`interp.models.train.train`): full-batch
-when ``batch_size`` is None (the paper trains on a handful of prompts), minibatches
-otherwise. After every step the decoder rows are renormalised to unit norm; every
-``resample_every`` steps latents that fired on no input are re-initialised towards the
-inputs reconstructed worst (Anthropic's resampling; the shared loop keeps its Adam moments
-for them). The returned report gives FVU, L0 and the dead fraction on the training data.
+"""Train an SAE on activations held in memory or streamed from an :class:`interp.ActivationStore`.
 
     sae, report = train_sae(x, SAEConfig(d_in=64, d_sae=200), SAETrainConfig(steps=500))
-    report["fvu"], report["l0"], report["dead_frac"]
+    sae, report = train_sae(store, cfg, SAETrainConfig(steps=20_000, batch_size=4096, checkpoint_every=1000),
+                            hook=hook, checkpoint_dir="ckpt", eval_data=heldout, model=m, eval_tokens=toks)
+    report["metrics"]   # one point per checkpoint: step, fvu, l0, dead_frac, dense_frac, loss_recovered
+
+**Batches.** Full batch when ``batch_size`` is None (the paper trains on a handful of prompts;
+the rows are then all in memory). Minibatches stream (:class:`ShuffledStream`): each epoch visits
+the store's shards in a shuffled order, holds as many of them as fit in ``buffer_rows`` rows,
+and draws batches from those rows in a shuffled order; memory is bounded by the buffer plus a
+batch, never the store. A tensor is one shard, shuffled whole. Batch ``s`` is rows
+``[s * batch_size, (s + 1) * batch_size)`` of that fixed sequence, so it depends on the step only.
+
+**Optimisation.** Adam (1e-3, betas 0.9/0.999, no weight decay), constant learning rate. Inputs
+are scaled so that E|x|^2 = 1 (one streaming pass over the data first; the scale is stored in
+``SAEConfig.input_scale``) and ``b_dec`` starts at their mean. After every step the decoder rows
+are renormalised to unit norm; every ``resample_every`` steps latents that fired on no row of a
+pool (the rows in the buffer, at most 16384) are re-initialised towards the rows reconstructed
+worst (Anthropic's resampling; Adam keeps its moments for them).
+
+**Checkpoints.** Every ``checkpoint_every`` steps and at the end the trainer measures a metric
+point (:func:`interp.sae.metrics.latent_stats` on ``eval_data``, held-out rows, or else on the
+first ``eval_rows`` training rows; :func:`interp.sae.metrics.loss_recovered` when ``model`` and
+``eval_tokens`` are given). With ``checkpoint_dir`` it also writes ``step_<8 digits>/``
+atomically: the SAE in SAELens's layout (``cfg.json``, ``sae_weights.safetensors``) and
+``train_state.pt`` (unfolded parameters, Adam state, step, resampling RNG, log and metric points).
+A run started again with the same data, configs and directory resumes from the newest one and
+ends with the same weights, bit for bit, as a run never interrupted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
+import re
+import shutil
 import time
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from pydantic import BaseModel, ConfigDict
 
+from interp.sae.metrics import latent_stats
 from interp.sae.model import SAE, SAEConfig
 
 if TYPE_CHECKING:
     from interp.tracing.store import ActivationStore
 
 log = logging.getLogger(__name__)
+
+STATE_FILE = "train_state.pt"
+RESAMPLE_ROWS = 16384  # rows a dead latent must fire on none of to be resampled
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
 
 
 class SAETrainConfig(BaseModel):
@@ -39,7 +64,7 @@ class SAETrainConfig(BaseModel):
     steps: int = 1000
     lr: float = 1e-3
     sparsity: float = 0.02  # L1 coefficient (relu), L0 coefficient (jumprelu); unused by topk
-    batch_size: Optional[int] = None  # None: full batch
+    batch_size: Optional[int] = None  # None: full batch (all rows in memory)
     normalise: bool = True  # scale inputs so that E|x|^2 = 1 (stored in SAEConfig.input_scale)
     mse: Literal["sum", "mean"] = "sum"  # reconstruction error summed over features, or averaged
     # ("mean" with normalise=False is the paper's F.mse_loss on raw activations)
@@ -47,40 +72,174 @@ class SAETrainConfig(BaseModel):
     resample_until: float = 0.75  # no resampling in the last quarter of training
     seed: int = 0
     log_every: int = 100
-    progress: bool = False  # show the shared loop's progress bar (noise when training many small SAEs)
+    progress: bool = False  # show a progress bar (noise when training many small SAEs)
+    buffer_rows: int = 1 << 16  # minibatches: rows held and shuffled together (at least one shard)
+    checkpoint_every: int = 0  # steps between checkpoints (metric points, files); 0: at the end only
+    keep_checkpoints: int = 2  # newest step_* folders kept in checkpoint_dir (0: all)
+    eval_rows: int = 8192  # training rows measured at a checkpoint when no eval_data is given
+    dense_above: float = 0.1  # a latent firing on more than this fraction of rows is dense
 
 
 def as_matrix(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None) -> Float[torch.Tensor, "n d"]:
-    """``[n, d]`` float rows from a tensor (any leading dims) or an ActivationStore + hook name."""
+    """``[n, d]`` float rows from a tensor (any leading dims) or an ActivationStore + hook name
+    (the whole store in memory: the full-batch trainer's input)."""
     from interp.tracing.store import ActivationStore
 
     if isinstance(data, ActivationStore):
-        if hook is None:
-            names = list(data.hooks)
-            if len(names) != 1:
-                raise ValueError(f"the store holds {names}: name the hook to train on")
-            hook = names[0]
-        data = data[hook]
+        data = data[_hook_of(data, hook)]
     x = torch.as_tensor(data)
     return x.reshape(-1, x.shape[-1]).float()
 
 
+def _hook_of(store: "ActivationStore", hook: Optional[str]) -> str:
+    if hook is None:
+        names = list(store.hooks)
+        if len(names) != 1:
+            raise ValueError(f"the store holds {names}: name the hook to train on")
+        hook = names[0]
+    return hook
+
+
+# ------------------------------------------------------------------ data
+class RowSource:
+    """Rows ``[n, d]`` of a tensor (one shard) or of one hook of a store (its shards, read one at a time)."""
+
+    def __init__(self, data: Union[torch.Tensor, "ActivationStore"], hook: Optional[str] = None):
+        from interp.tracing.store import ActivationStore
+
+        self.store: Optional[ActivationStore] = None
+        if isinstance(data, ActivationStore):
+            self.store, self.hook = data, _hook_of(data, hook)
+            info = data.manifest.arrays[self.hook]
+            per_item = 1
+            for s in info.shape[:-1]:
+                per_item *= s
+            self.d = info.shape[-1]
+            self.shard_rows = [(b - a) * per_item for a, b in data.shard_bounds(self.hook)]
+        else:
+            x = torch.as_tensor(data)
+            self.tensor = x.reshape(-1, x.shape[-1])  # [n, d]
+            self.d, self.shard_rows = self.tensor.shape[-1], [len(self.tensor)]
+        self.n_rows = sum(self.shard_rows)
+
+    def load(self, i: int) -> torch.Tensor:
+        """Shard ``i`` as ``[rows, d]`` in its stored dtype (a tensor source: the tensor itself)."""
+        if self.store is None:
+            return self.tensor
+        return self.store.shard(self.hook, i).reshape(-1, self.d)
+
+    def chunks(self, chunk: int = 8192, limit: Optional[int] = None) -> Iterator[torch.Tensor]:
+        """Float rows in stored order, ``chunk`` at a time (the first ``limit`` rows only, if given)."""
+        left = self.n_rows if limit is None else min(limit, self.n_rows)
+        for i in range(len(self.shard_rows)):
+            x = self.load(i)
+            for a in range(0, len(x), chunk):
+                if left <= 0:
+                    return
+                xb = x[a : a + min(chunk, left)].float()
+                left -= len(xb)
+                yield xb
+
+    @torch.no_grad()
+    def moments(self) -> tuple[torch.Tensor, float]:
+        """``(mean [d], E|x|^2)`` of the rows in float64, in one streaming pass."""
+        s, sq = torch.zeros(self.d, dtype=torch.float64), 0.0
+        for xb in self.chunks():
+            s += xb.double().sum(0)
+            sq += float(xb.double().pow(2).sum())
+        return s / max(self.n_rows, 1), sq / max(self.n_rows, 1)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must find again: the row count, width and (for a store) shard checksums."""
+        out: dict[str, Any] = {"n_rows": self.n_rows, "d": self.d}
+        if self.store is not None and self.store.path is not None:
+            shards = sorted(self.store.manifest.arrays[self.hook].shards, key=lambda s: s.start)
+            out["shards_sha256"] = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()
+        return out
+
+
+def _gen(*keys: int) -> torch.Generator:
+    seed = 0
+    for k in keys:
+        seed = (seed * 1_000_003 + k) % (1 << 62)
+    return torch.Generator().manual_seed(seed)
+
+
+class ShuffledStream:
+    """An endless, seeded sequence of a source's rows, shuffled within a buffer of shards.
+
+    Epoch ``e`` permutes the shards; consecutive groups of ``max(1, buffer_rows // largest shard)``
+    shards are loaded one group at a time and their rows visited in a permuted order. ``take(p, n)``
+    returns rows ``[p, p + n)`` of the sequence, scaled; at most one group is held, plus the part
+    of a batch that straddles two groups (``max_resident_rows`` records the most rows held)."""
+
+    def __init__(self, source: RowSource, buffer_rows: int, seed: int, scale: float, dtype: torch.dtype):
+        self.src, self.seed, self.scale, self.dtype = source, seed, scale, dtype
+        self.per_group = max(1, buffer_rows // max(source.shard_rows))
+        self._key: Optional[tuple[int, int]] = None
+        self._epoch: Optional[tuple[int, list[list[int]], list[int]]] = None  # (epoch, groups, rows per group)
+        self._buf: Optional[torch.Tensor] = None
+        self._perm: Optional[torch.Tensor] = None
+        self.max_resident_rows = 0
+        self.loads = 0
+
+    def _groups(self, epoch: int) -> list[list[int]]:
+        order = torch.randperm(len(self.src.shard_rows), generator=_gen(self.seed, epoch, 0)).tolist()
+        return [order[a : a + self.per_group] for a in range(0, len(order), self.per_group)]
+
+    def _layout(self, epoch: int) -> tuple[list[list[int]], list[int]]:
+        if self._epoch is None or self._epoch[0] != epoch:
+            groups = self._groups(epoch)
+            self._epoch = (epoch, groups, [sum(self.src.shard_rows[i] for i in shards) for shards in groups])
+        return self._epoch[1], self._epoch[2]
+
+    def _locate(self, p: int) -> tuple[int, int, int, int]:
+        """``(epoch, group, offset, rows left in the group)`` of row ``p`` of the sequence."""
+        epoch, r = divmod(p, self.src.n_rows)
+        for g, rows in enumerate(self._layout(epoch)[1]):
+            if r < rows:
+                return epoch, g, r, rows - r
+            r -= rows
+        raise AssertionError("row position outside its epoch")
+
+    def _group(self, epoch: int, g: int, extra: int) -> None:
+        if self._key == (epoch, g):
+            return
+        self._buf = self._perm = None  # release the old group before reading the next
+        shards = self._layout(epoch)[0][g]
+        parts = [self.src.load(i) for i in shards]
+        self._buf = parts[0] if self.src.store is None else torch.cat(parts)  # [rows, d]: read into memory
+        self._perm = torch.randperm(len(self._buf), generator=_gen(self.seed, epoch, g + 1))
+        self._key = (epoch, g)
+        self.loads += 1
+        self.max_resident_rows = max(self.max_resident_rows, len(self._buf) + extra)
+
+    def take(self, p: int, n: int) -> Float[torch.Tensor, "n d"]:
+        """Rows ``[p, p + n)`` of the sequence, cast and scaled."""
+        pieces: list[torch.Tensor] = []
+        got = 0
+        while got < n:
+            epoch, g, off, left = self._locate(p + got)
+            self._group(epoch, g, got)
+            k = min(left, n - got)
+            piece = self._buf[self._perm[off : off + k]]  # a copy: it outlives the group
+            pieces.append(piece)
+            got += k
+        x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        return x.to(self.dtype) * self.scale
+
+    def pool(self, n: int) -> Float[torch.Tensor, "n d"]:
+        """Up to ``n`` rows of the group held now, scaled (the resampling pool)."""
+        return self._buf[self._perm[:n]].to(self.dtype) * self.scale
+
+
+# ------------------------------------------------------------------ metrics and resampling
 @torch.no_grad()
-def evaluate_sae(sae: SAE, x: Float[torch.Tensor, "n d_in"], chunk: int = 8192) -> dict[str, float]:
-    """FVU, L0 (mean active latents) and dead fraction of ``sae`` on rows ``x [n, d_in]``."""
-    x = x.to(sae.W_dec.dtype)
-    err = 0.0
-    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    l0 = 0.0
-    for i in range(0, len(x), chunk):
-        xb = x[i : i + chunk]
-        f = sae.encode(xb)
-        err += (sae.decode(f) - xb).pow(2).sum().item()
-        active = f != 0
-        l0 += active.sum().item()
-        fired |= active.any(0).cpu()
-    total = (x - x.mean(0)).pow(2).sum().item()
-    return {"fvu": err / max(total, 1e-12), "l0": l0 / len(x), "dead_frac": 1.0 - fired.float().mean().item()}
+def evaluate_sae(sae: SAE, x: Float[torch.Tensor, "n d_in"], chunk: int = 8192, dense_above: float = 0.1
+                 ) -> dict[str, float]:
+    """FVU, L0 (mean active latents), dead and dense fractions of ``sae`` on rows ``x [n, d_in]``."""
+    stats = latent_stats(sae, (x[i : i + chunk] for i in range(0, len(x), chunk)), dense_above=dense_above)
+    return {k: stats[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
 
 
 @torch.no_grad()
@@ -105,71 +264,171 @@ def resample_dead(sae: SAE, xs: Float[torch.Tensor, "n d_in"], g: torch.Generato
     return len(dead)
 
 
-@contextmanager
-def _quiet(on: bool):
-    """Silence the shared loop's progress bar (it reads INTERP_QUIET) for the duration."""
-    old = os.environ.get("INTERP_QUIET")
-    if on:
-        os.environ["INTERP_QUIET"] = "1"
-    try:
-        yield
-    finally:
-        if on:
-            if old is None:
-                os.environ.pop("INTERP_QUIET", None)
-            else:
-                os.environ["INTERP_QUIET"] = old
+def metric_point(sae: SAE, step: int, evals: RowSource, tc: SAETrainConfig, model: Any = None,
+                 hook: Optional[str] = None, eval_tokens: Optional[torch.Tensor] = None, on: str = "heldout") -> dict:
+    """One checkpoint's metrics: FVU, L0, dead and dense fractions on ``evals`` (its first
+    ``eval_rows`` rows when ``on="train"``), and the loss recovered when a model is given."""
+    from interp.sae.metrics import loss_recovered
+
+    limit = tc.eval_rows if on == "train" else None
+    stats = latent_stats(sae, evals.chunks(limit=limit), dense_above=tc.dense_above)
+    point = {"step": step, "on": on, **{k: stats[k] for k in ("fvu", "l0", "dead_frac", "dense_frac", "n_rows")}}
+    if model is not None and eval_tokens is not None and hook is not None:
+        lr = loss_recovered(model, sae, hook, eval_tokens)
+        point.update({k: lr[k] for k in ("loss_recovered", "ce_clean", "ce_spliced", "ce_zero")})
+    return point
 
 
-def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cfg: SAEConfig | dict | None = None, train_cfg: SAETrainConfig | dict | None = None,
-              *, hook: Optional[str] = None) -> tuple[SAE, dict[str, Any]]:
-    """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``).
+# ------------------------------------------------------------------ checkpoints
+def latest_checkpoint(checkpoint_dir: Union[str, Path]) -> Optional[Path]:
+    """The newest complete ``step_*`` folder under ``checkpoint_dir`` (None: there is none)."""
+    root = Path(checkpoint_dir)
+    found = sorted(p for p in root.glob("step_*") if _STEP_DIR.match(p.name) and (p / STATE_FILE).exists()) \
+        if root.exists() else []
+    return found[-1] if found else None
 
-    Returns ``(sae, report)``; report holds ``fvu``, ``l0``, ``dead_frac``, ``resampled``,
-    ``seconds`` and the loss log."""
-    from interp.models.train import TrainConfig, train
 
+def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
+    from interp.utils import atomic_path
+
+    path = root / f"step_{state['step']:08d}"
+    with atomic_path(path) as tmp:  # the folder appears whole or not at all
+        sae.save(tmp)
+        torch.save(state, tmp / STATE_FILE)
+    if keep:
+        old = sorted(p for p in root.glob("step_*") if _STEP_DIR.match(p.name))[:-keep]
+        for p in old:
+            shutil.rmtree(p, ignore_errors=True)
+    return path
+
+
+def _same(what: str, saved: dict, now: dict, path: Path) -> None:
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if diff:
+        changes = "; ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in diff)
+        raise ValueError(f"checkpoint {path} was written with other {what} ({changes}); resume with the same "
+                         "settings or use a new checkpoint_dir")
+
+
+def _resume(path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict) -> dict:
+    from interp.models.train import load_checkpoint
+
+    state = load_checkpoint(path / STATE_FILE)
+    _same("training settings", state["train_cfg"], _train_key(tc), path)
+    _same("SAE settings", {k: v for k, v in state["sae_cfg"].items() if k != "input_scale"},
+          {k: v for k, v in sae_cfg.model_dump().items() if k != "input_scale"}, path)
+    _same("data", state["data"], data, path)
+    return state
+
+
+def _train_key(tc: SAETrainConfig) -> dict:
+    return tc.model_dump(exclude={"progress", "log_every", "keep_checkpoints"})
+
+
+# ------------------------------------------------------------------ training
+def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cfg: SAEConfig | dict | None = None,
+              train_cfg: SAETrainConfig | dict | None = None, *, hook: Optional[str] = None,
+              checkpoint_dir: Union[str, Path, None] = None,
+              eval_data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore", None] = None,
+              model: Any = None, eval_tokens: Optional[Int[torch.Tensor, "n pos"]] = None) -> tuple[SAE, dict[str, Any]]:
+    """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``); see the module
+    docstring for batches, checkpoints and resuming.
+
+    Returns ``(sae, report)``; report holds ``fvu``, ``l0``, ``dead_frac``, ``dense_frac`` (on all
+    training rows), ``metrics`` (the checkpoint points), ``resampled``, ``seconds``, the loss
+    ``log``, ``n_rows``, ``max_resident_rows`` (most training rows in memory at once) and
+    ``resumed_from`` (the step a checkpoint gave, or 0)."""
     t0 = time.time()
-    x = as_matrix(data, hook)
     tc = SAETrainConfig() if train_cfg is None else SAETrainConfig.model_validate(train_cfg)
-    if cfg is None:
-        cfg = SAEConfig(d_in=x.shape[-1])
-    cfg = SAEConfig.model_validate(cfg)
-    if cfg.d_in != x.shape[-1]:
-        raise ValueError(f"SAE d_in={cfg.d_in} but the data has {x.shape[-1]} features")
-    scale = 1.0
-    if tc.normalise:
-        scale = float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12))
-    cfg = cfg.model_copy(update={"input_scale": scale})
+    full = tc.batch_size is None
+    src = RowSource(as_matrix(data, hook) if full else data, hook)
+    cfg = SAEConfig.model_validate(cfg if cfg is not None else {"d_in": src.d})
+    if cfg.d_in != src.d:
+        raise ValueError(f"SAE d_in={cfg.d_in} but the data has {src.d} features")
+    hook = hook or (src.hook if src.store is not None else None) or cfg.hook_name
+    fingerprint = src.fingerprint()
+    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    latest = latest_checkpoint(ckpt_root) if ckpt_root is not None else None
+    state = _resume(latest, cfg, tc, fingerprint) if latest is not None else None
+    if state is not None:
+        cfg = SAEConfig.model_validate(state["sae_cfg"])
+    elif full:  # the scale and mean exactly as the full-batch trainer has always computed them
+        x = src.tensor.float()
+        scale = float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12)) if tc.normalise else 1.0
+        cfg = cfg.model_copy(update={"input_scale": scale})
+        mean = None
+    else:
+        mean, sq = src.moments()
+        scale = float(1.0 / max(sq, 1e-24) ** 0.5) if tc.normalise else 1.0
+        cfg = cfg.model_copy(update={"input_scale": scale})
     sae = SAE(cfg)
-    xs = (x * scale).to(sae.W_dec.dtype)  # [n, d_in]
-    with torch.no_grad():
-        sae.b_dec.copy_(xs.mean(0))
+    dtype = sae.W_dec.dtype
+    if full:
+        xs = (src.tensor.float() * cfg.input_scale).to(dtype)  # [n, d_in]
+        stream = None
+    else:
+        stream = ShuffledStream(src, tc.buffer_rows, tc.seed, cfg.input_scale, dtype)
+    # AdamW without weight decay: the shared training loop's optimiser, so full-batch runs train as before.
+    opt = torch.optim.AdamW([p for p in sae.parameters() if p.requires_grad], lr=tc.lr, weight_decay=0.0,
+                            betas=(0.9, 0.999))
     g = torch.Generator().manual_seed(tc.seed)
-    resampled = 0
-
-    def batch_fn(step: int) -> torch.Tensor:
-        if tc.batch_size is None or tc.batch_size >= len(xs):
-            return xs
-        gs = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-        return xs[torch.randint(0, len(xs), (tc.batch_size,), generator=gs)]
-
-    def loss_fn(module: SAE, xb: torch.Tensor) -> torch.Tensor:
-        return module.scaled_loss(xb, tc.sparsity, tc.mse)[0]  # batches are already scaled
-
-    def on_step(step: int, module: SAE) -> None:
-        nonlocal resampled
-        module.normalise_decoder()
-        if tc.resample_every and (step + 1) % tc.resample_every == 0 and step + 1 < tc.resample_until * tc.steps:
-            resampled += resample_dead(module, xs if len(xs) <= 16384 else batch_fn(step), g)
-
-    opt = TrainConfig(steps=tc.steps, batch_size=tc.batch_size or len(xs), lr=tc.lr, weight_decay=0.0,
-                      betas=(0.9, 0.999), warmup=0, schedule="constant", grad_clip=None,
-                      log_every=tc.log_every, checkpoint_every=0)
-    with _quiet(not tc.progress):
-        loss_log = train(sae, batch_fn, loss_fn, opt, on_step=on_step, desc=f"sae:{cfg.kind}")
-    report = evaluate_sae(sae, x)
-    report.update({"resampled": resampled, "seconds": time.time() - t0, "log": loss_log,
-                   "kind": cfg.kind, "n_rows": len(x)})
+    evals, on = (RowSource(eval_data, hook), "heldout") if eval_data is not None else (src, "train")
+    start, resampled, loss_log, points = 0, 0, [], []
+    if state is not None:
+        sae.load_state_dict(state["params"])
+        opt.load_state_dict(state["optimizer"])
+        g.set_state(state["rng"])
+        start, resampled, loss_log, points = state["step"], state["resampled"], state["log"], state["metrics"]
+    else:
+        with torch.no_grad():
+            sae.b_dec.copy_(xs.mean(0) if full else (mean * cfg.input_scale).to(dtype))
+        points.append(metric_point(sae, 0, evals, tc, model, hook, eval_tokens, on))
+    resampled += _loop(sae, opt, g, tc, xs if full else None, stream, start, loss_log, points,
+                       lambda s: metric_point(sae, s, evals, tc, model, hook, eval_tokens, on),
+                       lambda st: _write_checkpoint(ckpt_root, sae, {**st, "sae_cfg": cfg.model_dump(),
+                                                                     "train_cfg": _train_key(tc), "data": fingerprint},
+                                                    tc.keep_checkpoints) if ckpt_root is not None else None,
+                       resampled)
+    final = latent_stats(sae, src.chunks(), dense_above=tc.dense_above)
+    report = {k: final[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
+    report.update({"resampled": resampled, "seconds": time.time() - t0, "log": loss_log, "metrics": points,
+                   "kind": cfg.kind, "n_rows": src.n_rows, "resumed_from": start,
+                   "max_resident_rows": src.n_rows if full else stream.max_resident_rows})
     log.debug("SAE %s: fvu %.3f l0 %.2f dead %.2f", cfg.kind, report["fvu"], report["l0"], report["dead_frac"])
     return sae, report
+
+
+def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrainConfig, xs: Optional[torch.Tensor],
+          stream: Optional[ShuffledStream], start: int, loss_log: list, points: list, measure, save,
+          resampled_before: int) -> int:
+    """Steps ``start .. tc.steps - 1``; appends to ``loss_log`` and ``points``; returns latents resampled."""
+    from interp.utils import progress
+
+    resampled = 0
+    bar = progress(range(start, tc.steps), total=tc.steps, initial=start, desc=f"sae:{sae.cfg.kind}",
+                   disable=None if tc.progress else True)
+    running, t0 = None, time.time()
+    for step in bar:
+        xb = xs if stream is None else stream.take(step * tc.batch_size, tc.batch_size)
+        loss = sae.scaled_loss(xb, tc.sparsity, tc.mse)[0]  # batches are already scaled
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = loss.item()
+        running = value if running is None else 0.9 * running + 0.1 * value
+        bar.set_postfix(loss=f"{running:.3f}")
+        sae.normalise_decoder()
+        if tc.resample_every and (step + 1) % tc.resample_every == 0 and step + 1 < tc.resample_until * tc.steps:
+            pool = (xs if len(xs) <= RESAMPLE_ROWS else xb) if stream is None else stream.pool(RESAMPLE_ROWS)
+            resampled += resample_dead(sae, pool, g)
+        last = step == tc.steps - 1
+        if step % tc.log_every == 0 or last:
+            loss_log.append({"step": step, "loss": value, "lr": tc.lr, "seconds": time.time() - t0})
+        if last or (tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0):
+            points.append(measure(step + 1))
+            if save is not None:
+                save({"params": sae.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
+                      "rng": g.get_state(), "resampled": resampled_before + resampled, "log": loss_log,
+                      "metrics": points})
+    bar.close()
+    return resampled

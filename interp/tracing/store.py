@@ -22,7 +22,9 @@ stored bit-exactly as ``int16`` (same bytes, no precision lost) and viewed back 
 Reading: ``store[name]`` builds a tensor from ``np.load(mmap_mode="c")`` shards: a
 single shard becomes a tensor on the memory map itself (no copy; copy-on-write, so
 writing to it never changes the file); several shards are concatenated (one copy).
-``store.iter_shards(name)`` streams shard by shard without concatenating.
+``store.iter_shards(name)`` streams shard by shard without concatenating;
+``store.shard_bounds(name)`` and ``store.shard(name, i)`` read one shard at a time in any order
+(the SAE trainer visits them shuffled, a few at a time).
 """
 
 from __future__ import annotations
@@ -266,6 +268,25 @@ class ActivationStore:
         info = self.manifest.arrays[name]
         for s in info.shards:
             yield s.start, s.stop, self._load_shard(s, info)
+
+    def shard_bounds(self, name: str) -> list[tuple[int, int]]:
+        """``[(start, stop), ...]`` of ``name``'s shards in item order (one for an in-memory store)."""
+        if name not in self.manifest.arrays:
+            raise unknown_name_error("hook name", name, self.hooks)
+        if self.path is None:
+            return [(0, len(self))]
+        return [(s.start, s.stop) for s in sorted(self.manifest.arrays[name].shards, key=lambda s: s.start)]
+
+    def shard(self, name: str, index: int) -> torch.Tensor:
+        """Shard ``index`` (in item order, as :meth:`shard_bounds`) of ``name``: ``[stop - start, ...]``,
+        a memory map of that one file (the whole tensor for an in-memory store)."""
+        bounds = self.shard_bounds(name)
+        if not 0 <= index < len(bounds):
+            raise IndexError(f"{name} has {len(bounds)} shards; shard {index} does not exist")
+        if self.path is None:
+            return self[name]
+        info = self.manifest.arrays[name]
+        return self._load_shard(sorted(info.shards, key=lambda s: s.start)[index], info)
 
     def _load_shard(self, s: ShardInfo, info: ArrayInfo) -> torch.Tensor:
         return from_numpy(np.load(self.path / s.file, mmap_mode="c"), info.dtype)

@@ -94,3 +94,100 @@ def test_trains_on_an_activation_store(tiny_gpt, tokens, tmp_path):
 def test_unknown_kind_is_a_clear_error():
     with pytest.raises(KeyError, match="relu"):
         SAE(SAEConfig(d_in=4, kind="rellu"))
+
+
+# ------------------------------------------------------------------ streaming and checkpoints
+HOOK = "blocks.0.hook_resid_post"
+
+
+@pytest.fixture
+def disk_store(tiny_gpt, tmp_path):
+    """A store of 16 sequences x 12 positions (192 rows) in 8 shards of 2 sequences (24 rows)."""
+    toks = torch.randint(0, 50, (16, 12), generator=torch.Generator().manual_seed(5))
+    interp.collect(tiny_gpt, toks, hooks=[HOOK], out=tmp_path / "store", shard_size=2)
+    return interp.ActivationStore.open(tmp_path / "store")
+
+
+def _stream_cfg(**kw):
+    base = dict(steps=40, batch_size=16, buffer_rows=48, lr=3e-3, resample_every=10, resample_until=1.0, checkpoint_every=10, seed=1)
+    return SAETrainConfig(**{**base, **kw})
+
+
+def test_streaming_never_loads_the_whole_store(disk_store, monkeypatch):
+    from interp.sae import train as train_mod
+
+    def refuse(*a, **k):
+        raise AssertionError("the whole store was loaded")
+
+    monkeypatch.setattr(train_mod, "as_matrix", refuse)
+    monkeypatch.setattr(interp.ActivationStore, "__getitem__", refuse)
+    sae, report = train_sae(disk_store, SAEConfig(d_in=32, d_sae=48), _stream_cfg(), hook=HOOK)
+    assert report["n_rows"] == 192
+    # two shards (48 rows) in the buffer plus the part of one batch straddling two groups
+    assert report["max_resident_rows"] <= 48 + 16 < report["n_rows"]
+    assert report["fvu"] < report["metrics"][0]["fvu"]
+
+
+def test_stream_visits_every_row_once_per_epoch(disk_store):
+    from interp.sae.train import RowSource, ShuffledStream
+
+    src = RowSource(disk_store, HOOK)
+    rows = torch.cat(list(src.chunks()))  # [192, 32] in stored order
+    stream = ShuffledStream(src, buffer_rows=48, seed=0, scale=1.0, dtype=torch.float32)
+    epoch = torch.cat([stream.take(p, 20) for p in range(0, 180, 20)] + [stream.take(180, 12)])  # [192, 32]
+    key = lambda t: sorted(map(tuple, t.tolist()))  # noqa: E731
+    assert key(epoch) == key(rows)  # a permutation of the rows: nothing repeated, nothing skipped
+    assert not torch.equal(epoch, rows)
+    assert torch.equal(stream.take(200, 16), ShuffledStream(src, 48, 0, 1.0, torch.float32).take(200, 16))
+
+
+def test_a_killed_run_resumes_to_the_same_weights(disk_store, tmp_path, monkeypatch):
+    cfg, tc = SAEConfig(d_in=32, d_sae=48, kind="relu"), _stream_cfg()
+    clean, clean_report = train_sae(disk_store, cfg, tc, hook=HOOK)
+
+    calls = {"n": 0}
+    real = SAE.normalise_decoder
+
+    def dies_at_step_25(self):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise KeyboardInterrupt  # the run is killed mid-way, after its checkpoint at step 20
+        real(self)
+
+    monkeypatch.setattr(SAE, "normalise_decoder", dies_at_step_25)
+    with pytest.raises(KeyboardInterrupt):
+        train_sae(disk_store, cfg, tc, hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
+    monkeypatch.setattr(SAE, "normalise_decoder", real)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if not p.name.startswith(".")) == \
+        ["step_00000010", "step_00000020"]
+    resumed, report = train_sae(disk_store, cfg, tc, hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
+    assert report["resumed_from"] == 20
+    for (name, a), b in zip(clean.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [p["step"] for p in report["metrics"]] == [0, 10, 20, 30, 40]
+    assert report["metrics"] == clean_report["metrics"] and report["resampled"] == clean_report["resampled"]
+    # the newest checkpoint is the trained SAE in SAELens's layout
+    back = SAE.load(tmp_path / "ckpt" / "step_00000040")
+    x = disk_store.shard(HOOK, 0).reshape(-1, 32)
+    torch.testing.assert_close(back.encode(x), resumed.encode(x), atol=1e-5, rtol=1e-5)
+
+
+def test_resuming_with_other_settings_is_refused(disk_store, tmp_path):
+    cfg = SAEConfig(d_in=32, d_sae=48)
+    train_sae(disk_store, cfg, _stream_cfg(steps=20), hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="lr: 0.003 there, 0.01 now"):
+        train_sae(disk_store, cfg, _stream_cfg(steps=20, lr=1e-2), hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
+
+
+def test_metric_points_on_heldout_rows_and_loss_recovered(disk_store, tiny_gpt, tokens):
+    from interp.sae.metrics import latent_stats, loss_recovered
+
+    _, acts = interp.trace(tiny_gpt, tokens, capture=[HOOK])
+    held = acts[HOOK].reshape(-1, 32)
+    sae, report = train_sae(disk_store, SAEConfig(d_in=32, d_sae=48, kind="topk", k=4), _stream_cfg(steps=20),
+                            hook=HOOK, eval_data=held, model=tiny_gpt, eval_tokens=tokens)
+    last = report["metrics"][-1]
+    assert last["on"] == "heldout" and last["n_rows"] == len(held) and last["step"] == 20
+    assert last["fvu"] == pytest.approx(latent_stats(sae, [held])["fvu"], rel=1e-6)
+    assert last["l0"] <= 4 and 0 <= last["dead_frac"] <= 1 and 0 <= last["dense_frac"] <= 1
+    assert last["loss_recovered"] == pytest.approx(loss_recovered(tiny_gpt, sae, HOOK, tokens)["loss_recovered"])

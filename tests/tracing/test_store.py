@@ -196,3 +196,17 @@ def test_bf16_round_trip_and_save(tf, toks, tmp_path):
         assert torch.equal(s.tokens, toks)
     with pytest.raises(KeyError, match="Did you mean"):
         disk["blocks.1.hook_resid_pots"]
+
+
+def test_shards_read_one_at_a_time_in_any_order(tf, toks, tmp_path):
+    store = interp.collect(tf, toks, HOOKS, out=tmp_path / "s", shard_size=4, batch_size=3)
+    opened = ActivationStore.open(tmp_path / "s")
+    h = HOOKS[1]
+    assert opened.shard_bounds(h) == [(0, 4), (4, 8), (8, 11)]
+    for i in (2, 0, 1):
+        a, b = opened.shard_bounds(h)[i]
+        assert torch.equal(opened.shard(h, i), store[h][a:b])
+    with pytest.raises(IndexError, match="3 shards"):
+        opened.shard(h, 3)
+    mem = ActivationStore(store.manifest, tensors={h: store[h]})
+    assert mem.shard_bounds(h) == [(0, N)] and torch.equal(mem.shard(h, 0), store[h])
