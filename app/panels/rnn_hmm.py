@@ -18,9 +18,12 @@ def dashboard(result, st) -> None:
     abl = m.get("kick_ablation") or {}
     if abl:
         st.subheader("Kick neurons")
-        st.write(f"Connectivity candidates {abl['connectivity_units']}: switch rate {abl['connectivity_delta']:+.1%}; "
-                 f"activity candidates {abl['activity_units']}: {abl['activity_delta']:+.1%}; random triples: "
-                 f"{min(abl['random_deltas']):+.1%} to {max(abl['random_deltas']):+.1%}.")
+        kicks = "; ".join(f"{d} {abl['kick_units'][d]}: switch rate {v:+.1%}"
+                          for d, v in (abl.get("kick_deltas") or {}).items())
+        st.write(f"Kick neurons from connectivity (top presynaptic weights onto the destination cluster's "
+                 f"population), zeroed at every step: {kicks}. Activity candidates {abl['activity_units']}: "
+                 f"{abl['activity_delta']:+.1%}; random sets: {min(abl['random_deltas']):+.1%} to "
+                 f"{max(abl['random_deltas']):+.1%}.")
     if m.get("training"):
         st.subheader("Metrics over training")
         st.dataframe(m["training"])

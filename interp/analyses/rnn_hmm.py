@@ -6,15 +6,16 @@ is measured as the paper does:
 * emission fidelity: output frequencies, one-step output transition matrix, switch rate
   and the Sinkhorn divergence to fresh HMM samples, against an HMM-vs-HMM baseline;
 * dynamics: with no input, runs from orbit states and the fixed/slow-point finder
-  (:mod:`interp.methods.fixed_points`); with noise, the PCA orbit, residency time per state
-  (steps until the argmax output changes) splitting states into clusters (RT > 8), kick
-  zones (2-8) and transitions (< 2), noise sensitivity (spread of fresh-noise
-  continuations from cluster vs transition states), the speed q(h) and Jacobian spectra
-  along the orbit;
-* kick neurons: candidates from connectivity (outgoing ``W_hh`` weights that excite the
-  other cluster's population and inhibit their own, weighted by activity in the kick
-  zone) and from activity just before switches, ablated at ``rnn.hook_h`` every step and
-  compared with random triples of active neurons (switch-rate change);
+  (:mod:`interp.methods.fixed_points`, itself checked on a map with known fixed points); with
+  noise, the PCA orbit, residency time per state (:mod:`interp.methods.dynamics`: steps
+  until the argmax output changes, mean of 20 fresh-noise continuations, capped at 50)
+  splitting states into clusters (RT > 8 and top output probability > 0.8), kick zones (2-8)
+  and transitions (< 2), noise sensitivity (spread of fresh-noise continuations from cluster
+  vs transition states), the speed q(h) and Jacobian spectra along the orbit;
+* kick neurons from connectivity, as the paper: per switch direction ``a -> b``, the units
+  with the largest presynaptic weights onto the rows of ``b``'s cluster population; each
+  group (and, for comparison, the units most active just before switches) is zeroed at
+  ``rnn.hook_h`` every step and compared with random sets of active neurons (switch rate);
 * the same metrics on snapshots saved during training.
 """
 
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
 from interp.data.rnn_hmm import REGION_NAMES, fidelity, regions, residency
+from interp.methods.dynamics import orbit_geometry, pca  # noqa: F401  (pca: public name of this module)
 from interp.fields import Count, Device, Fraction, ModelName, Seed
 from interp.results import Result
 
@@ -55,6 +57,8 @@ class Config(BaseModel):
     n_fixed_init: Count = 128
     fixed_iters: Count = 500  # Adam iterations before Newton polishing
     noise_trials: Count = 32
+    rt_samples: Count = 20  # fresh-noise continuations per state for its residency time (the paper's 20)
+    rt_max_steps: Count = 50  # residency time cap (the paper's 50)
     n_ablation: Count = 2000  # sequences per ablation condition
     n_kick: Count = 3
     n_random_triples: Count = 10
@@ -109,57 +113,6 @@ def rollout(m, n: int, T: int, seed: int, edits: Optional[dict] = None, h_captur
     return x, acts.get(name), out, y
 
 
-def pca(X: np.ndarray, k: int = 3):
-    """(mean, components [k, d], explained variance ratio [k]) of rows of X.
-
-    numpy's SVD rather than ``sklearn.decomposition.PCA``: sklearn flips component signs
-    (``svd_flip``), which would mirror the stored orbit PCs and the figures, and its float32
-    explained-variance ratio differs by ~1e-7 from this one (the PC1 criterion's value)."""
-    mu = X.mean(0)
-    U, S, Vt = np.linalg.svd(X - mu, full_matrices=False)
-    var = S**2 / max(1, len(X) - 1)
-    return mu, Vt[:k], var[:k] / var.sum()
-
-
-def orbit_geometry(H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int]) -> dict:
-    """PCA of orbit states, one cluster per frequent output (nearest-centroid purity of the
-    cluster-region states in the top-2 PC plane) and the loop test: separation of 0->2 and
-    2->0 switch states perpendicular to the axis joining the two cluster centroids."""
-    flatH, flaty, flatr = H.reshape(-1, H.shape[-1]), y.reshape(-1), reg.reshape(-1)
-    mu, comps, evr = pca(flatH, 3)
-    Z = (flatH - mu) @ comps.T
-    out = {"mu": mu, "components": comps, "evr": evr, "Z": Z, "pc1": float(evr[0])}
-    cl = flatr == 2
-    cents = {k: Z[cl & (flaty == k), :2].mean(0) for k in frequent if (cl & (flaty == k)).sum() > 5}
-    if len(cents) == len(frequent) and len(frequent) > 1:
-        keys = list(cents)
-        C = np.stack([cents[k] for k in keys])
-        sel = cl & np.isin(flaty, keys)
-        d = ((Z[sel, None, :2] - C[None]) ** 2).sum(-1)
-        pred = np.asarray(keys)[d.argmin(1)]
-        out["cluster_purity"] = float((pred == flaty[sel]).mean())
-        spread = np.mean([Z[cl & (flaty == k), :2].std(0).mean() for k in keys])
-        out["cluster_separation"] = float(np.linalg.norm(C[0] - C[-1]) / max(spread, 1e-12))
-    else:
-        out["cluster_purity"], out["cluster_separation"] = float("nan"), float("nan")
-    # switch states (first step with the new output), per direction, between the extreme outputs
-    a, b = (frequent[0], frequent[-1]) if len(frequent) > 1 else (0, 0)
-    prev = np.concatenate([np.full((y.shape[0], 1), -1), y[:, :-1]], 1).reshape(-1)
-    s_ab = (prev == a) & (flaty == b)
-    s_ba = (prev == b) & (flaty == a)
-    out["n_switch_ab"], out["n_switch_ba"] = int(s_ab.sum()), int(s_ba.sum())
-    if a in cents and b in cents and s_ab.sum() > 3 and s_ba.sum() > 3:
-        axis = cents[b] - cents[a]
-        perp = np.array([-axis[1], axis[0]]) / max(np.linalg.norm(axis), 1e-12)
-        pa, pb = Z[s_ab, :2] @ perp, Z[s_ba, :2] @ perp
-        pooled = np.sqrt(0.5 * (pa.var() + pb.var()))
-        out["loop_separation"] = float(abs(pa.mean() - pb.mean()) / max(pooled, 1e-12))
-        out["switch_paths"] = (Z[s_ab, :2].mean(0), Z[s_ba, :2].mean(0))
-    else:
-        out["loop_separation"] = float("nan")
-    return out
-
-
 def jacobian_spectra(module, H: torch.Tensor, X: torch.Tensor) -> np.ndarray:
     """Eigenvalues [n, d] (by decreasing modulus) of dF/dh at states H [n, d] with inputs X [n, d_in]."""
     from interp.methods.fixed_points import eigenvalues_by_modulus, jacobians
@@ -169,39 +122,27 @@ def jacobian_spectra(module, H: torch.Tensor, X: torch.Tensor) -> np.ndarray:
 
 def kick_candidates(W_hh: np.ndarray, H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int],
                     k: int) -> dict:
-    """Kick-neuron candidates for switches between the two extreme frequent outputs.
+    """Kick neurons of the switches between the two extreme frequent outputs ``a``, ``b``, as the
+    paper finds them, from connectivity: the cluster populations (units most active in one
+    cluster's states, RT > 8, than in the other's), then for ``a -> b`` the ``k`` units with the
+    largest presynaptic weights onto ``b``'s population rows (and the reverse). For comparison,
+    the ad-hoc activity ranking (mean activity just before switches)."""
+    from interp.methods.dynamics import cluster_populations, kick_neurons, pre_switch_activity
 
-    Populations: neurons more active in one cluster than the other (top quarter by the
-    difference of mean activity). Connectivity score of neuron j for a -> b:
-    ``act_kick_a(j) * (mean W_hh[pop_b, j] - mean W_hh[pop_a, j])`` (it fires in a's kick zone
-    and pushes the state toward b's population, away from a's). Activity score: mean
-    activity in the 3 steps before a switch minus the mean in the cluster it leaves."""
     a, b = frequent[0], frequent[-1]
     Hf, yf, rf = H.reshape(-1, H.shape[-1]), y.reshape(-1), reg.reshape(-1)
+    pop_a, pop_b = cluster_populations(H, y, reg == 2, a, b)
+    kick_ab, score_ab = kick_neurons(W_hh, pop_b, k)  # drive the state into b's cluster
+    kick_ba, score_ba = kick_neurons(W_hh, pop_a, k)
     mean = lambda mask: Hf[mask].mean(0) if mask.any() else np.zeros(Hf.shape[1])  # noqa: E731
     ca, cb = mean((rf == 2) & (yf == a)), mean((rf == 2) & (yf == b))
-    diff = ca - cb
-    q = max(1, H.shape[-1] // 4)
-    pop_a, pop_b = np.argsort(-diff)[:q], np.argsort(diff)[:q]
-    conn = np.zeros((2, H.shape[-1]))
-    for d, (src, dst, P_src, P_dst) in enumerate(((a, b, pop_a, pop_b), (b, a, pop_b, pop_a))):
-        act = mean((rf == 1) & (yf == src))
-        conn[d] = act * (W_hh[P_dst].mean(0) - W_hh[P_src].mean(0))
-    conn_score = conn.max(0)
-    # activity before switches
-    n, T = y.shape
-    pre = np.zeros(H.shape[-1])
-    cnt = 0
-    for i, t in zip(*np.where(y[:, 1:] != y[:, :-1])):
-        t = t + 1
-        if t >= 3 and y[i, t - 1] in (a, b) and y[i, t] in (a, b):
-            base = ca if y[i, t - 1] == a else cb
-            pre += H[i, t - 3 : t].mean(0) - base
-            cnt += 1
-    act_score = pre / max(cnt, 1)
-    return {"connectivity": np.argsort(-conn_score)[:k].tolist(), "activity": np.argsort(-act_score)[:k].tolist(),
-            "conn_score": conn_score, "act_score": act_score, "pop_a": pop_a.tolist(), "pop_b": pop_b.tolist(),
-            "n_switches": cnt}
+    act_score, n_switches = pre_switch_activity(H, y, a, b, ca, cb)
+    # where the kick neurons fire: mean activity in the source's kick zone vs in its cluster
+    zone = {f"{a}->{b}": [float(mean((rf == 1) & (yf == a))[kick_ab].mean()), float(ca[kick_ab].mean())],
+            f"{b}->{a}": [float(mean((rf == 1) & (yf == b))[kick_ba].mean()), float(cb[kick_ba].mean())]}
+    return {"kick": {f"{a}->{b}": kick_ab, f"{b}->{a}": kick_ba}, "activity": np.argsort(-act_score)[:k].tolist(),
+            "kick_scores": {f"{a}->{b}": score_ab, f"{b}->{a}": score_ba}, "act_score": act_score,
+            "pop_a": pop_a.tolist(), "pop_b": pop_b.tolist(), "n_switches": n_switches, "kick_zone_activity": zone}
 
 
 def ablate_units(units: list[int]):
@@ -245,29 +186,47 @@ def emission_fidelity(m, hmm, T: int, config: Config, s: int) -> dict:
             "exp": expected_statistics(hmm, among=frequent)}
 
 
+def state_residency(mod, H: torch.Tensor, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Residency time [n, T] of every state of ``H`` [n, T, d] (steps until the argmax output
+    changes, mean over ``rt_samples`` fresh-noise continuations, capped at ``rt_max_steps``) and
+    its region by the paper's rule (cluster also needs a top output probability > 0.8)."""
+    from interp.methods.dynamics import residency_times
+
+    flat = H.reshape(-1, H.shape[-1])
+    rt, p_max = residency_times(mod.cell, mod.readout, flat, mod.hmm_spec.d_input, n_samples=config.rt_samples,
+                                max_steps=config.rt_max_steps, generator=torch.Generator().manual_seed(seed))
+    return rt.reshape(H.shape[:2]), regions(rt, p_max).reshape(H.shape[:2])
+
+
 def long_orbit(m, config: Config, s: int, frequent: list[int]) -> dict:
-    """Long noisy runs: hidden states, argmax outputs, residency and regions (after ``BURN``
-    steps: ``*_b``), and the PCA geometry of the orbit."""
+    """Long noisy runs: hidden states, argmax outputs, per-state residency and regions (after
+    ``BURN`` steps: ``*_b``; ``reg`` is -1 during the burn-in), and the orbit's PCA geometry."""
     xl, Hl, logits_l, _ = rollout(m, config.n_long, config.long_T, s + 4)
-    yl = logits_l.argmax(-1).numpy()  # residency uses the argmax output, as the paper
-    rt = residency(yl)
-    reg = regions(rt)
-    o = {"x": xl, "H": Hl, "H_b": Hl.numpy()[:, BURN:], "y_b": yl[:, BURN:], "reg": reg, "reg_b": reg[:, BURN:],
-         "rt_b": rt[:, BURN:]}
-    o["geo"] = geo = orbit_geometry(o["H_b"], o["y_b"], o["reg_b"], frequent)
-    known = o["reg_b"] >= 0
-    o["region_frac"] = {name: float((o["reg_b"][known] == i).mean()) for i, name in enumerate(REGION_NAMES)}
+    yl = logits_l.argmax(-1).numpy()  # the argmax output, as the paper
+    rt_b, reg_b = state_residency(m.module, Hl[:, BURN:], config, s + 12)
+    reg = np.concatenate([np.full((len(yl), BURN), -1), reg_b], 1)
+    o = {"rt_cap": config.rt_max_steps, "x": xl, "H": Hl, "H_b": Hl.numpy()[:, BURN:], "y_b": yl[:, BURN:], "reg": reg, "reg_b": reg_b, "rt_b": rt_b}
+    o["geo"] = geo = orbit_geometry(o["H_b"], o["y_b"], reg_b, frequent)
+    o["region_frac"] = {name: float((reg_b == i).mean()) for i, name in enumerate(REGION_NAMES)}
+    o["region_frac"]["unassigned"] = float((reg_b < 0).mean())
+    # the path-only residency (steps until this trajectory's own output changes), for comparison
+    path_rt = residency(yl)[:, BURN:]
+    ok = np.isfinite(path_rt)
+    o["rt_summary"] = {"median": float(np.median(rt_b)), "frac_capped": float((rt_b >= config.rt_max_steps).mean()),
+                       "corr_with_path_rt": float(np.corrcoef(rt_b[ok], path_rt[ok])[0, 1]) if ok.sum() > 2 else
+                       float("nan")}
     log.info("orbit: PC1 %.2f, purity %.3f, loop separation %.2f, regions %s", geo["pc1"], geo["cluster_purity"],
              geo["loop_separation"], o["region_frac"])
     return o
 
 
 def no_input_dynamics(mod, orbit: dict, config: Config, gen: torch.Generator) -> dict:
-    """Fixed points without input (from orbit states), the collapse of no-input runs, and
-    the check that the cell reproduces the hooked forward."""
+    """Fixed points without input (from orbit states), the collapse of no-input runs, the
+    check that the cell reproduces the hooked forward, and the finder (same settings) on a map
+    whose fixed points are known."""
     import copy
 
-    from interp.methods.fixed_points import find_fixed_points
+    from interp.methods.fixed_points import find_fixed_points, finder_recovery, planted_tanh_map
 
     Hl, xl = orbit["H"], orbit["x"]
     flatH = Hl[:, BURN:].reshape(-1, Hl.shape[-1])
@@ -308,6 +267,8 @@ def no_input_dynamics(mod, orbit: dict, config: Config, gen: torch.Generator) ->
     with torch.no_grad():  # the cell used for fixed points and Jacobians reproduces the hooked orbit
         step_gap = float((mod.cell(Hl[:, :-1], xl[:, 1:]) - Hl[:, 1:]).abs().max() / max(1.0, float(Hl.abs().max())))
     out["fixed_gap"] = max(fixed_gap, step_gap)
+    planted = planted_tanh_map(d=3, gain=2.0, seed=config.seed)
+    out["finder_check"] = finder_recovery(planted.F, planted, max_iters=config.fixed_iters, seed=config.seed)
     out["fps"] = fps
     out["summary"] = {
         "n_points": len(fps), "n_fixed": int(fps.is_fixed.sum()), "stability": fps.stability.tolist(),
@@ -346,29 +307,20 @@ def orbit_speed_and_jacobians(mod, orbit: dict, config: Config, gen: torch.Gener
 
 
 def noise_sensitivity(mod, orbit: dict, config: Config, s: int, rng: np.random.Generator) -> dict[str, float]:
-    """Spread of fresh-noise 5-step continuations from cluster vs transition states, in
-    units of the orbit's PC1-2 spread."""
+    """Spread of fresh-noise 5-step continuations from (up to 20) cluster vs transition
+    states, in units of the orbit's PC1-2 spread."""
+    from interp.methods.dynamics import continuation_spread
+
     Hl, reg_b = orbit["H"], orbit["reg_b"]
-
-    def spread_from(points: np.ndarray, steps: int = 5) -> float:
-        if len(points) == 0:
-            return float("nan")
-        g2 = torch.Generator().manual_seed(s + 6)
-        out = []
-        for bi, ti in points[:20]:
-            h = Hl[bi, ti].expand(config.noise_trials, -1).clone()
-            with torch.no_grad():
-                for _ in range(steps):
-                    h = mod.cell(h, torch.randn(config.noise_trials, mod.hmm_spec.d_input, generator=g2))
-            out.append(float((h - h.mean(0)).norm(dim=-1).mean()))
-        return float(np.mean(out))
-
     scale = max(float(np.sqrt(orbit["geo"]["Z"][:, :2].var(0).sum())), 1e-12)
-    cl_pts = np.argwhere(reg_b == 2) + [0, BURN]
-    tr_pts = np.argwhere(reg_b == 0) + [0, BURN]
-    cl_pts = cl_pts[rng.permutation(len(cl_pts))]
-    tr_pts = tr_pts[rng.permutation(len(tr_pts))]
-    return {"cluster": spread_from(cl_pts) / scale, "transition": spread_from(tr_pts) / scale}
+    out = {}
+    for name, code in (("cluster", 2), ("transition", 0)):
+        pts = np.argwhere(reg_b == code) + [0, BURN]
+        pts = pts[rng.permutation(len(pts))][:20]
+        g = torch.Generator().manual_seed(s + 6)
+        out[name] = continuation_spread(mod.cell, Hl[pts[:, 0], pts[:, 1]], mod.hmm_spec.d_input, config.noise_trials,
+                                        generator=g) / scale
+    return out
 
 
 def kick_neuron_ablation(m, orbit: dict, frequent: list[int], config: Config, T: int, s: int,
@@ -393,13 +345,15 @@ def kick_neuron_ablation(m, orbit: dict, frequent: list[int], config: Config, T:
     rand_sets = [sorted(rng.choice(active, size=min(config.n_kick, len(active)), replace=False).tolist())
                  for _ in range(config.n_random_triples)]
     identity_y = rollout(m, config.n_ablation, T, s + 8, edits={hook_h: lambda a: a}, h_capture=False)[3]
-    abl = {"base_switch_rate": base_sw, "connectivity_units": kick["connectivity"],
-           "activity_units": kick["activity"], "connectivity_delta": delta(kick["connectivity"]),
-           "activity_delta": delta(kick["activity"]), "random_units": rand_sets,
+    kick_deltas = {d: delta(u) for d, u in kick["kick"].items()}
+    abl = {"base_switch_rate": base_sw, "kick_units": kick["kick"], "kick_deltas": kick_deltas,
+           "kick_delta": max(kick_deltas.values()),  # the weaker of the two groups
+           "activity_units": kick["activity"], "activity_delta": delta(kick["activity"]), "random_units": rand_sets,
            "random_deltas": [delta(u) for u in rand_sets],
            "identity_edit_changes": int((identity_y != base_y).sum())}
-    log.info("kick ablation: connectivity %s %+.3f, activity %s %+.3f, random %s", kick["connectivity"],
-             abl["connectivity_delta"], kick["activity"], abl["activity_delta"], np.round(abl["random_deltas"], 3).tolist())
+    log.info("kick ablation: %s %s, activity %s %+.3f, random %s", kick["kick"],
+             {d: round(v, 3) for d, v in kick_deltas.items()}, kick["activity"], abl["activity_delta"],
+             np.round(abl["random_deltas"], 3).tolist())
     return kick, abl
 
 
@@ -441,7 +395,8 @@ def over_training(mod, rc, em: dict, config: Config, K: int, T: int, s: int, gen
         fs = fidelity(ys, em["hmm_y"], K, min(config.row_min_count, config.n_train_eval // 10), frequent)
         _, Hs2, lg2, _ = rollout(mw, 4, config.long_T, s + 11)
         y2 = lg2.argmax(-1).numpy()
-        g2 = orbit_geometry(Hs2.numpy()[:, BURN:], y2[:, BURN:], regions(residency(y2))[:, BURN:], frequent)
+        reg2 = state_residency(work, Hs2[:, BURN:], config, s + 13)[1]
+        g2 = orbit_geometry(Hs2.numpy()[:, BURN:], y2[:, BURN:], reg2, frequent)
         sel = torch.randint(0, 4 * (config.long_T - BURN), (100,), generator=gen)
         Hsel = Hs2[:, BURN:].reshape(-1, Hs2.shape[-1])[sel]
         ev2 = jacobian_spectra(work, Hsel, torch.zeros(len(sel), mod.hmm_spec.d_input))
@@ -492,7 +447,7 @@ def run(config: Config) -> Result:
 def _criteria(result: Result, config: Config, em: dict, geo: dict, dyn: dict, abl: dict, seeds: list, K: int) -> None:
     from interp.data.rnn_hmm import output_frequencies, output_transitions, switch_rate
 
-    fid, frequent, exp, hmm_y, fps = em["fid"], em["frequent"], em["exp"], em["hmm_y"], dyn["fps"]
+    fid, frequent, exp, hmm_y = em["fid"], em["frequent"], em["exp"], em["hmm_y"]
     n_failed = sum(not r["trained"] for r in seeds)
     add = result.add_criterion
     add("transition_rows_match", fid["row_error"], "<=", config.row_tol, kind="claim",
@@ -516,10 +471,10 @@ def _criteria(result: Result, config: Config, em: dict, geo: dict, dyn: dict, ab
         description=f"{n_failed} of {len(seeds)} trained models miss the fidelity tolerances")
     if abl:
         if config.gate_kick:
-            add("kick_ablation_beats_random", abl["connectivity_delta"] - min(abl["random_deltas"]), "<", 0.0,
-                kind="claim", description="relative switch-rate change when zeroing the top-3 connectivity kick "
-                "neurons minus the most negative change over random active triples "
-                "(paper: kick neurons start switches, so ablation lowers the rate)")
+            add("kick_ablation_beats_random", abl["kick_delta"] - min(abl["random_deltas"]), "<", 0.0,
+                kind="claim", description=f"relative switch-rate change when zeroing the {config.n_kick} kick neurons "
+                f"of each direction {abl['kick_units']} (the weaker group) minus the most negative change over "
+                "random active sets (paper: kick neurons start switches, so ablation lowers the rate)")
         add("identity_edit_changes_nothing", abl["identity_edit_changes"], "==", 0, kind="sanity",
             description="outputs changed by an identity edit at rnn.hook_h (same noise)")
     add("hmm_sampler_frequencies", float(np.abs(output_frequencies(hmm_y, K) - exp["frequencies"]).max()),
@@ -534,8 +489,13 @@ def _criteria(result: Result, config: Config, em: dict, geo: dict, dyn: dict, ab
     add("hmm_sampler_switch_rate", max(abs(switch_rate(hmm_y) - float(exp["switch_rate"])),
                                        abs(switch_rate(hmm_y, frequent) - float(exp["switch_rate_among"]))),
         "<=", 0.005, kind="sanity", description="|sampled - exact| HMM switch rate (all and frequent pairs)")
-    add("fixed_points_are_fixed", float(fps.q[fps.is_fixed].max()) if fps.is_fixed.any() else float("nan"),
-        "<=", fps.fixed_tol, kind="sanity", description="max q(h) at points reported as fixed (no input)")
+    fc = dyn["finder_check"]
+    planted = (f"a map with {fc['n_known']} known fixed points (R tanh(2 R^T h), d = 3); {fc['n_found']} reported, "
+               f"{fc['label_mismatches']} stability labels wrong or missing")
+    add("fixed_point_finder_recovers_planted", fc["point_error"], "<=", 1e-6, kind="sanity",
+        description=f"Hausdorff distance between the finder's fixed points and the known ones on {planted}")
+    add("fixed_point_spectra_match_planted", fc["eig_error"], "<=", 1e-6, kind="sanity",
+        description="max |Jacobian eigenvalue - known| at the finder's fixed points of the same map")
     add("cell_matches_hooked_forward", dyn["fixed_gap"], "<=", 1e-4, kind="sanity",
         description="max relative gap between cell(h_t, x_t+1) and the hooked h_t+1 along the orbit, "
                     "and between the hooked one-step forward of each fixed point and the point")
@@ -559,13 +519,14 @@ def _metrics(m, hmm, T, em, orbit, dyn, jac, noise, kick, abl, seeds, training) 
         "orbit_explained_variance": geo["evr"].tolist(), "cluster_purity": geo["cluster_purity"],
         "cluster_separation": geo["cluster_separation"], "loop_separation": geo["loop_separation"],
         "n_switch_states": [geo["n_switch_ab"], geo["n_switch_ba"]],
-        "region_fractions": orbit["region_frac"], "speed_median_by_region": jac["q_by_region"],
+        "region_fractions": orbit["region_frac"], "residency": orbit["rt_summary"],
+        "speed_median_by_region": jac["q_by_region"], "fixed_point_finder_check": dyn["finder_check"],
         "jacobian_by_region": jac["jac_by_region"],
         "no_input_fixed_points": dyn["summary"], "no_input_collapse_spread": dyn["collapse_spread"],
         "no_input_collapse_norm": dyn["collapse_norm"],
         "noise_spread_cluster": noise["cluster"], "noise_spread_transition": noise["transition"],
-        "kick_ablation": abl, "kick_populations": ({"pop_a": kick["pop_a"], "pop_b": kick["pop_b"],
-                                                    "n_switches": kick["n_switches"]} if kick else None),
+        "kick_ablation": abl, "kick_populations": ({k: kick[k] for k in ("pop_a", "pop_b", "n_switches",
+                                                                        "kick_zone_activity")} if kick else None),
         "seeds": seeds, "seeds_failed": f"{n_failed}/{len(seeds)}", "training": training,
     }
 
@@ -574,21 +535,22 @@ def _arrays_and_figures(result: Result, orbit: dict, dyn: dict, jac: dict, fid: 
     from interp.plotting import rnn_hmm as plots
 
     geo, fps, Z = orbit["geo"], dyn["fps"], orbit["geo"]["Z"]
-    y_flat, rt_flat = orbit["y_b"].reshape(-1), orbit["rt_b"].reshape(-1)
+    y_flat, rt_flat, reg_flat = orbit["y_b"].reshape(-1), orbit["rt_b"].reshape(-1), orbit["reg_b"].reshape(-1)
     result.arrays.update({
         "orbit_pcs": Z[:, :3].astype(np.float32), "orbit_outputs": y_flat.astype(np.int8),
-        "orbit_residency": rt_flat.astype(np.float32), "orbit_speed": jac["q"].astype(np.float32),
+        "orbit_residency": rt_flat.astype(np.float32),
+        "orbit_regions": reg_flat.astype(np.int8), "orbit_speed": jac["q"].astype(np.float32),
         "fixed_points": fps.points, "fixed_point_eigenvalues": fps.eigenvalues,
         "orbit_jacobian_eigenvalues": jac["ev"], "transition_matrix_rnn": fid["P_rnn"], "transition_matrix_hmm": fid["P_hmm"],
     })
     fp_pcs = (fps.points - geo["mu"]) @ geo["components"].T if len(fps) else np.zeros((0, 3))
     result.figures.update({
-        "orbit": plots.orbit_figure(Z, y_flat, rt_flat, geo.get("switch_paths")),
+        "orbit": plots.orbit_figure(Z, y_flat, rt_flat, geo.get("switch_paths"), regions=reg_flat),
         "transition_matrices": plots.transition_matrices_figure(fid["P_rnn"], fid["P_hmm"]),
         "fixed_points": plots.fixed_points_figure(Z, fp_pcs, fps.stability.tolist()),
         "speed": plots.speed_figure(Z, jac["q"]),
         "jacobian_spectra": plots.spectra_figure(jac["ev"], jac["reg_s"]),
-        "residency": plots.residency_figure(rt_flat),
+        "residency": plots.residency_figure(rt_flat, cap=orbit["rt_cap"]),
     })
     if abl:
         result.figures["ablation"] = plots.ablation_figure(abl)

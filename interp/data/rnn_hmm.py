@@ -6,7 +6,7 @@ construction (square, non-negative, rows summing to one, shapes agreeing). Build
 the paper's families (:func:`linear_chain`, :func:`fully_connected`, :func:`cyclic`);
 :func:`sample` draws batches of sequences, :func:`forward_filter` computes belief states,
 and the statistics helpers (:func:`output_frequencies`, :func:`output_transitions`,
-:func:`switch_rate`, :func:`residency` and its :func:`regions`) are shared by the HMM and the
+:func:`switch_rate`, :func:`residency`, and :func:`regions` of residency times) are shared by the HMM and the
 RNN so both are measured the same way.
 :func:`expected_statistics` gives their exact stationary values for an HMM.
 """
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 ROW_TOL = 1e-6
 RT_KICK, RT_CLUSTER = 2, 8  # transition: RT < 2; kick zone: 2 <= RT <= 8; cluster: RT > 8
+CLUSTER_PROB = 0.8  # a cluster state also needs a confident output (top softmax probability above it)
 REGION_NAMES = ("transition", "kick", "cluster")  # the codes 0, 1, 2 of regions()
 
 
@@ -209,7 +210,9 @@ def fidelity(y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequen
 
 
 def residency(y: np.ndarray) -> np.ndarray:
-    """Residency time per step [n, T]: steps until the output changes (NaN when it never does)."""
+    """Steps until the output changes along the one given sequence, per step [n, T] (NaN when
+    it never does). A property of that path only; the analysis's per-state residency time
+    (averaged over fresh-noise continuations) is :func:`interp.methods.dynamics.residency_times`."""
     n, T = y.shape
     rt = np.full((n, T), np.nan)
     for i in range(n):
@@ -221,12 +224,20 @@ def residency(y: np.ndarray) -> np.ndarray:
     return rt
 
 
-def regions(rt: np.ndarray) -> np.ndarray:
-    """0 transition (RT < 2), 1 kick zone (2..8), 2 cluster (RT > 8), -1 unknown (censored)."""
+def regions(rt: np.ndarray, max_prob: Optional[np.ndarray] = None, prob_min: float = CLUSTER_PROB) -> np.ndarray:
+    """0 transition (RT < 2), 1 kick zone (2..8), 2 cluster (RT > 8), -1 unknown (censored).
+
+    With ``max_prob`` (the state's top output probability), a cluster state must also have
+    ``max_prob > prob_min`` (0.8), the paper's rule: a slow state whose output is uncertain is
+    in no region (-1)."""
+    rt = np.asarray(rt, dtype=float)
     r = np.full(rt.shape, -1)
     r[rt < RT_KICK] = 0
     r[(rt >= RT_KICK) & (rt <= RT_CLUSTER)] = 1
-    r[rt > RT_CLUSTER] = 2
+    cluster = rt > RT_CLUSTER
+    if max_prob is not None:
+        cluster &= np.asarray(max_prob) > prob_min
+    r[cluster] = 2
     return r
 
 

@@ -272,3 +272,81 @@ def find_fixed_points(
     fps = FixedPoints(pts[idx].reshape(-1, d), qs[idx], counts, ev, Jn, labels, fixed_tol, meta)
     log.info("fixed points: %s (%d iterations)", fps, it)
     return fps
+
+
+# ------------------------------------------------------------- a check with known answers
+@dataclass
+class PlantedMap:
+    """``F(h) = R tanh(g R^T h)`` with ``R`` a random rotation and gain ``g > 1``.
+
+    In the rotated coordinates ``z = R^T h`` the map is ``z_i -> tanh(g z_i)``, one unit per
+    coordinate, so its fixed points are known exactly: every combination of ``{-z*, 0, z*}``
+    (``z* = tanh(g z*)``, a scalar root), ``3^d`` points. The Jacobian at a point is
+    ``R diag(g sech^2(g z)) R^T``: eigenvalue ``g > 1`` at ``z_i = 0``, ``g (1 - z*^2) < 1`` at
+    ``+-z*``; the origin is unstable, the ``2^d`` corners stable, the rest saddles."""
+
+    F: CellFn
+    rotation: np.ndarray  # [d, d]
+    gain: float
+    points: np.ndarray  # [3^d, d]
+    eigenvalues: np.ndarray  # [3^d, d], sorted by decreasing modulus
+    stability: list[str]
+
+
+def planted_tanh_map(d: int = 3, gain: float = 2.0, seed: int = 0) -> PlantedMap:
+    """The map of :class:`PlantedMap` in ``d`` dimensions (float64), with its fixed points."""
+    import itertools
+
+    from scipy.optimize import brentq
+
+    if gain <= 1:
+        raise ValueError(f"gain must exceed 1 for three fixed points per coordinate, got {gain}")
+    rng = np.random.default_rng(seed)
+    R, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    z_star = brentq(lambda z: np.tanh(gain * z) - z, 1e-3, 1.0, xtol=1e-15)
+    Z = np.array(list(itertools.product((-z_star, 0.0, z_star), repeat=d)))  # [3^d, d] rotated coordinates
+    lam = gain / np.cosh(gain * Z) ** 2  # [3^d, d] eigenvalues (the Jacobian is symmetric)
+    ev = -np.sort(-lam, axis=1).astype(complex)
+    Rt = torch.from_numpy(R)
+
+    def F(h: torch.Tensor, x: Optional[torch.Tensor] = None) -> torch.Tensor:
+        R_ = Rt.to(h.device, h.dtype)
+        return torch.tanh(gain * (h @ R_)) @ R_.T
+
+    return PlantedMap(F, R, float(gain), Z @ R.T, ev, stability_labels(ev))
+
+
+def finder_recovery(F: CellFn, planted: PlantedMap, finder: Callable[..., "FixedPoints"] = None, *,
+                    n_init: Optional[int] = None, seed: int = 0, **finder_kw: Any) -> dict:
+    """Run ``finder`` (default :func:`find_fixed_points`) on ``F`` and compare its fixed points
+    with ``planted``'s known ones.
+
+    ``F`` is normally ``planted.F``; passing another map (or a broken finder) must make the
+    errors large, which is what lets a sanity criterion built on this fail. Initial states
+    are uniform in the cube ``[-1.3, 1.3]^d`` of the rotated coordinates (every basin of the
+    speed ``q`` is hit). Returns ``point_error`` (Hausdorff distance between the reported
+    fixed points and the known ones; inf if none is reported), ``eig_error`` (max
+    |eigenvalue - known| at matched points), ``label_mismatches``, ``n_found``, ``n_known``."""
+    finder = find_fixed_points if finder is None else finder
+    d = planted.points.shape[1]
+    n_init = 32 * len(planted.points) if n_init is None else int(n_init)
+    g = torch.Generator().manual_seed(seed)
+    z0 = 2.6 * torch.rand(n_init, d, generator=g, dtype=torch.float64) - 1.3
+    h0 = z0 @ torch.from_numpy(planted.rotation).T
+    fps = finder(F, h0, None, **finder_kw)
+    found = fps[fps.is_fixed] if len(fps) else fps
+    known = planted.points
+    if len(found) == 0:
+        return {"point_error": float("inf"), "eig_error": float("inf"), "label_mismatches": len(known),
+                "n_found": 0, "n_known": len(known)}
+    dist = np.linalg.norm(found.points[:, None] - known[None], axis=-1)  # [n_found, n_known]
+    point_error = float(max(dist.min(1).max(), dist.min(0).max()))
+    match = dist.argmin(1)  # the known point nearest each found one
+    if found.eigenvalues.shape[1] == d:
+        eig_error = float(np.abs(found.eigenvalues - planted.eigenvalues[match]).max())
+    else:
+        eig_error = float("inf")
+    labels = [planted.stability[j] for j in match]
+    mismatches = int(sum(a != b for a, b in zip(found.stability, labels))) + len(known) - len(set(match.tolist()))
+    return {"point_error": point_error, "eig_error": eig_error, "label_mismatches": mismatches,
+            "n_found": len(found), "n_known": len(known)}

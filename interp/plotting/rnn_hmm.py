@@ -19,17 +19,23 @@ def _thin(n: int, max_points: int = 6000) -> np.ndarray:
 
 
 def orbit_figure(Z: np.ndarray, outputs: np.ndarray, residency: np.ndarray,
-                 switch_paths: Optional[tuple] = None) -> go.Figure:
-    """PCA orbit (PC1-PC2) coloured by argmax output (left) and by residency region (right)."""
+                 switch_paths: Optional[tuple] = None, regions: Optional[np.ndarray] = None) -> go.Figure:
+    """PCA orbit (PC1-PC2) coloured by argmax output (left) and by residency region (right).
+
+    ``regions`` (codes 0 transition, 1 kick zone, 2 cluster, -1 none) when given, else from
+    the residency thresholds alone; states in no region are not drawn on the right."""
     idx = _thin(len(Z))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("coloured by output", "coloured by residency time"))
     for k in np.unique(outputs[idx]):
         sel = idx[outputs[idx] == k]
         fig.add_trace(go.Scattergl(x=Z[sel, 0], y=Z[sel, 1], mode="markers", name=f"output {k}",
                                    marker=dict(size=3, color=OUTPUT_COLORS[int(k) % 5], opacity=0.5)), 1, 1)
-    rt = residency[idx]
-    reg = np.where(rt < 2, 0, np.where(rt <= 8, 1, 2))
-    reg[np.isnan(rt)] = -1
+    if regions is None:
+        rt = residency[idx]
+        reg = np.where(rt < 2, 0, np.where(rt <= 8, 1, 2))
+        reg[np.isnan(rt)] = -1
+    else:
+        reg = np.asarray(regions)[idx]
     for r, name in enumerate(REGION_NAMES):
         sel = idx[reg == r]
         fig.add_trace(go.Scattergl(x=Z[sel, 0], y=Z[sel, 1], mode="markers", name=name,
@@ -98,22 +104,25 @@ def spectra_figure(eigenvalues: np.ndarray, region: np.ndarray) -> go.Figure:
     return fig
 
 
-def residency_figure(residency: np.ndarray) -> go.Figure:
-    """Histogram of residency times (steps until the output changes)."""
+def residency_figure(residency: np.ndarray, cap: int = 60) -> go.Figure:
+    """Histogram of residency times per state (steps until the argmax output changes, mean over
+    fresh-noise continuations), clipped at ``cap``; dashed lines at the region thresholds."""
     rt = residency[np.isfinite(residency)]
-    fig = go.Figure(go.Histogram(x=np.minimum(rt, 60), nbinsx=60))
+    fig = go.Figure(go.Histogram(x=np.minimum(rt, cap), nbinsx=max(10, int(cap))))
     for v in (2, 8):
         fig.add_vline(x=v, line_dash="dash")
-    fig.update_layout(title="Residency time per state (clipped at 60)", xaxis_title="steps", yaxis_title="states",
-                      height=350)
+    fig.update_layout(title=f"Residency time per state (clipped at {cap})", xaxis_title="steps",
+                      yaxis_title="states", height=350)
     return fig
 
 
 def ablation_figure(abl: dict) -> go.Figure:
-    """Relative switch-rate change when zeroing kick-neuron candidates vs random triples."""
-    names = ["connectivity top-3", "activity top-3"] + [f"random {i}" for i in range(len(abl["random_deltas"]))]
-    vals = [abl["connectivity_delta"], abl["activity_delta"], *abl["random_deltas"]]
-    colors = ["#d62728", "#ff7f0e"] + ["#7f7f7f"] * len(abl["random_deltas"])
+    """Relative switch-rate change when zeroing each direction's kick neurons, the activity
+    candidates and random sets of active neurons."""
+    kicks = abl.get("kick_deltas", {})
+    names = [f"kick {d}" for d in kicks] + ["activity top"] + [f"random {i}" for i in range(len(abl["random_deltas"]))]
+    vals = [*kicks.values(), abl["activity_delta"], *abl["random_deltas"]]
+    colors = ["#d62728"] * len(kicks) + ["#ff7f0e"] + ["#7f7f7f"] * len(abl["random_deltas"])
     fig = go.Figure(go.Bar(x=names, y=vals, marker_color=colors))
     fig.update_layout(title=f"Ablation at rnn.hook_h: relative switch-rate change (base {abl['base_switch_rate']:.4f})",
                       yaxis_title="relative change", height=380)

@@ -112,23 +112,23 @@ def test_orbit_geometry_tells_a_loop_from_a_line():
 
 
 def test_kick_candidates_find_planted_neurons():
-    # units 0-3: population of output 0, units 4-7: population of output 2; unit 8 fires in
-    # the kick zone of output 0 and projects to population 2; unit 9 is a bystander.
+    # units 0-3: population of output 0, units 4-7: population of output 2; unit 8 projects onto
+    # population 2's rows (kick 0->2), unit 9 onto population 0's (kick 2->0); 10, 11 bystanders.
     rng = np.random.default_rng(0)
     y = np.array([[0] * 12 + [2] * 12] * 6)
-    reg = regions(residency(y))
-    H = np.zeros(y.shape + (10,))
+    reg = regions(np.where(np.arange(24) % 12 < 10, 20.0, 5.0)[None].repeat(6, 0))  # clusters, then kick zones
+    H = np.zeros(y.shape + (12,))
     H[..., :4] = (y == 0)[..., None] * 1.0
     H[..., 4:8] = (y == 2)[..., None] * 1.0
     H[..., 8] = ((reg == 1) & (y == 0)) * 1.0
-    H[..., 9] = 0.5
+    H[..., 10:] = 0.5
     H += 0.01 * rng.random(H.shape)
-    W = np.zeros((10, 10))
+    W = np.zeros((12, 12))
     W[4:8, 8] = 1.0
-    W[:4, 8] = -1.0
+    W[:4, 9] = 1.0
     out = kick_candidates(W, H, y, reg, [0, 2], 1)
-    assert out["connectivity"] == [8]
-    assert out["activity"] == [8] or 8 in np.argsort(-out["act_score"])[:2]
+    assert out["kick"] == {"0->2": [8], "2->0": [9]}
+    assert out["kick_zone_activity"]["0->2"][0] > 0.9 > out["kick_zone_activity"]["0->2"][1]
 
 
 def test_models_without_the_needed_hooks_are_refused(tiny_rnn, tmp_path):
@@ -205,7 +205,7 @@ def test_dashboard_panel_reads_a_saved_result():
             return lambda *a, **k: calls.append(name)
 
     r = Result("rnn_hmm", metrics={"output_frequencies_rnn": [0.5, 0, 0.5], "output_frequencies_hmm": [0.5, 0.01, 0.49],
-                                   "kick_ablation": {"connectivity_units": [1, 2, 3], "connectivity_delta": -0.5,
+                                   "kick_ablation": {"kick_units": {"0->2": [1, 2, 3]}, "kick_deltas": {"0->2": -0.5},
                                                      "activity_units": [4, 5, 6], "activity_delta": 0.1,
                                                      "random_deltas": [0.1, 0.2]},
                                    "training": [{"step": 1, "row_error": 0.1}], "seeds_failed": "0/1"})

@@ -122,6 +122,8 @@ def test_residency_and_regions():
     rt = residency(y)
     assert rt[0, :5].tolist() == [3, 2, 1, 2, 1] and np.isnan(rt[0, 5])
     assert regions(np.array([1.0, 2, 8, 9, np.nan])).tolist() == [0, 1, 1, 2, -1]
+    # the paper's cluster rule: a slow state with an uncertain output is in no region
+    assert regions(np.array([9.0, 9.0, 1.0]), np.array([0.9, 0.7, 0.5])).tolist() == [2, -1, 0]
 
 
 def test_fidelity_of_a_sample_against_itself_is_perfect():

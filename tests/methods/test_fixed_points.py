@@ -10,7 +10,9 @@ from interp.methods.fixed_points import (
     FixedPoints,
     eigenvalues_by_modulus,
     find_fixed_points,
+    finder_recovery,
     jacobians,
+    planted_tanh_map,
     speed,
     stability_labels,
 )
@@ -137,3 +139,40 @@ def test_eigenvalues_by_modulus_of_known_matrices():
     assert ev.dtype == np.complex128 and ev.shape == (2, 2)
     np.testing.assert_allclose(np.abs(ev[0]), [2.0, 2.0])
     np.testing.assert_allclose(ev[1], [-3.0, 0.1])
+
+
+def test_planted_map_has_the_fixed_points_it_claims():
+    p = planted_tanh_map(d=3, gain=2.0, seed=1)
+    h = torch.from_numpy(p.points)
+    assert len(p.points) == 27
+    assert torch.allclose(p.F(h), h, atol=1e-12)  # each listed point is fixed
+    J = jacobians(p.F, h)
+    np.testing.assert_allclose(eigenvalues_by_modulus(J), p.eigenvalues, atol=1e-10)
+    assert p.stability.count("stable") == 8 and p.stability.count("unstable") == 1
+    with pytest.raises(ValueError, match="gain"):
+        planted_tanh_map(gain=0.9)
+
+
+def test_finder_recovers_the_planted_fixed_points():
+    p = planted_tanh_map(d=3, gain=2.0, seed=0)
+    out = finder_recovery(p.F, p, max_iters=500)
+    assert out["n_found"] == out["n_known"] == 27
+    assert out["point_error"] < 1e-8 and out["eig_error"] < 1e-8 and out["label_mismatches"] == 0
+
+
+def test_finder_recovery_fails_for_a_broken_finder_or_a_wrong_map():
+    p = planted_tanh_map(d=2, gain=2.0, seed=0)
+
+    def no_descent(F, h0, x, **kw):  # reports its starting points as fixed
+        fps = find_fixed_points(F, h0, x, max_iters=1, newton_steps=0, slow_tol=np.inf, dedup_tol=1e-3)
+        fps.q[:] = 0.0
+        return fps
+
+    broken = finder_recovery(p.F, p, no_descent)
+    assert broken["point_error"] > 1e-2
+    lost = finder_recovery(p.F, p, lambda F, h0, x, **kw: find_fixed_points(F, h0[:3], x))  # too few starts
+    assert lost["point_error"] > 1e-2 and lost["label_mismatches"] > 0
+    wrong = finder_recovery(planted_tanh_map(d=2, gain=2.3, seed=0).F, p, max_iters=500)
+    assert wrong["point_error"] > 1e-3 and wrong["eig_error"] > 1e-3
+    empty = finder_recovery(lambda h, x: h + 1.0, p, max_iters=50)  # no fixed point at all
+    assert empty["point_error"] == np.inf and empty["n_found"] == 0

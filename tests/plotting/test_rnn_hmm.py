@@ -25,6 +25,9 @@ def test_orbit_by_output_and_by_region():
     np.testing.assert_array_equal(fig.data[2].x, Z[:10, 0])
     assert list(fig.data[5].x) == [0.5] and list(fig.data[6].y) == [-1.0]
     assert len(plots.orbit_figure(Z, outputs, rt).data) == 5
+    # given regions (the paper's rule can leave a slow state in none) override the thresholds
+    reg = np.where(np.arange(len(Z)) < 40, 2, -1)
+    assert [len(t.x) for t in plots.orbit_figure(Z, outputs, rt, regions=reg).data[2:5]] == [0, 0, 40]
 
 
 def test_transition_matrices_side_by_side():
@@ -67,9 +70,10 @@ def test_residency_histogram_clips_and_drops_censored():
 
 
 def test_ablation_and_training():
-    abl = {"connectivity_delta": -0.4, "activity_delta": 0.1, "random_deltas": [0.0, 0.05], "base_switch_rate": 0.02}
+    abl = {"kick_deltas": {"0->2": -0.4, "2->0": -0.2}, "activity_delta": 0.1, "random_deltas": [0.0, 0.05],
+           "base_switch_rate": 0.02}
     bar = plots.ablation_figure(abl).data[0]
-    assert list(bar.y) == [-0.4, 0.1, 0.0, 0.05] and list(bar.x[:2]) == ["connectivity top-3", "activity top-3"]
+    assert list(bar.y) == [-0.4, -0.2, 0.1, 0.0, 0.05] and list(bar.x[:3]) == ["kick 0->2", "kick 2->0", "activity top"]
     rows = [{"step": 1, "row_error": 0.5, "pc1": 0.3}, {"step": 5, "row_error": 0.1, "pc1": 0.6}]
     fig = plots.training_figure(rows)
     assert len(fig.data) == 7
