@@ -439,7 +439,7 @@ def test_reversal_panel_reads_the_result_and_loads_no_model(monkeypatch):
     load_panel("reversal")(result, st)
     shown = [a[0] for kind, a in st.calls if a]
     table = next(a for kind, a in st.calls if kind == "dataframe")[0]
-    assert [r["objective"] for r in table] == ["causal LM", "MLM-U"] and table[0]["reversed (acc.)"] == 0.0
+    assert [r["objective"] for r in table] == ["causal LM", "MLM-U"] and table[0]["reversed, order swapped (acc.)"] == 0.0
     text = "\n".join(str(x) for x in shown)
     assert "Explore a model" in text and "never trained" in text
 

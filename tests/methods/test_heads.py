@@ -184,3 +184,5 @@ def test_ablation_significance_separates_a_real_effect_from_none():
     assert typical["p"] > 0.05 and typical["p_rank"] > 0.4
     flat = ablation_significance(0.0, [0.0, 0.0, 0.0])
     assert flat["p"] == 1.0
+    one = ablation_significance(0.3, [0.0])  # too few random sets: undefined, so a "p < 0.05" criterion fails
+    assert np.isnan(one["p"]) and one["n"] == 1
