@@ -37,3 +37,26 @@ def test_model_report_rejects_an_rnn(tmp_path, tiny_rnn):
     tiny_rnn.save(tmp_path / "rnn")
     with pytest.raises(ValueError, match="transformer"):
         interp.analyses.get("model_report").run({"model": str(tmp_path / "rnn")})
+
+
+@pytest.mark.slow
+def test_model_report_on_a_gpt2_shaped_checkpoint_with_its_own_tokenizer(tmp_path):
+    """A saved Hugging Face GPT-2 (random weights) with its own BPE: the prompts are tokenized by
+    that tokenizer and every sanity criterion holds (they are properties of any correct tracer)."""
+    import torch
+    import transformers as T
+
+    from interp.data.tokenizer import train_bpe
+
+    tok = train_bpe(["def add(a, b):\n    return a + b\n\nfor i in range(10):\n    print(i)\n" * 20] * 10,
+                    vocab_size=300)
+    torch.manual_seed(0)
+    T.GPT2LMHeadModel(T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                   bos_token_id=tok.bos_token_id, eos_token_id=tok.bos_token_id)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    result = interp.analyses.get("model_report").run({"model": str(tmp_path), "n_prompts": 6, "seq_len": 10,
+                                                       "batch_size": 4})
+    sanity = [c for c in result.criteria if c.kind == "sanity"]
+    assert len(sanity) == 3 and all(c.holds for c in sanity), result.summary()
+    assert result.arrays["head_loss_increase"].shape == (2, 4)
+    assert result.arrays["logit_lens_loss"][-1] == pytest.approx(result.metrics["clean_loss"], rel=1e-4)
