@@ -1,5 +1,6 @@
-"""Real-browser test: start `interp app`, drive headless Chromium through three pages (home,
-an analysis page that leads with its verdicts and headline figure, the explorer).
+"""Real-browser test: start `interp app`, drive headless Chromium through its pages (home, an
+analysis page that leads with its verdicts and headline figure, the explorer, the SAE features
+page and a checkpoint's check report).
 
 Uses Debian's chromium (/usr/bin/chromium) through Playwright's Python driver. Skipped
 where either is missing, except under CI (``CI=true``), where .ci/run installs both and
@@ -62,6 +63,7 @@ def served_app(tmp_path):
     Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
           spec={"builder": "transformer", "spec": spec.model_dump(mode="json")}).save(model_dir)
     _sae_run(runs, model_dir, tmp_path)
+    _check_run(runs, tmp_path)
     port = _free_port()
     env = {**os.environ, "INTERP_RUNS": str(runs), "INTERP_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "app", "--port", str(port)], env=env,
@@ -100,6 +102,18 @@ def _sae_run(runs, model_dir, tmp_path) -> None:
     run = runs / "sae" / "20260101-130000-fedcba"
     result.save(run)
     write_json(run / "run.json", {"experiment": "sae", "preset": "quick", "analysis": "sae", "created": "20260101-130000"})
+
+
+def _check_run(runs, tmp_path) -> None:
+    """`interp check` on a saved GPT-2-shaped checkpoint: the check page has a real parity report."""
+    from interp.utils import write_json
+    from tests.analyses.test_check import run_check, save_checkpoint
+
+    result = run_check(save_checkpoint("gpt2", tmp_path / "gpt2"))
+    run = runs / "check" / "20260101-140000-abcabc"
+    result.save(run)
+    write_json(run / "run.json", {"experiment": "check", "preset": "cli", "analysis": "check",
+                                  "created": "20260101-140000"})
 
 
 def test_dashboard_in_a_real_browser(served_app, tmp_path):
@@ -151,6 +165,12 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             page.get_by_text("Top contexts").first.wait_for()
             body = page.inner_text("body")
             assert "Traceback" not in body and "Latent 0" in body and "activation" in body
+            # check: the parity report of a saved GPT-2 checkpoint, with its figures drawn
+            page.goto(f"{url}/check")
+            page.get_by_text("Parity with the model's own forward").first.wait_for()
+            page.get_by_text("collect vs a bare forward").first.wait_for()
+            page.locator(".stPlotlyChart .main-svg").first.wait_for()
+            assert "Traceback" not in page.inner_text("body")
         finally:
             page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
             browser.close()
