@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 import annotated_types as at
 import numpy as np
@@ -215,13 +215,13 @@ def code_scores(codes: np.ndarray, feats: torch.Tensor, labels: np.ndarray, pair
     return scores, secs
 
 
-def _sae(feats: torch.Tensor, cfg: Config, seed: int, n_sae: int):
+def _sae(feats: torch.Tensor, cfg: Config, seed: int, n_sae: int, train_on: Optional[torch.Tensor] = None):
     from interp.methods.sae_scores import sae_codes
 
     rows = np.random.default_rng(seed).permutation(len(feats))[:n_sae]
     return sae_codes(feats, {"d_sae": cfg.d_sae, "kind": cfg.sae_kind, "init_seed": seed},
                      {"steps": cfg.sae_steps, "lr": cfg.sae_lr, "sparsity": cfg.sparsity, "seed": seed,
-                      "mse": cfg.sae_mse, "normalise": cfg.sae_normalise}, train_rows=rows)
+                      "mse": cfg.sae_mse, "normalise": cfg.sae_normalise}, train_rows=rows, train_on=train_on)
 
 
 def feature_scores(data: dict, mode: str, cfg: Config, seed: int, n_sae: int, null_labels: np.ndarray) -> dict:
@@ -234,8 +234,11 @@ def feature_scores(data: dict, mode: str, cfg: Config, seed: int, n_sae: int, nu
     labels, pairs = np.r_[np.ones(N, bool), np.zeros(N, bool)], np.r_[np.arange(N), np.arange(N)]
     feats = select_positions(data["outputs"], mode, torch.cat([ap, ap]))  # [2N, slots, heads, d]
     top_k = int(np.sum(data["layer_of"] == data["layer_of"][0])) ** 2 // 2
+    # the answer position's SAE learns from every position of its training prompts (one vector per
+    # prompt and head would be fewer than its latents); it codes, and is judged on, the answer vectors
+    train_on = data["outputs"] if mode == "answer" else None
     with Timer() as t_sae:
-        codes, rep = _sae(feats, cfg, seed, n_sae)
+        codes, rep = _sae(feats, cfg, seed, n_sae, train_on)
     scores, secs = code_scores(codes, feats, labels, pairs, cfg, seed, top_k)
     null, _ = code_scores(codes, feats, null_labels, pairs, cfg, seed + 2, top_k)
     with Timer() as t:

@@ -68,19 +68,29 @@ def select_positions(x: Float[torch.Tensor, "n pos heads d"], mode: str, answer_
 
 
 def sae_codes(features: Float[torch.Tensor, "n *slots heads d"], sae_cfg: SAEConfig | dict | None = None,
-              train_cfg: SAETrainConfig | dict | None = None, train_rows: Optional[Int[np.ndarray, " rows"]] = None
+              train_cfg: SAETrainConfig | dict | None = None, train_rows: Optional[Int[np.ndarray, " rows"]] = None,
+              train_on: Optional[Float[torch.Tensor, "n *other_slots heads d"]] = None
               ) -> tuple[Int[np.ndarray, "n *slots heads"], dict]:
     """Train one SAE (shared by all heads, and positions) on the prompts ``features[train_rows]``
     (all prompts when None) and return the argmax codes of *all* prompts ``[n, ..., heads]``
     and the SAE's report: FVU etc. on its training vectors, and ``fvu_heldout`` on the prompts
-    it did not train on (NaN when there are none)."""
+    it did not train on (NaN when there are none).
+
+    ``train_on``: other vectors of the same prompts to train on instead (e.g. every position's
+    head outputs when ``features`` holds only the answer position's: one vector per prompt and
+    head is fewer training vectors than latents, and such an SAE does not generalise). The codes
+    and ``fvu_heldout`` are still those of ``features``."""
     from interp.sae.train import evaluate_sae
 
     n, d = features.shape[0], features.shape[-1]
     cfg = SAEConfig.model_validate({"d_in": d, **(dict(sae_cfg) if isinstance(sae_cfg, dict) else
                                                   (sae_cfg.model_dump() if sae_cfg is not None else {}))})
     rows = torch.arange(n) if train_rows is None else torch.as_tensor(train_rows, dtype=torch.long)
-    sae, report = train_sae(features[rows].reshape(-1, d), cfg, train_cfg)
+    source = features if train_on is None else train_on
+    if source.shape[0] != n or source.shape[-1] != d:
+        raise ValueError(f"train_on has shape {tuple(source.shape)}: it needs the same prompts ({n}) and "
+                         f"width ({d}) as features {tuple(features.shape)}")
+    sae, report = train_sae(source[rows].reshape(-1, d), cfg, train_cfg)
     held = torch.ones(n, dtype=torch.bool)
     held[rows] = False
     report["fvu_heldout"] = evaluate_sae(sae, features[held].reshape(-1, d))["fvu"] if held.any() else float("nan")

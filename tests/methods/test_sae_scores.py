@@ -119,6 +119,24 @@ def test_sae_codes_are_argmax_latents_of_all_prompts():
     np.testing.assert_array_equal(codes, want)
 
 
+def test_sae_codes_can_train_on_other_vectors_of_the_same_prompts():
+    """The answer-position SAE trains on every position of its training prompts and codes (and is
+    judged on) the answer vectors alone; a ``train_on`` of other prompts is refused."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    every = torch.randn(12, 5, 3, 8, generator=g)  # [prompts, positions, heads, d]
+    answer = every[:, -1:]  # [prompts, 1, heads, d]
+    codes, report = sae_codes(answer, {"d_sae": 16}, {"steps": 20}, train_rows=np.arange(6), train_on=every)
+    assert codes.shape == (12, 1, 3) and report["n_rows"] == 6 * 5 * 3  # trained on all 5 positions
+    from interp.sae.train import evaluate_sae
+
+    held = evaluate_sae(report["sae"], answer[6:].reshape(-1, 8))["fvu"]
+    assert report["fvu_heldout"] == pytest.approx(held)  # judged on the answer vectors it did not see
+    with pytest.raises(ValueError, match="same prompts"):
+        sae_codes(answer, {"d_sae": 16}, {"steps": 2}, train_on=every[:5])
+
+
 # ------------------------------------------------------------------ metrics
 def _brute_auc(s, t):
     """Mann-Whitney by hand: every (positive, negative) pair, ties half."""
