@@ -278,7 +278,8 @@ def lambda_sweep(su: Setup, config: Config) -> tuple[list[dict], list]:
         point = {"lambda": lam, "kept_fraction": res.mask.kept_fraction, "r": pearson_finite(sub_s, su.bigram_s),
                  "r_soft": pearson_finite(soft_s, su.bigram_s), "final_temperature": res.logits.temperature,
                  "loss": float(sub_s.mean()), "steps": res.steps, "stopped_early": res.stopped_early,
-                 "final_undecided": res.log[-1]["undecided"] if res.log else None, "seconds": time.time() - t0,
+                 "final_undecided": res.log[-1]["undecided"] if res.log else None,
+                 "final_undecided_per_kept": res.log[-1]["undecided_per_kept"] if res.log else None, "seconds": time.time() - t0,
                  "by_component": res.mask.by_component()}
         log.info("lambda %g: kept %.3f%%, r %.3f (soft mask %.3f), %d steps (%.0f s)", lam,
                  100 * point["kept_fraction"], point["r"], point["r_soft"], res.steps, point["seconds"])
