@@ -9,6 +9,11 @@ def dashboard(result, st) -> None:
 
     st.subheader("Lambda sweep")
     st.dataframe(plots.sweep_rows(result.metrics.get("sweep", [])))
+    floor = result.metrics.get("zero_mask_floor")
+    if floor:
+        st.write(f"Zero-mask floor (every maskable weight removed; embedding -> unembedding only): "
+                 f"r = {floor['r']:.3f}, loss {floor['loss']:.3f} nats. The chosen subnetwork's r is "
+                 f"{result.metrics.get('chosen_r_minus_floor_r', float('nan')):+.3f} above it.")
     st.subheader("Necessity and sufficiency")
     st.dataframe(plots.surprisal_rows(result.metrics.get("surprisal", {})))
     overlap = result.metrics.get("overlap") or {}

@@ -6,7 +6,9 @@ matches the corpus bigram distribution ``P(w_i | w_{i-1})`` (:mod:`interp.data.b
 for a sweep of density penalties ``lambda``. On held-out text the analysis then measures:
 
 - the Pearson r between per-token surprisals of each subnetwork and of the bigram model
-  (infinite bigram surprisals dropped), against the fraction of maskable weights kept;
+  (infinite bigram surprisals dropped), against the fraction of maskable weights kept, and the
+  same r of the zero mask (nothing kept: the embedding -> unembedding path alone), the floor a
+  subnetwork has to beat;
 - where the chosen subnetwork's weights live (kept fraction per layer, matrix and head);
 - mean surprisal of the full model, the subnetwork alone, a random subnetwork of the same
   structure (entries shuffled within each matrix), the complement (everything but the
@@ -298,6 +300,18 @@ def choose(sweep: list[dict], max_kept: float) -> tuple[int, list[int]]:
     return best, sparse_ok
 
 
+def zero_mask_floor(su: Setup) -> dict:
+    """The bigram fit of the model with every maskable weight removed: embeddings, norms, biases
+    and unembedding alone (the direct path is already a bigram model). Same measures as a sweep
+    point, so a subnetwork only means something where it beats this."""
+    from interp.methods.masks import Mask
+
+    s = surprisals(su.m, su.eval_tokens, Mask.zeros(su.sites))
+    floor = {"kept_fraction": 0.0, "r": pearson_finite(s, su.bigram_s), "loss": float(s.mean())}
+    log.info("zero-mask floor (nothing kept in the blocks): r %.3f, loss %.3f nats", floor["r"], floor["loss"])
+    return floor
+
+
 def surprisal_table(su: Setup, full_s: np.ndarray, mask, randoms: list) -> tuple[dict, dict]:
     """Necessity and sufficiency: mean held-out surprisal of the full model, the subnetwork, random
     same-structure subnetworks, the complement and random complements; and of the bigram model."""
@@ -378,6 +392,7 @@ def run(config: Config) -> Result:
     seed_everything(config.seed)
     su = setup(config)
     full_s = surprisals(su.m, su.eval_tokens)
+    floor = zero_mask_floor(su)
     sweep, masks = lambda_sweep(su, config)
     best, sparse_ok = choose(sweep, config.max_kept)
     mask, lam = masks[best], config.lambdas[best]
@@ -392,7 +407,7 @@ def run(config: Config) -> Result:
     sizes = [_size_point(name, config, lam, mask_config(config, lam)) for name in config.size_models]
     measured = {"full_s": full_s, "sweep": sweep, "best": best, "sparse_ok": sparse_ok, "mask": mask, "lam": lam,
                 "rows": rows, "rows_extra": rows_extra, "overlap": overlap, "null": null, "resid": resid,
-                "gaps": gaps, "sizes": sizes, "seconds": time.time() - t_start}
+                "gaps": gaps, "sizes": sizes, "floor": floor, "seconds": time.time() - t_start}
     result = Result("bigram")
     add_metrics_and_criteria(result, su, config, measured)
     add_arrays_and_figures(result, su, config, measured)
@@ -415,6 +430,7 @@ def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict)
         "kept_by_layer": {str(k): v for k, v in mask.by_layer().items()}, "kept_by_matrix": mask.by_matrix(),
         "residual": {k: {kk: vv.tolist() for kk, vv in v.items()} for k, v in d["resid"].items()},
         "size_models": d["sizes"], "temperature_growth": config.temperature_growth, "seconds": d["seconds"],
+        "zero_mask_floor": d["floor"], "chosen_r_minus_floor_r": sweep[d["best"]]["r"] - d["floor"]["r"],
     })
     sparse_r = max([sweep[i]["r"] for i in d["sparse_ok"]], default=float("nan"))
     result.add_criterion("hard_ones_mask_equals_base", gaps["ones"], "<=", 0.0, kind="sanity",
@@ -432,6 +448,10 @@ def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict)
     result.add_criterion("sparse_subnetwork_r", sparse_r, ">=", 0.9, kind="claim",
                          description=f"best surprisal r with the bigram model among lambdas keeping <= "
                                      f"{config.max_kept:.0%} of maskable weights")
+    result.add_criterion("subnetwork_beats_zero_mask_floor", sweep[d["best"]]["r"] - d["floor"]["r"], ">", 0.0,
+                         kind="claim", description=f"surprisal r of the chosen subnetwork minus r of the model with "
+                                                   f"nothing kept in the blocks (floor r {d['floor']['r']:.3f}, "
+                                                   f"loss {d['floor']['loss']:.2f} nats)")
     result.add_criterion("layer0_mlp_densest", l0_mlp - max(others, default=float("nan")), ">", 0.0, kind="claim",
                          description="kept density of layer-0 MLP minus the densest other layer component "
                                      "(attn / mlp per layer) of the chosen subnetwork")
@@ -468,7 +488,8 @@ def add_arrays_and_figures(result: Result, su: Setup, config: Config, d: dict) -
     heads = mask.by_head()
     result.figures.update({
         "sweep": plots.sweep_figure(result.arrays["sweep_kept_fraction"], result.arrays["sweep_r"], config.lambdas,
-                                    chosen=d["best"], r_soft=[p["r_soft"] for p in sweep]),
+                                    chosen=d["best"], r_soft=[p["r_soft"] for p in sweep],
+                                    floor_r=d["floor"]["r"]),
         "density": plots.density_heatmap(density_table, layers, mats),
         "surprisal_table": plots.surprisal_bars(d["rows"], d["rows_extra"].get("bigram_model_finite")),
         "residual": plots.residual_figure({k: v["recall"] for k, v in resid.items()},

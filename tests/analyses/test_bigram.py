@@ -68,7 +68,14 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
     assert len(sanity) == 6 and all(c.holds for c in sanity), result.summary()
     names = {c.name for c in result.criteria}
     assert {"sparse_subnetwork_r", "layer0_mlp_densest", "subnetwork_far_below_random",
-            "removal_hurts_more_than_random", "overlap_with_pruning_mask_p"} <= names
+            "removal_hurts_more_than_random", "overlap_with_pruning_mask_p",
+            "subnetwork_beats_zero_mask_floor"} <= names
+    floor = result.metrics["zero_mask_floor"]
+    assert floor["kept_fraction"] == 0.0 and -1 <= floor["r"] <= 1 and np.isfinite(floor["loss"])
+    margin = next(c for c in result.criteria if c.name == "subnetwork_beats_zero_mask_floor").value
+    chosen = result.metrics["sweep"][[p["lambda"] for p in result.metrics["sweep"]].index(
+        result.metrics["chosen_lambda"])]
+    assert margin == pytest.approx(chosen["r"] - floor["r"])
     L = 3 if spec_kw else 2
     assert len(result.metrics["sweep"]) == 2
     assert all(0 <= p["kept_fraction"] <= 1 and -1 <= p["r_soft"] <= 1 for p in result.metrics["sweep"])
@@ -96,7 +103,7 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
     from tests.conftest import load_panel
 
     load_panel("bigram")(interp.Result.load(tmp_path / "run"), FakeStreamlit())
-    assert seen.count("dataframe") == 2
+    assert seen.count("dataframe") == 2 and seen.count("write") >= 2  # the floor and the overlap lines
     back = interp.Result.load(tmp_path / "run")
     assert back.figure("sweep") is not None and back.figure("residual") is not None
 
