@@ -292,3 +292,54 @@ def test_sites_and_identity_masks_on_hugging_face_weight_kinds(tmp_path, arch, m
     for s in sites:  # every site is used by the forward: zeroing it alone changes the output
         with masked(m, [s], lambda s: torch.zeros(s.shape)):
             assert not torch.allclose(logits_of(root(x)), base), s.key
+
+
+def test_shuffled_masks_keep_each_matrix_count_and_complements_partition():
+    # by construction in the analysis, so checked here once instead of in every run
+    sites = find_sites(make({}))
+    for p, seed in ((0.01, 0), (0.3, 1), (0.9, 2)):
+        mk = random_mask(sites, p, seed)
+        for j in range(3):
+            sh = mk.shuffled(seed=10 + j)
+            assert all(int(sh.values[k].sum()) == int(mk.values[k].sum()) for k in mk.values)
+        comp = mk.complement()
+        assert mk.n_kept + comp.n_kept == mk.n_total and mk.overlap(comp) == 0
+        assert (mk | comp).n_kept == mk.n_total
+
+
+def test_planted_model_lives_in_its_planted_weights():
+    import torch.nn.functional as F
+
+    from interp.methods.planted import planted_bigram_model
+
+    pl = planted_bigram_model(vocab=8, seed=3)
+    x = torch.arange(8)[None]  # every token once
+    target = pl.table[x]
+    ce = lambda out: float(-(target * F.log_softmax(out, -1)).sum(-1).mean())  # noqa: E731
+    entropy = float(-(pl.table * pl.table.log()).sum(-1).mean())
+    with torch.no_grad():
+        with pl.planted.apply(pl.model):
+            assert ce(pl.model(x)) == pytest.approx(entropy, abs=1e-5)  # the planted weights alone are exact
+        with Mask.zeros(pl.sites).apply(pl.model):
+            assert torch.allclose(pl.model(x), torch.zeros(1, 8, 8))  # nothing kept: uniform
+        assert ce(pl.model(x)) > entropy + 0.5  # the noise hurts
+    assert pl.planted.n_kept == 16 and pl.planted.n_total == 4 * 8 * 16
+
+
+@pytest.mark.slow
+def test_trainer_recovers_a_planted_subnetwork_and_the_check_can_fail():
+    from interp.methods.planted import PLANTED_IOU, PLANTED_TRAIN, planted_bigram_model, planted_recovery, recovery
+
+    res = planted_recovery(seed=0)
+    assert res["iou"] >= PLANTED_IOU and res["recall"] >= PLANTED_IOU, res
+    pl = planted_bigram_model(seed=0)
+    assert recovery(pl.planted, pl.planted) == {"precision": 1.0, "recall": 1.0, "iou": 1.0, "n_kept": 32,
+                                                "n_planted": 32}
+    # a random mask of the same size in every matrix, all-ones and all-zeros masks fail it
+    for j in range(5):
+        assert recovery(pl.planted.shuffled(seed=j), pl.planted)["iou"] < PLANTED_IOU
+    assert recovery(Mask.ones(pl.sites), pl.planted)["iou"] < PLANTED_IOU
+    assert recovery(Mask.zeros(pl.sites), pl.planted)["iou"] == 0.0
+    # a trainer without the density penalty keeps the noise: the check fails
+    broken = planted_recovery(seed=0, cfg=PLANTED_TRAIN.model_copy(update={"lam": 0.0}))
+    assert broken["iou"] < PLANTED_IOU and broken["precision"] < 0.5
