@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Sequence
 
 import annotated_types as at
 import numpy as np
@@ -62,7 +62,8 @@ class Config(BaseModel):
     pruning_mask: bool = True
     planted_check: bool = True  # sanity: the mask trainer recovers a planted subnetwork (seconds)
     n_null: Count = 10_000
-    n_random: Count = 3  # random same-structure subnetworks averaged
+    n_random: Count = 3  # random same-structure subnetworks averaged (sufficiency)
+    n_random_removal: Annotated[int, at.Ge(10), at.Le(MAX_COUNT)] = 10  # random same-structure sets removed (necessity test)
     n_eval: Count = 64  # held-out sequences for surprisals
     n_resid: Annotated[int, at.Ge(4), at.Le(MAX_COUNT)] = 48  # held-out sequences for the residual-stream maps
     ridge_alpha: NonNegFloat = 1e-2  # relative to the mean eigenvalue of X^T X
@@ -313,19 +314,42 @@ def zero_mask_floor(su: Setup) -> dict:
     return floor
 
 
-def surprisal_table(su: Setup, full_s: np.ndarray, mask, randoms: list) -> tuple[dict, dict]:
+def removal_test(subnetwork_loss: float, random_losses: Sequence[float]) -> dict:
+    """Does removing the subnetwork hurt more than removing random same-structure sets? One-sided
+    one-sample t-test of the random removals' losses against the subnetwork removal's loss
+    (H1: their mean is lower), and the exact rank p ``(1 + #{random >= subnetwork}) / (1 + n)``."""
+    from scipy.stats import ttest_1samp
+
+    losses = np.asarray(random_losses, dtype=np.float64)
+    if len(losses) < 2:
+        raise ValueError(f"the removal test needs at least 2 random removals, got {len(losses)}")
+    if np.ptp(losses) == 0:  # no spread: the t statistic is undefined unless the means differ
+        p_t = 0.0 if losses[0] < subnetwork_loss else 1.0
+    else:
+        p_t = float(ttest_1samp(losses, subnetwork_loss, alternative="less").pvalue)
+    return {"subnetwork_removed": float(subnetwork_loss), "random_removed": losses.tolist(),
+            "random_mean": float(losses.mean()), "random_std": float(losses.std(ddof=1)),
+            "difference": float(subnetwork_loss - losses.mean()), "p_t": p_t,
+            "p_rank": (1 + int((losses >= subnetwork_loss).sum())) / (1 + len(losses)), "n_random": len(losses)}
+
+
+def surprisal_table(su: Setup, full_s: np.ndarray, mask, randoms: list,
+                    removal_randoms: list) -> tuple[dict, dict]:
     """Necessity and sufficiency: mean held-out surprisal of the full model, the subnetwork, random
-    same-structure subnetworks, the complement and random complements; and of the bigram model."""
+    same-structure subnetworks, the complement and random complements (``removal_randoms``); the
+    bigram model; and the removal test (:func:`removal_test`)."""
     m, x = su.m, su.eval_tokens
+    removed = [float(surprisals(m, x, r, complement=True).mean()) for r in removal_randoms]
     rows = {
         "full": float(full_s.mean()),
         "subnetwork": float(surprisals(m, x, mask).mean()),
         "random_subnetwork": float(np.mean([surprisals(m, x, r).mean() for r in randoms])),
         "complement": float(surprisals(m, x, mask, complement=True).mean()),
-        "random_complement": float(np.mean([surprisals(m, x, r, complement=True).mean() for r in randoms])),
+        "random_complement": float(np.mean(removed)),
     }
     finite = np.isfinite(su.bigram_s)
-    extra = {"bigram_model_finite": float(su.bigram_s[finite].mean()), "bigram_infinite_frac": float(1 - finite.mean())}
+    extra = {"bigram_model_finite": float(su.bigram_s[finite].mean()), "bigram_infinite_frac": float(1 - finite.mean()),
+             "removal": removal_test(rows["complement"], removed)}
     log.info("surprisal table: %s", rows)
     return rows, extra
 
@@ -411,7 +435,8 @@ def run(config: Config) -> Result:
     mask, lam = masks[best], config.lambdas[best]
     log.info("chosen subnetwork: lambda %g (%s)", lam, mask)
     randoms = [mask.shuffled(config.seed * 7919 + j) for j in range(config.n_random)]
-    rows, rows_extra = surprisal_table(su, full_s, mask, randoms)
+    removal_randoms = [mask.shuffled(config.seed * 7919 + 104_729 + j) for j in range(config.n_random_removal)]
+    rows, rows_extra = surprisal_table(su, full_s, mask, randoms, removal_randoms)
     overlap, null = pruning_overlap(su, config, mask, lam)
     resid = {name: residual_maps(su.m, su.resid_tokens, mk, alpha=config.ridge_alpha, k=config.recall_k,
                                  seed=config.seed + 4)
@@ -440,7 +465,8 @@ def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict)
         "heldout_tokens": int(len(su.held_stream)),
         "sweep": sweep, "chosen_lambda": d["lam"], "chosen_kept_fraction": mask.kept_fraction,
         "chosen_r": sweep[d["best"]]["r"], "full_model_r": pearson_finite(d["full_s"], su.bigram_s),
-        "surprisal": {**rows, **d["rows_extra"]}, "overlap": overlap, "kept_by_component": comp,
+        "surprisal": {**rows, **{k: v for k, v in d["rows_extra"].items() if k != "removal"}},
+        "removal": d["rows_extra"]["removal"], "overlap": overlap, "kept_by_component": comp,
         "kept_by_layer": {str(k): v for k, v in mask.by_layer().items()}, "kept_by_matrix": mask.by_matrix(),
         "residual": {k: {kk: vv.tolist() for kk, vv in v.items()} for k, v in d["resid"].items()},
         "size_models": d["sizes"], "temperature_growth": config.temperature_growth, "seconds": d["seconds"],
@@ -477,10 +503,12 @@ def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict)
     result.add_criterion("subnetwork_far_below_random", rows["random_subnetwork"] - rows["subnetwork"], ">=", 1.0,
                          kind="claim", description="held-out surprisal of random same-structure subnetworks minus "
                                                    "the bigram subnetwork alone (nats)")
-    result.add_criterion("removal_hurts_more_than_random",
-                         rows["complement"] - rows["random_complement"], ">", 0.0, kind="claim",
-                         description="surprisal with the subnetwork removed minus with a random same-structure set "
-                                     "removed (nats)")
+    rm = d["rows_extra"]["removal"]
+    result.add_criterion("removal_hurts_more_than_random", rm["p_t"], "<", 0.05, kind="claim",
+                         description=f"one-sided one-sample t-test p that {rm['n_random']} random same-structure "
+                                     f"removals lose less than removing the subnetwork ({rm['subnetwork_removed']:.3f} "
+                                     f"vs {rm['random_mean']:.3f} ± {rm['random_std']:.3f} nats; exact rank p "
+                                     f"{rm['p_rank']:.3g})")
     if overlap:
         result.add_criterion("overlap_with_pruning_mask_p", overlap["p_value"], "<", 0.01, kind="claim",
                              description=f"one-sided p of the overlap with the optimal-pruning mask against "
@@ -501,6 +529,7 @@ def add_arrays_and_figures(result: Result, su: Setup, config: Config, d: dict) -
         "sweep_kept_fraction": np.array([p["kept_fraction"] for p in sweep]),
         "sweep_r": np.array([p["r"] for p in sweep]), "sweep_lambda": np.array(config.lambdas, dtype=float),
         "density_layer_matrix": density_table, "overlap_null": d["null"],
+        "removal_random_losses": np.asarray(d["rows_extra"]["removal"]["random_removed"]),
         "subnetwork_mask_bits": np.packbits(np.concatenate([mask.values[s.key].numpy().ravel() for s in su.sites])),
         **{f"resid_{k}_{kk}": vv for k, v in resid.items() for kk, vv in v.items()},
     })

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interp
-from interp.analyses.bigram import pearson_finite, ridge_fit
+from interp.analyses.bigram import Config, pearson_finite, removal_test, ridge_fit
 
 CODE = '''def add(a, b):
     """Add two numbers."""
@@ -71,6 +71,11 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
             "removal_hurts_more_than_random", "overlap_with_pruning_mask_p",
             "subnetwork_beats_zero_mask_floor", "planted_subnetwork_recovered"} <= names
     assert result.metrics["planted_recovery"]["iou"] >= 0.9
+    rm = result.metrics["removal"]
+    assert rm["n_random"] == 10 and len(rm["random_removed"]) == 10 and 0 < rm["p_rank"] <= 1
+    crit = next(c for c in result.criteria if c.name == "removal_hurts_more_than_random")
+    assert crit.value == pytest.approx(rm["p_t"]) and crit.threshold == 0.05
+    assert result.metrics["surprisal"]["random_complement"] == pytest.approx(rm["random_mean"])
     floor = result.metrics["zero_mask_floor"]
     assert floor["kept_fraction"] == 0.0 and -1 <= floor["r"] <= 1 and np.isfinite(floor["loss"])
     margin = next(c for c in result.criteria if c.name == "subnetwork_beats_zero_mask_floor").value
@@ -104,7 +109,7 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
     from tests.conftest import load_panel
 
     load_panel("bigram")(interp.Result.load(tmp_path / "run"), FakeStreamlit())
-    assert seen.count("dataframe") == 2 and seen.count("write") >= 2  # the floor and the overlap lines
+    assert seen.count("dataframe") == 2 and seen.count("write") >= 3  # the floor, removal and overlap lines
     back = interp.Result.load(tmp_path / "run")
     assert back.figure("sweep") is not None and back.figure("residual") is not None
 
@@ -171,3 +176,22 @@ def test_bigram_analysis_on_hugging_face_shapes(tmp_path, corpus_dir, arch):
     sanity = [c for c in result.criteria if c.kind == "sanity"]
     assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
     assert result.arrays["density_layer_matrix"].shape == (2, 6)  # W_Q W_K W_V W_O W_in W_out per layer
+
+
+def test_removal_test_is_a_one_sided_t_test_with_an_exact_rank_p():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    rand = rng.normal(3.0, 0.05, size=10)
+    hi = removal_test(3.5, rand)  # removing the subnetwork clearly hurts more
+    t = (rand.mean() - 3.5) / (rand.std(ddof=1) / np.sqrt(10))
+    assert hi["p_t"] == pytest.approx(stats.t.cdf(t, df=9)) and hi["p_t"] < 1e-6
+    assert hi["p_rank"] == pytest.approx(1 / 11) and hi["difference"] == pytest.approx(3.5 - rand.mean())
+    lo = removal_test(2.9, rand)  # it hurts less than random removals: no evidence
+    assert lo["p_t"] > 0.9 and lo["p_rank"] == 1.0
+    mid = removal_test(float(np.sort(rand)[6]), rand)  # 4 of 10 random removals at or above it
+    assert mid["p_rank"] == pytest.approx(5 / 11) and mid["p_t"] > 0.05
+    with pytest.raises(ValueError, match="at least 2"):
+        removal_test(1.0, [0.5])
+    with pytest.raises(ValueError):
+        Config(n_random_removal=5)  # the brief: at least 10 random removals
