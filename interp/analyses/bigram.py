@@ -224,7 +224,7 @@ class Setup:
     train_stream: np.ndarray
     held_stream: np.ndarray
     src: dict  # corpus, max_chars, seed
-    table: torch.Tensor  # [vocab, vocab] P(next | prev), on the model's device
+    bigram: Any  # interp.data.bigram.Bigram: sparse counts; targets are built per batch
     eval_tokens: torch.Tensor  # [n_eval, seq_len]
     resid_tokens: torch.Tensor  # [n_resid, seq_len]
     bigram_s: np.ndarray  # [n_eval, seq_len - 1] bigram surprisals (inf where unseen)
@@ -250,7 +250,7 @@ def setup(config: Config) -> Setup:
     base_state = {k: v.detach().clone() for k, v in native(m).state_dict().items()}
     sites = find_sites(m)
     log.info("%d maskable matrices, %d weights", len(sites), sum(s.size for s in sites))
-    return Setup(m, seq_len, train_stream, held_stream, src, bigram.dense().to(m.device), eval_tokens, resid_tokens,
+    return Setup(m, seq_len, train_stream, held_stream, src, bigram, eval_tokens, resid_tokens,
                  bigram.surprisal(eval_tokens), sites, base_state)
 
 
@@ -268,8 +268,8 @@ def lambda_sweep(su: Setup, config: Config) -> tuple[list[dict], list]:
     from interp.methods.masks import train_mask
     from interp.models.recipes.code_lm import lm_batches
 
-    m, table = su.m, su.table
-    target_fn = lambda tokens: table[tokens]  # noqa: E731  [batch, pos, vocab]
+    m = su.m
+    target_fn = su.bigram.target_fn(m.device)  # [batch, pos] -> [batch, pos, vocab], per batch from sparse counts
     sweep, masks = [], []
     for i, lam in enumerate(config.lambdas):
         t0 = time.time()
@@ -488,7 +488,7 @@ def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict)
                                          f"bigram subnetwork ({pl['n_planted']} of {pl['n_maskable']} weights) vs "
                                          f"the planted set (precision {pl['precision']:.3f}, recall "
                                          f"{pl['recall']:.3f})")
-    result.add_criterion("bigram_rows_sum_to_one", float((su.table.sum(-1) - 1).abs().max()), "<=", 1e-4,
+    result.add_criterion("bigram_rows_sum_to_one", su.bigram.max_row_sum_error(), "<=", 1e-4,
                          kind="sanity", description="max |sum_next P(next | prev) - 1| over the vocabulary")
     result.add_criterion("sparse_subnetwork_r", sparse_r, ">=", 0.9, kind="claim",
                          description=f"best surprisal r with the bigram model among lambdas keeping <= "
@@ -563,9 +563,8 @@ def _size_point(name: str, config: Config, lam: float, cfg) -> dict:
     train_stream, held_stream, _ = corpus_streams(sub_cfg, m)
     seq_len = min(config.seq_len, m.cfg.n_ctx)
     bigram = Bigram.from_tokens(train_stream, vocab_size=m.cfg.d_vocab)
-    table = bigram.dense().to(m.device)  # [vocab, vocab]
     res = train_mask(m, lm_batches(train_stream, seq_len, config.batch_size, config.seed * 1000 + 500),
-                     lambda t: table[t], cfg, desc=f"bigram mask {name}")
+                     bigram.target_fn(m.device), cfg, desc=f"bigram mask {name}")
     eval_tokens = windows(held_stream, config.n_eval, seq_len, config.seed + 1)
     r = pearson_finite(surprisals(m, eval_tokens, res.mask), bigram.surprisal(eval_tokens))
     comp = res.mask.by_component()
