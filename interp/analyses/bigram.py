@@ -6,7 +6,9 @@ matches the corpus bigram distribution ``P(w_i | w_{i-1})`` (:mod:`interp.data.b
 for a sweep of density penalties ``lambda``. On held-out text the analysis then measures:
 
 - the Pearson r between per-token surprisals of each subnetwork and of the bigram model
-  (infinite bigram surprisals dropped), against the fraction of maskable weights kept;
+  (infinite bigram surprisals dropped), against the fraction of maskable weights kept, and the
+  same r of the zero mask (nothing kept: the embedding -> unembedding path alone), the floor a
+  subnetwork has to beat;
 - where the chosen subnetwork's weights live (kept fraction per layer, matrix and head);
 - mean surprisal of the full model, the subnetwork alone, a random subnetwork of the same
   structure (entries shuffled within each matrix), the complement (everything but the
@@ -24,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Sequence
 
 import annotated_types as at
 import numpy as np
@@ -58,8 +60,10 @@ class Config(BaseModel):
     temperature_growth: Annotated[float, at.Ge(1.0), at.Le(2.0)] = 1.004  # paper 1.001; 1.004 lets soft and hard masks agree in ~1k steps
     max_kept: Fraction = 0.10  # "sparse" for the r criterion and for choosing the main subnetwork
     pruning_mask: bool = True
+    planted_check: bool = True  # sanity: the mask trainer recovers a planted subnetwork (seconds)
     n_null: Count = 10_000
-    n_random: Count = 3  # random same-structure subnetworks averaged
+    n_random: Count = 3  # random same-structure subnetworks averaged (sufficiency)
+    n_random_removal: Annotated[int, at.Ge(10), at.Le(MAX_COUNT)] = 10  # random same-structure sets removed (necessity test)
     n_eval: Count = 64  # held-out sequences for surprisals
     n_resid: Annotated[int, at.Ge(4), at.Le(MAX_COUNT)] = 48  # held-out sequences for the residual-stream maps
     ridge_alpha: NonNegFloat = 1e-2  # relative to the mean eigenvalue of X^T X
@@ -220,7 +224,7 @@ class Setup:
     train_stream: np.ndarray
     held_stream: np.ndarray
     src: dict  # corpus, max_chars, seed
-    table: torch.Tensor  # [vocab, vocab] P(next | prev), on the model's device
+    bigram: Any  # interp.data.bigram.Bigram: sparse counts; targets are built per batch
     eval_tokens: torch.Tensor  # [n_eval, seq_len]
     resid_tokens: torch.Tensor  # [n_resid, seq_len]
     bigram_s: np.ndarray  # [n_eval, seq_len - 1] bigram surprisals (inf where unseen)
@@ -246,7 +250,7 @@ def setup(config: Config) -> Setup:
     base_state = {k: v.detach().clone() for k, v in native(m).state_dict().items()}
     sites = find_sites(m)
     log.info("%d maskable matrices, %d weights", len(sites), sum(s.size for s in sites))
-    return Setup(m, seq_len, train_stream, held_stream, src, bigram.dense().to(m.device), eval_tokens, resid_tokens,
+    return Setup(m, seq_len, train_stream, held_stream, src, bigram, eval_tokens, resid_tokens,
                  bigram.surprisal(eval_tokens), sites, base_state)
 
 
@@ -264,8 +268,8 @@ def lambda_sweep(su: Setup, config: Config) -> tuple[list[dict], list]:
     from interp.methods.masks import train_mask
     from interp.models.recipes.code_lm import lm_batches
 
-    m, table = su.m, su.table
-    target_fn = lambda tokens: table[tokens]  # noqa: E731  [batch, pos, vocab]
+    m = su.m
+    target_fn = su.bigram.target_fn(m.device)  # [batch, pos] -> [batch, pos, vocab], per batch from sparse counts
     sweep, masks = [], []
     for i, lam in enumerate(config.lambdas):
         t0 = time.time()
@@ -278,7 +282,8 @@ def lambda_sweep(su: Setup, config: Config) -> tuple[list[dict], list]:
         point = {"lambda": lam, "kept_fraction": res.mask.kept_fraction, "r": pearson_finite(sub_s, su.bigram_s),
                  "r_soft": pearson_finite(soft_s, su.bigram_s), "final_temperature": res.logits.temperature,
                  "loss": float(sub_s.mean()), "steps": res.steps, "stopped_early": res.stopped_early,
-                 "final_undecided": res.log[-1]["undecided"] if res.log else None, "seconds": time.time() - t0,
+                 "final_undecided": res.log[-1]["undecided"] if res.log else None,
+                 "final_undecided_per_kept": res.log[-1]["undecided_per_kept"] if res.log else None, "seconds": time.time() - t0,
                  "by_component": res.mask.by_component()}
         log.info("lambda %g: kept %.3f%%, r %.3f (soft mask %.3f), %d steps (%.0f s)", lam,
                  100 * point["kept_fraction"], point["r"], point["r_soft"], res.steps, point["seconds"])
@@ -297,19 +302,54 @@ def choose(sweep: list[dict], max_kept: float) -> tuple[int, list[int]]:
     return best, sparse_ok
 
 
-def surprisal_table(su: Setup, full_s: np.ndarray, mask, randoms: list) -> tuple[dict, dict]:
+def zero_mask_floor(su: Setup) -> dict:
+    """The bigram fit of the model with every maskable weight removed: embeddings, norms, biases
+    and unembedding alone (the direct path is already a bigram model). Same measures as a sweep
+    point, so a subnetwork only means something where it beats this."""
+    from interp.methods.masks import Mask
+
+    s = surprisals(su.m, su.eval_tokens, Mask.zeros(su.sites))
+    floor = {"kept_fraction": 0.0, "r": pearson_finite(s, su.bigram_s), "loss": float(s.mean())}
+    log.info("zero-mask floor (nothing kept in the blocks): r %.3f, loss %.3f nats", floor["r"], floor["loss"])
+    return floor
+
+
+def removal_test(subnetwork_loss: float, random_losses: Sequence[float]) -> dict:
+    """Does removing the subnetwork hurt more than removing random same-structure sets? One-sided
+    one-sample t-test of the random removals' losses against the subnetwork removal's loss
+    (H1: their mean is lower), and the exact rank p ``(1 + #{random >= subnetwork}) / (1 + n)``."""
+    from scipy.stats import ttest_1samp
+
+    losses = np.asarray(random_losses, dtype=np.float64)
+    if len(losses) < 2:
+        raise ValueError(f"the removal test needs at least 2 random removals, got {len(losses)}")
+    if np.ptp(losses) == 0:  # no spread: the t statistic is undefined unless the means differ
+        p_t = 0.0 if losses[0] < subnetwork_loss else 1.0
+    else:
+        p_t = float(ttest_1samp(losses, subnetwork_loss, alternative="less").pvalue)
+    return {"subnetwork_removed": float(subnetwork_loss), "random_removed": losses.tolist(),
+            "random_mean": float(losses.mean()), "random_std": float(losses.std(ddof=1)),
+            "difference": float(subnetwork_loss - losses.mean()), "p_t": p_t,
+            "p_rank": (1 + int((losses >= subnetwork_loss).sum())) / (1 + len(losses)), "n_random": len(losses)}
+
+
+def surprisal_table(su: Setup, full_s: np.ndarray, mask, randoms: list,
+                    removal_randoms: list) -> tuple[dict, dict]:
     """Necessity and sufficiency: mean held-out surprisal of the full model, the subnetwork, random
-    same-structure subnetworks, the complement and random complements; and of the bigram model."""
+    same-structure subnetworks, the complement and random complements (``removal_randoms``); the
+    bigram model; and the removal test (:func:`removal_test`)."""
     m, x = su.m, su.eval_tokens
+    removed = [float(surprisals(m, x, r, complement=True).mean()) for r in removal_randoms]
     rows = {
         "full": float(full_s.mean()),
         "subnetwork": float(surprisals(m, x, mask).mean()),
         "random_subnetwork": float(np.mean([surprisals(m, x, r).mean() for r in randoms])),
         "complement": float(surprisals(m, x, mask, complement=True).mean()),
-        "random_complement": float(np.mean([surprisals(m, x, r, complement=True).mean() for r in randoms])),
+        "random_complement": float(np.mean(removed)),
     }
     finite = np.isfinite(su.bigram_s)
-    extra = {"bigram_model_finite": float(su.bigram_s[finite].mean()), "bigram_infinite_frac": float(1 - finite.mean())}
+    extra = {"bigram_model_finite": float(su.bigram_s[finite].mean()), "bigram_infinite_frac": float(1 - finite.mean()),
+             "removal": removal_test(rows["complement"], removed)}
     log.info("surprisal table: %s", rows)
     return rows, extra
 
@@ -337,10 +377,24 @@ def pruning_overlap(su: Setup, config: Config, mask, lam: float) -> tuple[dict, 
     return overlap, null
 
 
+def planted_check(config: Config) -> dict:
+    """The mask trainer on a model with a planted bigram subnetwork (:mod:`interp.methods.planted`):
+    precision, recall and IoU of the kept weights against the planted ones."""
+    from interp.methods.planted import planted_recovery
+
+    if not config.planted_check:
+        return {}
+    res = planted_recovery(seed=config.seed)
+    log.info("planted subnetwork: IoU %.3f (precision %.3f, recall %.3f) in %d steps, %.1f s", res["iou"],
+             res["precision"], res["recall"], res["steps"], res["seconds"])
+    return res
+
+
 @torch.no_grad()
-def mask_sanity(su: Setup, mask, randoms: list) -> dict[str, float]:
-    """Masks leave the base alone and compose as specified: all-ones = base, all-zeros = zeroed
-    weights, base weights unchanged, random masks of the same size per matrix, complement partitions."""
+def mask_sanity(su: Setup) -> dict[str, float]:
+    """Masks leave the base alone and act as specified: all-ones = base, all-zeros = zeroed
+    weights, base weights unchanged. (That random controls keep each matrix's count and that a
+    complement partitions the weights hold by construction: unit tests check them.)"""
     from interp.methods.masks import Mask, logits_of, native
 
     root, sites = native(su.m), su.sites
@@ -360,9 +414,7 @@ def mask_sanity(su: Setup, mask, randoms: list) -> dict[str, float]:
             root.get_submodule(s.path).weight.copy_(saved[s.key])
     base_gap = max(float((v - su.base_state[k]).abs().max())
                    for k, v in root.state_dict().items() if v.is_floating_point())
-    return {"ones": ones_gap, "zeros": zeros_gap, "base": base_gap,
-            "size": sum(abs(int(r.values[k].sum()) - int(mask.values[k].sum())) for r in randoms for k in mask.values),
-            "partition": mask.n_kept + mask.complement().n_kept - sum(s.size for s in sites)}
+    return {"ones": ones_gap, "zeros": zeros_gap, "base": base_gap}
 
 
 # ------------------------------------------------------------------ the run
@@ -377,21 +429,24 @@ def run(config: Config) -> Result:
     seed_everything(config.seed)
     su = setup(config)
     full_s = surprisals(su.m, su.eval_tokens)
+    floor = zero_mask_floor(su)
     sweep, masks = lambda_sweep(su, config)
     best, sparse_ok = choose(sweep, config.max_kept)
     mask, lam = masks[best], config.lambdas[best]
     log.info("chosen subnetwork: lambda %g (%s)", lam, mask)
     randoms = [mask.shuffled(config.seed * 7919 + j) for j in range(config.n_random)]
-    rows, rows_extra = surprisal_table(su, full_s, mask, randoms)
+    removal_randoms = [mask.shuffled(config.seed * 7919 + 104_729 + j) for j in range(config.n_random_removal)]
+    rows, rows_extra = surprisal_table(su, full_s, mask, randoms, removal_randoms)
     overlap, null = pruning_overlap(su, config, mask, lam)
     resid = {name: residual_maps(su.m, su.resid_tokens, mk, alpha=config.ridge_alpha, k=config.recall_k,
                                  seed=config.seed + 4)
              for name, mk in (("full", None), ("subnetwork", mask), ("random", randoms[0]))}
-    gaps = mask_sanity(su, mask, randoms)
+    gaps = mask_sanity(su)
+    planted = planted_check(config)
     sizes = [_size_point(name, config, lam, mask_config(config, lam)) for name in config.size_models]
     measured = {"full_s": full_s, "sweep": sweep, "best": best, "sparse_ok": sparse_ok, "mask": mask, "lam": lam,
                 "rows": rows, "rows_extra": rows_extra, "overlap": overlap, "null": null, "resid": resid,
-                "gaps": gaps, "sizes": sizes, "seconds": time.time() - t_start}
+                "gaps": gaps, "sizes": sizes, "floor": floor, "planted": planted, "seconds": time.time() - t_start}
     result = Result("bigram")
     add_metrics_and_criteria(result, su, config, measured)
     add_arrays_and_figures(result, su, config, measured)
@@ -410,10 +465,12 @@ def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict)
         "heldout_tokens": int(len(su.held_stream)),
         "sweep": sweep, "chosen_lambda": d["lam"], "chosen_kept_fraction": mask.kept_fraction,
         "chosen_r": sweep[d["best"]]["r"], "full_model_r": pearson_finite(d["full_s"], su.bigram_s),
-        "surprisal": {**rows, **d["rows_extra"]}, "overlap": overlap, "kept_by_component": comp,
+        "surprisal": {**rows, **{k: v for k, v in d["rows_extra"].items() if k != "removal"}},
+        "removal": d["rows_extra"]["removal"], "overlap": overlap, "kept_by_component": comp,
         "kept_by_layer": {str(k): v for k, v in mask.by_layer().items()}, "kept_by_matrix": mask.by_matrix(),
         "residual": {k: {kk: vv.tolist() for kk, vv in v.items()} for k, v in d["resid"].items()},
         "size_models": d["sizes"], "temperature_growth": config.temperature_growth, "seconds": d["seconds"],
+        "zero_mask_floor": d["floor"], "planted_recovery": d["planted"], "chosen_r_minus_floor_r": sweep[d["best"]]["r"] - d["floor"]["r"],
     })
     sparse_r = max([sweep[i]["r"] for i in d["sparse_ok"]], default=float("nan"))
     result.add_criterion("hard_ones_mask_equals_base", gaps["ones"], "<=", 0.0, kind="sanity",
@@ -422,25 +479,36 @@ def add_metrics_and_criteria(result: Result, su: Setup, config: Config, d: dict)
                          description="max |logits with an all-zeros mask - logits with those matrices zeroed|")
     result.add_criterion("base_weights_unchanged", gaps["base"], "<=", 0.0, kind="sanity",
                          description="max |base weight after the run - before| (masks never write weights)")
-    result.add_criterion("random_masks_same_size_per_matrix", gaps["size"], "==", 0, kind="sanity",
-                         description="sum over matrices of |kept(random) - kept(subnetwork)|")
-    result.add_criterion("complement_partitions_weights", gaps["partition"], "==", 0, kind="sanity",
-                         description="kept(subnetwork) + kept(complement) - |M|")
-    result.add_criterion("bigram_rows_sum_to_one", float((su.table.sum(-1) - 1).abs().max()), "<=", 1e-4,
+    if d["planted"]:
+        from interp.methods.planted import PLANTED_IOU
+
+        pl = d["planted"]
+        result.add_criterion("planted_subnetwork_recovered", pl["iou"], ">=", PLANTED_IOU, kind="sanity",
+                             description=f"IoU of the weights the mask trainer keeps on a model with a planted "
+                                         f"bigram subnetwork ({pl['n_planted']} of {pl['n_maskable']} weights) vs "
+                                         f"the planted set (precision {pl['precision']:.3f}, recall "
+                                         f"{pl['recall']:.3f})")
+    result.add_criterion("bigram_rows_sum_to_one", su.bigram.max_row_sum_error(), "<=", 1e-4,
                          kind="sanity", description="max |sum_next P(next | prev) - 1| over the vocabulary")
     result.add_criterion("sparse_subnetwork_r", sparse_r, ">=", 0.9, kind="claim",
                          description=f"best surprisal r with the bigram model among lambdas keeping <= "
                                      f"{config.max_kept:.0%} of maskable weights")
+    result.add_criterion("subnetwork_beats_zero_mask_floor", sweep[d["best"]]["r"] - d["floor"]["r"], ">", 0.0,
+                         kind="claim", description=f"surprisal r of the chosen subnetwork minus r of the model with "
+                                                   f"nothing kept in the blocks (floor r {d['floor']['r']:.3f}, "
+                                                   f"loss {d['floor']['loss']:.2f} nats)")
     result.add_criterion("layer0_mlp_densest", l0_mlp - max(others, default=float("nan")), ">", 0.0, kind="claim",
                          description="kept density of layer-0 MLP minus the densest other layer component "
                                      "(attn / mlp per layer) of the chosen subnetwork")
     result.add_criterion("subnetwork_far_below_random", rows["random_subnetwork"] - rows["subnetwork"], ">=", 1.0,
                          kind="claim", description="held-out surprisal of random same-structure subnetworks minus "
                                                    "the bigram subnetwork alone (nats)")
-    result.add_criterion("removal_hurts_more_than_random",
-                         rows["complement"] - rows["random_complement"], ">", 0.0, kind="claim",
-                         description="surprisal with the subnetwork removed minus with a random same-structure set "
-                                     "removed (nats)")
+    rm = d["rows_extra"]["removal"]
+    result.add_criterion("removal_hurts_more_than_random", rm["p_t"], "<", 0.05, kind="claim",
+                         description=f"one-sided one-sample t-test p that {rm['n_random']} random same-structure "
+                                     f"removals lose less than removing the subnetwork ({rm['subnetwork_removed']:.3f} "
+                                     f"vs {rm['random_mean']:.3f} ± {rm['random_std']:.3f} nats; exact rank p "
+                                     f"{rm['p_rank']:.3g})")
     if overlap:
         result.add_criterion("overlap_with_pruning_mask_p", overlap["p_value"], "<", 0.01, kind="claim",
                              description=f"one-sided p of the overlap with the optimal-pruning mask against "
@@ -461,13 +529,15 @@ def add_arrays_and_figures(result: Result, su: Setup, config: Config, d: dict) -
         "sweep_kept_fraction": np.array([p["kept_fraction"] for p in sweep]),
         "sweep_r": np.array([p["r"] for p in sweep]), "sweep_lambda": np.array(config.lambdas, dtype=float),
         "density_layer_matrix": density_table, "overlap_null": d["null"],
+        "removal_random_losses": np.asarray(d["rows_extra"]["removal"]["random_removed"]),
         "subnetwork_mask_bits": np.packbits(np.concatenate([mask.values[s.key].numpy().ravel() for s in su.sites])),
         **{f"resid_{k}_{kk}": vv for k, v in resid.items() for kk, vv in v.items()},
     })
     heads = mask.by_head()
     result.figures.update({
         "sweep": plots.sweep_figure(result.arrays["sweep_kept_fraction"], result.arrays["sweep_r"], config.lambdas,
-                                    chosen=d["best"], r_soft=[p["r_soft"] for p in sweep]),
+                                    chosen=d["best"], r_soft=[p["r_soft"] for p in sweep],
+                                    floor_r=d["floor"]["r"]),
         "density": plots.density_heatmap(density_table, layers, mats),
         "surprisal_table": plots.surprisal_bars(d["rows"], d["rows_extra"].get("bigram_model_finite")),
         "residual": plots.residual_figure({k: v["recall"] for k, v in resid.items()},
@@ -493,9 +563,8 @@ def _size_point(name: str, config: Config, lam: float, cfg) -> dict:
     train_stream, held_stream, _ = corpus_streams(sub_cfg, m)
     seq_len = min(config.seq_len, m.cfg.n_ctx)
     bigram = Bigram.from_tokens(train_stream, vocab_size=m.cfg.d_vocab)
-    table = bigram.dense().to(m.device)  # [vocab, vocab]
     res = train_mask(m, lm_batches(train_stream, seq_len, config.batch_size, config.seed * 1000 + 500),
-                     lambda t: table[t], cfg, desc=f"bigram mask {name}")
+                     bigram.target_fn(m.device), cfg, desc=f"bigram mask {name}")
     eval_tokens = windows(held_stream, config.n_eval, seq_len, config.seed + 1)
     r = pearson_finite(surprisals(m, eval_tokens, res.mask), bigram.surprisal(eval_tokens))
     comp = res.mask.by_component()

@@ -7,7 +7,13 @@ context has probability 0 (infinite surprisal; callers drop those).
 
     bg = Bigram.from_tokens(stream, vocab_size=len(tokenizer))   # 1-D array or list of arrays
     bg.probs(prev_ids)          # [n, vocab] next-token distributions (torch, float32)
+    bg.target_fn(device)        # tokens [batch, pos] -> [batch, pos, vocab], built per batch
     bg.surprisal(tokens)        # [batch, pos-1] -log P(tokens[:, 1:] | tokens[:, :-1]) in nats
+
+Nothing here builds the ``[vocab, vocab]`` table (about 10 GB in float32 at GPT-2's 50k
+vocabulary) except :meth:`Bigram.dense`, which is for small vocabularies: the rows a batch
+needs are made from the sparse counts on the fly, so memory is bounded by the batch's
+distinct contexts times the vocabulary.
 """
 
 from __future__ import annotations
@@ -67,19 +73,47 @@ class Bigram:
         return self.unigram / total
 
     def dense(self) -> torch.Tensor:
-        """``[vocab, vocab]`` the full conditional table (float32); fine up to a few thousand tokens."""
+        """``[vocab, vocab]`` the full conditional table (float32); small vocabularies only
+        (training targets use :meth:`target_fn`, which never builds it)."""
         return self.probs(torch.arange(self.vocab_size))
 
-    def probs(self, prev: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """``[*prev.shape, vocab]`` ``P(. | prev)`` (float32), with backoff for unseen contexts."""
+    def rows(self, contexts: np.ndarray) -> np.ndarray:
+        """``[len(contexts), vocab]`` ``P(. | context)`` (float64) of the given context ids, from
+        the sparse counts (unseen contexts back off)."""
+        rows = np.asarray(self.counts[contexts].todense(), dtype=np.float64)  # [n, vocab]
+        tot = rows.sum(axis=1, keepdims=True)
+        return np.where(tot > 0, rows / np.maximum(tot, 1), self.backoff()[None, :])
+
+    def probs(self, prev: torch.Tensor | np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+        """``[*prev.shape, vocab]`` ``P(. | prev)`` (float32, on ``device`` or the CPU), with backoff
+        for unseen contexts. Only the distinct ids of ``prev`` get a row before it is expanded."""
         prev_t = torch.as_tensor(prev, dtype=torch.long)
         flat = prev_t.reshape(-1).cpu().numpy()
         uniq, inverse = np.unique(flat, return_inverse=True)
-        rows = np.asarray(self.counts[uniq].todense(), dtype=np.float64)  # [n_uniq, vocab]
-        tot = rows.sum(axis=1, keepdims=True)
-        rows = np.where(tot > 0, rows / np.maximum(tot, 1), self.backoff()[None, :])
-        out = torch.from_numpy(rows.astype(np.float32))[torch.from_numpy(inverse.reshape(-1))]
+        if uniq.size and (uniq[0] < 0 or uniq[-1] >= self.vocab_size):
+            raise ValueError(f"context ids must lie in [0, {self.vocab_size}); got [{uniq[0]}, {uniq[-1]}]")
+        rows = torch.from_numpy(self.rows(uniq).astype(np.float32)).to(device or "cpu")  # [n_uniq, vocab]
+        out = rows[torch.from_numpy(inverse.reshape(-1)).to(rows.device)]
         return out.reshape(*prev_t.shape, self.vocab_size)
+
+    def target_fn(self, device: torch.device | str | None = None):
+        """``tokens [batch, pos] -> [batch, pos, vocab]``: the bigram distribution after each token,
+        made per batch from the sparse counts (never the ``[vocab, vocab]`` table)."""
+        return lambda tokens: self.probs(tokens, device=device)
+
+    def max_row_sum_error(self, rows_per_chunk: int | None = None) -> float:
+        """``max |sum_next P(next | prev) - 1|`` over every context as :meth:`probs` makes it (float32):
+        the seen contexts a chunk of rows at a time (about 4M entries per chunk unless
+        ``rows_per_chunk``), and one unseen context, whose rows are all the backoff."""
+        step = rows_per_chunk or max(1, (1 << 22) // max(1, self.vocab_size))
+        seen = np.flatnonzero(self.context_counts > 0)
+        unseen = np.flatnonzero(self.context_counts == 0)[:1]
+        err = 0.0
+        for ids in [seen[lo : lo + step] for lo in range(0, len(seen), step)] + [unseen]:
+            if ids.size:
+                sums = self.rows(ids).astype(np.float32).sum(axis=1, dtype=np.float64)
+                err = max(err, float(np.abs(sums - 1).max()))
+        return err
 
     def log_prob(self, prev: torch.Tensor | np.ndarray, nxt: torch.Tensor | np.ndarray) -> np.ndarray:
         """``log P(nxt | prev)`` elementwise (float64; ``-inf`` for pairs of probability 0)."""

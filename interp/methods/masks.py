@@ -9,9 +9,10 @@ model (``interp.trace``) sees the masked model.
 Training (Savarese et al. 2020 continuous sparsification, as used by Chang & Bergen 2025):
 mask logits ``s`` start at ``init_logit``; the soft mask ``sigmoid(T * s)`` is used while
 training, with ``T`` multiplied by ``temperature_growth`` after every step; the loss is the
-task loss plus ``lam * sum(m) / |M|``; training stops early once fewer than
-``undecided_stop`` of the soft masks lie inside ``undecided_band``. Evaluation uses the
-hard mask ``1[s > 0]``.
+task loss plus ``lam * sum(m) / |M|``; training stops early once the undecided soft masks
+(inside ``undecided_band``, 0.1 < m < 0.9) are fewer than ``undecided_stop`` times the kept
+ones (m > 0.9), the official code's ``n_remaining < 0.01 * n_above``: a smaller subnetwork
+tolerates fewer undecided weights. Evaluation uses the hard mask ``1[s > 0]``.
 
     sites = find_sites(model)                                  # every block matrix
     res = train_mask(model, batch_fn, target_fn, MaskTrainConfig(lam=5.0))
@@ -347,7 +348,7 @@ class MaskTrainConfig(BaseModel):
     init_logit: float = 0.1
     temperature: float = 1.0  # T at step 0
     temperature_growth: float = 1.004  # T is multiplied by this after every step (paper: 1.001)
-    undecided_stop: float = 0.01  # stop once fewer than this fraction of soft masks are undecided
+    undecided_stop: float = 0.01  # stop once undecided masks < this fraction of the kept (m > band[1]) ones
     undecided_band: tuple[float, float] = (0.1, 0.9)
     check_every: int = 10
     matrices: Optional[list[str]] = None  # None: every block matrix
@@ -385,12 +386,24 @@ class MaskLogits(nn.Module):
         return sum(torch.sigmoid(self.temperature * s).sum() for s in self.logits) / total
 
     @torch.no_grad()
-    def undecided_fraction(self, band: tuple[float, float] = (0.1, 0.9)) -> float:
-        n = 0
+    def soft_counts(self, band: tuple[float, float] = (0.1, 0.9)) -> tuple[int, int]:
+        """``(undecided, kept)``: how many soft masks lie strictly inside ``band`` and how many
+        above it."""
+        und = kept = 0
         for s in self.logits:
             m = torch.sigmoid(self.temperature * s)
-            n += int(((m > band[0]) & (m < band[1])).sum())
-        return n / sum(s.size for s in self.sites)
+            und += int(((m > band[0]) & (m < band[1])).sum())
+            kept += int((m > band[1]).sum())
+        return und, kept
+
+    def undecided_fraction(self, band: tuple[float, float] = (0.1, 0.9)) -> float:
+        """Undecided soft masks as a fraction of all maskable weights (logged, not the stop rule)."""
+        return self.soft_counts(band)[0] / sum(s.size for s in self.sites)
+
+    def decided(self, stop: float = 0.01, band: tuple[float, float] = (0.1, 0.9)) -> bool:
+        """The stopping rule: fewer undecided masks than ``stop`` times the kept ones
+        (never true while nothing is kept above the band)."""
+        return should_stop(*self.soft_counts(band), stop)
 
     def hard(self, meta: Optional[dict] = None) -> Mask:
         return Mask(self.sites, {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits)}, meta)
@@ -409,6 +422,11 @@ class MaskTraining:
 
 class _Decided(Exception):
     pass
+
+
+def should_stop(n_undecided: int, n_kept: int, stop: float) -> bool:
+    """Chang & Bergen's stopping rule: undecided masks fewer than ``stop`` times the kept ones."""
+    return n_undecided < stop * n_kept
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -434,6 +452,7 @@ def train_mask(model: Any, batch_fn: Callable[[int], torch.Tensor],
         p.requires_grad_(False)
     history: list[dict] = []
     state = {"steps": 0, "early": False}
+    module_total = sum(s.size for s in sites)
 
     def loss_fn(module: MaskLogits, tokens: torch.Tensor) -> torch.Tensor:
         tokens = tokens.to(_device(root))
@@ -453,11 +472,12 @@ def train_mask(model: Any, batch_fn: Callable[[int], torch.Tensor],
         module.temperature *= cfg.temperature_growth
         state["steps"] = step + 1
         if step % cfg.check_every == 0 or step == cfg.steps - 1:
-            und = module.undecided_fraction(cfg.undecided_band)
+            und, kept = module.soft_counts(cfg.undecided_band)
             task, density = getattr(module, "_last", (math.nan, math.nan))
-            history.append({"step": step, "task_loss": task, "soft_density": density, "undecided": und,
-                            "temperature": module.temperature})
-            if und < cfg.undecided_stop:
+            history.append({"step": step, "task_loss": task, "soft_density": density,
+                            "undecided": und / module_total, "undecided_per_kept": und / kept if kept else None,
+                            "n_undecided": und, "n_soft_kept": kept, "temperature": module.temperature})
+            if should_stop(und, kept, cfg.undecided_stop):
                 state["early"] = True
                 raise _Decided
 
@@ -504,4 +524,4 @@ def row_shuffle_null(a: Mask, b: Mask, n: int, seed: int) -> np.ndarray:
 
 
 __all__ = ["Site", "Mask", "MaskLogits", "MaskTrainConfig", "MaskTraining", "find_sites", "masked", "train_mask",
-           "soft_cross_entropy", "row_shuffle_null", "native", "MATRICES"]
+           "soft_cross_entropy", "should_stop", "row_shuffle_null", "native", "MATRICES"]

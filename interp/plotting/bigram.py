@@ -10,9 +10,11 @@ from plotly.subplots import make_subplots
 
 
 def sweep_figure(kept: Sequence[float], r: Sequence[float], lambdas: Sequence[float],
-                 chosen: Optional[int] = None, r_soft: Optional[Sequence[float]] = None) -> go.Figure:
+                 chosen: Optional[int] = None, r_soft: Optional[Sequence[float]] = None,
+                 floor_r: Optional[float] = None) -> go.Figure:
     """Surprisal r with the bigram model against the fraction of maskable weights kept
-    (hard masks; ``r_soft``: the same masks soft, at their final temperature)."""
+    (hard masks; ``r_soft``: the same masks soft, at their final temperature; ``floor_r``: the
+    r of the zero mask, nothing kept in the blocks, drawn as a horizontal line)."""
     kept, r = np.asarray(kept, float) * 100, np.asarray(r, float)
     fig = go.Figure(go.Scatter(x=kept, y=r, mode="lines+markers+text", text=[f"λ={l:g}" for l in lambdas],
                                textposition="top center", name="hard mask 1[s>0]"))
@@ -22,6 +24,9 @@ def sweep_figure(kept: Sequence[float], r: Sequence[float], lambdas: Sequence[fl
     if chosen is not None:
         fig.add_trace(go.Scatter(x=[kept[chosen]], y=[r[chosen]], mode="markers", name="chosen",
                                  marker=dict(size=14, symbol="circle-open", line=dict(width=2))))
+    if floor_r is not None and np.isfinite(floor_r):
+        fig.add_hline(y=float(floor_r), line_dash="dot", line_color="gray",
+                      annotation_text=f"zero mask: nothing kept (r={floor_r:.3f})")
     fig.update_layout(title="Bigram subnetworks: surprisal r vs weights kept", xaxis_title="% of maskable weights kept",
                       yaxis_title="Pearson r with bigram surprisal")
     return fig

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interp
-from interp.analyses.bigram import pearson_finite, ridge_fit
+from interp.analyses.bigram import Config, pearson_finite, removal_test, ridge_fit
 
 CODE = '''def add(a, b):
     """Add two numbers."""
@@ -57,7 +57,11 @@ def lm_with_tokenizer(path, corpus_dir, **spec_kw):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec_kw", [dict(), dict(n_layers=3, n_heads=2, attn_only=True)])
-def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
+def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw, monkeypatch):
+    from interp.data.bigram import Bigram
+
+    # mask targets are made per batch from the sparse counts: the vocab x vocab table is never built
+    monkeypatch.setattr(Bigram, "dense", lambda self: pytest.fail("the analysis built the dense bigram table"))
     path = lm_with_tokenizer(tmp_path / "m", corpus_dir, **spec_kw)
     other = [str(lm_with_tokenizer(tmp_path / "other", corpus_dir, n_layers=3))] if not spec_kw else []
     cfg = {"model": str(path), "corpus": str(corpus_dir), "size_models": other, "lambdas": [0.5, 5.0], "mask_steps": 20, "batch_size": 4,
@@ -65,10 +69,23 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
            "temperature_growth": 1.05}
     result = interp.analyses.get("bigram").run(cfg)
     sanity = [c for c in result.criteria if c.kind == "sanity"]
-    assert len(sanity) == 6 and all(c.holds for c in sanity), result.summary()
+    assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
     names = {c.name for c in result.criteria}
     assert {"sparse_subnetwork_r", "layer0_mlp_densest", "subnetwork_far_below_random",
-            "removal_hurts_more_than_random", "overlap_with_pruning_mask_p"} <= names
+            "removal_hurts_more_than_random", "overlap_with_pruning_mask_p",
+            "subnetwork_beats_zero_mask_floor", "planted_subnetwork_recovered"} <= names
+    assert result.metrics["planted_recovery"]["iou"] >= 0.9
+    rm = result.metrics["removal"]
+    assert rm["n_random"] == 10 and len(rm["random_removed"]) == 10 and 0 < rm["p_rank"] <= 1
+    crit = next(c for c in result.criteria if c.name == "removal_hurts_more_than_random")
+    assert crit.value == pytest.approx(rm["p_t"]) and crit.threshold == 0.05
+    assert result.metrics["surprisal"]["random_complement"] == pytest.approx(rm["random_mean"])
+    floor = result.metrics["zero_mask_floor"]
+    assert floor["kept_fraction"] == 0.0 and -1 <= floor["r"] <= 1 and np.isfinite(floor["loss"])
+    margin = next(c for c in result.criteria if c.name == "subnetwork_beats_zero_mask_floor").value
+    chosen = result.metrics["sweep"][[p["lambda"] for p in result.metrics["sweep"]].index(
+        result.metrics["chosen_lambda"])]
+    assert margin == pytest.approx(chosen["r"] - floor["r"])
     L = 3 if spec_kw else 2
     assert len(result.metrics["sweep"]) == 2
     assert all(0 <= p["kept_fraction"] <= 1 and -1 <= p["r_soft"] <= 1 for p in result.metrics["sweep"])
@@ -96,7 +113,7 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw):
     from tests.conftest import load_panel
 
     load_panel("bigram")(interp.Result.load(tmp_path / "run"), FakeStreamlit())
-    assert seen.count("dataframe") == 2
+    assert seen.count("dataframe") == 2 and seen.count("write") >= 3  # the floor, removal and overlap lines
     back = interp.Result.load(tmp_path / "run")
     assert back.figure("sweep") is not None and back.figure("residual") is not None
 
@@ -161,5 +178,24 @@ def test_bigram_analysis_on_hugging_face_shapes(tmp_path, corpus_dir, arch):
         "batch_size": 4, "seq_len": 16, "n_null": 200, "n_random": 2, "n_eval": 6, "n_resid": 8, "recall_k": 1,
         "temperature_growth": 1.05})
     sanity = [c for c in result.criteria if c.kind == "sanity"]
-    assert len(sanity) == 6 and all(c.holds for c in sanity), result.summary()
+    assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
     assert result.arrays["density_layer_matrix"].shape == (2, 6)  # W_Q W_K W_V W_O W_in W_out per layer
+
+
+def test_removal_test_is_a_one_sided_t_test_with_an_exact_rank_p():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    rand = rng.normal(3.0, 0.05, size=10)
+    hi = removal_test(3.5, rand)  # removing the subnetwork clearly hurts more
+    t = (rand.mean() - 3.5) / (rand.std(ddof=1) / np.sqrt(10))
+    assert hi["p_t"] == pytest.approx(stats.t.cdf(t, df=9)) and hi["p_t"] < 1e-6
+    assert hi["p_rank"] == pytest.approx(1 / 11) and hi["difference"] == pytest.approx(3.5 - rand.mean())
+    lo = removal_test(2.9, rand)  # it hurts less than random removals: no evidence
+    assert lo["p_t"] > 0.9 and lo["p_rank"] == 1.0
+    mid = removal_test(float(np.sort(rand)[6]), rand)  # 4 of 10 random removals at or above it
+    assert mid["p_rank"] == pytest.approx(5 / 11) and mid["p_t"] > 0.05
+    with pytest.raises(ValueError, match="at least 2"):
+        removal_test(1.0, [0.5])
+    with pytest.raises(ValueError):
+        Config(n_random_removal=5)  # the brief: at least 10 random removals

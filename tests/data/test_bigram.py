@@ -81,3 +81,46 @@ def test_surprisal_and_log_prob_agree_with_probs():
 def test_rejects_out_of_range_ids():
     with pytest.raises(ValueError, match="token ids"):
         Bigram.from_tokens(np.array([0, 5]), vocab_size=5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_targets_equal_the_dense_table(seed):
+    rng = np.random.default_rng(seed)
+    vocab = 30  # tokens 25..29 never occur as contexts: unigram backoff
+    bg = Bigram.from_tokens(rng.integers(0, 25, size=400), vocab_size=vocab)
+    table = bg.dense()
+    tokens = torch.tensor(rng.integers(0, vocab, size=(3, 11)))
+    target = bg.target_fn("cpu")(tokens)
+    assert target.shape == (3, 11, vocab) and target.dtype == torch.float32
+    torch.testing.assert_close(target, table[tokens], atol=0, rtol=0)
+    assert bg.max_row_sum_error() == pytest.approx(float((table.double().sum(-1) - 1).abs().max()), abs=1e-7)
+    assert bg.max_row_sum_error() < 1e-5 and bg.max_row_sum_error(rows_per_chunk=4) == bg.max_row_sum_error()
+    with pytest.raises(ValueError, match="context ids"):
+        bg.probs(torch.tensor([vocab]))
+
+
+def test_targets_at_a_50k_vocabulary_never_build_the_vocab_by_vocab_table(monkeypatch):
+    import tracemalloc
+
+    vocab = 50_257  # GPT-2's: a dense float32 table would be about 10 GB
+    rng = np.random.default_rng(0)
+    bg = Bigram.from_tokens(rng.integers(0, 300, size=2_000), vocab_size=vocab)
+    monkeypatch.setattr(Bigram, "dense", lambda self: pytest.fail("dense() built the vocab x vocab table"))
+    tokens = torch.tensor(rng.integers(0, vocab, size=(2, 16)))
+    tokens[0, :8] = tokens[0, 0]  # repeated contexts share one row
+    tracemalloc.start()
+    try:
+        target = bg.target_fn()(tokens)
+        err = bg.max_row_sum_error()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert target.shape == (2, 16, vocab)
+    assert peak < 200e6, f"peak numpy allocation {peak / 1e6:.0f} MB"  # dense would be >= 10,000 MB
+    assert err < 1e-5
+    tokens[1, 0] = 5  # a seen context (ids below 300 occur)
+    target = bg.target_fn()(tokens)
+    for t, row in ((int(tokens[1, 0]), target[1, 0]), (int(tokens[1, 1]), target[1, 1])):
+        # each row is P(. | token) from the counts, or the unigram backoff where the context is unseen
+        ref = bg.counts[t].toarray().ravel() / bg.context_counts[t] if bg.context_counts[t] else bg.backoff()
+        np.testing.assert_allclose(row.numpy(), ref, atol=1e-7)

@@ -18,6 +18,7 @@ from interp.methods.masks import (
     masked,
     native,
     row_shuffle_null,
+    should_stop,
     train_mask,
 )
 from tests.conftest import build_spec
@@ -162,7 +163,10 @@ def test_train_mask_on_two_models(name):
     # fast growth: masks decide quickly and training stops early with < 1% undecided
     cfg = MaskTrainConfig(lam=2.0, steps=400, lr=5e-2, temperature_growth=1.05)
     res = train_mask(m, batches(50), target, cfg)
-    assert res.stopped_early and res.steps < 400 and res.log[-1]["undecided"] < 0.01
+    last = res.log[-1]
+    assert res.stopped_early and res.steps < 400 and last["n_undecided"] < 0.01 * last["n_soft_kept"]
+    # it stopped at the first check where the rule held, not before
+    assert all(h["n_undecided"] >= 0.01 * h["n_soft_kept"] for h in res.log[:-1])
     assert res.log[-1]["task_loss"] < res.log[0]["task_loss"]
     assert 0 < res.mask.kept_fraction < 1
     assert res.mask.meta["lam"] == 2.0 and res.mask.meta["steps_run"] == res.steps
@@ -172,6 +176,29 @@ def test_train_mask_on_two_models(name):
     # the density penalty does what it says: a bigger lambda keeps fewer weights
     res0 = train_mask(m, batches(50), target, cfg.model_copy(update={"lam": 0.0}))
     assert res0.mask.kept_fraction > res.mask.kept_fraction
+
+
+def test_stop_rule_counts_undecided_against_kept_not_all_weights():
+    # 1,000 weights: 20 kept (m > 0.9), 5 undecided, the rest removed. 5 < 1% of all weights
+    # (the old rule would stop) but 5 >= 1% of the 20 kept ones (the paper's rule goes on).
+    from interp.methods.masks import Site
+
+    site = Site("blocks.0.W_in", 0, "W_in", "x", (10, 100))
+    logits = MaskLogits([site], init_logit=-5.0, temperature=1.0)
+    with torch.no_grad():
+        flat = logits.logits[0].view(-1)
+        flat[:20] = 5.0  # sigmoid(5) = 0.993: kept
+        flat[20:25] = 0.0  # sigmoid(0) = 0.5: undecided
+    assert logits.soft_counts() == (5, 20)
+    assert logits.undecided_fraction() == pytest.approx(0.005) and logits.undecided_fraction() < 0.01
+    assert not logits.decided(0.01)
+    with torch.no_grad():  # 700 kept, still 5 undecided: 5 < 7 -> decided
+        flat[25:720] = 5.0
+    assert logits.soft_counts() == (5, 715) and logits.decided(0.01)
+    with torch.no_grad():  # nothing kept: never decided by this rule (0 < 0 is false)
+        flat[:] = -5.0
+    assert logits.soft_counts() == (0, 0) and not logits.decided(0.01)
+    assert should_stop(0, 1, 0.01) and not should_stop(1, 100, 0.01) and should_stop(1, 101, 0.01)
 
 
 def test_mask_reports_save_load_and_shuffles(tmp_path):
@@ -265,3 +292,54 @@ def test_sites_and_identity_masks_on_hugging_face_weight_kinds(tmp_path, arch, m
     for s in sites:  # every site is used by the forward: zeroing it alone changes the output
         with masked(m, [s], lambda s: torch.zeros(s.shape)):
             assert not torch.allclose(logits_of(root(x)), base), s.key
+
+
+def test_shuffled_masks_keep_each_matrix_count_and_complements_partition():
+    # by construction in the analysis, so checked here once instead of in every run
+    sites = find_sites(make({}))
+    for p, seed in ((0.01, 0), (0.3, 1), (0.9, 2)):
+        mk = random_mask(sites, p, seed)
+        for j in range(3):
+            sh = mk.shuffled(seed=10 + j)
+            assert all(int(sh.values[k].sum()) == int(mk.values[k].sum()) for k in mk.values)
+        comp = mk.complement()
+        assert mk.n_kept + comp.n_kept == mk.n_total and mk.overlap(comp) == 0
+        assert (mk | comp).n_kept == mk.n_total
+
+
+def test_planted_model_lives_in_its_planted_weights():
+    import torch.nn.functional as F
+
+    from interp.methods.planted import planted_bigram_model
+
+    pl = planted_bigram_model(vocab=8, seed=3)
+    x = torch.arange(8)[None]  # every token once
+    target = pl.table[x]
+    ce = lambda out: float(-(target * F.log_softmax(out, -1)).sum(-1).mean())  # noqa: E731
+    entropy = float(-(pl.table * pl.table.log()).sum(-1).mean())
+    with torch.no_grad():
+        with pl.planted.apply(pl.model):
+            assert ce(pl.model(x)) == pytest.approx(entropy, abs=1e-5)  # the planted weights alone are exact
+        with Mask.zeros(pl.sites).apply(pl.model):
+            assert torch.allclose(pl.model(x), torch.zeros(1, 8, 8))  # nothing kept: uniform
+        assert ce(pl.model(x)) > entropy + 0.5  # the noise hurts
+    assert pl.planted.n_kept == 16 and pl.planted.n_total == 4 * 8 * 16
+
+
+@pytest.mark.slow
+def test_trainer_recovers_a_planted_subnetwork_and_the_check_can_fail():
+    from interp.methods.planted import PLANTED_IOU, PLANTED_TRAIN, planted_bigram_model, planted_recovery, recovery
+
+    res = planted_recovery(seed=0)
+    assert res["iou"] >= PLANTED_IOU and res["recall"] >= PLANTED_IOU, res
+    pl = planted_bigram_model(seed=0)
+    assert recovery(pl.planted, pl.planted) == {"precision": 1.0, "recall": 1.0, "iou": 1.0, "n_kept": 32,
+                                                "n_planted": 32}
+    # a random mask of the same size in every matrix, all-ones and all-zeros masks fail it
+    for j in range(5):
+        assert recovery(pl.planted.shuffled(seed=j), pl.planted)["iou"] < PLANTED_IOU
+    assert recovery(Mask.ones(pl.sites), pl.planted)["iou"] < PLANTED_IOU
+    assert recovery(Mask.zeros(pl.sites), pl.planted)["iou"] == 0.0
+    # a trainer without the density penalty keeps the noise: the check fails
+    broken = planted_recovery(seed=0, cfg=PLANTED_TRAIN.model_copy(update={"lam": 0.0}))
+    assert broken["iou"] < PLANTED_IOU and broken["precision"] < 0.5

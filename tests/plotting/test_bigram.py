@@ -16,6 +16,15 @@ def test_sweep_figure_marks_lambdas_soft_masks_and_the_chosen_point():
     assert np.allclose(fig.data[1].y, soft)
     assert list(fig.data[2].x) == [5.0] and list(fig.data[2].y) == [0.9]
     assert len(plots.sweep_figure(kept, r, [1.0, 5.0, 20.0]).data) == 1
+    assert not plots.sweep_figure(kept, r, [1.0, 5.0, 20.0]).layout.shapes
+
+
+def test_sweep_figure_draws_the_zero_mask_floor():
+    fig = plots.sweep_figure([0.2, 0.05], [0.95, 0.9], [1.0, 5.0], floor_r=0.61)
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == 0.61
+    assert "0.610" in fig.layout.annotations[0].text
+    assert not plots.sweep_figure([0.2], [0.9], [1.0], floor_r=float("nan")).layout.shapes
 
 
 def test_density_and_head_density_are_percentages():
