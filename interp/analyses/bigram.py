@@ -315,22 +315,20 @@ def zero_mask_floor(su: Setup) -> dict:
 
 
 def removal_test(subnetwork_loss: float, random_losses: Sequence[float]) -> dict:
-    """Does removing the subnetwork hurt more than removing random same-structure sets? One-sided
-    one-sample t-test of the random removals' losses against the subnetwork removal's loss
-    (H1: their mean is lower), and the exact rank p ``(1 + #{random >= subnetwork}) / (1 + n)``."""
-    from scipy.stats import ttest_1samp
+    """Does removing the subnetwork hurt more than removing random same-structure sets? The test
+    the n-gram head ablation uses (:func:`interp.methods.heads.ablation_significance`): a one-sided
+    one-sample t-test of the random removals' losses against the subnetwork removal's loss (H1:
+    their mean is lower), and the exact rank p ``(1 + #{random >= subnetwork}) / (1 + n)``."""
+    from interp.methods.heads import ablation_significance
 
     losses = np.asarray(random_losses, dtype=np.float64)
     if len(losses) < 2:
         raise ValueError(f"the removal test needs at least 2 random removals, got {len(losses)}")
-    if np.ptp(losses) == 0:  # no spread: the t statistic is undefined unless the means differ
-        p_t = 0.0 if losses[0] < subnetwork_loss else 1.0
-    else:
-        p_t = float(ttest_1samp(losses, subnetwork_loss, alternative="less").pvalue)
+    sig = ablation_significance(subnetwork_loss, losses)
     return {"subnetwork_removed": float(subnetwork_loss), "random_removed": losses.tolist(),
             "random_mean": float(losses.mean()), "random_std": float(losses.std(ddof=1)),
-            "difference": float(subnetwork_loss - losses.mean()), "p_t": p_t,
-            "p_rank": (1 + int((losses >= subnetwork_loss).sum())) / (1 + len(losses)), "n_random": len(losses)}
+            "difference": float(subnetwork_loss - losses.mean()), "p_t": sig["p"], "p_rank": sig["p_rank"],
+            "n_random": sig["n"]}
 
 
 def surprisal_table(su: Setup, full_s: np.ndarray, mask, randoms: list,

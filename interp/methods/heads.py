@@ -216,7 +216,8 @@ def random_head_sets(heads: Sequence[tuple[int, int]], size: int, n: int, rng: n
 
 
 def ablation_significance(drop_top: float, drop_random: Sequence[float]) -> dict[str, Any]:
-    """Is ablating the chosen heads costlier than ablating random head sets?
+    """Is ablating the chosen heads costlier than ablating random head sets? (Any "chosen set vs
+    random sets of the same size" cost; the bigram analysis's removal test uses it too.)
 
     ``p``: one-sided one-sample t-test (:func:`scipy.stats.ttest_1samp`) of the random sets'
     drops against the chosen set's drop, H1: their mean is smaller. When every random drop is
