@@ -125,13 +125,15 @@ def check(
 def bench(
     name: Optional[str] = typer.Argument(None, help="One benchmark item (collection, memory, disk, ...); default all."),
     preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick or full."),
+    sets: List[str] = typer.Option([], "--set", "-s", help="Override a size: key=value (repeatable), e.g. "
+                                   "n_layers=12 d_model=768 n_heads=12 for GPT-2-small shapes."),
 ) -> None:
     """Run the performance benchmark: ratios vs the performance targets (docs/performance.md)."""
     from interp.bench import run_bench
     from interp.results import Result
 
     try:
-        path = run_bench(preset, [f"only=[{name}]"] if name else None)
+        path = run_bench(preset, [*([f"only=[{name}]"] if name else []), *sets] or None)
     except (KeyError, ValueError) as e:
         _fail(e.args[0] if e.args else str(e))
     typer.echo(f"{Result.load(path).summary()}\n\nrun written to {path}")

@@ -40,6 +40,7 @@ from interp.bench.collection import (
     bench_disk,
     bench_early_stop,
     bench_features,
+    bench_hf_collection,
     bench_memory,
     memory_probe,
 )
@@ -78,6 +79,7 @@ def run(config: Config) -> Result:
              rnn.model_id, torch.get_num_threads(), os.getloadavg())
     steps = {
         "collection": lambda: bench_collection(b, config, tf, rnn),
+        "hf_collection": lambda: bench_hf_collection(b, config),
         "memory": lambda: bench_memory(b, config),
         "early_stop": lambda: bench_early_stop(b, config, tf),
         "disk": lambda: bench_disk(b, config, tf),

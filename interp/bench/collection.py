@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from interp.bench.core import (
+    TARGETS,
     Bench,
     Config,
+    _hf_causal,
     _models,
     _resid_hooks,
     _tf_hooks,
@@ -96,6 +98,109 @@ def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
                 b.target(f"tl_all_over_collect_{which}_overhead", paired_ratio(times, "tl_all", "collect"),
                          f"TL run_with_cache(all hooks) / {what}: speed-up")
     bench_cuda_collect(b, config, tf, native, tf_hooks)
+
+
+# ----------------------------------------------------------------- Hugging Face collection
+HF_COLLECT = ("gpt2", "llama")  # GPT-2- and Llama-shaped (grouped-query, rotary): suffix of the target names
+HF_COLLECT_TARGETS = [  # (name, base target in TARGETS, regime)
+    ("collect_over_bare_hf_{arch}_compute", "collect_over_bare_transformer_compute", "compute"),
+    ("collect_over_bare_hf_{arch}_overhead", "collect_over_bare_transformer_overhead", "overhead"),
+    ("tl_filtered_over_collect_hf_{arch}_overhead", "tl_filtered_over_collect_transformer_overhead", "overhead"),
+]
+
+
+def bench_hf_collection(b: Bench, config: Config) -> None:
+    """``collect`` of every block's ``resid_post`` on GPT-2- and Llama-shaped Hugging Face models
+    of the bench's sizes (random weights, saved and loaded from a directory) vs a bare forward of
+    the model body (``base_model``: the same work without the unembedding that collect skips), the
+    bridge's ``run_with_cache(names_filter=...)`` and nnsight on the same plain tree."""
+    root = Path(tempfile.mkdtemp(prefix="interp-bench-hf-"))
+    try:
+        for arch in HF_COLLECT:
+            try:
+                m = _hf_causal(config, arch, root / arch, config.n_ctx)
+            except Exception as e:  # noqa: BLE001 - loading is another part's API; say what failed
+                for name, base, _ in HF_COLLECT_TARGETS:
+                    b.not_measured(name.format(arch=arch), f"[{arch}-shaped]", f"{type(e).__name__}: {str(e)[:200]}")
+                continue
+            _hf_collection_case(b, config, m, arch)
+            del m
+            gc.collect()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _hf_collection_case(b: Bench, config: Config, m, arch: str) -> None:
+    import torch
+
+    import interp
+    from interp.tracing import adapters
+    from interp.tracing.runners import PlainRunner, Reducer, make_runner
+
+    hooks = _resid_hooks(m)
+    plain = adapters.plain_module(m)
+    body = plain.base_model
+    routes = adapters.hf_routes(m, plain)
+    path = "plain modules" if isinstance(make_runner(m, hooks, Reducer("all", None, None)), PlainRunner) else "bridge hooks"
+    b.result.metrics[f"hf_{arch}_collect_path"] = path
+    b.result.metrics[f"hf_{arch}_routed_hooks"] = [len(routes), len(m.hook_names)]
+    x = _tokens(m.cfg.d_vocab, (3, min(8, m.cfg.n_ctx)), config.seed)
+    got = interp.collect(m, x, hooks, batch_size=2)
+    _, want = interp.trace(m, x, capture=hooks)
+    gap = max(float((got[h] - want[h]).abs().max()) for h in hooks)
+    b.result.add_criterion(f"collect_equals_trace_hf_{arch}", gap, "<=", 1e-5, kind="sanity",
+                           description=f"max |collect - trace| over {len(hooks)} resid_post hooks on the "
+                                       f"{arch}-shaped model (collect took the {path} path)")
+    nn_model = _nnsight(plain)
+    envoys = [(_envoy(nn_model, routes[h].path), routes[h].index) for h in hooks if h in routes]
+    names = set(hooks)
+    values: dict[str, float] = {}
+    for regime, (B, T), n_batches, rounds in (
+            ("compute", config.compute_batch, config.compute_batches, config.repeats),
+            ("overhead", config.overhead_batch, config.overhead_batches, config.overhead_repeats)):
+        xs = _tokens(m.cfg.d_vocab, (B * n_batches, min(T, m.cfg.n_ctx)), config.seed)
+        batches = list(xs.split(B))
+        variants = {
+            "bare_body": lambda: [body(xb, use_cache=False) for xb in batches],
+            "collect": lambda: interp.collect(m, xs, hooks, batch_size=B),
+            "tl_filtered": lambda: [m.module.run_with_cache(xb, names_filter=lambda n: n in names) for xb in batches],
+        }
+        if len(envoys) == len(hooks):
+            variants["nnsight"] = lambda: [_nnsight_saves(nn_model, envoys, xb) for xb in batches]
+        with torch.no_grad():
+            times = interleaved(variants, rounds)
+        case = f"hf {arch} {regime} {n_batches}x[{B}x{xs.shape[1]}]"
+        b.times("hf_collection", case, times)
+        values[f"collect_over_bare_hf_{arch}_{regime}"] = paired_ratio(times, "collect", "bare_body")
+        values[f"tl_filtered_over_collect_hf_{arch}_{regime}"] = paired_ratio(times, "tl_filtered", "collect")
+        if "nnsight" in times:
+            b.result.metrics[f"hf_{arch}_{regime}_nnsight_over_collect"] = paired_ratio(times, "nnsight", "collect")
+        b.result.metrics[f"hf_{arch}_{regime}_tl_filtered_over_collect"] = values[
+            f"tl_filtered_over_collect_hf_{arch}_{regime}"]
+        b.result.metrics[f"hf_{arch}_{regime}_collect_over_bare"] = values[f"collect_over_bare_hf_{arch}_{regime}"]
+    shape = f"{arch}-shaped, {m.n_layers} layers, d {m.cfg.d_model}; collect {len(hooks)} resid_post ({path})"
+    for name, base, regime in HF_COLLECT_TARGETS:
+        op, threshold = TARGETS[base]
+        name = name.format(arch=arch)
+        what = ("collect / bare forward of the body" if name.startswith("collect") else
+                "TL run_with_cache(names_filter) / collect: speed-up")
+        b.target(name, values[name], f"{what} ({regime} batch; {shape})", op=op, threshold=threshold)
+
+
+def _envoy(nn_model, path: str):
+    """The nnsight envoy of the submodule at ``path`` ("model.layers.3")."""
+    env = nn_model
+    for part in path.split("."):
+        env = env[int(part)] if part.isdigit() else getattr(env, part)
+    return env
+
+
+def _nnsight_saves(nn_model, envoys, xb) -> list:
+    saved = []
+    with nn_model.trace(xb, use_cache=False):
+        for env, index in envoys:  # in execution order
+            saved.append((env.output[index] if index is not None else env.output).save())
+    return saved
 
 
 def bench_cuda_collect(b: Bench, config: Config, tf, native, hooks: list[str]) -> None:

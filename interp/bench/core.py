@@ -45,7 +45,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "import_seconds_interp_help": ("<", 1.0),
 }
 
-ITEMS = ("collection", "memory", "early_stop", "disk", "sae", "features", "fixed_points", "knockout", "attribution",
+ITEMS = ("collection", "hf_collection", "memory", "early_stop", "disk", "sae", "features", "fixed_points", "knockout", "attribution",
          "import")
 
 
@@ -161,6 +161,27 @@ def _models(config: Config):
         m.module.eval()
     torch.manual_seed(config.seed)
     return tf, rnn
+
+
+def _hf_causal(config: Config, arch: str, path: "Path", T: int):
+    """A GPT-2- or Llama-shaped causal LM of the bench's sizes, random weights, saved and loaded
+    (the way a user loads a checkpoint: a directory, no download)."""
+    import torch
+    import transformers as tr
+
+    import interp
+
+    torch.manual_seed(config.seed)
+    d, L, H, V = config.d_model, config.n_layers, config.n_heads, config.d_vocab
+    if arch == "gpt2":
+        model = tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=V, n_embd=d, n_layer=L, n_head=H, n_positions=T))
+    else:
+        kv = H // 2 if H % 2 == 0 else H  # grouped-query attention where the head count allows
+        model = tr.LlamaForCausalLM(tr.LlamaConfig(vocab_size=V, hidden_size=d, num_hidden_layers=L,
+                                                   num_attention_heads=H, num_key_value_heads=kv,
+                                                   intermediate_size=4 * d, max_position_embeddings=T))
+    model.save_pretrained(path)
+    return interp.load_model(str(path), device="cpu")
 
 
 def _tokens(vocab: int, shape: tuple[int, ...], seed: int):

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from interp.bench.core import TARGETS, Bench, Config, _tokens, interleaved, paired_ratio, resid_store
+from interp.bench.core import TARGETS, Bench, Config, _hf_causal, _tokens, interleaved, paired_ratio, resid_store
 
 log = logging.getLogger("interp.bench")
 
@@ -182,26 +182,6 @@ def bench_knockout(b: Bench, config: Config, tf) -> None:
             _knockout_case(b, config, m, f"_{arch}", T, f"{arch}-shaped Hugging Face model, its own key/value cache")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _hf_causal(config: Config, arch: str, path: Path, T: int):
-    """A GPT-2- or Llama-shaped causal LM of the bench's sizes, random weights, saved and loaded."""
-    import torch
-    import transformers as tr
-
-    import interp
-
-    torch.manual_seed(config.seed)
-    d, L, H, V = config.d_model, config.n_layers, config.n_heads, config.d_vocab
-    if arch == "gpt2":
-        model = tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=V, n_embd=d, n_layer=L, n_head=H, n_positions=T))
-    else:
-        kv = H // 2 if H % 2 == 0 else H  # grouped-query attention where the head count allows
-        model = tr.LlamaForCausalLM(tr.LlamaConfig(vocab_size=V, hidden_size=d, num_hidden_layers=L,
-                                                   num_attention_heads=H, num_key_value_heads=kv,
-                                                   intermediate_size=4 * d, max_position_embeddings=T))
-    model.save_pretrained(path)
-    return interp.load_model(str(path), device="cpu")
 
 
 def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) -> None:

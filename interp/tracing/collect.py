@@ -9,14 +9,15 @@
 How it stays fast and small (targets and measurements: docs/performance.md,
 ``interp bench``):
 
-- Plain torch hooks on plain modules. A zoo transformer (a TransformerLens bridge over a
-  ``NativeModel``) runs its *native* module tree, with the bridge wrappers peeled off
-  (same parameters), and each requested TransformerLens name is read off the native
-  module that computes it, through :data:`ADAPTERS` (plain data: name -> module path,
-  input or output, tuple index, head reshape). Our ``HookedRootModule`` RNNs get plain
-  hooks on their ``HookPoint`` modules. Any other model, or a name no adapter lists,
-  uses the bridge's own hooks (``Model.hooked``) or nnsight; so does a model with an SAE
-  spliced in (``interp.sae.splice``), whose SAE hook names only the bridge path computes.
+- Plain torch hooks on plain modules. A TransformerLens bridge (a zoo ``NativeModel`` or
+  a Hugging Face model) runs its own module tree with the bridge wrappers peeled off (same
+  parameters), and each requested TransformerLens name is read off the module that
+  computes it (:mod:`interp.tracing.adapters`: the plain-data :data:`ADAPTERS` for zoo
+  models; for Hugging Face models routes read off the bridge and checked once against its
+  hooks). Our ``HookedRootModule`` RNNs get plain hooks on their ``HookPoint`` modules. A
+  name without a route, or any other model, uses the bridge's own hooks (``Model.hooked``)
+  or nnsight; so does a model with an SAE spliced in (``interp.sae.splice``), whose SAE
+  hook names only the bridge path computes.
 - The forward ends (``StopForward``) right after the requested activation that comes
   last, unless that one fires once per time step.
 - Position selection and the dtype cast run inside the hook, on the model's device,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from interp.tracing import adapters
-from interp.tracing.adapters import Point, plain_module
+from interp.tracing.adapters import Point, hf_call_kwargs, inputs, is_hf, plain_module
 from interp.tracing.model import Model, StopForward
 from interp.tracing.sinks import MemorySink
 
@@ -29,7 +29,10 @@ def make_runner(m: Model, hooks: list[str], reduce: "Reducer"):
     if found is None:
         return BridgeRunner(m, hooks, reduce)
     points, stop = found
-    return PlainRunner(root, points, stop, int(getattr(m.cfg, "d_head", 0) or 0), reduce)
+    runner = PlainRunner(root, points, stop, int(getattr(m.cfg, "d_head", 0) or 0), reduce)
+    if is_hf(root):
+        runner.call_kwargs = hf_call_kwargs(root)
+    return runner
 
 
 class Reducer:
@@ -62,6 +65,7 @@ class PlainRunner:
         self.flat: set[str] = set()  # head-split names stored flat (see attach)
         self.at = 0  # index of the batch's first item
         self.undo: list = []
+        self.call_kwargs: dict[str, Any] = {}  # for the root's forward (a Hugging Face model: use_cache=False)
 
     def __enter__(self):
         groups: dict[str, tuple[list[str], list[str]]] = {}
@@ -80,7 +84,8 @@ class PlainRunner:
         stop_in, stop_out = self.stop in ins, self.stop in outs
         if mod._forward_hooks or mod._forward_pre_hooks:
             if ins:
-                self.undo.append(mod.register_forward_pre_hook(lambda _, args: take_in(args, stop_in)).remove)
+                self.undo.append(mod.register_forward_pre_hook(
+                    lambda _, args, kwargs: take_in(inputs(args, kwargs), stop_in), with_kwargs=True).remove)
             if outs:
                 self.undo.append(mod.register_forward_hook(lambda _, args, out: take_out(out, stop_out)).remove)
             return
@@ -89,7 +94,7 @@ class PlainRunner:
 
         def forward(*args, **kwargs):
             if ins:
-                take_in(args, stop_in)
+                take_in(inputs(args, kwargs), stop_in)
             out = inner(*args, **kwargs)
             if outs:
                 take_out(out, stop_out)
@@ -123,7 +128,7 @@ class PlainRunner:
     def __call__(self, xb: torch.Tensor) -> dict[str, Any]:
         self.acts.clear()
         try:
-            self.root(xb)
+            self.root(xb, **self.call_kwargs)
         except StopForward:
             pass
         got = dict(self.acts)

@@ -52,7 +52,15 @@ def test_bench_emits_every_target_at_tiny_size():
         assert (crit[name].op, crit[name].threshold, crit[name].kind) == (op, threshold, "target")
     assert {"early_stop_layer0_over_full"} <= set(crit)
     sanity = [c for c in result.criteria if c.kind == "sanity"]
-    assert len(sanity) == 3 and all(c.holds for c in sanity), result.summary()
+    assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
+    from interp.bench.collection import HF_COLLECT, HF_COLLECT_TARGETS
+
+    for arch in HF_COLLECT:  # Hugging Face shapes: exact, and on the plain-module path
+        assert crit[f"collect_equals_trace_hf_{arch}"].holds
+        assert result.metrics[f"hf_{arch}_collect_path"] == "plain modules"
+        for name, base, _ in HF_COLLECT_TARGETS:
+            c = crit[name.format(arch=arch)]
+            assert (c.op, c.threshold) == bench.TARGETS[base] and c.value is not None and c.value > 0
     measured = [n for n, c in crit.items() if c.kind == "target" and n.startswith(("collect_over", "tl_", "early_stop",
                                                                                    "disk_"))]
     for name in measured:  # measurable on any CPU: a real, positive ratio
@@ -74,7 +82,7 @@ def test_cli_bench_runs_one_item():
 
     from interp.cli import app
 
-    out = CliRunner().invoke(app, ["bench", "import"])
+    out = CliRunner().invoke(app, ["bench", "import", "--set", "import_runs=1"])
     assert out.exit_code == 0, out.output
     assert "import_seconds_interp_help" in out.output and "run written to" in out.output
 

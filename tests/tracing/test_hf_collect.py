@@ -1,0 +1,114 @@
+"""``collect``'s plain-module path on Hugging Face models: routes read off the bridge, each
+checked against the bridge's own hooks, exact on GPT-2, GPT-NeoX, Llama (grouped-query
+attention, rotary) and BERT, all built with random weights and saved locally."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp
+from interp.tracing import adapters
+from interp.tracing import runners as runners_mod
+
+ARCHS = ["gpt2", "neox", "llama", "bert"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import transformers as T
+
+    root = tmp_path_factory.mktemp("hf_collect")
+    torch.manual_seed(0)
+    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                 max_position_embeddings=32)
+    hf = {
+        "gpt2": T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=3, n_head=4, n_positions=32)),
+        "neox": T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
+        "llama": T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
+        "bert": T.BertForMaskedLM(T.BertConfig(**small)),
+    }
+    out = {}
+    for name, model in hf.items():
+        model.save_pretrained(root / name)
+        out[name] = interp.load_model(str(root / name), device="cpu")
+    return out
+
+
+def _tokens(n=5, T=9, seed=0):
+    return torch.randint(1, 50, (n, T), generator=torch.Generator().manual_seed(seed))
+
+
+def _runner(m, hooks):
+    return runners_mod.make_runner(m, hooks, runners_mod.Reducer("all", None, None))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_checked_route_equals_the_bridge_and_trace(models, arch):
+    m = models[arch]
+    routes = adapters.hf_routes(m, adapters.plain_module(m))
+    # the names analyses lean on have plain routes on every architecture
+    kinds = ["resid_pre", "resid_post", "attn_out", "z"] + (["mlp_out"] if arch != "bert" else [])
+    kinds += ["resid_mid"] if arch != "neox" else []  # GPT-NeoX runs attention and MLP in parallel
+    for kind in kinds:
+        assert m.hook(kind, 1) in routes, (arch, kind)
+    hooks = list(routes)
+    assert isinstance(_runner(m, hooks), runners_mod.PlainRunner)  # the fast path serves all of them
+    x = _tokens()
+    fast = interp.collect(m, x, hooks, batch_size=2)  # 3 batches, the last one short
+    one = interp.collect(m, x, hooks, batch_size=5)
+    _, traced = interp.trace(m, x, capture=hooks)
+    for h in hooks:
+        assert fast[h].shape == traced[h].shape, h
+        assert (fast[h] - traced[h]).abs().max() <= 1e-5, (arch, h)
+        assert (fast[h] - one[h]).abs().max() <= 1e-5, (arch, h)  # batched == unbatched
+    # z is split per head the way the bridge's hook_z is: [batch, pos, head, d_head]
+    assert fast[m.hook("z", 0)].shape[-2:] == (m.cfg.n_heads, m.cfg.d_head)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_name_without_a_route_falls_back_to_the_bridge(models, arch):
+    m = models[arch]
+    hooks = [m.hook("pattern", 0), m.hook("resid_post", 1)]
+    assert m.hook("pattern", 0) not in adapters.hf_routes(m, adapters.plain_module(m))
+    assert isinstance(_runner(m, hooks), runners_mod.BridgeRunner)
+    x = _tokens(3)
+    slow = interp.collect(m, x, hooks, batch_size=2)
+    fast = interp.collect(m, x, [m.hook("resid_post", 1)], batch_size=2)
+    assert (slow[m.hook("resid_post", 1)] - fast[m.hook("resid_post", 1)]).abs().max() <= 1e-5
+
+
+def test_a_route_that_disagrees_with_the_bridge_is_dropped(models):
+    """The check can fail: a route pointed at the wrong module is rejected on the probe."""
+    m = models["gpt2"]
+    root = adapters.plain_module(m)
+    name = m.hook("resid_post", 0)
+    cands = {name: adapters.Point(adapters.hf_routes(m, root)[m.hook("resid_post", 1)].path),
+             m.hook("resid_post", 1): adapters.hf_routes(m, root)[m.hook("resid_post", 1)]._replace(index=None)}
+    checked = adapters._check_routes(m, root, cands)
+    assert name not in checked  # block 1's output is not block 0's
+    assert m.hook("resid_post", 1) in checked and checked[m.hook("resid_post", 1)].index in (None, 0)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_early_stop_after_the_last_requested_block(models, arch):
+    m = models[arch]
+    root = adapters.plain_module(m)
+    calls = []
+    last = root.get_submodule(adapters.hf_routes(m, root)[m.hook("resid_post", 2)].path)
+    handle = last.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        interp.collect(m, _tokens(2), [m.hook("resid_post", 0)], batch_size=2)
+    finally:
+        handle.remove()
+    assert calls == []  # the forward ended after block 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_plain_tree_shares_every_weight_with_the_bridge(models, arch):
+    """Peeling the wrappers off costs no memory: the same parameter tensors, no copies."""
+    m = models[arch]
+    root = adapters.plain_module(m)
+    bridge = {p.data_ptr() for p in m.module.parameters()}
+    assert {p.data_ptr() for p in root.parameters()} <= bridge
+    assert adapters.plain_module(m) is root  # built once per bridge
