@@ -495,9 +495,8 @@ def add_criteria(result: Result, config: Config, grids: dict) -> None:
                          kind="sanity", description="Pearson r of attribution patching vs activation patching at "
                          f"alpha={config.check_alpha} (/alpha), per prompt and head (min over models)")
     sae_cols = [methods.index(f"paper_node.{f}") for f in config.features]
-    result.add_criterion("sae_pipeline_seconds", float(np.nanmax(grids["seconds"][..., sae_cols])), "<", 60.0,
-                         kind="sanity", description="max wall time of one SAE pipeline (any feature mode): head "
-                                                    "outputs + SAE training + the paper's node score")
+    # a wall time depends on the machine: a metric (the paper's cost argument), never a criterion
+    result.metrics["sae_pipeline_seconds_max"] = float(np.nanmax(grids["seconds"][..., sae_cols]))
     result.add_criterion("sae_fvu_heldout", mt["sae_fvu_heldout_max"], "<", 0.3, kind="sanity",
                          description="max fraction of variance unexplained of any SAE on the prompts it did not "
                                      "train on (every mode, model, task, seed)")

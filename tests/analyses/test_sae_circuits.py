@@ -48,7 +48,7 @@ def test_summary_and_criteria_read_the_grids():
     add_criteria(result, cfg, grids)
     crit = {c.name: c for c in result.criteria}
     assert list(crit) == ["null_control_auc_near_half", "attribution_matches_activation_patching",
-                          "sae_pipeline_seconds", "sae_fvu_heldout", "planted_control_recovered", "paper_node_auc",
+                          "sae_fvu_heldout", "planted_control_recovered", "paper_node_auc",
                           "paper_node_vs_attribution", "ours_beats_paper_node", "paper_edge_auc",
                           "flip_beats_raw_diff", "weighted_beats_attribution"]
     assert crit["attribution_matches_activation_patching"].value == 0.995
@@ -99,10 +99,10 @@ def test_tiny_end_to_end_on_two_models(tmp_path):
                prompt_sweep=[4], sweep_seeds=1, n_gt_prompts=8, d_sae=32, sae_steps=40, n_perm=20, seed=3)
     result = interp.analyses.get("sae_circuits").run(cfg)
     crit = {c.name: c for c in result.criteria}
-    assert {"null_control_auc_near_half", "attribution_matches_activation_patching", "sae_pipeline_seconds",
+    assert {"null_control_auc_near_half", "attribution_matches_activation_patching",
             "sae_fvu_heldout", "planted_control_recovered", "paper_node_auc", "ours_beats_paper_node"} <= set(crit)
     assert crit["attribution_matches_activation_patching"].holds
-    assert crit["sae_pipeline_seconds"].holds
+    assert "sae_pipeline_seconds" not in crit and result.metrics["sae_pipeline_seconds_max"] > 0  # a metric
     assert result.arrays["auc"].shape == (2, 2, 2, len(method_names(["mean", "answer", "position"])), 3)
     auc = result.arrays["auc"]
     assert np.all((auc >= 0) & (auc <= 1))
