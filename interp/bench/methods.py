@@ -157,9 +157,9 @@ def _count_host_syncs(fn: Callable[[], Any]) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------- knockout / attribution
-KNOCKOUT_TARGETS = [("knockout_sweep_over_clean_forward", "attention-knockout sweep onto the last position, every "
-                     "1-layer window / one clean forward (T >= 32)"),
-                    ("knockout_speedup_over_full_recompute", "one full forward per window / the last-row sweep"),
+KNOCKOUT_TARGETS = [("knockout_sweep_over_clean_forward", "attention-knockout sweep of four edges (image, question, "
+                     "last, all -> last) over every 1-layer window / one clean forward (T >= 32)"),
+                    ("knockout_speedup_over_full_recompute", "one full forward per window and edge / the last-row sweep"),
                     ("knockout_max_abs_logit_error", "max |last-row logits - full recompute logits| over the windows")]
 KNOCKOUT_HF = ("gpt2", "llama")  # Hugging Face shapes measured besides the bench transformer: suffix of the names
 
@@ -193,9 +193,11 @@ def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) 
     B = config.compute_batch[0]
     x = _tokens(m.cfg.d_vocab, (B, T), config.seed)
     pos = torch.arange(T)
-    groups = {"context": (pos < T // 2).expand(B, T), "last": (pos == T - 1).expand(B, T)}
+    # the paper's sweep: four edges into the last position (image, question, last itself, everything)
+    groups = {"image": (pos < T // 2).expand(B, T), "question": ((pos >= T // 2) & (pos < T - 1)).expand(B, T),
+              "last": (pos == T - 1).expand(B, T), "all": torch.ones(B, T, dtype=torch.bool)}
     answer = _tokens(m.cfg.d_vocab, (B,), config.seed + 1)
-    edges = [("context", "last")]
+    edges = [("image", "last"), ("question", "last"), ("last", "last"), ("all", "last")]
     try:
         why = ko.supports_fast_path(m)
         if why:
@@ -206,14 +208,14 @@ def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) 
                                  "sweep_full": lambda: ko.sweep(m, x, groups, edges, answer, fast=False)},
                                 config.repeats)
             cache = ko.clean_cache(m, x)
-            err = max(float((ko.last_row_knockout(m, cache, groups["context"], [l])
-                             - ko.knockout_logits(m, x, ko.edge_block(groups["last"], groups["context"]), [l])[:, -1]
-                             ).abs().max()) for l in range(m.n_layers))
+            err = max(float((ko.last_row_knockout(m, cache, groups[src], [l])
+                             - ko.knockout_logits(m, x, ko.edge_block(groups["last"], groups[src]), [l])[:, -1]
+                             ).abs().max()) for l in range(m.n_layers) for src, _ in edges)
     except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
         for name, desc in targets:
             b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
         return
-    b.times("knockout", f"{suffix[1:] or 'transformer'} [{B}x{T}], {m.n_layers} windows, edge context->last", times)
+    b.times("knockout", f"{suffix[1:] or 'transformer'} [{B}x{T}], {m.n_layers} windows, {len(edges)} edges into last", times)
     values = [paired_ratio(times, "sweep_last_row", "clean_forward"), paired_ratio(times, "sweep_full", "sweep_last_row"),
               err]
     notes = [f" (interp.methods.knockout.sweep, fast=True; {what})", f" ({what})", f" ({what})"]

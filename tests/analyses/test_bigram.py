@@ -69,7 +69,7 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw, monkeypat
            "temperature_growth": 1.05}
     result = interp.analyses.get("bigram").run(cfg)
     sanity = [c for c in result.criteria if c.kind == "sanity"]
-    assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
+    assert len(sanity) == 4 and all(c.holds for c in sanity), result.summary()
     names = {c.name for c in result.criteria}
     assert {"sparse_subnetwork_r", "layer0_mlp_densest", "subnetwork_far_below_random",
             "removal_hurts_more_than_random", "overlap_with_pruning_mask_p",
@@ -178,7 +178,7 @@ def test_bigram_analysis_on_hugging_face_shapes(tmp_path, corpus_dir, arch):
         "batch_size": 4, "seq_len": 16, "n_null": 200, "n_random": 2, "n_eval": 6, "n_resid": 8, "recall_k": 1,
         "temperature_growth": 1.05})
     sanity = [c for c in result.criteria if c.kind == "sanity"]
-    assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
+    assert len(sanity) == 4 and all(c.holds for c in sanity), result.summary()
     assert result.arrays["density_layer_matrix"].shape == (2, 6)  # W_Q W_K W_V W_O W_in W_out per layer
 
 
