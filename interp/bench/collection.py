@@ -406,7 +406,8 @@ def bench_features(b: Bench, config: Config, tf) -> None:
     B, T = config.compute_batch
     root = Path(tempfile.mkdtemp(prefix="interp-bench-features-"))
     try:
-        hook, store = resid_store(config, tf, root)
+        # enough batches that the pass runs in its steady state (few new top-k candidates per batch)
+        hook, store = resid_store(config, tf, root, config.feature_items)
         n, T = len(store), store[hook].shape[1]
         sae = SAE(SAEConfig(d_in=tf.cfg.d_model, d_sae=4 * tf.cfg.d_model, init_seed=config.seed))
         with torch.no_grad():  # each latent's bias at its 98th percentile: ~2% density, like a trained SAE

@@ -70,6 +70,7 @@ class Config(BaseModel):
     compute_batches: Count = 2  # batches per timed call, compute-bound
     overhead_batches: Count = 32  # batches per timed call, overhead-bound
     memory_items: Count = 128  # sequences of compute_batch's length for memory / disk / early stop
+    feature_items: Count = 256  # sequences of compute_batch's length in the feature-page item's store
     sae_steps: Count = 100
     sae_batch: Count = 1024
     fp_states: Count = 256  # fixed-point finder: initial states of the RNN cell
@@ -200,16 +201,18 @@ def _resid_hooks(m) -> list[str]:
     return [m.hook("resid_post", l) for l in range(m.n_layers)]
 
 
-def resid_store(config: Config, tf, root: Any):
-    """``(hook, store)``: the last block's resid_post of ``memory_items // 2`` sequences, collected
-    into a four-shard store under ``root`` (the input of the SAE and feature-page items)."""
+def resid_store(config: Config, tf, root: Any, n: Optional[int] = None):
+    """``(hook, store)``: the last block's resid_post of ``n`` (default ``memory_items // 2``)
+    sequences, collected into a four-shard store under ``root`` (the input of the SAE and
+    feature-page items)."""
     import torch
 
     import interp
 
     B, T = config.compute_batch
     hook = tf.hook("resid_post", -1)
-    x = _tokens(tf.cfg.d_vocab, (max(1, config.memory_items // 2), min(T, tf.cfg.n_ctx)), config.seed)
+    n = max(1, config.memory_items // 2 if n is None else n)
+    x = _tokens(tf.cfg.d_vocab, (n, min(T, tf.cfg.n_ctx)), config.seed)
     with torch.no_grad():
         store = interp.collect(tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4))
     return hook, store

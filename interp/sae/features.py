@@ -264,24 +264,28 @@ def _check_store(store: Any, hook: str) -> None:
 
 def _merge(best, best_flat, best_ctx, latent, vals, flat, ctx):
     """The top ``k`` per latent of the ``[d_sae, k]`` buffers and new entries (``latent``, ``vals``,
-    global ``flat`` index, ``ctx`` ``[n, W]``): descending by value, ties to the earlier position."""
+    global ``flat`` index, ``ctx`` ``[n, W]``, in position order, every one later than the buffers'):
+    descending by value, ties to the earlier position. Only the latents with new entries are touched."""
     d_sae, k = best.shape
-    lat = torch.cat([torch.arange(d_sae, device=best.device).repeat_interleave(k), latent])
-    v = torch.cat([best.reshape(-1), vals])
-    g = torch.cat([best_flat.reshape(-1), flat])
-    c = torch.cat([best_ctx.reshape(d_sae * k, -1), ctx])
-    # three stable sorts: by position, then value (descending), then latent
-    order = torch.argsort(g, stable=True)
-    order = order[torch.argsort(-v[order], stable=True)]
+    rows = torch.unique(latent)  # sorted
+    r = len(rows)
+    local = torch.searchsorted(rows, latent)  # new entry -> its row among ``rows``
+    lat = torch.cat([torch.arange(r, device=best.device).repeat_interleave(k), local])
+    v = torch.cat([best[rows].reshape(-1), vals])
+    g = torch.cat([best_flat[rows].reshape(-1), flat])
+    c = torch.cat([best_ctx[rows].reshape(r * k, -1), ctx])
+    # The buffers hold each row's entries by value, ties in position order, and every new entry is
+    # later: so two stable sorts (value descending, then row) leave ties in position order.
+    order = torch.argsort(-v, stable=True)
     order = order[torch.argsort(lat[order], stable=True)]
     lat, v, g, c = lat[order], v[order], g[order], c[order]
-    starts = torch.cumsum(torch.bincount(lat, minlength=d_sae), 0) - torch.bincount(lat, minlength=d_sae)
-    rank = torch.arange(len(lat), device=lat.device) - starts[lat]
-    keep = rank < k  # every latent has its k buffer slots, so exactly k kept per latent
-    slot = lat[keep] * k + rank[keep]
-    out_v, out_g, out_c = torch.empty_like(best).view(-1), torch.empty_like(best_flat).view(-1), torch.empty_like(c[:d_sae * k])
-    out_v[slot], out_g[slot], out_c[slot] = v[keep], g[keep], c[keep]
-    return out_v.view(d_sae, k), out_g.view(d_sae, k), out_c.view(d_sae, k, -1)
+    counts = torch.bincount(lat, minlength=r)
+    rank = torch.arange(len(lat), device=lat.device) - (torch.cumsum(counts, 0) - counts)[lat]
+    keep = rank < k  # every row has its k buffer slots, so exactly k are kept per row
+    best, best_flat, best_ctx = best.clone(), best_flat.clone(), best_ctx.clone()
+    dst = rows[lat[keep]], rank[keep]
+    best[dst], best_flat[dst], best_ctx[dst] = v[keep], g[keep], c[keep]
+    return best, best_flat, best_ctx
 
 
 def _logit_effects(sae: Any, model: Any, n: int):

@@ -17,7 +17,7 @@ from interp.bench.methods import _count_host_syncs
 
 TINY = dict(n_layers=2, d_model=32, n_heads=4, n_ctx=16, d_vocab=40, rnn_hidden=8, repeats=1,
             compute_batch=(2, 16), overhead_batch=(1, 4), compute_batches=1, overhead_batches=2, overhead_repeats=1,
-            memory_items=8, sae_steps=3, sae_batch=16, fp_states=6, fp_iters=3, import_runs=1)
+            memory_items=8, feature_items=8, sae_steps=3, sae_batch=16, fp_states=6, fp_iters=3, import_runs=1)
 
 
 def test_interleaved_runs_rounds_in_order_and_pairs_ratios():
