@@ -220,7 +220,12 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
     hit = _HF_ROUTES.get(bridge)
     if hit is not None and hit[0] == signature and hit[1] is root:
         return hit[2]
-    routes = _check_routes(m, root, _hf_candidates(m, root))
+    try:
+        routes = _check_routes(m, root, _hf_candidates(m, root))
+    except Exception as e:  # noqa: BLE001 - a model the probe cannot run (say, one that needs pixels)
+        log.warning("%s: no plain routes (the probe forward failed: %s: %s); collect uses the bridge's hooks",
+                    m.model_id, type(e).__name__, str(e)[:200])
+        routes = {}
     _HF_ROUTES[bridge] = (signature, root, routes)
     log.debug("%s: %d of %d hook names have a checked plain route", m.model_id, len(routes), len(m.hook_names))
     return routes

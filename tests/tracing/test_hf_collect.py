@@ -112,3 +112,23 @@ def test_the_plain_tree_shares_every_weight_with_the_bridge(models, arch):
     bridge = {p.data_ptr() for p in m.module.parameters()}
     assert {p.data_ptr() for p in root.parameters()} <= bridge
     assert adapters.plain_module(m) is root  # built once per bridge
+
+
+def test_a_model_the_probe_cannot_run_keeps_the_bridge_path(models, monkeypatch):
+    """If the probe forward fails (a model that needs more than token ids), collect still works
+    through the bridge's hooks instead of failing."""
+    m = models["llama"]
+    root = adapters.plain_module(m)
+    monkeypatch.setattr(adapters, "_HF_ROUTES", type(adapters._HF_ROUTES)())
+    monkeypatch.setattr(adapters, "_PLANS", type(adapters._PLANS)())
+
+    def broken(*a, **k):
+        raise RuntimeError("needs pixel_values")
+
+    monkeypatch.setattr(adapters, "_check_routes", broken)
+    assert adapters.hf_routes(m, root) == {}
+    hooks = [m.hook("resid_post", 0)]
+    assert isinstance(_runner(m, hooks), runners_mod.BridgeRunner)
+    x = _tokens(2)
+    _, want = interp.trace(m, x, capture=hooks)
+    assert (interp.collect(m, x, hooks)[hooks[0]] - want[hooks[0]]).abs().max() <= 1e-6
