@@ -40,6 +40,33 @@ def _isolated_dirs(tmp_path_factory):
             os.environ[k] = v
 
 
+def load_hf_models(root, archs=("gpt2", "neox", "llama", "bert"), n_layers: int = 2) -> dict:
+    """Hugging Face models of each architecture in ``archs`` (GPT-2, GPT-NeoX, Llama with
+    grouped-query attention and rotary positions, BERT masked LM), d 32, 4 heads, vocabulary 50,
+    random weights (seed 0), saved with ``save_pretrained`` under ``root`` and loaded the way a
+    user loads a checkpoint (no download)."""
+    import transformers as T
+
+    import interp
+
+    torch.manual_seed(0)
+    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=n_layers, num_attention_heads=4,
+                 intermediate_size=64, max_position_embeddings=32)
+    build = {
+        "gpt2": lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=n_layers, n_head=4,
+                                                         n_positions=32)),
+        "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
+        "llama": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
+        "bert": lambda: T.BertForMaskedLM(T.BertConfig(**small)),
+    }
+    hf = {name: build[name]() for name in archs}  # every model built before any is loaded (loading draws random numbers)
+    out = {}
+    for name, model in hf.items():
+        model.save_pretrained(root / name)
+        out[name] = interp.load_model(str(root / name), device="cpu")
+    return out
+
+
 def build_spec(**overrides):
     """A tiny transformer spec with any field overridden."""
     from interp.models.transformer import TransformerSpec

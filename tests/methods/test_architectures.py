@@ -18,26 +18,11 @@ CAUSAL = [a for a in ARCHS if a != "bert"]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    import transformers as T
-
     from interp.models.transformer import build_transformer
     from interp.tracing.model import Model
-    from tests.conftest import build_spec
+    from tests.conftest import build_spec, load_hf_models
 
-    root = tmp_path_factory.mktemp("archs")
-    torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                 max_position_embeddings=32)
-    hf = {
-        "gpt2": T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)),
-        "neox": T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
-        "llama": T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
-        "bert": T.BertForMaskedLM(T.BertConfig(**small)),
-    }
-    out = {}
-    for name, model in hf.items():
-        model.save_pretrained(root / name)
-        out[name] = interp.load_model(str(root / name), device="cpu")
+    out = load_hf_models(tmp_path_factory.mktemp("archs"), [a for a in ARCHS if a != "zoo"])
     spec = build_spec()
     out["zoo"] = Model(build_transformer(spec), backend="tl", kind="transformer", model_id="zoo-tiny",
                        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})

@@ -16,23 +16,9 @@ ARCHS = ["gpt2", "neox", "llama", "bert"]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    import transformers as T
+    from tests.conftest import load_hf_models
 
-    root = tmp_path_factory.mktemp("hf_collect")
-    torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-                 max_position_embeddings=32)
-    hf = {
-        "gpt2": T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=3, n_head=4, n_positions=32)),
-        "neox": T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
-        "llama": T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
-        "bert": T.BertForMaskedLM(T.BertConfig(**small)),
-    }
-    out = {}
-    for name, model in hf.items():
-        model.save_pretrained(root / name)
-        out[name] = interp.load_model(str(root / name), device="cpu")
-    return out
+    return load_hf_models(tmp_path_factory.mktemp("hf_collect"), ARCHS, n_layers=3)
 
 
 def _tokens(n=5, T=9, seed=0):
