@@ -128,7 +128,7 @@ def test_sae_circuit_scorers_find_heads_planted_in_real_head_outputs(models, arc
                                            planted_features, roc_auc, sae_codes, select_positions)
 
     m = models[arch]
-    n_pairs = 12
+    n_pairs = 24  # 12 pairs passed on most random weights but not all (AUC 0.58 on one Llama draw)
     x = _tokens(2 * n_pairs, 8, seed=4)
     labels = np.arange(2 * n_pairs) < n_pairs
     pairs = np.r_[np.arange(n_pairs), np.arange(n_pairs)]
