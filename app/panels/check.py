@@ -41,3 +41,9 @@ def dashboard(result, st) -> None:
         cols[2].metric("collect", f"{m.get('collect_ms', 0):.1f} ms")
         st.caption(f"collect took the {m.get('collect_path', '?')} path; the bare forward ran "
                    f"{m.get('bare_module', '?')}. A timing, not a criterion: it depends on the machine's load.")
+        if m.get("plain_routed_hooks") is not None:
+            only = m.get("bridge_only_hook_kinds") or []
+            st.caption(f"{m['plain_routed_hooks']} of {m.get('n_hooks', '?')} hook names are read off plain modules "
+                       "(the fast path, each route checked against the bridge's hooks)"
+                       + (f"; only the bridge's hooks compute {', '.join(only[:12])}"
+                          + (f" and {len(only) - 12} more" if len(only) > 12 else "") if only else "") + ".")

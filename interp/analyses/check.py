@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import statistics
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
@@ -243,6 +244,17 @@ def collect_path(m, hooks: list[str]) -> str:
     return "bridge hooks"
 
 
+def plain_routes(m) -> dict[str, Any]:
+    """How many hook names ``collect`` reads off plain modules (the fast path), and the hook
+    kinds (names less their ``blocks.<l>.`` prefix) that only the bridge's hooks compute."""
+    from interp.tracing import adapters
+
+    root = adapters.plain_module(m)
+    routed = [] if root is None else [n for n in m.hook_names if adapters.plan(m, root, (n,)) is not None]
+    kinds = sorted({re.sub(r"^blocks\.\d+\.", "", n) for n in set(m.hook_names) - set(routed)})
+    return {"n_routed": len(routed), "unrouted_kinds": kinds}
+
+
 def timing(m, config: Config) -> dict[str, Any]:
     """Seconds per call of a bare forward and of ``collect`` of every ``resid_post``, interleaved."""
     import interp
@@ -263,7 +275,7 @@ def timing(m, config: Config) -> dict[str, Any]:
     with torch.no_grad(), _quiet():
         times = interleaved(variants, config.repeats)
     return {"times": times, "ratio": paired_ratio(times, "collect", "bare"), "bare_module": bare_what,
-            "collect_path": collect_path(m, hooks), "shape": [config.timing_batches, B, T]}
+            "collect_path": collect_path(m, hooks), "shape": [config.timing_batches, B, T], **plain_routes(m)}
 
 
 @contextmanager
@@ -314,7 +326,8 @@ def report(config: Config, m, par: dict, hooks: dict, times: dict) -> Result:
         "missing_kinds": hooks["missing_kinds"], "unresolved_hooks": hooks["unresolved"],
         "collect_over_bare": times["ratio"], "bare_ms": med["bare"], "collect_ms": med["collect"],
         "bare_module": times["bare_module"], "collect_path": times["collect_path"],
-        "timing_shape": times["shape"],
+        "timing_shape": times["shape"], "plain_routed_hooks": times["n_routed"],
+        "bridge_only_hook_kinds": times["unrouted_kinds"],
     })
     src = "the Hugging Face forward" if par["source"] == "hf" else "the plain native module"
     if par["logits_error"] is not None:

@@ -66,6 +66,10 @@ def test_check_passes_on_every_architecture(tmp_path, arch):
     assert m["n_hooks"] > 20 and sum(m["hooks_per_layer"]) + m["n_hooks_outside_blocks"] == m["n_hooks"]
     assert m["collect_over_bare"] > 0 and len(result.arrays["collect_seconds"]) == SMALL["repeats"]
     assert {"parity", "timing"} <= set(result.figures)
+    # every resid_post has a checked plain route, so collect takes the fast path; patterns never do on HF
+    assert m["collect_path"] == "plain modules" and m["plain_routed_hooks"] > 2 * 3
+    if arch != "zoo":
+        assert "attn.hook_pattern" in m["bridge_only_hook_kinds"]
 
 
 def test_check_in_bfloat16_holds_to_the_looser_tolerance(tmp_path):
