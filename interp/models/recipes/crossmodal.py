@@ -177,7 +177,7 @@ VLM_TINY = VLMRecipe(
     n_layers=6, d_model=64, n_heads=4,
     n_train=28000, patch_aux_weight=1.0, question_lm_weight=1.0, image_norm_gain=0.2, side_questions=True,
     side_stage=TrainConfig(steps=500, batch_size=32, lr=3e-3, warmup=60, log_every=50),
-    train=TrainConfig(steps=4000, batch_size=32, lr=3e-3, warmup=60, log_every=50),  # 3500: seed 2 ended at 0.893
+    train=TrainConfig(steps=3500, batch_size=32, lr=3e-3, warmup=60, log_every=50),
 )
 VLM_6L = VLMRecipe(
     name="vlm-6l",
@@ -196,7 +196,7 @@ VQA_PROMPTS = (
 )
 
 
-@recipe("vlm-tiny", VLM_TINY, "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; 500 choose_side + 4000 mixed steps, ~13 min on an idle CPU)",
+@recipe("vlm-tiny", VLM_TINY, "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; 500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
         prompts=VQA_PROMPTS)
 def _vlm_tiny(cfg: VLMRecipe):
     return train_vlm(cfg)
