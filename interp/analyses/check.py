@@ -87,10 +87,10 @@ def reference_module(m) -> tuple[torch.nn.Module, str]:
     from interp.tracing import adapters
 
     original = getattr(m.module, "original_model", None)
+    plain = adapters.plain_module(m)  # the bridge wrappers peeled off, built once per bridge (collect runs it too)
     if isinstance(original, PreTrainedModel):
         # the bridge swaps its components into the HF tree; the original HF modules sit under them
-        return adapters.unwrap(original), "hf"
-    plain = adapters.plain_module(m)
+        return (plain if plain is not None else adapters.unwrap(original)), "hf"
     if original is not None and plain is not None:
         return plain, "native"
     raise ValueError(f"{m.model_id}: no plain module to compare the bridge with "
