@@ -6,7 +6,7 @@ model can only complete a slot at the end of its context; a masked model fills a
 anywhere, so the same functions ask a fact "in place" (the name masked inside a trained
 sentence) or at the end of a sentence:
 
-- :func:`complete`: greedy. Causal: the next ``length`` tokens. Masked: every slot position
+- :func:`complete`: greedy. Causal: the next ``length`` tokens (:func:`interp.generate`). Masked: every slot position
   is set to the mask token and the slot is filled **left to right**, one token per forward
   (argmax at the leftmost masked position, which is then revealed).
 - :func:`target_logprob`: the log-probability of given candidates in the slot by the same
@@ -54,17 +54,35 @@ def _slot_batches(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, ba
 def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
     """Greedy completion ``[n, length]`` of each row's slot ``tokens[:, prompt_len : prompt_len + length]``.
 
-    Causal: the next ``length`` tokens, one forward each. Masked: the slot is set to the mask
-    token and filled left to right (argmax at the leftmost masked position, then reveal it).
-    Tokens after the slot are kept as given (the rest of the sentence, or padding)."""
+    Causal: the next ``length`` tokens of each prompt ``tokens[i, :prompt_len[i]]``, from the
+    one generation loop (:func:`interp.tracing.generate.generate`: key/value cache, prompts
+    left-padded; rows of a model that takes no attention mask are batched by prompt length).
+    Masked: the slot is set to the mask token and filled left to right (argmax at the leftmost
+    masked position, then reveal it). Tokens after the slot are kept as given."""
     masked = is_masked(m)
     out = np.zeros((len(tokens), length), dtype=np.int64)
+    if not masked:
+        return _complete_causal(m, tokens, prompt_len, length, batch_size)
     for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
         for k in range(length):
             logits = _forward(m, x)
             pos = pl + k
-            x[rows, pos] = logits[rows, pos if masked else pos - 1].argmax(-1)
+            x[rows, pos] = logits[rows, pos].argmax(-1)
         out[sl] = torch.stack([x[rows, pl + k] for k in range(length)], dim=1).numpy()
+    return out
+
+
+def _complete_causal(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int) -> np.ndarray:
+    from interp.tracing.generate import cache_kind, generate
+
+    out = np.zeros((len(tokens), length), dtype=np.int64)
+    groups = ([np.flatnonzero(prompt_len == p) for p in np.unique(prompt_len)] if cache_kind(m) == "none"
+              else [np.arange(len(tokens))])
+    for idx in groups:
+        for sl in _chunks(len(idx), batch_size):
+            rows = idx[sl]
+            prompts = [tokens[i, : prompt_len[i]].tolist() for i in rows]
+            out[rows] = generate(m, prompts, length, stop_tokens=()).new_tokens.cpu().numpy()
     return out
 
 

@@ -50,6 +50,9 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from interp.tracing.generate import cache_arg as _cache_arg
+from interp.tracing.generate import hf_cache_kwargs
+from interp.tracing.generate import hf_model as _hf_model
 from interp.tracing.model import Model
 
 
@@ -181,16 +184,6 @@ class CleanCache:
     last_tokens: Optional[torch.Tensor] = None
 
 
-def _hf_model(m: Model) -> Any:
-    """The Hugging Face model under ``m``'s bridge, or None (zoo models, RNNs, nnsight)."""
-    native = getattr(m.module, "original_model", None)
-    try:
-        from transformers import PreTrainedModel
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        return None
-    return native if isinstance(native, PreTrainedModel) else None
-
-
 def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
     """Why the cache-based last-row path cannot run on the Hugging Face model ``hf`` (None if it can)."""
     from transformers.models.auto.modeling_auto import (
@@ -250,41 +243,21 @@ def _tokens_of(inputs: Any) -> torch.Tensor:
     return inputs
 
 
-def _attention_modules(m: Model) -> list:
-    """Each layer's attention bridge."""
-    return [_attention_module(m, l) for l in range(m.n_layers)]
-
-
 @contextmanager
 def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]):
-    """While active: the attention bridges see the cache whatever HF calls it, and the pattern
-    of layer ``l`` goes through :func:`block_pattern` with ``blocks[l]`` (``[B, 1, T]``)."""
-    def cache_kwarg(module, args, kwargs):
-        # The bridge reads ``past_key_values`` or ``layer_past``; GPT-2 and Llama blocks in
-        # transformers 5 pass the cache as ``cache``, which the bridge would ignore (the
-        # last token would then attend to itself alone).
-        if kwargs.get("past_key_values") is None and kwargs.get("layer_past") is None and kwargs.get("cache") is not None:
-            kwargs = dict(kwargs)
-            kwargs["past_key_values"] = kwargs["cache"]
-        return args, kwargs
-
-    handles = [a.register_forward_pre_hook(cache_kwarg, with_kwargs=True) for a in _attention_modules(m)]
+    """While active: the attention bridges see the key/value cache (the generation loop's
+    :func:`~interp.tracing.generate.hf_cache_kwargs`), and the pattern of layer ``l`` goes
+    through :func:`block_pattern` with ``blocks[l]`` (``[B, 1, T]``)."""
+    handles = []
     for l, blk in blocks.items():
         hp = m.module.get_submodule(m.hook("pattern", l))
         handles.append(hp.register_forward_hook(lambda mod, inp, out, b=blk: block_pattern(out, b)))
     try:
-        yield
+        with hf_cache_kwargs(m):
+            yield
     finally:
         for h in handles:
             h.remove()
-
-
-def _cache_arg(hf: Any) -> str:
-    """The name ``hf.forward`` takes its key/value cache by (``cache`` in newer transformers,
-    where ``past_key_values`` is deprecated on some models)."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
 
 
 def _recording_cache() -> Any:
