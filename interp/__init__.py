@@ -6,6 +6,7 @@ Public API (see README.md and docs/architecture.md)::
     m = interp.load_model("zoo:code-lm-tiny")
     out, acts = interp.trace(m, "def f(x):", capture=["blocks.0.hook_resid_post"])
     store = interp.collect(m, dataset, hooks=["blocks.0.hook_resid_post"])
+    g = interp.generate(m, ["def f(x):"], max_new_tokens=16, edits={...})
     result = interp.analyses.get("model_report").run(config)
 
 Heavy dependencies (torch, transformer-lens, nnsight) are imported lazily, so that
@@ -26,6 +27,7 @@ _PUBLIC = {
     "Model": "interp.tracing.model",
     "trace": "interp.tracing.trace",
     "collect": "interp.tracing.collect",
+    "generate": "interp.tracing.generate",
     "ActivationStore": "interp.tracing.store",
     "Result": "interp.results",
     "Criterion": "interp.results",
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from interp.models.load import load_model
     from interp.results import Criterion, Result
     from interp.tracing.collect import collect
+    from interp.tracing.generate import generate
     from interp.tracing.model import Model, wrap
     from interp.tracing.store import ActivationStore
     from interp.tracing.trace import trace

@@ -4,6 +4,8 @@
   RNNs and any ``nn.Module`` (through nnsight), with one hook-name scheme
   (``Model.hook``, ``Model.resid_names``), and ``wrap`` for any module.
 - ``trace.py``: ``trace`` (capture and edit activations on one batch) and edit helpers.
+- ``generate.py``: ``generate``, the one generation loop (key/value cache, edits that know
+  their absolute positions, captures per step).
 - ``collect.py`` / ``adapters.py`` / ``runners.py`` / ``sinks.py`` / ``store.py``: streaming
   collection into an :class:`ActivationStore`; ``distributed.py``: several processes.
 

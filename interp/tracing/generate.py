@@ -511,7 +511,10 @@ def _run(m: Model, rows: list[list[int]], capture: list[str], edits: dict[str, E
 
 
 def _last_positions(name: str, act: torch.Tensor, n: int) -> torch.Tensor:
-    """The last ``n`` positions of a captured activation (query dim 2 for patterns)."""
+    """The last ``n`` positions of a captured activation (query dim 2 for patterns); a value
+    that is not a tensor (a module's tuple output) is kept whole."""
+    if not isinstance(act, torch.Tensor):
+        return act
     d = 2 if name.endswith(("hook_pattern", "hook_attn_scores")) else 1
     return act.narrow(d, act.shape[d] - n, n)
 
