@@ -69,6 +69,7 @@ def collect(
     lengths: torch.Tensor | Sequence[int] | None = None,
     overwrite: bool = False,
     autocast: Any = None,
+    edits: dict[str, Any] | None = None,
 ) -> ActivationStore:
     """Run ``m`` over ``dataset`` in batches; return the named activations as a store.
 
@@ -96,6 +97,10 @@ def collect(
         lengths: ``[N]`` valid (unpadded) length of each item, for right-padded tokens.
         overwrite: replace an existing store in ``out`` instead of resuming it.
         autocast: run the forward under ``torch.autocast`` with this dtype ("bf16", ...).
+        edits: ``{hook name: fn}`` applied in every forward, as in :func:`interp.trace` (for
+            example a steering vector added upstream of the hooks collected). Runs on the
+            bridge's own hooks (or nnsight); a store on disk records the edited names, not the
+            functions, so resuming with different edit functions is not detected.
 
     Returns:
         An :class:`ActivationStore`; ``store[name]`` is ``[N, ...]`` as above.
@@ -103,7 +108,8 @@ def collect(
     hooks = [hooks] if isinstance(hooks, str) else list(dict.fromkeys(hooks))
     if not hooks:
         raise ValueError("collect needs at least one hook name (see m.hook_names)")
-    m.check_names(hooks)
+    edits = dict(edits or {})
+    m.check_names([*hooks, *edits])
     pos_key = positions_key(positions)
     dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
     if device is None or device == "auto":
@@ -126,6 +132,8 @@ def collect(
         # only a store on disk can be resumed, so only it pays for hashing the weights
         weights_sha256=weights_fingerprint(m) if out is not None else "",
     )
+    if edits:
+        ident["edits"] = sorted(edits)
     tokens = x if not x.dtype.is_floating_point else None
     if out is None:
         sink: Sink = MemorySink(ident, tokens)
@@ -142,7 +150,7 @@ def collect(
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size!r}")
     i = sink.start
-    runner = make_runner(m, hooks, reduce)
+    runner = make_runner(m, hooks, reduce, edits)
     transfer = HostTransfer(sink) if cuda else sink
     # On the CPU into memory, plain hooks copy each activation into its [N, ...] buffer as
     # it is computed: nothing of a batch is held past the layer that made it.

@@ -16,14 +16,14 @@ from interp.tracing.model import Model, StopForward
 from interp.tracing.sinks import MemorySink
 
 
-def make_runner(m: Model, hooks: list[str], reduce: "Reducer"):
+def make_runner(m: Model, hooks: list[str], reduce: "Reducer", edits: dict | None = None):
     """The fastest runner for ``m`` and these hooks (see the module docstring). While an SAE
     is spliced in, only the bridge's hooks see it (the plain tree has no HookPoints), so a
-    spliced model always takes the bridge-hook path."""
+    spliced model always takes the bridge-hook path; so does a collection with ``edits``."""
     if m.backend != "tl":
-        return NnsightRunner(m, hooks, reduce)
-    if m._splices:
-        return BridgeRunner(m, hooks, reduce)
+        return NnsightRunner(m, hooks, reduce, edits)
+    if m._splices or edits:
+        return BridgeRunner(m, hooks, reduce, edits)
     root = plain_module(m)
     found = None if root is None else adapters.plan(m, root, tuple(hooks))
     if found is None:
@@ -154,8 +154,8 @@ class PlainRunner:
 class BridgeRunner:
     """The bridge's own hooks (``Model.hooked``), for names or models no adapter covers."""
 
-    def __init__(self, m: Model, hooks: list[str], reduce):
-        self.m, self.hooks, self.reduce = m, hooks, reduce
+    def __init__(self, m: Model, hooks: list[str], reduce, edits: dict | None = None):
+        self.m, self.hooks, self.reduce, self.edits = m, hooks, reduce, dict(edits or {})
         order = {name: i for i, name in enumerate(m.hook_names)}
         ordered = sorted(hooks, key=order.__getitem__)  # the stop hook is registered last
         self.per_step = [h for h in hooks if m.per_step(h)]
@@ -164,7 +164,7 @@ class BridgeRunner:
         self.ctx = None
 
     def __enter__(self):
-        self.ctx = self.m.hooked(self.ordered, store=self.acts, stop_after=self.stop)
+        self.ctx = self.m.hooked(self.ordered, self.edits, store=self.acts, stop_after=self.stop)
         self.ctx.__enter__()
         return self
 
@@ -188,8 +188,8 @@ class BridgeRunner:
 class NnsightRunner:
     """Any ``nn.Module``, through :func:`interp.trace` (nnsight)."""
 
-    def __init__(self, m: Model, hooks: list[str], reduce):
-        self.m, self.hooks, self.reduce = m, hooks, reduce
+    def __init__(self, m: Model, hooks: list[str], reduce, edits: dict | None = None):
+        self.m, self.hooks, self.reduce, self.edits = m, hooks, reduce, dict(edits or {})
 
     def __enter__(self):
         return self
@@ -200,7 +200,7 @@ class NnsightRunner:
     def __call__(self, xb: torch.Tensor) -> dict[str, Any]:
         from interp.tracing.trace import trace
 
-        _, got = trace(self.m, xb, capture=self.hooks)
+        _, got = trace(self.m, xb, capture=self.hooks, edits=self.edits)
         return {h: self.reduce(h, a) if isinstance(a, torch.Tensor) else a for h, a in got.items()}
 
 

@@ -92,6 +92,7 @@ class Manifest(BaseModel):
     shard_size: int
     dataset_sha256: str = ""  # fingerprint of the input data, to refuse resuming on other data
     weights_sha256: str = ""  # fingerprint of the model's weights, to refuse mixing two models
+    edits: list[str] = []  # hook names edited while collecting (``collect(..., edits=)``)
     complete: bool = False
 
     def items_done(self) -> int:

@@ -184,3 +184,27 @@ def test_bad_arguments_are_clear(models):
         generate(models["gpt2"], ["text needs a tokenizer"], 2)
     with pytest.raises(ValueError, match="top_p"):
         generate(m, ROWS, 2, do_sample=True, top_p=0.0)
+
+
+def test_collect_with_edits_sees_the_edit(models, tmp_path):
+    """``collect(..., edits=)``: activations downstream of an edit are the edited forward's,
+    in memory and on disk, for the bridge path and for nnsight."""
+    from interp.tracing.trace import trace
+
+    m = models["zoo"]
+    x = torch.tensor([r[:2] * 3 for r in ROWS])
+    v = torch.randn(m.cfg.d_model)
+    edits = {m.hook("resid_post", 0): lambda a: a + v}
+    want = trace(m, x, capture=[m.hook("resid_post", 1)], edits=edits)[1][m.hook("resid_post", 1)]
+    got = interp.collect(m, x, hooks=[m.hook("resid_post", 1)], edits=edits, batch_size=2)
+    torch.testing.assert_close(got[m.hook("resid_post", 1)], want)
+    plain = interp.collect(m, x, hooks=[m.hook("resid_post", 1)])[m.hook("resid_post", 1)]
+    assert (plain - want).abs().max() > 1e-3
+    disk = interp.collect(m, x, hooks=[m.hook("resid_post", 1)], edits=edits, out=tmp_path / "s")
+    torch.testing.assert_close(disk[m.hook("resid_post", 1)], want)
+    assert disk.manifest.edits == [m.hook("resid_post", 0)]
+    lstm = interp.wrap(_TinyLSTM().eval())
+    shift = lambda a: a + 1.0  # noqa: E731
+    ref = trace(lstm, x, capture=["head.hook_in"], edits={"emb.hook_out": shift})[1]["head.hook_in"]
+    got = interp.collect(lstm, x, hooks=["head.hook_in"], edits={"emb.hook_out": shift})["head.hook_in"]
+    torch.testing.assert_close(got, ref)
