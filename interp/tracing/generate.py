@@ -119,6 +119,7 @@ class Generation:
     token_logprobs: torch.Tensor  # [batch, T] log-probability of each new token when chosen
     texts: list[str]  # decoded continuations (up to the stop token), or [] without tokenizer
     finished: torch.Tensor  # [batch] bool: stopped at a stop token
+    n_new: torch.Tensor  # [batch] new tokens up to and including the stop token (the rest is pad)
     steps: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # captures per step
     logits: Optional[torch.Tensor] = None  # [batch, T, vocab] with return_logits=True
     cache: str = "none"  # "hf", "native" or "none" (recompute)
@@ -475,6 +476,7 @@ def _run(m: Model, rows: list[list[int]], capture: list[str], edits: dict[str, E
     steps: dict[str, list[torch.Tensor]] = {n: [] for n in capture}
     chosen, logps, kept = [], [], []
     done = torch.zeros(B, dtype=torch.bool, device=dev)
+    n_new = torch.zeros(B, dtype=torch.long, device=dev)
     store: dict[str, Any] = {}
     with ExitStack() as stack:
         stack.enter_context(step.context())
@@ -496,6 +498,7 @@ def _run(m: Model, rows: list[list[int]], capture: list[str], edits: dict[str, E
             if opts["return_logits"]:
                 kept.append(logits)
             chosen.append(nxt)
+            n_new = n_new + (~done).long()
             done = done | torch.tensor([int(x) in opts["stop"] for x in nxt.tolist()], device=dev)
             ids = torch.cat([ids, nxt[:, None]], 1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
@@ -505,7 +508,7 @@ def _run(m: Model, rows: list[list[int]], capture: list[str], edits: dict[str, E
     new = torch.stack(chosen, 1)
     return Generation(
         tokens=ids, prompt_tokens=ids[:, :P], new_tokens=new, prompt_len=plen,
-        token_logprobs=torch.stack(logps, 1), texts=_texts(m, new, opts["stop"]), finished=done,
+        token_logprobs=torch.stack(logps, 1), texts=_texts(m, new, opts["stop"]), finished=done, n_new=n_new,
         steps=steps, logits=torch.stack(kept, 1) if kept else None,
         cache=step.kind if cached else "none", pad_id=pad)
 
@@ -561,6 +564,7 @@ def _merge(parts: list[Generation], pad: int, m: Model) -> Generation:
         prompt_len=torch.cat([g.prompt_len for g in parts]),
         token_logprobs=torch.cat([right(g.token_logprobs, T, float("nan")) for g in parts]),
         texts=[t for g in parts for t in g.texts], finished=torch.cat([g.finished for g in parts]),
+        n_new=torch.cat([g.n_new for g in parts]),
         steps=steps, logits=logits, cache="none", pad_id=pad)
 
 
