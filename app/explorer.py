@@ -8,6 +8,9 @@ reruns only that panel.
 The prompt opens on an example the chosen model reads well: the zoo recipe's ``prompts``
 (Python for a code LM, template sentences for a circuit LM, fact questions for a reversal
 model), or for a saved directory its recipe's prompts, else words of its own vocabulary.
+The steering panel completes the prompt twice, unsteered and with a vector added (typed
+contrastive prompts, a saved CAA vector or an SAE latent), and shows how the steering moved each
+token's probability (:func:`interp.methods.steering.side_by_side`).
 A reversal fact model (a zoo reversal recipe, or a directory whose ``interp_model.json``
 holds ``recipe_config.facts``) also gets "Ask the fact model": the likeliest completions
 of a question by beam search, run when the user presses the button.
@@ -185,6 +188,7 @@ def explorer_page() -> None:
     st.plotly_chart(plots.lens_figure(probe.lens_probs, probe.tokens, probe.lens_target_prob, probe.target),
                     key="lens")
     ablation_panel(name, prompt, target)
+    steering_panel(name, prompt)
 
 
 @st.fragment
@@ -214,6 +218,81 @@ def ablation_panel(name: str, prompt: str, target: str) -> None:
         st.error(f"Ablation failed: {plain(e)}")
         return
     st.plotly_chart(plots.head_effect_figure(probe.head_effect, probe.target), key="ablation")
+
+
+# ------------------------------------------------------------------ steering
+VECTOR_SOURCES = ("contrastive prompts (ActAdd)", "a saved CAA vector (.npy)", "an SAE latent")
+
+
+def build_steering(name: str, source: str, layer: int, coef: float, spec: dict) -> Any:
+    """The :class:`~interp.methods.steering.Steering` the steering panel's controls describe."""
+    import numpy as np
+
+    from interp.methods import steering as S
+
+    m = get_model(name)
+    if source == VECTOR_SOURCES[0]:
+        return S.build(m, "actadd", layer=layer, coef=coef, plus=spec["plus"], minus=spec["minus"])
+    if source == VECTOR_SOURCES[1]:
+        vector = np.load(Path(spec["path"]).expanduser())
+        return S.build(m, "caa", layer=layer, coef=coef, vector=vector)
+    from interp.sae.model import SAE
+
+    return S.build(m, "sae_add", coef=coef, sae=SAE.load(Path(spec["path"]).expanduser()), latent=int(spec["latent"]))
+
+
+@st.cache_data(show_spinner="Generating, unsteered and steered…", max_entries=32)
+def steer_prompt(name: str, prompt: str, source: str, layer: int, coef: float, spec: dict, length: int) -> dict:
+    """Both completions of ``prompt`` and the per-token probability shift (plain data)."""
+    from interp.methods.steering import side_by_side
+
+    out = side_by_side(get_model(name), prompt, build_steering(name, source, layer, coef, spec), length)
+    return out.__dict__
+
+
+@st.fragment
+def steering_panel(name: str, prompt: str) -> None:
+    """Steer the model while it completes the prompt: a layer, a vector and a coefficient;
+    completions side by side and how the steering moved each steered token's probability."""
+    from interp.plotting import steering as plots
+
+    st.subheader("Steering")
+    m = get_model(name)
+    if not m.n_layers or getattr(m.cfg, "attention_dir", "causal") != "causal":
+        st.info("Steering generates text: it needs a causal transformer.")
+        return
+    c1, c2, c3 = st.columns(3)
+    source = c1.selectbox("Vector", VECTOR_SOURCES, key="steer_source")
+    layer = c2.selectbox("Layer (added to its resid_pre)", list(range(m.n_layers)), index=m.n_layers // 3,
+                         key="steer_layer")
+    coef = c3.slider("Coefficient", -20.0, 20.0, 4.0, 0.5, key="steer_coef")
+    if source == VECTOR_SOURCES[0]:
+        a, b = st.columns(2)
+        spec = {"plus": a.text_input("Towards (prompt)", " weddings", key="steer_plus"),
+                "minus": b.text_input("Away from (prompt)", " ", key="steer_minus")}
+    elif source == VECTOR_SOURCES[1]:
+        spec = {"path": st.text_input("CAA vector file (.npy, [d_model]; the steering run saves one as "
+                                      "arrays/caa_vector.npy)", "", key="steer_path")}
+    else:
+        a, b = st.columns([3, 1])
+        spec = {"path": a.text_input("SAE directory (SAELens format; its hook decides the layer)", "",
+                                     key="steer_sae"),
+                "latent": b.number_input("Latent", min_value=0, value=0, key="steer_latent")}
+    length = st.number_input("New tokens", min_value=1, max_value=64, value=16, key="steer_len")
+    if not st.button("Generate steered and unsteered", key="steer_go"):
+        st.caption("Greedy generation with the model's key/value cache, once unsteered and once steered.")
+        return
+    try:
+        out = steer_prompt(name, prompt, source, int(layer), float(coef), spec, int(length))
+    except Exception as e:
+        st.warning(f"Could not steer: {plain(e)}")
+        return
+    left, right = st.columns(2)
+    left.markdown("**Unsteered**")
+    left.code(out["unsteered"], language=None)
+    right.markdown(f"**Steered** (x{coef:g})")
+    right.code(out["steered"], language=None)
+    st.plotly_chart(plots.token_shift_figure(out["tokens"], out["p_steered"], out["p_unsteered"]), key="steer_shift")
 
 
 # ------------------------------------------------------------------ reversal fact models

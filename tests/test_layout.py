@@ -117,7 +117,7 @@ TOOLS = {"check", "sae"}  # analyses that are tools, not papers: no notebook (ch
 
 
 @pytest.mark.parametrize("name", ["model_report", "bigram", "ngram_heads", "rnn_hmm", "sae_circuits", "crossmodal",
-                                  "reversal", "check", "sae"])
+                                  "reversal", "check", "sae", "steering"])
 def test_one_name_per_analysis(name):
     import interp
 

@@ -45,7 +45,7 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelName = "zoo:code-lm-tiny"
+    model: ModelName = "zoo:code-lm"  # n_ctx 128: room for the A/B questions
     layer: Optional[NonNegInt] = None  # None: n_layers // 3
     topic: str = "code"  # interp.data.steering.TOPICS
     coefs: list[Coef] = Field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0])

@@ -292,5 +292,40 @@ def _sae_clamp(m: Model, *, layer: Optional[int] = None, coef: float, where: Any
                     saes={name: sae}, info={"hook": name, "latent": latent, "value": coef})
 
 
-__all__ = ["Steering", "register", "names", "get", "build", "restrict", "add_vector", "add_at_start",
+# ---------------------------------------------------------------- steered vs unsteered
+@dataclass
+class SideBySide:
+    """One prompt generated with and without a steering, and how the steering moved the
+    probability of each token of the steered completion."""
+
+    unsteered: str
+    steered: str
+    tokens: list[str]  # the steered completion's tokens
+    p_steered: list[float]  # each token's probability under the steered model (as generated)
+    p_unsteered: list[float]  # the same token's probability under the unsteered model, same prefix
+
+
+def side_by_side(m: Model, prompt: str | Sequence[int], steering: Steering, max_new_tokens: int = 24,
+                 **kwargs: Any) -> SideBySide:
+    """Greedy completions of ``prompt`` unsteered and under ``steering`` (``kwargs`` go to
+    :func:`interp.generate`), and the per-token probability shift of the steered completion:
+    one unsteered forward over the steered sequence scores its tokens teacher-forced."""
+    from interp.tracing.trace import trace
+
+    base = generate(m, [prompt], max_new_tokens, **kwargs)
+    g = steering.generate(m, [prompt], max_new_tokens, **kwargs)
+    n = int(g.n_new[0])
+    P = g.prompt_tokens.shape[1]
+    seq = g.tokens[:, : P + n]
+    with torch.no_grad():
+        out, _ = trace(m, seq)
+    lp = out[0, P - 1: P + n - 1].float().log_softmax(-1).gather(-1, seq[0, P:, None].to(out.device))[:, 0]
+    new = g.new_tokens[0, :n].tolist()
+    tokens = [m.tokenizer.decode([t]) for t in new] if m.tokenizer is not None else [str(t) for t in new]
+    return SideBySide(base.texts[0] if base.texts else str(base.new_tokens[0].tolist()),
+                      g.texts[0] if g.texts else str(new), tokens,
+                      g.token_logprobs[0, :n].exp().tolist(), lp.exp().tolist())
+
+
+__all__ = ["Steering", "SideBySide", "side_by_side", "register", "names", "get", "build", "restrict", "add_vector", "add_at_start",
            "project_out", "actadd_vector", "caa_vector"]

@@ -132,3 +132,20 @@ def test_registry_refuses_a_taken_name_and_unknown_options():
         S.get("caaa")
     with pytest.raises(ValueError, match="where"):
         S.restrict(lambda a: a, "everywhere")
+
+
+def test_side_by_side_scores_the_steered_tokens_under_both_models(models):
+    m = models["gpt2"]
+    st = S.build(m, "add", layer=1, coef=6.0, vector=torch.randn(m.cfg.d_model, generator=torch.Generator()
+                                                                  .manual_seed(4)))
+    sbs = S.side_by_side(m, ROWS[0], st, 6, stop_tokens=())
+    assert len(sbs.tokens) == len(sbs.p_steered) == len(sbs.p_unsteered) == 6
+    base = generate(m, [ROWS[0]], 6, stop_tokens=())
+    steered = st.generate(m, [ROWS[0]], 6, stop_tokens=())
+    assert sbs.steered == str(steered.new_tokens[0].tolist())
+    # where the two completions agree so far, the unsteered score is the unsteered generation's own
+    if steered.new_tokens[0, 0] == base.new_tokens[0, 0]:
+        assert sbs.p_unsteered[0] == pytest.approx(float(base.token_logprobs[0, 0].exp()), rel=1e-4)
+    zero = S.side_by_side(m, ROWS[0], S.build(m, "add", layer=1, coef=0.0, vector=torch.ones(m.cfg.d_model)), 6,
+                          stop_tokens=())
+    assert zero.p_steered == pytest.approx(zero.p_unsteered, rel=1e-4)
