@@ -22,6 +22,7 @@ Items (``only`` selects some; ``interp bench NAME`` runs one):
 - ``features``: the SAE feature-page pass over a store vs one plain read that encodes it.
 - ``fixed_points``, ``knockout``, ``attribution``: the targets of modules other parts of
   interp provide (measured when they exist).
+- ``generation``: ``interp.generate`` with an edit vs the Hugging Face model's own ``generate``.
 - ``import``: ``interp --help`` wall time (median of fresh subprocesses).
 """
 
@@ -45,6 +46,7 @@ from interp.bench.collection import (
     memory_probe,
 )
 from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
+from interp.bench.generation import bench_generation
 from interp.bench.methods import bench_attribution, bench_fixed_points, bench_import, bench_knockout, bench_sae
 from interp.results import Result
 
@@ -88,6 +90,7 @@ def run(config: Config) -> Result:
         "fixed_points": lambda: bench_fixed_points(b, config, rnn),
         "knockout": lambda: bench_knockout(b, config, tf),
         "attribution": lambda: bench_attribution(b, config, tf),
+        "generation": lambda: bench_generation(b, config),
         "import": lambda: bench_import(b, config),
     }
     quiet = os.environ.get("INTERP_QUIET")

@@ -52,7 +52,7 @@ def test_bench_emits_every_target_at_tiny_size():
         assert (crit[name].op, crit[name].threshold, crit[name].kind) == (op, threshold, "target")
     assert {"early_stop_layer0_over_full"} <= set(crit)
     sanity = [c for c in result.criteria if c.kind == "sanity"]
-    assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
+    assert len(sanity) == 6 and all(c.holds for c in sanity), result.summary()
     from interp.bench.collection import HF_COLLECT, HF_COLLECT_TARGETS
 
     for arch in HF_COLLECT:  # Hugging Face shapes: exact, and on the plain-module path
@@ -120,3 +120,16 @@ def test_knockout_item_measures_the_bench_transformer_and_hf_shapes():
         assert crit["knockout_max_abs_logit_error" + suffix].value < 1e-5
     cases = [r["case"] for r in result.metrics["table"] if r["item"] == "knockout"]
     assert {c.split()[0] for c in cases} == {"transformer", *KNOCKOUT_HF} and all("x32]" in c for c in cases[3:])
+
+
+def test_generation_item_compares_with_hf_generate():
+    """The generation item names its target and checks, without an edit, the same tokens as the
+    Hugging Face model's own generate (a value, not a time)."""
+    result = bench.run(bench.Config(**TINY, only=["generation"]))
+    crit = {c.name: c for c in result.criteria}
+    c = crit["generate_with_edits_over_hf_generate"]
+    assert c.kind == "target" and (c.op, c.threshold) == bench.TARGETS[c.name]
+    assert c.value is not None and math.isfinite(c.value) and c.value > 0
+    assert crit["generate_equals_hf_generate"].holds
+    assert {r["variant"] for r in result.metrics["table"] if r["item"] == "generation"} == \
+        {"interp_edit", "interp", "hf_generate"}
