@@ -46,7 +46,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName = "zoo:code-lm"  # n_ctx 128: room for the A/B questions
-    layer: Optional[NonNegInt] = None  # None: n_layers // 3
+    layer: Optional[NonNegInt] = None  # ActAdd's and the SAE's layer; None: n_layers // 3
+    caa_layer: Optional[NonNegInt] = None  # None: the same as layer
     topic: str = "code"  # interp.data.steering.TOPICS
     coefs: list[Coef] = Field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0])
     n_prompts: Count = 4
@@ -138,6 +139,7 @@ def caa_part(m, hook_layer: int, config: Config) -> dict:
         st = S.build(m, "caa", layer=hook_layer, coef=c, vector=base.vector, where="all")
         out[name] = letter_probs(m, st, test, config)
     out["vector_norm"] = float(base.vector.norm())
+    out["hook"] = base.info["hook"]
     out["vector"] = base.vector.cpu().numpy()
     return out
 
@@ -225,8 +227,10 @@ def load_lm(config: Config):
                          f"{m.kind}{'' if m.tokenizer is not None else ' without tokenizer'}")
     if getattr(m.cfg, "attention_dir", "causal") != "causal":
         raise ValueError(f"steering generates text: {config.model} is a bidirectional (masked) model")
-    if config.layer is not None and config.layer >= m.n_layers:
-        raise ValueError(f"layer={config.layer} but {m.model_id} has {m.n_layers} layers")
+    for field in ("layer", "caa_layer"):
+        value = getattr(config, field)
+        if value is not None and value >= m.n_layers:
+            raise ValueError(f"{field}={value} but {m.model_id} has {m.n_layers} layers")
     return m
 
 
@@ -268,7 +272,7 @@ def run(config: Config) -> Result:
         "reference_token_diffs": reference_gap(m, prompts, base, config),
         "reference": "hf generate" if _is_hf(m) else "argmax loop",
     }
-    caa = caa_part(m, layer, config)
+    caa = caa_part(m, config.caa_layer if config.caa_layer is not None else layer, config)
     sae = sae_part(m, layer, prompts, base, config)
     return report(config, m, layer, coefs, prompts, sweep, rsweep, losses, base, checks, caa, sae)
 
@@ -333,6 +337,7 @@ def report(config: Config, m, layer: int, coefs: list[float], prompts: list[str]
         "coefs": coefs, "topic_relevance": sweep["relevance"].tolist(), "topic_share": sweep["share"].tolist(),
         "random_relevance": rsweep["relevance"].tolist(), "heldout_loss": losses.tolist(),
         "caa": {k: float(caa[k].mean()) for k in ("minus", "zero", "plus")}, "caa_vector_norm": caa["vector_norm"],
+        "caa_hook": caa["hook"],
         "sae": {k: v for k, v in sae.items() if k != "steered_texts"}, "examples": examples, "checks": checks,
     })
     result.add_criterion("coef0_equals_unsteered", checks["coef0_token_diffs"], "==", 0, kind="sanity",

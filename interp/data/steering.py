@@ -3,7 +3,10 @@
 A *topic* (ActAdd, Turner et al. 2023) is a contrastive prompt pair (``plus`` minus ``minus``
 is the steering vector), the words whose probability measures topic relevance, neutral prompts
 to complete and off-topic held-out text (on which steering should cost little loss). ``code``
-suits the zoo code LMs; ``weddings`` is the paper's own example, for English models.
+suits the zoo code LMs; ``weddings`` is the paper's own example pair, for English models (its
+shared first word keeps the difference off the first real token, which in SmolLM2 carries
+activations whose change breaks the model; the paper's other pair, " weddings" minus " ",
+does that at any coefficient that moves the topic).
 
 A *behaviour* (CAA, Rimsky et al. 2024) is a list of two-option questions, each with the
 answer that shows the behaviour and the one that does not. :func:`ab_items` formats them as the
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 TOPICS: dict[str, dict] = {
     "weddings": {
-        "plus": " weddings", "minus": " ",
+        "plus": "I talk about weddings constantly", "minus": "I do not talk about weddings constantly",
         "words": ["wedding", "weddings", "bride", "groom", "marriage", "married", "ceremony", "vows",
                   "honeymoon", "bridal"],
         "prompts": ["I went up to my friend and said", "The best thing about this weekend is",

@@ -7,7 +7,7 @@ in a small registry (:func:`get`, :func:`names`; :func:`register` refuses a take
 
 - ``add``: ``coef * vector`` added to ``m.hook(kind, layer)`` (``resid_pre`` by default).
 - ``actadd`` (Turner et al. 2023, arXiv 2308.10248): the difference of two prompts'
-  activations ``[n, d]`` at the layer (the shorter prompt padded with the pad token), added
+  activations ``[n, d]`` at the layer (the shorter prompt padded with spaces), added
   with ``coef`` to the first ``n`` positions of each prompt, as in the paper.
 - ``caa`` (Rimsky et al. 2024, arXiv 2312.06681): the mean difference, over contrastive
   pairs, of the activation at the last token (the answer letter), collected with
@@ -136,15 +136,25 @@ def project_out(direction: torch.Tensor, coef: float = 1.0) -> EditFn:
 # ---------------------------------------------------------------- vectors
 def actadd_vector(m: Model, plus: str | Sequence[int], minus: str | Sequence[int], hook: str) -> torch.Tensor:
     """ActAdd's steering vector ``[n, d]``: activations of ``plus`` minus those of ``minus`` at
-    ``hook``, position by position (the shorter prompt right-padded with the pad token)."""
+    ``hook``, position by position; the shorter prompt is right-padded with the space token, as in
+    the paper (the pad token where the tokenizer has no single-token space)."""
     from interp.tracing.trace import trace
 
     a, b = (_ids(m, p) for p in (plus, minus))
     n = max(len(a), len(b))
-    pad = _pad_id(m)
+    pad = _space_id(m)
     x = torch.tensor([a + [pad] * (n - len(a)), b + [pad] * (n - len(b))])
     _, acts = trace(m, x, capture=[hook])
     return (acts[hook][0] - acts[hook][1]).float()
+
+
+def _space_id(m: Model) -> int:
+    tok = m.tokenizer
+    if tok is not None:
+        ids = tok.encode(" ", add_special_tokens=False)
+        if len(ids) == 1:
+            return int(ids[0])
+    return _pad_id(m)
 
 
 def caa_vector(m: Model, pairs: Sequence[tuple[str, str]], hook: str, batch_size: int = 16) -> torch.Tensor:
