@@ -150,6 +150,10 @@ def test_registries_refuse_a_duplicate_name():
         register_kind("relu", None, None)
     with pytest.raises(ValueError, match="exists already"):
         builders.register_builder("transformer", lambda spec, tok: None)
+    from interp.methods import steering
+
+    with pytest.raises(ValueError, match="registered twice"):
+        steering.register("actadd")(lambda m, **kw: None)
 
 
 def test_analysis_steps_are_short():

@@ -191,6 +191,7 @@ class _HFStep:
         self.kv = DynamicCache() if use_cache else None
         params = inspect.signature(self.hf.forward).parameters
         self.keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self.cache_name = cache_arg(self.hf)
 
     def context(self) -> Any:
         return hf_cache_kwargs(self.m)
@@ -198,7 +199,7 @@ class _HFStep:
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         kw = dict(input_ids=ids, attention_mask=mask, position_ids=pos, **self.keep)
         if self.use_cache:
-            kw.update({cache_arg(self.hf): self.kv, "use_cache": True})
+            kw.update({self.cache_name: self.kv, "use_cache": True})
         else:
             kw["use_cache"] = False
         return self.hf(**kw).logits[:, -1]
