@@ -322,3 +322,26 @@ def test_explorer_asks_a_fact_model_on_request(fact_model_dir, tmp_path, monkeyp
 def test_explorer_offers_no_fact_section_to_other_models(explorer_model):
     at = explorer()
     assert not at.exception and "Ask the fact model" not in [h.value for h in at.subheader]
+
+
+def test_explorer_steers_on_request(explorer_model, tmp_path):
+    """The steering panel: nothing runs before the button; then both completions and the
+    per-token shift; a saved CAA vector steers too; a bad path is a warning, not a crash."""
+    at = explorer()
+    assert "Steering" in [h.value for h in at.subheader]
+    n_charts = len(at.get("plotly_chart"))
+    at.text_input(key="steer_plus").set_value("return a + b").run()
+    at.text_input(key="steer_minus").set_value("x = 1").run()
+    at.slider(key="steer_coef").set_value(10.0).run()
+    at.button(key="steer_go").click().run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert len(at.get("plotly_chart")) == n_charts + 1
+    assert len(at.code) >= 3  # the tokens, then unsteered and steered completions
+    np.save(tmp_path / "v.npy", np.ones(32, dtype=np.float32))
+    at.selectbox(key="steer_source").set_value("a saved CAA vector (.npy)").run()
+    at.text_input(key="steer_path").set_value(str(tmp_path / "v.npy")).run()
+    at.button(key="steer_go").click().run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    at.text_input(key="steer_path").set_value(str(tmp_path / "missing.npy")).run()
+    at.button(key="steer_go").click().run()
+    assert not at.exception and at.warning and "Could not steer" in at.warning[0].value
