@@ -10,4 +10,6 @@ a Hugging Face checkpoint), returns plain data, and is composed by the analyses.
 - ``probes.py``: ridge probes from activations to targets.
 - ``sae_scores.py``: circuit scores from SAE codes (the paper's node and edge scores, ours).
 - ``prompt_probe.py``: everything the live explorer shows about one prompt.
+- ``steering.py``: steering while generating (ActAdd, CAA, directional ablation, SAE latents).
+- ``completion.py``: completing a slot with a causal or a masked LM (causal: ``interp.generate``).
 """

@@ -208,3 +208,26 @@ def test_collect_with_edits_sees_the_edit(models, tmp_path):
     ref = trace(lstm, x, capture=["head.hook_in"], edits={"emb.hook_out": shift})[1]["head.hook_in"]
     got = interp.collect(lstm, x, hooks=["head.hook_in"], edits={"emb.hook_out": shift})["head.hook_in"]
     torch.testing.assert_close(got, ref)
+
+
+@pytest.mark.slow
+def test_real_model_generation_identities(real_model):
+    """SmolLM2-135M-Instruct with its chat template: greedy == the HF model's own generate (left
+    padding, batched), and the key/value cache == the recompute under a position-indexed edit."""
+    from interp.tracing.generate import hf_cache_kwargs, hf_model
+
+    m = real_model
+    prompts = ["What is the capital of France?", "Name a colour."]
+    g = generate(m, prompts, 8, chat=True, stop_tokens=())
+    P = g.prompt_tokens.shape[1]
+    mask = (torch.arange(P)[None] >= (P - g.prompt_len)[:, None]).long()
+    with torch.no_grad(), hf_cache_kwargs(m):
+        ref = hf_model(m).generate(g.prompt_tokens, attention_mask=mask, max_new_tokens=8, do_sample=False,
+                                   pad_token_id=g.pad_id, eos_token_id=None)
+    assert torch.equal(ref[:, P:], g.new_tokens)
+    assert "Paris" in g.texts[0]
+    edits = {m.hook("resid_pre", 6): from_position(-1, lambda a: a * 1.2)}
+    a = generate(m, prompts, 6, chat=True, edits=edits, stop_tokens=())
+    b = generate(m, prompts, 6, chat=True, edits=edits, stop_tokens=(), use_cache=False)
+    assert torch.equal(a.new_tokens, b.new_tokens)
+    torch.testing.assert_close(a.token_logprobs, b.token_logprobs, atol=1e-3, rtol=0)
