@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def dashboard(result, st) -> None:
-    """Completions side by side, the topic sweep's numbers, CAA's three points and the SAE latent."""
+    """Completions side by side, the topic sweep, CAA's three points and the SAE latent."""
     m = result.metrics
     examples = m.get("examples") or []
     if examples:
@@ -17,10 +17,22 @@ def dashboard(result, st) -> None:
                 col.code(text, language=None)
     if m.get("coefs"):
         st.subheader(f"ActAdd, topic {m.get('topic')!r}")
-        rows = [{"coefficient": c, "topic log-prob (ActAdd)": r, "topic log-prob (random)": q,
-                 "topic-word share": s, "off-topic loss": l}
-                for c, r, q, s, l in zip(m["coefs"], m["topic_relevance"], m["random_relevance"],
-                                         m["topic_share"], m["heldout_loss"])]
+        rows = [
+            {
+                "coefficient": c,
+                "topic log-prob (ActAdd)": r,
+                "topic log-prob (random)": q,
+                "topic-word share": s,
+                "off-topic loss": l,
+            }
+            for c, r, q, s, l in zip(
+                m["coefs"],
+                m["topic_relevance"],
+                m["random_relevance"],
+                m["topic_share"],
+                m["heldout_loss"],
+            )
+        ]
         st.dataframe(rows, hide_index=True)
     caa = m.get("caa")
     if caa:
@@ -28,10 +40,14 @@ def dashboard(result, st) -> None:
         cols = st.columns(3)
         for col, key, label in zip(cols, ("minus", "zero", "plus"), ("-c", "0", "+c")):
             col.metric(f"P(matching) at {label}", f"{caa[key]:.3f}")
-        st.caption(f"CAA vector norm {m.get('caa_vector_norm', float('nan')):.3g}; saved as arrays/caa_vector.npy "
-                   "(the explorer's steering panel takes it).")
+        st.caption(
+            f"CAA vector norm {m.get('caa_vector_norm', float('nan')):.3g}; saved as "
+            "arrays/caa_vector.npy (the explorer's steering panel takes it)."
+        )
     sae = m.get("sae")
     if sae:
-        st.subheader(f"SAE latent {sae['latent']} (active on {100 * sae['frequency']:.1f}% of tokens)")
+        st.subheader(
+            f"SAE latent {sae['latent']} (active on {100 * sae['frequency']:.1f}% of tokens)"
+        )
         st.markdown("Promoted tokens: " + ", ".join(f"`{t}`" for t in sae.get("promoted", [])))
         st.caption(f"SAE FVU {sae['fvu']:.3f}, L0 {sae['l0']:.1f}")

@@ -69,8 +69,12 @@ class Config(BaseModel):
 # ---------------------------------------------------------------- measuring parts
 def word_ids(m, words: list[str]) -> list[int]:
     """First token of each word, with and without a leading space (deduplicated)."""
-    ids = {m.tokenizer.encode(w, add_special_tokens=False)[0] for word in words for w in (word, " " + word)
-           if m.tokenizer.encode(w, add_special_tokens=False)}
+    ids = {
+        m.tokenizer.encode(w, add_special_tokens=False)[0]
+        for word in words
+        for w in (word, " " + word)
+        if m.tokenizer.encode(w, add_special_tokens=False)
+    }
     return sorted(ids)
 
 
@@ -90,11 +94,18 @@ def topic_sweep(m, steer_of, prompts, ids: list[int], coefs: list[float], config
     """Relevance (topic log-prob), topic-word share and texts at each coefficient."""
     rel, share, texts = [], [], []
     for c in coefs:
-        g = steer_of(c).generate(m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat)
+        g = steer_of(c).generate(
+            m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat
+        )
         live = live_positions(g)
         rel.append(set_logprob(g.logits, ids, live))
-        share.append(float(torch.isin(g.new_tokens, torch.tensor(ids, device=g.new_tokens.device))[live]
-                           .float().mean()))
+        share.append(
+            float(
+                torch.isin(g.new_tokens, torch.tensor(ids, device=g.new_tokens.device))[live]
+                .float()
+                .mean()
+            )
+        )
         texts.append(g.texts)
     return {"relevance": np.array(rel), "share": np.array(share), "texts": texts}
 
@@ -119,7 +130,9 @@ def random_like(delta: torch.Tensor, seed: int) -> torch.Tensor:
 def letter_probs(m, steering, items, config: Config) -> np.ndarray:
     """P(matching letter) / (P(A) + P(B)) at the answer position of each item."""
     a, b = (m.tokenizer.encode(x, add_special_tokens=False)[0] for x in ("A", "B"))
-    g = steering.generate(m, [it.prompt for it in items], 1, return_logits=True, stop_tokens=(), chat=config.chat)
+    g = steering.generate(
+        m, [it.prompt for it in items], 1, return_logits=True, stop_tokens=(), chat=config.chat
+    )
     p = g.logits[:, 0].float().softmax(-1)
     pa, pb = p[:, a], p[:, b]
     match = torch.tensor([it.matching == "A" for it in items], device=p.device)
@@ -158,30 +171,52 @@ def sae_part(m, layer: int, prompts: list[str], base, config: Config) -> dict:
     hook = m.hook("resid_pre", layer)
     seq = 64
     toks = heldout_tokens(m, "stdlib", math.ceil(config.sae_tokens / (seq - 1)), seq, config.seed)
-    acts = collect(m, toks, hooks=[hook], batch_size=8)[hook][:, 1:].reshape(-1, m.cfg.d_model).float()
-    sae, rep = train_sae(acts, SAEConfig(d_in=m.cfg.d_model, d_sae=config.sae_width * m.cfg.d_model,
-                                         hook_name=hook, init_seed=config.seed),
-                         SAETrainConfig(steps=config.sae_steps), hook=hook)
+    acts = (
+        collect(m, toks, hooks=[hook], batch_size=8)[hook][:, 1:].reshape(-1, m.cfg.d_model).float()
+    )
+    sae, rep = train_sae(
+        acts,
+        SAEConfig(
+            d_in=m.cfg.d_model,
+            d_sae=config.sae_width * m.cfg.d_model,
+            hook_name=hook,
+            init_seed=config.seed,
+        ),
+        SAETrainConfig(steps=config.sae_steps),
+        hook=hook,
+    )
     with torch.no_grad():
         codes = sae.encode(acts)
     freq = (codes > 0).float().mean(0)
-    score = torch.where((freq > 0.01) & (freq < 0.2), codes.max(0).values * freq, torch.zeros_like(freq))
+    score = torch.where(
+        (freq > 0.01) & (freq < 0.2), codes.max(0).values * freq, torch.zeros_like(freq)
+    )
     latent = int(score.argmax()) if bool((score > 0).any()) else int(freq.argmax())
     row = sae.folded()["W_dec"][latent].detach()
-    promoted = unembed(m, row.to(m.device)[None, None].to(m.dtype))[0, 0].float().topk(config.n_promoted).indices
+    promoted = (
+        unembed(m, row.to(m.device)[None, None].to(m.dtype))[0, 0]
+        .float()
+        .topk(config.n_promoted)
+        .indices
+    )
     ids = promoted.tolist()
     steered = S.build(m, "sae_add", coef=config.sae_coef, sae=sae, latent=latent).generate(
-        m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat)
+        m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat
+    )
 
     def own(a: torch.Tensor) -> torch.Tensor:
         out = a.clone()
         out[..., latent] = a[..., latent]
         return out
 
-    clamped = S.Steering("sae_clamp", {f"{hook}.hook_sae_acts_post": own}, saes={hook: sae}).generate(
-        m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat)
+    clamped = S.Steering(
+        "sae_clamp", {f"{hook}.hook_sae_acts_post": own}, saes={hook: sae}
+    ).generate(m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat)
     return {
-        "latent": latent, "frequency": float(freq[latent]), "fvu": float(rep["fvu"]), "l0": float(rep["l0"]),
+        "latent": latent,
+        "frequency": float(freq[latent]),
+        "fvu": float(rep["fvu"]),
+        "l0": float(rep["l0"]),
         "promoted": [m.tokenizer.decode([i]) for i in ids],
         "base_logprob": set_logprob(base.logits, ids, live_positions(base)),
         "steered_logprob": set_logprob(steered.logits, ids, live_positions(steered)),
@@ -206,15 +241,64 @@ def reference_gap(m, prompts: list[str], g, config: Config) -> int:
         with torch.no_grad():
             if hf is not None:
                 with hf_cache_kwargs(m):
-                    ref = hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=T, do_sample=False,
-                                      pad_token_id=g.pad_id, eos_token_id=None)[0, len(r):]
+                    ref = hf.generate(
+                        x,
+                        attention_mask=torch.ones_like(x),
+                        max_new_tokens=T,
+                        do_sample=False,
+                        pad_token_id=g.pad_id,
+                        eos_token_id=None,
+                    )[0, len(r) :]
             else:
                 for _ in range(T):
                     x = torch.cat([x, m.module(x)[:, -1:].argmax(-1)], 1)
-                ref = x[0, len(r):]
+                ref = x[0, len(r) :]
         n = int(g.n_new[i])
         diffs += int((ref[:n].cpu() != g.new_tokens[i, :n].cpu()).sum())
     return diffs
+
+
+def actadd_part(
+    m, layer: int, t: dict, prompts: list[str], coefs: list[float], config: Config
+) -> dict:
+    """ActAdd's sweep, the random control's sweep and the off-topic loss per coefficient."""
+    from interp.methods import steering as S
+
+    def steer(c: float):
+        return S.build(m, "actadd", layer=layer, coef=c, plus=t["plus"], minus=t["minus"])
+
+    rand = random_like(steer(1.0).vector, config.seed)
+    hook = m.hook("resid_pre", layer)
+
+    def control(c: float):
+        return S.Steering("random", {hook: S.add_at_start(rand, c)}, rand)
+
+    ids = word_ids(m, t["words"])
+    return {
+        "steer": steer,
+        "sweep": topic_sweep(m, steer, prompts, ids, coefs, config),
+        "random": topic_sweep(m, control, prompts, ids, coefs, config),
+        "losses": np.array(
+            [heldout_loss(m, steer(c), t["heldout"][: config.n_heldout]) for c in coefs]
+        ),
+    }
+
+
+def sanity_checks(m, steer, prompts: list[str], base, coefs: list[float], config: Config) -> dict:
+    """Coefficient 0 against no edit, the cache against the recompute (largest coefficient),
+    greedy against the reference generation."""
+    n, chat = config.max_new_tokens, config.chat
+    zero = steer(0.0).generate(m, prompts, n, chat=chat)
+    top = steer(max(coefs))
+    cached = top.generate(m, prompts, n, chat=chat)
+    recomputed = top.generate(m, prompts, n, chat=chat, use_cache=False)
+    return {
+        "coef0_token_diffs": int((zero.new_tokens != base.new_tokens).sum()),
+        "cache_token_diffs": int((cached.new_tokens != recomputed.new_tokens).sum()),
+        "cache_logprob_gap": float((cached.token_logprobs - recomputed.token_logprobs).abs().max()),
+        "reference_token_diffs": reference_gap(m, prompts, base, config),
+        "reference": "hf generate" if _is_hf(m) else "argmax loop",
+    }
 
 
 def load_lm(config: Config):
@@ -223,10 +307,14 @@ def load_lm(config: Config):
 
     m = interp.load_model(config.model, device=config.device)
     if m.kind != "transformer" or not m.n_layers or m.tokenizer is None:
-        raise ValueError(f"steering needs a transformer language model with a tokenizer; {config.model} is a "
-                         f"{m.kind}{'' if m.tokenizer is not None else ' without tokenizer'}")
+        raise ValueError(
+            f"steering needs a transformer language model with a tokenizer; {config.model} is a "
+            f"{m.kind}{'' if m.tokenizer is not None else ' without tokenizer'}"
+        )
     if getattr(m.cfg, "attention_dir", "causal") != "causal":
-        raise ValueError(f"steering generates text: {config.model} is a bidirectional (masked) model")
+        raise ValueError(
+            f"steering generates text: {config.model} is a bidirectional (masked) model"
+        )
     for field in ("layer", "caa_layer"):
         value = getattr(config, field)
         if value is not None and value >= m.n_layers:
@@ -234,13 +322,16 @@ def load_lm(config: Config):
     return m
 
 
-@register("steering", Config, title="Steering: ActAdd, CAA and SAE latents",
-          paper="Turner et al. 2023 (arXiv 2308.10248); Rimsky et al. 2024 (arXiv 2312.06681)",
-          figure_order=("topic_relevance", "heldout_loss", "caa", "sae_latent", "examples"))
+@register(
+    "steering",
+    Config,
+    title="Steering: ActAdd, CAA and SAE latents",
+    paper="Turner et al. 2023 (arXiv 2308.10248); Rimsky et al. 2024 (arXiv 2312.06681)",
+    figure_order=("topic_relevance", "heldout_loss", "caa", "sae_latent", "examples"),
+)
 def run(config: Config) -> Result:
     """ActAdd topic steering, CAA behaviour steering and SAE-latent steering, with sanity checks."""
     from interp.data.steering import topic
-    from interp.methods import steering as S
     from interp.tracing.generate import generate
     from interp.utils import seed_everything
 
@@ -248,33 +339,15 @@ def run(config: Config) -> Result:
     m = load_lm(config)
     layer = config.layer if config.layer is not None else m.n_layers // 3
     t = topic(config.topic)
-    prompts, ids = t["prompts"][: config.n_prompts], word_ids(m, t["words"])
+    prompts = t["prompts"][: config.n_prompts]
     coefs = sorted(set(config.coefs) | {0.0})
-    actadd = lambda c: S.build(m, "actadd", layer=layer, coef=c, plus=t["plus"], minus=t["minus"])  # noqa: E731
-    delta = actadd(1.0).vector
-    rand = random_like(delta, config.seed)
-    hook = m.hook("resid_pre", layer)
-    control = lambda c: S.Steering("random", {hook: S.add_at_start(rand, c)}, rand)  # noqa: E731
-    log.info("ActAdd at %s, coefficients %s", hook, coefs)
-    sweep = topic_sweep(m, actadd, prompts, ids, coefs, config)
-    rsweep = topic_sweep(m, control, prompts, ids, coefs, config)
-    losses = np.array([heldout_loss(m, actadd(c), t["heldout"][: config.n_heldout]) for c in coefs])
+    log.info("ActAdd at %s, coefficients %s", m.hook("resid_pre", layer), coefs)
+    act = actadd_part(m, layer, t, prompts, coefs, config)
     base = generate(m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat)
-    zero = actadd(0.0).generate(m, prompts, config.max_new_tokens, chat=config.chat)
-    top = actadd(max(coefs))
-    cached = top.generate(m, prompts, config.max_new_tokens, chat=config.chat, return_logits=True)
-    recomputed = top.generate(m, prompts, config.max_new_tokens, chat=config.chat, use_cache=False,
-                              return_logits=True)
-    checks = {
-        "coef0_token_diffs": int((zero.new_tokens != base.new_tokens).sum()),
-        "cache_token_diffs": int((cached.new_tokens != recomputed.new_tokens).sum()),
-        "cache_logprob_gap": float((cached.token_logprobs - recomputed.token_logprobs).abs().max()),
-        "reference_token_diffs": reference_gap(m, prompts, base, config),
-        "reference": "hf generate" if _is_hf(m) else "argmax loop",
-    }
+    checks = sanity_checks(m, act["steer"], prompts, base, coefs, config)
     caa = caa_part(m, config.caa_layer if config.caa_layer is not None else layer, config)
     sae = sae_part(m, layer, prompts, base, config)
-    return report(config, m, layer, coefs, prompts, sweep, rsweep, losses, base, checks, caa, sae)
+    return report(config, m, layer, coefs, prompts, act, base, checks, caa, sae)
 
 
 def _is_hf(m) -> bool:
@@ -294,73 +367,178 @@ def doubling_coef(coefs: list[float], relevance: np.ndarray) -> Optional[int]:
     return None
 
 
-def claims(result: Result, coefs: list[float], sweep: dict, rsweep: dict, losses: np.ndarray, caa: dict,
-           sae: dict) -> None:
+def claims(
+    result: Result,
+    coefs: list[float],
+    sweep: dict,
+    rsweep: dict,
+    losses: np.ndarray,
+    caa: dict,
+    sae: dict,
+) -> None:
     """The papers' findings at our scale, each with its number."""
     pos = [i for i, c in enumerate(coefs) if c >= 0]
     rel = sweep["relevance"][pos]
     gain = float(rel[-1] - rel[0])
-    result.add_criterion("topic_relevance_rises_with_coef", float(np.diff(rel).min()), ">", 0.0, kind="claim",
-                         description="smallest rise of topic log-probability between consecutive ActAdd "
-                                     "coefficients >= 0 (nats; > 0 means monotone)")
+    result.add_criterion(
+        "topic_relevance_rises_with_coef",
+        float(np.diff(rel).min()),
+        ">",
+        0.0,
+        kind="claim",
+        description="smallest rise of topic log-probability between consecutive ActAdd "
+        "coefficients >= 0 (nats; > 0 means monotone)",
+    )
     rgain = float(rsweep["relevance"][pos][-1] - rsweep["relevance"][pos][0])
-    result.add_criterion("random_direction_does_not_steer", rgain / gain if gain > 0 else float("nan"), "<", 0.25,
-                         kind="claim", description="topic log-prob gain of a random direction of equal norm, "
-                                                   "as a fraction of ActAdd's gain at the largest coefficient")
+    result.add_criterion(
+        "random_direction_does_not_steer",
+        rgain / gain if gain > 0 else float("nan"),
+        "<",
+        0.25,
+        kind="claim",
+        description="topic log-prob gain of a random direction of equal norm, "
+        "as a fraction of ActAdd's gain at the largest coefficient",
+    )
     k = doubling_coef(coefs, sweep["relevance"])
     z = coefs.index(0.0)
     rise = float((losses[k] - losses[z]) / losses[z]) if k is not None else float("nan")
-    result.add_criterion("offtopic_loss_rises_little", rise, "<=", 0.10, kind="claim",
-                         description="relative rise of off-topic held-out loss at the smallest coefficient that "
-                                     "doubles the topic probability (NaN: no coefficient doubled it)")
+    result.add_criterion(
+        "offtopic_loss_rises_little",
+        rise,
+        "<=",
+        0.10,
+        kind="claim",
+        description="relative rise of off-topic held-out loss at the smallest coefficient that "
+        "doubles the topic probability (NaN: no coefficient doubled it)",
+    )
     p_minus, p0, p_plus = (float(caa[k].mean()) for k in ("minus", "zero", "plus"))
-    result.add_criterion("caa_moves_with_sign", min(p_plus - p0, p0 - p_minus), ">", 0.0, kind="claim",
-                         description="min(P+c - P0, P0 - P-c) of the behaviour-matching answer on held-out A/B "
-                                     "questions (> 0: +c raises it, -c lowers it)")
-    result.add_criterion("sae_latent_promotes_its_tokens", sae["steered_logprob"] - sae["base_logprob"], ">", 0.0,
-                         kind="claim", description="log-prob of the latent's promoted tokens in generations, "
-                                                   "steered minus unsteered (nats)")
+    result.add_criterion(
+        "caa_moves_with_sign",
+        min(p_plus - p0, p0 - p_minus),
+        ">",
+        0.0,
+        kind="claim",
+        description="min(P+c - P0, P0 - P-c) of the behaviour-matching answer on held-out A/B "
+        "questions (> 0: +c raises it, -c lowers it)",
+    )
+    result.add_criterion(
+        "sae_latent_promotes_its_tokens",
+        sae["steered_logprob"] - sae["base_logprob"],
+        ">",
+        0.0,
+        kind="claim",
+        description="log-prob of the latent's promoted tokens in generations, "
+        "steered minus unsteered (nats)",
+    )
 
 
-def report(config: Config, m, layer: int, coefs: list[float], prompts: list[str], sweep: dict, rsweep: dict,
-           losses: np.ndarray, base, checks: dict, caa: dict, sae: dict) -> Result:
+def report(
+    config: Config,
+    m,
+    layer: int,
+    coefs: list[float],
+    prompts: list[str],
+    act: dict,
+    base,
+    checks: dict,
+    caa: dict,
+    sae: dict,
+) -> Result:
     """Metrics, criteria, arrays and figures."""
     from interp.plotting import steering as plots
 
+    sweep, rsweep, losses = act["sweep"], act["random"], act["losses"]
     result = Result("steering")
-    z, top = coefs.index(0.0), len(coefs) - 1
-    examples = [{"prompt": p, "unsteered": base.texts[i], f"actadd x{coefs[top]:g}": sweep["texts"][top][i],
-                 f"sae latent {sae['latent']} x{config.sae_coef:g}": sae["steered_texts"][i]}
-                for i, p in enumerate(prompts)]
-    result.metrics.update({
-        "model": m.model_id, "layer": layer, "hook": m.hook("resid_pre", layer), "topic": config.topic,
-        "coefs": coefs, "topic_relevance": sweep["relevance"].tolist(), "topic_share": sweep["share"].tolist(),
-        "random_relevance": rsweep["relevance"].tolist(), "heldout_loss": losses.tolist(),
-        "caa": {k: float(caa[k].mean()) for k in ("minus", "zero", "plus")}, "caa_vector_norm": caa["vector_norm"],
-        "caa_hook": caa["hook"],
-        "sae": {k: v for k, v in sae.items() if k != "steered_texts"}, "examples": examples, "checks": checks,
-    })
-    result.add_criterion("coef0_equals_unsteered", checks["coef0_token_diffs"], "==", 0, kind="sanity",
-                         description="tokens where ActAdd with coefficient 0 differs from the unsteered generation")
-    result.add_criterion("cache_equals_recompute", checks["cache_token_diffs"], "==", 0, kind="sanity",
-                         description="tokens where generation with the key/value cache differs from the full "
-                                     "recompute under ActAdd's position-indexed edit (largest coefficient)")
-    result.add_criterion("greedy_equals_reference", checks["reference_token_diffs"], "==", 0, kind="sanity",
-                         description=f"tokens where greedy generation differs from the reference "
-                                     f"({checks['reference']}), each prompt alone")
-    result.add_criterion("sae_clamp_own_value_is_identity", sae["clamp_logprob_gap"], "<=", 1e-4, kind="sanity",
-                         description="max |token log-prob change| when an SAE latent is clamped to its own value "
-                                     f"(spliced, error term kept; {sae['clamp_token_diffs']} tokens differ)")
+    top = len(coefs) - 1
+    examples = [
+        {
+            "prompt": p,
+            "unsteered": base.texts[i],
+            f"actadd x{coefs[top]:g}": sweep["texts"][top][i],
+            f"sae latent {sae['latent']} x{config.sae_coef:g}": sae["steered_texts"][i],
+        }
+        for i, p in enumerate(prompts)
+    ]
+    result.metrics.update(
+        {
+            "model": m.model_id,
+            "layer": layer,
+            "hook": m.hook("resid_pre", layer),
+            "topic": config.topic,
+            "coefs": coefs,
+            "topic_relevance": sweep["relevance"].tolist(),
+            "topic_share": sweep["share"].tolist(),
+            "random_relevance": rsweep["relevance"].tolist(),
+            "heldout_loss": losses.tolist(),
+            "caa": {k: float(caa[k].mean()) for k in ("minus", "zero", "plus")},
+            "caa_vector_norm": caa["vector_norm"],
+            "caa_hook": caa["hook"],
+            "sae": {k: v for k, v in sae.items() if k != "steered_texts"},
+            "examples": examples,
+            "checks": checks,
+        }
+    )
+    result.add_criterion(
+        "coef0_equals_unsteered",
+        checks["coef0_token_diffs"],
+        "==",
+        0,
+        kind="sanity",
+        description="tokens where ActAdd with coefficient 0 differs from the unsteered generation",
+    )
+    result.add_criterion(
+        "cache_equals_recompute",
+        checks["cache_token_diffs"],
+        "==",
+        0,
+        kind="sanity",
+        description="tokens where generation with the key/value cache differs from the full "
+        "recompute under ActAdd's position-indexed edit (largest coefficient)",
+    )
+    result.add_criterion(
+        "greedy_equals_reference",
+        checks["reference_token_diffs"],
+        "==",
+        0,
+        kind="sanity",
+        description=f"tokens where greedy generation differs from the reference "
+        f"({checks['reference']}), each prompt alone",
+    )
+    result.add_criterion(
+        "sae_clamp_own_value_is_identity",
+        sae["clamp_logprob_gap"],
+        "<=",
+        1e-4,
+        kind="sanity",
+        description="max |token log-prob change| when an SAE latent is clamped to its own value "
+        f"(spliced, error term kept; {sae['clamp_token_diffs']} tokens differ)",
+    )
     claims(result, coefs, sweep, rsweep, losses, caa, sae)
-    result.arrays.update({"coefs": np.array(coefs), "topic_relevance": sweep["relevance"],
-                          "random_relevance": rsweep["relevance"], "heldout_loss": losses,
-                          "caa_minus": caa["minus"], "caa_zero": caa["zero"], "caa_plus": caa["plus"],
-                          "caa_vector": caa["vector"]})
-    result.figures.update({
-        "topic_relevance": plots.relevance_figure(coefs, sweep["relevance"], rsweep["relevance"], config.topic),
-        "heldout_loss": plots.loss_figure(coefs, losses),
-        "caa": plots.caa_figure(caa["minus"], caa["zero"], caa["plus"], config.caa_coef, config.behaviour),
-        "sae_latent": plots.sae_figure(sae["base_logprob"], sae["steered_logprob"], sae["promoted"], sae["latent"]),
-        "examples": plots.examples_table(examples),
-    })
+    result.arrays.update(
+        {
+            "coefs": np.array(coefs),
+            "topic_relevance": sweep["relevance"],
+            "random_relevance": rsweep["relevance"],
+            "heldout_loss": losses,
+            "caa_minus": caa["minus"],
+            "caa_zero": caa["zero"],
+            "caa_plus": caa["plus"],
+            "caa_vector": caa["vector"],
+        }
+    )
+    result.figures.update(
+        {
+            "topic_relevance": plots.relevance_figure(
+                coefs, sweep["relevance"], rsweep["relevance"], config.topic
+            ),
+            "heldout_loss": plots.loss_figure(coefs, losses),
+            "caa": plots.caa_figure(
+                caa["minus"], caa["zero"], caa["plus"], config.caa_coef, config.behaviour
+            ),
+            "sae_latent": plots.sae_figure(
+                sae["base_logprob"], sae["steered_logprob"], sae["promoted"], sae["latent"]
+            ),
+            "examples": plots.examples_table(examples),
+        }
+    )
     return result

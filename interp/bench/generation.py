@@ -40,19 +40,38 @@ def bench_generation(b: Bench, config: Config) -> None:
 
         def theirs():
             with torch.no_grad(), hf_cache_kwargs(m):
-                return hf.generate(x, attention_mask=mask, max_new_tokens=GEN_NEW_TOKENS, do_sample=False,
-                                   pad_token_id=0, eos_token_id=None)[:, P:]
+                return hf.generate(
+                    x,
+                    attention_mask=mask,
+                    max_new_tokens=GEN_NEW_TOKENS,
+                    do_sample=False,
+                    pad_token_id=0,
+                    eos_token_id=None,
+                )[:, P:]
 
         same = int((ours() != theirs()).sum())
-        b.result.add_criterion("generate_equals_hf_generate", same, "==", 0, kind="sanity",
-                               description="tokens where interp.generate (no edit) differs from the Hugging Face "
-                                           "model's own greedy generate on the benchmark's Llama-shaped model")
-        times = interleaved({"interp_edit": lambda: ours(edits), "interp": ours, "hf_generate": theirs},
-                            config.repeats)
+        b.result.add_criterion(
+            "generate_equals_hf_generate",
+            same,
+            "==",
+            0,
+            kind="sanity",
+            description="tokens where interp.generate (no edit) differs from the Hugging Face "
+            "model's own greedy generate on the benchmark's Llama-shaped model",
+        )
+        times = interleaved(
+            {"interp_edit": lambda: ours(edits), "interp": ours, "hf_generate": theirs},
+            config.repeats,
+        )
         label = f"llama-shaped, {len(rows)} prompts {GEN_PROMPTS}, {GEN_NEW_TOKENS} new tokens"
         b.times("generation", label, times)
-        b.target("generate_with_edits_over_hf_generate", paired_ratio(times, "interp_edit", "hf_generate"),
-                 f"interp.generate with an edit / HF generate ({label})")
-        b.result.metrics["generate_without_edits_over_hf_generate"] = paired_ratio(times, "interp", "hf_generate")
+        b.target(
+            "generate_with_edits_over_hf_generate",
+            paired_ratio(times, "interp_edit", "hf_generate"),
+            f"interp.generate with an edit / HF generate ({label})",
+        )
+        b.result.metrics["generate_without_edits_over_hf_generate"] = paired_ratio(
+            times, "interp", "hf_generate"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -21,12 +21,28 @@ from dataclasses import dataclass
 
 TOPICS: dict[str, dict] = {
     "weddings": {
-        "plus": "I talk about weddings constantly", "minus": "I do not talk about weddings constantly",
-        "words": ["wedding", "weddings", "bride", "groom", "marriage", "married", "ceremony", "vows",
-                  "honeymoon", "bridal"],
-        "prompts": ["I went up to my friend and said", "The best thing about this weekend is",
-                    "Yesterday my neighbour told me that", "In my opinion, the most important thing is",
-                    "When I got home, I", "The news this morning was about"],
+        "plus": "I talk about weddings constantly",
+        "minus": "I do not talk about weddings constantly",
+        "words": [
+            "wedding",
+            "weddings",
+            "bride",
+            "groom",
+            "marriage",
+            "married",
+            "ceremony",
+            "vows",
+            "honeymoon",
+            "bridal",
+        ],
+        "prompts": [
+            "I went up to my friend and said",
+            "The best thing about this weekend is",
+            "Yesterday my neighbour told me that",
+            "In my opinion, the most important thing is",
+            "When I got home, I",
+            "The news this morning was about",
+        ],
         "heldout": [
             "The train left the station at noon and arrived in the city two hours later.",
             "Photosynthesis converts light energy into chemical energy stored in glucose.",
@@ -41,10 +57,26 @@ TOPICS: dict[str, dict] = {
         ],
     },
     "code": {
-        "plus": "raise ValueError", "minus": "return value",
-        "words": ["raise", "Error", "except", "try", "Exception", "ValueError", "TypeError", "error"],
-        "prompts": ["def f(x):\n    ", "for i in range(n):\n    ", "class Node:\n    def __init__(self):\n        ",
-                    "if x is None:\n    ", "with open(path) as f:\n    ", "import os\n\n"],
+        "plus": "raise ValueError",
+        "minus": "return value",
+        "words": [
+            "raise",
+            "Error",
+            "except",
+            "try",
+            "Exception",
+            "ValueError",
+            "TypeError",
+            "error",
+        ],
+        "prompts": [
+            "def f(x):\n    ",
+            "for i in range(n):\n    ",
+            "class Node:\n    def __init__(self):\n        ",
+            "if x is None:\n    ",
+            "with open(path) as f:\n    ",
+            "import os\n\n",
+        ],
         "heldout": [
             "def add(a, b):\n    return a + b\n",
             "for item in items:\n    total += item.price\n",
@@ -61,26 +93,86 @@ TOPICS: dict[str, dict] = {
 # (question, answer showing the behaviour, answer not showing it)
 BEHAVIOURS: dict[str, list[tuple[str, str, str]]] = {
     "optimism": [
-        ("How will the next year turn out for you?", "It will probably be a good year.", "It will probably be a bad year."),
-        ("Your team lost its first match. What now?", "We can still win the season.", "The season is already lost."),
-        ("It is raining on the day of the picnic.", "We can move it indoors and have fun.", "The day is ruined."),
+        (
+            "How will the next year turn out for you?",
+            "It will probably be a good year.",
+            "It will probably be a bad year.",
+        ),
+        (
+            "Your team lost its first match. What now?",
+            "We can still win the season.",
+            "The season is already lost.",
+        ),
+        (
+            "It is raining on the day of the picnic.",
+            "We can move it indoors and have fun.",
+            "The day is ruined.",
+        ),
         ("You failed a driving test once.", "I will pass next time.", "I will never pass."),
-        ("A friend has not replied for a day.", "They are probably just busy.", "They must be angry with me."),
-        ("The project deadline is tight.", "We can make it if we focus.", "We are going to miss it."),
-        ("What do you expect from the new job?", "I expect to learn a lot and enjoy it.", "I expect to be miserable."),
-        ("The doctor says recovery takes weeks.", "I will be healthy again soon.", "I may never recover."),
+        (
+            "A friend has not replied for a day.",
+            "They are probably just busy.",
+            "They must be angry with me.",
+        ),
+        (
+            "The project deadline is tight.",
+            "We can make it if we focus.",
+            "We are going to miss it.",
+        ),
+        (
+            "What do you expect from the new job?",
+            "I expect to learn a lot and enjoy it.",
+            "I expect to be miserable.",
+        ),
+        (
+            "The doctor says recovery takes weeks.",
+            "I will be healthy again soon.",
+            "I may never recover.",
+        ),
         ("Prices went up this month.", "Things will settle down.", "Things will only get worse."),
         ("You moved to a new city.", "I will make new friends here.", "I will be lonely here."),
         ("Your plant lost some leaves.", "It will grow new ones.", "It is going to die."),
-        ("The first draft of your essay is weak.", "The next draft will be better.", "It will never be good."),
-        ("How do you see the future of science?", "Bright, with many discoveries ahead.", "Grim, with little progress ahead."),
+        (
+            "The first draft of your essay is weak.",
+            "The next draft will be better.",
+            "It will never be good.",
+        ),
+        (
+            "How do you see the future of science?",
+            "Bright, with many discoveries ahead.",
+            "Grim, with little progress ahead.",
+        ),
         ("You missed the bus.", "Another one will come soon.", "Now my whole day is wasted."),
-        ("A storm is forecast for tomorrow.", "It will pass and the sun will return.", "It will destroy everything."),
-        ("You start learning a new language.", "I will be able to speak it in time.", "I will never be able to speak it."),
-        ("The shop is out of your favourite bread.", "I will try something new today.", "Nothing will taste right today."),
-        ("How do you feel about getting older?", "Each year brings something good.", "Each year brings only loss."),
-        ("Your computer crashed during work.", "I can recover most of it.", "Everything is lost for good."),
-        ("The audition did not go perfectly.", "I still have a good chance.", "I have no chance at all."),
+        (
+            "A storm is forecast for tomorrow.",
+            "It will pass and the sun will return.",
+            "It will destroy everything.",
+        ),
+        (
+            "You start learning a new language.",
+            "I will be able to speak it in time.",
+            "I will never be able to speak it.",
+        ),
+        (
+            "The shop is out of your favourite bread.",
+            "I will try something new today.",
+            "Nothing will taste right today.",
+        ),
+        (
+            "How do you feel about getting older?",
+            "Each year brings something good.",
+            "Each year brings only loss.",
+        ),
+        (
+            "Your computer crashed during work.",
+            "I can recover most of it.",
+            "Everything is lost for good.",
+        ),
+        (
+            "The audition did not go perfectly.",
+            "I still have a good chance.",
+            "I have no chance at all.",
+        ),
     ],
 }
 
@@ -95,7 +187,7 @@ class ABItem:
 
 
 def ab_items(behaviour: str, seed: int = 0) -> list[ABItem]:
-    """Every question of ``behaviour`` formatted, the matching answer's letter drawn per question."""
+    """Every question of ``behaviour`` formatted, the matching answer's letter drawn each time."""
     if behaviour not in BEHAVIOURS:
         raise KeyError(f"unknown behaviour {behaviour!r}; known: {sorted(BEHAVIOURS)}")
     rng = random.Random(seed)
@@ -111,7 +203,9 @@ def ab_items(behaviour: str, seed: int = 0) -> list[ABItem]:
 def split_ab(items: list[ABItem], n_train: int) -> tuple[list[ABItem], list[ABItem]]:
     """The first ``n_train`` items build the vector; the rest are held out."""
     if not 0 < n_train < len(items):
-        raise ValueError(f"n_train must lie in [1, {len(items) - 1}] ({len(items)} questions); got {n_train}")
+        raise ValueError(
+            f"n_train must lie in [1, {len(items) - 1}] ({len(items)} questions); got {n_train}"
+        )
     return items[:n_train], items[n_train:]
 
 

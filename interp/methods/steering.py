@@ -69,7 +69,9 @@ class Steering:
                 stack.enter_context(spliced(m, self.saes, error_term=True))
             yield m
 
-    def generate(self, m: Model, prompts: Any, max_new_tokens: int = 32, **kwargs: Any) -> Generation:
+    def generate(
+        self, m: Model, prompts: Any, max_new_tokens: int = 32, **kwargs: Any
+    ) -> Generation:
         """:func:`interp.generate` under this steering (``kwargs`` as there, except ``edits``)."""
         with self.active(m):
             return generate(m, prompts, max_new_tokens, edits=self.edits, **kwargs)
@@ -81,7 +83,10 @@ class Steering:
 
         T = m.prepare(inputs).shape[-1]
         pos = Positions(torch.arange(T)[None], torch.tensor([T]), 0)
-        edits = {n: (lambda a, f=f: f(a, positions=pos)) if takes_positions(f) else f for n, f in self.edits.items()}
+        edits = {
+            n: (lambda a, f=f: f(a, positions=pos)) if takes_positions(f) else f
+            for n, f in self.edits.items()
+        }
         with self.active(m):
             return trace(m, inputs, capture=capture, edits=edits)
 
@@ -99,11 +104,14 @@ def restrict(fn: EditFn, where: Any) -> EditFn:
         return from_position(-1, fn)
     if isinstance(where, int) and not isinstance(where, bool):
         return from_position(where, fn)
-    raise ValueError(f"where must be 'all', 'prompt', 'new', 'from_last' or an int position; got {where!r}")
+    raise ValueError(
+        f"where must be 'all', 'prompt', 'new', 'from_last' or an int position; got {where!r}"
+    )
 
 
 def add_vector(vector: torch.Tensor, coef: float = 1.0, where: Any = "all") -> EditFn:
     """Edit: ``act + coef * vector`` (``vector`` ``[d]``) at the positions ``where`` names."""
+
     def add(act: torch.Tensor) -> torch.Tensor:
         return act + (coef * vector).to(act.device, act.dtype)
 
@@ -113,6 +121,7 @@ def add_vector(vector: torch.Tensor, coef: float = 1.0, where: Any = "all") -> E
 def add_at_start(delta: torch.Tensor, coef: float = 1.0) -> EditFn:
     """Edit: ``act[p] + coef * delta[p]`` at each row's absolute positions ``p < len(delta)``
     (ActAdd's front-aligned injection), whatever the padding or the cache."""
+
     def add(act: torch.Tensor, positions: Positions) -> torch.Tensor:
         a = positions.absolute.to(act.device)  # [batch, seq]
         ok = (a >= 0) & (a < len(delta))
@@ -134,8 +143,9 @@ def project_out(direction: torch.Tensor, coef: float = 1.0) -> EditFn:
 
 
 # ---------------------------------------------------------------- vectors
-def actadd_vector(m: Model, plus: str | Sequence[int], minus: str | Sequence[int], hook: str,
-                  pad: str = "pad") -> torch.Tensor:
+def actadd_vector(
+    m: Model, plus: str | Sequence[int], minus: str | Sequence[int], hook: str, pad: str = "pad"
+) -> torch.Tensor:
     """ActAdd's steering vector ``[n, d]``: activations of ``plus`` minus those of ``minus`` at
     ``hook``, position by position. The shorter prompt is right-padded with the tokenizer's pad
     token (``pad="pad"``) or, as in the paper, with the space token (``pad="space"``). On
@@ -163,7 +173,9 @@ def _space_id(m: Model) -> int:
     return _pad_id(m)
 
 
-def caa_vector(m: Model, pairs: Sequence[tuple[str, str]], hook: str, batch_size: int = 16) -> torch.Tensor:
+def caa_vector(
+    m: Model, pairs: Sequence[tuple[str, str]], hook: str, batch_size: int = 16
+) -> torch.Tensor:
     """CAA's steering vector ``[d]``: the mean over ``pairs`` (behaviour-matching text, other
     text; each ending in its answer) of the difference of ``hook``'s activation at the last
     token, collected with :func:`interp.collect`."""
@@ -176,7 +188,9 @@ def caa_vector(m: Model, pairs: Sequence[tuple[str, str]], hook: str, batch_size
     width, pad = max(len(r) for r in rows), _pad_id(m)
     x = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
     lengths = torch.tensor([len(r) for r in rows])
-    acts = collect(m, x, hooks=[hook], positions="last", lengths=lengths, batch_size=batch_size)[hook].float()
+    acts = collect(m, x, hooks=[hook], positions="last", lengths=lengths, batch_size=batch_size)[
+        hook
+    ].float()
     return (acts[0::2] - acts[1::2]).mean(0)
 
 
@@ -198,6 +212,7 @@ _METHODS: dict[str, Builder] = {}
 def register(name: str) -> Callable[[Builder], Builder]:
     """Decorator: register a steering method ``build(m, *, layer, coef, where, **options)``;
     a name that is taken already is a ``ValueError``."""
+
     def deco(fn: Builder) -> Builder:
         if name in _METHODS:
             raise ValueError(f"steering method {name!r} registered twice")
@@ -221,8 +236,15 @@ def get(name: str) -> Builder:
     return _METHODS[name]
 
 
-def build(m: Model, method: str, *, layer: Optional[int] = None, coef: float = 1.0, where: Any = "all",
-          **options: Any) -> Steering:
+def build(
+    m: Model,
+    method: str,
+    *,
+    layer: Optional[int] = None,
+    coef: float = 1.0,
+    where: Any = "all",
+    **options: Any,
+) -> Steering:
     """``get(method)(m, layer=layer, coef=coef, where=where, **options)``."""
     return get(method)(m, layer=layer, coef=coef, where=where, **options)
 
@@ -234,16 +256,32 @@ def _layer(m: Model, layer: Optional[int]) -> int:
 
 
 @register("add")
-def _add(m: Model, *, layer: Optional[int], coef: float, where: Any = "all", vector: torch.Tensor,
-         kind: str = "resid_pre") -> Steering:
+def _add(
+    m: Model,
+    *,
+    layer: Optional[int],
+    coef: float,
+    where: Any = "all",
+    vector: torch.Tensor,
+    kind: str = "resid_pre",
+) -> Steering:
     hook = m.hook(kind, _layer(m, layer))
     v = torch.as_tensor(vector).float()
     return Steering("add", {hook: add_vector(v, coef, where)}, v, info={"hook": hook, "coef": coef})
 
 
 @register("actadd")
-def _actadd(m: Model, *, layer: Optional[int], coef: float, where: Any = "start", plus: str | Sequence[int],
-            minus: str | Sequence[int], kind: str = "resid_pre", pad: str = "pad") -> Steering:
+def _actadd(
+    m: Model,
+    *,
+    layer: Optional[int],
+    coef: float,
+    where: Any = "start",
+    plus: str | Sequence[int],
+    minus: str | Sequence[int],
+    kind: str = "resid_pre",
+    pad: str = "pad",
+) -> Steering:
     hook = m.hook(kind, _layer(m, layer))
     delta = actadd_vector(m, plus, minus, hook, pad)
     fn = add_at_start(delta, coef) if where == "start" else add_vector(delta.sum(0), coef, where)
@@ -251,26 +289,47 @@ def _actadd(m: Model, *, layer: Optional[int], coef: float, where: Any = "start"
 
 
 @register("caa")
-def _caa(m: Model, *, layer: Optional[int], coef: float, where: Any = "from_last",
-         pairs: Optional[Sequence[tuple[str, str]]] = None, vector: Optional[torch.Tensor] = None,
-         kind: str = "resid_pre") -> Steering:
+def _caa(
+    m: Model,
+    *,
+    layer: Optional[int],
+    coef: float,
+    where: Any = "from_last",
+    pairs: Optional[Sequence[tuple[str, str]]] = None,
+    vector: Optional[torch.Tensor] = None,
+    kind: str = "resid_pre",
+) -> Steering:
     hook = m.hook(kind, _layer(m, layer))
     if (pairs is None) == (vector is None):
-        raise ValueError("caa takes pairs= (contrastive texts) or vector= (a saved CAA vector), one of them")
+        raise ValueError(
+            "caa takes pairs= (contrastive texts) or vector= (a saved CAA vector), one of them"
+        )
     v = caa_vector(m, pairs, hook) if pairs is not None else torch.as_tensor(vector).float()
     return Steering("caa", {hook: add_vector(v, coef, where)}, v, info={"hook": hook, "coef": coef})
 
 
 @register("ablate")
-def _ablate(m: Model, *, layer: Optional[int] = None, coef: float = 1.0, where: Any = "all",
-            direction: torch.Tensor) -> Steering:
+def _ablate(
+    m: Model,
+    *,
+    layer: Optional[int] = None,
+    coef: float = 1.0,
+    where: Any = "all",
+    direction: torch.Tensor,
+) -> Steering:
     """``layer`` is ignored: the direction is removed at every layer."""
     r = torch.as_tensor(direction).float()
-    names = [m.hook(k, l) for l in range(m.n_layers) for k in ("resid_pre", "resid_mid")
-             if f"blocks.{l}.{Model.LAYER_HOOKS[k]}" in m.hook_names]
+    names = [
+        m.hook(k, l)
+        for l in range(m.n_layers)
+        for k in ("resid_pre", "resid_mid")
+        if f"blocks.{l}.{Model.LAYER_HOOKS[k]}" in m.hook_names
+    ]
     names.append(m.hook("resid_post", m.n_layers - 1))
     fn = restrict(project_out(r, coef), where)
-    return Steering("ablate", {n: fn for n in names}, r / r.norm(), info={"hooks": names, "coef": coef})
+    return Steering(
+        "ablate", {n: fn for n in names}, r / r.norm(), info={"hooks": names, "coef": coef}
+    )
 
 
 def _sae_hook(sae: Any, hook: Optional[str]) -> str:
@@ -281,19 +340,39 @@ def _sae_hook(sae: Any, hook: Optional[str]) -> str:
 
 
 @register("sae_add")
-def _sae_add(m: Model, *, layer: Optional[int] = None, coef: float, where: Any = "all", sae: Any, latent: int,
-             hook: Optional[str] = None) -> Steering:
+def _sae_add(
+    m: Model,
+    *,
+    layer: Optional[int] = None,
+    coef: float,
+    where: Any = "all",
+    sae: Any,
+    latent: int,
+    hook: Optional[str] = None,
+) -> Steering:
     """``layer`` is ignored: the SAE's hook decides."""
     name = _sae_hook(sae, hook)
     m.check_names([name])
     row = sae.folded()["W_dec"][latent].detach().float()
-    return Steering("sae_add", {name: add_vector(row, coef, where)}, row,
-                    info={"hook": name, "latent": latent, "coef": coef})
+    return Steering(
+        "sae_add",
+        {name: add_vector(row, coef, where)},
+        row,
+        info={"hook": name, "latent": latent, "coef": coef},
+    )
 
 
 @register("sae_clamp")
-def _sae_clamp(m: Model, *, layer: Optional[int] = None, coef: float, where: Any = "all", sae: Any, latent: int,
-               hook: Optional[str] = None) -> Steering:
+def _sae_clamp(
+    m: Model,
+    *,
+    layer: Optional[int] = None,
+    coef: float,
+    where: Any = "all",
+    sae: Any,
+    latent: int,
+    hook: Optional[str] = None,
+) -> Steering:
     """The latent set to ``coef`` (through the decoder, error term kept); ``layer`` ignored."""
     name = _sae_hook(sae, hook)
     m.check_names([name])
@@ -304,8 +383,13 @@ def _sae_clamp(m: Model, *, layer: Optional[int] = None, coef: float, where: Any
         return out
 
     row = sae.folded()["W_dec"][latent].detach().float()
-    return Steering("sae_clamp", {f"{name}.hook_sae_acts_post": restrict(clamp, where)}, row,
-                    saes={name: sae}, info={"hook": name, "latent": latent, "value": coef})
+    return Steering(
+        "sae_clamp",
+        {f"{name}.hook_sae_acts_post": restrict(clamp, where)},
+        row,
+        saes={name: sae},
+        info={"hook": name, "latent": latent, "value": coef},
+    )
 
 
 # ---------------------------------------------------------------- steered vs unsteered
@@ -321,8 +405,13 @@ class SideBySide:
     p_unsteered: list[float]  # the same token's probability under the unsteered model, same prefix
 
 
-def side_by_side(m: Model, prompt: str | Sequence[int], steering: Steering, max_new_tokens: int = 24,
-                 **kwargs: Any) -> SideBySide:
+def side_by_side(
+    m: Model,
+    prompt: str | Sequence[int],
+    steering: Steering,
+    max_new_tokens: int = 24,
+    **kwargs: Any,
+) -> SideBySide:
     """Greedy completions of ``prompt`` unsteered and under ``steering`` (``kwargs`` go to
     :func:`interp.generate`), and the per-token probability shift of the steered completion:
     one unsteered forward over the steered sequence scores its tokens teacher-forced."""
@@ -335,13 +424,37 @@ def side_by_side(m: Model, prompt: str | Sequence[int], steering: Steering, max_
     seq = g.tokens[:, : P + n]
     with torch.no_grad():
         out, _ = trace(m, seq)
-    lp = out[0, P - 1: P + n - 1].float().log_softmax(-1).gather(-1, seq[0, P:, None].to(out.device))[:, 0]
+    lp = (
+        out[0, P - 1 : P + n - 1]
+        .float()
+        .log_softmax(-1)
+        .gather(-1, seq[0, P:, None].to(out.device))[:, 0]
+    )
     new = g.new_tokens[0, :n].tolist()
-    tokens = [m.tokenizer.decode([t]) for t in new] if m.tokenizer is not None else [str(t) for t in new]
-    return SideBySide(base.texts[0] if base.texts else str(base.new_tokens[0].tolist()),
-                      g.texts[0] if g.texts else str(new), tokens,
-                      g.token_logprobs[0, :n].exp().tolist(), lp.exp().tolist())
+    tokens = (
+        [m.tokenizer.decode([t]) for t in new] if m.tokenizer is not None else [str(t) for t in new]
+    )
+    return SideBySide(
+        base.texts[0] if base.texts else str(base.new_tokens[0].tolist()),
+        g.texts[0] if g.texts else str(new),
+        tokens,
+        g.token_logprobs[0, :n].exp().tolist(),
+        lp.exp().tolist(),
+    )
 
 
-__all__ = ["Steering", "SideBySide", "side_by_side", "register", "names", "get", "build", "restrict", "add_vector", "add_at_start",
-           "project_out", "actadd_vector", "caa_vector"]
+__all__ = [
+    "Steering",
+    "SideBySide",
+    "side_by_side",
+    "register",
+    "names",
+    "get",
+    "build",
+    "restrict",
+    "add_vector",
+    "add_at_start",
+    "project_out",
+    "actadd_vector",
+    "caa_vector",
+]

@@ -86,7 +86,9 @@ def _restricted(fn: EditFn, keep: Callable[[Positions], torch.Tensor], pos_dim: 
 
 def only_prompt(fn: EditFn, pos_dim: int = 1) -> EditFn:
     """``fn`` applied at prompt positions only (``pos_dim`` 2 for attention patterns)."""
-    return _restricted(fn, lambda p: (p.absolute >= 0) & (p.absolute < p.prompt_len[:, None]), pos_dim)
+    return _restricted(
+        fn, lambda p: (p.absolute >= 0) & (p.absolute < p.prompt_len[:, None]), pos_dim
+    )
 
 
 def only_new(fn: EditFn, pos_dim: int = 1) -> EditFn:
@@ -99,8 +101,13 @@ def only_new(fn: EditFn, pos_dim: int = 1) -> EditFn:
 def from_position(start: int, fn: EditFn, pos_dim: int = 1) -> EditFn:
     """``fn`` applied at absolute positions ``>= start``; a negative ``start`` counts from the
     end of each row's prompt (``-1``: the last prompt token onwards)."""
+
     def keep(p: Positions) -> torch.Tensor:
-        lo = p.prompt_len[:, None] + start if start < 0 else torch.full_like(p.prompt_len[:, None], start)
+        lo = (
+            p.prompt_len[:, None] + start
+            if start < 0
+            else torch.full_like(p.prompt_len[:, None], start)
+        )
         return (p.absolute >= 0) & (p.absolute >= lo)
 
     return _restricted(fn, keep, pos_dim)
@@ -154,7 +161,9 @@ def cache_arg(hf: Any) -> str:
 
 def attention_bridges(m: Model) -> list:
     """Each layer's attention bridge (the module that owns ``hook_pattern``)."""
-    return [m.module.get_submodule(m.hook("pattern", l).rsplit(".", 1)[0]) for l in range(m.n_layers)]
+    return [
+        m.module.get_submodule(m.hook("pattern", l).rsplit(".", 1)[0]) for l in range(m.n_layers)
+    ]
 
 
 @contextmanager
@@ -163,9 +172,13 @@ def hf_cache_kwargs(m: Model) -> Iterator[None]:
     bridge reads ``past_key_values`` or ``layer_past``, but GPT-2 and Llama blocks in
     transformers 5 pass it as ``cache``, which the bridge would ignore (a new token would then
     attend to itself alone)."""
+
     def pre(module, args, kwargs):
-        if kwargs.get("past_key_values") is None and kwargs.get("layer_past") is None \
-                and kwargs.get("cache") is not None:
+        if (
+            kwargs.get("past_key_values") is None
+            and kwargs.get("layer_past") is None
+            and kwargs.get("cache") is not None
+        ):
             kwargs = dict(kwargs)
             kwargs["past_key_values"] = kwargs["cache"]
         return args, kwargs
@@ -220,15 +233,23 @@ class NativeKV:
     @contextmanager
     def active(self) -> Iterator[None]:
         for i, a in enumerate(self.attns):
-            a.forward = (lambda *args, _a=a, _i=i, **kw: self._attend(_a, _i, *args, **kw))
+            a.forward = lambda *args, _a=a, _i=i, **kw: self._attend(_a, _i, *args, **kw)
         try:
             yield
         finally:
             for a in self.attns:
                 del a.forward
 
-    def _attend(self, a: Any, i: int, hidden_states: torch.Tensor, attention_mask=None,
-                position_ids=None, pattern_fn=None, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    def _attend(
+        self,
+        a: Any,
+        i: int,
+        hidden_states: torch.Tensor,
+        attention_mask=None,
+        position_ids=None,
+        pattern_fn=None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         from transformer_lens.model_bridge.sources.native.model import apply_softcap
 
         B, S, _ = hidden_states.shape
@@ -241,8 +262,13 @@ class NativeKV:
             k, v = torch.cat([self.keys[i], k], 2), torch.cat([self.values[i], v], 2)
         self.keys[i], self.values[i] = k, v
         if a.kv_repeats > 1:
-            k, v = k.repeat_interleave(a.kv_repeats, dim=1), v.repeat_interleave(a.kv_repeats, dim=1)
-        scores = apply_softcap(torch.matmul(q, k.transpose(-2, -1)) / a.scale, a.attn_scores_soft_cap)
+            k, v = (
+                k.repeat_interleave(a.kv_repeats, dim=1),
+                v.repeat_interleave(a.kv_repeats, dim=1),
+            )
+        scores = apply_softcap(
+            torch.matmul(q, k.transpose(-2, -1)) / a.scale, a.attn_scores_soft_cap
+        )
         T = k.shape[2]
         kpos = torch.arange(T, device=q.device)
         block = torch.zeros(S, T, dtype=torch.bool, device=q.device)
@@ -293,8 +319,10 @@ class _TraceStep:
         out, self.acts = trace(self.m, ids, capture=self.capture, edits=self.edits)
         out = getattr(out, "logits", out)
         if not isinstance(out, torch.Tensor) or out.ndim != 3:
-            raise TypeError(f"generate needs logits [batch, pos, vocab] from {self.m.model_id}; its forward "
-                            f"returned {type(out).__name__}")
+            raise TypeError(
+                f"generate needs logits [batch, pos, vocab] from {self.m.model_id}; its forward "
+                f"returned {type(out).__name__}"
+            )
         return out[:, -1]
 
 
@@ -303,15 +331,25 @@ def cache_kind(m: Model) -> str:
     if m.backend == "tl" and m.kind == "transformer" and hf_model(m) is not None:
         return "hf"
     native = getattr(m.module, "original_model", None)
-    if m.backend == "tl" and m.kind == "transformer" and hasattr(native, "layers") \
-            and all(hasattr(getattr(b, "attn", None), "original_component") for b in native.layers):
+    if (
+        m.backend == "tl"
+        and m.kind == "transformer"
+        and hasattr(native, "layers")
+        and all(hasattr(getattr(b, "attn", None), "original_component") for b in native.layers)
+    ):
         return "native"
     return "none"
 
 
 # ---------------------------------------------------------------- prompts and sampling
-def prompt_ids(m: Model, prompts: Any, *, chat: bool = False, system: Optional[str] = None,
-               prepend_bos: bool = True) -> list[list[int]]:
+def prompt_ids(
+    m: Model,
+    prompts: Any,
+    *,
+    chat: bool = False,
+    system: Optional[str] = None,
+    prepend_bos: bool = True,
+) -> list[list[int]]:
     """Token ids per prompt: texts are tokenised one by one (with the tokenizer's chat
     template when ``chat``); a ``[batch, pos]`` tensor or a list of id lists is taken as is."""
     if isinstance(prompts, str):
@@ -320,13 +358,21 @@ def prompt_ids(m: Model, prompts: Any, *, chat: bool = False, system: Optional[s
         if prompts.ndim == 1:
             prompts = prompts[None]
         rows = prompts.tolist()
-    elif isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, str) for p in prompts):
+    elif (
+        isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, str) for p in prompts)
+    ):
         rows = [_encode(m, p, chat, system, prepend_bos) for p in prompts]
-    elif isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, (list, tuple)) for p in prompts):
+    elif (
+        isinstance(prompts, (list, tuple))
+        and prompts
+        and all(isinstance(p, (list, tuple)) for p in prompts)
+    ):
         rows = [[int(t) for t in p] for p in prompts]
     else:
-        raise TypeError("prompts: a text, a list of texts, a list of token-id lists or a LongTensor "
-                        f"[batch, pos]; got {type(prompts).__name__}")
+        raise TypeError(
+            "prompts: a text, a list of texts, a list of token-id lists or a LongTensor "
+            f"[batch, pos]; got {type(prompts).__name__}"
+        )
     if any(len(r) == 0 for r in rows):
         raise ValueError("prompts: every prompt needs at least one token")
     for r in rows:
@@ -341,15 +387,26 @@ def _encode(m: Model, text: str, chat: bool, system: Optional[str], prepend_bos:
     if not chat:
         return m.to_tokens(text, prepend_bos=prepend_bos)[0].tolist()
     if not getattr(tok, "chat_template", None):
-        raise ValueError(f"chat=True, but the tokenizer of {m.model_id} has no chat template; "
-                         "pass chat=False and format the prompt yourself")
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+        raise ValueError(
+            f"chat=True, but the tokenizer of {m.model_id} has no chat template; "
+            "pass chat=False and format the prompt yourself"
+        )
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": text}
+    ]
     rendered = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return tok.encode(rendered, add_special_tokens=False)
 
 
-def choose(logits: torch.Tensor, *, do_sample: bool, temperature: float, top_k: Optional[int],
-           top_p: Optional[float], generator: Optional[torch.Generator]) -> torch.Tensor:
+def choose(
+    logits: torch.Tensor,
+    *,
+    do_sample: bool,
+    temperature: float,
+    top_k: Optional[int],
+    top_p: Optional[float],
+    generator: Optional[torch.Generator],
+) -> torch.Tensor:
     """Next token ``[batch]`` from ``logits`` ``[batch, vocab]``: argmax, or a draw after
     temperature, top-k and top-p (nucleus) filtering."""
     if not do_sample:
@@ -366,9 +423,19 @@ def choose(logits: torch.Tensor, *, do_sample: bool, temperature: float, top_k: 
     return torch.multinomial(x.softmax(-1), 1, generator=generator)[:, 0]
 
 
-def _check_options(m: Model, rows: list[list[int]], max_new_tokens: int, temperature: float,
-                   top_k: Optional[int], top_p: Optional[float]) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+def _check_options(
+    m: Model,
+    rows: list[list[int]],
+    max_new_tokens: int,
+    temperature: float,
+    top_k: Optional[int],
+    top_p: Optional[float],
+) -> None:
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
@@ -379,8 +446,10 @@ def _check_options(m: Model, rows: list[list[int]], max_new_tokens: int, tempera
     n_ctx = getattr(m.cfg, "n_ctx", None) if m.kind == "transformer" else None
     longest = max(len(r) for r in rows) + max_new_tokens - 1
     if n_ctx and longest > n_ctx:
-        raise ValueError(f"the longest prompt plus max_new_tokens - 1 is {longest} tokens; {m.model_id} "
-                         f"takes at most n_ctx={n_ctx}")
+        raise ValueError(
+            f"the longest prompt plus max_new_tokens - 1 is {longest} tokens; {m.model_id} "
+            f"takes at most n_ctx={n_ctx}"
+        )
 
 
 # ---------------------------------------------------------------- the loop
@@ -437,14 +506,26 @@ def generate(
         stop_tokens = () if eos is None else (eos,)
     pad = getattr(tok, "pad_token_id", None)
     pad = pad if pad is not None else (stop_tokens[0] if stop_tokens else 0)
-    opts = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
-                top_p=top_p, stop=set(int(s) for s in stop_tokens), pad=int(pad), return_logits=return_logits)
+    opts = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        stop=set(int(s) for s in stop_tokens),
+        pad=int(pad),
+        return_logits=return_logits,
+    )
     gen = torch.Generator(device=m.device).manual_seed(seed) if do_sample else None
     kind = cache_kind(m)
     m.eval()
     with torch.no_grad():
-        if kind == "none" and len({len(r) for r in rows}) > 1:  # no attention mask: one row at a time
-            return _merge([_run(m, [r], capture, edits, opts, gen, kind, False) for r in rows], opts["pad"], m)
+        if (
+            kind == "none" and len({len(r) for r in rows}) > 1
+        ):  # no attention mask: one row at a time
+            return _merge(
+                [_run(m, [r], capture, edits, opts, gen, kind, False) for r in rows], opts["pad"], m
+            )
         return _run(m, rows, capture, edits, opts, gen, kind, use_cache and kind != "none")
 
 
@@ -455,15 +536,23 @@ def _bind(fn: EditFn, state: dict) -> EditFn:
     return lambda act: fn(act, positions=state["positions"])
 
 
-def _run(m: Model, rows: list[list[int]], capture: list[str], edits: dict[str, EditFn], opts: dict,
-         gen: Optional[torch.Generator], kind: str, cached: bool) -> Generation:
+def _run(
+    m: Model,
+    rows: list[list[int]],
+    capture: list[str],
+    edits: dict[str, EditFn],
+    opts: dict,
+    gen: Optional[torch.Generator],
+    kind: str,
+    cached: bool,
+) -> Generation:
     dev, pad = m.device, opts["pad"]
     B, P = len(rows), max(len(r) for r in rows)
     ids = torch.full((B, P), pad, dtype=torch.long, device=dev)
     mask = torch.zeros(B, P, dtype=torch.long, device=dev)
     for i, r in enumerate(rows):
-        ids[i, P - len(r):] = torch.tensor(r, device=dev)
-        mask[i, P - len(r):] = 1
+        ids[i, P - len(r) :] = torch.tensor(r, device=dev)
+        mask[i, P - len(r) :] = 1
     plen = mask.sum(1)
     absolute = (mask.cumsum(-1) - 1).masked_fill(mask == 0, -1)
     state: dict[str, Any] = {}
@@ -492,8 +581,14 @@ def _run(m: Model, rows: list[list[int]], capture: list[str], edits: dict[str, E
             new_cols = S if t == 0 else 1
             for n in capture:
                 steps[n].append(_last_positions(n, got.pop(n), new_cols))
-            nxt = choose(logits, do_sample=opts["do_sample"], temperature=opts["temperature"],
-                         top_k=opts["top_k"], top_p=opts["top_p"], generator=gen)
+            nxt = choose(
+                logits,
+                do_sample=opts["do_sample"],
+                temperature=opts["temperature"],
+                top_k=opts["top_k"],
+                top_p=opts["top_p"],
+                generator=gen,
+            )
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             logps.append(logits.log_softmax(-1).gather(-1, nxt[:, None])[:, 0])
             if opts["return_logits"]:
@@ -508,10 +603,19 @@ def _run(m: Model, rows: list[list[int]], capture: list[str], edits: dict[str, E
                 break
     new = torch.stack(chosen, 1)
     return Generation(
-        tokens=ids, prompt_tokens=ids[:, :P], new_tokens=new, prompt_len=plen,
-        token_logprobs=torch.stack(logps, 1), texts=_texts(m, new, opts["stop"]), finished=done, n_new=n_new,
-        steps=steps, logits=torch.stack(kept, 1) if kept else None,
-        cache=step.kind if cached else "none", pad_id=pad)
+        tokens=ids,
+        prompt_tokens=ids[:, :P],
+        new_tokens=new,
+        prompt_len=plen,
+        token_logprobs=torch.stack(logps, 1),
+        texts=_texts(m, new, opts["stop"]),
+        finished=done,
+        n_new=n_new,
+        steps=steps,
+        logits=torch.stack(kept, 1) if kept else None,
+        cache=step.kind if cached else "none",
+        pad_id=pad,
+    )
 
 
 def _last_positions(name: str, act: torch.Tensor, n: int) -> torch.Tensor:
@@ -555,19 +659,42 @@ def _merge(parts: list[Generation], pad: int, m: Model) -> Generation:
     for n in parts[0].steps:
         d = 2 if n.endswith(("hook_pattern", "hook_attn_scores")) else 1
         first = torch.cat([left(g.steps[n][0], P, 0.0, d) for g in parts])
-        rest = [torch.cat([g.steps[n][t] for g in parts]) for t in range(1, min(len(g.steps[n]) for g in parts))]
+        rest = [
+            torch.cat([g.steps[n][t] for g in parts])
+            for t in range(1, min(len(g.steps[n]) for g in parts))
+        ]
         steps[n] = [first, *rest]
     logits = None
     if all(g.logits is not None for g in parts):
         logits = torch.cat([right(g.logits, T, float("nan")) for g in parts])
     return Generation(
-        tokens=torch.cat([prompt, new], 1), prompt_tokens=prompt, new_tokens=new,
+        tokens=torch.cat([prompt, new], 1),
+        prompt_tokens=prompt,
+        new_tokens=new,
         prompt_len=torch.cat([g.prompt_len for g in parts]),
         token_logprobs=torch.cat([right(g.token_logprobs, T, float("nan")) for g in parts]),
-        texts=[t for g in parts for t in g.texts], finished=torch.cat([g.finished for g in parts]),
+        texts=[t for g in parts for t in g.texts],
+        finished=torch.cat([g.finished for g in parts]),
         n_new=torch.cat([g.n_new for g in parts]),
-        steps=steps, logits=logits, cache="none", pad_id=pad)
+        steps=steps,
+        logits=logits,
+        cache="none",
+        pad_id=pad,
+    )
 
 
-__all__ = ["generate", "Generation", "Positions", "only_prompt", "only_new", "from_position", "cache_kind",
-           "prompt_ids", "choose", "hf_model", "cache_arg", "hf_cache_kwargs", "NativeKV"]
+__all__ = [
+    "generate",
+    "Generation",
+    "Positions",
+    "only_prompt",
+    "only_new",
+    "from_position",
+    "cache_kind",
+    "prompt_ids",
+    "choose",
+    "hf_model",
+    "cache_arg",
+    "hf_cache_kwargs",
+    "NativeKV",
+]

@@ -10,8 +10,16 @@ import pytest
 
 import interp
 
-SMALL = dict(n_prompts=2, max_new_tokens=4, n_heldout=2, n_train_pairs=4, coefs=[0.0, 2.0, 8.0],
-             sae_tokens=120, sae_steps=20, sae_width=2)
+SMALL = dict(
+    n_prompts=2,
+    max_new_tokens=4,
+    n_heldout=2,
+    n_train_pairs=4,
+    coefs=[0.0, 2.0, 8.0],
+    sae_tokens=120,
+    sae_steps=20,
+    sae_width=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +34,14 @@ def lm_dir(tmp_path_factory):
     texts += [" ".join(t["prompts"] + t["heldout"] + t["words"]) for t in TOPICS.values()] * 5
     tok = train_bpe(texts, vocab_size=400)
     spec = build_spec(n_ctx=256, d_vocab=len(tok))
-    m = Model(build_transformer(spec, tokenizer=tok), backend="tl", kind="transformer", tokenizer=tok,
-              model_id="tiny-lm", spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    m = Model(
+        build_transformer(spec, tokenizer=tok),
+        backend="tl",
+        kind="transformer",
+        tokenizer=tok,
+        model_id="tiny-lm",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
     path = tmp_path_factory.mktemp("steer_lm") / "m"
     m.save(path)
     return path
@@ -36,12 +50,20 @@ def lm_dir(tmp_path_factory):
 def test_steering_end_to_end(lm_dir, tmp_path):
     result = interp.analyses.get("steering").run({"model": str(lm_dir), "layer": 1, **SMALL})
     sanity = {c.name: c for c in result.criteria if c.kind == "sanity"}
-    assert set(sanity) == {"coef0_equals_unsteered", "cache_equals_recompute", "greedy_equals_reference",
-                           "sae_clamp_own_value_is_identity"}
+    assert set(sanity) == {
+        "coef0_equals_unsteered",
+        "cache_equals_recompute",
+        "greedy_equals_reference",
+        "sae_clamp_own_value_is_identity",
+    }
     assert all(c.holds for c in sanity.values()), result.summary()
     claims = {c.name: c for c in result.criteria if c.kind == "claim"}
     assert len(claims) == 5
-    for name in ("topic_relevance_rises_with_coef", "caa_moves_with_sign", "sae_latent_promotes_its_tokens"):
+    for name in (
+        "topic_relevance_rises_with_coef",
+        "caa_moves_with_sign",
+        "sae_latent_promotes_its_tokens",
+    ):
         assert math.isfinite(claims[name].value), name
     mt = result.metrics
     assert mt["coefs"] == [0.0, 2.0, 8.0] and len(mt["topic_relevance"]) == 3

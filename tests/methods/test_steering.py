@@ -22,7 +22,14 @@ def models(tmp_path_factory):
     from interp.tracing.model import Model
     from tests.conftest import build_spec, load_hf_models
 
-    out = {"zoo": Model(build_transformer(build_spec(n_ctx=64)), backend="tl", kind="transformer", model_id="zoo")}
+    out = {
+        "zoo": Model(
+            build_transformer(build_spec(n_ctx=64)),
+            backend="tl",
+            kind="transformer",
+            model_id="zoo",
+        )
+    }
     out.update(load_hf_models(tmp_path_factory.mktemp("steer_hf"), archs=("gpt2", "neox", "llama")))
     return out
 
@@ -69,7 +76,12 @@ def test_caa_recovers_a_planted_direction(models):
     from interp.tracing.model import Model
     from tests.conftest import build_spec
 
-    m = Model(build_transformer(build_spec(n_ctx=64)), backend="tl", kind="transformer", model_id="planted")
+    m = Model(
+        build_transformer(build_spec(n_ctx=64)),
+        backend="tl",
+        kind="transformer",
+        model_id="planted",
+    )
     u = torch.randn(m.cfg.d_model, generator=torch.Generator().manual_seed(3))
     emb = m.module.original_model.tok_embed
     emb = getattr(emb, "original_component", emb)
@@ -114,10 +126,13 @@ def test_sae_clamp_to_own_value_changes_nothing(models, arch):
         return out
 
     same = S.Steering("sae_clamp", {f"{hook}.hook_sae_acts_post": own}, saes={hook: sae}).generate(
-        m, ROWS, 6, stop_tokens=())
+        m, ROWS, 6, stop_tokens=()
+    )
     assert torch.equal(same.new_tokens, base.new_tokens)
     torch.testing.assert_close(same.token_logprobs, base.token_logprobs, atol=1e-5, rtol=0)
-    clamped = S.build(m, "sae_clamp", coef=50.0, sae=sae, latent=5).generate(m, ROWS, 6, stop_tokens=())
+    clamped = S.build(m, "sae_clamp", coef=50.0, sae=sae, latent=5).generate(
+        m, ROWS, 6, stop_tokens=()
+    )
     added = S.build(m, "sae_add", coef=50.0, sae=sae, latent=5).generate(m, ROWS, 6, stop_tokens=())
     assert (clamped.token_logprobs - base.token_logprobs).abs().max() > 1e-3
     assert (added.token_logprobs - base.token_logprobs).abs().max() > 1e-3
@@ -136,8 +151,13 @@ def test_registry_refuses_a_taken_name_and_unknown_options():
 
 def test_side_by_side_scores_the_steered_tokens_under_both_models(models):
     m = models["gpt2"]
-    st = S.build(m, "add", layer=1, coef=6.0, vector=torch.randn(m.cfg.d_model, generator=torch.Generator()
-                                                                  .manual_seed(4)))
+    st = S.build(
+        m,
+        "add",
+        layer=1,
+        coef=6.0,
+        vector=torch.randn(m.cfg.d_model, generator=torch.Generator().manual_seed(4)),
+    )
     sbs = S.side_by_side(m, ROWS[0], st, 6, stop_tokens=())
     assert len(sbs.tokens) == len(sbs.p_steered) == len(sbs.p_unsteered) == 6
     base = generate(m, [ROWS[0]], 6, stop_tokens=())
@@ -146,6 +166,11 @@ def test_side_by_side_scores_the_steered_tokens_under_both_models(models):
     # where the two completions agree so far, the unsteered score is the unsteered generation's own
     if steered.new_tokens[0, 0] == base.new_tokens[0, 0]:
         assert sbs.p_unsteered[0] == pytest.approx(float(base.token_logprobs[0, 0].exp()), rel=1e-4)
-    zero = S.side_by_side(m, ROWS[0], S.build(m, "add", layer=1, coef=0.0, vector=torch.ones(m.cfg.d_model)), 6,
-                          stop_tokens=())
+    zero = S.side_by_side(
+        m,
+        ROWS[0],
+        S.build(m, "add", layer=1, coef=0.0, vector=torch.ones(m.cfg.d_model)),
+        6,
+        stop_tokens=(),
+    )
     assert zero.p_steered == pytest.approx(zero.p_unsteered, rel=1e-4)

@@ -41,8 +41,12 @@ def models(hf_dir):
 
     out = {}
     for name, extra in (("zoo", {}), ("zoo-rotary", dict(positional_embedding_type="rotary"))):
-        out[name] = Model(build_transformer(build_spec(n_ctx=64, **extra)), backend="tl", kind="transformer",
-                          model_id=name)
+        out[name] = Model(
+            build_transformer(build_spec(n_ctx=64, **extra)),
+            backend="tl",
+            kind="transformer",
+            model_id=name,
+        )
     out.update(load_hf_models(hf_dir, archs=("gpt2", "neox", "llama")))
     return out
 
@@ -57,7 +61,10 @@ def wavy(act: torch.Tensor, positions: Positions) -> torch.Tensor:
 def test_cache_equals_recompute_under_a_position_dependent_edit(models, arch):
     m = models[arch]
     assert cache_kind(m) == ("native" if arch.startswith("zoo") else "hf")
-    edits = {m.hook("resid_post", 0): wavy, m.hook("resid_pre", 1): from_position(-1, lambda a: a * 1.5)}
+    edits = {
+        m.hook("resid_post", 0): wavy,
+        m.hook("resid_pre", 1): from_position(-1, lambda a: a * 1.5),
+    }
     cap = [m.hook("resid_post", 1)]
     a = generate(m, ROWS, 10, edits=edits, capture=cap, stop_tokens=())
     b = generate(m, ROWS, 10, edits=edits, capture=cap, stop_tokens=(), use_cache=False)
@@ -67,8 +74,11 @@ def test_cache_equals_recompute_under_a_position_dependent_edit(models, arch):
     torch.testing.assert_close(a.activation(cap[0]), b.activation(cap[0]), atol=1e-4, rtol=1e-4)
     assert a.activation(cap[0]).shape[1] == a.tokens.shape[1] - 1
     # the edit mattered (a wrong position bookkeeping could otherwise pass unnoticed)
-    assert not torch.equal(a.new_tokens, generate(m, ROWS, 10, stop_tokens=()).new_tokens) or \
-        (a.token_logprobs - generate(m, ROWS, 10, stop_tokens=()).token_logprobs).abs().max() > 1e-3
+    assert (
+        not torch.equal(a.new_tokens, generate(m, ROWS, 10, stop_tokens=()).new_tokens)
+        or (a.token_logprobs - generate(m, ROWS, 10, stop_tokens=()).token_logprobs).abs().max()
+        > 1e-3
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -92,8 +102,16 @@ def test_greedy_without_edits_is_the_hf_models_own_generate(models, hf_dir, arch
     g = generate(m, ROWS, 12, stop_tokens=(), return_logits=True)
     P = g.prompt_tokens.shape[1]
     mask = (torch.arange(P)[None] >= (P - g.prompt_len)[:, None]).long()
-    ref = plain.generate(g.prompt_tokens, attention_mask=mask, max_new_tokens=12, do_sample=False,
-                         pad_token_id=0, eos_token_id=None, return_dict_in_generate=True, output_logits=True)
+    ref = plain.generate(
+        g.prompt_tokens,
+        attention_mask=mask,
+        max_new_tokens=12,
+        do_sample=False,
+        pad_token_id=0,
+        eos_token_id=None,
+        return_dict_in_generate=True,
+        output_logits=True,
+    )
     assert torch.equal(ref.sequences[:, P:], g.new_tokens)
     torch.testing.assert_close(torch.stack(ref.logits, 1), g.logits, atol=1e-4, rtol=1e-4)
 
@@ -128,9 +146,16 @@ def test_sampling_is_seeded_and_filters(models):
     assert torch.equal(a.new_tokens, b.new_tokens)
     logits = torch.tensor([[0.0, 1.0, 5.0, 2.0]] * 200)
     g = torch.Generator().manual_seed(0)
-    assert set(choose(logits, do_sample=True, temperature=1.0, top_k=2, top_p=None, generator=g).tolist()) <= {2, 3}
-    assert set(choose(logits, do_sample=True, temperature=1.0, top_k=None, top_p=0.5, generator=g).tolist()) == {2}
-    assert choose(logits, do_sample=False, temperature=1.0, top_k=None, top_p=None, generator=None)[0] == 2
+    assert set(
+        choose(logits, do_sample=True, temperature=1.0, top_k=2, top_p=None, generator=g).tolist()
+    ) <= {2, 3}
+    assert set(
+        choose(logits, do_sample=True, temperature=1.0, top_k=None, top_p=0.5, generator=g).tolist()
+    ) == {2}
+    assert (
+        choose(logits, do_sample=False, temperature=1.0, top_k=None, top_p=None, generator=None)[0]
+        == 2
+    )
 
 
 def test_stop_tokens_end_rows_and_pad_the_rest(models):
@@ -140,15 +165,18 @@ def test_stop_tokens_end_rows_and_pad_the_rest(models):
     g = generate(m, ROWS, 6, stop_tokens=(stop,))
     row = g.new_tokens[0].tolist()
     assert row[: row.index(stop) + 1] == free.new_tokens[0, : row.index(stop) + 1].tolist()
-    assert all(t == g.pad_id for t in row[row.index(stop) + 1:]) and bool(g.finished[0])
+    assert all(t == g.pad_id for t in row[row.index(stop) + 1 :]) and bool(g.finished[0])
 
 
 class _TinyLSTM(torch.nn.Module):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.emb, self.rnn, self.head = torch.nn.Embedding(20, 8), torch.nn.LSTM(8, 8, batch_first=True), \
-            torch.nn.Linear(8, 20)
+        self.emb, self.rnn, self.head = (
+            torch.nn.Embedding(20, 8),
+            torch.nn.LSTM(8, 8, batch_first=True),
+            torch.nn.Linear(8, 20),
+        )
 
     def forward(self, x):
         return self.head(self.rnn(self.emb(x))[0])
@@ -160,16 +188,22 @@ def test_wrapped_module_recomputes_without_cache():
     mod = _TinyLSTM().eval()
     m = interp.wrap(mod, model_id="lstm")
     shift = torch.randn(8)
-    g = generate(m, ROWS, 5, stop_tokens=(), capture=["emb.hook_out"],
-                 edits={"emb.hook_out": from_position(-1, lambda a: a + shift)})
+    g = generate(
+        m,
+        ROWS,
+        5,
+        stop_tokens=(),
+        capture=["emb.hook_out"],
+        edits={"emb.hook_out": from_position(-1, lambda a: a + shift)},
+    )
     assert g.cache == "none" and len(g.steps["emb.hook_out"]) == 5
     for i, r in enumerate(ROWS):  # the same loop by hand
         x = torch.tensor([r])
         for _ in range(5):
             e = mod.emb(x)
-            e[:, len(r) - 1:] += shift
+            e[:, len(r) - 1 :] += shift
             x = torch.cat([x, mod.head(mod.rnn(e)[0])[:, -1:].argmax(-1)], 1)
-        assert x[0, len(r):].tolist() == g.new_tokens[i].tolist()
+        assert x[0, len(r) :].tolist() == g.new_tokens[i].tolist()
 
 
 def test_bad_arguments_are_clear(models):
@@ -206,7 +240,9 @@ def test_collect_with_edits_sees_the_edit(models, tmp_path):
     lstm = interp.wrap(_TinyLSTM().eval())
     shift = lambda a: a + 1.0  # noqa: E731
     ref = trace(lstm, x, capture=["head.hook_in"], edits={"emb.hook_out": shift})[1]["head.hook_in"]
-    got = interp.collect(lstm, x, hooks=["head.hook_in"], edits={"emb.hook_out": shift})["head.hook_in"]
+    got = interp.collect(lstm, x, hooks=["head.hook_in"], edits={"emb.hook_out": shift})[
+        "head.hook_in"
+    ]
     torch.testing.assert_close(got, ref)
 
 
@@ -222,8 +258,14 @@ def test_real_model_generation_identities(real_model):
     P = g.prompt_tokens.shape[1]
     mask = (torch.arange(P)[None] >= (P - g.prompt_len)[:, None]).long()
     with torch.no_grad(), hf_cache_kwargs(m):
-        ref = hf_model(m).generate(g.prompt_tokens, attention_mask=mask, max_new_tokens=8, do_sample=False,
-                                   pad_token_id=g.pad_id, eos_token_id=None)
+        ref = hf_model(m).generate(
+            g.prompt_tokens,
+            attention_mask=mask,
+            max_new_tokens=8,
+            do_sample=False,
+            pad_token_id=g.pad_id,
+            eos_token_id=None,
+        )
     assert torch.equal(ref[:, P:], g.new_tokens)
     assert "Paris" in g.texts[0]
     edits = {m.hook("resid_pre", 6): from_position(-1, lambda a: a * 1.2)}
