@@ -432,6 +432,25 @@ def claims(
     )
 
 
+def sanity(result: Result, checks: dict, sae: dict) -> None:
+    """The identities: each must hold, or the generation or steering code is wrong."""
+    rows = [
+        ("coef0_equals_unsteered", checks["coef0_token_diffs"], "==", 0,
+         "tokens where ActAdd with coefficient 0 differs from the unsteered generation"),
+        ("cache_equals_recompute", checks["cache_token_diffs"], "==", 0,
+         "tokens where generation with the key/value cache differs from the full recompute under "
+         "ActAdd's position-indexed edit (largest coefficient)"),
+        ("greedy_equals_reference", checks["reference_token_diffs"], "==", 0,
+         f"tokens where greedy generation differs from the reference ({checks['reference']}), "
+         "each prompt alone"),
+        ("sae_clamp_own_value_is_identity", sae["clamp_logprob_gap"], "<=", 1e-4,
+         "max |token log-prob change| when an SAE latent is clamped to its own value (spliced, "
+         f"error term kept; {sae['clamp_token_diffs']} tokens differ)"),
+    ]  # fmt: skip
+    for name, value, op, threshold, description in rows:
+        result.add_criterion(name, value, op, threshold, kind="sanity", description=description)
+
+
 def report(
     config: Config,
     m,
@@ -478,41 +497,7 @@ def report(
             "checks": checks,
         }
     )
-    result.add_criterion(
-        "coef0_equals_unsteered",
-        checks["coef0_token_diffs"],
-        "==",
-        0,
-        kind="sanity",
-        description="tokens where ActAdd with coefficient 0 differs from the unsteered generation",
-    )
-    result.add_criterion(
-        "cache_equals_recompute",
-        checks["cache_token_diffs"],
-        "==",
-        0,
-        kind="sanity",
-        description="tokens where generation with the key/value cache differs from the full "
-        "recompute under ActAdd's position-indexed edit (largest coefficient)",
-    )
-    result.add_criterion(
-        "greedy_equals_reference",
-        checks["reference_token_diffs"],
-        "==",
-        0,
-        kind="sanity",
-        description=f"tokens where greedy generation differs from the reference "
-        f"({checks['reference']}), each prompt alone",
-    )
-    result.add_criterion(
-        "sae_clamp_own_value_is_identity",
-        sae["clamp_logprob_gap"],
-        "<=",
-        1e-4,
-        kind="sanity",
-        description="max |token log-prob change| when an SAE latent is clamped to its own value "
-        f"(spliced, error term kept; {sae['clamp_token_diffs']} tokens differ)",
-    )
+    sanity(result, checks, sae)
     claims(result, coefs, sweep, rsweep, losses, caa, sae)
     result.arrays.update(
         {

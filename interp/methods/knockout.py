@@ -50,9 +50,9 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from interp.tracing.generate import cache_arg as _cache_arg
-from interp.tracing.generate import hf_cache_kwargs
-from interp.tracing.generate import hf_model as _hf_model
+from interp.tracing.steps import cache_arg as _cache_arg
+from interp.tracing.steps import hf_cache_kwargs
+from interp.tracing.steps import hf_model as _hf_model
 from interp.tracing.model import Model
 
 
@@ -246,7 +246,7 @@ def _tokens_of(inputs: Any) -> torch.Tensor:
 @contextmanager
 def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]):
     """While active: the attention bridges see the key/value cache (the generation loop's
-    :func:`~interp.tracing.generate.hf_cache_kwargs`), and the pattern of layer ``l`` goes
+    :func:`~interp.tracing.steps.hf_cache_kwargs`), and the pattern of layer ``l`` goes
     through :func:`block_pattern` with ``blocks[l]`` (``[B, 1, T]``)."""
     handles = []
     for l, blk in blocks.items():

@@ -5,7 +5,8 @@
   (``Model.hook``, ``Model.resid_names``), and ``wrap`` for any module.
 - ``trace.py``: ``trace`` (capture and edit activations on one batch) and edit helpers.
 - ``generate.py``: ``generate``, the one generation loop (key/value cache, edits that know
-  their absolute positions, captures per step).
+  their absolute positions, captures per step); ``steps.py``: how it runs one step (key/value
+  caches: the Hugging Face model's own, ``NativeKV`` for zoo transformers, none).
 - ``collect.py`` / ``adapters.py`` / ``runners.py`` / ``sinks.py`` / ``store.py``: streaming
   collection into an :class:`ActivationStore`; ``distributed.py``: several processes.
 

@@ -9,7 +9,8 @@
     g.activation("blocks.3.hook_resid_post")   # [batch, prompt + new - 1, d_model]
 
 The one generation loop of the library (the explorer, :mod:`interp.methods.completion` and the
-knockout fast path's key/value handling share it). Three ways to run a step:
+knockout fast path's key/value handling share it). Three ways to run a step
+(:mod:`interp.tracing.steps`):
 
 - **Hugging Face models** under a TransformerLens bridge: the model's own key/value cache (a
   ``DynamicCache``), with explicit ``attention_mask`` and ``position_ids``, through the HF
@@ -33,13 +34,23 @@ receives (``-1`` for padding) and the prompt lengths. :func:`only_prompt`, :func
 from __future__ import annotations
 
 import inspect
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
 from interp.tracing.model import EditFn, Model
+from interp.tracing.steps import (
+    HFStep,
+    NativeKV,
+    NativeStep,
+    TraceStep,
+    cache_arg,
+    cache_kind,
+    hf_cache_kwargs,
+    hf_model,
+)
 
 
 # ---------------------------------------------------------------- positions seen by an edit
@@ -140,205 +151,6 @@ class Generation:
         if name.endswith(("hook_pattern", "hook_attn_scores")):
             raise ValueError(f"{name}: patterns grow in keys each step; read g.steps[{name!r}]")
         return torch.cat(self.steps[name], dim=1)
-
-
-# ---------------------------------------------------------------- Hugging Face plumbing
-def hf_model(m: Model) -> Any:
-    """The Hugging Face model under ``m``'s bridge, or None (zoo models, RNNs, nnsight)."""
-    native = getattr(m.module, "original_model", None)
-    try:
-        from transformers import PreTrainedModel
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        return None
-    return native if isinstance(native, PreTrainedModel) else None
-
-
-def cache_arg(hf: Any) -> str:
-    """The name ``hf.forward`` takes its key/value cache by (``cache`` in newer transformers,
-    where ``past_key_values`` is deprecated on some models)."""
-    return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
-
-
-def attention_bridges(m: Model) -> list:
-    """Each layer's attention bridge (the module that owns ``hook_pattern``)."""
-    return [
-        m.module.get_submodule(m.hook("pattern", l).rsplit(".", 1)[0]) for l in range(m.n_layers)
-    ]
-
-
-@contextmanager
-def hf_cache_kwargs(m: Model) -> Iterator[None]:
-    """While active, each attention bridge sees the key/value cache whatever HF calls it: the
-    bridge reads ``past_key_values`` or ``layer_past``, but GPT-2 and Llama blocks in
-    transformers 5 pass it as ``cache``, which the bridge would ignore (a new token would then
-    attend to itself alone)."""
-
-    def pre(module, args, kwargs):
-        if (
-            kwargs.get("past_key_values") is None
-            and kwargs.get("layer_past") is None
-            and kwargs.get("cache") is not None
-        ):
-            kwargs = dict(kwargs)
-            kwargs["past_key_values"] = kwargs["cache"]
-        return args, kwargs
-
-    handles = [a.register_forward_pre_hook(pre, with_kwargs=True) for a in attention_bridges(m)]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-# ---------------------------------------------------------------- steppers
-class _HFStep:
-    """One forward of a Hugging Face model with its own ``DynamicCache``."""
-
-    kind = "hf"
-
-    def __init__(self, m: Model, use_cache: bool):
-        from transformers import DynamicCache
-
-        self.m, self.hf, self.use_cache = m, hf_model(m), use_cache
-        self.kv = DynamicCache() if use_cache else None
-        params = inspect.signature(self.hf.forward).parameters
-        self.keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        self.cache_name = cache_arg(self.hf)
-
-    def context(self) -> Any:
-        return hf_cache_kwargs(self.m)
-
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        kw = dict(input_ids=ids, attention_mask=mask, position_ids=pos, **self.keep)
-        if self.use_cache:
-            kw.update({self.cache_name: self.kv, "use_cache": True})
-        else:
-            kw["use_cache"] = False
-        return self.hf(**kw).logits[:, -1]
-
-
-class NativeKV:
-    """A key/value cache for zoo transformers: while :meth:`active`, each layer's
-    ``NativeAttention`` runs :meth:`_attend`, its own computation (the module's q/k/v/o
-    projections, rotary, grouped heads, soft cap and ``pattern_fn``, the bridge's pattern
-    hook) with the keys and values of earlier calls prepended and a mask built from the full
-    ``[batch, keys]`` attention mask."""
-
-    def __init__(self, m: Model):
-        self.attns = [blk.attn.original_component for blk in m.module.original_model.layers]
-        self.keys: list[Optional[torch.Tensor]] = [None] * len(self.attns)
-        self.values: list[Optional[torch.Tensor]] = [None] * len(self.attns)
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        for i, a in enumerate(self.attns):
-            a.forward = lambda *args, _a=a, _i=i, **kw: self._attend(_a, _i, *args, **kw)
-        try:
-            yield
-        finally:
-            for a in self.attns:
-                del a.forward
-
-    def _attend(
-        self,
-        a: Any,
-        i: int,
-        hidden_states: torch.Tensor,
-        attention_mask=None,
-        position_ids=None,
-        pattern_fn=None,
-        **kwargs,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        from transformer_lens.model_bridge.sources.native.model import apply_softcap
-
-        B, S, _ = hidden_states.shape
-        q = a.q(hidden_states).view(B, S, a.n_heads, a.d_head).transpose(1, 2)
-        k = a.k(hidden_states).view(B, S, a.n_kv_heads, a.d_head).transpose(1, 2)
-        v = a.v(hidden_states).view(B, S, a.n_kv_heads, a.d_head).transpose(1, 2)
-        if a.rotary is not None:
-            q, k = a.rotary.apply_rope(q, k, position_ids=position_ids)
-        if self.keys[i] is not None:
-            k, v = torch.cat([self.keys[i], k], 2), torch.cat([self.values[i], v], 2)
-        self.keys[i], self.values[i] = k, v
-        if a.kv_repeats > 1:
-            k, v = (
-                k.repeat_interleave(a.kv_repeats, dim=1),
-                v.repeat_interleave(a.kv_repeats, dim=1),
-            )
-        scores = apply_softcap(
-            torch.matmul(q, k.transpose(-2, -1)) / a.scale, a.attn_scores_soft_cap
-        )
-        T = k.shape[2]
-        kpos = torch.arange(T, device=q.device)
-        block = torch.zeros(S, T, dtype=torch.bool, device=q.device)
-        if a.causal:
-            block = kpos[None, :] > (T - S + torch.arange(S, device=q.device))[:, None]
-        block = block[None, None]
-        if attention_mask is not None:
-            block = block | ~attention_mask[:, None, None, -T:].bool()
-        scores = scores.masked_fill(block, float("-inf"))
-        pattern = torch.softmax(scores, dim=-1).masked_fill(block, 0.0)
-        if pattern_fn is not None:
-            pattern = pattern_fn(pattern)
-        out = torch.matmul(pattern, v).transpose(1, 2).contiguous().view(B, S, -1)
-        return a.o(out), pattern
-
-
-class _NativeStep:
-    """One forward of a zoo transformer's native module, with :class:`NativeKV` or none."""
-
-    def __init__(self, m: Model, use_cache: bool):
-        self.native = m.module.original_model
-        self.kv = NativeKV(m) if use_cache else None
-        self.kind = "native" if use_cache else "none"
-
-    def context(self) -> Any:
-        return self.kv.active() if self.kv is not None else ExitStack()
-
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        return self.native(input_ids=ids, attention_mask=mask, position_ids=pos)[:, -1]
-
-
-class _TraceStep:
-    """Any model, no cache: one :func:`interp.trace` of the whole sequence per step (the
-    module takes no attention mask, so every row of a batch has the same length)."""
-
-    kind = "none"
-
-    def __init__(self, m: Model, capture: Sequence[str], edits: dict[str, EditFn]):
-        self.m, self.capture, self.edits = m, list(capture), edits
-        self.acts: dict[str, torch.Tensor] = {}
-
-    def context(self) -> Any:
-        return ExitStack()
-
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        from interp.tracing.trace import trace
-
-        out, self.acts = trace(self.m, ids, capture=self.capture, edits=self.edits)
-        out = getattr(out, "logits", out)
-        if not isinstance(out, torch.Tensor) or out.ndim != 3:
-            raise TypeError(
-                f"generate needs logits [batch, pos, vocab] from {self.m.model_id}; its forward "
-                f"returned {type(out).__name__}"
-            )
-        return out[:, -1]
-
-
-def cache_kind(m: Model) -> str:
-    """How :func:`generate` steps ``m``: ``"hf"``, ``"native"`` (key/value caches) or ``"none"``."""
-    if m.backend == "tl" and m.kind == "transformer" and hf_model(m) is not None:
-        return "hf"
-    native = getattr(m.module, "original_model", None)
-    if (
-        m.backend == "tl"
-        and m.kind == "transformer"
-        and hasattr(native, "layers")
-        and all(hasattr(getattr(b, "attn", None), "original_component") for b in native.layers)
-    ):
-        return "native"
-    return "none"
 
 
 # ---------------------------------------------------------------- prompts and sampling
@@ -558,11 +370,11 @@ def _run(
     state: dict[str, Any] = {}
     bound = {name: _bind(fn, state) for name, fn in edits.items()}
     if kind == "hf":
-        step: Any = _HFStep(m, cached)
+        step: Any = HFStep(m, cached)
     elif kind == "native":
-        step = _NativeStep(m, cached)
+        step = NativeStep(m, cached)
     else:
-        step = _TraceStep(m, capture, bound)
+        step = TraceStep(m, capture, bound)
     steps: dict[str, list[torch.Tensor]] = {n: [] for n in capture}
     chosen, logps, kept = [], [], []
     done = torch.zeros(B, dtype=torch.bool, device=dev)
