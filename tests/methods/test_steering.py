@@ -174,3 +174,19 @@ def test_side_by_side_scores_the_steered_tokens_under_both_models(models):
         stop_tokens=(),
     )
     assert zero.p_steered == pytest.approx(zero.p_unsteered, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_real_model_actadd_identities(real_model):
+    """SmolLM2-135M-Instruct: ActAdd x0 is the unsteered generation; ActAdd's position-indexed
+    edit gives the same tokens with the key/value cache as with the recompute."""
+    m = real_model
+    prompts = ["I went up to my friend and said", "Yesterday"]
+    base = generate(m, prompts, 6, stop_tokens=())
+    zero = S.build(m, "actadd", layer=6, coef=0.0, plus="I talk about weddings", minus="I do not talk")
+    assert torch.equal(zero.generate(m, prompts, 6, stop_tokens=()).new_tokens, base.new_tokens)
+    st = S.build(m, "actadd", layer=6, coef=0.4, plus="I talk about weddings", minus="I do not talk")
+    a = st.generate(m, prompts, 6, stop_tokens=())
+    b = st.generate(m, prompts, 6, stop_tokens=(), use_cache=False)
+    assert torch.equal(a.new_tokens, b.new_tokens)
+    assert not torch.equal(a.new_tokens, base.new_tokens)
