@@ -307,6 +307,11 @@ def generate(
             False recomputes the whole sequence every step (for checks).
         return_logits: keep each step's logits ``[batch, T, vocab]`` (unedited by sampling).
     """
+    if getattr(m.cfg, "attention_dir", "causal") != "causal":
+        raise ValueError(
+            f"generate needs a causal language model; {m.model_id} attends both ways "
+            "(a masked LM: fill slots with interp.methods.completion.complete)"
+        )
     capture = [capture] if isinstance(capture, str) else list(dict.fromkeys(capture))
     edits = dict(edits or {})
     m.check_names([*capture, *edits])

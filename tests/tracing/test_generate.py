@@ -216,6 +216,18 @@ def test_bad_arguments_are_clear(models):
         generate(m, ROWS, 2, edits={"blocks.9.hook_nothing": lambda a: a})
     with pytest.raises(ValueError, match="no tokenizer"):
         generate(models["gpt2"], ["text needs a tokenizer"], 2)
+    from interp.models.transformer import build_transformer
+    from interp.tracing.model import Model
+    from tests.conftest import build_spec
+
+    masked = Model(
+        build_transformer(build_spec(attention_dir="bidirectional")),
+        backend="tl",
+        kind="transformer",
+        model_id="mlm",
+    )
+    with pytest.raises(ValueError, match="causal"):
+        generate(masked, ROWS, 2)
     with pytest.raises(ValueError, match="top_p"):
         generate(m, ROWS, 2, do_sample=True, top_p=0.0)
 
