@@ -183,9 +183,13 @@ def test_real_model_actadd_identities(real_model):
     m = real_model
     prompts = ["I went up to my friend and said", "Yesterday"]
     base = generate(m, prompts, 6, stop_tokens=())
-    zero = S.build(m, "actadd", layer=6, coef=0.0, plus="I talk about weddings", minus="I do not talk")
+    zero = S.build(
+        m, "actadd", layer=6, coef=0.0, plus="I talk about weddings", minus="I do not talk"
+    )
     assert torch.equal(zero.generate(m, prompts, 6, stop_tokens=()).new_tokens, base.new_tokens)
-    st = S.build(m, "actadd", layer=6, coef=0.4, plus="I talk about weddings", minus="I do not talk")
+    st = S.build(
+        m, "actadd", layer=6, coef=0.4, plus="I talk about weddings", minus="I do not talk"
+    )
     a = st.generate(m, prompts, 6, stop_tokens=())
     b = st.generate(m, prompts, 6, stop_tokens=(), use_cache=False)
     assert torch.equal(a.new_tokens, b.new_tokens)
