@@ -68,15 +68,31 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
 
 def _load_gguf(path: Path, *, device: Any, model_id: str | None = None, start_token: str | None = None,
                **kwargs: Any) -> Model:
-    """A GGUF file: convert once (cached by content hash), then load the Hugging Face directory."""
+    """A GGUF file: convert once (cached by content hash), then load the Hugging Face directory.
+
+    ``start_token``: the token plain text starts with, when it is not the tokenizer's declared
+    BOS. It becomes the loaded tokenizer's BOS (in memory; the cached files are the GGUF's own),
+    so every path that puts BOS first (``to_tokens``, the data builders) starts text the way the
+    model was pretrained."""
     from interp.models import gguf
 
     directory = gguf.convert(path)
-    model = _load_hf(str(directory), device=device, local=True, **kwargs)
+    tokenizer = None
+    if start_token is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+        declared = tokenizer.bos_token
+        tokenizer.bos_token = start_token
+        tokenizer.init_kwargs["interp_declared_bos_token"] = declared
+    model = _load_hf(str(directory), device=device, local=True, tokenizer=tokenizer, **kwargs)
+    bridge_tokenizer = getattr(model.module, "tokenizer", None)
+    if start_token is not None and bridge_tokenizer is not None and bridge_tokenizer is not tokenizer:
+        bridge_tokenizer.bos_token = start_token  # TransformerLens keeps a tokenizer of its own
+        if hasattr(bridge_tokenizer, "update_post_processor"):  # it adds BOS itself: rebuild that step
+            bridge_tokenizer.update_post_processor()
     model.model_id = model_id or str(path)
     model.source = gguf.converted_info(directory)
-    if start_token is not None and model.tokenizer is not None:
-        model.start_token_id = model.tokenizer.convert_tokens_to_ids(start_token)
     return model
 
 

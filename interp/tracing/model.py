@@ -69,7 +69,6 @@ class Model:
         # hook name -> splice object (interp.sae.splice.Splice), in splicing order
         self._splices: dict[str, Any] = {}
         self.source: dict | None = None  # where the weights came from, when converted (a GGUF file's record)
-        self._start_token_id: int | None = None
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
@@ -160,23 +159,17 @@ class Model:
 
     @property
     def start_token_id(self) -> int | None:
-        """The token plain text starts with: the tokenizer's BOS, unless the model was trained
-        with another document start (SmolLM2 declares its chat token ``<|im_start|>`` as BOS,
-        but its pretraining text follows ``<|endoftext|>``). None: no start token."""
-        if self._start_token_id is not None:
-            return self._start_token_id
+        """The token plain text starts with: the tokenizer's BOS (None: no tokenizer or no BOS).
+        For SmolLM2, whose GGUF declares the chat token ``<|im_start|>`` as BOS, the loader sets
+        BOS to ``<|endoftext|>``, the document start of its pretraining text."""
         return getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
-
-    @start_token_id.setter
-    def start_token_id(self, value: int | None) -> None:
-        self._start_token_id = value
 
     def to_tokens(self, text: str | Sequence[str], prepend_bos: bool = True) -> torch.Tensor:
         """Tokens ``[batch, pos]`` for text, after the model's start token (``start_token_id``)
         when ``prepend_bos``; right-padded if lengths differ."""
         if self.tokenizer is None:
             raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
-        if hasattr(self.module, "to_tokens") and self.kind == "transformer" and self._start_token_id is None:
+        if hasattr(self.module, "to_tokens") and self.kind == "transformer":
             return self.module.to_tokens(text, prepend_bos=prepend_bos).to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
