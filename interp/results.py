@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from interp.utils import atomic_path, read_json, unknown_name_error, write_json
+from interp.utils import atomic_path, owned_dir_problem, read_json, unknown_name_error, write_json
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
@@ -111,9 +112,12 @@ class Result:
 
     # ------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> Path:
-        """Write the result directory atomically (a crash never leaves a half result)."""
+        """Write the result directory atomically (a crash never leaves a half result).
+
+        An existing ``path`` is replaced only if it is a result directory holding nothing but
+        what :meth:`save` writes; any other directory is left alone (``FileExistsError``)."""
         path = Path(path)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, owned=result_dir_problem) as tmp:
             self._write(tmp)
         return path
 
@@ -153,6 +157,18 @@ class Result:
             except json.JSONDecodeError as e:
                 raise ValueError(f"figure file {f} is corrupted: {e}") from None
         return cls(analysis, config, metrics, arrays, figures)
+
+
+_RESULT_FILES = re.compile(r"(config|metrics|run)\.json|log\.txt|arrays/[^/]+\.npy|figures/[^/]+\.json")
+
+
+def result_dir_problem(path: Path) -> str:
+    """"" when ``path`` is a result (or run) directory holding only what interp writes there,
+    else why it must not be replaced (see :func:`interp.utils.atomic_path`)."""
+    def marker(p: Path) -> bool:
+        return isinstance(read_json(p / "metrics.json").get("criteria"), list)
+
+    return owned_dir_problem(path, "a result directory", lambda rel: bool(_RESULT_FILES.fullmatch(rel)), marker)
 
 
 def _cname(c: Any) -> str:

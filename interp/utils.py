@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,13 +93,19 @@ def unknown_name_error(kind: str, name: str, valid: Iterable[str]) -> KeyError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, replace: bool = True,
+                owned: Optional[Callable[[Path], str]] = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success.
 
     Works for files and directories. A crash leaves only a hidden ``.tmp`` sibling,
     never a half-written ``path``. With ``replace=False`` an existing ``path`` is never
     touched: the rename fails with ``FileExistsError`` instead (run directories use this,
     so one run can never delete another).
+
+    An existing *directory* is replaced only when ``owned(path)`` returns "" (the caller's
+    proof that interp wrote it and nothing else lives there); otherwise, or without
+    ``owned``, it is left as it is and ``FileExistsError`` names it and why. The old tree
+    is moved aside, the new one renamed in, and only then the old one deleted.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,12 +117,53 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Pa
             if path.exists() or path.is_symlink():
                 raise FileExistsError(f"{path} exists already; it is left as it is")
             os.rename(target, path)  # a directory: fails rather than replace a non-empty one
+        elif path.is_dir() and not path.is_symlink():
+            _replace_owned_dir(path, target, tmp / ".old", owned)
         else:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_owned_dir(path: Path, new: Path, aside: Path, owned: Optional[Callable[[Path], str]]) -> None:
+    why = "nothing proves interp wrote it" if owned is None else owned(path)
+    if why:
+        raise FileExistsError(f"{path} exists and {why}; it was left as it is. "
+                              "Choose a new path, or move it away yourself")
+    os.rename(path, aside)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(aside, path)  # put the old tree back
+        raise
+
+
+def foreign_files(root: Path, allowed: Callable[[str], bool]) -> list[str]:
+    """Files (and links) under ``root`` whose relative POSIX path ``allowed`` rejects, sorted;
+    what :func:`atomic_path` callers use to prove a directory holds only what interp writes."""
+    out = []
+    for p in root.rglob("*"):
+        if p.is_dir() and not p.is_symlink():
+            continue
+        rel = p.relative_to(root).as_posix()
+        if not allowed(rel):
+            out.append(rel)
+    return sorted(out)
+
+
+def owned_dir_problem(root: Path, what: str, allowed: Callable[[str], bool], marker_ok: Callable[[Path], bool]) -> str:
+    """"" when ``root`` is an interp ``what`` (``marker_ok``) holding only ``allowed`` files,
+    else why not (for :func:`atomic_path`'s ``owned``)."""
+    try:
+        if not marker_ok(root):
+            return f"is not {what} written by interp"
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return f"is not {what} written by interp"
+    extra = foreign_files(root, allowed)
+    if extra:
+        shown = ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else "")
+        return f"holds files interp did not write ({shown})"
+    return ""
 
 
 @contextlib.contextmanager

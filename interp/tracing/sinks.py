@@ -18,6 +18,7 @@ from interp.tracing.store import (
     ActivationStore,
     ArrayInfo,
     Manifest,
+    read_manifest,
     remove_store,
     sanitize,
     shard_file,
@@ -26,7 +27,7 @@ from interp.tracing.store import (
     torch_dtype_name,
     write_shard,
 )
-from interp.utils import read_json, write_json
+from interp.utils import write_json
 
 log = logging.getLogger("interp")
 
@@ -164,7 +165,7 @@ class DiskSink(Sink):
         if overwrite:
             remove_store(root)
         if (root / MANIFEST).exists():
-            old = Manifest.model_validate(read_json(root / MANIFEST))
+            old = read_manifest(root)
             self._check_same(old)
             if old.complete:
                 self.done = ActivationStore(old, path=root)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from interp.utils import atomic_path, read_json, unknown_name_error, write_json
+from interp.utils import atomic_path, foreign_files, read_json, unknown_name_error, write_json
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -201,11 +201,7 @@ class ActivationStore:
         path = Path(path)
         if not (path / MANIFEST).exists():
             raise FileNotFoundError(f"{path} is not an activation store (no {MANIFEST})")
-        raw = read_json(path / MANIFEST)
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path / MANIFEST}: format_version {raw.get('format_version')!r}, "
-                             f"this interp reads {FORMAT_VERSION}")
-        manifest = Manifest.model_validate(raw)
+        manifest = read_manifest(path)
         if not manifest.complete and not allow_incomplete:
             raise ValueError(
                 f"store {path} is incomplete ({manifest.items_done()} of {manifest.n_items} items): "
@@ -329,10 +325,47 @@ class ActivationStore:
                 f"positions={self.manifest.positions!r}, {{{shapes}}})")
 
 
+def read_manifest(path: Path) -> Manifest:
+    """The :class:`Manifest` in ``path/manifest.json``; ``ValueError`` naming the file when it is
+    not one of ours (another program's ``manifest.json``, another format version)."""
+    from pydantic import ValidationError
+
+    file = path / MANIFEST
+    raw = read_json(file)
+    if not isinstance(raw, dict) or "arrays" not in raw or "n_items" not in raw:
+        raise ValueError(f"{file} is not an interp activation-store manifest")
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{file}: format_version {raw.get('format_version')!r}, this interp reads {FORMAT_VERSION}")
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ValueError(f"{file} is not a valid activation-store manifest: "
+                         f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def store_dir_problem(path: Path) -> str:
+    """"" when ``path`` is an activation store holding only files :func:`interp.collect` writes
+    (its manifests and shards, and leftovers of interrupted writes), else why not."""
+    try:
+        m = read_manifest(path)
+    except (ValueError, FileNotFoundError) as e:
+        return f"is not an activation store ({e})"
+    dirs = "|".join(re.escape(i.dir) for i in [*m.arrays.values(), *([m.tokens] if m.tokens else [])]) or "(?!)"
+    pat = re.compile(rf"(rank\d{{5}}/)?(manifest\.json|\.manifest\.json\.[^/]+\.tmp/manifest\.json"
+                     rf"|({dirs})/(shard_\d{{5}}\.npy|\.shard_\d{{5}}\.npy\.[^/]+\.tmp/shard_\d{{5}}\.npy))")
+    extra = foreign_files(path, lambda rel: bool(pat.fullmatch(rel)))
+    if extra:
+        return f"holds files interp did not write ({', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''})"
+    return ""
+
+
 def remove_store(path: Path) -> None:
-    """Delete a store directory (only if it holds a manifest or no files at all)."""
-    if not path.exists():
+    """Delete a store directory: only one whose manifest is ours and that holds nothing but
+    the files a collection writes (an empty directory is left in place); otherwise refuse."""
+    if not path.exists() or not any(path.iterdir()):
         return
-    if not (path / MANIFEST).exists() and any(p.is_file() for p in path.rglob("*")):
-        raise ValueError(f"{path} holds files but is not an activation store; refusing to delete it")
+    problem = store_dir_problem(path)
+    if problem:
+        raise ValueError(f"{path} {problem}; refusing to delete it. Choose a new out directory")
     shutil.rmtree(path)
