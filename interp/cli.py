@@ -160,6 +160,8 @@ def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e
             typer.secho(f"{r.id:<48} DAMAGED: {r.damaged}", fg=typer.colors.RED)
             continue
         flag = f"  SANITY FAILURES: {r.sanity_failures}" if r.sanity_failures else ""
+        if r.mismatched:
+            flag += f"  STORED VERDICTS WERE WRONG (recomputed): {', '.join(r.mismatched)}"
         typer.echo(f"{r.id:<48} {r.preset:<6} criteria {r.n_hold}/{r.n_criteria} hold{flag}")
 
 
@@ -169,13 +171,17 @@ def runs_show(run: str = typer.Argument(..., help="A run path, <experiment>/<run
     import json
 
     from interp.results import Result
-    from interp.runs import find_run
+    from interp.runs import find_run, run_info
 
     try:
         path = find_run(run)
         result = Result.load(path)
     except (KeyError, FileNotFoundError, ValueError) as e:
         _fail(e.args[0] if e.args else str(e))
+    try:
+        run_info(path, path.parent.name)
+    except (ValueError, OSError) as e:  # the result reads, but its run record does not
+        typer.secho(f"warning: {e.args[0] if e.args else e}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{path}\nanalysis: {result.analysis}\nconfig: {json.dumps(result.config)}\n")
     typer.echo(result.summary())
 

@@ -51,12 +51,52 @@ class Criterion(BaseModel):
         return cls(name=name, value=None if v is None or math.isnan(v) else v, threshold=float(threshold), op=op,
                    holds=ok, kind=kind, description=description)
 
+    def recomputed(self) -> "Criterion":
+        """This criterion with ``holds`` (and a seeds run's ``seeds_held``) decided again from its
+        numbers: verdicts read from disk are never trusted (NaN/None never holds)."""
+        if self.values is not None:  # a seeds run: held in every seed where it was judged
+            held = sum(_holds(v, self.op, self.threshold) for v in self.values)
+            return self.model_copy(update={"seeds_held": held, "holds": held == len(self.values)})
+        return self.model_copy(update={"holds": _holds(self.value, self.op, self.threshold)})
+
     def verdict(self) -> str:
         if self.seeds_run is not None:
             return f"{'holds' if self.kind != 'target' else 'met'} in {self.seeds_held} of {self.seeds_run} seeds"
         if self.holds:
             return "holds" if self.kind != "target" else "met"
         return {"sanity": "FAILS (implementation?)", "claim": "does not hold", "target": "missed"}[self.kind]
+
+
+def _holds(value: Optional[float], op: str, threshold: Optional[float]) -> bool:
+    return (value is not None and threshold is not None and not math.isnan(value) and not math.isnan(threshold)
+            and bool(_OPS[op](value, threshold)))
+
+
+def recheck_criteria(raw: Any, where: str = "metrics") -> tuple[list[Criterion], list[str]]:
+    """``(criteria, names whose stored verdict disagreed)`` from a stored ``criteria`` list, each
+    verdict recomputed from value, op and threshold. A malformed list or entry raises
+    ``ValueError`` naming ``where`` (the file) and the entry."""
+    from pydantic import ValidationError
+
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}: 'criteria' is not a list (got {type(raw).__name__})")
+    out, changed = [], []
+    for i, c in enumerate(raw):
+        if isinstance(c, Criterion):
+            c = c.model_dump()
+        if not isinstance(c, dict):
+            raise ValueError(f"{where}: criterion {i} is {c!r}, not an object with name, value, threshold, "
+                             "op, holds and kind")
+        try:
+            stored = Criterion(**c)
+        except ValidationError as e:
+            bad = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:3])
+            raise ValueError(f"{where}: criterion {i} ({c.get('name', '?')!r}) is malformed: {bad}") from None
+        fresh = stored.recomputed()
+        if (fresh.holds, fresh.seeds_held) != (stored.holds, stored.seeds_held):
+            changed.append(stored.name)
+        out.append(fresh)
+    return out, changed
 
 
 class Result:
@@ -70,6 +110,8 @@ class Result:
         self.metrics.setdefault("criteria", [])
         self.arrays = {k: np.asarray(v) for k, v in (arrays or {}).items()}
         self.figures = dict(figures or {})
+        # names of criteria whose verdict on disk disagreed with their numbers (set by load)
+        self.verdict_mismatches: list[str] = []
 
     def __repr__(self) -> str:
         crit = self.criteria
@@ -80,7 +122,8 @@ class Result:
     # ------------------------------------------------------------- criteria
     @property
     def criteria(self) -> list[Criterion]:
-        return [c if isinstance(c, Criterion) else Criterion(**c) for c in self.metrics.get("criteria", [])]
+        """The criteria, each verdict recomputed from its value, op and threshold."""
+        return recheck_criteria(self.metrics.get("criteria", []), f"result {self.analysis!r}")[0]
 
     def add_criterion(self, name: str, value: Any, op: str, threshold: float, *, kind: str,
                       description: str = "") -> Criterion:
@@ -89,8 +132,10 @@ class Result:
         return c
 
     def summary(self) -> str:
-        """A plain-text table of the criteria."""
-        rows = [f"{'criterion':<44} {'kind':<7} {'value':>10} {'op':>3} {'threshold':>10}  verdict"]
+        """A plain-text table of the criteria (and a warning when stored verdicts were wrong)."""
+        rows = [f"WARNING: stored verdicts disagreed with their values and were recomputed: "
+                f"{', '.join(self.verdict_mismatches)}"] if self.verdict_mismatches else []
+        rows += [f"{'criterion':<44} {'kind':<7} {'value':>10} {'op':>3} {'threshold':>10}  verdict"]
         for c in self.criteria:
             v = "n/a" if c.value is None else f"{c.value:.4g}"
             t = "" if c.threshold is None else f"{c.threshold:.4g}"
@@ -142,8 +187,14 @@ class Result:
         if not (path / "metrics.json").exists():
             raise FileNotFoundError(f"{path} is not a result directory (no metrics.json)")
         config = read_json(path / "config.json") if (path / "config.json").exists() else {}
+        if not isinstance(config, dict):
+            raise ValueError(f"{path / 'config.json'} is damaged: a JSON {type(config).__name__}, not an object")
         analysis = config.pop("analysis", "unknown")
         metrics = read_json(path / "metrics.json")
+        if not isinstance(metrics, dict):
+            raise ValueError(f"{path / 'metrics.json'} is damaged: a JSON {type(metrics).__name__}, not an object")
+        criteria, changed = recheck_criteria(metrics.get("criteria", []), str(path / "metrics.json"))
+        metrics["criteria"] = [c.model_dump() for c in criteria]
         arrays = {}
         for f in sorted((path / "arrays").glob("*.npy")) if (path / "arrays").is_dir() else []:
             try:
@@ -156,7 +207,9 @@ class Result:
                 figures[f.stem] = json.loads(f.read_text())
             except json.JSONDecodeError as e:
                 raise ValueError(f"figure file {f} is corrupted: {e}") from None
-        return cls(analysis, config, metrics, arrays, figures)
+        result = cls(analysis, config, metrics, arrays, figures)
+        result.verdict_mismatches = changed
+        return result
 
 
 _RESULT_FILES = re.compile(r"(config|metrics|run)\.json|log\.txt|arrays/[^/]+\.npy|figures/[^/]+\.json")

@@ -239,6 +239,7 @@ class RunInfo:
     damaged: str = ""  # why the run cannot be read ("<file>: <reason>"), or "" for a sound run
     seeds: tuple[int, ...] = ()  # a seeds run (interp.seeds): the seeds it summarises
     seed_runs: tuple[str, ...] = ()  # ... and their run ids, in the same order
+    mismatched: tuple[str, ...] = ()  # criteria whose stored verdict disagreed with their numbers
 
     @property
     def id(self) -> str:
@@ -261,21 +262,37 @@ def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None,
             if run.name.startswith(".") or not (run / "run.json").exists():
                 continue
             try:
-                meta = read_json(run / "run.json")
-                crit = read_json(run / "metrics.json").get("criteria", [])
-                if not isinstance(crit, list):
-                    raise ValueError(f"{run / 'metrics.json'}: 'criteria' is not a list")
-            except (ValueError, FileNotFoundError, AttributeError) as e:
+                info = run_info(run, exp_dir.name)
+            except (ValueError, FileNotFoundError, OSError) as e:
                 if include_damaged:
                     out.append(RunInfo(run, exp_dir.name, "?", "?", run.name[:15], 0, 0, 0,
                                        damaged=str(e.args[0] if e.args else e)))
                 continue
-            out.append(RunInfo(run, meta.get("experiment", exp_dir.name), meta.get("analysis", "?"),
-                               meta.get("preset", "?"), meta.get("created", run.name[:15]), len(crit),
-                               sum(bool(c.get("holds")) for c in crit),
-                               sum(c.get("kind") == "sanity" and not c.get("holds") for c in crit),
-                               seeds=tuple(meta.get("seeds") or ()), seed_runs=tuple(meta.get("runs") or ())))
+            out.append(info)
     return sorted(out, key=lambda r: r.path.name, reverse=True)
+
+
+def run_info(run: Path, experiment: str) -> RunInfo:
+    """What ``interp runs`` shows of one run directory; ``ValueError`` naming the damaged file.
+    Verdicts are recomputed from the values, never taken from disk."""
+    from interp.results import recheck_criteria
+
+    meta = read_json(run / "run.json")
+    if not isinstance(meta, dict):
+        raise ValueError(f"{run / 'run.json'} is damaged: a JSON {type(meta).__name__}, not an object")
+    metrics = read_json(run / "metrics.json")
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{run / 'metrics.json'} is damaged: a JSON {type(metrics).__name__}, not an object")
+    if (run / "config.json").exists() and not isinstance(read_json(run / "config.json"), dict):
+        raise ValueError(f"{run / 'config.json'} is damaged: not a JSON object")
+    crit, changed = recheck_criteria(metrics.get("criteria", []), str(run / "metrics.json"))
+    seeds, seed_runs = meta.get("seeds") or [], meta.get("runs") or []
+    if not isinstance(seeds, list) or not isinstance(seed_runs, list):
+        raise ValueError(f"{run / 'run.json'} is damaged: 'seeds' and 'runs' must be lists")
+    return RunInfo(run, str(meta.get("experiment", experiment)), str(meta.get("analysis", "?")),
+                   str(meta.get("preset", "?")), str(meta.get("created", run.name[:15])), len(crit),
+                   sum(c.holds for c in crit), sum(c.kind == "sanity" and not c.holds for c in crit),
+                   seeds=tuple(seeds), seed_runs=tuple(map(str, seed_runs)), mismatched=tuple(changed))
 
 
 def find_run(ref: str, *, root: Optional[Path] = None) -> Path:
