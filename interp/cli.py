@@ -40,10 +40,13 @@ def list_experiments() -> None:
     """List registered experiments and the analysis each one runs."""
     from interp.runs import experiments
 
-    for name, exp in experiments().items():
+    errors: list[str] = []
+    for name, exp in experiments(errors).items():
         typer.echo(f"{name:<20} analysis={exp.analysis:<16} presets={','.join(exp.presets)}")
         if exp.description:
             typer.echo(f"    {' '.join(exp.description.split())[:110]}")
+    if errors:  # every readable experiment is listed first; then the broken files, named
+        _fail("\n".join(errors))
 
 
 @app.command("run")
@@ -58,7 +61,7 @@ def run(
 
     A run's seed also picks its zoo models' training seed (seed 7 uses zoo:<recipe>@7).
     With --seeds, one run per seed plus a seeds run that counts, per criterion, the seeds where it holds."""
-    from interp.runs import build_config, get_experiment, run_experiment
+    from interp.runs import RunNotSaved, build_config, get_experiment, run_experiment
     from interp.seeds import parse_seeds, run_seeds
 
     try:
@@ -81,10 +84,31 @@ def run(
             path = run_seeds(experiment, preset, sets, seeds=seed_list)
     except ConfigError as e:  # a value only the loaded model shows to be wrong
         _fail(str(e))
+    except MemoryError:
+        _fail(f"{experiment} ran out of memory; lower its counts (n_prompts, seq_len, batch_size, ...)")
+    except RunNotSaved as e:
+        _save_elsewhere(e)
+    except OSError as e:  # e.g. a read-only or missing runs folder, found before any work
+        _fail(str(e.strerror or e))
     from interp.results import Result
 
     typer.echo(Result.load(path).summary())
     typer.echo(f"\nrun written to {path}")
+
+
+def _save_elsewhere(e) -> None:
+    """A run that finished but could not be written: show its verdicts, save it under the system's
+    temporary folder if that has room, and say where; exit 2 either way."""
+    import tempfile
+
+    typer.echo(e.result.summary())
+    spare = Path(tempfile.gettempdir()) / "interp-unsaved" / e.path.parent.name / e.path.name
+    try:
+        e.result.save(spare)
+        where = f"it was saved to {spare} instead: move it into {e.path.parent} when there is room"
+    except OSError as again:
+        where = f"it could not be saved to {spare} either ({again.strerror or again}); free some space and run again"
+    _fail(f"{e.strerror}; {where}")
 
 
 @app.command("check")
@@ -107,9 +131,15 @@ def check(
     except (KeyError, ValueError) as e:
         _fail(e.args[0] if e.args else str(e))
     typer.echo(f"checking {model} ({dtype}, device {device})")
+    from interp.runs import RunNotSaved
+
     try:
         path = write_run("check", "cli", values, cfg, analysis.run, "check")
-    except (ConfigError, ValueError, OSError) as e:  # a model that cannot be loaded or checked
+    except RunNotSaved as e:
+        _save_elsewhere(e)
+    except OSError as e:
+        _fail(str(e.strerror or e))
+    except (ConfigError, ValueError, KeyError) as e:  # a model that cannot be loaded or checked
         _fail(str(e.args[0] if e.args else e))
     from interp.results import Result
 
@@ -152,6 +182,15 @@ def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e
     from interp.runs import list_runs
 
     rows = list_runs(experiment, include_damaged=True)
+    if not rows and experiment:
+        from interp.runs import experiments
+        from interp.utils import unknown_name_error
+
+        known = sorted({*experiments([]), "bench", "check"})  # bench and check write runs too
+        if experiment not in known and experiment not in {r.experiment for r in list_runs(include_damaged=True)}:
+            _fail(unknown_name_error("experiment", experiment, known).args[0])
+        typer.echo(f"no runs of {experiment} yet: try `interp run {experiment} --preset quick`")
+        return
     if not rows:
         typer.echo("no runs yet: try `interp run model_report --preset quick`")
         return
@@ -199,6 +238,10 @@ def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per r
         groups.setdefault(base, []).append(name)
     for base, members in groups.items():
         built = sum(zoo.is_built(n) for n in members)
+        for n in members:
+            if zoo.damaged(n):
+                typer.secho(f"{n}: DAMAGED ({zoo.damaged(n)}); rebuild: interp zoo build {n} --rebuild",
+                            fg=typer.colors.RED)
         seeds = [m.group(1) for n in members if (m := re.search(r"-s(\d+)$", n)) and n != base]
         label = base if not seeds else f"{base}-s{{{','.join(seeds)}}}" + (f" (and {base})" if base in members else "")
         state = ("built" if built else "not built") if len(members) == 1 else f"{built}/{len(members)} built"
@@ -212,14 +255,14 @@ def zoo_build(name: str, rebuild: bool = typer.Option(False, "--rebuild", help="
 
     try:
         zoo.get(name)
+        model = zoo.load(name, rebuild=rebuild)
     except (KeyError, ValueError) as e:
         _fail(e.args[0])
-    model = zoo.load(name, rebuild=rebuild)
     typer.echo(f"{model} at {zoo.get(name).path}")
 
 
 @app.command("app")
-def run_app(port: int = typer.Option(8501, help="Port to serve on."),
+def run_app(port: int = typer.Option(8501, min=1, max=65535, help="Port to serve on (1-65535)."),
             address: str = typer.Option("127.0.0.1", help="Address to bind."),
             headless: bool = typer.Option(True, help="Do not open a browser.")) -> None:
     """Start the Streamlit dashboard."""
@@ -239,7 +282,7 @@ def run_app(port: int = typer.Option(8501, help="Port to serve on."),
 @app.command("demo")
 def demo(
     serve: bool = typer.Option(True, help="Start the dashboard after the runs."),
-    port: int = typer.Option(8501),
+    port: int = typer.Option(8501, min=1, max=65535, help="Dashboard port (1-65535)."),
     only: List[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
 ) -> None:
     """Run every registered experiment's quick preset, print a verdict table, start the dashboard.
@@ -251,8 +294,16 @@ def demo(
 
     from interp.results import Result
     from interp.runs import experiments, run_experiment
+    from interp.utils import unknown_name_error
 
-    names = [e for e in experiments() if not only or e in only]
+    errors: list[str] = []
+    known = experiments(errors)
+    for err in errors:  # a broken experiment file is named; the others still run
+        typer.secho(f"skipped: {err}", fg=typer.colors.RED, err=True)
+    for name in only:
+        if name not in known:
+            _fail(unknown_name_error("experiment", name, sorted(known)).args[0])
+    names = [e for e in known if not only or e in only]
     rows = []
     t_all = time.time()
     for i, name in enumerate(names, 1):

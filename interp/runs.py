@@ -47,25 +47,45 @@ class Experiment:
     path: Path
 
 
-def experiments() -> dict[str, Experiment]:
-    """Every experiment config in the experiments directory, by name."""
-    import yaml
-
+def experiments(errors: Optional[list[str]] = None) -> dict[str, Experiment]:
+    """Every experiment config in the experiments directory, by name. A broken file raises
+    ``ValueError`` naming it, or, when an ``errors`` list is given, is skipped and described there
+    (so one broken file does not hide the others)."""
     out = {}
     for f in sorted(experiments_dir().glob("*.yaml")):
         try:
-            data = yaml.safe_load(f.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"experiment file {f} is not valid YAML: {e}") from None
-        if "analysis" not in data:
-            raise ValueError(f"experiment file {f} has no 'analysis' key")
-        out[f.stem] = Experiment(f.stem, data["analysis"], data.get("description", ""), data.get("presets") or {}, f)
+            out[f.stem] = _read_experiment(f)
+        except ValueError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
     return out
 
 
+def _read_experiment(f: Path) -> Experiment:
+    import yaml
+
+    try:
+        data = yaml.safe_load(f.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"experiment file {f} is not valid YAML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"experiment file {f} cannot be read: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("analysis"), str):
+        raise ValueError(f"experiment file {f} has no 'analysis: <name>' key at the top level")
+    presets = data.get("presets") or {}
+    if not isinstance(presets, dict) or not all(isinstance(v, dict) or v is None for v in presets.values()):
+        raise ValueError(f"experiment file {f}: 'presets' must map each preset name to its settings")
+    presets = {str(k): dict(v or {}) for k, v in presets.items()}
+    return Experiment(f.stem, data["analysis"], str(data.get("description") or ""), presets, f)
+
+
 def get_experiment(name: str) -> Experiment:
-    exps = experiments()
+    errors: list[str] = []
+    exps = experiments(errors)  # a broken file elsewhere does not stop this experiment
     if name not in exps:
+        if (experiments_dir() / f"{name}.yaml").exists():
+            return _read_experiment(experiments_dir() / f"{name}.yaml")  # raises, naming the file
         raise unknown_name_error("experiment", name, sorted(exps))
     return exps[name]
 
@@ -196,34 +216,72 @@ def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysi
     # microseconds + randomness: two identical runs started together get two directories
     run_id = f"{stamp}.{int(now % 1 * 1e6):06d}-{config_hash(dump, 6)}-{secrets.token_hex(2)}"
     run_path = Path(root or runs_dir()) / name / run_id
-    clean_stale_tmp(run_path.parent)
-    with atomic_path(run_path, replace=False) as tmp:
-        tmp.mkdir(parents=True)
-        handler = logging.FileHandler(tmp / "log.txt")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        old_level = log.level
-        log.setLevel(logging.INFO)
-        t0 = time.time()
-        try:
-            log.info("experiment %s preset %s analysis %s config %s", name, preset, analysis, dump)
-            result = fn(cfg)
-            result.config = result.config or dump
-            seconds = time.time() - t0
-            result.metrics.setdefault("wall_seconds", seconds)
-            log.info("done in %.1f s\n%s", seconds, result.summary())
-        except BaseException:
-            log.exception("run failed")
+    _check_writable(run_path.parent)  # before any work: a read-only or missing runs folder fails now
+    result = None
+    try:
+        with atomic_path(run_path, replace=False) as tmp:
+            tmp.mkdir(parents=True)
+            result, seconds = _run_logged(fn, cfg, tmp / "log.txt", f"experiment {name} preset {preset} "
+                                          f"analysis {analysis} config {dump}")
+            result._write(tmp)
+            write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
+                                          "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds,
+                                          **(extra or {})})
+    except OSError as e:
+        if result is None:
             raise
-        finally:
-            log.removeHandler(handler)
-            handler.close()
-            log.setLevel(old_level)
-        result._write(tmp)
-        write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
-                                      "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds,
-                                      **(extra or {})})
+        raise RunNotSaved(result, run_path, e) from None
     return run_path
+
+
+def _run_logged(fn: Any, cfg: Any, log_file: Path, header: str) -> tuple[Any, float]:
+    """``(fn(cfg), seconds)`` with the ``interp`` log also written to ``log_file``."""
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
+    t0 = time.time()
+    try:
+        log.info("%s", header)
+        result = fn(cfg)
+        result.config = result.config or cfg.model_dump(mode="json")
+        seconds = time.time() - t0
+        result.metrics.setdefault("wall_seconds", seconds)
+        log.info("done in %.1f s\n%s", seconds, result.summary())
+    except BaseException:
+        log.exception("run failed")
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(old_level)
+    return result, seconds
+
+
+class RunNotSaved(OSError):
+    """The run finished but its directory could not be written (disk full, folder gone read-only).
+    Nothing half-written is left behind; ``result`` keeps what was computed: save it with
+    ``result.save(<dir>)`` where there is room."""
+
+    def __init__(self, result: Any, path: Path, cause: OSError):
+        self.result, self.path, self.cause = result, path, cause
+        super().__init__(cause.errno, f"the run finished, but {path} could not be written "
+                                      f"({cause.strerror or cause}); nothing half-written was left there")
+
+
+def _check_writable(folder: Path) -> None:
+    """``OSError`` naming ``folder`` and ``INTERP_RUNS`` when runs cannot be written there."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale_tmp(folder)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write runs in {folder} ({e.strerror or e}); set INTERP_RUNS to a "
+                               "writable folder") from None
 
 
 @dataclass(frozen=True)

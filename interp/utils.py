@@ -41,7 +41,31 @@ def resolve_device(device: Any = "auto"):
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}: {e}") from None
+    _check_available(dev)
+    return dev
+
+
+def _check_available(dev: Any) -> None:
+    """``ValueError`` naming what this machine has when ``dev`` is not there (no CUDA build, no
+    such GPU index, no MPS), instead of torch's assertion deep inside the first ``.to``."""
+    import torch
+
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device {str(dev)!r}: this torch has no CUDA device "
+                             f"({'a CPU-only build' if torch.version.cuda is None else 'no GPU visible'}); "
+                             "valid here: 'auto', 'cpu'")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {str(dev)!r}: this machine has {n} CUDA device(s); valid: cuda:0..cuda:{n - 1}")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {str(dev)!r}: MPS is not available here; valid here: 'auto', 'cpu'")
 
 
 _DTYPES = {

@@ -36,7 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed, check_seq_len
+from interp.fields import MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_seq_len
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,10 @@ def load_checked_model(config: Config):
     if m.kind != "transformer" or not m.n_layers:
         raise ValueError(f"check compares a transformer with its own forward; {config.model} is a {m.kind}")
     check_seq_len(m, config.seq_len)
+    bad = [n for n, p in m.module.named_parameters() if p.is_floating_point() and not bool(p.isfinite().all())]
+    if bad:  # the weights are wrong, not the implementation: say so before any parity is measured
+        raise ConfigError(f"{config.model}: weights hold NaN or infinite values ({', '.join(bad[:5])}"
+                          f"{' ...' if len(bad) > 5 else ''}); parity cannot be judged on them")
     return m
 
 

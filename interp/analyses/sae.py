@@ -22,7 +22,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, Fraction, ModelName, PositiveFloat, Seed
+from interp.fields import (MAX_COUNT, CorpusSource, Count, Device,
+                           Fraction, ModelName, PositiveFloat, Seed)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName = "zoo:code-lm-tiny"
-    corpus: str = "stdlib"
+    corpus: CorpusSource = "stdlib"
     layer: Annotated[int, at.Ge(-64), at.Le(64)] = -1  # resid_post of this block (negative: from the end)
     n_train: Count = 512  # training windows
     n_eval: Count = 64  # held-out windows for FVU, L0 and the loss recovered
@@ -57,13 +58,13 @@ class Config(BaseModel):
 def load(config: Config):
     """The model and the hook name."""
     import interp
-    from interp.fields import check_seq_len
+    from interp.fields import ConfigError, check_layer, check_seq_len
 
     m = interp.load_model(config.model, device=config.device)
     if m.tokenizer is None:
-        raise ValueError(f"the sae experiment reads text; {config.model} has no tokenizer")
+        raise ConfigError(f"model={config.model}: the sae experiment reads text, and this model has no tokenizer")
     check_seq_len(m, config.seq_len)
-    return m, m.hook("resid_post", config.layer)
+    return m, m.hook("resid_post", check_layer(m, config.layer))
 
 
 def collect_store(m, hook: str, tokens: torch.Tensor, root: Path, batch_size: int):

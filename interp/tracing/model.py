@@ -86,7 +86,23 @@ class Model:
         return torch.float32
 
     def to(self, device: Any) -> "Model":
-        self.module.to(device)
+        """Move the weights to ``device``. A device this machine lacks fails first, with a clear
+        ``ValueError``; a move that fails half-way is undone (weights and ``cfg.device`` back where
+        they were), so the model is never marked as being somewhere it is not."""
+        from interp.utils import resolve_device
+
+        dev = resolve_device(device)
+        cfg, old = self.cfg, self.device
+        old_cfg_device = getattr(cfg, "device", None)
+        try:
+            self.module.to(dev)
+        except BaseException:
+            try:
+                self.module.to(old)
+            finally:
+                if cfg is not None and old_cfg_device is not None:
+                    cfg.device = old_cfg_device
+            raise
         return self
 
     def eval(self) -> "Model":

@@ -132,12 +132,22 @@ class MemorySink(Sink):
             view = chunks[1][i // k]  # views made once per buffer: no slicing per batch
         else:
             if name not in self.bufs:
+                self._check_fits(name, a)
                 self.bufs[name] = torch.empty((self.ident["n_items"], *a.shape[1:]), dtype=a.dtype)
             if i % k == 0 and self.ident["n_items"] > k:
                 self.chunks[name] = (k, self.bufs[name].split(k))
             view = self.bufs[name][i:i + k]
         view.copy_(a)
         return view
+
+    def _check_fits(self, name: str, a: torch.Tensor) -> None:
+        """Before ``name``'s ``[N, ...]`` buffer is allocated: it and those before it fit in memory."""
+        from interp.fields import check_fits
+
+        n = self.ident["n_items"]
+        parts = {f"{h} {list(b.shape)}": b.numel() * b.element_size() for h, b in self.bufs.items()}
+        parts[f"{name} {[n, *a.shape[1:]]}"] = n * a[0].numel() * a.element_size()
+        check_fits(parts, "Collect to disk (out=<dir>: shards read back one at a time) or fewer items.")
 
     def finish(self) -> ActivationStore:
         bufs = {h: self.bufs[h] for h in self.ident["hooks"]}
