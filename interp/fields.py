@@ -78,14 +78,23 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def check_device(device: str) -> str:
-    """A device name this machine has (``cuda:1`` on a one-GPU machine, or ``cuda`` on a CPU-only
-    torch, fails here, before any model loads)."""
     if not _DEVICE.match(str(device)):
         raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps'")
+    return device
+
+
+def check_devices_present(cfg: object) -> None:
+    """:class:`ConfigError` when a ``device`` field of ``cfg`` names a device this machine lacks
+    (``cuda`` on a CPU-only torch, ``cuda:3`` on a one-GPU machine). Run before any work; kept
+    out of the field validator so that a preset written for a GPU still validates anywhere."""
     from interp.utils import resolve_device
 
-    resolve_device(device)  # ValueError naming what this machine has
-    return device
+    device = getattr(cfg, "device", None)
+    if isinstance(device, str):
+        try:
+            resolve_device(device)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 MIN_CORPUS_CHARS = 2000  # a corpus is split by file into train and held-out text; less is no corpus

@@ -216,7 +216,10 @@ def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysi
     # microseconds + randomness: two identical runs started together get two directories
     run_id = f"{stamp}.{int(now % 1 * 1e6):06d}-{config_hash(dump, 6)}-{secrets.token_hex(2)}"
     run_path = Path(root or runs_dir()) / name / run_id
-    _check_writable(run_path.parent)  # before any work: a read-only or missing runs folder fails now
+    from interp.fields import check_devices_present
+
+    check_devices_present(cfg)  # before any work: a device this machine lacks
+    _check_writable(run_path.parent)  # ... and a read-only or missing runs folder
     result = None
     try:
         with atomic_path(run_path, replace=False) as tmp:

@@ -126,8 +126,8 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True,
     touched: the rename fails with ``FileExistsError`` instead (run directories use this,
     so one run can never delete another).
 
-    An existing *directory* is replaced only when ``owned(path)`` returns "" (the caller's
-    proof that interp wrote it and nothing else lives there); otherwise, or without
+    An existing *directory* is replaced only when it is empty or ``owned(path)`` returns "" (the
+    caller's proof that interp wrote it and nothing else lives there); otherwise, or without
     ``owned``, it is left as it is and ``FileExistsError`` names it and why. The old tree
     is moved aside, the new one renamed in, and only then the old one deleted.
     """
@@ -150,7 +150,8 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True,
 
 
 def _replace_owned_dir(path: Path, new: Path, aside: Path, owned: Optional[Callable[[Path], str]]) -> None:
-    why = "nothing proves interp wrote it" if owned is None else owned(path)
+    empty = not any(path.iterdir())  # nothing to lose
+    why = "" if empty else "nothing proves interp wrote it" if owned is None else owned(path)
     if why:
         raise FileExistsError(f"{path} exists and {why}; it was left as it is. "
                               "Choose a new path, or move it away yourself")

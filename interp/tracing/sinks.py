@@ -18,6 +18,8 @@ from interp.tracing.store import (
     ActivationStore,
     ArrayInfo,
     Manifest,
+    StoreCorruptedError,
+    manifest_digest,
     read_manifest,
     remove_store,
     sanitize,
@@ -25,9 +27,9 @@ from interp.tracing.store import (
     shard_problem,
     storage_dtype_name,
     torch_dtype_name,
+    write_manifest,
     write_shard,
 )
-from interp.utils import write_json
 
 log = logging.getLogger("interp")
 
@@ -176,6 +178,9 @@ class DiskSink(Sink):
             remove_store(root)
         if (root / MANIFEST).exists():
             old = read_manifest(root)
+            if old.manifest_sha256 and old.manifest_sha256 != manifest_digest(old):
+                raise StoreCorruptedError(f"{root / MANIFEST} was edited after it was written (its own checksum "
+                                          "does not match); collect into a new directory, or overwrite=True")
             self._check_same(old)
             if old.complete:
                 self.done = ActivationStore(old, path=root)
@@ -225,7 +230,7 @@ class DiskSink(Sink):
             self.manifest = Manifest(**self.ident, arrays=arrays, tokens=self._tokens_info(),
                                      shard_size=self.shard_size)
             self.root.mkdir(parents=True, exist_ok=True)
-            write_json(self.root / MANIFEST, self.manifest.model_dump())
+            write_manifest(self.root, self.manifest)
         for h, a in batch.items():
             info = self.manifest.arrays[h]
             if list(a.shape[1:]) != info.shape or torch_dtype_name(a.dtype) != info.dtype:
@@ -279,7 +284,7 @@ class DiskSink(Sink):
         if self.manifest.tokens is not None:
             info = self.manifest.tokens
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b))
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
+        write_manifest(self.root, self.manifest)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -292,5 +297,5 @@ class DiskSink(Sink):
     def finish(self) -> ActivationStore:
         self.close()
         self.manifest.complete = True
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
+        write_manifest(self.root, self.manifest)
         return ActivationStore(self.manifest, path=self.root)

@@ -93,6 +93,8 @@ class Manifest(BaseModel):
     dataset_sha256: str = ""  # fingerprint of the input data, to refuse resuming on other data
     weights_sha256: str = ""  # fingerprint of the model's weights, to refuse mixing two models
     complete: bool = False
+    # sha256 of this manifest's own JSON with this field empty: an edit of the file is detected
+    manifest_sha256: str = ""
 
     def items_done(self) -> int:
         """Items covered by consecutive complete shards from the start (all arrays agree)."""
@@ -157,6 +159,65 @@ def shard_problem(root: Path, s: ShardInfo) -> str:
     return ""
 
 
+def manifest_digest(m: Manifest) -> str:
+    """The sha256 a manifest records of itself (its JSON, sorted keys, with the field empty)."""
+    import json
+
+    blob = json.dumps(m.model_dump(exclude={"manifest_sha256"}), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def write_manifest(root: Path, m: Manifest) -> None:
+    """Write ``root/manifest.json`` atomically with its own checksum filled in."""
+    m.manifest_sha256 = manifest_digest(m)
+    write_json(root / MANIFEST, m.model_dump())
+
+
+def _npy_header(f: Path) -> tuple[tuple[int, ...], np.dtype]:
+    with open(f, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    return tuple(shape), dtype
+
+
+def manifest_problem(root: Path, m: Manifest) -> str:
+    """What makes manifest ``m`` disagree with itself or with the shard files under ``root``
+    ("" when none): its own checksum; every shard path inside the store; each array's shards
+    contiguous from item 0 (to ``n_items`` when complete); each file's item count, per-item
+    shape and dtype as listed. Reads only the small ``.npy`` headers."""
+    where = root / MANIFEST
+    if m.manifest_sha256 and m.manifest_sha256 != manifest_digest(m):
+        return f"{where} was edited after it was written (its own checksum does not match)"
+    top = root.resolve()
+    for name, info in [*m.arrays.items(), *([("tokens", m.tokens)] if m.tokens else [])]:
+        stop, index = 0, {}  # shard files number 0, 1, ... in item order in each folder
+        for s in sorted(info.shards, key=lambda s: s.start):
+            f = (root / s.file).resolve()
+            if Path(s.file).is_absolute() or ".." in Path(s.file).parts or top not in f.parents:
+                return f"{where}: shard path {s.file!r} of {name} points outside the store"
+            if s.start != stop or s.stop <= s.start:
+                return f"{where}: {name} has no shard for items {stop}..{s.start} (a dropped or moved shard entry)"
+            stop = s.stop
+            k = index.get(f.parent, 0)
+            index[f.parent] = k + 1
+            if re.fullmatch(r"shard_\d{5}\.npy", f.name) and f.name != f"shard_{k:05d}.npy":
+                return f"{where}: {name}'s items {s.start}..{s.stop} are listed in {s.file}, not shard_{k:05d}.npy " \
+                       "(shard entries swapped or reordered)"
+            if not f.exists():
+                continue  # named by the checksum pass (or a resume collects it again)
+            try:
+                shape, dtype = _npy_header(f)
+            except (ValueError, OSError) as e:
+                return f"shard file {f} is not a readable .npy file ({e})"
+            if shape[:1] != (s.stop - s.start,) or list(shape[1:]) != list(info.shape) or str(dtype) != info.storage_dtype:
+                return (f"shard file {f} holds {list(shape)} {dtype}; {where} lists items {s.start}..{s.stop} "
+                        f"of shape {info.shape} {info.storage_dtype} for {name}")
+        if m.complete and stop != m.n_items:
+            return f"{where}: {name} covers items 0..{stop}, but the store has n_items={m.n_items}"
+    return ""
+
+
 def write_shard(root: Path, rel: str, t: torch.Tensor, start: int, stop: int) -> ShardInfo:
     """Write items ``[start, stop)`` (``t``: ``[stop - start, ...]``) to ``root/rel`` atomically."""
     path = root / rel
@@ -207,15 +268,22 @@ class ActivationStore:
                 f"store {path} is incomplete ({manifest.items_done()} of {manifest.n_items} items): "
                 "run interp.collect again with the same arguments and out dir to resume, "
                 "or open(..., allow_incomplete=True)")
+        problem = manifest_problem(path, manifest)  # cheap: the manifest and .npy headers only
+        if problem:
+            raise StoreCorruptedError(f"{problem}; re-collect into a new directory")
         store = cls(manifest, path=path)
         if verify:
             store.verify()
         return store
 
     def verify(self) -> None:
-        """Recompute every shard checksum; raise :class:`StoreCorruptedError` naming the bad file."""
+        """Check the manifest against itself and the shard files (:func:`manifest_problem`), then
+        recompute every shard checksum; raise :class:`StoreCorruptedError` naming the bad file."""
         if self.path is None:
             return
+        problem = manifest_problem(self.path, self.manifest)
+        if problem:
+            raise StoreCorruptedError(f"{problem}; re-collect into a new directory")
         for info in self._infos():
             for s in info.shards:
                 problem = shard_problem(self.path, s)
@@ -305,7 +373,7 @@ class ActivationStore:
         arrays = {h: self._save_array(path, sanitize(h), self[h], size) for h in m.hooks}
         tokens = self._save_array(path, TOKENS_DIR, self.tokens, size) if self.tokens is not None else None
         new = m.model_copy(update={"arrays": arrays, "tokens": tokens, "shard_size": size, "complete": True})
-        write_json(path / MANIFEST, new.model_dump())
+        write_manifest(path, new)
         return ActivationStore(new, path=path)
 
     @staticmethod

@@ -63,6 +63,8 @@ def test_boolean_is_not_a_count():
 def test_cuda_device_on_a_cpu_torch_is_a_config_error():
     res = runner.invoke(app, ["run", "model_report", "--set", "device=cuda:0"])
     assert res.exit_code == 2 and "has no CUDA device" in res.output and "'cpu'" in res.output
+    res = runner.invoke(app, ["check", "zoo:code-lm-tiny", "--device", "cuda"])
+    assert res.exit_code == 2 and "has no CUDA device" in res.output
     with pytest.raises(ValueError, match="no CUDA device"):
         interp.load_model("zoo:code-lm-tiny", device="cuda")
 
