@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 import annotated_types as at
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from interp.analyses import register
 from interp.fields import (MAX_COUNT, CorpusSource, Count, Device,
@@ -52,6 +52,12 @@ class Config(BaseModel):
     collect_batch: Count = 32
     device: Device = "cpu"
     seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _k_fits(self) -> "Config":
+        if self.kind == "topk" and self.k > self.d_sae:  # all latents active: the L0 claim would hold trivially
+            raise ValueError(f"k={self.k} is larger than d_sae={self.d_sae}; valid: 1..{self.d_sae}")
+        return self
 
 
 # ------------------------------------------------------------------ steps

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Literal, Optional, Union
 
+import annotated_types as at
 import torch
 from jaxtyping import Float, Int
 from pydantic import BaseModel, ConfigDict
@@ -61,23 +63,23 @@ class SAETrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = 1000
-    lr: float = 1e-3
-    sparsity: float = 0.02  # L1 coefficient (relu), L0 coefficient (jumprelu); unused by topk
-    batch_size: Optional[int] = None  # None: full batch (all rows in memory)
+    steps: Annotated[int, at.Ge(1)] = 1000
+    lr: Annotated[float, at.Gt(0.0), at.Lt(float("inf"))] = 1e-3
+    sparsity: Annotated[float, at.Ge(0.0), at.Lt(float("inf"))] = 0.02  # L1 (relu), L0 (jumprelu); unused by topk
+    batch_size: Optional[Annotated[int, at.Ge(1)]] = None  # None: full batch (all rows in memory)
     normalise: bool = True  # scale inputs so that E|x|^2 = 1 (stored in SAEConfig.input_scale)
     mse: Literal["sum", "mean"] = "sum"  # reconstruction error summed over features, or averaged
     # ("mean" with normalise=False is the paper's F.mse_loss on raw activations)
-    resample_every: int = 250  # 0: never resample dead latents
-    resample_until: float = 0.75  # no resampling in the last quarter of training
-    seed: int = 0
-    log_every: int = 100
+    resample_every: Annotated[int, at.Ge(0)] = 250  # 0: never resample dead latents
+    resample_until: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.75  # no resampling in the last quarter
+    seed: Annotated[int, at.Ge(0)] = 0
+    log_every: Annotated[int, at.Ge(1)] = 100
     progress: bool = False  # show a progress bar (noise when training many small SAEs)
-    buffer_rows: int = 1 << 16  # minibatches: rows held and shuffled together (at least one shard)
-    checkpoint_every: int = 0  # steps between checkpoints (metric points, files); 0: at the end only
-    keep_checkpoints: int = 2  # newest step_* folders kept in checkpoint_dir (0: all)
-    eval_rows: int = 8192  # training rows measured at a checkpoint when no eval_data is given
-    dense_above: float = 0.1  # a latent firing on more than this fraction of rows is dense
+    buffer_rows: Annotated[int, at.Ge(1)] = 1 << 16  # minibatches: rows held and shuffled together (>= a shard)
+    checkpoint_every: Annotated[int, at.Ge(0)] = 0  # steps between checkpoints (metric points, files); 0: at the end
+    keep_checkpoints: Annotated[int, at.Ge(0)] = 2  # newest step_* folders kept in checkpoint_dir (0: all)
+    eval_rows: Annotated[int, at.Ge(1)] = 8192  # training rows measured at a checkpoint when no eval_data is given
+    dense_above: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.1  # a latent firing on more than this fraction is dense
 
 
 def as_matrix(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None) -> Float[torch.Tensor, "n d"]:
@@ -143,8 +145,10 @@ class RowSource:
     @torch.no_grad()
     def moments(self) -> tuple[torch.Tensor, float]:
         """``(mean [d], E|x|^2)`` of the rows in float64, in one streaming pass."""
-        s, sq = torch.zeros(self.d, dtype=torch.float64), 0.0
+        s, sq, row = torch.zeros(self.d, dtype=torch.float64), 0.0, 0
         for xb in self.chunks():
+            _check_finite(xb, row)
+            row += len(xb)
             s += xb.double().sum(0)
             sq += float(xb.double().pow(2).sum())
         return s / max(self.n_rows, 1), sq / max(self.n_rows, 1)
@@ -156,6 +160,16 @@ class RowSource:
             shards = sorted(self.store.manifest.arrays[self.hook].shards, key=lambda s: s.start)
             out["shards_sha256"] = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()
         return out
+
+
+def _check_finite(x: torch.Tensor, offset: int = 0) -> None:
+    """``ValueError`` naming the first training row with a NaN or infinite value: one such row
+    would turn every SAE weight into NaN within a step, without a word."""
+    ok = torch.isfinite(x).all(-1)
+    if not bool(ok.all()):
+        bad = (~ok).nonzero().flatten()
+        raise ValueError(f"SAE training data: row {offset + int(bad[0])} holds NaN or infinite values "
+                         f"({len(bad)} such rows in rows {offset}..{offset + len(x)}); drop or fix them first")
 
 
 def _gen(*keys: int) -> torch.Generator:
@@ -354,6 +368,7 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
         cfg = SAEConfig.model_validate(state["sae_cfg"])
     elif full:  # the scale and mean exactly as the full-batch trainer has always computed them
         x = src.tensor.float()
+        _check_finite(x)
         scale = float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12)) if tc.normalise else 1.0
         cfg = cfg.model_copy(update={"input_scale": scale})
         mean = None
@@ -415,6 +430,9 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
         loss.backward()
         opt.step()
         value = loss.item()
+        if not math.isfinite(value):  # a diverged step poisons every weight: stop and say so
+            raise ValueError(f"SAE training diverged at step {step} (loss {value}); lower lr (now {tc.lr}) "
+                             "or check the training data")
         running = value if running is None else 0.9 * running + 0.1 * value
         bar.set_postfix(loss=f"{running:.3f}")
         sae.normalise_decoder()
