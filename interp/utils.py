@@ -16,19 +16,30 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the source checkout (experiments/, app/)
 
 
 def cache_dir() -> Path:
-    """Where trained zoo models live: ``$INTERP_CACHE`` or ``<repo>/data/cache``."""
-    path = Path(os.environ.get("INTERP_CACHE", REPO_ROOT / "data" / "cache"))
+    """Where trained zoo models live: ``$INTERP_CACHE``, else this user's cache folder
+    (``platformdirs.user_cache_dir("interp")``, e.g. ``~/.cache/interp`` on Linux), never
+    the installed package's folder."""
+    path = Path(os.environ.get("INTERP_CACHE") or _user_dir("user_cache_dir"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def runs_dir() -> Path:
-    """Where run directories go: ``$INTERP_RUNS`` or ``<repo>/runs``."""
-    return Path(os.environ.get("INTERP_RUNS", REPO_ROOT / "runs"))
+    """Where run directories go: ``$INTERP_RUNS``, else ``runs/`` in this user's data folder
+    (``platformdirs.user_data_dir("interp")``, e.g. ``~/.local/share/interp/runs`` on Linux).
+    ``make demo`` and ``make app`` set ``INTERP_RUNS=runs`` and ``INTERP_CACHE=data/cache`` in the
+    source checkout."""
+    return Path(os.environ.get("INTERP_RUNS") or Path(_user_dir("user_data_dir")) / "runs")
+
+
+def _user_dir(kind: str) -> str:
+    import platformdirs
+
+    return getattr(platformdirs, kind)("interp", appauthor=False)
 
 
 def resolve_device(device: Any = "auto"):
@@ -191,23 +202,31 @@ def owned_dir_problem(root: Path, what: str, allowed: Callable[[str], bool], mar
     return ""
 
 
+LOCK_TIMEOUT_S = 6 * 3600  # longer than any zoo build; INTERP_LOCK_TIMEOUT overrides
+
+
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created if missing), held for the ``with`` block:
-    a second process waits until the first is done. No-op where ``fcntl`` is missing (Windows)."""
+def file_lock(path: str | os.PathLike, *, timeout: Optional[float] = None, what: str = "") -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if missing) for the ``with`` block: a second process
+    waits until the first is done, at most ``timeout`` seconds (default ``$INTERP_LOCK_TIMEOUT`` or
+    :data:`LOCK_TIMEOUT_S`), then raises ``TimeoutError`` naming the lock and ``what`` it guards.
+    Uses ``filelock`` (an OS lock, released if the holder dies; works on Windows too)."""
+    from filelock import FileLock, Timeout
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    wait = float(timeout if timeout is not None else os.environ.get("INTERP_LOCK_TIMEOUT", LOCK_TIMEOUT_S))
+    lock = FileLock(str(path), timeout=wait)
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on the machines we test
+        lock.acquire()
+    except Timeout:
+        raise TimeoutError(f"waited {wait:.0f} s for the lock {path}{f' ({what})' if what else ''}: another "
+                           "process holds it. Wait for it to finish, or stop it; set INTERP_LOCK_TIMEOUT to "
+                           "wait longer") from None
+    try:
         yield
-        return
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        lock.release()
 
 
 def clean_stale_tmp(directory: str | os.PathLike, max_age_s: float = 24 * 3600) -> list[Path]:

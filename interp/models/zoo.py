@@ -194,7 +194,7 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
 
     r = get(name)
     # one builder at a time per recipe: a second process waits here, then loads what the first built
-    with file_lock(r.path.parent / ".locks" / f"{r.path.name}.lock"):
+    with file_lock(r.path.parent / ".locks" / f"{r.path.name}.lock", what=f"building zoo model {name}"):
         clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed over a day ago
         if rebuild and r.path.exists():
             shutil.rmtree(r.path)
