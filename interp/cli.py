@@ -116,6 +116,8 @@ def check(
     model: str = typer.Argument(..., help="A checkpoint: a directory, hf:<name> or zoo:<recipe>."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:<index> or mps."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 (sets the tolerance)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the Python code a Hugging "
+                                           "Face checkpoint ships (auto_map). Only for code you trust."),
 ) -> None:
     """Check a checkpoint before studying it: parity with its own forward, its hooks, collect's speed.
 
@@ -126,6 +128,8 @@ def check(
 
     analysis = analyses.get("check")
     values = {"model": model, "device": device, "dtype": dtype}
+    if trust_remote_code:
+        values["trust_remote_code"] = True
     try:
         cfg = config_from_presets(analysis.Config, {"cli": {}}, "cli", values, what="interp check")
     except (KeyError, ValueError) as e:

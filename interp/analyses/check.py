@@ -62,6 +62,7 @@ class Config(BaseModel):
     timing_batches: Count = 4  # batches per timed call
     repeats: Count = 5  # interleaved timing rounds after one warm-up round
     device: Device = "auto"
+    trust_remote_code: bool = False  # run a Hugging Face checkpoint's own code (auto_map): only if you trust it
     seed: Seed = 0
 
 
@@ -70,7 +71,8 @@ def load_checked_model(config: Config):
     """The configured model in the configured dtype; it must be a transformer with blocks."""
     import interp
 
-    m = interp.load_model(config.model, device=config.device, dtype=config.dtype)
+    extra = {"trust_remote_code": True} if config.trust_remote_code else {}  # an explicit opt-in only
+    m = interp.load_model(config.model, device=config.device, dtype=config.dtype, **extra)
     m.eval()
     if m.kind != "transformer" or not m.n_layers:
         raise ValueError(f"check compares a transformer with its own forward; {config.model} is a {m.kind}")

@@ -58,3 +58,23 @@ def test_architectures_must_name_a_model_class(tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="architectures names 'pipeline', which is not a transformers model class"):
         interp.load_model(str(d), device="cpu")
+
+
+def test_the_opt_in_is_explicit_and_reaches_the_loader(tmp_path, monkeypatch):
+    """Only `--trust-remote-code` (or trust_remote_code=True) lets a checkpoint's code run."""
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    d = _evil_dir(tmp_path)
+    seen = []
+
+    def fake_load(name, **kwargs):
+        seen.append(kwargs.get("trust_remote_code", False))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(interp, "load_model", fake_load)
+    for flag in ([], ["--trust-remote-code"]):
+        res = CliRunner().invoke(app, ["check", str(d), "--device", "cpu", *flag])
+        assert res.exit_code == 2 and "stop here" in res.output
+    assert seen == [False, True] and not (d / "RAN").exists()
