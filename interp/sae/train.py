@@ -302,17 +302,27 @@ def latest_checkpoint(checkpoint_dir: Union[str, Path]) -> Optional[Path]:
     return found[-1] if found else None
 
 
+def _checkpoint_problem(path: Path) -> str:
+    """"" when ``path`` is a checkpoint folder holding only what :func:`_write_checkpoint` writes."""
+    from interp.sae.files import CFG_FILE, WEIGHTS_FILE
+    from interp.utils import owned_dir_problem
+
+    return owned_dir_problem(path, "an SAE checkpoint", lambda rel: rel in (CFG_FILE, WEIGHTS_FILE, STATE_FILE),
+                             lambda p: (p / STATE_FILE).is_file())
+
+
 def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
     from interp.utils import atomic_path
 
     path = root / f"step_{state['step']:08d}"
-    with atomic_path(path) as tmp:  # the folder appears whole or not at all
+    with atomic_path(path, owned=_checkpoint_problem) as tmp:  # the folder appears whole or not at all
         sae.save(tmp)
         torch.save(state, tmp / STATE_FILE)
-    if keep:
+    if keep:  # older checkpoints go; a step_* folder that is not one of ours stays
         old = sorted(p for p in root.glob("step_*") if _STEP_DIR.match(p.name))[:-keep]
         for p in old:
-            shutil.rmtree(p, ignore_errors=True)
+            if not _checkpoint_problem(p):
+                shutil.rmtree(p, ignore_errors=True)
     return path
 
 

@@ -88,3 +88,31 @@ def test_collect_overwrite_keeps_user_files_inside_a_store(tmp_path, tiny_gpt):
     (out / "notes.md").unlink()
     store = interp.collect(tiny_gpt, toks, hooks=["blocks.1.hook_resid_post"], out=out, overwrite=True)
     assert store.hooks == ["blocks.1.hook_resid_post"]
+
+
+def test_sae_save_never_overwrites_another_programs_cfg(tmp_path):
+    from interp.sae import SAE, SAEConfig
+
+    d = tmp_path / "project"
+    d.mkdir()
+    (d / "cfg.json").write_text('{"server": "prod"}')
+    with pytest.raises(FileExistsError, match="is not an SAE config"):
+        SAE(SAEConfig(d_in=4, d_sae=8)).save(d)
+    assert (d / "cfg.json").read_text() == '{"server": "prod"}'
+    SAE(SAEConfig(d_in=4, d_sae=8)).save(tmp_path / "sae")
+    SAE(SAEConfig(d_in=4, d_sae=16)).save(tmp_path / "sae")  # its own file: replaced
+    assert SAE.load(tmp_path / "sae").cfg.d_sae == 16
+
+
+def test_sae_checkpoint_pruning_keeps_folders_it_did_not_write(tmp_path):
+    from interp.sae import SAEConfig
+    from interp.sae.train import SAETrainConfig, train_sae
+
+    mine = tmp_path / "ck" / "step_00000001"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    train_sae(x, SAEConfig(d_in=4, d_sae=8), SAETrainConfig(steps=6, checkpoint_every=2, keep_checkpoints=1),
+              checkpoint_dir=tmp_path / "ck")
+    assert (mine / "notes.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["step_00000001", "step_00000006"]
