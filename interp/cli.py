@@ -86,6 +86,11 @@ def run(
         _fail(str(e))
     except MemoryError:
         _fail(f"{experiment} ran out of memory; lower its counts (n_prompts, seq_len, batch_size, ...)")
+    except RuntimeError as e:
+        if "allocate" not in str(e) or "memory" not in str(e):  # torch's allocator failing: say so plainly
+            raise
+        _fail(f"{experiment} ran out of memory ({str(e).splitlines()[0][:200]}); lower its counts "
+              "(n_prompts, seq_len, batch_size, ...)")
     except RunNotSaved as e:
         _save_elsewhere(e)
     except OSError as e:  # e.g. a read-only or missing runs folder, found before any work

@@ -149,6 +149,18 @@ def check_fits(parts: dict[str, int], fix: str) -> None:
                           f"memory. {fix}")
 
 
+def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
+    """:class:`ConfigError` when ``folder``'s file system has less free space than ``nbytes``."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # the folder does not exist yet, or the OS does not say: the write will tell
+        return
+    if nbytes > free:
+        raise ConfigError(f"{what} needs {_gb(nbytes)} on disk; {folder} has {_gb(free)} free. {fix}")
+
+
 def _no_bool(value: object) -> object:
     """``True`` is not a number here: ``--set n_prompts=true`` must fail, not become 1."""
     if isinstance(value, bool):

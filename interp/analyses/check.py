@@ -36,7 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_seq_len
+from interp.fields import MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_fits, check_seq_len
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -307,6 +307,9 @@ def run(config: Config) -> Result:
 
     seed_everything(config.seed)
     m = load_checked_model(config)
+    n = config.n_prompts * config.seq_len
+    check_fits({"prompt tokens": n * 8, "logits, traced and reference": 2 * n * (m.cfg.d_vocab or 1) * 4},
+               "Lower n_prompts or seq_len.")
     ids = prompts(m, config.n_prompts, config.seq_len, config.seed)
     par = parity(m, ids, config.dtype)
     hooks = hook_inventory(m)

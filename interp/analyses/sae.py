@@ -109,6 +109,22 @@ def evaluate(m, sae, hook: str, tokens: torch.Tensor, config: Config) -> dict:
             "decoder_norm_gap": float((sae.W_dec.norm(dim=-1) - 1).abs().max())}
 
 
+def _check_sizes(m, config: Config) -> None:
+    """Before any work: what the run holds in memory, and the store it writes to the temporary
+    folder, fit this machine (:class:`~interp.fields.ConfigError` naming the settings otherwise)."""
+    import tempfile
+
+    from interp.fields import check_disk, check_fits
+
+    d, tokens = m.cfg.d_model, config.n_eval * config.seq_len
+    check_fits({"training tokens": config.n_train * config.seq_len * 8,
+                "held-out logits (x3)": 3 * tokens * m.cfg.d_vocab * 4,
+                "held-out activations and codes": tokens * (d + config.d_sae) * 4},
+               "Lower n_train, n_eval, seq_len or d_sae.")
+    check_disk(Path(tempfile.gettempdir()), config.n_train * config.seq_len * d * 4,
+               "the activation store of the training windows", "Lower n_train or seq_len.")
+
+
 def add_criteria(result: Result, ev: dict) -> None:
     result.add_criterion("error_term_makes_splice_exact", ev["error_term_gap"], "<=", 1e-5, kind="sanity",
                          description="max |logits with the SAE spliced in plus its error term - clean logits|")
@@ -139,6 +155,7 @@ def run(config: Config) -> Result:
 
     torch.manual_seed(config.seed)
     m, hook = load(config)
+    _check_sizes(m, config)
     train_tokens = token_windows(m.tokenizer, config.corpus, "train", config.n_train, config.seq_len, config.seed)
     eval_tokens = token_windows(m.tokenizer, config.corpus, "heldout", config.n_eval, config.seq_len, config.seed + 1)
     root = Path(tempfile.mkdtemp(prefix="interp-sae-"))

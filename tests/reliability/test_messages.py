@@ -171,6 +171,8 @@ def test_truncated_zoo_model_says_rebuild_and_is_not_listed_built(tmp_path, monk
         zoo.load("code-lm-tiny")
     res = runner.invoke(app, ["zoo", "list"])
     assert res.exit_code == 0 and "code-lm-tiny: DAMAGED" in res.output and "--rebuild" in res.output
+    res = runner.invoke(app, ["zoo", "build", "code-lm-tiny"])
+    assert res.exit_code == 2 and "truncated" in res.output and "--rebuild" in res.output
 
 
 def test_layer_beyond_the_model_is_a_config_error(tiny_gpt, monkeypatch):
@@ -249,3 +251,30 @@ def test_bad_port_unknown_experiment_filters_exit_2(roots, fake_analysis):  # no
     assert res.exit_code == 0 and "no runs of fake_exp yet" in res.output
     res = runner.invoke(app, ["demo", "--only", "bogus", "--no-serve"])
     assert res.exit_code == 2 and "unknown experiment 'bogus'" in res.output
+
+
+def test_sae_and_check_bound_their_buffers_before_any_work(model_dir, monkeypatch, tiny_gpt):
+    from interp.analyses import sae
+
+    from interp.analyses import check
+
+    monkeypatch.setattr(fields, "memory_bytes", lambda: 2**30)
+    with pytest.raises(ConfigError, match="prompt tokens.*Lower n_prompts"):
+        check.run(check.Config(model=str(model_dir), n_prompts=10**6, device="cpu"))
+    cfg = sae.Config(model="zoo:code-lm-tiny", n_train=10**8, seq_len=16)
+    with pytest.raises(ConfigError, match="training tokens.*Lower n_train"):
+        sae._check_sizes(tiny_gpt, cfg)
+    monkeypatch.setattr(fields, "memory_bytes", lambda: 2**40)
+    monkeypatch.setattr("shutil.disk_usage", lambda p: type("U", (), {"free": 1000})())
+    with pytest.raises(ConfigError, match="needs .* on disk"):
+        sae._check_sizes(tiny_gpt, cfg)
+
+
+def test_an_allocator_failure_mid_run_is_one_line(monkeypatch):
+    def oom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 128000000000 bytes")
+
+    monkeypatch.setattr(runs, "run_experiment", oom)
+    res = runner.invoke(app, ["run", "model_report"])
+    assert res.exit_code == 2 and "ran out of memory" in res.output and "lower its counts" in res.output
