@@ -130,7 +130,7 @@ def verdict_strip(result: Result) -> None:
     if getattr(result, "verdict_mismatches", None):
         st.warning("The verdicts stored with this run disagreed with their own values for "
                    + ", ".join(f"`{n}`" for n in result.verdict_mismatches)
-                   + ": they were recomputed from value, op and threshold, and are shown recomputed. "
+                   + ": they were recomputed from value, op and threshold, and are shown so. "
                    "The run's metrics.json was edited or written by a faulty version.")
     parts = plots.verdict_strip(crit)
     for col, part in zip(st.columns(len(parts)), parts):

@@ -85,9 +85,9 @@ def run(
     except ConfigError as e:  # a value only the loaded model shows to be wrong
         _fail(str(e))
     except MemoryError:
-        _fail(f"{experiment} ran out of memory; lower its counts (n_prompts, seq_len, batch_size, ...)")
+        _fail(f"{experiment} ran out of memory; lower its counts (n_prompts, seq_len, ...)")
     except RuntimeError as e:
-        if "allocate" not in str(e) or "memory" not in str(e):  # torch's allocator failing: say so plainly
+        if "allocate" not in str(e) or "memory" not in str(e):  # only torch's allocator failing
             raise
         _fail(f"{experiment} ran out of memory ({str(e).splitlines()[0][:200]}); lower its counts "
               "(n_prompts, seq_len, batch_size, ...)")
@@ -112,7 +112,8 @@ def _save_elsewhere(e) -> None:
         e.result.save(spare)
         where = f"it was saved to {spare} instead: move it into {e.path.parent} when there is room"
     except OSError as again:
-        where = f"it could not be saved to {spare} either ({again.strerror or again}); free some space and run again"
+        where = (f"it could not be saved to {spare} either ({again.strerror or again}); "
+                 "free some space and run again")
     _fail(f"{e.strerror}; {where}")
 
 
@@ -121,8 +122,9 @@ def check(
     model: str = typer.Argument(..., help="A checkpoint: a directory, hf:<name> or zoo:<recipe>."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:<index> or mps."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 (sets the tolerance)."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the Python code a Hugging "
-                                           "Face checkpoint ships (auto_map). Only for code you trust."),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code",
+        help="Run the Python code a Hugging Face checkpoint ships (auto_map). Only if you trust it."),
 ) -> None:
     """Check a checkpoint before studying it: parity with its own forward, its hooks, collect's speed.
 
@@ -196,7 +198,8 @@ def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e
         from interp.utils import unknown_name_error
 
         known = sorted({*experiments([]), "bench", "check"})  # bench and check write runs too
-        if experiment not in known and experiment not in {r.experiment for r in list_runs(include_damaged=True)}:
+        had_runs = {r.experiment for r in list_runs(include_damaged=True)}
+        if experiment not in known and experiment not in had_runs:
             _fail(unknown_name_error("experiment", experiment, known).args[0])
         typer.echo(f"no runs of {experiment} yet: try `interp run {experiment} --preset quick`")
         return
@@ -249,8 +252,8 @@ def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per r
         built = sum(zoo.is_built(n) for n in members)
         for n in members:
             if zoo.damaged(n):
-                typer.secho(f"{n}: DAMAGED ({zoo.damaged(n)}); rebuild: interp zoo build {n} --rebuild",
-                            fg=typer.colors.RED)
+                typer.secho(f"{n}: DAMAGED ({zoo.damaged(n)}); "
+                            f"rebuild: interp zoo build {n} --rebuild", fg=typer.colors.RED)
         seeds = [m.group(1) for n in members if (m := re.search(r"-s(\d+)$", n)) and n != base]
         label = base if not seeds else f"{base}-s{{{','.join(seeds)}}}" + (f" (and {base})" if base in members else "")
         state = ("built" if built else "not built") if len(members) == 1 else f"{built}/{len(members)} built"

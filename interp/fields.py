@@ -67,10 +67,11 @@ def check_seq_len(m, seq_len: int, field: str = "seq_len") -> int:
 
 
 def check_layer(m, layer: int, field: str = "layer") -> int:
-    """``layer`` if model ``m`` has that block (negative counts from the end), else :class:`ConfigError`."""
+    """``layer`` if model ``m`` has that block (negative: from the end), else ConfigError."""
     L = m.n_layers
     if not -L <= layer < L:
-        raise ConfigError(f"{field}={layer}: {m.model_id} has {L} layers; valid: 0..{L - 1} (or -{L}..-1 from the end)")
+        raise ConfigError(f"{field}={layer}: {m.model_id} has {L} layers; "
+                          f"valid: 0..{L - 1} (or -{L}..-1 from the end)")
     return layer
 
 
@@ -103,10 +104,10 @@ MIN_CORPUS_CHARS = 2000  # a corpus is split by file into train and held-out tex
 def check_corpus(source: str) -> str:
     """``"stdlib"``, a text file, or a folder of ``.py/.txt/.md/.rst`` files holding at least
     :data:`MIN_CORPUS_CHARS` characters; checked before any model is loaded or trained."""
-    from interp.data.corpus import STDLIB, corpus_files
+    from interp.data.corpus import EMPTY_CORPUS, STDLIB, corpus_files
 
     if not isinstance(source, str) or not source.strip():
-        raise ValueError("corpus is empty; valid: 'stdlib', a text file, or a folder of .py/.txt/.md/.rst files")
+        raise ValueError(EMPTY_CORPUS)
     if source == STDLIB:
         return source
     try:
@@ -121,8 +122,8 @@ def check_corpus(source: str) -> str:
             continue
         if size >= MIN_CORPUS_CHARS:
             return source
-    raise ValueError(f"corpus {source!r} holds {size} bytes of text; at least {MIN_CORPUS_CHARS} are needed "
-                     "(it is split into train and held-out files)")
+    raise ValueError(f"corpus {source!r} holds {size} bytes of text; at least {MIN_CORPUS_CHARS} "
+                     "are needed (it is split into train and held-out files)")
 
 
 def memory_bytes() -> int | None:
@@ -145,8 +146,8 @@ def check_fits(parts: dict[str, int], fix: str) -> None:
     total, limit = sum(parts.values()), memory_bytes()
     if limit is not None and total > limit:
         shown = ", ".join(f"{k}: {_gb(v)}" for k, v in parts.items())
-        raise ConfigError(f"this would allocate {_gb(total)} ({shown}); this machine has {_gb(limit)} of "
-                          f"memory. {fix}")
+        raise ConfigError(f"this would allocate {_gb(total)} ({shown}); this machine has "
+                          f"{_gb(limit)} of memory. {fix}")
 
 
 def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
@@ -158,7 +159,8 @@ def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
     except OSError:  # the folder does not exist yet, or the OS does not say: the write will tell
         return
     if nbytes > free:
-        raise ConfigError(f"{what} needs {_gb(nbytes)} on disk; {folder} has {_gb(free)} free. {fix}")
+        raise ConfigError(f"{what} needs {_gb(nbytes)} on disk; {folder} has {_gb(free)} free. "
+                          f"{fix}")
 
 
 def _no_bool(value: object) -> object:

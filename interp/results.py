@@ -18,7 +18,8 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from interp.utils import atomic_path, owned_dir_problem, read_json, unknown_name_error, write_json
+from interp.utils import (atomic_path, owned_dir_problem, read_json, read_object, unknown_name_error,
+                          write_json)
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
@@ -68,8 +69,9 @@ class Criterion(BaseModel):
 
 
 def _holds(value: Optional[float], op: str, threshold: Optional[float]) -> bool:
-    return (value is not None and threshold is not None and not math.isnan(value) and not math.isnan(threshold)
-            and bool(_OPS[op](value, threshold)))
+    if value is None or threshold is None or math.isnan(value) or math.isnan(threshold):
+        return False
+    return bool(_OPS[op](value, threshold))
 
 
 def recheck_criteria(raw: Any, where: str = "metrics") -> tuple[list[Criterion], list[str]]:
@@ -85,13 +87,14 @@ def recheck_criteria(raw: Any, where: str = "metrics") -> tuple[list[Criterion],
         if isinstance(c, Criterion):
             c = c.model_dump()
         if not isinstance(c, dict):
-            raise ValueError(f"{where}: criterion {i} is {c!r}, not an object with name, value, threshold, "
-                             "op, holds and kind")
+            raise ValueError(f"{where}: criterion {i} is {c!r}, not an object with name, value, "
+                             "threshold, op, holds and kind")
         try:
             stored = Criterion(**c)
         except ValidationError as e:
-            bad = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:3])
-            raise ValueError(f"{where}: criterion {i} ({c.get('name', '?')!r}) is malformed: {bad}") from None
+            bad = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:3])
+            name = c.get("name", "?")
+            raise ValueError(f"{where}: criterion {i} ({name!r}) is malformed: {bad}") from None
         fresh = stored.recomputed()
         if (fresh.holds, fresh.seeds_held) != (stored.holds, stored.seeds_held):
             changed.append(stored.name)
@@ -186,14 +189,11 @@ class Result:
         path = Path(path)
         if not (path / "metrics.json").exists():
             raise FileNotFoundError(f"{path} is not a result directory (no metrics.json)")
-        config = read_json(path / "config.json") if (path / "config.json").exists() else {}
-        if not isinstance(config, dict):
-            raise ValueError(f"{path / 'config.json'} is damaged: a JSON {type(config).__name__}, not an object")
+        config = read_object(path / "config.json") if (path / "config.json").exists() else {}
         analysis = config.pop("analysis", "unknown")
-        metrics = read_json(path / "metrics.json")
-        if not isinstance(metrics, dict):
-            raise ValueError(f"{path / 'metrics.json'} is damaged: a JSON {type(metrics).__name__}, not an object")
-        criteria, changed = recheck_criteria(metrics.get("criteria", []), str(path / "metrics.json"))
+        metrics = read_object(path / "metrics.json")
+        where = str(path / "metrics.json")
+        criteria, changed = recheck_criteria(metrics.get("criteria", []), where)
         metrics["criteria"] = [c.model_dump() for c in criteria]
         arrays = {}
         for f in sorted((path / "arrays").glob("*.npy")) if (path / "arrays").is_dir() else []:
@@ -212,7 +212,8 @@ class Result:
         return result
 
 
-_RESULT_FILES = re.compile(r"(config|metrics|run)\.json|log\.txt|arrays/[^/]+\.npy|figures/[^/]+\.json")
+_RESULT_FILES = re.compile(r"(config|metrics|run)\.json|log\.txt|arrays/[^/]+\.npy"
+                           r"|figures/[^/]+\.json")
 
 
 def result_dir_problem(path: Path) -> str:
@@ -221,7 +222,10 @@ def result_dir_problem(path: Path) -> str:
     def marker(p: Path) -> bool:
         return isinstance(read_json(p / "metrics.json").get("criteria"), list)
 
-    return owned_dir_problem(path, "a result directory", lambda rel: bool(_RESULT_FILES.fullmatch(rel)), marker)
+    def allowed(rel: str) -> bool:
+        return bool(_RESULT_FILES.fullmatch(rel))
+
+    return owned_dir_problem(path, "a result directory", allowed, marker)
 
 
 def _cname(c: Any) -> str:

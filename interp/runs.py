@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_json, runs_dir, unknown_name_error,
-                          write_json)
+from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_json, read_object,
+                          runs_dir, unknown_name_error, write_json)
 
 log = logging.getLogger("interp")
 
@@ -74,8 +74,9 @@ def _read_experiment(f: Path) -> Experiment:
     if not isinstance(data, dict) or not isinstance(data.get("analysis"), str):
         raise ValueError(f"experiment file {f} has no 'analysis: <name>' key at the top level")
     presets = data.get("presets") or {}
-    if not isinstance(presets, dict) or not all(isinstance(v, dict) or v is None for v in presets.values()):
-        raise ValueError(f"experiment file {f}: 'presets' must map each preset name to its settings")
+    if not isinstance(presets, dict) or any(not isinstance(v, (dict, type(None)))
+                                            for v in presets.values()):
+        raise ValueError(f"experiment file {f}: 'presets' must map each preset to its settings")
     presets = {str(k): dict(v or {}) for k, v in presets.items()}
     return Experiment(f.stem, data["analysis"], str(data.get("description") or ""), presets, f)
 
@@ -224,12 +225,12 @@ def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysi
     try:
         with atomic_path(run_path, replace=False) as tmp:
             tmp.mkdir(parents=True)
-            result, seconds = _run_logged(fn, cfg, tmp / "log.txt", f"experiment {name} preset {preset} "
-                                          f"analysis {analysis} config {dump}")
+            header = f"experiment {name} preset {preset} analysis {analysis} config {dump}"
+            result, seconds = _run_logged(fn, cfg, tmp / "log.txt", header)
             result._write(tmp)
             write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
-                                          "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds,
-                                          **(extra or {})})
+                                          "created": stamp, "overrides": parse_sets(overrides),
+                                          "seconds": seconds, **(extra or {})})
     except OSError as e:
         if result is None:
             raise
@@ -269,8 +270,9 @@ class RunNotSaved(OSError):
 
     def __init__(self, result: Any, path: Path, cause: OSError):
         self.result, self.path, self.cause = result, path, cause
-        super().__init__(cause.errno, f"the run finished, but {path} could not be written "
-                                      f"({cause.strerror or cause}); nothing half-written was left there")
+        why = cause.strerror or cause
+        super().__init__(cause.errno, f"the run finished, but {path} could not be written ({why}); "
+                                      "nothing half-written was left there")
 
 
 def _check_writable(folder: Path) -> None:
@@ -283,8 +285,8 @@ def _check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise OSError(e.errno, f"cannot write runs in {folder} ({e.strerror or e}); set INTERP_RUNS to a "
-                               "writable folder") from None
+        raise OSError(e.errno, f"cannot write runs in {folder} ({e.strerror or e}); "
+                               "set INTERP_RUNS to a writable folder") from None
 
 
 @dataclass(frozen=True)
@@ -338,22 +340,18 @@ def run_info(run: Path, experiment: str) -> RunInfo:
     Verdicts are recomputed from the values, never taken from disk."""
     from interp.results import recheck_criteria
 
-    meta = read_json(run / "run.json")
-    if not isinstance(meta, dict):
-        raise ValueError(f"{run / 'run.json'} is damaged: a JSON {type(meta).__name__}, not an object")
-    metrics = read_json(run / "metrics.json")
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{run / 'metrics.json'} is damaged: a JSON {type(metrics).__name__}, not an object")
-    if (run / "config.json").exists() and not isinstance(read_json(run / "config.json"), dict):
-        raise ValueError(f"{run / 'config.json'} is damaged: not a JSON object")
+    meta, metrics = read_object(run / "run.json"), read_object(run / "metrics.json")
+    if (run / "config.json").exists():
+        read_object(run / "config.json")
     crit, changed = recheck_criteria(metrics.get("criteria", []), str(run / "metrics.json"))
     seeds, seed_runs = meta.get("seeds") or [], meta.get("runs") or []
     if not isinstance(seeds, list) or not isinstance(seed_runs, list):
         raise ValueError(f"{run / 'run.json'} is damaged: 'seeds' and 'runs' must be lists")
+    sanity_failures = sum(c.kind == "sanity" and not c.holds for c in crit)
     return RunInfo(run, str(meta.get("experiment", experiment)), str(meta.get("analysis", "?")),
                    str(meta.get("preset", "?")), str(meta.get("created", run.name[:15])), len(crit),
-                   sum(c.holds for c in crit), sum(c.kind == "sanity" and not c.holds for c in crit),
-                   seeds=tuple(seeds), seed_runs=tuple(map(str, seed_runs)), mismatched=tuple(changed))
+                   sum(c.holds for c in crit), sanity_failures, seeds=tuple(seeds),
+                   seed_runs=tuple(map(str, seed_runs)), mismatched=tuple(changed))
 
 
 def find_run(ref: str, *, root: Optional[Path] = None) -> Path:

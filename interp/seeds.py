@@ -66,7 +66,8 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
                 if len(seeds) > MAX_SEEDS:
                     raise OverflowError
             except OverflowError:
-                raise ValueError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds; at most {MAX_SEEDS}") from None
+                raise ValueError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds; "
+                                 f"at most {MAX_SEEDS}") from None
             except ValueError:
                 raise ValueError(f"--seeds {text!r}: expected seeds like '0-2', '0,3,5' or '0-1,7' "
                                  f"(whole numbers >= 0, ranges low-high)") from None

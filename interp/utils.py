@@ -68,15 +68,17 @@ def _check_available(dev: Any) -> None:
     if dev.type == "cuda":
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
-            raise ValueError(f"device {str(dev)!r}: this torch has no CUDA device "
-                             f"({'a CPU-only build' if torch.version.cuda is None else 'no GPU visible'}); "
+            why = "a CPU-only build" if torch.version.cuda is None else "no GPU visible"
+            raise ValueError(f"device {str(dev)!r}: this torch has no CUDA device ({why}); "
                              "valid here: 'auto', 'cpu'")
         if dev.index is not None and dev.index >= n:
-            raise ValueError(f"device {str(dev)!r}: this machine has {n} CUDA device(s); valid: cuda:0..cuda:{n - 1}")
+            raise ValueError(f"device {str(dev)!r}: this machine has {n} CUDA device(s); "
+                             f"valid: cuda:0..cuda:{n - 1}")
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(f"device {str(dev)!r}: MPS is not available here; valid here: 'auto', 'cpu'")
+            raise ValueError(f"device {str(dev)!r}: MPS is not available here; "
+                             "valid here: 'auto', 'cpu'")
 
 
 _DTYPES = {
@@ -160,7 +162,8 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_owned_dir(path: Path, new: Path, aside: Path, owned: Optional[Callable[[Path], str]]) -> None:
+def _replace_owned_dir(path: Path, new: Path, aside: Path,
+                       owned: Optional[Callable[[Path], str]]) -> None:
     empty = not any(path.iterdir())  # nothing to lose
     why = "" if empty else "nothing proves interp wrote it" if owned is None else owned(path)
     if why:
@@ -187,7 +190,8 @@ def foreign_files(root: Path, allowed: Callable[[str], bool]) -> list[str]:
     return sorted(out)
 
 
-def owned_dir_problem(root: Path, what: str, allowed: Callable[[str], bool], marker_ok: Callable[[Path], bool]) -> str:
+def owned_dir_problem(root: Path, what: str, allowed: Callable[[str], bool],
+                      marker_ok: Callable[[Path], bool]) -> str:
     """"" when ``root`` is an interp ``what`` (``marker_ok``) holding only ``allowed`` files,
     else why not (for :func:`atomic_path`'s ``owned``)."""
     try:
@@ -206,7 +210,8 @@ LOCK_TIMEOUT_S = 6 * 3600  # longer than any zoo build; INTERP_LOCK_TIMEOUT over
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, *, timeout: Optional[float] = None, what: str = "") -> Iterator[None]:
+def file_lock(path: str | os.PathLike, *, timeout: Optional[float] = None,
+              what: str = "") -> Iterator[None]:
     """An exclusive lock on ``path`` (created if missing) for the ``with`` block: a second process
     waits until the first is done, at most ``timeout`` seconds (default ``$INTERP_LOCK_TIMEOUT`` or
     :data:`LOCK_TIMEOUT_S`), then raises ``TimeoutError`` naming the lock and ``what`` it guards.
@@ -215,14 +220,16 @@ def file_lock(path: str | os.PathLike, *, timeout: Optional[float] = None, what:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wait = float(timeout if timeout is not None else os.environ.get("INTERP_LOCK_TIMEOUT", LOCK_TIMEOUT_S))
-    lock = FileLock(str(path), timeout=wait)
+    if timeout is None:
+        timeout = float(os.environ.get("INTERP_LOCK_TIMEOUT", LOCK_TIMEOUT_S))
+    lock = FileLock(str(path), timeout=timeout)
     try:
         lock.acquire()
     except Timeout:
-        raise TimeoutError(f"waited {wait:.0f} s for the lock {path}{f' ({what})' if what else ''}: another "
-                           "process holds it. Wait for it to finish, or stop it; set INTERP_LOCK_TIMEOUT to "
-                           "wait longer") from None
+        guards = f" ({what})" if what else ""
+        raise TimeoutError(f"waited {timeout:.0f} s for the lock {path}{guards}: another process "
+                           "holds it. Wait for it to finish, or stop it; set INTERP_LOCK_TIMEOUT "
+                           "to wait longer") from None
     try:
         yield
     finally:
@@ -253,6 +260,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON atomically (write a sibling, then rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+
+
+def read_object(path: str | os.PathLike) -> dict:
+    """A JSON file that must hold an object; ``ValueError`` naming the file otherwise."""
+    obj = read_json(path)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} is damaged: a JSON {type(obj).__name__}, not an object")
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:

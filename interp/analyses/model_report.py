@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import (MAX_COUNT, ConfigError, CorpusSource, Count, Device, ModelName, Seed, check_fits,
-                           check_seq_len)
+from interp.fields import (MAX_COUNT, ConfigError, CorpusSource, Count, Device, ModelName, Seed,
+                           check_fits, check_seq_len)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Ten
     ids = m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"]
     stream = torch.tensor(ids, dtype=torch.long)
     if len(stream) < seq_len:
-        raise ConfigError(f"corpus={corpus!r}: its held-out text has only {len(stream)} tokens; seq_len={seq_len} "
-                          "needs more (a bigger corpus, or a shorter seq_len)")
+        raise ConfigError(f"corpus={corpus!r}: its held-out text has only {len(stream)} tokens; "
+                          f"seq_len={seq_len} needs more (a bigger corpus, or a shorter seq_len)")
     starts = torch.randint(0, len(stream) - seq_len + 1, (n,), generator=g)
     windows = torch.stack([stream[s : s + seq_len - 1] for s in starts.tolist()])
     bos = m.tokenizer.bos_token_id if m.tokenizer.bos_token_id is not None else windows[:, :1]

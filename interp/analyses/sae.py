@@ -55,8 +55,9 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _k_fits(self) -> "Config":
-        if self.kind == "topk" and self.k > self.d_sae:  # all latents active: the L0 claim would hold trivially
-            raise ValueError(f"k={self.k} is larger than d_sae={self.d_sae}; valid: 1..{self.d_sae}")
+        if self.kind == "topk" and self.k > self.d_sae:  # all on: the L0 claim would hold trivially
+            raise ValueError(f"k={self.k} is larger than d_sae={self.d_sae}; "
+                             f"valid: 1..{self.d_sae}")
         return self
 
 
@@ -68,7 +69,8 @@ def load(config: Config):
 
     m = interp.load_model(config.model, device=config.device)
     if m.tokenizer is None:
-        raise ConfigError(f"model={config.model}: the sae experiment reads text, and this model has no tokenizer")
+        raise ConfigError(f"model={config.model}: the sae experiment reads text, and this model "
+                          "has no tokenizer")
     check_seq_len(m, config.seq_len)
     return m, m.hook("resid_post", check_layer(m, config.layer))
 

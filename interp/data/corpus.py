@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STDLIB = "stdlib"
+EMPTY_CORPUS = ("corpus is empty; valid: 'stdlib', a text file, or a folder of .py/.txt/.md/.rst "
+                "files")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Corpus:
 def corpus_files(source: str) -> list[Path]:
     """The files of corpus ``source`` ("stdlib", a file, or a folder's text files)."""
     if not isinstance(source, str) or not source.strip():  # Path("") is the current directory
-        raise ValueError("corpus is empty; valid: 'stdlib', a text file, or a folder of .py/.txt/.md/.rst files")
+        raise ValueError(EMPTY_CORPUS)
     if source == STDLIB:
         root = Path(sysconfig.get_paths()["stdlib"])
         skip = ("site-packages", "test", "tests", "idlelib", "lib2to3", "turtledemo", "__pycache__")

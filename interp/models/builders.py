@@ -53,10 +53,11 @@ def builder_for(name: str) -> tuple[Callable[[dict, Any], Any], str]:
 def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
     """Load a directory written by :func:`interp.models.io.save_model` as an ``interp.Model``.
 
-    Checked before and after the weights are read, each failure a ``ConfigError`` (a ``ValueError``) naming the
-    file: the builder is known and its spec valid; the spec's parameters fit in memory and
-    match the weight file's size (a spec that would allocate gigabytes is refused before
-    anything is allocated); names and shapes match; every weight is finite."""
+    Checked before and after the weights are read, each failure a ``ConfigError`` (a
+    ``ValueError``) naming the file: the builder is known and its spec valid; the spec's
+    parameters fit in memory and match the weight file's size (a spec that would allocate
+    gigabytes is refused before anything is allocated); names and shapes match; every weight
+    is finite."""
     from interp.tracing.model import Model
 
     path = Path(path)
@@ -86,11 +87,13 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
         load_canonical_state_dict(_native(module), state)
     except (ValueError, RuntimeError) as e:
         msg = str(e).replace("Error(s) in loading state_dict", "").strip(" :")
-        raise ConfigError(f"{weights} does not fit the spec in {path / MODEL_FILE}: {msg[:600]}") from None
+        raise ConfigError(f"{weights} does not fit the spec in {path / MODEL_FILE}: "
+                          f"{msg[:600]}") from None
     bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all()))
     if bad:
-        raise ConfigError(f"{weights}: weights hold NaN or infinite values ({', '.join(bad[:5])}"
-                         f"{' ...' if len(bad) > 5 else ''}); the checkpoint is damaged (or diverged in training)")
+        names = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise ConfigError(f"{weights}: weights hold NaN or infinite values ({names}); the "
+                          "checkpoint is damaged (or diverged in training)")
     module.eval()
     if device is not None:
         import contextlib
@@ -99,7 +102,8 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
         with contextlib.redirect_stdout(stdio.StringIO()):  # TransformerLens prints "Moving model to device"
             module.to(device)
     saved_id = meta.get("model_id", "")
-    model_id = model_id or (saved_id if isinstance(saved_id, str) and saved_id.startswith("zoo:") else str(path))
+    zoo_id = isinstance(saved_id, str) and saved_id.startswith("zoo:")
+    model_id = model_id or (saved_id if zoo_id else str(path))
     model = Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
                   kind=kind, spec={"builder": meta["builder"], "spec": meta["spec"]},
                   example_input=_example_input(kind, meta["spec"]))
@@ -109,8 +113,10 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
 
 
 def _builder_of(meta: Any, where: Path) -> tuple[Callable[[dict, Any], Any], str]:
-    if not isinstance(meta, dict) or not isinstance(meta.get("builder"), str) or not isinstance(meta.get("spec"), dict):
-        raise ConfigError(f"{where} needs a 'builder' (one of {sorted(BUILDERS)}) and a 'spec' object")
+    if not (isinstance(meta, dict) and isinstance(meta.get("builder"), str)
+            and isinstance(meta.get("spec"), dict)):
+        raise ConfigError(f"{where} needs a 'builder' (one of {sorted(BUILDERS)}) and a 'spec' "
+                          "object")
     try:
         return builder_for(meta["builder"])
     except KeyError as e:
@@ -123,7 +129,8 @@ def _build(build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, where:
     try:
         return build(spec, tokenizer)
     except (ValidationError, TypeError, ValueError, KeyError) as e:
-        raise ConfigError(f"{where}: its spec cannot build a model ({str(e).splitlines()[0][:300]})") from None
+        first = str(e).splitlines()[0][:300]
+        raise ConfigError(f"{where}: its spec cannot build a model ({first})") from None
 
 
 def weights_problem(weights: Path) -> "int | str":
@@ -165,8 +172,9 @@ def _check_spec_size(build: Callable[[dict, Any], Any], spec: dict, tokenizer: A
     need = sum(p.numel() * p.element_size() for p in module.parameters())  # shared weights once
     check_fits({"parameters": need}, f"The spec in {where} does not fit this machine.")
     if need > 2 * file_bytes + 2**20:
-        raise ConfigError(f"{where}: its spec makes {need / 2**20:.1f} MiB of parameters, but the weights file "
-                         f"holds {file_bytes / 2**20:.1f} MiB; the spec does not describe these weights")
+        raise ConfigError(f"{where}: its spec makes {need / 2**20:.1f} MiB of parameters, but the "
+                          f"weights file holds {file_bytes / 2**20:.1f} MiB; the spec does not "
+                          "describe these weights")
 
 
 def _example_input(kind: str, spec: dict):

@@ -77,7 +77,8 @@ def _load_hf(name: str, *, device: Any, local: bool = False, hf_model: Any = Non
     boot_tokenizer = tokenizer if tokenizer is not None or not local else _id_tokenizer(hf_model.config)
     try:
         bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=boot_tokenizer,
-                                                     device=device, trust_remote_code=trust_remote_code, **kwargs)
+                                                     device=device, trust_remote_code=trust_remote_code,
+                                                     **kwargs)
     except ValueError as e:
         if "supported architecture" not in str(e):
             raise
@@ -175,12 +176,13 @@ def _model_class(transformers: Any, arch: str, path: str) -> Any:
     (the Auto class then picks one); a config naming any other attribute is refused."""
     import inspect
 
-    cls = getattr(transformers, arch, None) if isinstance(arch, str) and arch.isidentifier() else None
+    named = isinstance(arch, str) and arch.isidentifier()
+    cls = getattr(transformers, arch, None) if named else None
     if cls is None:
         return None
     if not (inspect.isclass(cls) and issubclass(cls, transformers.PreTrainedModel)):
-        raise ValueError(f"{Path(path) / 'config.json'}: architectures names {arch!r}, which is not a "
-                         "transformers model class; refusing to call it")
+        raise ValueError(f"{Path(path) / 'config.json'}: architectures names {arch!r}, which is "
+                         "not a transformers model class; refusing to call it")
     return cls
 
 
@@ -192,10 +194,11 @@ def _remote_code_refused(path: str) -> ValueError:
         auto_map = json.loads((Path(path) / "config.json").read_text()).get("auto_map", {})
     except (OSError, ValueError, AttributeError):
         auto_map = {}
-    names = ", ".join(sorted({str(v).split(".")[0] + ".py" for v in dict(auto_map).values() if isinstance(v, str)}))
+    files = {v.split(".")[0] + ".py" for v in dict(auto_map).values() if isinstance(v, str)}
+    names = ", ".join(sorted(files)) or "custom code"
     return ValueError(f"{path} needs its own Python code to load (config.json auto_map names "
-                      f"{names or 'custom code'}); interp never runs a checkpoint's code by itself. If you "
-                      "trust that code, load it with interp.load_model(path, trust_remote_code=True)")
+                      f"{names}); interp never runs a checkpoint's code by itself. If you trust "
+                      "that code, load it with interp.load_model(path, trust_remote_code=True)")
 
 
 def _bad_weight_file(path: str) -> str:

@@ -194,7 +194,8 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
 
     r = get(name)
     # one builder at a time per recipe: a second process waits here, then loads what the first built
-    with file_lock(r.path.parent / ".locks" / f"{r.path.name}.lock", what=f"building zoo model {name}"):
+    lock = r.path.parent / ".locks" / f"{r.path.name}.lock"
+    with file_lock(lock, what=f"building zoo model {name}"):
         clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed over a day ago
         if rebuild and r.path.exists():
             shutil.rmtree(r.path)
@@ -210,7 +211,8 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
         from interp.fields import ConfigError
 
         raise ConfigError(f"the cached zoo model {name} cannot be loaded: {e}. Rebuild it: "
-                         f"interp zoo build {name} --rebuild (or zoo.load({name!r}, rebuild=True))") from None
+                          f"interp zoo build {name} --rebuild (or zoo.load({name!r}, "
+                          "rebuild=True))") from None
 
 
 def scratch_dir(name: str, config: BaseModel) -> Path:

@@ -48,7 +48,7 @@ class SAEConfig(BaseModel):
     k: _Pos = 8  # topk: active latents per input
     threshold_init: _PosFloat = 0.01  # jumprelu: initial threshold
     bandwidth: _PosFloat = 0.01  # jumprelu: straight-through kernel width
-    input_scale: _PosFloat = 1.0  # inputs are multiplied by this before encoding (see normalise_scale)
+    input_scale: _PosFloat = 1.0  # inputs are multiplied by this before encoding (normalise_scale)
     init_seed: int = 0
     hook_name: Optional[str] = None  # provenance, kept in cfg.json
     apply_b_dec_to_input: bool = True  # subtract b_dec before the encoder (SAELens's flag; off in some files)
@@ -56,8 +56,9 @@ class SAEConfig(BaseModel):
 
     @model_validator(mode="after")
     def _k_fits(self) -> "SAEConfig":
-        if self.kind == "topk" and self.k > self.d_sae:  # every latent active: the L0 claim would hold trivially
-            raise ValueError(f"topk k={self.k} is larger than d_sae={self.d_sae}; valid: 1..{self.d_sae}")
+        if self.kind == "topk" and self.k > self.d_sae:  # all on: the L0 claim would hold trivially
+            raise ValueError(f"topk k={self.k} is larger than d_sae={self.d_sae}; "
+                             f"valid: 1..{self.d_sae}")
         return self
 
 
@@ -258,8 +259,9 @@ class SAE(nn.Module):
         fields, state = read_saelens(path, KINDS)
         sae = cls(SAEConfig(**fields))
         sae.load_state_dict(state)
-        bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all()))
+        bad = sorted(k for k, v in state.items() if not bool(v.isfinite().all()))
         if bad:
-            raise ValueError(f"SAE file {Path(path)}: weights {', '.join(bad)} hold NaN or infinite values "
+            raise ValueError(f"SAE file {Path(path)}: weights {', '.join(bad)} hold NaN or infinite "
+                             "values "
                              "(a diverged training run, or a damaged file)")
         return sae

@@ -65,21 +65,26 @@ class SAETrainConfig(BaseModel):
 
     steps: Annotated[int, at.Ge(1)] = 1000
     lr: Annotated[float, at.Gt(0.0), at.Lt(float("inf"))] = 1e-3
-    sparsity: Annotated[float, at.Ge(0.0), at.Lt(float("inf"))] = 0.02  # L1 (relu), L0 (jumprelu); unused by topk
+    # L1 coefficient (relu), L0 coefficient (jumprelu); unused by topk
+    sparsity: Annotated[float, at.Ge(0.0), at.Lt(float("inf"))] = 0.02
     batch_size: Optional[Annotated[int, at.Ge(1)]] = None  # None: full batch (all rows in memory)
     normalise: bool = True  # scale inputs so that E|x|^2 = 1 (stored in SAEConfig.input_scale)
     mse: Literal["sum", "mean"] = "sum"  # reconstruction error summed over features, or averaged
     # ("mean" with normalise=False is the paper's F.mse_loss on raw activations)
     resample_every: Annotated[int, at.Ge(0)] = 250  # 0: never resample dead latents
-    resample_until: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.75  # no resampling in the last quarter
+    resample_until: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.75  # none in the last quarter
     seed: Annotated[int, at.Ge(0)] = 0
     log_every: Annotated[int, at.Ge(1)] = 100
     progress: bool = False  # show a progress bar (noise when training many small SAEs)
-    buffer_rows: Annotated[int, at.Ge(1)] = 1 << 16  # minibatches: rows held and shuffled together (>= a shard)
-    checkpoint_every: Annotated[int, at.Ge(0)] = 0  # steps between checkpoints (metric points, files); 0: at the end
-    keep_checkpoints: Annotated[int, at.Ge(0)] = 2  # newest step_* folders kept in checkpoint_dir (0: all)
-    eval_rows: Annotated[int, at.Ge(1)] = 8192  # training rows measured at a checkpoint when no eval_data is given
-    dense_above: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.1  # a latent firing on more than this fraction is dense
+    # minibatches: rows held and shuffled together (at least one shard)
+    buffer_rows: Annotated[int, at.Ge(1)] = 1 << 16
+    # steps between checkpoints (metric points, files); 0: at the end only
+    checkpoint_every: Annotated[int, at.Ge(0)] = 0
+    keep_checkpoints: Annotated[int, at.Ge(0)] = 2  # newest step_* folders kept (0: all)
+    # training rows measured at a checkpoint when no eval_data is given
+    eval_rows: Annotated[int, at.Ge(1)] = 8192
+    # a latent firing on more than this fraction of rows is dense
+    dense_above: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.1
 
 
 def as_matrix(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None) -> Float[torch.Tensor, "n d"]:
@@ -168,8 +173,9 @@ def _check_finite(x: torch.Tensor, offset: int = 0) -> None:
     ok = torch.isfinite(x).all(-1)
     if not bool(ok.all()):
         bad = (~ok).nonzero().flatten()
-        raise ValueError(f"SAE training data: row {offset + int(bad[0])} holds NaN or infinite values "
-                         f"({len(bad)} such rows in rows {offset}..{offset + len(x)}); drop or fix them first")
+        raise ValueError(f"SAE training data: row {offset + int(bad[0])} holds NaN or infinite "
+                         f"values ({len(bad)} such rows in rows {offset}..{offset + len(x)}); "
+                         "drop or fix them first")
 
 
 def _gen(*keys: int) -> torch.Generator:
@@ -303,19 +309,24 @@ def latest_checkpoint(checkpoint_dir: Union[str, Path]) -> Optional[Path]:
 
 
 def _checkpoint_problem(path: Path) -> str:
-    """"" when ``path`` is a checkpoint folder holding only what :func:`_write_checkpoint` writes."""
+    """"" when ``path`` is a checkpoint folder holding only what ``_write_checkpoint`` writes."""
     from interp.sae.files import CFG_FILE, WEIGHTS_FILE
     from interp.utils import owned_dir_problem
 
-    return owned_dir_problem(path, "an SAE checkpoint", lambda rel: rel in (CFG_FILE, WEIGHTS_FILE, STATE_FILE),
-                             lambda p: (p / STATE_FILE).is_file())
+    def allowed(rel: str) -> bool:
+        return rel in (CFG_FILE, WEIGHTS_FILE, STATE_FILE)
+
+    def has_state(p: Path) -> bool:
+        return (p / STATE_FILE).is_file()
+
+    return owned_dir_problem(path, "an SAE checkpoint", allowed, has_state)
 
 
 def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
     from interp.utils import atomic_path
 
     path = root / f"step_{state['step']:08d}"
-    with atomic_path(path, owned=_checkpoint_problem) as tmp:  # the folder appears whole or not at all
+    with atomic_path(path, owned=_checkpoint_problem) as tmp:  # appears whole or not at all
         sae.save(tmp)
         torch.save(state, tmp / STATE_FILE)
     if keep:  # older checkpoints go; a step_* folder that is not one of ours stays
@@ -441,8 +452,8 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
         opt.step()
         value = loss.item()
         if not math.isfinite(value):  # a diverged step poisons every weight: stop and say so
-            raise ValueError(f"SAE training diverged at step {step} (loss {value}); lower lr (now {tc.lr}) "
-                             "or check the training data")
+            raise ValueError(f"SAE training diverged at step {step} (loss {value}); lower lr "
+                             f"(now {tc.lr}) or check the training data")
         running = value if running is None else 0.9 * running + 0.1 * value
         bar.set_postfix(loss=f"{running:.3f}")
         sae.normalise_decoder()

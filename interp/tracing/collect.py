@@ -107,7 +107,8 @@ def collect(
     pos_key = positions_key(positions)
     dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
     if dtype is not None and not dtype.is_floating_point:  # an int cast would truncate every value
-        raise ValueError(f"dtype={dtype} would truncate activations; valid: float32, float16, bfloat16, float64")
+        raise ValueError(f"dtype={dtype} would truncate activations; "
+                         "valid: float32, float16, bfloat16, float64")
     if device is None or device == "auto":
         dev = m.device
     else:
@@ -192,8 +193,9 @@ def check_positions(positions: Any, x: torch.Tensor) -> None:
                    for p in (positions.start, positions.stop, positions.step)):
             raise ValueError(f"positions={positions}: a slice of whole numbers, e.g. slice(0, 8)")
         if positions.step == 0 or len(range(T)[positions]) == 0:
-            raise ValueError(f"positions={positions} selects no position of inputs with {T} positions "
-                             f"(valid: a slice within 0..{T}, an int in {-T}..{T - 1}, 'all', 'last' or 'mean')")
+            raise ValueError(f"positions={positions} selects no position of inputs with {T} "
+                             f"positions (valid: a slice within 0..{T}, an int in {-T}..{T - 1}, "
+                             "'all', 'last' or 'mean')")
     ends = [positions] if isinstance(positions, int) else (
         [p for p in (positions.start, positions.stop) if p is not None] if isinstance(positions, slice) else [])
     for p in ends:
@@ -211,10 +213,10 @@ def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor,
         dataset = [dataset]
     if isinstance(dataset, np.ndarray):
         dataset = torch.from_numpy(dataset)
-    if isinstance(dataset, (Mapping, set, frozenset)):  # list() of these gives keys / an arbitrary order
+    if isinstance(dataset, (Mapping, set, frozenset)):  # list() gives keys / no fixed order
         raise TypeError(f"collect takes texts, token ids [N, pos] or a list of batches, not a "
-                        f"{type(dataset).__name__} (it would be read as its keys or in no fixed order); "
-                        "pass e.g. dataset['input_ids'] or a list")
+                        f"{type(dataset).__name__} (it would be read as its keys or in no fixed "
+                        "order); pass e.g. dataset['input_ids'] or a list")
     if not isinstance(dataset, torch.Tensor) and not _is_texts(dataset):
         items = list(dataset) if isinstance(dataset, Iterable) else [dataset]
         if items and all(_is_texts(b) or isinstance(b, str) for b in items):
@@ -254,8 +256,8 @@ def checked_lengths(lengths: Any, x: torch.Tensor) -> torch.Tensor:
     bad = ((lens < 1) | (lens > T)).nonzero().flatten()
     if len(bad):
         i = int(bad[0])
-        raise ValueError(f"lengths[{i}] = {int(lens[i])} is outside 1..{T} (inputs have {T} positions; "
-                         f"{len(bad)} lengths are out of range)")
+        raise ValueError(f"lengths[{i}] = {int(lens[i])} is outside 1..{T} (inputs have {T} "
+                         f"positions; {len(bad)} lengths are out of range)")
     return lens
 
 

@@ -177,7 +177,8 @@ class Model:
         if self.tokenizer is None:
             raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
         if hasattr(self.module, "to_tokens") and self.kind == "transformer":
-            return self.module.to_tokens(text, prepend_bos=prepend_bos, padding_side="right").to(self.device)
+            tokens = self.module.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
+            return tokens.to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         bos = getattr(self.tokenizer, "bos_token_id", None)
@@ -190,7 +191,8 @@ class Model:
             out[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         return out.to(self.device)
 
-    def text_tokens(self, texts: Sequence[str], prepend_bos: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def text_tokens(self, texts: Sequence[str],
+                    prepend_bos: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """``(tokens [N, T] right-padded, lengths [N])`` of ``texts`` on the CPU. Each length is
         what the tokenizer itself makes of that text alone, never guessed from pad tokens (a pad
         id can be EOS, or 0, and occur in real text)."""
@@ -199,7 +201,8 @@ class Model:
         if not (hasattr(self.module, "to_tokens") and self.kind == "transformer"):
             bos = getattr(self.tokenizer, "bos_token_id", None)
             extra = int(prepend_bos and bos is not None)
-            lengths = torch.tensor([len(self.tokenizer.encode(t, add_special_tokens=False)) + extra for t in texts])
+            counts = [len(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
+            lengths = torch.tensor(counts) + extra
             return tokens, lengths.clamp(1, tokens.shape[-1])
         # The bridge tokenises the batch with the tokenizer (right padding), and prepends BOS
         # itself when the tokenizer does not: the tokenizer's own attention mask, plus that BOS.

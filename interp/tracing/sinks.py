@@ -143,13 +143,13 @@ class MemorySink(Sink):
         return view
 
     def _check_fits(self, name: str, a: torch.Tensor) -> None:
-        """Before ``name``'s ``[N, ...]`` buffer is allocated: it and those before it fit in memory."""
+        """Before ``name``'s ``[N, ...]`` buffer is allocated: it and those before it fit."""
         from interp.fields import check_fits
 
         n = self.ident["n_items"]
         parts = {f"{h} {list(b.shape)}": b.numel() * b.element_size() for h, b in self.bufs.items()}
         parts[f"{name} {[n, *a.shape[1:]]}"] = n * a[0].numel() * a.element_size()
-        check_fits(parts, "Collect to disk (out=<dir>: shards read back one at a time) or fewer items.")
+        check_fits(parts, "Collect to disk (out=<dir>: shards read one at a time) or fewer items.")
 
     def finish(self) -> ActivationStore:
         bufs = {h: self.bufs[h] for h in self.ident["hooks"]}
@@ -179,8 +179,9 @@ class DiskSink(Sink):
         if (root / MANIFEST).exists():
             old = read_manifest(root)
             if old.manifest_sha256 and old.manifest_sha256 != manifest_digest(old):
-                raise StoreCorruptedError(f"{root / MANIFEST} was edited after it was written (its own checksum "
-                                          "does not match); collect into a new directory, or overwrite=True")
+                raise StoreCorruptedError(
+                    f"{root / MANIFEST} was edited after it was written (its own checksum does not "
+                    "match); collect into a new directory, or overwrite=True")
             self._check_same(old)
             if old.complete:
                 self.done = ActivationStore(old, path=root)

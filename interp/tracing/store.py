@@ -174,9 +174,10 @@ def write_manifest(root: Path, m: Manifest) -> None:
 
 
 def _npy_header(f: Path) -> tuple[tuple[int, ...], np.dtype]:
+    fmt = np.lib.format
     with open(f, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        version = fmt.read_magic(fh)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, _, dtype = read(fh)
     return tuple(shape), dtype
 
@@ -184,37 +185,45 @@ def _npy_header(f: Path) -> tuple[tuple[int, ...], np.dtype]:
 def manifest_problem(root: Path, m: Manifest) -> str:
     """What makes manifest ``m`` disagree with itself or with the shard files under ``root``
     ("" when none): its own checksum; every shard path inside the store; each array's shards
-    contiguous from item 0 (to ``n_items`` when complete); each file's item count, per-item
-    shape and dtype as listed. Reads only the small ``.npy`` headers."""
+    contiguous from item 0 (to ``n_items`` when complete) and numbered in item order; each
+    file's item count, per-item shape and dtype as listed. Reads only the ``.npy`` headers."""
     where = root / MANIFEST
     if m.manifest_sha256 and m.manifest_sha256 != manifest_digest(m):
         return f"{where} was edited after it was written (its own checksum does not match)"
-    top = root.resolve()
     for name, info in [*m.arrays.items(), *([("tokens", m.tokens)] if m.tokens else [])]:
-        stop, index = 0, {}  # shard files number 0, 1, ... in item order in each folder
-        for s in sorted(info.shards, key=lambda s: s.start):
-            f = (root / s.file).resolve()
-            if Path(s.file).is_absolute() or ".." in Path(s.file).parts or top not in f.parents:
-                return f"{where}: shard path {s.file!r} of {name} points outside the store"
-            if s.start != stop or s.stop <= s.start:
-                return f"{where}: {name} has no shard for items {stop}..{s.start} (a dropped or moved shard entry)"
-            stop = s.stop
-            k = index.get(f.parent, 0)
-            index[f.parent] = k + 1
-            if re.fullmatch(r"shard_\d{5}\.npy", f.name) and f.name != f"shard_{k:05d}.npy":
-                return f"{where}: {name}'s items {s.start}..{s.stop} are listed in {s.file}, not shard_{k:05d}.npy " \
-                       "(shard entries swapped or reordered)"
-            if not f.exists():
-                continue  # named by the checksum pass (or a resume collects it again)
-            try:
-                shape, dtype = _npy_header(f)
-            except (ValueError, OSError) as e:
-                return f"shard file {f} is not a readable .npy file ({e})"
-            if shape[:1] != (s.stop - s.start,) or list(shape[1:]) != list(info.shape) or str(dtype) != info.storage_dtype:
-                return (f"shard file {f} holds {list(shape)} {dtype}; {where} lists items {s.start}..{s.stop} "
-                        f"of shape {info.shape} {info.storage_dtype} for {name}")
-        if m.complete and stop != m.n_items:
-            return f"{where}: {name} covers items 0..{stop}, but the store has n_items={m.n_items}"
+        problem = _array_problem(root, name, info, m.n_items if m.complete else None)
+        if problem:
+            return problem
+    return ""
+
+
+def _array_problem(root: Path, name: str, info: ArrayInfo, n_items: Optional[int]) -> str:
+    where, top = root / MANIFEST, root.resolve()
+    stop, index = 0, {}  # shard files number 0, 1, ... in item order in each folder
+    for s in sorted(info.shards, key=lambda s: s.start):
+        f = (root / s.file).resolve()
+        if Path(s.file).is_absolute() or ".." in Path(s.file).parts or top not in f.parents:
+            return f"{where}: shard path {s.file!r} of {name} points outside the store"
+        if s.start != stop or s.stop <= s.start:
+            return (f"{where}: {name} has no shard for items {stop}..{s.start} "
+                    "(a dropped or moved shard entry)")
+        stop = s.stop
+        k = index[f.parent] = index.get(f.parent, -1) + 1
+        if re.fullmatch(r"shard_\d{5}\.npy", f.name) and f.name != f"shard_{k:05d}.npy":
+            return (f"{where}: {name}'s items {s.start}..{s.stop} are listed in {s.file}, not "
+                    f"shard_{k:05d}.npy (shard entries swapped or reordered)")
+        if not f.exists():
+            continue  # named by the checksum pass (or a resume collects it again)
+        try:
+            shape, dtype = _npy_header(f)
+        except (ValueError, OSError) as e:
+            return f"shard file {f} is not a readable .npy file ({e})"
+        listed = (s.stop - s.start, *info.shape)
+        if tuple(shape) != listed or str(dtype) != info.storage_dtype:
+            return (f"shard file {f} holds {list(shape)} {dtype}; {where} lists items "
+                    f"{s.start}..{s.stop} of shape {info.shape} {info.storage_dtype} for {name}")
+    if n_items is not None and stop != n_items:
+        return f"{where}: {name} covers items 0..{stop}, but the store has n_items={n_items}"
     return ""
 
 
@@ -403,7 +412,8 @@ def read_manifest(path: Path) -> Manifest:
     if not isinstance(raw, dict) or "arrays" not in raw or "n_items" not in raw:
         raise ValueError(f"{file} is not an interp activation-store manifest")
     if raw.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{file}: format_version {raw.get('format_version')!r}, this interp reads {FORMAT_VERSION}")
+        raise ValueError(f"{file}: format_version {raw.get('format_version')!r}, "
+                         f"this interp reads {FORMAT_VERSION}")
     try:
         return Manifest.model_validate(raw)
     except ValidationError as e:
@@ -419,12 +429,15 @@ def store_dir_problem(path: Path) -> str:
         m = read_manifest(path)
     except (ValueError, FileNotFoundError) as e:
         return f"is not an activation store ({e})"
-    dirs = "|".join(re.escape(i.dir) for i in [*m.arrays.values(), *([m.tokens] if m.tokens else [])]) or "(?!)"
+    infos = [*m.arrays.values(), *([m.tokens] if m.tokens else [])]
+    dirs = "|".join(re.escape(i.dir) for i in infos) or "(?!)"
+    shard = r"shard_\d{5}\.npy"
     pat = re.compile(rf"(rank\d{{5}}/)?(manifest\.json|\.manifest\.json\.[^/]+\.tmp/manifest\.json"
-                     rf"|({dirs})/(shard_\d{{5}}\.npy|\.shard_\d{{5}}\.npy\.[^/]+\.tmp/shard_\d{{5}}\.npy))")
+                     rf"|({dirs})/({shard}|\.{shard}\.[^/]+\.tmp/{shard}))")
     extra = foreign_files(path, lambda rel: bool(pat.fullmatch(rel)))
     if extra:
-        return f"holds files interp did not write ({', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''})"
+        more = " ..." if len(extra) > 5 else ""
+        return f"holds files interp did not write ({', '.join(extra[:5])}{more})"
     return ""
 
 

@@ -25,9 +25,11 @@ def _evil_dir(root, model_type="evil"):
     import transformers as T
 
     d = root / "ckpt"
-    T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=4, n_positions=16)).save_pretrained(d)
+    config = T.GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=4, n_positions=16)
+    T.GPT2LMHeadModel(config).save_pretrained(d)
     cfg = json.loads((d / "config.json").read_text())
-    cfg.update(model_type=model_type, architectures=["EvilModel"] if model_type == "evil" else cfg["architectures"],
+    arch = ["EvilModel"] if model_type == "evil" else cfg["architectures"]
+    cfg.update(model_type=model_type, architectures=arch,
                auto_map={"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"})
     (d / "config.json").write_text(json.dumps(cfg))
     (d / "evil.py").write_text(EVIL)
@@ -56,7 +58,7 @@ def test_architectures_must_name_a_model_class(tmp_path):
     cfg.pop("auto_map")
     cfg["architectures"] = ["pipeline"]  # a transformers function, not a model class
     (d / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="architectures names 'pipeline', which is not a transformers model class"):
+    with pytest.raises(ValueError, match="names 'pipeline', which is not a transformers model class"):
         interp.load_model(str(d), device="cpu")
 
 

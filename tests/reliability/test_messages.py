@@ -217,7 +217,8 @@ def test_read_only_runs_folder_fails_before_the_run(roots, fake_analysis, monkey
     assert not called
 
 
-def test_full_disk_keeps_the_result_and_says_where_it_went(roots, fake_analysis, monkeypatch, tmp_path):  # noqa: F811
+def test_full_disk_keeps_the_result_and_says_where_it_went(roots, fake_analysis,  # noqa: F811
+                                                           monkeypatch, tmp_path):
     import tempfile
 
     real_write = Result._write
