@@ -25,11 +25,15 @@ install: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# In the source checkout, demo and app keep their runs and models next to the code
+# (runs/, data/cache/; git-ignored). Installed elsewhere, interp uses per-user folders.
+LOCAL_DIRS := INTERP_RUNS=$(CURDIR)/runs INTERP_CACHE=$(CURDIR)/data/cache
+
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/interp demo
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(LOCAL_DIRS) $(BIN)/interp demo
 
 app: $(STAMP)
-	$(BIN)/interp app
+	$(LOCAL_DIRS) $(BIN)/interp app
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -58,9 +58,16 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
                     a, b = int(lo), int(hi)
                     if b < a:
                         raise ValueError
+                    if len(seeds) + b - a + 1 > MAX_SEEDS:  # counted before any list is built
+                        raise OverflowError
                     seeds += range(a, b + 1)
                 else:
                     seeds.append(int(part))
+                if len(seeds) > MAX_SEEDS:
+                    raise OverflowError
+            except OverflowError:
+                raise ValueError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds; "
+                                 f"at most {MAX_SEEDS}") from None
             except ValueError:
                 raise ValueError(f"--seeds {text!r}: expected seeds like '0-2', '0,3,5' or '0-1,7' "
                                  f"(whole numbers >= 0, ranges low-high)") from None

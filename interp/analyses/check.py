@@ -36,7 +36,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed, check_seq_len
+from interp.fields import (MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_fits,
+                           check_seq_len)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Config(BaseModel):
     timing_batches: Count = 4  # batches per timed call
     repeats: Count = 5  # interleaved timing rounds after one warm-up round
     device: Device = "auto"
+    trust_remote_code: bool = False  # run a HF checkpoint's own code (auto_map): if you trust it
     seed: Seed = 0
 
 
@@ -70,11 +72,18 @@ def load_checked_model(config: Config):
     """The configured model in the configured dtype; it must be a transformer with blocks."""
     import interp
 
-    m = interp.load_model(config.model, device=config.device, dtype=config.dtype)
+    extra = {"trust_remote_code": True} if config.trust_remote_code else {}  # explicit opt-in only
+    m = interp.load_model(config.model, device=config.device, dtype=config.dtype, **extra)
     m.eval()
     if m.kind != "transformer" or not m.n_layers:
         raise ValueError(f"check compares a transformer with its own forward; {config.model} is a {m.kind}")
     check_seq_len(m, config.seq_len)
+    bad = [n for n, p in m.module.named_parameters()
+           if p.is_floating_point() and not bool(p.isfinite().all())]
+    if bad:  # the weights are wrong, not the implementation: say so before any parity is measured
+        names = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise ConfigError(f"{config.model}: weights hold NaN or infinite values ({names}); "
+                          "parity cannot be judged on them")
     return m
 
 
@@ -301,6 +310,10 @@ def run(config: Config) -> Result:
 
     seed_everything(config.seed)
     m = load_checked_model(config)
+    n = config.n_prompts * config.seq_len
+    logits = 2 * n * (m.cfg.d_vocab or 1) * 4
+    check_fits({"prompt tokens": n * 8, "logits, traced and reference": logits},
+               "Lower n_prompts or seq_len.")
     ids = prompts(m, config.n_prompts, config.seq_len, config.seed)
     par = parity(m, ids, config.dtype)
     hooks = hook_inventory(m)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed, check_seq_len
+from interp.fields import (MAX_COUNT, ConfigError, CorpusSource, Count, Device, ModelName, Seed,
+                           check_fits, check_seq_len)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName = "zoo:code-lm-tiny"
-    corpus: str = "stdlib"
+    corpus: CorpusSource = "stdlib"
     n_prompts: Count = 32
     seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 48
     prompt: str = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\n"
@@ -53,7 +54,8 @@ def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Ten
     ids = m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"]
     stream = torch.tensor(ids, dtype=torch.long)
     if len(stream) < seq_len:
-        raise ValueError(f"held-out text of {corpus!r} has only {len(stream)} tokens; need {seq_len}")
+        raise ConfigError(f"corpus={corpus!r}: its held-out text has only {len(stream)} tokens; "
+                          f"seq_len={seq_len} needs more (a bigger corpus, or a shorter seq_len)")
     starts = torch.randint(0, len(stream) - seq_len + 1, (n,), generator=g)
     windows = torch.stack([stream[s : s + seq_len - 1] for s in starts.tolist()])
     bos = m.start_token_id if m.start_token_id is not None else windows[:, :1]
@@ -207,6 +209,10 @@ def run(config: Config) -> Result:
 
     seed_everything(config.seed)
     m = load_transformer(config)
+    batch = min(config.batch_size, config.n_prompts)
+    check_fits({"tokens": config.n_prompts * config.seq_len * 8,
+                "logits of a batch (x3)": 3 * batch * config.seq_len * m.cfg.d_vocab * 4},
+               "Lower n_prompts, seq_len or batch_size.")
     tokens = heldout_tokens(m, config.corpus, config.n_prompts, config.seq_len, config.seed)
     lens = lens_by_layer(m, tokens, config.batch_size)
     scores = head_attention_scores(m, tokens, config.batch_size)

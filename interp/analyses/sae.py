@@ -19,10 +19,11 @@ from typing import Annotated, Literal
 
 import annotated_types as at
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, Fraction, ModelName, NonNegInt, PositiveFloat, Seed
+from interp.fields import (MAX_COUNT, CorpusSource, Count, Device, Fraction, ModelName, NonNegInt,
+                           PositiveFloat, Seed)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName = "zoo:code-lm-tiny"
-    corpus: str = "stdlib"
+    corpus: CorpusSource = "stdlib"
     layer: Annotated[int, at.Ge(-64), at.Le(64)] = -1  # resid_post of this block (negative: from the end)
     n_train: Count = 512  # training windows
     n_eval: Count = 64  # held-out windows for FVU, L0 and the loss recovered
@@ -60,18 +61,29 @@ class Config(BaseModel):
     device: Device = "cpu"
     seed: Seed = 0
 
+    @model_validator(mode="after")
+    def _k_fits(self) -> "Config":
+        if self.kind == "topk" and self.k > self.d_sae:  # all on: the L0 claim would hold trivially
+            raise ValueError(f"k={self.k} is larger than d_sae={self.d_sae}; "
+                             f"valid: 1..{self.d_sae}")
+        if self.skip_first >= self.seq_len - 1:
+            raise ValueError(f"skip_first={self.skip_first} leaves nothing of seq_len={self.seq_len}; "
+                             f"valid: 0..{self.seq_len - 2}")
+        return self
+
 
 # ------------------------------------------------------------------ steps
 def load(config: Config):
     """The model and the hook name."""
     import interp
-    from interp.fields import check_seq_len
+    from interp.fields import ConfigError, check_layer, check_seq_len
 
     m = interp.load_model(config.model, device=config.device)
     if m.tokenizer is None:
-        raise ValueError(f"the sae experiment reads text; {config.model} has no tokenizer")
+        raise ConfigError(f"model={config.model}: the sae experiment reads text, and this model "
+                          "has no tokenizer")
     check_seq_len(m, config.seq_len)
-    return m, m.hook("resid_post", config.layer)
+    return m, m.hook("resid_post", check_layer(m, config.layer))
 
 
 def collect_store(m, hook: str, tokens: torch.Tensor, root: Path, batch_size: int, skip_first: int = 0):
@@ -126,6 +138,23 @@ def evaluate(m, sae, hook: str, tokens: torch.Tensor, config: Config) -> dict:
             "decoder_norm_gap": float((sae.W_dec.norm(dim=-1) - 1).abs().max())}
 
 
+def _check_sizes(m, config: Config) -> None:
+    """Before any work: what the run holds in memory, and the store it writes to the temporary
+    folder, fit this machine (:class:`~interp.fields.ConfigError` naming the settings otherwise)."""
+    import tempfile
+
+    from interp.fields import check_disk, check_fits
+
+    d, tokens = m.cfg.d_model, config.n_eval * config.seq_len
+    check_fits({"training tokens": config.n_train * config.seq_len * 8,
+                "held-out logits (x3)": 3 * tokens * m.cfg.d_vocab * 4,
+                "held-out activations and codes": tokens * (d + config.d_sae) * 4},
+               "Lower n_train, n_eval, seq_len or d_sae.")
+    check_disk(Path(tempfile.gettempdir()) if not config.cache_store else store_root(m, "", config).parent,
+               config.n_train * config.seq_len * d * 4,
+               "the activation store of the training windows", "Lower n_train or seq_len.")
+
+
 def add_criteria(result: Result, ev: dict) -> None:
     result.add_criterion("error_term_makes_splice_exact", ev["error_term_gap"], "<=", 1e-5, kind="sanity",
                          description="max |logits with the SAE spliced in plus its error term - clean logits| "
@@ -157,9 +186,7 @@ def run(config: Config) -> Result:
 
     torch.manual_seed(config.seed)
     m, hook = load(config)
-    if config.skip_first >= config.seq_len - 1:
-        raise ValueError(f"skip_first={config.skip_first} leaves nothing of seq_len={config.seq_len}: "
-                         f"use skip_first < seq_len - 1")
+    _check_sizes(m, config)
     windows = dict(seq_len=config.seq_len, max_chars=config.corpus_chars, start_token=m.start_token_id)
     train_tokens = token_windows(m.tokenizer, config.corpus, "train", config.n_train, seed=config.seed, **windows)
     eval_tokens = token_windows(m.tokenizer, config.corpus, "heldout", config.n_eval, seed=config.seed + 1, **windows)

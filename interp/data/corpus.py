@@ -16,6 +16,8 @@ STDLIB = "stdlib"
 # English prose that every Debian-like machine has: the licence texts (legal English, ~260 kB).
 ENGLISH = "english"
 _ENGLISH_DIR = Path("/usr/share/common-licenses")
+EMPTY_CORPUS = ("corpus is empty; valid: 'stdlib', 'english', a text file, or a folder of .py/.txt/.md/.rst "
+                "files")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,10 @@ class Corpus:
         return sum(map(len, self.train)) + sum(map(len, self.heldout))
 
 
-def _files(source: str) -> list[Path]:
+def corpus_files(source: str) -> list[Path]:
+    """The files of corpus ``source`` ("stdlib", a file, or a folder's text files)."""
+    if not isinstance(source, str) or not source.strip():  # Path("") is the current directory
+        raise ValueError(EMPTY_CORPUS)
     if source == STDLIB:
         root = Path(sysconfig.get_paths()["stdlib"])
         skip = ("site-packages", "test", "tests", "idlelib", "lib2to3", "turtledemo", "__pycache__")
@@ -59,7 +64,7 @@ def load_corpus(source: str = STDLIB, *, max_chars: int | None = None, heldout_f
                 seed: int = 0) -> Corpus:
     """Read documents from ``source``; keep at most ``max_chars`` characters (files in a
     seeded random order); put ``heldout_frac`` of the files in the held-out split."""
-    files = _files(source)
+    files = corpus_files(source)
     rng = random.Random(seed)
     rng.shuffle(files)
     docs: list[str] = []

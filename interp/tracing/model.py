@@ -87,7 +87,23 @@ class Model:
         return torch.float32
 
     def to(self, device: Any) -> "Model":
-        self.module.to(device)
+        """Move the weights to ``device``. A device this machine lacks fails first, with a clear
+        ``ValueError``; a move that fails half-way is undone (weights and ``cfg.device`` back where
+        they were), so the model is never marked as being somewhere it is not."""
+        from interp.utils import resolve_device
+
+        dev = resolve_device(device)
+        cfg, old = self.cfg, self.device
+        old_cfg_device = getattr(cfg, "device", None)
+        try:
+            self.module.to(dev)
+        except BaseException:
+            try:
+                self.module.to(old)
+            finally:
+                if cfg is not None and old_cfg_device is not None:
+                    cfg.device = old_cfg_device
+            raise
         return self
 
     def eval(self) -> "Model":
@@ -170,7 +186,8 @@ class Model:
         if self.tokenizer is None:
             raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
         if hasattr(self.module, "to_tokens") and self.kind == "transformer":
-            return self.module.to_tokens(text, prepend_bos=prepend_bos).to(self.device)
+            tokens = self.module.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
+            return tokens.to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         bos = self.start_token_id
@@ -182,6 +199,29 @@ class Model:
         for i, x in enumerate(ids):
             out[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         return out.to(self.device)
+
+    def text_tokens(self, texts: Sequence[str],
+                    prepend_bos: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tokens [N, T] right-padded, lengths [N])`` of ``texts`` on the CPU. Each length is
+        what the tokenizer itself makes of that text alone, never guessed from pad tokens (a pad
+        id can be EOS, or 0, and occur in real text)."""
+        texts = list(texts)
+        tokens = self.to_tokens(texts, prepend_bos=prepend_bos).cpu()
+        if not (hasattr(self.module, "to_tokens") and self.kind == "transformer"):
+            bos = getattr(self.tokenizer, "bos_token_id", None)
+            extra = int(prepend_bos and bos is not None)
+            counts = [len(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
+            lengths = torch.tensor(counts) + extra
+            return tokens, lengths.clamp(1, tokens.shape[-1])
+        # The bridge tokenises the batch with the tokenizer (right padding), and prepends BOS
+        # itself when the tokenizer does not: the tokenizer's own attention mask, plus that BOS.
+        cfg = self.module.cfg
+        n_ctx = getattr(cfg, "n_ctx", None)
+        enc = self.tokenizer(texts, padding=True, padding_side="right", truncation=n_ctx is not None,
+                             max_length=n_ctx, return_attention_mask=True)
+        manual_bos = prepend_bos and not getattr(cfg, "tokenizer_prepends_bos", True)
+        lengths = torch.tensor([sum(mask) for mask in enc["attention_mask"]]) + int(manual_bos)
+        return tokens, lengths.clamp(1, tokens.shape[-1])
 
     def to_string(self, tokens: Any) -> str | list[str]:
         if self.tokenizer is None:

@@ -18,15 +18,18 @@ from interp.tracing.store import (
     ActivationStore,
     ArrayInfo,
     Manifest,
+    StoreCorruptedError,
+    manifest_digest,
+    read_manifest,
     remove_store,
     sanitize,
     shard_file,
     shard_problem,
     storage_dtype_name,
     torch_dtype_name,
+    write_manifest,
     write_shard,
 )
-from interp.utils import read_json, write_json
 
 log = logging.getLogger("interp")
 
@@ -131,12 +134,22 @@ class MemorySink(Sink):
             view = chunks[1][i // k]  # views made once per buffer: no slicing per batch
         else:
             if name not in self.bufs:
+                self._check_fits(name, a)
                 self.bufs[name] = torch.empty((self.ident["n_items"], *a.shape[1:]), dtype=a.dtype)
             if i % k == 0 and self.ident["n_items"] > k:
                 self.chunks[name] = (k, self.bufs[name].split(k))
             view = self.bufs[name][i:i + k]
         view.copy_(a)
         return view
+
+    def _check_fits(self, name: str, a: torch.Tensor) -> None:
+        """Before ``name``'s ``[N, ...]`` buffer is allocated: it and those before it fit."""
+        from interp.fields import check_fits
+
+        n = self.ident["n_items"]
+        parts = {f"{h} {list(b.shape)}": b.numel() * b.element_size() for h, b in self.bufs.items()}
+        parts[f"{name} {[n, *a.shape[1:]]}"] = n * a[0].numel() * a.element_size()
+        check_fits(parts, "Collect to disk (out=<dir>: shards read one at a time) or fewer items.")
 
     def finish(self) -> ActivationStore:
         bufs = {h: self.bufs[h] for h in self.ident["hooks"]}
@@ -164,7 +177,11 @@ class DiskSink(Sink):
         if overwrite:
             remove_store(root)
         if (root / MANIFEST).exists():
-            old = Manifest.model_validate(read_json(root / MANIFEST))
+            old = read_manifest(root)
+            if old.manifest_sha256 and old.manifest_sha256 != manifest_digest(old):
+                raise StoreCorruptedError(
+                    f"{root / MANIFEST} was edited after it was written (its own checksum does not "
+                    "match); collect into a new directory, or overwrite=True")
             self._check_same(old)
             if old.complete:
                 self.done = ActivationStore(old, path=root)
@@ -214,7 +231,7 @@ class DiskSink(Sink):
             self.manifest = Manifest(**self.ident, arrays=arrays, tokens=self._tokens_info(),
                                      shard_size=self.shard_size)
             self.root.mkdir(parents=True, exist_ok=True)
-            write_json(self.root / MANIFEST, self.manifest.model_dump())
+            write_manifest(self.root, self.manifest)
         for h, a in batch.items():
             info = self.manifest.arrays[h]
             if list(a.shape[1:]) != info.shape or torch_dtype_name(a.dtype) != info.dtype:
@@ -268,7 +285,7 @@ class DiskSink(Sink):
         if self.manifest.tokens is not None:
             info = self.manifest.tokens
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b))
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
+        write_manifest(self.root, self.manifest)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -281,5 +298,5 @@ class DiskSink(Sink):
     def finish(self) -> ActivationStore:
         self.close()
         self.manifest.complete = True
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
+        write_manifest(self.root, self.manifest)
         return ActivationStore(self.manifest, path=self.root)

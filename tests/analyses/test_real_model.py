@@ -39,7 +39,7 @@ def test_check_passes_on_the_real_model(shared_real):
     result = interp.analyses.get("check").run(dict(model=REAL, n_prompts=2, seq_len=16, timing_batch=(2, 16),
                                                    timing_batches=1, repeats=1, device="cpu"))
     assert all(c.holds for c in result.criteria), result.summary()
-    assert result.metrics["plain_routed_hooks"][0] > 0
+    assert result.metrics["plain_routed_hooks"] > 0  # collect takes the fast path on it
 
 
 def test_model_report_real_preset(shared_real):
