@@ -200,6 +200,37 @@ def test_every_package_and_public_name_is_reachable_from_interp():
         interp.nonexistent  # noqa: B018
 
 
+# Public modules that still lack a test module of their own (most are exercised through the
+# analyses' tests). This list only shrinks: a module that gets its test file must leave it, and
+# a new module must come with its test file (tests/<package>/test_<module>.py).
+UNTESTED_MODULES = {
+    "interp/bench/collection.py", "interp/bench/core.py", "interp/bench/methods.py",  # tests/bench/test_bench.py
+    "interp/methods/completion.py", "interp/methods/planted.py", "interp/methods/probes.py",
+    "interp/methods/prompt_probe.py",  # methods/ is being extended in parallel; tests/app covers prompt_probe
+    "interp/models/llava.py", "interp/models/vlm.py",  # tests/analyses/test_crossmodal.py
+    "interp/models/recipes/code_lm.py", "interp/models/recipes/ngram_heads.py", "interp/models/recipes/reversal.py",
+    "interp/models/recipes/rnn_hmm.py", "interp/models/recipes/sae_circuits.py",  # tests/models/test_zoo.py
+    "interp/plotting/explorer.py",  # tests/app/test_app.py
+}
+
+
+def own_test_path(path: str) -> str:
+    """``interp/<package>/<module>.py`` -> ``tests/<package>/test_<module>.py``."""
+    parts = Path(path).relative_to("interp").parts
+    return str(Path("tests", *parts[:-1], f"test_{parts[-1]}"))
+
+
+def test_every_public_module_has_a_test_module_of_its_own():
+    public = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "interp").rglob("*.py")
+                    if not p.name.startswith("_"))
+    missing = {p for p in public if not (ROOT / own_test_path(p)).exists()}
+    assert missing <= UNTESTED_MODULES, f"modules without a test module: {sorted(missing - UNTESTED_MODULES)}"
+    done = UNTESTED_MODULES - missing
+    assert not done, f"these have a test module now: remove them from UNTESTED_MODULES: {sorted(done)}"
+    assert own_test_path("interp/tracing/model.py") == "tests/tracing/test_model.py"
+    assert own_test_path("interp/fields.py") == "tests/test_fields.py"
+
+
 def test_registries_refuse_a_duplicate_name():
     from pydantic import BaseModel
 
