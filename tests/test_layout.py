@@ -33,12 +33,26 @@ def _resolve(name: str) -> str | None:
     return name or None
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Ids of the nodes inside ``if TYPE_CHECKING:`` blocks (never imported at run time)."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            inside |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return inside
+
+
 def import_graph() -> dict[str, set[str]]:
-    """Every import between project modules, module-level and inside functions alike."""
+    """Every import between project modules that runs, module-level and inside functions alike
+    (imports for type checkers only cannot close a circle)."""
     graph: dict[str, set[str]] = {m: set() for m in MODULES}
     for mod, path in MODULES.items():
         package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        typing_only = _type_checking_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             targets = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -81,6 +95,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+    tree = ast.parse("import a\nif TYPE_CHECKING:\n    import b\n")
+    skipped = _type_checking_only(tree)
+    assert [n.names[0].name for n in ast.walk(tree) if isinstance(n, ast.Import) and id(n) not in skipped] == ["a"]
 
 
 def test_no_import_circle_between_project_modules():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -143,7 +144,7 @@ def _models(config: Config):
     return tf, rnn
 
 
-def _hf_causal(config: Config, arch: str, path: "Path", T: int):
+def _hf_causal(config: Config, arch: str, path: Path, T: int):
     """A GPT-2- or Llama-shaped causal LM of the bench's sizes, random weights, saved and loaded
     (the way a user loads a checkpoint: a directory, no download)."""
     import torch

@@ -108,7 +108,7 @@ def edit_heads(heads: Sequence[int], fn: Callable[[torch.Tensor], torch.Tensor],
 
     def edit(act: torch.Tensor) -> torch.Tensor:
         out = act.clone()
-        idx = [slice(None)] * act.ndim
+        idx: list[Any] = [slice(None)] * act.ndim
         idx[head_dim] = heads
         out[tuple(idx)] = fn(act[tuple(idx)])
         return out
@@ -127,7 +127,7 @@ def patch_heads(heads: Sequence[int], source: torch.Tensor, head_dim: int = 2) -
 
     def edit(act: torch.Tensor) -> torch.Tensor:
         out = act.clone()
-        idx = [slice(None)] * act.ndim
+        idx: list[Any] = [slice(None)] * act.ndim
         idx[head_dim] = heads
         out[tuple(idx)] = source.to(act.device, act.dtype)[tuple(idx)]
         return out
