@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from interp.results import Criterion, Result
-from interp.utils import seed_label  # noqa: F401  (re-exported; it lives low so plotting can use it)
+from interp.utils import seed_label  # noqa: F401  (re-exported; it lives in utils for plotting)
 
 log = logging.getLogger("interp")
 

@@ -217,7 +217,8 @@ def seed_label(values: Sequence[Any]) -> str:
 
 
 # ----------------------------------------------------------------- timing
-def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+                ) -> dict[str, list[float]]:
     """Seconds per call of each variant, rounds interleaved: A B C, A B C, ..."""
     for _ in range(warmup):
         for fn in variants.values():

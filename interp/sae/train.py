@@ -400,7 +400,7 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
     report = {k: final[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
     report.update({"resampled": resampled, "seconds": time.time() - t0, "log": loss_log, "metrics": points,
                    "kind": cfg.kind, "n_rows": src.n_rows, "resumed_from": start,
-                   "max_resident_rows": stream.max_resident_rows if stream is not None else src.n_rows})
+                   "max_resident_rows": src.n_rows if stream is None else stream.max_resident_rows})
     log.debug("SAE %s: fvu %.3f l0 %.2f dead %.2f", cfg.kind, report["fvu"], report["l0"], report["dead_frac"])
     return sae, report
 
@@ -431,7 +431,8 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
         bar.set_postfix(loss=f"{running:.3f}")
         sae.normalise_decoder()
         if tc.resample_every and (step + 1) % tc.resample_every == 0 and step + 1 < tc.resample_until * tc.steps:
-            pool = xb if stream is None else stream.pool(RESAMPLE_ROWS)  # full batch: xb is every row
+            # full batch: xb is every row
+            pool = xb if stream is None else stream.pool(RESAMPLE_ROWS)
             resampled += resample_dead(sae, pool, g)
         last = step == tc.steps - 1
         if step % tc.log_every == 0 or last:

@@ -33,7 +33,8 @@ class Point(NamedTuple):
 
     path: str  # submodule path, "" for the root
     where: str = "out"  # "out": the module's output; "in": its first positional input
-    index: int | None = None  # type: ignore[assignment]  # element of a tuple output/input (shadows tuple.index)
+    # this element of a tuple output/input (the field shadows tuple.index, hence the ignore)
+    index: int | None = None  # type: ignore[assignment]
     heads: bool = False  # reshape [batch, pos, head * d_head] -> [batch, pos, head, d_head]
     per_step: bool = False  # fires once per time step: stack the calls along dim 1
 

@@ -408,13 +408,15 @@ def checked_edit(name: str, act: Any, new: Any) -> Any:
     if not isinstance(act, torch.Tensor):
         return new
     if not isinstance(new, torch.Tensor):
-        raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a tensor "
-                        f"shaped like its input (or None to keep the activation)")
+        raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
+                        "tensor shaped like its input (or None to keep the activation)")
     if new.dtype != act.dtype:
-        raise TypeError(f"edit for {name!r} returned dtype {str(new.dtype).replace('torch.', '')}, "
-                        f"expected {str(act.dtype).replace('torch.', '')} (cast with .to(act.dtype))")
+        got, want = (str(d).replace("torch.", "") for d in (new.dtype, act.dtype))
+        raise TypeError(f"edit for {name!r} returned dtype {got}, expected {want} "
+                        "(cast with .to(act.dtype))")
     if new.shape != act.shape:
-        raise ValueError(f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}")
+        raise ValueError(f"edit for {name!r} returned shape {tuple(new.shape)}, "
+                         f"expected {tuple(act.shape)}")
     return new
 
 

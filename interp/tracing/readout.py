@@ -18,7 +18,8 @@ import torch
 
 def unembed(m: Any, resid: torch.Tensor, *, norm: bool = True) -> torch.Tensor:
     """Logits ``[..., d_vocab]`` read from residual vectors ``resid [..., d_model]`` through the
-    model's final norm (``norm=True``; skipped when False) and its unembedding (no autograd graph)."""
+    model's final norm (``norm=True``; skipped when False) and its unembedding (no autograd
+    graph)."""
     bridge = m.module
     if not (hasattr(bridge, "unembed") and hasattr(bridge, "ln_final")):
         raise TypeError(f"the logit lens needs a TransformerLens bridge with ln_final and unembed; "

@@ -6,7 +6,7 @@ adapter table, the plain module with the bridge wrappers peeled off), so the ans
 and analyses ask for them instead of importing :mod:`interp.tracing.adapters`:
 
     ref, source = reference_module(m)             # "hf" (transformers tree) or "native" (zoo)
-    out = native_forward(m, ref, ids)             # {"logits", "hidden"} read at the adapters' modules
+    out = native_forward(m, ref, ids)             # {"logits", "hidden"} at the adapters' modules
     collect_path(m, m.resid_names())              # "plain modules" or "bridge hooks"
     plain_routes(m)                               # {"n_routed", "unrouted_kinds"}
 """
@@ -29,15 +29,16 @@ def reference_module(m: Model) -> tuple[torch.nn.Module, str]:
     from transformers import PreTrainedModel
 
     original = getattr(m.module, "original_model", None)
-    plain = adapters.plain_module(m)  # the bridge wrappers peeled off, built once per bridge (collect runs it too)
+    # the bridge wrappers peeled off, built once per bridge (collect runs the same tree)
+    plain = adapters.plain_module(m)
     if isinstance(original, PreTrainedModel):
         # the bridge swaps its components into the HF tree; the original HF modules sit under them
         return (plain if plain is not None else adapters.unwrap(original)), "hf"
     if original is not None and plain is not None:
         return plain, "native"
-    raise ValueError(f"{m.model_id}: no plain module to compare the bridge with "
-                     f"({type(original if original is not None else m.module).__name__} has no adapter and is not a "
-                     "transformers model)")
+    what = type(original if original is not None else m.module).__name__
+    raise ValueError(f"{m.model_id}: no plain module to compare the bridge with ({what} has no "
+                     "adapter and is not a transformers model)")
 
 
 def native_forward(m: Model, ref: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
@@ -74,6 +75,7 @@ def plain_routes(m: Model) -> dict[str, Any]:
     """How many hook names ``collect`` reads off plain modules (the fast path), and the hook
     kinds (names less their ``blocks.<l>.`` prefix) that only the bridge's hooks compute."""
     root = adapters.plain_module(m)
-    routed = [] if root is None else [n for n in m.hook_names if adapters.plan(m, root, (n,)) is not None]
+    routed = [] if root is None else [
+        n for n in m.hook_names if adapters.plan(m, root, (n,)) is not None]
     kinds = sorted({re.sub(r"^blocks\.\d+\.", "", n) for n in set(m.hook_names) - set(routed)})
     return {"n_routed": len(routed), "unrouted_kinds": kinds}
