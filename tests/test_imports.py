@@ -239,3 +239,66 @@ def test_sideways_imports_internals_and_exceptions(tmp_path):
     assert len(violations(root, SYNTHETIC, allowed, internal, packages=("interp",))) == 1
     with pytest.raises(KeyError, match="on no layer"):
         layer_of("elsewhere.mod", SYNTHETIC)
+
+
+# ----------------------------------------------------------------- model knowledge stays in tracing
+# Architecture knowledge lives in the tracing layer (the Model, its adapters and readouts):
+# methods/ and analyses/ neither import TransformerLens, transformers or nnsight, nor read the
+# bridge's internals (the wrapped module under ``original_model``, its ``_original_component``s).
+# Today's offenders, per file, each an exact count: moving one into tracing/ means lowering its
+# number here (the test fails until you do), and a new offender fails the test.
+BACKEND_PACKAGES = ("transformer_lens", "transformers", "nnsight")
+BRIDGE_INTERNALS = ("original_model", "_original_component")
+BACKEND_IMPORTS_ALLOWED: dict[str, set[str]] = {
+    "interp/methods/knockout.py": {  # the key/value-reusing knockout builds on the attention and cache classes
+        "transformer_lens.model_bridge.generalized_components.attention", "transformers",
+        "transformers.models.auto.modeling_auto", "transformers.cache_utils"},
+}
+BRIDGE_INTERNALS_ALLOWED: dict[str, int] = {
+    "interp/methods/knockout.py": 3,  # reruns the native attention blocks for the fast path
+    "interp/methods/masks.py": 3,  # masks parametrize the native module's weights
+    "interp/analyses/check.py": 1,  # Hugging Face's base model, to place the final norm
+    "interp/analyses/crossmodal.py": 1,  # casts the wrapped LLaVA module, projector included
+}
+
+
+def backend_use(path: Path) -> tuple[set[str], int]:
+    """(backend modules ``path`` imports, reads of bridge internals: ``.original_model`` and the
+    like, as attributes or as ``getattr`` strings)."""
+    imported: set[str] = set()
+    reads = 0
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+        imported |= {n for n in names if n.split(".")[0] in BACKEND_PACKAGES}
+        if isinstance(node, ast.Attribute) and node.attr in BRIDGE_INTERNALS:
+            reads += 1
+        elif isinstance(node, ast.Constant) and node.value in BRIDGE_INTERNALS:
+            reads += 1
+    return imported, reads
+
+
+def test_methods_and_analyses_leave_backend_internals_to_tracing():
+    files = sorted([*(ROOT / "interp" / "methods").rglob("*.py"), *(ROOT / "interp" / "analyses").rglob("*.py")])
+    imports, reads = {}, {}
+    for path in files:
+        rel = str(path.relative_to(ROOT))
+        imported, n = backend_use(path)
+        if imported:
+            imports[rel] = imported
+        if n:
+            reads[rel] = n
+    assert imports == BACKEND_IMPORTS_ALLOWED, (
+        "methods/ and analyses/ import backend internals other than the allowed ones; ask the Model "
+        f"(interp/tracing) instead, or lower the allow-list: {imports}")
+    assert reads == BRIDGE_INTERNALS_ALLOWED, (
+        f"reads of {BRIDGE_INTERNALS} in methods/ and analyses/ changed: {reads}; a new one belongs in "
+        "interp/tracing, a removed one leaves BRIDGE_INTERNALS_ALLOWED")
+
+
+def test_backend_use_sees_imports_and_internal_reads(tmp_path):
+    p = tmp_path / "m.py"
+    p.write_text("def f(m):\n    from transformers import DynamicCache\n    import nnsight\n"
+                 "    from interp.tracing import trace\n"
+                 "    return m.module.original_model, getattr(m, '_original_component')\n")
+    assert backend_use(p) == ({"transformers", "nnsight"}, 2)
