@@ -227,7 +227,6 @@ UNTESTED_MODULES = {
     "interp/models/llava.py", "interp/models/vlm.py",  # tests/analyses/test_crossmodal.py
     "interp/models/recipes/code_lm.py", "interp/models/recipes/ngram_heads.py", "interp/models/recipes/reversal.py",
     "interp/models/recipes/rnn_hmm.py", "interp/models/recipes/sae_circuits.py",  # tests/models/test_zoo.py
-    "interp/plotting/explorer.py",  # tests/app/test_app.py
 }
 
 
