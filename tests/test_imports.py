@@ -2,10 +2,11 @@
 packages (module level and inside function bodies alike) runs downwards.
 
 ``LAYERS`` below is the order the architecture document draws, lowest first. A module may
-import from its own package and from any package on a lower layer; two packages on one
-layer never import each other. ``import interp`` followed by ``interp.trace(...)`` counts as
-an import of the module that defines ``trace`` (the package's lazy public API), so the
-façade hides nothing.
+import from its own unit and from any unit on a lower layer; two units on one layer never
+import each other. ``import interp`` followed by ``interp.trace(...)`` counts as an import of
+the module that defines ``trace`` (the package's lazy public API), so the façade hides nothing.
+The second half keeps model knowledge in the tracing layer: methods/ and analyses/ import no
+backend (TransformerLens, transformers, nnsight) beyond an allow-list that only shrinks.
 """
 
 from __future__ import annotations
