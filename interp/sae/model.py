@@ -32,7 +32,6 @@ from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-
 class SAEConfig(BaseModel):
     """Architecture of an SAE."""
 

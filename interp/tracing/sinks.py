@@ -283,15 +283,16 @@ class DiskSink(Sink):
 
     def _flush(self, s: int) -> None:
         """Write shard ``s`` of every array, then the manifest (which makes the shard count)."""
-        size, n, manifest = self._size(), self.ident["n_items"], self._manifest()
+        assert self.manifest is not None and self.shard_size is not None  # set by the first batch
+        size, n = self.shard_size, self.ident["n_items"]
         a, b = s * size, min((s + 1) * size, n)
         bufs = self.sets[s % len(self.sets)]
-        for h, info in manifest.arrays.items():
+        for h, info in self.manifest.arrays.items():
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), bufs[h][:b - a], a, b))
-        if manifest.tokens is not None and self.tokens is not None:
-            info = manifest.tokens
+        if self.manifest.tokens is not None and self.tokens is not None:
+            info = self.manifest.tokens
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b))
-        write_json(self.root / MANIFEST, manifest.model_dump())
+        write_json(self.root / MANIFEST, self.manifest.model_dump())
 
     def close(self) -> None:
         if self.writer is not None:
@@ -303,7 +304,7 @@ class DiskSink(Sink):
 
     def finish(self) -> ActivationStore:
         self.close()
-        manifest = self._manifest()
-        manifest.complete = True
-        write_json(self.root / MANIFEST, manifest.model_dump())
-        return ActivationStore(manifest, path=self.root)
+        assert self.manifest is not None, "no batch has been put"
+        self.manifest.complete = True
+        write_json(self.root / MANIFEST, self.manifest.model_dump())
+        return ActivationStore(self.manifest, path=self.root)
