@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -317,7 +317,7 @@ def _logit_effects(sae: Any, model: Any, n: int):
 def logit_effects(sae: Any, model: Any) -> torch.Tensor:
     """``[d_sae, d_vocab]``: each decoder row (in the model's units, ``input_scale`` folded in) read
     through the unembedding without the final norm, bias removed: ``W_dec @ W_U``."""
-    from interp.methods.lens import unembed
+    from interp.tracing.readout import unembed
 
     w_dec = sae.folded()["W_dec"].detach()  # [d_sae, d_in]
     w_u = getattr(model.module, "W_U", None)

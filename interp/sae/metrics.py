@@ -61,6 +61,7 @@ def loss_recovered(m: Any, sae: Any, hook: str, tokens: Int[torch.Tensor, "n pos
         zero, _ = trace(m, x, edits={hook: torch.zeros_like})
         with spliced(m, {hook: sae}, error_term=False):
             out, acts = trace(m, x, capture=[acts_name])
+        assert clean is not None and zero is not None and out is not None  # trace never stops early
         sums["clean"] += float(_next_token_ce(clean, x))
         sums["zero"] += float(_next_token_ce(zero, x))
         sums["spliced"] += float(_next_token_ce(out, x))

@@ -448,25 +448,36 @@ def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = Non
                  kind="module")
 
 
+def checked_edit(name: str, act: Any, new: Any) -> Any:
+    """What an edit of ``act`` at hook ``name`` hands on: ``new`` when it is a tensor of
+    ``act``'s shape and dtype, ``act`` when the edit returned None (keep the activation).
+    Anything else is an error that names the hook and what was expected. Both backends
+    call this (TransformerLens hooks here, nnsight in :func:`interp.trace`). A non-tensor
+    activation (a module's tuple output under nnsight) is the edit's to rebuild."""
+    if new is None:
+        return act
+    if not isinstance(act, torch.Tensor):
+        return new
+    if not isinstance(new, torch.Tensor):
+        raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
+                        "tensor shaped like its input (or None to keep the activation)")
+    if new.dtype != act.dtype:
+        got, want = (str(d).replace("torch.", "") for d in (new.dtype, act.dtype))
+        raise TypeError(f"edit for {name!r} returned dtype {got}, expected {want} "
+                        "(cast with .to(act.dtype))")
+    if new.shape != act.shape:
+        raise ValueError(f"edit for {name!r} returned shape {tuple(new.shape)}, "
+                         f"expected {tuple(act.shape)}")
+    return new
+
+
 def make_hook(name, edit, keep, store, per_step, stop, detach):
     """A TransformerLens-style hook ``hook(act, hook) -> act`` that applies ``edit`` (checked:
     a tensor of the input's shape and dtype, or None to keep it), keeps the result in ``store``
     when ``keep``, and raises :class:`StopForward` when ``stop``."""
     def hook(act, hook):
         if edit is not None:
-            new = edit(act)
-            if new is not None:
-                if not isinstance(new, torch.Tensor):
-                    raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a tensor "
-                                    f"shaped like its input (or None to keep the activation)")
-                if new.dtype != act.dtype:
-                    raise TypeError(f"edit for {name!r} returned dtype {str(new.dtype).replace('torch.', '')}, "
-                                    f"expected {str(act.dtype).replace('torch.', '')} (cast with .to(act.dtype))")
-                if new.shape != act.shape:
-                    raise ValueError(
-                        f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"
-                    )
-                act = new
+            act = checked_edit(name, act, edit(act))
         if keep:
             value = act.detach() if detach else act
             if per_step:
