@@ -13,8 +13,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Union
 
-from interp.models.io import MODEL_FILE, _native, load_canonical_state_dict
 from interp.fields import ConfigError
+from interp.models.io import MODEL_FILE, _native, load_canonical_state_dict
 from interp.utils import read_json, unknown_name_error
 
 

@@ -255,9 +255,7 @@ def test_bad_port_unknown_experiment_filters_exit_2(roots, fake_analysis):  # no
 
 
 def test_sae_and_check_bound_their_buffers_before_any_work(model_dir, monkeypatch, tiny_gpt):
-    from interp.analyses import sae
-
-    from interp.analyses import check
+    from interp.analyses import check, sae
 
     monkeypatch.setattr(fields, "memory_bytes", lambda: 2**30)
     with pytest.raises(ConfigError, match="prompt tokens.*Lower n_prompts"):
