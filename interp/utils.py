@@ -342,3 +342,47 @@ def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: in
 def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
     """Median over rounds of ``time(a) / time(b)`` (same round: same machine load)."""
     return float(statistics.median(x / y for x, y in zip(times[a], times[b])))
+
+
+# ------------------------------------------------------------------ resource checks
+class ConfigError(ValueError):
+    """A config value that only the loaded model (or the machine) shows to be wrong, e.g. longer
+    than the model's context, or more memory than the machine has. The CLI reports it like a
+    validation error (exit 2), naming the field."""
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB"
+
+
+def check_fits(parts: dict[str, int], fix: str) -> None:
+    """:class:`ConfigError` when the buffers ``parts`` (description -> bytes) that a run is about
+    to allocate together exceed this machine's memory; ``fix`` says which setting to lower."""
+    total, limit = sum(parts.values()), memory_bytes()
+    if limit is not None and total > limit:
+        shown = ", ".join(f"{k}: {_gb(v)}" for k, v in parts.items())
+        raise ConfigError(f"this would allocate {_gb(total)} ({shown}); this machine has "
+                          f"{_gb(limit)} of memory. {fix}")
+
+
+def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
+    """:class:`ConfigError` when ``folder``'s file system has less free space than ``nbytes``."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # the folder does not exist yet, or the OS does not say: the write will tell
+        return
+    if nbytes > free:
+        raise ConfigError(f"{what} needs {_gb(nbytes)} on disk; {folder} has {_gb(free)} free. "
+                          f"{fix}")

@@ -42,7 +42,7 @@ def load_real(config: Config, tf=None):
 
 def spread_layers(n_layers: int, k: int = 4) -> list[int]:
     """``k`` layers spread over the depth, the last one included."""
-    return sorted({round((i + 1) * n_layers / k) - 1 for i in range(k)})
+    return sorted({-(-(i + 1) * n_layers // k) - 1 for i in range(k)})  # ceil((i+1) L / k) - 1
 
 
 def bench_real_model(b: Bench, config: Config, tf=None) -> None:
