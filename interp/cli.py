@@ -300,16 +300,32 @@ def run_app(port: int = typer.Option(8501, min=1, max=65535, help="Port to serve
     os.execv(sys.executable, cmd)
 
 
+def _real_presets(known: dict, which: str) -> list[str]:
+    """Experiments whose ``real`` preset the demo runs (none when the real model is missing)."""
+    from interp.models import pretrained
+
+    if which == "none" or not pretrained.is_installed("smollm2-135m"):
+        return []
+    names = [e for e, exp in known.items() if "real" in getattr(exp, "presets", {})]
+    return [e for e in names if which == "all" or e == which]
+
+
 @app.command("demo")
 def demo(
     serve: bool = typer.Option(True, help="Start the dashboard after the runs."),
     port: int = typer.Option(8501, min=1, max=65535, help="Dashboard port (1-65535)."),
     only: List[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
+    real: str = typer.Option("check", "--real", help="Real-model presets to run after the quick ones, when "
+                             "the real model is installed: 'check' (the checkpoint check: a few minutes, "
+                             "the default), 'all' (every experiment's `real` preset: about an hour on 2 CPU "
+                             "cores) or 'none'."),
 ) -> None:
     """Run every registered experiment's quick preset, print a verdict table, start the dashboard.
 
     Models come from the zoo cache when they were built before, so a second demo is fast.
-    One experiment that fails is reported in the table and does not stop the others.
+    One experiment that fails is reported in the table and does not stop the others. Then the
+    real model's presets (``--real``): by default only its check, which also converts it once,
+    so the explorer opens on it quickly.
     """
     import time
 
@@ -324,23 +340,27 @@ def demo(
     for name in only:
         if name not in known:
             _fail(unknown_name_error("experiment", name, sorted(known)).args[0])
-    names = [e for e in known if not only or e in only]
+    if real not in ("check", "all", "none"):
+        _fail(f"--real {real!r}: valid values are 'check', 'all' and 'none'")
+    jobs = [(e, "quick") for e in known if not only or e in only]
+    jobs += [(e, "real") for e in _real_presets(known, real) if not only or e in only]
     rows = []
     t_all = time.time()
-    for i, name in enumerate(names, 1):
-        typer.secho(f"\n[{i}/{len(names)}] {name} (quick)  elapsed {time.time() - t_all:.0f} s", bold=True)
+    for i, (name, preset) in enumerate(jobs, 1):
+        typer.secho(f"\n[{i}/{len(jobs)}] {name} ({preset})  elapsed {time.time() - t_all:.0f} s", bold=True)
         t0 = time.time()
+        name = name if preset == "quick" else f"{name} real"
         try:
-            crit = Result.load(run_experiment(name, "quick")).criteria
+            crit = Result.load(run_experiment(name.split()[0], preset)).criteria
             sanity = [c for c in crit if c.kind == "sanity"]
             claims = [c for c in crit if c.kind == "claim"]
             rows.append((name, f"{sum(c.holds for c in sanity)}/{len(sanity)}",
                          f"{sum(c.holds for c in claims)}/{len(claims)}", time.time() - t0, ""))
         except Exception as e:  # one broken experiment must not hide the others
             rows.append((name, "-", "-", time.time() - t0, f"{type(e).__name__}: {e}"))
-    typer.secho(f"\n{'experiment':<16} {'sanity held':>11} {'claims held':>11} {'seconds':>8}", bold=True)
+    typer.secho(f"\n{'experiment':<20} {'sanity held':>11} {'claims held':>11} {'seconds':>8}", bold=True)
     for name, sanity, claims, secs, err in rows:
-        line = f"{name:<16} {sanity:>11} {claims:>11} {secs:>8.0f}"
+        line = f"{name:<20} {sanity:>11} {claims:>11} {secs:>8.0f}"
         typer.secho(line + (f"  FAILED: {err}" if err else ""), fg=typer.colors.RED if err else None)
     typer.echo(f"total {time.time() - t_all:.0f} s. Details: `interp runs`, or the dashboard. "
                "The performance benchmark is separate: `interp bench`.")
