@@ -38,6 +38,10 @@ class Config(BaseModel):
     prompt: str = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\n"
     ablation: Literal["mean", "zero"] = "mean"
     batch_size: Count = 16
+    # A circuit task whose heads are found by activation and by attribution patching (per head,
+    # counterfactual prompts; interp.data.sae_circuits builds them from the model's tokenizer).
+    task: Literal["none", "ioi", "ioi_natural", "greater_than", "induction"] = "none"
+    task_prompts: Count = 8
     device: Device = "auto"
     seed: Seed = 0
 
@@ -201,7 +205,7 @@ def prompt_patterns(m, prompt: str, tokens: torch.Tensor) -> tuple[np.ndarray, l
 
 
 @register("model_report", Config, title="Model report: logit lens, attention, head ablation",
-          figure_order=("logit_lens", "head_ablation", "head_scores", "attention"))
+          figure_order=("logit_lens", "head_ablation", "head_scores", "attention", "task_patching"))
 def run(config: Config) -> Result:
     """Logit lens, attention patterns and per-head ablation on a transformer."""
     from interp.utils import seed_everything
@@ -218,7 +222,58 @@ def run(config: Config) -> Result:
     abl = head_ablation(m, tokens, config.ablation, config.batch_size)
     uni = unigram_loss(m, tokens, config.corpus)
     patterns, str_tokens = prompt_patterns(m, config.prompt, tokens)
-    return report(config, m, lens, scores, abl, uni, patterns, str_tokens)
+    result = report(config, m, lens, scores, abl, uni, patterns, str_tokens)
+    if config.task != "none":
+        add_task_patching(result, task_patching(m, config))
+    return result
+
+
+def task_patching(m, config: Config) -> dict:
+    """On ``task_prompts`` prompts of ``config.task``: the clean metric (the logit difference for
+    IOI), and each head's effect on it by activation patching (the counterfactual prompt's
+    ``hook_z``, one head at a time) and by attribution patching (its first-order estimate from
+    one forward and backward), averaged over the prompts."""
+    from interp.data.sae_circuits import make_task
+    from interp.methods.patching import activation_patching, attribution_patching
+
+    if m.tokenizer is None:
+        raise ValueError(f"task={config.task!r} builds prompts from the model's tokenizer; "
+                         f"{config.model} has none (use task='none')")
+    ps = make_task(config.task, m.tokenizer, config.task_prompts, config.seed)
+    metric = ps.metric_fn()
+    with torch.no_grad():
+        clean = metric(m(ps.clean.to(m.device)), torch.arange(len(ps))).float()
+        corrupt = metric(m(ps.corrupt.to(m.device)), torch.arange(len(ps))).float()
+    kw = dict(corrupt=ps.corrupt, batch_size=config.batch_size * 4)
+    act = activation_patching(m, ps.clean, metric, **kw).mean(0).numpy()  # [layers, heads]
+    att = attribution_patching(m, ps.clean, metric, **kw).mean(0).numpy()
+    r = float(np.corrcoef(act.ravel(), att.ravel())[0, 1]) if act.std() > 0 and att.std() > 0 else float("nan")
+    return {"task": config.task, "metric": ps.metric, "clean": clean.numpy(), "corrupt": corrupt.numpy(),
+            "activation": act, "attribution": att, "r": r, "example": ps.texts[0] if ps.texts else ""}
+
+
+def add_task_patching(result: Result, tp: dict) -> None:
+    """Criteria, metrics, arrays and a figure of :func:`task_patching`."""
+    from interp.plotting import model_report as plots
+
+    name = tp["task"]
+    result.add_criterion("task_clean_metric_positive", float(tp["clean"].mean()), ">", 0.0, kind="claim",
+                         description=f"mean {tp['metric']} of the model on clean {name} prompts: it does the task")
+    result.add_criterion("attribution_tracks_activation_patching", tp["r"], ">=", 0.8, kind="claim",
+                         description="Pearson r over heads of attribution patching (one forward and backward) "
+                                     "and activation patching (one forward per head), mean over prompts")
+    top = [{"layer": h["layer"], "head": h["head"], "effect": -h["loss_increase"]}  # lowers the metric most
+           for h in _top_heads(-tp["activation"], 5)]
+    result.metrics.update({
+        "task": name, "task_metric": tp["metric"], "task_example": tp["example"],
+        "task_clean_metric": float(tp["clean"].mean()), "task_corrupt_metric": float(tp["corrupt"].mean()),
+        "task_clean_positive_share": float((tp["clean"] > 0).mean()),
+        "task_top_heads": top,
+    })
+    result.arrays.update({"task_activation_patching": tp["activation"],
+                          "task_attribution_patching": tp["attribution"]})
+    result.figures["task_patching"] = plots.head_heatmap(
+        tp["activation"], f"{name}: change of the {tp['metric']} when a head takes the corrupt prompt's value")
 
 
 def report(config: Config, m, lens: dict, scores: dict, abl: dict, uni: float, patterns: np.ndarray,

@@ -43,12 +43,17 @@ def test_check_passes_on_the_real_model(shared_real):
 
 
 def test_model_report_real_preset(shared_real):
-    result = interp.analyses.get("model_report").run(preset("model_report", n_prompts=2, seq_len=12, batch_size=2))
+    result = interp.analyses.get("model_report").run(preset("model_report", n_prompts=2, seq_len=12, batch_size=2,
+                                                            task_prompts=2))
     crit = {c.name: c for c in result.criteria}
     assert all(c.holds for c in result.criteria if c.kind == "sanity"), result.summary()
     # the unigram baseline is fitted on training text, scored on the evaluation tokens
     assert result.metrics["unigram_loss"] > 0 and np.isfinite(result.metrics["unigram_loss"])
     assert crit["lens_improves_with_depth"].holds
+    # IOI heads by activation and attribution patching, on prompts built from its tokenizer
+    assert result.metrics["task"] == "ioi_natural" and crit["task_clean_metric_positive"].holds
+    assert result.arrays["task_activation_patching"].shape == (30, 9)
+    assert np.isfinite(crit["attribution_tracks_activation_patching"].value)
 
 
 def test_sae_real_preset(shared_real, tmp_path):
