@@ -104,3 +104,14 @@ def test_directory_with_two_gguf_files_asks_which(tiny, tmp_path):
         (tmp_path / name).write_bytes(path.read_bytes())
     with pytest.raises(ValueError, match="holds 2 GGUF files.*a.gguf, b.gguf"):
         interp.load_model(str(tmp_path), device="cpu")
+
+
+def test_interp_check_passes_on_a_gguf_file(tiny):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    path, _ = tiny
+    res = CliRunner().invoke(app, ["check", str(path), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "logits_match" in res.output and "does not hold" not in res.output
