@@ -18,7 +18,7 @@ import streamlit as st
 
 from interp.plotting import common as plots
 from interp.results import Result
-from interp.runs import RunInfo
+from interp.runs import RunInfo, run_info
 from interp.utils import read_json
 
 SELECTED_RUN = "selected_run"  # session key shared by every page: the run last chosen
@@ -87,8 +87,9 @@ def unreadable_runs(runs: list[RunInfo], root: Path) -> list[dict[str, Any]]:
                 continue
             analysis, error = None, "unreadable run"
             try:
-                analysis = read_json(run / "run.json").get("analysis")
-                read_json(run / "metrics.json")
+                meta = read_json(run / "run.json")
+                analysis = meta.get("analysis") if isinstance(meta, dict) else None
+                run_info(run, exp_dir.name)
             except Exception as e:
                 error = plain(e)
             out.append({"path": run, "analysis": analysis, "error": error})
@@ -126,6 +127,11 @@ def verdict_strip(result: Result) -> None:
     if not crit:
         st.caption("This run records no pass criteria.")
         return
+    if getattr(result, "verdict_mismatches", None):
+        st.warning("The verdicts stored with this run disagreed with their own values for "
+                   + ", ".join(f"`{n}`" for n in result.verdict_mismatches)
+                   + ": they were recomputed from value, op and threshold, and are shown so. "
+                   "The run's metrics.json was edited or written by a faulty version.")
     parts = plots.verdict_strip(crit)
     for col, part in zip(st.columns(len(parts)), parts):
         mark = _MARKS["ok" if part["ok"] else part["kind"]]

@@ -35,8 +35,17 @@ import importlib
 from typing import Any, Callable, Optional
 
 import streamlit as st
-from common import (NO_RUNS, SELECTED_RUN, criteria_details, guard, load_result, plain, select_run,
-                    show_unreadable, verdict_strip)
+from common import (
+    NO_RUNS,
+    SELECTED_RUN,
+    criteria_details,
+    guard,
+    load_result,
+    plain,
+    select_run,
+    show_unreadable,
+    verdict_strip,
+)
 
 import interp.analyses as analyses
 from interp.plotting import common as plots
@@ -190,7 +199,8 @@ def render_seeds(run: RunInfo, all_runs: list[RunInfo], analysis: Optional[analy
 def how_to_create(name: str) -> None:
     """Tell how to make a first run of analysis ``name``, naming the experiments that use it."""
     try:
-        exps = sorted(e.name for e in experiments().values() if e.analysis == name)
+        # experiments([]): a broken experiment file is skipped, not fatal to the page
+        exps = sorted(e.name for e in experiments([]).values() if e.analysis == name)
     except Exception as e:
         st.error(f"The experiment configs in {experiments_dir()} could not be read: {plain(e)}")
         exps = []

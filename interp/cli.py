@@ -40,10 +40,13 @@ def list_experiments() -> None:
     """List registered experiments and the analysis each one runs."""
     from interp.runs import experiments
 
-    for name, exp in experiments().items():
+    errors: list[str] = []
+    for name, exp in experiments(errors).items():
         typer.echo(f"{name:<20} analysis={exp.analysis:<16} presets={','.join(exp.presets)}")
         if exp.description:
             typer.echo(f"    {' '.join(exp.description.split())[:110]}")
+    if errors:  # every readable experiment is listed first; then the broken files, named
+        _fail("\n".join(errors))
 
 
 @app.command("run")
@@ -58,7 +61,7 @@ def run(
 
     A run's seed also picks its zoo models' training seed (seed 7 uses zoo:<recipe>@7).
     With --seeds, one run per seed plus a seeds run that counts, per criterion, the seeds where it holds."""
-    from interp.runs import build_config, get_experiment, run_experiment
+    from interp.runs import RunNotSaved, build_config, get_experiment, run_experiment
     from interp.seeds import parse_seeds, run_seeds
 
     try:
@@ -81,10 +84,37 @@ def run(
             path = run_seeds(experiment, preset, sets, seeds=seed_list)
     except ConfigError as e:  # a value only the loaded model shows to be wrong
         _fail(str(e))
+    except MemoryError:
+        _fail(f"{experiment} ran out of memory; lower its counts (n_prompts, seq_len, ...)")
+    except RuntimeError as e:
+        if "allocate" not in str(e) or "memory" not in str(e):  # only torch's allocator failing
+            raise
+        _fail(f"{experiment} ran out of memory ({str(e).splitlines()[0][:200]}); lower its counts "
+              "(n_prompts, seq_len, batch_size, ...)")
+    except RunNotSaved as e:
+        _save_elsewhere(e)
+    except OSError as e:  # e.g. a read-only or missing runs folder, found before any work
+        _fail(str(e.strerror or e))
     from interp.results import Result
 
     typer.echo(Result.load(path).summary())
     typer.echo(f"\nrun written to {path}")
+
+
+def _save_elsewhere(e) -> None:
+    """A run that finished but could not be written: show its verdicts, save it under the system's
+    temporary folder if that has room, and say where; exit 2 either way."""
+    import tempfile
+
+    typer.echo(e.result.summary())
+    spare = Path(tempfile.gettempdir()) / "interp-unsaved" / e.path.parent.name / e.path.name
+    try:
+        e.result.save(spare)
+        where = f"it was saved to {spare} instead: move it into {e.path.parent} when there is room"
+    except OSError as again:
+        where = (f"it could not be saved to {spare} either ({again.strerror or again}); "
+                 "free some space and run again")
+    _fail(f"{e.strerror}; {where}")
 
 
 @app.command("check")
@@ -93,6 +123,9 @@ def check(
                                 "pretrained:<name> or zoo:<recipe>."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:<index> or mps."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 (sets the tolerance)."),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code",
+        help="Run the Python code a Hugging Face checkpoint ships (auto_map). Only if you trust it."),
 ) -> None:
     """Check a checkpoint before studying it: parity with its own forward, its hooks, collect's speed.
 
@@ -103,14 +136,22 @@ def check(
 
     analysis = analyses.get("check")
     values = {"model": model, "device": device, "dtype": dtype}
+    if trust_remote_code:
+        values["trust_remote_code"] = True
     try:
         cfg = config_from_presets(analysis.Config, {"cli": {}}, "cli", values, what="interp check")
     except (KeyError, ValueError) as e:
         _fail(e.args[0] if e.args else str(e))
     typer.echo(f"checking {model} ({dtype}, device {device})")
+    from interp.runs import RunNotSaved
+
     try:
         path = write_run("check", "cli", values, cfg, analysis.run, "check")
-    except (ConfigError, ValueError, OSError) as e:  # a model that cannot be loaded or checked
+    except RunNotSaved as e:
+        _save_elsewhere(e)
+    except OSError as e:
+        _fail(str(e.strerror or e))
+    except (ConfigError, ValueError, KeyError) as e:  # a model that cannot be loaded or checked
         _fail(str(e.args[0] if e.args else e))
     from interp.results import Result
 
@@ -153,6 +194,16 @@ def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e
     from interp.runs import list_runs
 
     rows = list_runs(experiment, include_damaged=True)
+    if not rows and experiment:
+        from interp.runs import experiments
+        from interp.utils import unknown_name_error
+
+        known = sorted({*experiments([]), "bench", "check"})  # bench and check write runs too
+        had_runs = {r.experiment for r in list_runs(include_damaged=True)}
+        if experiment not in known and experiment not in had_runs:
+            _fail(unknown_name_error("experiment", experiment, known).args[0])
+        typer.echo(f"no runs of {experiment} yet: try `interp run {experiment} --preset quick`")
+        return
     if not rows:
         typer.echo("no runs yet: try `interp run model_report --preset quick`")
         return
@@ -161,6 +212,8 @@ def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e
             typer.secho(f"{r.id:<48} DAMAGED: {r.damaged}", fg=typer.colors.RED)
             continue
         flag = f"  SANITY FAILURES: {r.sanity_failures}" if r.sanity_failures else ""
+        if r.mismatched:
+            flag += f"  STORED VERDICTS WERE WRONG (recomputed): {', '.join(r.mismatched)}"
         typer.echo(f"{r.id:<48} {r.preset:<6} criteria {r.n_hold}/{r.n_criteria} hold{flag}")
 
 
@@ -170,13 +223,17 @@ def runs_show(run: str = typer.Argument(..., help="A run path, <experiment>/<run
     import json
 
     from interp.results import Result
-    from interp.runs import find_run
+    from interp.runs import find_run, run_info
 
     try:
         path = find_run(run)
         result = Result.load(path)
     except (KeyError, FileNotFoundError, ValueError) as e:
         _fail(e.args[0] if e.args else str(e))
+    try:
+        run_info(path, path.parent.name)
+    except (ValueError, OSError) as e:  # the result reads, but its run record does not
+        typer.secho(f"warning: {e.args[0] if e.args else e}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{path}\nanalysis: {result.analysis}\nconfig: {json.dumps(result.config)}\n")
     typer.echo(result.summary())
 
@@ -194,6 +251,10 @@ def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per r
         groups.setdefault(base, []).append(name)
     for base, members in groups.items():
         built = sum(zoo.is_built(n) for n in members)
+        for n in members:
+            if zoo.damaged(n):
+                typer.secho(f"{n}: DAMAGED ({zoo.damaged(n)}); "
+                            f"rebuild: interp zoo build {n} --rebuild", fg=typer.colors.RED)
         seeds = [m.group(1) for n in members if (m := re.search(r"-s(\d+)$", n)) and n != base]
         label = base if not seeds else f"{base}-s{{{','.join(seeds)}}}" + (f" (and {base})" if base in members else "")
         state = ("built" if built else "not built") if len(members) == 1 else f"{built}/{len(members)} built"
@@ -215,14 +276,14 @@ def zoo_build(name: str, rebuild: bool = typer.Option(False, "--rebuild", help="
 
     try:
         zoo.get(name)
+        model = zoo.load(name, rebuild=rebuild)
     except (KeyError, ValueError) as e:
         _fail(e.args[0])
-    model = zoo.load(name, rebuild=rebuild)
     typer.echo(f"{model} at {zoo.get(name).path}")
 
 
 @app.command("app")
-def run_app(port: int = typer.Option(8501, help="Port to serve on."),
+def run_app(port: int = typer.Option(8501, min=1, max=65535, help="Port to serve on (1-65535)."),
             address: str = typer.Option("127.0.0.1", help="Address to bind."),
             headless: bool = typer.Option(True, help="Do not open a browser.")) -> None:
     """Start the Streamlit dashboard."""
@@ -239,39 +300,67 @@ def run_app(port: int = typer.Option(8501, help="Port to serve on."),
     os.execv(sys.executable, cmd)
 
 
+def _real_presets(known: dict, which: str) -> list[str]:
+    """Experiments whose ``real`` preset the demo runs (none when the real model is missing)."""
+    from interp.models import pretrained
+
+    if which == "none" or not pretrained.is_installed("smollm2-135m"):
+        return []
+    names = [e for e, exp in known.items() if "real" in getattr(exp, "presets", {})]
+    return [e for e in names if which == "all" or e == which]
+
+
 @app.command("demo")
 def demo(
     serve: bool = typer.Option(True, help="Start the dashboard after the runs."),
-    port: int = typer.Option(8501),
+    port: int = typer.Option(8501, min=1, max=65535, help="Dashboard port (1-65535)."),
     only: List[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
+    real: str = typer.Option("check", "--real", help="Real-model presets to run after the quick ones, when "
+                             "the real model is installed: 'check' (the checkpoint check: a few minutes, "
+                             "the default), 'all' (every experiment's `real` preset: about an hour on 2 CPU "
+                             "cores) or 'none'."),
 ) -> None:
     """Run every registered experiment's quick preset, print a verdict table, start the dashboard.
 
     Models come from the zoo cache when they were built before, so a second demo is fast.
-    One experiment that fails is reported in the table and does not stop the others.
+    One experiment that fails is reported in the table and does not stop the others. Then the
+    real model's presets (``--real``): by default only its check, which also converts it once,
+    so the explorer opens on it quickly.
     """
     import time
 
     from interp.results import Result
     from interp.runs import experiments, run_experiment
+    from interp.utils import unknown_name_error
 
-    names = [e for e in experiments() if not only or e in only]
+    errors: list[str] = []
+    known = experiments(errors)
+    for err in errors:  # a broken experiment file is named; the others still run
+        typer.secho(f"skipped: {err}", fg=typer.colors.RED, err=True)
+    for name in only:
+        if name not in known:
+            _fail(unknown_name_error("experiment", name, sorted(known)).args[0])
+    if real not in ("check", "all", "none"):
+        _fail(f"--real {real!r}: valid values are 'check', 'all' and 'none'")
+    jobs = [(e, "quick") for e in known if not only or e in only]
+    jobs += [(e, "real") for e in _real_presets(known, real) if not only or e in only]
     rows = []
     t_all = time.time()
-    for i, name in enumerate(names, 1):
-        typer.secho(f"\n[{i}/{len(names)}] {name} (quick)  elapsed {time.time() - t_all:.0f} s", bold=True)
+    for i, (name, preset) in enumerate(jobs, 1):
+        typer.secho(f"\n[{i}/{len(jobs)}] {name} ({preset})  elapsed {time.time() - t_all:.0f} s", bold=True)
         t0 = time.time()
+        name = name if preset == "quick" else f"{name} real"
         try:
-            crit = Result.load(run_experiment(name, "quick")).criteria
+            crit = Result.load(run_experiment(name.split()[0], preset)).criteria
             sanity = [c for c in crit if c.kind == "sanity"]
             claims = [c for c in crit if c.kind == "claim"]
             rows.append((name, f"{sum(c.holds for c in sanity)}/{len(sanity)}",
                          f"{sum(c.holds for c in claims)}/{len(claims)}", time.time() - t0, ""))
         except Exception as e:  # one broken experiment must not hide the others
             rows.append((name, "-", "-", time.time() - t0, f"{type(e).__name__}: {e}"))
-    typer.secho(f"\n{'experiment':<16} {'sanity held':>11} {'claims held':>11} {'seconds':>8}", bold=True)
+    typer.secho(f"\n{'experiment':<20} {'sanity held':>11} {'claims held':>11} {'seconds':>8}", bold=True)
     for name, sanity, claims, secs, err in rows:
-        line = f"{name:<16} {sanity:>11} {claims:>11} {secs:>8.0f}"
+        line = f"{name:<20} {sanity:>11} {claims:>11} {secs:>8.0f}"
         typer.secho(line + (f"  FAILED: {err}" if err else ""), fg=typer.colors.RED if err else None)
     typer.echo(f"total {time.time() - t_all:.0f} s. Details: `interp runs`, or the dashboard. "
                "The performance benchmark is separate: `interp bench`.")

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Annotated
 
 import annotated_types as at
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
+
+# Resource checks live in utils (models/ and tracing/ use them too); re-exported for analyses.
+from interp.utils import ConfigError, check_disk, check_fits, memory_bytes  # noqa: F401
 
 MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is a typo
 
@@ -68,11 +71,6 @@ def check_model_name(name: str) -> str:
     return name
 
 
-class ConfigError(ValueError):
-    """A config value that only the loaded model shows to be wrong (e.g. longer than its context).
-    The CLI reports it like a validation error (exit 2), naming the field."""
-
-
 def check_seq_len(m, seq_len: int, field: str = "seq_len") -> int:
     """``seq_len`` if the model ``m`` can read that many positions, else :class:`ConfigError`."""
     n_ctx = getattr(getattr(m, "cfg", None), "n_ctx", None)
@@ -80,6 +78,15 @@ def check_seq_len(m, seq_len: int, field: str = "seq_len") -> int:
         raise ConfigError(f"{field}={seq_len} is longer than the context of {m.model_id} "
                           f"(n_ctx={n_ctx}); valid: 2..{n_ctx}")
     return seq_len
+
+
+def check_layer(m, layer: int, field: str = "layer") -> int:
+    """``layer`` if model ``m`` has that block (negative: from the end), else ConfigError."""
+    L = m.n_layers
+    if not -L <= layer < L:
+        raise ConfigError(f"{field}={layer}: {m.model_id} has {L} layers; "
+                          f"valid: 0..{L - 1} (or -{L}..-1 from the end)")
+    return layer
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -91,13 +98,64 @@ def check_device(device: str) -> str:
     return device
 
 
+def check_devices_present(cfg: object) -> None:
+    """:class:`ConfigError` when a ``device`` field of ``cfg`` names a device this machine lacks
+    (``cuda`` on a CPU-only torch, ``cuda:3`` on a one-GPU machine). Run before any work; kept
+    out of the field validator so that a preset written for a GPU still validates anywhere."""
+    from interp.utils import resolve_device
+
+    device = getattr(cfg, "device", None)
+    if isinstance(device, str):
+        try:
+            resolve_device(device)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
+MIN_CORPUS_CHARS = 2000  # a corpus is split by file into train and held-out text; less is no corpus
+
+
+def check_corpus(source: str) -> str:
+    """``"stdlib"``, a text file, or a folder of ``.py/.txt/.md/.rst`` files holding at least
+    :data:`MIN_CORPUS_CHARS` characters; checked before any model is loaded or trained."""
+    from interp.data.corpus import EMPTY_CORPUS, ENGLISH, STDLIB, corpus_files
+
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(EMPTY_CORPUS)
+    if source in (STDLIB, ENGLISH):
+        return source
+    try:
+        files = corpus_files(source)
+    except FileNotFoundError as e:  # pydantic reports ValueErrors only
+        raise ValueError(str(e)) from None
+    size = 0
+    for f in files:
+        try:
+            size += f.stat().st_size
+        except OSError:
+            continue
+        if size >= MIN_CORPUS_CHARS:
+            return source
+    raise ValueError(f"corpus {source!r} holds {size} bytes of text; at least {MIN_CORPUS_CHARS} "
+                     "are needed (it is split into train and held-out files)")
+
+
+def _no_bool(value: object) -> object:
+    """``True`` is not a number here: ``--set n_prompts=true`` must fail, not become 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {value!r}")
+    return value
+
+
 ModelName = Annotated[str, AfterValidator(check_model_name)]
 Device = Annotated[str, AfterValidator(check_device)]
+CorpusSource = Annotated[str, AfterValidator(check_corpus)]
 # Bounds as annotated-types constraints, so they hold for a field and for the items of a list.
-# NaN fails every bound, and so does infinity.
-Count = Annotated[int, at.Ge(1), at.Le(MAX_COUNT)]  # how many of something: at least one
-NonNegInt = Annotated[int, at.Ge(0), at.Le(MAX_COUNT)]  # zero allowed (e.g. optional extras)
-Seed = Annotated[int, at.Ge(0), at.Le(2**32 - 1)]  # numpy takes seeds in [0, 2^32)
-Fraction = Annotated[float, at.Ge(0.0), at.Le(1.0)]
-PositiveFloat = Annotated[float, at.Gt(0.0), at.Le(1e6)]
-NonNegFloat = Annotated[float, at.Ge(0.0), at.Le(1e6)]
+# NaN fails every bound, and so does infinity. A boolean is refused before int/float coercion.
+_NB = BeforeValidator(_no_bool)
+Count = Annotated[int, _NB, at.Ge(1), at.Le(MAX_COUNT)]  # how many of something: at least one
+NonNegInt = Annotated[int, _NB, at.Ge(0), at.Le(MAX_COUNT)]  # zero allowed (e.g. optional extras)
+Seed = Annotated[int, _NB, at.Ge(0), at.Le(2**32 - 1)]  # numpy takes seeds in [0, 2^32)
+Fraction = Annotated[float, _NB, at.Ge(0.0), at.Le(1.0)]
+PositiveFloat = Annotated[float, _NB, at.Gt(0.0), at.Le(1e6)]
+NonNegFloat = Annotated[float, _NB, at.Ge(0.0), at.Le(1e6)]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from interp.utils import atomic_path, read_json, unknown_name_error, write_json
+from interp.utils import atomic_path, owned_dir_problem, read_json, read_object, unknown_name_error, write_json
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
@@ -50,12 +51,54 @@ class Criterion(BaseModel):
         return cls(name=name, value=None if v is None or math.isnan(v) else v, threshold=float(threshold), op=op,
                    holds=ok, kind=kind, description=description)
 
+    def recomputed(self) -> "Criterion":
+        """This criterion with ``holds`` (and a seeds run's ``seeds_held``) decided again from its
+        numbers: verdicts read from disk are never trusted (NaN/None never holds)."""
+        if self.values is not None:  # a seeds run: held in every seed where it was judged
+            held = sum(_holds(v, self.op, self.threshold) for v in self.values)
+            return self.model_copy(update={"seeds_held": held, "holds": held == len(self.values)})
+        return self.model_copy(update={"holds": _holds(self.value, self.op, self.threshold)})
+
     def verdict(self) -> str:
         if self.seeds_run is not None:
             return f"{'holds' if self.kind != 'target' else 'met'} in {self.seeds_held} of {self.seeds_run} seeds"
         if self.holds:
             return "holds" if self.kind != "target" else "met"
         return {"sanity": "FAILS (implementation?)", "claim": "does not hold", "target": "missed"}[self.kind]
+
+
+def _holds(value: Optional[float], op: str, threshold: Optional[float]) -> bool:
+    if value is None or threshold is None or math.isnan(value) or math.isnan(threshold):
+        return False
+    return bool(_OPS[op](value, threshold))
+
+
+def recheck_criteria(raw: Any, where: str = "metrics") -> tuple[list[Criterion], list[str]]:
+    """``(criteria, names whose stored verdict disagreed)`` from a stored ``criteria`` list, each
+    verdict recomputed from value, op and threshold. A malformed list or entry raises
+    ``ValueError`` naming ``where`` (the file) and the entry."""
+    from pydantic import ValidationError
+
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}: 'criteria' is not a list (got {type(raw).__name__})")
+    out, changed = [], []
+    for i, c in enumerate(raw):
+        if isinstance(c, Criterion):
+            c = c.model_dump()
+        if not isinstance(c, dict):
+            raise ValueError(f"{where}: criterion {i} is {c!r}, not an object with name, value, "
+                             "threshold, op, holds and kind")
+        try:
+            stored = Criterion(**c)
+        except ValidationError as e:
+            bad = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:3])
+            name = c.get("name", "?")
+            raise ValueError(f"{where}: criterion {i} ({name!r}) is malformed: {bad}") from None
+        fresh = stored.recomputed()
+        if (fresh.holds, fresh.seeds_held) != (stored.holds, stored.seeds_held):
+            changed.append(stored.name)
+        out.append(fresh)
+    return out, changed
 
 
 class Result:
@@ -69,6 +112,8 @@ class Result:
         self.metrics.setdefault("criteria", [])
         self.arrays = {k: np.asarray(v) for k, v in (arrays or {}).items()}
         self.figures = dict(figures or {})
+        # names of criteria whose verdict on disk disagreed with their numbers (set by load)
+        self.verdict_mismatches: list[str] = []
 
     def __repr__(self) -> str:
         crit = self.criteria
@@ -79,7 +124,8 @@ class Result:
     # ------------------------------------------------------------- criteria
     @property
     def criteria(self) -> list[Criterion]:
-        return [c if isinstance(c, Criterion) else Criterion(**c) for c in self.metrics.get("criteria", [])]
+        """The criteria, each verdict recomputed from its value, op and threshold."""
+        return recheck_criteria(self.metrics.get("criteria", []), f"result {self.analysis!r}")[0]
 
     def add_criterion(self, name: str, value: Any, op: str, threshold: float, *, kind: str,
                       description: str = "") -> Criterion:
@@ -88,8 +134,10 @@ class Result:
         return c
 
     def summary(self) -> str:
-        """A plain-text table of the criteria."""
-        rows = [f"{'criterion':<44} {'kind':<7} {'value':>10} {'op':>3} {'threshold':>10}  verdict"]
+        """A plain-text table of the criteria (and a warning when stored verdicts were wrong)."""
+        rows = [f"WARNING: stored verdicts disagreed with their values and were recomputed: "
+                f"{', '.join(self.verdict_mismatches)}"] if self.verdict_mismatches else []
+        rows += [f"{'criterion':<44} {'kind':<7} {'value':>10} {'op':>3} {'threshold':>10}  verdict"]
         for c in self.criteria:
             v = "n/a" if c.value is None else f"{c.value:.4g}"
             t = "" if c.threshold is None else f"{c.threshold:.4g}"
@@ -111,9 +159,12 @@ class Result:
 
     # ------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> Path:
-        """Write the result directory atomically (a crash never leaves a half result)."""
+        """Write the result directory atomically (a crash never leaves a half result).
+
+        An existing ``path`` is replaced only if it is a result directory holding nothing but
+        what :meth:`save` writes; any other directory is left alone (``FileExistsError``)."""
         path = Path(path)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, owned=result_dir_problem) as tmp:
             self._write(tmp)
         return path
 
@@ -137,9 +188,12 @@ class Result:
         path = Path(path)
         if not (path / "metrics.json").exists():
             raise FileNotFoundError(f"{path} is not a result directory (no metrics.json)")
-        config = read_json(path / "config.json") if (path / "config.json").exists() else {}
+        config = read_object(path / "config.json") if (path / "config.json").exists() else {}
         analysis = config.pop("analysis", "unknown")
-        metrics = read_json(path / "metrics.json")
+        metrics = read_object(path / "metrics.json")
+        where = str(path / "metrics.json")
+        criteria, changed = recheck_criteria(metrics.get("criteria", []), where)
+        metrics["criteria"] = [c.model_dump() for c in criteria]
         arrays = {}
         for f in sorted((path / "arrays").glob("*.npy")) if (path / "arrays").is_dir() else []:
             try:
@@ -152,7 +206,25 @@ class Result:
                 figures[f.stem] = json.loads(f.read_text())
             except json.JSONDecodeError as e:
                 raise ValueError(f"figure file {f} is corrupted: {e}") from None
-        return cls(analysis, config, metrics, arrays, figures)
+        result = cls(analysis, config, metrics, arrays, figures)
+        result.verdict_mismatches = changed
+        return result
+
+
+_RESULT_FILES = re.compile(r"(config|metrics|run)\.json|log\.txt|arrays/[^/]+\.npy"
+                           r"|figures/[^/]+\.json")
+
+
+def result_dir_problem(path: Path) -> str:
+    """"" when ``path`` is a result (or run) directory holding only what interp writes there,
+    else why it must not be replaced (see :func:`interp.utils.atomic_path`)."""
+    def marker(p: Path) -> bool:
+        return isinstance(read_json(p / "metrics.json").get("criteria"), list)
+
+    def allowed(rel: str) -> bool:
+        return bool(_RESULT_FILES.fullmatch(rel))
+
+    return owned_dir_problem(path, "a result directory", allowed, marker)
 
 
 def _cname(c: Any) -> str:

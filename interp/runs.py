@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_json, runs_dir, unknown_name_error,
-                          write_json)
+from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_object,
+                          runs_dir, unknown_name_error, write_json)
 
 log = logging.getLogger("interp")
 
@@ -47,25 +47,46 @@ class Experiment:
     path: Path
 
 
-def experiments() -> dict[str, Experiment]:
-    """Every experiment config in the experiments directory, by name."""
-    import yaml
-
+def experiments(errors: Optional[list[str]] = None) -> dict[str, Experiment]:
+    """Every experiment config in the experiments directory, by name. A broken file raises
+    ``ValueError`` naming it, or, when an ``errors`` list is given, is skipped and described there
+    (so one broken file does not hide the others)."""
     out = {}
     for f in sorted(experiments_dir().glob("*.yaml")):
         try:
-            data = yaml.safe_load(f.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"experiment file {f} is not valid YAML: {e}") from None
-        if "analysis" not in data:
-            raise ValueError(f"experiment file {f} has no 'analysis' key")
-        out[f.stem] = Experiment(f.stem, data["analysis"], data.get("description", ""), data.get("presets") or {}, f)
+            out[f.stem] = _read_experiment(f)
+        except ValueError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
     return out
 
 
+def _read_experiment(f: Path) -> Experiment:
+    import yaml
+
+    try:
+        data = yaml.safe_load(f.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"experiment file {f} is not valid YAML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"experiment file {f} cannot be read: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("analysis"), str):
+        raise ValueError(f"experiment file {f} has no 'analysis: <name>' key at the top level")
+    presets = data.get("presets") or {}
+    if not isinstance(presets, dict) or any(not isinstance(v, (dict, type(None)))
+                                            for v in presets.values()):
+        raise ValueError(f"experiment file {f}: 'presets' must map each preset to its settings")
+    presets = {str(k): dict(v or {}) for k, v in presets.items()}
+    return Experiment(f.stem, data["analysis"], str(data.get("description") or ""), presets, f)
+
+
 def get_experiment(name: str) -> Experiment:
-    exps = experiments()
+    errors: list[str] = []
+    exps = experiments(errors)  # a broken file elsewhere does not stop this experiment
     if name not in exps:
+        if (experiments_dir() / f"{name}.yaml").exists():
+            return _read_experiment(experiments_dir() / f"{name}.yaml")  # raises, naming the file
         raise unknown_name_error("experiment", name, sorted(exps))
     return exps[name]
 
@@ -196,34 +217,76 @@ def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysi
     # microseconds + randomness: two identical runs started together get two directories
     run_id = f"{stamp}.{int(now % 1 * 1e6):06d}-{config_hash(dump, 6)}-{secrets.token_hex(2)}"
     run_path = Path(root or runs_dir()) / name / run_id
-    clean_stale_tmp(run_path.parent)
-    with atomic_path(run_path, replace=False) as tmp:
-        tmp.mkdir(parents=True)
-        handler = logging.FileHandler(tmp / "log.txt")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        old_level = log.level
-        log.setLevel(logging.INFO)
-        t0 = time.time()
-        try:
-            log.info("experiment %s preset %s analysis %s config %s", name, preset, analysis, dump)
-            result = fn(cfg)
-            result.config = result.config or dump
-            seconds = time.time() - t0
-            result.metrics.setdefault("wall_seconds", seconds)
-            log.info("done in %.1f s\n%s", seconds, result.summary())
-        except BaseException:
-            log.exception("run failed")
+    from interp.fields import check_devices_present
+
+    check_devices_present(cfg)  # before any work: a device this machine lacks
+    _check_writable(run_path.parent)  # ... and a read-only or missing runs folder
+    result = None
+    try:
+        with atomic_path(run_path, replace=False) as tmp:
+            tmp.mkdir(parents=True)
+            header = f"experiment {name} preset {preset} analysis {analysis} config {dump}"
+            result, seconds = _run_logged(fn, cfg, tmp / "log.txt", header)
+            result._write(tmp)
+            write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
+                                          "created": stamp, "overrides": parse_sets(overrides),
+                                          "seconds": seconds, **(extra or {})})
+    except OSError as e:
+        if result is None:
             raise
-        finally:
-            log.removeHandler(handler)
-            handler.close()
-            log.setLevel(old_level)
-        result._write(tmp)
-        write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
-                                      "created": stamp, "overrides": parse_sets(overrides), "seconds": seconds,
-                                      **(extra or {})})
+        raise RunNotSaved(result, run_path, e) from None
     return run_path
+
+
+def _run_logged(fn: Any, cfg: Any, log_file: Path, header: str) -> tuple[Any, float]:
+    """``(fn(cfg), seconds)`` with the ``interp`` log also written to ``log_file``."""
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
+    t0 = time.time()
+    try:
+        log.info("%s", header)
+        result = fn(cfg)
+        result.config = result.config or cfg.model_dump(mode="json")
+        seconds = time.time() - t0
+        result.metrics.setdefault("wall_seconds", seconds)
+        log.info("done in %.1f s\n%s", seconds, result.summary())
+    except BaseException:
+        log.exception("run failed")
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(old_level)
+    return result, seconds
+
+
+class RunNotSaved(OSError):
+    """The run finished but its directory could not be written (disk full, folder gone read-only).
+    Nothing half-written is left behind; ``result`` keeps what was computed: save it with
+    ``result.save(<dir>)`` where there is room."""
+
+    def __init__(self, result: Any, path: Path, cause: OSError):
+        self.result, self.path, self.cause = result, path, cause
+        why = cause.strerror or cause
+        super().__init__(cause.errno, f"the run finished, but {path} could not be written ({why}); "
+                                      "nothing half-written was left there")
+
+
+def _check_writable(folder: Path) -> None:
+    """``OSError`` naming ``folder`` and ``INTERP_RUNS`` when runs cannot be written there."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale_tmp(folder)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write runs in {folder} ({e.strerror or e}); "
+                               "set INTERP_RUNS to a writable folder") from None
 
 
 @dataclass(frozen=True)
@@ -239,6 +302,7 @@ class RunInfo:
     damaged: str = ""  # why the run cannot be read ("<file>: <reason>"), or "" for a sound run
     seeds: tuple[int, ...] = ()  # a seeds run (interp.seeds): the seeds it summarises
     seed_runs: tuple[str, ...] = ()  # ... and their run ids, in the same order
+    mismatched: tuple[str, ...] = ()  # criteria whose stored verdict disagreed with their numbers
 
     @property
     def id(self) -> str:
@@ -261,21 +325,33 @@ def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None,
             if run.name.startswith(".") or not (run / "run.json").exists():
                 continue
             try:
-                meta = read_json(run / "run.json")
-                crit = read_json(run / "metrics.json").get("criteria", [])
-                if not isinstance(crit, list):
-                    raise ValueError(f"{run / 'metrics.json'}: 'criteria' is not a list")
-            except (ValueError, FileNotFoundError, AttributeError) as e:
+                info = run_info(run, exp_dir.name)
+            except (ValueError, FileNotFoundError, OSError) as e:
                 if include_damaged:
                     out.append(RunInfo(run, exp_dir.name, "?", "?", run.name[:15], 0, 0, 0,
                                        damaged=str(e.args[0] if e.args else e)))
                 continue
-            out.append(RunInfo(run, meta.get("experiment", exp_dir.name), meta.get("analysis", "?"),
-                               meta.get("preset", "?"), meta.get("created", run.name[:15]), len(crit),
-                               sum(bool(c.get("holds")) for c in crit),
-                               sum(c.get("kind") == "sanity" and not c.get("holds") for c in crit),
-                               seeds=tuple(meta.get("seeds") or ()), seed_runs=tuple(meta.get("runs") or ())))
+            out.append(info)
     return sorted(out, key=lambda r: r.path.name, reverse=True)
+
+
+def run_info(run: Path, experiment: str) -> RunInfo:
+    """What ``interp runs`` shows of one run directory; ``ValueError`` naming the damaged file.
+    Verdicts are recomputed from the values, never taken from disk."""
+    from interp.results import recheck_criteria
+
+    meta, metrics = read_object(run / "run.json"), read_object(run / "metrics.json")
+    if (run / "config.json").exists():
+        read_object(run / "config.json")
+    crit, changed = recheck_criteria(metrics.get("criteria", []), str(run / "metrics.json"))
+    seeds, seed_runs = meta.get("seeds") or [], meta.get("runs") or []
+    if not isinstance(seeds, list) or not isinstance(seed_runs, list):
+        raise ValueError(f"{run / 'run.json'} is damaged: 'seeds' and 'runs' must be lists")
+    sanity_failures = sum(c.kind == "sanity" and not c.holds for c in crit)
+    return RunInfo(run, str(meta.get("experiment", experiment)), str(meta.get("analysis", "?")),
+                   str(meta.get("preset", "?")), str(meta.get("created", run.name[:15])), len(crit),
+                   sum(c.holds for c in crit), sanity_failures, seeds=tuple(seeds),
+                   seed_runs=tuple(map(str, seed_runs)), mismatched=tuple(changed))
 
 
 def find_run(ref: str, *, root: Optional[Path] = None) -> Path:

@@ -28,6 +28,7 @@ from typing import Any, Optional, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from interp.results import Criterion, Result
+from interp.utils import seed_label  # noqa: F401  (re-exported; it lives in utils for plotting)
 
 log = logging.getLogger("interp")
 
@@ -58,9 +59,16 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
                     a, b = int(lo), int(hi)
                     if b < a:
                         raise ValueError
+                    if len(seeds) + b - a + 1 > MAX_SEEDS:  # counted before any list is built
+                        raise OverflowError
                     seeds += range(a, b + 1)
                 else:
                     seeds.append(int(part))
+                if len(seeds) > MAX_SEEDS:
+                    raise OverflowError
+            except OverflowError:
+                raise ValueError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds; "
+                                 f"at most {MAX_SEEDS}") from None
             except ValueError:
                 raise ValueError(f"--seeds {text!r}: expected seeds like '0-2', '0,3,5' or '0-1,7' "
                                  f"(whole numbers >= 0, ranges low-high)") from None
@@ -123,10 +131,3 @@ def run_seeds(name: str, preset: str = "quick", overrides: Any = None, *, seeds:
     return write_run(name, preset, sets, cfg, lambda _: summary, exp.analysis, root=root,
                      extra={"seeds": list(seeds), "runs": [f"{name}/{p.name}" for p in runs.values()]})
 
-
-def seed_label(values: Sequence[Any]) -> str:
-    """``[0, 1, 2]`` -> ``"0-2"``; ``[0, 3]`` -> ``"0,3"``."""
-    v = list(values)
-    if len(v) > 1 and v == list(range(v[0], v[0] + len(v))):
-        return f"{v[0]}-{v[-1]}"
-    return ",".join(map(str, v))

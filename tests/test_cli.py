@@ -95,3 +95,34 @@ def test_check_runs_on_a_saved_checkpoint_and_refuses_a_bad_name(tmp_path):
     assert res.exit_code == 2 and "model" in res.output and "directory" in res.output
     res = runner.invoke(app, ["check", str(tmp_path), "--dtype", "int8"])
     assert res.exit_code == 2 and "dtype" in res.output
+
+
+def test_demo_runs_the_real_check_after_the_quick_presets(monkeypatch):
+    """`interp demo` runs the real model's check after the quick presets (what `make demo` does),
+    every real preset with --real all, none with --real none; a bad --real value is refused."""
+    from typer.testing import CliRunner
+
+    import interp.runs as runs_module
+    from interp.cli import app
+    from interp.models import pretrained
+
+    calls = []
+
+    def fake_run(name, preset, *a, **k):
+        calls.append((name, preset))
+        raise RuntimeError("not run in this test")
+
+    monkeypatch.setattr(runs_module, "run_experiment", fake_run)
+    monkeypatch.setattr(pretrained, "is_installed", lambda name: True)
+    runner = CliRunner()
+    runner.invoke(app, ["demo", "--only", "check", "--only", "model_report", "--no-serve"])
+    assert calls == [("model_report", "quick"), ("check", "quick"), ("check", "real")] or \
+        calls == [("check", "quick"), ("model_report", "quick"), ("check", "real")]
+    calls.clear()
+    runner.invoke(app, ["demo", "--only", "model_report", "--real", "all", "--no-serve"])
+    assert calls == [("model_report", "quick"), ("model_report", "real")]
+    calls.clear()
+    runner.invoke(app, ["demo", "--only", "check", "--real", "none", "--no-serve"])
+    assert calls == [("check", "quick")]
+    res = runner.invoke(app, ["demo", "--real", "some", "--no-serve"])
+    assert res.exit_code == 2 and "'check', 'all' and 'none'" in res.output

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, Fraction, ModelName, NonNegFloat, PositiveFloat, Seed
+from interp.fields import MAX_COUNT, CorpusSource, Count, Device, Fraction, ModelName, NonNegFloat, PositiveFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Config(BaseModel):
 
     model: ModelName = "zoo:code-lm-tiny"
     size_models: list[ModelName] = Field(default_factory=list)  # more LMs: one mask each at the chosen lambda
-    corpus: Optional[str] = None  # None: the zoo recipe's corpus (else stdlib)
+    corpus: Optional[CorpusSource] = None  # None: the zoo recipe's corpus (else stdlib)
     max_chars: Optional[Count] = None  # None: the zoo recipe's (else 400k)
     corpus_seed: Optional[Seed] = None  # None: the zoo recipe's seed (so held-out files are the model's)
     lambdas: list[PositiveFloat] = Field(default_factory=lambda: [1.0, 5.0, 20.0])

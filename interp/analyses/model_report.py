@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, ModelName, Seed, check_seq_len
+from interp.fields import MAX_COUNT, ConfigError, CorpusSource, Count, Device, ModelName, Seed, check_fits, check_seq_len
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,16 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName = "zoo:code-lm-tiny"
-    corpus: str = "stdlib"
+    corpus: CorpusSource = "stdlib"
     n_prompts: Count = 32
     seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 48
     prompt: str = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\n"
     ablation: Literal["mean", "zero"] = "mean"
     batch_size: Count = 16
+    # A circuit task whose heads are found by activation and by attribution patching (per head,
+    # counterfactual prompts; interp.data.sae_circuits builds them from the model's tokenizer).
+    task: Literal["none", "ioi", "ioi_natural", "greater_than", "induction"] = "none"
+    task_prompts: Count = 8
     device: Device = "auto"
     seed: Seed = 0
 
@@ -53,10 +57,11 @@ def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Ten
     ids = m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"]
     stream = torch.tensor(ids, dtype=torch.long)
     if len(stream) < seq_len:
-        raise ValueError(f"held-out text of {corpus!r} has only {len(stream)} tokens; need {seq_len}")
+        raise ConfigError(f"corpus={corpus!r}: its held-out text has only {len(stream)} tokens; "
+                          f"seq_len={seq_len} needs more (a bigger corpus, or a shorter seq_len)")
     starts = torch.randint(0, len(stream) - seq_len + 1, (n,), generator=g)
     windows = torch.stack([stream[s : s + seq_len - 1] for s in starts.tolist()])
-    bos = m.tokenizer.bos_token_id if m.tokenizer.bos_token_id is not None else windows[:, :1]
+    bos = m.start_token_id if m.start_token_id is not None else windows[:, :1]
     return torch.cat([torch.full((n, 1), bos) if isinstance(bos, int) else bos, windows], dim=1)
 
 
@@ -148,12 +153,28 @@ def head_ablation(m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 
     return {"loss_increase": delta, "clean_loss": np.array(clean), "identity_gap": np.array(identity_gap)}
 
 
-def unigram_loss(m, tokens: torch.Tensor) -> float:
-    """Cross-entropy of the best unigram predictor fitted on ``tokens`` themselves (a floor
-    for "has the model learned anything beyond token frequencies")."""
-    t = tokens[:, 1:].reshape(-1)
-    counts = torch.bincount(t, minlength=int(t.max()) + 1).float()
-    p = counts / counts.sum()
+# Pseudo-count of the unigram baseline (the Krichevsky-Trofimov / Jeffreys estimator): a token
+# the training text never showed keeps some probability, as it must on held-out text.
+UNIGRAM_ALPHA = 0.5
+
+
+def unigram_loss(m, tokens: torch.Tensor, corpus: str, max_chars: int = 400_000) -> float:
+    """Held-out cross-entropy of a unigram predictor fitted on the corpus's *training* split
+    (add-0.5 smoothing over the vocabulary), on the same predicted tokens the model is scored
+    on. Fitting it on the evaluation tokens themselves would make it look strong on a small
+    evaluation (it would know which few tokens occur). Without a tokenizer the baseline is
+    fitted on the evaluation tokens (random ids: there is no training text to fit on)."""
+    t = tokens[:, 1:].reshape(-1).cpu()
+    vocab = int(m.d_vocab or int(t.max()) + 1)
+    if m.tokenizer is None:
+        counts = torch.bincount(t, minlength=vocab).double()
+    else:
+        from interp.data.corpus import load_corpus
+
+        docs = load_corpus(corpus, max_chars=max_chars, seed=0).train
+        ids = torch.tensor(m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"], dtype=torch.long)
+        counts = torch.bincount(ids[ids < vocab], minlength=vocab).double()
+    p = (counts + UNIGRAM_ALPHA) / (counts.sum() + UNIGRAM_ALPHA * vocab)
     return float(-(p[t].log()).mean())
 
 
@@ -184,20 +205,75 @@ def prompt_patterns(m, prompt: str, tokens: torch.Tensor) -> tuple[np.ndarray, l
 
 
 @register("model_report", Config, title="Model report: logit lens, attention, head ablation",
-          figure_order=("logit_lens", "head_ablation", "head_scores", "attention"))
+          figure_order=("logit_lens", "head_ablation", "head_scores", "attention", "task_patching"))
 def run(config: Config) -> Result:
     """Logit lens, attention patterns and per-head ablation on a transformer."""
     from interp.utils import seed_everything
 
     seed_everything(config.seed)
     m = load_transformer(config)
+    batch = min(config.batch_size, config.n_prompts)
+    check_fits({"tokens": config.n_prompts * config.seq_len * 8,
+                "logits of a batch (x3)": 3 * batch * config.seq_len * m.cfg.d_vocab * 4},
+               "Lower n_prompts, seq_len or batch_size.")
     tokens = heldout_tokens(m, config.corpus, config.n_prompts, config.seq_len, config.seed)
     lens = lens_by_layer(m, tokens, config.batch_size)
     scores = head_attention_scores(m, tokens, config.batch_size)
     abl = head_ablation(m, tokens, config.ablation, config.batch_size)
-    uni = unigram_loss(m, tokens)
+    uni = unigram_loss(m, tokens, config.corpus)
     patterns, str_tokens = prompt_patterns(m, config.prompt, tokens)
-    return report(config, m, lens, scores, abl, uni, patterns, str_tokens)
+    result = report(config, m, lens, scores, abl, uni, patterns, str_tokens)
+    if config.task != "none":
+        add_task_patching(result, task_patching(m, config))
+    return result
+
+
+def task_patching(m, config: Config) -> dict:
+    """On ``task_prompts`` prompts of ``config.task``: the clean metric (the logit difference for
+    IOI), and each head's effect on it by activation patching (the counterfactual prompt's
+    ``hook_z``, one head at a time) and by attribution patching (its first-order estimate from
+    one forward and backward), averaged over the prompts."""
+    from interp.data.sae_circuits import make_task
+    from interp.methods.patching import activation_patching, attribution_patching
+
+    if m.tokenizer is None:
+        raise ValueError(f"task={config.task!r} builds prompts from the model's tokenizer; "
+                         f"{config.model} has none (use task='none')")
+    ps = make_task(config.task, m.tokenizer, config.task_prompts, config.seed)
+    metric = ps.metric_fn()
+    with torch.no_grad():
+        clean = metric(m(ps.clean.to(m.device)), torch.arange(len(ps))).float()
+        corrupt = metric(m(ps.corrupt.to(m.device)), torch.arange(len(ps))).float()
+    kw = dict(corrupt=ps.corrupt, batch_size=config.batch_size * 4)
+    act = activation_patching(m, ps.clean, metric, **kw).mean(0).numpy()  # [layers, heads]
+    att = attribution_patching(m, ps.clean, metric, **kw).mean(0).numpy()
+    r = float(np.corrcoef(act.ravel(), att.ravel())[0, 1]) if act.std() > 0 and att.std() > 0 else float("nan")
+    return {"task": config.task, "metric": ps.metric, "clean": clean.numpy(), "corrupt": corrupt.numpy(),
+            "activation": act, "attribution": att, "r": r, "example": ps.texts[0] if ps.texts else ""}
+
+
+def add_task_patching(result: Result, tp: dict) -> None:
+    """Criteria, metrics, arrays and a figure of :func:`task_patching`."""
+    from interp.plotting import model_report as plots
+
+    name = tp["task"]
+    result.add_criterion("task_clean_metric_positive", float(tp["clean"].mean()), ">", 0.0, kind="claim",
+                         description=f"mean {tp['metric']} of the model on clean {name} prompts: it does the task")
+    result.add_criterion("attribution_tracks_activation_patching", tp["r"], ">=", 0.8, kind="claim",
+                         description="Pearson r over heads of attribution patching (one forward and backward) "
+                                     "and activation patching (one forward per head), mean over prompts")
+    top = [{"layer": h["layer"], "head": h["head"], "effect": -h["loss_increase"]}  # lowers the metric most
+           for h in _top_heads(-tp["activation"], 5)]
+    result.metrics.update({
+        "task": name, "task_metric": tp["metric"], "task_example": tp["example"],
+        "task_clean_metric": float(tp["clean"].mean()), "task_corrupt_metric": float(tp["corrupt"].mean()),
+        "task_clean_positive_share": float((tp["clean"] > 0).mean()),
+        "task_top_heads": top,
+    })
+    result.arrays.update({"task_activation_patching": tp["activation"],
+                          "task_attribution_patching": tp["attribution"]})
+    result.figures["task_patching"] = plots.head_heatmap(
+        tp["activation"], f"{name}: change of the {tp['metric']} when a head takes the corrupt prompt's value")
 
 
 def report(config: Config, m, lens: dict, scores: dict, abl: dict, uni: float, patterns: np.ndarray,
@@ -209,6 +285,7 @@ def report(config: Config, m, lens: dict, scores: dict, abl: dict, uni: float, p
     result.metrics.update({
         "model": m.model_id, "n_layers": m.n_layers, "n_heads": m.cfg.n_heads,
         "clean_loss": float(abl["clean_loss"]), "unigram_loss": uni,
+        "n_eval_tokens": int(config.n_prompts * (config.seq_len - 1)), "corpus": config.corpus,
         "logit_lens_loss": lens["loss"].tolist(), "logit_lens_accuracy": lens["accuracy"].tolist(),
         "top_ablation_heads": _top_heads(abl["loss_increase"], 3), "prompt_tokens": str_tokens,
     })
@@ -219,7 +296,8 @@ def report(config: Config, m, lens: dict, scores: dict, abl: dict, uni: float, p
     result.add_criterion("attention_rows_sum_to_one", float(scores["row_sum_error"]), "<=", 1e-5, kind="sanity",
                          description="max |sum over keys of hook_pattern - 1|")
     result.add_criterion("model_beats_unigram", uni - float(abl["clean_loss"]), ">", 0.0, kind="claim",
-                         description="unigram loss minus model loss on held-out text (nats): the model learned context")
+                         description="held-out loss of a unigram model fitted on the training split minus the "
+                         "model's loss (nats): the model learned more than token frequencies")
     result.add_criterion("lens_improves_with_depth", float(lens["loss"][0] - lens["loss"][-1]), ">", 0.0,
                          kind="claim", description="logit-lens loss at the embedding minus at the last layer (nats)")
     result.arrays.update({

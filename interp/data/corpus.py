@@ -1,4 +1,5 @@
-"""Text corpora: the stdlib source by default, or any text file or directory.
+"""Text corpora: the stdlib source by default, ``english`` (the machine's licence texts), or
+any text file or directory.
 
 Held-out data is split by whole files drawn at random (seeded), not the alphabetical tail,
 so train and held-out text come from the same mix of modules.
@@ -12,6 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STDLIB = "stdlib"
+# English prose that every Debian-like machine has: the licence texts (legal English, ~260 kB).
+ENGLISH = "english"
+_ENGLISH_DIR = Path("/usr/share/common-licenses")
+EMPTY_CORPUS = ("corpus is empty; valid: 'stdlib', 'english', a text file, or a folder of .py/.txt/.md/.rst "
+                "files")
 
 
 @dataclass(frozen=True)
@@ -27,13 +33,22 @@ class Corpus:
         return sum(map(len, self.train)) + sum(map(len, self.heldout))
 
 
-def _files(source: str) -> list[Path]:
+def corpus_files(source: str) -> list[Path]:
+    """The files of corpus ``source`` ("stdlib", a file, or a folder's text files)."""
+    if not isinstance(source, str) or not source.strip():  # Path("") is the current directory
+        raise ValueError(EMPTY_CORPUS)
     if source == STDLIB:
         root = Path(sysconfig.get_paths()["stdlib"])
         skip = ("site-packages", "test", "tests", "idlelib", "lib2to3", "turtledemo", "__pycache__")
         return sorted(
             p for p in root.rglob("*.py") if not any(part in skip for part in p.relative_to(root).parts)
         )
+    if source == ENGLISH:
+        if not _ENGLISH_DIR.is_dir():
+            raise FileNotFoundError(f"corpus 'english' reads {_ENGLISH_DIR}, which this machine does not have; "
+                                    "pass a text file or directory instead")
+        unique = {p.resolve() for p in _ENGLISH_DIR.iterdir() if p.is_file()}  # GPL -> GPL-3 etc. are links
+        return sorted(unique)
     path = Path(source).expanduser()
     if path.is_file():
         return [path]
@@ -49,7 +64,7 @@ def load_corpus(source: str = STDLIB, *, max_chars: int | None = None, heldout_f
                 seed: int = 0) -> Corpus:
     """Read documents from ``source``; keep at most ``max_chars`` characters (files in a
     seeded random order); put ``heldout_frac`` of the files in the held-out split."""
-    files = _files(source)
+    files = corpus_files(source)
     rng = random.Random(seed)
     rng.shuffle(files)
     docs: list[str] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Union
 
 from interp.models.io import MODEL_FILE, _native, load_canonical_state_dict
-from interp.utils import read_json, unknown_name_error
+from interp.utils import ConfigError, read_json, unknown_name_error
 
 
 class Builder(NamedTuple):
@@ -50,25 +50,49 @@ def builder_for(name: str) -> tuple[Callable[[dict, Any], Any], str]:
 
 
 def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
-    """Load a directory written by :func:`interp.models.io.save_model` as an ``interp.Model``."""
-    from safetensors.torch import load_file
+    """Load a directory written by :func:`interp.models.io.save_model` as an ``interp.Model``.
 
+    Checked before and after the weights are read, each failure a ``ConfigError`` (a
+    ``ValueError``) naming the file: the builder is known and its spec valid; the spec's
+    parameters fit in memory and match the weight file's size (a spec that would allocate
+    gigabytes is refused before anything is allocated); names and shapes match; every weight
+    is finite."""
     from interp.tracing.model import Model
 
     path = Path(path)
-    meta = read_json(path / MODEL_FILE)
-    build, kind = builder_for(meta["builder"])
+    try:
+        meta = read_json(path / MODEL_FILE)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    build, kind = _builder_of(meta, path / MODEL_FILE)
     tokenizer = None
     if (path / "tokenizer").is_dir():
         from transformers import PreTrainedTokenizerFast
 
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path / "tokenizer"))
-    module = build(meta["spec"], tokenizer)
+    weights = path / "model.safetensors"
+    file_bytes = weights_problem(weights)
+    if isinstance(file_bytes, str):
+        raise ConfigError(file_bytes)
+    _check_spec_size(build, meta["spec"], tokenizer, file_bytes, path / MODEL_FILE)
+    module = _build(build, meta["spec"], tokenizer, path / MODEL_FILE)
+    from safetensors.torch import load_file
+
     try:
-        state = load_file(str(path / "model.safetensors"))
+        state = load_file(str(weights))
     except Exception as e:  # safetensors raises its own error types
-        raise ValueError(f"cannot read weights {path / 'model.safetensors'}: {e}") from None
-    load_canonical_state_dict(_native(module), state)
+        raise ConfigError(f"cannot read weights {weights}: {e}") from None
+    try:
+        load_canonical_state_dict(_native(module), state)
+    except (ValueError, RuntimeError) as e:
+        msg = str(e).replace("Error(s) in loading state_dict", "").strip(" :")
+        raise ConfigError(f"{weights} does not fit the spec in {path / MODEL_FILE}: "
+                          f"{msg[:600]}") from None
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all()))
+    if bad:
+        names = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise ConfigError(f"{weights}: weights hold NaN or infinite values ({names}); the "
+                          "checkpoint is damaged (or diverged in training)")
     module.eval()
     if device is not None:
         import contextlib
@@ -77,13 +101,79 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
         with contextlib.redirect_stdout(stdio.StringIO()):  # TransformerLens prints "Moving model to device"
             module.to(device)
     saved_id = meta.get("model_id", "")
-    model_id = model_id or (saved_id if saved_id.startswith("zoo:") else str(path))
+    zoo_id = isinstance(saved_id, str) and saved_id.startswith("zoo:")
+    model_id = model_id or (saved_id if zoo_id else str(path))
     model = Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
                   kind=kind, spec={"builder": meta["builder"], "spec": meta["spec"]},
                   example_input=_example_input(kind, meta["spec"]))
     if meta.get("train_log") is not None:  # zoo models keep the loss (and eval) log of their training
         model.train_log = meta["train_log"]
     return model
+
+
+def _builder_of(meta: Any, where: Path) -> tuple[Callable[[dict, Any], Any], str]:
+    if not (isinstance(meta, dict) and isinstance(meta.get("builder"), str)
+            and isinstance(meta.get("spec"), dict)):
+        raise ConfigError(f"{where} needs a 'builder' (one of {sorted(BUILDERS)}) and a 'spec' "
+                          "object")
+    try:
+        return builder_for(meta["builder"])
+    except KeyError as e:
+        raise ConfigError(f"{where}: {e.args[0]}") from None
+
+
+def _build(build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, where: Path) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return build(spec, tokenizer)
+    except (ValidationError, TypeError, ValueError, KeyError) as e:
+        first = str(e).splitlines()[0][:300]
+        raise ConfigError(f"{where}: its spec cannot build a model ({first})") from None
+
+
+def weights_problem(weights: Path) -> "int | str":
+    """The bytes of tensor data a safetensors file declares, or what is wrong with it (missing,
+    truncated, not safetensors), read from its header alone (no tensor is loaded)."""
+    import json
+    import struct
+
+    try:
+        size = weights.stat().st_size
+        with open(weights, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            if n > min(size, 100 * 2**20):
+                raise ValueError
+            header = json.loads(f.read(n))
+    except FileNotFoundError:
+        return f"weights file {weights} is missing"
+    except (struct.error, ValueError, UnicodeDecodeError):
+        return f"weights file {weights} is not a readable safetensors file (damaged or truncated)"
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if size < 8 + n + end:
+        return f"weights file {weights} is truncated: {size} bytes, its header needs {8 + n + end}"
+    return end
+
+
+def _check_spec_size(build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, file_bytes: int,
+                     where: Path) -> None:
+    """Build on the meta device (nothing allocated) and compare the parameters' bytes with the
+    weight file's: a spec far bigger than its weights, or than memory, is refused here."""
+    import torch
+
+    from interp.utils import check_fits
+
+    try:
+        with torch.device("meta"):
+            module = build(spec, tokenizer)
+    except Exception:  # noqa: BLE001 - a builder that cannot build on meta: the real build reports
+        return
+    need = sum(p.numel() * p.element_size() for p in module.parameters())  # shared weights once
+    check_fits({"parameters": need}, f"The spec in {where} does not fit this machine.")
+    if need > 2 * file_bytes + 2**20:
+        raise ConfigError(f"{where}: its spec makes {need / 2**20:.1f} MiB of parameters, but the "
+                          f"weights file holds {file_bytes / 2**20:.1f} MiB; the spec does not "
+                          "describe these weights")
 
 
 def _example_input(kind: str, spec: dict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from interp.utils import atomic_path, write_json
+from interp.utils import atomic_path, owned_dir_problem, read_json, write_json
 
 MODEL_FILE = "interp_model.json"
 FORMAT = 1
@@ -66,8 +66,24 @@ def load_canonical_state_dict(module: Any, state: dict) -> None:
     module.load_state_dict(full)
 
 
+def model_dir_problem(path: Path) -> str:
+    """"" when ``path`` is a saved-model directory holding only what :func:`save_model` writes,
+    else why it must not be replaced (see :func:`interp.utils.atomic_path`)."""
+    def marker(p: Path) -> bool:
+        meta = read_json(p / MODEL_FILE)
+        return isinstance(meta, dict) and "builder" in meta and "format" in meta
+
+    def allowed(rel: str) -> bool:
+        return rel in (MODEL_FILE, "model.safetensors") or rel.startswith("tokenizer/")
+
+    return owned_dir_problem(path, "a saved model", allowed, marker)
+
+
 def save_model(model: Any, path: Any, *, extra: dict | None = None) -> Path:
-    """Write ``model`` (an :class:`interp.Model` built from a registered builder) atomically."""
+    """Write ``model`` (an :class:`interp.Model` built from a registered builder) atomically.
+
+    An existing ``path`` is replaced only if it is a saved-model directory holding nothing but
+    what this writes; any other directory is left alone (``FileExistsError`` names it)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -75,7 +91,7 @@ def save_model(model: Any, path: Any, *, extra: dict | None = None) -> Path:
     if builder is None:
         raise ValueError(f"{model.model_id} was not built from a registered builder; save its module yourself")
     state = {k: v.detach().cpu().contiguous() for k, v in canonical_state_dict(_native(model.module)).items()}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, owned=model_dir_problem) as tmp:
         tmp.mkdir()
         save_file(state, str(tmp / "model.safetensors"))
         meta = {"format": FORMAT, "builder": builder, "spec": model.spec["spec"], "model_id": model.model_id,

@@ -51,8 +51,10 @@ def load_llava(name: str, device: str = "cpu", seed: int = 0):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
-    model = LlavaForConditionalGeneration.from_pretrained(name, torch_dtype=dtype, attn_implementation="eager")
-    processor = AutoProcessor.from_pretrained(name)
+    # trust_remote_code=False: a checkpoint's own Python files (auto_map) are never run
+    model = LlavaForConditionalGeneration.from_pretrained(
+        name, torch_dtype=dtype, attn_implementation="eager", trust_remote_code=False)
+    processor = AutoProcessor.from_pretrained(name, trust_remote_code=False)
     return model.to(device).eval(), processor, processor.tokenizer
 
 

@@ -68,15 +68,31 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
 
 def _load_gguf(path: Path, *, device: Any, model_id: str | None = None, start_token: str | None = None,
                **kwargs: Any) -> Model:
-    """A GGUF file: convert once (cached by content hash), then load the Hugging Face directory."""
+    """A GGUF file: convert once (cached by content hash), then load the Hugging Face directory.
+
+    ``start_token``: the token plain text starts with, when it is not the tokenizer's declared
+    BOS. It becomes the loaded tokenizer's BOS (in memory; the cached files are the GGUF's own),
+    so every path that puts BOS first (``to_tokens``, the data builders) starts text the way the
+    model was pretrained."""
     from interp.models import gguf
 
     directory = gguf.convert(path)
-    model = _load_hf(str(directory), device=device, local=True, **kwargs)
+    tokenizer = None
+    if start_token is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+        declared = tokenizer.bos_token
+        tokenizer.bos_token = start_token
+        tokenizer.init_kwargs["interp_declared_bos_token"] = declared
+    model = _load_hf(str(directory), device=device, local=True, tokenizer=tokenizer, **kwargs)
+    bridge_tokenizer = getattr(model.module, "tokenizer", None)
+    if start_token is not None and bridge_tokenizer is not None and bridge_tokenizer is not tokenizer:
+        bridge_tokenizer.bos_token = start_token  # TransformerLens keeps a tokenizer of its own
+        if hasattr(bridge_tokenizer, "update_post_processor"):  # it adds BOS itself: rebuild that step
+            bridge_tokenizer.update_post_processor()
     model.model_id = model_id or str(path)
     model.source = gguf.converted_info(directory)
-    if start_token is not None and model.tokenizer is not None:
-        model.start_token_id = model.tokenizer.convert_tokens_to_ids(start_token)
     return model
 
 
@@ -97,21 +113,25 @@ def _zoo_names() -> list[str]:
 
 
 def _load_hf(name: str, *, device: Any, local: bool = False, hf_model: Any = None, tokenizer: Any = None,
-             **kwargs: Any) -> Model:
-    """Boot a Hugging Face model through TransformerLens 4's ``boot_transformers``."""
+             trust_remote_code: bool = False, **kwargs: Any) -> Model:
+    """Boot a Hugging Face model through TransformerLens 4's ``boot_transformers``.
+
+    Code shipped with a checkpoint (``auto_map`` in its config) is never run unless the caller
+    passes ``trust_remote_code=True`` (``load_model(path, trust_remote_code=True)``)."""
     import torch
     import transformer_lens.model_bridge.sources.transformers  # noqa: F401  (attaches boot_transformers)
     from transformer_lens.model_bridge import TransformerBridge
 
     headless = False
     if local:
-        hf_model, tokenizer, headless = _local_hf(name, hf_model, tokenizer)
+        hf_model, tokenizer, headless = _local_hf(name, hf_model, tokenizer, trust_remote_code)
     # Without a tokenizer TransformerLens would fetch one by name; it gets a stand-in that
     # only numbers the vocabulary, and the Model says it has none (token ids only).
     boot_tokenizer = tokenizer if tokenizer is not None or not local else _id_tokenizer(hf_model.config)
     try:
         bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=boot_tokenizer,
-                                                     device=device, **kwargs)
+                                                     device=device, trust_remote_code=trust_remote_code,
+                                                     **kwargs)
     except ValueError as e:
         if "supported architecture" not in str(e):
             raise
@@ -163,18 +183,25 @@ def _id_tokenizer(config: Any):
                                    eos_token=bos, unk_token="0", pad_token=bos, add_bos_token=True)
 
 
-def _local_hf(path: str, hf_model: Any, tokenizer: Any):
+def _local_hf(path: str, hf_model: Any, tokenizer: Any, trust_remote_code: bool = False):
     """Weights and tokenizer of a ``save_pretrained`` directory, without the hub; and whether
-    the checkpoint is a headless encoder (``BertModel``, ``RobertaModel``, ...)."""
+    the checkpoint is a headless encoder (``BertModel``, ``RobertaModel``, ...). Python files
+    the directory's ``auto_map`` names run only with ``trust_remote_code=True``."""
     from transformers import AutoConfig, AutoTokenizer
 
+    trust = {"trust_remote_code": bool(trust_remote_code)}
     headless = False
     if hf_model is None:
         import transformers
 
-        config = AutoConfig.from_pretrained(path)
+        try:
+            config = AutoConfig.from_pretrained(path, **trust)
+        except ValueError as e:
+            if "trust_remote_code" not in str(e) and "custom code" not in str(e):
+                raise
+            raise _remote_code_refused(path) from None
         arch = (config.architectures or [None])[0]
-        cls = getattr(transformers, arch, None) if arch else None
+        cls = _model_class(transformers, arch, path) if arch else None
         if arch and arch.endswith("Model") and getattr(transformers, arch[:-5] + "ForMaskedLM", None) is not None:
             # TransformerLens bridges the masked-LM class. Loading the headless checkpoint into
             # it fills the encoder exactly (hidden states are the checkpoint's own); only the
@@ -185,16 +212,46 @@ def _local_hf(path: str, hf_model: Any, tokenizer: Any):
 
             cls = AutoModelForCausalLM
         try:
-            hf_model = cls.from_pretrained(path)
+            hf_model = cls.from_pretrained(path, **trust)
         except Exception as e:  # transformers / safetensors raise many types; name the file that is bad
             raise ValueError(f"cannot load the Hugging Face checkpoint in {path}: {_bad_weight_file(path) or e}") from None
     hf_model.eval()  # a fresh HF model may be in train mode (dropout): outputs would differ
     if tokenizer is None and any((Path(path) / f).exists() for f in _TOKENIZER_FILES):
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path, **trust)
         except (OSError, ValueError):
             tokenizer = None
     return hf_model, tokenizer, headless
+
+
+def _model_class(transformers: Any, arch: str, path: str) -> Any:
+    """``transformers.<arch>`` when it is a model class (a ``PreTrainedModel`` subclass), else None
+    (the Auto class then picks one); a config naming any other attribute is refused."""
+    import inspect
+
+    named = isinstance(arch, str) and arch.isidentifier()
+    cls = getattr(transformers, arch, None) if named else None
+    if cls is None:
+        return None
+    if not (inspect.isclass(cls) and issubclass(cls, transformers.PreTrainedModel)):
+        raise ValueError(f"{Path(path) / 'config.json'}: architectures names {arch!r}, which is "
+                         "not a transformers model class; refusing to call it")
+    return cls
+
+
+def _remote_code_refused(path: str) -> ValueError:
+    """The error for a checkpoint that needs its own Python code to load."""
+    import json
+
+    try:
+        auto_map = json.loads((Path(path) / "config.json").read_text()).get("auto_map", {})
+    except (OSError, ValueError, AttributeError):
+        auto_map = {}
+    files = {v.split(".")[0] + ".py" for v in dict(auto_map).values() if isinstance(v, str)}
+    names = ", ".join(sorted(files)) or "custom code"
+    return ValueError(f"{path} needs its own Python code to load (config.json auto_map names "
+                      f"{names}); interp never runs a checkpoint's code by itself. If you trust "
+                      "that code, load it with interp.load_model(path, trust_remote_code=True)")
 
 
 def _bad_weight_file(path: str) -> str:

@@ -24,6 +24,7 @@ class Pretrained:
     install: str  # the one command that installs it
     description: str
     start_token: str | None  # the token plain text starts with in pretraining (None: no start token)
+    prompts: tuple[str, ...] = ()  # example prompts it completes sensibly (the explorer opens on the first)
 
 
 PRETRAINED: dict[str, Pretrained] = {
@@ -40,6 +41,10 @@ PRETRAINED: dict[str, Pretrained] = {
             # text in pretraining follows the document separator <|endoftext|> (measured in
             # docs/real_model.md: the lowest loss of the three choices).
             start_token="<|endoftext|>",
+            prompts=("The capital of France is",
+                     "When Mary and John went to the store, John gave a drink to",
+                     "The war lasted from the year 1732 to the year 17",
+                     "def fibonacci(n):\n    "),
         ),
     )
 }

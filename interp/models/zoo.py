@@ -171,9 +171,20 @@ def unknown(name: str) -> str:
 
 
 def is_built(name: str) -> bool:
+    """The recipe's cached model is there and whole (its weight file as long as its header says)."""
+    return not damaged(name) and (get(name).path / "model.safetensors").exists()
+
+
+def damaged(name: str) -> str:
+    """Why the cached model of ``name`` cannot be loaded ("" when it is whole, or not built)."""
+    from interp.models.builders import weights_problem
     from interp.models.io import MODEL_FILE
 
-    return (get(name).path / MODEL_FILE).exists()
+    path = get(name).path
+    if not (path / MODEL_FILE).exists():
+        return ""
+    problem = weights_problem(path / "model.safetensors")
+    return problem if isinstance(problem, str) else ""
 
 
 def load(name: str, *, device: Any = None, rebuild: bool = False):
@@ -183,7 +194,8 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
 
     r = get(name)
     # one builder at a time per recipe: a second process waits here, then loads what the first built
-    with file_lock(r.path.parent / ".locks" / f"{r.path.name}.lock"):
+    lock = r.path.parent / ".locks" / f"{r.path.name}.lock"
+    with file_lock(lock, what=f"building zoo model {name}"):
         clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed over a day ago
         if rebuild and r.path.exists():
             shutil.rmtree(r.path)
@@ -193,7 +205,14 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
             save_model(model, r.path, extra={"recipe": r.name, "recipe_key": r.key,
                                              "recipe_config": r.config.model_dump(mode="json"),
                                              "train_log": getattr(model, "train_log", None)})
-    return load_model_dir(r.path, device=device, model_id=f"zoo:{r.name}")
+    try:
+        return load_model_dir(r.path, device=device, model_id=f"zoo:{r.name}")
+    except ValueError as e:  # a cached model damaged on disk (truncated copy, full disk, ...)
+        from interp.utils import ConfigError
+
+        raise ConfigError(f"the cached zoo model {name} cannot be loaded: {e}. Rebuild it: "
+                          f"interp zoo build {name} --rebuild (or zoo.load({name!r}, "
+                          "rebuild=True))") from None
 
 
 def scratch_dir(name: str, config: BaseModel) -> Path:

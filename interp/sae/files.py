@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from jaxtyping import Float
+
+if TYPE_CHECKING:  # model.py imports this module: only the annotations name SAE
+    from interp.sae.model import SAE
 
 # model.py's SAE.save / SAE.load call in here, so this module imports nothing from it: it is
 # handed the SAE ("SAE" below is interp.sae.model.SAE) and the kind registry KINDS.
@@ -134,12 +137,28 @@ def write_saelens(sae: "SAE", path: str | Path, kinds: Mapping[str, Any]) -> Pat
 
     path = Path(path)
     cfg = saelens_cfg(sae, kinds)
+    _refuse_foreign_cfg(path / CFG_FILE)
     path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / WEIGHTS_FILE) as tmp:
         save_file(saelens_tensors(sae), str(tmp))
     with atomic_path(path / CFG_FILE) as tmp:
         Path(tmp).write_text(json.dumps(cfg, indent=2))
     return path
+
+
+def _refuse_foreign_cfg(cfg_file: Path) -> None:
+    """An existing ``cfg.json`` is overwritten only if it describes an SAE (``d_in``, ``d_sae``):
+    saving into a folder that holds another program's ``cfg.json`` would destroy it."""
+    if not cfg_file.exists():
+        return
+    try:
+        raw = json.loads(cfg_file.read_text())
+        ours = isinstance(raw, dict) and "d_in" in raw and "d_sae" in raw
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise FileExistsError(f"{cfg_file} exists and is not an SAE config; it was left as it is. "
+                              "Save the SAE into another folder")
 
 
 # ------------------------------------------------------------------ read

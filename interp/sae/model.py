@@ -25,29 +25,41 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 import torch
 from jaxtyping import Float
-from pydantic import BaseModel, ConfigDict
+import annotated_types as at
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
+_Pos = Annotated[int, at.Ge(1)]
+_PosFloat = Annotated[float, at.Gt(0.0), at.Lt(float("inf"))]  # NaN fails every bound
+
+
 class SAEConfig(BaseModel):
-    """Architecture of an SAE."""
+    """Architecture of an SAE (sizes at least 1; a TopK ``k`` at most ``d_sae``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    d_in: int
-    d_sae: int = 200
+    d_in: _Pos
+    d_sae: _Pos = 200
     kind: str = "relu"
-    k: int = 8  # topk: active latents per input
-    threshold_init: float = 0.01  # jumprelu: initial threshold
-    bandwidth: float = 0.01  # jumprelu: straight-through kernel width
-    input_scale: float = 1.0  # inputs are multiplied by this before encoding (see normalise_scale)
+    k: _Pos = 8  # topk: active latents per input
+    threshold_init: _PosFloat = 0.01  # jumprelu: initial threshold
+    bandwidth: _PosFloat = 0.01  # jumprelu: straight-through kernel width
+    input_scale: _PosFloat = 1.0  # inputs are multiplied by this before encoding (normalise_scale)
     init_seed: int = 0
     hook_name: Optional[str] = None  # provenance, kept in cfg.json
     apply_b_dec_to_input: bool = True  # subtract b_dec before the encoder (SAELens's flag; off in some files)
     dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _k_fits(self) -> "SAEConfig":
+        if self.kind == "topk" and self.k > self.d_sae:  # all on: the L0 claim would hold trivially
+            raise ValueError(f"topk k={self.k} is larger than d_sae={self.d_sae}; "
+                             f"valid: 1..{self.d_sae}")
+        return self
 
 
 # ------------------------------------------------------------------ kinds
@@ -214,9 +226,9 @@ class SAE(nn.Module):
         f = self.kind.activate(self, pre)
         x_hat = f @ self.W_dec + self.b_dec
         err = (x_hat - xs).pow(2)
-        mse = err.mean(-1) if mse == "mean" else err.sum(-1)
+        rec = err.mean(-1) if mse == "mean" else err.sum(-1)  # [batch]
         pen = self.kind.penalty(self, pre, f)
-        return (mse + sparsity * pen).mean(), {"mse": mse.mean(), "penalty": pen.mean()}
+        return (rec + sparsity * pen).mean(), {"mse": rec.mean(), "penalty": pen.mean()}
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:
@@ -247,4 +259,9 @@ class SAE(nn.Module):
         fields, state = read_saelens(path, KINDS)
         sae = cls(SAEConfig(**fields))
         sae.load_state_dict(state)
+        bad = sorted(k for k, v in state.items() if not bool(v.isfinite().all()))
+        if bad:
+            raise ValueError(f"SAE file {Path(path)}: weights {', '.join(bad)} hold NaN or infinite "
+                             "values "
+                             "(a diverged training run, or a damaged file)")
         return sae

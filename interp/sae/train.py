@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Literal, Optional, Union
 
+import annotated_types as at
 import torch
 from jaxtyping import Float, Int
 from pydantic import BaseModel, ConfigDict
@@ -61,23 +63,28 @@ class SAETrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = 1000
-    lr: float = 1e-3
-    sparsity: float = 0.02  # L1 coefficient (relu), L0 coefficient (jumprelu); unused by topk
-    batch_size: Optional[int] = None  # None: full batch (all rows in memory)
+    steps: Annotated[int, at.Ge(1)] = 1000
+    lr: Annotated[float, at.Gt(0.0), at.Lt(float("inf"))] = 1e-3
+    # L1 coefficient (relu), L0 coefficient (jumprelu); unused by topk
+    sparsity: Annotated[float, at.Ge(0.0), at.Lt(float("inf"))] = 0.02
+    batch_size: Optional[Annotated[int, at.Ge(1)]] = None  # None: full batch (all rows in memory)
     normalise: bool = True  # scale inputs so that E|x|^2 = 1 (stored in SAEConfig.input_scale)
     mse: Literal["sum", "mean"] = "sum"  # reconstruction error summed over features, or averaged
     # ("mean" with normalise=False is the paper's F.mse_loss on raw activations)
-    resample_every: int = 250  # 0: never resample dead latents
-    resample_until: float = 0.75  # no resampling in the last quarter of training
-    seed: int = 0
-    log_every: int = 100
+    resample_every: Annotated[int, at.Ge(0)] = 250  # 0: never resample dead latents
+    resample_until: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.75  # none in the last quarter
+    seed: Annotated[int, at.Ge(0)] = 0
+    log_every: Annotated[int, at.Ge(1)] = 100
     progress: bool = False  # show a progress bar (noise when training many small SAEs)
-    buffer_rows: int = 1 << 16  # minibatches: rows held and shuffled together (at least one shard)
-    checkpoint_every: int = 0  # steps between checkpoints (metric points, files); 0: at the end only
-    keep_checkpoints: int = 2  # newest step_* folders kept in checkpoint_dir (0: all)
-    eval_rows: int = 8192  # training rows measured at a checkpoint when no eval_data is given
-    dense_above: float = 0.1  # a latent firing on more than this fraction of rows is dense
+    # minibatches: rows held and shuffled together (at least one shard)
+    buffer_rows: Annotated[int, at.Ge(1)] = 1 << 16
+    # steps between checkpoints (metric points, files); 0: at the end only
+    checkpoint_every: Annotated[int, at.Ge(0)] = 0
+    keep_checkpoints: Annotated[int, at.Ge(0)] = 2  # newest step_* folders kept (0: all)
+    # training rows measured at a checkpoint when no eval_data is given
+    eval_rows: Annotated[int, at.Ge(1)] = 8192
+    # a latent firing on more than this fraction of rows is dense
+    dense_above: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.1
 
 
 def as_matrix(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None) -> Float[torch.Tensor, "n d"]:
@@ -143,8 +150,10 @@ class RowSource:
     @torch.no_grad()
     def moments(self) -> tuple[torch.Tensor, float]:
         """``(mean [d], E|x|^2)`` of the rows in float64, in one streaming pass."""
-        s, sq = torch.zeros(self.d, dtype=torch.float64), 0.0
+        s, sq, row = torch.zeros(self.d, dtype=torch.float64), 0.0, 0
         for xb in self.chunks():
+            _check_finite(xb, row)
+            row += len(xb)
             s += xb.double().sum(0)
             sq += float(xb.double().pow(2).sum())
         return s / max(self.n_rows, 1), sq / max(self.n_rows, 1)
@@ -156,6 +165,17 @@ class RowSource:
             shards = sorted(self.store.manifest.arrays[self.hook].shards, key=lambda s: s.start)
             out["shards_sha256"] = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()
         return out
+
+
+def _check_finite(x: torch.Tensor, offset: int = 0) -> None:
+    """``ValueError`` naming the first training row with a NaN or infinite value: one such row
+    would turn every SAE weight into NaN within a step, without a word."""
+    ok = torch.isfinite(x).all(-1)
+    if not bool(ok.all()):
+        bad = (~ok).nonzero().flatten()
+        raise ValueError(f"SAE training data: row {offset + int(bad[0])} holds NaN or infinite "
+                         f"values ({len(bad)} such rows in rows {offset}..{offset + len(x)}); "
+                         "drop or fix them first")
 
 
 def _gen(*keys: int) -> torch.Generator:
@@ -221,8 +241,10 @@ class ShuffledStream:
         while got < n:
             epoch, g, off, left = self._locate(p + got)
             self._group(epoch, g, got)
+            buf, perm = self._buf, self._perm
+            assert buf is not None and perm is not None  # _group loaded them
             k = min(left, n - got)
-            piece = self._buf[self._perm[off : off + k]]  # a copy: it outlives the group
+            piece = buf[perm[off : off + k]]  # a copy: it outlives the group
             pieces.append(piece)
             got += k
         x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
@@ -230,6 +252,7 @@ class ShuffledStream:
 
     def pool(self, n: int) -> Float[torch.Tensor, "n d"]:
         """Up to ``n`` rows of the group held now, scaled (the resampling pool)."""
+        assert self._buf is not None and self._perm is not None, "no group is held yet"
         return self._buf[self._perm[:n]].to(self.dtype) * self.scale
 
 
@@ -288,17 +311,32 @@ def latest_checkpoint(checkpoint_dir: Union[str, Path]) -> Optional[Path]:
     return found[-1] if found else None
 
 
+def _checkpoint_problem(path: Path) -> str:
+    """"" when ``path`` is a checkpoint folder holding only what ``_write_checkpoint`` writes."""
+    from interp.sae.files import CFG_FILE, WEIGHTS_FILE
+    from interp.utils import owned_dir_problem
+
+    def allowed(rel: str) -> bool:
+        return rel in (CFG_FILE, WEIGHTS_FILE, STATE_FILE)
+
+    def has_state(p: Path) -> bool:
+        return (p / STATE_FILE).is_file()
+
+    return owned_dir_problem(path, "an SAE checkpoint", allowed, has_state)
+
+
 def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
     from interp.utils import atomic_path
 
     path = root / f"step_{state['step']:08d}"
-    with atomic_path(path) as tmp:  # the folder appears whole or not at all
+    with atomic_path(path, owned=_checkpoint_problem) as tmp:  # appears whole or not at all
         sae.save(tmp)
         torch.save(state, tmp / STATE_FILE)
-    if keep:
+    if keep:  # older checkpoints go; a step_* folder that is not one of ours stays
         old = sorted(p for p in root.glob("step_*") if _STEP_DIR.match(p.name))[:-keep]
         for p in old:
-            shutil.rmtree(p, ignore_errors=True)
+            if not _checkpoint_problem(p):
+                shutil.rmtree(p, ignore_errors=True)
     return path
 
 
@@ -354,6 +392,7 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
         cfg = SAEConfig.model_validate(state["sae_cfg"])
     elif full:  # the scale and mean exactly as the full-batch trainer has always computed them
         x = src.tensor.float()
+        _check_finite(x)
         scale = float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12)) if tc.normalise else 1.0
         cfg = cfg.model_copy(update={"input_scale": scale})
         mean = None
@@ -381,7 +420,11 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
         start, resampled, loss_log, points = state["step"], state["resampled"], state["log"], state["metrics"]
     else:
         with torch.no_grad():
-            sae.b_dec.copy_(xs.mean(0) if full else (mean * cfg.input_scale).to(dtype))
+            if full:
+                sae.b_dec.copy_(xs.mean(0))
+            else:
+                assert mean is not None  # streamed: the source's moments were read above
+                sae.b_dec.copy_((mean * cfg.input_scale).to(dtype))
         points.append(metric_point(sae, 0, evals, tc, model, hook, eval_tokens, on))
     resampled += _loop(sae, opt, g, tc, xs if full else None, stream, start, loss_log, points,
                        lambda s: metric_point(sae, s, evals, tc, model, hook, eval_tokens, on),
@@ -393,7 +436,7 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
     report = {k: final[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
     report.update({"resampled": resampled, "seconds": time.time() - t0, "log": loss_log, "metrics": points,
                    "kind": cfg.kind, "n_rows": src.n_rows, "resumed_from": start,
-                   "max_resident_rows": src.n_rows if full else stream.max_resident_rows})
+                   "max_resident_rows": src.n_rows if stream is None else stream.max_resident_rows})
     log.debug("SAE %s: fvu %.3f l0 %.2f dead %.2f", cfg.kind, report["fvu"], report["l0"], report["dead_frac"])
     return sae, report
 
@@ -409,17 +452,26 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
                    disable=None if tc.progress else True)
     running, t0 = None, time.time()
     for step in bar:
-        xb = xs if stream is None else stream.take(step * tc.batch_size, tc.batch_size)
+        if stream is None:  # full batch
+            assert xs is not None
+            xb = xs
+        else:
+            assert tc.batch_size is not None
+            xb = stream.take(step * tc.batch_size, tc.batch_size)
         loss = sae.scaled_loss(xb, tc.sparsity, tc.mse)[0]  # batches are already scaled
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         value = loss.item()
+        if not math.isfinite(value):  # a diverged step poisons every weight: stop and say so
+            raise ValueError(f"SAE training diverged at step {step} (loss {value}); lower lr "
+                             f"(now {tc.lr}) or check the training data")
         running = value if running is None else 0.9 * running + 0.1 * value
         bar.set_postfix(loss=f"{running:.3f}")
         sae.normalise_decoder()
         if tc.resample_every and (step + 1) % tc.resample_every == 0 and step + 1 < tc.resample_until * tc.steps:
-            pool = (xs if len(xs) <= RESAMPLE_ROWS else xb) if stream is None else stream.pool(RESAMPLE_ROWS)
+            # full batch: xb is every row
+            pool = xb if stream is None else stream.pool(RESAMPLE_ROWS)
             resampled += resample_dead(sae, pool, g)
         last = step == tc.steps - 1
         if step % tc.log_every == 0 or last:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -90,8 +90,8 @@ def collect(
             ``hook_pattern``/``hook_attn_scores``): ``"all"`` -> ``[N, T, ...]``; a
             ``slice`` -> ``[N, len, ...]``; an int -> ``[N, ...]``; ``"last"`` -> ``[N, ...]``,
             the last non-pad position; ``"mean"`` -> ``[N, ...]``, mean over non-pad positions.
-            Padding is known from ``lengths``, or for text input from trailing
-            ``tokenizer.pad_token_id`` tokens; otherwise every position counts.
+            Padding is known from ``lengths``, or for text input from the tokenizer (each
+            text's own token count, never guessed from pad ids); otherwise every position counts.
         out: a directory: write a sharded store there (resuming an interrupted one).
         shard_size: items per shard on disk (default: about 256 MiB per shard).
         lengths: ``[N]`` valid (unpadded) length of each item, for right-padded tokens.
@@ -112,6 +112,9 @@ def collect(
     m.check_names([*hooks, *edits])
     pos_key = positions_key(positions)
     dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
+    if dtype is not None and not dtype.is_floating_point:  # an int cast would truncate every value
+        raise ValueError(f"dtype={dtype} would truncate activations; "
+                         "valid: float32, float16, bfloat16, float64")
     if device is None or device == "auto":
         dev = m.device
     else:
@@ -193,6 +196,14 @@ def check_positions(positions: Any, x: torch.Tensor) -> None:
     if x.ndim < 2 or isinstance(positions, str):
         return
     T = x.shape[1]
+    if isinstance(positions, slice):
+        if not all(p is None or (isinstance(p, int) and not isinstance(p, bool))
+                   for p in (positions.start, positions.stop, positions.step)):
+            raise ValueError(f"positions={positions}: a slice of whole numbers, e.g. slice(0, 8)")
+        if positions.step == 0 or len(range(T)[positions]) == 0:
+            raise ValueError(f"positions={positions} selects no position of inputs with {T} "
+                             f"positions (valid: a slice within 0..{T}, an int in {-T}..{T - 1}, "
+                             "'all', 'last' or 'mean')")
     ends = [positions] if isinstance(positions, int) else (
         [p for p in (positions.start, positions.stop) if p is not None] if isinstance(positions, slice) else [])
     for p in ends:
@@ -210,6 +221,10 @@ def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor,
         dataset = [dataset]
     if isinstance(dataset, np.ndarray):
         dataset = torch.from_numpy(dataset)
+    if isinstance(dataset, (Mapping, set, frozenset)):  # list() gives keys / no fixed order
+        raise TypeError(f"collect takes texts, token ids [N, pos] or a list of batches, not a "
+                        f"{type(dataset).__name__} (it would be read as its keys or in no fixed "
+                        "order); pass e.g. dataset['input_ids'] or a list")
     if not isinstance(dataset, torch.Tensor) and not _is_texts(dataset):
         items = list(dataset) if isinstance(dataset, Iterable) else [dataset]
         if items and all(_is_texts(b) or isinstance(b, str) for b in items):
@@ -221,26 +236,37 @@ def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor,
             dataset = torch.cat([b.cpu() for b in items])
         else:
             dataset = m.prepare(items)  # e.g. a list of token-id lists
+    lens = None
     if _is_texts(dataset):
         text = True
-        x = m.prepare(list(dataset))
+        x, lens = m.text_tokens(list(dataset))  # lengths from the tokenizer, not from pad ids
     else:
         x = dataset
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"collect takes token ids, texts or tensors; got {type(dataset).__name__}")
     x = x.cpu().contiguous()
     if lengths is not None:
-        lens = torch.as_tensor(lengths, dtype=torch.long).cpu()
-        if lens.shape != (len(x),):
-            raise ValueError(f"lengths must have shape [{len(x)}], got {tuple(lens.shape)}")
+        return x, checked_lengths(lengths, x)
+    if text and x.ndim == 2 and lens is not None and bool((lens < x.shape[1]).any()):
         return x, lens
-    if text and x.ndim == 2:
-        pad = getattr(m.tokenizer, "pad_token_id", None)
-        if pad is not None and bool((x[:, -1] == pad).any()):
-            # valid length = 1 + last index that is not a pad token (right padding)
-            nonpad = (x != pad).long() * torch.arange(1, x.shape[1] + 1)
-            return x, nonpad.max(1).values.clamp(min=1)
     return x, None
+
+
+def checked_lengths(lengths: Any, x: torch.Tensor) -> torch.Tensor:
+    """``lengths`` as a LongTensor ``[N]``: whole numbers in ``1..T`` (never clamped or rounded)."""
+    raw = torch.as_tensor(lengths).cpu()
+    if raw.dtype == torch.bool or raw.is_floating_point() and not bool((raw == raw.round()).all()):
+        raise ValueError(f"lengths must be whole numbers, got dtype {raw.dtype}")
+    lens = raw.long()
+    if lens.shape != (len(x),):
+        raise ValueError(f"lengths must have shape [{len(x)}], got {tuple(lens.shape)}")
+    T = x.shape[1] if x.ndim >= 2 else 1
+    bad = ((lens < 1) | (lens > T)).nonzero().flatten()
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"lengths[{i}] = {int(lens[i])} is outside 1..{T} (inputs have {T} "
+                         f"positions; {len(bad)} lengths are out of range)")
+    return lens
 
 
 def _is_texts(d: Any) -> bool:

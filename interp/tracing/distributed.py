@@ -44,8 +44,7 @@ import torch
 
 from interp.tracing.collect import collect, fingerprint, n_tokens, prepare_dataset
 from interp.tracing.model import Model
-from interp.tracing.store import MANIFEST, ActivationStore, ArrayInfo, Manifest, ShardInfo
-from interp.utils import read_json, write_json
+from interp.tracing.store import MANIFEST, ActivationStore, ArrayInfo, Manifest, ShardInfo, read_manifest, write_manifest
 
 
 def rank_dir(out: str | Path, rank: int) -> Path:
@@ -93,7 +92,7 @@ def merge(out: str | Path, world: int, *, n_items: int, n_tokens: int, dataset_s
     for r in range(world):
         path = rank_dir(out, r) / MANIFEST
         if path.exists():
-            man = Manifest.model_validate(read_json(path))
+            man = read_manifest(path.parent)
             if not man.complete:
                 raise ValueError(f"rank {r}'s part {path.parent} is incomplete; run the collection again")
             parts.append((r, man))
@@ -117,7 +116,7 @@ def merge(out: str | Path, world: int, *, n_items: int, n_tokens: int, dataset_s
     merged = Manifest(model_id=first.model_id, hooks=first.hooks, arrays=arrays, tokens=tokens,
                       positions=first.positions, dtype=first.dtype, n_items=n_items, n_tokens=n_tokens,
                       shard_size=first.shard_size, dataset_sha256=dataset_sha256, complete=True)
-    write_json(out / MANIFEST, merged.model_dump())
+    write_manifest(out, merged)
     return merged
 
 

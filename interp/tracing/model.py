@@ -69,7 +69,6 @@ class Model:
         # hook name -> splice object (interp.sae.splice.Splice), in splicing order
         self._splices: dict[str, Any] = {}
         self.source: dict | None = None  # where the weights came from, when converted (a GGUF file's record)
-        self._start_token_id: int | None = None
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
@@ -88,7 +87,23 @@ class Model:
         return torch.float32
 
     def to(self, device: Any) -> "Model":
-        self.module.to(device)
+        """Move the weights to ``device``. A device this machine lacks fails first, with a clear
+        ``ValueError``; a move that fails half-way is undone (weights and ``cfg.device`` back where
+        they were), so the model is never marked as being somewhere it is not."""
+        from interp.utils import resolve_device
+
+        dev = resolve_device(device)
+        cfg, old = self.cfg, self.device
+        old_cfg_device = getattr(cfg, "device", None)
+        try:
+            self.module.to(dev)
+        except BaseException:
+            try:
+                self.module.to(old)
+            finally:
+                if cfg is not None and old_cfg_device is not None:
+                    cfg.device = old_cfg_device
+            raise
         return self
 
     def eval(self) -> "Model":
@@ -160,24 +175,19 @@ class Model:
 
     @property
     def start_token_id(self) -> int | None:
-        """The token plain text starts with: the tokenizer's BOS, unless the model was trained
-        with another document start (SmolLM2 declares its chat token ``<|im_start|>`` as BOS,
-        but its pretraining text follows ``<|endoftext|>``). None: no start token."""
-        if self._start_token_id is not None:
-            return self._start_token_id
+        """The token plain text starts with: the tokenizer's BOS (None: no tokenizer or no BOS).
+        For SmolLM2, whose GGUF declares the chat token ``<|im_start|>`` as BOS, the loader sets
+        BOS to ``<|endoftext|>``, the document start of its pretraining text."""
         return getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
-
-    @start_token_id.setter
-    def start_token_id(self, value: int | None) -> None:
-        self._start_token_id = value
 
     def to_tokens(self, text: str | Sequence[str], prepend_bos: bool = True) -> torch.Tensor:
         """Tokens ``[batch, pos]`` for text, after the model's start token (``start_token_id``)
         when ``prepend_bos``; right-padded if lengths differ."""
         if self.tokenizer is None:
             raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
-        if hasattr(self.module, "to_tokens") and self.kind == "transformer" and self._start_token_id is None:
-            return self.module.to_tokens(text, prepend_bos=prepend_bos).to(self.device)
+        if hasattr(self.module, "to_tokens") and self.kind == "transformer":
+            tokens = self.module.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
+            return tokens.to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         bos = self.start_token_id
@@ -189,6 +199,29 @@ class Model:
         for i, x in enumerate(ids):
             out[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         return out.to(self.device)
+
+    def text_tokens(self, texts: Sequence[str],
+                    prepend_bos: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tokens [N, T] right-padded, lengths [N])`` of ``texts`` on the CPU. Each length is
+        what the tokenizer itself makes of that text alone, never guessed from pad tokens (a pad
+        id can be EOS, or 0, and occur in real text)."""
+        texts = list(texts)
+        tokens = self.to_tokens(texts, prepend_bos=prepend_bos).cpu()
+        if not (hasattr(self.module, "to_tokens") and self.kind == "transformer"):
+            bos = getattr(self.tokenizer, "bos_token_id", None)
+            extra = int(prepend_bos and bos is not None)
+            counts = [len(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
+            lengths = torch.tensor(counts) + extra
+            return tokens, lengths.clamp(1, tokens.shape[-1])
+        # The bridge tokenises the batch with the tokenizer (right padding), and prepends BOS
+        # itself when the tokenizer does not: the tokenizer's own attention mask, plus that BOS.
+        cfg = self.module.cfg
+        n_ctx = getattr(cfg, "n_ctx", None)
+        enc = self.tokenizer(texts, padding=True, padding_side="right", truncation=n_ctx is not None,
+                             max_length=n_ctx, return_attention_mask=True)
+        manual_bos = prepend_bos and not getattr(cfg, "tokenizer_prepends_bos", True)
+        lengths = torch.tensor([sum(mask) for mask in enc["attention_mask"]]) + int(manual_bos)
+        return tokens, lengths.clamp(1, tokens.shape[-1])
 
     def to_string(self, tokens: Any) -> str | list[str]:
         if self.tokenizer is None:
@@ -415,25 +448,36 @@ def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = Non
                  kind="module")
 
 
+def checked_edit(name: str, act: Any, new: Any) -> Any:
+    """What an edit of ``act`` at hook ``name`` hands on: ``new`` when it is a tensor of
+    ``act``'s shape and dtype, ``act`` when the edit returned None (keep the activation).
+    Anything else is an error that names the hook and what was expected. Both backends
+    call this (TransformerLens hooks here, nnsight in :func:`interp.trace`). A non-tensor
+    activation (a module's tuple output under nnsight) is the edit's to rebuild."""
+    if new is None:
+        return act
+    if not isinstance(act, torch.Tensor):
+        return new
+    if not isinstance(new, torch.Tensor):
+        raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
+                        "tensor shaped like its input (or None to keep the activation)")
+    if new.dtype != act.dtype:
+        got, want = (str(d).replace("torch.", "") for d in (new.dtype, act.dtype))
+        raise TypeError(f"edit for {name!r} returned dtype {got}, expected {want} "
+                        "(cast with .to(act.dtype))")
+    if new.shape != act.shape:
+        raise ValueError(f"edit for {name!r} returned shape {tuple(new.shape)}, "
+                         f"expected {tuple(act.shape)}")
+    return new
+
+
 def make_hook(name, edit, keep, store, per_step, stop, detach):
     """A TransformerLens-style hook ``hook(act, hook) -> act`` that applies ``edit`` (checked:
     a tensor of the input's shape and dtype, or None to keep it), keeps the result in ``store``
     when ``keep``, and raises :class:`StopForward` when ``stop``."""
     def hook(act, hook):
         if edit is not None:
-            new = edit(act)
-            if new is not None:
-                if not isinstance(new, torch.Tensor):
-                    raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a tensor "
-                                    f"shaped like its input (or None to keep the activation)")
-                if new.dtype != act.dtype:
-                    raise TypeError(f"edit for {name!r} returned dtype {str(new.dtype).replace('torch.', '')}, "
-                                    f"expected {str(act.dtype).replace('torch.', '')} (cast with .to(act.dtype))")
-                if new.shape != act.shape:
-                    raise ValueError(
-                        f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"
-                    )
-                act = new
+            act = checked_edit(name, act, edit(act))
         if keep:
             value = act.detach() if detach else act
             if per_step:

@@ -18,15 +18,18 @@ from interp.tracing.store import (
     ActivationStore,
     ArrayInfo,
     Manifest,
+    StoreCorruptedError,
+    manifest_digest,
+    read_manifest,
     remove_store,
     sanitize,
     shard_file,
     shard_problem,
     storage_dtype_name,
     torch_dtype_name,
+    write_manifest,
     write_shard,
 )
-from interp.utils import read_json, write_json
 
 log = logging.getLogger("interp")
 
@@ -72,7 +75,9 @@ class HostTransfer:
         i, k, done = job
         done.synchronize()
         self.pending[slot] = None
-        self.sink.put(i, {h: b[:k] for h, b in self.slots[slot].items()})
+        bufs = self.slots[slot]
+        assert bufs is not None  # a pending copy has its staging buffers
+        self.sink.put(i, {h: b[:k] for h, b in bufs.items()})
 
     def flush(self) -> None:
         self._drain(self.turn)  # the older of the two
@@ -92,6 +97,17 @@ class Sink:
     @staticmethod
     def _alloc(rows: int, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {h: torch.empty((rows, *a.shape[1:]), dtype=a.dtype) for h, a in batch.items()}
+
+    def put(self, i: int, batch: dict[str, torch.Tensor]) -> None:
+        """Take items ``i:i+k`` of every hook (``batch``: hook -> ``[k, ...]``)."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Hand on what is staged (a sink stages nothing; :class:`HostTransfer` does)."""
+
+    def finish(self) -> ActivationStore:
+        """The store of everything put."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Wait for background work (called on success and on errors)."""
@@ -131,12 +147,22 @@ class MemorySink(Sink):
             view = chunks[1][i // k]  # views made once per buffer: no slicing per batch
         else:
             if name not in self.bufs:
+                self._check_fits(name, a)
                 self.bufs[name] = torch.empty((self.ident["n_items"], *a.shape[1:]), dtype=a.dtype)
             if i % k == 0 and self.ident["n_items"] > k:
                 self.chunks[name] = (k, self.bufs[name].split(k))
             view = self.bufs[name][i:i + k]
         view.copy_(a)
         return view
+
+    def _check_fits(self, name: str, a: torch.Tensor) -> None:
+        """Before ``name``'s ``[N, ...]`` buffer is allocated: it and those before it fit."""
+        from interp.utils import check_fits
+
+        n = self.ident["n_items"]
+        parts = {f"{h} {list(b.shape)}": b.numel() * b.element_size() for h, b in self.bufs.items()}
+        parts[f"{name} {[n, *a.shape[1:]]}"] = n * a[0].numel() * a.element_size()
+        check_fits(parts, "Collect to disk (out=<dir>: shards read one at a time) or fewer items.")
 
     def finish(self) -> ActivationStore:
         bufs = {h: self.bufs[h] for h in self.ident["hooks"]}
@@ -164,7 +190,11 @@ class DiskSink(Sink):
         if overwrite:
             remove_store(root)
         if (root / MANIFEST).exists():
-            old = Manifest.model_validate(read_json(root / MANIFEST))
+            old = read_manifest(root)
+            if old.manifest_sha256 and old.manifest_sha256 != manifest_digest(old):
+                raise StoreCorruptedError(
+                    f"{root / MANIFEST} was edited after it was written (its own checksum does not "
+                    "match); collect into a new directory, or overwrite=True")
             self._check_same(old)
             if old.complete:
                 self.done = ActivationStore(old, path=root)
@@ -201,8 +231,18 @@ class DiskSink(Sink):
                                          for d in diff)
                              + "). Use a new out directory, or overwrite=True to replace it.")
 
+    def _manifest(self) -> Manifest:
+        """The manifest: set by the first batch, or read back when resuming."""
+        assert self.manifest is not None, "no batch has been put yet"
+        return self.manifest
+
+    def _size(self) -> int:
+        """Items per shard: chosen by the first batch unless given."""
+        assert self.shard_size is not None, "no batch has been put yet"
+        return self.shard_size
+
     def _infos(self) -> list[ArrayInfo]:
-        m = self.manifest
+        m = self._manifest()
         return [*m.arrays.values(), *([m.tokens] if m.tokens is not None else [])]
 
     def _begin(self, batch: dict[str, torch.Tensor]) -> None:
@@ -214,7 +254,7 @@ class DiskSink(Sink):
             self.manifest = Manifest(**self.ident, arrays=arrays, tokens=self._tokens_info(),
                                      shard_size=self.shard_size)
             self.root.mkdir(parents=True, exist_ok=True)
-            write_json(self.root / MANIFEST, self.manifest.model_dump())
+            write_manifest(self.root, self.manifest)
         for h, a in batch.items():
             info = self.manifest.arrays[h]
             if list(a.shape[1:]) != info.shape or torch_dtype_name(a.dtype) != info.dtype:
@@ -228,7 +268,7 @@ class DiskSink(Sink):
     def put(self, i: int, batch: dict[str, torch.Tensor]) -> None:
         if not self.sets:
             self._begin(batch)
-        size, n = self.shard_size, self.ident["n_items"]
+        size, n = self._size(), self.ident["n_items"]
         k = next(iter(batch.values())).shape[0]
         off = 0
         while off < k:  # a batch may cross shard boundaries
@@ -260,15 +300,16 @@ class DiskSink(Sink):
 
     def _flush(self, s: int) -> None:
         """Write shard ``s`` of every array, then the manifest (which makes the shard count)."""
+        assert self.manifest is not None and self.shard_size is not None  # set by the first batch
         size, n = self.shard_size, self.ident["n_items"]
         a, b = s * size, min((s + 1) * size, n)
         bufs = self.sets[s % len(self.sets)]
         for h, info in self.manifest.arrays.items():
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), bufs[h][:b - a], a, b))
-        if self.manifest.tokens is not None:
+        if self.manifest.tokens is not None and self.tokens is not None:
             info = self.manifest.tokens
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b))
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
+        write_manifest(self.root, self.manifest)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -280,6 +321,7 @@ class DiskSink(Sink):
 
     def finish(self) -> ActivationStore:
         self.close()
+        assert self.manifest is not None, "no batch has been put"
         self.manifest.complete = True
-        write_json(self.root / MANIFEST, self.manifest.model_dump())
+        write_manifest(self.root, self.manifest)
         return ActivationStore(self.manifest, path=self.root)

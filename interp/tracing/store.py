@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from interp.utils import atomic_path, read_json, unknown_name_error, write_json
+from interp.utils import atomic_path, foreign_files, read_json, unknown_name_error, write_json
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -94,6 +94,8 @@ class Manifest(BaseModel):
     weights_sha256: str = ""  # fingerprint of the model's weights, to refuse mixing two models
     edits: list[str] = []  # hook names edited while collecting (``collect(..., edits=)``)
     complete: bool = False
+    # sha256 of this manifest's own JSON with this field empty: an edit of the file is detected
+    manifest_sha256: str = ""
 
     def items_done(self) -> int:
         """Items covered by consecutive complete shards from the start (all arrays agree)."""
@@ -130,7 +132,7 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def storage_dtype_name(dtype: torch.dtype) -> str:
     return "int16" if dtype == torch.bfloat16 else str(to_numpy(torch.empty(0, dtype=dtype)).dtype)
 
@@ -158,6 +160,74 @@ def shard_problem(root: Path, s: ShardInfo) -> str:
     return ""
 
 
+def manifest_digest(m: Manifest) -> str:
+    """The sha256 a manifest records of itself (its JSON, sorted keys, with the field empty)."""
+    import json
+
+    blob = json.dumps(m.model_dump(exclude={"manifest_sha256"}), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def write_manifest(root: Path, m: Manifest) -> None:
+    """Write ``root/manifest.json`` atomically with its own checksum filled in."""
+    m.manifest_sha256 = manifest_digest(m)
+    write_json(root / MANIFEST, m.model_dump())
+
+
+def _npy_header(f: Path) -> tuple[tuple[int, ...], np.dtype]:
+    fmt = np.lib.format
+    with open(f, "rb") as fh:
+        version = fmt.read_magic(fh)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    return tuple(shape), dtype
+
+
+def manifest_problem(root: Path, m: Manifest) -> str:
+    """What makes manifest ``m`` disagree with itself or with the shard files under ``root``
+    ("" when none): its own checksum; every shard path inside the store; each array's shards
+    contiguous from item 0 (to ``n_items`` when complete) and numbered in item order; each
+    file's item count, per-item shape and dtype as listed. Reads only the ``.npy`` headers."""
+    where = root / MANIFEST
+    if m.manifest_sha256 and m.manifest_sha256 != manifest_digest(m):
+        return f"{where} was edited after it was written (its own checksum does not match)"
+    for name, info in [*m.arrays.items(), *([("tokens", m.tokens)] if m.tokens else [])]:
+        problem = _array_problem(root, name, info, m.n_items if m.complete else None)
+        if problem:
+            return problem
+    return ""
+
+
+def _array_problem(root: Path, name: str, info: ArrayInfo, n_items: Optional[int]) -> str:
+    where, top = root / MANIFEST, root.resolve()
+    stop, index = 0, {}  # type: tuple[int, dict[Any, Any]]  # shard files number 0, 1, ... in item order
+    for s in sorted(info.shards, key=lambda s: s.start):
+        f = (root / s.file).resolve()
+        if Path(s.file).is_absolute() or ".." in Path(s.file).parts or top not in f.parents:
+            return f"{where}: shard path {s.file!r} of {name} points outside the store"
+        if s.start != stop or s.stop <= s.start:
+            return (f"{where}: {name} has no shard for items {stop}..{s.start} "
+                    "(a dropped or moved shard entry)")
+        stop = s.stop
+        k = index[f.parent] = index.get(f.parent, -1) + 1
+        if re.fullmatch(r"shard_\d{5}\.npy", f.name) and f.name != f"shard_{k:05d}.npy":
+            return (f"{where}: {name}'s items {s.start}..{s.stop} are listed in {s.file}, not "
+                    f"shard_{k:05d}.npy (shard entries swapped or reordered)")
+        if not f.exists():
+            continue  # named by the checksum pass (or a resume collects it again)
+        try:
+            shape, dtype = _npy_header(f)
+        except (ValueError, OSError) as e:
+            return f"shard file {f} is not a readable .npy file ({e})"
+        listed = (s.stop - s.start, *info.shape)
+        if tuple(shape) != listed or str(dtype) != info.storage_dtype:
+            return (f"shard file {f} holds {list(shape)} {dtype}; {where} lists items "
+                    f"{s.start}..{s.stop} of shape {info.shape} {info.storage_dtype} for {name}")
+    if n_items is not None and stop != n_items:
+        return f"{where}: {name} covers items 0..{stop}, but the store has n_items={n_items}"
+    return ""
+
+
 def write_shard(root: Path, rel: str, t: torch.Tensor, start: int, stop: int) -> ShardInfo:
     """Write items ``[start, stop)`` (``t``: ``[stop - start, ...]``) to ``root/rel`` atomically."""
     path = root / rel
@@ -170,7 +240,7 @@ def write_shard(root: Path, rel: str, t: torch.Tensor, start: int, stop: int) ->
         # header (small) from the file, then the array's bytes from memory.
         with open(tmp, "rb") as f:
             h = hashlib.sha256(f.read(size - arr.nbytes))
-        h.update(memoryview(arr).cast("B"))
+        h.update(arr.data.cast("B"))  # C-contiguous (np.ascontiguousarray above)
     return ShardInfo(file=rel, start=start, stop=stop, sha256=h.hexdigest(), nbytes=size)
 
 
@@ -202,25 +272,28 @@ class ActivationStore:
         path = Path(path)
         if not (path / MANIFEST).exists():
             raise FileNotFoundError(f"{path} is not an activation store (no {MANIFEST})")
-        raw = read_json(path / MANIFEST)
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path / MANIFEST}: format_version {raw.get('format_version')!r}, "
-                             f"this interp reads {FORMAT_VERSION}")
-        manifest = Manifest.model_validate(raw)
+        manifest = read_manifest(path)
         if not manifest.complete and not allow_incomplete:
             raise ValueError(
                 f"store {path} is incomplete ({manifest.items_done()} of {manifest.n_items} items): "
                 "run interp.collect again with the same arguments and out dir to resume, "
                 "or open(..., allow_incomplete=True)")
+        problem = manifest_problem(path, manifest)  # cheap: the manifest and .npy headers only
+        if problem:
+            raise StoreCorruptedError(f"{problem}; re-collect into a new directory")
         store = cls(manifest, path=path)
         if verify:
             store.verify()
         return store
 
     def verify(self) -> None:
-        """Recompute every shard checksum; raise :class:`StoreCorruptedError` naming the bad file."""
+        """Check the manifest against itself and the shard files (:func:`manifest_problem`), then
+        recompute every shard checksum; raise :class:`StoreCorruptedError` naming the bad file."""
         if self.path is None:
             return
+        problem = manifest_problem(self.path, self.manifest)
+        if problem:
+            raise StoreCorruptedError(f"{problem}; re-collect into a new directory")
         for info in self._infos():
             for s in info.shards:
                 problem = shard_problem(self.path, s)
@@ -290,6 +363,7 @@ class ActivationStore:
         return self._load_shard(sorted(info.shards, key=lambda s: s.start)[index], info)
 
     def _load_shard(self, s: ShardInfo, info: ArrayInfo) -> torch.Tensor:
+        assert self.path is not None, "an in-memory store has no shards"
         return from_numpy(np.load(self.path / s.file, mmap_mode="c"), info.dtype)
 
     def _load(self, info: ArrayInfo) -> torch.Tensor:
@@ -310,7 +384,7 @@ class ActivationStore:
         arrays = {h: self._save_array(path, sanitize(h), self[h], size) for h in m.hooks}
         tokens = self._save_array(path, TOKENS_DIR, self.tokens, size) if self.tokens is not None else None
         new = m.model_copy(update={"arrays": arrays, "tokens": tokens, "shard_size": size, "complete": True})
-        write_json(path / MANIFEST, new.model_dump())
+        write_manifest(path, new)
         return ActivationStore(new, path=path)
 
     @staticmethod
@@ -330,10 +404,51 @@ class ActivationStore:
                 f"positions={self.manifest.positions!r}, {{{shapes}}})")
 
 
+def read_manifest(path: Path) -> Manifest:
+    """The :class:`Manifest` in ``path/manifest.json``; ``ValueError`` naming the file when it is
+    not one of ours (another program's ``manifest.json``, another format version)."""
+    from pydantic import ValidationError
+
+    file = path / MANIFEST
+    raw = read_json(file)
+    if not isinstance(raw, dict) or "arrays" not in raw or "n_items" not in raw:
+        raise ValueError(f"{file} is not an interp activation-store manifest")
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{file}: format_version {raw.get('format_version')!r}, "
+                         f"this interp reads {FORMAT_VERSION}")
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ValueError(f"{file} is not a valid activation-store manifest: "
+                         f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def store_dir_problem(path: Path) -> str:
+    """"" when ``path`` is an activation store holding only files :func:`interp.collect` writes
+    (its manifests and shards, and leftovers of interrupted writes), else why not."""
+    try:
+        m = read_manifest(path)
+    except (ValueError, FileNotFoundError) as e:
+        return f"is not an activation store ({e})"
+    infos = [*m.arrays.values(), *([m.tokens] if m.tokens else [])]
+    dirs = "|".join(re.escape(i.dir) for i in infos) or "(?!)"
+    shard = r"shard_\d{5}\.npy"
+    pat = re.compile(rf"(rank\d{{5}}/)?(manifest\.json|\.manifest\.json\.[^/]+\.tmp/manifest\.json"
+                     rf"|({dirs})/({shard}|\.{shard}\.[^/]+\.tmp/{shard}))")
+    extra = foreign_files(path, lambda rel: bool(pat.fullmatch(rel)))
+    if extra:
+        more = " ..." if len(extra) > 5 else ""
+        return f"holds files interp did not write ({', '.join(extra[:5])}{more})"
+    return ""
+
+
 def remove_store(path: Path) -> None:
-    """Delete a store directory (only if it holds a manifest or no files at all)."""
-    if not path.exists():
+    """Delete a store directory: only one whose manifest is ours and that holds nothing but
+    the files a collection writes (an empty directory is left in place); otherwise refuse."""
+    if not path.exists() or not any(path.iterdir()):
         return
-    if not (path / MANIFEST).exists() and any(p.is_file() for p in path.rglob("*")):
-        raise ValueError(f"{path} holds files but is not an activation store; refusing to delete it")
+    problem = store_dir_problem(path)
+    if problem:
+        raise ValueError(f"{path} {problem}; refusing to delete it. Choose a new out directory")
     shutil.rmtree(path)

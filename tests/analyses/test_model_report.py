@@ -60,3 +60,32 @@ def test_model_report_on_a_gpt2_shaped_checkpoint_with_its_own_tokenizer(tmp_pat
     assert len(sanity) == 3 and all(c.holds for c in sanity), result.summary()
     assert result.arrays["head_loss_increase"].shape == (2, 4)
     assert result.arrays["logit_lens_loss"][-1] == pytest.approx(result.metrics["clean_loss"], rel=1e-4)
+
+
+def test_model_report_task_patching_on_a_template_model(tmp_path):
+    """task=ioi on a tiny model whose word tokenizer holds the IOI template's words: activation
+    and attribution patching per head come back with one value per head, and their agreement is a
+    finite correlation (a random model's heads still move its logit difference)."""
+    from interp.data.sae_circuits import template_vocab
+    from interp.data.tokenizer import word_tokenizer
+    from interp.models.transformer import build_transformer
+    from interp.tracing.model import Model
+    from tests.conftest import build_spec
+
+    tok = word_tokenizer(template_vocab())
+    spec = build_spec(d_vocab=len(tok))
+    Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
+          spec={"builder": "transformer", "spec": spec.model_dump(mode="json")}).save(tmp_path / "m")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        (corpus / f"t{i}.txt").write_text("when Mary and John went to the store , John gave a drink to Mary . " * 30)
+    result = interp.analyses.get("model_report").run({"model": str(tmp_path / "m"), "corpus": str(corpus),
+                                                      "n_prompts": 2, "seq_len": 8, "task": "ioi",
+                                                      "task_prompts": 4})
+    crit = {c.name: c for c in result.criteria}
+    assert {"task_clean_metric_positive", "attribution_tracks_activation_patching"} <= set(crit)
+    assert result.arrays["task_activation_patching"].shape == (spec.n_layers, spec.n_heads)
+    assert np.isfinite(crit["attribution_tracks_activation_patching"].value)
+    assert len(result.metrics["task_top_heads"]) == 5
+    assert result.figure("task_patching") is not None

@@ -11,7 +11,7 @@ from interp.sae import KINDS, SAE, SAEConfig
 
 
 def _sae(kind: str, d_in: int, d_sae: int, seed: int) -> SAE:
-    sae = SAE(SAEConfig(d_in=d_in, d_sae=d_sae, kind=kind, k=3, init_seed=seed, input_scale=0.7))
+    sae = SAE(SAEConfig(d_in=d_in, d_sae=d_sae, kind=kind, k=min(3, d_sae), init_seed=seed, input_scale=0.7))
     with torch.no_grad():  # biases away from zero, so the pre-bias and thresholds matter
         g = torch.Generator().manual_seed(seed + 1)
         sae.b_enc.copy_(0.1 * torch.randn(d_sae, generator=g))

@@ -13,7 +13,7 @@ from interp.models.transformer import TransformerSpec, build_transformer
 from interp.tracing import collect as collect_mod
 from interp.tracing import sinks as sinks_mod
 from interp.tracing.model import Model
-from interp.tracing.store import ActivationStore, StoreCorruptedError
+from interp.tracing.store import ActivationStore, Manifest, StoreCorruptedError, manifest_digest
 
 N, T = 11, 6
 HOOKS = ["blocks.0.attn.hook_z", "blocks.1.hook_resid_post", "blocks.0.attn.hook_pattern"]
@@ -137,6 +137,7 @@ def test_resume_recollects_from_a_damaged_shard(tf, toks, tmp_path, monkeypatch)
     interp.collect(tf, toks, HOOKS, positions="last", out=out, shard_size=4)
     manifest = read_json(out / "manifest.json")  # make it an interrupted collection of 3 shards ...
     manifest["complete"] = False
+    manifest["manifest_sha256"] = manifest_digest(Manifest.model_validate(manifest))  # as a collection writes it
     write_json(out / "manifest.json", manifest)
     _flip_a_byte(out / "blocks.1.hook_resid_post" / "shard_00001.npy")  # ... whose second shard is damaged
     counter = _ItemCounter(monkeypatch)
