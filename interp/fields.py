@@ -17,6 +17,8 @@ from typing import Annotated
 import annotated_types as at
 from pydantic import AfterValidator, BeforeValidator
 
+from interp.utils import ConfigError, check_fits, gb as _gb, memory_bytes  # noqa: F401 (re-exported)
+
 MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is a typo
 
 
@@ -50,11 +52,6 @@ def check_model_name(name: str) -> str:
     if not ((path / "interp_model.json").exists() or (path / "config.json").exists()):
         raise ValueError(f"{name!r} holds neither interp_model.json (interp) nor config.json (save_pretrained)")
     return name
-
-
-class ConfigError(ValueError):
-    """A config value that only the loaded model shows to be wrong (e.g. longer than its context).
-    The CLI reports it like a validation error (exit 2), naming the field."""
 
 
 def check_seq_len(m, seq_len: int, field: str = "seq_len") -> int:
@@ -124,30 +121,6 @@ def check_corpus(source: str) -> str:
             return source
     raise ValueError(f"corpus {source!r} holds {size} bytes of text; at least {MIN_CORPUS_CHARS} "
                      "are needed (it is split into train and held-out files)")
-
-
-def memory_bytes() -> int | None:
-    """This machine's physical memory in bytes (None where the OS does not say)."""
-    import os
-
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):  # not POSIX
-        return None
-
-
-def _gb(n: float) -> str:
-    return f"{n / 2**30:.1f} GB"
-
-
-def check_fits(parts: dict[str, int], fix: str) -> None:
-    """:class:`ConfigError` when the buffers ``parts`` (description -> bytes) that a run is about
-    to allocate together exceed this machine's memory; ``fix`` says which setting to lower."""
-    total, limit = sum(parts.values()), memory_bytes()
-    if limit is not None and total > limit:
-        shown = ", ".join(f"{k}: {_gb(v)}" for k, v in parts.items())
-        raise ConfigError(f"this would allocate {_gb(total)} ({shown}); this machine has "
-                          f"{_gb(limit)} of memory. {fix}")
 
 
 def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:

@@ -42,6 +42,35 @@ def _user_dir(kind: str) -> str:
     return getattr(platformdirs, kind)("interp", appauthor=False)
 
 
+class ConfigError(ValueError):
+    """A config value that only the loaded model shows to be wrong (e.g. longer than its context),
+    or a model file that cannot serve. The CLI reports it like a validation error (exit 2), naming
+    the field or file. Defined here so that models and tracing can raise it; ``interp.fields``
+    re-exports it."""
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB"
+
+
+def check_fits(parts: dict[str, int], fix: str) -> None:
+    """:class:`ConfigError` when the buffers ``parts`` (description -> bytes) that a run is about
+    to allocate together exceed this machine's memory; ``fix`` says which setting to lower."""
+    total, limit = sum(parts.values()), memory_bytes()
+    if limit is not None and total > limit:
+        shown = ", ".join(f"{k}: {gb(v)}" for k, v in parts.items())
+        raise ConfigError(f"this would allocate {gb(total)} ({shown}); this machine has "
+                          f"{gb(limit)} of memory. {fix}")
+
+
 def resolve_device(device: Any = "auto"):
     """Return a ``torch.device``: "auto" picks cuda > mps > cpu."""
     import torch

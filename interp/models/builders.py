@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Union
 
 from interp.models.io import MODEL_FILE, _native, load_canonical_state_dict
-from interp.fields import ConfigError
-from interp.utils import read_json, unknown_name_error
+from interp.utils import ConfigError, read_json, unknown_name_error
 
 
 class Builder(NamedTuple):
@@ -162,7 +161,7 @@ def _check_spec_size(build: Callable[[dict, Any], Any], spec: dict, tokenizer: A
     weight file's: a spec far bigger than its weights, or than memory, is refused here."""
     import torch
 
-    from interp.fields import check_fits
+    from interp.utils import check_fits
 
     try:
         with torch.device("meta"):

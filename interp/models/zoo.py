@@ -208,7 +208,7 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
     try:
         return load_model_dir(r.path, device=device, model_id=f"zoo:{r.name}")
     except ValueError as e:  # a cached model damaged on disk (truncated copy, full disk, ...)
-        from interp.fields import ConfigError
+        from interp.utils import ConfigError
 
         raise ConfigError(f"the cached zoo model {name} cannot be loaded: {e}. Rebuild it: "
                           f"interp zoo build {name} --rebuild (or zoo.load({name!r}, "

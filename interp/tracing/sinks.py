@@ -144,7 +144,7 @@ class MemorySink(Sink):
 
     def _check_fits(self, name: str, a: torch.Tensor) -> None:
         """Before ``name``'s ``[N, ...]`` buffer is allocated: it and those before it fit."""
-        from interp.fields import check_fits
+        from interp.utils import check_fits
 
         n = self.ident["n_items"]
         parts = {f"{h} {list(b.shape)}": b.numel() * b.element_size() for h, b in self.bufs.items()}

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 import interp
-from interp import fields, runs
+from interp import runs, utils
 from interp.cli import app
 from interp.fields import ConfigError
 from interp.results import Result
@@ -96,7 +96,7 @@ def test_counts_that_exhaust_memory_fail_before_allocating(model_dir, monkeypatc
 
 
 def test_in_memory_collect_checks_its_buffers_fit(tiny_gpt, monkeypatch):
-    monkeypatch.setattr(fields, "memory_bytes", lambda: 10_000)
+    monkeypatch.setattr(utils, "memory_bytes", lambda: 10_000)
     with pytest.raises(ConfigError, match=r"blocks.0.hook_resid_post \[64, 5, 32\].*out=<dir>"):
         interp.collect(tiny_gpt, torch.zeros(64, 5, dtype=torch.long), hooks=["blocks.0.hook_resid_post"])
 
@@ -259,13 +259,13 @@ def test_sae_and_check_bound_their_buffers_before_any_work(model_dir, monkeypatc
 
     from interp.analyses import check
 
-    monkeypatch.setattr(fields, "memory_bytes", lambda: 2**30)
+    monkeypatch.setattr(utils, "memory_bytes", lambda: 2**30)
     with pytest.raises(ConfigError, match="prompt tokens.*Lower n_prompts"):
         check.run(check.Config(model=str(model_dir), n_prompts=10**6, device="cpu"))
     cfg = sae.Config(model="zoo:code-lm-tiny", n_train=10**8, seq_len=16)
     with pytest.raises(ConfigError, match="training tokens.*Lower n_train"):
         sae._check_sizes(tiny_gpt, cfg)
-    monkeypatch.setattr(fields, "memory_bytes", lambda: 2**40)
+    monkeypatch.setattr(utils, "memory_bytes", lambda: 2**40)
     monkeypatch.setattr("shutil.disk_usage", lambda p: type("U", (), {"free": 1000})())
     with pytest.raises(ConfigError, match="needs .* on disk"):
         sae._check_sizes(tiny_gpt, cfg)
