@@ -35,8 +35,17 @@ import importlib
 from typing import Any, Callable, Optional
 
 import streamlit as st
-from common import (NO_RUNS, SELECTED_RUN, criteria_details, guard, load_result, plain, select_run,
-                    show_unreadable, verdict_strip)
+from common import (
+    NO_RUNS,
+    SELECTED_RUN,
+    criteria_details,
+    guard,
+    load_result,
+    plain,
+    select_run,
+    show_unreadable,
+    verdict_strip,
+)
 
 import interp.analyses as analyses
 from interp.plotting import common as plots

@@ -30,12 +30,13 @@ _PUBLIC = {
     "Result": "interp.results",
     "Criterion": "interp.results",
 }
-_SUBMODULES = {"analyses", "models", "tracing", "data", "plotting", "runs", "utils"}
+_SUBMODULES = {"analyses", "models", "tracing", "data", "methods", "sae", "plotting", "runs",
+               "utils"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from interp import analyses, data, models, plotting, runs, tracing, utils
+    from interp import analyses, data, methods, models, plotting, runs, sae, tracing, utils
     from interp.models.load import load_model
     from interp.results import Criterion, Result
     from interp.tracing.collect import collect

@@ -28,6 +28,7 @@ from typing import Any, Optional, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from interp.results import Criterion, Result
+from interp.utils import seed_label  # noqa: F401  (re-exported; it lives in utils for plotting)
 
 log = logging.getLogger("interp")
 
@@ -130,10 +131,3 @@ def run_seeds(name: str, preset: str = "quick", overrides: Any = None, *, seeds:
     return write_run(name, preset, sets, cfg, lambda _: summary, exp.analysis, root=root,
                      extra={"seeds": list(seeds), "runs": [f"{name}/{p.name}" for p in runs.values()]})
 
-
-def seed_label(values: Sequence[Any]) -> str:
-    """``[0, 1, 2]`` -> ``"0-2"``; ``[0, 3]`` -> ``"0,3"``."""
-    v = list(values)
-    if len(v) > 1 and v == list(range(v[0], v[0] + len(v))):
-        return f"{v[0]}-{v[-1]}"
-    return ",".join(map(str, v))

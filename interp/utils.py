@@ -1,20 +1,24 @@
-"""Shared helpers: device and dtype choice, seeding, atomic file writes, paths.
+"""Shared helpers: device and dtype choice, seeding, atomic file writes, paths, labels, timing.
 
-One device helper, one seeding helper, one atomic writer: everything imports these.
+One device helper, one seeding helper, one atomic writer: everything imports these. The
+module imports nothing from ``interp``, so any layer may use it (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import gc
 import json
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the source checkout (experiments/, app/)
 
@@ -268,8 +272,6 @@ def file_lock(path: str | os.PathLike, *, timeout: Optional[float] = None,
 def clean_stale_tmp(directory: str | os.PathLike, max_age_s: float = 24 * 3600) -> list[Path]:
     """Remove hidden ``.*.tmp`` siblings that crashed writes left in ``directory`` more than
     ``max_age_s`` ago (a write under way is younger); return what was removed."""
-    import time
-
     directory = Path(directory)
     removed = []
     if not directory.is_dir():
@@ -339,3 +341,33 @@ def progress(iterable=None, *, total=None, desc=None, disable=None, **kw):
     if disable is None:
         disable = os.environ.get("INTERP_QUIET") == "1"
     return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True, **kw)
+
+
+def seed_label(values: Sequence[Any]) -> str:
+    """``[0, 1, 2]`` -> ``"0-2"``; ``[0, 3]`` -> ``"0,3"``."""
+    v = list(values)
+    if len(v) > 1 and v == list(range(v[0], v[0] + len(v))):
+        return f"{v[0]}-{v[-1]}"
+    return ",".join(map(str, v))
+
+
+# ----------------------------------------------------------------- timing
+def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+                ) -> dict[str, list[float]]:
+    """Seconds per call of each variant, rounds interleaved: A B C, A B C, ..."""
+    for _ in range(warmup):
+        for fn in variants.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of ``time(a) / time(b)`` (same round: same machine load)."""
+    return float(statistics.median(x / y for x, y in zip(times[a], times[b])))

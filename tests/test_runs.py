@@ -79,7 +79,7 @@ def test_failed_run_leaves_no_run_directory(tmp_path, monkeypatch):
 
 
 def test_list_and_find_runs(tmp_path):
-    for i, stamp in enumerate(["20260101-000000-aaaaaa", "20260102-000000-bbbbbb"]):
+    for stamp in ["20260101-000000-aaaaaa", "20260102-000000-bbbbbb"]:
         d = tmp_path / "exp" / stamp
         r = Result("model_report", metrics={"criteria": []})
         r.add_criterion("ok", 1, ">", 0, kind="sanity")

@@ -11,7 +11,7 @@ The first thing to run on a new model (``interp check <model>``). Three parts:
    last hidden state follows its convention: after the final norm where the base model has
    one (GPT-2, GPT-NeoX, Llama), the last block's output where it does not (BERT). For a zoo
    or ``interp`` directory model the reference is the plain native module
-   (:func:`interp.tracing.adapters.plain_module`), read at the adapter table's modules.
+   (:func:`interp.tracing.reference.reference_module`), read at the adapter table's modules.
    The tolerance is per dtype (:data:`TOLERANCE`), scaled by the size of the reference.
 2. The hook list: how many hooks, which per-layer kinds on which layers, and whether
    ``m.hook(kind, l)`` resolves for the kinds every analysis leans on (:data:`REQUIRED_KINDS`).
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import statistics
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
@@ -39,6 +38,7 @@ from interp.analyses import register
 from interp.fields import (MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_fits,
                            check_seq_len)
 from interp.results import Result
+from interp.tracing.reference import collect_path, native_forward, plain_routes, reference_module
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +87,6 @@ def load_checked_model(config: Config):
     return m
 
 
-def reference_module(m) -> tuple[torch.nn.Module, str]:
-    """``(module, source)``: the model's own forward, sharing the bridge's parameters.
-    ``source`` is ``"hf"`` (a transformers model, bridge wrappers peeled off) or ``"native"``
-    (a zoo model's plain native module)."""
-    from transformers import PreTrainedModel
-
-    from interp.tracing import adapters
-
-    original = getattr(m.module, "original_model", None)
-    plain = adapters.plain_module(m)  # the bridge wrappers peeled off, built once per bridge (collect runs it too)
-    if isinstance(original, PreTrainedModel):
-        # the bridge swaps its components into the HF tree; the original HF modules sit under them
-        return (plain if plain is not None else adapters.unwrap(original)), "hf"
-    if original is not None and plain is not None:
-        return plain, "native"
-    raise ValueError(f"{m.model_id}: no plain module to compare the bridge with "
-                     f"({type(original if original is not None else m.module).__name__} has no adapter and is not a "
-                     "transformers model)")
-
-
 def final_hidden_is_normed(m, source: str) -> bool:
     """Whether the reference's last hidden state is after the final norm: Hugging Face applies
     it there when the norm belongs to the base model (GPT-2 ``ln_f``), not when it belongs to a
@@ -133,31 +113,7 @@ def reference_forward(m, ref: torch.nn.Module, source: str, ids: torch.Tensor) -
             out = ref(ids, output_hidden_states=True)
             logits = out.logits if getattr(m, "has_lm_head", True) and hasattr(out, "logits") else None
             return {"logits": logits, "hidden": list(out.hidden_states)}
-        return _native_forward(m, ref, ids)
-
-
-def _native_forward(m, ref: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
-    """Run the plain native module with forward hooks at the adapter table's residual modules."""
-    from interp.tracing import adapters
-
-    names = m.resid_names()
-    found = adapters.plan(m, ref, tuple(names))
-    if found is None:
-        raise ValueError(f"{m.model_id}: the adapter table has no plain route for {names}")
-    points, _ = found
-    store: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, p in points.items():
-        def grab(mod, args, out, name=name, p=p):
-            value = args if p.where == "in" else out
-            store[name] = value[p.index] if p.index is not None else value
-        handles.append(ref.get_submodule(p.path).register_forward_hook(grab))
-    try:
-        logits = ref(ids)
-    finally:
-        for h in handles:
-            h.remove()
-    return {"logits": logits, "hidden": [store[n] for n in names]}
+        return native_forward(m, ref, ids)
 
 
 def bridge_forward(m, ids: torch.Tensor, normed_last: bool) -> dict[str, Any]:
@@ -243,31 +199,10 @@ def bare_module(ref: torch.nn.Module, source: str) -> tuple[torch.nn.Module, str
     return ref, f"{type(ref).__name__} (the plain module, to the logits)"
 
 
-def collect_path(m, hooks: list[str]) -> str:
-    """Which path ``collect`` takes for these hooks: plain modules or the bridge's hooks."""
-    from interp.tracing import adapters
-
-    root = adapters.plain_module(m)
-    if root is not None and adapters.plan(m, root, tuple(hooks)) is not None:
-        return "plain modules"
-    return "bridge hooks"
-
-
-def plain_routes(m) -> dict[str, Any]:
-    """How many hook names ``collect`` reads off plain modules (the fast path), and the hook
-    kinds (names less their ``blocks.<l>.`` prefix) that only the bridge's hooks compute."""
-    from interp.tracing import adapters
-
-    root = adapters.plain_module(m)
-    routed = [] if root is None else [n for n in m.hook_names if adapters.plan(m, root, (n,)) is not None]
-    kinds = sorted({re.sub(r"^blocks\.\d+\.", "", n) for n in set(m.hook_names) - set(routed)})
-    return {"n_routed": len(routed), "unrouted_kinds": kinds}
-
-
 def timing(m, config: Config) -> dict[str, Any]:
     """Seconds per call of a bare forward and of ``collect`` of every ``resid_post``, interleaved."""
     import interp
-    from interp.bench.core import interleaved, paired_ratio
+    from interp.utils import interleaved, paired_ratio
 
     ref, source = reference_module(m)
     bare, bare_what = bare_module(ref, source)

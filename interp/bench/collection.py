@@ -120,7 +120,7 @@ def bench_hf_collection(b: Bench, config: Config) -> None:
             try:
                 m = _hf_causal(config, arch, root / arch, config.n_ctx)
             except Exception as e:  # noqa: BLE001 - loading is another part's API; say what failed
-                for name, base, _ in HF_COLLECT_TARGETS:
+                for name, _base, _ in HF_COLLECT_TARGETS:
                     b.not_measured(name.format(arch=arch), f"[{arch}-shaped]", f"{type(e).__name__}: {str(e)[:200]}")
                 continue
             _hf_collection_case(b, config, m, arch)

@@ -3,16 +3,16 @@ timing and the :class:`Bench` that turns ratios into target criteria."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import statistics
-import time
-from typing import Any, Callable, Literal, Optional
+from pathlib import Path
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from interp.fields import Count, Seed, check_model_name
 from interp.results import Result
+from interp.utils import interleaved, paired_ratio  # noqa: F401  (re-exported for the bench items)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 ITEMS = ("collection", "hf_collection", "memory", "early_stop", "disk", "sae", "features", "fixed_points", "knockout", "attribution",
-         "import")
+         "import", "real_model")
 
 
 class Config(BaseModel):
@@ -76,11 +76,19 @@ class Config(BaseModel):
     fp_states: Count = 256  # fixed-point finder: initial states of the RNN cell
     fp_iters: Count = 100
     import_runs: Count = 5
+    # the real-model item: a pretrained LM ("spec": the bench transformer, for tests) and its batch
+    real_model: str = "pretrained:smollm2-135m"
+    real_batch: tuple[Count, Count] = (8, 128)
     seed: Seed = 0
 
     @field_validator("model")
     @classmethod
     def _model(cls, name: str) -> str:
+        return name if name == "spec" else check_model_name(name)
+
+    @field_validator("real_model")
+    @classmethod
+    def _real_model(cls, name: str) -> str:
         return name if name == "spec" else check_model_name(name)
 
     @field_validator("only")
@@ -95,26 +103,6 @@ class Config(BaseModel):
 
 
 # ----------------------------------------------------------------- timing
-def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each variant, rounds interleaved: A B C, A B C, ..."""
-    for _ in range(warmup):
-        for fn in variants.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(repeats):
-        for name, fn in variants.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
-def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
-    """Median over rounds of ``time(a) / time(b)`` (same round: same machine load)."""
-    return float(statistics.median(x / y for x, y in zip(times[a], times[b])))
-
-
 class Bench:
     """Collects rows (printed table) and criteria (metrics.json) of one benchmark run."""
 
@@ -164,7 +152,7 @@ def _models(config: Config):
     return tf, rnn
 
 
-def _hf_causal(config: Config, arch: str, path: "Path", T: int):
+def _hf_causal(config: Config, arch: str, path: Path, T: int):
     """A GPT-2- or Llama-shaped causal LM of the bench's sizes, random weights, saved and loaded
     (the way a user loads a checkpoint: a directory, no download)."""
     import torch

@@ -31,9 +31,12 @@ dropped). Each question type has a fixed length, so a batch of one type needs no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: generating data does not need torch
+    import torch
 
 IMAGE_SIZE = 32
 PATCH = 4

@@ -374,12 +374,26 @@ def next_token_metrics(probs: torch.Tensor, valid: torch.Tensor, scored: torch.T
     return {"correct": torch.where(scored, correct, nan), "tvd": torch.where(scored, tvd, nan)}
 
 
+def ngram_pattern(tokens: torch.Tensor, m: int) -> torch.Tensor:
+    """Hard-wired n-gram attention ``[batch, query, key]``: row ``i`` is uniform over keys
+    ``j <= i`` with ``x_{j-1-k} = x_{i-k}`` for ``k = 0..m-1`` (zero if there is none)."""
+    B, T = tokens.shape
+    match = torch.ones(B, T, T, dtype=torch.bool, device=tokens.device)
+    for k in range(m):
+        q = torch.full((B, T), -1, dtype=tokens.dtype, device=tokens.device)  # x_{i-k}
+        kk = torch.full((B, T), -2, dtype=tokens.dtype, device=tokens.device)  # x_{j-1-k}
+        q[:, k:] = tokens[:, : T - k]
+        kk[:, k + 1 :] = tokens[:, : T - k - 1]
+        match &= q[:, :, None] == kk[:, None, :]
+    causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
+    A = (match & causal).float()
+    return A / A.sum(-1, keepdim=True).clamp_min(1.0)
+
+
 def ngram_counts(tokens: torch.Tensor, n: int) -> torch.Tensor:
     """In-context counts ``[batch, T, N_SYMBOLS]``: how often each symbol followed the
     current (n-1)-token context earlier in the prompt (positions ``j <= i``). ``n = 1``:
     unigram counts of the prefix."""
-    from interp.models.ngram_layer import ngram_pattern
-
     onehot = torch.nn.functional.one_hot(tokens, len(TOKEN_STRINGS))[..., :N_SYMBOLS].float()  # [b, T, sym]
     if n == 1:
         return onehot.cumsum(1)

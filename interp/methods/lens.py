@@ -25,18 +25,9 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
+from interp.tracing.readout import unembed
+
 Positions = Union[None, int, Sequence[int]]
-
-
-def unembed(m: Any, resid: torch.Tensor, *, norm: bool = True) -> torch.Tensor:
-    """Logits ``[..., d_vocab]`` read from residual vectors ``resid [..., d_model]`` through the
-    model's final norm (``norm=True``; skipped when False) and its unembedding (no autograd graph)."""
-    bridge = m.module
-    if not (hasattr(bridge, "unembed") and hasattr(bridge, "ln_final")):
-        raise TypeError(f"the logit lens needs a TransformerLens bridge with ln_final and unembed; "
-                        f"{getattr(m, 'model_id', type(bridge).__name__)} has none")
-    with torch.no_grad():
-        return bridge.unembed(bridge.ln_final(resid) if norm else resid)
 
 
 @dataclass

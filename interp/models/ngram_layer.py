@@ -35,6 +35,7 @@ from torch import nn
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.HookedRootModule import HookedRootModule
 
+from interp.data.ngram_heads import ngram_pattern  # the pattern is a function of the tokens alone
 from interp.models.rnn import RNNCell, RNNSpec
 
 
@@ -48,22 +49,6 @@ class NgramLSTMSpec(BaseModel):
     n_layers: int = 1
     ngram_orders: list[int] = []
     init_seed: int = 0
-
-
-def ngram_pattern(tokens: torch.Tensor, m: int) -> torch.Tensor:
-    """Hard-wired n-gram attention ``[batch, query, key]``: row ``i`` is uniform over keys
-    ``j <= i`` with ``x_{j-1-k} = x_{i-k}`` for ``k = 0..m-1`` (zero if there is none)."""
-    B, T = tokens.shape
-    match = torch.ones(B, T, T, dtype=torch.bool, device=tokens.device)
-    for k in range(m):
-        q = torch.full((B, T), -1, dtype=tokens.dtype, device=tokens.device)  # x_{i-k}
-        kk = torch.full((B, T), -2, dtype=tokens.dtype, device=tokens.device)  # x_{j-1-k}
-        q[:, k:] = tokens[:, : T - k]
-        kk[:, k + 1 :] = tokens[:, : T - k - 1]
-        match &= q[:, :, None] == kk[:, None, :]
-    causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
-    A = (match & causal).float()
-    return A / A.sum(-1, keepdim=True).clamp_min(1.0)
 
 
 class NgramLayer(nn.Module):

@@ -185,7 +185,7 @@ def run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
 
 def preset_label(run: Any) -> str:
     """``"quick"``, or ``"quick, seeds 0-2"`` for a seeds run."""
-    from interp.seeds import seed_label
+    from interp.utils import seed_label
 
     seeds = list(getattr(run, "seeds", ()) or ())
     return f"{run.preset}, seeds {seed_label(seeds)}" if seeds else str(run.preset)

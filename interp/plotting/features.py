@@ -22,7 +22,7 @@ def histogram_figure(edges: np.ndarray, counts: np.ndarray, density: float, titl
     density (fraction of positions > 0) in the title."""
     edges, counts = np.asarray(edges, float), np.asarray(counts)
     centers = np.sqrt(edges[:-1] * edges[1:])  # geometric middle of each log bin
-    fig = go.Figure(go.Bar(x=centers, y=counts, width=np.diff(edges), marker_color="rgb(%s)" % HIGHLIGHT,
+    fig = go.Figure(go.Bar(x=centers, y=counts, width=np.diff(edges), marker_color=f"rgb({HIGHLIGHT})",
                            customdata=np.stack([edges[:-1], edges[1:]], 1),
                            hovertemplate="[%{customdata[0]:.3g}, %{customdata[1]:.3g}): %{y}<extra></extra>"))
     fig.update_xaxes(type="log", title_text="activation (> 0)")

@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from jaxtyping import Float
+
+if TYPE_CHECKING:  # model.py imports this module: only the annotations name SAE
+    from interp.sae.model import SAE
 
 # model.py's SAE.save / SAE.load call in here, so this module imports nothing from it: it is
 # handed the SAE ("SAE" below is interp.sae.model.SAE) and the kind registry KINDS.

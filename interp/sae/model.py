@@ -226,9 +226,9 @@ class SAE(nn.Module):
         f = self.kind.activate(self, pre)
         x_hat = f @ self.W_dec + self.b_dec
         err = (x_hat - xs).pow(2)
-        mse = err.mean(-1) if mse == "mean" else err.sum(-1)
+        rec = err.mean(-1) if mse == "mean" else err.sum(-1)  # [batch]
         pen = self.kind.penalty(self, pre, f)
-        return (mse + sparsity * pen).mean(), {"mse": mse.mean(), "penalty": pen.mean()}
+        return (rec + sparsity * pen).mean(), {"mse": rec.mean(), "penalty": pen.mean()}
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:

@@ -56,7 +56,8 @@ class Splice:
     by ``Model.hooked``) for the duration of one ``trace`` or ``collect``.
     """
 
-    def __init__(self, host: str, sae: nn.Module, error_term: bool, per_step: bool = False):
+    def __init__(self, host: str, sae: Any, error_term: bool, per_step: bool = False):
+        # sae: an interp.sae.SAE, or any module with encode, decode and W_dec (checked by spliced)
         self.host, self.sae, self.error_term, self.per_step = host, sae, bool(error_term), per_step
         parts = [p for p in PARTS if p != "error" or self.error_term]
         self.names = tuple(f"{host}.hook_sae_{p}" for p in parts)

@@ -241,8 +241,10 @@ class ShuffledStream:
         while got < n:
             epoch, g, off, left = self._locate(p + got)
             self._group(epoch, g, got)
+            buf, perm = self._buf, self._perm
+            assert buf is not None and perm is not None  # _group loaded them
             k = min(left, n - got)
-            piece = self._buf[self._perm[off : off + k]]  # a copy: it outlives the group
+            piece = buf[perm[off : off + k]]  # a copy: it outlives the group
             pieces.append(piece)
             got += k
         x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
@@ -250,6 +252,7 @@ class ShuffledStream:
 
     def pool(self, n: int) -> Float[torch.Tensor, "n d"]:
         """Up to ``n`` rows of the group held now, scaled (the resampling pool)."""
+        assert self._buf is not None and self._perm is not None, "no group is held yet"
         return self._buf[self._perm[:n]].to(self.dtype) * self.scale
 
 
@@ -417,7 +420,11 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
         start, resampled, loss_log, points = state["step"], state["resampled"], state["log"], state["metrics"]
     else:
         with torch.no_grad():
-            sae.b_dec.copy_(xs.mean(0) if full else (mean * cfg.input_scale).to(dtype))
+            if full:
+                sae.b_dec.copy_(xs.mean(0))
+            else:
+                assert mean is not None  # streamed: the source's moments were read above
+                sae.b_dec.copy_((mean * cfg.input_scale).to(dtype))
         points.append(metric_point(sae, 0, evals, tc, model, hook, eval_tokens, on))
     resampled += _loop(sae, opt, g, tc, xs if full else None, stream, start, loss_log, points,
                        lambda s: metric_point(sae, s, evals, tc, model, hook, eval_tokens, on),
@@ -429,7 +436,7 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
     report = {k: final[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
     report.update({"resampled": resampled, "seconds": time.time() - t0, "log": loss_log, "metrics": points,
                    "kind": cfg.kind, "n_rows": src.n_rows, "resumed_from": start,
-                   "max_resident_rows": src.n_rows if full else stream.max_resident_rows})
+                   "max_resident_rows": src.n_rows if stream is None else stream.max_resident_rows})
     log.debug("SAE %s: fvu %.3f l0 %.2f dead %.2f", cfg.kind, report["fvu"], report["l0"], report["dead_frac"])
     return sae, report
 
@@ -445,7 +452,12 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
                    disable=None if tc.progress else True)
     running, t0 = None, time.time()
     for step in bar:
-        xb = xs if stream is None else stream.take(step * tc.batch_size, tc.batch_size)
+        if stream is None:  # full batch
+            assert xs is not None
+            xb = xs
+        else:
+            assert tc.batch_size is not None
+            xb = stream.take(step * tc.batch_size, tc.batch_size)
         loss = sae.scaled_loss(xb, tc.sparsity, tc.mse)[0]  # batches are already scaled
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -458,7 +470,8 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
         bar.set_postfix(loss=f"{running:.3f}")
         sae.normalise_decoder()
         if tc.resample_every and (step + 1) % tc.resample_every == 0 and step + 1 < tc.resample_until * tc.steps:
-            pool = (xs if len(xs) <= RESAMPLE_ROWS else xb) if stream is None else stream.pool(RESAMPLE_ROWS)
+            # full batch: xb is every row
+            pool = xb if stream is None else stream.pool(RESAMPLE_ROWS)
             resampled += resample_dead(sae, pool, g)
         last = step == tc.steps - 1
         if step % tc.log_every == 0 or last:

@@ -33,7 +33,8 @@ class Point(NamedTuple):
 
     path: str  # submodule path, "" for the root
     where: str = "out"  # "out": the module's output; "in": its first positional input
-    index: int | None = None  # take this element when the output/input is a tuple
+    # this element of a tuple output/input (the field shadows tuple.index, hence the ignore)
+    index: int | None = None  # type: ignore[assignment]
     heads: bool = False  # reshape [batch, pos, head * d_head] -> [batch, pos, head, d_head]
     per_step: bool = False  # fires once per time step: stack the calls along dim 1
 
@@ -124,7 +125,7 @@ def adapter_point(table: dict[str, Point], name: str) -> Point | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern, ...]:
     return tuple(re.compile("^" + re.escape(p).replace(re.escape("{l}"), r"(\d+)") + "$") for p in patterns)
 
@@ -142,18 +143,20 @@ def plan(m: Model, root: nn.Module, hooks: tuple[str, ...]) -> tuple[dict[str, P
     hf = hf_routes(m, root) if is_hf(native) else None
     table = ADAPTERS.get(type(native).__name__, {})
     bridged = root is not m.module
-    points: dict[str, Point] | None = {}
+    module: Any = m.module  # a HookedRootModule or a bridge: duck-typed
+    points: dict[str, Point] = {}
+    routed = True
     for h in hooks:
         p = hf.get(h) if hf is not None else adapter_point(table, h)
         if p is None and not bridged:  # a HookedRootModule: hook names are module paths
-            hp = m.module.hook_dict.get(h)
+            hp = module.hook_dict.get(h)
             p = Point(h, per_step=bool(getattr(hp, "per_step", False))) if hp is not None else None
         if p is None or not _has_module(root, p.path):
-            points = None
+            routed = False
             break
         points[h] = p
     plan = None
-    if points is not None:
+    if routed:
         # the stop hook is the one that fires last: in the probe's firing order (HF), else hook order
         order = {name: i for i, name in enumerate(hf if hf is not None else m.hook_names)}
         last = max(hooks, key=order.__getitem__)
@@ -215,7 +218,7 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
     to 1e-5. Names computed inside a bridge component (``hook_pattern``, a fused QKV's
     ``hook_q``, ...) have no plain module and keep the bridge path.
     """
-    bridge = m.module
+    bridge: Any = m.module
     signature = tuple(id(mod) for mod in bridge.original_model.modules())
     hit = _HF_ROUTES.get(bridge)
     if hit is not None and hit[0] == signature and hit[1] is root:
@@ -239,9 +242,10 @@ def _hf_candidates(m: Model, root: nn.Module) -> dict[str, Point]:
     component sits in the Hugging Face tree: where its wrapped module sits in ``root`` (a
     leaf, shared by both trees), else its own path less the ``._original_component``
     segments that :func:`unwrap` removes."""
+    bridge: Any = m.module
     owner: dict[int, tuple[str, str]] = {}
     in_root = {id(mod): path for path, mod in root.named_modules(remove_duplicate=False)}
-    for path, mod in m.module.original_model.named_modules(remove_duplicate=False):
+    for path, mod in bridge.original_model.named_modules(remove_duplicate=False):
         inner = mod._modules.get("_original_component")
         if inner is not None and id(inner) in in_root:  # a wrapped leaf (Linear, Conv1D, ...): shared as it is
             plain = in_root[id(inner)]
@@ -253,7 +257,7 @@ def _hf_candidates(m: Model, root: nn.Module) -> dict[str, Point]:
             hp = mod._modules.get(f"hook_{where}")
             if hp is not None:
                 owner.setdefault(id(hp), (plain, where))
-    points = m.module.hook_dict
+    points = bridge.hook_dict
     found = {}
     for name in m.hook_names:
         o = owner.get(id(points.get(name)))
@@ -307,7 +311,7 @@ def _match(p: Point, value: Any, want: Any, d_head: int, batch: int) -> Point | 
     Only per-item activations (leading dim = the batch) are routed: collect stores ``[N, ...]``."""
     if not isinstance(want, torch.Tensor) or want.ndim < 2 or want.shape[0] != batch:
         return None
-    options = [(None, value)]
+    options: list[tuple[int | None, Any]] = [(None, value)]
     if isinstance(value, (tuple, list)):
         options = [(0, value[0])] if value else []
     for index, v in options:

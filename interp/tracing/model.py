@@ -68,6 +68,7 @@ class Model:
         self._layer_of: dict[str, int] = {}
         # hook name -> splice object (interp.sae.splice.Splice), in splicing order
         self._splices: dict[str, Any] = {}
+        self.source: dict | None = None  # where the weights came from, when converted (a GGUF file's record)
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
@@ -172,8 +173,16 @@ class Model:
             raise ValueError(f"inputs: token ids must lie in [0, {vocab}) (the vocabulary of {self.model_id}); "
                              f"got ids from {lo} to {hi}")
 
+    @property
+    def start_token_id(self) -> int | None:
+        """The token plain text starts with: the tokenizer's BOS (None: no tokenizer or no BOS).
+        For SmolLM2, whose GGUF declares the chat token ``<|im_start|>`` as BOS, the loader sets
+        BOS to ``<|endoftext|>``, the document start of its pretraining text."""
+        return getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
+
     def to_tokens(self, text: str | Sequence[str], prepend_bos: bool = True) -> torch.Tensor:
-        """Tokens ``[batch, pos]`` for text; right-padded if lengths differ."""
+        """Tokens ``[batch, pos]`` for text, after the model's start token (``start_token_id``)
+        when ``prepend_bos``; right-padded if lengths differ."""
         if self.tokenizer is None:
             raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
         if hasattr(self.module, "to_tokens") and self.kind == "transformer":
@@ -181,7 +190,7 @@ class Model:
             return tokens.to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
-        bos = getattr(self.tokenizer, "bos_token_id", None)
+        bos = self.start_token_id
         if prepend_bos and bos is not None:
             ids = [[bos, *x] for x in ids]
         pad = getattr(self.tokenizer, "pad_token_id", None) or 0
@@ -219,6 +228,8 @@ class Model:
             raise ValueError(f"{self.model_id} has no tokenizer")
         if isinstance(tokens, torch.Tensor):
             tokens = tokens.tolist()
+        if isinstance(tokens, int):  # one token (a 0-d tensor)
+            tokens = [tokens]
         if tokens and isinstance(tokens[0], list):
             return [self.tokenizer.decode(t) for t in tokens]
         return self.tokenizer.decode(tokens)
@@ -437,25 +448,36 @@ def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = Non
                  kind="module")
 
 
+def checked_edit(name: str, act: Any, new: Any) -> Any:
+    """What an edit of ``act`` at hook ``name`` hands on: ``new`` when it is a tensor of
+    ``act``'s shape and dtype, ``act`` when the edit returned None (keep the activation).
+    Anything else is an error that names the hook and what was expected. Both backends
+    call this (TransformerLens hooks here, nnsight in :func:`interp.trace`). A non-tensor
+    activation (a module's tuple output under nnsight) is the edit's to rebuild."""
+    if new is None:
+        return act
+    if not isinstance(act, torch.Tensor):
+        return new
+    if not isinstance(new, torch.Tensor):
+        raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
+                        "tensor shaped like its input (or None to keep the activation)")
+    if new.dtype != act.dtype:
+        got, want = (str(d).replace("torch.", "") for d in (new.dtype, act.dtype))
+        raise TypeError(f"edit for {name!r} returned dtype {got}, expected {want} "
+                        "(cast with .to(act.dtype))")
+    if new.shape != act.shape:
+        raise ValueError(f"edit for {name!r} returned shape {tuple(new.shape)}, "
+                         f"expected {tuple(act.shape)}")
+    return new
+
+
 def make_hook(name, edit, keep, store, per_step, stop, detach):
     """A TransformerLens-style hook ``hook(act, hook) -> act`` that applies ``edit`` (checked:
     a tensor of the input's shape and dtype, or None to keep it), keeps the result in ``store``
     when ``keep``, and raises :class:`StopForward` when ``stop``."""
     def hook(act, hook):
         if edit is not None:
-            new = edit(act)
-            if new is not None:
-                if not isinstance(new, torch.Tensor):
-                    raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a tensor "
-                                    f"shaped like its input (or None to keep the activation)")
-                if new.dtype != act.dtype:
-                    raise TypeError(f"edit for {name!r} returned dtype {str(new.dtype).replace('torch.', '')}, "
-                                    f"expected {str(act.dtype).replace('torch.', '')} (cast with .to(act.dtype))")
-                if new.shape != act.shape:
-                    raise ValueError(
-                        f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"
-                    )
-                act = new
+            act = checked_edit(name, act, edit(act))
         if keep:
             value = act.detach() if detach else act
             if per_step:

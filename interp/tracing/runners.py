@@ -26,7 +26,7 @@ def make_runner(m: Model, hooks: list[str], reduce: "Reducer"):
         return BridgeRunner(m, hooks, reduce)
     root = plain_module(m)
     found = None if root is None else adapters.plan(m, root, tuple(hooks))
-    if found is None:
+    if root is None or found is None:
         return BridgeRunner(m, hooks, reduce)
     points, stop = found
     runner = PlainRunner(root, points, stop, int(getattr(m.cfg, "d_head", 0) or 0), reduce)
@@ -39,7 +39,8 @@ class Reducer:
     """Position selection and dtype cast for the current batch (items ``i:i+k``)."""
 
     def __init__(self, positions: Any, dtype: torch.dtype | None, lens: torch.Tensor | None):
-        self.positions, self.dtype, self.all_lens, self.lens = positions, dtype, lens, None
+        self.positions, self.dtype, self.all_lens = positions, dtype, lens
+        self.lens: torch.Tensor | None = None  # the current batch's lengths (set by select)
         self.identity = positions == "all" and dtype is None
 
     def select(self, i: int, k: int) -> None:

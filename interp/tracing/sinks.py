@@ -75,7 +75,9 @@ class HostTransfer:
         i, k, done = job
         done.synchronize()
         self.pending[slot] = None
-        self.sink.put(i, {h: b[:k] for h, b in self.slots[slot].items()})
+        bufs = self.slots[slot]
+        assert bufs is not None  # a pending copy has its staging buffers
+        self.sink.put(i, {h: b[:k] for h, b in bufs.items()})
 
     def flush(self) -> None:
         self._drain(self.turn)  # the older of the two
@@ -95,6 +97,17 @@ class Sink:
     @staticmethod
     def _alloc(rows: int, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {h: torch.empty((rows, *a.shape[1:]), dtype=a.dtype) for h, a in batch.items()}
+
+    def put(self, i: int, batch: dict[str, torch.Tensor]) -> None:
+        """Take items ``i:i+k`` of every hook (``batch``: hook -> ``[k, ...]``)."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Hand on what is staged (a sink stages nothing; :class:`HostTransfer` does)."""
+
+    def finish(self) -> ActivationStore:
+        """The store of everything put."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Wait for background work (called on success and on errors)."""
@@ -218,8 +231,18 @@ class DiskSink(Sink):
                                          for d in diff)
                              + "). Use a new out directory, or overwrite=True to replace it.")
 
+    def _manifest(self) -> Manifest:
+        """The manifest: set by the first batch, or read back when resuming."""
+        assert self.manifest is not None, "no batch has been put yet"
+        return self.manifest
+
+    def _size(self) -> int:
+        """Items per shard: chosen by the first batch unless given."""
+        assert self.shard_size is not None, "no batch has been put yet"
+        return self.shard_size
+
     def _infos(self) -> list[ArrayInfo]:
-        m = self.manifest
+        m = self._manifest()
         return [*m.arrays.values(), *([m.tokens] if m.tokens is not None else [])]
 
     def _begin(self, batch: dict[str, torch.Tensor]) -> None:
@@ -245,7 +268,7 @@ class DiskSink(Sink):
     def put(self, i: int, batch: dict[str, torch.Tensor]) -> None:
         if not self.sets:
             self._begin(batch)
-        size, n = self.shard_size, self.ident["n_items"]
+        size, n = self._size(), self.ident["n_items"]
         k = next(iter(batch.values())).shape[0]
         off = 0
         while off < k:  # a batch may cross shard boundaries
@@ -277,12 +300,13 @@ class DiskSink(Sink):
 
     def _flush(self, s: int) -> None:
         """Write shard ``s`` of every array, then the manifest (which makes the shard count)."""
+        assert self.manifest is not None and self.shard_size is not None  # set by the first batch
         size, n = self.shard_size, self.ident["n_items"]
         a, b = s * size, min((s + 1) * size, n)
         bufs = self.sets[s % len(self.sets)]
         for h, info in self.manifest.arrays.items():
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), bufs[h][:b - a], a, b))
-        if self.manifest.tokens is not None:
+        if self.manifest.tokens is not None and self.tokens is not None:
             info = self.manifest.tokens
             info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b))
         write_manifest(self.root, self.manifest)
@@ -297,6 +321,7 @@ class DiskSink(Sink):
 
     def finish(self) -> ActivationStore:
         self.close()
+        assert self.manifest is not None, "no batch has been put"
         self.manifest.complete = True
         write_manifest(self.root, self.manifest)
         return ActivationStore(self.manifest, path=self.root)

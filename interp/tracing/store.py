@@ -131,7 +131,7 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def storage_dtype_name(dtype: torch.dtype) -> str:
     return "int16" if dtype == torch.bfloat16 else str(to_numpy(torch.empty(0, dtype=dtype)).dtype)
 
@@ -239,7 +239,7 @@ def write_shard(root: Path, rel: str, t: torch.Tensor, start: int, stop: int) ->
         # header (small) from the file, then the array's bytes from memory.
         with open(tmp, "rb") as f:
             h = hashlib.sha256(f.read(size - arr.nbytes))
-        h.update(memoryview(arr).cast("B"))
+        h.update(arr.data.cast("B"))  # C-contiguous (np.ascontiguousarray above)
     return ShardInfo(file=rel, start=start, stop=stop, sha256=h.hexdigest(), nbytes=size)
 
 
@@ -362,6 +362,7 @@ class ActivationStore:
         return self._load_shard(sorted(info.shards, key=lambda s: s.start)[index], info)
 
     def _load_shard(self, s: ShardInfo, info: ArrayInfo) -> torch.Tensor:
+        assert self.path is not None, "an in-memory store has no shards"
         return from_numpy(np.load(self.path / s.file, mmap_mode="c"), info.dtype)
 
     def _load(self, info: ArrayInfo) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from interp.tracing.model import EditFn, Model, StopForward
+from interp.tracing.model import EditFn, Model, StopForward, checked_edit
 
 
 def trace(
@@ -68,13 +68,13 @@ def _trace_nnsight(m: Model, x: Any, capture: list[str], edits: dict[str, EditFn
             path, _, which = name.rpartition(".")
             mod = _resolve(nn_model, path)
             if which == "hook_in":
-                if name in edits:
-                    mod.input = edits[name](mod.input)
+                if name in edits:  # checked as on the TransformerLens path: same shape and dtype
+                    mod.input = checked_edit(name, mod.input, edits[name](mod.input))
                 if name in capture:
                     saved[name] = mod.input.save()
             else:
                 if name in edits:
-                    mod.output = edits[name](mod.output)
+                    mod.output = checked_edit(name, mod.output, edits[name](mod.output))
                 if name in capture:
                     saved[name] = mod.output.save()
         out = nn_model.output.save()
@@ -108,7 +108,7 @@ def edit_heads(heads: Sequence[int], fn: Callable[[torch.Tensor], torch.Tensor],
 
     def edit(act: torch.Tensor) -> torch.Tensor:
         out = act.clone()
-        idx = [slice(None)] * act.ndim
+        idx: list[Any] = [slice(None)] * act.ndim
         idx[head_dim] = heads
         out[tuple(idx)] = fn(act[tuple(idx)])
         return out
@@ -127,7 +127,7 @@ def patch_heads(heads: Sequence[int], source: torch.Tensor, head_dim: int = 2) -
 
     def edit(act: torch.Tensor) -> torch.Tensor:
         out = act.clone()
-        idx = [slice(None)] * act.ndim
+        idx: list[Any] = [slice(None)] * act.ndim
         idx[head_dim] = heads
         out[tuple(idx)] = source.to(act.device, act.dtype)[tuple(idx)]
         return out

@@ -27,9 +27,9 @@ def save_checkpoint(arch: str, path) -> str:
     small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                  max_position_embeddings=32)
     if arch == "zoo":
-        from tests.conftest import build_spec
         from interp.models.transformer import build_transformer
         from interp.tracing.model import Model
+        from tests.conftest import build_spec
 
         spec = build_spec()
         Model(build_transformer(spec), backend="tl", kind="transformer", model_id="tiny",

@@ -124,8 +124,15 @@ def _head_features(m, x):
 def test_sae_circuit_scorers_find_heads_planted_in_real_head_outputs(models, arch):
     """The planted positive control on this architecture's own head outputs: the SAE-free paired
     scorer ranks the planted heads first, and the SAE code scorer finds them too."""
-    from interp.methods.sae_scores import (code_flip_grams, feature_diff_grams, paired_shift_scores,
-                                           planted_features, roc_auc, sae_codes, select_positions)
+    from interp.methods.sae_scores import (
+        code_flip_grams,
+        feature_diff_grams,
+        paired_shift_scores,
+        planted_features,
+        roc_auc,
+        sae_codes,
+        select_positions,
+    )
 
     m = models[arch]
     n_pairs = 24  # 12 pairs passed on most random weights but not all (AUC 0.58 on one Llama draw)

@@ -28,7 +28,7 @@ facts a model was trained on from ``zoo.get(name).config.facts``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -290,7 +290,7 @@ def _build(cfg: ReversalRecipe):
     return train_reversal(cfg)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _questions(facts_json: str) -> tuple[str, ...]:
     return tuple(q for q, _ in example_questions(FactsConfig.model_validate_json(facts_json)))
 
