@@ -17,7 +17,8 @@ from typing import Annotated
 import annotated_types as at
 from pydantic import AfterValidator, BeforeValidator
 
-from interp.utils import ConfigError, check_fits, gb as _gb, memory_bytes  # noqa: F401 (re-exported)
+from interp.utils import ConfigError, check_fits, memory_bytes  # noqa: F401 (re-exported)
+from interp.utils import gb as _gb
 
 MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is a typo
 

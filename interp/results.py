@@ -18,8 +18,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from interp.utils import (atomic_path, owned_dir_problem, read_json, read_object, unknown_name_error,
-                          write_json)
+from interp.utils import atomic_path, owned_dir_problem, read_json, read_object, unknown_name_error, write_json
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 

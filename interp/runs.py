@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_json, read_object,
+from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_object,
                           runs_dir, unknown_name_error, write_json)
 
 log = logging.getLogger("interp")

@@ -35,8 +35,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from interp.analyses import register
-from interp.fields import (MAX_COUNT, CorpusSource, Count, Device,
-                           Fraction, ModelName, NonNegFloat, PositiveFloat, Seed)
+from interp.fields import MAX_COUNT, CorpusSource, Count, Device, Fraction, ModelName, NonNegFloat, PositiveFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import (MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_fits,
-                           check_seq_len)
+from interp.fields import MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_fits, check_seq_len
 from interp.results import Result
 from interp.tracing.reference import collect_path, native_forward, plain_routes, reference_module
 

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import (MAX_COUNT, ConfigError, CorpusSource, Count, Device, ModelName, Seed,
-                           check_fits, check_seq_len)
+from interp.fields import MAX_COUNT, ConfigError, CorpusSource, Count, Device, ModelName, Seed, check_fits, check_seq_len
 from interp.results import Result
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from interp.analyses import register
-from interp.fields import (MAX_COUNT, CorpusSource, Count, Device, Fraction, ModelName, NonNegInt,
-                           PositiveFloat, Seed)
+from interp.fields import MAX_COUNT, CorpusSource, Count, Device, Fraction, ModelName, NonNegInt, PositiveFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)

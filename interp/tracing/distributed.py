@@ -44,8 +44,7 @@ import torch
 
 from interp.tracing.collect import collect, fingerprint, n_tokens, prepare_dataset
 from interp.tracing.model import Model
-from interp.tracing.store import (MANIFEST, ActivationStore, ArrayInfo, Manifest, ShardInfo,
-                                  read_manifest, write_manifest)
+from interp.tracing.store import MANIFEST, ActivationStore, ArrayInfo, Manifest, ShardInfo, read_manifest, write_manifest
 
 
 def rank_dir(out: str | Path, rank: int) -> Path:
