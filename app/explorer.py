@@ -56,9 +56,7 @@ def _saved_meta(name: str) -> dict:
 def built_models() -> list[str]:
     """Built zoo models; those with example prompts first, so the page opens on a model that
     reads text (alphabetical within each group)."""
-    from interp.models import zoo
-
-    from interp.models import pretrained
+    from interp.models import pretrained, zoo
 
     built = [n for n in zoo.names() if zoo.is_built(n)]
     ordered = sorted(built, key=lambda n: (not zoo.get(n).prompts, n))

@@ -90,6 +90,7 @@ def _loss_recovered_from(m: Any, sae: Any, hook: str, tokens: torch.Tensor, batc
         clean, acts = trace(m, x, capture=[hook])
         zero, _ = trace(m, x, edits={hook: tail(torch.zeros_like)})
         out, _ = trace(m, x, edits={hook: tail(lambda a: sae.decode(sae.encode(a.to(sae.W_dec.dtype))))})
+        assert clean is not None and zero is not None and out is not None  # a model with logits
         sums["clean"] += float(_next_token_ce(clean, x))
         sums["zero"] += float(_next_token_ce(zero, x))
         sums["spliced"] += float(_next_token_ce(out, x))
