@@ -46,6 +46,35 @@ def _user_dir(kind: str) -> str:
     return getattr(platformdirs, kind)("interp", appauthor=False)
 
 
+class ConfigError(ValueError):
+    """A config value that only the loaded model shows to be wrong (e.g. longer than its context),
+    or a model file that cannot serve. The CLI reports it like a validation error (exit 2), naming
+    the field or file. Defined here so that models and tracing can raise it; ``interp.fields``
+    re-exports it."""
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB"
+
+
+def check_fits(parts: dict[str, int], fix: str) -> None:
+    """:class:`ConfigError` when the buffers ``parts`` (description -> bytes) that a run is about
+    to allocate together exceed this machine's memory; ``fix`` says which setting to lower."""
+    total, limit = sum(parts.values()), memory_bytes()
+    if limit is not None and total > limit:
+        shown = ", ".join(f"{k}: {gb(v)}" for k, v in parts.items())
+        raise ConfigError(f"this would allocate {gb(total)} ({shown}); this machine has "
+                          f"{gb(limit)} of memory. {fix}")
+
+
 def resolve_device(device: Any = "auto"):
     """Return a ``torch.device``: "auto" picks cuda > mps > cpu."""
     import torch
@@ -344,37 +373,6 @@ def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
     return float(statistics.median(x / y for x, y in zip(times[a], times[b])))
 
 
-# ------------------------------------------------------------------ resource checks
-class ConfigError(ValueError):
-    """A config value that only the loaded model (or the machine) shows to be wrong, e.g. longer
-    than the model's context, or more memory than the machine has. The CLI reports it like a
-    validation error (exit 2), naming the field."""
-
-
-def memory_bytes() -> int | None:
-    """This machine's physical memory in bytes (None where the OS does not say)."""
-    import os
-
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):  # not POSIX
-        return None
-
-
-def _gb(n: float) -> str:
-    return f"{n / 2**30:.1f} GB"
-
-
-def check_fits(parts: dict[str, int], fix: str) -> None:
-    """:class:`ConfigError` when the buffers ``parts`` (description -> bytes) that a run is about
-    to allocate together exceed this machine's memory; ``fix`` says which setting to lower."""
-    total, limit = sum(parts.values()), memory_bytes()
-    if limit is not None and total > limit:
-        shown = ", ".join(f"{k}: {_gb(v)}" for k, v in parts.items())
-        raise ConfigError(f"this would allocate {_gb(total)} ({shown}); this machine has "
-                          f"{_gb(limit)} of memory. {fix}")
-
-
 def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
     """:class:`ConfigError` when ``folder``'s file system has less free space than ``nbytes``."""
     import shutil
@@ -384,5 +382,5 @@ def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
     except OSError:  # the folder does not exist yet, or the OS does not say: the write will tell
         return
     if nbytes > free:
-        raise ConfigError(f"{what} needs {_gb(nbytes)} on disk; {folder} has {_gb(free)} free. "
+        raise ConfigError(f"{what} needs {gb(nbytes)} on disk; {folder} has {gb(free)} free. "
                           f"{fix}")

@@ -146,12 +146,13 @@ def weights_problem(weights: Path) -> "int | str":
                 raise ValueError
             header = json.loads(f.read(n))
     except FileNotFoundError:
-        return f"weights file {weights} is missing"
+        return f"cannot read weights {weights}: the file is missing"
     except (struct.error, ValueError, UnicodeDecodeError):
-        return f"weights file {weights} is not a readable safetensors file (damaged or truncated)"
+        return f"cannot read weights {weights}: not a safetensors file (damaged or truncated)"
     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if size < 8 + n + end:
-        return f"weights file {weights} is truncated: {size} bytes, its header needs {8 + n + end}"
+        need = 8 + n + end
+        return f"cannot read weights {weights}: truncated, {size} bytes where its header needs {need}"
     return end
 
 

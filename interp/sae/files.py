@@ -254,9 +254,17 @@ def read_saelens(path: str | Path, kinds: Mapping[str, Any]) -> tuple[dict[str, 
     old or new, or our old one); ``kinds``: the registry, mapping architectures to kinds."""
     from safetensors.torch import load_file
 
+    from interp.utils import read_object
+
     path = Path(path)
-    raw = json.loads((path / CFG_FILE).read_text())
-    tensors = load_file(str(path / WEIGHTS_FILE))
+    raw = read_object(path / CFG_FILE)  # missing, not JSON, not an object: a ValueError naming it
+    try:
+        tensors = load_file(str(path / WEIGHTS_FILE))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"SAE folder {path} has no {WEIGHTS_FILE}") from None
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(f"SAE file {path / WEIGHTS_FILE} cannot be read (damaged or truncated): "
+                         f"{e}") from None
     if "kind" in raw and "metadata" not in raw:
         # This project's layout before SAELens's: our SAEConfig's fields, log_threshold on disk.
         return {k: v for k, v in raw.items() if k not in _OLD_INTERP_EXTRAS}, tensors

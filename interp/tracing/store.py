@@ -200,7 +200,7 @@ def manifest_problem(root: Path, m: Manifest) -> str:
 
 def _array_problem(root: Path, name: str, info: ArrayInfo, n_items: Optional[int]) -> str:
     where, top = root / MANIFEST, root.resolve()
-    stop, index = 0, {}  # type: tuple[int, dict[Any, Any]]  # shard files number 0, 1, ... in item order
+    stop, index = 0, dict[Path, int]()  # shard files number 0, 1, ... in item order in each folder
     for s in sorted(info.shards, key=lambda s: s.start):
         f = (root / s.file).resolve()
         if Path(s.file).is_absolute() or ".." in Path(s.file).parts or top not in f.parents:

@@ -13,7 +13,7 @@ import torch
 import interp
 from interp import runs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # 600 s is short on a loaded machine
 REAL = "pretrained:smollm2-135m"
 
 

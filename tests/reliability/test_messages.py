@@ -11,11 +11,10 @@ import torch
 from typer.testing import CliRunner
 
 import interp
-from interp import fields, runs
+from interp import runs, utils
 from interp.cli import app
 from interp.fields import ConfigError
 from interp.results import Result
-from tests.app.test_app import fake_analysis, fake_panel, make_run, roots  # noqa: F401
 
 runner = CliRunner()
 
@@ -96,7 +95,7 @@ def test_counts_that_exhaust_memory_fail_before_allocating(model_dir, monkeypatc
 
 
 def test_in_memory_collect_checks_its_buffers_fit(tiny_gpt, monkeypatch):
-    monkeypatch.setattr(fields, "memory_bytes", lambda: 10_000)
+    monkeypatch.setattr(utils, "memory_bytes", lambda: 10_000)
     with pytest.raises(ConfigError, match=r"blocks.0.hook_resid_post \[64, 5, 32\].*out=<dir>"):
         interp.collect(tiny_gpt, torch.zeros(64, 5, dtype=torch.long), hooks=["blocks.0.hook_resid_post"])
 
@@ -187,7 +186,7 @@ def test_layer_beyond_the_model_is_a_config_error(tiny_gpt, monkeypatch):
 
 
 # ------------------------------------------------------------------ experiments, runs folder, CLI options
-def test_broken_experiment_yaml_hides_no_other_experiment(tmp_path, monkeypatch, fake_analysis):  # noqa: F811
+def test_broken_experiment_yaml_hides_no_other_experiment(tmp_path, monkeypatch, fake_analysis):
     exps = tmp_path / "experiments"
     exps.mkdir()
     (exps / "good.yaml").write_text("analysis: fake_analysis\npresets:\n  quick: {seed: 1}\n")
@@ -202,7 +201,7 @@ def test_broken_experiment_yaml_hides_no_other_experiment(tmp_path, monkeypatch,
     assert res.exit_code == 2 and "broken.yaml" in res.output
 
 
-def test_read_only_runs_folder_fails_before_the_run(roots, fake_analysis, monkeypatch):  # noqa: F811
+def test_read_only_runs_folder_fails_before_the_run(roots, fake_analysis, monkeypatch):
     import tempfile
 
     called = []
@@ -217,7 +216,7 @@ def test_read_only_runs_folder_fails_before_the_run(roots, fake_analysis, monkey
     assert not called
 
 
-def test_full_disk_keeps_the_result_and_says_where_it_went(roots, fake_analysis,  # noqa: F811
+def test_full_disk_keeps_the_result_and_says_where_it_went(roots, fake_analysis,
                                                            monkeypatch, tmp_path):
     import tempfile
 
@@ -242,7 +241,7 @@ def test_full_disk_keeps_the_result_and_says_where_it_went(roots, fake_analysis,
     assert Result.load(spare).analysis == "fake_analysis"
 
 
-def test_bad_port_unknown_experiment_filters_exit_2(roots, fake_analysis):  # noqa: F811
+def test_bad_port_unknown_experiment_filters_exit_2(roots, fake_analysis):
     for args in (["app", "--port", "99999"], ["demo", "--port", "0", "--no-serve"]):
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and "--port" in res.output
@@ -257,13 +256,13 @@ def test_bad_port_unknown_experiment_filters_exit_2(roots, fake_analysis):  # no
 def test_sae_and_check_bound_their_buffers_before_any_work(model_dir, monkeypatch, tiny_gpt):
     from interp.analyses import check, sae
 
-    monkeypatch.setattr(fields, "memory_bytes", lambda: 2**30)
+    monkeypatch.setattr(utils, "memory_bytes", lambda: 2**30)
     with pytest.raises(ConfigError, match="prompt tokens.*Lower n_prompts"):
         check.run(check.Config(model=str(model_dir), n_prompts=10**6, device="cpu"))
     cfg = sae.Config(model="zoo:code-lm-tiny", n_train=10**8, seq_len=16)
     with pytest.raises(ConfigError, match="training tokens.*Lower n_train"):
         sae._check_sizes(tiny_gpt, cfg)
-    monkeypatch.setattr(fields, "memory_bytes", lambda: 2**40)
+    monkeypatch.setattr(utils, "memory_bytes", lambda: 2**40)
     monkeypatch.setattr("shutil.disk_usage", lambda p: type("U", (), {"free": 1000})())
     with pytest.raises(ConfigError, match="needs .* on disk"):
         sae._check_sizes(tiny_gpt, cfg)

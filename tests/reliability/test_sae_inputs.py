@@ -57,3 +57,16 @@ def test_a_diverged_step_stops_training():
     x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="diverged at step"):
         train_sae(x, SAEConfig(d_in=8, d_sae=16), SAETrainConfig(steps=20, lr=1e30, normalise=False))
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda d: (d / "cfg.json").write_text("[1, 2]"), "cfg.json is damaged: a JSON list"),
+    (lambda d: (d / "cfg.json").write_text("{oops"), "cfg.json is not valid JSON"),
+    (lambda d: (d / "sae_weights.safetensors").write_bytes(b"\x10\x00"), "cannot be read"),
+    (lambda d: (d / "sae_weights.safetensors").unlink(), "has no sae_weights.safetensors"),
+])
+def test_a_damaged_sae_folder_names_the_file(tmp_path, damage, says):
+    SAE(SAEConfig(d_in=4, d_sae=8)).save(tmp_path / "sae")
+    damage(tmp_path / "sae")
+    with pytest.raises((ValueError, FileNotFoundError), match=says):
+        SAE.load(tmp_path / "sae")

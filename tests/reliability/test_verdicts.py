@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from interp import runs
 from interp.cli import app
 from interp.results import Result
-from tests.app.test_app import HOME, TIMEOUT, fake_analysis, fake_panel, frames, make_run, roots  # noqa: F401
+from tests.app.test_app import HOME, TIMEOUT, frames, make_run
 
 runner = CliRunner()
 
@@ -67,7 +67,7 @@ def test_runs_list_and_show_flag_a_forged_run(roots):
     (lambda r: (r / "run.json").write_text('["x"]'), "run.json"),
     (lambda r: (r / "metrics.json").write_text('{"criteria": {"a": 1}}'), "metrics.json"),
 ], ids=["criterion-string", "criterion-missing-op", "config-list", "run-json-list", "criteria-dict"])
-def test_one_damaged_run_hides_nothing(roots, fake_analysis, damage, file):  # noqa: F811
+def test_one_damaged_run_hides_nothing(roots, fake_analysis, damage, file):
     good = make_run(roots, "20240101-000000-aaaaaa")
     bad = make_run(roots, "20240102-000000-bbbbbb")
     damage(bad)
@@ -86,7 +86,7 @@ def test_one_damaged_run_hides_nothing(roots, fake_analysis, damage, file):  # n
     assert any(str(bad) in e.value and file in e.value for e in at.error)
 
 
-def test_dashboard_warns_about_recomputed_verdicts(roots, fake_analysis):  # noqa: F811
+def test_dashboard_warns_about_recomputed_verdicts(roots, fake_analysis):
     _forge(make_run(roots))
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
     assert not at.exception
