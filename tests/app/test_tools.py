@@ -328,6 +328,7 @@ def test_explorer_steers_on_request(explorer_model, tmp_path):
     """The steering panel: nothing runs before the button; then both completions and the
     per-token shift; a saved CAA vector steers too; a bad path is a warning, not a crash."""
     at = explorer()
+    at.selectbox[0].set_value(explorer_model).run()  # not the real model the page may offer first
     assert "Steering" in [h.value for h in at.subheader]
     n_charts = len(at.get("plotly_chart"))
     at.text_input(key="steer_plus").set_value("return a + b").run()
