@@ -49,7 +49,7 @@ class Config(BaseModel):
     layer: Optional[NonNegInt] = None  # ActAdd's and the SAE's layer; None: n_layers // 3
     caa_layer: Optional[NonNegInt] = None  # None: the same as layer
     topic: str = "code"  # interp.data.steering.TOPICS
-    # small: zoo:code-lm and SmolLM2-135M both stop writing text near 0.5 (docs/analyses/steering.md)
+    # small: zoo:code-lm and SmolLM2-135M stop writing text near 0.5 (docs/analyses/steering.md)
     coefs: list[Coef] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4])
     n_prompts: Count = 4
     max_new_tokens: Count = 12
