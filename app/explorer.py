@@ -57,16 +57,14 @@ def _saved_meta(name: str) -> dict:
 
 
 def built_models() -> list[str]:
-    """Built zoo models; those with example prompts first, so the page opens on a model that
-    reads text (alphabetical within each group)."""
+    """Built zoo models, those with example prompts first, so the page opens on a model that
+    reads text (alphabetical within each group); then the installed real pretrained models
+    (loading one takes seconds: the page opens on it only when no zoo model is built)."""
     from interp.models import pretrained, zoo
 
     built = [n for n in zoo.names() if zoo.is_built(n)]
-    ordered = sorted(built, key=lambda n: (not zoo.get(n).prompts, n))
-    # installed real models come right after the zoo models that read text
-    real = [f"pretrained:{n}" for n in pretrained.names() if pretrained.is_installed(n)]
-    n_text = sum(bool(zoo.get(n).prompts) for n in ordered)
-    return [f"zoo:{n}" for n in ordered[:n_text]] + real + [f"zoo:{n}" for n in ordered[n_text:]]
+    ordered = [f"zoo:{n}" for n in sorted(built, key=lambda n: (not zoo.get(n).prompts, n))]
+    return ordered + [f"pretrained:{n}" for n in pretrained.names() if pretrained.is_installed(n)]
 
 
 def recipe_prompts(name: str) -> list[str]:

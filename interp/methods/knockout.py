@@ -50,10 +50,10 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from interp.tracing.model import Model
 from interp.tracing.steps import cache_arg as _cache_arg
 from interp.tracing.steps import hf_cache_kwargs
 from interp.tracing.steps import hf_model as _hf_model
-from interp.tracing.model import Model
 
 
 # ---------------------------------------------------------------- masks

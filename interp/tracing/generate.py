@@ -323,7 +323,7 @@ def generate(
         stop_tokens = () if eos is None else (eos,)
     pad = getattr(tok, "pad_token_id", None)
     pad = pad if pad is not None else (stop_tokens[0] if stop_tokens else 0)
-    opts = dict(
+    opts: dict[str, Any] = dict(
         max_new_tokens=max_new_tokens,
         do_sample=do_sample,
         temperature=temperature,
@@ -483,7 +483,7 @@ def _merge(parts: list[Generation], pad: int, m: Model) -> Generation:
         steps[n] = [first, *rest]
     logits = None
     if all(g.logits is not None for g in parts):
-        logits = torch.cat([right(g.logits, T, float("nan")) for g in parts])
+        logits = torch.cat([right(g.logits, T, float("nan")) for g in parts if g.logits is not None])
     return Generation(
         tokens=torch.cat([prompt, new], 1),
         prompt_tokens=prompt,

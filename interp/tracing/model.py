@@ -30,7 +30,7 @@ from torch import nn
 
 from interp.utils import unknown_name_error
 
-EditFn = Callable[[torch.Tensor], torch.Tensor]
+EditFn = Callable[..., torch.Tensor]  # fn(act) -> act; generate also passes positions= when fn takes it
 
 
 class StopForward(Exception):

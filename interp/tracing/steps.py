@@ -108,7 +108,8 @@ class NativeKV:
     ``[batch, keys]`` attention mask."""
 
     def __init__(self, m: Model):
-        self.attns = [blk.attn.original_component for blk in m.module.original_model.layers]
+        native: Any = m.module.original_model
+        self.attns = [blk.attn.original_component for blk in native.layers]
         self.keys: list[Optional[torch.Tensor]] = [None] * len(self.attns)
         self.values: list[Optional[torch.Tensor]] = [None] * len(self.attns)
 
@@ -140,8 +141,9 @@ class NativeKV:
         v = a.v(hidden_states).view(B, S, a.n_kv_heads, a.d_head).transpose(1, 2)
         if a.rotary is not None:
             q, k = a.rotary.apply_rope(q, k, position_ids=position_ids)
-        if self.keys[i] is not None:
-            k, v = torch.cat([self.keys[i], k], 2), torch.cat([self.values[i], v], 2)
+        prev_k, prev_v = self.keys[i], self.values[i]
+        if prev_k is not None and prev_v is not None:
+            k, v = torch.cat([prev_k, k], 2), torch.cat([prev_v, v], 2)
         self.keys[i], self.values[i] = k, v
         if a.kv_repeats > 1:
             k, v = (
@@ -171,7 +173,7 @@ class NativeStep:
     """One forward of a zoo transformer's native module, with :class:`NativeKV` or none."""
 
     def __init__(self, m: Model, use_cache: bool):
-        self.native = m.module.original_model
+        self.native: Any = m.module.original_model
         self.kv = NativeKV(m) if use_cache else None
         self.kind = "native" if use_cache else "none"
 
@@ -212,7 +214,7 @@ def cache_kind(m: Model) -> str:
     """How :func:`generate` steps ``m``: ``"hf"``, ``"native"`` (key/value caches) or ``"none"``."""
     if m.backend == "tl" and m.kind == "transformer" and hf_model(m) is not None:
         return "hf"
-    native = getattr(m.module, "original_model", None)
+    native: Any = getattr(m.module, "original_model", None)
     if (
         m.backend == "tl"
         and m.kind == "transformer"
