@@ -27,7 +27,7 @@ from interp.utils import write_json
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 HOME = str(APP_DIR / "Home.py")
-TIMEOUT = 30
+TIMEOUT = 120  # an upper bound for a loaded machine; the tests wait for content, not a clock
 CUSTOM_PANEL_TEXT = "fake custom panel: 3 arrays entries"
 
 

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.test_app import APP_DIR, make_run  # noqa: F401  (reuses the fake-run writer)
 
-TIMEOUT = 60
+TIMEOUT = 180  # an upper bound for a loaded machine; the tests wait for content, not a clock
 WORDS = "def add a b return x = 1 2 ( ) : , + print".split()
 
 
@@ -124,7 +124,10 @@ def test_explorer_page_renders_all_panels(explorer_model):
 
 
 def test_explorer_without_models_says_how_to_build(tmp_path, monkeypatch):
+    from interp.models import pretrained
+
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(pretrained, "is_installed", lambda name: False)  # nor the real model
     at = explorer()
     assert not at.exception
     at.selectbox[0].set_value("a local directory…").run()
