@@ -125,18 +125,21 @@ class _Runner:
         if not bool(on.any()):
             return x
         C, B, T, d = self.C, self.B // self.C, actual.shape[1], actual.shape[-1]
+        R = len(readers)
         cur = self.buf[:, :, :n_up].view(C, B, T, n_up, d)
         src = self.src.writers[:, :, :n_up].to(x.dtype)  # [b, pos, U, d], the same for every copy
         if int(on.sum()) <= int(off.sum()):  # start from this run's input, take patched edges out
-            ids = on.nonzero()[:, 0]
-            D = cur[:, :, :, ids] - src[None, :, :, ids]
-            delta = torch.einsum("cbtud,cur->cbtrd", D, P[:, ids])
-            return x - delta.reshape(C * B, T, len(readers), d)
-        ids = off.nonzero()[:, 0]  # start from the source's input, put kept edges back
-        D = cur[:, :, :, ids] - src[None, :, :, ids]
-        kept = torch.einsum("cbtud,cur->cbtrd", D, 1 - P[:, ids])
-        base = self.src.inputs[key].to(x.dtype)[None, :, :, None, :]
-        return (base + kept).reshape(C * B, T, len(readers), d)
+            M, ids, out = P, on.nonzero()[:, 0], actual[:, :, None, :].expand(-1, -1, R, -1)
+            sign = -1.0
+        else:  # start from the source's input, put the kept edges back
+            M, ids, sign = 1 - P, off.nonzero()[:, 0], 1.0
+            out = self.src.inputs[key].to(x.dtype)[:, :, None, :].expand(B, -1, R, -1).repeat(C, 1, 1, 1)
+        rows = (M.amax((0, 1)) > 0).nonzero()[:, 0]  # readers that need writer terms at all
+        out = out.reshape(C, B, T, R, d).clone()
+        if len(rows):
+            D = cur[:, :, :, ids] - src[None, :, :, ids]  # [C, B, T, |ids|, d]
+            out[:, :, :, rows] += sign * torch.einsum("cbtud,cur->cbtrd", D, M[:, ids][:, :, rows])
+        return out.reshape(C * B, T, R, d)
 
     def qkv(self, l: int, which: str, act: torch.Tensor) -> torch.Tensor:
         g = self.g
