@@ -45,7 +45,7 @@ from interp.bench.collection import (
     memory_probe,
 )
 from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
-from interp.bench.methods import bench_attribution, bench_fixed_points, bench_import, bench_knockout, bench_sae
+from interp.bench.methods import bench_attribution, bench_circuits, bench_fixed_points, bench_import, bench_knockout, bench_sae
 from interp.results import Result
 
 log = logging.getLogger("interp.bench")
@@ -88,6 +88,7 @@ def run(config: Config) -> Result:
         "fixed_points": lambda: bench_fixed_points(b, config, rnn),
         "knockout": lambda: bench_knockout(b, config, tf),
         "attribution": lambda: bench_attribution(b, config, tf),
+        "circuits": lambda: bench_circuits(b, config, tf),
         "import": lambda: bench_import(b, config),
     }
     quiet = os.environ.get("INTERP_QUIET")

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from interp.methods.circuits.forward import RunActs, build_graph, reader_grads, run
+from interp.methods.circuits.forward import RunActs, build_graph, fast_reader_grads, run
 from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
 from interp.tracing.model import Model
 
@@ -41,10 +41,14 @@ def _pairs(m: Model, clean, corrupt) -> tuple[torch.Tensor, torch.Tensor]:
     return clean, corrupt
 
 
-def _outer(D: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
-    """``sum_{b, pos} D[b, pos, u] . G[b, pos, r]``: ``[writers, readers]``."""
-    U, R = D.shape[2], G.shape[2]
-    return D.permute(2, 0, 1, 3).reshape(U, -1) @ G.permute(2, 0, 1, 3).reshape(R, -1).T
+def _contract(D: torch.Tensor, groups, g: Graph) -> torch.Tensor:
+    """``sum_{b, pos} (a_u' - a_u) . grad_r`` for every valid edge: ``D [writers, b*pos*d]``
+    times each reader group's gradient, over the writers before that group only."""
+    out = torch.zeros(g.n_writers, g.n_readers, dtype=D.dtype, device=D.device)
+    for readers, gr in groups:
+        n_up = int(g.n_up[readers[0]])
+        out[:n_up, readers] = D[:n_up] @ gr.permute(2, 0, 1, 3).reshape(len(readers), -1).T.to(D.dtype)
+    return out
 
 
 def edge_attribution(
@@ -75,18 +79,14 @@ def edge_attribution(
         idx = torch.arange(i, i + len(x))
         with torch.no_grad():
             src = run(m, g, xc).acts
-        # step k = steps (alpha 1) is the clean run itself: it also records the clean writers
-        out = run(m, g, x, grad=True)
-        G = reader_grads(out, metric(out.logits, idx), g)
-        acts = out.acts
-        del out
+        # step k = steps (alpha 1) is the clean run itself: it also gives the clean writers
+        groups, clean_w = fast_reader_grads(m, g, x, metric, idx)
+        D = (src.writers - clean_w).permute(2, 0, 1, 3).reshape(g.n_writers, -1)  # [writers, b*pos*d]
+        acc = _contract(D, groups, g)
         for k in range(1, n_steps):
-            emb = src.writers[:, :, 0] + (k / n_steps) * (acts.writers[:, :, 0] - src.writers[:, :, 0])
-            o = run(m, g, x, grad=True, record=False, input_embed=emb)
-            G += reader_grads(o, metric(o.logits, idx), g)
-            del o
-        D = src.writers - acts.writers  # [b, pos, writers, d]
-        total += _outer(D, G / n_steps).double().cpu()
+            emb = src.writers[:, :, 0] + (k / n_steps) * (clean_w[:, :, 0] - src.writers[:, :, 0])
+            acc += _contract(D, fast_reader_grads(m, g, x, metric, idx, input_embed=emb, writers=False)[0], g)
+        total += acc.double().cpu() / n_steps
     scores = (total / len(clean)).numpy()
     meta = {"n_prompts": len(clean), "steps": n_steps}
     return ScoredGraph(g, scores, method=method, meta=meta)

@@ -289,3 +289,82 @@ def check_graph(m: Model, g: Graph, n_pos: int = 5) -> None:
     if not close(r2.logits, plain2):
         raise ValueError(f"{why}; patching every edge from another prompt's run does not give that prompt's "
                          "logits (some component reads the residual stream outside the graph)")
+
+
+# ---------------------------------------------------------------------- gradients, fast path
+def reader_hooks(m: Model, g: Graph) -> list[str]:
+    """Hooks whose gradients give every reader's: each layer's ``hook_resid_pre`` (the
+    attention readers' shared input), ``hook_q/k/v``, the MLP's ``ln2.hook_in``, the
+    unembedding's ``ln_final.hook_in``; and the writers' ``hook_z`` / ``hook_mlp_out``."""
+    names = []
+    for l in range(g.n_layers):
+        names += [m.hook("resid_pre", l), *(m.hook(c, l) for c in "qkv"), m.hook("z", l)]
+        if g.has_mlp:
+            names += [m.norm_input_hook("ln2", l), m.hook("mlp_out", l)]
+    return names + [m.norm_input_hook("ln_final")]
+
+
+def writer_outputs(m: Model, g: Graph, acts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[b, pos, writers, d_model]`` from captured ``hook_resid_pre`` (block 0), ``hook_z``
+    and ``hook_mlp_out``."""
+    parts = [acts[m.hook("resid_pre", 0)][:, :, None]]
+    for l in range(g.n_layers):
+        z = acts[m.hook("z", l)]
+        parts.append(torch.einsum("bphe,hed->bphd", z, m.attn_weights(l)["W_O"].to(z.dtype)))
+        if g.has_mlp:
+            parts.append(acts[m.hook("mlp_out", l)][:, :, None])
+    return torch.cat(parts, 2).detach()
+
+
+ReaderGrads = list[tuple[list[int], torch.Tensor]]  # (reader indices, gradient [b, pos, R, d_model])
+
+
+def fast_reader_grads(m: Model, g: Graph, tokens: torch.Tensor, metric: Callable, idx: torch.Tensor,
+                      input_embed: Optional[torch.Tensor] = None, writers: bool = True
+                      ) -> tuple[ReaderGrads, Optional[torch.Tensor]]:
+    """Every reader's gradient from one plain forward and backward
+    (:func:`interp.tracing.gradients.metric_grads_batch`), equal to :func:`reader_grads` of a
+    split ``run``: while every reader of a layer reads the same ``x``, the gradient at head
+    ``h``'s query input is ``J_norm(x)^T (W_Q[h] g_q[h])``, the norm's vector-Jacobian product
+    at ``x`` batched over the readers. ``ln2.hook_in`` and ``ln_final.hook_in`` get a copy
+    of their input, so their gradient is the norm's alone, not the residual stream's.
+
+    Returns ``(groups, writers)``: per reader group (a layer's q/k/v readers, an MLP, the
+    logits) its reader indices and gradient ``[b, pos, R, d_model]`` (see
+    :func:`dense_grads`), and with ``writers`` the writers' outputs ``[b, pos, writers,
+    d_model]``."""
+    from interp.tracing.gradients import metric_grads_batch
+
+    hooks = [h for h in reader_hooks(m, g) if writers or not h.endswith(("hook_z", "hook_mlp_out"))]
+    first = m.hook("resid_pre", 0)
+    edits: dict[str, Callable] = {h: (lambda a: a.clone()) for h in hooks if h.endswith("ln2.hook_in")}
+    edits[m.norm_input_hook("ln_final")] = lambda a: a.clone()
+    if input_embed is not None:
+        edits[first] = lambda a: input_embed.to(a.dtype)
+    grads, acts, _ = metric_grads_batch(m, tokens, metric, hooks, idx=idx, edits=edits)
+    dt = acts[first].dtype
+    groups: ReaderGrads = []
+    for l in range(g.n_layers):
+        W = m.attn_weights(l)
+        gW = torch.cat([torch.einsum("bphe,hde->bphd", grads[m.hook(c, l)], W[f"W_{c.upper()}"].to(dt))
+                        for c in "qkv"], 2)  # [b, pos, R, d]: gradient at each reader's normalised input
+        # the norm's vector-Jacobian product, its forward taken once and its backward batched
+        # over the readers (vmap), instead of normalising R copies of x
+        with torch.enable_grad():
+            _, vjp = torch.func.vjp(m.norm_module("ln1", l), acts[m.hook("resid_pre", l)])
+            (gx,) = torch.func.vmap(vjp, in_dims=2, out_dims=2)(gW)
+        s = g.attn_readers(l)
+        groups.append((list(range(s.start, s.stop)), gx.detach()))
+        if g.has_mlp:
+            groups.append(([g.mlp_reader(l)], grads[m.norm_input_hook("ln2", l)][:, :, None]))
+    groups.append(([g.logits_reader], grads[m.norm_input_hook("ln_final")][:, :, None]))
+    return groups, (writer_outputs(m, g, acts) if writers else None)
+
+
+def dense_grads(groups: ReaderGrads, g: Graph) -> torch.Tensor:
+    """The groups of :func:`fast_reader_grads` as one ``[b, pos, readers, d_model]`` tensor."""
+    B, T, _, d = groups[0][1].shape
+    G = torch.zeros(B, T, g.n_readers, d, dtype=groups[0][1].dtype, device=groups[0][1].device)
+    for readers, gr in groups:
+        G[:, :, readers] = gr
+    return G
