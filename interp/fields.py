@@ -21,11 +21,14 @@ MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is
 
 
 def check_model_name(name: str) -> str:
-    """``zoo:<recipe>`` (a registered recipe, ``zoo:<recipe>@<seed>`` for another training seed), ``hf:<name>``, ``hf-llava:<name>`` or a directory
-    holding ``interp_model.json`` or ``config.json``. Names with ``{...}`` are templates that
+    """``zoo:<recipe>`` (a registered recipe, ``zoo:<recipe>@<seed>`` for another training
+    seed), ``hf:<name>``, ``hf-llava:<name>``, ``pretrained:<name>`` (an installed real
+    model), a ``.gguf`` file, or a directory holding ``interp_model.json``, ``config.json``
+    or one ``.gguf`` file. Names with ``{...}`` are templates that
     an analysis fills in (e.g. ``zoo:reversal-{variant}-...``) and are checked once filled."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError("a model name is needed: 'zoo:<recipe>', 'hf:<name>' or a directory")
+        raise ValueError("a model name is needed: 'zoo:<recipe>', 'hf:<name>', 'pretrained:<name>', a .gguf "
+                         "file or a directory")
     if "{" in name:
         return name
     for prefix in ("hf:", "hf-llava:"):
@@ -41,14 +44,27 @@ def check_model_name(name: str) -> str:
         except (KeyError, ValueError):
             raise ValueError(zoo.unknown(name[4:])) from None
         return name
+    if name.startswith("pretrained:"):
+        from interp.models import pretrained
+
+        try:
+            pretrained.get(name[len("pretrained:"):])
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        return name
     try:
         path = Path(name).expanduser()
     except RuntimeError:  # "~user" of a user that does not exist
         raise ValueError(f"{name!r}: no such user's home directory") from None
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return name
     if not path.is_dir():
-        raise ValueError(f"{name!r} is not 'zoo:<recipe>', 'hf:<name>' or an existing directory")
-    if not ((path / "interp_model.json").exists() or (path / "config.json").exists()):
-        raise ValueError(f"{name!r} holds neither interp_model.json (interp) nor config.json (save_pretrained)")
+        raise ValueError(f"{name!r} is not 'zoo:<recipe>', 'hf:<name>', 'pretrained:<name>', a .gguf file or "
+                         "an existing directory")
+    if not ((path / "interp_model.json").exists() or (path / "config.json").exists()
+            or any(p.suffix.lower() == ".gguf" for p in path.iterdir())):
+        raise ValueError(f"{name!r} holds neither interp_model.json (interp), config.json (save_pretrained) "
+                         "nor a .gguf file")
     return name
 
 

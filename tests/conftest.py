@@ -116,3 +116,21 @@ def load_panel(name: str):
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)
     return importlib.import_module(f"panels.{name}").dashboard
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """SmolLM2-135M-Instruct (``pretrained:smollm2-135m``), loaded once for the whole session.
+
+    The Makefile installs its wheel, so under CI a missing wheel is a failure; elsewhere the
+    tests that need it are skipped with the install command."""
+    from interp.models import pretrained
+
+    if not pretrained.is_installed("smollm2-135m"):
+        message = f"the real model is not installed: {pretrained.get('smollm2-135m').install}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    import interp
+
+    return interp.load_model("pretrained:smollm2-135m", device="cpu")

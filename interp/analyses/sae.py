@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, Count, Device, Fraction, ModelName, PositiveFloat, Seed
+from interp.fields import MAX_COUNT, Count, Device, Fraction, ModelName, NonNegInt, PositiveFloat, Seed
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,14 @@ class Config(BaseModel):
     dense_above: Fraction = 0.1  # a latent firing on more than this fraction of tokens counts as dense
     feature_k: Count = 10  # top contexts per latent on the feature pages
     collect_batch: Count = 32
+    # Positions left out of training and evaluation at the start of each window. Position 0 of a
+    # pretrained LM is an attention sink whose residual norm can be 100x the others' (SmolLM2:
+    # ~25,000 against ~175 from layer 15 on); an SAE fitted to it spends its latents there.
+    skip_first: NonNegInt = 1
+    corpus_chars: Count = 400_000  # characters of the corpus read (windows are drawn from them)
+    # Keep the training store in the cache and reuse it on the next run with the same inputs
+    # (the real model's 200k-token store takes minutes to collect); off: a temporary store.
+    cache_store: bool = False
     device: Device = "cpu"
     seed: Seed = 0
 
@@ -66,11 +74,25 @@ def load(config: Config):
     return m, m.hook("resid_post", config.layer)
 
 
-def collect_store(m, hook: str, tokens: torch.Tensor, root: Path, batch_size: int):
-    """The training activations, collected into a sharded store on disk (the SAE streams from it)."""
+def collect_store(m, hook: str, tokens: torch.Tensor, root: Path, batch_size: int, skip_first: int = 0):
+    """The training activations, collected into a sharded store on disk (the SAE streams from it),
+    from position ``skip_first`` on. A complete store already at ``root`` is reused."""
     import interp
 
-    return interp.collect(m, tokens, [hook], batch_size=batch_size, out=root / "train_store", shard_size=64)
+    positions = slice(skip_first, None) if skip_first else "all"
+    return interp.collect(m, tokens, [hook], batch_size=batch_size, out=root / "train_store", shard_size=64,
+                          positions=positions)
+
+
+def store_root(m, hook: str, config: Config) -> Path:
+    """Where the training store of ``config`` is kept when ``cache_store`` is on: keyed by
+    everything that decides its content (the store's own manifest also checks the weights)."""
+    from interp.utils import cache_dir, config_hash
+
+    key = config_hash({"model": m.model_id, "hook": hook, "corpus": config.corpus, "n": config.n_train,
+                       "seq_len": config.seq_len, "seed": config.seed, "skip": config.skip_first,
+                       "chars": config.corpus_chars})
+    return cache_dir() / "stores" / f"sae-{key}"
 
 
 def train(store, hook: str, d_in: int, config: Config):
@@ -91,20 +113,23 @@ def evaluate(m, sae, hook: str, tokens: torch.Tensor, config: Config) -> dict:
     from interp.tracing.trace import trace
 
     clean, acts = trace(m, tokens, capture=[hook])
-    x = acts[hook].reshape(-1, acts[hook].shape[-1])
+    x = acts[hook][:, config.skip_first:].reshape(-1, acts[hook].shape[-1])
     quality = evaluate_sae(sae, x)
     density = (sae.encode(x) > 0).float().mean(0).numpy()
     with spliced(m, {hook: sae}, error_term=True):
         exact, _ = trace(m, tokens)
-    lr = loss_recovered(m, sae, hook, tokens, batch_size=config.collect_batch)
+    lr = loss_recovered(m, sae, hook, tokens, batch_size=config.collect_batch, first_position=config.skip_first)
+    # relative to the logits' scale: float32 keeps ~7 digits of x - rec + rec, whatever x's size
+    scale = max(1.0, float(clean.abs().max()))
     return {**quality, **lr, "density": density, "dense_frac": float((density > config.dense_above).mean()),
-            "error_term_gap": float((exact - clean).abs().max()),
+            "error_term_gap": float((exact - clean).abs().max()) / scale,
             "decoder_norm_gap": float((sae.W_dec.norm(dim=-1) - 1).abs().max())}
 
 
 def add_criteria(result: Result, ev: dict) -> None:
     result.add_criterion("error_term_makes_splice_exact", ev["error_term_gap"], "<=", 1e-5, kind="sanity",
-                         description="max |logits with the SAE spliced in plus its error term - clean logits|")
+                         description="max |logits with the SAE spliced in plus its error term - clean logits| "
+                                     "/ max(1, max |clean logits|)")
     result.add_criterion("decoder_rows_unit_norm", ev["decoder_norm_gap"], "<=", 1e-4, kind="sanity",
                          description="max | |W_dec row| - 1 | over the latents")
     result.add_criterion("loss_recovered", ev["loss_recovered"], ">=", 0.9, kind="claim",
@@ -132,21 +157,28 @@ def run(config: Config) -> Result:
 
     torch.manual_seed(config.seed)
     m, hook = load(config)
-    train_tokens = token_windows(m.tokenizer, config.corpus, "train", config.n_train, config.seq_len, config.seed)
-    eval_tokens = token_windows(m.tokenizer, config.corpus, "heldout", config.n_eval, config.seq_len, config.seed + 1)
-    root = Path(tempfile.mkdtemp(prefix="interp-sae-"))
+    if config.skip_first >= config.seq_len - 1:
+        raise ValueError(f"skip_first={config.skip_first} leaves nothing of seq_len={config.seq_len}: "
+                         f"use skip_first < seq_len - 1")
+    windows = dict(seq_len=config.seq_len, max_chars=config.corpus_chars, start_token=m.start_token_id)
+    train_tokens = token_windows(m.tokenizer, config.corpus, "train", config.n_train, seed=config.seed, **windows)
+    eval_tokens = token_windows(m.tokenizer, config.corpus, "heldout", config.n_eval, seed=config.seed + 1, **windows)
+    root = store_root(m, hook, config) if config.cache_store else Path(tempfile.mkdtemp(prefix="interp-sae-"))
     try:
-        store = collect_store(m, hook, train_tokens, root, config.collect_batch)
+        store = collect_store(m, hook, train_tokens, root, config.collect_batch, config.skip_first)
         sae, report = train(store, hook, store[hook].shape[-1], config)
         ev = evaluate(m, sae, hook, eval_tokens, config)
         pages = feature_pages(sae, store, hook, model=m, k=config.feature_k)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not config.cache_store:
+            shutil.rmtree(root, ignore_errors=True)
     result = Result("sae")
     add_criteria(result, ev)
     result.metrics.update({k: ev[k] for k in ("fvu", "l0", "dead_frac", "dense_frac", "ce_clean", "ce_spliced",
                                              "ce_zero", "loss_recovered")})
-    result.metrics.update({"hook": hook, "train_tokens": int(train_tokens.numel()), "train_fvu": report["fvu"],
+    result.metrics.update({"hook": hook, "train_tokens": int(len(train_tokens) * (config.seq_len - config.skip_first)),
+                           "skip_first": config.skip_first, "d_in": int(store[hook].shape[-1]),
+                           "input_scale": float(sae.cfg.input_scale), "train_fvu": report["fvu"],
                            "train_seconds": report["seconds"], "resampled": report["resampled"]})
     result.arrays["latent_density"] = ev["density"]
     result.figures.update(figures(ev, report))

@@ -46,11 +46,12 @@ from interp.bench.collection import (
 )
 from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
 from interp.bench.methods import bench_attribution, bench_circuits, bench_fixed_points, bench_import, bench_knockout, bench_sae
+from interp.bench.real import REAL_TARGETS, bench_real_model
 from interp.results import Result
 
 log = logging.getLogger("interp.bench")
 
-__all__ = ["Config", "ITEMS", "TARGETS", "interleaved", "memory_probe", "paired_ratio", "run", "run_bench"]
+__all__ = ["Config", "ITEMS", "REAL_TARGETS", "TARGETS", "interleaved", "memory_probe", "paired_ratio", "run", "run_bench"]
 
 
 def _table(rows: list[dict]) -> str:
@@ -90,6 +91,7 @@ def run(config: Config) -> Result:
         "attribution": lambda: bench_attribution(b, config, tf),
         "circuits": lambda: bench_circuits(b, config, tf),
         "import": lambda: bench_import(b, config),
+        "real_model": lambda: bench_real_model(b, config, tf),
     }
     quiet = os.environ.get("INTERP_QUIET")
     os.environ["INTERP_QUIET"] = "1"  # no progress bars inside timed calls

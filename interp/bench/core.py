@@ -48,7 +48,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 ITEMS = ("collection", "hf_collection", "memory", "early_stop", "disk", "sae", "features", "fixed_points", "knockout", "attribution",
-         "circuits", "import")
+         "circuits", "import", "real_model")
 
 
 class Config(BaseModel):
@@ -78,11 +78,19 @@ class Config(BaseModel):
     fp_states: Count = 256  # fixed-point finder: initial states of the RNN cell
     fp_iters: Count = 100
     import_runs: Count = 5
+    # the real-model item: a pretrained LM ("spec": the bench transformer, for tests) and its batch
+    real_model: str = "pretrained:smollm2-135m"
+    real_batch: tuple[Count, Count] = (8, 128)
     seed: Seed = 0
 
     @field_validator("model")
     @classmethod
     def _model(cls, name: str) -> str:
+        return name if name == "spec" else check_model_name(name)
+
+    @field_validator("real_model")
+    @classmethod
+    def _real_model(cls, name: str) -> str:
         return name if name == "spec" else check_model_name(name)
 
     @field_validator("only")

@@ -22,11 +22,11 @@ log = logging.getLogger("interp.bench")
 
 
 # ----------------------------------------------------------------- SAE
-def bench_sae(b: Bench, config: Config, tf) -> None:
+def bench_sae(b: Bench, config: Config, tf, *, name: str = "sae_store_rate_over_memory_rate",
+              target: tuple[str, float] | None = None) -> None:
 
     import interp
 
-    name = "sae_store_rate_over_memory_rate"
     desc = "SAE training steps/s reading a stored activation set from disk / on tensors already in memory"
     from interp.sae.model import SAEConfig
     from interp.sae.train import SAETrainConfig, train_sae
@@ -50,7 +50,8 @@ def bench_sae(b: Bench, config: Config, tf) -> None:
         shutil.rmtree(root, ignore_errors=True)
     b.times("sae", f"{config.sae_steps} steps x {config.sae_batch} rows (interp.sae.train_sae)", times)
     b.target(name, paired_ratio(times, "memory", "store"),
-             desc + " (interp.sae.train_sae; the store opened with checksum verification)")
+             desc + f" (interp.sae.train_sae on {tf.model_id}; the store opened with checksum verification)",
+             **({} if target is None else {"op": target[0], "threshold": target[1]}))
 
 
 # ----------------------------------------------------------------- fixed points

@@ -1,4 +1,5 @@
-"""Text corpora: the stdlib source by default, or any text file or directory.
+"""Text corpora: the stdlib source by default, ``english`` (the machine's licence texts), or
+any text file or directory.
 
 Held-out data is split by whole files drawn at random (seeded), not the alphabetical tail,
 so train and held-out text come from the same mix of modules.
@@ -12,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STDLIB = "stdlib"
+# English prose that every Debian-like machine has: the licence texts (legal English, ~260 kB).
+ENGLISH = "english"
+_ENGLISH_DIR = Path("/usr/share/common-licenses")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,12 @@ def _files(source: str) -> list[Path]:
         return sorted(
             p for p in root.rglob("*.py") if not any(part in skip for part in p.relative_to(root).parts)
         )
+    if source == ENGLISH:
+        if not _ENGLISH_DIR.is_dir():
+            raise FileNotFoundError(f"corpus 'english' reads {_ENGLISH_DIR}, which this machine does not have; "
+                                    "pass a text file or directory instead")
+        unique = {p.resolve() for p in _ENGLISH_DIR.iterdir() if p.is_file()}  # GPL -> GPL-3 etc. are links
+        return sorted(unique)
     path = Path(source).expanduser()
     if path.is_file():
         return [path]

@@ -9,8 +9,9 @@ import torch
 
 
 def token_windows(tokenizer, corpus: str, split: str, n: int, seq_len: int, seed: int,
-                  max_chars: int = 400_000) -> torch.Tensor:
-    """``[n, seq_len]`` random windows of ``corpus``'s ``split`` ("train" or "heldout"), BOS first."""
+                  max_chars: int = 400_000, start_token: int | None = None) -> torch.Tensor:
+    """``[n, seq_len]`` random windows of ``corpus``'s ``split`` ("train" or "heldout"), each
+    after ``start_token`` (default: the tokenizer's BOS; pass ``Model.start_token_id``)."""
     from interp.data.corpus import load_corpus
 
     if split not in ("train", "heldout"):
@@ -22,5 +23,6 @@ def token_windows(tokenizer, corpus: str, split: str, n: int, seq_len: int, seed
     g = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(stream) - seq_len + 2, (n,), generator=g).tolist()
     body = torch.stack([stream[s : s + seq_len - 1] for s in starts])  # [n, seq_len - 1]
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else int(stream[0])
+    bos = start_token if start_token is not None else tokenizer.bos_token_id
+    bos = bos if bos is not None else int(stream[0])
     return torch.cat([torch.full((n, 1), bos, dtype=torch.long), body], dim=1)

@@ -224,11 +224,19 @@ def make_ioi(tokenizer, n: int, seed: int, style: str = "template") -> PromptSet
 
 
 def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
-    """Greater-than (Hanna et al.): metric p(YY > start) - p(YY <= start); corrupt starts at 01."""
+    """Greater-than (Hanna et al.): metric p(YY > start) - p(YY <= start); corrupt starts at 01.
+
+    A tokenizer that splits numbers into digits (SmolLM2, Llama 3) cannot put a two-digit year
+    in one token: the next token is the tens digit. There the metric is p(tens > t) - p(tens < t)
+    for the start year's tens digit ``t`` (a tens digit equal to ``t`` leaves the answer to the
+    ones digit, so it counts on neither side), and start years have ``1 <= t <= 8``."""
     rng = np.random.default_rng(seed)
     two = single_tokens(tokenizer, [f"{i:02d}" for i in range(100)], leading_space=False)
-    if len(two) < 90:
-        raise ValueError("greater_than needs a tokenizer with two-digit year tokens (e.g. GPT-2)")
+    digits = single_tokens(tokenizer, [str(i) for i in range(10)], leading_space=False)
+    by_digit = len(two) < 90
+    if by_digit and len(digits) < 10:
+        raise ValueError("greater_than needs a tokenizer with two-digit year tokens (e.g. GPT-2) or single-digit "
+                         f"tokens (e.g. SmolLM2); this one has {len(two)} of 100 and {len(digits)} of 10")
     bos = _bos(tokenizer)
     vocab = len(tokenizer)
     clean, corrupt, good, bad, texts = [], [], [], [], []
@@ -236,19 +244,24 @@ def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
     for _ in range(n * 50):
         if len(clean) == n:
             break
-        yy = int(rng.integers(2, 99))
+        yy = int(rng.integers(10, 90)) if by_digit else int(rng.integers(2, 99))
         century = int(rng.choice([11, 12, 13, 14, 15, 16, 17, 18]))
         noun = str(rng.choice(GT_NOUNS))
         t = GT_TEMPLATE.format(noun=noun, century=century, yy=yy)
         tc = GT_TEMPLATE.format(noun=noun, century=century, yy=1)
         x, y = bos + _encode(tokenizer, t), bos + _encode(tokenizer, tc)
-        if f"{yy:02d}" not in two or len(x) != len(y) or (width is not None and len(x) != width):
+        if (not by_digit and f"{yy:02d}" not in two) or len(x) != len(y) or (width is not None and len(x) != width):
             continue
         width = len(x)
         g = torch.zeros(vocab, dtype=torch.bool)
         b = torch.zeros(vocab, dtype=torch.bool)
-        for s, i in two.items():
-            (g if int(s) > yy else b)[i] = True
+        if by_digit:
+            for s, i in digits.items():
+                if int(s) != yy // 10:
+                    (g if int(s) > yy // 10 else b)[i] = True
+        else:
+            for s, i in two.items():
+                (g if int(s) > yy else b)[i] = True
         clean.append(x)
         corrupt.append(y)
         good.append(g)

