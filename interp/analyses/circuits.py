@@ -134,7 +134,7 @@ def head_roles(m, g, ps, metric, batch_size: int) -> dict[str, np.ndarray]:
     to the indirect object (name movers), from the second subject to the first (duplicate
     token) and to the token after it (induction), and each head's direct effect on the
     metric (its output at every position dotted with the gradient at the logits' input)."""
-    from interp.methods.circuits.forward import reader_grads, run
+    from interp.methods.circuits.forward import fast_reader_grads
     from interp.tracing.trace import trace
 
     L, H = g.n_layers, g.n_heads
@@ -156,10 +156,10 @@ def head_roles(m, g, ps, metric, batch_size: int) -> dict[str, np.ndarray]:
             att["name_mover"][l] += p[rows, :, last, io].sum(0).numpy()
             att["duplicate"][l] += p[rows, :, s2, s1].sum(0).numpy()
             att["induction"][l] += p[rows, :, s2, (s1 + 1).clamp(max=x.shape[1] - 1)].sum(0).numpy()
-        out = run(m, g, x, grad=True)
-        G = reader_grads(out, metric(out.logits, idx), g)[:, :, g.logits_reader]  # [b, pos, d]
-        heads = out.acts.writers[:, :, 1:][:, :, [g.head_writer(l, h) - 1 for l in range(L) for h in range(H)]]
-        direct += torch.einsum("bpd,bpud->u", G.detach(), heads).view(L, H).double().cpu().numpy()
+        groups, writers = fast_reader_grads(m, g, x, metric, idx)
+        G = groups[-1][1][:, :, 0]  # [b, pos, d]: the gradient at the logits' input
+        heads = writers[:, :, [g.head_writer(l, h) for l in range(L) for h in range(H)]]
+        direct += torch.einsum("bpd,bpud->u", G, heads).view(L, H).double().cpu().numpy()
     res = {k: v / n for k, v in att.items()}
     res["direct"] = direct / n
     return res
