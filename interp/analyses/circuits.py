@@ -43,8 +43,9 @@ class Config(BaseModel):
     ig_steps: Count = 5  # EAP-IG interpolation steps (Hanna et al. use 5)
     convergence_steps: list[Count] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=3)
     # shares of the edges kept (MIB's grid); 0 and 1 are evaluated too (the sanity identities)
-    shares: list[Fraction] = Field(default_factory=lambda: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
-                                   min_length=2)
+    shares: list[Fraction] = Field(
+        default_factory=lambda: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5], min_length=2
+    )
     random_draws: Count = 3
     check_prompts: Count = 8  # prompts of the exact-patching, convergence and batching checks
     check_edges: Count = 48  # edges exact-patched against EAP (half the top by |EAP|, half random)
@@ -55,9 +56,11 @@ class Config(BaseModel):
     seed: Seed = 0
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Config":
+    def _consistent(self) -> Config:
         if self.check_prompts > self.n_prompts:
-            raise ValueError(f"check_prompts={self.check_prompts} exceeds n_prompts={self.n_prompts}")
+            raise ValueError(
+                f"check_prompts={self.check_prompts} exceeds n_prompts={self.n_prompts}"
+            )
         if sorted(set(self.convergence_steps)) != self.convergence_steps:
             raise ValueError(f"convergence_steps {self.convergence_steps} must increase strictly")
         return self
@@ -74,11 +77,20 @@ def load(config: Config):
     if m.kind != "transformer" or not m.n_layers:
         raise ValueError(f"circuits needs a transformer with blocks; {config.model} is a {m.kind}")
     if m.tokenizer is None:
-        raise ValueError(f"circuits builds its prompts from the model's tokenizer; {config.model} has none")
+        raise ValueError(
+            f"circuits builds its prompts from the model's tokenizer; {config.model} has none"
+        )
     g = build_graph(m)
     ps = make_task(config.task, m.tokenizer, config.n_prompts, config.seed)
-    log.info("%s: %d writers, %d readers, %d edges; %d %s prompts", m.model_id, g.n_writers, g.n_readers,
-             g.n_edges, len(ps), config.task)
+    log.info(
+        "%s: %d writers, %d readers, %d edges; %d %s prompts",
+        m.model_id,
+        g.n_writers,
+        g.n_readers,
+        g.n_edges,
+        len(ps),
+        config.task,
+    )
     return m, g, ps
 
 
@@ -111,22 +123,50 @@ def checks(m, g, ps, metric, config: Config, eap) -> dict:
     flat = np.nan_to_num(np.abs(small.scores), nan=-1.0).ravel()
     top = np.argsort(-flat, kind="stable")[: config.check_edges // 2]
     others = np.setdiff1d(np.flatnonzero(g.valid.ravel()), top)
-    pick = np.r_[top, rng.choice(others, min(len(others), config.check_edges - len(top)), replace=False)]
+    pick = np.r_[
+        top, rng.choice(others, min(len(others), config.check_edges - len(top)), replace=False)
+    ]
     edges = [Edge(int(i // g.n_readers), int(i % g.n_readers)) for i in pick]
-    ex = exact_edge_scores(m, clean, corrupt, metric, edges=edges, graph=g, alpha=config.check_alpha,
-                           batch_size=config.batch_size)
+    ex = exact_edge_scores(
+        m,
+        clean,
+        corrupt,
+        metric,
+        edges=edges,
+        graph=g,
+        alpha=config.check_alpha,
+        batch_size=config.batch_size,
+    )
     a = np.array([small.scores[e.writer, e.reader] for e in edges]) * config.check_alpha
     b = np.array([ex.scores[e.writer, e.reader] for e in edges])
     steps = config.convergence_steps
-    ig = [edge_attribution(m, clean, corrupt, metric, graph=g, method="eap-ig", steps=s,
-                           batch_size=config.batch_size).edge_scores() for s in steps]
+    ig = [
+        edge_attribution(
+            m,
+            clean,
+            corrupt,
+            metric,
+            graph=g,
+            method="eap-ig",
+            steps=s,
+            batch_size=config.batch_size,
+        ).edge_scores()
+        for s in steps
+    ]
     ref = np.linalg.norm(ig[-1]) or 1.0
     change = [float(np.linalg.norm(ig[i + 1] - ig[i]) / ref) for i in range(len(steps) - 1)]
     one = edge_attribution(m, clean, corrupt, metric, graph=g, batch_size=1)
-    batching = float(np.nanmax(np.abs(one.scores - small.scores)) / (np.nanmax(np.abs(small.scores)) or 1.0))
-    return {"eap_small": a, "exact_small": b, "spearman": float(spearmanr(a, b).correlation),
-            "ig_change": change, "batching": batching,
-            "edges": [g.edge_name(e) for e in edges]}
+    batching = float(
+        np.nanmax(np.abs(one.scores - small.scores)) / (np.nanmax(np.abs(small.scores)) or 1.0)
+    )
+    return {
+        "eap_small": a,
+        "exact_small": b,
+        "spearman": float(spearmanr(a, b).correlation),
+        "ig_change": change,
+        "batching": batching,
+        "edges": [g.edge_name(e) for e in edges],
+    }
 
 
 def head_roles(m, g, ps, metric, batch_size: int) -> dict[str, np.ndarray]:
@@ -167,7 +207,12 @@ def head_roles(m, g, ps, metric, batch_size: int) -> dict[str, np.ndarray]:
 
 def kept_heads(keep: np.ndarray, g) -> np.ndarray:
     """``[layers, heads]``: heads with at least one out-edge in the circuit ``keep``."""
-    return np.array([[bool(keep[g.head_writer(l, h)].any()) for h in range(g.n_heads)] for l in range(g.n_layers)])
+    return np.array(
+        [
+            [bool(keep[g.head_writer(l, h)].any()) for h in range(g.n_heads)]
+            for l in range(g.n_layers)
+        ]
+    )
 
 
 def known_heads(roles: dict[str, np.ndarray], top: int = 3) -> dict[str, list[tuple[int, int]]]:
@@ -177,7 +222,9 @@ def known_heads(roles: dict[str, np.ndarray], top: int = 3) -> dict[str, list[tu
     H = roles["direct"].shape[1]
     nm = np.where(roles["direct"] > 0, roles["name_mover"], -1.0).ravel()
     dup = np.maximum(roles["duplicate"], roles["induction"]).ravel()
-    pick = lambda s: [(int(i // H), int(i % H)) for i in np.argsort(-s, kind="stable")[:top] if s[i] > 0]  # noqa: E731
+    pick = lambda s: [
+        (int(i // H), int(i % H)) for i in np.argsort(-s, kind="stable")[:top] if s[i] > 0
+    ]  # noqa: E731
     return {"name_mover": pick(nm), "duplicate_or_induction": pick(dup)}
 
 
@@ -192,15 +239,22 @@ def curves(m, g, ps, metric, config: Config, scored: dict) -> tuple[dict, dict]:
     out["random"] = ev.random_curve(ks, draws=config.random_draws, seed=config.seed)
     ends = ev.circuits(np.stack([g.valid, np.zeros_like(g.valid)]))  # [2, n]
     scale = max(abs(ev.clean_mean - ev.corrupt_mean), 1e-6)
-    sanity = {"full_vs_clean": float((ends[0] - ev.clean_values).abs().max()) / scale,
-              "empty_vs_corrupt": float((ends[1] - ev.corrupt_values).abs().max()) / scale,
-              "clean": ev.clean_mean, "corrupt": ev.corrupt_mean}
+    sanity = {
+        "full_vs_clean": float((ends[0] - ev.clean_values).abs().max()) / scale,
+        "empty_vs_corrupt": float((ends[1] - ev.corrupt_values).abs().max()) / scale,
+        "clean": ev.clean_mean,
+        "corrupt": ev.corrupt_mean,
+    }
     return out, sanity
 
 
-@register("circuits", Config, title="Edge-level circuits: EAP, EAP-IG and faithfulness",
-          paper="Syed et al. 2023; Hanna et al. 2024; Wang et al. 2022; Mueller et al. 2025 (MIB)",
-          figure_order=("faithfulness", "circuit", "eap_vs_exact", "head_roles"))
+@register(
+    "circuits",
+    Config,
+    title="Edge-level circuits: EAP, EAP-IG and faithfulness",
+    paper="Syed et al. 2023; Hanna et al. 2024; Wang et al. 2022; Mueller et al. 2025 (MIB)",
+    figure_order=("faithfulness", "circuit", "eap_vs_exact", "head_roles"),
+)
 def run(config: Config) -> Result:
     """EAP and EAP-IG edge scores of a task, their circuits' faithfulness against random ones."""
     from interp.methods.circuits.attribution import edge_attribution
@@ -215,8 +269,16 @@ def run(config: Config) -> Result:
     eap = edge_attribution(m, ps.clean, ps.corrupt, metric, method="eap", graph=g, batch_size=bs)
     t_eap = time.perf_counter() - t
     t = time.perf_counter()
-    ig = edge_attribution(m, ps.clean, ps.corrupt, metric, method="eap-ig", steps=config.ig_steps, graph=g,
-                          batch_size=bs)
+    ig = edge_attribution(
+        m,
+        ps.clean,
+        ps.corrupt,
+        metric,
+        method="eap-ig",
+        steps=config.ig_steps,
+        graph=g,
+        batch_size=bs,
+    )
     t_ig = time.perf_counter() - t
     t = time.perf_counter()
     curve, sanity = curves(m, g, ps, metric, config, {"EAP": eap, "EAP-IG": ig})
@@ -224,22 +286,32 @@ def run(config: Config) -> Result:
     chk = checks(m, g, ps, metric, config, eap)
     roles = head_roles(m, g, ps, metric, bs) if ps.task.startswith("ioi") else None
     n_batches = -(-len(ps) // bs)
-    timing = {"fwd_bwd_s": unit, "eap_s": t_eap, "eap_ig_s": t_ig, "curves_s": t_curves,
-              "eap_ratio": t_eap / (n_batches * unit), "eap_ig_ratio": t_ig / (n_batches * unit)}
+    timing = {
+        "fwd_bwd_s": unit,
+        "eap_s": t_eap,
+        "eap_ig_s": t_ig,
+        "curves_s": t_curves,
+        "eap_ratio": t_eap / (n_batches * unit),
+        "eap_ig_ratio": t_ig / (n_batches * unit),
+    }
     return report(config, m, g, ps, eap, ig, curve, sanity, chk, roles, timing)
 
 
 def _circuit_edges(sg, keep: np.ndarray, limit: int) -> list[dict]:
     ws, rs = np.nonzero(keep)
     order = np.argsort(-np.abs(sg.scores[ws, rs]), kind="stable")[:limit]
-    return [{"writer": int(ws[i]), "reader": int(rs[i]), "score": float(sg.scores[ws[i], rs[i]])} for i in order]
+    return [
+        {"writer": int(ws[i]), "reader": int(rs[i]), "score": float(sg.scores[ws[i], rs[i]])}
+        for i in order
+    ]
 
 
-def report(config: Config, m, g, ps, eap, ig, curve: dict, sanity: dict, chk: dict, roles, timing: dict) -> Result:
+def report(
+    config: Config, m, g, ps, eap, ig, curve: dict, sanity: dict, chk: dict, roles, timing: dict
+) -> Result:
     """The result: metrics, criteria, arrays and figures."""
     from interp.methods.circuits.evaluation import areas
-    from interp.methods.circuits.graph import Edge, node_dicts, top_k_mask
-    from interp.plotting import circuits as plots
+    from interp.methods.circuits.graph import Edge, top_k_mask
 
     r = Result("circuits")
     cpr = {k: areas(c.share, c.f) for k, c in curve.items()}
@@ -248,75 +320,103 @@ def report(config: Config, m, g, ps, eap, ig, curve: dict, sanity: dict, chk: di
     hit = np.nonzero(ig_c.f >= LEVEL)[0]
     k80 = int(ig_c.k[hit[0]]) if len(hit) else int(ig_c.k[-1])
     keep = top_k_mask(ig.scores, g.valid, k80)
-    at80 = int(np.nonzero(rnd.k == k80)[0][0])
+    f_rnd = float(rnd.f[int(np.nonzero(rnd.k == k80)[0][0])])
+    top = [{"edge": g.edge_name(Edge(w, rd)), "score": float(ig.scores[w, rd])}
+           for w, rd in _top(ig, 15)]  # fmt: skip
     r.metrics.update({
         "model": m.model_id, "task": ps.task, "n_prompts": len(ps), "n_writers": g.n_writers,
         "n_readers": g.n_readers, "n_edges": g.n_edges, "graph": g.to_json(),
         "clean_metric": sanity["clean"], "corrupt_metric": sanity["corrupt"],
         "curves": {k: c.to_dict() for k, c in curve.items()},
         "cpr": {k: v[0] for k, v in cpr.items()}, "cmd": {k: v[1] for k, v in cpr.items()},
-        "share_for_80": share80, "edges_for_80_eap_ig": k80, "random_f_at_80": float(rnd.f[at80]),
+        "share_for_80": share80, "edges_for_80_eap_ig": k80, "random_f_at_80": f_rnd,
         "eap_exact_spearman": chk["spearman"], "ig_step_change": chk["ig_change"],
-        "convergence_steps": config.convergence_steps, "timing": timing,
-        "top_edges_eap_ig": [{"edge": g.edge_name(Edge(w, rd)), "score": float(ig.scores[w, rd])}
-                             for w, rd in _top(ig, 15)],
-    })
-    r.add_criterion("full_circuit_equals_clean", sanity["full_vs_clean"], "<=", 1e-3, kind="sanity",
-                    description="max |m(all edges kept) - m(clean)| over prompts / |m(clean) - m(corrupt)|")
-    r.add_criterion("empty_circuit_equals_corrupt", sanity["empty_vs_corrupt"], "<=", 1e-3, kind="sanity",
-                    description="max |m(no edge kept) - m(corrupt)| over prompts / |m(clean) - m(corrupt)|")
-    r.add_criterion("eap_rank_matches_exact_on_small_corruption", chk["spearman"], ">=", 0.9, kind="sanity",
-                    description=f"Spearman of EAP x alpha and exact single-edge patching at alpha={config.check_alpha} "
-                                f"on {len(chk['edges'])} edges (half the top by |EAP|, half random)")
-    ch = chk["ig_change"]
-    r.add_criterion("eap_ig_converges", ch[-1] / max(ch[0], 1e-12), "<", 1.0, kind="sanity",
-                    description=f"change of EAP-IG scores from {config.convergence_steps[-2]} to "
-                                f"{config.convergence_steps[-1]} steps over the change from "
-                                f"{config.convergence_steps[0]} to {config.convergence_steps[1]}")
-    r.add_criterion("batched_equals_one_by_one", chk["batching"], "<=", 1e-4, kind="sanity",
-                    description="max |EAP(batch) - EAP(one prompt at a time)| / max |EAP|")
-    r.add_criterion("eap_ig_more_faithful_than_eap", cpr["EAP-IG"][0] - cpr["EAP"][0], ">", 0.0, kind="claim",
-                    description="CPR (area under faithfulness over edge share) of EAP-IG minus that of EAP")
-    r.add_criterion("small_share_recovers_80pct", share80["EAP-IG"], "<=", 0.1, kind="claim",
-                    description="smallest edge share whose EAP-IG circuit reaches 80% faithfulness (NaN: none)")
-    r.add_criterion("random_circuits_near_zero", abs(float(rnd.f[at80])), "<=", 0.2, kind="claim",
-                    description=f"|faithfulness| of random circuits of the EAP-IG 80% size ({k80} edges)")
-    figures = {
-        "faithfulness": plots.faithfulness_figure([c.to_dict() for c in curve.values()], LEVEL),
-        "circuit": plots.circuit_figure(node_dicts(g.writers), node_dicts(g.readers),
-                                        _circuit_edges(ig, keep, config.n_figure_edges), g.n_layers, g.n_heads,
-                                        g.n_kv_heads, title=f"EAP-IG circuit at {LEVEL:.0%} faithfulness "
-                                                            f"({k80} edges; strongest {config.n_figure_edges} drawn)"),
-        "eap_vs_exact": plots.edge_scatter_figure(chk["eap_small"], chk["exact_small"]),
-    }
+        "convergence_steps": config.convergence_steps, "timing": timing, "top_edges_eap_ig": top,
+    })  # fmt: skip
+    steps, ch = config.convergence_steps, chk["ig_change"]
+    gap = "over prompts / |m(clean) - m(corrupt)|"
+    rows = [
+        ("full_circuit_equals_clean", sanity["full_vs_clean"], "<=", 1e-3, "sanity",
+         f"max |m(all edges kept) - m(clean)| {gap}"),
+        ("empty_circuit_equals_corrupt", sanity["empty_vs_corrupt"], "<=", 1e-3, "sanity",
+         f"max |m(no edge kept) - m(corrupt)| {gap}"),
+        ("eap_rank_matches_exact_on_small_corruption", chk["spearman"], ">=", 0.9, "sanity",
+         f"Spearman of EAP x alpha and exact single-edge patching at alpha={config.check_alpha} "
+         f"on {len(chk['edges'])} edges (half the top by |EAP|, half random)"),
+        ("eap_ig_converges", ch[-1] / max(ch[0], 1e-12), "<", 1.0, "sanity",
+         f"change of EAP-IG scores from {steps[-2]} to {steps[-1]} steps over the change from "
+         f"{steps[0]} to {steps[1]}"),
+        ("batched_equals_one_by_one", chk["batching"], "<=", 1e-4, "sanity",
+         "max |EAP(batch) - EAP(one prompt at a time)| / max |EAP|"),
+        ("eap_ig_more_faithful_than_eap", cpr["EAP-IG"][0] - cpr["EAP"][0], ">", 0.0, "claim",
+         "CPR (area under faithfulness over edge share) of EAP-IG minus that of EAP"),
+        ("small_share_recovers_80pct", share80["EAP-IG"], "<=", 0.1, "claim",
+         "smallest edge share whose EAP-IG circuit reaches 80% faithfulness (NaN: none)"),
+        ("random_circuits_near_zero", abs(f_rnd), "<=", 0.2, "claim",
+         f"|faithfulness| of random circuits of the EAP-IG 80% size ({k80} edges)"),
+    ]  # fmt: skip
+    for name, value, op, threshold, kind, desc in rows:
+        r.add_criterion(name, value, op, threshold, kind=kind, description=desc)
+    r.figures.update(_figures(config, g, ig, curve, chk, keep, k80))
     if roles is not None:
-        _head_claims(r, g, roles, keep)
         from interp.plotting.model_report import head_heatmap
 
-        figures["head_roles"] = head_heatmap(roles["name_mover"] * np.sign(roles["direct"]),
-                                             "Attention last -> IO, signed by the head's direct effect")
+        _head_claims(r, g, roles, keep)
+        r.figures["head_roles"] = head_heatmap(
+            roles["name_mover"] * np.sign(roles["direct"]),
+            "Attention last -> IO, signed by the head's direct effect",
+        )
         r.arrays.update({f"head_{k}": v for k, v in roles.items()})
     r.arrays.update({"scores_eap": eap.scores, "scores_eap_ig": ig.scores, "circuit_80": keep,
-                     "kept_heads_80": kept_heads(keep, g)})
-    r.figures.update(figures)
+                     "kept_heads_80": kept_heads(keep, g)})  # fmt: skip
     return r
+
+
+def _figures(config: Config, g, ig, curve: dict, chk: dict, keep: np.ndarray, k80: int) -> dict:
+    from interp.methods.circuits.graph import node_dicts
+    from interp.plotting import circuits as plots
+
+    n = config.n_figure_edges
+    title = f"EAP-IG circuit at {LEVEL:.0%} faithfulness ({k80} edges; strongest {n} drawn)"
+    return {
+        "faithfulness": plots.faithfulness_figure([c.to_dict() for c in curve.values()], LEVEL),
+        "circuit": plots.circuit_figure(
+            node_dicts(g.writers), node_dicts(g.readers), _circuit_edges(ig, keep, n),
+            g.n_layers, g.n_heads, g.n_kv_heads, title=title,
+        ),
+        "eap_vs_exact": plots.edge_scatter_figure(chk["eap_small"], chk["exact_small"]),
+    }  # fmt: skip
 
 
 def _top(sg, k: int) -> list[tuple[int, int]]:
     flat = np.nan_to_num(np.abs(sg.scores), nan=-1.0).ravel()
-    return [(int(i // sg.scores.shape[1]), int(i % sg.scores.shape[1])) for i in np.argsort(-flat, kind="stable")[:k]]
+    return [
+        (int(i // sg.scores.shape[1]), int(i % sg.scores.shape[1]))
+        for i in np.argsort(-flat, kind="stable")[:k]
+    ]
 
 
 def _head_claims(r: Result, g, roles: dict, keep: np.ndarray) -> None:
     heads = kept_heads(keep, g)
     known = known_heads(roles)
     base = float(heads.mean())
-    r.metrics.update({"known_heads": {k: [f"L{l}H{h}" for l, h in v] for k, v in known.items()},
-                      "kept_heads": [f"L{l}H{h}" for l, h in zip(*np.nonzero(heads))],
-                      "kept_head_share": base})
+    r.metrics.update(
+        {
+            "known_heads": {k: [f"L{l}H{h}" for l, h in v] for k, v in known.items()},
+            "kept_heads": [f"L{l}H{h}" for l, h in zip(*np.nonzero(heads))],
+            "kept_head_share": base,
+        }
+    )
     for name, hs in known.items():
         frac = float(np.mean([heads[l, h] for l, h in hs])) if hs else float("nan")
         r.metrics[f"{name}_kept"] = frac
-        r.add_criterion(f"circuit_keeps_{name}_heads", frac, ">=", 0.5, kind="claim",
-                        description=f"share of the top {name.replace('_', ' ')} heads (head scorers) with an edge in "
-                                    f"the 80% EAP-IG circuit; {base:.0%} of all heads have one")
+        r.add_criterion(
+            f"circuit_keeps_{name}_heads",
+            frac,
+            ">=",
+            0.5,
+            kind="claim",
+            description=f"share of the top {name.replace('_', ' ')} heads (head scorers) with an "
+            f"edge in "
+            f"the 80% EAP-IG circuit; {base:.0%} of all heads have one",
+        )

@@ -13,7 +13,8 @@ each prompt's row holds the gradient of that prompt's own metric.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Optional
 
 import torch
 
@@ -36,8 +37,8 @@ def metric_grads_batch(
     metric: Metric,
     hooks: Sequence[str],
     *,
-    idx: Optional[torch.Tensor] = None,
-    edits: Optional[dict[str, EditFn]] = None,
+    idx: torch.Tensor | None = None,
+    edits: dict[str, EditFn] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """One forward and one backward of one batch: ``(grads, acts, values)``.
 
@@ -60,7 +61,9 @@ def metric_grads_batch(
     values = metric(out, idx)
     # allow_unused: a hook the metric does not depend on (e.g. cut off by an edit) has gradient 0
     grads = torch.autograd.grad(values.sum(), [acts[k] for k in hooks], allow_unused=True)
-    grads = {k: torch.zeros_like(acts[k]) if g is None else g.detach() for k, g in zip(hooks, grads)}
+    grads = {
+        k: torch.zeros_like(acts[k]) if g is None else g.detach() for k, g in zip(hooks, grads)
+    }
     return grads, {k: acts[k].detach() for k in hooks}, values.detach()
 
 

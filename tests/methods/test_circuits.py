@@ -40,8 +40,14 @@ def _prompts(n=5, T=7, vocab=50, seed=0, positions=(1, 4)):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     hf = load_hf_models(tmp_path_factory.mktemp("hf"))
-    return {"zoo": _zoo(), "zoo_rms_rotary": _zoo(normalization_type="RMS", positional_embedding_type="rotary"),
-            "gpt2": hf["gpt2"], "neox": hf["neox"], "llama": hf["llama"], "bert": hf["bert"]}
+    return {
+        "zoo": _zoo(),
+        "zoo_rms_rotary": _zoo(normalization_type="RMS", positional_embedding_type="rotary"),
+        "gpt2": hf["gpt2"],
+        "neox": hf["neox"],
+        "llama": hf["llama"],
+        "bert": hf["bert"],
+    }
 
 
 ARCHS = ["zoo", "zoo_rms_rotary", "gpt2", "neox", "llama"]
@@ -51,10 +57,12 @@ def test_graph_shape_counts_edges_by_hand():
     g = make_graph("t", n_layers=2, n_heads=4, n_kv_heads=2, has_mlp=True, parallel=False)
     assert g.n_writers == 1 + 2 * (4 + 1)
     assert g.n_readers == 2 * (4 + 2 + 2 + 1) + 1
-    # layer 0 attention sees the input; m0 sees input + 4 heads; layer 1 sees 6 writers; m1 10; logits 11
+    # layer 0 attention sees the input; m0 input + 4 heads; layer 1 6 writers; m1 10; logits 11
     assert g.n_edges == 8 * 1 + 5 + 8 * 6 + 10 + 11
     p = make_graph("t", 2, 4, 4, True, parallel=True)
-    assert p.n_up[p.mlp_reader(0)] == 1 and p.n_up[p.mlp_reader(1)] == 6  # MLPs skip their own block's heads
+    assert (
+        p.n_up[p.mlp_reader(0)] == 1 and p.n_up[p.mlp_reader(1)] == 6
+    )  # MLPs skip their own block's heads
     assert [r.name for r in g.readers[4:8]] == ["a0.kv0<k>", "a0.kv1<k>", "a0.kv0<v>", "a0.kv1<v>"]
 
 
@@ -68,7 +76,9 @@ def test_full_circuit_is_clean_and_empty_circuit_is_corrupt(models, arch):
     vals = ev.circuits(np.stack([g.valid, np.zeros_like(g.valid)]))
     assert torch.allclose(vals[0], ev.clean_values, atol=1e-4)
     assert torch.allclose(vals[1], ev.corrupt_values, atol=1e-4)
-    assert abs(ev.clean_mean - ev.corrupt_mean) > 1e-4  # the two runs differ: the identities can fail
+    assert (
+        abs(ev.clean_mean - ev.corrupt_mean) > 1e-4
+    )  # the two runs differ: the identities can fail
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -110,7 +120,9 @@ def test_eap_ig_at_one_step_is_eap_and_batching_changes_nothing(models, arch):
     g = build_graph(m, check=False)
     clean, corrupt = _prompts(n=5)
     eap = edge_attribution(m, clean, corrupt, _metric, graph=g, batch_size=5)
-    ig1 = edge_attribution(m, clean, corrupt, _metric, graph=g, method="eap-ig", steps=1, batch_size=2)
+    ig1 = edge_attribution(
+        m, clean, corrupt, _metric, graph=g, method="eap-ig", steps=1, batch_size=2
+    )
     one = edge_attribution(m, clean, corrupt, _metric, graph=g, batch_size=1)
     scale = np.abs(eap.edge_scores()).max()
     assert np.abs(ig1.edge_scores() - eap.edge_scores()).max() <= 1e-5 * scale
@@ -133,15 +145,21 @@ def test_eap_equals_exact_where_the_metric_is_linear_in_the_readers():
     nonlinear = [r for r, node in enumerate(g.readers) if node.kind in ("q", "k")]
     scale = np.nanmax(np.abs(exact.scores))
     assert np.nanmax(np.abs(eap.scores[:, linear] - exact.scores[:, linear])) <= 1e-5 * scale
-    assert np.nanmax(np.abs(eap.scores[:, nonlinear] - exact.scores[:, nonlinear])) > 1e-3 * scale  # not vacuous
+    assert (
+        np.nanmax(np.abs(eap.scores[:, nonlinear] - exact.scores[:, nonlinear])) > 1e-3 * scale
+    )  # not vacuous
 
 
 def test_eap_ig_converges_with_more_steps(models):
     m = models["zoo"]
     g = build_graph(m, check=False)
     clean, corrupt = _prompts(positions=(1, 2, 3, 4, 5))
-    s = {k: edge_attribution(m, clean, corrupt, _metric, graph=g, method="eap-ig", steps=k).edge_scores()
-         for k in (1, 2, 8, 16)}
+    s = {
+        k: edge_attribution(
+            m, clean, corrupt, _metric, graph=g, method="eap-ig", steps=k
+        ).edge_scores()
+        for k in (1, 2, 8, 16)
+    }
     assert np.linalg.norm(s[16] - s[8]) < 0.5 * np.linalg.norm(s[2] - s[1])
 
 
@@ -158,8 +176,12 @@ def test_an_edge_against_the_order_does_not_exist(models):
     m = models["neox"]
     g = build_graph(m, check=False)
     clean, corrupt = _prompts(n=2)
-    with pytest.raises(ValueError, match="does not exist"):  # parallel block: m0 does not read layer 0's heads
-        exact_edge_scores(m, clean, corrupt, _metric, graph=g, edges=[Edge(g.head_writer(0, 0), g.mlp_reader(0))])
+    with pytest.raises(
+        ValueError, match="does not exist"
+    ):  # parallel block: m0 does not read layer 0's heads
+        exact_edge_scores(
+            m, clean, corrupt, _metric, graph=g, edges=[Edge(g.head_writer(0, 0), g.mlp_reader(0))]
+        )
 
 
 def test_path_patching_of_one_edge_is_exact_edge_patching(models):
@@ -184,7 +206,9 @@ def test_scored_graph_round_trips_and_ranks_edges(tmp_path):
     assert back.method == "eap" and back.meta == {"n": 3} and back.graph.n_edges == g.n_edges
     np.testing.assert_array_equal(back.scores, sg.scores)
     top = sg.top_edges(5)
-    assert top.sum() == 5 and np.abs(sg.scores[top]).min() >= np.nanmax(np.abs(np.where(top, np.nan, sg.scores)))
+    assert top.sum() == 5 and np.abs(sg.scores[top]).min() >= np.nanmax(
+        np.abs(np.where(top, np.nan, sg.scores))
+    )
 
 
 def test_areas_of_the_ideal_and_the_empty_curve():

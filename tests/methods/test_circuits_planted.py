@@ -28,7 +28,9 @@ def _planted_model():
     with torch.no_grad():
         for name, p in m.module.named_parameters():
             layer = int(name.split(".")[1]) if name.startswith("layers.") else None
-            if ".attn." in name and ".o." in name and name.endswith("weight"):  # [d_model, heads * d_head]
+            if (
+                ".attn." in name and ".o." in name and name.endswith("weight")
+            ):  # [d_model, heads * d_head]
                 for h in range(spec.n_heads):
                     if (layer, h) not in LIVE:
                         p[:, h * dh : (h + 1) * dh] *= SCALE
@@ -71,7 +73,14 @@ def setup():
         rows = torch.arange(len(idx))
         return logits[rows, -1, good[idx]] - logits[rows, -1, bad[idx]]
 
-    return m, g, clean, corrupt, metric, CircuitEvaluator(m, clean, corrupt, metric, graph=g, batch_size=8)
+    return (
+        m,
+        g,
+        clean,
+        corrupt,
+        metric,
+        CircuitEvaluator(m, clean, corrupt, metric, graph=g, batch_size=8),
+    )
 
 
 def test_the_planted_chain_is_a_faithful_circuit(setup):

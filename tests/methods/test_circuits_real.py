@@ -16,7 +16,9 @@ def ioi(real_model):
     from interp.data.sae_circuits import make_task
     from interp.methods.circuits.forward import build_graph
 
-    g = build_graph(real_model)  # checks the split forward and the reader-sum identity on this model
+    g = build_graph(
+        real_model
+    )  # checks the split forward and the reader-sum identity on this model
     ps = make_task("ioi_natural", real_model.tokenizer, 2, seed=0)
     return real_model, g, ps
 
@@ -33,7 +35,9 @@ def test_real_full_circuit_is_clean_and_empty_is_corrupt(ioi):
 
     m, g, ps = ioi
     ev = CircuitEvaluator(m, ps.clean, ps.corrupt, ps.metric_fn(), graph=g)
-    assert ev.clean_mean - ev.corrupt_mean > 1.0  # the model does IOI: the identities are not vacuous
+    assert (
+        ev.clean_mean - ev.corrupt_mean > 1.0
+    )  # the model does IOI: the identities are not vacuous
     vals = ev.circuits(np.stack([g.valid, np.zeros_like(g.valid)]))
     assert torch.allclose(vals[0], ev.clean_values, atol=1e-3)
     assert torch.allclose(vals[1], ev.corrupt_values, atol=1e-3)

@@ -9,21 +9,32 @@ from interp.plotting import circuits as plots
 
 
 def test_faithfulness_figure_draws_each_curve_and_a_band_for_random():
-    curves = [{"name": "EAP", "k": [0, 1, 10], "share": [0.0, 0.1, 1.0], "f": [0.0, 0.5, 1.0]},
-              {"name": "random", "k": [0, 1, 10], "share": [0.0, 0.1, 1.0], "f": [0.0, 0.1, 1.0],
-               "f_std": [0.0, 0.05, 0.0]}]
+    curves = [
+        {"name": "EAP", "k": [0, 1, 10], "share": [0.0, 0.1, 1.0], "f": [0.0, 0.5, 1.0]},
+        {
+            "name": "random",
+            "k": [0, 1, 10],
+            "share": [0.0, 0.1, 1.0],
+            "f": [0.0, 0.1, 1.0],
+            "f_std": [0.0, 0.05, 0.0],
+        },
+    ]
     fig = plots.faithfulness_figure(curves)
     lines = [d for d in fig.data if d.mode == "lines+markers"]
     assert [d.name for d in lines] == ["EAP", "random"]
-    assert np.allclose(lines[0].x, [0.1, 1.0]) and np.allclose(lines[0].y, [0.5, 1.0])  # share 0 is off a log axis
+    assert np.allclose(lines[0].x, [0.1, 1.0]) and np.allclose(
+        lines[0].y, [0.5, 1.0]
+    )  # share 0 is off a log axis
     assert len(fig.data) == 3  # the band of the random curve
     assert fig.layout.xaxis.type == "log"
 
 
 def test_circuit_figure_draws_one_line_per_edge_between_the_right_components():
     g = make_graph("t", 2, 2, 2, True, False)
-    edges = [{"writer": 0, "reader": g.logits_reader, "score": 1.0},
-             {"writer": g.head_writer(0, 1), "reader": g.attn_readers(1).start + 1, "score": -0.5}]
+    edges = [
+        {"writer": 0, "reader": g.logits_reader, "score": 1.0},
+        {"writer": g.head_writer(0, 1), "reader": g.attn_readers(1).start + 1, "score": -0.5},
+    ]
     fig = plots.circuit_figure(node_dicts(g.writers), node_dicts(g.readers), edges, 2, 2, 2)
     lines = [d for d in fig.data if d.mode == "lines"]
     assert len(lines) == 2

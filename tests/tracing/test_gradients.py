@@ -53,5 +53,7 @@ def test_an_edit_at_the_hook_runs_before_the_gradient(tiny_gpt, tokens):
     assert torch.all(acts[name] == 0)
     z = m.hook("z", 0)
     g_clean, _, _ = metric_grads_batch(m, tokens, _metric, [z])
-    g_cut, _, _ = metric_grads_batch(m, tokens, _metric, [z], edits={name: lambda a: a.detach() * 0})
+    g_cut, _, _ = metric_grads_batch(
+        m, tokens, _metric, [z], edits={name: lambda a: a.detach() * 0}
+    )
     assert g_clean[z].abs().sum() > 0 and torch.all(g_cut[z] == 0)  # the only path was cut

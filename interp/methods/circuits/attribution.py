@@ -21,7 +21,8 @@ readers]`` per batch.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -36,8 +37,10 @@ Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def _pairs(m: Model, clean, corrupt) -> tuple[torch.Tensor, torch.Tensor]:
     clean, corrupt = m.prepare(clean), m.prepare(corrupt)
     if clean.shape != corrupt.shape:
-        raise ValueError(f"clean {tuple(clean.shape)} and corrupt {tuple(corrupt.shape)} prompts must have the "
-                         "same shape (paired prompts with aligned positions)")
+        raise ValueError(
+            f"clean {tuple(clean.shape)} and corrupt {tuple(corrupt.shape)} prompts must have the "
+            "same shape (paired prompts with aligned positions)"
+        )
     return clean, corrupt
 
 
@@ -47,7 +50,9 @@ def _contract(D: torch.Tensor, groups, g: Graph) -> torch.Tensor:
     out = torch.zeros(g.n_writers, g.n_readers, dtype=D.dtype, device=D.device)
     for readers, gr in groups:
         n_up = int(g.n_up[readers[0]])
-        out[:n_up, readers] = D[:n_up] @ gr.permute(2, 0, 1, 3).reshape(len(readers), -1).T.to(D.dtype)
+        out[:n_up, readers] = D[:n_up] @ gr.permute(2, 0, 1, 3).reshape(len(readers), -1).T.to(
+            D.dtype
+        )
     return out
 
 
@@ -59,7 +64,7 @@ def edge_attribution(
     *,
     method: str = "eap",
     steps: int = 5,
-    graph: Optional[Graph] = None,
+    graph: Graph | None = None,
     batch_size: int = 16,
 ) -> ScoredGraph:
     """Scores of every edge by EAP (``method="eap"``) or EAP-IG (``"eap-ig"``, ``steps``
@@ -81,11 +86,15 @@ def edge_attribution(
             src = run(m, g, xc).acts
         # step k = steps (alpha 1) is the clean run itself: it also gives the clean writers
         groups, clean_w = fast_reader_grads(m, g, x, metric, idx)
-        D = (src.writers - clean_w).permute(2, 0, 1, 3).reshape(g.n_writers, -1)  # [writers, b*pos*d]
+        D = (
+            (src.writers - clean_w).permute(2, 0, 1, 3).reshape(g.n_writers, -1)
+        )  # [writers, b*pos*d]
         acc = _contract(D, groups, g)
         for k in range(1, n_steps):
             emb = src.writers[:, :, 0] + (k / n_steps) * (clean_w[:, :, 0] - src.writers[:, :, 0])
-            acc += _contract(D, fast_reader_grads(m, g, x, metric, idx, input_embed=emb, writers=False)[0], g)
+            acc += _contract(
+                D, fast_reader_grads(m, g, x, metric, idx, input_embed=emb, writers=False)[0], g
+            )
         total += acc.double().cpu() / n_steps
     scores = (total / len(clean)).numpy()
     meta = {"n_prompts": len(clean), "steps": n_steps}
@@ -100,7 +109,7 @@ def patched_metric(
     metric: Metric,
     patches: torch.Tensor,
     *,
-    idx: Optional[torch.Tensor] = None,
+    idx: torch.Tensor | None = None,
     max_rows: int = 256,
 ) -> torch.Tensor:
     """``metric`` on ``clean`` [b, pos] with each of ``patches [copies, writers, readers]``
@@ -113,7 +122,9 @@ def patched_metric(
         for c in range(0, len(patches), per):
             P = patches[c : c + per]
             out = run(m, g, clean, patch=P, src=src, record=True)
-            rows.append(metric(out.logits, idx.repeat(len(P))).float().cpu().view(len(P), len(clean)))
+            rows.append(
+                metric(out.logits, idx.repeat(len(P))).float().cpu().view(len(P), len(clean))
+            )
     return torch.cat(rows)
 
 
@@ -123,8 +134,8 @@ def exact_edge_scores(
     corrupt,
     metric: Metric,
     *,
-    edges: Optional[Sequence[Edge]] = None,
-    graph: Optional[Graph] = None,
+    edges: Sequence[Edge] | None = None,
+    graph: Graph | None = None,
     alpha: float = 1.0,
     batch_size: int = 16,
     max_rows: int = 256,
@@ -139,7 +150,9 @@ def exact_edge_scores(
     patches = torch.zeros(len(edges), g.n_writers, g.n_readers, dtype=torch.bool)
     for c, e in enumerate(edges):
         if e.writer >= g.n_up[e.reader]:
-            raise ValueError(f"edge {g.edge_name(e)} does not exist: the writer runs after the reader")
+            raise ValueError(
+                f"edge {g.edge_name(e)} does not exist: the writer runs after the reader"
+            )
         patches[c, e.writer, e.reader] = True
     total = torch.zeros(len(edges), dtype=torch.float64)
     for i in range(0, len(clean), batch_size):

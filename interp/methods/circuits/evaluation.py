@@ -18,8 +18,9 @@ other path from ``S``, is the clean run's, and the receivers' changed outputs pr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ class Curve:
     f: np.ndarray
     clean: float
     corrupt: float
-    f_std: Optional[np.ndarray] = None
+    f_std: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
     def share_for(self, level: float) -> float:
@@ -55,18 +56,33 @@ class Curve:
         return float(self.share[hit[0]]) if len(hit) else float("nan")
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "k": self.k.tolist(), "share": self.share.tolist(),
-             "metric": self.metric.tolist(), "f": self.f.tolist(), "clean": self.clean,
-             "corrupt": self.corrupt, "extra": self.extra}
+        d = {
+            "name": self.name,
+            "k": self.k.tolist(),
+            "share": self.share.tolist(),
+            "metric": self.metric.tolist(),
+            "f": self.f.tolist(),
+            "clean": self.clean,
+            "corrupt": self.corrupt,
+            "extra": self.extra,
+        }
         if self.f_std is not None:
             d["f_std"] = self.f_std.tolist()
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Curve":
-        return cls(d["name"], np.asarray(d["k"]), np.asarray(d["share"]), np.asarray(d["metric"]),
-                   np.asarray(d["f"]), d["clean"], d["corrupt"],
-                   None if d.get("f_std") is None else np.asarray(d["f_std"]), d.get("extra", {}))
+    def from_dict(cls, d: dict) -> Curve:
+        return cls(
+            d["name"],
+            np.asarray(d["k"]),
+            np.asarray(d["share"]),
+            np.asarray(d["metric"]),
+            np.asarray(d["f"]),
+            d["clean"],
+            d["corrupt"],
+            None if d.get("f_std") is None else np.asarray(d["f_std"]),
+            d.get("extra", {}),
+        )
 
 
 def areas(share: Sequence[float], f: Sequence[float]) -> tuple[float, float]:
@@ -86,8 +102,17 @@ class CircuitEvaluator:
     """Circuit runs of one task: caches the clean and corrupt runs of every batch once, then
     evaluates any number of edge sets (``[writers, readers]`` masks, True = in the circuit)."""
 
-    def __init__(self, m: Model, clean, corrupt, metric: Metric, *, graph: Optional[Graph] = None,
-                 batch_size: int = 16, max_rows: int = 256):
+    def __init__(
+        self,
+        m: Model,
+        clean,
+        corrupt,
+        metric: Metric,
+        *,
+        graph: Graph | None = None,
+        batch_size: int = 16,
+        max_rows: int = 256,
+    ):
         self.m = m
         self.clean, self.corrupt = _pairs(m, clean, corrupt)
         self.g = graph or build_graph(m)
@@ -113,12 +138,23 @@ class CircuitEvaluator:
     def corrupt_mean(self) -> float:
         return float(self.corrupt_values.mean())
 
-    def patched(self, patches: Bool[torch.Tensor, "copies writers readers"]) -> Float[torch.Tensor, "copies n"]:
+    def patched(
+        self, patches: Bool[torch.Tensor, "copies writers readers"]
+    ) -> Float[torch.Tensor, "copies n"]:
         """Metric per prompt with each patch (True = the edge carries the corrupt value)."""
-        return torch.cat([patched_metric(self.m, self.g, x, src, self.metric, patches, idx=idx,
-                                         max_rows=self.max_rows) for x, idx, src in self.batches], 1)
+        return torch.cat(
+            [
+                patched_metric(
+                    self.m, self.g, x, src, self.metric, patches, idx=idx, max_rows=self.max_rows
+                )
+                for x, idx, src in self.batches
+            ],
+            1,
+        )
 
-    def circuits(self, keep: Bool[np.ndarray, "copies writers readers"]) -> Float[torch.Tensor, "copies n"]:
+    def circuits(
+        self, keep: Bool[np.ndarray, "copies writers readers"]
+    ) -> Float[torch.Tensor, "copies n"]:
         """Metric per prompt of each circuit run (edges outside ``keep[c]`` corrupted)."""
         keep = torch.as_tensor(np.asarray(keep, dtype=bool))
         if keep.ndim == 2:
@@ -129,32 +165,64 @@ class CircuitEvaluator:
         """``f`` of mean metric values ``[copies, n]`` -> ``[copies]``."""
         gap = self.clean_mean - self.corrupt_mean
         if abs(gap) < 1e-12:
-            raise ValueError("the clean and corrupt runs give the same mean metric: faithfulness is undefined")
+            raise ValueError(
+                "the clean and corrupt runs give the same mean metric: faithfulness is undefined"
+            )
         return ((values.mean(1) - self.corrupt_mean) / gap).numpy()
 
-    def curve(self, sg: ScoredGraph, ks: Sequence[int], absolute: bool = True, name: str = "") -> Curve:
+    def curve(
+        self, sg: ScoredGraph, ks: Sequence[int], absolute: bool = True, name: str = ""
+    ) -> Curve:
         """Faithfulness of the top-``k`` edges of ``sg`` for each ``k``."""
         keep = np.stack([top_k_mask(sg.scores, self.g.valid, int(k), absolute) for k in ks])
         vals = self.circuits(keep)
-        return Curve(name or sg.method, np.asarray(ks), np.asarray(ks) / self.g.n_edges,
-                     vals.mean(1).numpy(), self.faithfulness(vals), self.clean_mean, self.corrupt_mean)
+        return Curve(
+            name or sg.method,
+            np.asarray(ks),
+            np.asarray(ks) / self.g.n_edges,
+            vals.mean(1).numpy(),
+            self.faithfulness(vals),
+            self.clean_mean,
+            self.corrupt_mean,
+        )
 
     def random_curve(self, ks: Sequence[int], draws: int = 3, seed: int = 0) -> Curve:
         """Faithfulness of ``draws`` random edge sets of each size (mean, and spread in
         ``f_std``): the baseline a scored circuit must beat."""
         rng = np.random.default_rng(seed)
         valid = self.g.valid
-        keep = np.stack([top_k_mask(rng.random(valid.shape), valid, int(k), False)
-                         for k in ks for _ in range(draws)])
+        keep = np.stack(
+            [
+                top_k_mask(rng.random(valid.shape), valid, int(k), False)
+                for k in ks
+                for _ in range(draws)
+            ]
+        )
         vals = self.circuits(keep)
         f = self.faithfulness(vals).reshape(len(ks), draws)
-        return Curve("random", np.asarray(ks), np.asarray(ks) / self.g.n_edges,
-                     vals.mean(1).view(len(ks), draws).mean(1).numpy(), f.mean(1), self.clean_mean,
-                     self.corrupt_mean, f_std=f.std(1))
+        return Curve(
+            "random",
+            np.asarray(ks),
+            np.asarray(ks) / self.g.n_edges,
+            vals.mean(1).view(len(ks), draws).mean(1).numpy(),
+            f.mean(1),
+            self.clean_mean,
+            self.corrupt_mean,
+            f_std=f.std(1),
+        )
 
 
-def path_patching(m: Model, clean, corrupt, metric: Metric, senders: Sequence[int], receivers: Sequence[int],
-                  *, graph: Optional[Graph] = None, batch_size: int = 16) -> Float[torch.Tensor, " n"]:
+def path_patching(
+    m: Model,
+    clean,
+    corrupt,
+    metric: Metric,
+    senders: Sequence[int],
+    receivers: Sequence[int],
+    *,
+    graph: Graph | None = None,
+    batch_size: int = 16,
+) -> Float[torch.Tensor, " n"]:
     """Effect on ``metric`` per prompt (patched minus clean) of patching the paths from the
     writers ``senders`` to the readers ``receivers`` (indices into the graph) with the corrupt
     run's values; edges that do not exist (sender after receiver) are skipped."""

@@ -23,8 +23,9 @@ and, with one edge per copy, exact edge patching. Copies run side by side in one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from jaxtyping import Float
@@ -43,14 +44,16 @@ class RunActs:
     writers: Float[torch.Tensor, "b pos writers d_model"]
     inputs: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
-    def mix(self, other: "RunActs", alpha: float) -> "RunActs":
+    def mix(self, other: RunActs, alpha: float) -> RunActs:
         """``self + alpha (other - self)`` for writers and inputs (still a sum of writers)."""
         if alpha == 1.0:
             return other
-        return RunActs(self.writers + alpha * (other.writers - self.writers),
-                       {k: v + alpha * (other.inputs[k] - v) for k, v in self.inputs.items()})
+        return RunActs(
+            self.writers + alpha * (other.writers - self.writers),
+            {k: v + alpha * (other.inputs[k] - v) for k, v in self.inputs.items()},
+        )
 
-    def rows(self, sl: slice) -> "RunActs":
+    def rows(self, sl: slice) -> RunActs:
         return RunActs(self.writers[sl], {k: v[sl] for k, v in self.inputs.items()})
 
 
@@ -60,7 +63,7 @@ class RunOut:
     (``(reader indices, leaf [B, pos, R, d_model])`` per reader group, with ``grad``)."""
 
     logits: torch.Tensor
-    acts: Optional[RunActs]
+    acts: RunActs | None
     leaves: list[tuple[list[int], torch.Tensor]]
 
 
@@ -71,14 +74,24 @@ def _weights(m: Model, g: Graph) -> list[dict]:
 class _Runner:
     """The hooks of one run (see the module docstring)."""
 
-    def __init__(self, m: Model, g: Graph, B: int, copies: int, patch, src: Optional[RunActs],
-                 grad: bool, record: bool, input_embed: Optional[torch.Tensor]):
+    def __init__(
+        self,
+        m: Model,
+        g: Graph,
+        B: int,
+        copies: int,
+        patch,
+        src: RunActs | None,
+        grad: bool,
+        record: bool,
+        input_embed: torch.Tensor | None,
+    ):
         self.m, self.g, self.B, self.C = m, g, B, copies
         self.patch, self.src, self.grad = patch, src, grad
         self.record, self.input_embed = record or patch is not None, input_embed
         self.W = _weights(m, g)
         self.norms = [m.norm_module("ln1", l) for l in range(g.n_layers)]
-        self.buf: Optional[torch.Tensor] = None
+        self.buf: torch.Tensor | None = None
         self.inputs: dict[tuple, torch.Tensor] = {}
         self.leaves: list[tuple[list[int], torch.Tensor]] = []
         self.attn_x: dict[int, torch.Tensor] = {}
@@ -89,7 +102,9 @@ class _Runner:
             return
         if self.buf is None:
             B, T, d = value.shape[0], value.shape[1], value.shape[-1]
-            self.buf = torch.zeros(B, T, self.g.n_writers, d, dtype=value.dtype, device=value.device)
+            self.buf = torch.zeros(
+                B, T, self.g.n_writers, d, dtype=value.dtype, device=value.device
+            )
         self.buf[:, :, idx] = value.detach()
 
     def embed(self, act: torch.Tensor) -> torch.Tensor:
@@ -100,7 +115,9 @@ class _Runner:
 
     def heads(self, l: int, z: torch.Tensor) -> None:
         if self.record:
-            out = torch.einsum("bphe,hed->bphd", z.detach(), self.W[l]["W_O"].to(z.dtype))  # [B, pos, head, d]
+            out = torch.einsum(
+                "bphe,hed->bphd", z.detach(), self.W[l]["W_O"].to(z.dtype)
+            )  # [B, pos, head, d]
             start = self.g.head_writer(l, 0)
             self._put(slice(start, start + self.g.n_heads), out)
 
@@ -133,7 +150,12 @@ class _Runner:
             sign = -1.0
         else:  # start from the source's input, put the kept edges back
             M, ids, sign = 1 - P, off.nonzero()[:, 0], 1.0
-            out = self.src.inputs[key].to(x.dtype)[:, :, None, :].expand(B, -1, R, -1).repeat(C, 1, 1, 1)
+            out = (
+                self.src.inputs[key]
+                .to(x.dtype)[:, :, None, :]
+                .expand(B, -1, R, -1)
+                .repeat(C, 1, 1, 1)
+            )
         rows = (M.amax((0, 1)) > 0).nonzero()[:, 0]  # readers that need writer terms at all
         out = out.reshape(C, B, T, R, d).clone()
         if len(rows):
@@ -149,7 +171,9 @@ class _Runner:
         part = {"q": slice(0, H), "k": slice(H, H + K), "v": slice(H + K, H + 2 * K)}[which]
         x = self.attn_x[l][:, :, part]  # [B, pos, heads of this kind, d]
         W, b = self.W[l][f"W_{which.upper()}"], self.W[l][f"b_{which.upper()}"]
-        out = torch.einsum("bphd,hde->bphe", self.norms[l](x), W.to(x.dtype))  # [B, pos, head, d_head]
+        out = torch.einsum(
+            "bphd,hde->bphe", self.norms[l](x), W.to(x.dtype)
+        )  # [B, pos, head, d_head]
         if b is not None:
             out = out + b.to(x.dtype)
         return out.to(act.dtype)
@@ -186,15 +210,25 @@ class _Runner:
                 e[m.hook(c, l)] = lambda a, l=l, c=c: self.qkv(l, c, a)
             e[m.hook("z", l)] = lambda a, l=l: (self.heads(l, a), a)[1]
             if g.has_mlp:
-                e[m.norm_input_hook("ln2", l)] = lambda a, l=l: self.single(("mlp", l), g.mlp_reader(l), a)
+                e[m.norm_input_hook("ln2", l)] = lambda a, l=l: self.single(
+                    ("mlp", l), g.mlp_reader(l), a
+                )
                 e[m.hook("mlp_out", l)] = lambda a, l=l: (self._put(g.mlp_writer(l), a), a)[1]
         e[m.norm_input_hook("ln_final")] = lambda a: self.single(("logits",), g.logits_reader, a)
         return e
 
 
-def run(m: Model, g: Graph, tokens: torch.Tensor, *, patch: Optional[torch.Tensor] = None,
-        src: Optional[RunActs] = None, grad: bool = False, record: bool = True,
-        input_embed: Optional[torch.Tensor] = None) -> RunOut:
+def run(
+    m: Model,
+    g: Graph,
+    tokens: torch.Tensor,
+    *,
+    patch: torch.Tensor | None = None,
+    src: RunActs | None = None,
+    grad: bool = False,
+    record: bool = True,
+    input_embed: torch.Tensor | None = None,
+) -> RunOut:
     """One forward of ``tokens [b, pos]`` through the split readers.
 
     ``patch [copies, writers, readers]`` (bool or float, 1 = the edge carries ``src``'s
@@ -211,8 +245,10 @@ def run(m: Model, g: Graph, tokens: torch.Tensor, *, patch: Optional[torch.Tenso
         if patch.ndim == 2:
             patch = patch[None]
         if tuple(patch.shape[1:]) != (g.n_writers, g.n_readers):
-            raise ValueError(f"patch has shape {tuple(patch.shape)}; expected [copies, {g.n_writers}, "
-                             f"{g.n_readers}] (writers x readers of the graph)")
+            raise ValueError(
+                f"patch has shape {tuple(patch.shape)}; expected [copies, {g.n_writers}, "
+                f"{g.n_readers}] (writers x readers of the graph)"
+            )
         if src.writers.shape[0] != len(tokens):
             raise ValueError(f"src holds {src.writers.shape[0]} prompts, tokens {len(tokens)}")
         patch = patch.to(tokens.device)
@@ -226,7 +262,9 @@ def run(m: Model, g: Graph, tokens: torch.Tensor, *, patch: Optional[torch.Tenso
     return RunOut(out, acts, runner.leaves)
 
 
-def reader_grads(out: RunOut, values: torch.Tensor, g: Graph) -> Float[torch.Tensor, "b pos readers d_model"]:
+def reader_grads(
+    out: RunOut, values: torch.Tensor, g: Graph
+) -> Float[torch.Tensor, "b pos readers d_model"]:
     """``d values.sum() / d input`` of every reader, ``[b, pos, readers, d_model]``, from a
     ``run(..., grad=True)``."""
     leaves = [leaf for _, leaf in out.leaves]
@@ -251,14 +289,20 @@ def build_graph(m: Model, *, check: bool = True) -> Graph:
     from interp.methods.circuits.graph import make_graph
 
     if m.backend != "tl" or m.kind not in ("transformer",) or not m.n_layers:
-        raise ValueError(f"{m.model_id}: edge circuits need a TransformerLens transformer "
-                         f"(backend 'tl', kind 'transformer'); got backend {m.backend!r}, kind {m.kind!r}")
+        raise ValueError(
+            f"{m.model_id}: edge circuits need a TransformerLens transformer "
+            f"(backend 'tl', kind 'transformer'); got backend {m.backend!r}, kind {m.kind!r}"
+        )
     if m.post_norm:
-        raise ValueError(f"{m.model_id} normalises after attention (post-LN, e.g. BERT): a reader's input "
-                         "is not the sum of the writers' outputs, so edge patching is undefined here")
+        raise ValueError(
+            f"{m.model_id} normalises after attention (post-LN, e.g. BERT): a reader's input "
+            "is not the sum of the writers' outputs, so edge patching is undefined here"
+        )
     names = set(m.hook_names)
     has_mlp = not bool(getattr(m.cfg, "attn_only", False)) and "blocks.0.hook_mlp_out" in names
-    g = make_graph(m.model_id, m.n_layers, int(m.cfg.n_heads), m.n_kv_heads, has_mlp, m.parallel_attn_mlp)
+    g = make_graph(
+        m.model_id, m.n_layers, int(m.cfg.n_heads), m.n_kv_heads, has_mlp, m.parallel_attn_mlp
+    )
     if check:
         check_graph(m, g)
     return g
@@ -280,15 +324,24 @@ def check_graph(m: Model, g: Graph, n_pos: int = 5) -> None:
     def close(a, b):
         return float((a - b).abs().max()) <= 1e-3 * (1.0 + float(b.abs().max()))
 
-    why = f"{m.model_id}: edge circuits need a pre-norm transformer whose readers read the sum of the writers"
+    why = (
+        f"{m.model_id}: edge circuits need a pre-norm transformer whose readers read the sum "
+        "of the writers"
+    )
     if not close(r1.logits, plain1):
-        raise ValueError(f"{why}; rebuilding each head's q/k/v from its own normalised input "
-                         "(norm(x) @ W + b) does not reproduce the model's logits")
+        raise ValueError(
+            f"{why}; rebuilding each head's q/k/v from its own normalised input "
+            "(norm(x) @ W + b) does not reproduce the model's logits"
+        )
     if not close(total, r1.acts.inputs[("logits",)]):
-        raise ValueError(f"{why}; the final norm's input is not embedding + heads' outputs + b_O + MLPs")
+        raise ValueError(
+            f"{why}; the final norm's input is not embedding + heads' outputs + b_O + MLPs"
+        )
     if not close(r2.logits, plain2):
-        raise ValueError(f"{why}; patching every edge from another prompt's run does not give that prompt's "
-                         "logits (some component reads the residual stream outside the graph)")
+        raise ValueError(
+            f"{why}; patching every edge from another prompt's run does not give that prompt's "
+            "logits (some component reads the residual stream outside the graph)"
+        )
 
 
 # ---------------------------------------------------------------------- gradients, fast path
@@ -316,12 +369,20 @@ def writer_outputs(m: Model, g: Graph, acts: dict[str, torch.Tensor]) -> torch.T
     return torch.cat(parts, 2).detach()
 
 
-ReaderGrads = list[tuple[list[int], torch.Tensor]]  # (reader indices, gradient [b, pos, R, d_model])
+ReaderGrads = list[
+    tuple[list[int], torch.Tensor]
+]  # (reader indices, gradient [b, pos, R, d_model])
 
 
-def fast_reader_grads(m: Model, g: Graph, tokens: torch.Tensor, metric: Callable, idx: torch.Tensor,
-                      input_embed: Optional[torch.Tensor] = None, writers: bool = True
-                      ) -> tuple[ReaderGrads, Optional[torch.Tensor]]:
+def fast_reader_grads(
+    m: Model,
+    g: Graph,
+    tokens: torch.Tensor,
+    metric: Callable,
+    idx: torch.Tensor,
+    input_embed: torch.Tensor | None = None,
+    writers: bool = True,
+) -> tuple[ReaderGrads, torch.Tensor | None]:
     """Every reader's gradient from one plain forward and backward
     (:func:`interp.tracing.gradients.metric_grads_batch`), equal to :func:`reader_grads` of a
     split ``run``: while every reader of a layer reads the same ``x``, the gradient at head
@@ -337,7 +398,9 @@ def fast_reader_grads(m: Model, g: Graph, tokens: torch.Tensor, metric: Callable
 
     hooks = [h for h in reader_hooks(m, g) if writers or not h.endswith(("hook_z", "hook_mlp_out"))]
     first = m.hook("resid_pre", 0)
-    edits: dict[str, Callable] = {h: (lambda a: a.clone()) for h in hooks if h.endswith("ln2.hook_in")}
+    edits: dict[str, Callable] = {
+        h: (lambda a: a.clone()) for h in hooks if h.endswith("ln2.hook_in")
+    }
     edits[m.norm_input_hook("ln_final")] = lambda a: a.clone()
     if input_embed is not None:
         edits[first] = lambda a: input_embed.to(a.dtype)
@@ -346,8 +409,13 @@ def fast_reader_grads(m: Model, g: Graph, tokens: torch.Tensor, metric: Callable
     groups: ReaderGrads = []
     for l in range(g.n_layers):
         W = m.attn_weights(l)
-        gW = torch.cat([torch.einsum("bphe,hde->bphd", grads[m.hook(c, l)], W[f"W_{c.upper()}"].to(dt))
-                        for c in "qkv"], 2)  # [b, pos, R, d]: gradient at each reader's normalised input
+        gW = torch.cat(
+            [
+                torch.einsum("bphe,hde->bphd", grads[m.hook(c, l)], W[f"W_{c.upper()}"].to(dt))
+                for c in "qkv"
+            ],
+            2,
+        )  # [b, pos, R, d]: gradient at each reader's normalised input
         # the norm's vector-Jacobian product, its forward taken once and its backward batched
         # over the readers (vmap), instead of normalising R copies of x
         with torch.enable_grad():

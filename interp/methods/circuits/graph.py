@@ -42,7 +42,7 @@ class Node:
     name: str
     kind: str
     layer: int
-    head: Optional[int] = None
+    head: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,20 +124,30 @@ class Graph:
 
     # ------------------------------------------------------------------ files
     def to_json(self) -> dict:
-        return {"version": GRAPH_VERSION, "model_id": self.model_id, "n_layers": self.n_layers,
-                "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads, "has_mlp": self.has_mlp,
-                "parallel": self.parallel}
+        return {
+            "version": GRAPH_VERSION,
+            "model_id": self.model_id,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "n_kv_heads": self.n_kv_heads,
+            "has_mlp": self.has_mlp,
+            "parallel": self.parallel,
+        }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Graph":
+    def from_json(cls, d: dict) -> Graph:
         if d.get("version") != GRAPH_VERSION:
-            raise ValueError(f"circuit graph version {d.get('version')!r}; this interp reads {GRAPH_VERSION}")
-        return make_graph(d["model_id"], d["n_layers"], d["n_heads"], d["n_kv_heads"], d["has_mlp"],
-                          d["parallel"])
+            raise ValueError(
+                f"circuit graph version {d.get('version')!r}; this interp reads {GRAPH_VERSION}"
+            )
+        return make_graph(
+            d["model_id"], d["n_layers"], d["n_heads"], d["n_kv_heads"], d["has_mlp"], d["parallel"]
+        )
 
 
-def make_graph(model_id: str, n_layers: int, n_heads: int, n_kv_heads: int, has_mlp: bool,
-               parallel: bool) -> Graph:
+def make_graph(
+    model_id: str, n_layers: int, n_heads: int, n_kv_heads: int, has_mlp: bool, parallel: bool
+) -> Graph:
     """The graph of a pre-norm transformer of this shape (no model needed; :func:`build_graph`
     reads the shape off a model and checks the identities the graph relies on)."""
     if n_heads % max(n_kv_heads, 1):
@@ -158,8 +168,17 @@ def make_graph(model_id: str, n_layers: int, n_heads: int, n_kv_heads: int, has_
             writers.append(Node(f"m{l}", "mlp", l))
     readers.append(Node("logits", "logits", n_layers))
     n_up.append(len(writers))
-    return Graph(model_id, n_layers, n_heads, n_kv_heads, has_mlp, parallel, writers, readers,
-                 np.asarray(n_up, dtype=int))
+    return Graph(
+        model_id,
+        n_layers,
+        n_heads,
+        n_kv_heads,
+        has_mlp,
+        parallel,
+        writers,
+        readers,
+        np.asarray(n_up, dtype=int),
+    )
 
 
 @dataclass
@@ -193,15 +212,22 @@ class ScoredGraph:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         np.save(path / "scores.npy", self.scores)
-        (path / "graph.json").write_text(json.dumps({"graph": self.graph.to_json(), "method": self.method,
-                                                     "meta": self.meta}, indent=1))
+        (path / "graph.json").write_text(
+            json.dumps(
+                {"graph": self.graph.to_json(), "method": self.method, "meta": self.meta}, indent=1
+            )
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "ScoredGraph":
+    def load(cls, path: str | Path) -> ScoredGraph:
         path = Path(path)
         d = json.loads((path / "graph.json").read_text())
-        return cls(Graph.from_json(d["graph"]), np.load(path / "scores.npy"), d.get("method", ""),
-                   d.get("meta", {}))
+        return cls(
+            Graph.from_json(d["graph"]),
+            np.load(path / "scores.npy"),
+            d.get("method", ""),
+            d.get("meta", {}),
+        )
 
 
 def top_k_mask(scores: np.ndarray, valid: np.ndarray, k: int, absolute: bool = True) -> np.ndarray:
