@@ -278,8 +278,9 @@ def bench_circuits(b: Bench, config: Config, tf) -> None:
         times = interleaved({
             "fwd_bwd": lambda: metric_grads_batch(tf, clean, metric, [first]),
             "eap": lambda: edge_attribution(tf, clean, corrupt, metric, graph=g, batch_size=B),
-            "eap_ig": lambda: edge_attribution(tf, clean, corrupt, metric, method="eap-ig", steps=EAP_IG_STEPS,
-                                               graph=g, batch_size=B)}, config.repeats)
+            "eap_ig": lambda: edge_attribution(tf, clean, corrupt, metric, method="eap-ig",
+                                               steps=EAP_IG_STEPS, graph=g, batch_size=B)},
+            config.repeats)
     except Exception as e:  # noqa: BLE001 - another part's API; say what failed
         for name, desc in targets:
             b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
