@@ -259,7 +259,8 @@ def bench_circuits(b: Bench, config: Config, tf) -> None:
     import torch
 
     targets = [("eap_over_fwd_bwd", "EAP over all edges / one forward+backward of the batch"),
-               ("eap_ig_over_fwd_bwd", f"EAP-IG ({EAP_IG_STEPS} steps) / one forward+backward of the batch")]
+               ("eap_ig_over_fwd_bwd",
+                f"EAP-IG ({EAP_IG_STEPS} steps) / one forward+backward of the batch")]
     B, T = config.compute_batch
     clean = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed)
     corrupt = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed + 1)
