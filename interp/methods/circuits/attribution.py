@@ -32,6 +32,7 @@ from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
 from interp.tracing.model import Model
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MAX_RUN_BYTES = 512 * 2**20  # bound on the writers' outputs one patched run holds
 
 
 def _pairs(m: Model, clean, corrupt) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,10 +114,13 @@ def patched_metric(
     max_rows: int = 256,
 ) -> torch.Tensor:
     """``metric`` on ``clean`` [b, pos] with each of ``patches [copies, writers, readers]``
-    (1 = the edge carries ``src``'s value), copies run ``max_rows // b`` at a time: ``[copies,
-    b]``."""
+    (1 = the edge carries ``src``'s value): ``[copies, b]``. Copies run side by side, as many
+    as keep the rows at most ``max_rows`` and the writers' outputs of the run (``rows x pos x
+    writers x d_model`` floats) within ``MAX_RUN_BYTES``."""
     idx = torch.arange(len(clean)) if idx is None else idx
-    per = max(1, max_rows // len(clean))
+    row_bytes = src.writers[0].numel() * src.writers.element_size()  # one row's writers' outputs
+    rows_fit = max(1, min(max_rows, MAX_RUN_BYTES // max(row_bytes, 1)))
+    per = max(1, rows_fit // len(clean))
     rows = []
     with torch.no_grad():
         for c in range(0, len(patches), per):
