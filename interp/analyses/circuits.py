@@ -324,7 +324,7 @@ def report(
     top = [{"edge": g.edge_name(Edge(w, rd)), "score": float(ig.scores[w, rd])}
            for w, rd in _top(ig, 15)]  # fmt: skip
     r.metrics.update({
-        "model": m.model_id, "task": ps.task, "n_prompts": len(ps), "n_writers": g.n_writers,
+        "model": m.model_id, "task": config.task, "n_prompts": len(ps), "n_writers": g.n_writers,
         "n_readers": g.n_readers, "n_edges": g.n_edges, "graph": g.to_json(),
         "clean_metric": sanity["clean"], "corrupt_metric": sanity["corrupt"],
         "curves": {k: c.to_dict() for k, c in curve.items()},

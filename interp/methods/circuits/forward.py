@@ -92,20 +92,25 @@ class _Runner:
         self.W = _weights(m, g)
         self.norms = [m.norm_module("ln1", l) for l in range(g.n_layers)]
         self.buf: torch.Tensor | None = None
+        # the source's writers as [b, pos, d_model, writers] (a view when src came from a run)
+        self.src_t = None if src is None else src.writers.transpose(-1, -2).contiguous()
         self.inputs: dict[tuple, torch.Tensor] = {}
         self.leaves: list[tuple[list[int], torch.Tensor]] = []
         self.attn_x: dict[int, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ writers
     def _put(self, idx: slice | int, value: torch.Tensor) -> None:
+        """Record writer outputs ``[B, pos, d]`` (or ``[B, pos, k, d]`` for a slice of ``k``) in
+        the buffer ``[B, pos, d_model, writers]``: writers last, so that a patch is one matrix
+        product over the writers without a copy."""
         if not self.record:
             return
         if self.buf is None:
             B, T, d = value.shape[0], value.shape[1], value.shape[-1]
-            self.buf = torch.zeros(
-                B, T, self.g.n_writers, d, dtype=value.dtype, device=value.device
-            )
-        self.buf[:, :, idx] = value.detach()
+            # every slot is written before it is read: readers see only the writers before them
+            self.buf = torch.empty(B, T, d, self.g.n_writers, dtype=value.dtype, device=value.device)
+        v = value.detach()
+        self.buf[:, :, :, idx] = v.transpose(-1, -2) if v.ndim == 4 else v
 
     def embed(self, act: torch.Tensor) -> torch.Tensor:
         if self.input_embed is not None:
@@ -142,25 +147,22 @@ class _Runner:
         if not bool(on.any()):
             return x
         C, B, T, d = self.C, self.B // self.C, actual.shape[1], actual.shape[-1]
-        R = len(readers)
-        cur = self.buf[:, :, :n_up].view(C, B, T, n_up, d)
-        src = self.src.writers[:, :, :n_up].to(x.dtype)  # [b, pos, U, d], the same for every copy
+        R, U = len(readers), self.g.n_writers
         if int(on.sum()) <= int(off.sum()):  # start from this run's input, take patched edges out
-            M, ids, out = P, on.nonzero()[:, 0], actual[:, :, None, :].expand(-1, -1, R, -1)
-            sign = -1.0
+            M, sign, base = P, -1.0, actual.view(C, B, T, d)
         else:  # start from the source's input, put the kept edges back
-            M, ids, sign = 1 - P, off.nonzero()[:, 0], 1.0
-            out = (
-                self.src.inputs[key]
-                .to(x.dtype)[:, :, None, :]
-                .expand(B, -1, R, -1)
-                .repeat(C, 1, 1, 1)
-            )
+            M, sign = 1 - P, 1.0
+            base = self.src.inputs[key].to(x.dtype)[None].expand(C, -1, -1, -1)
+        out = base[:, :, :, None, :].expand(-1, -1, -1, R, -1).clone()  # [C, B, T, R, d]
         rows = (M.amax((0, 1)) > 0).nonzero()[:, 0]  # readers that need writer terms at all
-        out = out.reshape(C, B, T, R, d).clone()
         if len(rows):
-            D = cur[:, :, :, ids] - src[None, :, :, ids]  # [C, B, T, |ids|, d]
-            out[:, :, :, rows] += sign * torch.einsum("cbtud,cur->cbtrd", D, M[:, ids][:, :, rows])
+            Mr = M[:, :, rows]  # [C, U, r]
+            cur = self.buf.view(C, B * T * d, U)[:, :, :n_up]  # this run's writers, no copy
+            src = self.src_t.view(B * T * d, U)[:, :n_up]  # the source's writers
+            r = len(rows)
+            s_term = (src @ Mr.permute(1, 0, 2).reshape(n_up, C * r)).view(B * T * d, C, r)
+            delta = torch.bmm(cur, Mr) - s_term.permute(1, 0, 2)  # [C, B*T*d, r]
+            out[:, :, :, rows] += sign * delta.view(C, B, T, d, r).transpose(-1, -2)
         return out.reshape(C * B, T, R, d)
 
     def qkv(self, l: int, which: str, act: torch.Tensor) -> torch.Tensor:
@@ -258,7 +260,9 @@ def run(
             input_embed = input_embed.repeat(copies, 1, 1)
     runner = _Runner(m, g, len(tokens), copies, patch, src, grad, record, input_embed)
     out, _ = trace(m, tokens, edits=runner.edits(), grad=grad)
-    acts = RunActs(runner.buf, runner.inputs) if runner.record and runner.buf is not None else None
+    acts = None
+    if runner.record and runner.buf is not None:  # writers as [b, pos, writers, d_model] (a view)
+        acts = RunActs(runner.buf.transpose(-1, -2), runner.inputs)
     return RunOut(out, acts, runner.leaves)
 
 
