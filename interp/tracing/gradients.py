@@ -14,7 +14,6 @@ each prompt's row holds the gradient of that prompt's own metric.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Optional
 
 import torch
 

@@ -22,7 +22,6 @@ readers]`` per batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Optional
 
 import numpy as np
 import torch

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from jaxtyping import Float
@@ -52,9 +51,6 @@ class RunActs:
             self.writers + alpha * (other.writers - self.writers),
             {k: v + alpha * (other.inputs[k] - v) for k, v in self.inputs.items()},
         )
-
-    def rows(self, sl: slice) -> RunActs:
-        return RunActs(self.writers[sl], {k: v[sl] for k, v in self.inputs.items()})
 
 
 @dataclass
