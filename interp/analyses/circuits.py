@@ -109,8 +109,9 @@ def fwd_bwd_seconds(m, g, x: torch.Tensor, metric) -> float:
     return time.perf_counter() - t
 
 
-def checks(m, g, ps, metric, config: Config, eap) -> dict:
-    """EAP against exact edge patching on a small corruption, EAP-IG's convergence, batching."""
+def checks(m, g, ps, metric, config: Config) -> dict:
+    """On the first ``check_prompts`` prompts: EAP against exact edge patching on a small
+    corruption, EAP-IG's convergence over ``convergence_steps``, batched against one by one."""
     from scipy.stats import spearmanr
 
     from interp.methods.circuits.attribution import edge_attribution, exact_edge_scores
@@ -283,7 +284,7 @@ def run(config: Config) -> Result:
     t = time.perf_counter()
     curve, sanity = curves(m, g, ps, metric, config, {"EAP": eap, "EAP-IG": ig})
     t_curves = time.perf_counter() - t
-    chk = checks(m, g, ps, metric, config, eap)
+    chk = checks(m, g, ps, metric, config)
     roles = head_roles(m, g, ps, metric, bs) if ps.task.startswith("ioi") else None
     n_batches = -(-len(ps) // bs)
     timing = {
