@@ -47,7 +47,7 @@ from interp.bench.collection import (
 )
 from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
 from interp.bench.generation import bench_generation
-from interp.bench.methods import bench_attribution, bench_fixed_points, bench_import, bench_knockout, bench_sae
+from interp.bench.methods import bench_attribution, bench_circuits, bench_fixed_points, bench_import, bench_knockout, bench_sae
 from interp.bench.real import REAL_TARGETS, bench_real_model
 from interp.results import Result
 
@@ -91,6 +91,7 @@ def run(config: Config) -> Result:
         "fixed_points": lambda: bench_fixed_points(b, config, rnn),
         "knockout": lambda: bench_knockout(b, config, tf),
         "attribution": lambda: bench_attribution(b, config, tf),
+        "circuits": lambda: bench_circuits(b, config, tf),
         "generation": lambda: bench_generation(b, config),
         "import": lambda: bench_import(b, config),
         "real_model": lambda: bench_real_model(b, config, tf),

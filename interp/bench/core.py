@@ -42,12 +42,14 @@ TARGETS: dict[str, tuple[str, float]] = {
     "knockout_speedup_over_full_recompute": (">=", 10.0),
     "knockout_max_abs_logit_error": ("<=", 1e-5),
     "attribution_patching_over_forward": ("<=", 4.5),
+    "eap_over_fwd_bwd": ("<=", 3.0),
+    "eap_ig_over_fwd_bwd": ("<=", 6.0),  # EAP-IG_STEPS + 1
     "import_seconds_interp_help": ("<", 1.0),
     "generate_with_edits_over_hf_generate": ("<=", 1.15),
 }
 
 ITEMS = ("collection", "hf_collection", "memory", "early_stop", "disk", "sae", "features", "fixed_points", "knockout", "attribution",
-         "generation", "import", "real_model")
+         "circuits", "generation", "import", "real_model")
 
 
 class Config(BaseModel):

@@ -250,6 +250,47 @@ def bench_attribution(b: Bench, config: Config, tf) -> None:
     b.target(name, paired_ratio(times, "attribution", "forward"), desc + " (bridge forward)")
 
 
+EAP_IG_STEPS = 5  # Hanna et al.'s m; the target is m + 1 forward+backward passes
+
+
+def bench_circuits(b: Bench, config: Config, tf) -> None:
+    """EAP over every edge of the graph and EAP-IG with 5 steps against one plain forward and
+    backward of the same batch (interp.methods.circuits)."""
+    import torch
+
+    targets = [("eap_over_fwd_bwd", "EAP over all edges / one forward+backward of the batch"),
+               ("eap_ig_over_fwd_bwd",
+                f"EAP-IG ({EAP_IG_STEPS} steps) / one forward+backward of the batch")]
+    B, T = config.compute_batch
+    clean = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed)
+    corrupt = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed + 1)
+    answer = clean[:, -1]
+
+    def metric(logits, idx):
+        return logits[torch.arange(len(logits)), -1, answer[idx]]
+
+    try:
+        from interp.methods.circuits.attribution import edge_attribution
+        from interp.methods.circuits.forward import build_graph
+        from interp.tracing.gradients import metric_grads_batch
+
+        g = build_graph(tf)
+        first = tf.hook("resid_pre", 0)
+        times = interleaved({
+            "fwd_bwd": lambda: metric_grads_batch(tf, clean, metric, [first]),
+            "eap": lambda: edge_attribution(tf, clean, corrupt, metric, graph=g, batch_size=B),
+            "eap_ig": lambda: edge_attribution(tf, clean, corrupt, metric, method="eap-ig",
+                                               steps=EAP_IG_STEPS, graph=g, batch_size=B)},
+            config.repeats)
+    except Exception as e:  # noqa: BLE001 - another part's API; say what failed
+        for name, desc in targets:
+            b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
+        return
+    b.times("circuits", f"[{B}x{clean.shape[1]}], {g.n_edges} edges", times)
+    for (name, desc), variant in zip(targets, ("eap", "eap_ig")):
+        b.target(name, paired_ratio(times, variant, "fwd_bwd"), desc + f" ({g.n_edges} edges)")
+
+
 # ----------------------------------------------------------------- import time
 def bench_import(b: Bench, config: Config) -> None:
     exe = Path(sys.executable).with_name("interp")

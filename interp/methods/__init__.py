@@ -3,6 +3,8 @@ a Hugging Face checkpoint), returns plain data, and is composed by the analyses.
 
 - ``lens.py``: the logit lens (residual stream read through the final norm + unembedding).
 - ``patching.py``: activation patching and attribution patching, per head.
+- ``circuits/``: edge-level circuits (writers -> readers graph, EAP, EAP-IG, exact edge and
+  path patching, faithfulness curves).
 - ``knockout.py``: attention knockout between token groups, with the last-row fast path.
 - ``masks.py``: continuous-sparsification weight masks (train, binarise, random nulls).
 - ``fixed_points.py``: the fixed-point finder, Jacobians and stability of a recurrent map.

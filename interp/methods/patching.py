@@ -30,6 +30,7 @@ from typing import Callable, Literal, Optional, Sequence, Union
 import torch
 from jaxtyping import Float, Int
 
+from interp.tracing.gradients import metric_grads_batch
 from interp.tracing.model import Model
 from interp.tracing.trace import trace
 
@@ -150,15 +151,10 @@ def attribution_patching(
     rows = []
     for i in range(0, n, batch_size):
         x = clean[i : i + batch_size]
-        idx = torch.arange(i, i + len(x))
-        # hook_z must be in the graph even if the weights are frozen; it must NOT be detached
-        # when it already is (that would cut the paths from earlier heads through later ones).
-        leaf = {name: (lambda a: a if a.requires_grad else a.detach().requires_grad_(True)) for name in names}
-        out, acts = trace(m, x, capture=names, edits=leaf, grad=True)
-        grads = torch.autograd.grad(metric(out, idx).sum(), [acts[k] for k in names])
+        grads, acts, _ = metric_grads_batch(m, x, metric, names, idx=torch.arange(i, i + len(x)))
         per_layer = []
-        for name, g in zip(names, grads):
-            z = acts[name].detach()
+        for name in names:
+            z, g = acts[name], grads[name]
             delta = -z if source == "zero" else src_z[name][i : i + len(x)].to(z.dtype) - z
             eff = (delta * g).sum(-1)  # [b, pos, head]
             per_layer.append(eff.transpose(1, 2) if per_position else eff.sum(1))

@@ -317,17 +317,11 @@ def output_grads(m, tokens: Int[torch.Tensor, "n pos"], metric, batch_size: int 
                  ) -> Float[torch.Tensor, "n pos layers d_model"]:
     """Gradient of ``metric`` w.r.t. each layer's attention output (``m.hook("attn_out", l)``),
     which is the gradient w.r.t. every head's output in that layer: ``[n, pos, layers, d_model]``."""
-    from interp.tracing.trace import trace
+    from interp.tracing.gradients import metric_grads
 
     names = [m.hook("attn_out", l) for l in range(m.n_layers)]
-    rows = []
-    for i in range(0, len(tokens), batch_size):
-        x = tokens[i : i + batch_size]
-        leaf = {k: (lambda a: a if a.requires_grad else a.detach().requires_grad_(True)) for k in names}
-        out, acts = trace(m, x, capture=names, edits=leaf, grad=True)
-        g = torch.autograd.grad(metric(out, torch.arange(i, i + len(x))).sum(), [acts[k] for k in names])
-        rows.append(torch.stack(g, 2).detach().float().cpu())  # [b, pos, layers, d_model]
-    return torch.cat(rows)
+    grads = metric_grads(m, tokens, metric, names, batch_size=batch_size)
+    return torch.stack([grads[k] for k in names], 2)  # [n, pos, layers, d_model]
 
 
 def planted_features(features: Float[torch.Tensor, "n slots heads d"], labels: Bool[np.ndarray, " n"],

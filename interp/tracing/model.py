@@ -410,6 +410,59 @@ class Model:
             if isinstance(value, list):  # per-step hook: [batch, ...] x T -> [batch, T, ...]
                 store[name] = torch.stack(value, dim=1)
 
+    # ------------------------------------------------- attention and norm weights
+    @property
+    def n_kv_heads(self) -> int:
+        """Key/value heads per layer (fewer than ``cfg.n_heads`` with grouped-query attention)."""
+        cfg = self.cfg
+        return int(getattr(cfg, "n_key_value_heads", None) or getattr(cfg, "n_heads", 0) or 0)
+
+    @property
+    def parallel_attn_mlp(self) -> bool:
+        """Whether each block's MLP reads the block's input, not the attention's output
+        (GPT-NeoX, GPT-J): ``resid_post = resid_pre + attn_out + mlp_out``."""
+        return bool(getattr(self.cfg, "parallel_attn_mlp", False))
+
+    @property
+    def post_norm(self) -> bool:
+        """Whether blocks normalise after attention (BERT-style post-LN), detected from the order
+        the hooks fire in: ``ln1`` runs after the attention's queries."""
+        names = self.hook_names
+        q, ln1 = "blocks.0.attn.hook_q", "blocks.0.ln1.hook_in"
+        return q in names and ln1 in names and names.index(ln1) > names.index(q)
+
+    def attn_weights(self, layer: int) -> dict[str, torch.Tensor | None]:
+        """Block ``layer``'s attention weights per head, detached: ``W_Q [heads, d_model,
+        d_head]``, ``W_K``/``W_V [kv_heads, d_model, d_head]``, ``W_O [heads, d_head, d_model]``
+        and biases ``b_Q [heads, d_head]``, ``b_K``/``b_V [kv_heads, d_head]``, ``b_O
+        [d_model]`` (None where the model has none). ``hook_q = norm(x) @ W_Q + b_Q`` per head
+        and ``hook_attn_out = sum_h hook_z[h] @ W_O[h] + b_O``."""
+        if self.backend != "tl" or not self.n_layers:
+            raise ValueError(f"{self.model_id} is not a TransformerLens transformer; no attention weights")
+        attn = self.module.blocks[layer].attn
+        out: dict[str, torch.Tensor | None] = {}
+        for k in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"):
+            w = getattr(attn, k, None)
+            out[k] = w.detach() if isinstance(w, torch.Tensor) else None
+        return out
+
+    def norm_module(self, name: str, layer: int | None = None) -> nn.Module:
+        """The plain normalisation module (``ln1``, ``ln2`` of block ``layer``, or ``ln_final``)
+        that normalises over the last dim of any shape, without firing the bridge's hooks."""
+        root = self.module if layer is None else self.module.blocks[layer]
+        mod = getattr(root, name, None)
+        if mod is None:
+            raise KeyError(f"{self.model_id} has no {name!r}" + ("" if layer is None else f" in block {layer}"))
+        return getattr(mod, "_original_component", mod)
+
+    def norm_input_hook(self, name: str, layer: int | None = None) -> str:
+        """The hook on the input of a normalisation (``ln2`` of block ``layer``: what the MLP
+        reads from the residual stream; ``ln_final``: what the unembedding reads). Editing it
+        changes only what that norm's reader sees, not the residual stream."""
+        full = f"{name}.hook_in" if layer is None else f"blocks.{layer % self.n_layers}.{name}.hook_in"
+        self.check_names([full])
+        return full
+
     # ---------------------------------------------------------------- nnsight
     def _raw_module(self) -> nn.Module:
         return self.module
