@@ -223,9 +223,9 @@ def known_heads(roles: dict[str, np.ndarray], top: int = 3) -> dict[str, list[tu
     H = roles["direct"].shape[1]
     nm = np.where(roles["direct"] > 0, roles["name_mover"], -1.0).ravel()
     dup = np.maximum(roles["duplicate"], roles["induction"]).ravel()
-    pick = lambda s: [
-        (int(i // H), int(i % H)) for i in np.argsort(-s, kind="stable")[:top] if s[i] > 0
-    ]  # noqa: E731
+    def pick(s: np.ndarray) -> list[tuple[int, int]]:
+        return [(int(i // H), int(i % H)) for i in np.argsort(-s, kind="stable")[:top] if s[i] > 0]
+
     return {"name_mover": pick(nm), "duplicate_or_induction": pick(dup)}
 
 

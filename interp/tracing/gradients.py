@@ -57,12 +57,12 @@ def metric_grads_batch(
         inner = edits.pop(name, None)
         leafs[name] = (lambda a, f=inner: _as_leaf(f(a))) if inner is not None else _as_leaf
     out, acts = trace(m, x, capture=hooks, edits={**edits, **leafs}, grad=True)
+    if out is None:
+        raise ValueError(f"metric_grads: {m.model_id} returned no output to take the metric of")
     values = metric(out, idx)
     # allow_unused: a hook the metric does not depend on (e.g. cut off by an edit) has gradient 0
-    grads = torch.autograd.grad(values.sum(), [acts[k] for k in hooks], allow_unused=True)
-    grads = {
-        k: torch.zeros_like(acts[k]) if g is None else g.detach() for k, g in zip(hooks, grads)
-    }
+    raw = torch.autograd.grad(values.sum(), [acts[k] for k in hooks], allow_unused=True)
+    grads = {k: torch.zeros_like(acts[k]) if g is None else g.detach() for k, g in zip(hooks, raw)}
     return grads, {k: acts[k].detach() for k in hooks}, values.detach()
 
 

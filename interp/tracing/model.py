@@ -439,7 +439,8 @@ class Model:
         and ``hook_attn_out = sum_h hook_z[h] @ W_O[h] + b_O``."""
         if self.backend != "tl" or not self.n_layers:
             raise ValueError(f"{self.model_id} is not a TransformerLens transformer; no attention weights")
-        attn = self.module.blocks[layer].attn
+        blocks: Any = self.module.blocks
+        attn = blocks[layer].attn
         out: dict[str, torch.Tensor | None] = {}
         for k in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"):
             w = getattr(attn, k, None)
@@ -449,7 +450,8 @@ class Model:
     def norm_module(self, name: str, layer: int | None = None) -> nn.Module:
         """The plain normalisation module (``ln1``, ``ln2`` of block ``layer``, or ``ln_final``)
         that normalises over the last dim of any shape, without firing the bridge's hooks."""
-        root = self.module if layer is None else self.module.blocks[layer]
+        blocks: Any = self.module.blocks
+        root = self.module if layer is None else blocks[layer]
         mod = getattr(root, name, None)
         if mod is None:
             raise KeyError(f"{self.model_id} has no {name!r}" + ("" if layer is None else f" in block {layer}"))

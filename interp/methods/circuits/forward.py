@@ -271,7 +271,7 @@ def reader_grads(
     grads = torch.autograd.grad(values.sum(), leaves, allow_unused=True)
     B, T, _, d = leaves[0].shape
     G = torch.zeros(B, T, g.n_readers, d, dtype=leaves[0].dtype, device=leaves[0].device)
-    for (readers, leaf), gr in zip(out.leaves, grads):
+    for (readers, _leaf), gr in zip(out.leaves, grads):
         if gr is not None:
             G[:, :, readers] = gr
     return G
