@@ -11,8 +11,8 @@ Claims are the paper's two (node and edge AUC); our scorers are extra metrics.
 
 :func:`run` is a list of steps that each return data: :func:`score_all` (per model and task,
 :func:`model_task`: :func:`task_truth`, :func:`attribution_check`, :func:`seed_scores`,
-:func:`prompt_sweep`), :func:`summarise`, :func:`add_criteria`, :func:`per_head_arrays`,
-:func:`figures`.
+:func:`prompt_sweep`), :func:`summarise`, :func:`add_criteria`, :func:`per_head_arrays`, and the
+figures (:func:`interp.plotting.sae_circuits.run_figures`).
 """
 
 from __future__ import annotations
@@ -562,39 +562,6 @@ def per_head_arrays(config: Config, cells: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def figures(config: Config, metrics: dict, cells: dict) -> dict:
-    """The figures, for the first model (heatmaps per task, ROC on the first task)."""
-    from interp.plotting import sae_circuits as plots
-
-    first, task0 = config.models[0], config.tasks[0]
-    L, H = cells[(first, task0)]["shape"]
-    mid = len(config.gt_fractions) // 2
-    shown = [f"{s}.{config.primary_features}" for s in PER_FEATURE] + [f"paper_node.{config.paper_features}",
-                                                                       "act_patch", "attr_patch"]
-    shown = list(dict.fromkeys(shown))
-
-    def heatmaps(task: str):
-        c = cells[(first, task)]
-        return plots.head_heatmaps({meth: c["mean_scores"][meth].reshape(L, H) for meth in shown},
-                                   np.abs(c["gt"]["effect"]).reshape(L, H), f"{first} / {task}")
-
-    sweep = metrics["auc_vs_prompts"]
-    figs = {
-        "auc_summary": plots.auc_summary(metrics["auc_by_threshold"], config.gt_fractions),
-        "heatmaps": heatmaps(task0),
-        "roc": plots.roc_figure({k: cells[(first, task0)]["roc"][k] for k in shown}, f"{first} / {task0}, top "
-                                f"{config.gt_fractions[mid]:.0%} of heads"),
-        "auc_vs_prompts": plots.auc_vs_prompts(config.prompt_sweep, {k: [sweep[str(n)][k] for n in config.prompt_sweep]
-                                                                    for k in config.sweep_methods}),
-        "null_control": plots.null_control(metrics["auc_mean"], metrics["null_auc"]),
-        "planted_control": plots.planted_control(metrics["planted_auc"]),
-        "runtime": plots.runtime_bars(metrics["seconds_mean"]),
-    }
-    for task in config.tasks[1:]:
-        figs[f"heatmaps_{task}"] = heatmaps(task)
-    return figs
-
-
 @register("sae_circuits", Config, title="Circuit discovery with discrete SAEs vs patching",
           paper="O'Neill & Bui 2024, Sparse Autoencoders Enable Scalable and Reliable Circuit Identification in Language Models (charlieoneill11/sae-circuits)",
           figure_order=("auc_summary", "heatmaps", "roc", "null_control", "planted_control", "auc_vs_prompts", "runtime"))
@@ -610,5 +577,9 @@ def run(config: Config) -> Result:
     result.metrics.update({**summarise(config, grids, cells), "total_seconds": time.time() - t_start})
     add_criteria(result, config, grids)
     result.arrays.update({**grids, **per_head_arrays(config, cells)})
-    result.figures.update(figures(config, result.metrics, cells))
+    from interp.plotting.sae_circuits import run_figures
+
+    shown = [f"{s}.{config.primary_features}" for s in PER_FEATURE] + [f"paper_node.{config.paper_features}",
+                                                                       "act_patch", "attr_patch"]
+    result.figures.update(run_figures(config, result.metrics, cells, list(dict.fromkeys(shown))))
     return result
