@@ -42,7 +42,7 @@ def test_summary_and_criteria_read_the_grids():
     assert metrics["null_auc"]["ours.position"] == pytest.approx(grids["null_auc"][..., ours, :].mean())
     assert metrics["auc_vs_prompts"]["8"]["flip.position"] == pytest.approx(grids["auc_vs_prompts"][:, :, 1, :, 3].mean())
     assert metrics["auc_vs_d_sae"]["50"]["paper_edge.mean"] == pytest.approx(grids["auc_vs_d_sae"][..., 1].mean())
-    assert metrics["d_sae"] == {"hf:a": 6, "hf:b": 6}  # the paper's 200 latents / 144 heads, times 4 heads
+    assert metrics["d_sae"]["hf:a"] == {"mean": 6, "answer": 200, "position": 200}  # mean: 200 / 144 x 4 heads
     assert metrics["circuit_heads"]["hf:a"] == [1, 1, 1]
     assert metrics["tasks_info"]["hf:a/induction"] == {"clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9}
     assert [c["r_small_alpha"] for c in metrics["attribution_check"]] == [0.995, 0.996]  # one per model
@@ -114,7 +114,7 @@ def test_tiny_end_to_end_on_two_models(tmp_path):
     assert result.arrays["gt_effect__m0__ioi"].shape == (8,)
     assert result.arrays["gt_effect__m1__ioi"].shape == (12,)
     assert result.arrays["score__ours.position__m1__induction"].shape == (12,)
-    assert result.metrics["d_sae"] == {models[0]: 11, models[1]: 17}  # 1.39 latents a head, 8 and 12 heads
+    assert [result.metrics["d_sae"][m]["mean"] for m in models] == [11, 17]  # 1.39 latents a head, 8 and 12 heads
     assert set(result.metrics["auc_vs_d_sae"]) == {"16"}
     result.save(tmp_path / "run")
     back = interp.Result.load(tmp_path / "run")
