@@ -416,6 +416,8 @@ def add_metrics(result: Result, m, config: Config, test, keys, clean: dict, sw: 
         "logit_lens_without_norm": s["lens_without_norm"].round(4).tolist(),
         "fast_vs_full_max_logit_gap": sw["fast_gap"], "fast_vs_full_max_logit_gap_float64": fast_gap64,
         "all_to_last_oracle_max_logit_gap": sw["oracle_gap"], "all_to_last_oracle_max_logit_gap_float64": oracle_gap64,
+        # a fully blocked last row is exactly zero, so this is ~0 by construction (a unit test, not a criterion)
+        "all_to_last_cut_spread_relative": sw["cut_spread"] / sw["cut_scale"],
         "question_types": s["types"],
         "all_to_last_every_layer_score": float(np.nanmean(sw["all_layers"][ok])),
         "all_to_last_every_layer_by_type": _type_means(test, clean["kept"], s["types"], sw["all_layers"]),
@@ -433,13 +435,6 @@ def add_criteria(result: Result, clean: dict, sw: dict, s: dict, fast_gap64: flo
     peak_iq, peak_ql = int(np.argmin(edge["image->question"])), int(np.argmin(edge["question->last"]))
     result.add_criterion("vlm_test_accuracy", clean["accuracy"], ">=", 0.9, kind="sanity",
                          description="fraction of test questions (scenes unseen in training) answered correctly")
-    result.add_criterion("all_to_last_output_ignores_input", sw["cut_spread"] / sw["cut_scale"], "<=", 1e-5,
-                         kind="sanity",
-                         description="max |last-position logit difference| between test questions of one length "
-                                     "with every position->last edge blocked in every layer (nothing from the image "
-                                     "or the question reaches the answer), relative to the largest such logit "
-                                     f"(max(1, |logit|) = {sw['cut_scale']:.3g}; float32 rounding is ~1e-7 of it; absolute "
-                                     f"{sw['cut_spread']:.2e})")
     result.add_criterion("all_to_last_equals_oracle", oracle_gap64, "<=", 1e-5, kind="sanity",
                          description="max |last-position logits with every position->last edge blocked in every "
                                      "layer (fast path) - an independent forward with the last position's attention "

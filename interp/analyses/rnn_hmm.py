@@ -201,11 +201,21 @@ def state_residency(mod, H: torch.Tensor, config: Config, seed: int) -> tuple[np
 def long_orbit(m, config: Config, s: int, frequent: list[int]) -> dict:
     """Long noisy runs: hidden states, argmax outputs, per-state residency and regions (after
     ``BURN`` steps: ``*_b``; ``reg`` is -1 during the burn-in), and the orbit's PCA geometry."""
+    from interp.fields import ConfigError
+    from interp.methods.dynamics import trajectory_growth
+
     xl, Hl, logits_l, _ = rollout(m, config.n_long, config.long_T, s + 4)
+    grow = trajectory_growth(Hl[:, BURN:])
+    if grow["diverged"]:  # every measure below would describe the blow-up, not an orbit
+        raise ConfigError(f"{m.model_id}: its noisy runs diverge over long_T={config.long_T} steps (mean state norm "
+                          f"x{grow['growth_per_step']:.4f} a step, largest {grow['max_norm']:.3g}); the orbit, "
+                          "residency and fixed-point analysis needs a bounded orbit. Train it further, or "
+                          "analyse another checkpoint")
     yl = logits_l.argmax(-1).numpy()  # the argmax output, as the paper
     rt_b, reg_b = state_residency(m.module, Hl[:, BURN:], config, s + 12)
     reg = np.concatenate([np.full((len(yl), BURN), -1), reg_b], 1)
     o = {"rt_cap": config.rt_max_steps, "x": xl, "H": Hl, "H_b": Hl.numpy()[:, BURN:], "y_b": yl[:, BURN:], "reg": reg, "reg_b": reg_b, "rt_b": rt_b}
+    o["growth"] = grow
     o["geo"] = geo = orbit_geometry(o["H_b"], o["y_b"], reg_b, frequent)
     o["region_frac"] = {name: float((reg_b == i).mean()) for i, name in enumerate(REGION_NAMES)}
     o["region_frac"]["unassigned"] = float((reg_b < 0).mean())
@@ -376,11 +386,22 @@ def seed_fidelity(config: Config, em: dict, K: int, T: int, s: int) -> list[dict
     return rows
 
 
+SNAPSHOT_KEYS = ("freq_error", "row_error", "switch_error", "pc1", "cluster_purity", "loop_separation",
+                 "frac_unstable_jacobian", "frac_complex_leading")
+
+
 def over_training(mod, rc, em: dict, config: Config, K: int, T: int, s: int, gen: torch.Generator) -> list[dict]:
-    """Fidelity, orbit geometry and Jacobian spectra of each snapshot saved during training."""
+    """Fidelity, orbit geometry and Jacobian spectra of each snapshot saved during training.
+
+    A snapshot whose long noisy runs diverge (:func:`~interp.methods.dynamics.trajectory_growth`:
+    non-finite states, or a mean norm growing faster than ``GROWTH_LIMIT`` a step) is kept as a
+    row with ``diverged`` true, its growth rate and largest norm, and NaN for the orbit and
+    Jacobian measures, which would describe the blow-up; its fidelity at the training length
+    is still measured when those outputs are finite. The run goes on with the next snapshot."""
     import copy
 
     import interp
+    from interp.methods.dynamics import trajectory_growth
     from interp.models.recipes.rnn_hmm import load_snapshots
 
     if not config.training_metrics or rc is None:
@@ -391,20 +412,32 @@ def over_training(mod, rc, em: dict, config: Config, K: int, T: int, s: int, gen
     frequent, rows = em["frequent"], []
     for step in sorted(snaps):
         work.load_state_dict(snaps[step])
-        ys = rollout(mw, config.n_train_eval, T, s + 10, h_capture=False)[3]
-        fs = fidelity(ys, em["hmm_y"], K, min(config.row_min_count, config.n_train_eval // 10), frequent)
+        row = {"step": int(step), **{k: float("nan") for k in SNAPSHOT_KEYS}}
+        _, _, lg1, ys = rollout(mw, config.n_train_eval, T, s + 10, h_capture=False)
+        if bool(torch.isfinite(lg1).all()):
+            fs = fidelity(ys, em["hmm_y"], K, min(config.row_min_count, config.n_train_eval // 10), frequent)
+            row.update({k: fs[k] for k in ("freq_error", "row_error", "switch_error")})
         _, Hs2, lg2, _ = rollout(mw, 4, config.long_T, s + 11)
+        grow = trajectory_growth(Hs2[:, BURN:])
+        row.update(diverged=grow["diverged"], growth_per_step=grow["growth_per_step"],
+                   max_hidden_norm=grow["max_norm"])
+        if grow["diverged"]:
+            log.warning("training snapshot at step %d diverges on %d-step noisy runs (norm x%.4f a step, max "
+                        "%.3g): orbit measures skipped", step, config.long_T, grow["growth_per_step"],
+                        grow["max_norm"])
+            rows.append(row)
+            continue
         y2 = lg2.argmax(-1).numpy()
         reg2 = state_residency(work, Hs2[:, BURN:], config, s + 13)[1]
         g2 = orbit_geometry(Hs2.numpy()[:, BURN:], y2[:, BURN:], reg2, frequent)
         sel = torch.randint(0, 4 * (config.long_T - BURN), (100,), generator=gen)
         Hsel = Hs2[:, BURN:].reshape(-1, Hs2.shape[-1])[sel]
         ev2 = jacobian_spectra(work, Hsel, torch.zeros(len(sel), mod.hmm_spec.d_input))
-        rows.append({"step": int(step), "freq_error": fs["freq_error"], "row_error": fs["row_error"],
-                     "switch_error": fs["switch_error"], "pc1": g2["pc1"],
-                     "cluster_purity": g2["cluster_purity"], "loop_separation": g2["loop_separation"],
-                     "frac_unstable_jacobian": float((np.abs(ev2[:, 0]) > 1).mean()),
-                     "frac_complex_leading": float((np.abs(ev2[:, 0].imag) > 1e-6).mean())})
+        row.update({"pc1": g2["pc1"], "cluster_purity": g2["cluster_purity"],
+                    "loop_separation": g2["loop_separation"],
+                    "frac_unstable_jacobian": float((np.abs(ev2[:, 0]) > 1).mean()),
+                    "frac_complex_leading": float((np.abs(ev2[:, 0].imag) > 1e-6).mean())})
+        rows.append(row)
     return rows
 
 
@@ -528,6 +561,9 @@ def _metrics(m, hmm, T, em, orbit, dyn, jac, noise, kick, abl, seeds, training) 
         "kick_ablation": abl, "kick_populations": ({k: kick[k] for k in ("pop_a", "pop_b", "n_switches",
                                                                         "kick_zone_activity")} if kick else None),
         "seeds": seeds, "seeds_failed": f"{n_failed}/{len(seeds)}", "training": training,
+        "orbit_growth_per_step": orbit["growth"]["growth_per_step"], "orbit_max_norm": orbit["growth"]["max_norm"],
+        "n_snapshots_diverged": sum(bool(r.get("diverged")) for r in training),
+        "snapshots_diverged_at": [r["step"] for r in training if r.get("diverged")],
     }
 
 

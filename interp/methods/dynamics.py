@@ -16,9 +16,11 @@ with logits ``readout(h)``:
   of ``b``'s population (``mean_i W_hh[i, j]`` over ``i`` in the population, ``j`` outside
   it): the units that drive the state into ``b``.
 
-Also :func:`continuation_spread` (how far fresh noise moves a state in a few steps) and the
+Also :func:`continuation_spread` (how far fresh noise moves a state in a few steps), the
 orbit geometry of noisy runs (:func:`pca`, :func:`orbit_geometry`: one cluster per frequent
-output, and whether the two switch directions take different paths).
+output, and whether the two switch directions take different paths) and
+:func:`trajectory_growth`, which tells a bounded orbit from one that grows without bound (an
+expanding mode too slow to show within the training length, but fatal to a long run).
 """
 
 from __future__ import annotations
@@ -141,12 +143,51 @@ def continuation_spread(cell: CellFn, H0: torch.Tensor, d_input: int, n_trials: 
 
 
 # ------------------------------------------------------------------- orbit geometry
+GROWTH_LIMIT = 1.005  # per-step growth of the mean state norm above which an orbit diverges
+NORM_LIMIT = 1e12  # a state norm above this (or a non-finite one) diverged, whatever the rate
+
+
+def trajectory_growth(H: np.ndarray | torch.Tensor, window: float = 0.2, growth_limit: float = GROWTH_LIMIT,
+                      norm_limit: float = NORM_LIMIT) -> dict:
+    """Whether noisy runs ``H`` [n, T, d] stay bounded: ``growth_per_step`` is the geometric
+    per-step change of the mean state norm between the first and the last ``window`` of the
+    steps (about 1 on a stationary orbit, > 1 when an expanding mode dominates), ``max_norm``
+    the largest state norm (inf when any entry is not finite), ``diverged`` whether either
+    passes its limit. A ReLU RNN without biases whose active-set Jacobian expands by a few
+    percent a step looks fine over a 50-step training sequence (x2-3) and overflows float32
+    within a few thousand steps; its PCA, residency and cluster measures would describe the
+    blow-up, not an orbit."""
+    X = torch.as_tensor(H).double()
+    if X.ndim != 3 or X.shape[1] < 2:
+        raise ValueError(f"H must be [n, T >= 2, d], got shape {tuple(X.shape)}")
+    finite = bool(torch.isfinite(X).all())
+    norms = X.norm(dim=-1) if finite else torch.zeros(X.shape[:2], dtype=torch.double)  # [n, T]
+    max_norm = float(norms.max()) if finite else float("inf")
+    w = max(1, int(round(window * X.shape[1])))
+    first, last = norms[:, :w].mean(), norms[:, -w:].mean()
+    span = X.shape[1] - w  # steps between the two windows' centres
+    if not finite:
+        growth = float("inf")
+    elif float(first) <= 0.0:  # a run that starts dead: bounded unless it wakes up
+        growth = 1.0 if float(last) <= 0.0 else float("inf")
+    else:
+        growth = float((last / first) ** (1.0 / max(span, 1)))
+    diverged = (not finite) or max_norm > norm_limit or growth > growth_limit
+    return {"diverged": bool(diverged), "growth_per_step": growth, "max_norm": max_norm, "finite": finite}
+
+
 def pca(X: np.ndarray, k: int = 3):
     """(mean, components [k, d], explained variance ratio [k]) of rows of X.
 
     numpy's SVD rather than ``sklearn.decomposition.PCA``: sklearn flips component signs
     (``svd_flip``), which would mirror the stored orbit PCs and the figures, and its float32
-    explained-variance ratio differs by ~1e-7 from this one (the PC1 criterion's value)."""
+    explained-variance ratio differs by ~1e-7 from this one (the PC1 criterion's value).
+    Non-finite rows are refused with a clear error (LAPACK would fail with "SVD did not
+    converge"): check runs with :func:`trajectory_growth` first."""
+    X = np.asarray(X)
+    if not np.isfinite(X).all():
+        raise ValueError(f"pca: {int((~np.isfinite(X)).any(-1).sum())} of {len(X)} rows are not finite "
+                         "(a diverged run? see trajectory_growth)")
     mu = X.mean(0)
     U, S, Vt = np.linalg.svd(X - mu, full_matrices=False)
     var = S**2 / max(1, len(X) - 1)

@@ -13,9 +13,10 @@ Pipeline on any TransformerLens model and paired prompts (:mod:`interp.data.sae_
 
    - :func:`paper_node_scores`: number of codes seen in positives and never in negatives,
      softmaxed across heads (the paper's node score);
-   - :func:`paper_edge_scores`: per head pair (earlier layer -> later layer), the number of
-     code pairs that co-occur in positives and never in negatives; edges ranked, and a head
-     scored by how many top-ranked edges it touches (the paper's edge-based head score);
+   - :func:`paper_edge_scores`: per ordered head pair, the number of code pairs that co-occur
+     in positives and never in negatives; pairs ranked, and a head scored by how many of the
+     top ``heads**2 // 2`` list entries it takes (the paper's edge-based head score, ties
+     shared neutrally);
    - :func:`code_shift_scores` (ours): does the head's code distribution differ between
      positives and negatives? A chi-squared (or mutual-information) statistic against a
      paired permutation null (labels flipped within pairs), reported as a z-score;
@@ -26,7 +27,8 @@ Pipeline on any TransformerLens model and paired prompts (:mod:`interp.data.sae_
      metric (decoder row . gradient from :func:`output_grads`).
 
 Multi-slot codes are scored row-wise by :func:`pool_positions` (a code is keyed by its slot).
-:func:`planted_features` builds a positive control whose answer is known.
+:func:`planted_features` builds a positive control whose answer is known;
+:func:`relabel_across_pairs` the null control's labels (random halves, random pairs).
 
 Metrics, thin wrappers over scikit-learn and scipy: :func:`roc_auc` (ties get half credit),
 :func:`roc_curve`, :func:`spearman`, :func:`best_f1`. The permutation null of
@@ -131,12 +133,21 @@ def paper_edge_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
                       ) -> tuple[Float[np.ndarray, " heads"], Float[np.ndarray, "heads heads"]]:
     """Edge-based head scores: ``(head_scores [heads], edge_counts [heads, heads])``.
 
-    ``edge_counts[i, j]`` (i != j) counts the code pairs ``(c_i, c_j)`` seen together on a
-    positive prompt and never on a negative one. Head pairs are ranked by that count (ties
-    by index); walking down the ranking, each pair contributes its two heads to a list, and
-    the first ``top_k`` entries of the list (default: ``heads``; the paper uses
-    ``heads_per_layer**2 // 2``) each add one vote to
-    their head. Votes are softmaxed across heads, as in the paper."""
+    ``edge_counts[i, j]`` (i != j, both orders, as the paper) counts the code pairs
+    ``(c_i, c_j)`` seen together on a positive prompt and never on a negative one. Head pairs
+    are ranked by that count; walking down the ranking, each pair contributes its two heads to
+    a list, and the first ``top_k`` entries of the list each add one vote to their head. The
+    default ``top_k`` is the paper's (``src/main.py``): ``heads**2 // 2`` with ``heads`` every
+    head of the model, not the heads of one layer. Votes are softmaxed across heads, as in
+    the paper.
+
+    Ties are neutral: the paper's code sorts with ``np.argsort(...)[::-1]``, so among pairs
+    of equal count the later heads win, and with few distinct counts that decides the score.
+    Here the pairs tied at the cut share its remaining entries equally (each endpoint gets
+    ``remaining / (2 * tied pairs)`` votes): the expected votes under a random order of the
+    tied pairs, which favours no head by its index. A head paired with itself is no edge and
+    is not ranked (the paper's list holds those zero-count pairs too; they are reached only
+    through ties)."""
     labels = np.asarray(labels, dtype=bool)
     H = codes.shape[1]
     E = np.zeros((H, H))
@@ -147,10 +158,19 @@ def paper_edge_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
             if i != j:
                 key = c[:, i] * span + c[:, j]  # [n] one int per code pair
                 E[i, j] = len(np.setdiff1d(key[labels], key[~labels]))
-    k = top_k or H
-    order = np.lexsort((np.arange(H * H), -E.flatten()))  # by count, descending; ties by index
-    ends = np.stack(np.unravel_index(order, E.shape), 1).flatten()[:k]  # h1, h2, h1, h2, ...
-    votes = np.bincount(ends, minlength=H).astype(float)
+    k = H * H // 2 if top_k is None else int(top_k)
+    ii, jj = np.nonzero(~np.eye(H, dtype=bool))  # every ordered pair of distinct heads
+    counts = E[ii, jj]
+    votes = np.zeros(H)
+    left = float(k)
+    for value in np.unique(counts)[::-1]:  # tie groups, largest count first
+        if left <= 0:
+            break
+        grp = counts == value
+        share = min(1.0, left / (2 * grp.sum()))  # each endpoint's vote: 1 if the group fits, else its share
+        np.add.at(votes, ii[grp], share)
+        np.add.at(votes, jj[grp], share)
+        left -= 2 * grp.sum() * share
     e = np.exp(votes - votes.max())
     return e / e.sum(), E
 
@@ -232,12 +252,33 @@ def null_summary(stat: Float[np.ndarray, " heads"], null: Float[np.ndarray, "per
 
 def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]],
                     seed: int) -> Bool[np.ndarray, " n"]:
-    """Null-control labels: flipped within each pair at random (or permuted)."""
+    """Labels flipped within each pair at random (or permuted): the null of a *magnitude*
+    score computed from the real pairs (swapping a pair flips the sign of its effect). Not a
+    null for code scorers: a label-free head property survives it (see :func:`relabel_across_pairs`)."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels, dtype=bool)
     if pairs is None:
         return rng.permutation(labels)
     return labels ^ (rng.random(int(pairs.max()) + 1) < 0.5)[pairs]
+
+
+def relabel_across_pairs(n_pairs: int, seed: int) -> tuple[Bool[np.ndarray, " n"], Int[np.ndarray, " n"]]:
+    """Null-control labels and pairs for ``2 * n_pairs`` prompts: a random half of the prompts,
+    whatever their real label and pair, is called positive, and each is paired with a random
+    prompt of the other half: ``(labels [2N], pairs [2N])``. Scores recomputed on these carry
+    no label information, so a scorer's ROC AUC against the ground truth must sit near 0.5,
+    unless the scorer reads a label-free property of the heads (code variety, output norm or
+    variance) that happens to predict the circuit. Flipping labels *within* the real pairs
+    cannot show that: a head that differs between prompts but not within pairs looks the same
+    under every flip."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(2 * n_pairs)
+    labels = np.zeros(2 * n_pairs, dtype=bool)
+    labels[perm[:n_pairs]] = True
+    pairs = np.empty(2 * n_pairs, dtype=np.int64)
+    pairs[perm[:n_pairs]] = np.arange(n_pairs)
+    pairs[perm[n_pairs:]] = rng.permutation(n_pairs)
+    return labels, pairs
 
 
 # ------------------------------------------------------------------ paired scorers (ours)

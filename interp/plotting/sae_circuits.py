@@ -102,3 +102,34 @@ def runtime_bars(seconds: Mapping[str, float]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[_label(k) for k in seconds], y=list(seconds.values())))
     fig.update_layout(title="Wall time per run (s)", yaxis_title="seconds", yaxis_type="log")
     return fig
+
+
+def run_figures(config, metrics: Mapping, cells: Mapping, shown: Sequence[str]) -> dict[str, go.Figure]:
+    """The analysis's figures, for its first model: per-task heatmaps of the ``shown`` methods'
+    seed-mean scores beside the ground-truth effects, the ROC curves on the first task, AUC by
+    circuit size and against SAE training prompts, the null and planted controls, runtimes.
+    ``config`` is the analysis's Config; ``cells`` its per-(model, task) results."""
+    first, task0 = config.models[0], config.tasks[0]
+    L, H = cells[(first, task0)]["shape"]
+    mid = len(config.gt_fractions) // 2
+
+    def heatmaps(task: str) -> go.Figure:
+        c = cells[(first, task)]
+        return head_heatmaps({meth: c["mean_scores"][meth].reshape(L, H) for meth in shown},
+                             np.abs(c["gt"]["effect"]).reshape(L, H), f"{first} / {task}")
+
+    sweep = metrics["auc_vs_prompts"]
+    figs = {
+        "auc_summary": auc_summary(metrics["auc_by_threshold"], config.gt_fractions),
+        "heatmaps": heatmaps(task0),
+        "roc": roc_figure({k: cells[(first, task0)]["roc"][k] for k in shown},
+                          f"{first} / {task0}, top {config.gt_fractions[mid]:.0%} of heads"),
+        "auc_vs_prompts": auc_vs_prompts(config.prompt_sweep, {k: [sweep[str(n)][k] for n in config.prompt_sweep]
+                                                              for k in config.sweep_methods}),
+        "null_control": null_control(metrics["auc_mean"], metrics["null_auc"]),
+        "planted_control": planted_control(metrics["planted_auc"]),
+        "runtime": runtime_bars(metrics["seconds_mean"]),
+    }
+    for task in config.tasks[1:]:
+        figs[f"heatmaps_{task}"] = heatmaps(task)
+    return figs

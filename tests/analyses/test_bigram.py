@@ -89,6 +89,10 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw, monkeypat
     L = 3 if spec_kw else 2
     assert len(result.metrics["sweep"]) == 2
     assert all(0 <= p["kept_fraction"] <= 1 and -1 <= p["r_soft"] <= 1 for p in result.metrics["sweep"])
+    # r is read only on masks the paper's stop rule ended; every lambda's r_soft beside its r
+    r_crit = next(c for c in result.criteria if c.name == "sparse_subnetwork_r")
+    converged_sparse = [p for p in result.metrics["sweep"] if p["stopped_early"] and p["kept_fraction"] <= 0.1]
+    assert (r_crit.value is None) == (not converged_sparse) and "r_soft" in r_crit.description
     assert result.arrays["overlap_null"].shape == (200,)
     assert 0 < result.metrics["overlap"]["p_value"] <= 1
     for who in ("full", "subnetwork", "random"):
@@ -199,3 +203,15 @@ def test_removal_test_is_a_one_sided_t_test_with_an_exact_rank_p():
         removal_test(1.0, [0.5])
     with pytest.raises(ValueError):
         Config(n_random_removal=5)  # the brief: at least 10 random removals
+
+
+def test_choose_reads_only_converged_sparse_masks():
+    from interp.analyses.bigram import choose
+
+    sweep = [{"kept_fraction": 0.05, "r": 0.95, "stopped_early": False},
+             {"kept_fraction": 0.02, "r": 0.90, "stopped_early": True},
+             {"kept_fraction": 0.30, "r": 0.99, "stopped_early": True}]
+    assert choose(sweep, 0.1) == (1, [1])  # the unconverged mask's higher r is not read
+    sweep[1]["stopped_early"] = False
+    assert choose(sweep, 0.1) == (0, [])  # no converged sparse mask: the main one is the best sparse, r not read
+    assert choose(sweep[2:], 0.1) == (0, [])  # nothing sparse: the sparsest

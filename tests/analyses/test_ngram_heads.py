@@ -117,6 +117,9 @@ def test_ngram_heads_end_to_end_tiny():
     for name in ("transformer_beats_lstm_accuracy", "transformer_lower_tvd_than_lstm", "ngram_head_in_layer_ge1",
                  "top_ngram_heads_ablation_beats_random", "ngram_layer_lifts_lstm"):
         assert crit[name].kind == "claim" and crit[name].value is not None
+    # at quick settings the 2-gram comparison is reported, not judged (gate_2gram_baseline, on in full)
+    assert "transformer_above_2gram_baseline" not in crit
+    assert result.metrics["transformer_vs_ngram_baselines"]["2gram"]["ci_low"] is not None
     assert "2x TVD" in result.metrics["tvd_note"]
     assert result.metrics["tvd_l1_as_in_paper"]["lstm"] == pytest.approx(2 * result.metrics["tvd"]["lstm"])
     assert set(result.figures) == {"accuracy_tvd", "accuracy_by_position", "head_scores", "attention", "ablation",

@@ -187,9 +187,10 @@ def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
     names = {c.name: c for c in result.criteria}
     assert names["causal_same_direction_accuracy_token"].holds
     assert names["causal_same_direction_accuracy_token"].value == pytest.approx(s["same_direction_train"])
-    assert {"causal_reverse_accuracy_token", "causal_reverse_logprob_equivalent_token", "mlmu_reverse_accuracy_token",
+    assert {"causal_reverse_accuracy_token", "causal_reverse_logprob_not_above_random_token", "mlmu_reverse_accuracy_token",
             "mlmu_reverse_in_place_accuracy_token", "mlmu_same_direction_accuracy_token"} <= set(names)
     assert 0 <= s["reverse_logprob_p"] <= 1 and 0 <= s["reverse_logprob_equivalence_p"] <= 1
+    assert 0 <= s["reverse_logprob_p_above"] <= 1 and s["reverse_logprob_detectable_nats"] >= 0
     # in place: NaN for the causal model, a real accuracy for the masked one
     ip = result.arrays["accuracy_in_place"]
     assert np.isnan(ip[0, 0]).all() and np.all((ip[0, 1] >= 0) & (ip[0, 1] <= 1))
@@ -311,12 +312,61 @@ def test_plateau_rule():
     assert recipes.plateaued([0.9, 1.0, 0.97, 0.99], stop)  # no better than the best before it
 
 
-def test_mlmu_recipes_train_until_converged_and_others_keep_their_config():
+def test_mlmu_recipes_train_a_fixed_budget_and_others_keep_their_config():
     quick = recipes.recipe_config("token", "mlmu", "quick", 0)
-    assert isinstance(quick, recipes.ConvergedRecipe) and quick.stop.min_steps <= quick.train.steps
+    assert isinstance(quick, recipes.BudgetRecipe) and quick.train.steps == 6000 and quick.eval_every == 250
+    assert quick.loss_weighting == "sequence" and recipes.recipe_config("text", "mlmu", "full", 0).train.steps == 24000
     for objective in ("clm", "mlm15"):
         cfg = recipes.recipe_config("text", objective, "quick", 1)
         assert type(cfg) is recipes.ReversalRecipe and "stop" not in cfg.model_dump()
+        assert "loss_weighting" not in cfg.model_dump()  # their configs (and cached models) are unchanged
+
+
+def test_per_sequence_weighting_weighs_each_sentence_equally():
+    """Two sentences, one with 1 masked token and one with 3: the token mean gives the second 3/4
+    of the weight, the per-sequence mean 1/2 each (MLM-U's objective)."""
+    torch.manual_seed(0)
+    tokens = torch.tensor([[1, 7, 8, 9, 10], [1, 11, 12, 13, 14]])
+    chosen = torch.tensor([[False, True, False, False, False], [False, True, True, True, False]])
+    masked = tokens.masked_fill(chosen, 3)
+    logits = torch.randn(2, 5, 16)
+    module = lambda x: logits  # noqa: E731
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # [2, 5]
+    per_token = ce[chosen].mean()
+    per_seq = 0.5 * (ce[0, 1] + ce[1, 1:4].mean())
+    for flag, expect in ((False, per_token), (True, per_seq)):
+        _, loss_fn = recipes.make_objective("mlmu", 0.15, 3, 0, special_max=4, seed=0, per_sequence=flag)
+        assert torch.allclose(loss_fn(module, (masked, chosen, tokens)), expect)
+
+
+def test_budget_training_runs_to_its_end_and_logs_reverse_accuracy(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    facts_cfg = FactsConfig(variant="token", n_pairs=6, n_train_templates=2, n_heldout_templates=1, seed=0)
+    cfg = recipes.BudgetRecipe(name="test-budget", facts=facts_cfg, objective="mlmu",
+                               spec=build_spec(n_layers=1, d_model=32, n_ctx=16),
+                               train=TrainConfig(steps=60, batch_size=16, lr=1e-2, warmup=5, log_every=20),
+                               eval_every=20)
+    m = recipes.train_reversal(cfg)
+    evals = [e for e in m.train_log if "forward_accuracy" in e]
+    assert [e["step"] + 1 for e in evals] == [20, 40, 60]
+    assert "fixed budget of 60 steps" in m.train_log[-1]["stopped"]
+    assert {"reverse_in_place_accuracy", "reverse_order_swapped_accuracy"} <= set(evals[-1])
+
+
+def test_above_random_test_is_a_one_sided_paired_t_test():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    null = rng.normal(0.0, 1.0, size=30)
+    out = R.above_random_test(null)
+    assert out["p_above"] == pytest.approx(stats.ttest_1samp(null, 0.0, alternative="greater").pvalue)
+    assert out["ci95"][0] < null.mean() < out["ci95"][1]
+    # the stated power: a true shift of detectable_nats is found about 80% of the time
+    sd = null.std(ddof=1)  # the spread the power statement assumes
+    hits = [R.above_random_test(rng.normal(out["detectable_nats"], sd, size=30))["p_above"] < 0.05
+            for _ in range(400)]
+    assert 0.7 < np.mean(hits) < 0.9
+    assert R.above_random_test(null + 2.0)["p_above"] < 1e-6
 
 
 def test_converged_training_stops_early_and_logs_forward_accuracy(tmp_path, monkeypatch):

@@ -84,6 +84,69 @@ def test_training_recipe_runs_and_keeps_snapshots():
     assert torch.equal(snaps[5]["rnn.W_hh"], m.module.rnn.W_hh)
 
 
+def test_trajectory_growth_tells_a_bounded_orbit_from_a_blow_up():
+    from interp.methods.dynamics import pca, trajectory_growth
+
+    rng = np.random.default_rng(0)
+    bounded = 5.0 + rng.standard_normal((4, 300, 6))  # stationary noise around a fixed norm
+    steps = np.arange(300)[None, :, None]
+    slow = bounded * 1.02 ** steps  # +2% a step: x2.7 over a 50-step training sequence, x4e2 over 300
+    ok, grow = trajectory_growth(bounded), trajectory_growth(slow)
+    assert not ok["diverged"] and abs(ok["growth_per_step"] - 1) < 1e-3
+    assert grow["diverged"] and abs(grow["growth_per_step"] - 1.02) < 2e-3 and np.isfinite(grow["max_norm"])
+    over = torch.as_tensor(bounded, dtype=torch.float32) * torch.tensor(3.0) ** torch.arange(300.0)[None, :, None]
+    inf = trajectory_growth(over)  # float32 overflow: inf, then inf - inf = nan
+    assert inf["diverged"] and not inf["finite"] and inf["max_norm"] == float("inf")
+    assert not trajectory_growth(np.zeros((2, 10, 3)))["diverged"]  # a dead run is bounded
+    with pytest.raises(ValueError, match="not finite"):
+        pca(over.reshape(-1, 6).numpy())
+
+
+def test_a_diverged_training_snapshot_is_reported_and_skipped():
+    """A planted snapshot whose noisy runs overflow float32 (W_hh = 3 I) is counted, its orbit
+    measures NaN, and the other snapshots are still measured (it used to end the run in
+    LinAlgError: SVD did not converge)."""
+    from interp.analyses.rnn_hmm import SNAPSHOT_KEYS, Config, over_training
+    from interp.data.rnn_hmm import make_hmm, sample
+    from interp.models.recipes.rnn_hmm import SNAPSHOT_FILE, HMMRecipe, train_hmm_rnn
+    from interp.models.zoo import scratch_dir
+
+    cfg = HMMRecipe(name="test-hmm-diverged", T=8, spec=HMMRNNSpec(d_hidden=8, d_input=3), batch_size=32, steps=4,
+                    n_snapshots=2)
+    m = train_hmm_rnn(cfg)
+    path = scratch_dir(cfg.name, cfg) / SNAPSHOT_FILE
+    saved = torch.load(path, weights_only=True)
+    blown = {k: v.clone() for k, v in saved["snapshots"][3].items()}
+    blown["rnn.W_hh"] = 3.0 * torch.eye(8)
+    blown["rnn.W_ih"] = blown["rnn.W_ih"].abs()  # positive drive: every unit active, norm x3 a step
+    saved["snapshots"][2] = blown
+    torch.save(saved, path)
+    hmm = make_hmm("chain", 2)
+    em = {"frequent": [0, 2], "hmm_y": sample(hmm, 200, 8, seed=1)[1]}
+    config = Config(long_T=120, n_train_eval=100, rt_samples=4, row_min_count=20)
+    rows = over_training(m.module, cfg, em, config, 3, 8, 0, torch.Generator().manual_seed(0))
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    by_step = {r["step"]: r for r in rows}
+    bad = by_step[2]
+    assert bad["diverged"] and bad["max_hidden_norm"] == float("inf")
+    assert all(np.isnan(bad[k]) for k in ("pc1", "cluster_purity", "frac_unstable_jacobian"))
+    for good in (by_step[1], by_step[3]):
+        assert not good["diverged"] and np.isfinite(good["pc1"]) and np.isfinite(good["freq_error"])
+        assert set(SNAPSHOT_KEYS) <= set(good)
+
+
+def test_a_diverged_model_is_refused_with_a_clear_error():
+    from interp.analyses.rnn_hmm import Config, long_orbit
+    from interp.fields import ConfigError
+
+    m = _model(d_hidden=8, d_input=3)
+    with torch.no_grad():
+        m.module.rnn.W_hh.copy_(3.0 * torch.eye(8))
+        m.module.rnn.W_ih.abs_()
+    with pytest.raises(ConfigError, match="diverge"):
+        long_orbit(m, Config(n_long=2, long_T=100), 0, [0, 2])
+
+
 def _synthetic_orbit(loop: bool, seed=0):
     """Two clusters at (+-3, 0) in a 5-d space; switches pass through (0, +-1) (loop) or (0, 0) (line)."""
     rng = np.random.default_rng(seed)

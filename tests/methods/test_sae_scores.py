@@ -14,8 +14,10 @@ from interp.methods.sae_scores import (
     _stat,
     best_f1,
     code_shift_scores,
+    pair_rows,
     paper_edge_scores,
     paper_node_scores,
+    relabel_across_pairs,
     roc_auc,
     roc_curve,
     sae_codes,
@@ -41,18 +43,29 @@ def test_paper_node_score_counts_codes_seen_only_in_positives():
 
 
 def test_paper_edge_score_votes_for_the_heads_of_top_pairs():
-    # Heads 0 and 1 change code together on positives; head 2 is constant.
-    codes = np.array([[1, 1, 0], [2, 2, 0], [3, 3, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    # Heads 0 and 1 change code together on positives; on negatives they reuse the same codes
+    # in other combinations, so only the pairs (0, 1) and (1, 0) have positive-only code pairs.
+    codes = np.array([[1, 1, 5, 7], [2, 2, 5, 7], [3, 3, 5, 7], [1, 2, 5, 7], [2, 3, 5, 7], [3, 1, 5, 7]])
     labels = np.array([1, 1, 1, 0, 0, 0], bool)
-    codes[3:, 2] = 9  # head 2: code 0 on positives, 9 on negatives
-    scores, E = paper_edge_scores(codes, labels, top_k=2)
-    # every ordered pair has 3 positive-only code pairs; ties go by index, so (0, 1) is first
-    assert E[0, 1] == E[1, 0] == E[0, 2] == E[2, 1] == 3 and np.diag(E).sum() == 0
-    assert scores[0] == scores[1] > scores[2]
-    codes[:, 2] = 5  # head 2 constant on both sides: pairs with it carry only the other head's change
-    codes[3:, :2] = [[1, 1], [2, 2], [4, 4]]  # negatives reuse two of the positive code pairs
-    scores, E = paper_edge_scores(codes, labels, top_k=2)
-    assert E[0, 1] == 1 and E[0, 2] == 1 and E[1, 2] == 1
+    scores, E = paper_edge_scores(codes, labels)
+    assert E[0, 1] == E[1, 0] == 3 and E.sum() == 6
+    # the paper's k = heads**2 // 2 = 8 list entries: 4 from the top pairs, 4 shared by the 10 tied
+    # zero-count pairs (0.2 each endpoint): heads 0, 1 get 2 + 4 * 0.2, heads 2, 3 get 6 * 0.2
+    votes = np.log(scores / scores[2])
+    np.testing.assert_allclose(votes, [1.6, 1.6, 0.0, 0.0], atol=1e-12)
+    assert paper_edge_scores(codes, labels, top_k=4)[0][2] == paper_edge_scores(codes, labels, top_k=4)[0][3]
+
+
+def test_paper_edge_score_ties_favour_no_head_by_its_index():
+    """Relabelling the heads relabels the scores (the paper's argsort()[::-1] favours late heads)."""
+    rng = np.random.default_rng(0)
+    codes, labels = rng.integers(0, 2, (12, 6)), np.r_[np.ones(6, bool), np.zeros(6, bool)]
+    for perm in (np.arange(6)[::-1], rng.permutation(6)):
+        for k in (None, 3, 7):
+            np.testing.assert_allclose(paper_edge_scores(codes[:, perm], labels, k)[0],
+                                       paper_edge_scores(codes, labels, k)[0][perm], atol=1e-12)
+    same = np.zeros((12, 6), int)  # every pair tied at 0: every head equal
+    np.testing.assert_allclose(paper_edge_scores(same, labels)[0], np.full(6, 1 / 6))
 
 
 # ------------------------------------------------------------------ our scorer
@@ -224,21 +237,59 @@ def test_spearman_is_pearson_of_midranks(a, data):
 
 
 def test_null_control_sits_near_half():
-    """Circuit heads' codes depend on the label; shuffled labels must give AUC ~ 0.5."""
+    """Circuit heads' codes depend on the label; labels redrawn across pairs must give AUC ~ 0.5."""
     n, H = 20, 16
     truth = np.zeros(H, bool)
     truth[:6] = True
     labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     pairs = np.r_[np.arange(n), np.arange(n)]
-    real, null_ours, null_paper = [], [], []
+    real, null_ours = [], []
     for seed in range(20):
         rng = np.random.default_rng(seed)
         codes = rng.integers(0, 3, (2 * n, H))
         codes[:, :6] += np.where(labels, 2, 0)[:, None] * (rng.random((2 * n, 6)) < 0.7)
-        real.append(roc_auc(code_shift_scores(codes, labels, pairs, 100, seed=seed)["z"], truth))
-        fake = shuffled_labels(labels, pairs, seed)
-        null_ours.append(roc_auc(code_shift_scores(codes, fake, pairs, 100, seed=seed)["z"], truth))
-        null_paper.append(roc_auc(paper_node_scores(codes, fake), truth))
+        real.append(roc_auc(code_shift_scores(codes, labels, pairs, 100, seed=seed)["score"], truth))
+        fake, fake_pairs = relabel_across_pairs(n, seed)
+        null_ours.append(roc_auc(code_shift_scores(codes, fake, fake_pairs, 100, seed=seed)["score"], truth))
     assert np.mean(real) > 0.9
     assert abs(np.mean(null_ours) - 0.5) < 0.15
-    assert abs(np.mean(null_paper) - 0.5) < 0.15
+
+
+def test_relabel_across_pairs_is_a_random_pairing():
+    labels, pairs = relabel_across_pairs(10, seed=4)
+    pos, neg = pair_rows(labels, pairs)  # raises unless each pair has one positive and one negative
+    assert labels.sum() == 10 and len(pos) == 10
+    assert (labels[:10] != labels[0]).any()  # not the real halves
+    assert (np.abs(pos - neg) != 10).any()  # not the real pairs
+
+
+def test_null_control_catches_a_label_free_leak():
+    """The circuit heads differ from the others only in code *variety* (many codes across prompts,
+    one code per pair, no label information). A scorer that reads variety (the paper's node score,
+    the raw chi-squared statistic) keeps a high AUC when the labels are redrawn across pairs:
+    the null control fails, as it must. Flipping labels within pairs hides that leak (every flip
+    leaves each head's positive and negative codes identical); our mid-p score does not leak."""
+    n, H = 25, 16
+    truth = np.zeros(H, bool)
+    truth[:5] = True
+    labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    pairs = np.r_[np.arange(n), np.arange(n)]
+    cross = {"paper_node": [], "chi2_stat": [], "ours": []}
+    within_chi2 = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        per_pair = np.where(truth, 12, 2)[None] * rng.random((n, H))  # variety by head, none by label
+        codes = np.tile(per_pair.astype(int), (2, 1))  # [2n, H]: positive and its negative share a code
+        fake, fake_pairs = relabel_across_pairs(n, seed)
+        cross["paper_node"].append(roc_auc(paper_node_scores(codes, fake), truth))
+        shift = code_shift_scores(codes, fake, fake_pairs, 100, seed=seed)
+        cross["chi2_stat"].append(roc_auc(shift["stat"], truth))
+        cross["ours"].append(roc_auc(shift["score"], truth))
+        flipped = shuffled_labels(labels, pairs, seed)
+        within_chi2.append(roc_auc(code_shift_scores(codes, flipped, pairs, 100, seed=seed)["stat"], truth))
+    off = {k: abs(np.mean(v) - 0.5) for k, v in cross.items()}
+    assert off["paper_node"] > 0.15 and off["chi2_stat"] > 0.15  # the leak is caught
+    assert off["ours"] < 0.15
+    assert abs(np.mean(within_chi2) - 0.5) < 0.05  # the within-pair null misses it
+
+

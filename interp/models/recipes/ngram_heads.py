@@ -7,8 +7,13 @@ targets only: targets that are the separator (when a string ends is random) or p
 are masked. Batches are packed by prompt length (:func:`interp.data.ngram_heads.packed_batch_fn`).
 
 Sizes follow the scale-down in docs/analyses/ngram_heads.md: 2,400 steps of batch 32 (the transformer's
-n-gram heads formed at steps ~900-1,300 in a probe), 2,500 training DFAs; ``-full``
-recipes train longer on 5,000 DFAs; ``-tiny`` recipes exist for tests.
+n-gram heads formed at steps ~900-1,300 in a probe), 2,500 training DFAs; ``-tiny`` recipes exist
+for tests. The ``-full`` recipes are the paper's regime (:data:`PAPER_PROMPTS`, :func:`_full_recipes`):
+a transformer of 8 layers, d 128, 2 heads; prompts of 10-19 strings of length 1-49; 2,500 training
+DFAs; 31,250 steps of batch 32 (the official code's 400 epochs over 2,500 examples), AdamW 2.5e-4,
+weight decay 0.1, cosine with a warmup of a tenth of training to 0.1 x lr. On this project's 2-core
+CPU that is an estimated ~2 days for the three models (never trained here); about an hour each on
+one GPU.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from interp.data.ngram_heads import VOCAB_SIZE, DFADataConfig, DFATables, pad_batch, sample_prompts, scored_positions
+from interp.data.ngram_heads import (
+    VOCAB_SIZE,
+    DFADataConfig,
+    DFATables,
+    PromptConfig,
+    pad_batch,
+    sample_prompts,
+    scored_positions,
+)
 from interp.models.ngram_layer import NgramLSTM, NgramLSTMSpec
 from interp.models.train import TrainConfig, train
 from interp.models.transformer import TransformerSpec, build_transformer
@@ -113,20 +126,46 @@ def _recipes(suffix: str, steps: int, n_dfas: int, lstm_layers: int, tiny: bool 
     }
 
 
+# the paper's prompts (berlino/seq_icl, the icl_dfa dataset): 10-19 strings of length 1-49
+PAPER_PROMPTS = PromptConfig(min_strings=10, max_strings=19, min_len=1, max_len=49)
+
+
+def _full_recipes() -> dict[str, ICLLRecipe]:
+    """The paper's regime: see the module docstring. The LSTMs keep our hidden size (128)."""
+    data = DFADataConfig(n_dfas=2500, seed=0, prompt=PAPER_PROMPTS)
+    steps = 31_250
+    tr = dict(steps=steps, batch_size=32, warmup=steps // 10, weight_decay=0.1, schedule="cosine", min_lr_frac=0.1,
+              log_every=100, checkpoint_every=1000)
+    tf = TransformerSpec(n_layers=8, d_model=128, n_heads=2, n_ctx=1024, d_vocab=VOCAB_SIZE)
+    lstm = dict(d_vocab=VOCAB_SIZE, d_hidden=128, n_layers=1)
+    return {
+        "icll-transformer-full": ICLLRecipe(name="icll-transformer-full", transformer=tf, data=data,
+                                            train=TrainConfig(lr=2.5e-4, **tr)),
+        "icll-lstm-full": ICLLRecipe(name="icll-lstm-full", lstm=NgramLSTMSpec(**lstm), data=data,
+                                     train=TrainConfig(lr=3e-3, **tr)),
+        "icll-lstm-ngram-full": ICLLRecipe(name="icll-lstm-ngram-full", lstm=NgramLSTMSpec(**lstm, ngram_orders=[1, 2]),
+                                           data=data, train=TrainConfig(lr=3e-3, **tr)),
+    }
+
+
 RECIPES: dict[str, ICLLRecipe] = {
     **_recipes("", steps=2400, n_dfas=2500, lstm_layers=1),
-    **_recipes("-full", steps=8000, n_dfas=5000, lstm_layers=1),
+    **_full_recipes(),
     **_recipes("-tiny", steps=20, n_dfas=200, lstm_layers=1, tiny=True),
 }
 
-_WHAT = {"transformer": "transformer 4L d64 2 heads", "lstm": "LSTM h128",
-         "lstm-ngram": "LSTM h128 + n-gram layers m=1,2"}
+_WHAT = {"transformer": "transformer {L}L d{d} 2 heads", "lstm": "LSTM h128", "lstm-ngram": "LSTM h128 + n-gram layers m=1,2"}
 
 
 def _describe(name: str, cfg: ICLLRecipe) -> str:
     arch = "transformer" if cfg.transformer is not None else ("lstm-ngram" if cfg.lstm.ngram_orders else "lstm")
     what = _WHAT[arch] if not name.endswith("-tiny") else f"tiny {arch} (tests)"
-    return f"{what} on random-DFA prompts: {cfg.train.steps} steps x {cfg.train.batch_size}, {cfg.data.n_dfas} DFAs"
+    if cfg.transformer is not None:
+        what = what.format(L=cfg.transformer.n_layers, d=cfg.transformer.d_model)
+    p = cfg.data.prompt
+    return (f"{what} on random-DFA prompts ({p.min_strings}-{p.max_strings} strings of length {p.min_len}-{p.max_len}): "
+            f"{cfg.train.steps} steps x {cfg.train.batch_size}, {cfg.data.n_dfas} DFAs"
+            + ("; the paper's regime, ~2 days on CPU (estimate), never trained here" if name.endswith("-full") else ""))
 
 
 # Example prompts: strings of one language joined by "|" (random walks of random_dfa drawn with

@@ -7,17 +7,22 @@ Objectives:
 - ``mlm15``: masked LM (bidirectional attention), each word masked with probability 0.15
   (at least one per sentence), loss on the masked tokens (BERT-style, always ``<|mask|>``);
 - ``mlmu``: masked LM with a masking rate drawn uniformly from (0, 1) per sentence
-  (MLM-U, Kitouni et al. 2024), so whole multi-token entities are sometimes masked.
+  (MLM-U, Kitouni et al. 2024), so whole multi-token entities are sometimes masked. Its loss
+  weighs every sentence equally, as the paper's objective (the mean over sentences of each
+  sentence's mean over its masked tokens): a token mean over the batch would give sentences
+  with many masks (high rates) most of the gradient, and the low-rate sentences reverse
+  queries resemble about 3x less.
 
-MLM-U is trained **until its forward accuracy converges** (:class:`PlateauStop`): every
-``eval_every`` steps the model answers every training sentence (the asked entity at the
-end, filled left to right: the "same direction" accuracy the analysis reads); training
-stops at the first evaluation, at or after ``min_steps``, whose forward accuracy is no more
-than ``min_delta`` above the best of the ``patience`` evaluations before it, or at the cap
-``train.steps``. The train log records each evaluation (forward accuracy, and the reverse
-accuracy in place and order swapped, for reading only: they never stop training) and the
-stopping reason. The causal and 15% models train a fixed number of steps (their forward
-accuracy is 1.0 well before the end).
+MLM-U trains a **fixed budget** of ``train.steps`` (:class:`BudgetRecipe`: 6,000 steps quick,
+24,000 full), evaluated every ``eval_every`` steps: the model answers every training sentence
+(the asked entity at the end, filled left to right: the "same direction" accuracy), and the
+reverse questions in place and order swapped. The train log keeps each evaluation, so the
+analysis reports reverse accuracy against steps. Until 2026-12-07 it stopped when the forward
+accuracy plateaued (:class:`PlateauStop`, :class:`ConvergedRecipe`, kept for other uses): both
+variants stopped at the 1,500-step floor, while the paper reports backward accuracy still
+rising long after forward saturates (a probe here: 0.32 -> 0.82 order-swapped by 6,000 steps).
+The causal and 15% models train a fixed number of steps (their forward accuracy is 1.0 well
+before the end).
 
 Recipe names: ``reversal-{variant}-{objective}-{size}-s{seed}``; seeds 0..2 are registered
 at import, :func:`ensure_recipe` registers any other seed on demand. The recipe's config
@@ -76,6 +81,15 @@ class ConvergedRecipe(ReversalRecipe):
     stop: PlateauStop = PlateauStop()
 
 
+class BudgetRecipe(ReversalRecipe):
+    """A reversal recipe trained exactly ``train.steps`` steps with an evaluation every
+    ``eval_every`` steps (forward and reverse accuracies in the train log); ``loss_weighting``
+    "sequence" weighs each sentence equally (MLM-U's objective), "token" each masked token."""
+
+    eval_every: int = 250
+    loss_weighting: Literal["token", "sequence"] = "sequence"
+
+
 class Converged(Exception):
     """Raised from the training loop's step hook when the stopping rule says stop."""
 
@@ -112,16 +126,19 @@ def fact_accuracies(model, facts: FactSet, tokenizer, batch_size: int = 512) -> 
     return out
 
 
-def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecipe, facts: FactSet, tok
-                           ) -> list[dict[str, Any]]:
-    """The shared loop with :class:`PlateauStop`: the step hook evaluates and raises
-    :class:`Converged`; the log (loss every ``log_every`` steps, evaluations, the stop) is
-    kept here because the loop's own log is lost when it is left early."""
+def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecipe | BudgetRecipe, facts: FactSet,
+                           tok) -> list[dict[str, Any]]:
+    """The shared loop with evaluations every ``eval_every`` steps and, for a
+    :class:`ConvergedRecipe`, :class:`PlateauStop` (the step hook raises :class:`Converged`);
+    the log (loss every ``log_every`` steps, evaluations, the stop) is kept here because the
+    loop's own log is lost when it is left early. A :class:`BudgetRecipe` runs to its end."""
     import time
 
     log: list[dict[str, Any]] = []
     history: list[float] = []
     last_loss: dict[str, float] = {}
+    stop = getattr(cfg, "stop", None)
+    eval_every = stop.eval_every if stop is not None else cfg.eval_every
     t0 = time.time()
 
     def logged_loss(mod, batch):
@@ -133,7 +150,7 @@ def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecip
         last = step == cfg.train.steps - 1
         entry: dict[str, Any] = {"step": step, "loss": last_loss["value"], "lr": lr_at(step, cfg.train),
                                  "seconds": time.time() - t0}
-        evaluate = (step + 1) % cfg.stop.eval_every == 0 or last
+        evaluate = (step + 1) % eval_every == 0 or last
         if evaluate:
             mod.eval()
             entry.update(fact_accuracies(model, facts, tok))
@@ -141,12 +158,13 @@ def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecip
             history.append(entry["forward_accuracy"])
         if evaluate or step % cfg.train.log_every == 0:
             log.append(entry)
-        if evaluate and step + 1 >= cfg.stop.min_steps and plateaued(history, cfg.stop):
+        if stop is not None and evaluate and step + 1 >= stop.min_steps and plateaued(history, stop):
             entry["stopped"] = (f"forward accuracy plateaued: {history[-1]:.3f}, best of the "
-                                f"{cfg.stop.patience} evaluations before {max(history[-1 - cfg.stop.patience:-1]):.3f}")
+                                f"{stop.patience} evaluations before {max(history[-1 - stop.patience:-1]):.3f}")
             raise Converged
         if last:
-            entry["stopped"] = f"cap of {cfg.train.steps} steps reached (forward accuracy {history[-1]:.3f})"
+            what = "cap" if stop is not None else "fixed budget"
+            entry["stopped"] = f"{what} of {cfg.train.steps} steps reached (forward accuracy {history[-1]:.3f})"
 
     ckpt_dir = scratch_dir(cfg.name, cfg)
     try:
@@ -178,8 +196,11 @@ def mask_tokens(tokens: torch.Tensor, rate: torch.Tensor, mask_id: int, special_
     return tokens.masked_fill(chosen, mask_id), chosen
 
 
-def make_objective(objective: str, mask_rate: float, mask_id: int, pad_id: int, special_max: int, seed: int):
-    """``(prepare(tokens, step) -> batch, loss_fn(module, batch))`` for one objective."""
+def make_objective(objective: str, mask_rate: float, mask_id: int, pad_id: int, special_max: int, seed: int,
+                   per_sequence: bool = False):
+    """``(prepare(tokens, step) -> batch, loss_fn(module, batch))`` for one objective. Masked
+    objectives average the loss over masked tokens, or with ``per_sequence`` over sentences
+    (each sentence's mean over its own masked tokens; MLM-U's objective)."""
 
     def prepare(tokens: torch.Tensor, step: int):
         if objective == "clm":
@@ -201,7 +222,11 @@ def make_objective(objective: str, mask_rate: float, mask_id: int, pad_id: int, 
         masked, chosen, tokens = batch
         logits = module(masked)  # [batch, pos, vocab]
         targets = tokens.masked_fill(~chosen, -100)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        if not per_sequence:
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100, reduction="none")  # [batch, pos]
+        n = chosen.sum(1)  # >= 1: mask_tokens masks at least one word per sentence
+        return (ce.sum(1) / n.clamp_min(1)).mean()
 
     return prepare, loss_fn
 
@@ -219,8 +244,9 @@ def train_reversal(cfg: ReversalRecipe):
                                        "attention_dir": attention, "init_seed": cfg.seed})
     bridge = build_transformer(spec, tokenizer=tok)
     data = training_tensors(facts, tok)
+    per_sequence = isinstance(cfg, BudgetRecipe) and cfg.loss_weighting == "sequence"
     prepare, loss_fn = make_objective(cfg.objective, cfg.mask_rate, tok.mask_token_id, tok.pad_token_id,
-                                      special_max=4, seed=cfg.seed)
+                                      special_max=4, seed=cfg.seed, per_sequence=per_sequence)
 
     def batch_fn(step: int):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
@@ -229,7 +255,7 @@ def train_reversal(cfg: ReversalRecipe):
 
     model = Model(bridge, backend="tl", tokenizer=tok, model_id=f"zoo:{cfg.name}", kind="transformer",
                   spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
-    if isinstance(cfg, ConvergedRecipe):
+    if isinstance(cfg, (ConvergedRecipe, BudgetRecipe)):
         log = _train_until_converged(model, bridge.original_model, batch_fn, loss_fn, cfg, facts, tok)
     else:
         log = train(bridge.original_model, batch_fn, loss_fn, cfg.train, checkpoint_dir=scratch_dir(cfg.name, cfg),
@@ -253,7 +279,7 @@ _STEPS = {  # (clm steps, masked-LM steps): masked objectives see each fact's sl
     "quick": (500, 1500),
     "full": (4000, 8000),
 }
-_MLMU_CAP = {"quick": 6000, "full": 24000}  # MLM-U: cap of the train-until-converged rule (4x / 3x the floor)
+_MLMU_BUDGET = {"quick": 6000, "full": 24000}  # MLM-U: fixed steps (4x / 3x the masked-LM steps)
 
 
 def recipe_name(variant: str, objective: str, size: str, seed: int) -> str:
@@ -266,14 +292,14 @@ def recipe_config(variant: str, objective: str, size: str, seed: int) -> Reversa
         raise ValueError(f"unknown reversal model {variant}/{objective}/{size}: variants {VARIANTS}, "
                          f"objectives {OBJECTIVES}, sizes {SIZES}")
     steps = _STEPS[size][0 if objective == "clm" else 1]
-    if objective == "mlmu":  # trained until its forward accuracy converges; the fixed step count is the floor
-        return ConvergedRecipe(
+    if objective == "mlmu":  # a fixed budget with evaluations along the way (reverse accuracy vs steps)
+        return BudgetRecipe(
             name=recipe_name(variant, objective, size, seed),
             facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]), objective=objective, spec=_SPEC[size],
-            train=TrainConfig(steps=_MLMU_CAP[size], batch_size=_BATCH[size], lr=3e-3 if size == "quick" else 2e-3,
+            train=TrainConfig(steps=_MLMU_BUDGET[size], batch_size=_BATCH[size], lr=3e-3 if size == "quick" else 2e-3,
                               warmup=50 if size == "quick" else 200, weight_decay=0.01, log_every=100,
                               checkpoint_every=500),
-            stop=PlateauStop(eval_every=250, patience=4, min_delta=0.01, min_steps=steps), seed=seed)
+            eval_every=250, loss_weighting="sequence", seed=seed)
     return ReversalRecipe(
         name=recipe_name(variant, objective, size, seed),
         facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]),
