@@ -197,6 +197,12 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             page.locator(".stPlotlyChart").filter(has_text="' Paris'").first.wait_for()  # "The capital of France is"
             page.get_by_text("Logit lens").first.wait_for()
             assert "Traceback" not in page.inner_text("body")
+            # steering on the real model: the default contrastive pair, steered beside unsteered
+            page.get_by_role("button", name="Generate steered and unsteered").click()
+            page.get_by_text("Unsteered").first.wait_for()
+            page.get_by_text("Steered (x4)").first.wait_for()
+            body = page.inner_text("body")
+            assert "Traceback" not in body and "Could not steer" not in body
             # features: the real SAE run's latents (the newest run), with contexts of real Python source
             page.goto(f"{url}/features")
             page.get_by_text("Top contexts").first.wait_for()
