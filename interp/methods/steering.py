@@ -246,6 +246,10 @@ def build(
     **options: Any,
 ) -> Steering:
     """``get(method)(m, layer=layer, coef=coef, where=where, **options)``."""
+    import math
+
+    if isinstance(coef, bool) or not isinstance(coef, (int, float)) or not math.isfinite(coef):
+        raise ValueError(f"coef must be a finite number, got {coef!r}")
     return get(method)(m, layer=layer, coef=coef, where=where, **options)
 
 

@@ -44,7 +44,8 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
             raise FileNotFoundError(f"no model {name!r}: no such user's home directory") from None
         if not path.exists():
             raise FileNotFoundError(
-                f"no model {name!r}: not 'zoo:<recipe>' or 'hf:<name>', and no such directory. "
+                f"no model {name!r}: not 'zoo:<recipe>', 'hf:<name>' or 'pretrained:<name>', and no such "
+                f"directory or .gguf file. "
                 f"Zoo recipes: {', '.join(_zoo_names())}"
             )
         from interp.models.builders import load_model_dir

@@ -181,9 +181,10 @@ def prompt_ids(
     ):
         rows = [[int(t) for t in p] for p in prompts]
     else:
+        got = "an empty list" if isinstance(prompts, (list, tuple)) and not prompts else type(prompts).__name__
         raise TypeError(
             "prompts: a text, a list of texts, a list of token-id lists or a LongTensor "
-            f"[batch, pos]; got {type(prompts).__name__}"
+            f"[batch, pos]; got {got}"
         )
     if any(len(r) == 0 for r in rows):
         raise ValueError("prompts: every prompt needs at least one token")
@@ -242,6 +243,7 @@ def _check_options(
     temperature: float,
     top_k: Optional[int],
     top_p: Optional[float],
+    stop_tokens: Optional[Sequence[int]] = None,
 ) -> None:
     if (
         isinstance(max_new_tokens, bool)
@@ -255,6 +257,10 @@ def _check_options(
         raise ValueError(f"top_k must be >= 1 or None, got {top_k!r}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must lie in (0, 1] or be None, got {top_p!r}")
+    vocab = m.d_vocab
+    bad = [t for t in (stop_tokens or []) if vocab is not None and not 0 <= int(t) < vocab]
+    if bad:
+        raise ValueError(f"stop_tokens {bad} are not token ids of {m.model_id} (valid: 0..{vocab - 1})")
     n_ctx = getattr(m.cfg, "n_ctx", None) if m.kind == "transformer" else None
     longest = max(len(r) for r in rows) + max_new_tokens - 1
     if n_ctx and longest > n_ctx:
@@ -316,7 +322,7 @@ def generate(
     edits = dict(edits or {})
     m.check_names([*capture, *edits])
     rows = prompt_ids(m, prompts, chat=chat, system=system, prepend_bos=prepend_bos)
-    _check_options(m, rows, max_new_tokens, temperature, top_k, top_p)
+    _check_options(m, rows, max_new_tokens, temperature, top_k, top_p, stop_tokens)
     tok = m.tokenizer
     if stop_tokens is None:
         eos = getattr(tok, "eos_token_id", None)

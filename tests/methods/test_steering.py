@@ -194,3 +194,10 @@ def test_real_model_actadd_identities(real_model):
     b = st.generate(m, prompts, 6, stop_tokens=(), use_cache=False)
     assert torch.equal(a.new_tokens, b.new_tokens)
     assert not torch.equal(a.new_tokens, base.new_tokens)
+
+
+def test_a_non_finite_coefficient_is_refused(tiny_gpt):
+    from interp.methods import steering
+
+    with pytest.raises(ValueError, match="finite"):
+        steering.build(tiny_gpt, "add", layer=0, coef=float("nan"), vector=torch.ones(tiny_gpt.cfg.d_model))

@@ -285,3 +285,12 @@ def test_real_model_generation_identities(real_model):
     b = generate(m, prompts, 6, chat=True, edits=edits, stop_tokens=(), use_cache=False)
     assert torch.equal(a.new_tokens, b.new_tokens)
     torch.testing.assert_close(a.token_logprobs, b.token_logprobs, atol=1e-3, rtol=0)
+
+
+def test_stop_tokens_outside_the_vocabulary_are_refused(tiny_gpt):
+    import interp
+
+    with pytest.raises(ValueError, match="not token ids"):
+        interp.generate(tiny_gpt, torch.tensor([[1, 2, 3]]), 2, stop_tokens=[10**6])
+    with pytest.raises(TypeError, match="an empty list"):
+        interp.generate(tiny_gpt, [], 2)
