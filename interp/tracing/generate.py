@@ -259,7 +259,7 @@ def _check_options(
         raise ValueError(f"top_p must lie in (0, 1] or be None, got {top_p!r}")
     vocab = m.d_vocab
     bad = [t for t in (stop_tokens or []) if vocab is not None and not 0 <= int(t) < vocab]
-    if bad:
+    if bad and vocab is not None:
         raise ValueError(f"stop_tokens {bad} are not token ids of {m.model_id} (valid: 0..{vocab - 1})")
     n_ctx = getattr(m.cfg, "n_ctx", None) if m.kind == "transformer" else None
     longest = max(len(r) for r in rows) + max_new_tokens - 1
