@@ -144,6 +144,15 @@ def _check_run(runs, tmp_path) -> None:
                                   "created": "20260101-140000"})
 
 
+def choose_model(page, option: str) -> None:
+    """Pick ``option`` in the explorer's Model box: by its label (the page has other boxes), typed
+    to filter (the list of built models may be long)."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Model", exact=True)).first
+    box.click()
+    page.keyboard.type(option[:12])
+    page.get_by_role("option", name=option).click()
+
+
 def test_dashboard_in_a_real_browser(served_app, tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
@@ -152,7 +161,7 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(240_000)  # an upper bound: a cold real model loads and generates on a busy CPU
         try:
             # home page: the runs table shows our run
             page.goto(url)
@@ -180,8 +189,7 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             # explorer: load the saved tiny model from its directory and run its default prompt
             page.goto(f"{url}/explore")
             page.get_by_text("Explore a model").first.wait_for()
-            page.locator('[data-testid="stSelectbox"]').first.click()  # the real model may come first
-            page.get_by_role("option", name="a local directory…").click()
+            choose_model(page, "a local directory…")
             box = page.get_by_label("Directory saved by interp or save_pretrained")
             box.fill(str(model_dir))
             box.press("Enter")
@@ -193,8 +201,7 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             # the real model in the explorer: it opens on a prompt it completes sensibly
             page.goto(f"{url}/explore")
             page.get_by_text("Explore a model").first.wait_for()
-            page.locator('[data-testid="stSelectbox"]').first.click()
-            page.get_by_role("option", name="pretrained:smollm2-135m").click()
+            choose_model(page, "pretrained:smollm2-135m")
             page.get_by_text("Next-token predictions").first.wait_for()
             page.locator(".stPlotlyChart").filter(has_text="' Paris'").first.wait_for()  # "The capital of France is"
             page.get_by_text("Logit lens").first.wait_for()
