@@ -178,7 +178,7 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             headline.locator(".main-svg").first.wait_for()  # drawn, so laid out at its place
             criteria = page.get_by_text("Criteria: 2/3 hold").first
             criteria.wait_for()
-            for _ in range(120):  # a cold page (or a busy machine) may still be laying out: up to 30 s to settle
+            for _ in range(480):  # a cold page (or a busy machine) may still be laying out: up to 120 s to settle
                 if headline.bounding_box()["y"] < criteria.bounding_box()["y"]:
                     break
                 page.wait_for_timeout(250)
