@@ -67,6 +67,11 @@ def loss_recovered(m: Any, sae: Any, hook: str, tokens: Int[torch.Tensor, "n pos
         sums["spliced"] += float(_next_token_ce(out, x))
         l0 += float((acts[acts_name] > 0).sum())
         n_tok += x.numel()
+    return _summary(sums, l0, n_tok, tokens)
+
+
+def _summary(sums: dict[str, float], l0: float, n_tok: int, tokens: torch.Tensor) -> dict[str, float]:
+    """Per-token cross-entropies from summed ones, the loss recovered, and the mean L0."""
     n_pred = len(tokens) * (tokens.shape[1] - 1)
     ce = {k: v / n_pred for k, v in sums.items()}
     gap = ce["zero"] - ce["clean"]
@@ -97,12 +102,7 @@ def _loss_recovered_from(m: Any, sae: Any, hook: str, tokens: torch.Tensor, batc
         codes = sae.encode(acts[hook][:, p:].to(sae.W_dec.dtype))
         l0 += float((codes > 0).sum())
         n_tok += codes.shape[0] * codes.shape[1]
-    n_pred = len(tokens) * (tokens.shape[1] - 1)
-    ce = {k: v / n_pred for k, v in sums.items()}
-    gap = ce["zero"] - ce["clean"]
-    return {"ce_clean": ce["clean"], "ce_spliced": ce["spliced"], "ce_zero": ce["zero"],
-            "loss_recovered": (ce["zero"] - ce["spliced"]) / gap if abs(gap) > 1e-12 else float("nan"),
-            "l0": l0 / n_tok}
+    return _summary(sums, l0, n_tok, tokens)
 
 
 @torch.no_grad()

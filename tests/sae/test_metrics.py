@@ -62,3 +62,18 @@ def test_latent_stats_of_planted_saes_and_chunking():
     assert exact["dead_frac"] == 0.5 and exact["dense_frac"] == 0.5 and exact["l0"] == 6
     zero = latent_stats(_sae(6, "zero"), [x])  # reconstructs 0: error |x|^2 exceeds the variance about the mean
     assert zero["fvu"] == pytest.approx(float(x.pow(2).sum() / (x - x.mean(0)).pow(2).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("how, want", [("exact", 1.0), ("zero", 0.0)])
+def test_planted_saes_from_a_later_position(tiny_gpt, tokens, how, want):
+    """With ``first_position`` the SAE (and the ablation) act from that position on: the planted
+    SAEs still recover all or none of the loss, the clean loss is the same, and the zero-ablated
+    loss moves (the first positions stay clean)."""
+    sae = _sae(tiny_gpt.cfg.d_model, how)
+    every = loss_recovered(tiny_gpt, sae, HOOK, tokens, batch_size=4)
+    later = loss_recovered(tiny_gpt, sae, HOOK, tokens, batch_size=4, first_position=2)
+    assert later["loss_recovered"] == pytest.approx(want, abs=1e-5)
+    assert later["ce_clean"] == pytest.approx(every["ce_clean"], rel=1e-9)
+    assert later["ce_zero"] != pytest.approx(every["ce_zero"])
+    with pytest.raises(ValueError, match="first_position"):
+        loss_recovered(tiny_gpt, sae, HOOK, tokens, first_position=tokens.shape[1])
