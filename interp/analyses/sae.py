@@ -192,7 +192,8 @@ def run(config: Config) -> Result:
     root = store_root(m, hook, config) if config.cache_store else Path(tempfile.mkdtemp(prefix="interp-sae-"))
     try:
         store = collect_store(m, hook, train_tokens, root, config.collect_batch, config.skip_first)
-        sae, report = train(store, hook, store[hook].shape[-1], config)
+        d_in = int(store.manifest.arrays[hook].shape[-1])
+        sae, report = train(store, hook, d_in, config)
         ev = evaluate(m, sae, hook, eval_tokens, config)
         pages = feature_pages(sae, store, hook, model=m, k=config.feature_k)
     finally:
@@ -203,7 +204,7 @@ def run(config: Config) -> Result:
     result.metrics.update({k: ev[k] for k in ("fvu", "l0", "dead_frac", "dense_frac", "ce_clean", "ce_spliced",
                                              "ce_zero", "loss_recovered")})
     result.metrics.update({"hook": hook, "train_tokens": int(len(train_tokens) * (config.seq_len - config.skip_first)),
-                           "skip_first": config.skip_first, "d_in": int(store[hook].shape[-1]),
+                           "skip_first": config.skip_first, "d_in": d_in,
                            "input_scale": float(sae.cfg.input_scale), "train_fvu": report["fvu"],
                            "train_seconds": report["seconds"], "resampled": report["resampled"]})
     result.arrays["latent_density"] = ev["density"]

@@ -47,3 +47,12 @@ def test_the_quick_preset_validates_and_a_text_free_model_is_refused(tiny_gpt, t
     tiny_gpt.save(tmp_path / "m")
     with pytest.raises(ValueError, match="no tokenizer"):
         interp.analyses.get("sae").run({"model": str(tmp_path / "m"), "seq_len": 8})
+
+
+def test_a_temporary_store_of_several_shards_is_read_before_it_is_removed(tiny_lm):
+    """130 training windows fill three 64-item shards; the run reads what it needs of the
+    temporary store (its width) before removing it (a regression: it read it after)."""
+    path, corpus = tiny_lm
+    result = interp.analyses.get("sae").run(dict(model=str(path), corpus=str(corpus), n_train=130, n_eval=4,
+                                                 seq_len=8, d_sae=32, k=4, steps=20, batch_size=128, feature_k=2))
+    assert result.metrics["d_in"] > 0 and result.metrics["train_tokens"] == 130 * 7
