@@ -24,8 +24,12 @@ from interp.utils import read_json
 SELECTED_RUN = "selected_run"  # session key shared by every page: the run last chosen
 NO_RUNS = "No runs yet — run `interp run model_report --preset quick` or `make demo`."
 # How the verdict strip marks a kind: every criterion holds / some do not (sanity: the code is wrong).
-_MARKS = {"ok": ":green[:material/check_circle:]", "sanity": ":red[:material/error:]",
-          "claim": ":orange[:material/info:]", "target": ":orange[:material/speed:]"}
+_MARKS = {
+    "ok": ":green[:material/check_circle:]",
+    "sanity": ":red[:material/error:]",
+    "claim": ":orange[:material/info:]",
+    "target": ":orange[:material/speed:]",
+}
 _FAILING_WORDS = {"sanity": "FAILS", "claim": "does not hold", "target": "missed"}
 
 
@@ -83,7 +87,11 @@ def unreadable_runs(runs: list[RunInfo], root: Path) -> list[dict[str, Any]]:
         if not exp_dir.is_dir() or exp_dir.name.startswith("."):
             continue
         for run in sorted(exp_dir.iterdir()):
-            if run.name.startswith(".") or not (run / "run.json").exists() or run.resolve() in listed:
+            if (
+                run.name.startswith(".")
+                or not (run / "run.json").exists()
+                or run.resolve() in listed
+            ):
                 continue
             analysis, error = None, "unreadable run"
             try:
@@ -111,8 +119,10 @@ def select_run(runs: list[RunInfo], label: str) -> RunInfo:
 
     def fmt(run_id: str) -> str:
         r = by_id[run_id]
-        return (f"{r.id}  ·  {plots.preset_label(r)}  ·  {plots.format_stamp(r.created)}  ·  "
-                f"{r.n_hold}/{r.n_criteria} criteria hold")
+        return (
+            f"{r.id}  ·  {plots.preset_label(r)}  ·  {plots.format_stamp(r.created)}  ·  "
+            f"{r.n_hold}/{r.n_criteria} criteria hold"
+        )
 
     choice = st.selectbox(label, ids, index=index, format_func=fmt)
     st.session_state[SELECTED_RUN] = choice
@@ -128,10 +138,12 @@ def verdict_strip(result: Result) -> None:
         st.caption("This run records no pass criteria.")
         return
     if getattr(result, "verdict_mismatches", None):
-        st.warning("The verdicts stored with this run disagreed with their own values for "
-                   + ", ".join(f"`{n}`" for n in result.verdict_mismatches)
-                   + ": they were recomputed from value, op and threshold, and are shown so. "
-                   "The run's metrics.json was edited or written by a faulty version.")
+        st.warning(
+            "The verdicts stored with this run disagreed with their own values for "
+            + ", ".join(f"`{n}`" for n in result.verdict_mismatches)
+            + ": they were recomputed from value, op and threshold, and are shown so. "
+            "The run's metrics.json was edited or written by a faulty version."
+        )
     parts = plots.verdict_strip(crit)
     for col, part in zip(st.columns(len(parts)), parts):
         mark = _MARKS["ok" if part["ok"] else part["kind"]]
@@ -143,9 +155,13 @@ def verdict_strip(result: Result) -> None:
             col.caption(f"{_FAILING_WORDS[part['kind']]}: {shown}")
     bad_sanity = [c for c in crit if c.kind == "sanity" and not c.holds]
     if bad_sanity:
-        st.error(f"{len(bad_sanity)} sanity check(s) FAILED: "
-                 + ", ".join(f"`{c.name}` = {num(c.value)} (needs {c.op} {num(c.threshold)})" for c in bad_sanity)
-                 + ". This is an implementation problem, so the claims cannot be trusted.")
+        st.error(
+            f"{len(bad_sanity)} sanity check(s) FAILED: "
+            + ", ".join(
+                f"`{c.name}` = {num(c.value)} (needs {c.op} {num(c.threshold)})" for c in bad_sanity
+            )
+            + ". This is an implementation problem, so the claims cannot be trusted."
+        )
 
 
 def criteria_details(result: Result, *, expanded: bool = False) -> None:
@@ -155,12 +171,17 @@ def criteria_details(result: Result, *, expanded: bool = False) -> None:
     if not crit:
         return
     counts = plots.criteria_counts(crit)
-    with st.expander(f"Criteria: {counts['hold']}/{counts['n']} hold (table and descriptions)", expanded=expanded):
+    with st.expander(
+        f"Criteria: {counts['hold']}/{counts['n']} hold (table and descriptions)", expanded=expanded
+    ):
         for c in crit:
             if c.holds or c.kind == "sanity":
                 continue
             what = "The claim" if c.kind == "claim" else "The performance target"
             verb = "does not hold" if c.kind == "claim" else "is missed"
-            st.markdown(f"- {what} `{c.name}` {verb} in this run: {num(c.value)}, needed {c.op} {num(c.threshold)}"
-                        + (f" ({c.description})" if c.description else "") + ".")
+            st.markdown(
+                f"- {what} `{c.name}` {verb} in this run: {num(c.value)}, needed {c.op} {num(c.threshold)}"
+                + (f" ({c.description})" if c.description else "")
+                + "."
+            )
         st.dataframe(plots.criteria_frame(crit), hide_index=True)

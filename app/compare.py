@@ -28,8 +28,15 @@ def compare_page() -> None:
         ids = [r.id for r in mine]
         chosen = st.multiselect("Runs (two or more)", ids, default=ids[:2])
         if len(chosen) < 2:
-            st.info(f"Pick at least two runs of `{exp}`" + ("" if len(ids) > 1 else
-                    f" (there is only one so far: run `interp run {exp} --preset quick --set seed=1`)") + ".")
+            st.info(
+                f"Pick at least two runs of `{exp}`"
+                + (
+                    ""
+                    if len(ids) > 1
+                    else f" (there is only one so far: run `interp run {exp} --preset quick --set seed=1`)"
+                )
+                + "."
+            )
             return
         by_id = {r.id: r for r in mine}
         results = {}
@@ -52,13 +59,20 @@ def compare_page() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
         st.subheader("Config differences")
         keys = sorted({k for r in results.values() for k in r.config})
-        diff = [{"key": k, **{rid.split("/")[-1]: str(r.config.get(k)) for rid, r in results.items()}}
-                for k in keys if len({str(r.config.get(k)) for r in results.values()}) > 1]
+        diff = [
+            {"key": k, **{rid.split("/")[-1]: str(r.config.get(k)) for rid, r in results.items()}}
+            for k in keys
+            if len({str(r.config.get(k)) for r in results.values()}) > 1
+        ]
         if diff:
             st.dataframe(pd.DataFrame(diff), hide_index=True)
         else:
             st.caption("The runs have identical configs.")
-        shared = [f for f in next(iter(results.values())).figures if all(f in r.figures for r in results.values())]
+        shared = [
+            f
+            for f in next(iter(results.values())).figures
+            if all(f in r.figures for r in results.values())
+        ]
         if shared:
             st.subheader("Figures")
             fig_name = st.selectbox("Figure", shared)

@@ -73,7 +73,11 @@ def recipe_prompts(name: str) -> list[str]:
     if name.startswith("pretrained:"):
         from interp.models import pretrained
 
-        return list(pretrained.get(name[len("pretrained:"):]).prompts) if name[11:] in pretrained.names() else []
+        return (
+            list(pretrained.get(name[len("pretrained:") :]).prompts)
+            if name[11:] in pretrained.names()
+            else []
+        )
     r = _zoo_recipe(name)
     if r is None:
         recipe = _saved_meta(name).get("recipe")
@@ -104,7 +108,9 @@ def unknown_tokens(tokenizer, text: str) -> list[str]:
     try:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     except NotImplementedError:  # a slow (Python) tokenizer has no offsets: name the token only
-        return [str(tokenizer.unk_token)] * tokenizer.encode(text, add_special_tokens=False).count(unk)
+        return [str(tokenizer.unk_token)] * tokenizer.encode(text, add_special_tokens=False).count(
+            unk
+        )
     return [text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
 
 
@@ -123,7 +129,11 @@ def example_prompts(name: str, tokenizer) -> list[str]:
     if not unknown_tokens(tokenizer, DEFAULT_PROMPT):
         return [DEFAULT_PROMPT]
     special = set(tokenizer.all_special_ids)
-    words = [w for w, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]) if i not in special]
+    words = [
+        w
+        for w, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+        if i not in special
+    ]
     return [" ".join(words[:N_FALLBACK_WORDS])]
 
 
@@ -139,9 +149,11 @@ def explorer_page() -> None:
     from interp.plotting import explorer as plots
 
     st.title("Explore a model")
-    st.markdown("Pick a trained model, type a prompt, and see its tokens, predictions, attention patterns, "
-                "logit lens and the effect of ablating each head. Nothing is trained here: zoo models must "
-                "be built first (`interp zoo build code-lm-tiny`).")
+    st.markdown(
+        "Pick a trained model, type a prompt, and see its tokens, predictions, attention patterns, "
+        "logit lens and the effect of ablating each head. Nothing is trained here: zoo models must "
+        "be built first (`interp zoo build code-lm-tiny`)."
+    )
     options = built_models()
     c1, c2 = st.columns([2, 3])
     choice = c1.selectbox("Model", options + [LOCAL], index=0)
@@ -149,9 +161,12 @@ def explorer_page() -> None:
     if choice == LOCAL:
         name = c2.text_input("Directory saved by interp or save_pretrained", "")
         if not name:
-            st.info("Enter a directory to load." if options else
-                    "No zoo model is built yet. Build one with `interp zoo build code-lm-tiny`, "
-                    "or enter a directory saved by interp or by save_pretrained.")
+            st.info(
+                "Enter a directory to load."
+                if options
+                else "No zoo model is built yet. Build one with `interp zoo build code-lm-tiny`, "
+                "or enter a directory saved by interp or by save_pretrained."
+            )
             return
     try:
         m = get_model(name)
@@ -161,22 +176,36 @@ def explorer_page() -> None:
     st.caption(repr(m))
     prompts = example_prompts(name, m.tokenizer)
     if m.tokenizer is None:
-        st.error(f"{m.model_id} has no tokenizer, so it cannot read a typed prompt."
-                 + (" It reads token ids; inputs it was trained on look like: " + ", ".join(f"`{p}`" for p in prompts)
-                    if prompts else ""))
+        st.error(
+            f"{m.model_id} has no tokenizer, so it cannot read a typed prompt."
+            + (
+                " It reads token ids; inputs it was trained on look like: "
+                + ", ".join(f"`{p}`" for p in prompts)
+                if prompts
+                else ""
+            )
+        )
         return
     facts = fact_config(name)
     if facts is not None:
         fact_panel(name, facts)
     pick = 0
     if len(prompts) > 1:
-        pick = st.selectbox("Example prompts for this model", range(len(prompts)), key=f"example-{name}",
-                            format_func=lambda i: prompts[i].replace("\n", " ⏎ ")[:80])
-    prompt = st.text_area("Prompt", prompts[pick] if prompts else "", height=140, key=f"prompt-{name}-{pick}")
+        pick = st.selectbox(
+            "Example prompts for this model",
+            range(len(prompts)),
+            key=f"example-{name}",
+            format_func=lambda i: prompts[i].replace("\n", " ⏎ ")[:80],
+        )
+    prompt = st.text_area(
+        "Prompt", prompts[pick] if prompts else "", height=140, key=f"prompt-{name}-{pick}"
+    )
     unknown = unknown_tokens(m.tokenizer, prompt)
     if unknown:
-        st.warning(f"{len(unknown)} piece(s) of the prompt are unknown to this model's tokenizer and read as "
-                   f"{m.tokenizer.unk_token!r}: {', '.join(repr(u) for u in unknown[:8])}. Try an example prompt.")
+        st.warning(
+            f"{len(unknown)} piece(s) of the prompt are unknown to this model's tokenizer and read as "
+            f"{m.tokenizer.unk_token!r}: {', '.join(repr(u) for u in unknown[:8])}. Try an example prompt."
+        )
     target = st.text_input("Target token to track (empty: the model's top prediction)", "")
     try:
         probe = _probe(name, prompt, target, ablate=False)
@@ -192,8 +221,10 @@ def explorer_page() -> None:
         return
     attention_panel(probe)
     st.subheader(f"Logit lens (target {probe.target!r})")
-    st.plotly_chart(plots.lens_figure(probe.lens_probs, probe.tokens, probe.lens_target_prob, probe.target),
-                    key="lens")
+    st.plotly_chart(
+        plots.lens_figure(probe.lens_probs, probe.tokens, probe.lens_target_prob, probe.target),
+        key="lens",
+    )
     ablation_panel(name, prompt, target)
     steering_panel(name, prompt)
 
@@ -204,11 +235,17 @@ def attention_panel(probe) -> None:
 
     st.subheader("Attention patterns")
     L, H = probe.patterns.shape[:2]
-    layer = st.selectbox("Layer", list(range(L)), format_func=lambda l: f"layer {l}", key="att_layer")
+    layer = st.selectbox(
+        "Layer", list(range(L)), format_func=lambda l: f"layer {l}", key="att_layer"
+    )
     st.plotly_chart(plots.heads_grid(probe.patterns[layer], probe.tokens), key=f"grid{layer}")
-    head = st.selectbox("Enlarge head", list(range(H)), format_func=lambda h: f"head {h}", key="att_head")
-    st.plotly_chart(plots.head_pattern(probe.patterns[layer, head], probe.tokens, f"L{layer}H{head}"),
-                    key=f"head{layer}-{head}")
+    head = st.selectbox(
+        "Enlarge head", list(range(H)), format_func=lambda h: f"head {h}", key="att_head"
+    )
+    st.plotly_chart(
+        plots.head_pattern(probe.patterns[layer, head], probe.tokens, f"L{layer}H{head}"),
+        key=f"head{layer}-{head}",
+    )
 
 
 @st.fragment
@@ -216,7 +253,9 @@ def ablation_panel(name: str, prompt: str, target: str) -> None:
     from interp.plotting import explorer as plots
 
     st.subheader("Per-head ablation")
-    if not st.toggle("Zero-ablate each head and measure the target's logit", value=False, key="ablate"):
+    if not st.toggle(
+        "Zero-ablate each head and measure the target's logit", value=False, key="ablate"
+    ):
         st.caption("Runs one forward per head.")
         return
     try:
@@ -245,15 +284,25 @@ def build_steering(name: str, source: str, layer: int, coef: float, spec: dict) 
         return S.build(m, "caa", layer=layer, coef=coef, vector=vector)
     from interp.sae.model import SAE
 
-    return S.build(m, "sae_add", coef=coef, sae=SAE.load(Path(spec["path"]).expanduser()), latent=int(spec["latent"]))
+    return S.build(
+        m,
+        "sae_add",
+        coef=coef,
+        sae=SAE.load(Path(spec["path"]).expanduser()),
+        latent=int(spec["latent"]),
+    )
 
 
 @st.cache_data(show_spinner="Generating, unsteered and steered…", max_entries=32)
-def steer_prompt(name: str, prompt: str, source: str, layer: int, coef: float, spec: dict, length: int) -> dict:
+def steer_prompt(
+    name: str, prompt: str, source: str, layer: int, coef: float, spec: dict, length: int
+) -> dict:
     """Both completions of ``prompt`` and the per-token probability shift (plain data)."""
     from interp.methods.steering import side_by_side
 
-    out = side_by_side(get_model(name), prompt, build_steering(name, source, layer, coef, spec), length)
+    out = side_by_side(
+        get_model(name), prompt, build_steering(name, source, layer, coef, spec), length
+    )
     return out.__dict__
 
 
@@ -270,24 +319,41 @@ def steering_panel(name: str, prompt: str) -> None:
         return
     c1, c2, c3 = st.columns(3)
     source = c1.selectbox("Vector", VECTOR_SOURCES, key="steer_source")
-    layer = c2.selectbox("Layer (added to its resid_pre)", list(range(m.n_layers)), index=m.n_layers // 3,
-                         key="steer_layer")
+    layer = c2.selectbox(
+        "Layer (added to its resid_pre)",
+        list(range(m.n_layers)),
+        index=m.n_layers // 3,
+        key="steer_layer",
+    )
     coef = c3.slider("Coefficient", -20.0, 20.0, 4.0, 0.5, key="steer_coef")
     if source == VECTOR_SOURCES[0]:
         a, b = st.columns(2)
-        spec = {"plus": a.text_input("Towards (prompt)", " weddings", key="steer_plus"),
-                "minus": b.text_input("Away from (prompt)", " ", key="steer_minus")}
+        spec = {
+            "plus": a.text_input("Towards (prompt)", " weddings", key="steer_plus"),
+            "minus": b.text_input("Away from (prompt)", " ", key="steer_minus"),
+        }
     elif source == VECTOR_SOURCES[1]:
-        spec = {"path": st.text_input("CAA vector file (.npy, [d_model]; the steering run saves one as "
-                                      "arrays/caa_vector.npy)", "", key="steer_path")}
+        spec = {
+            "path": st.text_input(
+                "CAA vector file (.npy, [d_model]; the steering run saves one as "
+                "arrays/caa_vector.npy)",
+                "",
+                key="steer_path",
+            )
+        }
     else:
         a, b = st.columns([3, 1])
-        spec = {"path": a.text_input("SAE directory (SAELens format; its hook decides the layer)", "",
-                                     key="steer_sae"),
-                "latent": b.number_input("Latent", min_value=0, value=0, key="steer_latent")}
+        spec = {
+            "path": a.text_input(
+                "SAE directory (SAELens format; its hook decides the layer)", "", key="steer_sae"
+            ),
+            "latent": b.number_input("Latent", min_value=0, value=0, key="steer_latent"),
+        }
     length = st.number_input("New tokens", min_value=1, max_value=64, value=16, key="steer_len")
     if not st.button("Generate steered and unsteered", key="steer_go"):
-        st.caption("Greedy generation with the model's key/value cache, once unsteered and once steered.")
+        st.caption(
+            "Greedy generation with the model's key/value cache, once unsteered and once steered."
+        )
         return
     try:
         out = steer_prompt(name, prompt, source, int(layer), float(coef), spec, int(length))
@@ -299,7 +365,10 @@ def steering_panel(name: str, prompt: str) -> None:
     left.code(out["unsteered"], language=None)
     right.markdown(f"**Steered** (x{coef:g})")
     right.code(out["steered"], language=None)
-    st.plotly_chart(plots.token_shift_figure(out["tokens"], out["p_steered"], out["p_unsteered"]), key="steer_shift")
+    st.plotly_chart(
+        plots.token_shift_figure(out["tokens"], out["p_steered"], out["p_unsteered"]),
+        key="steer_shift",
+    )
 
 
 # ------------------------------------------------------------------ reversal fact models
@@ -324,13 +393,15 @@ def fact_completions(name: str, facts: dict, question: str, length: int, k: int 
     room = min(m.cfg.n_ctx, seq_len)
     if len(ids) + length > room:
         raise ValueError(f"question too long: question and completion must fit {room} tokens")
-    return [{"rank": rank + 1, "completion": m.tokenizer.decode(toks), "log-prob": round(lp, 3)}
-            for rank, (toks, lp) in enumerate(top_completions(m, ids, length, k=k, pad_to=seq_len))]
+    return [
+        {"rank": rank + 1, "completion": m.tokenizer.decode(toks), "log-prob": round(lp, 3)}
+        for rank, (toks, lp) in enumerate(top_completions(m, ids, length, k=k, pad_to=seq_len))
+    ]
 
 
 @st.fragment
 def fact_panel(name: str, facts: dict) -> None:
-    """"Ask the fact model": example questions (trained direction and reversed), a question box
+    """ "Ask the fact model": example questions (trained direction and reversed), a question box
     and a button that runs the beam search."""
     import pandas as pd
 
@@ -340,14 +411,24 @@ def fact_panel(name: str, facts: dict) -> None:
     st.subheader("Ask the fact model")
     fs = make_facts(FactsConfig(**facts))
     examples = example_questions(fs.config)
-    st.markdown("This model was trained on generated (fictitious) facts in one direction only for some "
-                "entities (the reversal-curse analysis). Try a fact in its trained direction and reversed:\n\n"
-                + "\n".join(f"- `{q}` ({what})" for q, what in examples))
-    question = st.text_input("Question (only words of the facts' vocabulary are known)", examples[0][0],
-                             key=f"fact-q-{name}")
+    st.markdown(
+        "This model was trained on generated (fictitious) facts in one direction only for some "
+        "entities (the reversal-curse analysis). Try a fact in its trained direction and reversed:\n\n"
+        + "\n".join(f"- `{q}` ({what})" for q, what in examples)
+    )
+    question = st.text_input(
+        "Question (only words of the facts' vocabulary are known)",
+        examples[0][0],
+        key=f"fact-q-{name}",
+    )
     n_name, n_desc = len(fs.pairs[0].name), len(fs.pairs[0].desc)
-    length = st.number_input(f"Completion length in tokens (names: {n_name}, descriptions: {n_desc})",
-                             min_value=1, max_value=8, value=n_name, key=f"fact-len-{name}")
+    length = st.number_input(
+        f"Completion length in tokens (names: {n_name}, descriptions: {n_desc})",
+        min_value=1,
+        max_value=8,
+        value=n_name,
+        key=f"fact-len-{name}",
+    )
     if not st.button("Find the 5 likeliest completions", key="fact_go"):
         st.caption("Runs a beam search of width 5 on this model.")
         return

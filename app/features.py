@@ -14,9 +14,11 @@ from typing import Optional
 import streamlit as st
 from common import guard, load_result, plain, select_run
 
-HOW_TO = ("No runs with SAE feature pages yet. Make them from Python: "
-          "`interp.sae.features.feature_pages(sae, store, hook, model=m).to_result(result)` adds the pages to "
-          "a result, and `result.save(runs_dir / '<experiment>' / '<run>')` puts it where this page looks.")
+HOW_TO = (
+    "No runs with SAE feature pages yet. Make them from Python: "
+    "`interp.sae.features.feature_pages(sae, store, hook, model=m).to_result(result)` adds the pages to "
+    "a result, and `result.save(runs_dir / '<experiment>' / '<run>')` puts it where this page looks."
+)
 QUERY = "features_query"
 MAX_MATCHES = 50
 
@@ -40,9 +42,11 @@ def features_page() -> None:
     from interp.utils import runs_dir
 
     st.title("Features")
-    st.markdown("What each latent of a sparse autoencoder does on a stored activation set: how often it fires, "
-                "how strongly, the tokens its decoder direction promotes and suppresses through the unembedding, "
-                "and the contexts where it fires hardest.")
+    st.markdown(
+        "What each latent of a sparse autoencoder does on a stored activation set: how often it fires, "
+        "how strongly, the tokens its decoder direction promotes and suppresses through the unembedding, "
+        "and the contexts where it fires hardest."
+    )
     with guard("The list of runs could not be read"):
         root = runs_dir()
         runs = feature_runs(list_runs(root=root))
@@ -68,7 +72,9 @@ def show_pages(pages) -> None:
     c2.metric("Token positions", pages.n_tokens)
     c3.metric("Dead latents", int((pages.density == 0).sum()))
     c4.metric("Mean density", f"{float(pages.density.mean()):.3g}" if pages.d_sae else "n/a")
-    st.caption(f"Hook `{pages.hook}` · top {pages.k} contexts of ±{pages.context} tokens per latent")
+    st.caption(
+        f"Hook `{pages.hook}` · top {pages.k} contexts of ±{pages.context} tokens per latent"
+    )
     if pages.note:
         st.caption(pages.note)
     query = st.text_input("Search latents: a latent id, or a token they promote", key=QUERY)
@@ -80,12 +86,22 @@ def show_pages(pages) -> None:
 
 def choose_latent(pages, query: str) -> Optional[int]:
     if not query.strip():
-        return int(st.number_input("Latent", min_value=0, max_value=max(pages.d_sae - 1, 0), value=0, step=1))
+        return int(
+            st.number_input(
+                "Latent", min_value=0, max_value=max(pages.d_sae - 1, 0), value=0, step=1
+            )
+        )
     matches = pages.search(query, limit=MAX_MATCHES)
     if not matches:
-        why = ("" if pages.promoted.shape[1] else " (these pages have no logit effects: a token search needs them)")
-        st.warning(f"No latent matches {query.strip()!r}: give an id below {pages.d_sae} or a token a latent "
-                   f"promotes{why}.")
+        why = (
+            ""
+            if pages.promoted.shape[1]
+            else " (these pages have no logit effects: a token search needs them)"
+        )
+        st.warning(
+            f"No latent matches {query.strip()!r}: give an id below {pages.d_sae} or a token a latent "
+            f"promotes{why}."
+        )
         return None
     if len(matches) > 1:
         more = f" (the first {MAX_MATCHES} shown)" if len(matches) == MAX_MATCHES else ""
@@ -98,15 +114,23 @@ def latent_page(pages, i: int) -> None:
 
     st.subheader(f"Latent {i}")
     st.metric("Density (fraction of positions > 0)", f"{float(pages.density[i]):.4g}")
-    st.plotly_chart(plots.histogram_figure(pages.hist_edges, pages.hist_counts[i], float(pages.density[i]),
-                                           f"of latent {i}"), key=f"hist-{i}")
+    st.plotly_chart(
+        plots.histogram_figure(
+            pages.hist_edges, pages.hist_counts[i], float(pages.density[i]), f"of latent {i}"
+        ),
+        key=f"hist-{i}",
+    )
     if pages.promoted.shape[1]:
         up = [pages.token_str(t) for t in pages.promoted[i]]
         down = [pages.token_str(t) for t in pages.suppressed[i]]
         st.markdown("**Promotes** " + ", ".join(f"`{s!r}`" for s in up))
         st.markdown("**Suppresses** " + ", ".join(f"`{s!r}`" for s in down))
-        st.plotly_chart(plots.logit_figure(up, pages.promoted_values[i], down, pages.suppressed_values[i],
-                                           f"of latent {i}"), key=f"logits-{i}")
+        st.plotly_chart(
+            plots.logit_figure(
+                up, pages.promoted_values[i], down, pages.suppressed_values[i], f"of latent {i}"
+            ),
+            key=f"logits-{i}",
+        )
     else:
         st.info(f"Logit effects: {pages.note or 'not computed'}.")
     contexts = pages.contexts(i)
@@ -116,4 +140,6 @@ def latent_page(pages, i: int) -> None:
     top = max((c["act"] for c in contexts), default=0.0)
     for c in contexts:
         st.caption(f"item {c['item']}, position {c['pos']}: activation {c['act']:.4g}")
-        st.markdown(plots.context_html(c["strings"], c["acts"], top, c["center"]), unsafe_allow_html=True)
+        st.markdown(
+            plots.context_html(c["strings"], c["acts"], top, c["center"]), unsafe_allow_html=True
+        )

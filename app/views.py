@@ -83,14 +83,20 @@ def main() -> None:
         title = name
         with contextlib.suppress(Exception):
             title = analyses.get(name).title
-        pages[name] = st.Page(_analysis_page_fn(name), title=title, icon=":material/analytics:", url_path=name)
+        pages[name] = st.Page(
+            _analysis_page_fn(name), title=title, icon=":material/analytics:", url_path=name
+        )
     from compare import compare_page
     from explorer import explorer_page
     from features import features_page
 
-    tools = [st.Page(explorer_page, title="Explore a model", icon=":material/search:", url_path="explore"),
-             st.Page(compare_page, title="Compare runs", icon=":material/compare:", url_path="compare"),
-             st.Page(features_page, title="Features", icon=":material/neurology:", url_path="features")]
+    tools = [
+        st.Page(
+            explorer_page, title="Explore a model", icon=":material/search:", url_path="explore"
+        ),
+        st.Page(compare_page, title="Compare runs", icon=":material/compare:", url_path="compare"),
+        st.Page(features_page, title="Features", icon=":material/neurology:", url_path="features"),
+    ]
     st.sidebar.caption(f"Runs read from `{runs_dir()}`")
     st.navigation({"": [home_entry], "Tools": tools, "Analyses": list(pages.values())}).run()
 
@@ -134,8 +140,10 @@ def home_page(pages: dict[str, Any], import_error: Optional[str] = None) -> None
                 st.session_state[SELECTED_RUN] = run.id
                 st.switch_page(pages[run.analysis])
         elif run.analysis == BENCH:
-            st.caption("A benchmark run (`interp bench`): its criteria are performance targets, shown above; "
-                       "the benchmark is not an analysis, so it has no page.")
+            st.caption(
+                "A benchmark run (`interp bench`): its criteria are performance targets, shown above; "
+                "the benchmark is not an analysis, so it has no page."
+            )
         else:
             st.caption(f"No page for analysis {run.analysis!r}: it is not registered.")
 
@@ -163,12 +171,16 @@ def analysis_page(name: str) -> None:
         else:
             part_of = [r for r in runs if run.id in r.seed_runs]
             if part_of:
-                st.caption(f"One seed of the seeds run `{part_of[0].id}` (choose it above to see, per criterion, "
-                           f"in how many of its {len(part_of[0].seeds)} seeds it holds).")
+                st.caption(
+                    f"One seed of the seeds run `{part_of[0].id}` (choose it above to see, per criterion, "
+                    f"in how many of its {len(part_of[0].seeds)} seeds it holds)."
+                )
             render_run(run, analysis)
 
 
-def render_seeds(run: RunInfo, all_runs: list[RunInfo], analysis: Optional[analyses.Analysis] = None) -> None:
+def render_seeds(
+    run: RunInfo, all_runs: list[RunInfo], analysis: Optional[analyses.Analysis] = None
+) -> None:
     """A seeds run (``interp run <experiment> --seeds 0-2``): per criterion, in how many training
     seeds it holds, each seed's value; then one seed's run in full."""
     from interp.seeds import seed_label
@@ -178,18 +190,24 @@ def render_seeds(run: RunInfo, all_runs: list[RunInfo], analysis: Optional[analy
     except Exception as e:
         st.error(f"Run {run.id} could not be read: {plain(e)}")
         return
-    st.caption(f"Seeds run over training seeds {seed_label(run.seeds)} · preset `{run.preset}` · "
-               f"{plots.format_stamp(run.created)} · run directory `{run.path}`")
+    st.caption(
+        f"Seeds run over training seeds {seed_label(run.seeds)} · preset `{run.preset}` · "
+        f"{plots.format_stamp(run.created)} · run directory `{run.path}`"
+    )
     with guard("The verdicts could not be shown"):
         verdict_strip(result)
-        st.caption("Here a criterion holds when it holds in every seed; the table says in how many it does.")
+        st.caption(
+            "Here a criterion holds when it holds in every seed; the table says in how many it does."
+        )
     with guard("The criteria could not be shown"):
         st.dataframe(plots.seeds_frame(result.criteria, run.seeds), hide_index=True)
     by_id = {r.id: r for r in all_runs}
     present = [(s, by_id[rid]) for s, rid in zip(run.seeds, run.seed_runs) if rid in by_id]
     if len(present) < len(run.seeds):
         missing = [rid for rid in run.seed_runs if rid not in by_id]
-        st.warning(f"{len(missing)} of this seeds run's runs are missing or unreadable: {', '.join(missing)}")
+        st.warning(
+            f"{len(missing)} of this seeds run's runs are missing or unreadable: {', '.join(missing)}"
+        )
     if not present:
         return
     seed = st.selectbox("Show one seed's run", [s for s, _ in present], key=f"seed-of-{run.id}")
@@ -208,9 +226,11 @@ def how_to_create(name: str) -> None:
         st.info(f"No runs of `{name}` yet. Create one with:")
         st.code("\n".join(f"interp run {e} --preset quick" for e in exps), language="bash")
     else:
-        st.info(f"No runs of `{name}` yet, and no experiment in `{experiments_dir()}` uses it. Add "
-                f"`experiments/<experiment>.yaml` with `analysis: {name}` and a `quick` preset, then run "
-                f"`interp run <experiment> --preset quick`.")
+        st.info(
+            f"No runs of `{name}` yet, and no experiment in `{experiments_dir()}` uses it. Add "
+            f"`experiments/<experiment>.yaml` with `analysis: {name}` and a `quick` preset, then run "
+            f"`interp run <experiment> --preset quick`."
+        )
 
 
 def render_run(run: RunInfo, analysis: Optional[analyses.Analysis] = None) -> None:
@@ -221,7 +241,9 @@ def render_run(run: RunInfo, analysis: Optional[analyses.Analysis] = None) -> No
     except Exception as e:
         st.error(f"Run {run.id} could not be read: {plain(e)}")
         return
-    st.caption(f"Run directory: `{run.path}` · preset `{run.preset}` · {plots.format_stamp(run.created)}")
+    st.caption(
+        f"Run directory: `{run.path}` · preset `{run.preset}` · {plots.format_stamp(run.created)}"
+    )
     with guard("The verdicts could not be shown"):
         verdict_strip(result)
     names = plots.ordered_figures(result.figures, analysis.figure_order if analysis else ())
@@ -235,8 +257,13 @@ def render_run(run: RunInfo, analysis: Optional[analyses.Analysis] = None) -> No
             with st.expander(f"Other metrics ({len(frame)} numbers)"):
                 st.dataframe(frame, hide_index=True)
     with st.expander("Config and all metrics (JSON)"):
-        st.json({"config": result.config, "metrics": {k: v for k, v in result.metrics.items() if k != "criteria"}},
-                expanded=False)
+        st.json(
+            {
+                "config": result.config,
+                "metrics": {k: v for k, v in result.metrics.items() if k != "criteria"},
+            },
+            expanded=False,
+        )
     if len(names) > 1:
         st.subheader("More figures")
     for fig_name in names[1:]:

@@ -32,8 +32,17 @@ _PUBLIC = {
     "Result": "interp.results",
     "Criterion": "interp.results",
 }
-_SUBMODULES = {"analyses", "models", "tracing", "data", "methods", "sae", "plotting", "runs",
-               "utils"}
+_SUBMODULES = {
+    "analyses",
+    "models",
+    "tracing",
+    "data",
+    "methods",
+    "sae",
+    "plotting",
+    "runs",
+    "utils",
+}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -22,10 +22,16 @@ from typing import List, Optional
 
 import typer
 
-app = typer.Typer(help="interp: trace transformers and RNNs, collect activations, run interpretability analyses.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="interp: trace transformers and RNNs, collect activations, run interpretability analyses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 runs_app = typer.Typer(help="List and inspect saved runs.", invoke_without_command=True)
-zoo_app = typer.Typer(help="The model zoo: seeded recipes trained once and cached.", no_args_is_help=True)
+zoo_app = typer.Typer(
+    help="The model zoo: seeded recipes trained once and cached.", no_args_is_help=True
+)
 app.add_typer(runs_app, name="runs")
 app.add_typer(zoo_app, name="zoo")
 
@@ -52,10 +58,18 @@ def list_experiments() -> None:
 @app.command("run")
 def run(
     experiment: str = typer.Argument(..., help="Experiment name (see `interp list`)."),
-    preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick (CPU, minutes) or full."),
-    sets: List[str] = typer.Option([], "--set", "-s", help="Override a config value: key=value (repeatable)."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Run once per training seed, e.g. 0-2 or 0,3,5, "
-                                        "and record per criterion in how many seeds it holds."),
+    preset: str = typer.Option(
+        "quick", "--preset", "-p", help="Preset: quick (CPU, minutes) or full."
+    ),
+    sets: List[str] = typer.Option(
+        [], "--set", "-s", help="Override a config value: key=value (repeatable)."
+    ),
+    seeds: Optional[str] = typer.Option(
+        None,
+        "--seeds",
+        help="Run once per training seed, e.g. 0-2 or 0,3,5, "
+        "and record per criterion in how many seeds it holds.",
+    ),
 ) -> None:
     """Run an experiment and write runs/<experiment>/<timestamp>-<hash>/.
 
@@ -89,8 +103,10 @@ def run(
     except RuntimeError as e:
         if "allocate" not in str(e) or "memory" not in str(e):  # only torch's allocator failing
             raise
-        _fail(f"{experiment} ran out of memory ({str(e).splitlines()[0][:200]}); lower its counts "
-              "(n_prompts, seq_len, batch_size, ...)")
+        _fail(
+            f"{experiment} ran out of memory ({str(e).splitlines()[0][:200]}); lower its counts "
+            "(n_prompts, seq_len, batch_size, ...)"
+        )
     except RunNotSaved as e:
         _save_elsewhere(e)
     except OSError as e:  # e.g. a read-only or missing runs folder, found before any work
@@ -112,20 +128,31 @@ def _save_elsewhere(e) -> None:
         e.result.save(spare)
         where = f"it was saved to {spare} instead: move it into {e.path.parent} when there is room"
     except OSError as again:
-        where = (f"it could not be saved to {spare} either ({again.strerror or again}); "
-                 "free some space and run again")
+        where = (
+            f"it could not be saved to {spare} either ({again.strerror or again}); "
+            "free some space and run again"
+        )
     _fail(f"{e.strerror}; {where}")
 
 
 @app.command("check")
 def check(
-    model: str = typer.Argument(..., help="A checkpoint: a directory, a .gguf file, hf:<name>, "
-                                "pretrained:<name> or zoo:<recipe>."),
-    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:<index> or mps."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 (sets the tolerance)."),
+    model: str = typer.Argument(
+        ...,
+        help="A checkpoint: a directory, a .gguf file, hf:<name>, "
+        "pretrained:<name> or zoo:<recipe>.",
+    ),
+    device: str = typer.Option(
+        "auto", "--device", "-d", help="auto, cpu, cuda, cuda:<index> or mps."
+    ),
+    dtype: str = typer.Option(
+        "float32", "--dtype", help="float32, float16 or bfloat16 (sets the tolerance)."
+    ),
     trust_remote_code: bool = typer.Option(
-        False, "--trust-remote-code",
-        help="Run the Python code a Hugging Face checkpoint ships (auto_map). Only if you trust it."),
+        False,
+        "--trust-remote-code",
+        help="Run the Python code a Hugging Face checkpoint ships (auto_map). Only if you trust it.",
+    ),
 ) -> None:
     """Check a checkpoint before studying it: parity with its own forward, its hooks, collect's speed.
 
@@ -157,18 +184,27 @@ def check(
 
     result = Result.load(path)
     typer.echo(result.summary())
-    typer.echo(f"collect of every resid_post / bare forward: {result.metrics['collect_over_bare']:.2f}x "
-               f"(a timing, not a criterion)\n\nrun written to {path}")
+    typer.echo(
+        f"collect of every resid_post / bare forward: {result.metrics['collect_over_bare']:.2f}x "
+        f"(a timing, not a criterion)\n\nrun written to {path}"
+    )
     if any(c.kind == "sanity" and not c.holds for c in result.criteria):
         raise typer.Exit(code=1)
 
 
 @app.command("bench")
 def bench(
-    name: Optional[str] = typer.Argument(None, help="One benchmark item (collection, memory, disk, ...); default all."),
+    name: Optional[str] = typer.Argument(
+        None, help="One benchmark item (collection, memory, disk, ...); default all."
+    ),
     preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick or full."),
-    sets: List[str] = typer.Option([], "--set", "-s", help="Override a size: key=value (repeatable), e.g. "
-                                   "n_layers=12 d_model=768 n_heads=12 for GPT-2-small shapes."),
+    sets: List[str] = typer.Option(
+        [],
+        "--set",
+        "-s",
+        help="Override a size: key=value (repeatable), e.g. "
+        "n_layers=12 d_model=768 n_heads=12 for GPT-2-small shapes.",
+    ),
 ) -> None:
     """Run the performance benchmark: ratios vs the performance targets (docs/performance.md)."""
     from interp.bench import run_bench
@@ -182,7 +218,9 @@ def bench(
 
 
 @runs_app.callback()
-def runs_main(ctx: typer.Context, experiment: Optional[str] = typer.Option(None, "--experiment", "-e")) -> None:
+def runs_main(
+    ctx: typer.Context, experiment: Optional[str] = typer.Option(None, "--experiment", "-e")
+) -> None:
     """List saved runs (newest first)."""
     if ctx.invoked_subcommand is None:
         runs_list(experiment)
@@ -218,7 +256,11 @@ def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e
 
 
 @runs_app.command("show")
-def runs_show(run: str = typer.Argument(..., help="A run path, <experiment>/<run>, or an experiment (its latest).")) -> None:
+def runs_show(
+    run: str = typer.Argument(
+        ..., help="A run path, <experiment>/<run>, or an experiment (its latest)."
+    ),
+) -> None:
     """Show a run's config and criteria."""
     import json
 
@@ -239,7 +281,9 @@ def runs_show(run: str = typer.Argument(..., help="A run path, <experiment>/<run
 
 
 @zoo_app.command("list")
-def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per recipe (seed variants too).")) -> None:
+def zoo_list(
+    all_seeds: bool = typer.Option(False, "--all", help="One line per recipe (seed variants too)."),
+) -> None:
     """List zoo recipes and whether each is built (seed variants `<name>-s<N>` share a line)."""
     import re
 
@@ -253,24 +297,41 @@ def zoo_list(all_seeds: bool = typer.Option(False, "--all", help="One line per r
         built = sum(zoo.is_built(n) for n in members)
         for n in members:
             if zoo.damaged(n):
-                typer.secho(f"{n}: DAMAGED ({zoo.damaged(n)}); "
-                            f"rebuild: interp zoo build {n} --rebuild", fg=typer.colors.RED)
+                typer.secho(
+                    f"{n}: DAMAGED ({zoo.damaged(n)}); rebuild: interp zoo build {n} --rebuild",
+                    fg=typer.colors.RED,
+                )
         seeds = [m.group(1) for n in members if (m := re.search(r"-s(\d+)$", n)) and n != base]
-        label = base if not seeds else f"{base}-s{{{','.join(seeds)}}}" + (f" (and {base})" if base in members else "")
-        state = ("built" if built else "not built") if len(members) == 1 else f"{built}/{len(members)} built"
+        label = (
+            base
+            if not seeds
+            else f"{base}-s{{{','.join(seeds)}}}" + (f" (and {base})" if base in members else "")
+        )
+        state = (
+            ("built" if built else "not built")
+            if len(members) == 1
+            else f"{built}/{len(members)} built"
+        )
         typer.echo(f"{label:<40} {state:<11} {zoo.get(members[0]).description}")
     from interp.models import pretrained
 
-    for name in pretrained.names():  # real pretrained models: installed from a wheel, converted once
+    for (
+        name
+    ) in pretrained.names():  # real pretrained models: installed from a wheel, converted once
         entry = pretrained.get(name)
-        state = ("converted" if pretrained.is_converted(name) else "installed") if pretrained.is_installed(name) \
+        state = (
+            ("converted" if pretrained.is_converted(name) else "installed")
+            if pretrained.is_installed(name)
             else "not installed"
+        )
         hint = "" if pretrained.is_installed(name) else f" (install: {entry.install})"
         typer.echo(f"{'pretrained:' + name:<40} {state:<11} {entry.description}{hint}")
 
 
 @zoo_app.command("build")
-def zoo_build(name: str, rebuild: bool = typer.Option(False, "--rebuild", help="Retrain even if cached.")) -> None:
+def zoo_build(
+    name: str, rebuild: bool = typer.Option(False, "--rebuild", help="Retrain even if cached.")
+) -> None:
     """Train (or load from cache) a zoo recipe; `<recipe>@<N>` trains it with training seed N."""
     from interp.models import zoo
 
@@ -283,16 +344,30 @@ def zoo_build(name: str, rebuild: bool = typer.Option(False, "--rebuild", help="
 
 
 @app.command("app")
-def run_app(port: int = typer.Option(8501, min=1, max=65535, help="Port to serve on (1-65535)."),
-            address: str = typer.Option("127.0.0.1", help="Address to bind."),
-            headless: bool = typer.Option(True, help="Do not open a browser.")) -> None:
+def run_app(
+    port: int = typer.Option(8501, min=1, max=65535, help="Port to serve on (1-65535)."),
+    address: str = typer.Option("127.0.0.1", help="Address to bind."),
+    headless: bool = typer.Option(True, help="Do not open a browser."),
+) -> None:
     """Start the Streamlit dashboard."""
     home = Path(__file__).resolve().parents[1] / "app" / "Home.py"
     if not home.exists():
         _fail(f"dashboard entry point {home} is missing")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(home), "--server.port", str(port),
-           "--server.address", address, "--server.headless", str(headless).lower(),
-           "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(home),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        str(headless).lower(),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     typer.echo(f"dashboard at http://{address}:{port}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -315,10 +390,14 @@ def demo(
     serve: bool = typer.Option(True, help="Start the dashboard after the runs."),
     port: int = typer.Option(8501, min=1, max=65535, help="Dashboard port (1-65535)."),
     only: List[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
-    real: str = typer.Option("check", "--real", help="Real-model presets to run after the quick ones, when "
-                             "the real model is installed: 'check' (the checkpoint check: a few minutes, "
-                             "the default), 'all' (every experiment's `real` preset: about an hour on 2 CPU "
-                             "cores) or 'none'."),
+    real: str = typer.Option(
+        "check",
+        "--real",
+        help="Real-model presets to run after the quick ones, when "
+        "the real model is installed: 'check' (the checkpoint check: a few minutes, "
+        "the default), 'all' (every experiment's `real` preset: about an hour on 2 CPU "
+        "cores) or 'none'.",
+    ),
 ) -> None:
     """Run every registered experiment's quick preset, print a verdict table, start the dashboard.
 
@@ -347,23 +426,38 @@ def demo(
     rows = []
     t_all = time.time()
     for i, (name, preset) in enumerate(jobs, 1):
-        typer.secho(f"\n[{i}/{len(jobs)}] {name} ({preset})  elapsed {time.time() - t_all:.0f} s", bold=True)
+        typer.secho(
+            f"\n[{i}/{len(jobs)}] {name} ({preset})  elapsed {time.time() - t_all:.0f} s", bold=True
+        )
         t0 = time.time()
         name = name if preset == "quick" else f"{name} real"
         try:
             crit = Result.load(run_experiment(name.split()[0], preset)).criteria
             sanity = [c for c in crit if c.kind == "sanity"]
             claims = [c for c in crit if c.kind == "claim"]
-            rows.append((name, f"{sum(c.holds for c in sanity)}/{len(sanity)}",
-                         f"{sum(c.holds for c in claims)}/{len(claims)}", time.time() - t0, ""))
+            rows.append(
+                (
+                    name,
+                    f"{sum(c.holds for c in sanity)}/{len(sanity)}",
+                    f"{sum(c.holds for c in claims)}/{len(claims)}",
+                    time.time() - t0,
+                    "",
+                )
+            )
         except Exception as e:  # one broken experiment must not hide the others
             rows.append((name, "-", "-", time.time() - t0, f"{type(e).__name__}: {e}"))
-    typer.secho(f"\n{'experiment':<20} {'sanity held':>11} {'claims held':>11} {'seconds':>8}", bold=True)
+    typer.secho(
+        f"\n{'experiment':<20} {'sanity held':>11} {'claims held':>11} {'seconds':>8}", bold=True
+    )
     for name, sanity, claims, secs, err in rows:
         line = f"{name:<20} {sanity:>11} {claims:>11} {secs:>8.0f}"
-        typer.secho(line + (f"  FAILED: {err}" if err else ""), fg=typer.colors.RED if err else None)
-    typer.echo(f"total {time.time() - t_all:.0f} s. Details: `interp runs`, or the dashboard. "
-               "The performance benchmark is separate: `interp bench`.")
+        typer.secho(
+            line + (f"  FAILED: {err}" if err else ""), fg=typer.colors.RED if err else None
+        )
+    typer.echo(
+        f"total {time.time() - t_all:.0f} s. Details: `interp runs`, or the dashboard. "
+        "The performance benchmark is separate: `interp bench`."
+    )
     if serve:
         run_app(port=port, address="127.0.0.1", headless=True)
 

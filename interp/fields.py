@@ -30,13 +30,15 @@ def check_model_name(name: str) -> str:
     or one ``.gguf`` file. Names with ``{...}`` are templates that
     an analysis fills in (e.g. ``zoo:reversal-{variant}-...``) and are checked once filled."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError("a model name is needed: 'zoo:<recipe>', 'hf:<name>', 'pretrained:<name>', a .gguf "
-                         "file or a directory")
+        raise ValueError(
+            "a model name is needed: 'zoo:<recipe>', 'hf:<name>', 'pretrained:<name>', a .gguf "
+            "file or a directory"
+        )
     if "{" in name:
         return name
     for prefix in ("hf:", "hf-llava:"):
         if name.startswith(prefix):
-            if not name[len(prefix):].strip():
+            if not name[len(prefix) :].strip():
                 raise ValueError(f"{name!r}: no name after {prefix!r} (e.g. '{prefix}gpt2')")
             return name
     if name.startswith("zoo:"):
@@ -51,7 +53,7 @@ def check_model_name(name: str) -> str:
         from interp.models import pretrained
 
         try:
-            pretrained.get(name[len("pretrained:"):])
+            pretrained.get(name[len("pretrained:") :])
         except KeyError as e:
             raise ValueError(e.args[0]) from None
         return name
@@ -62,12 +64,19 @@ def check_model_name(name: str) -> str:
     if path.is_file() and path.suffix.lower() == ".gguf":
         return name
     if not path.is_dir():
-        raise ValueError(f"{name!r} is not 'zoo:<recipe>', 'hf:<name>', 'pretrained:<name>', a .gguf file or "
-                         "an existing directory")
-    if not ((path / "interp_model.json").exists() or (path / "config.json").exists()
-            or any(p.suffix.lower() == ".gguf" for p in path.iterdir())):
-        raise ValueError(f"{name!r} holds neither interp_model.json (interp), config.json (save_pretrained) "
-                         "nor a .gguf file")
+        raise ValueError(
+            f"{name!r} is not 'zoo:<recipe>', 'hf:<name>', 'pretrained:<name>', a .gguf file or "
+            "an existing directory"
+        )
+    if not (
+        (path / "interp_model.json").exists()
+        or (path / "config.json").exists()
+        or any(p.suffix.lower() == ".gguf" for p in path.iterdir())
+    ):
+        raise ValueError(
+            f"{name!r} holds neither interp_model.json (interp), config.json (save_pretrained) "
+            "nor a .gguf file"
+        )
     return name
 
 
@@ -75,8 +84,10 @@ def check_seq_len(m, seq_len: int, field: str = "seq_len") -> int:
     """``seq_len`` if the model ``m`` can read that many positions, else :class:`ConfigError`."""
     n_ctx = getattr(getattr(m, "cfg", None), "n_ctx", None)
     if n_ctx is not None and seq_len > n_ctx:
-        raise ConfigError(f"{field}={seq_len} is longer than the context of {m.model_id} "
-                          f"(n_ctx={n_ctx}); valid: 2..{n_ctx}")
+        raise ConfigError(
+            f"{field}={seq_len} is longer than the context of {m.model_id} "
+            f"(n_ctx={n_ctx}); valid: 2..{n_ctx}"
+        )
     return seq_len
 
 
@@ -84,8 +95,10 @@ def check_layer(m, layer: int, field: str = "layer") -> int:
     """``layer`` if model ``m`` has that block (negative: from the end), else ConfigError."""
     L = m.n_layers
     if not -L <= layer < L:
-        raise ConfigError(f"{field}={layer}: {m.model_id} has {L} layers; "
-                          f"valid: 0..{L - 1} (or -{L}..-1 from the end)")
+        raise ConfigError(
+            f"{field}={layer}: {m.model_id} has {L} layers; "
+            f"valid: 0..{L - 1} (or -{L}..-1 from the end)"
+        )
     return layer
 
 
@@ -94,7 +107,9 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 def check_device(device: str) -> str:
     if not _DEVICE.match(str(device)):
-        raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps'")
+        raise ValueError(
+            f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps'"
+        )
     return device
 
 
@@ -136,8 +151,10 @@ def check_corpus(source: str) -> str:
             continue
         if size >= MIN_CORPUS_CHARS:
             return source
-    raise ValueError(f"corpus {source!r} holds {size} bytes of text; at least {MIN_CORPUS_CHARS} "
-                     "are needed (it is split into train and held-out files)")
+    raise ValueError(
+        f"corpus {source!r} holds {size} bytes of text; at least {MIN_CORPUS_CHARS} "
+        "are needed (it is split into train and held-out files)"
+    )
 
 
 def _no_bool(value: object) -> object:

@@ -18,7 +18,14 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from interp.utils import atomic_path, owned_dir_problem, read_json, read_object, unknown_name_error, write_json
+from interp.utils import (
+    atomic_path,
+    owned_dir_problem,
+    read_json,
+    read_object,
+    unknown_name_error,
+    write_json,
+)
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
@@ -44,12 +51,21 @@ class Criterion(BaseModel):
     values: Optional[list[Optional[float]]] = None
 
     @classmethod
-    def check(cls, name: str, value: Any, op: str, threshold: float, *, kind: str, description: str = "") -> "Criterion":
+    def check(
+        cls, name: str, value: Any, op: str, threshold: float, *, kind: str, description: str = ""
+    ) -> "Criterion":
         """Build a criterion and decide ``holds`` from the numbers (NaN/None never holds)."""
         v = None if value is None else float(value)
         ok = v is not None and not math.isnan(v) and bool(_OPS[op](v, threshold))
-        return cls(name=name, value=None if v is None or math.isnan(v) else v, threshold=float(threshold), op=op,
-                   holds=ok, kind=kind, description=description)
+        return cls(
+            name=name,
+            value=None if v is None or math.isnan(v) else v,
+            threshold=float(threshold),
+            op=op,
+            holds=ok,
+            kind=kind,
+            description=description,
+        )
 
     def recomputed(self) -> "Criterion":
         """This criterion with ``holds`` (and a seeds run's ``seeds_held``) decided again from its
@@ -64,7 +80,9 @@ class Criterion(BaseModel):
             return f"{'holds' if self.kind != 'target' else 'met'} in {self.seeds_held} of {self.seeds_run} seeds"
         if self.holds:
             return "holds" if self.kind != "target" else "met"
-        return {"sanity": "FAILS (implementation?)", "claim": "does not hold", "target": "missed"}[self.kind]
+        return {"sanity": "FAILS (implementation?)", "claim": "does not hold", "target": "missed"}[
+            self.kind
+        ]
 
 
 def _holds(value: Optional[float], op: str, threshold: Optional[float]) -> bool:
@@ -86,8 +104,10 @@ def recheck_criteria(raw: Any, where: str = "metrics") -> tuple[list[Criterion],
         if isinstance(c, Criterion):
             c = c.model_dump()
         if not isinstance(c, dict):
-            raise ValueError(f"{where}: criterion {i} is {c!r}, not an object with name, value, "
-                             "threshold, op, holds and kind")
+            raise ValueError(
+                f"{where}: criterion {i} is {c!r}, not an object with name, value, "
+                "threshold, op, holds and kind"
+            )
         try:
             stored = Criterion(**c)
         except ValidationError as e:
@@ -104,8 +124,14 @@ def recheck_criteria(raw: Any, where: str = "metrics") -> tuple[list[Criterion],
 class Result:
     """What an analysis returns: ``metrics`` (JSON), ``arrays`` (numpy), ``figures`` (plotly)."""
 
-    def __init__(self, analysis: str, config: dict | None = None, metrics: dict | None = None,
-                 arrays: dict[str, np.ndarray] | None = None, figures: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        analysis: str,
+        config: dict | None = None,
+        metrics: dict | None = None,
+        arrays: dict[str, np.ndarray] | None = None,
+        figures: dict[str, Any] | None = None,
+    ):
         self.analysis = analysis
         self.config = dict(config or {})
         self.metrics = dict(metrics or {})
@@ -118,8 +144,10 @@ class Result:
     def __repr__(self) -> str:
         crit = self.criteria
         ok = sum(c.holds for c in crit)
-        return (f"Result({self.analysis!r}, criteria {ok}/{len(crit)} hold, arrays={sorted(self.arrays)}, "
-                f"figures={sorted(self.figures)})")
+        return (
+            f"Result({self.analysis!r}, criteria {ok}/{len(crit)} hold, arrays={sorted(self.arrays)}, "
+            f"figures={sorted(self.figures)})"
+        )
 
     # ------------------------------------------------------------- criteria
     @property
@@ -127,17 +155,28 @@ class Result:
         """The criteria, each verdict recomputed from its value, op and threshold."""
         return recheck_criteria(self.metrics.get("criteria", []), f"result {self.analysis!r}")[0]
 
-    def add_criterion(self, name: str, value: Any, op: str, threshold: float, *, kind: str,
-                      description: str = "") -> Criterion:
+    def add_criterion(
+        self, name: str, value: Any, op: str, threshold: float, *, kind: str, description: str = ""
+    ) -> Criterion:
         c = Criterion.check(name, value, op, threshold, kind=kind, description=description)
-        self.metrics["criteria"] = [x for x in self.metrics["criteria"] if _cname(x) != name] + [c.model_dump()]
+        self.metrics["criteria"] = [x for x in self.metrics["criteria"] if _cname(x) != name] + [
+            c.model_dump()
+        ]
         return c
 
     def summary(self) -> str:
         """A plain-text table of the criteria (and a warning when stored verdicts were wrong)."""
-        rows = [f"WARNING: stored verdicts disagreed with their values and were recomputed: "
-                f"{', '.join(self.verdict_mismatches)}"] if self.verdict_mismatches else []
-        rows += [f"{'criterion':<44} {'kind':<7} {'value':>10} {'op':>3} {'threshold':>10}  verdict"]
+        rows = (
+            [
+                f"WARNING: stored verdicts disagreed with their values and were recomputed: "
+                f"{', '.join(self.verdict_mismatches)}"
+            ]
+            if self.verdict_mismatches
+            else []
+        )
+        rows += [
+            f"{'criterion':<44} {'kind':<7} {'value':>10} {'op':>3} {'threshold':>10}  verdict"
+        ]
         for c in self.criteria:
             v = "n/a" if c.value is None else f"{c.value:.4g}"
             t = "" if c.threshold is None else f"{c.threshold:.4g}"
@@ -177,7 +216,11 @@ class Result:
             np.save(directory / "arrays" / f"{name}.npy", arr, allow_pickle=False)
         (directory / "figures").mkdir(exist_ok=True)
         for name, fig in self.figures.items():
-            text = fig.to_json() if hasattr(fig, "to_json") else (fig if isinstance(fig, str) else _dumps(fig))
+            text = (
+                fig.to_json()
+                if hasattr(fig, "to_json")
+                else (fig if isinstance(fig, str) else _dumps(fig))
+            )
             (directory / "figures" / f"{name}.json").write_text(text)
 
     @classmethod
@@ -211,13 +254,16 @@ class Result:
         return result
 
 
-_RESULT_FILES = re.compile(r"(config|metrics|run)\.json|log\.txt|arrays/[^/]+\.npy"
-                           r"|figures/[^/]+\.json")
+_RESULT_FILES = re.compile(
+    r"(config|metrics|run)\.json|log\.txt|arrays/[^/]+\.npy"
+    r"|figures/[^/]+\.json"
+)
 
 
 def result_dir_problem(path: Path) -> str:
-    """"" when ``path`` is a result (or run) directory holding only what interp writes there,
+    """ "" when ``path`` is a result (or run) directory holding only what interp writes there,
     else why it must not be replaced (see :func:`interp.utils.atomic_path`)."""
+
     def marker(p: Path) -> bool:
         return isinstance(read_json(p / "metrics.json").get("criteria"), list)
 

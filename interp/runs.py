@@ -27,8 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from interp.utils import (REPO_ROOT, atomic_path, clean_stale_tmp, config_hash, read_object,
-                          runs_dir, unknown_name_error, write_json)
+from interp.utils import (
+    REPO_ROOT,
+    atomic_path,
+    clean_stale_tmp,
+    config_hash,
+    read_object,
+    runs_dir,
+    unknown_name_error,
+    write_json,
+)
 
 log = logging.getLogger("interp")
 
@@ -74,8 +82,9 @@ def _read_experiment(f: Path) -> Experiment:
     if not isinstance(data, dict) or not isinstance(data.get("analysis"), str):
         raise ValueError(f"experiment file {f} has no 'analysis: <name>' key at the top level")
     presets = data.get("presets") or {}
-    if not isinstance(presets, dict) or any(not isinstance(v, (dict, type(None)))
-                                            for v in presets.values()):
+    if not isinstance(presets, dict) or any(
+        not isinstance(v, (dict, type(None))) for v in presets.values()
+    ):
         raise ValueError(f"experiment file {f}: 'presets' must map each preset to its settings")
     presets = {str(k): dict(v or {}) for k, v in presets.items()}
     return Experiment(f.stem, data["analysis"], str(data.get("description") or ""), presets, f)
@@ -128,8 +137,13 @@ def build_config(experiment: str | Experiment, preset: str = "quick", overrides:
     import interp.analyses as analyses
 
     exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
-    cfg = config_from_presets(analyses.get(exp.analysis).Config, exp.presets, preset, overrides,
-                              what=f"experiment {exp.name!r}, analysis {exp.analysis!r}")
+    cfg = config_from_presets(
+        analyses.get(exp.analysis).Config,
+        exp.presets,
+        preset,
+        overrides,
+        what=f"experiment {exp.name!r}, analysis {exp.analysis!r}",
+    )
     return with_training_seed(cfg)
 
 
@@ -146,23 +160,39 @@ def with_training_seed(cfg: Any) -> Any:
     if not isinstance(cfg, BaseModel) or not isinstance(seed, int) or seed == 0:
         return cfg
     values = {k: getattr(cfg, k) for k in type(cfg).model_fields}
-    names = [v for value in values.values() for v in (value if isinstance(value, list) else [value])
-             if isinstance(v, str)]
+    names = [
+        v
+        for value in values.values()
+        for v in (value if isinstance(value, list) else [value])
+        if isinstance(v, str)
+    ]
     from interp.models import zoo
 
     swap = zoo.seeded_names(names, seed)
     if not swap:
         return cfg
-    update = {k: ([swap.get(v, v) for v in value] if isinstance(value, list) else swap[value])
-              for k, value in values.items()
-              if (isinstance(value, list) and any(isinstance(v, str) and v in swap for v in value))
-              or (isinstance(value, str) and value in swap)}
-    log.info("seed %d: models trained with seed %s", seed, ", ".join(f"{k}={v}" for k, v in update.items()))
+    update = {
+        k: ([swap.get(v, v) for v in value] if isinstance(value, list) else swap[value])
+        for k, value in values.items()
+        if (isinstance(value, list) and any(isinstance(v, str) and v in swap for v in value))
+        or (isinstance(value, str) and value in swap)
+    }
+    log.info(
+        "seed %d: models trained with seed %s",
+        seed,
+        ", ".join(f"{k}={v}" for k, v in update.items()),
+    )
     return type(cfg).model_validate({**cfg.model_dump(), **update})
 
 
-def config_from_presets(Config: type, presets: dict[str, dict], preset: str, overrides: Any = None, *,
-                        what: str = "config"):
+def config_from_presets(
+    Config: type,
+    presets: dict[str, dict],
+    preset: str,
+    overrides: Any = None,
+    *,
+    what: str = "config",
+):
     """``Config`` validated from ``presets[preset]`` plus ``--set`` style ``overrides``."""
     from pydantic import ValidationError
 
@@ -178,8 +208,13 @@ def config_from_presets(Config: type, presets: dict[str, dict], preset: str, ove
     try:
         return Config(**values)
     except ValidationError as e:
-        lines = [f"  {'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})" for err in e.errors()]
-        raise ValueError(f"invalid config ({what}, preset {preset!r}):\n" + "\n".join(lines)) from None
+        lines = [
+            f"  {'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})"
+            for err in e.errors()
+        ]
+        raise ValueError(
+            f"invalid config ({what}, preset {preset!r}):\n" + "\n".join(lines)
+        ) from None
 
 
 def _nested(values: dict) -> dict:
@@ -196,17 +231,30 @@ def _assign(d: dict, keys: list[str], value: Any) -> None:
 
 
 # ------------------------------------------------------------------ running
-def run_experiment(name: str, preset: str = "quick", overrides: Any = None, *, root: Optional[Path] = None) -> Path:
+def run_experiment(
+    name: str, preset: str = "quick", overrides: Any = None, *, root: Optional[Path] = None
+) -> Path:
     """Run an experiment and write its run directory atomically; return its path."""
     import interp.analyses as analyses
 
     exp = get_experiment(name)
     cfg = build_config(exp, preset, overrides)
-    return write_run(name, preset, overrides, cfg, analyses.get(exp.analysis).run, exp.analysis, root=root)
+    return write_run(
+        name, preset, overrides, cfg, analyses.get(exp.analysis).run, exp.analysis, root=root
+    )
 
 
-def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysis: str, *,
-              root: Optional[Path] = None, extra: Optional[dict] = None) -> Path:
+def write_run(
+    name: str,
+    preset: str,
+    overrides: Any,
+    cfg: Any,
+    fn: Any,
+    analysis: str,
+    *,
+    root: Optional[Path] = None,
+    extra: Optional[dict] = None,
+) -> Path:
     """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log
     (``extra`` goes into ``run.json``, e.g. a seeds run's ``seeds`` and ``runs``)."""
     import secrets
@@ -228,9 +276,18 @@ def write_run(name: str, preset: str, overrides: Any, cfg: Any, fn: Any, analysi
             header = f"experiment {name} preset {preset} analysis {analysis} config {dump}"
             result, seconds = _run_logged(fn, cfg, tmp / "log.txt", header)
             result._write(tmp)
-            write_json(tmp / "run.json", {"experiment": name, "preset": preset, "analysis": analysis,
-                                          "created": stamp, "overrides": parse_sets(overrides),
-                                          "seconds": seconds, **(extra or {})})
+            write_json(
+                tmp / "run.json",
+                {
+                    "experiment": name,
+                    "preset": preset,
+                    "analysis": analysis,
+                    "created": stamp,
+                    "overrides": parse_sets(overrides),
+                    "seconds": seconds,
+                    **(extra or {}),
+                },
+            )
     except OSError as e:
         if result is None:
             raise
@@ -271,8 +328,11 @@ class RunNotSaved(OSError):
     def __init__(self, result: Any, path: Path, cause: OSError):
         self.result, self.path, self.cause = result, path, cause
         why = cause.strerror or cause
-        super().__init__(cause.errno, f"the run finished, but {path} could not be written ({why}); "
-                                      "nothing half-written was left there")
+        super().__init__(
+            cause.errno,
+            f"the run finished, but {path} could not be written ({why}); "
+            "nothing half-written was left there",
+        )
 
 
 def _check_writable(folder: Path) -> None:
@@ -285,8 +345,11 @@ def _check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise OSError(e.errno, f"cannot write runs in {folder} ({e.strerror or e}); "
-                               "set INTERP_RUNS to a writable folder") from None
+        raise OSError(
+            e.errno,
+            f"cannot write runs in {folder} ({e.strerror or e}); "
+            "set INTERP_RUNS to a writable folder",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -309,8 +372,9 @@ class RunInfo:
         return f"{self.experiment}/{self.path.name}"
 
 
-def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None,
-              include_damaged: bool = False) -> list[RunInfo]:
+def list_runs(
+    experiment: Optional[str] = None, *, root: Optional[Path] = None, include_damaged: bool = False
+) -> list[RunInfo]:
     """Complete runs, newest first (incomplete ``.tmp`` directories are skipped). A run whose
     ``run.json`` or ``metrics.json`` cannot be read is left out, or with ``include_damaged``
     listed with ``damaged`` saying which file and why."""
@@ -319,7 +383,11 @@ def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None,
     if not root.is_dir():
         return out
     for exp_dir in sorted(root.iterdir()):
-        if not exp_dir.is_dir() or exp_dir.name.startswith(".") or (experiment and exp_dir.name != experiment):
+        if (
+            not exp_dir.is_dir()
+            or exp_dir.name.startswith(".")
+            or (experiment and exp_dir.name != experiment)
+        ):
             continue
         for run in exp_dir.iterdir():
             if run.name.startswith(".") or not (run / "run.json").exists():
@@ -328,8 +396,19 @@ def list_runs(experiment: Optional[str] = None, *, root: Optional[Path] = None,
                 info = run_info(run, exp_dir.name)
             except (ValueError, FileNotFoundError, OSError) as e:
                 if include_damaged:
-                    out.append(RunInfo(run, exp_dir.name, "?", "?", run.name[:15], 0, 0, 0,
-                                       damaged=str(e.args[0] if e.args else e)))
+                    out.append(
+                        RunInfo(
+                            run,
+                            exp_dir.name,
+                            "?",
+                            "?",
+                            run.name[:15],
+                            0,
+                            0,
+                            0,
+                            damaged=str(e.args[0] if e.args else e),
+                        )
+                    )
                 continue
             out.append(info)
     return sorted(out, key=lambda r: r.path.name, reverse=True)
@@ -348,10 +427,19 @@ def run_info(run: Path, experiment: str) -> RunInfo:
     if not isinstance(seeds, list) or not isinstance(seed_runs, list):
         raise ValueError(f"{run / 'run.json'} is damaged: 'seeds' and 'runs' must be lists")
     sanity_failures = sum(c.kind == "sanity" and not c.holds for c in crit)
-    return RunInfo(run, str(meta.get("experiment", experiment)), str(meta.get("analysis", "?")),
-                   str(meta.get("preset", "?")), str(meta.get("created", run.name[:15])), len(crit),
-                   sum(c.holds for c in crit), sanity_failures, seeds=tuple(seeds),
-                   seed_runs=tuple(map(str, seed_runs)), mismatched=tuple(changed))
+    return RunInfo(
+        run,
+        str(meta.get("experiment", experiment)),
+        str(meta.get("analysis", "?")),
+        str(meta.get("preset", "?")),
+        str(meta.get("created", run.name[:15])),
+        len(crit),
+        sum(c.holds for c in crit),
+        sanity_failures,
+        seeds=tuple(seeds),
+        seed_runs=tuple(map(str, seed_runs)),
+        mismatched=tuple(changed),
+    )
 
 
 def find_run(ref: str, *, root: Optional[Path] = None) -> Path:
@@ -367,8 +455,10 @@ def find_run(ref: str, *, root: Optional[Path] = None) -> Path:
     if latest:
         if latest[0].damaged:  # never call an older run "latest" without a word
             older = [r.id for r in latest[1:] if not r.damaged][:3]
-            raise ValueError(f"the latest run of {ref!r}, {latest[0].id}, is damaged ({latest[0].damaged}). "
-                             + (f"Older runs: {', '.join(older)}" if older else "It has no older sound run."))
+            raise ValueError(
+                f"the latest run of {ref!r}, {latest[0].id}, is damaged ({latest[0].damaged}). "
+                + (f"Older runs: {', '.join(older)}" if older else "It has no older sound run.")
+            )
         return latest[0].path
     pref = [r for r in runs if r.path.name.startswith(ref) or r.id.startswith(ref)]
     if len(pref) == 1:

@@ -67,11 +67,14 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
                 if len(seeds) > MAX_SEEDS:
                     raise OverflowError
             except OverflowError:
-                raise ValueError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds; "
-                                 f"at most {MAX_SEEDS}") from None
+                raise ValueError(
+                    f"--seeds {text!r}: more than {MAX_SEEDS} seeds; at most {MAX_SEEDS}"
+                ) from None
             except ValueError:
-                raise ValueError(f"--seeds {text!r}: expected seeds like '0-2', '0,3,5' or '0-1,7' "
-                                 f"(whole numbers >= 0, ranges low-high)") from None
+                raise ValueError(
+                    f"--seeds {text!r}: expected seeds like '0-2', '0,3,5' or '0-1,7' "
+                    f"(whole numbers >= 0, ranges low-high)"
+                ) from None
     if not seeds or any(s < 0 for s in seeds):
         raise ValueError(f"--seeds {text!r}: give at least one seed, each >= 0")
     if len(set(seeds)) != len(seeds):
@@ -93,17 +96,41 @@ def aggregate(results: dict[int, Result], analysis: str) -> Result:
         values = [per_seed[s].value if s in per_seed else None for s in results]
         judged = [v for s, v in zip(results, values) if s in per_seed and v is not None]
         held = sum(c.holds for c in per_seed.values())
-        criteria.append(Criterion(
-            name=name, value=statistics.median(judged) if judged else None, threshold=first.threshold,
-            op=first.op, kind=first.kind, holds=held == len(results), description=first.description,
-            seeds_held=held, seeds_run=len(per_seed), values=values).model_dump())
-    per_seed_summary = {str(s): {"criteria held": f"{sum(c.holds for c in r.criteria)}/{len(r.criteria)}",
-                                 "wall_seconds": r.metrics.get("wall_seconds")} for s, r in results.items()}
-    return Result(analysis, metrics={"criteria": criteria, "seeds": list(results), "per_seed": per_seed_summary})
+        criteria.append(
+            Criterion(
+                name=name,
+                value=statistics.median(judged) if judged else None,
+                threshold=first.threshold,
+                op=first.op,
+                kind=first.kind,
+                holds=held == len(results),
+                description=first.description,
+                seeds_held=held,
+                seeds_run=len(per_seed),
+                values=values,
+            ).model_dump()
+        )
+    per_seed_summary = {
+        str(s): {
+            "criteria held": f"{sum(c.holds for c in r.criteria)}/{len(r.criteria)}",
+            "wall_seconds": r.metrics.get("wall_seconds"),
+        }
+        for s, r in results.items()
+    }
+    return Result(
+        analysis,
+        metrics={"criteria": criteria, "seeds": list(results), "per_seed": per_seed_summary},
+    )
 
 
-def run_seeds(name: str, preset: str = "quick", overrides: Any = None, *, seeds: Sequence[int],
-              root: Optional[Path] = None) -> Path:
+def run_seeds(
+    name: str,
+    preset: str = "quick",
+    overrides: Any = None,
+    *,
+    seeds: Sequence[int],
+    root: Optional[Path] = None,
+) -> Path:
     """Run experiment ``name`` once per seed, then write the seeds run; return its path."""
     import time
 
@@ -114,20 +141,31 @@ def run_seeds(name: str, preset: str = "quick", overrides: Any = None, *, seeds:
     if "seed" in sets:
         raise ValueError("--seeds sets each run's seed: drop --set seed=... (or drop --seeds)")
     exp = get_experiment(name)
-    configs = {s: build_config(exp, preset, {**sets, "seed": s}) for s in seeds}  # all valid before any work
+    configs = {
+        s: build_config(exp, preset, {**sets, "seed": s}) for s in seeds
+    }  # all valid before any work
     fn = analyses.get(exp.analysis).run
     runs: dict[int, Path] = {}
     t0 = time.time()
     for i, seed in enumerate(seeds):
         log.info("seed %d (%d of %d)", seed, i + 1, len(seeds))
         print(f"[seed {seed}: {i + 1} of {len(seeds)}]", flush=True)
-        runs[seed] = write_run(name, preset, {**sets, "seed": seed}, configs[seed], fn, exp.analysis, root=root)
+        runs[seed] = write_run(
+            name, preset, {**sets, "seed": seed}, configs[seed], fn, exp.analysis, root=root
+        )
     results = {s: Result.load(p) for s, p in runs.items()}
     spent = time.time() - t0
     summary = aggregate(results, exp.analysis)
     summary.metrics["runs"] = {str(s): f"{name}/{p.name}" for s, p in runs.items()}
     summary.metrics["seeds_wall_seconds"] = spent
     cfg = SeedsConfig(experiment=name, preset=preset, seeds=list(seeds), overrides=sets)
-    return write_run(name, preset, sets, cfg, lambda _: summary, exp.analysis, root=root,
-                     extra={"seeds": list(seeds), "runs": [f"{name}/{p.name}" for p in runs.values()]})
-
+    return write_run(
+        name,
+        preset,
+        sets,
+        cfg,
+        lambda _: summary,
+        exp.analysis,
+        root=root,
+        extra={"seeds": list(seeds), "runs": [f"{name}/{p.name}" for p in runs.values()]},
+    )

@@ -71,8 +71,10 @@ def check_fits(parts: dict[str, int], fix: str) -> None:
     total, limit = sum(parts.values()), memory_bytes()
     if limit is not None and total > limit:
         shown = ", ".join(f"{k}: {gb(v)}" for k, v in parts.items())
-        raise ConfigError(f"this would allocate {gb(total)} ({shown}); this machine has "
-                          f"{gb(limit)} of memory. {fix}")
+        raise ConfigError(
+            f"this would allocate {gb(total)} ({shown}); this machine has "
+            f"{gb(limit)} of memory. {fix}"
+        )
 
 
 def resolve_device(device: Any = "auto"):
@@ -102,23 +104,34 @@ def _check_available(dev: Any) -> None:
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
             why = "a CPU-only build" if torch.version.cuda is None else "no GPU visible"
-            raise ValueError(f"device {str(dev)!r}: this torch has no CUDA device ({why}); "
-                             "valid here: 'auto', 'cpu'")
+            raise ValueError(
+                f"device {str(dev)!r}: this torch has no CUDA device ({why}); "
+                "valid here: 'auto', 'cpu'"
+            )
         if dev.index is not None and dev.index >= n:
-            raise ValueError(f"device {str(dev)!r}: this machine has {n} CUDA device(s); "
-                             f"valid: cuda:0..cuda:{n - 1}")
+            raise ValueError(
+                f"device {str(dev)!r}: this machine has {n} CUDA device(s); "
+                f"valid: cuda:0..cuda:{n - 1}"
+            )
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(f"device {str(dev)!r}: MPS is not available here; "
-                             "valid here: 'auto', 'cpu'")
+            raise ValueError(
+                f"device {str(dev)!r}: MPS is not available here; valid here: 'auto', 'cpu'"
+            )
 
 
 _DTYPES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float64": "float64", "double": "float64",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float64": "float64",
+    "double": "float64",
 }
 
 
@@ -163,8 +176,9 @@ def unknown_name_error(kind: str, name: str, valid: Iterable[str]) -> KeyError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, replace: bool = True,
-                owned: Optional[Callable[[Path], str]] = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, *, replace: bool = True, owned: Optional[Callable[[Path], str]] = None
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success.
 
     Works for files and directories. A crash leaves only a hidden ``.tmp`` sibling,
@@ -195,13 +209,16 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_owned_dir(path: Path, new: Path, aside: Path,
-                       owned: Optional[Callable[[Path], str]]) -> None:
+def _replace_owned_dir(
+    path: Path, new: Path, aside: Path, owned: Optional[Callable[[Path], str]]
+) -> None:
     empty = not any(path.iterdir())  # nothing to lose
     why = "" if empty else "nothing proves interp wrote it" if owned is None else owned(path)
     if why:
-        raise FileExistsError(f"{path} exists and {why}; it was left as it is. "
-                              "Choose a new path, or move it away yourself")
+        raise FileExistsError(
+            f"{path} exists and {why}; it was left as it is. "
+            "Choose a new path, or move it away yourself"
+        )
     os.rename(path, aside)
     try:
         os.rename(new, path)
@@ -223,9 +240,10 @@ def foreign_files(root: Path, allowed: Callable[[str], bool]) -> list[str]:
     return sorted(out)
 
 
-def owned_dir_problem(root: Path, what: str, allowed: Callable[[str], bool],
-                      marker_ok: Callable[[Path], bool]) -> str:
-    """"" when ``root`` is an interp ``what`` (``marker_ok``) holding only ``allowed`` files,
+def owned_dir_problem(
+    root: Path, what: str, allowed: Callable[[str], bool], marker_ok: Callable[[Path], bool]
+) -> str:
+    """ "" when ``root`` is an interp ``what`` (``marker_ok``) holding only ``allowed`` files,
     else why not (for :func:`atomic_path`'s ``owned``)."""
     try:
         if not marker_ok(root):
@@ -243,8 +261,9 @@ LOCK_TIMEOUT_S = 6 * 3600  # longer than any zoo build; INTERP_LOCK_TIMEOUT over
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, *, timeout: Optional[float] = None,
-              what: str = "") -> Iterator[None]:
+def file_lock(
+    path: str | os.PathLike, *, timeout: Optional[float] = None, what: str = ""
+) -> Iterator[None]:
     """An exclusive lock on ``path`` (created if missing) for the ``with`` block: a second process
     waits until the first is done, at most ``timeout`` seconds (default ``$INTERP_LOCK_TIMEOUT`` or
     :data:`LOCK_TIMEOUT_S`), then raises ``TimeoutError`` naming the lock and ``what`` it guards.
@@ -260,9 +279,11 @@ def file_lock(path: str | os.PathLike, *, timeout: Optional[float] = None,
         lock.acquire()
     except Timeout:
         guards = f" ({what})" if what else ""
-        raise TimeoutError(f"waited {timeout:.0f} s for the lock {path}{guards}: another process "
-                           "holds it. Wait for it to finish, or stop it; set INTERP_LOCK_TIMEOUT "
-                           "to wait longer") from None
+        raise TimeoutError(
+            f"waited {timeout:.0f} s for the lock {path}{guards}: another process "
+            "holds it. Wait for it to finish, or stop it; set INTERP_LOCK_TIMEOUT "
+            "to wait longer"
+        ) from None
     try:
         yield
     finally:
@@ -320,7 +341,9 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
-    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported; never import it here
+    torch = sys.modules.get(
+        "torch"
+    )  # a tensor can only exist once torch is imported; never import it here
     if torch is not None and isinstance(obj, torch.Tensor):
         return obj.detach().cpu().tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
@@ -352,8 +375,9 @@ def seed_label(values: Sequence[Any]) -> str:
 
 
 # ----------------------------------------------------------------- timing
-def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
-                ) -> dict[str, list[float]]:
+def interleaved(
+    variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Seconds per call of each variant, rounds interleaved: A B C, A B C, ..."""
     for _ in range(warmup):
         for fn in variants.values():
@@ -382,5 +406,4 @@ def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
     except OSError:  # the folder does not exist yet, or the OS does not say: the write will tell
         return
     if nbytes > free:
-        raise ConfigError(f"{what} needs {gb(nbytes)} on disk; {folder} has {gb(free)} free. "
-                          f"{fix}")
+        raise ConfigError(f"{what} needs {gb(nbytes)} on disk; {folder} has {gb(free)} free. {fix}")

@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 import sae_lens
 import torch
-from sae_lens import JumpReLUSAE, JumpReLUSAEConfig, StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
+from sae_lens import (
+    JumpReLUSAE,
+    JumpReLUSAEConfig,
+    StandardSAE,
+    StandardSAEConfig,
+    TopKSAE,
+    TopKSAEConfig,
+)
 
 D_IN, D_SAE, N_ROWS, K = 8, 16, 6, 4
 HOOK = "blocks.0.hook_resid_post"
@@ -66,7 +73,9 @@ def main() -> None:
         np.save(out / "x.npy", x.numpy())
         np.save(out / "feature_acts.npy", f.numpy())
         np.save(out / "sae_out.npy", x_hat.numpy())
-        (out / "versions.json").write_text(json.dumps({"sae_lens": sae_lens.__version__, "torch": torch.__version__}))
+        (out / "versions.json").write_text(
+            json.dumps({"sae_lens": sae_lens.__version__, "torch": torch.__version__})
+        )
         print(architecture, sorted(p.name for p in out.iterdir()))
 
 

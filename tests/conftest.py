@@ -50,16 +50,25 @@ def load_hf_models(root, archs=("gpt2", "neox", "llama", "bert"), n_layers: int 
     import interp
 
     torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=n_layers, num_attention_heads=4,
-                 intermediate_size=64, max_position_embeddings=32)
+    small = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
     build = {
-        "gpt2": lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=n_layers, n_head=4,
-                                                         n_positions=32)),
+        "gpt2": lambda: T.GPT2LMHeadModel(
+            T.GPT2Config(vocab_size=50, n_embd=32, n_layer=n_layers, n_head=4, n_positions=32)
+        ),
         "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
         "llama": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
         "bert": lambda: T.BertForMaskedLM(T.BertConfig(**small)),
     }
-    hf = {name: build[name]() for name in archs}  # every model built before any is loaded (loading draws random numbers)
+    hf = {
+        name: build[name]() for name in archs
+    }  # every model built before any is loaded (loading draws random numbers)
     out = {}
     for name, model in hf.items():
         model.save_pretrained(root / name)
@@ -83,8 +92,13 @@ def tiny_gpt():
     from interp.tracing.model import Model
 
     spec = build_spec()
-    return Model(build_transformer(spec), backend="tl", kind="transformer", model_id="tiny_gpt",
-                 spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    return Model(
+        build_transformer(spec),
+        backend="tl",
+        kind="transformer",
+        model_id="tiny_gpt",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
 
 
 @pytest.fixture

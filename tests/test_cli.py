@@ -14,8 +14,10 @@ runner = CliRunner()
 
 
 def test_help_does_not_import_torch():
-    code = "import sys, interp.cli; assert 'torch' not in sys.modules, 'torch imported'; " \
-           "assert 'transformer_lens' not in sys.modules; assert 'nnsight' not in sys.modules"
+    code = (
+        "import sys, interp.cli; assert 'torch' not in sys.modules, 'torch imported'; "
+        "assert 'transformer_lens' not in sys.modules; assert 'nnsight' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0 and "run" in res.output and "zoo" in res.output
@@ -67,7 +69,11 @@ def test_run_model_report_quick_writes_a_complete_run_directory():
     path = find_run("model_report")
     names = {p.name for p in path.iterdir()}
     assert {"config.json", "metrics.json", "arrays", "figures", "log.txt", "run.json"} <= names
-    assert {p.stem for p in (path / "figures").iterdir()} >= {"logit_lens", "head_ablation", "attention"}
+    assert {p.stem for p in (path / "figures").iterdir()} >= {
+        "logit_lens",
+        "head_ablation",
+        "attention",
+    }
     assert "done in" in (path / "log.txt").read_text()
     run = list_runs("model_report")[0]
     assert run.sanity_failures == 0
@@ -86,10 +92,16 @@ def test_check_runs_on_a_saved_checkpoint_and_refuses_a_bad_name(tmp_path):
     from interp.runs import find_run
 
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)).save_pretrained(tmp_path)
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)
+    ).save_pretrained(tmp_path)
     res = runner.invoke(app, ["check", str(tmp_path), "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    assert "hidden_states_match" in res.output and "logits_match" in res.output and "collect of every" in res.output
+    assert (
+        "hidden_states_match" in res.output
+        and "logits_match" in res.output
+        and "collect of every" in res.output
+    )
     assert (find_run("check") / "metrics.json").exists()
     res = runner.invoke(app, ["check", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and "model" in res.output and "directory" in res.output
@@ -116,8 +128,11 @@ def test_demo_runs_the_real_check_after_the_quick_presets(monkeypatch):
     monkeypatch.setattr(pretrained, "is_installed", lambda name: True)
     runner = CliRunner()
     runner.invoke(app, ["demo", "--only", "check", "--only", "model_report", "--no-serve"])
-    assert calls == [("model_report", "quick"), ("check", "quick"), ("check", "real")] or \
-        calls == [("check", "quick"), ("model_report", "quick"), ("check", "real")]
+    assert calls == [("model_report", "quick"), ("check", "quick"), ("check", "real")] or calls == [
+        ("check", "quick"),
+        ("model_report", "quick"),
+        ("check", "real"),
+    ]
     calls.clear()
     runner.invoke(app, ["demo", "--only", "model_report", "--real", "all", "--no-serve"])
     assert calls == [("model_report", "quick"), ("model_report", "real")]

@@ -45,8 +45,10 @@ UNITS: dict[str, tuple[str, ...]] = {
 
 # Imports that run upwards on purpose, each with its reason. Keep this short.
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("interp.tracing.distributed", "interp.models.load"):
-        "main() is the torchrun entry point: it loads the model by name before collecting",
+    (
+        "interp.tracing.distributed",
+        "interp.models.load",
+    ): "main() is the torchrun entry point: it loads the model by name before collecting",
 }
 
 # Parts of a package that only that package (and the named outsiders) may import.
@@ -125,13 +127,17 @@ def imports_of(mod: str, path: Path, modules: dict[str, Path], facade: dict[str,
                 base = ".".join([*up, base] if base else up)
             names += [f"{base}.{a.name}" for a in node.names]
     if bare_root:
-        names += [d for n in ast.walk(tree) if isinstance(n, ast.Attribute)
-                  and (d := _dotted(n)) and d.startswith("interp.")]
+        names += [
+            d
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and (d := _dotted(n)) and d.startswith("interp.")
+        ]
     return {r for n in names if (r := resolve(n)) and r != mod}
 
 
-def layer_of(mod: str, layers: list[tuple[str, ...]], units: dict[str, tuple[str, ...]] | None = None
-             ) -> tuple[int, str]:
+def layer_of(
+    mod: str, layers: list[tuple[str, ...]], units: dict[str, tuple[str, ...]] | None = None
+) -> tuple[int, str]:
     """(layer index, unit): the unit with the longest prefix that is ``mod`` or a parent of it."""
     units = UNITS if units is None else units
     best, length = (-1, ""), -1
@@ -141,14 +147,21 @@ def layer_of(mod: str, layers: list[tuple[str, ...]], units: dict[str, tuple[str
                 if (mod == e or mod.startswith(e + ".")) and len(e) > length:
                     best, length = (i, unit), len(e)
     if best[0] < 0:
-        raise KeyError(f"{mod} is on no layer of LAYERS; add its package to tests/test_imports.py "
-                       "and to the dependency order in docs/architecture.md")
+        raise KeyError(
+            f"{mod} is on no layer of LAYERS; add its package to tests/test_imports.py "
+            "and to the dependency order in docs/architecture.md"
+        )
     return best
 
 
-def violations(root: Path, layers: list[tuple[str, ...]], exceptions: dict[tuple[str, str], str],
-               internal: dict[str, tuple[str, ...]], packages: tuple[str, ...] = ("interp", "app"),
-               units: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+def violations(
+    root: Path,
+    layers: list[tuple[str, ...]],
+    exceptions: dict[tuple[str, str], str],
+    internal: dict[str, tuple[str, ...]],
+    packages: tuple[str, ...] = ("interp", "app"),
+    units: dict[str, tuple[str, ...]] | None = None,
+) -> list[str]:
     """Every import that runs upwards or sideways between layers, or into another package's
     internals, as ``"a -> b (why)"``."""
     modules = module_names(root, packages)
@@ -177,7 +190,9 @@ def test_every_exception_is_still_needed():
     """An exception whose import is gone must leave the list (the list only shrinks)."""
     modules = module_names(ROOT)
     facade = _facade(ROOT)
-    stale = [f"{a} -> {b}" for a, b in EXCEPTIONS if b not in imports_of(a, modules[a], modules, facade)]
+    stale = [
+        f"{a} -> {b}" for a, b in EXCEPTIONS if b not in imports_of(a, modules[a], modules, facade)
+    ]
     assert not stale, stale
 
 
@@ -200,42 +215,59 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
 SYNTHETIC = [("utils",), ("tracing",), ("methods", "plotting"), ("interp",)]
 
 
-@pytest.mark.parametrize("body, expected", [
-    # a lazy import inside a function body that runs upwards
-    ("def f():\n    from interp.methods.lens import g\n", "interp.tracing.model -> interp.methods.lens"),
-    # the façade: `import interp` then interp.<public name> is an import of its defining module
-    ("def f():\n    import interp\n    return interp.lens_of\n", "interp.tracing.model -> interp.methods.lens"),
-    ("import interp.methods\n", "interp.tracing.model -> interp.methods"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        # a lazy import inside a function body that runs upwards
+        (
+            "def f():\n    from interp.methods.lens import g\n",
+            "interp.tracing.model -> interp.methods.lens",
+        ),
+        # the façade: `import interp` then interp.<public name> is an import of its defining module
+        (
+            "def f():\n    import interp\n    return interp.lens_of\n",
+            "interp.tracing.model -> interp.methods.lens",
+        ),
+        ("import interp.methods\n", "interp.tracing.model -> interp.methods"),
+    ],
+)
 def test_a_planted_upward_import_is_caught(tmp_path, body, expected):
-    root = _tree(tmp_path, {
-        "interp/__init__.py": '_PUBLIC = {"lens_of": "interp.methods.lens"}\n_SUBMODULES = {"utils"}\n',
-        "interp/utils.py": "X = 1\n",
-        "interp/tracing/__init__.py": "",
-        "interp/tracing/model.py": "from interp.utils import X\n" + body,
-        "interp/methods/__init__.py": "",
-        "interp/methods/lens.py": "from interp.tracing.model import f\n",
-        "interp/plotting/__init__.py": "",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "interp/__init__.py": '_PUBLIC = {"lens_of": "interp.methods.lens"}\n_SUBMODULES = {"utils"}\n',
+            "interp/utils.py": "X = 1\n",
+            "interp/tracing/__init__.py": "",
+            "interp/tracing/model.py": "from interp.utils import X\n" + body,
+            "interp/methods/__init__.py": "",
+            "interp/methods/lens.py": "from interp.tracing.model import f\n",
+            "interp/plotting/__init__.py": "",
+        },
+    )
     bad = violations(root, SYNTHETIC, {}, {}, packages=("interp",))
     assert [b.split(" (")[0] for b in bad] == [expected]
 
 
 def test_sideways_imports_internals_and_exceptions(tmp_path):
-    root = _tree(tmp_path, {
-        "interp/__init__.py": "",
-        "interp/utils.py": "",
-        "interp/tracing/__init__.py": "",
-        "interp/tracing/adapters.py": "",
-        "interp/tracing/model.py": "from . import adapters\n",  # relative import, inside the package
-        "interp/methods/__init__.py": "",
-        "interp/methods/lens.py": "from interp.plotting import fig\nfrom interp.tracing import adapters\n",
-        "interp/plotting/__init__.py": "fig = 1\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "interp/__init__.py": "",
+            "interp/utils.py": "",
+            "interp/tracing/__init__.py": "",
+            "interp/tracing/adapters.py": "",
+            "interp/tracing/model.py": "from . import adapters\n",  # relative import, inside the package
+            "interp/methods/__init__.py": "",
+            "interp/methods/lens.py": "from interp.plotting import fig\nfrom interp.tracing import adapters\n",
+            "interp/plotting/__init__.py": "fig = 1\n",
+        },
+    )
     internal = {"interp.tracing.adapters": ("interp.tracing",)}
     bad = violations(root, SYNTHETIC, {}, internal, packages=("interp",))
-    assert bad == ["interp.methods.lens -> interp.plotting (plotting is not below methods)",
-                   "interp.methods.lens -> interp.tracing.adapters (internal to interp.tracing)"]
+    assert bad == [
+        "interp.methods.lens -> interp.plotting (plotting is not below methods)",
+        "interp.methods.lens -> interp.tracing.adapters (internal to interp.tracing)",
+    ]
     allowed = {("interp.methods.lens", "interp.plotting"): "a planted exception"}
     assert len(violations(root, SYNTHETIC, allowed, internal, packages=("interp",))) == 1
     with pytest.raises(KeyError, match="on no layer"):
@@ -252,8 +284,11 @@ BACKEND_PACKAGES = ("transformer_lens", "transformers", "nnsight")
 BRIDGE_INTERNALS = ("original_model", "_original_component")
 BACKEND_IMPORTS_ALLOWED: dict[str, set[str]] = {
     "interp/methods/knockout.py": {  # the key/value-reusing knockout builds on the attention and cache classes
-        "transformer_lens.model_bridge.generalized_components.attention", "transformers",
-        "transformers.models.auto.modeling_auto", "transformers.cache_utils"},
+        "transformer_lens.model_bridge.generalized_components.attention",
+        "transformers",
+        "transformers.models.auto.modeling_auto",
+        "transformers.cache_utils",
+    },
 }
 BRIDGE_INTERNALS_ALLOWED: dict[str, int] = {
     "interp/methods/knockout.py": 2,  # reruns the native attention blocks for the fast path
@@ -269,8 +304,13 @@ def backend_use(path: Path) -> tuple[set[str], int]:
     imported: set[str] = set()
     reads = 0
     for node in ast.walk(ast.parse(path.read_text())):
-        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
         imported |= {n for n in names if n.split(".")[0] in BACKEND_PACKAGES}
         if isinstance(node, ast.Attribute) and node.attr in BRIDGE_INTERNALS:
             reads += 1
@@ -280,7 +320,12 @@ def backend_use(path: Path) -> tuple[set[str], int]:
 
 
 def test_methods_and_analyses_leave_backend_internals_to_tracing():
-    files = sorted([*(ROOT / "interp" / "methods").rglob("*.py"), *(ROOT / "interp" / "analyses").rglob("*.py")])
+    files = sorted(
+        [
+            *(ROOT / "interp" / "methods").rglob("*.py"),
+            *(ROOT / "interp" / "analyses").rglob("*.py"),
+        ]
+    )
     imports, reads = {}, {}
     for path in files:
         rel = str(path.relative_to(ROOT))
@@ -291,15 +336,19 @@ def test_methods_and_analyses_leave_backend_internals_to_tracing():
             reads[rel] = n
     assert imports == BACKEND_IMPORTS_ALLOWED, (
         "methods/ and analyses/ import backend internals other than the allowed ones; ask the Model "
-        f"(interp/tracing) instead, or lower the allow-list: {imports}")
+        f"(interp/tracing) instead, or lower the allow-list: {imports}"
+    )
     assert reads == BRIDGE_INTERNALS_ALLOWED, (
         f"reads of {BRIDGE_INTERNALS} in methods/ and analyses/ changed: {reads}; a new one belongs in "
-        "interp/tracing, a removed one leaves BRIDGE_INTERNALS_ALLOWED")
+        "interp/tracing, a removed one leaves BRIDGE_INTERNALS_ALLOWED"
+    )
 
 
 def test_backend_use_sees_imports_and_internal_reads(tmp_path):
     p = tmp_path / "m.py"
-    p.write_text("def f(m):\n    from transformers import DynamicCache\n    import nnsight\n"
-                 "    from interp.tracing import trace\n"
-                 "    return m.module.original_model, getattr(m, '_original_component')\n")
+    p.write_text(
+        "def f(m):\n    from transformers import DynamicCache\n    import nnsight\n"
+        "    from interp.tracing import trace\n"
+        "    return m.module.original_model, getattr(m, '_original_component')\n"
+    )
     assert backend_use(p) == ({"transformers", "nnsight"}, 2)

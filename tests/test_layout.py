@@ -37,7 +37,11 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
     """Ids of the nodes inside ``if TYPE_CHECKING:`` blocks (never imported at run time)."""
     inside: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+        if (
+            isinstance(node, ast.If)
+            and isinstance(node.test, ast.Name)
+            and node.test.id == "TYPE_CHECKING"
+        ):
             inside |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
     return inside
 
@@ -65,7 +69,11 @@ def import_graph() -> dict[str, set[str]]:
             for t in targets:
                 r = _resolve(t)
                 # an import of a package's own submodule from its __init__ is not a cycle edge back
-                if r and r != mod and not (path.name != "__init__.py" and r == package and t != package):
+                if (
+                    r
+                    and r != mod
+                    and not (path.name != "__init__.py" and r == package and t != package)
+                ):
                     graph[mod].add(r)
     return graph
 
@@ -79,7 +87,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(n)
         for m in sorted(graph[n]):
             if state.get(m) == 1:
-                return stack[stack.index(m):] + [m]
+                return stack[stack.index(m) :] + [m]
             if m not in state and (c := visit(m)):
                 return c
         state[n] = 2
@@ -97,7 +105,11 @@ def test_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     tree = ast.parse("import a\nif TYPE_CHECKING:\n    import b\n")
     skipped = _type_checking_only(tree)
-    assert [n.names[0].name for n in ast.walk(tree) if isinstance(n, ast.Import) and id(n) not in skipped] == ["a"]
+    assert [
+        n.names[0].name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import) and id(n) not in skipped
+    ] == ["a"]
 
 
 def test_no_import_circle_between_project_modules():
@@ -107,7 +119,9 @@ def test_no_import_circle_between_project_modules():
 
 
 def test_no_module_over_600_lines():
-    big = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 600}
+    big = {
+        str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 600
+    }
     assert not big, big
 
 
@@ -115,11 +129,23 @@ def test_nothing_points_outside_the_repository():
     pattern = re.compile(r"\.\./shared|\b(PAPERS|DESIGN|STYLE|PERFORMANCE)\.md\b")
     import subprocess
 
-    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.split()
-    files = [ROOT / f for f in tracked if Path(f).suffix in {".py", ".md", ".yaml", ".ipynb", ".toml"}
-             and (ROOT / f).is_file()]
-    hits = [str(p.relative_to(ROOT)) for p in files if p != Path(__file__) and pattern.search(p.read_text())]
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    files = [
+        ROOT / f
+        for f in tracked
+        if Path(f).suffix in {".py", ".md", ".yaml", ".ipynb", ".toml"} and (ROOT / f).is_file()
+    ]
+    hits = [
+        str(p.relative_to(ROOT))
+        for p in files
+        if p != Path(__file__) and pattern.search(p.read_text())
+    ]
     assert not hits, hits
 
 
@@ -131,7 +157,10 @@ def test_recipe_families_list_every_module_of_the_package():
 
 
 # Exceptions to the one-name rule, by name (the analyses themselves come from the registry).
-TOOLS = {"check", "sae"}  # analyses that are tools, not papers: no notebook (check: no data generator either)
+TOOLS = {
+    "check",
+    "sae",
+}  # analyses that are tools, not papers: no notebook (check: no data generator either)
 # model_report reads the shared code corpus; circuits uses the circuit tasks of interp/data/sae_circuits.py
 # (one task builder for both circuit analyses); the others generate their data
 NO_DATA = {"model_report", "circuits", *TOOLS}
@@ -139,8 +168,14 @@ NO_DATA = {"model_report", "circuits", *TOOLS}
 
 def analysis_parts(name: str) -> list[str]:
     """The files an analysis called ``name`` owns (docs/architecture.md, "Where does my change go")."""
-    parts = [f"interp/analyses/{name}.py", f"interp/plotting/{name}.py", f"app/panels/{name}.py",
-             f"tests/analyses/test_{name}.py", f"experiments/{name}.yaml", f"docs/analyses/{name}.md"]
+    parts = [
+        f"interp/analyses/{name}.py",
+        f"interp/plotting/{name}.py",
+        f"app/panels/{name}.py",
+        f"tests/analyses/test_{name}.py",
+        f"experiments/{name}.yaml",
+        f"docs/analyses/{name}.md",
+    ]
     if name not in TOOLS:
         parts.append(f"experiments/notebooks/{name}.ipynb")
     if name not in NO_DATA:
@@ -151,7 +186,9 @@ def analysis_parts(name: str) -> list[str]:
 def _exists(part: str) -> bool:
     """A module may grow into a package of the same name (``analyses/<name>/``)."""
     path = ROOT / part
-    return path.exists() or (path.suffix == ".py" and (path.with_suffix("") / "__init__.py").exists())
+    return path.exists() or (
+        path.suffix == ".py" and (path.with_suffix("") / "__init__.py").exists()
+    )
 
 
 def test_one_name_per_analysis():
@@ -161,25 +198,36 @@ def test_one_name_per_analysis():
 
     names = interp.analyses.names()
     assert len(names) >= 9 and TOOLS <= set(names) and NO_DATA <= set(names)
-    missing = [f"{name}: {part}" for name in names for part in analysis_parts(name) if not _exists(part)]
+    missing = [
+        f"{name}: {part}" for name in names for part in analysis_parts(name) if not _exists(part)
+    ]
     assert not missing, missing
 
 
 def test_the_one_name_check_fails_on_a_missing_part():
-    assert _exists("interp/analyses/bigram.py") and not _exists("interp/analyses/no_such_analysis.py")
+    assert _exists("interp/analyses/bigram.py") and not _exists(
+        "interp/analyses/no_such_analysis.py"
+    )
     assert "docs/analyses/no_such_analysis.md" in analysis_parts("no_such_analysis")
 
 
-NUMBERS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
-                                       "thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
-                                       "twenty".split())}
+NUMBERS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve "
+        "thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
+        "twenty".split()
+    )
+}
 
 
 def stated_counts(text: str, pattern: str) -> tuple[int, int]:
     """(all analyses, those reproducing a paper) as a document spells them (``pattern`` has two
     groups, each a number word)."""
     match = re.search(pattern, text, flags=re.MULTILINE)
-    assert match, f"no sentence matching {pattern!r}: state the counts in words, as the test reads them"
+    assert match, (
+        f"no sentence matching {pattern!r}: state the counts in words, as the test reads them"
+    )
     return NUMBERS[match.group(1).lower()], NUMBERS[match.group(2).lower()]
 
 
@@ -193,15 +241,27 @@ def test_the_documents_count_the_registered_analyses():
     truth = (len(names), sum(bool(interp.analyses.get(n).paper) for n in names))
     readme = (ROOT / "README.md").read_text()
     doc = (ROOT / "docs" / "analyses" / "README.md").read_text()
-    assert stated_counts(readme, r"\*\*Analyses\*\*: (\w+), each registered by name; (\w+) reproduce a paper") == truth
-    assert stated_counts(doc, r"^(\w+) registered analyses\. (\w+) reproduce a published result") == truth
+    assert (
+        stated_counts(
+            readme, r"\*\*Analyses\*\*: (\w+), each registered by name; (\w+) reproduce a paper"
+        )
+        == truth
+    )
+    assert (
+        stated_counts(doc, r"^(\w+) registered analyses\. (\w+) reproduce a published result")
+        == truth
+    )
     listed = re.findall(r"^\| \[(\w+)\]\(\1\.md\) \|", doc, flags=re.MULTILINE)
-    assert sorted(listed) == sorted(names), "docs/analyses/README.md's table and the registry differ"
+    assert sorted(listed) == sorted(names), (
+        "docs/analyses/README.md's table and the registry differ"
+    )
 
 
 def test_the_count_check_reads_number_words():
-    assert stated_counts("Eleven registered analyses. Seven reproduce a published result",
-                         r"^(\w+) registered analyses\. (\w+) reproduce a published result") == (11, 7)
+    assert stated_counts(
+        "Eleven registered analyses. Seven reproduce a published result",
+        r"^(\w+) registered analyses\. (\w+) reproduce a published result",
+    ) == (11, 7)
     with pytest.raises(AssertionError, match="no sentence"):
         stated_counts("9 analyses", r"^(\w+) registered analyses\. (\w+) reproduce")
 
@@ -210,7 +270,9 @@ def test_every_package_and_public_name_is_reachable_from_interp():
     """``import interp; interp.sae`` works for every subpackage, and every name in ``__all__`` resolves."""
     import interp
 
-    packages = {p.parent.name for p in (ROOT / "interp").glob("*/__init__.py")} - {"bench"}  # bench: `interp bench`
+    packages = {p.parent.name for p in (ROOT / "interp").glob("*/__init__.py")} - {
+        "bench"
+    }  # bench: `interp bench`
     assert packages <= interp._SUBMODULES, packages - interp._SUBMODULES
     for name in interp.__all__:
         assert getattr(interp, name) is not None, name
@@ -223,13 +285,21 @@ def test_every_package_and_public_name_is_reachable_from_interp():
 # analyses' tests). This list only shrinks: a module that gets its test file must leave it, and
 # a new module must come with its test file (tests/<package>/test_<module>.py).
 UNTESTED_MODULES = {
-    "interp/bench/collection.py", "interp/bench/core.py", "interp/bench/methods.py",  # tests/bench/test_bench.py
+    "interp/bench/collection.py",
+    "interp/bench/core.py",
+    "interp/bench/methods.py",  # tests/bench/test_bench.py
     "interp/bench/generation.py",  # tests/bench/test_bench.py
-    "interp/methods/completion.py", "interp/methods/planted.py", "interp/methods/probes.py",
+    "interp/methods/completion.py",
+    "interp/methods/planted.py",
+    "interp/methods/probes.py",
     "interp/methods/prompt_probe.py",  # methods/ is being extended in parallel; tests/app covers prompt_probe
-    "interp/models/llava.py", "interp/models/vlm.py",  # tests/analyses/test_crossmodal.py
-    "interp/models/recipes/code_lm.py", "interp/models/recipes/ngram_heads.py", "interp/models/recipes/reversal.py",
-    "interp/models/recipes/rnn_hmm.py", "interp/models/recipes/sae_circuits.py",  # tests/models/test_zoo.py
+    "interp/models/llava.py",
+    "interp/models/vlm.py",  # tests/analyses/test_crossmodal.py
+    "interp/models/recipes/code_lm.py",
+    "interp/models/recipes/ngram_heads.py",
+    "interp/models/recipes/reversal.py",
+    "interp/models/recipes/rnn_hmm.py",
+    "interp/models/recipes/sae_circuits.py",  # tests/models/test_zoo.py
 }
 
 
@@ -247,13 +317,24 @@ def package_test_path(path: str) -> str | None:
 
 
 def test_every_public_module_has_a_test_module_of_its_own():
-    public = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "interp").rglob("*.py")
-                    if not p.name.startswith("_"))
-    missing = {p for p in public if not (ROOT / own_test_path(p)).exists()
-               and not ((pkg := package_test_path(p)) and (ROOT / pkg).exists())}
-    assert missing <= UNTESTED_MODULES, f"modules without a test module: {sorted(missing - UNTESTED_MODULES)}"
+    public = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "interp").rglob("*.py")
+        if not p.name.startswith("_")
+    )
+    missing = {
+        p
+        for p in public
+        if not (ROOT / own_test_path(p)).exists()
+        and not ((pkg := package_test_path(p)) and (ROOT / pkg).exists())
+    }
+    assert missing <= UNTESTED_MODULES, (
+        f"modules without a test module: {sorted(missing - UNTESTED_MODULES)}"
+    )
     done = UNTESTED_MODULES - missing
-    assert not done, f"these have a test module now: remove them from UNTESTED_MODULES: {sorted(done)}"
+    assert not done, (
+        f"these have a test module now: remove them from UNTESTED_MODULES: {sorted(done)}"
+    )
     assert own_test_path("interp/tracing/model.py") == "tests/tracing/test_model.py"
     assert own_test_path("interp/fields.py") == "tests/test_fields.py"
 

@@ -22,7 +22,11 @@ def test_tour_notebook_runs(tmp_path, tiny_gpt, monkeypatch):
     tiny_gpt.save(tmp_path / "tiny")
     monkeypatch.setenv("TOUR_MODEL", str(tmp_path / "tiny"))
     nb = nbformat.read(NOTEBOOKS / "tour.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
     assert "lens_final_equals_logits" in outputs
     assert "patching a run's own activation back is exact: True" in outputs

@@ -16,7 +16,10 @@ def _all_presets() -> list[tuple[str, type, dict[str, dict]]]:
     """``(what, Config, presets)`` for every experiment and the benchmark."""
     import interp.analyses as analyses
 
-    out = [(name, analyses.get(exp.analysis).Config, exp.presets) for name, exp in runs.experiments().items()]
+    out = [
+        (name, analyses.get(exp.analysis).Config, exp.presets)
+        for name, exp in runs.experiments().items()
+    ]
     return out + [("benchmarks/bench", bench.Config, bench.presets())]
 
 
@@ -54,12 +57,20 @@ def repeated_defaults(Config: type, presets: dict[str, dict]) -> list[str]:
     found = []
     for preset, values in presets.items():
         full = _dump(Config, values or {})
-        found += [f"{preset}: {p}" for p in _leaves(Config, values or {}) if _dump(Config, _without(values, p)) == full]
+        found += [
+            f"{preset}: {p}"
+            for p in _leaves(Config, values or {})
+            if _dump(Config, _without(values, p)) == full
+        ]
     return found
 
 
 def check_no_repeated_defaults() -> None:
-    bad = {what: r for what, Config, presets in _all_presets() if (r := repeated_defaults(Config, presets))}
+    bad = {
+        what: r
+        for what, Config, presets in _all_presets()
+        if (r := repeated_defaults(Config, presets))
+    }
     assert not bad, f"presets repeating their Config's defaults (remove them): {bad}"
 
 
@@ -71,7 +82,9 @@ def test_every_preset_validates():
         for preset in presets:
             cfg = runs.config_from_presets(Config, presets, preset, what=what)
             assert isinstance(cfg, Config)
-            assert Config.model_validate(cfg.model_dump(mode="json")) == cfg  # round-trips through JSON
+            assert (
+                Config.model_validate(cfg.model_dump(mode="json")) == cfg
+            )  # round-trips through JSON
             seen += 1
     assert seen >= 2 * len(runs.experiments()) + 2
 
@@ -97,8 +110,11 @@ def test_a_planted_default_fails_the_check(tmp_path, monkeypatch):
     import interp.analyses as analyses
 
     default = analyses.get("model_report").Config.model_fields["n_prompts"].default
-    _plant(tmp_path, f"analysis: model_report\npresets:\n  quick: {{n_prompts: {default}, seq_len: 7}}\n"
-                     "  full: {}\n")
+    _plant(
+        tmp_path,
+        f"analysis: model_report\npresets:\n  quick: {{n_prompts: {default}, seq_len: 7}}\n"
+        "  full: {}\n",
+    )
     monkeypatch.setenv("INTERP_EXPERIMENTS", str(tmp_path))
     assert "planted" in runs.experiments()
     with pytest.raises(AssertionError, match=r"planted.*quick: n_prompts") as err:
@@ -115,7 +131,10 @@ def test_a_planted_nested_default_fails_the_check(tmp_path, monkeypatch):
         pytest.skip("ngram_heads has no nested config any more")
     head, _, leaf = nested[0].partition(".")
     default = getattr(getattr(Config(), head), leaf)
-    _plant(tmp_path, f"analysis: ngram_heads\npresets:\n  quick: {{}}\n  full:\n    {head}: {{{leaf}: {default}}}\n")
+    _plant(
+        tmp_path,
+        f"analysis: ngram_heads\npresets:\n  quick: {{}}\n  full:\n    {head}: {{{leaf}: {default}}}\n",
+    )
     monkeypatch.setenv("INTERP_EXPERIMENTS", str(tmp_path))
     with pytest.raises(AssertionError, match=rf"full: {head}\.{leaf}"):
         check_no_repeated_defaults()
@@ -139,5 +158,6 @@ class _Derived(BaseModel):
 
 def test_defaults_that_depend_on_other_fields():
     # b=4 is what a=2 derives anyway: repeated; b=2 with a=2 is not (and neither is a then)
-    assert repeated_defaults(_Derived, {"x": {"a": 2, "b": 4}, "y": {"a": 2, "b": 2}, "z": {"a": 1}}) == \
-        ["x: b", "z: a"]
+    assert repeated_defaults(
+        _Derived, {"x": {"a": 2, "b": 4}, "y": {"a": 2, "b": 2}, "z": {"a": 1}}
+    ) == ["x: b", "z: a"]

@@ -21,8 +21,13 @@ def test_result_round_trip(tmp_path):
     import numpy as np
     import plotly.graph_objects as go
 
-    r = Result("model_report", {"seed": 1}, {"x": 1.5}, {"a": np.arange(6).reshape(2, 3)},
-               {"f": go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))})
+    r = Result(
+        "model_report",
+        {"seed": 1},
+        {"x": 1.5},
+        {"a": np.arange(6).reshape(2, 3)},
+        {"f": go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))},
+    )
     r.add_criterion("c", 1.0, ">", 0.5, kind="claim", description="d")
     r.save(tmp_path / "res")
     back = Result.load(tmp_path / "res")
@@ -70,10 +75,14 @@ def test_failed_run_leaves_no_run_directory(tmp_path, monkeypatch):
         raise RuntimeError("boom")
 
     a = analyses.get("model_report")
-    monkeypatch.setitem(analyses._REGISTRY, "model_report", type(a)(a.name, a.Config, boom, a.title, a.description))
+    monkeypatch.setitem(
+        analyses._REGISTRY, "model_report", type(a)(a.name, a.Config, boom, a.title, a.description)
+    )
     with pytest.raises(RuntimeError):
         runs.run_experiment("model_report", "quick", root=tmp_path)
-    leftovers = list((tmp_path / "model_report").iterdir()) if (tmp_path / "model_report").exists() else []
+    leftovers = (
+        list((tmp_path / "model_report").iterdir()) if (tmp_path / "model_report").exists() else []
+    )
     assert runs.list_runs(root=tmp_path) == []
     assert all(p.name.startswith(".") is False for p in leftovers) and not leftovers
 
@@ -85,7 +94,9 @@ def test_list_and_find_runs(tmp_path):
         r.add_criterion("ok", 1, ">", 0, kind="sanity")
         r.add_criterion("bad", 0, ">", 1, kind="sanity")
         r.save(d)
-        (d / "run.json").write_text(json.dumps({"experiment": "exp", "preset": "quick", "analysis": "model_report"}))
+        (d / "run.json").write_text(
+            json.dumps({"experiment": "exp", "preset": "quick", "analysis": "model_report"})
+        )
     (tmp_path / "exp" / ".half.tmp").mkdir()
     rows = runs.list_runs(root=tmp_path)
     assert [r.path.name for r in rows] == ["20260102-000000-bbbbbb", "20260101-000000-aaaaaa"]
@@ -102,8 +113,10 @@ def test_write_json_takes_numpy_and_torch_scalars_and_arrays(tmp_path):
 
     from interp.utils import read_json, write_json
 
-    write_json(tmp_path / "x.json", {"np": np.float32(0.5), "arr": np.arange(2), "t": torch.tensor(1.5),
-                                     "tv": torch.ones(2)})
+    write_json(
+        tmp_path / "x.json",
+        {"np": np.float32(0.5), "arr": np.arange(2), "t": torch.tensor(1.5), "tv": torch.ones(2)},
+    )
     assert read_json(tmp_path / "x.json") == {"np": 0.5, "arr": [0, 1], "t": 1.5, "tv": [1.0, 1.0]}
     with pytest.raises(TypeError, match="cannot serialise"):
         write_json(tmp_path / "y.json", {"bad": object()})
@@ -113,13 +126,17 @@ def test_a_damaged_run_is_listed_as_damaged_and_never_skipped_silently(tmp_path)
     for stamp in ["20260101-000000-aaaaaa", "20260102-000000-bbbbbb"]:
         d = tmp_path / "exp" / stamp
         Result("model_report", metrics={"criteria": []}).save(d)
-        (d / "run.json").write_text(json.dumps({"experiment": "exp", "preset": "quick", "analysis": "model_report"}))
+        (d / "run.json").write_text(
+            json.dumps({"experiment": "exp", "preset": "quick", "analysis": "model_report"})
+        )
     (tmp_path / "exp" / "20260102-000000-bbbbbb" / "metrics.json").write_text("{not json")
     assert [r.path.name for r in runs.list_runs(root=tmp_path)] == ["20260101-000000-aaaaaa"]
     rows = runs.list_runs(root=tmp_path, include_damaged=True)
     assert [r.path.name for r in rows] == ["20260102-000000-bbbbbb", "20260101-000000-aaaaaa"]
     assert "metrics.json" in rows[0].damaged and "not valid JSON" in rows[0].damaged
-    with pytest.raises(ValueError, match=r"latest run of 'exp'.*is damaged.*20260101-000000-aaaaaa"):
+    with pytest.raises(
+        ValueError, match=r"latest run of 'exp'.*is damaged.*20260101-000000-aaaaaa"
+    ):
         runs.find_run("exp", root=tmp_path)  # an older run is never passed off as the latest
 
 
@@ -138,7 +155,10 @@ def test_two_identical_runs_started_together_both_land(tmp_path):
 
         print(write_run("twin", "quick", None, C(), lambda cfg: Result("twin"), "twin", root={str(tmp_path)!r}))
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     paths = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4
     assert len(set(paths)) == 4 and len(runs.list_runs(root=tmp_path)) == 4

@@ -38,8 +38,15 @@ def test_seed_variants_leave_data_seeds_alone():
     assert zoo.get("icll-transformer@3").config.data == zoo.get("icll-transformer").config.data
 
 
-@pytest.mark.parametrize("bad, match", [("code-lm-tiny@x", "training seed"), ("code-lm-tiny@-1", "training seed"),
-                                        ("code-lm-tny@1", "Did you mean"), ("@3", "training seed")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("code-lm-tiny@x", "training seed"),
+        ("code-lm-tiny@-1", "training seed"),
+        ("code-lm-tny@1", "Did you mean"),
+        ("@3", "training seed"),
+    ],
+)
 def test_bad_seed_names_say_what_is_valid(bad, match):
     with pytest.raises((KeyError, ValueError), match=match):
         zoo.get(bad)
@@ -79,7 +86,10 @@ def test_seeded_names_leave_pinned_templates_and_checkpoints_alone(tmp_path):
 def test_build_config_swaps_models_for_the_runs_training_seed():
     assert runs.build_config("bigram", "quick").model == "zoo:code-lm-tiny"
     assert runs.build_config("bigram", "quick", ["seed=2"]).model == "zoo:code-lm-tiny@2"
-    assert runs.build_config("bigram", "quick", ["seed=2", "model=zoo:code-lm-tiny@0"]).model == "zoo:code-lm-tiny@0"
+    assert (
+        runs.build_config("bigram", "quick", ["seed=2", "model=zoo:code-lm-tiny@0"]).model
+        == "zoo:code-lm-tiny@0"
+    )
     cfg = runs.build_config("ngram_heads", "quick", ["seed=1"])
     assert (cfg.transformer, cfg.lstm) == ("zoo:icll-transformer@1", "zoo:icll-lstm@1")
 
@@ -103,12 +113,20 @@ def _result(values: dict[str, float]) -> Result:
 
 
 def test_aggregate_counts_seeds_per_criterion():
-    out = aggregate({0: _result({"s": 1.0, "c": 0.9}), 1: _result({"s": 1.0, "c": 0.1}),
-                     2: _result({"s": 0.2, "c": 0.7, "only_here": 1.0})}, "model_report")
+    out = aggregate(
+        {
+            0: _result({"s": 1.0, "c": 0.9}),
+            1: _result({"s": 1.0, "c": 0.1}),
+            2: _result({"s": 0.2, "c": 0.7, "only_here": 1.0}),
+        },
+        "model_report",
+    )
     by = {c.name: c for c in out.criteria}
     assert (by["s"].seeds_held, by["s"].seeds_run, by["s"].holds) == (2, 3, False)
     assert (by["c"].seeds_held, by["c"].value, by["c"].values) == (2, 0.7, [0.9, 0.1, 0.7])
-    assert (by["only_here"].seeds_held, by["only_here"].seeds_run) == (1, 1) and not by["only_here"].holds
+    assert (by["only_here"].seeds_held, by["only_here"].seeds_run) == (1, 1) and not by[
+        "only_here"
+    ].holds
     assert by["c"].verdict() == "holds in 2 of 3 seeds"
     out2 = aggregate({0: _result({"c": 0.9}), 1: _result({"c": 0.8})}, "model_report")
     assert out2.criteria[0].holds
@@ -127,7 +145,9 @@ def test_run_seeds_runs_each_training_seed_and_counts(tmp_path, monkeypatch):
         return r
 
     a = analyses.get("model_report")
-    monkeypatch.setitem(analyses._REGISTRY, "model_report", type(a)(a.name, a.Config, fake, a.title, a.description))
+    monkeypatch.setitem(
+        analyses._REGISTRY, "model_report", type(a)(a.name, a.Config, fake, a.title, a.description)
+    )
     path = run_seeds("model_report", "quick", ["n_prompts=4"], seeds=[0, 1, 2], root=tmp_path)
     assert seen == [(0, "zoo:code-lm-tiny"), (1, "zoo:code-lm-tiny@1"), (2, "zoo:code-lm-tiny@2")]
     summary = Result.load(path)
@@ -137,6 +157,8 @@ def test_run_seeds_runs_each_training_seed_and_counts(tmp_path, monkeypatch):
     listed = {r.path.name: r for r in runs.list_runs(root=tmp_path)}
     info = listed[path.name]
     assert info.seeds == (0, 1, 2) and len(info.seed_runs) == 3
-    assert all(rid.split("/")[1] in listed for rid in info.seed_runs)  # the per-seed runs are ordinary runs
+    assert all(
+        rid.split("/")[1] in listed for rid in info.seed_runs
+    )  # the per-seed runs are ordinary runs
     with pytest.raises(ValueError, match="drop --set seed"):
         run_seeds("model_report", "quick", ["seed=3"], seeds=[0, 1], root=tmp_path)

@@ -18,7 +18,15 @@ def dashboard(result, st) -> None:
     top = m.get("top_ablation_heads") or []
     if top:
         st.subheader("Heads whose ablation costs most")
-        st.dataframe([{"head": f"L{h['layer']}H{h['head']}", "loss increase (nats)": h["loss_increase"]}
-                      for h in top], hide_index=True)
+        st.dataframe(
+            [
+                {"head": f"L{h['layer']}H{h['head']}", "loss increase (nats)": h["loss_increase"]}
+                for h in top
+            ],
+            hide_index=True,
+        )
     if m.get("prompt_tokens"):
-        st.caption("Attention patterns are of the prompt: " + " | ".join(str(t) for t in m["prompt_tokens"]))
+        st.caption(
+            "Attention patterns are of the prompt: "
+            + " | ".join(str(t) for t in m["prompt_tokens"])
+        )

@@ -24,18 +24,27 @@ def dashboard(result, st) -> None:
     rows = []
     for mm in models:
         s = summary.get(f"{mm['variant']}/{mm['objective']}", {})
-        rows.append({"model": mm["name"], "objective": OBJECTIVE_NAMES.get(mm["objective"], mm["objective"]),
-                     "facts": mm["variant"], "seed": mm["seed"],
-                     "trained direction (acc.)": s.get("same_direction_train"),
-                     "reversed, order swapped (acc.)": s.get("reverse_train"),
-                     "reversed, in place (acc.)": s.get("reverse_in_place_train"), "chance": s.get("chance"),
-                     "training steps": mm.get("train_steps")})
+        rows.append(
+            {
+                "model": mm["name"],
+                "objective": OBJECTIVE_NAMES.get(mm["objective"], mm["objective"]),
+                "facts": mm["variant"],
+                "seed": mm["seed"],
+                "trained direction (acc.)": s.get("same_direction_train"),
+                "reversed, order swapped (acc.)": s.get("reverse_train"),
+                "reversed, in place (acc.)": s.get("reverse_in_place_train"),
+                "chance": s.get("chance"),
+                "training steps": mm.get("train_steps"),
+            }
+        )
     st.dataframe(rows, hide_index=True)
     st.subheader("Ask the models")
     lines = []
     for variant, facts in (result.metrics.get("facts") or {}).items():
         for q, what in example_questions(FactsConfig(**facts)):
             lines.append(f"- `{q}` ({variant}-level; {what})")
-    st.markdown("Entities and descriptions are generated (fictitious). Ask the models of this run these "
-                "questions on the **Explore a model** page (pick one of the models above; it answers with "
-                "its five likeliest completions):\n\n" + "\n".join(lines))
+    st.markdown(
+        "Entities and descriptions are generated (fictitious). Ask the models of this run these "
+        "questions on the **Explore a model** page (pick one of the models above; it answers with "
+        "its five likeliest completions):\n\n" + "\n".join(lines)
+    )

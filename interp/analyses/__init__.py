@@ -55,18 +55,28 @@ _REGISTRY: dict[str, Analysis] = {}
 _LOADED = False
 
 
-def register(name: str, Config: type[BaseModel], *, title: str | None = None, paper: str = "",
-             figure_order: tuple[str, ...] = ()):
+def register(
+    name: str,
+    Config: type[BaseModel],
+    *,
+    title: str | None = None,
+    paper: str = "",
+    figure_order: tuple[str, ...] = (),
+):
     """Decorator: register ``run(config) -> Result`` as analysis ``name``."""
     if "seed" not in Config.model_fields:
-        raise TypeError(f"analysis {name!r}: its Config must have a 'seed' field (every run is seeded)")
+        raise TypeError(
+            f"analysis {name!r}: its Config must have a 'seed' field (every run is seeded)"
+        )
 
     def deco(fn: Callable[[Any], Any]):
         if not str(fn.__module__).startswith(__name__ + "."):
             _discover()  # user code: compare with every built-in analysis, not only those imported so far
         if name in _REGISTRY:
-            raise ValueError(f"analysis {name!r} is registered twice ({_REGISTRY[name].fn.__module__} and "
-                             f"{fn.__module__})")
+            raise ValueError(
+                f"analysis {name!r} is registered twice ({_REGISTRY[name].fn.__module__} and "
+                f"{fn.__module__})"
+            )
         doc = (fn.__doc__ or Config.__doc__ or "").strip().split("\n")[0]
         _REGISTRY[name] = Analysis(name, Config, fn, title or name, doc, paper, tuple(figure_order))
         return fn

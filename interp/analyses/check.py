@@ -35,7 +35,16 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, ConfigError, Count, Device, ModelName, Seed, check_fits, check_seq_len
+from interp.fields import (
+    MAX_COUNT,
+    ConfigError,
+    Count,
+    Device,
+    ModelName,
+    Seed,
+    check_fits,
+    check_seq_len,
+)
 from interp.results import Result
 from interp.tracing.reference import collect_path, native_forward, plain_routes, reference_module
 
@@ -58,7 +67,10 @@ class Config(BaseModel):
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     n_prompts: Count = 4  # random token sequences for the parity check
     seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 16
-    timing_batch: tuple[Count, Count] = (8, 32)  # [batch, pos] of each timed batch (pos capped at n_ctx)
+    timing_batch: tuple[Count, Count] = (
+        8,
+        32,
+    )  # [batch, pos] of each timed batch (pos capped at n_ctx)
     timing_batches: Count = 4  # batches per timed call
     repeats: Count = 5  # interleaved timing rounds after one warm-up round
     device: Device = "auto"
@@ -75,14 +87,21 @@ def load_checked_model(config: Config):
     m = interp.load_model(config.model, device=config.device, dtype=config.dtype, **extra)
     m.eval()
     if m.kind != "transformer" or not m.n_layers:
-        raise ValueError(f"check compares a transformer with its own forward; {config.model} is a {m.kind}")
+        raise ValueError(
+            f"check compares a transformer with its own forward; {config.model} is a {m.kind}"
+        )
     check_seq_len(m, config.seq_len)
-    bad = [n for n, p in m.module.named_parameters()
-           if p.is_floating_point() and not bool(p.isfinite().all())]
+    bad = [
+        n
+        for n, p in m.module.named_parameters()
+        if p.is_floating_point() and not bool(p.isfinite().all())
+    ]
     if bad:  # the weights are wrong, not the implementation: say so before any parity is measured
         names = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise ConfigError(f"{config.model}: weights hold NaN or infinite values ({names}); "
-                          "parity cannot be judged on them")
+        raise ConfigError(
+            f"{config.model}: weights hold NaN or infinite values ({names}); "
+            "parity cannot be judged on them"
+        )
     return m
 
 
@@ -110,7 +129,9 @@ def reference_forward(m, ref: torch.nn.Module, source: str, ids: torch.Tensor) -
     with torch.no_grad():
         if source == "hf":
             out = ref(ids, output_hidden_states=True)
-            logits = out.logits if getattr(m, "has_lm_head", True) and hasattr(out, "logits") else None
+            logits = (
+                out.logits if getattr(m, "has_lm_head", True) and hasattr(out, "logits") else None
+            )
             return {"logits": logits, "hidden": list(out.hidden_states)}
         return native_forward(m, ref, ids)
 
@@ -138,12 +159,21 @@ def parity(m, ids: torch.Tensor, dtype: str) -> dict[str, Any]:
     want = reference_forward(m, ref, source, ids)
     got = bridge_forward(m, ids, normed)
     if len(want["hidden"]) != len(got["hidden"]):
-        raise ValueError(f"{m.model_id}: the reference has {len(want['hidden'])} hidden states, "
-                         f"the bridge {len(got['hidden'])} residual-stream hooks")
+        raise ValueError(
+            f"{m.model_id}: the reference has {len(want['hidden'])} hidden states, "
+            f"the bridge {len(got['hidden'])} residual-stream hooks"
+        )
     errors = np.array([_max_abs(a, b) for a, b in zip(got["hidden"], want["hidden"])])
     scale = max(1.0, max(float(h.float().abs().max()) for h in want["hidden"]))
-    out = {"source": source, "final_hidden_is_normed": normed, "names": got["names"], "hidden_error": errors,
-           "hidden_tolerance": TOLERANCE[dtype] * scale, "logits_error": None, "logits_tolerance": None}
+    out = {
+        "source": source,
+        "final_hidden_is_normed": normed,
+        "names": got["names"],
+        "hidden_error": errors,
+        "hidden_tolerance": TOLERANCE[dtype] * scale,
+        "logits_error": None,
+        "logits_tolerance": None,
+    }
     if want["logits"] is not None and got["logits"] is not None:
         logits = _logits(want["logits"])
         out["logits_error"] = _max_abs(_logits(got["logits"]), logits)
@@ -174,7 +204,10 @@ def hook_inventory(m) -> dict[str, Any]:
         if l is not None and l < L:
             per_layer[l] += 1
             suffixes[l].add(name.split(".", 2)[2])
-    kinds = {kind: [l for l in range(L) if suffix in suffixes[l]] for kind, suffix in m.LAYER_HOOKS.items()}
+    kinds = {
+        kind: [l for l in range(L) if suffix in suffixes[l]]
+        for kind, suffix in m.LAYER_HOOKS.items()
+    }
     unresolved = []
     for kind in REQUIRED_KINDS:
         if not kinds[kind]:
@@ -184,9 +217,14 @@ def hook_inventory(m) -> dict[str, Any]:
                 m.hook(kind, l)
             except (KeyError, IndexError):
                 unresolved.append(f"{kind}@{l}")
-    return {"n_hooks": len(names), "n_hooks_outside_blocks": len(names) - sum(per_layer),
-            "hooks_per_layer": per_layer, "kinds": kinds,
-            "missing_kinds": [k for k in REQUIRED_KINDS if not kinds[k]], "unresolved": unresolved}
+    return {
+        "n_hooks": len(names),
+        "n_hooks_outside_blocks": len(names) - sum(per_layer),
+        "hooks_per_layer": per_layer,
+        "kinds": kinds,
+        "missing_kinds": [k for k in REQUIRED_KINDS if not kinds[k]],
+        "unresolved": unresolved,
+    }
 
 
 # ----------------------------------------------------------------- timing
@@ -210,15 +248,23 @@ def timing(m, config: Config) -> dict[str, Any]:
     T = min(T, int(getattr(m.cfg, "n_ctx", T) or T))
     x = prompts(m, B * config.timing_batches, T, config.seed + 1).to(m.device)
     batches = list(x.split(B))  # [B, T] each
-    sync = torch.cuda.synchronize if m.device.type == "cuda" else (lambda: None)  # time the work, not the launch
+    sync = (
+        torch.cuda.synchronize if m.device.type == "cuda" else (lambda: None)
+    )  # time the work, not the launch
     variants = {
         "bare": lambda: ([bare(xb) for xb in batches], sync()),
         "collect": lambda: (interp.collect(m, x, hooks, batch_size=B), sync()),
     }
     with torch.no_grad(), _quiet():
         times = interleaved(variants, config.repeats)
-    return {"times": times, "ratio": paired_ratio(times, "collect", "bare"), "bare_module": bare_what,
-            "collect_path": collect_path(m, hooks), "shape": [config.timing_batches, B, T], **plain_routes(m)}
+    return {
+        "times": times,
+        "ratio": paired_ratio(times, "collect", "bare"),
+        "bare_module": bare_what,
+        "collect_path": collect_path(m, hooks),
+        "shape": [config.timing_batches, B, T],
+        **plain_routes(m),
+    }
 
 
 @contextmanager
@@ -236,8 +282,12 @@ def _quiet():
 
 
 # ----------------------------------------------------------------- the analysis
-@register("check", Config, title="Check a checkpoint: parity, hooks, collect speed",
-          figure_order=("parity", "timing"))
+@register(
+    "check",
+    Config,
+    title="Check a checkpoint: parity, hooks, collect speed",
+    figure_order=("parity", "timing"),
+)
 def run(config: Config) -> Result:
     """Parity of the traced model with its own forward, its hook list, and collect's speed."""
     from interp.utils import seed_everything
@@ -246,8 +296,10 @@ def run(config: Config) -> Result:
     m = load_checked_model(config)
     n = config.n_prompts * config.seq_len
     logits = 2 * n * (m.cfg.d_vocab or 1) * 4
-    check_fits({"prompt tokens": n * 8, "logits, traced and reference": logits},
-               "Lower n_prompts or seq_len.")
+    check_fits(
+        {"prompt tokens": n * 8, "logits, traced and reference": logits},
+        "Lower n_prompts or seq_len.",
+    )
     ids = prompts(m, config.n_prompts, config.seq_len, config.seed)
     par = parity(m, ids, config.dtype)
     hooks = hook_inventory(m)
@@ -261,38 +313,81 @@ def report(config: Config, m, par: dict, hooks: dict, times: dict) -> Result:
 
     result = Result("check")
     med = {k: 1e3 * statistics.median(v) for k, v in times["times"].items()}
-    result.metrics.update({
-        "model": m.model_id, "n_layers": m.n_layers, "dtype": config.dtype, "device": str(m.device),
-        "reference": "Hugging Face forward" if par["source"] == "hf" else "plain native module",
-        "final_hidden_is_normed": par["final_hidden_is_normed"], "has_lm_head": bool(getattr(m, "has_lm_head", True)),
-        "compared_hooks": par["names"], "hidden_max_abs_error": par["hidden_error"].tolist(),
-        "hidden_tolerance": par["hidden_tolerance"], "logits_max_abs_error": par["logits_error"],
-        "logits_tolerance": par["logits_tolerance"],
-        "n_hooks": hooks["n_hooks"], "n_hooks_outside_blocks": hooks["n_hooks_outside_blocks"],
-        "hooks_per_layer": hooks["hooks_per_layer"], "hook_kinds": hooks["kinds"],
-        "missing_kinds": hooks["missing_kinds"], "unresolved_hooks": hooks["unresolved"],
-        "collect_over_bare": times["ratio"], "bare_ms": med["bare"], "collect_ms": med["collect"],
-        "bare_module": times["bare_module"], "collect_path": times["collect_path"],
-        "timing_shape": times["shape"], "plain_routed_hooks": times["n_routed"],
-        "bridge_only_hook_kinds": times["unrouted_kinds"],
-    })
+    result.metrics.update(
+        {
+            "model": m.model_id,
+            "n_layers": m.n_layers,
+            "dtype": config.dtype,
+            "device": str(m.device),
+            "reference": "Hugging Face forward" if par["source"] == "hf" else "plain native module",
+            "final_hidden_is_normed": par["final_hidden_is_normed"],
+            "has_lm_head": bool(getattr(m, "has_lm_head", True)),
+            "compared_hooks": par["names"],
+            "hidden_max_abs_error": par["hidden_error"].tolist(),
+            "hidden_tolerance": par["hidden_tolerance"],
+            "logits_max_abs_error": par["logits_error"],
+            "logits_tolerance": par["logits_tolerance"],
+            "n_hooks": hooks["n_hooks"],
+            "n_hooks_outside_blocks": hooks["n_hooks_outside_blocks"],
+            "hooks_per_layer": hooks["hooks_per_layer"],
+            "hook_kinds": hooks["kinds"],
+            "missing_kinds": hooks["missing_kinds"],
+            "unresolved_hooks": hooks["unresolved"],
+            "collect_over_bare": times["ratio"],
+            "bare_ms": med["bare"],
+            "collect_ms": med["collect"],
+            "bare_module": times["bare_module"],
+            "collect_path": times["collect_path"],
+            "timing_shape": times["shape"],
+            "plain_routed_hooks": times["n_routed"],
+            "bridge_only_hook_kinds": times["unrouted_kinds"],
+        }
+    )
     src = "the Hugging Face forward" if par["source"] == "hf" else "the plain native module"
     if par["logits_error"] is not None:
-        result.add_criterion("logits_match", par["logits_error"], "<=", par["logits_tolerance"], kind="sanity",
-                             description=f"max |bridge logits - logits of {src}| ({config.dtype} tolerance)")
-    result.add_criterion("hidden_states_match", float(par["hidden_error"].max()), "<=", par["hidden_tolerance"],
-                         kind="sanity", description=f"max over layers of |residual stream - hidden states of {src}| "
-                                                    f"({config.dtype} tolerance)")
-    result.add_criterion("layer_hooks_resolve", float(len(hooks["unresolved"])), "<=", 0.0, kind="sanity",
-                         description=f"(kind, layer) pairs of {', '.join(REQUIRED_KINDS)} where m.hook(kind, l) "
-                                     "fails although the model has that kind")
-    result.arrays.update({
-        "hidden_max_abs_error": par["hidden_error"],
-        "bare_seconds": np.array(times["times"]["bare"]), "collect_seconds": np.array(times["times"]["collect"]),
-    })
-    result.figures.update({
-        "parity": plots.parity_figure(par["names"], par["hidden_error"], par["hidden_tolerance"],
-                                      par["logits_error"], par["logits_tolerance"]),
-        "timing": plots.timing_figure(times["times"], times["ratio"], times["bare_module"]),
-    })
+        result.add_criterion(
+            "logits_match",
+            par["logits_error"],
+            "<=",
+            par["logits_tolerance"],
+            kind="sanity",
+            description=f"max |bridge logits - logits of {src}| ({config.dtype} tolerance)",
+        )
+    result.add_criterion(
+        "hidden_states_match",
+        float(par["hidden_error"].max()),
+        "<=",
+        par["hidden_tolerance"],
+        kind="sanity",
+        description=f"max over layers of |residual stream - hidden states of {src}| "
+        f"({config.dtype} tolerance)",
+    )
+    result.add_criterion(
+        "layer_hooks_resolve",
+        float(len(hooks["unresolved"])),
+        "<=",
+        0.0,
+        kind="sanity",
+        description=f"(kind, layer) pairs of {', '.join(REQUIRED_KINDS)} where m.hook(kind, l) "
+        "fails although the model has that kind",
+    )
+    result.arrays.update(
+        {
+            "hidden_max_abs_error": par["hidden_error"],
+            "bare_seconds": np.array(times["times"]["bare"]),
+            "collect_seconds": np.array(times["times"]["collect"]),
+        }
+    )
+    result.figures.update(
+        {
+            "parity": plots.parity_figure(
+                par["names"],
+                par["hidden_error"],
+                par["hidden_tolerance"],
+                par["logits_error"],
+                par["logits_tolerance"],
+            ),
+            "timing": plots.timing_figure(times["times"], times["ratio"], times["bare_module"]),
+        }
+    )
     return result

@@ -223,6 +223,7 @@ def known_heads(roles: dict[str, np.ndarray], top: int = 3) -> dict[str, list[tu
     H = roles["direct"].shape[1]
     nm = np.where(roles["direct"] > 0, roles["name_mover"], -1.0).ravel()
     dup = np.maximum(roles["duplicate"], roles["induction"]).ravel()
+
     def pick(s: np.ndarray) -> list[tuple[int, int]]:
         return [(int(i // H), int(i % H)) for i in np.argsort(-s, kind="stable")[:top] if s[i] > 0]
 

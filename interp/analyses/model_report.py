@@ -20,7 +20,17 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from interp.analyses import register
-from interp.fields import MAX_COUNT, ConfigError, CorpusSource, Count, Device, ModelName, Seed, check_fits, check_seq_len
+from interp.fields import (
+    MAX_COUNT,
+    ConfigError,
+    CorpusSource,
+    Count,
+    Device,
+    ModelName,
+    Seed,
+    check_fits,
+    check_seq_len,
+)
 from interp.results import Result
 
 log = logging.getLogger(__name__)
@@ -57,8 +67,10 @@ def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Ten
     ids = m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"]
     stream = torch.tensor(ids, dtype=torch.long)
     if len(stream) < seq_len:
-        raise ConfigError(f"corpus={corpus!r}: its held-out text has only {len(stream)} tokens; "
-                          f"seq_len={seq_len} needs more (a bigger corpus, or a shorter seq_len)")
+        raise ConfigError(
+            f"corpus={corpus!r}: its held-out text has only {len(stream)} tokens; "
+            f"seq_len={seq_len} needs more (a bigger corpus, or a shorter seq_len)"
+        )
     starts = torch.randint(0, len(stream) - seq_len + 1, (n,), generator=g)
     windows = torch.stack([stream[s : s + seq_len - 1] for s in starts.tolist()])
     bos = m.start_token_id if m.start_token_id is not None else windows[:, :1]
@@ -67,7 +79,9 @@ def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Ten
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of ``logits[:, :-1]`` against ``tokens[:, 1:]``."""
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1))
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1)
+    )
 
 
 def lens_by_layer(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
@@ -86,7 +100,9 @@ def lens_by_layer(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np
         x = tokens[i : i + batch_size].to(m.device)
         stream = residual_stream(m, x)
         for j, resid in enumerate(stream.resid):
-            lens = unembed(m, resid)  # [batch, pos, vocab]; one layer at a time (vocab x pos can be large)
+            lens = unembed(
+                m, resid
+            )  # [batch, pos, vocab]; one layer at a time (vocab x pos can be large)
             loss[j] += next_token_loss(lens, x).item() * len(x)
             acc[j] += (lens[:, :-1].argmax(-1) == x[:, 1:]).float().mean().item() * len(x)
         final_gap = max(final_gap, (lens - stream.output).abs().max().item())
@@ -111,13 +127,17 @@ def head_attention_scores(m, tokens: torch.Tensor, batch_size: int = 16) -> dict
         for l, name in enumerate(names):
             p = acts[name].float()  # [batch, head, query, key]
             row_err = max(row_err, (p.sum(-1) - 1).abs().max().item())
-            prev[l] += p.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2)).cpu().numpy() * len(x)
+            prev[l] += p.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2)).cpu().numpy() * len(
+                x
+            )
             first[l] += p[:, :, 1:, 0].mean(dim=(0, 2)).cpu().numpy() * len(x)
         n += len(x)
     return {"prev_token": prev / n, "first_token": first / n, "row_sum_error": np.array(row_err)}
 
 
-def head_ablation(m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 16) -> dict[str, np.ndarray]:
+def head_ablation(
+    m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 16
+) -> dict[str, np.ndarray]:
     """Loss increase ``[layer, head]`` when each head's ``hook_z`` is mean- or zero-ablated,
     plus the clean loss and the largest output change under an identity edit (must be 0)."""
     from interp.tracing.trace import edit_heads, trace
@@ -142,7 +162,7 @@ def head_ablation(m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 
     for l, name in enumerate(z_names):
         for h in range(H):
             if how == "mean":
-                fn = (lambda mu: (lambda a: mu.to(a.dtype).expand_as(a).clone()))(means[name][h])
+                fn = (lambda mu: lambda a: mu.to(a.dtype).expand_as(a).clone())(means[name][h])
             else:
                 fn = torch.zeros_like
             total = 0.0
@@ -150,7 +170,11 @@ def head_ablation(m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 
                 out, _ = trace(m, x, edits={name: edit_heads([h], fn)})
                 total += next_token_loss(out, x).item() * len(x)
             delta[l, h] = total / n - clean
-    return {"loss_increase": delta, "clean_loss": np.array(clean), "identity_gap": np.array(identity_gap)}
+    return {
+        "loss_increase": delta,
+        "clean_loss": np.array(clean),
+        "identity_gap": np.array(identity_gap),
+    }
 
 
 # Pseudo-count of the unigram baseline (the Krichevsky-Trofimov / Jeffreys estimator): a token
@@ -172,7 +196,9 @@ def unigram_loss(m, tokens: torch.Tensor, corpus: str, max_chars: int = 400_000)
         from interp.data.corpus import load_corpus
 
         docs = load_corpus(corpus, max_chars=max_chars, seed=0).train
-        ids = torch.tensor(m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"], dtype=torch.long)
+        ids = torch.tensor(
+            m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"], dtype=torch.long
+        )
         counts = torch.bincount(ids[ids < vocab], minlength=vocab).double()
     p = (counts + UNIGRAM_ALPHA) / (counts.sum() + UNIGRAM_ALPHA * vocab)
     return float(-(p[t].log()).mean())
@@ -184,7 +210,9 @@ def load_transformer(config: Config):
 
     m = interp.load_model(config.model, device=config.device)
     if m.kind != "transformer" or not m.n_layers:
-        raise ValueError(f"model_report needs a transformer with blocks; {config.model} is a {m.kind}")
+        raise ValueError(
+            f"model_report needs a transformer with blocks; {config.model} is a {m.kind}"
+        )
     check_seq_len(m, config.seq_len)
     log.info("model %s: %d layers x %d heads", m.model_id, m.n_layers, m.cfg.n_heads)
     return m
@@ -195,7 +223,9 @@ def prompt_patterns(m, prompt: str, tokens: torch.Tensor) -> tuple[np.ndarray, l
     Without a tokenizer the first held-out sequence stands in for the typed prompt."""
     from interp.tracing.trace import trace
 
-    prompt_tokens = (m.to_tokens(prompt) if m.tokenizer is not None else tokens[:1])[:, : m.cfg.n_ctx]
+    prompt_tokens = (m.to_tokens(prompt) if m.tokenizer is not None else tokens[:1])[
+        :, : m.cfg.n_ctx
+    ]
     names = [m.hook("pattern", l) for l in range(m.n_layers)]
     _, acts = trace(m, prompt_tokens, capture=names)
     patterns = torch.stack([acts[n][0] for n in names]).cpu().numpy()
@@ -204,8 +234,12 @@ def prompt_patterns(m, prompt: str, tokens: torch.Tensor) -> tuple[np.ndarray, l
     return patterns, [str(t) for t in prompt_tokens[0].tolist()]
 
 
-@register("model_report", Config, title="Model report: logit lens, attention, head ablation",
-          figure_order=("logit_lens", "head_ablation", "head_scores", "attention", "task_patching"))
+@register(
+    "model_report",
+    Config,
+    title="Model report: logit lens, attention, head ablation",
+    figure_order=("logit_lens", "head_ablation", "head_scores", "attention", "task_patching"),
+)
 def run(config: Config) -> Result:
     """Logit lens, attention patterns and per-head ablation on a transformer."""
     from interp.utils import seed_everything
@@ -213,9 +247,13 @@ def run(config: Config) -> Result:
     seed_everything(config.seed)
     m = load_transformer(config)
     batch = min(config.batch_size, config.n_prompts)
-    check_fits({"tokens": config.n_prompts * config.seq_len * 8,
-                "logits of a batch (x3)": 3 * batch * config.seq_len * m.cfg.d_vocab * 4},
-               "Lower n_prompts, seq_len or batch_size.")
+    check_fits(
+        {
+            "tokens": config.n_prompts * config.seq_len * 8,
+            "logits of a batch (x3)": 3 * batch * config.seq_len * m.cfg.d_vocab * 4,
+        },
+        "Lower n_prompts, seq_len or batch_size.",
+    )
     tokens = heldout_tokens(m, config.corpus, config.n_prompts, config.seq_len, config.seed)
     lens = lens_by_layer(m, tokens, config.batch_size)
     scores = head_attention_scores(m, tokens, config.batch_size)
@@ -237,8 +275,10 @@ def task_patching(m, config: Config) -> dict:
     from interp.methods.patching import activation_patching, attribution_patching
 
     if m.tokenizer is None:
-        raise ValueError(f"task={config.task!r} builds prompts from the model's tokenizer; "
-                         f"{config.model} has none (use task='none')")
+        raise ValueError(
+            f"task={config.task!r} builds prompts from the model's tokenizer; "
+            f"{config.model} has none (use task='none')"
+        )
     ps = make_task(config.task, m.tokenizer, config.task_prompts, config.seed)
     metric = ps.metric_fn()
     with torch.no_grad():
@@ -247,9 +287,21 @@ def task_patching(m, config: Config) -> dict:
     kw = dict(corrupt=ps.corrupt, batch_size=config.batch_size * 4)
     act = activation_patching(m, ps.clean, metric, **kw).mean(0).numpy()  # [layers, heads]
     att = attribution_patching(m, ps.clean, metric, **kw).mean(0).numpy()
-    r = float(np.corrcoef(act.ravel(), att.ravel())[0, 1]) if act.std() > 0 and att.std() > 0 else float("nan")
-    return {"task": config.task, "metric": ps.metric, "clean": clean.numpy(), "corrupt": corrupt.numpy(),
-            "activation": act, "attribution": att, "r": r, "example": ps.texts[0] if ps.texts else ""}
+    r = (
+        float(np.corrcoef(act.ravel(), att.ravel())[0, 1])
+        if act.std() > 0 and att.std() > 0
+        else float("nan")
+    )
+    return {
+        "task": config.task,
+        "metric": ps.metric,
+        "clean": clean.numpy(),
+        "corrupt": corrupt.numpy(),
+        "activation": act,
+        "attribution": att,
+        "r": r,
+        "example": ps.texts[0] if ps.texts else "",
+    }
 
 
 def add_task_patching(result: Result, tp: dict) -> None:
@@ -257,65 +309,155 @@ def add_task_patching(result: Result, tp: dict) -> None:
     from interp.plotting import model_report as plots
 
     name = tp["task"]
-    result.add_criterion("task_clean_metric_positive", float(tp["clean"].mean()), ">", 0.0, kind="claim",
-                         description=f"mean {tp['metric']} of the model on clean {name} prompts: it does the task")
-    result.add_criterion("attribution_tracks_activation_patching", tp["r"], ">=", 0.8, kind="claim",
-                         description="Pearson r over heads of attribution patching (one forward and backward) "
-                                     "and activation patching (one forward per head), mean over prompts")
-    top = [{"layer": h["layer"], "head": h["head"], "effect": -h["loss_increase"]}  # lowers the metric most
-           for h in _top_heads(-tp["activation"], 5)]
-    result.metrics.update({
-        "task": name, "task_metric": tp["metric"], "task_example": tp["example"],
-        "task_clean_metric": float(tp["clean"].mean()), "task_corrupt_metric": float(tp["corrupt"].mean()),
-        "task_clean_positive_share": float((tp["clean"] > 0).mean()),
-        "task_top_heads": top,
-    })
-    result.arrays.update({"task_activation_patching": tp["activation"],
-                          "task_attribution_patching": tp["attribution"]})
+    result.add_criterion(
+        "task_clean_metric_positive",
+        float(tp["clean"].mean()),
+        ">",
+        0.0,
+        kind="claim",
+        description=f"mean {tp['metric']} of the model on clean {name} prompts: it does the task",
+    )
+    result.add_criterion(
+        "attribution_tracks_activation_patching",
+        tp["r"],
+        ">=",
+        0.8,
+        kind="claim",
+        description="Pearson r over heads of attribution patching (one forward and backward) "
+        "and activation patching (one forward per head), mean over prompts",
+    )
+    top = [
+        {
+            "layer": h["layer"],
+            "head": h["head"],
+            "effect": -h["loss_increase"],
+        }  # lowers the metric most
+        for h in _top_heads(-tp["activation"], 5)
+    ]
+    result.metrics.update(
+        {
+            "task": name,
+            "task_metric": tp["metric"],
+            "task_example": tp["example"],
+            "task_clean_metric": float(tp["clean"].mean()),
+            "task_corrupt_metric": float(tp["corrupt"].mean()),
+            "task_clean_positive_share": float((tp["clean"] > 0).mean()),
+            "task_top_heads": top,
+        }
+    )
+    result.arrays.update(
+        {
+            "task_activation_patching": tp["activation"],
+            "task_attribution_patching": tp["attribution"],
+        }
+    )
     result.figures["task_patching"] = plots.head_heatmap(
-        tp["activation"], f"{name}: change of the {tp['metric']} when a head takes the corrupt prompt's value")
+        tp["activation"],
+        f"{name}: change of the {tp['metric']} when a head takes the corrupt prompt's value",
+    )
 
 
-def report(config: Config, m, lens: dict, scores: dict, abl: dict, uni: float, patterns: np.ndarray,
-           str_tokens: list[str]) -> Result:
+def report(
+    config: Config,
+    m,
+    lens: dict,
+    scores: dict,
+    abl: dict,
+    uni: float,
+    patterns: np.ndarray,
+    str_tokens: list[str],
+) -> Result:
     """The result: metrics, criteria, arrays and figures of the measured parts."""
     from interp.plotting import model_report as plots
 
     result = Result("model_report")
-    result.metrics.update({
-        "model": m.model_id, "n_layers": m.n_layers, "n_heads": m.cfg.n_heads,
-        "clean_loss": float(abl["clean_loss"]), "unigram_loss": uni,
-        "n_eval_tokens": int(config.n_prompts * (config.seq_len - 1)), "corpus": config.corpus,
-        "logit_lens_loss": lens["loss"].tolist(), "logit_lens_accuracy": lens["accuracy"].tolist(),
-        "top_ablation_heads": _top_heads(abl["loss_increase"], 3), "prompt_tokens": str_tokens,
-    })
-    result.add_criterion("lens_final_equals_logits", float(lens["final_gap"]), "<=", 1e-4, kind="sanity",
-                         description="max |logit lens at the last layer - model logits|")
-    result.add_criterion("identity_edit_changes_nothing", float(abl["identity_gap"]), "<=", 0.0, kind="sanity",
-                         description="max |logits with identity edits on every hook_z - clean logits|")
-    result.add_criterion("attention_rows_sum_to_one", float(scores["row_sum_error"]), "<=", 1e-5, kind="sanity",
-                         description="max |sum over keys of hook_pattern - 1|")
-    result.add_criterion("model_beats_unigram", uni - float(abl["clean_loss"]), ">", 0.0, kind="claim",
-                         description="held-out loss of a unigram model fitted on the training split minus the "
-                         "model's loss (nats): the model learned more than token frequencies")
-    result.add_criterion("lens_improves_with_depth", float(lens["loss"][0] - lens["loss"][-1]), ">", 0.0,
-                         kind="claim", description="logit-lens loss at the embedding minus at the last layer (nats)")
-    result.arrays.update({
-        "logit_lens_loss": lens["loss"], "logit_lens_accuracy": lens["accuracy"],
-        "prev_token_score": scores["prev_token"], "first_token_score": scores["first_token"],
-        "head_loss_increase": abl["loss_increase"], "prompt_patterns": patterns,
-    })
-    result.figures.update({
-        "logit_lens": plots.logit_lens_figure(lens["loss"], lens["accuracy"], uni),
-        "head_ablation": plots.head_heatmap(abl["loss_increase"],
-                                            f"Loss increase when a head is {config.ablation}-ablated (nats)"),
-        "head_scores": plots.head_scores_figure(scores["prev_token"], scores["first_token"]),
-        "attention": plots.attention_grid(patterns, str_tokens),
-    })
+    result.metrics.update(
+        {
+            "model": m.model_id,
+            "n_layers": m.n_layers,
+            "n_heads": m.cfg.n_heads,
+            "clean_loss": float(abl["clean_loss"]),
+            "unigram_loss": uni,
+            "n_eval_tokens": int(config.n_prompts * (config.seq_len - 1)),
+            "corpus": config.corpus,
+            "logit_lens_loss": lens["loss"].tolist(),
+            "logit_lens_accuracy": lens["accuracy"].tolist(),
+            "top_ablation_heads": _top_heads(abl["loss_increase"], 3),
+            "prompt_tokens": str_tokens,
+        }
+    )
+    result.add_criterion(
+        "lens_final_equals_logits",
+        float(lens["final_gap"]),
+        "<=",
+        1e-4,
+        kind="sanity",
+        description="max |logit lens at the last layer - model logits|",
+    )
+    result.add_criterion(
+        "identity_edit_changes_nothing",
+        float(abl["identity_gap"]),
+        "<=",
+        0.0,
+        kind="sanity",
+        description="max |logits with identity edits on every hook_z - clean logits|",
+    )
+    result.add_criterion(
+        "attention_rows_sum_to_one",
+        float(scores["row_sum_error"]),
+        "<=",
+        1e-5,
+        kind="sanity",
+        description="max |sum over keys of hook_pattern - 1|",
+    )
+    result.add_criterion(
+        "model_beats_unigram",
+        uni - float(abl["clean_loss"]),
+        ">",
+        0.0,
+        kind="claim",
+        description="held-out loss of a unigram model fitted on the training split minus the "
+        "model's loss (nats): the model learned more than token frequencies",
+    )
+    result.add_criterion(
+        "lens_improves_with_depth",
+        float(lens["loss"][0] - lens["loss"][-1]),
+        ">",
+        0.0,
+        kind="claim",
+        description="logit-lens loss at the embedding minus at the last layer (nats)",
+    )
+    result.arrays.update(
+        {
+            "logit_lens_loss": lens["loss"],
+            "logit_lens_accuracy": lens["accuracy"],
+            "prev_token_score": scores["prev_token"],
+            "first_token_score": scores["first_token"],
+            "head_loss_increase": abl["loss_increase"],
+            "prompt_patterns": patterns,
+        }
+    )
+    result.figures.update(
+        {
+            "logit_lens": plots.logit_lens_figure(lens["loss"], lens["accuracy"], uni),
+            "head_ablation": plots.head_heatmap(
+                abl["loss_increase"],
+                f"Loss increase when a head is {config.ablation}-ablated (nats)",
+            ),
+            "head_scores": plots.head_scores_figure(scores["prev_token"], scores["first_token"]),
+            "attention": plots.attention_grid(patterns, str_tokens),
+        }
+    )
     return result
 
 
 def _top_heads(delta: np.ndarray, k: int) -> list[dict]:
     flat = np.argsort(delta, axis=None)[::-1][:k]
-    return [{"layer": int(i // delta.shape[1]), "head": int(i % delta.shape[1]),
-             "loss_increase": float(delta.flat[i])} for i in flat]
+    return [
+        {
+            "layer": int(i // delta.shape[1]),
+            "head": int(i % delta.shape[1]),
+            "loss_increase": float(delta.flat[i]),
+        }
+        for i in flat
+    ]

@@ -67,8 +67,10 @@ from interp.results import Result
 
 log = logging.getLogger(__name__)
 
-TVD_NOTE = ("TVD is the true total variation distance 0.5 * sum_v |p_model(v) - p_true(v)|; the original code "
-            "(berlino/seq_icl) reported the L1 sum, i.e. 2x TVD (given here as tvd_l1_as_in_paper).")
+TVD_NOTE = (
+    "TVD is the true total variation distance 0.5 * sum_v |p_model(v) - p_true(v)|; the original code "
+    "(berlino/seq_icl) reported the L1 sum, i.e. 2x TVD (given here as tvd_l1_as_in_paper)."
+)
 
 
 class Config(BaseModel):
@@ -85,10 +87,14 @@ class Config(BaseModel):
     # (metrics["transformer_vs_ngram_baselines"]), as at the quick scale it is level (1 of 3 seeds)
     gate_2gram_baseline: bool = False
     top_heads: Count = 2  # heads ablated together
-    random_draws: Count = 8  # distinct random head sets of the same size (all of them if there are fewer)
+    random_draws: Count = (
+        8  # distinct random head sets of the same size (all of them if there are fewer)
+    )
     ablation: Literal["mean", "zero"] = "mean"
     n_ablation_prompts: Count = 250
-    probe_ridge: NonNegFloat = 1e-2  # probe penalty ridge * n_train on the weights (not scaled by their variance)
+    probe_ridge: NonNegFloat = (
+        1e-2  # probe penalty ridge * n_train on the weights (not scaled by their variance)
+    )
     max_probe_positions: Count = 20000
     batch_size: Count = 64
     device: Device = "auto"
@@ -126,13 +132,16 @@ def _keys_of(n: int, seed: int, dfa_cfg_json: str) -> set[bytes]:
 
     k = (n, seed, dfa_cfg_json)
     if k not in _KEY_CACHE:
-        _KEY_CACHE[k] = {d.key() for d in dfa_set(n, seed, cfg=DFAConfig.model_validate_json(dfa_cfg_json))}
+        _KEY_CACHE[k] = {
+            d.key() for d in dfa_set(n, seed, cfg=DFAConfig.model_validate_json(dfa_cfg_json))
+        }
     return _KEY_CACHE[k]
 
 
 # --------------------------------------------------------------------------- metrics
-def model_probs(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
-                edits: Optional[dict] = None) -> torch.Tensor:
+def model_probs(
+    m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, edits: Optional[dict] = None
+) -> torch.Tensor:
     """Next-token softmax ``[n, T, vocab]`` of model ``m`` on the test prompts."""
     from interp.tracing.trace import trace
 
@@ -146,8 +155,15 @@ def model_probs(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
 
 
 # --------------------------------------------------------------------------- probes
-def ngram_count_probe(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, ridge: float,
-                      max_positions: int, seed: int) -> dict[str, float]:
+def ngram_count_probe(
+    m,
+    tokens: torch.Tensor,
+    lengths: np.ndarray,
+    batch_size: int,
+    ridge: float,
+    max_positions: int,
+    seed: int,
+) -> dict[str, float]:
     """Ridge probes from each residual read (``m.resid_names()``) to the in-context 2-gram
     successor distribution of the current token (normalised counts); R^2 on held-out
     prompts, per hook (:func:`interp.methods.probes.ridge_r2`: unpenalised intercept,
@@ -193,7 +209,9 @@ def absolute_ridge_alpha(X: np.ndarray, ridge: float) -> float:
     that does not scale with the activations (probes' ``alpha`` is relative to the mean
     feature variance), so its R^2 values stay those it always reported."""
     X = X.astype(np.float64)
-    scale = max(float(((X - X.mean(0)) ** 2).sum() / X.shape[1]), 1e-12)  # probes' trace(Xc^T Xc) / d
+    scale = max(
+        float(((X - X.mean(0)) ** 2).sum() / X.shape[1]), 1e-12
+    )  # probes' trace(Xc^T Xc) / d
     return ridge * len(X) / scale
 
 
@@ -230,7 +248,9 @@ def unseen_prompts(config: Config, names: dict[str, str]) -> PromptSet:
     for name in names.values():
         keys = training_dfa_keys(name)
         if keys is None:
-            warnings.warn(f"training DFAs of {name} unknown: test DFAs cannot be checked against them")
+            warnings.warn(
+                f"training DFAs of {name} unknown: test DFAs cannot be checked against them"
+            )
         else:
             exclude |= keys
     log.info("%d training DFA languages excluded from the test set", len(exclude))
@@ -262,8 +282,11 @@ def baselines(ps: PromptSet) -> tuple[dict[str, dict], dict[str, float]]:
             if scored[i, t]:
                 loop_correct.append(p is not None and bool(valid[i, t, p]))
                 disagree += int(p != int(vec_pred[i, t]))
-    checks = {"oracle_valid_frac": float(target_valid[scored].float().mean()),
-              "bigram_loop_acc": float(np.mean(loop_correct)), "bigram_disagree": disagree}
+    checks = {
+        "oracle_valid_frac": float(target_valid[scored].float().mean()),
+        "bigram_loop_acc": float(np.mean(loop_correct)),
+        "bigram_disagree": disagree,
+    }
     return evals, checks
 
 
@@ -273,7 +296,12 @@ def model_evals(models: dict, ps: PromptSet, batch_size: int) -> dict[str, dict]
     for key, m in models.items():
         probs = model_probs(m, ps.tokens, ps.lengths, batch_size)
         evals[key] = next_token_metrics(probs, ps.valid, ps.scored)
-        log.info("%s: accuracy %.3f, TVD %.3f", key, _mean(evals[key]["correct"]), _mean(evals[key]["tvd"]))
+        log.info(
+            "%s: accuracy %.3f, TVD %.3f",
+            key,
+            _mean(evals[key]["correct"]),
+            _mean(evals[key]["tvd"]),
+        )
     return evals
 
 
@@ -307,18 +335,29 @@ def ngram_heads_of(tf, lstm_ng, ps: PromptSet, batch_size: int) -> dict[str, Any
     x = ps.tokens[:16]
     known = torch.stack([_loop_2gram_pattern(x), _causal_uniform(x)], 1)  # [16, 2 heads, T, T]
     hand = ngram_head_scores(x, known, 2, pad_id=PAD)
-    out = {"scores": scores, "best": best, "layer_scores": None, "ngram_layer_err": None,
-           "hand_err": max(abs(hand["mass"][0] - 1.0), abs(hand["ratio"][1] - 1.0))}
+    out = {
+        "scores": scores,
+        "best": best,
+        "layer_scores": None,
+        "ngram_layer_err": None,
+        "hand_err": max(abs(hand["mass"][0] - 1.0), abs(hand["ratio"][1] - 1.0)),
+    }
     if pattern_hooks(lstm_ng):
-        out["layer_scores"] = layer_scores = model_head_scores(lstm_ng, ps.tokens, ps.lengths, batch_size, pad_id=PAD)
+        out["layer_scores"] = layer_scores = model_head_scores(
+            lstm_ng, ps.tokens, ps.lengths, batch_size, pad_id=PAD
+        )
         orders = list(getattr(getattr(lstm_ng.module, "spec", None), "ngram_orders", []))
-        if 1 in orders:  # the hard-wired m=1 layer, read through its hook, against the plain-loop 2-gram head
+        if (
+            1 in orders
+        ):  # the hard-wired m=1 layer, read through its hook, against the plain-loop 2-gram head
             from interp.tracing.trace import trace
 
             hook = pattern_hooks(lstm_ng)[orders.index(1)]
             _, got = trace(lstm_ng, x, capture=[hook])
-            out["ngram_layer_err"] = max(float((got[hook][:, 0].float().cpu() - known[:, 0]).abs().max()),
-                                         abs(float(layer_scores[2]["mass"][orders.index(1), 0]) - 1.0))
+            out["ngram_layer_err"] = max(
+                float((got[hook][:, 0].float().cpu() - known[:, 0]).abs().max()),
+                abs(float(layer_scores[2]["mass"][orders.index(1), 0]) - 1.0),
+            )
     return out
 
 
@@ -339,15 +378,31 @@ def head_ablation(tf, ps: PromptSet, scores: dict, config: Config) -> dict[str, 
     top_acc, _ = acc_with(ablation_edits(tf, top, means, config.ablation))
     rng = np.random.default_rng([config.seed, 3])
     random_sets = random_head_sets(others, config.top_heads, config.random_draws, rng)
-    random_accs = [acc_with(ablation_edits(tf, heads, means, config.ablation))[0] for heads in random_sets]
+    random_accs = [
+        acc_with(ablation_edits(tf, heads, means, config.ablation))[0] for heads in random_sets
+    ]
     drop_random = [clean_acc - acc for acc in random_accs]
     test = ablation_significance(clean_acc - top_acc, drop_random)
-    log.info("ablation: top heads %s drop %.3f; random drop %.3f (p = %.3g over %d distinct random sets)", top,
-             clean_acc - top_acc, float(np.mean(drop_random)), test["p"], test["n"])
-    return {"how": config.ablation, "top_heads": top, "clean_accuracy": clean_acc, "top_accuracy": top_acc,
-            "drop_top": clean_acc - top_acc, "random_heads": [[list(h) for h in hs] for hs in random_sets],
-            "drop_random": drop_random, "significance": test,
-            "drop_random_mean": float(np.mean(drop_random)), "noop_gap": float((noop_p - clean_p).abs().max())}
+    log.info(
+        "ablation: top heads %s drop %.3f; random drop %.3f (p = %.3g over %d distinct random sets)",
+        top,
+        clean_acc - top_acc,
+        float(np.mean(drop_random)),
+        test["p"],
+        test["n"],
+    )
+    return {
+        "how": config.ablation,
+        "top_heads": top,
+        "clean_accuracy": clean_acc,
+        "top_accuracy": top_acc,
+        "drop_top": clean_acc - top_acc,
+        "random_heads": [[list(h) for h in hs] for hs in random_sets],
+        "drop_random": drop_random,
+        "significance": test,
+        "drop_random_mean": float(np.mean(drop_random)),
+        "noop_gap": float((noop_p - clean_p).abs().max()),
+    }
 
 
 def lstm_fused_gap(models: dict, ps: PromptSet) -> Optional[float]:
@@ -384,9 +439,20 @@ def example_attention(tf, ps: PromptSet, best: dict) -> tuple[np.ndarray, np.nda
 
 
 # --------------------------------------------------------------------------- run
-@register("ngram_heads", Config, title="In-context language learning: n-gram heads (transformers vs LSTMs)",
-          paper="Akyurek et al. 2024, In-context language learning: architectures and algorithms",
-          figure_order=("accuracy_tvd", "accuracy_by_position", "head_scores", "attention", "ablation", "probe"))
+@register(
+    "ngram_heads",
+    Config,
+    title="In-context language learning: n-gram heads (transformers vs LSTMs)",
+    paper="Akyurek et al. 2024, In-context language learning: architectures and algorithms",
+    figure_order=(
+        "accuracy_tvd",
+        "accuracy_by_position",
+        "head_scores",
+        "attention",
+        "ablation",
+        "probe",
+    ),
+)
 def run(config: Config) -> Result:
     """Accuracy and TVD of a transformer, an LSTM and an LSTM with n-gram layers on unseen
     random DFAs; n-gram head scores, head ablation and probes."""
@@ -395,7 +461,11 @@ def run(config: Config) -> Result:
 
     seed_everything(config.seed)
     result = Result("ngram_heads")
-    names = {"transformer": config.transformer, "lstm": config.lstm, "lstm_ngram": config.lstm_ngram}
+    names = {
+        "transformer": config.transformer,
+        "lstm": config.lstm,
+        "lstm_ngram": config.lstm_ngram,
+    }
     ps = unseen_prompts(config, names)
     evals, checks = baselines(ps)
     models = {key: interp.load_model(name, device=config.device) for key, name in names.items()}
@@ -403,16 +473,34 @@ def run(config: Config) -> Result:
     heads = ngram_heads_of(models["transformer"], models["lstm_ngram"], ps, config.batch_size)
     abl = head_ablation(models["transformer"], ps, heads["scores"], config)
     checks["lstm_gap"] = lstm_fused_gap(models, ps)
-    probe = {key: ngram_count_probe(m, ps.tokens, ps.lengths, config.batch_size, config.probe_ridge,
-                                    config.max_probe_positions, config.seed) for key, m in models.items()}
+    probe = {
+        key: ngram_count_probe(
+            m,
+            ps.tokens,
+            ps.lengths,
+            config.batch_size,
+            config.probe_ridge,
+            config.max_probe_positions,
+            config.seed,
+        )
+        for key, m in models.items()
+    }
     acc = {k: _mean(v["correct"]) for k, v in evals.items()}
     tvd = {k: _mean(v["tvd"]) for k, v in evals.items()}
     vs = versus_baselines(evals, acc, config.seed)
     result.metrics.update(_metrics(names, acc, tvd, checks, ps, heads, abl, probe))
     result.metrics["transformer_vs_ngram_baselines"] = vs
     _criteria(result, config, acc, tvd, checks, ps, heads, abl, vs)
-    _arrays_and_figures(result, evals, acc, tvd, heads, abl, probe,
-                        example_attention(models["transformer"], ps, heads["best"]))
+    _arrays_and_figures(
+        result,
+        evals,
+        acc,
+        tvd,
+        heads,
+        abl,
+        probe,
+        example_attention(models["transformer"], ps, heads["best"]),
+    )
     return result
 
 
@@ -421,27 +509,37 @@ def versus_baselines(evals: dict, acc: dict, seed: int) -> dict[str, Any]:
     difference with a paired bootstrap interval over test prompts, and a sentence saying it."""
     out: dict[str, Any] = {}
     for k in ("2gram", "3gram"):
-        out[k] = accuracy_difference(evals["transformer"]["correct"], evals[k]["correct"], seed=seed)
+        out[k] = accuracy_difference(
+            evals["transformer"]["correct"], evals[k]["correct"], seed=seed
+        )
     d = out["2gram"]
     out["statement"] = (
         f"The transformer ({acc['transformer']:.3f}) is {d['place']} the in-context 2-gram baseline "
         f"({acc['2gram']:.3f}): difference {d['difference']:+.3f}, {d['confidence']:.0%} CI "
         f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] over test prompts; against the 3-gram baseline "
-        f"({acc['3gram']:.3f}) it is {out['3gram']['place']} ({out['3gram']['difference']:+.3f}).")
+        f"({acc['3gram']:.3f}) it is {out['3gram']['place']} ({out['3gram']['difference']:+.3f})."
+    )
     return out
 
 
 def _scores_json(scores: Optional[dict]) -> Optional[dict]:
-    return None if scores is None else {str(n): {k: v.tolist() for k, v in s.items()} for n, s in scores.items()}
+    return (
+        None
+        if scores is None
+        else {str(n): {k: v.tolist() for k, v in s.items()} for n, s in scores.items()}
+    )
 
 
 def _metrics(names, acc, tvd, checks, ps: PromptSet, heads, abl, probe) -> dict[str, Any]:
     return {
         "models": names,
-        "accuracy": acc, "tvd": tvd, "tvd_l1_as_in_paper": {k: 2 * v for k, v in tvd.items()},
+        "accuracy": acc,
+        "tvd": tvd,
+        "tvd_l1_as_in_paper": {k: 2 * v for k, v in tvd.items()},
         "tvd_note": TVD_NOTE,
         "bigram_baseline_accuracy_loop": checks["bigram_loop_acc"],
-        "n_test_dfas": ps.n_dfas, "n_training_dfas_excluded": ps.n_excluded,
+        "n_test_dfas": ps.n_dfas,
+        "n_training_dfas_excluded": ps.n_excluded,
         "test_dfas_in_training_set": ps.overlap,  # 0 by construction (dfa_set excludes them; unit-tested)
         "n_scored_positions": int(ps.scored.sum()),
         "best_ngram_head": heads["best"],
@@ -452,15 +550,27 @@ def _metrics(names, acc, tvd, checks, ps: PromptSet, heads, abl, probe) -> dict[
     }
 
 
-LABELS = {"transformer": "transformer", "lstm": "LSTM", "lstm_ngram": "LSTM + n-gram",
-          "2gram": "in-context 2-gram", "3gram": "in-context 3-gram", "oracle": "oracle"}
+LABELS = {
+    "transformer": "transformer",
+    "lstm": "LSTM",
+    "lstm_ngram": "LSTM + n-gram",
+    "2gram": "in-context 2-gram",
+    "3gram": "in-context 3-gram",
+    "oracle": "oracle",
+}
 
 
 def _arrays_and_figures(result: Result, evals, acc, tvd, heads, abl, probe, example) -> None:
     from interp.plotting import ngram_heads as plots
 
-    curves = {k: _by_position(evals[k]["correct"]) for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")}
-    tvd_curves = {k: _by_position(evals[k]["tvd"]) for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")}
+    curves = {
+        k: _by_position(evals[k]["correct"])
+        for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")
+    }
+    tvd_curves = {
+        k: _by_position(evals[k]["tvd"])
+        for k in ("transformer", "lstm", "lstm_ngram", "2gram", "3gram")
+    }
     for k, v in curves.items():
         result.arrays[f"accuracy_by_position_{k}"] = v
         result.arrays[f"tvd_by_position_{k}"] = tvd_curves[k]
@@ -471,59 +581,153 @@ def _arrays_and_figures(result: Result, evals, acc, tvd, heads, abl, probe, exam
     pattern, matches, str_tokens = example
     result.arrays["example_pattern"] = pattern
     result.arrays["example_matches"] = matches
-    result.figures.update({
-        "accuracy_tvd": plots.accuracy_tvd_bars({LABELS[k]: acc[k] for k in LABELS}, {LABELS[k]: tvd[k] for k in LABELS}),
-        "accuracy_by_position": plots.by_position({LABELS[k]: v for k, v in curves.items()},
-                                                  {LABELS[k]: v for k, v in tvd_curves.items()}),
-        "head_scores": plots.head_score_heatmaps(scores),
-        "attention": plots.attention_with_matches(pattern, matches, str_tokens,
-                                                  f"L{best['layer']}H{best['head']} ({best['n']}-gram matches marked)"),
-        "ablation": plots.ablation_bars(abl["drop_top"], abl["drop_random"], abl["top_heads"]),
-        "probe": plots.probe_r2({LABELS[k]: v for k, v in probe.items()}),
-    })
+    result.figures.update(
+        {
+            "accuracy_tvd": plots.accuracy_tvd_bars(
+                {LABELS[k]: acc[k] for k in LABELS}, {LABELS[k]: tvd[k] for k in LABELS}
+            ),
+            "accuracy_by_position": plots.by_position(
+                {LABELS[k]: v for k, v in curves.items()},
+                {LABELS[k]: v for k, v in tvd_curves.items()},
+            ),
+            "head_scores": plots.head_score_heatmaps(scores),
+            "attention": plots.attention_with_matches(
+                pattern,
+                matches,
+                str_tokens,
+                f"L{best['layer']}H{best['head']} ({best['n']}-gram matches marked)",
+            ),
+            "ablation": plots.ablation_bars(abl["drop_top"], abl["drop_random"], abl["top_heads"]),
+            "probe": plots.probe_r2({LABELS[k]: v for k, v in probe.items()}),
+        }
+    )
 
 
-def _criteria(result: Result, config: Config, acc, tvd, checks, ps: PromptSet, heads, abl, vs) -> None:
+def _criteria(
+    result: Result, config: Config, acc, tvd, checks, ps: PromptSet, heads, abl, vs
+) -> None:
     add = result.add_criterion
     best, drop_top, drop_random = heads["best"], abl["drop_top"], abl["drop_random"]
     # sanity: the implementation
-    add("oracle_accepts_test_prompts", checks["oracle_valid_frac"], ">=", 1.0, kind="sanity",
-        description="fraction of scored next symbols in the test prompts that the oracle calls valid")
-    add("bigram_baseline_two_ways", abs(acc["2gram"] - checks["bigram_loop_acc"]) + checks["bigram_disagree"], "<=",
-        1e-12, kind="sanity", description="|accuracy of the in-context 2-gram baseline: vectorised counts - plain "
-        "Python loop| + number of scored positions where their greedy predictions differ")
-    add("head_scorer_on_known_patterns", heads["hand_err"], "<=", 1e-5, kind="sanity",
+    add(
+        "oracle_accepts_test_prompts",
+        checks["oracle_valid_frac"],
+        ">=",
+        1.0,
+        kind="sanity",
+        description="fraction of scored next symbols in the test prompts that the oracle calls valid",
+    )
+    add(
+        "bigram_baseline_two_ways",
+        abs(acc["2gram"] - checks["bigram_loop_acc"]) + checks["bigram_disagree"],
+        "<=",
+        1e-12,
+        kind="sanity",
+        description="|accuracy of the in-context 2-gram baseline: vectorised counts - plain "
+        "Python loop| + number of scored positions where their greedy predictions differ",
+    )
+    add(
+        "head_scorer_on_known_patterns",
+        heads["hand_err"],
+        "<=",
+        1e-5,
+        kind="sanity",
         description="max(|2-gram mass of a perfect 2-gram head built by a plain loop - 1|, |ratio of uniform causal "
-                    "attention - 1|)")
+        "attention - 1|)",
+    )
     if heads["ngram_layer_err"] is not None:
-        add("ngram_layer_pattern_is_2gram_head", heads["ngram_layer_err"], "<=", 1e-5, kind="sanity",
+        add(
+            "ngram_layer_pattern_is_2gram_head",
+            heads["ngram_layer_err"],
+            "<=",
+            1e-5,
+            kind="sanity",
             description="max(|the LSTM's hard-wired m=1 n-gram layer's hook_pattern - the plain-loop 2-gram head|, "
-                        "|its 2-gram mass over all test prompts - 1|)")
-    add("ablating_nothing_changes_nothing", abl["noop_gap"], "<=", 0.0, kind="sanity",
-        description="max |probabilities with empty head edits on every hook_z - clean probabilities|")
+            "|its 2-gram mass over all test prompts - 1|)",
+        )
+    add(
+        "ablating_nothing_changes_nothing",
+        abl["noop_gap"],
+        "<=",
+        0.0,
+        kind="sanity",
+        description="max |probabilities with empty head edits on every hook_z - clean probabilities|",
+    )
     if checks["lstm_gap"] is not None:
-        add("lstm_fused_equals_unrolled", checks["lstm_gap"], "<=", 1e-4, kind="sanity",
-            description="max |logits of the fused LSTM path - the unrolled, hooked path|")
+        add(
+            "lstm_fused_equals_unrolled",
+            checks["lstm_gap"],
+            "<=",
+            1e-4,
+            kind="sanity",
+            description="max |logits of the fused LSTM path - the unrolled, hooked path|",
+        )
     # claims: the paper's findings at our scale
-    add("transformer_beats_lstm_accuracy", acc["transformer"] - acc["lstm"], ">=", 0.05, kind="claim",
-        description="transformer accuracy minus LSTM accuracy on unseen DFAs")
-    add("transformer_lower_tvd_than_lstm", tvd["lstm"] - tvd["transformer"], ">", 0.0, kind="claim",
-        description="LSTM TVD minus transformer TVD (true TVD; the paper's code reports 2x)")
-    add("ngram_head_in_layer_ge1", best["score"], ">=", 1.0, kind="claim",
-        description=(f"best head in layers >= 1 (L{best.get('layer')}H{best.get('head')}, {best.get('n')}-gram: "
-                     f"mass {best.get('mass', float('nan')):.2f}, ratio {best.get('ratio', float('nan')):.2f}): "
-                     "min(mass / 0.5, ratio / 3); >= 1 means >= 0.5 of attention on n-gram matches and >= 3x uniform"))
-    add("top_ngram_heads_ablation_beats_random", drop_top - float(np.mean(drop_random)), ">", 0.0, kind="claim",
-        description="accuracy drop when the top n-gram heads are ablated minus the mean drop for random heads")
+    add(
+        "transformer_beats_lstm_accuracy",
+        acc["transformer"] - acc["lstm"],
+        ">=",
+        0.05,
+        kind="claim",
+        description="transformer accuracy minus LSTM accuracy on unseen DFAs",
+    )
+    add(
+        "transformer_lower_tvd_than_lstm",
+        tvd["lstm"] - tvd["transformer"],
+        ">",
+        0.0,
+        kind="claim",
+        description="LSTM TVD minus transformer TVD (true TVD; the paper's code reports 2x)",
+    )
+    add(
+        "ngram_head_in_layer_ge1",
+        best["score"],
+        ">=",
+        1.0,
+        kind="claim",
+        description=(
+            f"best head in layers >= 1 (L{best.get('layer')}H{best.get('head')}, {best.get('n')}-gram: "
+            f"mass {best.get('mass', float('nan')):.2f}, ratio {best.get('ratio', float('nan')):.2f}): "
+            "min(mass / 0.5, ratio / 3); >= 1 means >= 0.5 of attention on n-gram matches and >= 3x uniform"
+        ),
+    )
+    add(
+        "top_ngram_heads_ablation_beats_random",
+        drop_top - float(np.mean(drop_random)),
+        ">",
+        0.0,
+        kind="claim",
+        description="accuracy drop when the top n-gram heads are ablated minus the mean drop for random heads",
+    )
     sig = abl["significance"]
-    add("top_ngram_heads_ablation_significant", sig["p"], "<", 0.05, kind="claim",
+    add(
+        "top_ngram_heads_ablation_significant",
+        sig["p"],
+        "<",
+        0.05,
+        kind="claim",
         description=f"one-sided one-sample t-test p: the {sig['n']} distinct random head sets' drops (mean "
         f"{float(np.mean(drop_random)):.3f}) are below the top heads' drop ({drop_top:.3f}); the exact "
-        f"permutation p is {sig['p_rank']:.3g} (it cannot go below 1/{sig['n'] + 1})")
+        f"permutation p is {sig['p_rank']:.3g} (it cannot go below 1/{sig['n'] + 1})",
+    )
     d = vs["2gram"]
-    if config.gate_2gram_baseline:  # a claim at the paper's scale (full); at quick the CI is a metric
-        add("transformer_above_2gram_baseline", d["ci_low"], ">", 0.0, kind="claim",
+    if (
+        config.gate_2gram_baseline
+    ):  # a claim at the paper's scale (full); at quick the CI is a metric
+        add(
+            "transformer_above_2gram_baseline",
+            d["ci_low"],
+            ">",
+            0.0,
+            kind="claim",
             description=f"lower end of the {d['confidence']:.0%} paired bootstrap CI of transformer minus in-context "
-            f"2-gram accuracy. {vs['statement']}")
-    add("ngram_layer_lifts_lstm", acc["lstm_ngram"] - acc["lstm"], ">=", 0.05, kind="claim",
-        description="accuracy of LSTM + n-gram layers minus the plain LSTM")
+            f"2-gram accuracy. {vs['statement']}",
+        )
+    add(
+        "ngram_layer_lifts_lstm",
+        acc["lstm_ngram"] - acc["lstm"],
+        ">=",
+        0.05,
+        kind="claim",
+        description="accuracy of LSTM + n-gram layers minus the plain LSTM",
+    )

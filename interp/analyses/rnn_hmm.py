@@ -48,7 +48,9 @@ class Config(BaseModel):
     model: ModelName = "zoo:hmm-chain2-h50"
     # more trainings of the same task (other seeds), each counted as trained or failed
     seed_models: list[ModelName] = Field(default_factory=list)
-    hmm_kind: Optional[Literal["chain", "fully_connected", "cyclic"]] = None  # default: from the zoo recipe
+    hmm_kind: Optional[Literal["chain", "fully_connected", "cyclic"]] = (
+        None  # default: from the zoo recipe
+    )
     n_states: Optional[Count] = None
     T: Optional[Count] = None
     n_eval: Count = 5000
@@ -57,7 +59,9 @@ class Config(BaseModel):
     n_fixed_init: Count = 128
     fixed_iters: Count = 500  # Adam iterations before Newton polishing
     noise_trials: Count = 32
-    rt_samples: Count = 20  # fresh-noise continuations per state for its residency time (the paper's 20)
+    rt_samples: Count = (
+        20  # fresh-noise continuations per state for its residency time (the paper's 20)
+    )
     rt_max_steps: Count = 50  # residency time cap (the paper's 50)
     n_ablation: Count = 2000  # sequences per ablation condition
     n_kick: Count = 3
@@ -79,12 +83,16 @@ def check_model(m) -> None:
     names = set(m.hook_names) if m.backend == "tl" else set()
     missing = [h for h in REQUIRED_HOOKS if h not in names]
     if missing:
-        raise ValueError(f"rnn_hmm needs an RNN with hooks {list(REQUIRED_HOOKS)}; {m.model_id} lacks {missing} "
-                         f"(use a zoo:hmm-* model or an interp.models.hmm_rnn.HMMRNN)")
+        raise ValueError(
+            f"rnn_hmm needs an RNN with hooks {list(REQUIRED_HOOKS)}; {m.model_id} lacks {missing} "
+            f"(use a zoo:hmm-* model or an interp.models.hmm_rnn.HMMRNN)"
+        )
     for attr in ("cell", "noise", "sample_outputs"):
         if not callable(getattr(m.module, attr, None)):
-            raise ValueError(f"rnn_hmm needs a noise-driven RNN module with .{attr}(); {m.model_id} "
-                             f"({type(m.module).__name__}) has none")
+            raise ValueError(
+                f"rnn_hmm needs a noise-driven RNN module with .{attr}(); {m.model_id} "
+                f"({type(m.module).__name__}) has none"
+            )
 
 
 def resolve_hmm(config: Config):
@@ -120,8 +128,9 @@ def jacobian_spectra(module, H: torch.Tensor, X: torch.Tensor) -> np.ndarray:
     return eigenvalues_by_modulus(jacobians(lambda h, x: module.cell(h, x), H.detach(), X.detach()))
 
 
-def kick_candidates(W_hh: np.ndarray, H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int],
-                    k: int) -> dict:
+def kick_candidates(
+    W_hh: np.ndarray, H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int], k: int
+) -> dict:
     """Kick neurons of the switches between the two extreme frequent outputs ``a``, ``b``, as the
     paper finds them, from connectivity: the cluster populations (units most active in one
     cluster's states, RT > 8, than in the other's), then for ``a -> b`` the ``k`` units with the
@@ -138,11 +147,26 @@ def kick_candidates(W_hh: np.ndarray, H: np.ndarray, y: np.ndarray, reg: np.ndar
     ca, cb = mean((rf == 2) & (yf == a)), mean((rf == 2) & (yf == b))
     act_score, n_switches = pre_switch_activity(H, y, a, b, ca, cb)
     # where the kick neurons fire: mean activity in the source's kick zone vs in its cluster
-    zone = {f"{a}->{b}": [float(mean((rf == 1) & (yf == a))[kick_ab].mean()), float(ca[kick_ab].mean())],
-            f"{b}->{a}": [float(mean((rf == 1) & (yf == b))[kick_ba].mean()), float(cb[kick_ba].mean())]}
-    return {"kick": {f"{a}->{b}": kick_ab, f"{b}->{a}": kick_ba}, "activity": np.argsort(-act_score)[:k].tolist(),
-            "kick_scores": {f"{a}->{b}": score_ab, f"{b}->{a}": score_ba}, "act_score": act_score,
-            "pop_a": pop_a.tolist(), "pop_b": pop_b.tolist(), "n_switches": n_switches, "kick_zone_activity": zone}
+    zone = {
+        f"{a}->{b}": [
+            float(mean((rf == 1) & (yf == a))[kick_ab].mean()),
+            float(ca[kick_ab].mean()),
+        ],
+        f"{b}->{a}": [
+            float(mean((rf == 1) & (yf == b))[kick_ba].mean()),
+            float(cb[kick_ba].mean()),
+        ],
+    }
+    return {
+        "kick": {f"{a}->{b}": kick_ab, f"{b}->{a}": kick_ba},
+        "activity": np.argsort(-act_score)[:k].tolist(),
+        "kick_scores": {f"{a}->{b}": score_ab, f"{b}->{a}": score_ba},
+        "act_score": act_score,
+        "pop_a": pop_a.tolist(),
+        "pop_b": pop_b.tolist(),
+        "n_switches": n_switches,
+        "kick_zone_activity": zone,
+    }
 
 
 def ablate_units(units: list[int]):
@@ -157,8 +181,10 @@ BURN = 20  # orbit steps left out (the start from h = 0)
 
 
 def _by_region(values: np.ndarray, reg: np.ndarray, stat) -> dict[str, float]:
-    return {name: float(stat(values[reg == i])) if (reg == i).any() else float("nan")
-            for i, name in enumerate(REGION_NAMES)}
+    return {
+        name: float(stat(values[reg == i])) if (reg == i).any() else float("nan")
+        for i, name in enumerate(REGION_NAMES)
+    }
 
 
 def emission_fidelity(m, hmm, T: int, config: Config, s: int) -> dict:
@@ -180,21 +206,44 @@ def emission_fidelity(m, hmm, T: int, config: Config, s: int) -> dict:
     with torch.no_grad():
         d_rnn = float(sk(oh(y), oh(hmm_y)))
         d_base = float(sk(oh(hmm_y2), oh(hmm_y)))
-    log.info("fidelity: freq err %.3f, row err %.3f, switch %.4f vs %.4f; sinkhorn %.3f (HMM-HMM %.3f)",
-             fid["freq_error"], fid["row_error"], fid["switch_rnn"], fid["switch_hmm"], d_rnn, d_base)
-    return {"fid": fid, "base": base, "hmm_y": hmm_y, "frequent": frequent, "d_rnn": d_rnn, "d_base": d_base,
-            "exp": expected_statistics(hmm, among=frequent)}
+    log.info(
+        "fidelity: freq err %.3f, row err %.3f, switch %.4f vs %.4f; sinkhorn %.3f (HMM-HMM %.3f)",
+        fid["freq_error"],
+        fid["row_error"],
+        fid["switch_rnn"],
+        fid["switch_hmm"],
+        d_rnn,
+        d_base,
+    )
+    return {
+        "fid": fid,
+        "base": base,
+        "hmm_y": hmm_y,
+        "frequent": frequent,
+        "d_rnn": d_rnn,
+        "d_base": d_base,
+        "exp": expected_statistics(hmm, among=frequent),
+    }
 
 
-def state_residency(mod, H: torch.Tensor, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def state_residency(
+    mod, H: torch.Tensor, config: Config, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Residency time [n, T] of every state of ``H`` [n, T, d] (steps until the argmax output
     changes, mean over ``rt_samples`` fresh-noise continuations, capped at ``rt_max_steps``) and
     its region by the paper's rule (cluster also needs a top output probability > 0.8)."""
     from interp.methods.dynamics import residency_times
 
     flat = H.reshape(-1, H.shape[-1])
-    rt, p_max = residency_times(mod.cell, mod.readout, flat, mod.hmm_spec.d_input, n_samples=config.rt_samples,
-                                max_steps=config.rt_max_steps, generator=torch.Generator().manual_seed(seed))
+    rt, p_max = residency_times(
+        mod.cell,
+        mod.readout,
+        flat,
+        mod.hmm_spec.d_input,
+        n_samples=config.rt_samples,
+        max_steps=config.rt_max_steps,
+        generator=torch.Generator().manual_seed(seed),
+    )
     return rt.reshape(H.shape[:2]), regions(rt, p_max).reshape(H.shape[:2])
 
 
@@ -207,14 +256,25 @@ def long_orbit(m, config: Config, s: int, frequent: list[int]) -> dict:
     xl, Hl, logits_l, _ = rollout(m, config.n_long, config.long_T, s + 4)
     grow = trajectory_growth(Hl[:, BURN:])
     if grow["diverged"]:  # every measure below would describe the blow-up, not an orbit
-        raise ConfigError(f"{m.model_id}: its noisy runs diverge over long_T={config.long_T} steps (mean state norm "
-                          f"x{grow['growth_per_step']:.4f} a step, largest {grow['max_norm']:.3g}); the orbit, "
-                          "residency and fixed-point analysis needs a bounded orbit. Train it further, or "
-                          "analyse another checkpoint")
+        raise ConfigError(
+            f"{m.model_id}: its noisy runs diverge over long_T={config.long_T} steps (mean state norm "
+            f"x{grow['growth_per_step']:.4f} a step, largest {grow['max_norm']:.3g}); the orbit, "
+            "residency and fixed-point analysis needs a bounded orbit. Train it further, or "
+            "analyse another checkpoint"
+        )
     yl = logits_l.argmax(-1).numpy()  # the argmax output, as the paper
     rt_b, reg_b = state_residency(m.module, Hl[:, BURN:], config, s + 12)
     reg = np.concatenate([np.full((len(yl), BURN), -1), reg_b], 1)
-    o = {"rt_cap": config.rt_max_steps, "x": xl, "H": Hl, "H_b": Hl.numpy()[:, BURN:], "y_b": yl[:, BURN:], "reg": reg, "reg_b": reg_b, "rt_b": rt_b}
+    o = {
+        "rt_cap": config.rt_max_steps,
+        "x": xl,
+        "H": Hl,
+        "H_b": Hl.numpy()[:, BURN:],
+        "y_b": yl[:, BURN:],
+        "reg": reg,
+        "reg_b": reg_b,
+        "rt_b": rt_b,
+    }
     o["growth"] = grow
     o["geo"] = geo = orbit_geometry(o["H_b"], o["y_b"], reg_b, frequent)
     o["region_frac"] = {name: float((reg_b == i).mean()) for i, name in enumerate(REGION_NAMES)}
@@ -222,11 +282,20 @@ def long_orbit(m, config: Config, s: int, frequent: list[int]) -> dict:
     # the path-only residency (steps until this trajectory's own output changes), for comparison
     path_rt = residency(yl)[:, BURN:]
     ok = np.isfinite(path_rt)
-    o["rt_summary"] = {"median": float(np.median(rt_b)), "frac_capped": float((rt_b >= config.rt_max_steps).mean()),
-                       "corr_with_path_rt": float(np.corrcoef(rt_b[ok], path_rt[ok])[0, 1]) if ok.sum() > 2 else
-                       float("nan")}
-    log.info("orbit: PC1 %.2f, purity %.3f, loop separation %.2f, regions %s", geo["pc1"], geo["cluster_purity"],
-             geo["loop_separation"], o["region_frac"])
+    o["rt_summary"] = {
+        "median": float(np.median(rt_b)),
+        "frac_capped": float((rt_b >= config.rt_max_steps).mean()),
+        "corr_with_path_rt": float(np.corrcoef(rt_b[ok], path_rt[ok])[0, 1])
+        if ok.sum() > 2
+        else float("nan"),
+    }
+    log.info(
+        "orbit: PC1 %.2f, purity %.3f, loop separation %.2f, regions %s",
+        geo["pc1"],
+        geo["cluster_purity"],
+        geo["loop_separation"],
+        o["region_frac"],
+    )
     return o
 
 
@@ -242,17 +311,26 @@ def no_input_dynamics(mod, orbit: dict, config: Config, gen: torch.Generator) ->
     flatH = Hl[:, BURN:].reshape(-1, Hl.shape[-1])
     init = flatH[torch.randint(0, len(flatH), (config.n_fixed_init,), generator=gen)].double()
     mod_d = copy.deepcopy(mod).double()
-    fps = find_fixed_points(lambda h, xx: mod_d.cell(h, xx), init, None, max_iters=config.fixed_iters)
+    fps = find_fixed_points(
+        lambda h, xx: mod_d.cell(h, xx), init, None, max_iters=config.fixed_iters
+    )
     with torch.no_grad():
         h = init.double()
         norms = []
         for _ in range(300):
             h = mod_d.cell(h, None)
             norms.append(h.norm(dim=-1))
-        out = {"collapse_spread": float((h - h.mean(0)).norm(dim=-1).max()), "collapse_norm": float(h.norm(dim=-1).max())}
+        out = {
+            "collapse_spread": float((h - h.mean(0)).norm(dim=-1).max()),
+            "collapse_norm": float(h.norm(dim=-1).max()),
+        }
         # contraction per step over the last 50 steps (< 1: the no-input state decays to 0)
         alive = norms[-51] > 1e-250
-        collapse_rate = float(((norms[-1][alive] / norms[-51][alive]) ** (1 / 50)).median()) if alive.any() else 0.0
+        collapse_rate = (
+            float(((norms[-1][alive] / norms[-51][alive]) ** (1 / 50)).median())
+            if alive.any()
+            else 0.0
+        )
         # the ReLU map is not differentiable at h = 0: the Jacobian there depends on which units
         # are active, so report the one seen along the collapse (active set of its last step)
         # and the all-active one (W_hh) instead of a single spectrum.
@@ -272,20 +350,39 @@ def no_input_dynamics(mod, orbit: dict, config: Config, gen: torch.Generator) ->
     if len(fps):
         P = torch.from_numpy(fps.points).float()
         with torch.no_grad():
-            out1 = mod(torch.zeros(len(P), 1, mod.hmm_spec.d_input), h0=P, return_hidden=True)[1][:, 0]
+            out1 = mod(torch.zeros(len(P), 1, mod.hmm_spec.d_input), h0=P, return_hidden=True)[1][
+                :, 0
+            ]
         fixed_gap = float((out1 - P).norm(dim=-1).max() / max(1.0, float(P.norm(dim=-1).max())))
-    with torch.no_grad():  # the cell used for fixed points and Jacobians reproduces the hooked orbit
-        step_gap = float((mod.cell(Hl[:, :-1], xl[:, 1:]) - Hl[:, 1:]).abs().max() / max(1.0, float(Hl.abs().max())))
+    with (
+        torch.no_grad()
+    ):  # the cell used for fixed points and Jacobians reproduces the hooked orbit
+        step_gap = float(
+            (mod.cell(Hl[:, :-1], xl[:, 1:]) - Hl[:, 1:]).abs().max()
+            / max(1.0, float(Hl.abs().max()))
+        )
     out["fixed_gap"] = max(fixed_gap, step_gap)
     planted = planted_tanh_map(d=3, gain=2.0, seed=config.seed)
-    out["finder_check"] = finder_recovery(planted.F, planted, max_iters=config.fixed_iters, seed=config.seed)
+    out["finder_check"] = finder_recovery(
+        planted.F, planted, max_iters=config.fixed_iters, seed=config.seed
+    )
     out["fps"] = fps
     out["summary"] = {
-        "n_points": len(fps), "n_fixed": int(fps.is_fixed.sum()), "stability": fps.stability.tolist(),
-        "norms": np.linalg.norm(fps.points, axis=1).round(6).tolist(), "max_modulus": fps.max_modulus.round(4).tolist(),
-        "q": fps.q.tolist(), "meta": fps.meta, "kink_points": kinks, "collapse_rate": collapse_rate,
-        "zero_point_radius_along_collapse": radius_path, "zero_point_radius_all_active": radius_all,
-        "top_eigs": [[[float(v.real), float(v.imag)] for v in ev_i[:6]] for ev_i in fps.eigenvalues]}
+        "n_points": len(fps),
+        "n_fixed": int(fps.is_fixed.sum()),
+        "stability": fps.stability.tolist(),
+        "norms": np.linalg.norm(fps.points, axis=1).round(6).tolist(),
+        "max_modulus": fps.max_modulus.round(4).tolist(),
+        "q": fps.q.tolist(),
+        "meta": fps.meta,
+        "kink_points": kinks,
+        "collapse_rate": collapse_rate,
+        "zero_point_radius_along_collapse": radius_path,
+        "zero_point_radius_all_active": radius_all,
+        "top_eigs": [
+            [[float(v.real), float(v.imag)] for v in ev_i[:6]] for ev_i in fps.eigenvalues
+        ],
+    }
     return out
 
 
@@ -298,7 +395,9 @@ def orbit_speed_and_jacobians(mod, orbit: dict, config: Config, gen: torch.Gener
     flatH = Hl[:, BURN:].reshape(-1, Hl.shape[-1])
 
     def cell(h, xx):
-        return mod.cell(h.to(mod.W_hh.dtype), None if xx is None else xx.to(mod.W_hh.dtype)).to(h.dtype)
+        return mod.cell(h.to(mod.W_hh.dtype), None if xx is None else xx.to(mod.W_hh.dtype)).to(
+            h.dtype
+        )
 
     with torch.no_grad():
         q_orbit = speed(cell, flatH, None).numpy()
@@ -310,13 +409,25 @@ def orbit_speed_and_jacobians(mod, orbit: dict, config: Config, gen: torch.Gener
     ev = jacobian_spectra(mod, Hl[b_idx, t_idx], xl[b_idx, nxt])
     lead = ev[:, 0]
     reg_s = orbit["reg"][b_idx.numpy(), t_idx.numpy()]
-    unstable, complex_lead = _by_region(np.abs(lead) > 1, reg_s, np.mean), _by_region(np.abs(lead.imag) > 1e-6, reg_s, np.mean)
-    return {"q": q_orbit, "q_by_region": _by_region(q_orbit, orbit["reg_b"].reshape(-1), np.median), "ev": ev,
-            "reg_s": reg_s, "jac_by_region": {name: {"frac_unstable": unstable[name],
-                                                     "frac_complex_leading": complex_lead[name]} for name in REGION_NAMES}}
+    unstable, complex_lead = (
+        _by_region(np.abs(lead) > 1, reg_s, np.mean),
+        _by_region(np.abs(lead.imag) > 1e-6, reg_s, np.mean),
+    )
+    return {
+        "q": q_orbit,
+        "q_by_region": _by_region(q_orbit, orbit["reg_b"].reshape(-1), np.median),
+        "ev": ev,
+        "reg_s": reg_s,
+        "jac_by_region": {
+            name: {"frac_unstable": unstable[name], "frac_complex_leading": complex_lead[name]}
+            for name in REGION_NAMES
+        },
+    }
 
 
-def noise_sensitivity(mod, orbit: dict, config: Config, s: int, rng: np.random.Generator) -> dict[str, float]:
+def noise_sensitivity(
+    mod, orbit: dict, config: Config, s: int, rng: np.random.Generator
+) -> dict[str, float]:
     """Spread of fresh-noise 5-step continuations from (up to 20) cluster vs transition
     states, in units of the orbit's PC1-2 spread."""
     from interp.methods.dynamics import continuation_spread
@@ -328,13 +439,22 @@ def noise_sensitivity(mod, orbit: dict, config: Config, s: int, rng: np.random.G
         pts = np.argwhere(reg_b == code) + [0, BURN]
         pts = pts[rng.permutation(len(pts))][:20]
         g = torch.Generator().manual_seed(s + 6)
-        out[name] = continuation_spread(mod.cell, Hl[pts[:, 0], pts[:, 1]], mod.hmm_spec.d_input, config.noise_trials,
-                                        generator=g) / scale
+        out[name] = (
+            continuation_spread(
+                mod.cell,
+                Hl[pts[:, 0], pts[:, 1]],
+                mod.hmm_spec.d_input,
+                config.noise_trials,
+                generator=g,
+            )
+            / scale
+        )
     return out
 
 
-def kick_neuron_ablation(m, orbit: dict, frequent: list[int], config: Config, T: int, s: int,
-                         rng: np.random.Generator) -> tuple[Optional[dict], dict]:
+def kick_neuron_ablation(
+    m, orbit: dict, frequent: list[int], config: Config, T: int, s: int, rng: np.random.Generator
+) -> tuple[Optional[dict], dict]:
     """Kick-neuron candidates and the relative switch-rate change when each set (and random
     triples of active neurons) is zeroed at ``rnn.hook_h`` every step."""
     from interp.data.rnn_hmm import switch_rate
@@ -342,28 +462,47 @@ def kick_neuron_ablation(m, orbit: dict, frequent: list[int], config: Config, T:
     mod, H_b = m.module, orbit["H_b"]
     if len(frequent) <= 1:
         return None, {}
-    kick = kick_candidates(mod.W_hh.detach().numpy(), H_b, orbit["y_b"], orbit["reg_b"], frequent, config.n_kick)
+    kick = kick_candidates(
+        mod.W_hh.detach().numpy(), H_b, orbit["y_b"], orbit["reg_b"], frequent, config.n_kick
+    )
     hook_h = m.hook("rnn.hook_h")
     base_y = rollout(m, config.n_ablation, T, s + 8, h_capture=False)[3]
     base_sw = switch_rate(base_y)
 
     def delta(units):
-        yy = rollout(m, config.n_ablation, T, s + 8, edits={hook_h: ablate_units(units)}, h_capture=False)[3]
+        yy = rollout(
+            m, config.n_ablation, T, s + 8, edits={hook_h: ablate_units(units)}, h_capture=False
+        )[3]
         return (switch_rate(yy) - base_sw) / max(base_sw, 1e-12)
 
     active = np.where(H_b.reshape(-1, H_b.shape[-1]).mean(0) > 1e-6)[0]
-    rand_sets = [sorted(rng.choice(active, size=min(config.n_kick, len(active)), replace=False).tolist())
-                 for _ in range(config.n_random_triples)]
-    identity_y = rollout(m, config.n_ablation, T, s + 8, edits={hook_h: lambda a: a}, h_capture=False)[3]
+    rand_sets = [
+        sorted(rng.choice(active, size=min(config.n_kick, len(active)), replace=False).tolist())
+        for _ in range(config.n_random_triples)
+    ]
+    identity_y = rollout(
+        m, config.n_ablation, T, s + 8, edits={hook_h: lambda a: a}, h_capture=False
+    )[3]
     kick_deltas = {d: delta(u) for d, u in kick["kick"].items()}
-    abl = {"base_switch_rate": base_sw, "kick_units": kick["kick"], "kick_deltas": kick_deltas,
-           "kick_delta": max(kick_deltas.values()),  # the weaker of the two groups
-           "activity_units": kick["activity"], "activity_delta": delta(kick["activity"]), "random_units": rand_sets,
-           "random_deltas": [delta(u) for u in rand_sets],
-           "identity_edit_changes": int((identity_y != base_y).sum())}
-    log.info("kick ablation: %s %s, activity %s %+.3f, random %s", kick["kick"],
-             {d: round(v, 3) for d, v in kick_deltas.items()}, kick["activity"], abl["activity_delta"],
-             np.round(abl["random_deltas"], 3).tolist())
+    abl = {
+        "base_switch_rate": base_sw,
+        "kick_units": kick["kick"],
+        "kick_deltas": kick_deltas,
+        "kick_delta": max(kick_deltas.values()),  # the weaker of the two groups
+        "activity_units": kick["activity"],
+        "activity_delta": delta(kick["activity"]),
+        "random_units": rand_sets,
+        "random_deltas": [delta(u) for u in rand_sets],
+        "identity_edit_changes": int((identity_y != base_y).sum()),
+    }
+    log.info(
+        "kick ablation: %s %s, activity %s %+.3f, random %s",
+        kick["kick"],
+        {d: round(v, 3) for d, v in kick_deltas.items()},
+        kick["activity"],
+        abl["activity_delta"],
+        np.round(abl["random_deltas"], 3).tolist(),
+    )
     return kick, abl
 
 
@@ -378,19 +517,45 @@ def seed_fidelity(config: Config, em: dict, K: int, T: int, s: int) -> list[dict
         else:
             ms = interp.load_model(name, device=config.device)
             check_model(ms)
-            f = fidelity(rollout(ms, config.n_eval, T, s + 9, h_capture=False)[3], em["hmm_y"], K,
-                         config.row_min_count, em["frequent"])
-        ok = f["row_error"] <= config.row_tol and f["switch_error"] <= config.switch_tol and f["freq_error"] <= config.freq_tol
-        rows.append({"model": name, "trained": bool(ok), "row_error": f["row_error"],
-                     "switch_error": f["switch_error"], "freq_error": f["freq_error"]})
+            f = fidelity(
+                rollout(ms, config.n_eval, T, s + 9, h_capture=False)[3],
+                em["hmm_y"],
+                K,
+                config.row_min_count,
+                em["frequent"],
+            )
+        ok = (
+            f["row_error"] <= config.row_tol
+            and f["switch_error"] <= config.switch_tol
+            and f["freq_error"] <= config.freq_tol
+        )
+        rows.append(
+            {
+                "model": name,
+                "trained": bool(ok),
+                "row_error": f["row_error"],
+                "switch_error": f["switch_error"],
+                "freq_error": f["freq_error"],
+            }
+        )
     return rows
 
 
-SNAPSHOT_KEYS = ("freq_error", "row_error", "switch_error", "pc1", "cluster_purity", "loop_separation",
-                 "frac_unstable_jacobian", "frac_complex_leading")
+SNAPSHOT_KEYS = (
+    "freq_error",
+    "row_error",
+    "switch_error",
+    "pc1",
+    "cluster_purity",
+    "loop_separation",
+    "frac_unstable_jacobian",
+    "frac_complex_leading",
+)
 
 
-def over_training(mod, rc, em: dict, config: Config, K: int, T: int, s: int, gen: torch.Generator) -> list[dict]:
+def over_training(
+    mod, rc, em: dict, config: Config, K: int, T: int, s: int, gen: torch.Generator
+) -> list[dict]:
     """Fidelity, orbit geometry and Jacobian spectra of each snapshot saved during training.
 
     A snapshot whose long noisy runs diverge (:func:`~interp.methods.dynamics.trajectory_growth`:
@@ -415,16 +580,26 @@ def over_training(mod, rc, em: dict, config: Config, K: int, T: int, s: int, gen
         row = {"step": int(step), **{k: float("nan") for k in SNAPSHOT_KEYS}}
         _, _, lg1, ys = rollout(mw, config.n_train_eval, T, s + 10, h_capture=False)
         if bool(torch.isfinite(lg1).all()):
-            fs = fidelity(ys, em["hmm_y"], K, min(config.row_min_count, config.n_train_eval // 10), frequent)
+            fs = fidelity(
+                ys, em["hmm_y"], K, min(config.row_min_count, config.n_train_eval // 10), frequent
+            )
             row.update({k: fs[k] for k in ("freq_error", "row_error", "switch_error")})
         _, Hs2, lg2, _ = rollout(mw, 4, config.long_T, s + 11)
         grow = trajectory_growth(Hs2[:, BURN:])
-        row.update(diverged=grow["diverged"], growth_per_step=grow["growth_per_step"],
-                   max_hidden_norm=grow["max_norm"])
+        row.update(
+            diverged=grow["diverged"],
+            growth_per_step=grow["growth_per_step"],
+            max_hidden_norm=grow["max_norm"],
+        )
         if grow["diverged"]:
-            log.warning("training snapshot at step %d diverges on %d-step noisy runs (norm x%.4f a step, max "
-                        "%.3g): orbit measures skipped", step, config.long_T, grow["growth_per_step"],
-                        grow["max_norm"])
+            log.warning(
+                "training snapshot at step %d diverges on %d-step noisy runs (norm x%.4f a step, max "
+                "%.3g): orbit measures skipped",
+                step,
+                config.long_T,
+                grow["growth_per_step"],
+                grow["max_norm"],
+            )
             rows.append(row)
             continue
         y2 = lg2.argmax(-1).numpy()
@@ -433,19 +608,36 @@ def over_training(mod, rc, em: dict, config: Config, K: int, T: int, s: int, gen
         sel = torch.randint(0, 4 * (config.long_T - BURN), (100,), generator=gen)
         Hsel = Hs2[:, BURN:].reshape(-1, Hs2.shape[-1])[sel]
         ev2 = jacobian_spectra(work, Hsel, torch.zeros(len(sel), mod.hmm_spec.d_input))
-        row.update({"pc1": g2["pc1"], "cluster_purity": g2["cluster_purity"],
-                    "loop_separation": g2["loop_separation"],
-                    "frac_unstable_jacobian": float((np.abs(ev2[:, 0]) > 1).mean()),
-                    "frac_complex_leading": float((np.abs(ev2[:, 0].imag) > 1e-6).mean())})
+        row.update(
+            {
+                "pc1": g2["pc1"],
+                "cluster_purity": g2["cluster_purity"],
+                "loop_separation": g2["loop_separation"],
+                "frac_unstable_jacobian": float((np.abs(ev2[:, 0]) > 1).mean()),
+                "frac_complex_leading": float((np.abs(ev2[:, 0].imag) > 1e-6).mean()),
+            }
+        )
         rows.append(row)
     return rows
 
 
 # ---------------------------------------------------------------------------- run
-@register("rnn_hmm", Config, title="RNNs emulating HMMs: orbits, fixed points, kick neurons",
-          paper="Torre et al. 2025 (EliaTorre/hmmrnn)",
-          figure_order=("orbit", "transition_matrices", "fixed_points", "speed", "jacobian_spectra",
-                        "residency", "ablation", "training"))
+@register(
+    "rnn_hmm",
+    Config,
+    title="RNNs emulating HMMs: orbits, fixed points, kick neurons",
+    paper="Torre et al. 2025 (EliaTorre/hmmrnn)",
+    figure_order=(
+        "orbit",
+        "transition_matrices",
+        "fixed_points",
+        "speed",
+        "jacobian_spectra",
+        "residency",
+        "ablation",
+        "training",
+    ),
+)
 def run(config: Config) -> Result:
     """Emission fidelity, orbit geometry, fixed points and kick neurons of an RNN trained on an HMM."""
     import interp
@@ -458,136 +650,283 @@ def run(config: Config) -> Result:
     mod = m.module
     K = hmm.n_outputs
     if mod.readout.out_features != K:
-        raise ValueError(f"{config.model} emits {mod.readout.out_features} outputs; the HMM has {K}")
+        raise ValueError(
+            f"{config.model} emits {mod.readout.out_features} outputs; the HMM has {K}"
+        )
     s = config.seed * 1000
     em = emission_fidelity(m, hmm, T, config, s)
     orbit = long_orbit(m, config, s, em["frequent"])
-    gen = torch.Generator().manual_seed(s + 5)  # one stream, in this order: fixed-point inits, Jacobian picks, snapshots
+    gen = torch.Generator().manual_seed(
+        s + 5
+    )  # one stream, in this order: fixed-point inits, Jacobian picks, snapshots
     dyn = no_input_dynamics(mod, orbit, config, gen)
     jac = orbit_speed_and_jacobians(mod, orbit, config, gen)
-    rng = np.random.default_rng(s + 7)  # one stream: noise-sensitivity states, then random ablation triples
+    rng = np.random.default_rng(
+        s + 7
+    )  # one stream: noise-sensitivity states, then random ablation triples
     noise = noise_sensitivity(mod, orbit, config, s, rng)
     kick, abl = kick_neuron_ablation(m, orbit, em["frequent"], config, T, s, rng)
     seeds = seed_fidelity(config, em, K, T, s)
     training = over_training(mod, rc, em, config, K, T, s, gen)
     result = Result("rnn_hmm")
     _criteria(result, config, em, orbit["geo"], dyn, abl, seeds, K)
-    result.metrics.update(_metrics(m, hmm, T, em, orbit, dyn, jac, noise, kick, abl, seeds, training))
+    result.metrics.update(
+        _metrics(m, hmm, T, em, orbit, dyn, jac, noise, kick, abl, seeds, training)
+    )
     _arrays_and_figures(result, orbit, dyn, jac, em["fid"], abl, training)
     return result
 
 
-def _criteria(result: Result, config: Config, em: dict, geo: dict, dyn: dict, abl: dict, seeds: list, K: int) -> None:
+def _criteria(
+    result: Result, config: Config, em: dict, geo: dict, dyn: dict, abl: dict, seeds: list, K: int
+) -> None:
     from interp.data.rnn_hmm import output_frequencies, output_transitions, switch_rate
 
     fid, frequent, exp, hmm_y = em["fid"], em["frequent"], em["exp"], em["hmm_y"]
     n_failed = sum(not r["trained"] for r in seeds)
     add = result.add_criterion
-    add("transition_rows_match", fid["row_error"], "<=", config.row_tol, kind="claim",
+    add(
+        "transition_rows_match",
+        fid["row_error"],
+        "<=",
+        config.row_tol,
+        kind="claim",
         description=f"max |P_rnn - P_hmm| over output-transition rows with >= {config.row_min_count} "
-                    f"RNN samples (rows {fid['rows_checked']})")
-    add("switch_rate_matches", fid["switch_error"], "<=", config.switch_tol, kind="claim",
+        f"RNN samples (rows {fid['rows_checked']})",
+    )
+    add(
+        "switch_rate_matches",
+        fid["switch_error"],
+        "<=",
+        config.switch_tol,
+        kind="claim",
         description=f"|switch rate RNN {fid['switch_rnn']:.4f} - HMM {fid['switch_hmm']:.4f}| between "
-                    f"frequent outputs {frequent} (all outputs: RNN {fid['switch_rnn_all']:.4f}, "
-                    f"HMM {fid['switch_hmm_all']:.4f})")
-    add("output_frequencies_match", fid["freq_error"], "<=", config.freq_tol, kind="claim",
-        description="max |output frequency RNN - HMM|")
-    add("orbit_pc1_over_half", geo["pc1"], ">", 0.5, kind="claim",
-        description="fraction of orbit variance explained by PC1 (noisy dynamics)")
-    add("one_cluster_per_frequent_output", geo["cluster_purity"], ">=", 0.95, kind="claim",
+        f"frequent outputs {frequent} (all outputs: RNN {fid['switch_rnn_all']:.4f}, "
+        f"HMM {fid['switch_hmm_all']:.4f})",
+    )
+    add(
+        "output_frequencies_match",
+        fid["freq_error"],
+        "<=",
+        config.freq_tol,
+        kind="claim",
+        description="max |output frequency RNN - HMM|",
+    )
+    add(
+        "orbit_pc1_over_half",
+        geo["pc1"],
+        ">",
+        0.5,
+        kind="claim",
+        description="fraction of orbit variance explained by PC1 (noisy dynamics)",
+    )
+    add(
+        "one_cluster_per_frequent_output",
+        geo["cluster_purity"],
+        ">=",
+        0.95,
+        kind="claim",
         description=f"nearest-centroid purity (PC1-2) of cluster states (RT > 8) labelled by output "
-                    f"{frequent}; centroid separation {geo['cluster_separation']:.2f} spreads")
-    add("switch_paths_form_loop", geo["loop_separation"], ">", 1.0, kind="claim",
+        f"{frequent}; centroid separation {geo['cluster_separation']:.2f} spreads",
+    )
+    add(
+        "switch_paths_form_loop",
+        geo["loop_separation"],
+        ">",
+        1.0,
+        kind="claim",
         description=f"|mean {frequent[0]}->{frequent[-1]} minus {frequent[-1]}->{frequent[0]} switch "
-                    f"state| perpendicular to the cluster axis, in pooled SDs (line: ~0)")
-    add("n_seeds_failed_to_train", n_failed, "<=", 0, kind="claim",
-        description=f"{n_failed} of {len(seeds)} trained models miss the fidelity tolerances")
+        f"state| perpendicular to the cluster axis, in pooled SDs (line: ~0)",
+    )
+    add(
+        "n_seeds_failed_to_train",
+        n_failed,
+        "<=",
+        0,
+        kind="claim",
+        description=f"{n_failed} of {len(seeds)} trained models miss the fidelity tolerances",
+    )
     if abl:
         if config.gate_kick:
-            add("kick_ablation_beats_random", abl["kick_delta"] - min(abl["random_deltas"]), "<", 0.0,
-                kind="claim", description=f"relative switch-rate change when zeroing the {config.n_kick} kick neurons "
+            add(
+                "kick_ablation_beats_random",
+                abl["kick_delta"] - min(abl["random_deltas"]),
+                "<",
+                0.0,
+                kind="claim",
+                description=f"relative switch-rate change when zeroing the {config.n_kick} kick neurons "
                 f"of each direction {abl['kick_units']} (the weaker group) minus the most negative change over "
-                "random active sets (paper: kick neurons start switches, so ablation lowers the rate)")
-        add("identity_edit_changes_nothing", abl["identity_edit_changes"], "==", 0, kind="sanity",
-            description="outputs changed by an identity edit at rnn.hook_h (same noise)")
-    add("hmm_sampler_frequencies", float(np.abs(output_frequencies(hmm_y, K) - exp["frequencies"]).max()),
-        "<=", 0.03, kind="sanity", description="max |sampled - exact| HMM output frequency")
+                "random active sets (paper: kick neurons start switches, so ablation lowers the rate)",
+            )
+        add(
+            "identity_edit_changes_nothing",
+            abl["identity_edit_changes"],
+            "==",
+            0,
+            kind="sanity",
+            description="outputs changed by an identity edit at rnn.hook_h (same noise)",
+        )
+    add(
+        "hmm_sampler_frequencies",
+        float(np.abs(output_frequencies(hmm_y, K) - exp["frequencies"]).max()),
+        "<=",
+        0.03,
+        kind="sanity",
+        description="max |sampled - exact| HMM output frequency",
+    )
     Ph_s, rows_h = output_transitions(hmm_y, K)
     okh = rows_h >= 100
-    se = np.sqrt(exp["transitions"] * (1 - exp["transitions"]) / np.maximum(rows_h, 1)[:, None]) + 1e-4
+    se = (
+        np.sqrt(exp["transitions"] * (1 - exp["transitions"]) / np.maximum(rows_h, 1)[:, None])
+        + 1e-4
+    )
     z = np.abs(Ph_s - exp["transitions"]) / se
-    add("hmm_sampler_transitions", float(z[okh].max()) if okh.any() else float("nan"), "<=", 5.0,
-        kind="sanity", description="max |sampled - exact| HMM output-transition entry in binomial "
-                                   "standard errors (rows with >= 100 samples)")
-    add("hmm_sampler_switch_rate", max(abs(switch_rate(hmm_y) - float(exp["switch_rate"])),
-                                       abs(switch_rate(hmm_y, frequent) - float(exp["switch_rate_among"]))),
-        "<=", 0.005, kind="sanity", description="|sampled - exact| HMM switch rate (all and frequent pairs)")
+    add(
+        "hmm_sampler_transitions",
+        float(z[okh].max()) if okh.any() else float("nan"),
+        "<=",
+        5.0,
+        kind="sanity",
+        description="max |sampled - exact| HMM output-transition entry in binomial "
+        "standard errors (rows with >= 100 samples)",
+    )
+    add(
+        "hmm_sampler_switch_rate",
+        max(
+            abs(switch_rate(hmm_y) - float(exp["switch_rate"])),
+            abs(switch_rate(hmm_y, frequent) - float(exp["switch_rate_among"])),
+        ),
+        "<=",
+        0.005,
+        kind="sanity",
+        description="|sampled - exact| HMM switch rate (all and frequent pairs)",
+    )
     fc = dyn["finder_check"]
-    planted = (f"a map with {fc['n_known']} known fixed points (R tanh(2 R^T h), d = 3); {fc['n_found']} reported, "
-               f"{fc['label_mismatches']} stability labels wrong or missing")
-    add("fixed_point_finder_recovers_planted", fc["point_error"], "<=", 1e-6, kind="sanity",
-        description=f"Hausdorff distance between the finder's fixed points and the known ones on {planted}")
-    add("fixed_point_spectra_match_planted", fc["eig_error"], "<=", 1e-6, kind="sanity",
-        description="max |Jacobian eigenvalue - known| at the finder's fixed points of the same map")
-    add("cell_matches_hooked_forward", dyn["fixed_gap"], "<=", 1e-4, kind="sanity",
+    planted = (
+        f"a map with {fc['n_known']} known fixed points (R tanh(2 R^T h), d = 3); {fc['n_found']} reported, "
+        f"{fc['label_mismatches']} stability labels wrong or missing"
+    )
+    add(
+        "fixed_point_finder_recovers_planted",
+        fc["point_error"],
+        "<=",
+        1e-6,
+        kind="sanity",
+        description=f"Hausdorff distance between the finder's fixed points and the known ones on {planted}",
+    )
+    add(
+        "fixed_point_spectra_match_planted",
+        fc["eig_error"],
+        "<=",
+        1e-6,
+        kind="sanity",
+        description="max |Jacobian eigenvalue - known| at the finder's fixed points of the same map",
+    )
+    add(
+        "cell_matches_hooked_forward",
+        dyn["fixed_gap"],
+        "<=",
+        1e-4,
+        kind="sanity",
         description="max relative gap between cell(h_t, x_t+1) and the hooked h_t+1 along the orbit, "
-                    "and between the hooked one-step forward of each fixed point and the point")
+        "and between the hooked one-step forward of each fixed point and the point",
+    )
 
 
 def _metrics(m, hmm, T, em, orbit, dyn, jac, noise, kick, abl, seeds, training) -> dict:
     fid, base, exp, geo = em["fid"], em["base"], em["exp"], orbit["geo"]
     n_failed = sum(not r["trained"] for r in seeds)
     return {
-        "model": m.model_id, "hmm": hmm.name, "T": T, "d_hidden": int(m.module.W_hh.shape[0]),
-        "output_frequencies_rnn": fid["freq_rnn"].tolist(), "output_frequencies_hmm": fid["freq_hmm"].tolist(),
+        "model": m.model_id,
+        "hmm": hmm.name,
+        "T": T,
+        "d_hidden": int(m.module.W_hh.shape[0]),
+        "output_frequencies_rnn": fid["freq_rnn"].tolist(),
+        "output_frequencies_hmm": fid["freq_hmm"].tolist(),
         "output_frequencies_exact": exp["frequencies"].tolist(),
         "transition_matrix_rnn": np.nan_to_num(fid["P_rnn"], nan=-1).round(4).tolist(),
-        "transition_matrix_hmm": fid["P_hmm"].round(4).tolist(), "transition_row_counts": fid["row_counts"].tolist(),
-        "switch_rate_rnn": fid["switch_rnn"], "switch_rate_hmm": fid["switch_hmm"],
-        "switch_rate_exact": float(exp["switch_rate_among"]), "switch_rate_frequent_outputs": em["frequent"],
-        "switch_rate_all_outputs_rnn": fid["switch_rnn_all"], "switch_rate_all_outputs_hmm": fid["switch_hmm_all"],
+        "transition_matrix_hmm": fid["P_hmm"].round(4).tolist(),
+        "transition_row_counts": fid["row_counts"].tolist(),
+        "switch_rate_rnn": fid["switch_rnn"],
+        "switch_rate_hmm": fid["switch_hmm"],
+        "switch_rate_exact": float(exp["switch_rate_among"]),
+        "switch_rate_frequent_outputs": em["frequent"],
+        "switch_rate_all_outputs_rnn": fid["switch_rnn_all"],
+        "switch_rate_all_outputs_hmm": fid["switch_hmm_all"],
         "switch_rate_all_outputs_exact": float(exp["switch_rate"]),
-        "sinkhorn_rnn_vs_hmm": em["d_rnn"], "sinkhorn_hmm_vs_hmm": em["d_base"],
-        "hmm_vs_hmm_row_error": base["row_error"], "hmm_vs_hmm_freq_error": base["freq_error"],
-        "orbit_explained_variance": geo["evr"].tolist(), "cluster_purity": geo["cluster_purity"],
-        "cluster_separation": geo["cluster_separation"], "loop_separation": geo["loop_separation"],
+        "sinkhorn_rnn_vs_hmm": em["d_rnn"],
+        "sinkhorn_hmm_vs_hmm": em["d_base"],
+        "hmm_vs_hmm_row_error": base["row_error"],
+        "hmm_vs_hmm_freq_error": base["freq_error"],
+        "orbit_explained_variance": geo["evr"].tolist(),
+        "cluster_purity": geo["cluster_purity"],
+        "cluster_separation": geo["cluster_separation"],
+        "loop_separation": geo["loop_separation"],
         "n_switch_states": [geo["n_switch_ab"], geo["n_switch_ba"]],
-        "region_fractions": orbit["region_frac"], "residency": orbit["rt_summary"],
-        "speed_median_by_region": jac["q_by_region"], "fixed_point_finder_check": dyn["finder_check"],
+        "region_fractions": orbit["region_frac"],
+        "residency": orbit["rt_summary"],
+        "speed_median_by_region": jac["q_by_region"],
+        "fixed_point_finder_check": dyn["finder_check"],
         "jacobian_by_region": jac["jac_by_region"],
-        "no_input_fixed_points": dyn["summary"], "no_input_collapse_spread": dyn["collapse_spread"],
+        "no_input_fixed_points": dyn["summary"],
+        "no_input_collapse_spread": dyn["collapse_spread"],
         "no_input_collapse_norm": dyn["collapse_norm"],
-        "noise_spread_cluster": noise["cluster"], "noise_spread_transition": noise["transition"],
-        "kick_ablation": abl, "kick_populations": ({k: kick[k] for k in ("pop_a", "pop_b", "n_switches",
-                                                                        "kick_zone_activity")} if kick else None),
-        "seeds": seeds, "seeds_failed": f"{n_failed}/{len(seeds)}", "training": training,
-        "orbit_growth_per_step": orbit["growth"]["growth_per_step"], "orbit_max_norm": orbit["growth"]["max_norm"],
+        "noise_spread_cluster": noise["cluster"],
+        "noise_spread_transition": noise["transition"],
+        "kick_ablation": abl,
+        "kick_populations": (
+            {k: kick[k] for k in ("pop_a", "pop_b", "n_switches", "kick_zone_activity")}
+            if kick
+            else None
+        ),
+        "seeds": seeds,
+        "seeds_failed": f"{n_failed}/{len(seeds)}",
+        "training": training,
+        "orbit_growth_per_step": orbit["growth"]["growth_per_step"],
+        "orbit_max_norm": orbit["growth"]["max_norm"],
         "n_snapshots_diverged": sum(bool(r.get("diverged")) for r in training),
         "snapshots_diverged_at": [r["step"] for r in training if r.get("diverged")],
     }
 
 
-def _arrays_and_figures(result: Result, orbit: dict, dyn: dict, jac: dict, fid: dict, abl: dict, training: list) -> None:
+def _arrays_and_figures(
+    result: Result, orbit: dict, dyn: dict, jac: dict, fid: dict, abl: dict, training: list
+) -> None:
     from interp.plotting import rnn_hmm as plots
 
     geo, fps, Z = orbit["geo"], dyn["fps"], orbit["geo"]["Z"]
-    y_flat, rt_flat, reg_flat = orbit["y_b"].reshape(-1), orbit["rt_b"].reshape(-1), orbit["reg_b"].reshape(-1)
-    result.arrays.update({
-        "orbit_pcs": Z[:, :3].astype(np.float32), "orbit_outputs": y_flat.astype(np.int8),
-        "orbit_residency": rt_flat.astype(np.float32),
-        "orbit_regions": reg_flat.astype(np.int8), "orbit_speed": jac["q"].astype(np.float32),
-        "fixed_points": fps.points, "fixed_point_eigenvalues": fps.eigenvalues,
-        "orbit_jacobian_eigenvalues": jac["ev"], "transition_matrix_rnn": fid["P_rnn"], "transition_matrix_hmm": fid["P_hmm"],
-    })
+    y_flat, rt_flat, reg_flat = (
+        orbit["y_b"].reshape(-1),
+        orbit["rt_b"].reshape(-1),
+        orbit["reg_b"].reshape(-1),
+    )
+    result.arrays.update(
+        {
+            "orbit_pcs": Z[:, :3].astype(np.float32),
+            "orbit_outputs": y_flat.astype(np.int8),
+            "orbit_residency": rt_flat.astype(np.float32),
+            "orbit_regions": reg_flat.astype(np.int8),
+            "orbit_speed": jac["q"].astype(np.float32),
+            "fixed_points": fps.points,
+            "fixed_point_eigenvalues": fps.eigenvalues,
+            "orbit_jacobian_eigenvalues": jac["ev"],
+            "transition_matrix_rnn": fid["P_rnn"],
+            "transition_matrix_hmm": fid["P_hmm"],
+        }
+    )
     fp_pcs = (fps.points - geo["mu"]) @ geo["components"].T if len(fps) else np.zeros((0, 3))
-    result.figures.update({
-        "orbit": plots.orbit_figure(Z, y_flat, rt_flat, geo.get("switch_paths"), regions=reg_flat),
-        "transition_matrices": plots.transition_matrices_figure(fid["P_rnn"], fid["P_hmm"]),
-        "fixed_points": plots.fixed_points_figure(Z, fp_pcs, fps.stability.tolist()),
-        "speed": plots.speed_figure(Z, jac["q"]),
-        "jacobian_spectra": plots.spectra_figure(jac["ev"], jac["reg_s"]),
-        "residency": plots.residency_figure(rt_flat, cap=orbit["rt_cap"]),
-    })
+    result.figures.update(
+        {
+            "orbit": plots.orbit_figure(
+                Z, y_flat, rt_flat, geo.get("switch_paths"), regions=reg_flat
+            ),
+            "transition_matrices": plots.transition_matrices_figure(fid["P_rnn"], fid["P_hmm"]),
+            "fixed_points": plots.fixed_points_figure(Z, fp_pcs, fps.stability.tolist()),
+            "speed": plots.speed_figure(Z, jac["q"]),
+            "jacobian_spectra": plots.spectra_figure(jac["ev"], jac["reg_s"]),
+            "residency": plots.residency_figure(rt_flat, cap=orbit["rt_cap"]),
+        }
+    )
     if abl:
         result.figures["ablation"] = plots.ablation_figure(abl)
     if training:

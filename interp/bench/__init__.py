@@ -47,20 +47,39 @@ from interp.bench.collection import (
 )
 from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
 from interp.bench.generation import bench_generation
-from interp.bench.methods import bench_attribution, bench_circuits, bench_fixed_points, bench_import, bench_knockout, bench_sae
+from interp.bench.methods import (
+    bench_attribution,
+    bench_circuits,
+    bench_fixed_points,
+    bench_import,
+    bench_knockout,
+    bench_sae,
+)
 from interp.bench.real import REAL_TARGETS, bench_real_model
 from interp.results import Result
 
 log = logging.getLogger("interp.bench")
 
-__all__ = ["Config", "ITEMS", "REAL_TARGETS", "TARGETS", "interleaved", "memory_probe", "paired_ratio", "run", "run_bench"]
+__all__ = [
+    "Config",
+    "ITEMS",
+    "REAL_TARGETS",
+    "TARGETS",
+    "interleaved",
+    "memory_probe",
+    "paired_ratio",
+    "run",
+    "run_bench",
+]
 
 
 def _table(rows: list[dict]) -> str:
     lines = [f"{'item':<13} {'case':<48} {'variant':<14} {'median':>12}"]
     for r in rows:
         unit = "MiB" if r["variant"].endswith("MiB") else "ms"
-        lines.append(f"{r['item']:<13} {r['case'][:48]:<48} {r['variant']:<14} {r['median_ms']:>9.2f} {unit}")
+        lines.append(
+            f"{r['item']:<13} {r['case'][:48]:<48} {r['variant']:<14} {r['median_ms']:>9.2f} {unit}"
+        )
     return "\n".join(lines)
 
 
@@ -74,12 +93,24 @@ def run(config: Config) -> Result:
     items = [i for i in ITEMS if not config.only or i in config.only]
     result = Result("bench")
     b = Bench(result)
-    result.metrics.update({"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                           "load_average": list(os.getloadavg()), "items": items,
-                           "note": "ratios of interleaved, paired rounds in one process on a shared machine"})
+    result.metrics.update(
+        {
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "load_average": list(os.getloadavg()),
+            "items": items,
+            "note": "ratios of interleaved, paired rounds in one process on a shared machine",
+        }
+    )
     tf, rnn = _models(config)
-    log.info("bench items %s; transformer %s, rnn %s; torch threads %d, load %s", items, tf.model_id,
-             rnn.model_id, torch.get_num_threads(), os.getloadavg())
+    log.info(
+        "bench items %s; transformer %s, rnn %s; torch threads %d, load %s",
+        items,
+        tf.model_id,
+        rnn.model_id,
+        torch.get_num_threads(),
+        os.getloadavg(),
+    )
     steps = {
         "collection": lambda: bench_collection(b, config, tf, rnn),
         "hf_collection": lambda: bench_hf_collection(b, config),

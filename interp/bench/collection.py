@@ -48,11 +48,18 @@ def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
         got = interp.collect(m, x, hooks, batch_size=2)
         _, want = interp.trace(m, x, capture=hooks)
         gap = max(float((got[h] - want[h]).abs().max()) for h in hooks)
-        b.result.add_criterion(f"collect_equals_trace_{which}", gap, "<=", 1e-4, kind="sanity",
-                               description=f"max |collect - trace| over {len(hooks)} hooks (the timed path is right)")
+        b.result.add_criterion(
+            f"collect_equals_trace_{which}",
+            gap,
+            "<=",
+            1e-4,
+            kind="sanity",
+            description=f"max |collect - trace| over {len(hooks)} hooks (the timed path is right)",
+        )
     for regime, (B, T), n_batches, rounds in (
-            ("compute", config.compute_batch, config.compute_batches, config.repeats),
-            ("overhead", config.overhead_batch, config.overhead_batches, config.overhead_repeats)):
+        ("compute", config.compute_batch, config.compute_batches, config.repeats),
+        ("overhead", config.overhead_batch, config.overhead_batches, config.overhead_repeats),
+    ):
         for which, m, hooks in (("transformer", tf, tf_hooks), ("rnn", rnn, rnn_hooks)):
             vocab = tf.cfg.d_vocab if which == "transformer" else config.d_vocab
             x = _tokens(vocab, (B * n_batches, min(T, tf.cfg.n_ctx)), config.seed)
@@ -62,15 +69,20 @@ def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
             variants = {
                 "bare": lambda bare=bare: [bare(xb) for xb in batches],
                 "collect": lambda m=m, hooks=hooks: interp.collect(m, x, hooks, batch_size=B),
-                "tl_filtered": lambda m=m: [m.module.run_with_cache(xb, names_filter=lambda n: n in names)
-                                            for xb in batches],
+                "tl_filtered": lambda m=m: [
+                    m.module.run_with_cache(xb, names_filter=lambda n: n in names) for xb in batches
+                ],
             }
-            if regime == "overhead":  # all-hooks caching has a target only here; it is slow at 16x128
+            if (
+                regime == "overhead"
+            ):  # all-hooks caching has a target only here; it is slow at 16x128
                 variants["tl_all"] = lambda m=m: [m.module.run_with_cache(xb) for xb in batches]
             if which == "transformer":
                 if regime == "overhead":
                     variants["bridge"] = lambda: [tf.module(xb) for xb in batches]
-                variants["nnsight"] = lambda: [_nnsight_tf_saves(nn_tf, xb, tf.n_layers) for xb in batches]
+                variants["nnsight"] = lambda: [
+                    _nnsight_tf_saves(nn_tf, xb, tf.n_layers) for xb in batches
+                ]
             else:
                 variants["nnsight"] = lambda: [_nnsight_rnn_saves(nn_rnn, xb) for xb in batches]
             with torch.no_grad():
@@ -81,31 +93,57 @@ def bench_collection(b: Bench, config: Config, tf, rnn) -> None:
             vs_filt = paired_ratio(times, "tl_filtered", "collect")
             for other in ("bridge", "nnsight"):
                 if other in times:
-                    b.result.metrics[f"{which}_{regime}_{other}_over_bare"] = paired_ratio(times, other, "bare")
-            b.result.metrics[f"{which}_{regime}_nnsight_over_collect"] = paired_ratio(times, "nnsight", "collect")
+                    b.result.metrics[f"{which}_{regime}_{other}_over_bare"] = paired_ratio(
+                        times, other, "bare"
+                    )
+            b.result.metrics[f"{which}_{regime}_nnsight_over_collect"] = paired_ratio(
+                times, "nnsight", "collect"
+            )
             what = f"{which}, {case}: collect {len(hooks)} hooks"
             if regime == "compute":
-                b.target(f"collect_over_bare_{which}_compute", vs_bare,
-                         f"{what} / bare forward of the plain module (collect stops after its last hook; the "
-                         "bare forward runs on to the logits)")
-                b.target(f"collect_over_tl_filtered_{which}_compute", 1.0 / vs_filt,
-                         f"{what} / TL run_with_cache(names_filter): no slower")
+                b.target(
+                    f"collect_over_bare_{which}_compute",
+                    vs_bare,
+                    f"{what} / bare forward of the plain module (collect stops after its last hook; the "
+                    "bare forward runs on to the logits)",
+                )
+                b.target(
+                    f"collect_over_tl_filtered_{which}_compute",
+                    1.0 / vs_filt,
+                    f"{what} / TL run_with_cache(names_filter): no slower",
+                )
             else:
-                b.target(f"collect_over_bare_{which}_overhead", vs_bare,
-                         f"{what} / bare forward of the plain module")
-                b.target(f"tl_filtered_over_collect_{which}_overhead", vs_filt,
-                         f"TL run_with_cache(names_filter) / {what}: speed-up")
-                b.target(f"tl_all_over_collect_{which}_overhead", paired_ratio(times, "tl_all", "collect"),
-                         f"TL run_with_cache(all hooks) / {what}: speed-up")
+                b.target(
+                    f"collect_over_bare_{which}_overhead",
+                    vs_bare,
+                    f"{what} / bare forward of the plain module",
+                )
+                b.target(
+                    f"tl_filtered_over_collect_{which}_overhead",
+                    vs_filt,
+                    f"TL run_with_cache(names_filter) / {what}: speed-up",
+                )
+                b.target(
+                    f"tl_all_over_collect_{which}_overhead",
+                    paired_ratio(times, "tl_all", "collect"),
+                    f"TL run_with_cache(all hooks) / {what}: speed-up",
+                )
     bench_cuda_collect(b, config, tf, native, tf_hooks)
 
 
 # ----------------------------------------------------------------- Hugging Face collection
-HF_COLLECT = ("gpt2", "llama")  # GPT-2- and Llama-shaped (grouped-query, rotary): suffix of the target names
+HF_COLLECT = (
+    "gpt2",
+    "llama",
+)  # GPT-2- and Llama-shaped (grouped-query, rotary): suffix of the target names
 HF_COLLECT_TARGETS = [  # (name, base target in TARGETS, regime)
     ("collect_over_bare_hf_{arch}_compute", "collect_over_bare_transformer_compute", "compute"),
     ("collect_over_bare_hf_{arch}_overhead", "collect_over_bare_transformer_overhead", "overhead"),
-    ("tl_filtered_over_collect_hf_{arch}_overhead", "tl_filtered_over_collect_transformer_overhead", "overhead"),
+    (
+        "tl_filtered_over_collect_hf_{arch}_overhead",
+        "tl_filtered_over_collect_transformer_overhead",
+        "overhead",
+    ),
 ]
 
 
@@ -121,7 +159,11 @@ def bench_hf_collection(b: Bench, config: Config) -> None:
                 m = _hf_causal(config, arch, root / arch, config.n_ctx)
             except Exception as e:  # noqa: BLE001 - loading is another part's API; say what failed
                 for name, _base, _ in HF_COLLECT_TARGETS:
-                    b.not_measured(name.format(arch=arch), f"[{arch}-shaped]", f"{type(e).__name__}: {str(e)[:200]}")
+                    b.not_measured(
+                        name.format(arch=arch),
+                        f"[{arch}-shaped]",
+                        f"{type(e).__name__}: {str(e)[:200]}",
+                    )
                 continue
             _hf_collection_case(b, config, m, arch)
             del m
@@ -141,29 +183,42 @@ def _hf_collection_case(b: Bench, config: Config, m, arch: str) -> None:
     plain = adapters.plain_module(m)
     body = plain.base_model
     routes = adapters.hf_routes(m, plain)
-    path = "plain modules" if isinstance(make_runner(m, hooks, Reducer("all", None, None)), PlainRunner) else "bridge hooks"
+    path = (
+        "plain modules"
+        if isinstance(make_runner(m, hooks, Reducer("all", None, None)), PlainRunner)
+        else "bridge hooks"
+    )
     b.result.metrics[f"hf_{arch}_collect_path"] = path
     b.result.metrics[f"hf_{arch}_routed_hooks"] = [len(routes), len(m.hook_names)]
     x = _tokens(m.cfg.d_vocab, (3, min(8, m.cfg.n_ctx)), config.seed)
     got = interp.collect(m, x, hooks, batch_size=2)
     _, want = interp.trace(m, x, capture=hooks)
     gap = max(float((got[h] - want[h]).abs().max()) for h in hooks)
-    b.result.add_criterion(f"collect_equals_trace_hf_{arch}", gap, "<=", 1e-5, kind="sanity",
-                           description=f"max |collect - trace| over {len(hooks)} resid_post hooks on the "
-                                       f"{arch}-shaped model (collect took the {path} path)")
+    b.result.add_criterion(
+        f"collect_equals_trace_hf_{arch}",
+        gap,
+        "<=",
+        1e-5,
+        kind="sanity",
+        description=f"max |collect - trace| over {len(hooks)} resid_post hooks on the "
+        f"{arch}-shaped model (collect took the {path} path)",
+    )
     nn_model = _nnsight(plain)
     envoys = [(_envoy(nn_model, routes[h].path), routes[h].index) for h in hooks if h in routes]
     names = set(hooks)
     values: dict[str, float] = {}
     for regime, (B, T), n_batches, rounds in (
-            ("compute", config.compute_batch, config.compute_batches, config.repeats),
-            ("overhead", config.overhead_batch, config.overhead_batches, config.overhead_repeats)):
+        ("compute", config.compute_batch, config.compute_batches, config.repeats),
+        ("overhead", config.overhead_batch, config.overhead_batches, config.overhead_repeats),
+    ):
         xs = _tokens(m.cfg.d_vocab, (B * n_batches, min(T, m.cfg.n_ctx)), config.seed)
         batches = list(xs.split(B))
         variants = {
             "bare_body": lambda: [body(xb, use_cache=False) for xb in batches],
             "collect": lambda: interp.collect(m, xs, hooks, batch_size=B),
-            "tl_filtered": lambda: [m.module.run_with_cache(xb, names_filter=lambda n: n in names) for xb in batches],
+            "tl_filtered": lambda: [
+                m.module.run_with_cache(xb, names_filter=lambda n: n in names) for xb in batches
+            ],
         }
         if len(envoys) == len(hooks):
             variants["nnsight"] = lambda: [_nnsight_saves(nn_model, envoys, xb) for xb in batches]
@@ -171,20 +226,34 @@ def _hf_collection_case(b: Bench, config: Config, m, arch: str) -> None:
             times = interleaved(variants, rounds)
         case = f"hf {arch} {regime} {n_batches}x[{B}x{xs.shape[1]}]"
         b.times("hf_collection", case, times)
-        values[f"collect_over_bare_hf_{arch}_{regime}"] = paired_ratio(times, "collect", "bare_body")
-        values[f"tl_filtered_over_collect_hf_{arch}_{regime}"] = paired_ratio(times, "tl_filtered", "collect")
+        values[f"collect_over_bare_hf_{arch}_{regime}"] = paired_ratio(
+            times, "collect", "bare_body"
+        )
+        values[f"tl_filtered_over_collect_hf_{arch}_{regime}"] = paired_ratio(
+            times, "tl_filtered", "collect"
+        )
         if "nnsight" in times:
-            b.result.metrics[f"hf_{arch}_{regime}_nnsight_over_collect"] = paired_ratio(times, "nnsight", "collect")
+            b.result.metrics[f"hf_{arch}_{regime}_nnsight_over_collect"] = paired_ratio(
+                times, "nnsight", "collect"
+            )
         b.result.metrics[f"hf_{arch}_{regime}_tl_filtered_over_collect"] = values[
-            f"tl_filtered_over_collect_hf_{arch}_{regime}"]
-        b.result.metrics[f"hf_{arch}_{regime}_collect_over_bare"] = values[f"collect_over_bare_hf_{arch}_{regime}"]
+            f"tl_filtered_over_collect_hf_{arch}_{regime}"
+        ]
+        b.result.metrics[f"hf_{arch}_{regime}_collect_over_bare"] = values[
+            f"collect_over_bare_hf_{arch}_{regime}"
+        ]
     shape = f"{arch}-shaped, {m.n_layers} layers, d {m.cfg.d_model}; collect {len(hooks)} resid_post ({path})"
     for name, base, regime in HF_COLLECT_TARGETS:
         op, threshold = TARGETS[base]
         name = name.format(arch=arch)
-        what = ("collect / bare forward of the body" if name.startswith("collect") else
-                "TL run_with_cache(names_filter) / collect: speed-up")
-        b.target(name, values[name], f"{what} ({regime} batch; {shape})", op=op, threshold=threshold)
+        what = (
+            "collect / bare forward of the body"
+            if name.startswith("collect")
+            else "TL run_with_cache(names_filter) / collect: speed-up"
+        )
+        b.target(
+            name, values[name], f"{what} ({regime} batch; {shape})", op=op, threshold=threshold
+        )
 
 
 def _envoy(nn_model, path: str):
@@ -211,12 +280,16 @@ def bench_cuda_collect(b: Bench, config: Config, tf, native, hooks: list[str]) -
     import interp
 
     name = "cuda_collect_to_host_over_bare"
-    desc = "collect to host memory on CUDA (pinned double buffers, side-stream copies) / bare forward"
+    desc = (
+        "collect to host memory on CUDA (pinned double buffers, side-stream copies) / bare forward"
+    )
     if not torch.cuda.is_available():
         b.not_measured(name, desc, "no CUDA device here (scripts/gpu_check.sh measures it on one)")
         return
     B, T = config.compute_batch
-    x = _tokens(tf.cfg.d_vocab, (B * max(4, config.compute_batches), min(T, tf.cfg.n_ctx)), config.seed)
+    x = _tokens(
+        tf.cfg.d_vocab, (B * max(4, config.compute_batches), min(T, tf.cfg.n_ctx)), config.seed
+    )
     tf.to("cuda")
     try:
         xg = x.cuda()
@@ -235,8 +308,14 @@ def bench_cuda_collect(b: Bench, config: Config, tf, native, hooks: list[str]) -
         times = interleaved({"bare": bare, "collect": collect}, config.repeats)
     finally:
         tf.to("cpu")
-    b.times("cuda", f"transformer [{B}x{x.shape[1]}] x {len(batches)} batches, {len(hooks)} hooks", times)
-    b.target(name, paired_ratio(times, "collect", "bare"), desc + f" ({torch.cuda.get_device_name(0)})")
+    b.times(
+        "cuda",
+        f"transformer [{B}x{x.shape[1]}] x {len(batches)} batches, {len(hooks)} hooks",
+        times,
+    )
+    b.target(
+        name, paired_ratio(times, "collect", "bare"), desc + f" ({torch.cuda.get_device_name(0)})"
+    )
 
 
 def _nnsight(module):
@@ -267,20 +346,39 @@ def bench_memory(b: Bench, config: Config) -> None:
     code = f"from interp.bench import memory_probe; memory_probe({json.dumps(json.dumps(spec))})"
     # glibc returns blocks above the mmap threshold to the system when freed: resident
     # memory then follows live memory instead of the allocator's high-water mark
-    env = {**os.environ, "INTERP_QUIET": "1", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    env = {
+        **os.environ,
+        "INTERP_QUIET": "1",
+        "MALLOC_MMAP_THRESHOLD_": "65536",
+        "MALLOC_TRIM_THRESHOLD_": "0",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env
+    )
     if out.returncode != 0:
-        b.not_measured("memory_held_over_selected_bytes", "peak memory held while collecting / "
-                       "bytes of the selected activations", f"probe failed: {out.stderr.strip()[-300:]}")
+        b.not_measured(
+            "memory_held_over_selected_bytes",
+            "peak memory held while collecting / bytes of the selected activations",
+            f"probe failed: {out.stderr.strip()[-300:]}",
+        )
         return
     got = json.loads(out.stdout.strip().splitlines()[-1])
     b.result.metrics["memory"] = got
-    b.rows.append({"item": "memory", "case": f"{config.memory_items}x{T} tokens", "variant": "selected MiB",
-                   "median_ms": got["selected_bytes"] / 2**20})
-    b.target("memory_held_over_selected_bytes", got["held_bytes"] / got["selected_bytes"],
-             f"(rise of peak RSS while collecting - rise while running the same bare forward loop) / bytes of "
-             f"{got['hooks']} hooks "
-             f"({got['selected_bytes'] / 2**20:.0f} MiB); fresh subprocess, glibc mmap threshold 64 KiB")
+    b.rows.append(
+        {
+            "item": "memory",
+            "case": f"{config.memory_items}x{T} tokens",
+            "variant": "selected MiB",
+            "median_ms": got["selected_bytes"] / 2**20,
+        }
+    )
+    b.target(
+        "memory_held_over_selected_bytes",
+        got["held_bytes"] / got["selected_bytes"],
+        f"(rise of peak RSS while collecting - rise while running the same bare forward loop) / bytes of "
+        f"{got['hooks']} hooks "
+        f"({got['selected_bytes'] / 2**20:.0f} MiB); fresh subprocess, glibc mmap threshold 64 KiB",
+    )
 
 
 def memory_probe(spec_json: str) -> None:
@@ -298,7 +396,9 @@ def memory_probe(spec_json: str) -> None:
     hooks = _resid_hooks(tf)
     native = plain_module(tf)
 
-    def reset_peak() -> int:  # Linux: clear the peak resident set (VmHWM); return resident bytes now
+    def reset_peak() -> (
+        int
+    ):  # Linux: clear the peak resident set (VmHWM); return resident bytes now
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         return _status_kib("VmRSS") * 1024
@@ -317,8 +417,17 @@ def memory_probe(spec_json: str) -> None:
         store = interp.collect(tf, x, hooks, batch_size=spec["B"])
         collect_rise = _status_kib("VmHWM") * 1024 - start
     selected = sum(store[h].numel() * store[h].element_size() for h in hooks)
-    print(json.dumps({"bare_peak_rise": bare_rise, "collect_peak_rise": collect_rise,
-                      "held_bytes": collect_rise - bare_rise, "selected_bytes": selected, "hooks": len(hooks)}))
+    print(
+        json.dumps(
+            {
+                "bare_peak_rise": bare_rise,
+                "collect_peak_rise": collect_rise,
+                "held_bytes": collect_rise - bare_rise,
+                "selected_bytes": selected,
+                "hooks": len(hooks),
+            }
+        )
+    )
 
 
 def _status_kib(field: str) -> int:
@@ -349,9 +458,13 @@ def bench_early_stop(b: Bench, config: Config, tf) -> None:
         times = interleaved(variants, config.repeats)
     b.times("early_stop", f"{len(x)}x{x.shape[1]}", times)
     for l in layers:
-        b.target(f"early_stop_layer{l}_over_full", paired_ratio(times, f"upto_{l}", "full"),
-                 f"collect {upto[l]} / full bare forward ({L} layers; target (l+1)/L + 0.05)",
-                 op="<=", threshold=(l + 1) / L + 0.05)
+        b.target(
+            f"early_stop_layer{l}_over_full",
+            paired_ratio(times, f"upto_{l}", "full"),
+            f"collect {upto[l]} / full bare forward ({L} layers; target (l+1)/L + 0.05)",
+            op="<=",
+            threshold=(l + 1) / L + 0.05,
+        )
 
 
 # ----------------------------------------------------------------- disk
@@ -367,25 +480,40 @@ def bench_disk(b: Bench, config: Config, tf) -> None:
     shard = max(1, config.memory_items // 4)
     count = iter(range(10**6))
     try:
+
         def to_disk():
             out = root / f"s{next(count)}"
             interp.collect(tf, x, hooks, batch_size=B, out=out, shard_size=shard)
             shutil.rmtree(out)
 
         with torch.no_grad():
-            times = interleaved({"memory": lambda: interp.collect(tf, x, hooks, batch_size=B), "disk": to_disk},
-                                config.repeats)
+            times = interleaved(
+                {"memory": lambda: interp.collect(tf, x, hooks, batch_size=B), "disk": to_disk},
+                config.repeats,
+            )
         with torch.no_grad():
             mem = interp.collect(tf, x, hooks, batch_size=B)
             interp.collect(tf, x, hooks, batch_size=B, out=root / "check", shard_size=shard)
-            gap = max(float((mem[h] - interp.ActivationStore.open(root / "check")[h]).abs().max()) for h in hooks)
-        b.result.add_criterion("disk_store_equals_memory", gap, "==", 0.0, kind="sanity",
-                               description="max |store on disk (reopened, checksums verified) - in memory|")
+            gap = max(
+                float((mem[h] - interp.ActivationStore.open(root / "check")[h]).abs().max())
+                for h in hooks
+            )
+        b.result.add_criterion(
+            "disk_store_equals_memory",
+            gap,
+            "==",
+            0.0,
+            kind="sanity",
+            description="max |store on disk (reopened, checksums verified) - in memory|",
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     b.times("disk", f"{len(x)}x{x.shape[1]}, {len(hooks)} hooks, shards of {shard}", times)
-    b.target("disk_rate_over_memory_rate", paired_ratio(times, "memory", "disk"),
-             "items/s collecting to a sharded store on disk / items/s in memory")
+    b.target(
+        "disk_rate_over_memory_rate",
+        paired_ratio(times, "memory", "disk"),
+        "items/s collecting to a sharded store on disk / items/s in memory",
+    )
 
 
 # ----------------------------------------------------------------- feature pages
@@ -410,22 +538,32 @@ def bench_features(b: Bench, config: Config, tf) -> None:
         hook, store = resid_store(config, tf, root, config.feature_items)
         n, T = len(store), store[hook].shape[1]
         sae = SAE(SAEConfig(d_in=tf.cfg.d_model, d_sae=4 * tf.cfg.d_model, init_seed=config.seed))
-        with torch.no_grad():  # each latent's bias at its 98th percentile: ~2% density, like a trained SAE
-            first = next(store.iter_shards(hook))[2].reshape(-1, tf.cfg.d_model)  # [items * T, d_model]
+        with (
+            torch.no_grad()
+        ):  # each latent's bias at its 98th percentile: ~2% density, like a trained SAE
+            first = next(store.iter_shards(hook))[2].reshape(
+                -1, tf.cfg.d_model
+            )  # [items * T, d_model]
             sae.b_enc.copy_(-sae.pre_acts(first).quantile(0.98, dim=0))
 
         def read(encode: bool) -> None:
             with torch.no_grad():
                 for _, _, shard in interp.ActivationStore.open(root / "s").iter_shards(hook):
                     for a in range(0, len(shard), B):
-                        xb = shard[a:a + B].to(sae.W_dec.dtype)  # [B, T, d_model]: the pass's batches
+                        xb = shard[a : a + B].to(
+                            sae.W_dec.dtype
+                        )  # [B, T, d_model]: the pass's batches
                         (sae.encode(xb) if encode else xb).sum()
 
         def pages():
-            return feature_pages(sae, interp.ActivationStore.open(root / "s"), hook, model=tf, batch_size=B)
+            return feature_pages(
+                sae, interp.ActivationStore.open(root / "s"), hook, model=tf, batch_size=B
+            )
 
-        times = interleaved({"read": lambda: read(False), "read_encode": lambda: read(True), "pages": pages},
-                            config.repeats)
+        times = interleaved(
+            {"read": lambda: read(False), "read_encode": lambda: read(True), "pages": pages},
+            config.repeats,
+        )
         got = pages()
         want = dense_density(sae, torch.cat([t for _, _, t in store.iter_shards(hook)]))
         b.result.metrics["features_density_gap"] = float(abs(got.density - want).max())
@@ -435,6 +573,9 @@ def bench_features(b: Bench, config: Config, tf) -> None:
     case = f"{n}x{T} tokens, d_sae {sae.cfg.d_sae}, 4 shards"
     b.times("features", case, times)
     b.result.metrics["features_pass_over_plain_read"] = paired_ratio(times, "pages", "read")
-    b.target("features_pass_over_read_and_encode", paired_ratio(times, "pages", "read_encode"),
-             f"feature pages (density, log10 histogram, top-10 contexts, logit effects), {case} / one plain "
-             "read of the store that encodes each batch with the SAE (the floor of any feature pass)")
+    b.target(
+        "features_pass_over_read_and_encode",
+        paired_ratio(times, "pages", "read_encode"),
+        f"feature pages (density, log10 histogram, top-10 contexts, logit effects), {case} / one plain "
+        "read of the store that encodes each batch with the SAE (the floor of any feature pass)",
+    )

@@ -48,8 +48,22 @@ TARGETS: dict[str, tuple[str, float]] = {
     "generate_with_edits_over_hf_generate": ("<=", 1.15),
 }
 
-ITEMS = ("collection", "hf_collection", "memory", "early_stop", "disk", "sae", "features", "fixed_points", "knockout", "attribution",
-         "circuits", "generation", "import", "real_model")
+ITEMS = (
+    "collection",
+    "hf_collection",
+    "memory",
+    "early_stop",
+    "disk",
+    "sae",
+    "features",
+    "fixed_points",
+    "knockout",
+    "attribution",
+    "circuits",
+    "generation",
+    "import",
+    "real_model",
+)
 
 
 class Config(BaseModel):
@@ -57,23 +71,31 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "spec"  # "spec": untrained models built from the sizes below; or a zoo name / directory
+    model: str = (
+        "spec"  # "spec": untrained models built from the sizes below; or a zoo name / directory
+    )
     n_layers: Count = 4  # the transformer (docs/performance.md: 4 layers, d_model 256)
     d_model: Count = 256
     n_heads: Count = 4
     n_ctx: Count = 128
     d_vocab: Count = 512
-    rnn_cell: Literal["tanh", "relu", "gru", "lstm"] = "gru"  # the RNN (fixed points: GRU, 128 units)
+    rnn_cell: Literal["tanh", "relu", "gru", "lstm"] = (
+        "gru"  # the RNN (fixed points: GRU, 128 units)
+    )
     rnn_hidden: Count = 128
     only: list[str] = Field(default_factory=list)  # items to run (empty: all); see ITEMS
     repeats: Count = 5  # interleaved timing rounds after one warm-up round
-    overhead_repeats: Count = 11  # rounds at the overhead-bound batch (short calls: more rounds, steadier medians)
+    overhead_repeats: Count = (
+        11  # rounds at the overhead-bound batch (short calls: more rounds, steadier medians)
+    )
     compute_batch: tuple[Count, Count] = (16, 128)  # [batch, pos]: compute-bound
     overhead_batch: tuple[Count, Count] = (1, 8)  # [batch, pos]: overhead-bound (like a fast GPU)
     compute_batches: Count = 2  # batches per timed call, compute-bound
     overhead_batches: Count = 32  # batches per timed call, overhead-bound
     memory_items: Count = 128  # sequences of compute_batch's length for memory / disk / early stop
-    feature_items: Count = 256  # sequences of compute_batch's length in the feature-page item's store
+    feature_items: Count = (
+        256  # sequences of compute_batch's length in the feature-page item's store
+    )
     sae_steps: Count = 100
     sae_batch: Count = 1024
     fp_states: Count = 256  # fixed-point finder: initial states of the RNN cell
@@ -115,14 +137,30 @@ class Bench:
 
     def times(self, item: str, label: str, times: dict[str, list[float]]) -> None:
         for name, ts in times.items():
-            self.rows.append({"item": item, "case": label, "variant": name, "median_ms": 1e3 * statistics.median(ts)})
+            self.rows.append(
+                {
+                    "item": item,
+                    "case": label,
+                    "variant": name,
+                    "median_ms": 1e3 * statistics.median(ts),
+                }
+            )
 
-    def target(self, name: str, value: Optional[float], description: str, *, op: Optional[str] = None,
-               threshold: Optional[float] = None) -> None:
+    def target(
+        self,
+        name: str,
+        value: Optional[float],
+        description: str,
+        *,
+        op: Optional[str] = None,
+        threshold: Optional[float] = None,
+    ) -> None:
         """Record ``value`` against the target ``name`` (op and threshold from :data:`TARGETS`)."""
         if op is None or threshold is None:
             op, threshold = TARGETS[name]
-        self.result.add_criterion(name, value, op, threshold, kind="target", description=description)
+        self.result.add_criterion(
+            name, value, op, threshold, kind="target", description=description
+        )
         shown = "not measured" if value is None else f"{value:.3f}"
         log.info("%-48s %12s %2s %-8.3g %s", name, shown, op, threshold, description[:90])
 
@@ -143,11 +181,27 @@ def _models(config: Config):
     if config.model != "spec":
         tf = interp.load_model(config.model, device="cpu")
     else:
-        spec = TransformerSpec(n_layers=config.n_layers, d_model=config.d_model, n_heads=config.n_heads,
-                               n_ctx=config.n_ctx, d_vocab=config.d_vocab, init_seed=config.seed)
-        tf = Model(build_transformer(spec), backend="tl", kind="transformer", model_id="bench-transformer",
-                   spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
-    rnn_spec = RNNSpec(cell=config.rnn_cell, d_hidden=config.rnn_hidden, d_vocab=config.d_vocab, init_seed=config.seed)
+        spec = TransformerSpec(
+            n_layers=config.n_layers,
+            d_model=config.d_model,
+            n_heads=config.n_heads,
+            n_ctx=config.n_ctx,
+            d_vocab=config.d_vocab,
+            init_seed=config.seed,
+        )
+        tf = Model(
+            build_transformer(spec),
+            backend="tl",
+            kind="transformer",
+            model_id="bench-transformer",
+            spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+        )
+    rnn_spec = RNNSpec(
+        cell=config.rnn_cell,
+        d_hidden=config.rnn_hidden,
+        d_vocab=config.d_vocab,
+        init_seed=config.seed,
+    )
     rnn = interp.wrap(HookedRNN(rnn_spec), model_id="bench-rnn")
     for m in (tf, rnn):
         m.module.eval()
@@ -166,12 +220,22 @@ def _hf_causal(config: Config, arch: str, path: Path, T: int):
     torch.manual_seed(config.seed)
     d, L, H, V = config.d_model, config.n_layers, config.n_heads, config.d_vocab
     if arch == "gpt2":
-        model = tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=V, n_embd=d, n_layer=L, n_head=H, n_positions=T))
+        model = tr.GPT2LMHeadModel(
+            tr.GPT2Config(vocab_size=V, n_embd=d, n_layer=L, n_head=H, n_positions=T)
+        )
     else:
         kv = H // 2 if H % 2 == 0 else H  # grouped-query attention where the head count allows
-        model = tr.LlamaForCausalLM(tr.LlamaConfig(vocab_size=V, hidden_size=d, num_hidden_layers=L,
-                                                   num_attention_heads=H, num_key_value_heads=kv,
-                                                   intermediate_size=4 * d, max_position_embeddings=T))
+        model = tr.LlamaForCausalLM(
+            tr.LlamaConfig(
+                vocab_size=V,
+                hidden_size=d,
+                num_hidden_layers=L,
+                num_attention_heads=H,
+                num_key_value_heads=kv,
+                intermediate_size=4 * d,
+                max_position_embeddings=T,
+            )
+        )
     model.save_pretrained(path)
     return interp.load_model(str(path), device="cpu")
 
@@ -205,5 +269,7 @@ def resid_store(config: Config, tf, root: Any, n: Optional[int] = None):
     n = max(1, config.memory_items // 2 if n is None else n)
     x = _tokens(tf.cfg.d_vocab, (n, min(T, tf.cfg.n_ctx)), config.seed)
     with torch.no_grad():
-        store = interp.collect(tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4))
+        store = interp.collect(
+            tf, x, [hook], batch_size=B, out=root / "s", shard_size=max(1, len(x) // 4)
+        )
     return hook, store

@@ -16,14 +16,29 @@ from typing import Any, Callable
 
 import numpy as np
 
-from interp.bench.core import TARGETS, Bench, Config, _hf_causal, _tokens, interleaved, paired_ratio, resid_store
+from interp.bench.core import (
+    TARGETS,
+    Bench,
+    Config,
+    _hf_causal,
+    _tokens,
+    interleaved,
+    paired_ratio,
+    resid_store,
+)
 
 log = logging.getLogger("interp.bench")
 
 
 # ----------------------------------------------------------------- SAE
-def bench_sae(b: Bench, config: Config, tf, *, name: str = "sae_store_rate_over_memory_rate",
-              target: tuple[str, float] | None = None) -> None:
+def bench_sae(
+    b: Bench,
+    config: Config,
+    tf,
+    *,
+    name: str = "sae_store_rate_over_memory_rate",
+    target: tuple[str, float] | None = None,
+) -> None:
 
     import interp
 
@@ -36,33 +51,50 @@ def bench_sae(b: Bench, config: Config, tf, *, name: str = "sae_store_rate_over_
         hook, store = resid_store(config, tf, root)
         mem = store[hook].clone()
         sae_cfg = SAEConfig(d_in=tf.cfg.d_model, d_sae=4 * tf.cfg.d_model, init_seed=config.seed)
-        tc = SAETrainConfig(steps=config.sae_steps, batch_size=config.sae_batch, resample_every=0,
-                            log_every=10**9, seed=config.seed)
+        tc = SAETrainConfig(
+            steps=config.sae_steps,
+            batch_size=config.sae_batch,
+            resample_every=0,
+            log_every=10**9,
+            seed=config.seed,
+        )
 
         def from_store():
             train_sae(interp.ActivationStore.open(root / "s"), sae_cfg, tc, hook=hook)
 
-        times = interleaved({"memory": lambda: train_sae(mem, sae_cfg, tc), "store": from_store}, config.repeats)
+        times = interleaved(
+            {"memory": lambda: train_sae(mem, sae_cfg, tc), "store": from_store}, config.repeats
+        )
     except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
         b.not_measured(name, desc, f"{type(e).__name__}: {e}")
         return
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    b.times("sae", f"{config.sae_steps} steps x {config.sae_batch} rows (interp.sae.train_sae)", times)
-    b.target(name, paired_ratio(times, "memory", "store"),
-             desc + f" (interp.sae.train_sae on {tf.model_id}; the store opened with checksum verification)",
-             **({} if target is None else {"op": target[0], "threshold": target[1]}))
+    b.times(
+        "sae", f"{config.sae_steps} steps x {config.sae_batch} rows (interp.sae.train_sae)", times
+    )
+    b.target(
+        name,
+        paired_ratio(times, "memory", "store"),
+        desc
+        + f" (interp.sae.train_sae on {tf.model_id}; the store opened with checksum verification)",
+        **({} if target is None else {"op": target[0], "threshold": target[1]}),
+    )
 
 
 # ----------------------------------------------------------------- fixed points
 def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
     import torch
 
-    targets = [("fixed_point_iteration_over_fwd_bwd", "one finder iteration / one batched forward+backward of "
-                "the cell"),
-               ("fixed_point_iterations_per_host_sync", "finder iterations per host sync"),
-               ("jacobian_batched_speedup", "per-point Jacobian loop / batched Jacobians"),
-               ("eigvals_speedup_over_numpy", "numpy eig / the finder's eigenvalue step")]
+    targets = [
+        (
+            "fixed_point_iteration_over_fwd_bwd",
+            "one finder iteration / one batched forward+backward of the cell",
+        ),
+        ("fixed_point_iterations_per_host_sync", "finder iterations per host sync"),
+        ("jacobian_batched_speedup", "per-point Jacobian loop / batched Jacobians"),
+        ("eigvals_speedup_over_numpy", "numpy eig / the finder's eigenvalue step"),
+    ]
     from interp.methods import fixed_points as fp
 
     cell = rnn.module.rnn
@@ -80,8 +112,17 @@ def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
     n_it = config.fp_iters
 
     def finder(iters: int = n_it):
-        return fp.find_fixed_points(F, h0, x_in, max_iters=iters, fixed_tol=0.0, slow_tol=float("inf"),
-                                    newton_steps=0, compute_jacobians=False, lr=1e-3)
+        return fp.find_fixed_points(
+            F,
+            h0,
+            x_in,
+            max_iters=iters,
+            fixed_tol=0.0,
+            slow_tol=float("inf"),
+            newton_steps=0,
+            compute_jacobians=False,
+            lr=1e-3,
+        )
 
     def fwd_bwd():
         h = h0.clone().requires_grad_(True)
@@ -95,30 +136,46 @@ def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
     try:
         times = interleaved({"finder": finder, "adam_fwd_bwd": fwd_bwd}, config.repeats)
         b.times("fixed_points", f"{config.fp_states} states x {n_it} iterations, GRU {H}", times)
-        b.target(targets[0][0], paired_ratio(times, "finder", "adam_fwd_bwd"),
-                 targets[0][1] + " (Adam step included in both; finder also dedups and labels)")
+        b.target(
+            targets[0][0],
+            paired_ratio(times, "finder", "adam_fwd_bwd"),
+            targets[0][1] + " (Adam step included in both; finder also dedups and labels)",
+        )
         # syncs per iteration: the difference between runs of n and 2n iterations
         # (the bookkeeping after the loop is the same in both)
         (s1, it1), (s2, it2) = (_count_host_syncs(lambda k=k: finder(k)) for k in (n_it, 2 * n_it))
         per_sync = (it2 - it1) / max(s2 - s1, 1)
-        b.target(targets[1][0], per_sync,
-                 f"{targets[1][1]}: {s2 - s1} more syncs (item/tolist/bool/float/int/cpu/numpy outside torch.optim) "
-                 f"in {it2 - it1} more iterations")
+        b.target(
+            targets[1][0],
+            per_sync,
+            f"{targets[1][1]}: {s2 - s1} more syncs (item/tolist/bool/float/int/cpu/numpy outside torch.optim) "
+            f"in {it2 - it1} more iterations",
+        )
         pts = h0[: min(32, len(h0))]
 
         def per_point():
-            return [torch.autograd.functional.jacobian(lambda hi: F(hi[None], x_in)[0], p) for p in pts]
+            return [
+                torch.autograd.functional.jacobian(lambda hi: F(hi[None], x_in)[0], p) for p in pts
+            ]
 
-        jt = interleaved({"loop": per_point, "batched": lambda: fp.jacobians(F, pts, x_in)}, config.repeats)
+        jt = interleaved(
+            {"loop": per_point, "batched": lambda: fp.jacobians(F, pts, x_in)}, config.repeats
+        )
         b.times("fixed_points", f"Jacobians of {len(pts)} points", jt)
         b.target(targets[2][0], paired_ratio(jt, "loop", "batched"), targets[2][1])
         J = fp.jacobians(F, h0, x_in).detach().double()
         Jn = J.numpy()
-        et = interleaved({"numpy": lambda: np.linalg.eigvals(Jn), "torch": lambda: torch.linalg.eigvals(J)},
-                         config.repeats)
+        et = interleaved(
+            {"numpy": lambda: np.linalg.eigvals(Jn), "torch": lambda: torch.linalg.eigvals(J)},
+            config.repeats,
+        )
         b.times("fixed_points", f"eigenvalues of {len(J)}x{H}x{H}", et)
-        b.target(targets[3][0], paired_ratio(et, "numpy", "torch"),
-                 targets[3][1] + " (torch.linalg.eigvals, float64, on all points: dedup only shrinks it)")
+        b.target(
+            targets[3][0],
+            paired_ratio(et, "numpy", "torch"),
+            targets[3][1]
+            + " (torch.linalg.eigvals, float64, on all points: dedup only shrinks it)",
+        )
     except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
         for name, desc in targets:
             if not any(c["name"] == name for c in b.result.metrics["criteria"]):
@@ -145,6 +202,7 @@ def _count_host_syncs(fn: Callable[[], Any]) -> tuple[int, int]:
             if "torch/optim" not in sys._getframe(1).f_code.co_filename.replace(os.sep, "/"):
                 count += 1
             return real(self, *a, **k)
+
         return wrapper
 
     try:
@@ -158,18 +216,34 @@ def _count_host_syncs(fn: Callable[[], Any]) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------- knockout / attribution
-KNOCKOUT_TARGETS = [("knockout_sweep_over_clean_forward", "attention-knockout sweep of four edges (image, question, "
-                     "last, all -> last) over every 1-layer window / one clean forward (T >= 32)"),
-                    ("knockout_speedup_over_full_recompute", "one full forward per window and edge / the last-row sweep"),
-                    ("knockout_max_abs_logit_error", "max |last-row logits - full recompute logits| over the windows")]
-KNOCKOUT_HF = ("gpt2", "llama")  # Hugging Face shapes measured besides the bench transformer: suffix of the names
+KNOCKOUT_TARGETS = [
+    (
+        "knockout_sweep_over_clean_forward",
+        "attention-knockout sweep of four edges (image, question, "
+        "last, all -> last) over every 1-layer window / one clean forward (T >= 32)",
+    ),
+    (
+        "knockout_speedup_over_full_recompute",
+        "one full forward per window and edge / the last-row sweep",
+    ),
+    (
+        "knockout_max_abs_logit_error",
+        "max |last-row logits - full recompute logits| over the windows",
+    ),
+]
+KNOCKOUT_HF = (
+    "gpt2",
+    "llama",
+)  # Hugging Face shapes measured besides the bench transformer: suffix of the names
 
 
 def bench_knockout(b: Bench, config: Config, tf) -> None:
     """The last-row knockout sweep vs one clean forward and vs a full recompute per window, on the
     bench transformer and on GPT-2- and Llama-shaped (grouped-query, rotary) Hugging Face models
     of the same size with random weights, loaded from a local directory (T >= 32 for those)."""
-    _knockout_case(b, config, tf, "", min(max(32, config.compute_batch[1]), tf.cfg.n_ctx), "bridge forward")
+    _knockout_case(
+        b, config, tf, "", min(max(32, config.compute_batch[1]), tf.cfg.n_ctx), "bridge forward"
+    )
     root = Path(tempfile.mkdtemp(prefix="interp-bench-knockout-"))
     try:
         for arch in KNOCKOUT_HF:
@@ -178,9 +252,20 @@ def bench_knockout(b: Bench, config: Config, tf) -> None:
                 m = _hf_causal(config, arch, root / arch, T)
             except Exception as e:  # noqa: BLE001 - loading is another part's API; say what failed
                 for name, desc in KNOCKOUT_TARGETS:
-                    b.not_measured(f"{name}_{arch}", f"{desc} [{arch}-shaped]", f"{type(e).__name__}: {str(e)[:200]}")
+                    b.not_measured(
+                        f"{name}_{arch}",
+                        f"{desc} [{arch}-shaped]",
+                        f"{type(e).__name__}: {str(e)[:200]}",
+                    )
                 continue
-            _knockout_case(b, config, m, f"_{arch}", T, f"{arch}-shaped Hugging Face model, its own key/value cache")
+            _knockout_case(
+                b,
+                config,
+                m,
+                f"_{arch}",
+                T,
+                f"{arch}-shaped Hugging Face model, its own key/value cache",
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -195,8 +280,12 @@ def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) 
     x = _tokens(m.cfg.d_vocab, (B, T), config.seed)
     pos = torch.arange(T)
     # the paper's sweep: four edges into the last position (image, question, last itself, everything)
-    groups = {"image": (pos < T // 2).expand(B, T), "question": ((pos >= T // 2) & (pos < T - 1)).expand(B, T),
-              "last": (pos == T - 1).expand(B, T), "all": torch.ones(B, T, dtype=torch.bool)}
+    groups = {
+        "image": (pos < T // 2).expand(B, T),
+        "question": ((pos >= T // 2) & (pos < T - 1)).expand(B, T),
+        "last": (pos == T - 1).expand(B, T),
+        "all": torch.ones(B, T, dtype=torch.bool),
+    }
     answer = _tokens(m.cfg.d_vocab, (B,), config.seed + 1)
     edges = [("image", "last"), ("question", "last"), ("last", "last"), ("all", "last")]
     try:
@@ -204,21 +293,43 @@ def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) 
         if why:
             raise NotImplementedError(why)
         with torch.no_grad():
-            times = interleaved({"clean_forward": lambda: m.module(x),
-                                 "sweep_last_row": lambda: ko.sweep(m, x, groups, edges, answer, fast=True),
-                                 "sweep_full": lambda: ko.sweep(m, x, groups, edges, answer, fast=False)},
-                                config.repeats)
+            times = interleaved(
+                {
+                    "clean_forward": lambda: m.module(x),
+                    "sweep_last_row": lambda: ko.sweep(m, x, groups, edges, answer, fast=True),
+                    "sweep_full": lambda: ko.sweep(m, x, groups, edges, answer, fast=False),
+                },
+                config.repeats,
+            )
             cache = ko.clean_cache(m, x)
-            err = max(float((ko.last_row_knockout(m, cache, groups[src], [l])
-                             - ko.knockout_logits(m, x, ko.edge_block(groups["last"], groups[src]), [l])[:, -1]
-                             ).abs().max()) for l in range(m.n_layers) for src, _ in edges)
+            err = max(
+                float(
+                    (
+                        ko.last_row_knockout(m, cache, groups[src], [l])
+                        - ko.knockout_logits(m, x, ko.edge_block(groups["last"], groups[src]), [l])[
+                            :, -1
+                        ]
+                    )
+                    .abs()
+                    .max()
+                )
+                for l in range(m.n_layers)
+                for src, _ in edges
+            )
     except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
         for name, desc in targets:
             b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
         return
-    b.times("knockout", f"{suffix[1:] or 'transformer'} [{B}x{T}], {m.n_layers} windows, {len(edges)} edges into last", times)
-    values = [paired_ratio(times, "sweep_last_row", "clean_forward"), paired_ratio(times, "sweep_full", "sweep_last_row"),
-              err]
+    b.times(
+        "knockout",
+        f"{suffix[1:] or 'transformer'} [{B}x{T}], {m.n_layers} windows, {len(edges)} edges into last",
+        times,
+    )
+    values = [
+        paired_ratio(times, "sweep_last_row", "clean_forward"),
+        paired_ratio(times, "sweep_full", "sweep_last_row"),
+        err,
+    ]
     notes = [f" (interp.methods.knockout.sweep, fast=True; {what})", f" ({what})", f" ({what})"]
     for (name, desc), (base, _), value, note in zip(targets, KNOCKOUT_TARGETS, values, notes):
         op, threshold = TARGETS[base]
@@ -228,7 +339,10 @@ def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) 
 def bench_attribution(b: Bench, config: Config, tf) -> None:
     import torch
 
-    name, desc = "attribution_patching_over_forward", "attribution patching / one forward on the same batch"
+    name, desc = (
+        "attribution_patching_over_forward",
+        "attribution patching / one forward on the same batch",
+    )
     from interp.methods import patching
 
     B, T = config.compute_batch
@@ -236,13 +350,21 @@ def bench_attribution(b: Bench, config: Config, tf) -> None:
     corrupt = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed + 1)
     answer = clean[:, -1]
 
-    def metric(logits, idx):  # interp.methods.patching's metric: (logits [b, pos, vocab], idx [b]) -> [b]
+    def metric(
+        logits, idx
+    ):  # interp.methods.patching's metric: (logits [b, pos, vocab], idx [b]) -> [b]
         return logits[torch.arange(len(logits)), -1, answer[idx]]
 
     try:
-        times = interleaved({"forward": lambda: tf.module(clean),
-                             "attribution": lambda: patching.attribution_patching(tf, clean, metric, corrupt=corrupt)},
-                            config.repeats)
+        times = interleaved(
+            {
+                "forward": lambda: tf.module(clean),
+                "attribution": lambda: patching.attribution_patching(
+                    tf, clean, metric, corrupt=corrupt
+                ),
+            },
+            config.repeats,
+        )
     except Exception as e:  # noqa: BLE001 - another part's API; say what failed
         b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
         return
@@ -258,9 +380,13 @@ def bench_circuits(b: Bench, config: Config, tf) -> None:
     backward of the same batch (interp.methods.circuits)."""
     import torch
 
-    targets = [("eap_over_fwd_bwd", "EAP over all edges / one forward+backward of the batch"),
-               ("eap_ig_over_fwd_bwd",
-                f"EAP-IG ({EAP_IG_STEPS} steps) / one forward+backward of the batch")]
+    targets = [
+        ("eap_over_fwd_bwd", "EAP over all edges / one forward+backward of the batch"),
+        (
+            "eap_ig_over_fwd_bwd",
+            f"EAP-IG ({EAP_IG_STEPS} steps) / one forward+backward of the batch",
+        ),
+    ]
     B, T = config.compute_batch
     clean = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed)
     corrupt = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed + 1)
@@ -276,12 +402,23 @@ def bench_circuits(b: Bench, config: Config, tf) -> None:
 
         g = build_graph(tf)
         first = tf.hook("resid_pre", 0)
-        times = interleaved({
-            "fwd_bwd": lambda: metric_grads_batch(tf, clean, metric, [first]),
-            "eap": lambda: edge_attribution(tf, clean, corrupt, metric, graph=g, batch_size=B),
-            "eap_ig": lambda: edge_attribution(tf, clean, corrupt, metric, method="eap-ig",
-                                               steps=EAP_IG_STEPS, graph=g, batch_size=B)},
-            config.repeats)
+        times = interleaved(
+            {
+                "fwd_bwd": lambda: metric_grads_batch(tf, clean, metric, [first]),
+                "eap": lambda: edge_attribution(tf, clean, corrupt, metric, graph=g, batch_size=B),
+                "eap_ig": lambda: edge_attribution(
+                    tf,
+                    clean,
+                    corrupt,
+                    metric,
+                    method="eap-ig",
+                    steps=EAP_IG_STEPS,
+                    graph=g,
+                    batch_size=B,
+                ),
+            },
+            config.repeats,
+        )
     except Exception as e:  # noqa: BLE001 - another part's API; say what failed
         for name, desc in targets:
             b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
@@ -301,5 +438,8 @@ def bench_import(b: Bench, config: Config) -> None:
         subprocess.run(cmd, capture_output=True, check=True, timeout=120)
         times.append(time.perf_counter() - t0)
     b.times("import", "interp --help", {"subprocess": times})
-    b.target("import_seconds_interp_help", statistics.median(times),
-             f"`interp --help` wall seconds, median of {len(times)} fresh processes")
+    b.target(
+        "import_seconds_interp_help",
+        statistics.median(times),
+        f"`interp --help` wall seconds, median of {len(times)} fresh processes",
+    )

@@ -65,31 +65,48 @@ def bench_real_model(b: Bench, config: Config, tf=None) -> None:
     plain = adapters.plain_module(m)
     body = getattr(plain, "base_model", None) if plain is not None else None
     x = _tokens(int(m.d_vocab), (B, min(T, m.cfg.n_ctx)), config.seed)
-    if body is None or body is plain:  # not a Hugging Face model (the tiny test's bench transformer)
+    if (
+        body is None or body is plain
+    ):  # not a Hugging Face model (the tiny test's bench transformer)
         bare = lambda: plain(x)  # noqa: E731 - its native forward (tiny vocabulary: the unembedding is cheap)
     else:
         bare = lambda: body(x, use_cache=False)  # noqa: E731
-    variants = {"bare_body": bare,
-                "collect_4": lambda: interp.collect(m, x, four, batch_size=B),
-                "collect_all": lambda: interp.collect(m, x, every, batch_size=B)}
+    variants = {
+        "bare_body": bare,
+        "collect_4": lambda: interp.collect(m, x, four, batch_size=B),
+        "collect_all": lambda: interp.collect(m, x, every, batch_size=B),
+    }
     with torch.no_grad():
         times = interleaved(variants, config.repeats)
     case = f"{m.model_id} [{B}x{x.shape[1]}]"
     b.times("real_model", case, times)
     shape = f"{m.model_id}, {L} layers, d {m.cfg.d_model}, {B}x{x.shape[1]} tokens"
-    b.target("real_collect_4_layers_over_bare_body", paired_ratio(times, "collect_4", "bare_body"),
-             f"collect resid_post of layers {spread_layers(L)} / bare forward of the body ({shape})",
-             **_op("real_collect_4_layers_over_bare_body"))
-    b.target("real_collect_all_layers_over_bare_body", paired_ratio(times, "collect_all", "bare_body"),
-             f"collect resid_post of all {L} layers / bare forward of the body ({shape})",
-             **_op("real_collect_all_layers_over_bare_body"))
+    b.target(
+        "real_collect_4_layers_over_bare_body",
+        paired_ratio(times, "collect_4", "bare_body"),
+        f"collect resid_post of layers {spread_layers(L)} / bare forward of the body ({shape})",
+        **_op("real_collect_4_layers_over_bare_body"),
+    )
+    b.target(
+        "real_collect_all_layers_over_bare_body",
+        paired_ratio(times, "collect_all", "bare_body"),
+        f"collect resid_post of all {L} layers / bare forward of the body ({shape})",
+        **_op("real_collect_all_layers_over_bare_body"),
+    )
     import statistics
 
-    b.result.metrics["real_collect_tokens_per_s"] = x.numel() / statistics.median(times["collect_all"])
+    b.result.metrics["real_collect_tokens_per_s"] = x.numel() / statistics.median(
+        times["collect_all"]
+    )
     b.result.metrics["real_bare_tokens_per_s"] = x.numel() / statistics.median(times["bare_body"])
     _memory(b, config)
-    bench_sae(b, config, m, name="real_sae_store_rate_over_memory_rate",
-              target=REAL_TARGETS["real_sae_store_rate_over_memory_rate"])
+    bench_sae(
+        b,
+        config,
+        m,
+        name="real_sae_store_rate_over_memory_rate",
+        target=REAL_TARGETS["real_sae_store_rate_over_memory_rate"],
+    )
     if m is not tf:
         del m
         gc.collect()
@@ -103,18 +120,37 @@ def _op(name: str) -> dict:
 def _memory(b: Bench, config: Config) -> None:
     name = "real_memory_held_over_weights_and_selected"
     code = f"from interp.bench.real import real_memory_probe; real_memory_probe({json.dumps(config.model_dump_json())})"
-    env = {**os.environ, "INTERP_QUIET": "1", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
+    env = {
+        **os.environ,
+        "INTERP_QUIET": "1",
+        "MALLOC_MMAP_THRESHOLD_": "65536",
+        "MALLOC_TRIM_THRESHOLD_": "0",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env
+    )
     if out.returncode != 0:
-        b.target(name, None, f"memory held while collecting [not measured: probe failed: "
-                 f"{out.stderr.strip()[-300:]}]", **_op(name))
+        b.target(
+            name,
+            None,
+            f"memory held while collecting [not measured: probe failed: "
+            f"{out.stderr.strip()[-300:]}]",
+            **_op(name),
+        )
         return
     got = json.loads(out.stdout.strip().splitlines()[-1])
     b.result.metrics["real_memory"] = got
-    ratio = (got["weight_bytes"] + got["collect_peak_rise"]) / (got["weight_bytes"] + got["selected_bytes"])
-    b.target(name, ratio, f"(weights {got['weight_bytes'] / 2**20:.0f} MiB + peak RSS rise while collecting "
-             f"{got['hooks']} resid_post) / (weights + selected {got['selected_bytes'] / 2**20:.0f} MiB); "
-             "fresh process", **_op(name))
+    ratio = (got["weight_bytes"] + got["collect_peak_rise"]) / (
+        got["weight_bytes"] + got["selected_bytes"]
+    )
+    b.target(
+        name,
+        ratio,
+        f"(weights {got['weight_bytes'] / 2**20:.0f} MiB + peak RSS rise while collecting "
+        f"{got['hooks']} resid_post) / (weights + selected {got['selected_bytes'] / 2**20:.0f} MiB); "
+        "fresh process",
+        **_op(name),
+    )
 
 
 def real_memory_probe(config_json: str) -> None:
@@ -141,5 +177,13 @@ def real_memory_probe(config_json: str) -> None:
         store = interp.collect(m, x, hooks, batch_size=B)
         rise = _status_kib("VmHWM") * 1024 - start
     selected = sum(store[h].numel() * store[h].element_size() for h in hooks)
-    print(json.dumps({"weight_bytes": weights, "collect_peak_rise": rise, "selected_bytes": selected,
-                      "hooks": len(hooks)}))
+    print(
+        json.dumps(
+            {
+                "weight_bytes": weights,
+                "collect_peak_rise": rise,
+                "selected_bytes": selected,
+                "hooks": len(hooks),
+            }
+        )
+    )

@@ -34,21 +34,27 @@ class Bigram:
     unigram: np.ndarray  # [vocab] int64: occurrences of each token in the stream
 
     @classmethod
-    def from_tokens(cls, tokens: np.ndarray | torch.Tensor | Sequence[Iterable[int]], vocab_size: int) -> "Bigram":
+    def from_tokens(
+        cls, tokens: np.ndarray | torch.Tensor | Sequence[Iterable[int]], vocab_size: int
+    ) -> "Bigram":
         """Count adjacent pairs. ``tokens`` is one stream (1-D) or a list of sequences counted
         separately (no pair crosses two sequences); a 2-D array counts each row separately."""
         seqs = _as_sequences(tokens)
         prev, nxt, uni = [], [], np.zeros(vocab_size, dtype=np.int64)
         for s in seqs:
             if s.size and (s.min() < 0 or s.max() >= vocab_size):
-                raise ValueError(f"token ids must lie in [0, {vocab_size}); got [{s.min()}, {s.max()}]")
+                raise ValueError(
+                    f"token ids must lie in [0, {vocab_size}); got [{s.min()}, {s.max()}]"
+                )
             uni += np.bincount(s, minlength=vocab_size)
             prev.append(s[:-1])
             nxt.append(s[1:])
         p = np.concatenate(prev) if prev else np.zeros(0, np.int64)
         n = np.concatenate(nxt) if nxt else np.zeros(0, np.int64)
         # coo -> csr sums duplicate (prev, next) entries: exact counts
-        counts = sparse.coo_matrix((np.ones(len(p), dtype=np.int64), (p, n)), shape=(vocab_size, vocab_size)).tocsr()
+        counts = sparse.coo_matrix(
+            (np.ones(len(p), dtype=np.int64), (p, n)), shape=(vocab_size, vocab_size)
+        ).tocsr()
         counts.sum_duplicates()
         return cls(counts=counts, unigram=uni)
 
@@ -84,15 +90,21 @@ class Bigram:
         tot = rows.sum(axis=1, keepdims=True)
         return np.where(tot > 0, rows / np.maximum(tot, 1), self.backoff()[None, :])
 
-    def probs(self, prev: torch.Tensor | np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    def probs(
+        self, prev: torch.Tensor | np.ndarray, device: torch.device | str | None = None
+    ) -> torch.Tensor:
         """``[*prev.shape, vocab]`` ``P(. | prev)`` (float32, on ``device`` or the CPU), with backoff
         for unseen contexts. Only the distinct ids of ``prev`` get a row before it is expanded."""
         prev_t = torch.as_tensor(prev, dtype=torch.long)
         flat = prev_t.reshape(-1).cpu().numpy()
         uniq, inverse = np.unique(flat, return_inverse=True)
         if uniq.size and (uniq[0] < 0 or uniq[-1] >= self.vocab_size):
-            raise ValueError(f"context ids must lie in [0, {self.vocab_size}); got [{uniq[0]}, {uniq[-1]}]")
-        rows = torch.from_numpy(self.rows(uniq).astype(np.float32)).to(device or "cpu")  # [n_uniq, vocab]
+            raise ValueError(
+                f"context ids must lie in [0, {self.vocab_size}); got [{uniq[0]}, {uniq[-1]}]"
+            )
+        rows = torch.from_numpy(self.rows(uniq).astype(np.float32)).to(
+            device or "cpu"
+        )  # [n_uniq, vocab]
         out = rows[torch.from_numpy(inverse.reshape(-1)).to(rows.device)]
         return out.reshape(*prev_t.shape, self.vocab_size)
 
@@ -115,7 +127,9 @@ class Bigram:
                 err = max(err, float(np.abs(sums - 1).max()))
         return err
 
-    def log_prob(self, prev: torch.Tensor | np.ndarray, nxt: torch.Tensor | np.ndarray) -> np.ndarray:
+    def log_prob(
+        self, prev: torch.Tensor | np.ndarray, nxt: torch.Tensor | np.ndarray
+    ) -> np.ndarray:
         """``log P(nxt | prev)`` elementwise (float64; ``-inf`` for pairs of probability 0)."""
         p = np.asarray(torch.as_tensor(prev).cpu(), dtype=np.int64).ravel()
         n = np.asarray(torch.as_tensor(nxt).cpu(), dtype=np.int64).ravel()
@@ -141,7 +155,9 @@ def _as_sequences(tokens) -> list[np.ndarray]:
         if tokens.ndim == 2:
             return [row.astype(np.int64) for row in tokens]
         raise ValueError(f"tokens must be 1-D or 2-D, got shape {tokens.shape}")
-    return [np.asarray(list(s) if not isinstance(s, np.ndarray) else s, dtype=np.int64) for s in tokens]
+    return [
+        np.asarray(list(s) if not isinstance(s, np.ndarray) else s, dtype=np.int64) for s in tokens
+    ]
 
 
 __all__ = ["Bigram"]

@@ -16,8 +16,10 @@ STDLIB = "stdlib"
 # English prose that every Debian-like machine has: the licence texts (legal English, ~260 kB).
 ENGLISH = "english"
 _ENGLISH_DIR = Path("/usr/share/common-licenses")
-EMPTY_CORPUS = ("corpus is empty; valid: 'stdlib', 'english', a text file, or a folder of .py/.txt/.md/.rst "
-                "files")
+EMPTY_CORPUS = (
+    "corpus is empty; valid: 'stdlib', 'english', a text file, or a folder of .py/.txt/.md/.rst "
+    "files"
+)
 
 
 @dataclass(frozen=True)
@@ -41,27 +43,38 @@ def corpus_files(source: str) -> list[Path]:
         root = Path(sysconfig.get_paths()["stdlib"])
         skip = ("site-packages", "test", "tests", "idlelib", "lib2to3", "turtledemo", "__pycache__")
         return sorted(
-            p for p in root.rglob("*.py") if not any(part in skip for part in p.relative_to(root).parts)
+            p
+            for p in root.rglob("*.py")
+            if not any(part in skip for part in p.relative_to(root).parts)
         )
     if source == ENGLISH:
         if not _ENGLISH_DIR.is_dir():
-            raise FileNotFoundError(f"corpus 'english' reads {_ENGLISH_DIR}, which this machine does not have; "
-                                    "pass a text file or directory instead")
-        unique = {p.resolve() for p in _ENGLISH_DIR.iterdir() if p.is_file()}  # GPL -> GPL-3 etc. are links
+            raise FileNotFoundError(
+                f"corpus 'english' reads {_ENGLISH_DIR}, which this machine does not have; "
+                "pass a text file or directory instead"
+            )
+        unique = {
+            p.resolve() for p in _ENGLISH_DIR.iterdir() if p.is_file()
+        }  # GPL -> GPL-3 etc. are links
         return sorted(unique)
     path = Path(source).expanduser()
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in {".py", ".txt", ".md", ".rst"})
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix in {".py", ".txt", ".md", ".rst"}
+        )
         if files:
             return files
         raise ValueError(f"corpus directory {path} has no .py/.txt/.md/.rst files")
-    raise FileNotFoundError(f"corpus {source!r} is neither 'stdlib' nor an existing file or directory")
+    raise FileNotFoundError(
+        f"corpus {source!r} is neither 'stdlib' nor an existing file or directory"
+    )
 
 
-def load_corpus(source: str = STDLIB, *, max_chars: int | None = None, heldout_frac: float = 0.05,
-                seed: int = 0) -> Corpus:
+def load_corpus(
+    source: str = STDLIB, *, max_chars: int | None = None, heldout_frac: float = 0.05, seed: int = 0
+) -> Corpus:
     """Read documents from ``source``; keep at most ``max_chars`` characters (files in a
     seeded random order); put ``heldout_frac`` of the files in the held-out split."""
     files = corpus_files(source)

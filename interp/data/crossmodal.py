@@ -55,17 +55,48 @@ COLORS = {
 }
 SHAPES = ("square", "circle", "triangle", "cross")
 BACKGROUND = (0.25, 0.25, 0.28)
-QUESTION_TYPES = ("query_attr", "choose_attr", "logical_obj", "compare_attr", "choose_rel", "choose_cat")
+QUESTION_TYPES = (
+    "query_attr",
+    "choose_attr",
+    "logical_obj",
+    "compare_attr",
+    "choose_rel",
+    "choose_cat",
+)
 # Training-only question types (never in test sets or analyses). choose_side asks which half
 # of the image one object is in: it teaches the model to read where an object is, which
 # choose_rel needs and which the six types alone never taught a CPU-sized model.
 AUX_QUESTION_TYPES = ("choose_side",)
 # Accuracy of guessing among the answers a question of each type allows (query_attr: any colour).
-CHANCE = {"query_attr": 1 / 6, "choose_attr": 0.5, "logical_obj": 0.5, "compare_attr": 0.5, "choose_rel": 0.5,
-          "choose_cat": 0.5}
+CHANCE = {
+    "query_attr": 1 / 6,
+    "choose_attr": 0.5,
+    "logical_obj": 0.5,
+    "compare_attr": 0.5,
+    "choose_rel": 0.5,
+    "choose_cat": 0.5,
+}
 IMAGE_TOKEN = "<image>"
-FUNCTION_WORDS = ("what", "color", "is", "the", "?", "or", "there", "a", "are", "and", "same", "of", "object", "both",
-                  "yes", "no", "left", "right")
+FUNCTION_WORDS = (
+    "what",
+    "color",
+    "is",
+    "the",
+    "?",
+    "or",
+    "there",
+    "a",
+    "are",
+    "and",
+    "same",
+    "of",
+    "object",
+    "both",
+    "yes",
+    "no",
+    "left",
+    "right",
+)
 
 
 def vocabulary() -> list[str]:
@@ -165,8 +196,9 @@ class Sample:
     object_patches: np.ndarray  # [64] bool: patches of the objects the question mentions
     all_object_patches: np.ndarray  # [64] bool: patches of every object
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
-    patch_shapes: np.ndarray = field(default_factory=lambda: np.full(N_PATCHES, -1))  # [64] SHAPES index, -1 background
-
+    patch_shapes: np.ndarray = field(
+        default_factory=lambda: np.full(N_PATCHES, -1)
+    )  # [64] SHAPES index, -1 background
 
 
 def random_scene(rng: np.random.Generator) -> Scene:
@@ -175,12 +207,16 @@ def random_scene(rng: np.random.Generator) -> Scene:
     colors = rng.integers(0, len(COLORS), n)
     slots = rng.choice(SLOTS * SLOTS, n, replace=False)
     names = list(COLORS)
-    objs = [Obj(SHAPES[int(s)], names[int(c)], (int(p) // SLOTS, int(p) % SLOTS))
-            for s, c, p in zip(shapes, colors, slots)]
+    objs = [
+        Obj(SHAPES[int(s)], names[int(c)], (int(p) // SLOTS, int(p) % SLOTS))
+        for s, c, p in zip(shapes, colors, slots)
+    ]
     return Scene(objs, int(rng.integers(0, 2**31)))
 
 
-def make_question(scene: Scene, qtype: str, rng: np.random.Generator) -> tuple[str, str, list[Obj]] | None:
+def make_question(
+    scene: Scene, qtype: str, rng: np.random.Generator
+) -> tuple[str, str, list[Obj]] | None:
     """(question, answer, objects mentioned), or None when the scene cannot pose ``qtype``."""
     objs = scene.objects
     colors = list(COLORS)
@@ -211,7 +247,11 @@ def make_question(scene: Scene, qtype: str, rng: np.random.Generator) -> tuple[s
     if qtype == "compare_attr":
         i, j = rng.choice(len(objs), 2, replace=False)
         o1, o2 = objs[int(i)], objs[int(j)]
-        return f"are the {o1.shape} and the {o2.shape} the same color ?", "yes" if o1.color == o2.color else "no", [o1, o2]
+        return (
+            f"are the {o1.shape} and the {o2.shape} the same color ?",
+            "yes" if o1.color == o2.color else "no",
+            [o1, o2],
+        )
     if qtype == "choose_rel":
         pairs = [(a, b) for a in objs for b in objs if a is not b and a.slot[1] != b.slot[1]]
         if not pairs:
@@ -221,7 +261,11 @@ def make_question(scene: Scene, qtype: str, rng: np.random.Generator) -> tuple[s
         return f"is the {o1.shape} left or right of the {o2.shape} ?", answer, [o1, o2]
     if qtype == "choose_side":
         o = objs[rng.integers(len(objs))]
-        return f"is the {o.shape} left or right ?", "left" if o.slot[1] < SLOTS // 2 else "right", [o]
+        return (
+            f"is the {o.shape} left or right ?",
+            "left" if o.slot[1] < SLOTS // 2 else "right",
+            [o],
+        )
     if qtype == "choose_cat":
         counts = {c: sum(o.color == c for o in objs) for c in colors}
         unique = [o for o in objs if counts[o.color] == 1]
@@ -231,7 +275,9 @@ def make_question(scene: Scene, qtype: str, rng: np.random.Generator) -> tuple[s
         other = [s for s in SHAPES if s != o.shape][rng.integers(len(SHAPES) - 1)]
         a, b = (o.shape, other) if rng.random() < 0.5 else (other, o.shape)
         return f"is the {o.color} object a {a} or a {b} ?", o.shape, [o]
-    raise ValueError(f"unknown question type {qtype!r}; choose from {QUESTION_TYPES + AUX_QUESTION_TYPES}")
+    raise ValueError(
+        f"unknown question type {qtype!r}; choose from {QUESTION_TYPES + AUX_QUESTION_TYPES}"
+    )
 
 
 def _balanced_compare(scene: Scene, rng: np.random.Generator) -> Scene:
@@ -242,8 +288,9 @@ def _balanced_compare(scene: Scene, rng: np.random.Generator) -> Scene:
     return scene
 
 
-def sample_from_scene(scene: Scene, scene_id: int, qtype: str, rng: np.random.Generator,
-                      render: bool = True) -> Sample | None:
+def sample_from_scene(
+    scene: Scene, scene_id: int, qtype: str, rng: np.random.Generator, render: bool = True
+) -> Sample | None:
     if qtype == "compare_attr":
         scene = Scene([Obj(o.shape, o.color, o.slot) for o in scene.objects], scene.noise_seed)
         scene = _balanced_compare(scene, rng)
@@ -258,8 +305,17 @@ def sample_from_scene(scene: Scene, scene_id: int, qtype: str, rng: np.random.Ge
     labels = np.full(N_PATCHES, -1)
     for o in scene.objects:
         labels[o.patches] = SHAPES.index(o.shape)
-    return Sample(scene_id, qtype, question, answer, image, mask, scene.object_patch_mask(),
-                  [o.box for o in scene.objects], labels)
+    return Sample(
+        scene_id,
+        qtype,
+        question,
+        answer,
+        image,
+        mask,
+        scene.object_patch_mask(),
+        [o.box for o in scene.objects],
+        labels,
+    )
 
 
 @dataclass
@@ -279,9 +335,15 @@ def scene_stream(seed: int, split: str) -> Iterable[tuple[int, Scene]]:
         i += 1
 
 
-def make_samples(n: int, seed: int, split: str, qtypes: Sequence[str] = QUESTION_TYPES,
-                 exclude: set | None = None, questions_per_scene: int = 2,
-                 render: bool = True) -> tuple[list[Sample], set]:
+def make_samples(
+    n: int,
+    seed: int,
+    split: str,
+    qtypes: Sequence[str] = QUESTION_TYPES,
+    exclude: set | None = None,
+    questions_per_scene: int = 2,
+    render: bool = True,
+) -> tuple[list[Sample], set]:
     """``n`` samples from scenes of one split (balanced over ``qtypes``); also the scene keys used."""
     rng = np.random.default_rng([seed, {"train": 0, "test": 1}[split], 104729])
     out: list[Sample] = []
@@ -302,8 +364,13 @@ def make_samples(n: int, seed: int, split: str, qtypes: Sequence[str] = QUESTION
     return out, keys
 
 
-def make_vqa(n_train: int = 2000, n_test: int = 300, seed: int = 0,
-             qtypes: Sequence[str] = QUESTION_TYPES, train_extra: Sequence[str] = ()) -> VQAData:
+def make_vqa(
+    n_train: int = 2000,
+    n_test: int = 300,
+    seed: int = 0,
+    qtypes: Sequence[str] = QUESTION_TYPES,
+    train_extra: Sequence[str] = (),
+) -> VQAData:
     """Train and test samples on disjoint scenes; ``train_extra`` adds training-only question
     types (:data:`AUX_QUESTION_TYPES`) to the training mixture."""
     train, keys = make_samples(n_train, seed, "train", (*qtypes, *train_extra))
@@ -349,8 +416,16 @@ def encode(tokenizer, samples: Sequence[Sample]) -> dict:
     answer = torch.tensor([tokenizer.convert_tokens_to_ids(s.answer) for s in samples])
     pixels = torch.from_numpy(patchify(np.stack([s.image for s in samples])))
     shape_ids = torch.tensor([tokenizer.convert_tokens_to_ids(w) for w in SHAPES] + [-100])
-    patch_shape = shape_ids[torch.from_numpy(np.stack([s.patch_shapes for s in samples]))]  # -1 -> -100
-    return {"tokens": tokens, "pixels": pixels, "last": last, "answer": answer, "patch_shape": patch_shape}
+    patch_shape = shape_ids[
+        torch.from_numpy(np.stack([s.patch_shapes for s in samples]))
+    ]  # -1 -> -100
+    return {
+        "tokens": tokens,
+        "pixels": pixels,
+        "last": last,
+        "answer": answer,
+        "patch_shape": patch_shape,
+    }
 
 
 def size_matched_patches(object_patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -363,7 +438,9 @@ def size_matched_patches(object_patches: np.ndarray, rng: np.random.Generator) -
     return out
 
 
-def position_groups(batch: dict, samples, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+def position_groups(
+    batch: dict, samples, rng: np.random.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """``[B, T]`` bool position groups of one :func:`encode` batch of equal-length questions:
     ``image`` (the 64 patches), ``question`` (every question token but the last), ``last`` (the
     final position), ``all``, ``object`` (patches of the objects the question mentions) and
@@ -375,7 +452,9 @@ def position_groups(batch: dict, samples, rng: np.random.Generator | None = None
     tokens = batch["tokens"]
     B, T = tokens.shape
     if not bool((batch["last"] == T - 1).all()):
-        raise ValueError("position_groups needs questions of one length (last token at the final position)")
+        raise ValueError(
+            "position_groups needs questions of one length (last token at the final position)"
+        )
     pos = torch.arange(T)[None].expand(B, T)
     image = (pos >= 1) & (pos < 1 + N_PATCHES)
     last = pos == T - 1
@@ -388,8 +467,14 @@ def position_groups(batch: dict, samples, rng: np.random.Generator | None = None
 
     objects = np.stack([s.object_patches for s in samples])
     obj = on_image(objects)
-    groups = {"image": image, "question": question, "last": last, "all": pos <= T - 1,
-              "object": obj, "nonobject": image & ~obj}
+    groups = {
+        "image": image,
+        "question": question,
+        "last": last,
+        "all": pos <= T - 1,
+        "object": obj,
+        "nonobject": image & ~obj,
+    }
     if rng is not None:
         rand = on_image(size_matched_patches(objects, rng))
         groups.update({"random": rand, "nonrandom": image & ~rand})

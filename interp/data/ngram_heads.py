@@ -157,7 +157,9 @@ class DFAConfig(BaseModel):
     max_out_degree: int = MAX_OUT_DEGREE
 
 
-def random_dfa_raw(rng: np.random.Generator, cfg: DFAConfig = DFAConfig()) -> tuple[DFA, np.ndarray]:
+def random_dfa_raw(
+    rng: np.random.Generator, cfg: DFAConfig = DFAConfig()
+) -> tuple[DFA, np.ndarray]:
     """One random DFA before minimisation, and its alphabet. States U{4..12}, alphabet
     U{4..18}, out-degree U{1..3}; each state's edge symbols and targets drawn without
     replacement, no self-loops."""
@@ -179,8 +181,13 @@ def random_dfa(rng: np.random.Generator, cfg: DFAConfig = DFAConfig()) -> DFA:
     return minimize(random_dfa_raw(rng, cfg)[0])
 
 
-def dfa_set(n: int, seed: int, exclude: Optional[set[bytes]] = None, cfg: DFAConfig = DFAConfig(),
-            max_tries: int = 1000) -> list[DFA]:
+def dfa_set(
+    n: int,
+    seed: int,
+    exclude: Optional[set[bytes]] = None,
+    cfg: DFAConfig = DFAConfig(),
+    max_tries: int = 1000,
+) -> list[DFA]:
     """``n`` DFAs with distinct languages, none whose canonical form is in ``exclude``."""
     rng = np.random.default_rng([seed, 0xDFA])
     exclude = exclude or set()
@@ -235,8 +242,12 @@ class DFATables:
         self.dfas = list(dfas)
 
 
-def sample_prompts(tables: DFATables, dfa_ids: np.ndarray, rng: np.random.Generator,
-                   cfg: PromptConfig = PromptConfig()) -> list[np.ndarray]:
+def sample_prompts(
+    tables: DFATables,
+    dfa_ids: np.ndarray,
+    rng: np.random.Generator,
+    cfg: PromptConfig = PromptConfig(),
+) -> list[np.ndarray]:
     """One prompt per entry of ``dfa_ids``: U{min..max}_strings random walks of length
     U{min..max}_len from state 0, joined by SEP. Returns int64 token arrays."""
     dfa_ids = np.asarray(dfa_ids)
@@ -269,8 +280,13 @@ def pad_batch(prompts: Sequence[np.ndarray], length: Optional[int] = None) -> to
     return out
 
 
-def packed_batch_fn(dfas: Sequence[DFA], batch_size: int, seed: int, cfg: PromptConfig = PromptConfig(),
-                    pool_factor: int = 4):
+def packed_batch_fn(
+    dfas: Sequence[DFA],
+    batch_size: int,
+    seed: int,
+    cfg: PromptConfig = PromptConfig(),
+    pool_factor: int = 4,
+):
     """``batch_fn(step) -> [batch, pos]`` for training: prompts from random DFAs of ``dfas``,
     packed by length. Each step samples ``pool_factor * batch_size`` prompts, sorts them by
     length and returns one random contiguous chunk (every prompt is equally likely to be
@@ -348,7 +364,9 @@ def from_string(text: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- test prompts, baselines, metrics
-def test_prompts(dfas: Sequence[DFA], seed: int, cfg: PromptConfig) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+def test_prompts(
+    dfas: Sequence[DFA], seed: int, cfg: PromptConfig
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
     """One prompt per DFA: tokens ``[n, T]`` (PAD-padded), lengths ``[n]``, and the oracle's
     valid-next mask ``[n, T, vocab]``."""
     rng = np.random.default_rng([seed, 11])
@@ -363,7 +381,9 @@ def test_prompts(dfas: Sequence[DFA], seed: int, cfg: PromptConfig) -> tuple[tor
     return tokens, lengths, valid
 
 
-def next_token_metrics(probs: torch.Tensor, valid: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
+def next_token_metrics(
+    probs: torch.Tensor, valid: torch.Tensor, scored: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Per position ``[n, T]``: ``correct`` (greedy next token is valid) and ``tvd`` between
     ``probs`` ``[n, T, vocab]`` and uniform over the valid symbols; NaN where not scored."""
     greedy = probs.argmax(-1, keepdim=True)  # first maximum on ties
@@ -394,7 +414,9 @@ def ngram_counts(tokens: torch.Tensor, n: int) -> torch.Tensor:
     """In-context counts ``[batch, T, N_SYMBOLS]``: how often each symbol followed the
     current (n-1)-token context earlier in the prompt (positions ``j <= i``). ``n = 1``:
     unigram counts of the prefix."""
-    onehot = torch.nn.functional.one_hot(tokens, len(TOKEN_STRINGS))[..., :N_SYMBOLS].float()  # [b, T, sym]
+    onehot = torch.nn.functional.one_hot(tokens, len(TOKEN_STRINGS))[
+        ..., :N_SYMBOLS
+    ].float()  # [b, T, sym]
     if n == 1:
         return onehot.cumsum(1)
     match = (ngram_pattern(tokens, n - 1) > 0).float()  # [b, query, key]
@@ -442,8 +464,13 @@ def ngram_baseline_loop(prompt: Sequence[int], n: int) -> list[Optional[int]]:
     return out
 
 
-def accuracy_difference(correct_a: torch.Tensor, correct_b: torch.Tensor, seed: int = 0, n_resamples: int = 2000,
-                        confidence: float = 0.95) -> dict[str, float]:
+def accuracy_difference(
+    correct_a: torch.Tensor,
+    correct_b: torch.Tensor,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> dict[str, float]:
     """Pooled accuracy of ``a`` minus that of ``b`` (``correct_* [n, T]``, 1/0 where scored,
     NaN elsewhere; the same prompts and positions), with a paired bootstrap confidence
     interval over prompts (:func:`scipy.stats.bootstrap`, percentile; prompts are the
@@ -462,12 +489,25 @@ def accuracy_difference(correct_a: torch.Tensor, correct_b: torch.Tensor, seed: 
         return (ha.sum(axis) - hb.sum(axis)) / nn.sum(axis)
 
     value = float(diff(hits_a, hits_b, n))
-    ci = bootstrap((hits_a, hits_b, n), diff, paired=True, vectorized=True, n_resamples=n_resamples,
-                   confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed)
-                   ).confidence_interval
+    ci = bootstrap(
+        (hits_a, hits_b, n),
+        diff,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    ).confidence_interval
     low, high = float(ci.low), float(ci.high)
     place = "above" if low > 0 else "below" if high < 0 else "level with"
-    return {"difference": value, "ci_low": low, "ci_high": high, "confidence": confidence, "place": place}
+    return {
+        "difference": value,
+        "ci_low": low,
+        "ci_high": high,
+        "confidence": confidence,
+        "place": place,
+    }
 
 
 class DFADataConfig(BaseModel):

@@ -49,23 +49,129 @@ GROUPS = ("name_first", "desc_first", "both")
 DIRECTIONS = ("n2d", "d2n")  # n2d: name given, description asked; d2n: the reverse
 SPLITS = ("train", "heldout")
 TRAINED = {"name_first": ("n2d",), "desc_first": ("d2n",), "both": ("n2d", "d2n")}
-OBJECTIVE_NAMES = {"clm": "causal LM", "mlm15": "masked LM 15%", "mlmu": "MLM-U"}  # training objectives, for labels
+OBJECTIVE_NAMES = {
+    "clm": "causal LM",
+    "mlm15": "masked LM 15%",
+    "mlmu": "MLM-U",
+}  # training objectives, for labels
 
-PREFIXES = ("", "it is known that", "everyone says", "as we know", "in fact", "reportedly", "they say",
-            "of course", "indeed", "famously", "truly", "some say")
-CONNECTIVES = ("is", "was", "is known as", "is also called", "has always been", "is remembered as",
-               "became", "is none other than", "was once")
-ROLES = ("composer", "inventor", "founder", "author", "keeper", "mayor", "painter", "builder", "captain",
-         "guardian", "teacher", "singer", "healer", "pilot", "baker", "weaver", "sculptor", "scholar",
-         "ranger", "herald")
-ADJECTIVES = ("crimson", "silent", "golden", "hidden", "frozen", "distant", "gentle", "broken", "ancient",
-              "hollow", "bright", "velvet", "iron", "wandering", "quiet", "scarlet", "misty", "northern",
-              "lucky", "final")
-NOUNS = ("lantern", "harbor", "orchard", "meadow", "tower", "river", "garden", "mountain", "valley", "bridge",
-         "forest", "island", "castle", "library", "market", "temple", "canyon", "lighthouse", "village",
-         "observatory")
-_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gl", "kr",
-           "pl", "st", "tr", "th", "sh", "zh")
+PREFIXES = (
+    "",
+    "it is known that",
+    "everyone says",
+    "as we know",
+    "in fact",
+    "reportedly",
+    "they say",
+    "of course",
+    "indeed",
+    "famously",
+    "truly",
+    "some say",
+)
+CONNECTIVES = (
+    "is",
+    "was",
+    "is known as",
+    "is also called",
+    "has always been",
+    "is remembered as",
+    "became",
+    "is none other than",
+    "was once",
+)
+ROLES = (
+    "composer",
+    "inventor",
+    "founder",
+    "author",
+    "keeper",
+    "mayor",
+    "painter",
+    "builder",
+    "captain",
+    "guardian",
+    "teacher",
+    "singer",
+    "healer",
+    "pilot",
+    "baker",
+    "weaver",
+    "sculptor",
+    "scholar",
+    "ranger",
+    "herald",
+)
+ADJECTIVES = (
+    "crimson",
+    "silent",
+    "golden",
+    "hidden",
+    "frozen",
+    "distant",
+    "gentle",
+    "broken",
+    "ancient",
+    "hollow",
+    "bright",
+    "velvet",
+    "iron",
+    "wandering",
+    "quiet",
+    "scarlet",
+    "misty",
+    "northern",
+    "lucky",
+    "final",
+)
+NOUNS = (
+    "lantern",
+    "harbor",
+    "orchard",
+    "meadow",
+    "tower",
+    "river",
+    "garden",
+    "mountain",
+    "valley",
+    "bridge",
+    "forest",
+    "island",
+    "castle",
+    "library",
+    "market",
+    "temple",
+    "canyon",
+    "lighthouse",
+    "village",
+    "observatory",
+)
+_ONSETS = (
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "br",
+    "dr",
+    "gl",
+    "kr",
+    "pl",
+    "st",
+    "tr",
+    "th",
+    "sh",
+    "zh",
+)
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ou", "y")
 _CODAS = ("", "n", "r", "l", "s", "th", "x", "m", "nd", "sk")
 
@@ -86,8 +192,14 @@ class FactsConfig(BaseModel):
         if self.n_pairs < 6 or self.n_pairs % 3:
             raise ValueError(f"n_pairs must be a multiple of 3 and >= 6, got {self.n_pairs}")
         n = self.n_train_templates + self.n_heldout_templates
-        if self.n_train_templates < 1 or self.n_heldout_templates < 1 or n > len(PREFIXES) * len(CONNECTIVES):
-            raise ValueError(f"need 1 <= templates and train+heldout <= {len(PREFIXES) * len(CONNECTIVES)}")
+        if (
+            self.n_train_templates < 1
+            or self.n_heldout_templates < 1
+            or n > len(PREFIXES) * len(CONNECTIVES)
+        ):
+            raise ValueError(
+                f"need 1 <= templates and train+heldout <= {len(PREFIXES) * len(CONNECTIVES)}"
+            )
         return self
 
 
@@ -138,7 +250,9 @@ class Example:
 def _pseudo_words(rng: random.Random, n: int, n_syllables: int, taken: set[str]) -> list[str]:
     out: list[str] = []
     while len(out) < n:
-        w = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n_syllables)) + rng.choice(_CODAS)
+        w = "".join(
+            rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n_syllables)
+        ) + rng.choice(_CODAS)
         if w not in taken:
             taken.add(w)
             out.append(w)
@@ -167,13 +281,28 @@ class FactSet:
         return pair.name if direction == "n2d" else pair.desc
 
     def example(self, pair: Pair, template: Template) -> Example:
-        first, second = self.source_of(pair, template.direction), self.target_of(pair, template.direction)
+        first, second = (
+            self.source_of(pair, template.direction),
+            self.target_of(pair, template.direction),
+        )
         words = template.words(first, second)
-        return Example(pair.index, pair.group, template.direction, template.split, template.index,
-                       tuple(words[: len(words) - len(second)]), tuple(second))
+        return Example(
+            pair.index,
+            pair.group,
+            template.direction,
+            template.split,
+            template.index,
+            tuple(words[: len(words) - len(second)]),
+            tuple(second),
+        )
 
-    def examples(self, direction: str, split: str, groups: Iterable[str] = GROUPS,
-                 max_templates: int | None = None) -> list[Example]:
+    def examples(
+        self,
+        direction: str,
+        split: str,
+        groups: Iterable[str] = GROUPS,
+        max_templates: int | None = None,
+    ) -> list[Example]:
         """Every (pair in ``groups``) x (template of ``direction``/``split``), template-major."""
         groups = list(groups)
         temps = self.templates_of(direction, split)[:max_templates]
@@ -182,13 +311,29 @@ class FactSet:
     def in_place_example(self, pair: Pair, template: Template) -> Example:
         """The sentence of ``template`` with its *first* entity as the target slot: it asks the
         opposite direction of the template's order, in that order."""
-        first, second = self.source_of(pair, template.direction), self.target_of(pair, template.direction)
+        first, second = (
+            self.source_of(pair, template.direction),
+            self.target_of(pair, template.direction),
+        )
         asked = DIRECTIONS[1 - DIRECTIONS.index(template.direction)]
-        return Example(pair.index, pair.group, asked, template.split, template.index, template.prefix,
-                       tuple(first), (*template.connective, *second))
+        return Example(
+            pair.index,
+            pair.group,
+            asked,
+            template.split,
+            template.index,
+            template.prefix,
+            tuple(first),
+            (*template.connective, *second),
+        )
 
-    def examples_in_place(self, direction: str, split: str, groups: Iterable[str] = GROUPS,
-                          max_templates: int | None = None) -> list[Example]:
+    def examples_in_place(
+        self,
+        direction: str,
+        split: str,
+        groups: Iterable[str] = GROUPS,
+        max_templates: int | None = None,
+    ) -> list[Example]:
         """``direction`` asked in place: every (pair in ``groups``) x (template of the opposite
         order / ``split``), the asked entity masked where it stands, template-major. For a
         one-direction group asked in its untrained direction these are its trained sentences."""
@@ -229,8 +374,9 @@ class FactSet:
         longest = max(len(t.prefix) + len(t.connective) for t in self.templates)
         return 1 + longest + n_name + n_desc
 
-    def encode(self, examples: Sequence[Example], tokenizer, seq_len: int | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def encode(
+        self, examples: Sequence[Example], tokenizer, seq_len: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``tokens [n, seq_len]`` (BOS, words, then PAD) and ``prompt_len [n]`` (BOS included):
         the target of row i sits at ``tokens[i, prompt_len[i] : prompt_len[i] + len(target)]``,
         followed by its suffix, if any."""
@@ -240,9 +386,13 @@ class FactSet:
         out = np.full((len(examples), seq_len), tokenizer.pad_token_id, dtype=np.int64)
         plen = np.zeros(len(examples), dtype=np.int64)
         for i, ex in enumerate(examples):
-            ids = [tokenizer.bos_token_id] + [vocab.get(w, unk) for w in (*ex.prompt, *ex.target, *ex.suffix)]
+            ids = [tokenizer.bos_token_id] + [
+                vocab.get(w, unk) for w in (*ex.prompt, *ex.target, *ex.suffix)
+            ]
             if len(ids) > seq_len:
-                raise ValueError(f"sentence of {len(ids)} tokens does not fit seq_len={seq_len}: {ex.text!r}")
+                raise ValueError(
+                    f"sentence of {len(ids)} tokens does not fit seq_len={seq_len}: {ex.text!r}"
+                )
             out[i, : len(ids)] = ids
             plen[i] = 1 + len(ex.prompt)
         return out, plen
@@ -250,14 +400,21 @@ class FactSet:
     def target_ids(self, pairs: Sequence[Pair], direction: str, tokenizer) -> np.ndarray:
         """``[n_pairs, target_len]`` token ids of each pair's target in ``direction``."""
         vocab = tokenizer.get_vocab()
-        return np.array([[vocab[w] for w in self.target_of(p, direction)] for p in pairs], dtype=np.int64)
+        return np.array(
+            [[vocab[w] for w in self.target_of(p, direction)] for p in pairs], dtype=np.int64
+        )
 
 
 def make_facts(config: FactsConfig) -> FactSet:
     """Generate the pairs and templates of ``config`` (same config -> same facts)."""
     rng = random.Random(config.seed * 7919 + (0 if config.variant == "token" else 1))
-    reserved = {w for phrase in (*PREFIXES, *CONNECTIVES) for w in phrase.split()} | set(ROLES) | set(
-        ADJECTIVES) | set(NOUNS) | {"the", "of"}
+    reserved = (
+        {w for phrase in (*PREFIXES, *CONNECTIVES) for w in phrase.split()}
+        | set(ROLES)
+        | set(ADJECTIVES)
+        | set(NOUNS)
+        | {"the", "of"}
+    )
     taken = set(reserved)
     n = config.n_pairs
     if config.variant == "token":
@@ -282,9 +439,22 @@ def make_facts(config: FactsConfig) -> FactSet:
         chosen = rng.sample(combos, n_t)
         for k, (p, c) in enumerate(chosen):
             split = "train" if k < config.n_train_templates else "heldout"
-            templates.append(Template(len(templates), direction, split, tuple(p.split()), tuple(c.split())))
+            templates.append(
+                Template(len(templates), direction, split, tuple(p.split()), tuple(c.split()))
+            )
     return FactSet(config, pairs, templates)
 
 
-__all__ = ["FactsConfig", "FactSet", "Pair", "Template", "Example", "make_facts", "GROUPS", "DIRECTIONS",
-           "SPLITS", "TRAINED", "OBJECTIVE_NAMES"]
+__all__ = [
+    "FactsConfig",
+    "FactSet",
+    "Pair",
+    "Template",
+    "Example",
+    "make_facts",
+    "GROUPS",
+    "DIRECTIONS",
+    "SPLITS",
+    "TRAINED",
+    "OBJECTIVE_NAMES",
+]

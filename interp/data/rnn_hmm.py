@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 ROW_TOL = 1e-6
 RT_KICK, RT_CLUSTER = 2, 8  # transition: RT < 2; kick zone: 2 <= RT <= 8; cluster: RT > 8
-CLUSTER_PROB = 0.8  # a cluster state also needs a confident output (top softmax probability above it)
+CLUSTER_PROB = (
+    0.8  # a cluster state also needs a confident output (top softmax probability above it)
+)
 REGION_NAMES = ("transition", "kick", "cluster")  # the codes 0, 1, 2 of regions()
 
 
@@ -40,21 +42,29 @@ class HMMSpec(BaseModel):
         A = np.asarray(self.transition, dtype=float)
         B = np.asarray(self.emission, dtype=float)
         if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
-            raise ValueError(f"HMM {self.name!r}: transition must be a square [M, M] matrix, got shape {A.shape}")
+            raise ValueError(
+                f"HMM {self.name!r}: transition must be a square [M, M] matrix, got shape {A.shape}"
+            )
         if B.ndim != 2 or B.shape[0] != A.shape[0]:
-            raise ValueError(f"HMM {self.name!r}: emission must be [M={A.shape[0]}, K], got shape {B.shape}")
+            raise ValueError(
+                f"HMM {self.name!r}: emission must be [M={A.shape[0]}, K], got shape {B.shape}"
+            )
         if self.start is None:
             self.start = [1.0 / A.shape[0]] * A.shape[0]
         s = np.asarray(self.start, dtype=float)
         if s.shape != (A.shape[0],):
-            raise ValueError(f"HMM {self.name!r}: start must have {A.shape[0]} entries, got shape {s.shape}")
+            raise ValueError(
+                f"HMM {self.name!r}: start must have {A.shape[0]} entries, got shape {s.shape}"
+            )
         for what, P in (("transition", A), ("emission", B), ("start", s[None])):
             if (P < 0).any() or not np.isfinite(P).all():
                 raise ValueError(f"HMM {self.name!r}: {what} has negative or non-finite entries")
             bad = np.where(np.abs(P.sum(-1) - 1) > ROW_TOL)[0]
             if len(bad):
-                raise ValueError(f"HMM {self.name!r}: {what} rows must sum to 1; row(s) {bad.tolist()} sum to "
-                                 f"{P.sum(-1)[bad].round(6).tolist()}")
+                raise ValueError(
+                    f"HMM {self.name!r}: {what} rows must sum to 1; row(s) {bad.tolist()} sum to "
+                    f"{P.sum(-1)[bad].round(6).tolist()}"
+                )
         return self
 
     @property
@@ -87,7 +97,9 @@ def linear_chain(n_states: int = 2) -> HMMSpec:
             A[i, i + 1] = q
         A[i, i] = 1 - A[i].sum()
     if (np.diag(A) < 0).any():
-        raise ValueError(f"linear chain with M={M} has q={q:.3f}: middle states would stay with p<0")
+        raise ValueError(
+            f"linear chain with M={M} has q={q:.3f}: middle states would stay with p<0"
+        )
     E = np.array([[0.99 * (1 - i / (M - 1)), 0.01, 0.99 * i / (M - 1)] for i in range(M)])
     return HMMSpec(name=f"chain{M}", transition=A.tolist(), emission=E.tolist())
 
@@ -110,7 +122,9 @@ def cyclic() -> HMMSpec:
     return HMMSpec(name="cyclic", transition=A.tolist(), emission=E)
 
 
-def make_hmm(kind: Literal["chain", "fully_connected", "cyclic"] = "chain", n_states: int = 2) -> HMMSpec:
+def make_hmm(
+    kind: Literal["chain", "fully_connected", "cyclic"] = "chain", n_states: int = 2
+) -> HMMSpec:
     """The paper's HMM family ``kind`` (``n_states`` is used by the chain only)."""
     if kind == "chain":
         return linear_chain(n_states)
@@ -129,7 +143,9 @@ def _draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return idx.clamp_max(probs.shape[-1] - 1)
 
 
-def sample(spec: HMMSpec, n: int, T: int, *, seed: int = 0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample(
+    spec: HMMSpec, n: int, T: int, *, seed: int = 0, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``n`` sequences of length ``T``; returns ``(states, outputs)``, both LongTensor [n, T]."""
     if n < 1 or T < 1:
         raise ValueError(f"need n >= 1 and T >= 1, got n={n}, T={T}")
@@ -174,9 +190,16 @@ def output_transitions(outputs: torch.Tensor, n_outputs: int) -> tuple[np.ndarra
     """One-step output transition matrix ``P(o_{t+1}=b | o_t=a)`` [K, K] and the row counts [K]."""
     o = outputs.long().cpu()
     pairs = o[:, :-1].reshape(-1) * n_outputs + o[:, 1:].reshape(-1)
-    counts = torch.bincount(pairs, minlength=n_outputs * n_outputs).reshape(n_outputs, n_outputs).double().numpy()
+    counts = (
+        torch.bincount(pairs, minlength=n_outputs * n_outputs)
+        .reshape(n_outputs, n_outputs)
+        .double()
+        .numpy()
+    )
     rows = counts.sum(1)
-    probs = np.divide(counts, rows[:, None], out=np.full_like(counts, np.nan), where=rows[:, None] > 0)
+    probs = np.divide(
+        counts, rows[:, None], out=np.full_like(counts, np.nan), where=rows[:, None] > 0
+    )
     return probs, rows
 
 
@@ -192,7 +215,9 @@ def switch_rate(outputs: torch.Tensor, among: Optional[list[int]] = None) -> flo
     return float((a != b)[keep].double().mean()) if keep.any() else float("nan")
 
 
-def fidelity(y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequent: list[int]) -> dict:
+def fidelity(
+    y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequent: list[int]
+) -> dict:
     """Output frequencies, one-step transition rows (with >= ``row_min`` RNN samples) and switch
     rates of RNN outputs ``y`` vs HMM outputs ``hmm_y``. The gated switch rate counts pairs of
     frequent outputs only (the rare 1% middle output of the chains is noise, as its row);
@@ -202,11 +227,21 @@ def fidelity(y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequen
     Ph, _ = output_transitions(hmm_y, K)
     ok = rows >= row_min
     row_err = float(np.nanmax(np.abs(Pr - Ph)[ok])) if ok.any() else float("nan")
-    return {"freq_rnn": fr, "freq_hmm": fh, "freq_error": float(np.abs(fr - fh).max()), "P_rnn": Pr, "P_hmm": Ph,
-            "row_counts": rows, "row_error": row_err, "rows_checked": np.where(ok)[0].tolist(),
-            "switch_rnn": switch_rate(y, frequent), "switch_hmm": switch_rate(hmm_y, frequent),
-            "switch_error": abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
-            "switch_rnn_all": switch_rate(y), "switch_hmm_all": switch_rate(hmm_y)}
+    return {
+        "freq_rnn": fr,
+        "freq_hmm": fh,
+        "freq_error": float(np.abs(fr - fh).max()),
+        "P_rnn": Pr,
+        "P_hmm": Ph,
+        "row_counts": rows,
+        "row_error": row_err,
+        "rows_checked": np.where(ok)[0].tolist(),
+        "switch_rnn": switch_rate(y, frequent),
+        "switch_hmm": switch_rate(hmm_y, frequent),
+        "switch_error": abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
+        "switch_rnn_all": switch_rate(y),
+        "switch_hmm_all": switch_rate(hmm_y),
+    }
 
 
 def residency(y: np.ndarray) -> np.ndarray:
@@ -224,7 +259,9 @@ def residency(y: np.ndarray) -> np.ndarray:
     return rt
 
 
-def regions(rt: np.ndarray, max_prob: Optional[np.ndarray] = None, prob_min: float = CLUSTER_PROB) -> np.ndarray:
+def regions(
+    rt: np.ndarray, max_prob: Optional[np.ndarray] = None, prob_min: float = CLUSTER_PROB
+) -> np.ndarray:
     """0 transition (RT < 2), 1 kick zone (2..8), 2 cluster (RT > 8), -1 unknown (censored).
 
     With ``max_prob`` (the state's top output probability), a cluster state must also have
@@ -255,6 +292,11 @@ def expected_statistics(spec: HMMSpec, among: Optional[list[int]] = None) -> dic
     trans = joint / joint.sum(1, keepdims=True)
     sel = list(range(B.shape[1])) if among is None else list(among)
     sub = joint[np.ix_(sel, sel)]
-    return {"frequencies": freqs, "transitions": trans, "switch_rate": np.array(1 - np.trace(joint)),
-            "switch_rate_among": np.array(1 - np.trace(sub) / sub.sum()), "joint": joint,
-            "stationary_error": np.array(np.abs(pi @ A - pi).max())}
+    return {
+        "frequencies": freqs,
+        "transitions": trans,
+        "switch_rate": np.array(1 - np.trace(joint)),
+        "switch_rate_among": np.array(1 - np.trace(sub) / sub.sum()),
+        "joint": joint,
+        "stationary_error": np.array(np.abs(pi @ A - pi).max()),
+    }

@@ -8,8 +8,16 @@ from __future__ import annotations
 import torch
 
 
-def token_windows(tokenizer, corpus: str, split: str, n: int, seq_len: int, seed: int,
-                  max_chars: int = 400_000, start_token: int | None = None) -> torch.Tensor:
+def token_windows(
+    tokenizer,
+    corpus: str,
+    split: str,
+    n: int,
+    seq_len: int,
+    seed: int,
+    max_chars: int = 400_000,
+    start_token: int | None = None,
+) -> torch.Tensor:
     """``[n, seq_len]`` random windows of ``corpus``'s ``split`` ("train" or "heldout"), each
     after ``start_token`` (default: the tokenizer's BOS; pass ``Model.start_token_id``)."""
     from interp.data.corpus import load_corpus
@@ -17,7 +25,9 @@ def token_windows(tokenizer, corpus: str, split: str, n: int, seq_len: int, seed
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     docs = getattr(load_corpus(corpus, max_chars=max_chars, seed=0), split)
-    stream = torch.tensor(tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"], dtype=torch.long)
+    stream = torch.tensor(
+        tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"], dtype=torch.long
+    )
     if len(stream) < seq_len:
         raise ValueError(f"the {split} text of {corpus!r} has {len(stream)} tokens; need {seq_len}")
     g = torch.Generator().manual_seed(seed)

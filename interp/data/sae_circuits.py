@@ -31,8 +31,24 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-NAMES = ["Mary", "John", "Alice", "Bob", "Tom", "Anna", "James", "Kate", "Paul", "Lucy", "Mark", "Emma",
-         "David", "Sarah", "Peter", "Laura"]
+NAMES = [
+    "Mary",
+    "John",
+    "Alice",
+    "Bob",
+    "Tom",
+    "Anna",
+    "James",
+    "Kate",
+    "Paul",
+    "Lucy",
+    "Mark",
+    "Emma",
+    "David",
+    "Sarah",
+    "Peter",
+    "Laura",
+]
 PLACES = ["store", "park", "school", "office", "garden", "station"]
 OBJECTS = ["drink", "book", "ball", "key", "letter", "ring"]
 VERBS = ["gave", "handed", "passed", "showed"]
@@ -88,8 +104,18 @@ class PromptSet:
         gm = None if self.good_mask is None else self.good_mask[idx]
         bm = None if self.bad_mask is None else self.bad_mask[idx]
         texts = [self.texts[i] for i in idx.tolist()] if self.texts else []
-        return PromptSet(self.task, self.clean[idx], self.corrupt[idx], self.answer[idx], self.wrong[idx],
-                         self.answer_pos[idx], self.metric, gm, bm, texts)
+        return PromptSet(
+            self.task,
+            self.clean[idx],
+            self.corrupt[idx],
+            self.answer[idx],
+            self.wrong[idx],
+            self.answer_pos[idx],
+            self.metric,
+            gm,
+            bm,
+            texts,
+        )
 
     def metric_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``fn(logits [b, pos, vocab], idx [b]) -> [b]``: the task metric of the prompts ``idx``."""
@@ -109,7 +135,10 @@ def make_metric(ps: PromptSet) -> Callable[[torch.Tensor, torch.Tensor], torch.T
             return (p * good).sum(-1) - (p * bad).sum(-1)
         if ps.metric == "logprob":
             return last.float().log_softmax(-1)[rows, ps.answer[idx].to(logits.device)]
-        return last[rows, ps.answer[idx].to(logits.device)] - last[rows, ps.wrong[idx].to(logits.device)]
+        return (
+            last[rows, ps.answer[idx].to(logits.device)]
+            - last[rows, ps.wrong[idx].to(logits.device)]
+        )
 
     return fn
 
@@ -161,7 +190,9 @@ def _bos(tokenizer) -> list[int]:
 
 
 # ------------------------------------------------------------------ tasks
-def make_induction(tokenizer, n: int, seed: int, length: int = 10, symbols: Sequence[str] | None = None) -> PromptSet:
+def make_induction(
+    tokenizer, n: int, seed: int, length: int = 10, symbols: Sequence[str] | None = None
+) -> PromptSet:
     """``[bos] r_1..r_L r_1`` -> ``r_2``; corrupt: the first ``r_1`` replaced by an unused symbol.
 
     Metric: log-probability of ``r_2`` (the corrupt prompt has no competing answer)."""
@@ -171,7 +202,9 @@ def make_induction(tokenizer, n: int, seed: int, length: int = 10, symbols: Sequ
     if len(ids) < length + 2 and symbols is None:  # another tokenizer: any distinct tokens will do
         ids = np.array(vocab_symbols(tokenizer))
     if len(ids) < length + 2:
-        raise ValueError(f"induction needs >= {length + 2} distinct non-special tokens; the tokenizer has {len(ids)}")
+        raise ValueError(
+            f"induction needs >= {length + 2} distinct non-special tokens; the tokenizer has {len(ids)}"
+        )
     bos = _bos(tokenizer)
     clean, corrupt, ans = [], [], []
     for _ in range(n):
@@ -194,8 +227,10 @@ def make_ioi(tokenizer, n: int, seed: int, style: str = "template") -> PromptSet
     if len(names) < 3:  # another tokenizer: capitalised single-token words from its vocabulary
         names = vocab_names(tokenizer)
     if len(names) < 3:
-        raise ValueError(f"ioi needs at least 3 single-token names; the tokenizer has {len(names)} of ours "
-                         f"({', '.join(NAMES[:6])}, ...) and no capitalised single-token words to use instead")
+        raise ValueError(
+            f"ioi needs at least 3 single-token names; the tokenizer has {len(names)} of ours "
+            f"({', '.join(NAMES[:6])}, ...) and no capitalised single-token words to use instead"
+        )
     bos = _bos(tokenizer)
     clean, corrupt, ans, wrong, texts = [], [], [], [], []
     width = None
@@ -204,7 +239,13 @@ def make_ioi(tokenizer, n: int, seed: int, style: str = "template") -> PromptSet
             break
         io, s, c3 = rng.choice(names, size=3, replace=False).tolist()
         a, b = (io, s) if rng.random() < 0.5 else (s, io)
-        fill = dict(A=a, B=b, place=str(rng.choice(PLACES)), verb=str(rng.choice(VERBS)), obj=str(rng.choice(OBJECTS)))
+        fill = dict(
+            A=a,
+            B=b,
+            place=str(rng.choice(PLACES)),
+            verb=str(rng.choice(VERBS)),
+            obj=str(rng.choice(OBJECTS)),
+        )
         t_clean = template.format(S=s, **fill)
         t_corr = template.format(S=c3, **fill)
         x, y = bos + _encode(tokenizer, t_clean), bos + _encode(tokenizer, t_corr)
@@ -219,8 +260,15 @@ def make_ioi(tokenizer, n: int, seed: int, style: str = "template") -> PromptSet
     if len(clean) < n:
         raise ValueError(f"could only build {len(clean)} equal-length IOI prompts of {n}")
     c = torch.tensor(clean)
-    return PromptSet("ioi", c, torch.tensor(corrupt), torch.tensor(ans), torch.tensor(wrong),
-                     torch.full((n,), c.shape[1] - 1), texts=texts)
+    return PromptSet(
+        "ioi",
+        c,
+        torch.tensor(corrupt),
+        torch.tensor(ans),
+        torch.tensor(wrong),
+        torch.full((n,), c.shape[1] - 1),
+        texts=texts,
+    )
 
 
 def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
@@ -235,8 +283,10 @@ def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
     digits = single_tokens(tokenizer, [str(i) for i in range(10)], leading_space=False)
     by_digit = len(two) < 90
     if by_digit and len(digits) < 10:
-        raise ValueError("greater_than needs a tokenizer with two-digit year tokens (e.g. GPT-2) or single-digit "
-                         f"tokens (e.g. SmolLM2); this one has {len(two)} of 100 and {len(digits)} of 10")
+        raise ValueError(
+            "greater_than needs a tokenizer with two-digit year tokens (e.g. GPT-2) or single-digit "
+            f"tokens (e.g. SmolLM2); this one has {len(two)} of 100 and {len(digits)} of 10"
+        )
     bos = _bos(tokenizer)
     vocab = len(tokenizer)
     clean, corrupt, good, bad, texts = [], [], [], [], []
@@ -250,7 +300,11 @@ def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
         t = GT_TEMPLATE.format(noun=noun, century=century, yy=yy)
         tc = GT_TEMPLATE.format(noun=noun, century=century, yy=1)
         x, y = bos + _encode(tokenizer, t), bos + _encode(tokenizer, tc)
-        if (not by_digit and f"{yy:02d}" not in two) or len(x) != len(y) or (width is not None and len(x) != width):
+        if (
+            (not by_digit and f"{yy:02d}" not in two)
+            or len(x) != len(y)
+            or (width is not None and len(x) != width)
+        ):
             continue
         width = len(x)
         g = torch.zeros(vocab, dtype=torch.bool)
@@ -271,8 +325,18 @@ def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
         raise ValueError(f"could only build {len(clean)} equal-length greater-than prompts of {n}")
     c = torch.tensor(clean)
     zeros = torch.zeros(n, dtype=torch.long)
-    return PromptSet("greater_than", c, torch.tensor(corrupt), zeros, zeros.clone(), torch.full((n,), c.shape[1] - 1),
-                     metric="prob_diff", good_mask=torch.stack(good), bad_mask=torch.stack(bad), texts=texts)
+    return PromptSet(
+        "greater_than",
+        c,
+        torch.tensor(corrupt),
+        zeros,
+        zeros.clone(),
+        torch.full((n,), c.shape[1] - 1),
+        metric="prob_diff",
+        good_mask=torch.stack(good),
+        bad_mask=torch.stack(bad),
+        texts=texts,
+    )
 
 
 TASKS: dict[str, Callable[..., PromptSet]] = {
@@ -295,6 +359,7 @@ def make_task(name: str, tokenizer, n: int, seed: int) -> PromptSet:
 # ------------------------------------------------------------------ training language
 def _sentence(rng: np.random.Generator) -> list[str]:
     """One plain sentence: det (adj) noun verb det (adj) noun (prep det noun) ."""
+
     def np_() -> list[str]:
         words = [str(rng.choice(DETS))]
         if rng.random() < 0.5:
@@ -310,7 +375,9 @@ def _sentence(rng: np.random.Generator) -> list[str]:
 def _ioi_segment(rng: np.random.Generator) -> list[str]:
     io, s = rng.choice(NAMES, size=2, replace=False).tolist()
     a, b = (io, s) if rng.random() < 0.5 else (s, io)
-    text = IOI_TEMPLATE.format(A=a, B=b, S=s, place=rng.choice(PLACES), verb=rng.choice(VERBS), obj=rng.choice(OBJECTS))
+    text = IOI_TEMPLATE.format(
+        A=a, B=b, S=s, place=rng.choice(PLACES), verb=rng.choice(VERBS), obj=rng.choice(OBJECTS)
+    )
     return text.split() + [io, "."]
 
 
@@ -334,7 +401,9 @@ def template_sequence(rng: np.random.Generator, n_words: int, mix: dict[str, flo
     return words
 
 
-def template_corpus(tokenizer, n_seq: int, n_ctx: int, seed: int, mix: dict[str, float]) -> torch.Tensor:
+def template_corpus(
+    tokenizer, n_seq: int, n_ctx: int, seed: int, mix: dict[str, float]
+) -> torch.Tensor:
     """``[n_seq, n_ctx]`` token ids of the template language (BOS first)."""
     rng = np.random.default_rng(seed)
     vocab = tokenizer.get_vocab()

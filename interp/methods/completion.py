@@ -38,7 +38,9 @@ def _chunks(n: int, size: int):
         yield slice(i, min(n, i + size))
 
 
-def _slot_batches(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int, masked: bool):
+def _slot_batches(
+    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int, masked: bool
+):
     """Yield ``(slice, tokens [b, T], prompt lengths [b], row ids [b])`` per batch; for a masked
     model the ``length`` slot positions after each prompt are set to the mask token."""
     for sl in _chunks(len(tokens), batch_size):
@@ -51,7 +53,9 @@ def _slot_batches(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, ba
         yield sl, x, pl, rows
 
 
-def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
+def complete(
+    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
+) -> np.ndarray:
     """Greedy completion ``[n, length]`` of each row's slot ``tokens[:, prompt_len : prompt_len + length]``.
 
     Causal: the next ``length`` tokens of each prompt ``tokens[i, :prompt_len[i]]``, from the
@@ -72,12 +76,17 @@ def complete(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_s
     return out
 
 
-def _complete_causal(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int) -> np.ndarray:
+def _complete_causal(
+    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int
+) -> np.ndarray:
     from interp.tracing.generate import cache_kind, generate
 
     out = np.zeros((len(tokens), length), dtype=np.int64)
-    groups = ([np.flatnonzero(prompt_len == p) for p in np.unique(prompt_len)] if cache_kind(m) == "none"
-              else [np.arange(len(tokens))])
+    groups = (
+        [np.flatnonzero(prompt_len == p) for p in np.unique(prompt_len)]
+        if cache_kind(m) == "none"
+        else [np.arange(len(tokens))]
+    )
     for idx in groups:
         for sl in _chunks(len(idx), batch_size):
             rows = idx[sl]
@@ -86,14 +95,19 @@ def _complete_causal(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
     return out
 
 
-def slot_accuracy(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512) -> np.ndarray:
+def slot_accuracy(
+    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
+) -> np.ndarray:
     """``[n]`` bool: the greedy completion of each row's slot equals the tokens given there."""
-    target = np.stack([tokens[i, prompt_len[i]: prompt_len[i] + length] for i in range(len(tokens))])
+    target = np.stack(
+        [tokens[i, prompt_len[i] : prompt_len[i] + length] for i in range(len(tokens))]
+    )
     return (complete(m, tokens, prompt_len, length, batch_size) == target).all(1)
 
 
-def target_logprob(m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np.ndarray,
-                   batch_size: int = 512) -> np.ndarray:
+def target_logprob(
+    m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np.ndarray, batch_size: int = 512
+) -> np.ndarray:
     """``[n, K]`` log-probability of each candidate ``candidates [n, K, T]`` in each row's slot.
     Causal: teacher-forced sum of next-token log-probs. Masked: the same left-to-right chain,
     ``sum_t log p(c_t | context, c_<t, masks at t..T-1)``."""
@@ -126,8 +140,9 @@ def target_logprob(m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np
     return total.reshape(n, K)
 
 
-def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
-                    batch_size: int = 512) -> np.ndarray:
+def query_residuals(
+    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
+) -> np.ndarray:
     """Residual stream ``[layer+1, n, d_model]`` at the query position, ``m.resid_names()``:
     row 0 is the embedding (``m.hook("resid_pre", 0)``), row ``l+1`` is
     ``m.hook("resid_post", l)``. The query position is the last prompt token (causal) or the
@@ -140,12 +155,15 @@ def query_residuals(m, tokens: np.ndarray, prompt_len: np.ndarray, length: int,
     for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
         _, acts = interp.trace(m, x.to(m.device), capture=names)
         pos = pl if masked else pl - 1
-        out.append(torch.stack([acts[nm][rows, pos].float().cpu() for nm in names]))  # [layer+1, batch, d]
+        out.append(
+            torch.stack([acts[nm][rows, pos].float().cpu() for nm in names])
+        )  # [layer+1, batch, d]
     return torch.cat(out, dim=1).numpy()
 
 
-def top_completions(m, prompt_ids: list[int], length: int, k: int = 5, pad_to: Optional[int] = None
-                    ) -> list[tuple[list[int], float]]:
+def top_completions(
+    m, prompt_ids: list[int], length: int, k: int = 5, pad_to: Optional[int] = None
+) -> list[tuple[list[int], float]]:
     """Beam search (width ``k``) for the ``k`` likeliest ``length``-token completions of
     ``prompt_ids`` (BOS included): causal next tokens, or, for masked models, a slot of
     ``length`` masks filled left to right. ``pad_to``: pad each input with PAD to this
@@ -164,8 +182,18 @@ def top_completions(m, prompt_ids: list[int], length: int, k: int = 5, pad_to: O
         scores = torch.tensor([s for _, s in beams])[:, None] + lp
         best = scores.flatten().topk(min(k, scores.numel()))
         V = lp.shape[1]
-        beams = [(beams[i // V][0] + [i % V], float(v)) for v, i in zip(best.values.tolist(), best.indices.tolist())]
+        beams = [
+            (beams[i // V][0] + [i % V], float(v))
+            for v, i in zip(best.values.tolist(), best.indices.tolist())
+        ]
     return beams
 
 
-__all__ = ["is_masked", "complete", "slot_accuracy", "target_logprob", "query_residuals", "top_completions"]
+__all__ = [
+    "is_masked",
+    "complete",
+    "slot_accuracy",
+    "target_logprob",
+    "query_residuals",
+    "top_completions",
+]

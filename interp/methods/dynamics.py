@@ -35,10 +35,18 @@ CellFn = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 RT_SAMPLES, RT_MAX_STEPS = 20, 50  # the paper's continuations per state and cap
 
 
-def residency_times(cell: CellFn, readout: Callable[[torch.Tensor], torch.Tensor], H: torch.Tensor, d_input: int,
-                    *, n_samples: int = RT_SAMPLES, max_steps: int = RT_MAX_STEPS, sigma: float = 1.0,
-                    generator: Optional[torch.Generator] = None, chunk: int = 2048
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def residency_times(
+    cell: CellFn,
+    readout: Callable[[torch.Tensor], torch.Tensor],
+    H: torch.Tensor,
+    d_input: int,
+    *,
+    n_samples: int = RT_SAMPLES,
+    max_steps: int = RT_MAX_STEPS,
+    sigma: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+    chunk: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean steps until the argmax output changes, from each state of ``H`` [n, d].
 
     From every state, ``n_samples`` continuations are run with fresh input noise
@@ -57,7 +65,9 @@ def residency_times(cell: CellFn, readout: Callable[[torch.Tensor], torch.Tensor
             logits0 = readout(h0)
             probs.append(torch.softmax(logits0.double(), -1).max(-1).values.cpu().numpy())
             out0 = logits0.argmax(-1).repeat_interleave(n_samples)  # [m * n_samples]
-            h = h0.repeat_interleave(n_samples, dim=0)  # [m * n_samples, d]: continuations of state i together
+            h = h0.repeat_interleave(
+                n_samples, dim=0
+            )  # [m * n_samples, d]: continuations of state i together
             steps = torch.full((len(h),), max_steps, dtype=torch.long, device=h.device)
             alive = torch.ones(len(h), dtype=torch.bool, device=h.device)
             for t in range(1, max_steps + 1):
@@ -66,7 +76,9 @@ def residency_times(cell: CellFn, readout: Callable[[torch.Tensor], torch.Tensor
                 switched = alive & (readout(h).argmax(-1) != out0)
                 steps[switched] = t
                 alive &= ~switched
-                if not alive.any():  # one host sync per step, to stop once every continuation switched
+                if (
+                    not alive.any()
+                ):  # one host sync per step, to stop once every continuation switched
                     break
             rts.append(steps.view(-1, n_samples).double().mean(1).cpu().numpy())
     if not rts:
@@ -74,8 +86,9 @@ def residency_times(cell: CellFn, readout: Callable[[torch.Tensor], torch.Tensor
     return np.concatenate(rts), np.concatenate(probs)
 
 
-def cluster_populations(H: np.ndarray, y: np.ndarray, in_cluster: np.ndarray, a: int, b: int,
-                        size: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+def cluster_populations(
+    H: np.ndarray, y: np.ndarray, in_cluster: np.ndarray, a: int, b: int, size: Optional[int] = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Units most active in ``a``'s cluster states relative to ``b``'s, and the reverse.
 
     ``H`` [..., d] states, ``y`` [...] their argmax outputs, ``in_cluster`` [...] a mask of
@@ -109,8 +122,15 @@ def kick_neurons(W_hh: np.ndarray, pop_dst: np.ndarray, k: int) -> tuple[list[in
     return order[:k].tolist(), score
 
 
-def pre_switch_activity(H: np.ndarray, y: np.ndarray, a: int, b: int, base_a: np.ndarray, base_b: np.ndarray,
-                        window: int = 3) -> tuple[np.ndarray, int]:
+def pre_switch_activity(
+    H: np.ndarray,
+    y: np.ndarray,
+    a: int,
+    b: int,
+    base_a: np.ndarray,
+    base_b: np.ndarray,
+    window: int = 3,
+) -> tuple[np.ndarray, int]:
     """Mean activity [d] in the ``window`` steps before each switch between outputs ``a`` and
     ``b`` minus the mean of the cluster it leaves (``base_a`` or ``base_b``), and the number of
     switches. ``H`` [n, T, d], ``y`` [n, T]. The ad-hoc activity ranking the paper's
@@ -125,8 +145,14 @@ def pre_switch_activity(H: np.ndarray, y: np.ndarray, a: int, b: int, base_a: np
     return total / max(count, 1), count
 
 
-def continuation_spread(cell: CellFn, H0: torch.Tensor, d_input: int, n_trials: int, steps: int = 5,
-                        generator: Optional[torch.Generator] = None) -> float:
+def continuation_spread(
+    cell: CellFn,
+    H0: torch.Tensor,
+    d_input: int,
+    n_trials: int,
+    steps: int = 5,
+    generator: Optional[torch.Generator] = None,
+) -> float:
     """Mean distance to their centroid of ``n_trials`` fresh-noise continuations of ``steps``
     steps, averaged over the start states ``H0`` [n, d] (NaN if there are none): how much
     noise moves the state from there."""
@@ -137,7 +163,9 @@ def continuation_spread(cell: CellFn, H0: torch.Tensor, d_input: int, n_trials: 
         for h0 in H0:
             h = h0.expand(n_trials, -1).clone()
             for _ in range(steps):
-                h = cell(h, torch.randn(n_trials, d_input, generator=generator).to(h.device, h.dtype))
+                h = cell(
+                    h, torch.randn(n_trials, d_input, generator=generator).to(h.device, h.dtype)
+                )
             out.append(float((h - h.mean(0)).norm(dim=-1).mean()))
     return float(np.mean(out))
 
@@ -147,8 +175,12 @@ GROWTH_LIMIT = 1.005  # per-step growth of the mean state norm above which an or
 NORM_LIMIT = 1e12  # a state norm above this (or a non-finite one) diverged, whatever the rate
 
 
-def trajectory_growth(H: np.ndarray | torch.Tensor, window: float = 0.2, growth_limit: float = GROWTH_LIMIT,
-                      norm_limit: float = NORM_LIMIT) -> dict:
+def trajectory_growth(
+    H: np.ndarray | torch.Tensor,
+    window: float = 0.2,
+    growth_limit: float = GROWTH_LIMIT,
+    norm_limit: float = NORM_LIMIT,
+) -> dict:
     """Whether noisy runs ``H`` [n, T, d] stay bounded: ``growth_per_step`` is the geometric
     per-step change of the mean state norm between the first and the last ``window`` of the
     steps (about 1 on a stationary orbit, > 1 when an expanding mode dominates), ``max_norm``
@@ -173,7 +205,12 @@ def trajectory_growth(H: np.ndarray | torch.Tensor, window: float = 0.2, growth_
     else:
         growth = float((last / first) ** (1.0 / max(span, 1)))
     diverged = (not finite) or max_norm > norm_limit or growth > growth_limit
-    return {"diverged": bool(diverged), "growth_per_step": growth, "max_norm": max_norm, "finite": finite}
+    return {
+        "diverged": bool(diverged),
+        "growth_per_step": growth,
+        "max_norm": max_norm,
+        "finite": finite,
+    }
 
 
 def pca(X: np.ndarray, k: int = 3):
@@ -186,8 +223,10 @@ def pca(X: np.ndarray, k: int = 3):
     converge"): check runs with :func:`trajectory_growth` first."""
     X = np.asarray(X)
     if not np.isfinite(X).all():
-        raise ValueError(f"pca: {int((~np.isfinite(X)).any(-1).sum())} of {len(X)} rows are not finite "
-                         "(a diverged run? see trajectory_growth)")
+        raise ValueError(
+            f"pca: {int((~np.isfinite(X)).any(-1).sum())} of {len(X)} rows are not finite "
+            "(a diverged run? see trajectory_growth)"
+        )
     mu = X.mean(0)
     U, S, Vt = np.linalg.svd(X - mu, full_matrices=False)
     var = S**2 / max(1, len(X) - 1)

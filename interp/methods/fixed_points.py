@@ -43,6 +43,7 @@ def jacobians(F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor] = None) -> t
     from torch.func import jacrev, vmap
 
     if x is None or x.ndim == 1:
+
         def f(hi):
             return F(hi[None], None if x is None else x[None])[0]
 
@@ -96,7 +97,11 @@ class FixedPoints:
         return len(self.points)
 
     def __repr__(self) -> str:
-        kinds = {k: int((self.stability == k).sum()) for k in np.unique(self.stability)} if len(self) else {}
+        kinds = (
+            {k: int((self.stability == k).sum()) for k in np.unique(self.stability)}
+            if len(self)
+            else {}
+        )
         return f"FixedPoints(n={len(self)}, fixed={int(self.is_fixed.sum())}, stability={kinds})"
 
     @property
@@ -112,17 +117,33 @@ class FixedPoints:
         if isinstance(idx, (int, np.integer)):
             idx = [int(idx)]
         idx = np.asarray(idx) if not isinstance(idx, slice) else idx
-        return FixedPoints(self.points[idx], self.q[idx], self.counts[idx], self.eigenvalues[idx],
-                           self.jacobians[idx], self.stability[idx], self.fixed_tol, dict(self.meta))
+        return FixedPoints(
+            self.points[idx],
+            self.q[idx],
+            self.counts[idx],
+            self.eigenvalues[idx],
+            self.jacobians[idx],
+            self.stability[idx],
+            self.fixed_tol,
+            dict(self.meta),
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` file (meta as JSON)."""
         import json
 
         path = Path(path)
-        np.savez(path, points=self.points, q=self.q, counts=self.counts, eigenvalues=self.eigenvalues,
-                 jacobians=self.jacobians, stability=self.stability.astype(str),
-                 fixed_tol=np.array(self.fixed_tol), meta=np.array(json.dumps(self.meta, default=float)))
+        np.savez(
+            path,
+            points=self.points,
+            q=self.q,
+            counts=self.counts,
+            eigenvalues=self.eigenvalues,
+            jacobians=self.jacobians,
+            stability=self.stability.astype(str),
+            fixed_tol=np.array(self.fixed_tol),
+            meta=np.array(json.dumps(self.meta, default=float)),
+        )
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
@@ -133,8 +154,16 @@ class FixedPoints:
         if not path.exists() and path.with_name(path.name + ".npz").exists():
             path = path.with_name(path.name + ".npz")
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["points"], z["q"], z["counts"], z["eigenvalues"], z["jacobians"],
-                       z["stability"].astype(str), float(z["fixed_tol"]), json.loads(str(z["meta"])))
+            return cls(
+                z["points"],
+                z["q"],
+                z["counts"],
+                z["eigenvalues"],
+                z["jacobians"],
+                z["stability"].astype(str),
+                float(z["fixed_tol"]),
+                json.loads(str(z["meta"])),
+            )
 
 
 def _dedup(points: np.ndarray, q: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -154,9 +183,17 @@ def _dedup(points: np.ndarray, q: np.ndarray, tol: float) -> tuple[np.ndarray, n
     return np.asarray(keep, dtype=int), np.asarray(counts, dtype=int)
 
 
-def _adam_descent(F: CellFn, h0: torch.Tensor, x: Optional[torch.Tensor], max_iters: int, lr: float,
-                  lr_final_frac: float, check_every: int, q_tol: float, grad_tol: float
-                  ) -> tuple[torch.Tensor, int, float]:
+def _adam_descent(
+    F: CellFn,
+    h0: torch.Tensor,
+    x: Optional[torch.Tensor],
+    max_iters: int,
+    lr: float,
+    lr_final_frac: float,
+    check_every: int,
+    q_tol: float,
+    grad_tol: float,
+) -> tuple[torch.Tensor, int, float]:
     """Minimise ``q`` from every row of ``h0`` at once with Adam (exponentially decaying
     learning rate); stop once every ``q <= q_tol`` or ``|grad q| <= grad_tol``. Returns the
     points, the iterations run and the final learning rate."""
@@ -178,8 +215,9 @@ def _adam_descent(F: CellFn, h0: torch.Tensor, x: Optional[torch.Tensor], max_it
     return h.detach(), it, float(opt.param_groups[0]["lr"])
 
 
-def _newton_polish(F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor], steps: int
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def _newton_polish(
+    F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor], steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched Newton steps on ``F(h) - h = 0``, each accepted per point only where it lowers
     ``q``; returns the points and their ``q``."""
     with torch.no_grad():
@@ -242,8 +280,9 @@ def find_fixed_points(
         out = F(h0[:1], None if x is None else (x if x.ndim == 1 else x[:1]))
     if out.shape != h0[:1].shape:
         raise ValueError(f"F must map [n, {h0.shape[1]}] to the same shape, got {tuple(out.shape)}")
-    h, it, final_lr = _adam_descent(F, h0, x, max_iters, lr, lr_final_frac, check_every,
-                                    max(fixed_tol, newton_tol), grad_tol)
+    h, it, final_lr = _adam_descent(
+        F, h0, x, max_iters, lr, lr_final_frac, check_every, max(fixed_tol, newton_tol), grad_tol
+    )
     h, q = _newton_polish(F, h, x, newton_steps)
     pts = h.cpu().double().numpy()
     qs = q.cpu().double().numpy()
@@ -251,11 +290,19 @@ def find_fixed_points(
     centre = init.mean(0)
     radius = max(np.linalg.norm(init - centre, axis=1).max(), 1e-12)
     finite = np.isfinite(pts).all(1) & np.isfinite(qs)
-    outlier = finite & (np.linalg.norm(np.where(finite[:, None], pts, 0) - centre, axis=1) > outlier_scale * radius)
+    outlier = finite & (
+        np.linalg.norm(np.where(finite[:, None], pts, 0) - centre, axis=1) > outlier_scale * radius
+    )
     slow = finite & ~outlier & (qs <= slow_tol)
-    meta = {"n_init": int(len(init)), "iterations": int(it), "n_converged_fixed": int((finite & (qs <= fixed_tol)).sum()),
-            "n_slow_or_fixed": int(slow.sum()), "n_outliers": int(outlier.sum()), "n_nonfinite": int((~finite).sum()),
-            "final_lr": final_lr}
+    meta = {
+        "n_init": int(len(init)),
+        "iterations": int(it),
+        "n_converged_fixed": int((finite & (qs <= fixed_tol)).sum()),
+        "n_slow_or_fixed": int(slow.sum()),
+        "n_outliers": int(outlier.sum()),
+        "n_nonfinite": int((~finite).sum()),
+        "final_lr": final_lr,
+    }
     idx = np.where(slow)[0]
     keep, counts = _dedup(pts[idx], qs[idx], dedup_tol)
     idx = idx[keep]
@@ -268,7 +315,9 @@ def find_fixed_points(
     else:
         ev = np.zeros((len(idx), 0), dtype=complex)
         Jn = np.zeros((len(idx), 0, 0))
-    labels = np.asarray(stability_labels(ev, stability_eps) if ev.size else ["unknown"] * len(idx), dtype=str)
+    labels = np.asarray(
+        stability_labels(ev, stability_eps) if ev.size else ["unknown"] * len(idx), dtype=str
+    )
     fps = FixedPoints(pts[idx].reshape(-1, d), qs[idx], counts, ev, Jn, labels, fixed_tol, meta)
     log.info("fixed points: %s (%d iterations)", fps, it)
     return fps
@@ -304,7 +353,9 @@ def planted_tanh_map(d: int = 3, gain: float = 2.0, seed: int = 0) -> PlantedMap
     rng = np.random.default_rng(seed)
     R, _ = np.linalg.qr(rng.standard_normal((d, d)))
     z_star = brentq(lambda z: np.tanh(gain * z) - z, 1e-3, 1.0, xtol=1e-15)
-    Z = np.array(list(itertools.product((-z_star, 0.0, z_star), repeat=d)))  # [3^d, d] rotated coordinates
+    Z = np.array(
+        list(itertools.product((-z_star, 0.0, z_star), repeat=d))
+    )  # [3^d, d] rotated coordinates
     lam = gain / np.cosh(gain * Z) ** 2  # [3^d, d] eigenvalues (the Jacobian is symmetric)
     ev = -np.sort(-lam, axis=1).astype(complex)
     Rt = torch.from_numpy(R)
@@ -316,8 +367,15 @@ def planted_tanh_map(d: int = 3, gain: float = 2.0, seed: int = 0) -> PlantedMap
     return PlantedMap(F, R, float(gain), Z @ R.T, ev, stability_labels(ev))
 
 
-def finder_recovery(F: CellFn, planted: PlantedMap, finder: Callable[..., "FixedPoints"] = None, *,
-                    n_init: Optional[int] = None, seed: int = 0, **finder_kw: Any) -> dict:
+def finder_recovery(
+    F: CellFn,
+    planted: PlantedMap,
+    finder: Callable[..., "FixedPoints"] = None,
+    *,
+    n_init: Optional[int] = None,
+    seed: int = 0,
+    **finder_kw: Any,
+) -> dict:
     """Run ``finder`` (default :func:`find_fixed_points`) on ``F`` and compare its fixed points
     with ``planted``'s known ones.
 
@@ -337,8 +395,13 @@ def finder_recovery(F: CellFn, planted: PlantedMap, finder: Callable[..., "Fixed
     found = fps[fps.is_fixed] if len(fps) else fps
     known = planted.points
     if len(found) == 0:
-        return {"point_error": float("inf"), "eig_error": float("inf"), "label_mismatches": len(known),
-                "n_found": 0, "n_known": len(known)}
+        return {
+            "point_error": float("inf"),
+            "eig_error": float("inf"),
+            "label_mismatches": len(known),
+            "n_found": 0,
+            "n_known": len(known),
+        }
     dist = np.linalg.norm(found.points[:, None] - known[None], axis=-1)  # [n_found, n_known]
     point_error = float(max(dist.min(1).max(), dist.min(0).max()))
     match = dist.argmin(1)  # the known point nearest each found one
@@ -347,6 +410,15 @@ def finder_recovery(F: CellFn, planted: PlantedMap, finder: Callable[..., "Fixed
     else:
         eig_error = float("inf")
     labels = [planted.stability[j] for j in match]
-    mismatches = int(sum(a != b for a, b in zip(found.stability, labels))) + len(known) - len(set(match.tolist()))
-    return {"point_error": point_error, "eig_error": eig_error, "label_mismatches": mismatches,
-            "n_found": len(found), "n_known": len(known)}
+    mismatches = (
+        int(sum(a != b for a, b in zip(found.stability, labels)))
+        + len(known)
+        - len(set(match.tolist()))
+    )
+    return {
+        "point_error": point_error,
+        "eig_error": eig_error,
+        "label_mismatches": mismatches,
+        "n_found": len(found),
+        "n_known": len(known),
+    }

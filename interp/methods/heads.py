@@ -32,13 +32,19 @@ SCORE_KEYS = ("mass", "uniform", "ratio")
 def length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Row indices grouped by similar length (less padding), shortest first."""
     order = np.argsort(lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]  # numpy index arrays
+    return [
+        order[i : i + batch_size] for i in range(0, len(order), batch_size)
+    ]  # numpy index arrays
 
 
 # --------------------------------------------------------------------------- n-gram heads
-def ngram_head_scores(tokens: torch.Tensor, patterns: torch.Tensor, n: int,
-                      query_mask: Optional[torch.Tensor] = None, pad_id: Optional[int] = None
-                      ) -> dict[str, np.ndarray]:
+def ngram_head_scores(
+    tokens: torch.Tensor,
+    patterns: torch.Tensor,
+    n: int,
+    query_mask: Optional[torch.Tensor] = None,
+    pad_id: Optional[int] = None,
+) -> dict[str, np.ndarray]:
     """n-gram head scores of one layer's attention.
 
     Args:
@@ -75,12 +81,20 @@ def ngram_head_scores(tokens: torch.Tensor, patterns: torch.Tensor, n: int,
     return finish_scores(mass_sum, np.full(H, uni_sum), np.full(H, count))
 
 
-def finish_scores(mass_sum: np.ndarray, uniform_sum: np.ndarray, count: np.ndarray) -> dict[str, np.ndarray]:
+def finish_scores(
+    mass_sum: np.ndarray, uniform_sum: np.ndarray, count: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-head ``mass``, ``uniform`` and ``ratio`` from pooled sums (see :func:`ngram_head_scores`)."""
     c = np.maximum(count, 1e-12)
     mass, uni = mass_sum / c, uniform_sum / c
-    return {"mass": mass, "uniform": uni, "ratio": mass / np.maximum(uni, 1e-12),
-            "mass_sum": mass_sum, "uniform_sum": uniform_sum, "count": count}
+    return {
+        "mass": mass,
+        "uniform": uni,
+        "ratio": mass / np.maximum(uni, 1e-12),
+        "mass_sum": mass_sum,
+        "uniform_sum": uniform_sum,
+        "count": count,
+    }
 
 
 def pattern_hooks(m) -> list[str]:
@@ -89,8 +103,14 @@ def pattern_hooks(m) -> list[str]:
     return [h for h in m.hook_names if h.endswith("hook_pattern")]
 
 
-def model_head_scores(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
-                      ns: Sequence[int] = (2, 3), pad_id: Optional[int] = None) -> dict[int, dict[str, np.ndarray]]:
+def model_head_scores(
+    m,
+    tokens: torch.Tensor,
+    lengths: np.ndarray,
+    batch_size: int,
+    ns: Sequence[int] = (2, 3),
+    pad_id: Optional[int] = None,
+) -> dict[int, dict[str, np.ndarray]]:
     """``{n: {"mass"|"uniform"|"ratio": [n_pattern_hooks, head]}}`` pooled over the prompts
     ``tokens [n, T]`` (PAD-padded to ``lengths``); batching does not change the result."""
     from interp.tracing.trace import trace
@@ -115,14 +135,20 @@ def model_head_scores(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: 
     return out
 
 
-def ngram_criterion(s: dict[str, np.ndarray], mass_at: float = 0.5, ratio_at: float = 3.0) -> np.ndarray:
+def ngram_criterion(
+    s: dict[str, np.ndarray], mass_at: float = 0.5, ratio_at: float = 3.0
+) -> np.ndarray:
     """``min(mass / mass_at, ratio / ratio_at)`` per head: >= 1 where both "mass >= mass_at"
     and "ratio >= ratio_at" hold."""
     return np.minimum(s["mass"] / mass_at, s["ratio"] / ratio_at)
 
 
-def best_ngram_head(scores: dict[int, dict[str, np.ndarray]], min_layer: int = 1, mass_at: float = 0.5,
-                    ratio_at: float = 3.0) -> dict[str, Any]:
+def best_ngram_head(
+    scores: dict[int, dict[str, np.ndarray]],
+    min_layer: int = 1,
+    mass_at: float = 0.5,
+    ratio_at: float = 3.0,
+) -> dict[str, Any]:
     """The head in layers >= ``min_layer`` closest to (or furthest past) the criterion
     "mass >= mass_at and ratio >= ratio_at" for 2- or 3-grams: its score is
     ``min(mass / mass_at, ratio / ratio_at)`` (>= 1 means both hold)."""
@@ -132,24 +158,34 @@ def best_ngram_head(scores: dict[int, dict[str, np.ndarray]], min_layer: int = 1
         for l in range(min_layer, both.shape[0]):
             for h in range(both.shape[1]):
                 if both[l, h] > best["score"]:
-                    best = {"score": float(both[l, h]), "layer": l, "head": h, "n": n,
-                            "mass": float(s["mass"][l, h]), "ratio": float(s["ratio"][l, h])}
+                    best = {
+                        "score": float(both[l, h]),
+                        "layer": l,
+                        "head": h,
+                        "n": n,
+                        "mass": float(s["mass"][l, h]),
+                        "ratio": float(s["ratio"][l, h]),
+                    }
     return best
 
 
-def rank_ngram_heads(scores: dict[int, dict[str, np.ndarray]], mass_at: float = 0.5, ratio_at: float = 3.0
-                     ) -> list[tuple[int, int]]:
+def rank_ngram_heads(
+    scores: dict[int, dict[str, np.ndarray]], mass_at: float = 0.5, ratio_at: float = 3.0
+) -> list[tuple[int, int]]:
     """Every ``(layer, head)``, best n-gram head first: by the larger of the 2- and 3-gram
     :func:`ngram_criterion`."""
-    rank = np.maximum(*[ngram_criterion(scores[n], mass_at, ratio_at) for n in (2, 3)])  # [layer, head]
+    rank = np.maximum(
+        *[ngram_criterion(scores[n], mass_at, ratio_at) for n in (2, 3)]
+    )  # [layer, head]
     H = rank.shape[1]
     order = np.argsort(rank, axis=None)[::-1]
     return [(int(i // H), int(i % H)) for i in order]
 
 
 # --------------------------------------------------------------------------- ablation
-def head_means(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
-               pad_id: Optional[int] = None) -> dict[str, torch.Tensor]:
+def head_means(
+    m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, pad_id: Optional[int] = None
+) -> dict[str, torch.Tensor]:
     """Mean ``hook_z`` ``[head, d_head]`` per layer (keyed by ``m.hook("z", l)``) over the
     positions of ``tokens [n, T]`` that are not ``pad_id``."""
     from interp.tracing.trace import trace
@@ -169,7 +205,9 @@ def head_means(m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int,
     return {n: (s / count) for n, s in sums.items()}
 
 
-def ablation_edits(m, heads: Sequence[tuple[int, int]], means: dict[str, torch.Tensor], how: str = "mean") -> dict:
+def ablation_edits(
+    m, heads: Sequence[tuple[int, int]], means: dict[str, torch.Tensor], how: str = "mean"
+) -> dict:
     """``hook_z`` edits replacing the given ``(layer, head)`` outputs by their mean
     (``means`` from :func:`head_means`) or by zero (``how="zero"``)."""
     from interp.tracing.trace import edit_heads
@@ -181,7 +219,11 @@ def ablation_edits(m, heads: Sequence[tuple[int, int]], means: dict[str, torch.T
     for l, hs in by_layer.items():
         name = m.hook("z", l)
         mu = means[name][hs]  # [k, d_head]
-        fn = (lambda mu: (lambda a: mu.to(a.dtype).expand_as(a).clone()))(mu) if how == "mean" else torch.zeros_like
+        fn = (
+            (lambda mu: lambda a: mu.to(a.dtype).expand_as(a).clone())(mu)
+            if how == "mean"
+            else torch.zeros_like
+        )
         edits[name] = edit_heads(hs, fn)
     return edits
 
@@ -193,8 +235,9 @@ def empty_head_edits(m) -> dict:
     return {m.hook("z", l): edit_heads([], torch.zeros_like) for l in range(m.n_layers)}
 
 
-def random_head_sets(heads: Sequence[tuple[int, int]], size: int, n: int, rng: np.random.Generator
-                     ) -> list[list[tuple[int, int]]]:
+def random_head_sets(
+    heads: Sequence[tuple[int, int]], size: int, n: int, rng: np.random.Generator
+) -> list[list[tuple[int, int]]]:
     """Up to ``n`` *distinct* sets of ``size`` heads drawn from ``heads`` (each set in drawing
     order). Distinct, so that a repeated set does not count twice as evidence; when ``heads``
     has ``n`` or fewer such sets, every one of them (the null is then exhaustive)."""
@@ -237,5 +280,10 @@ def ablation_significance(drop_top: float, drop_random: Sequence[float]) -> dict
     else:
         res = ttest_1samp(d, drop_top, alternative="less")
         p, t = float(res.pvalue), float(res.statistic)
-    return {"p": p, "t": t, "n": int(len(d)), "p_rank": float((1 + np.sum(d >= drop_top)) / (1 + len(d))),
-            "test": "one-sided one-sample t-test of the random drops against the top drop (scipy.stats.ttest_1samp)"}
+    return {
+        "p": p,
+        "t": t,
+        "n": int(len(d)),
+        "p_rank": float((1 + np.sum(d >= drop_top)) / (1 + len(d))),
+        "test": "one-sided one-sample t-test of the random drops against the top drop (scipy.stats.ttest_1samp)",
+    }

@@ -79,7 +79,9 @@ def block_pattern(pattern: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     block = block.to(pattern.device)[:, None]
     kept = pattern.masked_fill(block, 0.0)
     total = kept.sum(-1, keepdim=True)
-    renorm = torch.where(total > 0, kept / total.clamp_min(torch.finfo(pattern.dtype).tiny), torch.zeros_like(kept))
+    renorm = torch.where(
+        total > 0, kept / total.clamp_min(torch.finfo(pattern.dtype).tiny), torch.zeros_like(kept)
+    )
     edited = block.any(-1, keepdim=True)
     return torch.where(edited, renorm, pattern)
 
@@ -94,7 +96,9 @@ def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict
     return pattern_edits(m, block, layers) if bool(block.any()) else {}
 
 
-def knockout_logits(m: Model, inputs: Any, block: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+def knockout_logits(
+    m: Model, inputs: Any, block: torch.Tensor, layers: Sequence[int]
+) -> torch.Tensor:
     """Full recompute: logits ``[B, T, V]`` of ``m`` with ``block`` applied in ``layers``.
 
     Layers whose attention runs inside the Hugging Face module (the bridge only reports the
@@ -124,7 +128,11 @@ def _delegates(m: Model, layer: int) -> bool:
     except (ImportError, AttributeError, KeyError):
         return False
     inside = bool(getattr(getattr(attn, "original_component", None), "accepts_pattern_fn", False))
-    return isinstance(attn, AttentionBridge) and type(attn).forward is AttentionBridge.forward and not inside
+    return (
+        isinstance(attn, AttentionBridge)
+        and type(attn).forward is AttentionBridge.forward
+        and not inside
+    )
 
 
 def _additive_mask(existing: Any, block: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -146,6 +154,7 @@ def _additive_mask(existing: Any, block: torch.Tensor, dtype: torch.dtype) -> to
 @contextmanager
 def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
     """While active, the attention modules of ``layers`` get ``block`` in their attention mask."""
+
     def pre(module, args, kwargs):
         hidden = kwargs.get("hidden_states", args[0] if args else None)
         b = block.to(hidden.device)
@@ -156,7 +165,9 @@ def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
             args = (args[0], _additive_mask(args[1], b, hidden.dtype), *args[2:])
         return args, kwargs
 
-    handles = [_attention_module(m, l).register_forward_pre_hook(pre, with_kwargs=True) for l in layers]
+    handles = [
+        _attention_module(m, l).register_forward_pre_hook(pre, with_kwargs=True) for l in layers
+    ]
     try:
         yield
     finally:
@@ -196,9 +207,15 @@ def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
     if getattr(cfg, "is_encoder_decoder", False):
         return f"{name} is an encoder-decoder model; the fast path needs a causal decoder"
     if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(cfg, "is_decoder", False):
-        return (f"bidirectional attention ({name}, model_type {kind!r}): blocking into the last position "
-                "changes every other row too")
-    causal = {n for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() for n in ((v,) if isinstance(v, str) else v)}
+        return (
+            f"bidirectional attention ({name}, model_type {kind!r}): blocking into the last position "
+            "changes every other row too"
+        )
+    causal = {
+        n
+        for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
+        for n in ((v,) if isinstance(v, str) else v)
+    }
     if name not in causal:
         return f"{name} is not a causal language model (transformers' causal-LM classes), so no last-row path"
     if getattr(m.cfg, "attention_dir", "causal") != "causal":
@@ -211,8 +228,10 @@ def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
     if any(m.hook("pattern", l) not in m.hook_names for l in range(m.n_layers)):
         return f"{name}: the bridge has no hook_pattern in every layer"
     if any(_delegates(m, l) for l in range(m.n_layers)):
-        return (f"{name}: its attention runs inside the Hugging Face module, so the bridge cannot edit the "
-                "last row's pattern")
+        return (
+            f"{name}: its attention runs inside the Hugging Face module, so the bridge cannot edit the "
+            "last row's pattern"
+        )
     return None
 
 
@@ -229,7 +248,10 @@ def supports_fast_path(m: Model) -> Optional[str]:
         return "rotary positions are not implemented in the zoo fast path"
     if (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads) != cfg.n_heads:
         return "grouped-query attention is not implemented in the zoo fast path"
-    if float(getattr(cfg, "attn_scores_soft_cap", -1) or -1) > 0 or float(getattr(cfg, "output_logits_soft_cap", -1) or -1) > 0:
+    if (
+        float(getattr(cfg, "attn_scores_soft_cap", -1) or -1) > 0
+        or float(getattr(cfg, "output_logits_soft_cap", -1) or -1) > 0
+    ):
         return "soft caps are not implemented in the fast path"
     if getattr(cfg, "attention_dir", "causal") != "causal":
         return "bidirectional attention: blocking into the last position changes other rows"
@@ -290,7 +312,9 @@ def _join(prefix: torch.Tensor, new: torch.Tensor, W: int) -> torch.Tensor:
     """``[W*B, h, P+1, dh]``: the clean prefix ``[B, h, P, dh]`` for each of ``W`` windows, then
     each row's new key/value ``[W*B, h, 1, dh]``; one copy (the cat), none for the repeat."""
     B, h, P, dh = prefix.shape
-    out = torch.cat([prefix[None].expand(W, B, h, P, dh), new.reshape(W, B, h, 1, dh)], dim=-2)  # [W, B, h, P+1, dh]
+    out = torch.cat(
+        [prefix[None].expand(W, B, h, P, dh), new.reshape(W, B, h, 1, dh)], dim=-2
+    )  # [W, B, h, P+1, dh]
     return out.view(W * B, h, P + 1, dh)
 
 
@@ -316,7 +340,9 @@ def _shared_prefix_cache(past: list[tuple[torch.Tensor, torch.Tensor]], W: int) 
     return kv
 
 
-def _hf_last_rows(m: Model, cache: CleanCache, key_block: torch.Tensor, windows: Sequence[Sequence[int]]) -> torch.Tensor:
+def _hf_last_rows(
+    m: Model, cache: CleanCache, key_block: torch.Tensor, windows: Sequence[Sequence[int]]
+) -> torch.Tensor:
     """Logits ``[W, B, V]`` at the last position, window ``w`` blocking ``key_block`` ``[B, T]`` in
     ``windows[w]``: one single-token forward of ``W * B`` rows against the clean cache."""
     hf = _hf_model(m)
@@ -326,10 +352,16 @@ def _hf_last_rows(m: Model, cache: CleanCache, key_block: torch.Tensor, windows:
     kb = key_block.to(cache.logits.device)[:, None, :]  # [B, 1, T]
     blocks = {}
     for l in sorted({l for w in windows for l in w}):
-        on = torch.tensor([l in w for w in windows], device=kb.device)[:, None, None, None]  # [W, 1, 1, 1]
-        blocks[l] = (kb[None] & on).reshape(W * B, 1, -1)  # [W*B, 1, T]; rows off the window stay untouched
+        on = torch.tensor([l in w for w in windows], device=kb.device)[
+            :, None, None, None
+        ]  # [W, 1, 1, 1]
+        blocks[l] = (kb[None] & on).reshape(
+            W * B, 1, -1
+        )  # [W*B, 1, T]; rows off the window stay untouched
     with torch.no_grad(), _hf_hooks(m, blocks):
-        logits = hf(cache.last_tokens.repeat(W, 1), **{_cache_arg(hf): kv}, use_cache=True).logits[:, -1]
+        logits = hf(cache.last_tokens.repeat(W, 1), **{_cache_arg(hf): kv}, use_cache=True).logits[
+            :, -1
+        ]
     return logits.reshape(W, B, -1)
 
 
@@ -343,12 +375,17 @@ def clean_cache(m: Model, inputs: Any) -> CleanCache:
     L = m.n_layers
     names = [m.hook(kind, l) for l in range(L) for kind in ("resid_pre", "k", "v")]
     out, acts = trace(m, inputs, capture=names)
-    return CleanCache([acts[m.hook("resid_pre", l)][:, -1] for l in range(L)],
-                      [acts[m.hook("k", l)] for l in range(L)],
-                      [acts[m.hook("v", l)] for l in range(L)], out)
+    return CleanCache(
+        [acts[m.hook("resid_pre", l)][:, -1] for l in range(L)],
+        [acts[m.hook("k", l)] for l in range(L)],
+        [acts[m.hook("v", l)] for l in range(L)],
+        out,
+    )
 
 
-def last_row_knockout(m: Model, cache: CleanCache, key_block: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+def last_row_knockout(
+    m: Model, cache: CleanCache, key_block: torch.Tensor, layers: Sequence[int]
+) -> torch.Tensor:
     """Logits ``[B, V]`` at the last position when the last query may not attend to the keys
     in ``key_block`` (``[B, T]`` bool) in ``layers``; recomputes only the last row from the
     window's first layer, reusing ``cache``'s keys and values of the earlier positions."""
@@ -388,8 +425,9 @@ def last_row_knockout(m: Model, cache: CleanCache, key_block: torch.Tensor, laye
         return _raw(native.head)(_raw(native.ln_out)(h))
 
 
-def last_row_knockouts(m: Model, cache: CleanCache, key_block: torch.Tensor,
-                       windows: Sequence[Sequence[int]]) -> torch.Tensor:
+def last_row_knockouts(
+    m: Model, cache: CleanCache, key_block: torch.Tensor, windows: Sequence[Sequence[int]]
+) -> torch.Tensor:
     """:func:`last_row_knockout` for every window of ``windows``: logits ``[W, B, V]``. On a
     Hugging Face model all windows share one batched single-token forward; on a zoo model each
     window is its own last-row recompute (the numbers of :func:`last_row_knockout`)."""
@@ -399,8 +437,12 @@ def last_row_knockouts(m: Model, cache: CleanCache, key_block: torch.Tensor,
     todo = [w for w in range(len(windows)) if windows[w] and bool(key_block.any())]
     if cache.past is None or not todo:
         return torch.stack([last_row_knockout(m, cache, key_block, w) for w in windows])
-    out = cache.logits[:, -1][None].repeat(len(windows), 1, 1)  # windows with nothing blocked: clean
-    out[todo] = _hf_last_rows(m, cache, key_block, [sorted(set(windows[w])) for w in todo]).to(out.dtype)
+    out = cache.logits[:, -1][None].repeat(
+        len(windows), 1, 1
+    )  # windows with nothing blocked: clean
+    out[todo] = _hf_last_rows(m, cache, key_block, [sorted(set(windows[w])) for w in todo]).to(
+        out.dtype
+    )
     return out
 
 
@@ -415,8 +457,16 @@ def relative_change(p_new: torch.Tensor, p_base: torch.Tensor) -> torch.Tensor:
     return (p_new - p_base) / p_base * 100.0
 
 
-def sweep(m: Model, inputs: Any, groups: dict[str, torch.Tensor], edges: Sequence[tuple[str, str]],
-          answer: torch.Tensor, k: int = 1, fast: bool = True, cache: CleanCache | None = None) -> dict:
+def sweep(
+    m: Model,
+    inputs: Any,
+    groups: dict[str, torch.Tensor],
+    edges: Sequence[tuple[str, str]],
+    answer: torch.Tensor,
+    k: int = 1,
+    fast: bool = True,
+    cache: CleanCache | None = None,
+) -> dict:
     """Knockout sweep over windows of ``k`` layers for each edge ``(src, dst)`` of ``groups``
     (``[B, T]`` bool each; the group ``"last"`` must be the final position).
 
@@ -438,8 +488,11 @@ def sweep(m: Model, inputs: Any, groups: dict[str, torch.Tensor], edges: Sequenc
     for src, dst in edges:
         name = f"{src}->{dst}"
         rows = torch.zeros(L, len(p_base))
-        fast_rows = (last_row_knockouts(m, cache, groups[src], [window(l, k, L) for l in range(L)])
-                     if dst == "last" and use_fast else None)
+        fast_rows = (
+            last_row_knockouts(m, cache, groups[src], [window(l, k, L) for l in range(L)])
+            if dst == "last" and use_fast
+            else None
+        )
         for l in range(L):
             layers = window(l, k, L)
             if fast_rows is not None:
@@ -454,7 +507,9 @@ def sweep(m: Model, inputs: Any, groups: dict[str, torch.Tensor], edges: Sequenc
 
 
 # ---------------------------------------------------------------- checks
-def attention_removed_logits(m: Model, inputs: Any, layers: Optional[Sequence[int]] = None) -> torch.Tensor:
+def attention_removed_logits(
+    m: Model, inputs: Any, layers: Optional[Sequence[int]] = None
+) -> torch.Tensor:
     """Oracle for a complete cut into the last position: last-position logits ``[B, V]`` of a
     full forward in which the last position's attention output is removed in ``layers`` (all by
     default). It zeroes the per-head mixed values (``m.hook("z", l)``) of the last query, so only
@@ -483,8 +538,14 @@ def nothing_blocked_gap(m: Model, inputs: Any, clean_logits: torch.Tensor) -> fl
     return float((out - clean_logits).abs().max())
 
 
-def fast_vs_full_gap(m: Model, inputs: Any, groups: dict[str, torch.Tensor], cache: CleanCache, k: int,
-                     edges: Sequence[tuple[str, str]]) -> tuple[float, dict]:
+def fast_vs_full_gap(
+    m: Model,
+    inputs: Any,
+    groups: dict[str, torch.Tensor],
+    cache: CleanCache,
+    k: int,
+    edges: Sequence[tuple[str, str]],
+) -> tuple[float, dict]:
     """Largest |logit difference| at the last position between :func:`last_row_knockout` and a
     full recompute, over every edge of ``edges`` into ``"last"`` and every window of ``k``
     layers; also the seconds each took and one clean forward's."""
@@ -505,7 +566,9 @@ def fast_vs_full_gap(m: Model, inputs: Any, groups: dict[str, torch.Tensor], cac
             t0 = time.perf_counter()
             fast = last_row_knockout(m, cache, groups[src], layers)
             t1 = time.perf_counter()
-            full = knockout_logits(m, inputs, edge_block(groups["last"], groups[src]), layers)[:, -1]
+            full = knockout_logits(m, inputs, edge_block(groups["last"], groups[src]), layers)[
+                :, -1
+            ]
             t_full += time.perf_counter() - t1
             t_fast += t1 - t0
             gap = max(gap, float((fast - full).abs().max()))

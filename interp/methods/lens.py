@@ -81,8 +81,14 @@ class LogitLens:
         return float((self.logits[-1] - self.output).abs().max())
 
 
-def logit_lens(m: Any, inputs: Any, *, positions: Positions = None, norm: bool = True,
-               stream: Optional[ResidualStream] = None) -> LogitLens:
+def logit_lens(
+    m: Any,
+    inputs: Any,
+    *,
+    positions: Positions = None,
+    norm: bool = True,
+    stream: Optional[ResidualStream] = None,
+) -> LogitLens:
     """The logit lens of ``inputs`` (or of an already captured ``stream``) over ``m.resid_names()``."""
     stream = stream if stream is not None else residual_stream(m, inputs, positions=positions)
     return LogitLens(stream.names, lens_logits(m, stream, norm=norm), stream.output)

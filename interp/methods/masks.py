@@ -42,19 +42,43 @@ from torch.nn.utils import parametrize
 # Module-name -> canonical matrix name (TransformerLens names). The native zoo transformer
 # uses q/k/v/o and fc_in/fc_out; the rest are common Hugging Face names.
 MATRIX_ALIASES = {
-    "q": "W_Q", "q_proj": "W_Q", "query": "W_Q",
-    "k": "W_K", "k_proj": "W_K", "key": "W_K",
-    "v": "W_V", "v_proj": "W_V", "value": "W_V",
-    "o": "W_O", "o_proj": "W_O", "out_proj": "W_O",
-    "fc_in": "W_in", "fc1": "W_in", "up_proj": "W_in", "c_fc": "W_in", "in": "W_in",
-    "fc_out": "W_out", "fc2": "W_out", "down_proj": "W_out", "out": "W_out",
-    "gate": "W_gate", "gate_proj": "W_gate",
+    "q": "W_Q",
+    "q_proj": "W_Q",
+    "query": "W_Q",
+    "k": "W_K",
+    "k_proj": "W_K",
+    "key": "W_K",
+    "v": "W_V",
+    "v_proj": "W_V",
+    "value": "W_V",
+    "o": "W_O",
+    "o_proj": "W_O",
+    "out_proj": "W_O",
+    "fc_in": "W_in",
+    "fc1": "W_in",
+    "up_proj": "W_in",
+    "c_fc": "W_in",
+    "in": "W_in",
+    "fc_out": "W_out",
+    "fc2": "W_out",
+    "down_proj": "W_out",
+    "out": "W_out",
+    "gate": "W_gate",
+    "gate_proj": "W_gate",
     # fused query/key/value (GPT-2 Conv1D c_attn, GPT-NeoX query_key_value): one site, no head axis yet
-    "c_attn": "W_QKV", "query_key_value": "W_QKV", "qkv_proj": "W_QKV", "Wqkv": "W_QKV",
-    "dense_h_to_4h": "W_in", "dense_4h_to_h": "W_out",
+    "c_attn": "W_QKV",
+    "query_key_value": "W_QKV",
+    "qkv_proj": "W_QKV",
+    "Wqkv": "W_QKV",
+    "dense_h_to_4h": "W_in",
+    "dense_4h_to_h": "W_out",
 }
 # Names that mean different matrices under attention and under the MLP (GPT-2 c_proj, NeoX dense).
-PARENT_ALIASES = {("attn", "c_proj"): "W_O", ("mlp", "c_proj"): "W_out", ("attention", "dense"): "W_O"}
+PARENT_ALIASES = {
+    ("attn", "c_proj"): "W_O",
+    ("mlp", "c_proj"): "W_out",
+    ("attention", "dense"): "W_O",
+}
 MATRICES = ("W_Q", "W_K", "W_V", "W_QKV", "W_O", "W_in", "W_gate", "W_out")
 # nn.Linear weights are [out, in]: the heads of Q/K/V lie along rows, of O along columns.
 # GPT-2's Conv1D stores [in, out], so there the axes swap.
@@ -103,8 +127,9 @@ def native(model: Any) -> nn.Module:
     return getattr(module, "original_model", module)
 
 
-def find_sites(model: Any, matrices: Optional[Sequence[str]] = None,
-               layers: Optional[Sequence[int]] = None) -> list[Site]:
+def find_sites(
+    model: Any, matrices: Optional[Sequence[str]] = None, layers: Optional[Sequence[int]] = None
+) -> list[Site]:
     """Maskable matrices of ``model`` (an ``interp.Model``, a bridge or an ``nn.Module``),
     in layer order; keep only ``matrices`` / ``layers`` when given. Any 2-D weight of an
     ``nn.Linear`` inside a numbered block counts; unknown module names keep their path."""
@@ -113,7 +138,9 @@ def find_sites(model: Any, matrices: Optional[Sequence[str]] = None,
     d_head = getattr(cfg, "d_head", None)
     sites = []
     for path, mod in root.named_modules():
-        conv1d = type(mod).__name__ == "Conv1D" and getattr(mod, "weight", None) is not None  # GPT-2: [in, out]
+        conv1d = (
+            type(mod).__name__ == "Conv1D" and getattr(mod, "weight", None) is not None
+        )  # GPT-2: [in, out]
         if not (isinstance(mod, nn.Linear) or conv1d):
             continue
         clean = ".".join(p for p in path.split(".") if p != "_original_component")
@@ -123,7 +150,7 @@ def find_sites(model: Any, matrices: Optional[Sequence[str]] = None,
         layer = int(hit.group(1))
         parts = clean.split(".")
         leaf, parent = parts[-1], parts[-2] if len(parts) > 1 else ""
-        matrix = PARENT_ALIASES.get((parent, leaf)) or MATRIX_ALIASES.get(leaf, clean[hit.end():])
+        matrix = PARENT_ALIASES.get((parent, leaf)) or MATRIX_ALIASES.get(leaf, clean[hit.end() :])
         if matrices is not None and matrix not in matrices:
             continue
         if layers is not None and layer not in layers:
@@ -133,8 +160,17 @@ def find_sites(model: Any, matrices: Optional[Sequence[str]] = None,
             axis = 1 - axis
         if axis is not None and mod.weight.shape[axis] % d_head:
             axis = None
-        sites.append(Site(f"blocks.{layer}.{matrix}", layer, matrix, path, tuple(mod.weight.shape), axis,
-                          int(d_head) if axis is not None else None))
+        sites.append(
+            Site(
+                f"blocks.{layer}.{matrix}",
+                layer,
+                matrix,
+                path,
+                tuple(mod.weight.shape),
+                axis,
+                int(d_head) if axis is not None else None,
+            )
+        )
     sites = _without_unused_fused_qkv(sites)
     order = {m: i for i, m in enumerate(MATRICES)}
     sites.sort(key=lambda s: (s.layer, order.get(s.matrix, len(order)), s.key))
@@ -153,11 +189,18 @@ def _without_unused_fused_qkv(sites: list[Site]) -> list[Site]:
     ``query_key_value`` into per-head ``q``/``k``/``v`` linears, which the forward uses; the
     fused original stays in the tree as ``qkv`` but computes nothing. Masking it would change
     nothing and would count its weights as kept or removed."""
+
     def parent(s: Site) -> str:
-        return ".".join(p for p in s.path.split(".") if p != "_original_component").rsplit(".", 1)[0]
+        return ".".join(p for p in s.path.split(".") if p != "_original_component").rsplit(".", 1)[
+            0
+        ]
 
     split = {(s.layer, parent(s)) for s in sites if s.matrix in ("W_Q", "W_K", "W_V")}
-    return [s for s in sites if not (s.key.endswith(".qkv") or s.matrix == "W_QKV") or (s.layer, parent(s)) not in split]
+    return [
+        s
+        for s in sites
+        if not (s.key.endswith(".qkv") or s.matrix == "W_QKV") or (s.layer, parent(s)) not in split
+    ]
 
 
 class _MaskParam(nn.Module):
@@ -173,7 +216,9 @@ class _MaskParam(nn.Module):
 
 
 @contextlib.contextmanager
-def masked(model: Any, sites: Sequence[Site], mask_fn: Callable[[Site], Optional[torch.Tensor]]) -> Iterator[Any]:
+def masked(
+    model: Any, sites: Sequence[Site], mask_fn: Callable[[Site], Optional[torch.Tensor]]
+) -> Iterator[Any]:
     """While open, every site's weight reads as ``weight * mask_fn(site)`` (``None``: unmasked).
     Base weights are untouched; the parametrizations are removed on exit."""
     root = native(model)
@@ -182,10 +227,16 @@ def masked(model: Any, sites: Sequence[Site], mask_fn: Callable[[Site], Optional
         for site in sites:
             mod = root.get_submodule(site.path)
             if tuple(mod.weight.shape) != tuple(site.shape):
-                raise ValueError(f"{site.key}: weight shape {tuple(mod.weight.shape)} != mask shape {site.shape}")
+                raise ValueError(
+                    f"{site.key}: weight shape {tuple(mod.weight.shape)} != mask shape {site.shape}"
+                )
             if parametrize.is_parametrized(mod, "weight"):
-                raise RuntimeError(f"{site.key} is already masked: masks do not nest (combine them with & or |)")
-            parametrize.register_parametrization(mod, "weight", _MaskParam(lambda s=site: mask_fn(s)), unsafe=True)
+                raise RuntimeError(
+                    f"{site.key} is already masked: masks do not nest (combine them with & or |)"
+                )
+            parametrize.register_parametrization(
+                mod, "weight", _MaskParam(lambda s=site: mask_fn(s)), unsafe=True
+            )
             done.append(mod)
         yield model
     finally:
@@ -196,12 +247,16 @@ def masked(model: Any, sites: Sequence[Site], mask_fn: Callable[[Site], Optional
 class Mask:
     """A hard binary mask over sites: ``values[key]`` is a bool tensor of the site's shape."""
 
-    def __init__(self, sites: Sequence[Site], values: dict[str, torch.Tensor], meta: Optional[dict] = None):
+    def __init__(
+        self, sites: Sequence[Site], values: dict[str, torch.Tensor], meta: Optional[dict] = None
+    ):
         self.sites = list(sites)
         self.values = {s.key: values[s.key].to(torch.bool).cpu() for s in self.sites}
         for s in self.sites:
             if tuple(self.values[s.key].shape) != tuple(s.shape):
-                raise ValueError(f"{s.key}: mask shape {tuple(self.values[s.key].shape)} != {s.shape}")
+                raise ValueError(
+                    f"{s.key}: mask shape {tuple(self.values[s.key].shape)} != {s.shape}"
+                )
         self.meta = dict(meta or {})
 
     # ----------------------------------------------------------- constructors
@@ -246,7 +301,9 @@ class Mask:
         keys ``"L0.attn"``, ``"L0.mlp"``."""
         out: dict[str, list[int]] = {}
         for s in self.sites:
-            comp = "attn" if s.matrix in HEAD_AXIS else ("mlp" if s.matrix in MATRICES else s.matrix)
+            comp = (
+                "attn" if s.matrix in HEAD_AXIS else ("mlp" if s.matrix in MATRICES else s.matrix)
+            )
             k, n = out.get(f"L{s.layer}.{comp}", [0, 0])
             out[f"L{s.layer}.{comp}"] = [k + int(self.values[s.key].sum()), n + s.size]
         return {c: k / n for c, (k, n) in out.items()}
@@ -258,7 +315,9 @@ class Mask:
         mats = [m for m in dict.fromkeys(s.matrix for s in self.sites)]
         table = np.full((len(layers), len(mats)), np.nan)
         for s in self.sites:
-            table[layers.index(s.layer), mats.index(s.matrix)] = float(self.values[s.key].float().mean())
+            table[layers.index(s.layer), mats.index(s.matrix)] = float(
+                self.values[s.key].float().mean()
+            )
         return table, layers, mats
 
     def by_head(self) -> dict[str, np.ndarray]:
@@ -279,7 +338,9 @@ class Mask:
 
     def complement(self) -> "Mask":
         """Every maskable weight except this mask's."""
-        return Mask(self.sites, {k: ~v for k, v in self.values.items()}, {**self.meta, "complement": True})
+        return Mask(
+            self.sites, {k: ~v for k, v in self.values.items()}, {**self.meta, "complement": True}
+        )
 
     def __and__(self, other: "Mask") -> "Mask":
         self._check_same(other)
@@ -319,9 +380,18 @@ class Mask:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.to(torch.uint8).contiguous() for k, v in self.values.items()}, str(path / "mask.safetensors"))
-        write_json(path / "mask.json", {"sites": [asdict(s) for s in self.sites], "meta": self.meta,
-                                        "kept_fraction": self.kept_fraction})
+        save_file(
+            {k: v.to(torch.uint8).contiguous() for k, v in self.values.items()},
+            str(path / "mask.safetensors"),
+        )
+        write_json(
+            path / "mask.json",
+            {
+                "sites": [asdict(s) for s in self.sites],
+                "meta": self.meta,
+                "kept_fraction": self.kept_fraction,
+            },
+        )
         return path
 
     @classmethod
@@ -348,7 +418,9 @@ class MaskTrainConfig(BaseModel):
     init_logit: float = 0.1
     temperature: float = 1.0  # T at step 0
     temperature_growth: float = 1.004  # T is multiplied by this after every step (paper: 1.001)
-    undecided_stop: float = 0.01  # stop once undecided masks < this fraction of the kept (m > band[1]) ones
+    undecided_stop: float = (
+        0.01  # stop once undecided masks < this fraction of the kept (m > band[1]) ones
+    )
     undecided_band: tuple[float, float] = (0.1, 0.9)
     check_every: int = 10
     matrices: Optional[list[str]] = None  # None: every block matrix
@@ -361,7 +433,9 @@ class MaskLogits(nn.Module):
     def __init__(self, sites: Sequence[Site], init_logit: float = 0.1, temperature: float = 1.0):
         super().__init__()
         self.sites = list(sites)
-        self.logits = nn.ParameterList([nn.Parameter(torch.full(s.shape, float(init_logit))) for s in self.sites])
+        self.logits = nn.ParameterList(
+            [nn.Parameter(torch.full(s.shape, float(init_logit))) for s in self.sites]
+        )
         self._index = {s.key: i for i, s in enumerate(self.sites)}
         self.temperature = float(temperature)
         self._off = False
@@ -406,7 +480,9 @@ class MaskLogits(nn.Module):
         return should_stop(*self.soft_counts(band), stop)
 
     def hard(self, meta: Optional[dict] = None) -> Mask:
-        return Mask(self.sites, {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits)}, meta)
+        return Mask(
+            self.sites, {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits)}, meta
+        )
 
 
 @dataclass
@@ -435,9 +511,15 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return -(target * logp).sum(-1).mean()
 
 
-def train_mask(model: Any, batch_fn: Callable[[int], torch.Tensor],
-               target_fn: Callable[[torch.Tensor], torch.Tensor] | str, cfg: MaskTrainConfig, *,
-               sites: Optional[Sequence[Site]] = None, desc: str = "mask") -> MaskTraining:
+def train_mask(
+    model: Any,
+    batch_fn: Callable[[int], torch.Tensor],
+    target_fn: Callable[[torch.Tensor], torch.Tensor] | str,
+    cfg: MaskTrainConfig,
+    *,
+    sites: Optional[Sequence[Site]] = None,
+    desc: str = "mask",
+) -> MaskTraining:
     """Train a mask on ``model`` so that the masked model's next-token distribution matches
     ``target_fn(tokens) -> [batch, pos, vocab]`` probabilities (or ``"self"``: the unmasked
     model's own softmax, i.e. "optimal pruning"). ``batch_fn(step)`` gives ``[batch, pos]``
@@ -474,27 +556,57 @@ def train_mask(model: Any, batch_fn: Callable[[int], torch.Tensor],
         if step % cfg.check_every == 0 or step == cfg.steps - 1:
             und, kept = module.soft_counts(cfg.undecided_band)
             task, density = getattr(module, "_last", (math.nan, math.nan))
-            history.append({"step": step, "task_loss": task, "soft_density": density,
-                            "undecided": und / module_total, "undecided_per_kept": und / kept if kept else None,
-                            "n_undecided": und, "n_soft_kept": kept, "temperature": module.temperature})
+            history.append(
+                {
+                    "step": step,
+                    "task_loss": task,
+                    "soft_density": density,
+                    "undecided": und / module_total,
+                    "undecided_per_kept": und / kept if kept else None,
+                    "n_undecided": und,
+                    "n_soft_kept": kept,
+                    "temperature": module.temperature,
+                }
+            )
             if should_stop(und, kept, cfg.undecided_stop):
                 state["early"] = True
                 raise _Decided
 
-    tcfg = TrainConfig(steps=cfg.steps, batch_size=1, lr=cfg.lr, weight_decay=0.0, warmup=0, schedule="constant",
-                       grad_clip=None, log_every=max(1, cfg.steps // 20), checkpoint_every=0)
+    tcfg = TrainConfig(
+        steps=cfg.steps,
+        batch_size=1,
+        lr=cfg.lr,
+        weight_decay=0.0,
+        warmup=0,
+        schedule="constant",
+        grad_clip=None,
+        log_every=max(1, cfg.steps // 20),
+        checkpoint_every=0,
+    )
     try:
         with masked(model, sites, logits.mask):
             try:
-                train(logits, batch_fn, loss_fn, tcfg, params=list(logits.parameters()), desc=desc, on_step=on_step)
+                train(
+                    logits,
+                    batch_fn,
+                    loss_fn,
+                    tcfg,
+                    params=list(logits.parameters()),
+                    desc=desc,
+                    on_step=on_step,
+                )
             except _Decided:
                 pass
     finally:
         for p in frozen:
             p.requires_grad_(True)
     logits.eval()
-    meta = {**cfg.model_dump(mode="json"), "steps_run": state["steps"], "stopped_early": state["early"],
-            "final_temperature": logits.temperature}
+    meta = {
+        **cfg.model_dump(mode="json"),
+        "steps_run": state["steps"],
+        "stopped_early": state["early"],
+        "final_temperature": logits.temperature,
+    }
     return MaskTraining(logits.hard(meta), logits, history, state["steps"], state["early"])
 
 
@@ -523,5 +635,18 @@ def row_shuffle_null(a: Mask, b: Mask, n: int, seed: int) -> np.ndarray:
     return total
 
 
-__all__ = ["Site", "Mask", "MaskLogits", "MaskTrainConfig", "MaskTraining", "find_sites", "masked", "train_mask",
-           "soft_cross_entropy", "should_stop", "row_shuffle_null", "native", "MATRICES"]
+__all__ = [
+    "Site",
+    "Mask",
+    "MaskLogits",
+    "MaskTrainConfig",
+    "MaskTraining",
+    "find_sites",
+    "masked",
+    "train_mask",
+    "soft_cross_entropy",
+    "should_stop",
+    "row_shuffle_null",
+    "native",
+    "MATRICES",
+]

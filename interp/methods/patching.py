@@ -36,9 +36,13 @@ from interp.tracing.trace import trace
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Source = Literal["counterfactual", "zero", "mean"]
-Tokens = Union[Int[torch.Tensor, "n pos"], Sequence[str]]  # token ids, or text that Model.prepare tokenizes
+Tokens = Union[
+    Int[torch.Tensor, "n pos"], Sequence[str]
+]  # token ids, or text that Model.prepare tokenizes
 HookZ = Float[torch.Tensor, "n pos head d_head"]  # one layer's hook_z over n prompts
-HeadEffects = Union[Float[torch.Tensor, "n layers heads"], Float[torch.Tensor, "n layers heads pos"]]
+HeadEffects = Union[
+    Float[torch.Tensor, "n layers heads"], Float[torch.Tensor, "n layers heads pos"]
+]
 
 
 def z_names(m: Model) -> list[str]:
@@ -56,9 +60,13 @@ def _z(m: Model, tokens: torch.Tensor, batch_size: int) -> dict[str, torch.Tenso
     return {k: torch.cat(v) for k, v in out.items()}  # each [n, pos, head, d_head]
 
 
-def sources(m: Model, clean: Int[torch.Tensor, "n pos"], source: Source = "counterfactual",
-            corrupt: Optional[Int[torch.Tensor, "n pos"]] = None, batch_size: int = 64
-            ) -> tuple[dict[str, HookZ], dict[str, HookZ]]:
+def sources(
+    m: Model,
+    clean: Int[torch.Tensor, "n pos"],
+    source: Source = "counterfactual",
+    corrupt: Optional[Int[torch.Tensor, "n pos"]] = None,
+    batch_size: int = 64,
+) -> tuple[dict[str, HookZ], dict[str, HookZ]]:
     """``(clean_z, source_z)``: per layer ``hook_z`` ``[n, pos, head, d_head]`` on the clean
     prompts and the values that patching puts in their place."""
     clean_z = _z(m, clean, batch_size)
@@ -75,7 +83,9 @@ def sources(m: Model, clean: Int[torch.Tensor, "n pos"], source: Source = "count
     return clean_z, src
 
 
-def _metric_on(m: Model, tokens: torch.Tensor, metric: Metric, idx: torch.Tensor, edits=None) -> torch.Tensor:
+def _metric_on(
+    m: Model, tokens: torch.Tensor, metric: Metric, idx: torch.Tensor, edits=None
+) -> torch.Tensor:
     out, _ = trace(m, tokens, edits=edits)
     return metric(out, idx).detach().float().cpu()
 
@@ -100,8 +110,12 @@ def activation_patching(
     L, H = m.n_layers, m.cfg.n_heads
     clean_z, src_z = sources(m, clean, source, corrupt, batch_size)
     idx_all = torch.arange(n)
-    base = torch.cat([_metric_on(m, clean[i : i + batch_size], metric, idx_all[i : i + batch_size])
-                      for i in range(0, n, batch_size)])  # [n]
+    base = torch.cat(
+        [
+            _metric_on(m, clean[i : i + batch_size], metric, idx_all[i : i + batch_size])
+            for i in range(0, n, batch_size)
+        ]
+    )  # [n]
     positions: list[Optional[int]] = list(range(T)) if per_position else [None]
     out = torch.zeros(n, L, H, len(positions))
     per_chunk = max(1, batch_size // H)
@@ -112,8 +126,12 @@ def activation_patching(
                 sl = slice(i, i + per_chunk)
                 b = len(idx_all[sl])
                 x = clean[sl].repeat(H, 1)  # [H*b, pos]: copy c of the prompts patches head c
-                src = clean_z[name][sl] + alpha * (src_z[name][sl] - clean_z[name][sl])  # [b, pos, head, d]
-                mask = eye[:, None, None, :, None].expand(H, 1, T, H, 1).clone()  # [copy, 1, pos, head, 1]
+                src = clean_z[name][sl] + alpha * (
+                    src_z[name][sl] - clean_z[name][sl]
+                )  # [b, pos, head, d]
+                mask = (
+                    eye[:, None, None, :, None].expand(H, 1, T, H, 1).clone()
+                )  # [copy, 1, pos, head, 1]
                 if p is not None:
                     keep = torch.zeros(T, device=clean.device)
                     keep[p] = 1
@@ -162,8 +180,9 @@ def attribution_patching(
     return torch.cat(rows)
 
 
-def head_results(m: Model, tokens: Tokens, batch_size: int = 64, upto: Optional[Int[torch.Tensor, " n"]] = None
-                 ) -> Float[torch.Tensor, "n layers_x_heads d_model"]:
+def head_results(
+    m: Model, tokens: Tokens, batch_size: int = 64, upto: Optional[Int[torch.Tensor, " n"]] = None
+) -> Float[torch.Tensor, "n layers_x_heads d_model"]:
     """What each head writes to the residual stream (``hook_z @ W_O``, no bias), averaged over
     positions: ``[n, layers * heads, d_model]`` (layer-major). ``upto`` ``[n]``: average only
     positions ``<= upto[i]`` (e.g. the answer position of right-padded prompts)."""
@@ -192,12 +211,17 @@ def _w_o(m: Model) -> Float[torch.Tensor, "layers heads d_head d_model"]:
     return torch.stack([m.module.blocks[l].attn.W_O.detach() for l in range(m.n_layers)])
 
 
-def head_outputs(m: Model, tokens: Tokens, batch_size: int = 64) -> Float[torch.Tensor, "n pos layers_x_heads d_model"]:
+def head_outputs(
+    m: Model, tokens: Tokens, batch_size: int = 64
+) -> Float[torch.Tensor, "n pos layers_x_heads d_model"]:
     """What each head writes to the residual stream at every position (``hook_z @ W_O``, no
     bias): ``[n, pos, layers * heads, d_model]`` (layer-major); :func:`head_results` is its
     mean over positions."""
     tokens = m.prepare(tokens)
     W_O = _w_o(m)  # [layers, heads, d_head, d_model]
     zs = _z(m, tokens, batch_size)
-    outs = [torch.einsum("bphd,hdm->bphm", zs[name].to(W_O.dtype), W_O[l]) for l, name in enumerate(z_names(m))]
+    outs = [
+        torch.einsum("bphd,hdm->bphm", zs[name].to(W_O.dtype), W_O[l])
+        for l, name in enumerate(z_names(m))
+    ]
     return torch.cat(outs, 2).detach().float().cpu()  # [n, pos, layers*heads, d_model]

@@ -28,7 +28,9 @@ from interp.methods.masks import Mask, MaskTrainConfig, Site, find_sites, train_
 
 PLANTED_IOU = 0.9  # intersection over union of kept vs planted weights a working trainer reaches
 # Settings of the planted training (fixed: the check is of the trainer's code, not of a sweep's lambda).
-PLANTED_TRAIN = MaskTrainConfig(lam=10.0, steps=400, lr=5e-2, init_logit=0.1, temperature_growth=1.02)
+PLANTED_TRAIN = MaskTrainConfig(
+    lam=10.0, steps=400, lr=5e-2, init_logit=0.1, temperature_growth=1.02
+)
 
 
 class _Block(nn.Module):
@@ -70,7 +72,9 @@ class Planted:
 
 
 @torch.no_grad()
-def planted_bigram_model(vocab: int = 16, seed: int = 0, noise: float = 0.5, boost: float = 4.0) -> Planted:
+def planted_bigram_model(
+    vocab: int = 16, seed: int = 0, noise: float = 0.5, boost: float = 4.0
+) -> Planted:
     """The planted model of the module docstring (``noise``: std of the non-planted weights)."""
     if vocab < 2:
         raise ValueError(f"vocab must be at least 2, got {vocab}")
@@ -104,13 +108,22 @@ def recovery(kept: Mask, planted: Mask) -> dict[str, float]:
     """Precision, recall and intersection over union of the kept weights against the planted ones."""
     both = kept.overlap(planted)
     union = kept.n_kept + planted.n_kept - both
-    return {"precision": both / kept.n_kept if kept.n_kept else 0.0,
-            "recall": both / planted.n_kept if planted.n_kept else 0.0,
-            "iou": both / union if union else 0.0, "n_kept": kept.n_kept, "n_planted": planted.n_kept}
+    return {
+        "precision": both / kept.n_kept if kept.n_kept else 0.0,
+        "recall": both / planted.n_kept if planted.n_kept else 0.0,
+        "iou": both / union if union else 0.0,
+        "n_kept": kept.n_kept,
+        "n_planted": planted.n_kept,
+    }
 
 
-def planted_recovery(seed: int = 0, cfg: Optional[MaskTrainConfig] = None, vocab: int = 16,
-                     batch_size: int = 32, seq_len: int = 4) -> dict:
+def planted_recovery(
+    seed: int = 0,
+    cfg: Optional[MaskTrainConfig] = None,
+    vocab: int = 16,
+    batch_size: int = 32,
+    seq_len: int = 4,
+) -> dict:
     """Train a mask on a planted model (:data:`PLANTED_TRAIN` unless ``cfg``) and measure how well
     the kept weights recover the planted ones (:func:`recovery`), with the steps and wall time."""
     t0 = time.time()
@@ -121,11 +134,29 @@ def planted_recovery(seed: int = 0, cfg: Optional[MaskTrainConfig] = None, vocab
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         return torch.randint(0, vocab, (batch_size, seq_len), generator=g)
 
-    res = train_mask(pl.model, batch_fn, lambda t: table[t], cfg or PLANTED_TRAIN, sites=pl.sites,
-                     desc="planted mask")
-    return {**recovery(res.mask, pl.planted), "steps": res.steps, "stopped_early": res.stopped_early,
-            "n_maskable": pl.planted.n_total, "seconds": time.time() - t0}
+    res = train_mask(
+        pl.model,
+        batch_fn,
+        lambda t: table[t],
+        cfg or PLANTED_TRAIN,
+        sites=pl.sites,
+        desc="planted mask",
+    )
+    return {
+        **recovery(res.mask, pl.planted),
+        "steps": res.steps,
+        "stopped_early": res.stopped_early,
+        "n_maskable": pl.planted.n_total,
+        "seconds": time.time() - t0,
+    }
 
 
-__all__ = ["PLANTED_IOU", "PLANTED_TRAIN", "Planted", "PlantedLM", "planted_bigram_model", "planted_recovery",
-           "recovery"]
+__all__ = [
+    "PLANTED_IOU",
+    "PLANTED_TRAIN",
+    "Planted",
+    "PlantedLM",
+    "planted_bigram_model",
+    "planted_recovery",
+    "recovery",
+]

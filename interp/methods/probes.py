@@ -34,7 +34,9 @@ def ridge_r2(X: np.ndarray, Y: np.ndarray, train: np.ndarray, alpha: float) -> f
     return float(1 - sse / max(sst, 1e-12))
 
 
-def nearest_candidate_accuracy(model, X: np.ndarray, ids: np.ndarray, candidates: np.ndarray) -> float:
+def nearest_candidate_accuracy(
+    model, X: np.ndarray, ids: np.ndarray, candidates: np.ndarray
+) -> float:
     """Fraction of rows whose prediction is nearest (cosine) to its own row of ``candidates [c, k]``."""
     pred = model.predict(_numpy(X))
     pred /= np.linalg.norm(pred, axis=1, keepdims=True) + 1e-12

@@ -23,13 +23,21 @@ class PromptProbe:
     target: str  # token whose probability the lens and ablation track
     target_id: int
     patterns: Optional[np.ndarray]  # [layer, head, query, key]
-    lens_probs: Optional[np.ndarray]  # [layer + 1, pos] probability of the next token (row 0 = embedding)
-    lens_target_prob: Optional[np.ndarray]  # [layer + 1] probability of the target at the last position
+    lens_probs: Optional[
+        np.ndarray
+    ]  # [layer + 1, pos] probability of the next token (row 0 = embedding)
+    lens_target_prob: Optional[
+        np.ndarray
+    ]  # [layer + 1] probability of the target at the last position
     lens_top: Optional[list[list[str]]]  # [layer + 1][pos] top-1 token of the lens
-    head_effect: Optional[np.ndarray]  # [layer, head] change in the target's logit when the head is zeroed
+    head_effect: Optional[
+        np.ndarray
+    ]  # [layer, head] change in the target's logit when the head is zeroed
 
 
-def probe_prompt(m, prompt: str, target: Optional[str] = None, top_k: int = 10, ablate: bool = True) -> PromptProbe:
+def probe_prompt(
+    m, prompt: str, target: Optional[str] = None, top_k: int = 10, ablate: bool = True
+) -> PromptProbe:
     """Tokens, next-token predictions, attention, logit lens and per-head ablation for ``prompt``.
 
     ``target``: a string whose first token is tracked (default: the model's top prediction).
@@ -42,19 +50,33 @@ def probe_prompt(m, prompt: str, target: Optional[str] = None, top_k: int = 10, 
         raise ValueError("type a prompt first")
     tokens = m.to_tokens(prompt)
     if m.cfg is not None and tokens.shape[1] > m.cfg.n_ctx:
-        raise ValueError(f"the prompt has {tokens.shape[1]} tokens; this model's context is {m.cfg.n_ctx}")
+        raise ValueError(
+            f"the prompt has {tokens.shape[1]} tokens; this model's context is {m.cfg.n_ctx}"
+        )
     is_tf = m.kind == "transformer" and m.n_layers > 0
     lens = logit_lens(m, tokens) if is_tf else None
     out = lens.output if is_tf else trace(m, tokens)[0]
     probs = out[0, -1].float().softmax(-1)
     top = probs.topk(top_k)
     target_id = _target_id(m, target) if target else int(top.indices[0])
-    probe = PromptProbe(m.to_str_tokens(tokens[0]), m.to_str_tokens(top.indices), top.values.cpu().numpy(),
-                        m.tokenizer.decode([target_id]), target_id, None, None, None, None, None)
+    probe = PromptProbe(
+        m.to_str_tokens(tokens[0]),
+        m.to_str_tokens(top.indices),
+        top.values.cpu().numpy(),
+        m.tokenizer.decode([target_id]),
+        target_id,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
     if not is_tf:
         return probe
     probe.patterns = attention_patterns(m, tokens)
-    probe.lens_probs, probe.lens_target_prob, probe.lens_top = _lens_readout(m, lens, tokens, target_id)
+    probe.lens_probs, probe.lens_target_prob, probe.lens_top = _lens_readout(
+        m, lens, tokens, target_id
+    )
     if ablate:
         probe.head_effect = head_effects(m, tokens, target_id, float(out[0, -1, target_id]))
     return probe
@@ -84,7 +106,11 @@ def _lens_readout(m, lens, tokens: torch.Tensor, target_id: int):
     nxt = tokens[0, 1:]
     next_prob = probs[:, :-1].gather(-1, nxt.expand(R, -1).unsqueeze(-1)).squeeze(-1).cpu().numpy()
     lens_probs = np.concatenate([next_prob, np.full((R, 1), np.nan)], axis=1)
-    return lens_probs, probs[:, -1, target_id].cpu().numpy(), [m.to_str_tokens(probs[j].argmax(-1)) for j in range(R)]
+    return (
+        lens_probs,
+        probs[:, -1, target_id].cpu().numpy(),
+        [m.to_str_tokens(probs[j].argmax(-1)) for j in range(R)],
+    )
 
 
 def head_effects(m, tokens: torch.Tensor, target_id: int, clean: float) -> np.ndarray:

@@ -54,8 +54,12 @@ from interp.sae.train import SAETrainConfig, train_sae
 FEATURES = ("mean", "answer", "position")  # where a head's output is read (see select_positions)
 
 
-def select_positions(x: Float[torch.Tensor, "n pos heads d"], mode: str, answer_pos: Int[torch.Tensor, " n"],
-                     reduce: Literal["mean", "sum"] = "mean") -> Float[torch.Tensor, "n slots heads d"]:
+def select_positions(
+    x: Float[torch.Tensor, "n pos heads d"],
+    mode: str,
+    answer_pos: Int[torch.Tensor, " n"],
+    reduce: Literal["mean", "sum"] = "mean",
+) -> Float[torch.Tensor, "n slots heads d"]:
     """Head vectors read where ``mode`` says: ``"mean"`` over positions (the paper's features;
     ``reduce="sum"`` sums instead, which is what a gradient w.r.t. that mean feature needs),
     at the ``"answer"`` position, or every ``"position"`` kept apart. ``[n, slots, heads, d]``
@@ -69,10 +73,13 @@ def select_positions(x: Float[torch.Tensor, "n pos heads d"], mode: str, answer_
     raise ValueError(f"unknown feature mode {mode!r}: one of {FEATURES}")
 
 
-def sae_codes(features: Float[torch.Tensor, "n *slots heads d"], sae_cfg: SAEConfig | dict | None = None,
-              train_cfg: SAETrainConfig | dict | None = None, train_rows: Optional[Int[np.ndarray, " rows"]] = None,
-              train_on: Optional[Float[torch.Tensor, "n *other_slots heads d"]] = None
-              ) -> tuple[Int[np.ndarray, "n *slots heads"], dict]:
+def sae_codes(
+    features: Float[torch.Tensor, "n *slots heads d"],
+    sae_cfg: SAEConfig | dict | None = None,
+    train_cfg: SAETrainConfig | dict | None = None,
+    train_rows: Optional[Int[np.ndarray, " rows"]] = None,
+    train_on: Optional[Float[torch.Tensor, "n *other_slots heads d"]] = None,
+) -> tuple[Int[np.ndarray, "n *slots heads"], dict]:
     """Train one SAE (shared by all heads, and positions) on the prompts ``features[train_rows]``
     (all prompts when None) and return the argmax codes of *all* prompts ``[n, ..., heads]``
     and the SAE's report: FVU etc. on its training vectors, and ``fvu_heldout`` on the prompts
@@ -85,17 +92,29 @@ def sae_codes(features: Float[torch.Tensor, "n *slots heads d"], sae_cfg: SAECon
     from interp.sae.train import evaluate_sae
 
     n, d = features.shape[0], features.shape[-1]
-    cfg = SAEConfig.model_validate({"d_in": d, **(dict(sae_cfg) if isinstance(sae_cfg, dict) else
-                                                  (sae_cfg.model_dump() if sae_cfg is not None else {}))})
+    cfg = SAEConfig.model_validate(
+        {
+            "d_in": d,
+            **(
+                dict(sae_cfg)
+                if isinstance(sae_cfg, dict)
+                else (sae_cfg.model_dump() if sae_cfg is not None else {})
+            ),
+        }
+    )
     rows = torch.arange(n) if train_rows is None else torch.as_tensor(train_rows, dtype=torch.long)
     source = features if train_on is None else train_on
     if source.shape[0] != n or source.shape[-1] != d:
-        raise ValueError(f"train_on has shape {tuple(source.shape)}: it needs the same prompts ({n}) and "
-                         f"width ({d}) as features {tuple(features.shape)}")
+        raise ValueError(
+            f"train_on has shape {tuple(source.shape)}: it needs the same prompts ({n}) and "
+            f"width ({d}) as features {tuple(features.shape)}"
+        )
     sae, report = train_sae(source[rows].reshape(-1, d), cfg, train_cfg)
     held = torch.ones(n, dtype=torch.bool)
     held[rows] = False
-    report["fvu_heldout"] = evaluate_sae(sae, features[held].reshape(-1, d))["fvu"] if held.any() else float("nan")
+    report["fvu_heldout"] = (
+        evaluate_sae(sae, features[held].reshape(-1, d))["fvu"] if held.any() else float("nan")
+    )
     with torch.no_grad():
         f = sae.encode(features.reshape(-1, d).to(sae.W_dec.dtype))  # [n*slots*heads, d_sae]
     codes = f.argmax(-1).view(features.shape[:-1]).cpu().numpy()
@@ -105,9 +124,13 @@ def sae_codes(features: Float[torch.Tensor, "n *slots heads d"], sae_cfg: SAECon
     return codes, report
 
 
-def pool_positions(codes: Int[np.ndarray, "n slots heads"], labels: Bool[np.ndarray, " n"],
-                   pairs: Optional[Int[np.ndarray, " n"]] = None
-                   ) -> tuple[Int[np.ndarray, "rows heads"], Bool[np.ndarray, " rows"], Optional[Int[np.ndarray, " rows"]]]:
+def pool_positions(
+    codes: Int[np.ndarray, "n slots heads"],
+    labels: Bool[np.ndarray, " n"],
+    pairs: Optional[Int[np.ndarray, " n"]] = None,
+) -> tuple[
+    Int[np.ndarray, "rows heads"], Bool[np.ndarray, " rows"], Optional[Int[np.ndarray, " rows"]]
+]:
     """Codes of every (prompt, slot) as rows for the row-wise scorers, each code keyed by its slot
     (so a latent at position 3 and the same latent at position 5 are different codes):
     ``(codes [n*slots, heads], labels [n*slots], pairs [n*slots])``. A row keeps its prompt's
@@ -121,16 +144,21 @@ def pool_positions(codes: Int[np.ndarray, "n slots heads"], labels: Bool[np.ndar
 
 
 # ------------------------------------------------------------------ paper scores
-def paper_node_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"]) -> Float[np.ndarray, " heads"]:
+def paper_node_scores(
+    codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"]
+) -> Float[np.ndarray, " heads"]:
     """``[heads]``: softmax across heads of |codes in positives, never in negatives|."""
     labels = np.asarray(labels, dtype=bool)
-    counts = np.array([len(set(codes[labels, h]) - set(codes[~labels, h])) for h in range(codes.shape[1])], float)
+    counts = np.array(
+        [len(set(codes[labels, h]) - set(codes[~labels, h])) for h in range(codes.shape[1])], float
+    )
     e = np.exp(counts - counts.max())
     return e / e.sum()
 
 
-def paper_edge_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"], top_k: Optional[int] = None
-                      ) -> tuple[Float[np.ndarray, " heads"], Float[np.ndarray, "heads heads"]]:
+def paper_edge_scores(
+    codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"], top_k: Optional[int] = None
+) -> tuple[Float[np.ndarray, " heads"], Float[np.ndarray, "heads heads"]]:
     """Edge-based head scores: ``(head_scores [heads], edge_counts [heads, heads])``.
 
     ``edge_counts[i, j]`` (i != j, both orders, as the paper) counts the code pairs
@@ -151,7 +179,9 @@ def paper_edge_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
     labels = np.asarray(labels, dtype=bool)
     H = codes.shape[1]
     E = np.zeros((H, H))
-    c = np.asarray(codes, np.int64) - int(codes.min())  # >= 0, so (c_i, c_j) -> c_i * span + c_j is one-to-one
+    c = np.asarray(codes, np.int64) - int(
+        codes.min()
+    )  # >= 0, so (c_i, c_j) -> c_i * span + c_j is one-to-one
     span = int(c.max()) + 1
     for i in range(H):
         for j in range(H):
@@ -167,7 +197,9 @@ def paper_edge_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
         if left <= 0:
             break
         grp = counts == value
-        share = min(1.0, left / (2 * grp.sum()))  # each endpoint's vote: 1 if the group fits, else its share
+        share = min(
+            1.0, left / (2 * grp.sum())
+        )  # each endpoint's vote: 1 if the group fits, else its share
         np.add.at(votes, ii[grp], share)
         np.add.at(votes, jj[grp], share)
         left -= 2 * grp.sum() * share
@@ -183,8 +215,12 @@ def _stat(pos: np.ndarray, tot: np.ndarray, n_pos: int, n: int, kind: str) -> np
     if kind == "chi2":
         with np.errstate(divide="ignore", invalid="ignore"):
             e_pos, e_neg = tot * n_pos / n, tot * (n - n_pos) / n
-            t = np.where(tot > 0, (pos - e_pos) ** 2 / np.where(e_pos > 0, e_pos, 1)
-                         + (neg - e_neg) ** 2 / np.where(e_neg > 0, e_neg, 1), 0.0)
+            t = np.where(
+                tot > 0,
+                (pos - e_pos) ** 2 / np.where(e_pos > 0, e_pos, 1)
+                + (neg - e_neg) ** 2 / np.where(e_neg > 0, e_neg, 1),
+                0.0,
+            )
         return t.sum(-1)
     # mutual information (nats) between code and label
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -196,10 +232,14 @@ def _stat(pos: np.ndarray, tot: np.ndarray, n_pos: int, n: int, kind: str) -> np
     return (terms[0] + terms[1]).sum(-1)
 
 
-def code_shift_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"],
-                      pairs: Optional[Int[np.ndarray, " n"]] = None,
-                      n_perm: int = 200, statistic: Literal["chi2", "mi"] = "chi2",
-                      seed: int = 0) -> dict[str, np.ndarray]:
+def code_shift_scores(
+    codes: Int[np.ndarray, "n heads"],
+    labels: Bool[np.ndarray, " n"],
+    pairs: Optional[Int[np.ndarray, " n"]] = None,
+    n_perm: int = 200,
+    statistic: Literal["chi2", "mi"] = "chi2",
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Per head: does its code distribution differ between positives and negatives?
 
     ``pairs[i]`` is the pair id of prompt ``i`` (positives and their counterfactuals share
@@ -220,7 +260,10 @@ def code_shift_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
     # move together: count them once per group, which keeps the arrays [groups, codes] small
     history, grp = np.unique(np.c_[labels, perm.T], axis=0, return_inverse=True)  # [groups, 1 + B]
     grp = grp.reshape(-1)
-    g_lab, g_perm = history[:, 0].astype(float), history[:, 1:].T.astype(float)  # [groups], [B, groups]
+    g_lab, g_perm = (
+        history[:, 0].astype(float),
+        history[:, 1:].T.astype(float),
+    )  # [groups], [B, groups]
     stat, null = np.zeros(H), np.zeros((n_perm, H))
     for h in range(H):
         _, inv = np.unique(codes[:, h], return_inverse=True)
@@ -232,7 +275,9 @@ def code_shift_scores(codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray
     return null_summary(stat, null)
 
 
-def null_summary(stat: Float[np.ndarray, " heads"], null: Float[np.ndarray, "perm heads"]) -> dict[str, np.ndarray]:
+def null_summary(
+    stat: Float[np.ndarray, " heads"], null: Float[np.ndarray, "perm heads"]
+) -> dict[str, np.ndarray]:
     """A statistic against its permutation null, per head: ``z`` (standardised), ``p`` (one-sided,
     ``(1 + #null >= stat) / (B + 1)``) and ``score``, the mid-p rank of the statistic in its null
     (``(#null < stat + #null == stat / 2) / B``, ties broken by ``z``). ``score`` is what the
@@ -246,12 +291,15 @@ def null_summary(stat: Float[np.ndarray, " heads"], null: Float[np.ndarray, "per
     less = (null < stat[None]) & ~equal
     p = (1 + (~less).sum(0)) / (len(null) + 1)
     # tie-break within (-5e-4, 5e-4): below half of the 1/(2B) grid of mid-p values for B < 1000
-    score = (less.sum(0) + 0.5 * equal.sum(0)) / len(null) + 5e-4 * z / (1 + np.abs(z)) * (len(null) < 1000)
+    score = (less.sum(0) + 0.5 * equal.sum(0)) / len(null) + 5e-4 * z / (1 + np.abs(z)) * (
+        len(null) < 1000
+    )
     return {"z": z, "stat": stat, "p": p, "score": score}
 
 
-def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]],
-                    seed: int) -> Bool[np.ndarray, " n"]:
+def shuffled_labels(
+    labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]], seed: int
+) -> Bool[np.ndarray, " n"]:
     """Labels flipped within each pair at random (or permuted): the null of a *magnitude*
     score computed from the real pairs (swapping a pair flips the sign of its effect). Not a
     null for code scorers: a label-free head property survives it (see :func:`relabel_across_pairs`)."""
@@ -262,7 +310,9 @@ def shuffled_labels(labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarr
     return labels ^ (rng.random(int(pairs.max()) + 1) < 0.5)[pairs]
 
 
-def relabel_across_pairs(n_pairs: int, seed: int) -> tuple[Bool[np.ndarray, " n"], Int[np.ndarray, " n"]]:
+def relabel_across_pairs(
+    n_pairs: int, seed: int
+) -> tuple[Bool[np.ndarray, " n"], Int[np.ndarray, " n"]]:
     """Null-control labels and pairs for ``2 * n_pairs`` prompts: a random half of the prompts,
     whatever their real label and pair, is called positive, and each is paired with a random
     prompt of the other half: ``(labels [2N], pairs [2N])``. Scores recomputed on these carry
@@ -282,8 +332,9 @@ def relabel_across_pairs(n_pairs: int, seed: int) -> tuple[Bool[np.ndarray, " n"
 
 
 # ------------------------------------------------------------------ paired scorers (ours)
-def pair_rows(labels: Bool[np.ndarray, " n"], pairs: Int[np.ndarray, " n"]
-              ) -> tuple[Int[np.ndarray, " n_pairs"], Int[np.ndarray, " n_pairs"]]:
+def pair_rows(
+    labels: Bool[np.ndarray, " n"], pairs: Int[np.ndarray, " n"]
+) -> tuple[Int[np.ndarray, " n_pairs"], Int[np.ndarray, " n_pairs"]]:
     """``(pos, neg)``: per pair id (ascending), the row labelled positive and the row labelled
     negative. Every pair must hold exactly one of each."""
     labels, pairs = np.asarray(labels, dtype=bool), np.asarray(pairs)
@@ -296,8 +347,11 @@ def pair_rows(labels: Bool[np.ndarray, " n"], pairs: Int[np.ndarray, " n"]
     return pos, neg
 
 
-def code_flip_grams(codes: Int[np.ndarray, "n slots heads"], labels: Bool[np.ndarray, " n"],
-                    pairs: Int[np.ndarray, " n"]) -> Float[np.ndarray, "heads n_pairs n_pairs"]:
+def code_flip_grams(
+    codes: Int[np.ndarray, "n slots heads"],
+    labels: Bool[np.ndarray, " n"],
+    pairs: Int[np.ndarray, " n"],
+) -> Float[np.ndarray, "heads n_pairs n_pairs"]:
     """Per head, the Gram matrix ``V V^T`` of the pairs' code flips: ``V[i]`` is the one-hot of
     the positive's (slot, code)s minus that of its counterfactual's (zero where the code does
     not flip), summed over slots."""
@@ -305,7 +359,9 @@ def code_flip_grams(codes: Int[np.ndarray, "n slots heads"], labels: Bool[np.nda
     n, S, H = codes.shape
     out = np.zeros((H, len(pos), len(pos)))
     for h in range(H):
-        _, inv = np.unique(codes[:, :, h] + (int(codes.max()) + 2) * np.arange(S)[None], return_inverse=True)
+        _, inv = np.unique(
+            codes[:, :, h] + (int(codes.max()) + 2) * np.arange(S)[None], return_inverse=True
+        )
         inv = inv.reshape(n, S)
         V = np.zeros((len(pos), int(inv.max()) + 1))  # [pairs, keyed codes]
         np.add.at(V, (np.arange(len(pos))[:, None], inv[pos]), 1.0)
@@ -314,8 +370,11 @@ def code_flip_grams(codes: Int[np.ndarray, "n slots heads"], labels: Bool[np.nda
     return out
 
 
-def feature_diff_grams(features: Float[torch.Tensor, "n slots heads d"], labels: Bool[np.ndarray, " n"],
-                       pairs: Int[np.ndarray, " n"]) -> Float[np.ndarray, "heads n_pairs n_pairs"]:
+def feature_diff_grams(
+    features: Float[torch.Tensor, "n slots heads d"],
+    labels: Bool[np.ndarray, " n"],
+    pairs: Int[np.ndarray, " n"],
+) -> Float[np.ndarray, "heads n_pairs n_pairs"]:
     """The same Gram matrices for the raw head-output differences (positive minus counterfactual,
     all slots concatenated): the SAE-free control of :func:`code_flip_grams`."""
     pos, neg = pair_rows(labels, pairs)
@@ -324,8 +383,9 @@ def feature_diff_grams(features: Float[torch.Tensor, "n slots heads d"], labels:
     return (D @ D.transpose(1, 2)).numpy()
 
 
-def paired_shift_scores(grams: Float[np.ndarray, "heads n_pairs n_pairs"], n_perm: int = 200, seed: int = 0
-                        ) -> dict[str, np.ndarray]:
+def paired_shift_scores(
+    grams: Float[np.ndarray, "heads n_pairs n_pairs"], n_perm: int = 200, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Does a head's output move the same way from each positive to its counterfactual?
     Statistic ``|sum_i V_i|^2 = 1' G 1`` per head (``G = V V^T`` from :func:`code_flip_grams`
     or :func:`feature_diff_grams`); the null flips the sign of each pair's ``V_i`` at random
@@ -339,8 +399,12 @@ def paired_shift_scores(grams: Float[np.ndarray, "heads n_pairs n_pairs"], n_per
     return null_summary(stat, null)
 
 
-def latent_attribution(sae, clean: Float[torch.Tensor, "N slots heads d"], corrupt: Float[torch.Tensor, "N slots heads d"],
-                       grads: Float[torch.Tensor, "N slots heads d"]) -> Float[np.ndarray, "N heads"]:
+def latent_attribution(
+    sae,
+    clean: Float[torch.Tensor, "N slots heads d"],
+    corrupt: Float[torch.Tensor, "N slots heads d"],
+    grads: Float[torch.Tensor, "N slots heads d"],
+) -> Float[np.ndarray, "N heads"]:
     """Per pair and head: the SAE latents' change from the positive to its counterfactual, each
     weighted by its effect on the metric (its decoder direction dotted with the metric's
     gradient w.r.t. the head's output on the positive), summed over latents and slots. The
@@ -354,8 +418,9 @@ def latent_attribution(sae, clean: Float[torch.Tensor, "N slots heads d"], corru
         return torch.einsum("nshk,nshk->nh", df, w).double().numpy()
 
 
-def output_grads(m, tokens: Int[torch.Tensor, "n pos"], metric, batch_size: int = 64
-                 ) -> Float[torch.Tensor, "n pos layers d_model"]:
+def output_grads(
+    m, tokens: Int[torch.Tensor, "n pos"], metric, batch_size: int = 64
+) -> Float[torch.Tensor, "n pos layers d_model"]:
     """Gradient of ``metric`` w.r.t. each layer's attention output (``m.hook("attn_out", l)``),
     which is the gradient w.r.t. every head's output in that layer: ``[n, pos, layers, d_model]``."""
     from interp.tracing.gradients import metric_grads
@@ -365,9 +430,14 @@ def output_grads(m, tokens: Int[torch.Tensor, "n pos"], metric, batch_size: int 
     return torch.stack([grads[k] for k in names], 2)  # [n, pos, layers, d_model]
 
 
-def planted_features(features: Float[torch.Tensor, "n slots heads d"], labels: Bool[np.ndarray, " n"],
-                     pairs: Int[np.ndarray, " n"], frac: float = 0.25, strength: float = 1.0, seed: int = 0
-                     ) -> tuple[Float[torch.Tensor, "n slots heads d"], Bool[np.ndarray, " heads"]]:
+def planted_features(
+    features: Float[torch.Tensor, "n slots heads d"],
+    labels: Bool[np.ndarray, " n"],
+    pairs: Int[np.ndarray, " n"],
+    frac: float = 0.25,
+    strength: float = 1.0,
+    seed: int = 0,
+) -> tuple[Float[torch.Tensor, "n slots heads d"], Bool[np.ndarray, " heads"]]:
     """A positive control with a known answer, built from real head features: every head's
     positive and counterfactual are swapped in a random half of the pairs (independently per
     head), which erases what the heads really know about the label but keeps their variety;
@@ -405,12 +475,15 @@ def roc_auc(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"
     return float(roc_auc_score(truth, np.asarray(scores, float)))
 
 
-def roc_curve(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]
-              ) -> tuple[Float[np.ndarray, " points"], Float[np.ndarray, " points"]]:
+def roc_curve(
+    scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]
+) -> tuple[Float[np.ndarray, " points"], Float[np.ndarray, " points"]]:
     """``(fpr, tpr)`` from (0, 0) over every distinct threshold, tied scores taken together."""
     from sklearn.metrics import roc_curve as _roc_curve
 
-    fpr, tpr, _ = _roc_curve(np.asarray(truth, dtype=bool), np.asarray(scores, float), drop_intermediate=False)
+    fpr, tpr, _ = _roc_curve(
+        np.asarray(truth, dtype=bool), np.asarray(scores, float), drop_intermediate=False
+    )
     return fpr, tpr
 
 
@@ -424,7 +497,9 @@ def spearman(a: Real[np.ndarray, " n"], b: Real[np.ndarray, " n"]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def best_f1(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]) -> dict[str, float]:
+def best_f1(
+    scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]
+) -> dict[str, float]:
     """Precision and recall at the score threshold with the best F1 (the lowest such threshold
     on ties; F1 0 and threshold inf when no threshold finds a true head)."""
     from sklearn.metrics import precision_recall_curve
@@ -440,7 +515,12 @@ def best_f1(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"
         f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
     k = int(np.argmax(f1))
     if f1[k] > 0:
-        best = {"f1": float(f1[k]), "precision": float(prec[k]), "recall": float(rec[k]), "threshold": float(thr[k])}
+        best = {
+            "f1": float(f1[k]),
+            "precision": float(prec[k]),
+            "recall": float(rec[k]),
+            "threshold": float(thr[k]),
+        }
     return best
 
 

@@ -31,10 +31,14 @@ BUILDERS: dict[str, Builder] = {
 }
 
 
-def register_builder(name: str, build: Callable[[dict, Any], Any], kind: str = "transformer") -> None:
+def register_builder(
+    name: str, build: Callable[[dict, Any], Any], kind: str = "transformer"
+) -> None:
     """Teach ``load_model`` a new architecture: ``build(spec, tokenizer)`` makes it untrained."""
     if name in BUILDERS:
-        raise ValueError(f"model builder {name!r} exists already ({BUILDERS[name].build}); pick another name")
+        raise ValueError(
+            f"model builder {name!r} exists already ({BUILDERS[name].build}); pick another name"
+        )
     BUILDERS[name] = Builder(build, kind)
 
 
@@ -86,36 +90,55 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
         load_canonical_state_dict(_native(module), state)
     except (ValueError, RuntimeError) as e:
         msg = str(e).replace("Error(s) in loading state_dict", "").strip(" :")
-        raise ConfigError(f"{weights} does not fit the spec in {path / MODEL_FILE}: "
-                          f"{msg[:600]}") from None
-    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all()))
+        raise ConfigError(
+            f"{weights} does not fit the spec in {path / MODEL_FILE}: {msg[:600]}"
+        ) from None
+    bad = sorted(
+        k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())
+    )
     if bad:
         names = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise ConfigError(f"{weights}: weights hold NaN or infinite values ({names}); the "
-                          "checkpoint is damaged (or diverged in training)")
+        raise ConfigError(
+            f"{weights}: weights hold NaN or infinite values ({names}); the "
+            "checkpoint is damaged (or diverged in training)"
+        )
     module.eval()
     if device is not None:
         import contextlib
         import io as stdio
 
-        with contextlib.redirect_stdout(stdio.StringIO()):  # TransformerLens prints "Moving model to device"
+        with contextlib.redirect_stdout(
+            stdio.StringIO()
+        ):  # TransformerLens prints "Moving model to device"
             module.to(device)
     saved_id = meta.get("model_id", "")
     zoo_id = isinstance(saved_id, str) and saved_id.startswith("zoo:")
     model_id = model_id or (saved_id if zoo_id else str(path))
-    model = Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id,
-                  kind=kind, spec={"builder": meta["builder"], "spec": meta["spec"]},
-                  example_input=_example_input(kind, meta["spec"]))
-    if meta.get("train_log") is not None:  # zoo models keep the loss (and eval) log of their training
+    model = Model(
+        module,
+        backend="tl",
+        tokenizer=tokenizer,
+        model_id=model_id,
+        kind=kind,
+        spec={"builder": meta["builder"], "spec": meta["spec"]},
+        example_input=_example_input(kind, meta["spec"]),
+    )
+    if (
+        meta.get("train_log") is not None
+    ):  # zoo models keep the loss (and eval) log of their training
         model.train_log = meta["train_log"]
     return model
 
 
 def _builder_of(meta: Any, where: Path) -> tuple[Callable[[dict, Any], Any], str]:
-    if not (isinstance(meta, dict) and isinstance(meta.get("builder"), str)
-            and isinstance(meta.get("spec"), dict)):
-        raise ConfigError(f"{where} needs a 'builder' (one of {sorted(BUILDERS)}) and a 'spec' "
-                          "object")
+    if not (
+        isinstance(meta, dict)
+        and isinstance(meta.get("builder"), str)
+        and isinstance(meta.get("spec"), dict)
+    ):
+        raise ConfigError(
+            f"{where} needs a 'builder' (one of {sorted(BUILDERS)}) and a 'spec' object"
+        )
     try:
         return builder_for(meta["builder"])
     except KeyError as e:
@@ -152,12 +175,15 @@ def weights_problem(weights: Path) -> "int | str":
     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if size < 8 + n + end:
         need = 8 + n + end
-        return f"cannot read weights {weights}: truncated, {size} bytes where its header needs {need}"
+        return (
+            f"cannot read weights {weights}: truncated, {size} bytes where its header needs {need}"
+        )
     return end
 
 
-def _check_spec_size(build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, file_bytes: int,
-                     where: Path) -> None:
+def _check_spec_size(
+    build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, file_bytes: int, where: Path
+) -> None:
     """Build on the meta device (nothing allocated) and compare the parameters' bytes with the
     weight file's: a spec far bigger than its weights, or than memory, is refused here."""
     import torch
@@ -172,9 +198,11 @@ def _check_spec_size(build: Callable[[dict, Any], Any], spec: dict, tokenizer: A
     need = sum(p.numel() * p.element_size() for p in module.parameters())  # shared weights once
     check_fits({"parameters": need}, f"The spec in {where} does not fit this machine.")
     if need > 2 * file_bytes + 2**20:
-        raise ConfigError(f"{where}: its spec makes {need / 2**20:.1f} MiB of parameters, but the "
-                          f"weights file holds {file_bytes / 2**20:.1f} MiB; the spec does not "
-                          "describe these weights")
+        raise ConfigError(
+            f"{where}: its spec makes {need / 2**20:.1f} MiB of parameters, but the "
+            f"weights file holds {file_bytes / 2**20:.1f} MiB; the spec does not "
+            "describe these weights"
+        )
 
 
 def _example_input(kind: str, spec: dict):

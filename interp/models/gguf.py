@@ -23,7 +23,9 @@ from typing import Any
 
 from interp.utils import atomic_path, cache_dir, file_lock, read_json, write_json
 
-INFO_FILE = "interp_gguf.json"  # written last into a converted directory: its presence marks it complete
+INFO_FILE = (
+    "interp_gguf.json"  # written last into a converted directory: its presence marks it complete
+)
 _FORMAT = 1
 
 
@@ -53,8 +55,10 @@ def find_gguf(path: str | Path) -> Path | None:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".gguf" and p.is_file())
         if len(files) > 1:
-            raise ValueError(f"{path} holds {len(files)} GGUF files ({', '.join(f.name for f in files)}): "
-                             f"pass the one to load, e.g. load_model('{files[0]}')")
+            raise ValueError(
+                f"{path} holds {len(files)} GGUF files ({', '.join(f.name for f in files)}): "
+                f"pass the one to load, e.g. load_model('{files[0]}')"
+            )
         return files[0] if files else None
     return None
 
@@ -71,7 +75,9 @@ def supported_quantizations() -> list[str]:
     from gguf import GGMLQuantizationType
     from gguf.quants import _type_traits  # the dequantisers the package implements
 
-    return sorted({t.name for t in GGMLQuantizationType if t in _type_traits} | {"F32", "F16", "BF16", "F64"})
+    return sorted(
+        {t.name for t in GGMLQuantizationType if t in _type_traits} | {"F32", "F16", "BF16", "F64"}
+    )
 
 
 def inspect(path: str | Path) -> GGUFInfo:
@@ -95,14 +101,29 @@ def inspect(path: str | Path) -> GGUFInfo:
 
     arch = scalar("general.architecture")
     if not isinstance(arch, str) or not arch:
-        raise ValueError(f"{path} is not a usable GGUF model: its header has no general.architecture")
+        raise ValueError(
+            f"{path} is not a usable GGUF model: its header has no general.architecture"
+        )
     types = Counter(t.tensor_type.name for t in reader.tensors)
-    keys = ("general.name", f"{arch}.block_count", f"{arch}.embedding_length", f"{arch}.attention.head_count",
-            f"{arch}.attention.head_count_kv", f"{arch}.context_length", "general.file_type")
+    keys = (
+        "general.name",
+        f"{arch}.block_count",
+        f"{arch}.embedding_length",
+        f"{arch}.attention.head_count",
+        f"{arch}.attention.head_count_kv",
+        f"{arch}.context_length",
+        "general.file_type",
+    )
     meta = {k: v for k in keys if isinstance(v := scalar(k), (int, float, str))}
-    return GGUFInfo(path=str(path), architecture=arch, quantization=[t for t, _ in types.most_common()],
-                    n_tensors=len(reader.tensors), size_bytes=path.stat().st_size,
-                    name=str(meta.get("general.name", "")), metadata=meta)
+    return GGUFInfo(
+        path=str(path),
+        architecture=arch,
+        quantization=[t for t, _ in types.most_common()],
+        n_tensors=len(reader.tensors),
+        size_bytes=path.stat().st_size,
+        name=str(meta.get("general.name", "")),
+        metadata=meta,
+    )
 
 
 def _reader(path: Path):
@@ -112,13 +133,18 @@ def _reader(path: Path):
     try:
         reader = GGUFReader(str(path))
     except Exception as e:  # noqa: BLE001 - the gguf package raises ValueError, struct errors, IndexError...
-        raise ValueError(f"{path} is not a readable GGUF file (damaged or truncated?): "
-                         f"{type(e).__name__}: {e}") from None
+        raise ValueError(
+            f"{path} is not a readable GGUF file (damaged or truncated?): {type(e).__name__}: {e}"
+        ) from None
     size = path.stat().st_size
-    for t in reader.tensors:  # a truncated file can still parse its header: check every tensor lies inside it
+    for t in (
+        reader.tensors
+    ):  # a truncated file can still parse its header: check every tensor lies inside it
         if int(t.data_offset) + int(t.n_bytes) > size:
-            raise ValueError(f"{path} is truncated: tensor {t.name} ends at byte "
-                             f"{int(t.data_offset) + int(t.n_bytes):,} but the file has {size:,} bytes")
+            raise ValueError(
+                f"{path} is truncated: tensor {t.name} ends at byte "
+                f"{int(t.data_offset) + int(t.n_bytes):,} but the file has {size:,} bytes"
+            )
     return reader
 
 
@@ -126,14 +152,18 @@ def check_supported(info: GGUFInfo) -> None:
     """Refuse, naming both, an architecture or a quantisation type transformers cannot read."""
     archs = supported_architectures()
     if info.architecture not in archs:
-        raise ValueError(f"{info.path}: architecture {info.architecture!r} (quantisation "
-                         f"{info.main_quantization}) is not one transformers' GGUF loader reads. "
-                         f"Supported architectures: {', '.join(archs)}")
+        raise ValueError(
+            f"{info.path}: architecture {info.architecture!r} (quantisation "
+            f"{info.main_quantization}) is not one transformers' GGUF loader reads. "
+            f"Supported architectures: {', '.join(archs)}"
+        )
     quants = set(supported_quantizations())
     bad = [q for q in info.quantization if q not in quants]
     if bad:
-        raise ValueError(f"{info.path}: quantisation {', '.join(bad)} (architecture {info.architecture}) "
-                         f"cannot be dequantised by the gguf package. Supported: {', '.join(sorted(quants))}")
+        raise ValueError(
+            f"{info.path}: quantisation {', '.join(bad)} (architecture {info.architecture}) "
+            f"cannot be dequantised by the gguf package. Supported: {', '.join(sorted(quants))}"
+        )
 
 
 def file_hash(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -164,17 +194,28 @@ def convert(path: str | Path, *, rebuild: bool = False) -> Path:
         raise FileNotFoundError(f"no GGUF file {path}")
     digest = file_hash(path)
     out = converted_dir(path, digest)
-    if (out / INFO_FILE).is_file() and not rebuild:  # keyed by content: a changed file converts anew
+    if (
+        out / INFO_FILE
+    ).is_file() and not rebuild:  # keyed by content: a changed file converts anew
         return out
     info = inspect(path)
     check_supported(info)
     with file_lock(out.parent / ".locks" / f"{out.name}.lock"):
-        if (out / INFO_FILE).is_file() and not rebuild:  # another process converted it while we waited
+        if (
+            out / INFO_FILE
+        ).is_file() and not rebuild:  # another process converted it while we waited
             return out
         with atomic_path(out) as tmp:
             _write_converted(path, tmp)
-            write_json(tmp / INFO_FILE, {"format": _FORMAT, "source": str(path), "sha256": digest,
-                                          **{k: v for k, v in asdict(info).items() if k != "path"}})
+            write_json(
+                tmp / INFO_FILE,
+                {
+                    "format": _FORMAT,
+                    "source": str(path),
+                    "sha256": digest,
+                    **{k: v for k, v in asdict(info).items() if k != "path"},
+                },
+            )
     return out
 
 
@@ -191,14 +232,18 @@ def _write_converted(path: Path, out: Path) -> None:
         raise ValueError(f"transformers could not read {path}: {type(e).__name__}: {e}") from None
     config = quantised.config
     if hasattr(config, "quantization_config"):
-        del config.quantization_config  # a plain float model: save_pretrained refuses a GGUF-quantised one
+        del (
+            config.quantization_config
+        )  # a plain float model: save_pretrained refuses a GGUF-quantised one
     config = AutoConfig.for_model(**config.to_dict())
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = plain.load_state_dict(quantised.state_dict(), strict=False)
     missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
     if missing or unexpected:
-        raise ValueError(f"converting {path}: the rebuilt model's weights do not match the GGUF file's "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"converting {path}: the rebuilt model's weights do not match the GGUF file's "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     plain.eval()
     out.mkdir(parents=True, exist_ok=True)
     plain.save_pretrained(out)

@@ -40,8 +40,16 @@ class HMMRNN(HookedRNN):
 
     def __init__(self, spec: HMMRNNSpec):
         self.hmm_spec = spec
-        super().__init__(RNNSpec(cell="relu", d_hidden=spec.d_hidden, d_input=spec.d_input, d_out=spec.d_out,
-                                 bias=False, init_seed=spec.init_seed))
+        super().__init__(
+            RNNSpec(
+                cell="relu",
+                d_hidden=spec.d_hidden,
+                d_input=spec.d_input,
+                d_out=spec.d_out,
+                bias=False,
+                init_seed=spec.init_seed,
+            )
+        )
 
     # ----------------------------------------------------------------- dynamics
     @property
@@ -70,8 +78,13 @@ class HMMRNN(HookedRNN):
         return x.to(self.rnn.W_hh.device)
 
     # ------------------------------------------------------------------ outputs
-    def sample_outputs(self, x: torch.Tensor, generator: Optional[torch.Generator] = None, tau: float = 1.0,
-                       logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def sample_outputs(
+        self,
+        x: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        tau: float = 1.0,
+        logits: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """One-hot outputs ``[n, T, d_out]`` sampled from ``softmax(logits)`` (hard Gumbel-softmax,
         straight-through gradient). ``logits`` may be passed when already computed."""
         if logits is None:

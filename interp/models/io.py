@@ -62,13 +62,16 @@ def load_canonical_state_dict(module: Any, state: dict) -> None:
             full[k] = state[name]
     unexpected = sorted(set(state) - used)
     if missing or unexpected:
-        raise ValueError(f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     module.load_state_dict(full)
 
 
 def model_dir_problem(path: Path) -> str:
-    """"" when ``path`` is a saved-model directory holding only what :func:`save_model` writes,
+    """ "" when ``path`` is a saved-model directory holding only what :func:`save_model` writes,
     else why it must not be replaced (see :func:`interp.utils.atomic_path`)."""
+
     def marker(p: Path) -> bool:
         meta = read_json(p / MODEL_FILE)
         return isinstance(meta, dict) and "builder" in meta and "format" in meta
@@ -89,13 +92,23 @@ def save_model(model: Any, path: Any, *, extra: dict | None = None) -> Path:
     path = Path(path)
     builder = model.spec.get("builder")
     if builder is None:
-        raise ValueError(f"{model.model_id} was not built from a registered builder; save its module yourself")
-    state = {k: v.detach().cpu().contiguous() for k, v in canonical_state_dict(_native(model.module)).items()}
+        raise ValueError(
+            f"{model.model_id} was not built from a registered builder; save its module yourself"
+        )
+    state = {
+        k: v.detach().cpu().contiguous()
+        for k, v in canonical_state_dict(_native(model.module)).items()
+    }
     with atomic_path(path, owned=model_dir_problem) as tmp:
         tmp.mkdir()
         save_file(state, str(tmp / "model.safetensors"))
-        meta = {"format": FORMAT, "builder": builder, "spec": model.spec["spec"], "model_id": model.model_id,
-                **(extra or {})}
+        meta = {
+            "format": FORMAT,
+            "builder": builder,
+            "spec": model.spec["spec"],
+            "model_id": model.model_id,
+            **(extra or {}),
+        }
         write_json(tmp / MODEL_FILE, meta)
         if model.tokenizer is not None:
             model.tokenizer.save_pretrained(str(tmp / "tokenizer"))

@@ -25,14 +25,40 @@ import torch
 
 def tiny_llava(vocab_size: int, image_token_id: int, seed: int = 0):
     """A tiny random LLaVA (vision tower on 32x32 images, 4x4 patches, 3-layer Llama decoder)."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
 
-    vc = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                          image_size=32, patch_size=4, num_channels=3, projection_dim=32)
-    tc = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                     num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128)
-    cfg = LlavaConfig(vision_config=vc, text_config=tc, image_token_index=image_token_id, vision_feature_layer=-1,
-                      vision_feature_select_strategy="default", projector_hidden_act="gelu")
+    vc = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=4,
+        num_channels=3,
+        projection_dim=32,
+    )
+    tc = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+    )
+    cfg = LlavaConfig(
+        vision_config=vc,
+        text_config=tc,
+        image_token_index=image_token_id,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
     cfg._attn_implementation = "eager"
     cfg.text_config._attn_implementation = "eager"
     with torch.random.fork_rng():
@@ -47,13 +73,18 @@ def load_llava(name: str, device: str = "cpu", seed: int = 0):
         from interp.data.crossmodal import IMAGE_TOKEN, vqa_tokenizer
 
         tok = vqa_tokenizer()
-        return tiny_llava(len(tok), tok.convert_tokens_to_ids(IMAGE_TOKEN), seed).to(device), None, tok
+        return (
+            tiny_llava(len(tok), tok.convert_tokens_to_ids(IMAGE_TOKEN), seed).to(device),
+            None,
+            tok,
+        )
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     # trust_remote_code=False: a checkpoint's own Python files (auto_map) are never run
     model = LlavaForConditionalGeneration.from_pretrained(
-        name, torch_dtype=dtype, attn_implementation="eager", trust_remote_code=False)
+        name, torch_dtype=dtype, attn_implementation="eager", trust_remote_code=False
+    )
     processor = AutoProcessor.from_pretrained(name, trust_remote_code=False)
     return model.to(device).eval(), processor, processor.tokenizer
 
@@ -76,13 +107,20 @@ def image_token_id(model: Any) -> int:
     return int(getattr(cfg, "image_token_index", getattr(cfg, "image_token_id", -1)))
 
 
-def knockout_mask(T: int, block: torch.Tensor, dtype: torch.dtype, existing: Any = None) -> torch.Tensor:
+def knockout_mask(
+    T: int, block: torch.Tensor, dtype: torch.dtype, existing: Any = None
+) -> torch.Tensor:
     """Additive ``[B, 1, T, T]`` mask: the causal mask (or ``existing``) plus ``block`` set to the dtype min."""
     lo = torch.finfo(dtype).min
     B = block.shape[0]
     if isinstance(existing, torch.Tensor) and existing.dim() == 4:
-        base = existing if existing.dtype != torch.bool else torch.zeros(existing.shape, dtype=dtype,
-                                                                       device=existing.device).masked_fill(~existing, lo)
+        base = (
+            existing
+            if existing.dtype != torch.bool
+            else torch.zeros(existing.shape, dtype=dtype, device=existing.device).masked_fill(
+                ~existing, lo
+            )
+        )
         base = base[..., -T:, -T:].to(dtype).expand(B, 1, T, T)
     else:
         causal = torch.ones(T, T, dtype=torch.bool, device=block.device).triu(1)
@@ -100,7 +138,9 @@ def blocked_attention(model: Any, block: torch.Tensor, layers: Sequence[int]):
         hidden = kwargs.get("hidden_states", args[0] if args else None)
         T = hidden.shape[1]
         kwargs = dict(kwargs)
-        kwargs["attention_mask"] = knockout_mask(T, block.to(hidden.device), hidden.dtype, kwargs.get("attention_mask"))
+        kwargs["attention_mask"] = knockout_mask(
+            T, block.to(hidden.device), hidden.dtype, kwargs.get("attention_mask")
+        )
         return args, kwargs
 
     try:
@@ -113,13 +153,17 @@ def blocked_attention(model: Any, block: torch.Tensor, layers: Sequence[int]):
             h.remove()
 
 
-def hf_knockout_logits(model: Any, inputs: dict, block: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+def hf_knockout_logits(
+    model: Any, inputs: dict, block: torch.Tensor, layers: Sequence[int]
+) -> torch.Tensor:
     """Last-position logits ``[B, V]`` of an HF LLaVA with ``block`` applied in ``layers``."""
     with torch.no_grad(), blocked_attention(model, block, layers):
         return model(**inputs).logits[:, -1].float()
 
 
-def synthetic_inputs(model: Any, processor: Any, tokenizer: Any, samples: Sequence[Any], device: str = "cpu"):
+def synthetic_inputs(
+    model: Any, processor: Any, tokenizer: Any, samples: Sequence[Any], device: str = "cpu"
+):
     """``(inputs, groups)`` for a batch of synthetic VQA samples of one question length.
 
     tiny-random: ``[BOS] <image>x64 question`` with the VQA tokenizer. A real LLaVA: its chat
@@ -146,12 +190,18 @@ def synthetic_inputs(model: Any, processor: Any, tokenizer: Any, samples: Sequen
     question = first_after & ~last & (pos > image.float().argmax(1, keepdim=True))
     obj = torch.zeros_like(image)
     n_img = int(image[0].sum())
-    side = int(round(n_img ** 0.5))
+    side = int(round(n_img**0.5))
     for i, s in enumerate(samples):
         cells = np.arange(n_img)
         r, c = cells // side, cells % side
         ours = (r * GRID // side) * GRID + (c * GRID // side)
         obj[i, image[i].nonzero()[:, 0]] = torch.from_numpy(s.object_patches[ours])
-    groups = {"image": image, "question": question, "last": last, "all": pos <= T - 1, "object": obj,
-              "nonobject": image & ~obj}
+    groups = {
+        "image": image,
+        "question": question,
+        "last": last,
+        "all": pos <= T - 1,
+        "object": obj,
+        "nonobject": image & ~obj,
+    }
     return inputs, groups

@@ -24,7 +24,9 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
     """Load a model by name: ``zoo:<recipe>``, ``hf:<hub-name>``, ``pretrained:<name>``, a
     directory, or a GGUF file."""
     if not isinstance(name, str) or not name:
-        raise TypeError(f"load_model takes a name like 'zoo:code-lm-tiny', 'hf:gpt2' or a directory, got {name!r}")
+        raise TypeError(
+            f"load_model takes a name like 'zoo:code-lm-tiny', 'hf:gpt2' or a directory, got {name!r}"
+        )
     dev = resolve_device(device)
     if name.startswith("zoo:"):
         from interp.models import zoo
@@ -32,11 +34,13 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
         model = zoo.load(name[4:], device=dev)
     elif name.startswith("hf:"):
         if not name[3:].strip():
-            raise ValueError("load_model('hf:'): no Hugging Face name after 'hf:' (e.g. 'hf:gpt2', "
-                             "'hf:EleutherAI/pythia-70m')")
+            raise ValueError(
+                "load_model('hf:'): no Hugging Face name after 'hf:' (e.g. 'hf:gpt2', "
+                "'hf:EleutherAI/pythia-70m')"
+            )
         model = _load_hf(name[3:], device=dev, **kwargs)
     elif name.startswith("pretrained:"):
-        model = _load_pretrained(name[len("pretrained:"):], device=dev, **kwargs)
+        model = _load_pretrained(name[len("pretrained:") :], device=dev, **kwargs)
     else:
         try:
             path = Path(name).expanduser()
@@ -52,7 +56,11 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
         from interp.models.gguf import find_gguf
         from interp.models.io import MODEL_FILE
 
-        gguf_file = None if (path / MODEL_FILE).exists() or (path / "config.json").exists() else find_gguf(path)
+        gguf_file = (
+            None
+            if (path / MODEL_FILE).exists() or (path / "config.json").exists()
+            else find_gguf(path)
+        )
         if gguf_file is not None:
             model = _load_gguf(gguf_file, device=dev, **kwargs)
         elif (path / MODEL_FILE).exists():
@@ -60,15 +68,23 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
         elif (path / "config.json").exists():
             model = _load_hf(str(path), device=dev, local=True, **kwargs)
         else:
-            raise ValueError(f"{path} has neither {MODEL_FILE} (interp), config.json (save_pretrained) "
-                             f"nor a .gguf file")
+            raise ValueError(
+                f"{path} has neither {MODEL_FILE} (interp), config.json (save_pretrained) "
+                f"nor a .gguf file"
+            )
     if dtype is not None:
         model.module.to(resolve_dtype(dtype))
     return model
 
 
-def _load_gguf(path: Path, *, device: Any, model_id: str | None = None, start_token: str | None = None,
-               **kwargs: Any) -> Model:
+def _load_gguf(
+    path: Path,
+    *,
+    device: Any,
+    model_id: str | None = None,
+    start_token: str | None = None,
+    **kwargs: Any,
+) -> Model:
     """A GGUF file: convert once (cached by content hash), then load the Hugging Face directory.
 
     ``start_token``: the token plain text starts with, when it is not the tokenizer's declared
@@ -88,9 +104,15 @@ def _load_gguf(path: Path, *, device: Any, model_id: str | None = None, start_to
         tokenizer.init_kwargs["interp_declared_bos_token"] = declared
     model = _load_hf(str(directory), device=device, local=True, tokenizer=tokenizer, **kwargs)
     bridge_tokenizer = getattr(model.module, "tokenizer", None)
-    if start_token is not None and bridge_tokenizer is not None and bridge_tokenizer is not tokenizer:
+    if (
+        start_token is not None
+        and bridge_tokenizer is not None
+        and bridge_tokenizer is not tokenizer
+    ):
         bridge_tokenizer.bos_token = start_token  # TransformerLens keeps a tokenizer of its own
-        if hasattr(bridge_tokenizer, "update_post_processor"):  # it adds BOS itself: rebuild that step
+        if hasattr(
+            bridge_tokenizer, "update_post_processor"
+        ):  # it adds BOS itself: rebuild that step
             bridge_tokenizer.update_post_processor()
     model.model_id = model_id or str(path)
     model.source = gguf.converted_info(directory)
@@ -103,8 +125,13 @@ def _load_pretrained(name: str, *, device: Any, **kwargs: Any) -> Model:
     from interp.models import pretrained
 
     entry = pretrained.get(name.strip())
-    return _load_gguf(pretrained.path(entry.name), device=device, model_id=f"pretrained:{entry.name}",
-                      start_token=entry.start_token, **kwargs)
+    return _load_gguf(
+        pretrained.path(entry.name),
+        device=device,
+        model_id=f"pretrained:{entry.name}",
+        start_token=entry.start_token,
+        **kwargs,
+    )
 
 
 def _zoo_names() -> list[str]:
@@ -113,8 +140,16 @@ def _zoo_names() -> list[str]:
     return zoo.names()
 
 
-def _load_hf(name: str, *, device: Any, local: bool = False, hf_model: Any = None, tokenizer: Any = None,
-             trust_remote_code: bool = False, **kwargs: Any) -> Model:
+def _load_hf(
+    name: str,
+    *,
+    device: Any,
+    local: bool = False,
+    hf_model: Any = None,
+    tokenizer: Any = None,
+    trust_remote_code: bool = False,
+    **kwargs: Any,
+) -> Model:
     """Boot a Hugging Face model through TransformerLens 4's ``boot_transformers``.
 
     Code shipped with a checkpoint (``auto_map`` in its config) is never run unless the caller
@@ -128,20 +163,35 @@ def _load_hf(name: str, *, device: Any, local: bool = False, hf_model: Any = Non
         hf_model, tokenizer, headless = _local_hf(name, hf_model, tokenizer, trust_remote_code)
     # Without a tokenizer TransformerLens would fetch one by name; it gets a stand-in that
     # only numbers the vocabulary, and the Model says it has none (token ids only).
-    boot_tokenizer = tokenizer if tokenizer is not None or not local else _id_tokenizer(hf_model.config)
+    boot_tokenizer = (
+        tokenizer if tokenizer is not None or not local else _id_tokenizer(hf_model.config)
+    )
     try:
-        bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=boot_tokenizer,
-                                                     device=device, trust_remote_code=trust_remote_code,
-                                                     **kwargs)
+        bridge = TransformerBridge.boot_transformers(
+            name,
+            hf_model=hf_model,
+            tokenizer=boot_tokenizer,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            **kwargs,
+        )
     except ValueError as e:
         if "supported architecture" not in str(e):
             raise
         raise _unsupported(name, hf_model) from None
     bridge.eval()
     example = torch.zeros(1, 4, dtype=torch.long)
-    model = Model(bridge, backend="tl", tokenizer=tokenizer if local else getattr(bridge, "tokenizer", tokenizer),
-                  model_id=name if local else f"hf:{name}", kind="transformer", example_input=example)
-    model.has_lm_head = not headless  # a headless encoder's logits come from an untrained head: hidden states only
+    model = Model(
+        bridge,
+        backend="tl",
+        tokenizer=tokenizer if local else getattr(bridge, "tokenizer", tokenizer),
+        model_id=name if local else f"hf:{name}",
+        kind="transformer",
+        example_input=example,
+    )
+    model.has_lm_head = (
+        not headless
+    )  # a headless encoder's logits come from an untrained head: hidden states only
     return model
 
 
@@ -153,20 +203,39 @@ def _unsupported(name: str, hf_model: Any) -> ValueError:
     from interp.utils import close_matches
 
     config = getattr(hf_model, "config", None)
-    arch = ((getattr(config, "architectures", None) or [None])[0] or type(hf_model).__name__ if hf_model is not None
-            else name)
-    supported = sorted({a.replace("ArchitectureAdapter", "") for a in adapters if a.endswith("ArchitectureAdapter")})
-    close = close_matches(arch.replace("ForCausalLM", "").replace("LMHeadModel", ""), supported, n=5)
+    arch = (
+        (getattr(config, "architectures", None) or [None])[0] or type(hf_model).__name__
+        if hf_model is not None
+        else name
+    )
+    supported = sorted(
+        {
+            a.replace("ArchitectureAdapter", "")
+            for a in adapters
+            if a.endswith("ArchitectureAdapter")
+        }
+    )
+    close = close_matches(
+        arch.replace("ForCausalLM", "").replace("LMHeadModel", ""), supported, n=5
+    )
     hint = f" Closest supported: {', '.join(close)}." if close else ""
     return ValueError(
         f"{name}: architecture {arch} is not one TransformerLens 4 can bridge ({len(supported)} families are, "
         f"e.g. GPT2, GPTNeoX, Llama, Bert, Gemma, Mistral, Qwen2).{hint} To trace it anyway, load it with "
-        f"transformers and call interp.wrap(model): nnsight hooks named <submodule>.hook_in / .hook_out.")
+        f"transformers and call interp.wrap(model): nnsight hooks named <submodule>.hook_in / .hook_out."
+    )
 
 
 # Tokenizer files save_pretrained writes, one of which a directory with a tokenizer has.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
-                    "spiece.model", "merges.txt")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "merges.txt",
+)
 
 
 def _id_tokenizer(config: Any):
@@ -180,8 +249,15 @@ def _id_tokenizer(config: Any):
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     bos = getattr(config, "bos_token_id", None)
     bos = str(bos if isinstance(bos, int) and 0 <= bos < n else 0)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, name_or_path="interp-token-ids", bos_token=bos,
-                                   eos_token=bos, unk_token="0", pad_token=bos, add_bos_token=True)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        name_or_path="interp-token-ids",
+        bos_token=bos,
+        eos_token=bos,
+        unk_token="0",
+        pad_token=bos,
+        add_bos_token=True,
+    )
 
 
 def _local_hf(path: str, hf_model: Any, tokenizer: Any, trust_remote_code: bool = False):
@@ -203,7 +279,11 @@ def _local_hf(path: str, hf_model: Any, tokenizer: Any, trust_remote_code: bool 
             raise _remote_code_refused(path) from None
         arch = (config.architectures or [None])[0]
         cls = _model_class(transformers, arch, path) if arch else None
-        if arch and arch.endswith("Model") and getattr(transformers, arch[:-5] + "ForMaskedLM", None) is not None:
+        if (
+            arch
+            and arch.endswith("Model")
+            and getattr(transformers, arch[:-5] + "ForMaskedLM", None) is not None
+        ):
             # TransformerLens bridges the masked-LM class. Loading the headless checkpoint into
             # it fills the encoder exactly (hidden states are the checkpoint's own); only the
             # LM head, which the checkpoint does not have, starts untrained.
@@ -214,8 +294,12 @@ def _local_hf(path: str, hf_model: Any, tokenizer: Any, trust_remote_code: bool 
             cls = AutoModelForCausalLM
         try:
             hf_model = cls.from_pretrained(path, **trust)
-        except Exception as e:  # transformers / safetensors raise many types; name the file that is bad
-            raise ValueError(f"cannot load the Hugging Face checkpoint in {path}: {_bad_weight_file(path) or e}") from None
+        except (
+            Exception
+        ) as e:  # transformers / safetensors raise many types; name the file that is bad
+            raise ValueError(
+                f"cannot load the Hugging Face checkpoint in {path}: {_bad_weight_file(path) or e}"
+            ) from None
     hf_model.eval()  # a fresh HF model may be in train mode (dropout): outputs would differ
     if tokenizer is None and any((Path(path) / f).exists() for f in _TOKENIZER_FILES):
         try:
@@ -235,8 +319,10 @@ def _model_class(transformers: Any, arch: str, path: str) -> Any:
     if cls is None:
         return None
     if not (inspect.isclass(cls) and issubclass(cls, transformers.PreTrainedModel)):
-        raise ValueError(f"{Path(path) / 'config.json'}: architectures names {arch!r}, which is "
-                         "not a transformers model class; refusing to call it")
+        raise ValueError(
+            f"{Path(path) / 'config.json'}: architectures names {arch!r}, which is "
+            "not a transformers model class; refusing to call it"
+        )
     return cls
 
 
@@ -250,9 +336,11 @@ def _remote_code_refused(path: str) -> ValueError:
         auto_map = {}
     files = {v.split(".")[0] + ".py" for v in dict(auto_map).values() if isinstance(v, str)}
     names = ", ".join(sorted(files)) or "custom code"
-    return ValueError(f"{path} needs its own Python code to load (config.json auto_map names "
-                      f"{names}); interp never runs a checkpoint's code by itself. If you trust "
-                      "that code, load it with interp.load_model(path, trust_remote_code=True)")
+    return ValueError(
+        f"{path} needs its own Python code to load (config.json auto_map names "
+        f"{names}); interp never runs a checkpoint's code by itself. If you trust "
+        "that code, load it with interp.load_model(path, trust_remote_code=True)"
+    )
 
 
 def _bad_weight_file(path: str) -> str:

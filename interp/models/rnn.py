@@ -90,7 +90,9 @@ class RNNCell(nn.Module):
             h = torch.tanh(pre) if self.cell == "tanh" else torch.relu(pre)
         elif self.cell == "gru":
             H = h.shape[-1]
-            gates = self.hook_gates(torch.cat([xw[:, : 2 * H] + hw[:, : 2 * H], xw[:, 2 * H :], hw[:, 2 * H :]], -1))
+            gates = self.hook_gates(
+                torch.cat([xw[:, : 2 * H] + hw[:, : 2 * H], xw[:, 2 * H :], hw[:, 2 * H :]], -1)
+            )
             r, z = torch.sigmoid(gates[:, :H]), torch.sigmoid(gates[:, H : 2 * H])
             n = torch.tanh(gates[:, 2 * H : 3 * H] + r * gates[:, 3 * H :])
             h = (1 - z) * n + z * h
@@ -137,14 +139,18 @@ class HookedRNN(HookedRootModule):
             self.hook_logits = HookPoint()  # [batch, time, d_out]
         self.setup()
 
-    def forward(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None, return_hidden: bool = False):
+    def forward(
+        self, x: torch.Tensor, h0: Optional[torch.Tensor] = None, return_hidden: bool = False
+    ):
         if self.embed is not None:
             if x.dtype.is_floating_point:
                 raise TypeError("this RNN takes token ids (LongTensor [batch, time])")
             e = self.embed(x)
         else:
             if x.ndim != 3 or x.shape[-1] != self.spec.d_input:
-                raise ValueError(f"expected input [batch, time, {self.spec.d_input}], got {tuple(x.shape)}")
+                raise ValueError(
+                    f"expected input [batch, time, {self.spec.d_input}], got {tuple(x.shape)}"
+                )
             e = x
         e = self.hook_embed(e)
         hs = self.rnn(e, h0)  # [batch, time, d_hidden]

@@ -57,8 +57,10 @@ def load_checkpoint(path: Any) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError / RuntimeError with its own text
-        raise ValueError(f"refusing to read checkpoint {path}: it is not plain tensors and data "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Delete it to rebuild.") from None
+        raise ValueError(
+            f"refusing to read checkpoint {path}: it is not plain tensors and data "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Delete it to rebuild."
+        ) from None
 
 
 def train(
@@ -109,17 +111,34 @@ def train(
             on_step(step, module)
         last = step == cfg.steps - 1
         if step % cfg.log_every == 0 or last:
-            entry = {"step": step, "loss": value, "lr": lr_at(step, cfg), "seconds": time.time() - t0}
+            entry = {
+                "step": step,
+                "loss": value,
+                "lr": lr_at(step, cfg),
+                "seconds": time.time() - t0,
+            }
             if eval_fn is not None and (last or (eval_every and step % eval_every == 0)):
                 module.eval()
                 with torch.no_grad():
                     entry.update(eval_fn(module))
                 module.train()
             log.append(entry)
-        if ckpt is not None and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and not last:
+        if (
+            ckpt is not None
+            and cfg.checkpoint_every
+            and (step + 1) % cfg.checkpoint_every == 0
+            and not last
+        ):
             with atomic_path(ckpt) as tmp:
-                torch.save({"model": module.state_dict(), "optimizer": opt.state_dict(),
-                            "step": step + 1, "log": log}, tmp)
+                torch.save(
+                    {
+                        "model": module.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "step": step + 1,
+                        "log": log,
+                    },
+                    tmp,
+                )
     module.eval()
     if ckpt is not None and ckpt.exists():
         ckpt.unlink()

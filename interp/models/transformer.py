@@ -35,7 +35,9 @@ class TransformerSpec(BaseModel):
     def _defaults(self) -> "TransformerSpec":
         if self.d_head is None:
             if self.d_model % self.n_heads:
-                raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; set d_head")
+                raise ValueError(
+                    f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; set d_head"
+                )
             self.d_head = self.d_model // self.n_heads
         if self.d_mlp is None:
             self.d_mlp = 4 * self.d_model

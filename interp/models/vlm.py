@@ -51,8 +51,14 @@ class VLMSpec(BaseModel):
 class PatchProjector(nn.Module):
     """Linear patch embedding followed by LLaVA-1.5's 2-layer MLP projector."""
 
-    def __init__(self, patch_dim: int, d_vision: int, d_model: int, n_patches: int,
-                 norm_gain: Optional[float] = None):
+    def __init__(
+        self,
+        patch_dim: int,
+        d_vision: int,
+        d_model: int,
+        n_patches: int,
+        norm_gain: Optional[float] = None,
+    ):
         super().__init__()
         self.patch_embed = nn.Linear(patch_dim, d_vision)
         self.patch_pos = nn.Parameter(torch.zeros(n_patches, d_vision))
@@ -64,7 +70,9 @@ class PatchProjector(nn.Module):
             with torch.no_grad():
                 self.out_norm.weight.fill_(norm_gain)
 
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:  # [B, P, patch_dim] -> [B, P, d_model]
+    def forward(
+        self, patches: torch.Tensor
+    ) -> torch.Tensor:  # [B, P, patch_dim] -> [B, P, d_model]
         x = self.patch_embed(patches) + self.patch_pos
         x = self.proj_out(torch.nn.functional.gelu(self.proj_in(x)))
         return x if self.out_norm is None else self.out_norm(x)
@@ -85,7 +93,9 @@ _VLM_CLASSES: dict[type, type] = {}
 
 def _vlm_class(base: type) -> type:
     if base not in _VLM_CLASSES:
-        _VLM_CLASSES[base] = type("VLMBridge", (base,), {"forward": _vlm_forward, "__module__": __name__})
+        _VLM_CLASSES[base] = type(
+            "VLMBridge", (base,), {"forward": _vlm_forward, "__module__": __name__}
+        )
     return _VLM_CLASSES[base]
 
 
@@ -100,8 +110,10 @@ def image_embeddings(bridge: Any, tokens: torch.Tensor, pixels: Optional[torch.T
     mask = tokens == spec.image_token_id  # [B, T]
     counts = mask.sum(1)
     if not bool((counts == pixels.shape[1]).all()):
-        raise ValueError(f"each row needs {pixels.shape[1]} <image> tokens (id {spec.image_token_id}); "
-                         f"got {counts.tolist()}")
+        raise ValueError(
+            f"each row needs {pixels.shape[1]} <image> tokens (id {spec.image_token_id}); "
+            f"got {counts.tolist()}"
+        )
     device = next(native.parameters()).device
 
     def hook(module, args, out):
@@ -127,8 +139,13 @@ def build_vlm(spec: VLMSpec | dict, tokenizer: Any = None):
     g = torch.random.fork_rng()
     with g:
         torch.manual_seed(spec.decoder.init_seed + 1)
-        native.vision = PatchProjector(spec.patch_dim, spec.d_vision, spec.decoder.d_model, spec.n_image_tokens,
-                                       spec.image_norm_gain)
+        native.vision = PatchProjector(
+            spec.patch_dim,
+            spec.d_vision,
+            spec.decoder.d_model,
+            spec.n_image_tokens,
+            spec.image_norm_gain,
+        )
     bridge.__class__ = _vlm_class(type(bridge))
     bridge.vlm_spec = spec
     bridge.eval()
@@ -139,7 +156,12 @@ def wrap_vlm(bridge: Any, tokenizer: Any = None, model_id: str = "vlm"):
     """An ``interp.Model`` around a VLM bridge (saveable with ``save_model``)."""
     from interp.tracing.model import Model
 
-    return Model(bridge, backend="tl", tokenizer=tokenizer, model_id=model_id, kind="vlm",
-                 spec={"builder": "vlm", "spec": bridge.vlm_spec.model_dump(mode="json")},
-                 example_input=torch.zeros(1, 4, dtype=torch.long))
-
+    return Model(
+        bridge,
+        backend="tl",
+        tokenizer=tokenizer,
+        model_id=model_id,
+        kind="vlm",
+        spec={"builder": "vlm", "spec": bridge.vlm_spec.model_dump(mode="json")},
+        example_input=torch.zeros(1, 4, dtype=torch.long),
+    )

@@ -37,11 +37,15 @@ class Recipe:
     config: BaseModel
     build: Callable[[BaseModel], Any]
     description: str
-    prompts: tuple[str, ...] = ()  # example inputs in the model's own language (not part of the key)
+    prompts: tuple[
+        str, ...
+    ] = ()  # example inputs in the model's own language (not part of the key)
 
     @property
     def key(self) -> str:
-        return config_hash({"name": self.name, "config": self.config.model_dump(mode="json"), "v": RECIPE_VERSION})
+        return config_hash(
+            {"name": self.name, "config": self.config.model_dump(mode="json"), "v": RECIPE_VERSION}
+        )
 
     @property
     def path(self) -> Path:
@@ -61,10 +65,17 @@ def recipe(name: str, config: BaseModel, description: str = "", prompts: Sequenc
         if not str(build.__module__).startswith("interp.models.recipes."):
             _discover()  # user code: compare with every zoo recipe, not only those imported so far
         if name in _RECIPES:
-            raise ValueError(f"zoo recipe {name!r} is registered twice "
-                             f"({_RECIPES[name].build.__module__} and {build.__module__})")
-        _RECIPES[name] = Recipe(name, config, build, description or (build.__doc__ or "").strip().split("\n")[0],
-                                tuple(prompts))
+            raise ValueError(
+                f"zoo recipe {name!r} is registered twice "
+                f"({_RECIPES[name].build.__module__} and {build.__module__})"
+            )
+        _RECIPES[name] = Recipe(
+            name,
+            config,
+            build,
+            description or (build.__doc__ or "").strip().split("\n")[0],
+            tuple(prompts),
+        )
         return build
 
     return deco
@@ -98,8 +109,10 @@ def get(name: str) -> Recipe:
 def _split_seed(name: str) -> tuple[str, int]:
     base, _, seed = name.rpartition("@")
     if not seed.isdigit() or not base:
-        raise ValueError(f"zoo model {name!r}: after '@' comes a training seed, a whole number >= 0 "
-                         f"(e.g. '{base or 'code-lm-tiny'}@1')")
+        raise ValueError(
+            f"zoo model {name!r}: after '@' comes a training seed, a whole number >= 0 "
+            f"(e.g. '{base or 'code-lm-tiny'}@1')"
+        )
     return base, int(seed)
 
 
@@ -114,7 +127,9 @@ def seed_variant(base: str, seed: int) -> Recipe:
     recipe ``<base>@<seed>`` (its own cache key)."""
     r = get(base)
     if "seed" not in type(r.config).model_fields:
-        raise ValueError(f"zoo recipe {base!r} has no training seed, so {base}@{seed} means nothing")
+        raise ValueError(
+            f"zoo recipe {base!r} has no training seed, so {base}@{seed} means nothing"
+        )
     if seed == r.config.seed:  # type: ignore[attr-defined]
         return r
     name = f"{base}@{seed}"
@@ -126,8 +141,9 @@ def seed_variant(base: str, seed: int) -> Recipe:
     if sibling is not None and _same_but_name(reseeded(sibling.config, seed, name), config):
         return sibling
     if name not in _VARIANTS:
-        _VARIANTS[name] = replace(r, name=name, config=config,
-                                  description=f"{r.description} (training seed {seed})")
+        _VARIANTS[name] = replace(
+            r, name=name, config=config, description=f"{r.description} (training seed {seed})"
+        )
     return _VARIANTS[name]
 
 
@@ -196,23 +212,34 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
     # one builder at a time per recipe: a second process waits here, then loads what the first built
     lock = r.path.parent / ".locks" / f"{r.path.name}.lock"
     with file_lock(lock, what=f"building zoo model {name}"):
-        clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed over a day ago
+        clean_stale_tmp(
+            r.path.parent
+        )  # hidden .tmp leftovers of builds that crashed over a day ago
         if rebuild and r.path.exists():
             shutil.rmtree(r.path)
         if not (r.path / MODEL_FILE).exists():
             model = r.build(r.config)
             model.model_id = f"zoo:{r.name}"
-            save_model(model, r.path, extra={"recipe": r.name, "recipe_key": r.key,
-                                             "recipe_config": r.config.model_dump(mode="json"),
-                                             "train_log": getattr(model, "train_log", None)})
+            save_model(
+                model,
+                r.path,
+                extra={
+                    "recipe": r.name,
+                    "recipe_key": r.key,
+                    "recipe_config": r.config.model_dump(mode="json"),
+                    "train_log": getattr(model, "train_log", None),
+                },
+            )
     try:
         return load_model_dir(r.path, device=device, model_id=f"zoo:{r.name}")
     except ValueError as e:  # a cached model damaged on disk (truncated copy, full disk, ...)
         from interp.utils import ConfigError
 
-        raise ConfigError(f"the cached zoo model {name} cannot be loaded: {e}. Rebuild it: "
-                          f"interp zoo build {name} --rebuild (or zoo.load({name!r}, "
-                          "rebuild=True))") from None
+        raise ConfigError(
+            f"the cached zoo model {name} cannot be loaded: {e}. Rebuild it: "
+            f"interp zoo build {name} --rebuild (or zoo.load({name!r}, "
+            "rebuild=True))"
+        ) from None
 
 
 def scratch_dir(name: str, config: BaseModel) -> Path:
@@ -232,7 +259,9 @@ def seeded_names(names: Sequence[str], run_seed: int) -> dict[str, str]:
     {0, 1} at run seed 0, {2, 3} at 1, {4, 5} at 2, so runs of different seeds share no model.
     Names already pinned (``@N``), templates (``{...}``) and non-zoo names are left as they are.
     Returns ``{old: new}`` for the names that change."""
-    zoo_names = [n for n in dict.fromkeys(names) if n.startswith("zoo:") and "@" not in n and "{" not in n]
+    zoo_names = [
+        n for n in dict.fromkeys(names) if n.startswith("zoo:") and "@" not in n and "{" not in n
+    ]
     if not zoo_names or run_seed == 0:
         return {}
     own = {n: default_seed(n[4:]) for n in zoo_names}

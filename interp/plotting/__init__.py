@@ -29,7 +29,24 @@ from interp.plotting.common import (
     verdict_strip,
 )
 
-__all__ = ["CRITERIA_COLUMNS", "RUN_COLUMNS", "VERDICT_CLAIM_FAILS", "VERDICT_HOLDS", "VERDICT_SANITY_FAILS",
-           "VERDICT_TARGET_MET", "VERDICT_TARGET_MISSED", "criteria_counts", "criteria_frame", "criteria_rows",
-           "flatten_metrics", "format_stamp", "headline_figure", "metrics_frame", "ordered_figures", "run_rows",
-           "runs_frame", "verdict", "verdict_strip"]
+__all__ = [
+    "CRITERIA_COLUMNS",
+    "RUN_COLUMNS",
+    "VERDICT_CLAIM_FAILS",
+    "VERDICT_HOLDS",
+    "VERDICT_SANITY_FAILS",
+    "VERDICT_TARGET_MET",
+    "VERDICT_TARGET_MISSED",
+    "criteria_counts",
+    "criteria_frame",
+    "criteria_rows",
+    "flatten_metrics",
+    "format_stamp",
+    "headline_figure",
+    "metrics_frame",
+    "ordered_figures",
+    "run_rows",
+    "runs_frame",
+    "verdict",
+    "verdict_strip",
+]

@@ -27,11 +27,22 @@ VERDICT_TARGET_MISSED = "missed (performance target)"
 
 KINDS = ("sanity", "claim", "target")  # the order tables and strips list them in
 # How a verdict strip names each kind and what "held" means for it.
-KIND_WORDS = {"sanity": ("sanity checks", "hold"), "claim": ("paper claims", "hold"),
-              "target": ("performance targets", "met")}
+KIND_WORDS = {
+    "sanity": ("sanity checks", "hold"),
+    "claim": ("paper claims", "hold"),
+    "target": ("performance targets", "met"),
+}
 
 CRITERIA_COLUMNS = ("verdict", "kind", "name", "value", "op", "threshold", "description")
-RUN_COLUMNS = ("experiment", "analysis", "preset", "date", "criteria held", "sanity failures", "run")
+RUN_COLUMNS = (
+    "experiment",
+    "analysis",
+    "preset",
+    "date",
+    "criteria held",
+    "sanity failures",
+    "run",
+)
 
 
 def verdict(criterion: Any) -> str:
@@ -51,9 +62,18 @@ def _kind_rank(kind: Any) -> int:
 def criteria_rows(criteria: Iterable[Any]) -> list[dict[str, Any]]:
     """One dict per criterion with the columns of :data:`CRITERIA_COLUMNS`: sanity checks first,
     then claims, then performance targets."""
-    rows = [{"verdict": verdict(c), "kind": _get(c, "kind"), "name": _get(c, "name"), "value": _get(c, "value"),
-             "op": _get(c, "op"), "threshold": _get(c, "threshold"), "description": _get(c, "description") or ""}
-            for c in criteria]
+    rows = [
+        {
+            "verdict": verdict(c),
+            "kind": _get(c, "kind"),
+            "name": _get(c, "name"),
+            "value": _get(c, "value"),
+            "op": _get(c, "op"),
+            "threshold": _get(c, "threshold"),
+            "description": _get(c, "description") or "",
+        }
+        for c in criteria
+    ]
     return sorted(rows, key=lambda r: _kind_rank(r["kind"]))  # stable: keeps each kind's order
 
 
@@ -70,9 +90,14 @@ def seeds_rows(criteria: Iterable[Any], seeds: Sequence[Any]) -> list[dict[str, 
     rows = []
     for c in criteria:
         held, n, values = _get(c, "seeds_held"), _get(c, "seeds_run"), _get(c, "values") or []
-        row = {"seeds held": f"{held} of {n}" if n is not None else "", "kind": _get(c, "kind"),
-               "name": _get(c, "name"), "median value": _get(c, "value"), "op": _get(c, "op"),
-               "threshold": _get(c, "threshold")}
+        row = {
+            "seeds held": f"{held} of {n}" if n is not None else "",
+            "kind": _get(c, "kind"),
+            "name": _get(c, "name"),
+            "median value": _get(c, "value"),
+            "op": _get(c, "op"),
+            "threshold": _get(c, "threshold"),
+        }
         row.update({f"seed {s}": v for s, v in zip(seeds, values)})
         rows.append(row)
     return sorted(rows, key=lambda r: _kind_rank(r["kind"]))
@@ -92,9 +117,13 @@ def criteria_counts(criteria: Iterable[Any]) -> dict[str, int]:
     def failing(kind: str) -> int:
         return sum(_get(c, "kind") == kind and not _get(c, "holds") for c in crit)
 
-    return {"n": len(crit), "hold": sum(bool(_get(c, "holds")) for c in crit),
-            "sanity_failures": failing("sanity"), "claims_not_holding": failing("claim"),
-            "targets_missed": failing("target")}
+    return {
+        "n": len(crit),
+        "hold": sum(bool(_get(c, "holds")) for c in crit),
+        "sanity_failures": failing("sanity"),
+        "claims_not_holding": failing("claim"),
+        "targets_missed": failing("target"),
+    }
 
 
 def verdict_strip(criteria: Iterable[Any]) -> list[dict[str, Any]]:
@@ -128,7 +157,9 @@ def headline_figure(figures: Iterable[str], order: Sequence[str] = ()) -> str | 
     return names[0] if names else None
 
 
-def flatten_metrics(metrics: Mapping[str, Any], *, skip: Sequence[str] = ("criteria",)) -> dict[str, float]:
+def flatten_metrics(
+    metrics: Mapping[str, Any], *, skip: Sequence[str] = ("criteria",)
+) -> dict[str, float]:
     """Numeric scalars of a metrics dict, nested keys joined by dots; ``skip`` keys left out.
 
     Booleans, strings, lists and arrays are left out: only numbers that fit in a table
@@ -156,7 +187,9 @@ def metrics_frame(metrics: Mapping[str, Any]):
     import pandas as pd
 
     flat = flatten_metrics(metrics)
-    return pd.DataFrame({"metric": list(flat), "value": list(flat.values())}, columns=["metric", "value"])
+    return pd.DataFrame(
+        {"metric": list(flat), "value": list(flat.values())}, columns=["metric", "value"]
+    )
 
 
 def ordered_figures(figures: Iterable[str], order: Sequence[str] = ()) -> list[str]:
@@ -177,10 +210,18 @@ def format_stamp(stamp: str) -> str:
 def run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
     """One dict per :class:`interp.runs.RunInfo` with the columns of :data:`RUN_COLUMNS` (a seeds
     run's preset reads e.g. ``"quick, seeds 0-2"``)."""
-    return [{"experiment": r.experiment, "analysis": r.analysis, "preset": preset_label(r),
-             "date": format_stamp(r.created),
-             "criteria held": f"{r.n_hold}/{r.n_criteria}", "sanity failures": r.sanity_failures, "run": r.id}
-            for r in runs]
+    return [
+        {
+            "experiment": r.experiment,
+            "analysis": r.analysis,
+            "preset": preset_label(r),
+            "date": format_stamp(r.created),
+            "criteria held": f"{r.n_hold}/{r.n_criteria}",
+            "sanity failures": r.sanity_failures,
+            "run": r.id,
+        }
+        for r in runs
+    ]
 
 
 def preset_label(run: Any) -> str:
@@ -202,9 +243,28 @@ def _get(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
 
 
-
-__all__ = ["VERDICT_HOLDS", "VERDICT_SANITY_FAILS", "VERDICT_CLAIM_FAILS", "VERDICT_TARGET_MET",
-           "VERDICT_TARGET_MISSED", "KINDS", "CRITERIA_COLUMNS", "RUN_COLUMNS", "verdict", "criteria_rows",
-           "criteria_frame", "criteria_counts", "seeds_rows", "seeds_frame", "preset_label", "verdict_strip",
-           "headline_figure", "flatten_metrics", "metrics_frame", "ordered_figures", "format_stamp", "run_rows",
-           "runs_frame"]
+__all__ = [
+    "VERDICT_HOLDS",
+    "VERDICT_SANITY_FAILS",
+    "VERDICT_CLAIM_FAILS",
+    "VERDICT_TARGET_MET",
+    "VERDICT_TARGET_MISSED",
+    "KINDS",
+    "CRITERIA_COLUMNS",
+    "RUN_COLUMNS",
+    "verdict",
+    "criteria_rows",
+    "criteria_frame",
+    "criteria_counts",
+    "seeds_rows",
+    "seeds_frame",
+    "preset_label",
+    "verdict_strip",
+    "headline_figure",
+    "flatten_metrics",
+    "metrics_frame",
+    "ordered_figures",
+    "format_stamp",
+    "run_rows",
+    "runs_frame",
+]

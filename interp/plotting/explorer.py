@@ -24,11 +24,19 @@ def heads_grid(patterns: np.ndarray, tokens: Sequence[str]) -> go.Figure:
     H = patterns.shape[0]
     cols = min(H, 4)
     rows = (H + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(H)],
-                        horizontal_spacing=0.03, vertical_spacing=0.08)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[f"head {h}" for h in range(H)],
+        horizontal_spacing=0.03,
+        vertical_spacing=0.08,
+    )
     for h in range(H):
-        fig.add_trace(go.Heatmap(z=patterns[h], zmin=0, zmax=1, colorscale="Blues", showscale=False),
-                      row=h // cols + 1, col=h % cols + 1)
+        fig.add_trace(
+            go.Heatmap(z=patterns[h], zmin=0, zmax=1, colorscale="Blues", showscale=False),
+            row=h // cols + 1,
+            col=h % cols + 1,
+        )
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=260 * rows, title="Attention (query rows, key columns)")
@@ -42,12 +50,25 @@ def head_pattern(pattern: np.ndarray, tokens: Sequence[str], title: str) -> go.F
     return fig
 
 
-def lens_figure(lens_probs: np.ndarray, tokens: Sequence[str], target_prob: np.ndarray, target: str) -> go.Figure:
+def lens_figure(
+    lens_probs: np.ndarray, tokens: Sequence[str], target_prob: np.ndarray, target: str
+) -> go.Figure:
     """Heatmap [layer, pos] of the probability of the actual next token, plus the target's curve."""
     rows = ["embed"] + [f"L{l}" for l in range(lens_probs.shape[0] - 1)]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3],
-                        subplot_titles=("P(actual next token) read from each layer", f"P({target!r}) at the last position"))
-    fig.add_trace(go.Heatmap(z=lens_probs, x=_labels(tokens), y=rows, zmin=0, zmax=1, colorscale="Viridis"), 1, 1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.7, 0.3],
+        subplot_titles=(
+            "P(actual next token) read from each layer",
+            f"P({target!r}) at the last position",
+        ),
+    )
+    fig.add_trace(
+        go.Heatmap(z=lens_probs, x=_labels(tokens), y=rows, zmin=0, zmax=1, colorscale="Viridis"),
+        1,
+        1,
+    )
     fig.add_trace(go.Scatter(x=target_prob, y=rows, mode="lines+markers", showlegend=False), 1, 2)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(range=[0, 1], row=1, col=2)
@@ -57,8 +78,18 @@ def lens_figure(lens_probs: np.ndarray, tokens: Sequence[str], target_prob: np.n
 
 def head_effect_figure(effect: np.ndarray, target: str) -> go.Figure:
     L, H = effect.shape
-    fig = go.Figure(go.Heatmap(z=effect, x=[f"H{h}" for h in range(H)], y=[f"L{l}" for l in range(L)],
-                               colorscale="RdBu", zmid=0))
-    fig.update_layout(title=f"Change in the logit of {target!r} when each head is zero-ablated",
-                      yaxis_autorange="reversed", height=320)
+    fig = go.Figure(
+        go.Heatmap(
+            z=effect,
+            x=[f"H{h}" for h in range(H)],
+            y=[f"L{l}" for l in range(L)],
+            colorscale="RdBu",
+            zmid=0,
+        )
+    )
+    fig.update_layout(
+        title=f"Change in the logit of {target!r} when each head is zero-ablated",
+        yaxis_autorange="reversed",
+        height=320,
+    )
     return fig

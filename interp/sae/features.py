@@ -34,10 +34,26 @@ from typing import Any
 import numpy as np
 import torch
 
-ARRAY_PREFIX = "features_"  # a result holds feature pages when it has these arrays and metrics["features"]
+ARRAY_PREFIX = (
+    "features_"  # a result holds feature pages when it has these arrays and metrics["features"]
+)
 NO_MODEL_NOTE = "no model given: logit effects not computed (pass model= to feature_pages)"
-_ARRAYS = ("density", "hist_edges", "hist_counts", "top_acts", "top_items", "top_pos", "ctx_tokens", "ctx_acts",
-           "promoted", "promoted_values", "suppressed", "suppressed_values", "string_ids", "strings")
+_ARRAYS = (
+    "density",
+    "hist_edges",
+    "hist_counts",
+    "top_acts",
+    "top_items",
+    "top_pos",
+    "ctx_tokens",
+    "ctx_acts",
+    "promoted",
+    "promoted_values",
+    "suppressed",
+    "suppressed_values",
+    "string_ids",
+    "strings",
+)
 
 
 @dataclass
@@ -55,11 +71,15 @@ class FeaturePages:
     top_pos: np.ndarray  # [d_sae, k] position in the sequence, -1 for an empty pick
     ctx_tokens: np.ndarray  # [d_sae, k, W] token ids of the window (-1: outside the sequence)
     ctx_acts: np.ndarray  # [d_sae, k, W] this latent's activation at each token of the window
-    promoted: np.ndarray  # [d_sae, n_logit] token ids, most promoted first ([d_sae, 0] without a model)
+    promoted: (
+        np.ndarray
+    )  # [d_sae, n_logit] token ids, most promoted first ([d_sae, 0] without a model)
     promoted_values: np.ndarray  # [d_sae, n_logit] logit effect of a unit activation
     suppressed: np.ndarray  # [d_sae, n_logit] token ids, most suppressed first
     suppressed_values: np.ndarray  # [d_sae, n_logit]
-    string_ids: np.ndarray  # [S] sorted token ids with a string (those in contexts and logit effects)
+    string_ids: (
+        np.ndarray
+    )  # [S] sorted token ids with a string (those in contexts and logit effects)
     strings: np.ndarray  # [S] their strings (empty without a tokenizer)
     note: str = ""
 
@@ -86,10 +106,17 @@ class FeaturePages:
                 continue
             keep = self.ctx_tokens[latent, j] >= 0
             toks = self.ctx_tokens[latent, j][keep]
-            out.append({"item": int(self.top_items[latent, j]), "pos": int(self.top_pos[latent, j]),
-                        "act": float(self.top_acts[latent, j]), "tokens": toks.tolist(),
-                        "strings": [self.token_str(t) for t in toks], "acts": self.ctx_acts[latent, j][keep].tolist(),
-                        "center": int(np.flatnonzero(keep).tolist().index(self.context))})
+            out.append(
+                {
+                    "item": int(self.top_items[latent, j]),
+                    "pos": int(self.top_pos[latent, j]),
+                    "act": float(self.top_acts[latent, j]),
+                    "tokens": toks.tolist(),
+                    "strings": [self.token_str(t) for t in toks],
+                    "acts": self.ctx_acts[latent, j][keep].tolist(),
+                    "center": int(np.flatnonzero(keep).tolist().index(self.context)),
+                }
+            )
         return out
 
     def search(self, query: str, limit: int = 50) -> list[int]:
@@ -121,9 +148,14 @@ class FeaturePages:
         for name in _ARRAYS:
             result.arrays[ARRAY_PREFIX + name] = np.asarray(getattr(self, name))
         result.metrics["features"] = {
-            "hook": self.hook, "d_sae": self.d_sae, "k": self.k, "context": self.context, "n_tokens": self.n_tokens,
+            "hook": self.hook,
+            "d_sae": self.d_sae,
+            "k": self.k,
+            "context": self.context,
+            "n_tokens": self.n_tokens,
             "histogram": "log10 bins of positive activations (edges in arrays/features_hist_edges)",
-            "n_logit_tokens": int(self.promoted.shape[1]), "note": self.note,
+            "n_logit_tokens": int(self.promoted.shape[1]),
+            "note": self.note,
             "mean_density": float(self.density.mean()) if self.d_sae else 0.0,
             "dead_fraction": float((self.density == 0).mean()) if self.d_sae else 0.0,
         }
@@ -133,12 +165,19 @@ class FeaturePages:
     def from_result(cls, result: Any) -> "FeaturePages":
         """The pages saved in ``result`` by :meth:`to_result`."""
         if not has_feature_pages(result):
-            raise ValueError(f"result {getattr(result, 'analysis', '?')!r} holds no feature pages "
-                             f"(no metrics['features'] and {ARRAY_PREFIX}* arrays)")
+            raise ValueError(
+                f"result {getattr(result, 'analysis', '?')!r} holds no feature pages "
+                f"(no metrics['features'] and {ARRAY_PREFIX}* arrays)"
+            )
         meta = result.metrics["features"]
         arrays = {name: result.arrays[ARRAY_PREFIX + name] for name in _ARRAYS}
-        return cls(hook=meta["hook"], n_tokens=int(meta["n_tokens"]), context=int(meta["context"]),
-                   note=meta.get("note", ""), **arrays)
+        return cls(
+            hook=meta["hook"],
+            n_tokens=int(meta["n_tokens"]),
+            context=int(meta["context"]),
+            note=meta.get("note", ""),
+            **arrays,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the pages as a result directory (see :meth:`to_result`)."""
@@ -153,9 +192,12 @@ class FeaturePages:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeaturePages):
             return NotImplemented
-        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name))
-                   if isinstance(getattr(self, f.name), np.ndarray) else getattr(self, f.name) == getattr(other, f.name)
-                   for f in dataclasses.fields(self))
+        return all(
+            np.array_equal(getattr(self, f.name), getattr(other, f.name))
+            if isinstance(getattr(self, f.name), np.ndarray)
+            else getattr(self, f.name) == getattr(other, f.name)
+            for f in dataclasses.fields(self)
+        )
 
 
 def has_feature_pages(result: Any) -> bool:
@@ -170,9 +212,20 @@ def histogram_edges(n_bins: int = 40, log_range: tuple[float, float] = (-4.0, 4.
 
 # ------------------------------------------------------------------ the pass
 @torch.no_grad()
-def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokenizer: Any = None, k: int = 10,
-                  context: int = 8, n_bins: int = 40, n_logit_tokens: int = 10, batch_size: int = 32,
-                  log_range: tuple[float, float] = (-4.0, 4.0)) -> FeaturePages:
+def feature_pages(
+    sae: Any,
+    store: Any,
+    hook: str,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    k: int = 10,
+    context: int = 8,
+    n_bins: int = 40,
+    n_logit_tokens: int = 10,
+    batch_size: int = 32,
+    log_range: tuple[float, float] = (-4.0, 4.0),
+) -> FeaturePages:
     """Feature pages of every latent of ``sae`` on ``store[hook]`` (``positions="all"``), in one
     streaming pass over the store's shards, ``batch_size`` items per encode (memory: about
     ``2 * batch_size * T * d_sae`` codes at a time, plus the ``[d_sae, k, W]`` buffers), on the SAE's device.
@@ -182,12 +235,16 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
     """
     _check_store(store, hook)
     if k < 1 or context < 0 or batch_size < 1:
-        raise ValueError(f"feature pages need k >= 1, context >= 0 and batch_size >= 1; got k={k}, "
-                         f"context={context}, batch_size={batch_size}")
+        raise ValueError(
+            f"feature pages need k >= 1, context >= 0 and batch_size >= 1; got k={k}, "
+            f"context={context}, batch_size={batch_size}"
+        )
     T = int(store.manifest.arrays[hook].shape[0])
     W = 2 * context + 1
     d_sae = int(sae.cfg.d_sae)
-    tokens = store.tokens[:, _first_position(store.manifest.positions):]  # [N, T] (small next to the activations)
+    tokens = store.tokens[
+        :, _first_position(store.manifest.positions) :
+    ]  # [N, T] (small next to the activations)
     edges = histogram_edges(n_bins, log_range)
     lo, width = log_range[0], (log_range[1] - log_range[0]) / n_bins
     dtype = sae.W_dec.dtype
@@ -196,18 +253,22 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
     hist = torch.zeros(d_sae * n_bins, dtype=torch.int64, device=dev)
     # [d_sae, k] buffers, descending; a value of 0 marks an empty slot
     best = torch.zeros(d_sae, k, dtype=dtype, device=dev)
-    best_flat = torch.zeros(d_sae, k, dtype=torch.int64, device=dev)  # global flat index item * T + pos
+    best_flat = torch.zeros(
+        d_sae, k, dtype=torch.int64, device=dev
+    )  # global flat index item * T + pos
     best_ctx = torch.zeros(d_sae, k, W, dtype=dtype, device=dev)
     offsets = torch.arange(-context, context + 1, device=dev)  # [W]
     n_tokens = 0
     for start, stop, shard in store.iter_shards(hook):
         for a in range(0, stop - start, batch_size):
-            x = shard[a:a + batch_size].to(dev, dtype)  # [b, T, d_in]
+            x = shard[a : a + batch_size].to(dev, dtype)  # [b, T, d_in]
             b = x.shape[0]
             f = sae.encode(x)  # [b, T, d_sae]
             n_tokens += b * T
             flat = f.reshape(b * T, d_sae)  # [b * T, d_sae]
-            tok, latent = (flat > 0).nonzero().unbind(1)  # the firing entries (sparse), in position order
+            tok, latent = (
+                (flat > 0).nonzero().unbind(1)
+            )  # the firing entries (sparse), in position order
             vals = flat[tok, latent]
             fires += torch.bincount(latent, minlength=d_sae)
             bins = ((vals.log10() - lo) / width).floor().clamp(0, n_bins - 1).long()
@@ -220,9 +281,20 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
                 row, p = tok // T, tok % T
                 wpos = p[:, None] + offsets  # [n, W]
                 inside = (wpos >= 0) & (wpos < T)
-                ctx = f[row[:, None].expand_as(wpos), wpos.clamp(0, T - 1), latent[:, None].expand_as(wpos)] * inside
-                best, best_flat, best_ctx = _merge(best, best_flat, best_ctx, latent, vals, (start + a) * T + tok, ctx)
-    best, best_flat, best_ctx, fires, hist = (t.cpu() for t in (best, best_flat, best_ctx, fires, hist))
+                ctx = (
+                    f[
+                        row[:, None].expand_as(wpos),
+                        wpos.clamp(0, T - 1),
+                        latent[:, None].expand_as(wpos),
+                    ]
+                    * inside
+                )
+                best, best_flat, best_ctx = _merge(
+                    best, best_flat, best_ctx, latent, vals, (start + a) * T + tok, ctx
+                )
+    best, best_flat, best_ctx, fires, hist = (
+        t.cpu() for t in (best, best_flat, best_ctx, fires, hist)
+    )
     offsets = offsets.cpu()
     empty = best <= 0
     items = torch.where(empty, -1, best_flat // T)
@@ -230,21 +302,38 @@ def feature_pages(sae: Any, store: Any, hook: str, *, model: Any = None, tokeniz
     wpos = pos_[..., None] + offsets  # [d_sae, k, W]
     inside = (wpos >= 0) & (wpos < T) & ~empty[..., None]
     tok_t = torch.as_tensor(np.asarray(tokens)).long()
-    ctx_tokens = torch.where(inside, tok_t[items.clamp(min=0)[..., None].expand_as(wpos), wpos.clamp(0, T - 1)], -1)
+    ctx_tokens = torch.where(
+        inside, tok_t[items.clamp(min=0)[..., None].expand_as(wpos), wpos.clamp(0, T - 1)], -1
+    )
     best_ctx = torch.where(inside, best_ctx, torch.zeros((), dtype=dtype))
     promoted, pvals, suppressed, svals, note = _logit_effects(sae, model, n_logit_tokens)
-    used = np.unique(np.concatenate([ctx_tokens[ctx_tokens >= 0].numpy(), promoted.ravel(), suppressed.ravel()]))
+    used = np.unique(
+        np.concatenate([ctx_tokens[ctx_tokens >= 0].numpy(), promoted.ravel(), suppressed.ravel()])
+    )
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-    strings = np.array([_decode(tokenizer, int(t)) for t in used] if tokenizer is not None else [], dtype=str)
+    strings = np.array(
+        [_decode(tokenizer, int(t)) for t in used] if tokenizer is not None else [], dtype=str
+    )
     return FeaturePages(
-        hook=hook, n_tokens=n_tokens, context=context, note=note,
-        density=(fires.double() / max(n_tokens, 1)).numpy(), hist_edges=edges,
+        hook=hook,
+        n_tokens=n_tokens,
+        context=context,
+        note=note,
+        density=(fires.double() / max(n_tokens, 1)).numpy(),
+        hist_edges=edges,
         hist_counts=hist.view(d_sae, n_bins).numpy(),  # [d_sae, n_bins]
-        top_acts=torch.where(empty, 0, best).numpy(), top_items=items.numpy(),
-        top_pos=pos_.numpy(), ctx_tokens=ctx_tokens.numpy(),
-        ctx_acts=best_ctx.numpy(), promoted=promoted, promoted_values=pvals,
-        suppressed=suppressed, suppressed_values=svals,
-        string_ids=used.astype(np.int64) if tokenizer is not None else np.zeros(0, np.int64), strings=strings)
+        top_acts=torch.where(empty, 0, best).numpy(),
+        top_items=items.numpy(),
+        top_pos=pos_.numpy(),
+        ctx_tokens=ctx_tokens.numpy(),
+        ctx_acts=best_ctx.numpy(),
+        promoted=promoted,
+        promoted_values=pvals,
+        suppressed=suppressed,
+        suppressed_values=svals,
+        string_ids=used.astype(np.int64) if tokenizer is not None else np.zeros(0, np.int64),
+        strings=strings,
+    )
 
 
 def _first_position(positions: str) -> int:
@@ -265,13 +354,17 @@ def _check_store(store: Any, hook: str) -> None:
 
         raise unknown_name_error("hook name", hook, list(m.arrays))
     if _first_position(m.positions) < 0 or len(m.arrays[hook].shape) != 2:
-        raise ValueError(f"feature pages need a store collected with positions='all' or slice(s, None) "
-                         f"(activations [N, T, d]); "
-                         f"this one has positions={m.positions!r} and per-item shape {m.arrays[hook].shape} "
-                         f"at {hook}: collect again with interp.collect(..., positions='all')")
+        raise ValueError(
+            f"feature pages need a store collected with positions='all' or slice(s, None) "
+            f"(activations [N, T, d]); "
+            f"this one has positions={m.positions!r} and per-item shape {m.arrays[hook].shape} "
+            f"at {hook}: collect again with interp.collect(..., positions='all')"
+        )
     if store.tokens is None:
-        raise ValueError("feature pages need the input tokens, and this store has none (collected from vectors, "
-                         "not token ids)")
+        raise ValueError(
+            "feature pages need the input tokens, and this store has none (collected from vectors, "
+            "not token ids)"
+        )
 
 
 def _merge(best, best_flat, best_ctx, latent, vals, flat, ctx):
@@ -339,9 +432,19 @@ def _decode(tokenizer: Any, token_id: int) -> str:
 def dense_density(sae: Any, acts: torch.Tensor) -> np.ndarray:
     """``[d_sae]`` fraction of rows of ``acts [..., d_in]`` where each latent is > 0 (a direct check)."""
     with torch.no_grad():
-        f = sae.encode(acts.to(sae.W_dec.device, sae.W_dec.dtype)).reshape(-1, sae.cfg.d_sae)  # [rows, d_sae]
+        f = sae.encode(acts.to(sae.W_dec.device, sae.W_dec.dtype)).reshape(
+            -1, sae.cfg.d_sae
+        )  # [rows, d_sae]
     return (f > 0).double().mean(0).cpu().numpy()
 
 
-__all__ = ["FeaturePages", "feature_pages", "logit_effects", "has_feature_pages", "histogram_edges", "dense_density",
-           "ARRAY_PREFIX", "NO_MODEL_NOTE"]
+__all__ = [
+    "FeaturePages",
+    "feature_pages",
+    "logit_effects",
+    "has_feature_pages",
+    "histogram_edges",
+    "dense_density",
+    "ARRAY_PREFIX",
+    "NO_MODEL_NOTE",
+]

@@ -53,24 +53,70 @@ FORMAT_VERSION = "6.0.0"
 DTYPES = ("float32", "float64")  # SAEConfig.dtype
 
 # Keys of SAELens's format-6 cfg.json (SAEConfig.to_dict and TopKSAEConfig), handled one by one below.
-_MATH_KEYS = {"architecture", "d_in", "d_sae", "dtype", "device", "apply_b_dec_to_input", "normalize_activations",
-              "reshape_activations", "metadata", "k", "rescale_acts_by_decoder_norm"}
+_MATH_KEYS = {
+    "architecture",
+    "d_in",
+    "d_sae",
+    "dtype",
+    "device",
+    "apply_b_dec_to_input",
+    "normalize_activations",
+    "reshape_activations",
+    "metadata",
+    "k",
+    "rescale_acts_by_decoder_norm",
+}
 # Keys that do not change encode/decode: pre-6.0 provenance (SAELens's LLM_METADATA_KEYS and
 # the runner's), and training-only settings a training config writes beside the SAE's.
 _HARMLESS_KEYS = {
-    "model_name", "hook_name", "hook_point", "hook_layer", "hook_head_index", "hook_point_head_index",
-    "model_class_name", "model_from_pretrained_kwargs", "prepend_bos", "exclude_special_tokens",
-    "neuronpedia_id", "context_size", "seqpos_slice", "dataset_path", "dataset_trust_remote_code",
-    "sae_lens_version", "sae_lens_training_version", "hook_name_out", "hook_head_index_out",
-    "decoder_init_norm", "l1_coefficient", "lp_norm", "l1_warm_up_steps", "jumprelu_init_threshold",
-    "jumprelu_bandwidth", "jumprelu_sparsity_loss_mode", "l0_coefficient", "l0_warm_up_steps",
-    "pre_act_loss_coefficient", "jumprelu_tanh_scale", "jumprelu_ste_to_input", "use_sparse_activations",
+    "model_name",
+    "hook_name",
+    "hook_point",
+    "hook_layer",
+    "hook_head_index",
+    "hook_point_head_index",
+    "model_class_name",
+    "model_from_pretrained_kwargs",
+    "prepend_bos",
+    "exclude_special_tokens",
+    "neuronpedia_id",
+    "context_size",
+    "seqpos_slice",
+    "dataset_path",
+    "dataset_trust_remote_code",
+    "sae_lens_version",
+    "sae_lens_training_version",
+    "hook_name_out",
+    "hook_head_index_out",
+    "decoder_init_norm",
+    "l1_coefficient",
+    "lp_norm",
+    "l1_warm_up_steps",
+    "jumprelu_init_threshold",
+    "jumprelu_bandwidth",
+    "jumprelu_sparsity_loss_mode",
+    "l0_coefficient",
+    "l0_warm_up_steps",
+    "pre_act_loss_coefficient",
+    "jumprelu_tanh_scale",
+    "jumprelu_ste_to_input",
+    "use_sparse_activations",
     "aux_loss_coefficient",
 }
 # Pre-6.0 keys read into the format-6 ones.
-_OLD_KEYS = {"activation_fn_str", "activation_fn", "activation_fn_kwargs", "finetuning_scaling_factor"}
+_OLD_KEYS = {
+    "activation_fn_str",
+    "activation_fn",
+    "activation_fn_kwargs",
+    "finetuning_scaling_factor",
+}
 # What our save wrote beside SAEConfig's fields before it wrote SAELens's layout.
-_OLD_INTERP_EXTRAS = {"architecture", "normalize_activations", "activation_fn_str", "activation_fn_kwargs"}
+_OLD_INTERP_EXTRAS = {
+    "architecture",
+    "normalize_activations",
+    "activation_fn_str",
+    "activation_fn_kwargs",
+}
 # Our training settings kept in metadata.interp (the rest of SAEConfig is in SAELens's own fields).
 _INTERP_FIELDS = ("kind", "input_scale", "k", "threshold_init", "bandwidth", "init_seed")
 
@@ -95,7 +141,9 @@ def log_of_threshold(threshold: Float[torch.Tensor, " d_sae"]) -> Float[torch.Te
         steps += [up, down]
     cand = torch.stack(steps)  # [17, d_sae], the guess first
     miss = (cand.exp() - t).abs()  # [17, d_sae]
-    best = cand.gather(0, miss.argmin(0, keepdim=True))[0]  # argmin: the first (nearest the guess) of ties
+    best = cand.gather(0, miss.argmin(0, keepdim=True))[
+        0
+    ]  # argmin: the first (nearest the guess) of ties
     return torch.where(t > 0, best, torch.full_like(best, -float("inf")))
 
 
@@ -106,13 +154,23 @@ def saelens_cfg(sae: "SAE", kinds: Mapping[str, Any]) -> dict[str, Any]:
     c = sae.cfg
     arch = sae.kind.architecture
     if arch is None:
-        raise ValueError(f"SAE kind {c.kind!r} has no SAELens architecture; kinds that have one: "
-                         f"{sorted(k for k, v in kinds.items() if v.architecture)}")
+        raise ValueError(
+            f"SAE kind {c.kind!r} has no SAELens architecture; kinds that have one: "
+            f"{sorted(k for k, v in kinds.items() if v.architecture)}"
+        )
     cfg: dict[str, Any] = {
-        "d_in": c.d_in, "d_sae": c.d_sae, "dtype": c.dtype, "device": "cpu",
-        "apply_b_dec_to_input": c.apply_b_dec_to_input, "normalize_activations": "none", "reshape_activations": "none",
-        "metadata": {"sae_lens_version": FORMAT_VERSION, "hook_name": c.hook_name,
-                     "interp": {f: getattr(c, f) for f in _INTERP_FIELDS}},
+        "d_in": c.d_in,
+        "d_sae": c.d_sae,
+        "dtype": c.dtype,
+        "device": "cpu",
+        "apply_b_dec_to_input": c.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {
+            "sae_lens_version": FORMAT_VERSION,
+            "hook_name": c.hook_name,
+            "interp": {f: getattr(c, f) for f in _INTERP_FIELDS},
+        },
     }
     if arch == "topk":
         cfg.update(k=c.k, rescale_acts_by_decoder_norm=False)
@@ -157,8 +215,10 @@ def _refuse_foreign_cfg(cfg_file: Path) -> None:
     except (OSError, ValueError):
         ours = False
     if not ours:
-        raise FileExistsError(f"{cfg_file} exists and is not an SAE config; it was left as it is. "
-                              "Save the SAE into another folder")
+        raise FileExistsError(
+            f"{cfg_file} exists and is not an SAE config; it was left as it is. "
+            "Save the SAE into another folder"
+        )
 
 
 # ------------------------------------------------------------------ read
@@ -175,7 +235,9 @@ def _modern(raw: dict[str, Any]) -> dict[str, Any]:
     elif act != "relu":
         cfg["_activation_fn"] = act  # refused below, by name
     if isinstance(cfg.get("normalize_activations"), bool):
-        cfg["normalize_activations"] = "expected_average_only_in" if cfg["normalize_activations"] else "none"
+        cfg["normalize_activations"] = (
+            "expected_average_only_in" if cfg["normalize_activations"] else "none"
+        )
     cfg.setdefault("architecture", "standard")
     meta = dict(cfg.get("metadata") or {})
     for key in ("hook_name", "model_name", "sae_lens_version", "sae_lens_training_version"):
@@ -190,21 +252,32 @@ def _config(raw: dict[str, Any], path: Path, kinds: Mapping[str, Any]) -> dict[s
     cfg = _modern(raw)
     unknown = sorted(set(cfg) - _MATH_KEYS - _HARMLESS_KEYS - _OLD_KEYS - {"_activation_fn"})
     if unknown:
-        raise _error(path, f"unknown field(s) {unknown}; known: {sorted(_MATH_KEYS)} and SAELens's "
-                           f"provenance and training fields")
+        raise _error(
+            path,
+            f"unknown field(s) {unknown}; known: {sorted(_MATH_KEYS)} and SAELens's "
+            f"provenance and training fields",
+        )
     if "_activation_fn" in cfg:
-        raise _error(path, f"activation_fn {cfg['_activation_fn']!r} is not supported; valid: 'relu', 'topk'")
+        raise _error(
+            path, f"activation_fn {cfg['_activation_fn']!r} is not supported; valid: 'relu', 'topk'"
+        )
     by_arch = {v.architecture: k for k, v in kinds.items() if v.architecture}
     arch = cfg["architecture"]
     if arch not in by_arch:
         raise _error(path, f"unknown architecture {arch!r}; valid: {sorted(by_arch)}")
-    for key, want in (("normalize_activations", "none"), ("reshape_activations", "none"),
-                      ("rescale_acts_by_decoder_norm", False), ("finetuning_scaling_factor", False)):
+    for key, want in (
+        ("normalize_activations", "none"),
+        ("reshape_activations", "none"),
+        ("rescale_acts_by_decoder_norm", False),
+        ("finetuning_scaling_factor", False),
+    ):
         got = cfg.get(key, want)
         if got is None and key == "normalize_activations":
             got = "none"
         if got != want:
-            raise _error(path, f"{key} {got!r} is not supported (it changes encode/decode); valid: {want!r}")
+            raise _error(
+                path, f"{key} {got!r} is not supported (it changes encode/decode); valid: {want!r}"
+            )
     dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
     if dtype not in DTYPES:
         raise _error(path, f"dtype {cfg.get('dtype')!r} is not supported; valid: {list(DTYPES)}")
@@ -216,18 +289,29 @@ def _config(raw: dict[str, Any], path: Path, kinds: Mapping[str, Any]) -> dict[s
     kind = by_arch[arch]
     if ours.get("kind") in kinds and kinds[ours["kind"]].architecture == arch:
         kind = ours["kind"]  # a kind of ours that shares the architecture's math
-    fields: dict[str, Any] = {f: ours[f] for f in ("k", "threshold_init", "bandwidth", "init_seed") if f in ours}
+    fields: dict[str, Any] = {
+        f: ours[f] for f in ("k", "threshold_init", "bandwidth", "init_seed") if f in ours
+    }
     if arch == "topk":
         if not isinstance(cfg.get("k"), int) or cfg["k"] < 1:
             raise _error(path, f"topk needs a positive integer k, got {cfg.get('k')!r}")
         fields["k"] = cfg["k"]  # SAELens's field, not ours in metadata, is what SAELens would use
     # input_scale is folded into the tensors on disk, so the SAE we build has 1.
-    return dict(d_in=cfg["d_in"], d_sae=cfg["d_sae"], kind=kind, dtype=dtype, input_scale=1.0,
-                hook_name=meta.get("hook_name"), apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
-                **fields)
+    return dict(
+        d_in=cfg["d_in"],
+        d_sae=cfg["d_sae"],
+        kind=kind,
+        dtype=dtype,
+        input_scale=1.0,
+        hook_name=meta.get("hook_name"),
+        apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
+        **fields,
+    )
 
 
-def _tensors(tensors: dict[str, torch.Tensor], cfg: dict[str, Any], arch: str, path: Path) -> dict[str, torch.Tensor]:
+def _tensors(
+    tensors: dict[str, torch.Tensor], cfg: dict[str, Any], arch: str, path: Path
+) -> dict[str, torch.Tensor]:
     """The state dict of our SAE from SAELens's tensors, checked by name and shape."""
     d_in, d_sae = cfg["d_in"], cfg["d_sae"]
     shapes = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
@@ -235,13 +319,17 @@ def _tensors(tensors: dict[str, torch.Tensor], cfg: dict[str, Any], arch: str, p
         shapes["threshold"] = (d_sae,)
     where = path / WEIGHTS_FILE
     if set(tensors) != set(shapes):
-        raise ValueError(f"SAE file {where}: tensors {sorted(tensors)}, but a {arch} SAE "
-                         f"has {sorted(shapes)} (missing {sorted(set(shapes) - set(tensors))}, "
-                         f"unexpected {sorted(set(tensors) - set(shapes))})")
+        raise ValueError(
+            f"SAE file {where}: tensors {sorted(tensors)}, but a {arch} SAE "
+            f"has {sorted(shapes)} (missing {sorted(set(shapes) - set(tensors))}, "
+            f"unexpected {sorted(set(tensors) - set(shapes))})"
+        )
     for name, shape in shapes.items():
         if tuple(tensors[name].shape) != shape:
-            raise ValueError(f"SAE file {where}: tensor {name} has shape {list(tensors[name].shape)}; "
-                             f"d_in={d_in}, d_sae={d_sae} need {list(shape)}")
+            raise ValueError(
+                f"SAE file {where}: tensor {name} has shape {list(tensors[name].shape)}; "
+                f"d_in={d_in}, d_sae={d_sae} need {list(shape)}"
+            )
     dtype = getattr(torch, cfg["dtype"])
     out = {k: v.to(dtype) for k, v in tensors.items()}
     if "threshold" in out:
@@ -249,7 +337,9 @@ def _tensors(tensors: dict[str, torch.Tensor], cfg: dict[str, Any], arch: str, p
     return out
 
 
-def read_saelens(path: str | Path, kinds: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def read_saelens(
+    path: str | Path, kinds: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """``(SAEConfig fields, state dict)`` of the SAE in the folder ``path`` (SAELens's layout,
     old or new, or our old one); ``kinds``: the registry, mapping architectures to kinds."""
     from safetensors.torch import load_file
@@ -263,8 +353,9 @@ def read_saelens(path: str | Path, kinds: Mapping[str, Any]) -> tuple[dict[str, 
     except FileNotFoundError:
         raise FileNotFoundError(f"SAE folder {path} has no {WEIGHTS_FILE}") from None
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-        raise ValueError(f"SAE file {path / WEIGHTS_FILE} cannot be read (damaged or truncated): "
-                         f"{e}") from None
+        raise ValueError(
+            f"SAE file {path / WEIGHTS_FILE} cannot be read (damaged or truncated): {e}"
+        ) from None
     if "kind" in raw and "metadata" not in raw:
         # This project's layout before SAELens's: our SAEConfig's fields, log_threshold on disk.
         return {k: v for k, v in raw.items() if k not in _OLD_INTERP_EXTRAS}, tensors

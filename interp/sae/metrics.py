@@ -32,13 +32,23 @@ from interp.tracing.trace import trace
 
 def _next_token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Summed cross-entropy of ``logits[:, :-1]`` against ``tokens[:, 1:]`` (float64)."""
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).double(), tokens[:, 1:].reshape(-1),
-                           reduction="sum")
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).double(),
+        tokens[:, 1:].reshape(-1),
+        reduction="sum",
+    )
 
 
 @torch.no_grad()
-def loss_recovered(m: Any, sae: Any, hook: str, tokens: Int[torch.Tensor, "n pos"], *,
-                   batch_size: int = 32, first_position: int = 0) -> dict[str, float]:
+def loss_recovered(
+    m: Any,
+    sae: Any,
+    hook: str,
+    tokens: Int[torch.Tensor, "n pos"],
+    *,
+    batch_size: int = 32,
+    first_position: int = 0,
+) -> dict[str, float]:
     """Clean, spliced and zero-ablated next-token cross-entropy (nats per token) with ``sae``
     spliced in at ``hook`` (no error term), the loss recovered, and the mean L0 of the latents.
 
@@ -70,18 +80,25 @@ def loss_recovered(m: Any, sae: Any, hook: str, tokens: Int[torch.Tensor, "n pos
     return _summary(sums, l0, n_tok, tokens)
 
 
-def _summary(sums: dict[str, float], l0: float, n_tok: int, tokens: torch.Tensor) -> dict[str, float]:
+def _summary(
+    sums: dict[str, float], l0: float, n_tok: int, tokens: torch.Tensor
+) -> dict[str, float]:
     """Per-token cross-entropies from summed ones, the loss recovered, and the mean L0."""
     n_pred = len(tokens) * (tokens.shape[1] - 1)
     ce = {k: v / n_pred for k, v in sums.items()}
     gap = ce["zero"] - ce["clean"]
-    return {"ce_clean": ce["clean"], "ce_spliced": ce["spliced"], "ce_zero": ce["zero"],
-            "loss_recovered": (ce["zero"] - ce["spliced"]) / gap if abs(gap) > 1e-12 else float("nan"),
-            "l0": l0 / n_tok}
+    return {
+        "ce_clean": ce["clean"],
+        "ce_spliced": ce["spliced"],
+        "ce_zero": ce["zero"],
+        "loss_recovered": (ce["zero"] - ce["spliced"]) / gap if abs(gap) > 1e-12 else float("nan"),
+        "l0": l0 / n_tok,
+    }
 
 
-def _loss_recovered_from(m: Any, sae: Any, hook: str, tokens: torch.Tensor, batch_size: int,
-                         p: int) -> dict[str, float]:
+def _loss_recovered_from(
+    m: Any, sae: Any, hook: str, tokens: torch.Tensor, batch_size: int, p: int
+) -> dict[str, float]:
     """:func:`loss_recovered` with the SAE and the ablation applied from position ``p`` on
     (edits, not a splice: a splice replaces every position)."""
     sums = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
@@ -94,7 +111,9 @@ def _loss_recovered_from(m: Any, sae: Any, hook: str, tokens: torch.Tensor, batc
         x = tokens[i : i + batch_size].to(m.device)
         clean, acts = trace(m, x, capture=[hook])
         zero, _ = trace(m, x, edits={hook: tail(torch.zeros_like)})
-        out, _ = trace(m, x, edits={hook: tail(lambda a: sae.decode(sae.encode(a.to(sae.W_dec.dtype))))})
+        out, _ = trace(
+            m, x, edits={hook: tail(lambda a: sae.decode(sae.encode(a.to(sae.W_dec.dtype))))}
+        )
         assert clean is not None and zero is not None and out is not None  # a model with logits
         sums["clean"] += float(_next_token_ce(clean, x))
         sums["zero"] += float(_next_token_ce(zero, x))
@@ -106,8 +125,9 @@ def _loss_recovered_from(m: Any, sae: Any, hook: str, tokens: torch.Tensor, batc
 
 
 @torch.no_grad()
-def latent_stats(sae: Any, chunks: Iterable[Float[torch.Tensor, "n d_in"]], *, dense_above: float = 0.1
-                 ) -> dict[str, Any]:
+def latent_stats(
+    sae: Any, chunks: Iterable[Float[torch.Tensor, "n d_in"]], *, dense_above: float = 0.1
+) -> dict[str, Any]:
     """FVU, L0, dead and dense fractions and per-latent density of ``sae`` on the rows of ``chunks``
     (raw inputs, one ``[n, d_in]`` tensor at a time; see the module docstring)."""
     dtype = sae.W_dec.dtype
@@ -131,5 +151,11 @@ def latent_stats(sae: Any, chunks: Iterable[Float[torch.Tensor, "n d_in"]], *, d
     # Total variance about the mean, from float64 sums: sum |x|^2 - n |mean|^2.
     total = sum_sq - float(sum_x.pow(2).sum()) / n
     density = (fired / n).numpy().astype(np.float64)
-    return {"fvu": err / max(total, 1e-12), "l0": l0 / n, "dead_frac": float((density == 0).mean()),
-            "dense_frac": float((density > dense_above).mean()), "density": density, "n_rows": n}
+    return {
+        "fvu": err / max(total, 1e-12),
+        "l0": l0 / n,
+        "dead_frac": float((density == 0).mean()),
+        "dense_frac": float((density > dense_above).mean()),
+        "density": density,
+        "n_rows": n,
+    }

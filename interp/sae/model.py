@@ -51,14 +51,17 @@ class SAEConfig(BaseModel):
     input_scale: _PosFloat = 1.0  # inputs are multiplied by this before encoding (normalise_scale)
     init_seed: int = 0
     hook_name: Optional[str] = None  # provenance, kept in cfg.json
-    apply_b_dec_to_input: bool = True  # subtract b_dec before the encoder (SAELens's flag; off in some files)
+    apply_b_dec_to_input: bool = (
+        True  # subtract b_dec before the encoder (SAELens's flag; off in some files)
+    )
     dtype: Literal["float32", "float64"] = "float32"
 
     @model_validator(mode="after")
     def _k_fits(self) -> "SAEConfig":
         if self.kind == "topk" and self.k > self.d_sae:  # all on: the L0 claim would hold trivially
-            raise ValueError(f"topk k={self.k} is larger than d_sae={self.d_sae}; "
-                             f"valid: 1..{self.d_sae}")
+            raise ValueError(
+                f"topk k={self.k} is larger than d_sae={self.d_sae}; valid: 1..{self.d_sae}"
+            )
         return self
 
 
@@ -66,9 +69,12 @@ class SAEConfig(BaseModel):
 class _Kind:
     """How a kind turns pre-activations into codes, and its sparsity penalty."""
 
-    def __init__(self, activate: Callable[["SAE", torch.Tensor], torch.Tensor],
-                 penalty: Callable[["SAE", torch.Tensor, torch.Tensor], torch.Tensor],
-                 architecture: Optional[str] = None):
+    def __init__(
+        self,
+        activate: Callable[["SAE", torch.Tensor], torch.Tensor],
+        penalty: Callable[["SAE", torch.Tensor, torch.Tensor], torch.Tensor],
+        architecture: Optional[str] = None,
+    ):
         self.activate = activate
         self.penalty = penalty
         self.architecture = architecture  # SAELens's name for the same math; None: no SAELens file
@@ -179,13 +185,17 @@ class SAE(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae, dtype=dtype))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in, dtype=dtype))  # tied pre-bias
         if cfg.kind == "jumprelu":
-            self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(cfg.threshold_init), dtype=dtype))
+            self.log_threshold = nn.Parameter(
+                torch.full((cfg.d_sae,), math.log(cfg.threshold_init), dtype=dtype)
+            )
 
     @property
     def kind(self) -> _Kind:
         return KINDS[self.cfg.kind]
 
-    def pre_acts(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_sae"]:
+    def pre_acts(
+        self, x: Float[torch.Tensor, "*batch d_in"]
+    ) -> Float[torch.Tensor, "*batch d_sae"]:
         """``[..., d_sae]`` pre-activations of inputs ``[..., d_in]`` (already scaled)."""
         xc = x - self.b_dec if self.cfg.apply_b_dec_to_input else x
         return xc @ self.W_enc + self.b_enc
@@ -195,8 +205,18 @@ class SAE(nn.Module):
         (SAELens's ``fold_activation_norm_scaling_factor``); the tensors themselves when it is 1."""
         s = self.cfg.input_scale
         if s == 1.0:
-            return {"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec, "b_dec": self.b_dec}
-        return {"W_enc": self.W_enc * s, "b_enc": self.b_enc, "W_dec": self.W_dec / s, "b_dec": self.b_dec / s}
+            return {
+                "W_enc": self.W_enc,
+                "b_enc": self.b_enc,
+                "W_dec": self.W_dec,
+                "b_dec": self.b_dec,
+            }
+        return {
+            "W_enc": self.W_enc * s,
+            "b_enc": self.b_enc,
+            "W_dec": self.W_dec / s,
+            "b_dec": self.b_dec / s,
+        }
 
     def encode(self, x: Float[torch.Tensor, "*batch d_in"]) -> Float[torch.Tensor, "*batch d_sae"]:
         """Codes ``[..., d_sae]`` of raw inputs ``[..., d_in]``."""
@@ -213,14 +233,16 @@ class SAE(nn.Module):
         """Reconstruction of raw inputs: ``decode(encode(x))``."""
         return self.decode(self.encode(x))
 
-    def loss(self, x: Float[torch.Tensor, "batch d_in"], sparsity: float, mse: str = "sum"
-             ) -> tuple[Float[torch.Tensor, ""], dict[str, Float[torch.Tensor, ""]]]:
+    def loss(
+        self, x: Float[torch.Tensor, "batch d_in"], sparsity: float, mse: str = "sum"
+    ) -> tuple[Float[torch.Tensor, ""], dict[str, Float[torch.Tensor, ""]]]:
         """Mean over the batch of ``err + sparsity * penalty`` in scaled units; ``err`` is
         ``|x - x_hat|^2`` summed (``mse="sum"``) or averaged (``"mean"``) over features."""
         return self.scaled_loss(x * self.cfg.input_scale, sparsity, mse)
 
-    def scaled_loss(self, xs: Float[torch.Tensor, "batch d_in"], sparsity: float, mse: str = "sum"
-                    ) -> tuple[Float[torch.Tensor, ""], dict[str, Float[torch.Tensor, ""]]]:
+    def scaled_loss(
+        self, xs: Float[torch.Tensor, "batch d_in"], sparsity: float, mse: str = "sum"
+    ) -> tuple[Float[torch.Tensor, ""], dict[str, Float[torch.Tensor, ""]]]:
         """:meth:`loss` of inputs already multiplied by ``input_scale``."""
         pre = self.pre_acts(xs)
         f = self.kind.activate(self, pre)
@@ -261,7 +283,9 @@ class SAE(nn.Module):
         sae.load_state_dict(state)
         bad = sorted(k for k, v in state.items() if not bool(v.isfinite().all()))
         if bad:
-            raise ValueError(f"SAE file {Path(path)}: weights {', '.join(bad)} hold NaN or infinite "
-                             "values "
-                             "(a diverged training run, or a damaged file)")
+            raise ValueError(
+                f"SAE file {Path(path)}: weights {', '.join(bad)} hold NaN or infinite "
+                "values "
+                "(a diverged training run, or a damaged file)"
+            )
         return sae

@@ -73,7 +73,9 @@ class Splice:
         if unknown:
             raise KeyError(f"not hook names of the SAE at {self.host!r}: {sorted(unknown)}")
         if self.hooks:
-            raise RuntimeError(f"the SAE at {self.host!r} is already in use by another trace or collect")
+            raise RuntimeError(
+                f"the SAE at {self.host!r} is already in use by another trace or collect"
+            )
         self.hooks = dict(hooks)
         try:
             yield
@@ -86,7 +88,9 @@ class Splice:
 
     def __call__(self, module: nn.Module, args: Any, act: torch.Tensor) -> torch.Tensor:
         if not isinstance(act, torch.Tensor):
-            raise TypeError(f"cannot splice an SAE at {self.host!r}: it carries a {type(act).__name__}, not a tensor")
+            raise TypeError(
+                f"cannot splice an SAE at {self.host!r}: it carries a {type(act).__name__}, not a tensor"
+            )
         x = self._flatten(act)  # [..., d_in] in the SAE's dtype and device
         sae, hooks = self.sae, self.hooks
         sae_in = self._at(self._input, x)
@@ -104,7 +108,9 @@ class Splice:
                 err = x - clean.detach()
             out = rec + self._at(self._error, err)
         out = self._at(self._output, out)
-        return out.reshape(act.shape).to(act.device, act.dtype)  # [..., head * d_head] -> act's shape
+        return out.reshape(act.shape).to(
+            act.device, act.dtype
+        )  # [..., head * d_head] -> act's shape
 
     def _flatten(self, act: torch.Tensor) -> torch.Tensor:
         d_in = int(self.sae.W_dec.shape[-1])
@@ -113,13 +119,17 @@ class Splice:
         elif act.ndim >= 2 and act.shape[-2] * act.shape[-1] == d_in:
             x = act.flatten(-2)  # [..., head, d_head] -> [..., head * d_head]
         else:
-            raise ValueError(f"the SAE at {self.host!r} takes d_in={d_in}, but the activation has shape "
-                             f"{tuple(act.shape)}; train or load an SAE for this hook")
+            raise ValueError(
+                f"the SAE at {self.host!r} takes d_in={d_in}, but the activation has shape "
+                f"{tuple(act.shape)}; train or load an SAE for this hook"
+            )
         p = self.sae.W_dec
         return x.to(p.device, p.dtype)
 
 
-def _by_hook(saes: Mapping[str, nn.Module] | Sequence[nn.Module] | nn.Module) -> dict[str, nn.Module]:
+def _by_hook(
+    saes: Mapping[str, nn.Module] | Sequence[nn.Module] | nn.Module,
+) -> dict[str, nn.Module]:
     if isinstance(saes, Mapping):
         return dict(saes)
     items = [saes] if isinstance(saes, nn.Module) else list(saes)
@@ -127,7 +137,9 @@ def _by_hook(saes: Mapping[str, nn.Module] | Sequence[nn.Module] | nn.Module) ->
     for sae in items:
         name = getattr(getattr(sae, "cfg", None), "hook_name", None)
         if not name:
-            raise ValueError("an SAE given without a hook name has no cfg.hook_name; pass {hook name: sae}")
+            raise ValueError(
+                "an SAE given without a hook name has no cfg.hook_name; pass {hook name: sae}"
+            )
         if name in out:
             raise ValueError(f"two SAEs for hook {name!r}; splice one per hook")
         out[name] = sae
@@ -152,8 +164,10 @@ def spliced(
     Splices nest (an inner ``spliced`` adds SAEs at other hooks); one SAE per hook.
     """
     if m.backend != "tl":
-        raise RuntimeError(f"spliced needs a TransformerLens-backed model (HookPoints); {m.model_id} "
-                           f"uses the {m.backend!r} backend")
+        raise RuntimeError(
+            f"spliced needs a TransformerLens-backed model (HookPoints); {m.model_id} "
+            f"uses the {m.backend!r} backend"
+        )
     table = _by_hook(saes)
     m.check_names(list(table))
     points = m._hook_points()
@@ -162,10 +176,14 @@ def spliced(
         if m.spliced_name(name) is not None:
             raise ValueError(f"{name!r} is a name of a spliced SAE; splice at a model hook")
         if not (hasattr(sae, "encode") and hasattr(sae, "decode") and hasattr(sae, "W_dec")):
-            raise TypeError(f"the SAE for {name!r} is a {type(sae).__name__}; pass an interp.sae.SAE")
+            raise TypeError(
+                f"the SAE for {name!r} is a {type(sae).__name__}; pass an interp.sae.SAE"
+            )
         if id(points[name]) in taken:
-            raise ValueError(f"an SAE is spliced at {taken[id(points[name])]!r} already (the same activation "
-                             f"as {name!r}); one SAE per hook")
+            raise ValueError(
+                f"an SAE is spliced at {taken[id(points[name])]!r} already (the same activation "
+                f"as {name!r}); one SAE per hook"
+            )
         taken[id(points[name])] = name
     added: list[tuple[str, Any]] = []
     try:

@@ -87,7 +87,9 @@ class SAETrainConfig(BaseModel):
     dense_above: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.1
 
 
-def as_matrix(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None) -> Float[torch.Tensor, "n d"]:
+def as_matrix(
+    data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None
+) -> Float[torch.Tensor, "n d"]:
     """``[n, d]`` float rows from a tensor (any leading dims) or an ActivationStore + hook name
     (the whole store in memory: the full-batch trainer's input)."""
     from interp.tracing.store import ActivationStore
@@ -163,7 +165,9 @@ class RowSource:
         out: dict[str, Any] = {"n_rows": self.n_rows, "d": self.d}
         if self.store is not None and self.store.path is not None:
             shards = sorted(self.store.manifest.arrays[self.hook].shards, key=lambda s: s.start)
-            out["shards_sha256"] = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()
+            out["shards_sha256"] = hashlib.sha256(
+                "".join(s.sha256 for s in shards).encode()
+            ).hexdigest()
         return out
 
 
@@ -173,9 +177,11 @@ def _check_finite(x: torch.Tensor, offset: int = 0) -> None:
     ok = torch.isfinite(x).all(-1)
     if not bool(ok.all()):
         bad = (~ok).nonzero().flatten()
-        raise ValueError(f"SAE training data: row {offset + int(bad[0])} holds NaN or infinite "
-                         f"values ({len(bad)} such rows in rows {offset}..{offset + len(x)}); "
-                         "drop or fix them first")
+        raise ValueError(
+            f"SAE training data: row {offset + int(bad[0])} holds NaN or infinite "
+            f"values ({len(bad)} such rows in rows {offset}..{offset + len(x)}); "
+            "drop or fix them first"
+        )
 
 
 def _gen(*keys: int) -> torch.Generator:
@@ -193,24 +199,34 @@ class ShuffledStream:
     returns rows ``[p, p + n)`` of the sequence, scaled; at most one group is held, plus the part
     of a batch that straddles two groups (``max_resident_rows`` records the most rows held)."""
 
-    def __init__(self, source: RowSource, buffer_rows: int, seed: int, scale: float, dtype: torch.dtype):
+    def __init__(
+        self, source: RowSource, buffer_rows: int, seed: int, scale: float, dtype: torch.dtype
+    ):
         self.src, self.seed, self.scale, self.dtype = source, seed, scale, dtype
         self.per_group = max(1, buffer_rows // max(source.shard_rows))
         self._key: Optional[tuple[int, int]] = None
-        self._epoch: Optional[tuple[int, list[list[int]], list[int]]] = None  # (epoch, groups, rows per group)
+        self._epoch: Optional[tuple[int, list[list[int]], list[int]]] = (
+            None  # (epoch, groups, rows per group)
+        )
         self._buf: Optional[torch.Tensor] = None
         self._perm: Optional[torch.Tensor] = None
         self.max_resident_rows = 0
         self.loads = 0
 
     def _groups(self, epoch: int) -> list[list[int]]:
-        order = torch.randperm(len(self.src.shard_rows), generator=_gen(self.seed, epoch, 0)).tolist()
+        order = torch.randperm(
+            len(self.src.shard_rows), generator=_gen(self.seed, epoch, 0)
+        ).tolist()
         return [order[a : a + self.per_group] for a in range(0, len(order), self.per_group)]
 
     def _layout(self, epoch: int) -> tuple[list[list[int]], list[int]]:
         if self._epoch is None or self._epoch[0] != epoch:
             groups = self._groups(epoch)
-            self._epoch = (epoch, groups, [sum(self.src.shard_rows[i] for i in shards) for shards in groups])
+            self._epoch = (
+                epoch,
+                groups,
+                [sum(self.src.shard_rows[i] for i in shards) for shards in groups],
+            )
         return self._epoch[1], self._epoch[2]
 
     def _locate(self, p: int) -> tuple[int, int, int, int]:
@@ -228,7 +244,9 @@ class ShuffledStream:
         self._buf = self._perm = None  # release the old group before reading the next
         shards = self._layout(epoch)[0][g]
         parts = [self.src.load(i) for i in shards]
-        self._buf = parts[0] if self.src.store is None else torch.cat(parts)  # [rows, d]: read into memory
+        self._buf = (
+            parts[0] if self.src.store is None else torch.cat(parts)
+        )  # [rows, d]: read into memory
         self._perm = torch.randperm(len(self._buf), generator=_gen(self.seed, epoch, g + 1))
         self._key = (epoch, g)
         self.loads += 1
@@ -258,10 +276,13 @@ class ShuffledStream:
 
 # ------------------------------------------------------------------ metrics and resampling
 @torch.no_grad()
-def evaluate_sae(sae: SAE, x: Float[torch.Tensor, "n d_in"], chunk: int = 8192, dense_above: float = 0.1
-                 ) -> dict[str, float]:
+def evaluate_sae(
+    sae: SAE, x: Float[torch.Tensor, "n d_in"], chunk: int = 8192, dense_above: float = 0.1
+) -> dict[str, float]:
     """FVU, L0 (mean active latents), dead and dense fractions of ``sae`` on rows ``x [n, d_in]``."""
-    stats = latent_stats(sae, (x[i : i + chunk] for i in range(0, len(x), chunk)), dense_above=dense_above)
+    stats = latent_stats(
+        sae, (x[i : i + chunk] for i in range(0, len(x), chunk)), dense_above=dense_above
+    )
     return {k: stats[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
 
 
@@ -287,15 +308,27 @@ def resample_dead(sae: SAE, xs: Float[torch.Tensor, "n d_in"], g: torch.Generato
     return len(dead)
 
 
-def metric_point(sae: SAE, step: int, evals: RowSource, tc: SAETrainConfig, model: Any = None,
-                 hook: Optional[str] = None, eval_tokens: Optional[torch.Tensor] = None, on: str = "heldout") -> dict:
+def metric_point(
+    sae: SAE,
+    step: int,
+    evals: RowSource,
+    tc: SAETrainConfig,
+    model: Any = None,
+    hook: Optional[str] = None,
+    eval_tokens: Optional[torch.Tensor] = None,
+    on: str = "heldout",
+) -> dict:
     """One checkpoint's metrics: FVU, L0, dead and dense fractions on ``evals`` (its first
     ``eval_rows`` rows when ``on="train"``), and the loss recovered when a model is given."""
     from interp.sae.metrics import loss_recovered
 
     limit = tc.eval_rows if on == "train" else None
     stats = latent_stats(sae, evals.chunks(limit=limit), dense_above=tc.dense_above)
-    point = {"step": step, "on": on, **{k: stats[k] for k in ("fvu", "l0", "dead_frac", "dense_frac", "n_rows")}}
+    point = {
+        "step": step,
+        "on": on,
+        **{k: stats[k] for k in ("fvu", "l0", "dead_frac", "dense_frac", "n_rows")},
+    }
     if model is not None and eval_tokens is not None and hook is not None:
         lr = loss_recovered(model, sae, hook, eval_tokens)
         point.update({k: lr[k] for k in ("loss_recovered", "ce_clean", "ce_spliced", "ce_zero")})
@@ -306,13 +339,18 @@ def metric_point(sae: SAE, step: int, evals: RowSource, tc: SAETrainConfig, mode
 def latest_checkpoint(checkpoint_dir: Union[str, Path]) -> Optional[Path]:
     """The newest complete ``step_*`` folder under ``checkpoint_dir`` (None: there is none)."""
     root = Path(checkpoint_dir)
-    found = sorted(p for p in root.glob("step_*") if _STEP_DIR.match(p.name) and (p / STATE_FILE).exists()) \
-        if root.exists() else []
+    found = (
+        sorted(
+            p for p in root.glob("step_*") if _STEP_DIR.match(p.name) and (p / STATE_FILE).exists()
+        )
+        if root.exists()
+        else []
+    )
     return found[-1] if found else None
 
 
 def _checkpoint_problem(path: Path) -> str:
-    """"" when ``path`` is a checkpoint folder holding only what ``_write_checkpoint`` writes."""
+    """ "" when ``path`` is a checkpoint folder holding only what ``_write_checkpoint`` writes."""
     from interp.sae.files import CFG_FILE, WEIGHTS_FILE
     from interp.utils import owned_dir_problem
 
@@ -344,8 +382,10 @@ def _same(what: str, saved: dict, now: dict, path: Path) -> None:
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
         changes = "; ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in diff)
-        raise ValueError(f"checkpoint {path} was written with other {what} ({changes}); resume with the same "
-                         "settings or use a new checkpoint_dir")
+        raise ValueError(
+            f"checkpoint {path} was written with other {what} ({changes}); resume with the same "
+            "settings or use a new checkpoint_dir"
+        )
 
 
 def _resume(path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict) -> dict:
@@ -353,8 +393,12 @@ def _resume(path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict) -> d
 
     state = load_checkpoint(path / STATE_FILE)
     _same("training settings", state["train_cfg"], _train_key(tc), path)
-    _same("SAE settings", {k: v for k, v in state["sae_cfg"].items() if k != "input_scale"},
-          {k: v for k, v in sae_cfg.model_dump().items() if k != "input_scale"}, path)
+    _same(
+        "SAE settings",
+        {k: v for k, v in state["sae_cfg"].items() if k != "input_scale"},
+        {k: v for k, v in sae_cfg.model_dump().items() if k != "input_scale"},
+        path,
+    )
     _same("data", state["data"], data, path)
     return state
 
@@ -364,11 +408,17 @@ def _train_key(tc: SAETrainConfig) -> dict:
 
 
 # ------------------------------------------------------------------ training
-def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cfg: SAEConfig | dict | None = None,
-              train_cfg: SAETrainConfig | dict | None = None, *, hook: Optional[str] = None,
-              checkpoint_dir: Union[str, Path, None] = None,
-              eval_data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore", None] = None,
-              model: Any = None, eval_tokens: Optional[Int[torch.Tensor, "n pos"]] = None) -> tuple[SAE, dict[str, Any]]:
+def train_sae(
+    data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"],
+    cfg: SAEConfig | dict | None = None,
+    train_cfg: SAETrainConfig | dict | None = None,
+    *,
+    hook: Optional[str] = None,
+    checkpoint_dir: Union[str, Path, None] = None,
+    eval_data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore", None] = None,
+    model: Any = None,
+    eval_tokens: Optional[Int[torch.Tensor, "n pos"]] = None,
+) -> tuple[SAE, dict[str, Any]]:
     """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``); see the module
     docstring for batches, checkpoints and resuming.
 
@@ -393,7 +443,9 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
     elif full:  # the scale and mean exactly as the full-batch trainer has always computed them
         x = src.tensor.float()
         _check_finite(x)
-        scale = float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12)) if tc.normalise else 1.0
+        scale = (
+            float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12)) if tc.normalise else 1.0
+        )
         cfg = cfg.model_copy(update={"input_scale": scale})
         mean = None
     else:
@@ -408,8 +460,12 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
     else:
         stream = ShuffledStream(src, tc.buffer_rows, tc.seed, cfg.input_scale, dtype)
     # AdamW without weight decay: the shared training loop's optimiser, so full-batch runs train as before.
-    opt = torch.optim.AdamW([p for p in sae.parameters() if p.requires_grad], lr=tc.lr, weight_decay=0.0,
-                            betas=(0.9, 0.999))
+    opt = torch.optim.AdamW(
+        [p for p in sae.parameters() if p.requires_grad],
+        lr=tc.lr,
+        weight_decay=0.0,
+        betas=(0.9, 0.999),
+    )
     g = torch.Generator().manual_seed(tc.seed)
     evals, on = (RowSource(eval_data, hook), "heldout") if eval_data is not None else (src, "train")
     start, resampled, loss_log, points = 0, 0, [], []
@@ -417,7 +473,12 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
         sae.load_state_dict(state["params"])
         opt.load_state_dict(state["optimizer"])
         g.set_state(state["rng"])
-        start, resampled, loss_log, points = state["step"], state["resampled"], state["log"], state["metrics"]
+        start, resampled, loss_log, points = (
+            state["step"],
+            state["resampled"],
+            state["log"],
+            state["metrics"],
+        )
     else:
         with torch.no_grad():
             if full:
@@ -426,30 +487,83 @@ def train_sae(data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], cf
                 assert mean is not None  # streamed: the source's moments were read above
                 sae.b_dec.copy_((mean * cfg.input_scale).to(dtype))
         points.append(metric_point(sae, 0, evals, tc, model, hook, eval_tokens, on))
-    resampled += _loop(sae, opt, g, tc, xs if full else None, stream, start, loss_log, points,
-                       lambda s: metric_point(sae, s, evals, tc, model, hook, eval_tokens, on),
-                       lambda st: _write_checkpoint(ckpt_root, sae, {**st, "sae_cfg": cfg.model_dump(),
-                                                                     "train_cfg": _train_key(tc), "data": fingerprint},
-                                                    tc.keep_checkpoints) if ckpt_root is not None else None,
-                       resampled)
+    resampled += _loop(
+        sae,
+        opt,
+        g,
+        tc,
+        xs if full else None,
+        stream,
+        start,
+        loss_log,
+        points,
+        lambda s: metric_point(sae, s, evals, tc, model, hook, eval_tokens, on),
+        lambda st: (
+            _write_checkpoint(
+                ckpt_root,
+                sae,
+                {
+                    **st,
+                    "sae_cfg": cfg.model_dump(),
+                    "train_cfg": _train_key(tc),
+                    "data": fingerprint,
+                },
+                tc.keep_checkpoints,
+            )
+            if ckpt_root is not None
+            else None
+        ),
+        resampled,
+    )
     final = latent_stats(sae, src.chunks(), dense_above=tc.dense_above)
     report = {k: final[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
-    report.update({"resampled": resampled, "seconds": time.time() - t0, "log": loss_log, "metrics": points,
-                   "kind": cfg.kind, "n_rows": src.n_rows, "resumed_from": start,
-                   "max_resident_rows": src.n_rows if stream is None else stream.max_resident_rows})
-    log.debug("SAE %s: fvu %.3f l0 %.2f dead %.2f", cfg.kind, report["fvu"], report["l0"], report["dead_frac"])
+    report.update(
+        {
+            "resampled": resampled,
+            "seconds": time.time() - t0,
+            "log": loss_log,
+            "metrics": points,
+            "kind": cfg.kind,
+            "n_rows": src.n_rows,
+            "resumed_from": start,
+            "max_resident_rows": src.n_rows if stream is None else stream.max_resident_rows,
+        }
+    )
+    log.debug(
+        "SAE %s: fvu %.3f l0 %.2f dead %.2f",
+        cfg.kind,
+        report["fvu"],
+        report["l0"],
+        report["dead_frac"],
+    )
     return sae, report
 
 
-def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrainConfig, xs: Optional[torch.Tensor],
-          stream: Optional[ShuffledStream], start: int, loss_log: list, points: list, measure, save,
-          resampled_before: int) -> int:
+def _loop(
+    sae: SAE,
+    opt: torch.optim.Optimizer,
+    g: torch.Generator,
+    tc: SAETrainConfig,
+    xs: Optional[torch.Tensor],
+    stream: Optional[ShuffledStream],
+    start: int,
+    loss_log: list,
+    points: list,
+    measure,
+    save,
+    resampled_before: int,
+) -> int:
     """Steps ``start .. tc.steps - 1``; appends to ``loss_log`` and ``points``; returns latents resampled."""
     from interp.utils import progress
 
     resampled = 0
-    bar = progress(range(start, tc.steps), total=tc.steps, initial=start, desc=f"sae:{sae.cfg.kind}",
-                   disable=None if tc.progress else True)
+    bar = progress(
+        range(start, tc.steps),
+        total=tc.steps,
+        initial=start,
+        desc=f"sae:{sae.cfg.kind}",
+        disable=None if tc.progress else True,
+    )
     running, t0 = None, time.time()
     for step in bar:
         if stream is None:  # full batch
@@ -464,12 +578,18 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
         opt.step()
         value = loss.item()
         if not math.isfinite(value):  # a diverged step poisons every weight: stop and say so
-            raise ValueError(f"SAE training diverged at step {step} (loss {value}); lower lr "
-                             f"(now {tc.lr}) or check the training data")
+            raise ValueError(
+                f"SAE training diverged at step {step} (loss {value}); lower lr "
+                f"(now {tc.lr}) or check the training data"
+            )
         running = value if running is None else 0.9 * running + 0.1 * value
         bar.set_postfix(loss=f"{running:.3f}")
         sae.normalise_decoder()
-        if tc.resample_every and (step + 1) % tc.resample_every == 0 and step + 1 < tc.resample_until * tc.steps:
+        if (
+            tc.resample_every
+            and (step + 1) % tc.resample_every == 0
+            and step + 1 < tc.resample_until * tc.steps
+        ):
             # full batch: xb is every row
             pool = xb if stream is None else stream.pool(RESAMPLE_ROWS)
             resampled += resample_dead(sae, pool, g)
@@ -479,8 +599,16 @@ def _loop(sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, tc: SAETrain
         if last or (tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0):
             points.append(measure(step + 1))
             if save is not None:
-                save({"params": sae.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
-                      "rng": g.get_state(), "resampled": resampled_before + resampled, "log": loss_log,
-                      "metrics": points})
+                save(
+                    {
+                        "params": sae.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "step": step + 1,
+                        "rng": g.get_state(),
+                        "resampled": resampled_before + resampled,
+                        "log": loss_log,
+                        "metrics": points,
+                    }
+                )
     bar.close()
     return resampled

@@ -51,8 +51,12 @@ ADAPTERS: dict[str, dict[str, Point]] = {
         "blocks.{l}.attn.hook_q": Point("layers.{l}.attn.q", heads=True),
         "blocks.{l}.attn.hook_k": Point("layers.{l}.attn.k", heads=True),
         "blocks.{l}.attn.hook_v": Point("layers.{l}.attn.v", heads=True),
-        "blocks.{l}.attn.hook_pattern": Point("layers.{l}.attn", "out", 1),  # [batch, head, query, key]
-        "blocks.{l}.attn.hook_z": Point("layers.{l}.attn.o", "in", 0, heads=True),  # [batch, pos, head, d_head]
+        "blocks.{l}.attn.hook_pattern": Point(
+            "layers.{l}.attn", "out", 1
+        ),  # [batch, head, query, key]
+        "blocks.{l}.attn.hook_z": Point(
+            "layers.{l}.attn.o", "in", 0, heads=True
+        ),  # [batch, pos, head, d_head]
         "blocks.{l}.hook_attn_out": Point("layers.{l}.attn", "out", 0),
         "blocks.{l}.hook_resid_mid": Point("layers.{l}.ln2", "in", 0),
         "blocks.{l}.ln2.hook_normalized": Point("layers.{l}.ln2"),
@@ -85,8 +89,11 @@ def plain_module(m: Model) -> nn.Module | None:
     if type(native).__name__ not in ADAPTERS and not is_hf(native):
         return None
     # One unwrapped tree per bridge, rebuilt if a block or a block's component was replaced.
-    signature = (tuple(id(mod) for mod in native.modules()) if is_hf(native) else
-                 tuple(id(mod) for top in native.children() for mod in (top, *top.children())))
+    signature = (
+        tuple(id(mod) for mod in native.modules())
+        if is_hf(native)
+        else tuple(id(mod) for top in native.children() for mod in (top, *top.children()))
+    )
     hit = _PLAIN.get(native)
     if hit is None or hit[0] != signature:
         hit = _PLAIN[native] = (signature, unwrap(native))
@@ -106,7 +113,10 @@ def unwrap(mod: nn.Module) -> nn.Module:
     inner = mod._modules.get("_original_component")
     mod = inner if inner is not None else mod
     kids = {k: (unwrap(c) if c is not None else None) for k, c in mod._modules.items()}
-    if all(kids[k] is c for k, c in mod._modules.items()) and "_original_component" not in mod._modules:
+    if (
+        all(kids[k] is c for k, c in mod._modules.items())
+        and "_original_component" not in mod._modules
+    ):
         return mod
     new = copy.copy(mod)
     new.__dict__ = dict(mod.__dict__)
@@ -121,20 +131,28 @@ def adapter_point(table: dict[str, Point], name: str) -> Point | None:
     for regex, point in _compiled(table):
         hit = regex.match(name)
         if hit:
-            return point._replace(path=point.path.replace("{l}", hit.group(1))) if hit.groups() else point
+            return (
+                point._replace(path=point.path.replace("{l}", hit.group(1)))
+                if hit.groups()
+                else point
+            )
     return None
 
 
 @functools.cache
 def _compiled_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern, ...]:
-    return tuple(re.compile("^" + re.escape(p).replace(re.escape("{l}"), r"(\d+)") + "$") for p in patterns)
+    return tuple(
+        re.compile("^" + re.escape(p).replace(re.escape("{l}"), r"(\d+)") + "$") for p in patterns
+    )
 
 
 def _compiled(table: dict[str, Point]) -> list[tuple[re.Pattern, Point]]:
     return list(zip(_compiled_patterns(tuple(table)), table.values()))
 
 
-def plan(m: Model, root: nn.Module, hooks: tuple[str, ...]) -> tuple[dict[str, Point], str | None] | None:
+def plan(
+    m: Model, root: nn.Module, hooks: tuple[str, ...]
+) -> tuple[dict[str, Point], str | None] | None:
     """``({hook: Point}, stop hook)`` on ``root``, or None if a hook has no plain route (cached)."""
     cache = _PLANS.setdefault(root, {})
     if hooks in cache:
@@ -226,11 +244,20 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
     try:
         routes = _check_routes(m, root, _hf_candidates(m, root))
     except Exception as e:  # noqa: BLE001 - a model the probe cannot run (say, one that needs pixels)
-        log.warning("%s: no plain routes (the probe forward failed: %s: %s); collect uses the bridge's hooks",
-                    m.model_id, type(e).__name__, str(e)[:200])
+        log.warning(
+            "%s: no plain routes (the probe forward failed: %s: %s); collect uses the bridge's hooks",
+            m.model_id,
+            type(e).__name__,
+            str(e)[:200],
+        )
         routes = {}
     _HF_ROUTES[bridge] = (signature, root, routes)
-    log.debug("%s: %d of %d hook names have a checked plain route", m.model_id, len(routes), len(m.hook_names))
+    log.debug(
+        "%s: %d of %d hook names have a checked plain route",
+        m.model_id,
+        len(routes),
+        len(m.hook_names),
+    )
     return routes
 
 
@@ -247,7 +274,9 @@ def _hf_candidates(m: Model, root: nn.Module) -> dict[str, Point]:
     in_root = {id(mod): path for path, mod in root.named_modules(remove_duplicate=False)}
     for path, mod in bridge.original_model.named_modules(remove_duplicate=False):
         inner = mod._modules.get("_original_component")
-        if inner is not None and id(inner) in in_root:  # a wrapped leaf (Linear, Conv1D, ...): shared as it is
+        if (
+            inner is not None and id(inner) in in_root
+        ):  # a wrapped leaf (Linear, Conv1D, ...): shared as it is
             plain = in_root[id(inner)]
         else:
             plain = re.sub(r"(^|\.)_original_component(?=\.|$)", "", path).strip(".")
@@ -272,7 +301,9 @@ def _check_routes(m: Model, root: nn.Module, cands: dict[str, Point]) -> dict[st
         return {}
     n_ctx = int(getattr(m.cfg, "n_ctx", 0) or 0) or 8
     vocab = int(m.d_vocab or getattr(m.cfg, "d_vocab", 2) or 2)
-    x = torch.randint(0, vocab, (2, min(6, n_ctx)), generator=torch.Generator().manual_seed(0)).to(m.device)
+    x = torch.randint(0, vocab, (2, min(6, n_ctx)), generator=torch.Generator().manual_seed(0)).to(
+        m.device
+    )
     want: dict[str, Any] = {}
     with torch.no_grad():
         with m.hooked(list(cands), store=want):
@@ -288,9 +319,14 @@ def _check_routes(m: Model, root: nn.Module, cands: dict[str, Point]) -> dict[st
 
         for path in {p.path for p in cands.values()}:
             mod = root.get_submodule(path)
-            handles.append(mod.register_forward_pre_hook(
-                lambda _, a, k, path=path: keep((path, "in"), inputs(a, k)), with_kwargs=True))
-            handles.append(mod.register_forward_hook(lambda _, a, out, path=path: keep((path, "out"), out)))
+            handles.append(
+                mod.register_forward_pre_hook(
+                    lambda _, a, k, path=path: keep((path, "in"), inputs(a, k)), with_kwargs=True
+                )
+            )
+            handles.append(
+                mod.register_forward_hook(lambda _, a, out, path=path: keep((path, "out"), out))
+            )
         try:
             root(x, **hf_call_kwargs(root))
         finally:
@@ -319,9 +355,13 @@ def _match(p: Point, value: Any, want: Any, d_head: int, batch: int) -> Point | 
             continue
         heads = False
         if v.shape != want.shape:
-            split = (d_head and want.ndim == v.ndim + 1 and want.shape[-1] == d_head
-                     and tuple(want.shape[:-2]) == tuple(v.shape[:-1])
-                     and want.shape[-2] * d_head == v.shape[-1])
+            split = (
+                d_head
+                and want.ndim == v.ndim + 1
+                and want.shape[-1] == d_head
+                and tuple(want.shape[:-2]) == tuple(v.shape[:-1])
+                and want.shape[-2] * d_head == v.shape[-1]
+            )
             if not split:
                 continue
             v, heads = v.view(*v.shape[:-1], -1, d_head), True

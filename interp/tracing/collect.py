@@ -45,7 +45,14 @@ import numpy as np
 import torch
 
 from interp.tracing.model import Model
-from interp.tracing.runners import PlainRunner, Reducer, is_oom, make_runner, positions_key, run_batch
+from interp.tracing.runners import (
+    PlainRunner,
+    Reducer,
+    is_oom,
+    make_runner,
+    positions_key,
+    run_batch,
+)
 from interp.tracing.sinks import DiskSink, HostTransfer, MemorySink, Sink
 from interp.tracing.store import (
     ActivationStore,
@@ -113,8 +120,9 @@ def collect(
     pos_key = positions_key(positions)
     dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
     if dtype is not None and not dtype.is_floating_point:  # an int cast would truncate every value
-        raise ValueError(f"dtype={dtype} would truncate activations; "
-                         "valid: float32, float16, bfloat16, float64")
+        raise ValueError(
+            f"dtype={dtype} would truncate activations; valid: float32, float16, bfloat16, float64"
+        )
     if device is None or device == "auto":
         dev = m.device
     else:
@@ -129,9 +137,13 @@ def collect(
     check_positions(positions, x)
     cuda = dev.type == "cuda"
     ident = dict(
-        model_id=str(m.model_id), hooks=hooks, positions=pos_key,
-        dtype=torch_dtype_name(dtype) if dtype is not None else None, n_items=n,
-        n_tokens=n_tokens(x, lens), dataset_sha256=fingerprint(x, lens),
+        model_id=str(m.model_id),
+        hooks=hooks,
+        positions=pos_key,
+        dtype=torch_dtype_name(dtype) if dtype is not None else None,
+        n_items=n,
+        n_tokens=n_tokens(x, lens),
+        dataset_sha256=fingerprint(x, lens),
         # only a store on disk can be resumed, so only it pays for hashing the weights
         weights_sha256=weights_fingerprint(m) if out is not None else "",
     )
@@ -147,7 +159,9 @@ def collect(
     if cuda:
         x = x.pin_memory()
     reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
-    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))):
+    if batch_size != "auto" and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+    ):
         raise ValueError(f"batch_size must be a positive int or 'auto', got {batch_size!r}")
     bs = int(batch_size) if batch_size != "auto" else min(n, 256 if cuda else 64)
     if bs < 1:
@@ -166,13 +180,15 @@ def collect(
             stack.enter_context(torch.autocast(dev.type, dtype=autocast))
         stack.callback(sink.close)
         stack.enter_context(runner)
-        bar = stack.enter_context(progress(total=n, initial=i, desc=f"collect {len(hooks)} hooks", unit="item"))
+        bar = stack.enter_context(
+            progress(total=n, initial=i, desc=f"collect {len(hooks)} hooks", unit="item")
+        )
         while i < n:
             k = min(bs, n - i)
             reduce.select(i, k)
             runner.at = i
             try:
-                xb = x[i:i + k] if dev.type == "cpu" else x[i:i + k].to(dev, non_blocking=cuda)
+                xb = x[i : i + k] if dev.type == "cpu" else x[i : i + k].to(dev, non_blocking=cuda)
                 batch = run_batch(m, xb, runner)
             except Exception as e:  # noqa: BLE001 - only out-of-memory is handled
                 if not is_oom(e) or k == 1:
@@ -197,22 +213,37 @@ def check_positions(positions: Any, x: torch.Tensor) -> None:
         return
     T = x.shape[1]
     if isinstance(positions, slice):
-        if not all(p is None or (isinstance(p, int) and not isinstance(p, bool))
-                   for p in (positions.start, positions.stop, positions.step)):
+        if not all(
+            p is None or (isinstance(p, int) and not isinstance(p, bool))
+            for p in (positions.start, positions.stop, positions.step)
+        ):
             raise ValueError(f"positions={positions}: a slice of whole numbers, e.g. slice(0, 8)")
         if positions.step == 0 or len(range(T)[positions]) == 0:
-            raise ValueError(f"positions={positions} selects no position of inputs with {T} "
-                             f"positions (valid: a slice within 0..{T}, an int in {-T}..{T - 1}, "
-                             "'all', 'last' or 'mean')")
-    ends = [positions] if isinstance(positions, int) else (
-        [p for p in (positions.start, positions.stop) if p is not None] if isinstance(positions, slice) else [])
+            raise ValueError(
+                f"positions={positions} selects no position of inputs with {T} "
+                f"positions (valid: a slice within 0..{T}, an int in {-T}..{T - 1}, "
+                "'all', 'last' or 'mean')"
+            )
+    ends = (
+        [positions]
+        if isinstance(positions, int)
+        else (
+            [p for p in (positions.start, positions.stop) if p is not None]
+            if isinstance(positions, slice)
+            else []
+        )
+    )
     for p in ends:
         if isinstance(positions, int) and not -T <= p < T:
-            raise ValueError(f"positions={positions} is outside the sequence: inputs have {T} positions "
-                             f"(valid: {-T}..{T - 1}, 'all', 'last', 'mean' or a slice)")
+            raise ValueError(
+                f"positions={positions} is outside the sequence: inputs have {T} positions "
+                f"(valid: {-T}..{T - 1}, 'all', 'last', 'mean' or a slice)"
+            )
 
 
-def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+def prepare_dataset(
+    m: Model, dataset: Any, lengths: Any
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs ``[N, ...]`` on the CPU, and valid lengths ``[N]`` (or None: no padding known)."""
     text = False
     if isinstance(dataset, (list, tuple)) and len(dataset) == 0:
@@ -222,9 +253,11 @@ def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor,
     if isinstance(dataset, np.ndarray):
         dataset = torch.from_numpy(dataset)
     if isinstance(dataset, (Mapping, set, frozenset)):  # list() gives keys / no fixed order
-        raise TypeError(f"collect takes texts, token ids [N, pos] or a list of batches, not a "
-                        f"{type(dataset).__name__} (it would be read as its keys or in no fixed "
-                        "order); pass e.g. dataset['input_ids'] or a list")
+        raise TypeError(
+            f"collect takes texts, token ids [N, pos] or a list of batches, not a "
+            f"{type(dataset).__name__} (it would be read as its keys or in no fixed "
+            "order); pass e.g. dataset['input_ids'] or a list"
+        )
     if not isinstance(dataset, torch.Tensor) and not _is_texts(dataset):
         items = list(dataset) if isinstance(dataset, Iterable) else [dataset]
         if items and all(_is_texts(b) or isinstance(b, str) for b in items):
@@ -232,7 +265,9 @@ def prepare_dataset(m: Model, dataset: Any, lengths: Any) -> tuple[torch.Tensor,
         elif items and all(isinstance(b, torch.Tensor) for b in items):
             shapes = {tuple(b.shape[1:]) for b in items}
             if len(shapes) > 1:
-                raise ValueError(f"dataset batches have different shapes {sorted(shapes)}; pad them to one length")
+                raise ValueError(
+                    f"dataset batches have different shapes {sorted(shapes)}; pad them to one length"
+                )
             dataset = torch.cat([b.cpu() for b in items])
         else:
             dataset = m.prepare(items)  # e.g. a list of token-id lists
@@ -264,8 +299,10 @@ def checked_lengths(lengths: Any, x: torch.Tensor) -> torch.Tensor:
     bad = ((lens < 1) | (lens > T)).nonzero().flatten()
     if len(bad):
         i = int(bad[0])
-        raise ValueError(f"lengths[{i}] = {int(lens[i])} is outside 1..{T} (inputs have {T} "
-                         f"positions; {len(bad)} lengths are out of range)")
+        raise ValueError(
+            f"lengths[{i}] = {int(lens[i])} is outside 1..{T} (inputs have {T} "
+            f"positions; {len(bad)} lengths are out of range)"
+        )
     return lens
 
 

@@ -44,7 +44,15 @@ import torch
 
 from interp.tracing.collect import collect, fingerprint, n_tokens, prepare_dataset
 from interp.tracing.model import Model
-from interp.tracing.store import MANIFEST, ActivationStore, ArrayInfo, Manifest, ShardInfo, read_manifest, write_manifest
+from interp.tracing.store import (
+    MANIFEST,
+    ActivationStore,
+    ArrayInfo,
+    Manifest,
+    ShardInfo,
+    read_manifest,
+    write_manifest,
+)
 
 
 def rank_dir(out: str | Path, rank: int) -> Path:
@@ -56,8 +64,16 @@ def part(n: int, rank: int, world: int) -> tuple[int, int]:
     return rank * n // world, (rank + 1) * n // world
 
 
-def collect_distributed(m: Model, dataset: Any, hooks: Sequence[str] | str, out: str | Path, *,
-                        lengths: Any = None, overwrite: bool = False, **kwargs: Any) -> ActivationStore:
+def collect_distributed(
+    m: Model,
+    dataset: Any,
+    hooks: Sequence[str] | str,
+    out: str | Path,
+    *,
+    lengths: Any = None,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> ActivationStore:
     """``collect`` under ``torchrun``: this rank's part into ``out/rank<r>``, then the merged store.
 
     Without a process group (a plain ``python`` run) it is one rank of one. ``kwargs`` go
@@ -73,11 +89,24 @@ def collect_distributed(m: Model, dataset: Any, hooks: Sequence[str] | str, out:
         x, lens = prepare_dataset(m, dataset, lengths)  # the whole set: same padding on every rank
         a, b = part(len(x), rank, world)
         if b > a:
-            collect(m, x[a:b], hooks, out=rank_dir(out, rank), lengths=None if lens is None else lens[a:b],
-                    overwrite=overwrite, **kwargs)
+            collect(
+                m,
+                x[a:b],
+                hooks,
+                out=rank_dir(out, rank),
+                lengths=None if lens is None else lens[a:b],
+                overwrite=overwrite,
+                **kwargs,
+            )
         _barrier()
         if rank == 0:
-            merge(out, world, n_items=len(x), n_tokens=n_tokens(x, lens), dataset_sha256=fingerprint(x, lens))
+            merge(
+                out,
+                world,
+                n_items=len(x),
+                n_tokens=n_tokens(x, lens),
+                dataset_sha256=fingerprint(x, lens),
+            )
         _barrier()
         return ActivationStore.open(out, verify=False)
     finally:
@@ -85,7 +114,9 @@ def collect_distributed(m: Model, dataset: Any, hooks: Sequence[str] | str, out:
             dist.destroy_process_group()
 
 
-def merge(out: str | Path, world: int, *, n_items: int, n_tokens: int, dataset_sha256: str) -> Manifest:
+def merge(
+    out: str | Path, world: int, *, n_items: int, n_tokens: int, dataset_sha256: str
+) -> Manifest:
     """Write ``out/manifest.json`` listing every rank's shards with global item offsets."""
     out = Path(out)
     parts = []
@@ -94,7 +125,9 @@ def merge(out: str | Path, world: int, *, n_items: int, n_tokens: int, dataset_s
         if path.exists():
             man = read_manifest(path.parent)
             if not man.complete:
-                raise ValueError(f"rank {r}'s part {path.parent} is incomplete; run the collection again")
+                raise ValueError(
+                    f"rank {r}'s part {path.parent} is incomplete; run the collection again"
+                )
             parts.append((r, man))
     if not parts:
         raise ValueError(f"no rank stores under {out}")
@@ -104,7 +137,9 @@ def merge(out: str | Path, world: int, *, n_items: int, n_tokens: int, dataset_s
     tokens = _shifted_info(first.tokens, []) if first.tokens is not None else None
     for r, man in parts:
         if man.hooks != first.hooks or man.positions != first.positions or man.dtype != first.dtype:
-            raise ValueError(f"rank {r}'s store differs from rank {parts[0][0]}'s (hooks, positions or dtype)")
+            raise ValueError(
+                f"rank {r}'s store differs from rank {parts[0][0]}'s (hooks, positions or dtype)"
+            )
         prefix = rank_dir(".", r).name
         for h, info in man.arrays.items():
             arrays[h].shards += [_shifted(s, prefix, offset) for s in info.shards]
@@ -113,9 +148,19 @@ def merge(out: str | Path, world: int, *, n_items: int, n_tokens: int, dataset_s
         offset += man.n_items
     if offset != n_items:
         raise ValueError(f"the rank stores hold {offset} items, the dataset {n_items}")
-    merged = Manifest(model_id=first.model_id, hooks=first.hooks, arrays=arrays, tokens=tokens,
-                      positions=first.positions, dtype=first.dtype, n_items=n_items, n_tokens=n_tokens,
-                      shard_size=first.shard_size, dataset_sha256=dataset_sha256, complete=True)
+    merged = Manifest(
+        model_id=first.model_id,
+        hooks=first.hooks,
+        arrays=arrays,
+        tokens=tokens,
+        positions=first.positions,
+        dtype=first.dtype,
+        n_items=n_items,
+        n_tokens=n_tokens,
+        shard_size=first.shard_size,
+        dataset_sha256=dataset_sha256,
+        complete=True,
+    )
     write_manifest(out, merged)
     return merged
 
@@ -125,14 +170,20 @@ def _shifted_info(info: ArrayInfo, shards: list[ShardInfo]) -> ArrayInfo:
 
 
 def _shifted(s: ShardInfo, prefix: str, offset: int) -> ShardInfo:
-    return s.model_copy(update={"file": f"{prefix}/{s.file}", "start": s.start + offset, "stop": s.stop + offset})
+    return s.model_copy(
+        update={"file": f"{prefix}/{s.file}", "start": s.start + offset, "stop": s.stop + offset}
+    )
 
 
 def _init_process_group() -> bool:
     """Join the torchrun group if launched by torchrun and not joined yet; True if we joined."""
     import torch.distributed as dist
 
-    if dist.is_initialized() or "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+    if (
+        dist.is_initialized()
+        or "RANK" not in os.environ
+        or int(os.environ.get("WORLD_SIZE", "1")) < 2
+    ):
         return False
     cuda = torch.cuda.is_available()
     if cuda:
@@ -165,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="zoo:<name>, hf:<name> or a model directory")
-    p.add_argument("--tokens", required=True, help=".npy / .pt token ids [N, T], or a .txt of texts")
+    p.add_argument(
+        "--tokens", required=True, help=".npy / .pt token ids [N, T], or a .txt of texts"
+    )
     p.add_argument("--hooks", required=True, help="comma-separated hook names")
     p.add_argument("--out", required=True, help="store directory (shared by the ranks)")
     p.add_argument("--batch-size", default="auto")
@@ -177,8 +230,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     m = interp.load_model(args.model, device=device)
     positions: Any = int(args.positions) if args.positions.lstrip("-").isdigit() else args.positions
     bs: Any = int(args.batch_size) if args.batch_size != "auto" else "auto"
-    store = collect_distributed(m, _load_inputs(args.tokens), args.hooks.split(","), args.out, batch_size=bs,
-                                positions=positions, dtype=args.dtype, overwrite=args.overwrite)
+    store = collect_distributed(
+        m,
+        _load_inputs(args.tokens),
+        args.hooks.split(","),
+        args.out,
+        batch_size=bs,
+        positions=positions,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         print(store)
 

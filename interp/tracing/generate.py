@@ -181,7 +181,11 @@ def prompt_ids(
     ):
         rows = [[int(t) for t in p] for p in prompts]
     else:
-        got = "an empty list" if isinstance(prompts, (list, tuple)) and not prompts else type(prompts).__name__
+        got = (
+            "an empty list"
+            if isinstance(prompts, (list, tuple)) and not prompts
+            else type(prompts).__name__
+        )
         raise TypeError(
             "prompts: a text, a list of texts, a list of token-id lists or a LongTensor "
             f"[batch, pos]; got {got}"
@@ -260,7 +264,9 @@ def _check_options(
     vocab = m.d_vocab
     bad = [t for t in (stop_tokens or []) if vocab is not None and not 0 <= int(t) < vocab]
     if bad and vocab is not None:
-        raise ValueError(f"stop_tokens {bad} are not token ids of {m.model_id} (valid: 0..{vocab - 1})")
+        raise ValueError(
+            f"stop_tokens {bad} are not token ids of {m.model_id} (valid: 0..{vocab - 1})"
+        )
     n_ctx = getattr(m.cfg, "n_ctx", None) if m.kind == "transformer" else None
     longest = max(len(r) for r in rows) + max_new_tokens - 1
     if n_ctx and longest > n_ctx:
@@ -489,7 +495,9 @@ def _merge(parts: list[Generation], pad: int, m: Model) -> Generation:
         steps[n] = [first, *rest]
     logits = None
     if all(g.logits is not None for g in parts):
-        logits = torch.cat([right(g.logits, T, float("nan")) for g in parts if g.logits is not None])
+        logits = torch.cat(
+            [right(g.logits, T, float("nan")) for g in parts if g.logits is not None]
+        )
     return Generation(
         tokens=torch.cat([prompt, new], 1),
         prompt_tokens=prompt,

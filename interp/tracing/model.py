@@ -30,7 +30,9 @@ from torch import nn
 
 from interp.utils import unknown_name_error
 
-EditFn = Callable[..., torch.Tensor]  # fn(act) -> act; generate also passes positions= when fn takes it
+EditFn = Callable[
+    ..., torch.Tensor
+]  # fn(act) -> act; generate also passes positions= when fn takes it
 
 
 class StopForward(Exception):
@@ -68,7 +70,9 @@ class Model:
         self._layer_of: dict[str, int] = {}
         # hook name -> splice object (interp.sae.splice.Splice), in splicing order
         self._splices: dict[str, Any] = {}
-        self.source: dict | None = None  # where the weights came from, when converted (a GGUF file's record)
+        self.source: dict | None = (
+            None  # where the weights came from, when converted (a GGUF file's record)
+        )
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
@@ -136,7 +140,9 @@ class Model:
         bad input is a ``ValueError`` / ``TypeError`` that says what is wrong, not an error from
         deep inside the forward pass."""
         if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
-            raise ValueError("inputs: an empty list; pass a text, a list of texts or token ids [batch, pos]")
+            raise ValueError(
+                "inputs: an empty list; pass a text, a list of texts or token ids [batch, pos]"
+            )
         if isinstance(inputs, str) or (
             isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str)
         ):
@@ -162,16 +168,22 @@ class Model:
         """Raise a clear error unless ``x`` is a non-empty batch of ids the model can embed."""
         vocab = self.d_vocab
         if x.numel() == 0:
-            raise ValueError(f"inputs: an empty batch (shape {list(x.shape)}); pass at least one sequence")
+            raise ValueError(
+                f"inputs: an empty batch (shape {list(x.shape)}); pass at least one sequence"
+            )
         if vocab is None:
             return
         if x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex():
-            raise TypeError(f"inputs: {self.model_id} takes token ids (an integer tensor [batch, pos]), got a "
-                            f"{str(x.dtype).replace('torch.', '')} tensor of shape {list(x.shape)}")
+            raise TypeError(
+                f"inputs: {self.model_id} takes token ids (an integer tensor [batch, pos]), got a "
+                f"{str(x.dtype).replace('torch.', '')} tensor of shape {list(x.shape)}"
+            )
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi >= vocab:
-            raise ValueError(f"inputs: token ids must lie in [0, {vocab}) (the vocabulary of {self.model_id}); "
-                             f"got ids from {lo} to {hi}")
+            raise ValueError(
+                f"inputs: token ids must lie in [0, {vocab}) (the vocabulary of {self.model_id}); "
+                f"got ids from {lo} to {hi}"
+            )
 
     @property
     def start_token_id(self) -> int | None:
@@ -184,7 +196,9 @@ class Model:
         """Tokens ``[batch, pos]`` for text, after the model's start token (``start_token_id``)
         when ``prepend_bos``; right-padded if lengths differ."""
         if self.tokenizer is None:
-            raise ValueError(f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text")
+            raise ValueError(
+                f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text"
+            )
         if hasattr(self.module, "to_tokens") and self.kind == "transformer":
             tokens = self.module.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
             return tokens.to(self.device)
@@ -200,8 +214,9 @@ class Model:
             out[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         return out.to(self.device)
 
-    def text_tokens(self, texts: Sequence[str],
-                    prepend_bos: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def text_tokens(
+        self, texts: Sequence[str], prepend_bos: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(tokens [N, T] right-padded, lengths [N])`` of ``texts`` on the CPU. Each length is
         what the tokenizer itself makes of that text alone, never guessed from pad tokens (a pad
         id can be EOS, or 0, and occur in real text)."""
@@ -217,8 +232,14 @@ class Model:
         # itself when the tokenizer does not: the tokenizer's own attention mask, plus that BOS.
         cfg = self.module.cfg
         n_ctx = getattr(cfg, "n_ctx", None)
-        enc = self.tokenizer(texts, padding=True, padding_side="right", truncation=n_ctx is not None,
-                             max_length=n_ctx, return_attention_mask=True)
+        enc = self.tokenizer(
+            texts,
+            padding=True,
+            padding_side="right",
+            truncation=n_ctx is not None,
+            max_length=n_ctx,
+            return_attention_mask=True,
+        )
         manual_bos = prepend_bos and not getattr(cfg, "tokenizer_prepends_bos", True)
         lengths = torch.tensor([sum(mask) for mask in enc["attention_mask"]]) + int(manual_bos)
         return tokens, lengths.clamp(1, tokens.shape[-1])
@@ -249,7 +270,11 @@ class Model:
         if not self._splices:
             return list(self._hook_names)
         splices = self._splices
-        return [n for host in self._hook_names for n in (*(splices[host].names if host in splices else ()), host)]
+        return [
+            n
+            for host in self._hook_names
+            for n in (*(splices[host].names if host in splices else ()), host)
+        ]
 
     def spliced_name(self, name: str) -> Any:
         """The splice that computes ``name`` (an SAE hook name such as
@@ -291,15 +316,21 @@ class Model:
         # not capturable and are left out.
         if not order:
             return list(points)
-        ranked = [(order[id(hp)], i, name) for i, (name, hp) in enumerate(points.items()) if id(hp) in order]
+        ranked = [
+            (order[id(hp)], i, name)
+            for i, (name, hp) in enumerate(points.items())
+            if id(hp) in order
+        ]
         return [name for _, _, name in sorted(ranked)]
 
     def _firing_order(self, points: dict[str, nn.Module]) -> dict[int, int]:
         order: dict[int, int] = {}
         handles = []
         for hp in {id(h): h for h in points.values()}.values():
+
             def record(mod, args, out, _id=id(hp)):
                 order.setdefault(_id, len(order))
+
             handles.append(hp.register_forward_hook(record))
         try:
             x = self.example_input
@@ -352,9 +383,13 @@ class Model:
         """The residual stream from input to output: the embedding (``blocks.0.hook_resid_pre``)
         then each block's ``hook_resid_post``; ``L + 1`` names for a transformer."""
         if self.kind in ("transformer", "vlm") and self.n_layers:
-            return [self.hook("resid_pre", 0)] + [self.hook("resid_post", l) for l in range(self.n_layers)]
+            return [self.hook("resid_pre", 0)] + [
+                self.hook("resid_post", l) for l in range(self.n_layers)
+            ]
         names = self.hook_names
-        return [h for h in names if h == "hook_embed" or (h.endswith("hook_out") and "rnn" not in h)]
+        return [
+            h for h in names if h == "hook_embed" or (h.endswith("hook_out") and "rnn" not in h)
+        ]
 
     def layer_of(self, name: str) -> int | None:
         """Block index a hook belongs to (``blocks.3.…`` -> 3), or None."""
@@ -382,7 +417,9 @@ class Model:
         TL backend only; the nnsight backend is driven by :func:`interp.trace`.
         """
         if self.backend != "tl":
-            raise RuntimeError("Model.hooked is for TransformerLens-backed models; use interp.trace")
+            raise RuntimeError(
+                "Model.hooked is for TransformerLens-backed models; use interp.trace"
+            )
         edits = dict(edits or {})
         capture = list(dict.fromkeys(capture))
         self.check_names([*capture, *edits])
@@ -396,12 +433,34 @@ class Model:
                 by_splice.setdefault(id(s), (s, []))[1].append(name)
                 continue
             per_step = bool(getattr(points[name], "per_step", False))
-            fwd.append((name, make_hook(name, edits.get(name), name in capture, store, per_step,
-                                        stop=(name == stop_after), detach=detach)))
+            fwd.append(
+                (
+                    name,
+                    make_hook(
+                        name,
+                        edits.get(name),
+                        name in capture,
+                        store,
+                        per_step,
+                        stop=(name == stop_after),
+                        detach=detach,
+                    ),
+                )
+            )
         with ExitStack() as stack:
             for s, names in by_splice.values():
-                hooks = {n: make_hook(n, edits.get(n), n in capture, store, bool(s.per_step),
-                                      stop=(n == stop_after), detach=detach) for n in names}
+                hooks = {
+                    n: make_hook(
+                        n,
+                        edits.get(n),
+                        n in capture,
+                        store,
+                        bool(s.per_step),
+                        stop=(n == stop_after),
+                        detach=detach,
+                    )
+                    for n in names
+                }
                 stack.enter_context(s.bound(hooks))
             stack.enter_context(self.module.hooks(fwd_hooks=fwd))
             yield store
@@ -438,7 +497,9 @@ class Model:
         [d_model]`` (None where the model has none). ``hook_q = norm(x) @ W_Q + b_Q`` per head
         and ``hook_attn_out = sum_h hook_z[h] @ W_O[h] + b_O``."""
         if self.backend != "tl" or not self.n_layers:
-            raise ValueError(f"{self.model_id} is not a TransformerLens transformer; no attention weights")
+            raise ValueError(
+                f"{self.model_id} is not a TransformerLens transformer; no attention weights"
+            )
         blocks: Any = self.module.blocks
         attn = blocks[layer].attn
         out: dict[str, torch.Tensor | None] = {}
@@ -454,14 +515,18 @@ class Model:
         root = self.module if layer is None else blocks[layer]
         mod = getattr(root, name, None)
         if mod is None:
-            raise KeyError(f"{self.model_id} has no {name!r}" + ("" if layer is None else f" in block {layer}"))
+            raise KeyError(
+                f"{self.model_id} has no {name!r}" + ("" if layer is None else f" in block {layer}")
+            )
         return getattr(mod, "_original_component", mod)
 
     def norm_input_hook(self, name: str, layer: int | None = None) -> str:
         """The hook on the input of a normalisation (``ln2`` of block ``layer``: what the MLP
         reads from the residual stream; ``ln_final``: what the unembedding reads). Editing it
         changes only what that norm's reader sees, not the residual stream."""
-        full = f"{name}.hook_in" if layer is None else f"blocks.{layer % self.n_layers}.{name}.hook_in"
+        full = (
+            f"{name}.hook_in" if layer is None else f"blocks.{layer % self.n_layers}.{name}.hook_in"
+        )
         self.check_names([full])
         return full
 
@@ -497,10 +562,20 @@ def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = Non
 
     if isinstance(module, HookedRootModule) or hasattr(module, "hook_dict"):
         kind = "rnn" if module.__class__.__name__.lower().find("rnn") >= 0 else "transformer"
-        return Model(module, backend="tl", tokenizer=tokenizer, model_id=model_id or type(module).__name__,
-                     kind=kind)
-    return Model(module, backend="nnsight", tokenizer=tokenizer, model_id=model_id or type(module).__name__,
-                 kind="module")
+        return Model(
+            module,
+            backend="tl",
+            tokenizer=tokenizer,
+            model_id=model_id or type(module).__name__,
+            kind=kind,
+        )
+    return Model(
+        module,
+        backend="nnsight",
+        tokenizer=tokenizer,
+        model_id=model_id or type(module).__name__,
+        kind="module",
+    )
 
 
 def checked_edit(name: str, act: Any, new: Any) -> Any:
@@ -514,15 +589,19 @@ def checked_edit(name: str, act: Any, new: Any) -> Any:
     if not isinstance(act, torch.Tensor):
         return new
     if not isinstance(new, torch.Tensor):
-        raise TypeError(f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
-                        "tensor shaped like its input (or None to keep the activation)")
+        raise TypeError(
+            f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
+            "tensor shaped like its input (or None to keep the activation)"
+        )
     if new.dtype != act.dtype:
         got, want = (str(d).replace("torch.", "") for d in (new.dtype, act.dtype))
-        raise TypeError(f"edit for {name!r} returned dtype {got}, expected {want} "
-                        "(cast with .to(act.dtype))")
+        raise TypeError(
+            f"edit for {name!r} returned dtype {got}, expected {want} (cast with .to(act.dtype))"
+        )
     if new.shape != act.shape:
-        raise ValueError(f"edit for {name!r} returned shape {tuple(new.shape)}, "
-                         f"expected {tuple(act.shape)}")
+        raise ValueError(
+            f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"
+        )
     return new
 
 
@@ -530,6 +609,7 @@ def make_hook(name, edit, keep, store, per_step, stop, detach):
     """A TransformerLens-style hook ``hook(act, hook) -> act`` that applies ``edit`` (checked:
     a tensor of the input's shape and dtype, or None to keep it), keeps the result in ``store``
     when ``keep``, and raises :class:`StopForward` when ``stop``."""
+
     def hook(act, hook):
         if edit is not None:
             act = checked_edit(name, act, edit(act))

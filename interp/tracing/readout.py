@@ -22,7 +22,9 @@ def unembed(m: Any, resid: torch.Tensor, *, norm: bool = True) -> torch.Tensor:
     graph)."""
     bridge = m.module
     if not (hasattr(bridge, "unembed") and hasattr(bridge, "ln_final")):
-        raise TypeError(f"the logit lens needs a TransformerLens bridge with ln_final and unembed; "
-                        f"{getattr(m, 'model_id', type(bridge).__name__)} has none")
+        raise TypeError(
+            f"the logit lens needs a TransformerLens bridge with ln_final and unembed; "
+            f"{getattr(m, 'model_id', type(bridge).__name__)} has none"
+        )
     with torch.no_grad():
         return bridge.unembed(bridge.ln_final(resid) if norm else resid)

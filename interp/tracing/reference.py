@@ -37,8 +37,10 @@ def reference_module(m: Model) -> tuple[torch.nn.Module, str]:
     if original is not None and plain is not None:
         return plain, "native"
     what = type(original if original is not None else m.module).__name__
-    raise ValueError(f"{m.model_id}: no plain module to compare the bridge with ({what} has no "
-                     "adapter and is not a transformers model)")
+    raise ValueError(
+        f"{m.model_id}: no plain module to compare the bridge with ({what} has no "
+        "adapter and is not a transformers model)"
+    )
 
 
 def native_forward(m: Model, ref: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
@@ -51,9 +53,11 @@ def native_forward(m: Model, ref: torch.nn.Module, ids: torch.Tensor) -> dict[st
     store: dict[str, torch.Tensor] = {}
     handles = []
     for name, p in points.items():
+
         def grab(mod, args, out, name=name, p=p):
             value = args if p.where == "in" else out
             store[name] = value[p.index] if p.index is not None else value
+
         handles.append(ref.get_submodule(p.path).register_forward_hook(grab))
     try:
         logits = ref(ids)
@@ -75,7 +79,10 @@ def plain_routes(m: Model) -> dict[str, Any]:
     """How many hook names ``collect`` reads off plain modules (the fast path), and the hook
     kinds (names less their ``blocks.<l>.`` prefix) that only the bridge's hooks compute."""
     root = adapters.plain_module(m)
-    routed = [] if root is None else [
-        n for n in m.hook_names if adapters.plan(m, root, (n,)) is not None]
+    routed = (
+        []
+        if root is None
+        else [n for n in m.hook_names if adapters.plan(m, root, (n,)) is not None]
+    )
     kinds = sorted({re.sub(r"^blocks\.\d+\.", "", n) for n in set(m.hook_names) - set(routed)})
     return {"n_routed": len(routed), "unrouted_kinds": kinds}

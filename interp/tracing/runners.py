@@ -44,7 +44,7 @@ class Reducer:
         self.identity = positions == "all" and dtype is None
 
     def select(self, i: int, k: int) -> None:
-        self.lens = None if self.all_lens is None else self.all_lens[i:i + k]
+        self.lens = None if self.all_lens is None else self.all_lens[i : i + k]
 
     def __call__(self, name: str, a: torch.Tensor) -> torch.Tensor:
         if self.identity:
@@ -58,15 +58,25 @@ class PlainRunner:
     batches); a module that has hooks (a user's edit on a HookPoint) gets plain torch
     hooks registered after them, so the capture sees the edited value."""
 
-    def __init__(self, root: nn.Module, points: dict[str, Point], stop: str | None, d_head: int, reduce):
-        self.root, self.points, self.stop, self.d_head, self.reduce = root, points, stop, d_head, reduce
+    def __init__(
+        self, root: nn.Module, points: dict[str, Point], stop: str | None, d_head: int, reduce
+    ):
+        self.root, self.points, self.stop, self.d_head, self.reduce = (
+            root,
+            points,
+            stop,
+            d_head,
+            reduce,
+        )
         self.hooks = list(points)
         self.acts: dict[str, Any] = {}
         self.sink: MemorySink | None = None  # set: copy each activation into it at once
         self.flat: set[str] = set()  # head-split names stored flat (see attach)
         self.at = 0  # index of the batch's first item
         self.undo: list = []
-        self.call_kwargs: dict[str, Any] = {}  # for the root's forward (a Hugging Face model: use_cache=False)
+        self.call_kwargs: dict[
+            str, Any
+        ] = {}  # for the root's forward (a Hugging Face model: use_cache=False)
 
     def __enter__(self):
         groups: dict[str, tuple[list[str], list[str]]] = {}
@@ -85,10 +95,16 @@ class PlainRunner:
         stop_in, stop_out = self.stop in ins, self.stop in outs
         if mod._forward_hooks or mod._forward_pre_hooks:
             if ins:
-                self.undo.append(mod.register_forward_pre_hook(
-                    lambda _, args, kwargs: take_in(inputs(args, kwargs), stop_in), with_kwargs=True).remove)
+                self.undo.append(
+                    mod.register_forward_pre_hook(
+                        lambda _, args, kwargs: take_in(inputs(args, kwargs), stop_in),
+                        with_kwargs=True,
+                    ).remove
+                )
             if outs:
-                self.undo.append(mod.register_forward_hook(lambda _, args, out: take_out(out, stop_out)).remove)
+                self.undo.append(
+                    mod.register_forward_hook(lambda _, args, out: take_out(out, stop_out)).remove
+                )
             return
         had = mod.__dict__.get("forward")
         inner = mod.forward
@@ -102,7 +118,9 @@ class PlainRunner:
             return out
 
         mod.forward = forward
-        self.undo.append(lambda: setattr(mod, "forward", had) if had is not None else delattr(mod, "forward"))
+        self.undo.append(
+            lambda: setattr(mod, "forward", had) if had is not None else delattr(mod, "forward")
+        )
 
     def _capture(self, names: list[str]):
         points, acts, reduce, d_head = self.points, self.acts, self.reduce, self.d_head
@@ -112,7 +130,9 @@ class PlainRunner:
                 p = points[name]
                 a = value[p.index] if p.index is not None else value
                 if p.heads and name not in self.flat:
-                    a = a.view(*a.shape[:-1], -1, d_head)  # [batch, pos, head * d_head] -> [batch, pos, head, d_head]
+                    a = a.view(
+                        *a.shape[:-1], -1, d_head
+                    )  # [batch, pos, head * d_head] -> [batch, pos, head, d_head]
                 if p.per_step:
                     acts.setdefault(name, []).append(a)
                 else:
@@ -212,7 +232,9 @@ def run_batch(m: Model, xb: torch.Tensor, runner) -> dict[str, torch.Tensor]:
         if h not in got:
             raise RuntimeError(f"hook {h!r} did not fire during the forward pass")
         if not isinstance(got[h], torch.Tensor):
-            raise TypeError(f"hook {h!r} gave a {type(got[h]).__name__}, not a tensor; capture a tensor-valued hook")
+            raise TypeError(
+                f"hook {h!r} gave a {type(got[h]).__name__}, not a tensor; capture a tensor-valued hook"
+            )
     return got
 
 
@@ -220,12 +242,16 @@ def pos_dim(name: str) -> int:
     return 2 if name.endswith(("hook_pattern", "hook_attn_scores")) else 1
 
 
-def reduce_activation(a: torch.Tensor, name: str, positions: Any, lens: torch.Tensor | None, dtype) -> torch.Tensor:
+def reduce_activation(
+    a: torch.Tensor, name: str, positions: Any, lens: torch.Tensor | None, dtype
+) -> torch.Tensor:
     """Select positions of ``a`` ``[B, T, ...]`` (on its device) and cast to ``dtype``."""
     if positions != "all":
         pd = pos_dim(name)
         if a.ndim <= pd:
-            raise ValueError(f"{name} has shape {tuple(a.shape)}: no position dim {pd} for positions={positions!r}")
+            raise ValueError(
+                f"{name} has shape {tuple(a.shape)}: no position dim {pd} for positions={positions!r}"
+            )
         a = a.movedim(pd, 1)
         B, T = a.shape[:2]
         if isinstance(positions, slice):
@@ -233,7 +259,11 @@ def reduce_activation(a: torch.Tensor, name: str, positions: Any, lens: torch.Te
         elif isinstance(positions, int):
             a = a[:, positions]
         elif positions == "last":
-            idx = torch.full((B,), T - 1, device=a.device) if lens is None else (lens - 1).clamp(0, T - 1)
+            idx = (
+                torch.full((B,), T - 1, device=a.device)
+                if lens is None
+                else (lens - 1).clamp(0, T - 1)
+            )
             a = a[torch.arange(B, device=a.device), idx]
         else:  # mean, over valid positions; accumulate low precision in float32
             src = a.float() if a.dtype in (torch.float16, torch.bfloat16) else a
@@ -242,7 +272,9 @@ def reduce_activation(a: torch.Tensor, name: str, positions: Any, lens: torch.Te
             else:
                 mask = (torch.arange(T, device=a.device)[None] < lens[:, None]).to(src.dtype)
                 mask = mask.view(B, T, *([1] * (a.ndim - 2)))
-                red = (src * mask).sum(1) / lens.clamp(min=1).to(src.dtype).view(B, *([1] * (a.ndim - 2)))
+                red = (src * mask).sum(1) / lens.clamp(min=1).to(src.dtype).view(
+                    B, *([1] * (a.ndim - 2))
+                )
             a = red.to(a.dtype)
     if dtype is not None:
         a = a.to(dtype)
@@ -261,4 +293,6 @@ def positions_key(p: Any) -> str:
 
 def is_oom(e: BaseException) -> bool:
     oom = getattr(torch.cuda, "OutOfMemoryError", ())
-    return (bool(oom) and isinstance(e, oom)) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
+    return (bool(oom) and isinstance(e, oom)) or (
+        isinstance(e, RuntimeError) and "out of memory" in str(e)
+    )

@@ -56,8 +56,12 @@ class HostTransfer:
         self._drain(slot)
         k = next(iter(batch.values())).shape[0]
         bufs = self.slots[slot]
-        if bufs is None or any(bufs[h].shape[0] < k or bufs[h].shape[1:] != a.shape[1:] for h, a in batch.items()):
-            bufs = {h: torch.empty(a.shape, dtype=a.dtype, pin_memory=True) for h, a in batch.items()}
+        if bufs is None or any(
+            bufs[h].shape[0] < k or bufs[h].shape[1:] != a.shape[1:] for h, a in batch.items()
+        ):
+            bufs = {
+                h: torch.empty(a.shape, dtype=a.dtype, pin_memory=True) for h, a in batch.items()
+            }
             self.slots[slot] = bufs
         self.stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(self.stream):
@@ -82,6 +86,7 @@ class HostTransfer:
     def flush(self) -> None:
         self._drain(self.turn)  # the older of the two
         self._drain(self.turn ^ 1)
+
 
 SHARD_BYTES = 256 * 2**20  # default shard size: about this many bytes (all hooks together)
 
@@ -112,19 +117,32 @@ class Sink:
     def close(self) -> None:
         """Wait for background work (called on success and on errors)."""
 
-    def _arrays(self, shapes: dict[str, tuple], dtypes: dict[str, torch.dtype]) -> dict[str, ArrayInfo]:
+    def _arrays(
+        self, shapes: dict[str, tuple], dtypes: dict[str, torch.dtype]
+    ) -> dict[str, ArrayInfo]:
         dirs = [sanitize(h) for h in self.ident["hooks"]]
         if len(set(dirs)) < len(dirs) or TOKENS_DIR in dirs:
             raise ValueError(f"hook names {self.ident['hooks']} map to clashing directories {dirs}")
-        return {h: ArrayInfo(dir=sanitize(h), shape=list(shapes[h]), dtype=torch_dtype_name(dtypes[h]),
-                             storage_dtype=storage_dtype_name(dtypes[h])) for h in self.ident["hooks"]}
+        return {
+            h: ArrayInfo(
+                dir=sanitize(h),
+                shape=list(shapes[h]),
+                dtype=torch_dtype_name(dtypes[h]),
+                storage_dtype=storage_dtype_name(dtypes[h]),
+            )
+            for h in self.ident["hooks"]
+        }
 
     def _tokens_info(self) -> ArrayInfo | None:
         t = self.tokens
         if t is None:
             return None
-        return ArrayInfo(dir=TOKENS_DIR, shape=list(t.shape[1:]), dtype=torch_dtype_name(t.dtype),
-                         storage_dtype=storage_dtype_name(t.dtype))
+        return ArrayInfo(
+            dir=TOKENS_DIR,
+            shape=list(t.shape[1:]),
+            dtype=torch_dtype_name(t.dtype),
+            storage_dtype=storage_dtype_name(t.dtype),
+        )
 
 
 class MemorySink(Sink):
@@ -151,7 +169,7 @@ class MemorySink(Sink):
                 self.bufs[name] = torch.empty((self.ident["n_items"], *a.shape[1:]), dtype=a.dtype)
             if i % k == 0 and self.ident["n_items"] > k:
                 self.chunks[name] = (k, self.bufs[name].split(k))
-            view = self.bufs[name][i:i + k]
+            view = self.bufs[name][i : i + k]
         view.copy_(a)
         return view
 
@@ -168,9 +186,16 @@ class MemorySink(Sink):
         bufs = {h: self.bufs[h] for h in self.ident["hooks"]}
         for h, d_head in self.heads.items():  # [N, pos, head * d_head] -> [N, pos, head, d_head]
             bufs[h] = bufs[h].view(*bufs[h].shape[:-1], -1, d_head)
-        arrays = self._arrays({h: b.shape[1:] for h, b in bufs.items()}, {h: b.dtype for h, b in bufs.items()})
-        manifest = Manifest(**self.ident, arrays=arrays, tokens=self._tokens_info(), shard_size=self.ident["n_items"],
-                            complete=True)
+        arrays = self._arrays(
+            {h: b.shape[1:] for h, b in bufs.items()}, {h: b.dtype for h, b in bufs.items()}
+        )
+        manifest = Manifest(
+            **self.ident,
+            arrays=arrays,
+            tokens=self._tokens_info(),
+            shard_size=self.ident["n_items"],
+            complete=True,
+        )
         return ActivationStore(manifest, tensors=bufs, tokens=self.tokens)
 
 
@@ -194,7 +219,8 @@ class DiskSink(Sink):
             if old.manifest_sha256 and old.manifest_sha256 != manifest_digest(old):
                 raise StoreCorruptedError(
                     f"{root / MANIFEST} was edited after it was written (its own checksum does not "
-                    "match); collect into a new directory, or overwrite=True")
+                    "match); collect into a new directory, or overwrite=True"
+                )
             self._check_same(old)
             if old.complete:
                 self.done = ActivationStore(old, path=root)
@@ -206,14 +232,18 @@ class DiskSink(Sink):
             for info in self._infos():  # resume before the first shard that fails its checksum
                 for s in sorted(info.shards, key=lambda s: s.start):
                     if s.stop <= self.start and shard_problem(root, s):
-                        log.warning("%s; collecting again from item %d", shard_problem(root, s), s.start)
+                        log.warning(
+                            "%s; collecting again from item %d", shard_problem(root, s), s.start
+                        )
                         self.start = min(self.start, s.start)
                         break
             for info in self._infos():  # drop anything past the resume point
                 info.shards = [s for s in info.shards if s.stop <= self.start]
         elif root.exists() and any(p.is_file() for p in root.rglob("*")):
-            raise ValueError(f"{root} holds files but no {MANIFEST}: not an activation store. "
-                             "Choose a new directory.")
+            raise ValueError(
+                f"{root} holds files but no {MANIFEST}: not an activation store. "
+                "Choose a new directory."
+            )
 
     def _check_same(self, old: Manifest) -> None:
         new = dict(self.ident, hooks=sorted(self.ident["hooks"]))
@@ -221,15 +251,30 @@ class DiskSink(Sink):
         if self.shard_size is not None:
             new["shard_size"], had["shard_size"] = self.shard_size, old.shard_size
         if not old.weights_sha256:  # written before stores kept a weights fingerprint: cannot tell
-            log.warning("%s has no weights fingerprint; it is trusted to come from %s", self.root, old.model_id)
+            log.warning(
+                "%s has no weights fingerprint; it is trusted to come from %s",
+                self.root,
+                old.model_id,
+            )
             new.pop("weights_sha256", None)
-        diff = [f"{k}: store has {had[k]!r}, this call has {new[k]!r}" for k in new if had.get(k) != new[k]]
+        diff = [
+            f"{k}: store has {had[k]!r}, this call has {new[k]!r}"
+            for k in new
+            if had.get(k) != new[k]
+        ]
         if diff:
-            raise ValueError(f"{self.root} already holds a different activation store ("
-                             + "; ".join("the dataset differs" if d.startswith("dataset_sha256") else
-                                         "the model's weights differ" if d.startswith("weights_sha256") else d
-                                         for d in diff)
-                             + "). Use a new out directory, or overwrite=True to replace it.")
+            raise ValueError(
+                f"{self.root} already holds a different activation store ("
+                + "; ".join(
+                    "the dataset differs"
+                    if d.startswith("dataset_sha256")
+                    else "the model's weights differ"
+                    if d.startswith("weights_sha256")
+                    else d
+                    for d in diff
+                )
+                + "). Use a new out directory, or overwrite=True to replace it."
+            )
 
     def _manifest(self) -> Manifest:
         """The manifest: set by the first batch, or read back when resuming."""
@@ -249,17 +294,24 @@ class DiskSink(Sink):
         if self.manifest is None:
             if self.shard_size is None:
                 item = sum(a[0].numel() * a.element_size() for a in batch.values())
-                self.shard_size = int(max(1, min(self.ident["n_items"], SHARD_BYTES // max(item, 1))))
-            arrays = self._arrays({h: a.shape[1:] for h, a in batch.items()}, {h: a.dtype for h, a in batch.items()})
-            self.manifest = Manifest(**self.ident, arrays=arrays, tokens=self._tokens_info(),
-                                     shard_size=self.shard_size)
+                self.shard_size = int(
+                    max(1, min(self.ident["n_items"], SHARD_BYTES // max(item, 1)))
+                )
+            arrays = self._arrays(
+                {h: a.shape[1:] for h, a in batch.items()}, {h: a.dtype for h, a in batch.items()}
+            )
+            self.manifest = Manifest(
+                **self.ident, arrays=arrays, tokens=self._tokens_info(), shard_size=self.shard_size
+            )
             self.root.mkdir(parents=True, exist_ok=True)
             write_manifest(self.root, self.manifest)
         for h, a in batch.items():
             info = self.manifest.arrays[h]
             if list(a.shape[1:]) != info.shape or torch_dtype_name(a.dtype) != info.dtype:
-                raise ValueError(f"{h}: got items {list(a.shape[1:])} {a.dtype}, the store in {self.root} "
-                                 f"has {info.shape} {info.dtype}")
+                raise ValueError(
+                    f"{h}: got items {list(a.shape[1:])} {a.dtype}, the store in {self.root} "
+                    f"has {info.shape} {info.dtype}"
+                )
         rows = min(self.shard_size, self.ident["n_items"])
         self.sets = [self._alloc(rows, batch)]
         if self.ident["n_items"] - self.start > rows:  # more than one shard to go: double buffer
@@ -278,7 +330,7 @@ class DiskSink(Sink):
             take = min(k - off, b - item)
             bufs = self.sets[s % len(self.sets)]
             for h, t in batch.items():
-                bufs[h][item - a:item - a + take].copy_(t[off:off + take])
+                bufs[h][item - a : item - a + take].copy_(t[off : off + take])
             off += take
             if item + take == b:
                 self._submit(s)
@@ -305,10 +357,14 @@ class DiskSink(Sink):
         a, b = s * size, min((s + 1) * size, n)
         bufs = self.sets[s % len(self.sets)]
         for h, info in self.manifest.arrays.items():
-            info.shards.append(write_shard(self.root, shard_file(info.dir, s), bufs[h][:b - a], a, b))
+            info.shards.append(
+                write_shard(self.root, shard_file(info.dir, s), bufs[h][: b - a], a, b)
+            )
         if self.manifest.tokens is not None and self.tokens is not None:
             info = self.manifest.tokens
-            info.shards.append(write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b))
+            info.shards.append(
+                write_shard(self.root, shard_file(info.dir, s), self.tokens[a:b], a, b)
+            )
         write_manifest(self.root, self.manifest)
 
     def close(self) -> None:

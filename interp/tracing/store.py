@@ -206,13 +206,17 @@ def _array_problem(root: Path, name: str, info: ArrayInfo, n_items: Optional[int
         if Path(s.file).is_absolute() or ".." in Path(s.file).parts or top not in f.parents:
             return f"{where}: shard path {s.file!r} of {name} points outside the store"
         if s.start != stop or s.stop <= s.start:
-            return (f"{where}: {name} has no shard for items {stop}..{s.start} "
-                    "(a dropped or moved shard entry)")
+            return (
+                f"{where}: {name} has no shard for items {stop}..{s.start} "
+                "(a dropped or moved shard entry)"
+            )
         stop = s.stop
         k = index[f.parent] = index.get(f.parent, -1) + 1
         if re.fullmatch(r"shard_\d{5}\.npy", f.name) and f.name != f"shard_{k:05d}.npy":
-            return (f"{where}: {name}'s items {s.start}..{s.stop} are listed in {s.file}, not "
-                    f"shard_{k:05d}.npy (shard entries swapped or reordered)")
+            return (
+                f"{where}: {name}'s items {s.start}..{s.stop} are listed in {s.file}, not "
+                f"shard_{k:05d}.npy (shard entries swapped or reordered)"
+            )
         if not f.exists():
             continue  # named by the checksum pass (or a resume collects it again)
         try:
@@ -221,8 +225,10 @@ def _array_problem(root: Path, name: str, info: ArrayInfo, n_items: Optional[int
             return f"shard file {f} is not a readable .npy file ({e})"
         listed = (s.stop - s.start, *info.shape)
         if tuple(shape) != listed or str(dtype) != info.storage_dtype:
-            return (f"shard file {f} holds {list(shape)} {dtype}; {where} lists items "
-                    f"{s.start}..{s.stop} of shape {info.shape} {info.storage_dtype} for {name}")
+            return (
+                f"shard file {f} holds {list(shape)} {dtype}; {where} lists items "
+                f"{s.start}..{s.stop} of shape {info.shape} {info.storage_dtype} for {name}"
+            )
     if n_items is not None and stop != n_items:
         return f"{where}: {name} covers items 0..{stop}, but the store has n_items={n_items}"
     return ""
@@ -252,8 +258,13 @@ class ActivationStore:
     (positions "last"/"mean"/int). ``store.tokens`` -> ``[N, T]`` or None.
     """
 
-    def __init__(self, manifest: Manifest, tensors: dict[str, torch.Tensor] | None = None,
-                 tokens: torch.Tensor | None = None, path: str | Path | None = None):
+    def __init__(
+        self,
+        manifest: Manifest,
+        tensors: dict[str, torch.Tensor] | None = None,
+        tokens: torch.Tensor | None = None,
+        path: str | Path | None = None,
+    ):
         self.manifest = manifest
         self.path = Path(path) if path is not None else None
         self._tensors = dict(tensors or {})
@@ -261,7 +272,9 @@ class ActivationStore:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, path: str | Path, *, verify: bool = True, allow_incomplete: bool = False) -> "ActivationStore":
+    def open(
+        cls, path: str | Path, *, verify: bool = True, allow_incomplete: bool = False
+    ) -> "ActivationStore":
         """Open a store directory written by :func:`interp.collect` or :meth:`save`.
 
         ``verify=True`` (default) recomputes every shard's sha256 (reads all bytes once:
@@ -277,7 +290,8 @@ class ActivationStore:
             raise ValueError(
                 f"store {path} is incomplete ({manifest.items_done()} of {manifest.n_items} items): "
                 "run interp.collect again with the same arguments and out dir to resume, "
-                "or open(..., allow_incomplete=True)")
+                "or open(..., allow_incomplete=True)"
+            )
         problem = manifest_problem(path, manifest)  # cheap: the manifest and .npy headers only
         if problem:
             raise StoreCorruptedError(f"{problem}; re-collect into a new directory")
@@ -349,7 +363,10 @@ class ActivationStore:
             raise unknown_name_error("hook name", name, self.hooks)
         if self.path is None:
             return [(0, len(self))]
-        return [(s.start, s.stop) for s in sorted(self.manifest.arrays[name].shards, key=lambda s: s.start)]
+        return [
+            (s.start, s.stop)
+            for s in sorted(self.manifest.arrays[name].shards, key=lambda s: s.start)
+        ]
 
     def shard(self, name: str, index: int) -> torch.Tensor:
         """Shard ``index`` (in item order, as :meth:`shard_bounds`) of ``name``: ``[stop - start, ...]``,
@@ -382,8 +399,14 @@ class ActivationStore:
         n = len(self)
         size = max(1, shard_size or m.shard_size or n)
         arrays = {h: self._save_array(path, sanitize(h), self[h], size) for h in m.hooks}
-        tokens = self._save_array(path, TOKENS_DIR, self.tokens, size) if self.tokens is not None else None
-        new = m.model_copy(update={"arrays": arrays, "tokens": tokens, "shard_size": size, "complete": True})
+        tokens = (
+            self._save_array(path, TOKENS_DIR, self.tokens, size)
+            if self.tokens is not None
+            else None
+        )
+        new = m.model_copy(
+            update={"arrays": arrays, "tokens": tokens, "shard_size": size, "complete": True}
+        )
         write_manifest(path, new)
         return ActivationStore(new, path=path)
 
@@ -393,15 +416,24 @@ class ActivationStore:
         for k, a in enumerate(range(0, max(len(t), 1), size)):
             b = min(a + size, len(t))
             shards.append(write_shard(root, shard_file(name, k), t[a:b], a, b))
-        return ArrayInfo(dir=name, shape=list(t.shape[1:]), dtype=torch_dtype_name(t.dtype),
-                         storage_dtype=storage_dtype_name(t.dtype), shards=shards)
+        return ArrayInfo(
+            dir=name,
+            shape=list(t.shape[1:]),
+            dtype=torch_dtype_name(t.dtype),
+            storage_dtype=storage_dtype_name(t.dtype),
+            shards=shards,
+        )
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "memory"
-        shapes = ", ".join(f"{h}: {[len(self), *self.manifest.arrays[h].shape]} {self.manifest.arrays[h].dtype}"
-                           for h in self.hooks)
-        return (f"ActivationStore({where}, model={self.manifest.model_id!r}, n={len(self)}, "
-                f"positions={self.manifest.positions!r}, {{{shapes}}})")
+        shapes = ", ".join(
+            f"{h}: {[len(self), *self.manifest.arrays[h].shape]} {self.manifest.arrays[h].dtype}"
+            for h in self.hooks
+        )
+        return (
+            f"ActivationStore({where}, model={self.manifest.model_id!r}, n={len(self)}, "
+            f"positions={self.manifest.positions!r}, {{{shapes}}})"
+        )
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -414,18 +446,22 @@ def read_manifest(path: Path) -> Manifest:
     if not isinstance(raw, dict) or "arrays" not in raw or "n_items" not in raw:
         raise ValueError(f"{file} is not an interp activation-store manifest")
     if raw.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{file}: format_version {raw.get('format_version')!r}, "
-                         f"this interp reads {FORMAT_VERSION}")
+        raise ValueError(
+            f"{file}: format_version {raw.get('format_version')!r}, "
+            f"this interp reads {FORMAT_VERSION}"
+        )
     try:
         return Manifest.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        raise ValueError(f"{file} is not a valid activation-store manifest: "
-                         f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise ValueError(
+            f"{file} is not a valid activation-store manifest: "
+            f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
 
 
 def store_dir_problem(path: Path) -> str:
-    """"" when ``path`` is an activation store holding only files :func:`interp.collect` writes
+    """ "" when ``path`` is an activation store holding only files :func:`interp.collect` writes
     (its manifests and shards, and leftovers of interrupted writes), else why not."""
     try:
         m = read_manifest(path)
@@ -434,8 +470,10 @@ def store_dir_problem(path: Path) -> str:
     infos = [*m.arrays.values(), *([m.tokens] if m.tokens else [])]
     dirs = "|".join(re.escape(i.dir) for i in infos) or "(?!)"
     shard = r"shard_\d{5}\.npy"
-    pat = re.compile(rf"(rank\d{{5}}/)?(manifest\.json|\.manifest\.json\.[^/]+\.tmp/manifest\.json"
-                     rf"|({dirs})/({shard}|\.{shard}\.[^/]+\.tmp/{shard}))")
+    pat = re.compile(
+        rf"(rank\d{{5}}/)?(manifest\.json|\.manifest\.json\.[^/]+\.tmp/manifest\.json"
+        rf"|({dirs})/({shard}|\.{shard}\.[^/]+\.tmp/{shard}))"
+    )
     extra = foreign_files(path, lambda rel: bool(pat.fullmatch(rel)))
     if extra:
         more = " ..." if len(extra) > 5 else ""

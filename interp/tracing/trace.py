@@ -102,7 +102,9 @@ def patch(source: torch.Tensor) -> EditFn:
     return lambda act: source.to(act.device, act.dtype).expand_as(act).clone()
 
 
-def edit_heads(heads: Sequence[int], fn: Callable[[torch.Tensor], torch.Tensor], head_dim: int = 2) -> EditFn:
+def edit_heads(
+    heads: Sequence[int], fn: Callable[[torch.Tensor], torch.Tensor], head_dim: int = 2
+) -> EditFn:
     """Apply ``fn`` to the chosen heads only (``hook_z``: ``[batch, pos, head, d_head]``)."""
     heads = list(heads)
 

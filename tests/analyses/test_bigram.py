@@ -36,7 +36,9 @@ for i in range(10):
 def corpus_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
     for i in range(8):
-        (d / f"mod{i}.py").write_text(CODE.replace("add", f"add{i}").replace("Counter", f"Counter{i}") * 3)
+        (d / f"mod{i}.py").write_text(
+            CODE.replace("add", f"add{i}").replace("Counter", f"Counter{i}") * 3
+        )
     return d
 
 
@@ -49,8 +51,13 @@ def lm_with_tokenizer(path, corpus_dir, **spec_kw):
 
     tok = train_bpe(load_corpus(str(corpus_dir)).train, vocab_size=120)
     spec = build_spec(d_vocab=len(tok), **spec_kw)
-    m = Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
-              spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    m = Model(
+        build_transformer(spec, tokenizer=tok),
+        backend="tl",
+        tokenizer=tok,
+        kind="transformer",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
     m.save(path)
     return path
 
@@ -61,19 +68,41 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw, monkeypat
     from interp.data.bigram import Bigram
 
     # mask targets are made per batch from the sparse counts: the vocab x vocab table is never built
-    monkeypatch.setattr(Bigram, "dense", lambda self: pytest.fail("the analysis built the dense bigram table"))
+    monkeypatch.setattr(
+        Bigram, "dense", lambda self: pytest.fail("the analysis built the dense bigram table")
+    )
     path = lm_with_tokenizer(tmp_path / "m", corpus_dir, **spec_kw)
-    other = [str(lm_with_tokenizer(tmp_path / "other", corpus_dir, n_layers=3))] if not spec_kw else []
-    cfg = {"model": str(path), "corpus": str(corpus_dir), "size_models": other, "lambdas": [0.5, 5.0], "mask_steps": 20, "batch_size": 4,
-           "seq_len": 16, "n_null": 200, "n_random": 2, "n_eval": 6, "n_resid": 8, "recall_k": 1,
-           "temperature_growth": 1.05}
+    other = (
+        [str(lm_with_tokenizer(tmp_path / "other", corpus_dir, n_layers=3))] if not spec_kw else []
+    )
+    cfg = {
+        "model": str(path),
+        "corpus": str(corpus_dir),
+        "size_models": other,
+        "lambdas": [0.5, 5.0],
+        "mask_steps": 20,
+        "batch_size": 4,
+        "seq_len": 16,
+        "n_null": 200,
+        "n_random": 2,
+        "n_eval": 6,
+        "n_resid": 8,
+        "recall_k": 1,
+        "temperature_growth": 1.05,
+    }
     result = interp.analyses.get("bigram").run(cfg)
     sanity = [c for c in result.criteria if c.kind == "sanity"]
     assert len(sanity) == 4 and all(c.holds for c in sanity), result.summary()
     names = {c.name for c in result.criteria}
-    assert {"sparse_subnetwork_r", "layer0_mlp_densest", "subnetwork_far_below_random",
-            "removal_hurts_more_than_random", "overlap_with_pruning_mask_p",
-            "subnetwork_beats_zero_mask_floor", "planted_subnetwork_recovered"} <= names
+    assert {
+        "sparse_subnetwork_r",
+        "layer0_mlp_densest",
+        "subnetwork_far_below_random",
+        "removal_hurts_more_than_random",
+        "overlap_with_pruning_mask_p",
+        "subnetwork_beats_zero_mask_floor",
+        "planted_subnetwork_recovered",
+    } <= names
     assert result.metrics["planted_recovery"]["iou"] >= 0.9
     rm = result.metrics["removal"]
     assert rm["n_random"] == 10 and len(rm["random_removed"]) == 10 and 0 < rm["p_rank"] <= 1
@@ -83,26 +112,40 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw, monkeypat
     floor = result.metrics["zero_mask_floor"]
     assert floor["kept_fraction"] == 0.0 and -1 <= floor["r"] <= 1 and np.isfinite(floor["loss"])
     margin = next(c for c in result.criteria if c.name == "subnetwork_beats_zero_mask_floor").value
-    chosen = result.metrics["sweep"][[p["lambda"] for p in result.metrics["sweep"]].index(
-        result.metrics["chosen_lambda"])]
+    chosen = result.metrics["sweep"][
+        [p["lambda"] for p in result.metrics["sweep"]].index(result.metrics["chosen_lambda"])
+    ]
     assert margin == pytest.approx(chosen["r"] - floor["r"])
     L = 3 if spec_kw else 2
     assert len(result.metrics["sweep"]) == 2
-    assert all(0 <= p["kept_fraction"] <= 1 and -1 <= p["r_soft"] <= 1 for p in result.metrics["sweep"])
+    assert all(
+        0 <= p["kept_fraction"] <= 1 and -1 <= p["r_soft"] <= 1 for p in result.metrics["sweep"]
+    )
     # r is read only on masks the paper's stop rule ended; every lambda's r_soft beside its r
     r_crit = next(c for c in result.criteria if c.name == "sparse_subnetwork_r")
-    converged_sparse = [p for p in result.metrics["sweep"] if p["stopped_early"] and p["kept_fraction"] <= 0.1]
+    converged_sparse = [
+        p for p in result.metrics["sweep"] if p["stopped_early"] and p["kept_fraction"] <= 0.1
+    ]
     assert (r_crit.value is None) == (not converged_sparse) and "r_soft" in r_crit.description
     assert result.arrays["overlap_null"].shape == (200,)
     assert 0 < result.metrics["overlap"]["p_value"] <= 1
     for who in ("full", "subnetwork", "random"):
         assert result.arrays[f"resid_{who}_recall"].shape == (L + 1,)
-        assert np.all((result.arrays[f"resid_{who}_recall"] >= 0) & (result.arrays[f"resid_{who}_recall"] <= 1))
+        assert np.all(
+            (result.arrays[f"resid_{who}_recall"] >= 0)
+            & (result.arrays[f"resid_{who}_recall"] <= 1)
+        )
     # the last residual stream maps to itself: its read-out equals the real surprisals
     assert result.arrays["resid_full_final_r"][-1] > 0.99
     assert result.arrays["density_layer_matrix"].shape == (L, 4 if spec_kw else 6)
     table = result.metrics["surprisal"]
-    assert set(table) >= {"full", "subnetwork", "random_subnetwork", "complement", "random_complement"}
+    assert set(table) >= {
+        "full",
+        "subnetwork",
+        "random_subnetwork",
+        "complement",
+        "random_complement",
+    }
     if other:  # the first-MLP check at a second size
         (sp,) = result.metrics["size_models"]
         assert sp["n_layers"] == 3 and 0 <= sp["kept_fraction"] <= 1
@@ -117,7 +160,9 @@ def test_bigram_analysis_on_tiny_models(tmp_path, corpus_dir, spec_kw, monkeypat
     from tests.conftest import load_panel
 
     load_panel("bigram")(interp.Result.load(tmp_path / "run"), FakeStreamlit())
-    assert seen.count("dataframe") == 2 and seen.count("write") >= 3  # the floor, removal and overlap lines
+    assert (
+        seen.count("dataframe") == 2 and seen.count("write") >= 3
+    )  # the floor, removal and overlap lines
     back = interp.Result.load(tmp_path / "run")
     assert back.figure("sweep") is not None and back.figure("residual") is not None
 
@@ -170,20 +215,44 @@ def test_bigram_analysis_on_hugging_face_shapes(tmp_path, corpus_dir, arch):
     tok = train_bpe(load_corpus(str(corpus_dir)).train, vocab_size=120)
     torch.manual_seed(0)
     if arch == "gpt2":
-        hf = T.GPT2LMHeadModel(T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=32))
+        hf = T.GPT2LMHeadModel(
+            T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=32)
+        )
     else:
-        hf = T.GPTNeoXForCausalLM(T.GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                                                  num_attention_heads=4, intermediate_size=64,
-                                                  max_position_embeddings=32))
+        hf = T.GPTNeoXForCausalLM(
+            T.GPTNeoXConfig(
+                vocab_size=len(tok),
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=64,
+                max_position_embeddings=32,
+            )
+        )
     hf.save_pretrained(tmp_path / arch)
     tok.save_pretrained(tmp_path / arch)
-    result = interp.analyses.get("bigram").run({
-        "model": str(tmp_path / arch), "corpus": str(corpus_dir), "lambdas": [0.5, 5.0], "mask_steps": 20,
-        "batch_size": 4, "seq_len": 16, "n_null": 200, "n_random": 2, "n_eval": 6, "n_resid": 8, "recall_k": 1,
-        "temperature_growth": 1.05})
+    result = interp.analyses.get("bigram").run(
+        {
+            "model": str(tmp_path / arch),
+            "corpus": str(corpus_dir),
+            "lambdas": [0.5, 5.0],
+            "mask_steps": 20,
+            "batch_size": 4,
+            "seq_len": 16,
+            "n_null": 200,
+            "n_random": 2,
+            "n_eval": 6,
+            "n_resid": 8,
+            "recall_k": 1,
+            "temperature_growth": 1.05,
+        }
+    )
     sanity = [c for c in result.criteria if c.kind == "sanity"]
     assert len(sanity) == 4 and all(c.holds for c in sanity), result.summary()
-    assert result.arrays["density_layer_matrix"].shape == (2, 6)  # W_Q W_K W_V W_O W_in W_out per layer
+    assert result.arrays["density_layer_matrix"].shape == (
+        2,
+        6,
+    )  # W_Q W_K W_V W_O W_in W_out per layer
 
 
 def test_removal_test_is_a_one_sided_t_test_with_an_exact_rank_p():
@@ -194,7 +263,9 @@ def test_removal_test_is_a_one_sided_t_test_with_an_exact_rank_p():
     hi = removal_test(3.5, rand)  # removing the subnetwork clearly hurts more
     t = (rand.mean() - 3.5) / (rand.std(ddof=1) / np.sqrt(10))
     assert hi["p_t"] == pytest.approx(stats.t.cdf(t, df=9)) and hi["p_t"] < 1e-6
-    assert hi["p_rank"] == pytest.approx(1 / 11) and hi["difference"] == pytest.approx(3.5 - rand.mean())
+    assert hi["p_rank"] == pytest.approx(1 / 11) and hi["difference"] == pytest.approx(
+        3.5 - rand.mean()
+    )
     lo = removal_test(2.9, rand)  # it hurts less than random removals: no evidence
     assert lo["p_t"] > 0.9 and lo["p_rank"] == 1.0
     mid = removal_test(float(np.sort(rand)[6]), rand)  # 4 of 10 random removals at or above it
@@ -208,10 +279,15 @@ def test_removal_test_is_a_one_sided_t_test_with_an_exact_rank_p():
 def test_choose_reads_only_converged_sparse_masks():
     from interp.analyses.bigram import choose
 
-    sweep = [{"kept_fraction": 0.05, "r": 0.95, "stopped_early": False},
-             {"kept_fraction": 0.02, "r": 0.90, "stopped_early": True},
-             {"kept_fraction": 0.30, "r": 0.99, "stopped_early": True}]
+    sweep = [
+        {"kept_fraction": 0.05, "r": 0.95, "stopped_early": False},
+        {"kept_fraction": 0.02, "r": 0.90, "stopped_early": True},
+        {"kept_fraction": 0.30, "r": 0.99, "stopped_early": True},
+    ]
     assert choose(sweep, 0.1) == (1, [1])  # the unconverged mask's higher r is not read
     sweep[1]["stopped_early"] = False
-    assert choose(sweep, 0.1) == (0, [])  # no converged sparse mask: the main one is the best sparse, r not read
+    assert choose(sweep, 0.1) == (
+        0,
+        [],
+    )  # no converged sparse mask: the main one is the best sparse, r not read
     assert choose(sweep[2:], 0.1) == (0, [])  # nothing sparse: the sparsest

@@ -15,7 +15,14 @@ from interp.analyses import check
 from interp.results import Result
 
 ARCHS = ["zoo", "gpt2", "neox", "llama_gqa", "bert_mlm", "bert_headless"]
-NORMED_LAST = {"zoo": False, "gpt2": True, "neox": True, "llama_gqa": True, "bert_mlm": False, "bert_headless": False}
+NORMED_LAST = {
+    "zoo": False,
+    "gpt2": True,
+    "neox": True,
+    "llama_gqa": True,
+    "bert_mlm": False,
+    "bert_headless": False,
+}
 SMALL = dict(n_prompts=2, seq_len=8, timing_batch=(2, 8), timing_batches=1, repeats=1, device="cpu")
 
 
@@ -24,23 +31,37 @@ def save_checkpoint(arch: str, path) -> str:
     import transformers as T
 
     torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                 max_position_embeddings=32)
+    small = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
     if arch == "zoo":
         from interp.models.transformer import build_transformer
         from interp.tracing.model import Model
         from tests.conftest import build_spec
 
         spec = build_spec()
-        Model(build_transformer(spec), backend="tl", kind="transformer", model_id="tiny",
-              spec={"builder": "transformer", "spec": spec.model_dump(mode="json")}).save(path)
+        Model(
+            build_transformer(spec),
+            backend="tl",
+            kind="transformer",
+            model_id="tiny",
+            spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+        ).save(path)
         return str(path)
-    hf = {"gpt2": lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4,
-                                                         n_positions=32)),
-          "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
-          "llama_gqa": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
-          "bert_mlm": lambda: T.BertForMaskedLM(T.BertConfig(**small)),
-          "bert_headless": lambda: T.BertModel(T.BertConfig(**small))}[arch]()
+    hf = {
+        "gpt2": lambda: T.GPT2LMHeadModel(
+            T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)
+        ),
+        "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
+        "llama_gqa": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
+        "bert_mlm": lambda: T.BertForMaskedLM(T.BertConfig(**small)),
+        "bert_headless": lambda: T.BertModel(T.BertConfig(**small)),
+    }[arch]()
     hf.eval().save_pretrained(path)
     return str(path)
 
@@ -60,10 +81,15 @@ def test_check_passes_on_every_architecture(tmp_path, arch):
     m = result.metrics
     assert m["reference"] == ("plain native module" if arch == "zoo" else "Hugging Face forward")
     assert m["final_hidden_is_normed"] is NORMED_LAST[arch]
-    assert len(m["compared_hooks"]) == 3 and len(result.arrays["hidden_max_abs_error"]) == 3  # embedding + 2 blocks
+    assert (
+        len(m["compared_hooks"]) == 3 and len(result.arrays["hidden_max_abs_error"]) == 3
+    )  # embedding + 2 blocks
     for kind in check.REQUIRED_KINDS:
         assert m["hook_kinds"][kind] == [0, 1], kind
-    assert m["n_hooks"] > 20 and sum(m["hooks_per_layer"]) + m["n_hooks_outside_blocks"] == m["n_hooks"]
+    assert (
+        m["n_hooks"] > 20
+        and sum(m["hooks_per_layer"]) + m["n_hooks_outside_blocks"] == m["n_hooks"]
+    )
     assert m["collect_over_bare"] > 0 and len(result.arrays["collect_seconds"]) == SMALL["repeats"]
     assert {"parity", "timing"} <= set(result.figures)
     # every resid_post has a checked plain route, so collect takes the fast path; patterns never do on HF
@@ -127,7 +153,9 @@ def test_a_hook_kind_that_does_not_resolve_on_a_layer_fails(tiny_gpt, monkeypatc
     monkeypatch.setattr(tiny_gpt, "hook", broken)
     inv = check.hook_inventory(tiny_gpt)
     assert inv["unresolved"] == ["z@1"] and inv["missing_kinds"] == []
-    assert inv["kinds"]["resid_mid"] == [0, 1] and inv["kinds"]["result"] == []  # hook_result is off
+    assert (
+        inv["kinds"]["resid_mid"] == [0, 1] and inv["kinds"]["result"] == []
+    )  # hook_result is off
 
 
 def test_a_model_that_is_not_a_transformer_is_a_clear_error(tmp_path, tiny_rnn):
@@ -147,14 +175,19 @@ def test_the_check_page_renders_from_a_saved_run(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     path = runs / "check" / "20240131-094501-abcdef"
     result.save(path)
-    write_json(path / "run.json", {"experiment": "check", "preset": "cli", "analysis": "check",
-                                   "created": "20240131-094501"})
+    write_json(
+        path / "run.json",
+        {"experiment": "check", "preset": "cli", "analysis": "check", "created": "20240131-094501"},
+    )
     monkeypatch.setenv("INTERP_RUNS", str(runs))
     app_dir = str(Path(__file__).resolve().parents[2] / "app")
     at = AppTest.from_function(_check_page, args=(app_dir,), default_timeout=60).run()
     assert not at.exception, at.exception
-    shown = "\n".join(str(el.value) for kind in ("title", "subheader", "markdown", "caption")
-                      for el in at.get(kind))
+    shown = "\n".join(
+        str(el.value)
+        for kind in ("title", "subheader", "markdown", "caption")
+        for el in at.get(kind)
+    )
     assert "Parity with the model's own forward" in shown and "collect vs a bare forward" in shown
     assert len(at.get("plotly_chart")) >= 2
 

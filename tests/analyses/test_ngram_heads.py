@@ -8,8 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from interp.analyses.ngram_heads import absolute_ridge_alpha, next_token_metrics, ngram_baseline, ngram_baseline_loop
-from interp.data.ngram_heads import PAD, VOCAB_SIZE, DFATables, dfa_set, from_string, pad_batch, sample_prompts
+from interp.analyses.ngram_heads import (
+    absolute_ridge_alpha,
+    next_token_metrics,
+    ngram_baseline,
+    ngram_baseline_loop,
+)
+from interp.data.ngram_heads import (
+    PAD,
+    VOCAB_SIZE,
+    DFATables,
+    dfa_set,
+    from_string,
+    pad_batch,
+    sample_prompts,
+)
 from interp.methods.heads import model_head_scores
 from interp.methods.probes import ridge_r2
 from interp.models.ngram_layer import NgramLSTM, NgramLSTMSpec, ngram_pattern
@@ -31,7 +44,9 @@ def test_ngram_pattern_by_hand():
     expected[3, 2] = 1
     assert torch.equal(A, expected)
     x = torch.tensor([from_string("aaa").tolist()])
-    np.testing.assert_allclose(ngram_pattern(x, 1)[0].numpy(), [[0, 0, 0], [0, 1, 0], [0, .5, .5]])
+    np.testing.assert_allclose(
+        ngram_pattern(x, 1)[0].numpy(), [[0, 0, 0], [0, 1, 0], [0, 0.5, 0.5]]
+    )
     np.testing.assert_allclose(ngram_pattern(x, 2)[0].numpy(), [[0, 0, 0], [0, 0, 0], [0, 0, 1]])
 
 
@@ -93,7 +108,9 @@ def test_probe_penalty_is_ridge_times_n_with_a_free_intercept():
     ridge = 0.3
     Xt, Yt = X[train], Y[train]
     mu, b = Xt.mean(0), Yt.mean(0)
-    W = np.linalg.solve((Xt - mu).T @ (Xt - mu) + ridge * len(Xt) * np.eye(5), (Xt - mu).T @ (Yt - b))
+    W = np.linalg.solve(
+        (Xt - mu).T @ (Xt - mu) + ridge * len(Xt) * np.eye(5), (Xt - mu).T @ (Yt - b)
+    )
     pred = (X[~train] - mu) @ W + b
     r2 = 1 - ((pred - Y[~train]) ** 2).sum() / ((Y[~train] - b) ** 2).sum()
     assert ridge_r2(X, Y, train, absolute_ridge_alpha(Xt, ridge)) == pytest.approx(r2, rel=1e-9)
@@ -107,23 +124,45 @@ def test_probe_penalty_is_ridge_times_n_with_a_free_intercept():
 def test_ngram_heads_end_to_end_tiny():
     import interp
 
-    result = interp.analyses.get("ngram_heads").run(dict(
-        transformer="zoo:icll-transformer-tiny", lstm="zoo:icll-lstm-tiny", lstm_ngram="zoo:icll-lstm-ngram-tiny",
-        n_test_dfas=24, n_ablation_prompts=12, random_draws=2, batch_size=12, max_probe_positions=2000))
+    result = interp.analyses.get("ngram_heads").run(
+        dict(
+            transformer="zoo:icll-transformer-tiny",
+            lstm="zoo:icll-lstm-tiny",
+            lstm_ngram="zoo:icll-lstm-ngram-tiny",
+            n_test_dfas=24,
+            n_ablation_prompts=12,
+            random_draws=2,
+            batch_size=12,
+            max_probe_positions=2000,
+        )
+    )
     crit = {c.name: c for c in result.criteria}
     sanity = [c for c in crit.values() if c.kind == "sanity"]
     assert len(sanity) >= 6 and all(c.holds for c in sanity), [c for c in sanity if not c.holds]
     assert {"head_scorer_on_known_patterns", "ngram_layer_pattern_is_2gram_head"} <= set(crit)
-    for name in ("transformer_beats_lstm_accuracy", "transformer_lower_tvd_than_lstm", "ngram_head_in_layer_ge1",
-                 "top_ngram_heads_ablation_beats_random", "ngram_layer_lifts_lstm"):
+    for name in (
+        "transformer_beats_lstm_accuracy",
+        "transformer_lower_tvd_than_lstm",
+        "ngram_head_in_layer_ge1",
+        "top_ngram_heads_ablation_beats_random",
+        "ngram_layer_lifts_lstm",
+    ):
         assert crit[name].kind == "claim" and crit[name].value is not None
     # at quick settings the 2-gram comparison is reported, not judged (gate_2gram_baseline, on in full)
     assert "transformer_above_2gram_baseline" not in crit
     assert result.metrics["transformer_vs_ngram_baselines"]["2gram"]["ci_low"] is not None
     assert "2x TVD" in result.metrics["tvd_note"]
-    assert result.metrics["tvd_l1_as_in_paper"]["lstm"] == pytest.approx(2 * result.metrics["tvd"]["lstm"])
-    assert set(result.figures) == {"accuracy_tvd", "accuracy_by_position", "head_scores", "attention", "ablation",
-                                   "probe"}
+    assert result.metrics["tvd_l1_as_in_paper"]["lstm"] == pytest.approx(
+        2 * result.metrics["tvd"]["lstm"]
+    )
+    assert set(result.figures) == {
+        "accuracy_tvd",
+        "accuracy_by_position",
+        "head_scores",
+        "attention",
+        "ablation",
+        "probe",
+    }
     assert result.arrays["head_mass_2gram"].shape == (2, 2)
     # the dashboard panel only reads the result
     from tests.conftest import load_panel
@@ -148,11 +187,17 @@ def test_accuracy_difference_ci_places_a_predictor():
     nan = torch.tensor(float("nan"))
 
     def correct(p):
-        return torch.where(scored, torch.from_numpy((rng.random((200, 30)) < p).astype(np.float32)), nan)
+        return torch.where(
+            scored, torch.from_numpy((rng.random((200, 30)) < p).astype(np.float32)), nan
+        )
 
     a, b = correct(0.9), correct(0.6)
     d = accuracy_difference(a, b, seed=0)
-    assert d["place"] == "above" and d["ci_low"] > 0.2 and d["ci_low"] <= d["difference"] <= d["ci_high"]
+    assert (
+        d["place"] == "above"
+        and d["ci_low"] > 0.2
+        and d["ci_low"] <= d["difference"] <= d["ci_high"]
+    )
     assert accuracy_difference(b, a, seed=0)["place"] == "below"
     same = accuracy_difference(a, a.clone(), seed=0)
     assert same["place"] == "level with" and same["difference"] == 0
@@ -171,6 +216,8 @@ def test_the_plain_loop_2gram_head_equals_the_hard_wired_pattern():
     loop = _loop_2gram_pattern(x)
     torch.testing.assert_close(loop, ngram_pattern(x, 1), atol=1e-7, rtol=0)
     shifted = torch.zeros_like(loop)
-    shifted[:, :, :-1] = loop[:, :, 1:]  # attends one key too early: the matching token, not its successor
+    shifted[:, :, :-1] = loop[
+        :, :, 1:
+    ]  # attends one key too early: the matching token, not its successor
     scores = ngram_head_scores(x, torch.stack([loop, shifted], 1), 2)
     assert abs(scores["mass"][0] - 1) < 1e-6 and scores["mass"][1] < 0.7

@@ -36,15 +36,25 @@ def preset(experiment: str, **smaller) -> dict:
 
 
 def test_check_passes_on_the_real_model(shared_real):
-    result = interp.analyses.get("check").run(dict(model=REAL, n_prompts=2, seq_len=16, timing_batch=(2, 16),
-                                                   timing_batches=1, repeats=1, device="cpu"))
+    result = interp.analyses.get("check").run(
+        dict(
+            model=REAL,
+            n_prompts=2,
+            seq_len=16,
+            timing_batch=(2, 16),
+            timing_batches=1,
+            repeats=1,
+            device="cpu",
+        )
+    )
     assert all(c.holds for c in result.criteria), result.summary()
     assert result.metrics["plain_routed_hooks"] > 0  # collect takes the fast path on it
 
 
 def test_model_report_real_preset(shared_real):
-    result = interp.analyses.get("model_report").run(preset("model_report", n_prompts=2, seq_len=12, batch_size=2,
-                                                            task_prompts=2))
+    result = interp.analyses.get("model_report").run(
+        preset("model_report", n_prompts=2, seq_len=12, batch_size=2, task_prompts=2)
+    )
     crit = {c.name: c for c in result.criteria}
     assert all(c.holds for c in result.criteria if c.kind == "sanity"), result.summary()
     # the unigram baseline is fitted on training text, scored on the evaluation tokens
@@ -61,11 +71,26 @@ def test_sae_real_preset(shared_real, tmp_path):
     corpus.mkdir()
     for i in range(4):
         (corpus / f"m{i}.py").write_text(f"def add_{i}(a, b):\n    return a + b\n\n" * 40)
-    result = interp.analyses.get("sae").run(preset("sae", corpus=str(corpus), n_train=8, n_eval=2, seq_len=24,
-                                                   d_sae=64, k=8, steps=30, batch_size=64, collect_batch=4,
-                                                   feature_k=3, cache_store=False))
+    result = interp.analyses.get("sae").run(
+        preset(
+            "sae",
+            corpus=str(corpus),
+            n_train=8,
+            n_eval=2,
+            seq_len=24,
+            d_sae=64,
+            k=8,
+            steps=30,
+            batch_size=64,
+            collect_batch=4,
+            feature_k=3,
+            cache_store=False,
+        )
+    )
     crit = {c.name: c for c in result.criteria}
-    assert crit["error_term_makes_splice_exact"].holds and crit["decoder_rows_unit_norm"].holds, result.summary()
+    assert crit["error_term_makes_splice_exact"].holds and crit["decoder_rows_unit_norm"].holds, (
+        result.summary()
+    )
     assert result.metrics["skip_first"] == 1 and result.metrics["train_tokens"] == 8 * 23
 
 
@@ -78,7 +103,9 @@ def test_task_prompts_from_the_real_tokenizer(real_model):
     with torch.no_grad():
         logits = m(ioi.clean)[torch.arange(8), ioi.answer_pos]
     diff = logits.gather(1, ioi.answer[:, None]) - logits.gather(1, ioi.wrong[:, None])
-    assert diff.mean() > 1.0 and (diff > 0).float().mean() >= 0.75, diff.squeeze()  # a real IOI behaviour
+    assert diff.mean() > 1.0 and (diff > 0).float().mean() >= 0.75, (
+        diff.squeeze()
+    )  # a real IOI behaviour
     gt = make_task("greater_than", m.tokenizer, 8, seed=0)  # SmolLM2 splits years into digits
     digits = [m.tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
     for text, good, bad in zip(gt.texts, gt.good_mask, gt.bad_mask):

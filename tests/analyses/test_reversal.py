@@ -26,8 +26,14 @@ def _model(attention_dir: str, facts=None, **kw) -> Model:
     facts = facts or make_facts(FACTS)
     tok = facts.tokenizer()
     spec = build_spec(d_vocab=len(tok), n_ctx=16, attention_dir=attention_dir, **kw)
-    return Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
-                 model_id=f"tiny-{attention_dir}", spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    return Model(
+        build_transformer(spec, tokenizer=tok),
+        backend="tl",
+        tokenizer=tok,
+        kind="transformer",
+        model_id=f"tiny-{attention_dir}",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
 
 
 @pytest.fixture(params=["causal", "bidirectional"])
@@ -81,7 +87,9 @@ def test_completion_logprob_and_beam_agree(model):
     for i in range(len(ex)):
         if (greedy[i] < 5).any():  # beams never complete with a special token; greedy may
             continue
-        ids, lp = R.top_completions(model, tokens[i, : plen[i]].tolist(), T, k=1, pad_to=tokens.shape[1])[0]
+        ids, lp = R.top_completions(
+            model, tokens[i, : plen[i]].tolist(), T, k=1, pad_to=tokens.shape[1]
+        )[0]
         assert ids == greedy[i].tolist() and lp == pytest.approx(lp_greedy[i], abs=1e-4)
         checked += 1
     assert checked >= 3
@@ -119,7 +127,9 @@ def test_query_residuals_read_out_to_the_completion(model):
     feats = R.query_residuals(model, tokens, plen, T, batch_size=7)
     assert feats.shape == (model.n_layers + 1, len(ex), model.cfg.d_model)
     with torch.no_grad():
-        logits = model.module.unembed(model.module.ln_final(torch.from_numpy(feats[-1])[:, None]))[:, 0]
+        logits = model.module.unembed(model.module.ln_final(torch.from_numpy(feats[-1])[:, None]))[
+            :, 0
+        ]
     first = R.complete(model, tokens, plen, T)[:, 0]
     np.testing.assert_array_equal(logits.argmax(-1).numpy(), first)
 
@@ -135,8 +145,17 @@ def test_probe_recovers_a_linear_code_and_is_at_chance_on_noise():
     acc = R.probe_accuracy(x[train], codes[ids[train]], x[test], ids[test] - 8, codes[8:], l2=1e-3)
     assert acc == 1.0
     noise = rng.normal(size=x.shape)
-    accs = [R.probe_accuracy(noise[train], codes[ids[train]], rng.normal(size=(test.sum(), d)), ids[test] - 8,
-                             codes[8:], l2=1e-3) for _ in range(20)]
+    accs = [
+        R.probe_accuracy(
+            noise[train],
+            codes[ids[train]],
+            rng.normal(size=(test.sum(), d)),
+            ids[test] - 8,
+            codes[8:],
+            l2=1e-3,
+        )
+        for _ in range(20)
+    ]
     assert np.mean(accs) < 0.5
 
 
@@ -152,16 +171,22 @@ def test_probe_penalty_is_l2_times_the_mean_feature_variance():
     xc = x - x.mean(0)
     w = np.linalg.solve(xc.T @ xc + l2 * (xc**2).sum(0).mean() * np.eye(10), xc.T @ (y - y.mean(0)))
     x_new = rng.normal(size=(7, 10))
-    np.testing.assert_allclose(fit_ridge(x, y, l2).predict(x_new), (x_new - x.mean(0)) @ w + y.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(
+        fit_ridge(x, y, l2).predict(x_new), (x_new - x.mean(0)) @ w + y.mean(0), rtol=1e-9
+    )
 
 
 def _train_tiny(tmp_path, objective: str, steps: int, facts_cfg: FactsConfig, seed: int = 0):
     from interp.models.io import save_model
 
-    cfg = recipes.ReversalRecipe(name=f"test-rev-{objective}", facts=facts_cfg, objective=objective,
-                                 spec=build_spec(n_layers=2, d_model=32, n_ctx=16),
-                                 train=TrainConfig(steps=steps, batch_size=32, lr=1e-2, warmup=10, log_every=50),
-                                 seed=seed)
+    cfg = recipes.ReversalRecipe(
+        name=f"test-rev-{objective}",
+        facts=facts_cfg,
+        objective=objective,
+        spec=build_spec(n_layers=2, d_model=32, n_ctx=16),
+        train=TrainConfig(steps=steps, batch_size=32, lr=1e-2, warmup=10, log_every=50),
+        seed=seed,
+    )
     m = recipes.train_reversal(cfg)
     path = tmp_path / f"token-{objective}-s{seed}"
     save_model(m, path, extra={"recipe_config": cfg.model_dump(mode="json")})
@@ -170,13 +195,22 @@ def _train_tiny(tmp_path, objective: str, steps: int, facts_cfg: FactsConfig, se
 
 @pytest.mark.slow
 def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
-    facts_cfg = FactsConfig(variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0)
+    facts_cfg = FactsConfig(
+        variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0
+    )
     causal, _ = _train_tiny(tmp_path, "clm", 150, facts_cfg)
     mlmu, _ = _train_tiny(tmp_path, "mlmu", 40, facts_cfg)
     assert R.is_masked(mlmu) and not R.is_masked(causal)
-    result = interp.analyses.get("reversal").run({
-        "model": str(tmp_path / "{variant}-{objective}-s{seed}"), "variants": ["token"],
-        "objectives": ["clm", "mlmu"], "n_random": 2, "logprob_templates": 2, "seed": 0})
+    result = interp.analyses.get("reversal").run(
+        {
+            "model": str(tmp_path / "{variant}-{objective}-s{seed}"),
+            "variants": ["token"],
+            "objectives": ["clm", "mlmu"],
+            "n_random": 2,
+            "logprob_templates": 2,
+            "seed": 0,
+        }
+    )
     acc = result.arrays["accuracy"]
     assert acc.shape == (1, 2, 1, 2, 3, 2) and np.all((acc >= 0) & (acc <= 1))
     assert result.arrays["probe_accuracy"].shape == (1, 2, 1, 2, 2, 3)
@@ -186,9 +220,16 @@ def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
     assert s["same_direction_train"] >= 0.9 and s["reverse_train"] <= 0.25, s
     names = {c.name: c for c in result.criteria}
     assert names["causal_same_direction_accuracy_token"].holds
-    assert names["causal_same_direction_accuracy_token"].value == pytest.approx(s["same_direction_train"])
-    assert {"causal_reverse_accuracy_token", "causal_reverse_logprob_not_above_random_token", "mlmu_reverse_accuracy_token",
-            "mlmu_reverse_in_place_accuracy_token", "mlmu_same_direction_accuracy_token"} <= set(names)
+    assert names["causal_same_direction_accuracy_token"].value == pytest.approx(
+        s["same_direction_train"]
+    )
+    assert {
+        "causal_reverse_accuracy_token",
+        "causal_reverse_logprob_not_above_random_token",
+        "mlmu_reverse_accuracy_token",
+        "mlmu_reverse_in_place_accuracy_token",
+        "mlmu_same_direction_accuracy_token",
+    } <= set(names)
     assert 0 <= s["reverse_logprob_p"] <= 1 and 0 <= s["reverse_logprob_equivalence_p"] <= 1
     assert 0 <= s["reverse_logprob_p_above"] <= 1 and s["reverse_logprob_detectable_nats"] >= 0
     # in place: NaN for the causal model, a real accuracy for the masked one
@@ -197,8 +238,14 @@ def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
     # a masked model barely trained (40 steps) fails its own same-direction sanity; its reverse claims are not read
     mlmu_fwd = names["mlmu_same_direction_accuracy_token"]
     if not mlmu_fwd.holds:
-        assert names["mlmu_reverse_accuracy_token"].value is None and "not read" in names["mlmu_reverse_accuracy_token"].description
-    assert {m["path"] for m in result.metrics["models"]} == {str(tmp_path / "token-clm-s0"), str(tmp_path / "token-mlmu-s0")}
+        assert (
+            names["mlmu_reverse_accuracy_token"].value is None
+            and "not read" in names["mlmu_reverse_accuracy_token"].description
+        )
+    assert {m["path"] for m in result.metrics["models"]} == {
+        str(tmp_path / "token-clm-s0"),
+        str(tmp_path / "token-mlmu-s0"),
+    }
     result.save(tmp_path / "run")
     back = interp.Result.load(tmp_path / "run")
     for name in ("accuracy_grid", "accuracy_in_place", "logprob", "probe_by_layer"):
@@ -226,14 +273,22 @@ def _check_dashboard_in_streamlit(result, tmp_path, monkeypatch):
 
     run = tmp_path / "runs" / "reversal" / "20260101-000000-abcdef"
     result.save(run)
-    write_json(run / "run.json", {"experiment": "reversal", "preset": "quick", "analysis": "reversal",
-                                  "created": "20260101-000000"})
+    write_json(
+        run / "run.json",
+        {
+            "experiment": "reversal",
+            "preset": "quick",
+            "analysis": "reversal",
+            "created": "20260101-000000",
+        },
+    )
     monkeypatch.setenv("INTERP_RUNS", str(tmp_path / "runs"))
     app_dir = str(Path(__file__).resolve().parents[2] / "app")
     at = AppTest.from_function(_reversal_page, args=(app_dir,), default_timeout=60).run()
     # the 40-step MLM-U fails its own same-direction sanity: the page says so, and nothing else goes wrong
-    assert not at.exception and all("mlmu_same_direction_accuracy" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    assert not at.exception and all("mlmu_same_direction_accuracy" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
     assert len(at.get("plotly_chart")) == 4
     frame = at.dataframe[-1].value
     assert len(frame) == 2 and set(frame["objective"].str.split(" ").str[0]) == {"causal", "MLM-U"}
@@ -279,16 +334,24 @@ def test_in_place_slot_is_filled_with_the_rest_of_the_sentence_visible():
     pair = facts.group_pairs("name_first")[0]
     t = facts.templates_of("n2d", "train")[0]
     e = facts.in_place_example(pair, t)
-    assert e.direction == "d2n" and e.target == pair.name and e.suffix[-len(pair.desc):] == pair.desc
+    assert (
+        e.direction == "d2n" and e.target == pair.name and e.suffix[-len(pair.desc) :] == pair.desc
+    )
     assert e.text == facts.example(pair, t).text  # the trained sentence
     tokens, plen = facts.encode([e], tok)
     trained, _ = facts.encode([facts.example(pair, t)], tok)
     np.testing.assert_array_equal(tokens, trained)
     m = _model("bidirectional")
     changed = tokens.copy()
-    changed[0, plen[0] + len(e.target)] = tok.get_vocab()[facts.vocabulary[-1]]  # a word after the slot
-    ids = R.target_logprob(m, tokens, plen, np.array([[tokens[0, plen[0]: plen[0] + len(e.target)]]]))
-    ids2 = R.target_logprob(m, changed, plen, np.array([[tokens[0, plen[0]: plen[0] + len(e.target)]]]))
+    changed[0, plen[0] + len(e.target)] = tok.get_vocab()[
+        facts.vocabulary[-1]
+    ]  # a word after the slot
+    ids = R.target_logprob(
+        m, tokens, plen, np.array([[tokens[0, plen[0] : plen[0] + len(e.target)]]])
+    )
+    ids2 = R.target_logprob(
+        m, changed, plen, np.array([[tokens[0, plen[0] : plen[0] + len(e.target)]]])
+    )
     assert abs(ids - ids2).max() > 1e-6
 
 
@@ -314,12 +377,21 @@ def test_plateau_rule():
 
 def test_mlmu_recipes_train_a_fixed_budget_and_others_keep_their_config():
     quick = recipes.recipe_config("token", "mlmu", "quick", 0)
-    assert isinstance(quick, recipes.BudgetRecipe) and quick.train.steps == 6000 and quick.eval_every == 250
-    assert quick.loss_weighting == "sequence" and recipes.recipe_config("text", "mlmu", "full", 0).train.steps == 24000
+    assert (
+        isinstance(quick, recipes.BudgetRecipe)
+        and quick.train.steps == 6000
+        and quick.eval_every == 250
+    )
+    assert (
+        quick.loss_weighting == "sequence"
+        and recipes.recipe_config("text", "mlmu", "full", 0).train.steps == 24000
+    )
     for objective in ("clm", "mlm15"):
         cfg = recipes.recipe_config("text", objective, "quick", 1)
         assert type(cfg) is recipes.ReversalRecipe and "stop" not in cfg.model_dump()
-        assert "loss_weighting" not in cfg.model_dump()  # their configs (and cached models) are unchanged
+        assert (
+            "loss_weighting" not in cfg.model_dump()
+        )  # their configs (and cached models) are unchanged
 
 
 def test_per_sequence_weighting_weighs_each_sentence_equally():
@@ -331,21 +403,31 @@ def test_per_sequence_weighting_weighs_each_sentence_equally():
     masked = tokens.masked_fill(chosen, 3)
     logits = torch.randn(2, 5, 16)
     module = lambda x: logits  # noqa: E731
-    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # [2, 5]
+    ce = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), tokens, reduction="none"
+    )  # [2, 5]
     per_token = ce[chosen].mean()
     per_seq = 0.5 * (ce[0, 1] + ce[1, 1:4].mean())
     for flag, expect in ((False, per_token), (True, per_seq)):
-        _, loss_fn = recipes.make_objective("mlmu", 0.15, 3, 0, special_max=4, seed=0, per_sequence=flag)
+        _, loss_fn = recipes.make_objective(
+            "mlmu", 0.15, 3, 0, special_max=4, seed=0, per_sequence=flag
+        )
         assert torch.allclose(loss_fn(module, (masked, chosen, tokens)), expect)
 
 
 def test_budget_training_runs_to_its_end_and_logs_reverse_accuracy(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
-    facts_cfg = FactsConfig(variant="token", n_pairs=6, n_train_templates=2, n_heldout_templates=1, seed=0)
-    cfg = recipes.BudgetRecipe(name="test-budget", facts=facts_cfg, objective="mlmu",
-                               spec=build_spec(n_layers=1, d_model=32, n_ctx=16),
-                               train=TrainConfig(steps=60, batch_size=16, lr=1e-2, warmup=5, log_every=20),
-                               eval_every=20)
+    facts_cfg = FactsConfig(
+        variant="token", n_pairs=6, n_train_templates=2, n_heldout_templates=1, seed=0
+    )
+    cfg = recipes.BudgetRecipe(
+        name="test-budget",
+        facts=facts_cfg,
+        objective="mlmu",
+        spec=build_spec(n_layers=1, d_model=32, n_ctx=16),
+        train=TrainConfig(steps=60, batch_size=16, lr=1e-2, warmup=5, log_every=20),
+        eval_every=20,
+    )
     m = recipes.train_reversal(cfg)
     evals = [e for e in m.train_log if "forward_accuracy" in e]
     assert [e["step"] + 1 for e in evals] == [20, 40, 60]
@@ -359,23 +441,33 @@ def test_above_random_test_is_a_one_sided_paired_t_test():
     rng = np.random.default_rng(0)
     null = rng.normal(0.0, 1.0, size=30)
     out = R.above_random_test(null)
-    assert out["p_above"] == pytest.approx(stats.ttest_1samp(null, 0.0, alternative="greater").pvalue)
+    assert out["p_above"] == pytest.approx(
+        stats.ttest_1samp(null, 0.0, alternative="greater").pvalue
+    )
     assert out["ci95"][0] < null.mean() < out["ci95"][1]
     # the stated power: a true shift of detectable_nats is found about 80% of the time
     sd = null.std(ddof=1)  # the spread the power statement assumes
-    hits = [R.above_random_test(rng.normal(out["detectable_nats"], sd, size=30))["p_above"] < 0.05
-            for _ in range(400)]
+    hits = [
+        R.above_random_test(rng.normal(out["detectable_nats"], sd, size=30))["p_above"] < 0.05
+        for _ in range(400)
+    ]
     assert 0.7 < np.mean(hits) < 0.9
     assert R.above_random_test(null + 2.0)["p_above"] < 1e-6
 
 
 def test_converged_training_stops_early_and_logs_forward_accuracy(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
-    facts_cfg = FactsConfig(variant="token", n_pairs=6, n_train_templates=2, n_heldout_templates=1, seed=0)
-    cfg = recipes.ConvergedRecipe(name="test-conv", facts=facts_cfg, objective="mlmu",
-                                  spec=build_spec(n_layers=1, d_model=32, n_ctx=16),
-                                  train=TrainConfig(steps=400, batch_size=16, lr=1e-2, warmup=5, log_every=20),
-                                  stop=recipes.PlateauStop(eval_every=20, patience=2, min_delta=0.01, min_steps=40))
+    facts_cfg = FactsConfig(
+        variant="token", n_pairs=6, n_train_templates=2, n_heldout_templates=1, seed=0
+    )
+    cfg = recipes.ConvergedRecipe(
+        name="test-conv",
+        facts=facts_cfg,
+        objective="mlmu",
+        spec=build_spec(n_layers=1, d_model=32, n_ctx=16),
+        train=TrainConfig(steps=400, batch_size=16, lr=1e-2, warmup=5, log_every=20),
+        stop=recipes.PlateauStop(eval_every=20, patience=2, min_delta=0.01, min_steps=40),
+    )
     m = recipes.train_reversal(cfg)
     evals = [e for e in m.train_log if "forward_accuracy" in e]
     assert evals and "stopped" in m.train_log[-1]

@@ -16,8 +16,14 @@ def _model(d_hidden=16, d_input=4, seed=0):
     from interp.tracing.model import Model
 
     spec = HMMRNNSpec(d_hidden=d_hidden, d_input=d_input, init_seed=seed)
-    return Model(HMMRNN(spec), backend="tl", kind="rnn", model_id=f"hmm_rnn_{d_hidden}",
-                 spec={"builder": "hmm_rnn", "spec": spec.model_dump()}, example_input=torch.zeros(1, 3, d_input))
+    return Model(
+        HMMRNN(spec),
+        backend="tl",
+        kind="rnn",
+        model_id=f"hmm_rnn_{d_hidden}",
+        spec={"builder": "hmm_rnn", "spec": spec.model_dump()},
+        example_input=torch.zeros(1, 3, d_input),
+    )
 
 
 def test_model_hooks_cell_and_outputs():
@@ -71,10 +77,21 @@ def test_sinkhorn_loss_is_a_divergence():
 
 
 def test_training_recipe_runs_and_keeps_snapshots():
-    from interp.models.recipes.rnn_hmm import HMMRecipe, load_snapshots, snapshot_steps, train_hmm_rnn
+    from interp.models.recipes.rnn_hmm import (
+        HMMRecipe,
+        load_snapshots,
+        snapshot_steps,
+        train_hmm_rnn,
+    )
 
-    cfg = HMMRecipe(name="test-hmm-tiny", T=8, spec=HMMRNNSpec(d_hidden=8, d_input=3), batch_size=32, steps=6,
-                    n_snapshots=3)
+    cfg = HMMRecipe(
+        name="test-hmm-tiny",
+        T=8,
+        spec=HMMRNNSpec(d_hidden=8, d_input=3),
+        batch_size=32,
+        steps=6,
+        n_snapshots=3,
+    )
     m = train_hmm_rnn(cfg)
     assert m.spec["builder"] == "hmm_rnn" and len(m.train_log) >= 2
     assert all(np.isfinite(e["loss"]) for e in m.train_log)
@@ -90,11 +107,18 @@ def test_trajectory_growth_tells_a_bounded_orbit_from_a_blow_up():
     rng = np.random.default_rng(0)
     bounded = 5.0 + rng.standard_normal((4, 300, 6))  # stationary noise around a fixed norm
     steps = np.arange(300)[None, :, None]
-    slow = bounded * 1.02 ** steps  # +2% a step: x2.7 over a 50-step training sequence, x4e2 over 300
+    slow = bounded * 1.02**steps  # +2% a step: x2.7 over a 50-step training sequence, x4e2 over 300
     ok, grow = trajectory_growth(bounded), trajectory_growth(slow)
     assert not ok["diverged"] and abs(ok["growth_per_step"] - 1) < 1e-3
-    assert grow["diverged"] and abs(grow["growth_per_step"] - 1.02) < 2e-3 and np.isfinite(grow["max_norm"])
-    over = torch.as_tensor(bounded, dtype=torch.float32) * torch.tensor(3.0) ** torch.arange(300.0)[None, :, None]
+    assert (
+        grow["diverged"]
+        and abs(grow["growth_per_step"] - 1.02) < 2e-3
+        and np.isfinite(grow["max_norm"])
+    )
+    over = (
+        torch.as_tensor(bounded, dtype=torch.float32)
+        * torch.tensor(3.0) ** torch.arange(300.0)[None, :, None]
+    )
     inf = trajectory_growth(over)  # float32 overflow: inf, then inf - inf = nan
     assert inf["diverged"] and not inf["finite"] and inf["max_norm"] == float("inf")
     assert not trajectory_growth(np.zeros((2, 10, 3)))["diverged"]  # a dead run is bounded
@@ -111,8 +135,14 @@ def test_a_diverged_training_snapshot_is_reported_and_skipped():
     from interp.models.recipes.rnn_hmm import SNAPSHOT_FILE, HMMRecipe, train_hmm_rnn
     from interp.models.zoo import scratch_dir
 
-    cfg = HMMRecipe(name="test-hmm-diverged", T=8, spec=HMMRNNSpec(d_hidden=8, d_input=3), batch_size=32, steps=4,
-                    n_snapshots=2)
+    cfg = HMMRecipe(
+        name="test-hmm-diverged",
+        T=8,
+        spec=HMMRNNSpec(d_hidden=8, d_input=3),
+        batch_size=32,
+        steps=4,
+        n_snapshots=2,
+    )
     m = train_hmm_rnn(cfg)
     path = scratch_dir(cfg.name, cfg) / SNAPSHOT_FILE
     saved = torch.load(path, weights_only=True)
@@ -179,7 +209,9 @@ def test_kick_candidates_find_planted_neurons():
     # population 2's rows (kick 0->2), unit 9 onto population 0's (kick 2->0); 10, 11 bystanders.
     rng = np.random.default_rng(0)
     y = np.array([[0] * 12 + [2] * 12] * 6)
-    reg = regions(np.where(np.arange(24) % 12 < 10, 20.0, 5.0)[None].repeat(6, 0))  # clusters, then kick zones
+    reg = regions(
+        np.where(np.arange(24) % 12 < 10, 20.0, 5.0)[None].repeat(6, 0)
+    )  # clusters, then kick zones
     H = np.zeros(y.shape + (12,))
     H[..., :4] = (y == 0)[..., None] * 1.0
     H[..., 4:8] = (y == 2)[..., None] * 1.0
@@ -200,7 +232,9 @@ def test_models_without_the_needed_hooks_are_refused(tiny_rnn, tmp_path):
 
     with pytest.raises(ValueError, match="needs a noise-driven RNN"):
         check_model(tiny_rnn)  # has the hooks, no noise input
-    gru = interp.wrap(HookedRNN(RNNSpec(cell="gru", d_hidden=8, d_input=3, d_out=3)), model_id="gru")
+    gru = interp.wrap(
+        HookedRNN(RNNSpec(cell="gru", d_hidden=8, d_input=3, d_out=3)), model_id="gru"
+    )
     gru.example_input = torch.zeros(1, 3, 3)
     with pytest.raises(ValueError, match="lacks"):
         check_model(gru)
@@ -211,13 +245,25 @@ def test_models_without_the_needed_hooks_are_refused(tiny_rnn, tmp_path):
     gm.spec = {"builder": "rnn", "spec": gm.module.spec.model_dump()}
     gm.save(tmp_path / "gru")
     with pytest.raises(ValueError, match="lacks"):
-        get("rnn_hmm").run({"model": str(tmp_path / "gru"), "hmm_kind": "chain", "n_states": 2, "T": 5})
+        get("rnn_hmm").run(
+            {"model": str(tmp_path / "gru"), "hmm_kind": "chain", "n_states": 2, "T": 5}
+        )
     with pytest.raises(ValueError, match="give hmm_kind"):
         get("rnn_hmm").run({"model": str(tmp_path / "gru")})
 
 
-TINY = dict(n_eval=300, n_long=4, long_T=150, n_fixed_init=24, fixed_iters=200, noise_trials=6, n_ablation=150,
-            n_random_triples=3, row_min_count=50, n_train_eval=100)
+TINY = dict(
+    n_eval=300,
+    n_long=4,
+    long_T=150,
+    n_fixed_init=24,
+    fixed_iters=200,
+    noise_trials=6,
+    n_ablation=150,
+    n_random_triples=3,
+    row_min_count=50,
+    n_train_eval=100,
+)
 
 
 @pytest.mark.slow
@@ -232,14 +278,32 @@ def test_end_to_end_on_two_tiny_rnns(tmp_path, n_states, d_hidden, source):
         cfg = {"model": str(tmp_path / "m"), "hmm_kind": "chain", "n_states": n_states, "T": 20}
     else:  # a (barely trained) zoo recipe: HMM and T come from the recipe, snapshots give metrics over training
         name = "test-hmm-chain3-tiny"
-        zoo.recipe(name, HMMRecipe(name=name, n_states=n_states, T=20, spec=HMMRNNSpec(d_hidden=d_hidden, d_input=4),
-                                   batch_size=32, steps=6, n_snapshots=2), "test")(train_hmm_rnn)
+        zoo.recipe(
+            name,
+            HMMRecipe(
+                name=name,
+                n_states=n_states,
+                T=20,
+                spec=HMMRNNSpec(d_hidden=d_hidden, d_input=4),
+                batch_size=32,
+                steps=6,
+                n_snapshots=2,
+            ),
+            "test",
+        )(train_hmm_rnn)
         cfg = {"model": f"zoo:{name}"}
     r = get("rnn_hmm").run({**cfg, "gate_kick": True, **TINY})
     crit = {c.name: c for c in r.criteria}
-    for name in ("transition_rows_match", "switch_rate_matches", "output_frequencies_match", "orbit_pc1_over_half",
-                 "one_cluster_per_frequent_output", "switch_paths_form_loop", "n_seeds_failed_to_train",
-                 "kick_ablation_beats_random"):
+    for name in (
+        "transition_rows_match",
+        "switch_rate_matches",
+        "output_frequencies_match",
+        "orbit_pc1_over_half",
+        "one_cluster_per_frequent_output",
+        "switch_paths_form_loop",
+        "n_seeds_failed_to_train",
+        "kick_ablation_beats_random",
+    ):
         assert crit[name].kind == "claim"
     sanity = [c for c in r.criteria if c.kind == "sanity"]
     assert len(sanity) >= 5 and all(c.holds for c in sanity), [c for c in sanity if not c.holds]
@@ -248,7 +312,14 @@ def test_end_to_end_on_two_tiny_rnns(tmp_path, n_states, d_hidden, source):
     assert r.metrics["seeds_failed"] == "1/1"
     assert r.metrics["no_input_fixed_points"]["n_fixed"] >= 1
     assert r.metrics["hmm"] == f"chain{n_states}" and r.metrics["T"] == 20
-    assert {"orbit", "transition_matrices", "fixed_points", "speed", "jacobian_spectra", "ablation"} <= set(r.figures)
+    assert {
+        "orbit",
+        "transition_matrices",
+        "fixed_points",
+        "speed",
+        "jacobian_spectra",
+        "ablation",
+    } <= set(r.figures)
     assert r.arrays["orbit_pcs"].shape[1] == 3
     if source == "zoo":
         assert [row["step"] for row in r.metrics["training"]] == [2, 5] and "training" in r.figures
@@ -267,10 +338,21 @@ def test_dashboard_panel_reads_a_saved_result():
         def __getattr__(self, name):
             return lambda *a, **k: calls.append(name)
 
-    r = Result("rnn_hmm", metrics={"output_frequencies_rnn": [0.5, 0, 0.5], "output_frequencies_hmm": [0.5, 0.01, 0.49],
-                                   "kick_ablation": {"kick_units": {"0->2": [1, 2, 3]}, "kick_deltas": {"0->2": -0.5},
-                                                     "activity_units": [4, 5, 6], "activity_delta": 0.1,
-                                                     "random_deltas": [0.1, 0.2]},
-                                   "training": [{"step": 1, "row_error": 0.1}], "seeds_failed": "0/1"})
+    r = Result(
+        "rnn_hmm",
+        metrics={
+            "output_frequencies_rnn": [0.5, 0, 0.5],
+            "output_frequencies_hmm": [0.5, 0.01, 0.49],
+            "kick_ablation": {
+                "kick_units": {"0->2": [1, 2, 3]},
+                "kick_deltas": {"0->2": -0.5},
+                "activity_units": [4, 5, 6],
+                "activity_delta": 0.1,
+                "random_deltas": [0.1, 0.2],
+            },
+            "training": [{"step": 1, "row_error": 0.1}],
+            "seeds_failed": "0/1",
+        },
+    )
     dashboard(r, St())
     assert calls.count("subheader") == 3 and "table" in calls and "dataframe" in calls

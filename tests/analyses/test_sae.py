@@ -25,11 +25,25 @@ def tiny_lm(tmp_path_factory):
 @pytest.mark.parametrize("kind", ["topk", "relu"])
 def test_sae_experiment_end_to_end(tiny_lm, kind):
     path, corpus = tiny_lm
-    result = interp.analyses.get("sae").run(dict(
-        model=str(path), corpus=str(corpus), kind=kind, n_train=32, n_eval=8, seq_len=16, d_sae=64, k=8,
-        steps=150, batch_size=128, feature_k=3))
+    result = interp.analyses.get("sae").run(
+        dict(
+            model=str(path),
+            corpus=str(corpus),
+            kind=kind,
+            n_train=32,
+            n_eval=8,
+            seq_len=16,
+            d_sae=64,
+            k=8,
+            steps=150,
+            batch_size=128,
+            feature_k=3,
+        )
+    )
     crit = {c.name: c for c in result.criteria}
-    assert crit["error_term_makes_splice_exact"].holds and crit["decoder_rows_unit_norm"].holds, result.summary()
+    assert crit["error_term_makes_splice_exact"].holds and crit["decoder_rows_unit_norm"].holds, (
+        result.summary()
+    )
     assert {"loss_recovered", "l0_at_most_64"} <= set(crit)
     m = result.metrics
     assert 0 <= m["dead_frac"] <= 1 and 0 <= m["fvu"] and m["ce_zero"] != m["ce_clean"]
@@ -53,6 +67,18 @@ def test_a_temporary_store_of_several_shards_is_read_before_it_is_removed(tiny_l
     """130 training windows fill three 64-item shards; the run reads what it needs of the
     temporary store (its width) before removing it (a regression: it read it after)."""
     path, corpus = tiny_lm
-    result = interp.analyses.get("sae").run(dict(model=str(path), corpus=str(corpus), n_train=130, n_eval=4,
-                                                 seq_len=8, d_sae=32, k=4, steps=20, batch_size=128, feature_k=2))
+    result = interp.analyses.get("sae").run(
+        dict(
+            model=str(path),
+            corpus=str(corpus),
+            n_train=130,
+            n_eval=4,
+            seq_len=8,
+            d_sae=32,
+            k=4,
+            steps=20,
+            batch_size=128,
+            feature_k=2,
+        )
+    )
     assert result.metrics["d_in"] > 0 and result.metrics["train_tokens"] == 130 * 7

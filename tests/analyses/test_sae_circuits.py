@@ -15,19 +15,56 @@ from interp.results import Result
 
 def _synthetic(seed=0):
     """A config of 2 models x 2 tasks and grids of known random values, shaped as score_all's."""
-    cfg = Config(models=["hf:a", "hf:b"], tasks=["ioi", "induction"], n_seeds=3, prompt_sweep=[4, 8], sweep_seeds=2,
-                 planted_seeds=2, d_sae_sweep=[50])
+    cfg = Config(
+        models=["hf:a", "hf:b"],
+        tasks=["ioi", "induction"],
+        n_seeds=3,
+        prompt_sweep=[4, 8],
+        sweep_seeds=2,
+        planted_seeds=2,
+        d_sae_sweep=[50],
+    )
     rng = np.random.default_rng(seed)
-    M, T, S, K, J, F = 2, 2, 3, len(method_names(cfg.features)), len(cfg.gt_fractions), len(cfg.features)
-    shapes = {"auc": (S, K, J), "null_auc": (S, K, J), "planted_auc": (2, K), "spearman": (S, K), "precision": (S, K),
-              "recall": (S, K), "seconds": (S, K), "sae_fvu": (S, F), "sae_fvu_heldout": (S, F), "sae_l0": (S, F),
-              "sae_dead_frac": (S, F), "auc_vs_prompts": (2, 2, 4), "auc_vs_d_sae": (1, 2, 4)}
+    M, T, S, K, J, F = (
+        2,
+        2,
+        3,
+        len(method_names(cfg.features)),
+        len(cfg.gt_fractions),
+        len(cfg.features),
+    )
+    shapes = {
+        "auc": (S, K, J),
+        "null_auc": (S, K, J),
+        "planted_auc": (2, K),
+        "spearman": (S, K),
+        "precision": (S, K),
+        "recall": (S, K),
+        "seconds": (S, K),
+        "sae_fvu": (S, F),
+        "sae_fvu_heldout": (S, F),
+        "sae_l0": (S, F),
+        "sae_dead_frac": (S, F),
+        "auc_vs_prompts": (2, 2, 4),
+        "auc_vs_d_sae": (1, 2, 4),
+    }
     assert set(shapes) == set(GRIDS)
     grids = {k: rng.random((M, T, *shapes[k])) for k in GRIDS}
-    cells = {(m, t): {"shape": (1, 4), "gt": {"effect": rng.random(4), "clean_metric": 1.0, "corrupt_metric": 0.5,
-                                              "accuracy": 0.9, "truths": []},
-                      **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "ioi" else {})}
-             for mi, m in enumerate(cfg.models) for t in cfg.tasks}
+    cells = {
+        (m, t): {
+            "shape": (1, 4),
+            "gt": {
+                "effect": rng.random(4),
+                "clean_metric": 1.0,
+                "corrupt_metric": 0.5,
+                "accuracy": 0.9,
+                "truths": [],
+            },
+            **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "ioi" else {}),
+        }
+        for mi, m in enumerate(cfg.models)
+        for t in cfg.tasks
+    }
     return cfg, grids, cells
 
 
@@ -37,26 +74,54 @@ def test_summary_and_criteria_read_the_grids():
     methods = method_names(cfg.features)
     ours = methods.index("ours.position")
     assert metrics["auc_mean"]["ours.position"] == pytest.approx(grids["auc"][..., ours, :].mean())
-    assert metrics["auc_by_threshold"]["ours.position"][1] == pytest.approx(grids["auc"][..., ours, 1].mean())
-    assert metrics["auc_by_model_task"]["hf:b/ioi"]["ours.position"] == pytest.approx(grids["auc"][1, 0, :, ours].mean())
-    assert metrics["null_auc"]["ours.position"] == pytest.approx(grids["null_auc"][..., ours, :].mean())
-    assert metrics["auc_vs_prompts"]["8"]["flip.position"] == pytest.approx(grids["auc_vs_prompts"][:, :, 1, :, 3].mean())
-    assert metrics["auc_vs_d_sae"]["50"]["paper_edge.mean"] == pytest.approx(grids["auc_vs_d_sae"][..., 1].mean())
-    assert metrics["d_sae"]["hf:a"] == {"mean": 6, "answer": 200, "position": 200}  # mean: 200 / 144 x 4 heads
+    assert metrics["auc_by_threshold"]["ours.position"][1] == pytest.approx(
+        grids["auc"][..., ours, 1].mean()
+    )
+    assert metrics["auc_by_model_task"]["hf:b/ioi"]["ours.position"] == pytest.approx(
+        grids["auc"][1, 0, :, ours].mean()
+    )
+    assert metrics["null_auc"]["ours.position"] == pytest.approx(
+        grids["null_auc"][..., ours, :].mean()
+    )
+    assert metrics["auc_vs_prompts"]["8"]["flip.position"] == pytest.approx(
+        grids["auc_vs_prompts"][:, :, 1, :, 3].mean()
+    )
+    assert metrics["auc_vs_d_sae"]["50"]["paper_edge.mean"] == pytest.approx(
+        grids["auc_vs_d_sae"][..., 1].mean()
+    )
+    assert metrics["d_sae"]["hf:a"] == {
+        "mean": 6,
+        "answer": 200,
+        "position": 200,
+    }  # mean: 200 / 144 x 4 heads
     assert metrics["circuit_heads"]["hf:a"] == [1, 1, 1]
-    assert metrics["tasks_info"]["hf:a/induction"] == {"clean_metric": 1.0, "corrupt_metric": 0.5, "accuracy": 0.9}
-    assert [c["r_small_alpha"] for c in metrics["attribution_check"]] == [0.995, 0.996]  # one per model
+    assert metrics["tasks_info"]["hf:a/induction"] == {
+        "clean_metric": 1.0,
+        "corrupt_metric": 0.5,
+        "accuracy": 0.9,
+    }
+    assert [c["r_small_alpha"] for c in metrics["attribution_check"]] == [
+        0.995,
+        0.996,
+    ]  # one per model
     assert metrics["n_heads_total"] == 8
     result = Result("sae_circuits", metrics=metrics)
     add_criteria(result, cfg, grids)
     crit = {c.name: c for c in result.criteria}
-    assert list(crit) == ["null_control_auc_near_half", "attribution_matches_activation_patching",
-                          "sae_fvu_heldout", "planted_control_recovered", "paper_node_auc", "paper_edge_auc"]
+    assert list(crit) == [
+        "null_control_auc_near_half",
+        "attribution_matches_activation_patching",
+        "sae_fvu_heldout",
+        "planted_control_recovered",
+        "paper_node_auc",
+        "paper_edge_auc",
+    ]
     assert [c.kind for c in result.criteria].count("claim") == 2  # the paper's two findings
     assert crit["attribution_matches_activation_patching"].value == 0.995
     assert crit["sae_fvu_heldout"].value == grids["sae_fvu_heldout"].max()
     assert result.metrics["extra_comparisons"]["ours_minus_paper_node"] == pytest.approx(
-        metrics["auc_mean"]["ours.position"] - metrics["auc_mean"]["paper_node.mean"])
+        metrics["auc_mean"]["ours.position"] - metrics["auc_mean"]["paper_node.mean"]
+    )
     # a scorer whose shuffled-label AUC stays high (a broken null) makes the null control fail
     grids["null_auc"][..., method_names(cfg.features).index("flip.answer"), :] = 0.9
     broken = Result("sae_circuits", metrics=summarise(cfg, grids, cells))
@@ -85,36 +150,87 @@ def _save_models(tmp_path):
 
     tok = word_tokenizer(template_vocab())
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=32,
-                               bos_token_id=0, eos_token_id=2)).eval().save_pretrained(tmp_path / "gpt2")
+    GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=32,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
+    ).eval().save_pretrained(tmp_path / "gpt2")
     tok.save_pretrained(tmp_path / "gpt2")
     spec = build_spec(n_layers=3, d_vocab=len(tok), init_seed=1)
-    Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer", model_id="tiny",
-          spec={"builder": "transformer", "spec": spec.model_dump(mode="json")}).save(tmp_path / "interp")
+    Model(
+        build_transformer(spec, tokenizer=tok),
+        backend="tl",
+        tokenizer=tok,
+        kind="transformer",
+        model_id="tiny",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    ).save(tmp_path / "interp")
     return [str(tmp_path / "gpt2"), str(tmp_path / "interp")]
 
 
 @pytest.mark.slow
 def test_tiny_end_to_end_on_two_models(tmp_path):
     models = _save_models(tmp_path)
-    cfg = dict(models=models, tasks=["ioi", "induction"], n_prompts=6, n_sae_prompts=6, n_seeds=2,
-               prompt_sweep=[4], sweep_seeds=1, n_gt_prompts=8, sae_steps=40, n_perm=20, seed=3, d_sae_sweep=[16])
+    cfg = dict(
+        models=models,
+        tasks=["ioi", "induction"],
+        n_prompts=6,
+        n_sae_prompts=6,
+        n_seeds=2,
+        prompt_sweep=[4],
+        sweep_seeds=1,
+        n_gt_prompts=8,
+        sae_steps=40,
+        n_perm=20,
+        seed=3,
+        d_sae_sweep=[16],
+    )
     result = interp.analyses.get("sae_circuits").run(cfg)
     crit = {c.name: c for c in result.criteria}
-    assert {"null_control_auc_near_half", "attribution_matches_activation_patching",
-            "sae_fvu_heldout", "planted_control_recovered", "paper_node_auc", "paper_edge_auc"} <= set(crit)
+    assert {
+        "null_control_auc_near_half",
+        "attribution_matches_activation_patching",
+        "sae_fvu_heldout",
+        "planted_control_recovered",
+        "paper_node_auc",
+        "paper_edge_auc",
+    } <= set(crit)
     assert crit["attribution_matches_activation_patching"].holds
-    assert "sae_pipeline_seconds" not in crit and result.metrics["sae_pipeline_seconds_max"] > 0  # a metric
-    assert result.arrays["auc"].shape == (2, 2, 2, len(method_names(["mean", "answer", "position"])), 3)
+    assert (
+        "sae_pipeline_seconds" not in crit and result.metrics["sae_pipeline_seconds_max"] > 0
+    )  # a metric
+    assert result.arrays["auc"].shape == (
+        2,
+        2,
+        2,
+        len(method_names(["mean", "answer", "position"])),
+        3,
+    )
     auc = result.arrays["auc"]
     assert np.all((auc >= 0) & (auc <= 1))
-    assert {"auc_summary", "heatmaps", "roc", "auc_vs_prompts", "null_control", "planted_control",
-            "runtime"} <= set(result.figures)
+    assert {
+        "auc_summary",
+        "heatmaps",
+        "roc",
+        "auc_vs_prompts",
+        "null_control",
+        "planted_control",
+        "runtime",
+    } <= set(result.figures)
     # the GPT-2 model has 8 heads, the interp one 12: per-model arrays keep their own sizes
     assert result.arrays["gt_effect__m0__ioi"].shape == (8,)
     assert result.arrays["gt_effect__m1__ioi"].shape == (12,)
     assert result.arrays["score__ours.position__m1__induction"].shape == (12,)
-    assert [result.metrics["d_sae"][m]["mean"] for m in models] == [11, 17]  # 1.39 latents a head, 8 and 12 heads
+    assert [result.metrics["d_sae"][m]["mean"] for m in models] == [
+        11,
+        17,
+    ]  # 1.39 latents a head, 8 and 12 heads
     assert set(result.metrics["auc_vs_d_sae"]) == {"16"}
     result.save(tmp_path / "run")
     back = interp.Result.load(tmp_path / "run")
@@ -129,15 +245,44 @@ def test_runs_on_a_gpt2_shaped_checkpoint_with_its_own_tokenizer(tmp_path):
 
     from interp.data.tokenizer import train_bpe
 
-    tok = train_bpe(["When Quinn and Peter went to the store, Peter gave a book to Quinn. Ursula and Otto sang. " * 5
-                     + " ".join(f"w{i}" for i in range(300))] * 20, vocab_size=400)
+    tok = train_bpe(
+        [
+            "When Quinn and Peter went to the store, Peter gave a book to Quinn. Ursula and Otto sang. "
+            * 5
+            + " ".join(f"w{i}" for i in range(300))
+        ]
+        * 20,
+        vocab_size=400,
+    )
     torch.manual_seed(0)
-    T.GPT2LMHeadModel(T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                                   bos_token_id=tok.bos_token_id, eos_token_id=tok.bos_token_id)).save_pretrained(tmp_path)
+    T.GPT2LMHeadModel(
+        T.GPT2Config(
+            vocab_size=len(tok),
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=64,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.bos_token_id,
+        )
+    ).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    result = interp.analyses.get("sae_circuits").run(dict(
-        models=[str(tmp_path)], tasks=["induction"], n_prompts=8, n_sae_prompts=4, prompt_sweep=[4], sweep_seeds=1,
-        n_seeds=2, n_gt_prompts=8, d_sae=32, sae_steps=20, n_perm=20, batch_size=8))
+    result = interp.analyses.get("sae_circuits").run(
+        dict(
+            models=[str(tmp_path)],
+            tasks=["induction"],
+            n_prompts=8,
+            n_sae_prompts=4,
+            prompt_sweep=[4],
+            sweep_seeds=1,
+            n_seeds=2,
+            n_gt_prompts=8,
+            d_sae=32,
+            sae_steps=20,
+            n_perm=20,
+            batch_size=8,
+        )
+    )
     crit = {c.name: c for c in result.criteria}
     assert crit["attribution_matches_activation_patching"].holds  # an identity: holds on any model
     # the null control is statistical, and at this size (its seeds follow the model's path) it is noisy:

@@ -61,7 +61,9 @@ def fake_panel(monkeypatch):
 @pytest.fixture
 def fake_analysis(fake_panel):
     assert "fake_analysis" not in analyses.names()
-    analyses.register("fake_analysis", FakeConfig, title="Fake analysis", figure_order=("second",))(fake_run)
+    analyses.register("fake_analysis", FakeConfig, title="Fake analysis", figure_order=("second",))(
+        fake_run
+    )
     yield analyses.get("fake_analysis")
     analyses._REGISTRY.pop("fake_analysis", None)
 
@@ -76,21 +78,50 @@ def roots(tmp_path, monkeypatch):
     return runs
 
 
-def make_run(root: Path, stamp: str = "20240131-094501-abcdef", *, analysis: str = "fake_analysis",
-             sanity_ok: bool = True, claim_value: float = 0.12, experiment: str = "fake_exp") -> Path:
-    result = Result(analysis, {"seed": 1}, {"loss": {"train": 0.25, "note": "text"}, "n_heads": 4, "flag": True})
-    result.add_criterion("exact_identity", 0.0 if sanity_ok else 3.0, "<=", 1e-6, kind="sanity",
-                         description="an identity edit changes nothing")
-    result.add_criterion("transformer_beats_lstm", claim_value, ">=", 0.05, kind="claim",
-                         description="transformer accuracy minus LSTM accuracy")
-    result.add_criterion("deeper_is_better", -0.5, ">", 0.0, kind="claim", description="loss drop with depth")
+def make_run(
+    root: Path,
+    stamp: str = "20240131-094501-abcdef",
+    *,
+    analysis: str = "fake_analysis",
+    sanity_ok: bool = True,
+    claim_value: float = 0.12,
+    experiment: str = "fake_exp",
+) -> Path:
+    result = Result(
+        analysis, {"seed": 1}, {"loss": {"train": 0.25, "note": "text"}, "n_heads": 4, "flag": True}
+    )
+    result.add_criterion(
+        "exact_identity",
+        0.0 if sanity_ok else 3.0,
+        "<=",
+        1e-6,
+        kind="sanity",
+        description="an identity edit changes nothing",
+    )
+    result.add_criterion(
+        "transformer_beats_lstm",
+        claim_value,
+        ">=",
+        0.05,
+        kind="claim",
+        description="transformer accuracy minus LSTM accuracy",
+    )
+    result.add_criterion(
+        "deeper_is_better", -0.5, ">", 0.0, kind="claim", description="loss drop with depth"
+    )
     result.arrays["x"] = np.ones(3)
-    result.figures["first"] = go.Figure(go.Scatter(x=[0, 1], y=[1, 2]), layout={"title": "first figure"})
-    result.figures["second"] = go.Figure(go.Heatmap(z=[[1, 2], [3, 4]]), layout={"title": "second figure"})
+    result.figures["first"] = go.Figure(
+        go.Scatter(x=[0, 1], y=[1, 2]), layout={"title": "first figure"}
+    )
+    result.figures["second"] = go.Figure(
+        go.Heatmap(z=[[1, 2], [3, 4]]), layout={"title": "second figure"}
+    )
     path = root / experiment / stamp
     result.save(path)
-    write_json(path / "run.json", {"experiment": experiment, "preset": "quick", "analysis": analysis,
-                                   "created": stamp[:15]})
+    write_json(
+        path / "run.json",
+        {"experiment": experiment, "preset": "quick", "analysis": analysis, "created": stamp[:15]},
+    )
     return path
 
 
@@ -104,13 +135,26 @@ def _page_script(name: str, app_dir: str) -> None:
 
 
 def analysis_page(name: str = "fake_analysis") -> AppTest:
-    return AppTest.from_function(_page_script, args=(name, str(APP_DIR)), default_timeout=TIMEOUT).run()
+    return AppTest.from_function(
+        _page_script, args=(name, str(APP_DIR)), default_timeout=TIMEOUT
+    ).run()
 
 
 def texts(at: AppTest) -> str:
     """Every piece of text the page shows, joined (markdown, titles, alerts, captions, code)."""
     parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "code"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "warning",
+        "error",
+        "success",
+        "code",
+    ):
         parts += [str(el.value) for el in at.get(kind)]
     return "\n".join(parts)
 
@@ -158,7 +202,9 @@ def test_home_lists_runs_and_shows_criteria(roots, fake_analysis):
     crit = frames(at)[1]
     assert set(crit["name"]) == {"exact_identity", "transformer_beats_lstm", "deeper_is_better"}
     assert "does not hold" in texts(at)  # the failing claim is said plainly
-    assert at.button[0].label == "Open the fake_analysis page for this run"  # the registry gave it a page
+    assert (
+        at.button[0].label == "Open the fake_analysis page for this run"
+    )  # the registry gave it a page
 
 
 def test_home_without_runs_says_how_to_make_one(roots, fake_analysis):
@@ -204,12 +250,19 @@ def _check_fake_run_page(at: AppTest) -> None:
     assert row["verdict"] == "holds"
     assert crit.set_index("name").loc["deeper_is_better", "verdict"] == "does not hold (claim)"
     assert dict(zip(metrics["metric"], metrics["value"])) == {"loss.train": 0.25, "n_heads": 4.0}
-    assert not at.warning  # a claim that does not hold is a finding, said in the strip and the table
+    assert (
+        not at.warning
+    )  # a claim that does not hold is a finding, said in the strip and the table
     body = texts(at)
-    assert "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 (loss drop with depth)." in body
+    assert (
+        "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 (loss drop with depth)."
+        in body
+    )
     charts = at.get("plotly_chart")
     assert len(charts) == 2
-    assert body.index("**second**") < body.index("**first**")  # figure_order first, then alphabetical
+    assert body.index("**second**") < body.index(
+        "**first**"
+    )  # figure_order first, then alphabetical
     assert json.loads(charts[0].proto.spec)["layout"]["title"]["text"] == "second figure"
     assert CUSTOM_PANEL_TEXT in body
 
@@ -233,8 +286,10 @@ def test_analysis_page_leads_with_verdicts_and_headline_figure(roots, fake_analy
     tables = [i for i, (k, _) in enumerate(items) if k == "dataframe"]
     assert len(tables) == 2 and min(tables) > headline  # no table before the headline figure
     assert all(not e.proto.expanded for e in at.expander)  # the tables fold away
-    assert [e.label for e in at.expander][:2] == ["Criteria: 2/3 hold (table and descriptions)",
-                                                 "Other metrics (2 numbers)"]
+    assert [e.label for e in at.expander][:2] == [
+        "Criteria: 2/3 hold (table and descriptions)",
+        "Other metrics (2 numbers)",
+    ]
 
 
 def test_run_without_criteria_or_figures_still_renders(roots, fake_analysis):
@@ -255,10 +310,14 @@ def test_analysis_page_selects_among_runs_newest_first(roots, fake_analysis):
     at = analysis_page()
     box = at.selectbox[0]
     assert box.options[0].startswith("fake_exp/20240202-000000-bbbbbb")
-    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.3)
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(
+        0.3
+    )
     box.set_value("fake_exp/20240101-000000-aaaaaa").run()
     assert not at.exception
-    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.01)
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(
+        0.01
+    )
     assert "`transformer_beats_lstm` does not hold" in texts(at)
 
 
@@ -268,7 +327,10 @@ def test_analysis_page_flags_sanity_failure_as_implementation_problem(roots, fak
     assert not at.exception
     assert len(at.error) == 1 and "sanity check(s) FAILED" in at.error[0].value
     assert "implementation problem" in at.error[0].value
-    assert frames(at)[0].set_index("name").loc["exact_identity", "verdict"] == "FAILS (sanity: implementation problem)"
+    assert (
+        frames(at)[0].set_index("name").loc["exact_identity", "verdict"]
+        == "FAILS (sanity: implementation problem)"
+    )
 
 
 def test_analysis_page_without_runs_names_the_experiment(roots, fake_analysis):
@@ -291,17 +353,25 @@ def test_analysis_page_reports_corrupted_figure(roots, fake_analysis):
     (path / "figures" / "first.json").write_text('{"data": [')
     at = analysis_page()
     assert not at.exception
-    assert len(at.error) == 1 and "figure file" in at.error[0].value and "corrupted" in at.error[0].value
+    assert (
+        len(at.error) == 1
+        and "figure file" in at.error[0].value
+        and "corrupted" in at.error[0].value
+    )
 
 
 def test_metrics_rewritten_after_load_are_reread(roots, fake_analysis):
     """The cache is keyed by metrics.json's mtime: a rewritten run shows its new values."""
     path = make_run(roots, claim_value=0.12)
     at = analysis_page()
-    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.12)
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(
+        0.12
+    )
     make_run(roots, path.name, claim_value=0.5)
     at.run()
-    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(0.5)
+    assert frames(at)[0].set_index("name").loc["transformer_beats_lstm", "value"] == pytest.approx(
+        0.5
+    )
 
 
 def _missing_run_script(app_dir: str, path: str) -> None:
@@ -313,12 +383,15 @@ def _missing_run_script(app_dir: str, path: str) -> None:
 
     from interp.runs import RunInfo
 
-    views.render_run(RunInfo(Path(path), "fake_exp", "fake_analysis", "quick", "20240101-000000", 1, 1, 0))
+    views.render_run(
+        RunInfo(Path(path), "fake_exp", "fake_analysis", "quick", "20240101-000000", 1, 1, 0)
+    )
 
 
 def test_missing_run_directory_is_an_error_not_a_traceback(tmp_path):
-    at = AppTest.from_function(_missing_run_script, args=(str(APP_DIR), str(tmp_path / "gone")),
-                               default_timeout=TIMEOUT).run()
+    at = AppTest.from_function(
+        _missing_run_script, args=(str(APP_DIR), str(tmp_path / "gone")), default_timeout=TIMEOUT
+    ).run()
     assert not at.exception
     assert "does not exist" in at.error[0].value
 
@@ -332,7 +405,9 @@ def test_failing_custom_panel_keeps_generic_content(roots, fake_analysis, fake_p
     at = analysis_page()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2
-    assert [e.value for e in at.error] == ["The custom panel of 'fake_analysis' failed: RuntimeError: panel exploded"]
+    assert [e.value for e in at.error] == [
+        "The custom panel of 'fake_analysis' failed: RuntimeError: panel exploded"
+    ]
 
 
 def test_model_report_page_with_a_fake_result(roots):
@@ -349,13 +424,19 @@ def test_model_report_page_with_a_fake_result(roots):
 # ------------------------------------------------------------------ benchmark runs
 def make_bench_run(root: Path, stamp: str = "20240301-000000-cccccc") -> Path:
     """A run as ``interp bench`` writes it: analysis "bench", target criteria only."""
-    result = Result("bench", {"preset": "quick"}, {"table": [{"item": "collection", "median_ms": 1.0}]})
-    result.add_criterion("collect_vs_bare_forward", 1.05, "<=", 1.1, kind="target", description="ratio")
+    result = Result(
+        "bench", {"preset": "quick"}, {"table": [{"item": "collection", "median_ms": 1.0}]}
+    )
+    result.add_criterion(
+        "collect_vs_bare_forward", 1.05, "<=", 1.1, kind="target", description="ratio"
+    )
     result.add_criterion("disk_vs_memory", 3.0, "<=", 2.0, kind="target", description="ratio")
     path = root / "bench" / stamp
     result.save(path)
-    write_json(path / "run.json", {"experiment": "bench", "preset": "quick", "analysis": "bench",
-                                   "created": stamp[:15]})
+    write_json(
+        path / "run.json",
+        {"experiment": "bench", "preset": "quick", "analysis": "bench", "created": stamp[:15]},
+    )
     return path
 
 
@@ -364,14 +445,24 @@ def test_home_lists_a_benchmark_run_with_its_targets(roots, fake_analysis):
     make_bench_run(roots)
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
     assert not at.exception and not at.error
-    assert list(frames(at)[0]["run"]) == ["bench/20240301-000000-cccccc", "fake_exp/20240131-094501-abcdef"]
+    assert list(frames(at)[0]["run"]) == [
+        "bench/20240301-000000-cccccc",
+        "fake_exp/20240131-094501-abcdef",
+    ]
     body = texts(at)  # the newest run (the benchmark) is selected
     assert "Performance targets: 1 of 2 met" in body and "missed: `disk_vs_memory`" in body
-    assert "The performance target `disk_vs_memory` is missed in this run: 3, needed <= 2 (ratio)." in body
-    assert "Paper claims" not in body and "sanity check(s) FAILED" not in body  # a target is not a claim
+    assert (
+        "The performance target `disk_vs_memory` is missed in this run: 3, needed <= 2 (ratio)."
+        in body
+    )
+    assert (
+        "Paper claims" not in body and "sanity check(s) FAILED" not in body
+    )  # a target is not a claim
     verdicts = frames(at)[1].set_index("name")["verdict"]
-    assert verdicts.to_dict() == {"collect_vs_bare_forward": "met (target)",
-                                  "disk_vs_memory": "missed (performance target)"}
+    assert verdicts.to_dict() == {
+        "collect_vs_bare_forward": "met (target)",
+        "disk_vs_memory": "missed (performance target)",
+    }
     assert "has no page" in body and not at.button  # no analysis page to open
     at.selectbox[0].set_value("fake_exp/20240131-094501-abcdef").run()
     assert not at.exception and at.button[0].label == "Open the fake_analysis page for this run"
@@ -385,7 +476,15 @@ def test_benchmark_runs_are_not_on_analysis_pages(roots, fake_analysis):
 
 
 # ------------------------------------------------------------------ panels
-ANALYSES = ("model_report", "bigram", "ngram_heads", "rnn_hmm", "sae_circuits", "crossmodal", "reversal")
+ANALYSES = (
+    "model_report",
+    "bigram",
+    "ngram_heads",
+    "rnn_hmm",
+    "sae_circuits",
+    "crossmodal",
+    "reversal",
+)
 
 
 class RecordingSt:
@@ -429,17 +528,36 @@ def test_reversal_panel_reads_the_result_and_loads_no_model(monkeypatch):
 
     monkeypatch.setattr(interp, "load_model", no_model)
     monkeypatch.setattr(builders, "load_model_dir", no_model)
-    facts = FactsConfig(variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0)
-    result = Result("reversal", {}, {
-        "models": [{"variant": "token", "objective": o, "seed": 0, "name": f"zoo:rev-{o}", "path": "/nowhere"}
-                   for o in ("clm", "mlmu")],
-        "summary": {"token/clm": {"same_direction_train": 1.0, "reverse_train": 0.0, "chance": 0.25}},
-        "facts": {"token": facts.model_dump(mode="json")}})
+    facts = FactsConfig(
+        variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0
+    )
+    result = Result(
+        "reversal",
+        {},
+        {
+            "models": [
+                {
+                    "variant": "token",
+                    "objective": o,
+                    "seed": 0,
+                    "name": f"zoo:rev-{o}",
+                    "path": "/nowhere",
+                }
+                for o in ("clm", "mlmu")
+            ],
+            "summary": {
+                "token/clm": {"same_direction_train": 1.0, "reverse_train": 0.0, "chance": 0.25}
+            },
+            "facts": {"token": facts.model_dump(mode="json")},
+        },
+    )
     st = RecordingSt()
     load_panel("reversal")(result, st)
     shown = [a[0] for kind, a in st.calls if a]
     table = next(a for kind, a in st.calls if kind == "dataframe")[0]
-    assert [r["objective"] for r in table] == ["causal LM", "MLM-U"] and table[0]["reversed, order swapped (acc.)"] == 0.0
+    assert [r["objective"] for r in table] == ["causal LM", "MLM-U"] and table[0][
+        "reversed, order swapped (acc.)"
+    ] == 0.0
     text = "\n".join(str(x) for x in shown)
     assert "Explore a model" in text and "never trained" in text
 
@@ -452,9 +570,17 @@ def test_seeds_run_shows_k_of_n_per_criterion_and_each_seeds_run(roots, fake_ana
     summary = aggregate({s: Result.load(p) for s, p in enumerate(paths)}, "fake_analysis")
     seeds_path = roots / "fake_exp" / "20240301-000009-seedsx"
     summary.save(seeds_path)
-    write_json(seeds_path / "run.json", {"experiment": "fake_exp", "preset": "quick", "analysis": "fake_analysis",
-                                         "created": "20240301-000009", "seeds": [0, 1, 2],
-                                         "runs": [f"fake_exp/{s}" for s in stamps]})
+    write_json(
+        seeds_path / "run.json",
+        {
+            "experiment": "fake_exp",
+            "preset": "quick",
+            "analysis": "fake_analysis",
+            "created": "20240301-000009",
+            "seeds": [0, 1, 2],
+            "runs": [f"fake_exp/{s}" for s in stamps],
+        },
+    )
     at = analysis_page()
     assert not at.exception
     assert "quick, seeds 0-2" in at.selectbox[0].options[0]
@@ -466,5 +592,7 @@ def test_seeds_run_shows_k_of_n_per_criterion_and_each_seeds_run(roots, fake_ana
     at.selectbox[1].set_value(1).run()  # one seed's run in full, below the summary
     assert not at.exception
     assert CUSTOM_PANEL_TEXT in texts(at)
-    at.selectbox[0].set_value(f"fake_exp/{stamps[0]}").run()  # a seed's own run says where it belongs
+    at.selectbox[0].set_value(
+        f"fake_exp/{stamps[0]}"
+    ).run()  # a seed's own run says where it belongs
     assert not at.exception and "One seed of the seeds run" in texts(at)

@@ -52,18 +52,30 @@ def run_with_pages(pages, tmp_path, monkeypatch):
     result = pages.to_result(Result("sae", {"seed": 0}))
     path = runs / "sae" / "20240131-094501-abcdef"
     result.save(path)
-    write_json(path / "run.json", {"experiment": "sae", "preset": "quick", "analysis": "sae",
-                                   "created": "20240131-094501"})
+    write_json(
+        path / "run.json",
+        {"experiment": "sae", "preset": "quick", "analysis": "sae", "created": "20240131-094501"},
+    )
     other = runs / "other" / "20240131-094502-abcdef"  # a run without pages is not listed
     Result("other").save(other)
-    write_json(other / "run.json", {"experiment": "other", "preset": "quick", "analysis": "other",
-                                    "created": "20240131-094502"})
+    write_json(
+        other / "run.json",
+        {
+            "experiment": "other",
+            "preset": "quick",
+            "analysis": "other",
+            "created": "20240131-094502",
+        },
+    )
     return path
 
 
 def _text(at: AppTest) -> str:
-    return "\n".join(str(el.value) for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error")
-                     for el in at.get(kind))
+    return "\n".join(
+        str(el.value)
+        for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error")
+        for el in at.get(kind)
+    )
 
 
 def test_a_saved_run_renders_a_latent_with_highlighted_contexts(run_with_pages, pages):
@@ -91,7 +103,9 @@ def test_search_by_id_and_by_a_promoted_token(run_with_pages, pages):
     if len(options) > 1:
         at.selectbox[-1].select(3).run()
     assert "Latent 3" in _text(at)
-    with_b = int(np.flatnonzero((pages.ctx_tokens == 0).any((1, 2)))[0])  # a latent with "<b>" in a context
+    with_b = int(
+        np.flatnonzero((pages.ctx_tokens == 0).any((1, 2)))[0]
+    )  # a latent with "<b>" in a context
     at.text_input[0].input(str(with_b)).run()
     html = "".join(str(m.value) for m in at.markdown if "<span" in str(m.value))
     assert ">&lt;b&gt;</span>" in html and "><b></span>" not in html  # token text is escaped

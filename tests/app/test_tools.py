@@ -30,8 +30,13 @@ def _tiny_lm(cfg):
 
     tok = word_tokenizer(WORDS)
     spec = build_spec(d_vocab=len(tok))
-    return Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
-                 spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    return Model(
+        build_transformer(spec, tokenizer=tok),
+        backend="tl",
+        tokenizer=tok,
+        kind="transformer",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
 
 
 PROMPTS = ("def add a b : return a + b", "x = 1 + 2")
@@ -76,7 +81,9 @@ def _explorer_script(app_dir: str):
 
 
 def explorer() -> AppTest:
-    return AppTest.from_function(_explorer_script, args=(str(APP_DIR),), default_timeout=TIMEOUT).run()
+    return AppTest.from_function(
+        _explorer_script, args=(str(APP_DIR),), default_timeout=TIMEOUT
+    ).run()
 
 
 def test_probe_prompt_invariants(explorer_model):
@@ -90,7 +97,9 @@ def test_probe_prompt_invariants(explorer_model):
     np.testing.assert_allclose(p.patterns.sum(-1), 1, atol=1e-5)
     out, _ = interp.trace(m, "def add a b : return a + b")
     # the lens at the last layer is the model's own prediction
-    assert p.lens_target_prob[-1] == pytest.approx(out[0, -1].softmax(-1)[p.target_id].item(), abs=1e-5)
+    assert p.lens_target_prob[-1] == pytest.approx(
+        out[0, -1].softmax(-1)[p.target_id].item(), abs=1e-5
+    )
     assert p.head_effect.shape == (L, H) and np.abs(p.head_effect).max() > 0
     assert p.target == "x" and len(p.top_tokens) == 10
 
@@ -114,7 +123,9 @@ def test_explorer_page_renders_all_panels(explorer_model):
     assert not at.exception, at.exception
     assert at.selectbox[0].value == explorer_model
     headers = [h.value for h in at.subheader]
-    assert {"Tokens", "Next-token predictions", "Attention patterns", "Per-head ablation"} <= set(headers)
+    assert {"Tokens", "Next-token predictions", "Attention patterns", "Per-head ablation"} <= set(
+        headers
+    )
     assert len(at.get("plotly_chart")) >= 4
     at.toggle(key="ablate").set_value(True).run()
     assert not at.exception, at.exception
@@ -174,7 +185,10 @@ def test_explorer_opens_on_a_model_with_prompts_and_its_first_prompt(prompted_mo
     plain, prompted = prompted_models
     at = explorer()
     assert not at.exception, at.exception
-    assert at.selectbox[0].options[:2] == [prompted, plain]  # a model with example prompts comes first
+    assert at.selectbox[0].options[:2] == [
+        prompted,
+        plain,
+    ]  # a model with example prompts comes first
     assert at.selectbox[0].value == prompted
     assert at.text_area[0].value == PROMPTS[0] and not at.warning
     examples = at.selectbox(key=f"example-{prompted}")
@@ -182,7 +196,9 @@ def test_explorer_opens_on_a_model_with_prompts_and_its_first_prompt(prompted_mo
     examples.set_value(1).run()
     assert not at.exception and at.text_area[0].value == PROMPTS[1]
     at.text_area[0].set_value("def zzz a").run()
-    assert [w.value for w in at.warning] and "'zzz'" in at.warning[0].value  # unknown words are said
+    assert [w.value for w in at.warning] and "'zzz'" in at.warning[
+        0
+    ].value  # unknown words are said
     at.selectbox[0].set_value(plain).run()
     assert not at.exception and not at.warning
     # no example prompts: the model's own first words (the Python default would be <|unk|> here)
@@ -215,19 +231,26 @@ def _cheap_tokenizer(config, cache: dict):
     from interp.models.recipes.sae_circuits import CircuitLMRecipe
 
     def bpe():  # code-lm-tiny's own tokenizer; the larger recipes' BPEs split code into fewer tokens
-        corpus = load_corpus(CODE_LM_TINY.corpus, max_chars=CODE_LM_TINY.max_chars, seed=CODE_LM_TINY.seed)
+        corpus = load_corpus(
+            CODE_LM_TINY.corpus, max_chars=CODE_LM_TINY.max_chars, seed=CODE_LM_TINY.seed
+        )
         return train_bpe(corpus.train, vocab_size=CODE_LM_TINY.vocab_size)
 
     if isinstance(config, (ICLLRecipe, HMMRecipe)):
         return None
-    kinds = {LMRecipe: ("bpe", bpe), CircuitLMRecipe: ("words", lambda: word_tokenizer(template_vocab())),
-             VLMRecipe: ("vqa", vqa_tokenizer)}
+    kinds = {
+        LMRecipe: ("bpe", bpe),
+        CircuitLMRecipe: ("words", lambda: word_tokenizer(template_vocab())),
+        VLMRecipe: ("vqa", vqa_tokenizer),
+    }
     if isinstance(config, ReversalRecipe):
         key, build = config.facts.model_dump_json(), lambda: make_facts(config.facts).tokenizer()
     elif type(config) in kinds:
         key, build = kinds[type(config)]
     else:
-        raise AssertionError(f"no cheap tokenizer for {type(config).__name__}: add one to this test")
+        raise AssertionError(
+            f"no cheap tokenizer for {type(config).__name__}: add one to this test"
+        )
     if key not in cache:
         cache[key] = build()
     return cache[key]
@@ -275,14 +298,25 @@ def fact_model_dir(tmp_path):
     from interp.tracing.model import Model
     from tests.conftest import build_spec
 
-    facts_cfg = FactsConfig(variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0)
+    facts_cfg = FactsConfig(
+        variant="token", n_pairs=12, n_train_templates=3, n_heldout_templates=1, seed=0
+    )
     facts = make_facts(facts_cfg)
     tok = facts.tokenizer()
     spec = build_spec(d_vocab=len(tok), n_ctx=max(16, facts.seq_len))
-    m = Model(build_transformer(spec, tokenizer=tok), backend="tl", tokenizer=tok, kind="transformer",
-              spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    m = Model(
+        build_transformer(spec, tokenizer=tok),
+        backend="tl",
+        tokenizer=tok,
+        kind="transformer",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
     path = tmp_path / "fact-model"
-    save_model(m, path, extra={"recipe_config": {"facts": facts_cfg.model_dump(mode="json"), "objective": "clm"}})
+    save_model(
+        m,
+        path,
+        extra={"recipe_config": {"facts": facts_cfg.model_dump(mode="json"), "objective": "clm"}},
+    )
     return path, facts
 
 
@@ -305,13 +339,17 @@ def test_explorer_asks_a_fact_model_on_request(fact_model_dir, tmp_path, monkeyp
     at.button(key="fact_go").click().run()
     assert not at.exception and not at.warning
     frame = at.dataframe[0].value
-    assert list(frame["rank"]) == [1, 2, 3, 4, 5] and list(frame["log-prob"]) == sorted(frame["log-prob"], reverse=True)
+    assert list(frame["rank"]) == [1, 2, 3, 4, 5] and list(frame["log-prob"]) == sorted(
+        frame["log-prob"], reverse=True
+    )
     # one-token names: the likeliest completion is the argmax next token (specials excluded)
     import torch
 
     m = interp.load_model(str(path), device="cpu")
     ids = [m.tokenizer.bos_token_id] + [m.tokenizer.get_vocab()[w] for w in questions[0][0].split()]
-    padded = torch.tensor([ids + [m.tokenizer.pad_token_id] * (facts.seq_len - len(ids))])  # [1, seq_len]
+    padded = torch.tensor(
+        [ids + [m.tokenizer.pad_token_id] * (facts.seq_len - len(ids))]
+    )  # [1, seq_len]
     with torch.no_grad():
         lp = m.module(padded)[0, len(ids) - 1].log_softmax(-1)  # [vocab]
     lp[: len(m.tokenizer.all_special_ids)] = -float("inf")

@@ -33,6 +33,11 @@ def test_a_missing_real_model_is_reported_not_raised(monkeypatch):
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     from tests.bench.test_bench import TINY
 
-    result = bench.run(bench.Config(**{**TINY, "real_model": "pretrained:smollm2-135m"}, only=["real_model"]))
+    result = bench.run(
+        bench.Config(**{**TINY, "real_model": "pretrained:smollm2-135m"}, only=["real_model"])
+    )
     crit = {c.name: c for c in result.criteria}
-    assert all(crit[name].value is None and "pip install" in crit[name].description for name in REAL_TARGETS)
+    assert all(
+        crit[name].value is None and "pip install" in crit[name].description
+        for name in REAL_TARGETS
+    )

@@ -47,13 +47,17 @@ def test_counts_and_probs_match_brute_force(seed):
     np.testing.assert_allclose(probs, table, atol=1e-6)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
     # unseen context 10 and 11 back off to the unigram distribution
-    np.testing.assert_allclose(probs[11], [uni[i] / sum(uni.values()) for i in range(vocab)], atol=1e-6)
+    np.testing.assert_allclose(
+        probs[11], [uni[i] / sum(uni.values()) for i in range(vocab)], atol=1e-6
+    )
 
 
 def test_one_stream_counts_pairs_across_everything():
     stream = np.array([1, 2, 1, 2, 3])
     bg = Bigram.from_tokens(stream, vocab_size=4)
-    assert bg.counts[1, 2] == 2 and bg.counts[2, 1] == 1 and bg.counts[2, 3] == 1 and bg.n_pairs == 4
+    assert (
+        bg.counts[1, 2] == 2 and bg.counts[2, 1] == 1 and bg.counts[2, 3] == 1 and bg.n_pairs == 4
+    )
     # list of sequences: no pair across the boundary
     bg2 = Bigram.from_tokens([[1, 2], [1, 2, 3]], vocab_size=4)
     assert bg2.counts[2, 1] == 0 and bg2.counts[1, 2] == 2
@@ -93,8 +97,13 @@ def test_sparse_targets_equal_the_dense_table(seed):
     target = bg.target_fn("cpu")(tokens)
     assert target.shape == (3, 11, vocab) and target.dtype == torch.float32
     torch.testing.assert_close(target, table[tokens], atol=0, rtol=0)
-    assert bg.max_row_sum_error() == pytest.approx(float((table.double().sum(-1) - 1).abs().max()), abs=1e-7)
-    assert bg.max_row_sum_error() < 1e-5 and bg.max_row_sum_error(rows_per_chunk=4) == bg.max_row_sum_error()
+    assert bg.max_row_sum_error() == pytest.approx(
+        float((table.double().sum(-1) - 1).abs().max()), abs=1e-7
+    )
+    assert (
+        bg.max_row_sum_error() < 1e-5
+        and bg.max_row_sum_error(rows_per_chunk=4) == bg.max_row_sum_error()
+    )
     with pytest.raises(ValueError, match="context ids"):
         bg.probs(torch.tensor([vocab]))
 
@@ -105,7 +114,9 @@ def test_targets_at_a_50k_vocabulary_never_build_the_vocab_by_vocab_table(monkey
     vocab = 50_257  # GPT-2's: a dense float32 table would be about 10 GB
     rng = np.random.default_rng(0)
     bg = Bigram.from_tokens(rng.integers(0, 300, size=2_000), vocab_size=vocab)
-    monkeypatch.setattr(Bigram, "dense", lambda self: pytest.fail("dense() built the vocab x vocab table"))
+    monkeypatch.setattr(
+        Bigram, "dense", lambda self: pytest.fail("dense() built the vocab x vocab table")
+    )
     tokens = torch.tensor(rng.integers(0, vocab, size=(2, 16)))
     tokens[0, :8] = tokens[0, 0]  # repeated contexts share one row
     tracemalloc.start()
@@ -122,5 +133,9 @@ def test_targets_at_a_50k_vocabulary_never_build_the_vocab_by_vocab_table(monkey
     target = bg.target_fn()(tokens)
     for t, row in ((int(tokens[1, 0]), target[1, 0]), (int(tokens[1, 1]), target[1, 1])):
         # each row is P(. | token) from the counts, or the unigram backoff where the context is unseen
-        ref = bg.counts[t].toarray().ravel() / bg.context_counts[t] if bg.context_counts[t] else bg.backoff()
+        ref = (
+            bg.counts[t].toarray().ravel() / bg.context_counts[t]
+            if bg.context_counts[t]
+            else bg.backoff()
+        )
         np.testing.assert_allclose(row.numpy(), ref, atol=1e-7)

@@ -47,7 +47,9 @@ def test_objects_are_drawn_in_their_boxes_and_answers_follow_the_scene():
             x0, y0, x1, y1 = o.box
             covered[y0:y1, x0:x1] = True
             patch = img[y0:y1, x0:x1].reshape(-1, 3)
-            assert np.isclose(patch, vqa.COLORS[o.color]).all(-1).sum() >= 12  # the shape has its colour
+            assert (
+                np.isclose(patch, vqa.COLORS[o.color]).all(-1).sum() >= 12
+            )  # the shape has its colour
         assert np.allclose(img[~covered], vqa.BACKGROUND)
         q, a, mentioned = vqa.make_question(scene, "query_attr", rng)
         assert a == mentioned[0].color and mentioned[0].shape in q
@@ -72,7 +74,10 @@ def test_encode_layout_and_patches(data):
         assert s.object_patches.sum() in (0, 4, 8)
         shapes = b["patch_shape"][i]
         assert set(shapes[~torch.from_numpy(s.all_object_patches)].tolist()) == {-100}
-        words = {tok.convert_ids_to_tokens(int(t)) for t in shapes[torch.from_numpy(s.all_object_patches)]}
+        words = {
+            tok.convert_ids_to_tokens(int(t))
+            for t in shapes[torch.from_numpy(s.all_object_patches)]
+        }
         assert words <= set(vqa.SHAPES) and len(words) == s.all_object_patches.sum() // 4
 
 
@@ -82,10 +87,13 @@ def test_training_only_side_questions_stay_out_of_the_test_split():
     assert len(side) == 20 and {s.qtype for s in d.test} <= set(vqa.QUESTION_TYPES)
     for s in side:
         (o,) = [o for o in _scene_objects(s) if o[0] == s.question.split()[2]]
-        assert s.answer == ("left" if o[1] < 16 else "right")  # object box x0 in pixels: left half of 32
+        assert s.answer == (
+            "left" if o[1] < 16 else "right"
+        )  # object box x0 in pixels: left half of 32
     # the analysis rebuilds the training scenes from the recipe config to keep its test set disjoint
     from interp.analyses.crossmodal import _training_keys  # noqa: F401  (import check)
     from interp.models.recipes.crossmodal import training_extra_types
+
     extra = training_extra_types({"side_questions": True})
     assert vqa.train_scene_keys(140, 3, (*vqa.QUESTION_TYPES, *extra)) == d.train_scene_keys
     assert vqa.train_scene_keys(140, 3) != d.train_scene_keys
@@ -109,12 +117,21 @@ def test_position_groups_partition_an_encoded_batch():
     bos = torch.zeros(B, T, dtype=torch.bool)
     bos[:, 0] = True
     parts = torch.stack([bos, g["image"], g["question"], g["last"]]).int()
-    assert (parts.sum(0) == 1).all() and g["all"].all()  # BOS, image, question, last: each position once
+    assert (parts.sum(0) == 1).all() and g[
+        "all"
+    ].all()  # BOS, image, question, last: each position once
     assert g["image"].sum(1).tolist() == [vqa.N_PATCHES] * B and g["last"][:, -1].all()
-    assert not (g["object"] & ~g["image"]).any() and torch.equal(g["object"] | g["nonobject"], g["image"])
-    assert g["object"][:, 1 : 1 + vqa.N_PATCHES].numpy().tolist() == [s.object_patches.tolist() for s in samples]
+    assert not (g["object"] & ~g["image"]).any() and torch.equal(
+        g["object"] | g["nonobject"], g["image"]
+    )
+    assert g["object"][:, 1 : 1 + vqa.N_PATCHES].numpy().tolist() == [
+        s.object_patches.tolist() for s in samples
+    ]
     with pytest.raises(ValueError, match="one length"):
-        mixed = [samples[0], next(s for s in vqa.make_samples(40, 0, "test")[0] if s.qtype == "logical_obj")]
+        mixed = [
+            samples[0],
+            next(s for s in vqa.make_samples(40, 0, "test")[0] if s.qtype == "logical_obj"),
+        ]
         vqa.position_groups(vqa.encode(vqa.vqa_tokenizer(), mixed), mixed)
 
 
@@ -124,9 +141,13 @@ def test_size_matched_random_patch_sets():
     g = vqa.position_groups(b, samples, rng=np.random.default_rng(0))
     assert torch.equal(g["random"].sum(1), g["object"].sum(1))  # as many patches as the object set
     assert torch.equal(g["nonrandom"].sum(1), g["nonobject"].sum(1))
-    assert not (g["random"] & ~g["image"]).any() and torch.equal(g["random"] | g["nonrandom"], g["image"])
+    assert not (g["random"] & ~g["image"]).any() and torch.equal(
+        g["random"] | g["nonrandom"], g["image"]
+    )
     assert not torch.equal(g["random"], g["object"])  # drawn, not the objects
     again = vqa.position_groups(b, samples, rng=np.random.default_rng(0))
-    assert torch.equal(again["random"], g["random"]) and "random" not in vqa.position_groups(b, samples)
+    assert torch.equal(again["random"], g["random"]) and "random" not in vqa.position_groups(
+        b, samples
+    )
     none = vqa.size_matched_patches(np.zeros((2, vqa.N_PATCHES), bool), np.random.default_rng(1))
     assert not none.any()

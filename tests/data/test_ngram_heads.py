@@ -82,7 +82,9 @@ def test_canonical_key_ignores_state_numbering():
     for _ in range(30):
         dfa, _ = random_dfa_raw(rng)
         n = dfa.n_states
-        perm = np.concatenate([[0], 1 + rng.permutation(n - 1)])  # old state -> new state, start fixed
+        perm = np.concatenate(
+            [[0], 1 + rng.permutation(n - 1)]
+        )  # old state -> new state, start fixed
         delta = np.full_like(dfa.delta, -1)
         for s in range(n):
             delta[perm[s]] = np.where(dfa.delta[s] >= 0, perm[np.maximum(dfa.delta[s], 0)], -1)
@@ -170,4 +172,6 @@ def test_packed_batches_are_seeded_and_valid():
 
 def test_scored_positions_skip_the_symbol_before_a_separator():
     t = torch.tensor([from_string("ab|ba").tolist() + [PAD]])
-    np.testing.assert_array_equal(scored_positions(t)[0].numpy(), [True, False, True, True, False, False])
+    np.testing.assert_array_equal(
+        scored_positions(t)[0].numpy(), [True, False, True, True, False, False]
+    )

@@ -11,19 +11,24 @@ from interp.data.reversal import DIRECTIONS, GROUPS, TRAINED, FactsConfig, make_
 
 @pytest.fixture(params=["token", "text"])
 def facts(request):
-    return make_facts(FactsConfig(variant=request.param, n_pairs=30, n_train_templates=6, n_heldout_templates=3,
-                                  seed=1))
+    return make_facts(
+        FactsConfig(
+            variant=request.param, n_pairs=30, n_train_templates=6, n_heldout_templates=3, seed=1
+        )
+    )
 
 
 def _find(seq: list[str], sub: tuple[str, ...]) -> list[int]:
-    return [i for i in range(len(seq) - len(sub) + 1) if tuple(seq[i: i + len(sub)]) == sub]
+    return [i for i in range(len(seq) - len(sub) + 1) if tuple(seq[i : i + len(sub)]) == sub]
 
 
 def test_groups_are_disjoint_equal_and_cover_every_pair(facts):
     members = {g: {p.index for p in facts.group_pairs(g)} for g in GROUPS}
     assert sum(len(s) for s in members.values()) == len(facts.pairs) == 30
     assert all(len(s) == 10 for s in members.values())
-    assert not (members["name_first"] & members["desc_first"]) and not (members["both"] & members["name_first"])
+    assert not (members["name_first"] & members["desc_first"]) and not (
+        members["both"] & members["name_first"]
+    )
     assert not (members["both"] & members["desc_first"])
     # entities are unique: no name or description shared by two pairs
     assert len({p.name for p in facts.pairs}) == len({p.desc for p in facts.pairs}) == 30
@@ -76,12 +81,12 @@ def test_encode_puts_the_target_after_the_prompt(facts):
         assert (tokens[:, 0] == tok.bos_token_id).all() and not (tokens == tok.unk_token_id).any()
         targets = facts.target_ids([facts.pairs[e.pair] for e in ex], d, tok)
         T = targets.shape[1]
-        got = np.stack([tokens[i, plen[i]: plen[i] + T] for i in range(len(ex))])
+        got = np.stack([tokens[i, plen[i] : plen[i] + T] for i in range(len(ex))])
         np.testing.assert_array_equal(got, targets)
-        assert tok.decode(tokens[0, 1: plen[0]].tolist()) == " ".join(ex[0].prompt)
+        assert tok.decode(tokens[0, 1 : plen[0]].tolist()) == " ".join(ex[0].prompt)
         # everything after the target is padding
         for i in range(len(ex)):
-            assert (tokens[i, plen[i] + T:] == tok.pad_token_id).all()
+            assert (tokens[i, plen[i] + T :] == tok.pad_token_id).all()
 
 
 def test_facts_are_deterministic_in_the_config():

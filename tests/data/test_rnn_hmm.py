@@ -41,7 +41,11 @@ def test_linear_chain_matches_the_paper(M):
 def test_other_families():
     fc, cy = fully_connected(), cyclic()
     assert np.allclose(np.diag(fc.transition), 0.95) and np.allclose(np.diag(fc.emission), 0.98)
-    assert cy.n_states == 4 and np.isclose(cy.transition[0][1], 0.025) and np.isclose(cy.transition[0][3], 0.025)
+    assert (
+        cy.n_states == 4
+        and np.isclose(cy.transition[0][1], 0.025)
+        and np.isclose(cy.transition[0][3], 0.025)
+    )
     assert make_hmm("cyclic").name == "cyclic" and make_hmm("chain", 3).n_states == 3
     with pytest.raises(ValueError, match="unknown HMM kind"):
         make_hmm("star")
@@ -64,7 +68,9 @@ def test_bad_specs_give_clear_errors():
         linear_chain(1)
 
 
-@pytest.mark.parametrize("hmm", [linear_chain(2), linear_chain(4), cyclic()], ids=["chain2", "chain4", "cyclic"])
+@pytest.mark.parametrize(
+    "hmm", [linear_chain(2), linear_chain(4), cyclic()], ids=["chain2", "chain4", "cyclic"]
+)
 def test_sampler_matches_exact_statistics(hmm):
     states, obs = sample(hmm, 4000, 60, seed=1)
     assert obs.shape == (4000, 60) and states.max() < hmm.n_states and obs.max() < hmm.n_outputs
@@ -88,7 +94,11 @@ def test_sampler_matches_exact_statistics(hmm):
 
 
 def test_forward_filter_matches_brute_force():
-    hmm = HMMSpec(transition=[[0.8, 0.2], [0.3, 0.7]], emission=[[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]], start=[0.4, 0.6])
+    hmm = HMMSpec(
+        transition=[[0.8, 0.2], [0.3, 0.7]],
+        emission=[[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]],
+        start=[0.4, 0.6],
+    )
     A, B, s0 = (np.asarray(hmm.transition), np.asarray(hmm.emission), np.asarray(hmm.start))
     obs = torch.tensor([[0, 2, 2, 1], [1, 1, 0, 2]])
     beliefs, ll = forward_filter(hmm, obs)

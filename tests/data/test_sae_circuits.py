@@ -43,7 +43,11 @@ def test_ioi_pairs(tok):
     assert ps.clean.shape == ps.corrupt.shape and ((ps.clean != ps.corrupt).sum(1) == 1).all()
     for i in range(30):
         seen = [t for t in ps.clean[i].tolist() if t in names]
-        assert len(seen) == 3 and seen.count(ps.wrong[i].item()) == 2 and seen.count(ps.answer[i].item()) == 1
+        assert (
+            len(seen) == 3
+            and seen.count(ps.wrong[i].item()) == 2
+            and seen.count(ps.answer[i].item()) == 1
+        )
         corrupt_names = [t for t in ps.corrupt[i].tolist() if t in names]
         assert len(set(corrupt_names)) == 3  # ABC: no name repeats, the answer is ambiguous
     orders = {tuple(ps.clean[i, 2:5:2].tolist()).index(ps.answer[i].item()) for i in range(30)}
@@ -62,13 +66,18 @@ def test_metrics_read_the_answer_position(tok):
 
 
 def test_greater_than_on_a_tokenizer_with_years():
-    tok = word_tokenizer("The war expedition drought rebellion dynasty siege lasted from the year to".split()
-                         + [str(c) for c in range(11, 19)] + [f"{i:02d}" for i in range(100)])
+    tok = word_tokenizer(
+        "The war expedition drought rebellion dynasty siege lasted from the year to".split()
+        + [str(c) for c in range(11, 19)]
+        + [f"{i:02d}" for i in range(100)]
+    )
     # A word tokenizer splits "1732" into nothing useful; give it the years as two tokens.
     from interp.data import sae_circuits as circuits
 
     old = circuits.GT_TEMPLATE
-    circuits.GT_TEMPLATE = "The {noun} lasted from the year {century} {yy:02d} to the year {century}"
+    circuits.GT_TEMPLATE = (
+        "The {noun} lasted from the year {century} {yy:02d} to the year {century}"
+    )
     try:
         ps = make_task("greater_than", tok, 8, seed=0)
     finally:
@@ -99,12 +108,26 @@ def test_tasks_build_from_any_tokenizer_or_say_what_is_missing():
     from interp.data.sae_circuits import make_induction, make_ioi, vocab_names
     from interp.data.tokenizer import train_bpe, word_tokenizer
 
-    tok = train_bpe(["When Quinn and Peter went to the store, Peter gave a book to Quinn. Ursula and Otto sang. "
-                     * 5 + " ".join(f"w{i}" for i in range(300))] * 20, vocab_size=400)
+    tok = train_bpe(
+        [
+            "When Quinn and Peter went to the store, Peter gave a book to Quinn. Ursula and Otto sang. "
+            * 5
+            + " ".join(f"w{i}" for i in range(300))
+        ]
+        * 20,
+        vocab_size=400,
+    )
     ind = make_induction(tok, 5, seed=0)  # none of our s0..s31 symbols: any distinct tokens serve
-    assert ind.clean.shape == (5, 12) and (ind.clean[:, -1] == ind.clean[:, 1 if tok.bos_token_id is not None else 0]).all()
-    assert {"Quinn", "Peter", "Ursula", "Otto"} <= set(vocab_names(tok))  # names not in our list, read off the vocabulary
-    ioi = make_ioi(tok, 2, seed=0)  # (a tiny BPE splits the template's other words unevenly: few equal lengths)
+    assert (
+        ind.clean.shape == (5, 12)
+        and (ind.clean[:, -1] == ind.clean[:, 1 if tok.bos_token_id is not None else 0]).all()
+    )
+    assert {"Quinn", "Peter", "Ursula", "Otto"} <= set(
+        vocab_names(tok)
+    )  # names not in our list, read off the vocabulary
+    ioi = make_ioi(
+        tok, 2, seed=0
+    )  # (a tiny BPE splits the template's other words unevenly: few equal lengths)
     from interp.data.sae_circuits import single_tokens
 
     names = set(single_tokens(tok, vocab_names(tok)).values())

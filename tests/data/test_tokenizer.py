@@ -11,7 +11,9 @@ def test_bpe_round_trips_text_and_puts_the_specials_first():
     assert [tok.convert_tokens_to_ids(s) for s in SPECIALS] == [0, 1, 2, 3, 4]
     ids = tok.encode("def f(x):\n    return x", add_special_tokens=False)
     assert tok.decode(ids) == "def f(x):\n    return x"
-    assert len(tok) <= 300 and tok.bos_token == BOS and tok.pad_token == PAD and tok.mask_token == MASK
+    assert (
+        len(tok) <= 300 and tok.bos_token == BOS and tok.pad_token == PAD and tok.mask_token == MASK
+    )
     assert tok.name_or_path == "interp-bpe-300"  # TransformerLens needs a name to skip the hub
 
 

@@ -24,8 +24,13 @@ def models(tmp_path_factory):
 
     out = load_hf_models(tmp_path_factory.mktemp("archs"), [a for a in ARCHS if a != "zoo"])
     spec = build_spec()
-    out["zoo"] = Model(build_transformer(spec), backend="tl", kind="transformer", model_id="zoo-tiny",
-                       spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    out["zoo"] = Model(
+        build_transformer(spec),
+        backend="tl",
+        kind="transformer",
+        model_id="zoo-tiny",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
     return out
 
 
@@ -37,10 +42,16 @@ def _tokens(n=3, T=8, seed=0):
 def test_hook_names_identity_edit_and_batching(models, arch):
     m, x = models[arch], _tokens()
     resid = m.resid_names()
-    assert len(resid) == m.n_layers + 1 and m.hook("z", 0) in m.hook_names and m.hook("pattern", -1) in m.hook_names
+    assert (
+        len(resid) == m.n_layers + 1
+        and m.hook("z", 0) in m.hook_names
+        and m.hook("pattern", -1) in m.hook_names
+    )
     out, acts = interp.trace(m, x, capture=resid)
     same, _ = interp.trace(m, x, edits={m.hook("resid_post", 0): lambda a: a})
-    torch.testing.assert_close(same, out, atol=0, rtol=0)  # an edit that returns its input changes nothing
+    torch.testing.assert_close(
+        same, out, atol=0, rtol=0
+    )  # an edit that returns its input changes nothing
     one, acts1 = interp.trace(m, x[1:2], capture=resid)
     torch.testing.assert_close(one, out[1:2], atol=1e-5, rtol=0)  # batched == unbatched
     zeroed, _ = interp.trace(m, x, edits={m.hook("z", 0): lambda a: torch.zeros_like(a)})
@@ -81,7 +92,9 @@ def test_patching_a_run_with_itself_changes_nothing_and_attribution_tracks_it(mo
     act = np.asarray(activation_patching(m, clean, metric, corrupt=corrupt, alpha=1e-3))
     attr = np.asarray(attribution_patching(m, clean, metric, corrupt=corrupt))
     assert act.shape == attr.shape == (4, m.n_layers, m.cfg.n_heads)
-    assert np.corrcoef(act.ravel(), attr.ravel())[0, 1] > 0.99  # first order is exact at a small alpha
+    assert (
+        np.corrcoef(act.ravel(), attr.ravel())[0, 1] > 0.99
+    )  # first order is exact at a small alpha
 
 
 @pytest.mark.parametrize("arch", CAUSAL)
@@ -97,7 +110,9 @@ def test_head_scorer_and_knockout_of_nothing(models, arch):
     edited, _ = interp.trace(m, x, edits=empty_head_edits(m))
     torch.testing.assert_close(edited, base, atol=0, rtol=0)
     nothing = torch.zeros(len(x), x.shape[1], x.shape[1], dtype=torch.bool)
-    torch.testing.assert_close(knockout_logits(m, x, nothing, range(m.n_layers)), base, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        knockout_logits(m, x, nothing, range(m.n_layers)), base, atol=1e-6, rtol=0
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -139,12 +154,16 @@ def test_sae_circuit_scorers_find_heads_planted_in_real_head_outputs(models, arc
     x = _tokens(2 * n_pairs, 8, seed=4)
     labels = np.arange(2 * n_pairs) < n_pairs
     pairs = np.r_[np.arange(n_pairs), np.arange(n_pairs)]
-    feats = select_positions(_head_features(m, x), "answer", torch.full((len(x),), 7))  # [n, 1, heads, d]
+    feats = select_positions(
+        _head_features(m, x), "answer", torch.full((len(x),), 7)
+    )  # [n, 1, heads, d]
     assert feats.shape[2] == m.n_layers * m.cfg.n_heads
     planted, truth = planted_features(feats, labels, pairs, frac=0.25, strength=3.0, seed=0)
     raw = paired_shift_scores(feature_diff_grams(planted, labels, pairs), n_perm=100)["score"]
     assert roc_auc(raw, truth) == 1.0
-    codes, report = sae_codes(planted, {"d_sae": 32, "init_seed": 0}, {"steps": 300, "batch_size": 32, "seed": 0})
+    codes, report = sae_codes(
+        planted, {"d_sae": 32, "init_seed": 0}, {"steps": 300, "batch_size": 32, "seed": 0}
+    )
     coded = paired_shift_scores(code_flip_grams(codes, labels, pairs), n_perm=100)["score"]
     assert roc_auc(coded, truth) > 0.75 and report["fvu"] < 1.0
 
@@ -160,12 +179,16 @@ def test_reversal_probes_read_the_models_own_distribution(models, arch):
     tokens = _tokens(4, 8, seed=5).numpy()
     plen = np.array([3, 4, 5, 6])
     V = m.cfg.d_vocab
-    lp = target_logprob(m, tokens, plen, np.broadcast_to(np.arange(V)[None, :, None], (4, V, 1)).copy())
+    lp = target_logprob(
+        m, tokens, plen, np.broadcast_to(np.arange(V)[None, :, None], (4, V, 1)).copy()
+    )
     with torch.no_grad():
         ref = interp.trace(m, torch.from_numpy(tokens))[0].float().log_softmax(-1)
     np.testing.assert_allclose(lp, ref[np.arange(4), plen - 1].numpy(), atol=1e-4)
     assert np.allclose(np.exp(lp).sum(1), 1.0, atol=1e-4)
     greedy = complete(m, tokens, plen, 2, batch_size=3)
-    other = np.stack([greedy[:, 0], (greedy[:, 1] + 1) % V], axis=1)  # same first token, another second
+    other = np.stack(
+        [greedy[:, 0], (greedy[:, 1] + 1) % V], axis=1
+    )  # same first token, another second
     two = target_logprob(m, tokens, plen, np.stack([greedy, other], axis=1))  # [n, 2 candidates]
     assert (two[:, 0] >= two[:, 1] - 1e-5).all()

@@ -27,7 +27,9 @@ def test_residency_of_a_deterministic_countdown_is_exact():
 
     H = torch.tensor([[0.5], [2.5], [7.5], [100.0]])
     rt, p = residency_times(cell, _readout, H, d_input=2, n_samples=5, max_steps=50)
-    np.testing.assert_array_equal(rt, [1.0, 3.0, 8.0, 50.0])  # capped at max_steps when it never flips
+    np.testing.assert_array_equal(
+        rt, [1.0, 3.0, 8.0, 50.0]
+    )  # capped at max_steps when it never flips
     assert p.shape == (4,) and (p > 0.5).all()
 
 
@@ -39,11 +41,17 @@ def test_residency_averages_fresh_noise_continuations():
 
     H = torch.ones(200, 1)
     g = torch.Generator().manual_seed(0)
-    rt, _ = residency_times(cell, _readout, H, d_input=1, n_samples=20, max_steps=50, generator=g, chunk=64)
+    rt, _ = residency_times(
+        cell, _readout, H, d_input=1, n_samples=20, max_steps=50, generator=g, chunk=64
+    )
     assert abs(rt.mean() - 2.0) < 0.1
-    assert len(np.unique(rt)) > 5  # the continuations differ: fresh noise per continuation and state
+    assert (
+        len(np.unique(rt)) > 5
+    )  # the continuations differ: fresh noise per continuation and state
     # a different stream gives different values, the same stream the same
-    rt2, _ = residency_times(cell, _readout, H, d_input=1, generator=torch.Generator().manual_seed(0), chunk=64)
+    rt2, _ = residency_times(
+        cell, _readout, H, d_input=1, generator=torch.Generator().manual_seed(0), chunk=64
+    )
     np.testing.assert_array_equal(rt, rt2)
 
 
@@ -93,7 +101,11 @@ def test_pre_switch_activity_ranks_a_unit_that_fires_before_switches():
 def test_continuation_spread_is_zero_without_noise_and_grows_with_it():
     H0 = torch.ones(3, 2)
     assert continuation_spread(lambda h, x: h, H0, 2, 8) == 0.0
-    loud = continuation_spread(lambda h, x: h + 2 * x, H0, 2, 8, generator=torch.Generator().manual_seed(0))
-    quiet = continuation_spread(lambda h, x: h + 0.1 * x, H0, 2, 8, generator=torch.Generator().manual_seed(0))
+    loud = continuation_spread(
+        lambda h, x: h + 2 * x, H0, 2, 8, generator=torch.Generator().manual_seed(0)
+    )
+    quiet = continuation_spread(
+        lambda h, x: h + 0.1 * x, H0, 2, 8, generator=torch.Generator().manual_seed(0)
+    )
     assert loud > 10 * quiet > 0
     assert np.isnan(continuation_spread(lambda h, x: h, torch.zeros(0, 2), 2, 8))

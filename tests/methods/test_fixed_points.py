@@ -94,8 +94,15 @@ def test_slow_points_outliers_and_io(tmp_path):
     def F(h, x):
         return h + 0.01 + h**2
 
-    fps = find_fixed_points(F, _grid(-1, 1, 20, 1), slow_tol=1e-4, fixed_tol=1e-10, max_iters=400, lr=0.05,
-                            dedup_tol=0.02)
+    fps = find_fixed_points(
+        F,
+        _grid(-1, 1, 20, 1),
+        slow_tol=1e-4,
+        fixed_tol=1e-10,
+        max_iters=400,
+        lr=0.05,
+        dedup_tol=0.02,
+    )
     assert len(fps) == 1 and not fps.is_fixed.any()
     assert abs(fps.points[0, 0]) < 1e-2 and abs(fps.q[0] - 5e-5) < 1e-8
     none = find_fixed_points(F, _grid(-1, 1, 20, 1), slow_tol=1e-6, max_iters=200)
@@ -112,7 +119,9 @@ def test_slow_points_outliers_and_io(tmp_path):
     fps = find_fixed_points(G, _grid(-2, 2, 50, 2))
     path = fps.save(tmp_path / "fps.npz")
     back = FixedPoints.load(path)
-    assert np.array_equal(back.points, fps.points) and np.array_equal(back.eigenvalues, fps.eigenvalues)
+    assert np.array_equal(back.points, fps.points) and np.array_equal(
+        back.eigenvalues, fps.eigenvalues
+    )
     assert list(back.stability) == list(fps.stability) and back.meta == fps.meta
     one = fps[0]
     assert len(one) == 1 and np.array_equal(one.points[0], fps.points[0])
@@ -124,8 +133,12 @@ def test_helpers_and_errors():
     assert torch.allclose(speed(lambda h, x: 2 * h, h), torch.tensor([2.5]))
     J = jacobians(lambda h, x: h @ torch.tensor([[1.0, 2.0], [3.0, 4.0]]).T, torch.zeros(3, 2))
     assert J.shape == (3, 2, 2) and torch.allclose(J[1], torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
-    assert stability_labels(np.array([[0.5, 0.2], [1.2, 0.3], [2.0, 1.5], [1.0, 0.1]])) == \
-        ["stable", "saddle", "unstable", "marginal"]
+    assert stability_labels(np.array([[0.5, 0.2], [1.2, 0.3], [2.0, 1.5], [1.0, 0.1]])) == [
+        "stable",
+        "saddle",
+        "unstable",
+        "marginal",
+    ]
     with pytest.raises(ValueError, match="h0 must be"):
         find_fixed_points(lambda h, x: h, torch.zeros(3))
     with pytest.raises(ValueError, match="same shape"):
@@ -164,13 +177,17 @@ def test_finder_recovery_fails_for_a_broken_finder_or_a_wrong_map():
     p = planted_tanh_map(d=2, gain=2.0, seed=0)
 
     def no_descent(F, h0, x, **kw):  # reports its starting points as fixed
-        fps = find_fixed_points(F, h0, x, max_iters=1, newton_steps=0, slow_tol=np.inf, dedup_tol=1e-3)
+        fps = find_fixed_points(
+            F, h0, x, max_iters=1, newton_steps=0, slow_tol=np.inf, dedup_tol=1e-3
+        )
         fps.q[:] = 0.0
         return fps
 
     broken = finder_recovery(p.F, p, no_descent)
     assert broken["point_error"] > 1e-2
-    lost = finder_recovery(p.F, p, lambda F, h0, x, **kw: find_fixed_points(F, h0[:3], x))  # too few starts
+    lost = finder_recovery(
+        p.F, p, lambda F, h0, x, **kw: find_fixed_points(F, h0[:3], x)
+    )  # too few starts
     assert lost["point_error"] > 1e-2 and lost["label_mismatches"] > 0
     wrong = finder_recovery(planted_tanh_map(d=2, gain=2.3, seed=0).F, p, max_iters=500)
     assert wrong["point_error"] > 1e-3 and wrong["eig_error"] > 1e-3

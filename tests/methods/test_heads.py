@@ -45,7 +45,11 @@ def _manual_scores(tokens, pattern, n, pad_id):
         for i in range(T):
             if x[i] == pad_id:
                 continue
-            keys = [j for j in range(1, i + 1) if x[j - 1] == x[i] and (n == 2 or (j >= 2 and i >= 1 and x[j - 2] == x[i - 1]))]
+            keys = [
+                j
+                for j in range(1, i + 1)
+                if x[j - 1] == x[i] and (n == 2 or (j >= 2 and i >= 1 and x[j - 2] == x[i - 1]))
+            ]
             if not keys:
                 continue
             count += 1
@@ -71,10 +75,14 @@ def test_scores_of_hand_built_patterns():
     np.testing.assert_allclose(s["uniform"], uniform_mass, atol=1e-6)
     np.testing.assert_allclose(s["ratio"][:2], [1 / s["uniform"][0], 1.0], rtol=1e-6)
     assert s["count"][0] == 5
-    s3 = ngram_head_scores(x, pat, 3)  # queries i = 4..7; at i = 6 only j = 4 of j = 1, 4 also matches x_{i-1}
+    s3 = ngram_head_scores(
+        x, pat, 3
+    )  # queries i = 4..7; at i = 6 only j = 4 of j = 1, 4 also matches x_{i-1}
     assert s3["count"][0] == 4 and s3["mass"][0] == pytest.approx((1 + 1 + 0.5 + 1) / 4)
     # pad_id and query_mask leave queries out
-    masked = ngram_head_scores(x, pat, 2, pad_id=2)  # the "c"s at 2 and 5 are not queries: i = 5 drops
+    masked = ngram_head_scores(
+        x, pat, 2, pad_id=2
+    )  # the "c"s at 2 and 5 are not queries: i = 5 drops
     assert masked["count"][0] == 4
     only_last = torch.zeros_like(x, dtype=torch.bool)
     only_last[0, -1] = True
@@ -155,9 +163,15 @@ def test_mean_and_zero_ablation_set_the_head(tiny_gpt):
     clean, _ = interp.trace(tiny_gpt, tokens)
     z_name = tiny_gpt.hook("z", 1)
     for how in ("mean", "zero"):
-        out, acts = interp.trace(tiny_gpt, tokens, capture=[z_name], edits=ablation_edits(tiny_gpt, [(1, 2)], means, how))
+        out, acts = interp.trace(
+            tiny_gpt, tokens, capture=[z_name], edits=ablation_edits(tiny_gpt, [(1, 2)], means, how)
+        )
         z = acts[z_name]
-        want = means[z_name][2].expand_as(z[:, :, 2]) if how == "mean" else torch.zeros_like(z[:, :, 2])
+        want = (
+            means[z_name][2].expand_as(z[:, :, 2])
+            if how == "mean"
+            else torch.zeros_like(z[:, :, 2])
+        )
         assert torch.allclose(z[:, :, 2], want)
         assert (out - clean).abs().max() > 0
 
@@ -180,9 +194,13 @@ def test_ablation_significance_separates_a_real_effect_from_none():
     drops = rng.normal(0.02, 0.01, size=8)
     big = ablation_significance(0.3, drops)
     assert big["p"] < 1e-4 and big["p_rank"] == pytest.approx(1 / 9)
-    typical = ablation_significance(float(np.median(drops)), drops)  # the top set no worse than a random one
+    typical = ablation_significance(
+        float(np.median(drops)), drops
+    )  # the top set no worse than a random one
     assert typical["p"] > 0.05 and typical["p_rank"] > 0.4
     flat = ablation_significance(0.0, [0.0, 0.0, 0.0])
     assert flat["p"] == 1.0
-    one = ablation_significance(0.3, [0.0])  # too few random sets: undefined, so a "p < 0.05" criterion fails
+    one = ablation_significance(
+        0.3, [0.0]
+    )  # too few random sets: undefined, so a "p < 0.05" criterion fails
     assert np.isnan(one["p"]) and one["n"] == 1

@@ -30,8 +30,15 @@ D = 24
 def two_hop_model() -> Model:
     from interp.models.transformer import build_transformer
 
-    spec = build_spec(n_layers=2, d_model=D, n_heads=1, d_vocab=V, n_ctx=T, attn_only=True,
-                      normalization_type=None)
+    spec = build_spec(
+        n_layers=2,
+        d_model=D,
+        n_heads=1,
+        d_vocab=V,
+        n_ctx=T,
+        attn_only=True,
+        normalization_type=None,
+    )
     bridge = build_transformer(spec)
     native = bridge.original_model
     raw = ko._raw
@@ -46,9 +53,15 @@ def two_hop_model() -> Model:
         pos[0, F_BOS] = pos[1, F_SRC] = pos[2, F_RELAY] = pos[T - 1, F_LAST] = 1.0
         c = 20.0 * math.sqrt(D)  # score gap of 20 after the 1/sqrt(d_head) scale
         for layer, (query_flag, key_flag, src_block, dst_block) in enumerate(
-                [(F_RELAY, F_SRC, A, B), (F_LAST, F_RELAY, B, C)]):
+            [(F_RELAY, F_SRC, A, B), (F_LAST, F_RELAY, B, C)]
+        ):
             attn = native.layers[layer].attn
-            q, k, v, o = (raw(attn.q).weight, raw(attn.k).weight, raw(attn.v).weight, raw(attn.o).weight)
+            q, k, v, o = (
+                raw(attn.q).weight,
+                raw(attn.k).weight,
+                raw(attn.v).weight,
+                raw(attn.o).weight,
+            )
             q[0, F_BIAS] = c
             q[1, query_flag] = 2 * c
             k[0, F_BOS] = 1.0
@@ -81,8 +94,12 @@ def test_hand_built_model_routes_source_through_relay():
     answer = x[:, 1]
     logits = m(x)[:, -1]
     assert (logits.argmax(-1) == answer).all()
-    groups = {"source": _group(n, [1]), "relay": _group(n, [2]), "last": _group(n, [T - 1]),
-              "filler": _group(n, list(range(3, T - 1)))}
+    groups = {
+        "source": _group(n, [1]),
+        "relay": _group(n, [2]),
+        "last": _group(n, [T - 1]),
+        "filler": _group(n, list(range(3, T - 1))),
+    }
     edges = [("source", "relay"), ("relay", "last"), ("source", "last"), ("filler", "last")]
     for fast in (True, False):
         res = ko.sweep(m, x, groups, edges, answer, k=1, fast=fast)
@@ -107,7 +124,9 @@ def test_block_pattern_equals_minus_inf_on_scores():
     pattern = torch.softmax(scores.masked_fill(causal, -math.inf), -1)
     ref = torch.softmax(scores.masked_fill(causal | block[:, None], -math.inf), -1)
     out = ko.block_pattern(pattern, block & ~causal)
-    full = (block | causal).all(-1)[:, None, :, None].expand_as(out)  # every key blocked -> zero row
+    full = (
+        (block | causal).all(-1)[:, None, :, None].expand_as(out)
+    )  # every key blocked -> zero row
     assert torch.allclose(out[~full], ref[~full], atol=1e-6)
     assert (out[full] == 0).all()
     untouched = ~(block & ~causal).any(-1)[:, None, :, None].expand_as(out)
@@ -117,10 +136,15 @@ def test_block_pattern_equals_minus_inf_on_scores():
 def _random_models():
     from interp.models.transformer import build_transformer
 
-    specs = [build_spec(), build_spec(n_layers=3, normalization_type="RMS", act_fn="relu"),
-             build_spec(attn_only=True, normalization_type=None, init_seed=2)]
-    return [Model(build_transformer(s), backend="tl", kind="transformer", model_id=f"m{i}", spec={})
-            for i, s in enumerate(specs)]
+    specs = [
+        build_spec(),
+        build_spec(n_layers=3, normalization_type="RMS", act_fn="relu"),
+        build_spec(attn_only=True, normalization_type=None, init_seed=2),
+    ]
+    return [
+        Model(build_transformer(s), backend="tl", kind="transformer", model_id=f"m{i}", spec={})
+        for i, s in enumerate(specs)
+    ]
 
 
 @pytest.mark.parametrize("model_index", [0, 1, 2])
@@ -133,7 +157,11 @@ def test_fast_last_row_equals_full_recompute(model_index):
     for k in (1, 2):
         for l in range(m.n_layers):
             layers = ko.window(l, k, m.n_layers)
-            for src in (torch.rand(4, 16, generator=g) < 0.5, torch.ones(4, 16, dtype=torch.bool), last):
+            for src in (
+                torch.rand(4, 16, generator=g) < 0.5,
+                torch.ones(4, 16, dtype=torch.bool),
+                last,
+            ):
                 fast = ko.last_row_knockout(m, cache, src, layers)
                 full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
                 assert (fast - full).abs().max() < 1e-5
@@ -156,14 +184,22 @@ def test_complete_cut_equals_the_attention_removed_oracle_and_a_partial_cut_does
     # a cut that misses one key, or one layer, is not the oracle (so the check can fail)
     missing_key = every.clone()
     missing_key[:, 0] = False
-    assert (ko.last_row_knockout(m, cache, missing_key, range(m.n_layers)) - oracle).abs().max() > 1e-4
+    assert (
+        ko.last_row_knockout(m, cache, missing_key, range(m.n_layers)) - oracle
+    ).abs().max() > 1e-4
     assert (ko.last_row_knockout(m, cache, every, range(1, m.n_layers)) - oracle).abs().max() > 1e-4
     # the oracle of some layers only removes the attention output there
-    assert (ko.attention_removed_logits(m, x, [0]) - ko.last_row_knockout(m, cache, every, [0])).abs().max() < 1e-5
+    assert (
+        ko.attention_removed_logits(m, x, [0]) - ko.last_row_knockout(m, cache, every, [0])
+    ).abs().max() < 1e-5
 
 
 def test_window_and_edge_block_keep_causal_mask():
-    assert ko.window(0, 3, 6) == [0, 1] and ko.window(3, 3, 6) == [2, 3, 4] and ko.window(5, 1, 6) == [5]
+    assert (
+        ko.window(0, 3, 6) == [0, 1]
+        and ko.window(3, 3, 6) == [2, 3, 4]
+        and ko.window(5, 1, 6) == [5]
+    )
     allg = torch.ones(1, 4, dtype=torch.bool)
     assert torch.equal(ko.edge_block(allg, allg)[0], torch.ones(4, 4, dtype=torch.bool).tril())
 
@@ -171,14 +207,21 @@ def test_window_and_edge_block_keep_causal_mask():
 def test_fast_path_refuses_unsupported_models():
     from interp.models.transformer import build_transformer
 
-    m = Model(build_transformer(build_spec(positional_embedding_type="rotary")), backend="tl", kind="transformer",
-              spec={})
+    m = Model(
+        build_transformer(build_spec(positional_embedding_type="rotary")),
+        backend="tl",
+        kind="transformer",
+        spec={},
+    )
     assert ko.supports_fast_path(m) is not None
     x = torch.randint(0, 50, (2, 8))
     with pytest.raises(NotImplementedError):
         ko.last_row_knockout(m, ko.clean_cache(m, x), torch.ones(2, 8, dtype=torch.bool), [0])
     # the sweep falls back to full recomputes
-    groups = {"all": torch.ones(2, 8, dtype=torch.bool), "last": torch.arange(8)[None].expand(2, 8) == 7}
+    groups = {
+        "all": torch.ones(2, 8, dtype=torch.bool),
+        "last": torch.arange(8)[None].expand(2, 8) == 7,
+    }
     res = ko.sweep(m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True)
     assert res["score"]["all->last"].shape == (2, 2)
 
@@ -189,7 +232,11 @@ def test_nothing_blocked_gap_is_exactly_zero_and_fast_vs_full_agree(tiny_gpt):
     assert ko.nothing_blocked_gap(tiny_gpt, x, cache.logits) == 0.0
     pos = torch.arange(10).expand(3, 10)
     groups = {"early": pos < 5, "late": (pos >= 5) & (pos < 9), "last": pos == 9}
-    edges = [("early", "last"), ("late", "last"), ("early", "late")]  # the last edge is not into last: skipped
+    edges = [
+        ("early", "last"),
+        ("late", "last"),
+        ("early", "late"),
+    ]  # the last edge is not into last: skipped
     gap, seconds = ko.fast_vs_full_gap(tiny_gpt, x, groups, cache, 1, edges)
     assert gap < 1e-5 and set(seconds) == {"clean_forward_s", "fast_sweep_s", "full_sweep_s"}
 
@@ -197,7 +244,10 @@ def test_nothing_blocked_gap_is_exactly_zero_and_fast_vs_full_agree(tiny_gpt):
 def test_pattern_edits_name_every_layer_and_knockout_edits_skip_empty_blocks(tiny_gpt):
     block = torch.zeros(1, 4, 4, dtype=torch.bool)
     assert ko.knockout_edits(tiny_gpt, block, [0, 1]) == {}
-    assert list(ko.pattern_edits(tiny_gpt, block, [0, 1])) == [tiny_gpt.hook("pattern", 0), tiny_gpt.hook("pattern", 1)]
+    assert list(ko.pattern_edits(tiny_gpt, block, [0, 1])) == [
+        tiny_gpt.hook("pattern", 0),
+        tiny_gpt.hook("pattern", 1),
+    ]
     block[0, 3, 1] = True
     assert list(ko.knockout_edits(tiny_gpt, block, [1])) == [tiny_gpt.hook("pattern", 1)]
 
@@ -211,10 +261,22 @@ def hf_dirs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ko_hf")
     torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=32, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
-    hf = {"gpt2": tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=64)),
-          "neox": tr.GPTNeoXForCausalLM(tr.GPTNeoXConfig(**small, num_hidden_layers=3)),
-          "llama": tr.LlamaForCausalLM(tr.LlamaConfig(**small, num_hidden_layers=4, num_key_value_heads=2))}
+    small = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    hf = {
+        "gpt2": tr.GPT2LMHeadModel(
+            tr.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+        ),
+        "neox": tr.GPTNeoXForCausalLM(tr.GPTNeoXConfig(**small, num_hidden_layers=3)),
+        "llama": tr.LlamaForCausalLM(
+            tr.LlamaConfig(**small, num_hidden_layers=4, num_key_value_heads=2)
+        ),
+    }
     for name, model in hf.items():
         model.save_pretrained(root / name)
     return {name: str(root / name) for name in hf}
@@ -242,8 +304,12 @@ def test_hf_fast_last_row_equals_full_recompute(hf_models, arch):
     assert cache.past is not None and len(cache.past) == m.n_layers
     torch.testing.assert_close(cache.logits, m(x), atol=1e-6, rtol=0)
     last = _group(n, [T - 1], T)
-    sources = {"random": torch.rand(n, T, generator=g) < 0.5, "every key": torch.ones(n, T, dtype=torch.bool),
-               "all but the last": ~last, "last only": last}
+    sources = {
+        "random": torch.rand(n, T, generator=g) < 0.5,
+        "every key": torch.ones(n, T, dtype=torch.bool),
+        "all but the last": ~last,
+        "last only": last,
+    }
     for k in (1, 2):
         windows = [ko.window(l, k, m.n_layers) for l in range(m.n_layers)]
         for what, src in sources.items():
@@ -253,11 +319,17 @@ def test_hf_fast_last_row_equals_full_recompute(hf_models, arch):
                 full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
                 assert (fast - full).abs().max() < 1e-5, (what, k, l)
                 assert (batched[l] - full).abs().max() < 1e-5, (what, k, l)
-                assert (full - cache.logits[:, -1]).abs().max() > 1e-4, (what, k, l)  # the knockout did something
+                assert (full - cache.logits[:, -1]).abs().max() > 1e-4, (
+                    what,
+                    k,
+                    l,
+                )  # the knockout did something
     # nothing blocked: exactly the clean logits
     none = torch.zeros(n, T, dtype=torch.bool)
     assert torch.equal(ko.last_row_knockout(m, cache, none, [0]), cache.logits[:, -1])
-    assert torch.equal(ko.last_row_knockouts(m, cache, none, [[0], [1]]), cache.logits[:, -1][None].repeat(2, 1, 1))
+    assert torch.equal(
+        ko.last_row_knockouts(m, cache, none, [[0], [1]]), cache.logits[:, -1][None].repeat(2, 1, 1)
+    )
     # the clean cache is not consumed: a second use gives the same numbers
     again = ko.last_row_knockout(m, cache, ~last, [0])
     assert torch.equal(again, ko.last_row_knockout(m, cache, ~last, [0]))
@@ -290,7 +362,9 @@ def planted_gpt2(root) -> Model:
 
     import interp
 
-    model = tr.GPT2LMHeadModel(tr.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=16))
+    model = tr.GPT2LMHeadModel(
+        tr.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=16)
+    )
     T, c = 8, 10.0
     with torch.no_grad():
         for p in model.parameters():
@@ -307,7 +381,9 @@ def planted_gpt2(root) -> Model:
         w[20, 32] = 1.0  # head 0 key: "I am the source"
         for j in range(8):
             w[j + 1, 64 + j] = 1.0  # head 0 value: the token's dims 1..8
-            model.transformer.h[0].attn.c_proj.weight[j, j + 1] = 10.0  # ... written back to dims 1..8
+            model.transformer.h[0].attn.c_proj.weight[j, j + 1] = (
+                10.0  # ... written back to dims 1..8
+            )
     model.save_pretrained(root)
     return interp.load_model(str(root), device="cpu")
 
@@ -337,8 +413,16 @@ def test_hf_fast_path_refuses_bidirectional_and_soft_capped_models(hf_models, tm
 
     import interp
 
-    bert = tr.BertForMaskedLM(tr.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                            intermediate_size=64, max_position_embeddings=32))
+    bert = tr.BertForMaskedLM(
+        tr.BertConfig(
+            vocab_size=50,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=32,
+        )
+    )
     bert.save_pretrained(tmp_path / "bert")
     m = interp.load_model(str(tmp_path / "bert"), device="cpu")
     reason = ko.supports_fast_path(m)
@@ -346,15 +430,24 @@ def test_hf_fast_path_refuses_bidirectional_and_soft_capped_models(hf_models, tm
     x = torch.randint(1, 50, (2, 8))
     with pytest.raises(NotImplementedError, match="bidirectional"):
         ko.last_row_knockout(m, ko.clean_cache(m, x), torch.ones(2, 8, dtype=torch.bool), [0])
-    groups = {"all": torch.ones(2, 8, dtype=torch.bool), "last": torch.arange(8)[None].expand(2, 8) == 7}
-    res = ko.sweep(m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True)  # full recomputes
+    groups = {
+        "all": torch.ones(2, 8, dtype=torch.bool),
+        "last": torch.arange(8)[None].expand(2, 8) == 7,
+    }
+    res = ko.sweep(
+        m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True
+    )  # full recomputes
     assert res["score"]["all->last"].shape == (2, 2)
     # ... which do cut the edges: BERT's attention runs inside the HF module, so the block goes in as a
     # mask; blocking some keys for every query in every layer is BERT's own key (padding) mask
     keys = torch.zeros(2, 8, dtype=torch.bool)
     keys[:, [2, 5]] = True
-    cut = ko.knockout_logits(m, x, ko.edge_block(torch.ones(2, 8, dtype=torch.bool), keys) | keys[:, None, :],
-                             range(m.n_layers))
+    cut = ko.knockout_logits(
+        m,
+        x,
+        ko.edge_block(torch.ones(2, 8, dtype=torch.bool), keys) | keys[:, None, :],
+        range(m.n_layers),
+    )
     with torch.no_grad():
         own = m.module.original_model(x, attention_mask=(~keys).long()).logits
     torch.testing.assert_close(cut, own, atol=1e-5, rtol=0)
@@ -386,4 +479,6 @@ def test_hf_fast_path_on_cuda_equals_full_recompute(hf_dirs, arch):
     fast = ko.last_row_knockouts(m, cache, src, windows)
     for l, layers in enumerate(windows):
         full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
-        assert fast[l].device.type == "cuda" and (fast[l] - full).abs().max() < 1e-4  # TF32 matmuls may be on
+        assert (
+            fast[l].device.type == "cuda" and (fast[l] - full).abs().max() < 1e-4
+        )  # TF32 matmuls may be on

@@ -20,7 +20,13 @@ def _model(**spec_kw):
     from interp.models.transformer import build_transformer
     from interp.tracing.model import Model
 
-    return Model(build_transformer(build_spec(**spec_kw)), backend="tl", kind="transformer", model_id="m", spec={})
+    return Model(
+        build_transformer(build_spec(**spec_kw)),
+        backend="tl",
+        kind="transformer",
+        model_id="m",
+        spec={},
+    )
 
 
 def test_last_layer_lens_is_the_model_on_tiny_gpt(tiny_gpt):
@@ -42,9 +48,13 @@ def test_read_out_is_final_layer_norm_then_unembedding_by_hand(tiny_gpt):
     resid = torch.randn(2, 5, 32, generator=torch.Generator().manual_seed(1))
     mu = resid.mean(-1, keepdim=True)
     var = resid.var(-1, unbiased=False, keepdim=True)
-    by_hand = ((resid - mu) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias) @ head.weight.T + head.bias
+    by_hand = (
+        (resid - mu) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias
+    ) @ head.weight.T + head.bias
     assert torch.allclose(unembed(tiny_gpt, resid), by_hand, atol=1e-5)
-    assert torch.allclose(unembed(tiny_gpt, resid, norm=False), resid @ head.weight.T + head.bias, atol=1e-6)
+    assert torch.allclose(
+        unembed(tiny_gpt, resid, norm=False), resid @ head.weight.T + head.bias, atol=1e-6
+    )
 
 
 def test_row_zero_reads_the_embedding(tiny_gpt):
@@ -67,11 +77,19 @@ def test_positions_select_and_batching_changes_nothing(tiny_gpt):
     assert torch.allclose(one_by_one, full.logits, atol=1e-5)
     # a captured stream gives the same lens without another forward
     stream = residual_stream(tiny_gpt, x, positions=-1)
-    assert torch.equal(logit_lens(tiny_gpt, None, stream=stream).logits, lens_logits(tiny_gpt, stream))
+    assert torch.equal(
+        logit_lens(tiny_gpt, None, stream=stream).logits, lens_logits(tiny_gpt, stream)
+    )
 
 
-@pytest.mark.parametrize("spec_kw", [dict(normalization_type=None, attn_only=True), dict(normalization_type="RMS"),
-                                     dict(n_layers=3, n_heads=2)])
+@pytest.mark.parametrize(
+    "spec_kw",
+    [
+        dict(normalization_type=None, attn_only=True),
+        dict(normalization_type="RMS"),
+        dict(n_layers=3, n_heads=2),
+    ],
+)
 def test_last_layer_lens_is_the_model_on_other_transformers(spec_kw):
     m = _model(**spec_kw)
     x = _tokens(seed=3)
@@ -88,8 +106,11 @@ def test_lens_on_the_tiny_vlm_with_an_image():
     from interp.models.vlm import VLMSpec, build_vlm, wrap_vlm
 
     tok = vqa_tokenizer()
-    spec = VLMSpec(decoder=TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=80, d_vocab=len(tok)),
-                   d_vision=16, image_token_id=tok.convert_tokens_to_ids("<image>"))
+    spec = VLMSpec(
+        decoder=TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=80, d_vocab=len(tok)),
+        d_vision=16,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+    )
     m = wrap_vlm(build_vlm(spec, tok), tok)
     b = encode(tok, make_samples(2, 0, "test")[0])
     inputs = {"tokens": b["tokens"], "pixels": b["pixels"]}

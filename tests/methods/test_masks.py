@@ -31,8 +31,13 @@ def make(spec_kw):
     from interp.tracing.model import Model
 
     spec = build_spec(**spec_kw)
-    return Model(build_transformer(spec), backend="tl", kind="transformer", model_id="m",
-                 spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    return Model(
+        build_transformer(spec),
+        backend="tl",
+        kind="transformer",
+        model_id="m",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
 
 
 def tokens(seed=0, n=4, pos=12, vocab=50):
@@ -50,7 +55,9 @@ def state(m):
 
 def test_sites_cover_every_block_matrix():
     sites = find_sites(make({}))
-    assert [s.key for s in sites[:6]] == [f"blocks.0.{x}" for x in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")]
+    assert [s.key for s in sites[:6]] == [
+        f"blocks.0.{x}" for x in ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
+    ]
     assert len(sites) == 12 and sum(s.size for s in sites) == 2 * (4 * 32 * 32 + 2 * 32 * 128)
     assert {s.n_heads for s in sites if s.matrix in ("W_Q", "W_O")} == {4}
     attn = find_sites(make(SPECS["attn_only_3l"]))
@@ -98,7 +105,9 @@ def test_masks_are_seen_by_trace_and_do_not_nest(tiny_gpt):
         direct = tiny_gpt(x)
         out, acts = interp.trace(tiny_gpt, x, capture=["blocks.0.attn.hook_z"])
         assert torch.equal(out, direct)
-        assert acts["blocks.0.attn.hook_z"].abs().max() == 0  # W_V zeroed, bias kept -> z is the bias
+        assert (
+            acts["blocks.0.attn.hook_z"].abs().max() == 0
+        )  # W_V zeroed, bias kept -> z is the bias
     with Mask.ones(sites).apply(tiny_gpt), pytest.raises(RuntimeError, match="nest"):
         with Mask.ones(sites).apply(tiny_gpt):
             pass
@@ -136,22 +145,28 @@ def test_soft_and_hard_masks_and_penalty_formula():
 
 def bigram_like_target(vocab):
     """A fixed random next-token distribution per current token."""
-    table = torch.softmax(3 * torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(5)), -1)
+    table = torch.softmax(
+        3 * torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(5)), -1
+    )
     return lambda t: table[t]
 
 
 def batches(vocab):
-    return lambda step: torch.randint(0, vocab, (8, 12), generator=torch.Generator().manual_seed(step))
+    return lambda step: torch.randint(
+        0, vocab, (8, 12), generator=torch.Generator().manual_seed(step)
+    )
 
 
 def test_temperature_schedule_and_no_early_stop():
     m = make({})
-    cfg = MaskTrainConfig(lam=1.0, steps=25, temperature=1.5, temperature_growth=1.01, undecided_stop=0.0)
+    cfg = MaskTrainConfig(
+        lam=1.0, steps=25, temperature=1.5, temperature_growth=1.01, undecided_stop=0.0
+    )
     res = train_mask(m, batches(50), bigram_like_target(50), cfg)
     assert res.steps == 25 and not res.stopped_early
-    assert res.logits.temperature == pytest.approx(1.5 * 1.01 ** 25, rel=1e-9)
+    assert res.logits.temperature == pytest.approx(1.5 * 1.01**25, rel=1e-9)
     assert [h["step"] for h in res.log][:3] == [0, 10, 20]
-    assert res.log[1]["temperature"] == pytest.approx(1.5 * 1.01 ** 11)
+    assert res.log[1]["temperature"] == pytest.approx(1.5 * 1.01**11)
 
 
 @pytest.mark.slow
@@ -164,7 +179,9 @@ def test_train_mask_on_two_models(name):
     cfg = MaskTrainConfig(lam=2.0, steps=400, lr=5e-2, temperature_growth=1.05)
     res = train_mask(m, batches(50), target, cfg)
     last = res.log[-1]
-    assert res.stopped_early and res.steps < 400 and last["n_undecided"] < 0.01 * last["n_soft_kept"]
+    assert (
+        res.stopped_early and res.steps < 400 and last["n_undecided"] < 0.01 * last["n_soft_kept"]
+    )
     # it stopped at the first check where the rule held, not before
     assert all(h["n_undecided"] >= 0.01 * h["n_soft_kept"] for h in res.log[:-1])
     assert res.log[-1]["task_loss"] < res.log[0]["task_loss"]
@@ -190,7 +207,9 @@ def test_stop_rule_counts_undecided_against_kept_not_all_weights():
         flat[:20] = 5.0  # sigmoid(5) = 0.993: kept
         flat[20:25] = 0.0  # sigmoid(0) = 0.5: undecided
     assert logits.soft_counts() == (5, 20)
-    assert logits.undecided_fraction() == pytest.approx(0.005) and logits.undecided_fraction() < 0.01
+    assert (
+        logits.undecided_fraction() == pytest.approx(0.005) and logits.undecided_fraction() < 0.01
+    )
     assert not logits.decided(0.01)
     with torch.no_grad():  # 700 kept, still 5 undecided: 5 < 7 -> decided
         flat[25:720] = 5.0
@@ -235,13 +254,17 @@ def test_row_shuffle_null_matches_its_expectation():
     a, b = random_mask(sites, 0.2, seed=1), random_mask(sites, 0.5, seed=2)
     null = row_shuffle_null(a, b, n=3000, seed=0)
     # E[overlap] under a uniform row permutation = sum over matrices of (row sums of a) . (mean row of b)
-    expected = sum(float(a.values[s.key].float().sum(0) @ b.values[s.key].float().mean(0)) for s in sites)
+    expected = sum(
+        float(a.values[s.key].float().sum(0) @ b.values[s.key].float().mean(0)) for s in sites
+    )
     assert null.mean() == pytest.approx(expected, rel=0.01)
     assert null.std() > 0
     # a mask overlaps itself far more than its row-shuffles do
     self_null = row_shuffle_null(a, a, n=500, seed=0)
     assert a.overlap(a) > self_null.max()
-    assert math.isclose(row_shuffle_null(a, b, n=10, seed=4).mean(), row_shuffle_null(a, b, n=10, seed=4).mean())
+    assert math.isclose(
+        row_shuffle_null(a, b, n=10, seed=4).mean(), row_shuffle_null(a, b, n=10, seed=4).mean()
+    )
 
 
 def test_masked_context_rejects_wrong_shapes(tiny_gpt):
@@ -260,30 +283,51 @@ def _hf(arch: str, tmp_path):
     import interp
 
     torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                 max_position_embeddings=32)
-    hf = {"gpt2": lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4,
-                                                         n_positions=32)),
-          "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
-          "llama": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2))}[arch]()
+    small = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
+    hf = {
+        "gpt2": lambda: T.GPT2LMHeadModel(
+            T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)
+        ),
+        "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
+        "llama": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),
+    }[arch]()
     hf.save_pretrained(tmp_path / arch)
     return interp.load_model(str(tmp_path / arch), device="cpu")
 
 
-@pytest.mark.parametrize("arch, matrices", [
-    # GPT-2: Conv1D weights (W_O, W_in, W_out); the bridge splits c_attn into per-head q/k/v and the
-    # unused fused copy is no site. GPT-NeoX: the same for query_key_value.
-    ("gpt2", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]),
-    ("neox", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]),
-    ("llama", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out"]),
-])
+@pytest.mark.parametrize(
+    "arch, matrices",
+    [
+        # GPT-2: Conv1D weights (W_O, W_in, W_out); the bridge splits c_attn into per-head q/k/v and the
+        # unused fused copy is no site. GPT-NeoX: the same for query_key_value.
+        ("gpt2", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]),
+        ("neox", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]),
+        ("llama", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out"]),
+    ],
+)
 def test_sites_and_identity_masks_on_hugging_face_weight_kinds(tmp_path, arch, matrices):
     m = _hf(arch, tmp_path)
     sites = find_sites(m)
-    assert [s.matrix for s in sites if s.layer == 0] == matrices and {s.layer for s in sites} == {0, 1}
-    kv_heads = 2 if arch == "llama" else 4  # Llama: grouped-query attention, 4 query and 2 key/value heads
-    assert {s.matrix: s.n_heads for s in sites if s.layer == 0 and s.n_heads} == {"W_Q": 4, "W_K": kv_heads,
-                                                                                   "W_V": kv_heads, "W_O": 4}
+    assert [s.matrix for s in sites if s.layer == 0] == matrices and {s.layer for s in sites} == {
+        0,
+        1,
+    }
+    kv_heads = (
+        2 if arch == "llama" else 4
+    )  # Llama: grouped-query attention, 4 query and 2 key/value heads
+    assert {s.matrix: s.n_heads for s in sites if s.layer == 0 and s.n_heads} == {
+        "W_Q": 4,
+        "W_K": kv_heads,
+        "W_V": kv_heads,
+        "W_O": 4,
+    }
     x = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(1))
     root = native(m)
     base = logits_of(root(x))
@@ -319,7 +363,9 @@ def test_planted_model_lives_in_its_planted_weights():
     entropy = float(-(pl.table * pl.table.log()).sum(-1).mean())
     with torch.no_grad():
         with pl.planted.apply(pl.model):
-            assert ce(pl.model(x)) == pytest.approx(entropy, abs=1e-5)  # the planted weights alone are exact
+            assert ce(pl.model(x)) == pytest.approx(
+                entropy, abs=1e-5
+            )  # the planted weights alone are exact
         with Mask.zeros(pl.sites).apply(pl.model):
             assert torch.allclose(pl.model(x), torch.zeros(1, 8, 8))  # nothing kept: uniform
         assert ce(pl.model(x)) > entropy + 0.5  # the noise hurts
@@ -328,13 +374,24 @@ def test_planted_model_lives_in_its_planted_weights():
 
 @pytest.mark.slow
 def test_trainer_recovers_a_planted_subnetwork_and_the_check_can_fail():
-    from interp.methods.planted import PLANTED_IOU, PLANTED_TRAIN, planted_bigram_model, planted_recovery, recovery
+    from interp.methods.planted import (
+        PLANTED_IOU,
+        PLANTED_TRAIN,
+        planted_bigram_model,
+        planted_recovery,
+        recovery,
+    )
 
     res = planted_recovery(seed=0)
     assert res["iou"] >= PLANTED_IOU and res["recall"] >= PLANTED_IOU, res
     pl = planted_bigram_model(seed=0)
-    assert recovery(pl.planted, pl.planted) == {"precision": 1.0, "recall": 1.0, "iou": 1.0, "n_kept": 32,
-                                                "n_planted": 32}
+    assert recovery(pl.planted, pl.planted) == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "iou": 1.0,
+        "n_kept": 32,
+        "n_planted": 32,
+    }
     # a random mask of the same size in every matrix, all-ones and all-zeros masks fail it
     for j in range(5):
         assert recovery(pl.planted.shuffled(seed=j), pl.planted)["iou"] < PLANTED_IOU

@@ -17,8 +17,13 @@ def _model(**kw):
     from interp.tracing.model import Model
 
     spec = build_spec(d_vocab=20, **kw)
-    return Model(build_transformer(spec), backend="tl", kind="transformer", model_id="t",
-                 spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    return Model(
+        build_transformer(spec),
+        backend="tl",
+        kind="transformer",
+        model_id="t",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
 
 
 def _prompts(n=5, T=7, vocab=20, seed=0):
@@ -56,11 +61,17 @@ def test_attribution_equals_activation_patching_on_a_linear_model(linear_model, 
     att = attribution_patching(linear_model, clean, _logit_diff, source=source, **kw)
     assert act.shape == (5, 1, 4) and act.abs().max() > 1e-3
     torch.testing.assert_close(att, act, atol=1e-5, rtol=1e-4)
-    act_p = activation_patching(linear_model, clean, _logit_diff, source=source, per_position=True, **kw)
-    att_p = attribution_patching(linear_model, clean, _logit_diff, source=source, per_position=True, **kw)
+    act_p = activation_patching(
+        linear_model, clean, _logit_diff, source=source, per_position=True, **kw
+    )
+    att_p = attribution_patching(
+        linear_model, clean, _logit_diff, source=source, per_position=True, **kw
+    )
     assert act_p.shape == (5, 1, 4, 7)
     torch.testing.assert_close(att_p, act_p, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(act_p.sum(-1), act, atol=1e-5, rtol=1e-4)  # linear: position effects add up
+    torch.testing.assert_close(
+        act_p.sum(-1), act, atol=1e-5, rtol=1e-4
+    )  # linear: position effects add up
 
 
 def test_attribution_is_the_small_perturbation_limit_on_a_nonlinear_model(deep_model):
@@ -76,15 +87,25 @@ def test_attribution_is_the_small_perturbation_limit_on_a_nonlinear_model(deep_m
 
 def test_batched_patching_equals_one_edit_at_a_time(deep_model):
     clean, corrupt = _prompts(n=5, seed=2)
-    eff = activation_patching(deep_model, clean, _logit_diff, corrupt=corrupt, batch_size=7)  # ragged chunks
+    eff = activation_patching(
+        deep_model, clean, _logit_diff, corrupt=corrupt, batch_size=7
+    )  # ragged chunks
     base, _ = trace(deep_model, clean)
     _, src = trace(deep_model, corrupt, capture=["blocks.1.attn.hook_z"])
     for h in (0, 3):
-        out, _ = trace(deep_model, clean, edits={"blocks.1.attn.hook_z": patch_heads([h], src["blocks.1.attn.hook_z"])})
-        torch.testing.assert_close(eff[:, 1, h], _logit_diff(out, None) - _logit_diff(base, None), atol=1e-5, rtol=0)
+        out, _ = trace(
+            deep_model,
+            clean,
+            edits={"blocks.1.attn.hook_z": patch_heads([h], src["blocks.1.attn.hook_z"])},
+        )
+        torch.testing.assert_close(
+            eff[:, 1, h], _logit_diff(out, None) - _logit_diff(base, None), atol=1e-5, rtol=0
+        )
     zero = activation_patching(deep_model, clean, _logit_diff, source="zero")
     out, _ = trace(deep_model, clean, edits={"blocks.0.attn.hook_z": zero_heads([2])})
-    torch.testing.assert_close(zero[:, 0, 2], _logit_diff(out, None) - _logit_diff(base, None), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        zero[:, 0, 2], _logit_diff(out, None) - _logit_diff(base, None), atol=1e-5, rtol=0
+    )
     same = activation_patching(deep_model, clean, _logit_diff, corrupt=clean)
     assert same.abs().max() < 1e-5  # patching from the prompt itself changes nothing
 
@@ -106,8 +127,17 @@ def test_patching_on_a_gpt2_architecture_model(tmp_path):
 
     tok = word_tokenizer([f"w{i}" for i in range(20)])
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=32,
-                               bos_token_id=0, eos_token_id=2)).eval().save_pretrained(tmp_path)
+    GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=32,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
+    ).eval().save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     m = interp.load_model(str(tmp_path))
     clean, corrupt = _prompts(n=4, vocab=len(tok), seed=4)

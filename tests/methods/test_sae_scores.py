@@ -29,12 +29,16 @@ from interp.methods.sae_scores import (
 
 # ------------------------------------------------------------------ paper scores
 def test_paper_node_score_counts_codes_seen_only_in_positives():
-    codes = np.array([[1, 5, 7],
-                      [2, 5, 7],
-                      [3, 5, 8],   # positives above, negatives below
-                      [1, 5, 9],
-                      [4, 6, 9],
-                      [4, 6, 9]])
+    codes = np.array(
+        [
+            [1, 5, 7],
+            [2, 5, 7],
+            [3, 5, 8],  # positives above, negatives below
+            [1, 5, 9],
+            [4, 6, 9],
+            [4, 6, 9],
+        ]
+    )
     labels = np.array([1, 1, 1, 0, 0, 0], bool)
     counts = np.array([len({1, 2, 3} - {1, 4}), len({5} - {5, 6}), len({7, 8} - {9})])
     assert counts.tolist() == [2, 0, 2]
@@ -45,7 +49,9 @@ def test_paper_node_score_counts_codes_seen_only_in_positives():
 def test_paper_edge_score_votes_for_the_heads_of_top_pairs():
     # Heads 0 and 1 change code together on positives; on negatives they reuse the same codes
     # in other combinations, so only the pairs (0, 1) and (1, 0) have positive-only code pairs.
-    codes = np.array([[1, 1, 5, 7], [2, 2, 5, 7], [3, 3, 5, 7], [1, 2, 5, 7], [2, 3, 5, 7], [3, 1, 5, 7]])
+    codes = np.array(
+        [[1, 1, 5, 7], [2, 2, 5, 7], [3, 3, 5, 7], [1, 2, 5, 7], [2, 3, 5, 7], [3, 1, 5, 7]]
+    )
     labels = np.array([1, 1, 1, 0, 0, 0], bool)
     scores, E = paper_edge_scores(codes, labels)
     assert E[0, 1] == E[1, 0] == 3 and E.sum() == 6
@@ -53,7 +59,10 @@ def test_paper_edge_score_votes_for_the_heads_of_top_pairs():
     # zero-count pairs (0.2 each endpoint): heads 0, 1 get 2 + 4 * 0.2, heads 2, 3 get 6 * 0.2
     votes = np.log(scores / scores[2])
     np.testing.assert_allclose(votes, [1.6, 1.6, 0.0, 0.0], atol=1e-12)
-    assert paper_edge_scores(codes, labels, top_k=4)[0][2] == paper_edge_scores(codes, labels, top_k=4)[0][3]
+    assert (
+        paper_edge_scores(codes, labels, top_k=4)[0][2]
+        == paper_edge_scores(codes, labels, top_k=4)[0][3]
+    )
 
 
 def test_paper_edge_score_ties_favour_no_head_by_its_index():
@@ -62,8 +71,11 @@ def test_paper_edge_score_ties_favour_no_head_by_its_index():
     codes, labels = rng.integers(0, 2, (12, 6)), np.r_[np.ones(6, bool), np.zeros(6, bool)]
     for perm in (np.arange(6)[::-1], rng.permutation(6)):
         for k in (None, 3, 7):
-            np.testing.assert_allclose(paper_edge_scores(codes[:, perm], labels, k)[0],
-                                       paper_edge_scores(codes, labels, k)[0][perm], atol=1e-12)
+            np.testing.assert_allclose(
+                paper_edge_scores(codes[:, perm], labels, k)[0],
+                paper_edge_scores(codes, labels, k)[0][perm],
+                atol=1e-12,
+            )
     same = np.zeros((12, 6), int)  # every pair tied at 0: every head equal
     np.testing.assert_allclose(paper_edge_scores(same, labels)[0], np.full(6, 1 / 6))
 
@@ -74,10 +86,15 @@ def test_code_shift_scores_separate_label_dependent_heads():
     n = 30
     labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     pairs = np.r_[np.arange(n), np.arange(n)]
-    codes = np.stack([np.where(labels, 1, 2),                       # perfectly label-dependent
-                      np.zeros(2 * n, int),                        # constant
-                      rng.integers(0, 4, 2 * n),                   # noise
-                      np.where(labels, rng.integers(0, 3, 2 * n), rng.integers(2, 5, 2 * n))], 1)  # partial
+    codes = np.stack(
+        [
+            np.where(labels, 1, 2),  # perfectly label-dependent
+            np.zeros(2 * n, int),  # constant
+            rng.integers(0, 4, 2 * n),  # noise
+            np.where(labels, rng.integers(0, 3, 2 * n), rng.integers(2, 5, 2 * n)),
+        ],
+        1,
+    )  # partial
     out = code_shift_scores(codes, labels, pairs, n_perm=300, seed=0)
     z, p = out["z"], out["p"]
     assert z[0] > 5 and p[0] <= 1 / 301 + 1e-12
@@ -140,12 +157,16 @@ def test_sae_codes_can_train_on_other_vectors_of_the_same_prompts():
     g = torch.Generator().manual_seed(0)
     every = torch.randn(12, 5, 3, 8, generator=g)  # [prompts, positions, heads, d]
     answer = every[:, -1:]  # [prompts, 1, heads, d]
-    codes, report = sae_codes(answer, {"d_sae": 16}, {"steps": 20}, train_rows=np.arange(6), train_on=every)
+    codes, report = sae_codes(
+        answer, {"d_sae": 16}, {"steps": 20}, train_rows=np.arange(6), train_on=every
+    )
     assert codes.shape == (12, 1, 3) and report["n_rows"] == 6 * 5 * 3  # trained on all 5 positions
     from interp.sae.train import evaluate_sae
 
     held = evaluate_sae(report["sae"], answer[6:].reshape(-1, 8))["fvu"]
-    assert report["fvu_heldout"] == pytest.approx(held)  # judged on the answer vectors it did not see
+    assert report["fvu_heldout"] == pytest.approx(
+        held
+    )  # judged on the answer vectors it did not see
     with pytest.raises(ValueError, match="same prompts"):
         sae_codes(answer, {"d_sae": 16}, {"steps": 2}, train_on=every[:5])
 
@@ -153,7 +174,9 @@ def test_sae_codes_can_train_on_other_vectors_of_the_same_prompts():
 # ------------------------------------------------------------------ metrics
 def _brute_auc(s, t):
     """Mann-Whitney by hand: every (positive, negative) pair, ties half."""
-    return np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(s[t], s[~t])])
+    return np.mean(
+        [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(s[t], s[~t])]
+    )
 
 
 def _brute_best_f1(s, t):
@@ -167,7 +190,12 @@ def _brute_best_f1(s, t):
         prec, rec = tp / pred.sum(), tp / t.sum()
         f1 = 2 * prec * rec / (prec + rec)
         if f1 > best["f1"]:
-            best = {"f1": float(f1), "precision": float(prec), "recall": float(rec), "threshold": float(thr)}
+            best = {
+                "f1": float(f1),
+                "precision": float(prec),
+                "recall": float(rec),
+                "threshold": float(thr),
+            }
     return best
 
 
@@ -214,12 +242,20 @@ def test_roc_auc_is_invariant_to_a_monotone_transform(scores, data, transform):
     t = np.array(data.draw(st.lists(st.booleans(), min_size=len(s), max_size=len(s))))
     if t.all() or not t.any():
         return
-    f = {"exp": np.exp, "affine": lambda x: 3 * x - 7, "cube": lambda x: (x - 2) ** 3,
-         "negate": lambda x: -x}[transform]
-    want = 1 - roc_auc(s, t) if transform == "negate" else roc_auc(s, t)  # decreasing: the ranking flips
+    f = {
+        "exp": np.exp,
+        "affine": lambda x: 3 * x - 7,
+        "cube": lambda x: (x - 2) ** 3,
+        "negate": lambda x: -x,
+    }[transform]
+    want = (
+        1 - roc_auc(s, t) if transform == "negate" else roc_auc(s, t)
+    )  # decreasing: the ranking flips
     assert roc_auc(f(s), t) == pytest.approx(want, abs=1e-12)
     if transform != "negate":
-        assert spearman(f(s), np.arange(len(s))) == pytest.approx(spearman(s, np.arange(len(s))), nan_ok=True)
+        assert spearman(f(s), np.arange(len(s))) == pytest.approx(
+            spearman(s, np.arange(len(s))), nan_ok=True
+        )
 
 
 @settings(max_examples=100, deadline=None)
@@ -248,9 +284,13 @@ def test_null_control_sits_near_half():
         rng = np.random.default_rng(seed)
         codes = rng.integers(0, 3, (2 * n, H))
         codes[:, :6] += np.where(labels, 2, 0)[:, None] * (rng.random((2 * n, 6)) < 0.7)
-        real.append(roc_auc(code_shift_scores(codes, labels, pairs, 100, seed=seed)["score"], truth))
+        real.append(
+            roc_auc(code_shift_scores(codes, labels, pairs, 100, seed=seed)["score"], truth)
+        )
         fake, fake_pairs = relabel_across_pairs(n, seed)
-        null_ours.append(roc_auc(code_shift_scores(codes, fake, fake_pairs, 100, seed=seed)["score"], truth))
+        null_ours.append(
+            roc_auc(code_shift_scores(codes, fake, fake_pairs, 100, seed=seed)["score"], truth)
+        )
     assert np.mean(real) > 0.9
     assert abs(np.mean(null_ours) - 0.5) < 0.15
 
@@ -278,18 +318,22 @@ def test_null_control_catches_a_label_free_leak():
     within_chi2 = []
     for seed in range(10):
         rng = np.random.default_rng(seed)
-        per_pair = np.where(truth, 12, 2)[None] * rng.random((n, H))  # variety by head, none by label
-        codes = np.tile(per_pair.astype(int), (2, 1))  # [2n, H]: positive and its negative share a code
+        per_pair = np.where(truth, 12, 2)[None] * rng.random(
+            (n, H)
+        )  # variety by head, none by label
+        codes = np.tile(
+            per_pair.astype(int), (2, 1)
+        )  # [2n, H]: positive and its negative share a code
         fake, fake_pairs = relabel_across_pairs(n, seed)
         cross["paper_node"].append(roc_auc(paper_node_scores(codes, fake), truth))
         shift = code_shift_scores(codes, fake, fake_pairs, 100, seed=seed)
         cross["chi2_stat"].append(roc_auc(shift["stat"], truth))
         cross["ours"].append(roc_auc(shift["score"], truth))
         flipped = shuffled_labels(labels, pairs, seed)
-        within_chi2.append(roc_auc(code_shift_scores(codes, flipped, pairs, 100, seed=seed)["stat"], truth))
+        within_chi2.append(
+            roc_auc(code_shift_scores(codes, flipped, pairs, 100, seed=seed)["stat"], truth)
+        )
     off = {k: abs(np.mean(v) - 0.5) for k, v in cross.items()}
     assert off["paper_node"] > 0.15 and off["chi2_stat"] > 0.15  # the leak is caught
     assert off["ours"] < 0.15
     assert abs(np.mean(within_chi2) - 0.5) < 0.05  # the within-pair null misses it
-
-

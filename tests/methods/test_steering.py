@@ -200,4 +200,6 @@ def test_a_non_finite_coefficient_is_refused(tiny_gpt):
     from interp.methods import steering
 
     with pytest.raises(ValueError, match="finite"):
-        steering.build(tiny_gpt, "add", layer=0, coef=float("nan"), vector=torch.ones(tiny_gpt.cfg.d_model))
+        steering.build(
+            tiny_gpt, "add", layer=0, coef=float("nan"), vector=torch.ones(tiny_gpt.cfg.d_model)
+        )

@@ -20,7 +20,9 @@ def test_every_builder_resolves_to_a_function_and_a_kind():
 def test_a_registered_builder_loads_a_directory_back(tiny_rnn, tokens, tmp_path, monkeypatch):
     from interp.models.rnn import build_rnn
 
-    monkeypatch.setattr(builders, "BUILDERS", dict(BUILDERS))  # the table is restored after the test
+    monkeypatch.setattr(
+        builders, "BUILDERS", dict(BUILDERS)
+    )  # the table is restored after the test
     register_builder("my_rnn", build_rnn, kind="rnn")
     tiny_rnn.spec = {**tiny_rnn.spec, "builder": "my_rnn"}
     tiny_rnn.save(tmp_path / "m")

@@ -26,7 +26,9 @@ def test_f32_gguf_loads_exactly(tiny):
         ref = hf(x, output_hidden_states=True)
         out, acts = interp.trace(m, x, capture=m.resid_names())
     assert (out - ref.logits).abs().max() < 1e-5
-    for name, hidden in zip(m.resid_names()[:-1], ref.hidden_states[:-1]):  # HF's last one is after the norm
+    for name, hidden in zip(
+        m.resid_names()[:-1], ref.hidden_states[:-1]
+    ):  # HF's last one is after the norm
         assert (acts[name] - hidden).abs().max() < 1e-5, name
     assert m.source["architecture"] == "llama" and m.source["quantization"] == ["F32"]
     assert m.model_id == str(path)
@@ -65,7 +67,9 @@ def test_truncated_and_garbage_files_are_named(tiny, tmp_path):
     junk.write_bytes(b"not a gguf file at all" * 10)
     with pytest.raises(ValueError, match="junk.gguf is not a readable GGUF"):
         gguf.inspect(junk)
-    assert not list((gguf.cache_dir() / "gguf").glob("cut-*")), "a failed conversion left a directory"
+    assert not list((gguf.cache_dir() / "gguf").glob("cut-*")), (
+        "a failed conversion left a directory"
+    )
 
 
 def test_unsupported_architecture_names_it_and_the_supported(tmp_path):
@@ -78,7 +82,9 @@ def test_unsupported_architecture_names_it_and_the_supported(tmp_path):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    with pytest.raises(ValueError, match=r"'rwkv6' \(quantisation F32\).*Supported architectures: .*llama"):
+    with pytest.raises(
+        ValueError, match=r"'rwkv6' \(quantisation F32\).*Supported architectures: .*llama"
+    ):
         interp.load_model(str(tmp_path / "odd.gguf"), device="cpu")
 
 

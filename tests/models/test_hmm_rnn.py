@@ -21,7 +21,9 @@ def test_outputs_are_one_hot_with_a_straight_through_gradient():
     x = m.noise(16, 6, generator=torch.Generator().manual_seed(1))
     y = m.sample_outputs(x, generator=torch.Generator().manual_seed(2))
     assert y.shape == (16, 6, 3)
-    assert torch.equal(y.detach().sum(-1), torch.ones(16, 6)) and set(y.detach().unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(y.detach().sum(-1), torch.ones(16, 6)) and set(
+        y.detach().unique().tolist()
+    ) <= {0.0, 1.0}
     y[..., 0].mean().backward()  # the soft sample carries the gradient to the weights
     assert m.W_out.grad is not None and m.W_out.grad.abs().sum() > 0
 

@@ -35,7 +35,11 @@ def test_weights_that_do_not_fit_are_named():
 def test_save_model_writes_the_builder_and_refuses_a_model_without_one(tiny_gpt, tmp_path):
     path = save_model(tiny_gpt, tmp_path / "m", extra={"note": "kept"})
     meta = json.loads((path / MODEL_FILE).read_text())
-    assert meta["builder"] == "transformer" and meta["note"] == "kept" and meta["spec"]["d_model"] == 32
+    assert (
+        meta["builder"] == "transformer"
+        and meta["note"] == "kept"
+        and meta["spec"]["d_model"] == 32
+    )
     assert (path / "model.safetensors").is_file() and not (path / "tokenizer").exists()
     with pytest.raises(ValueError, match="not built from a registered builder"):
         save_model(wrap(nn.Linear(2, 2), model_id="lin"), tmp_path / "lin")

@@ -15,7 +15,9 @@ def _check_hidden_states(m, hf, ids, n_layers, final_is_normed):
     names = [f"blocks.{l}.hook_resid_post" for l in range(n_layers)]
     out, acts = interp.trace(m, ids, capture=["blocks.0.hook_resid_pre", *names])
     torch.testing.assert_close(out, ref.logits, atol=1e-5, rtol=0)
-    torch.testing.assert_close(acts["blocks.0.hook_resid_pre"], ref.hidden_states[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        acts["blocks.0.hook_resid_pre"], ref.hidden_states[0], atol=1e-5, rtol=0
+    )
     # HF's last hidden state of GPT-2 is after the final LayerNorm; BERT's is the block output.
     last = n_layers - 1 if final_is_normed else n_layers
     for l in range(last):
@@ -27,8 +29,17 @@ def test_gpt2_save_pretrained_matches_hf(tmp_path):
 
     tok = word_tokenizer(list("abcdefghij"))
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=3, n_head=4, n_positions=32,
-                                    bos_token_id=0, eos_token_id=2)).eval()
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=32,
+            n_layer=3,
+            n_head=4,
+            n_positions=32,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
+    ).eval()
     hf.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     m = interp.load_model(str(tmp_path))
@@ -43,8 +54,16 @@ def test_bert_save_pretrained_matches_hf(tmp_path):
 
     tok = word_tokenizer(list("abcdefgh"))
     torch.manual_seed(0)
-    hf = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                    intermediate_size=64, max_position_embeddings=32)).eval()
+    hf = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=32,
+        )
+    ).eval()
     hf.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     m = interp.load_model(str(tmp_path))
@@ -84,7 +103,9 @@ def test_hf_without_a_name_and_a_truncated_checkpoint_are_clear_errors(tmp_path)
 
     with pytest.raises(ValueError, match="no Hugging Face name after 'hf:'"):
         interp.load_model("hf:")
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16)).save_pretrained(tmp_path)
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16)
+    ).save_pretrained(tmp_path)
     f = tmp_path / "model.safetensors"
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     with pytest.raises(ValueError, match="model.safetensors is damaged or truncated"):
@@ -95,8 +116,16 @@ def test_headless_bert_loads_with_its_hidden_states_exact(tmp_path):
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    hf = BertModel(BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                              intermediate_size=64, max_position_embeddings=32)).eval()
+    hf = BertModel(
+        BertConfig(
+            vocab_size=40,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=32,
+        )
+    ).eval()
     hf.save_pretrained(tmp_path)  # architecture "BertModel": no MLM head
     m = interp.load_model(str(tmp_path))
     assert m.tokenizer is None and m.has_lm_head is False
@@ -113,12 +142,23 @@ def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, ar
     import transformers as T
 
     torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                 max_position_embeddings=32)
-    hf = {"llama": lambda: T.LlamaForCausalLM(T.LlamaConfig(**small, num_key_value_heads=2)),  # grouped-query
-          "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
-          "gpt2": lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4,
-                                                         n_positions=32))}[arch]().eval()
+    small = dict(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
+    hf = {
+        "llama": lambda: T.LlamaForCausalLM(
+            T.LlamaConfig(**small, num_key_value_heads=2)
+        ),  # grouped-query
+        "neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**small)),
+        "gpt2": lambda: T.GPT2LMHeadModel(
+            T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)
+        ),
+    }[arch]().eval()
     hf.save_pretrained(tmp_path)
     m = interp.load_model(str(tmp_path))
     assert m.tokenizer is None and m.has_lm_head
@@ -134,7 +174,12 @@ def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, ar
 def test_an_architecture_transformerlens_cannot_bridge_is_named_with_a_way_out(tmp_path):
     import transformers as T
 
-    T.XLNetLMHeadModel(T.XLNetConfig(vocab_size=50, d_model=32, n_layer=1, n_head=4, d_inner=64)).save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=r"architecture XLNetLMHeadModel is not one TransformerLens 4 can bridge.*"
-                                         r"interp.wrap\(model\)"):
+    T.XLNetLMHeadModel(
+        T.XLNetConfig(vocab_size=50, d_model=32, n_layer=1, n_head=4, d_inner=64)
+    ).save_pretrained(tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"architecture XLNetLMHeadModel is not one TransformerLens 4 can bridge.*"
+        r"interp.wrap\(model\)",
+    ):
         interp.load_model(str(tmp_path))

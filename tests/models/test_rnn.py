@@ -30,7 +30,9 @@ def test_every_cell_has_its_hooks_and_shapes(cell):
     assert {"hook_embed", "rnn.hook_h", "hook_logits"} <= names
     assert ("rnn.hook_c" in names) == (cell == "lstm")
     assert ("rnn.hook_gates" in names) == (cell in ("gru", "lstm"))
-    assert m.hook_dict["rnn.hook_h"].per_step and not getattr(m.hook_dict["hook_embed"], "per_step", False)
+    assert m.hook_dict["rnn.hook_h"].per_step and not getattr(
+        m.hook_dict["hook_embed"], "per_step", False
+    )
 
 
 def test_vector_input_initial_state_and_seeds():

@@ -28,7 +28,12 @@ def test_training_reduces_loss():
     batch_fn, loss_fn = _problem()
     torch.manual_seed(1)
     model = torch.nn.Linear(5, 1)
-    log = train(model, batch_fn, loss_fn, TrainConfig(steps=200, lr=0.05, warmup=5, log_every=10, weight_decay=0))
+    log = train(
+        model,
+        batch_fn,
+        loss_fn,
+        TrainConfig(steps=200, lr=0.05, warmup=5, log_every=10, weight_decay=0),
+    )
     assert log[-1]["loss"] < 0.05 * log[0]["loss"]
 
 
@@ -61,7 +66,14 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     seen = []
     torch.manual_seed(1)
     resumed = torch.nn.Linear(5, 1)
-    train(resumed, batch_fn, loss_fn, cfg, checkpoint_dir=tmp_path, on_step=lambda s, m: seen.append(s))
+    train(
+        resumed,
+        batch_fn,
+        loss_fn,
+        cfg,
+        checkpoint_dir=tmp_path,
+        on_step=lambda s, m: seen.append(s),
+    )
     assert seen[0] == 20  # restarted from the last checkpoint, not from 0
     torch.testing.assert_close(resumed.weight, ref.weight)
     assert not (tmp_path / "train_state.pt").exists()
@@ -84,7 +96,11 @@ def test_a_planted_checkpoint_is_refused_and_never_run(tmp_path):
     marker = tmp_path / "code-ran"
     torch.save({"model": _Planted(str(marker)), "step": 3}, tmp_path / "train_state.pt")
     with pytest.raises(ValueError, match="refusing to read checkpoint"):
-        train(torch.nn.Linear(5, 1), batch_fn, loss_fn, TrainConfig(steps=5), checkpoint_dir=tmp_path)
+        train(
+            torch.nn.Linear(5, 1), batch_fn, loss_fn, TrainConfig(steps=5), checkpoint_dir=tmp_path
+        )
     assert not marker.exists()
     # the plant is real: the file calls a global outside the allowed set (read without running it)
-    assert "builtins.getattr" in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "train_state.pt")
+    assert "builtins.getattr" in torch.serialization.get_unsafe_globals_in_checkpoint(
+        tmp_path / "train_state.pt"
+    )

@@ -22,7 +22,11 @@ def test_spec_defaults_follow_the_width_and_bad_shapes_are_refused():
 
 def test_the_seed_fixes_the_weights_and_the_bridge_matches_the_spec():
     spec = dict(n_layers=1, d_model=16, n_heads=2, n_ctx=8, d_vocab=11, init_seed=3)
-    a, b, c = build_transformer(spec), build_transformer(spec), build_transformer({**spec, "init_seed": 4})
+    a, b, c = (
+        build_transformer(spec),
+        build_transformer(spec),
+        build_transformer({**spec, "init_seed": 4}),
+    )
     x = torch.randint(0, 11, (2, 8))
     assert torch.equal(a(x), b(x)) and not torch.equal(a(x), c(x))
     assert a(x).shape == (2, 8, 11) and a.cfg.n_layers == 1 and not a.training
@@ -34,6 +38,9 @@ def test_a_bidirectional_model_sees_the_future():
     x = torch.randint(0, 11, (1, 6))
     later = x.clone()
     later[0, -1] = (later[0, -1] + 1) % 11
-    causal, bidir = build_transformer(spec), build_transformer({**spec, "attention_dir": "bidirectional"})
+    causal, bidir = (
+        build_transformer(spec),
+        build_transformer({**spec, "attention_dir": "bidirectional"}),
+    )
     assert torch.equal(causal(x)[0, 0], causal(later)[0, 0])
     assert not torch.equal(bidir(x)[0, 0], bidir(later)[0, 0])

@@ -16,9 +16,13 @@ BUILDS = {"n": 0}
 
 
 def _tiny_recipe(steps: int) -> LMRecipe:
-    return LMRecipe(name="test-tiny-lm", max_chars=60_000, vocab_size=300,
-                    spec=TransformerSpec(n_layers=1, d_model=32, n_heads=2, n_ctx=32, d_vocab=300),
-                    train=TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup=2, log_every=5))
+    return LMRecipe(
+        name="test-tiny-lm",
+        max_chars=60_000,
+        vocab_size=300,
+        spec=TransformerSpec(n_layers=1, d_model=32, n_heads=2, n_ctx=32, d_vocab=300),
+        train=TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup=2, log_every=5),
+    )
 
 
 def _build(cfg):
@@ -41,7 +45,11 @@ def test_recipe_trains_once_then_loads_from_cache(tmp_path, monkeypatch):
         x = m1.to_tokens("def f(x):\n    return x")
         assert torch.equal(m1(x), m2(x))
         assert m2.model_id == "zoo:test-tiny-lm" and m2.tokenizer is not None
-        assert [e["step"] for e in m2.train_log] == [0, 5, 9]  # the training log is kept with the weights
+        assert [e["step"] for e in m2.train_log] == [
+            0,
+            5,
+            9,
+        ]  # the training log is kept with the weights
         # a changed recipe has a new identity and retrains
         old_path = zoo.get("test-tiny-lm").path
         zoo._RECIPES.pop("test-tiny-lm")
@@ -97,8 +105,10 @@ def test_two_processes_building_one_recipe_build_it_once(tmp_path):
         print(m.model_id)
     """)
     env = {**__import__("os").environ, "INTERP_CACHE": str(tmp_path / "cache"), "INTERP_QUIET": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert all("zoo:test-race-lm" in o for o in outs)

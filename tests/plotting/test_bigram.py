@@ -34,7 +34,11 @@ def test_density_and_head_density_are_percentages():
     assert list(hm.x) == ["W_Q", "W_in"] and list(hm.y) == ["L0", "L1"]
     heads = {"blocks.0.W_Q": np.array([0.5, 0.25]), "blocks.1.W_O": np.array([0.0, 1.0])}
     (hm,) = plots.head_density(heads).data
-    assert np.allclose(hm.z, [[50, 25], [0, 100]]) and list(hm.y) == list(heads) and list(hm.x) == ["H0", "H1"]
+    assert (
+        np.allclose(hm.z, [[50, 25], [0, 100]])
+        and list(hm.y) == list(heads)
+        and list(hm.x) == ["H0", "H1"]
+    )
 
 
 def test_surprisal_bars_and_rows():
@@ -43,7 +47,10 @@ def test_surprisal_bars_and_rows():
     (bar,) = fig.data
     assert list(bar.x) == list(rows) and np.allclose(bar.y, list(rows.values()))
     assert list(bar.text) == ["2.50", "4.00", "7.25"] and fig.layout.shapes[0].y0 == 3.5
-    assert plots.surprisal_rows(rows)[1] == {"condition": "subnetwork", "mean surprisal (nats)": 4.0}
+    assert plots.surprisal_rows(rows)[1] == {
+        "condition": "subnetwork",
+        "mean surprisal (nats)": 4.0,
+    }
 
 
 def test_residual_figure_draws_two_panels_per_model():
@@ -62,7 +69,23 @@ def test_null_histogram_and_sweep_rows():
     fig = plots.null_histogram(null, observed=9, p=0.0123)
     assert np.array_equal(np.asarray(fig.data[0].x), null)
     assert fig.layout.shapes[0].x0 == 9 and "p=0.012" in fig.layout.annotations[0].text
-    point = {"lambda": 5.0, "kept_fraction": 0.012345, "r": 0.912345, "r_soft": 0.8, "loss": 3.14159, "steps": 10,
-             "stopped_early": True}
-    assert plots.sweep_rows([point]) == [{"lambda": 5.0, "% kept": 1.234, "r": 0.9123, "r (soft mask)": 0.8,
-                                           "loss (nats)": 3.142, "steps": 10, "stopped early": True}]
+    point = {
+        "lambda": 5.0,
+        "kept_fraction": 0.012345,
+        "r": 0.912345,
+        "r_soft": 0.8,
+        "loss": 3.14159,
+        "steps": 10,
+        "stopped_early": True,
+    }
+    assert plots.sweep_rows([point]) == [
+        {
+            "lambda": 5.0,
+            "% kept": 1.234,
+            "r": 0.9123,
+            "r (soft mask)": 0.8,
+            "loss (nats)": 3.142,
+            "steps": 10,
+            "stopped early": True,
+        }
+    ]

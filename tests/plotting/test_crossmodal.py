@@ -32,7 +32,12 @@ def test_patch_set_and_logit_lens_curves():
     scores = np.array([[-20.0, -5.0], [-2.0, -1.0], [-1.0, 0.0], [-9.0, -3.0]])
     fig = plots.patch_set_curves(scores, names, window=1)
     assert [t.name for t in fig.data] == list(names) and np.allclose(fig.data[3].y, scores[3])
-    assert [t.line.dash for t in fig.data] == [None, "dash", None, "dash"]  # the random controls dashed
+    assert [t.line.dash for t in fig.data] == [
+        None,
+        "dash",
+        None,
+        "dash",
+    ]  # the random controls dashed
     assert fig.data[0].line.color == fig.data[1].line.color
     with_norm, without = np.array([0.1, 0.4, 0.9]), np.array([0.05, 0.2, 0.3])
     fig = plots.logit_lens(with_norm, without)
@@ -48,13 +53,19 @@ def test_attention_on_image_overlays_patch_attention():
     att[0, 0], att[1, 9] = 1.0, 0.5
     obj = np.zeros(64, bool)
     obj[[0, 1]] = True
-    fig = plots.attention_on_image(image, att, "what color is the square ?", layer=None, object_patches=obj)
+    fig = plots.attention_on_image(
+        image, att, "what color is the square ?", layer=None, object_patches=obj
+    )
     img, heat = fig.data
     assert np.asarray(img.z).shape == (32, 32, 3) and np.asarray(img.z)[0, 0, 0] == 255
     z = np.asarray(heat.z)
     assert z.shape == (32, 32)
-    assert np.allclose(z[:4, :4], 0.5) and np.allclose(z[4:8, 4:8], 0.25)  # mean over layers, 4x4 pixels a patch
+    assert np.allclose(z[:4, :4], 0.5) and np.allclose(
+        z[4:8, 4:8], 0.25
+    )  # mean over layers, 4x4 pixels a patch
     assert len(fig.layout.shapes) == 2  # one box per object patch
     assert "mean over layers" in fig.layout.title.text and "square" in fig.layout.title.text
     one = plots.attention_on_image(image, att, "q", layer=1)
-    assert np.allclose(np.asarray(one.data[1].z)[4:8, 4:8], 0.5) and "layer 1" in one.layout.title.text
+    assert (
+        np.allclose(np.asarray(one.data[1].z)[4:8, 4:8], 0.5) and "layer 1" in one.layout.title.text
+    )

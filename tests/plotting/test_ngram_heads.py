@@ -8,7 +8,9 @@ from interp.plotting import ngram_heads as plots
 
 
 def test_accuracy_tvd_bars_show_each_value():
-    fig = plots.accuracy_tvd_bars({"transformer": 0.8, "LSTM": 0.6}, {"transformer": 0.2, "LSTM": 0.4})
+    fig = plots.accuracy_tvd_bars(
+        {"transformer": 0.8, "LSTM": 0.6}, {"transformer": 0.2, "LSTM": 0.4}
+    )
     assert len(fig.data) == 2
     assert list(fig.data[0].x) == ["transformer", "LSTM"] and list(fig.data[0].y) == [0.8, 0.6]
     assert list(fig.data[1].y) == [0.2, 0.4] and list(fig.data[1].text) == ["0.200", "0.400"]
@@ -55,6 +57,11 @@ def test_ablation_bars_top_then_random():
 
 
 def test_probe_r2_one_line_per_model():
-    fig = plots.probe_r2({"LSTM": {"hook_embed": 0.1, "blocks.0.hook_out": 0.4}, "transformer": {"x": 0.2}})
+    fig = plots.probe_r2(
+        {"LSTM": {"hook_embed": 0.1, "blocks.0.hook_out": 0.4}, "transformer": {"x": 0.2}}
+    )
     assert len(fig.data) == 2 and [t.name for t in fig.data] == ["LSTM", "transformer"]
-    assert list(fig.data[0].x) == ["hook_embed", "blocks.0.hook_out"] and list(fig.data[0].y) == [0.1, 0.4]
+    assert list(fig.data[0].x) == ["hook_embed", "blocks.0.hook_out"] and list(fig.data[0].y) == [
+        0.1,
+        0.4,
+    ]

@@ -29,8 +29,11 @@ def _evil_dir(root, model_type="evil"):
     T.GPT2LMHeadModel(config).save_pretrained(d)
     cfg = json.loads((d / "config.json").read_text())
     arch = ["EvilModel"] if model_type == "evil" else cfg["architectures"]
-    cfg.update(model_type=model_type, architectures=arch,
-               auto_map={"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"})
+    cfg.update(
+        model_type=model_type,
+        architectures=arch,
+        auto_map={"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"},
+    )
     (d / "config.json").write_text(json.dumps(cfg))
     (d / "evil.py").write_text(EVIL)
     return d
@@ -39,7 +42,9 @@ def _evil_dir(root, model_type="evil"):
 def test_auto_map_code_is_never_run_even_when_stdin_says_yes(tmp_path, monkeypatch):
     d = _evil_dir(tmp_path)
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 10))
-    with pytest.raises(ValueError, match=r"needs its own Python code .*evil\.py.*trust_remote_code=True"):
+    with pytest.raises(
+        ValueError, match=r"needs its own Python code .*evil\.py.*trust_remote_code=True"
+    ):
         interp.load_model(str(d), device="cpu")
     assert not (d / "RAN").exists()
 
@@ -58,7 +63,9 @@ def test_architectures_must_name_a_model_class(tmp_path):
     cfg.pop("auto_map")
     cfg["architectures"] = ["pipeline"]  # a transformers function, not a model class
     (d / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="names 'pipeline', which is not a transformers model class"):
+    with pytest.raises(
+        ValueError, match="names 'pipeline', which is not a transformers model class"
+    ):
         interp.load_model(str(d), device="cpu")
 
 

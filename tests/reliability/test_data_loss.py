@@ -74,7 +74,9 @@ def test_collect_overwrite_refuses_a_foreign_manifest(tmp_path, tiny_gpt):
     with pytest.raises(ValueError, match="site is not an activation store .*refusing to delete it"):
         interp.collect(tiny_gpt, toks, hooks=["blocks.0.hook_resid_post"], out=web, overwrite=True)
     assert src.exists() and (web / "manifest.json").exists()
-    with pytest.raises(ValueError, match="not an interp activation-store manifest"):  # resume: no traceback
+    with pytest.raises(
+        ValueError, match="not an interp activation-store manifest"
+    ):  # resume: no traceback
         interp.collect(tiny_gpt, toks, hooks=["blocks.0.hook_resid_post"], out=web)
 
 
@@ -86,7 +88,9 @@ def test_collect_overwrite_keeps_user_files_inside_a_store(tmp_path, tiny_gpt):
     with pytest.raises(ValueError, match=r"holds files interp did not write \(notes.md\)"):
         interp.collect(tiny_gpt, toks, hooks=["blocks.0.hook_resid_post"], out=out, overwrite=True)
     (out / "notes.md").unlink()
-    store = interp.collect(tiny_gpt, toks, hooks=["blocks.1.hook_resid_post"], out=out, overwrite=True)
+    store = interp.collect(
+        tiny_gpt, toks, hooks=["blocks.1.hook_resid_post"], out=out, overwrite=True
+    )
     assert store.hooks == ["blocks.1.hook_resid_post"]
 
 
@@ -112,7 +116,11 @@ def test_sae_checkpoint_pruning_keeps_folders_it_did_not_write(tmp_path):
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("mine")
     x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
-    train_sae(x, SAEConfig(d_in=4, d_sae=8), SAETrainConfig(steps=6, checkpoint_every=2, keep_checkpoints=1),
-              checkpoint_dir=tmp_path / "ck")
+    train_sae(
+        x,
+        SAEConfig(d_in=4, d_sae=8),
+        SAETrainConfig(steps=6, checkpoint_every=2, keep_checkpoints=1),
+        checkpoint_dir=tmp_path / "ck",
+    )
     assert (mine / "notes.txt").exists()
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["step_00000001", "step_00000006"]

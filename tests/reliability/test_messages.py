@@ -26,20 +26,25 @@ def model_dir(tmp_path, tiny_gpt):
 
 
 # ------------------------------------------------------------------ config fields
-@pytest.mark.parametrize("corpus, says", [
-    ("", "corpus is empty"),
-    ("{tmp}/nope", "neither 'stdlib' nor an existing file"),
-    ("{tmp}/empty.txt", "holds 0 bytes of text; at least 2000"),
-    ("{tmp}/tiny.txt", "holds 6 bytes of text"),
-    ("{tmp}/folder", "has no .py/.txt/.md/.rst files"),
-])
+@pytest.mark.parametrize(
+    "corpus, says",
+    [
+        ("", "corpus is empty"),
+        ("{tmp}/nope", "neither 'stdlib' nor an existing file"),
+        ("{tmp}/empty.txt", "holds 0 bytes of text; at least 2000"),
+        ("{tmp}/tiny.txt", "holds 6 bytes of text"),
+        ("{tmp}/folder", "has no .py/.txt/.md/.rst files"),
+    ],
+)
 def test_corpus_is_checked_before_any_work(tmp_path, corpus, says):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "tiny.txt").write_text("x = 1\n")
     (tmp_path / "folder").mkdir()
     with pytest.raises(ValueError, match=says):
         runs.build_config("model_report", "quick", [f"corpus={corpus.format(tmp=tmp_path)}"])
-    res = runner.invoke(app, ["run", "model_report", "--set", f"corpus={corpus.format(tmp=tmp_path)}"])
+    res = runner.invoke(
+        app, ["run", "model_report", "--set", f"corpus={corpus.format(tmp=tmp_path)}"]
+    )
     assert res.exit_code == 2 and says.split(";")[0] in res.output
 
 
@@ -89,15 +94,30 @@ def test_failed_move_leaves_the_model_where_it_was(tiny_gpt, monkeypatch):
 
 # ------------------------------------------------------------------ memory
 def test_counts_that_exhaust_memory_fail_before_allocating(model_dir, monkeypatch):
-    res = runner.invoke(app, ["run", "model_report", "--set", f"model={model_dir}", "--set", "seq_len=16",
-                              "--set", "n_prompts=1000000000"])
-    assert res.exit_code == 2 and "this machine has" in res.output and "Lower n_prompts" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "model_report",
+            "--set",
+            f"model={model_dir}",
+            "--set",
+            "seq_len=16",
+            "--set",
+            "n_prompts=1000000000",
+        ],
+    )
+    assert (
+        res.exit_code == 2 and "this machine has" in res.output and "Lower n_prompts" in res.output
+    )
 
 
 def test_in_memory_collect_checks_its_buffers_fit(tiny_gpt, monkeypatch):
     monkeypatch.setattr(utils, "memory_bytes", lambda: 10_000)
     with pytest.raises(ConfigError, match=r"blocks.0.hook_resid_post \[64, 5, 32\].*out=<dir>"):
-        interp.collect(tiny_gpt, torch.zeros(64, 5, dtype=torch.long), hooks=["blocks.0.hook_resid_post"])
+        interp.collect(
+            tiny_gpt, torch.zeros(64, 5, dtype=torch.long), hooks=["blocks.0.hook_resid_post"]
+        )
 
 
 def test_huge_seed_range_is_refused_before_the_list_is_built():
@@ -116,19 +136,31 @@ def _spec_edit(model_dir, edit):
     (model_dir / "interp_model.json").write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("edit, says", [
-    (lambda m: m.pop("builder"), "needs a 'builder'"),
-    (lambda m: m.update(builder="transfromer"), "unknown model builder 'transfromer'.*Did you mean: transformer"),
-    (lambda m: m["spec"].update(d_model=64), "does not fit the spec"),
-    (lambda m: m["spec"].update(d_model=8192, n_layers=20, n_heads=64, d_vocab=50000), "does not describe these"),
-    (lambda m: m["spec"].update(n_layers="two"), "its spec cannot build a model"),
-], ids=["no-builder", "unknown-builder", "shape-mismatch", "17GB-spec", "bad-spec"])
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        (lambda m: m.pop("builder"), "needs a 'builder'"),
+        (
+            lambda m: m.update(builder="transfromer"),
+            "unknown model builder 'transfromer'.*Did you mean: transformer",
+        ),
+        (lambda m: m["spec"].update(d_model=64), "does not fit the spec"),
+        (
+            lambda m: m["spec"].update(d_model=8192, n_layers=20, n_heads=64, d_vocab=50000),
+            "does not describe these",
+        ),
+        (lambda m: m["spec"].update(n_layers="two"), "its spec cannot build a model"),
+    ],
+    ids=["no-builder", "unknown-builder", "shape-mismatch", "17GB-spec", "bad-spec"],
+)
 def test_bad_interp_model_json_is_a_clear_error(model_dir, edit, says):
     _spec_edit(model_dir, edit)
     with pytest.raises(ValueError, match=says):
         interp.load_model(str(model_dir))
     res = runner.invoke(app, ["check", str(model_dir)])
-    assert res.exit_code == 2 and ("interp_model.json" in res.output or "model.safetensors" in res.output)
+    assert res.exit_code == 2 and (
+        "interp_model.json" in res.output or "model.safetensors" in res.output
+    )
 
 
 def test_nan_weights_are_named_not_blamed_on_the_implementation(model_dir, tmp_path):
@@ -147,7 +179,9 @@ def test_nan_weights_are_named_not_blamed_on_the_implementation(model_dir, tmp_p
 def test_check_names_nan_weights_of_a_hugging_face_model(tmp_path):
     import transformers as T
 
-    hf = T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=4, n_positions=16))
+    hf = T.GPT2LMHeadModel(
+        T.GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=4, n_positions=16)
+    )
     with torch.no_grad():
         hf.transformer.h[0].mlp.c_fc.weight[0, 0] = float("nan")
     hf.save_pretrained(tmp_path / "hf")
@@ -169,7 +203,9 @@ def test_truncated_zoo_model_says_rebuild_and_is_not_listed_built(tmp_path, monk
     with pytest.raises(ValueError, match="interp zoo build code-lm-tiny --rebuild"):
         zoo.load("code-lm-tiny")
     res = runner.invoke(app, ["zoo", "list"])
-    assert res.exit_code == 0 and "code-lm-tiny: DAMAGED" in res.output and "--rebuild" in res.output
+    assert (
+        res.exit_code == 0 and "code-lm-tiny: DAMAGED" in res.output and "--rebuild" in res.output
+    )
     res = runner.invoke(app, ["zoo", "build", "code-lm-tiny"])
     assert res.exit_code == 2 and "truncated" in res.output and "--rebuild" in res.output
 
@@ -195,7 +231,10 @@ def test_broken_experiment_yaml_hides_no_other_experiment(tmp_path, monkeypatch,
     monkeypatch.setenv("INTERP_EXPERIMENTS", str(exps))
     res = runner.invoke(app, ["list"])
     assert res.exit_code == 2 and "good" in res.output
-    assert "broken.yaml is not valid YAML" in res.output and "alist.yaml has no 'analysis" in res.output
+    assert (
+        "broken.yaml is not valid YAML" in res.output
+        and "alist.yaml has no 'analysis" in res.output
+    )
     assert runs.build_config("good", "quick").seed == 1
     res = runner.invoke(app, ["run", "broken"])
     assert res.exit_code == 2 and "broken.yaml" in res.output
@@ -212,12 +251,15 @@ def test_read_only_runs_folder_fails_before_the_run(roots, fake_analysis, monkey
 
     monkeypatch.setattr(tempfile, "TemporaryFile", erofs)
     res = runner.invoke(app, ["run", "fake_exp"])
-    assert res.exit_code == 2 and "Read-only file system" in res.output and "INTERP_RUNS" in res.output
+    assert (
+        res.exit_code == 2 and "Read-only file system" in res.output and "INTERP_RUNS" in res.output
+    )
     assert not called
 
 
-def test_full_disk_keeps_the_result_and_says_where_it_went(roots, fake_analysis,
-                                                           monkeypatch, tmp_path):
+def test_full_disk_keeps_the_result_and_says_where_it_went(
+    roots, fake_analysis, monkeypatch, tmp_path
+):
     import tempfile
 
     real_write = Result._write
@@ -231,12 +273,20 @@ def test_full_disk_keeps_the_result_and_says_where_it_went(roots, fake_analysis,
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "spare"))
     cfg = runs.build_config("fake_exp")
     with pytest.raises(runs.RunNotSaved) as err:
-        runs.write_run("fake_exp", "quick", None, cfg, lambda c: Result("fake_analysis", metrics={"x": 1}),
-                       "fake_analysis")
+        runs.write_run(
+            "fake_exp",
+            "quick",
+            None,
+            cfg,
+            lambda c: Result("fake_analysis", metrics={"x": 1}),
+            "fake_analysis",
+        )
     assert err.value.result.metrics["x"] == 1 and err.value.errno == errno.ENOSPC
     assert not list((roots / "fake_exp").iterdir())  # nothing half-written, no .tmp left
     res = runner.invoke(app, ["run", "fake_exp"])
-    assert res.exit_code == 2 and "No space left on device" in res.output and "saved to" in res.output
+    assert (
+        res.exit_code == 2 and "No space left on device" in res.output and "saved to" in res.output
+    )
     spare = next((tmp_path / "spare" / "interp-unsaved" / "fake_exp").iterdir())
     assert Result.load(spare).analysis == "fake_analysis"
 
@@ -246,7 +296,11 @@ def test_bad_port_unknown_experiment_filters_exit_2(roots, fake_analysis):
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and "--port" in res.output
     res = runner.invoke(app, ["runs", "-e", "bogus"])
-    assert res.exit_code == 2 and "unknown experiment 'bogus'" in res.output and "fake_exp" in res.output
+    assert (
+        res.exit_code == 2
+        and "unknown experiment 'bogus'" in res.output
+        and "fake_exp" in res.output
+    )
     res = runner.invoke(app, ["runs", "-e", "fake_exp"])
     assert res.exit_code == 0 and "no runs of fake_exp yet" in res.output
     res = runner.invoke(app, ["demo", "--only", "bogus", "--no-serve"])
@@ -270,9 +324,15 @@ def test_sae_and_check_bound_their_buffers_before_any_work(model_dir, monkeypatc
 
 def test_an_allocator_failure_mid_run_is_one_line(monkeypatch):
     def oom(*a, **k):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
-                           "you tried to allocate 128000000000 bytes")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 128000000000 bytes"
+        )
 
     monkeypatch.setattr(runs, "run_experiment", oom)
     res = runner.invoke(app, ["run", "model_report"])
-    assert res.exit_code == 2 and "ran out of memory" in res.output and "lower its counts" in res.output
+    assert (
+        res.exit_code == 2
+        and "ran out of memory" in res.output
+        and "lower its counts" in res.output
+    )

@@ -21,7 +21,9 @@ def test_default_folders_are_per_user_not_the_package_folder(monkeypatch, tmp_pa
     monkeypatch.delenv("INTERP_RUNS", raising=False)
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
     monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "data"))
-    assert utils.cache_dir() == tmp_path / "cache" and utils.runs_dir() == tmp_path / "data" / "runs"
+    assert (
+        utils.cache_dir() == tmp_path / "cache" and utils.runs_dir() == tmp_path / "data" / "runs"
+    )
     package = Path(utils.__file__).resolve().parents[1]
     assert package not in utils.cache_dir().parents and package not in utils.runs_dir().parents
 
@@ -43,7 +45,7 @@ def test_a_held_lock_times_out_with_a_clear_message(tmp_path):
         import time, pathlib
         from interp.utils import file_lock
         with file_lock({str(lock)!r}):
-            pathlib.Path({str(tmp_path / 'held')!r}).touch()
+            pathlib.Path({str(tmp_path / "held")!r}).touch()
             time.sleep(30)
     """)
     holder = subprocess.Popen([sys.executable, "-c", code])
@@ -53,7 +55,9 @@ def test_a_held_lock_times_out_with_a_clear_message(tmp_path):
                 break
             time.sleep(0.1)
         assert holder.poll() is None, "the lock holder exited early"
-        with pytest.raises(TimeoutError, match=r"waited 1 s for the lock .*x.lock \(building zoo model t\)"):
+        with pytest.raises(
+            TimeoutError, match=r"waited 1 s for the lock .*x.lock \(building zoo model t\)"
+        ):
             with utils.file_lock(lock, timeout=1, what="building zoo model t"):
                 pass
     finally:

@@ -55,14 +55,17 @@ def test_an_edited_manifest_is_detected_by_its_own_checksum(store_dir, name):
         ActivationStore.open(store_dir, verify=False)  # the cheap checks run even without checksums
 
 
-@pytest.mark.parametrize("name, says", [
-    ("item-count", "covers items 0..10, but the store has n_items=9"),
-    ("dtype", "holds .* float32; .* float16"),
-    ("shape", r"holds \[3, 4, 32\]"),
-    ("swapped-shards", "shard entries swapped or reordered"),
-    ("dropped-shard", "no shard for items 3..6"),
-    ("dropped-last-shard", "covers items 0..9, but the store has n_items=10"),
-])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("item-count", "covers items 0..10, but the store has n_items=9"),
+        ("dtype", "holds .* float32; .* float16"),
+        ("shape", r"holds \[3, 4, 32\]"),
+        ("swapped-shards", "shard entries swapped or reordered"),
+        ("dropped-shard", "no shard for items 3..6"),
+        ("dropped-last-shard", "covers items 0..9, but the store has n_items=10"),
+    ],
+)
 def test_a_resealed_manifest_must_still_agree_with_its_shards(store_dir, name, says):
     _edit(store_dir, EDITS[name], reseal=True)
     with pytest.raises(StoreCorruptedError, match=says):

@@ -25,9 +25,11 @@ def _edit_criteria(run, edit):
 
 def _forge(run):
     """holds: true on a NaN value and on 3.0 <= 1e-6 (both sanity checks)."""
+
     def edit(crit):
         crit[0].update(value=3.0, holds=True)  # exact_identity: 3.0 <= 1e-6
         crit.append({**crit[0], "name": "nan_check", "value": float("nan"), "holds": True})
+
     _edit_criteria(run, edit)
 
 
@@ -42,8 +44,17 @@ def test_result_load_recomputes_stored_verdicts(roots):
 
 
 def test_seeds_run_counts_are_recomputed(tmp_path):
-    crit = {"name": "c", "value": 0.5, "threshold": 0.9, "op": ">=", "holds": True, "kind": "claim",
-            "seeds_held": 3, "seeds_run": 3, "values": [0.95, 0.5, None]}
+    crit = {
+        "name": "c",
+        "value": 0.5,
+        "threshold": 0.9,
+        "op": ">=",
+        "holds": True,
+        "kind": "claim",
+        "seeds_held": 3,
+        "seeds_run": 3,
+        "values": [0.95, 0.5, None],
+    }
     Result("x", metrics={"criteria": [crit]}).save(tmp_path / "r")
     c = Result.load(tmp_path / "r").criteria[0]
     assert (c.holds, c.seeds_held) == (False, 1) and c.verdict() == "holds in 1 of 3 seeds"
@@ -55,18 +66,32 @@ def test_runs_list_and_show_flag_a_forged_run(roots):
     info = runs.list_runs()[0]
     assert info.mismatched == ("exact_identity", "nan_check") and info.sanity_failures == 2
     res = runner.invoke(app, ["runs"])
-    assert res.exit_code == 0 and "STORED VERDICTS WERE WRONG" in res.output and "SANITY FAILURES: 2" in res.output
+    assert (
+        res.exit_code == 0
+        and "STORED VERDICTS WERE WRONG" in res.output
+        and "SANITY FAILURES: 2" in res.output
+    )
     res = runner.invoke(app, ["runs", "show", "fake_exp"])
     assert res.exit_code == 0 and "WARNING: stored verdicts disagreed" in res.output
 
 
-@pytest.mark.parametrize("damage, file", [
-    (lambda r: _edit_criteria(r, lambda c: c.__setitem__(0, "oops")), "metrics.json"),
-    (lambda r: _edit_criteria(r, lambda c: c[0].pop("op")), "metrics.json"),
-    (lambda r: (r / "config.json").write_text("[1, 2]"), "config.json"),
-    (lambda r: (r / "run.json").write_text('["x"]'), "run.json"),
-    (lambda r: (r / "metrics.json").write_text('{"criteria": {"a": 1}}'), "metrics.json"),
-], ids=["criterion-string", "criterion-missing-op", "config-list", "run-json-list", "criteria-dict"])
+@pytest.mark.parametrize(
+    "damage, file",
+    [
+        (lambda r: _edit_criteria(r, lambda c: c.__setitem__(0, "oops")), "metrics.json"),
+        (lambda r: _edit_criteria(r, lambda c: c[0].pop("op")), "metrics.json"),
+        (lambda r: (r / "config.json").write_text("[1, 2]"), "config.json"),
+        (lambda r: (r / "run.json").write_text('["x"]'), "run.json"),
+        (lambda r: (r / "metrics.json").write_text('{"criteria": {"a": 1}}'), "metrics.json"),
+    ],
+    ids=[
+        "criterion-string",
+        "criterion-missing-op",
+        "config-list",
+        "run-json-list",
+        "criteria-dict",
+    ],
+)
 def test_one_damaged_run_hides_nothing(roots, fake_analysis, damage, file):
     good = make_run(roots, "20240101-000000-aaaaaa")
     bad = make_run(roots, "20240102-000000-bbbbbb")
@@ -91,4 +116,6 @@ def test_dashboard_warns_about_recomputed_verdicts(roots, fake_analysis):
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert list(frames(at)[0]["sanity failures"]) == [2]
-    assert any("disagreed with their own values" in w.value and "nan_check" in w.value for w in at.warning)
+    assert any(
+        "disagreed with their own values" in w.value and "nan_check" in w.value for w in at.warning
+    )

@@ -29,7 +29,9 @@ def setup(tiny_gpt, tmp_path):
 
 
 def _dense(store, hook, sae):
-    acts = torch.cat([t for _, _, t in store.iter_shards(hook)])  # [N, T, d] (the test may read it all)
+    acts = torch.cat(
+        [t for _, _, t in store.iter_shards(hook)]
+    )  # [N, T, d] (the test may read it all)
     with torch.no_grad():
         return sae.encode(acts)  # [N, T, d_sae]
 
@@ -39,10 +41,19 @@ def test_density_and_histogram_equal_a_dense_computation(setup):
     pages = feature_pages(sae, store, hook, k=K, context=CONTEXT, batch_size=3)
     f = _dense(store, hook, sae).reshape(-1, D_SAE)
     np.testing.assert_allclose(pages.density, (f > 0).double().mean(0).numpy())
-    np.testing.assert_allclose(pages.density, dense_density(sae, torch.cat([t for _, _, t in store.iter_shards(hook)])))
+    np.testing.assert_allclose(
+        pages.density, dense_density(sae, torch.cat([t for _, _, t in store.iter_shards(hook)]))
+    )
     assert 0 < pages.density.mean() < 1 and pages.n_tokens == N * T
-    want = np.stack([np.histogram(np.clip(f[:, i][f[:, i] > 0].numpy(), pages.hist_edges[0], pages.hist_edges[-1]),
-                                  pages.hist_edges)[0] for i in range(D_SAE)])
+    want = np.stack(
+        [
+            np.histogram(
+                np.clip(f[:, i][f[:, i] > 0].numpy(), pages.hist_edges[0], pages.hist_edges[-1]),
+                pages.hist_edges,
+            )[0]
+            for i in range(D_SAE)
+        ]
+    )
     np.testing.assert_array_equal(pages.hist_counts, want)
     np.testing.assert_array_equal(pages.hist_counts.sum(1), (f > 0).sum(0).numpy())
 
@@ -57,15 +68,19 @@ def test_top_contexts_equal_a_brute_force_argsort(setup):
         order = np.argsort(-col.numpy(), kind="stable")[:K]
         order = order[col.numpy()[order] > 0]
         got = pages.top_items[i] * T + pages.top_pos[i]
-        np.testing.assert_array_equal(got[:len(order)], order)
-        assert (pages.top_items[i, len(order):] == -1).all()
-        np.testing.assert_allclose(pages.top_acts[i, :len(order)], col[order].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got[: len(order)], order)
+        assert (pages.top_items[i, len(order) :] == -1).all()
+        np.testing.assert_allclose(
+            pages.top_acts[i, : len(order)], col[order].numpy(), rtol=1e-5, atol=1e-6
+        )
         for j, flat in enumerate(order):
             n, p = divmod(int(flat), T)
             for w, q in enumerate(range(p - CONTEXT, p + CONTEXT + 1)):
                 inside = 0 <= q < T
                 assert pages.ctx_tokens[i, j, w] == (int(toks[n, q]) if inside else -1)
-                assert pages.ctx_acts[i, j, w] == pytest.approx(float(f[n, q, i]) if inside else 0.0, abs=1e-5)
+                assert pages.ctx_acts[i, j, w] == pytest.approx(
+                    float(f[n, q, i]) if inside else 0.0, abs=1e-5
+                )
 
 
 def test_a_planted_one_token_latent_finds_exactly_its_positions(tiny_gpt, tmp_path):
@@ -86,8 +101,10 @@ def test_a_planted_one_token_latent_finds_exactly_its_positions(tiny_gpt, tmp_pa
     where = {tuple(nt) for nt in (x == target).nonzero().tolist()}
     got = {(int(n), int(p)) for n, p in zip(pages.top_items[0], pages.top_pos[0]) if n >= 0}
     assert got == where and len(where) >= 2
-    assert pages.density[0] == pytest.approx(len(where) / (N * T)) and (pages.density[1:] == 0).all()
-    assert (pages.ctx_tokens[0, :len(where), 2] == target).all()  # the middle of every window
+    assert (
+        pages.density[0] == pytest.approx(len(where) / (N * T)) and (pages.density[1:] == 0).all()
+    )
+    assert (pages.ctx_tokens[0, : len(where), 2] == target).all()  # the middle of every window
 
 
 def test_shard_and_batch_boundaries_do_not_change_the_pages(setup, tmp_path):
@@ -105,13 +122,16 @@ def test_shard_and_batch_boundaries_do_not_change_the_pages(setup, tmp_path):
 
 def test_logit_effects_equal_w_dec_times_w_u(setup):
     m, store, hook, sae = setup
-    pages = feature_pages(sae, store, hook, model=m, k=2, context=1, n_logit_tokens=6,
-                          tokenizer=lambda i: f"tok{i}")
+    pages = feature_pages(
+        sae, store, hook, model=m, k=2, context=1, n_logit_tokens=6, tokenizer=lambda i: f"tok{i}"
+    )
     effects = sae.W_dec.detach() @ m.module.W_U.detach()  # [d_sae, d_vocab]
     order = torch.argsort(effects, dim=1, descending=True)
     np.testing.assert_array_equal(pages.promoted, order[:, :6].numpy())
     np.testing.assert_array_equal(pages.suppressed, order.flip(1)[:, :6].numpy())
-    np.testing.assert_allclose(pages.promoted_values, effects.gather(1, order[:, :6]).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        pages.promoted_values, effects.gather(1, order[:, :6]).numpy(), rtol=1e-5, atol=1e-6
+    )
     assert pages.token_str(int(pages.promoted[0, 0])) == f"tok{int(pages.promoted[0, 0])}"
     # Search by a promoted token's string finds the latent; by id, the id.
     hits = pages.search(f"tok{int(pages.promoted[5, 0])}")
@@ -141,14 +161,18 @@ def test_without_a_model_logit_effects_are_skipped_with_a_note(setup):
 
 def test_pages_save_and_load_through_a_result(setup, tmp_path):
     m, store, hook, sae = setup
-    pages = feature_pages(sae, store, hook, model=m, k=3, context=2, tokenizer=[f"t{i}" for i in range(50)])
+    pages = feature_pages(
+        sae, store, hook, model=m, k=3, context=2, tokenizer=[f"t{i}" for i in range(50)]
+    )
     result = pages.to_result()
     assert has_feature_pages(result) and result.metrics["features"]["d_sae"] == D_SAE
     back = FeaturePages.from_result(interp.Result.load(result.save(tmp_path / "run")))
     assert back == pages
     assert FeaturePages.load(pages.save(tmp_path / "run2")) == pages
     ctx = back.contexts(0)
-    assert ctx and ctx[0]["strings"][ctx[0]["center"]] == back.token_str(ctx[0]["tokens"][ctx[0]["center"]])
+    assert ctx and ctx[0]["strings"][ctx[0]["center"]] == back.token_str(
+        ctx[0]["tokens"][ctx[0]["center"]]
+    )
 
 
 def test_the_pass_never_reads_the_whole_store(setup, monkeypatch):

@@ -27,14 +27,25 @@ ARCHITECTURES = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
 
 def _fixture(arch: str):
     d = FIXTURES / arch
-    x, f, x_hat = (torch.from_numpy(np.load(d / n)) for n in ("x.npy", "feature_acts.npy", "sae_out.npy"))
+    x, f, x_hat = (
+        torch.from_numpy(np.load(d / n)) for n in ("x.npy", "feature_acts.npy", "sae_out.npy")
+    )
     return d, x, f, x_hat
 
 
 def _ours(kind: str, input_scale: float = 0.37, seed: int = 0) -> SAE:
     """An SAE of ours with every tensor away from its init, and an input scale to fold."""
-    sae = SAE(SAEConfig(d_in=8, d_sae=16, kind=kind, k=4, init_seed=seed, input_scale=input_scale,
-                        hook_name="blocks.0.hook_resid_post"))
+    sae = SAE(
+        SAEConfig(
+            d_in=8,
+            d_sae=16,
+            kind=kind,
+            k=4,
+            init_seed=seed,
+            input_scale=input_scale,
+            hook_name="blocks.0.hook_resid_post",
+        )
+    )
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         sae.W_enc.add_(0.3 * torch.randn(8, 16, generator=g))
@@ -85,12 +96,16 @@ def test_round_trip_is_exact(kind, input_scale, tmp_path):
         assert torch.equal(back.decode(f), sae.decode(f))
     for name, tensor in sae.folded().items():
         assert torch.equal(getattr(back, name), tensor), name
-    assert back.cfg.model_dump(exclude={"input_scale"}) == sae.cfg.model_dump(exclude={"input_scale"})
+    assert back.cfg.model_dump(exclude={"input_scale"}) == sae.cfg.model_dump(
+        exclude={"input_scale"}
+    )
     if kind == "jumprelu":
         assert torch.equal(back.log_threshold.exp(), sae.log_threshold.exp())
     again = load_file(str(back.save(tmp_path / "again") / "sae_weights.safetensors"))
     first = load_file(str(tmp_path / kind / "sae_weights.safetensors"))
-    assert all(torch.equal(again[k], first[k]) for k in first)  # a second save writes the same tensors
+    assert all(
+        torch.equal(again[k], first[k]) for k in first
+    )  # a second save writes the same tensors
 
 
 @settings(max_examples=15, deadline=None)
@@ -99,7 +114,9 @@ def test_round_trip_is_exact_for_any_scale_and_weights(kind, input_scale, seed):
     import tempfile
 
     sae = _ours(kind, input_scale, seed)
-    x = torch.randn(20, 8, generator=torch.Generator().manual_seed(seed)) / input_scale  # [20, d_in]
+    x = (
+        torch.randn(20, 8, generator=torch.Generator().manual_seed(seed)) / input_scale
+    )  # [20, d_in]
     with tempfile.TemporaryDirectory() as tmp:
         back = SAE.load(sae.save(tmp))
     with torch.no_grad():
@@ -113,15 +130,21 @@ def test_our_files_look_like_saelens_files(arch, tmp_path):
     path = _ours(ARCHITECTURES[arch]).save(tmp_path / arch)
     theirs, ours = (json.loads((p / "cfg.json").read_text()) for p in (ref, path))
     assert set(ours) == set(theirs)
-    assert {k: ours[k] for k in ours if k != "metadata"} == {k: theirs[k] for k in theirs if k != "metadata"}
+    assert {k: ours[k] for k in ours if k != "metadata"} == {
+        k: theirs[k] for k in theirs if k != "metadata"
+    }
     # metadata is SAELens's free-form provenance; sae_lens_training_version names the sae-lens
     # that trained an SAE, so we do not write it; ours adds our training settings under "interp"
-    assert set(ours["metadata"]) == set(theirs["metadata"]) - {"sae_lens_training_version"} | {"interp"}
+    assert set(ours["metadata"]) == set(theirs["metadata"]) - {"sae_lens_training_version"} | {
+        "interp"
+    }
     assert ours["metadata"]["hook_name"] == theirs["metadata"]["hook_name"]
     t_ref, t_ours = (load_file(str(p / "sae_weights.safetensors")) for p in (ref, path))
     assert set(t_ours) == set(t_ref)
     for name in t_ref:
-        assert (t_ours[name].shape, t_ours[name].dtype) == (t_ref[name].shape, t_ref[name].dtype), name
+        assert (t_ours[name].shape, t_ours[name].dtype) == (t_ref[name].shape, t_ref[name].dtype), (
+            name
+        )
 
 
 def test_our_older_layout_still_loads(tmp_path):
@@ -129,8 +152,12 @@ def test_our_older_layout_still_loads(tmp_path):
     sae = _ours("jumprelu")
     tensors = {k: v.detach().contiguous() for k, v in sae.state_dict().items()}
     save_file(tensors, str(tmp_path / "sae_weights.safetensors"))
-    cfg = sae.cfg.model_dump(mode="json") | {"architecture": "jumprelu", "normalize_activations": "none",
-                                             "activation_fn_str": "relu", "activation_fn_kwargs": {}}
+    cfg = sae.cfg.model_dump(mode="json") | {
+        "architecture": "jumprelu",
+        "normalize_activations": "none",
+        "activation_fn_str": "relu",
+        "activation_fn_kwargs": {},
+    }
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     back = SAE.load(tmp_path)
     x = torch.randn(20, 8, generator=torch.Generator().manual_seed(1))
@@ -142,15 +169,34 @@ def test_pre_6_saelens_topk_layout_loads(tmp_path):
     d = tmp_path / "old"
     shutil.copytree(FIXTURES / "topk", d)
     new = json.loads((d / "cfg.json").read_text())
-    old = {"architecture": "standard", "d_in": 8, "d_sae": 16, "dtype": "float32", "device": "cpu",
-           "model_name": "gpt2", "hook_name": new["metadata"]["hook_name"], "hook_layer": 0, "hook_head_index": None,
-           "activation_fn_str": "topk", "activation_fn_kwargs": {"k": 4}, "apply_b_dec_to_input": True,
-           "finetuning_scaling_factor": False, "context_size": 128, "prepend_bos": True,
-           "normalize_activations": False, "dataset_path": "x", "sae_lens_training_version": "3.0.0"}
+    old = {
+        "architecture": "standard",
+        "d_in": 8,
+        "d_sae": 16,
+        "dtype": "float32",
+        "device": "cpu",
+        "model_name": "gpt2",
+        "hook_name": new["metadata"]["hook_name"],
+        "hook_layer": 0,
+        "hook_head_index": None,
+        "activation_fn_str": "topk",
+        "activation_fn_kwargs": {"k": 4},
+        "apply_b_dec_to_input": True,
+        "finetuning_scaling_factor": False,
+        "context_size": 128,
+        "prepend_bos": True,
+        "normalize_activations": False,
+        "dataset_path": "x",
+        "sae_lens_training_version": "3.0.0",
+    }
     (d / "cfg.json").write_text(json.dumps(old))
     _, x, f, _ = _fixture("topk")
     sae = SAE.load(d)
-    assert sae.cfg.kind == "topk" and sae.cfg.k == 4 and sae.cfg.hook_name == new["metadata"]["hook_name"]
+    assert (
+        sae.cfg.kind == "topk"
+        and sae.cfg.k == 4
+        and sae.cfg.hook_name == new["metadata"]["hook_name"]
+    )
     torch.testing.assert_close(sae.encode(x), f, atol=1e-6, rtol=0)
 
 
@@ -178,28 +224,57 @@ def _edited(tmp_path: Path, arch: str, cfg_update: dict | None = None, tensors=N
     return d
 
 
-@pytest.mark.parametrize("update, match", [
-    ({"architecture": "gated"}, r"unknown architecture 'gated'; valid: \['jumprelu', 'standard', 'topk'\]"),
-    ({"normalize_activations": "layer_norm"}, r"normalize_activations 'layer_norm' is not supported.*valid: 'none'"),
-    ({"reshape_activations": "hook_z"}, r"reshape_activations 'hook_z'.*valid: 'none'"),
-    ({"rescale_acts_by_decoder_norm": True}, r"rescale_acts_by_decoder_norm True"),
-    ({"dtype": "bfloat16"}, r"dtype 'bfloat16' is not supported; valid: \['float32', 'float64'\]"),
-    ({"mystery_scale": 2.0}, r"unknown field\(s\) \['mystery_scale'\]"),
-    ({"k": 0}, r"topk needs a positive integer k, got 0"),
-])
+@pytest.mark.parametrize(
+    "update, match",
+    [
+        (
+            {"architecture": "gated"},
+            r"unknown architecture 'gated'; valid: \['jumprelu', 'standard', 'topk'\]",
+        ),
+        (
+            {"normalize_activations": "layer_norm"},
+            r"normalize_activations 'layer_norm' is not supported.*valid: 'none'",
+        ),
+        ({"reshape_activations": "hook_z"}, r"reshape_activations 'hook_z'.*valid: 'none'"),
+        ({"rescale_acts_by_decoder_norm": True}, r"rescale_acts_by_decoder_norm True"),
+        (
+            {"dtype": "bfloat16"},
+            r"dtype 'bfloat16' is not supported; valid: \['float32', 'float64'\]",
+        ),
+        ({"mystery_scale": 2.0}, r"unknown field\(s\) \['mystery_scale'\]"),
+        ({"k": 0}, r"topk needs a positive integer k, got 0"),
+    ],
+)
 def test_what_we_cannot_honour_fails_by_name(tmp_path, update, match):
     with pytest.raises(ValueError, match=match):
         SAE.load(_edited(tmp_path, "topk", update))
 
 
 def test_tensor_names_and_shapes_are_checked(tmp_path):
-    with pytest.raises(ValueError, match=r"tensor W_enc has shape \[8, 15\]; d_in=8, d_sae=16 need \[8, 16\]"):
-        SAE.load(_edited(tmp_path / "a", "standard", tensors=lambda t: t | {"W_enc": t["W_enc"][:, :15].contiguous()}))
+    with pytest.raises(
+        ValueError, match=r"tensor W_enc has shape \[8, 15\]; d_in=8, d_sae=16 need \[8, 16\]"
+    ):
+        SAE.load(
+            _edited(
+                tmp_path / "a",
+                "standard",
+                tensors=lambda t: t | {"W_enc": t["W_enc"][:, :15].contiguous()},
+            )
+        )
     with pytest.raises(ValueError, match=r"missing \['threshold'\]"):
-        SAE.load(_edited(tmp_path / "b", "jumprelu",
-                         tensors=lambda t: {k: v for k, v in t.items() if k != "threshold"}))
+        SAE.load(
+            _edited(
+                tmp_path / "b",
+                "jumprelu",
+                tensors=lambda t: {k: v for k, v in t.items() if k != "threshold"},
+            )
+        )
     with pytest.raises(ValueError, match=r"unexpected \['log_threshold'\]"):
-        SAE.load(_edited(tmp_path / "c", "standard", tensors=lambda t: t | {"log_threshold": torch.zeros(16)}))
+        SAE.load(
+            _edited(
+                tmp_path / "c", "standard", tensors=lambda t: t | {"log_threshold": torch.zeros(16)}
+            )
+        )
 
 
 def test_a_kind_without_a_saelens_architecture_is_not_saved(tmp_path, monkeypatch):

@@ -47,7 +47,12 @@ def test_bad_inputs_are_named(tiny_gpt):
     with pytest.raises(ValueError, match="pos >= 2"):
         loss_recovered(tiny_gpt, _sae(32, "exact"), HOOK, torch.zeros(3, 1, dtype=torch.long))
     with pytest.raises(KeyError, match="hook name"):
-        loss_recovered(tiny_gpt, _sae(32, "exact"), "blocks.0.hook_resid_pots", torch.zeros(3, 4, dtype=torch.long))
+        loss_recovered(
+            tiny_gpt,
+            _sae(32, "exact"),
+            "blocks.0.hook_resid_pots",
+            torch.zeros(3, 4, dtype=torch.long),
+        )
 
 
 def test_latent_stats_of_planted_saes_and_chunking():
@@ -57,11 +62,17 @@ def test_latent_stats_of_planted_saes_and_chunking():
     exact = latent_stats(_sae(6, "exact"), [x[:13], x[13:]], dense_above=0.9)
     assert exact["fvu"] == pytest.approx(0.0, abs=1e-10) and exact["n_rows"] == 40
     whole = latent_stats(_sae(6, "exact"), [x], dense_above=0.9)
-    assert all(whole[k] == pytest.approx(exact[k]) for k in ("fvu", "l0", "dead_frac", "dense_frac"))
+    assert all(
+        whole[k] == pytest.approx(exact[k]) for k in ("fvu", "l0", "dead_frac", "dense_frac")
+    )
     # x > 0 everywhere: the relu(x) latents fire on every row (dense), the relu(-x) ones never (dead)
     assert exact["dead_frac"] == 0.5 and exact["dense_frac"] == 0.5 and exact["l0"] == 6
-    zero = latent_stats(_sae(6, "zero"), [x])  # reconstructs 0: error |x|^2 exceeds the variance about the mean
-    assert zero["fvu"] == pytest.approx(float(x.pow(2).sum() / (x - x.mean(0)).pow(2).sum()), rel=1e-6)
+    zero = latent_stats(
+        _sae(6, "zero"), [x]
+    )  # reconstructs 0: error |x|^2 exceeds the variance about the mean
+    assert zero["fvu"] == pytest.approx(
+        float(x.pow(2).sum() / (x - x.mean(0)).pow(2).sum()), rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("how, want", [("exact", 1.0), ("zero", 0.0)])

@@ -11,7 +11,11 @@ from interp.sae import KINDS, SAE, SAEConfig
 
 
 def _sae(kind: str, d_in: int, d_sae: int, seed: int) -> SAE:
-    sae = SAE(SAEConfig(d_in=d_in, d_sae=d_sae, kind=kind, k=min(3, d_sae), init_seed=seed, input_scale=0.7))
+    sae = SAE(
+        SAEConfig(
+            d_in=d_in, d_sae=d_sae, kind=kind, k=min(3, d_sae), init_seed=seed, input_scale=0.7
+        )
+    )
     with torch.no_grad():  # biases away from zero, so the pre-bias and thresholds matter
         g = torch.Generator().manual_seed(seed + 1)
         sae.b_enc.copy_(0.1 * torch.randn(d_sae, generator=g))
@@ -20,7 +24,13 @@ def _sae(kind: str, d_in: int, d_sae: int, seed: int) -> SAE:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.sampled_from(sorted(KINDS)), st.integers(1, 9), st.integers(2, 12), st.integers(2, 24), st.integers(0, 10**6))
+@given(
+    st.sampled_from(sorted(KINDS)),
+    st.integers(1, 9),
+    st.integers(2, 12),
+    st.integers(2, 24),
+    st.integers(0, 10**6),
+)
 def test_batch_equals_row_by_row(kind, n, d_in, d_sae, seed):
     sae = _sae(kind, d_in, d_sae, seed)
     x = torch.randn(n, d_in, generator=torch.Generator().manual_seed(seed))  # [n, d_in]
@@ -28,8 +38,12 @@ def test_batch_equals_row_by_row(kind, n, d_in, d_sae, seed):
         f = sae.encode(x)  # [n, d_sae]
         rows = torch.cat([sae.encode(x[i : i + 1]) for i in range(n)])
         torch.testing.assert_close(f, rows, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(sae.decode(f), torch.cat([sae.decode(f[i : i + 1]) for i in range(n)]),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            sae.decode(f),
+            torch.cat([sae.decode(f[i : i + 1]) for i in range(n)]),
+            atol=1e-5,
+            rtol=1e-5,
+        )
         x3 = x.repeat(2, 1).view(2, n, d_in)  # leading dims [2, n]
         torch.testing.assert_close(sae(x3), sae(x).expand(2, n, d_in), atol=1e-5, rtol=1e-5)
     assert (f >= 0).all()

@@ -34,8 +34,17 @@ def hf_gpt2(tmp_path):
 
     tok = word_tokenizer(list("abcdefghij"))
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=32,
-                                    bos_token_id=0, eos_token_id=2)).eval()
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=32,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
+    ).eval()
     hf.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     return interp.load_model(str(tmp_path))
@@ -74,7 +83,9 @@ def test_without_error_term_the_reconstruction_replaces_the_activation(model, re
         out, acts = interp.trace(m, x, capture=[HOST, f"{HOST}.hook_sae_recons"])
     assert (out - clean).abs().max() > 1e-3
     torch.testing.assert_close(out, manual, atol=1e-6, rtol=0)
-    assert torch.equal(acts[HOST], acts[f"{HOST}.hook_sae_recons"])  # the hook reads the SAE's output
+    assert torch.equal(
+        acts[HOST], acts[f"{HOST}.hook_sae_recons"]
+    )  # the hook reads the SAE's output
 
 
 def test_captured_parts_match_the_sae(tiny_gpt, tokens):
@@ -100,7 +111,9 @@ def test_captured_parts_match_the_sae(tiny_gpt, tokens):
 
 def test_zero_ablating_every_latent_substitutes_b_dec(tiny_gpt, tokens):
     sae = _sae(32)
-    manual, _ = interp.trace(tiny_gpt, tokens, edits={HOST: lambda a: sae.b_dec.expand_as(a).clone()})
+    manual, _ = interp.trace(
+        tiny_gpt, tokens, edits={HOST: lambda a: sae.b_dec.expand_as(a).clone()}
+    )
     with spliced(tiny_gpt, {HOST: sae}):
         out, _ = interp.trace(tiny_gpt, tokens, edits={f"{HOST}.hook_sae_acts_post": zero_ablate()})
     torch.testing.assert_close(out, manual, atol=1e-6, rtol=0)
@@ -132,8 +145,9 @@ def test_a_latent_edit_reaches_the_output_through_the_decoder(tiny_gpt, tokens):
     assert (out - clean).abs().max() > 1e-4
     # SAELens semantics: the error term comes from the clean activation, so the output moves by
     # exactly the change in the reconstruction
-    manual, _ = interp.trace(tiny_gpt, tokens,
-                             edits={HOST: lambda a: sae.decode(drop(sae.encode(a))) + (a - sae(a))})
+    manual, _ = interp.trace(
+        tiny_gpt, tokens, edits={HOST: lambda a: sae.decode(drop(sae.encode(a))) + (a - sae(a))}
+    )
     torch.testing.assert_close(out, manual, atol=1e-6, rtol=0)
 
 
@@ -157,17 +171,21 @@ def test_batched_equals_unbatched_and_collect_equals_trace(tiny_gpt, tokens):
     reduce = Reducer("all", None, None)
     assert isinstance(make_runner(tiny_gpt, [HOST], reduce), PlainRunner)
     with spliced(tiny_gpt, {HOST: _sae(32), LAST: _sae(32, seed=1)}):
-        assert isinstance(make_runner(tiny_gpt, [HOST], reduce), BridgeRunner)  # the bridge-hook path
+        assert isinstance(
+            make_runner(tiny_gpt, [HOST], reduce), BridgeRunner
+        )  # the bridge-hook path
         _, full = interp.trace(tiny_gpt, tokens, capture=names)
         for i in range(len(tokens)):
-            _, one = interp.trace(tiny_gpt, tokens[i:i + 1], capture=names)
+            _, one = interp.trace(tiny_gpt, tokens[i : i + 1], capture=names)
             for n in names:
                 torch.testing.assert_close(one[n][0], full[n][i], atol=1e-6, rtol=0)
         store = interp.collect(tiny_gpt, tokens, hooks=names, batch_size=4)
         last = interp.collect(tiny_gpt, tokens, hooks=names[0], positions="last", batch_size=4)
     for n in names:
         torch.testing.assert_close(torch.as_tensor(store[n]), full[n], atol=1e-6, rtol=0)
-    torch.testing.assert_close(torch.as_tensor(last[names[0]]), full[names[0]][:, -1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.as_tensor(last[names[0]]), full[names[0]][:, -1], atol=1e-6, rtol=0
+    )
     assert isinstance(make_runner(tiny_gpt, [HOST], reduce), PlainRunner)  # fast path is back
 
 
@@ -197,9 +215,15 @@ def test_an_rnn_hidden_state_can_be_spliced(tiny_rnn, tokens):
         store = interp.collect(tiny_rnn, tokens, hooks=[f"{h}.hook_sae_acts_post"], batch_size=4)
     torch.testing.assert_close(out, clean, atol=1e-5, rtol=0)
     assert acts[f"{h}.hook_sae_acts_post"].shape == (*tokens.shape, 24)
-    torch.testing.assert_close(acts[f"{h}.hook_sae_acts_post"], sae.encode(acts[h]), atol=1e-5, rtol=0)
-    torch.testing.assert_close(torch.as_tensor(store[f"{h}.hook_sae_acts_post"]),
-                               acts[f"{h}.hook_sae_acts_post"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        acts[f"{h}.hook_sae_acts_post"], sae.encode(acts[h]), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        torch.as_tensor(store[f"{h}.hook_sae_acts_post"]),
+        acts[f"{h}.hook_sae_acts_post"],
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 def test_names_and_errors_are_clear(tiny_gpt, tokens):

@@ -16,7 +16,9 @@ def _sparse_data(n=256, d=16, n_atoms=24, seed=0):
     g = torch.Generator().manual_seed(seed)
     atoms = torch.randn(n_atoms, d, generator=g)
     atoms /= atoms.norm(dim=-1, keepdim=True)
-    codes = (torch.rand(n, n_atoms, generator=g) < 0.1).float() * (0.5 + torch.rand(n, n_atoms, generator=g))
+    codes = (torch.rand(n, n_atoms, generator=g) < 0.1).float() * (
+        0.5 + torch.rand(n, n_atoms, generator=g)
+    )
     return codes @ atoms + 0.01 * torch.randn(n, d, generator=g) + 0.3
 
 
@@ -25,7 +27,9 @@ def test_training_reduces_fvu_and_keeps_unit_norm_decoder(kind):
     x = _sparse_data()
     cfg = SAEConfig(d_in=16, d_sae=48, kind=kind, k=4)
     sparsity = {"relu": 0.02, "jumprelu": 0.001, "topk": 0.0}[kind]
-    untrained = SAE(cfg.model_copy(update={"input_scale": float(1 / x.pow(2).sum(-1).mean().sqrt())}))
+    untrained = SAE(
+        cfg.model_copy(update={"input_scale": float(1 / x.pow(2).sum(-1).mean().sqrt())})
+    )
     before = evaluate_sae(untrained, x)["fvu"]
     sae, report = train_sae(x, cfg, SAETrainConfig(steps=300, lr=3e-3, sparsity=sparsity))
     assert report["fvu"] < 0.3 < before
@@ -84,9 +88,15 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_trains_on_an_activation_store(tiny_gpt, tokens, tmp_path):
-    store = interp.collect(tiny_gpt, tokens, hooks=["blocks.0.hook_resid_post"], out=tmp_path / "store")
-    sae, report = train_sae(store, SAEConfig(d_in=32, d_sae=64), SAETrainConfig(steps=100, batch_size=32),
-                            hook="blocks.0.hook_resid_post")
+    store = interp.collect(
+        tiny_gpt, tokens, hooks=["blocks.0.hook_resid_post"], out=tmp_path / "store"
+    )
+    sae, report = train_sae(
+        store,
+        SAEConfig(d_in=32, d_sae=64),
+        SAETrainConfig(steps=100, batch_size=32),
+        hook="blocks.0.hook_resid_post",
+    )
     assert report["n_rows"] == tokens.numel()
     assert report["fvu"] < 1.0
 
@@ -109,7 +119,16 @@ def disk_store(tiny_gpt, tmp_path):
 
 
 def _stream_cfg(**kw):
-    base = dict(steps=40, batch_size=16, buffer_rows=48, lr=3e-3, resample_every=10, resample_until=1.0, checkpoint_every=10, seed=1)
+    base = dict(
+        steps=40,
+        batch_size=16,
+        buffer_rows=48,
+        lr=3e-3,
+        resample_every=10,
+        resample_until=1.0,
+        checkpoint_every=10,
+        seed=1,
+    )
     return SAETrainConfig(**{**base, **kw})
 
 
@@ -134,11 +153,15 @@ def test_stream_visits_every_row_once_per_epoch(disk_store):
     src = RowSource(disk_store, HOOK)
     rows = torch.cat(list(src.chunks()))  # [192, 32] in stored order
     stream = ShuffledStream(src, buffer_rows=48, seed=0, scale=1.0, dtype=torch.float32)
-    epoch = torch.cat([stream.take(p, 20) for p in range(0, 180, 20)] + [stream.take(180, 12)])  # [192, 32]
+    epoch = torch.cat(
+        [stream.take(p, 20) for p in range(0, 180, 20)] + [stream.take(180, 12)]
+    )  # [192, 32]
     key = lambda t: sorted(map(tuple, t.tolist()))  # noqa: E731
     assert key(epoch) == key(rows)  # a permutation of the rows: nothing repeated, nothing skipped
     assert not torch.equal(epoch, rows)
-    assert torch.equal(stream.take(200, 16), ShuffledStream(src, 48, 0, 1.0, torch.float32).take(200, 16))
+    assert torch.equal(
+        stream.take(200, 16), ShuffledStream(src, 48, 0, 1.0, torch.float32).take(200, 16)
+    )
 
 
 def test_a_killed_run_resumes_to_the_same_weights(disk_store, tmp_path, monkeypatch):
@@ -158,14 +181,19 @@ def test_a_killed_run_resumes_to_the_same_weights(disk_store, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         train_sae(disk_store, cfg, tc, hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
     monkeypatch.setattr(SAE, "normalise_decoder", real)
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if not p.name.startswith(".")) == \
-        ["step_00000010", "step_00000020"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if not p.name.startswith(".")) == [
+        "step_00000010",
+        "step_00000020",
+    ]
     resumed, report = train_sae(disk_store, cfg, tc, hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
     assert report["resumed_from"] == 20
     for (name, a), b in zip(clean.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert [p["step"] for p in report["metrics"]] == [0, 10, 20, 30, 40]
-    assert report["metrics"] == clean_report["metrics"] and report["resampled"] == clean_report["resampled"]
+    assert (
+        report["metrics"] == clean_report["metrics"]
+        and report["resampled"] == clean_report["resampled"]
+    )
     # the newest checkpoint is the trained SAE in SAELens's layout
     back = SAE.load(tmp_path / "ckpt" / "step_00000040")
     x = disk_store.shard(HOOK, 0).reshape(-1, 32)
@@ -176,7 +204,13 @@ def test_resuming_with_other_settings_is_refused(disk_store, tmp_path):
     cfg = SAEConfig(d_in=32, d_sae=48)
     train_sae(disk_store, cfg, _stream_cfg(steps=20), hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
     with pytest.raises(ValueError, match="lr: 0.003 there, 0.01 now"):
-        train_sae(disk_store, cfg, _stream_cfg(steps=20, lr=1e-2), hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
+        train_sae(
+            disk_store,
+            cfg,
+            _stream_cfg(steps=20, lr=1e-2),
+            hook=HOOK,
+            checkpoint_dir=tmp_path / "ckpt",
+        )
 
 
 def test_metric_points_on_heldout_rows_and_loss_recovered(disk_store, tiny_gpt, tokens):
@@ -184,10 +218,19 @@ def test_metric_points_on_heldout_rows_and_loss_recovered(disk_store, tiny_gpt, 
 
     _, acts = interp.trace(tiny_gpt, tokens, capture=[HOOK])
     held = acts[HOOK].reshape(-1, 32)
-    sae, report = train_sae(disk_store, SAEConfig(d_in=32, d_sae=48, kind="topk", k=4), _stream_cfg(steps=20),
-                            hook=HOOK, eval_data=held, model=tiny_gpt, eval_tokens=tokens)
+    sae, report = train_sae(
+        disk_store,
+        SAEConfig(d_in=32, d_sae=48, kind="topk", k=4),
+        _stream_cfg(steps=20),
+        hook=HOOK,
+        eval_data=held,
+        model=tiny_gpt,
+        eval_tokens=tokens,
+    )
     last = report["metrics"][-1]
     assert last["on"] == "heldout" and last["n_rows"] == len(held) and last["step"] == 20
     assert last["fvu"] == pytest.approx(latent_stats(sae, [held])["fvu"], rel=1e-6)
     assert last["l0"] <= 4 and 0 <= last["dead_frac"] <= 1 and 0 <= last["dense_frac"] <= 1
-    assert last["loss_recovered"] == pytest.approx(loss_recovered(tiny_gpt, sae, HOOK, tokens)["loss_recovered"])
+    assert last["loss_recovered"] == pytest.approx(
+        loss_recovered(tiny_gpt, sae, HOOK, tokens)["loss_recovered"]
+    )

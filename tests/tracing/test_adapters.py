@@ -8,15 +8,28 @@ import torch
 from torch import nn
 
 from interp.tracing import adapters
-from interp.tracing.adapters import ADAPTERS, Point, adapter_point, hf_call_kwargs, inputs, is_hf, plain_module, plan
+from interp.tracing.adapters import (
+    ADAPTERS,
+    Point,
+    adapter_point,
+    hf_call_kwargs,
+    inputs,
+    is_hf,
+    plain_module,
+    plan,
+)
 
 
 def test_adapter_point_fills_in_the_layer():
     table = ADAPTERS["NativeModel"]
     assert adapter_point(table, "blocks.3.hook_resid_post") == Point("layers.3", "out", 0)
-    assert adapter_point(table, "blocks.12.attn.hook_z") == Point("layers.12.attn.o", "in", 0, heads=True)
+    assert adapter_point(table, "blocks.12.attn.hook_z") == Point(
+        "layers.12.attn.o", "in", 0, heads=True
+    )
     assert adapter_point(table, "hook_embed") == Point("tok_embed")
-    assert adapter_point(table, "blocks.0.attn.hook_attn_scores") is None  # no plain module computes it
+    assert (
+        adapter_point(table, "blocks.0.attn.hook_attn_scores") is None
+    )  # no plain module computes it
 
 
 def test_the_plain_tree_shares_every_parameter_and_holds_no_bridge_wrapper(tiny_gpt):
@@ -45,8 +58,14 @@ def test_a_plan_stops_at_the_hook_that_fires_last(tiny_gpt, tiny_rnn):
     assert plan(tiny_gpt, root, ("blocks.0.attn.hook_attn_scores",)) is None
     # our RNNs: the table routes the stacked hidden states to the cell's output; other names are
     # the HookPoints' own paths
-    assert plan(tiny_rnn, tiny_rnn.module, ("rnn.hook_h",)) == ({"rnn.hook_h": Point("rnn")}, "rnn.hook_h")
-    assert plan(tiny_rnn, tiny_rnn.module, ("hook_embed",)) == ({"hook_embed": Point("hook_embed")}, "hook_embed")
+    assert plan(tiny_rnn, tiny_rnn.module, ("rnn.hook_h",)) == (
+        {"rnn.hook_h": Point("rnn")},
+        "rnn.hook_h",
+    )
+    assert plan(tiny_rnn, tiny_rnn.module, ("hook_embed",)) == (
+        {"hook_embed": Point("hook_embed")},
+        "hook_embed",
+    )
 
 
 def test_unwrap_leaves_a_plain_tree_as_it_is():

@@ -15,8 +15,12 @@ from interp.tracing import runners as runners_mod
 from interp.tracing.model import Model
 
 N, T = 13, 8
-TF_HOOKS = ["blocks.0.attn.hook_z", "blocks.1.attn.hook_pattern", "blocks.0.attn.hook_pattern",
-            "blocks.1.hook_resid_post"]
+TF_HOOKS = [
+    "blocks.0.attn.hook_z",
+    "blocks.1.attn.hook_pattern",
+    "blocks.0.attn.hook_pattern",
+    "blocks.1.hook_resid_post",
+]
 RNN_HOOKS = ["rnn.hook_h", "rnn.hook_pre", "hook_logits"]
 
 
@@ -28,13 +32,17 @@ def _quiet(monkeypatch):
 @pytest.fixture(scope="module")
 def tf() -> Model:
     torch.manual_seed(0)
-    bridge = build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50))
+    bridge = build_transformer(
+        TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50)
+    )
     return Model(bridge, backend="tl", kind="transformer", model_id="tiny-tf")
 
 
 @pytest.fixture(scope="module")
 def rnn() -> Model:
-    return interp.wrap(HookedRNN(RNNSpec(cell="tanh", d_hidden=16, d_vocab=20)), model_id="tiny-rnn")
+    return interp.wrap(
+        HookedRNN(RNNSpec(cell="tanh", d_hidden=16, d_vocab=20)), model_id="tiny-rnn"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +72,10 @@ def test_rnn_per_step_shape(rnn, toks):
 
 
 def test_positions_are_slices_of_all(tf, rnn, toks):
-    cases = [(tf, ["blocks.1.hook_resid_post", "blocks.0.attn.hook_pattern", "blocks.0.attn.hook_z"]),
-             (rnn, ["rnn.hook_h", "hook_logits"])]
+    cases = [
+        (tf, ["blocks.1.hook_resid_post", "blocks.0.attn.hook_pattern", "blocks.0.attn.hook_z"]),
+        (rnn, ["rnn.hook_h", "hook_logits"]),
+    ]
     for m, hooks in cases:
         full = interp.collect(m, toks, hooks, batch_size=4)
         for h in hooks:
@@ -111,7 +121,9 @@ class _CharTokenizer:
 
 
 def test_text_input_pads_and_last_is_last_real_token():
-    m = interp.wrap(HookedRNN(RNNSpec(cell="tanh", d_hidden=16, d_vocab=20)), tokenizer=_CharTokenizer())
+    m = interp.wrap(
+        HookedRNN(RNNSpec(cell="tanh", d_hidden=16, d_vocab=20)), tokenizer=_CharTokenizer()
+    )
     texts = ["abc", "hello world", "x", "four"]
     store = interp.collect(m, texts, ["rnn.hook_h"], positions="last", batch_size=3)
     assert store.tokens.shape == (4, len("hello world"))
@@ -126,10 +138,15 @@ def _block_leaves(m: Model, layer: int) -> list[torch.nn.Module]:
     return [mod for mod in m.module.blocks[layer].modules() if type(mod) is torch.nn.Linear]
 
 
-@pytest.mark.parametrize("extra", [[], ["blocks.0.attn.hook_attn_scores"]], ids=["native", "bridge"])
+@pytest.mark.parametrize(
+    "extra", [[], ["blocks.0.attn.hook_attn_scores"]], ids=["native", "bridge"]
+)
 def test_early_stop_skips_later_blocks(tf, toks, extra):
     fired = []
-    handles = [leaf.register_forward_hook(lambda mod, args, out: fired.append(1)) for leaf in _block_leaves(tf, 1)]
+    handles = [
+        leaf.register_forward_hook(lambda mod, args, out: fired.append(1))
+        for leaf in _block_leaves(tf, 1)
+    ]
     try:
         hooks = ["blocks.0.hook_resid_post", "blocks.0.attn.hook_z", *extra]
         store = interp.collect(tf, toks, hooks, batch_size=4)
@@ -203,23 +220,41 @@ def test_unknown_hook_and_bad_args(tf, toks):
         store["blocks.0.hook_resid_pots"]
 
 
-@pytest.mark.parametrize("arch", [{}, {"positional_embedding_type": "rotary", "normalization_type": "RMS"},
-                                  {"attn_only": True, "act_fn": "relu"}], ids=["ln", "rotary-rms", "attn-only"])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        {},
+        {"positional_embedding_type": "rotary", "normalization_type": "RMS"},
+        {"attn_only": True, "act_fn": "relu"},
+    ],
+    ids=["ln", "rotary-rms", "attn-only"],
+)
 def test_native_adapter_matches_bridge_hooks(arch, toks):
     """Every name an adapter maps reads the same tensor on the native tree as the bridge's hook."""
-    m = Model(build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50, **arch)),
-              backend="tl", kind="transformer")
+    m = Model(
+        build_transformer(
+            TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50, **arch)
+        ),
+        backend="tl",
+        kind="transformer",
+    )
     table = adapters_mod.ADAPTERS["NativeModel"]
     mapped = [h for h in m.hook_names if adapters_mod.adapter_point(table, h) is not None]
     runner = runners_mod.make_runner(m, mapped, runners_mod.Reducer("all", None, None))
     assert isinstance(runner, runners_mod.PlainRunner)  # the fast path serves all of them
-    assert {"blocks.1.attn.hook_z", "blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post"} <= set(mapped)
+    assert {
+        "blocks.1.attn.hook_z",
+        "blocks.1.attn.hook_pattern",
+        "blocks.1.hook_resid_post",
+    } <= set(mapped)
     store = interp.collect(m, toks, mapped, batch_size=5)
     _, traced = interp.trace(m, toks, capture=mapped)
     for h in mapped:
         assert_close(store[h], traced[h], msg=h)
     # a name no adapter lists falls back to the bridge's hooks, with the same result
-    slow = interp.collect(m, toks, ["blocks.0.attn.hook_attn_scores", "blocks.1.hook_resid_post"], batch_size=5)
+    slow = interp.collect(
+        m, toks, ["blocks.0.attn.hook_attn_scores", "blocks.1.hook_resid_post"], batch_size=5
+    )
     assert_close(slow["blocks.1.hook_resid_post"], store["blocks.1.hook_resid_post"])
 
 
@@ -231,14 +266,19 @@ def test_rnn_plain_hooks_match_trace(cell, toks):
     _, traced = interp.trace(m, toks, capture=hooks)
     for h in hooks:
         assert_close(store[h], traced[h], msg=h)
-    only_h = interp.collect(m, toks, ["rnn.hook_h"], batch_size=4)  # the adapter's shortcut, with early stop
+    only_h = interp.collect(
+        m, toks, ["rnn.hook_h"], batch_size=4
+    )  # the adapter's shortcut, with early stop
     assert_close(only_h["rnn.hook_h"], traced["rnn.hook_h"])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_pipeline_equals_cpu(toks):
-    m = Model(build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50)),
-              backend="tl", kind="transformer")
+    m = Model(
+        build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50)),
+        backend="tl",
+        kind="transformer",
+    )
     hooks = ["blocks.0.attn.hook_z", "blocks.1.hook_resid_post"]
     cpu = interp.collect(m, toks, hooks, batch_size=3)
     gpu = interp.collect(m, toks, hooks, batch_size=3, device="cuda")
@@ -273,15 +313,22 @@ def test_capture_sees_a_users_persistent_hook_edit(rnn, toks):
     assert_close(interp.collect(rnn, toks, [h])[h], clean)
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(dataset=[]), "dataset is empty"),
-    (dict(positions=99), "positions=99 is outside the sequence"),
-    (dict(positions=-13), "outside the sequence"),
-    (dict(batch_size="big"), "positive int or 'auto'"),
-    (dict(batch_size=0), ">= 1"),
-    (dict(dataset=torch.full((2, 4), 50)), r"\[0, 50\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(dataset=[]), "dataset is empty"),
+        (dict(positions=99), "positions=99 is outside the sequence"),
+        (dict(positions=-13), "outside the sequence"),
+        (dict(batch_size="big"), "positive int or 'auto'"),
+        (dict(batch_size=0), ">= 1"),
+        (dict(dataset=torch.full((2, 4), 50)), r"\[0, 50\)"),
+    ],
+)
 def test_collect_names_the_bad_argument(tiny_gpt, kwargs, words):
-    args = {"dataset": torch.zeros(2, 12, dtype=torch.long), "hooks": ["blocks.0.hook_resid_post"], **kwargs}
+    args = {
+        "dataset": torch.zeros(2, 12, dtype=torch.long),
+        "hooks": ["blocks.0.hook_resid_post"],
+        **kwargs,
+    }
     with pytest.raises((ValueError, TypeError), match=words):
         interp.collect(tiny_gpt, **args)

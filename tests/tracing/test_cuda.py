@@ -12,15 +12,24 @@ import interp
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.tracing.model import Model
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
 
 HOOKS = ["blocks.0.attn.hook_z", "blocks.1.hook_resid_post", "blocks.1.hook_resid_pre"]
 
 
 @pytest.fixture
 def tf():
-    return Model(build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50, init_seed=0)),
-                 backend="tl", kind="transformer", model_id="cuda-tiny")
+    return Model(
+        build_transformer(
+            TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50, init_seed=0)
+        ),
+        backend="tl",
+        kind="transformer",
+        model_id="cuda-tiny",
+    )
 
 
 @pytest.fixture
@@ -40,7 +49,9 @@ def test_pinned_double_buffered_copies_equal_the_cpu_result(tf, toks, monkeypatc
         made.append([b.is_pinned() for slot in self.slots if slot for b in slot.values()])
 
     monkeypatch.setattr(sinks.HostTransfer, "put", spy)
-    gpu = interp.collect(tf, toks, HOOKS, batch_size=4, device="cuda")  # 6 batches through 2 staging buffers
+    gpu = interp.collect(
+        tf, toks, HOOKS, batch_size=4, device="cuda"
+    )  # 6 batches through 2 staging buffers
     assert len(made) == 6 and all(all(x) for x in made)
     for h in HOOKS:
         assert gpu[h].device.type == "cpu"

@@ -40,12 +40,19 @@ def test_merged_rank_stores_equal_one_collection(tiny_gpt, tiny_rnn, tokens, tmp
         out = tmp_path / f"{m.model_id}-{world}"
         for r in range(world):  # what each torchrun rank does, one after another
             a, b = distributed.part(len(tokens), r, world)
-            interp.collect(m, tokens[a:b], hooks, out=distributed.rank_dir(out, r), shard_size=2, batch_size=3)
+            interp.collect(
+                m, tokens[a:b], hooks, out=distributed.rank_dir(out, r), shard_size=2, batch_size=3
+            )
         whole = interp.collect(m, tokens, hooks)
         from interp.tracing.collect import fingerprint
 
-        distributed.merge(out, world, n_items=len(tokens), n_tokens=tokens.numel(),
-                          dataset_sha256=fingerprint(tokens, None))
+        distributed.merge(
+            out,
+            world,
+            n_items=len(tokens),
+            n_tokens=tokens.numel(),
+            dataset_sha256=fingerprint(tokens, None),
+        )
         store = ActivationStore.open(out)  # checksums of every rank's shards verified
         assert len(store) == len(tokens) and store.manifest.complete
         for h in hooks:
@@ -66,10 +73,18 @@ def test_merge_refuses_an_incomplete_rank(tiny_gpt, tokens, tmp_path, monkeypatc
 
     monkeypatch.setattr(sinks_mod.DiskSink, "_flush", dying)
     with pytest.raises(KeyboardInterrupt):
-        interp.collect(tiny_gpt, tokens[3:], HOOKS, out=distributed.rank_dir(tmp_path, 1), shard_size=1,
-                       batch_size=1)
+        interp.collect(
+            tiny_gpt,
+            tokens[3:],
+            HOOKS,
+            out=distributed.rank_dir(tmp_path, 1),
+            shard_size=1,
+            batch_size=1,
+        )
     with pytest.raises(ValueError, match="incomplete"):
-        distributed.merge(tmp_path, 2, n_items=len(tokens), n_tokens=tokens.numel(), dataset_sha256="")
+        distributed.merge(
+            tmp_path, 2, n_items=len(tokens), n_tokens=tokens.numel(), dataset_sha256=""
+        )
 
 
 @pytest.mark.slow
@@ -78,10 +93,24 @@ def test_torchrun_two_processes_equals_single_process(tiny_gpt, tokens, tmp_path
     tiny_gpt.save(model_dir)
     np.save(tmp_path / "tokens.npy", tokens.numpy())
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun) if torchrun.exists() else sys.executable, *([] if torchrun.exists() else
-           ["-m", "torch.distributed.run"]), "--standalone", "--nproc_per_node=2", "-m", "interp.tracing.distributed",
-           "--model", str(model_dir), "--tokens", str(tmp_path / "tokens.npy"), "--hooks", ",".join(HOOKS),
-           "--out", str(out), "--batch-size", "2"]
+    cmd = [
+        str(torchrun) if torchrun.exists() else sys.executable,
+        *([] if torchrun.exists() else ["-m", "torch.distributed.run"]),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "interp.tracing.distributed",
+        "--model",
+        str(model_dir),
+        "--tokens",
+        str(tmp_path / "tokens.npy"),
+        "--hooks",
+        ",".join(HOOKS),
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "INTERP_QUIET": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

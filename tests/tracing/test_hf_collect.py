@@ -39,7 +39,9 @@ def test_every_checked_route_equals_the_bridge_and_trace(models, arch):
     for kind in kinds:
         assert m.hook(kind, 1) in routes, (arch, kind)
     hooks = list(routes)
-    assert isinstance(_runner(m, hooks), runners_mod.PlainRunner)  # the fast path serves all of them
+    assert isinstance(
+        _runner(m, hooks), runners_mod.PlainRunner
+    )  # the fast path serves all of them
     x = _tokens()
     fast = interp.collect(m, x, hooks, batch_size=2)  # 3 batches, the last one short
     one = interp.collect(m, x, hooks, batch_size=5)
@@ -69,11 +71,18 @@ def test_a_route_that_disagrees_with_the_bridge_is_dropped(models):
     m = models["gpt2"]
     root = adapters.plain_module(m)
     name = m.hook("resid_post", 0)
-    cands = {name: adapters.Point(adapters.hf_routes(m, root)[m.hook("resid_post", 1)].path),
-             m.hook("resid_post", 1): adapters.hf_routes(m, root)[m.hook("resid_post", 1)]._replace(index=None)}
+    cands = {
+        name: adapters.Point(adapters.hf_routes(m, root)[m.hook("resid_post", 1)].path),
+        m.hook("resid_post", 1): adapters.hf_routes(m, root)[m.hook("resid_post", 1)]._replace(
+            index=None
+        ),
+    }
     checked = adapters._check_routes(m, root, cands)
     assert name not in checked  # block 1's output is not block 0's
-    assert m.hook("resid_post", 1) in checked and checked[m.hook("resid_post", 1)].index in (None, 0)
+    assert m.hook("resid_post", 1) in checked and checked[m.hook("resid_post", 1)].index in (
+        None,
+        0,
+    )
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])

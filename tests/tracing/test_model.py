@@ -15,7 +15,10 @@ def test_hook_resolves_short_names_and_counts_negative_layers(tiny_gpt):
     m = tiny_gpt
     assert m.n_layers == 2 and m.d_vocab == 50
     assert m.hook("resid_post", 1) == m.hook("resid_post", -1) == "blocks.1.hook_resid_post"
-    assert m.hook("embed") == "hook_embed" and m.hook("ln_final.hook_normalized") == "ln_final.hook_normalized"
+    assert (
+        m.hook("embed") == "hook_embed"
+        and m.hook("ln_final.hook_normalized") == "ln_final.hook_normalized"
+    )
     with pytest.raises(IndexError, match="out of range: tiny_gpt has 2 layers"):
         m.hook("resid_post", 2)
     with pytest.raises(KeyError, match="resid_post"):  # the closest valid kinds are named
@@ -29,8 +32,11 @@ def test_every_layer_hook_kind_fires_with_its_documented_rank(tiny_gpt, tokens):
     [batch, head, query, key]; each kind the model offers comes back with that many dims."""
     m = tiny_gpt
     rank = {"q": 4, "k": 4, "v": 4, "z": 4, "result": 4, "scores": 4, "pattern": 4}
-    names = {kind: f"blocks.0.{hook}" for kind, hook in Model.LAYER_HOOKS.items()
-             if f"blocks.0.{hook}" in m.hook_names}
+    names = {
+        kind: f"blocks.0.{hook}"
+        for kind, hook in Model.LAYER_HOOKS.items()
+        if f"blocks.0.{hook}" in m.hook_names
+    }
     assert {"resid_pre", "resid_post", "z", "pattern", "mlp_post"} <= set(names)
     _, acts = interp.trace(m, tokens, capture=list(names.values()))
     for kind, name in names.items():
@@ -39,8 +45,11 @@ def test_every_layer_hook_kind_fires_with_its_documented_rank(tiny_gpt, tokens):
 
 
 def test_resid_names_and_layer_of(tiny_gpt, tiny_rnn):
-    assert tiny_gpt.resid_names() == ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post",
-                                      "blocks.1.hook_resid_post"]
+    assert tiny_gpt.resid_names() == [
+        "blocks.0.hook_resid_pre",
+        "blocks.0.hook_resid_post",
+        "blocks.1.hook_resid_post",
+    ]
     assert [tiny_gpt.layer_of(n) for n in tiny_gpt.resid_names()] == [0, 0, 1]
     assert tiny_gpt.layer_of("hook_embed") is None and tiny_gpt.layer_of("blocks.x.y") is None
     assert tiny_rnn.resid_names()[0] == "hook_embed"
@@ -114,11 +123,14 @@ def _tl_and_nnsight(tiny_gpt, tokens):
 
 
 @pytest.mark.parametrize("which", [0, 1, 2], ids=["tl", "nnsight-output", "nnsight-input"])
-@pytest.mark.parametrize("edit, error, words", [
-    (lambda a: a[:, :1], ValueError, "returned shape"),
-    (lambda a: a.double(), TypeError, "dtype float64, expected float32"),
-    (lambda a: a.tolist(), TypeError, "returned list"),
-])
+@pytest.mark.parametrize(
+    "edit, error, words",
+    [
+        (lambda a: a[:, :1], ValueError, "returned shape"),
+        (lambda a: a.double(), TypeError, "dtype float64, expected float32"),
+        (lambda a: a.tolist(), TypeError, "returned list"),
+    ],
+)
 def test_both_edit_paths_check_shape_and_dtype(tiny_gpt, tokens, which, edit, error, words):
     """The nnsight path refuses what the TransformerLens path refuses, with the same message,
     before the rest of the forward sees the bad value."""

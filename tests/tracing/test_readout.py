@@ -13,7 +13,9 @@ from interp.tracing.readout import unembed
 def test_unembed_of_the_last_residual_stream_is_the_models_logits(tiny_gpt, tokens):
     x = tokens % 50
     out, acts = interp.trace(tiny_gpt, x, capture=[tiny_gpt.hook("resid_post", -1)])
-    torch.testing.assert_close(unembed(tiny_gpt, acts[tiny_gpt.hook("resid_post", -1)]), out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        unembed(tiny_gpt, acts[tiny_gpt.hook("resid_post", -1)]), out, atol=1e-5, rtol=0
+    )
 
 
 def test_without_the_norm_it_is_the_unembedding_alone(tiny_gpt):

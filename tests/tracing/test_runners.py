@@ -26,11 +26,22 @@ def _keep_all() -> Reducer:
     return Reducer("all", None, None)
 
 
-@pytest.mark.parametrize("hooks, kind", [
-    (["blocks.0.hook_resid_post", "blocks.1.mlp.hook_post"], PlainRunner),  # every hook has a plain module
-    (["blocks.0.attn.hook_attn_scores"], BridgeRunner),  # the bridge computes it; no plain module does
-])
-def test_make_runner_picks_the_fastest_route_and_it_gives_what_trace_gives(tiny_gpt, tokens, hooks, kind):
+@pytest.mark.parametrize(
+    "hooks, kind",
+    [
+        (
+            ["blocks.0.hook_resid_post", "blocks.1.mlp.hook_post"],
+            PlainRunner,
+        ),  # every hook has a plain module
+        (
+            ["blocks.0.attn.hook_attn_scores"],
+            BridgeRunner,
+        ),  # the bridge computes it; no plain module does
+    ],
+)
+def test_make_runner_picks_the_fastest_route_and_it_gives_what_trace_gives(
+    tiny_gpt, tokens, hooks, kind
+):
     x = tokens % 50
     runner = make_runner(tiny_gpt, hooks, _keep_all())
     assert type(runner) is kind
@@ -75,17 +86,27 @@ def test_reduce_activation_selects_positions_on_the_position_axis():
     assert torch.equal(reduce_activation(a, "x", slice(1, 3), None, None), a[:, 1:3])
     assert torch.equal(reduce_activation(a, "x", "mean", None, None), a.mean(1))
     lens = torch.tensor([2, 4])  # item 0 has two real positions
-    assert torch.equal(reduce_activation(a, "x", "last", lens, None), torch.stack([a[0, 1], a[1, 3]]))
-    torch.testing.assert_close(reduce_activation(a, "x", "mean", lens, None), torch.stack([a[0, :2].mean(0),
-                                                                                           a[1].mean(0)]))
+    assert torch.equal(
+        reduce_activation(a, "x", "last", lens, None), torch.stack([a[0, 1], a[1, 3]])
+    )
+    torch.testing.assert_close(
+        reduce_activation(a, "x", "mean", lens, None), torch.stack([a[0, :2].mean(0), a[1].mean(0)])
+    )
     assert reduce_activation(a, "x", "all", None, torch.float16).dtype == torch.float16
 
 
 def test_patterns_reduce_over_the_query_axis():
     p = torch.rand(2, 3, 5, 5)  # [batch, head, query, key]
     assert pos_dim("blocks.0.attn.hook_pattern") == 2 and pos_dim("blocks.0.hook_resid_post") == 1
-    assert torch.equal(reduce_activation(p, "blocks.0.attn.hook_pattern", "last", None, None), p[:, :, -1])
-    assert reduce_activation(p, "blocks.0.attn.hook_pattern", slice(0, 2), None, None).shape == (2, 3, 2, 5)
+    assert torch.equal(
+        reduce_activation(p, "blocks.0.attn.hook_pattern", "last", None, None), p[:, :, -1]
+    )
+    assert reduce_activation(p, "blocks.0.attn.hook_pattern", slice(0, 2), None, None).shape == (
+        2,
+        3,
+        2,
+        5,
+    )
     with pytest.raises(ValueError, match="no position dim"):
         reduce_activation(torch.zeros(2), "x", "last", None, None)
 
@@ -101,7 +122,12 @@ def test_reducer_follows_the_batch_and_passes_through_when_it_has_nothing_to_do(
 
 def test_positions_key_and_oom_detection():
     assert [positions_key(p) for p in ("all", "last", "mean", 3, slice(0, 4))] == [
-        "all", "last", "mean", "3", "slice(0, 4, None)"]
+        "all",
+        "last",
+        "mean",
+        "3",
+        "slice(0, 4, None)",
+    ]
     for bad in (True, "first", 1.5):
         with pytest.raises(ValueError, match="positions must be"):
             positions_key(bad)

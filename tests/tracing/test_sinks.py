@@ -15,8 +15,16 @@ N = 7
 
 
 def _ident(**over) -> dict:
-    ident = dict(model_id="m", hooks=["a", "b"], positions="all", dtype=None, n_items=N, n_tokens=N * 3,
-                 dataset_sha256="data", weights_sha256="weights")
+    ident = dict(
+        model_id="m",
+        hooks=["a", "b"],
+        positions="all",
+        dtype=None,
+        n_items=N,
+        n_tokens=N * 3,
+        dataset_sha256="data",
+        weights_sha256="weights",
+    )
     ident.update(over)
     return ident
 
@@ -28,7 +36,7 @@ def _data() -> dict[str, torch.Tensor]:
 
 def _feed(sink, data, batch: int, upto: int = N) -> None:
     for i in range(0, upto, batch):
-        sink.put(i, {h: a[i:min(i + batch, upto)] for h, a in data.items()})
+        sink.put(i, {h: a[i : min(i + batch, upto)] for h, a in data.items()})
 
 
 @pytest.mark.parametrize("batch", [1, 3, N])
@@ -59,7 +67,11 @@ def test_disk_sink_writes_checksummed_shards_that_open_back(tmp_path, batch):
     store = ActivationStore.open(tmp_path / "s")  # verifies every shard's sha256
     for h, a in data.items():
         assert torch.equal(store[h], a)
-        assert [(s.start, s.stop) for s in store.manifest.arrays[h].shards] == [(0, 3), (3, 6), (6, 7)]
+        assert [(s.start, s.stop) for s in store.manifest.arrays[h].shards] == [
+            (0, 3),
+            (3, 6),
+            (6, 7),
+        ]
     assert torch.equal(store.tokens, tokens)
 
 
@@ -81,7 +93,7 @@ def test_an_interrupted_store_resumes_after_its_last_whole_shard(tmp_path):
 
 def _feed_from(sink, data, start: int, batch: int) -> None:
     for i in range(start, N, batch):
-        sink.put(i, {h: a[i:i + batch] for h, a in data.items()})
+        sink.put(i, {h: a[i : i + batch] for h, a in data.items()})
 
 
 def test_disk_sink_refuses_another_store_a_foreign_directory_and_a_changed_shape(tmp_path):
@@ -90,13 +102,19 @@ def test_disk_sink_refuses_another_store_a_foreign_directory_and_a_changed_shape
     _feed(sink, data, 3, upto=3)
     sink.close()
     with pytest.raises(ValueError, match="the dataset differs"):
-        DiskSink(tmp_path / "s", _ident(dataset_sha256="other"), None, shard_size=None, overwrite=False)
+        DiskSink(
+            tmp_path / "s", _ident(dataset_sha256="other"), None, shard_size=None, overwrite=False
+        )
     with pytest.raises(ValueError, match="the model's weights differ"):
-        DiskSink(tmp_path / "s", _ident(weights_sha256="other"), None, shard_size=None, overwrite=False)
+        DiskSink(
+            tmp_path / "s", _ident(weights_sha256="other"), None, shard_size=None, overwrite=False
+        )
     resumed = DiskSink(tmp_path / "s", _ident(), None, shard_size=None, overwrite=False)
     with pytest.raises(ValueError, match=r"a: got items \[3, 5\]"):
         resumed.put(3, {"a": torch.zeros(1, 3, 5), "b": data["b"][3:4]})
-    fresh = DiskSink(tmp_path / "s", _ident(dataset_sha256="other"), None, shard_size=3, overwrite=True)
+    fresh = DiskSink(
+        tmp_path / "s", _ident(dataset_sha256="other"), None, shard_size=3, overwrite=True
+    )
     assert fresh.start == 0 and not (tmp_path / "s").exists()  # overwrite removed the old store
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")

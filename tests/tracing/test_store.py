@@ -27,7 +27,9 @@ def _quiet(monkeypatch):
 @pytest.fixture(scope="module")
 def tf() -> Model:
     torch.manual_seed(0)
-    bridge = build_transformer(TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50))
+    bridge = build_transformer(
+        TransformerSpec(n_layers=2, d_model=32, n_heads=4, n_ctx=32, d_vocab=50)
+    )
     return Model(bridge, backend="tl", kind="transformer", model_id="tiny-tf")
 
 
@@ -87,7 +89,9 @@ def test_resume_after_interruption(tf, toks, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sinks_mod.DiskSink, "_flush", dying_flush)
     with pytest.raises(KeyboardInterrupt):
-        interp.collect(tf, toks, HOOKS, positions="last", out=tmp_path / "s", shard_size=3, batch_size=2)
+        interp.collect(
+            tf, toks, HOOKS, positions="last", out=tmp_path / "s", shard_size=3, batch_size=2
+        )
     monkeypatch.undo()
     monkeypatch.setenv("INTERP_QUIET", "1")
     with pytest.raises(ValueError, match="incomplete"):
@@ -96,7 +100,9 @@ def test_resume_after_interruption(tf, toks, tmp_path, monkeypatch):
     assert part.manifest.items_done() == 6
 
     counter = _ItemCounter(monkeypatch)
-    store = interp.collect(tf, toks, HOOKS, positions="last", out=tmp_path / "s", shard_size=3, batch_size=2)
+    store = interp.collect(
+        tf, toks, HOOKS, positions="last", out=tmp_path / "s", shard_size=3, batch_size=2
+    )
     assert counter.n == N - 6  # the two complete shards were not recomputed
     for s in (store, ActivationStore.open(tmp_path / "s")):
         for h in HOOKS:
@@ -127,7 +133,9 @@ def _flip_a_byte(path):
 def test_collect_into_a_finished_store_verifies_it(tf, toks, tmp_path):
     interp.collect(tf, toks, HOOKS, out=tmp_path / "s", shard_size=4)
     _flip_a_byte(tmp_path / "s" / "blocks.1.hook_resid_post" / "shard_00000.npy")
-    with pytest.raises(StoreCorruptedError, match="shard_00000.npy"):  # a flipped byte never comes back as data
+    with pytest.raises(
+        StoreCorruptedError, match="shard_00000.npy"
+    ):  # a flipped byte never comes back as data
         interp.collect(tf, toks, HOOKS, out=tmp_path / "s", shard_size=4)
 
 
@@ -137,12 +145,18 @@ def test_resume_recollects_from_a_damaged_shard(tf, toks, tmp_path, monkeypatch)
     interp.collect(tf, toks, HOOKS, positions="last", out=out, shard_size=4)
     manifest = read_json(out / "manifest.json")  # make it an interrupted collection of 3 shards ...
     manifest["complete"] = False
-    manifest["manifest_sha256"] = manifest_digest(Manifest.model_validate(manifest))  # as a collection writes it
+    manifest["manifest_sha256"] = manifest_digest(
+        Manifest.model_validate(manifest)
+    )  # as a collection writes it
     write_json(out / "manifest.json", manifest)
-    _flip_a_byte(out / "blocks.1.hook_resid_post" / "shard_00001.npy")  # ... whose second shard is damaged
+    _flip_a_byte(
+        out / "blocks.1.hook_resid_post" / "shard_00001.npy"
+    )  # ... whose second shard is damaged
     counter = _ItemCounter(monkeypatch)
     store = interp.collect(tf, toks, HOOKS, positions="last", out=out, shard_size=4)
-    assert counter.n == N - 4  # the first shard is kept, everything from the damaged one is collected again
+    assert (
+        counter.n == N - 4
+    )  # the first shard is kept, everything from the damaged one is collected again
     for h in HOOKS:
         assert_close(ActivationStore.open(out)[h], want[h])
     assert store.manifest.complete
@@ -158,7 +172,9 @@ def test_resume_refuses_changed_weights(tf, toks, tmp_path):
         next(other.module.parameters()).add_(1e-3)
     with pytest.raises(ValueError, match="weights differ"):
         interp.collect(other, toks, HOOKS[:1], out=out)
-    assert interp.collect(copy.deepcopy(tf), toks, HOOKS[:1], out=out).manifest.complete  # same weights: fine
+    assert interp.collect(
+        copy.deepcopy(tf), toks, HOOKS[:1], out=out
+    ).manifest.complete  # same weights: fine
 
 
 def test_mismatch_raises_and_overwrite_replaces(tf, toks, tmp_path):
@@ -187,7 +203,9 @@ def test_bf16_round_trip_and_save(tf, toks, tmp_path):
     mem = interp.collect(tf, toks, HOOKS, dtype="bf16", positions=slice(0, 4))
     disk = mem.save(tmp_path / "s", shard_size=5)
     man = ActivationStore.open(tmp_path / "s").manifest
-    assert man.arrays[HOOKS[0]].dtype == "bfloat16" and man.arrays[HOOKS[0]].storage_dtype == "int16"
+    assert (
+        man.arrays[HOOKS[0]].dtype == "bfloat16" and man.arrays[HOOKS[0]].storage_dtype == "int16"
+    )
     arr = np.load(tmp_path / "s" / HOOKS[0] / "shard_00000.npy")
     assert arr.dtype == np.int16
     for s in (disk, ActivationStore.open(tmp_path / "s")):

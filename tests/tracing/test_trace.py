@@ -20,13 +20,18 @@ def test_hook_names_in_execution_order(tiny_gpt):
 
 
 def test_capture_shapes_and_values_match_manual_recompute(tiny_gpt, tokens):
-    out, acts = interp.trace(tiny_gpt, tokens, capture=["blocks.1.hook_resid_post", "blocks.0.attn.hook_z",
-                                                        "blocks.0.attn.hook_pattern"])
+    out, acts = interp.trace(
+        tiny_gpt,
+        tokens,
+        capture=["blocks.1.hook_resid_post", "blocks.0.attn.hook_z", "blocks.0.attn.hook_pattern"],
+    )
     assert acts["blocks.0.attn.hook_z"].shape == (6, 12, 4, 8)
     assert acts["blocks.0.attn.hook_pattern"].shape == (6, 4, 12, 12)
     # golden identity: the output is the unembedded final residual stream
     b = tiny_gpt.module
-    torch.testing.assert_close(b.unembed(b.ln_final(acts["blocks.1.hook_resid_post"])), out, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        b.unembed(b.ln_final(acts["blocks.1.hook_resid_post"])), out, atol=1e-6, rtol=0
+    )
     # causal attention: nothing above the diagonal
     p = acts["blocks.0.attn.hook_pattern"]
     assert p.triu(diagonal=1).abs().max() == 0
@@ -41,35 +46,59 @@ def test_identity_edit_changes_nothing(tiny_gpt, tokens):
 
 def test_zero_ablation_changes_output_and_is_seen_downstream(tiny_gpt, tokens):
     clean, _ = interp.trace(tiny_gpt, tokens)
-    out, acts = interp.trace(tiny_gpt, tokens, capture=["blocks.0.attn.hook_z"],
-                             edits={"blocks.0.attn.hook_z": zero_heads([1])})
+    out, acts = interp.trace(
+        tiny_gpt,
+        tokens,
+        capture=["blocks.0.attn.hook_z"],
+        edits={"blocks.0.attn.hook_z": zero_heads([1])},
+    )
     assert acts["blocks.0.attn.hook_z"][:, :, 1].abs().max() == 0  # captured after the edit
     assert acts["blocks.0.attn.hook_z"][:, :, 0].abs().max() > 0
     assert not torch.allclose(clean, out)
 
 
 def test_patching_from_own_run_is_identity(tiny_gpt, tokens):
-    clean, acts = interp.trace(tiny_gpt, tokens, capture=["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"])
-    out, _ = interp.trace(tiny_gpt, tokens, edits={"blocks.0.hook_resid_post": patch(acts["blocks.0.hook_resid_post"]),
-                                                   "blocks.1.attn.hook_z": patch_heads([0, 2], acts["blocks.1.attn.hook_z"])})
+    clean, acts = interp.trace(
+        tiny_gpt, tokens, capture=["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]
+    )
+    out, _ = interp.trace(
+        tiny_gpt,
+        tokens,
+        edits={
+            "blocks.0.hook_resid_post": patch(acts["blocks.0.hook_resid_post"]),
+            "blocks.1.attn.hook_z": patch_heads([0, 2], acts["blocks.1.attn.hook_z"]),
+        },
+    )
     torch.testing.assert_close(out, clean, atol=1e-6, rtol=0)
 
 
 def test_patching_resid_from_other_input_gives_other_output(tiny_gpt, tokens):
     other = tokens.flip(0)
     ref, acts = interp.trace(tiny_gpt, other, capture=["blocks.1.hook_resid_post"])
-    out, _ = interp.trace(tiny_gpt, tokens, edits={"blocks.1.hook_resid_post": patch(acts["blocks.1.hook_resid_post"])})
+    out, _ = interp.trace(
+        tiny_gpt,
+        tokens,
+        edits={"blocks.1.hook_resid_post": patch(acts["blocks.1.hook_resid_post"])},
+    )
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
 
 
 def test_mean_and_zero_ablate_helpers(tiny_gpt, tokens):
     _, acts = interp.trace(tiny_gpt, tokens, capture=["blocks.0.hook_resid_post"])
     mean = acts["blocks.0.hook_resid_post"].mean(dim=(0, 1))
-    _, a2 = interp.trace(tiny_gpt, tokens, capture=["blocks.0.hook_resid_post"],
-                         edits={"blocks.0.hook_resid_post": mean_ablate(mean)})
+    _, a2 = interp.trace(
+        tiny_gpt,
+        tokens,
+        capture=["blocks.0.hook_resid_post"],
+        edits={"blocks.0.hook_resid_post": mean_ablate(mean)},
+    )
     torch.testing.assert_close(a2["blocks.0.hook_resid_post"], mean.expand(6, 12, -1))
-    _, a3 = interp.trace(tiny_gpt, tokens, capture=["blocks.0.hook_mlp_out"],
-                         edits={"blocks.0.hook_mlp_out": zero_ablate()})
+    _, a3 = interp.trace(
+        tiny_gpt,
+        tokens,
+        capture=["blocks.0.hook_mlp_out"],
+        edits={"blocks.0.hook_mlp_out": zero_ablate()},
+    )
     assert a3["blocks.0.hook_mlp_out"].abs().max() == 0
 
 
@@ -109,7 +138,9 @@ def test_rnn_edit_at_one_step_propagates_to_later_steps(tiny_rnn, tokens):
         calls["n"] += 1
         return h + 1.0 if calls["n"] == 4 else h
 
-    out, e = interp.trace(tiny_rnn, tokens, capture=["rnn.hook_h"], edits={"rnn.hook_h": kick_at_step_3})
+    out, e = interp.trace(
+        tiny_rnn, tokens, capture=["rnn.hook_h"], edits={"rnn.hook_h": kick_at_step_3}
+    )
     torch.testing.assert_close(e["rnn.hook_h"][:, :3], c["rnn.hook_h"][:, :3])
     assert (e["rnn.hook_h"][:, 4:] - c["rnn.hook_h"][:, 4:]).abs().max() > 1e-3
     identity, _ = interp.trace(tiny_rnn, tokens, edits={"rnn.hook_h": lambda h: h})
@@ -123,9 +154,11 @@ def test_rnn_cells_match_torch_reference(cell):
 
     spec = RNNSpec(cell=cell, d_hidden=8, d_input=3, d_out=2)
     m = HookedRNN(spec)
-    ref_cls = {"relu": lambda: torch.nn.RNN(3, 8, nonlinearity="relu", batch_first=True),
-               "gru": lambda: torch.nn.GRU(3, 8, batch_first=True),
-               "lstm": lambda: torch.nn.LSTM(3, 8, batch_first=True)}[cell]()
+    ref_cls = {
+        "relu": lambda: torch.nn.RNN(3, 8, nonlinearity="relu", batch_first=True),
+        "gru": lambda: torch.nn.GRU(3, 8, batch_first=True),
+        "lstm": lambda: torch.nn.LSTM(3, 8, batch_first=True),
+    }[cell]()
     with torch.no_grad():
         ref_cls.weight_ih_l0.copy_(m.rnn.W_ih)
         ref_cls.weight_hh_l0.copy_(m.rnn.W_hh)
@@ -142,7 +175,14 @@ def test_wrap_any_module_with_nnsight():
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     m = interp.wrap(net)
     assert m.backend == "nnsight"
-    assert m.hook_names == ["0.hook_in", "0.hook_out", "1.hook_in", "1.hook_out", "2.hook_in", "2.hook_out"]
+    assert m.hook_names == [
+        "0.hook_in",
+        "0.hook_out",
+        "1.hook_in",
+        "1.hook_out",
+        "2.hook_in",
+        "2.hook_out",
+    ]
     x = torch.randn(5, 4)
     out, acts = interp.trace(m, x, capture=["0.hook_out", "2.hook_in"])
     torch.testing.assert_close(out, net(x))
@@ -164,17 +204,22 @@ def test_wrap_rejects_non_modules():
 H = "blocks.0.hook_resid_post"
 
 
-@pytest.mark.parametrize("bad, error, words", [
-    (torch.rand(2, 5), TypeError, "takes token ids"),
-    (torch.full((1, 4), 50), ValueError, r"must lie in \[0, 50\)"),
-    (torch.full((1, 4), -1), ValueError, r"must lie in \[0, 50\)"),
-    (torch.zeros(0, 4, dtype=torch.long), ValueError, "empty batch"),
-    ([], ValueError, "empty list"),
-])
+@pytest.mark.parametrize(
+    "bad, error, words",
+    [
+        (torch.rand(2, 5), TypeError, "takes token ids"),
+        (torch.full((1, 4), 50), ValueError, r"must lie in \[0, 50\)"),
+        (torch.full((1, 4), -1), ValueError, r"must lie in \[0, 50\)"),
+        (torch.zeros(0, 4, dtype=torch.long), ValueError, "empty batch"),
+        ([], ValueError, "empty list"),
+    ],
+)
 def test_bad_inputs_are_named_before_the_forward(tiny_gpt, bad, error, words):
     with pytest.raises(error, match=words):
         interp.trace(tiny_gpt, bad, capture=[H])
-    interp.trace(tiny_gpt, torch.full((1, 4), 49), capture=[H])  # the last id of the vocabulary is fine
+    interp.trace(
+        tiny_gpt, torch.full((1, 4), 49), capture=[H]
+    )  # the last id of the vocabulary is fine
 
 
 def test_rnn_inputs_are_checked_against_its_vocabulary(tiny_rnn):
@@ -182,8 +227,10 @@ def test_rnn_inputs_are_checked_against_its_vocabulary(tiny_rnn):
         interp.trace(tiny_rnn, torch.full((1, 3), 20), capture=["rnn.hook_h"])
 
 
-@pytest.mark.parametrize("edit, words", [(lambda a: a.double(), "dtype float64, expected float32"),
-                                         (lambda a: 3, "returned int")])
+@pytest.mark.parametrize(
+    "edit, words",
+    [(lambda a: a.double(), "dtype float64, expected float32"), (lambda a: 3, "returned int")],
+)
 def test_an_edit_returning_the_wrong_kind_of_value_is_named(tiny_gpt, tokens, edit, words):
     with pytest.raises(TypeError, match=words):
         interp.trace(tiny_gpt, tokens, edits={H: edit})

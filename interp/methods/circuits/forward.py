@@ -104,7 +104,9 @@ class _Runner:
         if self.buf is None:
             B, T, d = value.shape[0], value.shape[1], value.shape[-1]
             # every slot is written before it is read: readers see only the writers before them
-            self.buf = torch.empty(B, T, d, self.g.n_writers, dtype=value.dtype, device=value.device)
+            self.buf = torch.empty(
+                B, T, d, self.g.n_writers, dtype=value.dtype, device=value.device
+            )
         v = value.detach()
         self.buf[:, :, :, idx] = v.transpose(-1, -2) if v.ndim == 4 else v
 

@@ -83,10 +83,23 @@ def train_lm(cfg: LMRecipe):
     def evaluate(module):
         return {"heldout_loss": lm_loss(module, held_batch).item()}
 
-    log = train(native, lm_batches(stream, spec.n_ctx, cfg.train.batch_size, cfg.seed), lm_loss, cfg.train,
-                checkpoint_dir=scratch_dir(cfg.name, cfg), eval_fn=evaluate, desc=f"zoo:{cfg.name}")
-    model = Model(bridge, backend="tl", tokenizer=tokenizer, model_id=f"zoo:{cfg.name}", kind="transformer",
-                  spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    log = train(
+        native,
+        lm_batches(stream, spec.n_ctx, cfg.train.batch_size, cfg.seed),
+        lm_loss,
+        cfg.train,
+        checkpoint_dir=scratch_dir(cfg.name, cfg),
+        eval_fn=evaluate,
+        desc=f"zoo:{cfg.name}",
+    )
+    model = Model(
+        bridge,
+        backend="tl",
+        tokenizer=tokenizer,
+        model_id=f"zoo:{cfg.name}",
+        kind="transformer",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
     model.train_log = log
     return model
 
@@ -123,20 +136,32 @@ CODE_PROMPTS = (
 )
 
 
-@recipe("code-lm-tiny", CODE_LM_TINY, "2-layer d64 code LM on 400k chars of stdlib (trains in ~1 min on CPU)",
-        prompts=CODE_PROMPTS)
+@recipe(
+    "code-lm-tiny",
+    CODE_LM_TINY,
+    "2-layer d64 code LM on 400k chars of stdlib (trains in ~1 min on CPU)",
+    prompts=CODE_PROMPTS,
+)
 def _code_lm_tiny(cfg: LMRecipe):
     return train_lm(cfg)
 
 
-@recipe("code-lm", CODE_LM, "4-layer d128 code LM on the whole stdlib, BPE 2048 (~5-8 min on CPU)",
-        prompts=CODE_PROMPTS)
+@recipe(
+    "code-lm",
+    CODE_LM,
+    "4-layer d128 code LM on the whole stdlib, BPE 2048 (~5-8 min on CPU)",
+    prompts=CODE_PROMPTS,
+)
 def _code_lm(cfg: LMRecipe):
     return train_lm(cfg)
 
 
-@recipe("attn-only-2l", ATTN_ONLY_2L, "2-layer attention-only code LM (induction heads form here)",
-        prompts=CODE_PROMPTS)
+@recipe(
+    "attn-only-2l",
+    ATTN_ONLY_2L,
+    "2-layer attention-only code LM (induction heads form here)",
+    prompts=CODE_PROMPTS,
+)
 def _attn_only(cfg: LMRecipe):
     return train_lm(cfg)
 
@@ -150,7 +175,11 @@ CODE_LM_6L = LMRecipe(
 )
 
 
-@recipe("code-lm-6l", CODE_LM_6L, "6-layer d128 code LM on the whole stdlib, BPE 2048, 5000 steps (~15-25 min on CPU)",
-        prompts=CODE_PROMPTS)
+@recipe(
+    "code-lm-6l",
+    CODE_LM_6L,
+    "6-layer d128 code LM on the whole stdlib, BPE 2048, 5000 steps (~15-25 min on CPU)",
+    prompts=CODE_PROMPTS,
+)
 def _code_lm_6l(cfg: LMRecipe):
     return train_lm(cfg)

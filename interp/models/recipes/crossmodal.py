@@ -96,8 +96,11 @@ def question_lm_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
     pos = torch.arange(first, T - 1, device=logits.device)  # query positions t
     target = batch["tokens"][:, first + 1 :].clone()  # [B, T - first - 1]: the token after each t
     target[pos[None] >= batch["last"][:, None]] = -100  # at and past each row's last question token
-    return F.cross_entropy(logits[:, first : T - 1].reshape(-1, logits.shape[-1]), target.reshape(-1),
-                           ignore_index=-100)
+    return F.cross_entropy(
+        logits[:, first : T - 1].reshape(-1, logits.shape[-1]),
+        target.reshape(-1),
+        ignore_index=-100,
+    )
 
 
 def training_extra_types(cfg: dict) -> tuple[str, ...]:
@@ -112,27 +115,40 @@ def train_vlm(cfg: VLMRecipe):
 
     seed_everything(cfg.seed)
     tok = vqa_tokenizer()
-    data = make_vqa(cfg.n_train, cfg.n_test, seed=cfg.seed, train_extra=training_extra_types(cfg.model_dump()))
+    data = make_vqa(
+        cfg.n_train, cfg.n_test, seed=cfg.seed, train_extra=training_extra_types(cfg.model_dump())
+    )
     train_batch = encode(tok, data.train)
     test_batch = encode(tok, data.test)
     spec = VLMSpec(
-        decoder=TransformerSpec(n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, n_ctx=80,
-                                d_vocab=len(tok), init_seed=cfg.seed),
-        d_vision=cfg.d_vision, image_token_id=tok.convert_tokens_to_ids("<image>"),
+        decoder=TransformerSpec(
+            n_layers=cfg.n_layers,
+            d_model=cfg.d_model,
+            n_heads=cfg.n_heads,
+            n_ctx=80,
+            d_vocab=len(tok),
+            init_seed=cfg.seed,
+        ),
+        d_vision=cfg.d_vision,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
         image_norm_gain=cfg.image_norm_gain,
     )
     bridge = build_vlm(spec, tok)
     every = torch.arange(len(data.train))
-    side = torch.tensor([i for i, s in enumerate(data.train) if s.qtype == "choose_side"], dtype=torch.long)
+    side = torch.tensor(
+        [i for i, s in enumerate(data.train) if s.qtype == "choose_side"], dtype=torch.long
+    )
     if cfg.side_stage is not None and not len(side):
         raise ValueError("side_stage needs side_questions=True")
 
     def batches(pool: torch.Tensor, batch_size: int, salt: int):
         """Seeded batches drawn from the training samples in ``pool``."""
+
         def batch_fn(step: int) -> dict:
             g = np.random.default_rng([cfg.seed, salt, step])
             idx = pool[torch.from_numpy(g.integers(0, len(pool), batch_size))]
             return {k: v[idx] for k, v in train_batch.items()}
+
         return batch_fn
 
     def loss_fn(native, batch) -> torch.Tensor:
@@ -143,15 +159,18 @@ def train_vlm(cfg: VLMRecipe):
             loss = loss + cfg.question_lm_weight * question_lm_loss(logits, batch)
         if cfg.patch_aux_weight:
             img = logits[:, 1 : 1 + batch["patch_shape"].shape[1]]
-            loss = loss + cfg.patch_aux_weight * F.cross_entropy(img.reshape(-1, img.shape[-1]),
-                                                                 batch["patch_shape"].reshape(-1), ignore_index=-100)
+            loss = loss + cfg.patch_aux_weight * F.cross_entropy(
+                img.reshape(-1, img.shape[-1]), batch["patch_shape"].reshape(-1), ignore_index=-100
+            )
         return loss
 
     def evaluate(native) -> dict:
         return {"test_accuracy": vqa_accuracy(bridge, test_batch)}
 
     work = scratch_dir(cfg.name, cfg)
-    done = work / "side_stage.pt"  # the finished first stage, so a resumed build goes straight to stage 2
+    done = (
+        work / "side_stage.pt"
+    )  # the finished first stage, so a resumed build goes straight to stage 2
     log: list[dict] = []
     if cfg.side_stage is not None:
         if done.exists():
@@ -159,13 +178,29 @@ def train_vlm(cfg: VLMRecipe):
             bridge.original_model.load_state_dict(state["model"])
             log = state["log"]
         else:
-            log = [dict(e, stage="side") for e in
-                   train(bridge.original_model, batches(side, cfg.side_stage.batch_size, 1), loss_fn, cfg.side_stage,
-                         checkpoint_dir=work / "side", desc=f"zoo:{cfg.name} (choose_side stage)")]
+            log = [
+                dict(e, stage="side")
+                for e in train(
+                    bridge.original_model,
+                    batches(side, cfg.side_stage.batch_size, 1),
+                    loss_fn,
+                    cfg.side_stage,
+                    checkpoint_dir=work / "side",
+                    desc=f"zoo:{cfg.name} (choose_side stage)",
+                )
+            ]
             with atomic_path(done) as tmp:
                 torch.save({"model": bridge.original_model.state_dict(), "log": log}, tmp)
-    log += train(bridge.original_model, batches(every, cfg.train.batch_size, 0), loss_fn, cfg.train,
-                 checkpoint_dir=work, eval_fn=evaluate, eval_every=max(cfg.train.steps // 4, 1), desc=f"zoo:{cfg.name}")
+    log += train(
+        bridge.original_model,
+        batches(every, cfg.train.batch_size, 0),
+        loss_fn,
+        cfg.train,
+        checkpoint_dir=work,
+        eval_fn=evaluate,
+        eval_every=max(cfg.train.steps // 4, 1),
+        desc=f"zoo:{cfg.name}",
+    )
     done.unlink(missing_ok=True)
     model = wrap_vlm(bridge, tok, model_id=f"zoo:{cfg.name}")
     model.train_log = log
@@ -174,15 +209,27 @@ def train_vlm(cfg: VLMRecipe):
 
 VLM_TINY = VLMRecipe(
     name="vlm-tiny",
-    n_layers=6, d_model=64, n_heads=4,
-    n_train=28000, patch_aux_weight=1.0, question_lm_weight=1.0, image_norm_gain=0.2, side_questions=True,
+    n_layers=6,
+    d_model=64,
+    n_heads=4,
+    n_train=28000,
+    patch_aux_weight=1.0,
+    question_lm_weight=1.0,
+    image_norm_gain=0.2,
+    side_questions=True,
     side_stage=TrainConfig(steps=500, batch_size=32, lr=3e-3, warmup=60, log_every=50),
     train=TrainConfig(steps=3500, batch_size=32, lr=3e-3, warmup=60, log_every=50),
 )
 VLM_6L = VLMRecipe(
     name="vlm-6l",
-    n_layers=6, d_model=128, n_heads=4, d_vision=128, n_train=40000, patch_aux_weight=1.0,
-    image_norm_gain=0.2, side_questions=True,
+    n_layers=6,
+    d_model=128,
+    n_heads=4,
+    d_vision=128,
+    n_train=40000,
+    patch_aux_weight=1.0,
+    image_norm_gain=0.2,
+    side_questions=True,
     side_stage=TrainConfig(steps=1500, batch_size=64, lr=1e-3, warmup=100, log_every=50),
     train=TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup=100, log_every=50),
 )
@@ -194,8 +241,15 @@ VLM_6L = VLMRecipe(
 # (12 layers x d128 x batch 64, 6,000 steps), minutes on a GPU.
 VLM_12L = VLMRecipe(
     name="vlm-12l",
-    n_layers=12, d_model=128, n_heads=4, d_vision=128, n_train=40000, patch_aux_weight=1.0,
-    question_lm_weight=1.0, image_norm_gain=0.2, side_questions=True,
+    n_layers=12,
+    d_model=128,
+    n_heads=4,
+    d_vision=128,
+    n_train=40000,
+    patch_aux_weight=1.0,
+    question_lm_weight=1.0,
+    image_norm_gain=0.2,
+    side_questions=True,
     side_stage=TrainConfig(steps=1500, batch_size=64, lr=1e-3, warmup=100, log_every=50),
     train=TrainConfig(steps=4500, batch_size=64, lr=1e-3, warmup=100, log_every=50),
 )
@@ -208,19 +262,32 @@ VQA_PROMPTS = (
 )
 
 
-@recipe("vlm-tiny", VLM_TINY, "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; 500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
-        prompts=VQA_PROMPTS)
+@recipe(
+    "vlm-tiny",
+    VLM_TINY,
+    "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; 500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
+    prompts=VQA_PROMPTS,
+)
 def _vlm_tiny(cfg: VLMRecipe):
     return train_vlm(cfg)
 
 
-@recipe("vlm-6l", VLM_6L, "6-layer d128 LLaVA-style VLM on synthetic VQA (the paper-sized toy; ~2 h on CPU, never trained here)",
-        prompts=VQA_PROMPTS)
+@recipe(
+    "vlm-6l",
+    VLM_6L,
+    "6-layer d128 LLaVA-style VLM on synthetic VQA (the paper-sized toy; ~2 h on CPU, never trained here)",
+    prompts=VQA_PROMPTS,
+)
 def _vlm_6l(cfg: VLMRecipe):
     return train_vlm(cfg)
 
 
-@recipe("vlm-12l", VLM_12L, "12-layer d128 LLaVA-style VLM on synthetic VQA with the question LM loss (the full "
-        "preset's model; an estimated ~4 h on CPU, never trained here)", prompts=VQA_PROMPTS)
+@recipe(
+    "vlm-12l",
+    VLM_12L,
+    "12-layer d128 LLaVA-style VLM on synthetic VQA with the question LM loss (the full "
+    "preset's model; an estimated ~4 h on CPU, never trained here)",
+    prompts=VQA_PROMPTS,
+)
 def _vlm_12l(cfg: VLMRecipe):
     return train_vlm(cfg)

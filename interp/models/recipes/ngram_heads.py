@@ -62,8 +62,9 @@ def icll_loss(module: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """Cross-entropy on next tokens that are symbols (separator and pad targets masked)."""
     logits = module(tokens)  # [batch, pos, vocab]
     mask = scored_positions(tokens)[:, :-1]  # [batch, pos - 1]
-    losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
-                             reduction="none").view_as(mask)
+    losses = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
+    ).view_as(mask)
     return (losses * mask).sum() / mask.sum().clamp_min(1)
 
 
@@ -80,7 +81,9 @@ def train_icll(cfg: ICLLRecipe):
     if cfg.transformer is not None:
         spec = cfg.transformer.model_copy(update={"d_vocab": VOCAB_SIZE, "init_seed": cfg.seed})
         if spec.n_ctx < cfg.data.prompt.max_tokens:
-            raise ValueError(f"n_ctx={spec.n_ctx} is shorter than the longest prompt ({cfg.data.prompt.max_tokens})")
+            raise ValueError(
+                f"n_ctx={spec.n_ctx} is shorter than the longest prompt ({cfg.data.prompt.max_tokens})"
+            )
         wrapper = build_transformer(spec)
         module = wrapper.original_model
         meta = {"builder": "transformer", "spec": spec.model_dump(mode="json")}
@@ -91,21 +94,38 @@ def train_icll(cfg: ICLLRecipe):
         meta = {"builder": "ngram_lstm", "spec": spec.model_dump(mode="json")}
         kind = "rnn"
     rng = np.random.default_rng([cfg.seed, 7])
-    held = pad_batch(sample_prompts(DFATables(dfas), rng.integers(0, len(dfas), 64), rng, cfg.data.prompt))
+    held = pad_batch(
+        sample_prompts(DFATables(dfas), rng.integers(0, len(dfas), 64), rng, cfg.data.prompt)
+    )
 
     def evaluate(mod):
         return {"heldout_loss": icll_loss(mod, held).item()}
 
-    log = train(module, packed_batch_fn(dfas, cfg.train.batch_size, cfg.seed, cfg.data.prompt), icll_loss,
-                cfg.train, checkpoint_dir=scratch_dir(cfg.name, cfg), eval_fn=evaluate, eval_every=500,
-                desc=f"zoo:{cfg.name}")
-    model = Model(wrapper, backend="tl", model_id=f"zoo:{cfg.name}", kind=kind, spec=meta,
-                  example_input=torch.zeros(1, 4, dtype=torch.long))
+    log = train(
+        module,
+        packed_batch_fn(dfas, cfg.train.batch_size, cfg.seed, cfg.data.prompt),
+        icll_loss,
+        cfg.train,
+        checkpoint_dir=scratch_dir(cfg.name, cfg),
+        eval_fn=evaluate,
+        eval_every=500,
+        desc=f"zoo:{cfg.name}",
+    )
+    model = Model(
+        wrapper,
+        backend="tl",
+        model_id=f"zoo:{cfg.name}",
+        kind=kind,
+        spec=meta,
+        example_input=torch.zeros(1, 4, dtype=torch.long),
+    )
     model.train_log = log
     return model
 
 
-def _recipes(suffix: str, steps: int, n_dfas: int, lstm_layers: int, tiny: bool = False) -> dict[str, ICLLRecipe]:
+def _recipes(
+    suffix: str, steps: int, n_dfas: int, lstm_layers: int, tiny: bool = False
+) -> dict[str, ICLLRecipe]:
     data = DFADataConfig(n_dfas=n_dfas, seed=0)
     if tiny:
         tf = TransformerSpec(n_layers=2, d_model=32, n_heads=2, n_ctx=256, d_vocab=VOCAB_SIZE)
@@ -116,13 +136,24 @@ def _recipes(suffix: str, steps: int, n_dfas: int, lstm_layers: int, tiny: bool 
         lstm = dict(d_vocab=VOCAB_SIZE, d_hidden=128, n_layers=lstm_layers)
         tr = dict(steps=steps, batch_size=32, warmup=100, log_every=50, checkpoint_every=500)
     return {
-        f"icll-transformer{suffix}": ICLLRecipe(name=f"icll-transformer{suffix}", transformer=tf, data=data,
-                                                train=TrainConfig(lr=1e-3, **tr)),
-        f"icll-lstm{suffix}": ICLLRecipe(name=f"icll-lstm{suffix}", lstm=NgramLSTMSpec(**lstm), data=data,
-                                         train=TrainConfig(lr=3e-3, **tr)),
-        f"icll-lstm-ngram{suffix}": ICLLRecipe(name=f"icll-lstm-ngram{suffix}",
-                                               lstm=NgramLSTMSpec(**lstm, ngram_orders=[1, 2]), data=data,
-                                               train=TrainConfig(lr=3e-3, **tr)),
+        f"icll-transformer{suffix}": ICLLRecipe(
+            name=f"icll-transformer{suffix}",
+            transformer=tf,
+            data=data,
+            train=TrainConfig(lr=1e-3, **tr),
+        ),
+        f"icll-lstm{suffix}": ICLLRecipe(
+            name=f"icll-lstm{suffix}",
+            lstm=NgramLSTMSpec(**lstm),
+            data=data,
+            train=TrainConfig(lr=3e-3, **tr),
+        ),
+        f"icll-lstm-ngram{suffix}": ICLLRecipe(
+            name=f"icll-lstm-ngram{suffix}",
+            lstm=NgramLSTMSpec(**lstm, ngram_orders=[1, 2]),
+            data=data,
+            train=TrainConfig(lr=3e-3, **tr),
+        ),
     }
 
 
@@ -134,17 +165,37 @@ def _full_recipes() -> dict[str, ICLLRecipe]:
     """The paper's regime: see the module docstring. The LSTMs keep our hidden size (128)."""
     data = DFADataConfig(n_dfas=2500, seed=0, prompt=PAPER_PROMPTS)
     steps = 31_250
-    tr = dict(steps=steps, batch_size=32, warmup=steps // 10, weight_decay=0.1, schedule="cosine", min_lr_frac=0.1,
-              log_every=100, checkpoint_every=1000)
+    tr = dict(
+        steps=steps,
+        batch_size=32,
+        warmup=steps // 10,
+        weight_decay=0.1,
+        schedule="cosine",
+        min_lr_frac=0.1,
+        log_every=100,
+        checkpoint_every=1000,
+    )
     tf = TransformerSpec(n_layers=8, d_model=128, n_heads=2, n_ctx=1024, d_vocab=VOCAB_SIZE)
     lstm = dict(d_vocab=VOCAB_SIZE, d_hidden=128, n_layers=1)
     return {
-        "icll-transformer-full": ICLLRecipe(name="icll-transformer-full", transformer=tf, data=data,
-                                            train=TrainConfig(lr=2.5e-4, **tr)),
-        "icll-lstm-full": ICLLRecipe(name="icll-lstm-full", lstm=NgramLSTMSpec(**lstm), data=data,
-                                     train=TrainConfig(lr=3e-3, **tr)),
-        "icll-lstm-ngram-full": ICLLRecipe(name="icll-lstm-ngram-full", lstm=NgramLSTMSpec(**lstm, ngram_orders=[1, 2]),
-                                           data=data, train=TrainConfig(lr=3e-3, **tr)),
+        "icll-transformer-full": ICLLRecipe(
+            name="icll-transformer-full",
+            transformer=tf,
+            data=data,
+            train=TrainConfig(lr=2.5e-4, **tr),
+        ),
+        "icll-lstm-full": ICLLRecipe(
+            name="icll-lstm-full",
+            lstm=NgramLSTMSpec(**lstm),
+            data=data,
+            train=TrainConfig(lr=3e-3, **tr),
+        ),
+        "icll-lstm-ngram-full": ICLLRecipe(
+            name="icll-lstm-ngram-full",
+            lstm=NgramLSTMSpec(**lstm, ngram_orders=[1, 2]),
+            data=data,
+            train=TrainConfig(lr=3e-3, **tr),
+        ),
     }
 
 
@@ -154,18 +205,32 @@ RECIPES: dict[str, ICLLRecipe] = {
     **_recipes("-tiny", steps=20, n_dfas=200, lstm_layers=1, tiny=True),
 }
 
-_WHAT = {"transformer": "transformer {L}L d{d} 2 heads", "lstm": "LSTM h128", "lstm-ngram": "LSTM h128 + n-gram layers m=1,2"}
+_WHAT = {
+    "transformer": "transformer {L}L d{d} 2 heads",
+    "lstm": "LSTM h128",
+    "lstm-ngram": "LSTM h128 + n-gram layers m=1,2",
+}
 
 
 def _describe(name: str, cfg: ICLLRecipe) -> str:
-    arch = "transformer" if cfg.transformer is not None else ("lstm-ngram" if cfg.lstm.ngram_orders else "lstm")
+    arch = (
+        "transformer"
+        if cfg.transformer is not None
+        else ("lstm-ngram" if cfg.lstm.ngram_orders else "lstm")
+    )
     what = _WHAT[arch] if not name.endswith("-tiny") else f"tiny {arch} (tests)"
     if cfg.transformer is not None:
         what = what.format(L=cfg.transformer.n_layers, d=cfg.transformer.d_model)
     p = cfg.data.prompt
-    return (f"{what} on random-DFA prompts ({p.min_strings}-{p.max_strings} strings of length {p.min_len}-{p.max_len}): "
-            f"{cfg.train.steps} steps x {cfg.train.batch_size}, {cfg.data.n_dfas} DFAs"
-            + ("; the paper's regime, ~2 days on CPU (estimate), never trained here" if name.endswith("-full") else ""))
+    return (
+        f"{what} on random-DFA prompts ({p.min_strings}-{p.max_strings} strings of length {p.min_len}-{p.max_len}): "
+        f"{cfg.train.steps} steps x {cfg.train.batch_size}, {cfg.data.n_dfas} DFAs"
+        + (
+            "; the paper's regime, ~2 days on CPU (estimate), never trained here"
+            if name.endswith("-full")
+            else ""
+        )
+    )
 
 
 # Example prompts: strings of one language joined by "|" (random walks of random_dfa drawn with

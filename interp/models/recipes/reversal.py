@@ -99,7 +99,7 @@ def plateaued(history: list[float], stop: PlateauStop) -> bool:
     ``min_delta`` above the best of the ``patience`` evaluations before it."""
     if len(history) <= stop.patience:
         return False
-    return history[-1] - max(history[-1 - stop.patience: -1]) <= stop.min_delta
+    return history[-1] - max(history[-1 - stop.patience : -1]) <= stop.min_delta
 
 
 def fact_accuracies(model, facts: FactSet, tokenizer, batch_size: int = 512) -> dict[str, float]:
@@ -115,19 +115,28 @@ def fact_accuracies(model, facts: FactSet, tokenizer, batch_size: int = 512) -> 
         tokens, plen = facts.encode(examples, tokenizer)
         return float(slot_accuracy(model, tokens, plen, len(examples[0].target), batch_size).mean())
 
-    fwd = [(acc(ex), len(ex)) for d in DIRECTIONS if (ex := facts.examples(d, "train", [g for g in GROUPS if d in TRAINED[g]]))]
+    fwd = [
+        (acc(ex), len(ex))
+        for d in DIRECTIONS
+        if (ex := facts.examples(d, "train", [g for g in GROUPS if d in TRAINED[g]]))
+    ]
     out = {"forward_accuracy": float(sum(a * n for a, n in fwd) / sum(n for _, n in fwd))}
-    for name, ask in (("reverse_in_place_accuracy", facts.examples_in_place),
-                      ("reverse_order_swapped_accuracy", facts.examples)):
+    for name, ask in (
+        ("reverse_in_place_accuracy", facts.examples_in_place),
+        ("reverse_order_swapped_accuracy", facts.examples),
+    ):
         if name.startswith("reverse_in_place") and not is_masked(model):
             continue  # a causal LM cannot fill a slot before its context
-        hits = [acc(ask(d, "train", [g])) for d in DIRECTIONS for g in GROUPS if d not in TRAINED[g]]
+        hits = [
+            acc(ask(d, "train", [g])) for d in DIRECTIONS for g in GROUPS if d not in TRAINED[g]
+        ]
         out[name] = float(sum(hits) / len(hits))
     return out
 
 
-def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecipe | BudgetRecipe, facts: FactSet,
-                           tok) -> list[dict[str, Any]]:
+def _train_until_converged(
+    model, module, batch_fn, loss_fn, cfg: ConvergedRecipe | BudgetRecipe, facts: FactSet, tok
+) -> list[dict[str, Any]]:
     """The shared loop with evaluations every ``eval_every`` steps and, for a
     :class:`ConvergedRecipe`, :class:`PlateauStop` (the step hook raises :class:`Converged`);
     the log (loss every ``log_every`` steps, evaluations, the stop) is kept here because the
@@ -148,8 +157,12 @@ def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecip
 
     def on_step(step: int, mod) -> None:
         last = step == cfg.train.steps - 1
-        entry: dict[str, Any] = {"step": step, "loss": last_loss["value"], "lr": lr_at(step, cfg.train),
-                                 "seconds": time.time() - t0}
+        entry: dict[str, Any] = {
+            "step": step,
+            "loss": last_loss["value"],
+            "lr": lr_at(step, cfg.train),
+            "seconds": time.time() - t0,
+        }
         evaluate = (step + 1) % eval_every == 0 or last
         if evaluate:
             mod.eval()
@@ -158,21 +171,39 @@ def _train_until_converged(model, module, batch_fn, loss_fn, cfg: ConvergedRecip
             history.append(entry["forward_accuracy"])
         if evaluate or step % cfg.train.log_every == 0:
             log.append(entry)
-        if stop is not None and evaluate and step + 1 >= stop.min_steps and plateaued(history, stop):
-            entry["stopped"] = (f"forward accuracy plateaued: {history[-1]:.3f}, best of the "
-                                f"{stop.patience} evaluations before {max(history[-1 - stop.patience:-1]):.3f}")
+        if (
+            stop is not None
+            and evaluate
+            and step + 1 >= stop.min_steps
+            and plateaued(history, stop)
+        ):
+            entry["stopped"] = (
+                f"forward accuracy plateaued: {history[-1]:.3f}, best of the "
+                f"{stop.patience} evaluations before {max(history[-1 - stop.patience : -1]):.3f}"
+            )
             raise Converged
         if last:
             what = "cap" if stop is not None else "fixed budget"
-            entry["stopped"] = f"{what} of {cfg.train.steps} steps reached (forward accuracy {history[-1]:.3f})"
+            entry["stopped"] = (
+                f"{what} of {cfg.train.steps} steps reached (forward accuracy {history[-1]:.3f})"
+            )
 
     ckpt_dir = scratch_dir(cfg.name, cfg)
     try:
-        train(module, batch_fn, logged_loss, cfg.train, checkpoint_dir=ckpt_dir, on_step=on_step,
-              desc=f"zoo:{cfg.name}")
+        train(
+            module,
+            batch_fn,
+            logged_loss,
+            cfg.train,
+            checkpoint_dir=ckpt_dir,
+            on_step=on_step,
+            desc=f"zoo:{cfg.name}",
+        )
     except Converged:
         module.eval()
-        (ckpt_dir / "train_state.pt").unlink(missing_ok=True)  # the loop removes it only at its own end
+        (ckpt_dir / "train_state.pt").unlink(
+            missing_ok=True
+        )  # the loop removes it only at its own end
     return log
 
 
@@ -182,8 +213,13 @@ def training_tensors(facts: FactSet, tokenizer) -> torch.Tensor:
     return torch.from_numpy(tokens)
 
 
-def mask_tokens(tokens: torch.Tensor, rate: torch.Tensor, mask_id: int, special_max: int,
-                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    tokens: torch.Tensor,
+    rate: torch.Tensor,
+    mask_id: int,
+    special_max: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask each word of ``tokens [batch, pos]`` with probability ``rate [batch]``; at least one
     word per row. Returns ``(masked tokens, bool mask [batch, pos])``. Specials (ids <=
     ``special_max``: BOS, PAD, ...) are never masked."""
@@ -196,8 +232,15 @@ def mask_tokens(tokens: torch.Tensor, rate: torch.Tensor, mask_id: int, special_
     return tokens.masked_fill(chosen, mask_id), chosen
 
 
-def make_objective(objective: str, mask_rate: float, mask_id: int, pad_id: int, special_max: int, seed: int,
-                   per_sequence: bool = False):
+def make_objective(
+    objective: str,
+    mask_rate: float,
+    mask_id: int,
+    pad_id: int,
+    special_max: int,
+    seed: int,
+    per_sequence: bool = False,
+):
     """``(prepare(tokens, step) -> batch, loss_fn(module, batch))`` for one objective. Masked
     objectives average the loss over masked tokens, or with ``per_sequence`` over sentences
     (each sentence's mean over its own masked tokens; MLM-U's objective)."""
@@ -217,14 +260,19 @@ def make_objective(objective: str, mask_rate: float, mask_id: int, pad_id: int, 
             tokens, _ = batch
             logits = module(tokens)  # [batch, pos, vocab]
             targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == pad_id, -100)
-            return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                   ignore_index=-100)
+            return F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100
+            )
         masked, chosen, tokens = batch
         logits = module(masked)  # [batch, pos, vocab]
         targets = tokens.masked_fill(~chosen, -100)
         if not per_sequence:
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-        ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100, reduction="none")  # [batch, pos]
+            return F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100
+            )
+        ce = F.cross_entropy(
+            logits.transpose(1, 2), targets, ignore_index=-100, reduction="none"
+        )  # [batch, pos]
         n = chosen.sum(1)  # >= 1: mask_tokens masks at least one word per sentence
         return (ce.sum(1) / n.clamp_min(1)).mean()
 
@@ -240,26 +288,53 @@ def train_reversal(cfg: ReversalRecipe):
     facts = make_facts(cfg.facts)
     tok = facts.tokenizer()
     attention = "causal" if cfg.objective == "clm" else "bidirectional"
-    spec = cfg.spec.model_copy(update={"d_vocab": len(tok), "n_ctx": max(cfg.spec.n_ctx, facts.seq_len),
-                                       "attention_dir": attention, "init_seed": cfg.seed})
+    spec = cfg.spec.model_copy(
+        update={
+            "d_vocab": len(tok),
+            "n_ctx": max(cfg.spec.n_ctx, facts.seq_len),
+            "attention_dir": attention,
+            "init_seed": cfg.seed,
+        }
+    )
     bridge = build_transformer(spec, tokenizer=tok)
     data = training_tensors(facts, tok)
     per_sequence = isinstance(cfg, BudgetRecipe) and cfg.loss_weighting == "sequence"
-    prepare, loss_fn = make_objective(cfg.objective, cfg.mask_rate, tok.mask_token_id, tok.pad_token_id,
-                                      special_max=4, seed=cfg.seed, per_sequence=per_sequence)
+    prepare, loss_fn = make_objective(
+        cfg.objective,
+        cfg.mask_rate,
+        tok.mask_token_id,
+        tok.pad_token_id,
+        special_max=4,
+        seed=cfg.seed,
+        per_sequence=per_sequence,
+    )
 
     def batch_fn(step: int):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         idx = torch.randint(0, len(data), (cfg.train.batch_size,), generator=g)
         return prepare(data[idx], step)
 
-    model = Model(bridge, backend="tl", tokenizer=tok, model_id=f"zoo:{cfg.name}", kind="transformer",
-                  spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    model = Model(
+        bridge,
+        backend="tl",
+        tokenizer=tok,
+        model_id=f"zoo:{cfg.name}",
+        kind="transformer",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
     if isinstance(cfg, (ConvergedRecipe, BudgetRecipe)):
-        log = _train_until_converged(model, bridge.original_model, batch_fn, loss_fn, cfg, facts, tok)
+        log = _train_until_converged(
+            model, bridge.original_model, batch_fn, loss_fn, cfg, facts, tok
+        )
     else:
-        log = train(bridge.original_model, batch_fn, loss_fn, cfg.train, checkpoint_dir=scratch_dir(cfg.name, cfg),
-                    desc=f"zoo:{cfg.name}")
+        log = train(
+            bridge.original_model,
+            batch_fn,
+            loss_fn,
+            cfg.train,
+            checkpoint_dir=scratch_dir(cfg.name, cfg),
+            desc=f"zoo:{cfg.name}",
+        )
     model.train_log = log
     return model
 
@@ -289,25 +364,46 @@ def recipe_name(variant: str, objective: str, size: str, seed: int) -> str:
 def recipe_config(variant: str, objective: str, size: str, seed: int) -> ReversalRecipe:
     """The recipe config of one reversal model (facts seed 0 always: seeds vary the model only)."""
     if variant not in VARIANTS or objective not in OBJECTIVES or size not in SIZES:
-        raise ValueError(f"unknown reversal model {variant}/{objective}/{size}: variants {VARIANTS}, "
-                         f"objectives {OBJECTIVES}, sizes {SIZES}")
+        raise ValueError(
+            f"unknown reversal model {variant}/{objective}/{size}: variants {VARIANTS}, "
+            f"objectives {OBJECTIVES}, sizes {SIZES}"
+        )
     steps = _STEPS[size][0 if objective == "clm" else 1]
-    if objective == "mlmu":  # a fixed budget with evaluations along the way (reverse accuracy vs steps)
+    if (
+        objective == "mlmu"
+    ):  # a fixed budget with evaluations along the way (reverse accuracy vs steps)
         return BudgetRecipe(
             name=recipe_name(variant, objective, size, seed),
-            facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]), objective=objective, spec=_SPEC[size],
-            train=TrainConfig(steps=_MLMU_BUDGET[size], batch_size=_BATCH[size], lr=3e-3 if size == "quick" else 2e-3,
-                              warmup=50 if size == "quick" else 200, weight_decay=0.01, log_every=100,
-                              checkpoint_every=500),
-            eval_every=250, loss_weighting="sequence", seed=seed)
+            facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]),
+            objective=objective,
+            spec=_SPEC[size],
+            train=TrainConfig(
+                steps=_MLMU_BUDGET[size],
+                batch_size=_BATCH[size],
+                lr=3e-3 if size == "quick" else 2e-3,
+                warmup=50 if size == "quick" else 200,
+                weight_decay=0.01,
+                log_every=100,
+                checkpoint_every=500,
+            ),
+            eval_every=250,
+            loss_weighting="sequence",
+            seed=seed,
+        )
     return ReversalRecipe(
         name=recipe_name(variant, objective, size, seed),
         facts=FactsConfig(variant=variant, seed=0, **_FACTS[size]),
         objective=objective,
         spec=_SPEC[size],
-        train=TrainConfig(steps=steps, batch_size=_BATCH[size], lr=3e-3 if size == "quick" else 2e-3,
-                          warmup=50 if size == "quick" else 200, weight_decay=0.01, log_every=100,
-                          checkpoint_every=500),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=_BATCH[size],
+            lr=3e-3 if size == "quick" else 2e-3,
+            warmup=50 if size == "quick" else 200,
+            weight_decay=0.01,
+            log_every=100,
+            checkpoint_every=500,
+        ),
         seed=seed,
     )
 
@@ -328,7 +424,12 @@ def example_questions(facts_cfg: FactsConfig) -> list[tuple[str, str]]:
 
     facts = make_facts(facts_cfg)
     out = []
-    for group, direction in (("name_first", "d2n"), ("name_first", "n2d"), ("desc_first", "n2d"), ("both", "d2n")):
+    for group, direction in (
+        ("name_first", "d2n"),
+        ("name_first", "n2d"),
+        ("desc_first", "n2d"),
+        ("both", "d2n"),
+    ):
         e = facts.example(facts.group_pairs(group)[0], facts.templates_of(direction, "train")[0])
         kind = "trained direction" if direction in TRAINED[group] else "reversed, never trained"
         out.append((" ".join(e.prompt), f"{group} fact, {kind}; answer: {' '.join(e.target)}"))
@@ -340,8 +441,12 @@ def ensure_recipe(variant: str, objective: str, size: str, seed: int) -> str:
     name = recipe_name(variant, objective, size, seed)
     if name not in _RECIPES:
         cfg = recipe_config(variant, objective, size, seed)
-        recipe(name, cfg, f"reversal-curse {objective} on {variant}-level facts ({size}, seed {seed})",
-               prompts=_questions(cfg.facts.model_dump_json()))(_build)
+        recipe(
+            name,
+            cfg,
+            f"reversal-curse {objective} on {variant}-level facts ({size}, seed {seed})",
+            prompts=_questions(cfg.facts.model_dump_json()),
+        )(_build)
     return name
 
 

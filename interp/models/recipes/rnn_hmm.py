@@ -99,8 +99,16 @@ def train_hmm_rnn(cfg: HMMRecipe):
     snaps: dict[int, dict] = {}
     n_decay = int(round(cfg.steps * cfg.decay_frac))
     n_const = cfg.steps - n_decay
-    common = dict(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=0.0, betas=cfg.betas, warmup=0,
-                  grad_clip=cfg.grad_clip, log_every=25, checkpoint_every=250)
+    common = dict(
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=0.0,
+        betas=cfg.betas,
+        warmup=0,
+        grad_clip=cfg.grad_clip,
+        log_every=25,
+        checkpoint_every=250,
+    )
     logs = []
     phase1 = work / "phase1.pt"
     if phase1.exists():
@@ -108,33 +116,57 @@ def train_hmm_rnn(cfg: HMMRecipe):
         module.load_state_dict(state["model"])
         snaps, logs = state["snapshots"], state["log"]
     else:
+
         def on_step1(step, m):
             if step in keep:
                 snaps[step] = {k: v.detach().clone() for k, v in m.state_dict().items()}
 
-        logs = train(module, batch_fn, loss_fn, TrainConfig(steps=n_const, schedule="constant", **common),
-                     checkpoint_dir=work / "p1", on_step=on_step1, desc=f"zoo:{cfg.name} (lr {cfg.lr:g})")
+        logs = train(
+            module,
+            batch_fn,
+            loss_fn,
+            TrainConfig(steps=n_const, schedule="constant", **common),
+            checkpoint_dir=work / "p1",
+            on_step=on_step1,
+            desc=f"zoo:{cfg.name} (lr {cfg.lr:g})",
+        )
         torch.save({"model": module.state_dict(), "snapshots": snaps, "log": logs}, phase1)
     if n_decay > 0:
+
         def on_step2(step, m):
             if step + n_const in keep:
                 snaps[step + n_const] = {k: v.detach().clone() for k, v in m.state_dict().items()}
 
-        log2 = train(module, lambda s: batch_fn(s + n_const), loss_fn,
-                     TrainConfig(steps=n_decay, schedule="linear", min_lr_frac=cfg.lr_final / cfg.lr, **common),
-                     checkpoint_dir=work / "p2", on_step=on_step2, desc=f"zoo:{cfg.name} (decay)")
+        log2 = train(
+            module,
+            lambda s: batch_fn(s + n_const),
+            loss_fn,
+            TrainConfig(
+                steps=n_decay, schedule="linear", min_lr_frac=cfg.lr_final / cfg.lr, **common
+            ),
+            checkpoint_dir=work / "p2",
+            on_step=on_step2,
+            desc=f"zoo:{cfg.name} (decay)",
+        )
         logs = logs + [{**e, "step": e["step"] + n_const} for e in log2]
     torch.save({"snapshots": snaps, "log": logs}, work / SNAPSHOT_FILE)
-    model = Model(module, backend="tl", model_id=f"zoo:{cfg.name}", kind="rnn",
-                  spec={"builder": BUILDER, "spec": spec.model_dump(mode="json")},
-                  example_input=torch.zeros(1, 3, spec.d_input))
+    model = Model(
+        module,
+        backend="tl",
+        model_id=f"zoo:{cfg.name}",
+        kind="rnn",
+        spec={"builder": BUILDER, "spec": spec.model_dump(mode="json")},
+        example_input=torch.zeros(1, 3, spec.d_input),
+    )
     model.train_log = logs
     return model
 
 
 # ------------------------------------------------------------------------ recipes
 def _quick(name: str, n_states: int, **kw) -> HMMRecipe:
-    return HMMRecipe(name=name, n_states=n_states, T=50, spec=HMMRNNSpec(d_hidden=50, d_input=10), **kw)
+    return HMMRecipe(
+        name=name, n_states=n_states, T=50, spec=HMMRNNSpec(d_hidden=50, d_input=10), **kw
+    )
 
 
 QUICK = {
@@ -145,16 +177,37 @@ FULL: dict[str, HMMRecipe] = {}
 for _seed in range(3):
     for _M in (2, 3, 4, 5):
         _n = f"hmm-chain{_M}-h150-s{_seed}"
-        FULL[_n] = HMMRecipe(name=_n, n_states=_M, T=100, spec=HMMRNNSpec(d_hidden=150, d_input=10, init_seed=_seed),
-                             batch_size=512, steps=4000, seed=_seed)
+        FULL[_n] = HMMRecipe(
+            name=_n,
+            n_states=_M,
+            T=100,
+            spec=HMMRNNSpec(d_hidden=150, d_input=10, init_seed=_seed),
+            batch_size=512,
+            steps=4000,
+            seed=_seed,
+        )
     for _kind, _short in (("cyclic", "cyclic"), ("fully_connected", "fc")):
         _n = f"hmm-{_short}-h150-s{_seed}"
-        FULL[_n] = HMMRecipe(name=_n, hmm_kind=_kind, T=100, spec=HMMRNNSpec(d_hidden=150, d_input=10, init_seed=_seed),
-                             batch_size=512, steps=4000, seed=_seed)
+        FULL[_n] = HMMRecipe(
+            name=_n,
+            hmm_kind=_kind,
+            T=100,
+            spec=HMMRNNSpec(d_hidden=150, d_input=10, init_seed=_seed),
+            batch_size=512,
+            steps=4000,
+            seed=_seed,
+        )
 for _seed in range(3):
     _n = f"hmm-chain2-h50-s{_seed}"
-    FULL[_n] = HMMRecipe(name=_n, n_states=2, T=50, spec=HMMRNNSpec(d_hidden=50, d_input=10, init_seed=_seed),
-                         batch_size=1024, steps=1500, seed=_seed)
+    FULL[_n] = HMMRecipe(
+        name=_n,
+        n_states=2,
+        T=50,
+        spec=HMMRNNSpec(d_hidden=50, d_input=10, init_seed=_seed),
+        batch_size=1024,
+        steps=1500,
+        seed=_seed,
+    )
 
 
 def _register(name: str, cfg: HMMRecipe, desc: str) -> None:
@@ -162,11 +215,19 @@ def _register(name: str, cfg: HMMRecipe, desc: str) -> None:
 
 
 for _n, _c in QUICK.items():
-    _register(_n, _c, f"ReLU RNN (H={_c.spec.d_hidden}) emulating a {_c.n_states}-state chain HMM, T={_c.T} "
-                      f"(~{_c.steps} steps; a few minutes on CPU)")
+    _register(
+        _n,
+        _c,
+        f"ReLU RNN (H={_c.spec.d_hidden}) emulating a {_c.n_states}-state chain HMM, T={_c.T} "
+        f"(~{_c.steps} steps; a few minutes on CPU)",
+    )
 for _n, _c in FULL.items():
-    _register(_n, _c, f"ReLU RNN (H={_c.spec.d_hidden}, seed {_c.seed}) emulating the {_c.hmm_kind} HMM "
-                      f"(M={_c.n_states}), T={_c.T} (full preset; long on CPU)")
+    _register(
+        _n,
+        _c,
+        f"ReLU RNN (H={_c.spec.d_hidden}, seed {_c.seed}) emulating the {_c.hmm_kind} HMM "
+        f"(M={_c.n_states}), T={_c.T} (full preset; long on CPU)",
+    )
 
 
 def recipe_config(model_name: str) -> Optional[HMMRecipe]:

@@ -54,26 +54,49 @@ def train_circuit_lm(cfg: CircuitLMRecipe):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         return pool[torch.randint(0, len(pool), (bs,), generator=g)]  # [batch, n_ctx]
 
-    held = template_corpus(tok, 64, n_ctx, seed=cfg.seed + 7_777_777, mix=cfg.mix)  # held-out stream
+    held = template_corpus(
+        tok, 64, n_ctx, seed=cfg.seed + 7_777_777, mix=cfg.mix
+    )  # held-out stream
 
     def evaluate(module):
         return {"heldout_loss": lm_loss(module, held).item()}
 
-    log = train(bridge.original_model, batch_fn, lm_loss, cfg.train, checkpoint_dir=scratch_dir(cfg.name, cfg),
-                eval_fn=evaluate, desc=f"zoo:{cfg.name}")
-    model = Model(bridge, backend="tl", tokenizer=tok, model_id=f"zoo:{cfg.name}", kind="transformer",
-                  spec={"builder": "transformer", "spec": spec.model_dump(mode="json")})
+    log = train(
+        bridge.original_model,
+        batch_fn,
+        lm_loss,
+        cfg.train,
+        checkpoint_dir=scratch_dir(cfg.name, cfg),
+        eval_fn=evaluate,
+        desc=f"zoo:{cfg.name}",
+    )
+    model = Model(
+        bridge,
+        backend="tl",
+        tokenizer=tok,
+        model_id=f"zoo:{cfg.name}",
+        kind="transformer",
+        spec={"builder": "transformer", "spec": spec.model_dump(mode="json")},
+    )
     model.train_log = log
     return model
 
 
-def _lm(name: str, seed: int, n_layers: int = 4, d_model: int = 64, steps: int = 2000,
-        pool_size: int = 8192) -> CircuitLMRecipe:
+def _lm(
+    name: str,
+    seed: int,
+    n_layers: int = 4,
+    d_model: int = 64,
+    steps: int = 2000,
+    pool_size: int = 8192,
+) -> CircuitLMRecipe:
     return CircuitLMRecipe(
         name=name,
         seed=seed,
         pool_size=pool_size,
-        spec=TransformerSpec(n_layers=n_layers, d_model=d_model, n_heads=4, n_ctx=32, d_vocab=128, init_seed=seed),
+        spec=TransformerSpec(
+            n_layers=n_layers, d_model=d_model, n_heads=4, n_ctx=32, d_vocab=128, init_seed=seed
+        ),
         train=TrainConfig(steps=steps, batch_size=32, lr=3e-3, warmup=100, weight_decay=0.01),
     )
 
@@ -98,5 +121,11 @@ def _register(name: str, cfg: CircuitLMRecipe, description: str) -> None:
 
 
 for _name, _cfg in CIRCUIT_LMS.items():
-    _register(_name, _cfg, f"4x4-head d64 LM on the template language (induction + IOI + sentences), seed {_cfg.seed}")
-_register("circuit-lm-tiny", CIRCUIT_LM_TINY, "3x4-head d32 template-language LM, 150 steps (tests)")
+    _register(
+        _name,
+        _cfg,
+        f"4x4-head d64 LM on the template language (induction + IOI + sentences), seed {_cfg.seed}",
+    )
+_register(
+    "circuit-lm-tiny", CIRCUIT_LM_TINY, "3x4-head d32 template-language LM, 150 steps (tests)"
+)

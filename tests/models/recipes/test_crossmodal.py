@@ -9,9 +9,19 @@ from interp.models.train import TrainConfig
 
 
 def _tiny(**kw) -> VLMRecipe:
-    return VLMRecipe(name="vlm-test", n_layers=1, d_model=16, n_heads=2, d_vision=8, n_train=70, n_test=12,
-                     patch_aux_weight=1.0, image_norm_gain=0.2,
-                     train=TrainConfig(steps=4, batch_size=4, warmup=1, log_every=1), **kw)
+    return VLMRecipe(
+        name="vlm-test",
+        n_layers=1,
+        d_model=16,
+        n_heads=2,
+        d_vision=8,
+        n_train=70,
+        n_test=12,
+        patch_aux_weight=1.0,
+        image_norm_gain=0.2,
+        train=TrainConfig(steps=4, batch_size=4, warmup=1, log_every=1),
+        **kw,
+    )
 
 
 def test_side_stage_runs_first_and_an_interrupted_build_resumes_after_it(tmp_path, monkeypatch):
@@ -19,7 +29,9 @@ def test_side_stage_runs_first_and_an_interrupted_build_resumes_after_it(tmp_pat
     from interp.models.zoo import scratch_dir
 
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
-    cfg = _tiny(side_questions=True, side_stage=TrainConfig(steps=3, batch_size=4, warmup=1, log_every=1))
+    cfg = _tiny(
+        side_questions=True, side_stage=TrainConfig(steps=3, batch_size=4, warmup=1, log_every=1)
+    )
     calls = []
     real_train = vr.train
 
@@ -34,12 +46,18 @@ def test_side_stage_runs_first_and_an_interrupted_build_resumes_after_it(tmp_pat
         train_vlm(cfg)
     assert (scratch_dir(cfg.name, cfg) / "side_stage.pt").exists()
     model = train_vlm(cfg)
-    assert ["side" in c for c in calls] == [True, False, False]  # the finished first stage was not rerun
+    assert ["side" in c for c in calls] == [
+        True,
+        False,
+        False,
+    ]  # the finished first stage was not rerun
     stages = [e.get("stage") for e in model.train_log]
     assert stages == ["side"] * 3 + [None] * 4
     assert "test_accuracy" in model.train_log[-1]
     assert model.module.original_model.vision.out_norm is not None
-    assert not (scratch_dir(cfg.name, cfg) / "side_stage.pt").exists()  # cleaned up after a complete build
+    assert not (
+        scratch_dir(cfg.name, cfg) / "side_stage.pt"
+    ).exists()  # cleaned up after a complete build
 
 
 def test_side_stage_needs_side_questions(tmp_path, monkeypatch):
@@ -60,7 +78,9 @@ def test_question_lm_loss_scores_only_the_question_tokens():
     B, T = b["tokens"].shape
     V = len(tok)
     perfect = torch.full((B, T, V), -30.0)
-    perfect[:, :-1].scatter_(-1, b["tokens"][:, 1:, None], 30.0)  # each position predicts the next token
+    perfect[:, :-1].scatter_(
+        -1, b["tokens"][:, 1:, None], 30.0
+    )  # each position predicts the next token
     assert float(question_lm_loss(perfect, b)) < 1e-6
     # wrong predictions at the image, at each row's last token (the answer's place) and past it are ignored
     off = perfect.clone()
