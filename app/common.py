@@ -11,8 +11,9 @@ and a plain message, never a traceback (:func:`guard`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import streamlit as st
 
@@ -104,7 +105,7 @@ def unreadable_runs(runs: list[RunInfo], root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def show_unreadable(runs: list[RunInfo], root: Path, analysis: Optional[str] = None) -> None:
+def show_unreadable(runs: list[RunInfo], root: Path, analysis: str | None = None) -> None:
     for bad in unreadable_runs(runs, root):
         if analysis is None or bad["analysis"] in (analysis, None):
             st.error(f"Run `{bad['path']}` could not be read and is left out: {bad['error']}")

@@ -19,7 +19,7 @@ of a question by beam search, run when the user presses the button.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import streamlit as st
 from common import plain
@@ -85,7 +85,7 @@ def recipe_prompts(name: str) -> list[str]:
     return list(r.prompts) if r is not None else []
 
 
-def fact_config(name: str) -> Optional[dict]:
+def fact_config(name: str) -> dict | None:
     """The ``FactsConfig`` (as a dict) a reversal fact model was trained on, else None."""
     from interp.data.reversal import FactsConfig
 

@@ -9,8 +9,6 @@ proportion to the latent's activation there.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import streamlit as st
 from common import guard, load_result, plain, select_run
 
@@ -84,7 +82,7 @@ def show_pages(pages) -> None:
             latent_page(pages, latent)
 
 
-def choose_latent(pages, query: str) -> Optional[int]:
+def choose_latent(pages, query: str) -> int | None:
     if not query.strip():
         return int(
             st.number_input(

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 from common import (
@@ -69,7 +70,7 @@ def main() -> None:
     """Build the pages from the registry and run the selected one (the entry point calls this)."""
     st.set_page_config(page_title="interp dashboard", layout="wide")
     pages: dict[str, Any] = {}
-    import_error: Optional[str] = None
+    import_error: str | None = None
     try:
         names = analyses.names()
     except Exception as e:  # an analysis module that fails to import must not take the app down
@@ -110,7 +111,7 @@ def _analysis_page_fn(name: str) -> Callable[[], None]:
 
 
 # ------------------------------------------------------------------ home page
-def home_page(pages: dict[str, Any], import_error: Optional[str] = None) -> None:
+def home_page(pages: dict[str, Any], import_error: str | None = None) -> None:
     """Title, intro, the table of runs and the verdicts of a selected run."""
     st.title("interp dashboard")
     st.markdown(INTRO)
@@ -179,7 +180,7 @@ def analysis_page(name: str) -> None:
 
 
 def render_seeds(
-    run: RunInfo, all_runs: list[RunInfo], analysis: Optional[analyses.Analysis] = None
+    run: RunInfo, all_runs: list[RunInfo], analysis: analyses.Analysis | None = None
 ) -> None:
     """A seeds run (``interp run <experiment> --seeds 0-2``): per criterion, in how many training
     seeds it holds, each seed's value; then one seed's run in full."""
@@ -233,7 +234,7 @@ def how_to_create(name: str) -> None:
         )
 
 
-def render_run(run: RunInfo, analysis: Optional[analyses.Analysis] = None) -> None:
+def render_run(run: RunInfo, analysis: analyses.Analysis | None = None) -> None:
     """Verdict strip and headline figure first; criteria, metrics and config in expanders;
     then the other figures and the analysis's panel."""
     try:
@@ -282,7 +283,7 @@ def _figure(run: RunInfo, result: Result, name: str) -> None:
         st.plotly_chart(fig, key=f"figure-{run.id}-{name}")
 
 
-def custom_panel(analysis: analyses.Analysis) -> Optional[Callable[[Result, Any], None]]:
+def custom_panel(analysis: analyses.Analysis) -> Callable[[Result, Any], None] | None:
     """``dashboard(result, st)`` of the module ``panels.<analysis>`` (``app/panels/<analysis>.py``),
     or None when the analysis has no panel. A panel that fails to import raises (shown as an error)."""
     module = f"panels.{analysis.name}"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -61,10 +60,10 @@ def run(
     preset: str = typer.Option(
         "quick", "--preset", "-p", help="Preset: quick (CPU, minutes) or full."
     ),
-    sets: List[str] = typer.Option(
+    sets: list[str] = typer.Option(
         [], "--set", "-s", help="Override a config value: key=value (repeatable)."
     ),
-    seeds: Optional[str] = typer.Option(
+    seeds: str | None = typer.Option(
         None,
         "--seeds",
         help="Run once per training seed, e.g. 0-2 or 0,3,5, "
@@ -194,11 +193,11 @@ def check(
 
 @app.command("bench")
 def bench(
-    name: Optional[str] = typer.Argument(
+    name: str | None = typer.Argument(
         None, help="One benchmark item (collection, memory, disk, ...); default all."
     ),
     preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick or full."),
-    sets: List[str] = typer.Option(
+    sets: list[str] = typer.Option(
         [],
         "--set",
         "-s",
@@ -219,7 +218,7 @@ def bench(
 
 @runs_app.callback()
 def runs_main(
-    ctx: typer.Context, experiment: Optional[str] = typer.Option(None, "--experiment", "-e")
+    ctx: typer.Context, experiment: str | None = typer.Option(None, "--experiment", "-e")
 ) -> None:
     """List saved runs (newest first)."""
     if ctx.invoked_subcommand is None:
@@ -227,7 +226,7 @@ def runs_main(
 
 
 @runs_app.command("list")
-def runs_list(experiment: Optional[str] = typer.Option(None, "--experiment", "-e")) -> None:
+def runs_list(experiment: str | None = typer.Option(None, "--experiment", "-e")) -> None:
     """List saved runs (newest first)."""
     from interp.runs import list_runs
 
@@ -389,7 +388,7 @@ def _real_presets(known: dict, which: str) -> list[str]:
 def demo(
     serve: bool = typer.Option(True, help="Start the dashboard after the runs."),
     port: int = typer.Option(8501, min=1, max=65535, help="Dashboard port (1-65535)."),
-    only: List[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
+    only: list[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
     real: str = typer.Option(
         "check",
         "--real",

@@ -13,7 +13,7 @@ import math
 import operator
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -39,21 +39,21 @@ class Criterion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    value: Optional[float]
-    threshold: Optional[float]
+    value: float | None
+    threshold: float | None
     op: Literal[">=", "<=", ">", "<", "=="]
     holds: bool
     kind: Literal["sanity", "claim", "target"]
     description: str = ""
     # a seeds run's criterion (interp.seeds): held in seeds_held of seeds_run seeds, each seed's value
-    seeds_held: Optional[int] = None
-    seeds_run: Optional[int] = None
-    values: Optional[list[Optional[float]]] = None
+    seeds_held: int | None = None
+    seeds_run: int | None = None
+    values: list[float | None] | None = None
 
     @classmethod
     def check(
         cls, name: str, value: Any, op: str, threshold: float, *, kind: str, description: str = ""
-    ) -> "Criterion":
+    ) -> Criterion:
         """Build a criterion and decide ``holds`` from the numbers (NaN/None never holds)."""
         v = None if value is None else float(value)
         ok = v is not None and not math.isnan(v) and bool(_OPS[op](v, threshold))
@@ -67,7 +67,7 @@ class Criterion(BaseModel):
             description=description,
         )
 
-    def recomputed(self) -> "Criterion":
+    def recomputed(self) -> Criterion:
         """This criterion with ``holds`` (and a seeds run's ``seeds_held``) decided again from its
         numbers: verdicts read from disk are never trusted (NaN/None never holds)."""
         if self.values is not None:  # a seeds run: held in every seed where it was judged
@@ -85,7 +85,7 @@ class Criterion(BaseModel):
         ]
 
 
-def _holds(value: Optional[float], op: str, threshold: Optional[float]) -> bool:
+def _holds(value: float | None, op: str, threshold: float | None) -> bool:
     if value is None or threshold is None or math.isnan(value) or math.isnan(threshold):
         return False
     return bool(_OPS[op](value, threshold))
@@ -224,7 +224,7 @@ class Result:
             (directory / "figures" / f"{name}.json").write_text(text)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Result":
+    def load(cls, path: str | Path) -> Result:
         """Read a result directory; a missing or corrupted file raises a clear error."""
         import json
 

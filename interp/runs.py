@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from interp.utils import (
     REPO_ROOT,
@@ -55,7 +55,7 @@ class Experiment:
     path: Path
 
 
-def experiments(errors: Optional[list[str]] = None) -> dict[str, Experiment]:
+def experiments(errors: list[str] | None = None) -> dict[str, Experiment]:
     """Every experiment config in the experiments directory, by name. A broken file raises
     ``ValueError`` naming it, or, when an ``errors`` list is given, is skipped and described there
     (so one broken file does not hide the others)."""
@@ -232,7 +232,7 @@ def _assign(d: dict, keys: list[str], value: Any) -> None:
 
 # ------------------------------------------------------------------ running
 def run_experiment(
-    name: str, preset: str = "quick", overrides: Any = None, *, root: Optional[Path] = None
+    name: str, preset: str = "quick", overrides: Any = None, *, root: Path | None = None
 ) -> Path:
     """Run an experiment and write its run directory atomically; return its path."""
     import interp.analyses as analyses
@@ -252,8 +252,8 @@ def write_run(
     fn: Any,
     analysis: str,
     *,
-    root: Optional[Path] = None,
-    extra: Optional[dict] = None,
+    root: Path | None = None,
+    extra: dict | None = None,
 ) -> Path:
     """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log
     (``extra`` goes into ``run.json``, e.g. a seeds run's ``seeds`` and ``runs``)."""
@@ -373,7 +373,7 @@ class RunInfo:
 
 
 def list_runs(
-    experiment: Optional[str] = None, *, root: Optional[Path] = None, include_damaged: bool = False
+    experiment: str | None = None, *, root: Path | None = None, include_damaged: bool = False
 ) -> list[RunInfo]:
     """Complete runs, newest first (incomplete ``.tmp`` directories are skipped). A run whose
     ``run.json`` or ``metrics.json`` cannot be read is left out, or with ``include_damaged``
@@ -442,7 +442,7 @@ def run_info(run: Path, experiment: str) -> RunInfo:
     )
 
 
-def find_run(ref: str, *, root: Optional[Path] = None) -> Path:
+def find_run(ref: str, *, root: Path | None = None) -> Path:
     """A run by path, ``<experiment>/<run>``, ``<experiment>`` (its latest) or a unique run-name prefix."""
     p = Path(ref)
     if (p / "metrics.json").exists():
@@ -466,7 +466,7 @@ def find_run(ref: str, *, root: Optional[Path] = None) -> Path:
     raise unknown_name_error("run", ref, [r.id for r in runs])
 
 
-def load_run(ref: str | Path, *, root: Optional[Path] = None):
+def load_run(ref: str | Path, *, root: Path | None = None):
     """The :class:`interp.Result` of a run."""
     from interp.results import Result
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -129,7 +130,7 @@ def run_seeds(
     overrides: Any = None,
     *,
     seeds: Sequence[int],
-    root: Optional[Path] = None,
+    root: Path | None = None,
 ) -> Path:
     """Run experiment ``name`` once per seed, then write the seeds run; return its path."""
     import time

@@ -17,8 +17,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the source checkout (experiments/, app/)
 
@@ -177,7 +178,7 @@ def unknown_name_error(kind: str, name: str, valid: Iterable[str]) -> KeyError:
 
 @contextlib.contextmanager
 def atomic_path(
-    path: str | os.PathLike, *, replace: bool = True, owned: Optional[Callable[[Path], str]] = None
+    path: str | os.PathLike, *, replace: bool = True, owned: Callable[[Path], str] | None = None
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success.
 
@@ -210,7 +211,7 @@ def atomic_path(
 
 
 def _replace_owned_dir(
-    path: Path, new: Path, aside: Path, owned: Optional[Callable[[Path], str]]
+    path: Path, new: Path, aside: Path, owned: Callable[[Path], str] | None
 ) -> None:
     empty = not any(path.iterdir())  # nothing to lose
     why = "" if empty else "nothing proves interp wrote it" if owned is None else owned(path)
@@ -262,7 +263,7 @@ LOCK_TIMEOUT_S = 6 * 3600  # longer than any zoo build; INTERP_LOCK_TIMEOUT over
 
 @contextlib.contextmanager
 def file_lock(
-    path: str | os.PathLike, *, timeout: Optional[float] = None, what: str = ""
+    path: str | os.PathLike, *, timeout: float | None = None, what: str = ""
 ) -> Iterator[None]:
     """An exclusive lock on ``path`` (created if missing) for the ``with`` block: a second process
     waits until the first is done, at most ``timeout`` seconds (default ``$INTERP_LOCK_TIMEOUT`` or
@@ -397,7 +398,7 @@ def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
     return float(statistics.median(x / y for x, y in zip(times[a], times[b])))
 
 
-def check_disk(folder: "Path", nbytes: int, what: str, fix: str) -> None:
+def check_disk(folder: Path, nbytes: int, what: str, fix: str) -> None:
     """:class:`ConfigError` when ``folder``'s file system has less free space than ``nbytes``."""
     import shutil
 

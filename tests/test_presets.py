@@ -4,7 +4,7 @@ unchanged repeats a default, even where a default depends on other fields)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -146,7 +146,7 @@ class _Derived(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     a: int = 1
-    b: Optional[int] = None
+    b: int | None = None
     seed: int = 0
 
     @model_validator(mode="after")

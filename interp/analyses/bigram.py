@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional, Sequence
+from typing import Annotated, Any
 
 import annotated_types as at
 import numpy as np
@@ -60,9 +61,9 @@ class Config(BaseModel):
     size_models: list[ModelName] = Field(
         default_factory=list
     )  # more LMs: one mask each at the chosen lambda
-    corpus: Optional[CorpusSource] = None  # None: the zoo recipe's corpus (else stdlib)
-    max_chars: Optional[Count] = None  # None: the zoo recipe's (else 400k)
-    corpus_seed: Optional[Seed] = (
+    corpus: CorpusSource | None = None  # None: the zoo recipe's corpus (else stdlib)
+    max_chars: Count | None = None  # None: the zoo recipe's (else 400k)
+    corpus_seed: Seed | None = (
         None  # None: the zoo recipe's seed (so held-out files are the model's)
     )
     lambdas: list[PositiveFloat] = Field(default_factory=lambda: [1.0, 5.0, 20.0])

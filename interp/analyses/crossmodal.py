@@ -26,7 +26,6 @@ tiny-random>``; masked forward in :mod:`interp.models.llava`).
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import numpy as np
 import torch
@@ -74,7 +73,7 @@ class Config(BaseModel):
 
 
 # ---------------------------------------------------------------- data
-def _training_keys(model_name: str) -> Optional[set]:
+def _training_keys(model_name: str) -> set | None:
     """Scene keys of the model's training set (so test scenes are disjoint), if known."""
     from interp.data.crossmodal import train_scene_keys
 
@@ -186,7 +185,7 @@ def load_vlm(config: Config):
     return m
 
 
-def unseen_questions(config: Config) -> tuple[list, Optional[set]]:
+def unseen_questions(config: Config) -> tuple[list, set | None]:
     """The test questions (scenes disjoint from the model's training set where it is known)
     and the training scene keys (None: unknown)."""
     from interp.data.crossmodal import make_samples

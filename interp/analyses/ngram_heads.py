@@ -26,9 +26,10 @@ residual stream; the hard-wired n-gram layer's effect on the LSTM is its accurac
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
@@ -102,7 +103,7 @@ class Config(BaseModel):
 
 
 # --------------------------------------------------------------------------- data
-def training_dfa_keys(model_name: str) -> Optional[set[bytes]]:
+def training_dfa_keys(model_name: str) -> set[bytes] | None:
     """Canonical forms of the DFAs a zoo/directory model was trained on (None if unknown)."""
     from interp.data.ngram_heads import DFADataConfig
 
@@ -140,7 +141,7 @@ def _keys_of(n: int, seed: int, dfa_cfg_json: str) -> set[bytes]:
 
 # --------------------------------------------------------------------------- metrics
 def model_probs(
-    m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, edits: Optional[dict] = None
+    m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, edits: dict | None = None
 ) -> torch.Tensor:
     """Next-token softmax ``[n, T, vocab]`` of model ``m`` on the test prompts."""
     from interp.tracing.trace import trace
@@ -236,7 +237,7 @@ class PromptSet:
     n_excluded: int = 0  # training DFA languages kept out of the test set
     overlap: int = 0  # test languages among them (must be 0)
 
-    def first(self, n: int) -> "PromptSet":
+    def first(self, n: int) -> PromptSet:
         return PromptSet(self.tokens[:n], self.lengths[:n], self.valid[:n], self.scored[:n], n)
 
 
@@ -405,7 +406,7 @@ def head_ablation(tf, ps: PromptSet, scores: dict, config: Config) -> dict[str, 
     }
 
 
-def lstm_fused_gap(models: dict, ps: PromptSet) -> Optional[float]:
+def lstm_fused_gap(models: dict, ps: PromptSet) -> float | None:
     """Max |logits| gap between the fused LSTM path and the unrolled, hooked one."""
     import interp
 
@@ -522,7 +523,7 @@ def versus_baselines(evals: dict, acc: dict, seed: int) -> dict[str, Any]:
     return out
 
 
-def _scores_json(scores: Optional[dict]) -> Optional[dict]:
+def _scores_json(scores: dict | None) -> dict | None:
     return (
         None
         if scores is None

@@ -22,7 +22,7 @@ is measured as the paper does:
 from __future__ import annotations
 
 import logging
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import torch
@@ -48,11 +48,11 @@ class Config(BaseModel):
     model: ModelName = "zoo:hmm-chain2-h50"
     # more trainings of the same task (other seeds), each counted as trained or failed
     seed_models: list[ModelName] = Field(default_factory=list)
-    hmm_kind: Optional[Literal["chain", "fully_connected", "cyclic"]] = (
+    hmm_kind: Literal["chain", "fully_connected", "cyclic"] | None = (
         None  # default: from the zoo recipe
     )
-    n_states: Optional[Count] = None
-    T: Optional[Count] = None
+    n_states: Count | None = None
+    T: Count | None = None
     n_eval: Count = 5000
     n_long: Count = 16  # long noisy trajectories for the orbit / residency analysis
     long_T: Count = 600
@@ -108,7 +108,7 @@ def resolve_hmm(config: Config):
     return make_hmm(kind, M or 3), T, rc
 
 
-def rollout(m, n: int, T: int, seed: int, edits: Optional[dict] = None, h_capture: bool = True):
+def rollout(m, n: int, T: int, seed: int, edits: dict | None = None, h_capture: bool = True):
     """Run the RNN on fresh noise; returns (noise, hidden [n,T,H], logits, sampled outputs [n,T])."""
     from interp.tracing.trace import trace
 
@@ -454,7 +454,7 @@ def noise_sensitivity(
 
 def kick_neuron_ablation(
     m, orbit: dict, frequent: list[int], config: Config, T: int, s: int, rng: np.random.Generator
-) -> tuple[Optional[dict], dict]:
+) -> tuple[dict | None, dict]:
     """Kick-neuron candidates and the relative switch-rate change when each set (and random
     triples of active neurons) is zeroed at ``rnn.hook_h`` every step."""
     from interp.data.rnn_hmm import switch_rate

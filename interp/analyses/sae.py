@@ -75,7 +75,7 @@ class Config(BaseModel):
     seed: Seed = 0
 
     @model_validator(mode="after")
-    def _k_fits(self) -> "Config":
+    def _k_fits(self) -> Config:
         if self.kind == "topk" and self.k > self.d_sae:  # all on: the L0 claim would hold trivially
             raise ValueError(
                 f"k={self.k} is larger than d_sae={self.d_sae}; valid: 1..{self.d_sae}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import annotated_types as at
 import numpy as np
@@ -122,7 +122,7 @@ class Config(BaseModel):
     )
     # SAE width; None: the paper's 200 latents / 144 heads times our heads (22 for 16). With 10 SAE
     # prompts that also matches its training vectors per latent (1,440 / 200 = 7.2; ours 160 / 22 = 7.3)
-    d_sae: Optional[Count] = None  # when set, every feature mode's width
+    d_sae: Count | None = None  # when set, every feature mode's width
     latents_per_head: Annotated[float, Field(gt=0.0, le=1000.0)] = 200 / 144
     # width for the modes the paper does not use (answer, position; ours): at 22 latents their
     # held-out FVU reached 0.42 and the planted control 0.84 (2026-12-07), so they keep 200
@@ -152,7 +152,7 @@ class Config(BaseModel):
     seed: Seed = 0
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Config":
+    def _consistent(self) -> Config:
         # the SAE trains on prompts drawn from the 2 * n_prompts scored ones; more would be cut silently
         too_many = [n for n in [self.n_sae_prompts, *self.prompt_sweep] if n > 2 * self.n_prompts]
         if too_many:
@@ -323,7 +323,7 @@ def _sae(
     seed: int,
     n_sae: int,
     mode: str,
-    train_on: Optional[torch.Tensor] = None,
+    train_on: torch.Tensor | None = None,
 ):
     from interp.methods.sae_scores import sae_codes
 
@@ -352,7 +352,7 @@ def feature_scores(
     seed: int,
     n_sae: int,
     null_labels: np.ndarray,
-    null_pairs: Optional[np.ndarray] = None,
+    null_pairs: np.ndarray | None = None,
 ) -> dict:
     """Every per-feature scorer on the ``mode`` features (the SAE trained on ``n_sae`` of the
     ``2N`` prompts): scores and null-control scores ``{scorer: [heads]}``, seconds, SAE stats.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Annotated, Optional
+from typing import Annotated
 
 import annotated_types as at
 import numpy as np
@@ -46,8 +46,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName = "zoo:code-lm"  # n_ctx 128: room for the A/B questions
-    layer: Optional[NonNegInt] = None  # ActAdd's and the SAE's layer; None: n_layers // 3
-    caa_layer: Optional[NonNegInt] = None  # None: the same as layer
+    layer: NonNegInt | None = None  # ActAdd's and the SAE's layer; None: n_layers // 3
+    caa_layer: NonNegInt | None = None  # None: the same as layer
     topic: str = "code"  # interp.data.steering.TOPICS
     # small: zoo:code-lm and SmolLM2-135M stop writing text near 0.5 (docs/analyses/steering.md)
     coefs: list[Coef] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4])
@@ -358,7 +358,7 @@ def _is_hf(m) -> bool:
 
 
 # ---------------------------------------------------------------- the result
-def doubling_coef(coefs: list[float], relevance: np.ndarray) -> Optional[int]:
+def doubling_coef(coefs: list[float], relevance: np.ndarray) -> int | None:
     """Index of the smallest coefficient whose topic probability is at least twice the
     unsteered one (log-probability up by ln 2), or None."""
     z = coefs.index(0.0)

@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +156,7 @@ def presets() -> dict[str, dict]:
     return (yaml.safe_load(path.read_text()) or {}).get("presets") or {}
 
 
-def run_bench(preset: str = "quick", overrides: Any = None, *, root: Optional[Path] = None) -> Path:
+def run_bench(preset: str = "quick", overrides: Any = None, *, root: Path | None = None) -> Path:
     """Run the benchmark with a preset plus ``--set`` overrides; write ``runs/bench/<stamp>-<hash>/``."""
     from interp.runs import config_from_presets, write_run
 

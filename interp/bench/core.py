@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import statistics
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -149,11 +149,11 @@ class Bench:
     def target(
         self,
         name: str,
-        value: Optional[float],
+        value: float | None,
         description: str,
         *,
-        op: Optional[str] = None,
-        threshold: Optional[float] = None,
+        op: str | None = None,
+        threshold: float | None = None,
     ) -> None:
         """Record ``value`` against the target ``name`` (op and threshold from :data:`TARGETS`)."""
         if op is None or threshold is None:
@@ -256,7 +256,7 @@ def _resid_hooks(m) -> list[str]:
     return [m.hook("resid_post", l) for l in range(m.n_layers)]
 
 
-def resid_store(config: Config, tf, root: Any, n: Optional[int] = None):
+def resid_store(config: Config, tf, root: Any, n: int | None = None):
     """``(hook, store)``: the last block's resid_post of ``n`` (default ``memory_items // 2``)
     sequences, collected into a four-shard store under ``root`` (the input of the SAE and
     feature-page items)."""

@@ -18,8 +18,8 @@ distinct contexts times the vocabulary.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ class Bigram:
     @classmethod
     def from_tokens(
         cls, tokens: np.ndarray | torch.Tensor | Sequence[Iterable[int]], vocab_size: int
-    ) -> "Bigram":
+    ) -> Bigram:
         """Count adjacent pairs. ``tokens`` is one stream (1-D) or a list of sequences counted
         separately (no pair crosses two sequences); a 2-D array counts each row separately."""
         seqs = _as_sequences(tokens)

@@ -24,8 +24,8 @@ Two DFAs are the same language iff their minimal DFAs have the same canonical fo
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ class DFA:
     def alphabet(self) -> np.ndarray:
         return np.flatnonzero((self.delta >= 0).any(0))
 
-    def run(self, symbols: Iterable[int], state: int = 0) -> Optional[int]:
+    def run(self, symbols: Iterable[int], state: int = 0) -> int | None:
         """State after reading ``symbols`` from ``state``; None if the string is rejected."""
         for s in symbols:
             state = int(self.delta[state, s])
@@ -184,7 +184,7 @@ def random_dfa(rng: np.random.Generator, cfg: DFAConfig = DFAConfig()) -> DFA:
 def dfa_set(
     n: int,
     seed: int,
-    exclude: Optional[set[bytes]] = None,
+    exclude: set[bytes] | None = None,
     cfg: DFAConfig = DFAConfig(),
     max_tries: int = 1000,
 ) -> list[DFA]:
@@ -270,7 +270,7 @@ def sample_prompts(
     return [np.asarray(p, dtype=np.int64) for p in prompts]
 
 
-def pad_batch(prompts: Sequence[np.ndarray], length: Optional[int] = None) -> torch.Tensor:
+def pad_batch(prompts: Sequence[np.ndarray], length: int | None = None) -> torch.Tensor:
     """Right-pad token arrays with PAD into ``[batch, pos]``."""
     T = length or max(len(p) for p in prompts)
     out = torch.full((len(prompts), T), PAD, dtype=torch.long)
@@ -437,11 +437,11 @@ def ngram_baseline(tokens: torch.Tensor, n: int) -> torch.Tensor:
     return probs
 
 
-def ngram_baseline_loop(prompt: Sequence[int], n: int) -> list[Optional[int]]:
+def ngram_baseline_loop(prompt: Sequence[int], n: int) -> list[int | None]:
     """Reference implementation (plain Python) of the greedy in-context n-gram predictor with
     backoff: the predicted symbol after each prefix ``prompt[: i + 1]`` (lowest id on ties)."""
     counts: list[dict[tuple, dict[int, int]]] = [dict() for _ in range(n + 1)]
-    out: list[Optional[int]] = []
+    out: list[int | None] = []
     for i, x in enumerate(prompt):
         x = int(x)
         if x < N_SYMBOLS:  # record x as the successor of each context ending at i - 1

@@ -38,9 +38,10 @@ factorization curse) but does not transfer the fact to a new sentence order.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -188,7 +189,7 @@ class FactsConfig(BaseModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _check(self) -> "FactsConfig":
+    def _check(self) -> FactsConfig:
         if self.n_pairs < 6 or self.n_pairs % 3:
             raise ValueError(f"n_pairs must be a multiple of 3 and >= 6, got {self.n_pairs}")
         n = self.n_train_templates + self.n_heldout_templates

@@ -13,7 +13,7 @@ RNN so both are measured the same way.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,10 +35,10 @@ class HMMSpec(BaseModel):
     name: str = "custom"
     transition: list[list[float]]
     emission: list[list[float]]
-    start: Optional[list[float]] = None
+    start: list[float] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "HMMSpec":
+    def _check(self) -> HMMSpec:
         A = np.asarray(self.transition, dtype=float)
         B = np.asarray(self.emission, dtype=float)
         if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
@@ -203,7 +203,7 @@ def output_transitions(outputs: torch.Tensor, n_outputs: int) -> tuple[np.ndarra
     return probs, rows
 
 
-def switch_rate(outputs: torch.Tensor, among: Optional[list[int]] = None) -> float:
+def switch_rate(outputs: torch.Tensor, among: list[int] | None = None) -> float:
     """Fraction of consecutive step pairs whose output changes. With ``among`` (e.g. the
     frequent outputs), only pairs whose two outputs are both in ``among`` count."""
     o = outputs.long()
@@ -260,7 +260,7 @@ def residency(y: np.ndarray) -> np.ndarray:
 
 
 def regions(
-    rt: np.ndarray, max_prob: Optional[np.ndarray] = None, prob_min: float = CLUSTER_PROB
+    rt: np.ndarray, max_prob: np.ndarray | None = None, prob_min: float = CLUSTER_PROB
 ) -> np.ndarray:
     """0 transition (RT < 2), 1 kick zone (2..8), 2 cluster (RT > 8), -1 unknown (censored).
 
@@ -278,7 +278,7 @@ def regions(
     return r
 
 
-def expected_statistics(spec: HMMSpec, among: Optional[list[int]] = None) -> dict[str, np.ndarray]:
+def expected_statistics(spec: HMMSpec, among: list[int] | None = None) -> dict[str, np.ndarray]:
     """Exact output frequencies, one-step output transition matrix and switch rate of the
     HMM averaged over steps 1..T-1 under its start distribution, assuming it is stationary
     (true for the paper's HMMs: their transition matrices are doubly stochastic and the

@@ -25,8 +25,8 @@ circuit have real next-token work to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -99,7 +99,7 @@ class PromptSet:
     def __len__(self) -> int:
         return len(self.clean)
 
-    def subset(self, idx: Sequence[int] | torch.Tensor) -> "PromptSet":
+    def subset(self, idx: Sequence[int] | torch.Tensor) -> PromptSet:
         idx = torch.as_tensor(idx, dtype=torch.long)
         gm = None if self.good_mask is None else self.good_mask[idx]
         bm = None if self.bad_mask is None else self.bad_mask[idx]

@@ -7,7 +7,7 @@ tokenizer built in code without calling the hub).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 BOS, PAD, EOS, UNK, MASK = "<|bos|>", "<|pad|>", "<|eos|>", "<|unk|>", "<|mask|>"
 SPECIALS = [BOS, PAD, EOS, UNK, MASK]

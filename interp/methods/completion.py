@@ -17,8 +17,6 @@ sentence) or at the end of a sentence:
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 
@@ -162,7 +160,7 @@ def query_residuals(
 
 
 def top_completions(
-    m, prompt_ids: list[int], length: int, k: int = 5, pad_to: Optional[int] = None
+    m, prompt_ids: list[int], length: int, k: int = 5, pad_to: int | None = None
 ) -> list[tuple[list[int], float]]:
     """Beam search (width ``k``) for the ``k`` likeliest ``length``-token completions of
     ``prompt_ids`` (BOS included): causal next tokens, or, for masked models, a slot of

@@ -25,12 +25,12 @@ expanding mode too slow to show within the training length, but fatal to a long 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-CellFn = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+CellFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 RT_SAMPLES, RT_MAX_STEPS = 20, 50  # the paper's continuations per state and cap
 
@@ -44,7 +44,7 @@ def residency_times(
     n_samples: int = RT_SAMPLES,
     max_steps: int = RT_MAX_STEPS,
     sigma: float = 1.0,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     chunk: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean steps until the argmax output changes, from each state of ``H`` [n, d].
@@ -87,7 +87,7 @@ def residency_times(
 
 
 def cluster_populations(
-    H: np.ndarray, y: np.ndarray, in_cluster: np.ndarray, a: int, b: int, size: Optional[int] = None
+    H: np.ndarray, y: np.ndarray, in_cluster: np.ndarray, a: int, b: int, size: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Units most active in ``a``'s cluster states relative to ``b``'s, and the reverse.
 
@@ -151,7 +151,7 @@ def continuation_spread(
     d_input: int,
     n_trials: int,
     steps: int = 5,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> float:
     """Mean distance to their centroid of ``n_trials`` fresh-noise continuations of ``steps``
     steps, averaged over the start states ``H0`` [n, d] (NaN if there are none): how much

@@ -21,24 +21,25 @@ batch [n, d_in]) and returns [n, d].
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
 
-CellFn = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+CellFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-def speed(F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor] = None) -> torch.Tensor:
+def speed(F: CellFn, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
     """``q(h) = 0.5 ||F(h, x) - h||^2`` per row of ``h`` [n, d] -> [n]."""
     return 0.5 * (F(h, x) - h).pow(2).sum(-1)
 
 
-def jacobians(F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor] = None) -> torch.Tensor:
+def jacobians(F: CellFn, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
     """Batched Jacobians ``dF/dh`` at each row of ``h`` [n, d] -> [n, d, d] (vmap of jacrev)."""
     from torch.func import jacrev, vmap
 
@@ -113,7 +114,7 @@ class FixedPoints:
     def max_modulus(self) -> np.ndarray:
         return np.abs(self.eigenvalues).max(-1) if self.eigenvalues.size else np.zeros(len(self))
 
-    def __getitem__(self, idx: Any) -> "FixedPoints":
+    def __getitem__(self, idx: Any) -> FixedPoints:
         if isinstance(idx, (int, np.integer)):
             idx = [int(idx)]
         idx = np.asarray(idx) if not isinstance(idx, slice) else idx
@@ -147,7 +148,7 @@ class FixedPoints:
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
-    def load(cls, path: str | Path) -> "FixedPoints":
+    def load(cls, path: str | Path) -> FixedPoints:
         import json
 
         path = Path(path)
@@ -186,7 +187,7 @@ def _dedup(points: np.ndarray, q: np.ndarray, tol: float) -> tuple[np.ndarray, n
 def _adam_descent(
     F: CellFn,
     h0: torch.Tensor,
-    x: Optional[torch.Tensor],
+    x: torch.Tensor | None,
     max_iters: int,
     lr: float,
     lr_final_frac: float,
@@ -216,7 +217,7 @@ def _adam_descent(
 
 
 def _newton_polish(
-    F: CellFn, h: torch.Tensor, x: Optional[torch.Tensor], steps: int
+    F: CellFn, h: torch.Tensor, x: torch.Tensor | None, steps: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched Newton steps on ``F(h) - h = 0``, each accepted per point only where it lowers
     ``q``; returns the points and their ``q``."""
@@ -239,7 +240,7 @@ def _newton_polish(
 def find_fixed_points(
     F: CellFn,
     h0: torch.Tensor,
-    x: Optional[torch.Tensor] = None,
+    x: torch.Tensor | None = None,
     *,
     max_iters: int = 5000,
     lr: float = 1e-2,
@@ -360,7 +361,7 @@ def planted_tanh_map(d: int = 3, gain: float = 2.0, seed: int = 0) -> PlantedMap
     ev = -np.sort(-lam, axis=1).astype(complex)
     Rt = torch.from_numpy(R)
 
-    def F(h: torch.Tensor, x: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def F(h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         R_ = Rt.to(h.device, h.dtype)
         return torch.tanh(gain * (h @ R_)) @ R_.T
 
@@ -370,9 +371,9 @@ def planted_tanh_map(d: int = 3, gain: float = 2.0, seed: int = 0) -> PlantedMap
 def finder_recovery(
     F: CellFn,
     planted: PlantedMap,
-    finder: Callable[..., "FixedPoints"] = None,
+    finder: Callable[..., FixedPoints] = None,
     *,
-    n_init: Optional[int] = None,
+    n_init: int | None = None,
     seed: int = 0,
     **finder_kw: Any,
 ) -> dict:

@@ -21,7 +21,8 @@ positions that are not scored or averaged.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +43,8 @@ def ngram_head_scores(
     tokens: torch.Tensor,
     patterns: torch.Tensor,
     n: int,
-    query_mask: Optional[torch.Tensor] = None,
-    pad_id: Optional[int] = None,
+    query_mask: torch.Tensor | None = None,
+    pad_id: int | None = None,
 ) -> dict[str, np.ndarray]:
     """n-gram head scores of one layer's attention.
 
@@ -109,7 +110,7 @@ def model_head_scores(
     lengths: np.ndarray,
     batch_size: int,
     ns: Sequence[int] = (2, 3),
-    pad_id: Optional[int] = None,
+    pad_id: int | None = None,
 ) -> dict[int, dict[str, np.ndarray]]:
     """``{n: {"mass"|"uniform"|"ratio": [n_pattern_hooks, head]}}`` pooled over the prompts
     ``tokens [n, T]`` (PAD-padded to ``lengths``); batching does not change the result."""
@@ -184,7 +185,7 @@ def rank_ngram_heads(
 
 # --------------------------------------------------------------------------- ablation
 def head_means(
-    m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, pad_id: Optional[int] = None
+    m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, pad_id: int | None = None
 ) -> dict[str, torch.Tensor]:
     """Mean ``hook_z`` ``[head, d_head]`` per layer (keyed by ``m.hook("z", l)``) over the
     positions of ``tokens [n, T]`` that are not ``pad_id``."""

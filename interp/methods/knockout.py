@@ -44,9 +44,10 @@ Windows: the window of ``k`` layers "around" layer ``l`` is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -191,11 +192,11 @@ class CleanCache:
     logits: torch.Tensor  # [B, T, V] clean logits
     # Hugging Face models only: per layer (keys, values) of the first T - 1 positions, as the
     # model's cache holds them ([B, kv_heads, T - 1, d_head]), and the last token ids [B, 1]
-    past: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None
-    last_tokens: Optional[torch.Tensor] = None
+    past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    last_tokens: torch.Tensor | None = None
 
 
-def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
+def _hf_refusal(m: Model, hf: Any) -> str | None:
     """Why the cache-based last-row path cannot run on the Hugging Face model ``hf`` (None if it can)."""
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
@@ -235,7 +236,7 @@ def _hf_refusal(m: Model, hf: Any) -> Optional[str]:
     return None
 
 
-def supports_fast_path(m: Model) -> Optional[str]:
+def supports_fast_path(m: Model) -> str | None:
     """None if :func:`last_row_knockout` can run on ``m``; otherwise the reason it cannot."""
     hf = _hf_model(m) if m.backend == "tl" else None
     if hf is not None:
@@ -508,7 +509,7 @@ def sweep(
 
 # ---------------------------------------------------------------- checks
 def attention_removed_logits(
-    m: Model, inputs: Any, layers: Optional[Sequence[int]] = None
+    m: Model, inputs: Any, layers: Sequence[int] | None = None
 ) -> torch.Tensor:
     """Oracle for a complete cut into the last position: last-position logits ``[B, V]`` of a
     full forward in which the last position's attention output is removed in ``layers`` (all by

@@ -20,8 +20,9 @@ the stream after block ``l``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Union
 
 import torch
 
@@ -87,7 +88,7 @@ def logit_lens(
     *,
     positions: Positions = None,
     norm: bool = True,
-    stream: Optional[ResidualStream] = None,
+    stream: ResidualStream | None = None,
 ) -> LogitLens:
     """The logit lens of ``inputs`` (or of an already captured ``stream``) over ``m.resid_names()``."""
     stream = stream if stream is not None else residual_stream(m, inputs, positions=positions)

@@ -28,9 +28,10 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,11 +97,11 @@ class Site:
     matrix: str
     path: str
     shape: tuple[int, int]
-    head_axis: Optional[int] = None
-    d_head: Optional[int] = None
+    head_axis: int | None = None
+    d_head: int | None = None
 
     @property
-    def n_heads(self) -> Optional[int]:
+    def n_heads(self) -> int | None:
         if self.head_axis is None or not self.d_head:
             return None
         return self.shape[self.head_axis] // self.d_head
@@ -128,7 +129,7 @@ def native(model: Any) -> nn.Module:
 
 
 def find_sites(
-    model: Any, matrices: Optional[Sequence[str]] = None, layers: Optional[Sequence[int]] = None
+    model: Any, matrices: Sequence[str] | None = None, layers: Sequence[int] | None = None
 ) -> list[Site]:
     """Maskable matrices of ``model`` (an ``interp.Model``, a bridge or an ``nn.Module``),
     in layer order; keep only ``matrices`` / ``layers`` when given. Any 2-D weight of an
@@ -206,7 +207,7 @@ def _without_unused_fused_qkv(sites: list[Site]) -> list[Site]:
 class _MaskParam(nn.Module):
     """Parametrization ``W -> W * mask(key)``; the mask source is a plain callable."""
 
-    def __init__(self, fn: Callable[[], Optional[torch.Tensor]]):
+    def __init__(self, fn: Callable[[], torch.Tensor | None]):
         super().__init__()
         self._fn = fn
 
@@ -217,7 +218,7 @@ class _MaskParam(nn.Module):
 
 @contextlib.contextmanager
 def masked(
-    model: Any, sites: Sequence[Site], mask_fn: Callable[[Site], Optional[torch.Tensor]]
+    model: Any, sites: Sequence[Site], mask_fn: Callable[[Site], torch.Tensor | None]
 ) -> Iterator[Any]:
     """While open, every site's weight reads as ``weight * mask_fn(site)`` (``None``: unmasked).
     Base weights are untouched; the parametrizations are removed on exit."""
@@ -248,7 +249,7 @@ class Mask:
     """A hard binary mask over sites: ``values[key]`` is a bool tensor of the site's shape."""
 
     def __init__(
-        self, sites: Sequence[Site], values: dict[str, torch.Tensor], meta: Optional[dict] = None
+        self, sites: Sequence[Site], values: dict[str, torch.Tensor], meta: dict | None = None
     ):
         self.sites = list(sites)
         self.values = {s.key: values[s.key].to(torch.bool).cpu() for s in self.sites}
@@ -261,11 +262,11 @@ class Mask:
 
     # ----------------------------------------------------------- constructors
     @classmethod
-    def ones(cls, sites: Sequence[Site]) -> "Mask":
+    def ones(cls, sites: Sequence[Site]) -> Mask:
         return cls(sites, {s.key: torch.ones(s.shape, dtype=torch.bool) for s in sites})
 
     @classmethod
-    def zeros(cls, sites: Sequence[Site]) -> "Mask":
+    def zeros(cls, sites: Sequence[Site]) -> Mask:
         return cls(sites, {s.key: torch.zeros(s.shape, dtype=torch.bool) for s in sites})
 
     def __repr__(self) -> str:
@@ -332,29 +333,29 @@ class Mask:
         return out
 
     # ------------------------------------------------------------ algebra
-    def _check_same(self, other: "Mask") -> None:
+    def _check_same(self, other: Mask) -> None:
         if [s.key for s in self.sites] != [s.key for s in other.sites]:
             raise ValueError("masks cover different sites")
 
-    def complement(self) -> "Mask":
+    def complement(self) -> Mask:
         """Every maskable weight except this mask's."""
         return Mask(
             self.sites, {k: ~v for k, v in self.values.items()}, {**self.meta, "complement": True}
         )
 
-    def __and__(self, other: "Mask") -> "Mask":
+    def __and__(self, other: Mask) -> Mask:
         self._check_same(other)
         return Mask(self.sites, {k: v & other.values[k] for k, v in self.values.items()})
 
-    def __or__(self, other: "Mask") -> "Mask":
+    def __or__(self, other: Mask) -> Mask:
         self._check_same(other)
         return Mask(self.sites, {k: v | other.values[k] for k, v in self.values.items()})
 
-    def overlap(self, other: "Mask") -> int:
+    def overlap(self, other: Mask) -> int:
         """Number of weights kept by both masks."""
         return (self & other).n_kept
 
-    def shuffled(self, seed: int) -> "Mask":
+    def shuffled(self, seed: int) -> Mask:
         """A random mask with the same number of kept weights in every matrix
         (entries permuted within each matrix)."""
         g = torch.Generator().manual_seed(seed)
@@ -395,7 +396,7 @@ class Mask:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Mask":
+    def load(cls, path: str | Path) -> Mask:
         from safetensors.torch import load_file
 
         from interp.utils import read_json
@@ -423,7 +424,7 @@ class MaskTrainConfig(BaseModel):
     )
     undecided_band: tuple[float, float] = (0.1, 0.9)
     check_every: int = 10
-    matrices: Optional[list[str]] = None  # None: every block matrix
+    matrices: list[str] | None = None  # None: every block matrix
 
 
 class MaskLogits(nn.Module):
@@ -440,7 +441,7 @@ class MaskLogits(nn.Module):
         self.temperature = float(temperature)
         self._off = False
 
-    def mask(self, site: Site) -> Optional[torch.Tensor]:
+    def mask(self, site: Site) -> torch.Tensor | None:
         if self._off:
             return None
         s = self.logits[self._index[site.key]]
@@ -479,7 +480,7 @@ class MaskLogits(nn.Module):
         (never true while nothing is kept above the band)."""
         return should_stop(*self.soft_counts(band), stop)
 
-    def hard(self, meta: Optional[dict] = None) -> Mask:
+    def hard(self, meta: dict | None = None) -> Mask:
         return Mask(
             self.sites, {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits)}, meta
         )
@@ -517,7 +518,7 @@ def train_mask(
     target_fn: Callable[[torch.Tensor], torch.Tensor] | str,
     cfg: MaskTrainConfig,
     *,
-    sites: Optional[Sequence[Site]] = None,
+    sites: Sequence[Site] | None = None,
     desc: str = "mask",
 ) -> MaskTraining:
     """Train a mask on ``model`` so that the masked model's next-token distribution matches

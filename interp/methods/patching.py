@@ -25,7 +25,8 @@ head of a layer, each copy with a different head patched.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Literal, Union
 
 import torch
 from jaxtyping import Float, Int
@@ -64,7 +65,7 @@ def sources(
     m: Model,
     clean: Int[torch.Tensor, "n pos"],
     source: Source = "counterfactual",
-    corrupt: Optional[Int[torch.Tensor, "n pos"]] = None,
+    corrupt: Int[torch.Tensor, "n pos"] | None = None,
     batch_size: int = 64,
 ) -> tuple[dict[str, HookZ], dict[str, HookZ]]:
     """``(clean_z, source_z)``: per layer ``hook_z`` ``[n, pos, head, d_head]`` on the clean
@@ -95,7 +96,7 @@ def activation_patching(
     clean: Tokens,
     metric: Metric,
     *,
-    corrupt: Optional[Tokens] = None,
+    corrupt: Tokens | None = None,
     source: Source = "counterfactual",
     per_position: bool = False,
     alpha: float = 1.0,
@@ -116,7 +117,7 @@ def activation_patching(
             for i in range(0, n, batch_size)
         ]
     )  # [n]
-    positions: list[Optional[int]] = list(range(T)) if per_position else [None]
+    positions: list[int | None] = list(range(T)) if per_position else [None]
     out = torch.zeros(n, L, H, len(positions))
     per_chunk = max(1, batch_size // H)
     eye = torch.eye(H, device=clean.device)  # copy c patches head c
@@ -152,7 +153,7 @@ def attribution_patching(
     clean: Tokens,
     metric: Metric,
     *,
-    corrupt: Optional[Tokens] = None,
+    corrupt: Tokens | None = None,
     source: Source = "counterfactual",
     per_position: bool = False,
     batch_size: int = 64,
@@ -181,7 +182,7 @@ def attribution_patching(
 
 
 def head_results(
-    m: Model, tokens: Tokens, batch_size: int = 64, upto: Optional[Int[torch.Tensor, " n"]] = None
+    m: Model, tokens: Tokens, batch_size: int = 64, upto: Int[torch.Tensor, " n"] | None = None
 ) -> Float[torch.Tensor, "n layers_x_heads d_model"]:
     """What each head writes to the residual stream (``hook_z @ W_O``, no bias), averaged over
     positions: ``[n, layers * heads, d_model]`` (layer-major). ``upto`` ``[n]``: average only

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -119,7 +118,7 @@ def recovery(kept: Mask, planted: Mask) -> dict[str, float]:
 
 def planted_recovery(
     seed: int = 0,
-    cfg: Optional[MaskTrainConfig] = None,
+    cfg: MaskTrainConfig | None = None,
     vocab: int = 16,
     batch_size: int = 32,
     seq_len: int = 4,

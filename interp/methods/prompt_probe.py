@@ -7,7 +7,6 @@ Not a registered analysis: the dashboard's "Explore a model" page and notebooks 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -22,21 +21,21 @@ class PromptProbe:
     top_probs: np.ndarray  # [k]
     target: str  # token whose probability the lens and ablation track
     target_id: int
-    patterns: Optional[np.ndarray]  # [layer, head, query, key]
-    lens_probs: Optional[
-        np.ndarray
-    ]  # [layer + 1, pos] probability of the next token (row 0 = embedding)
-    lens_target_prob: Optional[
-        np.ndarray
-    ]  # [layer + 1] probability of the target at the last position
-    lens_top: Optional[list[list[str]]]  # [layer + 1][pos] top-1 token of the lens
-    head_effect: Optional[
-        np.ndarray
-    ]  # [layer, head] change in the target's logit when the head is zeroed
+    patterns: np.ndarray | None  # [layer, head, query, key]
+    lens_probs: (
+        np.ndarray | None
+    )  # [layer + 1, pos] probability of the next token (row 0 = embedding)
+    lens_target_prob: (
+        np.ndarray | None
+    )  # [layer + 1] probability of the target at the last position
+    lens_top: list[list[str]] | None  # [layer + 1][pos] top-1 token of the lens
+    head_effect: (
+        np.ndarray | None
+    )  # [layer, head] change in the target's logit when the head is zeroed
 
 
 def probe_prompt(
-    m, prompt: str, target: Optional[str] = None, top_k: int = 10, ablate: bool = True
+    m, prompt: str, target: str | None = None, top_k: int = 10, ablate: bool = True
 ) -> PromptProbe:
     """Tokens, next-token predictions, attention, logit lens and per-head ablation for ``prompt``.
 

@@ -40,7 +40,7 @@ without continuity correction and ``sklearn.metrics.mutual_info_score``; the tes
 from __future__ import annotations
 
 import time
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import torch
@@ -77,8 +77,8 @@ def sae_codes(
     features: Float[torch.Tensor, "n *slots heads d"],
     sae_cfg: SAEConfig | dict | None = None,
     train_cfg: SAETrainConfig | dict | None = None,
-    train_rows: Optional[Int[np.ndarray, " rows"]] = None,
-    train_on: Optional[Float[torch.Tensor, "n *other_slots heads d"]] = None,
+    train_rows: Int[np.ndarray, " rows"] | None = None,
+    train_on: Float[torch.Tensor, "n *other_slots heads d"] | None = None,
 ) -> tuple[Int[np.ndarray, "n *slots heads"], dict]:
     """Train one SAE (shared by all heads, and positions) on the prompts ``features[train_rows]``
     (all prompts when None) and return the argmax codes of *all* prompts ``[n, ..., heads]``
@@ -127,9 +127,9 @@ def sae_codes(
 def pool_positions(
     codes: Int[np.ndarray, "n slots heads"],
     labels: Bool[np.ndarray, " n"],
-    pairs: Optional[Int[np.ndarray, " n"]] = None,
+    pairs: Int[np.ndarray, " n"] | None = None,
 ) -> tuple[
-    Int[np.ndarray, "rows heads"], Bool[np.ndarray, " rows"], Optional[Int[np.ndarray, " rows"]]
+    Int[np.ndarray, "rows heads"], Bool[np.ndarray, " rows"], Int[np.ndarray, " rows"] | None
 ]:
     """Codes of every (prompt, slot) as rows for the row-wise scorers, each code keyed by its slot
     (so a latent at position 3 and the same latent at position 5 are different codes):
@@ -157,7 +157,7 @@ def paper_node_scores(
 
 
 def paper_edge_scores(
-    codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"], top_k: Optional[int] = None
+    codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"], top_k: int | None = None
 ) -> tuple[Float[np.ndarray, " heads"], Float[np.ndarray, "heads heads"]]:
     """Edge-based head scores: ``(head_scores [heads], edge_counts [heads, heads])``.
 
@@ -235,7 +235,7 @@ def _stat(pos: np.ndarray, tot: np.ndarray, n_pos: int, n: int, kind: str) -> np
 def code_shift_scores(
     codes: Int[np.ndarray, "n heads"],
     labels: Bool[np.ndarray, " n"],
-    pairs: Optional[Int[np.ndarray, " n"]] = None,
+    pairs: Int[np.ndarray, " n"] | None = None,
     n_perm: int = 200,
     statistic: Literal["chi2", "mi"] = "chi2",
     seed: int = 0,
@@ -298,7 +298,7 @@ def null_summary(
 
 
 def shuffled_labels(
-    labels: Bool[np.ndarray, " n"], pairs: Optional[Int[np.ndarray, " n"]], seed: int
+    labels: Bool[np.ndarray, " n"], pairs: Int[np.ndarray, " n"] | None, seed: int
 ) -> Bool[np.ndarray, " n"]:
     """Labels flipped within each pair at random (or permuted): the null of a *magnitude*
     score computed from the real pairs (swapping a pair flips the sign of its effect). Not a

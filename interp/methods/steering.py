@@ -29,9 +29,10 @@ see :mod:`interp.tracing.generate` for how an edit learns its positions under a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -55,7 +56,7 @@ class Steering:
 
     method: str
     edits: dict[str, EditFn]
-    vector: Optional[torch.Tensor] = None
+    vector: torch.Tensor | None = None
     saes: dict[str, Any] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
@@ -240,7 +241,7 @@ def build(
     m: Model,
     method: str,
     *,
-    layer: Optional[int] = None,
+    layer: int | None = None,
     coef: float = 1.0,
     where: Any = "all",
     **options: Any,
@@ -253,7 +254,7 @@ def build(
     return get(method)(m, layer=layer, coef=coef, where=where, **options)
 
 
-def _layer(m: Model, layer: Optional[int]) -> int:
+def _layer(m: Model, layer: int | None) -> int:
     if layer is None:
         raise ValueError("this steering method needs layer=")
     return layer
@@ -263,7 +264,7 @@ def _layer(m: Model, layer: Optional[int]) -> int:
 def _add(
     m: Model,
     *,
-    layer: Optional[int],
+    layer: int | None,
     coef: float,
     where: Any = "all",
     vector: torch.Tensor,
@@ -278,7 +279,7 @@ def _add(
 def _actadd(
     m: Model,
     *,
-    layer: Optional[int],
+    layer: int | None,
     coef: float,
     where: Any = "start",
     plus: str | Sequence[int],
@@ -296,11 +297,11 @@ def _actadd(
 def _caa(
     m: Model,
     *,
-    layer: Optional[int],
+    layer: int | None,
     coef: float,
     where: Any = "from_last",
-    pairs: Optional[Sequence[tuple[str, str]]] = None,
-    vector: Optional[torch.Tensor] = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    vector: torch.Tensor | None = None,
     kind: str = "resid_pre",
 ) -> Steering:
     hook = m.hook(kind, _layer(m, layer))
@@ -316,7 +317,7 @@ def _caa(
 def _ablate(
     m: Model,
     *,
-    layer: Optional[int] = None,
+    layer: int | None = None,
     coef: float = 1.0,
     where: Any = "all",
     direction: torch.Tensor,
@@ -336,7 +337,7 @@ def _ablate(
     )
 
 
-def _sae_hook(sae: Any, hook: Optional[str]) -> str:
+def _sae_hook(sae: Any, hook: str | None) -> str:
     name = hook or getattr(getattr(sae, "cfg", None), "hook_name", None)
     if not name:
         raise ValueError("the SAE names no hook (cfg.hook_name); pass hook=")
@@ -347,12 +348,12 @@ def _sae_hook(sae: Any, hook: Optional[str]) -> str:
 def _sae_add(
     m: Model,
     *,
-    layer: Optional[int] = None,
+    layer: int | None = None,
     coef: float,
     where: Any = "all",
     sae: Any,
     latent: int,
-    hook: Optional[str] = None,
+    hook: str | None = None,
 ) -> Steering:
     """``layer`` is ignored: the SAE's hook decides."""
     name = _sae_hook(sae, hook)
@@ -370,12 +371,12 @@ def _sae_add(
 def _sae_clamp(
     m: Model,
     *,
-    layer: Optional[int] = None,
+    layer: int | None = None,
     coef: float,
     where: Any = "all",
     sae: Any,
     latent: int,
-    hook: Optional[str] = None,
+    hook: str | None = None,
 ) -> Steering:
     """The latent set to ``coef`` (through the decoder, error term kept); ``layer`` ignored."""
     name = _sae_hook(sae, hook)

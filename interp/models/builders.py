@@ -10,15 +10,16 @@ first for a directory to load. A new architecture is one more row (or a call of
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, NamedTuple
 
 from interp.models.io import MODEL_FILE, _native, load_canonical_state_dict
 from interp.utils import ConfigError, read_json, unknown_name_error
 
 
 class Builder(NamedTuple):
-    build: Union[str, Callable[[dict, Any], Any]]  # "module:function" or the function itself
+    build: str | Callable[[dict, Any], Any]  # "module:function" or the function itself
     kind: str  # "transformer", "rnn" or "vlm": how tracing treats the model
 
 
@@ -155,7 +156,7 @@ def _build(build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, where:
         raise ConfigError(f"{where}: its spec cannot build a model ({first})") from None
 
 
-def weights_problem(weights: Path) -> "int | str":
+def weights_problem(weights: Path) -> int | str:
     """The bytes of tensor data a safetensors file declares, or what is wrong with it (missing,
     truncated, not safetensors), read from its header alone (no tensor is loaded)."""
     import json

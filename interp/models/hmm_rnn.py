@@ -13,8 +13,6 @@ Hooks (inherited): ``hook_embed`` (the noise), per step ``rnn.hook_pre`` and
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
@@ -64,7 +62,7 @@ class HMMRNN(HookedRNN):
     def W_out(self) -> torch.Tensor:
         return self.readout.weight
 
-    def cell(self, h: torch.Tensor, x: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def cell(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """One step ``F(h, x) = relu(W_hh h + W_ih x)`` (``x=None``: no input). Same maths as the
         hooked forward, without hooks, for fixed-point search and Jacobians."""
         pre = h @ self.rnn.W_hh.T
@@ -72,7 +70,7 @@ class HMMRNN(HookedRNN):
             pre = pre + x @ self.rnn.W_ih.T
         return torch.relu(pre)
 
-    def noise(self, n: int, T: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def noise(self, n: int, T: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Input noise ``[n, T, d_input]`` ~ N(0, 1)."""
         x = torch.randn(n, T, self.hmm_spec.d_input, generator=generator)
         return x.to(self.rnn.W_hh.device)
@@ -81,9 +79,9 @@ class HMMRNN(HookedRNN):
     def sample_outputs(
         self,
         x: torch.Tensor,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
         tau: float = 1.0,
-        logits: Optional[torch.Tensor] = None,
+        logits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One-hot outputs ``[n, T, d_out]`` sampled from ``softmax(logits)`` (hard Gumbel-softmax,
         straight-through gradient). ``logits`` may be passed when already computed."""

@@ -16,8 +16,9 @@ model is also wrapped with :func:`interp.wrap` (nnsight) for tracing (``m.hook_n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -17,7 +17,7 @@ Hook names (module tree, TransformerLens style)::
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -33,15 +33,15 @@ class RNNSpec(BaseModel):
 
     cell: Literal["tanh", "relu", "gru", "lstm"] = "tanh"
     d_hidden: int = 64
-    d_vocab: Optional[int] = None
-    d_input: Optional[int] = None
-    d_embed: Optional[int] = None  # token embedding size; default d_hidden
-    d_out: Optional[int] = None  # readout size; default d_vocab
+    d_vocab: int | None = None
+    d_input: int | None = None
+    d_embed: int | None = None  # token embedding size; default d_hidden
+    d_out: int | None = None  # readout size; default d_vocab
     bias: bool = True
     init_seed: int = 0
 
     @model_validator(mode="after")
-    def _check(self) -> "RNNSpec":
+    def _check(self) -> RNNSpec:
         if (self.d_vocab is None) == (self.d_input is None):
             raise ValueError("give exactly one of d_vocab (token input) or d_input (vector input)")
         if self.d_out is None:
@@ -80,7 +80,7 @@ class RNNCell(nn.Module):
         if spec.cell == "lstm":
             self.hook_c = _step_hook()  # [batch, d_hidden]
 
-    def step(self, x_t: torch.Tensor, h: torch.Tensor, c: Optional[torch.Tensor], xw: torch.Tensor):
+    def step(self, x_t: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, xw: torch.Tensor):
         """One step. ``xw`` = input projection of ``x_t`` (precomputed for the sequence)."""
         hw = h @ self.W_hh.T
         if self.b_hh is not None:
@@ -104,7 +104,7 @@ class RNNCell(nn.Module):
             h = torch.sigmoid(o) * torch.tanh(c)
         return self.hook_h(h), c
 
-    def forward(self, x: torch.Tensor, h0: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         H = self.W_hh.shape[1]
         xw = x @ self.W_ih.T  # [batch, time, gates * d_hidden]
@@ -139,9 +139,7 @@ class HookedRNN(HookedRootModule):
             self.hook_logits = HookPoint()  # [batch, time, d_out]
         self.setup()
 
-    def forward(
-        self, x: torch.Tensor, h0: Optional[torch.Tensor] = None, return_hidden: bool = False
-    ):
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None, return_hidden: bool = False):
         if self.embed is not None:
             if x.dtype.is_floating_point:
                 raise TypeError("this RNN takes token ids (LongTensor [batch, time])")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -31,7 +32,7 @@ class TrainConfig(BaseModel):
     warmup: int = 50
     schedule: Literal["cosine", "constant", "linear"] = "cosine"
     min_lr_frac: float = 0.1
-    grad_clip: Optional[float] = 1.0
+    grad_clip: float | None = 1.0
     log_every: int = 25
     checkpoint_every: int = 250
 
@@ -69,11 +70,11 @@ def train(
     loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
     cfg: TrainConfig,
     *,
-    params: Optional[list[torch.nn.Parameter]] = None,
-    checkpoint_dir: Optional[Path] = None,
-    eval_fn: Optional[Callable[[torch.nn.Module], dict[str, float]]] = None,
-    eval_every: Optional[int] = None,
-    on_step: Optional[Callable[[int, torch.nn.Module], None]] = None,
+    params: list[torch.nn.Parameter] | None = None,
+    checkpoint_dir: Path | None = None,
+    eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    eval_every: int | None = None,
+    on_step: Callable[[int, torch.nn.Module], None] | None = None,
     desc: str = "train",
 ) -> list[dict[str, float]]:
     """Train ``module`` for ``cfg.steps`` steps; return the log (one dict per logged step).

@@ -7,7 +7,7 @@ a ``TransformerBridge`` whose hook names are TransformerLens's
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -20,19 +20,19 @@ class TransformerSpec(BaseModel):
     n_layers: int = 2
     d_model: int = 64
     n_heads: int = 4
-    d_head: Optional[int] = None  # default d_model // n_heads
-    d_mlp: Optional[int] = None  # default 4 * d_model
+    d_head: int | None = None  # default d_model // n_heads
+    d_mlp: int | None = None  # default 4 * d_model
     n_ctx: int = 256
     d_vocab: int = 512
     act_fn: str = "gelu"
-    normalization_type: Optional[Literal["LN", "RMS", "LNPre", "RMSPre"]] = "LN"
+    normalization_type: Literal["LN", "RMS", "LNPre", "RMSPre"] | None = "LN"
     attn_only: bool = False
     positional_embedding_type: Literal["standard", "rotary"] = "standard"
     attention_dir: Literal["causal", "bidirectional"] = "causal"
     init_seed: int = 0
 
     @model_validator(mode="after")
-    def _defaults(self) -> "TransformerSpec":
+    def _defaults(self) -> TransformerSpec:
         if self.d_head is None:
             if self.d_model % self.n_heads:
                 raise ValueError(

@@ -22,7 +22,7 @@ embedding stands in for the image).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -45,7 +45,7 @@ class VLMSpec(BaseModel):
     # embeddings stay near the scale of text embeddings. Without it the projected patches grew
     # to ~20x the norm of the decoder's position embeddings in training (vlm-tiny: 24 vs 1.2),
     # and where a patch sits, the only cue to an object's location, was drowned out.
-    image_norm_gain: Optional[float] = None
+    image_norm_gain: float | None = None
 
 
 class PatchProjector(nn.Module):
@@ -57,7 +57,7 @@ class PatchProjector(nn.Module):
         d_vision: int,
         d_model: int,
         n_patches: int,
-        norm_gain: Optional[float] = None,
+        norm_gain: float | None = None,
     ):
         super().__init__()
         self.patch_embed = nn.Linear(patch_dim, d_vision)
@@ -100,7 +100,7 @@ def _vlm_class(base: type) -> type:
 
 
 @contextmanager
-def image_embeddings(bridge: Any, tokens: torch.Tensor, pixels: Optional[torch.Tensor]):
+def image_embeddings(bridge: Any, tokens: torch.Tensor, pixels: torch.Tensor | None):
     """While active, the native token embedding returns projected patches at ``<image>`` positions."""
     native = bridge.original_model
     if pixels is None:

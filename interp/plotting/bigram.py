@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -13,9 +13,9 @@ def sweep_figure(
     kept: Sequence[float],
     r: Sequence[float],
     lambdas: Sequence[float],
-    chosen: Optional[int] = None,
-    r_soft: Optional[Sequence[float]] = None,
-    floor_r: Optional[float] = None,
+    chosen: int | None = None,
+    r_soft: Sequence[float] | None = None,
+    floor_r: float | None = None,
 ) -> go.Figure:
     """Surprisal r with the bigram model against the fraction of maskable weights kept
     (hard masks; ``r_soft``: the same masks soft, at their final temperature; ``floor_r``: the
@@ -106,7 +106,7 @@ def head_density(by_head: Mapping[str, np.ndarray]) -> go.Figure:
     return fig
 
 
-def surprisal_bars(rows: Mapping[str, float], bigram: Optional[float] = None) -> go.Figure:
+def surprisal_bars(rows: Mapping[str, float], bigram: float | None = None) -> go.Figure:
     """Mean held-out surprisal of the full model, the subnetwork, and the controls."""
     names, vals = list(rows), [rows[k] for k in rows]
     fig = go.Figure(

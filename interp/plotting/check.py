@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,8 +14,8 @@ def parity_figure(
     names: Sequence[str],
     errors: np.ndarray,
     tolerance: float,
-    logits_error: Optional[float] = None,
-    logits_tolerance: Optional[float] = None,
+    logits_error: float | None = None,
+    logits_tolerance: float | None = None,
 ) -> go.Figure:
     """Max abs error of each residual-stream hook against the model's own hidden state (log
     scale), with the tolerance; the logits as a last point when the model has an LM head."""

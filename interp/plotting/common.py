@@ -14,7 +14,8 @@ streamlit, so the helpers work in notebooks and tests too.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 # Verdicts as the dashboard words them: a sanity failure means the code is wrong,
 # a claim that does not hold is an honest finding at our scale, and a performance

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -23,12 +23,12 @@ _COLORS = {
 _CONTROLS = ("random->question", "nonrandom->question")
 
 
-def _dash(name: str) -> Optional[str]:
+def _dash(name: str) -> str | None:
     return "dot" if name == "all->last" else "dash" if name in _CONTROLS else None
 
 
 def edge_curves(
-    scores: np.ndarray, edges: Sequence[str], window: int, title: Optional[str] = None
+    scores: np.ndarray, edges: Sequence[str], window: int, title: str | None = None
 ) -> go.Figure:
     """Mean relative change of the answer probability (%) by layer, one line per edge (``[E, L]``)."""
     scores = np.asarray(scores)
@@ -142,8 +142,8 @@ def attention_on_image(
     image: np.ndarray,
     attention: np.ndarray,
     question: str,
-    layer: Optional[int] = None,
-    object_patches: Optional[np.ndarray] = None,
+    layer: int | None = None,
+    object_patches: np.ndarray | None = None,
 ) -> go.Figure:
     """The image with the last position's attention to each patch (mean over heads) overlaid;
     ``attention`` is ``[L, 64]``; ``layer=None`` averages over layers."""

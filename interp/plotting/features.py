@@ -8,7 +8,7 @@ with each token's background intensity proportional to the latent's activation t
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

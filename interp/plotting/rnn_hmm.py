@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -28,8 +28,8 @@ def orbit_figure(
     Z: np.ndarray,
     outputs: np.ndarray,
     residency: np.ndarray,
-    switch_paths: Optional[tuple] = None,
-    regions: Optional[np.ndarray] = None,
+    switch_paths: tuple | None = None,
+    regions: np.ndarray | None = None,
 ) -> go.Figure:
     """PCA orbit (PC1-PC2) coloured by argmax output (left) and by residency region (right).
 

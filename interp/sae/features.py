@@ -162,7 +162,7 @@ class FeaturePages:
         return result
 
     @classmethod
-    def from_result(cls, result: Any) -> "FeaturePages":
+    def from_result(cls, result: Any) -> FeaturePages:
         """The pages saved in ``result`` by :meth:`to_result`."""
         if not has_feature_pages(result):
             raise ValueError(
@@ -184,7 +184,7 @@ class FeaturePages:
         return self.to_result().save(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeaturePages":
+    def load(cls, path: str | Path) -> FeaturePages:
         from interp.results import Result
 
         return cls.from_result(Result.load(path))

@@ -34,8 +34,9 @@ top-k's ``activation_fn_kwargs.k``) and this project's own before it wrote SAELe
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float
@@ -148,7 +149,7 @@ def log_of_threshold(threshold: Float[torch.Tensor, " d_sae"]) -> Float[torch.Te
 
 
 # ------------------------------------------------------------------ write
-def saelens_cfg(sae: "SAE", kinds: Mapping[str, Any]) -> dict[str, Any]:
+def saelens_cfg(sae: SAE, kinds: Mapping[str, Any]) -> dict[str, Any]:
     """The ``cfg.json`` dict SAELens's ``SAEConfig.to_dict`` would write for ``sae``
     (``kinds``: the registry, for the kinds that have an architecture)."""
     c = sae.cfg
@@ -178,7 +179,7 @@ def saelens_cfg(sae: "SAE", kinds: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def saelens_tensors(sae: "SAE") -> dict[str, torch.Tensor]:
+def saelens_tensors(sae: SAE) -> dict[str, torch.Tensor]:
     """SAELens's tensors for ``sae``, acting on raw inputs (``input_scale`` folded in)."""
     out = {k: v.detach().contiguous().cpu() for k, v in sae.folded().items()}
     if sae.kind.architecture == "jumprelu":
@@ -187,7 +188,7 @@ def saelens_tensors(sae: "SAE") -> dict[str, torch.Tensor]:
     return out
 
 
-def write_saelens(sae: "SAE", path: str | Path, kinds: Mapping[str, Any]) -> Path:
+def write_saelens(sae: SAE, path: str | Path, kinds: Mapping[str, Any]) -> Path:
     """Write ``sae`` to the folder ``path`` in SAELens's layout; returns ``path``."""
     from safetensors.torch import save_file
 

@@ -19,7 +19,8 @@ and dense when it fires on more than ``dense_above`` of them.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch

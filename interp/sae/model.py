@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Callable, Literal, Optional
+from typing import Annotated, Literal
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Float
@@ -50,14 +51,14 @@ class SAEConfig(BaseModel):
     bandwidth: _PosFloat = 0.01  # jumprelu: straight-through kernel width
     input_scale: _PosFloat = 1.0  # inputs are multiplied by this before encoding (normalise_scale)
     init_seed: int = 0
-    hook_name: Optional[str] = None  # provenance, kept in cfg.json
+    hook_name: str | None = None  # provenance, kept in cfg.json
     apply_b_dec_to_input: bool = (
         True  # subtract b_dec before the encoder (SAELens's flag; off in some files)
     )
     dtype: Literal["float32", "float64"] = "float32"
 
     @model_validator(mode="after")
-    def _k_fits(self) -> "SAEConfig":
+    def _k_fits(self) -> SAEConfig:
         if self.kind == "topk" and self.k > self.d_sae:  # all on: the L0 claim would hold trivially
             raise ValueError(
                 f"topk k={self.k} is larger than d_sae={self.d_sae}; valid: 1..{self.d_sae}"
@@ -71,9 +72,9 @@ class _Kind:
 
     def __init__(
         self,
-        activate: Callable[["SAE", torch.Tensor], torch.Tensor],
-        penalty: Callable[["SAE", torch.Tensor, torch.Tensor], torch.Tensor],
-        architecture: Optional[str] = None,
+        activate: Callable[[SAE, torch.Tensor], torch.Tensor],
+        penalty: Callable[[SAE, torch.Tensor, torch.Tensor], torch.Tensor],
+        architecture: str | None = None,
     ):
         self.activate = activate
         self.penalty = penalty
@@ -83,7 +84,7 @@ class _Kind:
 KINDS: dict[str, _Kind] = {}
 
 
-def register_kind(name: str, activate, penalty, architecture: Optional[str] = None) -> None:
+def register_kind(name: str, activate, penalty, architecture: str | None = None) -> None:
     """Add an SAE kind: ``activate(sae, pre) -> codes``; ``penalty(sae, pre, codes) -> [batch]``;
     ``architecture``: the SAELens architecture with the same encode/decode (for its files)."""
     if name in KINDS:
@@ -91,16 +92,16 @@ def register_kind(name: str, activate, penalty, architecture: Optional[str] = No
     KINDS[name] = _Kind(activate, penalty, architecture)
 
 
-def _relu(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+def _relu(sae: SAE, pre: torch.Tensor) -> torch.Tensor:
     return torch.relu(pre)
 
 
-def _l1(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def _l1(sae: SAE, pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     # Decoder rows have unit norm, so |f|_1 is the L1 norm of the decoded contributions.
     return f.abs().sum(-1)
 
 
-def _topk(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+def _topk(sae: SAE, pre: torch.Tensor) -> torch.Tensor:
     # SAELens takes the top k of the pre-activations and then ReLUs them; the codes are the same
     # (a negative pick becomes 0 either way).
     k = min(sae.cfg.k, pre.shape[-1])
@@ -108,7 +109,7 @@ def _topk(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(pre).scatter(-1, idx, vals)
 
 
-def _no_penalty(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def _no_penalty(sae: SAE, pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return torch.zeros(f.shape[:-1], device=f.device, dtype=f.dtype)
 
 
@@ -151,12 +152,12 @@ class _Step(torch.autograd.Function):
         return torch.zeros_like(z), gtheta.sum(dim=tuple(range(gtheta.ndim - 1))), None
 
 
-def _jumprelu(sae: "SAE", pre: torch.Tensor) -> torch.Tensor:
+def _jumprelu(sae: SAE, pre: torch.Tensor) -> torch.Tensor:
     # SAELens: relu(pre) * [pre > threshold]; the same for threshold = exp(.) > 0.
     return _JumpReLU.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth)
 
 
-def _l0(sae: "SAE", pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def _l0(sae: SAE, pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return _Step.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth).sum(-1)
 
 
@@ -272,7 +273,7 @@ class SAE(nn.Module):
         return write_saelens(self, path, KINDS)
 
     @classmethod
-    def load(cls, path: str | Path) -> "SAE":
+    def load(cls, path: str | Path) -> SAE:
         """Read an SAE folder written by SAELens (any architecture we have a kind for), by
         :meth:`save`, or by this project before it wrote SAELens's layout; see
         :func:`interp.sae.files.read_saelens`."""

@@ -37,8 +37,9 @@ import math
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import annotated_types as at
 import torch
@@ -67,7 +68,7 @@ class SAETrainConfig(BaseModel):
     lr: Annotated[float, at.Gt(0.0), at.Lt(float("inf"))] = 1e-3
     # L1 coefficient (relu), L0 coefficient (jumprelu); unused by topk
     sparsity: Annotated[float, at.Ge(0.0), at.Lt(float("inf"))] = 0.02
-    batch_size: Optional[Annotated[int, at.Ge(1)]] = None  # None: full batch (all rows in memory)
+    batch_size: Annotated[int, at.Ge(1)] | None = None  # None: full batch (all rows in memory)
     normalise: bool = True  # scale inputs so that E|x|^2 = 1 (stored in SAEConfig.input_scale)
     mse: Literal["sum", "mean"] = "sum"  # reconstruction error summed over features, or averaged
     # ("mean" with normalise=False is the paper's F.mse_loss on raw activations)
@@ -88,7 +89,7 @@ class SAETrainConfig(BaseModel):
 
 
 def as_matrix(
-    data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"], hook: Optional[str] = None
+    data: Float[torch.Tensor, "*rows d"] | ActivationStore, hook: str | None = None
 ) -> Float[torch.Tensor, "n d"]:
     """``[n, d]`` float rows from a tensor (any leading dims) or an ActivationStore + hook name
     (the whole store in memory: the full-batch trainer's input)."""
@@ -100,7 +101,7 @@ def as_matrix(
     return x.reshape(-1, x.shape[-1]).float()
 
 
-def _hook_of(store: "ActivationStore", hook: Optional[str]) -> str:
+def _hook_of(store: ActivationStore, hook: str | None) -> str:
     if hook is None:
         names = list(store.hooks)
         if len(names) != 1:
@@ -113,10 +114,10 @@ def _hook_of(store: "ActivationStore", hook: Optional[str]) -> str:
 class RowSource:
     """Rows ``[n, d]`` of a tensor (one shard) or of one hook of a store (its shards, read one at a time)."""
 
-    def __init__(self, data: Union[torch.Tensor, "ActivationStore"], hook: Optional[str] = None):
+    def __init__(self, data: torch.Tensor | ActivationStore, hook: str | None = None):
         from interp.tracing.store import ActivationStore
 
-        self.store: Optional[ActivationStore] = None
+        self.store: ActivationStore | None = None
         if isinstance(data, ActivationStore):
             self.store, self.hook = data, _hook_of(data, hook)
             info = data.manifest.arrays[self.hook]
@@ -137,7 +138,7 @@ class RowSource:
             return self.tensor
         return self.store.shard(self.hook, i).reshape(-1, self.d)
 
-    def chunks(self, chunk: int = 8192, limit: Optional[int] = None) -> Iterator[torch.Tensor]:
+    def chunks(self, chunk: int = 8192, limit: int | None = None) -> Iterator[torch.Tensor]:
         """Float rows in stored order, ``chunk`` at a time (the first ``limit`` rows only, if given)."""
         left = self.n_rows if limit is None else min(limit, self.n_rows)
         for i in range(len(self.shard_rows)):
@@ -204,12 +205,12 @@ class ShuffledStream:
     ):
         self.src, self.seed, self.scale, self.dtype = source, seed, scale, dtype
         self.per_group = max(1, buffer_rows // max(source.shard_rows))
-        self._key: Optional[tuple[int, int]] = None
-        self._epoch: Optional[tuple[int, list[list[int]], list[int]]] = (
+        self._key: tuple[int, int] | None = None
+        self._epoch: tuple[int, list[list[int]], list[int]] | None = (
             None  # (epoch, groups, rows per group)
         )
-        self._buf: Optional[torch.Tensor] = None
-        self._perm: Optional[torch.Tensor] = None
+        self._buf: torch.Tensor | None = None
+        self._perm: torch.Tensor | None = None
         self.max_resident_rows = 0
         self.loads = 0
 
@@ -314,8 +315,8 @@ def metric_point(
     evals: RowSource,
     tc: SAETrainConfig,
     model: Any = None,
-    hook: Optional[str] = None,
-    eval_tokens: Optional[torch.Tensor] = None,
+    hook: str | None = None,
+    eval_tokens: torch.Tensor | None = None,
     on: str = "heldout",
 ) -> dict:
     """One checkpoint's metrics: FVU, L0, dead and dense fractions on ``evals`` (its first
@@ -336,7 +337,7 @@ def metric_point(
 
 
 # ------------------------------------------------------------------ checkpoints
-def latest_checkpoint(checkpoint_dir: Union[str, Path]) -> Optional[Path]:
+def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     """The newest complete ``step_*`` folder under ``checkpoint_dir`` (None: there is none)."""
     root = Path(checkpoint_dir)
     found = (
@@ -409,15 +410,15 @@ def _train_key(tc: SAETrainConfig) -> dict:
 
 # ------------------------------------------------------------------ training
 def train_sae(
-    data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore"],
+    data: Float[torch.Tensor, "*rows d"] | ActivationStore,
     cfg: SAEConfig | dict | None = None,
     train_cfg: SAETrainConfig | dict | None = None,
     *,
-    hook: Optional[str] = None,
-    checkpoint_dir: Union[str, Path, None] = None,
-    eval_data: Union[Float[torch.Tensor, "*rows d"], "ActivationStore", None] = None,
+    hook: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    eval_data: Float[torch.Tensor, "*rows d"] | ActivationStore | None = None,
     model: Any = None,
-    eval_tokens: Optional[Int[torch.Tensor, "n pos"]] = None,
+    eval_tokens: Int[torch.Tensor, "n pos"] | None = None,
 ) -> tuple[SAE, dict[str, Any]]:
     """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``); see the module
     docstring for batches, checkpoints and resuming.
@@ -544,8 +545,8 @@ def _loop(
     opt: torch.optim.Optimizer,
     g: torch.Generator,
     tc: SAETrainConfig,
-    xs: Optional[torch.Tensor],
-    stream: Optional[ShuffledStream],
+    xs: torch.Tensor | None,
+    stream: ShuffledStream | None,
     start: int,
     loss_log: list,
     points: list,

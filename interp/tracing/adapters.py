@@ -100,7 +100,7 @@ def plain_module(m: Model) -> nn.Module | None:
     return hit[1]
 
 
-_PLAIN: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_PLAIN: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------- hooks and runners
@@ -183,7 +183,7 @@ def plan(
     return plan
 
 
-_PLANS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def _has_module(root: nn.Module, path: str) -> bool:
@@ -261,7 +261,7 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
     return routes
 
 
-_HF_ROUTES: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_HF_ROUTES: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
 
 
 def _hf_candidates(m: Model, root: nn.Module) -> dict[str, Point]:

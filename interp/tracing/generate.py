@@ -34,9 +34,10 @@ receives (``-1`` for padding) and the prompt lengths. :func:`only_prompt`, :func
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -139,7 +140,7 @@ class Generation:
     finished: torch.Tensor  # [batch] bool: stopped at a stop token
     n_new: torch.Tensor  # [batch] new tokens up to and including the stop token (the rest is pad)
     steps: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # captures per step
-    logits: Optional[torch.Tensor] = None  # [batch, T, vocab] with return_logits=True
+    logits: torch.Tensor | None = None  # [batch, T, vocab] with return_logits=True
     cache: str = "none"  # "hf", "native" or "none" (recompute)
     pad_id: int = 0
 
@@ -159,7 +160,7 @@ def prompt_ids(
     prompts: Any,
     *,
     chat: bool = False,
-    system: Optional[str] = None,
+    system: str | None = None,
     prepend_bos: bool = True,
 ) -> list[list[int]]:
     """Token ids per prompt: texts are tokenised one by one (with the tokenizer's chat
@@ -197,7 +198,7 @@ def prompt_ids(
     return rows
 
 
-def _encode(m: Model, text: str, chat: bool, system: Optional[str], prepend_bos: bool) -> list[int]:
+def _encode(m: Model, text: str, chat: bool, system: str | None, prepend_bos: bool) -> list[int]:
     tok = m.tokenizer
     if tok is None:
         raise ValueError(f"{m.model_id} has no tokenizer: pass token ids instead of text")
@@ -220,9 +221,9 @@ def choose(
     *,
     do_sample: bool,
     temperature: float,
-    top_k: Optional[int],
-    top_p: Optional[float],
-    generator: Optional[torch.Generator],
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """Next token ``[batch]`` from ``logits`` ``[batch, vocab]``: argmax, or a draw after
     temperature, top-k and top-p (nucleus) filtering."""
@@ -245,9 +246,9 @@ def _check_options(
     rows: list[list[int]],
     max_new_tokens: int,
     temperature: float,
-    top_k: Optional[int],
-    top_p: Optional[float],
-    stop_tokens: Optional[Sequence[int]] = None,
+    top_k: int | None,
+    top_p: float | None,
+    stop_tokens: Sequence[int] | None = None,
 ) -> None:
     if (
         isinstance(max_new_tokens, bool)
@@ -286,12 +287,12 @@ def generate(
     capture: Sequence[str] | str = (),
     do_sample: bool = False,
     temperature: float = 1.0,
-    top_k: Optional[int] = None,
-    top_p: Optional[float] = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
     seed: int = 0,
-    stop_tokens: Optional[Sequence[int]] = None,
+    stop_tokens: Sequence[int] | None = None,
     chat: bool = False,
-    system: Optional[str] = None,
+    system: str | None = None,
     prepend_bos: bool = True,
     use_cache: bool = True,
     return_logits: bool = False,
@@ -371,7 +372,7 @@ def _run(
     capture: list[str],
     edits: dict[str, EditFn],
     opts: dict,
-    gen: Optional[torch.Generator],
+    gen: torch.Generator | None,
     kind: str,
     cached: bool,
 ) -> Generation:

@@ -22,8 +22,9 @@ the splice (``_splices``: hook name -> splice; this module knows only its ``name
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -90,7 +91,7 @@ class Model:
             return p.dtype
         return torch.float32
 
-    def to(self, device: Any) -> "Model":
+    def to(self, device: Any) -> Model:
         """Move the weights to ``device``. A device this machine lacks fails first, with a clear
         ``ValueError``; a move that fails half-way is undone (weights and ``cfg.device`` back where
         they were), so the model is never marked as being somewhere it is not."""
@@ -110,7 +111,7 @@ class Model:
             raise
         return self
 
-    def eval(self) -> "Model":
+    def eval(self) -> Model:
         self.module.eval()
         return self
 

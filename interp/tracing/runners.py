@@ -16,7 +16,7 @@ from interp.tracing.model import Model, StopForward
 from interp.tracing.sinks import MemorySink
 
 
-def make_runner(m: Model, hooks: list[str], reduce: "Reducer", edits: dict | None = None):
+def make_runner(m: Model, hooks: list[str], reduce: Reducer, edits: dict | None = None):
     """The fastest runner for ``m`` and these hooks (see the module docstring). While an SAE
     is spliced in, only the bridge's hooks see it (the plain tree has no HookPoints), so a
     spliced model always takes the bridge-hook path; so does a collection with ``edits``."""
@@ -162,7 +162,7 @@ class PlainRunner:
     def _keep(self, name: str, a: torch.Tensor) -> torch.Tensor:
         return a if self.sink is None else self.sink.put_one(self.at, name, a)
 
-    def attach(self, sink: "MemorySink") -> None:
+    def attach(self, sink: MemorySink) -> None:
         """Copy into ``sink`` from inside the hooks. Head-split activations kept whole go
         in flat (``[.., head * d_head]``, one op fewer per batch) and are viewed per head
         when the store is made."""

@@ -43,7 +43,7 @@ class HostTransfer:
     buffer is reused, its copy is awaited and handed to the sink (a host-side memcpy).
     """
 
-    def __init__(self, sink: "Sink"):
+    def __init__(self, sink: Sink):
         self.sink = sink
         self.stream = torch.cuda.Stream()
         self.slots: list[dict[str, torch.Tensor] | None] = [None, None]

@@ -16,8 +16,9 @@ Each step object has ``kind``, ``context()`` (entered around the loop) and
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -110,8 +111,8 @@ class NativeKV:
     def __init__(self, m: Model):
         native: Any = m.module.original_model
         self.attns = [blk.attn.original_component for blk in native.layers]
-        self.keys: list[Optional[torch.Tensor]] = [None] * len(self.attns)
-        self.values: list[Optional[torch.Tensor]] = [None] * len(self.attns)
+        self.keys: list[torch.Tensor | None] = [None] * len(self.attns)
+        self.values: list[torch.Tensor | None] = [None] * len(self.attns)
 
     @contextmanager
     def active(self) -> Iterator[None]:

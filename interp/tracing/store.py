@@ -33,8 +33,8 @@ import functools
 import hashlib
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -84,9 +84,9 @@ class Manifest(BaseModel):
     model_id: str
     hooks: list[str]
     arrays: dict[str, ArrayInfo]  # hook name -> array
-    tokens: Optional[ArrayInfo] = None
+    tokens: ArrayInfo | None = None
     positions: str  # "all", "last", "mean", an int ("3") or a slice ("slice(0, 8, None)")
-    dtype: Optional[str] = None  # requested cast (None: kept as computed)
+    dtype: str | None = None  # requested cast (None: kept as computed)
     n_items: int
     n_tokens: int  # token positions processed (padding excluded when lengths are known)
     shard_size: int
@@ -198,7 +198,7 @@ def manifest_problem(root: Path, m: Manifest) -> str:
     return ""
 
 
-def _array_problem(root: Path, name: str, info: ArrayInfo, n_items: Optional[int]) -> str:
+def _array_problem(root: Path, name: str, info: ArrayInfo, n_items: int | None) -> str:
     where, top = root / MANIFEST, root.resolve()
     stop, index = 0, dict[Path, int]()  # shard files number 0, 1, ... in item order in each folder
     for s in sorted(info.shards, key=lambda s: s.start):
@@ -274,7 +274,7 @@ class ActivationStore:
     @classmethod
     def open(
         cls, path: str | Path, *, verify: bool = True, allow_incomplete: bool = False
-    ) -> "ActivationStore":
+    ) -> ActivationStore:
         """Open a store directory written by :func:`interp.collect` or :meth:`save`.
 
         ``verify=True`` (default) recomputes every shard's sha256 (reads all bytes once:
@@ -390,7 +390,7 @@ class ActivationStore:
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     # ------------------------------------------------------------------- save
-    def save(self, path: str | Path, *, shard_size: int | None = None) -> "ActivationStore":
+    def save(self, path: str | Path, *, shard_size: int | None = None) -> ActivationStore:
         """Write this store to directory ``path`` (must be new or empty); return the disk store."""
         path = Path(path)
         if path.exists() and any(path.iterdir()):

@@ -10,7 +10,8 @@ patching are one-liners built from the helpers below::
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 

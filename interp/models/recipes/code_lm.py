@@ -7,8 +7,6 @@ tokenizer size and training loop as ``code-lm`` (4 layers), with more layers and
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,7 +24,7 @@ class LMRecipe(BaseModel):
 
     name: str
     corpus: str = "stdlib"
-    max_chars: Optional[int] = 2_000_000
+    max_chars: int | None = 2_000_000
     vocab_size: int = 1024
     spec: TransformerSpec
     train: TrainConfig = Field(default_factory=TrainConfig)

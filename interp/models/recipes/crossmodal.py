@@ -21,8 +21,6 @@ tried, because the model never read *where* an object is:
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,13 +55,13 @@ class VLMRecipe(BaseModel):
     # routed everything through layer 0 of the last position. 0 turns it off.
     question_lm_weight: float = 0.0
     # LayerNorm after the projector with this starting gain (VLMSpec.image_norm_gain); None: none.
-    image_norm_gain: Optional[float] = None
+    image_norm_gain: float | None = None
     # Training-only choose_side questions ("is the circle left or right ?") in the mixture, and
     # an optional first stage that trains on them alone (its own optimiser and schedule).
     # Reading where one object is must exist before choose_rel (which of two is further left)
     # gets any signal.
     side_questions: bool = False
-    side_stage: Optional[TrainConfig] = None
+    side_stage: TrainConfig | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
     seed: int = 0
 

@@ -18,8 +18,6 @@ one GPU.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,14 +43,14 @@ class ICLLRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    transformer: Optional[TransformerSpec] = None
-    lstm: Optional[NgramLSTMSpec] = None
+    transformer: TransformerSpec | None = None
+    lstm: NgramLSTMSpec | None = None
     data: DFADataConfig = Field(default_factory=DFADataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     seed: int = 0
 
     @model_validator(mode="after")
-    def _one_arch(self) -> "ICLLRecipe":
+    def _one_arch(self) -> ICLLRecipe:
         if (self.transformer is None) == (self.lstm is None):
             raise ValueError("give exactly one of transformer or lstm")
         return self

@@ -14,7 +14,7 @@ directory (``snapshots.pt``) so that analyses can measure metrics over training.
 from __future__ import annotations
 
 import logging
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -230,7 +230,7 @@ for _n, _c in FULL.items():
     )
 
 
-def recipe_config(model_name: str) -> Optional[HMMRecipe]:
+def recipe_config(model_name: str) -> HMMRecipe | None:
     """The :class:`HMMRecipe` behind ``zoo:<name>`` (None if it is not one of these recipes)."""
     from interp.models import zoo
 
