@@ -13,10 +13,12 @@ RNN so both are measured the same way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
+from jaxtyping import Float, Int
 from pydantic import BaseModel, ConfigDict, model_validator
 
 ROW_TOL = 1e-6
@@ -215,9 +217,29 @@ def switch_rate(outputs: torch.Tensor, among: list[int] | None = None) -> float:
     return float((a != b)[keep].double().mean()) if keep.any() else float("nan")
 
 
+@dataclass(frozen=True)
+class Fidelity:
+    """How closely outputs ``y`` follow reference outputs (:func:`fidelity`): frequencies,
+    one-step transition rows and switch rates of both, and their largest differences."""
+
+    freq_rnn: Float[np.ndarray, " K"]
+    freq_hmm: Float[np.ndarray, " K"]
+    freq_error: float
+    P_rnn: Float[np.ndarray, "K K"]  # NaN rows where the RNN never emits the output
+    P_hmm: Float[np.ndarray, "K K"]
+    row_counts: Int[np.ndarray, " K"]  # RNN samples per transition row
+    row_error: float  # max |P_rnn - P_hmm| over rows with >= row_min samples (NaN if none)
+    rows_checked: list[int]
+    switch_rnn: float  # between frequent outputs
+    switch_hmm: float
+    switch_error: float
+    switch_rnn_all: float  # between any two outputs
+    switch_hmm_all: float
+
+
 def fidelity(
     y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequent: list[int]
-) -> dict:
+) -> Fidelity:
     """Output frequencies, one-step transition rows (with >= ``row_min`` RNN samples) and switch
     rates of RNN outputs ``y`` vs HMM outputs ``hmm_y``. The gated switch rate counts pairs of
     frequent outputs only (the rare 1% middle output of the chains is noise, as its row);
@@ -227,21 +249,21 @@ def fidelity(
     Ph, _ = output_transitions(hmm_y, K)
     ok = rows >= row_min
     row_err = float(np.nanmax(np.abs(Pr - Ph)[ok])) if ok.any() else float("nan")
-    return {
-        "freq_rnn": fr,
-        "freq_hmm": fh,
-        "freq_error": float(np.abs(fr - fh).max()),
-        "P_rnn": Pr,
-        "P_hmm": Ph,
-        "row_counts": rows,
-        "row_error": row_err,
-        "rows_checked": np.where(ok)[0].tolist(),
-        "switch_rnn": switch_rate(y, frequent),
-        "switch_hmm": switch_rate(hmm_y, frequent),
-        "switch_error": abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
-        "switch_rnn_all": switch_rate(y),
-        "switch_hmm_all": switch_rate(hmm_y),
-    }
+    return Fidelity(
+        freq_rnn=fr,
+        freq_hmm=fh,
+        freq_error=float(np.abs(fr - fh).max()),
+        P_rnn=Pr,
+        P_hmm=Ph,
+        row_counts=rows,
+        row_error=row_err,
+        rows_checked=np.where(ok)[0].tolist(),
+        switch_rnn=switch_rate(y, frequent),
+        switch_hmm=switch_rate(hmm_y, frequent),
+        switch_error=abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
+        switch_rnn_all=switch_rate(y),
+        switch_hmm_all=switch_rate(hmm_y),
+    )
 
 
 def residency(y: np.ndarray) -> np.ndarray:

@@ -152,11 +152,12 @@ def test_a_diverged_training_snapshot_is_reported_and_skipped():
     saved["snapshots"][2] = blown
     torch.save(saved, path)
     hmm = make_hmm("chain", 2)
-    em = {"frequent": [0, 2], "hmm_y": sample(hmm, 200, 8, seed=1)[1]}
+    hmm_y = sample(hmm, 200, 8, seed=1)[1]
     config = Config(long_T=120, n_train_eval=100, rt_samples=4, row_min_count=20)
-    rows = over_training(m.module, cfg, em, config, 3, 8, 0, torch.Generator().manual_seed(0))
-    assert [r["step"] for r in rows] == [1, 2, 3]
-    by_step = {r["step"]: r for r in rows}
+    gen = torch.Generator().manual_seed(0)
+    rows = over_training(m.module, cfg, hmm_y, [0, 2], config, 3, 8, 0, gen)
+    assert [r.step for r in rows] == [1, 2, 3]
+    by_step = {r.step: r.as_json() for r in rows}
     bad = by_step[2]
     assert bad["diverged"] and bad["max_hidden_norm"] == float("inf")
     assert all(np.isnan(bad[k]) for k in ("pc1", "cluster_purity", "frac_unstable_jacobian"))
@@ -222,8 +223,8 @@ def test_kick_candidates_find_planted_neurons():
     W[4:8, 8] = 1.0
     W[:4, 9] = 1.0
     out = kick_candidates(W, H, y, reg, [0, 2], 1)
-    assert out["kick"] == {"0->2": [8], "2->0": [9]}
-    assert out["kick_zone_activity"]["0->2"][0] > 0.9 > out["kick_zone_activity"]["0->2"][1]
+    assert out.kick == {"0->2": [8], "2->0": [9]}
+    assert out.kick_zone_activity["0->2"][0] > 0.9 > out.kick_zone_activity["0->2"][1]
 
 
 def test_models_without_the_needed_hooks_are_refused(tiny_rnn, tmp_path):
