@@ -95,8 +95,8 @@ def test_metrics_by_hand():
     probs[0, 0, [0, 1]] = 0.5  # TVD 0.5, greedy "a" (first max) is valid
     probs[0, 1, 2] = 1.0  # TVD 1, greedy "c" invalid
     out = next_token_metrics(probs, valid, torch.tensor([[True, True]]))
-    assert out["correct"].tolist() == [[1.0, 0.0]]
-    np.testing.assert_allclose(out["tvd"].numpy(), [[0.5, 1.0]])
+    assert out.correct.tolist() == [[1.0, 0.0]]
+    np.testing.assert_allclose(out.tvd.numpy(), [[0.5, 1.0]])
 
 
 def test_probe_penalty_is_ridge_times_n_with_a_free_intercept():
@@ -148,7 +148,8 @@ def test_ngram_heads_end_to_end_tiny():
         "ngram_layer_lifts_lstm",
     ):
         assert crit[name].kind == "claim" and crit[name].value is not None
-    # at quick settings the 2-gram comparison is reported, not judged (gate_2gram_baseline, on in full)
+    # at quick settings the 2-gram comparison is reported, not judged (gate_2gram_baseline, on in
+    # full)
     assert "transformer_above_2gram_baseline" not in crit
     assert result.metrics["transformer_vs_ngram_baselines"]["2gram"]["ci_low"] is not None
     assert "2x TVD" in result.metrics["tvd_note"]
@@ -208,12 +209,12 @@ def test_accuracy_difference_ci_places_a_predictor():
 def test_the_plain_loop_2gram_head_equals_the_hard_wired_pattern():
     """The two independent constructions of a perfect 2-gram head agree (the sanity criteria
     compare the scorer and the n-gram layer against the loop), and a shifted head is not one."""
-    from interp.analyses.ngram_heads import _loop_2gram_pattern
+    from interp.analyses.ngram_heads import loop_2gram_pattern
     from interp.methods.heads import ngram_head_scores
     from interp.models.ngram_layer import ngram_pattern
 
     x = torch.randint(0, 4, (3, 20), generator=torch.Generator().manual_seed(0))
-    loop = _loop_2gram_pattern(x)
+    loop = loop_2gram_pattern(x)
     torch.testing.assert_close(loop, ngram_pattern(x, 1), atol=1e-7, rtol=0)
     shifted = torch.zeros_like(loop)
     shifted[:, :, :-1] = loop[
