@@ -6,8 +6,8 @@ construction (square, non-negative, rows summing to one, shapes agreeing). Build
 the paper's families (:func:`linear_chain`, :func:`fully_connected`, :func:`cyclic`);
 :func:`sample` draws batches of sequences, :func:`forward_filter` computes belief states,
 and the statistics helpers (:func:`output_frequencies`, :func:`output_transitions`,
-:func:`switch_rate`, :func:`residency`, and :func:`regions` of residency times) are shared by the HMM and the
-RNN so both are measured the same way.
+:func:`switch_rate`, :func:`residency`, and :func:`regions` of residency times) are shared by
+the HMM and the RNN so both are measured the same way.
 :func:`expected_statistics` gives their exact stationary values for an HMM.
 """
 
@@ -30,7 +30,8 @@ REGION_NAMES = ("transition", "kick", "cluster")  # the codes 0, 1, 2 of regions
 
 
 class HMMSpec(BaseModel):
-    """A discrete HMM: ``transition`` [M, M], ``emission`` [M, K], ``start`` [M] (uniform if omitted)."""
+    """A discrete HMM: ``transition`` [M, M], ``emission`` [M, K], ``start`` [M] (uniform if
+    omitted)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -107,7 +108,8 @@ def linear_chain(n_states: int = 2) -> HMMSpec:
 
 
 def fully_connected() -> HMMSpec:
-    """3 states, stay 0.95, 0.025 to each other state; emission 0.98 on the diagonal, 0.01 elsewhere."""
+    """3 states, stay 0.95, 0.025 to each other state; emission 0.98 on the diagonal, 0.01
+    elsewhere."""
     A = np.full((3, 3), 0.025) + np.eye(3) * (0.95 - 0.025)
     E = np.full((3, 3), 0.01) + np.eye(3) * (0.98 - 0.01)
     return HMMSpec(name="fully_connected", transition=A.tolist(), emission=E.tolist())
@@ -148,7 +150,8 @@ def _draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def sample(
     spec: HMMSpec, n: int, T: int, *, seed: int = 0, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``n`` sequences of length ``T``; returns ``(states, outputs)``, both LongTensor [n, T]."""
+    """Draw ``n`` sequences of length ``T``; returns ``(states, outputs)``, both LongTensor
+    [n, T]."""
     if n < 1 or T < 1:
         raise ValueError(f"need n >= 1 and T >= 1, got n={n}, T={T}")
     g = torch.Generator().manual_seed(int(seed))

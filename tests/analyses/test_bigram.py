@@ -311,7 +311,8 @@ def test_choose_reads_only_converged_sparse_masks():
 
 
 def test_sweep_point_writes_the_saved_keys():
-    """metrics.json's sweep rows keep the keys saved runs and the dashboard read ("lambda" first)."""
+    """metrics.json's sweep rows keep the keys saved runs and the dashboard read ("lambda"
+    first)."""
     keys = list(_point(0.1, 0.5, True).as_json())
     assert keys[:3] == ["lambda", "kept_fraction", "r"] and "lam" not in keys
     assert keys[-1] == "by_component" and len(keys) == 12

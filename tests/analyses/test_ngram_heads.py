@@ -222,3 +222,27 @@ def test_the_plain_loop_2gram_head_equals_the_hard_wired_pattern():
     ]  # attends one key too early: the matching token, not its successor
     scores = ngram_head_scores(x, torch.stack([loop, shifted], 1), 2)
     assert abs(scores["mass"][0] - 1) < 1e-6 and scores["mass"][1] < 0.7
+
+
+def test_baselines_step_returns_typed_checks_that_agree():
+    """The baselines step on unseen prompts: the oracle accepts them, the 2-gram baseline agrees
+    with its plain-loop twin, and every evaluation is [n, T]."""
+    from interp.analyses.ngram_heads import (
+        BaselineChecks,
+        Config,
+        HeadAblation,
+        PromptSet,
+        baselines,
+        unseen_prompts,
+    )
+
+    with pytest.warns(UserWarning, match="training DFAs of no/such/model/dir unknown"):
+        ps = unseen_prompts(Config(n_test_dfas=8), {"none": "no/such/model/dir"})
+    assert isinstance(ps, PromptSet) and len(ps.tokens) == 8 == ps.n_dfas and ps.overlap == 0
+    evals, checks = baselines(ps)
+    assert isinstance(checks, BaselineChecks) and set(evals) == {"oracle", "2gram", "3gram"}
+    assert checks.oracle_valid_frac == 1.0 and checks.bigram_disagree == 0
+    assert all(e.correct.shape == ps.tokens.shape == e.tvd.shape for e in evals.values())
+    assert float(torch.nanmean(evals["2gram"].correct)) == pytest.approx(checks.bigram_loop_acc)
+    abl = HeadAblation("mean", [(1, 0)], 0.9, 0.5, 0.4, [[[0, 1]]], [0.1], {"p": 0.01}, 0.1, 0.0)
+    assert "noop_gap" not in abl.as_json() and abl.as_json()["drop_top"] == 0.4

@@ -179,7 +179,8 @@ def test_a_diverged_model_is_refused_with_a_clear_error():
 
 
 def _synthetic_orbit(loop: bool, seed=0):
-    """Two clusters at (+-3, 0) in a 5-d space; switches pass through (0, +-1) (loop) or (0, 0) (line)."""
+    """Two clusters at (+-3, 0) in a 5-d space; switches pass through (0, +-1) (loop) or (0, 0)
+    (line)."""
     rng = np.random.default_rng(seed)
     H, Y = [], []
     for _ in range(40):
@@ -277,7 +278,9 @@ def test_end_to_end_on_two_tiny_rnns(tmp_path, n_states, d_hidden, source):
         m = _model(d_hidden=d_hidden, d_input=4, seed=n_states)
         m.save(tmp_path / "m")
         cfg = {"model": str(tmp_path / "m"), "hmm_kind": "chain", "n_states": n_states, "T": 20}
-    else:  # a (barely trained) zoo recipe: HMM and T come from the recipe, snapshots give metrics over training
+    else:
+        # a (barely trained) zoo recipe: HMM and T come from the recipe, snapshots give metrics
+        # over training
         name = "test-hmm-chain3-tiny"
         zoo.recipe(
             name,
@@ -357,3 +360,32 @@ def test_dashboard_panel_reads_a_saved_result():
     )
     dashboard(r, St())
     assert calls.count("subheader") == 3 and "table" in calls and "dataframe" in calls
+
+
+def test_rollout_and_no_input_steps_return_typed_values_of_the_right_shapes():
+    """The steps' dataclasses on a tiny RNN: a rollout's fields, the collapse of no-input runs
+    (a contracting W_hh decays to 0) and the kink labels of fixed points."""
+    from interp.analyses.rnn_hmm import Rollout, collapse, mark_kinks, rollout
+    from interp.methods.fixed_points import FixedPoints
+
+    m = _model(d_hidden=8, d_input=3)
+    run = rollout(m, 5, 7, seed=0)
+    assert isinstance(run, Rollout) and run.noise.shape == (5, 7, 3)
+    assert run.hidden.shape == (5, 7, 8) and run.outputs.shape == (5, 7)
+    assert run.logits.shape[:2] == (5, 7)
+    assert rollout(m, 5, 7, seed=0, h_capture=False).hidden is None
+    with torch.no_grad():
+        m.module.rnn.W_hh.copy_(0.5 * torch.eye(8))
+    col = collapse(m.module.double(), torch.rand(4, 8, dtype=torch.float64), steps=60)
+    assert col.norm < 1e-12 and col.rate == pytest.approx(0.5) and col.radius_all == 0.5
+    W = np.eye(2)
+    fps = FixedPoints(
+        points=np.array([[0.0, 1.0], [1.0, 1.0]]),
+        q=np.zeros(2),
+        counts=np.ones(2, dtype=int),
+        eigenvalues=np.zeros((2, 2), dtype=complex),
+        jacobians=np.zeros((2, 0, 0)),
+        stability=np.array(["stable", "stable"]),
+    )
+    assert mark_kinks(fps, W) == [0]  # its first pre-activation is 0: on the ReLU kink
+    assert fps.stability.tolist() == ["kink", "stable"]
