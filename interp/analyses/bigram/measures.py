@@ -13,7 +13,7 @@ from jaxtyping import Float, Int
 from scipy.stats import pearsonr
 
 from interp.analyses.bigram.config import Config
-from interp.analyses.bigram.types import CorpusChoice, CorpusStreams, ResidualMap
+from interp.analyses.bigram.types import AppliesMask, CorpusChoice, CorpusStreams, ResidualMap
 from interp.data.corpus import load_corpus
 from interp.methods.lens import residual_stream
 from interp.methods.masks import MaskLogits, logits_of, masked, native
@@ -68,13 +68,11 @@ def windows(stream: np.ndarray, n: int, seq_len: int, seed: int) -> Int[torch.Te
 def surprisals(
     m: Model,
     tokens: Int[torch.Tensor, "n seq"],
-    mask: Any = None,
+    mask: AppliesMask | None = None,
     complement: bool = False,
     batch_size: int = 16,
 ) -> Float[np.ndarray, "n seq_minus_1"]:
-    """``[n, pos-1]`` next-token surprisal (nats) of the model, under ``mask`` (anything with
-    ``apply(model, complement=...)``: a :class:`~interp.methods.masks.Mask`, a :class:`SoftMask`)
-    if given."""
+    """``[n, pos-1]`` next-token surprisal (nats) of the model, under ``mask`` if given."""
     root = native(m)
     out = []
     ctx = mask.apply(m, complement=complement) if mask is not None else contextlib.nullcontext()
@@ -108,7 +106,7 @@ def ridge_fit(
 
 @torch.no_grad()
 def capture_resid(
-    m: Model, tokens: Int[torch.Tensor, "n seq"], mask: Any = None
+    m: Model, tokens: Int[torch.Tensor, "n seq"], mask: AppliesMask | None = None
 ) -> tuple[list[Float[torch.Tensor, "n seq d_model"]], Float[torch.Tensor, "n seq vocab"]]:
     """Every residual stream ``R x [n, pos, d_model]`` and the logits ``[n, pos, vocab]`` of
     ``tokens`` (float32, CPU), under ``mask`` if given."""
@@ -128,7 +126,7 @@ def capture_resid(
 def residual_maps(
     m: Model,
     tokens: Int[torch.Tensor, "n seq"],
-    mask: Any = None,
+    mask: AppliesMask | None = None,
     *,
     alpha: float,
     k: int,
@@ -176,7 +174,7 @@ class SoftMask:
     def __init__(self, logits: MaskLogits):
         self.logits = logits
 
-    def apply(self, m: Model, complement: bool = False) -> contextlib.AbstractContextManager:
+    def apply(self, m: Model, complement: bool = False) -> contextlib.AbstractContextManager[Any]:
         if complement:
             raise ValueError("a soft mask has no complement here")
         return masked(m, self.logits.sites, self.logits.mask)

@@ -5,8 +5,9 @@ runs and the dashboard read, so they must not change."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -17,6 +18,13 @@ from interp.methods.masks import Mask, Site
 
 if TYPE_CHECKING:
     from interp.tracing.model import Model
+
+
+class AppliesMask(Protocol):
+    """What :func:`~interp.analyses.bigram.measures.surprisals` runs a model under: a hard
+    :class:`~interp.methods.masks.Mask` or a soft one (:class:`~.measures.SoftMask`)."""
+
+    def apply(self, m: Model, complement: bool = False) -> AbstractContextManager[Any]: ...
 
 
 @dataclass(frozen=True)
