@@ -15,7 +15,7 @@ def brute_force(seqs, vocab):
     pairs, uni = Counter(), Counter()
     for s in seqs:
         uni.update(s)
-        pairs.update(zip(s[:-1], s[1:]))
+        pairs.update(zip(s[:-1], s[1:], strict=True))
     table = np.zeros((vocab, vocab))
     total = sum(uni.values())
     for prev in range(vocab):
@@ -132,7 +132,8 @@ def test_targets_at_a_50k_vocabulary_never_build_the_vocab_by_vocab_table(monkey
     tokens[1, 0] = 5  # a seen context (ids below 300 occur)
     target = bg.target_fn()(tokens)
     for t, row in ((int(tokens[1, 0]), target[1, 0]), (int(tokens[1, 1]), target[1, 1])):
-        # each row is P(. | token) from the counts, or the unigram backoff where the context is unseen
+        # each row is P(. | token) from the counts, or the unigram backoff where the context is
+        # unseen
         ref = (
             bg.counts[t].toarray().ravel() / bg.context_counts[t]
             if bg.context_counts[t]
