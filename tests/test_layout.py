@@ -390,7 +390,6 @@ def test_registries_refuse_a_duplicate_name():
 OVER_80_BEING_SPLIT = {
     "app/explorer.py:explorer_page",
     "interp/analyses/bigram.py:add_metrics_and_criteria",
-    "interp/analyses/check.py:report",
     "interp/analyses/crossmodal.py:add_criteria",
     "interp/analyses/crossmodal.py:run_llava",
     "interp/analyses/model_report.py:report",
