@@ -392,7 +392,6 @@ OVER_80_BEING_SPLIT = {
     "interp/analyses/bigram.py:add_metrics_and_criteria",
     "interp/analyses/crossmodal.py:add_criteria",
     "interp/analyses/crossmodal.py:run_llava",
-    "interp/analyses/model_report.py:report",
     "interp/analyses/ngram_heads.py:_criteria",
     "interp/analyses/rnn_hmm.py:_criteria",
     "interp/analyses/rnn_hmm.py:no_input_dynamics",
