@@ -124,7 +124,6 @@ def test_no_import_circle_between_project_modules():
 OVER_600_BEING_SPLIT = {
     "interp/analyses/bigram.py",
     "interp/analyses/ngram_heads.py",
-    "interp/analyses/reversal.py",
     "interp/analyses/rnn_hmm.py",
     "interp/analyses/sae_circuits.py",
     "interp/methods/masks.py",
