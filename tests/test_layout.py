@@ -397,7 +397,6 @@ OVER_80_BEING_SPLIT = {
     "interp/bench/methods.py:bench_fixed_points",
     "interp/methods/fixed_points.py:find_fixed_points",
     "interp/methods/masks.py:train_mask",
-    "interp/models/recipes/crossmodal.py:train_vlm",
     "interp/models/recipes/rnn_hmm.py:train_hmm_rnn",
     "interp/sae/features.py:feature_pages",
     "interp/sae/train.py:train_sae",
