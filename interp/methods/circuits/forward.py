@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import torch
 from jaxtyping import Float
 
-from interp.methods.circuits.graph import Graph
+from interp.methods.circuits.graph import Graph, make_graph
+from interp.tracing.gradients import metric_grads_batch
 from interp.tracing.model import Model
 from interp.tracing.trace import trace
 
@@ -291,8 +292,6 @@ def build_graph(m: Model, *, check: bool = True) -> Graph:
     the split-reader forward reproduces the model's logits; the logits' input is the sum of
     the writers' outputs plus the attention output biases; patching every edge from a second
     prompt's run gives that prompt's logits. Post-norm models (BERT) are refused up front."""
-    from interp.methods.circuits.graph import make_graph
-
     if m.backend != "tl" or m.kind not in ("transformer",) or not m.n_layers:
         raise ValueError(
             f"{m.model_id}: edge circuits need a TransformerLens transformer "
@@ -403,8 +402,6 @@ def fast_reader_grads(
     logits) its reader indices and gradient ``[b, pos, R, d_model]`` (see
     :func:`dense_grads`), and with ``writers`` the writers' outputs ``[b, pos, writers,
     d_model]``."""
-    from interp.tracing.gradients import metric_grads_batch
-
     hooks = [h for h in reader_hooks(m, g) if writers or not h.endswith(("hook_z", "hook_mlp_out"))]
     first = m.hook("resid_pre", 0)
     edits: dict[str, Callable] = {
