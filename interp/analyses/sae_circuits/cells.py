@@ -150,8 +150,8 @@ def seed_scores(
         if s < len(g.planted_auc):
             aucs = planted_scores(res, config, seed + 3)
             g.planted_auc[s] = [aucs.get(k, np.nan) for k in config.methods]
-        if s < config.sweep_seeds:
-            datas.append(data)
+        if s < config.sweep_seeds and (config.prompt_sweep or config.d_sae_sweep):
+            datas.append(data)  # kept only when a sweep will read it
     return g, mean, datas
 
 
