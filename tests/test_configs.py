@@ -89,7 +89,8 @@ def test_every_number_field_has_bounds(name):
         if _numeric(info.annotation) and not _bounded(info)
     ]
     assert not loose, (
-        f"{name}: number fields without bounds (use interp.fields types or Field(ge=, le=)): {loose}"
+        f"{name}: number fields without bounds (use interp.fields types or Field(ge=, le=)): "
+        f"{loose}"
     )
 
 

@@ -42,7 +42,8 @@ def _leaves(Config: type, values: dict, prefix: str = "") -> list[str]:
 
 
 def _without(values: dict, path: str) -> dict:
-    """``values`` with the leaf at dotted ``path`` removed (``path`` as :func:`_leaves` gives it)."""
+    """``values`` with the leaf at dotted ``path`` removed (``path`` as :func:`_leaves` gives
+    it)."""
     out = dict(values)
     if path in out:
         del out[path]
@@ -133,7 +134,8 @@ def test_a_planted_nested_default_fails_the_check(tmp_path, monkeypatch):
     default = getattr(getattr(Config(), head), leaf)
     _plant(
         tmp_path,
-        f"analysis: ngram_heads\npresets:\n  quick: {{}}\n  full:\n    {head}: {{{leaf}: {default}}}\n",
+        "analysis: ngram_heads\npresets:\n  quick: {}\n"
+        f"  full:\n    {head}: {{{leaf}: {default}}}\n",
     )
     monkeypatch.setenv("INTERP_EXPERIMENTS", str(tmp_path))
     with pytest.raises(AssertionError, match=rf"full: {head}\.{leaf}"):

@@ -140,6 +140,21 @@ def test_a_damaged_run_is_listed_as_damaged_and_never_skipped_silently(tmp_path)
         runs.find_run("exp", root=tmp_path)  # an older run is never passed off as the latest
 
 
+def test_a_seeds_run_with_fewer_run_ids_than_seeds_is_damaged(tmp_path):
+    """The dashboard pairs each seed with its run id: a run.json whose lists differ in length is
+    reported as damaged, naming the file, instead of pairing the wrong runs."""
+    d = tmp_path / "exp" / "20260101-000000-aaaaaa"
+    Result("model_report", metrics={"criteria": []}).save(d)
+    meta = {"experiment": "exp", "analysis": "model_report", "seeds": [0, 1], "runs": ["r0"]}
+    (d / "run.json").write_text(json.dumps(meta))
+    (row,) = runs.list_runs(root=tmp_path, include_damaged=True)
+    assert "run.json" in row.damaged and "same length" in row.damaged
+    meta["runs"] = ["r0", "r1"]
+    (d / "run.json").write_text(json.dumps(meta))
+    (row,) = runs.list_runs(root=tmp_path, include_damaged=True)
+    assert not row.damaged and row.seed_runs == ("r0", "r1")
+
+
 def test_two_identical_runs_started_together_both_land(tmp_path):
     import subprocess
     import sys
@@ -153,7 +168,10 @@ def test_two_identical_runs_started_together_both_land(tmp_path):
         class C(BaseModel):
             seed: int = 0
 
-        print(write_run("twin", "quick", None, C(), lambda cfg: Result("twin"), "twin", root={str(tmp_path)!r}))
+        def run(cfg):
+            return Result("twin")
+
+        print(write_run("twin", "quick", None, C(), run, "twin", root={str(tmp_path)!r}))
     """)
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

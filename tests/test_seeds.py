@@ -62,7 +62,7 @@ def test_model_names_with_seeds_validate():
     assert check_model_name("zoo:code-lm-tiny@4") == "zoo:code-lm-tiny@4"
 
 
-# ------------------------------------------------------------------ a run's seed picks the training seed
+# ------------------------------------------------------------ a run's seed picks the training seed
 def test_seeded_names_single_model_uses_the_run_seed():
     assert zoo.seeded_names(["zoo:code-lm-tiny"], 0) == {}
     assert zoo.seeded_names(["zoo:code-lm-tiny"], 7) == {"zoo:code-lm-tiny": "zoo:code-lm-tiny@7"}

@@ -1,7 +1,8 @@
 """The benchmark: its timing helpers, and a run at tiny size that names every target.
 
 Timings are never asserted (a shared machine); the tests check that every measuring part
-runs, on a transformer and an RNN, and that metrics.json lists every performance target (docs/performance.md).
+runs, on a transformer and an RNN, and that metrics.json lists every performance target
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def test_benchmark_hooks_come_from_the_model(tiny_gpt, tiny_rnn):
 
 def test_knockout_item_measures_the_bench_transformer_and_hf_shapes():
     """The knockout item reports its three targets on the bench transformer and, suffixed, on a
-    GPT-2- and a Llama-shaped Hugging Face model; only the logit error is checked (a value, not a time)."""
+    GPT-2- and a Llama-shaped Hugging Face model; only the logit error is checked (a value, not a
+    time)."""
     from interp.bench.methods import KNOCKOUT_HF, KNOCKOUT_TARGETS
 
     result = bench.run(bench.Config(**TINY, only=["knockout"]))

@@ -21,7 +21,7 @@ def test_ab_items_are_seeded_balanced_and_end_before_the_letter():
     assert len(a) == len(D.BEHAVIOURS["optimism"])
     share = sum(it.matching == "A" for it in a) / len(a)
     assert 0.2 < share < 0.8
-    for it, (q, yes, _) in zip(a, D.BEHAVIOURS["optimism"]):
+    for it, (q, yes, _) in zip(a, D.BEHAVIOURS["optimism"], strict=True):
         assert it.prompt.endswith("Answer: (") and q in it.prompt
         assert f"({it.matching}) {yes}" in it.prompt
     with pytest.raises(KeyError):

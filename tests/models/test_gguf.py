@@ -26,9 +26,8 @@ def test_f32_gguf_loads_exactly(tiny):
         ref = hf(x, output_hidden_states=True)
         out, acts = interp.trace(m, x, capture=m.resid_names())
     assert (out - ref.logits).abs().max() < 1e-5
-    for name, hidden in zip(
-        m.resid_names()[:-1], ref.hidden_states[:-1]
-    ):  # HF's last one is after the norm
+    # HF's last hidden state is after the final norm: compare the ones before it
+    for name, hidden in zip(m.resid_names()[:-1], ref.hidden_states[:-1], strict=True):
         assert (acts[name] - hidden).abs().max() < 1e-5, name
     assert m.source["architecture"] == "llama" and m.source["quantization"] == ["F32"]
     assert m.model_id == str(path)

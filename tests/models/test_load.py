@@ -12,7 +12,7 @@ from interp.data.tokenizer import word_tokenizer
 def _check_hidden_states(m, hf, ids, n_layers, final_is_normed):
     with torch.no_grad():
         ref = hf(ids, output_hidden_states=True)
-    names = [f"blocks.{l}.hook_resid_post" for l in range(n_layers)]
+    names = [f"blocks.{layer}.hook_resid_post" for layer in range(n_layers)]
     out, acts = interp.trace(m, ids, capture=["blocks.0.hook_resid_pre", *names])
     torch.testing.assert_close(out, ref.logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(
@@ -20,8 +20,10 @@ def _check_hidden_states(m, hf, ids, n_layers, final_is_normed):
     )
     # HF's last hidden state of GPT-2 is after the final LayerNorm; BERT's is the block output.
     last = n_layers - 1 if final_is_normed else n_layers
-    for l in range(last):
-        torch.testing.assert_close(acts[names[l]], ref.hidden_states[l + 1], atol=1e-5, rtol=0)
+    for layer in range(last):
+        torch.testing.assert_close(
+            acts[names[layer]], ref.hidden_states[layer + 1], atol=1e-5, rtol=0
+        )
 
 
 def test_gpt2_save_pretrained_matches_hf(tmp_path):
@@ -133,7 +135,7 @@ def test_headless_bert_loads_with_its_hidden_states_exact(tmp_path):
     with torch.no_grad():
         ref = hf(ids, output_hidden_states=True).hidden_states
     _, acts = interp.trace(m, ids, capture=m.resid_names())
-    for name, want in zip(m.resid_names(), ref):
+    for name, want in zip(m.resid_names(), ref, strict=True):
         torch.testing.assert_close(acts[name], want, atol=1e-5, rtol=0)
 
 

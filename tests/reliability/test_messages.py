@@ -221,7 +221,7 @@ def test_layer_beyond_the_model_is_a_config_error(tiny_gpt, monkeypatch):
     assert sae.load(cfg.model_copy(update={"layer": -2}))[1] == "blocks.0.hook_resid_post"
 
 
-# ------------------------------------------------------------------ experiments, runs folder, CLI options
+# ------------------------------------------------------------ experiments, runs folder, CLI options
 def test_broken_experiment_yaml_hides_no_other_experiment(tmp_path, monkeypatch, fake_analysis):
     exps = tmp_path / "experiments"
     exps.mkdir()
