@@ -4,18 +4,18 @@ unchanged repeats a default, even where a default depends on other fields)."""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
 
+import interp.analyses as analyses
 from interp import bench, runs
 
 
 def _all_presets() -> list[tuple[str, type, dict[str, dict]]]:
     """``(what, Config, presets)`` for every experiment and the benchmark."""
-    import interp.analyses as analyses
-
     out = [
         (name, analyses.get(exp.analysis).Config, exp.presets)
         for name, exp in runs.experiments().items()
@@ -97,8 +97,6 @@ def test_presets_list_only_what_differs_from_the_defaults():
 # ------------------------------------------------------------------ the check itself
 def _plant(tmp_path, text: str, name: str = "planted") -> None:
     """An experiments directory: the real experiments and benchmark plus ``<name>.yaml``."""
-    import shutil
-
     src = runs.experiments_dir()
     for f in src.glob("*.yaml"):
         shutil.copy(f, tmp_path / f.name)
@@ -108,8 +106,6 @@ def _plant(tmp_path, text: str, name: str = "planted") -> None:
 
 
 def test_a_planted_default_fails_the_check(tmp_path, monkeypatch):
-    import interp.analyses as analyses
-
     default = analyses.get("model_report").Config.model_fields["n_prompts"].default
     _plant(
         tmp_path,
@@ -124,8 +120,6 @@ def test_a_planted_default_fails_the_check(tmp_path, monkeypatch):
 
 
 def test_a_planted_nested_default_fails_the_check(tmp_path, monkeypatch):
-    import interp.analyses as analyses
-
     Config = analyses.get("ngram_heads").Config
     nested = [p for p in runs.field_paths(Config) if "." in p]
     if not nested:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers as T
+from transformers import BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPT2LMHeadModel
 
 import interp
 from interp.data.tokenizer import word_tokenizer
@@ -27,8 +29,6 @@ def _check_hidden_states(m, hf, ids, n_layers, final_is_normed):
 
 
 def test_gpt2_save_pretrained_matches_hf(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     tok = word_tokenizer(list("abcdefghij"))
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(
@@ -52,8 +52,6 @@ def test_gpt2_save_pretrained_matches_hf(tmp_path):
 
 
 def test_bert_save_pretrained_matches_hf(tmp_path):
-    from transformers import BertConfig, BertForMaskedLM
-
     tok = word_tokenizer(list("abcdefgh"))
     torch.manual_seed(0)
     hf = BertForMaskedLM(
@@ -101,8 +99,6 @@ def test_bad_names_are_clear_errors(tmp_path):
 
 
 def test_hf_without_a_name_and_a_truncated_checkpoint_are_clear_errors(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     with pytest.raises(ValueError, match="no Hugging Face name after 'hf:'"):
         interp.load_model("hf:")
     GPT2LMHeadModel(
@@ -115,8 +111,6 @@ def test_hf_without_a_name_and_a_truncated_checkpoint_are_clear_errors(tmp_path)
 
 
 def test_headless_bert_loads_with_its_hidden_states_exact(tmp_path):
-    from transformers import BertConfig, BertModel
-
     torch.manual_seed(0)
     hf = BertModel(
         BertConfig(
@@ -141,8 +135,6 @@ def test_headless_bert_loads_with_its_hidden_states_exact(tmp_path):
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "neox"])
 def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, arch):
-    import transformers as T
-
     torch.manual_seed(0)
     small = dict(
         vocab_size=50,
@@ -174,8 +166,6 @@ def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, ar
 
 
 def test_an_architecture_transformerlens_cannot_bridge_is_named_with_a_way_out(tmp_path):
-    import transformers as T
-
     T.XLNetLMHeadModel(
         T.XLNetConfig(vocab_size=50, d_model=32, n_layer=1, n_head=4, d_inner=64)
     ).save_pretrained(tmp_path)
