@@ -254,7 +254,8 @@ def stated_counts(text: str, pattern: str) -> tuple[int, int]:
 
 def test_the_documents_count_the_registered_analyses():
     """README.md and docs/analyses/README.md state how many analyses there are and how many
-    reproduce a paper (an analysis registered with ``paper=``); both numbers come from the registry.
+    reproduce a paper (an analysis registered with ``paper=``); both numbers come from the registry,
+    and so do the README's count of the others and the names docs/analyses/README.md gives them.
     The analyses table lists exactly the registered analyses."""
     import interp
 
@@ -268,6 +269,15 @@ def test_the_documents_count_the_registered_analyses():
         )
         == truth
     )
+    others = re.search(r"reproduce a paper, the other (\w+) are\s+our\s+own", readme)
+    assert others and NUMBERS[others.group(1).lower()] == truth[0] - truth[1], (
+        "README.md: 'the other <n> are our own' must be the analyses that reproduce no paper"
+    )
+    ours = re.search(r"the others are our own:(.*?)\(Both numbers", doc, flags=re.DOTALL)
+    assert ours, "docs/analyses/README.md names the analyses that are our own after 'our own:'"
+    assert sorted(re.findall(r"`(\w+)`", ours.group(1))) == sorted(
+        n for n in names if not interp.analyses.get(n).paper
+    ), "docs/analyses/README.md: the analyses named as our own differ from the registry"
     assert (
         stated_counts(doc, r"^(\w+) registered analyses\. (\w+) reproduce a published result")
         == truth
