@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ def brute_force(seqs, vocab):
     pairs, uni = Counter(), Counter()
     for s in seqs:
         uni.update(s)
-        pairs.update(zip(s[:-1], s[1:], strict=True))
+        pairs.update(pairwise(s))
     table = np.zeros((vocab, vocab))
     total = sum(uni.values())
     for prev in range(vocab):
