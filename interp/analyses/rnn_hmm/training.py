@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -74,24 +75,23 @@ def snapshot_row(
 ) -> SnapshotRow:
     """The metrics of the snapshot loaded in ``work`` (wrapped as ``mw``); orbit and Jacobian
     measures NaN when its long noisy runs diverge."""
-    fid: dict[str, float] = {}  # at the training length, when those outputs are finite
+    row = SnapshotRow(step=step)
     short = rollout(mw, config.n_train_eval, T, s + 10, h_capture=False)
-    if bool(torch.isfinite(short.logits).all()):
+    if bool(torch.isfinite(short.logits).all()):  # fidelity at the training length
         row_min = min(config.row_min_count, config.n_train_eval // 10)
         fs = fidelity(short.outputs, hmm_y, K, row_min, frequent)
-        fid = {
-            "freq_error": fs.freq_error,
-            "row_error": fs.row_error,
-            "switch_error": fs.switch_error,
-        }
+        row = replace(
+            row, freq_error=fs.freq_error, row_error=fs.row_error, switch_error=fs.switch_error
+        )
     long_run = rollout(mw, 4, config.long_T, s + 11)
     Hs2 = long_run.hidden
     grow = trajectory_growth(Hs2[:, BURN:])
-    growth = {
-        "diverged": grow["diverged"],
-        "growth_per_step": grow["growth_per_step"],
-        "max_hidden_norm": grow["max_norm"],
-    }
+    row = replace(
+        row,
+        diverged=grow["diverged"],
+        growth_per_step=grow["growth_per_step"],
+        max_hidden_norm=grow["max_norm"],
+    )
     if grow["diverged"]:
         log.warning(
             "training snapshot at step %d diverges on %d-step noisy runs (norm x%.4f a step, "
@@ -101,22 +101,20 @@ def snapshot_row(
             grow["growth_per_step"],
             grow["max_norm"],
         )
-        return SnapshotRow(step=step, **fid, **growth)
+        return row
     y2 = long_run.logits.argmax(-1).numpy()
     reg2 = state_residency(work, Hs2[:, BURN:], config, s + 13)[1]
     g2 = orbit_geometry(Hs2.numpy()[:, BURN:], y2[:, BURN:], reg2, frequent)
     sel = torch.randint(0, 4 * (config.long_T - BURN), (100,), generator=gen)
     Hsel = Hs2[:, BURN:].reshape(-1, Hs2.shape[-1])[sel]
     ev2 = jacobian_spectra(work, Hsel, torch.zeros(len(sel), work.hmm_spec.d_input))
-    return SnapshotRow(
-        step=step,
-        **fid,
+    return replace(
+        row,
         pc1=g2["pc1"],
         cluster_purity=g2["cluster_purity"],
         loop_separation=g2["loop_separation"],
         frac_unstable_jacobian=float((np.abs(ev2[:, 0]) > 1).mean()),
         frac_complex_leading=float((np.abs(ev2[:, 0].imag) > 1e-6).mean()),
-        **growth,
     )
 
 
