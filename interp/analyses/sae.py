@@ -14,16 +14,22 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import annotated_types as at
+import numpy as np
 import torch
+from jaxtyping import Float, Int
 from pydantic import BaseModel, ConfigDict, model_validator
 
+import interp
 from interp.analyses import register
+from interp.data.sae import token_windows
 from interp.fields import (
     MAX_COUNT,
+    ConfigError,
     CorpusSource,
     Count,
     Device,
@@ -32,8 +38,20 @@ from interp.fields import (
     NonNegInt,
     PositiveFloat,
     Seed,
+    check_disk,
+    check_fits,
+    check_layer,
+    check_seq_len,
 )
+from interp.plotting import sae as plots
 from interp.results import Result
+from interp.sae import SAE, SAEConfig, SAETrainConfig, loss_recovered, spliced, train_sae
+from interp.sae.features import FeaturePages, feature_pages
+from interp.sae.train import evaluate_sae
+from interp.tracing.model import Model
+from interp.tracing.store import ActivationStore
+from interp.tracing.trace import trace
+from interp.utils import cache_dir, config_hash
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +63,7 @@ class Config(BaseModel):
 
     model: ModelName = "zoo:code-lm-tiny"
     corpus: CorpusSource = "stdlib"
-    layer: Annotated[
-        int, at.Ge(-64), at.Le(64)
-    ] = -1  # resid_post of this block (negative: from the end)
+    layer: Annotated[int, at.Ge(-64), at.Le(64)] = -1  # resid_post of this block (<0: from the end)
     n_train: Count = 512  # training windows
     n_eval: Count = 64  # held-out windows for FVU, L0 and the loss recovered
     seq_len: Annotated[int, at.Ge(2), at.Le(MAX_COUNT)] = 64
@@ -58,9 +74,7 @@ class Config(BaseModel):
     steps: Count = 2000
     batch_size: Count = 1024  # tokens per SAE step
     lr: PositiveFloat = 1e-3
-    dense_above: Fraction = (
-        0.1  # a latent firing on more than this fraction of tokens counts as dense
-    )
+    dense_above: Fraction = 0.1  # a latent firing on more than this share of tokens is dense
     feature_k: Count = 10  # top contexts per latent on the feature pages
     collect_batch: Count = 32
     # Positions left out of training and evaluation at the start of each window. Position 0 of a
@@ -92,12 +106,56 @@ class Config(BaseModel):
         return self
 
 
-# ------------------------------------------------------------------ steps
-def load(config: Config):
-    """The model and the hook name."""
-    import interp
-    from interp.fields import ConfigError, check_layer, check_seq_len
+# ------------------------------------------------------------------ what the steps pass
+@dataclass(frozen=True)
+class Windows:
+    """Token windows ``[n, seq_len]`` of the corpus: training (its ``train`` split) and
+    held-out (its ``heldout`` split)."""
 
+    train: Int[torch.Tensor, "n_train seq"]
+    heldout: Int[torch.Tensor, "n_eval seq"]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The SAE and what its training reports: final FVU on the store, seconds, resampled
+    latents, the sink threshold (None: no filter) with the rows it left out of ``n_rows``,
+    and the loss log."""
+
+    sae: SAE
+    fvu: float
+    seconds: float
+    resampled: int
+    max_norm: float | None
+    sink_rows: int
+    n_rows: int
+    log: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Held-out measures: FVU, dead latents, L0 and the cross-entropies of the loss recovered
+    (sink positions left out), each latent's firing rate, the dense share, the spliced
+    forward's error-term gap (relative to the logits' scale), the decoder rows' norm gap and
+    the share of held-out positions that were sinks."""
+
+    fvu: float
+    l0: float
+    dead_frac: float
+    dense_frac: float
+    ce_clean: float
+    ce_spliced: float
+    ce_zero: float
+    loss_recovered: float
+    density: Float[np.ndarray, " d_sae"]
+    error_term_gap: float
+    decoder_norm_gap: float
+    heldout_sink_frac: float
+
+
+# ------------------------------------------------------------------ steps
+def load(config: Config) -> tuple[Model, str]:
+    """The model and the hook name."""
     m = interp.load_model(config.model, device=config.device)
     if m.tokenizer is None:
         raise ConfigError(
@@ -107,13 +165,24 @@ def load(config: Config):
     return m, m.hook("resid_post", check_layer(m, config.layer))
 
 
+def windows(m: Model, config: Config) -> Windows:
+    """The training and held-out windows (BOS first where the model has a start token)."""
+    kw = dict(seq_len=config.seq_len, max_chars=config.corpus_chars, start_token=m.start_token_id)
+    return Windows(
+        train=token_windows(
+            m.tokenizer, config.corpus, "train", config.n_train, seed=config.seed, **kw
+        ),
+        heldout=token_windows(
+            m.tokenizer, config.corpus, "heldout", config.n_eval, seed=config.seed + 1, **kw
+        ),
+    )
+
+
 def collect_store(
-    m, hook: str, tokens: torch.Tensor, root: Path, batch_size: int, skip_first: int = 0
-):
+    m: Model, hook: str, tokens: torch.Tensor, root: Path, batch_size: int, skip_first: int = 0
+) -> ActivationStore:
     """The training activations, collected into a sharded store on disk (the SAE streams from it),
     from position ``skip_first`` on. A complete store already at ``root`` is reused."""
-    import interp
-
     positions = slice(skip_first, None) if skip_first else "all"
     return interp.collect(
         m,
@@ -126,11 +195,9 @@ def collect_store(
     )
 
 
-def store_root(m, hook: str, config: Config) -> Path:
+def store_root(m: Model, hook: str, config: Config) -> Path:
     """Where the training store of ``config`` is kept when ``cache_store`` is on: keyed by
     everything that decides its content (the store's own manifest also checks the weights)."""
-    from interp.utils import cache_dir, config_hash
-
     key = config_hash(
         {
             "model": m.model_id,
@@ -146,10 +213,8 @@ def store_root(m, hook: str, config: Config) -> Path:
     return cache_dir() / "stores" / f"sae-{key}"
 
 
-def train(store, hook: str, d_in: int, config: Config):
+def train(store: ActivationStore, hook: str, d_in: int, config: Config) -> Trained:
     """The SAE, trained on the store's activations."""
-    from interp.sae import SAEConfig, SAETrainConfig, train_sae
-
     cfg = SAEConfig(
         d_in=d_in,
         d_sae=config.d_sae,
@@ -167,19 +232,30 @@ def train(store, hook: str, d_in: int, config: Config):
         mse="sum",
         max_norm_ratio=config.sink_norm_ratio,
     )
-    return train_sae(store, cfg, tc, hook=hook)
+    sae, report = train_sae(store, cfg, tc, hook=hook)
+    return Trained(
+        sae=sae,
+        fvu=report["fvu"],
+        seconds=report["seconds"],
+        resampled=report["resampled"],
+        max_norm=report["max_norm"],
+        sink_rows=report["sink_rows"],
+        n_rows=report["n_rows"],
+        log=report["log"],
+    )
 
 
 @torch.no_grad()
 def evaluate(
-    m, sae, hook: str, tokens: torch.Tensor, config: Config, max_norm: float | None = None
-) -> dict:
+    m: Model,
+    sae: SAE,
+    hook: str,
+    tokens: torch.Tensor,
+    config: Config,
+    max_norm: float | None = None,
+) -> Evaluation:
     """Held-out FVU, L0, dead and dense latents, loss recovered, and the error-term check;
     positions whose norm exceeds ``max_norm`` (the training's sink threshold) are left out."""
-    from interp.sae import loss_recovered, spliced
-    from interp.sae.train import evaluate_sae
-    from interp.tracing.trace import trace
-
     clean, acts = trace(m, tokens, capture=[hook])
     x = acts[hook][:, config.skip_first :].reshape(-1, acts[hook].shape[-1])
     n_positions = len(x)
@@ -200,24 +276,26 @@ def evaluate(
     )
     # relative to the logits' scale: float32 keeps ~7 digits of x - rec + rec, whatever x's size
     scale = max(1.0, float(clean.abs().max()))
-    return {
-        **quality,
-        **lr,
-        "density": density,
-        "dense_frac": float((density > config.dense_above).mean()),
-        "error_term_gap": float((exact - clean).abs().max()) / scale,
-        "decoder_norm_gap": float((sae.W_dec.norm(dim=-1) - 1).abs().max()),
-        "heldout_sink_frac": 1.0 - len(x) / max(n_positions, 1),
-    }
+    return Evaluation(
+        fvu=quality["fvu"],
+        l0=lr["l0"],  # the loss recovered's L0: the same positions, counted on the spliced run
+        dead_frac=quality["dead_frac"],
+        dense_frac=float((density > config.dense_above).mean()),
+        ce_clean=lr["ce_clean"],
+        ce_spliced=lr["ce_spliced"],
+        ce_zero=lr["ce_zero"],
+        loss_recovered=lr["loss_recovered"],
+        density=density,
+        error_term_gap=float((exact - clean).abs().max()) / scale,
+        decoder_norm_gap=float((sae.W_dec.norm(dim=-1) - 1).abs().max()),
+        heldout_sink_frac=1.0 - len(x) / max(n_positions, 1),
+    )
 
 
-def _check_sizes(m, config: Config) -> None:
+def _check_sizes(m: Model, config: Config) -> None:
     """Before any work: what the run holds in memory, and the store it writes to the temporary
-    folder, fit this machine (:class:`~interp.fields.ConfigError` naming the settings otherwise)."""
-    import tempfile
-
-    from interp.fields import check_disk, check_fits
-
+    folder, fit this machine (:class:`~interp.fields.ConfigError` naming the settings
+    otherwise)."""
     d, tokens = m.cfg.d_model, config.n_eval * config.seq_len
     check_fits(
         {
@@ -235,10 +313,11 @@ def _check_sizes(m, config: Config) -> None:
     )
 
 
-def add_criteria(result: Result, ev: dict) -> None:
+def add_criteria(result: Result, ev: Evaluation) -> None:
+    """The splice and decoder identities (sanity), the loss recovered and L0 (claims)."""
     result.add_criterion(
         "error_term_makes_splice_exact",
-        ev["error_term_gap"],
+        ev.error_term_gap,
         "<=",
         1e-5,
         kind="sanity",
@@ -247,7 +326,7 @@ def add_criteria(result: Result, ev: dict) -> None:
     )
     result.add_criterion(
         "decoder_rows_unit_norm",
-        ev["decoder_norm_gap"],
+        ev.decoder_norm_gap,
         "<=",
         1e-4,
         kind="sanity",
@@ -255,15 +334,16 @@ def add_criteria(result: Result, ev: dict) -> None:
     )
     result.add_criterion(
         "loss_recovered",
-        ev["loss_recovered"],
+        ev.loss_recovered,
         ">=",
         0.9,
         kind="claim",
-        description="(CE zero-ablated - CE spliced) / (CE zero-ablated - CE clean) on held-out text",
+        description="(CE zero-ablated - CE spliced) / (CE zero-ablated - CE clean) on held-out "
+        "text",
     )
     result.add_criterion(
         "l0_at_most_64",
-        ev["l0"],
+        ev.l0,
         "<=",
         64,
         kind="claim",
@@ -272,14 +352,36 @@ def add_criteria(result: Result, ev: dict) -> None:
     )
 
 
-def figures(ev: dict, report: dict) -> dict:
-    from interp.plotting import sae as plots
-
+def figures(ev: Evaluation, trained: Trained) -> dict:
+    """Cross-entropies clean / spliced / zero-ablated, the latents' firing rates, the loss."""
     return {
-        "loss": plots.loss_bars(ev["ce_clean"], ev["ce_spliced"], ev["ce_zero"]),
-        "density": plots.density_histogram(ev["density"]),
-        "training": plots.training_curve(report["log"]),
+        "loss": plots.loss_bars(ev.ce_clean, ev.ce_spliced, ev.ce_zero),
+        "density": plots.density_histogram(ev.density),
+        "training": plots.training_curve(trained.log),
     }
+
+
+def train_and_evaluate(
+    m: Model, hook: str, tokens: Windows, config: Config
+) -> tuple[int, Trained, Evaluation, FeaturePages]:
+    """Collect the training store (temporary unless ``cache_store``), train on it, evaluate on
+    the held-out windows and write the feature pages from the store: ``(d_in, trained,
+    evaluation, pages)``."""
+    root = (
+        store_root(m, hook, config)
+        if config.cache_store
+        else Path(tempfile.mkdtemp(prefix="interp-sae-"))
+    )
+    try:
+        store = collect_store(m, hook, tokens.train, root, config.collect_batch, config.skip_first)
+        d_in = int(store.manifest.arrays[hook].shape[-1])
+        trained = train(store, hook, d_in, config)
+        ev = evaluate(m, trained.sae, hook, tokens.heldout, config, trained.max_norm)
+        pages = feature_pages(trained.sae, store, hook, model=m, k=config.feature_k)
+    finally:
+        if not config.cache_store:
+            shutil.rmtree(root, ignore_errors=True)
+    return d_in, trained, ev, pages
 
 
 # ------------------------------------------------------------------ run
@@ -290,77 +392,41 @@ def figures(ev: dict, report: dict) -> dict:
     figure_order=("loss", "density", "training"),
 )
 def run(config: Config) -> Result:
-    """Train an SAE from a collected store; loss recovered, L0, FVU, dead/dense latents, feature pages."""
-    from interp.data.sae import token_windows
-    from interp.sae.features import feature_pages
-
+    """Train an SAE from a collected store; loss recovered, L0, FVU, dead/dense latents,
+    feature pages."""
     torch.manual_seed(config.seed)
     m, hook = load(config)
     _check_sizes(m, config)
-    windows = dict(
-        seq_len=config.seq_len, max_chars=config.corpus_chars, start_token=m.start_token_id
-    )
-    train_tokens = token_windows(
-        m.tokenizer, config.corpus, "train", config.n_train, seed=config.seed, **windows
-    )
-    eval_tokens = token_windows(
-        m.tokenizer, config.corpus, "heldout", config.n_eval, seed=config.seed + 1, **windows
-    )
-    root = (
-        store_root(m, hook, config)
-        if config.cache_store
-        else Path(tempfile.mkdtemp(prefix="interp-sae-"))
-    )
-    try:
-        store = collect_store(m, hook, train_tokens, root, config.collect_batch, config.skip_first)
-        d_in = int(store.manifest.arrays[hook].shape[-1])
-        sae, report = train(store, hook, d_in, config)
-        ev = evaluate(m, sae, hook, eval_tokens, config, report["max_norm"])
-        pages = feature_pages(sae, store, hook, model=m, k=config.feature_k)
-    finally:
-        if not config.cache_store:
-            shutil.rmtree(root, ignore_errors=True)
+    tokens = windows(m, config)
+    d_in, trained, ev, pages = train_and_evaluate(m, hook, tokens, config)
     result = Result("sae")
     add_criteria(result, ev)
-    result.metrics.update(
-        {
-            k: ev[k]
-            for k in (
-                "fvu",
-                "l0",
-                "dead_frac",
-                "dense_frac",
-                "ce_clean",
-                "ce_spliced",
-                "ce_zero",
-                "loss_recovered",
-            )
-        }
-    )
+    keys = ("fvu", "l0", "dead_frac", "dense_frac", "ce_clean", "ce_spliced", "ce_zero")
+    result.metrics.update({k: getattr(ev, k) for k in (*keys, "loss_recovered")})
     result.metrics.update(
         {
             "hook": hook,
-            "train_tokens": int(len(train_tokens) * (config.seq_len - config.skip_first)),
+            "train_tokens": int(len(tokens.train) * (config.seq_len - config.skip_first)),
             "skip_first": config.skip_first,
             "d_in": d_in,
-            "input_scale": float(sae.cfg.input_scale),
-            "train_fvu": report["fvu"],
-            "train_seconds": report["seconds"],
-            "resampled": report["resampled"],
-            "sink_norm": report["max_norm"],
-            "train_sink_frac": report["sink_rows"] / max(report["n_rows"], 1),
-            "heldout_sink_frac": ev["heldout_sink_frac"],
+            "input_scale": float(trained.sae.cfg.input_scale),
+            "train_fvu": trained.fvu,
+            "train_seconds": trained.seconds,
+            "resampled": trained.resampled,
+            "sink_norm": trained.max_norm,
+            "train_sink_frac": trained.sink_rows / max(trained.n_rows, 1),
+            "heldout_sink_frac": ev.heldout_sink_frac,
         }
     )
-    result.arrays["latent_density"] = ev["density"]
-    result.figures.update(figures(ev, report))
+    result.arrays["latent_density"] = ev.density
+    result.figures.update(figures(ev, trained))
     pages.to_result(result)
     log.info(
         "sae on %s: loss recovered %.3f, L0 %.1f, FVU %.3f, dead %.2f",
         hook,
-        ev["loss_recovered"],
-        ev["l0"],
-        ev["fvu"],
-        ev["dead_frac"],
+        ev.loss_recovered,
+        ev.l0,
+        ev.fvu,
+        ev.dead_frac,
     )
     return result

@@ -1,4 +1,5 @@
-"""The sae experiment end to end on a tiny LM with its own tokenizer: criteria, metrics, feature pages."""
+"""The sae experiment end to end on a tiny LM with its own tokenizer: criteria, metrics,
+feature pages."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ patch sets' excess drops over their size-matched controls, and bootstrap interva
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from jaxtyping import Float
@@ -47,7 +48,9 @@ def excess_drops(patch_curves: Float[np.ndarray, "4 layers"]) -> Float[np.ndarra
     return np.array([top[0] - top[1], top[2] - top[3]])
 
 
-def _bootstrap_ci(stat, n: int, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _bootstrap_ci(
+    stat: Callable[[np.ndarray], np.ndarray], n: int, n_resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """95% percentile-bootstrap interval of ``stat(indices)`` over ``n`` questions."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate (constant) resampled statistics are expected

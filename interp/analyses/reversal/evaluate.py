@@ -76,7 +76,13 @@ def _accuracy_by_group(m: Model, facts: FactSet, ex: list[Example], batch_size: 
 
 
 def _logprobs(
-    m: Model, facts: FactSet, ex: list[Example], d: str, split: str, cfg: Config, rng
+    m: Model,
+    facts: FactSet,
+    ex: list[Example],
+    d: str,
+    split: str,
+    cfg: Config,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per pair ``[pairs]``: the mean log-prob of the correct target and of ``n_random`` other
     targets of the same group, over the first ``logprob_templates`` templates of ``split``."""

@@ -301,7 +301,7 @@ VQA_PROMPTS = (
     "500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
     prompts=VQA_PROMPTS,
 )
-def _vlm_tiny(cfg: VLMRecipe):
+def _vlm_tiny(cfg: VLMRecipe) -> Model:
     return train_vlm(cfg)
 
 
@@ -312,7 +312,7 @@ def _vlm_tiny(cfg: VLMRecipe):
     "trained here)",
     prompts=VQA_PROMPTS,
 )
-def _vlm_6l(cfg: VLMRecipe):
+def _vlm_6l(cfg: VLMRecipe) -> Model:
     return train_vlm(cfg)
 
 
@@ -323,5 +323,5 @@ def _vlm_6l(cfg: VLMRecipe):
     "preset's model; an estimated ~4 h on CPU, never trained here)",
     prompts=VQA_PROMPTS,
 )
-def _vlm_12l(cfg: VLMRecipe):
+def _vlm_12l(cfg: VLMRecipe) -> Model:
     return train_vlm(cfg)
