@@ -61,7 +61,9 @@ def test_head_edges_sum_the_readers_of_the_receiving_head(models, name):
         assert g.n_kv_heads < H  # grouped-query attention: the k/v inputs are shared
     for i, j in [(0, H), (H - 1, 2 * H + H - 1), (1, 2 * H + 2)]:
         li, hi, lj, hj = i // H, i % H, j // H, j % H
-        w = [k for k, n in enumerate(g.writers) if n.kind == "head" and (n.layer, n.head) == (li, hi)]
+        w = [
+            k for k, n in enumerate(g.writers) if n.kind == "head" and (n.layer, n.head) == (li, hi)
+        ]
         readers = [
             k
             for k, n in enumerate(g.readers)
