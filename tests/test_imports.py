@@ -292,7 +292,6 @@ BACKEND_IMPORTS_ALLOWED: dict[str, set[str]] = {
 }
 BRIDGE_INTERNALS_ALLOWED: dict[str, int] = {
     "interp/methods/knockout.py": 2,  # reruns the native attention blocks for the fast path
-    "interp/methods/masks.py": 3,  # masks parametrize the native module's weights
     "interp/analyses/check.py": 1,  # Hugging Face's base model, to place the final norm
     "interp/analyses/crossmodal.py": 1,  # casts the wrapped LLaVA module, projector included
 }

@@ -128,7 +128,6 @@ OVER_600_BEING_SPLIT = {
     "interp/analyses/reversal.py",
     "interp/analyses/rnn_hmm.py",
     "interp/analyses/sae_circuits.py",
-    "interp/methods/masks.py",
     "interp/sae/train.py",
     "interp/tracing/model.py",
 }
@@ -402,7 +401,6 @@ OVER_80_BEING_SPLIT = {
     "interp/bench/collection.py:bench_collection",
     "interp/bench/methods.py:bench_fixed_points",
     "interp/methods/fixed_points.py:find_fixed_points",
-    "interp/methods/masks.py:train_mask",
     "interp/models/recipes/crossmodal.py:train_vlm",
     "interp/models/recipes/rnn_hmm.py:train_hmm_rnn",
     "interp/sae/features.py:feature_pages",
