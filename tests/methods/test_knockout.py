@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from interp.methods import knockout as ko
+from interp.tracing import attention as at
 from interp.tracing.model import Model
 from tests.conftest import build_spec
 
@@ -41,7 +42,7 @@ def two_hop_model() -> Model:
     )
     bridge = build_transformer(spec)
     native = bridge.original_model
-    raw = ko._raw
+    raw = at._raw
     with torch.no_grad():
         for p in native.parameters():
             p.zero_()
@@ -224,6 +225,26 @@ def test_fast_path_refuses_unsupported_models():
     }
     res = ko.sweep(m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True)
     assert res["score"]["all->last"].shape == (2, 2)
+
+
+def test_knockout_modes_registry_agree_and_refuse_bad_names(tiny_gpt):
+    assert ko.names() == ["full", "last_row"]
+    with pytest.raises(ValueError, match="registered twice"):
+        ko.register("full")(ko.full_knockout)
+    with pytest.raises(KeyError, match="Did you mean: last_row"):
+        ko.get("last-row")
+    x = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(5))
+    pos = torch.arange(10).expand(3, 10)
+    src, dst = pos < 6, pos == 9
+    windows = [ko.window(layer, 2, tiny_gpt.n_layers) for layer in range(tiny_gpt.n_layers)]
+    cache = ko.clean_cache(tiny_gpt, x)
+    full = ko.get("full")(tiny_gpt, x, None, dst, src, windows)
+    fast = ko.get("last_row")(tiny_gpt, x, cache, dst, src, windows)
+    assert full.shape == fast.shape == (len(windows), 3, cache.logits.shape[-1])
+    assert (full - fast).abs().max() < 1e-5
+    assert (full - cache.logits[None, :, -1]).abs().max() > 1e-4  # the edge was cut
+    with pytest.raises(ValueError, match="needs the clean run's cache"):
+        ko.get("last_row")(tiny_gpt, x, None, dst, src, windows)
 
 
 def test_nothing_blocked_gap_is_exactly_zero_and_fast_vs_full_agree(tiny_gpt):
