@@ -129,7 +129,6 @@ OVER_600_BEING_SPLIT = {
     "interp/analyses/rnn_hmm.py",
     "interp/analyses/sae_circuits.py",
     "interp/sae/train.py",
-    "interp/tracing/model.py",
 }
 
 
@@ -405,7 +404,6 @@ OVER_80_BEING_SPLIT = {
     "interp/models/recipes/rnn_hmm.py:train_hmm_rnn",
     "interp/sae/features.py:feature_pages",
     "interp/sae/train.py:train_sae",
-    "interp/tracing/collect.py:collect",
 }
 
 

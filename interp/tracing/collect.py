@@ -118,7 +118,6 @@ def collect(
         raise ValueError("collect needs at least one hook name (see m.hook_names)")
     edits = dict(edits or {})
     m.check_names([*hooks, *edits])
-    pos_key = positions_key(positions)
     dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
     if dtype is not None and not dtype.is_floating_point:  # an int cast would truncate every value
         raise ValueError(
@@ -137,19 +136,7 @@ def collect(
         m.check_tokens(x)
     check_positions(positions, x)
     cuda = dev.type == "cuda"
-    ident = dict(
-        model_id=str(m.model_id),
-        hooks=hooks,
-        positions=pos_key,
-        dtype=torch_dtype_name(dtype) if dtype is not None else None,
-        n_items=n,
-        n_tokens=n_tokens(x, lens),
-        dataset_sha256=fingerprint(x, lens),
-        # only a store on disk can be resumed, so only it pays for hashing the weights
-        weights_sha256=weights_fingerprint(m) if out is not None else "",
-    )
-    if edits:
-        ident["edits"] = sorted(edits)
+    ident = _identity(m, hooks, positions, dtype, x, lens, on_disk=out is not None, edits=edits)
     tokens = x if not x.dtype.is_floating_point else None
     if out is None:
         sink: Sink = MemorySink(ident, tokens)
@@ -160,6 +147,48 @@ def collect(
     if cuda:
         x = x.pin_memory()
     reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
+    bs = _first_batch_size(batch_size, n, cuda)
+    runner = make_runner(m, hooks, reduce, edits)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.no_grad())
+        if autocast is not None:
+            stack.enter_context(torch.autocast(dev.type, dtype=autocast))
+        stack.callback(sink.close)
+        stack.enter_context(runner)
+        _run_batches(m, x, dev, runner, reduce, sink, bs, len(hooks), stack)
+    return sink.finish()
+
+
+def _identity(
+    m: Model,
+    hooks: list[str],
+    positions: Any,
+    dtype: torch.dtype | None,
+    x: torch.Tensor,
+    lens: torch.Tensor | None,
+    *,
+    on_disk: bool,
+    edits: dict[str, Any],
+) -> dict[str, Any]:
+    """What a store records of the run that made it (and what a resumed run must match)."""
+    ident: dict[str, Any] = dict(
+        model_id=str(m.model_id),
+        hooks=hooks,
+        positions=positions_key(positions),
+        dtype=torch_dtype_name(dtype) if dtype is not None else None,
+        n_items=len(x),
+        n_tokens=n_tokens(x, lens),
+        dataset_sha256=fingerprint(x, lens),
+        # only a store on disk can be resumed, so only it pays for hashing the weights
+        weights_sha256=weights_fingerprint(m) if on_disk else "",
+    )
+    if edits:
+        ident["edits"] = sorted(edits)
+    return ident
+
+
+def _first_batch_size(batch_size: int | str, n: int, cuda: bool) -> int:
+    """``batch_size`` checked, or for ``"auto"`` ``min(n, 64)`` (256 on CUDA)."""
     if batch_size != "auto" and (
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
     ):
@@ -167,44 +196,52 @@ def collect(
     bs = int(batch_size) if batch_size != "auto" else min(n, 256 if cuda else 64)
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size!r}")
-    i = sink.start
-    runner = make_runner(m, hooks, reduce, edits)
+    return bs
+
+
+def _run_batches(
+    m: Model,
+    x: torch.Tensor,
+    dev: torch.device,
+    runner: Any,
+    reduce: Reducer,
+    sink: Sink,
+    bs: int,
+    n_hooks: int,
+    stack: contextlib.ExitStack,
+) -> None:
+    """Run ``m`` over ``x[sink.start:]`` in batches of ``bs`` (halved on out-of-memory) and hand
+    each batch's activations to ``sink`` (through a host transfer on CUDA)."""
+    n, i, cuda = len(x), sink.start, dev.type == "cuda"
     transfer = HostTransfer(sink) if cuda else sink
     # On the CPU into memory, plain hooks copy each activation into its [N, ...] buffer as
     # it is computed: nothing of a batch is held past the layer that made it.
     direct = not cuda and isinstance(sink, MemorySink) and isinstance(runner, PlainRunner)
     if direct:
         runner.attach(sink)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.no_grad())
-        if autocast is not None:
-            stack.enter_context(torch.autocast(dev.type, dtype=autocast))
-        stack.callback(sink.close)
-        stack.enter_context(runner)
-        bar = stack.enter_context(
-            progress(total=n, initial=i, desc=f"collect {len(hooks)} hooks", unit="item")
-        )
-        while i < n:
-            k = min(bs, n - i)
-            reduce.select(i, k)
-            runner.at = i
-            try:
-                xb = x[i : i + k] if dev.type == "cpu" else x[i : i + k].to(dev, non_blocking=cuda)
-                batch = run_batch(m, xb, runner)
-            except Exception as e:  # noqa: BLE001 - only out-of-memory is handled
-                if not is_oom(e) or k == 1:
-                    raise
-                bs = max(1, k // 2)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            if not direct:
-                transfer.put(i, batch)
-            i += k
-            bar.update(k)
-        if transfer is not sink:
-            transfer.flush()
-    return sink.finish()
+    bar = stack.enter_context(
+        progress(total=n, initial=i, desc=f"collect {n_hooks} hooks", unit="item")
+    )
+    while i < n:
+        k = min(bs, n - i)
+        reduce.select(i, k)
+        runner.at = i
+        try:
+            xb = x[i : i + k] if dev.type == "cpu" else x[i : i + k].to(dev, non_blocking=cuda)
+            batch = run_batch(m, xb, runner)
+        except Exception as e:  # noqa: BLE001 - only out-of-memory is handled
+            if not is_oom(e) or k == 1:
+                raise
+            bs = max(1, k // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        if not direct:
+            transfer.put(i, batch)
+        i += k
+        bar.update(k)
+    if transfer is not sink:
+        transfer.flush()
 
 
 # ---------------------------------------------------------------- dataset

@@ -41,7 +41,8 @@ from typing import Any
 
 import torch
 
-from interp.tracing.model import EditFn, Model
+from interp.tracing.hooks import EditFn
+from interp.tracing.model import Model
 from interp.tracing.steps import (
     HFStep,
     NativeKV,

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from interp.tracing.model import EditFn, Model
+from interp.tracing.hooks import EditFn
+from interp.tracing.model import Model
 from interp.tracing.trace import trace
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -22,22 +22,20 @@ the splice (``_splices``: hook name -> splice; this module knows only its ``name
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
+# How a hook runs an edit and keeps a capture is tracing/hooks.py's; re-exported here, the
+# import path the rest of interp has always used.
+from interp.tracing.hooks import EditFn as EditFn
+from interp.tracing.hooks import StopForward as StopForward
+from interp.tracing.hooks import checked_edit as checked_edit
+from interp.tracing.hooks import make_hook
 from interp.utils import unknown_name_error
-
-EditFn = Callable[
-    ..., torch.Tensor
-]  # fn(act) -> act; generate also passes positions= when fn takes it
-
-
-class StopForward(Exception):
-    """Raised inside a hook to end a forward pass early (after the last needed layer)."""
 
 
 class Model:
@@ -577,51 +575,3 @@ def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = Non
         model_id=model_id or type(module).__name__,
         kind="module",
     )
-
-
-def checked_edit(name: str, act: Any, new: Any) -> Any:
-    """What an edit of ``act`` at hook ``name`` hands on: ``new`` when it is a tensor of
-    ``act``'s shape and dtype, ``act`` when the edit returned None (keep the activation).
-    Anything else is an error that names the hook and what was expected. Both backends
-    call this (TransformerLens hooks here, nnsight in :func:`interp.trace`). A non-tensor
-    activation (a module's tuple output under nnsight) is the edit's to rebuild."""
-    if new is None:
-        return act
-    if not isinstance(act, torch.Tensor):
-        return new
-    if not isinstance(new, torch.Tensor):
-        raise TypeError(
-            f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
-            "tensor shaped like its input (or None to keep the activation)"
-        )
-    if new.dtype != act.dtype:
-        got, want = (str(d).replace("torch.", "") for d in (new.dtype, act.dtype))
-        raise TypeError(
-            f"edit for {name!r} returned dtype {got}, expected {want} (cast with .to(act.dtype))"
-        )
-    if new.shape != act.shape:
-        raise ValueError(
-            f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"
-        )
-    return new
-
-
-def make_hook(name, edit, keep, store, per_step, stop, detach):
-    """A TransformerLens-style hook ``hook(act, hook) -> act`` that applies ``edit`` (checked:
-    a tensor of the input's shape and dtype, or None to keep it), keeps the result in ``store``
-    when ``keep``, and raises :class:`StopForward` when ``stop``."""
-
-    def hook(act, hook):
-        if edit is not None:
-            act = checked_edit(name, act, edit(act))
-        if keep:
-            value = act.detach() if detach else act
-            if per_step:
-                store.setdefault(name, []).append(value)
-            else:
-                store[name] = value
-        if stop:
-            raise StopForward(name)
-        return act
-
-    return hook

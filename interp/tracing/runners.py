@@ -12,7 +12,8 @@ from torch import nn
 
 from interp.tracing import adapters
 from interp.tracing.adapters import Point, hf_call_kwargs, inputs, is_hf, plain_module
-from interp.tracing.model import Model, StopForward
+from interp.tracing.hooks import StopForward
+from interp.tracing.model import Model
 from interp.tracing.sinks import MemorySink
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from interp.tracing.model import EditFn, Model
+from interp.tracing.hooks import EditFn
+from interp.tracing.model import Model
 
 
 # ---------------------------------------------------------------- Hugging Face plumbing

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from interp.tracing.model import EditFn, Model, StopForward, checked_edit
+from interp.tracing.hooks import EditFn, StopForward, checked_edit
+from interp.tracing.model import Model
 
 
 def trace(
