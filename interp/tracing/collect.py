@@ -118,34 +118,19 @@ def collect(
         raise ValueError("collect needs at least one hook name (see m.hook_names)")
     edits = dict(edits or {})
     m.check_names([*hooks, *edits])
-    dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
-    if dtype is not None and not dtype.is_floating_point:  # an int cast would truncate every value
-        raise ValueError(
-            f"dtype={dtype} would truncate activations; valid: float32, float16, bfloat16, float64"
-        )
+    dtype, autocast = _float_dtype(dtype), resolve_dtype(autocast)
     if device is None or device == "auto":
         dev = m.device
     else:
         dev = resolve_device(device)
         m.to(dev)
-    x, lens = prepare_dataset(m, dataset, lengths)
-    n = len(x)
-    if n == 0:
-        raise ValueError("dataset is empty")
-    if not x.dtype.is_floating_point or m.d_vocab is not None:
-        m.check_tokens(x)
-    check_positions(positions, x)
-    cuda = dev.type == "cuda"
+    x, lens = _checked_dataset(m, dataset, lengths, positions)
+    n, cuda = len(x), dev.type == "cuda"
     ident = _identity(m, hooks, positions, dtype, x, lens, on_disk=out is not None, edits=edits)
-    tokens = x if not x.dtype.is_floating_point else None
-    if out is None:
-        sink: Sink = MemorySink(ident, tokens)
-    else:
-        sink = DiskSink(Path(out), ident, tokens, shard_size, overwrite)
-        if sink.done is not None:
-            return sink.done
-    if cuda:
-        x = x.pin_memory()
+    sink = _open_sink(out, ident, x, shard_size, overwrite)
+    if isinstance(sink, DiskSink) and sink.done is not None:  # finished before: nothing to run
+        return sink.done
+    x = x.pin_memory() if cuda else x
     reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
     bs = _first_batch_size(batch_size, n, cuda)
     runner = make_runner(m, hooks, reduce, edits)
@@ -157,6 +142,46 @@ def collect(
         stack.enter_context(runner)
         _run_batches(m, x, dev, runner, reduce, sink, bs, len(hooks), stack)
     return sink.finish()
+
+
+def _open_sink(
+    out: str | Path | None,
+    ident: dict[str, Any],
+    x: torch.Tensor,
+    shard_size: int | None,
+    overwrite: bool,
+) -> Sink:
+    """Where the activations go: memory, or a (possibly resumed) sharded store in ``out``. Token
+    inputs are kept with the store; vector inputs are not."""
+    tokens = x if not x.dtype.is_floating_point else None
+    if out is None:
+        return MemorySink(ident, tokens)
+    return DiskSink(Path(out), ident, tokens, shard_size, overwrite)
+
+
+def _float_dtype(dtype: Any) -> torch.dtype | None:
+    """``dtype`` resolved; an integer dtype is refused (the cast would truncate every value)."""
+    resolved = resolve_dtype(dtype)
+    if resolved is not None and not resolved.is_floating_point:
+        raise ValueError(
+            f"dtype={resolved} would truncate activations; valid: float32, float16, bfloat16, "
+            "float64"
+        )
+    return resolved
+
+
+def _checked_dataset(
+    m: Model, dataset: Any, lengths: Any, positions: Any
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(inputs ``[N, ...]``, lengths ``[N]`` or None) of ``dataset``, checked: not empty, token
+    ids within the vocabulary, ``positions`` valid for them."""
+    x, lens = prepare_dataset(m, dataset, lengths)
+    if len(x) == 0:
+        raise ValueError("dataset is empty")
+    if not x.dtype.is_floating_point or m.d_vocab is not None:
+        m.check_tokens(x)
+    check_positions(positions, x)
+    return x, lens
 
 
 def _identity(
