@@ -100,7 +100,10 @@ def plain_module(m: Model) -> nn.Module | None:
     return hit[1]
 
 
-_PLAIN: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
+# native module -> (the ids of the modules it was built from, its unwrapped tree)
+_PLAIN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 # ------------------------------------------------------------- hooks and runners
@@ -140,14 +143,14 @@ def adapter_point(table: dict[str, Point], name: str) -> Point | None:
 
 
 @functools.cache
-def _compiled_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern, ...]:
+def _compiled_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(
         re.compile("^" + re.escape(p).replace(re.escape("{l}"), r"(\d+)") + "$") for p in patterns
     )
 
 
-def _compiled(table: dict[str, Point]) -> list[tuple[re.Pattern, Point]]:
-    return list(zip(_compiled_patterns(tuple(table)), table.values()))
+def _compiled(table: dict[str, Point]) -> list[tuple[re.Pattern[str], Point]]:
+    return list(zip(_compiled_patterns(tuple(table)), table.values(), strict=True))
 
 
 def plan(
@@ -183,7 +186,11 @@ def plan(
     return plan
 
 
-_PLANS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+Plan = tuple[dict[str, Point], str | None]
+# plain root -> {hooks: their plan, or None where a hook has no plain route}
+_PLANS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, ...], Plan | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _has_module(root: nn.Module, path: str) -> bool:
@@ -203,7 +210,7 @@ def is_hf(module: Any) -> bool:
     return isinstance(module, PreTrainedModel)
 
 
-def inputs(args: tuple, kwargs: dict) -> tuple:
+def inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """A module's positional inputs; if it was called by keyword only (Hugging Face layers
     often are), its ``hidden_states`` (else its first keyword argument) as element 0."""
     if args or not kwargs:
@@ -261,7 +268,10 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
     return routes
 
 
-_HF_ROUTES: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
+# bridge -> (ids of its Hugging Face modules, the plain root, {hook: checked route})
+_HF_ROUTES: weakref.WeakKeyDictionary[
+    nn.Module, tuple[tuple[int, ...], nn.Module, dict[str, Point]]
+] = weakref.WeakKeyDictionary()
 
 
 def _hf_candidates(m: Model, root: nn.Module) -> dict[str, Point]:
@@ -312,7 +322,7 @@ def _check_routes(m: Model, root: nn.Module, cands: dict[str, Point]) -> dict[st
         fired: list[tuple[str, str]] = []
         handles = []
 
-        def keep(key, value):
+        def keep(key: tuple[str, str], value: Any) -> None:
             if key not in got:
                 got[key] = value
                 fired.append(key)

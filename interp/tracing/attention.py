@@ -172,7 +172,7 @@ def recording_cache() -> Any:
     stored copy is contiguous, and GPT-2's scores would otherwise round differently, ~1e-7)."""
     from transformers import DynamicCache
 
-    class Recording(DynamicCache):  # type: ignore[misc]  # transformers is untyped here
+    class Recording(DynamicCache):
         def update(
             self,
             key_states: torch.Tensor,
@@ -211,16 +211,19 @@ def shared_prefix_cache(past: list[tuple[torch.Tensor, torch.Tensor]], W: int) -
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    class SharedPrefix(DynamicLayer):  # type: ignore[misc]  # transformers is untyped here
+    # transformers leaves DynamicLayer's __init__ and __init_subclass__ unannotated
+    class SharedPrefix(DynamicLayer):  # type: ignore[no-untyped-call]
         def __init__(self, keys: torch.Tensor, values: torch.Tensor):
-            super().__init__()
+            super().__init__()  # type: ignore[no-untyped-call]
             self.keys, self.values, self.dtype, self.device = keys, values, keys.dtype, keys.device
+            self.prefix = (keys, values)  # the same tensors, typed as never None
             self.is_initialized = True
 
         def update(
             self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
         ) -> tuple[torch.Tensor, torch.Tensor]:
-            return _join(self.keys, key_states, W), _join(self.values, value_states, W)
+            keys, values = self.prefix
+            return _join(keys, key_states, W), _join(values, value_states, W)
 
     kv = DynamicCache()
     kv.layers = [SharedPrefix(k, v) for k, v in past]

@@ -49,6 +49,7 @@ from interp.tracing.model import Model
 from interp.tracing.runners import (
     PlainRunner,
     Reducer,
+    Runner,
     is_oom,
     make_runner,
     positions_key,
@@ -161,7 +162,7 @@ def _open_sink(
 
 def _float_dtype(dtype: Any) -> torch.dtype | None:
     """``dtype`` resolved; an integer dtype is refused (the cast would truncate every value)."""
-    resolved = resolve_dtype(dtype)
+    resolved: torch.dtype | None = resolve_dtype(dtype)
     if resolved is not None and not resolved.is_floating_point:
         raise ValueError(
             f"dtype={resolved} would truncate activations; valid: float32, float16, bfloat16, "
@@ -228,7 +229,7 @@ def _run_batches(
     m: Model,
     x: torch.Tensor,
     dev: torch.device,
-    runner: Any,
+    runner: Runner,
     reduce: Reducer,
     sink: Sink,
     bs: int,
@@ -241,11 +242,14 @@ def _run_batches(
     transfer = HostTransfer(sink) if cuda else sink
     # On the CPU into memory, plain hooks copy each activation into its [N, ...] buffer as
     # it is computed: nothing of a batch is held past the layer that made it.
-    direct = not cuda and isinstance(sink, MemorySink) and isinstance(runner, PlainRunner)
-    if direct:
+    direct = False
+    if not cuda and isinstance(sink, MemorySink) and isinstance(runner, PlainRunner):
         runner.attach(sink)
+        direct = True
     bar = stack.enter_context(
-        progress(total=n, initial=i, desc=f"collect {n_hooks} hooks", unit="item")
+        progress(  # type: ignore[no-untyped-call]  # interp.utils.progress: not annotated yet
+            total=n, initial=i, desc=f"collect {n_hooks} hooks", unit="item"
+        )
     )
     while i < n:
         k = min(bs, n - i)
@@ -381,7 +385,7 @@ def n_tokens(x: torch.Tensor, lens: torch.Tensor | None) -> int:
 
 def fingerprint(x: torch.Tensor, lens: torch.Tensor | None) -> str:
     h = hashlib.sha256(str((tuple(x.shape), str(x.dtype))).encode())
-    h.update(memoryview(to_numpy(x).reshape(-1).view(np.uint8)))
+    h.update(to_numpy(x).reshape(-1).view(np.uint8).data)
     if lens is not None:
         h.update(lens.numpy().tobytes())
     return h.hexdigest()
@@ -400,7 +404,7 @@ def weights_fingerprint(m: Any) -> str:
         seen.add(t.data_ptr())
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
+        h.update(to_numpy(t).reshape(-1).view(np.uint8).data)
     # SAEs spliced in (interp.sae.splice) change the activations, so their weights count too;
     # an unspliced model's fingerprint is as before.
     for host, s in getattr(m, "_splices", {}).items():
@@ -408,5 +412,5 @@ def weights_fingerprint(m: Any) -> str:
         for name, t in s.sae.state_dict().items():
             t = t.detach().cpu().contiguous()
             h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-            h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
+            h.update(to_numpy(t).reshape(-1).view(np.uint8).data)
     return h.hexdigest()

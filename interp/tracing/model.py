@@ -22,6 +22,7 @@ the splice (``_splices``: hook name -> splice; this module knows only its ``name
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -52,7 +53,7 @@ class Model:
         tokenizer: Any = None,
         model_id: str = "module",
         kind: str = "transformer",
-        spec: dict | None = None,
+        spec: dict[str, Any] | None = None,
         example_input: Any = None,
     ):
         if backend not in ("tl", "nnsight"):
@@ -69,7 +70,7 @@ class Model:
         self._layer_of: dict[str, int] = {}
         # hook name -> splice object (interp.sae.splice.Splice), in splicing order
         self._splices: dict[str, Any] = {}
-        self.source: dict | None = (
+        self.source: dict[str, Any] | None = (
             None  # where the weights came from, when converted (a GGUF file's record)
         )
 
@@ -127,9 +128,8 @@ class Model:
         return self.forward(self.prepare(inputs))
 
     def forward(self, x: Any) -> torch.Tensor:
-        if self.backend == "nnsight":
-            return self._raw_module()(x)
-        return self.module(x)
+        out: torch.Tensor = (self._raw_module() if self.backend == "nnsight" else self.module)(x)
+        return out
 
     # ----------------------------------------------------------------- inputs
     def prepare(self, inputs: Any) -> Any:
@@ -158,7 +158,8 @@ class Model:
         """Size of the token vocabulary, or None for a model that takes vectors (or is unknown)."""
         spec = getattr(self.module, "spec", None)  # our RNNs
         if spec is not None and hasattr(spec, "d_vocab"):
-            return spec.d_vocab
+            vocab: int | None = spec.d_vocab  # None: the RNN takes vectors
+            return vocab
         if self.backend == "tl" and self.kind in ("transformer", "vlm"):
             return getattr(self.cfg, "d_vocab", None)
         return None
@@ -199,8 +200,8 @@ class Model:
                 f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text"
             )
         if hasattr(self.module, "to_tokens") and self.kind == "transformer":
-            tokens = self.module.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
-            return tokens.to(self.device)
+            tokens = self._hooked.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
+            return torch.as_tensor(tokens).to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         bos = self.start_token_id
@@ -251,8 +252,8 @@ class Model:
         if isinstance(tokens, int):  # one token (a 0-d tensor)
             tokens = [tokens]
         if tokens and isinstance(tokens[0], list):
-            return [self.tokenizer.decode(t) for t in tokens]
-        return self.tokenizer.decode(tokens)
+            return [str(self.tokenizer.decode(t)) for t in tokens]
+        return str(self.tokenizer.decode(tokens))
 
     def to_str_tokens(self, tokens: Any) -> list[str]:
         if isinstance(tokens, torch.Tensor):
@@ -296,8 +297,15 @@ class Model:
             if name not in valid:
                 raise unknown_name_error("hook name", name, self.hook_names)
 
+    @property
+    def _hooked(self) -> Any:
+        """``module`` as TransformerLens's hooked root (``hook_dict``, ``hooks``, ``to_tokens``,
+        ``blocks``): torch types every module attribute as ``Tensor | Module``, which they are
+        not, and TransformerLens itself is untyped."""
+        return self.module
+
     def _hook_points(self) -> dict[str, nn.Module]:
-        return dict(self.module.hook_dict)
+        return dict(self._hooked.hook_dict)
 
     def _discover_hook_names(self) -> list[str]:
         if self.backend == "nnsight":
@@ -324,13 +332,14 @@ class Model:
 
     def _firing_order(self, points: dict[str, nn.Module]) -> dict[int, int]:
         order: dict[int, int] = {}
-        handles = []
-        for hp in {id(h): h for h in points.values()}.values():
 
-            def record(mod, args, out, _id=id(hp)):
-                order.setdefault(_id, len(order))
+        def record(hook_id: int, mod: nn.Module, args: Any, out: Any) -> None:
+            order.setdefault(hook_id, len(order))
 
-            handles.append(hp.register_forward_hook(record))
+        handles = [
+            hp.register_forward_hook(functools.partial(record, id(hp)))
+            for hp in {id(h): h for h in points.values()}.values()
+        ]
         try:
             x = self.example_input
             if x is None:
@@ -461,7 +470,7 @@ class Model:
                     for n in names
                 }
                 stack.enter_context(s.bound(hooks))
-            stack.enter_context(self.module.hooks(fwd_hooks=fwd))
+            stack.enter_context(self._hooked.hooks(fwd_hooks=fwd))
             yield store
         for name in capture:
             value = store.get(name)
@@ -517,7 +526,8 @@ class Model:
             raise KeyError(
                 f"{self.model_id} has no {name!r}" + ("" if layer is None else f" in block {layer}")
             )
-        return getattr(mod, "_original_component", mod)
+        plain: nn.Module = getattr(mod, "_original_component", mod)
+        return plain
 
     def norm_input_hook(self, name: str, layer: int | None = None) -> str:
         """The hook on the input of a normalisation (``ln2`` of block ``layer``: what the MLP
@@ -533,7 +543,7 @@ class Model:
     def _raw_module(self) -> nn.Module:
         return self.module
 
-    def nnsight_model(self):
+    def nnsight_model(self) -> Any:
         """The nnsight wrapper of ``module`` (built on first use)."""
         if self._nnsight is None:
             from nnsight import NNsight

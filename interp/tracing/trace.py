@@ -46,6 +46,7 @@ def trace(
     with ctx:
         if m.backend == "tl":
             with m.hooked(capture, edits, detach=not grad) as acts:
+                out: torch.Tensor | None
                 try:
                     out = m.module(x)
                 except StopForward:  # pragma: no cover - trace never asks for it
@@ -58,7 +59,9 @@ def _resolve(root: Any, path: str) -> Any:
     return functools.reduce(getattr, path.split("."), root) if path else root
 
 
-def _trace_nnsight(m: Model, x: Any, capture: list[str], edits: dict[str, EditFn], grad: bool):
+def _trace_nnsight(
+    m: Model, x: Any, capture: list[str], edits: dict[str, EditFn], grad: bool
+) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
     m.check_names([*capture, *edits])
     nn_model = m.nnsight_model()
     # nnsight's tracing needs each module's accesses in execution order.

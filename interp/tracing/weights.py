@@ -14,6 +14,7 @@ weights are never written and every hook of the model (``interp.trace``) sees th
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -99,7 +100,8 @@ def logits_of(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
     if getattr(out, "logits", None) is not None:
-        return out.logits
+        logits: torch.Tensor = out.logits
+        return logits
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         return out[0]
     raise TypeError(f"cannot find logits in a {type(out).__name__} returned by the model's forward")
@@ -108,7 +110,8 @@ def logits_of(out: Any) -> torch.Tensor:
 def native(model: Any) -> nn.Module:
     """The ``nn.Module`` holding the weights: ``Model.module.original_model`` or the module itself."""
     module = getattr(model, "module", model)
-    return getattr(module, "original_model", module)
+    root: nn.Module = getattr(module, "original_model", module)
+    return root
 
 
 def find_sites(
@@ -152,7 +155,7 @@ def find_sites(
                 path,
                 tuple(mod.weight.shape),
                 axis,
-                int(d_head) if axis is not None else None,
+                int(d_head) if axis is not None and d_head else None,
             )
         )
     sites = _without_unused_fused_qkv(sites)
@@ -187,6 +190,14 @@ def _without_unused_fused_qkv(sites: list[Site]) -> list[Site]:
     ]
 
 
+def _weight(mod: nn.Module) -> torch.Tensor:
+    """``mod.weight`` (torch types a module attribute as ``Tensor | Module``)."""
+    weight = mod.weight
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(mod).__name__}.weight is a {type(weight).__name__}, not a tensor")
+    return weight
+
+
 class _MaskParam(nn.Module):
     """Parametrization ``W -> W * mask(key)``; the mask source is a plain callable."""
 
@@ -210,16 +221,15 @@ def masked(
     try:
         for site in sites:
             mod = root.get_submodule(site.path)
-            if tuple(mod.weight.shape) != tuple(site.shape):
-                raise ValueError(
-                    f"{site.key}: weight shape {tuple(mod.weight.shape)} != mask shape {site.shape}"
-                )
+            shape = tuple(_weight(mod).shape)
+            if shape != tuple(site.shape):
+                raise ValueError(f"{site.key}: weight shape {shape} != mask shape {site.shape}")
             if parametrize.is_parametrized(mod, "weight"):
                 raise RuntimeError(
                     f"{site.key} is already masked: masks do not nest (combine them with & or |)"
                 )
             parametrize.register_parametrization(
-                mod, "weight", _MaskParam(lambda s=site: mask_fn(s)), unsafe=True
+                mod, "weight", _MaskParam(functools.partial(mask_fn, site)), unsafe=True
             )
             done.append(mod)
         yield model
