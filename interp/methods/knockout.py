@@ -44,12 +44,14 @@ Windows: the window of ``k`` layers "around" layer ``l`` is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from interp.tracing.attention import (
     attention_delegated,
@@ -61,6 +63,7 @@ from interp.tracing.attention import (
     rerun_last_row,
     shared_prefix_cache,
 )
+from interp.tracing.hooks import EditFn
 from interp.tracing.model import Model
 from interp.tracing.steps import cache_arg as _cache_arg
 from interp.tracing.steps import hf_cache_kwargs
@@ -71,7 +74,7 @@ from interp.tracing.steps import hf_model as _hf_model
 def window(layer: int, k: int, n_layers: int) -> list[int]:
     """The ``k`` layers around ``layer`` (clipped to ``[0, n_layers)``)."""
     start = layer - (k - 1) // 2
-    return [l for l in range(start, start + k) if 0 <= l < n_layers]
+    return [i for i in range(start, start + k) if 0 <= i < n_layers]
 
 
 def edge_block(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
@@ -86,7 +89,8 @@ def edge_block(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
 def block_pattern(pattern: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     """Zero the blocked entries of ``pattern`` ``[B, H, Q, K]`` and renormalise the edited rows
     (= -inf on the scores before the softmax); rows with no blocked entry are untouched, rows
-    with every key blocked become zero. ``block`` is ``[B, Q, K]`` (or ``[B, 1, K]`` for one row)."""
+    with every key blocked become zero. ``block`` is ``[B, Q, K]`` (or ``[B, 1, K]`` for one
+    row)."""
     block = block.to(pattern.device)[:, None]
     kept = pattern.masked_fill(block, 0.0)
     total = kept.sum(-1, keepdim=True)
@@ -97,12 +101,17 @@ def block_pattern(pattern: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     return torch.where(edited, renorm, pattern)
 
 
-def pattern_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict:
+def pattern_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict[str, EditFn]:
     """``trace`` edits that apply ``block`` to ``m``'s attention pattern in ``layers``."""
-    return {m.hook("pattern", l): (lambda p, b=block: block_pattern(p, b)) for l in layers}
+    edit = functools.partial(_blocked, block)
+    return {m.hook("pattern", layer): edit for layer in layers}
 
 
-def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict:
+def _blocked(block: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    return block_pattern(pattern, block)
+
+
+def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict[str, EditFn]:
     """:func:`pattern_edits`, but no edit at all when nothing is blocked."""
     return pattern_edits(m, block, layers) if bool(block.any()) else {}
 
@@ -117,8 +126,10 @@ def knockout_logits(
     row with every key blocked is spread uniformly, not zeroed (the only difference)."""
     from interp.tracing.trace import trace
 
-    delegated = [l for l in layers if attention_delegated(m, l)] if bool(block.any()) else []
-    edited = [l for l in layers if l not in delegated]
+    delegated = (
+        [layer for layer in layers if attention_delegated(m, layer)] if bool(block.any()) else []
+    )
+    edited = [layer for layer in layers if layer not in delegated]
     with _masked_attention(m, block, delegated):
         out, _ = trace(m, inputs, edits=knockout_edits(m, block, edited))
     return out
@@ -141,11 +152,13 @@ def _additive_mask(existing: Any, block: torch.Tensor, dtype: torch.dtype) -> to
 
 
 @contextmanager
-def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
+def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]) -> Iterator[None]:
     """While active, the attention modules of ``layers`` get ``block`` in their attention mask."""
 
-    def pre(module, args, kwargs):
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
+    def pre(
+        module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        hidden: torch.Tensor = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         b = block.to(hidden.device)
         if "attention_mask" in kwargs or len(args) < 2:
             kwargs = dict(kwargs)
@@ -155,7 +168,8 @@ def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
         return args, kwargs
 
     handles = [
-        attention_module(m, l).register_forward_pre_hook(pre, with_kwargs=True) for l in layers
+        attention_module(m, layer).register_forward_pre_hook(pre, with_kwargs=True)
+        for layer in layers
     ]
     try:
         yield
@@ -188,22 +202,31 @@ def supports_fast_path(m: Model) -> str | None:
     return native_last_row_refusal(m)
 
 
-# ---------------------------------------------------------------- Hugging Face: the model's own cache
+# ---------------------------------------------------------------- Hugging Face: its own cache
 def _tokens_of(inputs: Any) -> torch.Tensor:
+    """The token ids ``[B, T]`` of ``inputs`` (a tensor, or a dict of model inputs)."""
     if isinstance(inputs, dict):
-        return inputs["tokens"] if "tokens" in inputs else inputs["input_ids"]
+        inputs = inputs["tokens"] if "tokens" in inputs else inputs["input_ids"]
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"knockout needs token ids [batch, pos], got {type(inputs).__name__}")
     return inputs
 
 
 @contextmanager
-def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]):
+def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]) -> Iterator[None]:
     """While active: the attention bridges see the key/value cache (the generation loop's
     :func:`~interp.tracing.steps.hf_cache_kwargs`), and the pattern of layer ``l`` goes
     through :func:`block_pattern` with ``blocks[l]`` (``[B, 1, T]``)."""
-    handles = []
-    for l, blk in blocks.items():
-        hp = m.module.get_submodule(m.hook("pattern", l))
-        handles.append(hp.register_forward_hook(lambda mod, inp, out, b=blk: block_pattern(out, b)))
+
+    def hook(block: torch.Tensor, mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        return block_pattern(out, block)
+
+    handles = [
+        m.module.get_submodule(m.hook("pattern", layer)).register_forward_hook(
+            functools.partial(hook, blk)
+        )
+        for layer, blk in blocks.items()
+    ]
     try:
         with hf_cache_kwargs(m):
             yield
@@ -230,22 +253,20 @@ def _hf_last_rows(
     """Logits ``[W, B, V]`` at the last position, window ``w`` blocking ``key_block`` ``[B, T]`` in
     ``windows[w]``: one single-token forward of ``W * B`` rows against the clean cache."""
     hf = _hf_model(m)
+    if cache.past is None or cache.last_tokens is None:
+        raise ValueError("the clean cache holds no Hugging Face key/value prefix")
     W = len(windows)
     B = cache.last_tokens.shape[0]
     kv = shared_prefix_cache(cache.past, W)
     kb = key_block.to(cache.logits.device)[:, None, :]  # [B, 1, T]
     blocks = {}
-    for l in sorted({l for w in windows for l in w}):
-        on = torch.tensor([l in w for w in windows], device=kb.device)[
-            :, None, None, None
-        ]  # [W, 1, 1, 1]
-        blocks[l] = (kb[None] & on).reshape(
-            W * B, 1, -1
-        )  # [W*B, 1, T]; rows off the window stay untouched
+    for layer in sorted({layer for w in windows for layer in w}):
+        on = torch.tensor([layer in w for w in windows], device=kb.device)  # [W]
+        # [W*B, 1, T]; rows off the window stay untouched
+        blocks[layer] = (kb[None] & on[:, None, None, None]).reshape(W * B, 1, -1)
+    tokens = cache.last_tokens.repeat(W, 1)
     with torch.no_grad(), _hf_hooks(m, blocks):
-        logits = hf(cache.last_tokens.repeat(W, 1), **{_cache_arg(hf): kv}, use_cache=True).logits[
-            :, -1
-        ]
+        logits: torch.Tensor = hf(tokens, **{_cache_arg(hf): kv}, use_cache=True).logits[:, -1]
     return logits.reshape(W, B, -1)
 
 
@@ -256,13 +277,13 @@ def clean_cache(m: Model, inputs: Any) -> CleanCache:
     if m.backend == "tl" and _hf_model(m) is not None and supports_fast_path(m) is None:
         return _hf_clean_cache(m, inputs)
 
-    L = m.n_layers
-    names = [m.hook(kind, l) for l in range(L) for kind in ("resid_pre", "k", "v")]
+    layers = range(m.n_layers)
+    names = [m.hook(kind, layer) for layer in layers for kind in ("resid_pre", "k", "v")]
     out, acts = trace(m, inputs, capture=names)
     return CleanCache(
-        [acts[m.hook("resid_pre", l)][:, -1] for l in range(L)],
-        [acts[m.hook("k", l)] for l in range(L)],
-        [acts[m.hook("v", l)] for l in range(L)],
+        [acts[m.hook("resid_pre", layer)][:, -1] for layer in layers],
+        [acts[m.hook("k", layer)] for layer in layers],
+        [acts[m.hook("v", layer)] for layer in layers],
         out,
     )
 
@@ -385,7 +406,8 @@ def last_row_mode(
 
 # ---------------------------------------------------------------- sweeps
 def answer_prob(logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
-    """Probability (softmax over the vocabulary, float32) of ``answer`` ``[B]`` from ``[B, V]`` logits."""
+    """Probability (softmax over the vocabulary, float32) of ``answer`` ``[B]`` from ``[B, V]``
+    logits."""
     return torch.softmax(logits.float(), -1).gather(-1, answer[:, None].to(logits.device))[:, 0]
 
 
@@ -403,7 +425,7 @@ def sweep(
     k: int = 1,
     fast: bool = True,
     cache: CleanCache | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Knockout sweep over windows of ``k`` layers for each edge ``(src, dst)`` of ``groups``
     (``[B, T]`` bool each; the group ``"last"`` must be the final position).
 
@@ -453,7 +475,7 @@ def attention_removed_logits(
         return z
 
     layers = range(m.n_layers) if layers is None else layers
-    out, _ = trace(m, inputs, edits={m.hook("z", l): drop_last for l in layers})
+    out, _ = trace(m, inputs, edits={m.hook("z", layer): drop_last for layer in layers})
     return out[:, -1]
 
 
@@ -475,7 +497,7 @@ def fast_vs_full_gap(
     cache: CleanCache,
     k: int,
     edges: Sequence[tuple[str, str]],
-) -> tuple[float, dict]:
+) -> tuple[float, dict[str, float]]:
     """Largest |logit difference| at the last position between :func:`last_row_knockout` and a
     full recompute, over every edge of ``edges`` into ``"last"`` and every window of ``k``
     layers; also the seconds each took and one clean forward's."""
@@ -491,8 +513,8 @@ def fast_vs_full_gap(
     for src, dst in edges:
         if dst != "last":
             continue
-        for l in range(L):
-            layers = window(l, k, L)
+        for layer in range(L):
+            layers = window(layer, k, L)
             t0 = time.perf_counter()
             fast = last_row_knockout(m, cache, groups[src], layers)
             t1 = time.perf_counter()

@@ -55,7 +55,10 @@ class Mask:
     """A hard binary mask over sites: ``values[key]`` is a bool tensor of the site's shape."""
 
     def __init__(
-        self, sites: Sequence[Site], values: dict[str, torch.Tensor], meta: dict | None = None
+        self,
+        sites: Sequence[Site],
+        values: dict[str, torch.Tensor],
+        meta: dict[str, Any] | None = None,
     ):
         self.sites = list(sites)
         self.values = {s.key: values[s.key].to(torch.bool).cpu() for s in self.sites}
@@ -172,7 +175,7 @@ class Mask:
         return Mask(self.sites, vals, {"shuffled_from": self.meta.get("name"), "seed": seed})
 
     # ------------------------------------------------------------ applying
-    def apply(self, model: Any, complement: bool = False):
+    def apply(self, model: Any, complement: bool = False) -> contextlib.AbstractContextManager[Any]:
         """Context manager: ``model`` runs with only the kept weights (or, with
         ``complement=True``, with everything but them) of the masked matrices."""
         vals = self.complement().values if complement else self.values
@@ -264,7 +267,10 @@ class MaskLogits(nn.Module):
     def soft_density(self) -> torch.Tensor:
         """``sum(sigmoid(T*s)) / |M|`` over all sites (the L0 surrogate)."""
         total = sum(s.size for s in self.sites)
-        return sum(torch.sigmoid(self.temperature * s).sum() for s in self.logits) / total
+        mass = torch.sigmoid(self.temperature * self.logits[0]).sum()
+        for s in self.logits[1:]:  # in site order, as sum() adds them
+            mass = mass + torch.sigmoid(self.temperature * s).sum()
+        return mass / total
 
     @torch.no_grad()
     def soft_counts(self, band: tuple[float, float] = (0.1, 0.9)) -> tuple[int, int]:
@@ -286,7 +292,7 @@ class MaskLogits(nn.Module):
         (never true while nothing is kept above the band)."""
         return should_stop(*self.soft_counts(band), stop)
 
-    def hard(self, meta: dict | None = None) -> Mask:
+    def hard(self, meta: dict[str, Any] | None = None) -> Mask:
         return Mask(
             self.sites, {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits)}, meta
         )
@@ -298,7 +304,7 @@ class MaskTraining:
 
     mask: Mask
     logits: MaskLogits
-    log: list[dict]
+    log: list[dict[str, Any]]
     steps: int
     stopped_early: bool
 
@@ -344,7 +350,8 @@ class _Objective:
                 return F.softmax(logits_of(self.root(tokens)).float(), dim=-1)
         return self.target_fn(tokens).to(_device(self.root))
 
-    def loss(self, module: MaskLogits, tokens: torch.Tensor) -> torch.Tensor:
+    def loss(self, module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+        assert isinstance(module, MaskLogits)  # train() hands back the module it trains
         tokens = tokens.to(_device(self.root))
         target = self.target(module, tokens)
         task = soft_cross_entropy(logits_of(self.root(tokens)), target)
@@ -352,7 +359,8 @@ class _Objective:
         self.last = (task.item(), density.item())
         return task + self.cfg.lam * density
 
-    def on_step(self, step: int, module: MaskLogits) -> None:
+    def on_step(self, step: int, module: nn.Module) -> None:
+        assert isinstance(module, MaskLogits)  # train() hands back the module it trains
         cfg = self.cfg
         module.temperature *= cfg.temperature_growth
         self.steps = step + 1
