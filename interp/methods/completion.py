@@ -173,7 +173,7 @@ def query_residuals(
     names = m.resid_names()
     masked = is_masked(m)
     out = []
-    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
+    for _, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
         _, acts = trace(m, x.to(m.device), capture=names)
         pos = pl if masked else pl - 1
         out.append(

@@ -138,7 +138,7 @@ def pre_switch_activity(
     connectivity rule is compared with."""
     total = np.zeros(H.shape[-1])
     count = 0
-    for i, t in zip(*np.where(y[:, 1:] != y[:, :-1])):
+    for i, t in zip(*np.where(y[:, 1:] != y[:, :-1]), strict=True):
         t = t + 1  # first step with the new output
         if t >= window and y[i, t - 1] in (a, b) and y[i, t] in (a, b):
             total += H[i, t - window : t].mean(0) - (base_a if y[i, t - 1] == a else base_b)

@@ -59,7 +59,8 @@ def jacobians(F: CellFn, h: torch.Tensor, x: torch.Tensor | None = None) -> torc
 
 
 def eigenvalues_by_modulus(J: torch.Tensor) -> np.ndarray:
-    """Eigenvalues ``[n, d]`` (complex, float64) of Jacobians ``J [n, d, d]``, by decreasing modulus."""
+    """Eigenvalues ``[n, d]`` (complex, float64) of Jacobians ``J [n, d, d]``, by decreasing
+    modulus."""
     ev = torch.linalg.eigvals(J.detach().double()).cpu().numpy()
     return np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1), axis=1)
 
@@ -416,7 +417,7 @@ def finder_recovery(
         eig_error = float("inf")
     labels = [planted.stability[j] for j in match]
     mismatches = (
-        int(sum(a != b for a, b in zip(found.stability, labels)))
+        int(sum(a != b for a, b in zip(found.stability, labels, strict=True)))
         + len(known)
         - len(set(match.tolist()))
     )

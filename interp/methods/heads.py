@@ -162,16 +162,16 @@ def best_ngram_head(
     best = {"score": -np.inf}
     for n, s in scores.items():
         both = ngram_criterion(s, mass_at, ratio_at)
-        for l in range(min_layer, both.shape[0]):
+        for layer in range(min_layer, both.shape[0]):
             for h in range(both.shape[1]):
-                if both[l, h] > best["score"]:
+                if both[layer, h] > best["score"]:
                     best = {
-                        "score": float(both[l, h]),
-                        "layer": l,
+                        "score": float(both[layer, h]),
+                        "layer": layer,
                         "head": h,
                         "n": n,
-                        "mass": float(s["mass"][l, h]),
-                        "ratio": float(s["ratio"][l, h]),
+                        "mass": float(s["mass"][layer, h]),
+                        "ratio": float(s["ratio"][layer, h]),
                     }
     return best
 
@@ -294,5 +294,8 @@ def ablation_significance(drop_top: float, drop_random: Sequence[float]) -> dict
         "t": t,
         "n": int(len(d)),
         "p_rank": float((1 + np.sum(d >= drop_top)) / (1 + len(d))),
-        "test": "one-sided one-sample t-test of the random drops against the top drop (scipy.stats.ttest_1samp)",
+        "test": (
+            "one-sided one-sample t-test of the random drops against the top drop "
+            "(scipy.stats.ttest_1samp)"
+        ),
     }

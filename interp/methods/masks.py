@@ -79,7 +79,10 @@ class Mask:
         return cls(sites, {s.key: torch.zeros(s.shape, dtype=torch.bool) for s in sites})
 
     def __repr__(self) -> str:
-        return f"Mask({len(self.sites)} matrices, kept {self.n_kept}/{self.n_total} = {self.kept_fraction:.4%})"
+        return (
+            f"Mask({len(self.sites)} matrices, kept {self.n_kept}/{self.n_total} = "
+            f"{self.kept_fraction:.4%})"
+        )
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -104,7 +107,7 @@ class Mask:
         for s in self.sites:
             k, n = out.get(s.layer, [0, 0])
             out[s.layer] = [k + int(self.values[s.key].sum()), n + s.size]
-        return {l: k / n for l, (k, n) in sorted(out.items())}
+        return {layer: k / n for layer, (k, n) in sorted(out.items())}
 
     def by_component(self) -> dict[str, float]:
         """Kept fraction of each layer's attention (Q, K, V, O) and MLP (in, gate, out) weights,
@@ -284,7 +287,8 @@ class MaskLogits(nn.Module):
         return und, kept
 
     def undecided_fraction(self, band: tuple[float, float] = (0.1, 0.9)) -> float:
-        """Undecided soft masks as a fraction of all maskable weights (logged, not the stop rule)."""
+        """Undecided soft masks as a fraction of all maskable weights (logged, not the stop
+        rule)."""
         return self.soft_counts(band)[0] / sum(s.size for s in self.sites)
 
     def decided(self, stop: float = 0.01, band: tuple[float, float] = (0.1, 0.9)) -> bool:
@@ -294,7 +298,9 @@ class MaskLogits(nn.Module):
 
     def hard(self, meta: dict[str, Any] | None = None) -> Mask:
         return Mask(
-            self.sites, {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits)}, meta
+            self.sites,
+            {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits, strict=True)},
+            meta,
         )
 
 

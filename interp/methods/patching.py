@@ -18,16 +18,16 @@ Sources (what a head's output is replaced by):
 Activation patching is batched over heads: each forward carries one copy of the prompts per
 head of a layer, each copy with a different head patched.
 
-    eff = activation_patching(m, clean, metric, corrupt=corrupt)      # [n, layers, heads]
-    att = attribution_patching(m, clean, metric, corrupt=corrupt)     # [n, layers, heads]
-    out = head_outputs(m, clean)                                      # [n, pos, layers*heads, d_model]
+    eff = activation_patching(m, clean, metric, corrupt=corrupt)   # [n, layers, heads]
+    att = attribution_patching(m, clean, metric, corrupt=corrupt)  # [n, layers, heads]
+    out = head_outputs(m, clean)                                   # [n, pos, layers*heads, d_model]
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -39,18 +39,14 @@ from interp.tracing.trace import trace
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Source = Literal["counterfactual", "zero", "mean"]
-Tokens = Union[
-    Int[torch.Tensor, "n pos"], Sequence[str]
-]  # token ids, or text that Model.prepare tokenizes
+Tokens = Int[torch.Tensor, "n pos"] | Sequence[str]  # token ids, or text Model.prepare tokenizes
 HookZ = Float[torch.Tensor, "n pos head d_head"]  # one layer's hook_z over n prompts
-HeadEffects = Union[
-    Float[torch.Tensor, "n layers heads"], Float[torch.Tensor, "n layers heads pos"]
-]
+HeadEffects = Float[torch.Tensor, "n layers heads"] | Float[torch.Tensor, "n layers heads pos"]
 
 
 def z_names(m: Model) -> list[str]:
     """Every layer's ``hook_z`` (``m.hook("z", l)``: ``[batch, pos, head, d_head]``)."""
-    return [m.hook("z", l) for l in range(m.n_layers)]
+    return [m.hook("z", layer) for layer in range(m.n_layers)]
 
 
 def _z(m: Model, tokens: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:

@@ -27,7 +27,8 @@ from torch import nn
 from interp.methods.masks import Mask, MaskTrainConfig, Site, find_sites, train_mask
 
 PLANTED_IOU = 0.9  # intersection over union of kept vs planted weights a working trainer reaches
-# Settings of the planted training (fixed: the check is of the trainer's code, not of a sweep's lambda).
+# Settings of the planted training (fixed: the check is of the trainer's code, not of a sweep's
+# lambda).
 PLANTED_TRAIN = MaskTrainConfig(
     lam=10.0, steps=400, lr=5e-2, init_logit=0.1, temperature_growth=1.02
 )
@@ -108,7 +109,8 @@ def planted_bigram_model(
 
 
 def recovery(kept: Mask, planted: Mask) -> dict[str, float]:
-    """Precision, recall and intersection over union of the kept weights against the planted ones."""
+    """Precision, recall and intersection over union of the kept weights against the planted
+    ones."""
     both = kept.overlap(planted)
     union = kept.n_kept + planted.n_kept - both
     return {

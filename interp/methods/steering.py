@@ -328,10 +328,10 @@ def _ablate(
     """``layer`` is ignored: the direction is removed at every layer."""
     r = torch.as_tensor(direction).float()
     names = [
-        m.hook(k, l)
-        for l in range(m.n_layers)
+        m.hook(k, i)
+        for i in range(m.n_layers)
         for k in ("resid_pre", "resid_mid")
-        if f"blocks.{l}.{Model.LAYER_HOOKS[k]}" in m.hook_names
+        if f"blocks.{i}.{Model.LAYER_HOOKS[k]}" in m.hook_names
     ]
     names.append(m.hook("resid_post", m.n_layers - 1))
     fn = restrict(project_out(r, coef), where)

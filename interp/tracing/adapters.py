@@ -178,7 +178,8 @@ def plan(
         points[h] = p
     plan = None
     if routed:
-        # the stop hook is the one that fires last: in the probe's firing order (HF), else hook order
+        # the stop hook is the one that fires last: in the probe's firing order (HF), else in
+        # hook order
         order = {name: i for i, name in enumerate(hf if hf is not None else m.hook_names)}
         last = max(hooks, key=order.__getitem__)
         plan = (points, None if points[last].per_step else last)
@@ -252,7 +253,8 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
         routes = _check_routes(m, root, _hf_candidates(m, root))
     except Exception as e:  # noqa: BLE001 - a model the probe cannot run (say, one that needs pixels)
         log.warning(
-            "%s: no plain routes (the probe forward failed: %s: %s); collect uses the bridge's hooks",
+            "%s: no plain routes (the probe forward failed: %s: %s); collect uses the bridge's "
+            "hooks",
             m.model_id,
             type(e).__name__,
             str(e)[:200],

@@ -333,7 +333,8 @@ def prepare_dataset(
             shapes = {tuple(b.shape[1:]) for b in items}
             if len(shapes) > 1:
                 raise ValueError(
-                    f"dataset batches have different shapes {sorted(shapes)}; pad them to one length"
+                    f"dataset batches have different shapes {sorted(shapes)}; pad them to one "
+                    "length"
                 )
             dataset = torch.cat([b.cpu() for b in items])
         else:

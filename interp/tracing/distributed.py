@@ -61,7 +61,8 @@ def rank_dir(out: str | Path, rank: int) -> Path:
 
 
 def part(n: int, rank: int, world: int) -> tuple[int, int]:
-    """Items ``[start, stop)`` of rank ``rank`` out of ``world``: contiguous, sizes differ by <= 1."""
+    """Items ``[start, stop)`` of rank ``rank`` out of ``world``: contiguous, sizes differ by
+    <= 1."""
     return rank * n // world, (rank + 1) * n // world
 
 

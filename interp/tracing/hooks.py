@@ -24,9 +24,9 @@ class StopForward(Exception):
 def checked_edit(name: str, act: Any, new: Any) -> Any:
     """What an edit of ``act`` at hook ``name`` hands on: ``new`` when it is a tensor of
     ``act``'s shape and dtype, ``act`` when the edit returned None (keep the activation).
-    Anything else is an error that names the hook and what was expected. Both backends
-    call this (TransformerLens hooks through :func:`make_hook`, nnsight in :func:`interp.trace`). A non-tensor
-    activation (a module's tuple output under nnsight) is the edit's to rebuild."""
+    Anything else is an error that names the hook and what was expected. Both backends call
+    this (TransformerLens hooks through :func:`make_hook`, nnsight in :func:`interp.trace`). A
+    non-tensor activation (a module's tuple output under nnsight) is the edit's to rebuild."""
     if new is None:
         return act
     if not isinstance(act, torch.Tensor):

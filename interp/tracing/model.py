@@ -76,7 +76,10 @@ class Model:
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
-        return f"Model({self.model_id!r}, kind={self.kind}, backend={self.backend}, hooks={len(self.hook_names)})"
+        return (
+            f"Model({self.model_id!r}, kind={self.kind}, backend={self.backend}, "
+            f"hooks={len(self.hook_names)})"
+        )
 
     @property
     def device(self) -> torch.device:
@@ -392,7 +395,7 @@ class Model:
         then each block's ``hook_resid_post``; ``L + 1`` names for a transformer."""
         if self.kind in ("transformer", "vlm") and self.n_layers:
             return [self.hook("resid_pre", 0)] + [
-                self.hook("resid_post", l) for l in range(self.n_layers)
+                self.hook("resid_post", layer) for layer in range(self.n_layers)
             ]
         names = self.hook_names
         return [

@@ -253,7 +253,8 @@ def run_batch(m: Model, xb: torch.Tensor, runner: Runner) -> dict[str, torch.Ten
             raise RuntimeError(f"hook {h!r} did not fire during the forward pass")
         if not isinstance(got[h], torch.Tensor):
             raise TypeError(
-                f"hook {h!r} gave a {type(got[h]).__name__}, not a tensor; capture a tensor-valued hook"
+                f"hook {h!r} gave a {type(got[h]).__name__}, not a tensor; capture a "
+                "tensor-valued hook"
             )
     return got
 
@@ -270,7 +271,8 @@ def reduce_activation(
         pd = pos_dim(name)
         if a.ndim <= pd:
             raise ValueError(
-                f"{name} has shape {tuple(a.shape)}: no position dim {pd} for positions={positions!r}"
+                f"{name} has shape {tuple(a.shape)}: no position dim {pd} for "
+                f"positions={positions!r}"
             )
         a = a.movedim(pd, 1)
         B, T = a.shape[:2]

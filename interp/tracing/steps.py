@@ -47,7 +47,8 @@ def cache_arg(hf: Any) -> str:
 def attention_bridges(m: Model) -> list[nn.Module]:
     """Each layer's attention bridge (the module that owns ``hook_pattern``)."""
     return [
-        m.module.get_submodule(m.hook("pattern", l).rsplit(".", 1)[0]) for l in range(m.n_layers)
+        m.module.get_submodule(m.hook("pattern", layer).rsplit(".", 1)[0])
+        for layer in range(m.n_layers)
     ]
 
 

@@ -50,7 +50,8 @@ MATRIX_ALIASES = {
     "out": "W_out",
     "gate": "W_gate",
     "gate_proj": "W_gate",
-    # fused query/key/value (GPT-2 Conv1D c_attn, GPT-NeoX query_key_value): one site, no head axis yet
+    # fused query/key/value (GPT-2 Conv1D c_attn, GPT-NeoX query_key_value): one site, no head
+    # axis yet
     "c_attn": "W_QKV",
     "query_key_value": "W_QKV",
     "qkv_proj": "W_QKV",
@@ -108,7 +109,8 @@ def logits_of(out: Any) -> torch.Tensor:
 
 
 def native(model: Any) -> nn.Module:
-    """The ``nn.Module`` holding the weights: ``Model.module.original_model`` or the module itself."""
+    """The ``nn.Module`` holding the weights: ``Model.module.original_model`` or the module
+    itself."""
     module = getattr(model, "module", model)
     root: nn.Module = getattr(module, "original_model", module)
     return root

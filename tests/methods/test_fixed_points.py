@@ -71,7 +71,7 @@ def test_two_unit_system_all_fixed_points_and_no_extras():
     assert np.allclose(fps.points[order], [[-1, -1], [0, 0], [1, 1]], atol=1e-6)
     assert list(fps.stability[order]) == ["stable", "saddle", "stable"]
     want = {0: [1.1, 0.9], 1: [0.9, 0.8]}
-    for i, p in zip(order, fps.points[order]):
+    for i, p in zip(order, fps.points[order], strict=True):
         ev = np.sort(fps.eigenvalues[i].real)[::-1]
         assert np.allclose(ev, want[0] if abs(p[0]) < 0.5 else want[1], atol=1e-8)
         assert np.allclose(fps.eigenvalues[i].imag, 0, atol=1e-10)

@@ -156,8 +156,8 @@ def test_fast_last_row_equals_full_recompute(model_index):
     cache = ko.clean_cache(m, x)
     last = _group(4, [15], 16)
     for k in (1, 2):
-        for l in range(m.n_layers):
-            layers = ko.window(l, k, m.n_layers)
+        for layer in range(m.n_layers):
+            layers = ko.window(layer, k, m.n_layers)
             for src in (
                 torch.rand(4, 16, generator=g) < 0.5,
                 torch.ones(4, 16, dtype=torch.bool),
@@ -273,7 +273,7 @@ def test_pattern_edits_name_every_layer_and_knockout_edits_skip_empty_blocks(tin
     assert list(ko.knockout_edits(tiny_gpt, block, [1])) == [tiny_gpt.hook("pattern", 1)]
 
 
-# ------------------------------------------------------------ Hugging Face models: the model's own cache
+# ------------------------------------------------------------ Hugging Face models: their own cache
 @pytest.fixture(scope="module")
 def hf_dirs(tmp_path_factory):
     """GPT-2 (2 layers), GPT-NeoX (3) and a Llama with grouped-query attention and rotary (4),
@@ -332,18 +332,18 @@ def test_hf_fast_last_row_equals_full_recompute(hf_models, arch):
         "last only": last,
     }
     for k in (1, 2):
-        windows = [ko.window(l, k, m.n_layers) for l in range(m.n_layers)]
+        windows = [ko.window(layer, k, m.n_layers) for layer in range(m.n_layers)]
         for what, src in sources.items():
             batched = ko.last_row_knockouts(m, cache, src, windows)  # [L, B, V]
-            for l, layers in enumerate(windows):
+            for layer, layers in enumerate(windows):
                 fast = ko.last_row_knockout(m, cache, src, layers)
                 full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
-                assert (fast - full).abs().max() < 1e-5, (what, k, l)
-                assert (batched[l] - full).abs().max() < 1e-5, (what, k, l)
+                assert (fast - full).abs().max() < 1e-5, (what, k, layer)
+                assert (batched[layer] - full).abs().max() < 1e-5, (what, k, layer)
                 assert (full - cache.logits[:, -1]).abs().max() > 1e-4, (
                     what,
                     k,
-                    l,
+                    layer,
                 )  # the knockout did something
     # nothing blocked: exactly the clean logits
     none = torch.zeros(n, T, dtype=torch.bool)
@@ -378,7 +378,8 @@ def test_hf_sweep_fast_equals_full_and_gap_check(hf_models, arch):
 def planted_gpt2(root) -> Model:
     """A 2-layer GPT-2 whose last position copies the token at position 1 (layer 0 attends there,
     the output projection writes that token's direction into the residual, the tied unembedding
-    reads it); everything else is zero. Blocking position 1 -> last in layer 0 changes the answer."""
+    reads it); everything else is zero. Blocking position 1 -> last in layer 0 changes the
+    answer."""
     import transformers as tr
 
     import interp
@@ -459,8 +460,9 @@ def test_hf_fast_path_refuses_bidirectional_and_soft_capped_models(hf_models, tm
         m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True
     )  # full recomputes
     assert res["score"]["all->last"].shape == (2, 2)
-    # ... which do cut the edges: BERT's attention runs inside the HF module, so the block goes in as a
-    # mask; blocking some keys for every query in every layer is BERT's own key (padding) mask
+    # ... which do cut the edges: BERT's attention runs inside the HF module, so the block goes
+    # in as a mask; blocking some keys for every query in every layer is BERT's own key
+    # (padding) mask
     keys = torch.zeros(2, 8, dtype=torch.bool)
     keys[:, [2, 5]] = True
     cut = ko.knockout_logits(
@@ -496,10 +498,10 @@ def test_hf_fast_path_on_cuda_equals_full_recompute(hf_dirs, arch):
     pos = torch.arange(T, device="cuda").expand(n, T)
     src, last = pos < T // 2, pos == T - 1
     cache = ko.clean_cache(m, x)
-    windows = [ko.window(l, 2, m.n_layers) for l in range(m.n_layers)]
+    windows = [ko.window(layer, 2, m.n_layers) for layer in range(m.n_layers)]
     fast = ko.last_row_knockouts(m, cache, src, windows)
-    for l, layers in enumerate(windows):
+    for layer, layers in enumerate(windows):
         full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
         assert (
-            fast[l].device.type == "cuda" and (fast[l] - full).abs().max() < 1e-4
+            fast[layer].device.type == "cuda" and (fast[layer] - full).abs().max() < 1e-4
         )  # TF32 matmuls may be on

@@ -239,7 +239,8 @@ def test_row_shuffle_null_matches_its_expectation():
     sites = find_sites(make({}))
     a, b = random_mask(sites, 0.2, seed=1), random_mask(sites, 0.5, seed=2)
     null = row_shuffle_null(a, b, n=3000, seed=0)
-    # E[overlap] under a uniform row permutation = sum over matrices of (row sums of a) . (mean row of b)
+    # E[overlap] under a uniform row permutation = sum over matrices of
+    # (row sums of a) . (mean row of b)
     expected = sum(
         float(a.values[s.key].float().sum(0) @ b.values[s.key].float().mean(0)) for s in sites
     )

@@ -46,7 +46,8 @@ def test_masked_context_rejects_wrong_shapes(tiny_gpt):
 
 
 def _hf(arch: str, tmp_path):
-    """A tiny Hugging Face model of ``arch`` with random weights, saved and loaded as interp loads a checkpoint."""
+    """A tiny Hugging Face model of ``arch`` with random weights, saved and loaded as interp loads
+    a checkpoint."""
     import transformers as T
 
     import interp
@@ -74,8 +75,8 @@ def _hf(arch: str, tmp_path):
 @pytest.mark.parametrize(
     "arch, matrices",
     [
-        # GPT-2: Conv1D weights (W_O, W_in, W_out); the bridge splits c_attn into per-head q/k/v and the
-        # unused fused copy is no site. GPT-NeoX: the same for query_key_value.
+        # GPT-2: Conv1D weights (W_O, W_in, W_out); the bridge splits c_attn into per-head q/k/v
+        # and the unused fused copy is no site. GPT-NeoX: the same for query_key_value.
         ("gpt2", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]),
         ("neox", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]),
         ("llama", ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out"]),
