@@ -24,7 +24,8 @@ from interp.utils import read_json
 
 SELECTED_RUN = "selected_run"  # session key shared by every page: the run last chosen
 NO_RUNS = "No runs yet — run `interp run model_report --preset quick` or `make demo`."
-# How the verdict strip marks a kind: every criterion holds / some do not (sanity: the code is wrong).
+# How the verdict strip marks a kind: every criterion holds / some do not (sanity: the code is
+# wrong).
 _MARKS = {
     "ok": ":green[:material/check_circle:]",
     "sanity": ":red[:material/error:]",
@@ -146,7 +147,7 @@ def verdict_strip(result: Result) -> None:
             "The run's metrics.json was edited or written by a faulty version."
         )
     parts = plots.verdict_strip(crit)
-    for col, part in zip(st.columns(len(parts)), parts):
+    for col, part in zip(st.columns(len(parts)), parts, strict=True):
         mark = _MARKS["ok" if part["ok"] else part["kind"]]
         col.markdown(f"{mark} **{part['text'][0].upper()}{part['text'][1:]}**")
         failing = [c.name for c in crit if c.kind == part["kind"] and not c.holds]
@@ -181,7 +182,8 @@ def criteria_details(result: Result, *, expanded: bool = False) -> None:
             what = "The claim" if c.kind == "claim" else "The performance target"
             verb = "does not hold" if c.kind == "claim" else "is missed"
             st.markdown(
-                f"- {what} `{c.name}` {verb} in this run: {num(c.value)}, needed {c.op} {num(c.threshold)}"
+                f"- {what} `{c.name}` {verb} in this run: {num(c.value)}, "
+                f"needed {c.op} {num(c.threshold)}"
                 + (f" ({c.description})" if c.description else "")
                 + "."
             )

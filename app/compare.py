@@ -6,16 +6,15 @@ runs share in columns. Reads run directories only (benchmark runs compare like a
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from common import NO_RUNS, guard, load_result, num, plain
 
+from interp.runs import list_runs
+from interp.utils import runs_dir
+
 
 def compare_page() -> None:
-    import pandas as pd
-
-    from interp.runs import list_runs
-    from interp.utils import runs_dir
-
     st.title("Compare runs")
     with guard("The list of runs could not be read"):
         runs = list_runs(root=runs_dir())
@@ -33,7 +32,8 @@ def compare_page() -> None:
                 + (
                     ""
                     if len(ids) > 1
-                    else f" (there is only one so far: run `interp run {exp} --preset quick --set seed=1`)"
+                    else " (there is only one so far: run "
+                    f"`interp run {exp} --preset quick --set seed=1`)"
                 )
                 + "."
             )
@@ -77,7 +77,7 @@ def compare_page() -> None:
             st.subheader("Figures")
             fig_name = st.selectbox("Figure", shared)
             cols = st.columns(len(results))
-            for col, (rid, res) in zip(cols, results.items()):
+            for col, (rid, res) in zip(cols, results.items(), strict=True):
                 with col:
                     st.caption(rid)
                     with guard(f"Figure {fig_name!r} of {rid} could not be drawn"):

@@ -21,8 +21,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 from common import plain
+
+import interp
+from interp.data.reversal import FactsConfig, make_facts
+from interp.models import pretrained, zoo
+from interp.models.io import MODEL_FILE
+from interp.plotting import explorer as explorer_plots
+from interp.plotting import steering as steering_plots
+from interp.utils import read_json
+
+# The modules that run models (methods, sae, the reversal analysis and recipes) import torch and
+# TransformerLens: they are imported inside the functions that use them, so the dashboard's other
+# pages open without paying for them.
 
 DEFAULT_PROMPT = "def add(a, b):\n    return a + b\n\nx = add(1, 2)\nprint(x)\n"
 LOCAL = "a local directory…"
@@ -31,15 +45,11 @@ N_FALLBACK_WORDS = 12  # a word-level model without example prompts opens on its
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def get_model(name: str) -> Any:
-    import interp
-
     return interp.load_model(name)
 
 
 # ------------------------------------------------------------------ which model, which prompt
 def _zoo_recipe(name: str):
-    from interp.models import zoo
-
     if name.startswith("zoo:") and name[4:] in zoo.names():
         return zoo.get(name[4:])
     return None
@@ -47,9 +57,6 @@ def _zoo_recipe(name: str):
 
 def _saved_meta(name: str) -> dict:
     """``interp_model.json`` of a model directory ({} when there is none or it is unreadable)."""
-    from interp.models.io import MODEL_FILE
-    from interp.utils import read_json
-
     try:
         return read_json(Path(name).expanduser() / MODEL_FILE)
     except (OSError, ValueError):
@@ -60,8 +67,6 @@ def built_models() -> list[str]:
     """Built zoo models, those with example prompts first, so the page opens on a model that
     reads text (alphabetical within each group); then the installed real pretrained models
     (loading one takes seconds: the page opens on it only when no zoo model is built)."""
-    from interp.models import pretrained, zoo
-
     built = [n for n in zoo.names() if zoo.is_built(n)]
     ordered = [f"zoo:{n}" for n in sorted(built, key=lambda n: (not zoo.get(n).prompts, n))]
     return ordered + [f"pretrained:{n}" for n in pretrained.names() if pretrained.is_installed(n)]
@@ -71,8 +76,6 @@ def recipe_prompts(name: str) -> list[str]:
     """Example prompts of a zoo model, a real pretrained model, or of the recipe a saved
     directory was built from."""
     if name.startswith("pretrained:"):
-        from interp.models import pretrained
-
         return (
             list(pretrained.get(name[len("pretrained:") :]).prompts)
             if name[11:] in pretrained.names()
@@ -87,8 +90,6 @@ def recipe_prompts(name: str) -> list[str]:
 
 def fact_config(name: str) -> dict | None:
     """The ``FactsConfig`` (as a dict) a reversal fact model was trained on, else None."""
-    from interp.data.reversal import FactsConfig
-
     r = _zoo_recipe(name)
     if r is not None:
         facts = getattr(r.config, "facts", None)
@@ -111,7 +112,11 @@ def unknown_tokens(tokenizer, text: str) -> list[str]:
         return [str(tokenizer.unk_token)] * tokenizer.encode(text, add_special_tokens=False).count(
             unk
         )
-    return [text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
+    return [
+        text[a:b]
+        for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        if i == unk
+    ]
 
 
 def example_prompts(name: str, tokenizer) -> list[str]:
@@ -120,7 +125,6 @@ def example_prompts(name: str, tokenizer) -> list[str]:
     first words of the model's vocabulary."""
     prompts = recipe_prompts(name)
     if not prompts and (facts := fact_config(name)) is not None:
-        from interp.data.reversal import FactsConfig
         from interp.models.recipes.reversal import example_questions
 
         prompts = [q for q, _ in example_questions(FactsConfig(**facts))]
@@ -146,14 +150,25 @@ def _probe(name: str, prompt: str, target: str, ablate: bool):
 
 
 def explorer_page() -> None:
-    from interp.plotting import explorer as plots
-
+    """The page: pick a model, type (or pick) a prompt, then the panels on what the model does."""
     st.title("Explore a model")
     st.markdown(
         "Pick a trained model, type a prompt, and see its tokens, predictions, attention patterns, "
         "logit lens and the effect of ablating each head. Nothing is trained here: zoo models must "
         "be built first (`interp zoo build code-lm-tiny`)."
     )
+    picked = pick_model()
+    if picked is None:
+        return
+    name, m = picked
+    prompt = prompt_box(name, m)
+    if prompt is not None:
+        prompt_panels(name, m, prompt)
+
+
+def pick_model() -> tuple[str, Any] | None:
+    """The model menu (built zoo and pretrained models, or a typed directory) and the loaded
+    model; None, with a message saying why, when there is nothing to load or loading failed."""
     options = built_models()
     c1, c2 = st.columns([2, 3])
     choice = c1.selectbox("Model", options + [LOCAL], index=0)
@@ -167,13 +182,20 @@ def explorer_page() -> None:
                 else "No zoo model is built yet. Build one with `interp zoo build code-lm-tiny`, "
                 "or enter a directory saved by interp or by save_pretrained."
             )
-            return
+            return None
     try:
         m = get_model(name)
     except Exception as e:
         st.error(f"Could not load {name!r}: {plain(e)}")
-        return
+        return None
     st.caption(repr(m))
+    return name, m
+
+
+def prompt_box(name: str, m: Any) -> str | None:
+    """The prompt: an example for this model (a menu when it has several), editable; a warning
+    for pieces the tokenizer does not know. A fact model also gets its question panel first.
+    None when the model has no tokenizer to read a typed prompt."""
     prompts = example_prompts(name, m.tokenizer)
     if m.tokenizer is None:
         st.error(
@@ -185,7 +207,7 @@ def explorer_page() -> None:
                 else ""
             )
         )
-        return
+        return None
     facts = fact_config(name)
     if facts is not None:
         fact_panel(name, facts)
@@ -203,9 +225,16 @@ def explorer_page() -> None:
     unknown = unknown_tokens(m.tokenizer, prompt)
     if unknown:
         st.warning(
-            f"{len(unknown)} piece(s) of the prompt are unknown to this model's tokenizer and read as "
-            f"{m.tokenizer.unk_token!r}: {', '.join(repr(u) for u in unknown[:8])}. Try an example prompt."
+            f"{len(unknown)} piece(s) of the prompt are unknown to this model's tokenizer and "
+            f"read as {m.tokenizer.unk_token!r}: {', '.join(repr(u) for u in unknown[:8])}. "
+            "Try an example prompt."
         )
+    return prompt
+
+
+def prompt_panels(name: str, m: Any, prompt: str) -> None:
+    """Tokens and next-token predictions for the prompt; for a transformer also attention,
+    logit lens, per-head ablation and steering."""
     target = st.text_input("Target token to track (empty: the model's top prediction)", "")
     try:
         probe = _probe(name, prompt, target, ablate=False)
@@ -215,14 +244,18 @@ def explorer_page() -> None:
     st.subheader("Tokens")
     st.code(" | ".join(repr(t)[1:-1] for t in probe.tokens), language=None)
     st.subheader("Next-token predictions")
-    st.plotly_chart(plots.predictions_figure(probe.top_tokens, probe.top_probs), key="preds")
+    st.plotly_chart(
+        explorer_plots.predictions_figure(probe.top_tokens, probe.top_probs), key="preds"
+    )
     if probe.patterns is None:
         st.info(f"{m.model_id} is not a transformer: attention, lens and head panels need one.")
         return
     attention_panel(probe)
     st.subheader(f"Logit lens (target {probe.target!r})")
     st.plotly_chart(
-        plots.lens_figure(probe.lens_probs, probe.tokens, probe.lens_target_prob, probe.target),
+        explorer_plots.lens_figure(
+            probe.lens_probs, probe.tokens, probe.lens_target_prob, probe.target
+        ),
         key="lens",
     )
     ablation_panel(name, prompt, target)
@@ -231,27 +264,25 @@ def explorer_page() -> None:
 
 @st.fragment
 def attention_panel(probe) -> None:
-    from interp.plotting import explorer as plots
-
     st.subheader("Attention patterns")
     L, H = probe.patterns.shape[:2]
     layer = st.selectbox(
-        "Layer", list(range(L)), format_func=lambda l: f"layer {l}", key="att_layer"
+        "Layer", list(range(L)), format_func=lambda i: f"layer {i}", key="att_layer"
     )
-    st.plotly_chart(plots.heads_grid(probe.patterns[layer], probe.tokens), key=f"grid{layer}")
+    st.plotly_chart(
+        explorer_plots.heads_grid(probe.patterns[layer], probe.tokens), key=f"grid{layer}"
+    )
     head = st.selectbox(
         "Enlarge head", list(range(H)), format_func=lambda h: f"head {h}", key="att_head"
     )
     st.plotly_chart(
-        plots.head_pattern(probe.patterns[layer, head], probe.tokens, f"L{layer}H{head}"),
+        explorer_plots.head_pattern(probe.patterns[layer, head], probe.tokens, f"L{layer}H{head}"),
         key=f"head{layer}-{head}",
     )
 
 
 @st.fragment
 def ablation_panel(name: str, prompt: str, target: str) -> None:
-    from interp.plotting import explorer as plots
-
     st.subheader("Per-head ablation")
     if not st.toggle(
         "Zero-ablate each head and measure the target's logit", value=False, key="ablate"
@@ -263,7 +294,9 @@ def ablation_panel(name: str, prompt: str, target: str) -> None:
     except Exception as e:
         st.error(f"Ablation failed: {plain(e)}")
         return
-    st.plotly_chart(plots.head_effect_figure(probe.head_effect, probe.target), key="ablation")
+    st.plotly_chart(
+        explorer_plots.head_effect_figure(probe.head_effect, probe.target), key="ablation"
+    )
 
 
 # ------------------------------------------------------------------ steering
@@ -272,8 +305,6 @@ VECTOR_SOURCES = ("contrastive prompts (ActAdd)", "a saved CAA vector (.npy)", "
 
 def build_steering(name: str, source: str, layer: int, coef: float, spec: dict) -> Any:
     """The :class:`~interp.methods.steering.Steering` the steering panel's controls describe."""
-    import numpy as np
-
     from interp.methods import steering as S
 
     m = get_model(name)
@@ -310,8 +341,6 @@ def steer_prompt(
 def steering_panel(name: str, prompt: str) -> None:
     """Steer the model while it completes the prompt: a layer, a vector and a coefficient;
     completions side by side and how the steering moved each steered token's probability."""
-    from interp.plotting import steering as plots
-
     st.subheader("Steering")
     m = get_model(name)
     if not m.n_layers or getattr(m.cfg, "attention_dir", "causal") != "causal":
@@ -366,7 +395,7 @@ def steering_panel(name: str, prompt: str) -> None:
     right.markdown(f"**Steered** (x{coef:g})")
     right.code(out["steered"], language=None)
     st.plotly_chart(
-        plots.token_shift_figure(out["tokens"], out["p_steered"], out["p_unsteered"]),
+        steering_plots.token_shift_figure(out["tokens"], out["p_steered"], out["p_unsteered"]),
         key="steer_shift",
     )
 
@@ -378,7 +407,6 @@ def fact_completions(name: str, facts: dict, question: str, length: int, k: int 
     model fills a slot of masks left to right). Raises ValueError on words outside the facts'
     vocabulary or a question too long for the model."""
     from interp.analyses.reversal import top_completions
-    from interp.data.reversal import FactsConfig, make_facts
 
     m = get_model(name)
     seq_len = make_facts(FactsConfig(**facts)).seq_len
@@ -403,9 +431,6 @@ def fact_completions(name: str, facts: dict, question: str, length: int, k: int 
 def fact_panel(name: str, facts: dict) -> None:
     """ "Ask the fact model": example questions (trained direction and reversed), a question box
     and a button that runs the beam search."""
-    import pandas as pd
-
-    from interp.data.reversal import FactsConfig, make_facts
     from interp.models.recipes.reversal import example_questions
 
     st.subheader("Ask the fact model")
@@ -413,8 +438,8 @@ def fact_panel(name: str, facts: dict) -> None:
     examples = example_questions(fs.config)
     st.markdown(
         "This model was trained on generated (fictitious) facts in one direction only for some "
-        "entities (the reversal-curse analysis). Try a fact in its trained direction and reversed:\n\n"
-        + "\n".join(f"- `{q}` ({what})" for q, what in examples)
+        "entities (the reversal-curse analysis). Try a fact in its trained direction and "
+        "reversed:\n\n" + "\n".join(f"- `{q}` ({what})" for q, what in examples)
     )
     question = st.text_input(
         "Question (only words of the facts' vocabulary are known)",

@@ -1,4 +1,5 @@
-"""The "Features" page: SAE feature pages saved in runs, searched by latent id or by a promoted token.
+"""The "Features" page: SAE feature pages saved in runs, searched by latent id or by a promoted
+token.
 
 A run has feature pages when its result holds ``metrics["features"]`` and the ``features_*``
 arrays (:meth:`interp.sae.features.FeaturePages.to_result`). The page only reads them and
@@ -12,10 +13,15 @@ from __future__ import annotations
 import streamlit as st
 from common import guard, load_result, plain, select_run
 
+from interp.plotting import features as plots
+from interp.runs import list_runs
+from interp.utils import read_json, runs_dir
+
 HOW_TO = (
     "No runs with SAE feature pages yet. Make them from Python: "
-    "`interp.sae.features.feature_pages(sae, store, hook, model=m).to_result(result)` adds the pages to "
-    "a result, and `result.save(runs_dir / '<experiment>' / '<run>')` puts it where this page looks."
+    "`interp.sae.features.feature_pages(sae, store, hook, model=m).to_result(result)` adds the "
+    "pages to a result, and `result.save(runs_dir / '<experiment>' / '<run>')` puts it where this "
+    "page looks."
 )
 QUERY = "features_query"
 MAX_MATCHES = 50
@@ -23,8 +29,6 @@ MAX_MATCHES = 50
 
 def feature_runs(runs: list) -> list:
     """The runs whose ``metrics.json`` holds ``features`` (read without loading the arrays)."""
-    from interp.utils import read_json
-
     out = []
     for r in runs:
         try:
@@ -36,14 +40,11 @@ def feature_runs(runs: list) -> list:
 
 
 def features_page() -> None:
-    from interp.runs import list_runs
-    from interp.utils import runs_dir
-
     st.title("Features")
     st.markdown(
-        "What each latent of a sparse autoencoder does on a stored activation set: how often it fires, "
-        "how strongly, the tokens its decoder direction promotes and suppresses through the unembedding, "
-        "and the contexts where it fires hardest."
+        "What each latent of a sparse autoencoder does on a stored activation set: how often it "
+        "fires, how strongly, the tokens its decoder direction promotes and suppresses through the "
+        "unembedding, and the contexts where it fires hardest."
     )
     with guard("The list of runs could not be read"):
         root = runs_dir()
@@ -54,6 +55,7 @@ def features_page() -> None:
             return
         run = select_run(runs, "Run")
         try:
+            # interp.sae imports torch: only once there is a run with pages to read
             from interp.sae.features import FeaturePages
 
             pages = FeaturePages.from_result(load_result(run.path))
@@ -97,8 +99,8 @@ def choose_latent(pages, query: str) -> int | None:
             else " (these pages have no logit effects: a token search needs them)"
         )
         st.warning(
-            f"No latent matches {query.strip()!r}: give an id below {pages.d_sae} or a token a latent "
-            f"promotes{why}."
+            f"No latent matches {query.strip()!r}: give an id below {pages.d_sae} or a token a "
+            f"latent promotes{why}."
         )
         return None
     if len(matches) > 1:
@@ -108,8 +110,6 @@ def choose_latent(pages, query: str) -> int | None:
 
 
 def latent_page(pages, i: int) -> None:
-    from interp.plotting import features as plots
-
     st.subheader(f"Latent {i}")
     st.metric("Density (fraction of positions > 0)", f"{float(pages.density[i]):.4g}")
     st.plotly_chart(

@@ -47,11 +47,15 @@ from common import (
     show_unreadable,
     verdict_strip,
 )
+from compare import compare_page
+from explorer import explorer_page
+from features import features_page
 
 import interp.analyses as analyses
 from interp.plotting import common as plots
 from interp.results import Result
 from interp.runs import RunInfo, experiments, experiments_dir, list_runs
+from interp.seeds import seed_label
 from interp.utils import runs_dir
 
 INTRO = (
@@ -87,10 +91,6 @@ def main() -> None:
         pages[name] = st.Page(
             _analysis_page_fn(name), title=title, icon=":material/analytics:", url_path=name
         )
-    from compare import compare_page
-    from explorer import explorer_page
-    from features import features_page
-
     tools = [
         st.Page(
             explorer_page, title="Explore a model", icon=":material/search:", url_path="explore"
@@ -142,8 +142,8 @@ def home_page(pages: dict[str, Any], import_error: str | None = None) -> None:
                 st.switch_page(pages[run.analysis])
         elif run.analysis == BENCH:
             st.caption(
-                "A benchmark run (`interp bench`): its criteria are performance targets, shown above; "
-                "the benchmark is not an analysis, so it has no page."
+                "A benchmark run (`interp bench`): its criteria are performance targets, shown "
+                "above; the benchmark is not an analysis, so it has no page."
             )
         else:
             st.caption(f"No page for analysis {run.analysis!r}: it is not registered.")
@@ -173,8 +173,8 @@ def analysis_page(name: str) -> None:
             part_of = [r for r in runs if run.id in r.seed_runs]
             if part_of:
                 st.caption(
-                    f"One seed of the seeds run `{part_of[0].id}` (choose it above to see, per criterion, "
-                    f"in how many of its {len(part_of[0].seeds)} seeds it holds)."
+                    f"One seed of the seeds run `{part_of[0].id}` (choose it above to see, per "
+                    f"criterion, in how many of its {len(part_of[0].seeds)} seeds it holds)."
                 )
             render_run(run, analysis)
 
@@ -184,8 +184,6 @@ def render_seeds(
 ) -> None:
     """A seeds run (``interp run <experiment> --seeds 0-2``): per criterion, in how many training
     seeds it holds, each seed's value; then one seed's run in full."""
-    from interp.seeds import seed_label
-
     try:
         result = load_result(run.path)
     except Exception as e:
@@ -198,16 +196,20 @@ def render_seeds(
     with guard("The verdicts could not be shown"):
         verdict_strip(result)
         st.caption(
-            "Here a criterion holds when it holds in every seed; the table says in how many it does."
+            "Here a criterion holds when it holds in every seed; the table says in how many it "
+            "does."
         )
     with guard("The criteria could not be shown"):
         st.dataframe(plots.seeds_frame(result.criteria, run.seeds), hide_index=True)
     by_id = {r.id: r for r in all_runs}
-    present = [(s, by_id[rid]) for s, rid in zip(run.seeds, run.seed_runs) if rid in by_id]
+    present = [
+        (s, by_id[rid]) for s, rid in zip(run.seeds, run.seed_runs, strict=True) if rid in by_id
+    ]
     if len(present) < len(run.seeds):
         missing = [rid for rid in run.seed_runs if rid not in by_id]
         st.warning(
-            f"{len(missing)} of this seeds run's runs are missing or unreadable: {', '.join(missing)}"
+            f"{len(missing)} of this seeds run's runs are missing or unreadable: "
+            f"{', '.join(missing)}"
         )
     if not present:
         return
@@ -229,8 +231,8 @@ def how_to_create(name: str) -> None:
     else:
         st.info(
             f"No runs of `{name}` yet, and no experiment in `{experiments_dir()}` uses it. Add "
-            f"`experiments/<experiment>.yaml` with `analysis: {name}` and a `quick` preset, then run "
-            f"`interp run <experiment> --preset quick`."
+            f"`experiments/<experiment>.yaml` with `analysis: {name}` and a `quick` preset, then "
+            "run `interp run <experiment> --preset quick`."
         )
 
 
@@ -285,7 +287,8 @@ def _figure(run: RunInfo, result: Result, name: str) -> None:
 
 def custom_panel(analysis: analyses.Analysis) -> Callable[[Result, Any], None] | None:
     """``dashboard(result, st)`` of the module ``panels.<analysis>`` (``app/panels/<analysis>.py``),
-    or None when the analysis has no panel. A panel that fails to import raises (shown as an error)."""
+    or None when the analysis has no panel. A panel that fails to import raises (shown as an
+    error)."""
     module = f"panels.{analysis.name}"
     try:
         mod = importlib.import_module(module)

@@ -46,15 +46,26 @@ _SUBMODULES = {
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from interp import analyses, data, methods, models, plotting, runs, sae, tracing, utils
-    from interp.models.load import load_model
-    from interp.results import Criterion, Result
-    from interp.tracing.collect import collect
-    from interp.tracing.generate import generate
-    from interp.tracing.model import Model, wrap
-    from interp.tracing.store import ActivationStore
-    from interp.tracing.trace import trace
+# For type checkers and IDEs only; `name as name` marks each one as a re-export.
+if TYPE_CHECKING:  # pragma: no cover
+    from interp import analyses as analyses
+    from interp import data as data
+    from interp import methods as methods
+    from interp import models as models
+    from interp import plotting as plotting
+    from interp import runs as runs
+    from interp import sae as sae
+    from interp import tracing as tracing
+    from interp import utils as utils
+    from interp.models.load import load_model as load_model
+    from interp.results import Criterion as Criterion
+    from interp.results import Result as Result
+    from interp.tracing.collect import collect as collect
+    from interp.tracing.generate import generate as generate
+    from interp.tracing.model import Model as Model
+    from interp.tracing.model import wrap as wrap
+    from interp.tracing.store import ActivationStore as ActivationStore
+    from interp.tracing.trace import trace as trace
 
 
 def __getattr__(name: str) -> Any:

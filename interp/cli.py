@@ -2,12 +2,12 @@
 
     interp list                                   registered experiments
     interp run EXPERIMENT [--preset quick|full] [--set key=value]...
-    interp check MODEL [--device D] [--dtype T]   check a checkpoint first: parity, hooks, collect speed
+    interp check MODEL [--device D] [--dtype T]   check a checkpoint: parity, hooks, collect speed
     interp bench [NAME] [--preset quick|full]     the performance benchmark (not an analysis)
     interp runs [list|show RUN]                   saved runs
     interp zoo list | interp zoo build NAME       model zoo
     interp app [--port N]                         the Streamlit dashboard
-    interp demo                                   every experiment's quick preset, then the dashboard
+    interp demo                                   each experiment's quick preset, then the dashboard
 
 Only typer is imported at start-up; torch, TransformerLens and nnsight load when a
 command needs them, so ``interp --help`` stays fast.
@@ -15,9 +15,14 @@ command needs them, so ``interp --help`` stays fast.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -33,6 +38,9 @@ zoo_app = typer.Typer(
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(zoo_app, name="zoo")
+
+# Every interp module is imported inside the command that needs it: `interp --help` and the light
+# commands start without torch, TransformerLens or the analysis registry (docs/architecture.md).
 
 
 def _fail(message: str) -> None:
@@ -60,9 +68,10 @@ def run(
     preset: str = typer.Option(
         "quick", "--preset", "-p", help="Preset: quick (CPU, minutes) or full."
     ),
-    sets: list[str] = typer.Option(
-        [], "--set", "-s", help="Override a config value: key=value (repeatable)."
-    ),
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a config value: key=value (repeatable)."),
+    ] = None,
     seeds: str | None = typer.Option(
         None,
         "--seeds",
@@ -73,9 +82,12 @@ def run(
     """Run an experiment and write runs/<experiment>/<timestamp>-<hash>/.
 
     A run's seed also picks its zoo models' training seed (seed 7 uses zoo:<recipe>@7).
-    With --seeds, one run per seed plus a seeds run that counts, per criterion, the seeds where it holds."""
+    With --seeds: one run per seed, plus a seeds run counting the seeds where each criterion holds.
+    """
     from interp.runs import RunNotSaved, build_config, get_experiment, run_experiment
     from interp.seeds import parse_seeds, run_seeds
+
+    sets = sets or []
 
     try:
         exp = get_experiment(experiment)
@@ -119,8 +131,6 @@ def run(
 def _save_elsewhere(e) -> None:
     """A run that finished but could not be written: show its verdicts, save it under the system's
     temporary folder if that has room, and say where; exit 2 either way."""
-    import tempfile
-
     typer.echo(e.result.summary())
     spare = Path(tempfile.gettempdir()) / "interp-unsaved" / e.path.parent.name / e.path.name
     try:
@@ -150,10 +160,11 @@ def check(
     trust_remote_code: bool = typer.Option(
         False,
         "--trust-remote-code",
-        help="Run the Python code a Hugging Face checkpoint ships (auto_map). Only if you trust it.",
+        help="Run the Python code a Hugging Face checkpoint ships (auto_map). "
+        "Only if you trust it.",
     ),
 ) -> None:
-    """Check a checkpoint before studying it: parity with its own forward, its hooks, collect's speed.
+    """Check a checkpoint before studying it: parity with its own forward, its hooks, speed.
 
     Writes runs/check/<timestamp>-<hash>/ and exits 1 if a sanity criterion fails."""
     import interp.analyses as analyses
@@ -197,17 +208,21 @@ def bench(
         None, help="One benchmark item (collection, memory, disk, ...); default all."
     ),
     preset: str = typer.Option("quick", "--preset", "-p", help="Preset: quick or full."),
-    sets: list[str] = typer.Option(
-        [],
-        "--set",
-        "-s",
-        help="Override a size: key=value (repeatable), e.g. "
-        "n_layers=12 d_model=768 n_heads=12 for GPT-2-small shapes.",
-    ),
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Override a size: key=value (repeatable), e.g. "
+            "n_layers=12 d_model=768 n_heads=12 for GPT-2-small shapes.",
+        ),
+    ] = None,
 ) -> None:
     """Run the performance benchmark: ratios vs the performance targets (docs/performance.md)."""
     from interp.bench import run_bench
     from interp.results import Result
+
+    sets = sets or []
 
     try:
         path = run_bench(preset, [*([f"only=[{name}]"] if name else []), *sets] or None)
@@ -261,8 +276,6 @@ def runs_show(
     ),
 ) -> None:
     """Show a run's config and criteria."""
-    import json
-
     from interp.results import Result
     from interp.runs import find_run, run_info
 
@@ -284,8 +297,6 @@ def zoo_list(
     all_seeds: bool = typer.Option(False, "--all", help="One line per recipe (seed variants too)."),
 ) -> None:
     """List zoo recipes and whether each is built (seed variants `<name>-s<N>` share a line)."""
-    import re
-
     from interp.models import zoo
 
     groups: dict[str, list[str]] = {}
@@ -388,7 +399,10 @@ def _real_presets(known: dict, which: str) -> list[str]:
 def demo(
     serve: bool = typer.Option(True, help="Start the dashboard after the runs."),
     port: int = typer.Option(8501, min=1, max=65535, help="Dashboard port (1-65535)."),
-    only: list[str] = typer.Option([], "--only", help="Run only these experiments (repeatable)."),
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only these experiments (repeatable)."),
+    ] = None,
     real: str = typer.Option(
         "check",
         "--real",
@@ -405,12 +419,11 @@ def demo(
     real model's presets (``--real``): by default only its check, which also converts it once,
     so the explorer opens on it quickly.
     """
-    import time
-
     from interp.results import Result
     from interp.runs import experiments, run_experiment
     from interp.utils import unknown_name_error
 
+    only = only or []
     errors: list[str] = []
     known = experiments(errors)
     for err in errors:  # a broken experiment file is named; the others still run

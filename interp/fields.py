@@ -17,8 +17,13 @@ from typing import Annotated
 import annotated_types as at
 from pydantic import AfterValidator, BeforeValidator
 
+from interp.data.corpus import EMPTY_CORPUS, ENGLISH, STDLIB, corpus_files
+
 # Resource checks live in utils (models/ and tracing/ use them too); re-exported for analyses.
-from interp.utils import ConfigError, check_disk, check_fits, memory_bytes  # noqa: F401
+from interp.utils import ConfigError, check_disk, check_fits, memory_bytes, resolve_device  # noqa: F401
+
+# The zoo and pretrained registries are imported inside the model-name validator: every
+# analysis config imports this module, and most never name a zoo model.
 
 MAX_COUNT = 10**9  # no count in any experiment comes near this; a bigger one is a typo
 
@@ -117,8 +122,6 @@ def check_devices_present(cfg: object) -> None:
     """:class:`ConfigError` when a ``device`` field of ``cfg`` names a device this machine lacks
     (``cuda`` on a CPU-only torch, ``cuda:3`` on a one-GPU machine). Run before any work; kept
     out of the field validator so that a preset written for a GPU still validates anywhere."""
-    from interp.utils import resolve_device
-
     device = getattr(cfg, "device", None)
     if isinstance(device, str):
         try:
@@ -133,8 +136,6 @@ MIN_CORPUS_CHARS = 2000  # a corpus is split by file into train and held-out tex
 def check_corpus(source: str) -> str:
     """``"stdlib"``, a text file, or a folder of ``.py/.txt/.md/.rst`` files holding at least
     :data:`MIN_CORPUS_CHARS` characters; checked before any model is loaded or trained."""
-    from interp.data.corpus import EMPTY_CORPUS, ENGLISH, STDLIB, corpus_files
-
     if not isinstance(source, str) or not source.strip():
         raise ValueError(EMPTY_CORPUS)
     if source in (STDLIB, ENGLISH):

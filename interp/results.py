@@ -9,6 +9,7 @@ On disk (a run directory)::
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from interp.utils import (
     atomic_path,
@@ -45,7 +46,8 @@ class Criterion(BaseModel):
     holds: bool
     kind: Literal["sanity", "claim", "target"]
     description: str = ""
-    # a seeds run's criterion (interp.seeds): held in seeds_held of seeds_run seeds, each seed's value
+    # a seeds run's criterion (interp.seeds): held in seeds_held of seeds_run seeds, each seed's
+    # value
     seeds_held: int | None = None
     seeds_run: int | None = None
     values: list[float | None] | None = None
@@ -77,7 +79,8 @@ class Criterion(BaseModel):
 
     def verdict(self) -> str:
         if self.seeds_run is not None:
-            return f"{'holds' if self.kind != 'target' else 'met'} in {self.seeds_held} of {self.seeds_run} seeds"
+            verb = "holds" if self.kind != "target" else "met"
+            return f"{verb} in {self.seeds_held} of {self.seeds_run} seeds"
         if self.holds:
             return "holds" if self.kind != "target" else "met"
         return {"sanity": "FAILS (implementation?)", "claim": "does not hold", "target": "missed"}[
@@ -95,8 +98,6 @@ def recheck_criteria(raw: Any, where: str = "metrics") -> tuple[list[Criterion],
     """``(criteria, names whose stored verdict disagreed)`` from a stored ``criteria`` list, each
     verdict recomputed from value, op and threshold. A malformed list or entry raises
     ``ValueError`` naming ``where`` (the file) and the entry."""
-    from pydantic import ValidationError
-
     if not isinstance(raw, list):
         raise ValueError(f"{where}: 'criteria' is not a list (got {type(raw).__name__})")
     out, changed = [], []
@@ -145,8 +146,8 @@ class Result:
         crit = self.criteria
         ok = sum(c.holds for c in crit)
         return (
-            f"Result({self.analysis!r}, criteria {ok}/{len(crit)} hold, arrays={sorted(self.arrays)}, "
-            f"figures={sorted(self.figures)})"
+            f"Result({self.analysis!r}, criteria {ok}/{len(crit)} hold, "
+            f"arrays={sorted(self.arrays)}, figures={sorted(self.figures)})"
         )
 
     # ------------------------------------------------------------- criteria
@@ -186,6 +187,7 @@ class Result:
     # ------------------------------------------------------------- figures
     def figure(self, name: str):
         """A plotly ``Figure`` by name."""
+        # plotly loads when a figure is asked for: reading a run's verdicts does not need it
         import plotly.graph_objects as go
         import plotly.io as pio
 
@@ -226,8 +228,6 @@ class Result:
     @classmethod
     def load(cls, path: str | Path) -> Result:
         """Read a result directory; a missing or corrupted file raises a clear error."""
-        import json
-
         path = Path(path)
         if not (path / "metrics.json").exists():
             raise FileNotFoundError(f"{path} is not a result directory (no metrics.json)")
@@ -278,6 +278,4 @@ def _cname(c: Any) -> str:
 
 
 def _dumps(obj: Any) -> str:
-    import json
-
     return json.dumps(obj)

@@ -22,11 +22,19 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from interp.fields import check_devices_present
+from interp.models import zoo
+from interp.results import Result, recheck_criteria
 from interp.utils import (
     REPO_ROOT,
     atomic_path,
@@ -39,6 +47,10 @@ from interp.utils import (
 )
 
 log = logging.getLogger("interp")
+
+# The analysis registry (interp.analyses) is imported inside the functions that build or run an
+# analysis: loading it imports every analysis (torch and all), and listing or reading runs (the
+# dashboard, `interp runs`) must not pay for that.
 
 
 def experiments_dir() -> Path:
@@ -71,8 +83,6 @@ def experiments(errors: list[str] | None = None) -> dict[str, Experiment]:
 
 
 def _read_experiment(f: Path) -> Experiment:
-    import yaml
-
     try:
         data = yaml.safe_load(f.read_text()) or {}
     except yaml.YAMLError as e:
@@ -103,8 +113,6 @@ def get_experiment(name: str) -> Experiment:
 # ------------------------------------------------------------------ config building
 def field_paths(Config: type) -> list[str]:
     """Dotted names of every settable field of a pydantic config (nested models expanded)."""
-    from pydantic import BaseModel
-
     paths = []
     for name, f in Config.model_fields.items():
         ann = f.annotation
@@ -116,8 +124,6 @@ def field_paths(Config: type) -> list[str]:
 
 def parse_sets(items: list[str] | dict | None) -> dict[str, Any]:
     """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b.c": "x"}`` (values parsed as YAML scalars)."""
-    import yaml
-
     if isinstance(items, dict):
         return dict(items)
     out = {}
@@ -154,8 +160,6 @@ def with_training_seed(cfg: Any) -> Any:
     ``zoo:<recipe>@7``; see :func:`interp.models.zoo.seeded_names`), so that a result checked
     over seeds is checked over trained models, not only over evaluation draws. Seed 0 is the
     recipes as registered. Pin a model with ``zoo:<recipe>@N`` to keep it whatever the seed."""
-    from pydantic import BaseModel
-
     seed = getattr(cfg, "seed", None)
     if not isinstance(cfg, BaseModel) or not isinstance(seed, int) or seed == 0:
         return cfg
@@ -166,8 +170,6 @@ def with_training_seed(cfg: Any) -> Any:
         for v in (value if isinstance(value, list) else [value])
         if isinstance(v, str)
     ]
-    from interp.models import zoo
-
     swap = zoo.seeded_names(names, seed)
     if not swap:
         return cfg
@@ -194,8 +196,6 @@ def config_from_presets(
     what: str = "config",
 ):
     """``Config`` validated from ``presets[preset]`` plus ``--set`` style ``overrides``."""
-    from pydantic import ValidationError
-
     if preset not in presets:
         raise unknown_name_error("preset", preset, sorted(presets))
     values = _nested(dict(presets[preset]))
@@ -255,18 +255,14 @@ def write_run(
     root: Path | None = None,
     extra: dict | None = None,
 ) -> Path:
-    """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its log
-    (``extra`` goes into ``run.json``, e.g. a seeds run's ``seeds`` and ``runs``)."""
-    import secrets
-
+    """Run ``fn(cfg) -> Result`` and write ``<root>/<name>/<stamp>-<hash>/`` atomically, with its
+    log (``extra`` goes into ``run.json``, e.g. a seeds run's ``seeds`` and ``runs``)."""
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     dump = cfg.model_dump(mode="json")
     # microseconds + randomness: two identical runs started together get two directories
     run_id = f"{stamp}.{int(now % 1 * 1e6):06d}-{config_hash(dump, 6)}-{secrets.token_hex(2)}"
     run_path = Path(root or runs_dir()) / name / run_id
-    from interp.fields import check_devices_present
-
     check_devices_present(cfg)  # before any work: a device this machine lacks
     _check_writable(run_path.parent)  # ... and a read-only or missing runs folder
     result = None
@@ -337,8 +333,6 @@ class RunNotSaved(OSError):
 
 def _check_writable(folder: Path) -> None:
     """``OSError`` naming ``folder`` and ``INTERP_RUNS`` when runs cannot be written there."""
-    import tempfile
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
         clean_stale_tmp(folder)
@@ -417,15 +411,18 @@ def list_runs(
 def run_info(run: Path, experiment: str) -> RunInfo:
     """What ``interp runs`` shows of one run directory; ``ValueError`` naming the damaged file.
     Verdicts are recomputed from the values, never taken from disk."""
-    from interp.results import recheck_criteria
-
     meta, metrics = read_object(run / "run.json"), read_object(run / "metrics.json")
     if (run / "config.json").exists():
         read_object(run / "config.json")
     crit, changed = recheck_criteria(metrics.get("criteria", []), str(run / "metrics.json"))
     seeds, seed_runs = meta.get("seeds") or [], meta.get("runs") or []
-    if not isinstance(seeds, list) or not isinstance(seed_runs, list):
-        raise ValueError(f"{run / 'run.json'} is damaged: 'seeds' and 'runs' must be lists")
+    if not (isinstance(seeds, list) and isinstance(seed_runs, list)) or len(seeds) != len(
+        seed_runs
+    ):
+        raise ValueError(
+            f"{run / 'run.json'} is damaged: 'seeds' and 'runs' must be lists of the same length "
+            "(one run id per seed)"
+        )
     sanity_failures = sum(c.kind == "sanity" and not c.holds for c in crit)
     return RunInfo(
         run,
@@ -443,7 +440,8 @@ def run_info(run: Path, experiment: str) -> RunInfo:
 
 
 def find_run(ref: str, *, root: Path | None = None) -> Path:
-    """A run by path, ``<experiment>/<run>``, ``<experiment>`` (its latest) or a unique run-name prefix."""
+    """A run by path, ``<experiment>/<run>``, ``<experiment>`` (its latest) or a unique run-name
+    prefix."""
     p = Path(ref)
     if (p / "metrics.json").exists():
         return p
@@ -468,6 +466,4 @@ def find_run(ref: str, *, root: Path | None = None) -> Path:
 
 def load_run(ref: str | Path, *, root: Path | None = None):
     """The :class:`interp.Result` of a run."""
-    from interp.results import Result
-
     return Result.load(find_run(str(ref), root=root))

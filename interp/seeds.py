@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from interp.results import Criterion, Result
+from interp.runs import build_config, get_experiment, parse_sets, write_run
 from interp.utils import seed_label  # noqa: F401  (re-exported; it lives in utils for plotting)
 
 log = logging.getLogger("interp")
@@ -95,7 +97,9 @@ def aggregate(results: dict[int, Result], analysis: str) -> Result:
     for name, per_seed in by_name.items():
         first = next(iter(per_seed.values()))
         values = [per_seed[s].value if s in per_seed else None for s in results]
-        judged = [v for s, v in zip(results, values) if s in per_seed and v is not None]
+        judged = [
+            v for s, v in zip(results, values, strict=True) if s in per_seed and v is not None
+        ]
         held = sum(c.holds for c in per_seed.values())
         criteria.append(
             Criterion(
@@ -133,10 +137,9 @@ def run_seeds(
     root: Path | None = None,
 ) -> Path:
     """Run experiment ``name`` once per seed, then write the seeds run; return its path."""
-    import time
-
+    # the analysis registry imports every analysis: loaded only when seeds are run, so that the
+    # dashboard can import this module's helpers cheaply
     import interp.analyses as analyses
-    from interp.runs import build_config, get_experiment, parse_sets, write_run
 
     sets = parse_sets(overrides)
     if "seed" in sets:

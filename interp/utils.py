@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
+import hashlib
 import json
 import os
 import random
@@ -20,6 +21,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import platformdirs
+from filelock import FileLock, Timeout
+
+# torch, numpy and tqdm are imported inside the helpers that use them: every module imports this
+# one, light entry points included (the CLI's start, the registries, the zoo's listing).
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the source checkout (experiments/, app/)
 
@@ -42,8 +49,6 @@ def runs_dir() -> Path:
 
 
 def _user_dir(kind: str) -> str:
-    import platformdirs
-
     return getattr(platformdirs, kind)("interp", appauthor=False)
 
 
@@ -269,8 +274,6 @@ def file_lock(
     waits until the first is done, at most ``timeout`` seconds (default ``$INTERP_LOCK_TIMEOUT`` or
     :data:`LOCK_TIMEOUT_S`), then raises ``TimeoutError`` naming the lock and ``what`` it guards.
     Uses ``filelock`` (an OS lock, released if the holder dies; works on Windows too)."""
-    from filelock import FileLock, Timeout
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if timeout is None:
@@ -342,9 +345,8 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
-    torch = sys.modules.get(
-        "torch"
-    )  # a tensor can only exist once torch is imported; never import it here
+    # a tensor can only exist once torch is imported; never import it here
+    torch = sys.modules.get("torch")
     if torch is not None and isinstance(obj, torch.Tensor):
         return obj.detach().cpu().tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
@@ -352,8 +354,6 @@ def _json_default(obj: Any) -> Any:
 
 def config_hash(obj: Any, n: int = 10) -> str:
     """Stable short hash of a JSON-able object (recipe/config identity)."""
-    import hashlib
-
     blob = json.dumps(obj, sort_keys=True, default=_json_default).encode()
     return hashlib.sha256(blob).hexdigest()[:n]
 
@@ -395,13 +395,11 @@ def interleaved(
 
 def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
     """Median over rounds of ``time(a) / time(b)`` (same round: same machine load)."""
-    return float(statistics.median(x / y for x, y in zip(times[a], times[b])))
+    return float(statistics.median(x / y for x, y in zip(times[a], times[b], strict=True)))
 
 
 def check_disk(folder: Path, nbytes: int, what: str, fix: str) -> None:
     """:class:`ConfigError` when ``folder``'s file system has less free space than ``nbytes``."""
-    import shutil
-
     try:
         free = shutil.disk_usage(folder).free
     except OSError:  # the folder does not exist yet, or the OS does not say: the write will tell

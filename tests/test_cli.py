@@ -6,9 +6,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 from typer.testing import CliRunner
 
+import interp.runs as runs_module
 from interp.cli import app
+from interp.models import pretrained
+from interp.runs import find_run, list_runs
 
 runner = CliRunner()
 
@@ -62,8 +67,6 @@ def test_zoo_list_and_unknown_recipe():
 @pytest.mark.slow
 def test_run_model_report_quick_writes_a_complete_run_directory():
     """The real quick preset: trains zoo:code-lm-tiny (once per session cache) and reports."""
-    from interp.runs import find_run, list_runs
-
     res = runner.invoke(app, ["run", "model_report", "--preset", "quick", "--set", "n_prompts=8"])
     assert res.exit_code == 0, res.output
     path = find_run("model_report")
@@ -86,11 +89,6 @@ def test_run_model_report_quick_writes_a_complete_run_directory():
 def test_check_runs_on_a_saved_checkpoint_and_refuses_a_bad_name(tmp_path):
     """`interp check DIR` on a tiny random GPT-2 saved with save_pretrained: a run with its
     criteria held; a bad name exits 2 naming the field."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from interp.runs import find_run
-
     torch.manual_seed(0)
     GPT2LMHeadModel(
         GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=32)
@@ -112,12 +110,6 @@ def test_check_runs_on_a_saved_checkpoint_and_refuses_a_bad_name(tmp_path):
 def test_demo_runs_the_real_check_after_the_quick_presets(monkeypatch):
     """`interp demo` runs the real model's check after the quick presets (what `make demo` does),
     every real preset with --real all, none with --real none; a bad --real value is refused."""
-    from typer.testing import CliRunner
-
-    import interp.runs as runs_module
-    from interp.cli import app
-    from interp.models import pretrained
-
     calls = []
 
     def fake_run(name, preset, *a, **k):

@@ -12,9 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from typer.testing import CliRunner
 
 import interp
 from interp import runs
+from interp.cli import app
 
 EXPERIMENTS = sorted(runs.experiments())
 
@@ -89,7 +91,8 @@ def test_every_number_field_has_bounds(name):
         if _numeric(info.annotation) and not _bounded(info)
     ]
     assert not loose, (
-        f"{name}: number fields without bounds (use interp.fields types or Field(ge=, le=)): {loose}"
+        f"{name}: number fields without bounds (use interp.fields types or Field(ge=, le=)): "
+        f"{loose}"
     )
 
 
@@ -112,10 +115,6 @@ def test_meaningless_values_are_refused_up_front(experiment):
 
 
 def test_cli_exits_2_naming_field_value_and_valid_range():
-    from typer.testing import CliRunner
-
-    from interp.cli import app
-
     out = CliRunner().invoke(app, ["run", "model_report", "--set", "n_prompts=0"])
     assert (
         out.exit_code == 2
@@ -127,10 +126,6 @@ def test_cli_exits_2_naming_field_value_and_valid_range():
 
 
 def test_a_sequence_longer_than_the_loaded_model_reads_exits_2(tiny_gpt, tmp_path):
-    from typer.testing import CliRunner
-
-    from interp.cli import app
-
     tiny_gpt.save(tmp_path / "m")  # n_ctx 32
     out = CliRunner().invoke(
         app, ["run", "model_report", "--set", f"model={tmp_path / 'm'}", "--set", "seq_len=40"]

@@ -4,18 +4,18 @@ unchanged repeats a default, even where a default depends on other fields)."""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
 
+import interp.analyses as analyses
 from interp import bench, runs
 
 
 def _all_presets() -> list[tuple[str, type, dict[str, dict]]]:
     """``(what, Config, presets)`` for every experiment and the benchmark."""
-    import interp.analyses as analyses
-
     out = [
         (name, analyses.get(exp.analysis).Config, exp.presets)
         for name, exp in runs.experiments().items()
@@ -42,7 +42,8 @@ def _leaves(Config: type, values: dict, prefix: str = "") -> list[str]:
 
 
 def _without(values: dict, path: str) -> dict:
-    """``values`` with the leaf at dotted ``path`` removed (``path`` as :func:`_leaves` gives it)."""
+    """``values`` with the leaf at dotted ``path`` removed (``path`` as :func:`_leaves` gives
+    it)."""
     out = dict(values)
     if path in out:
         del out[path]
@@ -96,8 +97,6 @@ def test_presets_list_only_what_differs_from_the_defaults():
 # ------------------------------------------------------------------ the check itself
 def _plant(tmp_path, text: str, name: str = "planted") -> None:
     """An experiments directory: the real experiments and benchmark plus ``<name>.yaml``."""
-    import shutil
-
     src = runs.experiments_dir()
     for f in src.glob("*.yaml"):
         shutil.copy(f, tmp_path / f.name)
@@ -107,8 +106,6 @@ def _plant(tmp_path, text: str, name: str = "planted") -> None:
 
 
 def test_a_planted_default_fails_the_check(tmp_path, monkeypatch):
-    import interp.analyses as analyses
-
     default = analyses.get("model_report").Config.model_fields["n_prompts"].default
     _plant(
         tmp_path,
@@ -123,8 +120,6 @@ def test_a_planted_default_fails_the_check(tmp_path, monkeypatch):
 
 
 def test_a_planted_nested_default_fails_the_check(tmp_path, monkeypatch):
-    import interp.analyses as analyses
-
     Config = analyses.get("ngram_heads").Config
     nested = [p for p in runs.field_paths(Config) if "." in p]
     if not nested:
@@ -133,7 +128,8 @@ def test_a_planted_nested_default_fails_the_check(tmp_path, monkeypatch):
     default = getattr(getattr(Config(), head), leaf)
     _plant(
         tmp_path,
-        f"analysis: ngram_heads\npresets:\n  quick: {{}}\n  full:\n    {head}: {{{leaf}: {default}}}\n",
+        "analysis: ngram_heads\npresets:\n  quick: {}\n"
+        f"  full:\n    {head}: {{{leaf}: {default}}}\n",
     )
     monkeypatch.setenv("INTERP_EXPERIMENTS", str(tmp_path))
     with pytest.raises(AssertionError, match=rf"full: {head}\.{leaf}"):

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
+import numpy as np
+import plotly.graph_objects as go
 import pytest
+import torch
 
+import interp.analyses as analyses
 from interp import runs
 from interp.results import Criterion, Result
+from interp.utils import read_json, write_json
 
 
 def test_criterion_check_decides_holds():
@@ -18,9 +26,6 @@ def test_criterion_check_decides_holds():
 
 
 def test_result_round_trip(tmp_path):
-    import numpy as np
-    import plotly.graph_objects as go
-
     r = Result(
         "model_report",
         {"seed": 1},
@@ -59,8 +64,6 @@ def test_build_config_applies_sets_and_rejects_bad_ones():
 
 
 def test_every_experiment_preset_is_valid_and_seedable():
-    import interp.analyses as analyses
-
     for name, exp in runs.experiments().items():
         assert exp.analysis in analyses.names()
         assert {"quick", "full"} <= set(exp.presets), name
@@ -69,8 +72,6 @@ def test_every_experiment_preset_is_valid_and_seedable():
 
 
 def test_failed_run_leaves_no_run_directory(tmp_path, monkeypatch):
-    import interp.analyses as analyses
-
     def boom(cfg):
         raise RuntimeError("boom")
 
@@ -108,10 +109,6 @@ def test_list_and_find_runs(tmp_path):
 
 
 def test_write_json_takes_numpy_and_torch_scalars_and_arrays(tmp_path):
-    import numpy as np
-    import torch
-
-    from interp.utils import read_json, write_json
 
     write_json(
         tmp_path / "x.json",
@@ -140,11 +137,22 @@ def test_a_damaged_run_is_listed_as_damaged_and_never_skipped_silently(tmp_path)
         runs.find_run("exp", root=tmp_path)  # an older run is never passed off as the latest
 
 
-def test_two_identical_runs_started_together_both_land(tmp_path):
-    import subprocess
-    import sys
-    import textwrap
+def test_a_seeds_run_with_fewer_run_ids_than_seeds_is_damaged(tmp_path):
+    """The dashboard pairs each seed with its run id: a run.json whose lists differ in length is
+    reported as damaged, naming the file, instead of pairing the wrong runs."""
+    d = tmp_path / "exp" / "20260101-000000-aaaaaa"
+    Result("model_report", metrics={"criteria": []}).save(d)
+    meta = {"experiment": "exp", "analysis": "model_report", "seeds": [0, 1], "runs": ["r0"]}
+    (d / "run.json").write_text(json.dumps(meta))
+    (row,) = runs.list_runs(root=tmp_path, include_damaged=True)
+    assert "run.json" in row.damaged and "same length" in row.damaged
+    meta["runs"] = ["r0", "r1"]
+    (d / "run.json").write_text(json.dumps(meta))
+    (row,) = runs.list_runs(root=tmp_path, include_damaged=True)
+    assert not row.damaged and row.seed_runs == ("r0", "r1")
 
+
+def test_two_identical_runs_started_together_both_land(tmp_path):
     code = textwrap.dedent(f"""
         from pydantic import BaseModel
         from interp.results import Result
@@ -153,7 +161,10 @@ def test_two_identical_runs_started_together_both_land(tmp_path):
         class C(BaseModel):
             seed: int = 0
 
-        print(write_run("twin", "quick", None, C(), lambda cfg: Result("twin"), "twin", root={str(tmp_path)!r}))
+        def run(cfg):
+            return Result("twin")
+
+        print(write_run("twin", "quick", None, C(), run, "twin", root={str(tmp_path)!r}))
     """)
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+import interp.analyses as analyses
 from interp import runs
+from interp.fields import check_model_name
 from interp.models import zoo
 from interp.results import Result
 from interp.seeds import aggregate, parse_seeds, run_seeds, seed_label
@@ -50,19 +52,16 @@ def test_seed_variants_leave_data_seeds_alone():
 def test_bad_seed_names_say_what_is_valid(bad, match):
     with pytest.raises((KeyError, ValueError), match=match):
         zoo.get(bad)
-    from interp.fields import check_model_name
 
     with pytest.raises(ValueError, match=match):
         check_model_name(f"zoo:{bad}")
 
 
 def test_model_names_with_seeds_validate():
-    from interp.fields import check_model_name
-
     assert check_model_name("zoo:code-lm-tiny@4") == "zoo:code-lm-tiny@4"
 
 
-# ------------------------------------------------------------------ a run's seed picks the training seed
+# ------------------------------------------------------------ a run's seed picks the training seed
 def test_seeded_names_single_model_uses_the_run_seed():
     assert zoo.seeded_names(["zoo:code-lm-tiny"], 0) == {}
     assert zoo.seeded_names(["zoo:code-lm-tiny"], 7) == {"zoo:code-lm-tiny": "zoo:code-lm-tiny@7"}
@@ -133,8 +132,6 @@ def test_aggregate_counts_seeds_per_criterion():
 
 
 def test_run_seeds_runs_each_training_seed_and_counts(tmp_path, monkeypatch):
-    import interp.analyses as analyses
-
     seen = []
 
     def fake(cfg):  # no model: records which model each seed's run was given

@@ -21,8 +21,9 @@ def dashboard(result, st) -> None:
     rm = result.metrics.get("removal")
     if rm:
         st.write(
-            f"Removing the subnetwork: {rm['subnetwork_removed']:.3f} nats; removing one of {rm['n_random']} "
-            f"random same-structure sets: {rm['random_mean']:.3f} ± {rm['random_std']:.3f} nats "
+            f"Removing the subnetwork: {rm['subnetwork_removed']:.3f} nats; removing one of "
+            f"{rm['n_random']} random same-structure sets: {rm['random_mean']:.3f} ± "
+            f"{rm['random_std']:.3f} nats "
             f"(one-sided t-test p = {rm['p_t']:.2g}, exact rank p = {rm['p_rank']:.2g})"
         )
     overlap = result.metrics.get("overlap") or {}

@@ -16,14 +16,14 @@ def dashboard(result, st) -> None:
     cols[2].metric("logits max abs error", "no LM head" if logits is None else f"{logits:.3g}")
     rows = [
         {"hook": name, "max abs error": err, "tolerance": m.get("hidden_tolerance")}
-        for name, err in zip(m.get("compared_hooks") or [], m["hidden_max_abs_error"])
+        for name, err in zip(m.get("compared_hooks") or [], m["hidden_max_abs_error"], strict=False)
     ]
     if rows:
         st.dataframe(rows, hide_index=True)
     if m.get("final_hidden_is_normed"):
         st.caption(
-            "The model's last hidden state is after its final norm (Hugging Face's convention for this "
-            "architecture), so it is compared with the final norm's output."
+            "The model's last hidden state is after its final norm (Hugging Face's convention "
+            "for this architecture), so it is compared with the final norm's output."
         )
     st.subheader("Hooks")
     cols = st.columns(3)
@@ -54,12 +54,14 @@ def dashboard(result, st) -> None:
         cols[2].metric("collect", f"{m.get('collect_ms', 0):.1f} ms")
         st.caption(
             f"collect took the {m.get('collect_path', '?')} path; the bare forward ran "
-            f"{m.get('bare_module', '?')}. A timing, not a criterion: it depends on the machine's load."
+            f"{m.get('bare_module', '?')}. A timing, not a criterion: it depends on the "
+            "machine's load."
         )
         if m.get("plain_routed_hooks") is not None:
             only = m.get("bridge_only_hook_kinds") or []
             st.caption(
-                f"{m['plain_routed_hooks']} of {m.get('n_hooks', '?')} hook names are read off plain modules "
+                f"{m['plain_routed_hooks']} of {m.get('n_hooks', '?')} hook names are read off "
+                "plain modules "
                 "(the fast path, each route checked against the bridge's hooks)"
                 + (
                     f"; only the bridge's hooks compute {', '.join(only[:12])}"

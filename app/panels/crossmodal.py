@@ -19,15 +19,15 @@ def dashboard(result, st) -> None:
             if n in onset
         ]
         st.caption(
-            "Onset layer (first window whose drop reaches half the edge's largest drop), 95% bootstrap "
-            "interval over the analysed questions: "
+            "Onset layer (first window whose drop reaches half the edge's largest drop), 95% "
+            "bootstrap interval over the analysed questions: "
             + "; ".join(f"{n} {onset[n]:.0f} [{ci[n][0]:.1f}, {ci[n][1]:.1f}]" for n in shown)
         )
     at_chance = result.metrics.get("types_at_chance") or []
     if at_chance:
         st.warning(
-            f"Answered no better than chance: {', '.join(at_chance)}. The knockout curves of these question "
-            "types describe guesses, not knowledge."
+            f"Answered no better than chance: {', '.join(at_chance)}. The knockout curves of "
+            "these question types describe guesses, not knowledge."
         )
     if "sample_questions" not in a or len(a["sample_questions"]) == 0:
         st.info("This run stored no samples.")
@@ -36,7 +36,7 @@ def dashboard(result, st) -> None:
     labels = [
         f"{i}: [{t}] {q} -> {ans}"
         for i, (t, q, ans) in enumerate(
-            zip(a["sample_types"], a["sample_questions"], a["sample_answers"])
+            zip(a["sample_types"], a["sample_questions"], a["sample_answers"], strict=True)
         )
     ]
     choice = st.selectbox("test sample", labels, index=0)

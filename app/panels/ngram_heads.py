@@ -6,7 +6,8 @@ from interp.results import Result
 
 
 def dashboard(result: Result, st) -> None:
-    """Custom panel: the per-model table (accuracy, true TVD, the paper's 2x TVD) and the best head."""
+    """Custom panel: the per-model table (accuracy, true TVD, the paper's 2x TVD) and the best
+    head."""
     m = result.metrics
     if "accuracy" not in m:
         return
@@ -25,7 +26,8 @@ def dashboard(result: Result, st) -> None:
     best = m.get("best_ngram_head") or {}
     if "layer" in best:
         st.markdown(
-            f"Best n-gram head in layers >= 1: **L{best['layer']}H{best['head']}** ({best['n']}-gram), "
+            f"Best n-gram head in layers >= 1: **L{best['layer']}H{best['head']}** "
+            f"({best['n']}-gram), "
             f"attention mass {best['mass']:.2f}, {best['ratio']:.2f}x uniform causal attention."
         )
     abl = m.get("ablation") or {}

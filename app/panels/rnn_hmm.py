@@ -4,14 +4,19 @@ from __future__ import annotations
 
 
 def dashboard(result, st) -> None:
-    """Custom panel: fidelity table, kick-neuron ablation and metrics over training (reads the result only)."""
+    """Custom panel: fidelity table, kick-neuron ablation and metrics over training (reads the
+    result only)."""
     m = result.metrics
     st.subheader("Emission fidelity")
     st.table(
         [
             {"quantity": f"frequency of output {k}", "RNN": r, "HMM": h}
             for k, (r, h) in enumerate(
-                zip(m.get("output_frequencies_rnn", []), m.get("output_frequencies_hmm", []))
+                zip(
+                    m.get("output_frequencies_rnn", []),
+                    m.get("output_frequencies_hmm", []),
+                    strict=True,
+                )
             )
         ]
         + [
@@ -40,8 +45,9 @@ def dashboard(result, st) -> None:
             for d, v in (abl.get("kick_deltas") or {}).items()
         )
         st.write(
-            f"Kick neurons from connectivity (top presynaptic weights onto the destination cluster's "
-            f"population), zeroed at every step: {kicks}. Activity candidates {abl['activity_units']}: "
+            "Kick neurons from connectivity (top presynaptic weights onto the destination "
+            f"cluster's population), zeroed at every step: {kicks}. Activity candidates "
+            f"{abl['activity_units']}: "
             f"{abl['activity_delta']:+.1%}; random sets: {min(abl['random_deltas']):+.1%} to "
             f"{max(abl['random_deltas']):+.1%}."
         )

@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 
+def _per_mode(v) -> dict:
+    """Newer runs keep one value per feature mode; older runs a single number."""
+    return v if isinstance(v, dict) else {"mean": v}
+
+
+def _auc_table(st, per: dict, label) -> None:
+    st.dataframe(
+        [
+            {"model / task": key, **{label(k): v for k, v in aucs.items()}}
+            for key, aucs in per.items()
+        ],
+        hide_index=True,
+    )
+
+
 def dashboard(result, st) -> None:
-    """ROC AUC of every head scorer per model and task, and the SAEs' quality."""
-    from interp.plotting.sae_circuits import LABELS
+    """ROC AUC of every head scorer per model and task (and of the edge scores against the edge
+    circuit, where the run has one), and the SAEs' quality."""
+    from interp.methods.sae_scores import family
+    from interp.plotting.sae_circuits import method_label
 
     m = result.metrics
+    labels = m.get("labels") or family.labels()  # runs before 2026-12-07 saved no labels
     per = m.get("auc_by_model_task") or {}
     if per:
         st.subheader("ROC AUC against the ground-truth heads, per model and task")
         st.caption("Mean over seeds and ground-truth thresholds; 0.5 is chance.")
-        st.dataframe(
-            [
-                {"model / task": key, **{LABELS.get(k, k): v for k, v in aucs.items()}}
-                for key, aucs in per.items()
-            ],
-            hide_index=True,
-        )
+        _auc_table(st, per, lambda k: method_label(k, labels))
+    edges = m.get("edge_auc_by_model_task") or {}
+    if edges:
+        st.subheader("Edge-level ROC AUC against the head -> head edge circuit (EAP-IG estimate)")
+        _auc_table(st, edges, lambda k: method_label(k, labels))
     if "sae_fvu_mean" in m:
         st.subheader("SAE quality, per feature mode")
-        # newer runs keep one value per feature mode; older runs a single number
-        per_mode = lambda v: v if isinstance(v, dict) else {"mean": v}
+        per_mode = _per_mode
         held = per_mode(m.get("sae_fvu_heldout_mean", {}))
         st.dataframe(
             [

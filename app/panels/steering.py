@@ -12,7 +12,9 @@ def dashboard(result, st) -> None:
         for ex in examples:
             st.markdown(f"**Prompt:** `{ex['prompt']}`")
             cols = st.columns(len(ex) - 1)
-            for col, (label, text) in zip(cols, [(k, v) for k, v in ex.items() if k != "prompt"]):
+            for col, (label, text) in zip(
+                cols, [(k, v) for k, v in ex.items() if k != "prompt"], strict=False
+            ):
                 col.caption(label)
                 col.code(text, language=None)
     if m.get("coefs"):
@@ -23,14 +25,15 @@ def dashboard(result, st) -> None:
                 "topic log-prob (ActAdd)": r,
                 "topic log-prob (random)": q,
                 "topic-word share": s,
-                "off-topic loss": l,
+                "off-topic loss": loss,
             }
-            for c, r, q, s, l in zip(
+            for c, r, q, s, loss in zip(
                 m["coefs"],
                 m["topic_relevance"],
                 m["random_relevance"],
                 m["topic_share"],
                 m["heldout_loss"],
+                strict=True,
             )
         ]
         st.dataframe(rows, hide_index=True)
@@ -38,7 +41,9 @@ def dashboard(result, st) -> None:
     if caa:
         st.subheader("CAA on held-out A/B questions")
         cols = st.columns(3)
-        for col, key, label in zip(cols, ("minus", "zero", "plus"), ("-c", "0", "+c")):
+        for col, key, label in zip(
+            cols, ("minus", "zero", "plus"), ("-c", "0", "+c"), strict=False
+        ):
             col.metric(f"P(matching) at {label}", f"{caa[key]:.3f}")
         st.caption(
             f"CAA vector norm {m.get('caa_vector_norm', float('nan')):.3g}; saved as "

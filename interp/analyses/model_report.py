@@ -11,15 +11,20 @@ the model's logits, an identity edit changes nothing, attention rows sum to one.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import annotated_types as at
 import numpy as np
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict
 
+import interp
 from interp.analyses import register
+from interp.data.corpus import load_corpus
+from interp.data.sae_circuits import make_task
 from interp.fields import (
     MAX_COUNT,
     ConfigError,
@@ -31,7 +36,13 @@ from interp.fields import (
     check_fits,
     check_seq_len,
 )
+from interp.methods.lens import residual_stream, unembed
+from interp.methods.patching import activation_patching, attribution_patching
+from interp.plotting import model_report as plots
 from interp.results import Result
+from interp.tracing.model import Model
+from interp.tracing.trace import edit_heads, trace
+from interp.utils import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +67,66 @@ class Config(BaseModel):
     seed: Seed = 0
 
 
-def heldout_tokens(m, corpus: str, n: int, seq_len: int, seed: int) -> torch.Tensor:
-    """``[n, seq_len]`` windows of held-out text (BOS first), or random tokens without a tokenizer."""
+@dataclass(frozen=True)
+class Lens:
+    """The logit lens per residual-stream state (row 0 the embedding, row ``l + 1`` the stream
+    after block ``l``): next-token loss and top-1 accuracy; ``final_gap``: max |lens - logits|
+    at the last layer (must be ~0)."""
+
+    loss: Float[np.ndarray, " states"]
+    accuracy: Float[np.ndarray, " states"]
+    final_gap: float
+
+
+@dataclass(frozen=True)
+class HeadScores:
+    """Per head: mean attention to the previous token and to position 0; the max deviation of
+    an attention row's sum from 1."""
+
+    prev_token: Float[np.ndarray, "layers heads"]
+    first_token: Float[np.ndarray, "layers heads"]
+    row_sum_error: float
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Loss increase per ablated head, the clean loss, and the largest logit change under an
+    identity edit of every ``hook_z`` (must be 0)."""
+
+    loss_increase: Float[np.ndarray, "layers heads"]
+    clean_loss: float
+    identity_gap: float
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """Attention patterns on the typed prompt and its string tokens."""
+
+    patterns: Float[np.ndarray, "layers heads query key"]
+    str_tokens: list[str]
+
+
+@dataclass(frozen=True)
+class TaskPatching:
+    """Per head, the effect on ``metric`` of ``task`` by activation and by attribution
+    patching (means over prompts); the clean and corrupt metric per prompt; their Pearson r."""
+
+    task: str
+    metric: str
+    clean: Float[np.ndarray, " prompts"]
+    corrupt: Float[np.ndarray, " prompts"]
+    activation: Float[np.ndarray, "layers heads"]
+    attribution: Float[np.ndarray, "layers heads"]
+    r: float
+    example: str
+
+
+def heldout_tokens(m: Model, corpus: str, n: int, seq_len: int, seed: int) -> torch.Tensor:
+    """``[n, seq_len]`` windows of held-out text (BOS first), or random tokens without a
+    tokenizer."""
     g = torch.Generator().manual_seed(seed)
     if m.tokenizer is None:
         return torch.randint(0, m.cfg.d_vocab, (n, seq_len), generator=g)
-    from interp.data.corpus import load_corpus
-
     docs = load_corpus(corpus, max_chars=400_000, seed=0).heldout
     ids = m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"]
     stream = torch.tensor(ids, dtype=torch.long)
@@ -84,66 +148,57 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     )
 
 
-def lens_by_layer(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
+def lens_by_layer(m: Model, tokens: torch.Tensor, batch_size: int = 16) -> Lens:
     """Per-layer next-token loss and top-1 accuracy of the logit lens
     (:mod:`interp.methods.lens`: the residual stream read through the model's final norm and
-    unembedding). Row 0 is the embedding, row ``l+1`` the stream after block ``l``. Also
-    returns the max |lens - logits| at the last layer (must be ~0)."""
-    from interp.methods.lens import residual_stream, unembed
-
-    R = len(m.resid_names())
-    loss = np.zeros(R)
-    acc = np.zeros(R)
+    unembedding), and the max |lens - logits| at the last layer."""
+    n_states = len(m.resid_names())
+    loss = np.zeros(n_states)
+    acc = np.zeros(n_states)
     final_gap = 0.0
     n = 0
     for i in range(0, len(tokens), batch_size):
         x = tokens[i : i + batch_size].to(m.device)
         stream = residual_stream(m, x)
         for j, resid in enumerate(stream.resid):
-            lens = unembed(
-                m, resid
-            )  # [batch, pos, vocab]; one layer at a time (vocab x pos can be large)
+            # [batch, pos, vocab]; one layer at a time (vocab x pos can be large)
+            lens = unembed(m, resid)
             loss[j] += next_token_loss(lens, x).item() * len(x)
             acc[j] += (lens[:, :-1].argmax(-1) == x[:, 1:]).float().mean().item() * len(x)
         final_gap = max(final_gap, (lens - stream.output).abs().max().item())
         n += len(x)
-    return {"loss": loss / n, "accuracy": acc / n, "final_gap": np.array(final_gap)}
+    return Lens(loss=loss / n, accuracy=acc / n, final_gap=final_gap)
 
 
-def head_attention_scores(m, tokens: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
+def head_attention_scores(m: Model, tokens: torch.Tensor, batch_size: int = 16) -> HeadScores:
     """Per head ``[layer, head]``: mean attention to the previous token and to position 0,
     and the max deviation of attention row sums from 1."""
-    from interp.tracing.trace import trace
-
-    L, H = m.n_layers, m.cfg.n_heads
-    names = [m.hook("pattern", l) for l in range(L)]
-    prev = np.zeros((L, H))
-    first = np.zeros((L, H))
+    n_layers, n_heads = m.n_layers, m.cfg.n_heads
+    names = [m.hook("pattern", layer) for layer in range(n_layers)]
+    prev = np.zeros((n_layers, n_heads))
+    first = np.zeros((n_layers, n_heads))
     row_err = 0.0
     n = 0
     for i in range(0, len(tokens), batch_size):
         x = tokens[i : i + batch_size].to(m.device)
         _, acts = trace(m, x, capture=names)
-        for l, name in enumerate(names):
+        for layer, name in enumerate(names):
             p = acts[name].float()  # [batch, head, query, key]
             row_err = max(row_err, (p.sum(-1) - 1).abs().max().item())
-            prev[l] += p.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2)).cpu().numpy() * len(
-                x
-            )
-            first[l] += p[:, :, 1:, 0].mean(dim=(0, 2)).cpu().numpy() * len(x)
+            diagonal = p.diagonal(offset=-1, dim1=-2, dim2=-1)
+            prev[layer] += diagonal.mean(dim=(0, 2)).cpu().numpy() * len(x)
+            first[layer] += p[:, :, 1:, 0].mean(dim=(0, 2)).cpu().numpy() * len(x)
         n += len(x)
-    return {"prev_token": prev / n, "first_token": first / n, "row_sum_error": np.array(row_err)}
+    return HeadScores(prev_token=prev / n, first_token=first / n, row_sum_error=row_err)
 
 
 def head_ablation(
-    m, tokens: torch.Tensor, how: str = "mean", batch_size: int = 16
-) -> dict[str, np.ndarray]:
+    m: Model, tokens: torch.Tensor, how: str = "mean", batch_size: int = 16
+) -> Ablation:
     """Loss increase ``[layer, head]`` when each head's ``hook_z`` is mean- or zero-ablated,
     plus the clean loss and the largest output change under an identity edit (must be 0)."""
-    from interp.tracing.trace import edit_heads, trace
-
-    L, H = m.n_layers, m.cfg.n_heads
-    z_names = [m.hook("z", l) for l in range(L)]
+    n_layers, n_heads = m.n_layers, m.cfg.n_heads
+    z_names = [m.hook("z", layer) for layer in range(n_layers)]
     batches = [tokens[i : i + batch_size].to(m.device) for i in range(0, len(tokens), batch_size)]
     means = {}
     clean, identity_gap, n = 0.0, 0.0, 0
@@ -158,9 +213,9 @@ def head_ablation(
     n_pos = n * tokens.shape[1]
     means = {k: v / n_pos for k, v in means.items()}
     clean /= n
-    delta = np.zeros((L, H))
-    for l, name in enumerate(z_names):
-        for h in range(H):
+    delta = np.zeros((n_layers, n_heads))
+    for layer, name in enumerate(z_names):
+        for h in range(n_heads):
             if how == "mean":
                 fn = (lambda mu: lambda a: mu.to(a.dtype).expand_as(a).clone())(means[name][h])
             else:
@@ -169,12 +224,8 @@ def head_ablation(
             for x in batches:
                 out, _ = trace(m, x, edits={name: edit_heads([h], fn)})
                 total += next_token_loss(out, x).item() * len(x)
-            delta[l, h] = total / n - clean
-    return {
-        "loss_increase": delta,
-        "clean_loss": np.array(clean),
-        "identity_gap": np.array(identity_gap),
-    }
+            delta[layer, h] = total / n - clean
+    return Ablation(loss_increase=delta, clean_loss=clean, identity_gap=identity_gap)
 
 
 # Pseudo-count of the unigram baseline (the Krichevsky-Trofimov / Jeffreys estimator): a token
@@ -182,7 +233,7 @@ def head_ablation(
 UNIGRAM_ALPHA = 0.5
 
 
-def unigram_loss(m, tokens: torch.Tensor, corpus: str, max_chars: int = 400_000) -> float:
+def unigram_loss(m: Model, tokens: torch.Tensor, corpus: str, max_chars: int = 400_000) -> float:
     """Held-out cross-entropy of a unigram predictor fitted on the corpus's *training* split
     (add-0.5 smoothing over the vocabulary), on the same predicted tokens the model is scored
     on. Fitting it on the evaluation tokens themselves would make it look strong on a small
@@ -193,8 +244,6 @@ def unigram_loss(m, tokens: torch.Tensor, corpus: str, max_chars: int = 400_000)
     if m.tokenizer is None:
         counts = torch.bincount(t, minlength=vocab).double()
     else:
-        from interp.data.corpus import load_corpus
-
         docs = load_corpus(corpus, max_chars=max_chars, seed=0).train
         ids = torch.tensor(
             m.tokenizer("\n".join(docs), add_special_tokens=False)["input_ids"], dtype=torch.long
@@ -204,10 +253,8 @@ def unigram_loss(m, tokens: torch.Tensor, corpus: str, max_chars: int = 400_000)
     return float(-(p[t].log()).mean())
 
 
-def load_transformer(config: Config):
+def load_transformer(config: Config) -> Model:
     """The configured model; it must be a transformer with blocks."""
-    import interp
-
     m = interp.load_model(config.model, device=config.device)
     if m.kind != "transformer" or not m.n_layers:
         raise ValueError(
@@ -218,20 +265,17 @@ def load_transformer(config: Config):
     return m
 
 
-def prompt_patterns(m, prompt: str, tokens: torch.Tensor) -> tuple[np.ndarray, list[str]]:
+def prompt_patterns(m: Model, prompt: str, tokens: torch.Tensor) -> Patterns:
     """Attention patterns ``[layer, head, query, key]`` on ``prompt`` and its string tokens.
     Without a tokenizer the first held-out sequence stands in for the typed prompt."""
-    from interp.tracing.trace import trace
-
-    prompt_tokens = (m.to_tokens(prompt) if m.tokenizer is not None else tokens[:1])[
-        :, : m.cfg.n_ctx
-    ]
-    names = [m.hook("pattern", l) for l in range(m.n_layers)]
+    typed = m.to_tokens(prompt) if m.tokenizer is not None else tokens[:1]
+    prompt_tokens = typed[:, : m.cfg.n_ctx]
+    names = [m.hook("pattern", layer) for layer in range(m.n_layers)]
     _, acts = trace(m, prompt_tokens, capture=names)
     patterns = torch.stack([acts[n][0] for n in names]).cpu().numpy()
     if m.tokenizer is not None:
-        return patterns, m.to_str_tokens(prompt_tokens[0])
-    return patterns, [str(t) for t in prompt_tokens[0].tolist()]
+        return Patterns(patterns, m.to_str_tokens(prompt_tokens[0]))
+    return Patterns(patterns, [str(t) for t in prompt_tokens[0].tolist()])
 
 
 @register(
@@ -242,8 +286,6 @@ def prompt_patterns(m, prompt: str, tokens: torch.Tensor) -> tuple[np.ndarray, l
 )
 def run(config: Config) -> Result:
     """Logit lens, attention patterns and per-head ablation on a transformer."""
-    from interp.utils import seed_everything
-
     seed_everything(config.seed)
     m = load_transformer(config)
     batch = min(config.batch_size, config.n_prompts)
@@ -259,21 +301,18 @@ def run(config: Config) -> Result:
     scores = head_attention_scores(m, tokens, config.batch_size)
     abl = head_ablation(m, tokens, config.ablation, config.batch_size)
     uni = unigram_loss(m, tokens, config.corpus)
-    patterns, str_tokens = prompt_patterns(m, config.prompt, tokens)
-    result = report(config, m, lens, scores, abl, uni, patterns, str_tokens)
+    patterns = prompt_patterns(m, config.prompt, tokens)
+    result = report(config, m, lens, scores, abl, uni, patterns)
     if config.task != "none":
         add_task_patching(result, task_patching(m, config))
     return result
 
 
-def task_patching(m, config: Config) -> dict:
+def task_patching(m: Model, config: Config) -> TaskPatching:
     """On ``task_prompts`` prompts of ``config.task``: the clean metric (the logit difference for
     IOI), and each head's effect on it by activation patching (the counterfactual prompt's
     ``hook_z``, one head at a time) and by attribution patching (its first-order estimate from
     one forward and backward), averaged over the prompts."""
-    from interp.data.sae_circuits import make_task
-    from interp.methods.patching import activation_patching, attribution_patching
-
     if m.tokenizer is None:
         raise ValueError(
             f"task={config.task!r} builds prompts from the model's tokenizer; "
@@ -292,166 +331,134 @@ def task_patching(m, config: Config) -> dict:
         if act.std() > 0 and att.std() > 0
         else float("nan")
     )
-    return {
-        "task": config.task,
-        "metric": ps.metric,
-        "clean": clean.numpy(),
-        "corrupt": corrupt.numpy(),
-        "activation": act,
-        "attribution": att,
-        "r": r,
-        "example": ps.texts[0] if ps.texts else "",
-    }
+    return TaskPatching(
+        task=config.task,
+        metric=ps.metric,
+        clean=clean.numpy(),
+        corrupt=corrupt.numpy(),
+        activation=act,
+        attribution=att,
+        r=r,
+        example=ps.texts[0] if ps.texts else "",
+    )
 
 
-def add_task_patching(result: Result, tp: dict) -> None:
+def add_task_patching(result: Result, tp: TaskPatching) -> None:
     """Criteria, metrics, arrays and a figure of :func:`task_patching`."""
-    from interp.plotting import model_report as plots
-
-    name = tp["task"]
     result.add_criterion(
         "task_clean_metric_positive",
-        float(tp["clean"].mean()),
+        float(tp.clean.mean()),
         ">",
         0.0,
         kind="claim",
-        description=f"mean {tp['metric']} of the model on clean {name} prompts: it does the task",
+        description=f"mean {tp.metric} of the model on clean {tp.task} prompts: it does the task",
     )
     result.add_criterion(
         "attribution_tracks_activation_patching",
-        tp["r"],
+        tp.r,
         ">=",
         0.8,
         kind="claim",
         description="Pearson r over heads of attribution patching (one forward and backward) "
         "and activation patching (one forward per head), mean over prompts",
     )
-    top = [
-        {
-            "layer": h["layer"],
-            "head": h["head"],
-            "effect": -h["loss_increase"],
-        }  # lowers the metric most
-        for h in _top_heads(-tp["activation"], 5)
+    top = [  # the heads that lower the metric most
+        {"layer": h["layer"], "head": h["head"], "effect": -h["loss_increase"]}
+        for h in _top_heads(-tp.activation, 5)
     ]
     result.metrics.update(
         {
-            "task": name,
-            "task_metric": tp["metric"],
-            "task_example": tp["example"],
-            "task_clean_metric": float(tp["clean"].mean()),
-            "task_corrupt_metric": float(tp["corrupt"].mean()),
-            "task_clean_positive_share": float((tp["clean"] > 0).mean()),
+            "task": tp.task,
+            "task_metric": tp.metric,
+            "task_example": tp.example,
+            "task_clean_metric": float(tp.clean.mean()),
+            "task_corrupt_metric": float(tp.corrupt.mean()),
+            "task_clean_positive_share": float((tp.clean > 0).mean()),
             "task_top_heads": top,
         }
     )
     result.arrays.update(
         {
-            "task_activation_patching": tp["activation"],
-            "task_attribution_patching": tp["attribution"],
+            "task_activation_patching": tp.activation,
+            "task_attribution_patching": tp.attribution,
         }
     )
     result.figures["task_patching"] = plots.head_heatmap(
-        tp["activation"],
-        f"{name}: change of the {tp['metric']} when a head takes the corrupt prompt's value",
+        tp.activation,
+        f"{tp.task}: change of the {tp.metric} when a head takes the corrupt prompt's value",
     )
 
 
 def report(
     config: Config,
-    m,
-    lens: dict,
-    scores: dict,
-    abl: dict,
+    m: Model,
+    lens: Lens,
+    scores: HeadScores,
+    abl: Ablation,
     uni: float,
-    patterns: np.ndarray,
-    str_tokens: list[str],
+    patterns: Patterns,
 ) -> Result:
     """The result: metrics, criteria, arrays and figures of the measured parts."""
-    from interp.plotting import model_report as plots
-
     result = Result("model_report")
     result.metrics.update(
         {
             "model": m.model_id,
             "n_layers": m.n_layers,
             "n_heads": m.cfg.n_heads,
-            "clean_loss": float(abl["clean_loss"]),
+            "clean_loss": abl.clean_loss,
             "unigram_loss": uni,
             "n_eval_tokens": int(config.n_prompts * (config.seq_len - 1)),
             "corpus": config.corpus,
-            "logit_lens_loss": lens["loss"].tolist(),
-            "logit_lens_accuracy": lens["accuracy"].tolist(),
-            "top_ablation_heads": _top_heads(abl["loss_increase"], 3),
-            "prompt_tokens": str_tokens,
+            "logit_lens_loss": lens.loss.tolist(),
+            "logit_lens_accuracy": lens.accuracy.tolist(),
+            "top_ablation_heads": _top_heads(abl.loss_increase, 3),
+            "prompt_tokens": patterns.str_tokens,
         }
     )
-    result.add_criterion(
-        "lens_final_equals_logits",
-        float(lens["final_gap"]),
-        "<=",
-        1e-4,
-        kind="sanity",
-        description="max |logit lens at the last layer - model logits|",
-    )
-    result.add_criterion(
-        "identity_edit_changes_nothing",
-        float(abl["identity_gap"]),
-        "<=",
-        0.0,
-        kind="sanity",
-        description="max |logits with identity edits on every hook_z - clean logits|",
-    )
-    result.add_criterion(
-        "attention_rows_sum_to_one",
-        float(scores["row_sum_error"]),
-        "<=",
-        1e-5,
-        kind="sanity",
-        description="max |sum over keys of hook_pattern - 1|",
-    )
-    result.add_criterion(
-        "model_beats_unigram",
-        uni - float(abl["clean_loss"]),
-        ">",
-        0.0,
-        kind="claim",
-        description="held-out loss of a unigram model fitted on the training split minus the "
-        "model's loss (nats): the model learned more than token frequencies",
-    )
-    result.add_criterion(
-        "lens_improves_with_depth",
-        float(lens["loss"][0] - lens["loss"][-1]),
-        ">",
-        0.0,
-        kind="claim",
-        description="logit-lens loss at the embedding minus at the last layer (nats)",
-    )
+    _criteria(result, lens, scores, abl, uni)
     result.arrays.update(
         {
-            "logit_lens_loss": lens["loss"],
-            "logit_lens_accuracy": lens["accuracy"],
-            "prev_token_score": scores["prev_token"],
-            "first_token_score": scores["first_token"],
-            "head_loss_increase": abl["loss_increase"],
-            "prompt_patterns": patterns,
+            "logit_lens_loss": lens.loss,
+            "logit_lens_accuracy": lens.accuracy,
+            "prev_token_score": scores.prev_token,
+            "first_token_score": scores.first_token,
+            "head_loss_increase": abl.loss_increase,
+            "prompt_patterns": patterns.patterns,
         }
     )
     result.figures.update(
         {
-            "logit_lens": plots.logit_lens_figure(lens["loss"], lens["accuracy"], uni),
+            "logit_lens": plots.logit_lens_figure(lens.loss, lens.accuracy, uni),
             "head_ablation": plots.head_heatmap(
-                abl["loss_increase"],
+                abl.loss_increase,
                 f"Loss increase when a head is {config.ablation}-ablated (nats)",
             ),
-            "head_scores": plots.head_scores_figure(scores["prev_token"], scores["first_token"]),
-            "attention": plots.attention_grid(patterns, str_tokens),
+            "head_scores": plots.head_scores_figure(scores.prev_token, scores.first_token),
+            "attention": plots.attention_grid(patterns.patterns, patterns.str_tokens),
         }
     )
     return result
 
 
-def _top_heads(delta: np.ndarray, k: int) -> list[dict]:
+def _criteria(result: Result, lens: Lens, scores: HeadScores, abl: Ablation, uni: float) -> None:
+    rows = [
+        ("lens_final_equals_logits", lens.final_gap, "<=", 1e-4, "sanity",
+         "max |logit lens at the last layer - model logits|"),
+        ("identity_edit_changes_nothing", abl.identity_gap, "<=", 0.0, "sanity",
+         "max |logits with identity edits on every hook_z - clean logits|"),
+        ("attention_rows_sum_to_one", scores.row_sum_error, "<=", 1e-5, "sanity",
+         "max |sum over keys of hook_pattern - 1|"),
+        ("model_beats_unigram", uni - abl.clean_loss, ">", 0.0, "claim",
+         "held-out loss of a unigram model fitted on the training split minus the "
+         "model's loss (nats): the model learned more than token frequencies"),
+        ("lens_improves_with_depth", float(lens.loss[0] - lens.loss[-1]), ">", 0.0, "claim",
+         "logit-lens loss at the embedding minus at the last layer (nats)"),
+    ]  # fmt: skip
+    for name, value, op, threshold, kind, desc in rows:
+        result.add_criterion(name, value, op, threshold, kind=kind, description=desc)
+
+
+def _top_heads(delta: Float[np.ndarray, "layers heads"], k: int) -> list[dict]:
     flat = np.argsort(delta, axis=None)[::-1][:k]
     return [
         {

@@ -25,16 +25,31 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
 import annotated_types as at
 import numpy as np
 import torch
+from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict, Field
 
+import interp
 from interp.analyses import register
+from interp.analyses.model_report import heldout_tokens
+from interp.data.steering import ABItem, Topic, ab_items, split_ab, topic
 from interp.fields import Count, Device, ModelName, NonNegInt, Seed
+from interp.methods import steering as S
+from interp.methods.lens import unembed
+from interp.plotting import steering as plots
 from interp.results import Result
+from interp.sae.model import SAEConfig
+from interp.sae.train import SAETrainConfig, train_sae
+from interp.tracing.collect import collect
+from interp.tracing.generate import Generation, generate, hf_cache_kwargs, hf_model, prompt_ids
+from interp.tracing.model import Model
+from interp.utils import seed_everything
 
 log = logging.getLogger(__name__)
 Coef = Annotated[float, at.Ge(-1e4), at.Le(1e4)]
@@ -67,8 +82,78 @@ class Config(BaseModel):
     seed: Seed = 0
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """Per coefficient: topic relevance (mean log-prob of the topic's words over generated
+    positions), the share of generated tokens that are topic words, and the completions."""
+
+    relevance: Float[np.ndarray, " coefs"]
+    share: Float[np.ndarray, " coefs"]
+    texts: list[list[str]]
+
+
+@dataclass(frozen=True)
+class ActAdd:
+    """ActAdd's sweep, the random direction's sweep, the off-topic held-out loss per
+    coefficient, and ``steer(coef)``, the steering at any coefficient."""
+
+    steer: Callable[[float], S.Steering]
+    sweep: Sweep
+    random: Sweep
+    losses: Float[np.ndarray, " coefs"]
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The generation identities: tokens that differ (coefficient 0 vs none, cache vs
+    recompute, greedy vs the reference) and the cache's largest log-prob gap."""
+
+    coef0_token_diffs: int
+    cache_token_diffs: int
+    cache_logprob_gap: float
+    reference_token_diffs: int
+    reference: str
+
+
+@dataclass(frozen=True)
+class CAA:
+    """P(matching letter) on held-out questions at ``-c``, 0 and ``+c``, and the vector."""
+
+    minus: Float[np.ndarray, " questions"]
+    zero: Float[np.ndarray, " questions"]
+    plus: Float[np.ndarray, " questions"]
+    vector_norm: float
+    hook: str
+    vector: Float[np.ndarray, ...]
+
+    def means(self) -> dict[str, float]:
+        """Mean P(matching) at each sign (the saved ``caa`` metric)."""
+        return {k: float(getattr(self, k).mean()) for k in ("minus", "zero", "plus")}
+
+
+@dataclass(frozen=True)
+class SAELatent:
+    """The SAE's steered latent, its training figures, its promoted tokens' log-prob without
+    and with steering, and the clamp-to-own-value identity (token diffs, max log-prob gap)."""
+
+    latent: int
+    frequency: float
+    fvu: float
+    l0: float
+    promoted: list[str]
+    base_logprob: float
+    steered_logprob: float
+    clamp_token_diffs: int
+    clamp_logprob_gap: float
+    steered_texts: list[str]
+
+    def summary(self) -> dict:
+        """Everything but the texts (the saved ``sae`` metric)."""
+        return {k: v for k, v in asdict(self).items() if k != "steered_texts"}
+
+
 # ---------------------------------------------------------------- measuring parts
-def word_ids(m, words: list[str]) -> list[int]:
+def word_ids(m: Model, words: list[str]) -> list[int]:
     """First token of each word, with and without a leading space (deduplicated)."""
     ids = {
         m.tokenizer.encode(w, add_special_tokens=False)[0]
@@ -85,13 +170,20 @@ def set_logprob(logits: torch.Tensor, ids: list[int], live: torch.Tensor) -> flo
     return float(lp[live].mean())
 
 
-def live_positions(g) -> torch.Tensor:
+def live_positions(g: Generation) -> torch.Tensor:
     """``[B, T]`` True up to and including each row's stop token (the padding after it False)."""
     T = g.new_tokens.shape[1]
     return torch.arange(T, device=g.n_new.device)[None] < g.n_new[:, None]
 
 
-def topic_sweep(m, steer_of, prompts, ids: list[int], coefs: list[float], config: Config) -> dict:
+def topic_sweep(
+    m: Model,
+    steer_of: Callable[[float], S.Steering],
+    prompts: list[str],
+    ids: list[int],
+    coefs: list[float],
+    config: Config,
+) -> Sweep:
     """Relevance (topic log-prob), topic-word share and texts at each coefficient."""
     rel, share, texts = [], [], []
     for c in coefs:
@@ -100,18 +192,13 @@ def topic_sweep(m, steer_of, prompts, ids: list[int], coefs: list[float], config
         )
         live = live_positions(g)
         rel.append(set_logprob(g.logits, ids, live))
-        share.append(
-            float(
-                torch.isin(g.new_tokens, torch.tensor(ids, device=g.new_tokens.device))[live]
-                .float()
-                .mean()
-            )
-        )
+        topical = torch.isin(g.new_tokens, torch.tensor(ids, device=g.new_tokens.device))
+        share.append(float(topical[live].float().mean()))
         texts.append(g.texts)
-    return {"relevance": np.array(rel), "share": np.array(share), "texts": texts}
+    return Sweep(relevance=np.array(rel), share=np.array(share), texts=texts)
 
 
-def heldout_loss(m, steering, texts: list[str]) -> float:
+def heldout_loss(m: Model, steering: S.Steering, texts: list[str]) -> float:
     """Mean next-token loss on ``texts`` (one at a time, no padding) under ``steering``."""
     total, n = 0.0, 0
     for t in texts:
@@ -128,7 +215,9 @@ def random_like(delta: torch.Tensor, seed: int) -> torch.Tensor:
     return r / r.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True)
 
 
-def letter_probs(m, steering, items, config: Config) -> np.ndarray:
+def letter_probs(
+    m: Model, steering: S.Steering, items: list[ABItem], config: Config
+) -> Float[np.ndarray, " questions"]:
     """P(matching letter) / (P(A) + P(B)) at the answer position of each item."""
     a, b = (m.tokenizer.encode(x, add_special_tokens=False)[0] for x in ("A", "B"))
     g = steering.generate(
@@ -140,52 +229,41 @@ def letter_probs(m, steering, items, config: Config) -> np.ndarray:
     return (torch.where(match, pa, pb) / (pa + pb)).cpu().numpy()
 
 
-def caa_part(m, hook_layer: int, config: Config) -> dict:
+def caa_part(m: Model, hook_layer: int, config: Config) -> CAA:
     """The CAA vector from training pairs and P(matching) on held-out questions at -c, 0, +c."""
-    from interp.data.steering import ab_items, split_ab
-    from interp.methods import steering as S
-
     train, test = split_ab(ab_items(config.behaviour, config.seed), config.n_train_pairs)
     pairs = [(it.prompt + it.matching, it.prompt + it.other) for it in train]
     base = S.build(m, "caa", layer=hook_layer, coef=0.0, pairs=pairs)
-    out = {}
+    probs = {}
     for name, c in (("minus", -config.caa_coef), ("zero", 0.0), ("plus", config.caa_coef)):
         st = S.build(m, "caa", layer=hook_layer, coef=c, vector=base.vector, where="all")
-        out[name] = letter_probs(m, st, test, config)
-    out["vector_norm"] = float(base.vector.norm())
-    out["hook"] = base.info["hook"]
-    out["vector"] = base.vector.cpu().numpy()
-    return out
+        probs[name] = letter_probs(m, st, test, config)
+    return CAA(
+        **probs,
+        vector_norm=float(base.vector.norm()),
+        hook=base.info["hook"],
+        vector=base.vector.cpu().numpy(),
+    )
 
 
-def sae_part(m, layer: int, prompts: list[str], base, config: Config) -> dict:
+def sae_part(
+    m: Model, layer: int, prompts: list[str], base: Generation, config: Config
+) -> SAELatent:
     """Train an SAE at the layer's ``resid_pre``, steer by a frequent latent's decoder row and
     compare the probability of its promoted tokens with the unsteered generation ``base``; also
     the clamp-to-own-value identity."""
-    from interp.analyses.model_report import heldout_tokens
-    from interp.methods import steering as S
-    from interp.methods.lens import unembed
-    from interp.sae.model import SAEConfig
-    from interp.sae.train import SAETrainConfig, train_sae
-    from interp.tracing.collect import collect
-
     hook = m.hook("resid_pre", layer)
     seq = 64
     toks = heldout_tokens(m, "stdlib", math.ceil(config.sae_tokens / (seq - 1)), seq, config.seed)
-    acts = (
-        collect(m, toks, hooks=[hook], batch_size=8)[hook][:, 1:].reshape(-1, m.cfg.d_model).float()
+    acts = collect(m, toks, hooks=[hook], batch_size=8)[hook][:, 1:]
+    acts = acts.reshape(-1, m.cfg.d_model).float()
+    sae_config = SAEConfig(
+        d_in=m.cfg.d_model,
+        d_sae=config.sae_width * m.cfg.d_model,
+        hook_name=hook,
+        init_seed=config.seed,
     )
-    sae, rep = train_sae(
-        acts,
-        SAEConfig(
-            d_in=m.cfg.d_model,
-            d_sae=config.sae_width * m.cfg.d_model,
-            hook_name=hook,
-            init_seed=config.seed,
-        ),
-        SAETrainConfig(steps=config.sae_steps),
-        hook=hook,
-    )
+    sae, rep = train_sae(acts, sae_config, SAETrainConfig(steps=config.sae_steps), hook=hook)
     with torch.no_grad():
         codes = sae.encode(acts)
     freq = (codes > 0).float().mean(0)
@@ -194,13 +272,8 @@ def sae_part(m, layer: int, prompts: list[str], base, config: Config) -> dict:
     )
     latent = int(score.argmax()) if bool((score > 0).any()) else int(freq.argmax())
     row = sae.folded()["W_dec"][latent].detach()
-    promoted = (
-        unembed(m, row.to(m.device)[None, None].to(m.dtype))[0, 0]
-        .float()
-        .topk(config.n_promoted)
-        .indices
-    )
-    ids = promoted.tolist()
+    read = unembed(m, row.to(m.device)[None, None].to(m.dtype))[0, 0]
+    ids = read.float().topk(config.n_promoted).indices.tolist()
     steered = S.build(m, "sae_add", coef=config.sae_coef, sae=sae, latent=latent).generate(
         m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat
     )
@@ -213,26 +286,24 @@ def sae_part(m, layer: int, prompts: list[str], base, config: Config) -> dict:
     clamped = S.Steering(
         "sae_clamp", {f"{hook}.hook_sae_acts_post": own}, saes={hook: sae}
     ).generate(m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat)
-    return {
-        "latent": latent,
-        "frequency": float(freq[latent]),
-        "fvu": float(rep["fvu"]),
-        "l0": float(rep["l0"]),
-        "promoted": [m.tokenizer.decode([i]) for i in ids],
-        "base_logprob": set_logprob(base.logits, ids, live_positions(base)),
-        "steered_logprob": set_logprob(steered.logits, ids, live_positions(steered)),
-        "clamp_token_diffs": int((clamped.new_tokens != base.new_tokens).sum()),
-        "clamp_logprob_gap": float((clamped.token_logprobs - base.token_logprobs).abs().max()),
-        "steered_texts": steered.texts,
-    }
+    return SAELatent(
+        latent=latent,
+        frequency=float(freq[latent]),
+        fvu=float(rep["fvu"]),
+        l0=float(rep["l0"]),
+        promoted=[m.tokenizer.decode([i]) for i in ids],
+        base_logprob=set_logprob(base.logits, ids, live_positions(base)),
+        steered_logprob=set_logprob(steered.logits, ids, live_positions(steered)),
+        clamp_token_diffs=int((clamped.new_tokens != base.new_tokens).sum()),
+        clamp_logprob_gap=float((clamped.token_logprobs - base.token_logprobs).abs().max()),
+        steered_texts=steered.texts,
+    )
 
 
-def reference_gap(m, prompts: list[str], g, config: Config) -> int:
+def reference_gap(m: Model, prompts: list[str], g: Generation, config: Config) -> int:
     """Tokens where greedy ``g`` differs from a reference: the Hugging Face model's own
     ``generate`` (bridge cache kwargs fixed), or for other models an argmax loop over full
     forwards of each prompt alone."""
-    from interp.tracing.generate import hf_cache_kwargs, hf_model, prompt_ids
-
     rows = prompt_ids(m, prompts, chat=config.chat)
     T = g.new_tokens.shape[1]
     diffs = 0
@@ -260,32 +331,36 @@ def reference_gap(m, prompts: list[str], g, config: Config) -> int:
 
 
 def actadd_part(
-    m, layer: int, t: dict, prompts: list[str], coefs: list[float], config: Config
-) -> dict:
+    m: Model, layer: int, t: Topic, prompts: list[str], coefs: list[float], config: Config
+) -> ActAdd:
     """ActAdd's sweep, the random control's sweep and the off-topic loss per coefficient."""
-    from interp.methods import steering as S
 
-    def steer(c: float):
-        return S.build(m, "actadd", layer=layer, coef=c, plus=t["plus"], minus=t["minus"])
+    def steer(c: float) -> S.Steering:
+        return S.build(m, "actadd", layer=layer, coef=c, plus=t.plus, minus=t.minus)
 
     rand = random_like(steer(1.0).vector, config.seed)
     hook = m.hook("resid_pre", layer)
 
-    def control(c: float):
+    def control(c: float) -> S.Steering:
         return S.Steering("random", {hook: S.add_at_start(rand, c)}, rand)
 
-    ids = word_ids(m, t["words"])
-    return {
-        "steer": steer,
-        "sweep": topic_sweep(m, steer, prompts, ids, coefs, config),
-        "random": topic_sweep(m, control, prompts, ids, coefs, config),
-        "losses": np.array(
-            [heldout_loss(m, steer(c), t["heldout"][: config.n_heldout]) for c in coefs]
-        ),
-    }
+    ids = word_ids(m, t.words)
+    return ActAdd(
+        steer=steer,
+        sweep=topic_sweep(m, steer, prompts, ids, coefs, config),
+        random=topic_sweep(m, control, prompts, ids, coefs, config),
+        losses=np.array([heldout_loss(m, steer(c), t.heldout[: config.n_heldout]) for c in coefs]),
+    )
 
 
-def sanity_checks(m, steer, prompts: list[str], base, coefs: list[float], config: Config) -> dict:
+def sanity_checks(
+    m: Model,
+    steer: Callable[[float], S.Steering],
+    prompts: list[str],
+    base: Generation,
+    coefs: list[float],
+    config: Config,
+) -> Checks:
     """Coefficient 0 against no edit, the cache against the recompute (largest coefficient),
     greedy against the reference generation."""
     n, chat = config.max_new_tokens, config.chat
@@ -293,19 +368,17 @@ def sanity_checks(m, steer, prompts: list[str], base, coefs: list[float], config
     top = steer(max(coefs))
     cached = top.generate(m, prompts, n, chat=chat)
     recomputed = top.generate(m, prompts, n, chat=chat, use_cache=False)
-    return {
-        "coef0_token_diffs": int((zero.new_tokens != base.new_tokens).sum()),
-        "cache_token_diffs": int((cached.new_tokens != recomputed.new_tokens).sum()),
-        "cache_logprob_gap": float((cached.token_logprobs - recomputed.token_logprobs).abs().max()),
-        "reference_token_diffs": reference_gap(m, prompts, base, config),
-        "reference": "hf generate" if _is_hf(m) else "argmax loop",
-    }
+    return Checks(
+        coef0_token_diffs=int((zero.new_tokens != base.new_tokens).sum()),
+        cache_token_diffs=int((cached.new_tokens != recomputed.new_tokens).sum()),
+        cache_logprob_gap=float((cached.token_logprobs - recomputed.token_logprobs).abs().max()),
+        reference_token_diffs=reference_gap(m, prompts, base, config),
+        reference="hf generate" if hf_model(m) is not None else "argmax loop",
+    )
 
 
-def load_lm(config: Config):
+def load_lm(config: Config) -> Model:
     """The configured causal language model (a transformer with a tokenizer)."""
-    import interp
-
     m = interp.load_model(config.model, device=config.device)
     if m.kind != "transformer" or not m.n_layers or m.tokenizer is None:
         raise ValueError(
@@ -316,10 +389,10 @@ def load_lm(config: Config):
         raise ValueError(
             f"steering generates text: {config.model} is a bidirectional (masked) model"
         )
-    for field in ("layer", "caa_layer"):
-        value = getattr(config, field)
+    for name in ("layer", "caa_layer"):
+        value = getattr(config, name)
         if value is not None and value >= m.n_layers:
-            raise ValueError(f"{field}={value} but {m.model_id} has {m.n_layers} layers")
+            raise ValueError(f"{name}={value} but {m.model_id} has {m.n_layers} layers")
     return m
 
 
@@ -332,29 +405,19 @@ def load_lm(config: Config):
 )
 def run(config: Config) -> Result:
     """ActAdd topic steering, CAA behaviour steering and SAE-latent steering, with sanity checks."""
-    from interp.data.steering import topic
-    from interp.tracing.generate import generate
-    from interp.utils import seed_everything
-
     seed_everything(config.seed)
     m = load_lm(config)
     layer = config.layer if config.layer is not None else m.n_layers // 3
     t = topic(config.topic)
-    prompts = t["prompts"][: config.n_prompts]
+    prompts = t.prompts[: config.n_prompts]
     coefs = sorted(set(config.coefs) | {0.0})
     log.info("ActAdd at %s, coefficients %s", m.hook("resid_pre", layer), coefs)
     act = actadd_part(m, layer, t, prompts, coefs, config)
     base = generate(m, prompts, config.max_new_tokens, return_logits=True, chat=config.chat)
-    checks = sanity_checks(m, act["steer"], prompts, base, coefs, config)
+    checks = sanity_checks(m, act.steer, prompts, base, coefs, config)
     caa = caa_part(m, config.caa_layer if config.caa_layer is not None else layer, config)
     sae = sae_part(m, layer, prompts, base, config)
     return report(config, m, layer, coefs, prompts, act, base, checks, caa, sae)
-
-
-def _is_hf(m) -> bool:
-    from interp.tracing.generate import hf_model
-
-    return hf_model(m) is not None
 
 
 # ---------------------------------------------------------------- the result
@@ -368,18 +431,11 @@ def doubling_coef(coefs: list[float], relevance: np.ndarray) -> int | None:
     return None
 
 
-def claims(
-    result: Result,
-    coefs: list[float],
-    sweep: dict,
-    rsweep: dict,
-    losses: np.ndarray,
-    caa: dict,
-    sae: dict,
-) -> None:
+def claims(result: Result, coefs: list[float], act: ActAdd, caa: CAA, sae: SAELatent) -> None:
     """The papers' findings at our scale, each with its number."""
+    sweep, rsweep, losses = act.sweep, act.random, act.losses
     pos = [i for i, c in enumerate(coefs) if c >= 0]
-    rel = sweep["relevance"][pos]
+    rel = sweep.relevance[pos]
     gain = float(rel[-1] - rel[0])
     result.add_criterion(
         "topic_relevance_rises_with_coef",
@@ -390,7 +446,7 @@ def claims(
         description="smallest rise of topic log-probability between consecutive ActAdd "
         "coefficients >= 0 (nats; > 0 means monotone)",
     )
-    rgain = float(rsweep["relevance"][pos][-1] - rsweep["relevance"][pos][0])
+    rgain = float(rsweep.relevance[pos][-1] - rsweep.relevance[pos][0])
     result.add_criterion(
         "random_direction_does_not_steer",
         rgain / gain if gain > 0 else float("nan"),
@@ -400,7 +456,7 @@ def claims(
         description="topic log-prob gain of a random direction of equal norm, "
         "as a fraction of ActAdd's gain at the largest coefficient",
     )
-    k = doubling_coef(coefs, sweep["relevance"])
+    k = doubling_coef(coefs, sweep.relevance)
     z = coefs.index(0.0)
     rise = float((losses[k] - losses[z]) / losses[z]) if k is not None else float("nan")
     result.add_criterion(
@@ -412,7 +468,7 @@ def claims(
         description="relative rise of off-topic held-out loss at the smallest coefficient that "
         "doubles the topic probability (NaN: no coefficient doubled it)",
     )
-    p_minus, p0, p_plus = (float(caa[k].mean()) for k in ("minus", "zero", "plus"))
+    p_minus, p0, p_plus = caa.means().values()
     result.add_criterion(
         "caa_moves_with_sign",
         min(p_plus - p0, p0 - p_minus),
@@ -424,7 +480,7 @@ def claims(
     )
     result.add_criterion(
         "sae_latent_promotes_its_tokens",
-        sae["steered_logprob"] - sae["base_logprob"],
+        sae.steered_logprob - sae.base_logprob,
         ">",
         0.0,
         kind="claim",
@@ -433,20 +489,20 @@ def claims(
     )
 
 
-def sanity(result: Result, checks: dict, sae: dict) -> None:
+def sanity(result: Result, checks: Checks, sae: SAELatent) -> None:
     """The identities: each must hold, or the generation or steering code is wrong."""
     rows = [
-        ("coef0_equals_unsteered", checks["coef0_token_diffs"], "==", 0,
+        ("coef0_equals_unsteered", checks.coef0_token_diffs, "==", 0,
          "tokens where ActAdd with coefficient 0 differs from the unsteered generation"),
-        ("cache_equals_recompute", checks["cache_token_diffs"], "==", 0,
+        ("cache_equals_recompute", checks.cache_token_diffs, "==", 0,
          "tokens where generation with the key/value cache differs from the full recompute under "
          "ActAdd's position-indexed edit (largest coefficient)"),
-        ("greedy_equals_reference", checks["reference_token_diffs"], "==", 0,
-         f"tokens where greedy generation differs from the reference ({checks['reference']}), "
+        ("greedy_equals_reference", checks.reference_token_diffs, "==", 0,
+         f"tokens where greedy generation differs from the reference ({checks.reference}), "
          "each prompt alone"),
-        ("sae_clamp_own_value_is_identity", sae["clamp_logprob_gap"], "<=", 1e-4,
+        ("sae_clamp_own_value_is_identity", sae.clamp_logprob_gap, "<=", 1e-4,
          "max |token log-prob change| when an SAE latent is clamped to its own value (spliced, "
-         f"error term kept; {sae['clamp_token_diffs']} tokens differ)"),
+         f"error term kept; {sae.clamp_token_diffs} tokens differ)"),
     ]  # fmt: skip
     for name, value, op, threshold, description in rows:
         result.add_criterion(name, value, op, threshold, kind="sanity", description=description)
@@ -454,28 +510,26 @@ def sanity(result: Result, checks: dict, sae: dict) -> None:
 
 def report(
     config: Config,
-    m,
+    m: Model,
     layer: int,
     coefs: list[float],
     prompts: list[str],
-    act: dict,
-    base,
-    checks: dict,
-    caa: dict,
-    sae: dict,
+    act: ActAdd,
+    base: Generation,
+    checks: Checks,
+    caa: CAA,
+    sae: SAELatent,
 ) -> Result:
     """Metrics, criteria, arrays and figures."""
-    from interp.plotting import steering as plots
-
-    sweep, rsweep, losses = act["sweep"], act["random"], act["losses"]
+    sweep, rsweep, losses = act.sweep, act.random, act.losses
     result = Result("steering")
     top = len(coefs) - 1
     examples = [
         {
             "prompt": p,
             "unsteered": base.texts[i],
-            f"actadd x{coefs[top]:g}": sweep["texts"][top][i],
-            f"sae latent {sae['latent']} x{config.sae_coef:g}": sae["steered_texts"][i],
+            f"actadd x{coefs[top]:g}": sweep.texts[top][i],
+            f"sae latent {sae.latent} x{config.sae_coef:g}": sae.steered_texts[i],
         }
         for i, p in enumerate(prompts)
     ]
@@ -486,43 +540,43 @@ def report(
             "hook": m.hook("resid_pre", layer),
             "topic": config.topic,
             "coefs": coefs,
-            "topic_relevance": sweep["relevance"].tolist(),
-            "topic_share": sweep["share"].tolist(),
-            "random_relevance": rsweep["relevance"].tolist(),
+            "topic_relevance": sweep.relevance.tolist(),
+            "topic_share": sweep.share.tolist(),
+            "random_relevance": rsweep.relevance.tolist(),
             "heldout_loss": losses.tolist(),
-            "caa": {k: float(caa[k].mean()) for k in ("minus", "zero", "plus")},
-            "caa_vector_norm": caa["vector_norm"],
-            "caa_hook": caa["hook"],
-            "sae": {k: v for k, v in sae.items() if k != "steered_texts"},
+            "caa": caa.means(),
+            "caa_vector_norm": caa.vector_norm,
+            "caa_hook": caa.hook,
+            "sae": sae.summary(),
             "examples": examples,
-            "checks": checks,
+            "checks": asdict(checks),
         }
     )
     sanity(result, checks, sae)
-    claims(result, coefs, sweep, rsweep, losses, caa, sae)
+    claims(result, coefs, act, caa, sae)
     result.arrays.update(
         {
             "coefs": np.array(coefs),
-            "topic_relevance": sweep["relevance"],
-            "random_relevance": rsweep["relevance"],
+            "topic_relevance": sweep.relevance,
+            "random_relevance": rsweep.relevance,
             "heldout_loss": losses,
-            "caa_minus": caa["minus"],
-            "caa_zero": caa["zero"],
-            "caa_plus": caa["plus"],
-            "caa_vector": caa["vector"],
+            "caa_minus": caa.minus,
+            "caa_zero": caa.zero,
+            "caa_plus": caa.plus,
+            "caa_vector": caa.vector,
         }
     )
     result.figures.update(
         {
             "topic_relevance": plots.relevance_figure(
-                coefs, sweep["relevance"], rsweep["relevance"], config.topic
+                coefs, sweep.relevance, rsweep.relevance, config.topic
             ),
             "heldout_loss": plots.loss_figure(coefs, losses),
             "caa": plots.caa_figure(
-                caa["minus"], caa["zero"], caa["plus"], config.caa_coef, config.behaviour
+                caa.minus, caa.zero, caa.plus, config.caa_coef, config.behaviour
             ),
             "sae_latent": plots.sae_figure(
-                sae["base_logprob"], sae["steered_logprob"], sae["promoted"], sae["latent"]
+                sae.base_logprob, sae.steered_logprob, sae.promoted, sae.latent
             ),
             "examples": plots.examples_table(examples),
         }

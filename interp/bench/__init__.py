@@ -3,9 +3,9 @@
 Each item times variants side by side in this one process, interleaved (A B A B ...,
 ``repeats`` rounds after a warm-up round), and reports the median of the per-round
 ratios (paired rounds cancel most of the drift of a shared, noisy machine) next to the
-median times. Every target becomes a ``target`` criterion (not a paper's claim) whose value is the measured
-ratio and whose threshold is the target; a target that cannot be measured here (no
-CUDA device, a module that does not exist) is listed with value ``None`` and the reason
+median times. Every target becomes a ``target`` criterion (not a paper's claim) whose value is
+the measured ratio and whose threshold is the target; a target that cannot be measured here (no
+CUDA device, a method whose call fails) is listed with value ``None`` and the reason
 in its description, so metrics.json always names every target. ``metrics["table"]``
 holds the rows that the log prints.
 
@@ -14,14 +14,16 @@ Items (``only`` selects some; ``interp bench NAME`` runs one):
 - ``collection``: ``collect`` of chosen hooks vs a bare forward of the same plain
   module, vs TransformerLens ``run_with_cache`` (``names_filter`` and all hooks), vs
   nnsight saves; compute-bound and overhead-bound batches; a transformer and an RNN.
+- ``hf_collection``: the same on GPT-2- and Llama-shaped Hugging Face models (random weights).
 - ``memory``: peak memory held while collecting vs the bytes of the selected
   activations (peak RSS in a fresh subprocess, less the same forward loop's peak).
 - ``early_stop``: capturing up to layer ``l`` vs a full forward.
 - ``disk``: collection to a sharded store on disk vs in memory.
 - ``sae``: SAE training from a stored activation set vs from tensors in memory.
 - ``features``: the SAE feature-page pass over a store vs one plain read that encodes it.
-- ``fixed_points``, ``knockout``, ``attribution``: the targets of modules other parts of
-  interp provide (measured when they exist).
+- ``fixed_points``, ``knockout``, ``attribution``, ``circuits``: the targets of the methods
+  (``interp.methods``), each call guarded so that one failing method is reported, not fatal.
+- ``real_model``: collect, memory and SAE training on the real pretrained model.
 - ``generation``: ``interp.generate`` with an edit vs the Hugging Face model's own ``generate``.
 - ``import``: ``interp --help`` wall time (median of fresh subprocesses).
 """
@@ -35,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
 
 from interp.bench.collection import (
     bench_collection,
@@ -45,7 +49,7 @@ from interp.bench.collection import (
     bench_memory,
     memory_probe,
 )
-from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models, interleaved, paired_ratio
+from interp.bench.core import ITEMS, TARGETS, Bench, Config, _models
 from interp.bench.generation import bench_generation
 from interp.bench.methods import (
     bench_attribution,
@@ -57,6 +61,8 @@ from interp.bench.methods import (
 )
 from interp.bench.real import REAL_TARGETS, bench_real_model
 from interp.results import Result
+from interp.runs import config_from_presets, experiments_dir, write_run
+from interp.utils import interleaved, paired_ratio, seed_everything
 
 log = logging.getLogger("interp.bench")
 
@@ -85,10 +91,6 @@ def _table(rows: list[dict]) -> str:
 
 def run(config: Config) -> Result:
     """Collection, memory, disk, SAE, fixed-point and import benchmarks as ratios vs targets."""
-    import torch
-
-    from interp.utils import seed_everything
-
     seed_everything(config.seed)
     items = [i for i in ITEMS if not config.only or i in config.only]
     result = Result("bench")
@@ -148,17 +150,12 @@ def run(config: Config) -> Result:
 
 def presets() -> dict[str, dict]:
     """The benchmark's presets (``experiments/benchmarks/bench.yaml``)."""
-    import yaml
-
-    from interp.runs import experiments_dir
-
     path = experiments_dir() / "benchmarks" / "bench.yaml"
     return (yaml.safe_load(path.read_text()) or {}).get("presets") or {}
 
 
 def run_bench(preset: str = "quick", overrides: Any = None, *, root: Path | None = None) -> Path:
-    """Run the benchmark with a preset plus ``--set`` overrides; write ``runs/bench/<stamp>-<hash>/``."""
-    from interp.runs import config_from_presets, write_run
-
+    """Run the benchmark with a preset plus ``--set`` overrides; write
+    ``runs/bench/<stamp>-<hash>/``."""
     cfg = config_from_presets(Config, presets(), preset, overrides, what="the benchmark")
     return write_run("bench", preset, overrides, cfg, run, "bench", root=root)

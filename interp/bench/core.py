@@ -8,16 +8,22 @@ import statistics
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+import transformers as tr
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+import interp
 from interp.fields import Count, Seed, check_model_name
+from interp.models.rnn import HookedRNN, RNNSpec
+from interp.models.transformer import TransformerSpec, build_transformer
 from interp.results import Result
-from interp.utils import interleaved, paired_ratio  # noqa: F401  (re-exported for the bench items)
+from interp.tracing.model import Model
+from interp.utils import unknown_name_error
 
 log = logging.getLogger(__name__)
 
-# Every fixed performance target (docs/performance.md): criterion name -> (op, threshold). Early stop adds
-# ``early_stop_layer{l}_over_full`` (<= (l+1)/L + 0.05) per measured layer.
+# Every fixed performance target (docs/performance.md): criterion name -> (op, threshold). Early
+# stop adds ``early_stop_layer{l}_over_full`` (<= (l+1)/L + 0.05) per measured layer.
 TARGETS: dict[str, tuple[str, float]] = {
     "collect_over_bare_transformer_compute": ("<=", 1.05),
     "collect_over_tl_filtered_transformer_compute": ("<=", 1.0),
@@ -119,8 +125,6 @@ class Config(BaseModel):
     @field_validator("only")
     @classmethod
     def _items(cls, only: list[str]) -> list[str]:
-        from interp.utils import unknown_name_error
-
         for item in only:
             if item not in ITEMS:
                 raise ValueError(unknown_name_error("benchmark item", item, ITEMS).args[0])
@@ -171,13 +175,6 @@ class Bench:
 # ----------------------------------------------------------------- models
 def _models(config: Config):
     """(transformer Model, rnn Model) for the benchmark."""
-    import torch
-
-    import interp
-    from interp.models.rnn import HookedRNN, RNNSpec
-    from interp.models.transformer import TransformerSpec, build_transformer
-    from interp.tracing.model import Model
-
     if config.model != "spec":
         tf = interp.load_model(config.model, device="cpu")
     else:
@@ -212,11 +209,6 @@ def _models(config: Config):
 def _hf_causal(config: Config, arch: str, path: Path, T: int):
     """A GPT-2- or Llama-shaped causal LM of the bench's sizes, random weights, saved and loaded
     (the way a user loads a checkpoint: a directory, no download)."""
-    import torch
-    import transformers as tr
-
-    import interp
-
     torch.manual_seed(config.seed)
     d, L, H, V = config.d_model, config.n_layers, config.n_heads, config.d_vocab
     if arch == "gpt2":
@@ -241,29 +233,23 @@ def _hf_causal(config: Config, arch: str, path: Path, T: int):
 
 
 def _tokens(vocab: int, shape: tuple[int, ...], seed: int):
-    import torch
-
     return torch.randint(0, vocab, shape, generator=torch.Generator().manual_seed(seed))
 
 
 def _tf_hooks(m) -> list[str]:
     """The benchmark's chosen hooks: hook_z and resid_post of every layer, in execution order."""
-    return [m.hook(kind, l) for l in range(m.n_layers) for kind in ("z", "resid_post")]
+    return [m.hook(kind, layer) for layer in range(m.n_layers) for kind in ("z", "resid_post")]
 
 
 def _resid_hooks(m) -> list[str]:
     """Every block's ``hook_resid_post`` (memory, disk: one activation per layer)."""
-    return [m.hook("resid_post", l) for l in range(m.n_layers)]
+    return [m.hook("resid_post", layer) for layer in range(m.n_layers)]
 
 
 def resid_store(config: Config, tf, root: Any, n: int | None = None):
     """``(hook, store)``: the last block's resid_post of ``n`` (default ``memory_items // 2``)
     sequences, collected into a four-shard store under ``root`` (the input of the SAE and
     feature-page items)."""
-    import torch
-
-    import interp
-
     B, T = config.compute_batch
     hook = tf.hook("resid_post", -1)
     n = max(1, config.memory_items // 2 if n is None else n)

@@ -7,7 +7,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from interp.bench.core import Bench, Config, _hf_causal, interleaved, paired_ratio
+import torch
+
+import interp
+from interp.bench.core import Bench, Config, _hf_causal
+from interp.tracing.generate import hf_cache_kwargs, hf_model
+from interp.utils import interleaved, paired_ratio
 
 GEN_NEW_TOKENS = 32
 GEN_PROMPTS = (24, 16)  # prompt lengths of the batch (left-padded)
@@ -18,11 +23,6 @@ def bench_generation(b: Bench, config: Config) -> None:
     on a Llama-shaped model of the bench's sizes: interp's loop with an additive edit at a middle
     layer's ``resid_pre`` (and with none) vs ``generate`` of the Hugging Face model under the
     bridge. Also checks that with no edit the tokens are the same."""
-    import torch
-
-    import interp
-    from interp.tracing.generate import hf_cache_kwargs, hf_model
-
     root = Path(tempfile.mkdtemp(prefix="interp-bench-gen-"))
     try:
         m = _hf_causal(config, "llama", root / "llama", max(GEN_PROMPTS) + GEN_NEW_TOKENS)

@@ -16,17 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+import interp
 from interp.bench.core import (
     TARGETS,
     Bench,
     Config,
     _hf_causal,
     _tokens,
-    interleaved,
-    paired_ratio,
     resid_store,
 )
+from interp.methods import fixed_points as fp
+from interp.methods import knockout as ko
+from interp.methods import patching
+from interp.methods.circuits.attribution import edge_attribution
+from interp.methods.circuits.forward import build_graph
+from interp.sae.model import SAEConfig
+from interp.sae.train import SAETrainConfig, train_sae
+from interp.tracing.gradients import metric_grads_batch
+from interp.utils import interleaved, paired_ratio
 
 log = logging.getLogger("interp.bench")
 
@@ -40,13 +49,12 @@ def bench_sae(
     name: str = "sae_store_rate_over_memory_rate",
     target: tuple[str, float] | None = None,
 ) -> None:
-
-    import interp
-
-    desc = "SAE training steps/s reading a stored activation set from disk / on tensors already in memory"
-    from interp.sae.model import SAEConfig
-    from interp.sae.train import SAETrainConfig, train_sae
-
+    """SAE training steps/s from a stored activation set on disk vs from the same activations in
+    memory (``name`` and ``target`` let the real-model item reuse it)."""
+    desc = (
+        "SAE training steps/s reading a stored activation set from disk / on tensors already in "
+        "memory"
+    )
     root = Path(tempfile.mkdtemp(prefix="interp-bench-sae-"))
     try:
         hook, store = resid_store(config, tf, root)
@@ -84,20 +92,22 @@ def bench_sae(
 
 
 # ----------------------------------------------------------------- fixed points
+FIXED_POINT_TARGETS = [
+    (
+        "fixed_point_iteration_over_fwd_bwd",
+        "one finder iteration / one batched forward+backward of the cell",
+    ),
+    ("fixed_point_iterations_per_host_sync", "finder iterations per host sync"),
+    ("jacobian_batched_speedup", "per-point Jacobian loop / batched Jacobians"),
+    ("eigvals_speedup_over_numpy", "numpy eig / the finder's eigenvalue step"),
+]
+
+
 def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
-    import torch
-
-    targets = [
-        (
-            "fixed_point_iteration_over_fwd_bwd",
-            "one finder iteration / one batched forward+backward of the cell",
-        ),
-        ("fixed_point_iterations_per_host_sync", "finder iterations per host sync"),
-        ("jacobian_batched_speedup", "per-point Jacobian loop / batched Jacobians"),
-        ("eigvals_speedup_over_numpy", "numpy eig / the finder's eigenvalue step"),
-    ]
-    from interp.methods import fixed_points as fp
-
+    """The fixed-point finder on the bench RNN's cell (``config.fp_states`` random states, no
+    input): an iteration vs a plain Adam forward+backward, iterations per host sync, batched vs
+    per-point Jacobians, and torch's eigenvalues vs numpy's. A target whose part fails is
+    reported as not measured, with the error."""
     cell = rnn.module.rnn
     H = cell.W_hh.shape[1]
     g = torch.Generator().manual_seed(config.seed)
@@ -110,6 +120,21 @@ def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
 
     for p in cell.parameters():
         p.requires_grad_(False)
+    try:
+        _time_finder(b, config, F, h0, x_in)
+        _time_jacobians(b, config, F, h0, x_in)
+    except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
+        for name, desc in FIXED_POINT_TARGETS:
+            if not any(c["name"] == name for c in b.result.metrics["criteria"]):
+                b.not_measured(name, desc, f"{type(e).__name__}: {e}")
+    finally:
+        for p in cell.parameters():
+            p.requires_grad_(True)
+
+
+def _time_finder(b: Bench, config: Config, F, h0, x_in) -> None:
+    """A finder iteration vs an Adam step on the speed of the same states, and the finder's
+    iterations per host sync."""
     n_it = config.fp_iters
 
     def finder(iters: int = n_it):
@@ -134,56 +159,54 @@ def bench_fixed_points(b: Bench, config: Config, rnn) -> None:
             opt.step()
         return h
 
-    try:
-        times = interleaved({"finder": finder, "adam_fwd_bwd": fwd_bwd}, config.repeats)
-        b.times("fixed_points", f"{config.fp_states} states x {n_it} iterations, GRU {H}", times)
-        b.target(
-            targets[0][0],
-            paired_ratio(times, "finder", "adam_fwd_bwd"),
-            targets[0][1] + " (Adam step included in both; finder also dedups and labels)",
-        )
-        # syncs per iteration: the difference between runs of n and 2n iterations
-        # (the bookkeeping after the loop is the same in both)
-        (s1, it1), (s2, it2) = (_count_host_syncs(lambda k=k: finder(k)) for k in (n_it, 2 * n_it))
-        per_sync = (it2 - it1) / max(s2 - s1, 1)
-        b.target(
-            targets[1][0],
-            per_sync,
-            f"{targets[1][1]}: {s2 - s1} more syncs (item/tolist/bool/float/int/cpu/numpy outside torch.optim) "
-            f"in {it2 - it1} more iterations",
-        )
-        pts = h0[: min(32, len(h0))]
+    (name, desc), (sync_name, sync_desc) = FIXED_POINT_TARGETS[:2]
+    times = interleaved({"finder": finder, "adam_fwd_bwd": fwd_bwd}, config.repeats)
+    b.times(
+        "fixed_points", f"{config.fp_states} states x {n_it} iterations, GRU {h0.shape[1]}", times
+    )
+    b.target(
+        name,
+        paired_ratio(times, "finder", "adam_fwd_bwd"),
+        desc + " (Adam step included in both; finder also dedups and labels)",
+    )
+    # syncs per iteration: the difference between runs of n and 2n iterations
+    # (the bookkeeping after the loop is the same in both)
+    (s1, it1), (s2, it2) = (_count_host_syncs(lambda k=k: finder(k)) for k in (n_it, 2 * n_it))
+    b.target(
+        sync_name,
+        (it2 - it1) / max(s2 - s1, 1),
+        f"{sync_desc}: {s2 - s1} more syncs (item/tolist/bool/float/int/cpu/numpy outside "
+        f"torch.optim) in {it2 - it1} more iterations",
+    )
 
-        def per_point():
-            return [
-                torch.autograd.functional.jacobian(lambda hi: F(hi[None], x_in)[0], p) for p in pts
-            ]
 
-        jt = interleaved(
-            {"loop": per_point, "batched": lambda: fp.jacobians(F, pts, x_in)}, config.repeats
-        )
-        b.times("fixed_points", f"Jacobians of {len(pts)} points", jt)
-        b.target(targets[2][0], paired_ratio(jt, "loop", "batched"), targets[2][1])
-        J = fp.jacobians(F, h0, x_in).detach().double()
-        Jn = J.numpy()
-        et = interleaved(
-            {"numpy": lambda: np.linalg.eigvals(Jn), "torch": lambda: torch.linalg.eigvals(J)},
-            config.repeats,
-        )
-        b.times("fixed_points", f"eigenvalues of {len(J)}x{H}x{H}", et)
-        b.target(
-            targets[3][0],
-            paired_ratio(et, "numpy", "torch"),
-            targets[3][1]
-            + " (torch.linalg.eigvals, float64, on all points: dedup only shrinks it)",
-        )
-    except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
-        for name, desc in targets:
-            if not any(c["name"] == name for c in b.result.metrics["criteria"]):
-                b.not_measured(name, desc, f"{type(e).__name__}: {e}")
-    finally:
-        for p in cell.parameters():
-            p.requires_grad_(True)
+def _time_jacobians(b: Bench, config: Config, F, h0, x_in) -> None:
+    """Batched Jacobians vs one autograd Jacobian per point, and the eigenvalues of all of them
+    by torch (float64) vs numpy."""
+    (jac_name, jac_desc), (eig_name, eig_desc) = FIXED_POINT_TARGETS[2:]
+    H = h0.shape[1]
+    pts = h0[: min(32, len(h0))]
+
+    def per_point():
+        return [torch.autograd.functional.jacobian(lambda hi: F(hi[None], x_in)[0], p) for p in pts]
+
+    jt = interleaved(
+        {"loop": per_point, "batched": lambda: fp.jacobians(F, pts, x_in)}, config.repeats
+    )
+    b.times("fixed_points", f"Jacobians of {len(pts)} points", jt)
+    b.target(jac_name, paired_ratio(jt, "loop", "batched"), jac_desc)
+    J = fp.jacobians(F, h0, x_in).detach().double()
+    Jn = J.numpy()
+    et = interleaved(
+        {"numpy": lambda: np.linalg.eigvals(Jn), "torch": lambda: torch.linalg.eigvals(J)},
+        config.repeats,
+    )
+    b.times("fixed_points", f"eigenvalues of {len(J)}x{H}x{H}", et)
+    b.target(
+        eig_name,
+        paired_ratio(et, "numpy", "torch"),
+        eig_desc + " (torch.linalg.eigvals, float64, on all points: dedup only shrinks it)",
+    )
 
 
 def _count_host_syncs(fn: Callable[[], Any]) -> tuple[int, int]:
@@ -191,8 +214,6 @@ def _count_host_syncs(fn: Callable[[], Any]) -> tuple[int, int]:
 
     Counted: ``item``/``tolist``/``bool``/``float``/``int``/``cpu``/``numpy`` on tensors,
     except from ``torch.optim`` (Adam reads its step counter, a host tensor, every step)."""
-    import torch
-
     count = 0
     names = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")
     saved = {n: getattr(torch.Tensor, n) for n in names}
@@ -272,15 +293,13 @@ def bench_knockout(b: Bench, config: Config, tf) -> None:
 
 
 def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) -> None:
-    import torch
-
-    from interp.methods import knockout as ko
-
+    """The three knockout targets on one model, suffixed with ``suffix``."""
     targets = [(name + suffix, desc) for name, desc in KNOCKOUT_TARGETS]
     B = config.compute_batch[0]
     x = _tokens(m.cfg.d_vocab, (B, T), config.seed)
     pos = torch.arange(T)
-    # the paper's sweep: four edges into the last position (image, question, last itself, everything)
+    # the paper's sweep: four edges into the last position (image, question, last itself,
+    # everything)
     groups = {
         "image": (pos < T // 2).expand(B, T),
         "question": ((pos >= T // 2) & (pos < T - 1)).expand(B, T),
@@ -302,28 +321,15 @@ def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) 
                 },
                 config.repeats,
             )
-            cache = ko.clean_cache(m, x)
-            err = max(
-                float(
-                    (
-                        ko.last_row_knockout(m, cache, groups[src], [l])
-                        - ko.knockout_logits(m, x, ko.edge_block(groups["last"], groups[src]), [l])[
-                            :, -1
-                        ]
-                    )
-                    .abs()
-                    .max()
-                )
-                for l in range(m.n_layers)
-                for src, _ in edges
-            )
+            err = _last_row_error(m, x, groups, edges)
     except Exception as e:  # noqa: BLE001 - another part's API may change under us; say so
         for name, desc in targets:
             b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
         return
     b.times(
         "knockout",
-        f"{suffix[1:] or 'transformer'} [{B}x{T}], {m.n_layers} windows, {len(edges)} edges into last",
+        f"{suffix[1:] or 'transformer'} [{B}x{T}], {m.n_layers} windows, "
+        f"{len(edges)} edges into last",
         times,
     )
     values = [
@@ -332,20 +338,33 @@ def _knockout_case(b: Bench, config: Config, m, suffix: str, T: int, what: str) 
         err,
     ]
     notes = [f" (interp.methods.knockout.sweep, fast=True; {what})", f" ({what})", f" ({what})"]
-    for (name, desc), (base, _), value, note in zip(targets, KNOCKOUT_TARGETS, values, notes):
+    for (name, desc), (base, _), value, note in zip(
+        targets, KNOCKOUT_TARGETS, values, notes, strict=True
+    ):
         op, threshold = TARGETS[base]
         b.target(name, value, desc + note, op=op, threshold=threshold)
 
 
-def bench_attribution(b: Bench, config: Config, tf) -> None:
-    import torch
+def _last_row_error(m, x, groups: dict, edges: list[tuple[str, str]]) -> float:
+    """max |last-row knockout logits - full recompute's last row| over every 1-layer window and
+    every edge's source group (the edges all end at the last position)."""
+    cache = ko.clean_cache(m, x)
+    errors = []
+    for layer in range(m.n_layers):
+        for src, _ in edges:
+            fast = ko.last_row_knockout(m, cache, groups[src], [layer])
+            block = ko.edge_block(groups["last"], groups[src])
+            full = ko.knockout_logits(m, x, block, [layer])[:, -1]
+            errors.append(float((fast - full).abs().max()))
+    return max(errors)
 
+
+def bench_attribution(b: Bench, config: Config, tf) -> None:
+    """Attribution patching (one forward and backward on each input) vs one forward."""
     name, desc = (
         "attribution_patching_over_forward",
         "attribution patching / one forward on the same batch",
     )
-    from interp.methods import patching
-
     B, T = config.compute_batch
     clean = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed)
     corrupt = _tokens(tf.cfg.d_vocab, (B, min(T, tf.cfg.n_ctx)), config.seed + 1)
@@ -379,8 +398,6 @@ EAP_IG_STEPS = 5  # Hanna et al.'s m; the target is m + 1 forward+backward passe
 def bench_circuits(b: Bench, config: Config, tf) -> None:
     """EAP over every edge of the graph and EAP-IG with 5 steps against one plain forward and
     backward of the same batch (interp.methods.circuits)."""
-    import torch
-
     targets = [
         ("eap_over_fwd_bwd", "EAP over all edges / one forward+backward of the batch"),
         (
@@ -397,10 +414,6 @@ def bench_circuits(b: Bench, config: Config, tf) -> None:
         return logits[torch.arange(len(logits)), -1, answer[idx]]
 
     try:
-        from interp.methods.circuits.attribution import edge_attribution
-        from interp.methods.circuits.forward import build_graph
-        from interp.tracing.gradients import metric_grads_batch
-
         g = build_graph(tf)
         first = tf.hook("resid_pre", 0)
         times = interleaved(
@@ -425,7 +438,7 @@ def bench_circuits(b: Bench, config: Config, tf) -> None:
             b.not_measured(name, desc, f"{type(e).__name__}: {str(e)[:200]}")
         return
     b.times("circuits", f"[{B}x{clean.shape[1]}], {g.n_edges} edges", times)
-    for (name, desc), variant in zip(targets, ("eap", "eap_ig")):
+    for (name, desc), variant in zip(targets, ("eap", "eap_ig"), strict=True):
         b.target(name, paired_ratio(times, variant, "fwd_bwd"), desc + f" ({g.n_edges} edges)")
 
 

@@ -18,10 +18,18 @@ from __future__ import annotations
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 
-from interp.bench.core import Bench, Config, _tokens, interleaved, paired_ratio
+import torch
+
+import interp
+from interp.bench.collection import _status_kib
+from interp.bench.core import Bench, Config, _models, _tokens
+from interp.bench.methods import bench_sae
+from interp.tracing import adapters
+from interp.utils import interleaved, paired_ratio
 
 REAL_TARGETS = {
     "real_collect_4_layers_over_bare_body": ("<=", 1.05),
@@ -33,8 +41,6 @@ REAL_TARGETS = {
 
 def load_real(config: Config, tf=None):
     """The real model (``tf``, the bench transformer, when ``real_model`` is "spec")."""
-    import interp
-
     if config.real_model == "spec":
         return tf
     return interp.load_model(config.real_model, device="cpu").eval()
@@ -46,12 +52,8 @@ def spread_layers(n_layers: int, k: int = 4) -> list[int]:
 
 
 def bench_real_model(b: Bench, config: Config, tf=None) -> None:
-    import torch
-
-    import interp
-    from interp.bench.methods import bench_sae
-    from interp.tracing import adapters
-
+    """``collect`` of four spread layers and of every layer on the real model vs a bare forward
+    of its body; memory held while collecting (a fresh process); SAE training from a store."""
     try:
         m = load_real(config, tf)
     except (FileNotFoundError, ValueError) as e:  # not installed: every target says why
@@ -65,14 +67,11 @@ def bench_real_model(b: Bench, config: Config, tf=None) -> None:
     plain = adapters.plain_module(m)
     body = getattr(plain, "base_model", None) if plain is not None else None
     x = _tokens(int(m.d_vocab), (B, min(T, m.cfg.n_ctx)), config.seed)
-    if (
-        body is None or body is plain
-    ):  # not a Hugging Face model (the tiny test's bench transformer)
-        bare = lambda: plain(x)  # noqa: E731 - its native forward (tiny vocabulary: the unembedding is cheap)
-    else:
-        bare = lambda: body(x, use_cache=False)  # noqa: E731
+    # not a Hugging Face model (the tiny test's bench transformer): its native forward (a tiny
+    # vocabulary: the unembedding is cheap)
+    native = body is None or body is plain
     variants = {
-        "bare_body": bare,
+        "bare_body": (lambda: plain(x)) if native else (lambda: body(x, use_cache=False)),
         "collect_4": lambda: interp.collect(m, x, four, batch_size=B),
         "collect_all": lambda: interp.collect(m, x, every, batch_size=B),
     }
@@ -93,8 +92,6 @@ def bench_real_model(b: Bench, config: Config, tf=None) -> None:
         f"collect resid_post of all {L} layers / bare forward of the body ({shape})",
         **_op("real_collect_all_layers_over_bare_body"),
     )
-    import statistics
-
     b.result.metrics["real_collect_tokens_per_s"] = x.numel() / statistics.median(
         times["collect_all"]
     )
@@ -119,7 +116,10 @@ def _op(name: str) -> dict:
 
 def _memory(b: Bench, config: Config) -> None:
     name = "real_memory_held_over_weights_and_selected"
-    code = f"from interp.bench.real import real_memory_probe; real_memory_probe({json.dumps(config.model_dump_json())})"
+    code = (
+        "from interp.bench.real import real_memory_probe; "
+        f"real_memory_probe({json.dumps(config.model_dump_json())})"
+    )
     env = {
         **os.environ,
         "INTERP_QUIET": "1",
@@ -147,20 +147,14 @@ def _memory(b: Bench, config: Config) -> None:
         name,
         ratio,
         f"(weights {got['weight_bytes'] / 2**20:.0f} MiB + peak RSS rise while collecting "
-        f"{got['hooks']} resid_post) / (weights + selected {got['selected_bytes'] / 2**20:.0f} MiB); "
-        "fresh process",
+        f"{got['hooks']} resid_post) / "
+        f"(weights + selected {got['selected_bytes'] / 2**20:.0f} MiB); fresh process",
         **_op(name),
     )
 
 
 def real_memory_probe(config_json: str) -> None:
     """Run in a fresh process: print the weights' bytes and the peak-RSS rise of ``collect``."""
-    import torch
-
-    import interp
-    from interp.bench.collection import _status_kib
-    from interp.bench.core import _models
-
     config = Config.model_validate_json(config_json)
     tf = _models(config)[0] if config.real_model == "spec" else None
     m = load_real(config, tf)

@@ -93,8 +93,9 @@ class Bigram:
     def probs(
         self, prev: torch.Tensor | np.ndarray, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """``[*prev.shape, vocab]`` ``P(. | prev)`` (float32, on ``device`` or the CPU), with backoff
-        for unseen contexts. Only the distinct ids of ``prev`` get a row before it is expanded."""
+        """``[*prev.shape, vocab]`` ``P(. | prev)`` (float32, on ``device`` or the CPU), with
+        backoff for unseen contexts. Only the distinct ids of ``prev`` get a row before it is
+        expanded."""
         prev_t = torch.as_tensor(prev, dtype=torch.long)
         flat = prev_t.reshape(-1).cpu().numpy()
         uniq, inverse = np.unique(flat, return_inverse=True)
@@ -114,8 +115,8 @@ class Bigram:
         return lambda tokens: self.probs(tokens, device=device)
 
     def max_row_sum_error(self, rows_per_chunk: int | None = None) -> float:
-        """``max |sum_next P(next | prev) - 1|`` over every context as :meth:`probs` makes it (float32):
-        the seen contexts a chunk of rows at a time (about 4M entries per chunk unless
+        """``max |sum_next P(next | prev) - 1|`` over every context as :meth:`probs` makes it
+        (float32): the seen contexts a chunk of rows at a time (about 4M entries per chunk unless
         ``rows_per_chunk``), and one unseen context, whose rows are all the backoff."""
         step = rows_per_chunk or max(1, (1 << 22) // max(1, self.vocab_size))
         seen = np.flatnonzero(self.context_counts > 0)
@@ -141,7 +142,8 @@ class Bigram:
             return np.log(prob).reshape(np.shape(torch.as_tensor(prev)))
 
     def surprisal(self, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
-        """``[batch, pos-1]`` bigram surprisal (nats) of each next token in ``tokens`` ``[batch, pos]``."""
+        """``[batch, pos-1]`` bigram surprisal (nats) of each next token in ``tokens``
+        ``[batch, pos]``."""
         t = np.asarray(torch.as_tensor(tokens).cpu(), dtype=np.int64)
         return -self.log_prob(t[:, :-1], t[:, 1:])
 

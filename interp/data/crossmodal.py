@@ -101,7 +101,8 @@ FUNCTION_WORDS = (
 
 
 def vocabulary() -> list[str]:
-    """Question and answer words (specials and the image placeholder come first in the tokenizer)."""
+    """Question and answer words (specials and the image placeholder come first in the
+    tokenizer)."""
     return [IMAGE_TOKEN, *FUNCTION_WORDS, *COLORS, *SHAPES]
 
 
@@ -110,7 +111,8 @@ def answer_words() -> list[str]:
 
 
 def vqa_tokenizer():
-    """Word-level tokenizer over :func:`vocabulary` (ids 0..4 are the specials, then ``<image>``)."""
+    """Word-level tokenizer over :func:`vocabulary` (ids 0..4 are the specials, then
+    ``<image>``)."""
     from interp.data.tokenizer import word_tokenizer
 
     return word_tokenizer(vocabulary())
@@ -210,7 +212,7 @@ def random_scene(rng: np.random.Generator) -> Scene:
     names = list(COLORS)
     objs = [
         Obj(SHAPES[int(s)], names[int(c)], (int(p) // SLOTS, int(p) % SLOTS))
-        for s, c, p in zip(shapes, colors, slots)
+        for s, c, p in zip(shapes, colors, slots, strict=True)
     ]
     return Scene(objs, int(rng.integers(0, 2**31)))
 
@@ -282,7 +284,8 @@ def make_question(
 
 
 def _balanced_compare(scene: Scene, rng: np.random.Generator) -> Scene:
-    """Make half of the scenes used for compare_attr have a same-coloured pair (else 'no' dominates)."""
+    """Make half of the scenes used for compare_attr have a same-coloured pair (else 'no'
+    dominates)."""
     if rng.random() < 0.5 and len({o.color for o in scene.objects}) == len(scene.objects):
         a, b = rng.choice(len(scene.objects), 2, replace=False)
         scene.objects[int(b)].color = scene.objects[int(a)].color
@@ -345,7 +348,8 @@ def make_samples(
     questions_per_scene: int = 2,
     render: bool = True,
 ) -> tuple[list[Sample], set]:
-    """``n`` samples from scenes of one split (balanced over ``qtypes``); also the scene keys used."""
+    """``n`` samples from scenes of one split (balanced over ``qtypes``); also the scene keys
+    used."""
     rng = np.random.default_rng([seed, {"train": 0, "test": 1}[split], 104729])
     out: list[Sample] = []
     keys = set()

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from jaxtyping import Float
 from pydantic import BaseModel, ConfigDict
 
 N_SYMBOLS = 18
@@ -157,8 +158,11 @@ class DFAConfig(BaseModel):
     max_out_degree: int = MAX_OUT_DEGREE
 
 
+DEFAULT_DFA = DFAConfig()  # the default of the functions below (shared: never mutate it)
+
+
 def random_dfa_raw(
-    rng: np.random.Generator, cfg: DFAConfig = DFAConfig()
+    rng: np.random.Generator, cfg: DFAConfig = DEFAULT_DFA
 ) -> tuple[DFA, np.ndarray]:
     """One random DFA before minimisation, and its alphabet. States U{4..12}, alphabet
     U{4..18}, out-degree U{1..3}; each state's edge symbols and targets drawn without
@@ -176,7 +180,7 @@ def random_dfa_raw(
     return DFA(delta), np.sort(alphabet)
 
 
-def random_dfa(rng: np.random.Generator, cfg: DFAConfig = DFAConfig()) -> DFA:
+def random_dfa(rng: np.random.Generator, cfg: DFAConfig = DEFAULT_DFA) -> DFA:
     """One random DFA (:func:`random_dfa_raw`), minimised."""
     return minimize(random_dfa_raw(rng, cfg)[0])
 
@@ -185,7 +189,7 @@ def dfa_set(
     n: int,
     seed: int,
     exclude: set[bytes] | None = None,
-    cfg: DFAConfig = DFAConfig(),
+    cfg: DFAConfig = DEFAULT_DFA,
     max_tries: int = 1000,
 ) -> list[DFA]:
     """``n`` DFAs with distinct languages, none whose canonical form is in ``exclude``."""
@@ -221,6 +225,9 @@ class PromptConfig(BaseModel):
         return self.max_strings * (self.max_len + 1) - 1
 
 
+DEFAULT_PROMPT = PromptConfig()  # the default of the functions below (shared: never mutate it)
+
+
 class DFATables:
     """Edge tables of many DFAs, for vectorised random walks.
 
@@ -246,7 +253,7 @@ def sample_prompts(
     tables: DFATables,
     dfa_ids: np.ndarray,
     rng: np.random.Generator,
-    cfg: PromptConfig = PromptConfig(),
+    cfg: PromptConfig = DEFAULT_PROMPT,
 ) -> list[np.ndarray]:
     """One prompt per entry of ``dfa_ids``: U{min..max}_strings random walks of length
     U{min..max}_len from state 0, joined by SEP. Returns int64 token arrays."""
@@ -263,7 +270,7 @@ def sample_prompts(
         walk[:, t] = tables.sym[d, state, e]
         state = tables.tgt[d, state, e]
     prompts: list[list[int]] = [[] for _ in dfa_ids]
-    for i, (p, L) in enumerate(zip(owner.tolist(), lengths.tolist())):
+    for i, (p, L) in enumerate(zip(owner.tolist(), lengths.tolist(), strict=True)):
         if prompts[p]:
             prompts[p].append(SEP)
         prompts[p].extend(walk[i, :L].tolist())
@@ -284,7 +291,7 @@ def packed_batch_fn(
     dfas: Sequence[DFA],
     batch_size: int,
     seed: int,
-    cfg: PromptConfig = PromptConfig(),
+    cfg: PromptConfig = DEFAULT_PROMPT,
     pool_factor: int = 4,
 ):
     """``batch_fn(step) -> [batch, pos]`` for training: prompts from random DFAs of ``dfas``,
@@ -363,7 +370,7 @@ def from_string(text: str) -> np.ndarray:
     return np.asarray([TOKEN_STRINGS.index(c) for c in text.replace(" ", "")], dtype=np.int64)
 
 
-# --------------------------------------------------------------------------- test prompts, baselines, metrics
+# ------------------------------------------------------------- test prompts, baselines, metrics
 def test_prompts(
     dfas: Sequence[DFA], seed: int, cfg: PromptConfig
 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
@@ -375,15 +382,21 @@ def test_prompts(
     T = int(lengths.max())
     tokens = torch.full((len(prompts), T), PAD, dtype=torch.long)
     valid = torch.zeros(len(prompts), T, len(TOKEN_STRINGS), dtype=torch.bool)
-    for i, (p, d) in enumerate(zip(prompts, dfas)):
+    for i, (p, d) in enumerate(zip(prompts, dfas, strict=True)):
         tokens[i, : len(p)] = torch.as_tensor(p)
         valid[i, : len(p)] = torch.as_tensor(valid_mask(d, p))
     return tokens, lengths, valid
 
 
-def next_token_metrics(
-    probs: torch.Tensor, valid: torch.Tensor, scored: torch.Tensor
-) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class NextToken:
+    """How a predictor does at each position (NaN where not scored)."""
+
+    correct: Float[torch.Tensor, "n T"]  # 1 where the greedy next token is valid, else 0
+    tvd: Float[torch.Tensor, "n T"]  # TVD to uniform over the valid symbols
+
+
+def next_token_metrics(probs: torch.Tensor, valid: torch.Tensor, scored: torch.Tensor) -> NextToken:
     """Per position ``[n, T]``: ``correct`` (greedy next token is valid) and ``tvd`` between
     ``probs`` ``[n, T, vocab]`` and uniform over the valid symbols; NaN where not scored."""
     greedy = probs.argmax(-1, keepdim=True)  # first maximum on ties
@@ -391,7 +404,7 @@ def next_token_metrics(
     true = valid.float() / valid.float().sum(-1, keepdim=True).clamp_min(1)
     tvd = 0.5 * (probs - true).abs().sum(-1)
     nan = torch.tensor(float("nan"))
-    return {"correct": torch.where(scored, correct, nan), "tvd": torch.where(scored, tvd, nan)}
+    return NextToken(correct=torch.where(scored, correct, nan), tvd=torch.where(scored, tvd, nan))
 
 
 def ngram_pattern(tokens: torch.Tensor, m: int) -> torch.Tensor:

@@ -344,7 +344,8 @@ class FactSet:
         return [self.in_place_example(p, t) for t in temps for p in self.pairs if p.group in groups]
 
     def training_examples(self) -> list[Example]:
-        """What every model is trained on: each group in its trained direction(s), training templates."""
+        """What every model is trained on: each group in its trained direction(s), training
+        templates."""
         out = []
         for direction in DIRECTIONS:
             groups = [g for g in GROUPS if direction in TRAINED[g]]
@@ -424,7 +425,7 @@ def make_facts(config: FactsConfig) -> FactSet:
     else:
         first = _pseudo_words(rng, n, 2, taken)
         last = _pseudo_words(rng, n, 2, taken)
-        names = list(zip(first, last))
+        names = list(zip(first, last, strict=True))
         combos = [(r, a, o) for r in ROLES for a in ADJECTIVES for o in NOUNS]
         descs = [("the", r, "of", f"{a}-{o}") for r, a, o in rng.sample(combos, n)]
         # adjective-noun joined as one word keeps descriptions 4 tokens and mostly unique tokens

@@ -6,17 +6,19 @@ construction (square, non-negative, rows summing to one, shapes agreeing). Build
 the paper's families (:func:`linear_chain`, :func:`fully_connected`, :func:`cyclic`);
 :func:`sample` draws batches of sequences, :func:`forward_filter` computes belief states,
 and the statistics helpers (:func:`output_frequencies`, :func:`output_transitions`,
-:func:`switch_rate`, :func:`residency`, and :func:`regions` of residency times) are shared by the HMM and the
-RNN so both are measured the same way.
+:func:`switch_rate`, :func:`residency`, and :func:`regions` of residency times) are shared by
+the HMM and the RNN so both are measured the same way.
 :func:`expected_statistics` gives their exact stationary values for an HMM.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
+from jaxtyping import Float, Int
 from pydantic import BaseModel, ConfigDict, model_validator
 
 ROW_TOL = 1e-6
@@ -28,7 +30,8 @@ REGION_NAMES = ("transition", "kick", "cluster")  # the codes 0, 1, 2 of regions
 
 
 class HMMSpec(BaseModel):
-    """A discrete HMM: ``transition`` [M, M], ``emission`` [M, K], ``start`` [M] (uniform if omitted)."""
+    """A discrete HMM: ``transition`` [M, M], ``emission`` [M, K], ``start`` [M] (uniform if
+    omitted)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -105,7 +108,8 @@ def linear_chain(n_states: int = 2) -> HMMSpec:
 
 
 def fully_connected() -> HMMSpec:
-    """3 states, stay 0.95, 0.025 to each other state; emission 0.98 on the diagonal, 0.01 elsewhere."""
+    """3 states, stay 0.95, 0.025 to each other state; emission 0.98 on the diagonal, 0.01
+    elsewhere."""
     A = np.full((3, 3), 0.025) + np.eye(3) * (0.95 - 0.025)
     E = np.full((3, 3), 0.01) + np.eye(3) * (0.98 - 0.01)
     return HMMSpec(name="fully_connected", transition=A.tolist(), emission=E.tolist())
@@ -146,7 +150,8 @@ def _draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def sample(
     spec: HMMSpec, n: int, T: int, *, seed: int = 0, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``n`` sequences of length ``T``; returns ``(states, outputs)``, both LongTensor [n, T]."""
+    """Draw ``n`` sequences of length ``T``; returns ``(states, outputs)``, both LongTensor
+    [n, T]."""
     if n < 1 or T < 1:
         raise ValueError(f"need n >= 1 and T >= 1, got n={n}, T={T}")
     g = torch.Generator().manual_seed(int(seed))
@@ -215,9 +220,29 @@ def switch_rate(outputs: torch.Tensor, among: list[int] | None = None) -> float:
     return float((a != b)[keep].double().mean()) if keep.any() else float("nan")
 
 
+@dataclass(frozen=True)
+class Fidelity:
+    """How closely outputs ``y`` follow reference outputs (:func:`fidelity`): frequencies,
+    one-step transition rows and switch rates of both, and their largest differences."""
+
+    freq_rnn: Float[np.ndarray, " K"]
+    freq_hmm: Float[np.ndarray, " K"]
+    freq_error: float
+    P_rnn: Float[np.ndarray, "K K"]  # NaN rows where the RNN never emits the output
+    P_hmm: Float[np.ndarray, "K K"]
+    row_counts: Int[np.ndarray, " K"]  # RNN samples per transition row
+    row_error: float  # max |P_rnn - P_hmm| over rows with >= row_min samples (NaN if none)
+    rows_checked: list[int]
+    switch_rnn: float  # between frequent outputs
+    switch_hmm: float
+    switch_error: float
+    switch_rnn_all: float  # between any two outputs
+    switch_hmm_all: float
+
+
 def fidelity(
     y: torch.Tensor, hmm_y: torch.Tensor, K: int, row_min: int, frequent: list[int]
-) -> dict:
+) -> Fidelity:
     """Output frequencies, one-step transition rows (with >= ``row_min`` RNN samples) and switch
     rates of RNN outputs ``y`` vs HMM outputs ``hmm_y``. The gated switch rate counts pairs of
     frequent outputs only (the rare 1% middle output of the chains is noise, as its row);
@@ -227,21 +252,21 @@ def fidelity(
     Ph, _ = output_transitions(hmm_y, K)
     ok = rows >= row_min
     row_err = float(np.nanmax(np.abs(Pr - Ph)[ok])) if ok.any() else float("nan")
-    return {
-        "freq_rnn": fr,
-        "freq_hmm": fh,
-        "freq_error": float(np.abs(fr - fh).max()),
-        "P_rnn": Pr,
-        "P_hmm": Ph,
-        "row_counts": rows,
-        "row_error": row_err,
-        "rows_checked": np.where(ok)[0].tolist(),
-        "switch_rnn": switch_rate(y, frequent),
-        "switch_hmm": switch_rate(hmm_y, frequent),
-        "switch_error": abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
-        "switch_rnn_all": switch_rate(y),
-        "switch_hmm_all": switch_rate(hmm_y),
-    }
+    return Fidelity(
+        freq_rnn=fr,
+        freq_hmm=fh,
+        freq_error=float(np.abs(fr - fh).max()),
+        P_rnn=Pr,
+        P_hmm=Ph,
+        row_counts=rows,
+        row_error=row_err,
+        rows_checked=np.where(ok)[0].tolist(),
+        switch_rnn=switch_rate(y, frequent),
+        switch_hmm=switch_rate(hmm_y, frequent),
+        switch_error=abs(switch_rate(y, frequent) - switch_rate(hmm_y, frequent)),
+        switch_rnn_all=switch_rate(y),
+        switch_hmm_all=switch_rate(hmm_y),
+    )
 
 
 def residency(y: np.ndarray) -> np.ndarray:

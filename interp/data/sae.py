@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from interp.data.corpus import load_corpus
+
 
 def token_windows(
     tokenizer,
@@ -20,8 +22,6 @@ def token_windows(
 ) -> torch.Tensor:
     """``[n, seq_len]`` random windows of ``corpus``'s ``split`` ("train" or "heldout"), each
     after ``start_token`` (default: the tokenizer's BOS; pass ``Model.start_token_id``)."""
-    from interp.data.corpus import load_corpus
-
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     docs = getattr(load_corpus(corpus, max_chars=max_chars, seed=0), split)

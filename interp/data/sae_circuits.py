@@ -65,6 +65,43 @@ IOI_TEMPLATE = "when {A} and {B} went to the {place} , {S} {verb} a {obj} to"
 IOI_TEMPLATE_NATURAL = "When {A} and {B} went to the {place}, {S} {verb} a {obj} to"
 GT_TEMPLATE = "The {noun} lasted from the year {century}{yy:02d} to the year {century}"
 GT_NOUNS = ["war", "expedition", "drought", "rebellion", "dynasty", "siege"]
+# docstring (Heimersheim & Janiak 2023): argument names, function names, one-line descriptions
+DOC_ARGS = [
+    "files",
+    "size",
+    "name",
+    "path",
+    "data",
+    "mode",
+    "key",
+    "value",
+    "user",
+    "url",
+    "text",
+    "count",
+    "index",
+    "items",
+    "target",
+    "source",
+    "state",
+    "model",
+    "port",
+    "host",
+    "token",
+    "label",
+    "shape",
+    "order",
+    "page",
+    "limit",
+    "level",
+    "color",
+]
+DOC_FUNCS = ["load", "update", "check", "process", "create", "parse", "render", "fetch"]
+DOC_WORDS = ["item", "object", "request", "message", "record", "image", "field", "entry"]
+DOC_TEMPLATE = (
+    'def {fn}(self, {A}, {B}, {C}):\n    """{desc} the {word}.\n\n'
+    "    :param {A}: the {wa}\n    :param {B}: the {wb}\n    :param"
+)
 
 
 def template_vocab() -> list[str]:
@@ -118,7 +155,7 @@ class PromptSet:
         )
 
     def metric_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``fn(logits [b, pos, vocab], idx [b]) -> [b]``: the task metric of the prompts ``idx``."""
+        """``fn(logits [b, pos, vocab], idx [b]) -> [b]``: the task metric of prompts ``idx``."""
         return make_metric(self)
 
 
@@ -203,7 +240,8 @@ def make_induction(
         ids = np.array(vocab_symbols(tokenizer))
     if len(ids) < length + 2:
         raise ValueError(
-            f"induction needs >= {length + 2} distinct non-special tokens; the tokenizer has {len(ids)}"
+            f"induction needs >= {length + 2} distinct non-special tokens; the tokenizer has "
+            f"{len(ids)}"
         )
     bos = _bos(tokenizer)
     clean, corrupt, ans = [], [], []
@@ -284,8 +322,9 @@ def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
     by_digit = len(two) < 90
     if by_digit and len(digits) < 10:
         raise ValueError(
-            "greater_than needs a tokenizer with two-digit year tokens (e.g. GPT-2) or single-digit "
-            f"tokens (e.g. SmolLM2); this one has {len(two)} of 100 and {len(digits)} of 10"
+            "greater_than needs a tokenizer with two-digit year tokens (e.g. GPT-2) or "
+            f"single-digit tokens (e.g. SmolLM2); this one has {len(two)} of 100 and {len(digits)} "
+            "of 10"
         )
     bos = _bos(tokenizer)
     vocab = len(tokenizer)
@@ -339,11 +378,69 @@ def make_greater_than(tokenizer, n: int, seed: int) -> PromptSet:
     )
 
 
+def make_docstring(tokenizer, n: int, seed: int) -> PromptSet:
+    """Docstring (Heimersheim & Janiak 2023): a method ``def f(self, A, B, C)`` whose docstring
+    has documented ``A`` and ``B`` continues ``:param`` with `` C``; corrupt renames ``C`` in the
+    signature to an unused argument name ``D`` (their "random def args" corruption), so the
+    signature now says ``D`` comes next. Metric: ``logit[C] - logit[D]``. Needs argument names
+    that are single tokens with a leading space (any BPE tokenizer of code has them)."""
+    rng = np.random.default_rng(seed)
+    args = list(single_tokens(tokenizer, DOC_ARGS))
+    if len(args) < 4:
+        raise ValueError(
+            f"docstring needs >= 4 single-token argument names; the tokenizer has {len(args)} of "
+            f"ours ({', '.join(DOC_ARGS[:6])}, ...)"
+        )
+    ids = single_tokens(tokenizer, args)
+    bos = _bos(tokenizer)
+    clean, corrupt, ans, wrong, texts = [], [], [], [], []
+    width = None
+    for _ in range(n * 50):
+        if len(clean) == n:
+            break
+        a, b, c, d = rng.choice(args, size=4, replace=False).tolist()
+        fill = dict(
+            fn=str(rng.choice(DOC_FUNCS)),
+            desc=str(rng.choice(["Load", "Update", "Check", "Process"])),
+            word=str(rng.choice(DOC_WORDS)),
+            wa=str(rng.choice(DOC_WORDS)),
+            wb=str(rng.choice(DOC_WORDS)),
+            A=a,
+            B=b,
+        )
+        t_clean = DOC_TEMPLATE.format(C=c, **fill)
+        x, y = (
+            bos + _encode(tokenizer, t_clean),
+            bos + _encode(tokenizer, DOC_TEMPLATE.format(C=d, **fill)),
+        )
+        if len(x) != len(y) or (width is not None and len(x) != width):
+            continue
+        width = len(x)
+        clean.append(x)
+        corrupt.append(y)
+        ans.append(ids[c])
+        wrong.append(ids[d])
+        texts.append(t_clean)
+    if len(clean) < n:
+        raise ValueError(f"could only build {len(clean)} equal-length docstring prompts of {n}")
+    cl = torch.tensor(clean)
+    return PromptSet(
+        "docstring",
+        cl,
+        torch.tensor(corrupt),
+        torch.tensor(ans),
+        torch.tensor(wrong),
+        torch.full((n,), cl.shape[1] - 1),
+        texts=texts,
+    )
+
+
 TASKS: dict[str, Callable[..., PromptSet]] = {
     "induction": make_induction,
     "ioi": lambda tok, n, seed: make_ioi(tok, n, seed, "template"),
     "ioi_natural": lambda tok, n, seed: make_ioi(tok, n, seed, "natural"),
     "greater_than": make_greater_than,
+    "docstring": make_docstring,
 }
 
 

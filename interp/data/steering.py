@@ -209,8 +209,22 @@ def split_ab(items: list[ABItem], n_train: int) -> tuple[list[ABItem], list[ABIt
     return items[:n_train], items[n_train:]
 
 
-def topic(name: str) -> dict:
+@dataclass(frozen=True)
+class Topic:
+    """One ActAdd topic: the contrastive pair (``plus`` minus ``minus`` is the steering
+    vector), the words whose probability measures relevance, neutral ``prompts`` to complete
+    and off-topic ``heldout`` text."""
+
+    name: str
+    plus: str
+    minus: str
+    words: list[str]
+    prompts: list[str]
+    heldout: list[str]
+
+
+def topic(name: str) -> Topic:
     """The topic ``name`` (see :data:`TOPICS`)."""
     if name not in TOPICS:
         raise KeyError(f"unknown topic {name!r}; known: {sorted(TOPICS)}")
-    return TOPICS[name]
+    return Topic(name=name, **TOPICS[name])

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# tokenizers and transformers are imported inside the functions: interp.data is imported by the
+# plotting helpers for its shared names, and those never need a tokenizer.
+
 BOS, PAD, EOS, UNK, MASK = "<|bos|>", "<|pad|>", "<|eos|>", "<|unk|>", "<|mask|>"
 SPECIALS = [BOS, PAD, EOS, UNK, MASK]
 

@@ -242,6 +242,44 @@ def _newton_polish(
     return h, q
 
 
+def _checked_start(F: CellFn, h0: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+    """``h0`` detached, after checking the shapes of ``h0``, ``x`` and ``F``'s output."""
+    if h0.ndim != 2:
+        raise ValueError(f"h0 must be [n_init, d], got shape {tuple(h0.shape)}")
+    if x is not None and x.ndim == 2 and x.shape[0] != h0.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} rows but h0 has {h0.shape[0]}")
+    h0 = h0.detach()
+    with torch.no_grad():
+        out = F(h0[:1], None if x is None else (x if x.ndim == 1 else x[:1]))
+    if out.shape != h0[:1].shape:
+        raise ValueError(f"F must map [n, {h0.shape[1]}] to the same shape, got {tuple(out.shape)}")
+    return h0
+
+
+def _spectra(
+    F: CellFn,
+    h: torch.Tensor,
+    x: torch.Tensor | None,
+    idx: np.ndarray,
+    compute_jacobians: bool,
+    stability_eps: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenvalues, Jacobians and stability labels at the kept points ``h[idx]`` (empty
+    spectra and "unknown" labels without ``compute_jacobians``)."""
+    if compute_jacobians and len(idx):
+        xi = x if (x is None or x.ndim == 1) else x[torch.as_tensor(idx, device=x.device)]
+        J = jacobians(F, h[torch.as_tensor(idx, device=h.device)], xi).detach()
+        ev = eigenvalues_by_modulus(J)
+        Jn = J.cpu().double().numpy()
+    else:
+        ev = np.zeros((len(idx), 0), dtype=complex)
+        Jn = np.zeros((len(idx), 0, 0))
+    labels = np.asarray(
+        stability_labels(ev, stability_eps) if ev.size else ["unknown"] * len(idx), dtype=str
+    )
+    return ev, Jn, labels
+
+
 def find_fixed_points(
     F: CellFn,
     h0: torch.Tensor,
@@ -277,15 +315,7 @@ def find_fixed_points(
         outlier_scale: drop points farther from the initial states' centroid than this many
             times the initial states' largest distance to it.
     """
-    if h0.ndim != 2:
-        raise ValueError(f"h0 must be [n_init, d], got shape {tuple(h0.shape)}")
-    if x is not None and x.ndim == 2 and x.shape[0] != h0.shape[0]:
-        raise ValueError(f"x has {x.shape[0]} rows but h0 has {h0.shape[0]}")
-    h0 = h0.detach()
-    with torch.no_grad():
-        out = F(h0[:1], None if x is None else (x if x.ndim == 1 else x[:1]))
-    if out.shape != h0[:1].shape:
-        raise ValueError(f"F must map [n, {h0.shape[1]}] to the same shape, got {tuple(out.shape)}")
+    h0 = _checked_start(F, h0, x)
     h, it, final_lr = _adam_descent(
         F, h0, x, max_iters, lr, lr_final_frac, check_every, max(fixed_tol, newton_tol), grad_tol
     )
@@ -313,17 +343,7 @@ def find_fixed_points(
     keep, counts = _dedup(pts[idx], qs[idx], dedup_tol)
     idx = idx[keep]
     d = h.shape[1]
-    if compute_jacobians and len(idx):
-        xi = x if (x is None or x.ndim == 1) else x[torch.as_tensor(idx, device=x.device)]
-        J = jacobians(F, h[torch.as_tensor(idx, device=h.device)], xi).detach()
-        ev = eigenvalues_by_modulus(J)
-        Jn = J.cpu().double().numpy()
-    else:
-        ev = np.zeros((len(idx), 0), dtype=complex)
-        Jn = np.zeros((len(idx), 0, 0))
-    labels = np.asarray(
-        stability_labels(ev, stability_eps) if ev.size else ["unknown"] * len(idx), dtype=str
-    )
+    ev, Jn, labels = _spectra(F, h, x, idx, compute_jacobians, stability_eps)
     fps = FixedPoints(pts[idx].reshape(-1, d), qs[idx], counts, ev, Jn, labels, fixed_tol, meta)
     log.info("fixed points: %s (%d iterations)", fps, it)
     return fps

@@ -9,13 +9,23 @@ first for a directory to load. A new architecture is one more row (or a call of
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io as stdio
+import json
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
+
 from interp.models.io import MODEL_FILE, _native, load_canonical_state_dict
-from interp.utils import ConfigError, read_json, unknown_name_error
+from interp.utils import ConfigError, check_fits, read_json, unknown_name_error
+
+# torch and interp.tracing.model (which imports torch) are imported inside the functions that
+# build or wrap a model: the zoo reads weight headers through this module on light paths (the
+# dashboard's model menu) that must not pay for torch.
 
 
 class Builder(NamedTuple):
@@ -105,12 +115,8 @@ def load_model_dir(path: Any, device: Any = None, model_id: str | None = None):
         )
     module.eval()
     if device is not None:
-        import contextlib
-        import io as stdio
-
-        with contextlib.redirect_stdout(
-            stdio.StringIO()
-        ):  # TransformerLens prints "Moving model to device"
+        # TransformerLens prints "Moving model to device"
+        with contextlib.redirect_stdout(stdio.StringIO()):
             module.to(device)
     saved_id = meta.get("model_id", "")
     zoo_id = isinstance(saved_id, str) and saved_id.startswith("zoo:")
@@ -147,8 +153,6 @@ def _builder_of(meta: Any, where: Path) -> tuple[Callable[[dict, Any], Any], str
 
 
 def _build(build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, where: Path) -> Any:
-    from pydantic import ValidationError
-
     try:
         return build(spec, tokenizer)
     except (ValidationError, TypeError, ValueError, KeyError) as e:
@@ -159,9 +163,6 @@ def _build(build: Callable[[dict, Any], Any], spec: dict, tokenizer: Any, where:
 def weights_problem(weights: Path) -> int | str:
     """The bytes of tensor data a safetensors file declares, or what is wrong with it (missing,
     truncated, not safetensors), read from its header alone (no tensor is loaded)."""
-    import json
-    import struct
-
     try:
         size = weights.stat().st_size
         with open(weights, "rb") as f:
@@ -188,8 +189,6 @@ def _check_spec_size(
     """Build on the meta device (nothing allocated) and compare the parameters' bytes with the
     weight file's: a spec far bigger than its weights, or than memory, is refused here."""
     import torch
-
-    from interp.utils import check_fits
 
     try:
         with torch.device("meta"):

@@ -17,11 +17,16 @@ read, before any conversion starts.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from interp.utils import atomic_path, cache_dir, file_lock, read_json, write_json
+
+# The gguf package, transformers and torch are imported inside the functions that read or convert
+# a GGUF file: the pretrained-model listing (the dashboard's menu) asks this module whether a
+# model is converted without loading them.
 
 INFO_FILE = (
     "interp_gguf.json"  # written last into a converted directory: its presence marks it complete
@@ -83,8 +88,6 @@ def supported_quantizations() -> list[str]:
 def inspect(path: str | Path) -> GGUFInfo:
     """Read a GGUF file's header and tensor table; a damaged or truncated file is a
     ``ValueError`` that names it."""
-    from collections import Counter
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no GGUF file {path}")

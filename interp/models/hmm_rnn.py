@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from interp.models.rnn import HookedRNN, RNNSpec
 
+# geomloss (the Sinkhorn loss) is imported inside sinkhorn_loss: only training needs it.
+
 BUILDER = "hmm_rnn"
 
 

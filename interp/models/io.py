@@ -13,6 +13,9 @@ from typing import Any
 
 from interp.utils import atomic_path, owned_dir_problem, read_json, write_json
 
+# safetensors.torch (torch) is imported inside save_model: the zoo and the dashboard read
+# MODEL_FILE from here without loading torch.
+
 MODEL_FILE = "interp_model.json"
 FORMAT = 1
 

@@ -69,7 +69,8 @@ def tiny_llava(vocab_size: int, image_token_id: int, seed: int = 0):
 
 
 def load_llava(name: str, device: str = "cpu", seed: int = 0):
-    """``(hf_model, processor_or_None, tokenizer)`` for ``tiny-random`` or a hub name / directory."""
+    """``(hf_model, processor_or_None, tokenizer)`` for ``tiny-random`` or a hub name /
+    directory."""
     if name == "tiny-random":
         from interp.data.crossmodal import IMAGE_TOKEN, vqa_tokenizer
 
@@ -111,7 +112,8 @@ def image_token_id(model: Any) -> int:
 def knockout_mask(
     T: int, block: torch.Tensor, dtype: torch.dtype, existing: Any = None
 ) -> torch.Tensor:
-    """Additive ``[B, 1, T, T]`` mask: the causal mask (or ``existing``) plus ``block`` set to the dtype min."""
+    """Additive ``[B, 1, T, T]`` mask: the causal mask (or ``existing``) plus ``block`` set to the
+    dtype min."""
     lo = torch.finfo(dtype).min
     B = block.shape[0]
     if isinstance(existing, torch.Tensor) and existing.dim() == 4:
@@ -131,7 +133,8 @@ def knockout_mask(
 
 @contextmanager
 def blocked_attention(model: Any, block: torch.Tensor, layers: Sequence[int]):
-    """While active, the decoder's attention in ``layers`` cannot use the ``block`` [B, T, T] entries."""
+    """While active, the decoder's attention in ``layers`` cannot use the ``block`` [B, T, T]
+    entries."""
     handles = []
     mods = decoder_layers(model)
 
@@ -146,8 +149,10 @@ def blocked_attention(model: Any, block: torch.Tensor, layers: Sequence[int]):
 
     try:
         if bool(block.any()):
-            for l in layers:
-                handles.append(mods[l].self_attn.register_forward_pre_hook(pre, with_kwargs=True))
+            for layer in layers:
+                handles.append(
+                    mods[layer].self_attn.register_forward_pre_hook(pre, with_kwargs=True)
+                )
         yield
     finally:
         for h in handles:

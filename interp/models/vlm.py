@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from interp.models.transformer import TransformerSpec, build_transformer
+from interp.tracing.model import Model
 
 
 class VLMSpec(BaseModel):
@@ -101,7 +102,8 @@ def _vlm_class(base: type) -> type:
 
 @contextmanager
 def image_embeddings(bridge: Any, tokens: torch.Tensor, pixels: torch.Tensor | None):
-    """While active, the native token embedding returns projected patches at ``<image>`` positions."""
+    """While active, the native token embedding returns projected patches at ``<image>``
+    positions."""
     native = bridge.original_model
     if pixels is None:
         yield
@@ -122,7 +124,8 @@ def image_embeddings(bridge: Any, tokens: torch.Tensor, pixels: torch.Tensor | N
         out[mask.to(out.device)] = img.reshape(-1, img.shape[-1])
         return out
 
-    # The bridge wraps the native embedding; hook the raw nn.Embedding so hook_embed sees the patches.
+    # The bridge wraps the native embedding; hook the raw nn.Embedding so hook_embed sees the
+    # patches.
     raw = getattr(native.tok_embed, "original_component", native.tok_embed)
     handle = raw.register_forward_hook(hook)
     try:
@@ -154,8 +157,6 @@ def build_vlm(spec: VLMSpec | dict, tokenizer: Any = None):
 
 def wrap_vlm(bridge: Any, tokenizer: Any = None, model_id: str = "vlm"):
     """An ``interp.Model`` around a VLM bridge (saveable with ``save_model``)."""
-    from interp.tracing.model import Model
-
     return Model(
         bridge,
         backend="tl",

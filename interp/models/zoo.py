@@ -27,7 +27,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from interp.utils import cache_dir, clean_stale_tmp, config_hash, file_lock, unknown_name_error
+from interp.models import builders
+from interp.models.io import MODEL_FILE, save_model
+from interp.utils import (
+    ConfigError,
+    cache_dir,
+    clean_stale_tmp,
+    config_hash,
+    file_lock,
+    unknown_name_error,
+)
 
 RECIPE_VERSION = 1
 
@@ -86,6 +95,7 @@ def _discover() -> None:
     global _LOADED
     if _LOADED:
         return
+    # the recipe modules register themselves here (they import this module) and train with torch
     from interp.models.recipes import import_all
 
     import_all()
@@ -194,28 +204,21 @@ def is_built(name: str) -> bool:
 
 def damaged(name: str) -> str:
     """Why the cached model of ``name`` cannot be loaded ("" when it is whole, or not built)."""
-    from interp.models.builders import weights_problem
-    from interp.models.io import MODEL_FILE
-
     path = get(name).path
     if not (path / MODEL_FILE).exists():
         return ""
-    problem = weights_problem(path / "model.safetensors")
+    problem = builders.weights_problem(path / "model.safetensors")
     return problem if isinstance(problem, str) else ""
 
 
 def load(name: str, *, device: Any = None, rebuild: bool = False):
     """Load recipe ``name`` from the cache, training it first if needed."""
-    from interp.models.builders import load_model_dir
-    from interp.models.io import MODEL_FILE, save_model
-
     r = get(name)
-    # one builder at a time per recipe: a second process waits here, then loads what the first built
+    # one builder at a time per recipe: a second process waits here, then loads what the first
+    # built
     lock = r.path.parent / ".locks" / f"{r.path.name}.lock"
     with file_lock(lock, what=f"building zoo model {name}"):
-        clean_stale_tmp(
-            r.path.parent
-        )  # hidden .tmp leftovers of builds that crashed over a day ago
+        clean_stale_tmp(r.path.parent)  # hidden .tmp leftovers of builds that crashed a day ago
         if rebuild and r.path.exists():
             shutil.rmtree(r.path)
         if not (r.path / MODEL_FILE).exists():
@@ -232,10 +235,8 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
                 },
             )
     try:
-        return load_model_dir(r.path, device=device, model_id=f"zoo:{r.name}")
+        return builders.load_model_dir(r.path, device=device, model_id=f"zoo:{r.name}")
     except ValueError as e:  # a cached model damaged on disk (truncated copy, full disk, ...)
-        from interp.utils import ConfigError
-
         raise ConfigError(
             f"the cached zoo model {name} cannot be loaded: {e}. Rebuild it: "
             f"interp zoo build {name} --rebuild (or zoo.load({name!r}, "
@@ -244,7 +245,8 @@ def load(name: str, *, device: Any = None, rebuild: bool = False):
 
 
 def scratch_dir(name: str, config: BaseModel) -> Path:
-    """A working directory per (recipe name, config): an interrupted build's checkpoint lives here."""
+    """A working directory per (recipe name, config): an interrupted build's checkpoint lives
+    here."""
     key = config_hash({"name": name, "config": config.model_dump(mode="json"), "v": RECIPE_VERSION})
     path = cache_dir() / "zoo" / ".work" / f"{name}-{key}"
     path.mkdir(parents=True, exist_ok=True)

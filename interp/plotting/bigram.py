@@ -26,7 +26,7 @@ def sweep_figure(
             x=kept,
             y=r,
             mode="lines+markers+text",
-            text=[f"λ={l:g}" for l in lambdas],
+            text=[f"λ={lam:g}" for lam in lambdas],
             textposition="top center",
             name="hard mask 1[s>0]",
         )
@@ -72,7 +72,7 @@ def density_heatmap(table: np.ndarray, layers: Sequence[int], matrices: Sequence
         go.Heatmap(
             z=np.asarray(table) * 100,
             x=list(matrices),
-            y=[f"L{l}" for l in layers],
+            y=[f"L{layer}" for layer in layers],
             colorscale="Blues",
             colorbar=dict(title="% kept"),
             text=np.round(np.asarray(table) * 100, 2),
@@ -123,7 +123,8 @@ def surprisal_bars(rows: Mapping[str, float], bigram: float | None = None) -> go
 def residual_figure(
     recall: Mapping[str, np.ndarray], final_r: Mapping[str, np.ndarray], k: int
 ) -> go.Figure:
-    """Per residual stream (0 = embedding): current-token recall@k and next-token r via the final layer."""
+    """Per residual stream (0 = embedding): current-token recall@k and next-token r via the final
+    layer."""
     fig = make_subplots(
         rows=1,
         cols=2,

@@ -86,7 +86,8 @@ def timing_figure(times: dict[str, list[float]], ratio: float, bare_what: str = 
         )
     sub = f"<br><sup>bare: {bare_what}</sup>" if bare_what else ""
     fig.update_layout(
-        title=f"collect of every resid_post / bare forward: {ratio:.2f}x (median of paired rounds){sub}",
+        title=f"collect of every resid_post / bare forward: {ratio:.2f}x "
+        f"(median of paired rounds){sub}",
         xaxis_title="round (variants interleaved)",
         yaxis_title="ms per call",
     )

@@ -4,10 +4,10 @@ Plotting consumes data and returns plain structures (lists of dicts, pandas fram
 plotly figures); it never trains, traces or loads a model. Nothing here imports
 streamlit, so the helpers work in notebooks and tests too.
 
-    rows = criteria_rows(result.criteria)      # list of dicts, one per criterion
-    frame = criteria_frame(result.criteria)    # the same as a pandas DataFrame
-    strip = verdict_strip(result.criteria)     # one plain sentence per kind: "sanity checks: 3 of 3 hold"
-    flat = flatten_metrics(result.metrics)     # {"loss.train": 0.3, ...}, criteria left out
+    rows = criteria_rows(result.criteria)    # list of dicts, one per criterion
+    frame = criteria_frame(result.criteria)  # the same as a pandas DataFrame
+    strip = verdict_strip(result.criteria)   # a sentence per kind: "sanity checks: 3 of 3 hold"
+    flat = flatten_metrics(result.metrics)   # {"loss.train": 0.3, ...}, criteria left out
     names = ordered_figures(result.figures, analysis.figure_order)
 """
 
@@ -16,6 +16,10 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import pandas as pd
+
+from interp.utils import seed_label
 
 # Verdicts as the dashboard words them: a sanity failure means the code is wrong,
 # a claim that does not hold is an honest finding at our scale, and a performance
@@ -79,9 +83,8 @@ def criteria_rows(criteria: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def criteria_frame(criteria: Iterable[Any]):
-    """:func:`criteria_rows` as a pandas DataFrame (empty, with the columns, when there are none)."""
-    import pandas as pd
-
+    """:func:`criteria_rows` as a pandas DataFrame (empty, with the columns, when there are
+    none)."""
     return pd.DataFrame(criteria_rows(criteria), columns=list(CRITERIA_COLUMNS))
 
 
@@ -99,15 +102,15 @@ def seeds_rows(criteria: Iterable[Any], seeds: Sequence[Any]) -> list[dict[str, 
             "op": _get(c, "op"),
             "threshold": _get(c, "threshold"),
         }
-        row.update({f"seed {s}": v for s, v in zip(seeds, values)})
+        # a criterion without per-seed values (a hand-written or older metrics.json) leaves the
+        # seed columns empty instead of failing the table
+        row.update({f"seed {s}": v for s, v in zip(seeds, values, strict=False)})
         rows.append(row)
     return sorted(rows, key=lambda r: _kind_rank(r["kind"]))
 
 
 def seeds_frame(criteria: Iterable[Any], seeds: Sequence[Any]):
     """:func:`seeds_rows` as a pandas DataFrame."""
-    import pandas as pd
-
     return pd.DataFrame(seeds_rows(criteria, seeds))
 
 
@@ -185,8 +188,6 @@ def flatten_metrics(
 
 def metrics_frame(metrics: Mapping[str, Any]):
     """:func:`flatten_metrics` as a two-column pandas DataFrame (``metric``, ``value``)."""
-    import pandas as pd
-
     flat = flatten_metrics(metrics)
     return pd.DataFrame(
         {"metric": list(flat), "value": list(flat.values())}, columns=["metric", "value"]
@@ -194,7 +195,8 @@ def metrics_frame(metrics: Mapping[str, Any]):
 
 
 def ordered_figures(figures: Iterable[str], order: Sequence[str] = ()) -> list[str]:
-    """Figure names: those in ``order`` first (in that order, if present), then the rest alphabetically."""
+    """Figure names: those in ``order`` first (in that order, if present), then the rest
+    alphabetically."""
     names = set(figures)
     first = [n for n in dict.fromkeys(order) if n in names]
     return first + sorted(names - set(first))
@@ -227,16 +229,12 @@ def run_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
 
 def preset_label(run: Any) -> str:
     """``"quick"``, or ``"quick, seeds 0-2"`` for a seeds run."""
-    from interp.utils import seed_label
-
     seeds = list(getattr(run, "seeds", ()) or ())
     return f"{run.preset}, seeds {seed_label(seeds)}" if seeds else str(run.preset)
 
 
 def runs_frame(runs: Iterable[Any]):
     """:func:`run_rows` as a pandas DataFrame."""
-    import pandas as pd
-
     return pd.DataFrame(run_rows(runs), columns=list(RUN_COLUMNS))
 
 

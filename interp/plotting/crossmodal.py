@@ -30,7 +30,8 @@ def _dash(name: str) -> str | None:
 def edge_curves(
     scores: np.ndarray, edges: Sequence[str], window: int, title: str | None = None
 ) -> go.Figure:
-    """Mean relative change of the answer probability (%) by layer, one line per edge (``[E, L]``)."""
+    """Mean relative change of the answer probability (%) by layer, one line per edge (``[E,
+    L]``)."""
     scores = np.asarray(scores)
     layers = list(range(scores.shape[1]))
     fig = go.Figure()
@@ -56,7 +57,8 @@ def edge_curves(
 def edges_by_type(
     scores: np.ndarray, edges: Sequence[str], types: Sequence[str], window: int
 ) -> go.Figure:
-    """One panel per question type (``scores``: ``[type, E, L]``); the all->last sanity edge left out."""
+    """One panel per question type (``scores``: ``[type, E, L]``); the all->last sanity edge left
+    out."""
     n = len(types)
     cols = min(3, max(n, 1))
     rows = (n + cols - 1) // cols
@@ -106,7 +108,8 @@ def patch_set_curves(scores: np.ndarray, names: Sequence[str], window: int) -> g
         )
     fig.add_hline(y=0, line_color="black", line_width=1)
     fig.update_layout(
-        title=f"Object vs non-object patches against size-matched random patch sets (window {window})",
+        title="Object vs non-object patches against size-matched random patch sets "
+        f"(window {window})",
         xaxis_title="layer (window centre)",
         yaxis_title="% change of p(answer)",
     )
@@ -115,7 +118,7 @@ def patch_set_curves(scores: np.ndarray, names: Sequence[str], window: int) -> g
 
 def logit_lens(with_norm: np.ndarray, without_norm: np.ndarray) -> go.Figure:
     """Answer probability at the last position read from each layer (0 = embedding)."""
-    x = ["embed"] + [f"L{l}" for l in range(len(with_norm) - 1)]
+    x = ["embed"] + [f"L{layer}" for layer in range(len(with_norm) - 1)]
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(x=x, y=with_norm, name="through final norm + unembed", mode="lines+markers")

@@ -54,7 +54,7 @@ def lens_figure(
     lens_probs: np.ndarray, tokens: Sequence[str], target_prob: np.ndarray, target: str
 ) -> go.Figure:
     """Heatmap [layer, pos] of the probability of the actual next token, plus the target's curve."""
-    rows = ["embed"] + [f"L{l}" for l in range(lens_probs.shape[0] - 1)]
+    rows = ["embed"] + [f"L{layer}" for layer in range(lens_probs.shape[0] - 1)]
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -82,7 +82,7 @@ def head_effect_figure(effect: np.ndarray, target: str) -> go.Figure:
         go.Heatmap(
             z=effect,
             x=[f"H{h}" for h in range(H)],
-            y=[f"L{l}" for l in range(L)],
+            y=[f"L{layer}" for layer in range(L)],
             colorscale="RdBu",
             zmid=0,
         )

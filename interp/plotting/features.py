@@ -81,9 +81,12 @@ def context_html(
     the top position ``center`` underlined; hovering a token shows its activation."""
     spans = []
     scale = max_act if max_act > 0 else 1.0
-    for j, (s, a) in enumerate(zip(strings, acts)):
+    for j, (s, a) in enumerate(zip(strings, acts, strict=True)):
         alpha = float(np.clip(a / scale, 0.0, 1.0))
-        style = f"background-color: rgba({HIGHLIGHT}, {alpha:.3f}); border-radius: 2px; white-space: pre"
+        style = (
+            f"background-color: rgba({HIGHLIGHT}, {alpha:.3f}); border-radius: 2px; "
+            "white-space: pre"
+        )
         if j == center:
             style += "; text-decoration: underline; font-weight: bold"
         spans.append(f'<span style="{style}" title="{a:.4g}">{html.escape(str(s))}</span>')

@@ -13,7 +13,7 @@ def logit_lens_figure(
     loss: np.ndarray, accuracy: np.ndarray, unigram: float | None = None
 ) -> go.Figure:
     """Loss and top-1 accuracy of the logit lens by layer (0 = embedding)."""
-    layers = ["embed"] + [f"L{l}" for l in range(len(loss) - 1)]
+    layers = ["embed"] + [f"L{layer}" for layer in range(len(loss) - 1)]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         go.Scatter(x=layers, y=loss, name="loss (nats)", mode="lines+markers"), secondary_y=False
@@ -41,7 +41,7 @@ def head_heatmap(
         go.Heatmap(
             z=values,
             x=[f"H{h}" for h in range(H)],
-            y=[f"L{l}" for l in range(L)],
+            y=[f"L{layer}" for layer in range(L)],
             colorscale=colorscale,
             zmid=zmid,
             colorbar=dict(title=""),
@@ -64,7 +64,7 @@ def head_scores_figure(prev: np.ndarray, first: np.ndarray) -> go.Figure:
             go.Heatmap(
                 z=z,
                 x=[f"H{h}" for h in range(H)],
-                y=[f"L{l}" for l in range(L)],
+                y=[f"L{layer}" for layer in range(L)],
                 zmin=0,
                 zmax=1,
                 colorscale="Viridis",
@@ -79,7 +79,8 @@ def head_scores_figure(prev: np.ndarray, first: np.ndarray) -> go.Figure:
 
 
 def attention_grid(patterns: np.ndarray, tokens: Sequence[str], max_heads: int = 8) -> go.Figure:
-    """Attention patterns ``[layer, head, query, key]`` on one prompt; a dropdown picks the layer."""
+    """Attention patterns ``[layer, head, query, key]`` on one prompt; a dropdown picks the
+    layer."""
     L, H, T, _ = patterns.shape
     labels = [f"{i}:{t!r}"[:14] for i, t in enumerate(tokens[:T])]
     fig = go.Figure()
@@ -87,26 +88,26 @@ def attention_grid(patterns: np.ndarray, tokens: Sequence[str], max_heads: int =
     fig = make_subplots(
         rows=1, cols=shown, subplot_titles=[f"H{h}" for h in range(shown)], horizontal_spacing=0.02
     )
-    for l in range(L):
+    for layer in range(L):
         for h in range(shown):
             fig.add_trace(
                 go.Heatmap(
-                    z=patterns[l, h],
+                    z=patterns[layer, h],
                     x=labels,
                     y=labels,
                     zmin=0,
                     zmax=1,
                     colorscale="Blues",
                     showscale=False,
-                    visible=(l == 0),
+                    visible=(layer == 0),
                 ),
                 row=1,
                 col=h + 1,
             )
     buttons = []
-    for l in range(L):
-        vis = [tl == l for tl in range(L) for _ in range(shown)]
-        buttons.append(dict(label=f"layer {l}", method="update", args=[{"visible": vis}]))
+    for layer in range(L):
+        vis = [tl == layer for tl in range(L) for _ in range(shown)]
+        buttons.append(dict(label=f"layer {layer}", method="update", args=[{"visible": vis}]))
     fig.update_layout(
         title="Attention patterns on the prompt (query rows, key columns)",
         updatemenus=[dict(buttons=buttons, direction="down", x=0, y=1.15)],

@@ -91,7 +91,7 @@ def head_score_heatmaps(scores: dict[int, dict[str, np.ndarray]]) -> go.Figure:
                 go.Heatmap(
                     z=z,
                     x=[f"H{h}" for h in range(H)],
-                    y=[f"L{l}" for l in range(L)],
+                    y=[f"L{layer}" for layer in range(L)],
                     text=np.round(z, 2),
                     texttemplate="%{text}",
                     colorscale="Viridis",
@@ -141,7 +141,7 @@ def ablation_bars(
     drop_top: float, drop_random: Sequence[float], top: Sequence[Sequence[int]]
 ) -> go.Figure:
     """Accuracy drop when the top n-gram heads are ablated vs random head sets."""
-    heads = ", ".join(f"L{l}H{h}" for l, h in top)
+    heads = ", ".join(f"L{layer}H{h}" for layer, h in top)
     x = [f"top n-gram heads ({heads})"] + [f"random set {i}" for i in range(len(drop_random))]
     y = [drop_top] + list(drop_random)
     fig = go.Figure(go.Bar(x=x, y=y, marker_color=["crimson"] + ["grey"] * len(drop_random)))

@@ -140,7 +140,7 @@ def probe_figure(
     )
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
     n = probe.shape[-1]
-    layers = ["embed"] + [f"L{l}" for l in range(n - 1)]
+    layers = ["embed"] + [f"L{layer}" for layer in range(n - 1)]
     for vi, v in enumerate(variants):
         for oi, o in enumerate(objectives):
             for ki, kind in enumerate(kinds):

@@ -72,7 +72,7 @@ def orbit_figure(
             2,
         )
     if switch_paths is not None:
-        for p, name in zip(switch_paths, ("switch a->b (mean)", "switch b->a (mean)")):
+        for p, name in zip(switch_paths, ("switch a->b (mean)", "switch b->a (mean)"), strict=True):
             fig.add_trace(
                 go.Scatter(
                     x=[p[0]],
@@ -234,7 +234,8 @@ def ablation_figure(abl: dict) -> go.Figure:
     colors = ["#d62728"] * len(kicks) + ["#ff7f0e"] + ["#7f7f7f"] * len(abl["random_deltas"])
     fig = go.Figure(go.Bar(x=names, y=vals, marker_color=colors))
     fig.update_layout(
-        title=f"Ablation at rnn.hook_h: relative switch-rate change (base {abl['base_switch_rate']:.4f})",
+        title="Ablation at rnn.hook_h: relative switch-rate change "
+        f"(base {abl['base_switch_rate']:.4f})",
         yaxis_title="relative change",
         height=380,
     )

@@ -3,48 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-LABELS = {
-    "paper_node": "SAE node (paper)",
-    "paper_edge": "SAE edge (paper)",
-    "ours": "SAE code shift (ours)",
-    "flip": "SAE paired code flip (ours)",
-    "weighted": "SAE latents x effect (ours)",
-    "raw_diff": "raw output shift (no SAE)",
-    "act_patch": "activation patching, other prompts (retest ceiling)",
-    "attr_patch": "attribution patching (baseline)",
-    "random": "random",
-    "ties": "all tied",
-    "ground_truth": "ground truth |effect|",
-}
+Labels = Mapping[str, str]  # {scorer: label}; the analysis passes its scorer registry's
+NO_LABELS: Labels = MappingProxyType({})  # keys shown as they are
 
 
-def _label(k: str) -> str:
-    """``"flip.position"`` -> ``"SAE paired code flip (ours) [position]"``; plain keys as in LABELS."""
+def method_label(k: str, labels: Labels) -> str:
+    """``"flip.position"`` -> ``"<flip's label> [position]"``; a key without a label stays."""
     scorer, _, mode = k.partition(".")
-    return LABELS.get(scorer, scorer) + (f" [{mode}]" if mode else "")
+    return labels.get(scorer, scorer) + (f" [{mode}]" if mode else "")
 
 
 def head_heatmaps(
-    scores: Mapping[str, np.ndarray], truth: np.ndarray, title: str = ""
+    scores: Mapping[str, np.ndarray], truth: np.ndarray, title: str = "", labels: Labels = NO_LABELS
 ) -> go.Figure:
     """One ``[layer, head]`` heatmap per method beside the ground truth (each min-max scaled)."""
     panels = {"ground_truth": truth, **scores}
+    labels = {"ground_truth": "ground truth |effect|", **labels}
     n = len(panels)
     cols = min(4, n)
     rows = int(np.ceil(n / cols))
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[_label(k) for k in panels],
+        subplot_titles=[method_label(k, labels) for k in panels],
         horizontal_spacing=0.06,
         vertical_spacing=0.14,
     )
-    for i, (k, v) in enumerate(panels.items()):
+    for i, v in enumerate(panels.values()):
         v = np.asarray(v, float)
         span = v.max() - v.min()
         z = (v - v.min()) / span if span > 0 else np.zeros_like(v)
@@ -67,12 +58,16 @@ def head_heatmaps(
     return fig
 
 
-def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> go.Figure:
+def roc_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "", labels: Labels = NO_LABELS
+) -> go.Figure:
     """ROC curves, one per method (``{method: (fpr, tpr)}``)."""
     fig = go.Figure()
     for k, (fpr, tpr) in curves.items():
         fig.add_trace(
-            go.Scatter(x=fpr, y=tpr, mode="lines+markers", name=_label(k), line_shape="hv")
+            go.Scatter(
+                x=fpr, y=tpr, mode="lines+markers", name=method_label(k, labels), line_shape="hv"
+            )
         )
     fig.add_trace(
         go.Scatter(
@@ -88,14 +83,16 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str =
 
 
 def auc_summary(
-    auc_by_threshold: Mapping[str, Sequence[float]], fractions: Sequence[float]
+    auc_by_threshold: Mapping[str, Sequence[float]],
+    fractions: Sequence[float],
+    labels: Labels = NO_LABELS,
 ) -> go.Figure:
     """Mean ROC AUC per method, one bar group per ground-truth threshold."""
     fig = go.Figure()
     for j, f in enumerate(fractions):
         fig.add_trace(
             go.Bar(
-                x=[_label(k) for k in auc_by_threshold],
+                x=[method_label(k, labels) for k in auc_by_threshold],
                 y=[v[j] for v in auc_by_threshold.values()],
                 name=f"top {f:.0%} heads",
             )
@@ -111,12 +108,16 @@ def auc_summary(
     return fig
 
 
-def auc_vs_prompts(n_prompts: Sequence[int], aucs: Mapping[str, Sequence[float]]) -> go.Figure:
+def auc_vs_prompts(
+    n_prompts: Sequence[int], aucs: Mapping[str, Sequence[float]], labels: Labels = NO_LABELS
+) -> go.Figure:
     """AUC of the SAE scorers against the number of positive prompts the SAE is trained on."""
     fig = go.Figure()
     for k, v in aucs.items():
         fig.add_trace(
-            go.Scatter(x=list(n_prompts), y=list(v), mode="lines+markers", name=_label(k))
+            go.Scatter(
+                x=list(n_prompts), y=list(v), mode="lines+markers", name=method_label(k, labels)
+            )
         )
     fig.add_hline(y=0.5, line_dash="dot", line_color="grey")
     fig.update_layout(
@@ -128,14 +129,20 @@ def auc_vs_prompts(n_prompts: Sequence[int], aucs: Mapping[str, Sequence[float]]
     return fig
 
 
-def null_control(real: Mapping[str, float], null: Mapping[str, float]) -> go.Figure:
+def null_control(
+    real: Mapping[str, float], null: Mapping[str, float], labels: Labels = NO_LABELS
+) -> go.Figure:
     """AUC with the true labels beside AUC with labels flipped at random within pairs."""
     keys = list(real)
     fig = go.Figure(
         [
-            go.Bar(x=[_label(k) for k in keys], y=[real[k] for k in keys], name="true labels"),
             go.Bar(
-                x=[_label(k) for k in keys],
+                x=[method_label(k, labels) for k in keys],
+                y=[real[k] for k in keys],
+                name="true labels",
+            ),
+            go.Bar(
+                x=[method_label(k, labels) for k in keys],
                 y=[null[k] for k in keys],
                 name="shuffled labels (null)",
             ),
@@ -151,9 +158,9 @@ def null_control(real: Mapping[str, float], null: Mapping[str, float]) -> go.Fig
     return fig
 
 
-def planted_control(aucs: Mapping[str, float]) -> go.Figure:
+def planted_control(aucs: Mapping[str, float], labels: Labels = NO_LABELS) -> go.Figure:
     """ROC AUC of each scorer against heads planted with a known label-dependent shift."""
-    fig = go.Figure(go.Bar(x=[_label(k) for k in aucs], y=list(aucs.values())))
+    fig = go.Figure(go.Bar(x=[method_label(k, labels) for k in aucs], y=list(aucs.values())))
     fig.add_hline(y=0.5, line_dash="dot", line_color="grey")
     fig.update_layout(
         title="Planted positive control: the real heads' label information erased, a shift planted "
@@ -164,47 +171,51 @@ def planted_control(aucs: Mapping[str, float]) -> go.Figure:
     return fig
 
 
-def runtime_bars(seconds: Mapping[str, float]) -> go.Figure:
+def runtime_bars(seconds: Mapping[str, float], labels: Labels = NO_LABELS) -> go.Figure:
     """Mean wall time per method (SAE methods include features + SAE training)."""
-    fig = go.Figure(go.Bar(x=[_label(k) for k in seconds], y=list(seconds.values())))
+    fig = go.Figure(go.Bar(x=[method_label(k, labels) for k in seconds], y=list(seconds.values())))
     fig.update_layout(title="Wall time per run (s)", yaxis_title="seconds", yaxis_type="log")
     return fig
 
 
 def run_figures(
-    config, metrics: Mapping, cells: Mapping, shown: Sequence[str]
+    config, metrics: Mapping, cells: Mapping, shown: Sequence[str], labels: Labels
 ) -> dict[str, go.Figure]:
     """The analysis's figures, for its first model: per-task heatmaps of the ``shown`` methods'
     seed-mean scores beside the ground-truth effects, the ROC curves on the first task, AUC by
     circuit size and against SAE training prompts, the null and planted controls, runtimes.
-    ``config`` is the analysis's Config; ``cells`` its per-(model, task) results."""
+    ``config`` is the analysis's Config; ``cells`` its per-(model, task) cells (``shape``,
+    ``truth.effect``, ``mean_scores``, ``roc``); ``labels`` the scorers' labels."""
     first, task0 = config.models[0], config.tasks[0]
-    L, H = cells[(first, task0)]["shape"]
+    L, H = cells[(first, task0)].shape
     mid = len(config.gt_fractions) // 2
 
     def heatmaps(task: str) -> go.Figure:
         c = cells[(first, task)]
         return head_heatmaps(
-            {meth: c["mean_scores"][meth].reshape(L, H) for meth in shown},
-            np.abs(c["gt"]["effect"]).reshape(L, H),
+            {meth: c.mean_scores[meth].reshape(L, H) for meth in shown},
+            np.abs(c.truth.effect).reshape(L, H),
             f"{first} / {task}",
+            labels,
         )
 
     sweep = metrics["auc_vs_prompts"]
     figs = {
-        "auc_summary": auc_summary(metrics["auc_by_threshold"], config.gt_fractions),
+        "auc_summary": auc_summary(metrics["auc_by_threshold"], config.gt_fractions, labels),
         "heatmaps": heatmaps(task0),
         "roc": roc_figure(
-            {k: cells[(first, task0)]["roc"][k] for k in shown},
+            {k: cells[(first, task0)].roc[k] for k in shown},
             f"{first} / {task0}, top {config.gt_fractions[mid]:.0%} of heads",
+            labels,
         ),
         "auc_vs_prompts": auc_vs_prompts(
             config.prompt_sweep,
             {k: [sweep[str(n)][k] for n in config.prompt_sweep] for k in config.sweep_methods},
+            labels,
         ),
-        "null_control": null_control(metrics["auc_mean"], metrics["null_auc"]),
-        "planted_control": planted_control(metrics["planted_auc"]),
-        "runtime": runtime_bars(metrics["seconds_mean"]),
+        "null_control": null_control(metrics["auc_mean"], metrics["null_auc"], labels),
+        "planted_control": planted_control(metrics["planted_auc"], labels),
+        "runtime": runtime_bars(metrics["seconds_mean"], labels),
     }
     for task in config.tasks[1:]:
         figs[f"heatmaps_{task}"] = heatmaps(task)

@@ -49,20 +49,26 @@ def loss_recovered(
     *,
     batch_size: int = 32,
     first_position: int = 0,
+    max_norm: float | None = None,
 ) -> dict[str, float]:
     """Clean, spliced and zero-ablated next-token cross-entropy (nats per token) with ``sae``
     spliced in at ``hook`` (no error term), the loss recovered, and the mean L0 of the latents.
 
     ``first_position``: the SAE replaces (and the ablation zeroes) the activation from this
     position on; earlier positions stay clean. An SAE trained without the first position (an
-    attention sink, whose norm can be 100x the others') is judged where it was trained."""
+    attention sink, whose norm can be 100x the others') is judged where it was trained.
+    ``max_norm``: positions whose activation norm exceeds it (sinks an SAE was trained without,
+    see :class:`~interp.sae.SAETrainConfig`'s ``max_norm_ratio``) stay clean too, and their
+    latents are not counted in the L0."""
     if tokens.ndim != 2 or tokens.shape[1] < 2:
         raise ValueError(f"tokens must be [n, pos] with pos >= 2, got {list(tokens.shape)}")
     if not 0 <= first_position < tokens.shape[1]:
         raise ValueError(f"first_position must lie in [0, {tokens.shape[1]}), got {first_position}")
     m.check_names([hook])
-    if first_position:
-        return _loss_recovered_from(m, sae, hook, tokens, batch_size, first_position)
+    if max_norm is not None and not max_norm > 0:
+        raise ValueError(f"max_norm must be positive (or None), got {max_norm}")
+    if first_position or max_norm is not None:
+        return _loss_recovered_from(m, sae, hook, tokens, batch_size, first_position, max_norm)
     sums = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
     l0, n_tok = 0.0, 0
     acts_name = f"{hook}.hook_sae_acts_post"
@@ -93,20 +99,34 @@ def _summary(
         "ce_spliced": ce["spliced"],
         "ce_zero": ce["zero"],
         "loss_recovered": (ce["zero"] - ce["spliced"]) / gap if abs(gap) > 1e-12 else float("nan"),
-        "l0": l0 / n_tok,
+        "l0": l0 / n_tok if n_tok else float("nan"),  # nan: every position was a sink
     }
 
 
 def _loss_recovered_from(
-    m: Any, sae: Any, hook: str, tokens: torch.Tensor, batch_size: int, p: int
+    m: Any,
+    sae: Any,
+    hook: str,
+    tokens: torch.Tensor,
+    batch_size: int,
+    p: int,
+    max_norm: float | None = None,
 ) -> dict[str, float]:
-    """:func:`loss_recovered` with the SAE and the ablation applied from position ``p`` on
-    (edits, not a splice: a splice replaces every position)."""
+    """:func:`loss_recovered` with the SAE and the ablation applied from position ``p`` on, sinks
+    (norm above ``max_norm``) excepted (edits, not a splice: a splice replaces every position)."""
     sums = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
     l0, n_tok = 0.0, 0
 
     def tail(fn):
-        return lambda a: torch.cat([a[:, :p], fn(a[:, p:]).to(a.dtype)], dim=1)
+        def edit(a: torch.Tensor) -> torch.Tensor:
+            rest = a[:, p:]
+            new = fn(rest).to(a.dtype)
+            if max_norm is not None:
+                sink = rest.float().norm(dim=-1, keepdim=True) > max_norm
+                new = torch.where(sink, rest, new)
+            return torch.cat([a[:, :p], new], dim=1)
+
+        return edit
 
     for i in range(0, len(tokens), batch_size):
         x = tokens[i : i + batch_size].to(m.device)
@@ -119,9 +139,12 @@ def _loss_recovered_from(
         sums["clean"] += float(_next_token_ce(clean, x))
         sums["zero"] += float(_next_token_ce(zero, x))
         sums["spliced"] += float(_next_token_ce(out, x))
-        codes = sae.encode(acts[hook][:, p:].to(sae.W_dec.dtype))
+        rest = acts[hook][:, p:]
+        if max_norm is not None:
+            rest = rest[rest.float().norm(dim=-1) <= max_norm]  # [rows, d]
+        codes = sae.encode(rest.to(sae.W_dec.dtype)).reshape(-1, sae.cfg.d_sae)
         l0 += float((codes > 0).sum())
-        n_tok += codes.shape[0] * codes.shape[1]
+        n_tok += codes.shape[0]
     return _summary(sums, l0, n_tok, tokens)
 
 

@@ -12,6 +12,12 @@ and draws batches from those rows in a shuffled order; memory is bounded by the 
 batch, never the store. A tensor is one shard, shuffled whole. Batch ``s`` is rows
 ``[s * batch_size, (s + 1) * batch_size)`` of that fixed sequence, so it depends on the step only.
 
+**Sinks.** With ``max_norm_ratio`` set, rows whose norm exceeds that multiple of the median row
+norm are left out of everything: the moments, the batches (a batch loses the few it drew), the
+resampling pool and the metrics. A pretrained LM's attention sinks are such rows (SmolLM2-135M:
+about 0.08% of positions after the first, at ~160x the median norm); a handful of them dominate
+the scale and the squared error, and an SAE fitted with them recovers little of the loss.
+
 **Optimisation.** Adam (1e-3, betas 0.9/0.999, no weight decay), constant learning rate. Inputs
 are scaled so that E|x|^2 = 1 (one streaming pass over the data first; the scale is stored in
 ``SAEConfig.input_scale``) and ``b_dec`` starts at their mean. After every step the decoder rows
@@ -86,6 +92,8 @@ class SAETrainConfig(BaseModel):
     eval_rows: Annotated[int, at.Ge(1)] = 8192
     # a latent firing on more than this fraction of rows is dense
     dense_above: Annotated[float, at.Ge(0.0), at.Le(1.0)] = 0.1
+    # rows with norm > this x the median row norm are sinks, left out (None: keep every row)
+    max_norm_ratio: Annotated[float, at.Gt(1.0), at.Lt(float("inf"))] | None = None
 
 
 def as_matrix(
@@ -131,6 +139,23 @@ class RowSource:
             self.tensor = x.reshape(-1, x.shape[-1])  # [n, d]
             self.d, self.shard_rows = self.tensor.shape[-1], [len(self.tensor)]
         self.n_rows = sum(self.shard_rows)
+        self.max_norm: float | None = None  # rows above this norm are sinks (see keep())
+
+    def keep(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` without its sink rows (those with norm above ``max_norm``), stored dtype kept."""
+        if self.max_norm is None:
+            return x
+        return x[x.float().norm(dim=-1) <= self.max_norm]
+
+    @torch.no_grad()
+    def set_sink_threshold(self, ratio: float) -> tuple[float, int]:
+        """Mark rows with norm above ``ratio`` x the median row norm as sinks; returns
+        ``(threshold, rows above it)``."""
+        self.max_norm = None
+        norms = torch.cat([xb.norm(dim=-1) for xb in self.chunks()])  # [n_rows]
+        _check_finite(norms[:, None])
+        self.max_norm = float(norms.median()) * ratio
+        return self.max_norm, int((norms > self.max_norm).sum())
 
     def load(self, i: int) -> torch.Tensor:
         """Shard ``i`` as ``[rows, d]`` in its stored dtype (a tensor source: the tensor itself)."""
@@ -148,7 +173,9 @@ class RowSource:
                     return
                 xb = x[a : a + min(chunk, left)].float()
                 left -= len(xb)
-                yield xb
+                xb = self.keep(xb)
+                if len(xb):
+                    yield xb
 
     @torch.no_grad()
     def moments(self) -> tuple[torch.Tensor, float]:
@@ -159,7 +186,7 @@ class RowSource:
             row += len(xb)
             s += xb.double().sum(0)
             sq += float(xb.double().pow(2).sum())
-        return s / max(self.n_rows, 1), sq / max(self.n_rows, 1)
+        return s / max(row, 1), sq / max(row, 1)
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must find again: the row count, width and (for a store) shard checksums."""
@@ -263,7 +290,7 @@ class ShuffledStream:
             buf, perm = self._buf, self._perm
             assert buf is not None and perm is not None  # _group loaded them
             k = min(left, n - got)
-            piece = buf[perm[off : off + k]]  # a copy: it outlives the group
+            piece = self.src.keep(buf[perm[off : off + k]])  # a copy: it outlives the group
             pieces.append(piece)
             got += k
         x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
@@ -272,7 +299,7 @@ class ShuffledStream:
     def pool(self, n: int) -> Float[torch.Tensor, "n d"]:
         """Up to ``n`` rows of the group held now, scaled (the resampling pool)."""
         assert self._buf is not None and self._perm is not None, "no group is held yet"
-        return self._buf[self._perm[:n]].to(self.dtype) * self.scale
+        return self.src.keep(self._buf[self._perm[:n]]).to(self.dtype) * self.scale
 
 
 # ------------------------------------------------------------------ metrics and resampling
@@ -331,7 +358,7 @@ def metric_point(
         **{k: stats[k] for k in ("fvu", "l0", "dead_frac", "dense_frac", "n_rows")},
     }
     if model is not None and eval_tokens is not None and hook is not None:
-        lr = loss_recovered(model, sae, hook, eval_tokens)
+        lr = loss_recovered(model, sae, hook, eval_tokens, max_norm=evals.max_norm)
         point.update({k: lr[k] for k in ("loss_recovered", "ce_clean", "ce_spliced", "ce_zero")})
     return point
 
@@ -404,6 +431,21 @@ def _resume(path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict) -> d
     return state
 
 
+def _drop_sinks(src: RowSource, ratio: float | None) -> dict[str, Any]:
+    """Mark ``src``'s sink rows (norm above ``ratio`` x the median; see the module docstring) and,
+    for an in-memory source, drop them. Returns the report's ``max_norm`` and ``sink_rows``."""
+    if ratio is None:
+        return {"max_norm": None, "sink_rows": 0}
+    threshold, n_sinks = src.set_sink_threshold(ratio)
+    if src.store is None:
+        src.tensor = src.keep(src.tensor)
+        src.shard_rows = [len(src.tensor)]
+        src.n_rows = len(src.tensor)
+    if n_sinks:
+        log.info("SAE training: %d sink rows above norm %.4g left out", n_sinks, threshold)
+    return {"max_norm": threshold, "sink_rows": n_sinks}
+
+
 def _train_key(tc: SAETrainConfig) -> dict:
     return tc.model_dump(exclude={"progress", "log_every", "keep_checkpoints"})
 
@@ -435,6 +477,7 @@ def train_sae(
     if cfg.d_in != src.d:
         raise ValueError(f"SAE d_in={cfg.d_in} but the data has {src.d} features")
     hook = hook or (src.hook if src.store is not None else None) or cfg.hook_name
+    sinks = _drop_sinks(src, tc.max_norm_ratio)
     fingerprint = src.fingerprint()
     ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else None
     latest = latest_checkpoint(ckpt_root) if ckpt_root is not None else None
@@ -469,6 +512,7 @@ def train_sae(
     )
     g = torch.Generator().manual_seed(tc.seed)
     evals, on = (RowSource(eval_data, hook), "heldout") if eval_data is not None else (src, "train")
+    evals.max_norm = src.max_norm
     start, resampled, loss_log, points = 0, 0, [], []
     if state is not None:
         sae.load_state_dict(state["params"])
@@ -528,6 +572,7 @@ def train_sae(
             "n_rows": src.n_rows,
             "resumed_from": start,
             "max_resident_rows": src.n_rows if stream is None else stream.max_resident_rows,
+            **sinks,
         }
     )
     log.debug(

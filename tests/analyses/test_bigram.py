@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 import interp
-from interp.analyses.bigram import Config, pearson_finite, removal_test, ridge_fit
+from interp.analyses.bigram import (
+    Choice,
+    Config,
+    SweepPoint,
+    choose,
+    pearson_finite,
+    removal_test,
+    ridge_fit,
+)
 
 CODE = '''def add(a, b):
     """Add two numbers."""
@@ -262,32 +272,47 @@ def test_removal_test_is_a_one_sided_t_test_with_an_exact_rank_p():
     rand = rng.normal(3.0, 0.05, size=10)
     hi = removal_test(3.5, rand)  # removing the subnetwork clearly hurts more
     t = (rand.mean() - 3.5) / (rand.std(ddof=1) / np.sqrt(10))
-    assert hi["p_t"] == pytest.approx(stats.t.cdf(t, df=9)) and hi["p_t"] < 1e-6
-    assert hi["p_rank"] == pytest.approx(1 / 11) and hi["difference"] == pytest.approx(
-        3.5 - rand.mean()
-    )
+    assert hi.p_t == pytest.approx(stats.t.cdf(t, df=9)) and hi.p_t < 1e-6
+    assert hi.p_rank == pytest.approx(1 / 11) and hi.difference == pytest.approx(3.5 - rand.mean())
     lo = removal_test(2.9, rand)  # it hurts less than random removals: no evidence
-    assert lo["p_t"] > 0.9 and lo["p_rank"] == 1.0
+    assert lo.p_t > 0.9 and lo.p_rank == 1.0
     mid = removal_test(float(np.sort(rand)[6]), rand)  # 4 of 10 random removals at or above it
-    assert mid["p_rank"] == pytest.approx(5 / 11) and mid["p_t"] > 0.05
+    assert mid.p_rank == pytest.approx(5 / 11) and mid.p_t > 0.05
+    assert hi.as_json()["n_random"] == 10 and len(hi.as_json()["random_removed"]) == 10
     with pytest.raises(ValueError, match="at least 2"):
         removal_test(1.0, [0.5])
     with pytest.raises(ValueError):
         Config(n_random_removal=5)  # the brief: at least 10 random removals
 
 
-def test_choose_reads_only_converged_sparse_masks():
-    from interp.analyses.bigram import choose
+def _point(kept_fraction: float, r: float, stopped_early: bool) -> SweepPoint:
+    return SweepPoint(
+        lam=1.0,
+        kept_fraction=kept_fraction,
+        r=r,
+        r_soft=r,
+        final_temperature=1.0,
+        loss=0.0,
+        steps=1,
+        stopped_early=stopped_early,
+        final_undecided=None,
+        final_undecided_per_kept=None,
+        seconds=0.0,
+    )
 
-    sweep = [
-        {"kept_fraction": 0.05, "r": 0.95, "stopped_early": False},
-        {"kept_fraction": 0.02, "r": 0.90, "stopped_early": True},
-        {"kept_fraction": 0.30, "r": 0.99, "stopped_early": True},
-    ]
+
+def test_choose_reads_only_converged_sparse_masks():
+    sweep = [_point(0.05, 0.95, False), _point(0.02, 0.90, True), _point(0.30, 0.99, True)]
     assert choose(sweep, 0.1) == (1, [1])  # the unconverged mask's higher r is not read
-    sweep[1]["stopped_early"] = False
-    assert choose(sweep, 0.1) == (
-        0,
-        [],
-    )  # no converged sparse mask: the main one is the best sparse, r not read
+    sweep[1] = dataclasses.replace(sweep[1], stopped_early=False)
+    # no converged sparse mask: the main one is the best sparse, r not read
+    assert choose(sweep, 0.1) == Choice(best=0, sparse_ok=[])
     assert choose(sweep[2:], 0.1) == (0, [])  # nothing sparse: the sparsest
+
+
+def test_sweep_point_writes_the_saved_keys():
+    """metrics.json's sweep rows keep the keys saved runs and the dashboard read ("lambda"
+    first)."""
+    keys = list(_point(0.1, 0.5, True).as_json())
+    assert keys[:3] == ["lambda", "kept_fraction", "r"] and "lam" not in keys
+    assert keys[-1] == "by_component" and len(keys) == 12

@@ -6,6 +6,8 @@ the check loads it the way a user's checkpoint is loaded."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -92,7 +94,8 @@ def test_check_passes_on_every_architecture(tmp_path, arch):
     )
     assert m["collect_over_bare"] > 0 and len(result.arrays["collect_seconds"]) == SMALL["repeats"]
     assert {"parity", "timing"} <= set(result.figures)
-    # every resid_post has a checked plain route, so collect takes the fast path; patterns never do on HF
+    # every resid_post has a checked plain route, so collect takes the fast path; patterns never
+    # do on HF
     assert m["collect_path"] == "plain modules" and m["plain_routed_hooks"] > 2 * 3
     if arch != "zoo":
         assert "attn.hook_pattern" in m["bridge_only_hook_kinds"]
@@ -132,8 +135,8 @@ def test_a_perturbed_reference_layer_fails_the_check_at_that_layer(tmp_path, mon
 
     def perturbed(m, ref, source, ids):
         out = forward(m, ref, source, ids)
-        out["hidden"][2] = out["hidden"][2] + 1e-2  # the last hidden state of a 2-layer model
-        return out
+        hidden = [*out.hidden[:2], out.hidden[2] + 1e-2]  # the last state of a 2-layer model
+        return dataclasses.replace(out, hidden=hidden)
 
     monkeypatch.setattr(check, "reference_forward", perturbed)
     result = run_check(save_checkpoint(arch, tmp_path))
@@ -152,10 +155,8 @@ def test_a_hook_kind_that_does_not_resolve_on_a_layer_fails(tiny_gpt, monkeypatc
 
     monkeypatch.setattr(tiny_gpt, "hook", broken)
     inv = check.hook_inventory(tiny_gpt)
-    assert inv["unresolved"] == ["z@1"] and inv["missing_kinds"] == []
-    assert (
-        inv["kinds"]["resid_mid"] == [0, 1] and inv["kinds"]["result"] == []
-    )  # hook_result is off
+    assert inv.unresolved == ["z@1"] and inv.missing_kinds == []
+    assert inv.kinds["resid_mid"] == [0, 1] and inv.kinds["result"] == []  # hook_result is off
 
 
 def test_a_model_that_is_not_a_transformer_is_a_clear_error(tmp_path, tiny_rnn):

@@ -83,7 +83,7 @@ def test_everything_cut_into_last_ignores_the_input(tiny_vlm_dir):
     samples, _ = make_samples(40, 0, "test")
     lengths = [len(s.question.split()) for s in samples]
     common = max(set(lengths), key=lengths.count)
-    same = [s for s, n in zip(samples, lengths) if n == common][:6]
+    same = [s for s, n in zip(samples, lengths, strict=True) if n == common][:6]
     assert len(same) >= 3
     b = encode(m.tokenizer, same)
     inputs = {"tokens": b["tokens"], "pixels": b["pixels"]}
@@ -192,7 +192,8 @@ def test_peaks_onsets_and_their_bootstrap_intervals_recover_planted_curves():
         [[-50.0, -80.0], [-10.0, -5.0], [-20.0, -30.0], [-40.0, -10.0]]
     )  # PATCH_SETS order, [4, L]
     assert np.allclose(excess_drops(patch), [80 - 10, 30 - 40])
-    # 200 noisy questions: every edge drops most in layer 3 (onset 2); object patches beat random by ~30 points
+    # 200 noisy questions: every edge drops most in layer 3 (onset 2); object patches beat random
+    # by ~30 points
     rng = np.random.default_rng(0)
     n, E, L = 200, len(EDGE_NAMES), 5
     scores = rng.normal(0, 5, (n, E, L)) + np.array([0, -10, -60, -100, -20])
@@ -200,12 +201,11 @@ def test_peaks_onsets_and_their_bootstrap_intervals_recover_planted_curves():
     p[:10] = np.nan  # questions that mention no object
     iv = layer_intervals(scores, p, 300, seed=0)
     assert (
-        iv["peak"]["image->question"]["ci95"] == [3.0, 3.0]
-        and iv["onset"]["question->last"]["estimate"] == 2.0
+        iv.peak["image->question"].ci95 == [3.0, 3.0] and iv.onset["question->last"].estimate == 2.0
     )
-    lo, hi = iv["excess"]["object_vs_random"]["ci95"]
+    lo, hi = iv.excess["object_vs_random"].ci95
     assert 20 < lo < 30 < hi < 40  # the planted 30 points, an interval that excludes 0
-    lo, hi = iv["excess"]["nonobject_vs_rest"]["ci95"]
+    lo, hi = iv.excess["nonobject_vs_rest"].ci95
     assert lo < 0 < hi  # planted equal: the interval covers 0 (the claim would not hold)
 
 

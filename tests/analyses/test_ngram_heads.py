@@ -95,8 +95,8 @@ def test_metrics_by_hand():
     probs[0, 0, [0, 1]] = 0.5  # TVD 0.5, greedy "a" (first max) is valid
     probs[0, 1, 2] = 1.0  # TVD 1, greedy "c" invalid
     out = next_token_metrics(probs, valid, torch.tensor([[True, True]]))
-    assert out["correct"].tolist() == [[1.0, 0.0]]
-    np.testing.assert_allclose(out["tvd"].numpy(), [[0.5, 1.0]])
+    assert out.correct.tolist() == [[1.0, 0.0]]
+    np.testing.assert_allclose(out.tvd.numpy(), [[0.5, 1.0]])
 
 
 def test_probe_penalty_is_ridge_times_n_with_a_free_intercept():
@@ -148,7 +148,8 @@ def test_ngram_heads_end_to_end_tiny():
         "ngram_layer_lifts_lstm",
     ):
         assert crit[name].kind == "claim" and crit[name].value is not None
-    # at quick settings the 2-gram comparison is reported, not judged (gate_2gram_baseline, on in full)
+    # at quick settings the 2-gram comparison is reported, not judged (gate_2gram_baseline, on in
+    # full)
     assert "transformer_above_2gram_baseline" not in crit
     assert result.metrics["transformer_vs_ngram_baselines"]["2gram"]["ci_low"] is not None
     assert "2x TVD" in result.metrics["tvd_note"]
@@ -208,12 +209,12 @@ def test_accuracy_difference_ci_places_a_predictor():
 def test_the_plain_loop_2gram_head_equals_the_hard_wired_pattern():
     """The two independent constructions of a perfect 2-gram head agree (the sanity criteria
     compare the scorer and the n-gram layer against the loop), and a shifted head is not one."""
-    from interp.analyses.ngram_heads import _loop_2gram_pattern
+    from interp.analyses.ngram_heads import loop_2gram_pattern
     from interp.methods.heads import ngram_head_scores
     from interp.models.ngram_layer import ngram_pattern
 
     x = torch.randint(0, 4, (3, 20), generator=torch.Generator().manual_seed(0))
-    loop = _loop_2gram_pattern(x)
+    loop = loop_2gram_pattern(x)
     torch.testing.assert_close(loop, ngram_pattern(x, 1), atol=1e-7, rtol=0)
     shifted = torch.zeros_like(loop)
     shifted[:, :, :-1] = loop[
@@ -221,3 +222,27 @@ def test_the_plain_loop_2gram_head_equals_the_hard_wired_pattern():
     ]  # attends one key too early: the matching token, not its successor
     scores = ngram_head_scores(x, torch.stack([loop, shifted], 1), 2)
     assert abs(scores["mass"][0] - 1) < 1e-6 and scores["mass"][1] < 0.7
+
+
+def test_baselines_step_returns_typed_checks_that_agree():
+    """The baselines step on unseen prompts: the oracle accepts them, the 2-gram baseline agrees
+    with its plain-loop twin, and every evaluation is [n, T]."""
+    from interp.analyses.ngram_heads import (
+        BaselineChecks,
+        Config,
+        HeadAblation,
+        PromptSet,
+        baselines,
+        unseen_prompts,
+    )
+
+    with pytest.warns(UserWarning, match="training DFAs of no/such/model/dir unknown"):
+        ps = unseen_prompts(Config(n_test_dfas=8), {"none": "no/such/model/dir"})
+    assert isinstance(ps, PromptSet) and len(ps.tokens) == 8 == ps.n_dfas and ps.overlap == 0
+    evals, checks = baselines(ps)
+    assert isinstance(checks, BaselineChecks) and set(evals) == {"oracle", "2gram", "3gram"}
+    assert checks.oracle_valid_frac == 1.0 and checks.bigram_disagree == 0
+    assert all(e.correct.shape == ps.tokens.shape == e.tvd.shape for e in evals.values())
+    assert float(torch.nanmean(evals["2gram"].correct)) == pytest.approx(checks.bigram_loop_acc)
+    abl = HeadAblation("mean", [(1, 0)], 0.9, 0.5, 0.4, [[[0, 1]]], [0.1], {"p": 0.01}, 0.1, 0.0)
+    assert "noop_gap" not in abl.as_json() and abl.as_json()["drop_top"] == 0.4

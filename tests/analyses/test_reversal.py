@@ -80,7 +80,8 @@ def test_completion_logprob_and_beam_agree(model):
     T = len(ex[0].target)
     greedy = R.complete(model, tokens, plen, T, batch_size=5)  # batches of 5 must not matter
     assert np.array_equal(greedy, R.complete(model, tokens, plen, T))
-    # the greedy chain's log-prob is the sum of per-step maxima: >= any other candidate's at step one,
+    # the greedy chain's log-prob is the sum of per-step maxima: >= any other candidate's at step
+    # one,
     # and beam search with width 1 returns the same completion and log-prob
     lp_greedy = R.target_logprob(model, tokens, plen, greedy[:, None, :])[:, 0]
     checked = 0
@@ -216,7 +217,8 @@ def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
     assert result.arrays["probe_accuracy"].shape == (1, 2, 1, 2, 2, 3)
     assert result.arrays["logprob_correct_token"].shape == (2, 1, 2, 2, 12)
     s = result.metrics["summary"]["token/clm"]
-    # the causal model learned the trained direction and, as the reversal curse says, not the reverse
+    # the causal model learned the trained direction and, as the reversal curse says, not the
+    # reverse
     assert s["same_direction_train"] >= 0.9 and s["reverse_train"] <= 0.25, s
     names = {c.name: c for c in result.criteria}
     assert names["causal_same_direction_accuracy_token"].holds
@@ -235,7 +237,8 @@ def test_reversal_end_to_end_on_tiny_trained_models(tmp_path, monkeypatch):
     # in place: NaN for the causal model, a real accuracy for the masked one
     ip = result.arrays["accuracy_in_place"]
     assert np.isnan(ip[0, 0]).all() and np.all((ip[0, 1] >= 0) & (ip[0, 1] <= 1))
-    # a masked model barely trained (40 steps) fails its own same-direction sanity; its reverse claims are not read
+    # a masked model barely trained (40 steps) fails its own same-direction sanity; its reverse
+    # claims are not read
     mlmu_fwd = names["mlmu_same_direction_accuracy_token"]
     if not mlmu_fwd.holds:
         assert (
@@ -264,7 +267,8 @@ def _reversal_page(app_dir: str) -> None:
 
 
 def _check_dashboard_in_streamlit(result, tmp_path, monkeypatch):
-    """The real page renders the run; the panel lists the run's models (asking them is on the Explore page)."""
+    """The real page renders the run; the panel lists the run's models (asking them is on the
+    Explore page)."""
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
@@ -285,7 +289,8 @@ def _check_dashboard_in_streamlit(result, tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_RUNS", str(tmp_path / "runs"))
     app_dir = str(Path(__file__).resolve().parents[2] / "app")
     at = AppTest.from_function(_reversal_page, args=(app_dir,), default_timeout=60).run()
-    # the 40-step MLM-U fails its own same-direction sanity: the page says so, and nothing else goes wrong
+    # the 40-step MLM-U fails its own same-direction sanity: the page says so, and nothing else
+    # goes wrong
     assert not at.exception and all("mlmu_same_direction_accuracy" in e.value for e in at.error), [
         e.value for e in at.error
     ]
@@ -359,12 +364,12 @@ def test_equivalence_test_accepts_zero_and_rejects_a_shift():
     rng = np.random.default_rng(0)
     near_zero = rng.normal(0.0, 0.3, size=40)
     ok = R.equivalence_test(near_zero, margin=np.log(2))
-    assert ok["p_equivalence"] < 0.05 and -np.log(2) < ok["ci_low"] < ok["ci_high"] < np.log(2)
+    assert ok.p_equivalence < 0.05 and -np.log(2) < ok.ci_low < ok.ci_high < np.log(2)
     shifted = near_zero + 2.0  # the correct target clearly likelier: not equivalent
     bad = R.equivalence_test(shifted, margin=np.log(2))
-    assert bad["p_equivalence"] > 0.5 and bad["ci_low"] > np.log(2)
+    assert bad.p_equivalence > 0.5 and bad.ci_low > np.log(2)
     noisy = rng.normal(0.0, 5.0, size=10)  # too little evidence either way: not shown equivalent
-    assert R.equivalence_test(noisy, margin=np.log(2))["p_equivalence"] > 0.05
+    assert R.equivalence_test(noisy, margin=np.log(2)).p_equivalence > 0.05
 
 
 def test_plateau_rule():
@@ -441,18 +446,16 @@ def test_above_random_test_is_a_one_sided_paired_t_test():
     rng = np.random.default_rng(0)
     null = rng.normal(0.0, 1.0, size=30)
     out = R.above_random_test(null)
-    assert out["p_above"] == pytest.approx(
-        stats.ttest_1samp(null, 0.0, alternative="greater").pvalue
-    )
-    assert out["ci95"][0] < null.mean() < out["ci95"][1]
+    assert out.p_above == pytest.approx(stats.ttest_1samp(null, 0.0, alternative="greater").pvalue)
+    assert out.ci95[0] < null.mean() < out.ci95[1]
     # the stated power: a true shift of detectable_nats is found about 80% of the time
     sd = null.std(ddof=1)  # the spread the power statement assumes
     hits = [
-        R.above_random_test(rng.normal(out["detectable_nats"], sd, size=30))["p_above"] < 0.05
+        R.above_random_test(rng.normal(out.detectable_nats, sd, size=30)).p_above < 0.05
         for _ in range(400)
     ]
     assert 0.7 < np.mean(hits) < 0.9
-    assert R.above_random_test(null + 2.0)["p_above"] < 1e-6
+    assert R.above_random_test(null + 2.0).p_above < 1e-6
 
 
 def test_converged_training_stops_early_and_logs_forward_accuracy(tmp_path, monkeypatch):

@@ -152,11 +152,12 @@ def test_a_diverged_training_snapshot_is_reported_and_skipped():
     saved["snapshots"][2] = blown
     torch.save(saved, path)
     hmm = make_hmm("chain", 2)
-    em = {"frequent": [0, 2], "hmm_y": sample(hmm, 200, 8, seed=1)[1]}
+    hmm_y = sample(hmm, 200, 8, seed=1)[1]
     config = Config(long_T=120, n_train_eval=100, rt_samples=4, row_min_count=20)
-    rows = over_training(m.module, cfg, em, config, 3, 8, 0, torch.Generator().manual_seed(0))
-    assert [r["step"] for r in rows] == [1, 2, 3]
-    by_step = {r["step"]: r for r in rows}
+    gen = torch.Generator().manual_seed(0)
+    rows = over_training(m.module, cfg, hmm_y, [0, 2], config, 3, 8, 0, gen)
+    assert [r.step for r in rows] == [1, 2, 3]
+    by_step = {r.step: r.as_json() for r in rows}
     bad = by_step[2]
     assert bad["diverged"] and bad["max_hidden_norm"] == float("inf")
     assert all(np.isnan(bad[k]) for k in ("pc1", "cluster_purity", "frac_unstable_jacobian"))
@@ -178,7 +179,8 @@ def test_a_diverged_model_is_refused_with_a_clear_error():
 
 
 def _synthetic_orbit(loop: bool, seed=0):
-    """Two clusters at (+-3, 0) in a 5-d space; switches pass through (0, +-1) (loop) or (0, 0) (line)."""
+    """Two clusters at (+-3, 0) in a 5-d space; switches pass through (0, +-1) (loop) or (0, 0)
+    (line)."""
     rng = np.random.default_rng(seed)
     H, Y = [], []
     for _ in range(40):
@@ -222,8 +224,8 @@ def test_kick_candidates_find_planted_neurons():
     W[4:8, 8] = 1.0
     W[:4, 9] = 1.0
     out = kick_candidates(W, H, y, reg, [0, 2], 1)
-    assert out["kick"] == {"0->2": [8], "2->0": [9]}
-    assert out["kick_zone_activity"]["0->2"][0] > 0.9 > out["kick_zone_activity"]["0->2"][1]
+    assert out.kick == {"0->2": [8], "2->0": [9]}
+    assert out.kick_zone_activity["0->2"][0] > 0.9 > out.kick_zone_activity["0->2"][1]
 
 
 def test_models_without_the_needed_hooks_are_refused(tiny_rnn, tmp_path):
@@ -276,7 +278,9 @@ def test_end_to_end_on_two_tiny_rnns(tmp_path, n_states, d_hidden, source):
         m = _model(d_hidden=d_hidden, d_input=4, seed=n_states)
         m.save(tmp_path / "m")
         cfg = {"model": str(tmp_path / "m"), "hmm_kind": "chain", "n_states": n_states, "T": 20}
-    else:  # a (barely trained) zoo recipe: HMM and T come from the recipe, snapshots give metrics over training
+    else:
+        # a (barely trained) zoo recipe: HMM and T come from the recipe, snapshots give metrics
+        # over training
         name = "test-hmm-chain3-tiny"
         zoo.recipe(
             name,
@@ -356,3 +360,32 @@ def test_dashboard_panel_reads_a_saved_result():
     )
     dashboard(r, St())
     assert calls.count("subheader") == 3 and "table" in calls and "dataframe" in calls
+
+
+def test_rollout_and_no_input_steps_return_typed_values_of_the_right_shapes():
+    """The steps' dataclasses on a tiny RNN: a rollout's fields, the collapse of no-input runs
+    (a contracting W_hh decays to 0) and the kink labels of fixed points."""
+    from interp.analyses.rnn_hmm import Rollout, collapse, mark_kinks, rollout
+    from interp.methods.fixed_points import FixedPoints
+
+    m = _model(d_hidden=8, d_input=3)
+    run = rollout(m, 5, 7, seed=0)
+    assert isinstance(run, Rollout) and run.noise.shape == (5, 7, 3)
+    assert run.hidden.shape == (5, 7, 8) and run.outputs.shape == (5, 7)
+    assert run.logits.shape[:2] == (5, 7)
+    assert rollout(m, 5, 7, seed=0, h_capture=False).hidden is None
+    with torch.no_grad():
+        m.module.rnn.W_hh.copy_(0.5 * torch.eye(8))
+    col = collapse(m.module.double(), torch.rand(4, 8, dtype=torch.float64), steps=60)
+    assert col.norm < 1e-12 and col.rate == pytest.approx(0.5) and col.radius_all == 0.5
+    W = np.eye(2)
+    fps = FixedPoints(
+        points=np.array([[0.0, 1.0], [1.0, 1.0]]),
+        q=np.zeros(2),
+        counts=np.ones(2, dtype=int),
+        eigenvalues=np.zeros((2, 2), dtype=complex),
+        jacobians=np.zeros((2, 0, 0)),
+        stability=np.array(["stable", "stable"]),
+    )
+    assert mark_kinks(fps, W) == [0]  # its first pre-activation is 0: on the ReLU kink
+    assert fps.stability.tolist() == ["kink", "stable"]

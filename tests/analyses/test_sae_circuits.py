@@ -9,7 +9,16 @@ import pytest
 import torch
 
 import interp
-from interp.analyses.sae_circuits import GRIDS, Config, add_criteria, method_names, summarise
+from interp.analyses.sae_circuits import (
+    GRIDS,
+    Cell,
+    Config,
+    Grids,
+    add_criteria,
+    method_names,
+    summarise,
+)
+from interp.analyses.sae_circuits.truth import AttributionCheck, GroundTruth
 from interp.results import Result
 
 
@@ -25,14 +34,8 @@ def _synthetic(seed=0):
         d_sae_sweep=[50],
     )
     rng = np.random.default_rng(seed)
-    M, T, S, K, J, F = (
-        2,
-        2,
-        3,
-        len(method_names(cfg.features)),
-        len(cfg.gt_fractions),
-        len(cfg.features),
-    )
+    M, T, S, J, F = 2, 2, 3, len(cfg.gt_fractions), len(cfg.features)
+    K, E = len(method_names(cfg.features)), len(cfg.gt_edge_fractions)
     shapes = {
         "auc": (S, K, J),
         "null_auc": (S, K, J),
@@ -47,21 +50,21 @@ def _synthetic(seed=0):
         "sae_dead_frac": (S, F),
         "auc_vs_prompts": (2, 2, 4),
         "auc_vs_d_sae": (1, 2, 4),
+        "edge_auc": (S, K, E),
+        "edge_null_auc": (S, K, E),
     }
     assert set(shapes) == set(GRIDS)
-    grids = {k: rng.random((M, T, *shapes[k])) for k in GRIDS}
+    grids = Grids(**{k: rng.random((M, T, *shapes[k])) for k in GRIDS})
+    truth = GroundTruth(rng.random(4), 1.0, 0.5, 0.9, [])
     cells = {
-        (m, t): {
-            "shape": (1, 4),
-            "gt": {
-                "effect": rng.random(4),
-                "clean_metric": 1.0,
-                "corrupt_metric": 0.5,
-                "accuracy": 0.9,
-                "truths": [],
-            },
-            **({"check": {"r_small_alpha": 0.995 + 0.001 * mi}} if t == "ioi" else {}),
-        }
+        (m, t): Cell(
+            (1, 4),
+            truth,
+            grids,
+            {},
+            {},
+            AttributionCheck(0.995 + 0.001 * mi, 0.9, 0.1) if t == "ioi" else None,
+        )
         for mi, m in enumerate(cfg.models)
         for t in cfg.tasks
     }
@@ -73,21 +76,21 @@ def test_summary_and_criteria_read_the_grids():
     metrics = summarise(cfg, grids, cells)
     methods = method_names(cfg.features)
     ours = methods.index("ours.position")
-    assert metrics["auc_mean"]["ours.position"] == pytest.approx(grids["auc"][..., ours, :].mean())
+    assert metrics["auc_mean"]["ours.position"] == pytest.approx(grids.auc[..., ours, :].mean())
     assert metrics["auc_by_threshold"]["ours.position"][1] == pytest.approx(
-        grids["auc"][..., ours, 1].mean()
+        grids.auc[..., ours, 1].mean()
     )
     assert metrics["auc_by_model_task"]["hf:b/ioi"]["ours.position"] == pytest.approx(
-        grids["auc"][1, 0, :, ours].mean()
+        grids.auc[1, 0, :, ours].mean()
     )
     assert metrics["null_auc"]["ours.position"] == pytest.approx(
-        grids["null_auc"][..., ours, :].mean()
+        grids.null_auc[..., ours, :].mean()
     )
     assert metrics["auc_vs_prompts"]["8"]["flip.position"] == pytest.approx(
-        grids["auc_vs_prompts"][:, :, 1, :, 3].mean()
+        grids.auc_vs_prompts[:, :, 1, :, 3].mean()
     )
     assert metrics["auc_vs_d_sae"]["50"]["paper_edge.mean"] == pytest.approx(
-        grids["auc_vs_d_sae"][..., 1].mean()
+        grids.auc_vs_d_sae[..., 1].mean()
     )
     assert metrics["d_sae"]["hf:a"] == {
         "mean": 6,
@@ -118,12 +121,12 @@ def test_summary_and_criteria_read_the_grids():
     ]
     assert [c.kind for c in result.criteria].count("claim") == 2  # the paper's two findings
     assert crit["attribution_matches_activation_patching"].value == 0.995
-    assert crit["sae_fvu_heldout"].value == grids["sae_fvu_heldout"].max()
+    assert crit["sae_fvu_heldout"].value == grids.sae_fvu_heldout.max()
     assert result.metrics["extra_comparisons"]["ours_minus_paper_node"] == pytest.approx(
         metrics["auc_mean"]["ours.position"] - metrics["auc_mean"]["paper_node.mean"]
     )
     # a scorer whose shuffled-label AUC stays high (a broken null) makes the null control fail
-    grids["null_auc"][..., method_names(cfg.features).index("flip.answer"), :] = 0.9
+    grids.null_auc[..., method_names(cfg.features).index("flip.answer"), :] = 0.9
     broken = Result("sae_circuits", metrics=summarise(cfg, grids, cells))
     add_criteria(broken, cfg, grids)
     assert not {c.name: c for c in broken.criteria}["null_control_auc_near_half"].holds
@@ -247,9 +250,8 @@ def test_runs_on_a_gpt2_shaped_checkpoint_with_its_own_tokenizer(tmp_path):
 
     tok = train_bpe(
         [
-            "When Quinn and Peter went to the store, Peter gave a book to Quinn. Ursula and Otto sang. "
-            * 5
-            + " ".join(f"w{i}" for i in range(300))
+            "When Quinn and Peter went to the store, Peter gave a book to Quinn. "
+            "Ursula and Otto sang. " * 5 + " ".join(f"w{i}" for i in range(300))
         ]
         * 20,
         vocab_size=400,
@@ -285,7 +287,7 @@ def test_runs_on_a_gpt2_shaped_checkpoint_with_its_own_tokenizer(tmp_path):
     )
     crit = {c.name: c for c in result.criteria}
     assert crit["attribution_matches_activation_patching"].holds  # an identity: holds on any model
-    # the null control is statistical, and at this size (its seeds follow the model's path) it is noisy:
-    # only its range is checked here; the quick preset judges it
+    # the null control is statistical, and at this size (its seeds follow the model's path) it is
+    # noisy: only its range is checked here; the quick preset judges it
     assert 0 <= crit["null_control_auc_near_half"].value <= 0.5
     assert {"paper_node_auc", "paper_edge_auc"} <= set(crit)

@@ -21,9 +21,14 @@ import pytest
 from pydantic import BaseModel
 from streamlit.testing.v1 import AppTest
 
+import interp
 import interp.analyses as analyses
+import interp.models.builders as builders
+from interp.data.reversal import FactsConfig
 from interp.results import Result
+from interp.seeds import aggregate
 from interp.utils import write_json
+from tests.conftest import load_panel
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 HOME = str(APP_DIR / "Home.py")
@@ -47,7 +52,8 @@ def dashboard(result, st):
 
 @pytest.fixture
 def fake_panel(monkeypatch):
-    """``panels.fake_analysis``: a panel module the app finds as it finds ``app/panels/<name>.py``."""
+    """``panels.fake_analysis``: a panel module the app finds as it finds
+    ``app/panels/<name>.py``."""
     if str(APP_DIR) not in sys.path:
         monkeypatch.syspath_prepend(str(APP_DIR))
     import panels  # noqa: F401  (the real package, so that panels.<name> resolves through it)
@@ -249,14 +255,16 @@ def _check_fake_run_page(at: AppTest) -> None:
     assert row["value"] == pytest.approx(0.12) and row["threshold"] == pytest.approx(0.05)
     assert row["verdict"] == "holds"
     assert crit.set_index("name").loc["deeper_is_better", "verdict"] == "does not hold (claim)"
-    assert dict(zip(metrics["metric"], metrics["value"])) == {"loss.train": 0.25, "n_heads": 4.0}
-    assert (
-        not at.warning
-    )  # a claim that does not hold is a finding, said in the strip and the table
+    assert dict(zip(metrics["metric"], metrics["value"], strict=True)) == {
+        "loss.train": 0.25,
+        "n_heads": 4.0,
+    }
+    # a claim that does not hold is a finding, said in the strip and the table
+    assert not at.warning
     body = texts(at)
     assert (
-        "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 (loss drop with depth)."
-        in body
+        "The claim `deeper_is_better` does not hold in this run: -0.5, needed > 0 "
+        "(loss drop with depth)." in body
     )
     charts = at.get("plotly_chart")
     assert len(charts) == 2
@@ -509,8 +517,6 @@ class RecordingSt:
 @pytest.mark.parametrize("name", ANALYSES)
 def test_every_analysis_has_a_panel_that_reads_a_bare_result(name):
     """``app/panels/<name>.py`` exists, and its panel survives a result with no metrics."""
-    from tests.conftest import load_panel
-
     assert (APP_DIR / "panels" / f"{name}.py").exists()
     load_panel(name)(Result(name), RecordingSt())
 
@@ -518,10 +524,6 @@ def test_every_analysis_has_a_panel_that_reads_a_bare_result(name):
 def test_reversal_panel_reads_the_result_and_loads_no_model(monkeypatch):
     """The reversal panel names the run's models and example questions, and sends the user to the
     Explore page: loading a model here would raise."""
-    import interp
-    import interp.models.builders as builders
-    from interp.data.reversal import FactsConfig
-    from tests.conftest import load_panel
 
     def no_model(*a, **k):
         raise AssertionError("a panel loaded a model")
@@ -563,10 +565,10 @@ def test_reversal_panel_reads_the_result_and_loads_no_model(monkeypatch):
 
 
 def test_seeds_run_shows_k_of_n_per_criterion_and_each_seeds_run(roots, fake_analysis):
-    from interp.seeds import aggregate
-
     stamps = ["20240301-000000-aaaaa0", "20240301-000001-aaaaa1", "20240301-000002-aaaaa2"]
-    paths = [make_run(roots, st, claim_value=v) for st, v in zip(stamps, (0.3, 0.01, 0.2))]
+    paths = [
+        make_run(roots, st, claim_value=v) for st, v in zip(stamps, (0.3, 0.01, 0.2), strict=True)
+    ]
     summary = aggregate({s: Result.load(p) for s, p in enumerate(paths)}, "fake_analysis")
     seeds_path = roots / "fake_exp" / "20240301-000009-seedsx"
     summary.save(seeds_path)

@@ -56,7 +56,8 @@ def _free_port() -> int:
 @pytest.fixture
 def served_app(tmp_path, real_model):
     """`interp app` on a free loopback port, with one model_report run, a saved tiny model, and
-    SAE runs on the tiny model and on the real model (the newest, so the Features page opens on it)."""
+    SAE runs on the tiny model and on the real model (the newest, so the Features page opens on
+    it)."""
     from interp.data.tokenizer import word_tokenizer
     from interp.models.transformer import build_transformer
     from interp.tracing.model import Model
@@ -108,7 +109,8 @@ def served_app(tmp_path, real_model):
 
 
 def _sae_run(runs, model_dir, tmp_path) -> None:
-    """A tiny run of the sae experiment on the saved model: the Features page has real contexts to show."""
+    """A tiny run of the sae experiment on the saved model: the Features page has real contexts to
+    show."""
     import interp
     from interp.utils import write_json
 
@@ -182,7 +184,8 @@ def _real_sae_run(runs, real_model, tmp_path) -> None:
 
 
 def _check_run(runs, tmp_path) -> None:
-    """`interp check` on a saved GPT-2-shaped checkpoint: the check page has a real parity report."""
+    """`interp check` on a saved GPT-2-shaped checkpoint: the check page has a real parity
+    report."""
     from interp.utils import write_json
     from tests.analyses.test_check import run_check, save_checkpoint
 
@@ -277,12 +280,14 @@ def test_dashboard_in_a_real_browser(served_app, tmp_path):
             page.get_by_text("Steered (x4)").first.wait_for()
             body = page.inner_text("body")
             assert "Traceback" not in body and "Could not steer" not in body
-            # features: the real SAE run's latents (the newest run), with contexts of real Python source
+            # features: the real SAE run's latents (the newest run), with contexts of real Python
+            # source
             page.goto(f"{url}/features")
             page.get_by_text("Top contexts").first.wait_for()
             body = page.inner_text("body")
             assert "Traceback" not in body and "Latent 0" in body and "activation" in body
-            # the real run (the newest) is the one shown: its contexts are the stdlib source it read,
+            # the real run (the newest) is the one shown: its contexts are the stdlib source it
+            # read,
             # words the tiny model's corpus ("def add a b : return a b x = 1 2") does not have
             stdlib_words = (
                 "yield",

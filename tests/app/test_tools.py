@@ -230,7 +230,8 @@ def _cheap_tokenizer(config, cache: dict):
     from interp.models.recipes.rnn_hmm import HMMRecipe
     from interp.models.recipes.sae_circuits import CircuitLMRecipe
 
-    def bpe():  # code-lm-tiny's own tokenizer; the larger recipes' BPEs split code into fewer tokens
+    # code-lm-tiny's own tokenizer; the larger recipes' BPEs split code into fewer tokens
+    def bpe():
         corpus = load_corpus(
             CODE_LM_TINY.corpus, max_chars=CODE_LM_TINY.max_chars, seed=CODE_LM_TINY.seed
         )

@@ -1,7 +1,8 @@
 """The benchmark: its timing helpers, and a run at tiny size that names every target.
 
 Timings are never asserted (a shared machine); the tests check that every measuring part
-runs, on a transformer and an RNN, and that metrics.json lists every performance target (docs/performance.md).
+runs, on a transformer and an RNN, and that metrics.json lists every performance target
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ import math
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import interp
 from interp import bench
-from interp.bench.methods import _count_host_syncs
+from interp.bench.collection import HF_COLLECT, HF_COLLECT_TARGETS
+from interp.bench.core import _resid_hooks, _tf_hooks
+from interp.bench.methods import KNOCKOUT_HF, KNOCKOUT_TARGETS, _count_host_syncs
+from interp.cli import app
 
 TINY = dict(
     n_layers=2,
@@ -81,7 +86,6 @@ def test_bench_emits_every_target_at_tiny_size():
         assert crit[name].value is not None and crit[name].value > 0, name
     sanity = [c for c in result.criteria if c.kind == "sanity"]
     assert len(sanity) == 6 and all(c.holds for c in sanity), result.summary()
-    from interp.bench.collection import HF_COLLECT, HF_COLLECT_TARGETS
 
     for arch in HF_COLLECT:  # Hugging Face shapes: exact, and on the plain-module path
         assert crit[f"collect_equals_trace_hf_{arch}"].holds
@@ -115,9 +119,6 @@ def test_unknown_item_is_refused():
 
 
 def test_cli_bench_runs_one_item():
-    from typer.testing import CliRunner
-
-    from interp.cli import app
 
     out = CliRunner().invoke(app, ["bench", "import", "--set", "import_runs=1"])
     assert out.exit_code == 0, out.output
@@ -134,8 +135,6 @@ def test_bench_is_not_an_analysis_and_writes_runs_bench(tmp_path):
 
 
 def test_benchmark_hooks_come_from_the_model(tiny_gpt, tiny_rnn):
-    from interp.bench.core import _resid_hooks, _tf_hooks
-
     assert _tf_hooks(tiny_gpt) == [
         "blocks.0.attn.hook_z",
         "blocks.0.hook_resid_post",
@@ -148,9 +147,8 @@ def test_benchmark_hooks_come_from_the_model(tiny_gpt, tiny_rnn):
 
 def test_knockout_item_measures_the_bench_transformer_and_hf_shapes():
     """The knockout item reports its three targets on the bench transformer and, suffixed, on a
-    GPT-2- and a Llama-shaped Hugging Face model; only the logit error is checked (a value, not a time)."""
-    from interp.bench.methods import KNOCKOUT_HF, KNOCKOUT_TARGETS
-
+    GPT-2- and a Llama-shaped Hugging Face model; only the logit error is checked (a value, not a
+    time)."""
     result = bench.run(bench.Config(**TINY, only=["knockout"]))
     crit = {c.name: c for c in result.criteria}
     for suffix in [""] + [f"_{a}" for a in KNOCKOUT_HF]:

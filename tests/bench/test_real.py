@@ -7,6 +7,8 @@ import pytest
 
 from interp import bench
 from interp.bench.real import REAL_TARGETS, spread_layers
+from interp.models import pretrained
+from tests.bench.test_bench import TINY
 
 
 def test_spread_layers_include_the_last():
@@ -17,8 +19,6 @@ def test_spread_layers_include_the_last():
 
 @pytest.mark.slow
 def test_real_item_reports_every_target():
-    from tests.bench.test_bench import TINY
-
     result = bench.run(bench.Config(**TINY, only=["real_model"]))
     crit = {c.name: c for c in result.criteria}
     for name, (op, threshold) in REAL_TARGETS.items():
@@ -28,10 +28,7 @@ def test_real_item_reports_every_target():
 
 
 def test_a_missing_real_model_is_reported_not_raised(monkeypatch):
-    from interp.models import pretrained
-
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
-    from tests.bench.test_bench import TINY
 
     result = bench.run(
         bench.Config(**{**TINY, "real_model": "pretrained:smollm2-135m"}, only=["real_model"])

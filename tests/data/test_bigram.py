@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ def brute_force(seqs, vocab):
     pairs, uni = Counter(), Counter()
     for s in seqs:
         uni.update(s)
-        pairs.update(zip(s[:-1], s[1:]))
+        pairs.update(pairwise(s))
     table = np.zeros((vocab, vocab))
     total = sum(uni.values())
     for prev in range(vocab):
@@ -132,7 +133,8 @@ def test_targets_at_a_50k_vocabulary_never_build_the_vocab_by_vocab_table(monkey
     tokens[1, 0] = 5  # a seen context (ids below 300 occur)
     target = bg.target_fn()(tokens)
     for t, row in ((int(tokens[1, 0]), target[1, 0]), (int(tokens[1, 1]), target[1, 1])):
-        # each row is P(. | token) from the counts, or the unigram backoff where the context is unseen
+        # each row is P(. | token) from the counts, or the unigram backoff where the context is
+        # unseen
         ref = (
             bg.counts[t].toarray().ravel() / bg.context_counts[t]
             if bg.context_counts[t]

@@ -161,7 +161,7 @@ def test_packed_batches_are_seeded_and_valid():
     a, b = fn(3), fn(3)
     assert torch.equal(a, b) and not torch.equal(fn(3), fn(4))
     lengths = (a != PAD).sum(1)
-    for row, n in zip(a, lengths):
+    for row, n in zip(a, lengths, strict=True):
         assert (row[:n] != PAD).all() and (row[n:] == PAD).all()  # right padding only
         toks = row[:n].tolist()
         assert toks[0] < N_SYMBOLS and toks[-1] < N_SYMBOLS

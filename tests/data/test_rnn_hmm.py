@@ -141,5 +141,5 @@ def test_fidelity_of_a_sample_against_itself_is_perfect():
 
     _, y = sample(linear_chain(2), 200, 30, seed=0)
     f = fidelity(y, y, 3, row_min=10, frequent=[0, 2])
-    assert f["freq_error"] == 0 and f["switch_error"] == 0 and f["row_error"] == 0
-    np.testing.assert_array_equal(f["P_rnn"], f["P_hmm"])
+    assert f.freq_error == 0 and f.switch_error == 0 and f.row_error == 0
+    np.testing.assert_array_equal(f.P_rnn, f.P_hmm)

@@ -214,3 +214,38 @@ def test_scored_graph_round_trips_and_ranks_edges(tmp_path):
 def test_areas_of_the_ideal_and_the_empty_curve():
     assert areas([0.5], [1.0]) == pytest.approx((0.75, 0.25))  # 0 -> 0, 0.5 -> 1, 1 -> 1
     assert areas([0.0, 1.0], [1.0, 1.0]) == pytest.approx((1.0, 0.0))
+
+
+def test_scorer_registry_refuses_a_taken_name_and_suggests_close_ones():
+    from interp.methods.circuits import scorers
+
+    assert {"eap", "eap-ig", "exact"} <= set(scorers.names())
+    assert scorers.get("eap") is scorers.eap
+    with pytest.raises(ValueError, match="'eap' registered twice"):
+        scorers.register("eap")(scorers.eap_ig)
+    assert scorers.get("eap") is scorers.eap  # the refused one did not replace it
+    with pytest.raises(KeyError, match=r"unknown edge scorer 'eap_ig'.*Did you mean: eap-ig"):
+        scorers.get("eap_ig")
+
+
+def test_registered_scorers_share_one_signature_and_agree_with_the_functions(models):
+    from interp.methods.circuits import scorers
+
+    m = models["zoo"]
+    g = build_graph(m)
+    clean, corrupt = _prompts()
+    edges = g.edges()[:6]
+    got = {
+        name: scorers.get(name)(m, clean, corrupt, _metric, graph=g, batch_size=5, **opts)
+        for name, opts in (("eap", {}), ("eap-ig", {"steps": 3}), ("exact", {"edges": edges}))
+    }
+    want = {
+        "eap": edge_attribution(m, clean, corrupt, _metric, graph=g, batch_size=5),
+        "eap-ig": edge_attribution(
+            m, clean, corrupt, _metric, method="eap-ig", steps=3, graph=g, batch_size=5
+        ),
+        "exact": exact_edge_scores(m, clean, corrupt, _metric, edges=edges, graph=g, batch_size=5),
+    }
+    for name, sg in got.items():
+        assert sg.method == want[name].method
+        np.testing.assert_array_equal(sg.scores, want[name].scores)

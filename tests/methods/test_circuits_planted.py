@@ -43,10 +43,12 @@ def _planted_model():
 
 def _planted_edges(g) -> np.ndarray:
     keep = np.zeros((g.n_writers, g.n_readers), dtype=bool)
-    heads = [g.head_writer(l, h) for l, h in sorted(LIVE)]
-    readers = [g.attn_readers(l).start + h for l, h in LIVE]  # q
-    readers += [g.attn_readers(l).start + g.n_heads + h for l, h in LIVE]  # k
-    readers += [g.attn_readers(l).start + g.n_heads + g.n_kv_heads + h for l, h in LIVE]  # v
+    heads = [g.head_writer(layer, h) for layer, h in sorted(LIVE)]
+    readers = [g.attn_readers(layer).start + h for layer, h in LIVE]  # q
+    readers += [g.attn_readers(layer).start + g.n_heads + h for layer, h in LIVE]  # k
+    readers += [
+        g.attn_readers(layer).start + g.n_heads + g.n_kv_heads + h for layer, h in LIVE
+    ]  # v
     readers.append(g.logits_reader)
     for u in [0, *heads]:
         for r in readers:

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interp.methods.sae_scores import (
-    _stat,
     best_f1,
     code_shift_scores,
     pair_rows,
@@ -25,6 +24,7 @@ from interp.methods.sae_scores import (
     spearman,
     top_fraction,
 )
+from interp.methods.sae_scores.scorers import _stat
 
 
 # ------------------------------------------------------------------ paper scores
@@ -66,7 +66,8 @@ def test_paper_edge_score_votes_for_the_heads_of_top_pairs():
 
 
 def test_paper_edge_score_ties_favour_no_head_by_its_index():
-    """Relabelling the heads relabels the scores (the paper's argsort()[::-1] favours late heads)."""
+    """Relabelling the heads relabels the scores (the paper's argsort()[::-1] favours late
+    heads)."""
     rng = np.random.default_rng(0)
     codes, labels = rng.integers(0, 2, (12, 6)), np.r_[np.ones(6, bool), np.zeros(6, bool)]
     for perm in (np.arange(6)[::-1], rng.permutation(6)):

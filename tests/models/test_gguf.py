@@ -3,10 +3,14 @@ clear errors on damaged, unsupported and ambiguous inputs; the named real model.
 
 from __future__ import annotations
 
+import gguf as gg
+import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import interp
+from interp.cli import app
 from interp.models import gguf
 from tests.models.gguf_fixture import write_tiny_llama_gguf
 
@@ -26,9 +30,8 @@ def test_f32_gguf_loads_exactly(tiny):
         ref = hf(x, output_hidden_states=True)
         out, acts = interp.trace(m, x, capture=m.resid_names())
     assert (out - ref.logits).abs().max() < 1e-5
-    for name, hidden in zip(
-        m.resid_names()[:-1], ref.hidden_states[:-1]
-    ):  # HF's last one is after the norm
+    # HF's last hidden state is after the final norm: compare the ones before it
+    for name, hidden in zip(m.resid_names()[:-1], ref.hidden_states[:-1], strict=True):
         assert (acts[name] - hidden).abs().max() < 1e-5, name
     assert m.source["architecture"] == "llama" and m.source["quantization"] == ["F32"]
     assert m.model_id == str(path)
@@ -73,9 +76,6 @@ def test_truncated_and_garbage_files_are_named(tiny, tmp_path):
 
 
 def test_unsupported_architecture_names_it_and_the_supported(tmp_path):
-    import gguf as gg
-    import numpy as np
-
     w = gg.GGUFWriter(str(tmp_path / "odd.gguf"), "rwkv6")
     w.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
     w.write_header_to_file()
@@ -113,9 +113,6 @@ def test_directory_with_two_gguf_files_asks_which(tiny, tmp_path):
 
 
 def test_interp_check_passes_on_a_gguf_file(tiny):
-    from typer.testing import CliRunner
-
-    from interp.cli import app
 
     path, _ = tiny
     res = CliRunner().invoke(app, ["check", str(path), "--device", "cpu"])

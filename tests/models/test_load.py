@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers as T
+from transformers import BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPT2LMHeadModel
 
 import interp
 from interp.data.tokenizer import word_tokenizer
@@ -12,7 +14,7 @@ from interp.data.tokenizer import word_tokenizer
 def _check_hidden_states(m, hf, ids, n_layers, final_is_normed):
     with torch.no_grad():
         ref = hf(ids, output_hidden_states=True)
-    names = [f"blocks.{l}.hook_resid_post" for l in range(n_layers)]
+    names = [f"blocks.{layer}.hook_resid_post" for layer in range(n_layers)]
     out, acts = interp.trace(m, ids, capture=["blocks.0.hook_resid_pre", *names])
     torch.testing.assert_close(out, ref.logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(
@@ -20,13 +22,13 @@ def _check_hidden_states(m, hf, ids, n_layers, final_is_normed):
     )
     # HF's last hidden state of GPT-2 is after the final LayerNorm; BERT's is the block output.
     last = n_layers - 1 if final_is_normed else n_layers
-    for l in range(last):
-        torch.testing.assert_close(acts[names[l]], ref.hidden_states[l + 1], atol=1e-5, rtol=0)
+    for layer in range(last):
+        torch.testing.assert_close(
+            acts[names[layer]], ref.hidden_states[layer + 1], atol=1e-5, rtol=0
+        )
 
 
 def test_gpt2_save_pretrained_matches_hf(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     tok = word_tokenizer(list("abcdefghij"))
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(
@@ -50,8 +52,6 @@ def test_gpt2_save_pretrained_matches_hf(tmp_path):
 
 
 def test_bert_save_pretrained_matches_hf(tmp_path):
-    from transformers import BertConfig, BertForMaskedLM
-
     tok = word_tokenizer(list("abcdefgh"))
     torch.manual_seed(0)
     hf = BertForMaskedLM(
@@ -99,8 +99,6 @@ def test_bad_names_are_clear_errors(tmp_path):
 
 
 def test_hf_without_a_name_and_a_truncated_checkpoint_are_clear_errors(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     with pytest.raises(ValueError, match="no Hugging Face name after 'hf:'"):
         interp.load_model("hf:")
     GPT2LMHeadModel(
@@ -113,8 +111,6 @@ def test_hf_without_a_name_and_a_truncated_checkpoint_are_clear_errors(tmp_path)
 
 
 def test_headless_bert_loads_with_its_hidden_states_exact(tmp_path):
-    from transformers import BertConfig, BertModel
-
     torch.manual_seed(0)
     hf = BertModel(
         BertConfig(
@@ -133,14 +129,12 @@ def test_headless_bert_loads_with_its_hidden_states_exact(tmp_path):
     with torch.no_grad():
         ref = hf(ids, output_hidden_states=True).hidden_states
     _, acts = interp.trace(m, ids, capture=m.resid_names())
-    for name, want in zip(m.resid_names(), ref):
+    for name, want in zip(m.resid_names(), ref, strict=True):
         torch.testing.assert_close(acts[name], want, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "neox"])
 def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, arch):
-    import transformers as T
-
     torch.manual_seed(0)
     small = dict(
         vocab_size=50,
@@ -172,8 +166,6 @@ def test_a_checkpoint_saved_without_a_tokenizer_loads_for_token_ids(tmp_path, ar
 
 
 def test_an_architecture_transformerlens_cannot_bridge_is_named_with_a_way_out(tmp_path):
-    import transformers as T
-
     T.XLNetLMHeadModel(
         T.XLNetConfig(vocab_size=50, d_model=32, n_layer=1, n_head=4, d_inner=64)
     ).save_pretrained(tmp_path)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 from pydantic import BaseModel
@@ -84,10 +88,6 @@ def test_duplicate_recipe_name_is_rejected():
 
 
 def test_two_processes_building_one_recipe_build_it_once(tmp_path):
-    import subprocess
-    import sys
-    import textwrap
-
     code = textwrap.dedent(f"""
         import time
         import interp

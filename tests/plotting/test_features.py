@@ -1,4 +1,5 @@
-"""Feature-page figures and HTML from small synthetic data: the numbers drawn are the numbers given."""
+"""Feature-page figures and HTML from small synthetic data: the numbers drawn are the numbers
+given."""
 
 from __future__ import annotations
 

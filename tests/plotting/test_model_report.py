@@ -35,10 +35,10 @@ def test_attention_grid_shows_one_layer_at_a_time():
     patterns = np.random.default_rng(0).random((L, H, T, T))
     fig = plots.attention_grid(patterns, ["a", "b", "c", "d"])
     assert len(fig.data) == L * H
-    assert [t.visible for t in fig.data] == [l == 0 for l in range(L) for _ in range(H)]
+    assert [t.visible for t in fig.data] == [layer == 0 for layer in range(L) for _ in range(H)]
     assert np.allclose(fig.data[H + 1].z, patterns[1, 1])  # layer 1, head 1
     assert list(fig.data[0].x) == ["0:'a'", "1:'b'", "2:'c'", "3:'d'"]
     buttons = fig.layout.updatemenus[0].buttons
     assert [b.label for b in buttons] == ["layer 0", "layer 1", "layer 2"]
-    assert buttons[2].args[0]["visible"] == [l == 2 for l in range(L) for _ in range(H)]
+    assert buttons[2].args[0]["visible"] == [layer == 2 for layer in range(L) for _ in range(H)]
     assert len(plots.attention_grid(np.zeros((1, 12, 2, 2)), ["x", "y"], max_heads=8).data) == 8

@@ -31,10 +31,10 @@ def test_accuracy_grid_mean_over_seeds_and_reverse_cells_marked():
 
 
 def test_logprob_boxes_split_trained_and_reverse_pairs():
-    O, S, P = 2, 2, 6
-    correct = np.zeros((O, S, len(DIRECTIONS), len(SPLITS), P))
+    n_objectives, n_seeds, n_pairs = 2, 2, 6
+    correct = np.zeros((n_objectives, n_seeds, len(DIRECTIONS), len(SPLITS), n_pairs))
     rand = np.zeros_like(correct)
-    correct[..., 0, :] = np.arange(P)  # difference = pair index on training templates
+    correct[..., 0, :] = np.arange(n_pairs)  # difference = pair index on training templates
     pair_group = np.array([0, 0, 1, 1, 2, 2])  # name_first, desc_first, both
     fig = plots.logprob_figure(
         {"token": (correct, rand, pair_group)}, ["clm", "mlmu"], GROUPS, DIRECTIONS

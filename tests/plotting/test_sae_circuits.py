@@ -8,6 +8,15 @@ import pytest
 
 from interp.plotting import sae_circuits as plots
 
+# the labels the analysis passes (its scorer registry's, interp.methods.sae_scores.family)
+LABELS = {
+    "paper_node": "SAE node (paper)",
+    "ours": "SAE code shift (ours)",
+    "flip": "SAE paired code flip (ours)",
+    "act_patch": "activation patching, other prompts (retest ceiling)",
+    "ties": "all tied",
+}
+
 
 def test_head_heatmaps_scale_each_panel_and_keep_raw_values():
     truth = np.array([[0.0, 2.0], [1.0, 4.0]])  # [layer, head]
@@ -15,7 +24,7 @@ def test_head_heatmaps_scale_each_panel_and_keep_raw_values():
         "ours": np.array([[5.0, 5.0], [5.0, 5.0]]),
         "act_patch": np.array([[-1.0, 0.0], [1.0, 3.0]]),
     }
-    fig = plots.head_heatmaps(scores, truth, "m / t")
+    fig = plots.head_heatmaps(scores, truth, "m / t", LABELS)
     assert [a.text for a in fig.layout.annotations] == [
         "ground truth |effect|",
         "SAE code shift (ours)",
@@ -42,7 +51,7 @@ def test_roc_figure_draws_each_curve_and_chance():
         "ours": (np.array([0, 0.5, 1]), np.array([0, 1, 1])),
         "random": (np.array([0, 1]), np.array([0, 1])),
     }
-    fig = plots.roc_figure(curves, "x")
+    fig = plots.roc_figure(curves, "x", LABELS)
     assert [t.name for t in fig.data] == ["SAE code shift (ours)", "random", "chance"]
     assert list(fig.data[0].x) == [0, 0.5, 1] and list(fig.data[0].y) == [0, 1, 1]
     assert fig.data[0].line.shape == "hv"  # a step curve: thresholds are discrete
@@ -50,7 +59,7 @@ def test_roc_figure_draws_each_curve_and_chance():
 
 def test_auc_summary_groups_bars_by_threshold():
     auc = {"paper_node": [0.6, 0.7], "ours": [0.9, 0.8]}
-    fig = plots.auc_summary(auc, [0.25, 0.5])
+    fig = plots.auc_summary(auc, [0.25, 0.5], LABELS)
     assert [t.name for t in fig.data] == ["top 25% heads", "top 50% heads"]
     assert list(fig.data[0].x) == ["SAE node (paper)", "SAE code shift (ours)"]
     assert list(fig.data[0].y) == [0.6, 0.9] and list(fig.data[1].y) == [0.7, 0.8]
@@ -59,14 +68,16 @@ def test_auc_summary_groups_bars_by_threshold():
 
 def test_auc_vs_prompts_one_line_per_scorer():
     fig = plots.auc_vs_prompts(
-        [5, 10, 20], {"paper_node": [0.5, 0.6, 0.7], "ours": [0.6, 0.7, 0.9]}
+        [5, 10, 20], {"paper_node": [0.5, 0.6, 0.7], "ours": [0.6, 0.7, 0.9]}, LABELS
     )
     assert [t.name for t in fig.data] == ["SAE node (paper)", "SAE code shift (ours)"]
     assert list(fig.data[1].x) == [5, 10, 20] and list(fig.data[1].y) == [0.6, 0.7, 0.9]
 
 
 def test_null_control_puts_true_and_shuffled_side_by_side():
-    fig = plots.null_control({"paper_node": 0.8, "ours": 0.9}, {"paper_node": 0.52, "ours": 0.47})
+    fig = plots.null_control(
+        {"paper_node": 0.8, "ours": 0.9}, {"paper_node": 0.52, "ours": 0.47}, LABELS
+    )
     assert [t.name for t in fig.data] == ["true labels", "shuffled labels (null)"]
     assert list(fig.data[0].y) == [0.8, 0.9] and list(fig.data[1].y) == [0.52, 0.47]
     (band,) = fig.layout.shapes
@@ -74,7 +85,7 @@ def test_null_control_puts_true_and_shuffled_side_by_side():
 
 
 def test_runtime_bars_on_a_log_axis():
-    fig = plots.runtime_bars({"ours": 2.0, "act_patch": 0.5, "random": 1e-3})
+    fig = plots.runtime_bars({"ours": 2.0, "act_patch": 0.5, "random": 1e-3}, LABELS)
     assert list(fig.data[0].x) == [
         "SAE code shift (ours)",
         "activation patching, other prompts (retest ceiling)",
@@ -84,7 +95,9 @@ def test_runtime_bars_on_a_log_axis():
 
 
 def test_labels_name_the_feature_mode_and_planted_bars_keep_values():
-    fig = plots.planted_control({"flip.position": 0.95, "paper_node.mean": 0.6, "ties": 0.5})
+    fig = plots.planted_control(
+        {"flip.position": 0.95, "paper_node.mean": 0.6, "ties": 0.5}, LABELS
+    )
     assert list(fig.data[0].x) == [
         "SAE paired code flip (ours) [position]",
         "SAE node (paper) [mean]",

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import errno
 import json
+import tempfile
 
 import pytest
 import torch
+import transformers as T
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import interp
 from interp import runs, utils
+from interp.analyses import check, sae
 from interp.cli import app
+from interp.data.corpus import load_corpus
 from interp.fields import ConfigError
+from interp.models import zoo
+from interp.models.io import save_model
 from interp.results import Result
+from interp.seeds import parse_seeds
 
 runner = CliRunner()
 
@@ -49,8 +57,6 @@ def test_corpus_is_checked_before_any_work(tmp_path, corpus, says):
 
 
 def test_empty_corpus_never_reads_the_current_directory(tmp_path, monkeypatch):
-    from interp.data.corpus import load_corpus
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "private.txt").write_text("secret " * 1000)
     with pytest.raises(ValueError, match="corpus is empty"):
@@ -74,8 +80,6 @@ def test_cuda_device_on_a_cpu_torch_is_a_config_error():
 
 
 def test_failed_move_leaves_the_model_where_it_was(tiny_gpt, monkeypatch):
-    import interp.utils as utils
-
     with pytest.raises(ValueError):
         tiny_gpt.to("mps" if not torch.backends.mps.is_available() else "cuda:99")
     monkeypatch.setattr(utils, "_check_available", lambda dev: None)  # let the move itself fail
@@ -121,8 +125,6 @@ def test_in_memory_collect_checks_its_buffers_fit(tiny_gpt, monkeypatch):
 
 
 def test_huge_seed_range_is_refused_before_the_list_is_built():
-    from interp.seeds import parse_seeds
-
     with pytest.raises(ValueError, match="at most 100"):
         parse_seeds("0-1000000000000000")  # a list this long could not be built at all
     res = runner.invoke(app, ["run", "model_report", "--seeds", "0-100000000"])
@@ -164,8 +166,6 @@ def test_bad_interp_model_json_is_a_clear_error(model_dir, edit, says):
 
 
 def test_nan_weights_are_named_not_blamed_on_the_implementation(model_dir, tmp_path):
-    from safetensors.torch import load_file, save_file
-
     state = load_file(str(model_dir / "model.safetensors"))
     key = sorted(state)[3]
     state[key][0] = float("nan")
@@ -177,8 +177,6 @@ def test_nan_weights_are_named_not_blamed_on_the_implementation(model_dir, tmp_p
 
 
 def test_check_names_nan_weights_of_a_hugging_face_model(tmp_path):
-    import transformers as T
-
     hf = T.GPT2LMHeadModel(
         T.GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=4, n_positions=16)
     )
@@ -190,9 +188,6 @@ def test_check_names_nan_weights_of_a_hugging_face_model(tmp_path):
 
 
 def test_truncated_zoo_model_says_rebuild_and_is_not_listed_built(tmp_path, monkeypatch, tiny_gpt):
-    from interp.models import zoo
-    from interp.models.io import save_model
-
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
     path = zoo.get("code-lm-tiny").path
     save_model(tiny_gpt, path)
@@ -211,8 +206,6 @@ def test_truncated_zoo_model_says_rebuild_and_is_not_listed_built(tmp_path, monk
 
 
 def test_layer_beyond_the_model_is_a_config_error(tiny_gpt, monkeypatch):
-    from interp.analyses import sae
-
     tiny_gpt.tokenizer = object()  # sae.load only asks whether there is one
     monkeypatch.setattr(interp, "load_model", lambda *a, **k: tiny_gpt)
     cfg = sae.Config(model="zoo:code-lm-tiny", layer=7, seq_len=16)
@@ -221,7 +214,7 @@ def test_layer_beyond_the_model_is_a_config_error(tiny_gpt, monkeypatch):
     assert sae.load(cfg.model_copy(update={"layer": -2}))[1] == "blocks.0.hook_resid_post"
 
 
-# ------------------------------------------------------------------ experiments, runs folder, CLI options
+# ------------------------------------------------------------ experiments, runs folder, CLI options
 def test_broken_experiment_yaml_hides_no_other_experiment(tmp_path, monkeypatch, fake_analysis):
     exps = tmp_path / "experiments"
     exps.mkdir()
@@ -241,8 +234,6 @@ def test_broken_experiment_yaml_hides_no_other_experiment(tmp_path, monkeypatch,
 
 
 def test_read_only_runs_folder_fails_before_the_run(roots, fake_analysis, monkeypatch):
-    import tempfile
-
     called = []
     monkeypatch.setattr(runs, "_run_logged", lambda *a: called.append(1))
 
@@ -260,7 +251,6 @@ def test_read_only_runs_folder_fails_before_the_run(roots, fake_analysis, monkey
 def test_full_disk_keeps_the_result_and_says_where_it_went(
     roots, fake_analysis, monkeypatch, tmp_path
 ):
-    import tempfile
 
     real_write = Result._write
 
@@ -308,8 +298,6 @@ def test_bad_port_unknown_experiment_filters_exit_2(roots, fake_analysis):
 
 
 def test_sae_and_check_bound_their_buffers_before_any_work(model_dir, monkeypatch, tiny_gpt):
-    from interp.analyses import check, sae
-
     monkeypatch.setattr(utils, "memory_bytes", lambda: 2**30)
     with pytest.raises(ConfigError, match="prompt tokens.*Lower n_prompts"):
         check.run(check.Config(model=str(model_dir), n_prompts=10**6, device="cpu"))

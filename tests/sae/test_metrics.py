@@ -88,3 +88,42 @@ def test_planted_saes_from_a_later_position(tiny_gpt, tokens, how, want):
     assert later["ce_zero"] != pytest.approx(every["ce_zero"])
     with pytest.raises(ValueError, match="first_position"):
         loss_recovered(tiny_gpt, sae, HOOK, tokens, first_position=tokens.shape[1])
+
+
+def test_sink_positions_stay_clean(tiny_gpt, tokens):
+    """``max_norm``: positions above it are left clean by both edits. Below every position's
+    norm, the zero SAE and the ablation change nothing (spliced = zero-ablated = clean loss); above
+    every norm, the result is the plain ``first_position`` one; in between, the planted exact SAE
+    still recovers all of the loss."""
+    from interp import trace
+
+    _, acts = trace(tiny_gpt, tokens, capture=[HOOK])
+    norms = acts[HOOK].norm(dim=-1)[:, 1:]
+    zero = _sae(tiny_gpt.cfg.d_model, "zero")
+    all_sinks = loss_recovered(
+        tiny_gpt, zero, HOOK, tokens, first_position=1, max_norm=float(norms.min()) / 2
+    )
+    assert all_sinks["ce_spliced"] == pytest.approx(all_sinks["ce_clean"], rel=1e-6)
+    assert all_sinks["ce_zero"] == pytest.approx(all_sinks["ce_clean"], rel=1e-6)
+    assert math.isnan(all_sinks["l0"])
+    plain = loss_recovered(tiny_gpt, zero, HOOK, tokens, first_position=1)
+    no_sinks = loss_recovered(
+        tiny_gpt, zero, HOOK, tokens, first_position=1, max_norm=float(norms.max()) * 2
+    )
+    assert all(no_sinks[k] == pytest.approx(plain[k], rel=1e-9) for k in plain)
+    half = float(norms.median())
+    some = loss_recovered(tiny_gpt, zero, HOOK, tokens, first_position=1, max_norm=half)
+    # half the positions ablated: a loss of its own, neither clean nor every position's
+    assert some["ce_zero"] != pytest.approx(plain["ce_zero"])
+    assert some["ce_zero"] != pytest.approx(some["ce_clean"])
+    exact = loss_recovered(
+        tiny_gpt,
+        _sae(tiny_gpt.cfg.d_model, "exact"),
+        HOOK,
+        tokens,
+        first_position=1,
+        max_norm=half,
+    )
+    assert exact["loss_recovered"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="max_norm"):
+        loss_recovered(tiny_gpt, zero, HOOK, tokens, max_norm=0.0)

@@ -234,3 +234,52 @@ def test_metric_points_on_heldout_rows_and_loss_recovered(disk_store, tiny_gpt, 
     assert last["loss_recovered"] == pytest.approx(
         loss_recovered(tiny_gpt, sae, HOOK, tokens)["loss_recovered"]
     )
+
+
+# ------------------------------------------------------------------ sinks
+def _with_sinks(x: torch.Tensor, rows: list[int], factor: float = 500.0) -> torch.Tensor:
+    y = x.clone()
+    y[rows] *= factor
+    return y
+
+
+def test_full_batch_training_without_sinks_equals_training_on_clean_rows():
+    """Planted huge rows, left out by ``max_norm_ratio``: the same SAE, bit for bit, as training
+    on the data without them; without the filter they change the scale and the SAE."""
+    x = _sparse_data()
+    sinks = [3, 70, 200]
+    dirty = _with_sinks(x, sinks)
+    clean = x[[i for i in range(len(x)) if i not in sinks]]
+    cfg = SAEConfig(d_in=16, d_sae=32, kind="topk", k=4)
+    tc = dict(steps=30, lr=3e-3)
+    a, rep_a = train_sae(dirty, cfg, SAETrainConfig(**tc, max_norm_ratio=10.0))
+    b, _ = train_sae(clean, cfg, SAETrainConfig(**tc))
+    c, _ = train_sae(dirty, cfg, SAETrainConfig(**tc))
+    assert rep_a["sink_rows"] == 3 and rep_a["n_rows"] == len(clean)
+    assert a.cfg.input_scale == b.cfg.input_scale != c.cfg.input_scale
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_streamed_training_leaves_sinks_out_of_moments_and_batches(tiny_gpt, tmp_path):
+    from interp.sae.train import RowSource, ShuffledStream
+
+    toks = torch.randint(0, 50, (16, 12), generator=torch.Generator().manual_seed(5))
+    store = interp.collect(tiny_gpt, toks, hooks=[HOOK], out=tmp_path / "s", shard_size=2)
+    src = RowSource(store, HOOK)
+    rows = torch.cat(list(src.chunks()))  # [192, d]
+    norms = rows.norm(dim=-1)
+    ratio = float(norms.quantile(0.9) / norms.median())  # about a tenth of the rows are "sinks"
+    threshold, n_sinks = src.set_sink_threshold(ratio)
+    keep = norms <= threshold
+    assert n_sinks == int((~keep).sum()) > 0
+    mean, sq = src.moments()
+    assert torch.allclose(mean, rows[keep].double().mean(0), atol=1e-5)
+    assert sq == pytest.approx(float(rows[keep].double().pow(2).sum(-1).mean()), rel=1e-6)
+    stream = ShuffledStream(src, buffer_rows=48, seed=0, scale=1.0, dtype=torch.float32)
+    epoch = torch.cat([stream.take(p, 24) for p in range(0, 192, 24)])
+    assert len(epoch) == int(keep.sum()) and bool((epoch.norm(dim=-1) <= threshold).all())
+    sae, report = train_sae(
+        store, SAEConfig(d_in=32, d_sae=48), _stream_cfg(max_norm_ratio=ratio), hook=HOOK
+    )
+    assert report["sink_rows"] == n_sinks and report["max_norm"] == pytest.approx(threshold)
+    assert report["metrics"][-1]["n_rows"] == int(keep[: SAETrainConfig().eval_rows].sum())

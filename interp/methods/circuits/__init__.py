@@ -8,4 +8,6 @@
 - ``attribution.py``: ``edge_attribution`` (EAP, EAP-IG), ``exact_edge_scores``.
 - ``evaluation.py``: ``CircuitEvaluator`` (circuit runs, faithfulness curves, random
   baselines), ``areas`` (CPR, CMD), ``path_patching``.
+- ``scorers.py``: the edge scorers by name (``eap``, ``eap-ig``, ``exact``), one signature,
+  ``register`` / ``get`` / ``names``.
 """

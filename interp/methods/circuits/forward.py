@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import torch
 from jaxtyping import Float
 
-from interp.methods.circuits.graph import Graph
+from interp.methods.circuits.graph import Graph, make_graph
+from interp.tracing.gradients import metric_grads_batch
 from interp.tracing.model import Model
 from interp.tracing.trace import trace
 
@@ -64,7 +65,7 @@ class RunOut:
 
 
 def _weights(m: Model, g: Graph) -> list[dict]:
-    return [m.attn_weights(l) for l in range(g.n_layers)]
+    return [m.attn_weights(layer) for layer in range(g.n_layers)]
 
 
 class _Runner:
@@ -86,7 +87,7 @@ class _Runner:
         self.patch, self.src, self.grad = patch, src, grad
         self.record, self.input_embed = record or patch is not None, input_embed
         self.W = _weights(m, g)
-        self.norms = [m.norm_module("ln1", l) for l in range(g.n_layers)]
+        self.norms = [m.norm_module("ln1", layer) for layer in range(g.n_layers)]
         self.buf: torch.Tensor | None = None
         # the source's writers as [b, pos, d_model, writers] (a view when src came from a run)
         self.src_t = None if src is None else src.writers.transpose(-1, -2).contiguous()
@@ -116,12 +117,12 @@ class _Runner:
         self._put(0, act)
         return act
 
-    def heads(self, l: int, z: torch.Tensor) -> None:
+    def heads(self, layer: int, z: torch.Tensor) -> None:
         if self.record:
             out = torch.einsum(
-                "bphe,hed->bphd", z.detach(), self.W[l]["W_O"].to(z.dtype)
+                "bphe,hed->bphd", z.detach(), self.W[layer]["W_O"].to(z.dtype)
             )  # [B, pos, head, d]
-            start = self.g.head_writer(l, 0)
+            start = self.g.head_writer(layer, 0)
             self._put(slice(start, start + self.g.n_heads), out)
 
     # ------------------------------------------------------------------ readers
@@ -163,27 +164,27 @@ class _Runner:
             out[:, :, :, rows] += sign * delta.view(C, B, T, d, r).transpose(-1, -2)
         return out.reshape(C * B, T, R, d)
 
-    def qkv(self, l: int, which: str, act: torch.Tensor) -> torch.Tensor:
+    def qkv(self, layer: int, which: str, act: torch.Tensor) -> torch.Tensor:
         g = self.g
         if not (self.grad or self.patch is not None):
             return act
         H, K = g.n_heads, g.n_kv_heads
         part = {"q": slice(0, H), "k": slice(H, H + K), "v": slice(H + K, H + 2 * K)}[which]
-        x = self.attn_x[l][:, :, part]  # [B, pos, heads of this kind, d]
-        W, b = self.W[l][f"W_{which.upper()}"], self.W[l][f"b_{which.upper()}"]
+        x = self.attn_x[layer][:, :, part]  # [B, pos, heads of this kind, d]
+        W, b = self.W[layer][f"W_{which.upper()}"], self.W[layer][f"b_{which.upper()}"]
         out = torch.einsum(
-            "bphd,hde->bphe", self.norms[l](x), W.to(x.dtype)
+            "bphd,hde->bphe", self.norms[layer](x), W.to(x.dtype)
         )  # [B, pos, head, d_head]
         if b is not None:
             out = out + b.to(x.dtype)
         return out.to(act.dtype)
 
-    def resid_pre(self, l: int, act: torch.Tensor) -> torch.Tensor:
+    def resid_pre(self, layer: int, act: torch.Tensor) -> torch.Tensor:
         if self.grad or self.patch is not None:
-            s = self.g.attn_readers(l)
-            self.attn_x[l] = self.inputs_of(("attn", l), act, list(range(s.start, s.stop)))
+            s = self.g.attn_readers(layer)
+            self.attn_x[layer] = self.inputs_of(("attn", layer), act, list(range(s.start, s.stop)))
         else:
-            self.inputs[("attn", l)] = act.detach()
+            self.inputs[("attn", layer)] = act.detach()
         return act
 
     def single(self, key: tuple, reader: int, act: torch.Tensor) -> torch.Tensor:
@@ -203,17 +204,20 @@ class _Runner:
             return self.resid_pre(0, a)
 
         e[first] = layer0
-        for l in range(g.n_layers):
-            if l:
-                e[m.hook("resid_pre", l)] = lambda a, l=l: self.resid_pre(l, a)
+        for layer in range(g.n_layers):
+            if layer:
+                e[m.hook("resid_pre", layer)] = lambda a, layer=layer: self.resid_pre(layer, a)
             for c in "qkv":
-                e[m.hook(c, l)] = lambda a, l=l, c=c: self.qkv(l, c, a)
-            e[m.hook("z", l)] = lambda a, l=l: (self.heads(l, a), a)[1]
+                e[m.hook(c, layer)] = lambda a, layer=layer, c=c: self.qkv(layer, c, a)
+            e[m.hook("z", layer)] = lambda a, layer=layer: (self.heads(layer, a), a)[1]
             if g.has_mlp:
-                e[m.norm_input_hook("ln2", l)] = lambda a, l=l: self.single(
-                    ("mlp", l), g.mlp_reader(l), a
+                e[m.norm_input_hook("ln2", layer)] = lambda a, layer=layer: self.single(
+                    ("mlp", layer), g.mlp_reader(layer), a
                 )
-                e[m.hook("mlp_out", l)] = lambda a, l=l: (self._put(g.mlp_writer(l), a), a)[1]
+                e[m.hook("mlp_out", layer)] = lambda a, layer=layer: (
+                    self._put(g.mlp_writer(layer), a),
+                    a,
+                )[1]
         e[m.norm_input_hook("ln_final")] = lambda a: self.single(("logits",), g.logits_reader, a)
         return e
 
@@ -273,7 +277,7 @@ def reader_grads(
     grads = torch.autograd.grad(values.sum(), leaves, allow_unused=True)
     B, T, _, d = leaves[0].shape
     G = torch.zeros(B, T, g.n_readers, d, dtype=leaves[0].dtype, device=leaves[0].device)
-    for (readers, _leaf), gr in zip(out.leaves, grads):
+    for (readers, _leaf), gr in zip(out.leaves, grads, strict=True):
         if gr is not None:
             G[:, :, readers] = gr
     return G
@@ -288,8 +292,6 @@ def build_graph(m: Model, *, check: bool = True) -> Graph:
     the split-reader forward reproduces the model's logits; the logits' input is the sum of
     the writers' outputs plus the attention output biases; patching every edge from a second
     prompt's run gives that prompt's logits. Post-norm models (BERT) are refused up front."""
-    from interp.methods.circuits.graph import make_graph
-
     if m.backend != "tl" or m.kind not in ("transformer",) or not m.n_layers:
         raise ValueError(
             f"{m.model_id}: edge circuits need a TransformerLens transformer "
@@ -352,10 +354,14 @@ def reader_hooks(m: Model, g: Graph) -> list[str]:
     attention readers' shared input), ``hook_q/k/v``, the MLP's ``ln2.hook_in``, the
     unembedding's ``ln_final.hook_in``; and the writers' ``hook_z`` / ``hook_mlp_out``."""
     names = []
-    for l in range(g.n_layers):
-        names += [m.hook("resid_pre", l), *(m.hook(c, l) for c in "qkv"), m.hook("z", l)]
+    for layer in range(g.n_layers):
+        names += [
+            m.hook("resid_pre", layer),
+            *(m.hook(c, layer) for c in "qkv"),
+            m.hook("z", layer),
+        ]
         if g.has_mlp:
-            names += [m.norm_input_hook("ln2", l), m.hook("mlp_out", l)]
+            names += [m.norm_input_hook("ln2", layer), m.hook("mlp_out", layer)]
     return names + [m.norm_input_hook("ln_final")]
 
 
@@ -363,11 +369,11 @@ def writer_outputs(m: Model, g: Graph, acts: dict[str, torch.Tensor]) -> torch.T
     """``[b, pos, writers, d_model]`` from captured ``hook_resid_pre`` (block 0), ``hook_z``
     and ``hook_mlp_out``."""
     parts = [acts[m.hook("resid_pre", 0)][:, :, None]]
-    for l in range(g.n_layers):
-        z = acts[m.hook("z", l)]
-        parts.append(torch.einsum("bphe,hed->bphd", z, m.attn_weights(l)["W_O"].to(z.dtype)))
+    for layer in range(g.n_layers):
+        z = acts[m.hook("z", layer)]
+        parts.append(torch.einsum("bphe,hed->bphd", z, m.attn_weights(layer)["W_O"].to(z.dtype)))
         if g.has_mlp:
-            parts.append(acts[m.hook("mlp_out", l)][:, :, None])
+            parts.append(acts[m.hook("mlp_out", layer)][:, :, None])
     return torch.cat(parts, 2).detach()
 
 
@@ -396,8 +402,6 @@ def fast_reader_grads(
     logits) its reader indices and gradient ``[b, pos, R, d_model]`` (see
     :func:`dense_grads`), and with ``writers`` the writers' outputs ``[b, pos, writers,
     d_model]``."""
-    from interp.tracing.gradients import metric_grads_batch
-
     hooks = [h for h in reader_hooks(m, g) if writers or not h.endswith(("hook_z", "hook_mlp_out"))]
     first = m.hook("resid_pre", 0)
     edits: dict[str, Callable] = {
@@ -409,11 +413,11 @@ def fast_reader_grads(
     grads, acts, _ = metric_grads_batch(m, tokens, metric, hooks, idx=idx, edits=edits)
     dt = acts[first].dtype
     groups: ReaderGrads = []
-    for l in range(g.n_layers):
-        W = m.attn_weights(l)
+    for layer in range(g.n_layers):
+        W = m.attn_weights(layer)
         gW = torch.cat(
             [
-                torch.einsum("bphe,hde->bphd", grads[m.hook(c, l)], W[f"W_{c.upper()}"].to(dt))
+                torch.einsum("bphe,hde->bphd", grads[m.hook(c, layer)], W[f"W_{c.upper()}"].to(dt))
                 for c in "qkv"
             ],
             2,
@@ -421,13 +425,15 @@ def fast_reader_grads(
         # the norm's vector-Jacobian product on R copies of x in a small local graph (faster on
         # a CPU than one forward with torch.func.vjp and its backward vmapped over the readers)
         with torch.enable_grad():
-            x = acts[m.hook("resid_pre", l)][:, :, None, :]
+            x = acts[m.hook("resid_pre", layer)][:, :, None, :]
             x = x.expand(-1, -1, gW.shape[2], -1).clone().requires_grad_(True)
-            (gx,) = torch.autograd.grad(m.norm_module("ln1", l)(x), x, gW)
-        s = g.attn_readers(l)
+            (gx,) = torch.autograd.grad(m.norm_module("ln1", layer)(x), x, gW)
+        s = g.attn_readers(layer)
         groups.append((list(range(s.start, s.stop)), gx.detach()))
         if g.has_mlp:
-            groups.append(([g.mlp_reader(l)], grads[m.norm_input_hook("ln2", l)][:, :, None]))
+            groups.append(
+                ([g.mlp_reader(layer)], grads[m.norm_input_hook("ln2", layer)][:, :, None])
+            )
     groups.append(([g.logits_reader], grads[m.norm_input_hook("ln_final")][:, :, None]))
     return groups, (writer_outputs(m, g, acts) if writers else None)
 

@@ -116,7 +116,7 @@ class Graph:
 
     def edges(self) -> list[Edge]:
         """Every valid edge, reader-major (the order of ``valid.T.nonzero()``)."""
-        return [Edge(int(u), int(r)) for r, u in zip(*np.nonzero(self.valid.T))]
+        return [Edge(int(u), int(r)) for r, u in zip(*np.nonzero(self.valid.T), strict=True)]
 
     def edge_name(self, e: Edge) -> str:
         return f"{self.writers[e.writer].name}->{self.readers[e.reader].name}"
@@ -155,16 +155,18 @@ def make_graph(
     readers: list[Node] = []
     n_up: list[int] = []
     kv = "h" if n_kv_heads == n_heads else "kv"
-    for l in range(n_layers):
+    for layer in range(n_layers):
         before = len(writers)  # what this layer's attention reads
-        readers += [Node(f"a{l}.h{h}<q>", "q", l, h) for h in range(n_heads)]
-        readers += [Node(f"a{l}.{kv}{g}<{c}>", c, l, g) for c in "kv" for g in range(n_kv_heads)]
+        readers += [Node(f"a{layer}.h{h}<q>", "q", layer, h) for h in range(n_heads)]
+        readers += [
+            Node(f"a{layer}.{kv}{g}<{c}>", c, layer, g) for c in "kv" for g in range(n_kv_heads)
+        ]
         n_up += [before] * (n_heads + 2 * n_kv_heads)
-        writers += [Node(f"a{l}.h{h}", "head", l, h) for h in range(n_heads)]
+        writers += [Node(f"a{layer}.h{h}", "head", layer, h) for h in range(n_heads)]
         if has_mlp:
-            readers.append(Node(f"m{l}<in>", "mlp_in", l))
+            readers.append(Node(f"m{layer}<in>", "mlp_in", layer))
             n_up.append(before if parallel else len(writers))
-            writers.append(Node(f"m{l}", "mlp", l))
+            writers.append(Node(f"m{layer}", "mlp", layer))
     readers.append(Node("logits", "logits", n_layers))
     n_up.append(len(writers))
     return Graph(

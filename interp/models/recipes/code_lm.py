@@ -12,9 +12,13 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from interp.data.corpus import load_corpus
+from interp.data.tokenizer import train_bpe
 from interp.models.train import TrainConfig, train
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.models.zoo import recipe, scratch_dir
+from interp.tracing.model import Model
+from interp.utils import seed_everything
 
 
 class LMRecipe(BaseModel):
@@ -62,12 +66,8 @@ def lm_loss(module: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def train_lm(cfg: LMRecipe):
-    """Train the tokenizer and the transformer of an :class:`LMRecipe`; return an ``interp.Model``."""
-    from interp.data.corpus import load_corpus
-    from interp.data.tokenizer import train_bpe
-    from interp.tracing.model import Model
-    from interp.utils import seed_everything
-
+    """Train the tokenizer and the transformer of an :class:`LMRecipe`; return an
+    ``interp.Model``."""
     seed_everything(cfg.seed)
     corpus = load_corpus(cfg.corpus, max_chars=cfg.max_chars, seed=cfg.seed)
     tokenizer = train_bpe(corpus.train, vocab_size=cfg.vocab_size)
@@ -129,7 +129,8 @@ ATTN_ONLY_2L = LMRecipe(
 CODE_PROMPTS = (
     "def add(a, b):\n    return a + b\n\nx = add(1, 2)\nprint(x)\n",
     "import os\n\nfor name in os.listdir(path):\n    if name.endswith('.py'):\n        print(",
-    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
+    "    def push(self, item):\n        self.",
     "try:\n    value = int(text)\nexcept ValueError:\n    raise",
 )
 

@@ -21,16 +21,22 @@ tried, because the model never read *where* an object is:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from interp.data.crossmodal import N_PATCHES, encode, make_vqa, vqa_tokenizer
 from interp.models.train import TrainConfig, load_checkpoint, train
 from interp.models.transformer import TransformerSpec
 from interp.models.vlm import VLMSpec, build_vlm, image_embeddings, wrap_vlm
 from interp.models.zoo import recipe, scratch_dir
-from interp.utils import atomic_path
+from interp.tracing.model import Model
+from interp.utils import atomic_path, seed_everything
 
 
 class VLMRecipe(BaseModel):
@@ -66,15 +72,17 @@ class VLMRecipe(BaseModel):
     seed: int = 0
 
 
-def answer_logits(bridge, batch: dict) -> torch.Tensor:
-    """``[B, vocab]`` logits at each sample's last question position (native forward, no hooks)."""
+def answer_logits(bridge: Any, batch: dict) -> torch.Tensor:
+    """``[B, vocab]`` logits at each sample's last question position (native forward, no
+    hooks)."""
     native = bridge.original_model
     with image_embeddings(bridge, batch["tokens"], batch["pixels"]):
         logits = native(batch["tokens"])
     return logits[torch.arange(len(logits)), batch["last"]]
 
 
-def vqa_accuracy(bridge, batch: dict, chunk: int = 128) -> float:
+def vqa_accuracy(bridge: Any, batch: dict, chunk: int = 128) -> float:
+    """Share of ``batch``'s questions whose answer is the argmax at the last position."""
     correct = 0
     with torch.no_grad():
         for i in range(0, len(batch["tokens"]), chunk):
@@ -87,8 +95,6 @@ def question_lm_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
     """Mean next-token cross-entropy over the question tokens: the logits at question position
     ``t`` (the first question token up to the one before the last) predict token ``t + 1``; the
     last position's prediction is the answer loss, padding is ignored."""
-    from interp.data.crossmodal import N_PATCHES
-
     first = 1 + N_PATCHES  # the first question token
     T = logits.shape[1]
     pos = torch.arange(first, T - 1, device=logits.device)  # query positions t
@@ -107,17 +113,8 @@ def training_extra_types(cfg: dict) -> tuple[str, ...]:
     return ("choose_side",) if cfg.get("side_questions") else ()
 
 
-def train_vlm(cfg: VLMRecipe):
-    from interp.data.crossmodal import encode, make_vqa, vqa_tokenizer
-    from interp.utils import seed_everything
-
-    seed_everything(cfg.seed)
-    tok = vqa_tokenizer()
-    data = make_vqa(
-        cfg.n_train, cfg.n_test, seed=cfg.seed, train_extra=training_extra_types(cfg.model_dump())
-    )
-    train_batch = encode(tok, data.train)
-    test_batch = encode(tok, data.test)
+def build_for(cfg: VLMRecipe, tok: Any) -> Any:
+    """The untrained VLM bridge of ``cfg`` for the VQA tokenizer ``tok``."""
     spec = VLMSpec(
         decoder=TransformerSpec(
             n_layers=cfg.n_layers,
@@ -131,25 +128,27 @@ def train_vlm(cfg: VLMRecipe):
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         image_norm_gain=cfg.image_norm_gain,
     )
-    bridge = build_vlm(spec, tok)
-    every = torch.arange(len(data.train))
-    side = torch.tensor(
-        [i for i, s in enumerate(data.train) if s.qtype == "choose_side"], dtype=torch.long
-    )
-    if cfg.side_stage is not None and not len(side):
-        raise ValueError("side_stage needs side_questions=True")
+    return build_vlm(spec, tok)
 
-    def batches(pool: torch.Tensor, batch_size: int, salt: int):
-        """Seeded batches drawn from the training samples in ``pool``."""
 
-        def batch_fn(step: int) -> dict:
-            g = np.random.default_rng([cfg.seed, salt, step])
-            idx = pool[torch.from_numpy(g.integers(0, len(pool), batch_size))]
-            return {k: v[idx] for k, v in train_batch.items()}
+def seeded_batches(
+    train_batch: dict[str, torch.Tensor], pool: torch.Tensor, batch_size: int, seed: int, salt: int
+) -> Callable[[int], dict[str, torch.Tensor]]:
+    """``batch_fn(step)``: seeded batches drawn from the training samples in ``pool``."""
 
-        return batch_fn
+    def batch_fn(step: int) -> dict[str, torch.Tensor]:
+        g = np.random.default_rng([seed, salt, step])
+        idx = pool[torch.from_numpy(g.integers(0, len(pool), batch_size))]
+        return {k: v[idx] for k, v in train_batch.items()}
 
-    def loss_fn(native, batch) -> torch.Tensor:
+    return batch_fn
+
+
+def vqa_loss(bridge: Any, cfg: VLMRecipe) -> Callable[[Any, dict], torch.Tensor]:
+    """``loss_fn(native, batch)``: cross-entropy on the answer at the last question position,
+    plus the question LM loss and the patch-shape loss at their weights."""
+
+    def loss_fn(native: Any, batch: dict) -> torch.Tensor:
         with image_embeddings(bridge, batch["tokens"], batch["pixels"]):
             logits = native(batch["tokens"])
         loss = F.cross_entropy(logits[torch.arange(len(logits)), batch["last"]], batch["answer"])
@@ -162,36 +161,70 @@ def train_vlm(cfg: VLMRecipe):
             )
         return loss
 
-    def evaluate(native) -> dict:
+    return loss_fn
+
+
+def side_stage(
+    bridge: Any,
+    cfg: VLMRecipe,
+    batch_fn: Callable[[int], dict],
+    loss_fn: Callable[[Any, dict], torch.Tensor],
+    work: Path,
+) -> list[dict]:
+    """The first stage (``choose_side`` questions alone), or its saved result: a build
+    interrupted in the second stage resumes from ``work / "side_stage.pt"``."""
+    if cfg.side_stage is None:
+        raise ValueError(f"{cfg.name} has no side_stage to train")
+    done = work / "side_stage.pt"
+    if done.exists():
+        state = load_checkpoint(done)
+        bridge.original_model.load_state_dict(state["model"])
+        return state["log"]
+    log = [
+        dict(e, stage="side")
+        for e in train(
+            bridge.original_model,
+            batch_fn,
+            loss_fn,
+            cfg.side_stage,
+            checkpoint_dir=work / "side",
+            desc=f"zoo:{cfg.name} (choose_side stage)",
+        )
+    ]
+    with atomic_path(done) as tmp:
+        torch.save({"model": bridge.original_model.state_dict(), "log": log}, tmp)
+    return log
+
+
+def train_vlm(cfg: VLMRecipe) -> Model:
+    """Train the VLM of ``cfg`` (the optional ``choose_side`` stage, then the mixture) and
+    return it wrapped, its test accuracy in ``train_log``."""
+    seed_everything(cfg.seed)
+    tok = vqa_tokenizer()
+    extra = training_extra_types(cfg.model_dump())
+    data = make_vqa(cfg.n_train, cfg.n_test, seed=cfg.seed, train_extra=extra)
+    train_batch = encode(tok, data.train)
+    test_batch = encode(tok, data.test)
+    bridge = build_for(cfg, tok)
+    every = torch.arange(len(data.train))
+    side = torch.tensor(
+        [i for i, s in enumerate(data.train) if s.qtype == "choose_side"], dtype=torch.long
+    )
+    if cfg.side_stage is not None and not len(side):
+        raise ValueError("side_stage needs side_questions=True")
+    loss_fn = vqa_loss(bridge, cfg)
+
+    def evaluate(native: Any) -> dict:
         return {"test_accuracy": vqa_accuracy(bridge, test_batch)}
 
     work = scratch_dir(cfg.name, cfg)
-    done = (
-        work / "side_stage.pt"
-    )  # the finished first stage, so a resumed build goes straight to stage 2
     log: list[dict] = []
     if cfg.side_stage is not None:
-        if done.exists():
-            state = load_checkpoint(done)
-            bridge.original_model.load_state_dict(state["model"])
-            log = state["log"]
-        else:
-            log = [
-                dict(e, stage="side")
-                for e in train(
-                    bridge.original_model,
-                    batches(side, cfg.side_stage.batch_size, 1),
-                    loss_fn,
-                    cfg.side_stage,
-                    checkpoint_dir=work / "side",
-                    desc=f"zoo:{cfg.name} (choose_side stage)",
-                )
-            ]
-            with atomic_path(done) as tmp:
-                torch.save({"model": bridge.original_model.state_dict(), "log": log}, tmp)
+        side_batches = seeded_batches(train_batch, side, cfg.side_stage.batch_size, cfg.seed, 1)
+        log = side_stage(bridge, cfg, side_batches, loss_fn, work)
     log += train(
         bridge.original_model,
-        batches(every, cfg.train.batch_size, 0),
+        seeded_batches(train_batch, every, cfg.train.batch_size, cfg.seed, 0),
         loss_fn,
         cfg.train,
         checkpoint_dir=work,
@@ -199,7 +232,7 @@ def train_vlm(cfg: VLMRecipe):
         eval_every=max(cfg.train.steps // 4, 1),
         desc=f"zoo:{cfg.name}",
     )
-    done.unlink(missing_ok=True)
+    (work / "side_stage.pt").unlink(missing_ok=True)
     model = wrap_vlm(bridge, tok, model_id=f"zoo:{cfg.name}")
     model.train_log = log
     return model
@@ -232,10 +265,10 @@ VLM_6L = VLMRecipe(
     train=TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup=100, log_every=50),
 )
 
-# The full preset's model: deep enough for a window of ~0.28 x depth (the paper's 9 of 32 layers on
-# LLaVA-7B: 3 of 12) to leave room for lower, middle and higher layers, and trained with the question
-# LM loss that makes the question positions read the image (the 6-layer models gathered the
-# question in layer 0 without it). Never trained here: an estimated ~4 h on an idle 2-core CPU
+# The full preset's model: deep enough for a window of ~0.28 x depth (the paper's 9 of 32 layers
+# on LLaVA-7B: 3 of 12) to leave room for lower, middle and higher layers, and trained with the
+# question LM loss that makes the question positions read the image (the 6-layer models gathered
+# the question in layer 0 without it). Never trained here: an estimated ~4 h on an idle 2-core CPU
 # (12 layers x d128 x batch 64, 6,000 steps), minutes on a GPU.
 VLM_12L = VLMRecipe(
     name="vlm-12l",
@@ -252,7 +285,8 @@ VLM_12L = VLMRecipe(
     train=TrainConfig(steps=4500, batch_size=64, lr=1e-3, warmup=100, log_every=50),
 )
 
-# Example questions (the model also needs an image, so the text-only explorer can only tokenize them).
+# Example questions (the model also needs an image, so the text-only explorer can only tokenize
+# them).
 VQA_PROMPTS = (
     "what color is the circle ?",
     "is the square left or right of the triangle ?",
@@ -263,7 +297,8 @@ VQA_PROMPTS = (
 @recipe(
     "vlm-tiny",
     VLM_TINY,
-    "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; 500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
+    "6-layer d64 LLaVA-style VLM on synthetic VQA (32x32 shapes; answer + question LM loss; "
+    "500 choose_side + 3500 mixed steps, ~12 min on an idle CPU)",
     prompts=VQA_PROMPTS,
 )
 def _vlm_tiny(cfg: VLMRecipe):
@@ -273,7 +308,8 @@ def _vlm_tiny(cfg: VLMRecipe):
 @recipe(
     "vlm-6l",
     VLM_6L,
-    "6-layer d128 LLaVA-style VLM on synthetic VQA (the paper-sized toy; ~2 h on CPU, never trained here)",
+    "6-layer d128 LLaVA-style VLM on synthetic VQA (the paper-sized toy; ~2 h on CPU, never "
+    "trained here)",
     prompts=VQA_PROMPTS,
 )
 def _vlm_6l(cfg: VLMRecipe):

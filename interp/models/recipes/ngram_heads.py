@@ -6,14 +6,14 @@ hard-wired n-gram layers (m = 1, 2). The loss is next-token cross-entropy on sym
 targets only: targets that are the separator (when a string ends is random) or padding
 are masked. Batches are packed by prompt length (:func:`interp.data.ngram_heads.packed_batch_fn`).
 
-Sizes follow the scale-down in docs/analyses/ngram_heads.md: 2,400 steps of batch 32 (the transformer's
-n-gram heads formed at steps ~900-1,300 in a probe), 2,500 training DFAs; ``-tiny`` recipes exist
-for tests. The ``-full`` recipes are the paper's regime (:data:`PAPER_PROMPTS`, :func:`_full_recipes`):
-a transformer of 8 layers, d 128, 2 heads; prompts of 10-19 strings of length 1-49; 2,500 training
-DFAs; 31,250 steps of batch 32 (the official code's 400 epochs over 2,500 examples), AdamW 2.5e-4,
-weight decay 0.1, cosine with a warmup of a tenth of training to 0.1 x lr. On this project's 2-core
-CPU that is an estimated ~2 days for the three models (never trained here); about an hour each on
-one GPU.
+Sizes follow the scale-down in docs/analyses/ngram_heads.md: 2,400 steps of batch 32 (the
+transformer's n-gram heads formed at steps ~900-1,300 in a probe), 2,500 training DFAs; ``-tiny``
+recipes exist for tests. The ``-full`` recipes are the paper's regime (:data:`PAPER_PROMPTS`,
+:func:`_full_recipes`): a transformer of 8 layers, d 128, 2 heads; prompts of 10-19 strings of
+length 1-49; 2,500 training DFAs; 31,250 steps of batch 32 (the official code's 400 epochs over
+2,500 examples), AdamW 2.5e-4, weight decay 0.1, cosine with a warmup of a tenth of training to 0.1
+x lr. On this project's 2-core CPU that is an estimated ~2 days for the three models (never trained
+here); about an hour each on one GPU.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def train_icll(cfg: ICLLRecipe):
         spec = cfg.transformer.model_copy(update={"d_vocab": VOCAB_SIZE, "init_seed": cfg.seed})
         if spec.n_ctx < cfg.data.prompt.max_tokens:
             raise ValueError(
-                f"n_ctx={spec.n_ctx} is shorter than the longest prompt ({cfg.data.prompt.max_tokens})"
+                f"n_ctx={spec.n_ctx} is shorter than the longest prompt "
+                f"({cfg.data.prompt.max_tokens})"
             )
         wrapper = build_transformer(spec)
         module = wrapper.original_model
@@ -221,7 +222,8 @@ def _describe(name: str, cfg: ICLLRecipe) -> str:
         what = what.format(L=cfg.transformer.n_layers, d=cfg.transformer.d_model)
     p = cfg.data.prompt
     return (
-        f"{what} on random-DFA prompts ({p.min_strings}-{p.max_strings} strings of length {p.min_len}-{p.max_len}): "
+        f"{what} on random-DFA prompts ({p.min_strings}-{p.max_strings} strings of length "
+        f"{p.min_len}-{p.max_len}): "
         f"{cfg.train.steps} steps x {cfg.train.batch_size}, {cfg.data.n_dfas} DFAs"
         + (
             "; the paper's regime, ~2 days on CPU (estimate), never trained here"

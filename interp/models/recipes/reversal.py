@@ -33,16 +33,20 @@ facts a model was trained on from ``zoo.get(name).config.facts``.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
-from interp.data.reversal import FactsConfig, FactSet, make_facts
+from interp.data.reversal import DIRECTIONS, GROUPS, TRAINED, FactsConfig, FactSet, make_facts
+from interp.methods.completion import is_masked, slot_accuracy
 from interp.models.train import TrainConfig, lr_at, train
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.models.zoo import _RECIPES, recipe, scratch_dir
+from interp.tracing.model import Model
+from interp.utils import seed_everything
 
 OBJECTIVES = ("clm", "mlm15", "mlmu")
 VARIANTS = ("token", "text")
@@ -108,8 +112,6 @@ def fact_accuracies(model, facts: FactSet, tokenizer, batch_size: int = 512) -> 
     model, ``reverse_in_place_accuracy`` (one-direction pairs, the other entity masked in its
     trained sentence); ``reverse_order_swapped_accuracy`` (one-direction pairs asked the
     untrained way, asked entity at the end)."""
-    from interp.data.reversal import DIRECTIONS, GROUPS, TRAINED
-    from interp.methods.completion import is_masked, slot_accuracy
 
     def acc(examples) -> float:  # one direction at a time: its targets share one length
         tokens, plen = facts.encode(examples, tokenizer)
@@ -141,8 +143,6 @@ def _train_until_converged(
     :class:`ConvergedRecipe`, :class:`PlateauStop` (the step hook raises :class:`Converged`);
     the log (loss every ``log_every`` steps, evaluations, the stop) is kept here because the
     loop's own log is lost when it is left early. A :class:`BudgetRecipe` runs to its end."""
-    import time
-
     log: list[dict[str, Any]] = []
     history: list[float] = []
     last_loss: dict[str, float] = {}
@@ -281,9 +281,6 @@ def make_objective(
 
 def train_reversal(cfg: ReversalRecipe):
     """Build the fact set and the transformer of ``cfg``, train it; return an ``interp.Model``."""
-    from interp.tracing.model import Model
-    from interp.utils import seed_everything
-
     seed_everything(cfg.seed)
     facts = make_facts(cfg.facts)
     tok = facts.tokenizer()
@@ -420,8 +417,6 @@ def _questions(facts_json: str) -> tuple[str, ...]:
 def example_questions(facts_cfg: FactsConfig) -> list[tuple[str, str]]:
     """``(prompt, what it asks)`` for one fact of each kind: asked in its trained direction
     first, then reversed (never trained), on the first training template."""
-    from interp.data.reversal import TRAINED
-
     facts = make_facts(facts_cfg)
     out = []
     for group, direction in (

@@ -14,14 +14,20 @@ directory (``snapshots.pt``) so that analyses can measure metrics over training.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from interp.data.rnn_hmm import HMMSpec, make_hmm, sample
+from interp.models import zoo
 from interp.models.hmm_rnn import BUILDER, HMMRNN, HMMRNNSpec, sinkhorn_loss
 from interp.models.train import TrainConfig, load_checkpoint, train
 from interp.models.zoo import recipe, scratch_dir
+from interp.tracing.model import Model
+from interp.utils import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +56,8 @@ class HMMRecipe(BaseModel):
     seed: int = 0
 
 
-def hmm_of(cfg: HMMRecipe):
-    from interp.data.rnn_hmm import make_hmm
-
+def hmm_of(cfg: HMMRecipe) -> HMMSpec:
+    """The HMM of the recipe."""
     return make_hmm(cfg.hmm_kind, cfg.n_states)
 
 
@@ -70,30 +75,31 @@ def load_snapshots(cfg: HMMRecipe) -> dict[int, dict]:
     return load_checkpoint(path)["snapshots"]
 
 
+def _batch_and_loss(cfg: HMMRecipe, hmm: HMMSpec) -> tuple[Callable, Callable]:
+    """``batch_fn(step)``: one-hot HMM samples (seeded by step) and the step; ``loss_fn(m,
+    batch)``: the Sinkhorn loss of the RNN's outputs on fresh noise (seeded by step) to them."""
+    sinkhorn = sinkhorn_loss(blur=cfg.blur)
+
+    def batch_fn(step: int) -> tuple[torch.Tensor, int]:
+        _, obs = sample(hmm, cfg.batch_size, cfg.T, seed=cfg.seed * 1_000_003 + step)
+        return F.one_hot(obs, hmm.n_outputs).float(), step
+
+    def loss_fn(m: HMMRNN, batch: tuple[torch.Tensor, int]) -> torch.Tensor:
+        target, step = batch
+        g = torch.Generator().manual_seed(cfg.seed * 7_919 + step + 17)
+        y = m.sample_outputs(m.noise(cfg.batch_size, cfg.T, g), generator=g)
+        return sinkhorn(y, target)
+
+    return batch_fn, loss_fn
+
+
 def train_hmm_rnn(cfg: HMMRecipe):
     """Train an :class:`HMMRNN` on ``cfg``; return an ``interp.Model``."""
-    import torch.nn.functional as F
-
-    from interp.data.rnn_hmm import sample
-    from interp.tracing.model import Model
-    from interp.utils import seed_everything
-
     seed_everything(cfg.seed)
     hmm = hmm_of(cfg)
     spec = cfg.spec.model_copy(update={"d_out": hmm.n_outputs})
     module = HMMRNN(spec)
-    loss_fn_ = sinkhorn_loss(blur=cfg.blur)
-
-    def batch_fn(step: int):
-        _, obs = sample(hmm, cfg.batch_size, cfg.T, seed=cfg.seed * 1_000_003 + step)
-        return F.one_hot(obs, hmm.n_outputs).float(), step
-
-    def loss_fn(m: HMMRNN, batch) -> torch.Tensor:
-        target, step = batch
-        g = torch.Generator().manual_seed(cfg.seed * 7_919 + step + 17)
-        y = m.sample_outputs(m.noise(cfg.batch_size, cfg.T, g), generator=g)
-        return loss_fn_(y, target)
-
+    batch_fn, loss_fn = _batch_and_loss(cfg, hmm)
     work = scratch_dir(cfg.name, cfg)
     keep = set(snapshot_steps(cfg))
     snaps: dict[int, dict] = {}
@@ -232,8 +238,6 @@ for _n, _c in FULL.items():
 
 def recipe_config(model_name: str) -> HMMRecipe | None:
     """The :class:`HMMRecipe` behind ``zoo:<name>`` (None if it is not one of these recipes)."""
-    from interp.models import zoo
-
     name = model_name[4:] if model_name.startswith("zoo:") else model_name
     try:
         cfg = zoo.get(name).config  # a recipe or <recipe>@<training seed>

@@ -12,10 +12,14 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from interp.data.sae_circuits import template_corpus, template_vocab
+from interp.data.tokenizer import word_tokenizer
 from interp.models.recipes.code_lm import lm_loss
 from interp.models.train import TrainConfig, train
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.models.zoo import recipe, scratch_dir
+from interp.tracing.model import Model
+from interp.utils import seed_everything
 
 
 def _default_mix() -> dict[str, float]:
@@ -37,11 +41,6 @@ class CircuitLMRecipe(BaseModel):
 
 def train_circuit_lm(cfg: CircuitLMRecipe):
     """Train ``cfg`` on freshly sampled template-language batches; return an ``interp.Model``."""
-    from interp.data.sae_circuits import template_corpus, template_vocab
-    from interp.data.tokenizer import word_tokenizer
-    from interp.tracing.model import Model
-    from interp.utils import seed_everything
-
     seed_everything(cfg.seed)
     tok = word_tokenizer(template_vocab())
     spec = cfg.spec.model_copy(update={"d_vocab": len(tok)})

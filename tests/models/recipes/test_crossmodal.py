@@ -82,7 +82,8 @@ def test_question_lm_loss_scores_only_the_question_tokens():
         -1, b["tokens"][:, 1:, None], 30.0
     )  # each position predicts the next token
     assert float(question_lm_loss(perfect, b)) < 1e-6
-    # wrong predictions at the image, at each row's last token (the answer's place) and past it are ignored
+    # wrong predictions at the image, at each row's last token (the answer's place) and past it
+    # are ignored
     off = perfect.clone()
     for i in range(B):
         off[i, : 1 + N_PATCHES] = 0.0

@@ -1,149 +1,18 @@
-"""Circuit discovery with discrete SAE codes (O'Neill & Bui 2024), our scorers, and metrics.
-
-Pipeline on any TransformerLens model and paired prompts (:mod:`interp.data.sae_circuits`):
-
-1. per (prompt, position, head): what the head writes to the residual stream
-   (:func:`interp.methods.patching.head_outputs`), read by :func:`select_positions` as the
-   paper does (mean over positions), at the answer position, or per position:
-   ``[2N, slots, heads, d_model]``;
-2. one SAE shared by all heads (and positions) trained on a few prompts' vectors; its FVU is
-   also measured on the prompts it did not see (:func:`sae_codes`);
-3. a (prompt, slot, head) *code* is its most active latent (``[2N, slots, heads]`` ints);
-4. scores per head:
-
-   - :func:`paper_node_scores`: number of codes seen in positives and never in negatives,
-     softmaxed across heads (the paper's node score);
-   - :func:`paper_edge_scores`: per ordered head pair, the number of code pairs that co-occur
-     in positives and never in negatives; pairs ranked, and a head scored by how many of the
-     top ``heads**2 // 2`` list entries it takes (the paper's edge-based head score, ties
-     shared neutrally);
-   - :func:`code_shift_scores` (ours): does the head's code distribution differ between
-     positives and negatives? A chi-squared (or mutual-information) statistic against a
-     paired permutation null (labels flipped within pairs), reported as a z-score;
-   - :func:`paired_shift_scores` on :func:`code_flip_grams` (ours, paired): does the head's
-     code flip the same way from each positive to its counterfactual? Sign-flip null; on
-     :func:`feature_diff_grams` the same statistic on the raw output differences (no SAE);
-   - :func:`latent_attribution` (ours): each latent's change weighted by its effect on the
-     metric (decoder row . gradient from :func:`output_grads`).
-
-Multi-slot codes are scored row-wise by :func:`pool_positions` (a code is keyed by its slot).
-:func:`planted_features` builds a positive control whose answer is known;
-:func:`relabel_across_pairs` the null control's labels (random halves, random pairs).
-
-Metrics, thin wrappers over scikit-learn and scipy: :func:`roc_auc` (ties get half credit),
-:func:`roc_curve`, :func:`spearman`, :func:`best_f1`. The permutation null of
-:func:`code_shift_scores` is ours: it scores every permutation and head in one array
-operation (its chi-squared and mutual information equal ``scipy.stats.chi2_contingency``
-without continuity correction and ``sklearn.metrics.mutual_info_score``; the tests check).
-"""
+"""Head scorers on SAE codes and head outputs: the paper's node and edge scores, our
+code-shift and paired scorers with their permutation nulls, latent attribution, the null-control
+labels and the planted positive control (see the package docstring)."""
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Float, Int, Real
+from jaxtyping import Bool, Float, Int
 
-from interp.sae.model import SAEConfig
-from interp.sae.train import SAETrainConfig, train_sae
-
-
-# ------------------------------------------------------------------ features and codes
-FEATURES = ("mean", "answer", "position")  # where a head's output is read (see select_positions)
+from interp.methods.sae_scores.metrics import top_fraction
 
 
-def select_positions(
-    x: Float[torch.Tensor, "n pos heads d"],
-    mode: str,
-    answer_pos: Int[torch.Tensor, " n"],
-    reduce: Literal["mean", "sum"] = "mean",
-) -> Float[torch.Tensor, "n slots heads d"]:
-    """Head vectors read where ``mode`` says: ``"mean"`` over positions (the paper's features;
-    ``reduce="sum"`` sums instead, which is what a gradient w.r.t. that mean feature needs),
-    at the ``"answer"`` position, or every ``"position"`` kept apart. ``[n, slots, heads, d]``
-    with ``slots`` = 1, 1, ``pos``."""
-    if mode == "mean":
-        return x.mean(1, keepdim=True) if reduce == "mean" else x.sum(1, keepdim=True)
-    if mode == "answer":
-        return x[torch.arange(len(x)), torch.as_tensor(answer_pos, dtype=torch.long)][:, None]
-    if mode == "position":
-        return x
-    raise ValueError(f"unknown feature mode {mode!r}: one of {FEATURES}")
-
-
-def sae_codes(
-    features: Float[torch.Tensor, "n *slots heads d"],
-    sae_cfg: SAEConfig | dict | None = None,
-    train_cfg: SAETrainConfig | dict | None = None,
-    train_rows: Int[np.ndarray, " rows"] | None = None,
-    train_on: Float[torch.Tensor, "n *other_slots heads d"] | None = None,
-) -> tuple[Int[np.ndarray, "n *slots heads"], dict]:
-    """Train one SAE (shared by all heads, and positions) on the prompts ``features[train_rows]``
-    (all prompts when None) and return the argmax codes of *all* prompts ``[n, ..., heads]``
-    and the SAE's report: FVU etc. on its training vectors, and ``fvu_heldout`` on the prompts
-    it did not train on (NaN when there are none).
-
-    ``train_on``: other vectors of the same prompts to train on instead (e.g. every position's
-    head outputs when ``features`` holds only the answer position's: one vector per prompt and
-    head is fewer training vectors than latents, and such an SAE does not generalise). The codes
-    and ``fvu_heldout`` are still those of ``features``."""
-    from interp.sae.train import evaluate_sae
-
-    n, d = features.shape[0], features.shape[-1]
-    cfg = SAEConfig.model_validate(
-        {
-            "d_in": d,
-            **(
-                dict(sae_cfg)
-                if isinstance(sae_cfg, dict)
-                else (sae_cfg.model_dump() if sae_cfg is not None else {})
-            ),
-        }
-    )
-    rows = torch.arange(n) if train_rows is None else torch.as_tensor(train_rows, dtype=torch.long)
-    source = features if train_on is None else train_on
-    if source.shape[0] != n or source.shape[-1] != d:
-        raise ValueError(
-            f"train_on has shape {tuple(source.shape)}: it needs the same prompts ({n}) and "
-            f"width ({d}) as features {tuple(features.shape)}"
-        )
-    sae, report = train_sae(source[rows].reshape(-1, d), cfg, train_cfg)
-    held = torch.ones(n, dtype=torch.bool)
-    held[rows] = False
-    report["fvu_heldout"] = (
-        evaluate_sae(sae, features[held].reshape(-1, d))["fvu"] if held.any() else float("nan")
-    )
-    with torch.no_grad():
-        f = sae.encode(features.reshape(-1, d).to(sae.W_dec.dtype))  # [n*slots*heads, d_sae]
-    codes = f.argmax(-1).view(features.shape[:-1]).cpu().numpy()
-    # An input with no active latent gets its own code (-1), not latent 0.
-    codes[(f.max(-1).values <= 0).view(features.shape[:-1]).cpu().numpy()] = -1
-    report["sae"] = sae
-    return codes, report
-
-
-def pool_positions(
-    codes: Int[np.ndarray, "n slots heads"],
-    labels: Bool[np.ndarray, " n"],
-    pairs: Int[np.ndarray, " n"] | None = None,
-) -> tuple[
-    Int[np.ndarray, "rows heads"], Bool[np.ndarray, " rows"], Int[np.ndarray, " rows"] | None
-]:
-    """Codes of every (prompt, slot) as rows for the row-wise scorers, each code keyed by its slot
-    (so a latent at position 3 and the same latent at position 5 are different codes):
-    ``(codes [n*slots, heads], labels [n*slots], pairs [n*slots])``. A row keeps its prompt's
-    pair id, so a null that flips a pair flips all its positions together. One slot: the codes
-    are only shifted (by one), which changes no score."""
-    n, S, H = codes.shape
-    span = int(codes.max()) + 2  # codes run from -1
-    keyed = (codes + 1) + span * np.arange(S)[None, :, None]  # [n, slots, heads]
-    rep = lambda a: None if a is None else np.repeat(np.asarray(a), S)
-    return keyed.reshape(n * S, H), rep(np.asarray(labels, dtype=bool)), rep(pairs)
-
-
-# ------------------------------------------------------------------ paper scores
 def paper_node_scores(
     codes: Int[np.ndarray, "n heads"], labels: Bool[np.ndarray, " n"]
 ) -> Float[np.ndarray, " heads"]:
@@ -302,7 +171,8 @@ def shuffled_labels(
 ) -> Bool[np.ndarray, " n"]:
     """Labels flipped within each pair at random (or permuted): the null of a *magnitude*
     score computed from the real pairs (swapping a pair flips the sign of its effect). Not a
-    null for code scorers: a label-free head property survives it (see :func:`relabel_across_pairs`)."""
+    null for code scorers: a label-free head property survives it (see
+    :func:`relabel_across_pairs`)."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels, dtype=bool)
     if pairs is None:
@@ -422,10 +292,11 @@ def output_grads(
     m, tokens: Int[torch.Tensor, "n pos"], metric, batch_size: int = 64
 ) -> Float[torch.Tensor, "n pos layers d_model"]:
     """Gradient of ``metric`` w.r.t. each layer's attention output (``m.hook("attn_out", l)``),
-    which is the gradient w.r.t. every head's output in that layer: ``[n, pos, layers, d_model]``."""
+    which is the gradient w.r.t. every head's output in that layer:
+    ``[n, pos, layers, d_model]``."""
     from interp.tracing.gradients import metric_grads
 
-    names = [m.hook("attn_out", l) for l in range(m.n_layers)]
+    names = [m.hook("attn_out", layer) for layer in range(m.n_layers)]
     grads = metric_grads(m, tokens, metric, names, batch_size=batch_size)
     return torch.stack([grads[k] for k in names], 2)  # [n, pos, layers, d_model]
 
@@ -459,85 +330,3 @@ def planted_features(
         u = torch.as_tensor(rng.standard_normal(d), dtype=x.dtype)
         x[pos, int(rng.integers(S)), h] += strength * rms * u / u.norm()
     return x, truth
-
-
-# ------------------------------------------------------------------ metrics
-# Thin wrappers over scikit-learn / scipy that keep this module's conventions: ``(scores,
-# truth)`` argument order, NaN (not an exception or a warning) when a metric is undefined.
-def roc_auc(scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]) -> float:
-    """Area under the ROC curve; tied scores count half (Mann-Whitney with midranks, which is
-    what ``sklearn.metrics.roc_auc_score`` computes). NaN when one class is empty."""
-    from sklearn.metrics import roc_auc_score
-
-    truth = np.asarray(truth, dtype=bool)
-    if truth.all() or not truth.any():
-        return float("nan")
-    return float(roc_auc_score(truth, np.asarray(scores, float)))
-
-
-def roc_curve(
-    scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]
-) -> tuple[Float[np.ndarray, " points"], Float[np.ndarray, " points"]]:
-    """``(fpr, tpr)`` from (0, 0) over every distinct threshold, tied scores taken together."""
-    from sklearn.metrics import roc_curve as _roc_curve
-
-    fpr, tpr, _ = _roc_curve(
-        np.asarray(truth, dtype=bool), np.asarray(scores, float), drop_intermediate=False
-    )
-    return fpr, tpr
-
-
-def spearman(a: Real[np.ndarray, " n"], b: Real[np.ndarray, " n"]) -> float:
-    """Spearman rank correlation (``scipy.stats.spearmanr``); NaN if either is constant."""
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:  # scipy also gives NaN, with a warning
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
-
-
-def best_f1(
-    scores: Real[np.ndarray, " heads"], truth: Bool[np.ndarray, " heads"]
-) -> dict[str, float]:
-    """Precision and recall at the score threshold with the best F1 (the lowest such threshold
-    on ties; F1 0 and threshold inf when no threshold finds a true head)."""
-    from sklearn.metrics import precision_recall_curve
-
-    truth = np.asarray(truth, dtype=bool)
-    best = {"f1": 0.0, "precision": 0.0, "recall": 0.0, "threshold": float("inf")}
-    if not truth.any():
-        return best
-    # thresholds ascending; the last (precision, recall) = (1, 0) point has no threshold
-    prec, rec, thr = precision_recall_curve(truth, np.asarray(scores, float))
-    prec, rec = prec[:-1], rec[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
-    k = int(np.argmax(f1))
-    if f1[k] > 0:
-        best = {
-            "f1": float(f1[k]),
-            "precision": float(prec[k]),
-            "recall": float(rec[k]),
-            "threshold": float(thr[k]),
-        }
-    return best
-
-
-def top_fraction(effects: Float[np.ndarray, " heads"], frac: float) -> Bool[np.ndarray, " heads"]:
-    """Ground-truth circuit: the ``ceil(frac * heads)`` heads with the largest ``effects``."""
-    k = max(1, int(np.ceil(frac * len(effects))))
-    truth = np.zeros(len(effects), dtype=bool)
-    truth[np.argsort(-np.asarray(effects), kind="stable")[:k]] = True
-    return truth
-
-
-class Timer:
-    """``with Timer() as t: ...; t.seconds``."""
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0
