@@ -211,6 +211,62 @@ def histogram_edges(n_bins: int = 40, log_range: tuple[float, float] = (-4.0, 4.
 
 
 # ------------------------------------------------------------------ the pass
+class _Scan:
+    """What one streaming pass over the codes keeps per latent: how often it fired, a histogram
+    of its log10 activations, and its top ``k`` activations (descending; 0 marks an empty slot)
+    with their global flat index ``item * T + pos`` and the ``2 * context + 1`` codes around
+    each. Buffers live on ``device``."""
+
+    def __init__(
+        self,
+        d_sae: int,
+        k: int,
+        context: int,
+        n_bins: int,
+        log_range: tuple[float, float],
+        dtype: torch.dtype,
+        device: torch.device,
+    ):
+        self.d_sae, self.k, self.n_bins = d_sae, k, n_bins
+        self.lo, self.width = log_range[0], (log_range[1] - log_range[0]) / n_bins
+        self.fires = torch.zeros(d_sae, dtype=torch.int64, device=device)
+        self.hist = torch.zeros(d_sae * n_bins, dtype=torch.int64, device=device)
+        self.best = torch.zeros(d_sae, k, dtype=dtype, device=device)
+        self.best_flat = torch.zeros(d_sae, k, dtype=torch.int64, device=device)
+        self.best_ctx = torch.zeros(d_sae, k, 2 * context + 1, dtype=dtype, device=device)
+        self.offsets = torch.arange(-context, context + 1, device=device)  # [W]
+        self.n_tokens = 0
+
+    def add(self, f: torch.Tensor, first: int) -> None:
+        """Codes ``f`` ``[b, T, d_sae]`` of the items whose first position has flat index
+        ``first``."""
+        b, T, d_sae = f.shape
+        self.n_tokens += b * T
+        flat = f.reshape(b * T, d_sae)  # [b * T, d_sae]
+        # the firing entries (sparse), in position order
+        tok, latent = (flat > 0).nonzero().unbind(1)
+        vals = flat[tok, latent]
+        self.fires += torch.bincount(latent, minlength=d_sae)
+        bins = ((vals.log10() - self.lo) / self.width).floor().clamp(0, self.n_bins - 1).long()
+        self.hist += torch.bincount(latent * self.n_bins + bins, minlength=d_sae * self.n_bins)
+        # candidates for the top k: only entries above the latent's current k-th best (ties go
+        # to the earlier position, and every earlier position is in the buffers already)
+        new = vals > self.best[latent, self.k - 1]
+        if not bool(new.any()):
+            return
+        tok, latent, vals = tok[new], latent[new], vals[new]
+        row, p = tok // T, tok % T
+        wpos = p[:, None] + self.offsets  # [n, W]
+        inside = (wpos >= 0) & (wpos < T)
+        ctx = (
+            f[row[:, None].expand_as(wpos), wpos.clamp(0, T - 1), latent[:, None].expand_as(wpos)]
+            * inside
+        )
+        self.best, self.best_flat, self.best_ctx = _merge(
+            self.best, self.best_flat, self.best_ctx, latent, vals, first + tok, ctx
+        )
+
+
 @torch.no_grad()
 def feature_pages(
     sae: Any,
@@ -240,72 +296,26 @@ def feature_pages(
             f"context={context}, batch_size={batch_size}"
         )
     T = int(store.manifest.arrays[hook].shape[0])
-    W = 2 * context + 1
     d_sae = int(sae.cfg.d_sae)
     tokens = store.tokens[
         :, _first_position(store.manifest.positions) :
     ]  # [N, T] (small next to the activations)
     edges = histogram_edges(n_bins, log_range)
-    lo, width = log_range[0], (log_range[1] - log_range[0]) / n_bins
     dtype = sae.W_dec.dtype
     dev = sae.W_dec.device  # buffers live beside the SAE (a GPU pass moves only the batches there)
-    fires = torch.zeros(d_sae, dtype=torch.int64, device=dev)
-    hist = torch.zeros(d_sae * n_bins, dtype=torch.int64, device=dev)
-    # [d_sae, k] buffers, descending; a value of 0 marks an empty slot
-    best = torch.zeros(d_sae, k, dtype=dtype, device=dev)
-    best_flat = torch.zeros(
-        d_sae, k, dtype=torch.int64, device=dev
-    )  # global flat index item * T + pos
-    best_ctx = torch.zeros(d_sae, k, W, dtype=dtype, device=dev)
-    offsets = torch.arange(-context, context + 1, device=dev)  # [W]
-    n_tokens = 0
+    scan = _Scan(d_sae, k, context, n_bins, log_range, dtype, dev)
     for start, stop, shard in store.iter_shards(hook):
         for a in range(0, stop - start, batch_size):
             x = shard[a : a + batch_size].to(dev, dtype)  # [b, T, d_in]
-            b = x.shape[0]
-            f = sae.encode(x)  # [b, T, d_sae]
-            n_tokens += b * T
-            flat = f.reshape(b * T, d_sae)  # [b * T, d_sae]
-            tok, latent = (
-                (flat > 0).nonzero().unbind(1)
-            )  # the firing entries (sparse), in position order
-            vals = flat[tok, latent]
-            fires += torch.bincount(latent, minlength=d_sae)
-            bins = ((vals.log10() - lo) / width).floor().clamp(0, n_bins - 1).long()
-            hist += torch.bincount(latent * n_bins + bins, minlength=d_sae * n_bins)
-            # candidates for the top k: only entries above the latent's current k-th best (ties go to the
-            # earlier position, and every earlier position is in the buffers already)
-            new = vals > best[latent, k - 1]
-            if bool(new.any()):
-                tok, latent, vals = tok[new], latent[new], vals[new]
-                row, p = tok // T, tok % T
-                wpos = p[:, None] + offsets  # [n, W]
-                inside = (wpos >= 0) & (wpos < T)
-                ctx = (
-                    f[
-                        row[:, None].expand_as(wpos),
-                        wpos.clamp(0, T - 1),
-                        latent[:, None].expand_as(wpos),
-                    ]
-                    * inside
-                )
-                best, best_flat, best_ctx = _merge(
-                    best, best_flat, best_ctx, latent, vals, (start + a) * T + tok, ctx
-                )
+            scan.add(sae.encode(x), (start + a) * T)  # codes [b, T, d_sae]
     best, best_flat, best_ctx, fires, hist = (
-        t.cpu() for t in (best, best_flat, best_ctx, fires, hist)
+        t.cpu() for t in (scan.best, scan.best_flat, scan.best_ctx, scan.fires, scan.hist)
     )
-    offsets = offsets.cpu()
+    offsets, n_tokens = scan.offsets.cpu(), scan.n_tokens
     empty = best <= 0
     items = torch.where(empty, -1, best_flat // T)
     pos_ = torch.where(empty, -1, best_flat % T)
-    wpos = pos_[..., None] + offsets  # [d_sae, k, W]
-    inside = (wpos >= 0) & (wpos < T) & ~empty[..., None]
-    tok_t = torch.as_tensor(np.asarray(tokens)).long()
-    ctx_tokens = torch.where(
-        inside, tok_t[items.clamp(min=0)[..., None].expand_as(wpos), wpos.clamp(0, T - 1)], -1
-    )
-    best_ctx = torch.where(inside, best_ctx, torch.zeros((), dtype=dtype))
+    ctx_tokens, best_ctx = _contexts(items, pos_, offsets, tokens, best_ctx, T)
     promoted, pvals, suppressed, svals, note = _logit_effects(sae, model, n_logit_tokens)
     used = np.unique(
         np.concatenate([ctx_tokens[ctx_tokens >= 0].numpy(), promoted.ravel(), suppressed.ravel()])
@@ -334,6 +344,27 @@ def feature_pages(
         string_ids=used.astype(np.int64) if tokenizer is not None else np.zeros(0, np.int64),
         strings=strings,
     )
+
+
+def _contexts(
+    items: torch.Tensor,
+    pos: torch.Tensor,
+    offsets: torch.Tensor,
+    tokens: Any,
+    codes: torch.Tensor,
+    T: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``[d_sae, k, W]`` around each top activation (``items``/``pos`` ``[d_sae, k]``,
+    -1 for an empty slot; ``T`` positions per item) and the codes there, -1 / 0 outside the
+    sequence or the slot."""
+    empty = items < 0
+    wpos = pos[..., None] + offsets  # [d_sae, k, W]
+    inside = (wpos >= 0) & (wpos < T) & ~empty[..., None]
+    tok_t = torch.as_tensor(np.asarray(tokens)).long()
+    ctx_tokens = torch.where(
+        inside, tok_t[items.clamp(min=0)[..., None].expand_as(wpos), wpos.clamp(0, T - 1)], -1
+    )
+    return ctx_tokens, torch.where(inside, codes, torch.zeros((), dtype=codes.dtype))
 
 
 def _first_position(positions: str) -> int:

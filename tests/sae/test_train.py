@@ -147,23 +147,6 @@ def test_streaming_never_loads_the_whole_store(disk_store, monkeypatch):
     assert report["fvu"] < report["metrics"][0]["fvu"]
 
 
-def test_stream_visits_every_row_once_per_epoch(disk_store):
-    from interp.sae.train import RowSource, ShuffledStream
-
-    src = RowSource(disk_store, HOOK)
-    rows = torch.cat(list(src.chunks()))  # [192, 32] in stored order
-    stream = ShuffledStream(src, buffer_rows=48, seed=0, scale=1.0, dtype=torch.float32)
-    epoch = torch.cat(
-        [stream.take(p, 20) for p in range(0, 180, 20)] + [stream.take(180, 12)]
-    )  # [192, 32]
-    key = lambda t: sorted(map(tuple, t.tolist()))  # noqa: E731
-    assert key(epoch) == key(rows)  # a permutation of the rows: nothing repeated, nothing skipped
-    assert not torch.equal(epoch, rows)
-    assert torch.equal(
-        stream.take(200, 16), ShuffledStream(src, 48, 0, 1.0, torch.float32).take(200, 16)
-    )
-
-
 def test_a_killed_run_resumes_to_the_same_weights(disk_store, tmp_path, monkeypatch):
     cfg, tc = SAEConfig(d_in=32, d_sae=48, kind="relu"), _stream_cfg()
     clean, clean_report = train_sae(disk_store, cfg, tc, hook=HOOK)
