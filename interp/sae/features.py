@@ -1,6 +1,8 @@
-"""Feature pages: what every latent of an SAE does on a stored activation set, in one streaming pass.
+"""Feature pages: what every latent of an SAE does on a stored activation set, in one streaming
+pass.
 
-For each latent ``i`` of ``sae`` at hook ``hook`` of an :class:`~interp.tracing.store.ActivationStore`
+For each latent ``i`` of ``sae`` at hook ``hook`` of an
+:class:`~interp.tracing.store.ActivationStore`
 collected with ``positions="all"`` (activations ``[N, T, d_in]``, tokens ``[N, T]``):
 
 - ``density[i]``: the fraction of token positions where the latent is > 0;
@@ -12,7 +14,8 @@ collected with ``positions="all"`` (activations ``[N, T, d_in]``, tokens ``[N, T
   tokens, the position in the middle; ``-1`` tokens and 0 activations pad past a sequence's
   ends; picks with activation 0 are empty: item ``-1``);
 - logit effects: the vocabulary tokens its decoder direction promotes and suppresses through the
-  model's unembedding (``W_dec[i] @ W_U``, the bias ``b_U`` removed; no final norm: the direct path).
+  model's unembedding (``W_dec[i] @ W_U``, the bias ``b_U`` removed; no final norm: the direct
+  path).
 
 The pass reads ``store.iter_shards(hook)`` shard by shard and encodes ``batch_size`` items at a
 time; it keeps per-latent buffers of ``k`` picks and never concatenates the store (the token ids,
@@ -58,7 +61,8 @@ _ARRAYS = (
 
 @dataclass
 class FeaturePages:
-    """Feature pages of ``d_sae`` latents (``k`` contexts of ``W = 2 * context + 1`` tokens each)."""
+    """Feature pages of ``d_sae`` latents (``k`` contexts of ``W = 2 * context + 1`` tokens
+    each)."""
 
     hook: str
     n_tokens: int  # token positions read (N * T)
@@ -89,7 +93,7 @@ class FeaturePages:
 
     @property
     def k(self) -> int:
-        return self.top_acts.shape[1]
+        return int(self.top_acts.shape[1])
 
     def token_str(self, token_id: int) -> str:
         """The token's string, or ``<id>`` when there is none (no tokenizer, or padding)."""
@@ -99,7 +103,8 @@ class FeaturePages:
         return f"<{int(token_id)}>"
 
     def contexts(self, latent: int) -> list[dict[str, Any]]:
-        """The non-empty top contexts of ``latent``: item, position, activation, tokens, strings, acts."""
+        """The non-empty top contexts of ``latent``: item, position, activation, tokens, strings,
+        acts."""
         out = []
         for j in range(self.k):
             if self.top_items[latent, j] < 0:
@@ -120,8 +125,9 @@ class FeaturePages:
         return out
 
     def search(self, query: str, limit: int = 50) -> list[int]:
-        """Latents matching ``query``: a latent id (``"12"``), else latents that promote a token whose
-        string is ``query`` (stripped; case-insensitive when no exact match), most promoting first."""
+        """Latents matching ``query``: a latent id (``"12"``), else latents that promote a token
+        whose string is ``query`` (stripped; case-insensitive when no exact match), most
+        promoting first."""
         q = query.strip()
         if q.lstrip("-").isdigit():
             i = int(q)
@@ -136,12 +142,12 @@ class FeaturePages:
         rows = np.flatnonzero(hit.any(1))
         # Order by the strongest effect on a matching token (a latent promoting it hardest first).
         best = np.where(hit, self.promoted_values, -np.inf).max(1)[rows]
-        return rows[np.argsort(-best, kind="stable")][:limit].tolist()
+        return [int(r) for r in rows[np.argsort(-best, kind="stable")][:limit]]
 
     # ------------------------------------------------------------ results
     def to_result(self, result: Any = None) -> Any:
-        """Add the pages to ``result`` (an :class:`interp.Result`; a new ``"features"`` one when None)
-        as arrays ``features_<field>`` and ``metrics["features"]``; returns the result."""
+        """Add the pages to ``result`` (an :class:`interp.Result`; a new ``"features"`` one when
+        None) as arrays ``features_<field>`` and ``metrics["features"]``; returns the result."""
         from interp.results import Result
 
         result = result if result is not None else Result("features", {"hook": self.hook})
@@ -181,7 +187,8 @@ class FeaturePages:
 
     def save(self, path: str | Path) -> Path:
         """Write the pages as a result directory (see :meth:`to_result`)."""
-        return self.to_result().save(path)
+        saved: Path = self.to_result().save(path)
+        return saved
 
     @classmethod
     def load(cls, path: str | Path) -> FeaturePages:
@@ -201,7 +208,8 @@ class FeaturePages:
 
 
 def has_feature_pages(result: Any) -> bool:
-    """Whether ``result`` holds feature pages (``metrics["features"]`` and every ``features_*`` array)."""
+    """Whether ``result`` holds feature pages (``metrics["features"]`` and every ``features_*``
+    array)."""
     return "features" in result.metrics and all(ARRAY_PREFIX + n in result.arrays for n in _ARRAYS)
 
 
@@ -284,7 +292,8 @@ def feature_pages(
 ) -> FeaturePages:
     """Feature pages of every latent of ``sae`` on ``store[hook]`` (``positions="all"``), in one
     streaming pass over the store's shards, ``batch_size`` items per encode (memory: about
-    ``2 * batch_size * T * d_sae`` codes at a time, plus the ``[d_sae, k, W]`` buffers), on the SAE's device.
+    ``2 * batch_size * T * d_sae`` codes at a time, plus the ``[d_sae, k, W]`` buffers), on the
+    SAE's device.
 
     ``model``: for logit effects (a TransformerLens-bridge :class:`~interp.tracing.model.Model`);
     ``tokenizer`` (default: the model's): token strings (``decode([id])``, a callable, or a list).
@@ -398,10 +407,19 @@ def _check_store(store: Any, hook: str) -> None:
         )
 
 
-def _merge(best, best_flat, best_ctx, latent, vals, flat, ctx):
+def _merge(
+    best: torch.Tensor,
+    best_flat: torch.Tensor,
+    best_ctx: torch.Tensor,
+    latent: torch.Tensor,
+    vals: torch.Tensor,
+    flat: torch.Tensor,
+    ctx: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The top ``k`` per latent of the ``[d_sae, k]`` buffers and new entries (``latent``, ``vals``,
-    global ``flat`` index, ``ctx`` ``[n, W]``, in position order, every one later than the buffers'):
-    descending by value, ties to the earlier position. Only the latents with new entries are touched."""
+    global ``flat`` index, ``ctx`` ``[n, W]``, in position order, every one later than the
+    buffers'): descending by value, ties to the earlier position. Only the latents with new
+    entries are touched."""
     d_sae, k = best.shape
     rows = torch.unique(latent)  # sorted
     r = len(rows)
@@ -424,8 +442,11 @@ def _merge(best, best_flat, best_ctx, latent, vals, flat, ctx):
     return best, best_flat, best_ctx
 
 
-def _logit_effects(sae: Any, model: Any, n: int):
-    """Top-``n`` promoted and suppressed token ids (and values) of each decoder row through ``W_U``."""
+def _logit_effects(
+    sae: Any, model: Any, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """Top-``n`` promoted and suppressed token ids (and values) of each decoder row through
+    ``W_U``: ``(promoted, their values, suppressed, their values, note)``, ``[d_sae, n]`` each."""
     d_sae = int(sae.cfg.d_sae)
     if model is None:
         z = np.zeros((d_sae, 0))
@@ -446,7 +467,8 @@ def logit_effects(sae: Any, model: Any) -> torch.Tensor:
     w_dec = sae.folded()["W_dec"].detach()  # [d_sae, d_in]
     w_u = getattr(model.module, "W_U", None)
     if isinstance(w_u, torch.Tensor):
-        return (w_dec.to(w_u.device, w_u.dtype) @ w_u.detach()).float()
+        effects: torch.Tensor = (w_dec.to(w_u.device, w_u.dtype) @ w_u.detach()).float()
+        return effects
     # unembed adds b_U: subtracting the logits of the zero vector leaves W_dec @ W_U
     zero = torch.zeros(1, w_dec.shape[1], dtype=w_dec.dtype, device=w_dec.device)
     return (unembed(model, w_dec, norm=False) - unembed(model, zero, norm=False)).float()
@@ -461,12 +483,14 @@ def _decode(tokenizer: Any, token_id: int) -> str:
 
 
 def dense_density(sae: Any, acts: torch.Tensor) -> np.ndarray:
-    """``[d_sae]`` fraction of rows of ``acts [..., d_in]`` where each latent is > 0 (a direct check)."""
+    """``[d_sae]`` fraction of rows of ``acts [..., d_in]`` where each latent is > 0 (a direct
+    check)."""
     with torch.no_grad():
         f = sae.encode(acts.to(sae.W_dec.device, sae.W_dec.dtype)).reshape(
             -1, sae.cfg.d_sae
         )  # [rows, d_sae]
-    return (f > 0).double().mean(0).cpu().numpy()
+    density: np.ndarray = (f > 0).double().mean(0).cpu().numpy()
+    return density
 
 
 __all__ = [

@@ -46,7 +46,8 @@ def _hook_of(store: ActivationStore, hook: str | None) -> str:
 
 # ------------------------------------------------------------------ data
 class RowSource:
-    """Rows ``[n, d]`` of a tensor (one shard) or of one hook of a store (its shards, read one at a time)."""
+    """Rows ``[n, d]`` of a tensor (one shard) or of one hook of a store (its shards, read one at a
+    time)."""
 
     def __init__(self, data: torch.Tensor | ActivationStore, hook: str | None = None):
         from interp.tracing.store import ActivationStore
@@ -90,7 +91,8 @@ class RowSource:
         return self.store.shard(self.hook, i).reshape(-1, self.d)
 
     def chunks(self, chunk: int = 8192, limit: int | None = None) -> Iterator[torch.Tensor]:
-        """Float rows in stored order, ``chunk`` at a time (the first ``limit`` rows only, if given)."""
+        """Float rows in stored order, ``chunk`` at a time (the first ``limit`` rows only, if
+        given)."""
         left = self.n_rows if limit is None else min(limit, self.n_rows)
         for i in range(len(self.shard_rows)):
             x = self.load(i)
@@ -115,7 +117,8 @@ class RowSource:
         return s / max(row, 1), sq / max(row, 1)
 
     def fingerprint(self) -> dict[str, Any]:
-        """What a resumed run must find again: the row count, width and (for a store) shard checksums."""
+        """What a resumed run must find again: the row count, width and (for a store) shard
+        checksums."""
         out: dict[str, Any] = {"n_rows": self.n_rows, "d": self.d}
         if self.store is not None and self.store.path is not None:
             shards = sorted(self.store.manifest.arrays[self.hook].shards, key=lambda s: s.start)

@@ -1,9 +1,10 @@
 """Train an SAE on activations held in memory or streamed from an :class:`interp.ActivationStore`.
 
     sae, report = train_sae(x, SAEConfig(d_in=64, d_sae=200), SAETrainConfig(steps=500))
-    sae, report = train_sae(store, cfg, SAETrainConfig(steps=20_000, batch_size=4096, checkpoint_every=1000),
-                            hook=hook, checkpoint_dir="ckpt", eval_data=heldout, model=m, eval_tokens=toks)
-    report["metrics"]   # one point per checkpoint: step, fvu, l0, dead_frac, dense_frac, loss_recovered
+    tc = SAETrainConfig(steps=20_000, batch_size=4096, checkpoint_every=1000)
+    sae, report = train_sae(store, cfg, tc, hook=hook, checkpoint_dir="ckpt",
+                            eval_data=heldout, model=m, eval_tokens=toks)
+    report["metrics"]  # one point per checkpoint: step, fvu, l0, dead/dense frac, loss_recovered
 
 **Batches.** Full batch when ``batch_size`` is None (the paper trains on a handful of prompts;
 the rows are then all in memory). Minibatches stream (:class:`ShuffledStream`): each epoch visits
@@ -42,6 +43,7 @@ import math
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -106,7 +108,8 @@ class SAETrainConfig(BaseModel):
 def evaluate_sae(
     sae: SAE, x: Float[torch.Tensor, "n d_in"], chunk: int = 8192, dense_above: float = 0.1
 ) -> dict[str, float]:
-    """FVU, L0 (mean active latents), dead and dense fractions of ``sae`` on rows ``x [n, d_in]``."""
+    """FVU, L0 (mean active latents), dead and dense fractions of ``sae`` on rows
+    ``x [n, d_in]``."""
     stats = latent_stats(
         sae, (x[i : i + chunk] for i in range(0, len(x), chunk)), dense_above=dense_above
     )
@@ -144,7 +147,7 @@ def metric_point(
     hook: str | None = None,
     eval_tokens: torch.Tensor | None = None,
     on: str = "heldout",
-) -> dict:
+) -> dict[str, Any]:
     """One checkpoint's metrics: FVU, L0, dead and dense fractions on ``evals`` (its first
     ``eval_rows`` rows when ``on="train"``), and the loss recovered when a model is given."""
     from interp.sae.metrics import loss_recovered
@@ -190,7 +193,7 @@ def _checkpoint_problem(path: Path) -> str:
     return owned_dir_problem(path, "an SAE checkpoint", allowed, has_state)
 
 
-def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
+def _write_checkpoint(root: Path, sae: SAE, state: dict[str, Any], keep: int) -> Path:
     from interp.utils import atomic_path
 
     path = root / f"step_{state['step']:08d}"
@@ -205,7 +208,7 @@ def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
     return path
 
 
-def _same(what: str, saved: dict, now: dict, path: Path) -> None:
+def _same(what: str, saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
         changes = "; ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in diff)
@@ -215,10 +218,12 @@ def _same(what: str, saved: dict, now: dict, path: Path) -> None:
         )
 
 
-def _resume(path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict) -> dict:
+def _resume(
+    path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict[str, Any]
+) -> dict[str, Any]:
     from interp.models.train import load_checkpoint
 
-    state = load_checkpoint(path / STATE_FILE)
+    state: dict[str, Any] = load_checkpoint(path / STATE_FILE)
     _same("training settings", state["train_cfg"], _train_key(tc), path)
     _same(
         "SAE settings",
@@ -245,7 +250,7 @@ def _drop_sinks(src: RowSource, ratio: float | None) -> dict[str, Any]:
     return {"max_norm": threshold, "sink_rows": n_sinks}
 
 
-def _train_key(tc: SAETrainConfig) -> dict:
+def _train_key(tc: SAETrainConfig) -> dict[str, Any]:
     return tc.model_dump(exclude={"progress", "log_every", "keep_checkpoints"})
 
 
@@ -285,8 +290,8 @@ def _saver(
 # ------------------------------------------------------------------ training
 def train_sae(
     data: Float[torch.Tensor, "*rows d"] | ActivationStore,
-    cfg: SAEConfig | dict | None = None,
-    train_cfg: SAETrainConfig | dict | None = None,
+    cfg: SAEConfig | dict[str, Any] | None = None,
+    train_cfg: SAETrainConfig | dict[str, Any] | None = None,
     *,
     hook: str | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -294,7 +299,8 @@ def train_sae(
     model: Any = None,
     eval_tokens: Int[torch.Tensor, "n pos"] | None = None,
 ) -> tuple[SAE, dict[str, Any]]:
-    """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``); see the module
+    """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``); see the
+    module
     docstring for batches, checkpoints and resuming.
 
     Returns ``(sae, report)``; report holds ``fvu``, ``l0``, ``dead_frac``, ``dense_frac`` (on all
@@ -397,17 +403,18 @@ def _loop(
     xs: torch.Tensor | None,
     stream: ShuffledStream | None,
     start: int,
-    loss_log: list,
-    points: list,
-    measure,
-    save,
+    loss_log: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    measure: Callable[[int], dict[str, Any]],
+    save: Callable[[dict[str, Any]], Path | None],
     resampled_before: int,
 ) -> int:
-    """Steps ``start .. tc.steps - 1``; appends to ``loss_log`` and ``points``; returns latents resampled."""
+    """Steps ``start .. tc.steps - 1``; appends to ``loss_log`` and ``points``; returns latents
+    resampled."""
     from interp.utils import progress
 
     resampled = 0
-    bar = progress(
+    bar = progress(  # type: ignore[no-untyped-call]  # interp.utils.progress: not annotated yet
         range(start, tc.steps),
         total=tc.steps,
         initial=start,
@@ -424,7 +431,7 @@ def _loop(
             xb = stream.take(step * tc.batch_size, tc.batch_size)
         loss = sae.scaled_loss(xb, tc.sparsity, tc.mse)[0]  # batches are already scaled
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch: Tensor.backward unannotated
         opt.step()
         value = loss.item()
         if not math.isfinite(value):  # a diverged step poisons every weight: stop and say so

@@ -1,4 +1,5 @@
-"""SAE trainer: FVU falls, decoder rows stay unit-norm, dead latents are resampled, files round-trip."""
+"""SAE trainer: FVU falls, decoder rows stay unit-norm, dead latents are resampled, files
+round-trip."""
 
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def test_a_killed_run_resumes_to_the_same_weights(disk_store, tmp_path, monkeypa
     ]
     resumed, report = train_sae(disk_store, cfg, tc, hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
     assert report["resumed_from"] == 20
-    for (name, a), b in zip(clean.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(clean.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert [p["step"] for p in report["metrics"]] == [0, 10, 20, 30, 40]
     assert (
@@ -240,7 +241,10 @@ def test_full_batch_training_without_sinks_equals_training_on_clean_rows():
     c, _ = train_sae(dirty, cfg, SAETrainConfig(**tc))
     assert rep_a["sink_rows"] == 3 and rep_a["n_rows"] == len(clean)
     assert a.cfg.input_scale == b.cfg.input_scale != c.cfg.input_scale
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_streamed_training_leaves_sinks_out_of_moments_and_batches(tiny_gpt, tmp_path):
