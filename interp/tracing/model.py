@@ -423,7 +423,7 @@ class Model:
 
         ``store`` (returned) maps each captured name to its tensor after the forward.
         ``stop_after``: raise :class:`StopForward` once that hook has fired, ending the
-        forward early; callers catch it (``trace`` and ``collect`` do).
+        forward early; the caller catches it (``collect``'s runners do; ``trace`` never asks).
         Names of spliced SAEs (``<hook>.hook_sae_*``) are captured and edited inside the splice.
         TL backend only; the nnsight backend is driven by :func:`interp.trace`.
         """
