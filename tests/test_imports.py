@@ -287,19 +287,8 @@ def test_sideways_imports_internals_and_exceptions(tmp_path):
 # number here (the test fails until you do), and a new offender fails the test.
 BACKEND_PACKAGES = ("transformer_lens", "transformers", "nnsight")
 BRIDGE_INTERNALS = ("original_model", "_original_component")
-BACKEND_IMPORTS_ALLOWED: dict[str, set[str]] = {
-    # the key/value-reusing knockout builds on the attention and cache classes
-    "interp/methods/knockout.py": {
-        "transformer_lens.model_bridge.generalized_components.attention",
-        "transformers",
-        "transformers.models.auto.modeling_auto",
-        "transformers.cache_utils",
-    },
-}
-BRIDGE_INTERNALS_ALLOWED: dict[str, int] = {
-    "interp/methods/knockout.py": 2,  # reruns the native attention blocks for the fast path
-    "interp/methods/masks.py": 3,  # masks parametrize the native module's weights
-}
+BACKEND_IMPORTS_ALLOWED: dict[str, set[str]] = {}
+BRIDGE_INTERNALS_ALLOWED: dict[str, int] = {}
 
 
 def backend_use(path: Path) -> tuple[set[str], int]:

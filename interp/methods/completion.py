@@ -6,9 +6,10 @@ model can only complete a slot at the end of its context; a masked model fills a
 anywhere, so the same functions ask a fact "in place" (the name masked inside a trained
 sentence) or at the end of a sentence:
 
-- :func:`complete`: greedy. Causal: the next ``length`` tokens (:func:`interp.generate`). Masked: every slot position
-  is set to the mask token and the slot is filled **left to right**, one token per forward
-  (argmax at the leftmost masked position, which is then revealed).
+- :func:`complete`: greedy. Causal: the next ``length`` tokens (:func:`interp.generate`).
+  Masked: every slot position is set to the mask token and the slot is filled **left to
+  right**, one token per forward (argmax at the leftmost masked position, which is then
+  revealed).
 - :func:`target_logprob`: the log-probability of given candidates in the slot by the same
   chain rule (teacher forcing for causal models).
 - :func:`query_residuals`: the residual stream at the position the model answers from.
@@ -17,28 +18,41 @@ sentence) or at the end of a sentence:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
+from interp.tracing.model import Model
 
-def is_masked(m) -> bool:
+# (rows of the batch, tokens [b, T], prompt lengths [b], row ids [b])
+SlotBatch = tuple[slice, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def is_masked(m: Model) -> bool:
     """Whether ``m`` attends both ways (trained as a masked LM)."""
     return getattr(m.cfg, "attention_dir", "causal") == "bidirectional"
 
 
-def _forward(m, x: torch.Tensor) -> torch.Tensor:
+def _forward(m: Model, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return m.module(x.to(m.device)).float().cpu()  # [batch, pos, vocab]
+        logits: torch.Tensor = m.module(x.to(m.device))
+        return logits.float().cpu()  # [batch, pos, vocab]
 
 
-def _chunks(n: int, size: int):
+def _chunks(n: int, size: int) -> Iterator[slice]:
     for i in range(0, n, size):
         yield slice(i, min(n, i + size))
 
 
 def _slot_batches(
-    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int, masked: bool
-):
+    m: Model,
+    tokens: np.ndarray,
+    prompt_len: np.ndarray,
+    length: int,
+    batch_size: int,
+    masked: bool,
+) -> Iterator[SlotBatch]:
     """Yield ``(slice, tokens [b, T], prompt lengths [b], row ids [b])`` per batch; for a masked
     model the ``length`` slot positions after each prompt are set to the mask token."""
     for sl in _chunks(len(tokens), batch_size):
@@ -52,9 +66,10 @@ def _slot_batches(
 
 
 def complete(
-    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
+    m: Model, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
 ) -> np.ndarray:
-    """Greedy completion ``[n, length]`` of each row's slot ``tokens[:, prompt_len : prompt_len + length]``.
+    """Greedy completion ``[n, length]`` of each row's slot
+    ``tokens[:, prompt_len : prompt_len + length]``.
 
     Causal: the next ``length`` tokens of each prompt ``tokens[i, :prompt_len[i]]``, from the
     one generation loop (:func:`interp.tracing.generate.generate`: key/value cache, prompts
@@ -75,7 +90,7 @@ def complete(
 
 
 def _complete_causal(
-    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int
+    m: Model, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int
 ) -> np.ndarray:
     from interp.tracing.generate import cache_kind, generate
 
@@ -94,17 +109,22 @@ def _complete_causal(
 
 
 def slot_accuracy(
-    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
+    m: Model, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
 ) -> np.ndarray:
     """``[n]`` bool: the greedy completion of each row's slot equals the tokens given there."""
     target = np.stack(
         [tokens[i, prompt_len[i] : prompt_len[i] + length] for i in range(len(tokens))]
     )
-    return (complete(m, tokens, prompt_len, length, batch_size) == target).all(1)
+    same: np.ndarray = (complete(m, tokens, prompt_len, length, batch_size) == target).all(1)
+    return same
 
 
 def target_logprob(
-    m, tokens: np.ndarray, prompt_len: np.ndarray, candidates: np.ndarray, batch_size: int = 512
+    m: Model,
+    tokens: np.ndarray,
+    prompt_len: np.ndarray,
+    candidates: np.ndarray,
+    batch_size: int = 512,
 ) -> np.ndarray:
     """``[n, K]`` log-probability of each candidate ``candidates [n, K, T]`` in each row's slot.
     Causal: teacher-forced sum of next-token log-probs. Masked: the same left-to-right chain,
@@ -125,7 +145,10 @@ def target_logprob(
         rows = torch.arange(len(x))
         if not masked:
             lp = _forward(m, x).log_softmax(-1)
-            total[sl] = sum(lp[rows, p + t - 1, c[:, t]] for t in range(T)).numpy()
+            chain = lp[rows, p - 1, c[:, 0]]
+            for t in range(1, T):  # in order, as sum() adds them
+                chain = chain + lp[rows, p + t - 1, c[:, t]]
+            total[sl] = chain.numpy()
             continue
         acc = torch.zeros(len(x))
         for t in range(T):
@@ -139,19 +162,19 @@ def target_logprob(
 
 
 def query_residuals(
-    m, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
+    m: Model, tokens: np.ndarray, prompt_len: np.ndarray, length: int, batch_size: int = 512
 ) -> np.ndarray:
     """Residual stream ``[layer+1, n, d_model]`` at the query position, ``m.resid_names()``:
     row 0 is the embedding (``m.hook("resid_pre", 0)``), row ``l+1`` is
     ``m.hook("resid_post", l)``. The query position is the last prompt token (causal) or the
     first slot position (masked; the whole slot masked)."""
-    import interp
+    from interp.tracing.trace import trace
 
     names = m.resid_names()
     masked = is_masked(m)
     out = []
-    for sl, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
-        _, acts = interp.trace(m, x.to(m.device), capture=names)
+    for _, x, pl, rows in _slot_batches(m, tokens, prompt_len, length, batch_size, masked):
+        _, acts = trace(m, x.to(m.device), capture=names)
         pos = pl if masked else pl - 1
         out.append(
             torch.stack([acts[nm][rows, pos].float().cpu() for nm in names])
@@ -160,7 +183,7 @@ def query_residuals(
 
 
 def top_completions(
-    m, prompt_ids: list[int], length: int, k: int = 5, pad_to: int | None = None
+    m: Model, prompt_ids: list[int], length: int, k: int = 5, pad_to: int | None = None
 ) -> list[tuple[list[int], float]]:
     """Beam search (width ``k``) for the ``k`` likeliest ``length``-token completions of
     ``prompt_ids`` (BOS included): causal next tokens, or, for masked models, a slot of
@@ -182,7 +205,7 @@ def top_completions(
         V = lp.shape[1]
         beams = [
             (beams[i // V][0] + [i % V], float(v))
-            for v, i in zip(best.values.tolist(), best.indices.tolist())
+            for v, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
         ]
     return beams
 

@@ -26,6 +26,7 @@ expanding mode too slow to show within the training length, but fatal to a long 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,7 +181,7 @@ def trajectory_growth(
     window: float = 0.2,
     growth_limit: float = GROWTH_LIMIT,
     norm_limit: float = NORM_LIMIT,
-) -> dict:
+) -> dict[str, Any]:
     """Whether noisy runs ``H`` [n, T, d] stay bounded: ``growth_per_step`` is the geometric
     per-step change of the mean state norm between the first and the last ``window`` of the
     steps (about 1 on a stationary orbit, > 1 when an expanding mode dominates), ``max_norm``
@@ -213,7 +214,7 @@ def trajectory_growth(
     }
 
 
-def pca(X: np.ndarray, k: int = 3):
+def pca(X: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, components [k, d], explained variance ratio [k]) of rows of X.
 
     numpy's SVD rather than ``sklearn.decomposition.PCA``: sklearn flips component signs
@@ -233,7 +234,9 @@ def pca(X: np.ndarray, k: int = 3):
     return mu, Vt[:k], var[:k] / var.sum()
 
 
-def orbit_geometry(H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int]) -> dict:
+def orbit_geometry(
+    H: np.ndarray, y: np.ndarray, reg: np.ndarray, frequent: list[int]
+) -> dict[str, Any]:
     """PCA of orbit states, one cluster per frequent output (nearest-centroid purity of the
     cluster-region states in the top-2 PC plane) and the loop test: separation of 0->2 and
     2->0 switch states perpendicular to the axis joining the two cluster centroids."""

@@ -45,15 +45,17 @@ def jacobians(F: CellFn, h: torch.Tensor, x: torch.Tensor | None = None) -> torc
 
     if x is None or x.ndim == 1:
 
-        def f(hi):
+        def f(hi: torch.Tensor) -> torch.Tensor:
             return F(hi[None], None if x is None else x[None])[0]
 
-        return vmap(jacrev(f))(h)
+        jac: torch.Tensor = vmap(jacrev(f))(h)
+        return jac
 
-    def fx(hi, xi):
+    def fx(hi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
         return F(hi[None], xi[None])[0]
 
-    return vmap(jacrev(fx))(h, x)
+    jac_x: torch.Tensor = vmap(jacrev(fx))(h, x)
+    return jac_x
 
 
 def eigenvalues_by_modulus(J: torch.Tensor) -> np.ndarray:
@@ -93,7 +95,7 @@ class FixedPoints:
     jacobians: np.ndarray  # [n, d, d] (empty [n, 0, 0] if not computed)
     stability: np.ndarray  # [n] str labels
     fixed_tol: float = 1e-10
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -174,7 +176,8 @@ def _dedup(points: np.ndarray, q: np.ndarray, tol: float) -> tuple[np.ndarray, n
     pts = torch.from_numpy(points[order])
     d = torch.cdist(pts, pts).numpy() if len(pts) else np.zeros((0, 0))
     assigned = np.full(len(order), -1)
-    keep, counts = [], []
+    keep: list[int] = []
+    counts: list[int] = []
     for i in range(len(order)):
         if assigned[i] >= 0:
             continue
@@ -206,10 +209,11 @@ def _adam_descent(
     for it in range(1, max_iters + 1):
         opt.zero_grad(set_to_none=True)
         q = speed(F, h, x)
-        q.sum().backward()
+        q.sum().backward()  # type: ignore[no-untyped-call]  # torch: Tensor.backward unannotated
         if it % check_every == 0:
             with torch.no_grad():
-                done = (q.detach() <= q_tol).all() | (h.grad.norm(dim=-1).max() <= grad_tol)
+                grad: torch.Tensor = h.grad  # type: ignore[assignment]  # set by backward() above
+                done = (q.detach() <= q_tol).all() | (grad.norm(dim=-1).max() <= grad_tol)
             if done.item():  # the one host sync per check
                 break
         opt.step()
@@ -392,12 +396,12 @@ def planted_tanh_map(d: int = 3, gain: float = 2.0, seed: int = 0) -> PlantedMap
 def finder_recovery(
     F: CellFn,
     planted: PlantedMap,
-    finder: Callable[..., FixedPoints] = None,
+    finder: Callable[..., FixedPoints] | None = None,
     *,
     n_init: int | None = None,
     seed: int = 0,
     **finder_kw: Any,
-) -> dict:
+) -> dict[str, Any]:
     """Run ``finder`` (default :func:`find_fixed_points`) on ``F`` and compare its fixed points
     with ``planted``'s known ones.
 

@@ -21,11 +21,16 @@ positions that are not scored or averaged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from interp.tracing.hooks import EditFn
+    from interp.tracing.model import Model
 
 SCORE_KEYS = ("mass", "uniform", "ratio")
 
@@ -60,7 +65,7 @@ def ngram_head_scores(
     (the mean mass uniform causal attention would give), ``ratio = mass / uniform``, and the
     sums they came from (``mass_sum``, ``uniform_sum``, ``count``) for pooling batches.
     """
-    from interp.models.ngram_layer import ngram_pattern
+    from interp.data.ngram_heads import ngram_pattern
 
     patterns = patterns.float().cpu()
     tokens = tokens.cpu()
@@ -85,7 +90,8 @@ def ngram_head_scores(
 def finish_scores(
     mass_sum: np.ndarray, uniform_sum: np.ndarray, count: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Per-head ``mass``, ``uniform`` and ``ratio`` from pooled sums (see :func:`ngram_head_scores`)."""
+    """Per-head ``mass``, ``uniform`` and ``ratio`` from pooled sums (see
+    :func:`ngram_head_scores`)."""
     c = np.maximum(count, 1e-12)
     mass, uni = mass_sum / c, uniform_sum / c
     return {
@@ -98,14 +104,14 @@ def finish_scores(
     }
 
 
-def pattern_hooks(m) -> list[str]:
+def pattern_hooks(m: Model) -> list[str]:
     """Every attention-pattern hook of a model, in execution order (a transformer's
     ``m.hook("pattern", l)``, an n-gram LSTM's hard-wired ``ngram.{k}.hook_pattern``)."""
     return [h for h in m.hook_names if h.endswith("hook_pattern")]
 
 
 def model_head_scores(
-    m,
+    m: Model,
     tokens: torch.Tensor,
     lengths: np.ndarray,
     batch_size: int,
@@ -117,7 +123,7 @@ def model_head_scores(
     from interp.tracing.trace import trace
 
     names = pattern_hooks(m)
-    sums: dict[int, dict[int, list]] = {}
+    sums: dict[int, dict[int, list[Any]]] = {}  # n -> hook -> [mass, uniform, count] sums
     for idx in length_batches(lengths, batch_size):
         T = int(lengths[idx].max())
         x = tokens[torch.as_tensor(idx), :T]
@@ -156,16 +162,16 @@ def best_ngram_head(
     best = {"score": -np.inf}
     for n, s in scores.items():
         both = ngram_criterion(s, mass_at, ratio_at)
-        for l in range(min_layer, both.shape[0]):
+        for layer in range(min_layer, both.shape[0]):
             for h in range(both.shape[1]):
-                if both[l, h] > best["score"]:
+                if both[layer, h] > best["score"]:
                     best = {
-                        "score": float(both[l, h]),
-                        "layer": l,
+                        "score": float(both[layer, h]),
+                        "layer": layer,
                         "head": h,
                         "n": n,
-                        "mass": float(s["mass"][l, h]),
-                        "ratio": float(s["ratio"][l, h]),
+                        "mass": float(s["mass"][layer, h]),
+                        "ratio": float(s["ratio"][layer, h]),
                     }
     return best
 
@@ -185,14 +191,14 @@ def rank_ngram_heads(
 
 # --------------------------------------------------------------------------- ablation
 def head_means(
-    m, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, pad_id: int | None = None
+    m: Model, tokens: torch.Tensor, lengths: np.ndarray, batch_size: int, pad_id: int | None = None
 ) -> dict[str, torch.Tensor]:
     """Mean ``hook_z`` ``[head, d_head]`` per layer (keyed by ``m.hook("z", l)``) over the
     positions of ``tokens [n, T]`` that are not ``pad_id``."""
     from interp.tracing.trace import trace
 
-    names = [m.hook("z", l) for l in range(m.n_layers)]
-    sums = {n: 0.0 for n in names}
+    names = [m.hook("z", layer) for layer in range(m.n_layers)]
+    sums: dict[str, torch.Tensor] = {}
     count = 0
     for idx in length_batches(lengths, batch_size):
         T = int(lengths[idx].max())
@@ -201,39 +207,41 @@ def head_means(
         keep = keep[..., None, None].to(m.device)  # [batch, pos, 1, 1]
         _, acts = trace(m, x, capture=names)
         for n in names:
-            sums[n] = sums[n] + (acts[n].float() * keep).sum((0, 1))
+            part = (acts[n].float() * keep).sum((0, 1))
+            sums[n] = sums[n] + part if n in sums else part
         count += int(keep.sum())
     return {n: (s / count) for n, s in sums.items()}
 
 
 def ablation_edits(
-    m, heads: Sequence[tuple[int, int]], means: dict[str, torch.Tensor], how: str = "mean"
-) -> dict:
+    m: Model, heads: Sequence[tuple[int, int]], means: dict[str, torch.Tensor], how: str = "mean"
+) -> dict[str, EditFn]:
     """``hook_z`` edits replacing the given ``(layer, head)`` outputs by their mean
     (``means`` from :func:`head_means`) or by zero (``how="zero"``)."""
     from interp.tracing.trace import edit_heads
 
     by_layer: dict[int, list[int]] = {}
-    for l, h in heads:
-        by_layer.setdefault(l, []).append(h)
+    for layer, h in heads:
+        by_layer.setdefault(layer, []).append(h)
     edits = {}
-    for l, hs in by_layer.items():
-        name = m.hook("z", l)
+    for layer, hs in by_layer.items():
+        name = m.hook("z", layer)
         mu = means[name][hs]  # [k, d_head]
-        fn = (
-            (lambda mu: lambda a: mu.to(a.dtype).expand_as(a).clone())(mu)
-            if how == "mean"
-            else torch.zeros_like
-        )
+        fn = functools.partial(_fill, mu) if how == "mean" else torch.zeros_like
         edits[name] = edit_heads(hs, fn)
     return edits
 
 
-def empty_head_edits(m) -> dict:
+def _fill(mu: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``mu`` in the dtype and shape of ``a`` (a fresh tensor, not a view)."""
+    return mu.to(a.dtype).expand_as(a).clone()
+
+
+def empty_head_edits(m: Model) -> dict[str, EditFn]:
     """An edit on every layer's ``hook_z`` that ablates no head (must change nothing)."""
     from interp.tracing.trace import edit_heads
 
-    return {m.hook("z", l): edit_heads([], torch.zeros_like) for l in range(m.n_layers)}
+    return {m.hook("z", layer): edit_heads([], torch.zeros_like) for layer in range(m.n_layers)}
 
 
 def random_head_sets(
@@ -245,11 +253,11 @@ def random_head_sets(
     from itertools import combinations
     from math import comb
 
-    heads = [tuple(h) for h in heads]
+    heads = [(int(h[0]), int(h[1])) for h in heads]
     size = min(size, len(heads))
     if comb(len(heads), size) <= n:
         return [list(c) for c in combinations(heads, size)]
-    seen: set[frozenset] = set()
+    seen: set[frozenset[tuple[int, int]]] = set()
     out: list[list[tuple[int, int]]] = []
     while len(out) < n:
         pick = [heads[i] for i in rng.choice(len(heads), size=size, replace=False)]
@@ -286,5 +294,8 @@ def ablation_significance(drop_top: float, drop_random: Sequence[float]) -> dict
         "t": t,
         "n": int(len(d)),
         "p_rank": float((1 + np.sum(d >= drop_top)) / (1 + len(d))),
-        "test": "one-sided one-sample t-test of the random drops against the top drop (scipy.stats.ttest_1samp)",
+        "test": (
+            "one-sided one-sample t-test of the random drops against the top drop "
+            "(scipy.stats.ttest_1samp)"
+        ),
     }

@@ -44,13 +44,26 @@ Windows: the window of ``k`` layers "around" layer ``l`` is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
+from interp.tracing.attention import (
+    attention_delegated,
+    attention_module,
+    cached_prefix,
+    hf_last_row_refusal,
+    native_last_row_refusal,
+    recording_cache,
+    rerun_last_row,
+    shared_prefix_cache,
+)
+from interp.tracing.hooks import EditFn
 from interp.tracing.model import Model
 from interp.tracing.steps import cache_arg as _cache_arg
 from interp.tracing.steps import hf_cache_kwargs
@@ -61,7 +74,7 @@ from interp.tracing.steps import hf_model as _hf_model
 def window(layer: int, k: int, n_layers: int) -> list[int]:
     """The ``k`` layers around ``layer`` (clipped to ``[0, n_layers)``)."""
     start = layer - (k - 1) // 2
-    return [l for l in range(start, start + k) if 0 <= l < n_layers]
+    return [i for i in range(start, start + k) if 0 <= i < n_layers]
 
 
 def edge_block(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
@@ -76,7 +89,8 @@ def edge_block(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
 def block_pattern(pattern: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     """Zero the blocked entries of ``pattern`` ``[B, H, Q, K]`` and renormalise the edited rows
     (= -inf on the scores before the softmax); rows with no blocked entry are untouched, rows
-    with every key blocked become zero. ``block`` is ``[B, Q, K]`` (or ``[B, 1, K]`` for one row)."""
+    with every key blocked become zero. ``block`` is ``[B, Q, K]`` (or ``[B, 1, K]`` for one
+    row)."""
     block = block.to(pattern.device)[:, None]
     kept = pattern.masked_fill(block, 0.0)
     total = kept.sum(-1, keepdim=True)
@@ -87,12 +101,17 @@ def block_pattern(pattern: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     return torch.where(edited, renorm, pattern)
 
 
-def pattern_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict:
+def pattern_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict[str, EditFn]:
     """``trace`` edits that apply ``block`` to ``m``'s attention pattern in ``layers``."""
-    return {m.hook("pattern", l): (lambda p, b=block: block_pattern(p, b)) for l in layers}
+    edit = functools.partial(_blocked, block)
+    return {m.hook("pattern", layer): edit for layer in layers}
 
 
-def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict:
+def _blocked(block: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    return block_pattern(pattern, block)
+
+
+def knockout_edits(m: Model, block: torch.Tensor, layers: Sequence[int]) -> dict[str, EditFn]:
     """:func:`pattern_edits`, but no edit at all when nothing is blocked."""
     return pattern_edits(m, block, layers) if bool(block.any()) else {}
 
@@ -107,33 +126,13 @@ def knockout_logits(
     row with every key blocked is spread uniformly, not zeroed (the only difference)."""
     from interp.tracing.trace import trace
 
-    delegated = [l for l in layers if _delegates(m, l)] if bool(block.any()) else []
-    edited = [l for l in layers if l not in delegated]
+    delegated = (
+        [layer for layer in layers if attention_delegated(m, layer)] if bool(block.any()) else []
+    )
+    edited = [layer for layer in layers if layer not in delegated]
     with _masked_attention(m, block, delegated):
         out, _ = trace(m, inputs, edits=knockout_edits(m, block, edited))
     return out
-
-
-def _attention_module(m: Model, layer: int) -> Any:
-    """Layer ``layer``'s attention bridge (the module that owns ``hook_pattern``)."""
-    return m.module.get_submodule(m.hook("pattern", layer).rsplit(".", 1)[0])
-
-
-def _delegates(m: Model, layer: int) -> bool:
-    """True when layer ``layer``'s attention is computed inside the wrapped HF module, so an edit
-    of ``hook_pattern`` is discarded (TransformerLens fires that hook after the fact there)."""
-    try:
-        from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
-
-        attn = _attention_module(m, layer)
-    except (ImportError, AttributeError, KeyError):
-        return False
-    inside = bool(getattr(getattr(attn, "original_component", None), "accepts_pattern_fn", False))
-    return (
-        isinstance(attn, AttentionBridge)
-        and type(attn).forward is AttentionBridge.forward
-        and not inside
-    )
 
 
 def _additive_mask(existing: Any, block: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -153,11 +152,13 @@ def _additive_mask(existing: Any, block: torch.Tensor, dtype: torch.dtype) -> to
 
 
 @contextmanager
-def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
+def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]) -> Iterator[None]:
     """While active, the attention modules of ``layers`` get ``block`` in their attention mask."""
 
-    def pre(module, args, kwargs):
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
+    def pre(
+        module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        hidden: torch.Tensor = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         b = block.to(hidden.device)
         if "attention_mask" in kwargs or len(args) < 2:
             kwargs = dict(kwargs)
@@ -167,7 +168,8 @@ def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
         return args, kwargs
 
     handles = [
-        _attention_module(m, l).register_forward_pre_hook(pre, with_kwargs=True) for l in layers
+        attention_module(m, layer).register_forward_pre_hook(pre, with_kwargs=True)
+        for layer in layers
     ]
     try:
         yield
@@ -177,10 +179,6 @@ def _masked_attention(m: Model, block: torch.Tensor, layers: Sequence[int]):
 
 
 # ---------------------------------------------------------------- fast path
-def _raw(module: Any) -> Any:
-    return getattr(module, "original_component", module)
-
-
 @dataclass
 class CleanCache:
     """What the last-row fast path reuses from one clean run: the residual stream entering
@@ -196,85 +194,39 @@ class CleanCache:
     last_tokens: torch.Tensor | None = None
 
 
-def _hf_refusal(m: Model, hf: Any) -> str | None:
-    """Why the cache-based last-row path cannot run on the Hugging Face model ``hf`` (None if it can)."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    cfg = hf.config
-    name, kind = type(hf).__name__, getattr(cfg, "model_type", "?")
-    if getattr(cfg, "is_encoder_decoder", False):
-        return f"{name} is an encoder-decoder model; the fast path needs a causal decoder"
-    if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(cfg, "is_decoder", False):
-        return (
-            f"bidirectional attention ({name}, model_type {kind!r}): blocking into the last position "
-            "changes every other row too"
-        )
-    causal = {
-        n
-        for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
-        for n in ((v,) if isinstance(v, str) else v)
-    }
-    if name not in causal:
-        return f"{name} is not a causal language model (transformers' causal-LM classes), so no last-row path"
-    if getattr(m.cfg, "attention_dir", "causal") != "causal":
-        return "bidirectional attention: blocking into the last position changes other rows"
-    for cap in ("attn_logit_softcapping", "final_logit_softcapping"):
-        if float(getattr(cfg, cap, None) or 0) > 0:
-            return f"soft-capped attention or logits ({cap}={getattr(cfg, cap)}) are not implemented in the fast path"
-    if "sliding_attention" in (getattr(cfg, "layer_types", None) or []):
-        return "sliding-window layers are not implemented in the fast path"
-    if any(m.hook("pattern", l) not in m.hook_names for l in range(m.n_layers)):
-        return f"{name}: the bridge has no hook_pattern in every layer"
-    if any(_delegates(m, l) for l in range(m.n_layers)):
-        return (
-            f"{name}: its attention runs inside the Hugging Face module, so the bridge cannot edit the "
-            "last row's pattern"
-        )
-    return None
-
-
 def supports_fast_path(m: Model) -> str | None:
     """None if :func:`last_row_knockout` can run on ``m``; otherwise the reason it cannot."""
     hf = _hf_model(m) if m.backend == "tl" else None
     if hf is not None:
-        return _hf_refusal(m, hf)
-    native = getattr(m.module, "original_model", None)
-    if m.backend != "tl" or native is None or not hasattr(native, "layers"):
-        return "neither a zoo transformer nor a Hugging Face model under a TransformerLens bridge"
-    cfg = m.cfg
-    if (getattr(cfg, "positional_embedding_type", "standard") or "standard") != "standard":
-        return "rotary positions are not implemented in the zoo fast path"
-    if (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads) != cfg.n_heads:
-        return "grouped-query attention is not implemented in the zoo fast path"
-    if (
-        float(getattr(cfg, "attn_scores_soft_cap", -1) or -1) > 0
-        or float(getattr(cfg, "output_logits_soft_cap", -1) or -1) > 0
-    ):
-        return "soft caps are not implemented in the fast path"
-    if getattr(cfg, "attention_dir", "causal") != "causal":
-        return "bidirectional attention: blocking into the last position changes other rows"
-    return None
+        return hf_last_row_refusal(m, hf)
+    return native_last_row_refusal(m)
 
 
-# ---------------------------------------------------------------- Hugging Face: the model's own cache
+# ---------------------------------------------------------------- Hugging Face: its own cache
 def _tokens_of(inputs: Any) -> torch.Tensor:
+    """The token ids ``[B, T]`` of ``inputs`` (a tensor, or a dict of model inputs)."""
     if isinstance(inputs, dict):
-        return inputs["tokens"] if "tokens" in inputs else inputs["input_ids"]
+        inputs = inputs["tokens"] if "tokens" in inputs else inputs["input_ids"]
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"knockout needs token ids [batch, pos], got {type(inputs).__name__}")
     return inputs
 
 
 @contextmanager
-def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]):
+def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]) -> Iterator[None]:
     """While active: the attention bridges see the key/value cache (the generation loop's
     :func:`~interp.tracing.steps.hf_cache_kwargs`), and the pattern of layer ``l`` goes
     through :func:`block_pattern` with ``blocks[l]`` (``[B, 1, T]``)."""
-    handles = []
-    for l, blk in blocks.items():
-        hp = m.module.get_submodule(m.hook("pattern", l))
-        handles.append(hp.register_forward_hook(lambda mod, inp, out, b=blk: block_pattern(out, b)))
+
+    def hook(block: torch.Tensor, mod: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+        return block_pattern(out, block)
+
+    handles = [
+        m.module.get_submodule(m.hook("pattern", layer)).register_forward_hook(
+            functools.partial(hook, blk)
+        )
+        for layer, blk in blocks.items()
+    ]
     try:
         with hf_cache_kwargs(m):
             yield
@@ -283,62 +235,16 @@ def _hf_hooks(m: Model, blocks: dict[int, torch.Tensor]):
             h.remove()
 
 
-def _recording_cache() -> Any:
-    """A ``DynamicCache`` that stores what each layer gives it but hands back that layer's own
-    keys and values: the clean run computes exactly what a run without a cache computes (the
-    stored copy is contiguous, and GPT-2's scores would otherwise round differently, ~1e-7)."""
-    from transformers import DynamicCache
-
-    class Recording(DynamicCache):
-        def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-            super().update(key_states, value_states, layer_idx, *args, **kwargs)
-            return key_states, value_states
-
-    return Recording()
-
-
 def _hf_clean_cache(m: Model, inputs: Any) -> CleanCache:
     """One clean forward of the HF model that fills a cache; the cache cut to ``T - 1``."""
     hf = _hf_model(m)
     tokens = _tokens_of(inputs).to(hf.device)
     with torch.no_grad(), _hf_hooks(m, {}):
-        rec = _recording_cache()
+        rec = recording_cache()
         out = hf(tokens, **{_cache_arg(hf): rec}, use_cache=True)
     # [B, kv_heads, T, dh] -> the first T - 1 positions (views: the last token is rerun per window)
-    past = [(layer.keys[:, :, :-1], layer.values[:, :, :-1]) for layer in rec.layers]
+    past = cached_prefix(rec)
     return CleanCache([], [], [], out.logits, past=past, last_tokens=tokens[:, -1:])
-
-
-def _join(prefix: torch.Tensor, new: torch.Tensor, W: int) -> torch.Tensor:
-    """``[W*B, h, P+1, dh]``: the clean prefix ``[B, h, P, dh]`` for each of ``W`` windows, then
-    each row's new key/value ``[W*B, h, 1, dh]``; one copy (the cat), none for the repeat."""
-    B, h, P, dh = prefix.shape
-    out = torch.cat(
-        [prefix[None].expand(W, B, h, P, dh), new.reshape(W, B, h, 1, dh)], dim=-2
-    )  # [W, B, h, P+1, dh]
-    return out.view(W * B, h, P + 1, dh)
-
-
-def _shared_prefix_cache(past: list[tuple[torch.Tensor, torch.Tensor]], W: int) -> Any:
-    """A ``DynamicCache`` whose layers hold the clean prefix once and hand each of ``W`` windows'
-    rows (``W * B`` in all) that prefix plus their own last token; nothing is stored, so the same
-    clean cache serves every call. Its length is the prefix's, so positions (and rotary phases)
-    of the last token are the model's own."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    class SharedPrefix(DynamicLayer):
-        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
-            super().__init__()
-            self.keys, self.values, self.dtype, self.device = keys, values, keys.dtype, keys.device
-            self.is_initialized = True
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            return _join(self.keys, key_states, W), _join(self.values, value_states, W)
-
-    kv = DynamicCache()
-    kv.layers = [SharedPrefix(k, v) for k, v in past]
-    return kv
 
 
 def _hf_last_rows(
@@ -347,22 +253,20 @@ def _hf_last_rows(
     """Logits ``[W, B, V]`` at the last position, window ``w`` blocking ``key_block`` ``[B, T]`` in
     ``windows[w]``: one single-token forward of ``W * B`` rows against the clean cache."""
     hf = _hf_model(m)
+    if cache.past is None or cache.last_tokens is None:
+        raise ValueError("the clean cache holds no Hugging Face key/value prefix")
     W = len(windows)
     B = cache.last_tokens.shape[0]
-    kv = _shared_prefix_cache(cache.past, W)
+    kv = shared_prefix_cache(cache.past, W)
     kb = key_block.to(cache.logits.device)[:, None, :]  # [B, 1, T]
     blocks = {}
-    for l in sorted({l for w in windows for l in w}):
-        on = torch.tensor([l in w for w in windows], device=kb.device)[
-            :, None, None, None
-        ]  # [W, 1, 1, 1]
-        blocks[l] = (kb[None] & on).reshape(
-            W * B, 1, -1
-        )  # [W*B, 1, T]; rows off the window stay untouched
+    for layer in sorted({layer for w in windows for layer in w}):
+        on = torch.tensor([layer in w for w in windows], device=kb.device)  # [W]
+        # [W*B, 1, T]; rows off the window stay untouched
+        blocks[layer] = (kb[None] & on[:, None, None, None]).reshape(W * B, 1, -1)
+    tokens = cache.last_tokens.repeat(W, 1)
     with torch.no_grad(), _hf_hooks(m, blocks):
-        logits = hf(cache.last_tokens.repeat(W, 1), **{_cache_arg(hf): kv}, use_cache=True).logits[
-            :, -1
-        ]
+        logits: torch.Tensor = hf(tokens, **{_cache_arg(hf): kv}, use_cache=True).logits[:, -1]
     return logits.reshape(W, B, -1)
 
 
@@ -373,13 +277,13 @@ def clean_cache(m: Model, inputs: Any) -> CleanCache:
     if m.backend == "tl" and _hf_model(m) is not None and supports_fast_path(m) is None:
         return _hf_clean_cache(m, inputs)
 
-    L = m.n_layers
-    names = [m.hook(kind, l) for l in range(L) for kind in ("resid_pre", "k", "v")]
+    layers = range(m.n_layers)
+    names = [m.hook(kind, layer) for layer in layers for kind in ("resid_pre", "k", "v")]
     out, acts = trace(m, inputs, capture=names)
     return CleanCache(
-        [acts[m.hook("resid_pre", l)][:, -1] for l in range(L)],
-        [acts[m.hook("k", l)] for l in range(L)],
-        [acts[m.hook("v", l)] for l in range(L)],
+        [acts[m.hook("resid_pre", layer)][:, -1] for layer in layers],
+        [acts[m.hook("k", layer)] for layer in layers],
+        [acts[m.hook("v", layer)] for layer in layers],
         out,
     )
 
@@ -398,32 +302,14 @@ def last_row_knockout(
         return cache.logits[:, -1]
     if cache.past is not None:
         return _hf_last_rows(m, cache, key_block, [layers])[0]
-    native = m.module.original_model
-    cfg = m.cfg
-    H, dh = cfg.n_heads, cfg.d_head
     start = layers[0]
-    h = cache.resid_last[start]  # [B, d]
-    B = h.shape[0]
-    block = key_block.to(h.device)[:, None, :]  # [B, 1, T]
-    with torch.no_grad():
-        for l in range(start, m.n_layers):
-            blk = native.layers[l]
-            attn = blk.attn
-            x = _raw(blk.ln1)(h)
-            q = _raw(attn.q)(x).view(B, H, dh)
-            k_last = _raw(attn.k)(x).view(B, 1, H, dh)
-            v_last = _raw(attn.v)(x).view(B, 1, H, dh)
-            K = torch.cat([cache.keys[l][:, :-1], k_last], dim=1)  # [B, T, H, dh]
-            V = torch.cat([cache.values[l][:, :-1], v_last], dim=1)
-            scores = torch.einsum("bhd,bthd->bht", q, K) / _raw(attn).scale
-            pattern = torch.softmax(scores, dim=-1)[:, :, None, :]  # [B, H, 1, T]
-            if l in layers:
-                pattern = block_pattern(pattern, block)
-            z = torch.einsum("bht,bthd->bhd", pattern[:, :, 0], V).reshape(B, H * dh)
-            h = h + _raw(attn.o)(z)
-            if not cfg.attn_only:
-                h = h + _raw(blk.mlp)(_raw(blk.ln2)(h))
-        return _raw(native.head)(_raw(native.ln_out)(h))
+    resid = cache.resid_last[start]  # [B, d]
+    block = key_block.to(resid.device)[:, None, :]  # [B, 1, T]
+
+    def edit(layer: int, pattern: torch.Tensor) -> torch.Tensor:
+        return block_pattern(pattern, block) if layer in layers else pattern
+
+    return rerun_last_row(m, resid, start, cache.keys, cache.values, edit)
 
 
 def last_row_knockouts(
@@ -447,9 +333,81 @@ def last_row_knockouts(
     return out
 
 
+# ---------------------------------------------------------------- knockout modes
+KnockoutMode = Callable[
+    [Model, Any, "CleanCache | None", torch.Tensor, torch.Tensor, Sequence[Sequence[int]]],
+    torch.Tensor,
+]
+"""``mode(m, inputs, cache, dst, src, windows) -> [W, B, V]``: the last position's logits with the
+edge ``src -> dst`` (``[B, T]`` bool position groups) blocked in the layers of each window;
+``cache`` is the clean run's :class:`CleanCache` (None where the mode needs none). Modes are
+interchangeable ways to compute the same knockout, so a test can hold one against another."""
+_MODES: dict[str, KnockoutMode] = {}
+
+
+def register(name: str) -> Callable[[KnockoutMode], KnockoutMode]:
+    """Decorator: register a knockout mode (signature :data:`KnockoutMode`); a name that is
+    taken already is a ``ValueError``."""
+
+    def deco(fn: KnockoutMode) -> KnockoutMode:
+        if name in _MODES:
+            raise ValueError(f"knockout mode {name!r} registered twice")
+        _MODES[name] = fn
+        return fn
+
+    return deco
+
+
+def names() -> list[str]:
+    """The registered knockout modes."""
+    return sorted(_MODES)
+
+
+def get(name: str) -> KnockoutMode:
+    """The knockout mode ``name``; an unknown name is a ``KeyError`` listing close matches."""
+    if name not in _MODES:
+        from interp.utils import unknown_name_error
+
+        raise unknown_name_error("knockout mode", name, names())
+    return _MODES[name]
+
+
+@register("full")
+def full_knockout(
+    m: Model,
+    inputs: Any,
+    cache: CleanCache | None,
+    dst: torch.Tensor,
+    src: torch.Tensor,
+    windows: Sequence[Sequence[int]],
+) -> torch.Tensor:
+    """Every position recomputed (:func:`knockout_logits`), one forward per window; any edge,
+    any model. ``cache`` is not used."""
+    block = edge_block(dst, src)
+    return torch.stack([knockout_logits(m, inputs, block, w)[:, -1] for w in windows])
+
+
+@register("last_row")
+def last_row_mode(
+    m: Model,
+    inputs: Any,
+    cache: CleanCache | None,
+    dst: torch.Tensor,
+    src: torch.Tensor,
+    windows: Sequence[Sequence[int]],
+) -> torch.Tensor:
+    """Only the last query row recomputed (:func:`last_row_knockouts`) against ``cache``: for
+    edges into the last position (``dst`` is that position), on models
+    :func:`supports_fast_path` accepts."""
+    if cache is None:
+        raise ValueError("the 'last_row' knockout mode needs the clean run's cache (clean_cache)")
+    return last_row_knockouts(m, cache, src, windows)
+
+
 # ---------------------------------------------------------------- sweeps
 def answer_prob(logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
-    """Probability (softmax over the vocabulary, float32) of ``answer`` ``[B]`` from ``[B, V]`` logits."""
+    """Probability (softmax over the vocabulary, float32) of ``answer`` ``[B]`` from ``[B, V]``
+    logits."""
     return torch.softmax(logits.float(), -1).gather(-1, answer[:, None].to(logits.device))[:, 0]
 
 
@@ -467,13 +425,14 @@ def sweep(
     k: int = 1,
     fast: bool = True,
     cache: CleanCache | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Knockout sweep over windows of ``k`` layers for each edge ``(src, dst)`` of ``groups``
     (``[B, T]`` bool each; the group ``"last"`` must be the final position).
 
     Returns ``{"p_base": [B], "p": {edge name: [L, B]}, "score": {edge name: [L, B]}}`` with
-    edge names ``"src->dst"``. Edges into ``"last"`` use :func:`last_row_knockout` when
-    ``fast`` (and the model supports it), all others a full recompute."""
+    edge names ``"src->dst"``. Edges into ``"last"`` use the ``"last_row"`` mode
+    (:func:`last_row_knockouts`) when ``fast`` (and the model supports it), all others the
+    ``"full"`` recompute."""
     L = m.n_layers
     use_fast = fast and supports_fast_path(m) is None
     if cache is None:
@@ -486,22 +445,14 @@ def sweep(
         clean_last = trace(m, inputs)[0][:, -1]
     p_base = answer_prob(clean_last, answer)
     p_out, s_out = {}, {}
+    windows = [window(layer, k, L) for layer in range(L)]
     for src, dst in edges:
         name = f"{src}->{dst}"
+        mode = get("last_row" if dst == "last" and use_fast else "full")
+        logits = mode(m, inputs, cache, groups[dst], groups[src], windows)  # [L, B, V]
         rows = torch.zeros(L, len(p_base))
-        fast_rows = (
-            last_row_knockouts(m, cache, groups[src], [window(l, k, L) for l in range(L)])
-            if dst == "last" and use_fast
-            else None
-        )
-        for l in range(L):
-            layers = window(l, k, L)
-            if fast_rows is not None:
-                logits = fast_rows[l]
-            else:
-                block = edge_block(groups[dst], groups[src])
-                logits = knockout_logits(m, inputs, block, layers)[:, -1]
-            rows[l] = answer_prob(logits, answer).cpu()
+        for layer in range(L):
+            rows[layer] = answer_prob(logits[layer], answer).cpu()
         p_out[name] = rows
         s_out[name] = relative_change(rows, p_base.cpu()[None])
     return {"p_base": p_base.cpu(), "p": p_out, "score": s_out}
@@ -524,7 +475,7 @@ def attention_removed_logits(
         return z
 
     layers = range(m.n_layers) if layers is None else layers
-    out, _ = trace(m, inputs, edits={m.hook("z", l): drop_last for l in layers})
+    out, _ = trace(m, inputs, edits={m.hook("z", layer): drop_last for layer in layers})
     return out[:, -1]
 
 
@@ -546,7 +497,7 @@ def fast_vs_full_gap(
     cache: CleanCache,
     k: int,
     edges: Sequence[tuple[str, str]],
-) -> tuple[float, dict]:
+) -> tuple[float, dict[str, float]]:
     """Largest |logit difference| at the last position between :func:`last_row_knockout` and a
     full recompute, over every edge of ``edges`` into ``"last"`` and every window of ``k``
     layers; also the seconds each took and one clean forward's."""
@@ -562,8 +513,8 @@ def fast_vs_full_gap(
     for src, dst in edges:
         if dst != "last":
             continue
-        for l in range(L):
-            layers = window(l, k, L)
+        for layer in range(L):
+            layers = window(layer, k, L)
             t0 = time.perf_counter()
             fast = last_row_knockout(m, cache, groups[src], layers)
             t1 = time.perf_counter()

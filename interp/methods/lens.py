@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 
 from interp.tracing.readout import unembed
 
-Positions = Union[None, int, Sequence[int]]
+Positions = None | int | Sequence[int]
 
 
 @dataclass
@@ -90,7 +90,8 @@ def logit_lens(
     norm: bool = True,
     stream: ResidualStream | None = None,
 ) -> LogitLens:
-    """The logit lens of ``inputs`` (or of an already captured ``stream``) over ``m.resid_names()``."""
+    """The logit lens of ``inputs`` (or of an already captured ``stream``) over
+    ``m.resid_names()``."""
     stream = stream if stream is not None else residual_stream(m, inputs, positions=positions)
     return LogitLens(stream.names, lens_logits(m, stream, norm=norm), stream.output)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,218 +37,28 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
-from torch.nn.utils import parametrize
 
-# Module-name -> canonical matrix name (TransformerLens names). The native zoo transformer
-# uses q/k/v/o and fc_in/fc_out; the rest are common Hugging Face names.
-MATRIX_ALIASES = {
-    "q": "W_Q",
-    "q_proj": "W_Q",
-    "query": "W_Q",
-    "k": "W_K",
-    "k_proj": "W_K",
-    "key": "W_K",
-    "v": "W_V",
-    "v_proj": "W_V",
-    "value": "W_V",
-    "o": "W_O",
-    "o_proj": "W_O",
-    "out_proj": "W_O",
-    "fc_in": "W_in",
-    "fc1": "W_in",
-    "up_proj": "W_in",
-    "c_fc": "W_in",
-    "in": "W_in",
-    "fc_out": "W_out",
-    "fc2": "W_out",
-    "down_proj": "W_out",
-    "out": "W_out",
-    "gate": "W_gate",
-    "gate_proj": "W_gate",
-    # fused query/key/value (GPT-2 Conv1D c_attn, GPT-NeoX query_key_value): one site, no head axis yet
-    "c_attn": "W_QKV",
-    "query_key_value": "W_QKV",
-    "qkv_proj": "W_QKV",
-    "Wqkv": "W_QKV",
-    "dense_h_to_4h": "W_in",
-    "dense_4h_to_h": "W_out",
-}
-# Names that mean different matrices under attention and under the MLP (GPT-2 c_proj, NeoX dense).
-PARENT_ALIASES = {
-    ("attn", "c_proj"): "W_O",
-    ("mlp", "c_proj"): "W_out",
-    ("attention", "dense"): "W_O",
-}
-MATRICES = ("W_Q", "W_K", "W_V", "W_QKV", "W_O", "W_in", "W_gate", "W_out")
-# nn.Linear weights are [out, in]: the heads of Q/K/V lie along rows, of O along columns.
-# GPT-2's Conv1D stores [in, out], so there the axes swap.
-HEAD_AXIS = {"W_Q": 0, "W_K": 0, "W_V": 0, "W_O": 1}
-_LAYER_RE = re.compile(r"(?:^|\.)(?:layers|blocks|h|layer)\.(\d+)\.")
-
-
-@dataclass(frozen=True)
-class Site:
-    """One maskable matrix: ``key`` ("blocks.0.W_in"), its module ``path`` in the native
-    model, weight ``shape`` and, for attention matrices, the head axis and ``d_head``."""
-
-    key: str
-    layer: int
-    matrix: str
-    path: str
-    shape: tuple[int, int]
-    head_axis: int | None = None
-    d_head: int | None = None
-
-    @property
-    def n_heads(self) -> int | None:
-        if self.head_axis is None or not self.d_head:
-            return None
-        return self.shape[self.head_axis] // self.d_head
-
-    @property
-    def size(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-
-def logits_of(out: Any) -> torch.Tensor:
-    """The logits a native forward returned: a tensor, a Hugging Face ``ModelOutput`` or a tuple."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if getattr(out, "logits", None) is not None:
-        return out.logits
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise TypeError(f"cannot find logits in a {type(out).__name__} returned by the model's forward")
-
-
-def native(model: Any) -> nn.Module:
-    """The ``nn.Module`` holding the weights: ``Model.module.original_model`` or the module itself."""
-    module = getattr(model, "module", model)
-    return getattr(module, "original_model", module)
-
-
-def find_sites(
-    model: Any, matrices: Sequence[str] | None = None, layers: Sequence[int] | None = None
-) -> list[Site]:
-    """Maskable matrices of ``model`` (an ``interp.Model``, a bridge or an ``nn.Module``),
-    in layer order; keep only ``matrices`` / ``layers`` when given. Any 2-D weight of an
-    ``nn.Linear`` inside a numbered block counts; unknown module names keep their path."""
-    root = native(model)
-    cfg = getattr(getattr(model, "module", model), "cfg", None) or getattr(root, "cfg", None)
-    d_head = getattr(cfg, "d_head", None)
-    sites = []
-    for path, mod in root.named_modules():
-        conv1d = (
-            type(mod).__name__ == "Conv1D" and getattr(mod, "weight", None) is not None
-        )  # GPT-2: [in, out]
-        if not (isinstance(mod, nn.Linear) or conv1d):
-            continue
-        clean = ".".join(p for p in path.split(".") if p != "_original_component")
-        hit = _LAYER_RE.search(clean)
-        if hit is None:
-            continue
-        layer = int(hit.group(1))
-        parts = clean.split(".")
-        leaf, parent = parts[-1], parts[-2] if len(parts) > 1 else ""
-        matrix = PARENT_ALIASES.get((parent, leaf)) or MATRIX_ALIASES.get(leaf, clean[hit.end() :])
-        if matrices is not None and matrix not in matrices:
-            continue
-        if layers is not None and layer not in layers:
-            continue
-        axis = HEAD_AXIS.get(matrix) if d_head else None
-        if axis is not None and conv1d:
-            axis = 1 - axis
-        if axis is not None and mod.weight.shape[axis] % d_head:
-            axis = None
-        sites.append(
-            Site(
-                f"blocks.{layer}.{matrix}",
-                layer,
-                matrix,
-                path,
-                tuple(mod.weight.shape),
-                axis,
-                int(d_head) if axis is not None else None,
-            )
-        )
-    sites = _without_unused_fused_qkv(sites)
-    order = {m: i for i, m in enumerate(MATRICES)}
-    sites.sort(key=lambda s: (s.layer, order.get(s.matrix, len(order)), s.key))
-    keys = [s.key for s in sites]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"two maskable matrices share a key: {keys}")
-    if not sites:
-        raise ValueError("no maskable nn.Linear or Conv1D weights found inside numbered blocks")
-    return sites
-
-
-def _without_unused_fused_qkv(sites: list[Site]) -> list[Site]:
-    """Drop a fused query/key/value weight that sits beside separate Q, K and V weights.
-
-    A TransformerLens bridge over a Hugging Face model splits GPT-2's ``c_attn`` and GPT-NeoX's
-    ``query_key_value`` into per-head ``q``/``k``/``v`` linears, which the forward uses; the
-    fused original stays in the tree as ``qkv`` but computes nothing. Masking it would change
-    nothing and would count its weights as kept or removed."""
-
-    def parent(s: Site) -> str:
-        return ".".join(p for p in s.path.split(".") if p != "_original_component").rsplit(".", 1)[
-            0
-        ]
-
-    split = {(s.layer, parent(s)) for s in sites if s.matrix in ("W_Q", "W_K", "W_V")}
-    return [
-        s
-        for s in sites
-        if not (s.key.endswith(".qkv") or s.matrix == "W_QKV") or (s.layer, parent(s)) not in split
-    ]
-
-
-class _MaskParam(nn.Module):
-    """Parametrization ``W -> W * mask(key)``; the mask source is a plain callable."""
-
-    def __init__(self, fn: Callable[[], torch.Tensor | None]):
-        super().__init__()
-        self._fn = fn
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        m = self._fn()
-        return weight if m is None else weight * m.to(weight.dtype)
-
-
-@contextlib.contextmanager
-def masked(
-    model: Any, sites: Sequence[Site], mask_fn: Callable[[Site], torch.Tensor | None]
-) -> Iterator[Any]:
-    """While open, every site's weight reads as ``weight * mask_fn(site)`` (``None``: unmasked).
-    Base weights are untouched; the parametrizations are removed on exit."""
-    root = native(model)
-    done = []
-    try:
-        for site in sites:
-            mod = root.get_submodule(site.path)
-            if tuple(mod.weight.shape) != tuple(site.shape):
-                raise ValueError(
-                    f"{site.key}: weight shape {tuple(mod.weight.shape)} != mask shape {site.shape}"
-                )
-            if parametrize.is_parametrized(mod, "weight"):
-                raise RuntimeError(
-                    f"{site.key} is already masked: masks do not nest (combine them with & or |)"
-                )
-            parametrize.register_parametrization(
-                mod, "weight", _MaskParam(lambda s=site: mask_fn(s)), unsafe=True
-            )
-            done.append(mod)
-        yield model
-    finally:
-        for mod in done:
-            parametrize.remove_parametrizations(mod, "weight", leave_parametrized=False)
+# Where the maskable matrices are and how a mask reaches them is the tracing layer's
+# knowledge; re-exported here, the import path methods and analyses have always used.
+from interp.tracing.weights import (
+    HEAD_AXIS,
+    MATRICES,
+    Site,
+    find_sites,
+    logits_of,
+    masked,
+    native,
+)
 
 
 class Mask:
     """A hard binary mask over sites: ``values[key]`` is a bool tensor of the site's shape."""
 
     def __init__(
-        self, sites: Sequence[Site], values: dict[str, torch.Tensor], meta: dict | None = None
+        self,
+        sites: Sequence[Site],
+        values: dict[str, torch.Tensor],
+        meta: dict[str, Any] | None = None,
     ):
         self.sites = list(sites)
         self.values = {s.key: values[s.key].to(torch.bool).cpu() for s in self.sites}
@@ -270,7 +79,10 @@ class Mask:
         return cls(sites, {s.key: torch.zeros(s.shape, dtype=torch.bool) for s in sites})
 
     def __repr__(self) -> str:
-        return f"Mask({len(self.sites)} matrices, kept {self.n_kept}/{self.n_total} = {self.kept_fraction:.4%})"
+        return (
+            f"Mask({len(self.sites)} matrices, kept {self.n_kept}/{self.n_total} = "
+            f"{self.kept_fraction:.4%})"
+        )
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -295,7 +107,7 @@ class Mask:
         for s in self.sites:
             k, n = out.get(s.layer, [0, 0])
             out[s.layer] = [k + int(self.values[s.key].sum()), n + s.size]
-        return {l: k / n for l, (k, n) in sorted(out.items())}
+        return {layer: k / n for layer, (k, n) in sorted(out.items())}
 
     def by_component(self) -> dict[str, float]:
         """Kept fraction of each layer's attention (Q, K, V, O) and MLP (in, gate, out) weights,
@@ -366,7 +178,7 @@ class Mask:
         return Mask(self.sites, vals, {"shuffled_from": self.meta.get("name"), "seed": seed})
 
     # ------------------------------------------------------------ applying
-    def apply(self, model: Any, complement: bool = False):
+    def apply(self, model: Any, complement: bool = False) -> contextlib.AbstractContextManager[Any]:
         """Context manager: ``model`` runs with only the kept weights (or, with
         ``complement=True``, with everything but them) of the masked matrices."""
         vals = self.complement().values if complement else self.values
@@ -458,7 +270,10 @@ class MaskLogits(nn.Module):
     def soft_density(self) -> torch.Tensor:
         """``sum(sigmoid(T*s)) / |M|`` over all sites (the L0 surrogate)."""
         total = sum(s.size for s in self.sites)
-        return sum(torch.sigmoid(self.temperature * s).sum() for s in self.logits) / total
+        mass = torch.sigmoid(self.temperature * self.logits[0]).sum()
+        for s in self.logits[1:]:  # in site order, as sum() adds them
+            mass = mass + torch.sigmoid(self.temperature * s).sum()
+        return mass / total
 
     @torch.no_grad()
     def soft_counts(self, band: tuple[float, float] = (0.1, 0.9)) -> tuple[int, int]:
@@ -472,7 +287,8 @@ class MaskLogits(nn.Module):
         return und, kept
 
     def undecided_fraction(self, band: tuple[float, float] = (0.1, 0.9)) -> float:
-        """Undecided soft masks as a fraction of all maskable weights (logged, not the stop rule)."""
+        """Undecided soft masks as a fraction of all maskable weights (logged, not the stop
+        rule)."""
         return self.soft_counts(band)[0] / sum(s.size for s in self.sites)
 
     def decided(self, stop: float = 0.01, band: tuple[float, float] = (0.1, 0.9)) -> bool:
@@ -480,9 +296,11 @@ class MaskLogits(nn.Module):
         (never true while nothing is kept above the band)."""
         return should_stop(*self.soft_counts(band), stop)
 
-    def hard(self, meta: dict | None = None) -> Mask:
+    def hard(self, meta: dict[str, Any] | None = None) -> Mask:
         return Mask(
-            self.sites, {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits)}, meta
+            self.sites,
+            {s.key: (p.detach() > 0) for s, p in zip(self.sites, self.logits, strict=True)},
+            meta,
         )
 
 
@@ -492,7 +310,7 @@ class MaskTraining:
 
     mask: Mask
     logits: MaskLogits
-    log: list[dict]
+    log: list[dict[str, Any]]
     steps: int
     stopped_early: bool
 
@@ -510,6 +328,79 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     """Mean over positions of ``-sum_v target[.., v] * log_softmax(logits)[.., v]``."""
     logp = F.log_softmax(logits.float(), dim=-1)
     return -(target * logp).sum(-1).mean()
+
+
+class _Objective:
+    """The loss and the per-step bookkeeping of one :func:`train_mask` run: the task loss
+    against the target distribution plus ``lam`` times the soft density, the temperature
+    schedule, the training log and the early stop."""
+
+    def __init__(
+        self,
+        root: nn.Module,
+        target_fn: Callable[[torch.Tensor], torch.Tensor] | str,
+        cfg: MaskTrainConfig,
+        total: int,
+    ):
+        if isinstance(target_fn, str) and target_fn != "self":
+            raise ValueError(f"target_fn must be a callable or 'self', got {target_fn!r}")
+        self.root, self.target_fn, self.cfg, self.total = root, target_fn, cfg, total
+        self.history: list[dict[str, Any]] = []
+        self.steps, self.early = 0, False
+        self.last = (math.nan, math.nan)  # (task loss, soft density) of the latest step
+
+    def target(self, module: MaskLogits, tokens: torch.Tensor) -> torch.Tensor:
+        """``[batch, pos, vocab]`` probabilities the masked model should match."""
+        if isinstance(self.target_fn, str):  # "self": the unmasked model's own softmax
+            with torch.no_grad(), module.unmasked():
+                return F.softmax(logits_of(self.root(tokens)).float(), dim=-1)
+        return self.target_fn(tokens).to(_device(self.root))
+
+    def loss(self, module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+        assert isinstance(module, MaskLogits)  # train() hands back the module it trains
+        tokens = tokens.to(_device(self.root))
+        target = self.target(module, tokens)
+        task = soft_cross_entropy(logits_of(self.root(tokens)), target)
+        density = module.soft_density()
+        self.last = (task.item(), density.item())
+        return task + self.cfg.lam * density
+
+    def on_step(self, step: int, module: nn.Module) -> None:
+        assert isinstance(module, MaskLogits)  # train() hands back the module it trains
+        cfg = self.cfg
+        module.temperature *= cfg.temperature_growth
+        self.steps = step + 1
+        if step % cfg.check_every == 0 or step == cfg.steps - 1:
+            und, kept = module.soft_counts(cfg.undecided_band)
+            task, density = self.last
+            self.history.append(
+                {
+                    "step": step,
+                    "task_loss": task,
+                    "soft_density": density,
+                    "undecided": und / self.total,
+                    "undecided_per_kept": und / kept if kept else None,
+                    "n_undecided": und,
+                    "n_soft_kept": kept,
+                    "temperature": module.temperature,
+                }
+            )
+            if should_stop(und, kept, cfg.undecided_stop):
+                self.early = True
+                raise _Decided
+
+
+@contextlib.contextmanager
+def _frozen(root: nn.Module) -> Iterator[None]:
+    """While open, none of ``root``'s trainable parameters takes gradients."""
+    frozen = [p for p in root.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def train_mask(
@@ -530,49 +421,7 @@ def train_mask(
     sites = list(sites) if sites is not None else find_sites(model, cfg.matrices)
     root = native(model)
     logits = MaskLogits(sites, cfg.init_logit, cfg.temperature).to(_device(root))
-    frozen = [p for p in root.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    history: list[dict] = []
-    state = {"steps": 0, "early": False}
-    module_total = sum(s.size for s in sites)
-
-    def loss_fn(module: MaskLogits, tokens: torch.Tensor) -> torch.Tensor:
-        tokens = tokens.to(_device(root))
-        if isinstance(target_fn, str):
-            if target_fn != "self":
-                raise ValueError(f"target_fn must be a callable or 'self', got {target_fn!r}")
-            with torch.no_grad(), module.unmasked():
-                target = F.softmax(logits_of(root(tokens)).float(), dim=-1)
-        else:
-            target = target_fn(tokens).to(_device(root))
-        task = soft_cross_entropy(logits_of(root(tokens)), target)
-        density = module.soft_density()
-        module._last = (task.item(), density.item())
-        return task + cfg.lam * density
-
-    def on_step(step: int, module: MaskLogits) -> None:
-        module.temperature *= cfg.temperature_growth
-        state["steps"] = step + 1
-        if step % cfg.check_every == 0 or step == cfg.steps - 1:
-            und, kept = module.soft_counts(cfg.undecided_band)
-            task, density = getattr(module, "_last", (math.nan, math.nan))
-            history.append(
-                {
-                    "step": step,
-                    "task_loss": task,
-                    "soft_density": density,
-                    "undecided": und / module_total,
-                    "undecided_per_kept": und / kept if kept else None,
-                    "n_undecided": und,
-                    "n_soft_kept": kept,
-                    "temperature": module.temperature,
-                }
-            )
-            if should_stop(und, kept, cfg.undecided_stop):
-                state["early"] = True
-                raise _Decided
-
+    objective = _Objective(root, target_fn, cfg, sum(s.size for s in sites))
     tcfg = TrainConfig(
         steps=cfg.steps,
         batch_size=1,
@@ -584,31 +433,29 @@ def train_mask(
         log_every=max(1, cfg.steps // 20),
         checkpoint_every=0,
     )
-    try:
-        with masked(model, sites, logits.mask):
-            try:
-                train(
-                    logits,
-                    batch_fn,
-                    loss_fn,
-                    tcfg,
-                    params=list(logits.parameters()),
-                    desc=desc,
-                    on_step=on_step,
-                )
-            except _Decided:
-                pass
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
+    with _frozen(root), masked(model, sites, logits.mask):
+        try:
+            train(
+                logits,
+                batch_fn,
+                objective.loss,
+                tcfg,
+                params=list(logits.parameters()),
+                desc=desc,
+                on_step=objective.on_step,
+            )
+        except _Decided:
+            pass
     logits.eval()
     meta = {
         **cfg.model_dump(mode="json"),
-        "steps_run": state["steps"],
-        "stopped_early": state["early"],
+        "steps_run": objective.steps,
+        "stopped_early": objective.early,
         "final_temperature": logits.temperature,
     }
-    return MaskTraining(logits.hard(meta), logits, history, state["steps"], state["early"])
+    return MaskTraining(
+        logits.hard(meta), logits, objective.history, objective.steps, objective.early
+    )
 
 
 def _device(module: nn.Module) -> torch.device:
@@ -649,5 +496,6 @@ __all__ = [
     "should_stop",
     "row_shuffle_null",
     "native",
+    "logits_of",
     "MATRICES",
 ]

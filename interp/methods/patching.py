@@ -18,37 +18,35 @@ Sources (what a head's output is replaced by):
 Activation patching is batched over heads: each forward carries one copy of the prompts per
 head of a layer, each copy with a different head patched.
 
-    eff = activation_patching(m, clean, metric, corrupt=corrupt)      # [n, layers, heads]
-    att = attribution_patching(m, clean, metric, corrupt=corrupt)     # [n, layers, heads]
-    out = head_outputs(m, clean)                                      # [n, pos, layers*heads, d_model]
+    eff = activation_patching(m, clean, metric, corrupt=corrupt)   # [n, layers, heads]
+    att = attribution_patching(m, clean, metric, corrupt=corrupt)  # [n, layers, heads]
+    out = head_outputs(m, clean)                                   # [n, pos, layers*heads, d_model]
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
 
 from interp.tracing.gradients import metric_grads_batch
+from interp.tracing.hooks import EditFn
 from interp.tracing.model import Model
 from interp.tracing.trace import trace
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Source = Literal["counterfactual", "zero", "mean"]
-Tokens = Union[
-    Int[torch.Tensor, "n pos"], Sequence[str]
-]  # token ids, or text that Model.prepare tokenizes
+Tokens = Int[torch.Tensor, "n pos"] | Sequence[str]  # token ids, or text Model.prepare tokenizes
 HookZ = Float[torch.Tensor, "n pos head d_head"]  # one layer's hook_z over n prompts
-HeadEffects = Union[
-    Float[torch.Tensor, "n layers heads"], Float[torch.Tensor, "n layers heads pos"]
-]
+HeadEffects = Float[torch.Tensor, "n layers heads"] | Float[torch.Tensor, "n layers heads pos"]
 
 
 def z_names(m: Model) -> list[str]:
     """Every layer's ``hook_z`` (``m.hook("z", l)``: ``[batch, pos, head, d_head]``)."""
-    return [m.hook("z", l) for l in range(m.n_layers)]
+    return [m.hook("z", layer) for layer in range(m.n_layers)]
 
 
 def _z(m: Model, tokens: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
@@ -85,7 +83,11 @@ def sources(
 
 
 def _metric_on(
-    m: Model, tokens: torch.Tensor, metric: Metric, idx: torch.Tensor, edits=None
+    m: Model,
+    tokens: torch.Tensor,
+    metric: Metric,
+    idx: torch.Tensor,
+    edits: dict[str, EditFn] | None = None,
 ) -> torch.Tensor:
     out, _ = trace(m, tokens, edits=edits)
     return metric(out, idx).detach().float().cpu()
@@ -105,28 +107,28 @@ def activation_patching(
     """Effect of patching each head (or head x position) on ``metric``, per prompt.
 
     Returns ``[n, layers, heads]`` (or ``[n, layers, heads, pos]`` with ``per_position``)."""
-    clean = m.prepare(clean)
-    corrupt = None if corrupt is None else m.prepare(corrupt)
-    n, T = clean.shape[:2]
+    x_clean: torch.Tensor = m.prepare(clean)
+    x_corrupt: torch.Tensor | None = None if corrupt is None else m.prepare(corrupt)
+    n, T = x_clean.shape[:2]
     L, H = m.n_layers, m.cfg.n_heads
-    clean_z, src_z = sources(m, clean, source, corrupt, batch_size)
+    clean_z, src_z = sources(m, x_clean, source, x_corrupt, batch_size)
     idx_all = torch.arange(n)
     base = torch.cat(
         [
-            _metric_on(m, clean[i : i + batch_size], metric, idx_all[i : i + batch_size])
+            _metric_on(m, x_clean[i : i + batch_size], metric, idx_all[i : i + batch_size])
             for i in range(0, n, batch_size)
         ]
     )  # [n]
     positions: list[int | None] = list(range(T)) if per_position else [None]
     out = torch.zeros(n, L, H, len(positions))
     per_chunk = max(1, batch_size // H)
-    eye = torch.eye(H, device=clean.device)  # copy c patches head c
-    for l, name in enumerate(z_names(m)):
+    eye = torch.eye(H, device=x_clean.device)  # copy c patches head c
+    for layer, name in enumerate(z_names(m)):
         for j, p in enumerate(positions):
             for i in range(0, n, per_chunk):
                 sl = slice(i, i + per_chunk)
                 b = len(idx_all[sl])
-                x = clean[sl].repeat(H, 1)  # [H*b, pos]: copy c of the prompts patches head c
+                x = x_clean[sl].repeat(H, 1)  # [H*b, pos]: copy c of the prompts patches head c
                 src = clean_z[name][sl] + alpha * (
                     src_z[name][sl] - clean_z[name][sl]
                 )  # [b, pos, head, d]
@@ -134,18 +136,25 @@ def activation_patching(
                     eye[:, None, None, :, None].expand(H, 1, T, H, 1).clone()
                 )  # [copy, 1, pos, head, 1]
                 if p is not None:
-                    keep = torch.zeros(T, device=clean.device)
+                    keep = torch.zeros(T, device=x_clean.device)
                     keep[p] = 1
                     mask = mask * keep[None, None, :, None, None]
 
-                def edit(act, src=src, mask=mask, b=b):
-                    a = act.view(H, b, *act.shape[1:])  # [copy, b, pos, head, d_head]
-                    m_ = mask.to(act.dtype)
-                    return (a * (1 - m_) + src.to(act.dtype)[None] * m_).view_as(act)
-
+                edit = functools.partial(_patch_heads, src=src, mask=mask, copies=H, b=b)
                 vals = _metric_on(m, x, metric, idx_all[sl].repeat(H), edits={name: edit})  # [H*b]
-                out[sl, l, :, j] = vals.view(H, b).T - base[sl, None]
+                out[sl, layer, :, j] = vals.view(H, b).T - base[sl, None]
     return out if per_position else out[..., 0]
+
+
+def _patch_heads(
+    act: torch.Tensor, *, src: torch.Tensor, mask: torch.Tensor, copies: int, b: int
+) -> torch.Tensor:
+    """``act`` ``[copies * b, pos, head, d_head]`` with ``src`` ``[b, pos, head, d_head]`` written
+    where ``mask`` ``[copies, 1, pos, head, 1]`` is 1 (copy ``c`` of the batch patches head
+    ``c``)."""
+    a = act.view(copies, b, *act.shape[1:])  # [copy, b, pos, head, d_head]
+    m_ = mask.to(act.dtype)
+    return (a * (1 - m_) + src.to(act.dtype)[None] * m_).view_as(act)
 
 
 def attribution_patching(
@@ -162,19 +171,19 @@ def attribution_patching(
     ``(source_z - clean_z) . d metric / d clean_z`` per head (and position).
 
     Returns ``[n, layers, heads]`` (or ``[n, layers, heads, pos]``)."""
-    clean = m.prepare(clean)
-    corrupt = None if corrupt is None else m.prepare(corrupt)
-    n = len(clean)
+    x_clean: torch.Tensor = m.prepare(clean)
+    x_corrupt: torch.Tensor | None = None if corrupt is None else m.prepare(corrupt)
+    n = len(x_clean)
     names = z_names(m)
-    _, src_z = sources(m, clean, source, corrupt, batch_size) if source != "zero" else (None, None)
+    src_z = None if source == "zero" else sources(m, x_clean, source, x_corrupt, batch_size)[1]
     rows = []
     for i in range(0, n, batch_size):
-        x = clean[i : i + batch_size]
+        x = x_clean[i : i + batch_size]
         grads, acts, _ = metric_grads_batch(m, x, metric, names, idx=torch.arange(i, i + len(x)))
         per_layer = []
         for name in names:
             z, g = acts[name], grads[name]
-            delta = -z if source == "zero" else src_z[name][i : i + len(x)].to(z.dtype) - z
+            delta = -z if src_z is None else src_z[name][i : i + len(x)].to(z.dtype) - z
             eff = (delta * g).sum(-1)  # [b, pos, head]
             per_layer.append(eff.transpose(1, 2) if per_position else eff.sum(1))
         rows.append(torch.stack(per_layer, 1).float().cpu())  # [b, layers, heads(, pos)]
@@ -187,20 +196,20 @@ def head_results(
     """What each head writes to the residual stream (``hook_z @ W_O``, no bias), averaged over
     positions: ``[n, layers * heads, d_model]`` (layer-major). ``upto`` ``[n]``: average only
     positions ``<= upto[i]`` (e.g. the answer position of right-padded prompts)."""
-    tokens = m.prepare(tokens)
+    x: torch.Tensor = m.prepare(tokens)
     W_O = _w_o(m)  # [layers, heads, d_head, d_model]
-    zs = _z(m, tokens, batch_size)
-    T = tokens.shape[1]
+    zs = _z(m, x, batch_size)
+    T = x.shape[1]
     if upto is None:
-        w = torch.full((len(tokens), T), 1.0 / T)
+        w = torch.full((len(x), T), 1.0 / T)
     else:
         keep = (torch.arange(T)[None] <= upto.cpu()[:, None]).float()
         w = keep / keep.sum(1, keepdim=True)
     w = w.to(W_O.device, W_O.dtype)
     outs = []
-    for l, name in enumerate(z_names(m)):
+    for layer, name in enumerate(z_names(m)):
         zbar = torch.einsum("bphd,bp->bhd", zs[name].to(W_O.dtype), w)  # [n, head, d_head]
-        outs.append(torch.einsum("bhd,hdm->bhm", zbar, W_O[l]))  # [n, head, d_model]
+        outs.append(torch.einsum("bhd,hdm->bhm", zbar, W_O[layer]))  # [n, head, d_model]
     return torch.cat(outs, 1).detach().float().cpu()
 
 
@@ -209,7 +218,11 @@ def _w_o(m: Model) -> Float[torch.Tensor, "layers heads d_head d_model"]:
     W = getattr(m.module, "W_O", None)
     if isinstance(W, torch.Tensor) and W.ndim == 4:
         return W.detach()
-    return torch.stack([m.module.blocks[l].attn.W_O.detach() for l in range(m.n_layers)])
+    per_layer = [m.attn_weights(layer)["W_O"] for layer in range(m.n_layers)]
+    missing = [layer for layer, w in enumerate(per_layer) if w is None]
+    if missing:
+        raise ValueError(f"{m.model_id} has no W_O in layers {missing}")
+    return torch.stack([w for w in per_layer if w is not None])  # detached by attn_weights
 
 
 def head_outputs(
@@ -218,11 +231,11 @@ def head_outputs(
     """What each head writes to the residual stream at every position (``hook_z @ W_O``, no
     bias): ``[n, pos, layers * heads, d_model]`` (layer-major); :func:`head_results` is its
     mean over positions."""
-    tokens = m.prepare(tokens)
+    x: torch.Tensor = m.prepare(tokens)
     W_O = _w_o(m)  # [layers, heads, d_head, d_model]
-    zs = _z(m, tokens, batch_size)
+    zs = _z(m, x, batch_size)
     outs = [
-        torch.einsum("bphd,hdm->bphm", zs[name].to(W_O.dtype), W_O[l])
-        for l, name in enumerate(z_names(m))
+        torch.einsum("bphd,hdm->bphm", zs[name].to(W_O.dtype), W_O[layer])
+        for layer, name in enumerate(z_names(m))
     ]
     return torch.cat(outs, 2).detach().float().cpu()  # [n, pos, layers*heads, d_model]

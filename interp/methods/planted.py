@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +27,8 @@ from torch import nn
 from interp.methods.masks import Mask, MaskTrainConfig, Site, find_sites, train_mask
 
 PLANTED_IOU = 0.9  # intersection over union of kept vs planted weights a working trainer reaches
-# Settings of the planted training (fixed: the check is of the trainer's code, not of a sweep's lambda).
+# Settings of the planted training (fixed: the check is of the trainer's code, not of a sweep's
+# lambda).
 PLANTED_TRAIN = MaskTrainConfig(
     lam=10.0, steps=400, lr=5e-2, init_logit=0.1, temperature_growth=1.02
 )
@@ -39,7 +41,8 @@ class _Block(nn.Module):
         self.fc_out = nn.Linear(hidden, d, bias=False)  # [d, hidden]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc_out(torch.relu(self.fc_in(x)))
+        out: torch.Tensor = x + self.fc_out(torch.relu(self.fc_in(x)))
+        return out
 
 
 class PlantedLM(nn.Module):
@@ -49,14 +52,16 @@ class PlantedLM(nn.Module):
         super().__init__()
         d = 2 * vocab
         self.embed = nn.Embedding(vocab, d)
-        self.blocks = nn.ModuleList([_Block(d, vocab) for _ in range(n_blocks)])
+        self.layers = [_Block(d, vocab) for _ in range(n_blocks)]  # typed view of self.blocks
+        self.blocks = nn.ModuleList(self.layers)
         self.unembed = nn.Linear(d, vocab, bias=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)  # [batch, pos, d]
-        for block in self.blocks:
+        for block in self.layers:
             x = block(x)
-        return self.unembed(x)  # [batch, pos, vocab]
+        logits: torch.Tensor = self.unembed(x)  # [batch, pos, vocab]
+        return logits
 
 
 @dataclass
@@ -87,12 +92,12 @@ def planted_bigram_model(
     m.embed.weight[:, :vocab] = torch.eye(vocab)
     m.unembed.weight.zero_()
     m.unembed.weight[:, vocab:] = torch.eye(vocab)
-    for block in m.blocks:
+    for block in m.layers:
         block.fc_in.weight.copy_(noise * torch.randn(vocab, d, generator=g))
         block.fc_out.weight.copy_(noise * torch.randn(d, vocab, generator=g))
     idx = torch.arange(vocab)
-    m.blocks[0].fc_in.weight[idx, idx] = 1.0
-    m.blocks[0].fc_out.weight[vocab + succ, idx] = boost
+    m.layers[0].fc_in.weight[idx, idx] = 1.0
+    m.layers[0].fc_out.weight[vocab + succ, idx] = boost
     for p in m.parameters():
         p.requires_grad_(False)
     sites = find_sites(m)
@@ -104,7 +109,8 @@ def planted_bigram_model(
 
 
 def recovery(kept: Mask, planted: Mask) -> dict[str, float]:
-    """Precision, recall and intersection over union of the kept weights against the planted ones."""
+    """Precision, recall and intersection over union of the kept weights against the planted
+    ones."""
     both = kept.overlap(planted)
     union = kept.n_kept + planted.n_kept - both
     return {
@@ -122,7 +128,7 @@ def planted_recovery(
     vocab: int = 16,
     batch_size: int = 32,
     seq_len: int = 4,
-) -> dict:
+) -> dict[str, Any]:
     """Train a mask on a planted model (:data:`PLANTED_TRAIN` unless ``cfg``) and measure how well
     the kept weights recover the planted ones (:func:`recovery`), with the steps and wall time."""
     t0 = time.time()

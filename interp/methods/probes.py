@@ -7,12 +7,15 @@ shrinkage whatever the width or scale of the activations. The intercept is not p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from sklearn.linear_model import Ridge
 
-def fit_ridge(X: Any, Y: Any, alpha: float):
+
+def fit_ridge(X: Any, Y: Any, alpha: float) -> Ridge:
     """A fitted ``sklearn.linear_model.Ridge`` for ``Y [n, k] ~ X [n, d]`` (float64), with the
     penalty ``alpha * trace(Xc^T Xc) / d``."""
     from sklearn.linear_model import Ridge
@@ -35,9 +38,10 @@ def ridge_r2(X: np.ndarray, Y: np.ndarray, train: np.ndarray, alpha: float) -> f
 
 
 def nearest_candidate_accuracy(
-    model, X: np.ndarray, ids: np.ndarray, candidates: np.ndarray
+    model: Ridge, X: np.ndarray, ids: np.ndarray, candidates: np.ndarray
 ) -> float:
-    """Fraction of rows whose prediction is nearest (cosine) to its own row of ``candidates [c, k]``."""
+    """Fraction of rows whose prediction is nearest (cosine) to its own row of ``candidates
+    [c, k]``."""
     pred = model.predict(_numpy(X))
     pred /= np.linalg.norm(pred, axis=1, keepdims=True) + 1e-12
     cand = candidates / (np.linalg.norm(candidates, axis=1, keepdims=True) + 1e-12)

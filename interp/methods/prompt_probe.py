@@ -7,9 +7,14 @@ Not a registered analysis: the dashboard's "Explore a model" page and notebooks 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from interp.methods.lens import LogitLens
+    from interp.tracing.model import Model
 
 
 @dataclass
@@ -35,7 +40,7 @@ class PromptProbe:
 
 
 def probe_prompt(
-    m, prompt: str, target: str | None = None, top_k: int = 10, ablate: bool = True
+    m: Model, prompt: str, target: str | None = None, top_k: int = 10, ablate: bool = True
 ) -> PromptProbe:
     """Tokens, next-token predictions, attention, logit lens and per-head ablation for ``prompt``.
 
@@ -54,7 +59,7 @@ def probe_prompt(
         )
     is_tf = m.kind == "transformer" and m.n_layers > 0
     lens = logit_lens(m, tokens) if is_tf else None
-    out = lens.output if is_tf else trace(m, tokens)[0]
+    out = lens.output if lens is not None else trace(m, tokens)[0]
     probs = out[0, -1].float().softmax(-1)
     top = probs.topk(top_k)
     target_id = _target_id(m, target) if target else int(top.indices[0])
@@ -70,7 +75,7 @@ def probe_prompt(
         None,
         None,
     )
-    if not is_tf:
+    if lens is None:
         return probe
     probe.patterns = attention_patterns(m, tokens)
     probe.lens_probs, probe.lens_target_prob, probe.lens_top = _lens_readout(
@@ -81,23 +86,25 @@ def probe_prompt(
     return probe
 
 
-def _target_id(m, target: str) -> int:
+def _target_id(m: Model, target: str) -> int:
     ids = m.tokenizer.encode(target, add_special_tokens=False)
     if not ids:
         raise ValueError(f"target {target!r} has no tokens")
-    return ids[0]
+    return int(ids[0])
 
 
-def attention_patterns(m, tokens: torch.Tensor) -> np.ndarray:
+def attention_patterns(m: Model, tokens: torch.Tensor) -> np.ndarray:
     """``[layer, head, query, key]`` attention patterns of the first prompt in ``tokens``."""
     from interp.tracing.trace import trace
 
-    names = [m.hook("pattern", l) for l in range(m.n_layers)]
+    names = [m.hook("pattern", layer) for layer in range(m.n_layers)]
     _, acts = trace(m, tokens, capture=names)
     return torch.stack([acts[n][0] for n in names]).float().cpu().numpy()
 
 
-def _lens_readout(m, lens, tokens: torch.Tensor, target_id: int):
+def _lens_readout(
+    m: Model, lens: LogitLens, tokens: torch.Tensor, target_id: int
+) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
     """Lens probability of each next token ``[R, pos]`` (NaN at the last position), of the
     target at the last position ``[R]``, and the lens's top-1 token ``[R][pos]``."""
     probs = lens.probs()[:, 0]  # [R, pos, vocab]
@@ -112,13 +119,14 @@ def _lens_readout(m, lens, tokens: torch.Tensor, target_id: int):
     )
 
 
-def head_effects(m, tokens: torch.Tensor, target_id: int, clean: float) -> np.ndarray:
-    """``[layer, head]`` change of the target's last-position logit when one head's ``z`` is zeroed."""
+def head_effects(m: Model, tokens: torch.Tensor, target_id: int, clean: float) -> np.ndarray:
+    """``[layer, head]`` change of the target's last-position logit when one head's ``z`` is
+    zeroed."""
     from interp.tracing.trace import trace, zero_heads
 
     effect = np.zeros((m.n_layers, m.cfg.n_heads))
-    for l in range(m.n_layers):
+    for layer in range(m.n_layers):
         for h in range(m.cfg.n_heads):
-            o, _ = trace(m, tokens, edits={m.hook("z", l): zero_heads([h])})
-            effect[l, h] = o[0, -1, target_id].item() - clean
+            o, _ = trace(m, tokens, edits={m.hook("z", layer): zero_heads([h])})
+            effect[layer, h] = o[0, -1, target_id].item() - clean
     return effect

@@ -58,7 +58,7 @@ class Steering:
     edits: dict[str, EditFn]
     vector: torch.Tensor | None = None
     saes: dict[str, Any] = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @contextmanager
     def active(self, m: Model) -> Iterator[Model]:
@@ -77,7 +77,9 @@ class Steering:
         with self.active(m):
             return generate(m, prompts, max_new_tokens, edits=self.edits, **kwargs)
 
-    def trace(self, m: Model, inputs: Any, capture: Sequence[str] = ()) -> tuple[Any, dict]:
+    def trace(
+        self, m: Model, inputs: Any, capture: Sequence[str] = ()
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """:func:`interp.trace` under this steering (every position of ``inputs`` edited as
         the prompt positions would be)."""
         from interp.tracing.trace import trace
@@ -138,7 +140,8 @@ def project_out(direction: torch.Tensor, coef: float = 1.0) -> EditFn:
 
     def ablate(act: torch.Tensor) -> torch.Tensor:
         u = r.to(act.device, act.dtype)
-        return act - coef * (act @ u)[..., None] * u
+        out: torch.Tensor = act - coef * (act @ u)[..., None] * u
+        return out
 
     return ablate
 
@@ -325,10 +328,10 @@ def _ablate(
     """``layer`` is ignored: the direction is removed at every layer."""
     r = torch.as_tensor(direction).float()
     names = [
-        m.hook(k, l)
-        for l in range(m.n_layers)
+        m.hook(k, i)
+        for i in range(m.n_layers)
         for k in ("resid_pre", "resid_mid")
-        if f"blocks.{l}.{Model.LAYER_HOOKS[k]}" in m.hook_names
+        if f"blocks.{i}.{Model.LAYER_HOOKS[k]}" in m.hook_names
     ]
     names.append(m.hook("resid_post", m.n_layers - 1))
     fn = restrict(project_out(r, coef), where)

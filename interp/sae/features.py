@@ -1,6 +1,8 @@
-"""Feature pages: what every latent of an SAE does on a stored activation set, in one streaming pass.
+"""Feature pages: what every latent of an SAE does on a stored activation set, in one streaming
+pass.
 
-For each latent ``i`` of ``sae`` at hook ``hook`` of an :class:`~interp.tracing.store.ActivationStore`
+For each latent ``i`` of ``sae`` at hook ``hook`` of an
+:class:`~interp.tracing.store.ActivationStore`
 collected with ``positions="all"`` (activations ``[N, T, d_in]``, tokens ``[N, T]``):
 
 - ``density[i]``: the fraction of token positions where the latent is > 0;
@@ -12,7 +14,8 @@ collected with ``positions="all"`` (activations ``[N, T, d_in]``, tokens ``[N, T
   tokens, the position in the middle; ``-1`` tokens and 0 activations pad past a sequence's
   ends; picks with activation 0 are empty: item ``-1``);
 - logit effects: the vocabulary tokens its decoder direction promotes and suppresses through the
-  model's unembedding (``W_dec[i] @ W_U``, the bias ``b_U`` removed; no final norm: the direct path).
+  model's unembedding (``W_dec[i] @ W_U``, the bias ``b_U`` removed; no final norm: the direct
+  path).
 
 The pass reads ``store.iter_shards(hook)`` shard by shard and encodes ``batch_size`` items at a
 time; it keeps per-latent buffers of ``k`` picks and never concatenates the store (the token ids,
@@ -58,7 +61,8 @@ _ARRAYS = (
 
 @dataclass
 class FeaturePages:
-    """Feature pages of ``d_sae`` latents (``k`` contexts of ``W = 2 * context + 1`` tokens each)."""
+    """Feature pages of ``d_sae`` latents (``k`` contexts of ``W = 2 * context + 1`` tokens
+    each)."""
 
     hook: str
     n_tokens: int  # token positions read (N * T)
@@ -89,7 +93,7 @@ class FeaturePages:
 
     @property
     def k(self) -> int:
-        return self.top_acts.shape[1]
+        return int(self.top_acts.shape[1])
 
     def token_str(self, token_id: int) -> str:
         """The token's string, or ``<id>`` when there is none (no tokenizer, or padding)."""
@@ -99,7 +103,8 @@ class FeaturePages:
         return f"<{int(token_id)}>"
 
     def contexts(self, latent: int) -> list[dict[str, Any]]:
-        """The non-empty top contexts of ``latent``: item, position, activation, tokens, strings, acts."""
+        """The non-empty top contexts of ``latent``: item, position, activation, tokens, strings,
+        acts."""
         out = []
         for j in range(self.k):
             if self.top_items[latent, j] < 0:
@@ -120,8 +125,9 @@ class FeaturePages:
         return out
 
     def search(self, query: str, limit: int = 50) -> list[int]:
-        """Latents matching ``query``: a latent id (``"12"``), else latents that promote a token whose
-        string is ``query`` (stripped; case-insensitive when no exact match), most promoting first."""
+        """Latents matching ``query``: a latent id (``"12"``), else latents that promote a token
+        whose string is ``query`` (stripped; case-insensitive when no exact match), most
+        promoting first."""
         q = query.strip()
         if q.lstrip("-").isdigit():
             i = int(q)
@@ -136,12 +142,12 @@ class FeaturePages:
         rows = np.flatnonzero(hit.any(1))
         # Order by the strongest effect on a matching token (a latent promoting it hardest first).
         best = np.where(hit, self.promoted_values, -np.inf).max(1)[rows]
-        return rows[np.argsort(-best, kind="stable")][:limit].tolist()
+        return [int(r) for r in rows[np.argsort(-best, kind="stable")][:limit]]
 
     # ------------------------------------------------------------ results
     def to_result(self, result: Any = None) -> Any:
-        """Add the pages to ``result`` (an :class:`interp.Result`; a new ``"features"`` one when None)
-        as arrays ``features_<field>`` and ``metrics["features"]``; returns the result."""
+        """Add the pages to ``result`` (an :class:`interp.Result`; a new ``"features"`` one when
+        None) as arrays ``features_<field>`` and ``metrics["features"]``; returns the result."""
         from interp.results import Result
 
         result = result if result is not None else Result("features", {"hook": self.hook})
@@ -181,7 +187,8 @@ class FeaturePages:
 
     def save(self, path: str | Path) -> Path:
         """Write the pages as a result directory (see :meth:`to_result`)."""
-        return self.to_result().save(path)
+        saved: Path = self.to_result().save(path)
+        return saved
 
     @classmethod
     def load(cls, path: str | Path) -> FeaturePages:
@@ -201,7 +208,8 @@ class FeaturePages:
 
 
 def has_feature_pages(result: Any) -> bool:
-    """Whether ``result`` holds feature pages (``metrics["features"]`` and every ``features_*`` array)."""
+    """Whether ``result`` holds feature pages (``metrics["features"]`` and every ``features_*``
+    array)."""
     return "features" in result.metrics and all(ARRAY_PREFIX + n in result.arrays for n in _ARRAYS)
 
 
@@ -211,6 +219,62 @@ def histogram_edges(n_bins: int = 40, log_range: tuple[float, float] = (-4.0, 4.
 
 
 # ------------------------------------------------------------------ the pass
+class _Scan:
+    """What one streaming pass over the codes keeps per latent: how often it fired, a histogram
+    of its log10 activations, and its top ``k`` activations (descending; 0 marks an empty slot)
+    with their global flat index ``item * T + pos`` and the ``2 * context + 1`` codes around
+    each. Buffers live on ``device``."""
+
+    def __init__(
+        self,
+        d_sae: int,
+        k: int,
+        context: int,
+        n_bins: int,
+        log_range: tuple[float, float],
+        dtype: torch.dtype,
+        device: torch.device,
+    ):
+        self.d_sae, self.k, self.n_bins = d_sae, k, n_bins
+        self.lo, self.width = log_range[0], (log_range[1] - log_range[0]) / n_bins
+        self.fires = torch.zeros(d_sae, dtype=torch.int64, device=device)
+        self.hist = torch.zeros(d_sae * n_bins, dtype=torch.int64, device=device)
+        self.best = torch.zeros(d_sae, k, dtype=dtype, device=device)
+        self.best_flat = torch.zeros(d_sae, k, dtype=torch.int64, device=device)
+        self.best_ctx = torch.zeros(d_sae, k, 2 * context + 1, dtype=dtype, device=device)
+        self.offsets = torch.arange(-context, context + 1, device=device)  # [W]
+        self.n_tokens = 0
+
+    def add(self, f: torch.Tensor, first: int) -> None:
+        """Codes ``f`` ``[b, T, d_sae]`` of the items whose first position has flat index
+        ``first``."""
+        b, T, d_sae = f.shape
+        self.n_tokens += b * T
+        flat = f.reshape(b * T, d_sae)  # [b * T, d_sae]
+        # the firing entries (sparse), in position order
+        tok, latent = (flat > 0).nonzero().unbind(1)
+        vals = flat[tok, latent]
+        self.fires += torch.bincount(latent, minlength=d_sae)
+        bins = ((vals.log10() - self.lo) / self.width).floor().clamp(0, self.n_bins - 1).long()
+        self.hist += torch.bincount(latent * self.n_bins + bins, minlength=d_sae * self.n_bins)
+        # candidates for the top k: only entries above the latent's current k-th best (ties go
+        # to the earlier position, and every earlier position is in the buffers already)
+        new = vals > self.best[latent, self.k - 1]
+        if not bool(new.any()):
+            return
+        tok, latent, vals = tok[new], latent[new], vals[new]
+        row, p = tok // T, tok % T
+        wpos = p[:, None] + self.offsets  # [n, W]
+        inside = (wpos >= 0) & (wpos < T)
+        ctx = (
+            f[row[:, None].expand_as(wpos), wpos.clamp(0, T - 1), latent[:, None].expand_as(wpos)]
+            * inside
+        )
+        self.best, self.best_flat, self.best_ctx = _merge(
+            self.best, self.best_flat, self.best_ctx, latent, vals, first + tok, ctx
+        )
+
+
 @torch.no_grad()
 def feature_pages(
     sae: Any,
@@ -228,7 +292,8 @@ def feature_pages(
 ) -> FeaturePages:
     """Feature pages of every latent of ``sae`` on ``store[hook]`` (``positions="all"``), in one
     streaming pass over the store's shards, ``batch_size`` items per encode (memory: about
-    ``2 * batch_size * T * d_sae`` codes at a time, plus the ``[d_sae, k, W]`` buffers), on the SAE's device.
+    ``2 * batch_size * T * d_sae`` codes at a time, plus the ``[d_sae, k, W]`` buffers), on the
+    SAE's device.
 
     ``model``: for logit effects (a TransformerLens-bridge :class:`~interp.tracing.model.Model`);
     ``tokenizer`` (default: the model's): token strings (``decode([id])``, a callable, or a list).
@@ -240,72 +305,26 @@ def feature_pages(
             f"context={context}, batch_size={batch_size}"
         )
     T = int(store.manifest.arrays[hook].shape[0])
-    W = 2 * context + 1
     d_sae = int(sae.cfg.d_sae)
     tokens = store.tokens[
         :, _first_position(store.manifest.positions) :
     ]  # [N, T] (small next to the activations)
     edges = histogram_edges(n_bins, log_range)
-    lo, width = log_range[0], (log_range[1] - log_range[0]) / n_bins
     dtype = sae.W_dec.dtype
     dev = sae.W_dec.device  # buffers live beside the SAE (a GPU pass moves only the batches there)
-    fires = torch.zeros(d_sae, dtype=torch.int64, device=dev)
-    hist = torch.zeros(d_sae * n_bins, dtype=torch.int64, device=dev)
-    # [d_sae, k] buffers, descending; a value of 0 marks an empty slot
-    best = torch.zeros(d_sae, k, dtype=dtype, device=dev)
-    best_flat = torch.zeros(
-        d_sae, k, dtype=torch.int64, device=dev
-    )  # global flat index item * T + pos
-    best_ctx = torch.zeros(d_sae, k, W, dtype=dtype, device=dev)
-    offsets = torch.arange(-context, context + 1, device=dev)  # [W]
-    n_tokens = 0
+    scan = _Scan(d_sae, k, context, n_bins, log_range, dtype, dev)
     for start, stop, shard in store.iter_shards(hook):
         for a in range(0, stop - start, batch_size):
             x = shard[a : a + batch_size].to(dev, dtype)  # [b, T, d_in]
-            b = x.shape[0]
-            f = sae.encode(x)  # [b, T, d_sae]
-            n_tokens += b * T
-            flat = f.reshape(b * T, d_sae)  # [b * T, d_sae]
-            tok, latent = (
-                (flat > 0).nonzero().unbind(1)
-            )  # the firing entries (sparse), in position order
-            vals = flat[tok, latent]
-            fires += torch.bincount(latent, minlength=d_sae)
-            bins = ((vals.log10() - lo) / width).floor().clamp(0, n_bins - 1).long()
-            hist += torch.bincount(latent * n_bins + bins, minlength=d_sae * n_bins)
-            # candidates for the top k: only entries above the latent's current k-th best (ties go to the
-            # earlier position, and every earlier position is in the buffers already)
-            new = vals > best[latent, k - 1]
-            if bool(new.any()):
-                tok, latent, vals = tok[new], latent[new], vals[new]
-                row, p = tok // T, tok % T
-                wpos = p[:, None] + offsets  # [n, W]
-                inside = (wpos >= 0) & (wpos < T)
-                ctx = (
-                    f[
-                        row[:, None].expand_as(wpos),
-                        wpos.clamp(0, T - 1),
-                        latent[:, None].expand_as(wpos),
-                    ]
-                    * inside
-                )
-                best, best_flat, best_ctx = _merge(
-                    best, best_flat, best_ctx, latent, vals, (start + a) * T + tok, ctx
-                )
+            scan.add(sae.encode(x), (start + a) * T)  # codes [b, T, d_sae]
     best, best_flat, best_ctx, fires, hist = (
-        t.cpu() for t in (best, best_flat, best_ctx, fires, hist)
+        t.cpu() for t in (scan.best, scan.best_flat, scan.best_ctx, scan.fires, scan.hist)
     )
-    offsets = offsets.cpu()
+    offsets, n_tokens = scan.offsets.cpu(), scan.n_tokens
     empty = best <= 0
     items = torch.where(empty, -1, best_flat // T)
     pos_ = torch.where(empty, -1, best_flat % T)
-    wpos = pos_[..., None] + offsets  # [d_sae, k, W]
-    inside = (wpos >= 0) & (wpos < T) & ~empty[..., None]
-    tok_t = torch.as_tensor(np.asarray(tokens)).long()
-    ctx_tokens = torch.where(
-        inside, tok_t[items.clamp(min=0)[..., None].expand_as(wpos), wpos.clamp(0, T - 1)], -1
-    )
-    best_ctx = torch.where(inside, best_ctx, torch.zeros((), dtype=dtype))
+    ctx_tokens, best_ctx = _contexts(items, pos_, offsets, tokens, best_ctx, T)
     promoted, pvals, suppressed, svals, note = _logit_effects(sae, model, n_logit_tokens)
     used = np.unique(
         np.concatenate([ctx_tokens[ctx_tokens >= 0].numpy(), promoted.ravel(), suppressed.ravel()])
@@ -334,6 +353,27 @@ def feature_pages(
         string_ids=used.astype(np.int64) if tokenizer is not None else np.zeros(0, np.int64),
         strings=strings,
     )
+
+
+def _contexts(
+    items: torch.Tensor,
+    pos: torch.Tensor,
+    offsets: torch.Tensor,
+    tokens: Any,
+    codes: torch.Tensor,
+    T: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``[d_sae, k, W]`` around each top activation (``items``/``pos`` ``[d_sae, k]``,
+    -1 for an empty slot; ``T`` positions per item) and the codes there, -1 / 0 outside the
+    sequence or the slot."""
+    empty = items < 0
+    wpos = pos[..., None] + offsets  # [d_sae, k, W]
+    inside = (wpos >= 0) & (wpos < T) & ~empty[..., None]
+    tok_t = torch.as_tensor(np.asarray(tokens)).long()
+    ctx_tokens = torch.where(
+        inside, tok_t[items.clamp(min=0)[..., None].expand_as(wpos), wpos.clamp(0, T - 1)], -1
+    )
+    return ctx_tokens, torch.where(inside, codes, torch.zeros((), dtype=codes.dtype))
 
 
 def _first_position(positions: str) -> int:
@@ -367,10 +407,19 @@ def _check_store(store: Any, hook: str) -> None:
         )
 
 
-def _merge(best, best_flat, best_ctx, latent, vals, flat, ctx):
+def _merge(
+    best: torch.Tensor,
+    best_flat: torch.Tensor,
+    best_ctx: torch.Tensor,
+    latent: torch.Tensor,
+    vals: torch.Tensor,
+    flat: torch.Tensor,
+    ctx: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The top ``k`` per latent of the ``[d_sae, k]`` buffers and new entries (``latent``, ``vals``,
-    global ``flat`` index, ``ctx`` ``[n, W]``, in position order, every one later than the buffers'):
-    descending by value, ties to the earlier position. Only the latents with new entries are touched."""
+    global ``flat`` index, ``ctx`` ``[n, W]``, in position order, every one later than the
+    buffers'): descending by value, ties to the earlier position. Only the latents with new
+    entries are touched."""
     d_sae, k = best.shape
     rows = torch.unique(latent)  # sorted
     r = len(rows)
@@ -393,8 +442,11 @@ def _merge(best, best_flat, best_ctx, latent, vals, flat, ctx):
     return best, best_flat, best_ctx
 
 
-def _logit_effects(sae: Any, model: Any, n: int):
-    """Top-``n`` promoted and suppressed token ids (and values) of each decoder row through ``W_U``."""
+def _logit_effects(
+    sae: Any, model: Any, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """Top-``n`` promoted and suppressed token ids (and values) of each decoder row through
+    ``W_U``: ``(promoted, their values, suppressed, their values, note)``, ``[d_sae, n]`` each."""
     d_sae = int(sae.cfg.d_sae)
     if model is None:
         z = np.zeros((d_sae, 0))
@@ -415,7 +467,8 @@ def logit_effects(sae: Any, model: Any) -> torch.Tensor:
     w_dec = sae.folded()["W_dec"].detach()  # [d_sae, d_in]
     w_u = getattr(model.module, "W_U", None)
     if isinstance(w_u, torch.Tensor):
-        return (w_dec.to(w_u.device, w_u.dtype) @ w_u.detach()).float()
+        effects: torch.Tensor = (w_dec.to(w_u.device, w_u.dtype) @ w_u.detach()).float()
+        return effects
     # unembed adds b_U: subtracting the logits of the zero vector leaves W_dec @ W_U
     zero = torch.zeros(1, w_dec.shape[1], dtype=w_dec.dtype, device=w_dec.device)
     return (unembed(model, w_dec, norm=False) - unembed(model, zero, norm=False)).float()
@@ -430,12 +483,14 @@ def _decode(tokenizer: Any, token_id: int) -> str:
 
 
 def dense_density(sae: Any, acts: torch.Tensor) -> np.ndarray:
-    """``[d_sae]`` fraction of rows of ``acts [..., d_in]`` where each latent is > 0 (a direct check)."""
+    """``[d_sae]`` fraction of rows of ``acts [..., d_in]`` where each latent is > 0 (a direct
+    check)."""
     with torch.no_grad():
         f = sae.encode(acts.to(sae.W_dec.device, sae.W_dec.dtype)).reshape(
             -1, sae.cfg.d_sae
         )  # [rows, d_sae]
-    return (f > 0).double().mean(0).cpu().numpy()
+    density: np.ndarray = (f > 0).double().mean(0).cpu().numpy()
+    return density
 
 
 __all__ = [

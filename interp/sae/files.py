@@ -1,4 +1,5 @@
-"""SAELens's file layout for our SAEs, both ways: a folder with ``cfg.json`` + ``sae_weights.safetensors``.
+"""SAELens's file layout for our SAEs, both ways: a folder with ``cfg.json`` +
+``sae_weights.safetensors``.
 
     SAE.save(path); SAE.load(path)    # which call write_saelens / read_saelens here
 
@@ -53,7 +54,8 @@ CFG_FILE = "cfg.json"
 FORMAT_VERSION = "6.0.0"
 DTYPES = ("float32", "float64")  # SAEConfig.dtype
 
-# Keys of SAELens's format-6 cfg.json (SAEConfig.to_dict and TopKSAEConfig), handled one by one below.
+# Keys of SAELens's format-6 cfg.json (SAEConfig.to_dict and TopKSAEConfig), handled one by one
+# below.
 _MATH_KEYS = {
     "architecture",
     "d_in",
@@ -133,7 +135,8 @@ def log_of_threshold(threshold: Float[torch.Tensor, " d_sae"]) -> Float[torch.Te
     (exp 0: ``relu(pre) * [pre > t]`` is the same for every t <= 0)."""
     t = threshold.clamp_min(0)
     guess = t.double().log().to(t.dtype)  # [d_sae]
-    # A float's exp is at most an ulp or so off, so the exact log is among a few neighbours of the guess.
+    # A float's exp is at most an ulp or so off, so the exact log is among a few neighbours of the
+    # guess.
     steps = [guess]
     up, down = guess, guess
     for _ in range(8):
@@ -249,7 +252,8 @@ def _modern(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config(raw: dict[str, Any], path: Path, kinds: Mapping[str, Any]) -> dict[str, Any]:
-    """Our SAEConfig's fields for a SAELens cfg.json, or a ValueError naming what we cannot honour."""
+    """Our SAEConfig's fields for a SAELens cfg.json, or a ValueError naming what we cannot
+    honour."""
     cfg = _modern(raw)
     unknown = sorted(set(cfg) - _MATH_KEYS - _HARMLESS_KEYS - _OLD_KEYS - {"_activation_fn"})
     if unknown:

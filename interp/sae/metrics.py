@@ -10,7 +10,8 @@ convention of SAELens's evaluations). Cross-entropy is the next-token loss over 
 The reconstruction and sparsity measures, streamed over chunks of rows (memory bounded by a chunk)::
 
     latent_stats(sae, [x[:4096], x[4096:]], dense_above=0.1)
-    # {"fvu": 0.04, "l0": 32.0, "dead_frac": 0.01, "dense_frac": 0.19, "density": array([...]), "n_rows": 8192}
+    # {"fvu": 0.04, "l0": 32.0, "dead_frac": 0.01, "dense_frac": 0.19,
+    #  "density": array([...]), "n_rows": 8192}
 
 FVU is the summed squared reconstruction error over the rows' total variance about their mean;
 L0 the mean number of active latents per row; a latent is dead when it fires on none of the rows
@@ -19,7 +20,7 @@ and dense when it fires on more than ``dense_above`` of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -117,7 +118,7 @@ def _loss_recovered_from(
     sums = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
     l0, n_tok = 0.0, 0
 
-    def tail(fn):
+    def tail(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         def edit(a: torch.Tensor) -> torch.Tensor:
             rest = a[:, p:]
             new = fn(rest).to(a.dtype)

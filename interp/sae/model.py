@@ -24,13 +24,13 @@ On disk (:meth:`SAE.save`, :meth:`SAE.load`, :mod:`interp.sae.files`): SAELens's
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Annotated, Literal
 from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
+import annotated_types as at
 import torch
 from jaxtyping import Float
-import annotated_types as at
 from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
@@ -84,7 +84,13 @@ class _Kind:
 KINDS: dict[str, _Kind] = {}
 
 
-def register_kind(name: str, activate, penalty, architecture: str | None = None) -> None:
+Activate = Callable[["SAE", torch.Tensor], torch.Tensor]  # (sae, pre) -> codes
+Penalty = Callable[["SAE", torch.Tensor, torch.Tensor], torch.Tensor]  # (sae, pre, codes) -> [b]
+
+
+def register_kind(
+    name: str, activate: Activate, penalty: Penalty, architecture: str | None = None
+) -> None:
     """Add an SAE kind: ``activate(sae, pre) -> codes``; ``penalty(sae, pre, codes) -> [batch]``;
     ``architecture``: the SAELens architecture with the same encode/decode (for its files)."""
     if name in KINDS:
@@ -121,13 +127,13 @@ class _JumpReLU(torch.autograd.Function):
     """``z * [z > theta]``; d/dtheta by a rectangle-kernel straight-through estimator."""
 
     @staticmethod
-    def forward(ctx, z, theta, bandwidth):
+    def forward(ctx: Any, z: torch.Tensor, theta: torch.Tensor, bandwidth: float) -> torch.Tensor:
         ctx.save_for_backward(z, theta)
         ctx.bandwidth = bandwidth
         return z * (z > theta).to(z.dtype)
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         z, theta = ctx.saved_tensors
         eps = ctx.bandwidth
         gz = g * (z > theta).to(z.dtype)
@@ -139,13 +145,13 @@ class _Step(torch.autograd.Function):
     """Heaviside ``[z > theta]``; gradient to theta only (straight-through), for the L0 penalty."""
 
     @staticmethod
-    def forward(ctx, z, theta, bandwidth):
+    def forward(ctx: Any, z: torch.Tensor, theta: torch.Tensor, bandwidth: float) -> torch.Tensor:
         ctx.save_for_backward(z, theta)
         ctx.bandwidth = bandwidth
         return (z > theta).to(z.dtype)
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         z, theta = ctx.saved_tensors
         eps = ctx.bandwidth
         gtheta = -(1.0 / eps) * _rect((z - theta) / eps) * g
@@ -154,11 +160,18 @@ class _Step(torch.autograd.Function):
 
 def _jumprelu(sae: SAE, pre: torch.Tensor) -> torch.Tensor:
     # SAELens: relu(pre) * [pre > threshold]; the same for threshold = exp(.) > 0.
-    return _JumpReLU.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth)
+    # torch types Function.apply without annotations
+    codes: torch.Tensor = _JumpReLU.apply(  # type: ignore[no-untyped-call]
+        torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth
+    )
+    return codes
 
 
 def _l0(sae: SAE, pre: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    return _Step.apply(torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth).sum(-1)
+    fired: torch.Tensor = _Step.apply(  # type: ignore[no-untyped-call]  # unannotated in torch
+        torch.relu(pre), sae.log_threshold.exp(), sae.cfg.bandwidth
+    )
+    return fired.sum(-1)
 
 
 register_kind("relu", _relu, _l1, architecture="standard")

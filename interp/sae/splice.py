@@ -2,9 +2,10 @@
 
 ::
 
+    codes = "blocks.0.hook_resid_post.hook_sae_acts_post"
     with spliced(m, {"blocks.0.hook_resid_post": sae}, error_term=True):
-        out, acts = interp.trace(m, tokens, capture=["blocks.0.hook_resid_post.hook_sae_acts_post"])
-        out, _ = interp.trace(m, tokens, edits={"blocks.0.hook_resid_post.hook_sae_acts_post": zero_latent})
+        out, acts = interp.trace(m, tokens, capture=[codes])
+        out, _ = interp.trace(m, tokens, edits={codes: zero_latent})
 
 While spliced, the activation at the hook is replaced by the SAE's reconstruction, and every
 spliced hook gets hook names of its own (SAELens's names), listed in ``m.hook_names`` just
@@ -90,7 +91,8 @@ class Splice:
     def __call__(self, module: nn.Module, args: Any, act: torch.Tensor) -> torch.Tensor:
         if not isinstance(act, torch.Tensor):
             raise TypeError(
-                f"cannot splice an SAE at {self.host!r}: it carries a {type(act).__name__}, not a tensor"
+                f"cannot splice an SAE at {self.host!r}: it carries a {type(act).__name__}, not "
+                "a tensor"
             )
         x = self._flatten(act)  # [..., d_in] in the SAE's dtype and device
         sae, hooks = self.sae, self.hooks

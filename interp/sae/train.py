@@ -1,9 +1,10 @@
 """Train an SAE on activations held in memory or streamed from an :class:`interp.ActivationStore`.
 
     sae, report = train_sae(x, SAEConfig(d_in=64, d_sae=200), SAETrainConfig(steps=500))
-    sae, report = train_sae(store, cfg, SAETrainConfig(steps=20_000, batch_size=4096, checkpoint_every=1000),
-                            hook=hook, checkpoint_dir="ckpt", eval_data=heldout, model=m, eval_tokens=toks)
-    report["metrics"]   # one point per checkpoint: step, fvu, l0, dead_frac, dense_frac, loss_recovered
+    tc = SAETrainConfig(steps=20_000, batch_size=4096, checkpoint_every=1000)
+    sae, report = train_sae(store, cfg, tc, hook=hook, checkpoint_dir="ckpt",
+                            eval_data=heldout, model=m, eval_tokens=toks)
+    report["metrics"]  # one point per checkpoint: step, fvu, l0, dead/dense frac, loss_recovered
 
 **Batches.** Full batch when ``batch_size`` is None (the paper trains on a handful of prompts;
 the rows are then all in memory). Minibatches stream (:class:`ShuffledStream`): each epoch visits
@@ -37,13 +38,12 @@ ends with the same weights, bit for bit, as a run never interrupted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -54,6 +54,13 @@ from pydantic import BaseModel, ConfigDict
 
 from interp.sae.metrics import latent_stats
 from interp.sae.model import SAE, SAEConfig
+
+# The rows and the batch stream live in interp/sae/rows.py; re-exported here, the import path
+# callers have always used.
+from interp.sae.rows import RowSource as RowSource
+from interp.sae.rows import ShuffledStream as ShuffledStream
+from interp.sae.rows import as_matrix as as_matrix
+from interp.sae.rows import check_finite
 
 if TYPE_CHECKING:
     from interp.tracing.store import ActivationStore
@@ -96,218 +103,13 @@ class SAETrainConfig(BaseModel):
     max_norm_ratio: Annotated[float, at.Gt(1.0), at.Lt(float("inf"))] | None = None
 
 
-def as_matrix(
-    data: Float[torch.Tensor, "*rows d"] | ActivationStore, hook: str | None = None
-) -> Float[torch.Tensor, "n d"]:
-    """``[n, d]`` float rows from a tensor (any leading dims) or an ActivationStore + hook name
-    (the whole store in memory: the full-batch trainer's input)."""
-    from interp.tracing.store import ActivationStore
-
-    if isinstance(data, ActivationStore):
-        data = data[_hook_of(data, hook)]
-    x = torch.as_tensor(data)
-    return x.reshape(-1, x.shape[-1]).float()
-
-
-def _hook_of(store: ActivationStore, hook: str | None) -> str:
-    if hook is None:
-        names = list(store.hooks)
-        if len(names) != 1:
-            raise ValueError(f"the store holds {names}: name the hook to train on")
-        hook = names[0]
-    return hook
-
-
-# ------------------------------------------------------------------ data
-class RowSource:
-    """Rows ``[n, d]`` of a tensor (one shard) or of one hook of a store (its shards, read one at a time)."""
-
-    def __init__(self, data: torch.Tensor | ActivationStore, hook: str | None = None):
-        from interp.tracing.store import ActivationStore
-
-        self.store: ActivationStore | None = None
-        if isinstance(data, ActivationStore):
-            self.store, self.hook = data, _hook_of(data, hook)
-            info = data.manifest.arrays[self.hook]
-            per_item = 1
-            for s in info.shape[:-1]:
-                per_item *= s
-            self.d = info.shape[-1]
-            self.shard_rows = [(b - a) * per_item for a, b in data.shard_bounds(self.hook)]
-        else:
-            x = torch.as_tensor(data)
-            self.tensor = x.reshape(-1, x.shape[-1])  # [n, d]
-            self.d, self.shard_rows = self.tensor.shape[-1], [len(self.tensor)]
-        self.n_rows = sum(self.shard_rows)
-        self.max_norm: float | None = None  # rows above this norm are sinks (see keep())
-
-    def keep(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` without its sink rows (those with norm above ``max_norm``), stored dtype kept."""
-        if self.max_norm is None:
-            return x
-        return x[x.float().norm(dim=-1) <= self.max_norm]
-
-    @torch.no_grad()
-    def set_sink_threshold(self, ratio: float) -> tuple[float, int]:
-        """Mark rows with norm above ``ratio`` x the median row norm as sinks; returns
-        ``(threshold, rows above it)``."""
-        self.max_norm = None
-        norms = torch.cat([xb.norm(dim=-1) for xb in self.chunks()])  # [n_rows]
-        _check_finite(norms[:, None])
-        self.max_norm = float(norms.median()) * ratio
-        return self.max_norm, int((norms > self.max_norm).sum())
-
-    def load(self, i: int) -> torch.Tensor:
-        """Shard ``i`` as ``[rows, d]`` in its stored dtype (a tensor source: the tensor itself)."""
-        if self.store is None:
-            return self.tensor
-        return self.store.shard(self.hook, i).reshape(-1, self.d)
-
-    def chunks(self, chunk: int = 8192, limit: int | None = None) -> Iterator[torch.Tensor]:
-        """Float rows in stored order, ``chunk`` at a time (the first ``limit`` rows only, if given)."""
-        left = self.n_rows if limit is None else min(limit, self.n_rows)
-        for i in range(len(self.shard_rows)):
-            x = self.load(i)
-            for a in range(0, len(x), chunk):
-                if left <= 0:
-                    return
-                xb = x[a : a + min(chunk, left)].float()
-                left -= len(xb)
-                xb = self.keep(xb)
-                if len(xb):
-                    yield xb
-
-    @torch.no_grad()
-    def moments(self) -> tuple[torch.Tensor, float]:
-        """``(mean [d], E|x|^2)`` of the rows in float64, in one streaming pass."""
-        s, sq, row = torch.zeros(self.d, dtype=torch.float64), 0.0, 0
-        for xb in self.chunks():
-            _check_finite(xb, row)
-            row += len(xb)
-            s += xb.double().sum(0)
-            sq += float(xb.double().pow(2).sum())
-        return s / max(row, 1), sq / max(row, 1)
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What a resumed run must find again: the row count, width and (for a store) shard checksums."""
-        out: dict[str, Any] = {"n_rows": self.n_rows, "d": self.d}
-        if self.store is not None and self.store.path is not None:
-            shards = sorted(self.store.manifest.arrays[self.hook].shards, key=lambda s: s.start)
-            out["shards_sha256"] = hashlib.sha256(
-                "".join(s.sha256 for s in shards).encode()
-            ).hexdigest()
-        return out
-
-
-def _check_finite(x: torch.Tensor, offset: int = 0) -> None:
-    """``ValueError`` naming the first training row with a NaN or infinite value: one such row
-    would turn every SAE weight into NaN within a step, without a word."""
-    ok = torch.isfinite(x).all(-1)
-    if not bool(ok.all()):
-        bad = (~ok).nonzero().flatten()
-        raise ValueError(
-            f"SAE training data: row {offset + int(bad[0])} holds NaN or infinite "
-            f"values ({len(bad)} such rows in rows {offset}..{offset + len(x)}); "
-            "drop or fix them first"
-        )
-
-
-def _gen(*keys: int) -> torch.Generator:
-    seed = 0
-    for k in keys:
-        seed = (seed * 1_000_003 + k) % (1 << 62)
-    return torch.Generator().manual_seed(seed)
-
-
-class ShuffledStream:
-    """An endless, seeded sequence of a source's rows, shuffled within a buffer of shards.
-
-    Epoch ``e`` permutes the shards; consecutive groups of ``max(1, buffer_rows // largest shard)``
-    shards are loaded one group at a time and their rows visited in a permuted order. ``take(p, n)``
-    returns rows ``[p, p + n)`` of the sequence, scaled; at most one group is held, plus the part
-    of a batch that straddles two groups (``max_resident_rows`` records the most rows held)."""
-
-    def __init__(
-        self, source: RowSource, buffer_rows: int, seed: int, scale: float, dtype: torch.dtype
-    ):
-        self.src, self.seed, self.scale, self.dtype = source, seed, scale, dtype
-        self.per_group = max(1, buffer_rows // max(source.shard_rows))
-        self._key: tuple[int, int] | None = None
-        self._epoch: tuple[int, list[list[int]], list[int]] | None = (
-            None  # (epoch, groups, rows per group)
-        )
-        self._buf: torch.Tensor | None = None
-        self._perm: torch.Tensor | None = None
-        self.max_resident_rows = 0
-        self.loads = 0
-
-    def _groups(self, epoch: int) -> list[list[int]]:
-        order = torch.randperm(
-            len(self.src.shard_rows), generator=_gen(self.seed, epoch, 0)
-        ).tolist()
-        return [order[a : a + self.per_group] for a in range(0, len(order), self.per_group)]
-
-    def _layout(self, epoch: int) -> tuple[list[list[int]], list[int]]:
-        if self._epoch is None or self._epoch[0] != epoch:
-            groups = self._groups(epoch)
-            self._epoch = (
-                epoch,
-                groups,
-                [sum(self.src.shard_rows[i] for i in shards) for shards in groups],
-            )
-        return self._epoch[1], self._epoch[2]
-
-    def _locate(self, p: int) -> tuple[int, int, int, int]:
-        """``(epoch, group, offset, rows left in the group)`` of row ``p`` of the sequence."""
-        epoch, r = divmod(p, self.src.n_rows)
-        for g, rows in enumerate(self._layout(epoch)[1]):
-            if r < rows:
-                return epoch, g, r, rows - r
-            r -= rows
-        raise AssertionError("row position outside its epoch")
-
-    def _group(self, epoch: int, g: int, extra: int) -> None:
-        if self._key == (epoch, g):
-            return
-        self._buf = self._perm = None  # release the old group before reading the next
-        shards = self._layout(epoch)[0][g]
-        parts = [self.src.load(i) for i in shards]
-        self._buf = (
-            parts[0] if self.src.store is None else torch.cat(parts)
-        )  # [rows, d]: read into memory
-        self._perm = torch.randperm(len(self._buf), generator=_gen(self.seed, epoch, g + 1))
-        self._key = (epoch, g)
-        self.loads += 1
-        self.max_resident_rows = max(self.max_resident_rows, len(self._buf) + extra)
-
-    def take(self, p: int, n: int) -> Float[torch.Tensor, "n d"]:
-        """Rows ``[p, p + n)`` of the sequence, cast and scaled."""
-        pieces: list[torch.Tensor] = []
-        got = 0
-        while got < n:
-            epoch, g, off, left = self._locate(p + got)
-            self._group(epoch, g, got)
-            buf, perm = self._buf, self._perm
-            assert buf is not None and perm is not None  # _group loaded them
-            k = min(left, n - got)
-            piece = self.src.keep(buf[perm[off : off + k]])  # a copy: it outlives the group
-            pieces.append(piece)
-            got += k
-        x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
-        return x.to(self.dtype) * self.scale
-
-    def pool(self, n: int) -> Float[torch.Tensor, "n d"]:
-        """Up to ``n`` rows of the group held now, scaled (the resampling pool)."""
-        assert self._buf is not None and self._perm is not None, "no group is held yet"
-        return self.src.keep(self._buf[self._perm[:n]]).to(self.dtype) * self.scale
-
-
 # ------------------------------------------------------------------ metrics and resampling
 @torch.no_grad()
 def evaluate_sae(
     sae: SAE, x: Float[torch.Tensor, "n d_in"], chunk: int = 8192, dense_above: float = 0.1
 ) -> dict[str, float]:
-    """FVU, L0 (mean active latents), dead and dense fractions of ``sae`` on rows ``x [n, d_in]``."""
+    """FVU, L0 (mean active latents), dead and dense fractions of ``sae`` on rows
+    ``x [n, d_in]``."""
     stats = latent_stats(
         sae, (x[i : i + chunk] for i in range(0, len(x), chunk)), dense_above=dense_above
     )
@@ -345,7 +147,7 @@ def metric_point(
     hook: str | None = None,
     eval_tokens: torch.Tensor | None = None,
     on: str = "heldout",
-) -> dict:
+) -> dict[str, Any]:
     """One checkpoint's metrics: FVU, L0, dead and dense fractions on ``evals`` (its first
     ``eval_rows`` rows when ``on="train"``), and the loss recovered when a model is given."""
     from interp.sae.metrics import loss_recovered
@@ -391,7 +193,7 @@ def _checkpoint_problem(path: Path) -> str:
     return owned_dir_problem(path, "an SAE checkpoint", allowed, has_state)
 
 
-def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
+def _write_checkpoint(root: Path, sae: SAE, state: dict[str, Any], keep: int) -> Path:
     from interp.utils import atomic_path
 
     path = root / f"step_{state['step']:08d}"
@@ -406,7 +208,7 @@ def _write_checkpoint(root: Path, sae: SAE, state: dict, keep: int) -> Path:
     return path
 
 
-def _same(what: str, saved: dict, now: dict, path: Path) -> None:
+def _same(what: str, saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
         changes = "; ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in diff)
@@ -416,10 +218,12 @@ def _same(what: str, saved: dict, now: dict, path: Path) -> None:
         )
 
 
-def _resume(path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict) -> dict:
+def _resume(
+    path: Path, sae_cfg: SAEConfig, tc: SAETrainConfig, data: dict[str, Any]
+) -> dict[str, Any]:
     from interp.models.train import load_checkpoint
 
-    state = load_checkpoint(path / STATE_FILE)
+    state: dict[str, Any] = load_checkpoint(path / STATE_FILE)
     _same("training settings", state["train_cfg"], _train_key(tc), path)
     _same(
         "SAE settings",
@@ -446,15 +250,48 @@ def _drop_sinks(src: RowSource, ratio: float | None) -> dict[str, Any]:
     return {"max_norm": threshold, "sink_rows": n_sinks}
 
 
-def _train_key(tc: SAETrainConfig) -> dict:
+def _train_key(tc: SAETrainConfig) -> dict[str, Any]:
     return tc.model_dump(exclude={"progress", "log_every", "keep_checkpoints"})
+
+
+def _scaled(
+    src: RowSource, cfg: SAEConfig, tc: SAETrainConfig, full: bool
+) -> tuple[SAEConfig, torch.Tensor | None]:
+    """``cfg`` with the input scale that makes E|x|^2 = 1 (1 without ``tc.normalise``), and the
+    rows' mean where a streaming pass read it (None for the full batch, whose mean is taken from
+    the scaled rows)."""
+    if full:  # the scale exactly as the full-batch trainer has always computed it
+        x = src.tensor.float()
+        check_finite(x)
+        scale = (
+            float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12)) if tc.normalise else 1.0
+        )
+        return cfg.model_copy(update={"input_scale": scale}), None
+    mean, sq = src.moments()
+    scale = float(1.0 / max(sq, 1e-24) ** 0.5) if tc.normalise else 1.0
+    return cfg.model_copy(update={"input_scale": scale}), mean
+
+
+def _identity(cfg: SAEConfig, tc: SAETrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint records of the run and a resumed run must match."""
+    return {"sae_cfg": cfg.model_dump(), "train_cfg": _train_key(tc), "data": fingerprint}
+
+
+def _saver(
+    root: Path | None, sae: SAE, identity: dict[str, Any], tc: SAETrainConfig
+) -> Callable[[dict[str, Any]], Path | None]:
+    """``save(state)``: a checkpoint of ``sae`` and the loop's ``state`` under ``root``, with the
+    ``identity`` a resumed run must match (configs, data fingerprint); nothing without a root."""
+    if root is None:
+        return lambda st: None
+    return lambda st: _write_checkpoint(root, sae, {**st, **identity}, tc.keep_checkpoints)
 
 
 # ------------------------------------------------------------------ training
 def train_sae(
     data: Float[torch.Tensor, "*rows d"] | ActivationStore,
-    cfg: SAEConfig | dict | None = None,
-    train_cfg: SAETrainConfig | dict | None = None,
+    cfg: SAEConfig | dict[str, Any] | None = None,
+    train_cfg: SAETrainConfig | dict[str, Any] | None = None,
     *,
     hook: str | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -462,7 +299,8 @@ def train_sae(
     model: Any = None,
     eval_tokens: Int[torch.Tensor, "n pos"] | None = None,
 ) -> tuple[SAE, dict[str, Any]]:
-    """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``); see the module
+    """Train an SAE on ``data`` (tensor ``[..., d]`` or ActivationStore with ``hook``); see the
+    module
     docstring for batches, checkpoints and resuming.
 
     Returns ``(sae, report)``; report holds ``fvu``, ``l0``, ``dead_frac``, ``dense_frac`` (on all
@@ -473,116 +311,88 @@ def train_sae(
     tc = SAETrainConfig() if train_cfg is None else SAETrainConfig.model_validate(train_cfg)
     full = tc.batch_size is None
     src = RowSource(as_matrix(data, hook) if full else data, hook)
-    cfg = SAEConfig.model_validate(cfg if cfg is not None else {"d_in": src.d})
-    if cfg.d_in != src.d:
-        raise ValueError(f"SAE d_in={cfg.d_in} but the data has {src.d} features")
-    hook = hook or (src.hook if src.store is not None else None) or cfg.hook_name
+    sae_cfg = SAEConfig.model_validate(cfg if cfg is not None else {"d_in": src.d})
+    if sae_cfg.d_in != src.d:
+        raise ValueError(f"SAE d_in={sae_cfg.d_in} but the data has {src.d} features")
+    hook = hook or (src.hook if src.store is not None else None) or sae_cfg.hook_name
     sinks = _drop_sinks(src, tc.max_norm_ratio)
     fingerprint = src.fingerprint()
     ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else None
     latest = latest_checkpoint(ckpt_root) if ckpt_root is not None else None
-    state = _resume(latest, cfg, tc, fingerprint) if latest is not None else None
+    state = _resume(latest, sae_cfg, tc, fingerprint) if latest is not None else None
     if state is not None:
-        cfg = SAEConfig.model_validate(state["sae_cfg"])
-    elif full:  # the scale and mean exactly as the full-batch trainer has always computed them
-        x = src.tensor.float()
-        _check_finite(x)
-        scale = (
-            float(1.0 / x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-12)) if tc.normalise else 1.0
-        )
-        cfg = cfg.model_copy(update={"input_scale": scale})
-        mean = None
+        sae_cfg, mean = SAEConfig.model_validate(state["sae_cfg"]), None
     else:
-        mean, sq = src.moments()
-        scale = float(1.0 / max(sq, 1e-24) ** 0.5) if tc.normalise else 1.0
-        cfg = cfg.model_copy(update={"input_scale": scale})
-    sae = SAE(cfg)
+        sae_cfg, mean = _scaled(src, sae_cfg, tc, full)
+    sae = SAE(sae_cfg)
     dtype = sae.W_dec.dtype
-    if full:
-        xs = (src.tensor.float() * cfg.input_scale).to(dtype)  # [n, d_in]
-        stream = None
-    else:
-        stream = ShuffledStream(src, tc.buffer_rows, tc.seed, cfg.input_scale, dtype)
-    # AdamW without weight decay: the shared training loop's optimiser, so full-batch runs train as before.
-    opt = torch.optim.AdamW(
-        [p for p in sae.parameters() if p.requires_grad],
-        lr=tc.lr,
-        weight_decay=0.0,
-        betas=(0.9, 0.999),
+    xs = (src.tensor.float() * sae_cfg.input_scale).to(dtype) if full else None  # [n, d_in]
+    stream = (
+        None if full else ShuffledStream(src, tc.buffer_rows, tc.seed, sae_cfg.input_scale, dtype)
     )
+    opt = _optimiser(sae, tc)
     g = torch.Generator().manual_seed(tc.seed)
     evals, on = (RowSource(eval_data, hook), "heldout") if eval_data is not None else (src, "train")
     evals.max_norm = src.max_norm
-    start, resampled, loss_log, points = 0, 0, [], []
     if state is not None:
-        sae.load_state_dict(state["params"])
-        opt.load_state_dict(state["optimizer"])
-        g.set_state(state["rng"])
-        start, resampled, loss_log, points = (
-            state["step"],
-            state["resampled"],
-            state["log"],
-            state["metrics"],
-        )
+        start, resampled, loss_log, points = _restore(sae, opt, g, state)
     else:
-        with torch.no_grad():
-            if full:
-                sae.b_dec.copy_(xs.mean(0))
-            else:
-                assert mean is not None  # streamed: the source's moments were read above
-                sae.b_dec.copy_((mean * cfg.input_scale).to(dtype))
-        points.append(metric_point(sae, 0, evals, tc, model, hook, eval_tokens, on))
+        start, resampled, loss_log = 0, 0, []
+        with torch.no_grad():  # b_dec starts at the scaled rows' mean
+            sae.b_dec.copy_(xs.mean(0) if xs is not None else _scaled_mean(mean, sae_cfg, dtype))
+        points = [metric_point(sae, 0, evals, tc, model, hook, eval_tokens, on)]
+
+    def measure(step: int) -> dict[str, Any]:
+        return metric_point(sae, step, evals, tc, model, hook, eval_tokens, on)
+
+    save = _saver(ckpt_root, sae, _identity(sae_cfg, tc, fingerprint), tc)
     resampled += _loop(
-        sae,
-        opt,
-        g,
-        tc,
-        xs if full else None,
-        stream,
-        start,
-        loss_log,
-        points,
-        lambda s: metric_point(sae, s, evals, tc, model, hook, eval_tokens, on),
-        lambda st: (
-            _write_checkpoint(
-                ckpt_root,
-                sae,
-                {
-                    **st,
-                    "sae_cfg": cfg.model_dump(),
-                    "train_cfg": _train_key(tc),
-                    "data": fingerprint,
-                },
-                tc.keep_checkpoints,
-            )
-            if ckpt_root is not None
-            else None
-        ),
-        resampled,
+        sae, opt, g, tc, xs, stream, start, loss_log, points, measure, save, resampled
     )
     final = latent_stats(sae, src.chunks(), dense_above=tc.dense_above)
-    report = {k: final[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
+    report: dict[str, Any] = {k: final[k] for k in ("fvu", "l0", "dead_frac", "dense_frac")}
     report.update(
         {
             "resampled": resampled,
             "seconds": time.time() - t0,
             "log": loss_log,
             "metrics": points,
-            "kind": cfg.kind,
+            "kind": sae_cfg.kind,
             "n_rows": src.n_rows,
             "resumed_from": start,
             "max_resident_rows": src.n_rows if stream is None else stream.max_resident_rows,
             **sinks,
         }
     )
-    log.debug(
-        "SAE %s: fvu %.3f l0 %.2f dead %.2f",
-        cfg.kind,
-        report["fvu"],
-        report["l0"],
-        report["dead_frac"],
-    )
+    fvu, l0, dead = (report[k] for k in ("fvu", "l0", "dead_frac"))
+    log.debug("SAE %s: fvu %.3f l0 %.2f dead %.2f", sae_cfg.kind, fvu, l0, dead)
     return sae, report
+
+
+def _optimiser(sae: SAE, tc: SAETrainConfig) -> torch.optim.AdamW:
+    """AdamW without weight decay (betas 0.9/0.999): the shared training loop's optimiser, so
+    full-batch runs train as before."""
+    return torch.optim.AdamW(
+        [p for p in sae.parameters() if p.requires_grad], lr=tc.lr, weight_decay=0.0
+    )
+
+
+def _restore(
+    sae: SAE, opt: torch.optim.Optimizer, g: torch.Generator, state: dict[str, Any]
+) -> tuple[int, int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Load a checkpoint's weights, optimiser and RNG state; its (step, latents resampled, loss
+    log, metric points)."""
+    sae.load_state_dict(state["params"])
+    opt.load_state_dict(state["optimizer"])
+    g.set_state(state["rng"])
+    return state["step"], state["resampled"], state["log"], state["metrics"]
+
+
+def _scaled_mean(mean: torch.Tensor | None, cfg: SAEConfig, dtype: torch.dtype) -> torch.Tensor:
+    """The streamed rows' mean, scaled as the batches are."""
+    if mean is None:
+        raise ValueError("the streamed rows' mean was not read (a resumed run keeps its b_dec)")
+    return (mean * cfg.input_scale).to(dtype)
 
 
 def _loop(
@@ -593,17 +403,18 @@ def _loop(
     xs: torch.Tensor | None,
     stream: ShuffledStream | None,
     start: int,
-    loss_log: list,
-    points: list,
-    measure,
-    save,
+    loss_log: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    measure: Callable[[int], dict[str, Any]],
+    save: Callable[[dict[str, Any]], Path | None],
     resampled_before: int,
 ) -> int:
-    """Steps ``start .. tc.steps - 1``; appends to ``loss_log`` and ``points``; returns latents resampled."""
+    """Steps ``start .. tc.steps - 1``; appends to ``loss_log`` and ``points``; returns latents
+    resampled."""
     from interp.utils import progress
 
     resampled = 0
-    bar = progress(
+    bar = progress(  # type: ignore[no-untyped-call]  # interp.utils.progress: not annotated yet
         range(start, tc.steps),
         total=tc.steps,
         initial=start,
@@ -620,7 +431,7 @@ def _loop(
             xb = stream.take(step * tc.batch_size, tc.batch_size)
         loss = sae.scaled_loss(xb, tc.sparsity, tc.mse)[0]  # batches are already scaled
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch: Tensor.backward unannotated
         opt.step()
         value = loss.item()
         if not math.isfinite(value):  # a diverged step poisons every weight: stop and say so

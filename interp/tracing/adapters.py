@@ -100,7 +100,10 @@ def plain_module(m: Model) -> nn.Module | None:
     return hit[1]
 
 
-_PLAIN: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
+# native module -> (the ids of the modules it was built from, its unwrapped tree)
+_PLAIN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 # ------------------------------------------------------------- hooks and runners
@@ -140,14 +143,14 @@ def adapter_point(table: dict[str, Point], name: str) -> Point | None:
 
 
 @functools.cache
-def _compiled_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern, ...]:
+def _compiled_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(
         re.compile("^" + re.escape(p).replace(re.escape("{l}"), r"(\d+)") + "$") for p in patterns
     )
 
 
-def _compiled(table: dict[str, Point]) -> list[tuple[re.Pattern, Point]]:
-    return list(zip(_compiled_patterns(tuple(table)), table.values()))
+def _compiled(table: dict[str, Point]) -> list[tuple[re.Pattern[str], Point]]:
+    return list(zip(_compiled_patterns(tuple(table)), table.values(), strict=True))
 
 
 def plan(
@@ -175,7 +178,8 @@ def plan(
         points[h] = p
     plan = None
     if routed:
-        # the stop hook is the one that fires last: in the probe's firing order (HF), else hook order
+        # the stop hook is the one that fires last: in the probe's firing order (HF), else in
+        # hook order
         order = {name: i for i, name in enumerate(hf if hf is not None else m.hook_names)}
         last = max(hooks, key=order.__getitem__)
         plan = (points, None if points[last].per_step else last)
@@ -183,7 +187,11 @@ def plan(
     return plan
 
 
-_PLANS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+Plan = tuple[dict[str, Point], str | None]
+# plain root -> {hooks: their plan, or None where a hook has no plain route}
+_PLANS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, ...], Plan | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _has_module(root: nn.Module, path: str) -> bool:
@@ -203,7 +211,7 @@ def is_hf(module: Any) -> bool:
     return isinstance(module, PreTrainedModel)
 
 
-def inputs(args: tuple, kwargs: dict) -> tuple:
+def inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """A module's positional inputs; if it was called by keyword only (Hugging Face layers
     often are), its ``hidden_states`` (else its first keyword argument) as element 0."""
     if args or not kwargs:
@@ -245,7 +253,8 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
         routes = _check_routes(m, root, _hf_candidates(m, root))
     except Exception as e:  # noqa: BLE001 - a model the probe cannot run (say, one that needs pixels)
         log.warning(
-            "%s: no plain routes (the probe forward failed: %s: %s); collect uses the bridge's hooks",
+            "%s: no plain routes (the probe forward failed: %s: %s); collect uses the bridge's "
+            "hooks",
             m.model_id,
             type(e).__name__,
             str(e)[:200],
@@ -261,7 +270,10 @@ def hf_routes(m: Model, root: nn.Module) -> dict[str, Point]:
     return routes
 
 
-_HF_ROUTES: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
+# bridge -> (ids of its Hugging Face modules, the plain root, {hook: checked route})
+_HF_ROUTES: weakref.WeakKeyDictionary[
+    nn.Module, tuple[tuple[int, ...], nn.Module, dict[str, Point]]
+] = weakref.WeakKeyDictionary()
 
 
 def _hf_candidates(m: Model, root: nn.Module) -> dict[str, Point]:
@@ -312,7 +324,7 @@ def _check_routes(m: Model, root: nn.Module, cands: dict[str, Point]) -> dict[st
         fired: list[tuple[str, str]] = []
         handles = []
 
-        def keep(key, value):
+        def keep(key: tuple[str, str], value: Any) -> None:
             if key not in got:
                 got[key] = value
                 fired.append(key)

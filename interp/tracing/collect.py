@@ -49,6 +49,7 @@ from interp.tracing.model import Model
 from interp.tracing.runners import (
     PlainRunner,
     Reducer,
+    Runner,
     is_oom,
     make_runner,
     positions_key,
@@ -118,48 +119,102 @@ def collect(
         raise ValueError("collect needs at least one hook name (see m.hook_names)")
     edits = dict(edits or {})
     m.check_names([*hooks, *edits])
-    pos_key = positions_key(positions)
-    dtype, autocast = resolve_dtype(dtype), resolve_dtype(autocast)
-    if dtype is not None and not dtype.is_floating_point:  # an int cast would truncate every value
-        raise ValueError(
-            f"dtype={dtype} would truncate activations; valid: float32, float16, bfloat16, float64"
-        )
+    dtype, autocast = _float_dtype(dtype), resolve_dtype(autocast)
     if device is None or device == "auto":
         dev = m.device
     else:
         dev = resolve_device(device)
         m.to(dev)
+    x, lens = _checked_dataset(m, dataset, lengths, positions)
+    n, cuda = len(x), dev.type == "cuda"
+    ident = _identity(m, hooks, positions, dtype, x, lens, on_disk=out is not None, edits=edits)
+    sink = _open_sink(out, ident, x, shard_size, overwrite)
+    if isinstance(sink, DiskSink) and sink.done is not None:  # finished before: nothing to run
+        return sink.done
+    x = x.pin_memory() if cuda else x
+    reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
+    bs = _first_batch_size(batch_size, n, cuda)
+    runner = make_runner(m, hooks, reduce, edits)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.no_grad())
+        if autocast is not None:
+            stack.enter_context(torch.autocast(dev.type, dtype=autocast))
+        stack.callback(sink.close)
+        stack.enter_context(runner)
+        _run_batches(m, x, dev, runner, reduce, sink, bs, len(hooks), stack)
+    return sink.finish()
+
+
+def _open_sink(
+    out: str | Path | None,
+    ident: dict[str, Any],
+    x: torch.Tensor,
+    shard_size: int | None,
+    overwrite: bool,
+) -> Sink:
+    """Where the activations go: memory, or a (possibly resumed) sharded store in ``out``. Token
+    inputs are kept with the store; vector inputs are not."""
+    tokens = x if not x.dtype.is_floating_point else None
+    if out is None:
+        return MemorySink(ident, tokens)
+    return DiskSink(Path(out), ident, tokens, shard_size, overwrite)
+
+
+def _float_dtype(dtype: Any) -> torch.dtype | None:
+    """``dtype`` resolved; an integer dtype is refused (the cast would truncate every value)."""
+    resolved: torch.dtype | None = resolve_dtype(dtype)
+    if resolved is not None and not resolved.is_floating_point:
+        raise ValueError(
+            f"dtype={resolved} would truncate activations; valid: float32, float16, bfloat16, "
+            "float64"
+        )
+    return resolved
+
+
+def _checked_dataset(
+    m: Model, dataset: Any, lengths: Any, positions: Any
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(inputs ``[N, ...]``, lengths ``[N]`` or None) of ``dataset``, checked: not empty, token
+    ids within the vocabulary, ``positions`` valid for them."""
     x, lens = prepare_dataset(m, dataset, lengths)
-    n = len(x)
-    if n == 0:
+    if len(x) == 0:
         raise ValueError("dataset is empty")
     if not x.dtype.is_floating_point or m.d_vocab is not None:
         m.check_tokens(x)
     check_positions(positions, x)
-    cuda = dev.type == "cuda"
-    ident = dict(
+    return x, lens
+
+
+def _identity(
+    m: Model,
+    hooks: list[str],
+    positions: Any,
+    dtype: torch.dtype | None,
+    x: torch.Tensor,
+    lens: torch.Tensor | None,
+    *,
+    on_disk: bool,
+    edits: dict[str, Any],
+) -> dict[str, Any]:
+    """What a store records of the run that made it (and what a resumed run must match)."""
+    ident: dict[str, Any] = dict(
         model_id=str(m.model_id),
         hooks=hooks,
-        positions=pos_key,
+        positions=positions_key(positions),
         dtype=torch_dtype_name(dtype) if dtype is not None else None,
-        n_items=n,
+        n_items=len(x),
         n_tokens=n_tokens(x, lens),
         dataset_sha256=fingerprint(x, lens),
         # only a store on disk can be resumed, so only it pays for hashing the weights
-        weights_sha256=weights_fingerprint(m) if out is not None else "",
+        weights_sha256=weights_fingerprint(m) if on_disk else "",
     )
     if edits:
         ident["edits"] = sorted(edits)
-    tokens = x if not x.dtype.is_floating_point else None
-    if out is None:
-        sink: Sink = MemorySink(ident, tokens)
-    else:
-        sink = DiskSink(Path(out), ident, tokens, shard_size, overwrite)
-        if sink.done is not None:
-            return sink.done
-    if cuda:
-        x = x.pin_memory()
-    reduce = Reducer(positions, dtype, None if lens is None else lens.to(dev))
+    return ident
+
+
+def _first_batch_size(batch_size: int | str, n: int, cuda: bool) -> int:
+    """``batch_size`` checked, or for ``"auto"`` ``min(n, 64)`` (256 on CUDA)."""
     if batch_size != "auto" and (
         isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
     ):
@@ -167,44 +222,55 @@ def collect(
     bs = int(batch_size) if batch_size != "auto" else min(n, 256 if cuda else 64)
     if bs < 1:
         raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size!r}")
-    i = sink.start
-    runner = make_runner(m, hooks, reduce, edits)
+    return bs
+
+
+def _run_batches(
+    m: Model,
+    x: torch.Tensor,
+    dev: torch.device,
+    runner: Runner,
+    reduce: Reducer,
+    sink: Sink,
+    bs: int,
+    n_hooks: int,
+    stack: contextlib.ExitStack,
+) -> None:
+    """Run ``m`` over ``x[sink.start:]`` in batches of ``bs`` (halved on out-of-memory) and hand
+    each batch's activations to ``sink`` (through a host transfer on CUDA)."""
+    n, i, cuda = len(x), sink.start, dev.type == "cuda"
     transfer = HostTransfer(sink) if cuda else sink
     # On the CPU into memory, plain hooks copy each activation into its [N, ...] buffer as
     # it is computed: nothing of a batch is held past the layer that made it.
-    direct = not cuda and isinstance(sink, MemorySink) and isinstance(runner, PlainRunner)
-    if direct:
+    direct = False
+    if not cuda and isinstance(sink, MemorySink) and isinstance(runner, PlainRunner):
         runner.attach(sink)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.no_grad())
-        if autocast is not None:
-            stack.enter_context(torch.autocast(dev.type, dtype=autocast))
-        stack.callback(sink.close)
-        stack.enter_context(runner)
-        bar = stack.enter_context(
-            progress(total=n, initial=i, desc=f"collect {len(hooks)} hooks", unit="item")
+        direct = True
+    bar = stack.enter_context(
+        progress(  # type: ignore[no-untyped-call]  # interp.utils.progress: not annotated yet
+            total=n, initial=i, desc=f"collect {n_hooks} hooks", unit="item"
         )
-        while i < n:
-            k = min(bs, n - i)
-            reduce.select(i, k)
-            runner.at = i
-            try:
-                xb = x[i : i + k] if dev.type == "cpu" else x[i : i + k].to(dev, non_blocking=cuda)
-                batch = run_batch(m, xb, runner)
-            except Exception as e:  # noqa: BLE001 - only out-of-memory is handled
-                if not is_oom(e) or k == 1:
-                    raise
-                bs = max(1, k // 2)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            if not direct:
-                transfer.put(i, batch)
-            i += k
-            bar.update(k)
-        if transfer is not sink:
-            transfer.flush()
-    return sink.finish()
+    )
+    while i < n:
+        k = min(bs, n - i)
+        reduce.select(i, k)
+        runner.at = i
+        try:
+            xb = x[i : i + k] if dev.type == "cpu" else x[i : i + k].to(dev, non_blocking=cuda)
+            batch = run_batch(m, xb, runner)
+        except Exception as e:  # noqa: BLE001 - only out-of-memory is handled
+            if not is_oom(e) or k == 1:
+                raise
+            bs = max(1, k // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        if not direct:
+            transfer.put(i, batch)
+        i += k
+        bar.update(k)
+    if transfer is not sink:
+        transfer.flush()
 
 
 # ---------------------------------------------------------------- dataset
@@ -267,7 +333,8 @@ def prepare_dataset(
             shapes = {tuple(b.shape[1:]) for b in items}
             if len(shapes) > 1:
                 raise ValueError(
-                    f"dataset batches have different shapes {sorted(shapes)}; pad them to one length"
+                    f"dataset batches have different shapes {sorted(shapes)}; pad them to one "
+                    "length"
                 )
             dataset = torch.cat([b.cpu() for b in items])
         else:
@@ -319,7 +386,7 @@ def n_tokens(x: torch.Tensor, lens: torch.Tensor | None) -> int:
 
 def fingerprint(x: torch.Tensor, lens: torch.Tensor | None) -> str:
     h = hashlib.sha256(str((tuple(x.shape), str(x.dtype))).encode())
-    h.update(memoryview(to_numpy(x).reshape(-1).view(np.uint8)))
+    h.update(to_numpy(x).reshape(-1).view(np.uint8).data)
     if lens is not None:
         h.update(lens.numpy().tobytes())
     return h.hexdigest()
@@ -338,7 +405,7 @@ def weights_fingerprint(m: Any) -> str:
         seen.add(t.data_ptr())
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
+        h.update(to_numpy(t).reshape(-1).view(np.uint8).data)
     # SAEs spliced in (interp.sae.splice) change the activations, so their weights count too;
     # an unspliced model's fingerprint is as before.
     for host, s in getattr(m, "_splices", {}).items():
@@ -346,5 +413,5 @@ def weights_fingerprint(m: Any) -> str:
         for name, t in s.sae.state_dict().items():
             t = t.detach().cpu().contiguous()
             h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-            h.update(memoryview(to_numpy(t).reshape(-1).view(np.uint8)))
+            h.update(to_numpy(t).reshape(-1).view(np.uint8).data)
     return h.hexdigest()

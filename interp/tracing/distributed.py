@@ -61,7 +61,8 @@ def rank_dir(out: str | Path, rank: int) -> Path:
 
 
 def part(n: int, rank: int, world: int) -> tuple[int, int]:
-    """Items ``[start, stop)`` of rank ``rank`` out of ``world``: contiguous, sizes differ by <= 1."""
+    """Items ``[start, stop)`` of rank ``rank`` out of ``world``: contiguous, sizes differ by
+    <= 1."""
     return rank * n // world, (rank + 1) * n // world
 
 
@@ -213,7 +214,7 @@ def _load_inputs(path: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``torchrun ... -m interp.tracing.distributed --model M --tokens F --hooks a,b --out D``."""
-    import interp
+    from interp.models.load import load_model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="zoo:<name>, hf:<name> or a model directory")
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    m = interp.load_model(args.model, device=device)
+    m = load_model(args.model, device=device)
     positions: Any = int(args.positions) if args.positions.lstrip("-").isdigit() else args.positions
     bs: Any = int(args.batch_size) if args.batch_size != "auto" else "auto"
     store = collect_distributed(

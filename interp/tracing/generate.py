@@ -41,7 +41,8 @@ from typing import Any
 
 import torch
 
-from interp.tracing.model import EditFn, Model
+from interp.tracing.hooks import EditFn
+from interp.tracing.model import Model
 from interp.tracing.steps import (
     HFStep,
     NativeKV,
@@ -75,7 +76,7 @@ class Positions:
         return mask.to(act.device).view(shape)
 
 
-def takes_positions(fn: Callable) -> bool:
+def takes_positions(fn: Callable[..., Any]) -> bool:
     """Whether an edit function accepts a ``positions`` keyword."""
     try:
         return "positions" in inspect.signature(fn).parameters
@@ -170,7 +171,7 @@ def prompt_ids(
     if isinstance(prompts, torch.Tensor):
         if prompts.ndim == 1:
             prompts = prompts[None]
-        rows = prompts.tolist()
+        rows: list[list[int]] = prompts.tolist()
     elif (
         isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, str) for p in prompts)
     ):
@@ -213,7 +214,7 @@ def _encode(m: Model, text: str, chat: bool, system: str | None, prepend_bos: bo
         {"role": "user", "content": text}
     ]
     rendered = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return tok.encode(rendered, add_special_tokens=False)
+    return [int(t) for t in tok.encode(rendered, add_special_tokens=False)]
 
 
 def choose(
@@ -359,7 +360,7 @@ def generate(
         return _run(m, rows, capture, edits, opts, gen, kind, use_cache and kind != "none")
 
 
-def _bind(fn: EditFn, state: dict) -> EditFn:
+def _bind(fn: EditFn, state: dict[str, Any]) -> EditFn:
     """``fn`` as a one-argument edit; a ``positions``-taking ``fn`` gets the current step's."""
     if not takes_positions(fn):
         return fn
@@ -371,7 +372,7 @@ def _run(
     rows: list[list[int]],
     capture: list[str],
     edits: dict[str, EditFn],
-    opts: dict,
+    opts: dict[str, Any],
     gen: torch.Generator | None,
     kind: str,
     cached: bool,

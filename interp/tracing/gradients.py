@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from interp.tracing.model import EditFn, Model
+from interp.tracing.hooks import EditFn
+from interp.tracing.model import Model
 from interp.tracing.trace import trace
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -62,7 +63,10 @@ def metric_grads_batch(
     values = metric(out, idx)
     # allow_unused: a hook the metric does not depend on (e.g. cut off by an edit) has gradient 0
     raw = torch.autograd.grad(values.sum(), [acts[k] for k in hooks], allow_unused=True)
-    grads = {k: torch.zeros_like(acts[k]) if g is None else g.detach() for k, g in zip(hooks, raw)}
+    grads = {
+        k: torch.zeros_like(acts[k]) if g is None else g.detach()
+        for k, g in zip(hooks, raw, strict=True)
+    }
     return grads, {k: acts[k].detach() for k in hooks}, values.detach()
 
 

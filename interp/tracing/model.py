@@ -22,22 +22,21 @@ the splice (``_splices``: hook name -> splice; this module knows only its ``name
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
+# How a hook runs an edit and keeps a capture is tracing/hooks.py's; re-exported here, the
+# import path the rest of interp has always used.
+from interp.tracing.hooks import EditFn as EditFn
+from interp.tracing.hooks import StopForward as StopForward
+from interp.tracing.hooks import checked_edit as checked_edit
+from interp.tracing.hooks import make_hook
 from interp.utils import unknown_name_error
-
-EditFn = Callable[
-    ..., torch.Tensor
-]  # fn(act) -> act; generate also passes positions= when fn takes it
-
-
-class StopForward(Exception):
-    """Raised inside a hook to end a forward pass early (after the last needed layer)."""
 
 
 class Model:
@@ -54,7 +53,7 @@ class Model:
         tokenizer: Any = None,
         model_id: str = "module",
         kind: str = "transformer",
-        spec: dict | None = None,
+        spec: dict[str, Any] | None = None,
         example_input: Any = None,
     ):
         if backend not in ("tl", "nnsight"):
@@ -71,13 +70,16 @@ class Model:
         self._layer_of: dict[str, int] = {}
         # hook name -> splice object (interp.sae.splice.Splice), in splicing order
         self._splices: dict[str, Any] = {}
-        self.source: dict | None = (
+        self.source: dict[str, Any] | None = (
             None  # where the weights came from, when converted (a GGUF file's record)
         )
 
     # ------------------------------------------------------------------ basics
     def __repr__(self) -> str:
-        return f"Model({self.model_id!r}, kind={self.kind}, backend={self.backend}, hooks={len(self.hook_names)})"
+        return (
+            f"Model({self.model_id!r}, kind={self.kind}, backend={self.backend}, "
+            f"hooks={len(self.hook_names)})"
+        )
 
     @property
     def device(self) -> torch.device:
@@ -129,9 +131,8 @@ class Model:
         return self.forward(self.prepare(inputs))
 
     def forward(self, x: Any) -> torch.Tensor:
-        if self.backend == "nnsight":
-            return self._raw_module()(x)
-        return self.module(x)
+        out: torch.Tensor = (self._raw_module() if self.backend == "nnsight" else self.module)(x)
+        return out
 
     # ----------------------------------------------------------------- inputs
     def prepare(self, inputs: Any) -> Any:
@@ -160,7 +161,8 @@ class Model:
         """Size of the token vocabulary, or None for a model that takes vectors (or is unknown)."""
         spec = getattr(self.module, "spec", None)  # our RNNs
         if spec is not None and hasattr(spec, "d_vocab"):
-            return spec.d_vocab
+            vocab: int | None = spec.d_vocab  # None: the RNN takes vectors
+            return vocab
         if self.backend == "tl" and self.kind in ("transformer", "vlm"):
             return getattr(self.cfg, "d_vocab", None)
         return None
@@ -201,8 +203,8 @@ class Model:
                 f"{self.model_id} has no tokenizer: pass token ids (a LongTensor) instead of text"
             )
         if hasattr(self.module, "to_tokens") and self.kind == "transformer":
-            tokens = self.module.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
-            return tokens.to(self.device)
+            tokens = self._hooked.to_tokens(text, prepend_bos=prepend_bos, padding_side="right")
+            return torch.as_tensor(tokens).to(self.device)
         texts = [text] if isinstance(text, str) else list(text)
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         bos = self.start_token_id
@@ -253,8 +255,8 @@ class Model:
         if isinstance(tokens, int):  # one token (a 0-d tensor)
             tokens = [tokens]
         if tokens and isinstance(tokens[0], list):
-            return [self.tokenizer.decode(t) for t in tokens]
-        return self.tokenizer.decode(tokens)
+            return [str(self.tokenizer.decode(t)) for t in tokens]
+        return str(self.tokenizer.decode(tokens))
 
     def to_str_tokens(self, tokens: Any) -> list[str]:
         if isinstance(tokens, torch.Tensor):
@@ -298,8 +300,15 @@ class Model:
             if name not in valid:
                 raise unknown_name_error("hook name", name, self.hook_names)
 
+    @property
+    def _hooked(self) -> Any:
+        """``module`` as TransformerLens's hooked root (``hook_dict``, ``hooks``, ``to_tokens``,
+        ``blocks``): torch types every module attribute as ``Tensor | Module``, which they are
+        not, and TransformerLens itself is untyped."""
+        return self.module
+
     def _hook_points(self) -> dict[str, nn.Module]:
-        return dict(self.module.hook_dict)
+        return dict(self._hooked.hook_dict)
 
     def _discover_hook_names(self) -> list[str]:
         if self.backend == "nnsight":
@@ -326,13 +335,14 @@ class Model:
 
     def _firing_order(self, points: dict[str, nn.Module]) -> dict[int, int]:
         order: dict[int, int] = {}
-        handles = []
-        for hp in {id(h): h for h in points.values()}.values():
 
-            def record(mod, args, out, _id=id(hp)):
-                order.setdefault(_id, len(order))
+        def record(hook_id: int, mod: nn.Module, args: Any, out: Any) -> None:
+            order.setdefault(hook_id, len(order))
 
-            handles.append(hp.register_forward_hook(record))
+        handles = [
+            hp.register_forward_hook(functools.partial(record, id(hp)))
+            for hp in {id(h): h for h in points.values()}.values()
+        ]
         try:
             x = self.example_input
             if x is None:
@@ -385,7 +395,7 @@ class Model:
         then each block's ``hook_resid_post``; ``L + 1`` names for a transformer."""
         if self.kind in ("transformer", "vlm") and self.n_layers:
             return [self.hook("resid_pre", 0)] + [
-                self.hook("resid_post", l) for l in range(self.n_layers)
+                self.hook("resid_post", layer) for layer in range(self.n_layers)
             ]
         names = self.hook_names
         return [
@@ -413,7 +423,7 @@ class Model:
 
         ``store`` (returned) maps each captured name to its tensor after the forward.
         ``stop_after``: raise :class:`StopForward` once that hook has fired, ending the
-        forward early; callers catch it (``trace`` and ``collect`` do).
+        forward early; the caller catches it (``collect``'s runners do; ``trace`` never asks).
         Names of spliced SAEs (``<hook>.hook_sae_*``) are captured and edited inside the splice.
         TL backend only; the nnsight backend is driven by :func:`interp.trace`.
         """
@@ -463,7 +473,7 @@ class Model:
                     for n in names
                 }
                 stack.enter_context(s.bound(hooks))
-            stack.enter_context(self.module.hooks(fwd_hooks=fwd))
+            stack.enter_context(self._hooked.hooks(fwd_hooks=fwd))
             yield store
         for name in capture:
             value = store.get(name)
@@ -519,7 +529,8 @@ class Model:
             raise KeyError(
                 f"{self.model_id} has no {name!r}" + ("" if layer is None else f" in block {layer}")
             )
-        return getattr(mod, "_original_component", mod)
+        plain: nn.Module = getattr(mod, "_original_component", mod)
+        return plain
 
     def norm_input_hook(self, name: str, layer: int | None = None) -> str:
         """The hook on the input of a normalisation (``ln2`` of block ``layer``: what the MLP
@@ -535,7 +546,7 @@ class Model:
     def _raw_module(self) -> nn.Module:
         return self.module
 
-    def nnsight_model(self):
+    def nnsight_model(self) -> Any:
         """The nnsight wrapper of ``module`` (built on first use)."""
         if self._nnsight is None:
             from nnsight import NNsight
@@ -577,51 +588,3 @@ def wrap(module: nn.Module, *, tokenizer: Any = None, model_id: str | None = Non
         model_id=model_id or type(module).__name__,
         kind="module",
     )
-
-
-def checked_edit(name: str, act: Any, new: Any) -> Any:
-    """What an edit of ``act`` at hook ``name`` hands on: ``new`` when it is a tensor of
-    ``act``'s shape and dtype, ``act`` when the edit returned None (keep the activation).
-    Anything else is an error that names the hook and what was expected. Both backends
-    call this (TransformerLens hooks here, nnsight in :func:`interp.trace`). A non-tensor
-    activation (a module's tuple output under nnsight) is the edit's to rebuild."""
-    if new is None:
-        return act
-    if not isinstance(act, torch.Tensor):
-        return new
-    if not isinstance(new, torch.Tensor):
-        raise TypeError(
-            f"edit for {name!r} returned {type(new).__name__}; an edit returns a "
-            "tensor shaped like its input (or None to keep the activation)"
-        )
-    if new.dtype != act.dtype:
-        got, want = (str(d).replace("torch.", "") for d in (new.dtype, act.dtype))
-        raise TypeError(
-            f"edit for {name!r} returned dtype {got}, expected {want} (cast with .to(act.dtype))"
-        )
-    if new.shape != act.shape:
-        raise ValueError(
-            f"edit for {name!r} returned shape {tuple(new.shape)}, expected {tuple(act.shape)}"
-        )
-    return new
-
-
-def make_hook(name, edit, keep, store, per_step, stop, detach):
-    """A TransformerLens-style hook ``hook(act, hook) -> act`` that applies ``edit`` (checked:
-    a tensor of the input's shape and dtype, or None to keep it), keeps the result in ``store``
-    when ``keep``, and raises :class:`StopForward` when ``stop``."""
-
-    def hook(act, hook):
-        if edit is not None:
-            act = checked_edit(name, act, edit(act))
-        if keep:
-            value = act.detach() if detach else act
-            if per_step:
-                store.setdefault(name, []).append(value)
-            else:
-                store[name] = value
-        if stop:
-            raise StopForward(name)
-        return act
-
-    return hook

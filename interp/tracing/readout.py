@@ -27,4 +27,5 @@ def unembed(m: Any, resid: torch.Tensor, *, norm: bool = True) -> torch.Tensor:
             f"{getattr(m, 'model_id', type(bridge).__name__)} has none"
         )
     with torch.no_grad():
-        return bridge.unembed(bridge.ln_final(resid) if norm else resid)
+        logits: torch.Tensor = bridge.unembed(bridge.ln_final(resid) if norm else resid)
+        return logits

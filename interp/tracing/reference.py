@@ -13,10 +13,12 @@ and analyses ask for them instead of importing :mod:`interp.tracing.adapters`:
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
 import torch
+from torch import nn
 
 from interp.tracing import adapters
 from interp.tracing.model import Model
@@ -51,14 +53,15 @@ def native_forward(m: Model, ref: torch.nn.Module, ids: torch.Tensor) -> dict[st
         raise ValueError(f"{m.model_id}: the adapter table has no plain route for {names}")
     points, _ = found
     store: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, p in points.items():
 
-        def grab(mod, args, out, name=name, p=p):
-            value = args if p.where == "in" else out
-            store[name] = value[p.index] if p.index is not None else value
+    def grab(name: str, p: adapters.Point, mod: nn.Module, args: Any, out: Any) -> None:
+        value = args if p.where == "in" else out
+        store[name] = value[p.index] if p.index is not None else value
 
-        handles.append(ref.get_submodule(p.path).register_forward_hook(grab))
+    handles = [
+        ref.get_submodule(p.path).register_forward_hook(functools.partial(grab, name, p))
+        for name, p in points.items()
+    ]
     try:
         logits = ref(ids)
     finally:

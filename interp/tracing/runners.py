@@ -5,6 +5,8 @@ bridge-hook runner, nnsight runner.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -12,11 +14,14 @@ from torch import nn
 
 from interp.tracing import adapters
 from interp.tracing.adapters import Point, hf_call_kwargs, inputs, is_hf, plain_module
-from interp.tracing.model import Model, StopForward
+from interp.tracing.hooks import EditFn, StopForward
+from interp.tracing.model import Model
 from interp.tracing.sinks import MemorySink
 
 
-def make_runner(m: Model, hooks: list[str], reduce: Reducer, edits: dict | None = None):
+def make_runner(
+    m: Model, hooks: list[str], reduce: Reducer, edits: dict[str, EditFn] | None = None
+) -> Runner:
     """The fastest runner for ``m`` and these hooks (see the module docstring). While an SAE
     is spliced in, only the bridge's hooks see it (the plain tree has no HookPoints), so a
     spliced model always takes the bridge-hook path; so does a collection with ``edits``."""
@@ -59,7 +64,12 @@ class PlainRunner:
     hooks registered after them, so the capture sees the edited value."""
 
     def __init__(
-        self, root: nn.Module, points: dict[str, Point], stop: str | None, d_head: int, reduce
+        self,
+        root: nn.Module,
+        points: dict[str, Point],
+        stop: str | None,
+        d_head: int,
+        reduce: Reducer,
     ):
         self.root, self.points, self.stop, self.d_head, self.reduce = (
             root,
@@ -73,12 +83,12 @@ class PlainRunner:
         self.sink: MemorySink | None = None  # set: copy each activation into it at once
         self.flat: set[str] = set()  # head-split names stored flat (see attach)
         self.at = 0  # index of the batch's first item
-        self.undo: list = []
+        self.undo: list[Callable[[], None]] = []
         self.call_kwargs: dict[
             str, Any
         ] = {}  # for the root's forward (a Hugging Face model: use_cache=False)
 
-    def __enter__(self):
+    def __enter__(self) -> PlainRunner:
         groups: dict[str, tuple[list[str], list[str]]] = {}
         for name, p in self.points.items():
             groups.setdefault(p.path, ([], []))[p.where == "out"].append(name)
@@ -109,7 +119,7 @@ class PlainRunner:
         had = mod.__dict__.get("forward")
         inner = mod.forward
 
-        def forward(*args, **kwargs):
+        def forward(*args: Any, **kwargs: Any) -> Any:
             if ins:
                 take_in(inputs(args, kwargs), stop_in)
             out = inner(*args, **kwargs)
@@ -122,10 +132,10 @@ class PlainRunner:
             lambda: setattr(mod, "forward", had) if had is not None else delattr(mod, "forward")
         )
 
-    def _capture(self, names: list[str]):
+    def _capture(self, names: list[str]) -> Callable[[Any, bool], None]:
         points, acts, reduce, d_head = self.points, self.acts, self.reduce, self.d_head
 
-        def take(value, stop: bool) -> None:
+        def take(value: Any, stop: bool) -> None:
             for name in names:
                 p = points[name]
                 a = value[p.index] if p.index is not None else value
@@ -142,7 +152,7 @@ class PlainRunner:
 
         return take
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         while self.undo:
             self.undo.pop()()
 
@@ -175,22 +185,26 @@ class PlainRunner:
 class BridgeRunner:
     """The bridge's own hooks (``Model.hooked``), for names or models no adapter covers."""
 
-    def __init__(self, m: Model, hooks: list[str], reduce, edits: dict | None = None):
+    def __init__(
+        self, m: Model, hooks: list[str], reduce: Reducer, edits: dict[str, EditFn] | None = None
+    ):
         self.m, self.hooks, self.reduce, self.edits = m, hooks, reduce, dict(edits or {})
+        self.at = 0  # index of the batch's first item (unused here; collect sets it)
         order = {name: i for i, name in enumerate(m.hook_names)}
         ordered = sorted(hooks, key=order.__getitem__)  # the stop hook is registered last
         self.per_step = [h for h in hooks if m.per_step(h)]
         self.ordered, self.stop = ordered, (ordered[-1] if not self.per_step else None)
         self.acts: dict[str, Any] = {}
-        self.ctx = None
+        self.ctx: AbstractContextManager[dict[str, Any]] | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> BridgeRunner:
         self.ctx = self.m.hooked(self.ordered, self.edits, store=self.acts, stop_after=self.stop)
         self.ctx.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        self.ctx.__exit__(*exc)
+    def __exit__(self, *exc: Any) -> None:
+        if self.ctx is not None:
+            self.ctx.__exit__(*exc)
 
     def __call__(self, xb: torch.Tensor) -> dict[str, Any]:
         self.acts.clear()
@@ -209,13 +223,16 @@ class BridgeRunner:
 class NnsightRunner:
     """Any ``nn.Module``, through :func:`interp.trace` (nnsight)."""
 
-    def __init__(self, m: Model, hooks: list[str], reduce, edits: dict | None = None):
+    def __init__(
+        self, m: Model, hooks: list[str], reduce: Reducer, edits: dict[str, EditFn] | None = None
+    ):
         self.m, self.hooks, self.reduce, self.edits = m, hooks, reduce, dict(edits or {})
+        self.at = 0  # index of the batch's first item (unused here; collect sets it)
 
-    def __enter__(self):
+    def __enter__(self) -> NnsightRunner:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         return None
 
     def __call__(self, xb: torch.Tensor) -> dict[str, Any]:
@@ -225,15 +242,19 @@ class NnsightRunner:
         return {h: self.reduce(h, a) if isinstance(a, torch.Tensor) else a for h, a in got.items()}
 
 
-def run_batch(m: Model, xb: torch.Tensor, runner) -> dict[str, torch.Tensor]:
+Runner = PlainRunner | BridgeRunner | NnsightRunner
+
+
+def run_batch(m: Model, xb: torch.Tensor, runner: Runner) -> dict[str, torch.Tensor]:
     """One batch through ``runner``: ``{hook: reduced activation [batch, ...]}``."""
-    got = runner(xb)
+    got: dict[str, torch.Tensor] = runner(xb)
     for h in runner.hooks:
         if h not in got:
             raise RuntimeError(f"hook {h!r} did not fire during the forward pass")
         if not isinstance(got[h], torch.Tensor):
             raise TypeError(
-                f"hook {h!r} gave a {type(got[h]).__name__}, not a tensor; capture a tensor-valued hook"
+                f"hook {h!r} gave a {type(got[h]).__name__}, not a tensor; capture a "
+                "tensor-valued hook"
             )
     return got
 
@@ -243,14 +264,15 @@ def pos_dim(name: str) -> int:
 
 
 def reduce_activation(
-    a: torch.Tensor, name: str, positions: Any, lens: torch.Tensor | None, dtype
+    a: torch.Tensor, name: str, positions: Any, lens: torch.Tensor | None, dtype: torch.dtype | None
 ) -> torch.Tensor:
     """Select positions of ``a`` ``[B, T, ...]`` (on its device) and cast to ``dtype``."""
     if positions != "all":
         pd = pos_dim(name)
         if a.ndim <= pd:
             raise ValueError(
-                f"{name} has shape {tuple(a.shape)}: no position dim {pd} for positions={positions!r}"
+                f"{name} has shape {tuple(a.shape)}: no position dim {pd} for "
+                f"positions={positions!r}"
             )
         a = a.movedim(pd, 1)
         B, T = a.shape[:2]

@@ -45,7 +45,7 @@ class HostTransfer:
 
     def __init__(self, sink: Sink):
         self.sink = sink
-        self.stream = torch.cuda.Stream()
+        self.stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]  # torch: unannotated
         self.slots: list[dict[str, torch.Tensor] | None] = [None, None]
         self.pending: list[tuple[int, int, Any] | None] = [None, None]
         self.turn = 0
@@ -68,7 +68,7 @@ class HostTransfer:
             for h, a in batch.items():
                 bufs[h][:k].copy_(a, non_blocking=True)
                 a.record_stream(self.stream)  # keep the GPU tensor alive until its copy ran
-            done = torch.cuda.Event()
+            done = torch.cuda.Event()  # type: ignore[no-untyped-call]  # torch: unannotated
             done.record(self.stream)
         self.pending[slot] = (i, k, done)
 
@@ -95,7 +95,7 @@ SHARD_BYTES = 256 * 2**20  # default shard size: about this many bytes (all hook
 class Sink:
     start = 0
 
-    def __init__(self, ident: dict, tokens: torch.Tensor | None):
+    def __init__(self, ident: dict[str, Any], tokens: torch.Tensor | None):
         self.ident, self.tokens = ident, tokens
         self.bufs: dict[str, torch.Tensor] = {}
 
@@ -118,7 +118,7 @@ class Sink:
         """Wait for background work (called on success and on errors)."""
 
     def _arrays(
-        self, shapes: dict[str, tuple], dtypes: dict[str, torch.dtype]
+        self, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, torch.dtype]
     ) -> dict[str, ArrayInfo]:
         dirs = [sanitize(h) for h in self.ident["hooks"]]
         if len(set(dirs)) < len(dirs) or TOKENS_DIR in dirs:
@@ -148,7 +148,7 @@ class Sink:
 class MemorySink(Sink):
     """Fills one preallocated ``[N, ...]`` tensor per hook."""
 
-    def __init__(self, ident: dict, tokens: torch.Tensor | None):
+    def __init__(self, ident: dict[str, Any], tokens: torch.Tensor | None):
         super().__init__(ident, tokens)
         self.chunks: dict[str, tuple[int, tuple[torch.Tensor, ...]]] = {}
         self.heads: dict[str, int] = {}  # name -> d_head of buffers filled flat
@@ -168,7 +168,7 @@ class MemorySink(Sink):
                 self._check_fits(name, a)
                 self.bufs[name] = torch.empty((self.ident["n_items"], *a.shape[1:]), dtype=a.dtype)
             if i % k == 0 and self.ident["n_items"] > k:
-                self.chunks[name] = (k, self.bufs[name].split(k))
+                self.chunks[name] = (k, torch.split(self.bufs[name], k))
             view = self.bufs[name][i : i + k]
         view.copy_(a)
         return view
@@ -203,7 +203,14 @@ class DiskSink(Sink):
     """Fills shard buffers per hook (two sets); a background thread writes each full
     shard and then the manifest, while the next shard fills the other set."""
 
-    def __init__(self, root: Path, ident: dict, tokens, shard_size: int | None, overwrite: bool):
+    def __init__(
+        self,
+        root: Path,
+        ident: dict[str, Any],
+        tokens: torch.Tensor | None,
+        shard_size: int | None,
+        overwrite: bool,
+    ):
         super().__init__(ident, tokens)
         self.root, self.shard_size, self.done = root, shard_size, None
         if shard_size is not None and shard_size < 1:
@@ -211,7 +218,7 @@ class DiskSink(Sink):
         self.manifest: Manifest | None = None
         self.sets: list[dict[str, torch.Tensor]] = []
         self.writer: ThreadPoolExecutor | None = None
-        self.writing: Future | None = None
+        self.writing: Future[None] | None = None
         if overwrite:
             remove_store(root)
         if (root / MANIFEST).exists():

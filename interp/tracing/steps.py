@@ -16,13 +16,15 @@ Each step object has ``kind``, ``context()`` (entered around the loop) and
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
+from torch import nn
 
-from interp.tracing.model import EditFn, Model
+from interp.tracing.hooks import EditFn
+from interp.tracing.model import Model
 
 
 # ---------------------------------------------------------------- Hugging Face plumbing
@@ -42,10 +44,11 @@ def cache_arg(hf: Any) -> str:
     return "cache" if "cache" in inspect.signature(hf.forward).parameters else "past_key_values"
 
 
-def attention_bridges(m: Model) -> list:
+def attention_bridges(m: Model) -> list[nn.Module]:
     """Each layer's attention bridge (the module that owns ``hook_pattern``)."""
     return [
-        m.module.get_submodule(m.hook("pattern", l).rsplit(".", 1)[0]) for l in range(m.n_layers)
+        m.module.get_submodule(m.hook("pattern", layer).rsplit(".", 1)[0])
+        for layer in range(m.n_layers)
     ]
 
 
@@ -56,7 +59,9 @@ def hf_cache_kwargs(m: Model) -> Iterator[None]:
     transformers 5 pass it as ``cache``, which the bridge would ignore (a new token would then
     attend to itself alone)."""
 
-    def pre(module, args, kwargs):
+    def pre(
+        module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if (
             kwargs.get("past_key_values") is None
             and kwargs.get("layer_past") is None
@@ -98,7 +103,8 @@ class HFStep:
             kw.update({self.cache_name: self.kv, "use_cache": True})
         else:
             kw["use_cache"] = False
-        return self.hf(**kw).logits[:, -1]
+        logits: torch.Tensor = self.hf(**kw).logits[:, -1]
+        return logits
 
 
 class NativeKV:
@@ -129,12 +135,12 @@ class NativeKV:
         a: Any,
         i: int,
         hidden_states: torch.Tensor,
-        attention_mask=None,
-        position_ids=None,
-        pattern_fn=None,
-        **kwargs,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        pattern_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        from transformer_lens.model_bridge.sources.native.model import apply_softcap
+        from transformer_lens.utilities.activation_functions import apply_softcap
 
         B, S, _ = hidden_states.shape
         q = a.q(hidden_states).view(B, S, a.n_heads, a.d_head).transpose(1, 2)
@@ -182,7 +188,8 @@ class NativeStep:
         return self.kv.active() if self.kv is not None else ExitStack()
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        return self.native(input_ids=ids, attention_mask=mask, position_ids=pos)[:, -1]
+        logits: torch.Tensor = self.native(input_ids=ids, attention_mask=mask, position_ids=pos)
+        return logits[:, -1]
 
 
 class TraceStep:

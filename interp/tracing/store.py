@@ -156,7 +156,10 @@ def shard_problem(root: Path, s: ShardInfo) -> str:
     if not f.exists():
         return f"shard file {f} is missing (listed in {root / MANIFEST})"
     if f.stat().st_size != s.nbytes or sha256_file(f) != s.sha256:
-        return f"shard file {f} is corrupted: its sha256 does not match the manifest (items {s.start}..{s.stop})"
+        return (
+            f"shard file {f} is corrupted: its sha256 does not match the manifest "
+            f"(items {s.start}..{s.stop})"
+        )
     return ""
 
 
@@ -288,8 +291,8 @@ class ActivationStore:
         manifest = read_manifest(path)
         if not manifest.complete and not allow_incomplete:
             raise ValueError(
-                f"store {path} is incomplete ({manifest.items_done()} of {manifest.n_items} items): "
-                "run interp.collect again with the same arguments and out dir to resume, "
+                f"store {path} is incomplete ({manifest.items_done()} of {manifest.n_items} "
+                "items): run interp.collect again with the same arguments and out dir to resume, "
                 "or open(..., allow_incomplete=True)"
             )
         problem = manifest_problem(path, manifest)  # cheap: the manifest and .npy headers only
@@ -358,7 +361,8 @@ class ActivationStore:
             yield s.start, s.stop, self._load_shard(s, info)
 
     def shard_bounds(self, name: str) -> list[tuple[int, int]]:
-        """``[(start, stop), ...]`` of ``name``'s shards in item order (one for an in-memory store)."""
+        """``[(start, stop), ...]`` of ``name``'s shards in item order (one for an in-memory
+        store)."""
         if name not in self.manifest.arrays:
             raise unknown_name_error("hook name", name, self.hooks)
         if self.path is None:
@@ -369,8 +373,9 @@ class ActivationStore:
         ]
 
     def shard(self, name: str, index: int) -> torch.Tensor:
-        """Shard ``index`` (in item order, as :meth:`shard_bounds`) of ``name``: ``[stop - start, ...]``,
-        a memory map of that one file (the whole tensor for an in-memory store)."""
+        """Shard ``index`` (in item order, as :meth:`shard_bounds`) of ``name``:
+        ``[stop - start, ...]``, a memory map of that one file (the whole tensor for an in-memory
+        store)."""
         bounds = self.shard_bounds(name)
         if not 0 <= index < len(bounds):
             raise IndexError(f"{name} has {len(bounds)} shards; shard {index} does not exist")

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from interp.tracing.model import EditFn, Model, StopForward, checked_edit
+from interp.tracing.hooks import EditFn, checked_edit
+from interp.tracing.model import Model
 
 
 def trace(
@@ -25,8 +26,10 @@ def trace(
     edits: dict[str, EditFn] | None = None,
     *,
     grad: bool = False,
-) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
-    """Run ``m`` on ``inputs``; return ``(output, {name: activation})``.
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run ``m`` on ``inputs``; return ``(output, {name: activation})``: the module's output is
+    the logits ``[batch, pos, vocab]`` of a language model (whatever the module returns for a
+    wrapped module of another kind).
 
     Args:
         m: a :class:`Model` (from ``interp.load_model`` or ``interp.wrap``).
@@ -45,10 +48,7 @@ def trace(
     with ctx:
         if m.backend == "tl":
             with m.hooked(capture, edits, detach=not grad) as acts:
-                try:
-                    out = m.module(x)
-                except StopForward:  # pragma: no cover - trace never asks for it
-                    out = None
+                out: torch.Tensor = m.module(x)  # no stop_after: the forward runs to its end
             return out, acts
         return _trace_nnsight(m, x, list(capture), edits, grad)
 
@@ -57,7 +57,9 @@ def _resolve(root: Any, path: str) -> Any:
     return functools.reduce(getattr, path.split("."), root) if path else root
 
 
-def _trace_nnsight(m: Model, x: Any, capture: list[str], edits: dict[str, EditFn], grad: bool):
+def _trace_nnsight(
+    m: Model, x: Any, capture: list[str], edits: dict[str, EditFn], grad: bool
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     m.check_names([*capture, *edits])
     nn_model = m.nnsight_model()
     # nnsight's tracing needs each module's accesses in execution order.

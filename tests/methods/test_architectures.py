@@ -2,7 +2,8 @@
 Llama with grouped-query attention and rotary positions, and a BERT encoder where it applies.
 
 The Hugging Face models are built with random weights and saved with ``save_pretrained`` (no
-download), then loaded the way a user loads a checkpoint. Each test checks an invariant, not a shape."""
+download), then loaded the way a user loads a checkpoint. Each test checks an invariant, not a
+shape."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_hook_names_identity_edit_and_batching(models, arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_collect_equals_trace(models, arch):
     m, x = models[arch], _tokens(5)
-    names = [m.hook("resid_post", l) for l in range(m.n_layers)] + [m.hook("z", 1)]
+    names = [m.hook("resid_post", layer) for layer in range(m.n_layers)] + [m.hook("z", 1)]
     _, want = interp.trace(m, x, capture=names)
     store = interp.collect(m, x, hooks=names, batch_size=2)
     for n in names:
@@ -129,8 +130,9 @@ def test_a_probe_recovers_a_planted_linear_readout(models, arch):
 
 
 def _head_features(m, x):
-    """Every head's output ``hook_z`` ``[n, pos, layers * heads, d_head]``, as the SAE circuit scorers read it."""
-    names = [m.hook("z", l) for l in range(m.n_layers)]
+    """Every head's output ``hook_z`` ``[n, pos, layers * heads, d_head]``, as the SAE circuit
+    scorers read it."""
+    names = [m.hook("z", layer) for layer in range(m.n_layers)]
     _, acts = interp.trace(m, x, capture=names)
     return torch.cat([acts[n] for n in names], dim=2)
 

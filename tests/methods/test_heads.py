@@ -112,7 +112,7 @@ def test_a_planted_ngram_head_is_found(tiny_gpt):
         return p
 
     names = pattern_hooks(tiny_gpt)
-    assert names == [tiny_gpt.hook("pattern", l) for l in range(tiny_gpt.n_layers)]
+    assert names == [tiny_gpt.hook("pattern", layer) for layer in range(tiny_gpt.n_layers)]
     _, acts = interp.trace(tiny_gpt, tokens, capture=names, edits={names[1]: plant})
     scores = {}
     for n in (2, 3):
@@ -152,7 +152,7 @@ def test_ablating_nothing_changes_nothing(tiny_gpt):
     # a head replaced by its mean over the one position that mean came from is unchanged
     x = tokens[:1, :1]
     own = head_means(tiny_gpt, x, np.array([1]), batch_size=1)
-    every = [(l, h) for l in range(tiny_gpt.n_layers) for h in range(4)]
+    every = [(layer, h) for layer in range(tiny_gpt.n_layers) for h in range(4)]
     same, _ = interp.trace(tiny_gpt, x, edits=ablation_edits(tiny_gpt, every, own, "mean"))
     torch.testing.assert_close(same, interp.trace(tiny_gpt, x)[0], rtol=1e-5, atol=1e-5)
 
@@ -179,7 +179,7 @@ def test_mean_and_zero_ablation_set_the_head(tiny_gpt):
 def test_random_head_sets_are_distinct_and_exhaustive_when_few():
     from interp.methods.heads import random_head_sets
 
-    heads = [(l, h) for l in range(3) for h in range(2)]  # 6 heads -> 15 pairs
+    heads = [(layer, h) for layer in range(3) for h in range(2)]  # 6 heads -> 15 pairs
     rng = np.random.default_rng(0)
     some = random_head_sets(heads, 2, 8, rng)
     assert len(some) == 8 and len({frozenset(s) for s in some}) == 8

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from interp.methods import knockout as ko
+from interp.tracing import attention as at
 from interp.tracing.model import Model
 from tests.conftest import build_spec
 
@@ -41,7 +42,7 @@ def two_hop_model() -> Model:
     )
     bridge = build_transformer(spec)
     native = bridge.original_model
-    raw = ko._raw
+    raw = at._raw
     with torch.no_grad():
         for p in native.parameters():
             p.zero_()
@@ -155,8 +156,8 @@ def test_fast_last_row_equals_full_recompute(model_index):
     cache = ko.clean_cache(m, x)
     last = _group(4, [15], 16)
     for k in (1, 2):
-        for l in range(m.n_layers):
-            layers = ko.window(l, k, m.n_layers)
+        for layer in range(m.n_layers):
+            layers = ko.window(layer, k, m.n_layers)
             for src in (
                 torch.rand(4, 16, generator=g) < 0.5,
                 torch.ones(4, 16, dtype=torch.bool),
@@ -226,6 +227,26 @@ def test_fast_path_refuses_unsupported_models():
     assert res["score"]["all->last"].shape == (2, 2)
 
 
+def test_knockout_modes_registry_agree_and_refuse_bad_names(tiny_gpt):
+    assert ko.names() == ["full", "last_row"]
+    with pytest.raises(ValueError, match="registered twice"):
+        ko.register("full")(ko.full_knockout)
+    with pytest.raises(KeyError, match="Did you mean: last_row"):
+        ko.get("last-row")
+    x = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(5))
+    pos = torch.arange(10).expand(3, 10)
+    src, dst = pos < 6, pos == 9
+    windows = [ko.window(layer, 2, tiny_gpt.n_layers) for layer in range(tiny_gpt.n_layers)]
+    cache = ko.clean_cache(tiny_gpt, x)
+    full = ko.get("full")(tiny_gpt, x, None, dst, src, windows)
+    fast = ko.get("last_row")(tiny_gpt, x, cache, dst, src, windows)
+    assert full.shape == fast.shape == (len(windows), 3, cache.logits.shape[-1])
+    assert (full - fast).abs().max() < 1e-5
+    assert (full - cache.logits[None, :, -1]).abs().max() > 1e-4  # the edge was cut
+    with pytest.raises(ValueError, match="needs the clean run's cache"):
+        ko.get("last_row")(tiny_gpt, x, None, dst, src, windows)
+
+
 def test_nothing_blocked_gap_is_exactly_zero_and_fast_vs_full_agree(tiny_gpt):
     x = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(4))
     cache = ko.clean_cache(tiny_gpt, x)
@@ -252,7 +273,7 @@ def test_pattern_edits_name_every_layer_and_knockout_edits_skip_empty_blocks(tin
     assert list(ko.knockout_edits(tiny_gpt, block, [1])) == [tiny_gpt.hook("pattern", 1)]
 
 
-# ------------------------------------------------------------ Hugging Face models: the model's own cache
+# ------------------------------------------------------------ Hugging Face models: their own cache
 @pytest.fixture(scope="module")
 def hf_dirs(tmp_path_factory):
     """GPT-2 (2 layers), GPT-NeoX (3) and a Llama with grouped-query attention and rotary (4),
@@ -311,18 +332,18 @@ def test_hf_fast_last_row_equals_full_recompute(hf_models, arch):
         "last only": last,
     }
     for k in (1, 2):
-        windows = [ko.window(l, k, m.n_layers) for l in range(m.n_layers)]
+        windows = [ko.window(layer, k, m.n_layers) for layer in range(m.n_layers)]
         for what, src in sources.items():
             batched = ko.last_row_knockouts(m, cache, src, windows)  # [L, B, V]
-            for l, layers in enumerate(windows):
+            for layer, layers in enumerate(windows):
                 fast = ko.last_row_knockout(m, cache, src, layers)
                 full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
-                assert (fast - full).abs().max() < 1e-5, (what, k, l)
-                assert (batched[l] - full).abs().max() < 1e-5, (what, k, l)
+                assert (fast - full).abs().max() < 1e-5, (what, k, layer)
+                assert (batched[layer] - full).abs().max() < 1e-5, (what, k, layer)
                 assert (full - cache.logits[:, -1]).abs().max() > 1e-4, (
                     what,
                     k,
-                    l,
+                    layer,
                 )  # the knockout did something
     # nothing blocked: exactly the clean logits
     none = torch.zeros(n, T, dtype=torch.bool)
@@ -357,7 +378,8 @@ def test_hf_sweep_fast_equals_full_and_gap_check(hf_models, arch):
 def planted_gpt2(root) -> Model:
     """A 2-layer GPT-2 whose last position copies the token at position 1 (layer 0 attends there,
     the output projection writes that token's direction into the residual, the tied unembedding
-    reads it); everything else is zero. Blocking position 1 -> last in layer 0 changes the answer."""
+    reads it); everything else is zero. Blocking position 1 -> last in layer 0 changes the
+    answer."""
     import transformers as tr
 
     import interp
@@ -438,8 +460,9 @@ def test_hf_fast_path_refuses_bidirectional_and_soft_capped_models(hf_models, tm
         m, x, groups, [("all", "last")], torch.zeros(2, dtype=torch.long), fast=True
     )  # full recomputes
     assert res["score"]["all->last"].shape == (2, 2)
-    # ... which do cut the edges: BERT's attention runs inside the HF module, so the block goes in as a
-    # mask; blocking some keys for every query in every layer is BERT's own key (padding) mask
+    # ... which do cut the edges: BERT's attention runs inside the HF module, so the block goes
+    # in as a mask; blocking some keys for every query in every layer is BERT's own key
+    # (padding) mask
     keys = torch.zeros(2, 8, dtype=torch.bool)
     keys[:, [2, 5]] = True
     cut = ko.knockout_logits(
@@ -475,10 +498,10 @@ def test_hf_fast_path_on_cuda_equals_full_recompute(hf_dirs, arch):
     pos = torch.arange(T, device="cuda").expand(n, T)
     src, last = pos < T // 2, pos == T - 1
     cache = ko.clean_cache(m, x)
-    windows = [ko.window(l, 2, m.n_layers) for l in range(m.n_layers)]
+    windows = [ko.window(layer, 2, m.n_layers) for layer in range(m.n_layers)]
     fast = ko.last_row_knockouts(m, cache, src, windows)
-    for l, layers in enumerate(windows):
+    for layer, layers in enumerate(windows):
         full = ko.knockout_logits(m, x, ko.edge_block(last, src), layers)[:, -1]
         assert (
-            fast[l].device.type == "cuda" and (fast[l] - full).abs().max() < 1e-4
+            fast[layer].device.type == "cuda" and (fast[layer] - full).abs().max() < 1e-4
         )  # TF32 matmuls may be on

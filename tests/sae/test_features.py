@@ -99,7 +99,11 @@ def test_a_planted_one_token_latent_finds_exactly_its_positions(tiny_gpt, tmp_pa
         sae.b_enc[1:] = -1e6  # the others never fire
     pages = feature_pages(sae, store, hook, k=40, context=2, batch_size=5)
     where = {tuple(nt) for nt in (x == target).nonzero().tolist()}
-    got = {(int(n), int(p)) for n, p in zip(pages.top_items[0], pages.top_pos[0]) if n >= 0}
+    got = {
+        (int(n), int(p))
+        for n, p in zip(pages.top_items[0], pages.top_pos[0], strict=True)
+        if n >= 0
+    }
     assert got == where and len(where) >= 2
     assert (
         pages.density[0] == pytest.approx(len(where) / (N * T)) and (pages.density[1:] == 0).all()

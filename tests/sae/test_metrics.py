@@ -14,7 +14,8 @@ HOOK = "blocks.0.hook_resid_post"
 
 
 def _sae(d: int, how: str) -> SAE:
-    """``exact``: latents [relu(x), relu(-x)] decoded as their difference (= x); ``zero``: decodes 0."""
+    """``exact``: latents [relu(x), relu(-x)] decoded as their difference (= x); ``zero``: decodes
+    0."""
     sae = SAE(SAEConfig(d_in=d, d_sae=2 * d, kind="relu", apply_b_dec_to_input=False))
     eye = torch.eye(d)
     with torch.no_grad():
@@ -65,7 +66,8 @@ def test_latent_stats_of_planted_saes_and_chunking():
     assert all(
         whole[k] == pytest.approx(exact[k]) for k in ("fvu", "l0", "dead_frac", "dense_frac")
     )
-    # x > 0 everywhere: the relu(x) latents fire on every row (dense), the relu(-x) ones never (dead)
+    # x > 0 everywhere: the relu(x) latents fire on every row (dense), the relu(-x) ones never
+    # (dead)
     assert exact["dead_frac"] == 0.5 and exact["dense_frac"] == 0.5 and exact["l0"] == 6
     zero = latent_stats(
         _sae(6, "zero"), [x]

@@ -99,7 +99,7 @@ def test_captured_parts_match_the_sae(tiny_gpt, tokens):
         assert [order.index(n) for n in names] == sorted(order.index(n) for n in names)
         assert order.index(names[-1]) + 1 == order.index(HOST)
         _, acts = interp.trace(tiny_gpt, tokens, capture=[*names, HOST])
-    got = {p: acts[n] for p, n in zip(parts, names)}
+    got = {p: acts[n] for p, n in zip(parts, names, strict=True)}
     assert got["acts_post"].shape == (*tokens.shape, 64)
     assert torch.equal(got["input"], a)
     torch.testing.assert_close(got["acts_post"], sae.encode(a), atol=1e-6, rtol=0)

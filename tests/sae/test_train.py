@@ -1,4 +1,5 @@
-"""SAE trainer: FVU falls, decoder rows stay unit-norm, dead latents are resampled, files round-trip."""
+"""SAE trainer: FVU falls, decoder rows stay unit-norm, dead latents are resampled, files
+round-trip."""
 
 from __future__ import annotations
 
@@ -147,23 +148,6 @@ def test_streaming_never_loads_the_whole_store(disk_store, monkeypatch):
     assert report["fvu"] < report["metrics"][0]["fvu"]
 
 
-def test_stream_visits_every_row_once_per_epoch(disk_store):
-    from interp.sae.train import RowSource, ShuffledStream
-
-    src = RowSource(disk_store, HOOK)
-    rows = torch.cat(list(src.chunks()))  # [192, 32] in stored order
-    stream = ShuffledStream(src, buffer_rows=48, seed=0, scale=1.0, dtype=torch.float32)
-    epoch = torch.cat(
-        [stream.take(p, 20) for p in range(0, 180, 20)] + [stream.take(180, 12)]
-    )  # [192, 32]
-    key = lambda t: sorted(map(tuple, t.tolist()))  # noqa: E731
-    assert key(epoch) == key(rows)  # a permutation of the rows: nothing repeated, nothing skipped
-    assert not torch.equal(epoch, rows)
-    assert torch.equal(
-        stream.take(200, 16), ShuffledStream(src, 48, 0, 1.0, torch.float32).take(200, 16)
-    )
-
-
 def test_a_killed_run_resumes_to_the_same_weights(disk_store, tmp_path, monkeypatch):
     cfg, tc = SAEConfig(d_in=32, d_sae=48, kind="relu"), _stream_cfg()
     clean, clean_report = train_sae(disk_store, cfg, tc, hook=HOOK)
@@ -187,7 +171,7 @@ def test_a_killed_run_resumes_to_the_same_weights(disk_store, tmp_path, monkeypa
     ]
     resumed, report = train_sae(disk_store, cfg, tc, hook=HOOK, checkpoint_dir=tmp_path / "ckpt")
     assert report["resumed_from"] == 20
-    for (name, a), b in zip(clean.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(clean.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert [p["step"] for p in report["metrics"]] == [0, 10, 20, 30, 40]
     assert (
@@ -257,7 +241,10 @@ def test_full_batch_training_without_sinks_equals_training_on_clean_rows():
     c, _ = train_sae(dirty, cfg, SAETrainConfig(**tc))
     assert rep_a["sink_rows"] == 3 and rep_a["n_rows"] == len(clean)
     assert a.cfg.input_scale == b.cfg.input_scale != c.cfg.input_scale
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_streamed_training_leaves_sinks_out_of_moments_and_batches(tiny_gpt, tmp_path):

@@ -134,7 +134,8 @@ def test_text_input_pads_and_last_is_last_real_token():
 
 
 def _block_leaves(m: Model, layer: int) -> list[torch.nn.Module]:
-    """The plain ``nn.Linear`` leaves of one block: both the bridge and the native path call them."""
+    """The plain ``nn.Linear`` leaves of one block: both the bridge and the native path call
+    them."""
     return [mod for mod in m.module.blocks[layer].modules() if type(mod) is torch.nn.Linear]
 
 

@@ -30,7 +30,7 @@ def test_parts_cover_the_dataset_once():
         for world in (1, 2, 3, 4):
             parts = [distributed.part(n, r, world) for r in range(world)]
             assert parts[0][0] == 0 and parts[-1][1] == n
-            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
             assert max(b - a for a, b in parts) - min(b - a for a, b in parts) <= 1
 
 

@@ -18,7 +18,7 @@ def test_the_native_reference_computes_what_the_bridge_computes(tiny_gpt, tokens
     out, acts = interp.trace(tiny_gpt, x, capture=tiny_gpt.resid_names())
     torch.testing.assert_close(got["logits"], out, atol=1e-5, rtol=0)
     assert len(got["hidden"]) == tiny_gpt.n_layers + 1
-    for name, h in zip(tiny_gpt.resid_names(), got["hidden"]):
+    for name, h in zip(tiny_gpt.resid_names(), got["hidden"], strict=True):
         torch.testing.assert_close(h, acts[name], atol=1e-5, rtol=0)
 
 

@@ -8,12 +8,12 @@ import torch
 from torch.testing import assert_close
 
 import interp
-from interp.utils import read_json, write_json
 from interp.models.transformer import TransformerSpec, build_transformer
 from interp.tracing import collect as collect_mod
 from interp.tracing import sinks as sinks_mod
 from interp.tracing.model import Model
 from interp.tracing.store import ActivationStore, Manifest, StoreCorruptedError, manifest_digest
+from interp.utils import read_json, write_json
 
 N, T = 11, 6
 HOOKS = ["blocks.0.attn.hook_z", "blocks.1.hook_resid_post", "blocks.0.attn.hook_pattern"]
