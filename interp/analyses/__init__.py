@@ -72,7 +72,8 @@ def register(
 
     def deco(fn: Callable[[Any], Any]):
         if not str(fn.__module__).startswith(__name__ + "."):
-            _discover()  # user code: compare with every built-in analysis, not only those imported so far
+            # user code: compare with every built-in analysis, not only those imported so far
+            _discover()
         if name in _REGISTRY:
             raise ValueError(
                 f"analysis {name!r} is registered twice ({_REGISTRY[name].fn.__module__} and "

@@ -108,7 +108,7 @@ def test_task_prompts_from_the_real_tokenizer(real_model):
     )  # a real IOI behaviour
     gt = make_task("greater_than", m.tokenizer, 8, seed=0)  # SmolLM2 splits years into digits
     digits = [m.tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
-    for text, good, bad in zip(gt.texts, gt.good_mask, gt.bad_mask):
+    for text, good, bad in zip(gt.texts, gt.good_mask, gt.bad_mask, strict=True):
         tens = int(text.split("year ")[1][2])  # "... year 1732 to ..." -> 3
         assert [bool(good[i]) for i in digits] == [d > tens for d in range(10)]
         assert [bool(bad[i]) for i in digits] == [d < tens for d in range(10)]
