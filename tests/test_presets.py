@@ -61,9 +61,19 @@ def repeated_defaults(Config: type, presets: dict[str, dict]) -> list[str]:
         found += [
             f"{preset}: {p}"
             for p in _leaves(Config, values or {})
-            if _dump(Config, _without(values, p)) == full
+            if _same_without(Config, values, p, full)
         ]
     return found
+
+
+def _same_without(Config: type, values: dict, path: str, full: dict) -> bool:
+    """Whether ``values`` without ``path`` validates to ``full``; a key whose removal makes the
+    config invalid (it pairs with another key, e.g. a primary feature among the features) is
+    needed, not a repeated default."""
+    try:
+        return _dump(Config, _without(values, path)) == full
+    except ValueError:
+        return False
 
 
 def check_no_repeated_defaults() -> None:
