@@ -18,7 +18,7 @@ methods' registry (:mod:`interp.methods.steering`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from interp.methods.circuits.attribution import Metric, edge_attribution, exact_edge_scores
 from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
@@ -44,19 +44,22 @@ class Scorer(Protocol):
 
 
 _SCORERS: dict[str, Scorer] = {}
+_F = TypeVar("_F", bound=Callable[..., ScoredGraph])
 
 
-def register(name: str) -> Callable[[Scorer], Scorer]:
+def register(name: str) -> Callable[[_F], _F]:
     """Decorator: register an edge scorer under ``name``; a name that is taken already is a
     ``ValueError`` naming it."""
 
-    def deco(fn: Scorer) -> Scorer:
+    def deco(fn: _F) -> _F:
         if name in _SCORERS:
             raise ValueError(
                 f"edge scorer {name!r} registered twice (taken by "
                 f"{getattr(_SCORERS[name], '__qualname__', _SCORERS[name])})"
             )
-        _SCORERS[name] = fn
+        # a scorer takes its own keyword options (steps=, edges=, ...), which the Protocol's
+        # ``**options`` stands for: a signature cannot say "these options and no others"
+        _SCORERS[name] = cast(Scorer, fn)
         return fn
 
     return deco
