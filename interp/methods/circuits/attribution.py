@@ -22,10 +22,10 @@ readers]`` per batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import torch
+from jaxtyping import Int
 
 from interp.methods.circuits.forward import (
     ReaderGrads,
@@ -38,17 +38,19 @@ from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
 from interp.tracing.model import Model
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Prompts = Int[torch.Tensor, "n pos"] | Sequence[str]  # token ids, or text Model.prepare tokenizes
 MAX_RUN_BYTES = 512 * 2**20  # bound on the writers' outputs one patched run holds
 
 
-def _pairs(m: Model, clean: Any, corrupt: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    clean, corrupt = m.prepare(clean), m.prepare(corrupt)
-    if clean.shape != corrupt.shape:
+def _pairs(m: Model, clean: Prompts, corrupt: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    x: torch.Tensor = m.prepare(clean)
+    xc: torch.Tensor = m.prepare(corrupt)
+    if x.shape != xc.shape:
         raise ValueError(
-            f"clean {tuple(clean.shape)} and corrupt {tuple(corrupt.shape)} prompts must have the "
+            f"clean {tuple(x.shape)} and corrupt {tuple(xc.shape)} prompts must have the "
             "same shape (paired prompts with aligned positions)"
         )
-    return clean, corrupt
+    return x, xc
 
 
 def _contract(D: torch.Tensor, groups: ReaderGrads, g: Graph) -> torch.Tensor:
@@ -65,8 +67,8 @@ def _contract(D: torch.Tensor, groups: ReaderGrads, g: Graph) -> torch.Tensor:
 
 def edge_attribution(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     method: str = "eap",
@@ -142,8 +144,8 @@ def patched_metric(
 
 def exact_edge_scores(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     edges: Sequence[Edge] | None = None,

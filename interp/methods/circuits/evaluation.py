@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from jaxtyping import Bool, Float
 
-from interp.methods.circuits.attribution import _pairs, patched_metric
+from interp.methods.circuits.attribution import Prompts, _pairs, patched_metric
 from interp.methods.circuits.forward import RunActs, build_graph, run
 from interp.methods.circuits.graph import Graph, ScoredGraph, top_k_mask
 from interp.tracing.model import Model
@@ -105,8 +105,8 @@ class CircuitEvaluator:
     def __init__(
         self,
         m: Model,
-        clean: Any,
-        corrupt: Any,
+        clean: Prompts,
+        corrupt: Prompts,
         metric: Metric,
         *,
         graph: Graph | None = None,
@@ -215,8 +215,8 @@ class CircuitEvaluator:
 
 def path_patching(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     senders: Sequence[int],
     receivers: Sequence[int],

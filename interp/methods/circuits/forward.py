@@ -149,7 +149,7 @@ class _Runner:
         self.inputs[key] = actual.detach()
         x = actual[:, :, None, :].expand(-1, -1, len(readers), -1)
         if self.patch is not None:
-            x = self._patched(x, actual, key, readers)
+            x = self._patched(x, actual, key, readers, self.patch)
         if self.grad:
             leaf = torch.zeros(x.shape, dtype=x.dtype, device=x.device, requires_grad=True)
             self.leaves.append((readers, leaf))
@@ -157,12 +157,15 @@ class _Runner:
         return x
 
     def _patched(
-        self, x: torch.Tensor, actual: torch.Tensor, key: ReaderKey, readers: list[int]
+        self,
+        x: torch.Tensor,
+        actual: torch.Tensor,
+        key: ReaderKey,
+        readers: list[int],
+        patch: torch.Tensor,
     ) -> torch.Tensor:
         n_up = int(self.g.n_up[readers[0]])
-        if self.patch is None:
-            raise ValueError("_patched needs a patch")  # inputs_of calls it with one only
-        P = self.patch[:, :n_up][:, :, readers].to(x.dtype)  # [C, U, R]
+        P = patch[:, :n_up][:, :, readers].to(x.dtype)  # [C, U, R]
         on = P.amax((0, 2)) > 0  # writers patched into some reader here
         off = (1 - P).amax((0, 2)) > 0  # writers kept somewhere here
         if not bool(on.any()):

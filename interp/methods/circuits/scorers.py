@@ -20,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
-from interp.methods.circuits.attribution import Metric, edge_attribution, exact_edge_scores
+from interp.methods.circuits.attribution import (
+    Metric,
+    Prompts,
+    edge_attribution,
+    exact_edge_scores,
+)
 from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
 from interp.tracing.model import Model
 from interp.utils import unknown_name_error
@@ -33,8 +38,8 @@ class Scorer(Protocol):
     def __call__(
         self,
         m: Model,
-        clean: Any,
-        corrupt: Any,
+        clean: Prompts,
+        corrupt: Prompts,
         metric: Metric,
         *,
         graph: Graph | None = None,
@@ -80,8 +85,8 @@ def get(name: str) -> Scorer:
 @register("eap")
 def eap(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     graph: Graph | None = None,
@@ -97,8 +102,8 @@ def eap(
 @register("eap-ig")
 def eap_ig(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     graph: Graph | None = None,
@@ -122,8 +127,8 @@ def eap_ig(
 @register("exact")
 def exact(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     graph: Graph | None = None,
