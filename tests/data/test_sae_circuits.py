@@ -110,12 +110,8 @@ def test_tasks_build_from_any_tokenizer_or_say_what_is_missing():
 
     tok = train_bpe(
         [
-            (
-                "When Quinn and Peter went to the store, Peter gave a book to Quinn. "
-                "Ursula and Otto sang. "
-            )
-            * 5
-            + " ".join(f"w{i}" for i in range(300))
+            "When Quinn and Peter went to the store, Peter gave a book to Quinn. "
+            "Ursula and Otto sang. " * 5 + " ".join(f"w{i}" for i in range(300))
         ]
         * 20,
         vocab_size=400,
@@ -140,3 +136,47 @@ def test_tasks_build_from_any_tokenizer_or_say_what_is_missing():
         make_ioi(bare, 2, seed=0)
     with pytest.raises(ValueError, match="distinct non-special tokens"):
         make_induction(bare, 2, seed=0)
+
+
+def test_docstring_pairs_rename_the_next_argument_and_say_what_is_missing():
+    from interp.data.sae_circuits import (
+        DOC_ARGS,
+        DOC_FUNCS,
+        DOC_TEMPLATE,
+        DOC_WORDS,
+        make_docstring,
+    )
+    from interp.data.tokenizer import train_bpe, word_tokenizer
+
+    rng = np.random.default_rng(0)
+    words = DOC_WORDS + DOC_FUNCS + DOC_ARGS + ["Load", "Update", "Check", "Process"]
+    text = (
+        " ".join(
+            DOC_TEMPLATE.format(
+                fn=rng.choice(DOC_FUNCS),
+                desc="Load",
+                word=rng.choice(DOC_WORDS),
+                wa=rng.choice(DOC_WORDS),
+                wb=rng.choice(DOC_WORDS),
+                A=rng.choice(DOC_ARGS),
+                B=rng.choice(DOC_ARGS),
+                C=rng.choice(DOC_ARGS),
+            )
+            for _ in range(200)
+        )
+        + " "
+        + " ".join(words)
+    )
+    tok = train_bpe([text] * 5, vocab_size=800)
+    ps = make_docstring(tok, 2, seed=0)  # a tiny BPE splits some words: few equal lengths
+    assert ps.clean.shape == ps.corrupt.shape and ps.metric == "logit_diff"
+    differs = ps.clean != ps.corrupt
+    assert (differs.sum(1) == 1).all()  # only the third argument's name in the signature
+    pair_rows = torch.arange(2)
+    where = differs.int().argmax(1)
+    assert (ps.clean[pair_rows, where] == ps.answer).all() and (
+        ps.corrupt[pair_rows, where] == ps.wrong
+    ).all()
+    assert (ps.answer != ps.wrong).all() and ps.texts[0].rstrip().endswith(":param")
+    with pytest.raises(ValueError, match="docstring needs >= 4 single-token argument names"):
+        make_docstring(word_tokenizer(["a", "b"]), 2, seed=0)
