@@ -110,8 +110,12 @@ def test_tasks_build_from_any_tokenizer_or_say_what_is_missing():
 
     tok = train_bpe(
         [
-            "When Quinn and Peter went to the store, Peter gave a book to Quinn. "
-            "Ursula and Otto sang. " * 5 + " ".join(f"w{i}" for i in range(300))
+            (
+                "When Quinn and Peter went to the store, Peter gave a book to Quinn. "
+                "Ursula and Otto sang. "
+            )
+            * 5
+            + " ".join(f"w{i}" for i in range(300))
         ]
         * 20,
         vocab_size=400,
