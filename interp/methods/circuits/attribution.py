@@ -25,26 +25,35 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from jaxtyping import Int
 
-from interp.methods.circuits.forward import RunActs, build_graph, fast_reader_grads, run
+from interp.methods.circuits.forward import (
+    ReaderGrads,
+    RunActs,
+    build_graph,
+    fast_reader_grads,
+    run,
+)
 from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
 from interp.tracing.model import Model
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Prompts = Int[torch.Tensor, "n pos"] | Sequence[str]  # token ids, or text Model.prepare tokenizes
 MAX_RUN_BYTES = 512 * 2**20  # bound on the writers' outputs one patched run holds
 
 
-def _pairs(m: Model, clean, corrupt) -> tuple[torch.Tensor, torch.Tensor]:
-    clean, corrupt = m.prepare(clean), m.prepare(corrupt)
-    if clean.shape != corrupt.shape:
+def _pairs(m: Model, clean: Prompts, corrupt: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    x: torch.Tensor = m.prepare(clean)
+    xc: torch.Tensor = m.prepare(corrupt)
+    if x.shape != xc.shape:
         raise ValueError(
-            f"clean {tuple(clean.shape)} and corrupt {tuple(corrupt.shape)} prompts must have the "
+            f"clean {tuple(x.shape)} and corrupt {tuple(xc.shape)} prompts must have the "
             "same shape (paired prompts with aligned positions)"
         )
-    return clean, corrupt
+    return x, xc
 
 
-def _contract(D: torch.Tensor, groups, g: Graph) -> torch.Tensor:
+def _contract(D: torch.Tensor, groups: ReaderGrads, g: Graph) -> torch.Tensor:
     """``sum_{b, pos} (a_u' - a_u) . grad_r`` for every valid edge: ``D [writers, b*pos*d]``
     times each reader group's gradient, over the writers before that group only."""
     out = torch.zeros(g.n_writers, g.n_readers, dtype=D.dtype, device=D.device)
@@ -58,8 +67,8 @@ def _contract(D: torch.Tensor, groups, g: Graph) -> torch.Tensor:
 
 def edge_attribution(
     m: Model,
-    clean,
-    corrupt,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     method: str = "eap",
@@ -83,9 +92,11 @@ def edge_attribution(
         x, xc = clean[i : i + batch_size], corrupt[i : i + batch_size]
         idx = torch.arange(i, i + len(x))
         with torch.no_grad():
-            src = run(m, g, xc).acts
+            src = run(m, g, xc).recorded()
         # step k = steps (alpha 1) is the clean run itself: it also gives the clean writers
         groups, clean_w = fast_reader_grads(m, g, x, metric, idx)
+        if clean_w is None:
+            raise ValueError("fast_reader_grads kept no writers")  # it does with writers=True
         D = (
             (src.writers - clean_w).permute(2, 0, 1, 3).reshape(g.n_writers, -1)
         )  # [writers, b*pos*d]
@@ -133,8 +144,8 @@ def patched_metric(
 
 def exact_edge_scores(
     m: Model,
-    clean,
-    corrupt,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     edges: Sequence[Edge] | None = None,
@@ -163,7 +174,7 @@ def exact_edge_scores(
         idx = torch.arange(i, i + len(x))
         with torch.no_grad():
             base = run(m, g, x)
-            src = base.acts.mix(run(m, g, xc).acts, alpha)
+            src = base.recorded().mix(run(m, g, xc).recorded(), alpha)
             clean_vals = metric(base.logits, idx).float().cpu()
         vals = patched_metric(m, g, x, src, metric, patches, idx=idx, max_rows=max_rows)
         total += (vals - clean_vals[None]).sum(1).double()

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from jaxtyping import Bool, Float
 
-from interp.methods.circuits.attribution import _pairs, patched_metric
+from interp.methods.circuits.attribution import Prompts, _pairs, patched_metric
 from interp.methods.circuits.forward import RunActs, build_graph, run
 from interp.methods.circuits.graph import Graph, ScoredGraph, top_k_mask
 from interp.tracing.model import Model
@@ -47,15 +48,15 @@ class Curve:
     clean: float
     corrupt: float
     f_std: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def share_for(self, level: float) -> float:
         """Smallest sampled share whose faithfulness reaches ``level`` (NaN if none does)."""
         hit = np.nonzero(self.f >= level)[0]
         return float(self.share[hit[0]]) if len(hit) else float("nan")
 
-    def to_dict(self) -> dict:
-        d = {
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "name": self.name,
             "k": self.k.tolist(),
             "share": self.share.tolist(),
@@ -70,7 +71,7 @@ class Curve:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Curve:
+    def from_dict(cls, d: dict[str, Any]) -> Curve:
         return cls(
             d["name"],
             np.asarray(d["k"]),
@@ -104,26 +105,27 @@ class CircuitEvaluator:
     def __init__(
         self,
         m: Model,
-        clean,
-        corrupt,
+        clean: Prompts,
+        corrupt: Prompts,
         metric: Metric,
         *,
         graph: Graph | None = None,
         batch_size: int = 16,
         max_rows: int = 256,
-    ):
+    ) -> None:
         self.m = m
         self.clean, self.corrupt = _pairs(m, clean, corrupt)
         self.g = graph or build_graph(m)
         self.metric, self.batch_size, self.max_rows = metric, batch_size, max_rows
         self.batches: list[tuple[torch.Tensor, torch.Tensor, RunActs]] = []
-        clean_v, corrupt_v = [], []
+        clean_v: list[torch.Tensor] = []
+        corrupt_v: list[torch.Tensor] = []
         with torch.no_grad():
             for i in range(0, len(self.clean), batch_size):
                 x, xc = self.clean[i : i + batch_size], self.corrupt[i : i + batch_size]
                 idx = torch.arange(i, i + len(x))
                 c = run(m, self.g, xc)
-                self.batches.append((x, idx, c.acts))
+                self.batches.append((x, idx, c.recorded()))
                 clean_v.append(metric(run(m, self.g, x, record=False).logits, idx).float().cpu())
                 corrupt_v.append(metric(c.logits, idx).float().cpu())
         self.clean_values = torch.cat(clean_v)  # [n]
@@ -155,10 +157,10 @@ class CircuitEvaluator:
         self, keep: Bool[np.ndarray, "copies writers readers"]
     ) -> Float[torch.Tensor, "copies n"]:
         """Metric per prompt of each circuit run (edges outside ``keep[c]`` corrupted)."""
-        keep = torch.as_tensor(np.asarray(keep, dtype=bool))
-        if keep.ndim == 2:
-            keep = keep[None]
-        return self.patched(~keep & torch.as_tensor(self.g.valid))
+        keep_t = torch.as_tensor(np.asarray(keep, dtype=bool))
+        if keep_t.ndim == 2:
+            keep_t = keep_t[None]
+        return self.patched(~keep_t & torch.as_tensor(self.g.valid))
 
     def faithfulness(self, values: torch.Tensor) -> np.ndarray:
         """``f`` of mean metric values ``[copies, n]`` -> ``[copies]``."""
@@ -213,8 +215,8 @@ class CircuitEvaluator:
 
 def path_patching(
     m: Model,
-    clean,
-    corrupt,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     senders: Sequence[int],
     receivers: Sequence[int],

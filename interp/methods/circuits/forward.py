@@ -23,16 +23,20 @@ and, with one edge per copy, exact edge patching. Copies run side by side in one
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from jaxtyping import Float
 
 from interp.methods.circuits.graph import Graph, make_graph
-from interp.tracing.gradients import metric_grads_batch
+from interp.tracing.gradients import Metric, metric_grads_batch
+from interp.tracing.hooks import EditFn
 from interp.tracing.model import Model
 from interp.tracing.trace import trace
+
+ReaderKey = tuple[str | int, ...]  # a reader group: ("attn", layer), ("mlp", layer), ("logits",)
+Weights = dict[str, torch.Tensor | None]  # one block's attention weights (Model.attn_weights)
 
 
 @dataclass
@@ -42,7 +46,7 @@ class RunActs:
     ``("mlp", l)`` or ``("logits",)``)."""
 
     writers: Float[torch.Tensor, "b pos writers d_model"]
-    inputs: dict[tuple, torch.Tensor] = field(default_factory=dict)
+    inputs: dict[ReaderKey, torch.Tensor] = field(default_factory=dict)
 
     def mix(self, other: RunActs, alpha: float) -> RunActs:
         """``self + alpha (other - self)`` for writers and inputs (still a sum of writers)."""
@@ -63,9 +67,23 @@ class RunOut:
     acts: RunActs | None
     leaves: list[tuple[list[int], torch.Tensor]]
 
+    def recorded(self) -> RunActs:
+        """:attr:`acts`, which a run made with ``record=False`` does not keep."""
+        if self.acts is None:
+            raise ValueError("this run kept no activations: run it with record=True")
+        return self.acts
 
-def _weights(m: Model, g: Graph) -> list[dict]:
+
+def _weights(m: Model, g: Graph) -> list[Weights]:
     return [m.attn_weights(layer) for layer in range(g.n_layers)]
+
+
+def _weight(w: Weights, name: str) -> torch.Tensor:
+    """Weight ``name`` of one block's :func:`_weights` (biases may be None, matrices not)."""
+    t = w[name]
+    if t is None:
+        raise ValueError(f"attention weight {name} missing: edge circuits need {name}")
+    return t
 
 
 class _Runner:
@@ -77,12 +95,12 @@ class _Runner:
         g: Graph,
         B: int,
         copies: int,
-        patch,
+        patch: torch.Tensor | None,
         src: RunActs | None,
         grad: bool,
         record: bool,
         input_embed: torch.Tensor | None,
-    ):
+    ) -> None:
         self.m, self.g, self.B, self.C = m, g, B, copies
         self.patch, self.src, self.grad = patch, src, grad
         self.record, self.input_embed = record or patch is not None, input_embed
@@ -91,7 +109,7 @@ class _Runner:
         self.buf: torch.Tensor | None = None
         # the source's writers as [b, pos, d_model, writers] (a view when src came from a run)
         self.src_t = None if src is None else src.writers.transpose(-1, -2).contiguous()
-        self.inputs: dict[tuple, torch.Tensor] = {}
+        self.inputs: dict[ReaderKey, torch.Tensor] = {}
         self.leaves: list[tuple[list[int], torch.Tensor]] = []
         self.attn_x: dict[int, torch.Tensor] = {}
 
@@ -120,31 +138,41 @@ class _Runner:
     def heads(self, layer: int, z: torch.Tensor) -> None:
         if self.record:
             out = torch.einsum(
-                "bphe,hed->bphd", z.detach(), self.W[layer]["W_O"].to(z.dtype)
+                "bphe,hed->bphd", z.detach(), _weight(self.W[layer], "W_O").to(z.dtype)
             )  # [B, pos, head, d]
             start = self.g.head_writer(layer, 0)
             self._put(slice(start, start + self.g.n_heads), out)
 
     # ------------------------------------------------------------------ readers
-    def inputs_of(self, key: tuple, actual: torch.Tensor, readers: list[int]) -> torch.Tensor:
+    def inputs_of(self, key: ReaderKey, actual: torch.Tensor, readers: list[int]) -> torch.Tensor:
         """``[B, pos, R, d]``: each reader's input (patched), plus a gradient leaf if asked."""
         self.inputs[key] = actual.detach()
         x = actual[:, :, None, :].expand(-1, -1, len(readers), -1)
         if self.patch is not None:
-            x = self._patched(x, actual, key, readers)
+            x = self._patched(x, actual, key, readers, self.patch)
         if self.grad:
             leaf = torch.zeros(x.shape, dtype=x.dtype, device=x.device, requires_grad=True)
             self.leaves.append((readers, leaf))
             x = x + leaf
         return x
 
-    def _patched(self, x, actual, key, readers) -> torch.Tensor:
+    def _patched(
+        self,
+        x: torch.Tensor,
+        actual: torch.Tensor,
+        key: ReaderKey,
+        readers: list[int],
+        patch: torch.Tensor,
+    ) -> torch.Tensor:
         n_up = int(self.g.n_up[readers[0]])
-        P = self.patch[:, :n_up][:, :, readers].to(x.dtype)  # [C, U, R]
+        P = patch[:, :n_up][:, :, readers].to(x.dtype)  # [C, U, R]
         on = P.amax((0, 2)) > 0  # writers patched into some reader here
         off = (1 - P).amax((0, 2)) > 0  # writers kept somewhere here
         if not bool(on.any()):
             return x
+        if self.src is None or self.src_t is None or self.buf is None:
+            # run() refuses a patch without src; the embedding writer is recorded before any read
+            raise ValueError("a patched reader needs the source run and this run's writers")
         C, B, T, d = self.C, self.B // self.C, actual.shape[1], actual.shape[-1]
         R, U = len(readers), self.g.n_writers
         if int(on.sum()) <= int(off.sum()):  # start from this run's input, take patched edges out
@@ -171,7 +199,7 @@ class _Runner:
         H, K = g.n_heads, g.n_kv_heads
         part = {"q": slice(0, H), "k": slice(H, H + K), "v": slice(H + K, H + 2 * K)}[which]
         x = self.attn_x[layer][:, :, part]  # [B, pos, heads of this kind, d]
-        W, b = self.W[layer][f"W_{which.upper()}"], self.W[layer][f"b_{which.upper()}"]
+        W, b = _weight(self.W[layer], f"W_{which.upper()}"), self.W[layer][f"b_{which.upper()}"]
         out = torch.einsum(
             "bphd,hde->bphe", self.norms[layer](x), W.to(x.dtype)
         )  # [B, pos, head, d_head]
@@ -187,38 +215,39 @@ class _Runner:
             self.inputs[("attn", layer)] = act.detach()
         return act
 
-    def single(self, key: tuple, reader: int, act: torch.Tensor) -> torch.Tensor:
+    def single(self, key: ReaderKey, reader: int, act: torch.Tensor) -> torch.Tensor:
         if not (self.grad or self.patch is not None):
             self.inputs[key] = act.detach()
             return act
         return self.inputs_of(key, act, [reader])[:, :, 0].to(act.dtype)
 
+    def layer0(self, act: torch.Tensor) -> torch.Tensor:
+        return self.resid_pre(0, self.embed(act))
+
+    def z(self, layer: int, act: torch.Tensor) -> torch.Tensor:
+        self.heads(layer, act)
+        return act
+
+    def mlp_out(self, layer: int, act: torch.Tensor) -> torch.Tensor:
+        self._put(self.g.mlp_writer(layer), act)
+        return act
+
     # ------------------------------------------------------------------ edits
-    def edits(self) -> dict[str, Callable]:
+    def edits(self) -> dict[str, EditFn]:
         m, g = self.m, self.g
-        e: dict[str, Callable] = {}
-        first = m.hook("resid_pre", 0)
-
-        def layer0(a):
-            a = self.embed(a)
-            return self.resid_pre(0, a)
-
-        e[first] = layer0
+        e: dict[str, EditFn] = {m.hook("resid_pre", 0): self.layer0}
         for layer in range(g.n_layers):
             if layer:
-                e[m.hook("resid_pre", layer)] = lambda a, layer=layer: self.resid_pre(layer, a)
+                e[m.hook("resid_pre", layer)] = partial(self.resid_pre, layer)
             for c in "qkv":
-                e[m.hook(c, layer)] = lambda a, layer=layer, c=c: self.qkv(layer, c, a)
-            e[m.hook("z", layer)] = lambda a, layer=layer: (self.heads(layer, a), a)[1]
+                e[m.hook(c, layer)] = partial(self.qkv, layer, c)
+            e[m.hook("z", layer)] = partial(self.z, layer)
             if g.has_mlp:
-                e[m.norm_input_hook("ln2", layer)] = lambda a, layer=layer: self.single(
-                    ("mlp", layer), g.mlp_reader(layer), a
+                e[m.norm_input_hook("ln2", layer)] = partial(
+                    self.single, ("mlp", layer), g.mlp_reader(layer)
                 )
-                e[m.hook("mlp_out", layer)] = lambda a, layer=layer: (
-                    self._put(g.mlp_writer(layer), a),
-                    a,
-                )[1]
-        e[m.norm_input_hook("ln_final")] = lambda a: self.single(("logits",), g.logits_reader, a)
+                e[m.hook("mlp_out", layer)] = partial(self.mlp_out, layer)
+        e[m.norm_input_hook("ln_final")] = partial(self.single, ("logits",), g.logits_reader)
         return e
 
 
@@ -321,11 +350,11 @@ def check_graph(m: Model, g: Graph, n_pos: int = 5) -> None:
         plain1, _ = trace(m, x1)
         plain2, _ = trace(m, x2)
         r1 = run(m, g, x1, patch=torch.zeros(1, g.n_writers, g.n_readers), src=run(m, g, x1).acts)
-        b_O = [w["b_O"] for w in _weights(m, g) if w["b_O"] is not None]
-        total = r1.acts.writers.sum(2) + (sum(b_O) if b_O else 0)
+        b_O = [b for w in _weights(m, g) if (b := w["b_O"]) is not None]
+        total = r1.recorded().writers.sum(2) + (sum(b_O) if b_O else 0)
         r2 = run(m, g, x1, patch=torch.ones(1, g.n_writers, g.n_readers), src=run(m, g, x2).acts)
 
-    def close(a, b):
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:
         return float((a - b).abs().max()) <= 1e-3 * (1.0 + float(b.abs().max()))
 
     why = (
@@ -337,7 +366,7 @@ def check_graph(m: Model, g: Graph, n_pos: int = 5) -> None:
             f"{why}; rebuilding each head's q/k/v from its own normalised input "
             "(norm(x) @ W + b) does not reproduce the model's logits"
         )
-    if not close(total, r1.acts.inputs[("logits",)]):
+    if not close(total, r1.recorded().inputs[("logits",)]):
         raise ValueError(
             f"{why}; the final norm's input is not embedding + heads' outputs + b_O + MLPs"
         )
@@ -371,7 +400,8 @@ def writer_outputs(m: Model, g: Graph, acts: dict[str, torch.Tensor]) -> torch.T
     parts = [acts[m.hook("resid_pre", 0)][:, :, None]]
     for layer in range(g.n_layers):
         z = acts[m.hook("z", layer)]
-        parts.append(torch.einsum("bphe,hed->bphd", z, m.attn_weights(layer)["W_O"].to(z.dtype)))
+        W_O = _weight(m.attn_weights(layer), "W_O").to(z.dtype)
+        parts.append(torch.einsum("bphe,hed->bphd", z, W_O))
         if g.has_mlp:
             parts.append(acts[m.hook("mlp_out", layer)][:, :, None])
     return torch.cat(parts, 2).detach()
@@ -386,7 +416,7 @@ def fast_reader_grads(
     m: Model,
     g: Graph,
     tokens: torch.Tensor,
-    metric: Callable,
+    metric: Metric,
     idx: torch.Tensor,
     input_embed: torch.Tensor | None = None,
     writers: bool = True,
@@ -404,7 +434,7 @@ def fast_reader_grads(
     d_model]``."""
     hooks = [h for h in reader_hooks(m, g) if writers or not h.endswith(("hook_z", "hook_mlp_out"))]
     first = m.hook("resid_pre", 0)
-    edits: dict[str, Callable] = {
+    edits: dict[str, EditFn] = {
         h: (lambda a: a.clone()) for h in hooks if h.endswith("ln2.hook_in")
     }
     edits[m.norm_input_hook("ln_final")] = lambda a: a.clone()
@@ -417,7 +447,9 @@ def fast_reader_grads(
         W = m.attn_weights(layer)
         gW = torch.cat(
             [
-                torch.einsum("bphe,hde->bphd", grads[m.hook(c, layer)], W[f"W_{c.upper()}"].to(dt))
+                torch.einsum(
+                    "bphe,hde->bphd", grads[m.hook(c, layer)], _weight(W, f"W_{c.upper()}").to(dt)
+                )
                 for c in "qkv"
             ],
             2,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from jaxtyping import Bool, Float, Int
@@ -122,7 +123,7 @@ class Graph:
         return f"{self.writers[e.writer].name}->{self.readers[e.reader].name}"
 
     # ------------------------------------------------------------------ files
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "version": GRAPH_VERSION,
             "model_id": self.model_id,
@@ -134,7 +135,7 @@ class Graph:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> Graph:
+    def from_json(cls, d: dict[str, Any]) -> Graph:
         if d.get("version") != GRAPH_VERSION:
             raise ValueError(
                 f"circuit graph version {d.get('version')!r}; this interp reads {GRAPH_VERSION}"
@@ -190,7 +191,7 @@ class ScoredGraph:
     graph: Graph
     scores: Float[np.ndarray, "writers readers"]
     method: str = ""
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         want = (self.graph.n_writers, self.graph.n_readers)
@@ -201,7 +202,8 @@ class ScoredGraph:
 
     def edge_scores(self) -> Float[np.ndarray, " edges"]:
         """Scores of :meth:`Graph.edges`, in that order."""
-        return self.scores.T[self.graph.valid.T]
+        scores: np.ndarray = self.scores.T[self.graph.valid.T]
+        return scores
 
     def top_edges(self, k: int, absolute: bool = True) -> Bool[np.ndarray, "writers readers"]:
         """The ``k`` edges with the largest (absolute) score, as a mask ``[writers, readers]``;
@@ -242,9 +244,10 @@ def top_k_mask(scores: np.ndarray, valid: np.ndarray, k: int, absolute: bool = T
     order = np.argsort(-s, kind="stable")[:k]
     mask = np.zeros(scores.size, dtype=bool)
     mask[order] = True
-    return mask.reshape(scores.shape) & valid
+    out: np.ndarray = mask.reshape(scores.shape) & valid
+    return out
 
 
-def node_dicts(nodes: list[Node]) -> list[dict]:
+def node_dicts(nodes: list[Node]) -> list[dict[str, Any]]:
     """Plain dicts of nodes (for JSON reports)."""
     return [asdict(n) for n in nodes]

@@ -18,9 +18,14 @@ methods' registry (:mod:`interp.methods.steering`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
-from interp.methods.circuits.attribution import Metric, edge_attribution, exact_edge_scores
+from interp.methods.circuits.attribution import (
+    Metric,
+    Prompts,
+    edge_attribution,
+    exact_edge_scores,
+)
 from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
 from interp.tracing.model import Model
 from interp.utils import unknown_name_error
@@ -33,8 +38,8 @@ class Scorer(Protocol):
     def __call__(
         self,
         m: Model,
-        clean: Any,
-        corrupt: Any,
+        clean: Prompts,
+        corrupt: Prompts,
         metric: Metric,
         *,
         graph: Graph | None = None,
@@ -44,19 +49,22 @@ class Scorer(Protocol):
 
 
 _SCORERS: dict[str, Scorer] = {}
+_F = TypeVar("_F", bound=Callable[..., ScoredGraph])
 
 
-def register(name: str) -> Callable[[Scorer], Scorer]:
+def register(name: str) -> Callable[[_F], _F]:
     """Decorator: register an edge scorer under ``name``; a name that is taken already is a
     ``ValueError`` naming it."""
 
-    def deco(fn: Scorer) -> Scorer:
+    def deco(fn: _F) -> _F:
         if name in _SCORERS:
             raise ValueError(
                 f"edge scorer {name!r} registered twice (taken by "
                 f"{getattr(_SCORERS[name], '__qualname__', _SCORERS[name])})"
             )
-        _SCORERS[name] = fn
+        # a scorer takes its own keyword options (steps=, edges=, ...), which the Protocol's
+        # ``**options`` stands for: a signature cannot say "these options and no others"
+        _SCORERS[name] = cast(Scorer, fn)
         return fn
 
     return deco
@@ -77,8 +85,8 @@ def get(name: str) -> Scorer:
 @register("eap")
 def eap(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     graph: Graph | None = None,
@@ -94,8 +102,8 @@ def eap(
 @register("eap-ig")
 def eap_ig(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     graph: Graph | None = None,
@@ -119,8 +127,8 @@ def eap_ig(
 @register("exact")
 def exact(
     m: Model,
-    clean: Any,
-    corrupt: Any,
+    clean: Prompts,
+    corrupt: Prompts,
     metric: Metric,
     *,
     graph: Graph | None = None,

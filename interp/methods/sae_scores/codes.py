@@ -4,7 +4,7 @@ and multi-slot codes as rows (:func:`pool_positions`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,11 +37,11 @@ def select_positions(
 
 def sae_codes(
     features: Float[torch.Tensor, "n *slots heads d"],
-    sae_cfg: SAEConfig | dict | None = None,
-    train_cfg: SAETrainConfig | dict | None = None,
+    sae_cfg: SAEConfig | dict[str, Any] | None = None,
+    train_cfg: SAETrainConfig | dict[str, Any] | None = None,
     train_rows: Int[np.ndarray, " rows"] | None = None,
     train_on: Float[torch.Tensor, "n *other_slots heads d"] | None = None,
-) -> tuple[Int[np.ndarray, "n *slots heads"], dict]:
+) -> tuple[Int[np.ndarray, "n *slots heads"], dict[str, Any]]:
     """Train one SAE (shared by all heads, and positions) on the prompts ``features[train_rows]``
     (all prompts when None) and return the argmax codes of *all* prompts ``[n, ..., heads]``
     and the SAE's report: FVU etc. on its training vectors, and ``fvu_heldout`` on the prompts
@@ -102,7 +102,6 @@ def pool_positions(
     span = int(codes.max()) + 2  # codes run from -1
     keyed = (codes + 1) + span * np.arange(S)[None, :, None]  # [n, slots, heads]
 
-    def rep(a):
-        return None if a is None else np.repeat(np.asarray(a), S)
-
-    return keyed.reshape(n * S, H), rep(np.asarray(labels, dtype=bool)), rep(pairs)
+    row_labels = np.repeat(np.asarray(labels, dtype=bool), S)
+    row_pairs = None if pairs is None else np.repeat(np.asarray(pairs), S)
+    return keyed.reshape(n * S, H), row_labels, row_pairs

@@ -160,7 +160,11 @@ def labels() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ the members
-def _rows(x: ScoreInput):
+def _rows(
+    x: ScoreInput,
+) -> tuple[
+    Int[np.ndarray, "rows heads"], Bool[np.ndarray, " rows"], Int[np.ndarray, " rows"] | None
+]:
     return pool_positions(x.need("codes"), x.labels, x.pairs)
 
 

@@ -81,9 +81,9 @@ def top_fraction(effects: Float[np.ndarray, " heads"], frac: float) -> Bool[np.n
 class Timer:
     """``with Timer() as t: ...; t.seconds``."""
 
-    def __enter__(self):
+    def __enter__(self) -> Timer:
         self.t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.t0

@@ -4,13 +4,18 @@ labels and the planted positive control (see the package docstring)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 
 from interp.methods.sae_scores.metrics import top_fraction
+
+if TYPE_CHECKING:
+    from interp.sae.model import SAE
+    from interp.tracing.gradients import Metric
+    from interp.tracing.model import Model
 
 
 def paper_node_scores(
@@ -22,7 +27,8 @@ def paper_node_scores(
         [len(set(codes[labels, h]) - set(codes[~labels, h])) for h in range(codes.shape[1])], float
     )
     e = np.exp(counts - counts.max())
-    return e / e.sum()
+    scores: np.ndarray = e / e.sum()
+    return scores
 
 
 def paper_edge_scores(
@@ -90,7 +96,8 @@ def _stat(pos: np.ndarray, tot: np.ndarray, n_pos: int, n: int, kind: str) -> np
                 + (neg - e_neg) ** 2 / np.where(e_neg > 0, e_neg, 1),
                 0.0,
             )
-        return t.sum(-1)
+        chi2: np.ndarray = t.sum(-1)
+        return chi2
     # mutual information (nats) between code and label
     with np.errstate(divide="ignore", invalid="ignore"):
         pc = tot / n
@@ -98,7 +105,8 @@ def _stat(pos: np.ndarray, tot: np.ndarray, n_pos: int, n: int, kind: str) -> np
         for cnt, nl in ((pos, n_pos), (neg, n - n_pos)):
             p = cnt / n
             terms.append(np.where(p > 0, p * np.log(p / (pc * nl / n)), 0.0))
-    return (terms[0] + terms[1]).sum(-1)
+    mi: np.ndarray = (terms[0] + terms[1]).sum(-1)
+    return mi
 
 
 def code_shift_scores(
@@ -177,7 +185,8 @@ def shuffled_labels(
     labels = np.asarray(labels, dtype=bool)
     if pairs is None:
         return rng.permutation(labels)
-    return labels ^ (rng.random(int(pairs.max()) + 1) < 0.5)[pairs]
+    flipped: np.ndarray = labels ^ (rng.random(int(pairs.max()) + 1) < 0.5)[pairs]
+    return flipped
 
 
 def relabel_across_pairs(
@@ -270,7 +279,7 @@ def paired_shift_scores(
 
 
 def latent_attribution(
-    sae,
+    sae: SAE,
     clean: Float[torch.Tensor, "N slots heads d"],
     corrupt: Float[torch.Tensor, "N slots heads d"],
     grads: Float[torch.Tensor, "N slots heads d"],
@@ -289,7 +298,7 @@ def latent_attribution(
 
 
 def output_grads(
-    m, tokens: Int[torch.Tensor, "n pos"], metric, batch_size: int = 64
+    m: Model, tokens: Int[torch.Tensor, "n pos"], metric: Metric, batch_size: int = 64
 ) -> Float[torch.Tensor, "n pos layers d_model"]:
     """Gradient of ``metric`` w.r.t. each layer's attention output (``m.hook("attn_out", l)``),
     which is the gradient w.r.t. every head's output in that layer:
@@ -326,7 +335,7 @@ def planted_features(
         x[a, :, h], x[b, :, h] = orig[b, :, h], orig[a, :, h]
     truth = top_fraction(rng.random(H), frac)
     rms = float(x.pow(2).sum(-1).mean().sqrt())
-    for h in np.flatnonzero(truth):
+    for planted in np.flatnonzero(truth):
         u = torch.as_tensor(rng.standard_normal(d), dtype=x.dtype)
-        x[pos, int(rng.integers(S)), h] += strength * rms * u / u.norm()
+        x[pos, int(rng.integers(S)), planted] += strength * rms * u / u.norm()
     return x, truth
