@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import platformdirs
 from filelock import FileLock, Timeout
@@ -179,6 +179,52 @@ def unknown_name_error(kind: str, name: str, valid: Iterable[str]) -> KeyError:
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     shown = ", ".join(valid[:12]) + (" ..." if len(valid) > 12 else "")
     return KeyError(f"unknown {kind} {name!r}.{hint} Valid {kind}s ({len(valid)}): {shown}")
+
+
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class Registry(Generic[_T]):
+    """The members of one method family by name (steering methods, circuit scorers, knockout
+    modes, SAE-code head scorers): :meth:`add` refuses a taken name, :meth:`get` answers an
+    unknown one with the close and the valid names. Each family's module exposes
+    ``register``, ``names`` and ``get`` from its registry."""
+
+    def __init__(self, kind: str, *, ordered: bool = False) -> None:
+        self.kind = kind  # what a member is called in messages ("knockout mode")
+        self.ordered = ordered  # names() in registration order (else sorted)
+        self._items: dict[str, _T] = {}
+
+    def add(self, name: str, item: _T) -> _T:
+        """Register ``item`` as ``name`` (``ValueError`` if the name is taken)."""
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._items[name] = item
+        return item
+
+    def register(self, name: str) -> Callable[[_F], _F]:
+        """Decorator: register the decorated function itself as ``name``."""
+
+        def deco(fn: _F) -> _F:
+            self.add(name, fn)  # type: ignore[arg-type]  # a family's members are its functions
+            return fn
+
+        return deco
+
+    def names(self) -> list[str]:
+        """The registered names (sorted, or in registration order when ``ordered``)."""
+        return list(self._items) if self.ordered else sorted(self._items)
+
+    def get(self, name: str) -> _T:
+        """The member registered as ``name`` (``KeyError`` listing close and valid names)."""
+        if name not in self._items:
+            raise unknown_name_error(self.kind, name, self.names())
+        return self._items[name]
+
+    def items(self) -> list[tuple[str, _T]]:
+        """``(name, member)`` pairs in :meth:`names` order."""
+        return [(n, self._items[n]) for n in self.names()]
 
 
 @contextlib.contextmanager

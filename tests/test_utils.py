@@ -56,3 +56,21 @@ def test_file_lock_makes_a_second_process_wait(tmp_path):
     assert log.read_text().split() == ["in", "out", "in", "out"]  # never interleaved
     with file_lock(lock):  # and it is free again
         pass
+
+
+def test_registry_refuses_a_taken_name_and_lists_close_ones():
+    from interp.utils import Registry
+
+    reg: Registry[int] = Registry("widget")
+    reg.add("beta", 2)
+    reg.register("alpha")(lambda: None)
+    assert reg.names() == ["alpha", "beta"] and reg.get("beta") == 2
+    with pytest.raises(ValueError, match="widget 'beta' registered twice"):
+        reg.add("beta", 3)
+    assert reg.get("beta") == 2  # the refused registration changed nothing
+    with pytest.raises(KeyError, match="Did you mean: beta"):
+        reg.get("betta")
+    ordered: Registry[int] = Registry("widget", ordered=True)
+    ordered.add("z", 1)
+    ordered.add("a", 2)
+    assert ordered.names() == ["z", "a"] and [n for n, _ in ordered.items()] == ["z", "a"]

@@ -68,6 +68,7 @@ from interp.tracing.model import Model
 from interp.tracing.steps import cache_arg as _cache_arg
 from interp.tracing.steps import hf_cache_kwargs
 from interp.tracing.steps import hf_model as _hf_model
+from interp.utils import Registry
 
 
 # ---------------------------------------------------------------- masks
@@ -342,34 +343,12 @@ KnockoutMode = Callable[
 edge ``src -> dst`` (``[B, T]`` bool position groups) blocked in the layers of each window;
 ``cache`` is the clean run's :class:`CleanCache` (None where the mode needs none). Modes are
 interchangeable ways to compute the same knockout, so a test can hold one against another."""
-_MODES: dict[str, KnockoutMode] = {}
-
-
-def register(name: str) -> Callable[[KnockoutMode], KnockoutMode]:
-    """Decorator: register a knockout mode (signature :data:`KnockoutMode`); a name that is
-    taken already is a ``ValueError``."""
-
-    def deco(fn: KnockoutMode) -> KnockoutMode:
-        if name in _MODES:
-            raise ValueError(f"knockout mode {name!r} registered twice")
-        _MODES[name] = fn
-        return fn
-
-    return deco
-
-
-def names() -> list[str]:
-    """The registered knockout modes."""
-    return sorted(_MODES)
-
-
-def get(name: str) -> KnockoutMode:
-    """The knockout mode ``name``; an unknown name is a ``KeyError`` listing close matches."""
-    if name not in _MODES:
-        from interp.utils import unknown_name_error
-
-        raise unknown_name_error("knockout mode", name, names())
-    return _MODES[name]
+_MODES: Registry[KnockoutMode] = Registry("knockout mode")
+# register(name): decorator for a mode with the signature above; a taken name is a ValueError.
+# names(): the registered modes. get(name): a mode (KeyError listing close names).
+register = _MODES.register
+names = _MODES.names
+get = _MODES.get
 
 
 @register("full")

@@ -46,6 +46,7 @@ from interp.tracing.generate import (
     takes_positions,
 )
 from interp.tracing.model import EditFn, Model
+from interp.utils import Registry
 
 
 @dataclass
@@ -210,34 +211,12 @@ def _pad_id(m: Model) -> int:
 
 # ---------------------------------------------------------------- the registry
 Builder = Callable[..., Steering]
-_METHODS: dict[str, Builder] = {}
-
-
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: register a steering method ``build(m, *, layer, coef, where, **options)``;
-    a name that is taken already is a ``ValueError``."""
-
-    def deco(fn: Builder) -> Builder:
-        if name in _METHODS:
-            raise ValueError(f"steering method {name!r} registered twice")
-        _METHODS[name] = fn
-        return fn
-
-    return deco
-
-
-def names() -> list[str]:
-    """The registered steering methods."""
-    return sorted(_METHODS)
-
-
-def get(name: str) -> Builder:
-    """The builder of steering method ``name``."""
-    if name not in _METHODS:
-        from interp.utils import unknown_name_error
-
-        raise unknown_name_error("steering method", name, names())
-    return _METHODS[name]
+_METHODS: Registry[Builder] = Registry("steering method")
+# register(name): decorator for ``build(m, *, layer, coef, where, **options) -> Steering``; a
+# taken name is a ValueError. names(): the registered methods. get(name): a method's builder.
+register = _METHODS.register
+names = _METHODS.names
+get = _METHODS.get
 
 
 def build(

@@ -58,7 +58,7 @@ def test_the_registry_refuses_duplicates_and_names_close_matches():
 def test_a_new_scorer_is_one_registration_and_joins_the_method_list(monkeypatch):
     from interp.analyses.sae_circuits import Config
 
-    monkeypatch.setattr(family, "_SCORERS", dict(family._SCORERS))  # undone after the test
+    monkeypatch.setattr(family._SCORERS, "_items", dict(family._SCORERS._items))  # undone after
     family.register("norm", label="output norm")(
         lambda x: Scored(x.need("feats").norm(dim=-1).mean((0, 1)).numpy())
     )

@@ -17,8 +17,8 @@ methods' registry (:mod:`interp.methods.steering`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from interp.methods.circuits.attribution import (
     Metric,
@@ -28,7 +28,7 @@ from interp.methods.circuits.attribution import (
 )
 from interp.methods.circuits.graph import Edge, Graph, ScoredGraph
 from interp.tracing.model import Model
-from interp.utils import unknown_name_error
+from interp.utils import Registry
 
 
 class Scorer(Protocol):
@@ -48,38 +48,14 @@ class Scorer(Protocol):
     ) -> ScoredGraph: ...
 
 
-_SCORERS: dict[str, Scorer] = {}
-_F = TypeVar("_F", bound=Callable[..., ScoredGraph])
-
-
-def register(name: str) -> Callable[[_F], _F]:
-    """Decorator: register an edge scorer under ``name``; a name that is taken already is a
-    ``ValueError`` naming it."""
-
-    def deco(fn: _F) -> _F:
-        if name in _SCORERS:
-            raise ValueError(
-                f"edge scorer {name!r} registered twice (taken by "
-                f"{getattr(_SCORERS[name], '__qualname__', _SCORERS[name])})"
-            )
-        # a scorer takes its own keyword options (steps=, edges=, ...), which the Protocol's
-        # ``**options`` stands for: a signature cannot say "these options and no others"
-        _SCORERS[name] = cast(Scorer, fn)
-        return fn
-
-    return deco
-
-
-def names() -> list[str]:
-    """The registered edge scorers."""
-    return sorted(_SCORERS)
-
-
-def get(name: str) -> Scorer:
-    """The scorer registered as ``name`` (``KeyError`` listing the close and valid names)."""
-    if name not in _SCORERS:
-        raise unknown_name_error("edge scorer", name, names())
-    return _SCORERS[name]
+# A scorer takes its own keyword options (steps=, edges=, ...), which the Protocol's
+# ``**options`` stands for: a signature cannot say "these options and no others".
+_SCORERS: Registry[Scorer] = Registry("edge scorer")
+# register(name): decorator for an edge scorer; a taken name is a ValueError. names(): the
+# registered scorers. get(name): a scorer (KeyError listing close and valid names).
+register = _SCORERS.register
+names = _SCORERS.names
+get = _SCORERS.get
 
 
 @register("eap")

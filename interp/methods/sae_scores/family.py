@@ -37,6 +37,7 @@ from interp.methods.sae_scores.scorers import (
     paper_edge_scores,
     paper_node_scores,
 )
+from interp.utils import Registry
 
 Cost = Literal["outputs", "sae", "grads", "act_patch", "attr_patch"]
 
@@ -111,7 +112,7 @@ class Scorer:
     cost: tuple[Cost, ...] = ()
 
 
-_SCORERS: dict[str, Scorer] = {}
+_SCORERS: Registry[Scorer] = Registry("head scorer", ordered=True)
 
 
 def register(
@@ -130,28 +131,16 @@ def register(
         raise ValueError(f"scorer name {name!r} must not contain '.'")
 
     def deco(fn: Callable[[ScoreInput], Scored]) -> Callable[[ScoreInput], Scored]:
-        if name in _SCORERS:
-            raise ValueError(f"head scorer {name!r} registered twice")
-        _SCORERS[name] = Scorer(
-            name, fn, label, per_mode, uses_sae, needs_model, calibrated, tuple(cost)
+        _SCORERS.add(
+            name, Scorer(name, fn, label, per_mode, uses_sae, needs_model, calibrated, tuple(cost))
         )
         return fn
 
     return deco
 
 
-def names() -> list[str]:
-    """The registered scorers, in registration order."""
-    return list(_SCORERS)
-
-
-def get(name: str) -> Scorer:
-    """The registered scorer ``name`` (KeyError listing close names otherwise)."""
-    if name not in _SCORERS:
-        from interp.utils import unknown_name_error
-
-        raise unknown_name_error("head scorer", name, names())
-    return _SCORERS[name]
+names = _SCORERS.names  # the registered scorers, in registration order
+get = _SCORERS.get  # the scorer registered as ``name`` (KeyError listing close names)
 
 
 def labels() -> dict[str, str]:
